@@ -1,0 +1,42 @@
+# Allot - quick start: `make run` (install deps, build, serve on 127.0.0.1:7411 with data in
+# ./data) and `make test` (build and pass every test, plain and under ASan+UBSan).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+LISTEN ?= 127.0.0.1:7411
+DATA_DIR ?= ./data
+CTEST_FLAGS ?= --output-on-failure
+
+.PHONY: all deps build build-debug build-asan run test test-release test-asan clean format bench
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+build/release/CMakeCache.txt: | deps
+	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: deps build/release/CMakeCache.txt
+	@cmake --build build/release -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Asan >/dev/null
+	@cmake --build build/asan -j$(JOBS)
+
+run: build
+	./build/release/allotd --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+test-release: build
+	cd build/release && ctest $(CTEST_FLAGS)
+
+test-asan: build-asan
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS)
+
+# Every test, in a Release build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: test-release test-asan
+
+format:
+	clang-format -i core/*.[ch] net/*.[ch] persist/*.[ch] tools/*.c tests/*/*.[ch]
+
+clean:
+	rm -rf build

@@ -1,0 +1,127 @@
+/* reservation.h - checkout holds: reserve, get, extend, release, TTL expiry, idempotency.
+ *
+ * Contract: a reservation holds units (position.reserved) at the locations chosen by sourcing
+ * (core/sourcing.h) until it is released, expires, or is replaced. The state owns every
+ * reservation: live ones (at most reservations_max) and tombstones of ended ones (at most
+ * idempotency_entries_max, each kept at least idempotency_age_ms unless the count bound forces
+ * the oldest out first). Writers validate everything first, change nothing on error, and on
+ * success emit one event record and apply it.
+ *
+ * Idempotency: the same id with the same normalized request (lines, ttl_s, method, ship_to,
+ * location, policy, partial; not replace) returns the existing reservation unchanged. A
+ * different request -> CONFLICT unless replace, which releases the old hold and creates the
+ * new one in one event (the old hold's units count as available; on failure the old stays).
+ * An id that expired -> EXPIRED; an id that was released -> CONFLICT (ids are not reused).
+ *
+ * Reads: a live reservation whose expires_at_ms <= now_ms reads as EXPIRED even before the
+ * expiry timer released it. get/extend of a released id -> NOT_FOUND ("... was released");
+ * release of an ended reservation is an idempotent success (the result says its state).
+ *
+ * daily_capacity: a reservation counts one shipment at each distinct location it allocates at,
+ * on the UTC day of created_ms; releasing/expiring it on that same UTC day gives the count back.
+ *
+ * Errors: INVALID_ARGUMENT, TOO_LARGE (lines), NOT_FOUND, INSUFFICIENT_STOCK (shortfalls),
+ * CONFLICT, EXPIRED, OVERLOADED (reservations_max live holds), NOMEM. libc only.
+ */
+#ifndef ALLOT_CORE_RESERVATION_H
+#define ALLOT_CORE_RESERVATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "errors.h"
+#include "inventory.h"
+#include "sourcing.h"
+
+struct allot_state;
+
+typedef enum allot_reservation_status {
+    ALLOT_RESERVATION_ACTIVE = 0,
+    ALLOT_RESERVATION_RELEASED = 1,
+    ALLOT_RESERVATION_EXPIRED = 2,
+    ALLOT_RESERVATION_STATUS_COUNT
+} allot_reservation_status_t;
+
+/* Release reasons carried by events. */
+typedef enum allot_release_reason {
+    ALLOT_RELEASE_RELEASED = 1,
+    ALLOT_RELEASE_EXPIRED = 2,
+    ALLOT_RELEASE_REPLACED = 3,
+} allot_release_reason_t;
+
+/* "active", "released", "expired" */
+extern const char *const allot_reservation_status_names[];
+
+typedef struct allot_reservation_allocation {
+    uint32_t location;
+    uint32_t unused;
+    int64_t qty;
+} allot_reservation_allocation_t;
+
+typedef struct allot_reservation_line {
+    uint32_t sku;
+    uint32_t allocation_first;
+    uint32_t allocation_count;
+    uint32_t unused;
+    int64_t qty_requested;
+    int64_t qty_held; /* sum of the line's allocations */
+} allot_reservation_line_t;
+
+typedef struct allot_reservation {
+    uint64_t request_hash;
+    int64_t created_ms;
+    int64_t expires_at_ms;
+    int64_t ended_ms;                /* tombstones: when it was released or expired */
+    char *id;                        /* NUL-terminated */
+    allot_reservation_line_t *lines; /* one block: lines then allocations; NULL for tombstones */
+    allot_reservation_allocation_t *allocations;
+    uint32_t id_len;
+    uint32_t hash;
+    uint32_t allocation_count;
+    uint32_t heap_position; /* expiry heap (active) or tombstone heap (ended); free-list link */
+    uint16_t line_count;
+    uint8_t status; /* allot_reservation_status_t */
+    bool used;
+    bool dirty;
+} allot_reservation_t;
+
+typedef struct allot_reserve_request {
+    allot_str_t id;
+    const allot_line_input_t *lines;
+    uint32_t line_count; /* 1..ALLOT_LINES_MAX */
+    int64_t ttl_s;       /* ALLOT_RESERVATION_TTL_S_MIN..MAX (the caller applies the default) */
+    allot_method_t method;
+    bool has_ship_to;
+    double lat;
+    double lon;
+    allot_str_t location; /* len 0 = none; required for pickup */
+    allot_policy_t policy;
+    bool partial;
+    bool replace;
+} allot_reserve_request_t;
+
+/* Create (or idempotently return, or replace) a reservation. On success *out is the live
+ * reservation, and detail->shortfalls lists the lines not fully held (partial). */
+int allot_reserve(struct allot_state *state, const allot_reserve_request_t *request, int64_t now_ms,
+                  const allot_reservation_t **out, allot_error_detail_t *detail);
+int allot_reservation_get(const struct allot_state *state, allot_str_t id, int64_t now_ms,
+                          const allot_reservation_t **out, allot_error_detail_t *detail);
+/* New expiry = now_ms + ttl_s * 1000 (may shorten). */
+int allot_reservation_extend(struct allot_state *state, allot_str_t id, int64_t ttl_s,
+                             int64_t now_ms, const allot_reservation_t **out,
+                             allot_error_detail_t *detail);
+int allot_reservation_release(struct allot_state *state, allot_str_t id, int64_t now_ms,
+                              const allot_reservation_t **out, allot_error_detail_t *detail);
+/* Lines a reservation could not fully hold (partial), as shortfalls {sku, requested, held}. */
+uint32_t allot_reservation_shortfalls(const struct allot_state *state,
+                                      const allot_reservation_t *reservation,
+                                      allot_shortfall_t *shortfalls, uint32_t shortfalls_max);
+/* Expiry time of the earliest live reservation, INT64_MAX if none. */
+int64_t allot_reservation_next_expiry_ms(const struct allot_state *state);
+/* Release (reason expired) up to max live reservations with expires_at_ms <= now_ms, earliest
+ * first; returns how many. */
+uint32_t allot_reservations_expire(struct allot_state *state, int64_t now_ms, uint32_t max);
+const allot_reservation_t *allot_reservation_find(const struct allot_state *state, allot_str_t id);
+
+#endif

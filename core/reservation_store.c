@@ -1,0 +1,456 @@
+/* reservation_store.c - reservation records (slab, id hash, expiry/tombstone heaps) and apply. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reservation.h"
+#include "state_private.h"
+
+/* ---- heaps: live by (expires_at_ms, id), tombstones by (ended_ms, id) ---------------------- */
+
+static bool expiry_less(const void *ctx, uint32_t a, uint32_t b)
+{
+    const allot_state_t *state = ctx;
+    const allot_reservation_t *x = &state->reservations[a], *y = &state->reservations[b];
+    if (x->expires_at_ms != y->expires_at_ms)
+        return x->expires_at_ms < y->expires_at_ms;
+    return state_id_compare(x->id, x->id_len, y->id, y->id_len) < 0;
+}
+
+static bool tombstone_less(const void *ctx, uint32_t a, uint32_t b)
+{
+    const allot_state_t *state = ctx;
+    const allot_reservation_t *x = &state->reservations[a], *y = &state->reservations[b];
+    if (x->ended_ms != y->ended_ms)
+        return x->ended_ms < y->ended_ms;
+    return state_id_compare(x->id, x->id_len, y->id, y->id_len) < 0;
+}
+
+static void reservation_position_set(void *ctx, uint32_t item, uint32_t position)
+{
+    allot_state_t *state = ctx;
+    state->reservations[item].heap_position = position;
+}
+
+int reservation_init(allot_state_t *state)
+{
+    allot_heap_init(&state->expiry_heap, expiry_less, reservation_position_set, state);
+    allot_heap_init(&state->tombstone_heap, tombstone_less, reservation_position_set, state);
+    state->reservation_free = ALLOT_SLOT_NONE;
+    return 0;
+}
+
+void reservation_free_all(allot_state_t *state)
+{
+    for (uint32_t i = 0; i < state->reservation_slots; i++) {
+        if (state->reservations[i].used) {
+            free(state->reservations[i].id);
+            free(state->reservations[i].lines);
+        }
+    }
+    free(state->reservations);
+    allot_hash_free(&state->reservation_index);
+    allot_heap_free(&state->expiry_heap);
+    allot_heap_free(&state->tombstone_heap);
+}
+
+uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id)
+{
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(&state->reservation_index, allot_hash_bytes(id.ptr, id.len), &probe);
+    uint32_t i;
+    while ((i = allot_hash_probe_next(&state->reservation_index, &probe)) != ALLOT_HASH_NONE) {
+        const allot_reservation_t *r = &state->reservations[i];
+        if (r->id_len == id.len && memcmp(r->id, id.ptr, id.len) == 0)
+            return i;
+    }
+    return ALLOT_SLOT_NONE;
+}
+
+/* ---- slab ------------------------------------------------------------------------------------ */
+
+static int reservation_slot_reserve(allot_state_t *state)
+{
+    if (state->reservation_free == ALLOT_SLOT_NONE &&
+        state->reservation_slots == state->reservation_capacity) {
+        uint32_t capacity = state->reservation_capacity ? state->reservation_capacity * 2 : 64;
+        allot_reservation_t *r = realloc(state->reservations, capacity * sizeof(*r));
+        if (r == NULL)
+            return ALLOT_ENOMEM;
+        state->reservations = r;
+        state->reservation_capacity = capacity;
+    }
+    int rc = allot_hash_reserve(&state->reservation_index, 1);
+    if (rc == 0)
+        rc = allot_heap_reserve(&state->expiry_heap, 1);
+    if (rc == 0)
+        rc = allot_heap_reserve(&state->tombstone_heap, 1);
+    return rc;
+}
+
+static uint32_t reservation_slot_take(allot_state_t *state, char *id, uint32_t id_len)
+{
+    uint32_t slot = state->reservation_free;
+    if (slot != ALLOT_SLOT_NONE)
+        state->reservation_free = state->reservations[slot].heap_position;
+    else
+        slot = state->reservation_slots++;
+    allot_reservation_t *r = &state->reservations[slot];
+    memset(r, 0, sizeof(*r));
+    r->id = id;
+    r->id_len = id_len;
+    r->hash = allot_hash_bytes(id, id_len);
+    r->used = true;
+    int rc = allot_hash_insert(&state->reservation_index, r->hash, slot);
+    assert(rc == 0);
+    (void)rc;
+    return slot;
+}
+
+/* Forget a record entirely (it must be out of both heaps). */
+static void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool record_deletion)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    assert(r->used);
+    if (record_deletion)
+        state_deleted_record(state, STATE_KEY_RESERVATION, r->id, r->id_len);
+    allot_hash_remove(&state->reservation_index, r->hash, slot);
+    free(r->id);
+    free(r->lines);
+    memset(r, 0, sizeof(*r));
+    r->heap_position = state->reservation_free;
+    state->reservation_free = slot;
+}
+
+static void tombstone_evict(allot_state_t *state, int64_t at_ms)
+{
+    while (state->reservation_tombstones > 0 &&
+           state->reservation_tombstones >= state->config.idempotency_entries_max) {
+        uint32_t top = allot_heap_top(&state->tombstone_heap);
+        allot_heap_remove_at(&state->tombstone_heap, 0);
+        reservation_slot_drop(state, top, true);
+        state->reservation_tombstones--;
+    }
+    for (int i = 0; i < ALLOT_AGE_EVICTIONS_PER_INSERT && state->reservation_tombstones > 0; i++) {
+        uint32_t top = allot_heap_top(&state->tombstone_heap);
+        if (at_ms - state->reservations[top].ended_ms <= state->config.idempotency_age_ms)
+            break;
+        allot_heap_remove_at(&state->tombstone_heap, 0);
+        reservation_slot_drop(state, top, true);
+        state->reservation_tombstones--;
+    }
+}
+
+/* ---- holds on positions and daily capacity ----------------------------------------------------
+ */
+
+static void hold_positions(allot_state_t *state, const allot_reservation_t *r, int sign)
+{
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        const allot_reservation_line_t *line = &r->lines[i];
+        for (uint32_t k = 0; k < line->allocation_count; k++) {
+            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            allot_position_t *p = inventory_position_mut(state, line->sku, a->location);
+            if (p == NULL)
+                continue; /* only after an inconsistent SKU snapshot; never live */
+            p->reserved += sign * a->qty;
+            if (p->reserved < 0)
+                p->reserved = 0;
+        }
+        state_dirty_sku(state, line->sku);
+    }
+}
+
+/* Count (+1) or give back (-1) one shipment per distinct location on the day of created_ms. */
+static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, int sign,
+                          int64_t at_ms)
+{
+    int64_t day = allot_day_from_ms(r->created_ms);
+    if (sign < 0 && allot_day_from_ms(at_ms) != day)
+        return;
+    if (++state->stamp_generation == 0)
+        state->stamp_generation = 1;
+    for (uint32_t k = 0; k < r->allocation_count; k++) {
+        uint32_t l = r->allocations[k].location;
+        if (state->location_stamp[l] == state->stamp_generation)
+            continue;
+        state->location_stamp[l] = state->stamp_generation;
+        allot_location_t *location = &state->locations[l];
+        if (sign > 0 && location->capacity_day != day) {
+            location->capacity_day = day;
+            location->capacity_count = 0;
+        }
+        if (location->capacity_day != day || (sign < 0 && location->capacity_count == 0))
+            continue;
+        location->capacity_count += sign;
+        state_dirty_location(state, l);
+    }
+}
+
+/* ---- apply: prepare ------------------------------------------------------------------------- */
+
+static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e,
+                        bool needs_positions)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < e->line_count; i++) {
+        const allot_event_line_t *line = &e->lines[i];
+        uint32_t sku;
+        int rc = inventory_sku_intern(state, line->sku, &sku);
+        if (rc != 0)
+            return rc;
+        for (uint32_t k = 0; k < line->allocation_count; k++) {
+            const allot_event_allocation_t *a = &e->allocations[line->allocation_first + k];
+            uint32_t l = allot_location_index_find(state, a->location);
+            if (l == ALLOT_LOCATION_NONE)
+                return ALLOT_ECORRUPT;
+            total += (uint64_t)a->qty;
+            const allot_position_t *p = inventory_position_mut(state, sku, l);
+            if (needs_positions && (p == NULL || p->reserved > ALLOT_QUANTITY_MAX))
+                return ALLOT_ECORRUPT;
+        }
+    }
+    if (total > (uint64_t)ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX)
+        return ALLOT_ECORRUPT;
+    int rc = state_dirty_reserve(state, e->allocation_count, e->line_count, 1, 0);
+    if (rc == 0)
+        rc = reservation_slot_reserve(state);
+    if (rc != 0)
+        return rc;
+    if (state->pending_key_reservation == NULL)
+        state->pending_key_reservation = malloc(ALLOT_ID_BYTES_MAX + 1);
+    if (state->pending_key_reservation == NULL)
+        return ALLOT_ENOMEM;
+    size_t block = e->line_count * sizeof(allot_reservation_line_t) +
+                   e->allocation_count * sizeof(allot_reservation_allocation_t);
+    free(state->pending_block);
+    state->pending_block = block > 0 ? malloc(block) : NULL;
+    return block > 0 && state->pending_block == NULL ? ALLOT_ENOMEM : 0;
+}
+
+static int release_prepare(allot_state_t *state, allot_str_t id)
+{
+    uint32_t slot = reservation_slot_find(state, id);
+    if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
+        return ALLOT_ECORRUPT;
+    const allot_reservation_t *r = &state->reservations[slot];
+    int rc = state_dirty_reserve(state, r->allocation_count, r->line_count, 1, 0);
+    return rc != 0 ? rc : allot_heap_reserve(&state->tombstone_heap, 1);
+}
+
+int reservation_apply_prepare(allot_state_t *state, const allot_event_t *event)
+{
+    const allot_event_reservation_t *e = &event->u.reservation;
+    uint32_t slot;
+    int rc;
+    switch (event->type) {
+    case ALLOT_EVENT_RESERVATION_CREATE:
+        if (reservation_slot_find(state, e->id) != ALLOT_SLOT_NONE)
+            return ALLOT_ECORRUPT;
+        return body_prepare(state, e, true);
+    case ALLOT_EVENT_RESERVATION_REPLACE:
+        rc = release_prepare(state, e->id);
+        return rc != 0 ? rc : body_prepare(state, e, true);
+    case ALLOT_EVENT_RESERVATION_SNAPSHOT:
+        return body_prepare(state, e, false);
+    case ALLOT_EVENT_RESERVATION_EXTEND:
+        slot = reservation_slot_find(state, event->u.extend.id);
+        if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
+            return ALLOT_ECORRUPT;
+        return state_dirty_reserve(state, 0, 0, 1, 0);
+    case ALLOT_EVENT_RESERVATION_RELEASE:
+        return release_prepare(state, event->u.release.id);
+    default:
+        return ALLOT_ECORRUPT;
+    }
+}
+
+/* ---- apply: commit -------------------------------------------------------------------------- */
+
+/* Move the prepared block into r and fill it from the event. */
+static void body_install(allot_state_t *state, allot_reservation_t *r,
+                         const allot_event_reservation_t *e)
+{
+    r->request_hash = e->request_hash;
+    r->created_ms = e->created_ms;
+    r->expires_at_ms = e->expires_at_ms;
+    r->ended_ms = e->ended_ms;
+    r->status = e->status;
+    r->line_count = (uint16_t)e->line_count;
+    r->allocation_count = e->allocation_count;
+    r->lines = state->pending_block;
+    r->allocations = (allot_reservation_allocation_t *)(r->lines + e->line_count);
+    state->pending_block = NULL;
+    for (uint32_t i = 0; i < e->line_count; i++) {
+        const allot_event_line_t *src = &e->lines[i];
+        allot_reservation_line_t *line = &r->lines[i];
+        *line = (allot_reservation_line_t){allot_sku_index_find(state, src->sku),
+                                           src->allocation_first,
+                                           src->allocation_count,
+                                           0,
+                                           src->qty_requested,
+                                           0};
+        for (uint32_t k = 0; k < src->allocation_count; k++) {
+            const allot_event_allocation_t *a = &e->allocations[src->allocation_first + k];
+            r->allocations[src->allocation_first + k] = (allot_reservation_allocation_t){
+                allot_location_index_find(state, a->location), 0, a->qty};
+            line->qty_held += a->qty;
+        }
+    }
+}
+
+static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    hold_positions(state, r, -1);
+    hold_capacity(state, r, -1, at_ms);
+    allot_heap_remove_at(&state->expiry_heap, r->heap_position);
+    state->reservation_live--;
+    free(r->lines);
+    r->lines = NULL;
+    r->allocations = NULL;
+    r->line_count = 0;
+    r->allocation_count = 0;
+}
+
+static void commit_release(allot_state_t *state, const allot_event_release_t *e)
+{
+    uint32_t slot = reservation_slot_find(state, e->id);
+    hold_release(state, slot, e->at_ms);
+    tombstone_evict(state, e->at_ms);
+    allot_reservation_t *r = &state->reservations[slot];
+    r->status =
+        e->reason == ALLOT_RELEASE_EXPIRED ? ALLOT_RESERVATION_EXPIRED : ALLOT_RESERVATION_RELEASED;
+    r->ended_ms = e->at_ms;
+    int rc = allot_heap_push(&state->tombstone_heap, slot);
+    assert(rc == 0);
+    (void)rc;
+    state->reservation_tombstones++;
+    state_dirty_reservation(state, slot);
+}
+
+static void commit_hold(allot_state_t *state, uint32_t slot, const allot_event_reservation_t *e)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    body_install(state, r, e);
+    hold_positions(state, r, +1);
+    hold_capacity(state, r, +1, e->created_ms);
+    int rc = allot_heap_push(&state->expiry_heap, slot);
+    assert(rc == 0);
+    (void)rc;
+    state->reservation_live++;
+    state_dirty_reservation(state, slot);
+}
+
+static uint32_t slot_new_from(allot_state_t *state, allot_str_t id)
+{
+    char *copy = state->pending_key_reservation;
+    state->pending_key_reservation = NULL;
+    assert(copy != NULL);
+    memcpy(copy, id.ptr, id.len);
+    copy[id.len] = '\0';
+    return reservation_slot_take(state, copy, id.len);
+}
+
+static void commit_snapshot(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    uint32_t slot = reservation_slot_find(state, e->id);
+    if (slot != ALLOT_SLOT_NONE) {
+        allot_reservation_t *old = &state->reservations[slot];
+        bool live = old->status == ALLOT_RESERVATION_ACTIVE;
+        allot_heap_remove_at(live ? &state->expiry_heap : &state->tombstone_heap,
+                             old->heap_position);
+        if (live)
+            state->reservation_live--;
+        else
+            state->reservation_tombstones--;
+        reservation_slot_drop(state, slot, false);
+    }
+    slot = slot_new_from(state, e->id);
+    allot_reservation_t *r = &state->reservations[slot];
+    body_install(state, r, e);
+    bool live = r->status == ALLOT_RESERVATION_ACTIVE;
+    int rc = allot_heap_push(live ? &state->expiry_heap : &state->tombstone_heap, slot);
+    assert(rc == 0);
+    (void)rc;
+    if (live)
+        state->reservation_live++;
+    else
+        state->reservation_tombstones++;
+    state_dirty_reservation(state, slot);
+}
+
+void reservation_apply_commit(allot_state_t *state, const allot_event_t *event)
+{
+    uint32_t slot;
+    switch (event->type) {
+    case ALLOT_EVENT_RESERVATION_CREATE:
+        commit_hold(state, slot_new_from(state, event->u.reservation.id), &event->u.reservation);
+        break;
+    case ALLOT_EVENT_RESERVATION_REPLACE:
+        slot = reservation_slot_find(state, event->u.reservation.id);
+        hold_release(state, slot, event->u.reservation.at_ms);
+        commit_hold(state, slot, &event->u.reservation);
+        break;
+    case ALLOT_EVENT_RESERVATION_SNAPSHOT:
+        commit_snapshot(state, &event->u.reservation);
+        break;
+    case ALLOT_EVENT_RESERVATION_EXTEND:
+        slot = reservation_slot_find(state, event->u.extend.id);
+        state->reservations[slot].expires_at_ms = event->u.extend.expires_at_ms;
+        allot_heap_update_at(&state->expiry_heap, state->reservations[slot].heap_position);
+        state_dirty_reservation(state, slot);
+        break;
+    case ALLOT_EVENT_RESERVATION_RELEASE:
+        commit_release(state, &event->u.release);
+        break;
+    default:
+        assert(!"prepare refused it");
+    }
+}
+
+/* ---- snapshots --------------------------------------------------------------------------------
+ */
+
+int reservation_build_reserve(allot_state_t *state, uint32_t allocations)
+{
+    if (allocations <= state->build_allocation_capacity)
+        return 0;
+    void *p = realloc(state->build_allocations, allocations * sizeof(allot_event_allocation_t));
+    if (p == NULL)
+        return ALLOT_ENOMEM;
+    state->build_allocations = p;
+    state->build_allocation_capacity = allocations;
+    return 0;
+}
+
+int reservation_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out)
+{
+    const allot_reservation_t *r = &state->reservations[slot];
+    assert(r->used);
+    int rc = reservation_build_reserve(state, r->allocation_count);
+    if (rc != 0)
+        return rc;
+    allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_SNAPSHOT};
+    allot_event_reservation_t *e = &event.u.reservation;
+    e->id = (allot_str_t){r->id, r->id_len};
+    e->status = r->status;
+    e->request_hash = r->request_hash;
+    e->created_ms = r->created_ms;
+    e->expires_at_ms = r->expires_at_ms;
+    e->ended_ms = r->ended_ms;
+    e->line_count = r->line_count;
+    e->allocation_count = r->allocation_count;
+    e->allocations = state->build_allocations;
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        const allot_reservation_line_t *line = &r->lines[i];
+        e->lines[i] =
+            (allot_event_line_t){allot_sku_id(&state->skus[line->sku]), line->qty_requested,
+                                 line->allocation_first, line->allocation_count};
+    }
+    for (uint32_t k = 0; k < r->allocation_count; k++)
+        e->allocations[k] = (allot_event_allocation_t){
+            allot_location_id(&state->locations[r->allocations[k].location]),
+            r->allocations[k].qty};
+    return allot_event_encode(&event, out);
+}

@@ -1,0 +1,71 @@
+/* state.h - the whole domain state of one Allot server (allot_state_t) and its life cycle.
+ *
+ * Contract: one allot_state_t is owned by one thread (the libuv loop); nothing here locks.
+ * Every change goes through event records (core/event.h): writers in core/inventory.h and
+ * core/reservation.h emit them; the event sink (persist/'s WAL append) receives each record
+ * before it is applied; allot_event_apply_encoded() replays them.
+ * Checkpoints: every location, SKU (all its positions as one record), reservation and
+ * stock.adjust key touched since the last take is remembered (the dirty set).
+ * allot_state_snapshot_each_dirty() hands each one to a callback as a snapshot event record
+ * (or a deletion) and clears the set; loading a checkpoint = allot_event_apply_encoded() of
+ * every stored record (in key order) followed by allot_state_dirty_clear().
+ * Checkpoint keys: 1 byte kind then the object's id bytes; kinds sort so that loading in key
+ * order meets locations first: 0x01 location, 0x02 SKU, 0x03 reservation, 0x04 adjust key.
+ * Errors: ALLOT_ENOMEM; allot_state_create returns NULL when out of memory. libc only.
+ */
+#ifndef ALLOT_CORE_STATE_H
+#define ALLOT_CORE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+
+typedef struct allot_state allot_state_t;
+
+typedef struct allot_state_config {
+    uint32_t reservations_max;        /* 0: ALLOT_RESERVATIONS_MAX_DEFAULT */
+    int64_t idempotency_age_ms;       /* 0: ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT */
+    uint32_t idempotency_entries_max; /* 0: ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT */
+} allot_state_config_t;
+
+/* Receives every event record before it is applied; infallible. */
+typedef void (*allot_event_sink_cb)(void *ctx, uint8_t type, const uint8_t *payload,
+                                    size_t payload_len);
+
+/* One checkpoint record. deleted: the object is gone (payload NULL, len 0; type says which
+ * kind of snapshot the key held). */
+typedef void (*allot_snapshot_cb)(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                                  const uint8_t *payload, size_t payload_len, bool deleted);
+
+typedef struct allot_state_counters {
+    uint64_t skus; /* SKUs with at least one position */
+    uint64_t positions;
+    uint64_t locations;
+    uint64_t reservations; /* live holds */
+    uint64_t tombstones;   /* ended reservations remembered for idempotency */
+    uint64_t adjust_keys;
+} allot_state_counters_t;
+
+/* config may be NULL (all defaults). */
+allot_state_t *allot_state_create(const allot_state_config_t *config);
+void allot_state_destroy(allot_state_t *state);
+void allot_state_set_event_sink(allot_state_t *state, allot_event_sink_cb sink_cb, void *ctx);
+void allot_state_counters_get(const allot_state_t *state, allot_state_counters_t *out);
+
+/* Canonical text of the whole state, sorted by ids; equal states print equal bytes.
+ * 0, or ALLOT_EIO when writing fails, ALLOT_ENOMEM. */
+int allot_state_dump(const allot_state_t *state, FILE *out);
+
+/* Number of objects in the dirty set (deletions included). */
+size_t allot_state_dirty_count(const allot_state_t *state);
+/* Hand every dirty object to snapshot_cb (deletions first, then locations, SKUs, reservations,
+ * adjust keys), then clear the dirty set. On ALLOT_ENOMEM the set is kept (retry later). */
+int allot_state_snapshot_each_dirty(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx);
+/* Hand every object (a full checkpoint); the dirty set is left alone. */
+int allot_state_snapshot_each(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx);
+void allot_state_dirty_clear(allot_state_t *state);
+
+#endif

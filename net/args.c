@@ -1,0 +1,237 @@
+/* args.c - typed, validated getters for named request arguments (see args.h). */
+#include "args.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/errors.h"
+
+static bool key_equals(const msgpack_object *k, const char *key)
+{
+    size_t n = strlen(key);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, key, n) == 0;
+}
+
+const msgpack_object *args_find(const msgpack_object *map, const char *key)
+{
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (key_equals(&kv->key, key))
+            return kv->val.type == MSGPACK_OBJECT_NIL ? NULL : &kv->val;
+    }
+    return NULL;
+}
+
+/* Shared head of every getter: find the key, handle absence. Returns 1 when a value is there
+ * to convert, 0 when absent and optional, or a negative error. */
+static int lookup(const msgpack_object *map, const char *key, const msgpack_object **value,
+                  bool *present, allot_error_detail_t *error)
+{
+    *value = args_find(map, key);
+    if (present != NULL)
+        *present = *value != NULL;
+    if (*value != NULL)
+        return 1;
+    if (present != NULL)
+        return 0;
+    return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key, "missing required field '%s'",
+                           key);
+}
+
+static int wrong_type(const char *key, const char *expected, allot_error_detail_t *error)
+{
+    return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key, "field '%s' must be %s", key,
+                           expected);
+}
+
+int args_str(const msgpack_object *map, const char *key, uint32_t bytes_max, allot_str_t *out,
+             bool *present, allot_error_detail_t *error)
+{
+    const msgpack_object *v;
+    int found = lookup(map, key, &v, present, error);
+    if (found <= 0)
+        return found;
+    if (v->type != MSGPACK_OBJECT_STR)
+        return wrong_type(key, "a string", error);
+    if (v->via.str.size > bytes_max)
+        return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key,
+                               "field '%s' is %u bytes, at most %u allowed", key, v->via.str.size,
+                               bytes_max);
+    if (!allot_utf8_valid(v->via.str.ptr, v->via.str.size))
+        return wrong_type(key, "valid UTF-8", error);
+    *out = (allot_str_t){v->via.str.ptr, v->via.str.size};
+    return 0;
+}
+
+int args_id(const msgpack_object *map, const char *key, allot_str_t *out, bool *present,
+            allot_error_detail_t *error)
+{
+    allot_str_t s = {0};
+    bool here = false;
+    int rc = args_str(map, key, ALLOT_ID_BYTES_MAX, &s, present != NULL ? &here : NULL, error);
+    if (rc != 0)
+        return rc;
+    if (present != NULL) {
+        *present = here;
+        if (!here)
+            return 0;
+    }
+    if (s.len == 0)
+        return wrong_type(key, "a non-empty id (1..128 bytes of UTF-8)", error);
+    *out = s;
+    return 0;
+}
+
+int args_int64(const msgpack_object *map, const char *key, int64_t min, int64_t max, int64_t *out,
+               bool *present, allot_error_detail_t *error)
+{
+    const msgpack_object *v;
+    int found = lookup(map, key, &v, present, error);
+    if (found <= 0)
+        return found;
+    int64_t value;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (v->via.u64 > (uint64_t)INT64_MAX)
+            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key,
+                                   "field '%s' is out of range %lld..%lld", key, (long long)min,
+                                   (long long)max);
+        value = (int64_t)v->via.u64;
+    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        value = v->via.i64;
+    } else {
+        return wrong_type(key, "an integer", error);
+    }
+    if (value < min || value > max)
+        return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key,
+                               "field '%s' is out of range %lld..%lld", key, (long long)min,
+                               (long long)max);
+    *out = value;
+    return 0;
+}
+
+int args_double(const msgpack_object *map, const char *key, double min, double max, double *out,
+                bool *present, allot_error_detail_t *error)
+{
+    const msgpack_object *v;
+    int found = lookup(map, key, &v, present, error);
+    if (found <= 0)
+        return found;
+    double value;
+    if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
+        value = v->via.f64;
+    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        value = (double)v->via.u64;
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        value = (double)v->via.i64;
+    else
+        return wrong_type(key, "a number", error);
+    if (isnan(value) || value < min || value > max)
+        return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key,
+                               "field '%s' is out of range %g..%g", key, min, max);
+    *out = value;
+    return 0;
+}
+
+int args_bool(const msgpack_object *map, const char *key, bool *out, bool *present,
+              allot_error_detail_t *error)
+{
+    const msgpack_object *v;
+    int found = lookup(map, key, &v, present, error);
+    if (found <= 0)
+        return found;
+    if (v->type != MSGPACK_OBJECT_BOOLEAN)
+        return wrong_type(key, "a boolean", error);
+    *out = v->via.boolean;
+    return 0;
+}
+
+int args_array(const msgpack_object *map, const char *key, uint32_t count_min, uint32_t count_max,
+               const msgpack_object_array **out, bool *present, allot_error_detail_t *error)
+{
+    const msgpack_object *v;
+    int found = lookup(map, key, &v, present, error);
+    if (found <= 0)
+        return found;
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return wrong_type(key, "an array", error);
+    if (v->via.array.size > count_max)
+        return allot_error_set(error, ALLOT_ETOO_LARGE, key,
+                               "field '%s' has %u elements, at most %u allowed", key,
+                               v->via.array.size, count_max);
+    if (v->via.array.size < count_min)
+        return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key,
+                               "field '%s' needs at least %u elements", key, count_min);
+    *out = &v->via.array;
+    return 0;
+}
+
+static bool key_allowed(const msgpack_object *k, const char *const *allowed)
+{
+    for (size_t i = 0; allowed[i] != NULL; i++)
+        if (key_equals(k, allowed[i]))
+            return true;
+    return false;
+}
+
+int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,
+                    allot_error_detail_t *error)
+{
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return wrong_type(field, "a map", error);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
+                                   "keys of '%s' must be strings", field);
+        if (!key_allowed(k, allowed)) {
+            int shown = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
+            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
+                                   "unknown key '%.*s' in '%s'", shown, k->via.str.ptr, field);
+        }
+    }
+    return 0;
+}
+
+int args_map(const msgpack_object *map, const char *key, const char *const *allowed,
+             const msgpack_object **out, bool *present, allot_error_detail_t *error)
+{
+    const msgpack_object *v;
+    int found = lookup(map, key, &v, present, error);
+    if (found <= 0)
+        return found;
+    int rc = args_check_keys(v, allowed, key, error);
+    if (rc != 0)
+        return rc;
+    *out = v;
+    return 0;
+}
+
+int args_enum(const msgpack_object *map, const char *key, const char *const *names, int *out,
+              bool *present, allot_error_detail_t *error)
+{
+    const msgpack_object *v;
+    int found = lookup(map, key, &v, present, error);
+    if (found <= 0)
+        return found;
+    if (v->type == MSGPACK_OBJECT_STR) {
+        for (int i = 0; names[i] != NULL; i++) {
+            if (key_equals(v, names[i])) {
+                *out = i;
+                return 0;
+            }
+        }
+    }
+    char expected[256] = "one of";
+    size_t used = strlen(expected);
+    for (int i = 0; names[i] != NULL && used < sizeof(expected) - 1; i++) {
+        int n = snprintf(expected + used, sizeof(expected) - used, "%s '%s'", i ? "," : "",
+                         names[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key, "field '%s' must be %s", key,
+                           expected);
+}

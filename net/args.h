@@ -1,0 +1,59 @@
+/* args.h - typed, validated access to a request's named arguments.
+ *
+ * Contract: each getter reads one key of a msgpack map. `present == NULL` means the key is
+ * required. On success it returns 0 (and sets *present when given). On a missing required key,
+ * a wrong type or an out-of-range value it returns ALLOT_EINVALID_ARGUMENT (or ALLOT_ETOO_LARGE
+ * for counts over a limit) with `error->field = key` and a message naming the field, and leaves
+ * *out untouched. A nil value counts as absent. `key` must be a string literal (the error keeps
+ * the pointer). Integers accept every msgpack int width; doubles accept float32, float64 and int.
+ * Used by handlers in net/; no state.
+ */
+#ifndef ALLOT_NET_ARGS_H
+#define ALLOT_NET_ARGS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/common.h"
+
+/* The value stored under key in map (NULL when absent). map must be MSGPACK_OBJECT_MAP. */
+const msgpack_object *args_find(const msgpack_object *map, const char *key);
+
+/* An id: a string of 1..ALLOT_ID_BYTES_MAX bytes of valid UTF-8. */
+int args_id(const msgpack_object *map, const char *key, allot_str_t *out, bool *present,
+            allot_error_detail_t *error);
+
+/* Any UTF-8 string of at most bytes_max bytes. */
+int args_str(const msgpack_object *map, const char *key, uint32_t bytes_max, allot_str_t *out,
+             bool *present, allot_error_detail_t *error);
+
+/* An integer in [min, max]. */
+int args_int64(const msgpack_object *map, const char *key, int64_t min, int64_t max, int64_t *out,
+               bool *present, allot_error_detail_t *error);
+
+/* A number (float32, float64 or int) in [min, max]; NaN is refused. */
+int args_double(const msgpack_object *map, const char *key, double min, double max, double *out,
+                bool *present, allot_error_detail_t *error);
+
+int args_bool(const msgpack_object *map, const char *key, bool *out, bool *present,
+              allot_error_detail_t *error);
+
+/* An array of count_min..count_max elements (over count_max -> ALLOT_ETOO_LARGE). */
+int args_array(const msgpack_object *map, const char *key, uint32_t count_min, uint32_t count_max,
+               const msgpack_object_array **out, bool *present, allot_error_detail_t *error);
+
+/* A map whose keys are all in allowed (NULL-terminated); unknown key -> INVALID_ARGUMENT. */
+int args_map(const msgpack_object *map, const char *key, const char *const *allowed,
+             const msgpack_object **out, bool *present, allot_error_detail_t *error);
+
+/* One of names (NULL-terminated); *out is the index. */
+int args_enum(const msgpack_object *map, const char *key, const char *const *names, int *out,
+              bool *present, allot_error_detail_t *error);
+
+/* Check that every key of `map` (a map, or not -> INVALID_ARGUMENT) is in allowed; `field` names
+ * the map in the error (e.g. "lines"). */
+int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,
+                    allot_error_detail_t *error);
+
+#endif

@@ -1,0 +1,72 @@
+/* command.h - the command table: what a handler receives and how it answers.
+ *
+ * Contract: every RPC method is one row in net/commands.def:
+ *     COMMAND(wire_name, handler_function, flags, allowed_keys...)
+ * The dispatcher (net/dispatch.c) looks the method up, checks the params shape (exactly one map,
+ * only the row's allowed keys; an unknown key -> INVALID_ARGUMENT naming it), refuses WRITE
+ * commands while the WAL cannot accept records (UNAVAILABLE), and only then calls the handler.
+ * A handler validates every argument before changing anything, then either
+ *   - packs exactly one msgpack object (the result) into call->result and returns 0, or
+ *   - returns a negative ALLOT_E* code with call->error filled (field, message, details),
+ *     having changed nothing and packed nothing.
+ * A WRITE command's reply is held until every WAL record appended before it returned is durable.
+ * A handler that can only answer later (server.checkpoint) hands call->reply_to to the server,
+ * packs nothing and returns COMMAND_DEFERRED; the server then sends exactly one response for
+ * that msgid itself (connection_reply_deferred), or none if the connection closes first.
+ */
+#ifndef ALLOT_NET_COMMAND_H
+#define ALLOT_NET_COMMAND_H
+
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "core/common.h"
+#include "core/errors.h"
+
+struct allot_state;
+struct connection;
+struct server;
+
+enum command_flags {
+    COMMAND_READ = 1 << 0,  /* reads state only: answered at once */
+    COMMAND_WRITE = 1 << 1, /* may append WAL records: answered once they are durable */
+    COMMAND_ADMIN = 1 << 2, /* operational (server.*) */
+};
+
+/* Handler return value: no reply now, the server answers call->reply_to later. */
+#define COMMAND_DEFERRED 1
+
+/* Where a deferred reply goes. conn is NULL for notifications (nobody to answer). */
+typedef struct command_reply_to {
+    struct connection *conn;
+    uint32_t msgid;
+} command_reply_to_t;
+
+typedef struct command_call {
+    struct allot_state *state;    /* the domain state (core/state.h) */
+    struct server *server;        /* the server, for server.* commands */
+    int64_t now_ms;               /* wall-clock time taken once per loop iteration */
+    const msgpack_object *params; /* the request's single params map (type MAP) */
+    msgpack_packer *result;       /* pack exactly one object here on success */
+    allot_error_detail_t *error;  /* fill on failure (cleared before the handler runs) */
+    command_reply_to_t reply_to;  /* for COMMAND_DEFERRED only */
+} command_call_t;
+
+typedef int (*command_handler_fn)(command_call_t *call);
+
+typedef struct command {
+    const char *name;
+    command_handler_fn handler;
+    unsigned flags;
+    const char *const *allowed_keys; /* NULL-terminated */
+} command_t;
+
+/* Look a method up by name; NULL when unknown. */
+const command_t *command_lookup(const char *name, size_t name_len);
+
+/* Every handler named in commands.def is declared here. */
+#define COMMAND(wire_name, handler, flags, ...) int handler(command_call_t *call);
+#include "commands.def"
+#undef COMMAND
+
+#endif

@@ -1,0 +1,43 @@
+/* dispatch.h - turns one decoded MessagePack-RPC object into one reply.
+ *
+ * Contract: dispatch_object checks the envelope (rpc.h), looks the method up in the command
+ * table (commands.def), checks the params shape and the allowed keys, refuses WRITE commands
+ * while the WAL cannot take records, runs the handler and packs the response into `out`.
+ * It never fails: every problem becomes an error reply (or, for an unreadable envelope, a
+ * request to close the connection). The caller decides when the bytes leave (WRITE replies wait
+ * for durability).
+ */
+#ifndef ALLOT_NET_DISPATCH_H
+#define ALLOT_NET_DISPATCH_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+
+#include "command.h"
+
+typedef struct dispatch_env {
+    struct allot_state *state;
+    struct server *server;
+    struct connection *conn; /* the requesting connection (deferred replies) */
+    int64_t now_ms;
+    bool writes_allowed;   /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
+    int writes_refused_error; /* the error for refused writes (UNAVAILABLE or OVERLOADED) */
+} dispatch_env_t;
+
+typedef struct dispatch_outcome {
+    bool replied;  /* bytes were packed into out (false for notifications) */
+    bool close;    /* the envelope was unusable: close the connection after replying */
+    bool write;    /* a WRITE command ran: hold its reply until the WAL is durable */
+    bool deferred; /* the handler answers later (COMMAND_DEFERRED); nothing was packed */
+    int error;     /* 0, or the error that was answered */
+} dispatch_outcome_t;
+
+void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
+                     msgpack_sbuffer *out, dispatch_outcome_t *outcome);
+
+/* Pack an error reply that carries no msgid context beyond `msgid` (used by the server for
+ * frame-level errors such as TOO_LARGE). */
+void dispatch_pack_error(msgpack_sbuffer *out, uint32_t msgid, int error, const char *field,
+                         const char *message);
+
+#endif

@@ -1,0 +1,47 @@
+/* frame.h - finds where one MessagePack object ends in a byte stream, without allocating.
+ *
+ * Contract: the server reads requests as a plain stream of MessagePack objects. Before any
+ * object is handed to msgpack-c (which allocates memory in proportion to the counts it reads),
+ * frame_scan walks the bytes and decides, item by item, whether a complete object is present:
+ *   - FRAME_COMPLETE: bytes [0, *frame_bytes) hold one whole object;
+ *   - FRAME_NEED_MORE: the object is not complete yet (resumable: call again with more bytes);
+ *   - FRAME_TOO_LARGE: the object cannot fit in bytes_max (a declared string length or element
+ *     count, each element taking at least one byte, already exceeds what is left);
+ *   - FRAME_TOO_DEEP: arrays/maps nested deeper than ALLOT_REQUEST_DEPTH_MAX;
+ *   - FRAME_INVALID: a byte that is not MessagePack (0xc1), or a top-level object that cannot be
+ *     a MessagePack-RPC envelope (only an array of 3 or 4 elements can).
+ * The scanner keeps its position in frame_scanner_t between calls, so a request arriving one
+ * byte at a time costs O(bytes), not O(bytes^2). No state outside the scanner; no allocation.
+ */
+#ifndef ALLOT_NET_FRAME_H
+#define ALLOT_NET_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+
+typedef enum frame_status {
+    FRAME_COMPLETE = 0,
+    FRAME_NEED_MORE = 1,
+    FRAME_TOO_LARGE = -1,
+    FRAME_TOO_DEEP = -2,
+    FRAME_INVALID = -3,
+} frame_status_t;
+
+typedef struct frame_scanner {
+    size_t offset;                                  /* bytes of this object accepted so far */
+    uint32_t depth;                                 /* open containers */
+    uint64_t remaining[ALLOT_REQUEST_DEPTH_MAX + 1]; /* items left in each open container */
+    uint64_t items_owed;                            /* sum of remaining[]: bytes still needed */
+} frame_scanner_t;
+
+/* Reset before scanning a new object. */
+void frame_scanner_reset(frame_scanner_t *scanner);
+
+/* Scan data[0, len) (the bytes of the current object received so far, always from its first
+ * byte); bytes_max bounds the whole object. On FRAME_COMPLETE, *frame_bytes is its length. */
+frame_status_t frame_scan(frame_scanner_t *scanner, const uint8_t *data, size_t len,
+                          size_t bytes_max, size_t *frame_bytes);
+
+#endif

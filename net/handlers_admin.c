@@ -1,0 +1,40 @@
+/* handlers_admin.c - ping, server.info and server.checkpoint. */
+#include "command.h"
+#include "core/state.h"
+#include "pack.h"
+#include "server.h"
+
+int handle_ping(command_call_t *call)
+{
+    pack_cstr(call->result, "pong");
+    return 0;
+}
+
+int handle_server_info(command_call_t *call)
+{
+    server_info_t info;
+    server_info_get(call->server, call->now_ms, &info);
+    allot_state_counters_t counts;
+    allot_state_counters_get(call->state, &counts);
+    msgpack_packer *pk = call->result;
+    msgpack_pack_map(pk, 12);
+    pack_key_cstr(pk, "version", info.version);
+    pack_key_int(pk, "uptime_s", info.uptime_s);
+    pack_key_int(pk, "connections", info.connections);
+    pack_key_int(pk, "skus", (int64_t)counts.skus);
+    pack_key_int(pk, "positions", (int64_t)counts.positions);
+    pack_key_int(pk, "locations", (int64_t)counts.locations);
+    pack_key_int(pk, "reservations", (int64_t)counts.reservations);
+    pack_key_int(pk, "orders", 0 /* orders arrive with the orders module */);
+    pack_key_int(pk, "wal_lsn", (int64_t)info.wal_lsn);
+    pack_key_int(pk, "durable_lsn", (int64_t)info.durable_lsn);
+    pack_key_int(pk, "checkpoint_lsn", (int64_t)info.checkpoint_lsn);
+    pack_key_cstr(pk, "fsync", info.fsync);
+    return 0;
+}
+
+int handle_server_checkpoint(command_call_t *call)
+{
+    return server_checkpoint_request(call->server, call->reply_to.conn, call->reply_to.msgid,
+                                     call->error);
+}

@@ -1,0 +1,452 @@
+/* handlers_inventory.c - RPC handlers for locations, stock, availability and reservations. */
+#include "args.h"
+#include "command.h"
+#include "core/inventory.h"
+#include "core/reservation.h"
+#include "core/state.h"
+#include "pack.h"
+
+/* Single-threaded loop: scratch for replies that list up to every location. */
+static uint32_t location_indices[ALLOT_LOCATIONS_MAX];
+static allot_position_view_t position_views[ALLOT_LOCATIONS_MAX];
+static allot_avail_location_t avail_locations[ALLOT_LOCATIONS_MAX];
+static allot_str_t avail_skus[ALLOT_AVAIL_SKUS_MAX];
+
+static const char *const ship_to_keys[] = {"lat", "lon", NULL};
+static const char *const line_keys[] = {"sku", "qty", NULL};
+
+/* ---- shared packers -------------------------------------------------------------------------- */
+
+static void pack_location(msgpack_packer *pk, const allot_location_t *l)
+{
+    msgpack_pack_map(pk, 10);
+    pack_key_str(pk, "id", allot_location_id(l));
+    pack_key_cstr(pk, "type", allot_location_type_names[l->type]);
+    pack_key_double(pk, "lat", l->lat);
+    pack_key_double(pk, "lon", l->lon);
+    pack_key_int(pk, "priority", l->priority);
+    pack_key_bool(pk, "ship", l->ship);
+    pack_key_bool(pk, "pickup", l->pickup);
+    pack_key_double(pk, "same_day_radius_km", l->same_day_radius_km);
+    pack_key_int(pk, "daily_capacity", l->daily_capacity);
+    pack_key_bool(pk, "active", l->active);
+}
+
+static void pack_position(msgpack_packer *pk, const allot_stock_result_t *r)
+{
+    msgpack_pack_map(pk, r->stale ? 8 : 7);
+    pack_key_str(pk, "sku", r->position.sku);
+    pack_key_str(pk, "location", r->position.location);
+    pack_key_int(pk, "on_hand", r->position.on_hand);
+    pack_key_int(pk, "reserved", r->position.reserved);
+    pack_key_int(pk, "allocated", r->position.allocated);
+    pack_key_int(pk, "safety_stock", r->position.safety_stock);
+    pack_key_int(pk, "available", r->position.available);
+    if (r->stale)
+        pack_key_bool(pk, "stale", true);
+}
+
+static void pack_reservation_lines(msgpack_packer *pk, const allot_state_t *state,
+                                   const allot_reservation_t *r)
+{
+    pack_cstr(pk, "lines");
+    msgpack_pack_array(pk, r->line_count);
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        const allot_reservation_line_t *line = &r->lines[i];
+        msgpack_pack_map(pk, 3);
+        pack_key_str(pk, "sku", allot_sku_id(allot_sku_at(state, line->sku)));
+        pack_key_int(pk, "qty", line->qty_held);
+        pack_cstr(pk, "allocations");
+        msgpack_pack_array(pk, line->allocation_count);
+        for (uint32_t k = 0; k < line->allocation_count; k++) {
+            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            msgpack_pack_map(pk, 2);
+            pack_key_str(pk, "location", allot_location_id(allot_location_at(state, a->location)));
+            pack_key_int(pk, "qty", a->qty);
+        }
+    }
+}
+
+/* reserve: {id, expires_at_ms, lines, shortfalls?}; with_state adds state, created_ms and, for
+ * ended reservations, ended_ms (reservation.get/extend/release). */
+static void pack_reservation(msgpack_packer *pk, const allot_state_t *state,
+                             const allot_reservation_t *r, bool with_state)
+{
+    static allot_shortfall_t shortfalls[ALLOT_LINES_MAX];
+    uint32_t shortfall_count = allot_reservation_shortfalls(state, r, shortfalls, ALLOT_LINES_MAX);
+    bool ended = r->status != ALLOT_RESERVATION_ACTIVE;
+    uint32_t fields = 3 + (shortfall_count > 0) + (with_state ? 2 + ended : 0);
+    msgpack_pack_map(pk, fields);
+    pack_key_str(pk, "id", (allot_str_t){r->id, r->id_len});
+    if (with_state) {
+        pack_key_cstr(pk, "state", allot_reservation_status_names[r->status]);
+        pack_key_int(pk, "created_ms", r->created_ms);
+        if (ended)
+            pack_key_int(pk, "ended_ms", r->ended_ms);
+    }
+    pack_key_int(pk, "expires_at_ms", r->expires_at_ms);
+    pack_reservation_lines(pk, state, r);
+    if (shortfall_count == 0)
+        return;
+    pack_cstr(pk, "shortfalls");
+    msgpack_pack_array(pk, shortfall_count);
+    for (uint32_t i = 0; i < shortfall_count; i++) {
+        msgpack_pack_map(pk, 3);
+        pack_key_str(pk, "sku", shortfalls[i].sku);
+        pack_key_int(pk, "requested", shortfalls[i].requested);
+        pack_key_int(pk, "available", shortfalls[i].available);
+    }
+}
+
+/* ship_to?: {lat, lon} */
+static int args_ship_to(const msgpack_object *params, bool *present, double *lat, double *lon,
+                        allot_error_detail_t *error)
+{
+    const msgpack_object *ship_to;
+    int rc = args_map(params, "ship_to", ship_to_keys, &ship_to, present, error);
+    if (rc != 0 || !*present)
+        return rc;
+    rc = args_double(ship_to, "lat", -90.0, 90.0, lat, NULL, error);
+    if (rc == 0)
+        rc = args_double(ship_to, "lon", -180.0, 180.0, lon, NULL, error);
+    return rc;
+}
+
+/* ---- locations ------------------------------------------------------------------------------- */
+
+int handle_location_put(command_call_t *call)
+{
+    const msgpack_object *p = call->params;
+    allot_error_detail_t *e = call->error;
+    allot_location_input_t in;
+    allot_location_input_defaults(&in);
+    int type = 0;
+    int rc = args_id(p, "id", &in.id, NULL, e);
+    if (rc == 0)
+        rc = args_enum(p, "type", allot_location_type_names, &type, NULL, e);
+    if (rc == 0)
+        rc = args_double(p, "lat", -90.0, 90.0, &in.lat, NULL, e);
+    if (rc == 0)
+        rc = args_double(p, "lon", -180.0, 180.0, &in.lon, NULL, e);
+    if (rc == 0)
+        rc = args_int64(p, "priority", ALLOT_PRIORITY_MIN, ALLOT_PRIORITY_MAX, &in.priority,
+                        &(bool){false}, e);
+    if (rc == 0)
+        rc = args_bool(p, "ship", &in.ship, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_bool(p, "pickup", &in.pickup, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_double(p, "same_day_radius_km", 0.0, ALLOT_RADIUS_KM_MAX, &in.same_day_radius_km,
+                         &(bool){false}, e);
+    if (rc == 0)
+        rc = args_int64(p, "daily_capacity", 0, ALLOT_DAILY_CAPACITY_MAX, &in.daily_capacity,
+                        &(bool){false}, e);
+    if (rc == 0)
+        rc = args_bool(p, "active", &in.active, &(bool){false}, e);
+    if (rc != 0)
+        return rc;
+    in.type = (allot_location_type_t)type;
+    const allot_location_t *location;
+    rc = allot_location_put(call->state, &in, &location, e);
+    if (rc != 0)
+        return rc;
+    pack_location(call->result, location);
+    return 0;
+}
+
+int handle_location_get(command_call_t *call)
+{
+    allot_str_t id;
+    int rc = args_id(call->params, "id", &id, NULL, call->error);
+    if (rc != 0)
+        return rc;
+    const allot_location_t *location = allot_location_find(call->state, id);
+    if (location == NULL)
+        return allot_error_set(call->error, ALLOT_ENOT_FOUND, "id", "location %.*s not found",
+                               (int)id.len, id.ptr);
+    pack_location(call->result, location);
+    return 0;
+}
+
+int handle_location_list(command_call_t *call)
+{
+    uint32_t n = allot_location_list_sorted(call->state, location_indices, ALLOT_LOCATIONS_MAX);
+    msgpack_pack_map(call->result, 1);
+    pack_cstr(call->result, "locations");
+    msgpack_pack_array(call->result, n);
+    for (uint32_t i = 0; i < n; i++)
+        pack_location(call->result, allot_location_at(call->state, location_indices[i]));
+    return 0;
+}
+
+/* ---- stock ----------------------------------------------------------------------------------- */
+
+int handle_stock_set(command_call_t *call)
+{
+    const msgpack_object *p = call->params;
+    allot_error_detail_t *e = call->error;
+    allot_stock_set_input_t in = {0};
+    int rc = args_id(p, "sku", &in.sku, NULL, e);
+    if (rc == 0)
+        rc = args_id(p, "location", &in.location, NULL, e);
+    if (rc == 0)
+        rc = args_int64(p, "on_hand", 0, ALLOT_QUANTITY_MAX, &in.on_hand, NULL, e);
+    if (rc == 0)
+        rc = args_int64(p, "safety_stock", 0, ALLOT_QUANTITY_MAX, &in.safety_stock,
+                        &in.has_safety_stock, e);
+    if (rc == 0)
+        rc = args_int64(p, "as_of_ms", INT64_MIN + 1, INT64_MAX, &in.as_of_ms, &in.has_as_of_ms, e);
+    if (rc != 0)
+        return rc;
+    allot_stock_result_t result;
+    rc = allot_stock_set(call->state, &in, &result, e);
+    if (rc != 0)
+        return rc;
+    pack_position(call->result, &result);
+    return 0;
+}
+
+int handle_stock_adjust(command_call_t *call)
+{
+    const msgpack_object *p = call->params;
+    allot_error_detail_t *e = call->error;
+    allot_stock_adjust_input_t in = {.key = {"", 0}};
+    allot_str_t reason;
+    bool has_key = false;
+    int rc = args_id(p, "sku", &in.sku, NULL, e);
+    if (rc == 0)
+        rc = args_id(p, "location", &in.location, NULL, e);
+    if (rc == 0)
+        rc = args_int64(p, "delta", -ALLOT_QUANTITY_MAX, ALLOT_QUANTITY_MAX, &in.delta, NULL, e);
+    if (rc == 0)
+        rc = args_str(p, "reason", ALLOT_TEXT_BYTES_MAX, &reason, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_id(p, "key", &in.key, &has_key, e);
+    if (rc != 0)
+        return rc;
+    if (!has_key)
+        in.key = (allot_str_t){"", 0};
+    allot_stock_result_t result;
+    rc = allot_stock_adjust(call->state, &in, call->now_ms, &result, e);
+    if (rc != 0)
+        return rc;
+    pack_position(call->result, &result);
+    return 0;
+}
+
+int handle_stock_get(command_call_t *call)
+{
+    allot_str_t sku;
+    int rc = args_id(call->params, "sku", &sku, NULL, call->error);
+    allot_stock_summary_t sum;
+    if (rc == 0)
+        rc = allot_stock_get(call->state, sku, &sum, position_views, ALLOT_LOCATIONS_MAX,
+                             call->error);
+    if (rc != 0)
+        return rc;
+    msgpack_packer *pk = call->result;
+    msgpack_pack_map(pk, 6);
+    pack_key_str(pk, "sku", sum.sku);
+    pack_key_int(pk, "on_hand", sum.on_hand);
+    pack_key_int(pk, "reserved", sum.reserved);
+    pack_key_int(pk, "allocated", sum.allocated);
+    pack_key_int(pk, "available", sum.available);
+    pack_cstr(pk, "positions");
+    msgpack_pack_array(pk, sum.position_count);
+    for (uint32_t i = 0; i < sum.position_count; i++) {
+        const allot_position_view_t *v = &position_views[i];
+        msgpack_pack_map(pk, 6);
+        pack_key_str(pk, "location", v->location);
+        pack_key_int(pk, "on_hand", v->on_hand);
+        pack_key_int(pk, "reserved", v->reserved);
+        pack_key_int(pk, "allocated", v->allocated);
+        pack_key_int(pk, "safety_stock", v->safety_stock);
+        pack_key_int(pk, "available", v->available);
+    }
+    return 0;
+}
+
+/* ---- availability ---------------------------------------------------------------------------- */
+
+static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t *sku_count,
+                      bool *detail)
+{
+    const msgpack_object *p = call->params;
+    allot_error_detail_t *e = call->error;
+    const msgpack_object_array *skus;
+    allot_avail_request_t req = {.location = {"", 0}};
+    int method = ALLOT_METHOD_SHIP;
+    bool has_location = false;
+    *detail = false;
+    int rc = args_array(p, "skus", 1, ALLOT_AVAIL_SKUS_MAX, &skus, NULL, e);
+    if (rc == 0)
+        rc = args_enum(p, "method", allot_method_names, &method, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_ship_to(p, &req.has_ship_to, &req.lat, &req.lon, e);
+    if (rc == 0)
+        rc = args_double(p, "radius_km", 0.001, ALLOT_RADIUS_KM_MAX, &req.radius_km, &(bool){false},
+                         e);
+    if (rc == 0)
+        rc = args_id(p, "location", &req.location, &has_location, e);
+    if (rc == 0)
+        rc = args_bool(p, "detail", detail, &(bool){false}, e);
+    if (rc != 0)
+        return rc;
+    if (!has_location)
+        req.location = (allot_str_t){"", 0};
+    req.method = (allot_method_t)method;
+    for (uint32_t i = 0; i < skus->size; i++) {
+        const msgpack_object *o = &skus->ptr[i];
+        avail_skus[i] = o->type == MSGPACK_OBJECT_STR
+                            ? (allot_str_t){o->via.str.ptr, o->via.str.size}
+                            : (allot_str_t){"", 0};
+        if (!allot_id_valid(avail_skus[i]))
+            return allot_error_set(e, ALLOT_EINVALID_ARGUMENT, "skus",
+                                   "skus[%u] must be an id (1..128 bytes of UTF-8)", i);
+    }
+    *sku_count = skus->size;
+    return allot_avail_prepare(call->state, &req, query, e);
+}
+
+int handle_avail_get(command_call_t *call)
+{
+    allot_avail_query_t query;
+    uint32_t sku_count;
+    bool detail;
+    int rc = avail_args(call, &query, &sku_count, &detail);
+    if (rc != 0)
+        return rc;
+    bool list = detail || query.method == ALLOT_METHOD_PICKUP;
+    msgpack_packer *pk = call->result;
+    msgpack_pack_map(pk, 1);
+    pack_cstr(pk, "items");
+    msgpack_pack_array(pk, sku_count);
+    for (uint32_t i = 0; i < sku_count; i++) {
+        uint32_t n = 0;
+        int64_t available = allot_avail_sku(call->state, &query, avail_skus[i],
+                                            list ? avail_locations : NULL, ALLOT_LOCATIONS_MAX, &n);
+        msgpack_pack_map(pk, list ? 3 : 2);
+        pack_key_str(pk, "sku", avail_skus[i]);
+        pack_key_int(pk, "available", available);
+        if (!list)
+            continue;
+        pack_cstr(pk, "locations");
+        msgpack_pack_array(pk, n);
+        for (uint32_t k = 0; k < n; k++) {
+            msgpack_pack_map(pk, query.has_ship_to ? 3 : 2);
+            pack_key_str(
+                pk, "id",
+                allot_location_id(allot_location_at(call->state, avail_locations[k].location)));
+            pack_key_int(pk, "available", avail_locations[k].available);
+            if (query.has_ship_to)
+                pack_key_double(pk, "distance_km", avail_locations[k].distance_km);
+        }
+    }
+    return 0;
+}
+
+/* ---- reservations ---------------------------------------------------------------------------- */
+
+static int reserve_lines(const msgpack_object *params, allot_line_input_t *lines,
+                         uint32_t *line_count, allot_error_detail_t *e)
+{
+    const msgpack_object_array *array;
+    int rc = args_array(params, "lines", 1, ALLOT_LINES_MAX, &array, NULL, e);
+    if (rc != 0)
+        return rc;
+    for (uint32_t i = 0; i < array->size; i++) {
+        const msgpack_object *line = &array->ptr[i];
+        rc = args_check_keys(line, line_keys, "lines", e);
+        if (rc == 0)
+            rc = args_id(line, "sku", &lines[i].sku, NULL, e);
+        if (rc == 0)
+            rc = args_int64(line, "qty", 1, ALLOT_QUANTITY_MAX, &lines[i].qty, NULL, e);
+        if (rc != 0)
+            return rc;
+    }
+    *line_count = array->size;
+    return 0;
+}
+
+int handle_reserve(command_call_t *call)
+{
+    static allot_line_input_t lines[ALLOT_LINES_MAX];
+    const msgpack_object *p = call->params;
+    allot_error_detail_t *e = call->error;
+    allot_reserve_request_t req = {.ttl_s = ALLOT_RESERVATION_TTL_S_DEFAULT, .lines = lines};
+    int method = ALLOT_METHOD_SHIP, policy = ALLOT_POLICY_FEWEST_SPLITS;
+    bool has_location = false;
+    int rc = args_id(p, "id", &req.id, NULL, e);
+    if (rc == 0)
+        rc = reserve_lines(p, lines, &req.line_count, e);
+    if (rc == 0)
+        rc = args_int64(p, "ttl_s", ALLOT_RESERVATION_TTL_S_MIN, ALLOT_RESERVATION_TTL_S_MAX,
+                        &req.ttl_s, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_enum(p, "method", allot_method_names, &method, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_ship_to(p, &req.has_ship_to, &req.lat, &req.lon, e);
+    if (rc == 0)
+        rc = args_id(p, "location", &req.location, &has_location, e);
+    if (rc == 0)
+        rc = args_enum(p, "policy", allot_policy_names, &policy, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_bool(p, "partial", &req.partial, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_bool(p, "replace", &req.replace, &(bool){false}, e);
+    if (rc != 0)
+        return rc;
+    if (!has_location)
+        req.location = (allot_str_t){"", 0};
+    req.method = (allot_method_t)method;
+    req.policy = (allot_policy_t)policy;
+    const allot_reservation_t *r;
+    rc = allot_reserve(call->state, &req, call->now_ms, &r, e);
+    if (rc != 0)
+        return rc;
+    pack_reservation(call->result, call->state, r, false);
+    return 0;
+}
+
+int handle_reservation_get(command_call_t *call)
+{
+    allot_str_t id;
+    const allot_reservation_t *r;
+    int rc = args_id(call->params, "id", &id, NULL, call->error);
+    if (rc == 0)
+        rc = allot_reservation_get(call->state, id, call->now_ms, &r, call->error);
+    if (rc != 0)
+        return rc;
+    pack_reservation(call->result, call->state, r, true);
+    return 0;
+}
+
+int handle_reservation_extend(command_call_t *call)
+{
+    allot_str_t id;
+    int64_t ttl_s;
+    const allot_reservation_t *r;
+    int rc = args_id(call->params, "id", &id, NULL, call->error);
+    if (rc == 0)
+        rc = args_int64(call->params, "ttl_s", ALLOT_RESERVATION_TTL_S_MIN,
+                        ALLOT_RESERVATION_TTL_S_MAX, &ttl_s, NULL, call->error);
+    if (rc == 0)
+        rc = allot_reservation_extend(call->state, id, ttl_s, call->now_ms, &r, call->error);
+    if (rc != 0)
+        return rc;
+    pack_reservation(call->result, call->state, r, true);
+    return 0;
+}
+
+int handle_reservation_release(command_call_t *call)
+{
+    allot_str_t id;
+    const allot_reservation_t *r;
+    int rc = args_id(call->params, "id", &id, NULL, call->error);
+    if (rc == 0)
+        rc = allot_reservation_release(call->state, id, call->now_ms, &r, call->error);
+    if (rc != 0)
+        return rc;
+    pack_reservation(call->result, call->state, r, true);
+    return 0;
+}

@@ -1,0 +1,289 @@
+/* options.c - allotd's option table, command-line and config-file parsing (see options.h). */
+#include "options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int (*option_set_fn)(options_t *o, const char *value, char *error, size_t error_bytes);
+
+typedef struct option_spec {
+    const char *name;
+    bool takes_value;
+    option_set_fn set;
+    const char *help;
+} option_spec_t;
+
+static int fail(char *error, size_t bytes, const char *what, const char *value)
+{
+    snprintf(error, bytes, "%s: '%s'", what, value);
+    return -1;
+}
+
+static int parse_u64(const char *value, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_listen(options_t *o, const char *value, char *error, size_t bytes)
+{
+    const char *colon = strrchr(value, ':');
+    if (colon == NULL)
+        return fail(error, bytes, "--listen expects HOST:PORT", value);
+    const char *host = value;
+    size_t host_len = (size_t)(colon - value);
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    }
+    uint64_t port;
+    if (host_len == 0 || host_len >= sizeof(o->server.listen_host) ||
+        parse_u64(colon + 1, 0, 65535, &port) != 0)
+        return fail(error, bytes, "--listen expects HOST:PORT", value);
+    memcpy(o->server.listen_host, host, host_len);
+    o->server.listen_host[host_len] = '\0';
+    o->server.listen_port = (uint16_t)port;
+    return 0;
+}
+
+static int set_data_dir(options_t *o, const char *value, char *error, size_t bytes)
+{
+    if (value[0] == '\0' || strlen(value) >= sizeof(o->server.data_dir))
+        return fail(error, bytes, "--data-dir is empty or too long", value);
+    snprintf(o->server.data_dir, sizeof(o->server.data_dir), "%s", value);
+    return 0;
+}
+
+static int set_fsync(options_t *o, const char *value, char *error, size_t bytes)
+{
+    uint64_t ms;
+    if (strcmp(value, "always") == 0)
+        o->server.fsync_mode = WAL_FSYNC_ALWAYS;
+    else if (strcmp(value, "none") == 0)
+        o->server.fsync_mode = WAL_FSYNC_NONE;
+    else if (strncmp(value, "interval:", 9) == 0 && parse_u64(value + 9, 1, 60000, &ms) == 0) {
+        o->server.fsync_mode = WAL_FSYNC_INTERVAL;
+        o->server.fsync_interval_ms = (uint32_t)ms;
+    } else
+        return fail(error, bytes, "--fsync expects always, interval:MS (1..60000) or none",
+                    value);
+    return 0;
+}
+
+static int set_log_level(options_t *o, const char *value, char *error, size_t bytes)
+{
+    int level = log_level_parse(value);
+    if (level < 0)
+        return fail(error, bytes, "--log-level expects debug, info, warn or error", value);
+    o->log_level = (log_level_t)level;
+    return 0;
+}
+
+static int set_log_format(options_t *o, const char *value, char *error, size_t bytes)
+{
+    if (strcmp(value, "logfmt") == 0)
+        o->log_format = LOG_FORMAT_LOGFMT;
+    else if (strcmp(value, "json") == 0)
+        o->log_format = LOG_FORMAT_JSON;
+    else
+        return fail(error, bytes, "--log-format expects logfmt or json", value);
+    return 0;
+}
+
+#define UINT_SETTER(fn, field, min, max, what)                                                    \
+    static int fn(options_t *o, const char *value, char *error, size_t bytes)                    \
+    {                                                                                             \
+        uint64_t v;                                                                               \
+        if (parse_u64(value, (min), (max), &v) != 0)                                              \
+            return fail(error, bytes, what, value);                                               \
+        o->server.field = (__typeof__(o->server.field))v;                                         \
+        return 0;                                                                                 \
+    }
+
+UINT_SETTER(set_request_bytes_max, request_bytes_max, 1024, ALLOT_REQUEST_BYTES_MAX_CEILING,
+            "--request-bytes-max expects 1024..67108864")
+UINT_SETTER(set_inflight_max, inflight_requests_max, 1, 1u << 20,
+            "--inflight-max expects 1..1048576")
+UINT_SETTER(set_output_bytes_max, output_bytes_max, 4096, 1u << 30,
+            "--output-bytes-max expects 4096..1073741824")
+UINT_SETTER(set_connections_max, connections_max, 1, 1u << 20,
+            "--connections-max expects 1..1048576")
+UINT_SETTER(set_request_timeout_ms, request_timeout_ms, 0, 3600000,
+            "--request-timeout-ms expects 0..3600000 (0 = never)")
+UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, 1u << 20, 1u << 30,
+            "--wal-segment-bytes expects 1048576..1073741824")
+UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
+            "--checkpoint-interval-s expects 0..86400 (0 = never on a timer)")
+UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, 1ull << 40,
+            "--checkpoint-wal-bytes expects 0..1099511627776 (0 = never by size)")
+
+static int set_config(options_t *o, const char *value, char *error, size_t bytes)
+{
+    (void)o, (void)value, (void)error, (void)bytes;
+    return 0; /* handled before the other options (see options_parse) */
+}
+
+static const option_spec_t option_table[] = {
+    {"listen", true, set_listen, "HOST:PORT to listen on (default 127.0.0.1:7411)"},
+    {"data-dir", true, set_data_dir, "directory for the WAL and checkpoints (default ./data)"},
+    {"fsync", true, set_fsync, "always (default) | interval:MS | none (benchmarks only)"},
+    {"log-level", true, set_log_level, "debug | info (default) | warn | error"},
+    {"log-format", true, set_log_format, "logfmt (default) | json"},
+    {"config", true, set_config, "read settings from FILE (flags override it)"},
+    {"request-bytes-max", true, set_request_bytes_max, "largest request (default 1048576)"},
+    {"inflight-max", true, set_inflight_max, "unanswered requests per connection (1024)"},
+    {"output-bytes-max", true, set_output_bytes_max, "unsent reply bytes per connection (8 MiB)"},
+    {"connections-max", true, set_connections_max, "concurrent connections (10000)"},
+    {"request-timeout-ms", true, set_request_timeout_ms, "close a half-sent request after (30000)"},
+    {"wal-segment-bytes", true, set_wal_segment_bytes, "WAL segment file size (64 MiB)"},
+    {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},
+    {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (256 MiB)"},
+    {"check-config", false, NULL, "validate the settings and exit"},
+    {"help", false, NULL, "show this help"},
+    {"version", false, NULL, "show the version"},
+};
+
+#define OPTION_COUNT (sizeof(option_table) / sizeof(option_table[0]))
+
+static const option_spec_t *option_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (strlen(option_table[i].name) == len && strncmp(option_table[i].name, name, len) == 0)
+            return &option_table[i];
+    return NULL;
+}
+
+void options_usage(FILE *out)
+{
+    fprintf(out, "usage: allotd [options]\n\n");
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s%s", option_table[i].name,
+                 option_table[i].takes_value ? " VALUE" : "");
+        fprintf(out, "  %-30s %s\n", flag, option_table[i].help);
+    }
+    fprintf(out, "\nA config file holds lines `name = value` with the option names above.\n");
+}
+
+static int option_apply(options_t *o, const option_spec_t *spec, const char *value, char *error,
+                        size_t bytes)
+{
+    if (spec->set != NULL)
+        return spec->set(o, value, error, bytes);
+    if (strcmp(spec->name, "help") == 0)
+        o->help = true;
+    else if (strcmp(spec->name, "version") == 0)
+        o->version = true;
+    else if (strcmp(spec->name, "check-config") == 0)
+        o->check_config = true;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+static int config_line_apply(options_t *o, char *line, const char *path, unsigned number,
+                             char *error, size_t bytes)
+{
+    char *text = trim(line);
+    if (text[0] == '\0' || text[0] == '#')
+        return 0;
+    char *equals = strchr(text, '=');
+    char where[160];
+    snprintf(where, sizeof(where), "%s:%u", path, number);
+    if (equals == NULL)
+        return fail(error, bytes, "expected `name = value` at", where);
+    *equals = '\0';
+    char *name = trim(text), *value = trim(equals + 1);
+    const option_spec_t *spec = option_find(name, strlen(name));
+    if (spec == NULL || !spec->takes_value || strcmp(name, "config") == 0)
+        return fail(error, bytes, "unknown setting at", where);
+    char inner[200];
+    if (option_apply(o, spec, value, inner, sizeof(inner)) != 0) {
+        snprintf(error, bytes, "%s: %s", where, inner);
+        return -1;
+    }
+    return 0;
+}
+
+static int config_file_load(options_t *o, const char *path, char *error, size_t bytes)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(error, bytes, "cannot open config file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    unsigned number = 0;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL)
+        rc = config_line_apply(o, line, path, ++number, error, bytes);
+    fclose(f);
+    return rc;
+}
+
+/* Splits "--name=value" / "--name value"; returns the spec, or NULL with error set. */
+static const option_spec_t *flag_read(int argc, char **argv, int *i, const char **value,
+                                      char *error, size_t bytes)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0) {
+        fail(error, bytes, "unexpected argument", arg);
+        return NULL;
+    }
+    const char *name = arg + 2;
+    const char *equals = strchr(name, '=');
+    size_t len = equals ? (size_t)(equals - name) : strlen(name);
+    const option_spec_t *spec = option_find(name, len);
+    if (spec == NULL) {
+        fail(error, bytes, "unknown option", arg);
+        return NULL;
+    }
+    *value = NULL;
+    if (spec->takes_value) {
+        if (equals != NULL)
+            *value = equals + 1;
+        else if (*i + 1 < argc)
+            *value = argv[++*i];
+        else {
+            fail(error, bytes, "option needs a value", arg);
+            return NULL;
+        }
+    }
+    return spec;
+}
+
+int options_parse(int argc, char **argv, options_t *o, char *error, size_t bytes)
+{
+    memset(o, 0, sizeof(*o));
+    server_config_defaults(&o->server);
+    o->log_level = LOG_INFO;
+    o->log_format = LOG_FORMAT_LOGFMT;
+    for (int pass = 0; pass < 2; pass++) { /* pass 0: --config only; pass 1: the rest */
+        for (int i = 1; i < argc; i++) {
+            const char *value;
+            const option_spec_t *spec = flag_read(argc, argv, &i, &value, error, bytes);
+            if (spec == NULL)
+                return -1;
+            bool is_config = strcmp(spec->name, "config") == 0;
+            if (pass == 0 && is_config && config_file_load(o, value, error, bytes) != 0)
+                return -1;
+            if (pass == 1 && !is_config && option_apply(o, spec, value, error, bytes) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}

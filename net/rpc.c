@@ -1,0 +1,126 @@
+/* rpc.c - MessagePack-RPC envelope checks and response packing (see rpc.h). */
+#include "rpc.h"
+
+#include <string.h>
+
+#include "core/errors.h"
+#include "pack.h"
+
+static bool object_as_u32(const msgpack_object *o, uint32_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
+        return false;
+    *out = (uint32_t)o->via.u64;
+    return true;
+}
+
+static int envelope_fail(allot_error_detail_t *error, const char *what)
+{
+    return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "envelope",
+                           "not a MessagePack-RPC request: %s", what);
+}
+
+static int method_read(const msgpack_object *o, rpc_envelope_t *envelope,
+                       allot_error_detail_t *error)
+{
+    if (o->type != MSGPACK_OBJECT_STR)
+        return envelope_fail(error, "method must be a string");
+    if (o->via.str.size == 0 || o->via.str.size > ALLOT_METHOD_BYTES_MAX)
+        return envelope_fail(error, "method must be 1..64 bytes");
+    envelope->method = (allot_str_t){o->via.str.ptr, o->via.str.size};
+    return 0;
+}
+
+int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
+                       allot_error_detail_t *error)
+{
+    memset(envelope, 0, sizeof(*envelope));
+    if (object->type != MSGPACK_OBJECT_ARRAY)
+        return envelope_fail(error, "expected an array");
+    const msgpack_object_array *a = &object->via.array;
+    if (a->size < 1 || a->ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return envelope_fail(error, "first element must be the message type 0 or 2");
+    uint64_t type = a->ptr[0].via.u64;
+    if (type == RPC_REQUEST && a->size == 4) {
+        if (!object_as_u32(&a->ptr[1], &envelope->msgid))
+            return envelope_fail(error, "msgid must be an unsigned 32-bit integer");
+        envelope->has_msgid = true;
+        envelope->type = RPC_REQUEST;
+        return method_read(&a->ptr[2], envelope, error);
+    }
+    if (type == RPC_NOTIFICATION && a->size == 3) {
+        envelope->type = RPC_NOTIFICATION;
+        return method_read(&a->ptr[1], envelope, error);
+    }
+    if (type == RPC_REQUEST || type == RPC_NOTIFICATION)
+        return envelope_fail(error, "wrong number of elements");
+    return envelope_fail(error, "message type must be 0 (request) or 2 (notification)");
+}
+
+int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
+                     allot_error_detail_t *error)
+{
+    const msgpack_object_array *a = &object->via.array;
+    const msgpack_object *params = &a->ptr[a->size - 1];
+    if (params->type != MSGPACK_OBJECT_ARRAY || params->via.array.size != 1 ||
+        params->via.array.ptr[0].type != MSGPACK_OBJECT_MAP)
+        return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params",
+                               "params must be an array holding exactly one map");
+    const msgpack_object *map = &params->via.array.ptr[0];
+    if (map->via.map.size > ALLOT_PARAMS_KEYS_MAX)
+        return allot_error_set(error, ALLOT_ETOO_LARGE, "params",
+                               "params map has %u keys, at most %d allowed", map->via.map.size,
+                               ALLOT_PARAMS_KEYS_MAX);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        if (map->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
+            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params",
+                                   "params keys must be strings");
+    }
+    envelope->params = map;
+    return 0;
+}
+
+void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint32(pk, RPC_RESPONSE);
+    msgpack_pack_uint32(pk, msgid);
+    msgpack_pack_nil(pk);
+}
+
+static void pack_shortfalls(msgpack_packer *pk, const allot_error_detail_t *detail)
+{
+    pack_cstr(pk, "shortfalls");
+    msgpack_pack_array(pk, detail->shortfall_count);
+    for (uint32_t i = 0; i < detail->shortfall_count; i++) {
+        const allot_shortfall_t *s = &detail->shortfalls[i];
+        msgpack_pack_map(pk, 3);
+        pack_key_str(pk, "sku", s->sku);
+        pack_key_int(pk, "requested", s->requested);
+        pack_key_int(pk, "available", s->available);
+    }
+}
+
+void rpc_pack_error(msgpack_packer *pk, uint32_t msgid, int error,
+                    const allot_error_detail_t *detail)
+{
+    const char *message = allot_error_message(error);
+    if (detail != NULL && detail->message[0] != '\0')
+        message = detail->message;
+    bool has_field = detail != NULL && detail->field != NULL;
+    bool has_state = detail != NULL && detail->state != NULL;
+    bool has_shortfalls = error == ALLOT_EINSUFFICIENT_STOCK && detail != NULL;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint32(pk, RPC_RESPONSE);
+    msgpack_pack_uint32(pk, msgid);
+    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls);
+    pack_key_cstr(pk, "code", allot_error_code(error));
+    pack_key_cstr(pk, "message", message);
+    if (has_field)
+        pack_key_cstr(pk, "field", detail->field);
+    if (has_state)
+        pack_key_cstr(pk, "state", detail->state);
+    if (has_shortfalls)
+        pack_shortfalls(pk, detail);
+    msgpack_pack_nil(pk);
+}

@@ -1,0 +1,750 @@
+/* server.c - allotd's loop: start-up and recovery, listening, group-commit glue, shutdown. */
+#include "server.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/event.h"
+#include "core/reservation.h"
+#include "core/state.h"
+#include "command.h"
+#include "log.h"
+#include "pack.h"
+#include "rpc.h"
+#include "server_internal.h"
+
+#define SERVER_HOUSEKEEPING_PERIOD_MS 250
+#define SERVER_SHUTDOWN_GRACE_MS 5000
+/* Reservations expired per housekeeping step; each is one small WAL record. */
+#define SERVER_EXPIRY_STEP_MAX 512
+
+void server_config_defaults(server_config_t *config)
+{
+    memset(config, 0, sizeof(*config));
+    snprintf(config->listen_host, sizeof(config->listen_host), "127.0.0.1");
+    config->listen_port = 7411;
+    snprintf(config->data_dir, sizeof(config->data_dir), "./data");
+    config->fsync_mode = WAL_FSYNC_ALWAYS;
+    config->fsync_interval_ms = 10;
+    config->wal_segment_bytes = ALLOT_WAL_SEGMENT_BYTES_DEFAULT;
+    config->request_bytes_max = ALLOT_REQUEST_BYTES_MAX_DEFAULT;
+    config->inflight_requests_max = ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT;
+    config->output_bytes_max = ALLOT_OUTPUT_BYTES_MAX_DEFAULT;
+    config->connections_max = ALLOT_CONNECTIONS_MAX_DEFAULT;
+    config->request_timeout_ms = 30000;
+    config->checkpoint_interval_s = 60;
+    config->checkpoint_wal_bytes = 256ull << 20;
+}
+
+int64_t server_now_ms(server_t *server)
+{
+    if (!server->now_valid) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        server->now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        server->now_valid = true;
+    }
+    return server->now_ms;
+}
+
+uint64_t server_wal_lsn(const server_t *server)
+{
+    return server->wal != NULL ? wal_last_lsn(server->wal) : 0;
+}
+
+bool server_writes_allowed(const server_t *server, int *refused_error)
+{
+    *refused_error = ALLOT_EUNAVAILABLE;
+    if (server->wal == NULL || server->shutting_down || !wal_writable(server->wal))
+        return false;
+    if (!wal_has_room(server->wal, wal_payload_bytes_max(server->wal))) {
+        *refused_error = ALLOT_EOVERLOADED;
+        return false;
+    }
+    return true;
+}
+
+void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info)
+{
+    static const char *const fsync_names[] = {"always", "interval", "none"};
+    info->version = ALLOT_VERSION;
+    info->uptime_s = (now_ms - server->started_ms) / 1000;
+    info->connections = server->connection_count;
+    info->wal_lsn = server_wal_lsn(server);
+    info->durable_lsn = server->durable_lsn;
+    info->checkpoint_lsn = server->checkpoint_lsn;
+    info->fsync = fsync_names[server->config.fsync_mode];
+}
+
+static void checkpoint_submit_ready(server_t *server);
+
+/* ---- the event sink: every state change is appended to the WAL before it is applied ------ */
+
+static void on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+{
+    server_t *server = ctx;
+    uint64_t lsn = wal_append(server->wal, type, server_now_ms(server), payload, len);
+    /* The dispatcher checked wal_has_room() for a maximal record before the handler ran. */
+    assert(lsn != 0);
+    (void)lsn;
+}
+
+static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
+{
+    server_t *server = ctx;
+    (void)wal;
+    assert(durable_lsn >= server->durable_lsn);
+    server->durable_lsn = durable_lsn;
+    connection_t *next;
+    for (connection_t *conn = server->held; conn != NULL; conn = next) {
+        next = conn->held_next;
+        connection_release_durable(conn, durable_lsn);
+    }
+    checkpoint_submit_ready(server);
+}
+
+static void on_wal_fatal(wal_t *wal, int error, const char *message, void *ctx)
+{
+    (void)wal;
+    (void)ctx;
+    char quoted[600];
+    log_write(LOG_ERROR, "wal_failed", "code=%s message=%s", allot_error_code(error),
+              log_quote(quoted, sizeof(quoted), message));
+    /* The kernel may have dropped dirty pages: nothing after this point may be acknowledged.
+     * Exit now; restart recovers from what is durable. */
+    fflush(NULL);
+    _exit(3);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------- */
+
+/* The loop serializes the dirty set (cost proportional to what changed) into a batch covering
+ * wal_last_lsn(); the batch waits here until the WAL is durable up to that LSN (a checkpoint may
+ * never hold effects the WAL could lose), then goes to the writer thread; on commit the covered
+ * WAL segments are deleted and server.checkpoint waiters answered. A failed checkpoint keeps its
+ * batch in the writer (retried first by the next one); the WAL is only truncated after a
+ * commit. Triggers: checkpoint_interval_s, checkpoint_wal_bytes, server.checkpoint, shutdown. */
+
+static void shutdown_close_all(server_t *server);
+
+static void checkpoint_answer(server_t *server, uint64_t generation, int status, uint64_t lsn,
+                              const char *message)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < cp->waiter_count; i++) {
+        checkpoint_waiter_t waiter = cp->waiters[i];
+        if (waiter.generation > generation) {
+            cp->waiters[kept++] = waiter;
+            continue;
+        }
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &server->scratch, msgpack_sbuffer_write);
+        server->scratch.size = 0;
+        if (status == 0) {
+            rpc_pack_result_header(&pk, waiter.msgid);
+            msgpack_pack_map(&pk, 1);
+            pack_key_int(&pk, "checkpoint_lsn", (int64_t)lsn);
+        } else {
+            allot_error_detail_t detail;
+            allot_error_detail_clear(&detail);
+            allot_error_set(&detail, ALLOT_EINTERNAL, NULL, "checkpoint failed: %s", message);
+            rpc_pack_error(&pk, waiter.msgid, ALLOT_EINTERNAL, &detail);
+        }
+        connection_reply_deferred(waiter.conn, server->scratch.data, server->scratch.size);
+    }
+    cp->waiter_count = kept;
+}
+
+/* Something to write: new WAL records, dirty objects, or batches of a failed checkpoint. */
+static bool checkpoint_due(const server_t *server)
+{
+    const server_checkpoint_t *cp = &server->checkpoint;
+    return server_wal_lsn(server) > server->checkpoint_lsn ||
+           allot_state_dirty_count(server->state) > 0 || cp->full_needed ||
+           checkpoint_writer_kept(cp->writer) > 0 || cp->waiter_count > 0;
+}
+
+static void checkpoint_submit_ready(server_t *server)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (cp->pending == NULL || cp->writer == NULL || checkpoint_writer_busy(cp->writer) ||
+        server->durable_lsn < cp->pending_lsn)
+        return;
+    if (checkpoint_writer_submit(cp->writer, cp->pending, cp->pending_lsn) != 0)
+        return; /* out of memory: kept pending, retried at the next durable report */
+    cp->pending = NULL;
+    cp->in_flight_generation = cp->pending_generation;
+}
+
+/* Serialize what changed and hand it on (or remember the request while one is running). */
+static void checkpoint_start(server_t *server, const char *reason)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (cp->writer == NULL || cp->shutdown_phase == 2)
+        return;
+    if (cp->pending != NULL || checkpoint_writer_busy(cp->writer)) {
+        cp->requested = true;
+        return;
+    }
+    cp->requested = false;
+    cp->started_ms = uv_now(server->loop);
+    if (checkpoint_writer_kept_bytes(cp->writer) > CHECKPOINT_KEPT_BYTES_MAX) {
+        /* A long run of failed checkpoints: one full checkpoint replaces what they kept. */
+        checkpoint_writer_drop_kept(cp->writer);
+        cp->full_needed = true;
+    }
+    wal_stats_t stats;
+    wal_stats(server->wal, &stats);
+    cp->wal_bytes_at_start = stats.bytes_written;
+    bool full = cp->full_needed;
+    checkpoint_batch_t *batch = checkpoint_batch_create(full);
+    int rc = ALLOT_ENOMEM;
+    if (batch != NULL)
+        rc = full ? allot_state_snapshot_each(server->state, checkpoint_batch_snapshot_cb, batch)
+                  : allot_state_snapshot_each_dirty(server->state, checkpoint_batch_snapshot_cb,
+                                                    batch);
+    if (rc != 0 || batch == NULL || checkpoint_batch_failed(batch)) {
+        /* Dirty marks may be gone: the next checkpoint rewrites every object. */
+        log_write(LOG_ERROR, "checkpoint_failed", "reason=%s code=NOMEM message=\"%s\"", reason,
+                  "out of memory while serializing; the next checkpoint writes everything");
+        checkpoint_batch_free(batch);
+        if (full)
+            allot_state_dirty_clear(server->state);
+        cp->full_needed = true;
+        checkpoint_answer(server, cp->generation_started + 1, ALLOT_ENOMEM, 0, "out of memory");
+        if (cp->shutdown_phase == 1)
+            shutdown_close_all(server);
+        return;
+    }
+    if (full)
+        allot_state_dirty_clear(server->state);
+    cp->full_needed = false;
+    cp->pending = batch;
+    cp->pending_lsn = server_wal_lsn(server); /* the state reflects every record up to here */
+    cp->pending_generation = ++cp->generation_started;
+    log_write(LOG_DEBUG, "checkpoint_start", "reason=%s lsn=%llu objects=%zu bytes=%zu full=%d",
+              reason, (unsigned long long)cp->pending_lsn, checkpoint_batch_entries(batch),
+              checkpoint_batch_bytes(batch), full);
+    checkpoint_submit_ready(server);
+}
+
+static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t lsn,
+                               const checkpoint_write_stats_t *stats, const char *message,
+                               void *ctx)
+{
+    server_t *server = ctx;
+    server_checkpoint_t *cp = &server->checkpoint;
+    (void)writer;
+    char quoted[CHECKPOINT_MESSAGE_BYTES_MAX + 8];
+    if (status == 0) {
+        server->checkpoint_lsn = lsn;
+        log_write(LOG_INFO, "checkpoint", "lsn=%llu puts=%llu deletes=%llu map_bytes=%llu",
+                  (unsigned long long)lsn, (unsigned long long)stats->puts,
+                  (unsigned long long)stats->deletes, (unsigned long long)stats->map_bytes);
+        if (server->wal != NULL)
+            wal_truncate_before(server->wal, lsn);
+    } else {
+        log_write(LOG_ERROR, "checkpoint_failed", "lsn=%llu code=%s message=%s kept_batches=%zu",
+                  (unsigned long long)lsn, allot_error_code(status),
+                  log_quote(quoted, sizeof(quoted), message), checkpoint_writer_kept(cp->writer));
+    }
+    checkpoint_answer(server, cp->in_flight_generation, status, lsn, message);
+    if (cp->shutdown_phase == 2)
+        return; /* reported by checkpoint_writer_close */
+    if (cp->requested)
+        checkpoint_start(server, "requested");
+    else if (cp->shutdown_phase == 1 && cp->pending == NULL)
+        shutdown_close_all(server);
+}
+
+static void checkpoint_maybe_start(server_t *server)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (cp->writer == NULL)
+        return;
+    const server_config_t *config = &server->config;
+    wal_stats_t stats;
+    wal_stats(server->wal, &stats);
+    bool by_time =
+        config->checkpoint_interval_s > 0 &&
+        uv_now(server->loop) - cp->started_ms >= (uint64_t)config->checkpoint_interval_s * 1000;
+    bool by_bytes = config->checkpoint_wal_bytes > 0 &&
+                    stats.bytes_written - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
+    if (!by_time && !by_bytes)
+        return;
+    if (checkpoint_due(server))
+        checkpoint_start(server, by_bytes ? "wal_bytes" : "interval");
+    else
+        cp->started_ms = uv_now(server->loop);
+}
+
+int server_checkpoint_request(server_t *server, connection_t *conn, uint32_t msgid,
+                              allot_error_detail_t *error)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (cp->writer == NULL || cp->shutdown_phase != 0)
+        return allot_error_set(error, ALLOT_EUNAVAILABLE, NULL,
+                               "checkpoints are not available (shutting down)");
+    if (conn != NULL && cp->waiter_count == SERVER_CHECKPOINT_WAITERS_MAX)
+        return allot_error_set(error, ALLOT_EOVERLOADED, NULL,
+                               "%u server.checkpoint requests are already waiting",
+                               SERVER_CHECKPOINT_WAITERS_MAX);
+    if (conn != NULL) {
+        /* Answered by the next serialization: one already pending or running does not count. */
+        cp->waiters[cp->waiter_count++] =
+            (checkpoint_waiter_t){conn, msgid, cp->generation_started + 1};
+        conn->deferred_count++;
+    }
+    checkpoint_start(server, "request");
+    return COMMAND_DEFERRED;
+}
+
+void server_deferred_drop(server_t *server, connection_t *conn)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < cp->waiter_count; i++) {
+        if (cp->waiters[i].conn == conn)
+            conn->deferred_count--;
+        else
+            cp->waiters[kept++] = cp->waiters[i];
+    }
+    cp->waiter_count = kept;
+}
+
+/* ---- per-iteration work ---------------------------------------------------------------------- */
+
+static void on_end_of_iteration(uv_check_t *check)
+{
+    server_t *server = check->data;
+    if (server->wal != NULL)
+        wal_flush(server->wal);
+    connection_t *conn = server->dirty;
+    server->dirty = NULL;
+    while (conn != NULL) {
+        connection_t *next = conn->dirty_next;
+        conn->dirty = false;
+        conn->dirty_next = NULL;
+        connection_flush(conn);
+        conn = next;
+    }
+    server->now_valid = false;
+}
+
+static void expire_reservations(server_t *server)
+{
+    int64_t now_ms = server_now_ms(server);
+    int refused;
+    while (allot_reservation_next_expiry_ms(server->state) <= now_ms &&
+           server_writes_allowed(server, &refused)) {
+        if (allot_reservations_expire(server->state, now_ms, SERVER_EXPIRY_STEP_MAX) == 0)
+            break;
+    }
+}
+
+static void on_housekeeping(uv_timer_t *timer)
+{
+    server_t *server = timer->data;
+    expire_reservations(server);
+    checkpoint_maybe_start(server);
+    uint64_t now = uv_now(server->loop);
+    connection_t *next;
+    for (connection_t *conn = server->connections; conn != NULL; conn = next) {
+        next = conn->next;
+        connection_check_timeout(conn, now);
+    }
+}
+
+/* ---- connections ----------------------------------------------------------------------------- */
+
+static void shutdown_finish(server_t *server);
+
+void server_connection_closed(server_t *server, connection_t *conn)
+{
+    if (conn->prev != NULL)
+        conn->prev->next = conn->next;
+    else
+        server->connections = conn->next;
+    if (conn->next != NULL)
+        conn->next->prev = conn->prev;
+    assert(server->connection_count > 0);
+    server->connection_count--;
+    if (server->shutting_down && server->connection_count == 0)
+        shutdown_finish(server);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    server_t *server = listener->data;
+    if (status < 0) {
+        log_write(LOG_WARN, "accept_failed", "error=%s", uv_strerror(status));
+        return;
+    }
+    connection_accept(server);
+}
+
+/* ---- shutdown --------------------------------------------------------------------------------- */
+
+static void close_if_open(uv_handle_t *handle)
+{
+    if (handle->loop != NULL && !uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+/* Connections are drained: take a final checkpoint (so the next start replays little), then
+ * close everything. The loop keeps running (end_of_iteration flushes the WAL) until the final
+ * checkpoint has committed or failed. */
+static void shutdown_finish(server_t *server)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (cp->shutdown_phase != 0)
+        return;
+    cp->shutdown_phase = 1;
+    if (cp->writer != NULL &&
+        (checkpoint_due(server) || cp->pending != NULL || checkpoint_writer_busy(cp->writer))) {
+        checkpoint_start(server, "shutdown");
+        return; /* on_checkpoint_done (or a failed start) calls shutdown_close_all */
+    }
+    shutdown_close_all(server);
+}
+
+static void shutdown_close_all(server_t *server)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (cp->shutdown_phase == 2)
+        return;
+    cp->shutdown_phase = 2;
+    if (cp->writer != NULL) {
+        checkpoint_writer_close(cp->writer, NULL); /* joins the thread; frees itself */
+        cp->writer = NULL;
+    }
+    checkpoint_batch_free(cp->pending);
+    cp->pending = NULL;
+    checkpoint_store_close(cp->store);
+    cp->store = NULL;
+    close_if_open((uv_handle_t *)&server->shutdown_deadline);
+    close_if_open((uv_handle_t *)&server->housekeeping);
+    close_if_open((uv_handle_t *)&server->sigint);
+    close_if_open((uv_handle_t *)&server->sigterm);
+    close_if_open((uv_handle_t *)&server->end_of_iteration);
+    if (server->wal != NULL) {
+        wal_close(server->wal, NULL); /* writes and syncs the last batch; frees itself */
+        server->wal = NULL;
+    }
+}
+
+static void on_shutdown_deadline(uv_timer_t *timer)
+{
+    server_t *server = timer->data;
+    log_write(LOG_WARN, "shutdown_forced", "connections=%u", server->connection_count);
+    connection_t *next;
+    for (connection_t *conn = server->connections; conn != NULL; conn = next) {
+        next = conn->next;
+        connection_close(conn);
+    }
+}
+
+static void shutdown_begin(server_t *server, const char *reason)
+{
+    if (server->shutting_down)
+        return;
+    server->shutting_down = true;
+    log_write(LOG_INFO, "shutdown", "reason=%s connections=%u", reason, server->connection_count);
+    close_if_open((uv_handle_t *)&server->listener);
+    uv_timer_stop(&server->housekeeping);
+    uv_timer_start(&server->shutdown_deadline, on_shutdown_deadline, SERVER_SHUTDOWN_GRACE_MS, 0);
+    connection_t *next;
+    for (connection_t *conn = server->connections; conn != NULL; conn = next) {
+        next = conn->next;
+        connection_begin_shutdown(conn);
+    }
+    if (server->connection_count == 0)
+        shutdown_finish(server);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    shutdown_begin(handle->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- start-up ---------------------------------------------------------------------------------- */
+
+static int replay_record(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
+                         const uint8_t *payload, size_t len)
+{
+    (void)lsn;
+    (void)time_ms;
+    return allot_event_apply_encoded(ctx, type, payload, len);
+}
+
+static int load_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                       const uint8_t *payload, size_t payload_len)
+{
+    (void)key;
+    (void)key_len;
+    return allot_event_apply_encoded(ctx, type, payload, payload_len);
+}
+
+/* Open <data-dir>/state.lmdb (created when missing) and load it into the empty state. */
+static int checkpoint_load(server_t *server)
+{
+    char path[SERVER_PATH_BYTES_MAX + 16];
+    char message[CHECKPOINT_MESSAGE_BYTES_MAX];
+    char quoted[CHECKPOINT_MESSAGE_BYTES_MAX + 8];
+    snprintf(path, sizeof(path), "%s/%s", server->config.data_dir, CHECKPOINT_FILE_NAME);
+    uint64_t records = 0;
+    int rc = checkpoint_store_open(path, 0, &server->checkpoint.store, message, sizeof(message));
+    if (rc == 0)
+        rc = checkpoint_store_load(server->checkpoint.store, load_record, server->state, &records,
+                                   message, sizeof(message));
+    if (rc != 0) {
+        log_write(LOG_ERROR, "recovery_failed", "code=%s message=%s", allot_error_code(rc),
+                  log_quote(quoted, sizeof(quoted), message));
+        return rc;
+    }
+    allot_state_dirty_clear(server->state); /* what was loaded is what is stored */
+    server->checkpoint_lsn = checkpoint_store_lsn(server->checkpoint.store);
+    log_write(LOG_INFO, "checkpoint_loaded", "path=%s lsn=%llu records=%llu", path,
+              (unsigned long long)server->checkpoint_lsn, (unsigned long long)records);
+    return 0;
+}
+
+static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn)
+{
+    int rc = checkpoint_load(server);
+    if (rc != 0)
+        return rc;
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    rc = wal_replay(wal_dir, server->checkpoint_lsn, replay_record, server->state, &result,
+                    message, sizeof(message));
+    char quoted[WAL_MESSAGE_BYTES_MAX + 64];
+    if (rc != 0) {
+        /* e.g. a log that starts after checkpoint_lsn + 1: records between the checkpoint and
+         * the log are missing (a WAL segment or state.lmdb was deleted or restored alone). */
+        log_write(LOG_ERROR, "recovery_failed", "code=%s checkpoint_lsn=%llu message=%s hint=%s",
+                  allot_error_code(rc), (unsigned long long)server->checkpoint_lsn,
+                  log_quote(quoted, sizeof(quoted), message),
+                  "\"inspect with: allot-wal verify <data-dir>\"");
+        return rc;
+    }
+    if (result.tail_truncated)
+        log_write(LOG_WARN, "wal_torn_tail", "file=%s offset=%llu bytes=%llu", result.tail_file,
+                  (unsigned long long)result.tail_offset, (unsigned long long)result.tail_bytes);
+    log_write(LOG_INFO, "recovered", "checkpoint_lsn=%llu replayed=%llu last_lsn=%llu",
+              (unsigned long long)server->checkpoint_lsn,
+              (unsigned long long)result.records_replayed, (unsigned long long)result.last_lsn);
+    *last_lsn = result.last_lsn;
+    return 0;
+}
+
+static int data_dir_prepare(const server_config_t *config, char *wal_dir, size_t wal_dir_bytes)
+{
+    if (mkdir(config->data_dir, 0750) != 0 && errno != EEXIST) {
+        log_write(LOG_ERROR, "data_dir_failed", "path=%s error=\"%s\"", config->data_dir,
+                  strerror(errno));
+        return ALLOT_EIO;
+    }
+    int n = snprintf(wal_dir, wal_dir_bytes, "%s/wal", config->data_dir);
+    if (n < 0 || (size_t)n >= wal_dir_bytes)
+        return ALLOT_EINVALID_ARGUMENT;
+    if (mkdir(wal_dir, 0750) != 0 && errno != EEXIST) {
+        log_write(LOG_ERROR, "data_dir_failed", "path=%s error=\"%s\"", wal_dir, strerror(errno));
+        return ALLOT_EIO;
+    }
+    return 0;
+}
+
+static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn)
+{
+    const server_config_t *config = &server->config;
+    wal_config_t wal_config = {
+        .dir = wal_dir,
+        .fsync_mode = config->fsync_mode,
+        .fsync_interval_ms = config->fsync_interval_ms,
+        .segment_bytes = config->wal_segment_bytes,
+    };
+    char message[WAL_MESSAGE_BYTES_MAX];
+    char quoted[WAL_MESSAGE_BYTES_MAX + 8];
+    int rc = wal_open(server->loop, &wal_config, last_lsn + 1, &server->wal, on_durable,
+                      on_wal_fatal, server, message, sizeof(message));
+    if (rc != 0) {
+        log_write(LOG_ERROR, "wal_open_failed", "code=%s checkpoint_lsn=%llu message=%s",
+                  allot_error_code(rc), (unsigned long long)server->checkpoint_lsn,
+                  log_quote(quoted, sizeof(quoted), message));
+        server->wal = NULL;
+        return rc;
+    }
+    server->durable_lsn = last_lsn;
+    allot_state_set_event_sink(server->state, on_state_event, server);
+    /* From here the checkpoint thread owns the LMDB store. */
+    rc = checkpoint_writer_start(server->loop, server->checkpoint.store,
+                                 &server->checkpoint.writer, on_checkpoint_done, server);
+    if (rc != 0) {
+        log_write(LOG_ERROR, "checkpoint_start_failed", "code=%s", allot_error_code(rc));
+        return rc;
+    }
+    server->checkpoint.started_ms = uv_now(server->loop);
+    if (config->fsync_mode == WAL_FSYNC_NONE)
+        log_write(LOG_WARN, "fsync_disabled",
+                  "message=\"--fsync none: acknowledged writes can be lost on power failure; "
+                  "for benchmarks only\"");
+    return 0;
+}
+
+static int listen_address(const server_config_t *config, struct sockaddr_storage *address)
+{
+    const char *host = config->listen_host;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (uv_ip4_addr(host, config->listen_port, (struct sockaddr_in *)address) == 0)
+        return 0;
+    if (uv_ip6_addr(host, config->listen_port, (struct sockaddr_in6 *)address) == 0)
+        return 0;
+    return ALLOT_EINVALID_ARGUMENT;
+}
+
+static void log_listening(server_t *server)
+{
+    struct sockaddr_storage bound;
+    int bound_bytes = sizeof(bound);
+    char host[64] = "?";
+    int port = 0;
+    if (uv_tcp_getsockname(&server->listener, (struct sockaddr *)&bound, &bound_bytes) == 0) {
+        if (bound.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        }
+    }
+    log_write(LOG_INFO, "listening", "addr=%s:%d data_dir=%s fsync=%s", host, port,
+              server->config.data_dir,
+              server->config.fsync_mode == WAL_FSYNC_ALWAYS
+                  ? "always"
+                  : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none" : "interval"));
+    if (strcmp(server->config.listen_host, "127.0.0.1") != 0 &&
+        strcmp(server->config.listen_host, "localhost") != 0 &&
+        strcmp(server->config.listen_host, "::1") != 0)
+        log_write(LOG_WARN, "public_listen",
+                  "message=\"listening beyond loopback without authentication\"");
+}
+
+static int listen_start(server_t *server)
+{
+    struct sockaddr_storage address;
+    if (listen_address(&server->config, &address) != 0) {
+        log_write(LOG_ERROR, "listen_failed", "host=%s error=\"not an IP address\"",
+                  server->config.listen_host);
+        return ALLOT_EINVALID_ARGUMENT;
+    }
+    uv_tcp_init(server->loop, &server->listener);
+    server->listener.data = server;
+    int rc = uv_tcp_bind(&server->listener, (const struct sockaddr *)&address, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&server->listener, 511, on_connection);
+    if (rc != 0) {
+        log_write(LOG_ERROR, "listen_failed", "addr=%s:%u error=\"%s\"",
+                  server->config.listen_host, server->config.listen_port, uv_strerror(rc));
+        return ALLOT_EIO;
+    }
+    log_listening(server);
+    return 0;
+}
+
+static void handles_start(server_t *server)
+{
+    uv_signal_init(server->loop, &server->sigint);
+    uv_signal_init(server->loop, &server->sigterm);
+    server->sigint.data = server->sigterm.data = server;
+    uv_signal_start(&server->sigint, on_signal, SIGINT);
+    uv_signal_start(&server->sigterm, on_signal, SIGTERM);
+    uv_check_init(server->loop, &server->end_of_iteration);
+    server->end_of_iteration.data = server;
+    uv_check_start(&server->end_of_iteration, on_end_of_iteration);
+    uv_timer_init(server->loop, &server->housekeeping);
+    server->housekeeping.data = server;
+    uv_timer_start(&server->housekeeping, on_housekeeping, SERVER_HOUSEKEEPING_PERIOD_MS,
+                   SERVER_HOUSEKEEPING_PERIOD_MS);
+    uv_timer_init(server->loop, &server->shutdown_deadline);
+    server->shutdown_deadline.data = server;
+}
+
+static void on_walk_report(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    log_write(LOG_ERROR, "handle_left_open", "type=%s", uv_handle_type_name(handle->type));
+}
+
+/* Close whatever start-up opened, run the loop dry, and report handles left behind. */
+static int loop_finish(server_t *server)
+{
+    if (!server->shutting_down) {
+        server->shutting_down = true;
+        close_if_open((uv_handle_t *)&server->listener);
+        shutdown_finish(server);
+    }
+    uv_run(server->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(server->loop);
+    if (rc != 0) {
+        uv_walk(server->loop, on_walk_report, NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
+{
+    uint64_t last_lsn = 0;
+    int rc = data_dir_prepare(&server->config, wal_dir, wal_dir_bytes);
+    if (rc == 0)
+        rc = recover(server, wal_dir, &last_lsn);
+    if (rc == 0)
+        rc = wal_start(server, wal_dir, last_lsn);
+    if (rc != 0)
+        return rc;
+    handles_start(server);
+    expire_reservations(server); /* those that expired while the server was down */
+    return listen_start(server);
+}
+
+int server_run(const server_config_t *config)
+{
+    server_t *server = calloc(1, sizeof(*server));
+    uv_loop_t loop;
+    if (server == NULL || uv_loop_init(&loop) != 0) {
+        free(server);
+        return 1;
+    }
+    server->config = *config;
+    server->loop = &loop;
+    server->started_ms = server_now_ms(server);
+    server->state = allot_state_create(NULL);
+    msgpack_zone_init(&server->zone, 64 * 1024);
+    msgpack_sbuffer_init(&server->scratch);
+    log_write(LOG_INFO, "start", "version=%s pid=%d", ALLOT_VERSION, (int)getpid());
+
+    char wal_dir[SERVER_PATH_BYTES_MAX + 8];
+    int rc = server->state != NULL ? server_start(server, wal_dir, sizeof(wal_dir)) : ALLOT_ENOMEM;
+    if (rc == 0)
+        uv_run(server->loop, UV_RUN_DEFAULT);
+    int status = loop_finish(server);
+    if (rc != 0)
+        status = 1;
+    msgpack_zone_destroy(&server->zone);
+    msgpack_sbuffer_destroy(&server->scratch);
+    allot_state_destroy(server->state);
+    log_write(LOG_INFO, "stopped", "status=%d", status);
+    free(server);
+    return status;
+}

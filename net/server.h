@@ -1,0 +1,70 @@
+/* server.h - the allotd server: one libuv loop owning all state, TCP connections, replies.
+ *
+ * Contract: server_run() opens the data directory (recovery: checkpoint + WAL replay), listens,
+ * and runs the loop until SIGINT/SIGTERM, then stops accepting, answers what is in flight,
+ * closes every handle and returns 0 (non-zero on a start-up failure or a fatal WAL error).
+ * Per loop iteration: requests are decoded and dispatched as they arrive; reads are answered at
+ * once; WRITE replies are held until their WAL records are durable; at the end of the iteration
+ * the WAL batch is handed to the writer thread and every connection's replies are flushed once
+ * (try-write first, then a queued write). Every per-connection buffer is bounded by the limits
+ * in server_config_t (see core/limits.h for defaults).
+ */
+#ifndef ALLOT_NET_SERVER_H
+#define ALLOT_NET_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "persist/wal.h"
+
+#define SERVER_HOST_BYTES_MAX 256
+#define SERVER_PATH_BYTES_MAX 1024
+
+typedef struct server_config {
+    char listen_host[SERVER_HOST_BYTES_MAX];
+    uint16_t listen_port;
+    char data_dir[SERVER_PATH_BYTES_MAX];
+    wal_fsync_mode_t fsync_mode;
+    uint32_t fsync_interval_ms;
+    uint64_t wal_segment_bytes;
+    uint32_t request_bytes_max;
+    uint32_t inflight_requests_max;
+    uint32_t output_bytes_max;
+    uint32_t connections_max;
+    uint32_t request_timeout_ms; /* a request started but not finished within this: close */
+    uint32_t checkpoint_interval_s;
+    uint64_t checkpoint_wal_bytes;
+} server_config_t;
+
+/* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */
+void server_config_defaults(server_config_t *config);
+
+/* Run until a shutdown signal. Returns the process exit status. */
+int server_run(const server_config_t *config);
+
+struct server;
+
+typedef struct server_info {
+    const char *version;
+    int64_t uptime_s;
+    uint32_t connections;
+    uint64_t wal_lsn;
+    uint64_t durable_lsn;
+    uint64_t checkpoint_lsn;
+    const char *fsync;
+} server_info_t;
+
+void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
+
+struct connection;
+struct allot_error_detail;
+
+/* server.checkpoint: start a checkpoint (or join the next one if one is running) and answer
+ * [1, msgid, nil, {"checkpoint_lsn": N}] on conn once it has committed (an INTERNAL error reply
+ * if it fails; nothing when conn is NULL or closes first). Returns COMMAND_DEFERRED, or
+ * ALLOT_EOVERLOADED (SERVER_CHECKPOINT_WAITERS_MAX waiting) / ALLOT_EUNAVAILABLE (shutting
+ * down) with error filled. */
+int server_checkpoint_request(struct server *server, struct connection *conn, uint32_t msgid,
+                              struct allot_error_detail *error);
+
+#endif

@@ -1,0 +1,120 @@
+/* server_internal.h - the server's and connections' private state, shared by server.c and
+ * connection.c only. Not part of any contract. */
+#ifndef ALLOT_NET_SERVER_INTERNAL_H
+#define ALLOT_NET_SERVER_INTERNAL_H
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "frame.h"
+#include "persist/checkpoint.h"
+#include "server.h"
+
+struct allot_state;
+typedef struct connection connection_t;
+
+/* A reply held until the WAL is durable up to `lsn`; its bytes end at `end` in conn->held. */
+typedef struct held_reply {
+    uint64_t lsn;
+    size_t end;
+} held_reply_t;
+
+struct connection {
+    uv_tcp_t handle;
+    struct server *server;
+    uint64_t id;
+    connection_t *prev, *next;           /* all connections */
+    connection_t *dirty_next;            /* connections with output to flush this iteration */
+    connection_t *held_prev, *held_next; /* connections with replies awaiting durability */
+    bool dirty, in_held_list, reading, closing, close_when_flushed, write_active;
+    /* input */
+    uint8_t *in;
+    size_t in_size, in_capacity, in_start;
+    frame_scanner_t scanner;
+    uint64_t partial_since_ms; /* uv_now() when the unfinished request began; 0 when none */
+    /* output */
+    msgpack_sbuffer out;     /* replies ready to send */
+    msgpack_sbuffer writing; /* bytes owned by the active uv_write */
+    uv_write_t write_req;
+    msgpack_sbuffer held; /* WRITE replies waiting for durability, in LSN order */
+    uint32_t deferred_count; /* replies a handler deferred (server.checkpoint) not sent yet */
+    held_reply_t *held_replies;
+    uint32_t held_head, held_count, held_capacity;
+};
+
+/* Requests answered when a checkpoint commits (server.checkpoint). */
+#define SERVER_CHECKPOINT_WAITERS_MAX 64
+
+typedef struct checkpoint_waiter {
+    connection_t *conn;
+    uint32_t msgid;
+    uint64_t generation; /* answered by the first checkpoint of this generation or later */
+} checkpoint_waiter_t;
+
+/* Checkpoint bookkeeping (server.c). A generation is one serialization of the dirty set. */
+typedef struct server_checkpoint {
+    checkpoint_store_t *store;   /* <data-dir>/state.lmdb; the writer thread owns it once started */
+    checkpoint_writer_t *writer; /* NULL until the WAL is open */
+    checkpoint_batch_t *pending; /* serialized, waiting for the WAL to be durable up to lsn */
+    uint64_t pending_lsn;
+    uint64_t pending_generation;
+    uint64_t in_flight_generation;
+    uint64_t generation_started;
+    uint64_t started_ms;         /* uv_now() when the last one was serialized */
+    uint64_t wal_bytes_at_start; /* wal_stats bytes_written then */
+    bool full_needed;            /* a serialization failed: the next one writes every object */
+    bool requested;              /* a trigger fired while one was running */
+    uint8_t shutdown_phase;      /* 0 serving, 1 final checkpoint, 2 closing */
+    uint32_t waiter_count;
+    checkpoint_waiter_t waiters[SERVER_CHECKPOINT_WAITERS_MAX];
+} server_checkpoint_t;
+
+typedef struct server {
+    server_config_t config;
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_signal_t sigint, sigterm;
+    uv_check_t end_of_iteration;
+    uv_timer_t housekeeping; /* expiry, request timeouts, periodic checkpoints */
+    uv_timer_t shutdown_deadline;
+    struct allot_state *state;
+    wal_t *wal;
+    msgpack_zone zone;      /* decoded request objects; cleared after each request */
+    msgpack_sbuffer scratch; /* one reply being packed */
+    connection_t *connections;
+    connection_t *dirty;
+    connection_t *held;
+    uint32_t connection_count;
+    uint64_t next_connection_id;
+    uint64_t durable_lsn;
+    uint64_t checkpoint_lsn;
+    int64_t started_ms;
+    int64_t now_ms;
+    bool now_valid;
+    bool shutting_down;
+    int exit_status;
+    uint64_t connections_refused;
+    server_checkpoint_t checkpoint;
+} server_t;
+
+/* server.c */
+int64_t server_now_ms(server_t *server);
+void server_connection_closed(server_t *server, connection_t *conn);
+bool server_writes_allowed(const server_t *server, int *refused_error);
+uint64_t server_wal_lsn(const server_t *server);
+
+/* connection.c */
+void connection_accept(server_t *server);
+void connection_flush(connection_t *conn);
+void connection_release_durable(connection_t *conn, uint64_t durable_lsn);
+void connection_close(connection_t *conn);
+void connection_begin_shutdown(connection_t *conn);
+bool connection_idle(const connection_t *conn);
+void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms);
+/* Send a reply a handler deferred (bytes are one whole response); ends one deferred_count. */
+void connection_reply_deferred(connection_t *conn, const char *bytes, size_t len);
+
+/* server.c: forget the deferred replies owed to a connection that is closing. */
+void server_deferred_drop(server_t *server, connection_t *conn);
+
+#endif

@@ -1,0 +1,795 @@
+/* checkpoint.c - LMDB checkpoint store: layout, incremental writes, loading, writer thread.
+ *
+ * LMDB LAYOUT (format version 1). One LMDB environment opened with MDB_NOSUBDIR: the data file
+ * "<data-dir>/state.lmdb" and its lock file "<data-dir>/state.lmdb-lock" (the lock file holds
+ * no data and may be deleted while no process has the store open). Integers little-endian.
+ *
+ * Named database "meta" (keys are ASCII without a terminating NUL):
+ *     "format_version"  4 bytes  u32, CHECKPOINT_FORMAT_VERSION (1). Written when the store is
+ *                                created; a store with another version is refused (CORRUPT).
+ *     "checkpoint_lsn"  8 bytes  u64, the WAL LSN the stored state covers: every event with
+ *                                LSN <= checkpoint_lsn is reflected, none after it. Absent
+ *                                (= 0) until the first checkpoint commits.
+ *
+ * Named database "state" (default LMDB key order: bytewise, shorter prefix first):
+ *     key    1 byte kind + the object's id bytes (1..ALLOT_ID_BYTES_MAX), no terminator:
+ *              0x01 location     id = location id
+ *              0x02 SKU          id = SKU id; the value holds all of the SKU's positions
+ *              0x03 reservation  id = reservation id (live holds and ended ones kept for
+ *                                     idempotency)
+ *              0x04 adjust key   id = the stock.adjust idempotency key
+ *              0x05..0xff        reserved (orders and later objects); kind 0x00 is invalid
+ *     value  1 byte event type (core/event.h snapshot types: 16 location, 17 SKU,
+ *            18 reservation, 19 adjust key; 64.. orders) + the snapshot event payload exactly
+ *            as core encodes it (starts with ALLOT_EVENT_FORMAT_VERSION).
+ *   An object that no longer exists has no key. Kinds sort so that loading in key order meets
+ *   locations before the SKUs and reservations that refer to them.
+ *
+ * VALIDITY. A record is valid iff its key has 2..CHECKPOINT_KEY_BYTES_MAX bytes with a nonzero
+ * kind and its value has at least 2 bytes (type + payload); what the payload means is checked
+ * by core when it is applied (allot_event_apply_encoded: ALLOT_ECORRUPT on anything that does
+ * not decode exactly). A store is consistent by construction: each checkpoint is ONE LMDB write
+ * transaction holding its objects and the new checkpoint_lsn, committed with LMDB's default
+ * durable sync (fsync of the data file) - after a crash LMDB shows either the previous or the
+ * new checkpoint, never a mix.
+ *
+ * A checkpoint writes only the objects dirtied since the previous one (puts and deletes of
+ * single keys); a "full" batch (after an out-of-memory while serializing) first empties "state"
+ * with mdb_drop(..., 0) and then puts every object, in the same transaction.
+ *
+ * In-memory batch format (never on disk): entries back to back, each
+ *     0  2  key bytes K          3  1  deleted (0/1)        8    K  key
+ *     2  1  type                 4  4  payload bytes P      8+K  P  payload
+ */
+#include "checkpoint.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+
+#define CHECKPOINT_ENTRY_HEADER_BYTES 8u
+#define CHECKPOINT_DBS_MAX            4
+#define CHECKPOINT_PATH_BYTES_MAX     4096u
+#define CHECKPOINT_BATCH_BYTES_MIN    (64u * 1024)
+#define META_KEY_VERSION              "format_version"
+#define META_KEY_LSN                  "checkpoint_lsn"
+
+/* ---- little-endian helpers ------------------------------------------------------------- */
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- batches ----------------------------------------------------------------------------- */
+
+struct checkpoint_batch {
+    uint8_t *data;
+    size_t bytes;
+    size_t capacity;
+    size_t entries;
+    bool full;
+    bool failed;
+};
+
+typedef struct batch_entry {
+    const uint8_t *key;
+    size_t key_len;
+    uint8_t type;
+    bool deleted;
+    const uint8_t *payload;
+    size_t payload_len;
+} batch_entry_t;
+
+checkpoint_batch_t *checkpoint_batch_create(bool full)
+{
+    checkpoint_batch_t *batch = calloc(1, sizeof(*batch));
+    if (batch != NULL)
+        batch->full = full;
+    return batch;
+}
+
+void checkpoint_batch_free(checkpoint_batch_t *batch)
+{
+    if (batch == NULL)
+        return;
+    free(batch->data);
+    free(batch);
+}
+
+int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t key_len,
+                         uint8_t type, const uint8_t *payload, size_t payload_len, bool deleted)
+{
+    assert(batch != NULL);
+    if (key_len < 2 || key_len > CHECKPOINT_KEY_BYTES_MAX || key[0] == 0 ||
+        payload_len > UINT32_MAX || (deleted && payload_len != 0)) {
+        batch->failed = true;
+        return ALLOT_EINVALID_ARGUMENT;
+    }
+    size_t need = CHECKPOINT_ENTRY_HEADER_BYTES + key_len + payload_len;
+    if (batch->capacity - batch->bytes < need) {
+        size_t capacity = batch->capacity ? batch->capacity : CHECKPOINT_BATCH_BYTES_MIN;
+        while (capacity - batch->bytes < need)
+            capacity *= 2;
+        uint8_t *grown = realloc(batch->data, capacity);
+        if (grown == NULL) {
+            batch->failed = true;
+            return ALLOT_ENOMEM;
+        }
+        batch->data = grown;
+        batch->capacity = capacity;
+    }
+    uint8_t *p = batch->data + batch->bytes;
+    put_u16(p, (uint16_t)key_len);
+    p[2] = type;
+    p[3] = deleted ? 1 : 0;
+    put_u32(p + 4, (uint32_t)payload_len);
+    memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES, key, key_len);
+    if (payload_len > 0)
+        memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES + key_len, payload, payload_len);
+    batch->bytes += need;
+    batch->entries++;
+    return 0;
+}
+
+void checkpoint_batch_snapshot_cb(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                                  const uint8_t *payload, size_t payload_len, bool deleted)
+{
+    checkpoint_batch_t *batch = ctx;
+    if (!batch->failed)
+        (void)checkpoint_batch_add(batch, key, key_len, type, payload, payload_len, deleted);
+}
+
+bool checkpoint_batch_failed(const checkpoint_batch_t *batch)
+{
+    return batch->failed;
+}
+
+size_t checkpoint_batch_entries(const checkpoint_batch_t *batch)
+{
+    return batch->entries;
+}
+
+size_t checkpoint_batch_bytes(const checkpoint_batch_t *batch)
+{
+    return batch->bytes;
+}
+
+/* Decode the entry at *offset and advance it; false at the end. */
+static bool batch_next(const checkpoint_batch_t *batch, size_t *offset, batch_entry_t *entry)
+{
+    if (*offset >= batch->bytes)
+        return false;
+    const uint8_t *p = batch->data + *offset;
+    assert(batch->bytes - *offset >= CHECKPOINT_ENTRY_HEADER_BYTES);
+    entry->key_len = get_u16(p);
+    entry->type = p[2];
+    entry->deleted = p[3] != 0;
+    entry->payload_len = get_u32(p + 4);
+    entry->key = p + CHECKPOINT_ENTRY_HEADER_BYTES;
+    entry->payload = entry->key + entry->key_len;
+    *offset += CHECKPOINT_ENTRY_HEADER_BYTES + entry->key_len + entry->payload_len;
+    assert(*offset <= batch->bytes);
+    return true;
+}
+
+/* ---- the store --------------------------------------------------------------------------- */
+
+struct checkpoint_store {
+    MDB_env *env;
+    MDB_dbi meta;
+    MDB_dbi state;
+    uint64_t lsn;
+    uint64_t map_bytes;
+    char path[CHECKPOINT_PATH_BYTES_MAX];
+};
+
+static int lmdb_error(int mdb_rc, const char *what, const char *path, char *message,
+                      size_t message_bytes)
+{
+    if (message_bytes > 0)
+        snprintf(message, message_bytes, "checkpoint: %s %s: %s", what, path, mdb_strerror(mdb_rc));
+    if (mdb_rc == ENOMEM)
+        return ALLOT_ENOMEM;
+    if (mdb_rc == MDB_CORRUPTED || mdb_rc == MDB_INVALID || mdb_rc == MDB_VERSION_MISMATCH ||
+        mdb_rc == MDB_PAGE_NOTFOUND || mdb_rc == MDB_INCOMPATIBLE)
+        return ALLOT_ECORRUPT;
+    return ALLOT_EIO;
+}
+
+/* Make the directory entry of a newly created file durable. */
+static int fsync_parent_dir(const char *path)
+{
+    char dir[CHECKPOINT_PATH_BYTES_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+/* Create the named databases and the version on a new store; check them on an old one. */
+static int store_init_txn(checkpoint_store_t *store, bool *created, char *message,
+                          size_t message_bytes)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return lmdb_error(mrc, "begin", store->path, message, message_bytes);
+    int rc = 0;
+    if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &store->meta)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "state", MDB_CREATE, &store->state)) != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_error(mrc, "open databases of", store->path, message, message_bytes);
+    }
+    MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value;
+    mrc = mdb_get(txn, store->meta, &key, &value);
+    if (mrc == MDB_NOTFOUND) {
+        MDB_stat stat;
+        mdb_stat(txn, store->state, &stat);
+        if (stat.ms_entries > 0) {
+            snprintf(message, message_bytes, "checkpoint: %s holds records but no format version",
+                     store->path);
+            rc = ALLOT_ECORRUPT;
+        } else {
+            uint8_t bytes[4];
+            put_u32(bytes, CHECKPOINT_FORMAT_VERSION);
+            value = (MDB_val){sizeof(bytes), bytes};
+            mrc = mdb_put(txn, store->meta, &key, &value, 0);
+            if (mrc != 0)
+                rc = lmdb_error(mrc, "write version to", store->path, message, message_bytes);
+            *created = true;
+        }
+    } else if (mrc != 0) {
+        rc = lmdb_error(mrc, "read version of", store->path, message, message_bytes);
+    } else if (value.mv_size != 4 || get_u32(value.mv_data) != CHECKPOINT_FORMAT_VERSION) {
+        snprintf(message, message_bytes,
+                 "checkpoint: %s has format version %" PRIu32 ", this build reads %u", store->path,
+                 value.mv_size == 4 ? get_u32(value.mv_data) : 0, CHECKPOINT_FORMAT_VERSION);
+        rc = ALLOT_ECORRUPT;
+    }
+    if (rc == 0) {
+        key = (MDB_val){strlen(META_KEY_LSN), META_KEY_LSN};
+        mrc = mdb_get(txn, store->meta, &key, &value);
+        if (mrc == 0 && value.mv_size == 8) {
+            store->lsn = get_u64(value.mv_data);
+        } else if (mrc != MDB_NOTFOUND) {
+            snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn", store->path);
+            rc = ALLOT_ECORRUPT;
+        }
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    mrc = mdb_txn_commit(txn);
+    return mrc == 0 ? 0 : lmdb_error(mrc, "commit", store->path, message, message_bytes);
+}
+
+int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store_t **out,
+                          char *message, size_t message_bytes)
+{
+    assert(out != NULL);
+    *out = NULL;
+    if (message_bytes > 0)
+        message[0] = '\0';
+    if (path == NULL || strlen(path) + 8 >= CHECKPOINT_PATH_BYTES_MAX ||
+        map_bytes > CHECKPOINT_MAP_BYTES_MAX) {
+        snprintf(message, message_bytes, "checkpoint: bad path or map size");
+        return ALLOT_EINVALID_ARGUMENT;
+    }
+    checkpoint_store_t *store = calloc(1, sizeof(*store));
+    if (store == NULL)
+        return ALLOT_ENOMEM;
+    snprintf(store->path, sizeof(store->path), "%s", path);
+    struct stat st;
+    bool existed = stat(path, &st) == 0;
+    int mrc = mdb_env_create(&store->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(store->env, CHECKPOINT_DBS_MAX);
+    if (mrc == 0)
+        mrc = mdb_env_set_mapsize(store->env,
+                                  map_bytes ? (size_t)map_bytes : CHECKPOINT_MAP_BYTES_DEFAULT);
+    if (mrc == 0)
+        mrc = mdb_env_open(store->env, path, MDB_NOSUBDIR, 0640);
+    int rc = 0;
+    if (mrc != 0)
+        rc = lmdb_error(mrc, "open", path, message, message_bytes);
+    bool created = false;
+    if (rc == 0)
+        rc = store_init_txn(store, &created, message, message_bytes);
+    if (rc == 0 && !existed && fsync_parent_dir(path) != 0) {
+        snprintf(message, message_bytes, "checkpoint: fsync of the directory of %s: %s", path,
+                 strerror(errno));
+        rc = ALLOT_EIO;
+    }
+    if (rc != 0) {
+        if (store->env != NULL)
+            mdb_env_close(store->env);
+        free(store);
+        return rc;
+    }
+    MDB_envinfo info;
+    mdb_env_info(store->env, &info);
+    store->map_bytes = info.me_mapsize;
+    *out = store;
+    return 0;
+}
+
+void checkpoint_store_close(checkpoint_store_t *store)
+{
+    if (store == NULL)
+        return;
+    mdb_env_close(store->env);
+    free(store);
+}
+
+int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, char *message,
+                              size_t message_bytes)
+{
+    assert(path != NULL && lsn != NULL && exists != NULL);
+    *lsn = 0;
+    *exists = false;
+    if (message_bytes > 0)
+        message[0] = '\0';
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    *exists = true;
+    MDB_env *env;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta;
+    int mrc = mdb_env_create(&env);
+    if (mrc != 0)
+        return lmdb_error(mrc, "open", path, message, message_bytes);
+    mdb_env_set_maxdbs(env, CHECKPOINT_DBS_MAX);
+    mrc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0640);
+    if (mrc == 0)
+        mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "meta", 0, &meta);
+    MDB_val key = {strlen(META_KEY_LSN), META_KEY_LSN}, value;
+    if (mrc == 0)
+        mrc = mdb_get(txn, meta, &key, &value);
+    int rc = 0;
+    if (mrc == 0 && value.mv_size == 8)
+        *lsn = get_u64(value.mv_data);
+    else if (mrc == 0)
+        rc = ALLOT_ECORRUPT;
+    else if (mrc != MDB_NOTFOUND)
+        rc = lmdb_error(mrc, "read", path, message, message_bytes);
+    if (rc == ALLOT_ECORRUPT)
+        snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn", path);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return rc;
+}
+
+uint64_t checkpoint_store_lsn(const checkpoint_store_t *store)
+{
+    return store->lsn;
+}
+
+uint64_t checkpoint_store_map_bytes(const checkpoint_store_t *store)
+{
+    return store->map_bytes;
+}
+
+int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record_cb, void *ctx,
+                          uint64_t *records_out, char *message, size_t message_bytes)
+{
+    assert(store != NULL && record_cb != NULL);
+    if (message_bytes > 0)
+        message[0] = '\0';
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    int mrc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return lmdb_error(mrc, "begin read of", store->path, message, message_bytes);
+    mrc = mdb_cursor_open(txn, store->state, &cursor);
+    if (mrc != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_error(mrc, "cursor on", store->path, message, message_bytes);
+    }
+    uint64_t records = 0;
+    int rc = 0;
+    MDB_val key, value;
+    for (mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        const uint8_t *k = key.mv_data, *v = value.mv_data;
+        if (key.mv_size < 2 || key.mv_size > CHECKPOINT_KEY_BYTES_MAX || k[0] == 0 ||
+            value.mv_size < 2) {
+            snprintf(message, message_bytes,
+                     "checkpoint: %s: malformed record #%" PRIu64 " (key %zu bytes, kind %u, "
+                     "value %zu bytes)",
+                     store->path, records, key.mv_size, key.mv_size ? k[0] : 0, value.mv_size);
+            rc = ALLOT_ECORRUPT;
+            break;
+        }
+        rc = record_cb(ctx, k, key.mv_size, v[0], v + 1, value.mv_size - 1);
+        if (rc != 0) {
+            snprintf(message, message_bytes,
+                     "checkpoint: %s: record #%" PRIu64 " (kind %u, type %u, id '%.*s') was "
+                     "refused: %s",
+                     store->path, records, k[0], v[0], (int)(key.mv_size - 1), k + 1,
+                     allot_error_message(rc));
+            break;
+        }
+        records++;
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = lmdb_error(mrc, "read", store->path, message, message_bytes);
+    mdb_cursor_close(cursor);
+    mdb_txn_abort(txn);
+    if (records_out != NULL)
+        *records_out = records;
+    return rc;
+}
+
+static int write_batch(checkpoint_store_t *store, MDB_txn *txn, const checkpoint_batch_t *batch,
+                       checkpoint_write_stats_t *stats, const char **what)
+{
+    int mrc;
+    if (batch->full && (mrc = mdb_drop(txn, store->state, 0)) != 0) {
+        *what = "empty the state of";
+        return mrc;
+    }
+    size_t offset = 0;
+    batch_entry_t e;
+    while (batch_next(batch, &offset, &e)) {
+        MDB_val key = {e.key_len, (void *)e.key};
+        if (e.deleted) {
+            mrc = mdb_del(txn, store->state, &key, NULL);
+            if (mrc != 0 && mrc != MDB_NOTFOUND) {
+                *what = "delete from";
+                return mrc;
+            }
+            stats->deletes++;
+            continue;
+        }
+        MDB_val value = {e.payload_len + 1, NULL};
+        mrc = mdb_put(txn, store->state, &key, &value, MDB_RESERVE);
+        if (mrc != 0) {
+            *what = "write to";
+            return mrc;
+        }
+        uint8_t *v = value.mv_data;
+        v[0] = e.type;
+        memcpy(v + 1, e.payload, e.payload_len);
+        stats->puts++;
+    }
+    return 0;
+}
+
+/* One attempt: every batch and the LSN in one transaction. Returns an LMDB code. */
+static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
+                     size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,
+                     const char **what)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (mrc != 0) {
+        *what = "begin write of";
+        return mrc;
+    }
+    for (size_t i = 0; mrc == 0 && i < batch_count; i++)
+        if (batches[i] != NULL)
+            mrc = write_batch(store, txn, batches[i], stats, what);
+    if (mrc == 0) {
+        uint8_t bytes[8];
+        put_u64(bytes, lsn);
+        MDB_val key = {strlen(META_KEY_LSN), META_KEY_LSN}, value = {sizeof(bytes), bytes};
+        mrc = mdb_put(txn, store->meta, &key, &value, 0);
+        *what = "write checkpoint_lsn to";
+    }
+    if (mrc != 0) {
+        mdb_txn_abort(txn);
+        return mrc;
+    }
+    *what = "commit";
+    return mdb_txn_commit(txn); /* frees the txn whatever happens */
+}
+
+int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
+                           size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,
+                           char *message, size_t message_bytes)
+{
+    assert(store != NULL && (batches != NULL || batch_count == 0));
+    checkpoint_write_stats_t local;
+    if (stats == NULL)
+        stats = &local;
+    memset(stats, 0, sizeof(*stats));
+    if (message_bytes > 0)
+        message[0] = '\0';
+    if (lsn < store->lsn) {
+        snprintf(message, message_bytes,
+                 "checkpoint: LSN %" PRIu64 " is older than the stored %" PRIu64, lsn, store->lsn);
+        return ALLOT_EINVALID_ARGUMENT;
+    }
+    for (size_t i = 0; i < batch_count; i++)
+        if (batches[i] != NULL && batches[i]->failed) {
+            snprintf(message, message_bytes, "checkpoint: batch %zu is incomplete", i);
+            return ALLOT_EINVALID_ARGUMENT;
+        }
+    for (;;) {
+        const char *what = "write";
+        uint64_t grows = stats->map_grows;
+        memset(stats, 0, sizeof(*stats));
+        stats->map_grows = grows;
+        int mrc = write_txn(store, batches, batch_count, lsn, stats, &what);
+        if (mrc == 0)
+            break;
+        if (mrc != MDB_MAP_FULL || store->map_bytes >= CHECKPOINT_MAP_BYTES_MAX)
+            return lmdb_error(mrc, what, store->path, message, message_bytes);
+        /* No transaction of this process is active: the map may be resized. */
+        uint64_t grown = store->map_bytes * 2;
+        if (grown > CHECKPOINT_MAP_BYTES_MAX)
+            grown = CHECKPOINT_MAP_BYTES_MAX;
+        mrc = mdb_env_set_mapsize(store->env, (size_t)grown);
+        if (mrc != 0)
+            return lmdb_error(mrc, "grow the map of", store->path, message, message_bytes);
+        store->map_bytes = grown;
+        stats->map_grows++;
+    }
+    store->lsn = lsn;
+    MDB_envinfo info;
+    mdb_env_info(store->env, &info);
+    store->map_bytes = info.me_mapsize;
+    stats->map_bytes = store->map_bytes;
+    return 0;
+}
+
+/* ---- the writer thread ------------------------------------------------------------------- */
+
+struct checkpoint_writer {
+    uv_loop_t *loop;
+    uv_async_t async;
+    checkpoint_store_t *store;
+    checkpoint_done_cb done_cb;
+    void (*closed_cb)(void *ctx);
+    void *ctx;
+    pthread_t thread;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    /* Owned by the loop while idle, by the thread while a job is in flight. */
+    checkpoint_batch_t **batches;
+    size_t batch_count;
+    size_t batch_capacity;
+    uint64_t lsn;
+    /* Loop thread only. */
+    bool in_flight;
+    bool closing;
+    /* Under mutex. */
+    bool job;
+    bool done;
+    bool stop;
+    int status;
+    checkpoint_write_stats_t stats;
+    char message[CHECKPOINT_MESSAGE_BYTES_MAX];
+};
+
+static void *writer_main(void *arg)
+{
+    checkpoint_writer_t *writer = arg;
+    pthread_mutex_lock(&writer->mutex);
+    for (;;) {
+        while (!writer->job && !writer->stop)
+            pthread_cond_wait(&writer->cond, &writer->mutex);
+        if (!writer->job)
+            break; /* stop, nothing in flight */
+        pthread_mutex_unlock(&writer->mutex);
+        checkpoint_write_stats_t stats;
+        char message[CHECKPOINT_MESSAGE_BYTES_MAX];
+        int status = checkpoint_store_write(writer->store, writer->batches, writer->batch_count,
+                                            writer->lsn, &stats, message, sizeof(message));
+        pthread_mutex_lock(&writer->mutex);
+        writer->job = false;
+        writer->done = true;
+        writer->status = status;
+        writer->stats = stats;
+        memcpy(writer->message, message, sizeof(message));
+        uv_async_send(&writer->async);
+    }
+    pthread_mutex_unlock(&writer->mutex);
+    return NULL;
+}
+
+static void batches_free(checkpoint_writer_t *writer)
+{
+    for (size_t i = 0; i < writer->batch_count; i++)
+        checkpoint_batch_free(writer->batches[i]);
+    writer->batch_count = 0;
+}
+
+/* Loop thread: report a finished job, if any. */
+static void writer_report(checkpoint_writer_t *writer)
+{
+    pthread_mutex_lock(&writer->mutex);
+    bool done = writer->done;
+    writer->done = false;
+    int status = writer->status;
+    checkpoint_write_stats_t stats = writer->stats;
+    char message[CHECKPOINT_MESSAGE_BYTES_MAX];
+    memcpy(message, writer->message, sizeof(message));
+    pthread_mutex_unlock(&writer->mutex);
+    if (!done)
+        return;
+    assert(writer->in_flight);
+    writer->in_flight = false;
+    if (status == 0)
+        batches_free(writer); /* committed; a failure keeps them for the next submit */
+    writer->done_cb(writer, status, writer->lsn, &stats, message, writer->ctx);
+}
+
+static void on_writer_async(uv_async_t *async)
+{
+    writer_report(async->data);
+}
+
+size_t checkpoint_writer_kept_bytes(const checkpoint_writer_t *writer)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; !writer->in_flight && i < writer->batch_count; i++)
+        bytes += writer->batches[i]->bytes;
+    return bytes;
+}
+
+void checkpoint_writer_drop_kept(checkpoint_writer_t *writer)
+{
+    assert(!writer->in_flight);
+    batches_free(writer);
+}
+
+static void on_writer_closed(uv_handle_t *handle)
+{
+    checkpoint_writer_t *writer = handle->data;
+    void (*closed_cb)(void *) = writer->closed_cb;
+    void *ctx = writer->ctx;
+    batches_free(writer);
+    free(writer->batches);
+    pthread_cond_destroy(&writer->cond);
+    pthread_mutex_destroy(&writer->mutex);
+    free(writer);
+    if (closed_cb != NULL)
+        closed_cb(ctx);
+}
+
+int checkpoint_writer_start(uv_loop_t *loop, checkpoint_store_t *store, checkpoint_writer_t **out,
+                            checkpoint_done_cb done_cb, void *ctx)
+{
+    assert(out != NULL);
+    *out = NULL;
+    if (loop == NULL || store == NULL || done_cb == NULL)
+        return ALLOT_EINVALID_ARGUMENT;
+    checkpoint_writer_t *writer = calloc(1, sizeof(*writer));
+    if (writer == NULL)
+        return ALLOT_ENOMEM;
+    writer->loop = loop;
+    writer->store = store;
+    writer->done_cb = done_cb;
+    writer->ctx = ctx;
+    if (pthread_mutex_init(&writer->mutex, NULL) != 0) {
+        free(writer);
+        return ALLOT_ENOMEM;
+    }
+    if (pthread_cond_init(&writer->cond, NULL) != 0 ||
+        uv_async_init(loop, &writer->async, on_writer_async) != 0) {
+        pthread_mutex_destroy(&writer->mutex);
+        free(writer);
+        return ALLOT_ENOMEM;
+    }
+    writer->async.data = writer;
+    if (pthread_create(&writer->thread, NULL, writer_main, writer) != 0) {
+        /* The async handle is initialised: it is closed and the writer freed in its close
+         * callback (closed_cb is NULL: nothing is reported). */
+        writer->closing = true;
+        uv_close((uv_handle_t *)&writer->async, on_writer_closed);
+        return ALLOT_EIO;
+    }
+    *out = writer;
+    return 0;
+}
+
+int checkpoint_writer_submit(checkpoint_writer_t *writer, checkpoint_batch_t *batch, uint64_t lsn)
+{
+    assert(writer != NULL);
+    if (writer->in_flight || writer->closing)
+        return ALLOT_EOVERLOADED;
+    if (batch != NULL && batch->failed)
+        return ALLOT_EINVALID_ARGUMENT;
+    if (batch != NULL && writer->batch_count == writer->batch_capacity) {
+        size_t capacity = writer->batch_capacity ? writer->batch_capacity * 2 : 4;
+        checkpoint_batch_t **grown = realloc(writer->batches, capacity * sizeof(*grown));
+        if (grown == NULL)
+            return ALLOT_ENOMEM;
+        writer->batches = grown;
+        writer->batch_capacity = capacity;
+    }
+    if (batch != NULL)
+        writer->batches[writer->batch_count++] = batch;
+    writer->lsn = lsn;
+    writer->in_flight = true;
+    pthread_mutex_lock(&writer->mutex);
+    writer->job = true;
+    pthread_cond_signal(&writer->cond);
+    pthread_mutex_unlock(&writer->mutex);
+    return 0;
+}
+
+bool checkpoint_writer_busy(const checkpoint_writer_t *writer)
+{
+    return writer->in_flight;
+}
+
+size_t checkpoint_writer_kept(const checkpoint_writer_t *writer)
+{
+    return writer->in_flight ? 0 : writer->batch_count;
+}
+
+void checkpoint_writer_close(checkpoint_writer_t *writer, void (*closed_cb)(void *ctx))
+{
+    assert(writer != NULL && !writer->closing);
+    writer->closed_cb = closed_cb;
+    pthread_mutex_lock(&writer->mutex);
+    writer->stop = true;
+    pthread_cond_signal(&writer->cond);
+    pthread_mutex_unlock(&writer->mutex);
+    pthread_join(writer->thread, NULL); /* finishes the job in flight first */
+    writer->closing = true;             /* done_cb may not submit again */
+    writer_report(writer);
+    uv_close((uv_handle_t *)&writer->async, on_writer_closed);
+}

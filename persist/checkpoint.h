@@ -1,0 +1,132 @@
+/* checkpoint.h - the LMDB checkpoint store (<data-dir>/state.lmdb) and the checkpoint writer
+ * thread. The LMDB layout is described at the top of checkpoint.c.
+ *
+ * Contract
+ *  - A checkpoint is the state as of one WAL LSN: every object (snapshot record from core:
+ *    key = 1 kind byte + id bytes, value = 1 type byte + payload) plus that LSN. Recovery loads
+ *    every record in key order (checkpoint_store_load) and replays the WAL after the LSN.
+ *  - Batches: checkpoint_batch_t is an immutable-once-submitted buffer of (key, type, payload,
+ *    deleted) entries, built on the loop thread by passing checkpoint_batch_snapshot_cb to
+ *    allot_state_snapshot_each_dirty (incremental) or allot_state_snapshot_each (full: the
+ *    writer then drops every stored object first). A failed append (out of memory) marks the
+ *    batch failed (checkpoint_batch_failed); such a batch must not be submitted.
+ *  - Store: checkpoint_store_open creates the file (and "<path>-lock") when missing, checks the
+ *    format version and reads the checkpoint LSN. checkpoint_store_load and
+ *    checkpoint_store_write are synchronous; one thread at a time may use a store (the server
+ *    loads on the loop thread before serving, then hands the store to the writer thread, which
+ *    owns it until checkpoint_writer_close). checkpoint_store_write writes the batches in order
+ *    and the LSN in ONE transaction committed with LMDB's default durable sync; MDB_MAP_FULL is
+ *    handled by doubling the map (up to CHECKPOINT_MAP_BYTES_MAX) and retrying the same
+ *    transaction - an operating condition, never a crash. On any error nothing is committed.
+ *  - Writer: checkpoint_writer_start starts one thread and one uv_async_t. The loop submits a
+ *    batch with the LSN it covers (the caller must only submit once the WAL is durable up to
+ *    that LSN). done_cb(writer, status, lsn, stats, message, ctx) runs on the loop thread when
+ *    the transaction is committed (status 0) or failed. A failed checkpoint keeps its batches:
+ *    the next submit writes them first, then the new batch, in one transaction (so no dirty
+ *    entry is ever lost); checkpoint_writer_submit(writer, NULL, lsn) retries them alone. To
+ *    bound memory during a long outage the caller may drop them and submit a full batch.
+ *    Only one checkpoint is in flight: submit returns ALLOT_EOVERLOADED while busy.
+ *  - Close: checkpoint_writer_close waits for the checkpoint in flight (its done_cb still runs),
+ *    joins the thread, uv_close()s the async handle and frees the writer and any kept batches
+ *    in its close callback, then closed_cb(ctx) (may be NULL). The store is not closed.
+ *  - Errors: 0 or negative ALLOT_E*: INVALID_ARGUMENT, NOMEM, IO (LMDB or a system call failed;
+ *    the message says which), CORRUPT (unknown format version, a malformed stored record),
+ *    OVERLOADED (writer busy).
+ */
+#ifndef ALLOT_PERSIST_CHECKPOINT_H
+#define ALLOT_PERSIST_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define CHECKPOINT_FORMAT_VERSION 1u
+#define CHECKPOINT_FILE_NAME      "state.lmdb"
+/* Initial LMDB map (virtual address space; the file grows only as data is written). */
+#define CHECKPOINT_MAP_BYTES_DEFAULT (256ull << 20)
+/* The map is doubled on MDB_MAP_FULL up to this. */
+#define CHECKPOINT_MAP_BYTES_MAX (1ull << 40)
+/* Largest key: 1 kind byte + an id (LMDB's default key limit is 511 bytes). */
+#define CHECKPOINT_KEY_BYTES_MAX     256u
+#define CHECKPOINT_MESSAGE_BYTES_MAX 512u
+/* Batches of failed checkpoints kept beyond this are replaced by one full checkpoint. */
+#define CHECKPOINT_KEPT_BYTES_MAX (64ull << 20)
+
+/* Kinds (first key byte); they equal core's snapshot kinds. 0x05 and above: future objects. */
+#define CHECKPOINT_KIND_LOCATION    0x01
+#define CHECKPOINT_KIND_SKU         0x02
+#define CHECKPOINT_KIND_RESERVATION 0x03
+#define CHECKPOINT_KIND_ADJUST_KEY  0x04
+
+/* ---- batches (loop thread) ------------------------------------------------------------- */
+typedef struct checkpoint_batch checkpoint_batch_t;
+
+/* NULL when out of memory. full: the batch holds every object (the writer drops the rest). */
+checkpoint_batch_t *checkpoint_batch_create(bool full);
+void checkpoint_batch_free(checkpoint_batch_t *batch);
+/* An allot_snapshot_cb (core/state.h): ctx is the batch. */
+void checkpoint_batch_snapshot_cb(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                                  const uint8_t *payload, size_t payload_len, bool deleted);
+/* 0 or ALLOT_ENOMEM / ALLOT_EINVALID_ARGUMENT (key too long or empty). */
+int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t key_len,
+                         uint8_t type, const uint8_t *payload, size_t payload_len, bool deleted);
+bool checkpoint_batch_failed(const checkpoint_batch_t *batch);
+size_t checkpoint_batch_entries(const checkpoint_batch_t *batch);
+size_t checkpoint_batch_bytes(const checkpoint_batch_t *batch);
+
+/* ---- the store ------------------------------------------------------------------------- */
+typedef struct checkpoint_store checkpoint_store_t;
+
+typedef struct checkpoint_write_stats {
+    uint64_t puts;    /* records written */
+    uint64_t deletes; /* records deleted (present or not) */
+    uint64_t map_grows;
+    uint64_t map_bytes; /* map size after the write */
+} checkpoint_write_stats_t;
+
+/* map_bytes: 0 = CHECKPOINT_MAP_BYTES_DEFAULT (an existing larger file keeps its size). */
+int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store_t **out,
+                          char *message, size_t message_bytes);
+void checkpoint_store_close(checkpoint_store_t *store);
+/* Read-only (tools, e.g. allot-wal): the checkpoint LSN stored in path; 0 and *exists false
+ * when there is no store. Creates nothing. */
+int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, char *message,
+                              size_t message_bytes);
+/* The LSN of the last committed checkpoint (0: none). */
+uint64_t checkpoint_store_lsn(const checkpoint_store_t *store);
+uint64_t checkpoint_store_map_bytes(const checkpoint_store_t *store);
+
+typedef int (*checkpoint_record_cb)(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                                    const uint8_t *payload, size_t payload_len);
+/* Every stored record in key order; a nonzero return of record_cb stops and is returned.
+ * *records_out (may be NULL) gets the count. */
+int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record_cb, void *ctx,
+                          uint64_t *records_out, char *message, size_t message_bytes);
+/* One transaction: the batches in order, then the LSN. lsn must be >= the stored LSN. */
+int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
+                           size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,
+                           char *message, size_t message_bytes);
+
+/* ---- the writer thread (loop thread API) ----------------------------------------------- */
+typedef struct checkpoint_writer checkpoint_writer_t;
+
+typedef void (*checkpoint_done_cb)(checkpoint_writer_t *writer, int status, uint64_t lsn,
+                                   const checkpoint_write_stats_t *stats, const char *message,
+                                   void *ctx);
+
+int checkpoint_writer_start(uv_loop_t *loop, checkpoint_store_t *store, checkpoint_writer_t **out,
+                            checkpoint_done_cb done_cb, void *ctx);
+/* Takes ownership of batch (may be NULL: retry the kept batches / write the LSN alone). On
+ * error the batch is still owned by the caller. */
+int checkpoint_writer_submit(checkpoint_writer_t *writer, checkpoint_batch_t *batch, uint64_t lsn);
+bool checkpoint_writer_busy(const checkpoint_writer_t *writer);
+/* Batches of failed checkpoints kept for the next submit (0 while one is in flight), and
+ * their bytes. */
+size_t checkpoint_writer_kept(const checkpoint_writer_t *writer);
+size_t checkpoint_writer_kept_bytes(const checkpoint_writer_t *writer);
+/* Free the kept batches (idle only): the caller's next batch must then be a full one. */
+void checkpoint_writer_drop_kept(checkpoint_writer_t *writer);
+void checkpoint_writer_close(checkpoint_writer_t *writer, void (*closed_cb)(void *ctx));
+
+#endif

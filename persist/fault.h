@@ -1,0 +1,52 @@
+/* fault.h - the disk-fault injection seam of persist/: every write, fdatasync and fallocate the
+ * WAL does goes through the wrappers below, which can be told to fail.
+ *
+ * Contract:
+ *  - persist_pwrite_all / persist_fdatasync / persist_fallocate behave like pwrite (looping over
+ *    short writes and EINTR), fdatasync and fallocate(fd, 0, 0, len) and return 0 or -errno.
+ *    They count their calls (persist_fault_calls), which tests use as a statistics seam
+ *    (e.g. "how many fdatasyncs did 1000 records cost").
+ *  - persist_fault_set(op, errno_value, after_calls): the first `after_calls` calls of `op`
+ *    made from now on succeed, every later call fails with -errno_value (sticky: a broken disk
+ *    stays broken) until persist_fault_clear(op) / persist_fault_clear_all().
+ *  - From the environment (read by persist_fault_env_load, which wal_open calls once), so that
+ *    integration tests can make the real allotd fail:
+ *      ALLOT_FAULT="op:ERRNO[:after=N][,op:ERRNO[:after=N]...]"
+ *          op is write | fdatasync | fallocate; ERRNO is a name (EIO, ENOSPC, EDQUOT, EROFS,
+ *          EBADF, EINVAL) or a number.  e.g. ALLOT_FAULT=fdatasync:EIO:after=5
+ *      ALLOT_FAULT_FILE=/path
+ *          the faults above apply only while /path exists (checked at every call), so a test
+ *          can make the disk "full" and "free" again by creating and removing the file. If
+ *          ALLOT_FAULT is unset, ALLOT_FAULT_FILE alone means fallocate:ENOSPC.
+ *          e.g. ALLOT_FAULT_FILE=/tmp/allot-full  (touch it: no new segments; rm it: writes
+ *          resume by themselves)
+ *    A malformed ALLOT_FAULT makes persist_fault_env_load return ALLOT_EINVALID_ARGUMENT.
+ *  - Thread-safe (one mutex); the counters and settings are process-wide.
+ */
+#ifndef ALLOT_PERSIST_FAULT_H
+#define ALLOT_PERSIST_FAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum persist_fault_op {
+    PERSIST_FAULT_WRITE,
+    PERSIST_FAULT_FDATASYNC,
+    PERSIST_FAULT_FALLOCATE,
+    PERSIST_FAULT_OP_COUNT
+} persist_fault_op_t;
+
+void persist_fault_set(persist_fault_op_t op, int errno_value, uint64_t after_calls);
+void persist_fault_clear(persist_fault_op_t op);
+void persist_fault_clear_all(void);
+/* Calls of `op` made so far (failed ones included). */
+uint64_t persist_fault_calls(persist_fault_op_t op);
+/* Parse ALLOT_FAULT / ALLOT_FAULT_FILE once; later calls do nothing. 0 or ALLOT_E*. */
+int persist_fault_env_load(void);
+
+int persist_pwrite_all(int fd, const void *data, size_t bytes, uint64_t offset);
+int persist_fdatasync(int fd);
+int persist_fallocate(int fd, uint64_t bytes);
+
+#endif

@@ -1,0 +1,178 @@
+/* wal.h - the write-ahead log: preallocated segment files, group commit on one writer thread,
+ * and replay at start-up. The on-disk format is described byte by byte at the top of wal.c.
+ *
+ * Contract
+ *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_*_lsn,
+ *    wal_truncate_before, wal_stats and wal_close are called from the libuv loop thread only.
+ *    The WAL owns one writer thread (all segment writes, fdatasyncs, segment allocation and
+ *    deletion) and one uv_async_t through which it reports back. wal_replay and the
+ *    wal_record_* helpers are synchronous, touch no shared state and may be called anywhere.
+ *  - Directory: config->dir is the WAL directory itself (the server passes "<data-dir>/wal");
+ *    wal_open creates it (mode 0750) when its parent exists. Segments are
+ *    "wal-<first LSN as 16 hex digits>.log"; "wal-spare.tmp" is the preallocated next segment.
+ *  - Appending: wal_append copies the record into the in-memory batch and returns its LSN
+ *    (previous + 1); it never touches the disk. wal_flush (end of each loop iteration) hands the
+ *    batch to the writer if the writer is idle; otherwise the batch keeps growing and is handed
+ *    over as soon as the writer reports back (group commit: one write + one fdatasync per
+ *    batch). Callers must check wal_has_room(bytes) before each append:
+ *       !wal_writable()            -> reply UNAVAILABLE (disk: no segment space reserved, or the
+ *                                     WAL failed); nothing was appended.
+ *       writable but !wal_has_room -> reply OVERLOADED: the batch buffer (batch_bytes_max) is
+ *                                     full while the writer is busy; it drains by itself.
+ *       len > wal_payload_bytes_max -> TOO_LARGE.
+ *    wal_append returns 0 (appends nothing) when wal_has_room would have said false.
+ *  - Space: a record is only accepted when its bytes are already allocated on disk: it fits in
+ *    the rest of the active segment, or a preallocated spare segment exists. wal_writable() is
+ *    true when any record up to wal_payload_bytes_max can be accepted. When the spare cannot be
+ *    allocated (ENOSPC, EDQUOT, ...) the writer retries every allocate_retry_ms and
+ *    wal_writable() turns true again by itself once space is free. Never a crash.
+ *  - Durability: durable_cb(wal, lsn, ctx) runs on the loop thread each time durable_lsn
+ *    advances (monotonic). Meaning by fsync_mode:
+ *       ALWAYS   : records are durable once written and fdatasync'ed (default; replies wait).
+ *       INTERVAL : durable once written to the kernel (pwrite returned) - survives kill -9 but
+ *                  up to fsync_interval_ms of acknowledged writes may be lost on power loss;
+ *                  the writer fdatasyncs at most every fsync_interval_ms.
+ *       NONE     : durable once written to the kernel; records are never fdatasync'ed (only
+ *                  a new segment's 32-byte header, once, before it is renamed into place).
+ *    (INTERVAL/NONE ack after the write rather than at append so that a process crash never
+ *    loses an acknowledged write; the extra latency is one pwrite to the page cache.)
+ *  - Failure: a failed write or fdatasync is fatal: fatal_cb(wal, ALLOT_EIO, message, ctx) runs
+ *    once on the loop thread, the records of that batch and everything after are never reported
+ *    durable, wal_writable() is false from then on. The server logs and exits non-zero (after an
+ *    fsync error the kernel may have dropped the dirty pages; retrying would lie).
+ *  - Truncation: wal_truncate_before(lsn) asks the writer thread to delete every segment whose
+ *    records are all <= lsn (never the active segment); it runs before the next batch and
+ *    wal_close waits for it. Returns at once.
+ *  - Close: wal_close hands over the last batch, waits for the writer to write (and, unless
+ *    NONE, sync) it, joins the thread, reports the final durable_lsn via durable_cb (or the
+ *    failure via fatal_cb), then uv_close()s its async handle. The wal_t is freed in that
+ *    handle's close callback, after which closed_cb(ctx) (may be NULL) runs; run the loop once
+ *    more (uv_run) to let it happen; the loop then has no WAL handle left. No callback runs
+ *    after closed_cb. Returns 0 or the fatal error.
+ *  - Replay: wal_replay checks every record of the segments that hold LSNs > after_lsn (CRC,
+ *    length, LSN exactly +1 across segments) and calls record_cb for each with LSN > after_lsn,
+ *    in order. A torn record at the end of the newest segment (anything but a valid record
+ *    that is not followed by a valid record with the next LSN) is not an error: it is reported
+ *    in result->tail_* and the next wal_open zeroes it and appends from there. A bad record
+ *    anywhere else, an LSN gap, or a log that starts after after_lsn + 1 is ALLOT_ECORRUPT with
+ *    a message naming the file, the byte offset and the LSN expected there. A nonzero return of
+ *    record_cb stops replay and is returned.
+ *  - wal_open(next_lsn) expects the log to end at next_lsn - 1 (run wal_replay first);
+ *    otherwise ALLOT_EINVALID_ARGUMENT. An empty directory starts a log at next_lsn.
+ *  - Errors: 0 or negative ALLOT_E*: INVALID_ARGUMENT (bad config/arguments), NOMEM, IO
+ *    (system call failed; message says which), CORRUPT (see replay).
+ */
+#ifndef ALLOT_PERSIST_WAL_H
+#define ALLOT_PERSIST_WAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/limits.h"
+
+/* Format constants (see wal.c). */
+#define WAL_SEGMENT_HEADER_BYTES  32u
+#define WAL_RECORD_HEADER_BYTES   21u
+#define WAL_RECORD_TRAILER_BYTES  4u
+#define WAL_RECORD_OVERHEAD_BYTES (WAL_RECORD_HEADER_BYTES + WAL_RECORD_TRAILER_BYTES)
+#define WAL_FORMAT_VERSION        1u
+/* Smallest and largest segment file accepted (config and replay). */
+#define WAL_SEGMENT_BYTES_MIN 4096u
+#define WAL_SEGMENT_BYTES_MAX (1ull << 30)
+/* Segment files one directory may hold (replay refuses more). */
+#define WAL_SEGMENTS_MAX 65536u
+/* Default period of the writer's retry when a segment could not be allocated. */
+#define WAL_ALLOCATE_RETRY_MS_DEFAULT 1000u
+#define WAL_PATH_BYTES_MAX            4096u
+#define WAL_MESSAGE_BYTES_MAX         512u
+
+typedef enum { WAL_FSYNC_ALWAYS, WAL_FSYNC_INTERVAL, WAL_FSYNC_NONE } wal_fsync_mode_t;
+
+typedef struct wal_config {
+    const char *dir; /* the WAL directory ("<data-dir>/wal") */
+    wal_fsync_mode_t fsync_mode;
+    uint32_t fsync_interval_ms; /* INTERVAL only; 1..60000 */
+    uint64_t segment_bytes;     /* 0: ALLOT_WAL_SEGMENT_BYTES_DEFAULT; WAL_SEGMENT_BYTES_MIN.. */
+    uint64_t batch_bytes_max;   /* 0: ALLOT_WAL_BATCH_BYTES_MAX (tests use smaller) */
+    uint32_t allocate_retry_ms; /* 0: WAL_ALLOCATE_RETRY_MS_DEFAULT */
+} wal_config_t;
+
+typedef struct wal wal_t;
+
+typedef void (*wal_durable_cb)(wal_t *wal, uint64_t durable_lsn, void *ctx);
+typedef void (*wal_fatal_cb)(wal_t *wal, int error, const char *message, void *ctx);
+
+/* Counters for `server.stats` and tests (snapshot, loop thread). */
+typedef struct wal_stats {
+    uint64_t records_appended;
+    uint64_t batches_written;
+    uint64_t bytes_written;
+    uint64_t fdatasyncs;
+    uint64_t segments_created; /* spare segments allocated */
+    uint64_t segments_deleted;
+    uint64_t allocate_failures;
+    int allocate_error_last; /* -errno of the last failed allocation, 0 if the last succeeded */
+} wal_stats_t;
+
+/* Open for appending; the next record gets next_lsn (>= 1). On error nothing is left open and
+ * no callback ever runs, except that a failure after the async handle was initialised (thread
+ * creation) closes it: run the loop to let it finish. message gets a reason (may be NULL). */
+int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal_t **out,
+             wal_durable_cb durable_cb, wal_fatal_cb fatal_cb, void *ctx, char *message,
+             size_t message_bytes);
+uint64_t wal_append(wal_t *wal, uint8_t type, int64_t time_ms, const void *payload, size_t len);
+void wal_flush(wal_t *wal);
+bool wal_has_room(const wal_t *wal, size_t payload_bytes);
+bool wal_writable(const wal_t *wal);
+size_t wal_payload_bytes_max(const wal_t *wal);
+uint64_t wal_last_lsn(const wal_t *wal);
+uint64_t wal_durable_lsn(const wal_t *wal);
+int wal_truncate_before(wal_t *wal, uint64_t checkpoint_lsn);
+void wal_stats(const wal_t *wal, wal_stats_t *out);
+int wal_close(wal_t *wal, void (*closed_cb)(void *ctx));
+
+/* ---- replay (synchronous, before serving) ----------------------------------------------- */
+typedef int (*wal_record_cb)(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
+                             const uint8_t *payload, size_t len);
+
+typedef struct wal_replay_result {
+    uint32_t segments;         /* segment files found */
+    uint64_t records_checked;  /* valid records read */
+    uint64_t records_replayed; /* passed to record_cb (LSN > after_lsn) */
+    uint64_t first_lsn;        /* first LSN present in the log (0: empty) */
+    uint64_t last_lsn;         /* last valid LSN (after_lsn when the log holds nothing newer) */
+    bool tail_truncated;       /* a torn tail follows last_lsn; wal_open will zero it */
+    char tail_file[WAL_PATH_BYTES_MAX];
+    uint64_t tail_offset; /* byte offset of the torn record in tail_file */
+    uint64_t tail_bytes;  /* nonzero bytes from tail_offset on that wal_open zeroes */
+    /* On ALLOT_ECORRUPT: where. */
+    char bad_file[WAL_PATH_BYTES_MAX];
+    uint64_t bad_offset;
+    uint64_t bad_lsn; /* the LSN expected there */
+} wal_replay_result_t;
+
+int wal_replay(const char *dir, uint64_t after_lsn, wal_record_cb record_cb, void *ctx,
+               wal_replay_result_t *result, char *error_message, size_t error_message_bytes);
+
+/* ---- record format helpers (tests, tools) ----------------------------------------------- */
+typedef struct wal_record {
+    uint64_t lsn;
+    int64_t time_ms;
+    uint8_t type;
+    uint32_t payload_bytes;
+    const uint8_t *payload; /* points into the decoded buffer */
+    uint32_t record_bytes;  /* payload_bytes + WAL_RECORD_OVERHEAD_BYTES */
+} wal_record_t;
+
+/* Encode one record into out (out_bytes >= len + WAL_RECORD_OVERHEAD_BYTES); returns its size. */
+size_t wal_record_encode(uint8_t *out, size_t out_bytes, uint64_t lsn, int64_t time_ms,
+                         uint8_t type, const void *payload, size_t len);
+/* Decode the record at buf: 1 = valid record in *out; 0 = end of log (zero header, or fewer than
+ * a header's bytes left, all zero); ALLOT_ECORRUPT = bad record, *reason says why. Does not
+ * check the LSN sequence (the caller does). */
+int wal_record_decode(const uint8_t *buf, size_t bytes, wal_record_t *out, const char **reason);
+
+#endif

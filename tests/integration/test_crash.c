@@ -1,0 +1,587 @@
+/* test_crash.c - kill -9 at random moments under a pipelined write load; after every restart each
+ * acknowledged write is present, nothing unacknowledged is half-applied and the stock
+ * invariants hold. ALLOT_CRASH_KILLS=N sets the number of kills (default 100), ALLOT_CRASH_SEED
+ * the random seed (printed, so a failure can be replayed). */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SKUS              6
+#define LOCS              3
+#define ON_HAND_START     1000000
+#define OPS_PER_ROUND_MAX 400
+#define RESERVATIONS_MAX  200000
+#define ADJUSTS_MAX       400000
+#define LOCATIONS_MAX     20000
+#define KILLS_DEFAULT     100
+
+/* ---- the model: what the test knows was acknowledged --------------------------------------- */
+
+typedef enum {
+    R_UNUSED,
+    R_SENT,         /* reserve sent, no reply: may or may not exist */
+    R_ACTIVE,       /* acknowledged */
+    R_RELEASE_SENT, /* active, release sent without reply */
+    R_RELEASED,     /* release acknowledged */
+    R_GONE,         /* never applied (error reply, or lost unacknowledged) */
+} rstate_t;
+
+typedef struct reservation {
+    rstate_t state;
+    uint8_t round_released; /* checked again after the restart following the release */
+} reservation_t;
+
+typedef enum { OP_ADJUST, OP_RESERVE, OP_RELEASE, OP_SET, OP_LOCATION, OP_CHECKPOINT } op_kind_t;
+
+typedef struct op {
+    op_kind_t kind;
+    int index; /* adjust / reservation / set value / location number */
+    bool answered;
+} op_t;
+
+typedef struct adjust {
+    int sku, loc;
+    int delta;
+    bool acked; /* false: sent without reply (resolved after the restart) */
+} adjust_t;
+
+static struct {
+    int64_t on_hand[SKUS][LOCS];
+    reservation_t *reservations;
+    int reservation_count;
+    adjust_t *adjusts;
+    int adjust_count;
+    int adjust_resolved;         /* adjusts before this index are settled in on_hand */
+    int64_t set_acked, set_sent; /* stock.set of SET@L0: values 1, 2, ... */
+    uint8_t *locations;          /* per X<n>: 1 sent, 2 acknowledged, 3 refused */
+    int locations_sent;
+    int checkpoints_acked;
+    int64_t acked_writes;
+} m;
+
+static unsigned rng_state;
+
+static unsigned rnd(unsigned n)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return ((rng_state >> 8) & 0xffffffu) % n;
+}
+
+/* ---- reply helpers ------------------------------------------------------------------------- */
+
+static int64_t map_int(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *v = allot_object_map_get(map, key);
+    cr_assert(v != NULL && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                            v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER),
+              "no integer %s", key);
+    return v->via.i64;
+}
+
+static int str_index(const msgpack_object *o, const char *prefix, int count)
+{
+    cr_assert(o != NULL && o->type == MSGPACK_OBJECT_STR);
+    size_t n = strlen(prefix);
+    cr_assert(o->via.str.size > n && memcmp(o->via.str.ptr, prefix, n) == 0);
+    int value = atoi(o->via.str.ptr + n); /* the digits run to the end of the str */
+    cr_assert(value >= 0 && value < count);
+    return value;
+}
+
+/* ---- the workload ------------------------------------------------------------------------- */
+
+static uint32_t last_msgid;
+
+static void send_json(allot_client_t *c, const char *method, const char *params)
+{
+    cr_assert_eq(allot_client_send_json(c, method, params, &last_msgid), 0, "send: %s",
+                 allot_client_last_error(c));
+}
+
+static int active_pick(void)
+{
+    for (int tries = 0; tries < 8 && m.reservation_count > 0; tries++) {
+        int i = (int)rnd((unsigned)m.reservation_count);
+        if (m.reservations[i].state == R_ACTIVE)
+            return i;
+    }
+    return -1;
+}
+
+/* Build and send one random operation; returns its kind in op. */
+static void op_send(allot_client_t *c, op_t *op)
+{
+    char params[512];
+    unsigned dice = rnd(100);
+    op->answered = false;
+    int release = dice < 55 ? -1 : active_pick();
+    if (dice < 40 && m.adjust_count < ADJUSTS_MAX) {
+        adjust_t *a = &m.adjusts[m.adjust_count];
+        *a = (adjust_t){(int)rnd(SKUS), (int)rnd(LOCS), (int)rnd(11) - 4, false};
+        if (a->delta == 0)
+            a->delta = 7;
+        op->kind = OP_ADJUST;
+        op->index = m.adjust_count++;
+        snprintf(params, sizeof(params),
+                 "{\"sku\":\"S%d\",\"location\":\"L%d\",\"delta\":%d,\"key\":\"adj-%d\"}", a->sku,
+                 a->loc, a->delta, op->index);
+        send_json(c, "stock.adjust", params);
+    } else if (dice < 55 + 25 * (release < 0) && m.reservation_count < RESERVATIONS_MAX) {
+        op->kind = OP_RESERVE;
+        op->index = m.reservation_count++;
+        m.reservations[op->index].state = R_SENT;
+        int s1 = (int)rnd(SKUS), s2 = (s1 + 1 + (int)rnd(SKUS - 1)) % SKUS;
+        if (rnd(2))
+            snprintf(params, sizeof(params),
+                     "{\"id\":\"r-%d\",\"lines\":[{\"sku\":\"S%d\",\"qty\":%u}]}", op->index, s1,
+                     1 + rnd(3));
+        else
+            snprintf(params, sizeof(params),
+                     "{\"id\":\"r-%d\",\"lines\":[{\"sku\":\"S%d\",\"qty\":%u},"
+                     "{\"sku\":\"S%d\",\"qty\":%u}],\"policy\":\"priority\"}",
+                     op->index, s1, 1 + rnd(3), s2, 1 + rnd(3));
+        send_json(c, "reserve", params);
+    } else if (release >= 0) {
+        op->kind = OP_RELEASE;
+        op->index = release;
+        m.reservations[release].state = R_RELEASE_SENT;
+        snprintf(params, sizeof(params), "{\"id\":\"r-%d\"}", release);
+        send_json(c, "reservation.release", params);
+    } else if (dice < 92) {
+        op->kind = OP_SET;
+        op->index = (int)++m.set_sent;
+        snprintf(params, sizeof(params), "{\"sku\":\"SET\",\"location\":\"L0\",\"on_hand\":%d}",
+                 op->index);
+        send_json(c, "stock.set", params);
+    } else if (dice < 97 && m.locations_sent < LOCATIONS_MAX) {
+        op->kind = OP_LOCATION;
+        op->index = m.locations_sent++;
+        m.locations[op->index] = 1;
+        snprintf(params, sizeof(params),
+                 "{\"id\":\"X%d\",\"type\":\"store\",\"lat\":48.1,\"lon\":11.5,\"active\":false}",
+                 op->index);
+        send_json(c, "location.put", params);
+    } else {
+        op->kind = OP_CHECKPOINT;
+        op->index = 0;
+        send_json(c, "server.checkpoint", "{}");
+    }
+}
+
+static void op_answered(op_t *op, const allot_reply_t *reply)
+{
+    op->answered = true;
+    bool ok = !reply->is_error;
+    if (!ok) {
+        /* A refused write changed nothing; anything else is a test failure. */
+        bool refused = strcmp(reply->code, "UNAVAILABLE") == 0 ||
+                       strcmp(reply->code, "OVERLOADED") == 0 ||
+                       (op->kind == OP_RESERVE && strcmp(reply->code, "INSUFFICIENT_STOCK") == 0);
+        cr_assert(refused, "op %d failed: %s %s", op->kind, reply->code, reply->message);
+    }
+    switch (op->kind) {
+    case OP_ADJUST:
+        m.adjusts[op->index].acked = true;
+        if (!ok)
+            m.adjusts[op->index].delta = 0; /* refused: not applied */
+        break;
+    case OP_RESERVE:
+        m.reservations[op->index].state = ok ? R_ACTIVE : R_GONE;
+        break;
+    case OP_RELEASE:
+        m.reservations[op->index].state = ok ? R_RELEASED : R_ACTIVE;
+        m.reservations[op->index].round_released = ok;
+        break;
+    case OP_SET:
+        if (ok && op->index > m.set_acked)
+            m.set_acked = op->index;
+        break;
+    case OP_LOCATION:
+        m.locations[op->index] = ok ? 2 : 3;
+        break;
+    case OP_CHECKPOINT:
+        if (ok)
+            m.checkpoints_acked++;
+        break;
+    }
+    if (ok && op->kind != OP_CHECKPOINT)
+        m.acked_writes++;
+}
+
+static struct {
+    int rounds;
+    int mid_batch; /* kills with some replies of the last batch received and some not */
+    int64_t ops_sent;
+} stats;
+
+/* Pipeline a batch and read every reply. */
+static void batch_run(allot_client_t *c)
+{
+    static op_t ops[OPS_PER_ROUND_MAX];
+    int count = 50 + (int)rnd(OPS_PER_ROUND_MAX - 50);
+    uint32_t first_msgid = 0;
+    for (int i = 0; i < count; i++) {
+        op_send(c, &ops[i]);
+        if (i == 0)
+            first_msgid = last_msgid;
+    }
+    stats.ops_sent += count;
+    allot_reply_t reply = {0};
+    for (int received = 0; received < count; received++) {
+        cr_assert_eq(allot_client_recv(c, &reply), 0, "%s", allot_client_last_error(c));
+        uint32_t index = reply.msgid - first_msgid;
+        cr_assert_lt(index, (uint32_t)count, "msgid %u", reply.msgid);
+        cr_assert_not(ops[index].answered, "two replies for msgid %u", reply.msgid);
+        op_answered(&ops[index], &reply);
+    }
+    allot_reply_free(&reply);
+}
+
+/* A few complete batches, then one more during which the server is killed (kill -9) after a
+ * random number of replies; collect whatever arrived. */
+static void round_run(harness_server_t *s, allot_client_t *c)
+{
+    static op_t ops[OPS_PER_ROUND_MAX];
+    for (unsigned b = rnd(8); b > 0; b--)
+        batch_run(c);
+    int count = 50 + (int)rnd(OPS_PER_ROUND_MAX - 50);
+    stats.ops_sent += count;
+    stats.rounds++;
+    uint32_t first_msgid = 0;
+    for (int i = 0; i < count; i++) {
+        op_send(c, &ops[i]);
+        if (i == 0)
+            first_msgid = last_msgid;
+    }
+    cr_assert_eq(allot_client_flush(c), 0, "%s", allot_client_last_error(c));
+    int kill_after = (int)rnd((unsigned)count + 1);
+    bool killed = false;
+    allot_reply_t reply = {0};
+    for (int received = 0; received < count; received++) {
+        if (!killed && received >= kill_after) {
+            if (rnd(3) == 0)
+                usleep(rnd(3000));
+            harness_server_kill9(s);
+            killed = true;
+        }
+        if (allot_client_recv(c, &reply) != 0)
+            break; /* the connection died with the server */
+        uint32_t index = reply.msgid - first_msgid;
+        cr_assert_lt(index, (uint32_t)count, "msgid %u", reply.msgid);
+        op_t *op = &ops[index];
+        cr_assert_not(op->answered, "two replies for msgid %u", reply.msgid);
+        op_answered(op, &reply);
+    }
+    allot_reply_free(&reply);
+    if (!killed)
+        harness_server_kill9(s);
+    int answered = 0;
+    for (int i = 0; i < count; i++)
+        answered += ops[i].answered;
+    stats.mid_batch += answered > 0 && answered < count;
+}
+
+/* ---- verification after a restart -------------------------------------------------------- */
+
+/* Call one pipelined batch of (method, params) and hand each reply to cb in order. */
+typedef void (*verify_cb)(int index, const allot_reply_t *reply, void *ctx);
+
+static void call_many(allot_client_t *c, const char *method, char (*params)[128], int count,
+                      verify_cb cb, void *ctx)
+{
+    allot_reply_t reply = {0};
+    for (int first = 0; first < count; first += 1000) {
+        int n = count - first < 1000 ? count - first : 1000;
+        for (int i = 0; i < n; i++)
+            send_json(c, method, params[first + i]);
+        for (int i = 0; i < n; i++) {
+            cr_assert_eq(allot_client_recv(c, &reply), 0, "%s", allot_client_last_error(c));
+            cb(first + i, &reply, ctx);
+        }
+    }
+    allot_reply_free(&reply);
+}
+
+typedef struct holds {
+    int64_t reserved[SKUS][LOCS];
+    int *ids;
+} holds_t;
+
+static void holds_add(holds_t *h, const msgpack_object *result)
+{
+    const msgpack_object *lines = allot_object_map_get(result, "lines");
+    cr_assert(lines != NULL && lines->type == MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < lines->via.array.size; i++) {
+        const msgpack_object *line = &lines->via.array.ptr[i];
+        int sku = str_index(allot_object_map_get(line, "sku"), "S", SKUS);
+        const msgpack_object *allocs = allot_object_map_get(line, "allocations");
+        cr_assert(allocs != NULL && allocs->type == MSGPACK_OBJECT_ARRAY);
+        for (uint32_t k = 0; k < allocs->via.array.size; k++) {
+            const msgpack_object *a = &allocs->via.array.ptr[k];
+            int loc = str_index(allot_object_map_get(a, "location"), "L", LOCS);
+            h->reserved[sku][loc] += map_int(a, "qty");
+        }
+    }
+}
+
+static void on_reservation(int index, const allot_reply_t *reply, void *ctx)
+{
+    holds_t *h = ctx;
+    int id = h->ids[index];
+    reservation_t *r = &m.reservations[id];
+    if (!reply->is_error) {
+        const msgpack_object *state = allot_object_map_get(&reply->result, "state");
+        cr_assert(state != NULL && allot_object_str_equal(state, "active"));
+        cr_assert(r->state != R_RELEASED, "r-%d: acknowledged release lost", id);
+        r->state = R_ACTIVE;
+        holds_add(h, &reply->result);
+        return;
+    }
+    cr_assert_str_eq(reply->code, "NOT_FOUND", "r-%d: %s %s", id, reply->code, reply->message);
+    bool released = strstr(reply->message, "released") != NULL;
+    switch (r->state) {
+    case R_ACTIVE:
+        cr_assert_fail("r-%d: acknowledged reservation lost (%s)", id, reply->message);
+        break;
+    case R_SENT:
+        cr_assert_not(released, "r-%d: unacknowledged reserve shows as released", id);
+        r->state = R_GONE;
+        break;
+    case R_RELEASE_SENT:
+    case R_RELEASED:
+        cr_assert(released, "r-%d: %s", id, reply->message);
+        r->state = R_RELEASED;
+        r->round_released = 0;
+        break;
+    default:
+        cr_assert_fail("r-%d: unexpected state %d", id, r->state);
+    }
+}
+
+/* Pipelined writes that must all succeed; UNAVAILABLE/OVERLOADED ones are sent again (right
+ * after a start, and after each switch to a new small WAL segment, writes wait until the next
+ * segment is preallocated). Replies are matched by msgid: a refusal is answered at once and
+ * overtakes the acknowledgements still waiting for the WAL. params is reordered. */
+static void writes_until_ok(allot_client_t *c, const char *method, char (*params)[128], int count)
+{
+    allot_reply_t reply = {0};
+    bool *refused = calloc((size_t)count + 1, sizeof(*refused));
+    cr_assert_not_null(refused);
+    for (int attempt = 0; count > 0; attempt++) {
+        cr_assert_lt(attempt, 500, "%s refused for 10 s", method);
+        if (attempt > 0)
+            usleep(20000);
+        uint32_t first_msgid = 0;
+        for (int i = 0; i < count; i++) {
+            send_json(c, method, params[i]);
+            if (i == 0)
+                first_msgid = last_msgid;
+            refused[i] = false;
+        }
+        for (int i = 0; i < count; i++) {
+            cr_assert_eq(allot_client_recv(c, &reply), 0, "%s", allot_client_last_error(c));
+            uint32_t index = reply.msgid - first_msgid;
+            cr_assert_lt(index, (uint32_t)count, "msgid %u", reply.msgid);
+            if (!reply.is_error)
+                continue;
+            cr_assert(strcmp(reply.code, "UNAVAILABLE") == 0 ||
+                          strcmp(reply.code, "OVERLOADED") == 0,
+                      "%s %s: %s %s", method, params[index], reply.code, reply.message);
+            refused[index] = true;
+        }
+        int kept = 0;
+        for (int i = 0; i < count; i++)
+            if (refused[i])
+                memmove(params[kept++], params[i], 128);
+        count = kept;
+    }
+    free(refused);
+    allot_reply_free(&reply);
+}
+
+static void on_stock(int index, const allot_reply_t *reply, void *ctx)
+{
+    holds_t *h = ctx;
+    int sku = index;
+    cr_assert_not(reply->is_error, "stock.get S%d: %s", sku, reply->message);
+    const msgpack_object *positions = allot_object_map_get(&reply->result, "positions");
+    cr_assert(positions != NULL && positions->type == MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(positions->via.array.size, LOCS);
+    for (uint32_t i = 0; i < LOCS; i++) {
+        const msgpack_object *p = &positions->via.array.ptr[i];
+        int loc = str_index(allot_object_map_get(p, "location"), "L", LOCS);
+        int64_t on_hand = map_int(p, "on_hand"), reserved = map_int(p, "reserved");
+        cr_assert_eq(on_hand, m.on_hand[sku][loc], "S%d@L%d on_hand %lld, acknowledged %lld", sku,
+                     loc, (long long)on_hand, (long long)m.on_hand[sku][loc]);
+        cr_assert_geq(on_hand, 0);
+        cr_assert_eq(reserved, h->reserved[sku][loc],
+                     "S%d@L%d reserved %lld but live holds sum to %lld", sku, loc,
+                     (long long)reserved, (long long)h->reserved[sku][loc]);
+        cr_assert_eq(map_int(p, "allocated"), 0, "no orders exist: allocated must be 0");
+    }
+}
+
+static void on_location(int index, const allot_reply_t *reply, void *ctx)
+{
+    (void)index;
+    (void)ctx;
+    cr_assert_not(reply->is_error, "acknowledged location lost: %s", reply->message);
+}
+
+static void verify(allot_client_t *c)
+{
+    static char(*params)[128];
+    static int *ids;
+    int capacity = m.reservation_count + m.adjust_count + SKUS + m.locations_sent + 16;
+    params = realloc(params, (size_t)capacity * sizeof(*params));
+    ids = realloc(ids, (size_t)capacity * sizeof(*ids));
+    cr_assert(params != NULL && ids != NULL);
+
+    /* 1. adjusts sent without a reply: send them again with the same key, which applies them
+     * exactly once whether or not they were applied before the crash. */
+    int n = 0;
+    for (int i = m.adjust_resolved; i < m.adjust_count; i++) {
+        adjust_t *a = &m.adjusts[i];
+        if (a->acked)
+            continue;
+        snprintf(params[n++], 128,
+                 "{\"sku\":\"S%d\",\"location\":\"L%d\",\"delta\":%d,\"key\":\"adj-%d\"}", a->sku,
+                 a->loc, a->delta, i);
+    }
+    writes_until_ok(c, "stock.adjust", params, n);
+    for (int i = m.adjust_resolved; i < m.adjust_count; i++)
+        m.on_hand[m.adjusts[i].sku][m.adjusts[i].loc] += m.adjusts[i].delta;
+    m.adjust_resolved = m.adjust_count;
+
+    /* 2. reservations: every one not known to be gone, and releases of the last round. */
+    holds_t holds = {.ids = ids};
+    n = 0;
+    for (int i = 0; i < m.reservation_count; i++) {
+        reservation_t *r = &m.reservations[i];
+        if (r->state == R_SENT || r->state == R_ACTIVE || r->state == R_RELEASE_SENT ||
+            (r->state == R_RELEASED && r->round_released)) {
+            ids[n] = i;
+            snprintf(params[n++], 128, "{\"id\":\"r-%d\"}", i);
+        }
+    }
+    call_many(c, "reservation.get", params, n, on_reservation, &holds);
+
+    /* 3. stock.set: a value between the last acknowledged and the last sent. */
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "stock.get", "{\"sku\":\"SET\"}", &reply);
+    int64_t set = map_int(&reply.result, "on_hand");
+    cr_assert(set >= m.set_acked && set <= m.set_sent, "SET %lld, acked %lld, sent %lld",
+              (long long)set, (long long)m.set_acked, (long long)m.set_sent);
+    m.set_acked = m.set_sent = set;
+
+    /* 4. locations: all acknowledged ones exist; unacknowledged ones are put again. */
+    n = 0;
+    for (int i = 0; i < m.locations_sent; i++)
+        if (m.locations[i] == 2)
+            snprintf(params[n++], 128, "{\"id\":\"X%d\"}", i);
+    call_many(c, "location.get", params, n, on_location, NULL);
+    n = 0;
+    for (int i = 0; i < m.locations_sent; i++)
+        if (m.locations[i] != 2) {
+            snprintf(params[n++], 128,
+                     "{\"id\":\"X%d\",\"type\":\"store\",\"lat\":48.1,\"lon\":11.5,"
+                     "\"active\":false}",
+                     i);
+            m.locations[i] = 2;
+        }
+    writes_until_ok(c, "location.put", params, n);
+
+    /* 5. every position: on_hand as acknowledged, reserved == live holds, allocated == 0. */
+    for (int i = 0; i < SKUS; i++)
+        snprintf(params[i], 128, "{\"sku\":\"S%d\"}", i);
+    call_many(c, "stock.get", params, SKUS, on_stock, &holds);
+
+    harness_call_ok(c, "server.info", "{}", &reply);
+    cr_assert_leq(map_int(&reply.result, "checkpoint_lsn"), map_int(&reply.result, "wal_lsn"));
+    allot_reply_free(&reply);
+}
+
+/* ---- the test ------------------------------------------------------------------------------- */
+
+static void setup_stock(allot_client_t *c)
+{
+    char params[128];
+    for (int l = 0; l < LOCS; l++) {
+        snprintf(params, sizeof(params),
+                 "{\"id\":\"L%d\",\"type\":\"warehouse\",\"lat\":%d.5,\"lon\":10.0,"
+                 "\"priority\":%d}",
+                 l, 48 + l, l);
+        writes_until_ok(c, "location.put", &params, 1);
+    }
+    for (int k = 0; k < SKUS; k++)
+        for (int l = 0; l < LOCS; l++) {
+            snprintf(params, sizeof(params),
+                     "{\"sku\":\"S%d\",\"location\":\"L%d\",\"on_hand\":%d}", k, l, ON_HAND_START);
+            writes_until_ok(c, "stock.set", &params, 1);
+            m.on_hand[k][l] = ON_HAND_START;
+        }
+    snprintf(params, sizeof(params), "{\"sku\":\"SET\",\"location\":\"L0\",\"on_hand\":0}");
+    writes_until_ok(c, "stock.set", &params, 1);
+}
+
+Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout = 3600)
+{
+    const char *kills_env = getenv("ALLOT_CRASH_KILLS");
+    const char *seed_env = getenv("ALLOT_CRASH_SEED");
+    int kills = kills_env != NULL ? atoi(kills_env) : KILLS_DEFAULT;
+    rng_state = seed_env != NULL ? (unsigned)strtoul(seed_env, NULL, 10)
+                                 : (unsigned)time(NULL) ^ (unsigned)getpid();
+    fprintf(stderr, "crash test: %d kills, ALLOT_CRASH_SEED=%u\n", kills, rng_state);
+    memset(&m, 0, sizeof(m));
+    memset(&stats, 0, sizeof(stats));
+    m.reservations = calloc(RESERVATIONS_MAX, sizeof(*m.reservations));
+    m.adjusts = calloc(ADJUSTS_MAX, sizeof(*m.adjusts));
+    m.locations = calloc(LOCATIONS_MAX, 1);
+    cr_assert(m.reservations != NULL && m.adjusts != NULL && m.locations != NULL);
+
+    /* Small segments and frequent checkpoints: recovery meets LMDB + several WAL segments,
+     * and truncation runs all the time. */
+    harness_server_t *s = harness_server_start(
+        "--wal-segment-bytes 1048576 --checkpoint-interval-s 1 --checkpoint-wal-bytes 65536");
+    allot_client_t *c = harness_connect(s);
+    allot_client_set_timeout(c, 30000);
+    setup_stock(c);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int k = 0; k < kills; k++) {
+        round_run(s, c);
+        harness_server_restart(s);
+        cr_assert_eq(allot_client_connect(c, "127.0.0.1", s->port, 10000), 0, "%s",
+                     allot_client_last_error(c));
+        allot_client_set_timeout(c, 30000);
+        verify(c);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* A clean stop after all that: the final checkpoint, then one more full check. */
+    allot_client_close(c);
+    harness_server_restart(s);
+    c = harness_connect(s);
+    allot_client_set_timeout(c, 30000);
+    verify(c);
+    int active = 0;
+    for (int i = 0; i < m.reservation_count; i++)
+        active += m.reservations[i].state == R_ACTIVE;
+    fprintf(stderr,
+            "crash test: %d kills in %.1f s (%d mid-batch), %lld requests, %lld acknowledged "
+            "writes, %d adjusts, %d reservations (%d active), %d checkpoints acknowledged\n",
+            kills, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+            stats.mid_batch, (long long)stats.ops_sent, (long long)m.acked_writes, m.adjust_count,
+            m.reservation_count, active, m.checkpoints_acked);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+    free(m.reservations);
+    free(m.adjusts);
+    free(m.locations);
+}

@@ -1,0 +1,120 @@
+/* test_core_hash.c - index tables, the indexed heap, and haversine distances. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/errors.h"
+#include "core/geo.h"
+#include "core/hash.h"
+#include "core/heap.h"
+
+static uint32_t keys[5000];
+
+static uint32_t find(const allot_hash_t *t, uint32_t key)
+{
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(t, allot_hash_bytes(&key, sizeof(key)), &probe);
+    uint32_t i;
+    while ((i = allot_hash_probe_next(t, &probe)) != ALLOT_HASH_NONE)
+        if (keys[i] == key)
+            return i;
+    return ALLOT_HASH_NONE;
+}
+
+Test(hash, insert_find_remove_keeps_every_other_key_reachable)
+{
+    allot_hash_t t;
+    allot_hash_init(&t);
+    for (uint32_t i = 0; i < 5000; i++) {
+        keys[i] = i * 7919u;
+        cr_assert_eq(allot_hash_insert(&t, allot_hash_bytes(&keys[i], 4), i), 0);
+    }
+    cr_assert_eq(t.count, 5000);
+    for (uint32_t i = 0; i < 5000; i += 2)
+        allot_hash_remove(&t, allot_hash_bytes(&keys[i], 4), i);
+    for (uint32_t i = 0; i < 5000; i++)
+        cr_assert_eq(find(&t, keys[i]), i % 2 ? i : ALLOT_HASH_NONE, "key %u", i);
+    allot_hash_free(&t);
+    cr_assert_eq(find(&t, 1), ALLOT_HASH_NONE, "an empty table finds nothing");
+}
+
+Test(hash, colliding_hashes_are_all_probed)
+{
+    allot_hash_t t;
+    allot_hash_init(&t);
+    for (uint32_t i = 0; i < 100; i++)
+        cr_assert_eq(allot_hash_insert(&t, 42, i), 0);
+    allot_hash_remove(&t, 42, 50);
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(&t, 42, &probe);
+    uint32_t seen = 0, i;
+    while ((i = allot_hash_probe_next(&t, &probe)) != ALLOT_HASH_NONE) {
+        cr_assert_neq(i, 50);
+        seen++;
+    }
+    cr_assert_eq(seen, 99);
+    allot_hash_free(&t);
+}
+
+Test(hash, arena_copies_are_stable_and_terminated)
+{
+    allot_arena_t arena;
+    allot_arena_init(&arena);
+    const char *first = allot_arena_copy(&arena, "abc", 3);
+    for (int i = 0; i < 10000; i++)
+        cr_assert_not_null(allot_arena_copy(&arena, "0123456789", 10));
+    cr_assert_str_eq(first, "abc");
+    allot_arena_free(&arena);
+}
+
+static int64_t prio[64];
+static uint32_t where[64];
+
+static bool less(const void *ctx, uint32_t a, uint32_t b)
+{
+    (void)ctx;
+    return prio[a] != prio[b] ? prio[a] < prio[b] : a < b;
+}
+
+static void position_set(void *ctx, uint32_t item, uint32_t position)
+{
+    (void)ctx;
+    where[item] = position;
+}
+
+Test(heap, pops_in_order_with_removals_and_updates)
+{
+    allot_heap_t h;
+    allot_heap_init(&h, less, position_set, NULL);
+    for (uint32_t i = 0; i < 64; i++) {
+        prio[i] = (i * 37) % 64;
+        cr_assert_eq(allot_heap_push(&h, i), 0);
+    }
+    allot_heap_remove_at(&h, where[10]);
+    prio[20] = -1;
+    allot_heap_update_at(&h, where[20]);
+    cr_assert_eq(allot_heap_top(&h), 20);
+    int64_t last = -2;
+    uint32_t popped = 0;
+    while (h.count > 0) {
+        uint32_t top = allot_heap_top(&h);
+        cr_assert_neq(top, 10);
+        cr_assert_geq(prio[top], last);
+        last = prio[top];
+        allot_heap_remove_at(&h, 0);
+        popped++;
+    }
+    cr_assert_eq(popped, 63);
+    allot_heap_free(&h);
+}
+
+Test(geo, haversine_known_distances)
+{
+    cr_assert_float_eq(allot_geo_distance_km(0, 0, 0, 0), 0.0, 1e-9);
+    /* Berlin - Munich ~ 504 km */
+    double d = allot_geo_distance_km(52.5200, 13.4050, 48.1351, 11.5820);
+    cr_assert(d > 500 && d < 508, "%f", d);
+    /* quarter of a great circle */
+    cr_assert_float_eq(allot_geo_distance_km(0, 0, 0, 90), 6371.0088 * M_PI / 2, 1e-6);
+    cr_assert_float_eq(allot_geo_distance_km(90, 0, -90, 0), 6371.0088 * M_PI, 1e-6);
+}

@@ -1,0 +1,587 @@
+/* test_core_reserve.c - reservations and sourcing: the checkout scenarios and their edges. */
+#include "test_core_fixture.h"
+
+static allot_state_t *st;
+
+static void two_warehouses(void)
+{
+    st = fx_state();
+    fx_location(st, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1});
+    fx_location(st, (fx_loc_t){.id = "W2", .lat = 48.14, .lon = 11.58, .priority = 0});
+    fx_stock(st, "A", "W1", 4, 0);
+    fx_stock(st, "A", "W2", 3, 0);
+}
+
+static void teardown(void)
+{
+    allot_state_destroy(st);
+    st = NULL;
+    fx_log_reset();
+}
+
+TestSuite(reserve, .fini = teardown);
+
+Test(reserve, splits_by_priority_when_no_single_location_suffices, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 5}};
+    allot_reserve_request_t req = fx_req("cart-1", lines, 1);
+    req.policy = ALLOT_POLICY_PRIORITY;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 3);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 2);
+    cr_assert_eq(r->lines[0].qty_held, 5);
+    cr_assert_eq(r->expires_at_ms, FX_T0 + 900 * 1000);
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 2);
+    cr_assert_eq(fx_position(st, "A", "W2")->reserved, 3);
+    cr_assert_eq(fx_avail(st, "A"), 2);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, fewest_splits_fills_chosen_locations_then_priority, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 5}};
+    allot_reserve_request_t req = fx_req("cart-1", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 3);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 2);
+}
+
+Test(reserve, pickup_holds_only_at_the_store, .init = two_warehouses)
+{
+    fx_location(st, (fx_loc_t){.id = "P",
+                               .lat = 52.5,
+                               .lon = 13.4,
+                               .priority = 50,
+                               .pickup = true,
+                               .type = ALLOT_LOCATION_STORE});
+    fx_stock(st, "A", "P", 5, 0);
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 5}};
+    allot_reserve_request_t req = fx_req("cart-p", lines, 1);
+    req.method = ALLOT_METHOD_PICKUP;
+    req.location = S("P");
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(r->allocation_count, 1);
+    cr_assert_eq(fx_held_at(st, r, 0, "P"), 5);
+    /* one more unit is not available at P even though W1 has plenty */
+    allot_line_input_t more[] = {{S("A"), 1}};
+    allot_reserve_request_t req2 = fx_req("cart-p2", more, 1);
+    req2.method = ALLOT_METHOD_PICKUP;
+    req2.location = S("P");
+    cr_assert_eq(fx_reserve(st, &req2, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+}
+
+Test(reserve, pickup_requires_a_pickup_location, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    req.method = ALLOT_METHOD_PICKUP;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(fx_err.field, "location");
+    req.location = S("W1");
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(fx_err.field, "location");
+}
+
+Test(reserve, other_carts_holds_are_not_available, .init = two_warehouses)
+{
+    fx_stock(st, "A", "W2", 0, 0);
+    allot_line_input_t two[] = {{S("A"), 2}};
+    allot_reserve_request_t req = fx_req("other", two, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+    cr_assert_eq(fx_avail(st, "A"), 2);
+    allot_line_input_t three[] = {{S("A"), 3}};
+    allot_reserve_request_t big = fx_req("mine", three, 1);
+    size_t events = fx_log.count;
+    cr_assert_eq(fx_reserve(st, &big, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_err.shortfall_count, 1);
+    cr_assert(allot_str_equal(fx_err.shortfalls[0].sku, S("A")));
+    cr_assert_eq(fx_err.shortfalls[0].requested, 3);
+    cr_assert_eq(fx_err.shortfalls[0].available, 2);
+    cr_assert_eq(fx_log.count, events, "nothing emitted");
+    cr_assert_null(allot_reservation_find(st, S("mine")));
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 2);
+    allot_line_input_t exact[] = {{S("A"), 2}};
+    allot_reserve_request_t ok = fx_req("mine", exact, 1);
+    cr_assert_eq(fx_reserve(st, &ok, FX_T0, NULL), 0);
+    cr_assert_eq(fx_avail(st, "A"), 0);
+}
+
+Test(reserve, two_short_lines_name_both_skus_and_hold_nothing, .init = two_warehouses)
+{
+    fx_stock(st, "B", "W1", 1, 0);
+    allot_line_input_t lines[] = {{S("A"), 8}, {S("B"), 2}, {S("C"), 1}};
+    allot_reserve_request_t req = fx_req("cart", lines, 2);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_err.shortfall_count, 2);
+    cr_assert(allot_str_equal(fx_err.shortfalls[0].sku, S("A")));
+    cr_assert_eq(fx_err.shortfalls[0].available, 7);
+    cr_assert(allot_str_equal(fx_err.shortfalls[1].sku, S("B")));
+    cr_assert_eq(fx_err.shortfalls[1].available, 1);
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 0);
+    cr_assert_eq(fx_position(st, "B", "W1")->reserved, 0);
+    /* an unknown SKU is simply unavailable */
+    req.line_count = 3;
+    lines[0].qty = 1;
+    lines[1].qty = 1;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_err.shortfall_count, 1);
+    cr_assert(allot_str_equal(fx_err.shortfalls[0].sku, S("C")));
+}
+
+Test(reserve, fewest_splits_prefers_one_location_that_supplies_every_line, .init = two_warehouses)
+{
+    fx_stock(st, "B", "W1", 5, 0); /* W1 has A and B; W2 (better priority) has only A */
+    allot_line_input_t lines[] = {{S("A"), 2}, {S("B"), 2}};
+    allot_reserve_request_t req = fx_req("cart", lines, 2);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(r->allocation_count, 2);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 2);
+    cr_assert_eq(fx_held_at(st, r, 1, "W1"), 2);
+    /* under "priority" the A line goes to W2 instead */
+    allot_reserve_request_t by_priority = fx_req("cart2", lines, 2);
+    by_priority.policy = ALLOT_POLICY_PRIORITY;
+    cr_assert_eq(fx_reserve(st, &by_priority, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 2);
+    cr_assert_eq(fx_held_at(st, r, 1, "W1"), 2);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, fewest_splits_fill_reuses_locations_already_chosen, .init = two_warehouses)
+{
+    fx_location(st, (fx_loc_t){.id = "W3", .priority = 0});
+    fx_stock(st, "B", "W1", 2, 0);
+    fx_stock(st, "B", "W3", 1, 0);
+    fx_stock(st, "C", "W1", 1, 0);
+    fx_stock(st, "C", "W3", 1, 0);
+    /* no single location has 5 of A; line A goes W2 (priority 0, 3 units) then W1 */
+    allot_line_input_t lines[] = {{S("A"), 5}, {S("B"), 2}, {S("C"), 1}};
+    allot_reserve_request_t req = fx_req("cart", lines, 3);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 3);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 2);
+    cr_assert_eq(fx_held_at(st, r, 1, "W1"), 2);
+    /* C: W1 was already chosen (for A), so it wins over W3 despite W3's better priority */
+    cr_assert_eq(fx_held_at(st, r, 2, "W1"), 1);
+}
+
+Test(reserve, nearest_orders_by_distance_to_ship_to, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 4}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    req.policy = ALLOT_POLICY_NEAREST;
+    req.has_ship_to = true;
+    req.lat = 48.2; /* near Munich (W2) */
+    req.lon = 11.6;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 3);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 1);
+    allot_reserve_request_t berlin = fx_req("cart2", lines, 1);
+    berlin.policy = ALLOT_POLICY_NEAREST;
+    berlin.has_ship_to = true;
+    berlin.lat = 52.5;
+    berlin.lon = 13.4;
+    lines[0].qty = 3;
+    cr_assert_eq(fx_reserve(st, &berlin, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 3);
+}
+
+Test(reserve, highest_stock_takes_the_fullest_location_first, .init = two_warehouses)
+{
+    fx_stock(st, "A", "W2", 9, 0);
+    allot_line_input_t lines[] = {{S("A"), 10}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    req.policy = ALLOT_POLICY_HIGHEST_STOCK;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 9);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 1);
+    cr_assert_eq(r->allocations[0].qty, 9, "W2 is first");
+}
+
+Test(reserve, same_day_uses_only_locations_within_their_radius)
+{
+    st = fx_state();
+    fx_location(
+        st, (fx_loc_t){
+                .id = "NEAR", .lat = 52.52, .lon = 13.40, .priority = 5, .same_day_radius_km = 30});
+    fx_location(
+        st, (fx_loc_t){
+                .id = "FAR", .lat = 48.14, .lon = 11.58, .priority = 0, .same_day_radius_km = 30});
+    fx_location(st, (fx_loc_t){.id = "NONE", .lat = 52.52, .lon = 13.40, .priority = 0});
+    fx_stock(st, "A", "NEAR", 2, 0);
+    fx_stock(st, "A", "FAR", 10, 0);
+    fx_stock(st, "A", "NONE", 10, 0);
+    allot_line_input_t lines[] = {{S("A"), 2}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    req.method = ALLOT_METHOD_SAME_DAY;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(fx_err.field, "ship_to");
+    req.has_ship_to = true;
+    req.lat = 52.45;
+    req.lon = 13.35;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "NEAR"), 2);
+    allot_reserve_request_t more = fx_req("cart2", (allot_line_input_t[]){{S("A"), 1}}, 1);
+    more.method = ALLOT_METHOD_SAME_DAY;
+    more.has_ship_to = true;
+    more.lat = 52.45;
+    more.lon = 13.35;
+    cr_assert_eq(fx_reserve(st, &more, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+}
+
+Test(reserve, daily_capacity_skips_full_locations_and_gives_back_on_release)
+{
+    st = fx_state();
+    fx_location(st, (fx_loc_t){.id = "W1", .priority = 0, .daily_capacity = 1});
+    fx_location(st, (fx_loc_t){.id = "W2", .priority = 1});
+    fx_stock(st, "A", "W1", 10, 0);
+    fx_stock(st, "A", "W2", 10, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const allot_reservation_t *r;
+    allot_reserve_request_t first = fx_req("c1", lines, 1);
+    cr_assert_eq(fx_reserve(st, &first, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 1);
+    allot_reserve_request_t second = fx_req("c2", lines, 1);
+    cr_assert_eq(fx_reserve(st, &second, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 1, "W1 is at capacity today");
+    /* release c1 on the same day: W1 has room again */
+    cr_assert_eq(allot_reservation_release(st, S("c1"), FX_T0 + 1000, &r, &fx_err), 0);
+    allot_reserve_request_t third = fx_req("c3", lines, 1);
+    cr_assert_eq(fx_reserve(st, &third, FX_T0 + 2000, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 1);
+    /* next UTC day: the count starts again */
+    allot_reserve_request_t fourth = fx_req("c4", lines, 1);
+    cr_assert_eq(fx_reserve(st, &fourth, FX_T0 + ALLOT_MS_PER_DAY, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 1);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, partial_holds_what_it_can_and_lists_shortfalls, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 10}, {S("Z"), 1}};
+    allot_reserve_request_t req = fx_req("cart", lines, 2);
+    req.partial = true;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(r->lines[0].qty_held, 7);
+    cr_assert_eq(r->lines[1].qty_held, 0);
+    allot_shortfall_t sf[ALLOT_LINES_MAX];
+    cr_assert_eq(allot_reservation_shortfalls(st, r, sf, ALLOT_LINES_MAX), 2);
+    cr_assert_eq(sf[0].requested, 10);
+    cr_assert_eq(sf[0].available, 7);
+    cr_assert(allot_str_equal(sf[1].sku, S("Z")));
+    /* nothing at all can be held -> INSUFFICIENT_STOCK even with partial */
+    allot_line_input_t none[] = {{S("A"), 1}};
+    allot_reserve_request_t req2 = fx_req("cart2", none, 1);
+    req2.partial = true;
+    cr_assert_eq(fx_reserve(st, &req2, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, safety_stock_is_not_available, .init = two_warehouses)
+{
+    fx_stock(st, "S", "W1", 10, 3);
+    cr_assert_eq(fx_avail(st, "S"), 7);
+    allot_line_input_t eight[] = {{S("S"), 8}};
+    allot_reserve_request_t req = fx_req("cart", eight, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_err.shortfalls[0].available, 7);
+    allot_line_input_t seven[] = {{S("S"), 7}};
+    req = fx_req("cart", seven, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+    cr_assert_eq(fx_avail(st, "S"), 0);
+}
+
+Test(reserve, duplicate_sku_lines_do_not_double_count, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 4}, {S("A"), 4}};
+    allot_reserve_request_t req = fx_req("cart", lines, 2);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    lines[1].qty = 3;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 4);
+    cr_assert_eq(fx_position(st, "A", "W2")->reserved, 3);
+}
+
+Test(reserve, inactive_and_non_shipping_locations_are_skipped, .init = two_warehouses)
+{
+    fx_location(
+        st, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1, .inactive = true});
+    fx_location(st, (fx_loc_t){.id = "W2", .lat = 48.14, .lon = 11.58, .no_ship = true});
+    cr_assert_eq(fx_avail(st, "A"), 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+}
+
+/* ---- expiry -----------------------------------------------------------------------------------
+ */
+
+Test(reserve, ttl_expiry_releases_units_then_reads_expired, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 5}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    req.ttl_s = 60;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    int64_t expires = r->expires_at_ms;
+    cr_assert_eq(expires, FX_T0 + 60000);
+    cr_assert_eq(allot_reservation_next_expiry_ms(st), expires);
+    cr_assert_eq(allot_reservations_expire(st, expires - 1, 100), 0);
+    cr_assert_eq(allot_reservation_get(st, S("cart"), expires - 1, &r, &fx_err), 0);
+    /* past expiry but before the timer: reads as EXPIRED already */
+    cr_assert_eq(allot_reservation_get(st, S("cart"), expires, &r, &fx_err), ALLOT_EEXPIRED);
+    cr_assert_eq(allot_reservations_expire(st, expires, 100), 1);
+    cr_assert_eq(allot_reservation_next_expiry_ms(st), INT64_MAX);
+    cr_assert_eq(fx_avail(st, "A"), 7);
+    cr_assert_eq(allot_reservation_get(st, S("cart"), expires + 1, &r, &fx_err), ALLOT_EEXPIRED);
+    cr_assert_eq(allot_reservation_extend(st, S("cart"), 60, expires + 1, &r, &fx_err),
+                 ALLOT_EEXPIRED);
+    cr_assert_eq(fx_reserve(st, &req, expires + 1, NULL), ALLOT_EEXPIRED);
+    cr_assert_eq(allot_reservation_release(st, S("cart"), expires + 1, &r, &fx_err), 0);
+    cr_assert_eq(r->status, ALLOT_RESERVATION_EXPIRED);
+    allot_state_counters_t c;
+    allot_state_counters_get(st, &c);
+    cr_assert_eq(c.reservations, 0);
+    cr_assert_eq(c.tombstones, 1);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, expire_goes_earliest_first_and_respects_max, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const char *ids[] = {"c", "a", "b"};
+    int64_t ttls[] = {30, 10, 20};
+    for (int i = 0; i < 3; i++) {
+        allot_reserve_request_t req = fx_req(ids[i], lines, 1);
+        req.ttl_s = ttls[i];
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+    }
+    cr_assert_eq(allot_reservation_next_expiry_ms(st), FX_T0 + 10000);
+    cr_assert_eq(allot_reservations_expire(st, FX_T0 + 60000, 2), 2);
+    cr_assert_eq(allot_reservation_find(st, S("a"))->status, ALLOT_RESERVATION_EXPIRED);
+    cr_assert_eq(allot_reservation_find(st, S("b"))->status, ALLOT_RESERVATION_EXPIRED);
+    cr_assert_eq(allot_reservation_find(st, S("c"))->status, ALLOT_RESERVATION_ACTIVE);
+    cr_assert_eq(allot_reservations_expire(st, FX_T0 + 60000, 2), 1);
+}
+
+Test(reserve, extend_moves_expiry, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    req.ttl_s = 10;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(allot_reservation_extend(st, S("cart"), 100, FX_T0 + 5000, &r, &fx_err), 0);
+    cr_assert_eq(r->expires_at_ms, FX_T0 + 105000);
+    cr_assert_eq(allot_reservation_next_expiry_ms(st), FX_T0 + 105000);
+    cr_assert_eq(allot_reservation_extend(st, S("cart"), 0, FX_T0, &r, &fx_err),
+                 ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(fx_err.field, "ttl_s");
+    cr_assert_eq(allot_reservation_extend(st, S("nope"), 10, FX_T0, &r, &fx_err), ALLOT_ENOT_FOUND);
+    /* same request after extend: same reply, the extended expiry */
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 6000, &r), 0);
+    cr_assert_eq(r->expires_at_ms, FX_T0 + 105000);
+    fx_assert_replay_equal(st);
+}
+
+/* ---- idempotency and replace -------------------------------------------------------------- */
+
+Test(reserve, same_id_same_request_is_held_once, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 2}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    int64_t expires = r->expires_at_ms;
+    size_t events = fx_log.count;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 5000, &r), 0);
+    cr_assert_eq(r->expires_at_ms, expires);
+    cr_assert_eq(fx_log.count, events, "no new event");
+    cr_assert_eq(fx_avail(st, "A"), 5);
+    /* replace:true with the same request is also just the same reply */
+    req.replace = true;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 5000, &r), 0);
+    cr_assert_eq(fx_log.count, events);
+}
+
+Test(reserve, same_id_different_request_conflicts, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 2}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+    allot_line_input_t other[] = {{S("A"), 3}};
+    allot_reserve_request_t req2 = fx_req("cart", other, 1);
+    cr_assert_eq(fx_reserve(st, &req2, FX_T0, NULL), ALLOT_ECONFLICT);
+    req.ttl_s = 60; /* a different ttl is a different request too */
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_ECONFLICT);
+    cr_assert_eq(fx_avail(st, "A"), 5);
+}
+
+Test(reserve, replace_swaps_atomically_and_a_failing_replace_keeps_the_old, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 6}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(fx_avail(st, "A"), 1);
+    /* 7 needs the old hold's 6 units plus the 1 free one */
+    allot_line_input_t seven[] = {{S("A"), 7}};
+    allot_reserve_request_t bigger = fx_req("cart", seven, 1);
+    bigger.replace = true;
+    cr_assert_eq(fx_reserve(st, &bigger, FX_T0 + 1000, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(r->lines[0].qty_held, 7);
+    cr_assert_eq(r->created_ms, FX_T0 + 1000);
+    cr_assert_eq(fx_avail(st, "A"), 0);
+    allot_state_counters_t c;
+    allot_state_counters_get(st, &c);
+    cr_assert_eq(c.reservations, 1);
+    /* 8 cannot be held: the 7 stay */
+    allot_line_input_t eight[] = {{S("A"), 8}};
+    allot_reserve_request_t too_big = fx_req("cart", eight, 1);
+    too_big.replace = true;
+    size_t events = fx_log.count;
+    cr_assert_eq(fx_reserve(st, &too_big, FX_T0 + 2000, &r), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_log.count, events);
+    r = allot_reservation_find(st, S("cart"));
+    cr_assert_eq(r->lines[0].qty_held, 7);
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved + fx_position(st, "A", "W2")->reserved, 7);
+    /* a smaller cart gives units back */
+    allot_line_input_t one[] = {{S("A"), 1}};
+    allot_reserve_request_t smaller = fx_req("cart", one, 1);
+    smaller.replace = true;
+    cr_assert_eq(fx_reserve(st, &smaller, FX_T0 + 3000, &r), 0);
+    cr_assert_eq(fx_avail(st, "A"), 6);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, released_ids_are_tombstoned, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 2}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(allot_reservation_release(st, S("cart"), FX_T0 + 1, &r, &fx_err), 0);
+    cr_assert_eq(r->status, ALLOT_RESERVATION_RELEASED);
+    cr_assert_eq(fx_avail(st, "A"), 7);
+    size_t events = fx_log.count;
+    cr_assert_eq(allot_reservation_release(st, S("cart"), FX_T0 + 2, &r, &fx_err), 0);
+    cr_assert_eq(fx_log.count, events, "idempotent release emits nothing");
+    cr_assert_eq(allot_reservation_get(st, S("cart"), FX_T0 + 3, &r, &fx_err), ALLOT_ENOT_FOUND);
+    cr_assert(strstr(fx_err.message, "released") != NULL, "%s", fx_err.message);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 4, NULL), ALLOT_ECONFLICT);
+    cr_assert_eq(allot_reservation_release(st, S("never"), FX_T0, &r, &fx_err), ALLOT_ENOT_FOUND);
+}
+
+Test(reserve, tombstones_are_bounded_oldest_first)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 2, .idempotency_age_ms = 1000000};
+    st = fx_state_with(&config);
+    fx_location(st, (fx_loc_t){.id = "W1"});
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const allot_reservation_t *r;
+    const char *ids[] = {"r1", "r2", "r3"};
+    for (int i = 0; i < 3; i++) {
+        allot_reserve_request_t req = fx_req(ids[i], lines, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+        cr_assert_eq(allot_reservation_release(st, S(ids[i]), FX_T0 + i, &r, &fx_err), 0);
+    }
+    cr_assert_null(allot_reservation_find(st, S("r1")), "oldest tombstone evicted");
+    cr_assert_not_null(allot_reservation_find(st, S("r2")));
+    cr_assert_not_null(allot_reservation_find(st, S("r3")));
+    /* age: a release long after evicts aged tombstones */
+    allot_reserve_request_t req = fx_req("r4", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 5000000, NULL), 0);
+    cr_assert_eq(allot_reservation_release(st, S("r4"), FX_T0 + 5000000, &r, &fx_err), 0);
+    cr_assert_null(allot_reservation_find(st, S("r2")));
+    cr_assert_null(allot_reservation_find(st, S("r3")));
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, live_reservations_are_bounded)
+{
+    allot_state_config_t config = {.reservations_max = 1};
+    st = fx_state_with(&config);
+    fx_location(st, (fx_loc_t){.id = "W1"});
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t a = fx_req("a", lines, 1), b = fx_req("b", lines, 1);
+    cr_assert_eq(fx_reserve(st, &a, FX_T0, NULL), 0);
+    cr_assert_eq(fx_reserve(st, &b, FX_T0, NULL), ALLOT_EOVERLOADED);
+}
+
+/* ---- invalid input -------------------------------------------------------------------------- */
+
+Test(reserve, invalid_inputs_change_nothing, .init = two_warehouses)
+{
+    size_t events = fx_log.count;
+    allot_line_input_t lines[ALLOT_LINES_MAX + 1];
+    for (int i = 0; i <= ALLOT_LINES_MAX; i++)
+        lines[i] = (allot_line_input_t){S("A"), 1};
+    allot_reserve_request_t req = fx_req("cart", lines, ALLOT_LINES_MAX + 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_ETOO_LARGE);
+    cr_assert_str_eq(fx_err.field, "lines");
+    req.line_count = 0;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    req.line_count = 1;
+    int64_t bad_qty[] = {0, -1, ALLOT_QUANTITY_MAX + 1};
+    for (int i = 0; i < 3; i++) {
+        lines[0].qty = bad_qty[i];
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+        cr_assert_str_eq(fx_err.field, "qty");
+    }
+    lines[0].qty = 1;
+    req.ttl_s = 0;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    req.ttl_s = ALLOT_RESERVATION_TTL_S_MAX + 1;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    req.ttl_s = ALLOT_RESERVATION_TTL_S_MAX;
+    req.id = S("");
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(fx_err.field, "id");
+    char long_id[ALLOT_ID_BYTES_MAX + 2];
+    memset(long_id, 'x', sizeof(long_id) - 1);
+    long_id[ALLOT_ID_BYTES_MAX + 1] = '\0';
+    req.id = S(long_id);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    req.id = S("cart");
+    lines[0].sku = S("");
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(fx_err.field, "sku");
+    lines[0].sku = (allot_str_t){"\xff", 1};
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    lines[0].sku = S("A");
+    req.location = S("nowhere");
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_ENOT_FOUND);
+    cr_assert_str_eq(fx_err.field, "location");
+    req.location = S("");
+    req.has_ship_to = true;
+    req.lat = 91;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_eq(fx_log.count, events);
+    /* the boundary values are accepted */
+    req.has_ship_to = false;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+}
+
+Test(reserve, explicit_location_restricts_shipping, .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 4}};
+    allot_reserve_request_t req = fx_req("cart", lines, 1);
+    req.location = S("W2");
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    lines[0].qty = 3;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
+    cr_assert_eq(fx_held_at(st, r, 0, "W2"), 3);
+}

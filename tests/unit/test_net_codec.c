@@ -1,0 +1,244 @@
+/* test_net_codec.c - the request framer and the MessagePack-RPC envelope checks. */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "net/dispatch.h"
+#include "net/frame.h"
+#include "net/rpc.h"
+
+static frame_status_t scan_all(const void *bytes, size_t len, size_t bytes_max, size_t *frame)
+{
+    frame_scanner_t scanner;
+    frame_scanner_reset(&scanner);
+    return frame_scan(&scanner, bytes, len, bytes_max, frame);
+}
+
+/* Pack [0, msgid, method, [{}]] into sbuf. */
+static void pack_request(msgpack_sbuffer *sbuf, uint32_t msgid, const char *method)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint32(&pk, 0);
+    msgpack_pack_uint32(&pk, msgid);
+    msgpack_pack_str(&pk, strlen(method));
+    msgpack_pack_str_body(&pk, method, strlen(method));
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 0);
+}
+
+Test(frame, finds_the_end_of_a_complete_request)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    pack_request(&sbuf, 7, "ping");
+    size_t whole = sbuf.size;
+    pack_request(&sbuf, 8, "ping"); /* a second, pipelined request follows */
+    size_t frame = 0;
+    cr_assert_eq(scan_all(sbuf.data, sbuf.size, 1 << 20, &frame), FRAME_COMPLETE);
+    cr_assert_eq(frame, whole);
+    msgpack_sbuffer_destroy(&sbuf);
+}
+
+Test(frame, every_proper_prefix_needs_more_and_resumes_byte_by_byte)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    pack_request(&sbuf, 70000, "server.info");
+    for (size_t cut = 1; cut < sbuf.size; cut++) {
+        size_t frame = 0;
+        cr_assert_eq(scan_all(sbuf.data, cut, 1 << 20, &frame), FRAME_NEED_MORE, "cut %zu", cut);
+    }
+    frame_scanner_t scanner;
+    frame_scanner_reset(&scanner);
+    size_t frame = 0;
+    frame_status_t status = FRAME_NEED_MORE;
+    for (size_t len = 1; len <= sbuf.size && status == FRAME_NEED_MORE; len++)
+        status = frame_scan(&scanner, (const uint8_t *)sbuf.data, len, 1 << 20, &frame);
+    cr_assert_eq(status, FRAME_COMPLETE);
+    cr_assert_eq(frame, sbuf.size);
+    msgpack_sbuffer_destroy(&sbuf);
+}
+
+Test(frame, huge_array_count_is_rejected_before_any_allocation)
+{
+    const uint8_t bytes[] = {0xdd, 0xff, 0x00, 0x00, 0x00};
+    size_t frame;
+    cr_assert_eq(scan_all(bytes, sizeof(bytes), 1 << 20, &frame), FRAME_INVALID);
+    /* inside an envelope, the count is checked against the bytes that may still come */
+    const uint8_t nested[] = {0x94, 0x00, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0xdd, 0x10, 0, 0, 0};
+    cr_assert_eq(scan_all(nested, sizeof(nested), 1 << 20, &frame), FRAME_TOO_LARGE);
+}
+
+Test(frame, array16_envelope_of_wrong_length_is_invalid)
+{
+    const uint8_t bytes[] = {0xdc, 0xff, 0xff};
+    size_t frame;
+    cr_assert_eq(scan_all(bytes, sizeof(bytes), 1 << 20, &frame), FRAME_INVALID);
+}
+
+Test(frame, string_longer_than_the_request_limit_is_too_large_from_its_header)
+{
+    /* [0, 1, <str32 of 2 MiB>...] with no body sent */
+    const uint8_t bytes[] = {0x94, 0x00, 0x01, 0xdb, 0x00, 0x20, 0x00, 0x00};
+    size_t frame;
+    cr_assert_eq(scan_all(bytes, sizeof(bytes), 1 << 20, &frame), FRAME_TOO_LARGE);
+}
+
+Test(frame, nesting_deeper_than_the_limit_is_refused)
+{
+    uint8_t bytes[64];
+    size_t n = 0;
+    bytes[n++] = 0x94;
+    bytes[n++] = 0x00;
+    bytes[n++] = 0x01;
+    for (int i = 0; i < ALLOT_REQUEST_DEPTH_MAX + 2; i++)
+        bytes[n++] = 0x91; /* [[[[... */
+    size_t frame;
+    cr_assert_eq(scan_all(bytes, n, 1 << 20, &frame), FRAME_TOO_DEEP);
+}
+
+Test(frame, the_never_used_byte_is_invalid)
+{
+    const uint8_t bytes[] = {0x94, 0x00, 0x01, 0xc1};
+    size_t frame;
+    cr_assert_eq(scan_all(bytes, sizeof(bytes), 1 << 20, &frame), FRAME_INVALID);
+}
+
+Test(frame, a_top_level_scalar_or_map_is_not_an_envelope)
+{
+    const uint8_t scalar[] = {0x01};
+    const uint8_t map[] = {0x80};
+    size_t frame;
+    cr_assert_eq(scan_all(scalar, 1, 1 << 20, &frame), FRAME_INVALID);
+    cr_assert_eq(scan_all(map, 1, 1 << 20, &frame), FRAME_INVALID);
+}
+
+/* ---- envelope ----------------------------------------------------------------------------- */
+
+static int parse_bytes(const void *bytes, size_t len, rpc_envelope_t *envelope,
+                       allot_error_detail_t *error, msgpack_zone *zone, msgpack_object *object)
+{
+    size_t offset = 0;
+    cr_assert_eq(msgpack_unpack(bytes, len, &offset, zone, object), MSGPACK_UNPACK_SUCCESS);
+    allot_error_detail_clear(error);
+    int rc = rpc_envelope_parse(object, envelope, error);
+    if (rc == 0)
+        rc = rpc_params_check(object, envelope, error);
+    return rc;
+}
+
+typedef struct envelope_case {
+    const char *name;
+    uint8_t bytes[24];
+    size_t len;
+    int expected;
+    bool has_msgid;
+} envelope_case_t;
+
+Test(rpc, every_malformed_envelope_shape_is_refused_with_a_clear_error)
+{
+    const envelope_case_t cases[] = {
+        {"valid request", {0x94, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80}, 10, 0, true},
+        {"valid notification", {0x93, 0x02, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80}, 9, 0, false},
+        {"wrong length", {0x93, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g'}, 8, ALLOT_EINVALID_ARGUMENT,
+         false},
+        {"response sent to the server", {0x94, 0x01, 0x05, 0xc0, 0xc0}, 5,
+         ALLOT_EINVALID_ARGUMENT, false},
+        {"type is a string", {0x94, 0xa1, '0', 0x05, 0xa1, 'p', 0x91, 0x80}, 8,
+         ALLOT_EINVALID_ARGUMENT, false},
+        {"method not a string", {0x94, 0x00, 0x05, 0x07, 0x91, 0x80}, 6, ALLOT_EINVALID_ARGUMENT,
+         true},
+        {"empty method", {0x94, 0x00, 0x05, 0xa0, 0x91, 0x80}, 6, ALLOT_EINVALID_ARGUMENT, true},
+        {"negative msgid", {0x94, 0x00, 0xff, 0xa1, 'p', 0x91, 0x80}, 7, ALLOT_EINVALID_ARGUMENT,
+         false},
+        {"msgid over uint32", {0x94, 0x00, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0xa1, 'p', 0x91, 0x80},
+         15, ALLOT_EINVALID_ARGUMENT, false},
+        {"params not an array", {0x94, 0x00, 0x05, 0xa1, 'p', 0x80}, 6, ALLOT_EINVALID_ARGUMENT,
+         true},
+        {"params empty array", {0x94, 0x00, 0x05, 0xa1, 'p', 0x90}, 6, ALLOT_EINVALID_ARGUMENT,
+         true},
+        {"params holds a non-map", {0x94, 0x00, 0x05, 0xa1, 'p', 0x91, 0x01}, 7,
+         ALLOT_EINVALID_ARGUMENT, true},
+        {"params two maps", {0x94, 0x00, 0x05, 0xa1, 'p', 0x92, 0x80, 0x80}, 8,
+         ALLOT_EINVALID_ARGUMENT, true},
+        {"map key not a string", {0x94, 0x00, 0x05, 0xa1, 'p', 0x91, 0x81, 0x01, 0x02}, 9,
+         ALLOT_EINVALID_ARGUMENT, true},
+    };
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rpc_envelope_t envelope;
+        allot_error_detail_t error;
+        msgpack_object object;
+        int rc = parse_bytes(cases[i].bytes, cases[i].len, &envelope, &error, &zone, &object);
+        cr_expect_eq(rc, cases[i].expected, "%s: got %d", cases[i].name, rc);
+        cr_expect_eq(envelope.has_msgid, cases[i].has_msgid, "%s: has_msgid", cases[i].name);
+        if (rc != 0)
+            cr_expect_neq(error.message[0], '\0', "%s: message", cases[i].name);
+        msgpack_zone_clear(&zone);
+    }
+    msgpack_zone_destroy(&zone);
+}
+
+Test(rpc, error_reply_carries_code_message_and_field)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    dispatch_pack_error(&sbuf, 42, ALLOT_ETOO_LARGE, "lines", "too many lines");
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init(&unpacked);
+    cr_assert_eq(msgpack_unpack_next(&unpacked, sbuf.data, sbuf.size, NULL),
+                 MSGPACK_UNPACK_SUCCESS);
+    msgpack_object o = unpacked.data;
+    cr_assert_eq(o.type, MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(o.via.array.size, 4);
+    cr_assert_eq(o.via.array.ptr[0].via.u64, 1);
+    cr_assert_eq(o.via.array.ptr[1].via.u64, 42);
+    msgpack_object error = o.via.array.ptr[2];
+    cr_assert_eq(error.type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq(error.via.map.size, 3);
+    cr_assert_eq(o.via.array.ptr[3].type, MSGPACK_OBJECT_NIL);
+    const msgpack_object_str *code = &error.via.map.ptr[0].val.via.str;
+    cr_assert_eq(code->size, strlen("TOO_LARGE"));
+    cr_assert(memcmp(code->ptr, "TOO_LARGE", code->size) == 0);
+    msgpack_unpacked_destroy(&unpacked);
+    msgpack_sbuffer_destroy(&sbuf);
+}
+
+Test(dispatch, unknown_method_and_unknown_key_are_answered_not_fatal)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    dispatch_env_t env = {.writes_allowed = true};
+    const uint8_t unknown[] = {0x94, 0x00, 0x05, 0xa3, 'n', 'o', 'p', 0x91, 0x80};
+    const uint8_t bad_key[] = {0x94, 0x00, 0x06, 0xa4, 'p', 'i', 'n', 'g',
+                               0x91, 0x81, 0xa1, 'x', 0x01};
+    const uint8_t ping[] = {0x94, 0x00, 0x07, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80};
+    const struct {
+        const uint8_t *bytes;
+        size_t len;
+        int error;
+    } cases[] = {{unknown, sizeof(unknown), ALLOT_EUNKNOWN_METHOD},
+                 {bad_key, sizeof(bad_key), ALLOT_EINVALID_ARGUMENT},
+                 {ping, sizeof(ping), 0}};
+    for (size_t i = 0; i < 3; i++) {
+        msgpack_object object;
+        size_t offset = 0;
+        cr_assert_eq(msgpack_unpack((const char *)cases[i].bytes, cases[i].len, &offset, &zone,
+                                    &object),
+                     MSGPACK_UNPACK_SUCCESS);
+        dispatch_outcome_t outcome;
+        out.size = 0;
+        dispatch_object(&env, &object, &out, &outcome);
+        cr_expect_eq(outcome.error, cases[i].error, "case %zu", i);
+        cr_expect(outcome.replied);
+        cr_expect_not(outcome.close);
+    }
+    msgpack_sbuffer_destroy(&out);
+    msgpack_zone_destroy(&zone);
+}

@@ -1,0 +1,432 @@
+/* test_persist_checkpoint.c - LMDB checkpoints: round trip, incremental writes, deletions, map
+ * growth, format checks and the writer thread. */
+#include <lmdb.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "test_core_fixture.h"
+
+#include "core/errors.h"
+#include "persist/checkpoint.h"
+
+static char dir[64];
+static char path[128];
+static allot_state_t *st;
+static checkpoint_store_t *store;
+static char message[CHECKPOINT_MESSAGE_BYTES_MAX];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/allot-ckpt-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/%s", dir, CHECKPOINT_FILE_NAME);
+    st = NULL;
+    store = NULL;
+}
+
+static void teardown(void)
+{
+    checkpoint_store_close(store);
+    allot_state_destroy(st);
+    fx_log_reset();
+    char lock[160];
+    snprintf(lock, sizeof(lock), "%s-lock", path);
+    unlink(path);
+    unlink(lock);
+    rmdir(dir);
+}
+
+TestSuite(checkpoint, .init = setup, .fini = teardown);
+
+static void store_open(uint64_t map_bytes)
+{
+    checkpoint_store_close(store);
+    store = NULL;
+    int rc = checkpoint_store_open(path, map_bytes, &store, message, sizeof(message));
+    cr_assert_eq(rc, 0, "open: %s", message);
+}
+
+/* Serialize the dirty set into a batch (asserts it worked). */
+static checkpoint_batch_t *dirty_batch(allot_state_t *state)
+{
+    checkpoint_batch_t *batch = checkpoint_batch_create(false);
+    cr_assert_not_null(batch);
+    cr_assert_eq(allot_state_snapshot_each_dirty(state, checkpoint_batch_snapshot_cb, batch), 0);
+    cr_assert_not(checkpoint_batch_failed(batch));
+    return batch;
+}
+
+static checkpoint_write_stats_t write_batch(checkpoint_batch_t *batch, uint64_t lsn)
+{
+    checkpoint_write_stats_t stats;
+    int rc = checkpoint_store_write(store, &batch, 1, lsn, &stats, message, sizeof(message));
+    cr_assert_eq(rc, 0, "write: %s", message);
+    checkpoint_batch_free(batch);
+    return stats;
+}
+
+static int apply_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                        const uint8_t *payload, size_t payload_len)
+{
+    (void)key;
+    (void)key_len;
+    return allot_event_apply_encoded(ctx, type, payload, payload_len);
+}
+
+/* Reopen the store, load it into a fresh state and compare dumps with `live`. */
+static void assert_reload_equal(const allot_state_t *live, uint64_t lsn, uint64_t map_bytes)
+{
+    store_open(map_bytes);
+    cr_assert_eq(checkpoint_store_lsn(store), lsn);
+    allot_state_t *loaded = allot_state_create(&fx_config);
+    cr_assert_not_null(loaded);
+    uint64_t records = 0;
+    int rc = checkpoint_store_load(store, apply_record, loaded, &records, message, sizeof(message));
+    cr_assert_eq(rc, 0, "load: %s", message);
+    allot_state_dirty_clear(loaded);
+    cr_assert_eq(allot_state_dirty_count(loaded), 0);
+    char *a = fx_dump(live);
+    char *b = fx_dump(loaded);
+    cr_assert_str_eq(a, b, "live and checkpointed states differ");
+    free(a);
+    free(b);
+    allot_state_destroy(loaded);
+}
+
+static void populate(allot_state_t *state)
+{
+    const allot_reservation_t *released;
+    fx_location(state, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1});
+    fx_location(state, (fx_loc_t){.id = "W2", .lat = 48.14, .lon = 11.58, .daily_capacity = 5});
+    fx_location(
+        state,
+        (fx_loc_t){
+            .id = "S1", .lat = 50.0, .lon = 8.0, .pickup = true, .type = ALLOT_LOCATION_STORE});
+    fx_stock(state, "A", "W1", 10, 1);
+    fx_stock(state, "A", "W2", 7, 0);
+    fx_stock(state, "B", "S1", 3, 0);
+    allot_line_input_t lines[] = {{S("A"), 12}, {S("B"), 1}};
+    allot_reserve_request_t req = fx_req("cart-1", lines, 2);
+    cr_assert_eq(fx_reserve(state, &req, FX_T0, NULL), 0, "%s", fx_err.message);
+    req = fx_req("cart-2", lines, 1);
+    req.lines = (allot_line_input_t[]){{S("A"), 1}};
+    cr_assert_eq(fx_reserve(state, &req, FX_T0 + 1, NULL), 0, "%s", fx_err.message);
+    cr_assert_eq(allot_reservation_release(state, S("cart-2"), FX_T0 + 2, &released, &fx_err), 0);
+    allot_stock_adjust_input_t adj = {S("A"), S("W1"), 5, S("receipt-1")};
+    cr_assert_eq(allot_stock_adjust(state, &adj, FX_T0 + 3, NULL, &fx_err), 0);
+}
+
+Test(checkpoint, round_trip_reproduces_the_state_byte_for_byte)
+{
+    st = fx_state();
+    populate(st);
+    store_open(0);
+    cr_assert_eq(checkpoint_store_lsn(store), 0);
+    checkpoint_write_stats_t stats = write_batch(dirty_batch(st), 42);
+    /* 3 locations + 2 SKUs + 2 reservations + 1 adjust key */
+    cr_assert_eq(stats.puts, 8);
+    cr_assert_eq(stats.deletes, 0);
+    cr_assert_eq(allot_state_dirty_count(st), 0);
+    assert_reload_equal(st, 42, 0);
+}
+
+Test(checkpoint, incremental_checkpoint_writes_only_dirty_objects)
+{
+    st = fx_state();
+    populate(st);
+    store_open(0);
+    write_batch(dirty_batch(st), 10);
+    /* One SKU changes: only that SKU record is written. */
+    fx_stock(st, "B", "S1", 9, 0);
+    checkpoint_batch_t *batch = dirty_batch(st);
+    cr_assert_eq(checkpoint_batch_entries(batch), 1);
+    checkpoint_write_stats_t stats = write_batch(batch, 11);
+    cr_assert_eq(stats.puts, 1);
+    /* A reservation: the reservation, the SKU it holds and the location it holds at (core
+     * marks the location too) - nothing else. */
+    allot_line_input_t lines[] = {{S("A"), 2}};
+    allot_reserve_request_t req = fx_req("cart-3", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 10, NULL), 0, "%s", fx_err.message);
+    stats = write_batch(dirty_batch(st), 12);
+    cr_assert_eq(stats.puts, 3, "puts %llu", (unsigned long long)stats.puts);
+    /* Nothing changed: an empty checkpoint still moves the LSN. */
+    stats = write_batch(dirty_batch(st), 13);
+    cr_assert_eq(stats.puts, 0);
+    assert_reload_equal(st, 13, 0);
+}
+
+Test(checkpoint, deleted_objects_disappear_from_the_store)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 1};
+    st = fx_state_with(&config);
+    const allot_reservation_t *released;
+    fx_location(st, (fx_loc_t){.id = "W1"});
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_stock_adjust_input_t adj = {S("A"), S("W1"), 1, S("k-1")};
+    cr_assert_eq(allot_stock_adjust(st, &adj, FX_T0, NULL, &fx_err), 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req("r-1", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0, "%s", fx_err.message);
+    cr_assert_eq(allot_reservation_release(st, S("r-1"), FX_T0 + 1, &released, &fx_err), 0);
+    store_open(0);
+    write_batch(dirty_batch(st), 5);
+    /* A second key and a second ended reservation evict the first ones (limit 1). */
+    adj.key = S("k-2");
+    cr_assert_eq(allot_stock_adjust(st, &adj, FX_T0 + 2, NULL, &fx_err), 0);
+    req.id = S("r-2");
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 2, NULL), 0, "%s", fx_err.message);
+    cr_assert_eq(allot_reservation_release(st, S("r-2"), FX_T0 + 3, &released, &fx_err), 0);
+    checkpoint_write_stats_t stats = write_batch(dirty_batch(st), 9);
+    cr_assert_eq(stats.deletes, 2, "deletes %llu", (unsigned long long)stats.deletes);
+    assert_reload_equal(st, 9, 0);
+    /* The store holds exactly: 1 location, 1 SKU, 1 reservation, 1 key. */
+    allot_state_t *scratch = allot_state_create(&config);
+    uint64_t records = 0;
+    cr_assert_eq(
+        checkpoint_store_load(store, apply_record, scratch, &records, message, sizeof(message)), 0);
+    cr_assert_eq(records, 4);
+    allot_state_destroy(scratch);
+}
+
+static void sink_discard(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+{
+    (void)ctx;
+    (void)type;
+    (void)payload;
+    (void)len;
+}
+
+Test(checkpoint, map_full_grows_the_map_and_commits_everything)
+{
+    st = fx_state();
+    allot_state_set_event_sink(st, sink_discard, NULL); /* too many events for the fixture log */
+    char id[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof(id), "LOC-%04d", i);
+        fx_location(st, (fx_loc_t){.id = id, .lat = i * 0.1, .lon = i * 0.2});
+    }
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof(id), "SKU-%05d", i);
+        char loc[32];
+        snprintf(loc, sizeof(loc), "LOC-%04d", i % 300);
+        fx_stock(st, id, loc, i, 0);
+        fx_stock(st, id, "LOC-0000", i + 1, 0);
+    }
+    store_open(64 * 1024);
+    uint64_t map_before = checkpoint_store_map_bytes(store);
+    checkpoint_write_stats_t stats = write_batch(dirty_batch(st), 3600);
+    cr_assert_gt(stats.map_grows, 0);
+    cr_assert_eq(stats.puts, 3300);
+    cr_assert_gt(checkpoint_store_map_bytes(store), map_before);
+    /* Reopening with a tiny map keeps the grown file readable. */
+    assert_reload_equal(st, 3600, 64 * 1024);
+}
+
+Test(checkpoint, first_checkpoint_of_an_empty_state_at_lsn_zero)
+{
+    st = fx_state();
+    store_open(0);
+    write_batch(dirty_batch(st), 0);
+    assert_reload_equal(st, 0, 0);
+}
+
+Test(checkpoint, full_batch_replaces_every_stored_object)
+{
+    st = fx_state();
+    populate(st);
+    store_open(0);
+    write_batch(dirty_batch(st), 20);
+    /* A stale record that the full batch must remove. */
+    checkpoint_batch_t *junk = checkpoint_batch_create(false);
+    const uint8_t key[] = {CHECKPOINT_KIND_LOCATION, 'Z', 'Z'};
+    cr_assert_eq(allot_state_snapshot_each(st, checkpoint_batch_snapshot_cb, junk), 0);
+    const uint8_t payload[] = {1, 2, 3};
+    cr_assert_eq(checkpoint_batch_add(junk, key, sizeof(key), ALLOT_EVENT_LOCATION_SNAPSHOT,
+                                      payload, sizeof(payload), false),
+                 0);
+    write_batch(junk, 21);
+    checkpoint_batch_t *full = checkpoint_batch_create(true);
+    cr_assert_eq(allot_state_snapshot_each(st, checkpoint_batch_snapshot_cb, full), 0);
+    write_batch(full, 22);
+    assert_reload_equal(st, 22, 0);
+}
+
+Test(checkpoint, rejects_an_older_lsn_and_incomplete_batches)
+{
+    store_open(0);
+    checkpoint_batch_t *batch = checkpoint_batch_create(false);
+    write_batch(checkpoint_batch_create(false), 7);
+    cr_assert_eq(checkpoint_store_write(store, &batch, 1, 6, NULL, message, sizeof(message)),
+                 ALLOT_EINVALID_ARGUMENT);
+    const uint8_t short_key[] = {CHECKPOINT_KIND_SKU};
+    cr_assert_eq(checkpoint_batch_add(batch, short_key, 1, 17, NULL, 0, false),
+                 ALLOT_EINVALID_ARGUMENT);
+    cr_assert(checkpoint_batch_failed(batch));
+    cr_assert_eq(checkpoint_store_write(store, &batch, 1, 8, NULL, message, sizeof(message)),
+                 ALLOT_EINVALID_ARGUMENT);
+    checkpoint_batch_free(batch);
+    store_open(0);
+    cr_assert_eq(checkpoint_store_lsn(store), 7);
+}
+
+Test(checkpoint, refuses_an_unknown_format_version)
+{
+    store_open(0);
+    checkpoint_store_close(store);
+    store = NULL;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t v2[4] = {2, 0, 0, 0};
+    MDB_val key = {14, "format_version"}, value = {4, v2};
+    cr_assert_eq(mdb_put(txn, meta, &key, &value, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    int rc = checkpoint_store_open(path, 0, &store, message, sizeof(message));
+    cr_assert_eq(rc, ALLOT_ECORRUPT);
+    cr_assert_null(store);
+    cr_assert(strstr(message, "format version 2") != NULL, "%s", message);
+}
+
+Test(checkpoint, load_stops_at_a_record_core_refuses)
+{
+    store_open(0);
+    checkpoint_batch_t *batch = checkpoint_batch_create(false);
+    const uint8_t key[] = {CHECKPOINT_KIND_LOCATION, 'X'};
+    const uint8_t garbage[] = {0xff, 0xff};
+    cr_assert_eq(checkpoint_batch_add(batch, key, sizeof(key), ALLOT_EVENT_LOCATION_SNAPSHOT,
+                                      garbage, sizeof(garbage), false),
+                 0);
+    write_batch(batch, 1);
+    st = allot_state_create(NULL);
+    int rc = checkpoint_store_load(store, apply_record, st, NULL, message, sizeof(message));
+    cr_assert_eq(rc, ALLOT_ECORRUPT);
+    cr_assert(strstr(message, "id 'X'") != NULL, "%s", message);
+}
+
+/* ---- the writer thread ------------------------------------------------------------------- */
+
+typedef struct done_log {
+    int calls;
+    int status;
+    uint64_t lsn;
+    uint64_t puts;
+    int closed;
+} done_log_t;
+
+static void on_done(checkpoint_writer_t *writer, int status, uint64_t lsn,
+                    const checkpoint_write_stats_t *stats, const char *msg, void *ctx)
+{
+    (void)writer;
+    (void)msg;
+    done_log_t *log = ctx;
+    log->calls++;
+    log->status = status;
+    log->lsn = lsn;
+    log->puts = stats->puts;
+}
+
+static void on_closed(void *ctx)
+{
+    ((done_log_t *)ctx)->closed++;
+}
+
+static void run_until(uv_loop_t *loop, const int *counter, int value)
+{
+    for (int i = 0; i < 10000 && *counter < value; i++)
+        uv_run(loop, UV_RUN_ONCE);
+    cr_assert_eq(*counter, value);
+}
+
+Test(checkpoint, writer_thread_commits_reports_and_keeps_failed_batches)
+{
+    st = fx_state();
+    populate(st);
+    store_open(0);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    done_log_t log = {0};
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 30), 0);
+    cr_assert(checkpoint_writer_busy(writer));
+    checkpoint_batch_t *extra = checkpoint_batch_create(false);
+    cr_assert_eq(checkpoint_writer_submit(writer, extra, 31), ALLOT_EOVERLOADED);
+    checkpoint_batch_free(extra);
+    run_until(&loop, &log.calls, 1);
+    cr_assert_eq(log.status, 0);
+    cr_assert_eq(log.lsn, 30);
+    cr_assert_eq(log.puts, 8);
+    /* A failing checkpoint (LSN going backwards) keeps its batch... */
+    fx_stock(st, "B", "S1", 4, 0);
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 29), 0);
+    run_until(&loop, &log.calls, 2);
+    cr_assert_eq(log.status, ALLOT_EINVALID_ARGUMENT);
+    cr_assert_eq(checkpoint_writer_kept(writer), 1);
+    cr_assert_gt(checkpoint_writer_kept_bytes(writer), 0);
+    /* ...and the next one writes it before its own batch. */
+    fx_stock(st, "A", "W2", 1, 0);
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 33), 0);
+    run_until(&loop, &log.calls, 3);
+    cr_assert_eq(log.status, 0);
+    cr_assert_eq(log.puts, 2);
+    cr_assert_eq(checkpoint_writer_kept(writer), 0);
+    /* Close with a checkpoint in flight: it is finished and reported first. */
+    cr_assert_eq(checkpoint_writer_submit(writer, NULL, 34), 0);
+    checkpoint_writer_close(writer, on_closed);
+    cr_assert_eq(log.calls, 4);
+    cr_assert_eq(log.status, 0);
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_run(&loop, UV_RUN_NOWAIT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0, "a handle was left open");
+    assert_reload_equal(st, 34, 0);
+}
+
+Test(checkpoint, dropped_batches_are_replaced_by_a_full_checkpoint)
+{
+    st = fx_state();
+    populate(st);
+    store_open(0);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    done_log_t log = {0};
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    write_batch(checkpoint_batch_create(false), 50); /* the store is ahead: the next fails */
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 40), 0);
+    run_until(&loop, &log.calls, 1);
+    cr_assert_neq(log.status, 0);
+    checkpoint_writer_drop_kept(writer);
+    cr_assert_eq(checkpoint_writer_kept(writer), 0);
+    checkpoint_batch_t *full = checkpoint_batch_create(true);
+    cr_assert_eq(allot_state_snapshot_each(st, checkpoint_batch_snapshot_cb, full), 0);
+    cr_assert_eq(checkpoint_writer_submit(writer, full, 60), 0);
+    run_until(&loop, &log.calls, 2);
+    cr_assert_eq(log.status, 0);
+    cr_assert_eq(log.puts, 8);
+    checkpoint_writer_close(writer, on_closed);
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    assert_reload_equal(st, 60, 0);
+}
+
+Test(checkpoint, read_lsn_reads_without_creating_anything)
+{
+    uint64_t lsn = 99;
+    bool exists = true;
+    cr_assert_eq(checkpoint_store_read_lsn(path, &lsn, &exists, message, sizeof(message)), 0);
+    cr_assert_not(exists);
+    cr_assert_eq(lsn, 0);
+    cr_assert_neq(access(path, F_OK), 0, "read_lsn created the store");
+    store_open(0);
+    write_batch(checkpoint_batch_create(false), 1234);
+    cr_assert_eq(checkpoint_store_read_lsn(path, &lsn, &exists, message, sizeof(message)), 0, "%s",
+                 message);
+    cr_assert(exists);
+    cr_assert_eq(lsn, 1234);
+}

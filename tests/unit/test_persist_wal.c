@@ -1,0 +1,599 @@
+/* test_persist_wal.c - WAL format, checksums, fault seam parsing, replay, torn tails,
+ * corruption and truncation. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "persist/crc32c.h"
+#include "persist/fault.h"
+#include "persist/wal.h"
+
+#define RECORDS_MAX            512
+#define PAYLOAD_TEST_BYTES_MAX 300
+
+typedef struct test_record {
+    uint64_t lsn;
+    int64_t time_ms;
+    uint8_t type;
+    size_t len;
+    uint8_t payload[PAYLOAD_TEST_BYTES_MAX];
+} test_record_t;
+
+typedef struct replay_log {
+    size_t count;
+    test_record_t records[RECORDS_MAX];
+} replay_log_t;
+
+static char tmp_root[64];
+static char wal_dir[128];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void tmp_setup(void)
+{
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/allot-wal-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp_root));
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", tmp_root);
+}
+
+static void tmp_teardown(void)
+{
+    persist_fault_clear_all();
+    nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int collect_cb(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
+                      const uint8_t *payload, size_t len)
+{
+    replay_log_t *log = ctx;
+    cr_assert_lt(log->count, RECORDS_MAX);
+    cr_assert_leq(len, PAYLOAD_TEST_BYTES_MAX);
+    test_record_t *r = &log->records[log->count++];
+    r->lsn = lsn;
+    r->time_ms = time_ms;
+    r->type = type;
+    r->len = len;
+    memcpy(r->payload, payload, len);
+    return 0;
+}
+
+static void make_record(test_record_t *r, uint64_t lsn, size_t len)
+{
+    r->lsn = lsn;
+    r->time_ms = 1700000000000LL + (int64_t)lsn * 7;
+    r->type = (uint8_t)(lsn % 251);
+    r->len = len;
+    for (size_t i = 0; i < len; i++)
+        r->payload[i] = (uint8_t)(lsn * 31 + i);
+}
+
+static void noop_durable_cb(wal_t *wal, uint64_t lsn, void *ctx)
+{
+    (void)wal, (void)lsn, (void)ctx;
+}
+
+/* Open a WAL at next_lsn, append records[0..count), close, and check the loop ends clean. */
+static void write_records(uint64_t segment_bytes, uint64_t next_lsn, const test_record_t *records,
+                          size_t count)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    wal_config_t config = {
+        .dir = wal_dir, .fsync_mode = WAL_FSYNC_ALWAYS, .segment_bytes = segment_bytes};
+    wal_t *wal = NULL;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    int rc = wal_open(&loop, &config, next_lsn, &wal, noop_durable_cb, NULL, NULL, message,
+                      sizeof message);
+    cr_assert_eq(rc, 0, "wal_open: %d %s", rc, message);
+    for (size_t i = 0; i < count; i++) {
+        /* Tiny test segments fill before the writer has allocated the next spare: wait. */
+        for (int spins = 0; !wal_has_room(wal, records[i].len); spins++) {
+            cr_assert_lt(spins, 1000);
+            wal_flush(wal);
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        uint64_t lsn = wal_append(wal, records[i].type, records[i].time_ms, records[i].payload,
+                                  records[i].len);
+        cr_assert_eq(lsn, records[i].lsn);
+        if (i % 7 == 6)
+            wal_flush(wal);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    cr_assert_eq(wal_close(wal, NULL), 0);
+    cr_assert_eq(wal_durable_lsn(wal), next_lsn + count - 1);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static void make_records(test_record_t *records, size_t count, uint64_t first_lsn)
+{
+    for (size_t i = 0; i < count; i++)
+        make_record(&records[i], first_lsn + i, (i * 37) % 200);
+}
+
+static void assert_records_equal(const test_record_t *got, const test_record_t *expected,
+                                 size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const test_record_t *a = &got[i], *b = &expected[i];
+        cr_assert_eq(a->lsn, b->lsn);
+        cr_assert_eq(a->time_ms, b->time_ms);
+        cr_assert_eq(a->type, b->type);
+        cr_assert_eq(a->len, b->len);
+        cr_assert_arr_eq(a->payload, b->payload, a->len);
+    }
+}
+
+static void assert_replayed(const replay_log_t *log, const test_record_t *expected, size_t count)
+{
+    cr_assert_eq(log->count, count, "replayed %zu records, expected %zu", log->count, count);
+    assert_records_equal(log->records, expected, count);
+}
+
+/* Sorted segment paths of wal_dir. */
+static size_t list_segments(char paths[][160], size_t max)
+{
+    size_t n = 0;
+    for (uint64_t lsn = 1; lsn < RECORDS_MAX * 2 && n < max; lsn++) {
+        snprintf(paths[n], 160, "%s/wal-%016llx.log", wal_dir, (unsigned long long)lsn);
+        if (access(paths[n], F_OK) == 0)
+            n++;
+    }
+    return n;
+}
+
+static uint8_t *file_load(const char *path, size_t *bytes)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    fseek(f, 0, SEEK_END);
+    *bytes = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *data = malloc(*bytes);
+    cr_assert_eq(fread(data, 1, *bytes, f), *bytes);
+    fclose(f);
+    return data;
+}
+
+static void file_store(const char *path, const uint8_t *data, size_t bytes)
+{
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, bytes, f), bytes);
+    fclose(f);
+}
+
+/* Offsets of the records in a segment file (walking with the public decoder). */
+static size_t record_offsets(const uint8_t *data, size_t bytes, uint64_t *offsets, size_t max)
+{
+    size_t n = 0;
+    uint64_t off = WAL_SEGMENT_HEADER_BYTES;
+    wal_record_t record;
+    const char *reason;
+    while (n < max && wal_record_decode(data + off, bytes - off, &record, &reason) == 1) {
+        offsets[n++] = off;
+        off += record.record_bytes;
+    }
+    return n;
+}
+
+/* ---- checksums and record format ------------------------------------------------------- */
+
+Test(crc32c, matches_the_standard_check_value_in_hardware_and_software)
+{
+    cr_assert_eq(crc32c_extend(0, "123456789", 9), 0xE3069283u);
+    cr_assert_eq(crc32c_extend_software(0, "123456789", 9), 0xE3069283u);
+    cr_assert_eq(crc32c_extend(0, "", 0), 0u);
+}
+
+Test(crc32c, hardware_and_software_agree_on_every_length_and_alignment)
+{
+    uint8_t buf[1100];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 131 + 7);
+    for (size_t start = 0; start < 9; start++)
+        for (size_t len = 0; len + start <= sizeof buf; len += 13) {
+            uint32_t hw = crc32c_extend(0, buf + start, len);
+            cr_assert_eq(hw, crc32c_extend_software(0, buf + start, len));
+            uint32_t split = crc32c_extend(crc32c_extend(0, buf + start, len / 3),
+                                           buf + start + len / 3, len - len / 3);
+            cr_assert_eq(hw, split);
+        }
+}
+
+Test(wal_record, round_trips_through_encode_and_decode)
+{
+    uint8_t buf[512];
+    const char payload[] = "hold 3 of SKU-1 at LOC-7";
+    size_t n = wal_record_encode(buf, sizeof buf, 42, -5, 9, payload, sizeof payload);
+    cr_assert_eq(n, sizeof payload + WAL_RECORD_OVERHEAD_BYTES);
+    wal_record_t record;
+    const char *reason;
+    cr_assert_eq(wal_record_decode(buf, n, &record, &reason), 1);
+    cr_assert_eq(record.lsn, 42);
+    cr_assert_eq(record.time_ms, -5);
+    cr_assert_eq(record.type, 9);
+    cr_assert_eq(record.payload_bytes, sizeof payload);
+    cr_assert_eq(record.record_bytes, n);
+    cr_assert_arr_eq(record.payload, payload, sizeof payload);
+    n = wal_record_encode(buf, sizeof buf, 1, 0, 0, NULL, 0);
+    cr_assert_eq(wal_record_decode(buf, n, &record, &reason), 1, "an empty payload is valid");
+}
+
+Test(wal_record, every_single_bit_flip_is_detected)
+{
+    uint8_t buf[128];
+    size_t n = wal_record_encode(buf, sizeof buf, 7, 1234, 3, "abcdefgh", 8);
+    for (size_t bit = 0; bit < n * 8; bit++) {
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        wal_record_t record;
+        const char *reason = NULL;
+        cr_assert_eq(wal_record_decode(buf, n, &record, &reason), ALLOT_ECORRUPT, "bit %zu", bit);
+        cr_assert_not_null(reason);
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+}
+
+Test(wal_record, zeros_mean_end_of_log_and_short_garbage_is_bad)
+{
+    uint8_t zeros[64] = {0};
+    wal_record_t record;
+    const char *reason;
+    cr_assert_eq(wal_record_decode(zeros, sizeof zeros, &record, &reason), 0);
+    cr_assert_eq(wal_record_decode(zeros, 5, &record, &reason), 0);
+    uint8_t buf[64];
+    size_t n = wal_record_encode(buf, sizeof buf, 3, 0, 1, "xyz", 3);
+    for (size_t cut = 1; cut < n; cut++)
+        cr_assert_eq(wal_record_decode(buf, cut, &record, &reason), ALLOT_ECORRUPT, "cut %zu", cut);
+}
+
+/* ---- fault seam ------------------------------------------------------------------------ */
+
+Test(persist_fault, env_spec_fails_the_named_call_after_n_successes)
+{
+    setenv("ALLOT_FAULT", "fdatasync:EIO:after=2,fallocate:28", 1);
+    cr_assert_eq(persist_fault_env_load(), 0);
+    FILE *f = tmpfile();
+    int fd = fileno(f);
+    cr_assert_eq(persist_fdatasync(fd), 0);
+    cr_assert_eq(persist_fdatasync(fd), 0);
+    cr_assert_eq(persist_fdatasync(fd), -EIO);
+    cr_assert_eq(persist_fdatasync(fd), -EIO, "a broken disk stays broken");
+    cr_assert_eq(persist_fallocate(fd, 4096), -ENOSPC);
+    cr_assert_eq(persist_pwrite_all(fd, "x", 1, 0), 0);
+    cr_assert_eq(persist_fault_calls(PERSIST_FAULT_FDATASYNC), 4);
+    persist_fault_clear_all();
+    cr_assert_eq(persist_fdatasync(fd), 0);
+    fclose(f);
+}
+
+Test(persist_fault, malformed_env_spec_is_rejected)
+{
+    setenv("ALLOT_FAULT", "fsync:EIO", 1);
+    cr_assert_eq(persist_fault_env_load(), ALLOT_EINVALID_ARGUMENT);
+}
+
+Test(persist_fault, fault_file_toggles_the_fault, .init = tmp_setup, .fini = tmp_teardown)
+{
+    char flag[128];
+    snprintf(flag, sizeof flag, "%s/full", tmp_root);
+    setenv("ALLOT_FAULT_FILE", flag, 1);
+    unsetenv("ALLOT_FAULT");
+    cr_assert_eq(persist_fault_env_load(), 0);
+    FILE *f = tmpfile();
+    cr_assert_eq(persist_fallocate(fileno(f), 4096), 0, "no file: no fault");
+    fclose(fopen(flag, "w"));
+    cr_assert_eq(persist_fallocate(fileno(f), 4096), -ENOSPC);
+    unlink(flag);
+    cr_assert_eq(persist_fallocate(fileno(f), 4096), 0);
+    fclose(f);
+}
+
+/* ---- replay ---------------------------------------------------------------------------- */
+
+static test_record_t records[RECORDS_MAX];
+static replay_log_t replayed;
+
+Test(wal_replay, returns_records_appended_across_segments_in_order, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 300, 1);
+    write_records(4096, 1, records, 300);
+    char paths[64][160];
+    cr_assert_gt(list_segments(paths, 64), 5, "small segments: the log rolled over");
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    int rc = wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message);
+    cr_assert_eq(rc, 0, "%s", message);
+    assert_replayed(&replayed, records, 300);
+    cr_assert_eq(result.last_lsn, 300);
+    cr_assert_eq(result.records_checked, 300);
+    cr_assert_not(result.tail_truncated);
+}
+
+Test(wal_replay, skips_records_up_to_after_lsn_and_continues_appending, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 200, 1);
+    write_records(4096, 1, records, 120);
+    write_records(4096, 121, records + 120, 80);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 150, collect_cb, &replayed, &result, message, sizeof message),
+                 0, "%s", message);
+    assert_replayed(&replayed, records + 150, 50);
+    cr_assert_eq(result.last_lsn, 200);
+}
+
+Test(wal_replay, empty_directory_is_an_empty_log, .init = tmp_setup, .fini = tmp_teardown)
+{
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 17, collect_cb, &replayed, &result, message, sizeof message),
+                 0);
+    cr_assert_eq(result.last_lsn, 17);
+    cr_assert_eq(result.segments, 0);
+}
+
+Test(wal_open, refuses_a_next_lsn_that_does_not_follow_the_log, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 10, 1);
+    write_records(4096, 1, records, 10);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    wal_config_t config = {.dir = wal_dir, .segment_bytes = 4096};
+    wal_t *wal = NULL;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_open(&loop, &config, 13, &wal, NULL, NULL, NULL, message, sizeof message),
+                 ALLOT_EINVALID_ARGUMENT);
+    cr_assert_null(wal);
+    cr_assert_eq(uv_loop_close(&loop), 0, "a failed open leaves no handle");
+}
+
+/* Damage the last record of the newest segment from byte `cut` on (zeros or garbage), check
+ * replay truncates it, then reopen, append one record and check it follows. */
+static void torn_tail_case(const char *path, const uint8_t *pristine, size_t bytes,
+                           uint64_t record_offset, size_t record_bytes, size_t cut, bool garbage,
+                           size_t count)
+{
+    uint8_t *damaged = malloc(bytes);
+    memcpy(damaged, pristine, bytes);
+    size_t end = garbage ? record_offset + record_bytes + 16 : record_offset + record_bytes;
+    for (size_t i = record_offset + cut; i < end && i < bytes; i++)
+        damaged[i] = garbage ? (uint8_t)(0xA5 ^ i) : 0;
+    file_store(path, damaged, bytes);
+    free(damaged);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    memset(&replayed, 0, sizeof replayed);
+    int rc = wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message);
+    cr_assert_eq(rc, 0, "cut %zu garbage %d: %s", cut, garbage, message);
+    assert_replayed(&replayed, records, count - 1);
+    bool torn = cut > 0 || garbage;
+    cr_assert_eq(result.tail_truncated, torn, "cut %zu garbage %d", cut, garbage);
+    if (torn) {
+        cr_assert_str_eq(result.tail_file, path);
+        cr_assert_eq(result.tail_offset, record_offset);
+    }
+    test_record_t next;
+    make_record(&next, count, cut % 100); /* no longer than the original: same segment */
+    write_records(4096, count, &next, 1);
+    memset(&replayed, 0, sizeof replayed);
+    rc = wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message);
+    cr_assert_eq(rc, 0, "after reopen, cut %zu: %s", cut, message);
+    cr_assert_not(result.tail_truncated, "wal_open zeroed the torn bytes (cut %zu)", cut);
+    cr_assert_eq(replayed.count, count);
+    assert_records_equal(replayed.records, records, count - 1);
+    assert_records_equal(&replayed.records[count - 1], &next, 1);
+}
+
+Test(wal_replay, torn_tail_at_every_byte_of_the_last_record_is_truncated, .init = tmp_setup,
+     .fini = tmp_teardown, .timeout = 120)
+{
+    const size_t count = 70;
+    make_records(records, count, 1);
+    write_records(4096, 1, records, count);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_gt(segments, 1);
+    const char *last = paths[segments - 1];
+    size_t bytes;
+    uint8_t *pristine = file_load(last, &bytes);
+    uint64_t offsets[64];
+    size_t n = record_offsets(pristine, bytes, offsets, 64);
+    cr_assert_gt(n, 1);
+    uint64_t record_offset = offsets[n - 1];
+    size_t record_bytes = records[count - 1].len + WAL_RECORD_OVERHEAD_BYTES;
+    for (size_t cut = 0; cut < record_bytes; cut++)
+        for (int garbage = 0; garbage < 2; garbage++)
+            torn_tail_case(last, pristine, bytes, record_offset, record_bytes, cut, garbage, count);
+    free(pristine);
+}
+
+static void assert_corrupt_at(const char *path, uint64_t offset, uint64_t lsn)
+{
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    memset(&replayed, 0, sizeof replayed);
+    int rc = wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message);
+    cr_assert_eq(rc, ALLOT_ECORRUPT, "rc %d", rc);
+    char expected[64];
+    cr_assert_not_null(strstr(message, path), "message names the file: %s", message);
+    snprintf(expected, sizeof expected, "offset %llu ", (unsigned long long)offset);
+    cr_assert_not_null(strstr(message, expected), "message names the offset: %s", message);
+    snprintf(expected, sizeof expected, "LSN %llu ", (unsigned long long)lsn);
+    cr_assert_not_null(strstr(message, expected), "message names the LSN: %s", message);
+    cr_assert_str_eq(result.bad_file, path);
+    cr_assert_eq(result.bad_offset, offset);
+    cr_assert_eq(result.bad_lsn, lsn);
+    cr_assert_eq(replayed.count, lsn - 1, "records before the damage were replayed");
+}
+
+/* Flip one bit at byte `delta` of record `index` of segment `segment`. */
+static void flip_and_expect_corrupt(size_t segment, size_t index, size_t delta)
+{
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_lt(segment, segments);
+    size_t bytes;
+    uint8_t *data = file_load(paths[segment], &bytes);
+    uint64_t offsets[64];
+    size_t n = record_offsets(data, bytes, offsets, 64);
+    cr_assert_lt(index, n);
+    wal_record_t record;
+    const char *reason;
+    cr_assert_eq(wal_record_decode(data + offsets[index], bytes - offsets[index], &record, &reason),
+                 1);
+    data[offsets[index] + delta] ^= 0x10;
+    file_store(paths[segment], data, bytes);
+    free(data);
+    assert_corrupt_at(paths[segment], offsets[index], record.lsn);
+}
+
+Test(wal_replay, flipped_bit_in_an_earlier_segment_is_corruption, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 150, 1);
+    write_records(4096, 1, records, 150);
+    flip_and_expect_corrupt(2, 3, WAL_RECORD_HEADER_BYTES + 1);
+}
+
+Test(wal_replay, flipped_bit_mid_newest_segment_is_corruption_not_a_torn_tail, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 150, 1);
+    write_records(4096, 1, records, 150);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    flip_and_expect_corrupt(segments - 1, 1, 2); /* in the length field */
+}
+
+Test(wal_replay, flipped_bit_in_the_lsn_of_a_newest_segment_record_is_corruption, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 150, 1);
+    write_records(4096, 1, records, 150);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    flip_and_expect_corrupt(segments - 1, 0, 5);
+}
+
+Test(wal_replay, missing_middle_segment_is_an_lsn_gap, .init = tmp_setup, .fini = tmp_teardown)
+{
+    make_records(records, 150, 1);
+    write_records(4096, 1, records, 150);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_gt(segments, 3);
+    cr_assert_eq(unlink(paths[2]), 0);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message),
+                 ALLOT_ECORRUPT);
+    cr_assert_str_eq(result.bad_file, paths[3]);
+    cr_assert_not_null(strstr(message, "LSN gap"), "%s", message);
+}
+
+/* ---- truncation ------------------------------------------------------------------------ */
+
+Test(wal_truncate_before, deletes_only_segments_fully_covered_by_the_checkpoint, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 200, 1);
+    write_records(4096, 1, records, 200);
+    char before[64][160];
+    size_t count_before = list_segments(before, 64);
+    cr_assert_gt(count_before, 4);
+    uint64_t firsts[64];
+    for (size_t i = 0; i < count_before; i++)
+        firsts[i] = strtoull(strrchr(before[i], '-') + 1, NULL, 16);
+    const uint64_t checkpoint_lsn = firsts[3]; /* segment 3 starts at the checkpoint: keep it */
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    wal_config_t config = {.dir = wal_dir, .segment_bytes = 4096};
+    wal_t *wal = NULL;
+    cr_assert_eq(wal_open(&loop, &config, 201, &wal, NULL, NULL, NULL, NULL, 0), 0);
+    cr_assert_eq(wal_truncate_before(wal, checkpoint_lsn), 0);
+    wal_stats_t stats;
+    cr_assert_eq(wal_close(wal, NULL), 0);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+
+    char after[64][160];
+    size_t count_after = list_segments(after, 64);
+    cr_assert_eq(count_after, count_before - 3, "segments 0..2 end before %llu",
+                 (unsigned long long)checkpoint_lsn);
+    cr_assert_str_eq(after[0], before[3]);
+    (void)stats;
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, checkpoint_lsn, collect_cb, &replayed, &result, message,
+                            sizeof message),
+                 0, "%s", message);
+    assert_replayed(&replayed, records + checkpoint_lsn, 200 - checkpoint_lsn);
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message),
+                 ALLOT_ECORRUPT, "records 1.. are gone: replay from 0 must say so");
+}
+
+Test(wal_truncate_before, never_deletes_the_active_segment, .init = tmp_setup, .fini = tmp_teardown)
+{
+    make_records(records, 100, 1);
+    write_records(4096, 1, records, 100);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    wal_config_t config = {.dir = wal_dir, .segment_bytes = 4096};
+    wal_t *wal = NULL;
+    cr_assert_eq(wal_open(&loop, &config, 101, &wal, NULL, NULL, NULL, NULL, 0), 0);
+    cr_assert_eq(wal_truncate_before(wal, 100), 0);
+    cr_assert_eq(wal_close(wal, NULL), 0);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    char after[64][160];
+    cr_assert_eq(list_segments(after, 64), 1);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 100, NULL, NULL, &result, message, sizeof message), 0);
+    cr_assert_eq(result.last_lsn, 100);
+}
+
+Test(wal_replay, zeroed_hole_in_the_newest_segment_is_an_unsynced_tail_and_is_cut,
+     .init = tmp_setup, .fini = tmp_teardown)
+{
+    make_records(records, 70, 1);
+    write_records(4096, 1, records, 70);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    size_t bytes;
+    uint8_t *data = file_load(paths[segments - 1], &bytes);
+    uint64_t offsets[64];
+    size_t n = record_offsets(data, bytes, offsets, 64);
+    cr_assert_gt(n, 2);
+    memset(data + offsets[n - 2], 0, 12); /* pages of an unsynced write reached disk out of order */
+    file_store(paths[segments - 1], data, bytes);
+    free(data);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message), 0,
+                 "%s", message);
+    cr_assert(result.tail_truncated);
+    cr_assert_eq(result.tail_offset, offsets[n - 2]);
+    assert_replayed(&replayed, records, 68);
+    write_records(4096, 69, records + 68, 2); /* zeroes the rest, appends 69 and 70 again */
+    memset(&replayed, 0, sizeof replayed);
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message), 0,
+                 "%s", message);
+    cr_assert_not(result.tail_truncated);
+    assert_replayed(&replayed, records, 70);
+}

@@ -1,0 +1,385 @@
+/* test_persist_wal_commit.c - the live WAL: group commit, durability reports, fsync failure,
+ * disk-full handling, interval mode and a clean loop shutdown. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "persist/fault.h"
+#include "persist/wal.h"
+
+static char tmp_root[64];
+static char wal_dir[128];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void tmp_setup(void)
+{
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/allot-wal-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp_root));
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", tmp_root);
+}
+
+static void tmp_teardown(void)
+{
+    persist_fault_clear_all();
+    nftw(tmp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* What the callbacks saw. */
+typedef struct observed {
+    uint64_t durable_calls;
+    uint64_t durable_lsn;
+    bool durable_went_backwards;
+    uint64_t fatal_calls;
+    int fatal_error;
+    char fatal_message[WAL_MESSAGE_BYTES_MAX];
+    uint64_t closed_calls;
+} observed_t;
+
+static observed_t seen;
+static uv_loop_t loop;
+
+static void durable_cb(wal_t *wal, uint64_t lsn, void *ctx)
+{
+    cr_assert_eq(ctx, &seen);
+    if (lsn <= seen.durable_lsn)
+        seen.durable_went_backwards = true;
+    seen.durable_lsn = lsn;
+    seen.durable_calls++;
+    cr_assert_eq(wal_durable_lsn(wal), lsn);
+}
+
+static void fatal_cb(wal_t *wal, int error, const char *message, void *ctx)
+{
+    (void)wal, (void)ctx;
+    seen.fatal_calls++;
+    seen.fatal_error = error;
+    snprintf(seen.fatal_message, sizeof seen.fatal_message, "%s", message);
+}
+
+static void closed_cb(void *ctx)
+{
+    cr_assert_eq(ctx, &seen);
+    seen.closed_calls++;
+}
+
+static wal_t *open_wal(wal_config_t config, uint64_t next_lsn)
+{
+    config.dir = wal_dir;
+    wal_t *wal = NULL;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    int rc = wal_open(&loop, &config, next_lsn, &wal, durable_cb, fatal_cb, &seen, message,
+                      sizeof message);
+    cr_assert_eq(rc, 0, "wal_open: %s", message);
+    return wal;
+}
+
+static void close_wal(wal_t *wal, int expected_rc)
+{
+    cr_assert_eq(wal_close(wal, closed_cb), expected_rc);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(seen.closed_calls, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0, "the loop closes with no handle left");
+}
+
+static void setup(void)
+{
+    tmp_setup();
+    memset(&seen, 0, sizeof seen);
+    cr_assert_eq(uv_loop_init(&loop), 0);
+}
+
+/* Run loop iterations until durable_lsn reaches lsn (or a fatal error). */
+static void run_until_durable(wal_t *wal, uint64_t lsn)
+{
+    for (int i = 0; wal_durable_lsn(wal) < lsn && seen.fatal_calls == 0; i++) {
+        cr_assert_lt(i, 100000);
+        wal_flush(wal);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+}
+
+Test(wal_close, loop_closes_with_no_handles_after_close, .init = setup, .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 16}, 1);
+    cr_assert(wal_writable(wal));
+    cr_assert_eq(wal_append(wal, 1, 1000, "a", 1), 1);
+    cr_assert_eq(wal_append(wal, 2, 1001, "bb", 2), 2);
+    cr_assert_eq(wal_last_lsn(wal), 2);
+    close_wal(wal, 0);
+    cr_assert_eq(seen.durable_lsn, 2, "close flushes, syncs and reports the last batch");
+    cr_assert_eq(seen.fatal_calls, 0);
+}
+
+typedef struct producer {
+    wal_t *wal;
+    uv_idle_t idle;
+    uint64_t records_left;
+    uint64_t records_per_iteration;
+} producer_t;
+
+/* One loop iteration of a busy server: append some records, then flush at the end. */
+static void producer_idle_cb(uv_idle_t *handle)
+{
+    producer_t *p = handle->data;
+    char payload[64];
+    for (uint64_t i = 0; i < p->records_per_iteration && p->records_left > 0; i++) {
+        cr_assert(wal_has_room(p->wal, sizeof payload));
+        memset(payload, (int)p->records_left, sizeof payload);
+        cr_assert_neq(wal_append(p->wal, 7, 5, payload, sizeof payload), 0);
+        p->records_left--;
+    }
+    wal_flush(p->wal);
+    if (p->records_left == 0)
+        uv_idle_stop(handle);
+}
+
+Test(wal_group_commit, many_appends_cost_far_fewer_fdatasyncs_than_records, .init = setup,
+     .fini = tmp_teardown)
+{
+    const uint64_t records = 5000;
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 8u << 20}, 1);
+    uint64_t syncs_before = persist_fault_calls(PERSIST_FAULT_FDATASYNC);
+    producer_t p = {.wal = wal, .records_left = records, .records_per_iteration = 3};
+    uv_idle_init(&loop, &p.idle);
+    p.idle.data = &p;
+    uv_idle_start(&p.idle, producer_idle_cb);
+    run_until_durable(wal, records);
+    uv_close((uv_handle_t *)&p.idle, NULL);
+    uint64_t syncs = persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before;
+    wal_stats_t stats;
+    wal_stats(wal, &stats);
+    cr_assert_eq(seen.durable_lsn, records);
+    cr_assert_not(seen.durable_went_backwards, "durable_cb reports monotonically");
+    cr_log_info("group commit: %llu fdatasyncs for %llu records", (unsigned long long)syncs,
+                (unsigned long long)records);
+    cr_assert_lt(syncs * 5, records, "%llu fdatasyncs for %llu records", (unsigned long long)syncs,
+                 (unsigned long long)records);
+    cr_assert_lt(seen.durable_calls, records);
+    cr_assert_eq(stats.records_appended, records);
+    cr_assert_eq(stats.fdatasyncs, syncs);
+    cr_assert_leq(stats.batches_written, syncs);
+    close_wal(wal, 0);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0);
+    cr_assert_eq(result.last_lsn, records);
+}
+
+Test(wal_group_commit, batch_keeps_growing_while_the_writer_is_busy, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20}, 1);
+    uint64_t syncs_before = persist_fault_calls(PERSIST_FAULT_FDATASYNC);
+    wal_append(wal, 1, 0, "x", 1);
+    wal_flush(wal); /* batch 1 goes to the writer */
+    for (int i = 0; i < 100; i++) {
+        wal_append(wal, 1, 0, "y", 1);
+        wal_flush(wal); /* writer busy or not: at most one more batch is in flight */
+    }
+    run_until_durable(wal, 101);
+    cr_assert_leq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 101);
+    close_wal(wal, 0);
+}
+
+Test(wal_fsync_failure, is_fatal_and_nothing_more_is_reported_durable, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 16}, 1);
+    for (int i = 0; i < 10; i++)
+        wal_append(wal, 1, 0, "ok", 2);
+    run_until_durable(wal, 10);
+    cr_assert_eq(seen.durable_lsn, 10);
+    persist_fault_set(PERSIST_FAULT_FDATASYNC, EIO, 0);
+    for (int i = 0; i < 10; i++)
+        wal_append(wal, 1, 0, "lost", 4);
+    wal_flush(wal);
+    for (int i = 0; seen.fatal_calls == 0; i++) {
+        cr_assert_lt(i, 1000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(seen.fatal_error, ALLOT_EIO);
+    cr_assert_not_null(strstr(seen.fatal_message, "fdatasync"), "%s", seen.fatal_message);
+    cr_assert_eq(wal_durable_lsn(wal), 10, "records of the failed batch are never durable");
+    cr_assert_not(wal_writable(wal));
+    cr_assert_not(wal_has_room(wal, 1));
+    cr_assert_eq(wal_append(wal, 1, 0, "no", 2), 0, "nothing is appended after a failure");
+    persist_fault_clear_all();
+    close_wal(wal, ALLOT_EIO);
+    cr_assert_eq(seen.durable_lsn, 10, "not even at close");
+    cr_assert_eq(seen.fatal_calls, 1, "fatal_cb runs once");
+}
+
+Test(wal_fsync_failure, write_failure_is_fatal_too, .init = setup, .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 16}, 5);
+    persist_fault_set(PERSIST_FAULT_WRITE, EIO, 0);
+    cr_assert_eq(wal_append(wal, 1, 0, "x", 1), 5);
+    wal_flush(wal);
+    for (int i = 0; seen.fatal_calls == 0; i++) {
+        cr_assert_lt(i, 1000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(wal_durable_lsn(wal), 4);
+    close_wal(wal, ALLOT_EIO);
+}
+
+Test(wal_disk_full, fallocate_enospc_makes_the_wal_unwritable_until_space_returns, .init = setup,
+     .fini = tmp_teardown)
+{
+    persist_fault_set(PERSIST_FAULT_FALLOCATE, ENOSPC, 0);
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 4096, .allocate_retry_ms = 10}, 1);
+    cr_assert_not(wal_writable(wal), "no segment could be allocated");
+    cr_assert_not(wal_has_room(wal, 10));
+    cr_assert_eq(wal_append(wal, 1, 0, "x", 1), 0, "nothing appended, no LSN used");
+    cr_assert_eq(wal_last_lsn(wal), 0);
+    persist_fault_clear(PERSIST_FAULT_FALLOCATE);
+    for (int i = 0; !wal_writable(wal); i++) {
+        cr_assert_lt(i, 1000);
+        uv_run(&loop, UV_RUN_ONCE); /* the writer's retry wakes the loop */
+    }
+    cr_assert_eq(wal_append(wal, 1, 0, "x", 1), 1);
+    run_until_durable(wal, 1);
+    wal_stats_t stats;
+    wal_stats(wal, &stats);
+    cr_assert_geq(stats.allocate_failures, 1);
+    close_wal(wal, 0);
+    cr_assert_eq(seen.fatal_calls, 0, "disk full is not fatal");
+}
+
+Test(wal_disk_full, a_full_disk_stops_writes_at_the_segment_end_without_failure, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 4096, .allocate_retry_ms = 10}, 1);
+    persist_fault_set(PERSIST_FAULT_FALLOCATE, ENOSPC, 0);
+    char payload[100] = {0};
+    uint64_t appended = 0;
+    for (int i = 0; i < 100 && wal_has_room(wal, sizeof payload); i++)
+        appended = wal_append(wal, 1, 0, payload, sizeof payload);
+    cr_assert_gt(appended, 20, "the spare segment made at open is used");
+    cr_assert_lt(appended, 100, "then appends stop: no room for the next segment");
+    cr_assert_not(wal_writable(wal));
+    run_until_durable(wal, appended);
+    cr_assert_not(wal_writable(wal));
+    persist_fault_clear(PERSIST_FAULT_FALLOCATE);
+    for (int i = 0; !wal_has_room(wal, sizeof payload); i++) {
+        cr_assert_lt(i, 1000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), appended + 1);
+    run_until_durable(wal, appended + 1);
+    close_wal(wal, 0);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
+                 message);
+    cr_assert_eq(result.last_lsn, appended + 1);
+}
+
+Test(wal_disk_full, fault_file_from_the_environment_toggles_allocation, .init = setup,
+     .fini = tmp_teardown)
+{
+    char flag[128];
+    snprintf(flag, sizeof flag, "%s/disk-full", tmp_root);
+    fclose(fopen(flag, "w"));
+    setenv("ALLOT_FAULT_FILE", flag, 1);
+    unsetenv("ALLOT_FAULT");
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 4096, .allocate_retry_ms = 10}, 1);
+    cr_assert_not(wal_writable(wal));
+    unlink(flag);
+    for (int i = 0; !wal_writable(wal); i++) {
+        cr_assert_lt(i, 1000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    close_wal(wal, 0);
+}
+
+Test(wal_fsync_interval, acks_after_the_write_and_syncs_on_the_interval, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20,
+                                         .fsync_mode = WAL_FSYNC_INTERVAL,
+                                         .fsync_interval_ms = 20},
+                          1);
+    uint64_t syncs_before = persist_fault_calls(PERSIST_FAULT_FDATASYNC);
+    for (int round = 0; round < 50; round++) {
+        wal_append(wal, 1, 0, "i", 1);
+        run_until_durable(wal, wal_last_lsn(wal));
+    }
+    cr_assert_eq(seen.durable_lsn, 50);
+    cr_assert_lt(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 50);
+    usleep(60 * 1000);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_assert_geq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 1,
+                  "the writer syncs every interval");
+    close_wal(wal, 0);
+}
+
+Test(wal_fsync_none, never_syncs, .init = setup, .fini = tmp_teardown)
+{
+    wal_t *wal =
+        open_wal((wal_config_t){.segment_bytes = 1 << 16, .fsync_mode = WAL_FSYNC_NONE}, 1);
+    uint64_t syncs_before = persist_fault_calls(PERSIST_FAULT_FDATASYNC);
+    for (int i = 0; i < 20; i++)
+        wal_append(wal, 1, 0, "n", 1);
+    run_until_durable(wal, 20);
+    close_wal(wal, 0);
+    cr_assert_leq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 1,
+                  "only the new segment's header is synced, once");
+}
+
+Test(wal_has_room, a_full_batch_refuses_more_until_the_writer_takes_it, .init = setup,
+     .fini = tmp_teardown)
+{
+    const uint64_t segment_bytes = 1 << 16;
+    const uint64_t batch_bytes_max = segment_bytes - WAL_SEGMENT_HEADER_BYTES; /* the minimum */
+    wal_t *wal = open_wal(
+        (wal_config_t){.segment_bytes = segment_bytes, .batch_bytes_max = batch_bytes_max}, 1);
+    cr_assert_eq(wal_payload_bytes_max(wal), batch_bytes_max - WAL_RECORD_OVERHEAD_BYTES);
+    wal_append(wal, 1, 0, "first", 5);
+    run_until_durable(wal, 1);
+    for (int i = 0; !wal_writable(wal); i++) { /* until the next spare is allocated */
+        cr_assert_lt(i, 1000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    char payload[1000] = {0};
+    uint64_t appended = 0;
+    while (wal_has_room(wal, sizeof payload))
+        appended = wal_append(wal, 1, 0, payload, sizeof payload);
+    cr_assert_eq(appended - 1, batch_bytes_max / (sizeof payload + WAL_RECORD_OVERHEAD_BYTES));
+    cr_assert(wal_writable(wal), "a full batch is OVERLOADED, not UNAVAILABLE");
+    cr_assert_not(wal_has_room(wal, sizeof payload));
+    cr_assert_not(wal_has_room(wal, wal_payload_bytes_max(wal) + 1), "over the record limit");
+    run_until_durable(wal, appended);
+    cr_assert(wal_has_room(wal, sizeof payload));
+    close_wal(wal, 0);
+}
+
+Test(wal_open, continues_after_the_last_record_of_the_previous_run, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 4096}, 1);
+    for (int i = 0; i < 3; i++)
+        wal_append(wal, 1, 0, "first", 5);
+    close_wal(wal, 0);
+    memset(&seen, 0, sizeof seen);
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    wal = open_wal((wal_config_t){.segment_bytes = 4096}, 4);
+    cr_assert_eq(wal_durable_lsn(wal), 3);
+    cr_assert_eq(wal_append(wal, 1, 0, "second", 6), 4);
+    close_wal(wal, 0);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0);
+    cr_assert_eq(result.last_lsn, 4);
+    cr_assert_eq(result.segments, 1, "appending continued in the same segment");
+}
