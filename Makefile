@@ -5,7 +5,12 @@ LISTEN ?= 127.0.0.1:7411
 DATA_DIR ?= ./data
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: all deps build build-debug build-asan run test test-release test-asan clean format bench
+FUZZ_SECONDS ?= 3600
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_TARGETS := fuzz_request fuzz_wal_record fuzz_json
+
+.PHONY: all deps build build-debug build-asan build-fuzz run test test-release test-asan \
+	fuzz fuzz-smoke clean format bench
 
 all: build
 
@@ -32,8 +37,21 @@ test-asan: build-asan
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS)
 
-# Every test, in a Release build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: test-release test-asan
+# libFuzzer targets (clang, ASan+UBSan); corpora grow in build/fuzz/corpus, seeds in
+# tests/fuzz/corpus. A crash leaves its input in build/fuzz/ (crash-*): add it as a regression.
+build-fuzz: deps
+	@cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DALLOT_FUZZ=ON >/dev/null
+	@cmake --build build/fuzz -j$(JOBS) --target $(FUZZ_TARGETS)
+
+fuzz: build-fuzz
+	@tools/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: build-fuzz
+	@tools/fuzz-run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+# Every test, in a Release build and again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# then a short run of every fuzz target.
+test: test-release test-asan fuzz-smoke
 
 format:
 	clang-format -i core/*.[ch] net/*.[ch] persist/*.[ch] tools/*.c tests/*/*.[ch]

@@ -33,6 +33,52 @@
  *                       allocation_count x { str location; i64 qty (1..2^40) } }
  *        where a line's allocation quantities sum to at most its qty_requested.
  *
+ * Orders and returns (types 64..127; coded in core/order_codec.c; meaning in core/order.h):
+ * 64 ORDER_CREATE        str reservation (len 0 = sourced from lines; else consumed); order
+ *                        (state created, payment none, no returns, no history: apply adds the
+ *                        order.create entry, allocates every shipment's items at its location)
+ * 80 ORDER_SNAPSHOT      u8 flags (bit0 archived: evicted, keep nothing in memory; others 0);
+ *                        order
+ * 65 ORDER_PAY           change (arg = payment: 0 none, 1 authorized, 2 captured, 3 failed)
+ * 66 ORDER_HOLD          change (text = reason)
+ * 67 ORDER_UNHOLD        change
+ * 68 ORDER_MODIFY        change (arg = mask: bit0 address, bit1 instructions, bit2 method);
+ *                        u8 method; str address (<= 4096 bytes, one MessagePack map, opaque);
+ *                        str instructions
+ * 69 ORDER_RELEASE       change
+ * 70 ORDER_CANCEL        change (text = reason)
+ * 71 SHIPMENT_REJECT     change (shipment = the rejected one, text = reason); u16 count (1..64) x
+ *                        { str location; items (1..) } = the new shipments, in the state of the
+ *                        rejected one
+ * 72 SHIPMENT_SHIP       change (shipment; text = tracking)
+ * 73 SHIPMENT_DELIVER    change (shipment)
+ * 74 RETURN_CREATE       change (text = return id); return (item_first 0); items (1..100)
+ * 75 RETURN_RECEIVE      change (text = return id; arg = disposition 1 restock, 2 damaged);
+ *                        str location
+ * 76 ORDER_EVICT         change (the order leaves memory; it must be ended)
+ *
+ * change = str order id; i64 at_ms; u16 shipment (index, 0xFFFF = none); u8 arg;
+ *          str text (0..1024 bytes of UTF-8)
+ * items  = u16 count; count x { str sku; i64 qty (1..2^40) }
+ * order  = str id; str customer (len 0 = none); u64 request_hash; i64 created_ms; i64 ended_ms
+ *          (0 = not ended); u8 state (0 created, 1 on_hold, 2 released, 3 partially_shipped,
+ *          4 shipped, 5 delivered, 6 cancelled); u8 payment; u8 entered_by (order event:
+ *          0 create, 1 pay, 2 hold, 3 unhold, 4 modify, 5 release, 6 cancel, 7 reject, 8 ship,
+ *          9 deliver, 10 return.create, 11 return.receive); u8 method; u8 policy;
+ *          u8 flags (bit0 has ship_to); f64 lat; f64 lon; str location (len 0 = none);
+ *          str instructions; str address;
+ *          items = lines (1..100);
+ *          u16 shipment_count (0..64) x { str location; u8 state (0 allocated, 1 released,
+ *            2 shipped, 3 delivered, 4 rejected, 5 cancelled); str tracking; str reason;
+ *            u16 item_first; u16 item_count (1..) };
+ *          items (0..1024) = the shipments' and returns' items, by range;
+ *          u16 return_count (0..32) x return;
+ *          u16 history_count (0..256) x { i64 at_ms; u8 event; u8 arg; u16 shipment; str text }
+ * return = str id; u64 request_hash; i64 created_ms; i64 received_ms (0 = not yet);
+ *          u8 state (0 requested, 1 received); u8 disposition (0 none, 1 restock, 2 damaged);
+ *          str location (len 0 = not received); str reason; str label (an id);
+ *          u16 item_first; u16 item_count (1..)
+ *
  * A record is valid when its version is 1, every field is in range, and decoding consumes the
  * payload exactly. Apply additionally requires the objects it refers to (locations, a live
  * reservation for extend/release/replace) to exist; otherwise it is ALLOT_ECORRUPT.
@@ -72,6 +118,34 @@ const char *allot_event_type_name(uint8_t type)
         return "reservation.snapshot";
     case ALLOT_EVENT_ADJUST_KEY_SNAPSHOT:
         return "adjust_key.snapshot";
+    case ALLOT_EVENT_ORDER_CREATE:
+        return "order.create";
+    case ALLOT_EVENT_ORDER_PAY:
+        return "order.pay";
+    case ALLOT_EVENT_ORDER_HOLD:
+        return "order.hold";
+    case ALLOT_EVENT_ORDER_UNHOLD:
+        return "order.unhold";
+    case ALLOT_EVENT_ORDER_MODIFY:
+        return "order.modify";
+    case ALLOT_EVENT_ORDER_RELEASE:
+        return "order.release";
+    case ALLOT_EVENT_ORDER_CANCEL:
+        return "order.cancel";
+    case ALLOT_EVENT_SHIPMENT_REJECT:
+        return "shipment.reject";
+    case ALLOT_EVENT_SHIPMENT_SHIP:
+        return "shipment.ship";
+    case ALLOT_EVENT_SHIPMENT_DELIVER:
+        return "shipment.deliver";
+    case ALLOT_EVENT_RETURN_CREATE:
+        return "return.create";
+    case ALLOT_EVENT_RETURN_RECEIVE:
+        return "return.receive";
+    case ALLOT_EVENT_ORDER_EVICT:
+        return "order.evict";
+    case ALLOT_EVENT_ORDER_SNAPSHOT:
+        return "order.snapshot";
     default:
         return "unknown";
     }
@@ -81,6 +155,7 @@ void allot_event_scratch_free(allot_event_scratch_t *scratch)
 {
     free(scratch->allocations);
     free(scratch->positions);
+    order_scratch_free(scratch);
     memset(scratch, 0, sizeof(*scratch));
 }
 
@@ -162,8 +237,15 @@ static void encode_adjust_key(const allot_event_adjust_key_t *e, allot_bytes_t *
     allot_bytes_put_i64(out, e->available);
 }
 
+static bool event_is_order(uint8_t type)
+{
+    return type >= ALLOT_EVENT_ORDER_FIRST && type <= ALLOT_EVENT_ORDER_LAST;
+}
+
 static size_t event_bytes_max(const allot_event_t *event)
 {
+    if (event_is_order(event->type))
+        return order_event_bytes_max(event);
     switch (event->type) {
     case ALLOT_EVENT_RESERVATION_CREATE:
     case ALLOT_EVENT_RESERVATION_REPLACE:
@@ -242,7 +324,10 @@ int allot_event_encode(const allot_event_t *event, allot_bytes_t *out)
         encode_adjust_key(&event->u.adjust_key, out);
         break;
     default:
-        encode_simple(event, out);
+        if (event_is_order(event->type))
+            order_event_encode(event, out);
+        else
+            encode_simple(event, out);
     }
     return 0;
 }
@@ -468,6 +553,8 @@ static int decode_by_type(allot_reader_t *r, allot_event_scratch_t *s, allot_eve
     case ALLOT_EVENT_ADJUST_KEY_SNAPSHOT:
         return decode_adjust_key(r, &event->u.adjust_key);
     default:
+        if (event_is_order(event->type))
+            return order_event_decode(r, s, event);
         return ALLOT_ECORRUPT;
     }
 }
@@ -501,6 +588,8 @@ static int event_prepare(allot_state_t *state, const allot_event_t *event)
     case ALLOT_EVENT_ADJUST_KEY_SNAPSHOT:
         return stock_apply_prepare(state, event);
     default:
+        if (event_is_order(event->type))
+            return order_apply_prepare(state, event);
         return reservation_apply_prepare(state, event);
     }
 }
@@ -519,7 +608,10 @@ static void event_commit(allot_state_t *state, const allot_event_t *event)
         stock_apply_commit(state, event);
         break;
     default:
-        reservation_apply_commit(state, event);
+        if (event_is_order(event->type))
+            order_apply_commit(state, event);
+        else
+            reservation_apply_commit(state, event);
     }
 }
 
@@ -554,8 +646,12 @@ int allot_event_emit(allot_state_t *state, const allot_event_t *event)
     rc = event_prepare(state, &decoded);
     if (rc != 0)
         return rc;
-    if (state->sink != NULL)
-        state->sink(state->sink_ctx, event->type, state->event_bytes.data, state->event_bytes.len);
+    if (state->sink != NULL) {
+        rc = state->sink(state->sink_ctx, event->type, state->event_bytes.data,
+                         state->event_bytes.len);
+        if (rc != 0)
+            return rc; /* prepare changed nothing observable: the event simply did not happen */
+    }
     event_commit(state, &decoded);
     return 0;
 }

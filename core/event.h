@@ -10,7 +10,8 @@
  * step that may fail (CORRUPT/NOMEM, nothing changed) and an infallible commit, so that live
  * emission calls the event sink only for events that will be applied.
  * Snapshot types describe one whole object (checkpoints): applying them replaces the object.
- * Types 64 and above are reserved for orders. libc only.
+ * Types 64..127 are orders and returns (core/order.h); their payload layouts are documented
+ * beside the older ones in core/event.c and coded in core/order_codec.c. libc only.
  */
 #ifndef ALLOT_CORE_EVENT_H
 #define ALLOT_CORE_EVENT_H
@@ -37,7 +38,22 @@ typedef enum allot_event_type {
     ALLOT_EVENT_SKU_SNAPSHOT = 17,
     ALLOT_EVENT_RESERVATION_SNAPSHOT = 18,
     ALLOT_EVENT_ADJUST_KEY_SNAPSHOT = 19,
-    ALLOT_EVENT_ORDER_FIRST = 64, /* 64..127 reserved for orders */
+    ALLOT_EVENT_ORDER_FIRST = 64, /* 64..127 orders and returns */
+    ALLOT_EVENT_ORDER_CREATE = 64,
+    ALLOT_EVENT_ORDER_PAY = 65,
+    ALLOT_EVENT_ORDER_HOLD = 66,
+    ALLOT_EVENT_ORDER_UNHOLD = 67,
+    ALLOT_EVENT_ORDER_MODIFY = 68,
+    ALLOT_EVENT_ORDER_RELEASE = 69,
+    ALLOT_EVENT_ORDER_CANCEL = 70,
+    ALLOT_EVENT_SHIPMENT_REJECT = 71,
+    ALLOT_EVENT_SHIPMENT_SHIP = 72,
+    ALLOT_EVENT_SHIPMENT_DELIVER = 73,
+    ALLOT_EVENT_RETURN_CREATE = 74,
+    ALLOT_EVENT_RETURN_RECEIVE = 75,
+    ALLOT_EVENT_ORDER_EVICT = 76,
+    ALLOT_EVENT_ORDER_SNAPSHOT = 80,
+    ALLOT_EVENT_ORDER_LAST = 127,
 } allot_event_type_t;
 
 /* "location.put", ... ("unknown" otherwise), for tools that print WAL records. */
@@ -142,6 +158,97 @@ typedef struct allot_event_adjust_key {
     int64_t available;
 } allot_event_adjust_key_t;
 
+/* ---- orders (core/order.h) -------------------------------------------------------------- */
+#define ALLOT_EVENT_SHIPMENT_NONE 0xFFFFu
+
+typedef struct allot_event_item {
+    allot_str_t sku;
+    int64_t qty;
+} allot_event_item_t;
+
+typedef struct allot_event_shipment {
+    allot_str_t location;
+    allot_str_t tracking; /* len 0 = none */
+    allot_str_t reason;   /* why it was rejected; len 0 = none */
+    uint8_t state;        /* allot_shipment_state_t */
+    uint32_t item_first;  /* into the order's items */
+    uint32_t item_count;
+} allot_event_shipment_t;
+
+typedef struct allot_event_return {
+    allot_str_t id;
+    allot_str_t location; /* where it was received; len 0 = not yet */
+    allot_str_t reason;   /* len 0 = none */
+    allot_str_t label;
+    uint64_t request_hash;
+    int64_t created_ms;
+    int64_t received_ms; /* 0 = not yet */
+    uint8_t state;       /* allot_return_state_t */
+    uint8_t disposition; /* allot_disposition_t */
+    uint32_t item_first; /* into the order's items */
+    uint32_t item_count;
+} allot_event_return_t;
+
+typedef struct allot_event_history {
+    int64_t at_ms;
+    uint8_t event;     /* allot_order_event_t */
+    uint8_t arg;       /* payment (pay), disposition (return.receive), field mask (modify) */
+    uint16_t shipment; /* index, or ALLOT_EVENT_SHIPMENT_NONE */
+    allot_str_t text;  /* reason / tracking / return id; len 0 = none */
+} allot_event_history_t;
+
+/* ORDER_CREATE and ORDER_SNAPSHOT: a whole order. Also the read-only view of an order that
+ * core/order.h hands out (allot_order_view_t). */
+typedef struct allot_event_order {
+    allot_str_t id;
+    allot_str_t customer;     /* len 0 = none */
+    allot_str_t reservation;  /* create only: the consumed reservation; len 0 = from lines */
+    allot_str_t location;     /* requested pickup/fixed location; len 0 = none */
+    allot_str_t instructions; /* len 0 = none */
+    allot_str_t address;      /* one MessagePack map, opaque; len 0 = none */
+    uint64_t request_hash;
+    int64_t created_ms;
+    int64_t ended_ms; /* when it became delivered/cancelled with no open return; 0 = not */
+    uint8_t state;    /* allot_order_state_t */
+    uint8_t payment;  /* allot_payment_t */
+    uint8_t entered_by; /* allot_order_event_t that produced the current state */
+    uint8_t method;     /* allot_method_t */
+    uint8_t policy;     /* allot_policy_t */
+    bool has_ship_to;
+    bool archived; /* snapshot only: evicted from memory, kept in the checkpoint store */
+    double lat;
+    double lon;
+    uint32_t line_count;
+    uint32_t shipment_count;
+    uint32_t item_count;
+    uint32_t return_count;
+    uint32_t history_count;
+    allot_event_item_t *lines;
+    allot_event_shipment_t *shipments;
+    allot_event_item_t *items; /* shipment and return items */
+    allot_event_return_t *returns;
+    allot_event_history_t *history;
+} allot_event_order_t;
+
+/* Every other order event. Fields unused by a type are zero / empty. */
+typedef struct allot_event_order_change {
+    allot_str_t id; /* the order */
+    int64_t at_ms;
+    uint16_t shipment; /* reject/ship/deliver: index; else ALLOT_EVENT_SHIPMENT_NONE */
+    uint8_t arg;       /* pay: payment; modify: field mask; return.receive: disposition */
+    uint8_t method;    /* modify (mask bit 2) */
+    allot_str_t text;  /* hold/cancel/reject: reason; ship: tracking; return.*: return id */
+    allot_str_t address;      /* modify (mask bit 0) */
+    allot_str_t instructions; /* modify (mask bit 1) */
+    allot_str_t location;     /* return.receive */
+    /* reject: the new shipments; return.create: the return (its items in items) */
+    uint32_t shipment_count;
+    uint32_t item_count;
+    allot_event_shipment_t *shipments;
+    allot_event_item_t *items;
+    allot_event_return_t ret;
+} allot_event_order_change_t;
+
 typedef struct allot_event {
     uint8_t type;
     union {
@@ -153,6 +260,8 @@ typedef struct allot_event {
         allot_event_release_t release;
         allot_event_sku_snapshot_t sku_snapshot;
         allot_event_adjust_key_t adjust_key;
+        allot_event_order_t order;
+        allot_event_order_change_t change;
     } u;
 } allot_event_t;
 
@@ -162,6 +271,15 @@ typedef struct allot_event_scratch {
     uint32_t allocation_capacity;
     allot_event_position_t *positions;
     uint32_t position_capacity;
+    /* orders */
+    allot_event_item_t *items;
+    uint32_t item_capacity;
+    allot_event_shipment_t *shipments;
+    uint32_t shipment_capacity;
+    allot_event_return_t *returns;
+    uint32_t return_capacity;
+    allot_event_history_t *history;
+    uint32_t history_capacity;
 } allot_event_scratch_t;
 
 void allot_event_scratch_free(allot_event_scratch_t *scratch);

@@ -67,6 +67,9 @@
 #define ALLOT_WAL_SEGMENT_BYTES_DEFAULT (64u << 20)
 /* Largest single WAL record payload. */
 #define ALLOT_WAL_RECORD_BYTES_MAX (4u << 20)
+/* Free WAL space (batch buffer and allocated segment) required before a write command runs;
+ * below it writes answer OVERLOADED. A larger event is still checked exactly when appended. */
+#define ALLOT_WAL_HEADROOM_BYTES (64u * 1024)
 /* Bytes appended in one loop iteration before the batch is cut and handed over. */
 #define ALLOT_WAL_BATCH_BYTES_MAX (16u << 20)
 

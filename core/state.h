@@ -10,7 +10,8 @@
  * (or a deletion) and clears the set; loading a checkpoint = allot_event_apply_encoded() of
  * every stored record (in key order) followed by allot_state_dirty_clear().
  * Checkpoint keys: 1 byte kind then the object's id bytes; kinds sort so that loading in key
- * order meets locations first: 0x01 location, 0x02 SKU, 0x03 reservation, 0x04 adjust key.
+ * order meets locations first: 0x01 location, 0x02 SKU, 0x03 reservation, 0x04 adjust key,
+ * 0x05 order (returns live inside their order; see core/order.h for archived orders).
  * Errors: ALLOT_ENOMEM; allot_state_create returns NULL when out of memory. libc only.
  */
 #ifndef ALLOT_CORE_STATE_H
@@ -29,10 +30,13 @@ typedef struct allot_state_config {
     uint32_t reservations_max;        /* 0: ALLOT_RESERVATIONS_MAX_DEFAULT */
     int64_t idempotency_age_ms;       /* 0: ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT */
     uint32_t idempotency_entries_max; /* 0: ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT */
+    int64_t orders_archive_age_ms;    /* 0: ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT (core/order.h) */
 } allot_state_config_t;
 
-/* Receives every event record before it is applied; infallible. */
-typedef void (*allot_event_sink_cb)(void *ctx, uint8_t type, const uint8_t *payload,
+/* Receives every event record after it was checked and before it is applied. Returns 0, or a
+ * negative ALLOT_E* (e.g. the log has no room) to refuse it: the event is then not applied and
+ * the writer that emitted it returns that error with nothing changed. */
+typedef int (*allot_event_sink_cb)(void *ctx, uint8_t type, const uint8_t *payload,
                                     size_t payload_len);
 
 /* One checkpoint record. deleted: the object is gone (payload NULL, len 0; type says which
@@ -47,6 +51,7 @@ typedef struct allot_state_counters {
     uint64_t reservations; /* live holds */
     uint64_t tombstones;   /* ended reservations remembered for idempotency */
     uint64_t adjust_keys;
+    uint64_t orders; /* orders in memory (evicted ones are not counted) */
 } allot_state_counters_t;
 
 /* config may be NULL (all defaults). */
@@ -67,5 +72,11 @@ int allot_state_snapshot_each_dirty(allot_state_t *state, allot_snapshot_cb snap
 /* Hand every object (a full checkpoint); the dirty set is left alone. */
 int allot_state_snapshot_each(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx);
 void allot_state_dirty_clear(allot_state_t *state);
+
+/* Cross-check the counts: every position has on_hand >= 0, reserved == the sum of live
+ * reservation holds there, allocated == the sum of unshipped (allocated/released) shipment items
+ * of orders in memory there. 0 when they hold, else ALLOT_ECORRUPT with the first violation
+ * written to msg (NUL-terminated, truncated to msg_bytes); ALLOT_ENOMEM. O(state size). */
+int allot_state_check_invariants(const allot_state_t *state, char *msg, size_t msg_bytes);
 
 #endif

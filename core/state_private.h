@@ -12,6 +12,7 @@
 #include "hash.h"
 #include "heap.h"
 #include "inventory.h"
+#include "order.h"
 #include "reservation.h"
 #include "sourcing.h"
 #include "state.h"
@@ -27,7 +28,54 @@ enum {
     STATE_KEY_SKU = 2,
     STATE_KEY_RESERVATION = 3,
     STATE_KEY_ADJUST_KEY = 4,
+    STATE_KEY_ORDER = 5,
 };
+
+/* Stable string storage of one order: chunks that never move (order_store.c). */
+typedef struct order_text_chunk order_text_chunk_t;
+
+/* One order in memory: `v` is its whole content (strings in `text`, arrays owned). */
+typedef struct allot_order {
+    allot_event_order_t v;
+    order_text_chunk_t *text;
+    uint32_t hash;
+    uint32_t slot;
+    uint32_t heap_position; /* ended heap, when in_heap */
+    uint32_t line_capacity;
+    uint32_t shipment_capacity;
+    uint32_t item_capacity;
+    uint32_t return_capacity;
+    uint32_t history_capacity;
+    bool in_heap;
+    bool dirty;
+} allot_order_t;
+
+typedef struct order_customer {
+    char *id; /* NULL when the slot is free */
+    uint32_t id_len;
+    uint32_t hash;
+    allot_u32_vec_t orders; /* order slots */
+} order_customer_t;
+
+/* One archived order copied out of the archive for a reply. */
+typedef struct order_archived_ref {
+    int64_t created_ms;
+    size_t offset; /* into archive_bytes */
+    size_t len;
+    uint32_t id_offset; /* id bytes at offset + id_offset */
+    uint32_t id_len;
+} order_archived_ref_t;
+
+/* What a prepared order event hands to its commit. */
+typedef struct order_prepared {
+    allot_order_t *order;    /* the target (existing) or the new one (create/snapshot) */
+    uint32_t slot;           /* existing order's slot (ALLOT_SLOT_NONE for new) */
+    allot_str_t text;        /* copies in the order's text storage */
+    allot_str_t address;
+    allot_str_t instructions;
+    allot_str_t location;
+    uint32_t item_first;     /* reject/return.create: where new items start */
+} order_prepared_t;
 
 typedef struct allot_adjust_key {
     int64_t delta;
@@ -95,6 +143,8 @@ struct allot_state {
     allot_u32_vec_t dirty_skus;
     allot_u32_vec_t dirty_reservations;
     allot_u32_vec_t dirty_adjust_keys;
+    allot_u32_vec_t dirty_orders;
+    allot_bytes_t archived; /* [u8 id_len][id][u32 len][ORDER_SNAPSHOT payload] per eviction */
     allot_bytes_t deleted; /* [u8 kind][u8 len][id] per deleted object */
 
     allot_bytes_t event_bytes;                   /* live emission */
@@ -105,6 +155,34 @@ struct allot_state {
     allot_position_t *pending_positions;     /* prepared SKU snapshot positions */
     char *pending_key;                       /* prepared adjust-key copy */
     char *pending_key_reservation;           /* prepared reservation-id copy */
+
+    /* orders (order_store.c) */
+    allot_order_t **orders; /* by slot; NULL = free */
+    uint32_t order_slots;
+    uint32_t order_capacity;
+    allot_u32_vec_t order_free;
+    allot_hash_t order_index;
+    allot_hash_t order_return_index; /* hash(return id) -> order slot */
+    allot_hash_t customer_index;
+    order_customer_t *customers;
+    uint32_t customer_slots;
+    uint32_t customer_capacity;
+    allot_u32_vec_t customer_free;
+    allot_heap_t order_heap; /* ended orders by (ended_ms, id) */
+    uint32_t order_live;
+    order_prepared_t order_prepared;
+    char *pending_customer_id;               /* prepared customer-index id copy */
+    allot_u32_vec_t pending_customer_orders; /* prepared customer-index order list */
+    allot_order_archive_t archive;
+    allot_bytes_t archive_bytes; /* archived orders copied for the current reply */
+    order_archived_ref_t archive_refs[2 * ALLOT_ORDER_LIST_LIMIT_MAX + 2];
+    uint32_t archive_ref_count;
+    allot_event_scratch_t archive_scratch;
+    allot_event_order_t archive_view;
+    allot_event_item_t *build_items; /* building live order events */
+    uint32_t build_item_capacity;
+    allot_event_shipment_t *build_shipments;
+    uint32_t build_shipment_capacity;
 
     /* checkpoint scratch */
     allot_bytes_t snapshot_bytes;
@@ -159,5 +237,28 @@ void reservation_apply_commit(allot_state_t *state, const allot_event_t *event);
 int reservation_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
 /* Make room for building a live reservation event with this many allocations. */
 int reservation_build_reserve(allot_state_t *state, uint32_t allocations);
+/* order.create from a reservation: check that `id` is a live hold (CORRUPT otherwise) and make
+ * room; then consume it: its reserved units are released (they become the order's allocated
+ * ones), it ends as released at at_ms, its daily-capacity count is kept. */
+int reservation_consume_prepare(allot_state_t *state, allot_str_t id);
+void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms);
+
+/* ---- order internals (order_store.c, order_codec.c) ---------------------------------------- */
+int order_init(allot_state_t *state);
+void order_free_all(allot_state_t *state);
+uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);
+int order_apply_prepare(allot_state_t *state, const allot_event_t *event);
+void order_apply_commit(allot_state_t *state, const allot_event_t *event);
+size_t order_event_bytes_max(const allot_event_t *event);
+void order_event_encode(const allot_event_t *event, allot_bytes_t *out);
+int order_event_decode(allot_reader_t *reader, allot_event_scratch_t *scratch,
+                       allot_event_t *event);
+void order_scratch_free(allot_event_scratch_t *scratch);
+/* Snapshot handing (snapshot.c): each dirty order / every order / pending archived records. */
+int order_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
+void order_dirty_mark(allot_state_t *state, uint32_t slot);
+void order_dirty_clear(allot_state_t *state);
+size_t order_archived_count(const allot_state_t *state);
+void order_dump(const allot_state_t *state, FILE *out);
 
 #endif

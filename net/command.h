@@ -18,12 +18,14 @@
 #define ALLOT_NET_COMMAND_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/common.h"
 #include "core/errors.h"
 
 struct allot_state;
+struct auth_session;
 struct connection;
 struct server;
 
@@ -31,6 +33,7 @@ enum command_flags {
     COMMAND_READ = 1 << 0,  /* reads state only: answered at once */
     COMMAND_WRITE = 1 << 1, /* may append WAL records: answered once they are durable */
     COMMAND_ADMIN = 1 << 2, /* operational (server.*) */
+    COMMAND_NOAUTH = 1 << 3, /* allowed before `auth` when a token is required (ping, auth) */
 };
 
 /* Handler return value: no reply now, the server answers call->reply_to later. */
@@ -50,6 +53,8 @@ typedef struct command_call {
     msgpack_packer *result;       /* pack exactly one object here on success */
     allot_error_detail_t *error;  /* fill on failure (cleared before the handler runs) */
     command_reply_to_t reply_to;  /* for COMMAND_DEFERRED only */
+    struct auth_session *session; /* the connection's authentication state (NULL: none) */
+    bool close_connection;        /* set by a handler: close after this reply */
 } command_call_t;
 
 typedef int (*command_handler_fn)(command_call_t *call);
@@ -63,6 +68,11 @@ typedef struct command {
 
 /* Look a method up by name; NULL when unknown. */
 const command_t *command_lookup(const char *name, size_t name_len);
+
+/* The command table as an array (for metrics): rows 0..command_count()-1. */
+size_t command_count(void);
+const command_t *command_at(size_t index);
+size_t command_index(const command_t *command);
 
 /* Every handler named in commands.def is declared here. */
 #define COMMAND(wire_name, handler, flags, ...) int handler(command_call_t *call);

@@ -1,5 +1,6 @@
 /* connection.c - one client connection: read, frame, dispatch, hold, flush, close. */
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,7 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
 {
     size_t pending = conn->out.size + conn->writing.size + len;
     if (pending > conn->server->config.output_bytes_max) {
+        conn->server->metrics.connections_closed_by_limit++;
         log_write(LOG_WARN, "output_limit", "connection=%llu pending_bytes=%zu limit_bytes=%u",
                   (unsigned long long)conn->id, pending, conn->server->config.output_bytes_max);
         connection_close(conn);
@@ -217,14 +219,26 @@ static bool held_reserve_slot(connection_t *conn)
     return true;
 }
 
-static void held_append(connection_t *conn, uint64_t lsn, const char *bytes, size_t len)
+/* Count an answered request in the per-method metrics. */
+static void reply_record(server_t *server, const held_reply_t *reply)
+{
+    if (reply->command_index == SIZE_MAX)
+        return;
+    int64_t latency_us = (int64_t)((uv_hrtime() - reply->started_ns) / 1000);
+    metrics_request_record(&server->metrics, reply->command_index, latency_us, reply->error);
+}
+
+static void held_append(connection_t *conn, const held_reply_t *reply, const char *bytes,
+                        size_t len)
 {
     if (!held_reserve_slot(conn)) {
         connection_close(conn);
         return;
     }
     msgpack_sbuffer_write(&conn->held, bytes, len);
-    conn->held_replies[conn->held_head + conn->held_count] = (held_reply_t){lsn, conn->held.size};
+    held_reply_t *slot = &conn->held_replies[conn->held_head + conn->held_count];
+    *slot = *reply;
+    slot->end = conn->held.size;
     conn->held_count++;
     held_list_add(conn);
 }
@@ -236,6 +250,7 @@ void connection_release_durable(connection_t *conn, uint64_t durable_lsn)
     size_t end = 0;
     while (conn->held_count > 0 && conn->held_replies[conn->held_head].lsn <= durable_lsn) {
         end = conn->held_replies[conn->held_head].end;
+        reply_record(conn->server, &conn->held_replies[conn->held_head]);
         conn->held_head++;
         conn->held_count--;
     }
@@ -308,6 +323,7 @@ static void frame_reject(connection_t *conn, frame_status_t status)
         dispatch_pack_error(&server->scratch, msgid, error, "request", message);
         output_append(conn, server->scratch.data, server->scratch.size);
     }
+    server->metrics.requests_malformed++;
     log_write(LOG_INFO, "bad_request", "connection=%llu code=%s", (unsigned long long)conn->id,
               allot_error_code(error));
     reading_stop(conn);
@@ -327,20 +343,31 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
         frame_reject(conn, FRAME_INVALID);
         return;
     }
-    dispatch_env_t env = {
-        .state = server->state, .server = server, .conn = conn, .now_ms = server_now_ms(server)};
+    uint64_t started_ns = uv_hrtime();
+    dispatch_env_t env = {.state = server->state,
+                          .server = server,
+                          .conn = conn,
+                          .now_ms = server_now_ms(server),
+                          .auth_required = server->auth.required,
+                          .session = &conn->auth};
     env.writes_allowed = server_writes_allowed(server, &env.writes_refused_error);
     dispatch_outcome_t outcome;
     server->scratch.size = 0;
     dispatch_object(&env, &object, &server->scratch, &outcome);
     msgpack_zone_clear(&server->zone);
+    held_reply_t reply = {.started_ns = started_ns,
+                          .command_index = outcome.command_index,
+                          .error = outcome.error != 0};
     if (outcome.replied) {
-        uint64_t lsn = server_wal_lsn(server);
-        if (outcome.write && lsn > server->durable_lsn)
-            held_append(conn, lsn, server->scratch.data, server->scratch.size);
-        else
+        reply.lsn = server_wal_lsn(server);
+        if (outcome.write && reply.lsn > server->durable_lsn) {
+            held_append(conn, &reply, server->scratch.data, server->scratch.size);
+        } else {
             output_append(conn, server->scratch.data, server->scratch.size);
+            reply_record(server, &reply);
+        }
     }
+    server->iteration_busy_ns += uv_hrtime() - started_ns;
     if (outcome.close) {
         reading_stop(conn);
         conn->close_when_flushed = true; /* process_input discards what follows */
@@ -456,6 +483,7 @@ static void refuse(server_t *server)
     uv_tcp_init(server->loop, tcp);
     if (uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)tcp) == 0) {
         server->connections_refused++;
+        server->metrics.connections_refused++;
         log_write(LOG_WARN, "connection_limit", "limit=%u refused_total=%llu",
                   server->config.connections_max,
                   (unsigned long long)server->connections_refused);
@@ -492,5 +520,6 @@ void connection_accept(server_t *server)
         return;
     }
     uv_tcp_nodelay(&conn->handle, 1);
+    server->metrics.connections_accepted++;
     reading_start(conn);
 }

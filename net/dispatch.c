@@ -1,9 +1,11 @@
 /* dispatch.c - the command table and the one dispatcher every request goes through. */
 #include "dispatch.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "args.h"
+#include "auth.h"
 #include "rpc.h"
 
 #define COMMAND(wire_name, handler, flags, ...)                                                   \
@@ -29,6 +31,21 @@ const command_t *command_lookup(const char *name, size_t name_len)
     return NULL;
 }
 
+size_t command_count(void)
+{
+    return COMMAND_COUNT;
+}
+
+const command_t *command_at(size_t index)
+{
+    return index < COMMAND_COUNT ? &command_table[index] : NULL;
+}
+
+size_t command_index(const command_t *command)
+{
+    return (size_t)(command - command_table);
+}
+
 void dispatch_pack_error(msgpack_sbuffer *out, uint32_t msgid, int error, const char *field,
                          const char *message)
 {
@@ -43,7 +60,7 @@ void dispatch_pack_error(msgpack_sbuffer *out, uint32_t msgid, int error, const 
 /* Runs the handler; packs the result, or rolls the buffer back and packs the error. */
 static int run_handler(const dispatch_env_t *env, const command_t *command,
                        const rpc_envelope_t *envelope, msgpack_sbuffer *out,
-                       allot_error_detail_t *error)
+                       allot_error_detail_t *error, bool *close_connection)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
@@ -57,8 +74,10 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
         .result = &pk,
         .error = error,
         .reply_to = {envelope->type == RPC_REQUEST ? env->conn : NULL, envelope->msgid},
+        .session = env->session,
     };
     int rc = command->handler(&call);
+    *close_connection = call.close_connection;
     if (rc == 0)
         return 0;
     out->size = mark;
@@ -76,6 +95,10 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
         return allot_error_set(error, ALLOT_EUNKNOWN_METHOD, NULL, "unknown method '%.*s'",
                                shown, envelope->method.ptr);
     }
+    if (env->auth_required && !(command->flags & COMMAND_NOAUTH) &&
+        (env->session == NULL || !env->session->authenticated))
+        return allot_error_set(error, ALLOT_EUNAUTHENTICATED, NULL,
+                               "call auth {token} first; only ping and auth are allowed before");
     int rc = args_check_keys(envelope->params, command->allowed_keys, "params", error);
     if (rc != 0)
         return rc;
@@ -92,6 +115,7 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
                      msgpack_sbuffer *out, dispatch_outcome_t *outcome)
 {
     memset(outcome, 0, sizeof(*outcome));
+    outcome->command_index = SIZE_MAX;
     allot_error_detail_t error;
     allot_error_detail_clear(&error);
     rpc_envelope_t envelope;
@@ -104,10 +128,12 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
         outcome->close = true;
     } else if ((rc = rpc_params_check(object, &envelope, &error)) == 0) {
         const command_t *command = command_lookup(envelope.method.ptr, envelope.method.len);
+        if (command != NULL)
+            outcome->command_index = command_index(command);
         rc = check_command(env, command, &envelope, &error);
         if (rc == 0) {
             outcome->write = (command->flags & COMMAND_WRITE) != 0;
-            rc = run_handler(env, command, &envelope, out, &error);
+            rc = run_handler(env, command, &envelope, out, &error, &outcome->close);
             outcome->deferred = rc == COMMAND_DEFERRED;
             if (outcome->deferred)
                 rc = 0;

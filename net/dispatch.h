@@ -22,6 +22,8 @@ typedef struct dispatch_env {
     int64_t now_ms;
     bool writes_allowed;   /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
     int writes_refused_error; /* the error for refused writes (UNAVAILABLE or OVERLOADED) */
+    bool auth_required;           /* a token is configured */
+    struct auth_session *session; /* this connection's authentication state */
 } dispatch_env_t;
 
 typedef struct dispatch_outcome {
@@ -30,6 +32,7 @@ typedef struct dispatch_outcome {
     bool write;    /* a WRITE command ran: hold its reply until the WAL is durable */
     bool deferred; /* the handler answers later (COMMAND_DEFERRED); nothing was packed */
     int error;     /* 0, or the error that was answered */
+    size_t command_index; /* the method's row in the command table; SIZE_MAX if none */
 } dispatch_outcome_t;
 
 void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,

@@ -1,4 +1,6 @@
 /* handlers_admin.c - ping, server.info and server.checkpoint. */
+#include "args.h"
+#include "auth.h"
 #include "command.h"
 #include "core/state.h"
 #include "pack.h"
@@ -37,4 +39,27 @@ int handle_server_checkpoint(command_call_t *call)
 {
     return server_checkpoint_request(call->server, call->reply_to.conn, call->reply_to.msgid,
                                      call->error);
+}
+
+int handle_auth(command_call_t *call)
+{
+    allot_str_t token;
+    int rc = args_str(call->params, "token", AUTH_TOKEN_BYTES_MAX, &token, NULL, call->error);
+    if (rc != 0)
+        return rc;
+    rc = server_auth_attempt(call->server, call->session, token.ptr, token.len,
+                             &call->close_connection);
+    if (rc != 0)
+        return allot_error_set(call->error, rc, "token",
+                               call->close_connection ? "too many failed attempts; closing"
+                                                      : "authentication failed");
+    msgpack_pack_map(call->result, 1);
+    pack_key_bool(call->result, "authenticated", true);
+    return 0;
+}
+
+int handle_server_stats(command_call_t *call)
+{
+    server_stats_pack(call->server, call->result);
+    return 0;
 }

@@ -312,7 +312,7 @@ int handle_avail_get(command_call_t *call)
 {
     allot_avail_query_t query;
     uint32_t sku_count;
-    bool detail;
+    bool detail = false;
     int rc = avail_args(call, &query, &sku_count, &detail);
     if (rc != 0)
         return rc;

@@ -123,6 +123,24 @@ UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, 1ull << 40,
             "--checkpoint-wal-bytes expects 0..1099511627776 (0 = never by size)")
 
+static int set_auth_token_file(options_t *o, const char *value, char *error, size_t bytes)
+{
+    if (value[0] == '\0' || strlen(value) >= sizeof(o->server.auth_token_file))
+        return fail(error, bytes, "--auth-token-file is empty or too long", value);
+    snprintf(o->server.auth_token_file, sizeof(o->server.auth_token_file), "%s", value);
+    return 0;
+}
+
+static int set_metrics(options_t *o, const char *value, char *error, size_t bytes)
+{
+    options_t parsed = *o;
+    if (set_listen(&parsed, value, error, bytes) != 0)
+        return fail(error, bytes, "--metrics expects HOST:PORT", value);
+    memcpy(o->server.metrics_host, parsed.server.listen_host, sizeof(o->server.metrics_host));
+    o->server.metrics_port = parsed.server.listen_port;
+    return 0;
+}
+
 static int set_config(options_t *o, const char *value, char *error, size_t bytes)
 {
     (void)o, (void)value, (void)error, (void)bytes;
@@ -144,6 +162,8 @@ static const option_spec_t option_table[] = {
     {"wal-segment-bytes", true, set_wal_segment_bytes, "WAL segment file size (64 MiB)"},
     {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},
     {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (256 MiB)"},
+    {"auth-token-file", true, set_auth_token_file, "require `auth {token}` (file mode 0600)"},
+    {"metrics", true, set_metrics, "serve Prometheus text on HOST:PORT at GET /metrics"},
     {"check-config", false, NULL, "validate the settings and exit"},
     {"help", false, NULL, "show this help"},
     {"version", false, NULL, "show the version"},

@@ -65,7 +65,7 @@ bool server_writes_allowed(const server_t *server, int *refused_error)
     *refused_error = ALLOT_EUNAVAILABLE;
     if (server->wal == NULL || server->shutting_down || !wal_writable(server->wal))
         return false;
-    if (!wal_has_room(server->wal, wal_payload_bytes_max(server->wal))) {
+    if (!wal_has_room(server->wal, ALLOT_WAL_HEADROOM_BYTES)) {
         *refused_error = ALLOT_EOVERLOADED;
         return false;
     }
@@ -88,21 +88,30 @@ static void checkpoint_submit_ready(server_t *server);
 
 /* ---- the event sink: every state change is appended to the WAL before it is applied ------ */
 
-static void on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+static int on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
 {
     server_t *server = ctx;
+    if (len > wal_payload_bytes_max(server->wal))
+        return ALLOT_ETOO_LARGE;
+    if (!wal_writable(server->wal))
+        return ALLOT_EUNAVAILABLE;
+    if (!wal_has_room(server->wal, len))
+        return ALLOT_EOVERLOADED;
     uint64_t lsn = wal_append(server->wal, type, server_now_ms(server), payload, len);
-    /* The dispatcher checked wal_has_room() for a maximal record before the handler ran. */
     assert(lsn != 0);
-    (void)lsn;
+    return lsn != 0 ? 0 : ALLOT_EOVERLOADED;
 }
 
 static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
 {
     server_t *server = ctx;
-    (void)wal;
     assert(durable_lsn >= server->durable_lsn);
     server->durable_lsn = durable_lsn;
+    if (server->wal_flush_ns != 0) {
+        uint64_t now_ns = uv_hrtime();
+        histogram_record(&server->metrics.wal_batch_us, (int64_t)(now_ns - server->wal_flush_ns) / 1000);
+        server->wal_flush_ns = wal_last_lsn(wal) > durable_lsn ? now_ns : 0;
+    }
     connection_t *next;
     for (connection_t *conn = server->held; conn != NULL; conn = next) {
         next = conn->held_next;
@@ -245,6 +254,9 @@ static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t
     server_checkpoint_t *cp = &server->checkpoint;
     (void)writer;
     char quoted[CHECKPOINT_MESSAGE_BYTES_MAX + 8];
+    cp->last_duration_ms = (int64_t)(uv_now(server->loop) - cp->started_ms);
+    cp->completed += status == 0;
+    cp->failed += status != 0;
     if (status == 0) {
         server->checkpoint_lsn = lsn;
         log_write(LOG_INFO, "checkpoint", "lsn=%llu puts=%llu deletes=%llu map_bytes=%llu",
@@ -326,8 +338,12 @@ void server_deferred_drop(server_t *server, connection_t *conn)
 static void on_end_of_iteration(uv_check_t *check)
 {
     server_t *server = check->data;
-    if (server->wal != NULL)
+    uint64_t started_ns = uv_hrtime();
+    if (server->wal != NULL) {
+        if (server->wal_flush_ns == 0 && wal_last_lsn(server->wal) > server->durable_lsn)
+            server->wal_flush_ns = started_ns;
         wal_flush(server->wal);
+    }
     connection_t *conn = server->dirty;
     server->dirty = NULL;
     while (conn != NULL) {
@@ -338,6 +354,9 @@ static void on_end_of_iteration(uv_check_t *check)
         conn = next;
     }
     server->now_valid = false;
+    uint64_t busy_ns = server->iteration_busy_ns + (uv_hrtime() - started_ns);
+    histogram_record(&server->metrics.loop_iteration_us, (int64_t)(busy_ns / 1000));
+    server->iteration_busy_ns = 0;
 }
 
 static void expire_reservations(server_t *server)
@@ -354,14 +373,18 @@ static void expire_reservations(server_t *server)
 static void on_housekeeping(uv_timer_t *timer)
 {
     server_t *server = timer->data;
+    uint64_t started_ns = uv_hrtime();
     expire_reservations(server);
     checkpoint_maybe_start(server);
+    if (++server->housekeeping_ticks % (1000 / SERVER_HOUSEKEEPING_PERIOD_MS) == 0)
+        server_ops_publish(server);
     uint64_t now = uv_now(server->loop);
     connection_t *next;
     for (connection_t *conn = server->connections; conn != NULL; conn = next) {
         next = conn->next;
         connection_check_timeout(conn, now);
     }
+    server->iteration_busy_ns += uv_hrtime() - started_ns;
 }
 
 /* ---- connections ----------------------------------------------------------------------------- */
@@ -633,7 +656,7 @@ static void log_listening(server_t *server)
               server->config.fsync_mode == WAL_FSYNC_ALWAYS
                   ? "always"
                   : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none" : "interval"));
-    if (strcmp(server->config.listen_host, "127.0.0.1") != 0 &&
+    if (!server->auth.required && strcmp(server->config.listen_host, "127.0.0.1") != 0 &&
         strcmp(server->config.listen_host, "localhost") != 0 &&
         strcmp(server->config.listen_host, "::1") != 0)
         log_write(LOG_WARN, "public_listen",
@@ -711,6 +734,8 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
         rc = recover(server, wal_dir, &last_lsn);
     if (rc == 0)
         rc = wal_start(server, wal_dir, last_lsn);
+    if (rc == 0)
+        rc = server_ops_start(server);
     if (rc != 0)
         return rc;
     handles_start(server);
@@ -744,6 +769,7 @@ int server_run(const server_config_t *config)
     msgpack_zone_destroy(&server->zone);
     msgpack_sbuffer_destroy(&server->scratch);
     allot_state_destroy(server->state);
+    server_ops_stop(server);
     log_write(LOG_INFO, "stopped", "status=%d", status);
     free(server);
     return status;

@@ -13,7 +13,9 @@
 #define ALLOT_NET_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <msgpack.h>
 
 #include "persist/wal.h"
 
@@ -33,6 +35,9 @@ typedef struct server_config {
     uint32_t connections_max;
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
     uint32_t checkpoint_interval_s;
+    char auth_token_file[SERVER_PATH_BYTES_MAX]; /* empty: no authentication */
+    char metrics_host[SERVER_HOST_BYTES_MAX];    /* empty: no Prometheus endpoint */
+    uint16_t metrics_port;
     uint64_t checkpoint_wal_bytes;
 } server_config_t;
 
@@ -55,6 +60,16 @@ typedef struct server_info {
 } server_info_t;
 
 void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
+
+/* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise (*close set when the
+ * connection has failed too often and must be closed). Logs failures. */
+struct auth_session;
+int server_auth_attempt(struct server *server, struct auth_session *session, const char *token,
+                        size_t token_len, bool *close);
+
+/* server.stats: pack the metrics map. */
+
+void server_stats_pack(const struct server *server, msgpack_packer *pk);
 
 struct connection;
 struct allot_error_detail;

@@ -6,7 +6,10 @@
 #include <msgpack.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "frame.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "persist/checkpoint.h"
 #include "server.h"
 
@@ -17,6 +20,9 @@ typedef struct connection connection_t;
 typedef struct held_reply {
     uint64_t lsn;
     size_t end;
+    uint64_t started_ns;  /* uv_hrtime() when the request was decoded (latency metrics) */
+    size_t command_index; /* SIZE_MAX: not counted */
+    bool error;
 } held_reply_t;
 
 struct connection {
@@ -40,6 +46,7 @@ struct connection {
     uint32_t deferred_count; /* replies a handler deferred (server.checkpoint) not sent yet */
     held_reply_t *held_replies;
     uint32_t held_head, held_count, held_capacity;
+    auth_session_t auth;
 };
 
 /* Requests answered when a checkpoint commits (server.checkpoint). */
@@ -65,6 +72,8 @@ typedef struct server_checkpoint {
     bool full_needed;            /* a serialization failed: the next one writes every object */
     bool requested;              /* a trigger fired while one was running */
     uint8_t shutdown_phase;      /* 0 serving, 1 final checkpoint, 2 closing */
+    uint64_t completed, failed;  /* checkpoints committed / failed (metrics) */
+    int64_t last_duration_ms;    /* serialization to commit of the last one */
     uint32_t waiter_count;
     checkpoint_waiter_t waiters[SERVER_CHECKPOINT_WAITERS_MAX];
 } server_checkpoint_t;
@@ -95,12 +104,25 @@ typedef struct server {
     int exit_status;
     uint64_t connections_refused;
     server_checkpoint_t checkpoint;
+    auth_token_t auth;
+    metrics_t metrics;
+    metrics_http_t *metrics_http;
+    char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
+    uint64_t iteration_busy_ns; /* time spent on requests and timers in this loop iteration */
+    uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
+    uint64_t housekeeping_ticks;
 } server_t;
 
 /* server.c */
 int64_t server_now_ms(server_t *server);
 void server_connection_closed(server_t *server, connection_t *conn);
 bool server_writes_allowed(const server_t *server, int *refused_error);
+void server_metrics_gauges(const server_t *server, metrics_gauges_t *gauges);
+
+/* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */
+int server_ops_start(server_t *server);
+void server_ops_publish(server_t *server);
+void server_ops_stop(server_t *server);
 uint64_t server_wal_lsn(const server_t *server);
 
 /* connection.c */

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/errors.h"
+#include "persist/checkpoint.h"
 #include "persist/wal.h"
 
 static void usage(FILE *out)
@@ -36,6 +37,22 @@ static int dump_record_cb(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type
     return 0;
 }
 
+/* The LSN covered by <data-dir>/state.lmdb (0 when there is no checkpoint yet). */
+static int checkpoint_lsn_read(const char *data_dir, uint64_t *lsn)
+{
+    char path[WAL_PATH_BYTES_MAX];
+    snprintf(path, sizeof path, "%s/state.lmdb", data_dir);
+    bool exists = false;
+    char message[512];
+    if (checkpoint_store_read_lsn(path, lsn, &exists, message, sizeof message) != 0) {
+        fprintf(stderr, "allot-wal: %s\n", message);
+        return -1;
+    }
+    if (!exists)
+        *lsn = 0;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3 || (strcmp(argv[1], "verify") != 0 && strcmp(argv[1], "dump") != 0)) {
@@ -55,8 +72,15 @@ int main(int argc, char **argv)
     }
     static wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
-    int rc =
-        wal_replay(dir, 0, dump ? dump_record_cb : NULL, NULL, &result, message, sizeof message);
+    uint64_t checkpoint_lsn = 0;
+    if (checkpoint_lsn_read(argv[2], &checkpoint_lsn) != 0)
+        return 2;
+    /* verify: the log must continue the checkpoint; dump: then print every record present */
+    int rc = wal_replay(dir, checkpoint_lsn, NULL, NULL, &result, message, sizeof message);
+    if (rc == 0 && dump) {
+        uint64_t from = result.first_lsn > 0 ? result.first_lsn - 1 : checkpoint_lsn;
+        rc = wal_replay(dir, from, dump_record_cb, NULL, &result, message, sizeof message);
+    }
     fflush(stdout);
     if (rc == ALLOT_ECORRUPT) {
         fprintf(stderr, "allot-wal: %s\n", message);
@@ -74,9 +98,9 @@ int main(int argc, char **argv)
                 " bytes): the server cuts it off at next start\n",
                 result.tail_file, result.tail_offset, result.tail_bytes);
     if (!dump)
-        printf("ok: %u segments, %" PRIu64 " records, first LSN %" PRIu64 ", last LSN %" PRIu64
-               "\n",
-               result.segments, result.records_checked, result.first_lsn,
+        printf("ok: checkpoint LSN %" PRIu64 ", %u segments, %" PRIu64 " records, first LSN %" PRIu64
+               ", last LSN %" PRIu64 "\n",
+               checkpoint_lsn, result.segments, result.records_checked, result.first_lsn,
                result.records_checked > 0 ? result.last_lsn : 0);
     return 0;
 }

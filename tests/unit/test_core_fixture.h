@@ -31,7 +31,7 @@ static fx_log_t fx_log;
 static allot_state_config_t fx_config;
 static allot_error_detail_t fx_err;
 
-static inline void fx_sink(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+static inline int fx_sink(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
 {
     fx_log_t *log = ctx;
     cr_assert_lt(log->count, FX_EVENTS_MAX);
@@ -40,6 +40,7 @@ static inline void fx_sink(void *ctx, uint8_t type, const uint8_t *payload, size
     e->payload = malloc(len);
     memcpy(e->payload, payload, len);
     e->len = len;
+    return 0;
 }
 
 static inline void fx_log_reset(void)

@@ -188,12 +188,13 @@ Test(checkpoint, deleted_objects_disappear_from_the_store)
     allot_state_destroy(scratch);
 }
 
-static void sink_discard(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+static int sink_discard(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
 {
     (void)ctx;
     (void)type;
     (void)payload;
     (void)len;
+    return 0;
 }
 
 Test(checkpoint, map_full_grows_the_map_and_commits_everything)

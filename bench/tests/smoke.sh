@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# smoke.sh ALLOTD ALLOT_BENCH - every allot-bench scenario for a few seconds against a real allotd
+# (fresh data dir, free port); checks exit statuses and that work was done, never timings.
+set -euo pipefail
+allotd=$1 bench=$2
+dir=$(mktemp -d /tmp/allot-bench-smoke-XXXXXX)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+for attempt in 1 2 3; do
+  port=$(free_port)
+  "$allotd" --listen 127.0.0.1:"$port" --data-dir "$dir/data" >"$dir/allotd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && break
+  wait "$pid" || true; pid=
+done
+[ -n "$pid" ] || { echo "allotd did not start"; cat "$dir/allotd.log"; exit 1; }
+
+common=(--target allot://127.0.0.1:"$port" --skus 2000 --locations 5 --connections 4
+        --pipeline 8 --threads 2 --duration 1 --warmup 0.2 --server-pid "$pid")
+run() {
+  echo "== allot-bench $*"
+  "$bench" "$@" "${common[@]}"
+}
+run load
+run --scenario browse --json "$dir/browse.json"
+run --scenario browse --skus-per-request 20 --detail
+run --scenario checkout --release-ratio 0.5
+run --scenario reserve --rate 500
+run --scenario flashsale --units 300
+run --scenario mixed --mix browse=90,checkout=10 --svg "$dir/mixed.svg"
+run --scenario checkout --requests 200
+"$bench" plot --svg "$dir/both.svg" "$dir/browse.json" "$dir/mixed.svg.json"
+grep -q '"throughput_per_s"' "$dir/browse.json"
+grep -q '<polyline' "$dir/both.svg"
+# a wrong catalogue is reported, not benchmarked
+if "$bench" --scenario browse "${common[@]}" --skus 999999 >/dev/null 2>&1; then
+  echo "expected a missing-catalogue error"; exit 1
+fi
+kill -0 "$pid" || { echo "allotd died"; cat "$dir/allotd.log"; exit 1; }
+echo "bench smoke: ok"

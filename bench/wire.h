@@ -1,0 +1,32 @@
+/* wire.h - the bench's MessagePack-RPC fast path: measure and scan replies without decoding.
+ *
+ * Contract:
+ *   - wire_object_bytes: the size of the one MessagePack object at the start of `bytes`
+ *     (> 0), 0 when more bytes are needed, -1 when the bytes are not MessagePack (0xc1) or nest
+ *     deeper than WIRE_DEPTH_MAX containers still open. Iterative, no recursion, no allocation.
+ *   - wire_reply_scan: one complete response [1, msgid, error, result] at the start of bytes.
+ *     Returns its size (> 0), 0 when incomplete, -1 when it is not a response (the message says
+ *     why). On an error reply, `code` holds the error map's "code" (truncated), or "ERROR".
+ */
+#ifndef ALLOT_BENCH_WIRE_H
+#define ALLOT_BENCH_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_DEPTH_MAX  64
+#define WIRE_CODE_BYTES 32
+
+typedef struct wire_reply {
+    uint32_t msgid;
+    bool is_error;
+    char code[WIRE_CODE_BYTES];
+    const uint8_t *result; /* the result object's bytes (nil on error) */
+    size_t result_bytes;
+} wire_reply_t;
+
+long wire_object_bytes(const uint8_t *bytes, size_t len);
+long wire_reply_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply, const char **why);
+
+#endif

@@ -1,0 +1,282 @@
+/* order.h - orders, shipments and returns: the order state machine (PROTOCOL "Orders", "Returns").
+ *
+ * Contract: the state owns every live order (in memory) and, through an optional archive hook,
+ * can read orders that left memory. Writers validate every argument and the transition first and
+ * change nothing on error (negative ALLOT_E* with `detail` filled: field for INVALID_ARGUMENT /
+ * TOO_LARGE / NOT_FOUND, state for INVALID_TRANSITION, shortfalls for INSUFFICIENT_STOCK); on
+ * success they emit exactly one event record (types 64.., core/event.h) and apply it, and the
+ * order's history gains one entry. Repeating the transition that produced the current state
+ * (entered_by) is a no-op success with no event; see docs/orders.md for the whole table.
+ * Pointers to views (allot_order_view_t) are valid until the next call into the state.
+ *
+ * Stock: an order holds its unshipped units as position.allocated at each shipment's location
+ * (shipment states allocated/released). order.create from a reservation consumes it (its
+ * reserved units become allocated where they were held; no re-sourcing; its daily-capacity count
+ * is kept). From lines it is sourced now (core/sourcing.h, partial never) and counts one shipment
+ * per distinct location on the UTC day of now_ms. shipment.ship lowers on_hand (not below 0) and
+ * allocated; cancel and reject give the allocation back; return.receive restock adds to on_hand.
+ *
+ * Memory: an order that is delivered or cancelled and has no requested return is "ended"
+ * (ended_ms). allot_orders_evict_aged() emits ORDER_EVICT for ended orders older than
+ * config.orders_archive_age_ms that are not dirty, so replay agrees; the next
+ * allot_state_snapshot_each_dirty() then hands an ORDER_SNAPSHOT with the archived flag for each
+ * evicted order (key 0x05 + id), which the checkpoint store keeps. Applying an archived snapshot
+ * keeps nothing in memory (loading a checkpoint stays bounded by the live orders).
+ * THE CALLER (net/server.c) MUST call allot_orders_evict_aged only from the checkpoint done
+ * callback after a successful commit, while no snapshot taken since is uncommitted: then every
+ * order that is not dirty is in the store in its current form, so nothing evicted is lost.
+ *
+ * Archive hook (implemented by persist/ over LMDB; core stays libc-only). Records are the
+ * checkpoint records core hands out: key = 0x05 + order id bytes, value = 1 type byte
+ * (ALLOT_EVENT_ORDER_SNAPSHOT = 80) + the payload (core/event.c). Payload byte 0 is the format
+ * version, byte 1 the snapshot flags: bit 0 = archived (value byte 2 counting the type byte), so
+ * a loader may skip archived records without decoding, or apply them (a no-op).
+ *   get_cb(ctx, id, &payload, &len): the stored ORDER_SNAPSHOT payload (no type byte) of order
+ *     `id`, archived or not; 0, ALLOT_ENOT_FOUND, or ALLOT_EIO/ALLOT_ECORRUPT. The bytes must stay
+ *     valid until the next call into the archive (core copies them at once).
+ *   list_cb(ctx, customer, before_created_ms, before_id, max, each_cb, each_ctx): the stored
+ *     orders (archived or not) of `customer`, newest first by (created_ms desc, id desc, ids
+ *     compared bytewise, shorter first on a tie of prefixes), strictly after the cursor
+ *     (before_id.len == 0: from the newest), calling each_cb(each_ctx, payload, len) for each, at
+ *     most max times; stop early when each_cb returns nonzero. Returns 0 or a negative ALLOT_E*.
+ *     Needs an index by customer (e.g. a second LMDB database keyed customer + inverted
+ *     created_ms + id, maintained in the same transaction as the 0x05 records; LMDB keys are
+ *     limited to 511 bytes, so not in the 256-byte checkpoint keys).
+ * A full checkpoint (allot_state_snapshot_each) hands only live objects: the store MUST keep
+ * archived 0x05 records when it drops "every stored object" (drop kinds 0x01..0x04 and 0x05
+ * records whose payload is not archived), or evicted orders are lost.
+ * Without an archive, evicted orders read as NOT_FOUND: leave orders_archive_age_ms at its
+ * default and do not call allot_orders_evict_aged until persist/ provides the hook.
+ *
+ * Errors: INVALID_ARGUMENT, TOO_LARGE, NOT_FOUND, INSUFFICIENT_STOCK, CONFLICT,
+ * INVALID_TRANSITION, EXPIRED (reservation), OVERLOADED, NOMEM; IO/CORRUPT from the archive.
+ * Called by net/ handlers; libc only.
+ */
+#ifndef ALLOT_CORE_ORDER_H
+#define ALLOT_CORE_ORDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "errors.h"
+#include "event.h"
+#include "inventory.h"
+#include "sourcing.h"
+
+struct allot_state;
+
+/* Bounds of one order (over them: TOO_LARGE). */
+#define ALLOT_ORDER_SHIPMENTS_MAX     64
+#define ALLOT_ORDER_ITEMS_MAX         1024 /* shipment items plus return items */
+#define ALLOT_ORDER_RETURNS_MAX       32
+#define ALLOT_ORDER_HISTORY_MAX       256
+#define ALLOT_ORDER_ADDRESS_BYTES_MAX 4096
+#define ALLOT_ORDER_LIST_LIMIT_DEFAULT 20
+#define ALLOT_ORDER_LIST_LIMIT_MAX     100
+/* Orders evicted per allot_orders_evict_aged call by the server. */
+#define ALLOT_ORDERS_EVICT_BATCH_MAX 4096
+/* Default age after which ended orders leave memory (operator: orders_archive_age_ms). */
+#define ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT (7LL * 24 * 3600 * 1000)
+
+typedef enum allot_order_state {
+    ALLOT_ORDER_CREATED = 0,
+    ALLOT_ORDER_ON_HOLD,
+    ALLOT_ORDER_RELEASED,
+    ALLOT_ORDER_PARTIALLY_SHIPPED,
+    ALLOT_ORDER_SHIPPED,
+    ALLOT_ORDER_DELIVERED,
+    ALLOT_ORDER_CANCELLED,
+    ALLOT_ORDER_STATE_COUNT
+} allot_order_state_t;
+
+typedef enum allot_shipment_state {
+    ALLOT_SHIPMENT_ALLOCATED = 0,
+    ALLOT_SHIPMENT_RELEASED,
+    ALLOT_SHIPMENT_SHIPPED,
+    ALLOT_SHIPMENT_DELIVERED,
+    ALLOT_SHIPMENT_REJECTED,  /* its location refused it; its lines moved to new shipments */
+    ALLOT_SHIPMENT_CANCELLED, /* the order was cancelled */
+    ALLOT_SHIPMENT_STATE_COUNT
+} allot_shipment_state_t;
+
+typedef enum allot_payment {
+    ALLOT_PAYMENT_NONE = 0,
+    ALLOT_PAYMENT_AUTHORIZED,
+    ALLOT_PAYMENT_CAPTURED,
+    ALLOT_PAYMENT_FAILED,
+    ALLOT_PAYMENT_COUNT
+} allot_payment_t;
+
+/* What happened to an order: the columns of the state table and the history's "event". */
+typedef enum allot_order_event {
+    ALLOT_ORDER_EVENT_CREATE = 0,
+    ALLOT_ORDER_EVENT_PAY,
+    ALLOT_ORDER_EVENT_HOLD,
+    ALLOT_ORDER_EVENT_UNHOLD,
+    ALLOT_ORDER_EVENT_MODIFY,
+    ALLOT_ORDER_EVENT_RELEASE,
+    ALLOT_ORDER_EVENT_CANCEL,
+    ALLOT_ORDER_EVENT_REJECT,
+    ALLOT_ORDER_EVENT_SHIP,
+    ALLOT_ORDER_EVENT_DELIVER,
+    ALLOT_ORDER_EVENT_RETURN_CREATE,
+    ALLOT_ORDER_EVENT_RETURN_RECEIVE,
+    ALLOT_ORDER_EVENT_COUNT
+} allot_order_event_t;
+
+typedef enum allot_return_state {
+    ALLOT_RETURN_REQUESTED = 0,
+    ALLOT_RETURN_RECEIVED,
+    ALLOT_RETURN_STATE_COUNT
+} allot_return_state_t;
+
+typedef enum allot_disposition {
+    ALLOT_DISPOSITION_NONE = 0, /* not received yet */
+    ALLOT_DISPOSITION_RESTOCK,
+    ALLOT_DISPOSITION_DAMAGED,
+    ALLOT_DISPOSITION_COUNT
+} allot_disposition_t;
+
+/* order.modify field mask (history arg, ORDER_MODIFY arg). */
+#define ALLOT_ORDER_MODIFY_ADDRESS      1u
+#define ALLOT_ORDER_MODIFY_INSTRUCTIONS 2u
+#define ALLOT_ORDER_MODIFY_METHOD       4u
+
+/* NULL-terminated wire names indexed by the enums above. */
+extern const char *const allot_order_state_names[];
+extern const char *const allot_shipment_state_names[];
+extern const char *const allot_payment_names[];
+extern const char *const allot_order_event_names[]; /* "order.create", "shipment.ship", ... */
+extern const char *const allot_return_state_names[];
+extern const char *const allot_disposition_names[]; /* "none", "restock", "damaged" */
+
+/* The state table (data): next state of an order in `state` on `event`, or one of these. */
+#define ALLOT_ORDER_NEXT_FORBIDDEN 0xFFu /* INVALID_TRANSITION */
+#define ALLOT_ORDER_NEXT_SAME      0xFEu /* allowed; the state does not change */
+#define ALLOT_ORDER_NEXT_DERIVED   0xFDu /* allowed; the state follows from the shipments */
+uint8_t allot_order_next_state(uint8_t state, uint8_t event);
+/* Payment table: may `from` become `to`? (equal: the no-op repeat, true) */
+bool allot_payment_transition_allowed(uint8_t from, uint8_t to);
+/* Order state implied by its shipments once released (released .. delivered). */
+uint8_t allot_order_state_from_shipments(const allot_event_order_t *order);
+
+/* A read-only order: what net/ packs and the archive decodes to. */
+typedef allot_event_order_t allot_order_view_t;
+
+/* Callbacks of the archive hook; see the contract above. */
+typedef int (*allot_order_archive_each_cb)(void *each_ctx, const uint8_t *payload, size_t len);
+typedef int (*allot_order_archive_get_cb)(void *ctx, allot_str_t id, const uint8_t **payload,
+                                          size_t *len);
+typedef int (*allot_order_archive_list_cb)(void *ctx, allot_str_t customer,
+                                           int64_t before_created_ms, allot_str_t before_id,
+                                           uint32_t max, allot_order_archive_each_cb each_cb,
+                                           void *each_ctx);
+typedef struct allot_order_archive {
+    allot_order_archive_get_cb get_cb;
+    allot_order_archive_list_cb list_cb;
+    void *ctx;
+} allot_order_archive_t;
+
+/* archive may be NULL (no archive). Copied. */
+void allot_state_set_archive(struct allot_state *state, const allot_order_archive_t *archive);
+
+typedef struct allot_order_create_request {
+    allot_str_t id;
+    allot_str_t customer;    /* len 0 = none */
+    allot_str_t reservation; /* exactly one of reservation / lines */
+    const allot_line_input_t *lines;
+    uint32_t line_count;
+    allot_method_t method;
+    bool has_ship_to;
+    double lat;
+    double lon;
+    allot_str_t location; /* len 0 = none; required for pickup when from lines */
+    allot_policy_t policy;
+    allot_str_t address;      /* raw MessagePack map bytes; len 0 = none */
+    allot_str_t instructions; /* len 0 = none */
+} allot_order_create_request_t;
+
+typedef struct allot_order_modify_request {
+    allot_str_t id;
+    bool has_address;
+    allot_str_t address;
+    bool has_instructions;
+    allot_str_t instructions;
+    bool has_method;
+    allot_method_t method;
+} allot_order_modify_request_t;
+
+typedef struct allot_return_request {
+    allot_str_t id;
+    allot_str_t order;
+    const allot_line_input_t *lines;
+    uint32_t line_count;
+    allot_str_t reason; /* len 0 = none */
+} allot_return_request_t;
+
+/* Writers: *out is the order after the change (for returns: the order holding the return, and
+ * *return_index its position in out->returns). */
+int allot_order_create(struct allot_state *state, const allot_order_create_request_t *request,
+                       int64_t now_ms, const allot_order_view_t **out,
+                       allot_error_detail_t *detail);
+int allot_order_pay(struct allot_state *state, allot_str_t id, allot_payment_t payment,
+                    int64_t now_ms, const allot_order_view_t **out, allot_error_detail_t *detail);
+int allot_order_hold(struct allot_state *state, allot_str_t id, allot_str_t reason,
+                     int64_t now_ms, const allot_order_view_t **out, allot_error_detail_t *detail);
+int allot_order_unhold(struct allot_state *state, allot_str_t id, int64_t now_ms,
+                       const allot_order_view_t **out, allot_error_detail_t *detail);
+int allot_order_modify(struct allot_state *state, const allot_order_modify_request_t *request,
+                       int64_t now_ms, const allot_order_view_t **out,
+                       allot_error_detail_t *detail);
+int allot_order_release(struct allot_state *state, allot_str_t id, int64_t now_ms,
+                        const allot_order_view_t **out, allot_error_detail_t *detail);
+int allot_order_cancel(struct allot_state *state, allot_str_t id, allot_str_t reason,
+                       int64_t now_ms, const allot_order_view_t **out,
+                       allot_error_detail_t *detail);
+/* Shipments are named "S1", "S2", ... in creation order. */
+int allot_shipment_reject(struct allot_state *state, allot_str_t order, allot_str_t shipment,
+                          allot_str_t reason, int64_t now_ms, const allot_order_view_t **out,
+                          allot_error_detail_t *detail);
+int allot_shipment_ship(struct allot_state *state, allot_str_t order, allot_str_t shipment,
+                        allot_str_t tracking, int64_t now_ms, const allot_order_view_t **out,
+                        allot_error_detail_t *detail);
+int allot_shipment_deliver(struct allot_state *state, allot_str_t order, allot_str_t shipment,
+                           int64_t now_ms, const allot_order_view_t **out,
+                           allot_error_detail_t *detail);
+int allot_return_create(struct allot_state *state, const allot_return_request_t *request,
+                        int64_t now_ms, const allot_order_view_t **out, uint32_t *return_index,
+                        allot_error_detail_t *detail);
+int allot_return_receive(struct allot_state *state, allot_str_t id, allot_str_t location,
+                         allot_disposition_t disposition, int64_t now_ms,
+                         const allot_order_view_t **out, uint32_t *return_index,
+                         allot_error_detail_t *detail);
+
+/* Readers. get: memory, then the archive. */
+int allot_order_get(struct allot_state *state, allot_str_t id, const allot_order_view_t **out,
+                    allot_error_detail_t *detail);
+
+typedef struct allot_order_page {
+    uint32_t count;
+    bool more;       /* another page follows; its cursor is the last order's id */
+    uint32_t refs[ALLOT_ORDER_LIST_LIMIT_MAX]; /* internal: live slot or archived entry */
+} allot_order_page_t;
+
+/* Orders of a customer newest first (created_ms desc, then id desc), strictly after the order
+ * `after` (len 0: from the newest; unknown or another customer's -> INVALID_ARGUMENT). limit
+ * 1..ALLOT_ORDER_LIST_LIMIT_MAX. Live and archived orders are merged. */
+int allot_order_list(struct allot_state *state, allot_str_t customer, uint32_t limit,
+                     allot_str_t after, allot_order_page_t *page, allot_error_detail_t *detail);
+/* The i-th order of the last page (valid until the next call into the state). */
+const allot_order_view_t *allot_order_page_at(struct allot_state *state,
+                                              const allot_order_page_t *page, uint32_t i);
+
+/* Emit ORDER_EVICT for up to max ended orders whose ended_ms + orders_archive_age_ms <= now_ms
+ * and that are not dirty, oldest first; returns how many. See the contract above for when the
+ * server may call it. */
+uint32_t allot_orders_evict_aged(struct allot_state *state, int64_t now_ms, uint32_t max);
+
+/* Shipment id "S<n>" of index i into buf (>= 8 bytes); returns its length. */
+uint32_t allot_shipment_id_format(uint32_t index, char *buf);
+
+#endif

@@ -1,0 +1,206 @@
+/* metrics.c - per-method counters and histograms; server.stats and Prometheus rendering. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "pack.h"
+
+int metrics_init(metrics_t *m)
+{
+    *m = (metrics_t){0};
+    m->method_count = command_count();
+    m->methods = calloc(m->method_count, sizeof(method_metrics_t));
+    return m->methods != NULL ? 0 : -1;
+}
+
+void metrics_destroy(metrics_t *m)
+{
+    free(m->methods);
+    m->methods = NULL;
+}
+
+void metrics_request_record(metrics_t *m, size_t index, int64_t latency_us, bool error)
+{
+    if (index >= m->method_count)
+        return;
+    method_metrics_t *method = &m->methods[index];
+    method->calls++;
+    method->errors += error;
+    histogram_record(&method->latency_us, latency_us);
+}
+
+uint64_t metrics_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long size_pages = 0, resident_pages = 0;
+    int fields = fscanf(f, "%llu %llu", &size_pages, &resident_pages);
+    fclose(f);
+    return fields == 2 ? resident_pages * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static void pack_histogram(msgpack_packer *pk, const histogram_t *h)
+{
+    msgpack_pack_map(pk, 6);
+    pack_key_int(pk, "count", (int64_t)h->count);
+    pack_key_int(pk, "p50_us", histogram_percentile(h, 50));
+    pack_key_int(pk, "p90_us", histogram_percentile(h, 90));
+    pack_key_int(pk, "p99_us", histogram_percentile(h, 99));
+    pack_key_int(pk, "p999_us", histogram_percentile(h, 99.9));
+    pack_key_int(pk, "max_us", h->max);
+}
+
+static void pack_methods(const metrics_t *m, msgpack_packer *pk)
+{
+    uint32_t used = 0;
+    for (size_t i = 0; i < m->method_count; i++)
+        used += m->methods[i].calls > 0;
+    pack_cstr(pk, "methods");
+    msgpack_pack_map(pk, used);
+    for (size_t i = 0; i < m->method_count; i++) {
+        const method_metrics_t *method = &m->methods[i];
+        if (method->calls == 0)
+            continue;
+        pack_cstr(pk, command_at(i)->name);
+        msgpack_pack_map(pk, 3);
+        pack_key_int(pk, "calls", (int64_t)method->calls);
+        pack_key_int(pk, "errors", (int64_t)method->errors);
+        pack_cstr(pk, "latency");
+        pack_histogram(pk, &method->latency_us);
+    }
+}
+
+void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 9);
+    pack_methods(m, pk);
+    pack_cstr(pk, "connections");
+    msgpack_pack_map(pk, 4);
+    pack_key_int(pk, "current", g->connections);
+    pack_key_int(pk, "accepted", (int64_t)m->connections_accepted);
+    pack_key_int(pk, "refused", (int64_t)m->connections_refused);
+    pack_key_int(pk, "closed_by_limit", (int64_t)m->connections_closed_by_limit);
+    pack_cstr(pk, "wal");
+    msgpack_pack_map(pk, 7);
+    pack_key_int(pk, "lsn", (int64_t)g->wal_lsn);
+    pack_key_int(pk, "durable_lsn", (int64_t)g->durable_lsn);
+    pack_key_int(pk, "bytes_written", (int64_t)g->wal_bytes_written);
+    pack_key_int(pk, "batches", (int64_t)g->wal_batches);
+    pack_key_int(pk, "fdatasyncs", (int64_t)g->wal_fdatasyncs);
+    pack_key_int(pk, "segments_deleted", (int64_t)g->wal_segments_deleted);
+    pack_key_bool(pk, "writable", g->writes_allowed);
+    pack_cstr(pk, "wal_commit_latency");
+    pack_histogram(pk, &m->wal_batch_us);
+    pack_cstr(pk, "loop_iteration");
+    pack_histogram(pk, &m->loop_iteration_us);
+    pack_cstr(pk, "checkpoint");
+    msgpack_pack_map(pk, 4);
+    pack_key_int(pk, "lsn", (int64_t)g->checkpoint_lsn);
+    pack_key_int(pk, "count", (int64_t)g->checkpoints);
+    pack_key_int(pk, "failures", (int64_t)g->checkpoint_failures);
+    pack_key_int(pk, "last_duration_ms", g->checkpoint_last_ms);
+    pack_key_int(pk, "requests_malformed", (int64_t)m->requests_malformed);
+    pack_key_int(pk, "rss_bytes", (int64_t)metrics_rss_bytes());
+    pack_key_int(pk, "uptime_s", g->uptime_s);
+}
+
+/* ---- Prometheus text ------------------------------------------------------------------------- */
+
+typedef struct text {
+    char *buf;
+    size_t bytes, used;
+} text_t;
+
+__attribute__((format(printf, 2, 3))) static void text_add(text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = t->used < t->bytes ? t->bytes - t->used : 0;
+    int n = vsnprintf(room ? t->buf + t->used : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->used += (size_t)n;
+}
+
+static void render_summary(text_t *t, const char *name, const char *labels,
+                           const histogram_t *h)
+{
+    static const double quantiles[] = {0.5, 0.9, 0.99, 0.999};
+    for (size_t i = 0; i < 4; i++)
+        text_add(t, "%s{%s%squantile=\"%g\"} %.6f\n", name, labels, labels[0] ? "," : "",
+                 quantiles[i], (double)histogram_percentile(h, quantiles[i] * 100) / 1e6);
+    text_add(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, (double)h->sum / 1e6, name,
+             labels, (unsigned long long)h->count);
+}
+
+static void render_methods(text_t *t, const metrics_t *m)
+{
+    text_add(t, "# HELP allot_requests_total Requests answered, by method.\n"
+                "# TYPE allot_requests_total counter\n");
+    for (size_t i = 0; i < m->method_count; i++)
+        text_add(t, "allot_requests_total{method=\"%s\"} %llu\n", command_at(i)->name,
+                 (unsigned long long)m->methods[i].calls);
+    text_add(t, "# HELP allot_request_errors_total Error replies, by method.\n"
+                "# TYPE allot_request_errors_total counter\n");
+    for (size_t i = 0; i < m->method_count; i++)
+        text_add(t, "allot_request_errors_total{method=\"%s\"} %llu\n", command_at(i)->name,
+                 (unsigned long long)m->methods[i].errors);
+    text_add(t, "# HELP allot_request_latency_seconds Decode to reply ready (writes include "
+                "fsync).\n# TYPE allot_request_latency_seconds summary\n");
+    for (size_t i = 0; i < m->method_count; i++) {
+        if (m->methods[i].calls == 0)
+            continue;
+        char labels[96];
+        snprintf(labels, sizeof(labels), "method=\"%s\"", command_at(i)->name);
+        render_summary(t, "allot_request_latency_seconds", labels, &m->methods[i].latency_us);
+    }
+}
+
+static void render_gauge(text_t *t, const char *name, const char *type, const char *help,
+                         unsigned long long value)
+{
+    text_add(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
+}
+
+size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, char *buf,
+                                 size_t buf_bytes)
+{
+    text_t t = {buf, buf_bytes, 0};
+    render_methods(&t, m);
+    text_add(&t, "# HELP allot_wal_commit_seconds WAL batch hand-over to durable.\n"
+                 "# TYPE allot_wal_commit_seconds summary\n");
+    render_summary(&t, "allot_wal_commit_seconds", "", &m->wal_batch_us);
+    render_gauge(&t, "allot_connections", "gauge", "Open client connections.", g->connections);
+    render_gauge(&t, "allot_connections_accepted_total", "counter", "Connections accepted.",
+                 m->connections_accepted);
+    render_gauge(&t, "allot_connections_refused_total", "counter",
+                 "Connections refused over the limit.", m->connections_refused);
+    render_gauge(&t, "allot_skus", "gauge", "SKUs with stock positions.", g->skus);
+    render_gauge(&t, "allot_positions", "gauge", "Stock positions.", g->positions);
+    render_gauge(&t, "allot_locations", "gauge", "Locations.", g->locations);
+    render_gauge(&t, "allot_reservations", "gauge", "Live reservations.", g->reservations);
+    render_gauge(&t, "allot_orders", "gauge", "Orders in memory.", g->orders);
+    render_gauge(&t, "allot_wal_lsn", "gauge", "Last WAL record appended.", g->wal_lsn);
+    render_gauge(&t, "allot_wal_durable_lsn", "gauge", "Last durable WAL record.",
+                 g->durable_lsn);
+    render_gauge(&t, "allot_checkpoint_lsn", "gauge", "LSN covered by the last checkpoint.",
+                 g->checkpoint_lsn);
+    render_gauge(&t, "allot_wal_bytes_written_total", "counter", "WAL bytes written.",
+                 g->wal_bytes_written);
+    render_gauge(&t, "allot_wal_fdatasyncs_total", "counter", "WAL fdatasync calls.",
+                 g->wal_fdatasyncs);
+    render_gauge(&t, "allot_checkpoints_total", "counter", "Checkpoints committed.",
+                 g->checkpoints);
+    render_gauge(&t, "allot_writes_allowed", "gauge", "1 when writes are accepted.",
+                 g->writes_allowed);
+    render_gauge(&t, "allot_resident_memory_bytes", "gauge", "Resident set size.",
+                 metrics_rss_bytes());
+    render_gauge(&t, "allot_uptime_seconds", "counter", "Seconds since start.",
+                 (unsigned long long)g->uptime_s);
+    return t.used;
+}

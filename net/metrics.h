@@ -1,0 +1,63 @@
+/* metrics.h - server counters and latency histograms, for `server.stats` and Prometheus.
+ *
+ * Contract: the loop thread records into metrics_t (no locks): per method the calls, errors and
+ * a latency histogram in microseconds measured from when the request was decoded to when its
+ * reply was ready to send (for writes this includes waiting for fsync); per WAL batch the
+ * time from hand-over to durable; connection and byte counters. metrics_pack writes the
+ * `server.stats` map; metrics_render_prometheus writes the text exposition format (0.0.4).
+ * The HTTP endpoint (metrics_http.h) serves a copy rendered by the loop, never this struct.
+ */
+#ifndef ALLOT_NET_METRICS_H
+#define ALLOT_NET_METRICS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "histogram.h"
+
+typedef struct method_metrics {
+    uint64_t calls;
+    uint64_t errors;
+    histogram_t latency_us;
+} method_metrics_t;
+
+/* Values owned elsewhere, read when rendering. */
+typedef struct metrics_gauges {
+    uint32_t connections;
+    uint64_t skus, positions, locations, reservations, orders;
+    uint64_t wal_lsn, durable_lsn, checkpoint_lsn;
+    uint64_t wal_bytes_written, wal_fdatasyncs, wal_batches, wal_segments_deleted;
+    uint64_t checkpoints, checkpoint_failures;
+    int64_t checkpoint_last_ms; /* duration of the last checkpoint */
+    int64_t uptime_s;
+    bool writes_allowed;
+} metrics_gauges_t;
+
+typedef struct metrics {
+    method_metrics_t *methods; /* one per command_table row, same order */
+    size_t method_count;
+    histogram_t wal_batch_us; /* hand-over to durable, per durable report */
+    histogram_t loop_iteration_us;
+    uint64_t connections_accepted, connections_refused, connections_closed_by_limit;
+    uint64_t requests_malformed, bytes_in, bytes_out;
+} metrics_t;
+
+int metrics_init(metrics_t *m);
+void metrics_destroy(metrics_t *m);
+
+/* Record one answered request of command `index` (command_index()). */
+void metrics_request_record(metrics_t *m, size_t index, int64_t latency_us, bool error);
+
+/* server.stats: {"methods": {name: {calls, errors, p50_us, p99_us, p999_us, max_us}}, ...}. */
+void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk);
+
+/* Prometheus text into buf; returns the bytes needed (may exceed buf_bytes: then truncated). */
+size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, char *buf,
+                                 size_t buf_bytes);
+
+/* Resident memory of this process in bytes (from /proc/self/statm; 0 if unknown). */
+uint64_t metrics_rss_bytes(void);
+
+#endif

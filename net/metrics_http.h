@@ -1,0 +1,26 @@
+/* metrics_http.h - the Prometheus endpoint: GET /metrics on --metrics HOST:PORT.
+ *
+ * Contract: served by libmicrohttpd on its own thread. The loop renders the metrics text once
+ * a second (metrics_http_publish) into a buffer guarded by a mutex; requests copy that buffer
+ * and never touch loop state. Anything other than GET /metrics answers 404; at most
+ * METRICS_HTTP_CONNECTIONS_MAX connections at once, each with a 5 s timeout.
+ */
+#ifndef ALLOT_NET_METRICS_HTTP_H
+#define ALLOT_NET_METRICS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_HTTP_CONNECTIONS_MAX 16
+#define METRICS_HTTP_TEXT_BYTES_MAX (256u * 1024)
+
+typedef struct metrics_http metrics_http_t;
+
+/* Start listening; NULL with a message on failure. */
+metrics_http_t *metrics_http_start(const char *host, uint16_t port, char *error,
+                                   size_t error_bytes);
+/* Replace the text served (copied). */
+void metrics_http_publish(metrics_http_t *http, const char *text, size_t len);
+void metrics_http_stop(metrics_http_t *http);
+
+#endif

@@ -1,0 +1,114 @@
+/* server_ops.c - the server's operational surface: authentication, server.stats, Prometheus. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "core/state.h"
+#include "log.h"
+#include "server_internal.h"
+
+int server_auth_attempt(server_t *server, auth_session_t *session, const char *token,
+                        size_t token_len, bool *close)
+{
+    *close = false;
+    int64_t now_ms = (int64_t)uv_now(server->loop);
+    auth_result_t result = auth_attempt(&server->auth, session, token, token_len, now_ms);
+    if (result == AUTH_OK)
+        return 0;
+    if (result != AUTH_RATE_LIMITED)
+        log_write(LOG_WARN, "auth_failed", "failures=%u closing=%s", session->failures,
+                  result == AUTH_CLOSE ? "true" : "false");
+    *close = result == AUTH_CLOSE;
+    return ALLOT_EUNAUTHENTICATED;
+}
+
+void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
+{
+    memset(g, 0, sizeof(*g));
+    allot_state_counters_t counts;
+    allot_state_counters_get(server->state, &counts);
+    g->connections = server->connection_count;
+    g->skus = counts.skus;
+    g->positions = counts.positions;
+    g->locations = counts.locations;
+    g->reservations = counts.reservations;
+    g->orders = counts.orders;
+    g->wal_lsn = server_wal_lsn(server);
+    g->durable_lsn = server->durable_lsn;
+    g->checkpoint_lsn = server->checkpoint_lsn;
+    if (server->wal != NULL) {
+        wal_stats_t stats;
+        wal_stats(server->wal, &stats);
+        g->wal_bytes_written = stats.bytes_written;
+        g->wal_fdatasyncs = stats.fdatasyncs;
+        g->wal_batches = stats.batches_written;
+        g->wal_segments_deleted = stats.segments_deleted;
+    }
+    g->checkpoints = server->checkpoint.completed;
+    g->checkpoint_failures = server->checkpoint.failed;
+    g->checkpoint_last_ms = server->checkpoint.last_duration_ms;
+    g->uptime_s = (server->now_ms - server->started_ms) / 1000;
+    int refused;
+    g->writes_allowed = server_writes_allowed(server, &refused);
+}
+
+void server_stats_pack(const server_t *server, msgpack_packer *pk)
+{
+    metrics_gauges_t gauges;
+    server_metrics_gauges(server, &gauges);
+    metrics_pack(&server->metrics, &gauges, pk);
+}
+
+int server_ops_start(server_t *server)
+{
+    char error[512];
+    if (server->config.auth_token_file[0] != '\0' &&
+        auth_token_load(&server->auth, server->config.auth_token_file, error, sizeof(error)) != 0) {
+        char quoted[600];
+        log_write(LOG_ERROR, "auth_config_failed", "message=%s",
+                  log_quote(quoted, sizeof(quoted), error));
+        return ALLOT_EINVALID_ARGUMENT;
+    }
+    if (metrics_init(&server->metrics) != 0)
+        return ALLOT_ENOMEM;
+    if (server->config.metrics_host[0] == '\0')
+        return 0;
+    server->metrics_text = malloc(METRICS_HTTP_TEXT_BYTES_MAX);
+    server->metrics_http = server->metrics_text == NULL
+                               ? NULL
+                               : metrics_http_start(server->config.metrics_host,
+                                                    server->config.metrics_port, error,
+                                                    sizeof(error));
+    if (server->metrics_http == NULL) {
+        log_write(LOG_ERROR, "metrics_listen_failed", "addr=%s:%u", server->config.metrics_host,
+                  server->config.metrics_port);
+        return ALLOT_EIO;
+    }
+    log_write(LOG_INFO, "metrics_listening", "addr=%s:%u path=/metrics",
+              server->config.metrics_host, server->config.metrics_port);
+    server_ops_publish(server);
+    return 0;
+}
+
+void server_ops_publish(server_t *server)
+{
+    if (server->metrics_http == NULL)
+        return;
+    metrics_gauges_t gauges;
+    server_metrics_gauges(server, &gauges);
+    size_t len = metrics_render_prometheus(&server->metrics, &gauges, server->metrics_text,
+                                           METRICS_HTTP_TEXT_BYTES_MAX);
+    if (len > METRICS_HTTP_TEXT_BYTES_MAX)
+        len = METRICS_HTTP_TEXT_BYTES_MAX;
+    metrics_http_publish(server->metrics_http, server->metrics_text, len);
+}
+
+void server_ops_stop(server_t *server)
+{
+    metrics_http_stop(server->metrics_http);
+    server->metrics_http = NULL;
+    free(server->metrics_text);
+    server->metrics_text = NULL;
+    metrics_destroy(&server->metrics);
+    memset(&server->auth, 0, sizeof(server->auth));
+}

@@ -1,0 +1,219 @@
+/* test_operations.c - what an operator relies on: token authentication, server.stats, the
+ * Prometheus endpoint, config files and JSON logs, through the real allotd. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TOKEN "correct-horse-battery-staple-42"
+
+static void file_write(const char *path, const char *content, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(content, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+static uint16_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* GET path from 127.0.0.1:port; returns the whole response (malloc'ed). */
+static char *http_get(uint16_t port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char request[256];
+    int n = snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+    cr_assert_eq(send(fd, request, (size_t)n, 0), n);
+    size_t cap = 1 << 20, used = 0;
+    char *body = malloc(cap);
+    ssize_t got;
+    while ((got = recv(fd, body + used, cap - used - 1, 0)) > 0)
+        used += (size_t)got;
+    body[used] = '\0';
+    close(fd);
+    return body;
+}
+
+Test(operations, a_token_is_required_before_anything_but_ping_and_auth)
+{
+    char path[] = "/tmp/allot-token-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    file_write(path, TOKEN "\n", 0600);
+    char args[128];
+    snprintf(args, sizeof(args), "--auth-token-file %s", path);
+    harness_server_t *s = harness_server_start(args); /* the harness pings: allowed */
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_error(c, "server.info", "{}", "UNAUTHENTICATED", &reply);
+    harness_call_error(c, "stock.get", "{\"sku\": \"A\"}", "UNAUTHENTICATED", &reply);
+    harness_call_error(c, "auth", "{\"token\": \"not-the-token\"}", "UNAUTHENTICATED", &reply);
+    harness_call_ok(c, "auth", "{\"token\": \"" TOKEN "\"}", &reply);
+    harness_call_ok(c, "server.info", "{}", &reply);
+    /* a fresh connection starts unauthenticated */
+    allot_client_t *other = harness_connect(s);
+    harness_call_error(other, "server.info", "{}", "UNAUTHENTICATED", &reply);
+    allot_reply_free(&reply);
+    allot_client_close(other);
+    allot_client_close(c);
+    char *log = harness_server_log_read(s);
+    cr_expect(strstr(log, "event=auth_failed") != NULL);
+    cr_expect(strstr(log, TOKEN) == NULL, "the token never appears in the log");
+    free(log);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+    unlink(path);
+}
+
+Test(operations, repeated_wrong_tokens_make_the_connection_wait)
+{
+    char path[] = "/tmp/allot-token-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    file_write(path, TOKEN "\n", 0600);
+    char args[128];
+    snprintf(args, sizeof(args), "--auth-token-file %s", path);
+    harness_server_t *s = harness_server_start(args);
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    for (int i = 0; i < 3; i++)
+        harness_call_error(c, "auth", "{\"token\": \"guess-guess-guess\"}", "UNAUTHENTICATED",
+                           &reply);
+    /* backing off: even the right token is refused, unchecked, for a second */
+    harness_call_error(c, "auth", "{\"token\": \"" TOKEN "\"}", "UNAUTHENTICATED", &reply);
+    usleep(1100 * 1000);
+    harness_call_ok(c, "auth", "{\"token\": \"" TOKEN "\"}", &reply);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+    unlink(path);
+}
+
+Test(operations, a_token_file_readable_by_others_stops_start_up)
+{
+    char path[] = "/tmp/allot-token-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    file_write(path, TOKEN "\n", 0644);
+    char dir[] = "/tmp/allot-ops-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const char *argv[] = {ALLOTD_PATH, "--listen", "127.0.0.1:0", "--data-dir", dir,
+                          "--auth-token-file", path, NULL};
+    char *err = NULL;
+    int status = harness_run(argv, NULL, 10000, NULL, &err);
+    cr_expect_neq(status, 0);
+    cr_expect(strstr(err, "chmod 600") != NULL, "%s", err);
+    free(err);
+    unlink(path);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(operations, server_stats_counts_calls_per_method_with_latency_percentiles)
+{
+    harness_server_t *s = harness_server_start(NULL);
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    for (int i = 0; i < 50; i++)
+        harness_call_ok(c, "ping", "{}", &reply);
+    harness_call_error(c, "ping", "{\"bogus\": 1}", "INVALID_ARGUMENT", &reply);
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    const msgpack_object *methods = allot_object_map_get(&reply.result, "methods");
+    const msgpack_object *ping = allot_object_map_get(methods, "ping");
+    cr_assert_not_null(ping);
+    cr_expect_geq(allot_object_map_get(ping, "calls")->via.u64, 51);
+    cr_expect_eq(allot_object_map_get(ping, "errors")->via.u64, 1);
+    const msgpack_object *latency = allot_object_map_get(ping, "latency");
+    cr_assert_not_null(allot_object_map_get(latency, "p99_us"));
+    cr_assert_not_null(allot_object_map_get(&reply.result, "wal"));
+    cr_assert_not_null(allot_object_map_get(&reply.result, "rss_bytes"));
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+Test(operations, prometheus_endpoint_serves_metrics_and_404_elsewhere)
+{
+    uint16_t port = free_port();
+    char args[64];
+    snprintf(args, sizeof(args), "--metrics 127.0.0.1:%u", port);
+    harness_server_t *s = harness_server_start(args);
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "ping", "{}", &reply);
+    usleep(1300 * 1000); /* the loop renders the text once a second */
+    char *page = http_get(port, "/metrics");
+    cr_expect(strstr(page, "200 OK") != NULL, "%.200s", page);
+    cr_expect(strstr(page, "allot_requests_total{method=\"ping\"}") != NULL);
+    cr_expect(strstr(page, "# TYPE allot_wal_durable_lsn gauge") != NULL);
+    cr_expect(strstr(page, "allot_resident_memory_bytes") != NULL);
+    free(page);
+    char *missing = http_get(port, "/other");
+    cr_expect(strstr(missing, "404") != NULL);
+    free(missing);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+Test(operations, config_file_settings_apply_and_flags_override_them)
+{
+    char path[] = "/tmp/allot-conf-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    file_write(path, "# allotd settings\nlisten = 127.0.0.1:7999\nfsync = interval:5\n"
+                     "connections-max = 7\n", 0644);
+    const char *argv[] = {ALLOTD_PATH, "--config", path, "--listen", "127.0.0.1:8123",
+                          "--check-config", NULL};
+    char *out = NULL;
+    cr_assert_eq(harness_run(argv, NULL, 10000, &out, NULL), 0);
+    cr_expect(strstr(out, "127.0.0.1:8123") != NULL, "flags override the file: %s", out);
+    free(out);
+    file_write(path, "listen = 127.0.0.1:7999\nno-such-setting = 1\n", 0644);
+    const char *bad[] = {ALLOTD_PATH, "--config", path, "--check-config", NULL};
+    char *err = NULL;
+    cr_expect_eq(harness_run(bad, NULL, 10000, NULL, &err), 2);
+    cr_expect(strstr(err, ":2") != NULL, "the error names the line: %s", err);
+    free(err);
+    unlink(path);
+}
+
+Test(operations, json_log_format_writes_one_object_per_line)
+{
+    harness_server_t *s = harness_server_start("--log-format json");
+    harness_server_stop(s);
+    char *log = harness_server_log_read(s);
+    int lines = 0;
+    for (char *line = strtok(log, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        cr_expect_eq(line[0], '{', "%s", line);
+        cr_expect(strstr(line, "\"event\":") != NULL, "%s", line);
+        lines++;
+    }
+    cr_expect_geq(lines, 3);
+    free(log);
+    harness_server_destroy(s);
+}
