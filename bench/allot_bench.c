@@ -46,6 +46,7 @@ static void usage(FILE *out)
         "  --lines A-B            checkout: lines per cart (default 1-5)\n"
         "  --release-ratio R      checkout: share of abandoned carts (reservation.release; default "
         "0.3)\n"
+        "  --no-orders            checkout: every cart reserves then releases (no order.* calls)\n"
         "  --units N              flashsale: units of the hot SKU (default 20000)\n"
         "  --mix K=W,...          mixed: weights, e.g. browse=95,checkout=5 (the default)\n"
         "output:\n"
@@ -177,6 +178,7 @@ enum {
     OPT_LINES,
     OPT_RELEASE_RATIO,
     OPT_UNITS,
+    OPT_NO_ORDERS,
     OPT_MIX,
     OPT_JSON,
     OPT_SVG,
@@ -207,6 +209,7 @@ static const struct option long_options[] = {
     {"lines", 1, 0, OPT_LINES},
     {"release-ratio", 1, 0, OPT_RELEASE_RATIO},
     {"units", 1, 0, OPT_UNITS},
+    {"no-orders", 0, 0, OPT_NO_ORDERS},
     {"mix", 1, 0, OPT_MIX},
     {"json", 1, 0, OPT_JSON},
     {"svg", 1, 0, OPT_SVG},
@@ -218,7 +221,15 @@ static const struct option long_options[] = {
     {0, 0, 0, 0},
 };
 
-/* One option; -1 with a message on a bad value. */
+static const char *option_name(int opt)
+{
+    for (const struct option *o = long_options; o->name != NULL; o++)
+        if (o->val == opt)
+            return o->name;
+    return "?";
+}
+
+/* One option; -1 on a bad value. */
 static int option_apply(int opt, const char *arg, bench_config_t *config)
 {
     uint64_t u = 0;
@@ -284,6 +295,9 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
         return parse_double(arg, 0, 1, &config->release_ratio);
     case OPT_UNITS:
         return parse_u64(arg, 1, 1ull << 40, &u) ? -1 : (config->flash_units = (int64_t)u, 0);
+    case OPT_NO_ORDERS:
+        config->no_orders = true;
+        return 0;
     case OPT_MIX:
         return parse_mix(arg, config);
     case OPT_JSON:
@@ -439,8 +453,8 @@ int main(int argc, char **argv)
         }
         if (opt == '?' || option_apply(opt, optarg, &config) != 0) {
             if (opt != '?')
-                fprintf(stderr, "allot-bench: bad value for --%s: '%s'\n",
-                        long_options[opt - OPT_TARGET].name, optarg ? optarg : "");
+                fprintf(stderr, "allot-bench: bad value for --%s: '%s'\n", option_name(opt),
+                        optarg ? optarg : "");
             return 64;
         }
     }

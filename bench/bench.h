@@ -84,6 +84,7 @@ typedef struct bench_config {
     /* checkout */
     uint32_t lines_min, lines_max;
     double release_ratio;
+    bool no_orders; /* every cart: reserve then reservation.release (no order.* calls) */
     /* flashsale */
     int64_t flash_units;
     /* output */

@@ -148,6 +148,7 @@ int report_json(const bench_run_t *run, const char *path)
     fprintf(f, "\"primary_op\": \"%s\", \"throughput_per_s\": %.1f, ", bench_op_names[primary],
             run->elapsed_s > 0 ? (double)p->latency_ns.count / run->elapsed_s : 0.0);
     fprintf(f, "\"server_cpu_s\": %.3f, ", run->server_cpu_s);
+    fprintf(f, "\"no_orders\": %s, ", config->no_orders ? "true" : "false");
     fprintf(f, "\"orders_skipped\": %s, \"incomplete\": %s, \"error\": ",
             atomic_load(&run->orders_unsupported) ? "true" : "false",
             run->incomplete ? "true" : "false");

@@ -71,7 +71,8 @@ bool scenario_session_next(worker_t *w, session_t *s, bool is_error, const char 
     case OP_RESERVE:
         if (is_error)
             return false;
-        s->op = s->abandon || atomic_load_explicit(&run->orders_unsupported, memory_order_relaxed)
+        s->op = s->abandon || run->config->no_orders ||
+                        atomic_load_explicit(&run->orders_unsupported, memory_order_relaxed)
                     ? OP_RELEASE
                     : OP_ORDER_CREATE;
         return true;

@@ -131,5 +131,6 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
     for (uint32_t i = 0; i < count; i++)
         dump_adjust_key(state, out, &state->adjust_keys[entries[i].index]);
     free(entries);
+    order_dump(state, out);
     return ferror(out) ? ALLOT_EIO : 0;
 }

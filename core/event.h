@@ -208,9 +208,9 @@ typedef struct allot_event_order {
     allot_str_t address;      /* one MessagePack map, opaque; len 0 = none */
     uint64_t request_hash;
     int64_t created_ms;
-    int64_t ended_ms; /* when it became delivered/cancelled with no open return; 0 = not */
-    uint8_t state;    /* allot_order_state_t */
-    uint8_t payment;  /* allot_payment_t */
+    int64_t ended_ms;   /* when it became delivered/cancelled with no open return; 0 = not */
+    uint8_t state;      /* allot_order_state_t */
+    uint8_t payment;    /* allot_payment_t */
     uint8_t entered_by; /* allot_order_event_t that produced the current state */
     uint8_t method;     /* allot_method_t */
     uint8_t policy;     /* allot_policy_t */
@@ -234,10 +234,10 @@ typedef struct allot_event_order {
 typedef struct allot_event_order_change {
     allot_str_t id; /* the order */
     int64_t at_ms;
-    uint16_t shipment; /* reject/ship/deliver: index; else ALLOT_EVENT_SHIPMENT_NONE */
-    uint8_t arg;       /* pay: payment; modify: field mask; return.receive: disposition */
-    uint8_t method;    /* modify (mask bit 2) */
-    allot_str_t text;  /* hold/cancel/reject: reason; ship: tracking; return.*: return id */
+    uint16_t shipment;        /* reject/ship/deliver: index; else ALLOT_EVENT_SHIPMENT_NONE */
+    uint8_t arg;              /* pay: payment; modify: field mask; return.receive: disposition */
+    uint8_t method;           /* modify (mask bit 2) */
+    allot_str_t text;         /* hold/cancel/reject: reason; ship: tracking; return.*: return id */
     allot_str_t address;      /* modify (mask bit 0) */
     allot_str_t instructions; /* modify (mask bit 1) */
     allot_str_t location;     /* return.receive */

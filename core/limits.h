@@ -24,6 +24,9 @@
 #define ALLOT_OUTPUT_BYTES_MAX_DEFAULT (8u << 20)
 /* Concurrent client connections (operator); over it a new connection is accepted then closed. */
 #define ALLOT_CONNECTIONS_MAX_DEFAULT 10000
+/* All connections' buffered requests and replies together (operator); over it new requests
+ * are answered OVERLOADED. */
+#define ALLOT_BUFFER_BYTES_MAX_DEFAULT (1ull << 30)
 /* Bytes read from a socket per read callback. */
 #define ALLOT_READ_CHUNK_BYTES (64u * 1024)
 /* Longest method name. */

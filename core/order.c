@@ -7,7 +7,8 @@
 
 #include "order_internal.h"
 
-/* ---- shared helpers --------------------------------------------------------------------------- */
+/* ---- shared helpers ---------------------------------------------------------------------------
+ */
 
 static int id_check(allot_str_t id, const char *field, allot_error_detail_t *detail)
 {
@@ -136,7 +137,7 @@ static int order_transition_run(allot_state_t *state, allot_str_t id, uint8_t ev
                                 allot_str_t text, int64_t now_ms, const allot_order_view_t **out,
                                 allot_error_detail_t *detail)
 {
-    uint32_t slot;
+    uint32_t slot = UINT32_MAX;
     int rc = order_text_check(text, "reason", detail);
     if (rc == 0)
         rc = order_change_begin(state, id, event, &slot, detail);
@@ -161,7 +162,8 @@ static int order_transition_run(allot_state_t *state, allot_str_t id, uint8_t ev
     return 0;
 }
 
-/* ---- simple transitions ----------------------------------------------------------------------- */
+/* ---- simple transitions -----------------------------------------------------------------------
+ */
 
 int allot_order_pay(allot_state_t *state, allot_str_t id, allot_payment_t payment, int64_t now_ms,
                     const allot_order_view_t **out, allot_error_detail_t *detail)
@@ -269,7 +271,8 @@ int allot_order_modify(allot_state_t *state, const allot_order_modify_request_t 
     return 0;
 }
 
-/* ---- eviction --------------------------------------------------------------------------------- */
+/* ---- eviction ---------------------------------------------------------------------------------
+ */
 
 uint32_t allot_orders_evict_aged(allot_state_t *state, int64_t now_ms, uint32_t max)
 {

@@ -67,11 +67,11 @@
 struct allot_state;
 
 /* Bounds of one order (over them: TOO_LARGE). */
-#define ALLOT_ORDER_SHIPMENTS_MAX     64
-#define ALLOT_ORDER_ITEMS_MAX         1024 /* shipment items plus return items */
-#define ALLOT_ORDER_RETURNS_MAX       32
-#define ALLOT_ORDER_HISTORY_MAX       256
-#define ALLOT_ORDER_ADDRESS_BYTES_MAX 4096
+#define ALLOT_ORDER_SHIPMENTS_MAX      64
+#define ALLOT_ORDER_ITEMS_MAX          1024 /* shipment items plus return items */
+#define ALLOT_ORDER_RETURNS_MAX        32
+#define ALLOT_ORDER_HISTORY_MAX        256
+#define ALLOT_ORDER_ADDRESS_BYTES_MAX  4096
 #define ALLOT_ORDER_LIST_LIMIT_DEFAULT 20
 #define ALLOT_ORDER_LIST_LIMIT_MAX     100
 /* Orders evicted per allot_orders_evict_aged call by the server. */
@@ -222,8 +222,8 @@ int allot_order_create(struct allot_state *state, const allot_order_create_reque
                        allot_error_detail_t *detail);
 int allot_order_pay(struct allot_state *state, allot_str_t id, allot_payment_t payment,
                     int64_t now_ms, const allot_order_view_t **out, allot_error_detail_t *detail);
-int allot_order_hold(struct allot_state *state, allot_str_t id, allot_str_t reason,
-                     int64_t now_ms, const allot_order_view_t **out, allot_error_detail_t *detail);
+int allot_order_hold(struct allot_state *state, allot_str_t id, allot_str_t reason, int64_t now_ms,
+                     const allot_order_view_t **out, allot_error_detail_t *detail);
 int allot_order_unhold(struct allot_state *state, allot_str_t id, int64_t now_ms,
                        const allot_order_view_t **out, allot_error_detail_t *detail);
 int allot_order_modify(struct allot_state *state, const allot_order_modify_request_t *request,
@@ -258,7 +258,7 @@ int allot_order_get(struct allot_state *state, allot_str_t id, const allot_order
 
 typedef struct allot_order_page {
     uint32_t count;
-    bool more;       /* another page follows; its cursor is the last order's id */
+    bool more; /* another page follows; its cursor is the last order's id */
     uint32_t refs[ALLOT_ORDER_LIST_LIMIT_MAX]; /* internal: live slot or archived entry */
 } allot_order_page_t;
 

@@ -5,7 +5,8 @@
 
 #include "order_internal.h"
 
-/* ---- stock effects ---------------------------------------------------------------------------- */
+/* ---- stock effects ----------------------------------------------------------------------------
+ */
 
 static allot_position_t *position_of(allot_state_t *state, allot_str_t sku, allot_str_t location,
                                      uint32_t *sku_index)
@@ -63,8 +64,7 @@ static void history_add(allot_order_t *o, int64_t at_ms, uint8_t event, uint8_t 
                         uint16_t shipment, allot_str_t text)
 {
     assert(o->v.history_count < o->history_capacity);
-    o->v.history[o->v.history_count++] =
-        (allot_event_history_t){at_ms, event, arg, shipment, text};
+    o->v.history[o->v.history_count++] = (allot_event_history_t){at_ms, event, arg, shipment, text};
 }
 
 /* ended_ms, the ended heap and the dirty mark after any change. */
@@ -79,7 +79,8 @@ static void order_settle(allot_state_t *state, uint32_t slot, int64_t at_ms)
     order_dirty_mark(state, slot);
 }
 
-/* ---- prepare ---------------------------------------------------------------------------------- */
+/* ---- prepare ----------------------------------------------------------------------------------
+ */
 
 static int prepare_whole(allot_state_t *state, const allot_event_t *event)
 {
@@ -98,11 +99,12 @@ static int prepare_whole(allot_state_t *state, const allot_event_t *event)
         if (allot_location_index_find(state, s->location) == ALLOT_LOCATION_NONE ||
             (create && s->state != ALLOT_SHIPMENT_ALLOCATED))
             return ALLOT_ECORRUPT;
-        if (create && (rc = items_prepare(state, e->items + s->item_first, s->item_count,
-                                          s->location)) != 0)
+        if (create &&
+            (rc = items_prepare(state, e->items + s->item_first, s->item_count, s->location)) != 0)
             return rc;
     }
-    if (create && e->reservation.len > 0 && (rc = reservation_consume_prepare(state, e->reservation)))
+    if (create && e->reservation.len > 0 &&
+        (rc = reservation_consume_prepare(state, e->reservation)))
         return rc;
     rc = order_insert_reserve(state, e->customer, e->return_count);
     if (rc == 0)
@@ -114,7 +116,8 @@ static int prepare_whole(allot_state_t *state, const allot_event_t *event)
     return order_build(e, create ? 1 : 0, &prep->order);
 }
 
-static int prepare_reject(allot_state_t *state, allot_order_t *o, const allot_event_order_change_t *c)
+static int prepare_reject(allot_state_t *state, allot_order_t *o,
+                          const allot_event_order_change_t *c)
 {
     const allot_event_shipment_t *old = &o->v.shipments[c->shipment];
     if (old->state != ALLOT_SHIPMENT_ALLOCATED && old->state != ALLOT_SHIPMENT_RELEASED)
@@ -202,8 +205,8 @@ static int prepare_typed(allot_state_t *state, allot_order_t *o, uint8_t type,
 {
     order_prepared_t *prep = &state->order_prepared;
     const allot_event_shipment_t *s = NULL;
-    bool needs_shipment = type == ALLOT_EVENT_SHIPMENT_REJECT || type == ALLOT_EVENT_SHIPMENT_SHIP ||
-                          type == ALLOT_EVENT_SHIPMENT_DELIVER;
+    bool needs_shipment = type == ALLOT_EVENT_SHIPMENT_REJECT ||
+                          type == ALLOT_EVENT_SHIPMENT_SHIP || type == ALLOT_EVENT_SHIPMENT_DELIVER;
     if (needs_shipment && c->shipment >= o->v.shipment_count)
         return ALLOT_ECORRUPT;
     if (needs_shipment)
@@ -268,7 +271,8 @@ int order_apply_prepare(allot_state_t *state, const allot_event_t *event)
     return prepare_typed(state, o, event->type, c);
 }
 
-/* ---- commit ----------------------------------------------------------------------------------- */
+/* ---- commit -----------------------------------------------------------------------------------
+ */
 
 static void commit_whole(allot_state_t *state, const allot_event_t *event)
 {
@@ -301,7 +305,8 @@ static void commit_whole(allot_state_t *state, const allot_event_t *event)
     (void)slot;
 }
 
-static void commit_reject(allot_state_t *state, allot_order_t *o, const allot_event_order_change_t *c)
+static void commit_reject(allot_state_t *state, allot_order_t *o,
+                          const allot_event_order_change_t *c)
 {
     allot_event_shipment_t *old = &o->v.shipments[c->shipment];
     items_allocate(state, o->v.items + old->item_first, old->item_count, old->location, -1, false);
@@ -331,8 +336,8 @@ static void commit_shipment(allot_state_t *state, allot_order_t *o, uint8_t type
     uint8_t next = allot_order_state_from_shipments(&o->v);
     if (next != o->v.state) {
         o->v.state = next;
-        o->v.entered_by = type == ALLOT_EVENT_SHIPMENT_SHIP ? ALLOT_ORDER_EVENT_SHIP
-                                                              : ALLOT_ORDER_EVENT_DELIVER;
+        o->v.entered_by =
+            type == ALLOT_EVENT_SHIPMENT_SHIP ? ALLOT_ORDER_EVENT_SHIP : ALLOT_ORDER_EVENT_DELIVER;
     }
 }
 
@@ -342,8 +347,8 @@ static void commit_return(allot_state_t *state, allot_order_t *o, uint8_t type,
     if (type == ALLOT_EVENT_RETURN_CREATE) {
         allot_event_return_t *r = &o->v.returns[o->v.return_count++];
         o->v.item_count += c->item_count;
-        int rc = allot_hash_insert(&state->order_return_index, allot_hash_bytes(r->id.ptr, r->id.len),
-                                   o->slot);
+        int rc = allot_hash_insert(&state->order_return_index,
+                                   allot_hash_bytes(r->id.ptr, r->id.len), o->slot);
         assert(rc == 0);
         (void)rc;
         return;

@@ -295,8 +295,8 @@ static int get_shipments(allot_reader_t *r, allot_event_scratch_t *s, allot_even
         sh->reason = allot_reader_str(r);
         sh->item_first = allot_reader_u16(r);
         sh->item_count = allot_reader_u16(r);
-        if (r->failed || !allot_id_valid(sh->location) ||
-            sh->state >= ALLOT_SHIPMENT_STATE_COUNT || !text_ok(sh->tracking, ALLOT_TEXT_BYTES_MAX) ||
+        if (r->failed || !allot_id_valid(sh->location) || sh->state >= ALLOT_SHIPMENT_STATE_COUNT ||
+            !text_ok(sh->tracking, ALLOT_TEXT_BYTES_MAX) ||
             !text_ok(sh->reason, ALLOT_TEXT_BYTES_MAX) || sh->item_count == 0)
             return ALLOT_ECORRUPT;
     }

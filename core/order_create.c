@@ -4,7 +4,8 @@
 
 #include "order_internal.h"
 
-/* ---- request hash (idempotency) --------------------------------------------------------------- */
+/* ---- request hash (idempotency) ---------------------------------------------------------------
+ */
 
 static void hash_bytes(uint64_t *h, const void *data, size_t len)
 {
@@ -62,7 +63,8 @@ static uint64_t order_request_hash(const allot_order_create_request_t *req)
     return h;
 }
 
-/* ---- validation ------------------------------------------------------------------------------- */
+/* ---- validation -------------------------------------------------------------------------------
+ */
 
 static int create_lines_check(const allot_order_create_request_t *req, allot_error_detail_t *detail)
 {
@@ -101,7 +103,8 @@ static int create_check(const allot_state_t *state, const allot_order_create_req
     if (rc != 0)
         return rc;
     if ((unsigned)req->policy >= ALLOT_POLICY_COUNT || (unsigned)req->method >= ALLOT_METHOD_COUNT)
-        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "policy", "unknown policy or method");
+        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "policy",
+                               "unknown policy or method");
     if (req->address.len > ALLOT_ORDER_ADDRESS_BYTES_MAX)
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "address",
                                "address must encode in at most %u bytes",
@@ -112,9 +115,10 @@ static int create_check(const allot_state_t *state, const allot_order_create_req
                                "instructions must be at most %u bytes of UTF-8",
                                (unsigned)ALLOT_TEXT_BYTES_MAX);
     if (!from_reservation && req->method == ALLOT_METHOD_PICKUP && req->location.len == 0)
-        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "location", "pickup needs location");
-    allot_avail_request_t avail = {req->method, req->has_ship_to, req->lat, req->lon, 0,
-                                   req->location};
+        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "location",
+                               "pickup needs location");
+    allot_avail_request_t avail = {req->method, req->has_ship_to, req->lat, req->lon,
+                                   0,           req->location};
     return allot_avail_prepare(state, &avail, query, detail);
 }
 
@@ -139,7 +143,8 @@ static int create_existing(allot_state_t *state, const allot_order_create_reques
     return 1;
 }
 
-/* ---- building the event ----------------------------------------------------------------------- */
+/* ---- building the event -----------------------------------------------------------------------
+ */
 
 /* Group allocations into one shipment per location (first-seen order); items contiguous. */
 int order_shipments_build(allot_state_t *state, const order_alloc_t *allocs, uint32_t n,
@@ -170,8 +175,8 @@ int order_shipments_build(allot_state_t *state, const order_alloc_t *allocs, uin
         s->item_first = items;
         for (uint32_t i = 0; i < n; i++)
             if (allocs[i].location == locations[k])
-                state->build_items[items++] = (allot_event_item_t){
-                    allot_sku_id(&state->skus[allocs[i].sku]), allocs[i].qty};
+                state->build_items[items++] =
+                    (allot_event_item_t){allot_sku_id(&state->skus[allocs[i].sku]), allocs[i].qty};
         s->item_count = items - s->item_first;
     }
     e->shipment_count = count;
@@ -225,8 +230,8 @@ static int create_from_reservation(allot_state_t *state, const allot_order_creat
         const allot_reservation_line_t *line = &r->lines[i];
         if (line->qty_held == 0)
             continue;
-        lines[e->line_count++] = (allot_event_item_t){allot_sku_id(&state->skus[line->sku]),
-                                                      line->qty_held};
+        lines[e->line_count++] =
+            (allot_event_item_t){allot_sku_id(&state->skus[line->sku]), line->qty_held};
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
             allocs[n++] = (order_alloc_t){line->sku, a->location, a->qty};
@@ -242,8 +247,8 @@ static int create_from_lines(allot_state_t *state, const allot_order_create_requ
                              allot_event_order_t *e, allot_event_item_t *lines,
                              allot_error_detail_t *detail)
 {
-    allot_sourcing_request_t sourcing = {
-        req->lines, req->line_count, *query, req->policy, false, NULL, now_ms};
+    allot_sourcing_request_t sourcing = {req->lines, req->line_count, *query, req->policy, false,
+                                         NULL,       now_ms};
     allot_plan_t plan;
     int rc = allot_sourcing_plan(state, &sourcing, &plan, detail);
     if (rc != 0)

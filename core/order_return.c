@@ -116,15 +116,24 @@ int allot_return_create(allot_state_t *state, const allot_return_request_t *req,
     if (rc != 0)
         return rc;
     char label[16];
-    snprintf(label, sizeof(label), "RMA-%08X", (unsigned)allot_hash_bytes(req->id.ptr, req->id.len));
+    snprintf(label, sizeof(label), "RMA-%08X",
+             (unsigned)allot_hash_bytes(req->id.ptr, req->id.len));
     allot_event_t event = {.type = ALLOT_EVENT_RETURN_CREATE};
     allot_event_order_change_t *c = &event.u.change;
-    *c = (allot_event_order_change_t){.id = v->id, .at_ms = now_ms,
-                                      .shipment = ALLOT_EVENT_SHIPMENT_NONE, .text = req->id};
+    *c = (allot_event_order_change_t){
+        .id = v->id, .at_ms = now_ms, .shipment = ALLOT_EVENT_SHIPMENT_NONE, .text = req->id};
     c->address = c->instructions = c->location = (allot_str_t){"", 0};
-    c->ret = (allot_event_return_t){req->id, {"", 0}, req->reason, allot_str_from_cstr(label),
-                                    hash, now_ms, 0, ALLOT_RETURN_REQUESTED,
-                                    ALLOT_DISPOSITION_NONE, 0, req->line_count};
+    c->ret = (allot_event_return_t){req->id,
+                                    {"", 0},
+                                    req->reason,
+                                    allot_str_from_cstr(label),
+                                    hash,
+                                    now_ms,
+                                    0,
+                                    ALLOT_RETURN_REQUESTED,
+                                    ALLOT_DISPOSITION_NONE,
+                                    0,
+                                    req->line_count};
     if (order_build_reserve(state, 0, req->line_count) != 0)
         return allot_error_set(detail, ALLOT_ENOMEM, NULL, "out of memory");
     for (uint32_t i = 0; i < req->line_count; i++)
@@ -179,8 +188,8 @@ int allot_return_receive(allot_state_t *state, allot_str_t id, allot_str_t locat
                                (int)location.len, location.ptr);
     uint32_t slot = order_return_find(state, id, return_index);
     if (slot == ALLOT_SLOT_NONE)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "return %.*s not found",
-                               (int)id.len, id.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "return %.*s not found", (int)id.len,
+                               id.ptr);
     const allot_event_order_t *v = &state->orders[slot]->v;
     const allot_event_return_t *r = &v->returns[*return_index];
     if (r->state == ALLOT_RETURN_RECEIVED) {
@@ -197,9 +206,12 @@ int allot_return_receive(allot_state_t *state, allot_str_t id, allot_str_t locat
     int rc = receive_check(state, v, r, l, disposition, detail);
     if (rc != 0)
         return rc;
-    allot_event_order_change_t c = {.id = v->id, .at_ms = now_ms,
+    allot_event_order_change_t c = {.id = v->id,
+                                    .at_ms = now_ms,
                                     .shipment = ALLOT_EVENT_SHIPMENT_NONE,
-                                    .arg = (uint8_t)disposition, .text = id, .location = location};
+                                    .arg = (uint8_t)disposition,
+                                    .text = id,
+                                    .location = location};
     c.address = c.instructions = (allot_str_t){"", 0};
     rc = order_change_emit(state, ALLOT_EVENT_RETURN_RECEIVE, &c, detail);
     if (rc != 0)

@@ -75,8 +75,8 @@ static int reject_plan(allot_state_t *state, const allot_event_order_t *v, uint3
     if (s->item_count > ALLOT_LINES_MAX)
         return allot_error_set(detail, ALLOT_ETOO_LARGE, "shipment", "shipment too large");
     for (uint32_t i = 0; i < s->item_count; i++)
-        lines[i] = (allot_line_input_t){v->items[s->item_first + i].sku,
-                                        v->items[s->item_first + i].qty};
+        lines[i] =
+            (allot_line_input_t){v->items[s->item_first + i].sku, v->items[s->item_first + i].qty};
     allot_avail_request_t avail = {v->method, v->has_ship_to, v->lat, v->lon, 0, v->location};
     allot_avail_query_t query;
     int rc = allot_avail_prepare(state, &avail, &query, detail);
@@ -92,8 +92,8 @@ static int reject_plan(allot_state_t *state, const allot_event_order_t *v, uint3
         was_active[n] = state->locations[excluded[n]].active;
         state->locations[excluded[n++]].active = false;
     }
-    allot_sourcing_request_t sourcing = {
-        lines, s->item_count, query, (allot_policy_t)v->policy, false, NULL, now_ms};
+    allot_sourcing_request_t sourcing = {lines, s->item_count, query, (allot_policy_t)v->policy,
+                                         false, NULL,          now_ms};
     allot_plan_t plan;
     rc = allot_sourcing_plan(state, &sourcing, &plan, detail);
     while (n > 0) {

@@ -1,4 +1,5 @@
-/* order_store.c - order records (slab, id/customer/return indexes, ended heap), storage, snapshots. */
+/* order_store.c - order records (slab, id/customer/return indexes, ended heap), storage, snapshots.
+ */
 #include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -107,8 +108,8 @@ int order_room(allot_order_t *o, uint32_t shipments, uint32_t items, uint32_t re
                uint32_t history)
 {
     allot_event_order_t *v = &o->v;
-    int rc = array_grow((void **)&v->shipments, &o->shipment_capacity, v->shipment_count + shipments,
-                        sizeof(*v->shipments));
+    int rc = array_grow((void **)&v->shipments, &o->shipment_capacity,
+                        v->shipment_count + shipments, sizeof(*v->shipments));
     if (rc == 0)
         rc = array_grow((void **)&v->items, &o->item_capacity, v->item_count + items,
                         sizeof(*v->items));
@@ -184,13 +185,13 @@ int order_build(const allot_event_order_t *src, uint32_t history_extra, allot_or
     allot_order_t *o = order_alloc();
     if (o == NULL)
         return ALLOT_ENOMEM;
-    int rc = array_grow((void **)&o->v.lines, &o->line_capacity, src->line_count,
-                        sizeof(*o->v.lines));
+    int rc =
+        array_grow((void **)&o->v.lines, &o->line_capacity, src->line_count, sizeof(*o->v.lines));
     if (rc == 0)
         rc = order_room(o, src->shipment_count, src->item_count, src->return_count,
                         src->history_count + history_extra);
-    bool ok = rc == 0 && order_head_copy(o, src) && items_copy(o, o->v.lines, src->lines,
-                                                               src->line_count);
+    bool ok = rc == 0 && order_head_copy(o, src) &&
+              items_copy(o, o->v.lines, src->lines, src->line_count);
     ok = ok && items_copy(o, o->v.items, src->items, src->item_count);
     for (uint32_t i = 0; ok && i < src->shipment_count; i++)
         ok = order_shipment_copy(o, &o->v.shipments[i], &src->shipments[i]);
@@ -352,10 +353,9 @@ uint32_t order_insert(allot_state_t *state, allot_order_t *order)
     order->hash = allot_hash_bytes(order->v.id.ptr, order->v.id.len);
     int rc = allot_hash_insert(&state->order_index, order->hash, slot);
     for (uint32_t k = 0; rc == 0 && k < order->v.return_count; k++)
-        rc = allot_hash_insert(&state->order_return_index,
-                               allot_hash_bytes(order->v.returns[k].id.ptr,
-                                                order->v.returns[k].id.len),
-                               slot);
+        rc = allot_hash_insert(
+            &state->order_return_index,
+            allot_hash_bytes(order->v.returns[k].id.ptr, order->v.returns[k].id.len), slot);
     assert(rc == 0);
     (void)rc;
     if (order->v.customer.len > 0)
@@ -524,8 +524,8 @@ static int order_slot_compare(const void *a, const void *b)
 static void dump_items(FILE *out, const char *what, const allot_event_item_t *items, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        fprintf(out, "    %s %.*s qty=%" PRId64 "\n", what, (int)items[i].sku.len,
-                items[i].sku.ptr, items[i].qty);
+        fprintf(out, "    %s %.*s qty=%" PRId64 "\n", what, (int)items[i].sku.len, items[i].sku.ptr,
+                items[i].qty);
 }
 
 static void dump_one(FILE *out, const allot_event_order_t *v)
@@ -555,8 +555,8 @@ static void dump_one(FILE *out, const allot_event_order_t *v)
                 " received_ms=%" PRId64 " label=%.*s reason=%.*s\n",
                 (int)r->id.len, r->id.ptr, allot_return_state_names[r->state],
                 allot_disposition_names[r->disposition], (int)r->location.len, r->location.ptr,
-                r->created_ms, r->received_ms, (int)r->label.len, r->label.ptr,
-                (int)r->reason.len, r->reason.ptr);
+                r->created_ms, r->received_ms, (int)r->label.len, r->label.ptr, (int)r->reason.len,
+                r->reason.ptr);
         dump_items(out, "item", v->items + r->item_first, r->item_count);
     }
     for (uint32_t i = 0; i < v->history_count; i++) {

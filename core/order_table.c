@@ -3,26 +3,34 @@
 
 #include "order.h"
 
-const char *const allot_order_state_names[] = {
-    "created", "on_hold", "released", "partially_shipped", "shipped", "delivered", "cancelled",
-    NULL};
+const char *const allot_order_state_names[] = {"created",           "on_hold", "released",
+                                               "partially_shipped", "shipped", "delivered",
+                                               "cancelled",         NULL};
 const char *const allot_shipment_state_names[] = {"allocated", "released",  "shipped", "delivered",
                                                   "rejected",  "cancelled", NULL};
 const char *const allot_payment_names[] = {"none", "authorized", "captured", "failed", NULL};
-const char *const allot_order_event_names[] = {
-    "order.create",    "order.pay",        "order.hold",       "order.unhold",
-    "order.modify",    "order.release",    "order.cancel",     "shipment.reject",
-    "shipment.ship",   "shipment.deliver", "return.create",    "return.receive",
-    NULL};
+const char *const allot_order_event_names[] = {"order.create",
+                                               "order.pay",
+                                               "order.hold",
+                                               "order.unhold",
+                                               "order.modify",
+                                               "order.release",
+                                               "order.cancel",
+                                               "shipment.reject",
+                                               "shipment.ship",
+                                               "shipment.deliver",
+                                               "return.create",
+                                               "return.receive",
+                                               NULL};
 const char *const allot_return_state_names[] = {"requested", "received", NULL};
 const char *const allot_disposition_names[] = {"none", "restock", "damaged", NULL};
 
-#define NO      ALLOT_ORDER_NEXT_FORBIDDEN
-#define SAME    ALLOT_ORDER_NEXT_SAME
-#define DERIVED ALLOT_ORDER_NEXT_DERIVED
-#define CREATED ALLOT_ORDER_CREATED
-#define ON_HOLD ALLOT_ORDER_ON_HOLD
-#define RELEASED ALLOT_ORDER_RELEASED
+#define NO        ALLOT_ORDER_NEXT_FORBIDDEN
+#define SAME      ALLOT_ORDER_NEXT_SAME
+#define DERIVED   ALLOT_ORDER_NEXT_DERIVED
+#define CREATED   ALLOT_ORDER_CREATED
+#define ON_HOLD   ALLOT_ORDER_ON_HOLD
+#define RELEASED  ALLOT_ORDER_RELEASED
 #define CANCELLED ALLOT_ORDER_CANCELLED
 
 /* state x event -> next state. Columns: create, pay, hold, unhold, modify, release, cancel,

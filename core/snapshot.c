@@ -107,6 +107,32 @@ static int snapshot_adjust_key(allot_state_t *state, snapshot_out_t *out, uint32
     return rc;
 }
 
+static int snapshot_order(allot_state_t *state, snapshot_out_t *out, uint32_t slot)
+{
+    state->snapshot_bytes.len = 0;
+    int rc = order_snapshot_encode(state, slot, &state->snapshot_bytes);
+    if (rc == 0)
+        snapshot_hand(state, out, STATE_KEY_ORDER, state->orders[slot]->v.id,
+                      ALLOT_EVENT_ORDER_SNAPSHOT);
+    return rc;
+}
+
+/* Orders evicted since the last take: their archived snapshots (recorded by ORDER_EVICT). */
+static void snapshot_archived(allot_state_t *state, snapshot_out_t *out)
+{
+    size_t off = 0;
+    while (off < state->archived.len) {
+        uint8_t id_len = state->archived.data[off];
+        uint32_t len;
+        memcpy(&len, state->archived.data + off + 1 + id_len, 4);
+        out->key[0] = STATE_KEY_ORDER;
+        memcpy(out->key + 1, state->archived.data + off + 1, id_len);
+        out->cb(out->ctx, out->key, 1u + id_len, ALLOT_EVENT_ORDER_SNAPSHOT,
+                state->archived.data + off + 5 + id_len, len, false);
+        off += 5u + id_len + len;
+    }
+}
+
 static uint8_t snapshot_type_of_kind(uint8_t kind)
 {
     switch (kind) {
@@ -163,6 +189,16 @@ int allot_state_snapshot_each_dirty(allot_state_t *state, allot_snapshot_cb snap
         if (k->used && k->dirty && (rc = snapshot_adjust_key(state, &out, slot)) == 0)
             k->dirty = false;
     }
+    for (uint32_t i = 0; rc == 0 && i < state->dirty_orders.count; i++) {
+        uint32_t slot = state->dirty_orders.items[i];
+        allot_order_t *o = state->orders[slot];
+        if (o != NULL && o->dirty && (rc = snapshot_order(state, &out, slot)) == 0)
+            o->dirty = false;
+    }
+    if (rc == 0) {
+        snapshot_archived(state, &out);
+        state->archived.len = 0;
+    }
     if (rc != 0)
         return rc; /* handed objects are clean; the rest stay dirty for the next call */
     allot_state_dirty_clear(state);
@@ -185,5 +221,10 @@ int allot_state_snapshot_each(allot_state_t *state, allot_snapshot_cb snapshot_c
     for (uint32_t i = 0; rc == 0 && i < state->adjust_key_slots; i++)
         if (state->adjust_keys[i].used)
             rc = snapshot_adjust_key(state, &out, i);
+    for (uint32_t i = 0; rc == 0 && i < state->order_slots; i++)
+        if (state->orders[i] != NULL)
+            rc = snapshot_order(state, &out, i);
+    if (rc == 0)
+        snapshot_archived(state, &out); /* kept until the dirty set is cleared */
     return rc;
 }

@@ -20,6 +20,8 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
         state->config.idempotency_age_ms = ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT;
     if (state->config.idempotency_entries_max == 0)
         state->config.idempotency_entries_max = ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT;
+    if (state->config.orders_archive_age_ms <= 0)
+        state->config.orders_archive_age_ms = ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT;
     allot_hash_init(&state->location_index);
     allot_hash_init(&state->sku_index);
     allot_hash_init(&state->reservation_index);
@@ -27,6 +29,7 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
     allot_arena_init(&state->sku_ids);
     reservation_init(state);
     adjust_key_init(state);
+    order_init(state);
     return state;
 }
 
@@ -34,6 +37,7 @@ void allot_state_destroy(allot_state_t *state)
 {
     if (state == NULL)
         return;
+    order_free_all(state);
     reservation_free_all(state);
     adjust_key_free_all(state);
     for (uint32_t i = 0; i < state->sku_count; i++)
@@ -77,6 +81,7 @@ void allot_state_counters_get(const allot_state_t *state, allot_state_counters_t
     out->reservations = state->reservation_live;
     out->tombstones = state->reservation_tombstones;
     out->adjust_keys = state->adjust_key_count;
+    out->orders = state->order_live;
 }
 
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len)
@@ -155,7 +160,8 @@ size_t allot_state_dirty_count(const allot_state_t *state)
     for (size_t off = 0; off < state->deleted.len; off += 2u + state->deleted.data[off + 1])
         deleted++;
     return deleted + state->dirty_locations.count + state->dirty_skus.count +
-           state->dirty_reservations.count + state->dirty_adjust_keys.count;
+           state->dirty_reservations.count + state->dirty_adjust_keys.count +
+           state->dirty_orders.count + order_archived_count(state);
 }
 
 void allot_state_dirty_clear(allot_state_t *state)
@@ -173,4 +179,5 @@ void allot_state_dirty_clear(allot_state_t *state)
     state->dirty_reservations.count = 0;
     state->dirty_adjust_keys.count = 0;
     state->deleted.len = 0;
+    order_dirty_clear(state);
 }

@@ -67,9 +67,12 @@ int allot_state_dump(const allot_state_t *state, FILE *out);
 /* Number of objects in the dirty set (deletions included). */
 size_t allot_state_dirty_count(const allot_state_t *state);
 /* Hand every dirty object to snapshot_cb (deletions first, then locations, SKUs, reservations,
- * adjust keys), then clear the dirty set. On ALLOT_ENOMEM the set is kept (retry later). */
+ * adjust keys, orders, then the archived snapshots of orders evicted since), then clear the dirty
+ * set. On ALLOT_ENOMEM the set is kept (retry later). */
 int allot_state_snapshot_each_dirty(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx);
-/* Hand every object (a full checkpoint); the dirty set is left alone. */
+/* Hand every object (a full checkpoint) and the archived snapshots of orders evicted since the
+ * last take; the dirty set is left alone. Evicted orders handed earlier are not repeated: the
+ * store must keep them (see core/order.h). */
 int allot_state_snapshot_each(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx);
 void allot_state_dirty_clear(allot_state_t *state);
 

@@ -68,13 +68,12 @@ typedef struct order_archived_ref {
 
 /* What a prepared order event hands to its commit. */
 typedef struct order_prepared {
-    allot_order_t *order;    /* the target (existing) or the new one (create/snapshot) */
-    uint32_t slot;           /* existing order's slot (ALLOT_SLOT_NONE for new) */
-    allot_str_t text;        /* copies in the order's text storage */
+    allot_order_t *order; /* the target (existing) or the new one (create/snapshot) */
+    uint32_t slot;        /* existing order's slot (ALLOT_SLOT_NONE for new) */
+    allot_str_t text;     /* copies in the order's text storage */
     allot_str_t address;
     allot_str_t instructions;
     allot_str_t location;
-    uint32_t item_first;     /* reject/return.create: where new items start */
 } order_prepared_t;
 
 typedef struct allot_adjust_key {
@@ -145,7 +144,7 @@ struct allot_state {
     allot_u32_vec_t dirty_adjust_keys;
     allot_u32_vec_t dirty_orders;
     allot_bytes_t archived; /* [u8 id_len][id][u32 len][ORDER_SNAPSHOT payload] per eviction */
-    allot_bytes_t deleted; /* [u8 kind][u8 len][id] per deleted object */
+    allot_bytes_t deleted;  /* [u8 kind][u8 len][id] per deleted object */
 
     allot_bytes_t event_bytes;                   /* live emission */
     allot_event_scratch_t event_scratch;         /* decoding */

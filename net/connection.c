@@ -20,6 +20,8 @@ static void process_input(connection_t *conn);
 static void on_close(uv_handle_t *handle)
 {
     connection_t *conn = handle->data;
+    server_buffered_sub(conn->server, conn->in_capacity + conn->out.size + conn->writing.size +
+                                          conn->held.size);
     free(conn->in);
     msgpack_sbuffer_destroy(&conn->out);
     msgpack_sbuffer_destroy(&conn->writing);
@@ -83,6 +85,14 @@ void connection_begin_shutdown(connection_t *conn)
 
 void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms)
 {
+    uint64_t idle_ms = (uint64_t)conn->server->config.idle_timeout_s * 1000;
+    if (!conn->closing && idle_ms > 0 && conn->partial_since_ms == 0 && connection_idle(conn) &&
+        now_monotonic_ms - conn->last_read_ms >= idle_ms) {
+        log_write(LOG_INFO, "idle_timeout", "connection=%llu idle_s=%u",
+                  (unsigned long long)conn->id, conn->server->config.idle_timeout_s);
+        connection_close(conn);
+        return;
+    }
     uint32_t timeout_ms = conn->server->config.request_timeout_ms;
     if (conn->closing || conn->partial_since_ms == 0 || timeout_ms == 0)
         return;
@@ -124,6 +134,7 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
         return;
     }
     msgpack_sbuffer_write(&conn->out, bytes, len);
+    server_buffered_add(conn->server, len);
     mark_dirty(conn);
 }
 
@@ -131,6 +142,7 @@ static void on_write(uv_write_t *req, int status)
 {
     connection_t *conn = req->data;
     conn->write_active = false;
+    server_buffered_sub(conn->server, conn->writing.size);
     conn->writing.size = 0;
     buffer_trim(&conn->writing);
     if (conn->closing)
@@ -160,6 +172,7 @@ void connection_flush(connection_t *conn)
             conn->out = swap;
             memmove(conn->writing.data, conn->writing.data + done, conn->writing.size - done);
             conn->writing.size -= done;
+            server_buffered_sub(conn->server, done);
             uv_buf_t rest = uv_buf_init(conn->writing.data, (unsigned)conn->writing.size);
             conn->write_req.data = conn;
             if (uv_write(&conn->write_req, (uv_stream_t *)&conn->handle, &rest, 1, on_write) != 0) {
@@ -169,6 +182,7 @@ void connection_flush(connection_t *conn)
             conn->write_active = true;
             return;
         }
+        server_buffered_sub(conn->server, conn->out.size);
         conn->out.size = 0;
         buffer_trim(&conn->out);
     }
@@ -236,6 +250,7 @@ static void held_append(connection_t *conn, const held_reply_t *reply, const cha
         return;
     }
     msgpack_sbuffer_write(&conn->held, bytes, len);
+    server_buffered_add(conn->server, len);
     held_reply_t *slot = &conn->held_replies[conn->held_head + conn->held_count];
     *slot = *reply;
     slot->end = conn->held.size;
@@ -259,6 +274,7 @@ void connection_release_durable(connection_t *conn, uint64_t durable_lsn)
     output_append(conn, conn->held.data, end);
     memmove(conn->held.data, conn->held.data + end, conn->held.size - end);
     conn->held.size -= end;
+    server_buffered_sub(conn->server, end);
     for (uint32_t i = 0; i < conn->held_count; i++)
         conn->held_replies[conn->held_head + i].end -= end;
     if (conn->held_count == 0) {
@@ -331,6 +347,20 @@ static void frame_reject(connection_t *conn, frame_status_t status)
     conn->in_start = conn->in_size; /* discard the rest */
 }
 
+/* Over the global buffer budget: answer OVERLOADED without running the request. */
+static void frame_overloaded(connection_t *conn, const uint8_t *data, size_t len)
+{
+    server_t *server = conn->server;
+    uint32_t msgid;
+    server->metrics.requests_overloaded++;
+    if (!peek_msgid(data, len, &msgid))
+        return; /* a notification: nobody to tell */
+    server->scratch.size = 0;
+    dispatch_pack_error(&server->scratch, msgid, ALLOT_EOVERLOADED, NULL,
+                        "server buffers are full; retry later");
+    output_append(conn, server->scratch.data, server->scratch.size);
+}
+
 static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
@@ -341,6 +371,11 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     if (ret != MSGPACK_UNPACK_SUCCESS || offset != len) {
         msgpack_zone_clear(&server->zone);
         frame_reject(conn, FRAME_INVALID);
+        return;
+    }
+    if (server_buffered_over_budget(server)) {
+        frame_overloaded(conn, data, len);
+        msgpack_zone_clear(&server->zone);
         return;
     }
     uint64_t started_ns = uv_hrtime();
@@ -379,6 +414,7 @@ static void input_compact(connection_t *conn)
     if (conn->in_start == conn->in_size) {
         conn->in_start = conn->in_size = 0;
         if (conn->in_capacity > CONNECTION_BUFFER_KEEP_BYTES) {
+            server_buffered_sub(conn->server, conn->in_capacity);
             free(conn->in);
             conn->in = NULL;
             conn->in_capacity = 0;
@@ -434,6 +470,7 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
             capacity = limit;
         uint8_t *grown = realloc(conn->in, capacity);
         if (grown != NULL) {
+            server_buffered_add(conn->server, capacity - conn->in_capacity);
             conn->in = grown;
             conn->in_capacity = capacity;
         }
@@ -457,6 +494,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     conn->in_size += (size_t)nread;
+    conn->last_read_ms = uv_now(conn->server->loop);
     process_input(conn);
 }
 
@@ -520,6 +558,7 @@ void connection_accept(server_t *server)
         return;
     }
     uv_tcp_nodelay(&conn->handle, 1);
+    conn->last_read_ms = uv_now(server->loop);
     server->metrics.connections_accepted++;
     reading_start(conn);
 }

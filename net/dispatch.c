@@ -25,7 +25,8 @@ const command_t *command_lookup(const char *name, size_t name_len)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
         const command_t *c = &command_table[i];
-        if (strncmp(c->name, name, name_len) == 0 && c->name[name_len] == '\0')
+        /* lengths first: a method may contain NUL bytes, which strncmp would stop at */
+        if (strlen(c->name) == name_len && memcmp(c->name, name, name_len) == 0)
             return c;
     }
     return NULL;

@@ -27,7 +27,7 @@ int handle_server_info(command_call_t *call)
     pack_key_int(pk, "positions", (int64_t)counts.positions);
     pack_key_int(pk, "locations", (int64_t)counts.locations);
     pack_key_int(pk, "reservations", (int64_t)counts.reservations);
-    pack_key_int(pk, "orders", 0 /* orders arrive with the orders module */);
+    pack_key_int(pk, "orders", (int64_t)counts.orders);
     pack_key_int(pk, "wal_lsn", (int64_t)info.wal_lsn);
     pack_key_int(pk, "durable_lsn", (int64_t)info.durable_lsn);
     pack_key_int(pk, "checkpoint_lsn", (int64_t)info.checkpoint_lsn);

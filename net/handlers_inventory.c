@@ -311,7 +311,7 @@ static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t
 int handle_avail_get(command_call_t *call)
 {
     allot_avail_query_t query;
-    uint32_t sku_count;
+    uint32_t sku_count = 0;
     bool detail = false;
     int rc = avail_args(call, &query, &sku_count, &detail);
     if (rc != 0)

@@ -77,7 +77,7 @@ static void pack_methods(const metrics_t *m, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 4);
@@ -105,6 +105,7 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "failures", (int64_t)g->checkpoint_failures);
     pack_key_int(pk, "last_duration_ms", g->checkpoint_last_ms);
     pack_key_int(pk, "requests_malformed", (int64_t)m->requests_malformed);
+    pack_key_int(pk, "requests_overloaded", (int64_t)m->requests_overloaded);
     pack_key_int(pk, "rss_bytes", (int64_t)metrics_rss_bytes());
     pack_key_int(pk, "uptime_s", g->uptime_s);
 }

@@ -41,7 +41,7 @@ typedef struct metrics {
     histogram_t wal_batch_us; /* hand-over to durable, per durable report */
     histogram_t loop_iteration_us;
     uint64_t connections_accepted, connections_refused, connections_closed_by_limit;
-    uint64_t requests_malformed, bytes_in, bytes_out;
+    uint64_t requests_malformed, requests_overloaded, bytes_in, bytes_out;
 } metrics_t;
 
 int metrics_init(metrics_t *m);

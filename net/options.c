@@ -112,6 +112,10 @@ UINT_SETTER(set_inflight_max, inflight_requests_max, 1, 1u << 20,
             "--inflight-max expects 1..1048576")
 UINT_SETTER(set_output_bytes_max, output_bytes_max, 4096, 1u << 30,
             "--output-bytes-max expects 4096..1073741824")
+UINT_SETTER(set_buffer_bytes_max, buffer_bytes_max, 1u << 20, 1ull << 40,
+            "--buffer-bytes-max expects 1048576..1099511627776")
+UINT_SETTER(set_idle_timeout_s, idle_timeout_s, 0, 86400,
+            "--idle-timeout-s expects 0..86400 (0 = never)")
 UINT_SETTER(set_connections_max, connections_max, 1, 1u << 20,
             "--connections-max expects 1..1048576")
 UINT_SETTER(set_request_timeout_ms, request_timeout_ms, 0, 3600000,
@@ -158,6 +162,8 @@ static const option_spec_t option_table[] = {
     {"inflight-max", true, set_inflight_max, "unanswered requests per connection (1024)"},
     {"output-bytes-max", true, set_output_bytes_max, "unsent reply bytes per connection (8 MiB)"},
     {"connections-max", true, set_connections_max, "concurrent connections (10000)"},
+    {"buffer-bytes-max", true, set_buffer_bytes_max, "all connection buffers together (1 GiB)"},
+    {"idle-timeout-s", true, set_idle_timeout_s, "close connections idle this long (0 = never)"},
     {"request-timeout-ms", true, set_request_timeout_ms, "close a half-sent request after (30000)"},
     {"wal-segment-bytes", true, set_wal_segment_bytes, "WAL segment file size (64 MiB)"},
     {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},

@@ -39,6 +39,8 @@ void server_config_defaults(server_config_t *config)
     config->inflight_requests_max = ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT;
     config->output_bytes_max = ALLOT_OUTPUT_BYTES_MAX_DEFAULT;
     config->connections_max = ALLOT_CONNECTIONS_MAX_DEFAULT;
+    config->buffer_bytes_max = ALLOT_BUFFER_BYTES_MAX_DEFAULT;
+    config->idle_timeout_s = 0;
     config->request_timeout_ms = 30000;
     config->checkpoint_interval_s = 60;
     config->checkpoint_wal_bytes = 256ull << 20;

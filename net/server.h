@@ -33,6 +33,8 @@ typedef struct server_config {
     uint32_t inflight_requests_max;
     uint32_t output_bytes_max;
     uint32_t connections_max;
+    uint64_t buffer_bytes_max; /* all connections' buffers together; over it: OVERLOADED */
+    uint32_t idle_timeout_s;   /* close a connection silent this long (0: never) */
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
     uint32_t checkpoint_interval_s;
     char auth_token_file[SERVER_PATH_BYTES_MAX]; /* empty: no authentication */

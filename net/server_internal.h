@@ -38,6 +38,7 @@ struct connection {
     size_t in_size, in_capacity, in_start;
     frame_scanner_t scanner;
     uint64_t partial_since_ms; /* uv_now() when the unfinished request began; 0 when none */
+    uint64_t last_read_ms;     /* uv_now() of the last bytes received (idle timeout) */
     /* output */
     msgpack_sbuffer out;     /* replies ready to send */
     msgpack_sbuffer writing; /* bytes owned by the active uv_write */
@@ -111,6 +112,7 @@ typedef struct server {
     uint64_t iteration_busy_ns; /* time spent on requests and timers in this loop iteration */
     uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
+    uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
 } server_t;
 
 /* server.c */
@@ -118,6 +120,23 @@ int64_t server_now_ms(server_t *server);
 void server_connection_closed(server_t *server, connection_t *conn);
 bool server_writes_allowed(const server_t *server, int *refused_error);
 void server_metrics_gauges(const server_t *server, metrics_gauges_t *gauges);
+
+/* Global budget for connection buffers (--buffer-bytes-max): over it, new requests are
+ * answered OVERLOADED instead of run, so the process does not grow with what clients send. */
+static inline void server_buffered_add(server_t *server, size_t bytes)
+{
+    server->buffered_bytes += bytes;
+}
+
+static inline void server_buffered_sub(server_t *server, size_t bytes)
+{
+    server->buffered_bytes -= bytes < server->buffered_bytes ? bytes : server->buffered_bytes;
+}
+
+static inline bool server_buffered_over_budget(const server_t *server)
+{
+    return server->buffered_bytes > server->config.buffer_bytes_max;
+}
 
 /* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */
 int server_ops_start(server_t *server);

@@ -80,20 +80,18 @@ static int64_t result_int(const allot_reply_t *r, const char *key)
 static void put_location(const char *id, int priority)
 {
     allot_reply_t r = {0};
-    harness_call_ok(cli, "location.put",
-                    js("{'id':'%s','type':'warehouse','lat':0,'lon':0,'priority':%d}", id,
-                       priority),
-                    &r);
+    harness_call_ok(
+        cli, "location.put",
+        js("{'id':'%s','type':'warehouse','lat':0,'lon':0,'priority':%d}", id, priority), &r);
     allot_reply_free(&r);
 }
 
 static void set_stock(const char *sku, const char *location, int64_t on_hand)
 {
     allot_reply_t r = {0};
-    harness_call_ok(cli, "stock.set",
-                    js("{'sku':'%s','location':'%s','on_hand':%lld}", sku, location,
-                       (long long)on_hand),
-                    &r);
+    harness_call_ok(
+        cli, "stock.set",
+        js("{'sku':'%s','location':'%s','on_hand':%lld}", sku, location, (long long)on_hand), &r);
     allot_reply_free(&r);
 }
 
@@ -112,7 +110,8 @@ typedef struct poller {
     char first_violation[512];
 } poller_t;
 
-static void poller_violation(poller_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void poller_violation(poller_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void poller_violation(poller_t *p, const char *fmt, ...)
 {
     if (p->violations++ == 0) {
@@ -149,8 +148,8 @@ static void *poller_main(void *arg)
             poller_violation(p, "impossible counts: on_hand %lld reserved %lld available %lld",
                              (long long)on_hand, (long long)reserved, (long long)available);
         if (reserved < p->last_reserved) /* nothing is released during the race */
-            poller_violation(p, "reserved went down from %lld to %lld",
-                             (long long)p->last_reserved, (long long)reserved);
+            poller_violation(p, "reserved went down from %lld to %lld", (long long)p->last_reserved,
+                             (long long)reserved);
         p->last_reserved = reserved;
     }
     allot_reply_free(&r);
@@ -192,19 +191,19 @@ typedef struct race {
     const char *sku;
     int64_t qty;
     /* outcome */
-    long held;           /* successful reserves */
-    int64_t units_held;  /* sum of their allocations */
-    long refused;        /* INSUFFICIENT_STOCK */
+    long held;          /* successful reserves */
+    int64_t units_held; /* sum of their allocations */
+    long refused;       /* INSUFFICIENT_STOCK */
     int64_t last_refusal_available;
-    bool *seen;          /* [CLIENTS * SEQ_MAX]: reservation ids answered with success */
+    bool *seen; /* [CLIENTS * SEQ_MAX]: reservation ids answered with success */
 } race_t;
 
 static void race_send(racer_t *rc, int index, const race_t *race)
 {
     uint32_t msgid;
     cr_assert_lt(rc->sent, SEQ_MAX, "racer %d sent too many requests", index);
-    const char *params = js("{'id':'fs-%d-%d','lines':[{'sku':'%s','qty':%lld}]}", index,
-                            rc->sent, race->sku, (long long)race->qty);
+    const char *params = js("{'id':'fs-%d-%d','lines':[{'sku':'%s','qty':%lld}]}", index, rc->sent,
+                            race->sku, (long long)race->qty);
     cr_assert_eq(allot_client_send_json(rc->c, "reserve", params, &msgid), 0, "%s",
                  allot_client_last_error(rc->c));
     rc->sent++;
@@ -218,14 +217,13 @@ static void race_reply(racer_t *rc, const allot_reply_t *r, race_t *race)
         cr_assert_str_eq(r->code, "INSUFFICIENT_STOCK", "refusal %s: %s", r->code, r->message);
         const msgpack_object *shortfalls = allot_object_map_get(&r->error, "shortfalls");
         cr_assert(shortfalls != NULL && shortfalls->type == MSGPACK_OBJECT_ARRAY &&
-                  shortfalls->via.array.size == 1,
+                      shortfalls->via.array.size == 1,
                   "refusal without one shortfall");
         const msgpack_object *s = &shortfalls->via.array.ptr[0];
         int64_t requested = 0, available = -1;
         cr_assert(allot_object_str_equal(allot_object_map_get(s, "sku"), race->sku));
         cr_assert(map_int(s, "requested", &requested) && requested == race->qty);
-        cr_assert(map_int(s, "available", &available) && available >= 0 &&
-                  available < race->qty,
+        cr_assert(map_int(s, "available", &available) && available >= 0 && available < race->qty,
                   "refused with %lld available", (long long)available);
         race->refused++;
         race->last_refusal_available = available;
@@ -293,8 +291,7 @@ static void run_race(race_t *race)
                 continue;
             racer_t *rc = &racers[who[k]];
             do {
-                cr_assert_eq(allot_client_recv(rc->c, &r), 0, "%s",
-                             allot_client_last_error(rc->c));
+                cr_assert_eq(allot_client_recv(rc->c, &r), 0, "%s", allot_client_last_error(rc->c));
                 race_reply(rc, &r, race);
             } while (rc->inflight > 0 && allot_client_buffered_bytes(rc->c) > 0);
             if (!rc->refused) {
@@ -419,5 +416,41 @@ Test(flashsale, the_same_cart_sent_from_every_connection_at_once_is_held_once)
     free(first);
     allot_reply_free(&r);
     expect_final_stock("FLASH", 10, 3);
+    cr_expect_eq(server_reservations(), 1);
+}
+
+Test(flashsale, different_carts_racing_for_one_id_leave_exactly_one_winner)
+{
+    put_location("W1", 0);
+    set_stock("FLASH", "W1", 5000);
+    allot_client_t *clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        clients[i] = harness_connect(srv);
+    for (int i = 0; i < CLIENTS; i++) {
+        uint32_t msgid;
+        cr_assert_eq(allot_client_send_json(
+                         clients[i], "reserve",
+                         js("{'id':'contested','lines':[{'sku':'FLASH','qty':%d}]}", i + 1),
+                         &msgid),
+                     0);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        cr_assert_eq(allot_client_flush(clients[i]), 0);
+    allot_reply_t r = {0};
+    int winners = 0;
+    int64_t winning_qty = -1;
+    for (int i = 0; i < CLIENTS; i++) {
+        cr_assert_eq(allot_client_recv(clients[i], &r), 0);
+        if (r.is_error) {
+            cr_expect_str_eq(r.code, "CONFLICT", "%s", r.message);
+        } else {
+            winners++;
+            winning_qty = i + 1;
+        }
+        allot_client_close(clients[i]);
+    }
+    allot_reply_free(&r);
+    cr_expect_eq(winners, 1);
+    expect_final_stock("FLASH", 5000, winning_qty);
     cr_expect_eq(server_reservations(), 1);
 }

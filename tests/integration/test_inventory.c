@@ -149,10 +149,9 @@ static void put_location(const char *id, const char *rest)
 static void set_stock(const char *sku, const char *location, int64_t on_hand)
 {
     allot_reply_t r = {0};
-    harness_call_ok(cli, "stock.set",
-                    js("{'sku':'%s','location':'%s','on_hand':%lld}", sku, location,
-                       (long long)on_hand),
-                    &r);
+    harness_call_ok(
+        cli, "stock.set",
+        js("{'sku':'%s','location':'%s','on_hand':%lld}", sku, location, (long long)on_hand), &r);
     allot_reply_free(&r);
 }
 
@@ -225,8 +224,7 @@ Test(inventory, location_put_returns_the_record_with_defaults_and_upserts_the_wh
                    "'ship':false,'pickup':true,'same_day_radius_km':12.5,'daily_capacity':7,"
                    "'active':false}");
     /* Upsert again without the optional fields: they go back to their defaults. */
-    harness_call_ok(cli, "location.put",
-                    js("{'id':'W1','type':'dc','lat':1.5,'lon':2.5}"), &r);
+    harness_call_ok(cli, "location.put", js("{'id':'W1','type':'dc','lat':1.5,'lon':2.5}"), &r);
     harness_call_ok(cli, "location.get", js("{'id':'W1'}"), &r);
     expect_json_at(&r, "",
                    "{'id':'W1','type':'dc','lat':1.5,'lon':2.5,'priority':100,'ship':true,"
@@ -282,15 +280,13 @@ Test(inventory, location_put_rejects_bad_fields_naming_them)
         {"{'id':'','type':'store','lat':0,'lon':0}", "id"},
         {"{'id':'X','type':'store','lat':0,'lon':0,'priority':2147483648}", "priority"},
         {"{'id':'X','type':'store','lat':0,'lon':0,'daily_capacity':-1}", "daily_capacity"},
-        {"{'id':'X','type':'store','lat':0,'lon':0,'same_day_radius_km':-1}",
-         "same_day_radius_km"},
+        {"{'id':'X','type':'store','lat':0,'lon':0,'same_day_radius_km':-1}", "same_day_radius_km"},
         {"{'id':'X','type':'store','lat':0,'lon':0,'ship':1}", "ship"},
         {"{'id':'X','type':'store','lat':0,'lon':0,'colour':'red'}", "colour"},
     };
     allot_reply_t r = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        harness_call_error(cli, "location.put", js("%s", cases[i].params), "INVALID_ARGUMENT",
-                           &r);
+        harness_call_error(cli, "location.put", js("%s", cases[i].params), "INVALID_ARGUMENT", &r);
         expect_error_names(&r, cases[i].field);
     }
     harness_call_ok(cli, "location.list", "{}", &r);
@@ -303,7 +299,8 @@ Test(inventory, location_put_rejects_bad_fields_naming_them)
     allot_reply_free(&r);
 }
 
-/* ---- stock ------------------------------------------------------------------------------------ */
+/* ---- stock ------------------------------------------------------------------------------------
+ */
 
 Test(inventory, stock_set_returns_the_position_and_stock_get_sums_positions_sorted_by_location)
 {
@@ -387,16 +384,15 @@ Test(inventory, stock_set_keeps_safety_stock_when_omitted_and_rejects_out_of_ran
 {
     put_location("W1", "'type':'warehouse','lat':0,'lon':0");
     allot_reply_t r = {0};
-    harness_call_ok(cli, "stock.set", js("{'sku':'A','location':'W1','on_hand':10,'safety_stock':3}"),
-                    &r);
+    harness_call_ok(cli, "stock.set",
+                    js("{'sku':'A','location':'W1','on_hand':10,'safety_stock':3}"), &r);
     harness_call_ok(cli, "stock.set", js("{'sku':'A','location':'W1','on_hand':12}"), &r);
     cr_expect_eq(int_at(&r, "safety_stock"), 3);
     cr_expect_eq(int_at(&r, "available"), 9);
     harness_call_error(cli, "stock.set", js("{'sku':'A','location':'W1','on_hand':-1}"),
                        "INVALID_ARGUMENT", &r);
     expect_error_names(&r, "on_hand");
-    harness_call_error(cli, "stock.set",
-                       js("{'sku':'A','location':'W1','on_hand':2199023255552}"),
+    harness_call_error(cli, "stock.set", js("{'sku':'A','location':'W1','on_hand':2199023255552}"),
                        "INVALID_ARGUMENT", &r);
     expect_error_names(&r, "on_hand");
     harness_call_error(cli, "stock.set", js("{'sku':'A','location':'W1','on_hand':'5'}"),
@@ -469,12 +465,17 @@ Test(inventory, stock_adjust_rejects_zero_and_oversized_deltas)
     harness_call_error(cli, "stock.adjust", js("{'sku':'A','location':'W1','delta':0}"),
                        "INVALID_ARGUMENT", &r);
     expect_error_names(&r, "delta");
-    harness_call_error(cli, "stock.adjust",
-                       js("{'sku':'A','location':'W1','delta':2199023255552}"),
+    harness_call_error(cli, "stock.adjust", js("{'sku':'A','location':'W1','delta':2199023255552}"),
                        "INVALID_ARGUMENT", &r);
     expect_error_names(&r, "delta");
     harness_call_error(cli, "stock.adjust", js("{'sku':'A','location':'nowhere','delta':1}"),
                        "NOT_FOUND", &r);
+    /* on_hand never grows past 2^40 (refused, nothing changes). */
+    set_stock("A", "W1", ((int64_t)1 << 40) - 1);
+    harness_call_ok(cli, "stock.adjust", js("{'sku':'A','location':'W1','delta':1}"), &r);
+    harness_call_json(cli, "stock.adjust", js("{'sku':'A','location':'W1','delta':1}"), &r);
+    cr_expect(r.is_error, "on_hand went past 2^40");
+    cr_expect_eq(position_field("A", "W1", "on_hand"), (int64_t)1 << 40);
     allot_reply_free(&r);
 }
 
@@ -482,8 +483,8 @@ Test(inventory, safety_stock_is_not_available_to_avail_get_stock_get_or_reserve)
 {
     put_location("W1", "'type':'warehouse','lat':0,'lon':0");
     allot_reply_t r = {0};
-    harness_call_ok(cli, "stock.set", js("{'sku':'A','location':'W1','on_hand':10,'safety_stock':3}"),
-                    &r);
+    harness_call_ok(cli, "stock.set",
+                    js("{'sku':'A','location':'W1','on_hand':10,'safety_stock':3}"), &r);
     cr_expect_eq(int_at(&r, "available"), 7);
     harness_call_ok(cli, "stock.get", js("{'sku':'A'}"), &r);
     cr_expect_eq(int_at(&r, "available"), 7);
@@ -501,6 +502,10 @@ Test(inventory, safety_stock_is_not_available_to_avail_get_stock_get_or_reserve)
     cr_expect_eq(int_at(&r, "reserved"), 7);
     cr_expect_eq(int_at(&r, "available"), 0);
     cr_expect_eq(avail_of(js("{'skus':['A']}")), 0);
+    /* Releasing the over-hold brings back exactly on_hand - safety_stock. */
+    harness_call_ok(cli, "reservation.release", js("{'id':'c2'}"), &r);
+    cr_expect_eq(position_field("A", "W1", "reserved"), 0);
+    cr_expect_eq(avail_of(js("{'skus':['A']}")), 2);
     allot_reply_free(&r);
 }
 
@@ -565,20 +570,20 @@ Test(inventory, avail_get_detail_without_ship_to_orders_by_priority_then_id)
 Test(inventory, avail_get_detail_with_ship_to_lists_nearest_first_with_distances)
 {
     /* Priorities deliberately disagree with distance. */
-    put_location("HAM", js("'type':'warehouse','lat':%g,'lon':%g,'priority':0", HAMBURG_LAT,
-                           HAMBURG_LON));
-    put_location("MUC", js("'type':'warehouse','lat':%g,'lon':%g,'priority':1", MUNICH_LAT,
-                           MUNICH_LON));
-    put_location("POT", js("'type':'store','lat':%g,'lon':%g,'priority':9", POTSDAM_LAT,
-                           POTSDAM_LON));
+    put_location("HAM",
+                 js("'type':'warehouse','lat':%g,'lon':%g,'priority':0", HAMBURG_LAT, HAMBURG_LON));
+    put_location("MUC",
+                 js("'type':'warehouse','lat':%g,'lon':%g,'priority':1", MUNICH_LAT, MUNICH_LON));
+    put_location("POT",
+                 js("'type':'store','lat':%g,'lon':%g,'priority':9", POTSDAM_LAT, POTSDAM_LON));
     set_stock("A", "HAM", 5);
     set_stock("A", "MUC", 7);
     set_stock("A", "POT", 1);
     allot_reply_t r = {0};
-    harness_call_ok(cli, "avail.get",
-                    js("{'skus':['A'],'detail':true,'ship_to':{'lat':%g,'lon':%g}}", BERLIN_LAT,
-                       BERLIN_LON),
-                    &r);
+    harness_call_ok(
+        cli, "avail.get",
+        js("{'skus':['A'],'detail':true,'ship_to':{'lat':%g,'lon':%g}}", BERLIN_LAT, BERLIN_LON),
+        &r);
     cr_expect_eq(int_at(&r, "items.0.available"), 13);
     cr_assert_eq(len_at(&r, "items.0.locations"), 3);
     expect_str_at(&r, "items.0.locations.0.id", "POT");
@@ -606,8 +611,8 @@ Test(inventory, avail_get_detail_with_ship_to_lists_nearest_first_with_distances
 Test(inventory, avail_get_same_day_counts_locations_whose_radius_covers_ship_to)
 {
     /* POT (27 km from Berlin) has a 30 km radius; HAM (255 km) only 100 km; MUC none. */
-    put_location("POT", js("'type':'store','lat':%g,'lon':%g,'same_day_radius_km':30",
-                           POTSDAM_LAT, POTSDAM_LON));
+    put_location("POT", js("'type':'store','lat':%g,'lon':%g,'same_day_radius_km':30", POTSDAM_LAT,
+                           POTSDAM_LON));
     put_location("HAM", js("'type':'warehouse','lat':%g,'lon':%g,'same_day_radius_km':100",
                            HAMBURG_LAT, HAMBURG_LON));
     put_location("MUC", js("'type':'warehouse','lat':%g,'lon':%g", MUNICH_LAT, MUNICH_LON));
@@ -645,10 +650,10 @@ Test(inventory, avail_get_pickup_searches_stores_in_radius_nearest_first_and_rep
 {
     /* Stores around Berlin; a warehouse right in Berlin that is not a pickup point. */
     put_location("S-near", "'type':'store','lat':52.53,'lon':13.41,'pickup':true");
-    put_location("S-pots", js("'type':'store','lat':%g,'lon':%g,'pickup':true", POTSDAM_LAT,
-                              POTSDAM_LON));
-    put_location("S-ham", js("'type':'store','lat':%g,'lon':%g,'pickup':true", HAMBURG_LAT,
-                             HAMBURG_LON));
+    put_location("S-pots",
+                 js("'type':'store','lat':%g,'lon':%g,'pickup':true", POTSDAM_LAT, POTSDAM_LON));
+    put_location("S-ham",
+                 js("'type':'store','lat':%g,'lon':%g,'pickup':true", HAMBURG_LAT, HAMBURG_LON));
     put_location("S-shut", "'type':'store','lat':52.52,'lon':13.40,'pickup':true,'active':false");
     put_location("W-ber", js("'type':'warehouse','lat':%g,'lon':%g", BERLIN_LAT, BERLIN_LON));
     set_stock("A", "S-near", 2);
@@ -660,9 +665,8 @@ Test(inventory, avail_get_pickup_searches_stores_in_radius_nearest_first_and_rep
     snprintf(berlin, sizeof berlin, "{\"lat\":%g,\"lon\":%g}", BERLIN_LAT, BERLIN_LON);
     allot_reply_t r = {0};
     /* Default radius 50 km: S-near and S-pots; available is the best single store. */
-    harness_call_ok(cli, "avail.get", js("{'skus':['A','B'],'method':'pickup','ship_to':%s}",
-                                         berlin),
-                    &r);
+    harness_call_ok(cli, "avail.get",
+                    js("{'skus':['A','B'],'method':'pickup','ship_to':%s}", berlin), &r);
     cr_expect_eq(int_at(&r, "items.0.available"), 5);
     cr_assert_eq(len_at(&r, "items.0.locations"), 2, "pickup always lists its stores");
     expect_str_at(&r, "items.0.locations.0.id", "S-near");
@@ -676,17 +680,17 @@ Test(inventory, avail_get_pickup_searches_stores_in_radius_nearest_first_and_rep
     cr_expect_eq(int_at(&r, "items.0.available"), 2);
     cr_expect_eq(len_at(&r, "items.0.locations"), 1);
     /* 300 km reaches Hamburg. */
-    cr_expect_eq(avail_of(js("{'skus':['A'],'method':'pickup','radius_km':300,'ship_to':%s}",
-                             berlin)),
-                 100);
+    cr_expect_eq(
+        avail_of(js("{'skus':['A'],'method':'pickup','radius_km':300,'ship_to':%s}", berlin)), 100);
     /* Exactly one store by id. */
     harness_call_ok(cli, "avail.get", js("{'skus':['A'],'method':'pickup','location':'S-ham'}"),
                     &r);
-    expect_json_at(&r, "", "{'items':[{'sku':'A','available':100,"
-                           "'locations':[{'id':'S-ham','available':100}]}]}");
+    expect_json_at(&r, "",
+                   "{'items':[{'sku':'A','available':100,"
+                   "'locations':[{'id':'S-ham','available':100}]}]}");
     /* Pickup needs ship_to or location. */
-    harness_call_error(cli, "avail.get", js("{'skus':['A'],'method':'pickup'}"),
-                       "INVALID_ARGUMENT", &r);
+    harness_call_error(cli, "avail.get", js("{'skus':['A'],'method':'pickup'}"), "INVALID_ARGUMENT",
+                       &r);
     allot_reply_free(&r);
 }
 
@@ -697,8 +701,8 @@ Test(inventory, avail_get_takes_reservations_into_account)
     set_stock("A", "W1", 4);
     set_stock("A", "W2", 3);
     allot_reply_t r = {0};
-    harness_call_ok(cli, "reserve",
-                    js("{'id':'c1','lines':[{'sku':'A','qty':2}],'location':'W1'}"), &r);
+    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':2}],'location':'W1'}"),
+                    &r);
     harness_call_ok(cli, "avail.get", js("{'skus':['A'],'detail':true}"), &r);
     expect_json_at(&r, "",
                    "{'items':[{'sku':'A','available':5,'locations':["
@@ -757,8 +761,7 @@ Test(inventory, avail_get_rejects_bad_arguments_naming_them)
         expect_error_names(&r, cases[i].field);
     }
     /* Coordinates may be integers, float32 or float64: ints were used above; float64 here. */
-    harness_call_ok(cli, "avail.get", js("{'skus':['A'],'ship_to':{'lat':52.5,'lon':-0.25}}"),
-                    &r);
+    harness_call_ok(cli, "avail.get", js("{'skus':['A'],'ship_to':{'lat':52.5,'lon':-0.25}}"), &r);
     allot_reply_free(&r);
 }
 
@@ -798,8 +801,9 @@ Test(inventory, stock_adjust_keys_and_as_of_survive_kill_9)
 {
     put_location("W1", "'type':'warehouse','lat':0,'lon':0,'priority':3");
     allot_reply_t r = {0};
-    harness_call_ok(cli, "stock.set", js("{'sku':'A','location':'W1','on_hand':10,"
-                                         "'safety_stock':2,'as_of_ms':100}"),
+    harness_call_ok(cli, "stock.set",
+                    js("{'sku':'A','location':'W1','on_hand':10,"
+                       "'safety_stock':2,'as_of_ms':100}"),
                     &r);
     harness_call_ok(cli, "stock.adjust", js("{'sku':'A','location':'W1','delta':5,'key':'k1'}"),
                     &r);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -215,5 +216,63 @@ Test(operations, json_log_format_writes_one_object_per_line)
     }
     cr_expect_geq(lines, 3);
     free(log);
+    harness_server_destroy(s);
+}
+
+static int raw_connect_loopback(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+Test(operations, ten_thousand_connections_are_held_at_once, .timeout = 120)
+{
+    enum { HELD = 9999 }; /* + the witness = the default limit of 10,000 */
+    /* the test and the server (which inherits the limit) each hold ~10,000 descriptors */
+    struct rlimit limit;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &limit), 0);
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < HELD + 100)
+        cr_skip_test("the open-file hard limit (%llu) is below 10,100",
+                     (unsigned long long)limit.rlim_max);
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? 65536 : limit.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &limit), 0);
+    harness_server_t *s = harness_server_start(NULL); /* inherits the raised limit */
+    allot_client_t *witness = harness_connect(s);
+    static int fds[HELD];
+    for (int i = 0; i < HELD; i++) {
+        fds[i] = raw_connect_loopback(s->port);
+        cr_assert_geq(fds[i], 0, "connection %d failed", i);
+        if (i % 500 == 499)
+            usleep(20 * 1000); /* let the accept queue drain */
+    }
+    allot_reply_t reply = {0};
+    uint64_t connections = 0;
+    for (int tries = 0; tries < 100 && connections < HELD + 1; tries++) {
+        harness_call_ok(witness, "server.info", "{}", &reply);
+        connections = allot_object_map_get(&reply.result, "connections")->via.u64;
+        if (connections < HELD + 1)
+            usleep(50 * 1000);
+    }
+    cr_expect_eq(connections, HELD + 1);
+    /* one more is over the limit: accepted and closed */
+    int extra = raw_connect_loopback(s->port);
+    char byte;
+    cr_expect_eq(recv(extra, &byte, 1, 0), 0, "the 10,001st connection is closed");
+    close(extra);
+    long rss_kb = harness_server_rss_kb(s);
+    cr_expect_lt(rss_kb, 512 * 1024, "10,000 idle connections cost %ld KiB", rss_kb);
+    for (int i = 0; i < HELD; i++)
+        close(fds[i]);
+    allot_reply_free(&reply);
+    allot_client_close(witness);
+    harness_server_stop(s);
     harness_server_destroy(s);
 }

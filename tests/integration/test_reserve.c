@@ -142,10 +142,9 @@ static void put_location(const char *id, const char *rest)
 static void set_stock(const char *sku, const char *location, int64_t on_hand)
 {
     allot_reply_t r = {0};
-    harness_call_ok(cli, "stock.set",
-                    js("{'sku':'%s','location':'%s','on_hand':%lld}", sku, location,
-                       (long long)on_hand),
-                    &r);
+    harness_call_ok(
+        cli, "stock.set",
+        js("{'sku':'%s','location':'%s','on_hand':%lld}", sku, location, (long long)on_hand), &r);
     allot_reply_free(&r);
 }
 
@@ -423,8 +422,8 @@ Test(reserve, location_restricts_shipping_to_that_location)
 {
     worked_example();
     allot_reply_t r = {0};
-    harness_call_ok(cli, "reserve",
-                    js("{'id':'c1','lines':[{'sku':'A','qty':2}],'location':'W1'}"), &r);
+    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':2}],'location':'W1'}"),
+                    &r);
     expect_json_at(&r, "lines.0.allocations", "[{'location':'W1','qty':2}]");
     harness_call_error(cli, "reserve",
                        js("{'id':'c2','lines':[{'sku':'A','qty':4}],'location':'W2'}"),
@@ -607,8 +606,8 @@ Test(reserve, same_id_with_a_different_request_is_a_conflict)
 {
     worked_example();
     allot_reply_t r = {0};
-    harness_call_ok(cli, "reserve",
-                    js("{'id':'cart-1','lines':[{'sku':'A','qty':2}],'ttl_s':120}"), &r);
+    harness_call_ok(cli, "reserve", js("{'id':'cart-1','lines':[{'sku':'A','qty':2}],'ttl_s':120}"),
+                    &r);
     static const char *const different[] = {
         "{'id':'cart-1','lines':[{'sku':'A','qty':3}],'ttl_s':120}",
         "{'id':'cart-1','lines':[{'sku':'B','qty':2}],'ttl_s':120}",
@@ -701,8 +700,8 @@ Test(reserve, replace_gives_back_daily_capacity_and_counts_survive_a_restart)
     harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':1}]}"), &r);
     expect_json_at(&r, "lines.0.allocations", "[{'location':'W2','qty':1}]");
     /* The replaced hold's shipment is given back, so W2 is still a candidate. */
-    harness_call_ok(cli, "reserve",
-                    js("{'id':'c1','lines':[{'sku':'A','qty':2}],'replace':true}"), &r);
+    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':2}],'replace':true}"),
+                    &r);
     expect_json_at(&r, "lines.0.allocations", "[{'location':'W2','qty':2}]");
     harness_call_ok(cli, "reserve", js("{'id':'c2','lines':[{'sku':'A','qty':1}]}"), &r);
     expect_json_at(&r, "lines.0.allocations", "[{'location':'W1','qty':1}]");
@@ -749,8 +748,8 @@ Test(reserve, released_and_expired_ids_cannot_be_replaced)
     harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':1}]}"), &r);
     harness_call_ok(cli, "reservation.release", js("{'id':'c1'}"), &r);
     harness_call_error(cli, "reserve",
-                       js("{'id':'c1','lines':[{'sku':'A','qty':2}],'replace':true}"),
-                       "CONFLICT", &r);
+                       js("{'id':'c1','lines':[{'sku':'A','qty':2}],'replace':true}"), "CONFLICT",
+                       &r);
     cr_expect_eq(reserved_total("A"), 0);
     cr_expect_eq(server_reservations(), 0);
     allot_reply_free(&r);
@@ -783,16 +782,15 @@ Test(reserve, extend_moves_expiry_from_now_and_may_shorten_it)
 {
     worked_example();
     allot_reply_t r = {0};
-    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':1}],'ttl_s':60}"),
-                    &r);
+    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':1}],'ttl_s':60}"), &r);
     int64_t before = wall_ms();
     harness_call_ok(cli, "reservation.extend", js("{'id':'c1','ttl_s':600}"), &r);
     int64_t after = wall_ms();
     expect_str_at(&r, "state", "active");
     cr_expect_not_null(at(&r, "created_ms"));
     int64_t expires = int_at(&r, "expires_at_ms");
-    cr_expect(expires >= before + 600000 - 5 && expires <= after + 600000 + 5,
-              "expires_at_ms %lld", (long long)expires);
+    cr_expect(expires >= before + 600000 - 5 && expires <= after + 600000 + 5, "expires_at_ms %lld",
+              (long long)expires);
     expect_json_at(&r, "lines", "[{'sku':'A','qty':1,'allocations':[{'location':'W2','qty':1}]}]");
     harness_call_ok(cli, "reservation.extend", js("{'id':'c1','ttl_s':30}"), &r);
     cr_expect_lt(int_at(&r, "expires_at_ms"), expires);
@@ -805,8 +803,7 @@ Test(reserve, extend_moves_expiry_from_now_and_may_shorten_it)
     harness_call_error(cli, "reservation.extend", js("{'id':'c1','ttl_s':86401}"),
                        "INVALID_ARGUMENT", &r);
     harness_call_error(cli, "reservation.extend", js("{'id':'c1'}"), "INVALID_ARGUMENT", &r);
-    harness_call_error(cli, "reservation.extend", js("{'id':'nope','ttl_s':10}"), "NOT_FOUND",
-                       &r);
+    harness_call_error(cli, "reservation.extend", js("{'id':'nope','ttl_s':10}"), "NOT_FOUND", &r);
     harness_call_ok(cli, "reservation.extend", js("{'id':'c1','ttl_s':86400}"), &r);
     allot_reply_free(&r);
 }
@@ -840,8 +837,8 @@ Test(reserve, release_returns_units_at_once_and_releasing_twice_is_fine)
     cr_expect(strstr(r.message, "released") != NULL, "message: %s", r.message);
     harness_call_error(cli, "reservation.extend", js("{'id':'c1','ttl_s':60}"), "NOT_FOUND", &r);
     /* Ids are not reused. */
-    harness_call_error(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':5}]}"),
-                       "CONFLICT", &r);
+    harness_call_error(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':5}]}"), "CONFLICT",
+                       &r);
     cr_expect_eq(stock_field("A", NULL, "reserved"), 0);
     harness_call_error(cli, "reservation.release", js("{'id':'never'}"), "NOT_FOUND", &r);
     harness_call_error(cli, "reservation.get", js("{'id':'never'}"), "NOT_FOUND", &r);
@@ -855,17 +852,29 @@ Test(reserve, a_hold_past_its_ttl_is_released_by_the_server_and_then_reads_expir
     worked_example();
     allot_reply_t r = {0};
     int64_t start = wall_ms();
-    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':7}],'ttl_s':1}"),
-                    &r);
+    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':7}],'ttl_s':1}"), &r);
     int64_t expires = int_at(&r, "expires_at_ms");
     cr_expect(expires >= start + 1000 - 5 && expires <= wall_ms() + 1000 + 5);
     /* A long hold next to it must survive. */
     harness_call_ok(cli, "reserve", js("{'id':'c2','lines':[{'sku':'B','qty':1}],'ttl_s':600}"),
                     &r);
+    /* And 300 short holds of C, pipelined, expire in the same window. */
+    set_stock("C", "W1", 1000);
+    for (int i = 0; i < 300; i++) {
+        uint32_t msgid;
+        cr_assert_eq(allot_client_send_json(
+                         cli, "reserve",
+                         js("{'id':'bulk-%d','lines':[{'sku':'C','qty':2}],'ttl_s':1}", i), &msgid),
+                     0);
+    }
+    for (int i = 0; i < 300; i++) {
+        cr_assert_eq(allot_client_recv(cli, &r), 0, "%s", allot_client_last_error(cli));
+        cr_assert_not(r.is_error, "%s %s", r.code, r.message);
+    }
     cr_expect_eq(avail_of(js("{'skus':['A']}")), 0);
     int64_t released_at = -1;
     while (wall_ms() - start < 3000) {
-        if (reserved_total("A") == 0) {
+        if (reserved_total("A") == 0 && reserved_total("C") == 0) {
             released_at = wall_ms();
             break;
         }
@@ -882,6 +891,7 @@ Test(reserve, a_hold_past_its_ttl_is_released_by_the_server_and_then_reads_expir
     harness_call_ok(cli, "reservation.release", js("{'id':'c1'}"), &r);
     expect_str_at(&r, "state", "expired");
     expect_json_at(&r, "lines", "[]");
+    harness_call_error(cli, "reservation.get", js("{'id':'bulk-299'}"), "EXPIRED", &r);
     cr_expect_eq(reserved_total("A"), 0);
     cr_expect_eq(reserved_total("B"), 1);
     cr_expect_eq(server_reservations(), 1);
@@ -932,8 +942,7 @@ Test(reserve, bad_quantities_ids_and_fields_are_invalid_arguments_naming_the_fie
         harness_call_error(cli, "reserve", js("%s", cases[i].params), "INVALID_ARGUMENT", &r);
         expect_error_names(&r, cases[i].field);
     }
-    harness_call_error(cli, "reserve",
-                       js("{'id':'%s','lines':[{'sku':'A','qty':1}]}", long_id),
+    harness_call_error(cli, "reserve", js("{'id':'%s','lines':[{'sku':'A','qty':1}]}", long_id),
                        "INVALID_ARGUMENT", &r);
     expect_error_names(&r, "id");
     cr_expect_eq(reserved_total("A"), 0, "a refused request held something");
@@ -944,8 +953,7 @@ Test(reserve, bad_quantities_ids_and_fields_are_invalid_arguments_naming_the_fie
     harness_call_ok(cli, "reserve",
                     js("{'id':'%s','lines':[{'sku':'A','qty':1}],'ttl_s':86400}", long_id), &r);
     expect_str_at(&r, "id", long_id);
-    harness_call_error(cli, "reserve",
-                       js("{'id':'c','lines':[{'sku':'A','qty':1099511627776}]}"),
+    harness_call_error(cli, "reserve", js("{'id':'c','lines':[{'sku':'A','qty':1099511627776}]}"),
                        "INSUFFICIENT_STOCK", &r);
     expect_json_at(&r, "shortfalls", "[{'sku':'A','requested':1099511627776,'available':9}]");
     harness_call_ok(cli, "reserve",
@@ -962,8 +970,7 @@ Test(reserve, one_hundred_lines_are_accepted_and_one_hundred_and_one_are_too_lar
     static char params[8192];
     size_t n = (size_t)snprintf(params, sizeof params, "{'id':'big','lines':[");
     for (int i = 0; i < 101; i++)
-        n += (size_t)snprintf(params + n, sizeof params - n, "%s{'sku':'A','qty':1}",
-                              i ? "," : "");
+        n += (size_t)snprintf(params + n, sizeof params - n, "%s{'sku':'A','qty':1}", i ? "," : "");
     snprintf(params + n, sizeof params - n, "]}");
     allot_reply_t r = {0};
     harness_call_error(cli, "reserve", js("%s", params), "TOO_LARGE", &r);
@@ -986,10 +993,10 @@ Test(reserve, one_hundred_lines_are_accepted_and_one_hundred_and_one_are_too_lar
 /* ---- restarts -------------------------------------------------------------------------------- */
 
 typedef struct snapshot {
-    char held[2048];     /* reservation.get held */
-    char stock_a[2048];  /* stock.get A */
-    char stock_b[2048];  /* stock.get B */
-    char repeat[2048];   /* the reply to repeating held's reserve */
+    char held[2048];    /* reservation.get held */
+    char stock_a[2048]; /* stock.get A */
+    char stock_b[2048]; /* stock.get B */
+    char repeat[2048];  /* the reply to repeating held's reserve */
 } snapshot_t;
 
 #define HELD_REQUEST "{'id':'held','lines':[{'sku':'A','qty':5},{'sku':'B','qty':1}]}"
@@ -1071,8 +1078,7 @@ Test(reserve, a_hold_that_expired_while_the_server_was_down_is_released_after_re
 {
     worked_example();
     allot_reply_t r = {0};
-    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':7}],'ttl_s':1}"),
-                    &r);
+    harness_call_ok(cli, "reserve", js("{'id':'c1','lines':[{'sku':'A','qty':7}],'ttl_s':1}"), &r);
     int64_t expires = int_at(&r, "expires_at_ms");
     harness_call_ok(cli, "reserve", js("{'id':'c2','lines':[{'sku':'B','qty':2}],'ttl_s':600}"),
                     &r);

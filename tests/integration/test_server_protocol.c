@@ -340,3 +340,55 @@ Test(server, sigterm_answers_in_flight_closes_every_handle_and_exits_zero)
     allot_client_close(c);
     harness_server_destroy(s);
 }
+
+Test(server, an_idle_connection_is_closed_after_the_idle_timeout)
+{
+    harness_server_t *s = harness_server_start("--idle-timeout-s 1");
+    int fd = raw_connect(s->port);
+    cr_expect(raw_closed_within(fd, 4000), "an idle connection is closed");
+    close(fd);
+    char *log = harness_server_log_read(s);
+    cr_expect(strstr(log, "event=idle_timeout") != NULL);
+    free(log);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+Test(server, over_the_global_buffer_budget_new_requests_are_overloaded_until_it_drains)
+{
+    harness_server_t *s = harness_server_start("--buffer-bytes-max 1048576");
+    allot_client_t *witness = harness_connect(s);
+    ping_ok(witness);
+    int hog = raw_connect(s->port);
+    int small = 4096;
+    setsockopt(hog, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    const uint8_t info[] = {0x94, 0x00, 0x01, 0xab, 's', 'e', 'r', 'v', 'e', 'r',
+                            '.',  'i',  'n',  'f',  'o', 0x91, 0x80};
+    uint8_t batch[sizeof(info) * 256];
+    for (size_t i = 0; i < 256; i++)
+        memcpy(batch + i * sizeof(info), info, sizeof(info));
+    allot_reply_t reply = {0};
+    bool overloaded = false;
+    for (int round = 0; round < 4000 && !overloaded; round++) {
+        if (send(hog, batch, sizeof(batch), MSG_NOSIGNAL) < 0)
+            break;
+        if (round % 16 == 15) {
+            harness_call_json(witness, "ping", "{}", &reply);
+            overloaded = reply.is_error && strcmp(reply.code, "OVERLOADED") == 0;
+        }
+    }
+    cr_assert(overloaded, "a reader-less client filled the budget but requests still ran");
+    close(hog); /* its buffers are released */
+    bool recovered = false;
+    for (int i = 0; i < 100 && !recovered; i++) {
+        harness_call_json(witness, "ping", "{}", &reply);
+        recovered = !reply.is_error;
+        if (!recovered)
+            usleep(20 * 1000);
+    }
+    cr_expect(recovered, "requests run again once the budget has room");
+    allot_reply_free(&reply);
+    allot_client_close(witness);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}

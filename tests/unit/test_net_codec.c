@@ -208,6 +208,15 @@ Test(rpc, error_reply_carries_code_message_and_field)
     msgpack_sbuffer_destroy(&sbuf);
 }
 
+Test(dispatch, a_method_name_with_a_nul_byte_is_unknown_not_a_prefix_match)
+{
+    /* found by fuzzing: "reserve\0\0put" once matched "reserve" and read past its name */
+    cr_assert_null(command_lookup("reserve\0\0put", 12));
+    cr_assert_null(command_lookup("ping\0", 5));
+    cr_assert_null(command_lookup("pin", 3));
+    cr_assert_not_null(command_lookup("ping", 4));
+}
+
 Test(dispatch, unknown_method_and_unknown_key_are_answered_not_fatal)
 {
     msgpack_zone zone;
