@@ -127,6 +127,15 @@ UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, 1ull << 40,
             "--checkpoint-wal-bytes expects 0..1099511627776 (0 = never by size)")
 
+static int set_orders_archive_age_s(options_t *o, const char *value, char *error, size_t bytes)
+{
+    uint64_t s;
+    if (parse_u64(value, 1, 10ull * 366 * 86400, &s) != 0)
+        return fail(error, bytes, "--orders-archive-age-s expects 1..316224000", value);
+    o->server.orders_archive_age_ms = s * 1000;
+    return 0;
+}
+
 static int set_auth_token_file(options_t *o, const char *value, char *error, size_t bytes)
 {
     if (value[0] == '\0' || strlen(value) >= sizeof(o->server.auth_token_file))
@@ -168,6 +177,8 @@ static const option_spec_t option_table[] = {
     {"wal-segment-bytes", true, set_wal_segment_bytes, "WAL segment file size (64 MiB)"},
     {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},
     {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (256 MiB)"},
+    {"orders-archive-age-s", true, set_orders_archive_age_s,
+     "delivered/cancelled orders leave memory after (604800 = 7 days); read from state.lmdb"},
     {"auth-token-file", true, set_auth_token_file, "require `auth {token}` (file mode 0600)"},
     {"metrics", true, set_metrics, "serve Prometheus text on HOST:PORT at GET /metrics"},
     {"check-config", false, NULL, "validate the settings and exit"},

@@ -248,6 +248,25 @@ static void checkpoint_start(server_t *server, const char *reason)
     checkpoint_submit_ready(server);
 }
 
+/* Evict aged ended orders (core/order.h). Only when every order that is not dirty is in the
+ * store in its current form: right after a committed checkpoint with nothing serialized since
+ * (no pending batch, no kept batches), or when nothing changed since the last commit. Emits
+ * ORDER_EVICT records, so only while writes are allowed; the next checkpoint stores the archived
+ * snapshots. */
+static void orders_evict(server_t *server)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    int refused;
+    if (cp->archive == NULL || cp->writer == NULL || cp->shutdown_phase != 0 ||
+        cp->pending != NULL || cp->full_needed || checkpoint_writer_busy(cp->writer) ||
+        checkpoint_writer_kept(cp->writer) > 0 || !server_writes_allowed(server, &refused))
+        return;
+    uint32_t evicted =
+        allot_orders_evict_aged(server->state, server_now_ms(server), ALLOT_ORDERS_EVICT_BATCH_MAX);
+    if (evicted > 0)
+        log_write(LOG_DEBUG, "orders_evicted", "count=%u", evicted);
+}
+
 static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t lsn,
                                const checkpoint_write_stats_t *stats, const char *message,
                                void *ctx)
@@ -266,6 +285,7 @@ static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t
                   (unsigned long long)stats->deletes, (unsigned long long)stats->map_bytes);
         if (server->wal != NULL)
             wal_truncate_before(server->wal, lsn);
+        orders_evict(server); /* committed: every clean order is in the store */
     } else {
         log_write(LOG_ERROR, "checkpoint_failed", "lsn=%llu code=%s message=%s kept_batches=%zu",
                   (unsigned long long)lsn, allot_error_code(status),
@@ -295,10 +315,12 @@ static void checkpoint_maybe_start(server_t *server)
                     stats.bytes_written - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
     if (!by_time && !by_bytes)
         return;
-    if (checkpoint_due(server))
+    if (checkpoint_due(server)) {
         checkpoint_start(server, by_bytes ? "wal_bytes" : "interval");
-    else
+    } else {
         cp->started_ms = uv_now(server->loop);
+        orders_evict(server); /* nothing changed since the last commit: orders may age out idle */
+    }
 }
 
 int server_checkpoint_request(server_t *server, connection_t *conn, uint32_t msgid,
@@ -454,6 +476,9 @@ static void shutdown_close_all(server_t *server)
     }
     checkpoint_batch_free(cp->pending);
     cp->pending = NULL;
+    allot_state_set_archive(server->state, NULL);
+    archive_close(cp->archive);
+    cp->archive = NULL;
     checkpoint_store_close(cp->store);
     cp->store = NULL;
     close_if_open((uv_handle_t *)&server->shutdown_deadline);
@@ -516,7 +541,25 @@ static int load_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t ty
 {
     (void)key;
     (void)key_len;
+    /* archived orders stay in the store (applying one keeps nothing anyway): skip decoding */
+    if (type == ALLOT_EVENT_ORDER_SNAPSHOT && payload_len >= 2 && (payload[1] & 1u) != 0)
+        return 0;
     return allot_event_apply_encoded(ctx, type, payload, payload_len);
+}
+
+/* Serve evicted orders from the store (order.get / order.list / order.create repeats). */
+static int archive_attach(server_t *server)
+{
+    int rc = archive_open(server->checkpoint.store, &server->checkpoint.archive);
+    if (rc != 0) {
+        log_write(LOG_ERROR, "recovery_failed", "code=%s message=\"opening the order archive\"",
+                  allot_error_code(rc));
+        return rc;
+    }
+    allot_order_archive_t hook;
+    archive_hook(server->checkpoint.archive, &hook);
+    allot_state_set_archive(server->state, &hook);
+    return 0;
 }
 
 /* Open <data-dir>/state.lmdb (created when missing) and load it into the empty state. */
@@ -537,6 +580,9 @@ static int checkpoint_load(server_t *server)
         return rc;
     }
     allot_state_dirty_clear(server->state); /* what was loaded is what is stored */
+    rc = archive_attach(server);
+    if (rc != 0)
+        return rc;
     server->checkpoint_lsn = checkpoint_store_lsn(server->checkpoint.store);
     log_write(LOG_INFO, "checkpoint_loaded", "path=%s lsn=%llu records=%llu", path,
               (unsigned long long)server->checkpoint_lsn, (unsigned long long)records);
@@ -756,7 +802,9 @@ int server_run(const server_config_t *config)
     server->config = *config;
     server->loop = &loop;
     server->started_ms = server_now_ms(server);
-    server->state = allot_state_create(NULL);
+    allot_state_config_t state_config = {.orders_archive_age_ms =
+                                             (int64_t)config->orders_archive_age_ms};
+    server->state = allot_state_create(&state_config);
     msgpack_zone_init(&server->zone, 64 * 1024);
     msgpack_sbuffer_init(&server->scratch);
     log_write(LOG_INFO, "start", "version=%s pid=%d", ALLOT_VERSION, (int)getpid());

@@ -41,6 +41,9 @@ typedef struct server_config {
     char metrics_host[SERVER_HOST_BYTES_MAX];    /* empty: no Prometheus endpoint */
     uint16_t metrics_port;
     uint64_t checkpoint_wal_bytes;
+    /* Ended (delivered/cancelled) orders leave memory this long after they ended and are read
+     * back from state.lmdb (0: core's default, 7 days). docs/orders.md "Archived orders". */
+    uint64_t orders_archive_age_ms;
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */

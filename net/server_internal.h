@@ -10,6 +10,7 @@
 #include "frame.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "persist/archive.h"
 #include "persist/checkpoint.h"
 #include "server.h"
 
@@ -63,6 +64,7 @@ typedef struct checkpoint_waiter {
 typedef struct server_checkpoint {
     checkpoint_store_t *store;   /* <data-dir>/state.lmdb; the writer thread owns it once started */
     checkpoint_writer_t *writer; /* NULL until the WAL is open */
+    archive_t *archive;          /* evicted orders read back from the store (loop thread) */
     checkpoint_batch_t *pending; /* serialized, waiting for the WAL to be durable up to lsn */
     uint64_t pending_lsn;
     uint64_t pending_generation;

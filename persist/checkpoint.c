@@ -55,7 +55,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "core/errors.h"
+#include "core/event.h"
 
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
 #define CHECKPOINT_DBS_MAX            4
@@ -223,6 +225,9 @@ struct checkpoint_store {
     MDB_env *env;
     MDB_dbi meta;
     MDB_dbi state;
+    MDB_dbi index;                 /* orders_by_customer (persist/archive.h) */
+    pthread_mutex_t map_lock;      /* readers' transactions vs. map resizes */
+    allot_event_scratch_t scratch; /* decoding orders for the index (the writing thread) */
     uint64_t lsn;
     uint64_t map_bytes;
     char path[CHECKPOINT_PATH_BYTES_MAX];
@@ -231,6 +236,11 @@ struct checkpoint_store {
 static int lmdb_error(int mdb_rc, const char *what, const char *path, char *message,
                       size_t message_bytes)
 {
+    if (mdb_rc == ARCHIVE_MDB_BAD_ORDER) {
+        snprintf(message, message_bytes, "checkpoint: %s %s: an order record does not decode",
+                 what, path);
+        return ALLOT_ECORRUPT;
+    }
     if (message_bytes > 0)
         snprintf(message, message_bytes, "checkpoint: %s %s: %s", what, path, mdb_strerror(mdb_rc));
     if (mdb_rc == ENOMEM)
@@ -261,46 +271,89 @@ static int fsync_parent_dir(const char *path)
     return rc;
 }
 
-/* Create the named databases and the version on a new store; check them on an old one. */
-static int store_init_txn(checkpoint_store_t *store, bool *created, char *message,
-                          size_t message_bytes)
+static int version_write(checkpoint_store_t *store, MDB_txn *txn, char *message,
+                         size_t message_bytes)
 {
-    MDB_txn *txn;
-    int mrc = mdb_txn_begin(store->env, NULL, 0, &txn);
-    if (mrc != 0)
-        return lmdb_error(mrc, "begin", store->path, message, message_bytes);
-    int rc = 0;
-    if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &store->meta)) != 0 ||
-        (mrc = mdb_dbi_open(txn, "state", MDB_CREATE, &store->state)) != 0) {
-        mdb_txn_abort(txn);
-        return lmdb_error(mrc, "open databases of", store->path, message, message_bytes);
+    uint8_t bytes[4];
+    put_u32(bytes, CHECKPOINT_FORMAT_VERSION);
+    MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value = {sizeof(bytes), bytes};
+    int mrc = mdb_put(txn, store->meta, &key, &value, 0);
+    return mrc == 0 ? 0 : lmdb_error(mrc, "write version to", store->path, message, message_bytes);
+}
+
+/* Version 1 -> 2: index every stored order by customer (persist/archive.h). */
+static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message,
+                       size_t message_bytes)
+{
+    MDB_cursor *cursor = NULL;
+    int mrc = mdb_cursor_open(txn, store->state, &cursor);
+    uint8_t first = CHECKPOINT_KIND_ORDER;
+    MDB_val key = {1, &first}, value = {0, NULL};
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    for (; mrc == 0; mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        const uint8_t *k = key.mv_data, *v = value.mv_data;
+        if (k[0] != CHECKPOINT_KIND_ORDER)
+            break;
+        mrc = value.mv_size < 2 ? ARCHIVE_MDB_BAD_ORDER
+                                : archive_index_update(txn, store->index, v[0], v + 1,
+                                                       value.mv_size - 1, true, &store->scratch);
+        if (mrc != 0)
+            break;
     }
+    if (cursor != NULL)
+        mdb_cursor_close(cursor);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return lmdb_error(mrc, "index the orders of", store->path, message, message_bytes);
+    return version_write(store, txn, message, message_bytes);
+}
+
+/* The stored format version: write it on a new store, upgrade version 1, refuse others. */
+static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created, char *message,
+                         size_t message_bytes)
+{
     MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value;
-    mrc = mdb_get(txn, store->meta, &key, &value);
+    int mrc = mdb_get(txn, store->meta, &key, &value);
     if (mrc == MDB_NOTFOUND) {
         MDB_stat stat;
         mdb_stat(txn, store->state, &stat);
         if (stat.ms_entries > 0) {
             snprintf(message, message_bytes, "checkpoint: %s holds records but no format version",
                      store->path);
-            rc = ALLOT_ECORRUPT;
-        } else {
-            uint8_t bytes[4];
-            put_u32(bytes, CHECKPOINT_FORMAT_VERSION);
-            value = (MDB_val){sizeof(bytes), bytes};
-            mrc = mdb_put(txn, store->meta, &key, &value, 0);
-            if (mrc != 0)
-                rc = lmdb_error(mrc, "write version to", store->path, message, message_bytes);
-            *created = true;
+            return ALLOT_ECORRUPT;
         }
-    } else if (mrc != 0) {
-        rc = lmdb_error(mrc, "read version of", store->path, message, message_bytes);
-    } else if (value.mv_size != 4 || get_u32(value.mv_data) != CHECKPOINT_FORMAT_VERSION) {
-        snprintf(message, message_bytes,
-                 "checkpoint: %s has format version %" PRIu32 ", this build reads %u", store->path,
-                 value.mv_size == 4 ? get_u32(value.mv_data) : 0, CHECKPOINT_FORMAT_VERSION);
-        rc = ALLOT_ECORRUPT;
+        *created = true;
+        return version_write(store, txn, message, message_bytes);
     }
+    if (mrc != 0)
+        return lmdb_error(mrc, "read version of", store->path, message, message_bytes);
+    uint32_t version = value.mv_size == 4 ? get_u32(value.mv_data) : 0;
+    if (version == CHECKPOINT_FORMAT_VERSION)
+        return 0;
+    if (version == CHECKPOINT_FORMAT_VERSION_V1)
+        return index_build(store, txn, message, message_bytes);
+    snprintf(message, message_bytes,
+             "checkpoint: %s has format version %" PRIu32 ", this build reads %u and %u",
+             store->path, version, CHECKPOINT_FORMAT_VERSION_V1, CHECKPOINT_FORMAT_VERSION);
+    return ALLOT_ECORRUPT;
+}
+
+/* Create the named databases and the version on a new store; check them on an old one. */
+static int store_init_txn(checkpoint_store_t *store, bool *created, char *message,
+                          size_t message_bytes)
+{
+    MDB_txn *txn;
+    MDB_val key, value;
+    int mrc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return lmdb_error(mrc, "begin", store->path, message, message_bytes);
+    if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &store->meta)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "state", MDB_CREATE, &store->state)) != 0 ||
+        (mrc = mdb_dbi_open(txn, ARCHIVE_INDEX_DB_NAME, MDB_CREATE, &store->index)) != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_error(mrc, "open databases of", store->path, message, message_bytes);
+    }
+    int rc = version_check(store, txn, created, message, message_bytes);
     if (rc == 0) {
         key = (MDB_val){strlen(META_KEY_LSN), META_KEY_LSN};
         mrc = mdb_get(txn, store->meta, &key, &value);
@@ -334,6 +387,10 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
     checkpoint_store_t *store = calloc(1, sizeof(*store));
     if (store == NULL)
         return ALLOT_ENOMEM;
+    if (pthread_mutex_init(&store->map_lock, NULL) != 0) {
+        free(store);
+        return ALLOT_ENOMEM;
+    }
     snprintf(store->path, sizeof(store->path), "%s", path);
     struct stat st;
     bool existed = stat(path, &st) == 0;
@@ -344,7 +401,7 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
         mrc = mdb_env_set_mapsize(store->env,
                                   map_bytes ? (size_t)map_bytes : CHECKPOINT_MAP_BYTES_DEFAULT);
     if (mrc == 0)
-        mrc = mdb_env_open(store->env, path, MDB_NOSUBDIR, 0640);
+        mrc = mdb_env_open(store->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0640);
     int rc = 0;
     if (mrc != 0)
         rc = lmdb_error(mrc, "open", path, message, message_bytes);
@@ -359,6 +416,8 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
     if (rc != 0) {
         if (store->env != NULL)
             mdb_env_close(store->env);
+        allot_event_scratch_free(&store->scratch);
+        pthread_mutex_destroy(&store->map_lock);
         free(store);
         return rc;
     }
@@ -374,6 +433,8 @@ void checkpoint_store_close(checkpoint_store_t *store)
     if (store == NULL)
         return;
     mdb_env_close(store->env);
+    allot_event_scratch_free(&store->scratch);
+    pthread_mutex_destroy(&store->map_lock);
     free(store);
 }
 
@@ -429,6 +490,31 @@ uint64_t checkpoint_store_map_bytes(const checkpoint_store_t *store)
     return store->map_bytes;
 }
 
+struct MDB_env *checkpoint_store_env(checkpoint_store_t *store)
+{
+    return store->env;
+}
+
+unsigned int checkpoint_store_state_dbi(const checkpoint_store_t *store)
+{
+    return store->state;
+}
+
+unsigned int checkpoint_store_index_dbi(const checkpoint_store_t *store)
+{
+    return store->index;
+}
+
+void checkpoint_store_map_lock(checkpoint_store_t *store)
+{
+    pthread_mutex_lock(&store->map_lock);
+}
+
+void checkpoint_store_map_unlock(checkpoint_store_t *store)
+{
+    pthread_mutex_unlock(&store->map_lock);
+}
+
 int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record_cb, void *ctx,
                           uint64_t *records_out, char *message, size_t message_bytes)
 {
@@ -480,11 +566,73 @@ int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record
     return rc;
 }
 
+/* A full batch replaces the stored objects: every record of kinds other than orders goes; order
+ * records stay (the batch overwrites the live ones; the others left memory), and those not yet
+ * flagged archived are flagged (their archived snapshot may have been in a dropped batch). */
+static int wipe_for_full(checkpoint_store_t *store, MDB_txn *txn)
+{
+    MDB_cursor *cursor;
+    int mrc = mdb_cursor_open(txn, store->state, &cursor);
+    if (mrc != 0)
+        return mrc;
+    MDB_val key, value;
+    uint8_t *copy = NULL;
+    uint8_t gone[CHECKPOINT_KEY_BYTES_MAX];
+    mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (mrc == 0) {
+        const uint8_t *k = key.mv_data, *v = value.mv_data;
+        if (key.mv_size < 1 || key.mv_size > sizeof(gone) || k[0] != CHECKPOINT_KIND_ORDER) {
+            /* delete, then seek the next key (not relying on where a delete leaves a cursor) */
+            size_t gone_len = key.mv_size < sizeof(gone) ? key.mv_size : sizeof(gone);
+            memcpy(gone, k, gone_len);
+            if ((mrc = mdb_cursor_del(cursor, 0)) != 0)
+                break;
+            key = (MDB_val){gone_len, gone};
+            mrc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+            continue;
+        }
+        if (value.mv_size >= 3 && v[0] == ALLOT_EVENT_ORDER_SNAPSHOT && (v[2] & 1u) == 0) {
+            uint8_t *grown = realloc(copy, value.mv_size);
+            if (grown == NULL) {
+                mrc = ENOMEM;
+                break;
+            }
+            copy = grown;
+            memcpy(copy, v, value.mv_size);
+            copy[2] |= 1u; /* payload byte 1: snapshot flags, bit 0 archived */
+            MDB_val flagged = {value.mv_size, copy};
+            if ((mrc = mdb_cursor_put(cursor, &key, &flagged, MDB_CURRENT)) != 0)
+                break;
+        }
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    free(copy);
+    mdb_cursor_close(cursor);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* One deletion; an order's index entry goes with it. */
+static int delete_record(checkpoint_store_t *store, MDB_txn *txn, MDB_val *key)
+{
+    const uint8_t *k = key->mv_data;
+    MDB_val old;
+    int mrc = 0;
+    if (k[0] == CHECKPOINT_KIND_ORDER && (mrc = mdb_get(txn, store->state, key, &old)) == 0) {
+        const uint8_t *v = old.mv_data;
+        mrc = old.mv_size < 2 ? ARCHIVE_MDB_BAD_ORDER
+                              : archive_index_update(txn, store->index, v[0], v + 1,
+                                                     old.mv_size - 1, false, &store->scratch);
+    }
+    if (mrc == 0)
+        mrc = mdb_del(txn, store->state, key, NULL);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
 static int write_batch(checkpoint_store_t *store, MDB_txn *txn, const checkpoint_batch_t *batch,
                        checkpoint_write_stats_t *stats, const char **what)
 {
     int mrc;
-    if (batch->full && (mrc = mdb_drop(txn, store->state, 0)) != 0) {
+    if (batch->full && (mrc = wipe_for_full(store, txn)) != 0) {
         *what = "empty the state of";
         return mrc;
     }
@@ -493,8 +641,7 @@ static int write_batch(checkpoint_store_t *store, MDB_txn *txn, const checkpoint
     while (batch_next(batch, &offset, &e)) {
         MDB_val key = {e.key_len, (void *)e.key};
         if (e.deleted) {
-            mrc = mdb_del(txn, store->state, &key, NULL);
-            if (mrc != 0 && mrc != MDB_NOTFOUND) {
+            if ((mrc = delete_record(store, txn, &key)) != 0) {
                 *what = "delete from";
                 return mrc;
             }
@@ -503,13 +650,18 @@ static int write_batch(checkpoint_store_t *store, MDB_txn *txn, const checkpoint
         }
         MDB_val value = {e.payload_len + 1, NULL};
         mrc = mdb_put(txn, store->state, &key, &value, MDB_RESERVE);
+        if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
+            uint8_t *v = value.mv_data;
+            v[0] = e.type;
+            memcpy(v + 1, e.payload, e.payload_len);
+        }
+        if (mrc == 0 && e.key[0] == CHECKPOINT_KIND_ORDER)
+            mrc = archive_index_update(txn, store->index, e.type, e.payload, e.payload_len, true,
+                                       &store->scratch);
         if (mrc != 0) {
             *what = "write to";
             return mrc;
         }
-        uint8_t *v = value.mv_data;
-        v[0] = e.type;
-        memcpy(v + 1, e.payload, e.payload_len);
         stats->puts++;
     }
     return 0;
@@ -579,7 +731,9 @@ int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const 
         uint64_t grown = store->map_bytes * 2;
         if (grown > CHECKPOINT_MAP_BYTES_MAX)
             grown = CHECKPOINT_MAP_BYTES_MAX;
+        checkpoint_store_map_lock(store); /* no reader's transaction is active meanwhile */
         mrc = mdb_env_set_mapsize(store->env, (size_t)grown);
+        checkpoint_store_map_unlock(store);
         if (mrc != 0)
             return lmdb_error(mrc, "grow the map of", store->path, message, message_bytes);
         store->map_bytes = grown;

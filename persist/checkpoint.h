@@ -8,7 +8,8 @@
  *  - Batches: checkpoint_batch_t is an immutable-once-submitted buffer of (key, type, payload,
  *    deleted) entries, built on the loop thread by passing checkpoint_batch_snapshot_cb to
  *    allot_state_snapshot_each_dirty (incremental) or allot_state_snapshot_each (full: the
- *    writer then drops every stored object first). A failed append (out of memory) marks the
+ *    writer then drops every stored object first, except orders (kind 0x05): those not in the
+ *    batch left memory, so they are kept and marked archived - see core/order.h). A failed append (out of memory) marks the
  *    batch failed (checkpoint_batch_failed); such a batch must not be submitted.
  *  - Store: checkpoint_store_open creates the file (and "<path>-lock") when missing, checks the
  *    format version and reads the checkpoint LSN. checkpoint_store_load and
@@ -41,7 +42,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define CHECKPOINT_FORMAT_VERSION 1u
+/* 2 adds the customer index of orders (persist/archive.h); a version 1 store is upgraded when
+ * opened (the index is built from its 0x05 records in the opening transaction). */
+#define CHECKPOINT_FORMAT_VERSION    2u
+#define CHECKPOINT_FORMAT_VERSION_V1 1u
 #define CHECKPOINT_FILE_NAME      "state.lmdb"
 /* Initial LMDB map (virtual address space; the file grows only as data is written). */
 #define CHECKPOINT_MAP_BYTES_DEFAULT (256ull << 20)
@@ -58,6 +62,7 @@
 #define CHECKPOINT_KIND_SKU         0x02
 #define CHECKPOINT_KIND_RESERVATION 0x03
 #define CHECKPOINT_KIND_ADJUST_KEY  0x04
+#define CHECKPOINT_KIND_ORDER       0x05 /* archived ones are kept by full checkpoints */
 
 /* ---- batches (loop thread) ------------------------------------------------------------- */
 typedef struct checkpoint_batch checkpoint_batch_t;
@@ -96,6 +101,17 @@ int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, cha
 /* The LSN of the last committed checkpoint (0: none). */
 uint64_t checkpoint_store_lsn(const checkpoint_store_t *store);
 uint64_t checkpoint_store_map_bytes(const checkpoint_store_t *store);
+
+/* Concurrent readers (persist/archive.c, loop thread) while the writer thread owns the store:
+ * the env is opened with MDB_NOTLS, so a reader may keep one read transaction and reset/renew
+ * it. A reader holds the map lock while its transaction is active (between begin/renew and
+ * reset); the writer takes it to resize the map (LMDB requires no active transaction then). */
+struct MDB_env;
+struct MDB_env *checkpoint_store_env(checkpoint_store_t *store);
+unsigned int checkpoint_store_state_dbi(const checkpoint_store_t *store);
+unsigned int checkpoint_store_index_dbi(const checkpoint_store_t *store);
+void checkpoint_store_map_lock(checkpoint_store_t *store);
+void checkpoint_store_map_unlock(checkpoint_store_t *store);
 
 typedef int (*checkpoint_record_cb)(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
                                     const uint8_t *payload, size_t payload_len);

@@ -3,7 +3,6 @@
  * connection never sees an impossible count. No timing assumptions: the race runs until every
  * connection has been refused. */
 #include <criterion/criterion.h>
-#include <ctype.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "harness_reply.h"
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -21,39 +20,15 @@ static allot_client_t *cli;
 
 static void up(void)
 {
-    srv = harness_server_start(NULL);
-    cli = harness_connect(srv);
+    harness_fixture_up(&srv, &cli);
 }
 
 static void down(void)
 {
-    allot_client_close(cli);
-    cli = NULL;
-    if (srv != NULL && srv->pid != 0)
-        harness_server_stop(srv); /* asserts a clean exit: no crash, no sanitizer report */
-    harness_server_destroy(srv);
-    srv = NULL;
+    harness_fixture_down(&srv, &cli);
 }
 
 TestSuite(flashsale, .init = up, .fini = down, .timeout = 60);
-
-/* printf into a rotating buffer, then ' -> " so that JSON needs no escapes in C strings. */
-static const char *js(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *js(const char *fmt, ...)
-{
-    static char buffers[4][4096];
-    static unsigned next;
-    char *b = buffers[next++ % 4];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b, sizeof buffers[0], fmt, ap);
-    va_end(ap);
-    cr_assert(n >= 0 && (size_t)n < sizeof buffers[0], "js: text too long");
-    for (char *p = b; *p != '\0'; p++)
-        if (*p == '\'')
-            *p = '"';
-    return b;
-}
 
 /* Thread-safe (no Criterion asserts): an integer under a map key, false when absent. */
 static bool map_int(const msgpack_object *map, const char *key, int64_t *out)
@@ -79,20 +54,8 @@ static int64_t result_int(const allot_reply_t *r, const char *key)
 
 static void put_location(const char *id, int priority)
 {
-    allot_reply_t r = {0};
-    harness_call_ok(
-        cli, "location.put",
-        js("{'id':'%s','type':'warehouse','lat':0,'lon':0,'priority':%d}", id, priority), &r);
-    allot_reply_free(&r);
-}
-
-static void set_stock(const char *sku, const char *location, int64_t on_hand)
-{
-    allot_reply_t r = {0};
-    harness_call_ok(
-        cli, "stock.set",
-        js("{'sku':'%s','location':'%s','on_hand':%lld}", sku, location, (long long)on_hand), &r);
-    allot_reply_free(&r);
+    harness_put_location(
+        cli, id, harness_json("'type':'warehouse','lat':0,'lon':0,'priority':%d", priority));
 }
 
 /* ---- the poller: another connection reading stock.get during the race ------------------------ */
@@ -202,8 +165,8 @@ static void race_send(racer_t *rc, int index, const race_t *race)
 {
     uint32_t msgid;
     cr_assert_lt(rc->sent, SEQ_MAX, "racer %d sent too many requests", index);
-    const char *params = js("{'id':'fs-%d-%d','lines':[{'sku':'%s','qty':%lld}]}", index, rc->sent,
-                            race->sku, (long long)race->qty);
+    const char *params = harness_json("{'id':'fs-%d-%d','lines':[{'sku':'%s','qty':%lld}]}", index,
+                                      rc->sent, race->sku, (long long)race->qty);
     cr_assert_eq(allot_client_send_json(rc->c, "reserve", params, &msgid), 0, "%s",
                  allot_client_last_error(rc->c));
     rc->sent++;
@@ -313,11 +276,11 @@ static void run_race(race_t *race)
 static void expect_final_stock(const char *sku, int64_t on_hand, int64_t reserved)
 {
     allot_reply_t r = {0};
-    harness_call_ok(cli, "stock.get", js("{'sku':'%s'}", sku), &r);
+    harness_call_ok(cli, "stock.get", harness_json("{'sku':'%s'}", sku), &r);
     cr_expect_eq(result_int(&r, "on_hand"), on_hand);
     cr_expect_eq(result_int(&r, "reserved"), reserved);
     cr_expect_eq(result_int(&r, "available"), on_hand - reserved);
-    harness_call_ok(cli, "avail.get", js("{'skus':['%s']}", sku), &r);
+    harness_call_ok(cli, "avail.get", harness_json("{'skus':['%s']}", sku), &r);
     const msgpack_object *items = allot_object_map_get(&r.result, "items");
     cr_assert(items != NULL && items->type == MSGPACK_OBJECT_ARRAY && items->via.array.size == 1);
     int64_t available = -1;
@@ -326,21 +289,12 @@ static void expect_final_stock(const char *sku, int64_t on_hand, int64_t reserve
     allot_reply_free(&r);
 }
 
-static int64_t server_reservations(void)
-{
-    allot_reply_t r = {0};
-    harness_call_ok(cli, "server.info", "{}", &r);
-    int64_t n = result_int(&r, "reservations");
-    allot_reply_free(&r);
-    return n;
-}
-
 /* ---- tests ----------------------------------------------------------------------------------- */
 
 Test(flashsale, fifty_connections_racing_for_1000_units_hold_exactly_1000)
 {
     put_location("W1", 0);
-    set_stock("FLASH", "W1", 1000);
+    harness_set_stock(cli, "FLASH", "W1", 1000);
     poller_t poller;
     poller_start(&poller, "FLASH", 1000);
     race_t race = {.sku = "FLASH", .qty = 1};
@@ -351,10 +305,11 @@ Test(flashsale, fifty_connections_racing_for_1000_units_hold_exactly_1000)
     cr_expect_geq(race.refused, CLIENTS, "every connection ends with a refusal");
     cr_expect_eq(race.last_refusal_available, 0);
     expect_final_stock("FLASH", 1000, 1000);
-    cr_expect_eq(server_reservations(), 1000);
+    cr_expect_eq(harness_server_info_int(cli, "reservations"), 1000);
     /* One more, from a fresh connection, is refused too. */
     allot_reply_t r = {0};
-    harness_call_error(cli, "reserve", js("{'id':'late','lines':[{'sku':'FLASH','qty':1}]}"),
+    harness_call_error(cli, "reserve",
+                       harness_json("{'id':'late','lines':[{'sku':'FLASH','qty':1}]}"),
                        "INSUFFICIENT_STOCK", &r);
     allot_reply_free(&r);
 }
@@ -364,9 +319,9 @@ Test(flashsale, racing_for_3_units_at_a_time_across_three_locations_never_overse
     put_location("W1", 0);
     put_location("W2", 1);
     put_location("W3", 2);
-    set_stock("FLASH", "W1", 500);
-    set_stock("FLASH", "W2", 300);
-    set_stock("FLASH", "W3", 200);
+    harness_set_stock(cli, "FLASH", "W1", 500);
+    harness_set_stock(cli, "FLASH", "W2", 300);
+    harness_set_stock(cli, "FLASH", "W3", 200);
     poller_t poller;
     poller_start(&poller, "FLASH", 1000);
     race_t race = {.sku = "FLASH", .qty = 3};
@@ -377,19 +332,19 @@ Test(flashsale, racing_for_3_units_at_a_time_across_three_locations_never_overse
     cr_expect_eq(race.units_held, 999);
     cr_expect_eq(race.last_refusal_available, 1);
     expect_final_stock("FLASH", 1000, 999);
-    cr_expect_eq(server_reservations(), 333);
+    cr_expect_eq(harness_server_info_int(cli, "reservations"), 333);
 }
 
 Test(flashsale, the_same_cart_sent_from_every_connection_at_once_is_held_once)
 {
     put_location("W1", 0);
-    set_stock("FLASH", "W1", 10);
+    harness_set_stock(cli, "FLASH", "W1", 10);
     allot_client_t *clients[CLIENTS];
     for (int i = 0; i < CLIENTS; i++)
         clients[i] = harness_connect(srv);
     char request[128];
     snprintf(request, sizeof request, "%s",
-             js("{'id':'shared','lines':[{'sku':'FLASH','qty':3}]}"));
+             harness_json("{'id':'shared','lines':[{'sku':'FLASH','qty':3}]}"));
     for (int i = 0; i < CLIENTS; i++) {
         uint32_t msgid;
         cr_assert_eq(allot_client_send_json(clients[i], "reserve", request, &msgid), 0);
@@ -416,23 +371,24 @@ Test(flashsale, the_same_cart_sent_from_every_connection_at_once_is_held_once)
     free(first);
     allot_reply_free(&r);
     expect_final_stock("FLASH", 10, 3);
-    cr_expect_eq(server_reservations(), 1);
+    cr_expect_eq(harness_server_info_int(cli, "reservations"), 1);
 }
 
 Test(flashsale, different_carts_racing_for_one_id_leave_exactly_one_winner)
 {
     put_location("W1", 0);
-    set_stock("FLASH", "W1", 5000);
+    harness_set_stock(cli, "FLASH", "W1", 5000);
     allot_client_t *clients[CLIENTS];
     for (int i = 0; i < CLIENTS; i++)
         clients[i] = harness_connect(srv);
     for (int i = 0; i < CLIENTS; i++) {
         uint32_t msgid;
-        cr_assert_eq(allot_client_send_json(
-                         clients[i], "reserve",
-                         js("{'id':'contested','lines':[{'sku':'FLASH','qty':%d}]}", i + 1),
-                         &msgid),
-                     0);
+        cr_assert_eq(
+            allot_client_send_json(
+                clients[i], "reserve",
+                harness_json("{'id':'contested','lines':[{'sku':'FLASH','qty':%d}]}", i + 1),
+                &msgid),
+            0);
     }
     for (int i = 0; i < CLIENTS; i++)
         cr_assert_eq(allot_client_flush(clients[i]), 0);
@@ -452,5 +408,5 @@ Test(flashsale, different_carts_racing_for_one_id_leave_exactly_one_winner)
     allot_reply_free(&r);
     cr_expect_eq(winners, 1);
     expect_final_stock("FLASH", 5000, winning_qty);
-    cr_expect_eq(server_reservations(), 1);
+    cr_expect_eq(harness_server_info_int(cli, "reservations"), 1);
 }

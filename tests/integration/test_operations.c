@@ -35,13 +35,43 @@ static uint16_t free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* Fill the mkstemp template `path` (e.g. "/tmp/allot-token-XXXXXX") with a fresh file holding
+ * content with this mode. The caller unlinks it. */
+static void temp_file_write(char *path, const char *content, mode_t mode)
+{
+    int fd = mkstemp(path);
+    close(fd);
+    file_write(path, content, mode);
+}
+
+/* A server started with --auth-token-file path. */
+static harness_server_t *start_with_token_file(const char *path)
+{
+    char args[128];
+    snprintf(args, sizeof(args), "--auth-token-file %s", path);
+    return harness_server_start(args);
+}
+
+/* A TCP connection to 127.0.0.1:port, or -1. */
+static int raw_connect_loopback(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* GET path from 127.0.0.1:port; returns the whole response (malloc'ed). */
 static char *http_get(uint16_t port, const char *path)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = raw_connect_loopback(port);
+    cr_assert_geq(fd, 0);
     char request[256];
     int n = snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
     cr_assert_eq(send(fd, request, (size_t)n, 0), n);
@@ -58,12 +88,8 @@ static char *http_get(uint16_t port, const char *path)
 Test(operations, a_token_is_required_before_anything_but_ping_and_auth)
 {
     char path[] = "/tmp/allot-token-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    file_write(path, TOKEN "\n", 0600);
-    char args[128];
-    snprintf(args, sizeof(args), "--auth-token-file %s", path);
-    harness_server_t *s = harness_server_start(args); /* the harness pings: allowed */
+    temp_file_write(path, TOKEN "\n", 0600);
+    harness_server_t *s = start_with_token_file(path); /* the harness pings: allowed */
     allot_client_t *c = harness_connect(s);
     allot_reply_t reply = {0};
     harness_call_error(c, "server.info", "{}", "UNAUTHENTICATED", &reply);
@@ -89,12 +115,8 @@ Test(operations, a_token_is_required_before_anything_but_ping_and_auth)
 Test(operations, repeated_wrong_tokens_make_the_connection_wait)
 {
     char path[] = "/tmp/allot-token-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    file_write(path, TOKEN "\n", 0600);
-    char args[128];
-    snprintf(args, sizeof(args), "--auth-token-file %s", path);
-    harness_server_t *s = harness_server_start(args);
+    temp_file_write(path, TOKEN "\n", 0600);
+    harness_server_t *s = start_with_token_file(path);
     allot_client_t *c = harness_connect(s);
     allot_reply_t reply = {0};
     for (int i = 0; i < 3; i++)
@@ -114,9 +136,7 @@ Test(operations, repeated_wrong_tokens_make_the_connection_wait)
 Test(operations, a_token_file_readable_by_others_stops_start_up)
 {
     char path[] = "/tmp/allot-token-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    file_write(path, TOKEN "\n", 0644);
+    temp_file_write(path, TOKEN "\n", 0644);
     char dir[] = "/tmp/allot-ops-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     const char *argv[] = {ALLOTD_PATH, "--listen", "127.0.0.1:0", "--data-dir", dir,
@@ -184,10 +204,10 @@ Test(operations, prometheus_endpoint_serves_metrics_and_404_elsewhere)
 Test(operations, config_file_settings_apply_and_flags_override_them)
 {
     char path[] = "/tmp/allot-conf-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    file_write(path, "# allotd settings\nlisten = 127.0.0.1:7999\nfsync = interval:5\n"
-                     "connections-max = 7\n", 0644);
+    temp_file_write(path,
+                    "# allotd settings\nlisten = 127.0.0.1:7999\nfsync = interval:5\n"
+                    "connections-max = 7\n",
+                    0644);
     const char *argv[] = {ALLOTD_PATH, "--config", path, "--listen", "127.0.0.1:8123",
                           "--check-config", NULL};
     char *out = NULL;
@@ -217,20 +237,6 @@ Test(operations, json_log_format_writes_one_object_per_line)
     cr_expect_geq(lines, 3);
     free(log);
     harness_server_destroy(s);
-}
-
-static int raw_connect_loopback(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 Test(operations, ten_thousand_connections_are_held_at_once, .timeout = 120)

@@ -52,6 +52,23 @@ static bool raw_closed_within(int fd, int timeout_ms)
     return false;
 }
 
+/* A server.info request; its reply is ~200 bytes. */
+static const uint8_t info_request[] = {0x94, 0x00, 0x01, 0xab, 's', 'e', 'r',  'v', 'e',
+                                       'r',  '.',  'i',  'n',  'f', 'o', 0x91, 0x80};
+#define INFO_BATCH_BYTES (sizeof(info_request) * 256)
+
+/* A client that asks and never reads: a raw connection with a 4 KiB receive buffer, and batch
+ * filled with 256 server.info requests to send on it again and again. */
+static int raw_connect_non_reader(uint16_t port, uint8_t batch[static INFO_BATCH_BYTES])
+{
+    int fd = raw_connect(port);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    for (size_t i = 0; i < 256; i++)
+        memcpy(batch + i * sizeof(info_request), info_request, sizeof(info_request));
+    return fd;
+}
+
 static void ping_ok(allot_client_t *c)
 {
     allot_reply_t reply = {0};
@@ -271,15 +288,9 @@ Test(server, a_client_that_never_reads_is_cut_off_and_others_are_unaffected)
 {
     harness_server_t *s = harness_server_start("--output-bytes-max 65536");
     allot_client_t *witness = harness_connect(s);
-    int fd = raw_connect(s->port);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     /* server.info replies are ~200 bytes; send requests until the server hangs up */
-    const uint8_t info[] = {0x94, 0x00, 0x01, 0xab, 's', 'e', 'r', 'v', 'e', 'r',
-                            '.',  'i',  'n',  'f',  'o', 0x91, 0x80};
-    uint8_t batch[sizeof(info) * 256];
-    for (size_t i = 0; i < 256; i++)
-        memcpy(batch + i * sizeof(info), info, sizeof(info));
+    uint8_t batch[INFO_BATCH_BYTES];
+    int fd = raw_connect_non_reader(s->port, batch);
     bool cut_off = false;
     for (int round = 0; round < 20000 && !cut_off; round++) {
         if (send(fd, batch, sizeof(batch), MSG_NOSIGNAL) < 0)
@@ -359,14 +370,8 @@ Test(server, over_the_global_buffer_budget_new_requests_are_overloaded_until_it_
     harness_server_t *s = harness_server_start("--buffer-bytes-max 1048576");
     allot_client_t *witness = harness_connect(s);
     ping_ok(witness);
-    int hog = raw_connect(s->port);
-    int small = 4096;
-    setsockopt(hog, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    const uint8_t info[] = {0x94, 0x00, 0x01, 0xab, 's', 'e', 'r', 'v', 'e', 'r',
-                            '.',  'i',  'n',  'f',  'o', 0x91, 0x80};
-    uint8_t batch[sizeof(info) * 256];
-    for (size_t i = 0; i < 256; i++)
-        memcpy(batch + i * sizeof(info), info, sizeof(info));
+    uint8_t batch[INFO_BATCH_BYTES];
+    int hog = raw_connect_non_reader(s->port, batch);
     allot_reply_t reply = {0};
     bool overloaded = false;
     for (int round = 0; round < 4000 && !overloaded; round++) {

@@ -283,15 +283,15 @@ Test(checkpoint, refuses_an_unknown_format_version)
     cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    uint8_t v2[4] = {2, 0, 0, 0};
-    MDB_val key = {14, "format_version"}, value = {4, v2};
+    uint8_t v3[4] = {3, 0, 0, 0};
+    MDB_val key = {14, "format_version"}, value = {4, v3};
     cr_assert_eq(mdb_put(txn, meta, &key, &value, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     int rc = checkpoint_store_open(path, 0, &store, message, sizeof(message));
     cr_assert_eq(rc, ALLOT_ECORRUPT);
     cr_assert_null(store);
-    cr_assert(strstr(message, "format version 2") != NULL, "%s", message);
+    cr_assert(strstr(message, "format version 3") != NULL, "%s", message);
 }
 
 Test(checkpoint, load_stops_at_a_record_core_refuses)
