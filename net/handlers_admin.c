@@ -63,3 +63,17 @@ int handle_server_stats(command_call_t *call)
     server_stats_pack(call->server, call->result);
     return 0;
 }
+
+/* Walks the whole state (O(size)): for diagnostics and crash tests, not for routine polling. */
+int handle_server_verify(command_call_t *call)
+{
+    char message[ALLOT_ERROR_MESSAGE_BYTES_MAX];
+    int rc = allot_state_check_invariants(call->state, message, sizeof(message));
+    if (rc == ALLOT_ENOMEM)
+        return allot_error_set(call->error, ALLOT_EINTERNAL, NULL, "out of memory");
+    msgpack_pack_map(call->result, rc == 0 ? 1 : 2);
+    pack_key_bool(call->result, "ok", rc == 0);
+    if (rc != 0)
+        pack_key_cstr(call->result, "violation", message);
+    return 0;
+}

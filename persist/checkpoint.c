@@ -1,12 +1,16 @@
 /* checkpoint.c - LMDB checkpoint store: layout, incremental writes, loading, writer thread.
  *
- * LMDB LAYOUT (format version 1). One LMDB environment opened with MDB_NOSUBDIR: the data file
+ * LMDB LAYOUT (format version 2). One LMDB environment opened with MDB_NOSUBDIR | MDB_NOTLS
+ * (the loop thread reads archived orders while the checkpoint thread writes): the data file
  * "<data-dir>/state.lmdb" and its lock file "<data-dir>/state.lmdb-lock" (the lock file holds
  * no data and may be deleted while no process has the store open). Integers little-endian.
  *
  * Named database "meta" (keys are ASCII without a terminating NUL):
- *     "format_version"  4 bytes  u32, CHECKPOINT_FORMAT_VERSION (1). Written when the store is
- *                                created; a store with another version is refused (CORRUPT).
+ *     "format_version"  4 bytes  u32, CHECKPOINT_FORMAT_VERSION (2). Written when the store is
+ *                                created. A version 1 store (no "orders_by_customer") is
+ *                                upgraded when opened: the index is built from its 0x05 records
+ *                                and the version set to 2 in one transaction. Any other version
+ *                                is refused (CORRUPT).
  *     "checkpoint_lsn"  8 bytes  u64, the WAL LSN the stored state covers: every event with
  *                                LSN <= checkpoint_lsn is reflected, none after it. Absent
  *                                (= 0) until the first checkpoint commits.
@@ -18,12 +22,21 @@
  *              0x03 reservation  id = reservation id (live holds and ended ones kept for
  *                                     idempotency)
  *              0x04 adjust key   id = the stock.adjust idempotency key
- *              0x05..0xff        reserved (orders and later objects); kind 0x00 is invalid
+ *              0x05 order        id = order id; live orders and orders evicted from memory
+ *                                (payload byte 1 = snapshot flags, bit 0 archived; core/order.h)
+ *              0x06..0xff        reserved (later objects); kind 0x00 is invalid
  *     value  1 byte event type (core/event.h snapshot types: 16 location, 17 SKU,
  *            18 reservation, 19 adjust key; 64.. orders) + the snapshot event payload exactly
  *            as core encodes it (starts with ALLOT_EVENT_FORMAT_VERSION).
  *   An object that no longer exists has no key. Kinds sort so that loading in key order meets
  *   locations before the SKUs and reservations that refer to them.
+ *
+ * Named database "orders_by_customer" (since version 2; format in persist/archive.h):
+ *     key    u8 customer length C + customer (C bytes) + u64 big-endian (created_ms XOR 2^63)
+ *            + order id bytes;  value empty (0 bytes)
+ *   Exactly one entry per 0x05 record whose order has a customer, written and deleted in the
+ *   same transaction as that record; a cursor walks one customer's orders in (created_ms, id)
+ *   order, so order.list pages archived orders newest first without a scan.
  *
  * VALIDITY. A record is valid iff its key has 2..CHECKPOINT_KEY_BYTES_MAX bytes with a nonzero
  * kind and its value has at least 2 bytes (type + payload); what the payload means is checked
@@ -34,8 +47,11 @@
  * new checkpoint, never a mix.
  *
  * A checkpoint writes only the objects dirtied since the previous one (puts and deletes of
- * single keys); a "full" batch (after an out-of-memory while serializing) first empties "state"
- * with mdb_drop(..., 0) and then puts every object, in the same transaction.
+ * single keys); a "full" batch (after an out-of-memory while serializing) first deletes every
+ * record of "state" except orders (0x05) and then puts every object, in the same transaction.
+ * Orders are never deleted by core; a full batch holds every order still in memory, so a stored
+ * order it does not hold was evicted: it is kept (and flagged archived if its archived snapshot
+ * was in a batch that was dropped), and the customer index is left as it is.
  *
  * In-memory batch format (never on disk): entries back to back, each
  *     0  2  key bytes K          3  1  deleted (0/1)        8    K  key

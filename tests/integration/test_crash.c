@@ -20,6 +20,8 @@
 #define ADJUSTS_MAX       400000
 #define LOCATIONS_MAX     20000
 #define KILLS_DEFAULT     100
+#define ORDERS_MAX        20000
+#define ORDER_SKUS        3 /* OS0..OS2: stock for orders, apart from the S* model */
 
 /* ---- the model: what the test knows was acknowledged --------------------------------------- */
 
@@ -37,7 +39,31 @@ typedef struct reservation {
     uint8_t round_released; /* checked again after the restart following the release */
 } reservation_t;
 
-typedef enum { OP_ADJUST, OP_RESERVE, OP_RELEASE, OP_SET, OP_LOCATION, OP_CHECKPOINT } op_kind_t;
+typedef enum {
+    OP_ADJUST,
+    OP_RESERVE,
+    OP_RELEASE,
+    OP_SET,
+    OP_LOCATION,
+    OP_CHECKPOINT,
+    OP_ORDER
+} op_kind_t;
+
+/* An order's progress: each step is one transition, in this order. */
+enum {
+    STEP_NONE,
+    STEP_CREATED,
+    STEP_PAID,
+    STEP_RELEASED,
+    STEP_SHIPPED,
+    STEP_DELIVERED,
+    STEP_GONE = -1 /* creation never acknowledged and not applied: the id is not reused */
+};
+
+typedef struct order {
+    int acked; /* last step acknowledged */
+    int sent;  /* last step sent (== acked when nothing is in flight) */
+} order_t;
 
 typedef struct op {
     op_kind_t kind;
@@ -63,6 +89,8 @@ static struct {
     int locations_sent;
     int checkpoints_acked;
     int64_t acked_writes;
+    order_t *orders;
+    int order_count;
 } m;
 
 static unsigned rng_state;
@@ -114,12 +142,58 @@ static int active_pick(void)
     return -1;
 }
 
+/* An order with nothing in flight that can take its next step, or -1. */
+static int order_pick(void)
+{
+    for (int tries = 0; tries < 8 && m.order_count > 0; tries++) {
+        int i = (int)rnd((unsigned)m.order_count);
+        order_t *o = &m.orders[i];
+        if (o->acked == o->sent && o->acked >= STEP_CREATED && o->acked < STEP_DELIVERED)
+            return i;
+    }
+    return -1;
+}
+
+/* Create an order from lines, or move one a step on (pay, release, ship, deliver). */
+static void order_send(allot_client_t *c, op_t *op)
+{
+    char params[256];
+    int i = rnd(3) == 0 ? order_pick() : -1;
+    if (i < 0) {
+        i = m.order_count++;
+        snprintf(params, sizeof(params),
+                 "{\"id\":\"o-%d\",\"customer\":\"crash\",\"lines\":[{\"sku\":\"OS%u\","
+                 "\"qty\":%u}]}",
+                 i, rnd(ORDER_SKUS), 1 + rnd(3));
+        m.orders[i].sent = STEP_CREATED;
+        send_json(c, "order.create", params);
+    } else {
+        order_t *o = &m.orders[i];
+        o->sent = o->acked + 1;
+        static const char *const methods[] = {NULL, NULL, "order.pay", "order.release",
+                                              "shipment.ship", "shipment.deliver"};
+        if (o->sent == STEP_PAID)
+            snprintf(params, sizeof(params), "{\"id\":\"o-%d\",\"status\":\"authorized\"}", i);
+        else if (o->sent == STEP_RELEASED)
+            snprintf(params, sizeof(params), "{\"id\":\"o-%d\"}", i);
+        else
+            snprintf(params, sizeof(params), "{\"order\":\"o-%d\",\"shipment\":\"S1\"}", i);
+        send_json(c, methods[o->sent], params);
+    }
+    op->kind = OP_ORDER;
+    op->index = i;
+}
+
 /* Build and send one random operation; returns its kind in op. */
 static void op_send(allot_client_t *c, op_t *op)
 {
     char params[512];
-    unsigned dice = rnd(100);
     op->answered = false;
+    if (rnd(100) < 15 && m.order_count < ORDERS_MAX) {
+        order_send(c, op);
+        return;
+    }
+    unsigned dice = rnd(100);
     int release = dice < 55 ? -1 : active_pick();
     if (dice < 40 && m.adjust_count < ADJUSTS_MAX) {
         adjust_t *a = &m.adjusts[m.adjust_count];
@@ -208,6 +282,12 @@ static void op_answered(op_t *op, const allot_reply_t *reply)
     case OP_CHECKPOINT:
         if (ok)
             m.checkpoints_acked++;
+        break;
+    case OP_ORDER:
+        if (ok)
+            m.orders[op->index].acked = m.orders[op->index].sent;
+        else
+            m.orders[op->index].sent = m.orders[op->index].acked;
         break;
     }
     if (ok && op->kind != OP_CHECKPOINT)
@@ -427,6 +507,62 @@ static void on_stock(int index, const allot_reply_t *reply, void *ctx)
     }
 }
 
+/* The step an order map shows (payment tells created from paid). */
+static int order_step_of(const msgpack_object *order)
+{
+    const msgpack_object *state = allot_object_map_get(order, "state");
+    if (allot_object_str_equal(state, "delivered"))
+        return STEP_DELIVERED;
+    if (allot_object_str_equal(state, "shipped"))
+        return STEP_SHIPPED;
+    if (allot_object_str_equal(state, "released"))
+        return STEP_RELEASED;
+    cr_assert(allot_object_str_equal(state, "created"), "unexpected order state");
+    return allot_object_str_equal(allot_object_map_get(order, "payment"), "authorized")
+               ? STEP_PAID
+               : STEP_CREATED;
+}
+
+static void on_order(int index, const allot_reply_t *reply, void *ctx)
+{
+    int id = ((int *)ctx)[index];
+    order_t *o = &m.orders[id];
+    if (reply->is_error) {
+        cr_assert_str_eq(reply->code, "NOT_FOUND", "o-%d: %s %s", id, reply->code,
+                         reply->message);
+        cr_assert_eq(o->acked, STEP_NONE, "o-%d: acknowledged order lost", id);
+        o->acked = o->sent = STEP_GONE;
+        return;
+    }
+    int step = order_step_of(&reply->result);
+    cr_assert(step >= o->acked && step <= o->sent,
+              "o-%d: state step %d, acknowledged %d, sent %d", id, step, o->acked, o->sent);
+    const msgpack_object *history = allot_object_map_get(&reply->result, "history");
+    cr_assert(history != NULL && history->type == MSGPACK_OBJECT_ARRAY);
+    cr_assert_geq(history->via.array.size, (uint32_t)step, "o-%d: history lost entries", id);
+    o->acked = o->sent = step;
+}
+
+static void orders_verify(allot_client_t *c, char (*params)[128], int *ids)
+{
+    int n = 0;
+    for (int i = 0; i < m.order_count; i++) {
+        if (m.orders[i].sent == STEP_GONE)
+            continue;
+        ids[n] = i;
+        snprintf(params[n++], 128, "{\"id\":\"o-%d\"}", i);
+    }
+    call_many(c, "order.get", params, n, on_order, ids);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "server.verify", "{}", &reply);
+    const msgpack_object *ok = allot_object_map_get(&reply.result, "ok");
+    const msgpack_object *violation = allot_object_map_get(&reply.result, "violation");
+    cr_assert(ok != NULL && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean,
+              "server-side invariants: %.*s", violation ? (int)violation->via.str.size : 0,
+              violation ? violation->via.str.ptr : "");
+    allot_reply_free(&reply);
+}
+
 static void on_location(int index, const allot_reply_t *reply, void *ctx)
 {
     (void)index;
@@ -438,7 +574,8 @@ static void verify(allot_client_t *c)
 {
     static char(*params)[128];
     static int *ids;
-    int capacity = m.reservation_count + m.adjust_count + SKUS + m.locations_sent + 16;
+    int capacity =
+        m.reservation_count + m.adjust_count + SKUS + m.locations_sent + m.order_count + 16;
     params = realloc(params, (size_t)capacity * sizeof(*params));
     ids = realloc(ids, (size_t)capacity * sizeof(*ids));
     cr_assert(params != NULL && ids != NULL);
@@ -502,6 +639,10 @@ static void verify(allot_client_t *c)
         snprintf(params[i], 128, "{\"sku\":\"S%d\"}", i);
     call_many(c, "stock.get", params, SKUS, on_stock, &holds);
 
+    /* 6. orders: each at a step between the acknowledged and the sent one, history intact;
+     * allocated == unshipped order items everywhere (checked by the server itself). */
+    orders_verify(c, params, ids);
+
     harness_call_ok(c, "server.info", "{}", &reply);
     cr_assert_leq(map_int(&reply.result, "checkpoint_lsn"), map_int(&reply.result, "wal_lsn"));
     allot_reply_free(&reply);
@@ -528,6 +669,12 @@ static void setup_stock(allot_client_t *c)
         }
     snprintf(params, sizeof(params), "{\"sku\":\"SET\",\"location\":\"L0\",\"on_hand\":0}");
     writes_until_ok(c, "stock.set", &params, 1);
+    for (int k = 0; k < ORDER_SKUS; k++) {
+        snprintf(params, sizeof(params),
+                 "{\"sku\":\"OS%d\",\"location\":\"L%d\",\"on_hand\":%d}", k, k % LOCS,
+                 ON_HAND_START);
+        writes_until_ok(c, "stock.set", &params, 1);
+    }
 }
 
 Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout = 3600)
@@ -543,7 +690,9 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
     m.reservations = calloc(RESERVATIONS_MAX, sizeof(*m.reservations));
     m.adjusts = calloc(ADJUSTS_MAX, sizeof(*m.adjusts));
     m.locations = calloc(LOCATIONS_MAX, 1);
-    cr_assert(m.reservations != NULL && m.adjusts != NULL && m.locations != NULL);
+    m.orders = calloc(ORDERS_MAX, sizeof(*m.orders));
+    cr_assert(m.reservations != NULL && m.adjusts != NULL && m.locations != NULL &&
+              m.orders != NULL);
 
     /* Small segments and frequent checkpoints: recovery meets LMDB + several WAL segments,
      * and truncation runs all the time. */
@@ -574,14 +723,16 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
         active += m.reservations[i].state == R_ACTIVE;
     fprintf(stderr,
             "crash test: %d kills in %.1f s (%d mid-batch), %lld requests, %lld acknowledged "
-            "writes, %d adjusts, %d reservations (%d active), %d checkpoints acknowledged\n",
+            "writes, %d adjusts, %d reservations (%d active), %d orders, %d checkpoints "
+            "acknowledged\n",
             kills, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
             stats.mid_batch, (long long)stats.ops_sent, (long long)m.acked_writes, m.adjust_count,
-            m.reservation_count, active, m.checkpoints_acked);
+            m.reservation_count, active, m.order_count, m.checkpoints_acked);
     allot_client_close(c);
     harness_server_stop(s);
     harness_server_destroy(s);
     free(m.reservations);
     free(m.adjusts);
     free(m.locations);
+    free(m.orders);
 }
