@@ -43,6 +43,7 @@ cleanup() {
   for t in "${!pid[@]}"; do kill "${pid[$t]}" 2>/dev/null || true; done
   for t in "${!pid[@]}"; do wait "${pid[$t]}" 2>/dev/null || true; done
   rm -rf "$work/data"
+  case $out in "$work"/*) ;; *) rm -rf "$work" ;; esac # results live elsewhere: drop the logs too
 }
 trap cleanup EXIT INT TERM
 

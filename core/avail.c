@@ -87,9 +87,16 @@ int64_t allot_avail_sku(const allot_state_t *state, const allot_avail_query_t *q
                         allot_str_t sku_id, allot_avail_location_t *locations,
                         uint32_t locations_max, uint32_t *location_count)
 {
+    return allot_avail_sku_at(state, query, allot_sku_index_find(state, sku_id), locations,
+                              locations_max, location_count);
+}
+
+int64_t allot_avail_sku_at(const allot_state_t *state, const allot_avail_query_t *query,
+                           uint32_t sku_index, allot_avail_location_t *locations,
+                           uint32_t locations_max, uint32_t *location_count)
+{
     uint32_t written = 0;
     int64_t total = 0;
-    uint32_t sku_index = allot_sku_index_find(state, sku_id);
     const allot_sku_t *sku = sku_index == ALLOT_SKU_NONE ? NULL : &state->skus[sku_index];
     for (uint32_t i = 0; sku != NULL && i < sku->position_count; i++) {
         const allot_position_t *p = &sku->positions[i];

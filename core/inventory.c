@@ -234,6 +234,57 @@ uint32_t allot_sku_index_find(const allot_state_t *state, allot_str_t sku)
     return ALLOT_SKU_NONE;
 }
 
+/* SKUs resolved per group in allot_sku_index_find_many: enough misses in flight to cover memory
+ * latency, few enough that the group's lines stay in L1. */
+#define SKU_FIND_GROUP 16
+
+/* First slot whose stored hash matches (the likely hit), or ALLOT_SKU_NONE. */
+static uint32_t sku_candidate(const allot_state_t *state, uint32_t hash)
+{
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(&state->sku_index, hash, &probe);
+    uint32_t i = allot_hash_probe_next(&state->sku_index, &probe);
+    return i == ALLOT_HASH_NONE ? ALLOT_SKU_NONE : i;
+}
+
+static void sku_find_group(const allot_state_t *state, const allot_str_t *ids, uint32_t count,
+                           uint32_t *out)
+{
+    uint32_t hashes[SKU_FIND_GROUP];
+    uint32_t mask = state->sku_index.capacity ? state->sku_index.capacity - 1 : 0;
+    for (uint32_t i = 0; i < count; i++) { /* 1: the hash slots */
+        hashes[i] = allot_hash_bytes(ids[i].ptr, ids[i].len);
+        if (state->sku_index.capacity)
+            __builtin_prefetch(&state->sku_index.slots[hashes[i] & mask]);
+    }
+    for (uint32_t i = 0; i < count; i++) { /* 2: the SKU records */
+        out[i] = sku_candidate(state, hashes[i]);
+        if (out[i] != ALLOT_SKU_NONE)
+            __builtin_prefetch(&state->skus[out[i]]);
+    }
+    for (uint32_t i = 0; i < count; i++) { /* 3: their ids and positions */
+        if (out[i] == ALLOT_SKU_NONE)
+            continue;
+        __builtin_prefetch(state->skus[out[i]].id);
+        __builtin_prefetch(state->skus[out[i]].positions);
+    }
+    for (uint32_t i = 0; i < count; i++) { /* 4: confirm; a hash collision takes the slow way */
+        const allot_sku_t *s = out[i] == ALLOT_SKU_NONE ? NULL : &state->skus[out[i]];
+        if (s != NULL && s->id_len == ids[i].len && memcmp(s->id, ids[i].ptr, ids[i].len) == 0)
+            continue;
+        out[i] = s == NULL ? ALLOT_SKU_NONE : allot_sku_index_find(state, ids[i]);
+    }
+}
+
+void allot_sku_index_find_many(const allot_state_t *state, const allot_str_t *ids,
+                               uint32_t count, uint32_t *out)
+{
+    for (uint32_t first = 0; first < count; first += SKU_FIND_GROUP) {
+        uint32_t n = count - first < SKU_FIND_GROUP ? count - first : SKU_FIND_GROUP;
+        sku_find_group(state, ids + first, n, out + first);
+    }
+}
+
 const allot_sku_t *allot_sku_at(const allot_state_t *state, uint32_t index)
 {
     assert(index < state->sku_count);

@@ -96,6 +96,9 @@ typedef struct allot_position {
     uint32_t unused;
 } allot_position_t;
 
+/* "No such SKU" from the lookups below. */
+#define ALLOT_SKU_NONE UINT32_MAX
+
 typedef struct allot_sku {
     const char *id;              /* interned, NUL-terminated */
     allot_position_t *positions; /* sorted by location index */
@@ -225,6 +228,18 @@ bool allot_avail_location_eligible(const allot_avail_query_t *query,
  * locations, or for pickup the most any single eligible store has. When `locations` is not NULL
  * it receives up to locations_max eligible positions (nearest first when ship_to is known, else
  * by priority then id); *location_count is the number written. Costs O(positions of the SKU). */
+/* Look up many SKUs at once (avail.get of a listing page): out[i] is the index of ids[i] or
+ * ALLOT_SKU_NONE. Same result as allot_sku_index_find per id, but the hash slots, SKU records,
+ * ids and positions of a group are prefetched together, so their cache misses overlap instead
+ * of queueing one after another. No allocation. */
+void allot_sku_index_find_many(const struct allot_state *state, const allot_str_t *ids,
+                               uint32_t count, uint32_t *out);
+
+/* allot_avail_sku for a SKU already looked up (sku_index may be ALLOT_SKU_NONE: 0). */
+int64_t allot_avail_sku_at(const struct allot_state *state, const allot_avail_query_t *query,
+                           uint32_t sku_index, allot_avail_location_t *locations,
+                           uint32_t locations_max, uint32_t *location_count);
+
 int64_t allot_avail_sku(const struct allot_state *state, const allot_avail_query_t *query,
                         allot_str_t sku, allot_avail_location_t *locations, uint32_t locations_max,
                         uint32_t *location_count);

@@ -17,7 +17,7 @@
 #include "sourcing.h"
 #include "state.h"
 
-#define ALLOT_SKU_NONE  UINT32_MAX
+
 #define ALLOT_SLOT_NONE UINT32_MAX
 /* Tombstones / adjust keys evicted for age per insert (amortized clean-up). */
 #define ALLOT_AGE_EVICTIONS_PER_INSERT 2

@@ -11,6 +11,7 @@ static uint32_t location_indices[ALLOT_LOCATIONS_MAX];
 static allot_position_view_t position_views[ALLOT_LOCATIONS_MAX];
 static allot_avail_location_t avail_locations[ALLOT_LOCATIONS_MAX];
 static allot_str_t avail_skus[ALLOT_AVAIL_SKUS_MAX];
+static uint32_t avail_sku_indices[ALLOT_AVAIL_SKUS_MAX];
 
 static const char *const ship_to_keys[] = {"lat", "lon", NULL};
 static const char *const line_keys[] = {"sku", "qty", NULL};
@@ -317,14 +318,16 @@ int handle_avail_get(command_call_t *call)
     if (rc != 0)
         return rc;
     bool list = detail || query.method == ALLOT_METHOD_PICKUP;
+    allot_sku_index_find_many(call->state, avail_skus, sku_count, avail_sku_indices);
     msgpack_packer *pk = call->result;
     msgpack_pack_map(pk, 1);
     pack_cstr(pk, "items");
     msgpack_pack_array(pk, sku_count);
     for (uint32_t i = 0; i < sku_count; i++) {
         uint32_t n = 0;
-        int64_t available = allot_avail_sku(call->state, &query, avail_skus[i],
-                                            list ? avail_locations : NULL, ALLOT_LOCATIONS_MAX, &n);
+        int64_t available =
+            allot_avail_sku_at(call->state, &query, avail_sku_indices[i],
+                               list ? avail_locations : NULL, ALLOT_LOCATIONS_MAX, &n);
         msgpack_pack_map(pk, list ? 3 : 2);
         pack_key_str(pk, "sku", avail_skus[i]);
         pack_key_int(pk, "available", available);

@@ -4,6 +4,9 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,8 +266,14 @@ static void orders_evict(server_t *server)
         return;
     uint32_t evicted =
         allot_orders_evict_aged(server->state, server_now_ms(server), ALLOT_ORDERS_EVICT_BATCH_MAX);
-    if (evicted > 0)
-        log_write(LOG_DEBUG, "orders_evicted", "count=%u", evicted);
+    if (evicted == 0)
+        return;
+#ifdef __GLIBC__
+    /* glibc keeps freed heap pages resident; give the evicted orders' pages back (at most once
+     * per checkpoint; a few ms on a large heap) so RSS follows the orders in memory. */
+    malloc_trim(0);
+#endif
+    log_write(LOG_DEBUG, "orders_evicted", "count=%u", evicted);
 }
 
 static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t lsn,

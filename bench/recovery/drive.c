@@ -483,25 +483,6 @@ int rb_seed(uint16_t port, uint32_t skus, uint32_t locations)
 
 /* ---- throughput ------------------------------------------------------------------------------- */
 
-/* utime + stime of a process in seconds (0 when unreadable). */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &st) != 2)
-        return 0;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 int rb_throughput(uint16_t port, pid_t server_pid, uint32_t conns, uint32_t pipeline,
                   double seconds, uint32_t skus, const char *label)
 {
@@ -514,12 +495,12 @@ int rb_throughput(uint16_t port, pid_t server_pid, uint32_t conns, uint32_t pipe
     engine_start(&e);
     engine_run_for(&e, 1.0); /* warm-up, phase 0 */
     stats_get(admin, &s0);
-    double cpu_server0 = proc_cpu_s(server_pid), cpu_self0 = proc_cpu_s(getpid());
+    double cpu_server0 = rb_proc_cpu_s(server_pid), cpu_self0 = rb_proc_cpu_s(getpid());
     engine_set_phase(&e, 1);
     engine_run_for(&e, seconds);
     engine_set_phase(&e, 2);
-    double cpu_server = proc_cpu_s(server_pid) - cpu_server0;
-    double cpu_self = proc_cpu_s(getpid()) - cpu_self0;
+    double cpu_server = rb_proc_cpu_s(server_pid) - cpu_server0;
+    double cpu_self = rb_proc_cpu_s(getpid()) - cpu_self0;
     stats_get(admin, &s1);
     engine_drain(&e);
     double dt = e.phase_t1[1] - e.phase_t0[1];

@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -103,6 +105,13 @@ static uint64_t dir_bytes(const char *path)
 static uint64_t self_status_kib(const char *field)
 {
     return rb_proc_status_kib(getpid(), field);
+}
+
+static double cpu_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int check(int rc, const char *what, const allot_error_detail_t *detail)
@@ -444,19 +453,22 @@ int rb_inproc(const char *dir, bool split)
         return 1;
     double t_all = rb_now_s();
     double t_load, t_replay;
+    double c0 = cpu_now_s();
     if (store_pass(path, load_apply, &p, &t_load, &lsn) != 0)
         return 1;
     allot_state_dirty_clear(p.state);
+    double c1 = cpu_now_s();
     if (wal_pass(wal_dir, lsn, replay_apply, &p, &t_replay, &result) != 0)
         return 1;
+    double c2 = cpu_now_s();
     double total = rb_now_s() - t_all;
     allot_state_counters_t c;
     allot_state_counters_get(p.state, &c);
     printf("RESULT inproc recover lmdb_load_apply_s=%.3f wal_replay_apply_s=%.3f total_s=%.3f "
-           "replayed=%" PRIu64 " checkpoint_lsn=%" PRIu64 " last_lsn=%" PRIu64 " skus=%" PRIu64
+           "lmdb_load_cpu_s=%.3f wal_replay_cpu_s=%.3f replayed=%" PRIu64 " checkpoint_lsn=%" PRIu64 " last_lsn=%" PRIu64 " skus=%" PRIu64
            " positions=%" PRIu64 " reservations=%" PRIu64 " tombstones=%" PRIu64
            " rss_mib=%" PRIu64 " hwm_mib=%" PRIu64 "\n",
-           t_load, t_replay, total, result.records_replayed, lsn, result.last_lsn, c.skus,
+           t_load, t_replay, total, c1 - c0, c2 - c1, result.records_replayed, lsn, result.last_lsn, c.skus,
            c.positions, c.reservations, c.tombstones, self_status_kib("VmRSS") / 1024,
            self_status_kib("VmHWM") / 1024);
     char msg[256];
@@ -467,4 +479,48 @@ int rb_inproc(const char *dir, bool split)
     allot_state_destroy(p.state);
     allot_event_scratch_free(&p.scratch);
     return rc == 0 ? 0 : 1;
+}
+
+/* ---- memory latency ------------------------------------------------------------------------ */
+
+/* ns per step of wall time and (*cpu_ns) of CPU time (the machine is shared). */
+static double chase(uint32_t *next, uint64_t steps, double *cpu_ns)
+{
+    uint32_t i = 0;
+    double t0 = rb_now_s(), c0 = cpu_now_s();
+    for (uint64_t k = 0; k < steps; k++)
+        i = next[i];
+    double dt = rb_now_s() - t0;
+    *cpu_ns = (cpu_now_s() - c0) / (double)steps * 1e9;
+    if (i == UINT32_MAX) /* keep the loop */
+        printf("%u\n", i);
+    return dt / (double)steps * 1e9;
+}
+
+int rb_memlat(uint32_t mib)
+{
+    size_t n = (size_t)mib * 1024 * 1024 / sizeof(uint32_t);
+    for (int huge = 0; huge < 2; huge++) {
+        size_t bytes = n * sizeof(uint32_t);
+        uint32_t *next = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                              -1, 0);
+        if (next == MAP_FAILED)
+            return 1;
+        madvise(next, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+        /* one random cycle through every element (Sattolo) */
+        for (size_t i = 0; i < n; i++)
+            next[i] = (uint32_t)i;
+        for (size_t i = n - 1; i > 0; i--) {
+            size_t j = (size_t)(rng_next() % i);
+            uint32_t t = next[i];
+            next[i] = next[j];
+            next[j] = t;
+        }
+        double cpu_ns;
+        double ns = chase(next, 20000000, &cpu_ns);
+        printf("RESULT memlat mib=%u pages=%s ns_per_dependent_read=%.1f (cpu %.1f)\n", mib,
+               huge ? "huge(madvise)" : "4k", ns, cpu_ns);
+        munmap(next, bytes);
+    }
+    return 0;
 }

@@ -9,6 +9,7 @@
  *                                   [--conns 16] [--pipeline 16] [--skus 1000] [--rounds 1]
  *                                   [--tmp /tmp]
  *   allot-recovery-bench fsync-probe --dir D [--count 500]
+ *   allot-recovery-bench memlat     [--count MiB]   (dependent random reads; 1024 MiB is apt)
  *
  * Lines starting with "RESULT" are the numbers docs/benchmarks-recovery.md quotes.
  */
@@ -138,6 +139,8 @@ static int cmd_recover(const args_t *a)
         if (rb_daemon_start(&d, a->allotd, a->dir, a->port, log_path, no_checkpoints, 600) != 0)
             return 1;
         uint64_t rss = rb_proc_status_kib(d.pid, "VmRSS"), hwm = rb_proc_status_kib(d.pid, "VmHWM");
+        uint64_t anon = rb_proc_status_kib(d.pid, "RssAnon");
+        double cpu = rb_proc_cpu_s(d.pid);
         rb_daemon_kill9(&d);
         char loaded[2400] = "", recovered[2400] = "";
         int64_t t_start = rb_log_event_ms(log_path, "start", NULL, 0, false);
@@ -149,13 +152,13 @@ static int cmd_recover(const args_t *a)
         double total = d.ready_s - d.started_s;
         printf("RESULT recover run=%u cache=%s ready_s=%.3f exec_to_start_ms=%" PRId64
                " lmdb_load_ms=%" PRId64 " wal_replay_ms=%" PRId64 " wal_open_listen_ms=%" PRId64
-               " listen_to_pong_ms=%.0f records_loaded=%lld replayed=%lld rss_mib=%" PRIu64
-               " hwm_mib=%" PRIu64 "\n",
+               " listen_to_pong_ms=%.0f records_loaded=%lld replayed=%lld cpu_s=%.2f rss_mib=%" PRIu64
+               " rss_anon_mib=%" PRIu64 " hwm_mib=%" PRIu64 "\n",
                run, a->cold ? "cold" : "warm", total, t_start - d.fork_wall_ms,
                t_loaded - t_start, t_recovered - t_loaded, t_listening - t_recovered,
                (double)d.fork_wall_ms + total * 1000 - (double)t_listening,
-               rb_log_field(loaded, "records"), rb_log_field(recovered, "replayed"), rss / 1024,
-               hwm / 1024);
+               rb_log_field(loaded, "records"), rb_log_field(recovered, "replayed"), cpu, rss / 1024,
+               anon / 1024, hwm / 1024);
         fflush(stdout);
     }
     return 0;
@@ -278,7 +281,7 @@ int main(int argc, char **argv)
         usage();
     const char *cmd = argv[1];
     setvbuf(stdout, NULL, _IOLBF, 0);
-    bool needs_dir = strcmp(cmd, "throughput") != 0;
+    bool needs_dir = strcmp(cmd, "throughput") != 0 && strcmp(cmd, "memlat") != 0;
     if (needs_dir && a.dir == NULL) {
         fprintf(stderr, "%s needs --dir\n", cmd);
         return 2;
@@ -297,6 +300,8 @@ int main(int argc, char **argv)
         return cmd_throughput(&a);
     if (strcmp(cmd, "fsync-probe") == 0)
         return cmd_fsync_probe(&a);
+    if (strcmp(cmd, "memlat") == 0)
+        return rb_memlat(a.count) == 0 ? 0 : 1;
     usage();
     return 2;
 }

@@ -65,7 +65,12 @@ int rb_daemon_start(rb_daemon_t *d, const char *allotd, const char *dir, uint16_
 void rb_daemon_kill9(rb_daemon_t *d);
 /* SIGTERM and reap (the server takes a shutdown checkpoint). */
 int rb_daemon_stop(rb_daemon_t *d, double timeout_s);
-/* VmRSS / VmHWM in KiB (0 when unreadable). */
+/* utime + stime of a process in seconds (0 when unreadable). */
+double rb_proc_cpu_s(pid_t pid);
+/* Dependent random reads over `mib` MiB (pointer chase): ns per read, with and without
+ * MADV_HUGEPAGE. Bounds every hash/array lookup of a large state. */
+int rb_memlat(uint32_t mib);
+/* VmRSS / VmHWM / RssAnon in KiB (0 when unreadable). */
 uint64_t rb_proc_status_kib(pid_t pid, const char *field);
 /* Wall-clock ms of the first (or last) log line with "event=<event>" (-1 if none); the line
  * is copied to line (may be NULL). */
