@@ -33,8 +33,10 @@ run: build
 test-release: build
 	cd build/release && ctest $(CTEST_FLAGS)
 
+# Under the sanitizers the crash test does 40 kills instead of 100 (each restart is slower).
 test-asan: build-asan
-	cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	cd build/asan && ALLOT_CRASH_KILLS=$${ALLOT_CRASH_KILLS:-40} \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS)
 
 # libFuzzer targets (clang, ASan+UBSan); corpora grow in build/fuzz/corpus, seeds in
@@ -52,6 +54,13 @@ fuzz-smoke: build-fuzz
 # Every test, in a Release build and again under AddressSanitizer + UndefinedBehaviorSanitizer,
 # then a short run of every fuzz target.
 test: test-release test-asan fuzz-smoke
+
+# Load tools for the peak-sale benchmarks (docs/benchmarks.md); needs redis-server and hiredis.
+bench:
+	@ALLOT_BENCH_DEPS=1 tools/install-deps.sh
+	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target allot-bench allotd
+	@echo "run: bench/compare.sh   (or build/release/bench/allot-bench --help)"
 
 format:
 	clang-format -i core/*.[ch] net/*.[ch] persist/*.[ch] tools/*.c tests/*/*.[ch]
