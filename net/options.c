@@ -124,6 +124,8 @@ UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, 1u << 20, 1u << 30,
             "--wal-segment-bytes expects 1048576..1073741824")
 UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
             "--checkpoint-interval-s expects 0..86400 (0 = never on a timer)")
+UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, 1u << 30,
+            "--checkpoint-dirty-max expects 0..1073741824 (0 = never by count)")
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, 1ull << 40,
             "--checkpoint-wal-bytes expects 0..1099511627776 (0 = never by size)")
 
@@ -176,7 +178,9 @@ static const option_spec_t option_table[] = {
     {"request-timeout-ms", true, set_request_timeout_ms, "close a half-sent request after (30000)"},
     {"wal-segment-bytes", true, set_wal_segment_bytes, "WAL segment file size (64 MiB)"},
     {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},
-    {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (256 MiB)"},
+    {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (64 MiB)"},
+    {"checkpoint-dirty-max", true, set_checkpoint_dirty_max,
+     "checkpoint once this many objects changed (65536)"},
     {"orders-archive-age-s", true, set_orders_archive_age_s,
      "delivered/cancelled orders leave memory after (604800 = 7 days); read from state.lmdb"},
     {"auth-token-file", true, set_auth_token_file, "require `auth {token}` (file mode 0600)"},

@@ -46,7 +46,8 @@ void server_config_defaults(server_config_t *config)
     config->idle_timeout_s = 0;
     config->request_timeout_ms = 30000;
     config->checkpoint_interval_s = 60;
-    config->checkpoint_wal_bytes = 256ull << 20;
+    config->checkpoint_wal_bytes = 64ull << 20;
+    config->checkpoint_dirty_max = 65536;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -322,10 +323,14 @@ static void checkpoint_maybe_start(server_t *server)
         uv_now(server->loop) - cp->started_ms >= (uint64_t)config->checkpoint_interval_s * 1000;
     bool by_bytes = config->checkpoint_wal_bytes > 0 &&
                     stats.bytes_written - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
-    if (!by_time && !by_bytes)
+    /* The loop serializes the dirty set in one go: bounding it bounds that stall, and the
+     * objects a crash leaves to replay. */
+    bool by_dirty = config->checkpoint_dirty_max > 0 &&
+                    allot_state_dirty_count(server->state) >= config->checkpoint_dirty_max;
+    if (!by_time && !by_bytes && !by_dirty)
         return;
     if (checkpoint_due(server)) {
-        checkpoint_start(server, by_bytes ? "wal_bytes" : "interval");
+        checkpoint_start(server, by_dirty ? "dirty_objects" : by_bytes ? "wal_bytes" : "interval");
     } else {
         cp->started_ms = uv_now(server->loop);
         orders_evict(server); /* nothing changed since the last commit: orders may age out idle */

@@ -41,6 +41,7 @@ typedef struct server_config {
     char metrics_host[SERVER_HOST_BYTES_MAX];    /* empty: no Prometheus endpoint */
     uint16_t metrics_port;
     uint64_t checkpoint_wal_bytes;
+    uint32_t checkpoint_dirty_max; /* checkpoint once this many objects changed (0: never) */
     /* Ended (delivered/cancelled) orders leave memory this long after they ended and are read
      * back from state.lmdb (0: core's default, 7 days). docs/orders.md "Archived orders". */
     uint64_t orders_archive_age_ms;
