@@ -3,64 +3,33 @@
 #include <string.h>
 
 #include "order_internal.h"
+#include "request_hash.h"
 
 /* ---- request hash (idempotency) ---------------------------------------------------------------
  */
 
-static void hash_bytes(uint64_t *h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        *h ^= p[i];
-        *h *= 0x100000001b3ull;
-    }
-}
-
-static void hash_u64(uint64_t *h, uint64_t value)
-{
-    unsigned char raw[8];
-    for (int i = 0; i < 8; i++)
-        raw[i] = (unsigned char)(value >> (8 * i));
-    hash_bytes(h, raw, 8);
-}
-
-static void hash_str(uint64_t *h, allot_str_t s)
-{
-    hash_u64(h, s.len);
-    hash_bytes(h, s.ptr, s.len);
-}
-
-static void hash_double(uint64_t *h, double value)
-{
-    uint64_t bits;
-    if (value == 0.0)
-        value = 0.0;
-    memcpy(&bits, &value, sizeof(bits));
-    hash_u64(h, bits);
-}
-
 /* Everything of the request but its id. */
 static uint64_t order_request_hash(const allot_order_create_request_t *req)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    hash_str(&h, req->customer);
-    hash_str(&h, req->reservation);
-    hash_u64(&h, req->line_count);
+    request_hash_t h = request_hash_start();
+    request_hash_str(&h, req->customer);
+    request_hash_str(&h, req->reservation);
+    request_hash_u64(&h, req->line_count);
     for (uint32_t i = 0; i < req->line_count; i++) {
-        hash_str(&h, req->lines[i].sku);
-        hash_u64(&h, (uint64_t)req->lines[i].qty);
+        request_hash_str(&h, req->lines[i].sku);
+        request_hash_u64(&h, (uint64_t)req->lines[i].qty);
     }
-    hash_u64(&h, (uint64_t)req->method);
-    hash_u64(&h, req->has_ship_to);
+    request_hash_u64(&h, (uint64_t)req->method);
+    request_hash_u64(&h, req->has_ship_to);
     if (req->has_ship_to) {
-        hash_double(&h, req->lat);
-        hash_double(&h, req->lon);
+        request_hash_double(&h, req->lat);
+        request_hash_double(&h, req->lon);
     }
-    hash_str(&h, req->location);
-    hash_u64(&h, (uint64_t)req->policy);
-    hash_str(&h, req->address);
-    hash_str(&h, req->instructions);
-    return h;
+    request_hash_str(&h, req->location);
+    request_hash_u64(&h, (uint64_t)req->policy);
+    request_hash_str(&h, req->address);
+    request_hash_str(&h, req->instructions);
+    return h.value;
 }
 
 /* ---- validation -------------------------------------------------------------------------------

@@ -5,68 +5,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "request_hash.h"
 #include "state_private.h"
 
 const char *const allot_reservation_status_names[] = {"active", "released", "expired", NULL};
 
 /* ---- request normalization and hash -------------------------------------------------------- */
 
-typedef struct request_hasher {
-    uint64_t h;
-} request_hasher_t;
-
-static void hasher_bytes(request_hasher_t *hasher, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        hasher->h ^= p[i];
-        hasher->h *= 0x100000001b3ull;
-    }
-}
-
-static void hasher_u64(request_hasher_t *hasher, uint64_t value)
-{
-    unsigned char raw[8];
-    for (int i = 0; i < 8; i++)
-        raw[i] = (unsigned char)(value >> (8 * i));
-    hasher_bytes(hasher, raw, 8);
-}
-
-static void hasher_str(request_hasher_t *hasher, allot_str_t s)
-{
-    hasher_u64(hasher, s.len);
-    hasher_bytes(hasher, s.ptr, s.len);
-}
-
-static void hasher_double(request_hasher_t *hasher, double value)
-{
-    uint64_t bits;
-    if (value == 0.0)
-        value = 0.0; /* -0.0 and 0.0 are the same place */
-    memcpy(&bits, &value, sizeof(bits));
-    hasher_u64(hasher, bits);
-}
-
 /* Hash of the normalized request: everything but `replace` (and the id itself). */
 static uint64_t reserve_request_hash(const allot_reserve_request_t *req)
 {
-    request_hasher_t hasher = {0xcbf29ce484222325ull};
-    hasher_u64(&hasher, req->line_count);
+    request_hash_t hasher = request_hash_start();
+    request_hash_u64(&hasher, req->line_count);
     for (uint32_t i = 0; i < req->line_count; i++) {
-        hasher_str(&hasher, req->lines[i].sku);
-        hasher_u64(&hasher, (uint64_t)req->lines[i].qty);
+        request_hash_str(&hasher, req->lines[i].sku);
+        request_hash_u64(&hasher, (uint64_t)req->lines[i].qty);
     }
-    hasher_u64(&hasher, (uint64_t)req->ttl_s);
-    hasher_u64(&hasher, (uint64_t)req->method);
-    hasher_u64(&hasher, req->has_ship_to);
+    request_hash_u64(&hasher, (uint64_t)req->ttl_s);
+    request_hash_u64(&hasher, (uint64_t)req->method);
+    request_hash_u64(&hasher, req->has_ship_to);
     if (req->has_ship_to) {
-        hasher_double(&hasher, req->lat);
-        hasher_double(&hasher, req->lon);
+        request_hash_double(&hasher, req->lat);
+        request_hash_double(&hasher, req->lon);
     }
-    hasher_str(&hasher, req->location);
-    hasher_u64(&hasher, (uint64_t)req->policy);
-    hasher_u64(&hasher, req->partial);
-    return hasher.h;
+    request_hash_str(&hasher, req->location);
+    request_hash_u64(&hasher, (uint64_t)req->policy);
+    request_hash_u64(&hasher, req->partial);
+    return hasher.value;
 }
 
 /* ---- validation --------------------------------------------------------------------------------

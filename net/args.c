@@ -235,3 +235,25 @@ int args_enum(const msgpack_object *map, const char *key, const char *const *nam
     return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key, "field '%s' must be %s", key,
                            expected);
 }
+
+int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count,
+               bool *present, allot_error_detail_t *error)
+{
+    static const char *const line_keys[] = {"sku", "qty", NULL};
+    const msgpack_object_array *array;
+    int rc = args_array(map, "lines", 1, ALLOT_LINES_MAX, &array, present, error);
+    if (rc != 0 || (present != NULL && !*present))
+        return rc;
+    for (uint32_t i = 0; i < array->size; i++) {
+        const msgpack_object *line = &array->ptr[i];
+        rc = args_check_keys(line, line_keys, "lines", error);
+        if (rc == 0)
+            rc = args_id(line, "sku", &lines[i].sku, NULL, error);
+        if (rc == 0)
+            rc = args_int64(line, "qty", 1, ALLOT_QUANTITY_MAX, &lines[i].qty, NULL, error);
+        if (rc != 0)
+            return rc;
+    }
+    *count = array->size;
+    return 0;
+}

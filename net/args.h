@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/common.h"
+#include "core/sourcing.h"
 
 /* The value stored under key in map (NULL when absent). map must be MSGPACK_OBJECT_MAP. */
 const msgpack_object *args_find(const msgpack_object *map, const char *key);
@@ -50,6 +51,11 @@ int args_map(const msgpack_object *map, const char *key, const char *const *allo
 /* One of names (NULL-terminated); *out is the index. */
 int args_enum(const msgpack_object *map, const char *key, const char *const *names, int *out,
               bool *present, allot_error_detail_t *error);
+
+/* `lines`: 1..ALLOT_LINES_MAX maps {sku, qty} (no other keys; qty 1..ALLOT_QUANTITY_MAX) into
+ * lines[] (room for ALLOT_LINES_MAX); *count is how many. present == NULL: required. */
+int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count,
+               bool *present, allot_error_detail_t *error);
 
 /* Check that every key of `map` (a map, or not -> INVALID_ARGUMENT) is in allowed; `field` names
  * the map in the error (e.g. "lines"). */

@@ -14,7 +14,6 @@ static allot_str_t avail_skus[ALLOT_AVAIL_SKUS_MAX];
 static uint32_t avail_sku_indices[ALLOT_AVAIL_SKUS_MAX];
 
 static const char *const ship_to_keys[] = {"lat", "lon", NULL};
-static const char *const line_keys[] = {"sku", "qty", NULL};
 
 /* ---- shared packers -------------------------------------------------------------------------- */
 
@@ -350,27 +349,6 @@ int handle_avail_get(command_call_t *call)
 
 /* ---- reservations ---------------------------------------------------------------------------- */
 
-static int reserve_lines(const msgpack_object *params, allot_line_input_t *lines,
-                         uint32_t *line_count, allot_error_detail_t *e)
-{
-    const msgpack_object_array *array;
-    int rc = args_array(params, "lines", 1, ALLOT_LINES_MAX, &array, NULL, e);
-    if (rc != 0)
-        return rc;
-    for (uint32_t i = 0; i < array->size; i++) {
-        const msgpack_object *line = &array->ptr[i];
-        rc = args_check_keys(line, line_keys, "lines", e);
-        if (rc == 0)
-            rc = args_id(line, "sku", &lines[i].sku, NULL, e);
-        if (rc == 0)
-            rc = args_int64(line, "qty", 1, ALLOT_QUANTITY_MAX, &lines[i].qty, NULL, e);
-        if (rc != 0)
-            return rc;
-    }
-    *line_count = array->size;
-    return 0;
-}
-
 int handle_reserve(command_call_t *call)
 {
     static allot_line_input_t lines[ALLOT_LINES_MAX];
@@ -381,7 +359,7 @@ int handle_reserve(command_call_t *call)
     bool has_location = false;
     int rc = args_id(p, "id", &req.id, NULL, e);
     if (rc == 0)
-        rc = reserve_lines(p, lines, &req.line_count, e);
+        rc = args_lines(p, lines, &req.line_count, NULL, e);
     if (rc == 0)
         rc = args_int64(p, "ttl_s", ALLOT_RESERVATION_TTL_S_MIN, ALLOT_RESERVATION_TTL_S_MAX,
                         &req.ttl_s, &(bool){false}, e);

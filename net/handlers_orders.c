@@ -6,7 +6,6 @@
 #include "pack.h"
 
 static const char *const ship_to_keys[] = {"lat", "lon", NULL};
-static const char *const line_keys[] = {"sku", "qty", NULL};
 
 /* ---- packers ----------------------------------------------------------------------------------
  */
@@ -166,27 +165,6 @@ static void pack_order(msgpack_packer *pk, const allot_order_view_t *v)
 
 /* ---- argument helpers -------------------------------------------------------------------------
  */
-
-static int args_lines(const msgpack_object *params, allot_line_input_t *lines, uint32_t *count,
-                      bool *present, allot_error_detail_t *e)
-{
-    const msgpack_object_array *array;
-    int rc = args_array(params, "lines", 1, ALLOT_LINES_MAX, &array, present, e);
-    if (rc != 0 || (present != NULL && !*present))
-        return rc;
-    for (uint32_t i = 0; i < array->size; i++) {
-        const msgpack_object *line = &array->ptr[i];
-        rc = args_check_keys(line, line_keys, "lines", e);
-        if (rc == 0)
-            rc = args_id(line, "sku", &lines[i].sku, NULL, e);
-        if (rc == 0)
-            rc = args_int64(line, "qty", 1, ALLOT_QUANTITY_MAX, &lines[i].qty, NULL, e);
-        if (rc != 0)
-            return rc;
-    }
-    *count = array->size;
-    return 0;
-}
 
 /* address?: any map, kept as its packed bytes (in a loop-owned buffer). */
 static int args_address(const msgpack_object *params, allot_str_t *out, bool *present,
