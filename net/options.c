@@ -124,6 +124,12 @@ UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, 1u << 20, 1u << 30,
             "--wal-segment-bytes expects 1048576..1073741824")
 UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
             "--checkpoint-interval-s expects 0..86400 (0 = never on a timer)")
+UINT_SETTER(set_reservations_max, reservations_max, 1, 1u << 30,
+            "--reservations-max expects 1..1073741824")
+UINT_SETTER(set_idempotency_entries_max, idempotency_entries_max, 1, 1u << 30,
+            "--idempotency-entries-max expects 1..1073741824")
+UINT_SETTER(set_idempotency_age_s, idempotency_age_s, 1, 365u * 86400,
+            "--idempotency-age-s expects 1..31536000")
 UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, 1u << 30,
             "--checkpoint-dirty-max expects 0..1073741824 (0 = never by count)")
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, 1ull << 40,
@@ -181,6 +187,11 @@ static const option_spec_t option_table[] = {
     {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (64 MiB)"},
     {"checkpoint-dirty-max", true, set_checkpoint_dirty_max,
      "checkpoint once this many objects changed (65536)"},
+    {"reservations-max", true, set_reservations_max, "live reservations at once (4194304)"},
+    {"idempotency-entries-max", true, set_idempotency_entries_max,
+     "ended reservation ids and adjust keys remembered (4194304)"},
+    {"idempotency-age-s", true, set_idempotency_age_s,
+     "how long ids and keys are remembered at least (86400)"},
     {"orders-archive-age-s", true, set_orders_archive_age_s,
      "delivered/cancelled orders leave memory after (604800 = 7 days); read from state.lmdb"},
     {"auth-token-file", true, set_auth_token_file, "require `auth {token}` (file mode 0600)"},

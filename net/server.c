@@ -816,8 +816,12 @@ int server_run(const server_config_t *config)
     server->config = *config;
     server->loop = &loop;
     server->started_ms = server_now_ms(server);
-    allot_state_config_t state_config = {.orders_archive_age_ms =
-                                             (int64_t)config->orders_archive_age_ms};
+    allot_state_config_t state_config = {
+        .orders_archive_age_ms = (int64_t)config->orders_archive_age_ms,
+        .reservations_max = config->reservations_max,
+        .idempotency_entries_max = config->idempotency_entries_max,
+        .idempotency_age_ms = (int64_t)config->idempotency_age_s * 1000,
+    };
     server->state = allot_state_create(&state_config);
     msgpack_zone_init(&server->zone, 64 * 1024);
     msgpack_sbuffer_init(&server->scratch);

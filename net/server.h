@@ -45,6 +45,9 @@ typedef struct server_config {
     /* Ended (delivered/cancelled) orders leave memory this long after they ended and are read
      * back from state.lmdb (0: core's default, 7 days). docs/orders.md "Archived orders". */
     uint64_t orders_archive_age_ms;
+    uint32_t reservations_max;        /* live reservations (0: ALLOT_RESERVATIONS_MAX_DEFAULT) */
+    uint32_t idempotency_entries_max; /* remembered reservation ids and adjust keys (0: default) */
+    uint32_t idempotency_age_s;       /* how long they are remembered at least (0: default) */
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */

@@ -282,3 +282,27 @@ Test(operations, ten_thousand_connections_are_held_at_once, .timeout = 120)
     harness_server_stop(s);
     harness_server_destroy(s);
 }
+
+Test(operations, the_live_reservation_limit_is_an_operator_setting)
+{
+    harness_server_t *s = harness_server_start("--reservations-max 2");
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "location.put",
+                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 1, \"lon\": 1}", &reply);
+    harness_call_ok(c, "stock.set", "{\"sku\": \"A\", \"location\": \"W1\", \"on_hand\": 10}",
+                    &reply);
+    harness_call_ok(c, "reserve", "{\"id\": \"c1\", \"lines\": [{\"sku\": \"A\", \"qty\": 1}]}",
+                    &reply);
+    harness_call_ok(c, "reserve", "{\"id\": \"c2\", \"lines\": [{\"sku\": \"A\", \"qty\": 1}]}",
+                    &reply);
+    harness_call_error(c, "reserve", "{\"id\": \"c3\", \"lines\": [{\"sku\": \"A\", \"qty\": 1}]}",
+                       "OVERLOADED", &reply);
+    harness_call_ok(c, "reservation.release", "{\"id\": \"c1\"}", &reply);
+    harness_call_ok(c, "reserve", "{\"id\": \"c3\", \"lines\": [{\"sku\": \"A\", \"qty\": 1}]}",
+                    &reply);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
