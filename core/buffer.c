@@ -173,3 +173,19 @@ bool allot_reader_done(const allot_reader_t *reader)
 {
     return !reader->failed && reader->offset == reader->len;
 }
+
+int allot_array_grow(void **array, uint32_t *capacity, uint32_t need, size_t item_bytes,
+                     uint32_t initial)
+{
+    if (need <= *capacity)
+        return 0;
+    uint32_t n = *capacity ? *capacity : initial;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*array, (size_t)n * item_bytes);
+    if (p == NULL)
+        return ALLOT_ENOMEM;
+    *array = p;
+    *capacity = n;
+    return 0;
+}

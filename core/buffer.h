@@ -62,4 +62,9 @@ allot_str_t allot_reader_str(allot_reader_t *reader);
 /* True when every read succeeded and every byte was consumed. */
 bool allot_reader_done(const allot_reader_t *reader);
 
+/* Make *array (of *capacity items of item_bytes each) hold at least `need` items: capacity
+ * starts at `initial` and doubles. 0, or ALLOT_ENOMEM with the array unchanged. */
+int allot_array_grow(void **array, uint32_t *capacity, uint32_t need, size_t item_bytes,
+                     uint32_t initial);
+
 #endif

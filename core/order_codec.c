@@ -185,21 +185,6 @@ void order_event_encode(const allot_event_t *event, allot_bytes_t *out)
 
 /* ---- decode --------------------------------------------------------------------------------- */
 
-static int scratch_grow(void **array, uint32_t *capacity, uint32_t need, size_t size)
-{
-    if (need <= *capacity)
-        return 0;
-    uint32_t n = *capacity ? *capacity : 16;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*array, (size_t)n * size);
-    if (p == NULL)
-        return ALLOT_ENOMEM;
-    *array = p;
-    *capacity = n;
-    return 0;
-}
-
 void order_scratch_free(allot_event_scratch_t *s)
 {
     free(s->items);
@@ -215,8 +200,8 @@ static int get_items(allot_reader_t *r, allot_event_scratch_t *s, uint32_t *used
     *count = allot_reader_u16(r);
     if (r->failed || *count > count_max || (size_t)*count * 11 > r->len - r->offset)
         return ALLOT_ECORRUPT;
-    int rc = scratch_grow((void **)&s->items, &s->item_capacity, *used + *count,
-                          sizeof(allot_event_item_t));
+    int rc = allot_array_grow((void **)&s->items, &s->item_capacity, *used + *count,
+                              sizeof(allot_event_item_t), 16);
     if (rc != 0)
         return rc;
     for (uint32_t i = 0; i < *count; i++) {
@@ -282,8 +267,8 @@ static int get_shipments(allot_reader_t *r, allot_event_scratch_t *s, allot_even
     o->shipment_count = allot_reader_u16(r);
     if (r->failed || o->shipment_count > ALLOT_ORDER_SHIPMENTS_MAX)
         return ALLOT_ECORRUPT;
-    int rc = scratch_grow((void **)&s->shipments, &s->shipment_capacity, o->shipment_count,
-                          sizeof(allot_event_shipment_t));
+    int rc = allot_array_grow((void **)&s->shipments, &s->shipment_capacity, o->shipment_count,
+                              sizeof(allot_event_shipment_t), 16);
     if (rc != 0)
         return rc;
     o->shipments = s->shipments;
@@ -308,8 +293,8 @@ static int get_returns_history(allot_reader_t *r, allot_event_scratch_t *s, allo
     o->return_count = allot_reader_u16(r);
     if (r->failed || o->return_count > ALLOT_ORDER_RETURNS_MAX)
         return ALLOT_ECORRUPT;
-    int rc = scratch_grow((void **)&s->returns, &s->return_capacity, o->return_count,
-                          sizeof(allot_event_return_t));
+    int rc = allot_array_grow((void **)&s->returns, &s->return_capacity, o->return_count,
+                              sizeof(allot_event_return_t), 16);
     for (uint32_t i = 0; rc == 0 && i < o->return_count; i++)
         rc = get_return(r, &s->returns[i]);
     o->returns = s->returns;
@@ -317,8 +302,8 @@ static int get_returns_history(allot_reader_t *r, allot_event_scratch_t *s, allo
     if (rc == 0 && (r->failed || o->history_count > ALLOT_ORDER_HISTORY_MAX))
         rc = ALLOT_ECORRUPT;
     if (rc == 0)
-        rc = scratch_grow((void **)&s->history, &s->history_capacity, o->history_count,
-                          sizeof(allot_event_history_t));
+        rc = allot_array_grow((void **)&s->history, &s->history_capacity, o->history_count,
+                              sizeof(allot_event_history_t), 16);
     for (uint32_t i = 0; rc == 0 && i < o->history_count; i++) {
         allot_event_history_t *h = &s->history[i];
         h->at_ms = allot_reader_i64(r);
@@ -373,8 +358,8 @@ static int get_reject(allot_reader_t *r, allot_event_scratch_t *s, allot_event_o
     c->shipment_count = allot_reader_u16(r);
     if (r->failed || c->shipment_count == 0 || c->shipment_count > ALLOT_ORDER_SHIPMENTS_MAX)
         return ALLOT_ECORRUPT;
-    int rc = scratch_grow((void **)&s->shipments, &s->shipment_capacity, c->shipment_count,
-                          sizeof(allot_event_shipment_t));
+    int rc = allot_array_grow((void **)&s->shipments, &s->shipment_capacity, c->shipment_count,
+                              sizeof(allot_event_shipment_t), 16);
     uint32_t used = 0;
     for (uint32_t i = 0; rc == 0 && i < c->shipment_count; i++) {
         allot_event_shipment_t *sh = &s->shipments[i];

@@ -35,23 +35,6 @@ static uint64_t order_request_hash(const allot_order_create_request_t *req)
 /* ---- validation -------------------------------------------------------------------------------
  */
 
-static int create_lines_check(const allot_order_create_request_t *req, allot_error_detail_t *detail)
-{
-    if (req->line_count > ALLOT_LINES_MAX)
-        return allot_error_set(detail, ALLOT_ETOO_LARGE, "lines", "at most %u lines",
-                               (unsigned)ALLOT_LINES_MAX);
-    for (uint32_t i = 0; i < req->line_count; i++) {
-        if (!allot_id_valid(req->lines[i].sku))
-            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "sku",
-                                   "lines[%u].sku must be 1..128 bytes of UTF-8", i);
-        if (req->lines[i].qty < 1 || req->lines[i].qty > ALLOT_QUANTITY_MAX)
-            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "qty",
-                                   "lines[%u].qty must be 1..%lld", i,
-                                   (long long)ALLOT_QUANTITY_MAX);
-    }
-    return 0;
-}
-
 static int create_check(const allot_state_t *state, const allot_order_create_request_t *req,
                         allot_avail_query_t *query, allot_error_detail_t *detail)
 {
@@ -68,7 +51,7 @@ static int create_check(const allot_state_t *state, const allot_order_create_req
     if (from_reservation && !allot_id_valid(req->reservation))
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "reservation",
                                "reservation must be 1..128 bytes of UTF-8");
-    int rc = create_lines_check(req, detail);
+    int rc = allot_lines_check(req->lines, req->line_count, detail);
     if (rc != 0)
         return rc;
     if ((unsigned)req->policy >= ALLOT_POLICY_COUNT || (unsigned)req->method >= ALLOT_METHOD_COUNT)

@@ -89,36 +89,21 @@ allot_str_t order_text_copy(allot_order_t *order, allot_str_t s)
     return (allot_str_t){p, s.len};
 }
 
-static int array_grow(void **array, uint32_t *capacity, uint32_t need, size_t size)
-{
-    if (need <= *capacity)
-        return 0;
-    uint32_t n = *capacity ? *capacity : 4;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*array, (size_t)n * size);
-    if (p == NULL)
-        return ALLOT_ENOMEM;
-    *array = p;
-    *capacity = n;
-    return 0;
-}
-
 int order_room(allot_order_t *o, uint32_t shipments, uint32_t items, uint32_t returns,
                uint32_t history)
 {
     allot_event_order_t *v = &o->v;
-    int rc = array_grow((void **)&v->shipments, &o->shipment_capacity,
-                        v->shipment_count + shipments, sizeof(*v->shipments));
+    int rc = allot_array_grow((void **)&v->shipments, &o->shipment_capacity,
+                              v->shipment_count + shipments, sizeof(*v->shipments), 4);
     if (rc == 0)
-        rc = array_grow((void **)&v->items, &o->item_capacity, v->item_count + items,
-                        sizeof(*v->items));
+        rc = allot_array_grow((void **)&v->items, &o->item_capacity, v->item_count + items,
+                              sizeof(*v->items), 4);
     if (rc == 0)
-        rc = array_grow((void **)&v->returns, &o->return_capacity, v->return_count + returns,
-                        sizeof(*v->returns));
+        rc = allot_array_grow((void **)&v->returns, &o->return_capacity, v->return_count + returns,
+                              sizeof(*v->returns), 4);
     if (rc == 0)
-        rc = array_grow((void **)&v->history, &o->history_capacity, v->history_count + history,
-                        sizeof(*v->history));
+        rc = allot_array_grow((void **)&v->history, &o->history_capacity,
+                              v->history_count + history, sizeof(*v->history), 4);
     return rc;
 }
 
@@ -185,8 +170,8 @@ int order_build(const allot_event_order_t *src, uint32_t history_extra, allot_or
     allot_order_t *o = order_alloc();
     if (o == NULL)
         return ALLOT_ENOMEM;
-    int rc =
-        array_grow((void **)&o->v.lines, &o->line_capacity, src->line_count, sizeof(*o->v.lines));
+    int rc = allot_array_grow((void **)&o->v.lines, &o->line_capacity, src->line_count,
+                              sizeof(*o->v.lines), 4);
     if (rc == 0)
         rc = order_room(o, src->shipment_count, src->item_count, src->return_count,
                         src->history_count + history_extra);
@@ -265,8 +250,8 @@ int order_insert_reserve(allot_state_t *state, allot_str_t customer, uint32_t re
 {
     int rc = 0;
     if (state->order_free.count == 0)
-        rc = array_grow((void **)&state->orders, &state->order_capacity, state->order_slots + 1,
-                        sizeof(*state->orders));
+        rc = allot_array_grow((void **)&state->orders, &state->order_capacity,
+                              state->order_slots + 1, sizeof(*state->orders), 4);
     if (rc == 0)
         rc = allot_hash_reserve(&state->order_index, 1);
     if (rc == 0)
@@ -284,8 +269,8 @@ int order_insert_reserve(allot_state_t *state, allot_str_t customer, uint32_t re
     if (rc == 0)
         rc = allot_hash_reserve(&state->customer_index, 1);
     if (rc == 0 && state->customer_free.count == 0)
-        rc = array_grow((void **)&state->customers, &state->customer_capacity,
-                        state->customer_slots + 1, sizeof(*state->customers));
+        rc = allot_array_grow((void **)&state->customers, &state->customer_capacity,
+                              state->customer_slots + 1, sizeof(*state->customers), 4);
     if (rc == 0)
         rc = allot_u32_vec_reserve(&state->pending_customer_orders, 1);
     if (rc == 0 && state->pending_customer_id == NULL)

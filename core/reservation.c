@@ -41,19 +41,7 @@ static int reserve_lines_check(const allot_reserve_request_t *req, allot_error_d
 {
     if (req->line_count == 0)
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "lines", "lines must not be empty");
-    if (req->line_count > ALLOT_LINES_MAX)
-        return allot_error_set(detail, ALLOT_ETOO_LARGE, "lines", "at most %u lines",
-                               (unsigned)ALLOT_LINES_MAX);
-    for (uint32_t i = 0; i < req->line_count; i++) {
-        if (!allot_id_valid(req->lines[i].sku))
-            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "sku",
-                                   "lines[%u].sku must be 1..128 bytes of UTF-8", i);
-        if (req->lines[i].qty < 1 || req->lines[i].qty > ALLOT_QUANTITY_MAX)
-            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "qty",
-                                   "lines[%u].qty must be 1..%lld", i,
-                                   (long long)ALLOT_QUANTITY_MAX);
-    }
-    return 0;
+    return allot_lines_check(req->lines, req->line_count, detail);
 }
 
 static int ttl_check(int64_t ttl_s, allot_error_detail_t *detail)

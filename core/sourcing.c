@@ -309,3 +309,20 @@ int allot_sourcing_plan(allot_state_t *state, const allot_sourcing_request_t *re
     }
     return sourcing_shortfalls(&s, detail);
 }
+
+int allot_lines_check(const allot_line_input_t *lines, uint32_t count, allot_error_detail_t *detail)
+{
+    if (count > ALLOT_LINES_MAX)
+        return allot_error_set(detail, ALLOT_ETOO_LARGE, "lines", "at most %u lines",
+                               (unsigned)ALLOT_LINES_MAX);
+    for (uint32_t i = 0; i < count; i++) {
+        if (!allot_id_valid(lines[i].sku))
+            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "sku",
+                                   "lines[%u].sku must be 1..128 bytes of UTF-8", i);
+        if (lines[i].qty < 1 || lines[i].qty > ALLOT_QUANTITY_MAX)
+            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "qty",
+                                   "lines[%u].qty must be 1..%lld", i,
+                                   (long long)ALLOT_QUANTITY_MAX);
+    }
+    return 0;
+}

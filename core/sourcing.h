@@ -73,6 +73,12 @@ typedef struct allot_sourcing_request {
     int64_t now_ms;
 } allot_sourcing_request_t;
 
+/* Check request lines: at most ALLOT_LINES_MAX, every sku an id, every qty 1..QUANTITY_MAX.
+ * 0, or INVALID_ARGUMENT / TOO_LARGE naming the field and line. An empty list is fine here
+ * (callers that need lines check that first). */
+int allot_lines_check(const allot_line_input_t *lines, uint32_t count,
+                      allot_error_detail_t *detail);
+
 int allot_sourcing_plan(struct allot_state *state, const allot_sourcing_request_t *request,
                         allot_plan_t *plan, allot_error_detail_t *detail);
 
