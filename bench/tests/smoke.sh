@@ -11,16 +11,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { # a random port nobody listens on (allotd failing to bind is retried below)
+# A random port nobody listens on (allotd failing to bind is retried below). Below the
+# ephemeral range (32768 and up by default): ports there may still be held by the client side
+# of earlier tests' connections in TIME_WAIT, which makes bind fail with "address in use".
+free_port() {
   local p
   for _ in $(seq 50); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 10000 + RANDOM % 22000 ))
     (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
   done
   echo 0
 }
 
-for attempt in 1 2 3; do
+for attempt in $(seq 10); do
   port=$(free_port)
   "$allotd" --listen 127.0.0.1:"$port" --data-dir "$dir/data" >"$dir/allotd.log" 2>&1 &
   pid=$!
