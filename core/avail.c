@@ -87,13 +87,36 @@ int64_t allot_avail_sku(const allot_state_t *state, const allot_avail_query_t *q
                         allot_str_t sku_id, allot_avail_location_t *locations,
                         uint32_t locations_max, uint32_t *location_count)
 {
-    return allot_avail_sku_at(state, query, allot_sku_index_find(state, sku_id), locations,
+    return allot_avail_sku_at(state, query, NULL, allot_sku_index_find(state, sku_id), locations,
                               locations_max, location_count);
 }
 
+void allot_avail_memo_init(allot_avail_memo_t *memo)
+{
+    memset(memo->known, 0, sizeof(memo->known));
+}
+
+static bool avail_eligible(const allot_state_t *state, const allot_avail_query_t *query,
+                           allot_avail_memo_t *memo, uint32_t location, double *distance_km)
+{
+    if (memo == NULL || location >= ALLOT_AVAIL_MEMO_LOCATIONS)
+        return allot_avail_location_eligible(query, &state->locations[location], distance_km);
+    uint64_t bit = 1ull << (location % 64);
+    uint32_t word = location / 64;
+    if ((memo->known[word] & bit) == 0) {
+        bool eligible = allot_avail_location_eligible(query, &state->locations[location],
+                                                      &memo->distance_km[location]);
+        memo->known[word] |= bit;
+        memo->eligible[word] = eligible ? memo->eligible[word] | bit : memo->eligible[word] & ~bit;
+    }
+    *distance_km = memo->distance_km[location];
+    return (memo->eligible[word] & bit) != 0;
+}
+
 int64_t allot_avail_sku_at(const allot_state_t *state, const allot_avail_query_t *query,
-                           uint32_t sku_index, allot_avail_location_t *locations,
-                           uint32_t locations_max, uint32_t *location_count)
+                           allot_avail_memo_t *memo, uint32_t sku_index,
+                           allot_avail_location_t *locations, uint32_t locations_max,
+                           uint32_t *location_count)
 {
     uint32_t written = 0;
     int64_t total = 0;
@@ -103,7 +126,7 @@ int64_t allot_avail_sku_at(const allot_state_t *state, const allot_avail_query_t
         if (query->location != ALLOT_LOCATION_NONE && p->location != query->location)
             continue;
         double distance_km;
-        if (!allot_avail_location_eligible(query, &state->locations[p->location], &distance_km))
+        if (!avail_eligible(state, query, memo, p->location, &distance_km))
             continue;
         int64_t available = allot_position_available(p);
         if (query->method == ALLOT_METHOD_PICKUP)

@@ -38,7 +38,7 @@ static void dump_locations(const allot_state_t *state, FILE *out, dump_entry_t *
 static void dump_sku(const allot_state_t *state, FILE *out, const allot_sku_t *sku,
                      dump_entry_t *entries)
 {
-    fprintf(out, "sku %s\n", sku->id);
+    fprintf(out, "sku %s\n", allot_sku_id(sku).ptr);
     for (uint32_t i = 0; i < sku->position_count; i++) {
         const allot_location_t *l = &state->locations[sku->positions[i].location];
         entries[i] = (dump_entry_t){l->id, l->id_len, i};
@@ -63,7 +63,7 @@ static void dump_reservation(const allot_state_t *state, FILE *out, const allot_
     for (uint32_t i = 0; i < r->line_count; i++) {
         const allot_reservation_line_t *line = &r->lines[i];
         fprintf(out, "  line %s requested=%" PRId64 " held=%" PRId64 "\n",
-                state->skus[line->sku].id, line->qty_requested, line->qty_held);
+                allot_sku_id(&state->skus[line->sku]).ptr, line->qty_requested, line->qty_held);
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
             fprintf(out, "    allocation %s qty=%" PRId64 "\n", state->locations[a->location].id,
@@ -78,7 +78,7 @@ static void dump_adjust_key(const allot_state_t *state, FILE *out, const allot_a
             "adjust_key %s sku=%s location=%s delta=%" PRId64 " at_ms=%" PRId64 " on_hand=%" PRId64
             " reserved=%" PRId64 " allocated=%" PRId64 " safety_stock=%" PRId64
             " available=%" PRId64 "\n",
-            k->key, state->skus[k->sku].id, state->locations[k->location].id, k->delta, k->at_ms,
+            k->key, allot_sku_id(&state->skus[k->sku]).ptr, state->locations[k->location].id, k->delta, k->at_ms,
             k->on_hand, k->reserved, k->allocated, k->safety_stock, k->available);
 }
 
@@ -110,7 +110,7 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
     uint32_t count = 0;
     for (uint32_t i = 0; i < state->sku_count; i++)
         if (state->skus[i].position_count > 0)
-            entries[count++] = (dump_entry_t){state->skus[i].id, state->skus[i].id_len, i};
+            entries[count++] = (dump_entry_t){allot_sku_id(&state->skus[i]).ptr, state->skus[i].id_len, i};
     qsort(entries, count, sizeof(*entries), dump_entry_compare);
     for (uint32_t i = 0; i < count; i++)
         dump_sku(state, out, &state->skus[entries[i].index], inner);

@@ -615,19 +615,23 @@ static void event_commit(allot_state_t *state, const allot_event_t *event)
     }
 }
 
+int allot_event_apply(allot_state_t *state, const allot_event_t *event)
+{
+    assert(state != NULL && event != NULL);
+    int rc = event_prepare(state, event);
+    if (rc != 0)
+        return rc;
+    event_commit(state, event);
+    return 0;
+}
+
 int allot_event_apply_encoded(allot_state_t *state, uint8_t type, const uint8_t *payload,
                               size_t len)
 {
     assert(state != NULL);
     allot_event_t event;
     int rc = allot_event_decode(type, payload, len, &state->event_scratch, &event);
-    if (rc != 0)
-        return rc;
-    rc = event_prepare(state, &event);
-    if (rc != 0)
-        return rc;
-    event_commit(state, &event);
-    return 0;
+    return rc != 0 ? rc : allot_event_apply(state, &event);
 }
 
 int allot_event_emit(allot_state_t *state, const allot_event_t *event)

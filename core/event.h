@@ -298,6 +298,9 @@ int allot_event_decode(uint8_t type, const uint8_t *payload, size_t len,
 int allot_event_apply_encoded(struct allot_state *state, uint8_t type, const uint8_t *payload,
                               size_t len);
 
+/* Replay: apply one decoded record (what allot_event_apply_encoded does after decoding). */
+int allot_event_apply(struct allot_state *state, const allot_event_t *event);
+
 /* Live path: encode, prepare, hand the bytes to the sink, commit. */
 int allot_event_emit(struct allot_state *state, const allot_event_t *event);
 

@@ -9,7 +9,7 @@
  * Linear probing with backward-shift deletion (no tombstones); the table doubles at 70% load.
  * allot_hash_reserve() makes the next `extra` inserts infallible. An allot_arena_t stores
  * strings that live as long as the arena (interned SKU ids). Errors: ALLOT_ENOMEM only.
- * Internal to core/; libc only; not thread-safe.
+ * Internal to core/; libc and the libxxhash header (inlined); not thread-safe.
  */
 #ifndef ALLOT_CORE_HASH_H
 #define ALLOT_CORE_HASH_H
@@ -31,7 +31,8 @@ typedef struct allot_hash_probe {
     uint32_t steps;
 } allot_hash_probe_t;
 
-/* 32-bit hash of bytes (FNV-1a 64 folded); stable across runs and platforms. */
+/* 32-bit hash of bytes (XXH3-64 folded); stable across runs and platforms. In memory only:
+ * nothing stores it, so it may change between versions. */
 uint32_t allot_hash_bytes(const void *data, size_t len);
 
 void allot_hash_init(allot_hash_t *table);

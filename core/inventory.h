@@ -68,7 +68,7 @@ typedef struct allot_location {
     bool ship;
     bool pickup;
     bool active;
-    bool dirty;
+    uint8_t dirty; /* checkpoint marks (core/state_private.h) */
     char id[ALLOT_ID_BYTES_MAX + 1];
 } allot_location_t;
 
@@ -99,13 +99,21 @@ typedef struct allot_position {
 /* "No such SKU" from the lookups below. */
 #define ALLOT_SKU_NONE UINT32_MAX
 
+/* Longest SKU id kept inside its record; longer ones live in the state's string arena. */
+#define ALLOT_SKU_ID_INLINE_MAX 17
+
+/* One SKU: 32 bytes, two per cache line (the array is 64-byte aligned), so that a lookup by id
+ * costs a miss on the hash slot and one on this record (id compared in place), then one on the
+ * positions. Read the id with allot_sku_id(). */
 typedef struct allot_sku {
-    const char *id;              /* interned, NUL-terminated */
     allot_position_t *positions; /* sorted by location index */
-    uint8_t id_len;
-    uint8_t dirty;
     uint16_t position_count;
     uint16_t position_capacity;
+    uint8_t id_len;
+    uint8_t dirty;
+    /* id_len <= ALLOT_SKU_ID_INLINE_MAX: the id and a NUL; longer: a `const char *` to the
+     * arena copy (NUL-terminated), stored unaligned (read it with memcpy). */
+    char id_storage[ALLOT_SKU_ID_INLINE_MAX + 1];
 } allot_sku_t;
 
 /* A position as replies show it. */
@@ -212,6 +220,8 @@ int allot_stock_get(const struct allot_state *state, allot_str_t sku,
 /* ---- SKUs -------------------------------------------------------------------------------- */
 uint32_t allot_sku_index_find(const struct allot_state *state, allot_str_t sku);
 const allot_sku_t *allot_sku_at(const struct allot_state *state, uint32_t index);
+/* The SKU's id; ptr is NUL-terminated. Valid until the next write to the state (the record
+ * array moves when it grows). */
 allot_str_t allot_sku_id(const allot_sku_t *sku);
 /* The position of sku at location, or NULL. */
 const allot_position_t *allot_sku_position_find(const allot_sku_t *sku, uint32_t location);
@@ -235,10 +245,32 @@ bool allot_avail_location_eligible(const allot_avail_query_t *query,
 void allot_sku_index_find_many(const struct allot_state *state, const allot_str_t *ids,
                                uint32_t count, uint32_t *out);
 
-/* allot_avail_sku for a SKU already looked up (sku_index may be ALLOT_SKU_NONE: 0). */
+/* Start loading the positions of a SKU looked up earlier (ALLOT_SKU_NONE: nothing), a few SKUs
+ * ahead of allot_avail_sku_at for it: a SKU's positions span several cache lines, and waiting
+ * for them is most of what a listing page costs once the catalogue outgrows the cache. */
+void allot_sku_prefetch_positions(const struct allot_state *state, uint32_t sku_index);
+
+/* Locations (by index) whose eligibility an allot_avail_memo_t remembers. */
+#define ALLOT_AVAIL_MEMO_LOCATIONS 256
+
+/* Eligibility and distance of each location under one query, worked out on first use: a listing
+ * page asks about the same few locations for every SKU, and with ship_to each answer costs a
+ * great-circle distance. Valid for one query and no state change in between; set up with
+ * allot_avail_memo_init. */
+typedef struct allot_avail_memo {
+    uint64_t known[ALLOT_AVAIL_MEMO_LOCATIONS / 64];
+    uint64_t eligible[ALLOT_AVAIL_MEMO_LOCATIONS / 64];
+    double distance_km[ALLOT_AVAIL_MEMO_LOCATIONS];
+} allot_avail_memo_t;
+
+void allot_avail_memo_init(allot_avail_memo_t *memo);
+
+/* allot_avail_sku for a SKU already looked up (sku_index may be ALLOT_SKU_NONE: 0); memo may be
+ * NULL. */
 int64_t allot_avail_sku_at(const struct allot_state *state, const allot_avail_query_t *query,
-                           uint32_t sku_index, allot_avail_location_t *locations,
-                           uint32_t locations_max, uint32_t *location_count);
+                           allot_avail_memo_t *memo, uint32_t sku_index,
+                           allot_avail_location_t *locations, uint32_t locations_max,
+                           uint32_t *location_count);
 
 int64_t allot_avail_sku(const struct allot_state *state, const allot_avail_query_t *query,
                         allot_str_t sku, allot_avail_location_t *locations, uint32_t locations_max,

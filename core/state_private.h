@@ -19,6 +19,8 @@
 
 
 #define ALLOT_SLOT_NONE UINT32_MAX
+/* Position ordinals of a SKU snapshot whose location lookup is memoized during a load. */
+#define ALLOT_SNAPSHOT_LOCATION_MEMO 64
 /* Tombstones / adjust keys evicted for age per insert (amortized clean-up). */
 #define ALLOT_AGE_EVICTIONS_PER_INSERT 2
 
@@ -183,6 +185,9 @@ struct allot_state {
     allot_event_shipment_t *build_shipments;
     uint32_t build_shipment_capacity;
 
+    /* checkpoint load: the location index found at each position ordinal of the previous SKU
+     * snapshot (stock.c), checked by comparing ids before hashing */
+    uint32_t snapshot_location_memo[ALLOT_SNAPSHOT_LOCATION_MEMO];
     /* checkpoint scratch */
     allot_bytes_t snapshot_bytes;
     allot_event_position_t *snapshot_positions;

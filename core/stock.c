@@ -361,6 +361,21 @@ static int position_location_compare(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A checkpoint load resolves the same few location ids, in the same order, SKU after SKU: try
+ * the location found at this ordinal last time (a byte compare) before hashing. */
+static uint32_t snapshot_location_find(allot_state_t *state, uint32_t ordinal, allot_str_t id)
+{
+    if (ordinal >= ALLOT_SNAPSHOT_LOCATION_MEMO)
+        return allot_location_index_find(state, id);
+    uint32_t guess = state->snapshot_location_memo[ordinal];
+    if (guess < state->location_count && state->locations[guess].id_len == id.len &&
+        memcmp(state->locations[guess].id, id.ptr, id.len) == 0)
+        return guess;
+    uint32_t found = allot_location_index_find(state, id);
+    state->snapshot_location_memo[ordinal] = found;
+    return found;
+}
+
 static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snapshot_t *e)
 {
     uint32_t sku;
@@ -378,7 +393,7 @@ static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snap
         return ALLOT_ENOMEM;
     for (uint32_t i = 0; i < e->position_count; i++) {
         const allot_event_position_t *src = &e->positions[i];
-        uint32_t l = allot_location_index_find(state, src->location);
+        uint32_t l = snapshot_location_find(state, i, src->location);
         if (l == ALLOT_LOCATION_NONE) {
             free(positions);
             return ALLOT_ECORRUPT;
@@ -387,7 +402,11 @@ static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snap
             src->on_hand, src->reserved, src->allocated, src->safety_stock, src->as_of_ms, l, 0};
     }
     /* indices may differ from the writer's (checkpoint load order): sort, refuse duplicates */
-    qsort(positions, e->position_count, sizeof(*positions), position_location_compare);
+    bool sorted = true;
+    for (uint32_t i = 1; i < e->position_count && sorted; i++)
+        sorted = positions[i - 1].location < positions[i].location;
+    if (!sorted)
+        qsort(positions, e->position_count, sizeof(*positions), position_location_compare);
     for (uint32_t i = 1; i < e->position_count; i++) {
         if (positions[i].location == positions[i - 1].location) {
             free(positions);

@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "auth.h"
+#include "pack.h"
 #include "rpc.h"
 
 #define COMMAND(wire_name, handler, flags, ...)                                                   \
@@ -51,7 +52,7 @@ void dispatch_pack_error(msgpack_sbuffer *out, uint32_t msgid, int error, const 
                          const char *message)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, pack_sbuffer_write);
     allot_error_detail_t detail;
     allot_error_detail_clear(&detail);
     allot_error_set(&detail, error, field, "%s", message);
@@ -64,7 +65,7 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
                        allot_error_detail_t *error, bool *close_connection)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, pack_sbuffer_write);
     size_t mark = out->size;
     rpc_pack_result_header(&pk, envelope->msgid);
     command_call_t call = {
@@ -121,7 +122,7 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
     allot_error_detail_clear(&error);
     rpc_envelope_t envelope;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, out, pack_sbuffer_write);
     size_t mark = out->size;
 
     int rc = rpc_envelope_parse(object, &envelope, &error);

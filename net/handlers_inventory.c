@@ -308,6 +308,9 @@ static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t
     return allot_avail_prepare(call->state, &req, query, e);
 }
 
+/* SKUs whose positions are being loaded while one is answered. */
+#define AVAIL_PREFETCH_AHEAD 4
+
 int handle_avail_get(command_call_t *call)
 {
     allot_avail_query_t query;
@@ -318,14 +321,20 @@ int handle_avail_get(command_call_t *call)
         return rc;
     bool list = detail || query.method == ALLOT_METHOD_PICKUP;
     allot_sku_index_find_many(call->state, avail_skus, sku_count, avail_sku_indices);
+    allot_avail_memo_t memo;
+    allot_avail_memo_init(&memo);
     msgpack_packer *pk = call->result;
     msgpack_pack_map(pk, 1);
     pack_cstr(pk, "items");
     msgpack_pack_array(pk, sku_count);
+    for (uint32_t i = 0; i < AVAIL_PREFETCH_AHEAD && i < sku_count; i++)
+        allot_sku_prefetch_positions(call->state, avail_sku_indices[i]);
     for (uint32_t i = 0; i < sku_count; i++) {
+        if (i + AVAIL_PREFETCH_AHEAD < sku_count)
+            allot_sku_prefetch_positions(call->state, avail_sku_indices[i + AVAIL_PREFETCH_AHEAD]);
         uint32_t n = 0;
         int64_t available =
-            allot_avail_sku_at(call->state, &query, avail_sku_indices[i],
+            allot_avail_sku_at(call->state, &query, &memo, avail_sku_indices[i],
                                list ? avail_locations : NULL, ALLOT_LOCATIONS_MAX, &n);
         msgpack_pack_map(pk, list ? 3 : 2);
         pack_key_str(pk, "sku", avail_skus[i]);

@@ -16,6 +16,7 @@
 
 #include "core/errors.h"
 #include "core/event.h"
+#include "core/replay.h"
 #include "core/reservation.h"
 #include "core/state.h"
 #include "command.h"
@@ -542,12 +543,18 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 /* ---- start-up ---------------------------------------------------------------------------------- */
 
+/* WAL records go through the prefetching replayer (core/replay.h); each segment is finished
+ * before the WAL frees its buffer. */
 static int replay_record(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
                          const uint8_t *payload, size_t len)
 {
-    (void)lsn;
     (void)time_ms;
-    return allot_event_apply_encoded(ctx, type, payload, len);
+    return allot_replay_push(ctx, lsn, type, payload, len);
+}
+
+static int replay_segment_done(void *ctx)
+{
+    return allot_replay_finish(ctx);
 }
 
 static int load_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
@@ -610,9 +617,25 @@ static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn)
         return rc;
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
-    rc = wal_replay(wal_dir, server->checkpoint_lsn, replay_record, server->state, &result,
-                    message, sizeof(message));
+    allot_replay_t *replay = allot_replay_create(server->state);
+    if (replay == NULL) {
+        log_write(LOG_ERROR, "recovery_failed", "code=NOMEM message=\"replay window\"");
+        return ALLOT_ENOMEM;
+    }
+    rc = wal_replay_segmented(wal_dir, server->checkpoint_lsn, replay_record, replay_segment_done,
+                              replay, &result, message, sizeof(message));
+    if (rc == 0)
+        rc = allot_replay_finish(replay);
+    uint64_t failed_lsn = allot_replay_failed_lsn(replay);
+    allot_replay_destroy(replay);
     char quoted[WAL_MESSAGE_BYTES_MAX + 64];
+    if (rc != 0 && failed_lsn != 0) {
+        log_write(LOG_ERROR, "recovery_failed", "code=%s lsn=%llu message=%s hint=%s",
+                  allot_error_code(rc), (unsigned long long)failed_lsn,
+                  "\"the WAL record with this LSN does not apply to the state\"",
+                  "\"inspect with: allot-wal dump <data-dir>\"");
+        return rc;
+    }
     if (rc != 0) {
         /* e.g. a log that starts after checkpoint_lsn + 1: records between the checkpoint and
          * the log are missing (a WAL segment or state.lmdb was deleted or restored alone). */

@@ -323,6 +323,7 @@ typedef struct wal_scan {
     bool is_last;
     uint64_t after_lsn;
     wal_record_cb record_cb;
+    wal_segment_done_cb segment_done_cb;
     void *ctx;
     /* out */
     uint64_t end_offset; /* just after the last valid record */
@@ -410,6 +411,11 @@ static int wal_segment_scan(wal_scan_t *scan)
     }
     scan->end_offset = off;
     scan->last_lsn = expected - 1;
+    if (scan->segment_done_cb != NULL && scan->records_replayed > 0) {
+        int rc = scan->segment_done_cb(scan->ctx);
+        if (rc != 0)
+            return rc;
+    }
     return wal_scan_classify_end(scan, decoded);
 }
 
@@ -504,6 +510,15 @@ static int wal_replay_segments(const char *dir, const wal_segment_entry_t *segme
 int wal_replay(const char *dir, uint64_t after_lsn, wal_record_cb record_cb, void *ctx,
                wal_replay_result_t *result, char *error_message, size_t error_message_bytes)
 {
+    return wal_replay_segmented(dir, after_lsn, record_cb, NULL, ctx, result, error_message,
+                                error_message_bytes);
+}
+
+int wal_replay_segmented(const char *dir, uint64_t after_lsn, wal_record_cb record_cb,
+                         wal_segment_done_cb segment_done_cb, void *ctx,
+                         wal_replay_result_t *result, char *error_message,
+                         size_t error_message_bytes)
+{
     assert(dir != NULL && result != NULL);
     assert(error_message != NULL || error_message_bytes == 0);
     memset(result, 0, sizeof *result);
@@ -521,7 +536,10 @@ int wal_replay(const char *dir, uint64_t after_lsn, wal_record_cb record_cb, voi
         error_message[0] = '\0';
     result->segments = (uint32_t)count;
     if (rc == 0 && count > 0) {
-        wal_scan_t scan = {.after_lsn = after_lsn, .record_cb = record_cb, .ctx = ctx};
+        wal_scan_t scan = {.after_lsn = after_lsn,
+                           .record_cb = record_cb,
+                           .segment_done_cb = segment_done_cb,
+                           .ctx = ctx};
         rc = wal_replay_segments(dir, segments, count, &scan, result, error_message,
                                  error_message_bytes);
     }

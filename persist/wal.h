@@ -137,6 +137,11 @@ int wal_close(wal_t *wal, void (*closed_cb)(void *ctx));
 /* ---- replay (synchronous, before serving) ----------------------------------------------- */
 typedef int (*wal_record_cb)(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
                              const uint8_t *payload, size_t len);
+/* Runs after the last record of each segment went to record_cb, before that segment's buffer
+ * is freed: the payload pointers record_cb received stay valid until it returns, so a caller
+ * may hold several records (to prefetch ahead of applying them) and finish them here. A
+ * nonzero return stops replay and is returned. */
+typedef int (*wal_segment_done_cb)(void *ctx);
 
 typedef struct wal_replay_result {
     uint32_t segments;         /* segment files found */
@@ -156,6 +161,11 @@ typedef struct wal_replay_result {
 
 int wal_replay(const char *dir, uint64_t after_lsn, wal_record_cb record_cb, void *ctx,
                wal_replay_result_t *result, char *error_message, size_t error_message_bytes);
+/* wal_replay with a segment_done_cb (may be NULL). */
+int wal_replay_segmented(const char *dir, uint64_t after_lsn, wal_record_cb record_cb,
+                         wal_segment_done_cb segment_done_cb, void *ctx,
+                         wal_replay_result_t *result, char *error_message,
+                         size_t error_message_bytes);
 
 /* ---- record format helpers (tests, tools) ----------------------------------------------- */
 typedef struct wal_record {

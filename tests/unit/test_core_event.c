@@ -2,6 +2,7 @@
 #include "test_core_fixture.h"
 
 #include "core/buffer.h"
+#include "core/replay.h"
 
 static allot_event_allocation_t sample_allocations[] = {
     {{"W1", 2}, 2}, {{"W2", 2}, 1}, {{"W1", 2}, 4}};
@@ -174,7 +175,8 @@ Test(event, apply_refers_only_to_existing_objects)
 /* ---- replay and checkpoints -------------------------------------------------------------- */
 
 static const char *const loc_ids[] = {"W1", "W2", "S1", "S2", "DC"};
-static const char *const sku_ids[] = {"A", "B", "C", "D", "E", "F"};
+/* "F..." is longer than ALLOT_SKU_ID_INLINE_MAX: kept in the arena, not in the SKU record */
+static const char *const sku_ids[] = {"A", "B", "C", "D", "E", "F-a-sku-id-longer-than-inline"};
 static const char *const cart_ids[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
 
 static void random_locations(allot_state_t *state)
@@ -274,6 +276,70 @@ Test(event, replaying_the_recorded_events_rebuilds_the_same_state)
     allot_state_counters_get(state, &c);
     cr_assert_gt(fx_log.count, 500, "the history did things (%zu events)", fx_log.count);
     fx_assert_replay_equal(state);
+    allot_state_destroy(state);
+    fx_log_reset();
+}
+
+/* The whole log through the prefetching replayer (core/replay.h), as recovery does it. */
+static allot_state_t *replay_log_windowed(size_t count, uint64_t *failed_lsn, int *rc_out)
+{
+    allot_state_t *replica = allot_state_create(&fx_config);
+    allot_replay_t *replay = allot_replay_create(replica);
+    cr_assert_not_null(replay);
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = allot_replay_push(replay, i + 1, fx_log.events[i].type, fx_log.events[i].payload,
+                               fx_log.events[i].len);
+    if (rc == 0)
+        rc = allot_replay_finish(replay);
+    *failed_lsn = allot_replay_failed_lsn(replay);
+    *rc_out = rc;
+    cr_assert_eq(allot_replay_applied(replay), rc == 0 ? count : *failed_lsn - 1);
+    allot_replay_destroy(replay);
+    return replica;
+}
+
+Test(event, the_prefetching_replayer_rebuilds_the_same_state)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 5, .idempotency_age_ms = 600000};
+    allot_state_t *state = fx_state_with(&config);
+    random_history(state, 3000);
+    uint64_t failed_lsn;
+    int rc;
+    allot_state_t *replica = replay_log_windowed(fx_log.count, &failed_lsn, &rc);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(failed_lsn, 0);
+    char *a = fx_dump(state), *b = fx_dump(replica);
+    cr_assert_str_eq(a, b, "live and replayed states differ");
+    free(a);
+    free(b);
+    allot_state_destroy(replica);
+    allot_state_destroy(state);
+    fx_log_reset();
+}
+
+Test(event, the_replayer_stops_at_a_bad_record_with_everything_before_it_applied)
+{
+    allot_state_t *state = fx_state();
+    random_history(state, 400);
+    size_t bad = fx_log.count / 2 + 3; /* well past the first window */
+    fx_log.events[bad].payload[0] ^= 0xff; /* wrong format version: does not decode */
+    uint64_t failed_lsn;
+    int rc;
+    allot_state_t *replica = replay_log_windowed(fx_log.count, &failed_lsn, &rc);
+    cr_assert_eq(rc, ALLOT_ECORRUPT);
+    cr_assert_eq(failed_lsn, bad + 1, "lsn %llu", (unsigned long long)failed_lsn);
+    allot_state_t *prefix = allot_state_create(&fx_config);
+    for (size_t i = 0; i < bad; i++)
+        cr_assert_eq(allot_event_apply_encoded(prefix, fx_log.events[i].type,
+                                               fx_log.events[i].payload, fx_log.events[i].len),
+                     0);
+    char *a = fx_dump(prefix), *b = fx_dump(replica);
+    cr_assert_str_eq(a, b, "the replica is not the state before the bad record");
+    free(a);
+    free(b);
+    allot_state_destroy(prefix);
+    allot_state_destroy(replica);
     allot_state_destroy(state);
     fx_log_reset();
 }

@@ -1,0 +1,52 @@
+/* replay.h - apply a stream of event records fast: WAL replay and checkpoint load at start-up.
+ *
+ * Contract: the result is exactly that of calling allot_event_apply_encoded on each record in
+ * order. The difference is speed. Recovery is bound by memory latency: each record looks up a
+ * SKU or a reservation by id (hash slot -> record -> positions or lines -> SKUs -> positions),
+ * and applied one at a time those cache misses queue up one after another. The replayer keeps a
+ * window of ALLOT_REPLAY_WINDOW records: a record is decoded when pushed, and while it travels
+ * through the window the memory its apply will touch is prefetched one dependent step at a time,
+ * so that the misses of ~a dozen records overlap. Prefetching only reads the state (indices are
+ * re-checked against the current bounds; a stale hint costs a wasted prefetch, never a wrong
+ * result) and never changes it.
+ *
+ * Lifetime of payloads: a pushed record is applied later, so its payload must stay valid until
+ * it has been applied: until the push that returns ALLOT_REPLAY_WINDOW pushes later, or until
+ * allot_replay_finish. The WAL calls its segment_done_cb before freeing a segment and the
+ * checkpoint load its done callback before closing the read transaction: finish there.
+ *
+ * Errors: the first record that fails (ALLOT_ECORRUPT for garbage or a record that does not fit
+ * the state, ALLOT_ENOMEM) stops the replayer: push and finish return that error from then on,
+ * allot_replay_failed_lsn says which record (the lsn given to push), the state holds every record
+ * before it and nothing of it or after it.
+ * Threads: one at a time, like the state. core/ only; libc only.
+ */
+#ifndef ALLOT_CORE_REPLAY_H
+#define ALLOT_CORE_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct allot_state;
+
+/* Records in flight between decode and apply. */
+#define ALLOT_REPLAY_WINDOW 16
+
+typedef struct allot_replay allot_replay_t;
+
+/* NULL when out of memory. */
+allot_replay_t *allot_replay_create(struct allot_state *state);
+/* Records still queued are dropped, not applied: call allot_replay_finish first. */
+void allot_replay_destroy(allot_replay_t *replay);
+
+/* Queue one record (lsn is only for error reports); may apply the oldest queued one. */
+int allot_replay_push(allot_replay_t *replay, uint64_t lsn, uint8_t type, const uint8_t *payload,
+                      size_t len);
+/* Apply everything queued. */
+int allot_replay_finish(allot_replay_t *replay);
+/* The lsn of the record that failed, 0 when none has. */
+uint64_t allot_replay_failed_lsn(const allot_replay_t *replay);
+/* Records applied so far. */
+uint64_t allot_replay_applied(const allot_replay_t *replay);
+
+#endif
