@@ -114,61 +114,6 @@ void allot_reader_init(allot_reader_t *reader, const uint8_t *data, size_t len)
     reader->failed = false;
 }
 
-static const uint8_t *reader_take(allot_reader_t *reader, size_t n)
-{
-    if (reader->failed || reader->len - reader->offset < n) {
-        reader->failed = true;
-        return NULL;
-    }
-    const uint8_t *p = reader->data + reader->offset;
-    reader->offset += n;
-    return p;
-}
-
-uint8_t allot_reader_u8(allot_reader_t *reader)
-{
-    const uint8_t *p = reader_take(reader, 1);
-    return p ? p[0] : 0;
-}
-
-uint16_t allot_reader_u16(allot_reader_t *reader)
-{
-    const uint8_t *p = reader_take(reader, 2);
-    return p ? (uint16_t)(p[0] | (p[1] << 8)) : 0;
-}
-
-uint64_t allot_reader_u64(allot_reader_t *reader)
-{
-    const uint8_t *p = reader_take(reader, 8);
-    uint64_t value = 0;
-    if (p != NULL)
-        for (int i = 7; i >= 0; i--)
-            value = (value << 8) | p[i];
-    return value;
-}
-
-int64_t allot_reader_i64(allot_reader_t *reader)
-{
-    return (int64_t)allot_reader_u64(reader);
-}
-
-double allot_reader_f64(allot_reader_t *reader)
-{
-    uint64_t bits = allot_reader_u64(reader);
-    double value;
-    memcpy(&value, &bits, sizeof(value));
-    return value;
-}
-
-allot_str_t allot_reader_str(allot_reader_t *reader)
-{
-    uint16_t len = allot_reader_u16(reader);
-    const uint8_t *p = reader_take(reader, len);
-    if (p == NULL)
-        return (allot_str_t){"", 0};
-    return (allot_str_t){(const char *)p, len};
-}
-
 bool allot_reader_done(const allot_reader_t *reader)
 {
     return !reader->failed && reader->offset == reader->len;

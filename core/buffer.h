@@ -9,9 +9,11 @@
 #ifndef ALLOT_CORE_BUFFER_H
 #define ALLOT_CORE_BUFFER_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -52,13 +54,63 @@ typedef struct allot_reader {
 } allot_reader_t;
 
 void allot_reader_init(allot_reader_t *reader, const uint8_t *data, size_t len);
-uint8_t allot_reader_u8(allot_reader_t *reader);
-uint16_t allot_reader_u16(allot_reader_t *reader);
-uint64_t allot_reader_u64(allot_reader_t *reader);
-int64_t allot_reader_i64(allot_reader_t *reader);
-double allot_reader_f64(allot_reader_t *reader);
+
+/* The readers are inline: recovery decodes tens of millions of fields through them. A read past
+ * the end marks the reader failed and returns 0 (or an empty string). */
+static inline const uint8_t *allot_reader_take(allot_reader_t *reader, size_t n)
+{
+    if (reader->failed || reader->len - reader->offset < n) {
+        reader->failed = true;
+        return NULL;
+    }
+    const uint8_t *p = reader->data + reader->offset;
+    reader->offset += n;
+    return p;
+}
+
+static inline uint8_t allot_reader_u8(allot_reader_t *reader)
+{
+    const uint8_t *p = allot_reader_take(reader, 1);
+    return p ? p[0] : 0;
+}
+
+static inline uint16_t allot_reader_u16(allot_reader_t *reader)
+{
+    const uint8_t *p = allot_reader_take(reader, 2);
+    return p ? (uint16_t)(p[0] | (p[1] << 8)) : 0;
+}
+
+static inline uint64_t allot_reader_u64(allot_reader_t *reader)
+{
+    const uint8_t *p = allot_reader_take(reader, 8);
+    uint64_t value = 0;
+    if (p != NULL)
+        memcpy(&value, p, sizeof(value)); /* one load: fields are little-endian */
+    return le64toh(value);
+}
+
+static inline int64_t allot_reader_i64(allot_reader_t *reader)
+{
+    return (int64_t)allot_reader_u64(reader);
+}
+
+static inline double allot_reader_f64(allot_reader_t *reader)
+{
+    uint64_t bits = allot_reader_u64(reader);
+    double value;
+    memcpy(&value, &bits, sizeof(value));
+    return value;
+}
+
 /* A u16-length-prefixed string view into the reader's span. */
-allot_str_t allot_reader_str(allot_reader_t *reader);
+static inline allot_str_t allot_reader_str(allot_reader_t *reader)
+{
+    uint16_t len = allot_reader_u16(reader);
+    const uint8_t *p = allot_reader_take(reader, len);
+    if (p == NULL)
+        return (allot_str_t){"", 0};
+    return (allot_str_t){(const char *)p, len};
+}
 /* True when every read succeeded and every byte was consumed. */
 bool allot_reader_done(const allot_reader_t *reader);
 

@@ -78,8 +78,9 @@ static void dump_adjust_key(const allot_state_t *state, FILE *out, const allot_a
             "adjust_key %s sku=%s location=%s delta=%" PRId64 " at_ms=%" PRId64 " on_hand=%" PRId64
             " reserved=%" PRId64 " allocated=%" PRId64 " safety_stock=%" PRId64
             " available=%" PRId64 "\n",
-            k->key, allot_sku_id(&state->skus[k->sku]).ptr, state->locations[k->location].id, k->delta, k->at_ms,
-            k->on_hand, k->reserved, k->allocated, k->safety_stock, k->available);
+            k->key, allot_sku_id(&state->skus[k->sku]).ptr, state->locations[k->location].id,
+            k->delta, k->at_ms, k->on_hand, k->reserved, k->allocated, k->safety_stock,
+            k->available);
 }
 
 static size_t dump_entries_needed(const allot_state_t *state)
@@ -110,7 +111,8 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
     uint32_t count = 0;
     for (uint32_t i = 0; i < state->sku_count; i++)
         if (state->skus[i].position_count > 0)
-            entries[count++] = (dump_entry_t){allot_sku_id(&state->skus[i]).ptr, state->skus[i].id_len, i};
+            entries[count++] =
+                (dump_entry_t){allot_sku_id(&state->skus[i]).ptr, state->skus[i].id_len, i};
     qsort(entries, count, sizeof(*entries), dump_entry_compare);
     for (uint32_t i = 0; i < count; i++)
         dump_sku(state, out, &state->skus[entries[i].index], inner);

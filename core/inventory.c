@@ -367,8 +367,8 @@ int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index)
     if (allot_hash_reserve(&state->sku_index, 1) != 0)
         return ALLOT_ENOMEM;
     const char *copy = NULL;
-    if (id.len > ALLOT_SKU_ID_INLINE_MAX && (copy = allot_arena_copy(&state->sku_ids, id.ptr,
-                                                                      id.len)) == NULL)
+    if (id.len > ALLOT_SKU_ID_INLINE_MAX &&
+        (copy = allot_arena_copy(&state->sku_ids, id.ptr, id.len)) == NULL)
         return ALLOT_ENOMEM;
     *index = state->sku_count++;
     allot_sku_t *s = &state->skus[*index];

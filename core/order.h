@@ -18,8 +18,8 @@
  *
  * Memory: an order that is delivered or cancelled and has no requested return is "ended"
  * (ended_ms). allot_orders_evict_aged() emits ORDER_EVICT for ended orders older than
- * config.orders_archive_age_ms that are not dirty, so replay agrees; the next
- * allot_state_snapshot_each_dirty() then hands an ORDER_SNAPSHOT with the archived flag for each
+ * config.orders_archive_age_ms that are not dirty, so replay agrees; the next checkpoint
+ * (core/state.h) then hands an ORDER_SNAPSHOT with the archived flag for each
  * evicted order (key 0x05 + id), which the checkpoint store keeps. Applying an archived snapshot
  * keeps nothing in memory (loading a checkpoint stays bounded by the live orders).
  * THE CALLER (net/server.c) MUST call allot_orders_evict_aged only from the checkpoint done

@@ -37,12 +37,12 @@ static void items_allocate(allot_state_t *state, const allot_event_item_t *items
         uint32_t sku;
         allot_position_t *p = position_of(state, items[i].sku, location, &sku);
         assert(p != NULL);
+        state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
         p->allocated += sign * items[i].qty;
         if (p->allocated < 0)
             p->allocated = 0;
         if (ship)
             p->on_hand = p->on_hand > items[i].qty ? p->on_hand - items[i].qty : 0;
-        state_dirty_sku(state, sku);
     }
 }
 
@@ -52,12 +52,12 @@ static void capacity_count(allot_state_t *state, allot_str_t location, int64_t a
     uint32_t l = allot_location_index_find(state, location);
     allot_location_t *loc = &state->locations[l];
     int64_t day = allot_day_from_ms(at_ms);
+    state_dirty_location(state, l); /* before the change (checkpoint pre-image) */
     if (loc->capacity_day != day) {
         loc->capacity_day = day;
         loc->capacity_count = 0;
     }
     loc->capacity_count++;
-    state_dirty_location(state, l);
 }
 
 static void history_add(allot_order_t *o, int64_t at_ms, uint8_t event, uint8_t arg,
@@ -366,11 +366,11 @@ static void commit_return(allot_state_t *state, allot_order_t *o, uint8_t type,
     for (uint32_t i = 0; i < r->item_count; i++) {
         const allot_event_item_t *item = &o->v.items[r->item_first + i];
         uint32_t sku = allot_sku_index_find(state, item->sku);
+        state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
         allot_position_t *p = inventory_position_upsert(state, sku, l);
         p->on_hand += item->qty;
         if (p->on_hand > ALLOT_QUANTITY_MAX)
             p->on_hand = ALLOT_QUANTITY_MAX;
-        state_dirty_sku(state, sku);
     }
 }
 
@@ -450,6 +450,7 @@ void order_apply_commit(allot_state_t *state, const allot_event_t *event)
         order_remove(state, slot);
         return;
     }
+    order_dirty_mark(state, slot); /* before the change (checkpoint pre-image) */
     switch (event->type) {
     case ALLOT_EVENT_SHIPMENT_REJECT:
         commit_reject(state, o, c);

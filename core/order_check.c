@@ -82,11 +82,12 @@ static int check_compare(const check_t *c, char *msg, size_t msg_bytes)
             uint64_t at = c->first[s] + i;
             const char *loc = state->locations[p->location].id;
             if (p->on_hand < 0)
-                return check_fail(msg, msg_bytes, "%s@%s: on_hand %lld < 0", allot_sku_id(sku).ptr, loc,
-                                  (long long)p->on_hand);
+                return check_fail(msg, msg_bytes, "%s@%s: on_hand %lld < 0", allot_sku_id(sku).ptr,
+                                  loc, (long long)p->on_hand);
             if (p->reserved != c->reserved[at])
                 return check_fail(msg, msg_bytes, "%s@%s: reserved %lld, holds sum to %lld",
-                                  allot_sku_id(sku).ptr, loc, (long long)p->reserved, (long long)c->reserved[at]);
+                                  allot_sku_id(sku).ptr, loc, (long long)p->reserved,
+                                  (long long)c->reserved[at]);
             if (p->allocated != c->allocated[at])
                 return check_fail(msg, msg_bytes, "%s@%s: allocated %lld, orders sum to %lld",
                                   allot_sku_id(sku).ptr, loc, (long long)p->allocated,

@@ -18,12 +18,19 @@ struct order_text_chunk {
 
 /* ---- heap of ended orders by (ended_ms, id) ------------------------------------------------- */
 
-static bool order_ended_less(const void *ctx, uint32_t a, uint32_t b)
+/* The heap entries hold (ended_ms, first 20 id bytes); the id decides the rest. */
+static void order_ended_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
+{
+    const allot_state_t *state = ctx;
+    const allot_event_order_t *v = &state->orders[item]->v;
+    entry->key_ms = v->ended_ms;
+    allot_heap_tie_set(entry, v->id.ptr, v->id.len);
+}
+
+static bool order_id_less(const void *ctx, uint32_t a, uint32_t b)
 {
     const allot_state_t *state = ctx;
     const allot_event_order_t *x = &state->orders[a]->v, *y = &state->orders[b]->v;
-    if (x->ended_ms != y->ended_ms)
-        return x->ended_ms < y->ended_ms;
     return state_id_compare(x->id.ptr, x->id.len, y->id.ptr, y->id.len) < 0;
 }
 
@@ -38,7 +45,8 @@ int order_init(allot_state_t *state)
     allot_hash_init(&state->order_index);
     allot_hash_init(&state->order_return_index);
     allot_hash_init(&state->customer_index);
-    allot_heap_init(&state->order_heap, order_ended_less, order_heap_position_set, state);
+    allot_heap_init(&state->order_heap, order_ended_key, order_id_less, order_heap_position_set,
+                    state);
     return 0;
 }
 
@@ -334,6 +342,7 @@ uint32_t order_insert(allot_state_t *state, allot_order_t *order)
     uint32_t slot = state->order_free.count > 0 ? state->order_free.items[--state->order_free.count]
                                                 : state->order_slots++;
     state->orders[slot] = order;
+    state_checkpoint_born(state, STATE_KEY_ORDER, slot);
     order->slot = slot;
     order->hash = allot_hash_bytes(order->v.id.ptr, order->v.id.len);
     int rc = allot_hash_insert(&state->order_index, order->hash, slot);
@@ -354,6 +363,7 @@ uint32_t order_insert(allot_state_t *state, allot_order_t *order)
 /* Unlink and free an order. */
 void order_remove(allot_state_t *state, uint32_t slot)
 {
+    state_touch(state, STATE_KEY_ORDER, slot); /* a checkpoint may still need it */
     allot_order_t *order = state->orders[slot];
     if (order->in_heap)
         allot_heap_remove_at(&state->order_heap, order->heap_position);
@@ -429,12 +439,14 @@ void order_free_all(allot_state_t *state)
 
 /* ---- dirty set and snapshots ---------------------------------------------------------------- */
 
+/* Before the order changes (see state_dirty_location). */
 void order_dirty_mark(allot_state_t *state, uint32_t slot)
 {
+    state_touch(state, STATE_KEY_ORDER, slot);
     allot_order_t *order = state->orders[slot];
-    if (order->dirty)
+    if (order->dirty & state->dirty_bit)
         return;
-    order->dirty = true;
+    order->dirty |= state->dirty_bit;
     allot_u32_vec_push(&state->dirty_orders, slot);
 }
 
@@ -443,7 +455,7 @@ void order_dirty_clear(allot_state_t *state)
     for (uint32_t i = 0; i < state->dirty_orders.count; i++) {
         allot_order_t *order = state->orders[state->dirty_orders.items[i]];
         if (order != NULL)
-            order->dirty = false;
+            order->dirty &= (uint8_t)~state->dirty_bit;
     }
     state->dirty_orders.count = 0;
     state->archived.len = 0;

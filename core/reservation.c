@@ -304,17 +304,18 @@ void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at
 {
     uint32_t slot = reservation_slot_find(state, id);
     assert(slot != ALLOT_SLOT_NONE);
+    state_dirty_reservation(state, slot); /* marks before changes (checkpoint pre-images) */
     allot_reservation_t *r = &state->reservations[slot];
     assert(r->status == ALLOT_RESERVATION_ACTIVE);
     for (uint32_t i = 0; i < r->line_count; i++) {
         const allot_reservation_line_t *line = &r->lines[i];
+        state_dirty_sku(state, line->sku);
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
             allot_position_t *p = inventory_position_mut(state, line->sku, a->location);
             if (p != NULL)
                 p->reserved = p->reserved > a->qty ? p->reserved - a->qty : 0;
         }
-        state_dirty_sku(state, line->sku);
     }
     /* the daily-capacity count stays: the shipments are real now. No tombstone eviction here:
      * the count bound is restored by the next release or expiry. */

@@ -83,7 +83,7 @@ typedef struct allot_reservation {
     uint16_t line_count;
     uint8_t status; /* allot_reservation_status_t */
     bool used;
-    bool dirty;
+    uint8_t dirty; /* checkpoint marks (core/state_private.h) */
 } allot_reservation_t;
 
 typedef struct allot_reserve_request {

@@ -8,21 +8,27 @@
 
 /* ---- heaps: live by (expires_at_ms, id), tombstones by (ended_ms, id) ---------------------- */
 
-static bool expiry_less(const void *ctx, uint32_t a, uint32_t b)
+/* The heap entries hold (expires_at_ms or ended_ms, first 20 id bytes); the id decides the rest. */
+static void expiry_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
 {
     const allot_state_t *state = ctx;
-    const allot_reservation_t *x = &state->reservations[a], *y = &state->reservations[b];
-    if (x->expires_at_ms != y->expires_at_ms)
-        return x->expires_at_ms < y->expires_at_ms;
-    return state_id_compare(x->id, x->id_len, y->id, y->id_len) < 0;
+    const allot_reservation_t *r = &state->reservations[item];
+    entry->key_ms = r->expires_at_ms;
+    allot_heap_tie_set(entry, r->id, r->id_len);
 }
 
-static bool tombstone_less(const void *ctx, uint32_t a, uint32_t b)
+static void tombstone_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
+{
+    const allot_state_t *state = ctx;
+    const allot_reservation_t *r = &state->reservations[item];
+    entry->key_ms = r->ended_ms;
+    allot_heap_tie_set(entry, r->id, r->id_len);
+}
+
+static bool reservation_id_less(const void *ctx, uint32_t a, uint32_t b)
 {
     const allot_state_t *state = ctx;
     const allot_reservation_t *x = &state->reservations[a], *y = &state->reservations[b];
-    if (x->ended_ms != y->ended_ms)
-        return x->ended_ms < y->ended_ms;
     return state_id_compare(x->id, x->id_len, y->id, y->id_len) < 0;
 }
 
@@ -34,8 +40,10 @@ static void reservation_position_set(void *ctx, uint32_t item, uint32_t position
 
 int reservation_init(allot_state_t *state)
 {
-    allot_heap_init(&state->expiry_heap, expiry_less, reservation_position_set, state);
-    allot_heap_init(&state->tombstone_heap, tombstone_less, reservation_position_set, state);
+    allot_heap_init(&state->expiry_heap, expiry_key, reservation_id_less, reservation_position_set,
+                    state);
+    allot_heap_init(&state->tombstone_heap, tombstone_key, reservation_id_less,
+                    reservation_position_set, state);
     state->reservation_free = ALLOT_SLOT_NONE;
     return 0;
 }
@@ -101,6 +109,7 @@ static uint32_t reservation_slot_take(allot_state_t *state, char *id, uint32_t i
     r->id_len = id_len;
     r->hash = allot_hash_bytes(id, id_len);
     r->used = true;
+    state_checkpoint_born(state, STATE_KEY_RESERVATION, slot);
     int rc = allot_hash_insert(&state->reservation_index, r->hash, slot);
     assert(rc == 0);
     (void)rc;
@@ -112,6 +121,7 @@ static void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool reco
 {
     allot_reservation_t *r = &state->reservations[slot];
     assert(r->used);
+    state_touch(state, STATE_KEY_RESERVATION, slot); /* a checkpoint may still need it */
     if (record_deletion)
         state_deleted_record(state, STATE_KEY_RESERVATION, r->id, r->id_len);
     allot_hash_remove(&state->reservation_index, r->hash, slot);
@@ -148,6 +158,7 @@ static void hold_positions(allot_state_t *state, const allot_reservation_t *r, i
 {
     for (uint32_t i = 0; i < r->line_count; i++) {
         const allot_reservation_line_t *line = &r->lines[i];
+        state_dirty_sku(state, line->sku); /* before the change (checkpoint pre-image) */
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
             allot_position_t *p = inventory_position_mut(state, line->sku, a->location);
@@ -157,7 +168,6 @@ static void hold_positions(allot_state_t *state, const allot_reservation_t *r, i
             if (p->reserved < 0)
                 p->reserved = 0;
         }
-        state_dirty_sku(state, line->sku);
     }
 }
 
@@ -176,14 +186,14 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
             continue;
         state->location_stamp[l] = state->stamp_generation;
         allot_location_t *location = &state->locations[l];
+        if (sign < 0 && (location->capacity_day != day || location->capacity_count == 0))
+            continue;
+        state_dirty_location(state, l); /* before the change (checkpoint pre-image) */
         if (sign > 0 && location->capacity_day != day) {
             location->capacity_day = day;
             location->capacity_count = 0;
         }
-        if (location->capacity_day != day || (sign < 0 && location->capacity_count == 0))
-            continue;
         location->capacity_count += sign;
-        state_dirty_location(state, l);
     }
 }
 
@@ -301,6 +311,7 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
 
 static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms)
 {
+    state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
     allot_reservation_t *r = &state->reservations[slot];
     hold_positions(state, r, -1);
     hold_capacity(state, r, -1, at_ms);
@@ -397,9 +408,9 @@ void reservation_apply_commit(allot_state_t *state, const allot_event_t *event)
         break;
     case ALLOT_EVENT_RESERVATION_EXTEND:
         slot = reservation_slot_find(state, event->u.extend.id);
+        state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
         state->reservations[slot].expires_at_ms = event->u.extend.expires_at_ms;
         allot_heap_update_at(&state->expiry_heap, state->reservations[slot].heap_position);
-        state_dirty_reservation(state, slot);
         break;
     case ALLOT_EVENT_RESERVATION_RELEASE:
         commit_release(state, &event->u.release);

@@ -1,4 +1,4 @@
-/* snapshot.c - checkpoint records: each dirty (or every) object as a snapshot event record. */
+/* snapshot.c - checkpoint records (snapshot event records) and checkpoints serialized in slices. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,53 +161,207 @@ static void snapshot_deletions(allot_state_t *state, snapshot_out_t *out)
     state->deleted.len = 0;
 }
 
+/* ---- checkpoints serialized in slices ------------------------------------------------------- */
+
+static allot_u32_vec_t *dirty_list(allot_state_t *state, uint8_t kind)
+{
+    switch (kind) {
+    case STATE_KEY_LOCATION:
+        return &state->dirty_locations;
+    case STATE_KEY_SKU:
+        return &state->dirty_skus;
+    case STATE_KEY_RESERVATION:
+        return &state->dirty_reservations;
+    case STATE_KEY_ADJUST_KEY:
+        return &state->dirty_adjust_keys;
+    default:
+        return &state->dirty_orders;
+    }
+}
+
+/* The marks of the object of `kind` at `index`; NULL when there is none (a free slot). */
+static uint8_t *checkpoint_marks(allot_state_t *state, uint8_t kind, uint32_t index)
+{
+    switch (kind) {
+    case STATE_KEY_LOCATION:
+        return index < state->location_count ? &state->locations[index].dirty : NULL;
+    case STATE_KEY_SKU:
+        return index < state->sku_count ? &state->skus[index].dirty : NULL;
+    case STATE_KEY_RESERVATION:
+        return index < state->reservation_slots && state->reservations[index].used
+                   ? &state->reservations[index].dirty
+                   : NULL;
+    case STATE_KEY_ADJUST_KEY:
+        return index < state->adjust_key_slots && state->adjust_keys[index].used
+                   ? &state->adjust_keys[index].dirty
+                   : NULL;
+    default:
+        return index < state->order_slots && state->orders[index] != NULL
+                   ? &state->orders[index]->dirty
+                   : NULL;
+    }
+}
+
+/* Does the running checkpoint still owe a record of this object (its content when it began)? */
+static bool checkpoint_owes(const state_checkpoint_t *cp, uint8_t kind, uint32_t index,
+                            uint8_t marks)
+{
+    if ((marks & cp->pending_bit) != 0)
+        return true; /* dirty when it began, not serialized since */
+    if (!cp->full || (marks & STATE_MARK_DONE) != 0 || index >= cp->ends[kind])
+        return false;
+    return kind > cp->kind || (kind == cp->kind && index >= cp->cursor); /* the walk is not past */
+}
+
+/* Hand one object to the checkpoint. Once a record failed the batch is lost: skip the work. */
+static void checkpoint_record(allot_state_t *state, uint8_t kind, uint32_t index)
+{
+    state_checkpoint_t *cp = &state->checkpoint;
+    if (cp->failed)
+        return;
+    snapshot_out_t out = {.cb = cp->snapshot_cb, .ctx = cp->ctx};
+    int rc;
+    switch (kind) {
+    case STATE_KEY_LOCATION:
+        rc = snapshot_location(state, &out, index);
+        break;
+    case STATE_KEY_SKU: /* a full checkpoint holds SKUs with positions (as snapshot_each) */
+        rc = cp->full && state->skus[index].position_count == 0 ? 0
+                                                                : snapshot_sku(state, &out, index);
+        break;
+    case STATE_KEY_RESERVATION:
+        rc = snapshot_reservation(state, &out, index);
+        break;
+    case STATE_KEY_ADJUST_KEY:
+        rc = snapshot_adjust_key(state, &out, index);
+        break;
+    default:
+        rc = snapshot_order(state, &out, index);
+    }
+    if (rc != 0)
+        cp->failed = true;
+}
+
+void state_checkpoint_preimage(allot_state_t *state, uint8_t kind, uint32_t index)
+{
+    state_checkpoint_t *cp = &state->checkpoint;
+    assert(cp->active);
+    uint8_t *marks = checkpoint_marks(state, kind, index);
+    if (marks == NULL || !checkpoint_owes(cp, kind, index, *marks))
+        return;
+    assert(!cp->full || index < cp->ends[kind]);
+    checkpoint_record(state, kind, index); /* the object has not changed since it began */
+    *marks &= (uint8_t)~cp->pending_bit;
+    if (cp->full)
+        *marks |= STATE_MARK_DONE; /* the walk clears it when it passes */
+}
+
+void state_checkpoint_born(allot_state_t *state, uint8_t kind, uint32_t index)
+{
+    state_checkpoint_t *cp = &state->checkpoint;
+    if (!cp->active || !cp->full)
+        return;
+    uint8_t *marks = checkpoint_marks(state, kind, index);
+    assert(marks != NULL && (*marks & cp->pending_bit) == 0);
+    if (checkpoint_owes(cp, kind, index, 0))
+        *marks |= STATE_MARK_DONE; /* ahead of the walk: not part of this checkpoint */
+}
+
+/* The walk reaches one object: hand it if still owed; either way it owes nothing any more. */
+static void checkpoint_visit(allot_state_t *state, uint8_t kind, uint32_t index)
+{
+    state_checkpoint_t *cp = &state->checkpoint;
+    uint8_t *marks = checkpoint_marks(state, kind, index);
+    if (marks == NULL)
+        return;
+    if (checkpoint_owes(cp, kind, index, *marks))
+        checkpoint_record(state, kind, index);
+    *marks &= (uint8_t) ~(cp->pending_bit | STATE_MARK_DONE);
+}
+
+void allot_state_checkpoint_begin(allot_state_t *state, bool full, allot_snapshot_cb snapshot_cb,
+                                  void *ctx)
+{
+    state_checkpoint_t *cp = &state->checkpoint;
+    assert(!cp->active && snapshot_cb != NULL);
+    snapshot_out_t out = {.cb = snapshot_cb, .ctx = ctx};
+    if (full)
+        state->deleted.len = 0; /* a full checkpoint replaces every object the store holds */
+    else
+        snapshot_deletions(state, &out);
+    snapshot_archived(state, &out);
+    state->archived.len = 0;
+    cp->snapshot_cb = snapshot_cb;
+    cp->ctx = ctx;
+    cp->full = full;
+    cp->failed = false;
+    /* The dirty set becomes the pending set: swap the meaning of the two generation bits and
+     * the lists (O(1)); the new dirty set starts empty. */
+    cp->pending_bit = state->dirty_bit;
+    state->dirty_bit ^= STATE_MARK_GENERATION_A | STATE_MARK_GENERATION_B;
+    for (uint8_t kind = STATE_KEY_LOCATION; kind <= STATE_KEY_ORDER; kind++) {
+        allot_u32_vec_t *dirty = dirty_list(state, kind);
+        allot_u32_vec_t emptied = cp->pending[kind];
+        cp->pending[kind] = *dirty;
+        *dirty = emptied;
+        dirty->count = 0;
+        if (full)
+            cp->pending[kind].count = 0; /* the walk visits every slot and clears the marks */
+    }
+    cp->ends[STATE_KEY_LOCATION] = state->location_count;
+    cp->ends[STATE_KEY_SKU] = state->sku_count;
+    cp->ends[STATE_KEY_RESERVATION] = state->reservation_slots;
+    cp->ends[STATE_KEY_ADJUST_KEY] = state->adjust_key_slots;
+    cp->ends[STATE_KEY_ORDER] = state->order_slots;
+    cp->kind = STATE_KEY_LOCATION;
+    cp->cursor = 0;
+    cp->active = true;
+}
+
+bool allot_state_checkpoint_step(allot_state_t *state, uint32_t objects_max)
+{
+    state_checkpoint_t *cp = &state->checkpoint;
+    assert(cp->active);
+    uint32_t visited = 0;
+    for (; cp->kind <= STATE_KEY_ORDER; cp->kind++, cp->cursor = 0) {
+        uint32_t end = cp->full ? cp->ends[cp->kind] : cp->pending[cp->kind].count;
+        for (; cp->cursor < end; cp->cursor++) {
+            if (visited++ == objects_max)
+                return false;
+            uint32_t index = cp->full ? cp->cursor : cp->pending[cp->kind].items[cp->cursor];
+            checkpoint_visit(state, cp->kind, index);
+        }
+    }
+    return true;
+}
+
+bool allot_state_checkpoint_active(const allot_state_t *state)
+{
+    return state->checkpoint.active;
+}
+
+int allot_state_checkpoint_end(allot_state_t *state)
+{
+    state_checkpoint_t *cp = &state->checkpoint;
+    assert(cp->active && cp->kind > STATE_KEY_ORDER);
+    cp->active = false;
+    for (uint8_t kind = STATE_KEY_LOCATION; kind <= STATE_KEY_ORDER; kind++)
+        cp->pending[kind].count = 0;
+    return cp->failed ? ALLOT_ENOMEM : 0;
+}
+
 int allot_state_snapshot_each_dirty(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx)
 {
     assert(state != NULL && snapshot_cb != NULL);
-    snapshot_out_t out = {.cb = snapshot_cb, .ctx = ctx};
-    snapshot_deletions(state, &out);
-    int rc = 0;
-    for (uint32_t i = 0; rc == 0 && i < state->dirty_locations.count; i++) {
-        uint32_t index = state->dirty_locations.items[i];
-        if (state->locations[index].dirty && (rc = snapshot_location(state, &out, index)) == 0)
-            state->locations[index].dirty = false;
-    }
-    for (uint32_t i = 0; rc == 0 && i < state->dirty_skus.count; i++) {
-        uint32_t index = state->dirty_skus.items[i];
-        if (state->skus[index].dirty && (rc = snapshot_sku(state, &out, index)) == 0)
-            state->skus[index].dirty = 0;
-    }
-    for (uint32_t i = 0; rc == 0 && i < state->dirty_reservations.count; i++) {
-        uint32_t slot = state->dirty_reservations.items[i];
-        allot_reservation_t *r = &state->reservations[slot];
-        if (r->used && r->dirty && (rc = snapshot_reservation(state, &out, slot)) == 0)
-            state->reservations[slot].dirty = false;
-    }
-    for (uint32_t i = 0; rc == 0 && i < state->dirty_adjust_keys.count; i++) {
-        uint32_t slot = state->dirty_adjust_keys.items[i];
-        allot_adjust_key_t *k = &state->adjust_keys[slot];
-        if (k->used && k->dirty && (rc = snapshot_adjust_key(state, &out, slot)) == 0)
-            k->dirty = false;
-    }
-    for (uint32_t i = 0; rc == 0 && i < state->dirty_orders.count; i++) {
-        uint32_t slot = state->dirty_orders.items[i];
-        allot_order_t *o = state->orders[slot];
-        if (o != NULL && o->dirty && (rc = snapshot_order(state, &out, slot)) == 0)
-            o->dirty = false;
-    }
-    if (rc == 0) {
-        snapshot_archived(state, &out);
-        state->archived.len = 0;
-    }
-    if (rc != 0)
-        return rc; /* handed objects are clean; the rest stay dirty for the next call */
-    allot_state_dirty_clear(state);
-    return 0;
+    allot_state_checkpoint_begin(state, false, snapshot_cb, ctx);
+    while (!allot_state_checkpoint_step(state, UINT32_MAX))
+        ;
+    return allot_state_checkpoint_end(state);
 }
 
 int allot_state_snapshot_each(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx)
 {
-    assert(state != NULL && snapshot_cb != NULL);
+    assert(state != NULL && snapshot_cb != NULL && !state->checkpoint.active);
     snapshot_out_t out = {.cb = snapshot_cb, .ctx = ctx};
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < state->location_count; i++)

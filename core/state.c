@@ -27,6 +27,7 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
     allot_hash_init(&state->reservation_index);
     allot_hash_init(&state->adjust_key_index);
     allot_arena_init(&state->sku_ids);
+    state->dirty_bit = STATE_MARK_GENERATION_A;
     reservation_init(state);
     adjust_key_init(state);
     order_init(state);
@@ -52,6 +53,8 @@ void allot_state_destroy(allot_state_t *state)
     allot_u32_vec_free(&state->dirty_skus);
     allot_u32_vec_free(&state->dirty_reservations);
     allot_u32_vec_free(&state->dirty_adjust_keys);
+    for (uint32_t kind = 0; kind <= STATE_KEY_ORDER; kind++)
+        allot_u32_vec_free(&state->checkpoint.pending[kind]);
     allot_bytes_free(&state->deleted);
     allot_bytes_free(&state->event_bytes);
     allot_bytes_free(&state->snapshot_bytes);
@@ -114,36 +117,37 @@ int state_dirty_reserve(allot_state_t *state, uint32_t locations, uint32_t skus,
     return rc;
 }
 
+/* Set the dirty mark (and list the object) unless it is set already. */
+static void dirty_mark(allot_state_t *state, uint8_t *mark, allot_u32_vec_t *list, uint32_t index)
+{
+    if (*mark & state->dirty_bit)
+        return;
+    *mark |= state->dirty_bit;
+    allot_u32_vec_push(list, index);
+}
+
 void state_dirty_location(allot_state_t *state, uint32_t index)
 {
-    if (state->locations[index].dirty)
-        return;
-    state->locations[index].dirty = true;
-    allot_u32_vec_push(&state->dirty_locations, index);
+    state_touch(state, STATE_KEY_LOCATION, index);
+    dirty_mark(state, &state->locations[index].dirty, &state->dirty_locations, index);
 }
 
 void state_dirty_sku(allot_state_t *state, uint32_t index)
 {
-    if (state->skus[index].dirty)
-        return;
-    state->skus[index].dirty = 1;
-    allot_u32_vec_push(&state->dirty_skus, index);
+    state_touch(state, STATE_KEY_SKU, index);
+    dirty_mark(state, &state->skus[index].dirty, &state->dirty_skus, index);
 }
 
 void state_dirty_reservation(allot_state_t *state, uint32_t index)
 {
-    if (state->reservations[index].dirty)
-        return;
-    state->reservations[index].dirty = true;
-    allot_u32_vec_push(&state->dirty_reservations, index);
+    state_touch(state, STATE_KEY_RESERVATION, index);
+    dirty_mark(state, &state->reservations[index].dirty, &state->dirty_reservations, index);
 }
 
 void state_dirty_adjust_key(allot_state_t *state, uint32_t index)
 {
-    if (state->adjust_keys[index].dirty)
-        return;
-    state->adjust_keys[index].dirty = true;
-    allot_u32_vec_push(&state->dirty_adjust_keys, index);
+    state_touch(state, STATE_KEY_ADJUST_KEY, index);
+    dirty_mark(state, &state->adjust_keys[index].dirty, &state->dirty_adjust_keys, index);
 }
 
 void state_deleted_record(allot_state_t *state, uint8_t kind, const char *id, uint32_t len)
@@ -166,14 +170,15 @@ size_t allot_state_dirty_count(const allot_state_t *state)
 
 void allot_state_dirty_clear(allot_state_t *state)
 {
+    uint8_t keep = (uint8_t)~state->dirty_bit;
     for (uint32_t i = 0; i < state->dirty_locations.count; i++)
-        state->locations[state->dirty_locations.items[i]].dirty = false;
+        state->locations[state->dirty_locations.items[i]].dirty &= keep;
     for (uint32_t i = 0; i < state->dirty_skus.count; i++)
-        state->skus[state->dirty_skus.items[i]].dirty = 0;
+        state->skus[state->dirty_skus.items[i]].dirty &= keep;
     for (uint32_t i = 0; i < state->dirty_reservations.count; i++)
-        state->reservations[state->dirty_reservations.items[i]].dirty = false;
+        state->reservations[state->dirty_reservations.items[i]].dirty &= keep;
     for (uint32_t i = 0; i < state->dirty_adjust_keys.count; i++)
-        state->adjust_keys[state->dirty_adjust_keys.items[i]].dirty = false;
+        state->adjust_keys[state->dirty_adjust_keys.items[i]].dirty &= keep;
     state->dirty_locations.count = 0;
     state->dirty_skus.count = 0;
     state->dirty_reservations.count = 0;

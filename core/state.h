@@ -4,11 +4,30 @@
  * Every change goes through event records (core/event.h): writers in core/inventory.h and
  * core/reservation.h emit them; the event sink (persist/'s WAL append) receives each record
  * before it is applied; allot_event_apply_encoded() replays them.
- * Checkpoints: every location, SKU (all its positions as one record), reservation and
- * stock.adjust key touched since the last take is remembered (the dirty set).
- * allot_state_snapshot_each_dirty() hands each one to a callback as a snapshot event record
- * (or a deletion) and clears the set; loading a checkpoint = allot_event_apply_encoded() of
- * every stored record (in key order) followed by allot_state_dirty_clear().
+ * Checkpoints: every location, SKU (all its positions as one record), reservation, stock.adjust
+ * key and order changed since the last checkpoint began is remembered (the dirty set), with the
+ * objects deleted and the orders evicted since. A checkpoint hands them to a callback as snapshot
+ * event records (or deletions) and is CONSISTENT AS OF ONE MOMENT: the state when it began (the
+ * server: the WAL's last LSN then), although it is serialized in bounded slices between which
+ * writes keep changing the state:
+ *  - allot_state_checkpoint_begin() hands the deletions and the evicted orders at once (bytes)
+ *    and turns the dirty set into the pending set in O(1) (a new, empty dirty set starts); a
+ *    full checkpoint makes every object pending, also in O(1) (its steps walk every slot).
+ *    No work proportional to the state or the dirty set is done outside the steps.
+ *  - allot_state_checkpoint_step() serializes up to objects_max pending objects; true once none
+ *    is left. Copy-on-write: every writer (and replay) hands a pending object's pre-image (its
+ *    content when the checkpoint began) to the callback before the first change or deletion of
+ *    it, so each object is handed exactly once, as it was. The callback thus runs inside
+ *    writers too: it must not call into the state, and it cannot fail (a callback that runs out
+ *    of memory marks its own output failed). One branch per change when no checkpoint runs.
+ *  - allot_state_checkpoint_end() after step returned true: 0, or ALLOT_ENOMEM when a record
+ *    could not be encoded (the records handed are incomplete: discard them and take a full
+ *    checkpoint next; the dirty set is gone).
+ *   Objects created or changed after begin are in the new dirty set (the next checkpoint).
+ *   Loading = allot_event_apply_encoded() of every stored record (in key order) followed by
+ *   allot_state_dirty_clear(); then replaying the events after the checkpoint's moment gives
+ *   the live state. One checkpoint at a time; begin with none active.
+ * allot_state_snapshot_each_dirty() is begin + every step + end in one call (tools, tests).
  * Checkpoint keys: 1 byte kind then the object's id bytes; kinds sort so that loading in key
  * order meets locations first: 0x01 location, 0x02 SKU, 0x03 reservation, 0x04 adjust key,
  * 0x05 order (returns live inside their order; see core/order.h for archived orders).
@@ -66,13 +85,22 @@ int allot_state_dump(const allot_state_t *state, FILE *out);
 
 /* Number of objects in the dirty set (deletions included). */
 size_t allot_state_dirty_count(const allot_state_t *state);
-/* Hand every dirty object to snapshot_cb (deletions first, then locations, SKUs, reservations,
- * adjust keys, orders, then the archived snapshots of orders evicted since), then clear the dirty
- * set. On ALLOT_ENOMEM the set is kept (retry later). */
+/* A checkpoint serialized in slices (see the contract above). begin: full hands every object
+ * (SKUs without positions excepted) and no deletions (the store drops what it does not get),
+ * incremental hands the dirty set: deletions first, then the archived snapshots of orders evicted
+ * since the last checkpoint, then per step locations, SKUs, reservations, adjust keys, orders. */
+void allot_state_checkpoint_begin(allot_state_t *state, bool full, allot_snapshot_cb snapshot_cb,
+                                  void *ctx);
+bool allot_state_checkpoint_step(allot_state_t *state, uint32_t objects_max);
+int allot_state_checkpoint_end(allot_state_t *state);
+bool allot_state_checkpoint_active(const allot_state_t *state);
+/* Hand every dirty object to snapshot_cb (an incremental checkpoint in one go) and clear the
+ * dirty set. ALLOT_ENOMEM: some records are missing and the set is gone (take a full one). */
 int allot_state_snapshot_each_dirty(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx);
-/* Hand every object (a full checkpoint) and the archived snapshots of orders evicted since the
- * last take; the dirty set is left alone. Evicted orders handed earlier are not repeated: the
- * store must keep them (see core/order.h). */
+/* Hand every object (a full checkpoint in one go, O(state size)) and the archived snapshots of
+ * orders evicted since the last take; the dirty set is left alone. Evicted orders handed earlier
+ * are not repeated: the store must keep them (see core/order.h). Not while a checkpoint begun
+ * with allot_state_checkpoint_begin is active. */
 int allot_state_snapshot_each(allot_state_t *state, allot_snapshot_cb snapshot_cb, void *ctx);
 void allot_state_dirty_clear(allot_state_t *state);
 

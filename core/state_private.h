@@ -33,6 +33,30 @@ enum {
     STATE_KEY_ORDER = 5,
 };
 
+/* Checkpoint marks: the `dirty` byte of every location, SKU, reservation, adjust key and order.
+ * Two generation bits take turns as "dirty" (changed since the running or last checkpoint began:
+ * state->dirty_bit) and "pending" (dirty when the running checkpoint began, not serialized yet:
+ * state->checkpoint.pending_bit), so that beginning a checkpoint turns the whole dirty set into
+ * the pending set in O(1). DONE: during a full checkpoint, the object needs no record from the
+ * walk (its pre-image was written, or it was born after the checkpoint began). */
+#define STATE_MARK_GENERATION_A 0x01u
+#define STATE_MARK_GENERATION_B 0x02u
+#define STATE_MARK_DONE         0x04u
+
+/* A checkpoint being serialized in slices (snapshot.c; contract in state.h). */
+typedef struct state_checkpoint {
+    allot_snapshot_cb snapshot_cb;
+    void *ctx;
+    bool active;
+    bool full;
+    bool failed;         /* a record could not be encoded (out of memory) */
+    uint8_t pending_bit; /* STATE_MARK_GENERATION_A or _B while active */
+    uint8_t kind;        /* the walk: kind being walked (STATE_KEY_*), past the last when done */
+    uint32_t cursor;     /* the walk: next index into pending[kind] (or next slot when full) */
+    uint32_t ends[STATE_KEY_ORDER + 1];           /* full: slots of each kind when it began */
+    allot_u32_vec_t pending[STATE_KEY_ORDER + 1]; /* incremental: the dirty lists when it began */
+} state_checkpoint_t;
+
 /* Stable string storage of one order: chunks that never move (order_store.c). */
 typedef struct order_text_chunk order_text_chunk_t;
 
@@ -49,7 +73,7 @@ typedef struct allot_order {
     uint32_t return_capacity;
     uint32_t history_capacity;
     bool in_heap;
-    bool dirty;
+    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
 } allot_order_t;
 
 typedef struct order_customer {
@@ -93,7 +117,7 @@ typedef struct allot_adjust_key {
     uint32_t location;
     uint32_t heap_position; /* free-list link when unused */
     bool used;
-    bool dirty;
+    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
 } allot_adjust_key_t;
 
 typedef struct allot_candidate {
@@ -147,6 +171,8 @@ struct allot_state {
     allot_u32_vec_t dirty_orders;
     allot_bytes_t archived; /* [u8 id_len][id][u32 len][ORDER_SNAPSHOT payload] per eviction */
     allot_bytes_t deleted;  /* [u8 kind][u8 len][id] per deleted object */
+    uint8_t dirty_bit;      /* STATE_MARK_GENERATION_A or _B: the mark of the dirty set */
+    state_checkpoint_t checkpoint;
 
     allot_bytes_t event_bytes;                   /* live emission */
     allot_event_scratch_t event_scratch;         /* decoding */
@@ -206,12 +232,28 @@ struct allot_state {
 /* Make room to mark this many objects of each kind and record deletions. */
 int state_dirty_reserve(allot_state_t *state, uint32_t locations, uint32_t skus,
                         uint32_t reservations, uint32_t adjust_keys);
+/* Mark an object changed. Call BEFORE changing it: while a checkpoint is being serialized the
+ * mark first hands the object's pre-image to it (state_touch). */
 void state_dirty_location(allot_state_t *state, uint32_t index);
 void state_dirty_sku(allot_state_t *state, uint32_t index);
 void state_dirty_reservation(allot_state_t *state, uint32_t index);
 void state_dirty_adjust_key(allot_state_t *state, uint32_t index);
-/* Record a deleted object (infallible after state_dirty_reserve). */
+/* Record a deleted object (infallible after state_dirty_reserve). state_touch it first. */
 void state_deleted_record(allot_state_t *state, uint8_t kind, const char *id, uint32_t len);
+
+/* Copy-on-write for the checkpoint being serialized (snapshot.c): before an object of `kind` at
+ * `index` (location/SKU index, reservation/adjust-key/order slot) changes or is deleted, write
+ * its pre-image (its content as of the checkpoint's LSN) if the checkpoint still owes it. One
+ * branch when no checkpoint is running. Infallible: an encoding failure fails the checkpoint. */
+void state_checkpoint_preimage(allot_state_t *state, uint8_t kind, uint32_t index);
+static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t index)
+{
+    if (state->checkpoint.active)
+        state_checkpoint_preimage(state, kind, index);
+}
+/* A slot was (re)filled by a new object: a full checkpoint that has not walked past the slot yet
+ * must not serialize it (it did not exist at the checkpoint's LSN). */
+void state_checkpoint_born(allot_state_t *state, uint8_t kind, uint32_t index);
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len);
 
 /* ---- inventory internals (inventory.c, stock.c) ------------------------------------------- */

@@ -8,12 +8,19 @@
 
 /* ---- adjust keys: slab + hash by key + min-heap by (at_ms, key) for eviction ---------------- */
 
+/* The heap entries hold (at_ms, first 20 key bytes); the key decides the rest. */
+static void adjust_key_heap_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
+{
+    const allot_state_t *state = ctx;
+    const allot_adjust_key_t *k = &state->adjust_keys[item];
+    entry->key_ms = k->at_ms;
+    allot_heap_tie_set(entry, k->key, k->key_len);
+}
+
 static bool adjust_key_less(const void *ctx, uint32_t a, uint32_t b)
 {
     const allot_state_t *state = ctx;
     const allot_adjust_key_t *x = &state->adjust_keys[a], *y = &state->adjust_keys[b];
-    if (x->at_ms != y->at_ms)
-        return x->at_ms < y->at_ms;
     return state_id_compare(x->key, x->key_len, y->key, y->key_len) < 0;
 }
 
@@ -25,7 +32,8 @@ static void adjust_key_position_set(void *ctx, uint32_t item, uint32_t position)
 
 int adjust_key_init(allot_state_t *state)
 {
-    allot_heap_init(&state->adjust_key_heap, adjust_key_less, adjust_key_position_set, state);
+    allot_heap_init(&state->adjust_key_heap, adjust_key_heap_key, adjust_key_less,
+                    adjust_key_position_set, state);
     state->adjust_key_free = ALLOT_SLOT_NONE;
     return 0;
 }
@@ -76,13 +84,14 @@ static void adjust_key_remove(allot_state_t *state, uint32_t slot)
 {
     allot_adjust_key_t *k = &state->adjust_keys[slot];
     assert(k->used);
+    state_touch(state, STATE_KEY_ADJUST_KEY, slot); /* a checkpoint may still need it */
     state_deleted_record(state, STATE_KEY_ADJUST_KEY, k->key, k->key_len);
     allot_hash_remove(&state->adjust_key_index, k->hash, slot);
     allot_heap_remove_at(&state->adjust_key_heap, k->heap_position);
     free(k->key);
     k->key = NULL;
     k->used = false;
-    k->dirty = false;
+    k->dirty = 0;
     k->heap_position = state->adjust_key_free;
     state->adjust_key_free = slot;
     state->adjust_key_count--;
@@ -115,6 +124,7 @@ static uint32_t adjust_key_insert(allot_state_t *state, allot_str_t key, char *c
     k->key_len = key.len;
     k->hash = allot_hash_bytes(key.ptr, key.len);
     k->used = true;
+    state_checkpoint_born(state, STATE_KEY_ADJUST_KEY, slot);
     int rc = allot_hash_insert(&state->adjust_key_index, k->hash, slot);
     assert(rc == 0);
     (void)rc;
@@ -153,9 +163,9 @@ static void adjust_key_store(allot_state_t *state, allot_str_t key, const allot_
 {
     uint32_t slot = adjust_key_find(state, key);
     if (slot != ALLOT_SLOT_NONE) {
+        state_dirty_adjust_key(state, slot); /* before the change (checkpoint pre-image) */
         adjust_key_fill(state, &state->adjust_keys[slot], event);
         allot_heap_update_at(&state->adjust_key_heap, state->adjust_keys[slot].heap_position);
-        state_dirty_adjust_key(state, slot);
         return;
     }
     allot_adjust_key_t probe_key;
@@ -443,6 +453,7 @@ int stock_apply_prepare(allot_state_t *state, const allot_event_t *event)
 static void sku_snapshot_commit(allot_state_t *state, const allot_event_sku_snapshot_t *e)
 {
     uint32_t sku_index = allot_sku_index_find(state, e->sku);
+    state_dirty_sku(state, sku_index); /* before the change (checkpoint pre-image) */
     allot_sku_t *sku = inventory_sku_mut(state, sku_index);
     state->position_count -= sku->position_count;
     if (sku->position_count > 0)
@@ -454,7 +465,6 @@ static void sku_snapshot_commit(allot_state_t *state, const allot_event_sku_snap
     state->position_count += sku->position_count;
     if (sku->position_count > 0)
         state->skus_stocked++;
-    state_dirty_sku(state, sku_index);
 }
 
 void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
@@ -471,6 +481,7 @@ void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
     allot_str_t sku_id = is_set ? event->u.stock_set.sku : event->u.stock_adjust.sku;
     allot_str_t loc_id = is_set ? event->u.stock_set.location : event->u.stock_adjust.location;
     uint32_t sku = allot_sku_index_find(state, sku_id);
+    state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
     allot_position_t *p =
         inventory_position_upsert(state, sku, allot_location_index_find(state, loc_id));
     if (is_set) {
@@ -480,7 +491,6 @@ void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
     } else {
         p->on_hand = event->u.stock_adjust.on_hand_after;
     }
-    state_dirty_sku(state, sku);
     if (!is_set && event->u.stock_adjust.key.len > 0)
         adjust_key_store(state, event->u.stock_adjust.key, event);
 }

@@ -186,7 +186,7 @@ static const option_spec_t option_table[] = {
     {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},
     {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (64 MiB)"},
     {"checkpoint-dirty-max", true, set_checkpoint_dirty_max,
-     "checkpoint once this many objects changed (65536)"},
+     "checkpoint once this many objects changed (1048576)"},
     {"reservations-max", true, set_reservations_max, "live reservations at once (4194304)"},
     {"idempotency-entries-max", true, set_idempotency_entries_max,
      "ended reservation ids and adjust keys remembered (4194304)"},

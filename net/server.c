@@ -20,6 +20,7 @@
 #include "core/reservation.h"
 #include "core/state.h"
 #include "command.h"
+#include "heap_warm.h"
 #include "log.h"
 #include "pack.h"
 #include "rpc.h"
@@ -29,6 +30,14 @@
 #define SERVER_SHUTDOWN_GRACE_MS 5000
 /* Reservations expired per housekeeping step; each is one small WAL record. */
 #define SERVER_EXPIRY_STEP_MAX 512
+/* A checkpoint is serialized in slices, one per loop iteration, so that requests keep being
+ * answered while it is built: a slice ends after this many objects or this long, whichever
+ * comes first (the clock is read every SERVER_CHECKPOINT_STEP_OBJECTS objects). */
+#define SERVER_CHECKPOINT_SLICE_OBJECTS 2000
+#define SERVER_CHECKPOINT_SLICE_NS      (1000 * 1000)
+#define SERVER_CHECKPOINT_STEP_OBJECTS  128
+_Static_assert(SERVER_CHECKPOINT_STEP_OBJECTS <= SERVER_CHECKPOINT_SLICE_OBJECTS,
+               "a slice holds at least one step");
 
 void server_config_defaults(server_config_t *config)
 {
@@ -48,7 +57,7 @@ void server_config_defaults(server_config_t *config)
     config->request_timeout_ms = 30000;
     config->checkpoint_interval_s = 60;
     config->checkpoint_wal_bytes = 64ull << 20;
-    config->checkpoint_dirty_max = 65536;
+    config->checkpoint_dirty_max = 1u << 20;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -142,12 +151,17 @@ static void on_wal_fatal(wal_t *wal, int error, const char *message, void *ctx)
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
 
-/* The loop serializes the dirty set (cost proportional to what changed) into a batch covering
- * wal_last_lsn(); the batch waits here until the WAL is durable up to that LSN (a checkpoint may
- * never hold effects the WAL could lose), then goes to the writer thread; on commit the covered
- * WAL segments are deleted and server.checkpoint waiters answered. A failed checkpoint keeps its
- * batch in the writer (retried first by the next one); the WAL is only truncated after a
- * commit. Triggers: checkpoint_interval_s, checkpoint_wal_bytes, server.checkpoint, shutdown. */
+/* A checkpoint is the state as of L = wal_last_lsn() when it begins (core/state.h): the loop
+ * serializes the dirty set of that moment into a batch in slices (checkpoint_slicer, at most
+ * SERVER_CHECKPOINT_SLICE_OBJECTS objects or SERVER_CHECKPOINT_SLICE_NS per loop iteration), while
+ * requests keep being served; a write to an object not serialized yet first hands its pre-image
+ * to the batch (core's copy-on-write), so the batch stays exactly the state as of L. The finished
+ * batch waits here until the WAL is durable up to L (a checkpoint may never hold effects the WAL
+ * could lose), then goes to the writer thread; on commit the covered WAL segments are deleted and
+ * server.checkpoint waiters answered. A failed checkpoint keeps its batch in the writer (retried
+ * first by the next one); the WAL is only truncated after a commit. One checkpoint at a time
+ * (building, pending or in the writer). Triggers: checkpoint_interval_s, checkpoint_wal_bytes,
+ * checkpoint_dirty_max, server.checkpoint, shutdown (which serializes in one go). */
 
 static void shutdown_close_all(server_t *server);
 
@@ -201,13 +215,87 @@ static void checkpoint_submit_ready(server_t *server)
     cp->in_flight_generation = cp->pending_generation;
 }
 
-/* Serialize what changed and hand it on (or remember the request while one is running). */
+/* Serializing failed (out of memory): the dirty marks are gone, so the next checkpoint rewrites
+ * every object; the waiters of this generation get an error. A request that came meanwhile is
+ * served by the next housekeeping tick (checkpoint_maybe_start). */
+static void checkpoint_serialize_failed(server_t *server, const char *reason, uint64_t generation)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    log_write(LOG_ERROR, "checkpoint_failed", "reason=%s code=NOMEM message=\"%s\"", reason,
+              "out of memory while serializing; the next checkpoint writes everything");
+    cp->full_needed = true;
+    checkpoint_answer(server, generation, ALLOT_ENOMEM, 0, "out of memory");
+    if (cp->shutdown_phase == 1)
+        shutdown_close_all(server);
+}
+
+/* Every pending object is in the batch: it is the state as of building_lsn. Hand it on. */
+static void checkpoint_serialized(server_t *server)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (server->checkpoint_slicer.loop != NULL)
+        uv_idle_stop(&server->checkpoint_slicer);
+    checkpoint_batch_t *batch = cp->building;
+    cp->building = NULL;
+    int rc = allot_state_checkpoint_end(server->state);
+    if (rc != 0 || checkpoint_batch_failed(batch)) {
+        checkpoint_batch_free(batch);
+        checkpoint_serialize_failed(server, cp->building_reason, cp->building_generation);
+        return;
+    }
+    cp->pending = batch;
+    cp->pending_lsn = cp->building_lsn;
+    cp->pending_generation = cp->building_generation;
+    log_write(LOG_DEBUG, "checkpoint_serialized",
+              "reason=%s lsn=%llu objects=%zu bytes=%zu slices=%llu serialize_us=%llu",
+              cp->building_reason, (unsigned long long)cp->pending_lsn,
+              checkpoint_batch_entries(batch), checkpoint_batch_bytes(batch),
+              (unsigned long long)cp->building_slices,
+              (unsigned long long)((uv_hrtime() - cp->building_started_ns) / 1000));
+    checkpoint_submit_ready(server);
+}
+
+/* Serialize the next slice of the checkpoint being built (with `all`, the rest of it); once
+ * nothing is pending, hand the batch on. */
+static void checkpoint_slice(server_t *server, bool all)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    assert(cp->building != NULL && allot_state_checkpoint_active(server->state));
+    uint64_t started_ns = uv_hrtime();
+    uint32_t objects = 0;
+    bool done = false;
+    while (!done && (all || (objects < SERVER_CHECKPOINT_SLICE_OBJECTS &&
+                             uv_hrtime() - started_ns < SERVER_CHECKPOINT_SLICE_NS))) {
+        done = allot_state_checkpoint_step(server->state, SERVER_CHECKPOINT_STEP_OBJECTS);
+        objects += SERVER_CHECKPOINT_STEP_OBJECTS;
+    }
+    cp->building_slices++;
+    if (done)
+        checkpoint_serialized(server);
+}
+
+/* An idle handle, not a check handle: while it is active the loop polls without blocking, so the
+ * slices follow each other (between them, I/O and timers run as usual) even when no request
+ * arrives. */
+static void on_checkpoint_slice(uv_idle_t *idle)
+{
+    server_t *server = idle->data;
+    uint64_t started_ns = uv_hrtime();
+    if (server->checkpoint.building != NULL)
+        checkpoint_slice(server, false);
+    else
+        uv_idle_stop(idle);
+    server->iteration_busy_ns += uv_hrtime() - started_ns;
+}
+
+/* Begin a checkpoint of what changed (or of everything after a failure) as of the WAL's last
+ * LSN; it is serialized in slices (or remember the request while one is running). */
 static void checkpoint_start(server_t *server, const char *reason)
 {
     server_checkpoint_t *cp = &server->checkpoint;
     if (cp->writer == NULL || cp->shutdown_phase == 2)
         return;
-    if (cp->pending != NULL || checkpoint_writer_busy(cp->writer)) {
+    if (cp->building != NULL || cp->pending != NULL || checkpoint_writer_busy(cp->writer)) {
         cp->requested = true;
         return;
     }
@@ -222,35 +310,26 @@ static void checkpoint_start(server_t *server, const char *reason)
     wal_stats(server->wal, &stats);
     cp->wal_bytes_at_start = stats.bytes_written;
     bool full = cp->full_needed;
+    uint64_t generation = ++cp->generation_started;
     checkpoint_batch_t *batch = checkpoint_batch_create(full);
-    int rc = ALLOT_ENOMEM;
-    if (batch != NULL)
-        rc = full ? allot_state_snapshot_each(server->state, checkpoint_batch_snapshot_cb, batch)
-                  : allot_state_snapshot_each_dirty(server->state, checkpoint_batch_snapshot_cb,
-                                                    batch);
-    if (rc != 0 || batch == NULL || checkpoint_batch_failed(batch)) {
-        /* Dirty marks may be gone: the next checkpoint rewrites every object. */
-        log_write(LOG_ERROR, "checkpoint_failed", "reason=%s code=NOMEM message=\"%s\"", reason,
-                  "out of memory while serializing; the next checkpoint writes everything");
-        checkpoint_batch_free(batch);
-        if (full)
-            allot_state_dirty_clear(server->state);
-        cp->full_needed = true;
-        checkpoint_answer(server, cp->generation_started + 1, ALLOT_ENOMEM, 0, "out of memory");
-        if (cp->shutdown_phase == 1)
-            shutdown_close_all(server);
+    if (batch == NULL) {
+        checkpoint_serialize_failed(server, reason, generation);
         return;
     }
-    if (full)
-        allot_state_dirty_clear(server->state);
     cp->full_needed = false;
-    cp->pending = batch;
-    cp->pending_lsn = server_wal_lsn(server); /* the state reflects every record up to here */
-    cp->pending_generation = ++cp->generation_started;
-    log_write(LOG_DEBUG, "checkpoint_start", "reason=%s lsn=%llu objects=%zu bytes=%zu full=%d",
-              reason, (unsigned long long)cp->pending_lsn, checkpoint_batch_entries(batch),
-              checkpoint_batch_bytes(batch), full);
-    checkpoint_submit_ready(server);
+    cp->building = batch;
+    cp->building_lsn = server_wal_lsn(server); /* the state reflects every record up to here */
+    cp->building_generation = generation;
+    cp->building_reason = reason;
+    cp->building_started_ns = uv_hrtime();
+    cp->building_slices = 0;
+    log_write(LOG_DEBUG, "checkpoint_start", "reason=%s lsn=%llu dirty=%zu full=%d", reason,
+              (unsigned long long)cp->building_lsn, allot_state_dirty_count(server->state), full);
+    allot_state_checkpoint_begin(server->state, full, checkpoint_batch_snapshot_cb, batch);
+    if (cp->shutdown_phase != 0 || server->checkpoint_slicer.loop == NULL)
+        checkpoint_slice(server, true); /* shutting down: no request is left to answer */
+    else
+        uv_idle_start(&server->checkpoint_slicer, on_checkpoint_slice);
 }
 
 /* Evict aged ended orders (core/order.h). Only when every order that is not dirty is in the
@@ -263,8 +342,9 @@ static void orders_evict(server_t *server)
     server_checkpoint_t *cp = &server->checkpoint;
     int refused;
     if (cp->archive == NULL || cp->writer == NULL || cp->shutdown_phase != 0 ||
-        cp->pending != NULL || cp->full_needed || checkpoint_writer_busy(cp->writer) ||
-        checkpoint_writer_kept(cp->writer) > 0 || !server_writes_allowed(server, &refused))
+        cp->building != NULL || cp->pending != NULL || cp->full_needed ||
+        checkpoint_writer_busy(cp->writer) || checkpoint_writer_kept(cp->writer) > 0 ||
+        !server_writes_allowed(server, &refused))
         return;
     uint32_t evicted =
         allot_orders_evict_aged(server->state, server_now_ms(server), ALLOT_ORDERS_EVICT_BATCH_MAX);
@@ -307,7 +387,7 @@ static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t
         return; /* reported by checkpoint_writer_close */
     if (cp->requested)
         checkpoint_start(server, "requested");
-    else if (cp->shutdown_phase == 1 && cp->pending == NULL)
+    else if (cp->shutdown_phase == 1 && cp->pending == NULL && cp->building == NULL)
         shutdown_close_all(server);
 }
 
@@ -316,6 +396,11 @@ static void checkpoint_maybe_start(server_t *server)
     server_checkpoint_t *cp = &server->checkpoint;
     if (cp->writer == NULL)
         return;
+    if (cp->requested && cp->building == NULL && cp->pending == NULL &&
+        !checkpoint_writer_busy(cp->writer)) {
+        checkpoint_start(server, "requested"); /* came while one was running that then failed */
+        return;
+    }
     const server_config_t *config = &server->config;
     wal_stats_t stats;
     wal_stats(server->wal, &stats);
@@ -324,8 +409,8 @@ static void checkpoint_maybe_start(server_t *server)
         uv_now(server->loop) - cp->started_ms >= (uint64_t)config->checkpoint_interval_s * 1000;
     bool by_bytes = config->checkpoint_wal_bytes > 0 &&
                     stats.bytes_written - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
-    /* The loop serializes the dirty set in one go: bounding it bounds that stall, and the
-     * objects a crash leaves to replay. */
+    /* Serializing is sliced, so the dirty set no longer bounds a stall; the count bounds the
+     * size of one checkpoint (its batch is held in memory) and what a crash leaves to replay. */
     bool by_dirty = config->checkpoint_dirty_max > 0 &&
                     allot_state_dirty_count(server->state) >= config->checkpoint_dirty_max;
     if (!by_time && !by_bytes && !by_dirty)
@@ -471,7 +556,9 @@ static void shutdown_finish(server_t *server)
     if (cp->shutdown_phase != 0)
         return;
     cp->shutdown_phase = 1;
-    if (cp->writer != NULL &&
+    if (cp->building != NULL)
+        checkpoint_slice(server, true); /* no request is left to answer: finish it now */
+    if (cp->shutdown_phase == 1 && cp->writer != NULL &&
         (checkpoint_due(server) || cp->pending != NULL || checkpoint_writer_busy(cp->writer))) {
         checkpoint_start(server, "shutdown");
         return; /* on_checkpoint_done (or a failed start) calls shutdown_close_all */
@@ -485,6 +572,13 @@ static void shutdown_close_all(server_t *server)
     if (cp->shutdown_phase == 2)
         return;
     cp->shutdown_phase = 2;
+    if (cp->building != NULL) { /* left unfinished: dropped, but core must end its checkpoint */
+        while (!allot_state_checkpoint_step(server->state, UINT32_MAX))
+            ;
+        (void)allot_state_checkpoint_end(server->state);
+        checkpoint_batch_free(cp->building);
+        cp->building = NULL;
+    }
     if (cp->writer != NULL) {
         checkpoint_writer_close(cp->writer, NULL); /* joins the thread; frees itself */
         cp->writer = NULL;
@@ -501,6 +595,7 @@ static void shutdown_close_all(server_t *server)
     close_if_open((uv_handle_t *)&server->sigint);
     close_if_open((uv_handle_t *)&server->sigterm);
     close_if_open((uv_handle_t *)&server->end_of_iteration);
+    close_if_open((uv_handle_t *)&server->checkpoint_slicer);
     if (server->wal != NULL) {
         wal_close(server->wal, NULL); /* writes and syncs the last batch; frees itself */
         server->wal = NULL;
@@ -610,19 +705,31 @@ static int checkpoint_load(server_t *server)
     return 0;
 }
 
-static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn)
+static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_lsn,
+                         wal_log_end_t *log_end)
 {
-    int rc = checkpoint_load(server);
-    if (rc != 0)
+    /* A second thread reads and checks the WAL segments while LMDB loads (persist/wal.h). */
+    wal_preload_t *preload = NULL;
+    int rc = wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_DEFAULT, &preload);
+    if (rc != 0) {
+        log_write(LOG_ERROR, "recovery_failed", "code=%s message=\"WAL read-ahead\"",
+                  allot_error_code(rc));
         return rc;
+    }
+    rc = checkpoint_load(server);
+    if (rc != 0) {
+        wal_preload_cancel(preload);
+        return rc;
+    }
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
     allot_replay_t *replay = allot_replay_create(server->state);
     if (replay == NULL) {
+        wal_preload_cancel(preload);
         log_write(LOG_ERROR, "recovery_failed", "code=NOMEM message=\"replay window\"");
         return ALLOT_ENOMEM;
     }
-    rc = wal_replay_segmented(wal_dir, server->checkpoint_lsn, replay_record, replay_segment_done,
+    rc = wal_replay_preloaded(preload, server->checkpoint_lsn, replay_record, replay_segment_done,
                               replay, &result, message, sizeof(message));
     if (rc == 0)
         rc = allot_replay_finish(replay);
@@ -652,7 +759,19 @@ static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn)
               (unsigned long long)server->checkpoint_lsn,
               (unsigned long long)result.records_replayed, (unsigned long long)result.last_lsn);
     *last_lsn = result.last_lsn;
+    *log_end = result.end; /* wal_open need not read the newest segment again */
     return 0;
+}
+
+/* Load the checkpoint and replay the WAL while another thread faults in the heap the state is
+ * built in (net/heap_warm.h). */
+static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn,
+                   wal_log_end_t *log_end)
+{
+    heap_warm_t *warm = heap_warm_start();
+    int rc = recover_state(server, wal_dir, last_lsn, log_end);
+    heap_warm_stop(warm);
+    return rc;
 }
 
 static int data_dir_prepare(const server_config_t *config, char *wal_dir, size_t wal_dir_bytes)
@@ -672,7 +791,8 @@ static int data_dir_prepare(const server_config_t *config, char *wal_dir, size_t
     return 0;
 }
 
-static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn)
+static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
+                     const wal_log_end_t *log_end)
 {
     const server_config_t *config = &server->config;
     wal_config_t wal_config = {
@@ -680,6 +800,7 @@ static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn)
         .fsync_mode = config->fsync_mode,
         .fsync_interval_ms = config->fsync_interval_ms,
         .segment_bytes = config->wal_segment_bytes,
+        .log_end = log_end,
     };
     char message[WAL_MESSAGE_BYTES_MAX];
     char quoted[WAL_MESSAGE_BYTES_MAX + 8];
@@ -780,6 +901,8 @@ static void handles_start(server_t *server)
     uv_check_init(server->loop, &server->end_of_iteration);
     server->end_of_iteration.data = server;
     uv_check_start(&server->end_of_iteration, on_end_of_iteration);
+    uv_idle_init(server->loop, &server->checkpoint_slicer); /* started by checkpoint_start */
+    server->checkpoint_slicer.data = server;
     uv_timer_init(server->loop, &server->housekeeping);
     server->housekeeping.data = server;
     uv_timer_start(&server->housekeeping, on_housekeeping, SERVER_HOUSEKEEPING_PERIOD_MS,
@@ -814,11 +937,12 @@ static int loop_finish(server_t *server)
 static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
 {
     uint64_t last_lsn = 0;
+    wal_log_end_t log_end = {0};
     int rc = data_dir_prepare(&server->config, wal_dir, wal_dir_bytes);
     if (rc == 0)
-        rc = recover(server, wal_dir, &last_lsn);
+        rc = recover(server, wal_dir, &last_lsn, &log_end);
     if (rc == 0)
-        rc = wal_start(server, wal_dir, last_lsn);
+        rc = wal_start(server, wal_dir, last_lsn, &log_end);
     if (rc == 0)
         rc = server_ops_start(server);
     if (rc != 0)

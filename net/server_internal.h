@@ -65,6 +65,13 @@ typedef struct server_checkpoint {
     checkpoint_store_t *store;   /* <data-dir>/state.lmdb; the writer thread owns it once started */
     checkpoint_writer_t *writer; /* NULL until the WAL is open */
     archive_t *archive;          /* evicted orders read back from the store (loop thread) */
+    /* Being serialized in slices (core's checkpoint is active): the state as of building_lsn. */
+    checkpoint_batch_t *building;
+    uint64_t building_lsn;
+    uint64_t building_generation;
+    const char *building_reason;  /* the trigger (a string literal) */
+    uint64_t building_started_ns; /* uv_hrtime() at begin */
+    uint64_t building_slices;
     checkpoint_batch_t *pending; /* serialized, waiting for the WAL to be durable up to lsn */
     uint64_t pending_lsn;
     uint64_t pending_generation;
@@ -87,7 +94,8 @@ typedef struct server {
     uv_tcp_t listener;
     uv_signal_t sigint, sigterm;
     uv_check_t end_of_iteration;
-    uv_timer_t housekeeping; /* expiry, request timeouts, periodic checkpoints */
+    uv_idle_t checkpoint_slicer; /* active while a checkpoint is serialized: one slice per turn */
+    uv_timer_t housekeeping;     /* expiry, request timeouts, periodic checkpoints */
     uv_timer_t shutdown_deadline;
     struct allot_state *state;
     wal_t *wal;

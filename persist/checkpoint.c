@@ -53,7 +53,8 @@
  * order it does not hold was evicted: it is kept (and flagged archived if its archived snapshot
  * was in a batch that was dropped), and the customer index is left as it is.
  *
- * In-memory batch format (never on disk): entries back to back, each
+ * In-memory batch format (never on disk): chunks of entries back to back (an entry never spans
+ * two chunks), each
  *     0  2  key bytes K          3  1  deleted (0/1)        8    K  key
  *     2  1  type                 4  4  payload bytes P      8+K  P  payload
  */
@@ -78,9 +79,13 @@
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
 #define CHECKPOINT_DBS_MAX            4
 #define CHECKPOINT_PATH_BYTES_MAX     4096u
-#define CHECKPOINT_BATCH_BYTES_MIN    (64u * 1024)
-#define META_KEY_VERSION              "format_version"
-#define META_KEY_LSN                  "checkpoint_lsn"
+/* A batch grows by chunks (never by copying what it holds: the loop appends to it in slices,
+ * so a realloc of a large batch would be a stall): the first of the minimum size, each next one
+ * twice the previous, up to the maximum (an entry larger than that gets a chunk of its own). */
+#define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
+#define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
+#define META_KEY_VERSION                 "format_version"
+#define META_KEY_LSN                     "checkpoint_lsn"
 
 /* ---- little-endian helpers ------------------------------------------------------------- */
 
@@ -125,14 +130,27 @@ static uint64_t get_u64(const uint8_t *p)
 
 /* ---- batches ----------------------------------------------------------------------------- */
 
-struct checkpoint_batch {
-    uint8_t *data;
-    size_t bytes;
+typedef struct batch_chunk {
+    struct batch_chunk *next;
+    size_t used;
     size_t capacity;
+    uint8_t data[];
+} batch_chunk_t;
+
+struct checkpoint_batch {
+    batch_chunk_t *first;
+    batch_chunk_t *last;
+    size_t bytes; /* entry bytes in all chunks */
     size_t entries;
     bool full;
     bool failed;
 };
+
+/* Where batch_next reads: a chunk and an offset in it. */
+typedef struct batch_cursor {
+    const batch_chunk_t *chunk;
+    size_t offset;
+} batch_cursor_t;
 
 typedef struct batch_entry {
     const uint8_t *key;
@@ -155,7 +173,11 @@ void checkpoint_batch_free(checkpoint_batch_t *batch)
 {
     if (batch == NULL)
         return;
-    free(batch->data);
+    batch_chunk_t *next;
+    for (batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = next) {
+        next = chunk->next;
+        free(chunk);
+    }
     free(batch);
 }
 
@@ -169,19 +191,26 @@ int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t k
         return ALLOT_EINVALID_ARGUMENT;
     }
     size_t need = CHECKPOINT_ENTRY_HEADER_BYTES + key_len + payload_len;
-    if (batch->capacity - batch->bytes < need) {
-        size_t capacity = batch->capacity ? batch->capacity : CHECKPOINT_BATCH_BYTES_MIN;
-        while (capacity - batch->bytes < need)
-            capacity *= 2;
-        uint8_t *grown = realloc(batch->data, capacity);
-        if (grown == NULL) {
+    batch_chunk_t *last = batch->last;
+    if (last == NULL || last->capacity - last->used < need) {
+        size_t capacity = last == NULL ? CHECKPOINT_BATCH_CHUNK_BYTES_MIN : 2 * last->capacity;
+        if (capacity > CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
+            capacity = CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
+        if (capacity < need)
+            capacity = need;
+        batch_chunk_t *chunk = malloc(sizeof(*chunk) + capacity);
+        if (chunk == NULL) {
             batch->failed = true;
             return ALLOT_ENOMEM;
         }
-        batch->data = grown;
-        batch->capacity = capacity;
+        *chunk = (batch_chunk_t){.capacity = capacity};
+        if (last != NULL)
+            last->next = chunk;
+        else
+            batch->first = chunk;
+        batch->last = last = chunk;
     }
-    uint8_t *p = batch->data + batch->bytes;
+    uint8_t *p = last->data + last->used;
     put_u16(p, (uint16_t)key_len);
     p[2] = type;
     p[3] = deleted ? 1 : 0;
@@ -189,6 +218,7 @@ int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t k
     memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES, key, key_len);
     if (payload_len > 0)
         memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES + key_len, payload, payload_len);
+    last->used += need;
     batch->bytes += need;
     batch->entries++;
     return 0;
@@ -217,21 +247,24 @@ size_t checkpoint_batch_bytes(const checkpoint_batch_t *batch)
     return batch->bytes;
 }
 
-/* Decode the entry at *offset and advance it; false at the end. */
-static bool batch_next(const checkpoint_batch_t *batch, size_t *offset, batch_entry_t *entry)
+/* Decode the entry at the cursor (start: {batch->first, 0}) and advance it; false at the end. */
+static bool batch_next(batch_cursor_t *cursor, batch_entry_t *entry)
 {
-    if (*offset >= batch->bytes)
+    while (cursor->chunk != NULL && cursor->offset >= cursor->chunk->used)
+        *cursor = (batch_cursor_t){cursor->chunk->next, 0}; /* entries never span chunks */
+    if (cursor->chunk == NULL)
         return false;
-    const uint8_t *p = batch->data + *offset;
-    assert(batch->bytes - *offset >= CHECKPOINT_ENTRY_HEADER_BYTES);
+    const batch_chunk_t *chunk = cursor->chunk;
+    const uint8_t *p = chunk->data + cursor->offset;
+    assert(chunk->used - cursor->offset >= CHECKPOINT_ENTRY_HEADER_BYTES);
     entry->key_len = get_u16(p);
     entry->type = p[2];
     entry->deleted = p[3] != 0;
     entry->payload_len = get_u32(p + 4);
     entry->key = p + CHECKPOINT_ENTRY_HEADER_BYTES;
     entry->payload = entry->key + entry->key_len;
-    *offset += CHECKPOINT_ENTRY_HEADER_BYTES + entry->key_len + entry->payload_len;
-    assert(*offset <= batch->bytes);
+    cursor->offset += CHECKPOINT_ENTRY_HEADER_BYTES + entry->key_len + entry->payload_len;
+    assert(cursor->offset <= chunk->used);
     return true;
 }
 
@@ -652,9 +685,9 @@ static int write_batch(checkpoint_store_t *store, MDB_txn *txn, const checkpoint
         *what = "empty the state of";
         return mrc;
     }
-    size_t offset = 0;
+    batch_cursor_t cursor = {batch->first, 0};
     batch_entry_t e;
-    while (batch_next(batch, &offset, &e)) {
+    while (batch_next(&cursor, &e)) {
         MDB_val key = {e.key_len, (void *)e.key};
         if (e.deleted) {
             if ((mrc = delete_record(store, txn, &key)) != 0) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -29,7 +30,7 @@ static char fault_file[FAULT_PATH_BYTES_MAX]; /* empty: faults are unconditional
 static bool fault_env_loaded;
 
 static const char *const fault_op_names[PERSIST_FAULT_OP_COUNT] = {"write", "fdatasync",
-                                                                   "fallocate"};
+                                                                   "fallocate", "map"};
 
 void persist_fault_set(persist_fault_op_t op, int errno_value, uint64_t after_calls)
 {
@@ -213,4 +214,13 @@ int persist_fallocate(int fd, uint64_t bytes)
         rc = fallocate(fd, 0, 0, (off_t)bytes);
     while (rc != 0 && errno == EINTR);
     return rc == 0 ? 0 : -errno;
+}
+
+int persist_map_populate(void *addr, size_t bytes)
+{
+    assert(addr != NULL && bytes > 0);
+    int injected = fault_check(PERSIST_FAULT_MAP);
+    if (injected != 0)
+        return -injected;
+    return madvise(addr, bytes, MADV_POPULATE_READ) == 0 ? 0 : -errno;
 }

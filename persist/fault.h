@@ -1,9 +1,11 @@
 /* fault.h - the disk-fault injection seam of persist/: every write, fdatasync and fallocate the
- * WAL does goes through the wrappers below, which can be told to fail.
+ * WAL does (and the page-in of a mapped segment at replay) goes through the wrappers below,
+ * which can be told to fail.
  *
  * Contract:
  *  - persist_pwrite_all / persist_fdatasync / persist_fallocate behave like pwrite (looping over
- *    short writes and EINTR), fdatasync and fallocate(fd, 0, 0, len) and return 0 or -errno.
+ *    short writes and EINTR), fdatasync and fallocate(fd, 0, 0, len) and return 0 or -errno;
+ *    persist_map_populate like madvise(addr, len, MADV_POPULATE_READ).
  *    They count their calls (persist_fault_calls), which tests use as a statistics seam
  *    (e.g. "how many fdatasyncs did 1000 records cost").
  *  - persist_fault_set(op, errno_value, after_calls): the first `after_calls` calls of `op`
@@ -12,7 +14,7 @@
  *  - From the environment (read by persist_fault_env_load, which wal_open calls once), so that
  *    integration tests can make the real allotd fail:
  *      ALLOT_FAULT="op:ERRNO[:after=N][,op:ERRNO[:after=N]...]"
- *          op is write | fdatasync | fallocate; ERRNO is a name (EIO, ENOSPC, EDQUOT, EROFS,
+ *          op is write | fdatasync | fallocate | map; ERRNO is a name (EIO, ENOSPC, EDQUOT, EROFS,
  *          EBADF, EINVAL) or a number.  e.g. ALLOT_FAULT=fdatasync:EIO:after=5
  *      ALLOT_FAULT_FILE=/path
  *          the faults above apply only while /path exists (checked at every call), so a test
@@ -34,6 +36,7 @@ typedef enum persist_fault_op {
     PERSIST_FAULT_WRITE,
     PERSIST_FAULT_FDATASYNC,
     PERSIST_FAULT_FALLOCATE,
+    PERSIST_FAULT_MAP, /* persist_map_populate: replay falls back to pread */
     PERSIST_FAULT_OP_COUNT
 } persist_fault_op_t;
 
@@ -48,5 +51,6 @@ int persist_fault_env_load(void);
 int persist_pwrite_all(int fd, const void *data, size_t bytes, uint64_t offset);
 int persist_fdatasync(int fd);
 int persist_fallocate(int fd, uint64_t bytes);
+int persist_map_populate(void *addr, size_t bytes);
 
 #endif

@@ -52,10 +52,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,26 +271,69 @@ static int wal_segments_list(const char *dir, wal_segment_entry_t **out, size_t 
     return rc;
 }
 
-/* Read the whole file at path into a malloc'ed buffer. */
-static int wal_file_read(const char *path, uint8_t **data, uint64_t *bytes, char *message,
-                         size_t message_bytes)
+/* path = "<dir>/<name>"; dir was checked to leave room for a segment name. */
+static void wal_segment_path(char path[WAL_PATH_BYTES_MAX], const char *dir, const char *name)
+{
+    int n = snprintf(path, WAL_PATH_BYTES_MAX, "%s/%s", dir, name);
+    assert(n > 0 && n < (int)WAL_PATH_BYTES_MAX);
+    (void)n;
+}
+
+/* An error message naming a file; a long path is cut short. */
+__attribute__((format(printf, 3, 4))) static void
+wal_message_set(char *message, size_t message_bytes, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, message_bytes, format, args);
+    va_end(args);
+}
+
+/* Map a whole segment file read-only and fault every page in now (reading it from disk if
+ * needed): no copy, and replay's thread takes no page fault later. NULL when any step fails
+ * (a kernel before 5.14 lacks MADV_POPULATE_READ; an I/O error): the caller then reads the
+ * file with pread, which reports errors as usual. The files are never truncated while mapped
+ * (replay runs before wal_open; nothing else writes the directory). */
+static uint8_t *wal_file_map(int fd, uint64_t bytes)
+{
+    void *map = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    (void)madvise(map, bytes, MADV_SEQUENTIAL); /* read-ahead for a cold cache */
+    if (persist_map_populate(map, bytes) != 0) {
+        munmap(map, bytes);
+        return NULL;
+    }
+    return map;
+}
+
+/* Read the whole file at path: mapped (*mapped) or into a malloc'ed buffer. */
+static int wal_file_read(const char *path, uint8_t **data, uint64_t *bytes, bool *mapped,
+                         char *message, size_t message_bytes)
 {
     *data = NULL;
+    *mapped = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(message, message_bytes, "wal: cannot read %s: %s", path, strerror(errno));
+        wal_message_set(message, message_bytes, "wal: cannot read %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return ALLOT_EIO;
     }
     if (st.st_size < (off_t)WAL_SEGMENT_HEADER_BYTES || st.st_size > (off_t)WAL_SEGMENT_BYTES_MAX) {
-        snprintf(message, message_bytes, "wal: %s has an impossible size (%lld bytes)", path,
-                 (long long)st.st_size);
+        wal_message_set(message, message_bytes, "wal: %s has an impossible size (%lld bytes)", path,
+                        (long long)st.st_size);
         close(fd);
         return ALLOT_ECORRUPT;
     }
     *bytes = (uint64_t)st.st_size;
+    *data = wal_file_map(fd, *bytes);
+    if (*data != NULL) {
+        *mapped = true;
+        close(fd);
+        return 0;
+    }
     *data = malloc(*bytes);
     if (*data == NULL) {
         close(fd);
@@ -300,8 +345,8 @@ static int wal_file_read(const char *path, uint8_t **data, uint64_t *bytes, char
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            snprintf(message, message_bytes, "wal: cannot read %s at offset %" PRIu64 ": %s", path,
-                     done, n < 0 ? strerror(errno) : "file shrank");
+            wal_message_set(message, message_bytes, "wal: cannot read %s at offset %" PRIu64 ": %s",
+                            path, done, n < 0 ? strerror(errno) : "file shrank");
             free(*data);
             *data = NULL;
             close(fd);
@@ -314,27 +359,41 @@ static int wal_file_read(const char *path, uint8_t **data, uint64_t *bytes, char
     return 0;
 }
 
-/* ---- scanning one segment -------------------------------------------------------------- */
+/* ---- checking one segment -------------------------------------------------------------- */
 
 typedef struct wal_scan {
     const uint8_t *data; /* whole segment file */
     uint64_t bytes;
     uint64_t first_lsn;
     bool is_last;
-    uint64_t after_lsn;
-    wal_record_cb record_cb;
-    wal_segment_done_cb segment_done_cb;
-    void *ctx;
     /* out */
     uint64_t end_offset; /* just after the last valid record */
     uint64_t last_lsn;   /* first_lsn - 1 when no record */
     uint64_t records_checked;
-    uint64_t records_replayed;
-    uint64_t last_time_ms;
     bool torn;
     uint64_t torn_bytes; /* from end_offset to the last nonzero byte, inclusive */
     const char *reason;  /* on ALLOT_ECORRUPT; the offset is end_offset, the LSN last_lsn+1 */
 } wal_scan_t;
+
+/* One past the last nonzero byte of data[from, to), or from when they are all zero. Looks at
+ * 64 bytes per step: the unused tail of a segment is megabytes of zeros. */
+static uint64_t wal_nonzero_end(const uint8_t *data, uint64_t from, uint64_t to)
+{
+    assert(from <= to);
+    while (to - from >= 64) {
+        uint64_t words[8];
+        memcpy(words, data + to - 64, sizeof words);
+        uint64_t any = 0;
+        for (int i = 0; i < 8; i++)
+            any |= words[i];
+        if (any != 0)
+            break;
+        to -= 64;
+    }
+    while (to > from && data[to - 1] == 0)
+        to--;
+    return to;
+}
 
 /* True when a valid record with LSN lsn starts somewhere after offset `from`. */
 static bool wal_scan_finds_record(const wal_scan_t *scan, uint64_t from, uint64_t lsn)
@@ -361,9 +420,7 @@ static bool wal_scan_finds_record(const wal_scan_t *scan, uint64_t from, uint64_
 static int wal_scan_classify_end(wal_scan_t *scan, int decoded)
 {
     uint64_t off = scan->end_offset;
-    uint64_t nonzero_end = scan->bytes;
-    while (nonzero_end > off && scan->data[nonzero_end - 1] == 0)
-        nonzero_end--;
+    uint64_t nonzero_end = wal_nonzero_end(scan->data, off, scan->bytes);
     if (decoded == 0 && nonzero_end == off)
         return 0;
     bool follows = wal_scan_finds_record(scan, off, scan->last_lsn + 2);
@@ -381,6 +438,8 @@ static int wal_scan_classify_end(wal_scan_t *scan, int decoded)
     return 0;
 }
 
+/* Check every record of a segment (lengths, CRCs, LSN sequence) and classify its end. Calls
+ * nothing: replay walks the records found valid afterwards (wal_segment_replay). */
 static int wal_segment_scan(wal_scan_t *scan)
 {
     assert(scan->bytes >= WAL_SEGMENT_HEADER_BYTES);
@@ -398,55 +457,124 @@ static int wal_segment_scan(wal_scan_t *scan)
             break;
         assert(off + record.record_bytes <= scan->bytes);
         scan->records_checked++;
-        scan->last_time_ms = (uint64_t)record.time_ms;
-        if (record.lsn > scan->after_lsn && scan->record_cb != NULL) {
-            int rc = scan->record_cb(scan->ctx, record.lsn, record.time_ms, record.type,
-                                     record.payload, record.payload_bytes);
-            if (rc != 0)
-                return rc;
-            scan->records_replayed++;
-        }
         off += record.record_bytes;
         expected++;
     }
     scan->end_offset = off;
     scan->last_lsn = expected - 1;
-    if (scan->segment_done_cb != NULL && scan->records_replayed > 0) {
-        int rc = scan->segment_done_cb(scan->ctx);
-        if (rc != 0)
-            return rc;
-    }
     return wal_scan_classify_end(scan, decoded);
 }
 
-/* Read, check the header of, and scan one segment file. */
-static int wal_segment_load_scan(const char *dir, const wal_segment_entry_t *segment,
-                                 wal_scan_t *scan, char *path, char *message, size_t message_bytes)
+/* One segment file, read and checked, waiting to be replayed. */
+typedef struct wal_loaded {
+    uint8_t *data; /* the whole file; NULL when not read */
+    bool mapped;   /* data is a mapping of scan.bytes (else malloc'ed) */
+    int rc;        /* 0; ALLOT_ECORRUPT: where and why in scan; ALLOT_EIO/ENOMEM: message */
+    wal_scan_t scan;
+    char message[WAL_MESSAGE_BYTES_MAX];
+} wal_loaded_t;
+
+static void wal_loaded_free(wal_loaded_t *loaded)
 {
-    snprintf(path, WAL_PATH_BYTES_MAX, "%s/%s", dir, segment->name);
-    uint8_t *data = NULL;
+    if (loaded->mapped && loaded->data != NULL)
+        munmap(loaded->data, loaded->scan.bytes);
+    else
+        free(loaded->data);
+    loaded->data = NULL;
+    loaded->scan.data = NULL;
+}
+
+/* Read, check the header of, and check every record of one segment file (the read-ahead
+ * thread, or replay and wal_open themselves). The data is kept even when a record is bad:
+ * the valid records before it are still replayed. */
+static void wal_segment_load(const char *dir, const wal_segment_entry_t *segment, bool is_last,
+                             wal_loaded_t *out)
+{
+    char path[WAL_PATH_BYTES_MAX];
+    wal_segment_path(path, dir, segment->name);
+    *out = (wal_loaded_t){.scan = {.first_lsn = segment->first_lsn,
+                                   .is_last = is_last,
+                                   .last_lsn = segment->first_lsn - 1}};
     uint64_t bytes = 0;
-    int rc = wal_file_read(path, &data, &bytes, message, message_bytes);
-    if (rc < 0)
-        return rc;
-    const char *header_problem = wal_segment_header_check(data, segment->first_lsn);
+    out->rc =
+        wal_file_read(path, &out->data, &bytes, &out->mapped, out->message, sizeof out->message);
+    if (out->rc == ALLOT_ECORRUPT)
+        out->scan.reason = "segment file shorter than its header or over the size limit";
+    if (out->rc < 0)
+        return;
+    out->scan.data = out->data;
+    out->scan.bytes = bytes;
+    const char *header_problem = wal_segment_header_check(out->data, segment->first_lsn);
     if (header_problem != NULL) {
-        scan->end_offset = 0;
-        scan->last_lsn = segment->first_lsn - 1;
-        scan->reason = header_problem;
-        free(data);
-        return ALLOT_ECORRUPT;
+        out->scan.reason = header_problem;
+        out->rc = ALLOT_ECORRUPT;
+        return;
     }
-    scan->data = data;
-    scan->bytes = bytes;
-    scan->first_lsn = segment->first_lsn;
-    rc = wal_segment_scan(scan);
-    free(data);
-    scan->data = NULL;
-    return rc;
+    out->rc = wal_segment_scan(&out->scan);
+    assert(out->scan.last_lsn + 1 - segment->first_lsn == out->scan.records_checked);
+}
+
+static wal_log_end_t wal_log_end_of(const wal_scan_t *scan)
+{
+    assert(scan->is_last);
+    return (wal_log_end_t){.segment_first_lsn = scan->first_lsn,
+                           .segment_bytes = scan->bytes,
+                           .offset = scan->end_offset,
+                           .torn_bytes = scan->torn ? scan->torn_bytes : 0,
+                           .last_lsn = scan->last_lsn};
 }
 
 /* ---- replay ---------------------------------------------------------------------------- */
+
+typedef struct wal_replay_args {
+    uint64_t after_lsn;
+    wal_record_cb record_cb;
+    wal_segment_done_cb segment_done_cb;
+    void *ctx;
+} wal_replay_args_t;
+
+/* Where replay stopped because a callback failed. */
+typedef struct wal_replay_stop {
+    uint64_t offset;
+    uint64_t lsn;
+    const char *reason;
+} wal_replay_stop_t;
+
+/* Pass the valid records of a loaded segment with LSN > after_lsn to record_cb, then call
+ * segment_done_cb if any was. They were all checked by wal_segment_load: only the header
+ * fields are read here. 0, or what a callback returned (*stop says where). */
+static int wal_segment_replay(const wal_loaded_t *loaded, const wal_replay_args_t *args,
+                              wal_replay_result_t *result, wal_replay_stop_t *stop)
+{
+    const wal_scan_t *scan = &loaded->scan;
+    uint64_t off = WAL_SEGMENT_HEADER_BYTES;
+    uint64_t replayed = 0;
+    for (uint64_t i = 0; i < scan->records_checked; i++) {
+        const uint8_t *record = scan->data + off;
+        uint64_t lsn = scan->first_lsn + i;
+        uint32_t payload_bytes = get_u32(record);
+        assert(get_u64(record + 4) == lsn);
+        assert(off + payload_bytes + WAL_RECORD_OVERHEAD_BYTES <= scan->end_offset);
+        result->records_checked++;
+        if (lsn > args->after_lsn && args->record_cb != NULL) {
+            int rc = args->record_cb(args->ctx, lsn, (int64_t)get_u64(record + 12), record[20],
+                                     record + WAL_RECORD_HEADER_BYTES, payload_bytes);
+            if (rc != 0) {
+                *stop = (wal_replay_stop_t){off, lsn, "record_cb could not apply the record"};
+                return rc;
+            }
+            replayed++;
+        }
+        off += payload_bytes + WAL_RECORD_OVERHEAD_BYTES;
+    }
+    assert(off == scan->end_offset || scan->records_checked == 0);
+    result->records_replayed += replayed;
+    if (args->segment_done_cb == NULL || replayed == 0)
+        return 0;
+    *stop = (wal_replay_stop_t){scan->end_offset, scan->last_lsn + 1,
+                                "segment_done_cb could not apply a record of this segment"};
+    return args->segment_done_cb(args->ctx);
+}
 
 static int wal_replay_corrupt(wal_replay_result_t *result, const char *path, uint64_t offset,
                               uint64_t lsn, const char *reason, char *message, size_t message_bytes)
@@ -460,51 +588,248 @@ static int wal_replay_corrupt(wal_replay_result_t *result, const char *path, uin
     return ALLOT_ECORRUPT;
 }
 
-static int wal_replay_segments(const char *dir, const wal_segment_entry_t *segments, size_t count,
-                               wal_scan_t *scan, wal_replay_result_t *result, char *message,
-                               size_t message_bytes)
+/* ---- read-ahead: the segments replay will need, read and checked on a second thread ----- */
+
+struct wal_preload {
+    char dir[WAL_PATH_BYTES_MAX];
+    wal_segment_entry_t *segments; /* sorted by first LSN; listed by wal_preload_start */
+    size_t count;
+    int list_rc; /* listing failure, reported by replay */
+    char list_message[WAL_MESSAGE_BYTES_MAX];
+    size_t window; /* segment i lives in slots[i % window] from loaded to released */
+    bool threaded; /* false: replay loads each segment itself (wal_replay, or no thread) */
+    pthread_t thread;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond; /* loaded or released advanced, or stop was set */
+    /* Under mutex. The slot of a segment in [released, loaded) belongs to replay, the slot
+     * of segment `loaded` to the reader while it reads; it publishes by advancing loaded. */
+    size_t loaded;   /* segments [0, loaded) are in their slots (or were skipped: covered) */
+    size_t released; /* segments [0, released) are done; their slots are free */
+    bool stop;
+    bool after_lsn_known;
+    uint64_t after_lsn;
+    wal_loaded_t slots[WAL_PRELOAD_SEGMENTS_MAX];
+};
+
+/* True when every record of segment i is <= after_lsn: a later segment starts by after_lsn+1. */
+static bool wal_segment_covered(const wal_preload_t *p, size_t i, uint64_t after_lsn)
+{
+    return i + 1 < p->count && p->segments[i + 1].first_lsn <= after_lsn + 1;
+}
+
+/* The reader thread: load segments in order while the window has room. */
+static void *wal_preload_main(void *arg)
+{
+    wal_preload_t *p = arg;
+    for (size_t i = 0; i < p->count; i++) {
+        pthread_mutex_lock(&p->mutex);
+        while (!p->stop && i >= p->released + p->window)
+            pthread_cond_wait(&p->cond, &p->mutex);
+        bool stop = p->stop;
+        bool covered = p->after_lsn_known && wal_segment_covered(p, i, p->after_lsn);
+        pthread_mutex_unlock(&p->mutex);
+        if (stop)
+            break;
+        wal_loaded_t *slot = &p->slots[i % p->window];
+        if (covered)
+            *slot = (wal_loaded_t){.rc = 0};
+        else
+            wal_segment_load(p->dir, &p->segments[i], i + 1 == p->count, slot);
+        pthread_mutex_lock(&p->mutex);
+        p->loaded = i + 1;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->mutex);
+    }
+    return NULL;
+}
+
+/* List dir; nothing is read yet. Listing errors are kept for replay to report. */
+static int wal_preload_create(const char *dir, uint32_t window_segments, wal_preload_t **out)
+{
+    *out = NULL;
+    if (dir == NULL || window_segments < 1 || window_segments > WAL_PRELOAD_SEGMENTS_MAX)
+        return ALLOT_EINVALID_ARGUMENT;
+    wal_preload_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return ALLOT_ENOMEM;
+    p->window = window_segments;
+    pthread_mutex_init(&p->mutex, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    if (strlen(dir) + WAL_SEGMENT_NAME_BYTES + 2 > WAL_PATH_BYTES_MAX) {
+        p->list_rc = ALLOT_EINVALID_ARGUMENT;
+        snprintf(p->list_message, sizeof p->list_message, "wal: directory path too long");
+    } else {
+        snprintf(p->dir, sizeof p->dir, "%s", dir);
+        p->list_rc = wal_segments_list(dir, &p->segments, &p->count, p->list_message,
+                                       sizeof p->list_message);
+        if (p->list_rc == 0)
+            p->list_message[0] = '\0'; /* a missing directory is an empty log */
+    }
+    *out = p;
+    return 0;
+}
+
+int wal_preload_start(const char *dir, uint32_t window_segments, wal_preload_t **out)
+{
+    int rc = wal_preload_create(dir, window_segments, out);
+    if (rc != 0)
+        return rc;
+    wal_preload_t *p = *out;
+    if (p->list_rc == 0 && p->count > 0)
+        p->threaded = pthread_create(&p->thread, NULL, wal_preload_main, p) == 0;
+    return 0; /* without the thread replay reads each segment itself */
+}
+
+void wal_preload_cancel(wal_preload_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->threaded) {
+        pthread_mutex_lock(&p->mutex);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->mutex);
+        pthread_join(p->thread, NULL);
+    }
+    for (size_t i = p->released; i < p->loaded; i++)
+        wal_loaded_free(&p->slots[i % p->window]);
+    pthread_mutex_destroy(&p->mutex);
+    pthread_cond_destroy(&p->cond);
+    free(p->segments);
+    free(p);
+}
+
+/* Replay: segment i (the next one, in order, not covered), read and checked. */
+static const wal_loaded_t *wal_preload_take(wal_preload_t *p, size_t i)
+{
+    assert(i == p->released);
+    wal_loaded_t *slot = &p->slots[i % p->window];
+    if (!p->threaded) {
+        wal_segment_load(p->dir, &p->segments[i], i + 1 == p->count, slot);
+        p->loaded = i + 1;
+        return slot;
+    }
+    pthread_mutex_lock(&p->mutex);
+    while (p->loaded <= i)
+        pthread_cond_wait(&p->cond, &p->mutex);
+    pthread_mutex_unlock(&p->mutex);
+    assert(slot->data != NULL || slot->rc != 0);
+    return slot;
+}
+
+/* Replay: done with segment i; free its buffer and give its slot back to the reader. */
+static void wal_preload_release(wal_preload_t *p, size_t i)
+{
+    assert(i == p->released);
+    pthread_mutex_lock(&p->mutex);
+    while (p->threaded && p->loaded <= i) /* a covered segment the reader had started */
+        pthread_cond_wait(&p->cond, &p->mutex);
+    if (p->loaded > i)
+        wal_loaded_free(&p->slots[i % p->window]);
+    p->released = i + 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mutex);
+}
+
+/* Replay segment i taken from the preload; 0 (*last_lsn: its last valid LSN), a callback's
+ * return, or ALLOT_E* (message). */
+static int wal_replay_segment(wal_preload_t *p, size_t i, const wal_replay_args_t *args,
+                              wal_replay_result_t *result, uint64_t *last_lsn, char *message,
+                              size_t message_bytes)
 {
     char path[WAL_PATH_BYTES_MAX];
+    wal_segment_path(path, p->dir, p->segments[i].name);
+    const wal_loaded_t *loaded = wal_preload_take(p, i);
+    wal_replay_stop_t stop;
+    int rc = wal_segment_replay(loaded, args, result, &stop);
+    if (rc == ALLOT_ECORRUPT) /* the state refused a record: say which */
+        return wal_replay_corrupt(result, path, stop.offset, stop.lsn, stop.reason, message,
+                                  message_bytes);
+    if (rc != 0)
+        return rc;
+    const wal_scan_t *scan = &loaded->scan;
+    if (loaded->rc == ALLOT_ECORRUPT)
+        return wal_replay_corrupt(result, path, scan->end_offset, scan->last_lsn + 1, scan->reason,
+                                  message, message_bytes);
+    if (loaded->rc < 0) {
+        snprintf(message, message_bytes, "%s", loaded->message);
+        return loaded->rc;
+    }
+    if (scan->is_last) {
+        result->end = wal_log_end_of(scan);
+        if (scan->torn) {
+            result->tail_truncated = true;
+            snprintf(result->tail_file, sizeof result->tail_file, "%s", path);
+            result->tail_offset = scan->end_offset;
+            result->tail_bytes = scan->torn_bytes;
+        }
+    }
+    *last_lsn = scan->last_lsn;
+    wal_preload_release(p, i);
+    return 0;
+}
+
+static int wal_replay_segments(wal_preload_t *p, const wal_replay_args_t *args,
+                               wal_replay_result_t *result, char *message, size_t message_bytes)
+{
+    char path[WAL_PATH_BYTES_MAX];
+    const wal_segment_entry_t *segments = p->segments;
     uint64_t expected = segments[0].first_lsn;
     result->first_lsn = expected;
-    if (expected > scan->after_lsn + 1) {
-        snprintf(path, sizeof path, "%s/%s", dir, segments[0].name);
-        return wal_replay_corrupt(result, path, 0, scan->after_lsn + 1,
+    if (expected > args->after_lsn + 1) {
+        wal_segment_path(path, p->dir, segments[0].name);
+        return wal_replay_corrupt(result, path, 0, args->after_lsn + 1,
                                   "the log starts after the first LSN needed", message,
                                   message_bytes);
     }
-    for (size_t i = 0; i < count; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, segments[i].name);
-        if (segments[i].first_lsn != expected)
+    for (size_t i = 0; i < p->count; i++) {
+        if (segments[i].first_lsn != expected) {
+            wal_segment_path(path, p->dir, segments[i].name);
             return wal_replay_corrupt(result, path, 0, expected,
                                       "LSN gap: segment does not start where the previous ended",
                                       message, message_bytes);
-        bool is_last = i + 1 == count;
-        if (!is_last && segments[i + 1].first_lsn <= scan->after_lsn + 1) {
+        }
+        if (wal_segment_covered(p, i, args->after_lsn)) {
+            wal_preload_release(p, i);
             expected = segments[i + 1].first_lsn; /* fully covered by the checkpoint */
             continue;
         }
-        scan->is_last = is_last;
-        scan->torn = false;
-        int rc = wal_segment_load_scan(dir, &segments[i], scan, path, message, message_bytes);
-        result->records_checked += scan->records_checked;
-        result->records_replayed += scan->records_replayed;
-        scan->records_checked = scan->records_replayed = 0;
-        if (rc == ALLOT_ECORRUPT)
-            return wal_replay_corrupt(result, path, scan->end_offset, scan->last_lsn + 1,
-                                      scan->reason, message, message_bytes);
+        uint64_t last_lsn = 0;
+        int rc = wal_replay_segment(p, i, args, result, &last_lsn, message, message_bytes);
         if (rc != 0)
             return rc;
-        expected = scan->last_lsn + 1;
+        expected = last_lsn + 1;
     }
-    result->last_lsn = expected - 1 > scan->after_lsn ? expected - 1 : scan->after_lsn;
-    if (scan->torn) {
-        result->tail_truncated = true;
-        snprintf(result->tail_file, sizeof result->tail_file, "%s", path);
-        result->tail_offset = scan->end_offset;
-        result->tail_bytes = scan->torn_bytes;
-    }
+    result->last_lsn = expected - 1 > args->after_lsn ? expected - 1 : args->after_lsn;
     return 0;
+}
+
+int wal_replay_preloaded(wal_preload_t *preload, uint64_t after_lsn, wal_record_cb record_cb,
+                         wal_segment_done_cb segment_done_cb, void *ctx,
+                         wal_replay_result_t *result, char *error_message,
+                         size_t error_message_bytes)
+{
+    assert(preload != NULL && result != NULL);
+    assert(error_message != NULL || error_message_bytes == 0);
+    memset(result, 0, sizeof *result);
+    result->last_lsn = after_lsn;
+    pthread_mutex_lock(&preload->mutex);
+    preload->after_lsn = after_lsn; /* from now on the reader skips covered segments */
+    preload->after_lsn_known = true;
+    pthread_mutex_unlock(&preload->mutex);
+    if (error_message_bytes > 0)
+        snprintf(error_message, error_message_bytes, "%s", preload->list_message);
+    result->segments = (uint32_t)preload->count;
+    int rc = preload->list_rc;
+    if (rc == 0 && preload->count > 0) {
+        wal_replay_args_t args = {.after_lsn = after_lsn,
+                                  .record_cb = record_cb,
+                                  .segment_done_cb = segment_done_cb,
+                                  .ctx = ctx};
+        rc = wal_replay_segments(preload, &args, result, error_message, error_message_bytes);
+    }
+    wal_preload_cancel(preload);
+    return rc;
 }
 
 int wal_replay(const char *dir, uint64_t after_lsn, wal_record_cb record_cb, void *ctx,
@@ -520,31 +845,17 @@ int wal_replay_segmented(const char *dir, uint64_t after_lsn, wal_record_cb reco
                          size_t error_message_bytes)
 {
     assert(dir != NULL && result != NULL);
-    assert(error_message != NULL || error_message_bytes == 0);
-    memset(result, 0, sizeof *result);
-    result->last_lsn = after_lsn;
-    if (error_message_bytes > 0)
-        error_message[0] = '\0';
-    if (strlen(dir) + WAL_SEGMENT_NAME_BYTES + 2 > WAL_PATH_BYTES_MAX) {
-        snprintf(error_message, error_message_bytes, "wal: directory path too long");
-        return ALLOT_EINVALID_ARGUMENT;
+    wal_preload_t *preload = NULL; /* no thread: each segment is read when replay reaches it */
+    int rc = wal_preload_create(dir, 1, &preload);
+    if (rc != 0) {
+        memset(result, 0, sizeof *result);
+        result->last_lsn = after_lsn;
+        if (error_message_bytes > 0)
+            error_message[0] = '\0';
+        return rc;
     }
-    wal_segment_entry_t *segments = NULL;
-    size_t count = 0;
-    int rc = wal_segments_list(dir, &segments, &count, error_message, error_message_bytes);
-    if (rc == 0 && error_message_bytes > 0)
-        error_message[0] = '\0';
-    result->segments = (uint32_t)count;
-    if (rc == 0 && count > 0) {
-        wal_scan_t scan = {.after_lsn = after_lsn,
-                           .record_cb = record_cb,
-                           .segment_done_cb = segment_done_cb,
-                           .ctx = ctx};
-        rc = wal_replay_segments(dir, segments, count, &scan, result, error_message,
-                                 error_message_bytes);
-    }
-    free(segments);
-    return rc;
+    return wal_replay_preloaded(preload, after_lsn, record_cb, segment_done_cb, ctx, result,
+                                error_message, error_message_bytes);
 }
 
 /* ---- the live log: state shared by the loop thread and the writer thread ---------------- */
@@ -1155,12 +1466,12 @@ static int wal_dir_open(wal_t *wal, char *message, size_t message_bytes)
     return 0;
 }
 
-/* Zero a torn tail found by the scan and make that durable. */
-static int wal_tail_zero(wal_t *wal, int fd, const wal_scan_t *scan, const char *path,
-                         char *message, size_t message_bytes)
+/* Zero a torn tail (offset, bytes) and make that durable. */
+static int wal_tail_zero(int fd, const wal_log_end_t *end, const char *path, char *message,
+                         size_t message_bytes)
 {
-    assert(scan->end_offset + scan->torn_bytes <= scan->bytes);
-    int rc = wal_zero_range(fd, scan->end_offset, scan->torn_bytes);
+    assert(end->offset + end->torn_bytes <= end->segment_bytes);
+    int rc = wal_zero_range(fd, end->offset, end->torn_bytes);
     if (rc == 0)
         rc = persist_fdatasync(fd);
     if (rc < 0) {
@@ -1168,12 +1479,48 @@ static int wal_tail_zero(wal_t *wal, int fd, const wal_scan_t *scan, const char 
                  strerror(-rc));
         return ALLOT_EIO;
     }
-    (void)wal;
     return 0;
 }
 
+/* Where the newest segment's records end, by reading and checking it (no replay result). */
+static int wal_log_end_scan(const char *dir, const wal_segment_entry_t *newest, wal_log_end_t *end,
+                            const char *path, char *message, size_t message_bytes)
+{
+    wal_loaded_t loaded;
+    wal_segment_load(dir, newest, true, &loaded);
+    int rc = loaded.rc;
+    if (rc == ALLOT_ECORRUPT)
+        snprintf(message, message_bytes,
+                 "wal: bad record in %s at offset %" PRIu64 " (LSN %" PRIu64 " expected): %s", path,
+                 loaded.scan.end_offset, loaded.scan.last_lsn + 1, loaded.scan.reason);
+    else if (rc < 0)
+        snprintf(message, message_bytes, "%s", loaded.message);
+    else
+        *end = wal_log_end_of(&loaded.scan);
+    wal_loaded_free(&loaded);
+    return rc;
+}
+
+/* Open the newest segment for writing if `known` (a replay's result->end) describes it: same
+ * first LSN and size. -1 otherwise (the caller reads the segment itself). */
+static int wal_log_end_open_known(const char *path, uint64_t first_lsn, const wal_log_end_t *known)
+{
+    if (known == NULL || known->segment_first_lsn != first_lsn)
+        return -1;
+    assert(known->offset <= known->segment_bytes);
+    assert(known->offset + known->torn_bytes <= known->segment_bytes);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || (uint64_t)st.st_size != known->segment_bytes)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 /* Find where the log ends and make the newest segment the active one. */
-static int wal_open_tail(wal_t *wal, uint64_t next_lsn, char *message, size_t message_bytes)
+static int wal_open_tail(wal_t *wal, const wal_log_end_t *known, uint64_t next_lsn, char *message,
+                         size_t message_bytes)
 {
     wal_segment_entry_t *segments = NULL;
     size_t count = 0;
@@ -1183,34 +1530,36 @@ static int wal_open_tail(wal_t *wal, uint64_t next_lsn, char *message, size_t me
         return rc;
     }
     char path[WAL_PATH_BYTES_MAX];
-    wal_scan_t scan = {.is_last = true, .after_lsn = UINT64_MAX};
-    rc = wal_segment_load_scan(wal->dir, &segments[count - 1], &scan, path, message, message_bytes);
+    wal_segment_path(path, wal->dir, segments[count - 1].name);
+    wal_log_end_t end = {0};
+    int fd = wal_log_end_open_known(path, segments[count - 1].first_lsn, known);
+    if (fd >= 0)
+        end = *known;
+    else
+        rc = wal_log_end_scan(wal->dir, &segments[count - 1], &end, path, message, message_bytes);
     free(segments);
-    if (rc == ALLOT_ECORRUPT)
-        snprintf(message, message_bytes,
-                 "wal: bad record in %s at offset %" PRIu64 " (LSN %" PRIu64 " expected): %s", path,
-                 scan.end_offset, scan.last_lsn + 1, scan.reason);
     if (rc < 0)
         return rc;
-    if (scan.last_lsn + 1 != next_lsn) {
+    if (end.last_lsn + 1 != next_lsn) {
         snprintf(message, message_bytes,
                  "wal: the log ends at LSN %" PRIu64
                  " but appending was asked to start at %" PRIu64,
-                 scan.last_lsn, next_lsn);
+                 end.last_lsn, next_lsn);
+        if (fd >= 0)
+            close(fd);
         return ALLOT_EINVALID_ARGUMENT;
     }
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
+    if (fd < 0 && (fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
         snprintf(message, message_bytes, "wal: cannot open %s: %s", path, strerror(errno));
         return ALLOT_EIO;
     }
-    if (scan.torn && wal_tail_zero(wal, fd, &scan, path, message, message_bytes) < 0) {
+    if (end.torn_bytes > 0 && wal_tail_zero(fd, &end, path, message, message_bytes) < 0) {
         close(fd);
         return ALLOT_EIO;
     }
     wal->active_fd = fd;
-    wal->active_offset = scan.end_offset;
-    wal->active_capacity = scan.bytes;
+    wal->active_offset = end.offset;
+    wal->active_capacity = end.segment_bytes;
     return 0;
 }
 
@@ -1288,7 +1637,7 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
     if (rc == 0)
         rc = wal_dir_open(wal, message, message_bytes);
     if (rc == 0)
-        rc = wal_open_tail(wal, next_lsn, message, message_bytes);
+        rc = wal_open_tail(wal, config->log_end, next_lsn, message, message_bytes);
     if (rc == 0 && ((wal->fill = malloc(wal->batch_bytes_max)) == NULL ||
                     (wal->flight = malloc(wal->batch_bytes_max)) == NULL))
         rc = ALLOT_ENOMEM;

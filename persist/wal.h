@@ -7,6 +7,8 @@
  *    The WAL owns one writer thread (all segment writes, fdatasyncs, segment allocation and
  *    deletion) and one uv_async_t through which it reports back. wal_replay and the
  *    wal_record_* helpers are synchronous, touch no shared state and may be called anywhere.
+ *    A wal_preload_t (read-ahead for replay, below) owns one reader thread; the preload
+ *    functions are called from one thread (the one that started it).
  *  - Directory: config->dir is the WAL directory itself (the server passes "<data-dir>/wal");
  *    wal_open creates it (mode 0750) when its parent exists. Segments are
  *    "wal-<first LSN as 16 hex digits>.log"; "wal-spare.tmp" is the preallocated next segment.
@@ -56,9 +58,34 @@
  *    in result->tail_* and the next wal_open zeroes it and appends from there. A bad record
  *    anywhere else, an LSN gap, or a log that starts after after_lsn + 1 is ALLOT_ECORRUPT with
  *    a message naming the file, the byte offset and the LSN expected there. A nonzero return of
- *    record_cb stops replay and is returned.
+ *    record_cb stops replay and is returned. Every segment is checked whole before its first
+ *    record goes to record_cb; on corruption record_cb still gets every valid record before
+ *    the bad one and none after it. When record_cb returns ALLOT_ECORRUPT (the state refused
+ *    the record) the message and result->bad_* name that record's file, offset and LSN (for
+ *    segment_done_cb: the end of that segment). Segment files are mapped read-only and paged
+ *    in when loaded (MADV_POPULATE_READ): no copy; where that fails they are read with pread,
+ *    with the same results.
+ *  - Read-ahead: wal_preload_start(dir, window) lists dir and starts a reader thread that reads
+ *    the segments in order and checks each one completely (header, every record's length,
+ *    CRC and LSN sequence, end-of-segment classification), so the caller can load the
+ *    checkpoint meanwhile; wal_replay_preloaded then replays from those buffers, applying the
+ *    same rules as wal_replay with the same results and messages, and skips the records
+ *    <= after_lsn. Memory is bounded: at most `window` segments are held at once, counting
+ *    the one being replayed; the reader waits (mutex + condition variable) while the window
+ *    is full and never reads past it. Once after_lsn is known the reader skips segments wholly
+ *    covered by it. A segment the reader could not read or found bad is reported by replay
+ *    when replay reaches it, exactly as wal_replay would (a covered segment is never reported).
+ *    wal_replay_preloaded always ends the preload: it stops and joins the reader and frees
+ *    every buffer before returning, whatever it returns; wal_preload_cancel does the same
+ *    without replaying (e.g. the checkpoint failed to load). The directory must not change
+ *    between wal_preload_start and the end of replay (allotd writes nothing there before
+ *    wal_open). If the thread cannot be started, replay reads the segments itself.
  *  - wal_open(next_lsn) expects the log to end at next_lsn - 1 (run wal_replay first);
- *    otherwise ALLOT_EINVALID_ARGUMENT. An empty directory starts a log at next_lsn.
+ *    otherwise ALLOT_EINVALID_ARGUMENT. An empty directory starts a log at next_lsn. With
+ *    config->log_end (result->end of the replay just done) it takes the end of the newest
+ *    segment and its torn tail from there instead of reading and checking that segment again;
+ *    when log_end does not describe the newest segment present (first LSN or size differ) it
+ *    reads the segment as without it.
  *  - Errors: 0 or negative ALLOT_E*: INVALID_ARGUMENT (bad config/arguments), NOMEM, IO
  *    (system call failed; message says which), CORRUPT (see replay).
  */
@@ -84,6 +111,10 @@
 #define WAL_SEGMENT_BYTES_MAX (1ull << 30)
 /* Segment files one directory may hold (replay refuses more). */
 #define WAL_SEGMENTS_MAX 65536u
+/* Segments a wal_preload_t holds at once (read ahead + the one being replayed): the default
+ * allotd uses (3 x 64 MiB) and the largest accepted. */
+#define WAL_PRELOAD_SEGMENTS_DEFAULT 3u
+#define WAL_PRELOAD_SEGMENTS_MAX     4u
 /* Default period of the writer's retry when a segment could not be allocated. */
 #define WAL_ALLOCATE_RETRY_MS_DEFAULT 1000u
 #define WAL_PATH_BYTES_MAX            4096u
@@ -91,13 +122,23 @@
 
 typedef enum { WAL_FSYNC_ALWAYS, WAL_FSYNC_INTERVAL, WAL_FSYNC_NONE } wal_fsync_mode_t;
 
+/* Where the records of the newest segment end, as replay found it (see wal_open). */
+typedef struct wal_log_end {
+    uint64_t segment_first_lsn; /* the newest segment's first LSN; 0: unknown (empty log) */
+    uint64_t segment_bytes;     /* its file size */
+    uint64_t offset;            /* just after its last valid record */
+    uint64_t torn_bytes;        /* nonzero bytes from offset on (a torn tail), 0 when none */
+    uint64_t last_lsn;          /* LSN of its last valid record (segment_first_lsn - 1: none) */
+} wal_log_end_t;
+
 typedef struct wal_config {
     const char *dir; /* the WAL directory ("<data-dir>/wal") */
     wal_fsync_mode_t fsync_mode;
-    uint32_t fsync_interval_ms; /* INTERVAL only; 1..60000 */
-    uint64_t segment_bytes;     /* 0: ALLOT_WAL_SEGMENT_BYTES_DEFAULT; WAL_SEGMENT_BYTES_MIN.. */
-    uint64_t batch_bytes_max;   /* 0: ALLOT_WAL_BATCH_BYTES_MAX (tests use smaller) */
-    uint32_t allocate_retry_ms; /* 0: WAL_ALLOCATE_RETRY_MS_DEFAULT */
+    uint32_t fsync_interval_ms;   /* INTERVAL only; 1..60000 */
+    uint64_t segment_bytes;       /* 0: ALLOT_WAL_SEGMENT_BYTES_DEFAULT; WAL_SEGMENT_BYTES_MIN.. */
+    uint64_t batch_bytes_max;     /* 0: ALLOT_WAL_BATCH_BYTES_MAX (tests use smaller) */
+    uint32_t allocate_retry_ms;   /* 0: WAL_ALLOCATE_RETRY_MS_DEFAULT */
+    const wal_log_end_t *log_end; /* NULL, or result->end of the replay of dir just done */
 } wal_config_t;
 
 typedef struct wal wal_t;
@@ -157,6 +198,8 @@ typedef struct wal_replay_result {
     char bad_file[WAL_PATH_BYTES_MAX];
     uint64_t bad_offset;
     uint64_t bad_lsn; /* the LSN expected there */
+    /* When replay returned 0: where the newest segment ends (for wal_config_t.log_end). */
+    wal_log_end_t end;
 } wal_replay_result_t;
 
 int wal_replay(const char *dir, uint64_t after_lsn, wal_record_cb record_cb, void *ctx,
@@ -166,6 +209,19 @@ int wal_replay_segmented(const char *dir, uint64_t after_lsn, wal_record_cb reco
                          wal_segment_done_cb segment_done_cb, void *ctx,
                          wal_replay_result_t *result, char *error_message,
                          size_t error_message_bytes);
+
+/* Read-ahead (see the contract): list dir and start the reader thread, holding at most
+ * window_segments (1..WAL_PRELOAD_SEGMENTS_MAX) segments. 0, ALLOT_EINVALID_ARGUMENT (window)
+ * or ALLOT_ENOMEM; a bad directory is reported by wal_replay_preloaded, as wal_replay would. */
+typedef struct wal_preload wal_preload_t;
+int wal_preload_start(const char *dir, uint32_t window_segments, wal_preload_t **out);
+/* wal_replay_segmented of the preload's directory; ends the preload whatever it returns. */
+int wal_replay_preloaded(wal_preload_t *preload, uint64_t after_lsn, wal_record_cb record_cb,
+                         wal_segment_done_cb segment_done_cb, void *ctx,
+                         wal_replay_result_t *result, char *error_message,
+                         size_t error_message_bytes);
+/* Stop and join the reader, free every buffer and the preload (NULL: nothing). */
+void wal_preload_cancel(wal_preload_t *preload);
 
 /* ---- record format helpers (tests, tools) ----------------------------------------------- */
 typedef struct wal_record {

@@ -12,7 +12,8 @@
  *      1, ttl 86400 s), 30% release of the oldest hold once live_holds are live (stock.adjust
  *      otherwise).
  * In-process recovery: the same calls as allotd's recover() (checkpoint_store_load with
- * allot_event_apply_encoded, allot_state_dirty_clear, wal_replay with allot_event_apply_encoded),
+ * allot_event_apply_encoded, allot_state_dirty_clear, wal_replay_preloaded (read-ahead started
+ * before the LMDB load) with allot_event_apply_encoded),
  * preceded (split) by passes that only read (LMDB cursor walk; WAL read + CRC) and only decode,
  * so that the time can be attributed to I/O, decoding and applying.
  */
@@ -403,12 +404,15 @@ static int store_pass(const char *path, checkpoint_record_cb cb, inproc_t *p, do
     return rc;
 }
 
-static int wal_pass(const char *wal_dir, uint64_t after, wal_record_cb cb, inproc_t *p,
-                    double *seconds, wal_replay_result_t *result)
+/* preload: NULL, or the read-ahead started before the LMDB load (as allotd's recover()). */
+static int wal_pass(const char *wal_dir, wal_preload_t *preload, uint64_t after, wal_record_cb cb,
+                    inproc_t *p, double *seconds, wal_replay_result_t *result)
 {
     char message[WAL_MESSAGE_BYTES_MAX];
     double t0 = rb_now_s();
-    int rc = wal_replay(wal_dir, after, cb, p, result, message, sizeof(message));
+    int rc = preload != NULL ? wal_replay_preloaded(preload, after, cb, NULL, p, result, message,
+                                                    sizeof(message))
+                             : wal_replay(wal_dir, after, cb, p, result, message, sizeof(message));
     *seconds = rb_now_s() - t0;
     if (rc != 0)
         fprintf(stderr, "inproc: replay %s: %s %s\n", wal_dir, allot_error_code(rc), message);
@@ -435,7 +439,7 @@ int rb_inproc(const char *dir, bool split)
         printf("RESULT inproc lmdb_read_decode seconds=%.3f\n", s);
         memset(p.by_type, 0, sizeof(p.by_type));
         p.records = p.bytes = 0;
-        if (wal_pass(wal_dir, lsn, replay_noop, &p, &s, &result) != 0)
+        if (wal_pass(wal_dir, NULL, lsn, replay_noop, &p, &s, &result) != 0)
             return 1;
         printf("RESULT inproc wal_read_crc records=%" PRIu64 " payload_bytes=%" PRIu64
                " segments=%u seconds=%.3f\n",
@@ -444,7 +448,7 @@ int rb_inproc(const char *dir, bool split)
             if (p.by_type[t] != 0)
                 printf("  wal type %-22s %" PRIu64 "\n", allot_event_type_name((uint8_t)t),
                        p.by_type[t]);
-        if (wal_pass(wal_dir, lsn, replay_decode, &p, &s, &result) != 0)
+        if (wal_pass(wal_dir, NULL, lsn, replay_decode, &p, &s, &result) != 0)
             return 1;
         printf("RESULT inproc wal_read_crc_decode seconds=%.3f\n", s);
     }
@@ -454,11 +458,16 @@ int rb_inproc(const char *dir, bool split)
     double t_all = rb_now_s();
     double t_load, t_replay;
     double c0 = cpu_now_s();
-    if (store_pass(path, load_apply, &p, &t_load, &lsn) != 0)
+    wal_preload_t *preload = NULL; /* reads and checks the WAL while LMDB loads */
+    if (wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_DEFAULT, &preload) != 0)
         return 1;
+    if (store_pass(path, load_apply, &p, &t_load, &lsn) != 0) {
+        wal_preload_cancel(preload);
+        return 1;
+    }
     allot_state_dirty_clear(p.state);
     double c1 = cpu_now_s();
-    if (wal_pass(wal_dir, lsn, replay_apply, &p, &t_replay, &result) != 0)
+    if (wal_pass(wal_dir, preload, lsn, replay_apply, &p, &t_replay, &result) != 0)
         return 1;
     double c2 = cpu_now_s();
     double total = rb_now_s() - t_all;

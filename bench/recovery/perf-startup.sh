@@ -6,7 +6,7 @@
 ALLOTD=$1; DIR=$2; OUT=$3; shift 3
 PORT=${RB_PORT:-17998}
 "$ALLOTD" --data-dir "$DIR" --listen 127.0.0.1:$PORT \
-    --checkpoint-interval-s 0 --checkpoint-wal-bytes 0 2>"$OUT.log" &
+    --checkpoint-interval-s 0 --checkpoint-wal-bytes 0 --checkpoint-dirty-max 0 2>"$OUT.log" &
 PID=$!
 perf record "$@" -p $PID -o "$OUT" 2>"$OUT.perf.log" &
 PERF=$!

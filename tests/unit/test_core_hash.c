@@ -1,4 +1,4 @@
-/* test_core_hash.c - index tables, the indexed heap, and haversine distances. */
+/* test_core_hash.c - index tables and haversine distances (the heap: test_core_heap.c). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -6,7 +6,6 @@
 #include "core/errors.h"
 #include "core/geo.h"
 #include "core/hash.h"
-#include "core/heap.h"
 
 static uint32_t keys[5000];
 
@@ -65,47 +64,6 @@ Test(hash, arena_copies_are_stable_and_terminated)
         cr_assert_not_null(allot_arena_copy(&arena, "0123456789", 10));
     cr_assert_str_eq(first, "abc");
     allot_arena_free(&arena);
-}
-
-static int64_t prio[64];
-static uint32_t where[64];
-
-static bool less(const void *ctx, uint32_t a, uint32_t b)
-{
-    (void)ctx;
-    return prio[a] != prio[b] ? prio[a] < prio[b] : a < b;
-}
-
-static void position_set(void *ctx, uint32_t item, uint32_t position)
-{
-    (void)ctx;
-    where[item] = position;
-}
-
-Test(heap, pops_in_order_with_removals_and_updates)
-{
-    allot_heap_t h;
-    allot_heap_init(&h, less, position_set, NULL);
-    for (uint32_t i = 0; i < 64; i++) {
-        prio[i] = (i * 37) % 64;
-        cr_assert_eq(allot_heap_push(&h, i), 0);
-    }
-    allot_heap_remove_at(&h, where[10]);
-    prio[20] = -1;
-    allot_heap_update_at(&h, where[20]);
-    cr_assert_eq(allot_heap_top(&h), 20);
-    int64_t last = -2;
-    uint32_t popped = 0;
-    while (h.count > 0) {
-        uint32_t top = allot_heap_top(&h);
-        cr_assert_neq(top, 10);
-        cr_assert_geq(prio[top], last);
-        last = prio[top];
-        allot_heap_remove_at(&h, 0);
-        popped++;
-    }
-    cr_assert_eq(popped, 63);
-    allot_heap_free(&h);
 }
 
 Test(geo, haversine_known_distances)

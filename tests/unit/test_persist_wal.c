@@ -597,3 +597,420 @@ Test(wal_replay, zeroed_hole_in_the_newest_segment_is_an_unsynced_tail_and_is_cu
     cr_assert_not(result.tail_truncated);
     assert_replayed(&replayed, records, 70);
 }
+
+/* ---- read-ahead (wal_preload_*) and wal_open's use of the replay result ------------------ */
+
+static replay_log_t replayed_ahead;
+
+static long threads_now(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    long n = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* Replay with read-ahead; the reader gets `head_start_us` to fill its window first. */
+static int replay_ahead(uint32_t window, useconds_t head_start_us, uint64_t after_lsn,
+                        wal_record_cb record_cb, void *ctx, wal_replay_result_t *result,
+                        char *message, size_t message_bytes)
+{
+    wal_preload_t *preload = NULL;
+    cr_assert_eq(wal_preload_start(wal_dir, window, &preload), 0);
+    cr_assert_not_null(preload);
+    if (head_start_us > 0)
+        usleep(head_start_us);
+    return wal_replay_preloaded(preload, after_lsn, record_cb, NULL, ctx, result, message,
+                                message_bytes);
+}
+
+static void assert_results_equal(const wal_replay_result_t *a, const wal_replay_result_t *b)
+{
+    cr_assert_eq(a->segments, b->segments);
+    cr_assert_eq(a->records_checked, b->records_checked);
+    cr_assert_eq(a->records_replayed, b->records_replayed);
+    cr_assert_eq(a->first_lsn, b->first_lsn);
+    cr_assert_eq(a->last_lsn, b->last_lsn);
+    cr_assert_eq(a->tail_truncated, b->tail_truncated);
+    cr_assert_str_eq(a->tail_file, b->tail_file);
+    cr_assert_eq(a->tail_offset, b->tail_offset);
+    cr_assert_eq(a->tail_bytes, b->tail_bytes);
+    cr_assert_str_eq(a->bad_file, b->bad_file);
+    cr_assert_eq(a->bad_offset, b->bad_offset);
+    cr_assert_eq(a->bad_lsn, b->bad_lsn);
+    cr_assert_eq(memcmp(&a->end, &b->end, sizeof a->end), 0);
+}
+
+/* wal_replay and every read-ahead window give the same rc, message, result and records. */
+static void assert_replay_ahead_matches(uint64_t after_lsn, int rc_expected)
+{
+    static wal_replay_result_t plain, ahead;
+    char message[WAL_MESSAGE_BYTES_MAX], message_ahead[WAL_MESSAGE_BYTES_MAX];
+    memset(&replayed, 0, sizeof replayed);
+    int rc = wal_replay(wal_dir, after_lsn, collect_cb, &replayed, &plain, message, sizeof message);
+    cr_assert_eq(rc, rc_expected, "rc %d: %s", rc, message);
+    for (uint32_t window = 1; window <= WAL_PRELOAD_SEGMENTS_MAX; window++)
+        for (useconds_t head_start_us = 0; head_start_us <= 30000; head_start_us += 30000) {
+            memset(&replayed_ahead, 0, sizeof replayed_ahead);
+            rc = replay_ahead(window, head_start_us, after_lsn, collect_cb, &replayed_ahead, &ahead,
+                              message_ahead, sizeof message_ahead);
+            cr_assert_eq(rc, rc_expected, "window %u: rc %d: %s", window, rc, message_ahead);
+            cr_assert_str_eq(message_ahead, message, "window %u", window);
+            assert_results_equal(&ahead, &plain);
+            assert_replayed(&replayed_ahead, replayed.records, replayed.count);
+        }
+}
+
+Test(wal_preload, replays_many_small_segments_exactly_like_wal_replay, .init = tmp_setup,
+     .fini = tmp_teardown, .timeout = 60)
+{
+    make_records(records, 500, 1);
+    write_records(4096, 1, records, 500);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_gt(segments, 2 * WAL_PRELOAD_SEGMENTS_MAX, "more segments than any window");
+    assert_replay_ahead_matches(0, 0);
+    cr_assert_eq(replayed_ahead.count, 500);
+    assert_replay_ahead_matches(150, 0);
+    /* most segments covered: the reader skips those it has not read when after_lsn is set */
+    assert_replay_ahead_matches(480, 0);
+    cr_assert_eq(replayed_ahead.count, 20);
+}
+
+Test(wal_preload, corruption_in_a_later_segment_is_reported_like_wal_replay, .init = tmp_setup,
+     .fini = tmp_teardown, .timeout = 60)
+{
+    make_records(records, 500, 1);
+    write_records(4096, 1, records, 500);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_gt(segments, 9);
+    /* beyond every window: the reader finds it while earlier segments are replayed */
+    flip_and_expect_corrupt(8, 2, WAL_RECORD_HEADER_BYTES + 1);
+    assert_replay_ahead_matches(0, ALLOT_ECORRUPT);
+    cr_assert_lt(replayed_ahead.count, 500, "no record after the bad one");
+    /* inside the window: found before replay starts, still reported only when reached */
+    flip_and_expect_corrupt(1, 0, 5);
+    assert_replay_ahead_matches(0, ALLOT_ECORRUPT);
+}
+
+Test(wal_preload, corruption_in_a_segment_covered_by_the_checkpoint_is_not_reported,
+     .init = tmp_setup, .fini = tmp_teardown)
+{
+    make_records(records, 300, 1);
+    write_records(4096, 1, records, 300);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_gt(segments, 4);
+    size_t bytes;
+    uint8_t *data = file_load(paths[1], &bytes);
+    data[WAL_SEGMENT_HEADER_BYTES + 30] ^= 0x01;
+    file_store(paths[1], data, bytes);
+    free(data);
+    uint64_t covered_lsn = strtoull(strrchr(paths[3], '-') + 1, NULL, 16) - 1;
+    assert_replay_ahead_matches(covered_lsn, 0); /* the reader reads it first: replay ignores */
+    cr_assert_eq(replayed_ahead.count, 300 - covered_lsn);
+}
+
+Test(wal_preload, torn_tail_is_reported_like_wal_replay, .init = tmp_setup, .fini = tmp_teardown)
+{
+    make_records(records, 200, 1);
+    write_records(4096, 1, records, 200);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    size_t bytes;
+    uint8_t *data = file_load(paths[segments - 1], &bytes);
+    uint64_t offsets[64];
+    size_t n = record_offsets(data, bytes, offsets, 64);
+    cr_assert_gt(n, 1);
+    data[offsets[n - 1] + WAL_RECORD_HEADER_BYTES] ^= 0x40;
+    file_store(paths[segments - 1], data, bytes);
+    free(data);
+    assert_replay_ahead_matches(0, 0);
+    cr_assert_eq(replayed_ahead.count, 199);
+}
+
+/* Segments are mapped; where that fails (kernel before 5.14, I/O error while faulting pages
+ * in) they are read with pread, with the same result. */
+static void assert_pread_matches_mapped(int rc_expected)
+{
+    static replay_log_t mapped;
+    static wal_replay_result_t mapped_result;
+    char mapped_message[WAL_MESSAGE_BYTES_MAX];
+    persist_fault_clear(PERSIST_FAULT_MAP);
+    memset(&mapped, 0, sizeof mapped);
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &mapped, &mapped_result, mapped_message,
+                            sizeof mapped_message),
+                 rc_expected);
+    uint64_t calls = persist_fault_calls(PERSIST_FAULT_MAP);
+    persist_fault_set(PERSIST_FAULT_MAP, EINVAL, 0);
+    assert_replay_ahead_matches(0, rc_expected); /* leaves the pread replay in `replayed` */
+    cr_assert_gt(persist_fault_calls(PERSIST_FAULT_MAP), calls, "mapping was tried");
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    memset(&replayed, 0, sizeof replayed);
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message),
+                 rc_expected);
+    cr_assert_str_eq(message, mapped_message);
+    assert_results_equal(&result, &mapped_result);
+    assert_replayed(&replayed, mapped.records, mapped.count);
+    persist_fault_clear(PERSIST_FAULT_MAP);
+}
+
+Test(wal_replay, reads_segments_with_pread_where_they_cannot_be_mapped, .init = tmp_setup,
+     .fini = tmp_teardown, .timeout = 60)
+{
+    make_records(records, 500, 1);
+    write_records(4096, 1, records, 500);
+    assert_pread_matches_mapped(0);
+    cr_assert_eq(replayed.count, 500);
+    flip_and_expect_corrupt(8, 2, WAL_RECORD_HEADER_BYTES + 1);
+    assert_pread_matches_mapped(ALLOT_ECORRUPT);
+}
+
+static int stop_at_200_cb(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
+                          const uint8_t *payload, size_t len)
+{
+    if (lsn == 200)
+        return *(int *)ctx;
+    return collect_cb(&replayed_ahead, lsn, time_ms, type, payload, len);
+}
+
+Test(wal_preload, record_cb_error_stops_replay_and_joins_the_reader, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 500, 1);
+    write_records(4096, 1, records, 500);
+    long threads_before = threads_now();
+    wal_preload_t *preload = NULL;
+    cr_assert_eq(wal_preload_start(wal_dir, 2, &preload), 0);
+    usleep(20000);
+    cr_assert_eq(threads_now(), threads_before + 1, "the reader waits: its window is full");
+    int stop_rc = 42;
+    memset(&replayed_ahead, 0, sizeof replayed_ahead);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay_preloaded(preload, 0, stop_at_200_cb, NULL, &stop_rc, &result, message,
+                                      sizeof message),
+                 42);
+    cr_assert_eq(threads_now(), threads_before, "the reader was joined");
+    assert_replayed(&replayed_ahead, records, 199);
+}
+
+Test(wal_preload, a_record_the_state_refuses_is_named_by_file_offset_and_lsn, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 300, 1);
+    write_records(4096, 1, records, 300);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    size_t i = segments - 1;
+    while (strtoull(strrchr(paths[i], '-') + 1, NULL, 16) > 200)
+        i--;
+    uint64_t first_lsn = strtoull(strrchr(paths[i], '-') + 1, NULL, 16);
+    size_t bytes;
+    uint8_t *data = file_load(paths[i], &bytes);
+    uint64_t offsets[64];
+    cr_assert_gt(record_offsets(data, bytes, offsets, 64), 200 - first_lsn);
+    free(data);
+    int stop_rc = ALLOT_ECORRUPT;
+    wal_replay_result_t plain, ahead;
+    char message[WAL_MESSAGE_BYTES_MAX], message_ahead[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, stop_at_200_cb, &stop_rc, &plain, message, sizeof message),
+                 ALLOT_ECORRUPT);
+    cr_assert_str_eq(plain.bad_file, paths[i]);
+    cr_assert_eq(plain.bad_offset, offsets[200 - first_lsn]);
+    cr_assert_eq(plain.bad_lsn, 200);
+    cr_assert_not_null(strstr(message, "could not apply"), "%s", message);
+    cr_assert_eq(replay_ahead(3, 20000, 0, stop_at_200_cb, &stop_rc, &ahead, message_ahead,
+                              sizeof message_ahead),
+                 ALLOT_ECORRUPT);
+    cr_assert_str_eq(message_ahead, message);
+    assert_results_equal(&ahead, &plain);
+}
+
+Test(wal_preload, cancel_without_replay_joins_the_reader_and_frees_every_buffer, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 300, 1);
+    write_records(4096, 1, records, 300);
+    long threads_before = threads_now();
+    for (uint32_t window = 1; window <= WAL_PRELOAD_SEGMENTS_MAX; window++) {
+        wal_preload_t *preload = NULL;
+        cr_assert_eq(wal_preload_start(wal_dir, window, &preload), 0);
+        usleep(window * 5000); /* sometimes mid-read, sometimes waiting on a full window */
+        wal_preload_cancel(preload);
+        cr_assert_eq(threads_now(), threads_before);
+    }
+    wal_preload_cancel(NULL);
+    wal_preload_t *preload = NULL;
+    cr_assert_eq(wal_preload_start(wal_dir, 0, &preload), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_eq(wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_MAX + 1, &preload),
+                 ALLOT_EINVALID_ARGUMENT);
+    cr_assert_null(preload);
+}
+
+Test(wal_preload, missing_directory_is_an_empty_log, .init = tmp_setup, .fini = tmp_teardown)
+{
+    long threads_before = threads_now();
+    wal_preload_t *preload = NULL;
+    cr_assert_eq(wal_preload_start(wal_dir, 2, &preload), 0);
+    cr_assert_eq(threads_now(), threads_before, "nothing to read: no thread");
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay_preloaded(preload, 17, collect_cb, NULL, &replayed, &result, message,
+                                      sizeof message),
+                 0, "%s", message);
+    cr_assert_eq(result.last_lsn, 17);
+    cr_assert_eq(result.segments, 0);
+    cr_assert_eq(result.end.segment_first_lsn, 0);
+}
+
+Test(wal_replay, stray_bytes_anywhere_in_the_zeroed_rest_of_the_newest_segment_are_a_torn_tail,
+     .init = tmp_setup, .fini = tmp_teardown)
+{
+    make_records(records, 40, 1);
+    write_records(1u << 16, 1, records, 40);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_eq(segments, 1);
+    size_t bytes;
+    uint8_t *data = file_load(paths[0], &bytes);
+    uint64_t offsets[64];
+    size_t n = record_offsets(data, bytes, offsets, 64);
+    cr_assert_eq(n, 40);
+    uint64_t end = offsets[n - 1] + records[n - 1].len + WAL_RECORD_OVERHEAD_BYTES;
+    const uint64_t at[] = {end + 1,    end + 12,   end + 63,   end + 64,  end + 65, end + 1000,
+                           bytes - 65, bytes - 64, bytes - 63, bytes - 2, bytes - 1};
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        data[at[k]] = 0x5A;
+        file_store(paths[0], data, bytes);
+        data[at[k]] = 0;
+        wal_replay_result_t result;
+        char message[WAL_MESSAGE_BYTES_MAX];
+        memset(&replayed, 0, sizeof replayed);
+        cr_assert_eq(
+            wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message), 0,
+            "%s", message);
+        assert_replayed(&replayed, records, 40);
+        cr_assert(result.tail_truncated, "stray byte at %llu", (unsigned long long)at[k]);
+        cr_assert_eq(result.tail_offset, end);
+        cr_assert_eq(result.tail_bytes, at[k] + 1 - end, "stray byte at %llu",
+                     (unsigned long long)at[k]);
+        cr_assert_eq(result.end.torn_bytes, result.tail_bytes);
+        cr_assert_eq(result.end.offset, end);
+    }
+    free(data);
+    make_record(&records[40], 41, 10);
+    write_records(1u << 16, 41, &records[40], 1); /* wal_open zeroes the stray byte */
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    memset(&replayed, 0, sizeof replayed);
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message),
+                 0);
+    cr_assert_not(result.tail_truncated);
+    assert_replayed(&replayed, records, 41);
+}
+
+/* wal_open with config.log_end = &result.end: continue after the last record, zero the torn
+ * tail the replay found. */
+static wal_t *open_with_log_end(uv_loop_t *loop, const wal_log_end_t *log_end, uint64_t next_lsn,
+                                int rc_expected)
+{
+    wal_config_t config = {.dir = wal_dir, .segment_bytes = 4096, .log_end = log_end};
+    wal_t *wal = NULL;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_open(loop, &config, next_lsn, &wal, NULL, NULL, NULL, message, sizeof message),
+                 rc_expected, "%s", message);
+    return wal;
+}
+
+static void append_close(uv_loop_t *loop, wal_t *wal, const test_record_t *r)
+{
+    cr_assert_eq(wal_append(wal, r->type, r->time_ms, r->payload, r->len), r->lsn);
+    cr_assert_eq(wal_close(wal, NULL), 0);
+    cr_assert_eq(uv_run(loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(loop), 0);
+}
+
+Test(wal_open, takes_the_end_of_the_log_and_its_torn_tail_from_the_replay_result, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 70, 1);
+    write_records(4096, 1, records, 70);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    size_t bytes;
+    uint8_t *data = file_load(paths[segments - 1], &bytes);
+    uint64_t offsets[64];
+    size_t n = record_offsets(data, bytes, offsets, 64);
+    data[offsets[n - 1] + 3] = 0x77; /* the last record's length: torn */
+    file_store(paths[segments - 1], data, bytes);
+    free(data);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(replay_ahead(2, 0, 0, NULL, NULL, &result, message, sizeof message), 0);
+    cr_assert(result.tail_truncated);
+    cr_assert_eq(result.last_lsn, 69);
+    cr_assert_eq(result.end.offset, offsets[n - 1]);
+    cr_assert_eq(result.end.torn_bytes, result.tail_bytes);
+    cr_assert_eq(result.end.segment_bytes, bytes);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_null(open_with_log_end(&loop, &result.end, 71, ALLOT_EINVALID_ARGUMENT));
+    wal_t *wal = open_with_log_end(&loop, &result.end, 70, 0);
+    make_record(&records[69], 70, 3);
+    append_close(&loop, wal, &records[69]);
+    memset(&replayed, 0, sizeof replayed);
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message), 0,
+                 "%s", message);
+    cr_assert_not(result.tail_truncated, "wal_open zeroed the torn tail");
+    assert_replayed(&replayed, records, 70);
+}
+
+Test(wal_open, trusts_a_matching_log_end_without_reading_the_segment_and_checks_a_stale_one,
+     .init = tmp_setup, .fini = tmp_teardown)
+{
+    make_records(records, 70, 1);
+    write_records(4096, 1, records, 70);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0);
+    cr_assert_eq(result.end.last_lsn, 70);
+    /* A log_end for another segment (or size) is not used: wal_open reads the segment. */
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    wal_log_end_t stale = result.end;
+    stale.segment_first_lsn = 1;
+    stale.last_lsn = 12;
+    cr_assert_null(open_with_log_end(&loop, &stale, 13, ALLOT_EINVALID_ARGUMENT));
+    stale = result.end;
+    stale.segment_bytes = 8192;
+    stale.last_lsn = 12;
+    cr_assert_null(open_with_log_end(&loop, &stale, 13, ALLOT_EINVALID_ARGUMENT));
+    /* A matching one is taken as is: here it claims record 70 is a torn tail, which a
+     * reading wal_open would refuse (the log ends at 70); wal_open zeroes it instead. */
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    size_t bytes;
+    uint8_t *data = file_load(paths[segments - 1], &bytes);
+    uint64_t offsets[64];
+    size_t n = record_offsets(data, bytes, offsets, 64);
+    free(data);
+    wal_log_end_t claimed = result.end;
+    claimed.last_lsn = 69;
+    claimed.offset = offsets[n - 1];
+    claimed.torn_bytes = result.end.offset - offsets[n - 1];
+    wal_t *wal = open_with_log_end(&loop, &claimed, 70, 0);
+    make_record(&records[69], 70, 5);
+    append_close(&loop, wal, &records[69]);
+    memset(&replayed, 0, sizeof replayed);
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message), 0,
+                 "%s", message);
+    assert_replayed(&replayed, records, 70);
+}
