@@ -334,6 +334,14 @@ int allot_event_encode(const allot_event_t *event, allot_bytes_t *out)
 
 /* ---- decode -------------------------------------------------------------------------------- */
 
+/* A location named by a position or an allocation: apply resolves it against the locations that
+ * exist (whose ids were checked when they were created) and refuses the record when none
+ * matches, so only the length is checked here (checkpoint loads decode ~10M of these). */
+static bool location_ref_ok(allot_str_t id)
+{
+    return id.len >= 1 && id.len <= ALLOT_ID_BYTES_MAX;
+}
+
 static bool quantity_ok(int64_t v)
 {
     return v >= 0 && v <= ALLOT_QUANTITY_MAX;
@@ -395,7 +403,7 @@ static int decode_line(allot_reader_t *r, allot_event_scratch_t *s, allot_event_
         allot_event_allocation_t *a = &s->allocations[e->allocation_count++];
         a->location = allot_reader_str(r);
         a->qty = allot_reader_i64(r);
-        if (r->failed || !allot_id_valid(a->location) || !amount_ok(a->qty))
+        if (r->failed || !location_ref_ok(a->location) || !amount_ok(a->qty))
             return ALLOT_ECORRUPT;
         held += a->qty;
         if (held > line->qty_requested)
@@ -451,7 +459,7 @@ static int decode_sku_snapshot(allot_reader_t *r, allot_event_scratch_t *s,
         p->allocated = allot_reader_i64(r);
         p->safety_stock = allot_reader_i64(r);
         p->as_of_ms = allot_reader_i64(r);
-        if (r->failed || !allot_id_valid(p->location) || !quantity_ok(p->on_hand) ||
+        if (r->failed || !location_ref_ok(p->location) || !quantity_ok(p->on_hand) ||
             !quantity_ok(p->reserved) || !quantity_ok(p->allocated) ||
             !quantity_ok(p->safety_stock))
             return ALLOT_ECORRUPT;

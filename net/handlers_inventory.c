@@ -308,6 +308,24 @@ static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t
     return allot_avail_prepare(call->state, &req, query, e);
 }
 
+/* One item of a listing reply without locations, {"sku": id, "available": n}, handed to the
+ * buffer in one piece (the hot path of product and listing pages). */
+static void pack_avail_item(msgpack_packer *pk, allot_str_t sku, int64_t available)
+{
+    static const char sku_key[] = "\x82\xa3sku";           /* map of 2, "sku" */
+    static const char available_key[] = "\xa9" "available"; /* "available" */
+    char item[sizeof(sku_key) - 1 + 3 + ALLOT_ID_BYTES_MAX + sizeof(available_key) - 1 + 9];
+    size_t n = sizeof(sku_key) - 1;
+    memcpy(item, sku_key, n);
+    n += pack_put_str_header(item + n, sku.len);
+    memcpy(item + n, sku.ptr, sku.len);
+    n += sku.len;
+    memcpy(item + n, available_key, sizeof(available_key) - 1);
+    n += sizeof(available_key) - 1;
+    n += pack_put_uint(item + n, available > 0 ? (uint64_t)available : 0);
+    pk->callback(pk->data, item, n);
+}
+
 /* SKUs whose positions are being loaded while one is answered. */
 #define AVAIL_PREFETCH_AHEAD 4
 
@@ -336,11 +354,13 @@ int handle_avail_get(command_call_t *call)
         int64_t available =
             allot_avail_sku_at(call->state, &query, &memo, avail_sku_indices[i],
                                list ? avail_locations : NULL, ALLOT_LOCATIONS_MAX, &n);
-        msgpack_pack_map(pk, list ? 3 : 2);
+        if (!list) {
+            pack_avail_item(pk, avail_skus[i], available);
+            continue;
+        }
+        msgpack_pack_map(pk, 3);
         pack_key_str(pk, "sku", avail_skus[i]);
         pack_key_int(pk, "available", available);
-        if (!list)
-            continue;
         pack_cstr(pk, "locations");
         msgpack_pack_array(pk, n);
         for (uint32_t k = 0; k < n; k++) {

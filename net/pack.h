@@ -21,7 +21,9 @@
 static inline int pack_sbuffer_write(void *data, const char *buf, size_t len)
 {
     msgpack_sbuffer *sbuf = data;
-    if (len == 0 || len > 16 || sbuf->alloc - sbuf->size < len)
+    if (len == 0)
+        return 0; /* msgpack_sbuffer_write would memcpy into a NULL buffer */
+    if (len > 16 || sbuf->alloc - sbuf->size < len)
         return msgpack_sbuffer_write(data, buf, len);
     char *dst = sbuf->data + sbuf->size;
     if (len >= 8) {
@@ -52,6 +54,40 @@ static inline void pack_str_bytes(msgpack_packer *pk, const char *s, size_t n)
     }
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
+}
+
+/* ---- writing MessagePack bytes directly, for replies built in one piece -------------------- */
+
+/* Header of a string of len bytes (len < 65536) at out; returns the bytes written (1-3). */
+static inline size_t pack_put_str_header(char *out, size_t len)
+{
+    if (len < 32) {
+        out[0] = (char)(0xa0u | len);
+        return 1;
+    }
+    if (len < 256) {
+        out[0] = (char)0xd9;
+        out[1] = (char)len;
+        return 2;
+    }
+    out[0] = (char)0xda;
+    out[1] = (char)(len >> 8);
+    out[2] = (char)len;
+    return 3;
+}
+
+/* A non-negative integer in its shortest form, as msgpack_pack_int64 writes it (1-9 bytes). */
+static inline size_t pack_put_uint(char *out, uint64_t v)
+{
+    if (v < 128) {
+        out[0] = (char)v;
+        return 1;
+    }
+    int bytes = v <= 0xffu ? 1 : v <= 0xffffu ? 2 : v <= 0xffffffffu ? 4 : 8;
+    out[0] = (char)(bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf);
+    for (int i = 0; i < bytes; i++)
+        out[1 + i] = (char)(v >> (8 * (bytes - 1 - i))); /* big-endian */
+    return 1 + (size_t)bytes;
 }
 
 static inline void pack_cstr(msgpack_packer *pk, const char *s)

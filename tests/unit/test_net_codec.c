@@ -6,6 +6,7 @@
 #include "core/errors.h"
 #include "net/dispatch.h"
 #include "net/frame.h"
+#include "net/pack.h"
 #include "net/rpc.h"
 
 static frame_status_t scan_all(const void *bytes, size_t len, size_t bytes_max, size_t *frame)
@@ -250,4 +251,58 @@ Test(dispatch, unknown_method_and_unknown_key_are_answered_not_fatal)
     }
     msgpack_sbuffer_destroy(&out);
     msgpack_zone_destroy(&zone);
+}
+
+/* The direct writers (pack.h) produce the bytes msgpack-c would. */
+Test(pack, direct_writers_match_msgpack_c)
+{
+    static const uint64_t ints[] = {0,     1,          127,        128,         255,
+                                    256,   65535,      65536,      4294967295u, 4294967296u,
+                                    12345, 1000000007, INT64_MAX};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, pack_sbuffer_write);
+        msgpack_pack_int64(&pk, (int64_t)ints[i]);
+        char out[9];
+        size_t n = pack_put_uint(out, ints[i]);
+        cr_assert_eq(n, sb.size, "length of %llu", (unsigned long long)ints[i]);
+        cr_assert_eq(memcmp(out, sb.data, n), 0, "bytes of %llu", (unsigned long long)ints[i]);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 1000, 65535};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, pack_sbuffer_write);
+        msgpack_pack_str(&pk, lens[i]);
+        char out[3];
+        size_t n = pack_put_str_header(out, lens[i]);
+        cr_assert_eq(n, sb.size, "header length for %zu", lens[i]);
+        cr_assert_eq(memcmp(out, sb.data, n), 0, "header bytes for %zu", lens[i]);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
+/* Small pieces copied inline and large ones through msgpack_sbuffer_write give the same buffer. */
+Test(pack, sbuffer_write_handles_every_piece_size)
+{
+    char data[300];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 7 + 1);
+    msgpack_sbuffer a, b;
+    msgpack_sbuffer_init(&a);
+    msgpack_sbuffer_init(&b);
+    cr_assert_eq(pack_sbuffer_write(&a, data, 0), 0); /* nothing, and no NULL memcpy */
+    cr_assert_eq(a.size, 0);
+    for (size_t len = 1; len <= 40; len++) {
+        cr_assert_eq(pack_sbuffer_write(&a, data, len), 0);
+        cr_assert_eq(msgpack_sbuffer_write(&b, data, len), 0);
+    }
+    cr_assert_eq(a.size, b.size);
+    cr_assert_eq(memcmp(a.data, b.data, a.size), 0);
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
 }
