@@ -187,6 +187,33 @@ static size_t record_offsets(const uint8_t *data, size_t bytes, uint64_t *offset
     return n;
 }
 
+/* The newest segment file in memory with its record offsets, for tests that damage it. */
+typedef struct newest_segment {
+    char path[160];
+    uint8_t *data;
+    size_t bytes;
+    uint64_t offsets[64];
+    size_t n; /* records found */
+} newest_segment_t;
+
+static void newest_segment_load(newest_segment_t *seg)
+{
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    cr_assert_gt(segments, 0);
+    snprintf(seg->path, sizeof seg->path, "%s", paths[segments - 1]);
+    seg->data = file_load(seg->path, &seg->bytes);
+    seg->n = record_offsets(seg->data, seg->bytes, seg->offsets, 64);
+}
+
+/* Write the (damaged) bytes back and free them. */
+static void newest_segment_store(newest_segment_t *seg)
+{
+    file_store(seg->path, seg->data, seg->bytes);
+    free(seg->data);
+    seg->data = NULL;
+}
+
 /* ---- checksums and record format ------------------------------------------------------- */
 
 Test(crc32c, matches_the_standard_check_value_in_hardware_and_software)
@@ -573,22 +600,18 @@ Test(wal_replay, zeroed_hole_in_the_newest_segment_is_an_unsynced_tail_and_is_cu
 {
     make_records(records, 70, 1);
     write_records(4096, 1, records, 70);
-    char paths[64][160];
-    size_t segments = list_segments(paths, 64);
-    size_t bytes;
-    uint8_t *data = file_load(paths[segments - 1], &bytes);
-    uint64_t offsets[64];
-    size_t n = record_offsets(data, bytes, offsets, 64);
-    cr_assert_gt(n, 2);
-    memset(data + offsets[n - 2], 0, 12); /* pages of an unsynced write reached disk out of order */
-    file_store(paths[segments - 1], data, bytes);
-    free(data);
+    newest_segment_t seg;
+    newest_segment_load(&seg);
+    cr_assert_gt(seg.n, 2);
+    memset(seg.data + seg.offsets[seg.n - 2], 0,
+           12); /* pages of an unsynced write reached disk out of order */
+    newest_segment_store(&seg);
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
     cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message), 0,
                  "%s", message);
     cr_assert(result.tail_truncated);
-    cr_assert_eq(result.tail_offset, offsets[n - 2]);
+    cr_assert_eq(result.tail_offset, seg.offsets[seg.n - 2]);
     assert_replayed(&replayed, records, 68);
     write_records(4096, 69, records + 68, 2); /* zeroes the rest, appends 69 and 70 again */
     memset(&replayed, 0, sizeof replayed);
@@ -721,16 +744,11 @@ Test(wal_preload, torn_tail_is_reported_like_wal_replay, .init = tmp_setup, .fin
 {
     make_records(records, 200, 1);
     write_records(4096, 1, records, 200);
-    char paths[64][160];
-    size_t segments = list_segments(paths, 64);
-    size_t bytes;
-    uint8_t *data = file_load(paths[segments - 1], &bytes);
-    uint64_t offsets[64];
-    size_t n = record_offsets(data, bytes, offsets, 64);
-    cr_assert_gt(n, 1);
-    data[offsets[n - 1] + WAL_RECORD_HEADER_BYTES] ^= 0x40;
-    file_store(paths[segments - 1], data, bytes);
-    free(data);
+    newest_segment_t seg;
+    newest_segment_load(&seg);
+    cr_assert_gt(seg.n, 1);
+    seg.data[seg.offsets[seg.n - 1] + WAL_RECORD_HEADER_BYTES] ^= 0x40;
+    newest_segment_store(&seg);
     assert_replay_ahead_matches(0, 0);
     cr_assert_eq(replayed_ahead.count, 199);
 }
@@ -943,23 +961,18 @@ Test(wal_open, takes_the_end_of_the_log_and_its_torn_tail_from_the_replay_result
 {
     make_records(records, 70, 1);
     write_records(4096, 1, records, 70);
-    char paths[64][160];
-    size_t segments = list_segments(paths, 64);
-    size_t bytes;
-    uint8_t *data = file_load(paths[segments - 1], &bytes);
-    uint64_t offsets[64];
-    size_t n = record_offsets(data, bytes, offsets, 64);
-    data[offsets[n - 1] + 3] = 0x77; /* the last record's length: torn */
-    file_store(paths[segments - 1], data, bytes);
-    free(data);
+    newest_segment_t seg;
+    newest_segment_load(&seg);
+    seg.data[seg.offsets[seg.n - 1] + 3] = 0x77; /* the last record's length: torn */
+    newest_segment_store(&seg);
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
     cr_assert_eq(replay_ahead(2, 0, 0, NULL, NULL, &result, message, sizeof message), 0);
     cr_assert(result.tail_truncated);
     cr_assert_eq(result.last_lsn, 69);
-    cr_assert_eq(result.end.offset, offsets[n - 1]);
+    cr_assert_eq(result.end.offset, seg.offsets[seg.n - 1]);
     cr_assert_eq(result.end.torn_bytes, result.tail_bytes);
-    cr_assert_eq(result.end.segment_bytes, bytes);
+    cr_assert_eq(result.end.segment_bytes, seg.bytes);
     uv_loop_t loop;
     cr_assert_eq(uv_loop_init(&loop), 0);
     cr_assert_null(open_with_log_end(&loop, &result.end, 71, ALLOT_EINVALID_ARGUMENT));
@@ -995,17 +1008,13 @@ Test(wal_open, trusts_a_matching_log_end_without_reading_the_segment_and_checks_
     cr_assert_null(open_with_log_end(&loop, &stale, 13, ALLOT_EINVALID_ARGUMENT));
     /* A matching one is taken as is: here it claims record 70 is a torn tail, which a
      * reading wal_open would refuse (the log ends at 70); wal_open zeroes it instead. */
-    char paths[64][160];
-    size_t segments = list_segments(paths, 64);
-    size_t bytes;
-    uint8_t *data = file_load(paths[segments - 1], &bytes);
-    uint64_t offsets[64];
-    size_t n = record_offsets(data, bytes, offsets, 64);
-    free(data);
+    newest_segment_t seg;
+    newest_segment_load(&seg);
+    free(seg.data);
     wal_log_end_t claimed = result.end;
     claimed.last_lsn = 69;
-    claimed.offset = offsets[n - 1];
-    claimed.torn_bytes = result.end.offset - offsets[n - 1];
+    claimed.offset = seg.offsets[seg.n - 1];
+    claimed.torn_bytes = result.end.offset - seg.offsets[seg.n - 1];
     wal_t *wal = open_with_log_end(&loop, &claimed, 70, 0);
     make_record(&records[69], 70, 5);
     append_close(&loop, wal, &records[69]);
