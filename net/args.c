@@ -257,3 +257,17 @@ int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *c
     *count = array->size;
     return 0;
 }
+
+int args_ship_to(const msgpack_object *map, bool *present, double *lat, double *lon,
+                 allot_error_detail_t *error)
+{
+    static const char *const keys[] = {"lat", "lon", NULL};
+    const msgpack_object *ship_to = NULL;
+    int rc = args_map(map, "ship_to", keys, &ship_to, present, error);
+    if (rc != 0 || !*present)
+        return rc;
+    rc = args_double(ship_to, "lat", -90.0, 90.0, lat, NULL, error);
+    if (rc == 0)
+        rc = args_double(ship_to, "lon", -180.0, 180.0, lon, NULL, error);
+    return rc;
+}

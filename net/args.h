@@ -57,6 +57,10 @@ int args_enum(const msgpack_object *map, const char *key, const char *const *nam
 int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count,
                bool *present, allot_error_detail_t *error);
 
+/* `ship_to`: an optional map {lat: -90..90, lon: -180..180} (no other keys). */
+int args_ship_to(const msgpack_object *map, bool *present, double *lat, double *lon,
+                 allot_error_detail_t *error);
+
 /* Check that every key of `map` (a map, or not -> INVALID_ARGUMENT) is in allowed; `field` names
  * the map in the error (e.g. "lines"). */
 int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,

@@ -13,7 +13,6 @@ static allot_avail_location_t avail_locations[ALLOT_LOCATIONS_MAX];
 static allot_str_t avail_skus[ALLOT_AVAIL_SKUS_MAX];
 static uint32_t avail_sku_indices[ALLOT_AVAIL_SKUS_MAX];
 
-static const char *const ship_to_keys[] = {"lat", "lon", NULL};
 
 /* ---- shared packers -------------------------------------------------------------------------- */
 
@@ -96,20 +95,6 @@ static void pack_reservation(msgpack_packer *pk, const allot_state_t *state,
         pack_key_int(pk, "requested", shortfalls[i].requested);
         pack_key_int(pk, "available", shortfalls[i].available);
     }
-}
-
-/* ship_to?: {lat, lon} */
-static int args_ship_to(const msgpack_object *params, bool *present, double *lat, double *lon,
-                        allot_error_detail_t *error)
-{
-    const msgpack_object *ship_to;
-    int rc = args_map(params, "ship_to", ship_to_keys, &ship_to, present, error);
-    if (rc != 0 || !*present)
-        return rc;
-    rc = args_double(ship_to, "lat", -90.0, 90.0, lat, NULL, error);
-    if (rc == 0)
-        rc = args_double(ship_to, "lon", -180.0, 180.0, lon, NULL, error);
-    return rc;
 }
 
 /* ---- locations ------------------------------------------------------------------------------- */

@@ -5,8 +5,6 @@
 #include "core/state.h"
 #include "pack.h"
 
-static const char *const ship_to_keys[] = {"lat", "lon", NULL};
-
 /* ---- packers ----------------------------------------------------------------------------------
  */
 
@@ -190,19 +188,6 @@ static int args_address(const msgpack_object *params, allot_str_t *out, bool *pr
                                (unsigned)ALLOT_ORDER_ADDRESS_BYTES_MAX);
     *out = (allot_str_t){buffer.data, (uint32_t)buffer.size};
     return 0;
-}
-
-static int args_ship_to(const msgpack_object *params, bool *present, double *lat, double *lon,
-                        allot_error_detail_t *error)
-{
-    const msgpack_object *ship_to;
-    int rc = args_map(params, "ship_to", ship_to_keys, &ship_to, present, error);
-    if (rc != 0 || !*present)
-        return rc;
-    rc = args_double(ship_to, "lat", -90.0, 90.0, lat, NULL, error);
-    if (rc == 0)
-        rc = args_double(ship_to, "lon", -180.0, 180.0, lon, NULL, error);
-    return rc;
 }
 
 /* An optional string argument (absent = empty). */
