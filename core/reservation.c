@@ -299,38 +299,3 @@ int reservation_consume_prepare(allot_state_t *state, allot_str_t id)
     release.u.release = (allot_event_release_t){id, ALLOT_RELEASE_RELEASED, 0};
     return reservation_apply_prepare(state, &release);
 }
-
-void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms)
-{
-    uint32_t slot = reservation_slot_find(state, id);
-    assert(slot != ALLOT_SLOT_NONE);
-    state_dirty_reservation(state, slot); /* marks before changes (checkpoint pre-images) */
-    allot_reservation_t *r = &state->reservations[slot];
-    assert(r->status == ALLOT_RESERVATION_ACTIVE);
-    for (uint32_t i = 0; i < r->line_count; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
-        state_dirty_sku(state, line->sku);
-        for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
-            allot_position_t *p = inventory_position_mut(state, line->sku, a->location);
-            if (p != NULL)
-                p->reserved = p->reserved > a->qty ? p->reserved - a->qty : 0;
-        }
-    }
-    /* the daily-capacity count stays: the shipments are real now. No tombstone eviction here:
-     * the count bound is restored by the next release or expiry. */
-    allot_heap_remove_at(&state->expiry_heap, r->heap_position);
-    state->reservation_live--;
-    free(r->lines);
-    r->lines = NULL;
-    r->allocations = NULL;
-    r->line_count = 0;
-    r->allocation_count = 0;
-    r->status = ALLOT_RESERVATION_RELEASED;
-    r->ended_ms = at_ms;
-    int rc = allot_heap_push(&state->tombstone_heap, slot);
-    assert(rc == 0);
-    (void)rc;
-    state->reservation_tombstones++;
-    state_dirty_reservation(state, slot);
-}

@@ -309,12 +309,15 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
     }
 }
 
-static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms)
+/* The hold's units go back to its positions and it leaves the expiry heap; its daily-capacity
+ * counts go back too unless an order keeps them (the shipments are real then). */
+static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms, bool keep_capacity)
 {
     state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
     allot_reservation_t *r = &state->reservations[slot];
     hold_positions(state, r, -1);
-    hold_capacity(state, r, -1, at_ms);
+    if (!keep_capacity)
+        hold_capacity(state, r, -1, at_ms);
     allot_heap_remove_at(&state->expiry_heap, r->heap_position);
     state->reservation_live--;
     free(r->lines);
@@ -324,20 +327,38 @@ static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms)
     r->allocation_count = 0;
 }
 
-static void commit_release(allot_state_t *state, const allot_event_release_t *e)
+/* A released hold stays as a tombstone (idempotent repeats) until age or count evicts it. */
+static void hold_entomb(allot_state_t *state, uint32_t slot, uint8_t status, int64_t at_ms)
 {
-    uint32_t slot = reservation_slot_find(state, e->id);
-    hold_release(state, slot, e->at_ms);
-    tombstone_evict(state, e->at_ms);
     allot_reservation_t *r = &state->reservations[slot];
-    r->status =
-        e->reason == ALLOT_RELEASE_EXPIRED ? ALLOT_RESERVATION_EXPIRED : ALLOT_RESERVATION_RELEASED;
-    r->ended_ms = e->at_ms;
+    r->status = status;
+    r->ended_ms = at_ms;
     int rc = allot_heap_push(&state->tombstone_heap, slot);
     assert(rc == 0);
     (void)rc;
     state->reservation_tombstones++;
     state_dirty_reservation(state, slot);
+}
+
+static void commit_release(allot_state_t *state, const allot_event_release_t *e)
+{
+    uint32_t slot = reservation_slot_find(state, e->id);
+    hold_release(state, slot, e->at_ms, false);
+    tombstone_evict(state, e->at_ms);
+    hold_entomb(state, slot,
+                e->reason == ALLOT_RELEASE_EXPIRED ? ALLOT_RESERVATION_EXPIRED
+                                                   : ALLOT_RESERVATION_RELEASED,
+                e->at_ms);
+}
+
+void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms)
+{
+    uint32_t slot = reservation_slot_find(state, id);
+    assert(slot != ALLOT_SLOT_NONE);
+    assert(state->reservations[slot].status == ALLOT_RESERVATION_ACTIVE);
+    /* No tombstone eviction here: the count bound is restored by the next release or expiry. */
+    hold_release(state, slot, at_ms, true);
+    hold_entomb(state, slot, ALLOT_RESERVATION_RELEASED, at_ms);
 }
 
 static void commit_hold(allot_state_t *state, uint32_t slot, const allot_event_reservation_t *e)
@@ -400,7 +421,7 @@ void reservation_apply_commit(allot_state_t *state, const allot_event_t *event)
         break;
     case ALLOT_EVENT_RESERVATION_REPLACE:
         slot = reservation_slot_find(state, event->u.reservation.id);
-        hold_release(state, slot, event->u.reservation.at_ms);
+        hold_release(state, slot, event->u.reservation.at_ms, false);
         commit_hold(state, slot, &event->u.reservation);
         break;
     case ALLOT_EVENT_RESERVATION_SNAPSHOT:
