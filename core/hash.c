@@ -139,6 +139,19 @@ uint32_t allot_hash_probe_next(const allot_hash_t *table, allot_hash_probe_t *pr
     return ALLOT_HASH_NONE;
 }
 
+void allot_hash_prefetch(const allot_hash_t *table, uint32_t hash)
+{
+    if (table->capacity != 0)
+        __builtin_prefetch(&table->slots[hash & (table->capacity - 1)]);
+}
+
+uint32_t allot_hash_first(const allot_hash_t *table, uint32_t hash)
+{
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(table, hash, &probe);
+    return allot_hash_probe_next(table, &probe);
+}
+
 void allot_arena_init(allot_arena_t *arena)
 {
     arena->head = NULL;

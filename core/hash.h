@@ -52,6 +52,12 @@ void allot_hash_probe_start(const allot_hash_t *table, uint32_t hash, allot_hash
 /* Next candidate index whose stored hash equals the probe's, or ALLOT_HASH_NONE. */
 uint32_t allot_hash_probe_next(const allot_hash_t *table, allot_hash_probe_t *probe);
 
+/* For lookups that load ahead of use (batches, replay): start loading the slot where a probe
+ * for `hash` begins, and later take its first candidate (the likely hit; the caller still
+ * compares keys, and a hash collision takes the full probe). */
+void allot_hash_prefetch(const allot_hash_t *table, uint32_t hash);
+uint32_t allot_hash_first(const allot_hash_t *table, uint32_t hash);
+
 /* ---- string arena ---------------------------------------------------------------------------- */
 
 typedef struct allot_arena_chunk allot_arena_chunk_t;

@@ -257,27 +257,17 @@ uint32_t allot_sku_index_find(const allot_state_t *state, allot_str_t sku)
  * latency, few enough that the group's lines stay in L1. */
 #define SKU_FIND_GROUP 16
 
-/* First slot whose stored hash matches (the likely hit), or ALLOT_SKU_NONE. */
-static uint32_t sku_candidate(const allot_state_t *state, uint32_t hash)
-{
-    allot_hash_probe_t probe;
-    allot_hash_probe_start(&state->sku_index, hash, &probe);
-    uint32_t i = allot_hash_probe_next(&state->sku_index, &probe);
-    return i == ALLOT_HASH_NONE ? ALLOT_SKU_NONE : i;
-}
-
 static void sku_find_group(const allot_state_t *state, const allot_str_t *ids, uint32_t count,
                            uint32_t *out)
 {
     uint32_t hashes[SKU_FIND_GROUP];
-    uint32_t mask = state->sku_index.capacity ? state->sku_index.capacity - 1 : 0;
     for (uint32_t i = 0; i < count; i++) { /* 1: the hash slots */
         hashes[i] = allot_hash_bytes(ids[i].ptr, ids[i].len);
-        if (state->sku_index.capacity)
-            __builtin_prefetch(&state->sku_index.slots[hashes[i] & mask]);
+        allot_hash_prefetch(&state->sku_index, hashes[i]);
     }
     for (uint32_t i = 0; i < count; i++) { /* 2: the SKU records */
-        out[i] = sku_candidate(state, hashes[i]);
+        uint32_t candidate = allot_hash_first(&state->sku_index, hashes[i]);
+        out[i] = candidate == ALLOT_HASH_NONE ? ALLOT_SKU_NONE : candidate;
         if (out[i] != ALLOT_SKU_NONE)
             __builtin_prefetch(&state->skus[out[i]]);
     }

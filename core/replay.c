@@ -92,19 +92,6 @@ uint64_t allot_replay_applied(const allot_replay_t *replay)
 
 /* ---- stages ------------------------------------------------------------------------------ */
 
-static uint32_t hash_first_candidate(const allot_hash_t *table, uint32_t hash)
-{
-    allot_hash_probe_t probe;
-    allot_hash_probe_start(table, hash, &probe);
-    return allot_hash_probe_next(table, &probe);
-}
-
-static void prefetch_slot(const allot_hash_t *table, uint32_t hash)
-{
-    if (table->capacity != 0)
-        __builtin_prefetch(&table->slots[hash & (table->capacity - 1)]);
-}
-
 static void entry_add_sku(replay_entry_t *entry, allot_str_t id, uint32_t location)
 {
     if (entry->sku_count == REPLAY_SKUS_MAX || id.len == 0)
@@ -181,21 +168,21 @@ static void stage_push(const allot_state_t *state, replay_entry_t *entry)
         return;
     entry_keys(state, entry);
     for (uint32_t i = 0; i < entry->sku_count; i++)
-        prefetch_slot(&state->sku_index, entry->sku_hash[i]);
+        allot_hash_prefetch(&state->sku_index, entry->sku_hash[i]);
     if (entry->has_reservation)
-        prefetch_slot(&state->reservation_index, entry->reservation_hash);
+        allot_hash_prefetch(&state->reservation_index, entry->reservation_hash);
 }
 
 static void stage_records(const allot_state_t *state, replay_entry_t *entry)
 {
     for (uint32_t i = 0; i < entry->sku_count; i++) {
-        uint32_t index = hash_first_candidate(&state->sku_index, entry->sku_hash[i]);
+        uint32_t index = allot_hash_first(&state->sku_index, entry->sku_hash[i]);
         entry->sku[i] = index < state->sku_count ? index : ALLOT_SKU_NONE;
         if (entry->sku[i] != ALLOT_SKU_NONE)
             __builtin_prefetch(&state->skus[entry->sku[i]]);
     }
     if (entry->has_reservation) {
-        uint32_t slot = hash_first_candidate(&state->reservation_index, entry->reservation_hash);
+        uint32_t slot = allot_hash_first(&state->reservation_index, entry->reservation_hash);
         entry->reservation_slot = slot < state->reservation_slots ? slot : ALLOT_SLOT_NONE;
         if (entry->reservation_slot != ALLOT_SLOT_NONE)
             __builtin_prefetch(&state->reservations[slot]);

@@ -41,21 +41,6 @@ static inline int pack_sbuffer_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-/* A string; a short one (MessagePack fixstr, under 32 bytes: every key, most ids) goes to the
- * buffer in one piece, header and body together. */
-static inline void pack_str_bytes(msgpack_packer *pk, const char *s, size_t n)
-{
-    if (n < 32) {
-        char piece[32];
-        piece[0] = (char)(0xa0u | n);
-        memcpy(piece + 1, s, n);
-        pk->callback(pk->data, piece, n + 1);
-        return;
-    }
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 /* ---- writing MessagePack bytes directly, for replies built in one piece -------------------- */
 
 /* Header of a string of len bytes (len < 65536) at out; returns the bytes written (1-3). */
@@ -88,6 +73,21 @@ static inline size_t pack_put_uint(char *out, uint64_t v)
     for (int i = 0; i < bytes; i++)
         out[1 + i] = (char)(v >> (8 * (bytes - 1 - i))); /* big-endian */
     return 1 + (size_t)bytes;
+}
+
+/* A string; a short one (MessagePack fixstr, under 32 bytes: every key, most ids) goes to the
+ * buffer in one piece, header and body together. */
+static inline void pack_str_bytes(msgpack_packer *pk, const char *s, size_t n)
+{
+    if (n < 32) {
+        char piece[32];
+        pack_put_str_header(piece, n); /* one byte for n < 32 */
+        memcpy(piece + 1, s, n);
+        pk->callback(pk->data, piece, n + 1);
+        return;
+    }
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
 }
 
 static inline void pack_cstr(msgpack_packer *pk, const char *s)
