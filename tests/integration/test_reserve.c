@@ -531,14 +531,20 @@ Test(reserve, replace_swaps_the_old_hold_for_the_new_one_atomically)
 
 /* ---- daily capacity -------------------------------------------------------------------------- */
 
-/* Counts are per UTC day; a run across UTC midnight could see a reset between two reserves. */
-Test(reserve, a_location_at_its_daily_capacity_is_skipped_until_a_hold_is_given_back)
+/* W2 (first by priority, one shipment a day) and W1, each with 10 of A. */
+static void two_warehouses_first_with_capacity_one(void)
 {
     harness_put_location(cli, "W2",
                          "'type':'warehouse','lat':0,'lon':0,'priority':0,'daily_capacity':1");
     harness_put_location(cli, "W1", "'type':'warehouse','lat':0,'lon':0,'priority':1");
     harness_set_stock(cli, "A", "W2", 10);
     harness_set_stock(cli, "A", "W1", 10);
+}
+
+/* Counts are per UTC day; a run across UTC midnight could see a reset between two reserves. */
+Test(reserve, a_location_at_its_daily_capacity_is_skipped_until_a_hold_is_given_back)
+{
+    two_warehouses_first_with_capacity_one();
     allot_reply_t r = {0};
     harness_call_ok(cli, "reserve", harness_json("{'id':'c1','lines':[{'sku':'A','qty':1}]}"), &r);
     harness_expect_json_at(&r, "lines.0.allocations", "[{'location':'W2','qty':1}]");
@@ -556,11 +562,7 @@ Test(reserve, a_location_at_its_daily_capacity_is_skipped_until_a_hold_is_given_
 
 Test(reserve, replace_gives_back_daily_capacity_and_counts_survive_a_restart)
 {
-    harness_put_location(cli, "W2",
-                         "'type':'warehouse','lat':0,'lon':0,'priority':0,'daily_capacity':1");
-    harness_put_location(cli, "W1", "'type':'warehouse','lat':0,'lon':0,'priority':1");
-    harness_set_stock(cli, "A", "W2", 10);
-    harness_set_stock(cli, "A", "W1", 10);
+    two_warehouses_first_with_capacity_one();
     allot_reply_t r = {0};
     harness_call_ok(cli, "reserve", harness_json("{'id':'c1','lines':[{'sku':'A','qty':1}]}"), &r);
     harness_expect_json_at(&r, "lines.0.allocations", "[{'location':'W2','qty':1}]");

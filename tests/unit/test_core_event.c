@@ -280,6 +280,14 @@ Test(event, replaying_the_recorded_events_rebuilds_the_same_state)
     fx_log_reset();
 }
 
+static void assert_same_dump(const allot_state_t *a, const allot_state_t *b)
+{
+    char *x = fx_dump(a), *y = fx_dump(b);
+    cr_assert_str_eq(x, y);
+    free(x);
+    free(y);
+}
+
 /* The whole log through the prefetching replayer (core/replay.h), as recovery does it. */
 static allot_state_t *replay_log_windowed(size_t count, uint64_t *failed_lsn, int *rc_out)
 {
@@ -309,10 +317,7 @@ Test(event, the_prefetching_replayer_rebuilds_the_same_state)
     allot_state_t *replica = replay_log_windowed(fx_log.count, &failed_lsn, &rc);
     cr_assert_eq(rc, 0);
     cr_assert_eq(failed_lsn, 0);
-    char *a = fx_dump(state), *b = fx_dump(replica);
-    cr_assert_str_eq(a, b, "live and replayed states differ");
-    free(a);
-    free(b);
+    assert_same_dump(state, replica);
     allot_state_destroy(replica);
     allot_state_destroy(state);
     fx_log_reset();
@@ -334,10 +339,7 @@ Test(event, the_replayer_stops_at_a_bad_record_with_everything_before_it_applied
         cr_assert_eq(allot_event_apply_encoded(prefix, fx_log.events[i].type,
                                                fx_log.events[i].payload, fx_log.events[i].len),
                      0);
-    char *a = fx_dump(prefix), *b = fx_dump(replica);
-    cr_assert_str_eq(a, b, "the replica is not the state before the bad record");
-    free(a);
-    free(b);
+    assert_same_dump(prefix, replica); /* the state before the bad record */
     allot_state_destroy(prefix);
     allot_state_destroy(replica);
     allot_state_destroy(state);
@@ -415,14 +417,6 @@ static void kv_free(kv_store_t *kv)
     for (size_t i = 0; i < kv->count; i++)
         free(kv->entries[i].value);
     kv->count = 0;
-}
-
-static void assert_same_dump(const allot_state_t *a, const allot_state_t *b)
-{
-    char *x = fx_dump(a), *y = fx_dump(b);
-    cr_assert_str_eq(x, y);
-    free(x);
-    free(y);
 }
 
 Test(event, dirty_checkpoints_plus_wal_tail_rebuild_the_same_state)
