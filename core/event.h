@@ -304,4 +304,42 @@ int allot_event_apply(struct allot_state *state, const allot_event_t *event);
 /* Live path: encode, prepare, hand the bytes to the sink, commit. */
 int allot_event_emit(struct allot_state *state, const allot_event_t *event);
 
+/* ---- SKU snapshots applied in two halves (a checkpoint load on two threads) ----------------
+ * allot_sku_snapshot_build and allot_sku_snapshot_install split the apply of one SKU_SNAPSHOT
+ * record so that another thread can decode records and build their positions (the bulk of a
+ * checkpoint load) while the state's thread applies others:
+ *  - build decodes the record and allocates its positions; of the state it reads only the
+ *    locations, which must not change until the build returns (a checkpoint holds its location
+ *    snapshots before its SKU snapshots), and it writes only *builder and *out. One builder per
+ *    thread.
+ *  - install, on the state's thread, makes the built positions the SKU's (creating the SKU).
+ * Building then installing a record changes the state exactly as allot_event_apply_encoded of
+ * it would. Errors: build -> ALLOT_ECORRUPT (a record that is not a valid SKU snapshot of known
+ * locations) or ALLOT_ENOMEM, nothing built; install -> ALLOT_ENOMEM, nothing changed. Either
+ * way (and for a build that will not be installed: allot_sku_snapshot_discard) the build's
+ * memory is released. out->sku points into the payload. */
+#define ALLOT_SKU_BUILDER_MEMO 64
+
+typedef struct allot_sku_builder {
+    allot_event_scratch_t scratch;
+    uint32_t location_memo[ALLOT_SKU_BUILDER_MEMO]; /* location index last found per ordinal */
+} allot_sku_builder_t;
+
+typedef struct allot_sku_build {
+    allot_str_t sku;
+    uint32_t sku_hash;
+    uint32_t position_count;
+    struct allot_position *positions; /* NULL when none */
+} allot_sku_build_t;
+
+void allot_sku_builder_init(allot_sku_builder_t *builder);
+void allot_sku_builder_free(allot_sku_builder_t *builder);
+int allot_sku_snapshot_build(const struct allot_state *state, allot_sku_builder_t *builder,
+                             uint8_t type, const uint8_t *payload, size_t len,
+                             allot_sku_build_t *out);
+int allot_sku_snapshot_install(struct allot_state *state, allot_sku_build_t *build);
+/* Start loading what installing `build` will touch (call a dozen installs ahead). */
+void allot_sku_snapshot_prefetch(const struct allot_state *state, const allot_sku_build_t *build);
+void allot_sku_snapshot_discard(allot_sku_build_t *build);
+
 #endif

@@ -242,7 +242,11 @@ static bool sku_id_equals(const allot_sku_t *sku, allot_str_t id)
 
 uint32_t allot_sku_index_find(const allot_state_t *state, allot_str_t sku)
 {
-    uint32_t hash = allot_hash_bytes(sku.ptr, sku.len);
+    return inventory_sku_find_hashed(state, sku, allot_hash_bytes(sku.ptr, sku.len));
+}
+
+uint32_t inventory_sku_find_hashed(const allot_state_t *state, allot_str_t sku, uint32_t hash)
+{
     allot_hash_probe_t probe;
     allot_hash_probe_start(&state->sku_index, hash, &probe);
     uint32_t i;
@@ -346,8 +350,14 @@ static int sku_array_grow(allot_state_t *state, uint32_t wanted)
 
 int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index)
 {
+    return inventory_sku_intern_hashed(state, id, allot_hash_bytes(id.ptr, id.len), index);
+}
+
+int inventory_sku_intern_hashed(allot_state_t *state, allot_str_t id, uint32_t hash,
+                                uint32_t *index)
+{
     assert(id.len >= 1 && id.len <= ALLOT_ID_BYTES_MAX);
-    *index = allot_sku_index_find(state, id);
+    *index = inventory_sku_find_hashed(state, id, hash);
     if (*index != ALLOT_SKU_NONE)
         return 0;
     if (state->sku_count >= ALLOT_SKUS_MAX)
@@ -368,7 +378,7 @@ int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index)
         memcpy(s->id_storage, id.ptr, id.len); /* NUL from the memset */
     else
         memcpy(s->id_storage, &copy, sizeof(copy));
-    int rc = allot_hash_insert(&state->sku_index, allot_hash_bytes(id.ptr, id.len), *index);
+    int rc = allot_hash_insert(&state->sku_index, hash, *index);
     assert(rc == 0);
     return rc;
 }

@@ -1,17 +1,19 @@
 /* replay.c - the prefetching record applier (contract in replay.h).
  *
- * A record is applied ALLOT_REPLAY_WINDOW pushes after its own. On the way its apply's
- * dependent loads are prefetched one level per stage, each stage a few pushes after the
- * previous so that the line has arrived when the next stage reads it. Age = pushes since its
- * own:
+ * A record is applied at most ALLOT_REPLAY_WINDOW pushes after its own. On the way its apply's
+ * dependent loads are prefetched one level per stage. Records go through the stages in groups
+ * of REPLAY_GROUP, back to back, so that a group's loads are in flight together (the load of a
+ * position is a real load, and a lone one would hold up everything behind it); each stage runs
+ * a group or two after the previous so that the lines have arrived. Age = groups pushed since
+ * the record's own group:
  *
  *   age  stage           SKU keys                           reservation key
  *    0   push (decode)   hash the id, prefetch slot         hash the id, prefetch slot
- *    3   records         slot -> SKU record                 slot -> reservation record
- *    6   payload         record -> position at location     record -> id, lines, allocations
- *    9   line SKUs       -                                  lines -> their SKU records
- *   12   line positions  -                                  SKU records -> positions
- *   16   apply
+ *    2   records         slot -> SKU record                 slot -> reservation record
+ *    4   payload         record -> position at location     record -> id, lines, allocations
+ *    5   line SKUs       -                                  lines -> their SKU records
+ *    6   line positions  -                                  SKU records -> positions
+ *    7   apply (the oldest group, when the window is full)
  *
  * Stages read the state as it is when they run (earlier records of the window are not applied
  * yet); they keep only indices, which they re-check against the current bounds before using.
@@ -30,27 +32,36 @@ _Static_assert((ALLOT_REPLAY_WINDOW & (ALLOT_REPLAY_WINDOW - 1)) == 0, "power of
 /* Positions per record whose memory is prefetched (more are applied without help). */
 #define REPLAY_SKUS_MAX 4
 
-/* Ages (pushes since the record's own) at which each stage runs. */
-enum {
-    STAGE_RECORDS = 3,
-    STAGE_PAYLOAD = 6,
-    STAGE_LINE_SKUS = 9,
-    STAGE_LINE_POSITIONS = 12,
-};
-_Static_assert(STAGE_LINE_POSITIONS < ALLOT_REPLAY_WINDOW, "every stage runs before the apply");
+/* Records that go through each stage together. */
+#define REPLAY_GROUP 8
+_Static_assert(ALLOT_REPLAY_WINDOW % REPLAY_GROUP == 0, "whole groups");
 
+/* Ages, in groups (REPLAY_GROUP pushes), at which each stage runs. */
+enum {
+    STAGE_RECORDS = 2,
+    STAGE_PAYLOAD = 4,
+    STAGE_LINE_SKUS = 5,
+    STAGE_LINE_POSITIONS = 6,
+};
+_Static_assert((STAGE_LINE_POSITIONS + 1) * REPLAY_GROUP < ALLOT_REPLAY_WINDOW,
+               "every stage runs before the apply");
+
+/* One record on its way to apply. The decode fills the ids' hashes and location ids; stage_push
+ * resolves the location ids against the state. Small fields first: a short record spans few
+ * cache lines. */
 typedef struct replay_entry {
     uint64_t lsn;
     int status; /* of the decode */
-    allot_event_t event;
-    allot_event_scratch_t scratch;
     uint32_t sku_count;
     uint32_t sku_hash[REPLAY_SKUS_MAX];
     uint32_t sku[REPLAY_SKUS_MAX];      /* candidate indices, ALLOT_SKU_NONE = unknown */
     uint32_t location[REPLAY_SKUS_MAX]; /* the position's location, ALLOT_LOCATION_NONE = any */
+    allot_str_t location_id[REPLAY_SKUS_MAX]; /* len 0 = any (resolved into location[]) */
     bool has_reservation;
     uint32_t reservation_hash;
     uint32_t reservation_slot; /* candidate, ALLOT_SLOT_NONE = unknown */
+    allot_event_t event;
+    allot_event_scratch_t scratch;
 } replay_entry_t;
 
 struct allot_replay {
@@ -59,7 +70,7 @@ struct allot_replay {
     uint64_t applied;
     uint64_t failed_lsn;
     int failed;
-    replay_entry_t ring[ALLOT_REPLAY_WINDOW];
+    replay_entry_t ring[ALLOT_REPLAY_WINDOW]; /* the queued records, by push number */
 };
 
 allot_replay_t *allot_replay_create(allot_state_t *state)
@@ -90,33 +101,31 @@ uint64_t allot_replay_applied(const allot_replay_t *replay)
     return replay->applied;
 }
 
-/* ---- stages ------------------------------------------------------------------------------ */
+/* ---- decode --------------------------------------------------------------------------------- */
 
-static void entry_add_sku(replay_entry_t *entry, allot_str_t id, uint32_t location)
+static void entry_add_sku(replay_entry_t *entry, allot_str_t id, allot_str_t location)
 {
     if (entry->sku_count == REPLAY_SKUS_MAX || id.len == 0)
         return;
     entry->sku_hash[entry->sku_count] = allot_hash_bytes(id.ptr, id.len);
     entry->sku[entry->sku_count] = ALLOT_SKU_NONE;
-    entry->location[entry->sku_count] = location;
+    entry->location_id[entry->sku_count] = location;
     entry->sku_count++;
 }
 
 /* A reservation's lines: one key per allocation (the positions its apply changes). */
-static void entry_add_lines(const allot_state_t *state, replay_entry_t *entry,
-                            const allot_event_reservation_t *e)
+static void entry_add_lines(replay_entry_t *entry, const allot_event_reservation_t *e)
 {
+    static const allot_str_t any = {0};
     for (uint32_t i = 0; i < e->line_count && entry->sku_count < REPLAY_SKUS_MAX; i++) {
         const allot_event_line_t *line = &e->lines[i];
         if (line->allocation_count == 0 ||
             (uint64_t)line->allocation_first + line->allocation_count > e->allocation_count) {
-            entry_add_sku(entry, line->sku, ALLOT_LOCATION_NONE);
+            entry_add_sku(entry, line->sku, any);
             continue;
         }
-        for (uint32_t k = 0; k < line->allocation_count; k++) {
-            allot_str_t location = e->allocations[line->allocation_first + k].location;
-            entry_add_sku(entry, line->sku, allot_location_index_find(state, location));
-        }
+        for (uint32_t k = 0; k < line->allocation_count; k++)
+            entry_add_sku(entry, line->sku, e->allocations[line->allocation_first + k].location);
     }
 }
 
@@ -128,28 +137,27 @@ static void entry_set_reservation(replay_entry_t *entry, allot_str_t id)
 }
 
 /* The ids the record's apply looks up. */
-static void entry_keys(const allot_state_t *state, replay_entry_t *entry)
+static void entry_keys(replay_entry_t *entry)
 {
+    static const allot_str_t any = {0};
     const allot_event_t *e = &entry->event;
     entry->sku_count = 0;
     entry->has_reservation = false;
     switch (e->type) {
     case ALLOT_EVENT_STOCK_SET:
-        entry_add_sku(entry, e->u.stock_set.sku,
-                      allot_location_index_find(state, e->u.stock_set.location));
+        entry_add_sku(entry, e->u.stock_set.sku, e->u.stock_set.location);
         break;
     case ALLOT_EVENT_STOCK_ADJUST:
-        entry_add_sku(entry, e->u.stock_adjust.sku,
-                      allot_location_index_find(state, e->u.stock_adjust.location));
+        entry_add_sku(entry, e->u.stock_adjust.sku, e->u.stock_adjust.location);
         break;
     case ALLOT_EVENT_SKU_SNAPSHOT:
-        entry_add_sku(entry, e->u.sku_snapshot.sku, ALLOT_LOCATION_NONE);
+        entry_add_sku(entry, e->u.sku_snapshot.sku, any);
         break;
     case ALLOT_EVENT_RESERVATION_CREATE:
     case ALLOT_EVENT_RESERVATION_REPLACE:
     case ALLOT_EVENT_RESERVATION_SNAPSHOT:
         entry_set_reservation(entry, e->u.reservation.id);
-        entry_add_lines(state, entry, &e->u.reservation);
+        entry_add_lines(entry, &e->u.reservation);
         break;
     case ALLOT_EVENT_RESERVATION_RELEASE:
         entry_set_reservation(entry, e->u.release.id);
@@ -162,13 +170,27 @@ static void entry_keys(const allot_state_t *state, replay_entry_t *entry)
     }
 }
 
+static void entry_decode(replay_entry_t *record, uint64_t lsn, uint8_t type,
+                         const uint8_t *payload, size_t len)
+{
+    record->lsn = lsn;
+    record->status = allot_event_decode(type, payload, len, &record->scratch, &record->event);
+    record->sku_count = 0;
+    record->has_reservation = false;
+    if (record->status == 0)
+        entry_keys(record);
+}
+
+/* ---- stages (read the state, change nothing) ----------------------------------------------- */
+
 static void stage_push(const allot_state_t *state, replay_entry_t *entry)
 {
-    if (entry->status != 0)
-        return;
-    entry_keys(state, entry);
-    for (uint32_t i = 0; i < entry->sku_count; i++)
+    for (uint32_t i = 0; i < entry->sku_count; i++) {
+        entry->location[i] = entry->location_id[i].len == 0
+                                 ? ALLOT_LOCATION_NONE
+                                 : allot_location_index_find(state, entry->location_id[i]);
         allot_hash_prefetch(&state->sku_index, entry->sku_hash[i]);
+    }
     if (entry->has_reservation)
         allot_hash_prefetch(&state->reservation_index, entry->reservation_hash);
 }
@@ -272,18 +294,26 @@ static replay_entry_t *entry_at_age(allot_replay_t *replay, uint64_t age)
     return &replay->ring[(replay->pushed - 1 - age) & (ALLOT_REPLAY_WINDOW - 1)];
 }
 
+typedef void (*replay_stage_fn)(const allot_state_t *state, replay_entry_t *entry);
+
+/* Run one stage for the group of records that has just reached its age. The records of a group
+ * go through a stage back to back so that their loads are in flight together. */
+static void run_stage(allot_replay_t *replay, uint32_t group_age, replay_stage_fn stage)
+{
+    for (uint32_t i = 0; i < REPLAY_GROUP; i++) {
+        replay_entry_t *e = entry_at_age(replay, (uint64_t)group_age * REPLAY_GROUP + i);
+        if (e != NULL && e->status == 0)
+            stage(replay->state, e);
+    }
+}
+
 static void run_stages(allot_replay_t *replay)
 {
-    const allot_state_t *state = replay->state;
-    replay_entry_t *e;
-    if ((e = entry_at_age(replay, STAGE_RECORDS)) != NULL && e->status == 0)
-        stage_records(state, e);
-    if ((e = entry_at_age(replay, STAGE_PAYLOAD)) != NULL && e->status == 0)
-        stage_payload(state, e);
-    if ((e = entry_at_age(replay, STAGE_LINE_SKUS)) != NULL && e->status == 0)
-        stage_line_skus(state, e);
-    if ((e = entry_at_age(replay, STAGE_LINE_POSITIONS)) != NULL && e->status == 0)
-        stage_line_positions(state, e);
+    run_stage(replay, 0, stage_push);
+    run_stage(replay, STAGE_RECORDS, stage_records);
+    run_stage(replay, STAGE_PAYLOAD, stage_payload);
+    run_stage(replay, STAGE_LINE_SKUS, stage_line_skus);
+    run_stage(replay, STAGE_LINE_POSITIONS, stage_line_positions);
 }
 
 static int apply_oldest(allot_replay_t *replay)
@@ -299,23 +329,33 @@ static int apply_oldest(allot_replay_t *replay)
     return 0;
 }
 
-int allot_replay_push(allot_replay_t *replay, uint64_t lsn, uint8_t type, const uint8_t *payload,
-                      size_t len)
+/* A full window applies its oldest group. */
+static int window_make_room(allot_replay_t *replay)
 {
-    assert(replay != NULL);
     if (replay->failed != 0)
         return replay->failed;
-    if (replay->pushed - replay->applied == ALLOT_REPLAY_WINDOW) {
+    if (replay->pushed - replay->applied < ALLOT_REPLAY_WINDOW)
+        return 0;
+    for (uint32_t i = 0; i < REPLAY_GROUP; i++) {
         int rc = apply_oldest(replay);
         if (rc != 0)
             return rc;
     }
-    replay_entry_t *entry = &replay->ring[replay->pushed & (ALLOT_REPLAY_WINDOW - 1)];
-    entry->lsn = lsn;
-    entry->status = allot_event_decode(type, payload, len, &entry->scratch, &entry->event);
+    return 0;
+}
+
+int allot_replay_push(allot_replay_t *replay, uint64_t lsn, uint8_t type, const uint8_t *payload,
+                      size_t len)
+{
+    assert(replay != NULL);
+    int rc = window_make_room(replay); /* frees the slot of the record pushed a window ago */
+    if (rc != 0)
+        return rc;
+    entry_decode(&replay->ring[replay->pushed & (ALLOT_REPLAY_WINDOW - 1)], lsn, type, payload,
+                 len);
     replay->pushed++;
-    stage_push(replay->state, entry);
-    run_stages(replay);
+    if (replay->pushed % REPLAY_GROUP == 0)
+        run_stages(replay);
     return 0;
 }
 

@@ -11,15 +11,15 @@
  * result) and never changes it.
  *
  * Lifetime of payloads: a pushed record is applied later, so its payload must stay valid until
- * it has been applied: until the push that returns ALLOT_REPLAY_WINDOW pushes later, or until
- * allot_replay_finish. The WAL calls its segment_done_cb before freeing a segment and the
+ * it has been applied: until allot_replay_applied() counts it (at most ALLOT_REPLAY_WINDOW
+ * pushes later), or until allot_replay_finish. The WAL calls its segment_done_cb before freeing a segment and the
  * checkpoint load its done callback before closing the read transaction: finish there.
  *
  * Errors: the first record that fails (ALLOT_ECORRUPT for garbage or a record that does not fit
  * the state, ALLOT_ENOMEM) stops the replayer: push and finish return that error from then on,
  * allot_replay_failed_lsn says which record (the lsn given to push), the state holds every record
  * before it and nothing of it or after it.
- * Threads: one at a time, like the state. core/ only; libc only.
+ * Threads: the replayer is used by one thread at a time, like the state. core/ only; libc only.
  */
 #ifndef ALLOT_CORE_REPLAY_H
 #define ALLOT_CORE_REPLAY_H
@@ -29,8 +29,8 @@
 
 struct allot_state;
 
-/* Records in flight between decode and apply. */
-#define ALLOT_REPLAY_WINDOW 16
+/* Records in flight between push and apply. */
+#define ALLOT_REPLAY_WINDOW 64
 
 typedef struct allot_replay allot_replay_t;
 

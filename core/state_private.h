@@ -20,7 +20,6 @@
 
 #define ALLOT_SLOT_NONE UINT32_MAX
 /* Position ordinals of a SKU snapshot whose location lookup is memoized during a load. */
-#define ALLOT_SNAPSHOT_LOCATION_MEMO 64
 /* Tombstones / adjust keys evicted for age per insert (amortized clean-up). */
 #define ALLOT_AGE_EVICTIONS_PER_INSERT 2
 
@@ -213,7 +212,7 @@ struct allot_state {
 
     /* checkpoint load: the location index found at each position ordinal of the previous SKU
      * snapshot (stock.c), checked by comparing ids before hashing */
-    uint32_t snapshot_location_memo[ALLOT_SNAPSHOT_LOCATION_MEMO];
+    uint32_t snapshot_location_memo[ALLOT_SKU_BUILDER_MEMO];
     /* checkpoint scratch */
     allot_bytes_t snapshot_bytes;
     allot_event_position_t *snapshot_positions;
@@ -258,6 +257,10 @@ int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_le
 
 /* ---- inventory internals (inventory.c, stock.c) ------------------------------------------- */
 int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index);
+/* The same, for an id whose allot_hash_bytes() is known. */
+int inventory_sku_intern_hashed(allot_state_t *state, allot_str_t id, uint32_t hash,
+                                uint32_t *index);
+uint32_t inventory_sku_find_hashed(const allot_state_t *state, allot_str_t sku, uint32_t hash);
 allot_sku_t *inventory_sku_mut(allot_state_t *state, uint32_t index);
 /* Make room so that a position of sku at location can be inserted. */
 int inventory_position_reserve(allot_state_t *state, uint32_t sku, uint32_t location);

@@ -373,29 +373,26 @@ static int position_location_compare(const void *a, const void *b)
 
 /* A checkpoint load resolves the same few location ids, in the same order, SKU after SKU: try
  * the location found at this ordinal last time (a byte compare) before hashing. */
-static uint32_t snapshot_location_find(allot_state_t *state, uint32_t ordinal, allot_str_t id)
+static uint32_t snapshot_location_find(const allot_state_t *state, uint32_t *memo,
+                                       uint32_t ordinal, allot_str_t id)
 {
-    if (ordinal >= ALLOT_SNAPSHOT_LOCATION_MEMO)
+    if (ordinal >= ALLOT_SKU_BUILDER_MEMO)
         return allot_location_index_find(state, id);
-    uint32_t guess = state->snapshot_location_memo[ordinal];
+    uint32_t guess = memo[ordinal];
     if (guess < state->location_count && state->locations[guess].id_len == id.len &&
         memcmp(state->locations[guess].id, id.ptr, id.len) == 0)
         return guess;
     uint32_t found = allot_location_index_find(state, id);
-    state->snapshot_location_memo[ordinal] = found;
+    memo[ordinal] = found;
     return found;
 }
 
-static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snapshot_t *e)
+/* The positions of a decoded snapshot, sorted by location (NULL when it has none). Reads only
+ * the state's locations. */
+static int sku_snapshot_positions(const allot_state_t *state, uint32_t *memo,
+                                  const allot_event_sku_snapshot_t *e, allot_position_t **out)
 {
-    uint32_t sku;
-    int rc = inventory_sku_intern(state, e->sku, &sku);
-    if (rc == 0)
-        rc = state_dirty_reserve(state, 0, 1, 0, 0);
-    if (rc != 0)
-        return rc;
-    free(state->pending_positions);
-    state->pending_positions = NULL;
+    *out = NULL;
     if (e->position_count == 0)
         return 0;
     allot_position_t *positions = calloc(e->position_count, sizeof(*positions));
@@ -403,7 +400,7 @@ static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snap
         return ALLOT_ENOMEM;
     for (uint32_t i = 0; i < e->position_count; i++) {
         const allot_event_position_t *src = &e->positions[i];
-        uint32_t l = snapshot_location_find(state, i, src->location);
+        uint32_t l = snapshot_location_find(state, memo, i, src->location);
         if (l == ALLOT_LOCATION_NONE) {
             free(positions);
             return ALLOT_ECORRUPT;
@@ -423,8 +420,27 @@ static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snap
             return ALLOT_ECORRUPT;
         }
     }
-    state->pending_positions = positions;
+    *out = positions;
     return 0;
+}
+
+/* The SKU exists and a commit cannot fail: from here on, sku_snapshot_commit. */
+static int sku_snapshot_make_room(allot_state_t *state, allot_str_t id, uint32_t hash,
+                                  uint32_t *sku)
+{
+    int rc = inventory_sku_intern_hashed(state, id, hash, sku);
+    return rc != 0 ? rc : state_dirty_reserve(state, 0, 1, 0, 0);
+}
+
+static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snapshot_t *e)
+{
+    uint32_t sku;
+    int rc = sku_snapshot_make_room(state, e->sku, allot_hash_bytes(e->sku.ptr, e->sku.len), &sku);
+    if (rc != 0)
+        return rc;
+    free(state->pending_positions);
+    return sku_snapshot_positions(state, state->snapshot_location_memo, e,
+                                  &state->pending_positions);
 }
 
 int stock_apply_prepare(allot_state_t *state, const allot_event_t *event)
@@ -450,9 +466,9 @@ int stock_apply_prepare(allot_state_t *state, const allot_event_t *event)
     }
 }
 
-static void sku_snapshot_commit(allot_state_t *state, const allot_event_sku_snapshot_t *e)
+/* The prepared positions (state->pending_positions) become those of the SKU at sku_index. */
+static void sku_snapshot_commit(allot_state_t *state, uint32_t sku_index, uint32_t position_count)
 {
-    uint32_t sku_index = allot_sku_index_find(state, e->sku);
     state_dirty_sku(state, sku_index); /* before the change (checkpoint pre-image) */
     allot_sku_t *sku = inventory_sku_mut(state, sku_index);
     state->position_count -= sku->position_count;
@@ -460,17 +476,74 @@ static void sku_snapshot_commit(allot_state_t *state, const allot_event_sku_snap
         state->skus_stocked--;
     free(sku->positions);
     sku->positions = state->pending_positions;
-    sku->position_count = sku->position_capacity = (uint16_t)e->position_count;
+    sku->position_count = sku->position_capacity = (uint16_t)position_count;
     state->pending_positions = NULL;
     state->position_count += sku->position_count;
     if (sku->position_count > 0)
         state->skus_stocked++;
 }
 
+void allot_sku_builder_init(allot_sku_builder_t *builder)
+{
+    memset(builder, 0, sizeof(*builder));
+}
+
+void allot_sku_builder_free(allot_sku_builder_t *builder)
+{
+    allot_event_scratch_free(&builder->scratch);
+}
+
+int allot_sku_snapshot_build(const allot_state_t *state, allot_sku_builder_t *builder,
+                             uint8_t type, const uint8_t *payload, size_t len,
+                             allot_sku_build_t *out)
+{
+    *out = (allot_sku_build_t){0};
+    if (type != ALLOT_EVENT_SKU_SNAPSHOT)
+        return ALLOT_ECORRUPT;
+    allot_event_t event;
+    int rc = allot_event_decode(type, payload, len, &builder->scratch, &event);
+    if (rc == 0)
+        rc = sku_snapshot_positions(state, builder->location_memo, &event.u.sku_snapshot,
+                                    &out->positions);
+    if (rc != 0)
+        return rc;
+    out->sku = event.u.sku_snapshot.sku;
+    out->sku_hash = allot_hash_bytes(out->sku.ptr, out->sku.len);
+    out->position_count = event.u.sku_snapshot.position_count;
+    return 0;
+}
+
+void allot_sku_snapshot_prefetch(const allot_state_t *state, const allot_sku_build_t *build)
+{
+    allot_hash_prefetch(&state->sku_index, build->sku_hash);
+}
+
+void allot_sku_snapshot_discard(allot_sku_build_t *build)
+{
+    free(build->positions);
+    build->positions = NULL;
+}
+
+int allot_sku_snapshot_install(allot_state_t *state, allot_sku_build_t *build)
+{
+    uint32_t sku;
+    int rc = sku_snapshot_make_room(state, build->sku, build->sku_hash, &sku);
+    if (rc != 0) {
+        allot_sku_snapshot_discard(build);
+        return rc;
+    }
+    free(state->pending_positions);
+    state->pending_positions = build->positions;
+    build->positions = NULL;
+    sku_snapshot_commit(state, sku, build->position_count);
+    return 0;
+}
+
 void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
 {
     if (event->type == ALLOT_EVENT_SKU_SNAPSHOT) {
-        sku_snapshot_commit(state, &event->u.sku_snapshot);
+        sku_snapshot_commit(state, allot_sku_index_find(state, event->u.sku_snapshot.sku),
+                            event->u.sku_snapshot.position_count);
         return;
     }
     if (event->type == ALLOT_EVENT_ADJUST_KEY_SNAPSHOT) {

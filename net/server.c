@@ -652,17 +652,6 @@ static int replay_segment_done(void *ctx)
     return allot_replay_finish(ctx);
 }
 
-static int load_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
-                       const uint8_t *payload, size_t payload_len)
-{
-    (void)key;
-    (void)key_len;
-    /* archived orders stay in the store (applying one keeps nothing anyway): skip decoding */
-    if (type == ALLOT_EVENT_ORDER_SNAPSHOT && payload_len >= 2 && (payload[1] & 1u) != 0)
-        return 0;
-    return allot_event_apply_encoded(ctx, type, payload, payload_len);
-}
-
 /* Serve evicted orders from the store (order.get / order.list / order.create repeats). */
 static int archive_attach(server_t *server)
 {
@@ -685,11 +674,11 @@ static int checkpoint_load(server_t *server)
     char message[CHECKPOINT_MESSAGE_BYTES_MAX];
     char quoted[CHECKPOINT_MESSAGE_BYTES_MAX + 8];
     snprintf(path, sizeof(path), "%s/%s", server->config.data_dir, CHECKPOINT_FILE_NAME);
-    uint64_t records = 0;
+    checkpoint_load_stats_t stats = {0};
     int rc = checkpoint_store_open(path, 0, &server->checkpoint.store, message, sizeof(message));
     if (rc == 0)
-        rc = checkpoint_store_load(server->checkpoint.store, load_record, server->state, &records,
-                                   message, sizeof(message));
+        rc = checkpoint_store_load_state(server->checkpoint.store, server->state, &stats,
+                                         message, sizeof(message));
     if (rc != 0) {
         log_write(LOG_ERROR, "recovery_failed", "code=%s message=%s", allot_error_code(rc),
                   log_quote(quoted, sizeof(quoted), message));
@@ -700,8 +689,9 @@ static int checkpoint_load(server_t *server)
     if (rc != 0)
         return rc;
     server->checkpoint_lsn = checkpoint_store_lsn(server->checkpoint.store);
-    log_write(LOG_INFO, "checkpoint_loaded", "path=%s lsn=%llu records=%llu", path,
-              (unsigned long long)server->checkpoint_lsn, (unsigned long long)records);
+    log_write(LOG_INFO, "checkpoint_loaded", "path=%s lsn=%llu records=%llu second_thread=%llu",
+              path, (unsigned long long)server->checkpoint_lsn,
+              (unsigned long long)stats.records, (unsigned long long)stats.second_thread);
     return 0;
 }
 

@@ -73,12 +73,12 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "checkpoint_private.h"
 #include "core/errors.h"
 #include "core/event.h"
 
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
 #define CHECKPOINT_DBS_MAX            4
-#define CHECKPOINT_PATH_BYTES_MAX     4096u
 /* A batch grows by chunks (never by copying what it holds: the loop appends to it in slices,
  * so a realloc of a large batch would be a stall): the first of the minimum size, each next one
  * twice the previous, up to the maximum (an entry larger than that gets a chunk of its own). */
@@ -270,19 +270,7 @@ static bool batch_next(batch_cursor_t *cursor, batch_entry_t *entry)
 
 /* ---- the store --------------------------------------------------------------------------- */
 
-struct checkpoint_store {
-    MDB_env *env;
-    MDB_dbi meta;
-    MDB_dbi state;
-    MDB_dbi index;                 /* orders_by_customer (persist/archive.h) */
-    pthread_mutex_t map_lock;      /* readers' transactions vs. map resizes */
-    allot_event_scratch_t scratch; /* decoding orders for the index (the writing thread) */
-    uint64_t lsn;
-    uint64_t map_bytes;
-    char path[CHECKPOINT_PATH_BYTES_MAX];
-};
-
-static int lmdb_error(int mdb_rc, const char *what, const char *path, char *message,
+int checkpoint_lmdb_error(int mdb_rc, const char *what, const char *path, char *message,
                       size_t message_bytes)
 {
     if (mdb_rc == ARCHIVE_MDB_BAD_ORDER) {
@@ -327,7 +315,7 @@ static int version_write(checkpoint_store_t *store, MDB_txn *txn, char *message,
     put_u32(bytes, CHECKPOINT_FORMAT_VERSION);
     MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value = {sizeof(bytes), bytes};
     int mrc = mdb_put(txn, store->meta, &key, &value, 0);
-    return mrc == 0 ? 0 : lmdb_error(mrc, "write version to", store->path, message, message_bytes);
+    return mrc == 0 ? 0 : checkpoint_lmdb_error(mrc, "write version to", store->path, message, message_bytes);
 }
 
 /* Version 1 -> 2: index every stored order by customer (persist/archive.h). */
@@ -353,7 +341,7 @@ static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message,
     if (cursor != NULL)
         mdb_cursor_close(cursor);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
-        return lmdb_error(mrc, "index the orders of", store->path, message, message_bytes);
+        return checkpoint_lmdb_error(mrc, "index the orders of", store->path, message, message_bytes);
     return version_write(store, txn, message, message_bytes);
 }
 
@@ -375,7 +363,7 @@ static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created,
         return version_write(store, txn, message, message_bytes);
     }
     if (mrc != 0)
-        return lmdb_error(mrc, "read version of", store->path, message, message_bytes);
+        return checkpoint_lmdb_error(mrc, "read version of", store->path, message, message_bytes);
     uint32_t version = value.mv_size == 4 ? get_u32(value.mv_data) : 0;
     if (version == CHECKPOINT_FORMAT_VERSION)
         return 0;
@@ -395,12 +383,12 @@ static int store_init_txn(checkpoint_store_t *store, bool *created, char *messag
     MDB_val key, value;
     int mrc = mdb_txn_begin(store->env, NULL, 0, &txn);
     if (mrc != 0)
-        return lmdb_error(mrc, "begin", store->path, message, message_bytes);
+        return checkpoint_lmdb_error(mrc, "begin", store->path, message, message_bytes);
     if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &store->meta)) != 0 ||
         (mrc = mdb_dbi_open(txn, "state", MDB_CREATE, &store->state)) != 0 ||
         (mrc = mdb_dbi_open(txn, ARCHIVE_INDEX_DB_NAME, MDB_CREATE, &store->index)) != 0) {
         mdb_txn_abort(txn);
-        return lmdb_error(mrc, "open databases of", store->path, message, message_bytes);
+        return checkpoint_lmdb_error(mrc, "open databases of", store->path, message, message_bytes);
     }
     int rc = version_check(store, txn, created, message, message_bytes);
     if (rc == 0) {
@@ -418,7 +406,7 @@ static int store_init_txn(checkpoint_store_t *store, bool *created, char *messag
         return rc;
     }
     mrc = mdb_txn_commit(txn);
-    return mrc == 0 ? 0 : lmdb_error(mrc, "commit", store->path, message, message_bytes);
+    return mrc == 0 ? 0 : checkpoint_lmdb_error(mrc, "commit", store->path, message, message_bytes);
 }
 
 int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store_t **out,
@@ -453,7 +441,7 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
         mrc = mdb_env_open(store->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0640);
     int rc = 0;
     if (mrc != 0)
-        rc = lmdb_error(mrc, "open", path, message, message_bytes);
+        rc = checkpoint_lmdb_error(mrc, "open", path, message, message_bytes);
     bool created = false;
     if (rc == 0)
         rc = store_init_txn(store, &created, message, message_bytes);
@@ -504,7 +492,7 @@ int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, cha
     MDB_dbi meta;
     int mrc = mdb_env_create(&env);
     if (mrc != 0)
-        return lmdb_error(mrc, "open", path, message, message_bytes);
+        return checkpoint_lmdb_error(mrc, "open", path, message, message_bytes);
     mdb_env_set_maxdbs(env, CHECKPOINT_DBS_MAX);
     mrc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0640);
     if (mrc == 0)
@@ -520,7 +508,7 @@ int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, cha
     else if (mrc == 0)
         rc = ALLOT_ECORRUPT;
     else if (mrc != MDB_NOTFOUND)
-        rc = lmdb_error(mrc, "read", path, message, message_bytes);
+        rc = checkpoint_lmdb_error(mrc, "read", path, message, message_bytes);
     if (rc == ALLOT_ECORRUPT)
         snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn", path);
     if (txn != NULL)
@@ -562,57 +550,6 @@ void checkpoint_store_map_lock(checkpoint_store_t *store)
 void checkpoint_store_map_unlock(checkpoint_store_t *store)
 {
     pthread_mutex_unlock(&store->map_lock);
-}
-
-int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record_cb, void *ctx,
-                          uint64_t *records_out, char *message, size_t message_bytes)
-{
-    assert(store != NULL && record_cb != NULL);
-    if (message_bytes > 0)
-        message[0] = '\0';
-    MDB_txn *txn;
-    MDB_cursor *cursor;
-    int mrc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
-    if (mrc != 0)
-        return lmdb_error(mrc, "begin read of", store->path, message, message_bytes);
-    mrc = mdb_cursor_open(txn, store->state, &cursor);
-    if (mrc != 0) {
-        mdb_txn_abort(txn);
-        return lmdb_error(mrc, "cursor on", store->path, message, message_bytes);
-    }
-    uint64_t records = 0;
-    int rc = 0;
-    MDB_val key, value;
-    for (mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        const uint8_t *k = key.mv_data, *v = value.mv_data;
-        if (key.mv_size < 2 || key.mv_size > CHECKPOINT_KEY_BYTES_MAX || k[0] == 0 ||
-            value.mv_size < 2) {
-            snprintf(message, message_bytes,
-                     "checkpoint: %s: malformed record #%" PRIu64 " (key %zu bytes, kind %u, "
-                     "value %zu bytes)",
-                     store->path, records, key.mv_size, key.mv_size ? k[0] : 0, value.mv_size);
-            rc = ALLOT_ECORRUPT;
-            break;
-        }
-        rc = record_cb(ctx, k, key.mv_size, v[0], v + 1, value.mv_size - 1);
-        if (rc != 0) {
-            snprintf(message, message_bytes,
-                     "checkpoint: %s: record #%" PRIu64 " (kind %u, type %u, id '%.*s') was "
-                     "refused: %s",
-                     store->path, records, k[0], v[0], (int)(key.mv_size - 1), k + 1,
-                     allot_error_message(rc));
-            break;
-        }
-        records++;
-    }
-    if (rc == 0 && mrc != MDB_NOTFOUND)
-        rc = lmdb_error(mrc, "read", store->path, message, message_bytes);
-    mdb_cursor_close(cursor);
-    mdb_txn_abort(txn);
-    if (records_out != NULL)
-        *records_out = records;
-    return rc;
 }
 
 /* A full batch replaces the stored objects: every record of kinds other than orders goes; order
@@ -775,7 +712,7 @@ int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const 
         if (mrc == 0)
             break;
         if (mrc != MDB_MAP_FULL || store->map_bytes >= CHECKPOINT_MAP_BYTES_MAX)
-            return lmdb_error(mrc, what, store->path, message, message_bytes);
+            return checkpoint_lmdb_error(mrc, what, store->path, message, message_bytes);
         /* No transaction of this process is active: the map may be resized. */
         uint64_t grown = store->map_bytes * 2;
         if (grown > CHECKPOINT_MAP_BYTES_MAX)
@@ -784,7 +721,7 @@ int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const 
         mrc = mdb_env_set_mapsize(store->env, (size_t)grown);
         checkpoint_store_map_unlock(store);
         if (mrc != 0)
-            return lmdb_error(mrc, "grow the map of", store->path, message, message_bytes);
+            return checkpoint_lmdb_error(mrc, "grow the map of", store->path, message, message_bytes);
         store->map_bytes = grown;
         stats->map_grows++;
     }

@@ -121,6 +121,54 @@ typedef int (*checkpoint_record_cb)(void *ctx, const uint8_t *key, size_t key_le
  * *records_out (may be NULL) gets the count. */
 int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record_cb, void *ctx,
                           uint64_t *records_out, char *message, size_t message_bytes);
+
+/* A load on two threads (checkpoint_store_load_split): the records of one kind (SKUs: nearly
+ * all of a large checkpoint) are cut in two at a key halfway between the kind's first and last
+ * key. When the load reaches that kind, a second thread starts on the second half: for each of
+ * its records, in key order, build_cb(builder_ctx, ..., item) fills an item of item_bytes.
+ * Meanwhile the loading thread builds the first half's records the same way (with
+ * loader_ctx) and installs them in small batches; then it waits for the builder and installs
+ * its items. install_cb(ctx, item) runs on the loading thread, in key order, for every record
+ * of the kind (prefetch_cb, if not NULL, for an item a dozen installs ahead of its install);
+ * then the load goes on with the later kinds. build_cb runs on both threads next to install_cb
+ * calls of the same kind only: it may read what records of earlier kinds set up, never what
+ * install_cb changes. install_cb releases its item whatever it returns; discard_cb(ctx, item)
+ * releases an item that will not be installed (after an error). A record's error (build or
+ * install) stops the load after every record before it was installed, and is reported for
+ * that record as record_cb's would be. */
+typedef int (*checkpoint_build_cb)(void *build_ctx, const uint8_t *key, size_t key_len,
+                                   uint8_t type, const uint8_t *payload, size_t payload_len,
+                                   void *item);
+typedef int (*checkpoint_install_cb)(void *ctx, void *item);
+typedef void (*checkpoint_item_cb)(void *ctx, void *item);
+typedef struct checkpoint_split {
+    uint8_t kind;
+    size_t item_bytes;
+    checkpoint_build_cb build_cb;
+    void *builder_ctx; /* build_cb's context on the second thread */
+    void *loader_ctx;  /* build_cb's context on the loading thread */
+    checkpoint_item_cb prefetch_cb;
+    checkpoint_install_cb install_cb;
+    checkpoint_item_cb discard_cb;
+} checkpoint_split_t;
+typedef struct checkpoint_load_stats {
+    uint64_t records;       /* loaded (the count checkpoint_store_load gives) */
+    uint64_t second_thread; /* of them, built by the second thread */
+} checkpoint_load_stats_t;
+/* split NULL: checkpoint_store_load. stats (may be NULL) is filled on errors too. */
+int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb record_cb,
+                                const checkpoint_split_t *split, void *ctx,
+                                checkpoint_load_stats_t *stats, char *message,
+                                size_t message_bytes);
+/* Load the store into an empty state (start-up): what applying every record in key order with
+ * allot_event_apply_encoded gives, faster: SKU snapshots are built on two threads
+ * (checkpoint_store_load_split, allot_sku_snapshot_build) and archived orders are not decoded
+ * (they stay in the store; applying one keeps nothing in memory). Errors as
+ * checkpoint_store_load's. */
+struct allot_state;
+int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *state,
+                                checkpoint_load_stats_t *stats, char *message,
+                                size_t message_bytes);
 /* One transaction: the batches in order, then the LSN. lsn must be >= the stored LSN. */
 int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
                            size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,

@@ -73,24 +73,39 @@ static int apply_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t t
     return allot_event_apply_encoded(ctx, type, payload, payload_len);
 }
 
-/* Reopen the store, load it into a fresh state and compare dumps with `live`. */
+static allot_state_t *load_into_fresh_state(bool two_threads, int expected_rc,
+                                            checkpoint_load_stats_t *stats)
+{
+    allot_state_t *loaded = allot_state_create(&fx_config);
+    cr_assert_not_null(loaded);
+    *stats = (checkpoint_load_stats_t){0};
+    int rc = two_threads ? checkpoint_store_load_state(store, loaded, stats, message,
+                                                       sizeof(message))
+                         : checkpoint_store_load(store, apply_record, loaded, &stats->records,
+                                                 message, sizeof(message));
+    cr_assert_eq(rc, expected_rc, "two threads %d: %s", two_threads, message);
+    return loaded;
+}
+
+/* Reopen the store, load it into a fresh state, both one record at a time and the way the
+ * server does (checkpoint_store_load_state), and compare dumps with `live`. */
 static void assert_reload_equal(const allot_state_t *live, uint64_t lsn, uint64_t map_bytes)
 {
     store_open(map_bytes);
     cr_assert_eq(checkpoint_store_lsn(store), lsn);
-    allot_state_t *loaded = allot_state_create(&fx_config);
-    cr_assert_not_null(loaded);
-    uint64_t records = 0;
-    int rc = checkpoint_store_load(store, apply_record, loaded, &records, message, sizeof(message));
-    cr_assert_eq(rc, 0, "load: %s", message);
-    allot_state_dirty_clear(loaded);
-    cr_assert_eq(allot_state_dirty_count(loaded), 0);
     char *a = fx_dump(live);
-    char *b = fx_dump(loaded);
-    cr_assert_str_eq(a, b, "live and checkpointed states differ");
+    for (int two_threads = 0; two_threads <= 1; two_threads++) {
+        checkpoint_load_stats_t stats;
+        allot_state_t *loaded = load_into_fresh_state(two_threads, 0, &stats);
+        allot_state_dirty_clear(loaded);
+        cr_assert_eq(allot_state_dirty_count(loaded), 0);
+        char *b = fx_dump(loaded);
+        cr_assert_str_eq(a, b, "live and checkpointed states differ (two threads: %d)",
+                         two_threads);
+        free(b);
+        allot_state_destroy(loaded);
+    }
     free(a);
-    free(b);
-    allot_state_destroy(loaded);
 }
 
 static void populate(allot_state_t *state)
@@ -308,6 +323,127 @@ Test(checkpoint, load_stops_at_a_record_core_refuses)
     int rc = checkpoint_store_load(store, apply_record, st, NULL, message, sizeof(message));
     cr_assert_eq(rc, ALLOT_ECORRUPT);
     cr_assert(strstr(message, "id 'X'") != NULL, "%s", message);
+}
+
+/* ---- loading on two threads ------------------------------------------------------------- */
+
+/* SKU ids spread over the key range like real ones: "SKU-000000".."SKU-<count-1>". */
+static void sku_id(char *out, size_t size, uint32_t i)
+{
+    snprintf(out, size, "SKU-%06u", i);
+}
+
+/* A checkpoint of `count` SKUs at three locations (every seventh at one only), reservations and
+ * an adjust key, written at LSN 1. */
+static void write_large_checkpoint(uint32_t count)
+{
+    st = fx_state();
+    fx_location(st, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1});
+    fx_location(st, (fx_loc_t){.id = "W2", .lat = 48.14, .lon = 11.58});
+    fx_location(st, (fx_loc_t){.id = "W3", .lat = 50.0, .lon = 8.0});
+    char id[32];
+    for (uint32_t i = 0; i < count; i++) {
+        sku_id(id, sizeof(id), i);
+        fx_stock(st, id, "W2", 5 + i % 11, i % 3);
+        if (i % 7 != 0) {
+            fx_stock(st, id, "W3", 2, 0);
+            fx_stock(st, id, "W1", 9, 1);
+        }
+        fx_log_reset(); /* the fixture's event log is bounded */
+    }
+    for (uint32_t i = 0; i < count; i += count / 8) {
+        char cart[32];
+        snprintf(cart, sizeof(cart), "cart-%u", i);
+        sku_id(id, sizeof(id), i);
+        allot_line_input_t line = {{id, strlen(id)}, 2};
+        allot_reserve_request_t req = fx_req(cart, &line, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0 + i, NULL), 0, "%s", fx_err.message);
+    }
+    allot_stock_adjust_input_t adj = {S("SKU-000001"), S("W2"), 5, S("receipt-1")};
+    cr_assert_eq(allot_stock_adjust(st, &adj, FX_T0, NULL, &fx_err), 0);
+    store_open(0);
+    write_batch(dirty_batch(st), 1);
+}
+
+/* Put one raw record (type byte + payload) under a SKU key. */
+static void put_sku_record(uint32_t i, uint8_t type, const uint8_t *payload, size_t len)
+{
+    uint8_t key[40] = {CHECKPOINT_KIND_SKU};
+    sku_id((char *)key + 1, sizeof(key) - 1, i);
+    checkpoint_batch_t *batch = checkpoint_batch_create(false);
+    cr_assert_eq(checkpoint_batch_add(batch, key, 1 + strlen((char *)key + 1), type, payload, len,
+                                      false),
+                 0);
+    write_batch(batch, 2);
+}
+
+/* Both ways of loading give the same result, record count, message and state (also after an
+ * error: the records before the bad one applied, nothing after it), SKUs numbered alike; the
+ * second thread built at least `second_thread_min` records. */
+static void assert_loads_agree(int expected_rc, uint64_t second_thread_min)
+{
+    checkpoint_load_stats_t one_stats, two_stats;
+    allot_state_t *one = load_into_fresh_state(false, expected_rc, &one_stats);
+    char one_message[sizeof(message)];
+    snprintf(one_message, sizeof(one_message), "%s", message);
+    allot_state_t *two = load_into_fresh_state(true, expected_rc, &two_stats);
+    cr_assert_str_eq(message, one_message);
+    cr_assert_eq(two_stats.records, one_stats.records);
+    cr_assert_geq(two_stats.second_thread, second_thread_min);
+    char *one_dump = fx_dump(one), *two_dump = fx_dump(two);
+    cr_assert_str_eq(two_dump, one_dump, "the loaded states differ");
+    char id[32];
+    for (uint32_t i = 0; i < 3000; i += 499) {
+        sku_id(id, sizeof(id), i);
+        allot_str_t sku = {id, strlen(id)};
+        cr_assert_eq(allot_sku_index_find(two, sku), allot_sku_index_find(one, sku), "%s", id);
+    }
+    free(one_dump);
+    free(two_dump);
+    allot_state_destroy(one);
+    allot_state_destroy(two);
+}
+
+Test(checkpoint, two_thread_load_of_many_skus_equals_the_one_thread_load)
+{
+    write_large_checkpoint(3000);
+    assert_loads_agree(0, 1000); /* the second half of the SKUs */
+    assert_reload_equal(st, 1, 0);
+}
+
+Test(checkpoint, two_thread_load_reports_a_bad_sku_record_as_the_one_thread_load_does)
+{
+    const uint8_t garbage[] = {ALLOT_EVENT_FORMAT_VERSION, 0xff, 0xff};
+    const uint32_t where[] = {0, 1500, 2999}; /* the loader's half, the middle, the builder's */
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        for (int malformed = 0; malformed <= 1; malformed++) {
+            write_large_checkpoint(3000);
+            if (malformed) /* a value of the type byte alone */
+                put_sku_record(where[i], ALLOT_EVENT_SKU_SNAPSHOT, NULL, 0);
+            else
+                put_sku_record(where[i], ALLOT_EVENT_SKU_SNAPSHOT, garbage, sizeof(garbage));
+            assert_loads_agree(ALLOT_ECORRUPT, where[i] == 2999 ? 1000 : 0);
+            const char *expected = malformed ? "malformed record" : "was refused";
+            cr_assert(strstr(message, expected) != NULL, "%s", message);
+            teardown(); /* a fresh store for the next case */
+            setup();
+        }
+    }
+}
+
+Test(checkpoint, two_thread_load_applies_other_types_under_sku_keys_in_order)
+{
+    write_large_checkpoint(3000);
+    /* not a SKU snapshot, but a record core applies: a stock.set in the builder's half */
+    allot_state_t *scratch = fx_state();
+    fx_location(scratch, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1});
+    fx_log_reset();
+    fx_stock(scratch, "SKU-002990", "W1", 77, 0);
+    cr_assert_eq(fx_log.count, 1);
+    put_sku_record(2990, fx_log.events[0].type, fx_log.events[0].payload,
+                   fx_log.events[0].len);
+    assert_loads_agree(0, 1000);
+    allot_state_destroy(scratch);
 }
 
 /* ---- the writer thread ------------------------------------------------------------------- */
