@@ -199,23 +199,36 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
 
 /* ---- apply: prepare ------------------------------------------------------------------------- */
 
+/* Check a hold's lines against the state and prepare its block (state->pending_block): the
+ * lines and allocations with their SKU and location indices resolved; body_install fills in
+ * the rest. */
 static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e,
                         bool needs_positions)
 {
+    size_t block = e->line_count * sizeof(allot_reservation_line_t) +
+                   e->allocation_count * sizeof(allot_reservation_allocation_t);
+    free(state->pending_block);
+    state->pending_block = block > 0 ? malloc(block) : NULL;
+    if (block > 0 && state->pending_block == NULL)
+        return ALLOT_ENOMEM;
+    allot_reservation_line_t *lines = state->pending_block;
+    allot_reservation_allocation_t *allocations =
+        (allot_reservation_allocation_t *)(lines + e->line_count);
     uint64_t total = 0;
     for (uint32_t i = 0; i < e->line_count; i++) {
         const allot_event_line_t *line = &e->lines[i];
-        uint32_t sku;
-        int rc = inventory_sku_intern(state, line->sku, &sku);
+        int rc = inventory_sku_intern(state, line->sku, &lines[i].sku);
         if (rc != 0)
             return rc;
         for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_event_allocation_t *a = &e->allocations[line->allocation_first + k];
+            uint32_t at = line->allocation_first + k;
+            const allot_event_allocation_t *a = &e->allocations[at];
             uint32_t l = allot_location_index_find(state, a->location);
             if (l == ALLOT_LOCATION_NONE)
                 return ALLOT_ECORRUPT;
+            allocations[at].location = l;
             total += (uint64_t)a->qty;
-            const allot_position_t *p = inventory_position_mut(state, sku, l);
+            const allot_position_t *p = inventory_position_mut(state, lines[i].sku, l);
             if (needs_positions && (p == NULL || p->reserved > ALLOT_QUANTITY_MAX))
                 return ALLOT_ECORRUPT;
         }
@@ -229,13 +242,7 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
         return rc;
     if (state->pending_key_reservation == NULL)
         state->pending_key_reservation = malloc(ALLOT_ID_BYTES_MAX + 1);
-    if (state->pending_key_reservation == NULL)
-        return ALLOT_ENOMEM;
-    size_t block = e->line_count * sizeof(allot_reservation_line_t) +
-                   e->allocation_count * sizeof(allot_reservation_allocation_t);
-    free(state->pending_block);
-    state->pending_block = block > 0 ? malloc(block) : NULL;
-    return block > 0 && state->pending_block == NULL ? ALLOT_ENOMEM : 0;
+    return state->pending_key_reservation == NULL ? ALLOT_ENOMEM : 0;
 }
 
 static int release_prepare(allot_state_t *state, allot_str_t id)
@@ -277,7 +284,7 @@ int reservation_apply_prepare(allot_state_t *state, const allot_event_t *event)
 
 /* ---- apply: commit -------------------------------------------------------------------------- */
 
-/* Move the prepared block into r and fill it from the event. */
+/* Move the prepared block into r and fill in the rest from the event. */
 static void body_install(allot_state_t *state, allot_reservation_t *r,
                          const allot_event_reservation_t *e)
 {
@@ -291,20 +298,16 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
     r->lines = state->pending_block;
     r->allocations = (allot_reservation_allocation_t *)(r->lines + e->line_count);
     state->pending_block = NULL;
-    for (uint32_t i = 0; i < e->line_count; i++) {
+    for (uint32_t i = 0; i < e->line_count; i++) { /* indices resolved by body_prepare */
         const allot_event_line_t *src = &e->lines[i];
         allot_reservation_line_t *line = &r->lines[i];
-        *line = (allot_reservation_line_t){allot_sku_index_find(state, src->sku),
-                                           src->allocation_first,
-                                           src->allocation_count,
-                                           0,
-                                           src->qty_requested,
-                                           0};
+        *line = (allot_reservation_line_t){
+            line->sku, src->allocation_first, src->allocation_count, 0, src->qty_requested, 0};
         for (uint32_t k = 0; k < src->allocation_count; k++) {
-            const allot_event_allocation_t *a = &e->allocations[src->allocation_first + k];
-            r->allocations[src->allocation_first + k] = (allot_reservation_allocation_t){
-                allot_location_index_find(state, a->location), 0, a->qty};
-            line->qty_held += a->qty;
+            uint32_t at = src->allocation_first + k;
+            r->allocations[at].unused = 0;
+            r->allocations[at].qty = e->allocations[at].qty;
+            line->qty_held += e->allocations[at].qty;
         }
     }
 }

@@ -179,6 +179,8 @@ struct allot_state {
     uint32_t build_allocation_capacity;
     allot_reservation_line_t *pending_block; /* prepared line block for the next commit */
     allot_position_t *pending_positions;     /* prepared SKU snapshot positions */
+    uint32_t prepared_sku;      /* stock.set / stock.adjust: the SKU and location their */
+    uint32_t prepared_location; /* prepare found, for the commit that follows it */
     char *pending_key;                       /* prepared adjust-key copy */
     char *pending_key_reservation;           /* prepared reservation-id copy */
 

@@ -343,6 +343,8 @@ static int stock_prepare_position(allot_state_t *state, allot_str_t sku_id, allo
         rc = inventory_position_reserve(state, sku, l);
     if (rc == 0)
         rc = state_dirty_reserve(state, 0, 1, 0, 0);
+    state->prepared_sku = sku;
+    state->prepared_location = l;
     return rc;
 }
 
@@ -551,12 +553,9 @@ void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
         return;
     }
     bool is_set = event->type == ALLOT_EVENT_STOCK_SET;
-    allot_str_t sku_id = is_set ? event->u.stock_set.sku : event->u.stock_adjust.sku;
-    allot_str_t loc_id = is_set ? event->u.stock_set.location : event->u.stock_adjust.location;
-    uint32_t sku = allot_sku_index_find(state, sku_id);
-    state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
-    allot_position_t *p =
-        inventory_position_upsert(state, sku, allot_location_index_find(state, loc_id));
+    uint32_t sku = state->prepared_sku; /* stock_prepare_position found them */
+    state_dirty_sku(state, sku);        /* before the change (checkpoint pre-image) */
+    allot_position_t *p = inventory_position_upsert(state, sku, state->prepared_location);
     if (is_set) {
         p->on_hand = event->u.stock_set.on_hand;
         p->safety_stock = event->u.stock_set.safety_stock;
