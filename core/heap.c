@@ -1,4 +1,8 @@
-/* heap.c - indexed binary min-heap with inline keys (sift up/down, position callbacks). */
+/* heap.c - indexed 4-ary min-heap with inline keys (sift up/down, position callbacks).
+ *
+ * Four children per node (the children of i are 4i+1 .. 4i+4, two cache lines of entries): half
+ * the depth of a binary heap, so a removal moves half as many entries and makes half as many
+ * position_set calls, each of which writes to an item somewhere in the caller's memory. */
 #include "heap.h"
 
 #include <assert.h>
@@ -66,11 +70,13 @@ static void heap_place(allot_heap_t *heap, uint32_t position, const allot_heap_e
     heap->position_set(heap->ctx, entry->item, position);
 }
 
+#define HEAP_ARITY 4u
+
 static uint32_t heap_sift_up(allot_heap_t *heap, uint32_t position)
 {
     allot_heap_entry_t entry = heap->entries[position];
     while (position > 0) {
-        uint32_t parent = (position - 1) / 2;
+        uint32_t parent = (position - 1) / HEAP_ARITY;
         if (!heap_less(heap, &entry, &heap->entries[parent]))
             break;
         heap_place(heap, position, &heap->entries[parent]);
@@ -84,12 +90,14 @@ static void heap_sift_down(allot_heap_t *heap, uint32_t position)
 {
     allot_heap_entry_t entry = heap->entries[position];
     for (;;) {
-        uint32_t child = 2 * position + 1;
-        if (child >= heap->count)
+        uint64_t first = (uint64_t)HEAP_ARITY * position + 1;
+        if (first >= heap->count)
             break;
-        if (child + 1 < heap->count &&
-            heap_less(heap, &heap->entries[child + 1], &heap->entries[child]))
-            child++;
+        uint32_t child = (uint32_t)first;
+        uint32_t end = heap->count - first < HEAP_ARITY ? heap->count : (uint32_t)first + HEAP_ARITY;
+        for (uint32_t c = child + 1; c < end; c++)
+            if (heap_less(heap, &heap->entries[c], &heap->entries[child]))
+                child = c;
         if (!heap_less(heap, &heap->entries[child], &entry))
             break;
         heap_place(heap, position, &heap->entries[child]);

@@ -1,4 +1,4 @@
-/* heap.h - an indexed binary min-heap of 32-bit item indices, keyed inline.
+/* heap.h - an indexed (4-ary) min-heap of 32-bit item indices, keyed inline.
  *
  * Contract: the caller owns the items; the heap stores, for each item, its index and a copy of
  * its ordering key (a 32-byte allot_heap_entry_t), so that sift-up and sift-down compare entries
