@@ -33,7 +33,7 @@ _Static_assert((ALLOT_REPLAY_WINDOW & (ALLOT_REPLAY_WINDOW - 1)) == 0, "power of
 #define REPLAY_SKUS_MAX 4
 
 /* Records that go through each stage together. */
-#define REPLAY_GROUP 8
+#define REPLAY_GROUP 16
 _Static_assert(ALLOT_REPLAY_WINDOW % REPLAY_GROUP == 0, "whole groups");
 
 /* Ages, in groups (REPLAY_GROUP pushes), at which each stage runs. */

@@ -30,7 +30,7 @@
 struct allot_state;
 
 /* Records in flight between push and apply. */
-#define ALLOT_REPLAY_WINDOW 64
+#define ALLOT_REPLAY_WINDOW 128
 
 typedef struct allot_replay allot_replay_t;
 
