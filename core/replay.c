@@ -200,8 +200,8 @@ static void stage_records(const allot_state_t *state, replay_entry_t *entry)
     for (uint32_t i = 0; i < entry->sku_count; i++) {
         uint32_t index = allot_hash_first(&state->sku_index, entry->sku_hash[i]);
         entry->sku[i] = index < state->sku_count ? index : ALLOT_SKU_NONE;
-        if (entry->sku[i] != ALLOT_SKU_NONE)
-            __builtin_prefetch(&state->skus[entry->sku[i]]);
+        if (entry->sku[i] != ALLOT_SKU_NONE) /* loaded, not prefetched: see prefetch_position */
+            (void)*(const volatile uint16_t *)&state->skus[entry->sku[i]].position_count;
     }
     if (entry->has_reservation) {
         uint32_t slot = allot_hash_first(&state->reservation_index, entry->reservation_hash);
@@ -225,10 +225,11 @@ static const allot_reservation_t *entry_live_reservation(const allot_state_t *st
 
 /* Load the position of the SKU at the location where the apply will look first (a SKU stocked at
  * every location holds location i at index i; see position_lower_bound in inventory.c).
- * A real load, not a prefetch: positions are small blocks spread over the whole heap, and on
- * the benchmark VM prefetches of them did nothing measurable (most likely dropped on a TLB
- * miss), while this load, left to complete out of order, cut replay time by about a fifth
- * (docs/benchmarks-recovery.md). */
+ * A real load, not a prefetch, and so is the SKU record's in stage_records: on the benchmark VM
+ * prefetches of these lines, spread over a gigabyte of heap, did nothing measurable (most likely
+ * dropped on a TLB miss), while loads issued back to back for a group of records overlap their
+ * misses (docs/benchmarks-recovery.md). Hash slots and reservation records are prefetched:
+ * loading those measured no better. */
 static void prefetch_position(const allot_state_t *state, uint32_t sku_index, uint32_t location)
 {
     if (sku_index >= state->sku_count)
