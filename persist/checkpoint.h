@@ -123,19 +123,19 @@ int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record
                           uint64_t *records_out, char *message, size_t message_bytes);
 
 /* A load on two threads (checkpoint_store_load_split): the records of one kind (SKUs: nearly
- * all of a large checkpoint) are cut in two at a key halfway between the kind's first and last
- * key. When the load reaches that kind, a second thread starts on the second half: for each of
- * its records, in key order, build_cb(builder_ctx, ..., item) fills an item of item_bytes.
- * Meanwhile the loading thread builds the first half's records the same way (with
- * loader_ctx) and installs them in small batches; then it waits for the builder and installs
- * its items. install_cb(ctx, item) runs on the loading thread, in key order, for every record
- * of the kind (prefetch_cb, if not NULL, for an item a dozen installs ahead of its install);
- * then the load goes on with the later kinds. build_cb runs on both threads next to install_cb
- * calls of the same kind only: it may read what records of earlier kinds set up, never what
+ * all of a large checkpoint) are built from both ends at once. When the load reaches that kind,
+ * a second thread starts at its last key and works downwards while the loading thread works
+ * upwards from its first; they meet wherever their speeds make them meet. Building a record is
+ * build_cb(build ctx, ..., item) filling an item of item_bytes (builder_ctx on the second thread,
+ * loader_ctx on the loading thread). install_cb(ctx, item) runs on the loading thread, in key
+ * order, for every record of the kind (prefetch_cb, if not NULL, for an item a dozen installs
+ * ahead of its install): the loading thread installs its own records as it goes, then the second
+ * thread's; then the load goes on with the later kinds. build_cb runs next to install_cb calls
+ * of the same kind only: it may read what records of earlier kinds set up, never what
  * install_cb changes. install_cb releases its item whatever it returns; discard_cb(ctx, item)
- * releases an item that will not be installed (after an error). A record's error (build or
- * install) stops the load after every record before it was installed, and is reported for
- * that record as record_cb's would be. */
+ * releases an item that will not be installed (on either thread: it must touch nothing else).
+ * A bad record (malformed, or refused by build_cb or install_cb) stops the load with every
+ * record before it installed and nothing after it, and is reported as record_cb's would be. */
 typedef int (*checkpoint_build_cb)(void *build_ctx, const uint8_t *key, size_t key_len,
                                    uint8_t type, const uint8_t *payload, size_t payload_len,
                                    void *item);

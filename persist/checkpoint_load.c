@@ -1,23 +1,29 @@
-/* checkpoint_load.c - reading a checkpoint back at start-up: every record in key order, with one
- * kind's second half built on a second thread (contract in checkpoint.h; layout in checkpoint.c).
+/* checkpoint_load.c - reading a checkpoint back at start-up: every record in key order, the
+ * records of one kind built on two threads (contract in checkpoint.h; layout in checkpoint.c).
  *
- * The split. When the loading thread meets the first record of split->kind, it looks up the
- * kind's last key and takes as `from` the key halfway between the two (both read as big-endian
- * numbers, zero-padded to the longer). A builder thread opens its own read transaction on the
- * same snapshot (same LMDB transaction id; if a writer committed in between, it builds nothing
- * and the loading thread loads everything itself), walks the records of the kind from `from`
- * on and builds an item for each into a growing array:
+ * The split kind is built from both ends at once: the loading thread walks it upwards from its
+ * first key, a builder thread downwards from its last key (with its own read transaction on the
+ * same snapshot: the same LMDB transaction id; if a writer committed in between, it builds
+ * nothing). Each takes runs of up to SPLIT_RUN records: it reads a run, then, under the split's
+ * mutex, cuts the run short at the other thread's frontier (the loader's highest claimed key,
+ * the builder's lowest) and publishes its own. Where the two meet, each has claimed exactly the
+ * records the other did not, so the kind divides itself by how fast each thread goes, whatever
+ * its keys look like. The loading thread builds and installs its runs as it goes; then it joins
+ * the builder and installs the builder's records, built highest key first, in reverse: every
+ * install happens in key order.
  *
- *     entry = { const uint8_t *key; u32 key_len; u8 type } + item_bytes (rounded up to 8)
+ * Built records: entry = { key, key_len, type } + item_bytes (rounded up to 8). Keys and
+ * payloads point into the map; they stay valid after the builder ends its transaction because
+ * the loading thread's transaction holds the same snapshot until the load ends.
  *
- * Keys and payloads point into the map: they stay valid after the builder ends its transaction
- * because the loading thread's transaction holds the same snapshot until the load ends. The
- * loading thread loads the records before `from` one by one, and at the first key >= from (or of
- * a later kind, or at the end) joins the builder, installs its items in order and seeks past
- * the kind. The records are numbered as a one-thread load would number them, errors included.
+ * Errors. The loading thread stops at its first bad record, everything before it installed, and
+ * the builder's records are dropped. The builder, meeting a bad record, drops what it has built
+ * (all above that key: never to be installed) and goes on below it, keeping the lowest bad
+ * record: so the load stops and reports where a one-thread load would, with the same number.
  */
 #include <assert.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,14 +34,28 @@
 #include "core/event.h"
 #include "core/state.h"
 
+/* Records read, cut at the other thread's frontier and built as one claim. */
+#define SPLIT_RUN 256u
+/* Installs this far apart are prefetched (prefetch_cb) ahead of their own. */
+#define SPLIT_PREFETCH_AHEAD 12u
+
 typedef struct built_entry {
     const uint8_t *key;
     uint32_t key_len;
     uint8_t type;
 } built_entry_t;
 
-/* Records of the split kind built and waiting for their install, in key order, and what
- * stopped the building (failed_*: the record after the last built one). */
+/* A bad record: what stopped (loader) or will stop (builder) the load. */
+typedef struct bad_record {
+    int rc;         /* 0: none */
+    bool malformed; /* else refused by build_cb (or no memory) */
+    const uint8_t *key;
+    size_t key_len;
+    size_t value_len;
+    uint8_t type;
+} bad_record_t;
+
+/* Built records waiting for their install. */
 typedef struct built_batch {
     const checkpoint_split_t *split;
     void *build_ctx;
@@ -43,29 +63,38 @@ typedef struct built_batch {
     uint8_t *entries;
     size_t count;
     size_t capacity;
-    int rc;         /* a build_cb error, or ALLOT_ECORRUPT */
-    bool malformed; /* rc is for a malformed record */
-    const uint8_t *failed_key;
-    size_t failed_key_len;
-    size_t failed_value_len;
-    uint8_t failed_type;
 } built_batch_t;
 
+/* A thread's frontier: the key it has claimed up (loader) or down (builder) to. */
+typedef struct frontier {
+    uint8_t key[CHECKPOINT_KEY_BYTES_MAX];
+    size_t len; /* 0: nothing claimed yet */
+} frontier_t;
+
+/* A run of records read by one thread, in its walking order. */
+typedef struct record_run {
+    MDB_val keys[SPLIT_RUN];
+    MDB_val values[SPLIT_RUN];
+    size_t count;
+    bool kind_ended; /* the walk left the kind (or the store) after these */
+} record_run_t;
+
 typedef struct split_builder {
-    built_batch_t batch;
+    const checkpoint_split_t *split;
+    void *ctx; /* install_cb's and discard_cb's */
     checkpoint_store_t *store;
     size_t snapshot; /* the loading thread's transaction id */
-    uint8_t from[CHECKPOINT_KEY_BYTES_MAX];
-    size_t from_len;
-    bool same_snapshot; /* false: built nothing; the loading thread loads the whole kind */
-    int mdb_rc;         /* an LMDB error that stopped the walk */
+    pthread_mutex_t mutex;
+    frontier_t loader_high; /* under mutex */
+    frontier_t builder_low; /* under mutex */
+    _Atomic bool stop;      /* the load failed: build no more */
+    built_batch_t batch;    /* highest key first */
+    bad_record_t bad;       /* the lowest bad record of the builder's part */
+    bool same_snapshot;     /* false: built nothing; the loading thread loads the whole kind */
+    int mdb_rc;             /* an LMDB error that stopped the walk */
+    record_run_t run;
     pthread_t thread;
 } split_builder_t;
-
-/* Installs this far apart are prefetched (prefetch_cb) ahead of their own. */
-#define SPLIT_PREFETCH_AHEAD 12u
-/* Records the loading thread builds before installing them. */
-#define SPLIT_LOADER_BATCH 64u
 
 /* ---- records and their errors ------------------------------------------------------------ */
 
@@ -98,6 +127,16 @@ static int report_refused(const checkpoint_store_t *store, uint64_t number, cons
     return rc;
 }
 
+static int report_bad(const checkpoint_store_t *store, uint64_t number, const bad_record_t *bad,
+                      char *message, size_t message_bytes)
+{
+    if (bad->malformed)
+        return report_malformed(store, number, bad->key, bad->key_len, bad->value_len, message,
+                                message_bytes);
+    return report_refused(store, number, bad->key, bad->key_len, bad->type, bad->rc, message,
+                          message_bytes);
+}
+
 /* Bytewise, shorter prefix first: LMDB's default key order. */
 static int key_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
 {
@@ -105,6 +144,11 @@ static int key_compare(const uint8_t *a, size_t a_len, const uint8_t *b, size_t 
     if (c != 0)
         return c;
     return a_len < b_len ? -1 : a_len > b_len;
+}
+
+static bool key_is_kind(const MDB_val *key, uint8_t kind)
+{
+    return key->mv_size > 0 && ((const uint8_t *)key->mv_data)[0] == kind;
 }
 
 /* ---- batches of built records ------------------------------------------------------------ */
@@ -129,7 +173,7 @@ static int batch_grow(built_batch_t *b)
 {
     if (b->count < b->capacity)
         return 0;
-    size_t capacity = b->capacity ? b->capacity * 2 : SPLIT_LOADER_BATCH;
+    size_t capacity = b->capacity ? b->capacity * 2 : SPLIT_RUN;
     uint8_t *entries = realloc(b->entries, capacity * b->entry_bytes);
     if (entries == NULL)
         return ALLOT_ENOMEM;
@@ -138,66 +182,179 @@ static int batch_grow(built_batch_t *b)
     return 0;
 }
 
-/* Build one record; false stops the building (b->rc and failed_* say why). */
-static bool batch_build(built_batch_t *b, const MDB_val *key, const MDB_val *value)
+/* Build one record into the batch; false (and *bad filled) when it is bad. */
+static bool batch_build(built_batch_t *b, const MDB_val *key, const MDB_val *value,
+                        bad_record_t *bad)
 {
     const uint8_t *k = key->mv_data, *v = value->mv_data;
-    if (record_malformed(key, value)) {
-        b->rc = ALLOT_ECORRUPT;
-        b->malformed = true;
-    } else if ((b->rc = batch_grow(b)) == 0) {
+    int rc;
+    bool malformed = record_malformed(key, value);
+    if (malformed) {
+        rc = ALLOT_ECORRUPT;
+    } else if ((rc = batch_grow(b)) == 0) {
         built_entry_t *entry = batch_entry(b, b->count);
         *entry = (built_entry_t){k, (uint32_t)key->mv_size, v[0]};
-        b->rc = b->split->build_cb(b->build_ctx, k, key->mv_size, v[0], v + 1,
-                                   value->mv_size - 1, entry_item(entry));
+        rc = b->split->build_cb(b->build_ctx, k, key->mv_size, v[0], v + 1, value->mv_size - 1,
+                                entry_item(entry));
     }
-    if (b->rc != 0) {
-        b->failed_key = k;
-        b->failed_key_len = key->mv_size;
-        b->failed_value_len = value->mv_size;
-        b->failed_type = value->mv_size > 0 ? v[0] : 0;
+    if (rc != 0) {
+        *bad = (bad_record_t){rc, malformed, k, key->mv_size, value->mv_size,
+                              value->mv_size > 0 ? v[0] : 0};
         return false;
     }
     b->count++;
     return true;
 }
 
-static void batch_discard(built_batch_t *b, void *ctx, size_t from_index)
+static void batch_discard(built_batch_t *b, void *ctx)
 {
-    for (size_t i = from_index; i < b->count; i++)
+    for (size_t i = 0; i < b->count; i++)
         b->split->discard_cb(ctx, entry_item(batch_entry(b, i)));
     b->count = 0;
 }
 
-/* Install the built records in order, then report what stopped the building, if anything; the
- * records are numbered from *records on, as a one-thread load numbers them. Empties the batch. */
-static int batch_install(built_batch_t *b, const checkpoint_store_t *store, void *ctx,
-                         uint64_t *records, char *message, size_t message_bytes)
+/* Install the batch's records, first to last (or last to first: reverse), numbering them from
+ * *records on; on an error the rest are discarded. Empties the batch. */
+static int batch_install(built_batch_t *b, bool reverse, const checkpoint_store_t *store,
+                         void *ctx, uint64_t *records, char *message, size_t message_bytes)
 {
     const checkpoint_split_t *split = b->split;
-    for (size_t i = 0; i < b->count; i++) {
-        if (split->prefetch_cb != NULL && i + SPLIT_PREFETCH_AHEAD < b->count)
-            split->prefetch_cb(ctx, entry_item(batch_entry(b, i + SPLIT_PREFETCH_AHEAD)));
-        built_entry_t *entry = batch_entry(b, i);
-        int rc = split->install_cb(ctx, entry_item(entry));
-        if (rc != 0) {
-            batch_discard(b, ctx, i + 1);
-            return report_refused(store, *records, entry->key, entry->key_len, entry->type, rc,
-                                  message, message_bytes);
-        }
-        (*records)++;
+    int rc = 0;
+    size_t done = 0;
+    for (; done < b->count && rc == 0; done++) {
+        size_t ahead = done + SPLIT_PREFETCH_AHEAD;
+        if (split->prefetch_cb != NULL && ahead < b->count)
+            split->prefetch_cb(ctx, entry_item(batch_entry(b, reverse ? b->count - 1 - ahead : ahead)));
+        built_entry_t *entry = batch_entry(b, reverse ? b->count - 1 - done : done);
+        rc = split->install_cb(ctx, entry_item(entry));
+        if (rc != 0)
+            report_refused(store, *records, entry->key, entry->key_len, entry->type, rc, message,
+                           message_bytes);
+        else
+            (*records)++;
     }
+    for (; done < b->count; done++) /* after an error: the ones not installed */
+        split->discard_cb(ctx, entry_item(batch_entry(b, reverse ? b->count - 1 - done : done)));
     b->count = 0;
-    if (b->rc != 0 && b->malformed)
-        return report_malformed(store, *records, b->failed_key, b->failed_key_len,
-                                b->failed_value_len, message, message_bytes);
-    if (b->rc != 0)
-        return report_refused(store, *records, b->failed_key, b->failed_key_len, b->failed_type,
-                              b->rc, message, message_bytes);
-    return 0;
+    return rc;
+}
+
+/* ---- claiming runs ----------------------------------------------------------------------- */
+
+/* Read up to SPLIT_RUN records of the kind from the cursor's record (key, value) on, in the
+ * walk's direction; leaves the cursor on the last record read. */
+static int run_read(MDB_cursor *cursor, uint8_t kind, MDB_cursor_op step, MDB_val key,
+                    MDB_val value, record_run_t *run)
+{
+    run->count = 0;
+    run->kind_ended = false;
+    for (;;) {
+        run->keys[run->count] = key;
+        run->values[run->count] = value;
+        if (++run->count == SPLIT_RUN)
+            return 0;
+        int mrc = mdb_cursor_get(cursor, &key, &value, step);
+        if (mrc == MDB_NOTFOUND || (mrc == 0 && !key_is_kind(&key, kind))) {
+            run->kind_ended = true;
+            return 0;
+        }
+        if (mrc != 0)
+            return mrc;
+    }
+}
+
+static void frontier_set(frontier_t *f, const MDB_val *key)
+{
+    memcpy(f->key, key->mv_data, key->mv_size);
+    f->len = key->mv_size;
+}
+
+/* How many of the run's records (in walking order) lie before the other thread's frontier;
+ * upwards: keys below it, downwards: keys above it. */
+static size_t run_cut(const record_run_t *run, const frontier_t *other, bool upwards)
+{
+    if (other->len == 0)
+        return run->count;
+    size_t cut = 0;
+    while (cut < run->count) {
+        int c = key_compare(run->keys[cut].mv_data, run->keys[cut].mv_size, other->key,
+                            other->len);
+        if (upwards ? c >= 0 : c <= 0)
+            break;
+        cut++;
+    }
+    return cut;
+}
+
+/* Claim the first records of the run: cut it at the other thread's frontier and move this
+ * thread's there. True when the threads have met (nothing is left for this one after these). */
+static bool run_claim(split_builder_t *b, record_run_t *run, bool upwards)
+{
+    pthread_mutex_lock(&b->mutex);
+    frontier_t *mine = upwards ? &b->loader_high : &b->builder_low;
+    const frontier_t *other = upwards ? &b->builder_low : &b->loader_high;
+    size_t cut = run_cut(run, other, upwards);
+    bool met = cut < run->count;
+    run->count = cut;
+    if (cut > 0)
+        frontier_set(mine, &run->keys[cut - 1]);
+    pthread_mutex_unlock(&b->mutex);
+    return met;
 }
 
 /* ---- the builder thread ------------------------------------------------------------------ */
+
+/* Build the builder's claimed run (highest key first). A bad record drops everything built so
+ * far (all above it) and becomes the part's bad record; the walk goes on below it. */
+static void builder_build_run(split_builder_t *b, const record_run_t *run)
+{
+    for (size_t i = 0; i < run->count; i++) {
+        bad_record_t bad;
+        if (!batch_build(&b->batch, &run->keys[i], &run->values[i], &bad)) {
+            batch_discard(&b->batch, b->ctx);
+            b->bad = bad;
+        }
+    }
+}
+
+/* Put the cursor on the kind's last record; false when the kind is empty or on an error. */
+static bool builder_seek_last(split_builder_t *b, MDB_cursor *cursor, MDB_val *key,
+                              MDB_val *value)
+{
+    uint8_t kind = b->split->kind;
+    uint8_t next_kind = (uint8_t)(kind + 1);
+    *key = (MDB_val){1, &next_kind};
+    int mrc = kind == UINT8_MAX ? MDB_NOTFOUND : mdb_cursor_get(cursor, key, value, MDB_SET_RANGE);
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        b->mdb_rc = mrc;
+        return false;
+    }
+    mrc = mdb_cursor_get(cursor, key, value, mrc == 0 ? MDB_PREV : MDB_LAST);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        b->mdb_rc = mrc;
+    return mrc == 0 && key_is_kind(key, kind);
+}
+
+static void builder_walk(split_builder_t *b, MDB_cursor *cursor)
+{
+    MDB_val key, value;
+    bool more = builder_seek_last(b, cursor, &key, &value);
+    while (more && !atomic_load(&b->stop)) {
+        int mrc = run_read(cursor, b->split->kind, MDB_PREV, key, value, &b->run);
+        if (mrc != 0) {
+            b->mdb_rc = mrc;
+            return;
+        }
+        bool met = run_claim(b, &b->run, false);
+        builder_build_run(b, &b->run);
+        if (met || b->run.kind_ended)
+            return;
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_PREV); /* past the run */
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            b->mdb_rc = mrc;
+        more = mrc == 0 && key_is_kind(&key, b->split->kind);
+    }
+}
 
 static void *builder_main(void *arg)
 {
@@ -209,17 +366,7 @@ static void *builder_main(void *arg)
         return NULL;
     b->same_snapshot = mdb_txn_id(txn) == b->snapshot;
     if (b->same_snapshot && (b->mdb_rc = mdb_cursor_open(txn, b->store->state, &cursor)) == 0) {
-        uint8_t kind = b->batch.split->kind;
-        MDB_val key = {b->from_len, b->from}, value;
-        int mrc;
-        for (mrc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-             mrc == 0 && key.mv_size > 0 && ((const uint8_t *)key.mv_data)[0] == kind;
-             mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-            if (!batch_build(&b->batch, &key, &value))
-                break;
-        }
-        if (mrc != 0 && mrc != MDB_NOTFOUND)
-            b->mdb_rc = mrc;
+        builder_walk(b, cursor);
         mdb_cursor_close(cursor);
     }
     mdb_txn_abort(txn); /* the loading thread's transaction keeps the snapshot's pages */
@@ -228,85 +375,38 @@ static void *builder_main(void *arg)
 
 /* ---- the loading thread's side ----------------------------------------------------------- */
 
-/* `from` = (first + last) / 2, both read as big-endian numbers zero-padded to the longer. */
-static void split_midpoint(const uint8_t *first, size_t first_len, const uint8_t *last,
-                           size_t last_len, uint8_t *mid, size_t *mid_len)
+static bool builder_start(split_builder_t *b, checkpoint_store_t *store,
+                          const checkpoint_split_t *split, void *ctx, MDB_txn *txn)
 {
-    size_t len = first_len > last_len ? first_len : last_len;
-    unsigned carry = 0;
-    for (size_t i = len; i-- > 0;) { /* sum, least significant byte first */
-        unsigned sum = carry + (i < first_len ? first[i] : 0) + (i < last_len ? last[i] : 0);
-        mid[i] = (uint8_t)sum;
-        carry = sum >> 8;
-    }
-    for (size_t i = 0; i < len; i++) { /* halve, most significant byte first */
-        unsigned value = carry << 8 | mid[i];
-        mid[i] = (uint8_t)(value >> 1);
-        carry = value & 1;
-    }
-    *mid_len = len;
-}
-
-/* The kind's last key (0 when it cannot be found). */
-static size_t kind_last_key(MDB_txn *txn, MDB_dbi dbi, uint8_t kind, const uint8_t **out)
-{
-    MDB_cursor *cursor;
-    if (mdb_cursor_open(txn, dbi, &cursor) != 0)
-        return 0;
-    uint8_t next_kind = (uint8_t)(kind + 1);
-    MDB_val key = {1, &next_kind}, value;
-    int mrc = kind == UINT8_MAX ? MDB_NOTFOUND : mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-    mrc = mdb_cursor_get(cursor, &key, &value, mrc == 0 ? MDB_PREV : MDB_LAST);
-    mdb_cursor_close(cursor);
-    if (mrc != 0 || key.mv_size == 0 || ((const uint8_t *)key.mv_data)[0] != kind)
-        return 0;
-    *out = key.mv_data;
-    return key.mv_size;
-}
-
-/* Start the builder on the second half of the kind whose first record is `first`; false when
- * there is nothing to split (one record) or no thread. */
-static bool split_start(split_builder_t *b, checkpoint_store_t *store,
-                        const checkpoint_split_t *split, MDB_txn *txn, const MDB_val *first)
-{
-    const uint8_t *last;
-    size_t last_len = kind_last_key(txn, store->state, split->kind, &last);
-    if (last_len == 0 || key_compare(first->mv_data, first->mv_size, last, last_len) >= 0)
-        return false;
-    *b = (split_builder_t){.store = store, .snapshot = mdb_txn_id(txn)};
+    *b = (split_builder_t){.split = split, .ctx = ctx, .store = store,
+                           .snapshot = mdb_txn_id(txn)};
     batch_init(&b->batch, split, split->builder_ctx);
-    split_midpoint(first->mv_data, first->mv_size, last, last_len, b->from, &b->from_len);
-    if (pthread_create(&b->thread, NULL, builder_main, b) != 0)
-        return false;
-    return true;
+    pthread_mutex_init(&b->mutex, NULL);
+    if (pthread_create(&b->thread, NULL, builder_main, b) == 0)
+        return true;
+    pthread_mutex_destroy(&b->mutex);
+    return false;
 }
 
-/* Has the loading thread reached the builder's part? */
-static bool split_reached(const split_builder_t *b, const MDB_val *key)
+/* Join the builder; install its records in key order (install) or drop them. */
+static int builder_finish(split_builder_t *b, bool install, void *ctx, uint64_t *records,
+                          char *message, size_t message_bytes)
 {
-    const uint8_t *k = key->mv_data;
-    return key->mv_size == 0 || k[0] != b->batch.split->kind ||
-           key_compare(k, key->mv_size, b->from, b->from_len) >= 0;
-}
-
-/* Join the builder; install its records (install) or drop them. */
-static int split_finish(split_builder_t *b, bool install, void *ctx, uint64_t *records,
-                        char *message, size_t message_bytes)
-{
+    atomic_store(&b->stop, !install);
     pthread_join(b->thread, NULL);
+    pthread_mutex_destroy(&b->mutex);
     int rc = 0;
-    if (install && b->same_snapshot)
-        rc = batch_install(&b->batch, b->store, ctx, records, message, message_bytes);
-    batch_discard(&b->batch, ctx, 0);
-    if (rc == 0 && install && b->mdb_rc != 0)
+    if (install && b->mdb_rc != 0)
         rc = checkpoint_lmdb_error(b->mdb_rc, "read", b->store->path, message, message_bytes);
+    if (rc == 0 && install)
+        rc = batch_install(&b->batch, true, b->store, ctx, records, message, message_bytes);
+    if (rc == 0 && install && b->bad.rc != 0)
+        rc = report_bad(b->store, *records, &b->bad, message, message_bytes);
+    batch_discard(&b->batch, ctx);
     free(b->batch.entries);
-    b->batch.entries = NULL;
     return rc;
 }
 
-/* The loading thread's own walk through the records: one at a time through record_cb, except
- * the first half of the split kind, built and installed in batches while the builder runs. */
 typedef struct load_walk {
     checkpoint_store_t *store;
     checkpoint_record_cb record_cb;
@@ -314,41 +414,13 @@ typedef struct load_walk {
     void *ctx;
     uint64_t records;
     uint64_t second_thread; /* records installed from the builder */
-    bool split_pending;  /* the split kind is still ahead */
-    bool split_running;  /* the builder runs; records before its `from` go to `batch` */
-    split_builder_t builder;
-    built_batch_t batch; /* the loading thread's own built records */
     char *message;
     size_t message_bytes;
 } load_walk_t;
 
-static int walk_flush(load_walk_t *w)
-{
-    return batch_install(&w->batch, w->store, w->ctx, &w->records, w->message, w->message_bytes);
-}
-
-/* The builder's part reached (or the load ends): install the loading thread's batch, then the
- * builder's records. A failed load drops them (install false). */
-static int walk_split_end(load_walk_t *w, bool install)
-{
-    w->split_running = false;
-    int rc = install ? walk_flush(w) : 0;
-    batch_discard(&w->batch, w->ctx, 0);
-    uint64_t before = w->records;
-    int finish_rc = split_finish(&w->builder, install && rc == 0, w->ctx, &w->records,
-                                 w->message, w->message_bytes);
-    w->second_thread += w->records - before;
-    return rc != 0 ? rc : finish_rc;
-}
-
-/* One record of the loading thread's part. */
+/* One record through record_cb. */
 static int walk_record(load_walk_t *w, const MDB_val *key, const MDB_val *value)
 {
-    if (w->split_running) { /* the split kind, before the builder's part */
-        if (!batch_build(&w->batch, key, value) || w->batch.count == SPLIT_LOADER_BATCH)
-            return walk_flush(w);
-        return 0;
-    }
     const uint8_t *k = key->mv_data, *v = value->mv_data;
     if (record_malformed(key, value))
         return report_malformed(w->store, w->records, k, key->mv_size, value->mv_size,
@@ -361,23 +433,60 @@ static int walk_record(load_walk_t *w, const MDB_val *key, const MDB_val *value)
     return 0;
 }
 
-/* Before loading `key`: start the split at its kind's first record, end it at the builder's
- * part (and then seek past the kind: *seek). */
-static int walk_split_step(load_walk_t *w, MDB_txn *txn, const MDB_val *key, bool *seek)
+/* Build and install the loading thread's claimed run, in key order. */
+static int walk_install_run(load_walk_t *w, built_batch_t *batch, const record_run_t *run)
 {
-    const uint8_t *k = key->mv_data;
-    *seek = false;
-    if (w->split_pending && key->mv_size > 0 && k[0] >= w->split->kind) {
-        w->split_pending = false;
-        w->split_running = k[0] == w->split->kind &&
-                           split_start(&w->builder, w->store, w->split, txn, key);
-        if (w->split_running)
-            batch_init(&w->batch, w->split, w->split->loader_ctx);
+    bad_record_t bad = {0};
+    for (size_t i = 0; i < run->count && bad.rc == 0; i++)
+        batch_build(batch, &run->keys[i], &run->values[i], &bad);
+    int rc = batch_install(batch, false, w->store, w->ctx, &w->records, w->message,
+                           w->message_bytes);
+    if (rc == 0 && bad.rc != 0)
+        rc = report_bad(w->store, w->records, &bad, w->message, w->message_bytes);
+    return rc;
+}
+
+/* The split kind, from its first record (key, value): upwards in runs while the builder comes
+ * down, then the builder's records. Leaves the cursor before the next kind's first record. */
+static int walk_split_kind(load_walk_t *w, MDB_txn *txn, MDB_cursor *cursor, MDB_val key,
+                           MDB_val value)
+{
+    split_builder_t builder;
+    bool builder_running = builder_start(&builder, w->store, w->split, w->ctx, txn);
+    built_batch_t batch;
+    batch_init(&batch, w->split, w->split->loader_ctx);
+    record_run_t *run = malloc(sizeof(*run));
+    int rc = 0;
+    if (run == NULL) {
+        snprintf(w->message, w->message_bytes, "checkpoint: %s: out of memory", w->store->path);
+        rc = ALLOT_ENOMEM;
     }
-    if (!w->split_running || !split_reached(&w->builder, key))
-        return 0;
-    int rc = walk_split_end(w, true);
-    *seek = rc == 0 && w->builder.same_snapshot && key->mv_size > 0 && k[0] == w->split->kind;
+    while (rc == 0) {
+        int mrc = run_read(cursor, w->split->kind, MDB_NEXT, key, value, run);
+        if (mrc != 0) {
+            rc = checkpoint_lmdb_error(mrc, "read", w->store->path, w->message, w->message_bytes);
+            break;
+        }
+        bool met = builder_running && run_claim(&builder, run, true);
+        rc = walk_install_run(w, &batch, run);
+        if (met || run->kind_ended || rc != 0)
+            break;
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+        if (mrc == MDB_NOTFOUND || (mrc == 0 && !key_is_kind(&key, w->split->kind)))
+            break;
+        if (mrc != 0)
+            rc = checkpoint_lmdb_error(mrc, "read", w->store->path, w->message, w->message_bytes);
+    }
+    free(run);
+    free(batch.entries);
+    if (builder_running) {
+        uint64_t before = w->records;
+        int finish_rc = builder_finish(&builder, rc == 0, w->ctx, &w->records, w->message,
+                                       w->message_bytes);
+        w->second_thread += w->records - before;
+        if (rc == 0)
+            rc = finish_rc;
+    }
     return rc;
 }
 
@@ -398,8 +507,6 @@ int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb 
                                 size_t message_bytes)
 {
     assert(store != NULL && record_cb != NULL);
-    if (stats != NULL)
-        *stats = (checkpoint_load_stats_t){0};
     if (message_bytes > 0)
         message[0] = '\0';
     MDB_txn *txn;
@@ -413,32 +520,22 @@ int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb 
         return checkpoint_lmdb_error(mrc, "cursor on", store->path, message, message_bytes);
     }
     load_walk_t w = {.store = store, .record_cb = record_cb, .split = split, .ctx = ctx,
-                     .split_pending = split != NULL, .message = message,
-                     .message_bytes = message_bytes};
+                     .message = message, .message_bytes = message_bytes};
     int rc = 0;
     MDB_val key, value;
-    for (mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); mrc == 0 && rc == 0;
-         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        bool seek;
-        rc = walk_split_step(&w, txn, &key, &seek);
-        if (rc == 0 && seek) { /* past the builder's part: the first key of a later kind */
-            uint8_t next_kind = (uint8_t)(split->kind + 1);
-            key = (MDB_val){1, &next_kind};
-            mrc = split->kind == UINT8_MAX ? MDB_NOTFOUND
-                                           : mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-            if (mrc != 0)
-                break;
-            rc = walk_split_step(&w, txn, &key, &seek);
-        }
-        if (rc == 0)
+    mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        if (split == NULL || !key_is_kind(&key, split->kind)) {
             rc = walk_record(&w, &key, &value);
+            mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+            continue;
+        }
+        rc = walk_split_kind(&w, txn, cursor, key, value);
+        uint8_t next_kind = (uint8_t)(split->kind + 1); /* then the first key past the kind */
+        key = (MDB_val){1, &next_kind};
+        mrc = split->kind == UINT8_MAX ? MDB_NOTFOUND
+                                       : mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
     }
-    if (w.split_running) { /* the kind ends the store, or an error stopped the load */
-        int end_rc = walk_split_end(&w, rc == 0 && mrc == MDB_NOTFOUND);
-        if (rc == 0)
-            rc = end_rc;
-    }
-    free(w.batch.entries);
     if (rc == 0 && mrc != MDB_NOTFOUND)
         rc = checkpoint_lmdb_error(mrc, "read", store->path, message, message_bytes);
     mdb_cursor_close(cursor);
