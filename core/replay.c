@@ -200,8 +200,6 @@ static void stage_records(const allot_state_t *state, replay_entry_t *entry)
     for (uint32_t i = 0; i < entry->sku_count; i++) {
         uint32_t index = allot_hash_first(&state->sku_index, entry->sku_hash[i]);
         entry->sku[i] = index < state->sku_count ? index : ALLOT_SKU_NONE;
-        if (entry->sku[i] != ALLOT_SKU_NONE) /* loaded, not prefetched: see prefetch_position */
-            (void)*(const volatile uint16_t *)&state->skus[entry->sku[i]].position_count;
     }
     if (entry->has_reservation) {
         uint32_t slot = allot_hash_first(&state->reservation_index, entry->reservation_hash);
@@ -209,6 +207,15 @@ static void stage_records(const allot_state_t *state, replay_entry_t *entry)
         if (entry->reservation_slot != ALLOT_SLOT_NONE)
             __builtin_prefetch(&state->reservations[slot]);
     }
+}
+
+/* The SKU records found by stage_records, loaded (not prefetched: see prefetch_position) in a
+ * pass of their own over the group, so that the group's loads are in flight together. */
+static void stage_sku_records(const allot_state_t *state, replay_entry_t *entry)
+{
+    for (uint32_t i = 0; i < entry->sku_count; i++)
+        if (entry->sku[i] < state->sku_count)
+            (void)*(const volatile uint16_t *)&state->skus[entry->sku[i]].position_count;
 }
 
 /* A live hold whose lines may be read now (the block is freed when it ends). */
@@ -312,6 +319,7 @@ static void run_stages(allot_replay_t *replay)
 {
     run_stage(replay, 0, stage_push);
     run_stage(replay, STAGE_RECORDS, stage_records);
+    run_stage(replay, STAGE_RECORDS, stage_sku_records);
     run_stage(replay, STAGE_PAYLOAD, stage_payload);
     run_stage(replay, STAGE_LINE_SKUS, stage_line_skus);
     run_stage(replay, STAGE_LINE_POSITIONS, stage_line_positions);
