@@ -249,10 +249,14 @@ static void prefetch_position(const allot_state_t *state, uint32_t sku_index, ui
     (void)*(const volatile uint32_t *)&sku->positions[guess].location;
 }
 
-static void stage_payload(const allot_state_t *state, replay_entry_t *entry)
+static void stage_positions(const allot_state_t *state, replay_entry_t *entry)
 {
     for (uint32_t i = 0; i < entry->sku_count; i++)
         prefetch_position(state, entry->sku[i], entry->location[i]);
+}
+
+static void stage_payload(const allot_state_t *state, replay_entry_t *entry)
+{
     const allot_reservation_t *r = entry_live_reservation(state, entry);
     if (r != NULL) {
         __builtin_prefetch(r->id);
@@ -320,6 +324,7 @@ static void run_stages(allot_replay_t *replay)
     run_stage(replay, 0, stage_push);
     run_stage(replay, STAGE_RECORDS, stage_records);
     run_stage(replay, STAGE_RECORDS, stage_sku_records);
+    run_stage(replay, STAGE_PAYLOAD, stage_positions);
     run_stage(replay, STAGE_PAYLOAD, stage_payload);
     run_stage(replay, STAGE_LINE_SKUS, stage_line_skus);
     run_stage(replay, STAGE_LINE_POSITIONS, stage_line_positions);
