@@ -133,7 +133,7 @@ static void snapshot_archived(allot_state_t *state, snapshot_out_t *out)
     }
 }
 
-static uint8_t snapshot_type_of_kind(uint8_t kind)
+uint8_t allot_snapshot_type_of_kind(uint8_t kind)
 {
     switch (kind) {
     case STATE_KEY_LOCATION:
@@ -142,8 +142,12 @@ static uint8_t snapshot_type_of_kind(uint8_t kind)
         return ALLOT_EVENT_SKU_SNAPSHOT;
     case STATE_KEY_RESERVATION:
         return ALLOT_EVENT_RESERVATION_SNAPSHOT;
-    default:
+    case STATE_KEY_ADJUST_KEY:
         return ALLOT_EVENT_ADJUST_KEY_SNAPSHOT;
+    case STATE_KEY_ORDER:
+        return ALLOT_EVENT_ORDER_SNAPSHOT;
+    default:
+        return 0;
     }
 }
 
@@ -155,7 +159,7 @@ static void snapshot_deletions(allot_state_t *state, snapshot_out_t *out)
         uint8_t len = state->deleted.data[off + 1];
         out->key[0] = kind;
         memcpy(out->key + 1, state->deleted.data + off + 2, len);
-        out->cb(out->ctx, out->key, 1u + len, snapshot_type_of_kind(kind), NULL, 0, true);
+        out->cb(out->ctx, out->key, 1u + len, allot_snapshot_type_of_kind(kind), NULL, 0, true);
         off += 2u + len;
     }
     state->deleted.len = 0;

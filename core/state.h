@@ -62,6 +62,8 @@ typedef int (*allot_event_sink_cb)(void *ctx, uint8_t type, const uint8_t *paylo
  * kind of snapshot the key held). */
 typedef void (*allot_snapshot_cb)(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
                                   const uint8_t *payload, size_t payload_len, bool deleted);
+/* The event type of the snapshots stored under a checkpoint key of `kind` (0: no such kind). */
+uint8_t allot_snapshot_type_of_kind(uint8_t kind);
 
 typedef struct allot_state_counters {
     uint64_t skus; /* SKUs with at least one position */

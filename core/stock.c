@@ -434,15 +434,16 @@ static int sku_snapshot_make_room(allot_state_t *state, allot_str_t id, uint32_t
     return rc != 0 ? rc : state_dirty_reserve(state, 0, 1, 0, 0);
 }
 
+/* Positions first, then the SKU: the order of checks allot_sku_snapshot_build + install has. */
 static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snapshot_t *e)
 {
-    uint32_t sku;
-    int rc = sku_snapshot_make_room(state, e->sku, allot_hash_bytes(e->sku.ptr, e->sku.len), &sku);
-    if (rc != 0)
-        return rc;
     free(state->pending_positions);
-    return sku_snapshot_positions(state, state->snapshot_location_memo, e,
-                                  &state->pending_positions);
+    int rc = sku_snapshot_positions(state, state->snapshot_location_memo, e,
+                                    &state->pending_positions);
+    uint32_t sku;
+    if (rc == 0)
+        rc = sku_snapshot_make_room(state, e->sku, allot_hash_bytes(e->sku.ptr, e->sku.len), &sku);
+    return rc;
 }
 
 int stock_apply_prepare(allot_state_t *state, const allot_event_t *event)

@@ -163,8 +163,9 @@ int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb 
 /* Load the store into an empty state (start-up): what applying every record in key order with
  * allot_event_apply_encoded gives, faster: SKU snapshots are built on two threads
  * (checkpoint_store_load_split, allot_sku_snapshot_build) and archived orders are not decoded
- * (they stay in the store; applying one keeps nothing in memory). Errors as
- * checkpoint_store_load's. */
+ * (they stay in the store; applying one keeps nothing in memory). A record whose type is not
+ * its kind's snapshot type (allot_snapshot_type_of_kind) is refused: ALLOT_ECORRUPT. Errors
+ * as checkpoint_store_load's. */
 struct allot_state;
 int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *state,
                                 checkpoint_load_stats_t *stats, char *message,

@@ -65,9 +65,10 @@ typedef struct built_batch {
     size_t capacity;
 } built_batch_t;
 
-/* A thread's frontier: the key it has claimed up (loader) or down (builder) to. */
+/* A thread's frontier: the key it has claimed up (loader) or down (builder) to. Points into the
+ * map (any length LMDB allows; a malformed key is refused only when built). */
 typedef struct frontier {
-    uint8_t key[CHECKPOINT_KEY_BYTES_MAX];
+    const uint8_t *key;
     size_t len; /* 0: nothing claimed yet */
 } frontier_t;
 
@@ -91,7 +92,6 @@ typedef struct split_builder {
     built_batch_t batch;    /* highest key first */
     bad_record_t bad;       /* the lowest bad record of the builder's part */
     bool same_snapshot;     /* false: built nothing; the loading thread loads the whole kind */
-    int mdb_rc;             /* an LMDB error that stopped the walk */
     record_run_t run;
     pthread_t thread;
 } split_builder_t;
@@ -265,7 +265,7 @@ static int run_read(MDB_cursor *cursor, uint8_t kind, MDB_cursor_op step, MDB_va
 
 static void frontier_set(frontier_t *f, const MDB_val *key)
 {
-    memcpy(f->key, key->mv_data, key->mv_size);
+    f->key = key->mv_data;
     f->len = key->mv_size;
 }
 
@@ -318,41 +318,35 @@ static void builder_build_run(split_builder_t *b, const record_run_t *run)
 }
 
 /* Put the cursor on the kind's last record; false when the kind is empty or on an error. */
-static bool builder_seek_last(split_builder_t *b, MDB_cursor *cursor, MDB_val *key,
+static bool builder_seek_last(const split_builder_t *b, MDB_cursor *cursor, MDB_val *key,
                               MDB_val *value)
 {
     uint8_t kind = b->split->kind;
     uint8_t next_kind = (uint8_t)(kind + 1);
     *key = (MDB_val){1, &next_kind};
     int mrc = kind == UINT8_MAX ? MDB_NOTFOUND : mdb_cursor_get(cursor, key, value, MDB_SET_RANGE);
-    if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        b->mdb_rc = mrc;
-        return false;
-    }
-    mrc = mdb_cursor_get(cursor, key, value, mrc == 0 ? MDB_PREV : MDB_LAST);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
-        b->mdb_rc = mrc;
+        return false;
+    mrc = mdb_cursor_get(cursor, key, value, mrc == 0 ? MDB_PREV : MDB_LAST);
     return mrc == 0 && key_is_kind(key, kind);
 }
 
+/* Claim and build runs downwards until the threads meet. An LMDB error just ends the walk:
+ * every record below the builder's frontier is the loading thread's, which reads them itself
+ * (and meets the same error if the store is damaged there). */
 static void builder_walk(split_builder_t *b, MDB_cursor *cursor)
 {
     MDB_val key, value;
     bool more = builder_seek_last(b, cursor, &key, &value);
     while (more && !atomic_load(&b->stop)) {
-        int mrc = run_read(cursor, b->split->kind, MDB_PREV, key, value, &b->run);
-        if (mrc != 0) {
-            b->mdb_rc = mrc;
+        if (run_read(cursor, b->split->kind, MDB_PREV, key, value, &b->run) != 0)
             return;
-        }
         bool met = run_claim(b, &b->run, false);
         builder_build_run(b, &b->run);
         if (met || b->run.kind_ended)
             return;
-        mrc = mdb_cursor_get(cursor, &key, &value, MDB_PREV); /* past the run */
-        if (mrc != 0 && mrc != MDB_NOTFOUND)
-            b->mdb_rc = mrc;
-        more = mrc == 0 && key_is_kind(&key, b->split->kind);
+        more = mdb_cursor_get(cursor, &key, &value, MDB_PREV) == 0 && /* past the run */
+               key_is_kind(&key, b->split->kind);
     }
 }
 
@@ -361,11 +355,10 @@ static void *builder_main(void *arg)
     split_builder_t *b = arg;
     MDB_txn *txn;
     MDB_cursor *cursor;
-    b->mdb_rc = mdb_txn_begin(b->store->env, NULL, MDB_RDONLY, &txn);
-    if (b->mdb_rc != 0)
-        return NULL;
+    if (mdb_txn_begin(b->store->env, NULL, MDB_RDONLY, &txn) != 0)
+        return NULL; /* e.g. no reader slot: the loading thread loads the whole kind */
     b->same_snapshot = mdb_txn_id(txn) == b->snapshot;
-    if (b->same_snapshot && (b->mdb_rc = mdb_cursor_open(txn, b->store->state, &cursor)) == 0) {
+    if (b->same_snapshot && mdb_cursor_open(txn, b->store->state, &cursor) == 0) {
         builder_walk(b, cursor);
         mdb_cursor_close(cursor);
     }
@@ -396,9 +389,7 @@ static int builder_finish(split_builder_t *b, bool install, void *ctx, uint64_t 
     pthread_join(b->thread, NULL);
     pthread_mutex_destroy(&b->mutex);
     int rc = 0;
-    if (install && b->mdb_rc != 0)
-        rc = checkpoint_lmdb_error(b->mdb_rc, "read", b->store->path, message, message_bytes);
-    if (rc == 0 && install)
+    if (install)
         rc = batch_install(&b->batch, true, b->store, ctx, records, message, message_bytes);
     if (rc == 0 && install && b->bad.rc != 0)
         rc = report_bad(b->store, *records, &b->bad, message, message_bytes);
@@ -547,11 +538,14 @@ int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb 
 
 /* ---- loading into a state (core) -------------------------------------------------------- */
 
+/* Every record holds its kind's snapshot type (core/state.h): anything else under a key is
+ * refused, whichever thread meets it. */
 static int load_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
                        const uint8_t *payload, size_t payload_len)
 {
-    (void)key;
     (void)key_len;
+    if (type != allot_snapshot_type_of_kind(key[0]))
+        return ALLOT_ECORRUPT;
     /* archived orders stay in the store (applying one keeps nothing anyway): skip decoding */
     if (type == ALLOT_EVENT_ORDER_SNAPSHOT && payload_len >= 2 && (payload[1] & 1u) != 0)
         return 0;
@@ -559,15 +553,8 @@ static int load_record(void *ctx, const uint8_t *key, size_t key_len, uint8_t ty
 }
 
 /* SKU snapshots, nearly all of a large checkpoint, are built on two threads (core/event.h,
- * allot_sku_snapshot_build) and installed on this one in key order. */
-typedef struct sku_load_item {
-    allot_sku_build_t build;
-    bool raw; /* not a SKU snapshot: applied whole at install, as a one-thread load would */
-    uint8_t type;
-    const uint8_t *payload;
-    size_t len;
-} sku_load_item_t;
-
+ * allot_sku_snapshot_build: ALLOT_ECORRUPT for any other type) and installed on this one in
+ * key order. */
 typedef struct sku_load_builder {
     const allot_state_t *state;
     allot_sku_builder_t builder;
@@ -579,33 +566,23 @@ static int sku_load_build(void *build_ctx, const uint8_t *key, size_t key_len, u
     (void)key;
     (void)key_len;
     sku_load_builder_t *b = build_ctx;
-    sku_load_item_t *it = item;
-    *it = (sku_load_item_t){.raw = type != ALLOT_EVENT_SKU_SNAPSHOT, .type = type,
-                            .payload = payload, .len = payload_len};
-    return it->raw ? 0
-                   : allot_sku_snapshot_build(b->state, &b->builder, type, payload, payload_len,
-                                              &it->build);
+    return allot_sku_snapshot_build(b->state, &b->builder, type, payload, payload_len, item);
 }
 
 static int sku_load_install(void *ctx, void *item)
 {
-    sku_load_item_t *it = item;
-    if (it->raw)
-        return allot_event_apply_encoded(ctx, it->type, it->payload, it->len);
-    return allot_sku_snapshot_install(ctx, &it->build);
+    return allot_sku_snapshot_install(ctx, item);
 }
 
 static void sku_load_prefetch(void *ctx, void *item)
 {
-    const sku_load_item_t *it = item;
-    if (!it->raw)
-        allot_sku_snapshot_prefetch(ctx, &it->build);
+    allot_sku_snapshot_prefetch(ctx, item);
 }
 
 static void sku_load_discard(void *ctx, void *item)
 {
     (void)ctx;
-    allot_sku_snapshot_discard(&((sku_load_item_t *)item)->build);
+    allot_sku_snapshot_discard(item);
 }
 
 int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *state,
@@ -616,7 +593,7 @@ int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *s
     allot_sku_builder_init(&builders[0].builder);
     allot_sku_builder_init(&builders[1].builder);
     const checkpoint_split_t split = {.kind = CHECKPOINT_KIND_SKU,
-                                      .item_bytes = sizeof(sku_load_item_t),
+                                      .item_bytes = sizeof(allot_sku_build_t),
                                       .build_cb = sku_load_build,
                                       .builder_ctx = &builders[0],
                                       .loader_ctx = &builders[1],

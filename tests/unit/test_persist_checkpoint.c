@@ -433,19 +433,29 @@ Test(checkpoint, two_thread_load_reports_a_bad_sku_record_as_the_one_thread_load
     }
 }
 
-Test(checkpoint, two_thread_load_applies_other_types_under_sku_keys_in_order)
+Test(checkpoint, load_refuses_a_record_of_another_type_under_a_sku_key)
 {
-    write_large_checkpoint(3000);
-    /* not a SKU snapshot, but a record core applies: a stock.set in the builder's half */
-    allot_state_t *scratch = fx_state();
-    fx_location(scratch, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1});
-    fx_log_reset();
-    fx_stock(scratch, "SKU-002990", "W1", 77, 0);
-    cr_assert_eq(fx_log.count, 1);
-    put_sku_record(2990, fx_log.events[0].type, fx_log.events[0].payload,
-                   fx_log.events[0].len);
-    assert_loads_agree(0);
-    allot_state_destroy(scratch);
+    const uint32_t where[] = {0, 2990}; /* the loader's end, the builder's end */
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        write_large_checkpoint(3000);
+        /* a location.put: applied whole it would change the locations the builder reads */
+        allot_state_t *scratch = fx_state();
+        fx_location(scratch, (fx_loc_t){.id = "W9", .lat = 1.0, .lon = 2.0});
+        cr_assert_eq(fx_log.count, 1);
+        put_sku_record(where[i], fx_log.events[0].type, fx_log.events[0].payload,
+                       fx_log.events[0].len);
+        allot_state_destroy(scratch);
+        checkpoint_load_stats_t stats;
+        allot_state_t *loaded = load_into_fresh_state(true, ALLOT_ECORRUPT, &stats);
+        char expected[64];
+        snprintf(expected, sizeof(expected), "record #%u (kind 2, type 1, id 'SKU-%06u')",
+                 3 + where[i], where[i]);
+        cr_assert(strstr(message, expected) != NULL, "%s", message);
+        cr_assert_eq(stats.records, 3 + where[i]);
+        allot_state_destroy(loaded);
+        teardown();
+        setup();
+    }
 }
 
 /* The split itself, with callbacks that record what happens: the loading thread's builds wait
@@ -582,6 +592,44 @@ Test(checkpoint, split_load_stops_at_the_first_bad_record_in_key_order)
         }
     }
     probe.refuse = NULL;
+}
+
+/* Put records straight into LMDB, past the store's own checks (keys of any length). */
+static void put_raw_records(uint32_t count, size_t key_len)
+{
+    checkpoint_store_close(store);
+    store = NULL;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi state_dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    mdb_env_set_mapsize(env, 64u << 20);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "state", 0, &state_dbi), 0);
+    uint8_t key[511], value[2] = {ALLOT_EVENT_SKU_SNAPSHOT, ALLOT_EVENT_FORMAT_VERSION};
+    for (uint32_t i = 0; i < count; i++) {
+        memset(key, 'x', sizeof(key));
+        key[0] = CHECKPOINT_KIND_SKU;
+        char id[16];
+        snprintf(id, sizeof(id), "SKU-9%06u", i % 1000000);
+        memcpy(key + 1, id, strlen(id));
+        MDB_val k = {key_len, key}, v = {sizeof(value), value};
+        cr_assert_eq(mdb_put(txn, state_dbi, &k, &v, 0), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    store_open(0);
+}
+
+Test(checkpoint, split_load_reports_overlong_keys_as_malformed)
+{
+    write_large_checkpoint(3000);
+    put_raw_records(300, 300); /* above every SKU-0..., where the builder starts */
+    probe.refuse = NULL;
+    assert_split_agrees(ALLOT_ECORRUPT, 100);
+    cr_assert(strstr(message, "malformed record #3003 (key 300 bytes") != NULL, "%s", message);
 }
 
 /* ---- the writer thread ------------------------------------------------------------------- */
