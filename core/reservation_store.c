@@ -245,11 +245,13 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
     return state->pending_key_reservation == NULL ? ALLOT_ENOMEM : 0;
 }
 
+/* A live hold to release (release, replace): its slot is kept for the commit. */
 static int release_prepare(allot_state_t *state, allot_str_t id)
 {
     uint32_t slot = reservation_slot_find(state, id);
     if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
         return ALLOT_ECORRUPT;
+    state->prepared_reservation = slot;
     const allot_reservation_t *r = &state->reservations[slot];
     int rc = state_dirty_reserve(state, r->allocation_count, r->line_count, 1, 0);
     return rc != 0 ? rc : allot_heap_reserve(&state->tombstone_heap, 1);
@@ -274,6 +276,7 @@ int reservation_apply_prepare(allot_state_t *state, const allot_event_t *event)
         slot = reservation_slot_find(state, event->u.extend.id);
         if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
             return ALLOT_ECORRUPT;
+        state->prepared_reservation = slot;
         return state_dirty_reserve(state, 0, 0, 1, 0);
     case ALLOT_EVENT_RESERVATION_RELEASE:
         return release_prepare(state, event->u.release.id);
@@ -345,7 +348,7 @@ static void hold_entomb(allot_state_t *state, uint32_t slot, uint8_t status, int
 
 static void commit_release(allot_state_t *state, const allot_event_release_t *e)
 {
-    uint32_t slot = reservation_slot_find(state, e->id);
+    uint32_t slot = state->prepared_reservation; /* release_prepare found it */
     hold_release(state, slot, e->at_ms, false);
     tombstone_evict(state, e->at_ms);
     hold_entomb(state, slot,
@@ -423,7 +426,7 @@ void reservation_apply_commit(allot_state_t *state, const allot_event_t *event)
         commit_hold(state, slot_new_from(state, event->u.reservation.id), &event->u.reservation);
         break;
     case ALLOT_EVENT_RESERVATION_REPLACE:
-        slot = reservation_slot_find(state, event->u.reservation.id);
+        slot = state->prepared_reservation; /* release_prepare found it */
         hold_release(state, slot, event->u.reservation.at_ms, false);
         commit_hold(state, slot, &event->u.reservation);
         break;
@@ -431,7 +434,7 @@ void reservation_apply_commit(allot_state_t *state, const allot_event_t *event)
         commit_snapshot(state, &event->u.reservation);
         break;
     case ALLOT_EVENT_RESERVATION_EXTEND:
-        slot = reservation_slot_find(state, event->u.extend.id);
+        slot = state->prepared_reservation;
         state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
         state->reservations[slot].expires_at_ms = event->u.extend.expires_at_ms;
         allot_heap_update_at(&state->expiry_heap, state->reservations[slot].heap_position);

@@ -181,6 +181,7 @@ struct allot_state {
     allot_position_t *pending_positions;     /* prepared SKU snapshot positions */
     uint32_t prepared_sku;      /* stock.set / stock.adjust: the SKU and location their */
     uint32_t prepared_location; /* prepare found, for the commit that follows it */
+    uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
     char *pending_key;                       /* prepared adjust-key copy */
     char *pending_key_reservation;           /* prepared reservation-id copy */
 
