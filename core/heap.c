@@ -136,6 +136,12 @@ uint32_t allot_heap_top(const allot_heap_t *heap)
     return heap->entries[0].item;
 }
 
+int64_t allot_heap_top_key_ms(const allot_heap_t *heap)
+{
+    assert(heap->count > 0);
+    return heap->entries[0].key_ms;
+}
+
 void allot_heap_remove_at(allot_heap_t *heap, uint32_t position)
 {
     assert(position < heap->count);

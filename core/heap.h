@@ -54,6 +54,8 @@ int allot_heap_reserve(allot_heap_t *heap, uint32_t extra);
 int allot_heap_push(allot_heap_t *heap, uint32_t item);
 /* The smallest item; the heap must not be empty. */
 uint32_t allot_heap_top(const allot_heap_t *heap);
+/* The smallest item's key_ms (as key_cb gave it), read from the heap itself; not empty. */
+int64_t allot_heap_top_key_ms(const allot_heap_t *heap);
 /* Remove the item at `position` (as reported by position_set_cb). */
 void allot_heap_remove_at(allot_heap_t *heap, uint32_t position);
 /* Re-read the key of the item at `position` (key_cb) and restore order. */

@@ -272,7 +272,7 @@ int64_t allot_reservation_next_expiry_ms(const allot_state_t *state)
 {
     if (state->expiry_heap.count == 0)
         return INT64_MAX;
-    return state->reservations[allot_heap_top(&state->expiry_heap)].expires_at_ms;
+    return allot_heap_top_key_ms(&state->expiry_heap); /* expires_at_ms */
 }
 
 uint32_t allot_reservations_expire(allot_state_t *state, int64_t now_ms, uint32_t max)

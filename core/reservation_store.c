@@ -142,9 +142,11 @@ static void tombstone_evict(allot_state_t *state, int64_t at_ms)
         state->reservation_tombstones--;
     }
     for (int i = 0; i < ALLOT_AGE_EVICTIONS_PER_INSERT && state->reservation_tombstones > 0; i++) {
-        uint32_t top = allot_heap_top(&state->tombstone_heap);
-        if (at_ms - state->reservations[top].ended_ms <= state->config.idempotency_age_ms)
+        /* the oldest ended_ms is the heap's top key: no need to read the record to know */
+        if (at_ms - allot_heap_top_key_ms(&state->tombstone_heap) <=
+            state->config.idempotency_age_ms)
             break;
+        uint32_t top = allot_heap_top(&state->tombstone_heap);
         allot_heap_remove_at(&state->tombstone_heap, 0);
         reservation_slot_drop(state, top, true);
         state->reservation_tombstones--;

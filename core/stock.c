@@ -103,10 +103,11 @@ static void adjust_key_evict(allot_state_t *state, int64_t at_ms)
     while (state->adjust_key_count >= state->config.idempotency_entries_max)
         adjust_key_remove(state, allot_heap_top(&state->adjust_key_heap));
     for (int i = 0; i < ALLOT_AGE_EVICTIONS_PER_INSERT && state->adjust_key_count > 0; i++) {
-        uint32_t top = allot_heap_top(&state->adjust_key_heap);
-        if (at_ms - state->adjust_keys[top].at_ms <= state->config.idempotency_age_ms)
+        /* the oldest at_ms is the heap's top key: no need to read the key's record */
+        if (at_ms - allot_heap_top_key_ms(&state->adjust_key_heap) <=
+            state->config.idempotency_age_ms)
             break;
-        adjust_key_remove(state, top);
+        adjust_key_remove(state, allot_heap_top(&state->adjust_key_heap));
     }
 }
 
