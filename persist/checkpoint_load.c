@@ -22,6 +22,7 @@
  * record: so the load stops and reports where a one-thread load would, with the same number.
  */
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -589,6 +590,9 @@ int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *s
                                 checkpoint_load_stats_t *stats, char *message,
                                 size_t message_bytes)
 {
+    int fd;
+    if (mdb_env_get_fd(store->env, &fd) == 0) /* read the whole file ahead, in the background */
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
     sku_load_builder_t builders[2] = {{.state = state}, {.state = state}};
     allot_sku_builder_init(&builders[0].builder);
     allot_sku_builder_init(&builders[1].builder);
