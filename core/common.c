@@ -43,6 +43,14 @@ bool allot_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
+    /* ids are nearly always ASCII: eight bytes at a time while no byte has its top bit set */
+    for (uint64_t word; i + 8 <= len; i += 8) {
+        memcpy(&word, p + i, 8);
+        if ((word & 0x8080808080808080ull) != 0)
+            break;
+    }
+    while (i < len && p[i] < 0x80)
+        i++;
     while (i < len) {
         size_t n = utf8_sequence_length(p[i]);
         if (n == 0 || i + n > len)

@@ -1,8 +1,11 @@
-/* test_core_hash.c - index tables and haversine distances (the heap: test_core_heap.c). */
+/* test_core_hash.c - index tables, haversine distances and UTF-8 checks of ids (the heap:
+ * test_core_heap.c). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/common.h"
 #include "core/errors.h"
 #include "core/geo.h"
 #include "core/hash.h"
@@ -75,4 +78,39 @@ Test(geo, haversine_known_distances)
     /* quarter of a great circle */
     cr_assert_float_eq(allot_geo_distance_km(0, 0, 0, 90), 6371.0088 * M_PI / 2, 1e-6);
     cr_assert_float_eq(allot_geo_distance_km(90, 0, -90, 0), 6371.0088 * M_PI, 1e-6);
+}
+
+/* The UTF-8 check, with the bad bytes at every offset (the first eight-byte words take a
+ * faster path for ASCII). */
+Test(utf8, valid_and_invalid_sequences_at_every_offset)
+{
+    static const struct {
+        const char *bytes;
+        bool valid;
+    } tails[] = {
+        {"", true},
+        {"\xc3\xa9", true},            /* e acute */
+        {"\xe2\x82\xac", true},        /* euro sign */
+        {"\xf0\x9f\x98\x80", true},    /* an emoji */
+        {"\x80", false},                /* a lone continuation byte */
+        {"\xc3", false},                /* cut short */
+        {"\xc0\xaf", false},            /* overlong */
+        {"\xe0\x80\xaf", false},        /* overlong */
+        {"\xed\xa0\x80", false},        /* a surrogate */
+        {"\xf4\x90\x80\x80", false},    /* above U+10FFFF */
+        {"\xff", false},
+    };
+    char buffer[64];
+    for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+        size_t tail_len = strlen(tails[t].bytes);
+        for (size_t ascii = 0; ascii <= 24; ascii++) {
+            for (size_t after = 0; after <= 9; after += 9) { /* ASCII after the tail, or none */
+                memset(buffer, 'a', sizeof(buffer));
+                memcpy(buffer + ascii, tails[t].bytes, tail_len);
+                size_t len = ascii + tail_len + after;
+                cr_assert_eq(allot_utf8_valid(buffer, len), tails[t].valid,
+                             "tail %zu after %zu ASCII bytes, %zu after", t, ascii, after);
+            }
+        }
+    }
 }
