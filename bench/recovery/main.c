@@ -152,6 +152,11 @@ static int cmd_recover(const args_t *a)
         int64_t t_recovered =
             rb_log_event_ms(log_path, "recovered", recovered, sizeof(recovered), false);
         int64_t t_listening = rb_log_event_ms(log_path, "listening", NULL, 0, false);
+        if (t_start < 0 || t_loaded < 0 || t_recovered < 0 || t_listening < 0) {
+            fprintf(stderr, "recover: allotd's log %s lacks the start-up events (does --tmp %s "
+                            "exist?)\n", log_path, a->tmp);
+            return 1;
+        }
         double total = d.ready_s - d.started_s;
         printf("RESULT recover run=%u cache=%s ready_s=%.3f exec_to_start_ms=%" PRId64
                " lmdb_load_ms=%" PRId64 " wal_replay_ms=%" PRId64 " wal_open_listen_ms=%" PRId64
