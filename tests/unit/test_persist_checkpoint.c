@@ -287,24 +287,37 @@ Test(checkpoint, rejects_an_older_lsn_and_incomplete_batches)
     cr_assert_eq(checkpoint_store_lsn(store), 7);
 }
 
+/* Write to the store's file with LMDB itself, past the store's checks: close the store and
+ * begin a write transaction on the named database; raw_write_end commits. */
+static MDB_txn *raw_write_begin(MDB_env **env, const char *db_name, MDB_dbi *dbi)
+{
+    checkpoint_store_close(store);
+    store = NULL;
+    MDB_txn *txn;
+    cr_assert_eq(mdb_env_create(env), 0);
+    mdb_env_set_maxdbs(*env, 4);
+    cr_assert_eq(mdb_env_open(*env, path, MDB_NOSUBDIR, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(*env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, db_name, 0, dbi), 0);
+    return txn;
+}
+
+static void raw_write_end(MDB_env *env, MDB_txn *txn)
+{
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
 Test(checkpoint, refuses_an_unknown_format_version)
 {
     store_open(0);
-    checkpoint_store_close(store);
-    store = NULL;
     MDB_env *env;
-    MDB_txn *txn;
     MDB_dbi meta;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 4);
-    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    MDB_txn *txn = raw_write_begin(&env, "meta", &meta);
     uint8_t v3[4] = {3, 0, 0, 0};
     MDB_val key = {14, "format_version"}, value = {4, v3};
     cr_assert_eq(mdb_put(txn, meta, &key, &value, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_write_end(env, txn);
     int rc = checkpoint_store_open(path, 0, &store, message, sizeof(message));
     cr_assert_eq(rc, ALLOT_ECORRUPT);
     cr_assert_null(store);
@@ -594,20 +607,12 @@ Test(checkpoint, split_load_stops_at_the_first_bad_record_in_key_order)
     probe.refuse = NULL;
 }
 
-/* Put records straight into LMDB, past the store's own checks (keys of any length). */
+/* Put SKU records with keys of key_len bytes straight into LMDB (the store refuses such keys). */
 static void put_raw_records(uint32_t count, size_t key_len)
 {
-    checkpoint_store_close(store);
-    store = NULL;
     MDB_env *env;
-    MDB_txn *txn;
     MDB_dbi state_dbi;
-    cr_assert_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 4);
-    mdb_env_set_mapsize(env, 64u << 20);
-    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "state", 0, &state_dbi), 0);
+    MDB_txn *txn = raw_write_begin(&env, "state", &state_dbi);
     uint8_t key[511], value[2] = {ALLOT_EVENT_SKU_SNAPSHOT, ALLOT_EVENT_FORMAT_VERSION};
     for (uint32_t i = 0; i < count; i++) {
         memset(key, 'x', sizeof(key));
@@ -618,8 +623,7 @@ static void put_raw_records(uint32_t count, size_t key_len)
         MDB_val k = {key_len, key}, v = {sizeof(value), value};
         cr_assert_eq(mdb_put(txn, state_dbi, &k, &v, 0), 0);
     }
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    raw_write_end(env, txn);
     store_open(0);
 }
 
