@@ -617,11 +617,31 @@ static bool wal_segment_covered(const wal_preload_t *p, size_t i, uint64_t after
     return i + 1 < p->count && p->segments[i + 1].first_lsn <= after_lsn + 1;
 }
 
+/* Segments the reader asks the kernel to read ahead of the one it loads (posix_fadvise
+ * WILLNEED): after a while idle, part of the log may have left the page cache; this way the disk
+ * reads them while earlier segments are checked and replayed. */
+#define WAL_PRELOAD_ADVISE_AHEAD 8u
+
+static void wal_segment_advise(const char *dir, const wal_segment_entry_t *segment)
+{
+    char path[WAL_PATH_BYTES_MAX];
+    wal_segment_path(path, dir, segment->name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* best effort: the load reports what is wrong with it */
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+}
+
 /* The reader thread: load segments in order while the window has room. */
 static void *wal_preload_main(void *arg)
 {
     wal_preload_t *p = arg;
+    for (size_t i = 0; i < p->count && i < WAL_PRELOAD_ADVISE_AHEAD; i++)
+        wal_segment_advise(p->dir, &p->segments[i]);
     for (size_t i = 0; i < p->count; i++) {
+        if (i + WAL_PRELOAD_ADVISE_AHEAD < p->count)
+            wal_segment_advise(p->dir, &p->segments[i + WAL_PRELOAD_ADVISE_AHEAD]);
         pthread_mutex_lock(&p->mutex);
         while (!p->stop && i >= p->released + p->window)
             pthread_cond_wait(&p->cond, &p->mutex);
