@@ -12,8 +12,8 @@
  *
  * Lifetime of payloads: a pushed record is applied later, so its payload must stay valid until
  * it has been applied: until allot_replay_applied() counts it (at most ALLOT_REPLAY_WINDOW
- * pushes later), or until allot_replay_finish. The WAL calls its segment_done_cb before freeing a segment and the
- * checkpoint load its done callback before closing the read transaction: finish there.
+ * pushes later), or until allot_replay_finish. The WAL calls its segment_done_cb before freeing
+ * a segment: the server finishes there.
  *
  * Errors: the first record that fails (ALLOT_ECORRUPT for garbage or a record that does not fit
  * the state, ALLOT_ENOMEM) stops the replayer: push and finish return that error from then on,
