@@ -1,12 +1,12 @@
-/* replay.h - apply a stream of event records fast: WAL replay and checkpoint load at start-up.
+/* replay.h - apply a stream of event records fast: WAL replay at start-up.
  *
  * Contract: the result is exactly that of calling allot_event_apply_encoded on each record in
  * order. The difference is speed. Recovery is bound by memory latency: each record looks up a
  * SKU or a reservation by id (hash slot -> record -> positions or lines -> SKUs -> positions),
  * and applied one at a time those cache misses queue up one after another. The replayer keeps a
  * window of ALLOT_REPLAY_WINDOW records: a record is decoded when pushed, and while it travels
- * through the window the memory its apply will touch is prefetched one dependent step at a time,
- * so that the misses of ~a dozen records overlap. Prefetching only reads the state (indices are
+ * through the window the memory its apply will touch is loaded one dependent step at a time,
+ * for groups of records at once, so that the misses of many records overlap. Prefetching only reads the state (indices are
  * re-checked against the current bounds; a stale hint costs a wasted prefetch, never a wrong
  * result) and never changes it.
  *
