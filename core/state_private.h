@@ -19,7 +19,6 @@
 
 
 #define ALLOT_SLOT_NONE UINT32_MAX
-/* Position ordinals of a SKU snapshot whose location lookup is memoized during a load. */
 /* Tombstones / adjust keys evicted for age per insert (amortized clean-up). */
 #define ALLOT_AGE_EVICTIONS_PER_INSERT 2
 
@@ -179,8 +178,8 @@ struct allot_state {
     uint32_t build_allocation_capacity;
     allot_reservation_line_t *pending_block; /* prepared line block for the next commit */
     allot_position_t *pending_positions;     /* prepared SKU snapshot positions */
-    uint32_t prepared_sku;      /* stock.set / stock.adjust: the SKU and location their */
-    uint32_t prepared_location; /* prepare found, for the commit that follows it */
+    uint32_t prepared_sku;      /* stock events and SKU / adjust-key snapshots: the SKU and */
+    uint32_t prepared_location; /* location their prepare found, for the commit after it */
     uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
     char *pending_key;                       /* prepared adjust-key copy */
     char *pending_key_reservation;           /* prepared reservation-id copy */

@@ -138,8 +138,8 @@ static void adjust_key_fill(allot_state_t *state, allot_adjust_key_t *k, const a
     const allot_event_adjust_key_t *snap = &event->u.adjust_key;
     const allot_event_stock_adjust_t *adj = &event->u.stock_adjust;
     bool is_snapshot = event->type == ALLOT_EVENT_ADJUST_KEY_SNAPSHOT;
-    k->sku = allot_sku_index_find(state, is_snapshot ? snap->sku : adj->sku);
-    k->location = allot_location_index_find(state, is_snapshot ? snap->location : adj->location);
+    k->sku = state->prepared_sku; /* stock_apply_prepare found them */
+    k->location = state->prepared_location;
     assert(k->sku != ALLOT_SKU_NONE && k->location != ALLOT_LOCATION_NONE);
     k->delta = is_snapshot ? snap->delta : adj->delta;
     k->at_ms = is_snapshot ? snap->at_ms : adj->at_ms;
@@ -441,9 +441,9 @@ static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snap
     free(state->pending_positions);
     int rc = sku_snapshot_positions(state, state->snapshot_location_memo, e,
                                     &state->pending_positions);
-    uint32_t sku;
     if (rc == 0)
-        rc = sku_snapshot_make_room(state, e->sku, allot_hash_bytes(e->sku.ptr, e->sku.len), &sku);
+        rc = sku_snapshot_make_room(state, e->sku, allot_hash_bytes(e->sku.ptr, e->sku.len),
+                                    &state->prepared_sku);
     return rc;
 }
 
@@ -460,10 +460,10 @@ int stock_apply_prepare(allot_state_t *state, const allot_event_t *event)
     case ALLOT_EVENT_SKU_SNAPSHOT:
         return sku_snapshot_prepare(state, &event->u.sku_snapshot);
     case ALLOT_EVENT_ADJUST_KEY_SNAPSHOT:
-        if (allot_location_index_find(state, event->u.adjust_key.location) == ALLOT_LOCATION_NONE)
+        state->prepared_location = allot_location_index_find(state, event->u.adjust_key.location);
+        if (state->prepared_location == ALLOT_LOCATION_NONE)
             return ALLOT_ECORRUPT;
-        uint32_t sku;
-        rc = inventory_sku_intern(state, event->u.adjust_key.sku, &sku);
+        rc = inventory_sku_intern(state, event->u.adjust_key.sku, &state->prepared_sku);
         return rc != 0 ? rc : stock_prepare_key(state, event->u.adjust_key.key, false);
     default:
         return ALLOT_ECORRUPT;
@@ -546,8 +546,7 @@ int allot_sku_snapshot_install(allot_state_t *state, allot_sku_build_t *build)
 void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
 {
     if (event->type == ALLOT_EVENT_SKU_SNAPSHOT) {
-        sku_snapshot_commit(state, allot_sku_index_find(state, event->u.sku_snapshot.sku),
-                            event->u.sku_snapshot.position_count);
+        sku_snapshot_commit(state, state->prepared_sku, event->u.sku_snapshot.position_count);
         return;
     }
     if (event->type == ALLOT_EVENT_ADJUST_KEY_SNAPSHOT) {
