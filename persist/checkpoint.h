@@ -118,7 +118,8 @@ void checkpoint_store_map_unlock(checkpoint_store_t *store);
 typedef int (*checkpoint_record_cb)(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
                                     const uint8_t *payload, size_t payload_len);
 /* Every stored record in key order; a nonzero return of record_cb stops and is returned.
- * *records_out (may be NULL) gets the count. */
+ * *records_out (may be NULL) gets the count. The kernel is asked to read the file ahead
+ * (posix_fadvise WILLNEED), as every page of it will be read. */
 int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record_cb, void *ctx,
                           uint64_t *records_out, char *message, size_t message_bytes);
 

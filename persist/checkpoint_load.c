@@ -214,7 +214,13 @@ static void batch_discard(built_batch_t *b, void *ctx)
     b->count = 0;
 }
 
-/* Install the batch's records, first to last (or last to first: reverse), numbering them from
+/* The batch's i-th record in install order: first to last, or last to first (reverse). */
+static built_entry_t *batch_entry_in_order(const built_batch_t *b, bool reverse, size_t i)
+{
+    return batch_entry(b, reverse ? b->count - 1 - i : i);
+}
+
+/* Install the batch's records in order (see batch_entry_in_order), numbering them from
  * *records on; on an error the rest are discarded. Empties the batch. */
 static int batch_install(built_batch_t *b, bool reverse, const checkpoint_store_t *store,
                          void *ctx, uint64_t *records, char *message, size_t message_bytes)
@@ -225,8 +231,8 @@ static int batch_install(built_batch_t *b, bool reverse, const checkpoint_store_
     for (; done < b->count && rc == 0; done++) {
         size_t ahead = done + SPLIT_PREFETCH_AHEAD;
         if (split->prefetch_cb != NULL && ahead < b->count)
-            split->prefetch_cb(ctx, entry_item(batch_entry(b, reverse ? b->count - 1 - ahead : ahead)));
-        built_entry_t *entry = batch_entry(b, reverse ? b->count - 1 - done : done);
+            split->prefetch_cb(ctx, entry_item(batch_entry_in_order(b, reverse, ahead)));
+        built_entry_t *entry = batch_entry_in_order(b, reverse, done);
         rc = split->install_cb(ctx, entry_item(entry));
         if (rc != 0)
             report_refused(store, *records, entry->key, entry->key_len, entry->type, rc, message,
@@ -235,7 +241,7 @@ static int batch_install(built_batch_t *b, bool reverse, const checkpoint_store_
             (*records)++;
     }
     for (; done < b->count; done++) /* after an error: the ones not installed */
-        split->discard_cb(ctx, entry_item(batch_entry(b, reverse ? b->count - 1 - done : done)));
+        split->discard_cb(ctx, entry_item(batch_entry_in_order(b, reverse, done)));
     b->count = 0;
     return rc;
 }
@@ -501,6 +507,9 @@ int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb 
     assert(store != NULL && record_cb != NULL);
     if (message_bytes > 0)
         message[0] = '\0';
+    int fd; /* every page will be read: have the kernel read the file ahead, in the background */
+    if (mdb_env_get_fd(store->env, &fd) == 0)
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
     MDB_txn *txn;
     MDB_cursor *cursor;
     int mrc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
@@ -590,9 +599,6 @@ int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *s
                                 checkpoint_load_stats_t *stats, char *message,
                                 size_t message_bytes)
 {
-    int fd;
-    if (mdb_env_get_fd(store->env, &fd) == 0) /* read the whole file ahead, in the background */
-        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
     sku_load_builder_t builders[2] = {{.state = state}, {.state = state}};
     allot_sku_builder_init(&builders[0].builder);
     allot_sku_builder_init(&builders[1].builder);
