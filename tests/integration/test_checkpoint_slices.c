@@ -28,26 +28,48 @@ static uint64_t now_us(void)
     return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 
-/* stock.set of every SKU to on_hand, pipelined; every reply must be a success. */
-static void stock_set_all(allot_client_t *c, int64_t on_hand)
+/* One request per SKU, pipelined in bursts of PIPELINE_DEPTH: params(sku) builds each request,
+ * check(reply, sku) asserts on each reply. */
+typedef void (*sku_params_fn)(char *params, size_t size, int sku, int64_t arg);
+typedef void (*sku_check_fn)(const allot_reply_t *reply, int sku, int64_t arg);
+
+static void for_every_sku_pipelined(allot_client_t *c, const char *method, sku_params_fn params,
+                                    sku_check_fn check, int64_t arg)
 {
-    char params[128];
+    char buffer[128];
     allot_reply_t r = {0};
     for (int first = 0; first < SKUS; first += PIPELINE_DEPTH) {
         int n = SKUS - first < PIPELINE_DEPTH ? SKUS - first : PIPELINE_DEPTH;
         for (int i = 0; i < n; i++) {
-            snprintf(params, sizeof(params),
-                     "{\"sku\":\"S%06d\",\"location\":\"W1\",\"on_hand\":%lld}", first + i,
-                     (long long)on_hand);
-            cr_assert_eq(allot_client_send_json(c, "stock.set", params, NULL), 0, "%s",
+            params(buffer, sizeof(buffer), first + i, arg);
+            cr_assert_eq(allot_client_send_json(c, method, buffer, NULL), 0, "%s",
                          allot_client_last_error(c));
         }
         for (int i = 0; i < n; i++) {
             cr_assert_eq(allot_client_recv(c, &r), 0, "%s", allot_client_last_error(c));
-            cr_assert_not(r.is_error, "stock.set: %s %s", r.code, r.message);
+            check(&r, first + i, arg);
         }
     }
     allot_reply_free(&r);
+}
+
+static void stock_set_params(char *params, size_t size, int sku, int64_t on_hand)
+{
+    snprintf(params, size, "{\"sku\":\"S%06d\",\"location\":\"W1\",\"on_hand\":%lld}", sku,
+             (long long)on_hand);
+}
+
+static void stock_set_succeeded(const allot_reply_t *r, int sku, int64_t on_hand)
+{
+    (void)sku;
+    (void)on_hand;
+    cr_assert_not(r->is_error, "stock.set: %s %s", r->code, r->message);
+}
+
+/* stock.set of every SKU to on_hand, pipelined; every reply must be a success. */
+static void stock_set_all(allot_client_t *c, int64_t on_hand)
+{
+    for_every_sku_pipelined(c, "stock.set", stock_set_params, stock_set_succeeded, on_hand);
 }
 
 /* ---- the pinger and the writer: threads with their own connection ---------------------------- */
@@ -183,29 +205,26 @@ static uint64_t line_unix_us(const char *line)
     return (uint64_t)timegm(&tm) * 1000000u + (uint64_t)ms * 1000u;
 }
 
+static void stock_get_params(char *params, size_t size, int sku, int64_t moved)
+{
+    (void)moved;
+    snprintf(params, size, "{\"sku\":\"S%06d\"}", sku);
+}
+
+/* SKU 0 was written last, the `moved` highest during the checkpoint, the rest seeded. */
+static void stock_get_as_acknowledged(const allot_reply_t *r, int sku, int64_t moved)
+{
+    int64_t expected = sku == 0              ? ON_HAND_AFTER
+                       : sku >= SKUS - moved ? ON_HAND_MOVED
+                                             : ON_HAND_SEEDED;
+    cr_assert_not(r->is_error, "stock.get S%06d: %s", sku, r->message);
+    cr_assert_eq(harness_reply_int(r, "on_hand"), expected, "S%06d after the restart", sku);
+}
+
 /* Every SKU reads as the writes acknowledged left it (pipelined stock.get). */
 static void assert_every_write_present(allot_client_t *c, int moved)
 {
-    char params[64];
-    allot_reply_t r = {0};
-    for (int first = 0; first < SKUS; first += PIPELINE_DEPTH) {
-        int n = SKUS - first < PIPELINE_DEPTH ? SKUS - first : PIPELINE_DEPTH;
-        for (int i = 0; i < n; i++) {
-            snprintf(params, sizeof(params), "{\"sku\":\"S%06d\"}", first + i);
-            cr_assert_eq(allot_client_send_json(c, "stock.get", params, NULL), 0);
-        }
-        for (int i = 0; i < n; i++) {
-            int sku = first + i;
-            int64_t expected = sku == 0              ? ON_HAND_AFTER
-                               : sku >= SKUS - moved ? ON_HAND_MOVED
-                                                     : ON_HAND_SEEDED;
-            cr_assert_eq(allot_client_recv(c, &r), 0, "%s", allot_client_last_error(c));
-            cr_assert_not(r.is_error, "stock.get S%06d: %s", sku, r.message);
-            cr_assert_eq(harness_reply_int(&r, "on_hand"), expected, "S%06d after the restart",
-                         sku);
-        }
-    }
-    allot_reply_free(&r);
+    for_every_sku_pipelined(c, "stock.get", stock_get_params, stock_get_as_acknowledged, moved);
 }
 
 typedef struct measure {
