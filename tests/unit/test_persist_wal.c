@@ -329,13 +329,21 @@ Test(persist_fault, fault_file_toggles_the_fault, .init = tmp_setup, .fini = tmp
 /* ---- replay ---------------------------------------------------------------------------- */
 
 static test_record_t records[RECORDS_MAX];
+
+/* records[0..count) (LSNs from 1) written through a real WAL into 4 KiB segments: a log of many
+ * segments from a few hundred records. */
+static void write_log_in_small_segments(size_t count)
+{
+    make_records(records, count, 1);
+    write_records(4096, 1, records, count);
+}
+
 static replay_log_t replayed;
 
 Test(wal_replay, returns_records_appended_across_segments_in_order, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 300, 1);
-    write_records(4096, 1, records, 300);
+    write_log_in_small_segments(300);
     char paths[64][160];
     cr_assert_gt(list_segments(paths, 64), 5, "small segments: the log rolled over");
     wal_replay_result_t result;
@@ -375,8 +383,7 @@ Test(wal_replay, empty_directory_is_an_empty_log, .init = tmp_setup, .fini = tmp
 Test(wal_open, refuses_a_next_lsn_that_does_not_follow_the_log, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 10, 1);
-    write_records(4096, 1, records, 10);
+    write_log_in_small_segments(10);
     uv_loop_t loop;
     uv_loop_init(&loop);
     wal_config_t config = {.dir = wal_dir, .segment_bytes = 4096};
@@ -491,16 +498,14 @@ static void flip_and_expect_corrupt(size_t segment, size_t index, size_t delta)
 Test(wal_replay, flipped_bit_in_an_earlier_segment_is_corruption, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 150, 1);
-    write_records(4096, 1, records, 150);
+    write_log_in_small_segments(150);
     flip_and_expect_corrupt(2, 3, WAL_RECORD_HEADER_BYTES + 1);
 }
 
 Test(wal_replay, flipped_bit_mid_newest_segment_is_corruption_not_a_torn_tail, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 150, 1);
-    write_records(4096, 1, records, 150);
+    write_log_in_small_segments(150);
     char paths[64][160];
     size_t segments = list_segments(paths, 64);
     flip_and_expect_corrupt(segments - 1, 1, 2); /* in the length field */
@@ -509,8 +514,7 @@ Test(wal_replay, flipped_bit_mid_newest_segment_is_corruption_not_a_torn_tail, .
 Test(wal_replay, flipped_bit_in_the_lsn_of_a_newest_segment_record_is_corruption, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 150, 1);
-    write_records(4096, 1, records, 150);
+    write_log_in_small_segments(150);
     char paths[64][160];
     size_t segments = list_segments(paths, 64);
     flip_and_expect_corrupt(segments - 1, 0, 5);
@@ -518,8 +522,7 @@ Test(wal_replay, flipped_bit_in_the_lsn_of_a_newest_segment_record_is_corruption
 
 Test(wal_replay, missing_middle_segment_is_an_lsn_gap, .init = tmp_setup, .fini = tmp_teardown)
 {
-    make_records(records, 150, 1);
-    write_records(4096, 1, records, 150);
+    write_log_in_small_segments(150);
     char paths[64][160];
     size_t segments = list_segments(paths, 64);
     cr_assert_gt(segments, 3);
@@ -537,8 +540,7 @@ Test(wal_replay, missing_middle_segment_is_an_lsn_gap, .init = tmp_setup, .fini 
 Test(wal_truncate_before, deletes_only_segments_fully_covered_by_the_checkpoint, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 200, 1);
-    write_records(4096, 1, records, 200);
+    write_log_in_small_segments(200);
     char before[64][160];
     size_t count_before = list_segments(before, 64);
     cr_assert_gt(count_before, 4);
@@ -576,8 +578,7 @@ Test(wal_truncate_before, deletes_only_segments_fully_covered_by_the_checkpoint,
 
 Test(wal_truncate_before, never_deletes_the_active_segment, .init = tmp_setup, .fini = tmp_teardown)
 {
-    make_records(records, 100, 1);
-    write_records(4096, 1, records, 100);
+    write_log_in_small_segments(100);
     uv_loop_t loop;
     uv_loop_init(&loop);
     wal_config_t config = {.dir = wal_dir, .segment_bytes = 4096};
@@ -598,8 +599,7 @@ Test(wal_truncate_before, never_deletes_the_active_segment, .init = tmp_setup, .
 Test(wal_replay, zeroed_hole_in_the_newest_segment_is_an_unsynced_tail_and_is_cut,
      .init = tmp_setup, .fini = tmp_teardown)
 {
-    make_records(records, 70, 1);
-    write_records(4096, 1, records, 70);
+    write_log_in_small_segments(70);
     newest_segment_t seg;
     newest_segment_load(&seg);
     cr_assert_gt(seg.n, 2);
@@ -692,8 +692,7 @@ static void assert_replay_ahead_matches(uint64_t after_lsn, int rc_expected)
 Test(wal_preload, replays_many_small_segments_exactly_like_wal_replay, .init = tmp_setup,
      .fini = tmp_teardown, .timeout = 60)
 {
-    make_records(records, 500, 1);
-    write_records(4096, 1, records, 500);
+    write_log_in_small_segments(500);
     char paths[64][160];
     size_t segments = list_segments(paths, 64);
     cr_assert_gt(segments, 2 * WAL_PRELOAD_SEGMENTS_MAX, "more segments than any window");
@@ -708,8 +707,7 @@ Test(wal_preload, replays_many_small_segments_exactly_like_wal_replay, .init = t
 Test(wal_preload, corruption_in_a_later_segment_is_reported_like_wal_replay, .init = tmp_setup,
      .fini = tmp_teardown, .timeout = 60)
 {
-    make_records(records, 500, 1);
-    write_records(4096, 1, records, 500);
+    write_log_in_small_segments(500);
     char paths[64][160];
     size_t segments = list_segments(paths, 64);
     cr_assert_gt(segments, 9);
@@ -725,8 +723,7 @@ Test(wal_preload, corruption_in_a_later_segment_is_reported_like_wal_replay, .in
 Test(wal_preload, corruption_in_a_segment_covered_by_the_checkpoint_is_not_reported,
      .init = tmp_setup, .fini = tmp_teardown)
 {
-    make_records(records, 300, 1);
-    write_records(4096, 1, records, 300);
+    write_log_in_small_segments(300);
     char paths[64][160];
     size_t segments = list_segments(paths, 64);
     cr_assert_gt(segments, 4);
@@ -742,8 +739,7 @@ Test(wal_preload, corruption_in_a_segment_covered_by_the_checkpoint_is_not_repor
 
 Test(wal_preload, torn_tail_is_reported_like_wal_replay, .init = tmp_setup, .fini = tmp_teardown)
 {
-    make_records(records, 200, 1);
-    write_records(4096, 1, records, 200);
+    write_log_in_small_segments(200);
     newest_segment_t seg;
     newest_segment_load(&seg);
     cr_assert_gt(seg.n, 1);
@@ -783,8 +779,7 @@ static void assert_pread_matches_mapped(int rc_expected)
 Test(wal_replay, reads_segments_with_pread_where_they_cannot_be_mapped, .init = tmp_setup,
      .fini = tmp_teardown, .timeout = 60)
 {
-    make_records(records, 500, 1);
-    write_records(4096, 1, records, 500);
+    write_log_in_small_segments(500);
     assert_pread_matches_mapped(0);
     cr_assert_eq(replayed.count, 500);
     flip_and_expect_corrupt(8, 2, WAL_RECORD_HEADER_BYTES + 1);
@@ -802,8 +797,7 @@ static int stop_at_200_cb(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type
 Test(wal_preload, record_cb_error_stops_replay_and_joins_the_reader, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 500, 1);
-    write_records(4096, 1, records, 500);
+    write_log_in_small_segments(500);
     long threads_before = threads_now();
     wal_preload_t *preload = NULL;
     cr_assert_eq(wal_preload_start(wal_dir, 2, &preload), 0);
@@ -823,8 +817,7 @@ Test(wal_preload, record_cb_error_stops_replay_and_joins_the_reader, .init = tmp
 Test(wal_preload, a_record_the_state_refuses_is_named_by_file_offset_and_lsn, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 300, 1);
-    write_records(4096, 1, records, 300);
+    write_log_in_small_segments(300);
     char paths[64][160];
     size_t segments = list_segments(paths, 64);
     size_t i = segments - 1;
@@ -855,8 +848,7 @@ Test(wal_preload, a_record_the_state_refuses_is_named_by_file_offset_and_lsn, .i
 Test(wal_preload, cancel_without_replay_joins_the_reader_and_frees_every_buffer, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 300, 1);
-    write_records(4096, 1, records, 300);
+    write_log_in_small_segments(300);
     long threads_before = threads_now();
     for (uint32_t window = 1; window <= WAL_PRELOAD_SEGMENTS_MAX; window++) {
         wal_preload_t *preload = NULL;
@@ -959,8 +951,7 @@ static void append_close(uv_loop_t *loop, wal_t *wal, const test_record_t *r)
 Test(wal_open, takes_the_end_of_the_log_and_its_torn_tail_from_the_replay_result, .init = tmp_setup,
      .fini = tmp_teardown)
 {
-    make_records(records, 70, 1);
-    write_records(4096, 1, records, 70);
+    write_log_in_small_segments(70);
     newest_segment_t seg;
     newest_segment_load(&seg);
     seg.data[seg.offsets[seg.n - 1] + 3] = 0x77; /* the last record's length: torn */
@@ -989,8 +980,7 @@ Test(wal_open, takes_the_end_of_the_log_and_its_torn_tail_from_the_replay_result
 Test(wal_open, trusts_a_matching_log_end_without_reading_the_segment_and_checks_a_stale_one,
      .init = tmp_setup, .fini = tmp_teardown)
 {
-    make_records(records, 70, 1);
-    write_records(4096, 1, records, 70);
+    write_log_in_small_segments(70);
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
     cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0);
