@@ -27,8 +27,8 @@ int allot_avail_prepare(const allot_state_t *state, const allot_avail_request_t 
                                    "location must be 1..128 bytes of UTF-8");
         query->location = allot_location_index_find(state, request->location);
         if (query->location == ALLOT_LOCATION_NONE)
-            return allot_error_set(detail, ALLOT_ENOT_FOUND, "location", "location %.*s not found",
-                                   (int)request->location.len, request->location.ptr);
+            return allot_error_set(detail, ALLOT_ENOT_FOUND, "location", "location %s not found",
+                                   allot_str_echo(request->location, &(allot_echo_t){0}));
     }
     if (request->method == ALLOT_METHOD_SAME_DAY && !request->has_ship_to)
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "ship_to",
@@ -161,8 +161,8 @@ int allot_stock_get(const allot_state_t *state, allot_str_t sku_id, allot_stock_
                                "sku must be 1..128 bytes of UTF-8");
     uint32_t sku_index = allot_sku_index_find(state, sku_id);
     if (sku_index == ALLOT_SKU_NONE || state->skus[sku_index].position_count == 0)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "sku", "sku %.*s not found",
-                               (int)sku_id.len, sku_id.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "sku", "sku %s not found",
+                               allot_str_echo(sku_id, &(allot_echo_t){0}));
     const allot_sku_t *sku = &state->skus[sku_index];
     memset(summary, 0, sizeof(*summary));
     summary->sku = allot_sku_id(sku);

@@ -1,4 +1,4 @@
-/* common.c - error detail helpers and UTF-8 validation for ids. */
+/* common.c - error detail helpers, UTF-8 validation for ids and the echo of client bytes. */
 #include "common.h"
 
 #include <stdarg.h>
@@ -13,8 +13,12 @@ int allot_error_set(allot_error_detail_t *detail, int error, const char *field, 
     detail->field = field;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail->message, sizeof(detail->message), fmt, ap);
+    int n = vsnprintf(detail->message, sizeof(detail->message), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(detail->message)) {
+        size_t kept = allot_utf8_prefix_bytes(detail->message, sizeof(detail->message) - 1);
+        detail->message[kept] = '\0';
+    }
     return error;
 }
 
@@ -39,6 +43,28 @@ static size_t utf8_sequence_length(unsigned char lead)
     return 0;
 }
 
+/* The length of the valid UTF-8 sequence that starts p[0..len) (len >= 1), or 0 when none does
+ * (a bad lead byte, a sequence cut short, an overlong form, a surrogate, above U+10FFFF). */
+static inline size_t utf8_sequence_valid_length(const unsigned char *p, size_t len)
+{
+    size_t n = utf8_sequence_length(p[0]);
+    if (n == 0 || n > len)
+        return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+    if (n == 3) {
+        unsigned cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6);
+        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0; /* overlong or surrogate */
+    } else if (n == 4) {
+        unsigned cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12);
+        if (cp < 0x10000 || cp > 0x10FFFF)
+            return 0;
+    }
+    return n;
+}
+
 bool allot_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -52,24 +78,72 @@ bool allot_utf8_valid(const char *s, size_t len)
     while (i < len && p[i] < 0x80)
         i++;
     while (i < len) {
-        size_t n = utf8_sequence_length(p[i]);
-        if (n == 0 || i + n > len)
+        size_t n = utf8_sequence_valid_length(p + i, len - i);
+        if (n == 0)
             return false;
-        for (size_t k = 1; k < n; k++)
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-        if (n == 3) {
-            unsigned cp = ((p[i] & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6);
-            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))
-                return false; /* overlong or surrogate */
-        } else if (n == 4) {
-            unsigned cp = ((p[i] & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12);
-            if (cp < 0x10000 || cp > 0x10FFFF)
-                return false;
-        }
         i += n;
     }
     return true;
+}
+
+size_t allot_utf8_prefix_bytes(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t continuation = 0; /* continuation bytes at the end */
+    while (continuation < 3 && continuation < len && (p[len - 1 - continuation] & 0xC0) == 0x80)
+        continuation++;
+    if (continuation == len)
+        return 0;
+    size_t lead = len - 1 - continuation;
+    if (p[lead] < 0x80)
+        return continuation == 0 ? len : lead + 1; /* ASCII, then stray continuation bytes */
+    return utf8_sequence_length(p[lead]) == continuation + 1 ? len : lead;
+}
+
+/* One piece of an echo: `\xNN` for a byte, `\\` for a backslash, else the character itself.
+ * Returns the bytes written to piece (room for 4); *consumed is the input bytes it stands for. */
+static size_t echo_piece(const unsigned char *p, size_t len, char piece[4], size_t *consumed)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = utf8_sequence_valid_length(p, len);
+    if (n == 0 || (n == 1 && (p[0] < 0x20 || p[0] == 0x7F))) {
+        piece[0] = '\\';
+        piece[1] = 'x';
+        piece[2] = hex[p[0] >> 4];
+        piece[3] = hex[p[0] & 0x0F];
+        *consumed = 1;
+        return 4;
+    }
+    *consumed = n;
+    if (p[0] == '\\') {
+        piece[0] = piece[1] = '\\';
+        return 2;
+    }
+    memcpy(piece, p, n);
+    return n;
+}
+
+const char *allot_str_echo(allot_str_t s, allot_echo_t *echo)
+{
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t used = 0;
+    size_t i = 0;
+    while (i < s.len) {
+        char piece[4];
+        size_t consumed;
+        size_t n = echo_piece(p + i, s.len - i, piece, &consumed);
+        if (used + n > ALLOT_ECHO_BYTES_MAX)
+            break;
+        memcpy(echo->text + used, piece, n);
+        used += n;
+        i += consumed;
+    }
+    if (i < s.len) {
+        memcpy(echo->text + used, "...", 3);
+        used += 3;
+    }
+    echo->text[used] = '\0';
+    return echo->text;
 }
 
 bool allot_id_valid(allot_str_t s)

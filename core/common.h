@@ -56,7 +56,9 @@ typedef struct allot_error_detail {
     allot_shortfall_t shortfalls[ALLOT_LINES_MAX];
 } allot_error_detail_t;
 
-/* Fill detail->message printf-style and return `error` (convenience for early returns). */
+/* Fill detail->message printf-style and return `error` (convenience for early returns). A message
+ * longer than the buffer is cut at the last whole UTF-8 character that fits. Bytes that came
+ * from a client go in through allot_str_echo, never raw. */
 int allot_error_set(allot_error_detail_t *detail, int error, const char *field, const char *fmt,
                     ...) __attribute__((format(printf, 4, 5)));
 
@@ -68,5 +70,23 @@ bool allot_id_valid(allot_str_t s);
 
 /* True when s is valid UTF-8 (any length). */
 bool allot_utf8_valid(const char *s, size_t len);
+
+/* The length of the longest prefix of s[0..len) that does not end inside a UTF-8 character
+ * (for valid text cut at len, e.g. by snprintf). */
+size_t allot_utf8_prefix_bytes(const char *s, size_t len);
+
+/* Client-provided bytes rendered for an error message (see allot_str_echo). */
+typedef struct allot_echo {
+    char text[ALLOT_ECHO_BYTES_MAX + sizeof("...")];
+} allot_echo_t;
+
+/* Render s (an unknown method or key, an id: any bytes) into echo->text and return it. Valid
+ * UTF-8 characters are kept as they are, except that control characters (U+0000..U+001F, U+007F)
+ * and every byte that is not part of a valid UTF-8 sequence (stray continuation bytes, sequences
+ * cut short, overlong forms, surrogates, above U+10FFFF) become `\xNN` (lowercase hex, one
+ * escape per byte), and a backslash becomes `\\`, so `\xNN` always stands for one raw byte.
+ * The rendering is at most ALLOT_ECHO_BYTES_MAX bytes, cut only between characters or escapes;
+ * a cut is marked by "...". The result is always valid UTF-8, NUL-terminated. */
+const char *allot_str_echo(allot_str_t s, allot_echo_t *echo);
 
 #endif

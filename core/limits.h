@@ -33,6 +33,9 @@
 #define ALLOT_METHOD_BYTES_MAX 64
 /* Named arguments in one request's params map. */
 #define ALLOT_PARAMS_KEYS_MAX 32
+/* Client-provided text shown in an error message (an unknown method or key, an id): at most this
+ * many bytes of its escaped rendering (allot_str_echo in core/common.h), then "...". */
+#define ALLOT_ECHO_BYTES_MAX 64
 
 /* ---- identifiers ---------------------------------------------------------------------------- */
 /* Every id (SKU, location, reservation, order, shipment, return, customer, key) is 1..128 bytes

@@ -32,11 +32,11 @@ int order_live_find(allot_state_t *state, allot_str_t id, const char *field, uin
     if (state->archive.get_cb != NULL && allot_order_get(state, id, &archived, &ignored) == 0) {
         detail->state = allot_order_state_names[archived->state];
         return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, field,
-                               "order %.*s is archived and can no longer change", (int)id.len,
-                               id.ptr);
+                               "order %s is archived and can no longer change",
+                               allot_str_echo(id, &(allot_echo_t){0}));
     }
-    return allot_error_set(detail, ALLOT_ENOT_FOUND, field, "order %.*s not found", (int)id.len,
-                           id.ptr);
+    return allot_error_set(detail, ALLOT_ENOT_FOUND, field, "order %s not found",
+                           allot_str_echo(id, &(allot_echo_t){0}));
 }
 
 /* Events whose repetition, right after they produced the current state, is a no-op. */
@@ -62,9 +62,9 @@ static int history_room_check(const allot_event_order_t *v, allot_error_detail_t
 {
     if (v->history_count < ALLOT_ORDER_HISTORY_MAX)
         return 0;
-    return allot_error_set(detail, ALLOT_ETOO_LARGE, NULL,
-                           "order %.*s has reached %u history entries", (int)v->id.len, v->id.ptr,
-                           (unsigned)ALLOT_ORDER_HISTORY_MAX);
+    return allot_error_set(
+        detail, ALLOT_ETOO_LARGE, NULL, "order %s has reached %u history entries",
+        allot_str_echo(v->id, &(allot_echo_t){0}), (unsigned)ALLOT_ORDER_HISTORY_MAX);
 }
 
 int order_change_emit(allot_state_t *state, uint8_t type, const allot_event_order_change_t *c,

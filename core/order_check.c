@@ -22,13 +22,18 @@ static uint64_t check_slot(const check_t *c, uint32_t sku, uint32_t location)
     return p == NULL ? UINT64_MAX : c->first[sku] + (uint64_t)(p - s->positions);
 }
 
+/* The violation as a message (ids through allot_str_echo; a cut keeps whole characters). */
+static int check_fail(char *msg, size_t msg_bytes, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int check_fail(char *msg, size_t msg_bytes, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    if (msg_bytes > 0)
-        vsnprintf(msg, msg_bytes, fmt, args);
+    int n = msg_bytes > 0 ? vsnprintf(msg, msg_bytes, fmt, args) : 0;
     va_end(args);
+    if (n >= (int)msg_bytes && msg_bytes > 0)
+        msg[allot_utf8_prefix_bytes(msg, msg_bytes - 1)] = '\0';
     return ALLOT_ECORRUPT;
 }
 
@@ -46,8 +51,9 @@ static int check_sum_holds(check_t *c, char *msg, size_t msg_bytes)
                     &r->allocations[line->allocation_first + a];
                 uint64_t at = check_slot(c, line->sku, x->location);
                 if (at == UINT64_MAX)
-                    return check_fail(msg, msg_bytes, "reservation %s holds at a missing position",
-                                      r->id);
+                    return check_fail(
+                        msg, msg_bytes, "reservation %s holds at a missing position",
+                        allot_str_echo((allot_str_t){r->id, r->id_len}, &(allot_echo_t){0}));
                 c->reserved[at] += x->qty;
             }
         }
@@ -63,13 +69,28 @@ static int check_sum_holds(check_t *c, char *msg, size_t msg_bytes)
                 const allot_event_item_t *item = &o->v.items[s->item_first + t];
                 uint64_t at = check_slot(c, allot_sku_index_find(state, item->sku), l);
                 if (at == UINT64_MAX)
-                    return check_fail(msg, msg_bytes, "order %.*s allocates at a missing position",
-                                      (int)o->v.id.len, o->v.id.ptr);
+                    return check_fail(msg, msg_bytes, "order %s allocates at a missing position",
+                                      allot_str_echo(o->v.id, &(allot_echo_t){0}));
                 c->allocated[at] += item->qty;
             }
         }
     }
     return 0;
+}
+
+/* "SKU@LOCATION" of a position, for a violation message. */
+typedef struct position_name {
+    char text[2 * sizeof(allot_echo_t)];
+} position_name_t;
+
+static const char *position_name(const allot_state_t *state, const allot_sku_t *sku,
+                                 const allot_position_t *p, position_name_t *name)
+{
+    const allot_location_t *l = &state->locations[p->location];
+    allot_echo_t sku_id, location_id;
+    snprintf(name->text, sizeof(name->text), "%s@%s", allot_str_echo(allot_sku_id(sku), &sku_id),
+             allot_str_echo((allot_str_t){l->id, l->id_len}, &location_id));
+    return name->text;
 }
 
 static int check_compare(const check_t *c, char *msg, size_t msg_bytes)
@@ -80,18 +101,18 @@ static int check_compare(const check_t *c, char *msg, size_t msg_bytes)
         for (uint32_t i = 0; i < sku->position_count; i++) {
             const allot_position_t *p = &sku->positions[i];
             uint64_t at = c->first[s] + i;
-            const char *loc = state->locations[p->location].id;
             if (p->on_hand < 0)
-                return check_fail(msg, msg_bytes, "%s@%s: on_hand %lld < 0", allot_sku_id(sku).ptr,
-                                  loc, (long long)p->on_hand);
+                return check_fail(msg, msg_bytes, "%s: on_hand %lld < 0",
+                                  position_name(state, sku, p, &(position_name_t){0}),
+                                  (long long)p->on_hand);
             if (p->reserved != c->reserved[at])
-                return check_fail(msg, msg_bytes, "%s@%s: reserved %lld, holds sum to %lld",
-                                  allot_sku_id(sku).ptr, loc, (long long)p->reserved,
-                                  (long long)c->reserved[at]);
+                return check_fail(msg, msg_bytes, "%s: reserved %lld, holds sum to %lld",
+                                  position_name(state, sku, p, &(position_name_t){0}),
+                                  (long long)p->reserved, (long long)c->reserved[at]);
             if (p->allocated != c->allocated[at])
-                return check_fail(msg, msg_bytes, "%s@%s: allocated %lld, orders sum to %lld",
-                                  allot_sku_id(sku).ptr, loc, (long long)p->allocated,
-                                  (long long)c->allocated[at]);
+                return check_fail(msg, msg_bytes, "%s: allocated %lld, orders sum to %lld",
+                                  position_name(state, sku, p, &(position_name_t){0}),
+                                  (long long)p->allocated, (long long)c->allocated[at]);
         }
     }
     return 0;

@@ -89,8 +89,8 @@ static int create_existing(allot_state_t *state, const allot_order_create_reques
         return 0;
     if (v->request_hash != hash)
         return allot_error_set(detail, ALLOT_ECONFLICT, "id",
-                               "order %.*s exists with a different request", (int)req->id.len,
-                               req->id.ptr);
+                               "order %s exists with a different request",
+                               allot_str_echo(req->id, &(allot_echo_t){0}));
     *out = v;
     return 1;
 }

@@ -66,8 +66,8 @@ int allot_order_get(allot_state_t *state, allot_str_t id, const allot_order_view
     int rc = state->archive.get_cb ? state->archive.get_cb(state->archive.ctx, id, &payload, &len)
                                    : ALLOT_ENOT_FOUND;
     if (rc == ALLOT_ENOT_FOUND)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "order %.*s not found", (int)id.len,
-                               id.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "order %s not found",
+                               allot_str_echo(id, &(allot_echo_t){0}));
     state->archive_ref_count = 0;
     state->archive_bytes.len = 0;
     if (rc == 0)
@@ -75,8 +75,8 @@ int allot_order_get(allot_state_t *state, allot_str_t id, const allot_order_view
     if (rc == 0 && (*out = archived_view(state, 0)) == NULL)
         rc = ALLOT_ECORRUPT;
     if (rc != 0)
-        return allot_error_set(detail, rc, NULL, "reading archived order %.*s failed", (int)id.len,
-                               id.ptr);
+        return allot_error_set(detail, rc, NULL, "reading archived order %s failed",
+                               allot_str_echo(id, &(allot_echo_t){0}));
     return 0;
 }
 

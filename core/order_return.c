@@ -60,15 +60,15 @@ static int return_lines_check(const allot_event_order_t *v, const allot_return_r
         int64_t returnable = returnable_qty(v, sku);
         if (asked > returnable)
             return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "qty",
-                                   "at most %lld units of %.*s can be returned (shipped minus "
+                                   "at most %lld units of %s can be returned (shipped minus "
                                    "already being returned); asked %lld",
-                                   (long long)(returnable > 0 ? returnable : 0), (int)sku.len,
-                                   sku.ptr, (long long)asked);
+                                   (long long)(returnable > 0 ? returnable : 0),
+                                   allot_str_echo(sku, &(allot_echo_t){0}), (long long)asked);
     }
     if (v->return_count >= ALLOT_ORDER_RETURNS_MAX ||
         v->item_count + req->line_count > ALLOT_ORDER_ITEMS_MAX)
-        return allot_error_set(detail, ALLOT_ETOO_LARGE, NULL, "order %.*s takes no more returns",
-                               (int)v->id.len, v->id.ptr);
+        return allot_error_set(detail, ALLOT_ETOO_LARGE, NULL, "order %s takes no more returns",
+                               allot_str_echo(v->id, &(allot_echo_t){0}));
     return 0;
 }
 
@@ -81,8 +81,8 @@ static int return_existing(allot_state_t *state, const allot_return_request_t *r
         return 0;
     if (state->orders[found]->v.returns[*index].request_hash != hash)
         return allot_error_set(detail, ALLOT_ECONFLICT, "id",
-                               "return %.*s exists with a different request", (int)req->id.len,
-                               req->id.ptr);
+                               "return %s exists with a different request",
+                               allot_str_echo(req->id, &(allot_echo_t){0}));
     *slot = found;
     return 1;
 }
@@ -184,12 +184,12 @@ int allot_return_receive(allot_state_t *state, allot_str_t id, allot_str_t locat
                                "disposition must be restock or damaged");
     uint32_t l = allot_location_index_find(state, location);
     if (l == ALLOT_LOCATION_NONE)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "location", "location %.*s not found",
-                               (int)location.len, location.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "location", "location %s not found",
+                               allot_str_echo(location, &(allot_echo_t){0}));
     uint32_t slot = order_return_find(state, id, return_index);
     if (slot == ALLOT_SLOT_NONE)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "return %.*s not found", (int)id.len,
-                               id.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "return %s not found",
+                               allot_str_echo(id, &(allot_echo_t){0}));
     const allot_event_order_t *v = &state->orders[slot]->v;
     const allot_event_return_t *r = &v->returns[*return_index];
     if (r->state == ALLOT_RETURN_RECEIVED) {
@@ -198,10 +198,10 @@ int allot_return_receive(allot_state_t *state, allot_str_t id, allot_str_t locat
             return 0;
         }
         detail->state = allot_return_state_names[r->state];
-        return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "id",
-                               "return %.*s was already received (as %s at %.*s)", (int)id.len,
-                               id.ptr, allot_disposition_names[r->disposition],
-                               (int)r->location.len, r->location.ptr);
+        return allot_error_set(
+            detail, ALLOT_EINVALID_TRANSITION, "id", "return %s was already received (as %s at %s)",
+            allot_str_echo(id, &(allot_echo_t){0}), allot_disposition_names[r->disposition],
+            allot_str_echo(r->location, &(allot_echo_t){0}));
     }
     int rc = receive_check(state, v, r, l, disposition, detail);
     if (rc != 0)

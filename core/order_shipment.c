@@ -15,9 +15,9 @@ static int shipment_find(const allot_event_order_t *v, allot_str_t shipment, uin
             return 0;
         }
     }
-    return allot_error_set(detail, ALLOT_ENOT_FOUND, "shipment", "order %.*s has no shipment %.*s",
-                           (int)v->id.len, v->id.ptr, (int)(shipment.len > 64 ? 64 : shipment.len),
-                           shipment.ptr);
+    return allot_error_set(detail, ALLOT_ENOT_FOUND, "shipment", "order %s has no shipment %s",
+                           allot_str_echo(v->id, &(allot_echo_t){0}),
+                           allot_str_echo(shipment, &(allot_echo_t){0}));
 }
 
 static int shipment_state_refuse(const allot_event_shipment_t *s, const char *what,
@@ -139,8 +139,8 @@ int allot_shipment_reject(allot_state_t *state, allot_str_t order, allot_str_t s
         if (v->shipment_count + moved.shipment_count > ALLOT_ORDER_SHIPMENTS_MAX ||
             v->item_count + moved.item_count > ALLOT_ORDER_ITEMS_MAX)
             return allot_error_set(detail, ALLOT_ETOO_LARGE, "shipment",
-                                   "order %.*s cannot take more shipments", (int)v->id.len,
-                                   v->id.ptr);
+                                   "order %s cannot take more shipments",
+                                   allot_str_echo(v->id, &(allot_echo_t){0}));
         allot_event_order_change_t c = shipment_change(v, index, reason, now_ms);
         c.shipment_count = moved.shipment_count;
         c.shipments = moved.shipments;

@@ -76,9 +76,15 @@ static int reserve_check(const allot_state_t *state, const allot_reserve_request
         return rc;
     if (req->method == ALLOT_METHOD_PICKUP && !state->locations[query->location].pickup)
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "location",
-                               "location %.*s does not offer pickup", (int)req->location.len,
-                               req->location.ptr);
+                               "location %s does not offer pickup",
+                               allot_str_echo(req->location, &(allot_echo_t){0}));
     return 0;
+}
+
+/* r's id as shown in an error message. */
+static const char *reservation_id_echo(const allot_reservation_t *r, allot_echo_t *echo)
+{
+    return allot_str_echo((allot_str_t){r->id, r->id_len}, echo);
 }
 
 /* An existing id: same request -> 1 (return it), replace -> 0, otherwise an error. */
@@ -87,15 +93,18 @@ static int reserve_existing(const allot_reservation_t *r, const allot_reserve_re
 {
     if (r->status == ALLOT_RESERVATION_EXPIRED ||
         (r->status == ALLOT_RESERVATION_ACTIVE && r->expires_at_ms <= now_ms))
-        return allot_error_set(detail, ALLOT_EEXPIRED, "id", "reservation %s expired", r->id);
+        return allot_error_set(detail, ALLOT_EEXPIRED, "id", "reservation %s expired",
+                               reservation_id_echo(r, &(allot_echo_t){0}));
     if (r->status == ALLOT_RESERVATION_RELEASED)
         return allot_error_set(detail, ALLOT_ECONFLICT, "id",
-                               "reservation %s was released; use a new id", r->id);
+                               "reservation %s was released; use a new id",
+                               reservation_id_echo(r, &(allot_echo_t){0}));
     if (r->request_hash == hash)
         return 1;
     if (!req->replace)
         return allot_error_set(detail, ALLOT_ECONFLICT, "id",
-                               "reservation %s exists with a different request", r->id);
+                               "reservation %s exists with a different request",
+                               reservation_id_echo(r, &(allot_echo_t){0}));
     return 0;
 }
 
@@ -183,14 +192,15 @@ static int reservation_live_find(const allot_state_t *state, allot_str_t id, int
                                "id must be 1..128 bytes of UTF-8");
     *slot = reservation_slot_find(state, id);
     if (*slot == ALLOT_SLOT_NONE)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "reservation %.*s not found",
-                               (int)id.len, id.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "reservation %s not found",
+                               allot_str_echo(id, &(allot_echo_t){0}));
     const allot_reservation_t *r = &state->reservations[*slot];
     if (r->status == ALLOT_RESERVATION_RELEASED)
         return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "reservation %s was released",
-                               r->id);
+                               reservation_id_echo(r, &(allot_echo_t){0}));
     if (r->status == ALLOT_RESERVATION_EXPIRED || r->expires_at_ms <= now_ms)
-        return allot_error_set(detail, ALLOT_EEXPIRED, "id", "reservation %s expired", r->id);
+        return allot_error_set(detail, ALLOT_EEXPIRED, "id", "reservation %s expired",
+                               reservation_id_echo(r, &(allot_echo_t){0}));
     return 0;
 }
 
@@ -239,8 +249,8 @@ int allot_reservation_release(allot_state_t *state, allot_str_t id, int64_t now_
                                "id must be 1..128 bytes of UTF-8");
     uint32_t slot = reservation_slot_find(state, id);
     if (slot == ALLOT_SLOT_NONE)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "reservation %.*s not found",
-                               (int)id.len, id.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "id", "reservation %s not found",
+                               allot_str_echo(id, &(allot_echo_t){0}));
     const allot_reservation_t *r = &state->reservations[slot];
     if (r->status == ALLOT_RESERVATION_ACTIVE) {
         uint8_t reason =

@@ -197,8 +197,8 @@ static int stock_ids_check(allot_state_t *state, allot_str_t sku, allot_str_t lo
                                "location must be 1..128 bytes of UTF-8");
     *location_index = allot_location_index_find(state, location);
     if (*location_index == ALLOT_LOCATION_NONE)
-        return allot_error_set(detail, ALLOT_ENOT_FOUND, "location", "location %.*s not found",
-                               (int)location.len, location.ptr);
+        return allot_error_set(detail, ALLOT_ENOT_FOUND, "location", "location %s not found",
+                               allot_str_echo(location, &(allot_echo_t){0}));
     return 0;
 }
 
@@ -264,8 +264,8 @@ static int stock_adjust_repeat(allot_state_t *state, const allot_stock_adjust_in
     allot_str_t sku = allot_sku_id(&state->skus[k->sku]);
     if (!allot_str_equal(sku, in->sku) || k->location != location || k->delta != in->delta)
         return allot_error_set(detail, ALLOT_ECONFLICT, "key",
-                               "key %.*s was used for a different adjustment", (int)in->key.len,
-                               in->key.ptr);
+                               "key %s was used for a different adjustment",
+                               allot_str_echo(in->key, &(allot_echo_t){0}));
     if (out != NULL) {
         out->position = (allot_position_view_t){
             .sku = sku,

@@ -188,9 +188,10 @@ int args_check_keys(const msgpack_object *map, const char *const *allowed, const
             return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
                                    "keys of '%s' must be strings", field);
         if (!key_allowed(k, allowed)) {
-            int shown = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
+            allot_echo_t key;
+            allot_str_t name = {k->via.str.ptr, k->via.str.size};
             return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
-                                   "unknown key '%.*s' in '%s'", shown, k->via.str.ptr, field);
+                                   "unknown key '%s' in '%s'", allot_str_echo(name, &key), field);
         }
     }
     return 0;

@@ -93,9 +93,9 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
                          const rpc_envelope_t *envelope, allot_error_detail_t *error)
 {
     if (command == NULL) {
-        int shown = envelope->method.len > 64 ? 64 : (int)envelope->method.len;
-        return allot_error_set(error, ALLOT_EUNKNOWN_METHOD, NULL, "unknown method '%.*s'",
-                               shown, envelope->method.ptr);
+        allot_echo_t method;
+        return allot_error_set(error, ALLOT_EUNKNOWN_METHOD, NULL, "unknown method '%s'",
+                               allot_str_echo(envelope->method, &method));
     }
     if (env->auth_required && !(command->flags & COMMAND_NOAUTH) &&
         (env->session == NULL || !env->session->authenticated))

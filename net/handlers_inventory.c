@@ -147,8 +147,8 @@ int handle_location_get(command_call_t *call)
         return rc;
     const allot_location_t *location = allot_location_find(call->state, id);
     if (location == NULL)
-        return allot_error_set(call->error, ALLOT_ENOT_FOUND, "id", "location %.*s not found",
-                               (int)id.len, id.ptr);
+        return allot_error_set(call->error, ALLOT_ENOT_FOUND, "id", "location %s not found",
+                               allot_str_echo(id, &(allot_echo_t){0}));
     pack_location(call->result, location);
     return 0;
 }

@@ -1,0 +1,193 @@
+/* test_params.c - params maps and the text of error replies through the real allotd: client bytes
+ * shown in an error (an unknown method or key, an id) arrive as valid UTF-8, escaped and cut on
+ * character boundaries. Requests that JSON cannot express are packed here with msgpack-c. */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness_reply.h"
+#include "tests/utf8_strict.h"
+
+static harness_server_t *srv;
+static allot_client_t *cli;
+
+static void up(void)
+{
+    harness_fixture_up(&srv, &cli);
+}
+
+static void down(void)
+{
+    harness_fixture_down(&srv, &cli);
+}
+
+TestSuite(params, .init = up, .fini = down, .timeout = 60);
+
+/* ---- packing params ------------------------------------------------------------------------ */
+
+typedef struct params {
+    msgpack_sbuffer sbuf;
+    msgpack_packer pk;
+} params_t;
+
+/* Start a params map of `keys` entries; pack them with the helpers below, then params_call. */
+static msgpack_packer *params_begin(params_t *p, uint32_t keys)
+{
+    msgpack_sbuffer_init(&p->sbuf);
+    msgpack_packer_init(&p->pk, &p->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map(&p->pk, keys);
+    return &p->pk;
+}
+
+static void pack_bytes(msgpack_packer *pk, const char *bytes, size_t len)
+{
+    msgpack_pack_str_with_body(pk, bytes, len);
+}
+
+static void pack_text(msgpack_packer *pk, const char *s)
+{
+    pack_bytes(pk, s, strlen(s));
+}
+
+/* Send method with the packed params (freed here); asserts the transport worked. */
+static void params_call(params_t *p, const char *method, allot_reply_t *r)
+{
+    cr_assert_eq(allot_client_call(cli, method, p->sbuf.data, p->sbuf.size, r), 0, "%s: %s", method,
+                 allot_client_last_error(cli));
+    msgpack_sbuffer_destroy(&p->sbuf);
+}
+
+/* ---- checking replies ---------------------------------------------------------------------- */
+
+/* Assert an error reply with this code in which every string is valid UTF-8 (read strictly);
+ * returns its message (valid until the reply is reused). */
+static const msgpack_object_str *error_checked(const allot_reply_t *r, const char *code)
+{
+    cr_assert(r->is_error, "expected %s, got a result", code);
+    cr_assert_str_eq(r->code, code, "message: %s", r->message);
+    const msgpack_object *error = &r->error;
+    cr_assert_eq(error->type, MSGPACK_OBJECT_MAP);
+    const msgpack_object_str *message = NULL;
+    for (uint32_t i = 0; i < error->via.map.size; i++) {
+        const msgpack_object *k = &error->via.map.ptr[i].key;
+        const msgpack_object *v = &error->via.map.ptr[i].val;
+        cr_assert_eq(k->type, MSGPACK_OBJECT_STR);
+        cr_assert(utf8_strict_valid(k->via.str.ptr, k->via.str.size), "key %u", i);
+        if (v->type != MSGPACK_OBJECT_STR)
+            continue;
+        cr_assert(utf8_strict_valid(v->via.str.ptr, v->via.str.size),
+                  "value of '%.*s' is not valid UTF-8", (int)k->via.str.size, k->via.str.ptr);
+        if (k->via.str.size == 7 && memcmp(k->via.str.ptr, "message", 7) == 0)
+            message = &v->via.str;
+    }
+    cr_assert_not_null(message, "no message");
+    return message;
+}
+
+static void expect_message(const allot_reply_t *r, const char *code, const char *expected)
+{
+    const msgpack_object_str *m = error_checked(r, code);
+    cr_expect(m->size == strlen(expected) && memcmp(m->ptr, expected, m->size) == 0,
+              "message '%.*s', expected '%s'", (int)m->size, m->ptr, expected);
+}
+
+static void setup_stock(void)
+{
+    harness_put_location(cli, "L1", "'type':'warehouse','lat':52.52,'lon':13.40");
+    harness_set_stock(cli, "A", "L1", 10);
+    harness_set_stock(cli, "B", "L1", 10);
+}
+
+Test(params, unknown_method_and_key_of_invalid_bytes_are_answered_in_valid_utf8)
+{
+    allot_reply_t r = {0};
+    cr_assert_eq(allot_client_call(cli, "\xff\xfe", NULL, 0, &r), 0);
+    expect_message(&r, "UNKNOWN_METHOD", "unknown method '\\xff\\xfe'");
+
+    params_t p;
+    msgpack_packer *pk = params_begin(&p, 1);
+    pack_bytes(pk, "\xff\xfe", 2);
+    msgpack_pack_int(pk, 1);
+    params_call(&p, "ping", &r);
+    expect_message(&r, "INVALID_ARGUMENT", "unknown key '\\xff\\xfe' in 'params'");
+
+    /* an overlong '/' and a surrogate: each byte shown as an escape */
+    pk = params_begin(&p, 1);
+    pack_bytes(pk, "k\xc0\xaf\xed\xa0\x80", 6);
+    msgpack_pack_int(pk, 1);
+    params_call(&p, "server.info", &r);
+    expect_message(&r, "INVALID_ARGUMENT", "unknown key 'k\\xc0\\xaf\\xed\\xa0\\x80' in 'params'");
+
+    harness_call_ok(cli, "ping", NULL, &r); /* the connection is still fine */
+    allot_reply_free(&r);
+}
+
+/* Keys and methods of 2-, 3- and 4-byte characters after 0..3 ASCII bytes, so that the bound on
+ * what is shown falls on every byte of a character. */
+Test(params, long_multibyte_keys_and_methods_are_cut_on_character_boundaries)
+{
+    static const char *const characters[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    allot_reply_t r = {0};
+    char text[96];
+    for (size_t c = 0; c < 3; c++) {
+        size_t n = strlen(characters[c]);
+        for (size_t ascii = 0; ascii <= 3; ascii++) {
+            memset(text, 'a', ascii);
+            size_t len = ascii;
+            while (len + n <= 80) {
+                memcpy(text + len, characters[c], n);
+                len += n;
+            }
+            params_t p;
+            msgpack_packer *pk = params_begin(&p, 1);
+            pack_bytes(pk, text, len);
+            msgpack_pack_int(pk, 1);
+            params_call(&p, "ping", &r);
+            const msgpack_object_str *m = error_checked(&r, "INVALID_ARGUMENT");
+            cr_expect(m->size > 16 && memcmp(m->ptr + m->size - 16, "...' in 'params'", 16) == 0,
+                      "character %zu after %zu ASCII: '%.*s'", c, ascii, (int)m->size, m->ptr);
+
+            text[64] = '\0'; /* the longest method, which may end inside a character */
+            cr_assert_eq(allot_client_call(cli, text, NULL, 0, &r), 0);
+            m = error_checked(&r, "UNKNOWN_METHOD");
+            cr_expect_gt(m->size, 20, "character %zu after %zu ASCII", c, ascii);
+        }
+    }
+    allot_reply_free(&r);
+}
+
+Test(params, ids_with_control_characters_are_escaped_in_not_found_and_conflict_messages)
+{
+    setup_stock();
+    allot_reply_t r = {0};
+    params_t p;
+    msgpack_packer *pk = params_begin(&p, 1);
+    pack_text(pk, "id");
+    pack_bytes(pk, "a\0b\\c\n", 6);
+    params_call(&p, "reservation.get", &r);
+    expect_message(&r, "NOT_FOUND", "reservation a\\x00b\\\\c\\x0a not found");
+
+    /* a 128-byte id of euro signs: shown cut after whole characters */
+    char id[129];
+    for (size_t i = 0; i < 42; i++)
+        memcpy(id + 3 * i, "\xe2\x82\xac", 3);
+    memcpy(id + 126, "ab", 3);
+    pk = params_begin(&p, 1);
+    pack_text(pk, "id");
+    pack_text(pk, id);
+    params_call(&p, "order.get", &r);
+    char expected[128] = "order ";
+    memcpy(expected + 6, id, 63);
+    strcpy(expected + 69, "... not found");
+    expect_message(&r, "NOT_FOUND", expected);
+
+    /* CONFLICT names the stored id the same way */
+    harness_call_ok(cli, "reserve",
+                    "{\"id\": \"c\\tc\", \"lines\": [{\"sku\": \"A\", \"qty\": 1}]}", &r);
+    harness_call_json(cli, "reserve",
+                      "{\"id\": \"c\\tc\", \"lines\": [{\"sku\": \"A\", \"qty\": 2}]}", &r);
+    expect_message(&r, "CONFLICT", "reservation c\\x09c exists with a different request");
+    allot_reply_free(&r);
+}
