@@ -1,6 +1,7 @@
 /* args.c - typed, validated getters for named request arguments (see args.h). */
 #include "args.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,12 +170,13 @@ int args_array(const msgpack_object *map, const char *key, uint32_t count_min, u
     return 0;
 }
 
-static bool key_allowed(const msgpack_object *k, const char *const *allowed)
+/* The index of k in allowed, or -1. */
+static int key_allowed_index(const msgpack_object *k, const char *const *allowed)
 {
-    for (size_t i = 0; allowed[i] != NULL; i++)
+    for (int i = 0; allowed[i] != NULL; i++)
         if (key_equals(k, allowed[i]))
-            return true;
-    return false;
+            return i;
+    return -1;
 }
 
 int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,
@@ -182,17 +184,24 @@ int args_check_keys(const msgpack_object *map, const char *const *allowed, const
 {
     if (map->type != MSGPACK_OBJECT_MAP)
         return wrong_type(field, "a map", error);
+    uint64_t seen = 0; /* bit i: allowed[i] was a key already (ARGS_ALLOWED_KEYS_MAX) */
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
                                    "keys of '%s' must be strings", field);
-        if (!key_allowed(k, allowed)) {
+        int index = key_allowed_index(k, allowed);
+        if (index < 0) {
             allot_echo_t key;
             allot_str_t name = {k->via.str.ptr, k->via.str.size};
             return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
                                    "unknown key '%s' in '%s'", allot_str_echo(name, &key), field);
         }
+        assert(index < ARGS_ALLOWED_KEYS_MAX);
+        if (seen & (UINT64_C(1) << index))
+            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, allowed[index],
+                                   "duplicate key '%s' in '%s'", allowed[index], field);
+        seen |= UINT64_C(1) << index;
     }
     return 0;
 }

@@ -44,7 +44,7 @@ int args_bool(const msgpack_object *map, const char *key, bool *out, bool *prese
 int args_array(const msgpack_object *map, const char *key, uint32_t count_min, uint32_t count_max,
                const msgpack_object_array **out, bool *present, allot_error_detail_t *error);
 
-/* A map whose keys are all in allowed (NULL-terminated); unknown key -> INVALID_ARGUMENT. */
+/* A map whose keys are all in allowed (NULL-terminated), each once (args_check_keys). */
 int args_map(const msgpack_object *map, const char *key, const char *const *allowed,
              const msgpack_object **out, bool *present, allot_error_detail_t *error);
 
@@ -52,17 +52,24 @@ int args_map(const msgpack_object *map, const char *key, const char *const *allo
 int args_enum(const msgpack_object *map, const char *key, const char *const *names, int *out,
               bool *present, allot_error_detail_t *error);
 
-/* `lines`: 1..ALLOT_LINES_MAX maps {sku, qty} (no other keys; qty 1..ALLOT_QUANTITY_MAX) into
- * lines[] (room for ALLOT_LINES_MAX); *count is how many. present == NULL: required. */
+/* `lines`: 1..ALLOT_LINES_MAX maps {sku, qty} (no other keys, none twice; qty
+ * 1..ALLOT_QUANTITY_MAX) into lines[] (room for ALLOT_LINES_MAX); *count is how many.
+ * present == NULL: required. */
 int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count,
                bool *present, allot_error_detail_t *error);
 
-/* `ship_to`: an optional map {lat: -90..90, lon: -180..180} (no other keys). */
+/* `ship_to`: an optional map {lat: -90..90, lon: -180..180} (no other keys, none twice). */
 int args_ship_to(const msgpack_object *map, bool *present, double *lat, double *lon,
                  allot_error_detail_t *error);
 
-/* Check that every key of `map` (a map, or not -> INVALID_ARGUMENT) is in allowed; `field` names
- * the map in the error (e.g. "lines"). */
+/* Most keys one allowed list may name (args_check_keys tracks them in a 64-bit mask). */
+#define ARGS_ALLOWED_KEYS_MAX 64
+
+/* Check that every key of `map` (a map, or not -> INVALID_ARGUMENT) is in allowed (at most
+ * ARGS_ALLOWED_KEYS_MAX names) and appears once: an unknown key -> INVALID_ARGUMENT with field
+ * `field` (the map, e.g. "lines") and the key shown in the message (allot_str_echo); a key given
+ * twice -> INVALID_ARGUMENT with field = that key ("duplicate key 'id' in 'params'"), so no
+ * handler ever has to pick one of two values. One pass: O(keys x allowed), no allocation. */
 int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,
                     allot_error_detail_t *error);
 

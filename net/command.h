@@ -3,7 +3,8 @@
  * Contract: every RPC method is one row in net/commands.def:
  *     COMMAND(wire_name, handler_function, flags, allowed_keys...)
  * The dispatcher (net/dispatch.c) looks the method up, checks the params shape (exactly one map,
- * only the row's allowed keys; an unknown key -> INVALID_ARGUMENT naming it), refuses WRITE
+ * only the row's allowed keys, each at most once; an unknown or repeated key -> INVALID_ARGUMENT
+ * naming it), refuses WRITE
  * commands while the WAL cannot accept records (UNAVAILABLE), and only then calls the handler.
  * A handler validates every argument before changing anything, then either
  *   - packs exactly one msgpack object (the result) into call->result and returns 0, or

@@ -10,7 +10,9 @@
 #include "rpc.h"
 
 #define COMMAND(wire_name, handler, flags, ...)                                                   \
-    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};
+    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};        \
+    _Static_assert(sizeof(handler##_allowed_keys) / sizeof(char *) - 1 <= ARGS_ALLOWED_KEYS_MAX,  \
+                   wire_name " names more keys than args_check_keys tracks");
 #include "commands.def"
 #undef COMMAND
 

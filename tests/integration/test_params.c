@@ -1,6 +1,7 @@
-/* test_params.c - params maps and the text of error replies through the real allotd: client bytes
- * shown in an error (an unknown method or key, an id) arrive as valid UTF-8, escaped and cut on
- * character boundaries. Requests that JSON cannot express are packed here with msgpack-c. */
+/* test_params.c - params maps and the text of error replies through the real allotd: a key given
+ * twice is refused with nothing changed, and client bytes shown in an error (an unknown method
+ * or key, an id) arrive as valid UTF-8, escaped and cut on character boundaries. Requests that
+ * JSON cannot express are packed here with msgpack-c. */
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -51,6 +52,20 @@ static void pack_text(msgpack_packer *pk, const char *s)
     pack_bytes(pk, s, strlen(s));
 }
 
+/* One line {sku, qty} as an array element; qty_again >= 0 adds "qty" a second time. */
+static void pack_line(msgpack_packer *pk, const char *sku, int qty, int qty_again)
+{
+    msgpack_pack_map(pk, qty_again >= 0 ? 3 : 2);
+    pack_text(pk, "sku");
+    pack_text(pk, sku);
+    pack_text(pk, "qty");
+    msgpack_pack_int(pk, qty);
+    if (qty_again >= 0) {
+        pack_text(pk, "qty");
+        msgpack_pack_int(pk, qty_again);
+    }
+}
+
 /* Send method with the packed params (freed here); asserts the transport worked. */
 static void params_call(params_t *p, const char *method, allot_reply_t *r)
 {
@@ -93,12 +108,133 @@ static void expect_message(const allot_reply_t *r, const char *code, const char 
               "message '%.*s', expected '%s'", (int)m->size, m->ptr, expected);
 }
 
+static void expect_field(const allot_reply_t *r, const char *field)
+{
+    harness_expect_str_at(r, "field", field);
+}
+
 static void setup_stock(void)
 {
     harness_put_location(cli, "L1", "'type':'warehouse','lat':52.52,'lon':13.40");
     harness_set_stock(cli, "A", "L1", 10);
     harness_set_stock(cli, "B", "L1", 10);
 }
+
+static void expect_not_found(const char *method, const char *id)
+{
+    allot_reply_t r = {0};
+    harness_call_error(cli, method, harness_json("{'id':'%s'}", id), "NOT_FOUND", &r);
+    allot_reply_free(&r);
+}
+
+/* ---- a key given twice --------------------------------------------------------------------- */
+
+Test(params, reserve_with_id_given_twice_is_refused_and_creates_nothing)
+{
+    setup_stock();
+    allot_reply_t r = {0};
+    params_t p;
+    msgpack_packer *pk = params_begin(&p, 3);
+    pack_text(pk, "id");
+    pack_text(pk, "dupA");
+    pack_text(pk, "lines");
+    msgpack_pack_array(pk, 1);
+    pack_line(pk, "A", 1, -1);
+    pack_text(pk, "id");
+    pack_text(pk, "dupB");
+    params_call(&p, "reserve", &r);
+    expect_message(&r, "INVALID_ARGUMENT", "duplicate key 'id' in 'params'");
+    expect_field(&r, "id");
+
+    expect_not_found("reservation.get", "dupA");
+    expect_not_found("reservation.get", "dupB");
+    cr_expect_eq(harness_stock_field(cli, "A", NULL, "reserved"), 0);
+    cr_expect_eq(harness_server_info_int(cli, "reservations"), 0);
+
+    /* the same request with the id once is fine */
+    harness_call_ok(cli, "reserve", "{\"id\": \"dupA\", \"lines\": [{\"sku\": \"A\", \"qty\": 1}]}",
+                    &r);
+    cr_expect_eq(harness_stock_field(cli, "A", NULL, "reserved"), 1);
+    allot_reply_free(&r);
+}
+
+Test(params, a_key_given_twice_in_a_line_or_ship_to_or_stock_set_changes_nothing)
+{
+    setup_stock();
+    allot_reply_t r = {0};
+    params_t p;
+
+    /* reserve {id, lines: [{sku, qty: 1, qty: 5}]} */
+    msgpack_packer *pk = params_begin(&p, 2);
+    pack_text(pk, "id");
+    pack_text(pk, "r1");
+    pack_text(pk, "lines");
+    msgpack_pack_array(pk, 2);
+    pack_line(pk, "B", 1, -1);
+    pack_line(pk, "A", 1, 5);
+    params_call(&p, "reserve", &r);
+    expect_message(&r, "INVALID_ARGUMENT", "duplicate key 'qty' in 'lines'");
+    expect_field(&r, "qty");
+    expect_not_found("reservation.get", "r1");
+
+    /* order.create {id, lines: [{sku: A, sku: B, qty: 1}]} */
+    pk = params_begin(&p, 2);
+    pack_text(pk, "id");
+    pack_text(pk, "o1");
+    pack_text(pk, "lines");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 3);
+    pack_text(pk, "sku");
+    pack_text(pk, "A");
+    pack_text(pk, "sku");
+    pack_text(pk, "B");
+    pack_text(pk, "qty");
+    msgpack_pack_int(pk, 1);
+    params_call(&p, "order.create", &r);
+    expect_message(&r, "INVALID_ARGUMENT", "duplicate key 'sku' in 'lines'");
+    expect_not_found("order.get", "o1");
+
+    /* reserve {id, lines, ship_to: {lat, lon, lon}} */
+    pk = params_begin(&p, 3);
+    pack_text(pk, "id");
+    pack_text(pk, "r2");
+    pack_text(pk, "lines");
+    msgpack_pack_array(pk, 1);
+    pack_line(pk, "A", 1, -1);
+    pack_text(pk, "ship_to");
+    msgpack_pack_map(pk, 3);
+    pack_text(pk, "lat");
+    msgpack_pack_double(pk, 52.5);
+    pack_text(pk, "lon");
+    msgpack_pack_double(pk, 13.4);
+    pack_text(pk, "lon");
+    msgpack_pack_double(pk, -13.4);
+    params_call(&p, "reserve", &r);
+    expect_message(&r, "INVALID_ARGUMENT", "duplicate key 'lon' in 'ship_to'");
+    expect_not_found("reservation.get", "r2");
+
+    /* stock.set {sku, location, on_hand: 5, on_hand: 7} */
+    pk = params_begin(&p, 4);
+    pack_text(pk, "sku");
+    pack_text(pk, "A");
+    pack_text(pk, "location");
+    pack_text(pk, "L1");
+    pack_text(pk, "on_hand");
+    msgpack_pack_int(pk, 5);
+    pack_text(pk, "on_hand");
+    msgpack_pack_int(pk, 7);
+    params_call(&p, "stock.set", &r);
+    expect_message(&r, "INVALID_ARGUMENT", "duplicate key 'on_hand' in 'params'");
+
+    cr_expect_eq(harness_stock_field(cli, "A", "L1", "on_hand"), 10);
+    cr_expect_eq(harness_stock_field(cli, "A", NULL, "reserved"), 0);
+    cr_expect_eq(harness_stock_field(cli, "A", NULL, "allocated"), 0);
+    cr_expect_eq(harness_server_info_int(cli, "reservations"), 0);
+    cr_expect_eq(harness_server_info_int(cli, "orders"), 0);
+    allot_reply_free(&r);
+}
+
+/* ---- client bytes in error messages -------------------------------------------------------- */
 
 Test(params, unknown_method_and_key_of_invalid_bytes_are_answered_in_valid_utf8)
 {

@@ -1,5 +1,5 @@
-/* test_net_args.c - the shared argument layer: allowed keys and client bytes echoed in its
- * errors (net/args.c, net/dispatch.c). */
+/* test_net_args.c - the shared argument layer: allowed keys, keys given twice, and client bytes
+ * echoed in its errors (net/args.c, net/dispatch.c). */
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <string.h>
@@ -40,6 +40,119 @@ static msgpack_object map_make(msgpack_zone *zone, const key_value_t *pairs, siz
 
 static const char *const reserve_keys[] = {"id",       "lines",  "ttl_s",   "method",  "ship_to",
                                            "location", "policy", "partial", "replace", NULL};
+
+Test(args, a_key_given_twice_is_refused_naming_it_at_every_position)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 65536);
+    /* "id" twice, with 0..4 other keys before, between and after the two */
+    static const char *const others[] = {"ttl_s", "method", "policy", "partial"};
+    for (size_t before = 0; before <= 4; before++) {
+        for (size_t between = 0; before + between <= 4; between++) {
+            key_value_t pairs[6];
+            size_t n = 0;
+            size_t other = 0;
+            for (size_t i = 0; i < before; i++)
+                pairs[n++] = (key_value_t){others[other++], 0, "v"};
+            pairs[n++] = (key_value_t){"id", 0, "dupA"};
+            for (size_t i = 0; i < between; i++)
+                pairs[n++] = (key_value_t){others[other++], 0, "v"};
+            pairs[n++] = (key_value_t){"id", 0, "dupB"};
+            msgpack_object map = map_make(&zone, pairs, n);
+            allot_error_detail_t error;
+            allot_error_detail_clear(&error);
+            cr_assert_eq(args_check_keys(&map, reserve_keys, "params", &error),
+                         ALLOT_EINVALID_ARGUMENT, "%zu before, %zu between", before, between);
+            cr_assert_str_eq(error.field, "id");
+            cr_assert_str_eq(error.message, "duplicate key 'id' in 'params'");
+        }
+    }
+    msgpack_zone_destroy(&zone);
+}
+
+Test(args, each_allowed_key_once_passes_and_any_one_repeated_fails)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 65536);
+    key_value_t pairs[10];
+    size_t n = 0;
+    for (; reserve_keys[n] != NULL; n++)
+        pairs[n] = (key_value_t){reserve_keys[n], 0, "v"};
+    msgpack_object map = map_make(&zone, pairs, n);
+    allot_error_detail_t error;
+    allot_error_detail_clear(&error);
+    cr_assert_eq(args_check_keys(&map, reserve_keys, "params", &error), 0, "%s", error.message);
+    for (size_t repeated = 0; repeated < n; repeated++) {
+        pairs[n] = (key_value_t){reserve_keys[repeated], 0, "again"};
+        map = map_make(&zone, pairs, n + 1);
+        allot_error_detail_clear(&error);
+        cr_assert_eq(args_check_keys(&map, reserve_keys, "params", &error),
+                     ALLOT_EINVALID_ARGUMENT);
+        cr_assert_str_eq(error.field, reserve_keys[repeated], "%s", error.message);
+        char expected[96];
+        snprintf(expected, sizeof(expected), "duplicate key '%s' in 'params'",
+                 reserve_keys[repeated]);
+        cr_assert_str_eq(error.message, expected);
+    }
+    msgpack_zone_destroy(&zone);
+}
+
+Test(args, nested_maps_refuse_a_key_given_twice)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 65536);
+    /* {"lines": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 1, "qty": 5}]} */
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init(&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "lines", 5);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "sku", 3);
+    msgpack_pack_str_with_body(&pk, "A", 1);
+    msgpack_pack_str_with_body(&pk, "qty", 3);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "sku", 3);
+    msgpack_pack_str_with_body(&pk, "B", 1);
+    msgpack_pack_str_with_body(&pk, "qty", 3);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "qty", 3);
+    msgpack_pack_int(&pk, 5);
+    /* "ship_to": {"lat": 1, "lon": 2, "lat": 3} */
+    msgpack_pack_str_with_body(&pk, "ship_to", 7);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "lat", 3);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "lon", 3);
+    msgpack_pack_int(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "lat", 3);
+    msgpack_pack_int(&pk, 3);
+    msgpack_object params;
+    size_t offset = 0;
+    cr_assert_eq(msgpack_unpack(sbuf.data, sbuf.size, &offset, &zone, &params),
+                 MSGPACK_UNPACK_SUCCESS);
+
+    allot_line_input_t lines[ALLOT_LINES_MAX];
+    uint32_t count = 0;
+    allot_error_detail_t error;
+    allot_error_detail_clear(&error);
+    cr_assert_eq(args_lines(&params, lines, &count, NULL, &error), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(error.field, "qty");
+    cr_assert_str_eq(error.message, "duplicate key 'qty' in 'lines'");
+    cr_assert_eq(count, 0, "no line count is reported for refused lines");
+
+    bool present = false;
+    double lat = 0, lon = 0;
+    allot_error_detail_clear(&error);
+    cr_assert_eq(args_ship_to(&params, &present, &lat, &lon, &error), ALLOT_EINVALID_ARGUMENT);
+    cr_assert_str_eq(error.field, "lat");
+    cr_assert_str_eq(error.message, "duplicate key 'lat' in 'ship_to'");
+    msgpack_sbuffer_destroy(&sbuf);
+    msgpack_zone_destroy(&zone);
+}
 
 Test(args, an_unknown_key_is_echoed_as_valid_utf8)
 {
@@ -126,6 +239,41 @@ static bool map_str_equals(const msgpack_object *map, const char *key, const cha
                    memcmp(v->via.str.ptr, expected, v->via.str.size) == 0;
     }
     return false;
+}
+
+Test(dispatch, a_params_key_given_twice_is_refused_before_the_handler_runs)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 65536);
+    msgpack_sbuffer request, out;
+    msgpack_sbuffer_init(&request);
+    msgpack_sbuffer_init(&out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &request, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_int(&pk, 9);
+    msgpack_pack_str_with_body(&pk, "reserve", 7);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_str_with_body(&pk, "dupA", 4);
+    msgpack_pack_str_with_body(&pk, "lines", 5);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_str_with_body(&pk, "id", 2);
+    msgpack_pack_str_with_body(&pk, "dupB", 4);
+    dispatch_outcome_t outcome;
+    dispatch_bytes(&request, &out, &outcome, &zone);
+    cr_assert_eq(outcome.error, ALLOT_EINVALID_ARGUMENT);
+    cr_assert(outcome.replied);
+    cr_assert_not(outcome.close);
+    cr_assert_not(outcome.write, "the write never started");
+    msgpack_object error = reply_error(&out, &zone);
+    cr_assert(map_str_equals(&error, "message", "duplicate key 'id' in 'params'"));
+    cr_assert(map_str_equals(&error, "field", "id"));
+    msgpack_sbuffer_destroy(&request);
+    msgpack_sbuffer_destroy(&out);
+    msgpack_zone_destroy(&zone);
 }
 
 Test(dispatch, an_unknown_method_of_invalid_bytes_is_echoed_as_valid_utf8)
