@@ -1,10 +1,13 @@
 /* allot.c - the `allot` command-line client: one request, or an interactive/piped session. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -16,21 +19,30 @@
 #define CLI_EXIT_OK           0
 #define CLI_EXIT_ERROR        1 /* the server answered with an error */
 #define CLI_EXIT_USAGE        2 /* bad usage, bad input, or no connection */
+#define CLI_EXIT_AUTH         3 /* the server refused the token */
 #define CLI_HISTORY_FILE      ".allot_history"
 #define CLI_HISTORY_LINES_MAX 1000
+#define CLI_TOKEN_ENV         "ALLOT_TOKEN"
+#define CLI_TOKEN_BYTES_MAX   4096 /* a token (the first line of a token file) */
 
 typedef struct cli {
     const char *host;
     uint16_t port;
     int timeout_ms;
     bool raw;
+    const char *token_file;   /* --token-file, or NULL */
+    const char *token_source; /* where the token came from, for messages */
+    size_t token_len;         /* 0: no token, no `auth` after connecting */
+    char token[CLI_TOKEN_BYTES_MAX];
+    bool ready; /* connected, and authenticated when there is a token */
     allot_client_t *client;
 } cli_t;
 
 static void cli_usage_print(FILE *f)
 {
     fprintf(f,
-            "usage: allot [-H host] [-p port] [--timeout MS] [--raw] [METHOD [JSON]]\n"
+            "usage: allot [-H host] [-p port] [--timeout MS] [--token-file PATH] [--raw]\n"
+            "             [METHOD [JSON]]\n"
             "\n"
             "Sends METHOD with JSON params (an object, default {}) to an Allot server and prints\n"
             "the result as JSON. Without METHOD, reads commands (`METHOD [JSON]`, one a line)\n"
@@ -39,18 +51,22 @@ static void cli_usage_print(FILE *f)
             "  -H, --host HOST     server host or IP address (default 127.0.0.1)\n"
             "  -p, --port PORT     server port (default %d)\n"
             "  -t, --timeout MS    connect and per-request timeout, 0 = none (default %d)\n"
+            "      --token-file PATH\n"
+            "                      authenticate with the token on the first line of PATH\n"
+            "                      (without it, with the token in $" CLI_TOKEN_ENV ", if set)\n"
             "  -r, --raw           print results as one-line JSON\n"
             "  -h, --help          show this help\n"
             "  -V, --version       show the version\n"
             "\n"
             "Exit status: 0 ok, 1 the server returned an error (printed as `CODE: message` on\n"
-            "stderr), 2 usage, input or connection error.\n",
+            "stderr), 2 usage, input or connection error, 3 the server refused the token.\n",
             ALLOT_CLIENT_PORT_DEFAULT, ALLOT_CLIENT_TIMEOUT_MS_DEFAULT);
 }
 
 static void cli_session_help_print(void)
 {
     printf("commands:  METHOD [JSON params]   e.g.  stock.get {\"sku\": \"A\"}\n"
+           "           auth {\"token\": \"...\"}     authenticate (never kept in the history)\n"
            "           help                   this text\n"
            "           quit | exit            leave (or Ctrl-D)\n"
            "methods:   ping server.info server.checkpoint location.put location.get\n"
@@ -67,6 +83,7 @@ static int cli_options_parse(cli_t *cli, int argc, char **argv)
     static const struct option options[] = {{"host", required_argument, NULL, 'H'},
                                             {"port", required_argument, NULL, 'p'},
                                             {"timeout", required_argument, NULL, 't'},
+                                            {"token-file", required_argument, NULL, 'T'},
                                             {"raw", no_argument, NULL, 'r'},
                                             {"help", no_argument, NULL, 'h'},
                                             {"version", no_argument, NULL, 'V'},
@@ -95,6 +112,9 @@ static int cli_options_parse(cli_t *cli, int argc, char **argv)
             }
             cli->timeout_ms = (int)value;
             break;
+        case 'T':
+            cli->token_file = optarg;
+            break;
         case 'r':
             cli->raw = true;
             break;
@@ -112,8 +132,115 @@ static int cli_options_parse(cli_t *cli, int argc, char **argv)
     return -1;
 }
 
+/* Read up to bytes_max bytes of fd (a file, or a pipe such as <(pass allot)) until a newline or
+ * the end; returns the bytes read, or -1 with errno. */
+static ssize_t cli_first_line_read(int fd, char *buf, size_t bytes_max)
+{
+    size_t used = 0;
+    while (used < bytes_max && memchr(buf, '\n', used) == NULL) {
+        ssize_t n = read(fd, buf + used, bytes_max - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    return (ssize_t)used;
+}
+
+/* The token is the first line of the file, without surrounding blanks (as allotd reads its
+ * --auth-token-file). A file others may read works, with a warning. */
+static int cli_token_file_read(cli_t *cli, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "allot: token file '%s': %s\n", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+        fprintf(stderr, "allot: warning: token file '%s' is open to group or others (chmod 600)\n",
+                path);
+    char buf[CLI_TOKEN_BYTES_MAX + 1];
+    ssize_t n = cli_first_line_read(fd, buf, sizeof buf);
+    int read_errno = errno;
+    close(fd);
+    const char *why = n < 0 ? strerror(read_errno) : NULL;
+    const char *newline = n < 0 ? NULL : memchr(buf, '\n', (size_t)n);
+    size_t line = n < 0 ? 0 : newline != NULL ? (size_t)(newline - buf) : (size_t)n;
+    char *start = buf;
+    if (why == NULL && line > CLI_TOKEN_BYTES_MAX)
+        why = "the first line is too long";
+    while (why == NULL && line > 0 && (*start == ' ' || *start == '\t'))
+        start++, line--;
+    while (why == NULL && line > 0 &&
+           (start[line - 1] == ' ' || start[line - 1] == '\t' || start[line - 1] == '\r'))
+        line--;
+    if (why == NULL && line == 0)
+        why = "the first line is empty";
+    if (why == NULL) {
+        memcpy(cli->token, start, line);
+        cli->token_len = line;
+        cli->token_source = path;
+    }
+    explicit_bzero(buf, sizeof buf);
+    if (why != NULL)
+        fprintf(stderr, "allot: token file '%s': %s\n", path, why);
+    return why == NULL ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}
+
+/* The token from --token-file, else from $ALLOT_TOKEN (unset or empty: none). */
+static int cli_token_load(cli_t *cli)
+{
+    if (cli->token_file != NULL)
+        return cli_token_file_read(cli, cli->token_file);
+    const char *token = getenv(CLI_TOKEN_ENV);
+    if (token == NULL || token[0] == '\0')
+        return CLI_EXIT_OK;
+    size_t len = strlen(token);
+    if (len > sizeof(cli->token)) {
+        fprintf(stderr, "allot: $%s is longer than %d bytes\n", CLI_TOKEN_ENV, CLI_TOKEN_BYTES_MAX);
+        return CLI_EXIT_USAGE;
+    }
+    memcpy(cli->token, token, len);
+    cli->token_len = len;
+    cli->token_source = "$" CLI_TOKEN_ENV;
+    return CLI_EXIT_OK;
+}
+
+/* `auth {"token": ...}` on the fresh connection. */
+static int cli_authenticate(cli_t *cli)
+{
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init(&params);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &params, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "token", 5);
+    msgpack_pack_str_with_body(&pk, cli->token, cli->token_len);
+    allot_reply_t reply = {0};
+    int rc = allot_client_call(cli->client, "auth", params.data, params.size, &reply);
+    explicit_bzero(params.data, params.size);
+    msgpack_sbuffer_destroy(&params);
+    int status = CLI_EXIT_OK;
+    if (rc != 0) {
+        fprintf(stderr, "allot: auth: %s\n", allot_client_last_error(cli->client));
+        status = CLI_EXIT_USAGE;
+    } else if (reply.is_error) {
+        fprintf(stderr, "allot: the server refused the token from %s: %s: %s\n", cli->token_source,
+                reply.code, reply.message);
+        status = CLI_EXIT_AUTH;
+    }
+    allot_reply_free(&reply);
+    return status;
+}
+
+/* Connect, then authenticate when there is a token; cli->ready tells whether both worked. */
 static int cli_connect(cli_t *cli)
 {
+    cli->ready = false;
     if (cli->client == NULL)
         cli->client = allot_client_create();
     if (cli->client == NULL) {
@@ -124,7 +251,9 @@ static int cli_connect(cli_t *cli)
         fprintf(stderr, "allot: %s\n", allot_client_last_error(cli->client));
         return CLI_EXIT_USAGE;
     }
-    return CLI_EXIT_OK;
+    int rc = cli->token_len > 0 ? cli_authenticate(cli) : CLI_EXIT_OK;
+    cli->ready = rc == CLI_EXIT_OK;
+    return rc;
 }
 
 /* Print an object as JSON (a top-level string bare) followed by a newline. */
@@ -172,6 +301,10 @@ static int cli_request_run(cli_t *cli, const char *method, const char *params_js
     int status = CLI_EXIT_OK;
     if (reply.is_error) {
         cli_error_print(&reply);
+        if (strcmp(reply.code, "UNAUTHENTICATED") == 0 && cli->token_len == 0 &&
+            strcmp(method, "auth") != 0)
+            fprintf(stderr, "allot: the server wants a token: use --token-file PATH or set $%s\n",
+                    CLI_TOKEN_ENV);
         status = CLI_EXIT_ERROR;
     } else {
         cli_object_print(stdout, &reply.result, cli->raw);
@@ -207,7 +340,7 @@ static int cli_line_run(cli_t *cli, char *line)
         cli_session_help_print();
         return CLI_EXIT_OK;
     }
-    if (!allot_client_connected(cli->client)) {
+    if (!cli->ready || !allot_client_connected(cli->client)) {
         int rc = cli_connect(cli);
         if (rc != CLI_EXIT_OK)
             return rc;
@@ -227,14 +360,22 @@ static int cli_session_stream(cli_t *cli)
             break;
         if (rc > worst)
             worst = rc;
-        if (rc == CLI_EXIT_USAGE && !allot_client_connected(cli->client))
-            break;
+        if (rc >= CLI_EXIT_USAGE && (!cli->ready || !allot_client_connected(cli->client)))
+            break; /* lost the connection, or the server refused the token */
     }
     free(line);
     return worst;
 }
 
-/* Interactive prompt with libedit history in ~/.allot_history. */
+/* True for a session line that carries a secret (an `auth` call, however spelled), which is
+ * never kept in the history. */
+static bool cli_line_is_secret(const char *line)
+{
+    return strncasecmp(line, "auth", 4) == 0 &&
+           (line[4] == '\0' || line[4] == ' ' || line[4] == '\t' || line[4] == '{');
+}
+
+/* Interactive prompt with libedit history in ~/.allot_history (auth lines left out). */
 static int cli_session_interactive(cli_t *cli)
 {
     char history_path[4096] = "";
@@ -253,7 +394,7 @@ static int cli_session_interactive(cli_t *cli)
     char *line;
     while ((line = readline(prompt)) != NULL) {
         char *trimmed = cli_trim(line);
-        if (trimmed[0] != '\0') {
+        if (trimmed[0] != '\0' && !cli_line_is_secret(trimmed)) {
             add_history(trimmed);
             if (history_path[0] != '\0')
                 write_history(history_path);
@@ -276,6 +417,9 @@ int main(int argc, char **argv)
     int rc = cli_options_parse(&cli, argc, argv);
     if (rc >= 0)
         return rc;
+    rc = cli_token_load(&cli);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     int positional = argc - optind;
     if (positional > 2) {
         fprintf(stderr, "allot: too many arguments (quote the JSON params as one argument)\n");
@@ -291,5 +435,6 @@ int main(int argc, char **argv)
             rc = cli_session_stream(&cli);
     }
     allot_client_close(cli.client);
+    explicit_bzero(cli.token, sizeof cli.token);
     return rc;
 }
