@@ -2,6 +2,7 @@
  * msgpack decoder and the dispatcher, against a live in-memory state (no disk, no sockets). */
 #include <msgpack.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/reservation.h"
@@ -26,6 +27,26 @@ static bool needs_server(const msgpack_object *object)
     return envelope.method.len >= 7 && memcmp(envelope.method.ptr, "server.", 7) == 0;
 }
 
+/* Every string of an error reply is valid UTF-8, whatever the request echoed (docs/protocol.md);
+ * a reply that breaks this aborts, so the fuzzer reports it. */
+static void reply_error_check(const msgpack_sbuffer *out, msgpack_zone *zone)
+{
+    msgpack_object reply;
+    size_t offset = 0;
+    if (out->size == 0 ||
+        msgpack_unpack(out->data, out->size, &offset, zone, &reply) != MSGPACK_UNPACK_SUCCESS)
+        return;
+    if (reply.type != MSGPACK_OBJECT_ARRAY || reply.via.array.size != 4 ||
+        reply.via.array.ptr[2].type != MSGPACK_OBJECT_MAP)
+        return;
+    const msgpack_object_map *error = &reply.via.array.ptr[2].via.map;
+    for (uint32_t i = 0; i < error->size; i++) {
+        const msgpack_object *v = &error->ptr[i].val;
+        if (v->type == MSGPACK_OBJECT_STR && !allot_utf8_valid(v->via.str.ptr, v->via.str.size))
+            abort();
+    }
+}
+
 static void dispatch_frame(const uint8_t *data, size_t len, msgpack_zone *zone,
                            msgpack_sbuffer *out, int64_t now_ms)
 {
@@ -38,6 +59,7 @@ static void dispatch_frame(const uint8_t *data, size_t len, msgpack_zone *zone,
         dispatch_outcome_t outcome;
         out->size = 0;
         dispatch_object(&env, &object, out, &outcome);
+        reply_error_check(out, zone);
     }
     msgpack_zone_clear(zone);
 }

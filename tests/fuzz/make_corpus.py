@@ -9,6 +9,14 @@ import json
 import os
 import struct
 
+class Pairs(list):
+    """A map given as (key, value) pairs, so that a key can repeat (dicts cannot say that)."""
+
+def pack_str(b):
+    if len(b) < 32:
+        return bytes([0xA0 | len(b)]) + b
+    return b"\xd9" + bytes([len(b)]) + b
+
 def pack(v):
     if v is None:
         return b"\xc0"
@@ -27,10 +35,11 @@ def pack(v):
     if isinstance(v, float):
         return b"\xcb" + struct.pack(">d", v)
     if isinstance(v, str):
-        b = v.encode()
-        if len(b) < 32:
-            return bytes([0xA0 | len(b)]) + b
-        return b"\xd9" + bytes([len(b)]) + b
+        return pack_str(v.encode())
+    if isinstance(v, bytes):  # a str of any bytes, valid UTF-8 or not
+        return pack_str(v)
+    if isinstance(v, Pairs):
+        return bytes([0x80 | len(v)]) + b"".join(pack(k) + pack(x) for k, x in v)
     if isinstance(v, list):
         return bytes([0x90 | len(v)]) + b"".join(pack(x) for x in v)
     if isinstance(v, dict):
@@ -72,6 +81,18 @@ SCENARIOS = {
                        ("order.list", {"customer": "u1"})],
     "bad": [("ping", {"x": 1}), ("nope", {}), ("reserve", {"id": "", "lines": []})],
 }
+# Requests whose error replies echo client bytes, and keys given twice (request seeds only).
+RAW_SCENARIOS = {
+    "echo": SETUP + [(b"\xff\xfe", {}),
+                     ("ping", Pairs([(b"\xff\xfe", 1)])),
+                     ("ping", {"a" + "\u20ac" * 20: 1}),
+                     ("reservation.get", {"id": b"a\x00b\\c\n\xc0\xaf"}),
+                     ("order.get", {"id": "\u00e9" * 64}),
+                     ("reserve", Pairs([("id", "dupA"), ("lines", [{"sku": "A", "qty": 1}]),
+                                        ("id", "dupB")])),
+                     ("reserve", {"id": "c3", "lines": [Pairs([("sku", "A"), ("qty", 1),
+                                                               ("qty", 5)])]})],
+}
 
 def main():
     base = os.path.join("tests", "fuzz", "corpus")
@@ -83,6 +104,10 @@ def main():
             f.write(stream)
         with open(os.path.join(base, "json", name + ".json"), "w") as f:
             json.dump([{"method": m, "params": p} for m, p in calls], f)
+    for name, calls in RAW_SCENARIOS.items():
+        stream = b"".join(request(i + 1, m, p) for i, (m, p) in enumerate(calls))
+        with open(os.path.join(base, "request", name), "wb") as f:
+            f.write(stream)
     with open(os.path.join(base, "json", "numbers.json"), "w") as f:
         f.write('[0, -1, 9223372036854775807, -9223372036854775808, 1.5e300, "\\u00e9\\ud83d\\ude00"]')
 
