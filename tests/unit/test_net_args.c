@@ -198,7 +198,7 @@ Test(args, an_unknown_key_is_echoed_as_valid_utf8)
     msgpack_zone_destroy(&zone);
 }
 
-/* [0, 9, method, [params]] dispatched with no state: a handler that ran would crash. */
+/* A packed request dispatched with no state (only checks that come before any handler run). */
 static void dispatch_bytes(const msgpack_sbuffer *request, msgpack_sbuffer *out,
                            dispatch_outcome_t *outcome, msgpack_zone *zone)
 {
