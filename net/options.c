@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <ini.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@ static int set_listen(options_t *o, const char *value, char *error, size_t bytes
 {
     const char *colon = strrchr(value, ':');
     if (colon == NULL)
-        return fail(error, bytes, "--listen expects HOST:PORT", value);
+        return fail(error, bytes, "expects HOST:PORT", value);
     const char *host = value;
     size_t host_len = (size_t)(colon - value);
     if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
@@ -45,7 +46,7 @@ static int set_listen(options_t *o, const char *value, char *error, size_t bytes
     uint64_t port;
     if (host_len == 0 || host_len >= sizeof(o->server.listen_host) ||
         parse_u64(colon + 1, 0, 65535, &port) != 0)
-        return fail(error, bytes, "--listen expects HOST:PORT", value);
+        return fail(error, bytes, "expects HOST:PORT", value);
     memcpy(o->server.listen_host, host, host_len);
     o->server.listen_host[host_len] = '\0';
     o->server.listen_port = (uint16_t)port;
@@ -55,7 +56,7 @@ static int set_listen(options_t *o, const char *value, char *error, size_t bytes
 static int set_data_dir(options_t *o, const char *value, char *error, size_t bytes)
 {
     if (value[0] == '\0' || strlen(value) >= sizeof(o->server.data_dir))
-        return fail(error, bytes, "--data-dir is empty or too long", value);
+        return fail(error, bytes, "expects a path of 1..1023 bytes", value);
     snprintf(o->server.data_dir, sizeof(o->server.data_dir), "%s", value);
     return 0;
 }
@@ -71,8 +72,7 @@ static int set_fsync(options_t *o, const char *value, char *error, size_t bytes)
         o->server.fsync_mode = WAL_FSYNC_INTERVAL;
         o->server.fsync_interval_ms = (uint32_t)ms;
     } else
-        return fail(error, bytes, "--fsync expects always, interval:MS (1..60000) or none",
-                    value);
+        return fail(error, bytes, "expects always, interval:MS (1..60000) or none", value);
     return 0;
 }
 
@@ -80,7 +80,7 @@ static int set_log_level(options_t *o, const char *value, char *error, size_t by
 {
     int level = log_level_parse(value);
     if (level < 0)
-        return fail(error, bytes, "--log-level expects debug, info, warn or error", value);
+        return fail(error, bytes, "expects debug, info, warn or error", value);
     o->log_level = (log_level_t)level;
     return 0;
 }
@@ -92,54 +92,48 @@ static int set_log_format(options_t *o, const char *value, char *error, size_t b
     else if (strcmp(value, "json") == 0)
         o->log_format = LOG_FORMAT_JSON;
     else
-        return fail(error, bytes, "--log-format expects logfmt or json", value);
+        return fail(error, bytes, "expects logfmt or json", value);
     return 0;
 }
 
-#define UINT_SETTER(fn, field, min, max, what)                                                    \
-    static int fn(options_t *o, const char *value, char *error, size_t bytes)                    \
-    {                                                                                             \
-        uint64_t v;                                                                               \
-        if (parse_u64(value, (min), (max), &v) != 0)                                              \
-            return fail(error, bytes, what, value);                                               \
-        o->server.field = (__typeof__(o->server.field))v;                                         \
-        return 0;                                                                                 \
+#define UINT_SETTER(fn, field, min, max, what)                                                     \
+    static int fn(options_t *o, const char *value, char *error, size_t bytes)                      \
+    {                                                                                              \
+        uint64_t v;                                                                                \
+        if (parse_u64(value, (min), (max), &v) != 0)                                               \
+            return fail(error, bytes, what, value);                                                \
+        o->server.field = (__typeof__(o->server.field))v;                                          \
+        return 0;                                                                                  \
     }
 
 UINT_SETTER(set_request_bytes_max, request_bytes_max, 1024, ALLOT_REQUEST_BYTES_MAX_CEILING,
-            "--request-bytes-max expects 1024..67108864")
-UINT_SETTER(set_inflight_max, inflight_requests_max, 1, 1u << 20,
-            "--inflight-max expects 1..1048576")
-UINT_SETTER(set_output_bytes_max, output_bytes_max, 4096, 1u << 30,
-            "--output-bytes-max expects 4096..1073741824")
+            "expects 1024..67108864")
+UINT_SETTER(set_inflight_max, inflight_requests_max, 1, 1u << 20, "expects 1..1048576")
+UINT_SETTER(set_output_bytes_max, output_bytes_max, 4096, 1u << 30, "expects 4096..1073741824")
 UINT_SETTER(set_buffer_bytes_max, buffer_bytes_max, 1u << 20, 1ull << 40,
-            "--buffer-bytes-max expects 1048576..1099511627776")
-UINT_SETTER(set_idle_timeout_s, idle_timeout_s, 0, 86400,
-            "--idle-timeout-s expects 0..86400 (0 = never)")
-UINT_SETTER(set_connections_max, connections_max, 1, 1u << 20,
-            "--connections-max expects 1..1048576")
+            "expects 1048576..1099511627776")
+UINT_SETTER(set_idle_timeout_s, idle_timeout_s, 0, 86400, "expects 0..86400 (0 = never)")
+UINT_SETTER(set_connections_max, connections_max, 1, 1u << 20, "expects 1..1048576")
 UINT_SETTER(set_request_timeout_ms, request_timeout_ms, 0, 3600000,
-            "--request-timeout-ms expects 0..3600000 (0 = never)")
+            "expects 0..3600000 (0 = never)")
 UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, 1u << 20, 1u << 30,
-            "--wal-segment-bytes expects 1048576..1073741824")
+            "expects 1048576..1073741824")
 UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
-            "--checkpoint-interval-s expects 0..86400 (0 = never on a timer)")
-UINT_SETTER(set_reservations_max, reservations_max, 1, 1u << 30,
-            "--reservations-max expects 1..1073741824")
+            "expects 0..86400 (0 = never on a timer)")
+UINT_SETTER(set_reservations_max, reservations_max, 1, 1u << 30, "expects 1..1073741824")
 UINT_SETTER(set_idempotency_entries_max, idempotency_entries_max, 1, 1u << 30,
-            "--idempotency-entries-max expects 1..1073741824")
-UINT_SETTER(set_idempotency_age_s, idempotency_age_s, 1, 365u * 86400,
-            "--idempotency-age-s expects 1..31536000")
+            "expects 1..1073741824")
+UINT_SETTER(set_idempotency_age_s, idempotency_age_s, 1, 365u * 86400, "expects 1..31536000")
 UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, 1u << 30,
-            "--checkpoint-dirty-max expects 0..1073741824 (0 = never by count)")
+            "expects 0..1073741824 (0 = never by count)")
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, 1ull << 40,
-            "--checkpoint-wal-bytes expects 0..1099511627776 (0 = never by size)")
+            "expects 0..1099511627776 (0 = never by size)")
 
 static int set_orders_archive_age_s(options_t *o, const char *value, char *error, size_t bytes)
 {
     uint64_t s;
     if (parse_u64(value, 1, 10ull * 366 * 86400, &s) != 0)
-        return fail(error, bytes, "--orders-archive-age-s expects 1..316224000", value);
+        return fail(error, bytes, "expects 1..316224000", value);
     o->server.orders_archive_age_ms = s * 1000;
     return 0;
 }
@@ -147,7 +141,7 @@ static int set_orders_archive_age_s(options_t *o, const char *value, char *error
 static int set_auth_token_file(options_t *o, const char *value, char *error, size_t bytes)
 {
     if (value[0] == '\0' || strlen(value) >= sizeof(o->server.auth_token_file))
-        return fail(error, bytes, "--auth-token-file is empty or too long", value);
+        return fail(error, bytes, "expects a path of 1..1023 bytes", value);
     snprintf(o->server.auth_token_file, sizeof(o->server.auth_token_file), "%s", value);
     return 0;
 }
@@ -156,7 +150,7 @@ static int set_metrics(options_t *o, const char *value, char *error, size_t byte
 {
     options_t parsed = *o;
     if (set_listen(&parsed, value, error, bytes) != 0)
-        return fail(error, bytes, "--metrics expects HOST:PORT", value);
+        return fail(error, bytes, "expects HOST:PORT", value);
     memcpy(o->server.metrics_host, parsed.server.listen_host, sizeof(o->server.metrics_host));
     o->server.metrics_port = parsed.server.listen_port;
     return 0;
@@ -237,54 +231,95 @@ static int option_apply(options_t *o, const option_spec_t *spec, const char *val
     return 0;
 }
 
-static char *trim(char *s)
+/* ---- the config file (libinih) ------------------------------------------------------------ */
+
+/* One config file being read: inih calls config_line_read for each line and config_setting_apply
+ * for each `name = value`; the line number is counted by the reader, since Debian's libinih
+ * does not pass it to the handler. */
+typedef struct config_file {
+    options_t *options;
+    const char *path;
+    FILE *file;
+    unsigned line;
+    bool line_too_long;
+    char *error;
+    size_t error_bytes;
+    bool failed; /* error holds the message */
+} config_file_t;
+
+static char *config_line_read(char *buf, int bytes, void *ctx)
 {
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    return s;
+    config_file_t *cf = ctx;
+    if (fgets(buf, bytes, cf->file) == NULL)
+        return NULL;
+    cf->line++;
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] != '\n' && !feof(cf->file)) {
+        cf->line_too_long = true; /* inih would read the rest as a line of its own */
+        return NULL;
+    }
+    return buf;
 }
 
-static int config_line_apply(options_t *o, char *line, const char *path, unsigned number,
-                             char *error, size_t bytes)
+static int config_fail(config_file_t *cf, const char *format, const char *name, const char *why)
 {
-    char *text = trim(line);
-    if (text[0] == '\0' || text[0] == '#')
-        return 0;
-    char *equals = strchr(text, '=');
-    char where[160];
-    snprintf(where, sizeof(where), "%s:%u", path, number);
-    if (equals == NULL)
-        return fail(error, bytes, "expected `name = value` at", where);
-    *equals = '\0';
-    char *name = trim(text), *value = trim(equals + 1);
+    int n = snprintf(cf->error, cf->error_bytes, "%s:%u: ", cf->path, cf->line);
+    if (n >= 0 && (size_t)n < cf->error_bytes)
+        snprintf(cf->error + n, cf->error_bytes - (size_t)n, format, name, why);
+    cf->failed = true;
+    return 0; /* inih: stop here */
+}
+
+static int config_setting_apply(void *ctx, const char *section, const char *name, const char *value)
+{
+    config_file_t *cf = ctx;
+    if (section[0] != '\0')
+        return config_fail(cf, "setting '%s' is inside [%s]: the file has no sections", name,
+                           section);
     const option_spec_t *spec = option_find(name, strlen(name));
-    if (spec == NULL || !spec->takes_value || strcmp(name, "config") == 0)
-        return fail(error, bytes, "unknown setting at", where);
-    char inner[200];
-    if (option_apply(o, spec, value, inner, sizeof(inner)) != 0) {
-        snprintf(error, bytes, "%s: %s", where, inner);
-        return -1;
-    }
-    return 0;
+    if (spec == NULL)
+        return config_fail(cf, "unknown setting '%s'%s", name,
+                           " (the names are allotd's long options without --; allotd --help)");
+    if (!spec->takes_value || strcmp(name, "config") == 0)
+        return config_fail(cf, "'%s' is a command-line flag, not a setting%s", name, "");
+    char why[256];
+    if (option_apply(cf->options, spec, value, why, sizeof(why)) != 0)
+        return config_fail(cf, "%s %s", name, why);
+    return 1;
 }
 
 static int config_file_load(options_t *o, const char *path, char *error, size_t bytes)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
+    config_file_t cf = {.options = o, .path = path, .error = error, .error_bytes = bytes};
+    cf.file = fopen(path, "r");
+    if (cf.file == NULL) {
         snprintf(error, bytes, "cannot open config file '%s': %s", path, strerror(errno));
         return -1;
     }
-    char line[1024];
-    unsigned number = 0;
-    int rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f) != NULL)
-        rc = config_line_apply(o, line, path, ++number, error, bytes);
-    fclose(f);
-    return rc;
+    /* `#` or `;` start a comment at the start of a line or after a blank (a value may hold a
+     * `#` that follows no blank); a line is `name = value` (or `name: value`), blanks around
+     * both trimmed; every line stands alone (no continuation lines); a UTF-8 BOM is skipped. */
+    ini_start_comment_prefixes = "#;";
+    ini_inline_comment_prefixes = "#;";
+    ini_allow_inline_comments = true;
+    ini_allow_multiline = false;
+    ini_allow_no_value = false;
+    ini_stop_on_first_error = true;
+    int rc = ini_parse_stream(config_line_read, &cf, config_setting_apply, &cf);
+    bool read_failed = ferror(cf.file) != 0;
+    fclose(cf.file);
+    if (cf.failed)
+        return -1;
+    if (cf.line_too_long)
+        snprintf(error, bytes, "%s:%u: line longer than %d bytes", path, cf.line, INI_MAX_LINE - 3);
+    else if (read_failed)
+        snprintf(error, bytes, "cannot read config file '%s'", path);
+    else if (rc > 0)
+        snprintf(error, bytes, "%s:%d: expected `name = value`, a comment or a blank line", path,
+                 rc);
+    else if (rc != 0)
+        snprintf(error, bytes, "cannot read config file '%s'", path);
+    return cf.line_too_long || read_failed || rc != 0 ? -1 : 0;
 }
 
 /* Splits "--name=value" / "--name value"; returns the spec, or NULL with error set. */
@@ -318,6 +353,17 @@ static const option_spec_t *flag_read(int argc, char **argv, int *i, const char 
     return spec;
 }
 
+/* A flag's value error, prefixed with the flag: "--listen expects HOST:PORT: 'x'". */
+static int flag_apply(options_t *o, const option_spec_t *spec, const char *value, char *error,
+                      size_t bytes)
+{
+    char why[256];
+    if (option_apply(o, spec, value, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(error, bytes, "--%s %s", spec->name, why);
+    return -1;
+}
+
 int options_parse(int argc, char **argv, options_t *o, char *error, size_t bytes)
 {
     memset(o, 0, sizeof(*o));
@@ -333,7 +379,7 @@ int options_parse(int argc, char **argv, options_t *o, char *error, size_t bytes
             bool is_config = strcmp(spec->name, "config") == 0;
             if (pass == 0 && is_config && config_file_load(o, value, error, bytes) != 0)
                 return -1;
-            if (pass == 1 && !is_config && option_apply(o, spec, value, error, bytes) != 0)
+            if (pass == 1 && !is_config && flag_apply(o, spec, value, error, bytes) != 0)
                 return -1;
         }
     }
