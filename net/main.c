@@ -49,6 +49,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (options.check_config) {
+        /* every check start-up makes before it binds and opens the data directory */
+        server_check_t check;
+        if (server_config_check(&options.server, &check) != 0) {
+            fprintf(stderr, "allotd: %s: %s\n", check.event, check.message);
+            return 1;
+        }
         printf("configuration ok: listen %s:%u, data dir %s\n", options.server.listen_host,
                options.server.listen_port, options.server.data_dir);
         return 0;

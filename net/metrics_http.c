@@ -53,14 +53,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     return respond(connection, MHD_HTTP_OK, copy, len, "text/plain; version=0.0.4");
 }
 
+int metrics_http_address_check(const char *host, char *error, size_t error_bytes)
+{
+    struct in_addr address;
+    if (inet_pton(AF_INET, host, &address) == 1)
+        return 0;
+    snprintf(error, error_bytes, "--metrics needs an IPv4 HOST:PORT, got host '%s'", host);
+    return -1;
+}
+
 metrics_http_t *metrics_http_start(const char *host, uint16_t port, char *error,
                                    size_t error_bytes)
 {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (inet_pton(AF_INET, host, &address.sin_addr) != 1) {
-        snprintf(error, error_bytes, "--metrics needs an IPv4 HOST:PORT, got host '%s'", host);
+    if (metrics_http_address_check(host, error, error_bytes) != 0 ||
+        inet_pton(AF_INET, host, &address.sin_addr) != 1)
         return NULL;
-    }
     metrics_http_t *http = calloc(1, sizeof(*http));
     if (http == NULL)
         return NULL;

@@ -16,6 +16,9 @@
 
 typedef struct metrics_http metrics_http_t;
 
+/* 0 when host can be served on (an IPv4 address); else -1 with a message. */
+int metrics_http_address_check(const char *host, char *error, size_t error_bytes);
+
 /* Start listening; NULL with a message on failure. */
 metrics_http_t *metrics_http_start(const char *host, uint16_t port, char *error,
                                    size_t error_bytes);

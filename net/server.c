@@ -820,18 +820,6 @@ static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
     return 0;
 }
 
-static int listen_address(const server_config_t *config, struct sockaddr_storage *address)
-{
-    const char *host = config->listen_host;
-    if (strcmp(host, "localhost") == 0)
-        host = "127.0.0.1";
-    if (uv_ip4_addr(host, config->listen_port, (struct sockaddr_in *)address) == 0)
-        return 0;
-    if (uv_ip6_addr(host, config->listen_port, (struct sockaddr_in6 *)address) == 0)
-        return 0;
-    return ALLOT_EINVALID_ARGUMENT;
-}
-
 static void log_listening(server_t *server)
 {
     struct sockaddr_storage bound;
@@ -862,7 +850,7 @@ static void log_listening(server_t *server)
 static int listen_start(server_t *server)
 {
     struct sockaddr_storage address;
-    if (listen_address(&server->config, &address) != 0) {
+    if (server_listen_address(&server->config, &address) != 0) {
         log_write(LOG_ERROR, "listen_failed", "host=%s error=\"not an IP address\"",
                   server->config.listen_host);
         return ALLOT_EINVALID_ARGUMENT;
@@ -928,7 +916,15 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
 {
     uint64_t last_lsn = 0;
     wal_log_end_t log_end = {0};
-    int rc = data_dir_prepare(&server->config, wal_dir, wal_dir_bytes);
+    server_check_t check;
+    int rc = server_config_check(&server->config, &check);
+    if (rc != 0) {
+        char quoted[sizeof(check.message) + 8];
+        log_write(LOG_ERROR, check.event, "message=%s",
+                  log_quote(quoted, sizeof(quoted), check.message));
+        return rc;
+    }
+    rc = data_dir_prepare(&server->config, wal_dir, wal_dir_bytes);
     if (rc == 0)
         rc = recover(server, wal_dir, &last_lsn, &log_end);
     if (rc == 0)

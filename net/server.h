@@ -53,6 +53,18 @@ typedef struct server_config {
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */
 void server_config_defaults(server_config_t *config);
 
+/* The checks start-up runs before it binds or opens anything, which --check-config runs alone:
+ * the listen and metrics addresses, the auth token file (present, private, 16..512 bytes), and
+ * the data directory, its wal/ and state.lmdb (usable by this user, or creatable). 0, or
+ * ALLOT_EINVALID_ARGUMENT with `event` (the log event start-up writes, e.g. auth_config_failed)
+ * and `message` set. */
+typedef struct server_check {
+    const char *event;
+    char message[SERVER_PATH_BYTES_MAX + 256];
+} server_check_t;
+
+int server_config_check(const server_config_t *config, server_check_t *check);
+
 /* Run until a shutdown signal. Returns the process exit status. */
 int server_run(const server_config_t *config);
 

@@ -125,6 +125,9 @@ typedef struct server {
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
 } server_t;
 
+/* server_check.c: the listen address (an IP literal or localhost) as a socket address. */
+int server_listen_address(const server_config_t *config, struct sockaddr_storage *address);
+
 /* server.c */
 int64_t server_now_ms(server_t *server);
 void server_connection_closed(server_t *server, connection_t *conn);
