@@ -1,8 +1,10 @@
 /* main.c - allotd: parse settings, configure logging, run the server. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -27,13 +29,36 @@ static void exec_with_huge_pages(char **argv)
                      tunables && *tunables ? ":" : "");
     if (n < 0 || (size_t)n >= sizeof(value) || setenv("GLIBC_TUNABLES", value, 1) != 0)
         return;
+    /* The kernel names a process (/proc/PID/comm, what pgrep/top/ps show) after the file it
+     * executes: exec the binary by its own path, not as /proc/self/exe (which names it "exe"). */
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (len > 0) {
+        path[len] = '\0';
+        if (strstr(path, " (deleted)") == NULL) /* replaced on disk: run this image */
+            execv(path, argv);
+    }
     execv("/proc/self/exe", argv);
     /* exec failed (no /proc?): run as we are, with 4 KiB pages */
+}
+
+/* After an exec of /proc/self/exe (the binary was replaced on disk meanwhile) the process is
+ * named "exe": name it after argv[0] as it was started. */
+static void process_name_keep(const char *argv0)
+{
+    char name[16] = "";
+    if (argv0 == NULL || prctl(PR_GET_NAME, name) != 0 || strcmp(name, "exe") != 0)
+        return;
+    const char *slash = strrchr(argv0, '/');
+    const char *base = slash != NULL ? slash + 1 : argv0;
+    if (base[0] != '\0')
+        prctl(PR_SET_NAME, base);
 }
 
 int main(int argc, char **argv)
 {
     exec_with_huge_pages(argv);
+    process_name_keep(argv[0]);
     options_t options;
     char error[512];
     if (options_parse(argc, argv, &options, error, sizeof(error)) != 0) {

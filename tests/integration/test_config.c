@@ -176,3 +176,42 @@ Test(config, the_unit_checks_the_settings_and_data_dir_the_service_runs_with)
     free(pre);
     free(start);
 }
+
+/* /proc/PID/<what> of the running server, NUL bytes turned into newlines (malloc'ed). */
+static char *proc_file_read(pid_t pid, const char *what)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot read %s", path);
+    char *text = calloc(1, 1 << 16);
+    size_t n = fread(text, 1, (1 << 16) - 1, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (text[i] == '\0')
+            text[i] = '\n';
+    return text;
+}
+
+Test(config, the_process_is_named_allotd_after_the_huge_page_re_exec)
+{
+    harness_server_t *s = harness_server_start(NULL);
+    char *environ_text = proc_file_read(s->pid, "environ");
+    cr_expect(strstr(environ_text, "glibc.malloc.hugetlb=1") != NULL,
+              "the server re-executed itself with the tunable");
+    char *comm = proc_file_read(s->pid, "comm");
+    cr_expect_str_eq(comm, "allotd\n", "/proc/PID/comm (what pgrep -x and top show)");
+    char exe[4096];
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/%d/exe", (int)s->pid);
+    ssize_t len = readlink(link, exe, sizeof(exe) - 1);
+    cr_assert_gt(len, 0);
+    exe[len] = '\0';
+    char expected[4096];
+    cr_assert_not_null(realpath(ALLOTD_PATH, expected));
+    cr_expect_str_eq(exe, expected);
+    free(environ_text);
+    free(comm);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
