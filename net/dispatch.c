@@ -146,6 +146,12 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
     outcome->error = rc;
     if (rc != 0 && envelope.has_msgid && out->size == mark)
         rpc_pack_error(&pk, envelope.msgid, rc, &error);
+    if (rc != 0 && envelope.msgid_out_of_range != NULL) {
+        rpc_pack_error_msgid_object(&pk, envelope.msgid_out_of_range, rc, &error);
+        outcome->error = rc;
+        outcome->replied = true;
+        return; /* answered, then closed (outcome->close) */
+    }
     if (envelope.type == RPC_NOTIFICATION || !envelope.has_msgid)
         out->size = mark; /* notifications are never answered */
     outcome->replied = out->size > mark;

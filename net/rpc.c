@@ -42,8 +42,13 @@ int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
         return envelope_fail(error, "first element must be the message type 0 or 2");
     uint64_t type = a->ptr[0].via.u64;
     if (type == RPC_REQUEST && a->size == 4) {
-        if (!object_as_u32(&a->ptr[1], &envelope->msgid))
+        if (!object_as_u32(&a->ptr[1], &envelope->msgid)) {
+            /* an integer out of range can still be echoed, so the client learns why */
+            if (a->ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                a->ptr[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                envelope->msgid_out_of_range = &a->ptr[1];
             return envelope_fail(error, "msgid must be an unsigned 32-bit integer");
+        }
         envelope->has_msgid = true;
         envelope->type = RPC_REQUEST;
         return method_read(&a->ptr[2], envelope, error);
@@ -62,10 +67,16 @@ int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
 {
     const msgpack_object_array *a = &object->via.array;
     const msgpack_object *params = &a->ptr[a->size - 1];
+    if (params->type == MSGPACK_OBJECT_ARRAY && params->via.array.size == 0) {
+        /* generic clients (msgpack-rpc-lite, pynvim) send [] for a call without arguments */
+        static const msgpack_object no_params = {.type = MSGPACK_OBJECT_MAP};
+        envelope->params = &no_params;
+        return 0;
+    }
     if (params->type != MSGPACK_OBJECT_ARRAY || params->via.array.size != 1 ||
         params->via.array.ptr[0].type != MSGPACK_OBJECT_MAP)
         return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params",
-                               "params must be an array holding exactly one map");
+                               "params must be an array holding exactly one map (or empty)");
     const msgpack_object *map = &params->via.array.ptr[0];
     if (map->via.map.size > ALLOT_PARAMS_KEYS_MAX)
         return allot_error_set(error, ALLOT_ETOO_LARGE, "params",
@@ -101,8 +112,28 @@ static void pack_shortfalls(msgpack_packer *pk, const allot_error_detail_t *deta
     }
 }
 
+static void pack_error_body(msgpack_packer *pk, int error, const allot_error_detail_t *detail);
+
 void rpc_pack_error(msgpack_packer *pk, uint32_t msgid, int error,
                     const allot_error_detail_t *detail)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint32(pk, RPC_RESPONSE);
+    msgpack_pack_uint32(pk, msgid);
+    pack_error_body(pk, error, detail);
+}
+
+void rpc_pack_error_msgid_object(msgpack_packer *pk, const msgpack_object *msgid, int error,
+                                 const allot_error_detail_t *detail)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_uint32(pk, RPC_RESPONSE);
+    msgpack_pack_object(pk, *msgid);
+    pack_error_body(pk, error, detail);
+}
+
+/* {"code", "message", details...}, nil: the error and result of a response. */
+static void pack_error_body(msgpack_packer *pk, int error, const allot_error_detail_t *detail)
 {
     const char *message = allot_error_message(error);
     if (detail != NULL && detail->message[0] != '\0')
@@ -110,9 +141,6 @@ void rpc_pack_error(msgpack_packer *pk, uint32_t msgid, int error,
     bool has_field = detail != NULL && detail->field != NULL;
     bool has_state = detail != NULL && detail->state != NULL;
     bool has_shortfalls = error == ALLOT_EINSUFFICIENT_STOCK && detail != NULL;
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_uint32(pk, RPC_RESPONSE);
-    msgpack_pack_uint32(pk, msgid);
     msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls);
     pack_key_cstr(pk, "code", allot_error_code(error));
     pack_key_cstr(pk, "message", message);

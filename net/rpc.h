@@ -5,7 +5,9 @@
  *   notification [2, method (str), params]
  * and reports, separately, whether the msgid could be read (so the caller can answer before
  * closing) and whether the params have the required shape (an array holding exactly one map,
- * an error that is answered but does not close the connection). Responses are
+ * an error that is answered but does not close the connection). Generic clients send `[]` for
+ * a call without arguments: it is taken as [{}]. A request whose msgid is an integer outside
+ * uint32 is invalid, but answered (with that msgid as sent) before the close. Responses are
  * [1, msgid, error, result] with error nil or {"code", "message", ...details}.
  * No state; no allocation beyond the packer's buffer.
  */
@@ -26,6 +28,9 @@ typedef struct rpc_envelope {
     uint32_t msgid;               /* requests only */
     allot_str_t method;           /* valid when the envelope is valid */
     const msgpack_object *params; /* the single params map when params_valid */
+    /* a request's msgid that is an integer but not a uint32 (NULL otherwise): the error reply
+     * echoes it as sent (rpc_pack_error_msgid_object) */
+    const msgpack_object *msgid_out_of_range;
 } rpc_envelope_t;
 
 /* 0: the envelope is valid (method and type usable; params may still be wrong, see below).
@@ -34,8 +39,8 @@ typedef struct rpc_envelope {
 int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
                        allot_error_detail_t *error);
 
-/* 0 when params is [map] with at most ALLOT_PARAMS_KEYS_MAX string keys; else INVALID_ARGUMENT
- * (or TOO_LARGE) with error filled. Sets envelope->params. */
+/* 0 when params is [map] (or [], taken as [{}]) with at most ALLOT_PARAMS_KEYS_MAX string keys;
+ * else INVALID_ARGUMENT (or TOO_LARGE) with error filled. Sets envelope->params. */
 int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
                      allot_error_detail_t *error);
 
@@ -45,5 +50,8 @@ void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid);
 /* Pack [1, msgid, {"code", "message", details...}, nil]. */
 void rpc_pack_error(msgpack_packer *pk, uint32_t msgid, int error,
                     const allot_error_detail_t *detail);
+/* The same with the msgid object as the client sent it (an integer outside uint32). */
+void rpc_pack_error_msgid_object(msgpack_packer *pk, const msgpack_object *msgid, int error,
+                                 const allot_error_detail_t *detail);
 
 #endif
