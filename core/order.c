@@ -28,13 +28,18 @@ int order_live_find(allot_state_t *state, allot_str_t id, const char *field, uin
     if (*slot != ALLOT_SLOT_NONE)
         return 0;
     const allot_order_view_t *archived;
-    allot_error_detail_t ignored;
-    if (state->archive.get_cb != NULL && allot_order_get(state, id, &archived, &ignored) == 0) {
+    allot_error_detail_t lookup;
+    allot_error_detail_clear(&lookup);
+    rc = state->archive.get_cb != NULL ? allot_order_get(state, id, &archived, &lookup)
+                                       : ALLOT_ENOT_FOUND;
+    if (rc == 0) {
         detail->state = allot_order_state_names[archived->state];
         return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, field,
                                "order %s is archived and can no longer change",
                                allot_str_echo(id, &(allot_echo_t){0}));
     }
+    if (rc != ALLOT_ENOT_FOUND) /* the archive could not be read: say so, not "not found" */
+        return allot_error_set(detail, rc, NULL, "%s", lookup.message);
     return allot_error_set(detail, ALLOT_ENOT_FOUND, field, "order %s not found",
                            allot_str_echo(id, &(allot_echo_t){0}));
 }

@@ -74,17 +74,24 @@ static int create_check(const allot_state_t *state, const allot_order_create_req
     return allot_avail_prepare(state, &avail, query, detail);
 }
 
-/* An id seen before (in memory or archived): 1 = same request (*out set), else CONFLICT. */
+/* An id seen before (in memory or archived): 1 = same request (*out set), else CONFLICT. An
+ * archive that cannot be read (EIO, CORRUPT) fails the request: the id might be an archived
+ * order's, which must never be reused. */
 static int create_existing(allot_state_t *state, const allot_order_create_request_t *req,
                            uint64_t hash, const allot_order_view_t **out,
                            allot_error_detail_t *detail)
 {
     uint32_t slot = order_slot_find(state, req->id);
     const allot_order_view_t *v = slot != ALLOT_SLOT_NONE ? &state->orders[slot]->v : NULL;
-    allot_error_detail_t ignored;
-    if (v == NULL && state->archive.get_cb != NULL &&
-        allot_order_get(state, req->id, &v, &ignored) != 0)
-        v = NULL;
+    if (v == NULL && state->archive.get_cb != NULL) {
+        allot_error_detail_t lookup;
+        allot_error_detail_clear(&lookup);
+        int rc = allot_order_get(state, req->id, &v, &lookup);
+        if (rc == ALLOT_ENOT_FOUND)
+            v = NULL;
+        else if (rc != 0)
+            return allot_error_set(detail, rc, NULL, "%s", lookup.message);
+    }
     if (v == NULL)
         return 0;
     if (v->request_hash != hash)
