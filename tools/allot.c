@@ -14,6 +14,7 @@
 
 #include "core/errors.h"
 #include "net/client.h"
+#include "net/command.h"
 #include "net/json_msgpack.h"
 
 #define CLI_EXIT_OK           0
@@ -25,6 +26,27 @@
 #define CLI_TOKEN_ENV         "ALLOT_TOKEN"
 #define CLI_TOKEN_BYTES_MAX   4096 /* a token (the first line of a token file) */
 
+/* One request from the command line, or a session of lines from a terminal or a pipe. In a
+ * session every command line prints one answer on stdout: the result, or `(error) ...`, so that
+ * the output of a piped session lines up with its input. */
+typedef enum cli_mode { CLI_MODE_COMMAND, CLI_MODE_PIPED, CLI_MODE_INTERACTIVE } cli_mode_t;
+
+/* The methods, their named arguments and flags, from the server's command table. */
+typedef struct cli_method {
+    const char *name;
+    unsigned flags;
+    const char *const *keys; /* NULL-terminated */
+} cli_method_t;
+
+static const cli_method_t cli_methods[] = {
+#define COMMAND(wire_name, handler, flags, ...)                                                    \
+    {wire_name, flags, (const char *const[]){__VA_ARGS__ __VA_OPT__(, ) NULL}},
+#include "net/commands.def"
+#undef COMMAND
+};
+
+#define CLI_METHOD_COUNT (sizeof(cli_methods) / sizeof(cli_methods[0]))
+
 typedef struct cli {
     const char *host;
     uint16_t port;
@@ -35,27 +57,28 @@ typedef struct cli {
     size_t token_len;         /* 0: no token, no `auth` after connecting */
     char token[CLI_TOKEN_BYTES_MAX];
     bool ready; /* connected, and authenticated when there is a token */
+    cli_mode_t mode;
     allot_client_t *client;
 } cli_t;
 
 static void cli_usage_print(FILE *f)
 {
     fprintf(f,
-            "usage: allot [-H host] [-p port] [--timeout MS] [--token-file PATH] [--raw]\n"
+            "usage: allot [-h host] [-p port] [--timeout MS] [--token-file PATH] [--raw]\n"
             "             [METHOD [JSON]]\n"
             "\n"
             "Sends METHOD with JSON params (an object, default {}) to an Allot server and prints\n"
             "the result as JSON. Without METHOD, reads commands (`METHOD [JSON]`, one a line)\n"
             "from an interactive prompt, or from stdin when it is not a terminal.\n"
             "\n"
-            "  -H, --host HOST     server host or IP address (default 127.0.0.1)\n"
+            "  -h, --host HOST     server host or IP address (default 127.0.0.1; -H too)\n"
             "  -p, --port PORT     server port (default %d)\n"
             "  -t, --timeout MS    connect and per-request timeout, 0 = none (default %d)\n"
             "      --token-file PATH\n"
             "                      authenticate with the token on the first line of PATH\n"
             "                      (without it, with the token in $" CLI_TOKEN_ENV ", if set)\n"
             "  -r, --raw           print results as one-line JSON\n"
-            "  -h, --help          show this help\n"
+            "      --help          show this help\n"
             "  -V, --version       show the version\n"
             "\n"
             "Exit status: 0 ok, 1 the server returned an error (printed as `CODE: message` on\n"
@@ -63,36 +86,69 @@ static void cli_usage_print(FILE *f)
             ALLOT_CLIENT_PORT_DEFAULT, ALLOT_CLIENT_TIMEOUT_MS_DEFAULT);
 }
 
+static const cli_method_t *cli_method_find(const char *name)
+{
+    for (size_t i = 0; i < CLI_METHOD_COUNT; i++)
+        if (strcmp(cli_methods[i].name, name) == 0)
+            return &cli_methods[i];
+    return NULL;
+}
+
 static void cli_session_help_print(void)
 {
     printf("commands:  METHOD [JSON params]   e.g.  stock.get {\"sku\": \"A\"}\n"
            "           auth {\"token\": \"...\"}     authenticate (never kept in the history)\n"
-           "           help                   this text\n"
+           "           help [METHOD]          this text, or the arguments of METHOD\n"
            "           quit | exit            leave (or Ctrl-D)\n"
-           "methods:   ping server.info server.checkpoint location.put location.get\n"
-           "           location.list stock.set stock.adjust stock.get avail.get reserve\n"
-           "           reservation.get reservation.extend reservation.release order.create\n"
-           "           order.get order.list order.pay order.hold order.unhold order.modify\n"
-           "           order.release order.cancel shipment.reject shipment.ship\n"
-           "           shipment.deliver return.create return.receive\n");
+           "           Tab completes method and argument names\n"
+           "methods:");
+    size_t column = 9;
+    for (size_t i = 0; i < CLI_METHOD_COUNT; i++) {
+        size_t len = strlen(cli_methods[i].name) + 1;
+        if (column + len > 79) {
+            printf("\n        ");
+            column = 9;
+        }
+        printf(" %s", cli_methods[i].name);
+        column += len;
+    }
+    printf("\n");
+}
+
+/* `help METHOD`: its named arguments and what kind of call it is. */
+static int cli_method_help_print(const char *name)
+{
+    const cli_method_t *m = cli_method_find(name);
+    if (m == NULL) {
+        printf("(error) unknown method '%s' (help lists the methods)\n", name);
+        return CLI_EXIT_USAGE;
+    }
+    printf("%s {", m->name);
+    for (size_t i = 0; m->keys[i] != NULL; i++)
+        printf("%s\"%s\"", i > 0 ? ", " : "", m->keys[i]);
+    printf("}\n  %s%s%s; arguments and results: docs/protocol.md\n",
+           (m->flags & COMMAND_WRITE) ? "write: answered once it is durable"
+                                      : "read: answered at once",
+           (m->flags & COMMAND_ADMIN) ? ", admin" : "",
+           (m->flags & COMMAND_NOAUTH) ? ", allowed before auth" : "");
+    return CLI_EXIT_OK;
 }
 
 /* Parse options; returns -1 to continue, else an exit status. */
 static int cli_options_parse(cli_t *cli, int argc, char **argv)
 {
-    static const struct option options[] = {{"host", required_argument, NULL, 'H'},
-                                            {"port", required_argument, NULL, 'p'},
-                                            {"timeout", required_argument, NULL, 't'},
-                                            {"token-file", required_argument, NULL, 'T'},
-                                            {"raw", no_argument, NULL, 'r'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {"version", no_argument, NULL, 'V'},
-                                            {NULL, 0, NULL, 0}};
+    /* -h is the host, as for redis-cli (-H too); help is --help only */
+    static const struct option options[] = {
+        {"host", required_argument, NULL, 'h'},    {"port", required_argument, NULL, 'p'},
+        {"timeout", required_argument, NULL, 't'}, {"token-file", required_argument, NULL, 'T'},
+        {"raw", no_argument, NULL, 'r'},           {"help", no_argument, NULL, 'U'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "+H:p:t:rhV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+h:H:p:t:rV", options, NULL)) != -1) {
         char *end = NULL;
         long value;
         switch (opt) {
+        case 'h':
         case 'H':
             cli->host = optarg;
             break;
@@ -118,7 +174,7 @@ static int cli_options_parse(cli_t *cli, int argc, char **argv)
         case 'r':
             cli->raw = true;
             break;
-        case 'h':
+        case 'U':
             cli_usage_print(stdout);
             return CLI_EXIT_OK;
         case 'V':
@@ -210,6 +266,18 @@ static int cli_token_load(cli_t *cli)
     return CLI_EXIT_OK;
 }
 
+/* A problem on this side (bad params, lost connection): `allot: what` on stderr, and in a
+ * session `(error) what` on stdout as the line's answer (only there on a terminal). */
+static void cli_problem(const cli_t *cli, const char *what, const char *detail)
+{
+    if (cli->mode != CLI_MODE_INTERACTIVE)
+        fprintf(stderr, "allot: %s%s\n", what, detail);
+    if (cli->mode != CLI_MODE_COMMAND) {
+        printf("(error) %s%s\n", what, detail);
+        fflush(stdout);
+    }
+}
+
 /* `auth {"token": ...}` on the fresh connection. */
 static int cli_authenticate(cli_t *cli)
 {
@@ -248,7 +316,7 @@ static int cli_connect(cli_t *cli)
         return CLI_EXIT_USAGE;
     }
     if (allot_client_connect(cli->client, cli->host, cli->port, cli->timeout_ms) != 0) {
-        fprintf(stderr, "allot: %s\n", allot_client_last_error(cli->client));
+        cli_problem(cli, allot_client_last_error(cli->client), "");
         return CLI_EXIT_USAGE;
     }
     int rc = cli->token_len > 0 ? cli_authenticate(cli) : CLI_EXIT_OK;
@@ -275,14 +343,19 @@ static void cli_object_print(FILE *f, const msgpack_object *o, bool raw)
     free(text);
 }
 
-/* An error reply: `CODE: message`, then the details when the error carries more than those. */
-static void cli_error_print(const allot_reply_t *reply)
+/* An error reply: `CODE: message`, then the details when the error carries more than those, on
+ * stderr; in a session also `(error) CODE: message` on stdout (on a terminal, everything there). */
+static void cli_error_print(const cli_t *cli, const allot_reply_t *reply)
 {
-    fprintf(stderr, "%s: %s\n", reply->code, reply->message);
     const msgpack_object *e = &reply->error;
     bool has_details = e->type == MSGPACK_OBJECT_MAP && e->via.map.size > 2;
+    if (cli->mode != CLI_MODE_COMMAND)
+        printf("(error) %s: %s\n", reply->code, reply->message);
+    FILE *f = cli->mode == CLI_MODE_INTERACTIVE ? stdout : stderr;
+    if (cli->mode != CLI_MODE_INTERACTIVE)
+        fprintf(stderr, "%s: %s\n", reply->code, reply->message);
     if (has_details)
-        cli_object_print(stderr, e, true);
+        cli_object_print(f, e, true);
 }
 
 /* Send one request and print the outcome; returns a CLI_EXIT_* status. */
@@ -290,20 +363,18 @@ static int cli_request_run(cli_t *cli, const char *method, const char *params_js
 {
     allot_reply_t reply = {0};
     int rc = allot_client_call_json(cli->client, method, params_json, &reply);
-    if (rc == ALLOT_EINVALID_ARGUMENT) {
-        fprintf(stderr, "allot: invalid params: %s\n", allot_client_last_error(cli->client));
-        return CLI_EXIT_USAGE;
-    }
     if (rc != 0) {
-        fprintf(stderr, "allot: %s\n", allot_client_last_error(cli->client));
+        cli_problem(cli, rc == ALLOT_EINVALID_ARGUMENT ? "invalid params: " : "",
+                    allot_client_last_error(cli->client));
         return CLI_EXIT_USAGE;
     }
     int status = CLI_EXIT_OK;
     if (reply.is_error) {
-        cli_error_print(&reply);
+        cli_error_print(cli, &reply);
         if (strcmp(reply.code, "UNAUTHENTICATED") == 0 && cli->token_len == 0 &&
             strcmp(method, "auth") != 0)
-            fprintf(stderr, "allot: the server wants a token: use --token-file PATH or set $%s\n",
+            fprintf(cli->mode == CLI_MODE_INTERACTIVE ? stdout : stderr,
+                    "allot: the server wants a token: use --token-file PATH or set $%s\n",
                     CLI_TOKEN_ENV);
         status = CLI_EXIT_ERROR;
     } else {
@@ -337,6 +408,8 @@ static int cli_line_run(cli_t *cli, char *line)
     if (strcmp(line, "quit") == 0 || strcmp(line, "exit") == 0)
         return -1;
     if (strcmp(line, "help") == 0 || strcmp(line, "?") == 0) {
+        if (params[0] != '\0')
+            return cli_method_help_print(params);
         cli_session_help_print();
         return CLI_EXIT_OK;
     }
@@ -375,7 +448,68 @@ static bool cli_line_is_secret(const char *line)
            (line[4] == '\0' || line[4] == ' ' || line[4] == '\t' || line[4] == '{');
 }
 
-/* Interactive prompt with libedit history in ~/.allot_history (auth lines left out). */
+/* ---- Tab completion (libedit's readline interface) ---------------------------------------- */
+
+/* What is being completed: the first word (a method, or help/quit/exit), the word after `help`
+ * (a method), or an argument name of the line's method. */
+static const cli_method_t *cli_complete_method; /* NULL: complete method names */
+static bool cli_complete_commands;              /* also help, quit, exit */
+static bool cli_complete_after_quote;           /* the key's opening quote is typed already */
+
+static char *cli_complete_next(const char *text, int state)
+{
+    static size_t index;
+    static const char *const session_words[] = {"help", "quit", "exit"};
+    if (state == 0)
+        index = 0;
+    size_t len = strlen(text);
+    while (cli_complete_method != NULL && cli_complete_method->keys[index] != NULL) {
+        const char *key = cli_complete_method->keys[index++];
+        if (strncmp(key, text, len) != 0)
+            continue;
+        char *match = malloc(strlen(key) + 6);
+        if (match != NULL)
+            sprintf(match, "%s%s\": ", cli_complete_after_quote ? "" : "\"", key);
+        return match;
+    }
+    while (cli_complete_method == NULL && index < CLI_METHOD_COUNT + 3) {
+        size_t i = index++;
+        if (i >= CLI_METHOD_COUNT && !cli_complete_commands)
+            continue;
+        const char *name =
+            i < CLI_METHOD_COUNT ? cli_methods[i].name : session_words[i - CLI_METHOD_COUNT];
+        if (strncmp(name, text, len) == 0)
+            return strdup(name);
+    }
+    return NULL;
+}
+
+static char **cli_complete(const char *text, int start, int end)
+{
+    (void)end;
+    char first[ALLOT_METHOD_BYTES_MAX + 1] = "";
+    const char *line = rl_line_buffer;
+    size_t skip = strspn(line, " \t");
+    size_t first_len = strcspn(line + skip, " \t{");
+    bool in_first_word = (size_t)start <= skip + first_len;
+    if (first_len < sizeof(first))
+        snprintf(first, sizeof(first), "%.*s", (int)first_len, line + skip);
+    rl_attempted_completion_over = 1; /* never fall back to file names */
+    cli_complete_method = NULL;
+    cli_complete_commands = in_first_word;
+    rl_completion_append_character = ' ';
+    if (!in_first_word && strcmp(first, "help") != 0) {
+        cli_complete_method = cli_method_find(first);
+        if (cli_complete_method == NULL)
+            return NULL;
+        cli_complete_after_quote = start > 0 && line[start - 1] == '"';
+        rl_completion_append_character = '\0';
+    }
+    return rl_completion_matches(text, cli_complete_next);
+}
+
+/* Interactive prompt with libedit history in ~/.allot_history (auth lines left out) and Tab
+ * completion. The exit status is the worst of the lines, as for a piped session. */
 static int cli_session_interactive(cli_t *cli)
 {
     char history_path[4096] = "";
@@ -386,11 +520,14 @@ static int cli_session_interactive(cli_t *cli)
     stifle_history(CLI_HISTORY_LINES_MAX);
     if (history_path[0] != '\0')
         read_history(history_path);
+    static char word_breaks[] = " \t{},:\"[";
+    rl_completer_word_break_characters = word_breaks;
+    rl_attempted_completion_function = cli_complete;
     char prompt[300];
     snprintf(prompt, sizeof prompt, "allot %s:%u> ", cli->host, (unsigned)cli->port);
     printf("connected to %s:%u; type help for commands, quit to leave\n", cli->host,
            (unsigned)cli->port);
-    int last = CLI_EXIT_OK;
+    int worst = CLI_EXIT_OK;
     char *line;
     while ((line = readline(prompt)) != NULL) {
         char *trimmed = cli_trim(line);
@@ -399,14 +536,14 @@ static int cli_session_interactive(cli_t *cli)
             if (history_path[0] != '\0')
                 write_history(history_path);
         }
-        last = cli_line_run(cli, trimmed);
+        int rc = cli_line_run(cli, trimmed);
         free(line);
-        if (last < 0) {
-            last = CLI_EXIT_OK;
+        if (rc < 0)
             break;
-        }
+        if (rc > worst)
+            worst = rc;
     }
-    return last;
+    return worst;
 }
 
 int main(int argc, char **argv)
@@ -427,9 +564,12 @@ int main(int argc, char **argv)
     }
     rc = cli_connect(&cli);
     if (rc == CLI_EXIT_OK) {
-        if (positional > 0)
+        cli.mode = positional > 0         ? CLI_MODE_COMMAND
+                   : isatty(STDIN_FILENO) ? CLI_MODE_INTERACTIVE
+                                          : CLI_MODE_PIPED;
+        if (cli.mode == CLI_MODE_COMMAND)
             rc = cli_request_run(&cli, argv[optind], positional == 2 ? argv[optind + 1] : NULL);
-        else if (isatty(STDIN_FILENO))
+        else if (cli.mode == CLI_MODE_INTERACTIVE)
             rc = cli_session_interactive(&cli);
         else
             rc = cli_session_stream(&cli);
