@@ -10,7 +10,7 @@ FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_TARGETS := fuzz_request fuzz_wal_record fuzz_json
 
 .PHONY: all deps build build-debug build-asan build-fuzz run test test-release test-asan \
-	fuzz fuzz-smoke clean format bench
+	fuzz fuzz-smoke clean format bench install deb
 
 all: build
 
@@ -61,6 +61,16 @@ bench:
 	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build/release -j$(JOBS) --target allot-bench allotd
 	@echo "run: bench/compare.sh   (or build/release/bench/allot-bench --help)"
+
+# Install allotd, allot, allot-wal, the systemd unit, a default config and the docs (see
+# docs/operations.md): `make install PREFIX=/usr DESTDIR=/tmp/stage`. Default PREFIX /usr/local.
+PREFIX ?= /usr/local
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install build/release --prefix "$(PREFIX)"
+
+# The Debian package build/allot_VERSION_ARCH.deb (an `allot` system user, the unit enabled).
+deb: build
+	@tools/make-deb.sh build/release build
 
 format:
 	clang-format -i core/*.[ch] net/*.[ch] persist/*.[ch] tools/*.c tests/*/*.[ch]
