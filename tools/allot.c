@@ -349,8 +349,10 @@ static void cli_error_print(const cli_t *cli, const allot_reply_t *reply)
 {
     const msgpack_object *e = &reply->error;
     bool has_details = e->type == MSGPACK_OBJECT_MAP && e->via.map.size > 2;
-    if (cli->mode != CLI_MODE_COMMAND)
+    if (cli->mode != CLI_MODE_COMMAND) {
         printf("(error) %s: %s\n", reply->code, reply->message);
+        fflush(stdout); /* before stderr: in order where both go to one file */
+    }
     FILE *f = cli->mode == CLI_MODE_INTERACTIVE ? stdout : stderr;
     if (cli->mode != CLI_MODE_INTERACTIVE)
         fprintf(stderr, "%s: %s\n", reply->code, reply->message);
