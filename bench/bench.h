@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "histogram.h"
+#include "core/histogram.h"
 #include "pacer.h"
 
 #define BENCH_CONNECTIONS_MAX      4096

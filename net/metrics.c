@@ -14,7 +14,13 @@ int metrics_init(metrics_t *m)
     *m = (metrics_t){0};
     m->method_count = command_count();
     m->methods = calloc(m->method_count, sizeof(method_metrics_t));
-    return m->methods != NULL ? 0 : -1;
+    if (m->methods == NULL)
+        return -1;
+    for (size_t i = 0; i < m->method_count; i++)
+        histogram_reset(&m->methods[i].latency_us);
+    histogram_reset(&m->wal_batch_us);
+    histogram_reset(&m->loop_iteration_us);
+    return 0;
 }
 
 void metrics_destroy(metrics_t *m)
@@ -30,7 +36,7 @@ void metrics_request_record(metrics_t *m, size_t index, int64_t latency_us, bool
     method_metrics_t *method = &m->methods[index];
     method->calls++;
     method->errors += error;
-    histogram_record(&method->latency_us, latency_us);
+    histogram_record(&method->latency_us, latency_us > 0 ? (uint64_t)latency_us : 0);
 }
 
 uint64_t metrics_rss_bytes(void)
@@ -48,11 +54,11 @@ static void pack_histogram(msgpack_packer *pk, const histogram_t *h)
 {
     msgpack_pack_map(pk, 6);
     pack_key_int(pk, "count", (int64_t)h->count);
-    pack_key_int(pk, "p50_us", histogram_percentile(h, 50));
-    pack_key_int(pk, "p90_us", histogram_percentile(h, 90));
-    pack_key_int(pk, "p99_us", histogram_percentile(h, 99));
-    pack_key_int(pk, "p999_us", histogram_percentile(h, 99.9));
-    pack_key_int(pk, "max_us", h->max);
+    pack_key_int(pk, "p50_us", (int64_t)histogram_percentile(h, 50));
+    pack_key_int(pk, "p90_us", (int64_t)histogram_percentile(h, 90));
+    pack_key_int(pk, "p99_us", (int64_t)histogram_percentile(h, 99));
+    pack_key_int(pk, "p999_us", (int64_t)histogram_percentile(h, 99.9));
+    pack_key_int(pk, "max_us", (int64_t)h->max);
 }
 
 static void pack_methods(const metrics_t *m, msgpack_packer *pk)

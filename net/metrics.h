@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "histogram.h"
+#include "core/histogram.h"
 
 typedef struct method_metrics {
     uint64_t calls;

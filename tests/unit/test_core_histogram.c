@@ -1,9 +1,10 @@
-/* test_histogram.c - the latency histogram reports every percentile within its error bound. */
+/* test_core_histogram.c - the one latency histogram (server metrics and the bench) reports every
+ * percentile within its error bound. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 
-#include "bench/histogram.h"
+#include "core/histogram.h"
 
 static histogram_t h, other;
 

@@ -1,7 +1,9 @@
-/* histogram.h - latency histogram with bounded relative error (log-linear, HdrHistogram-style).
+/* histogram.h - the latency histogram of the server's metrics (microseconds) and of the bench
+ * (nanoseconds): bounded relative error, log-linear, HdrHistogram-style.
  *
  * Contract:
- *   - Values are unsigned 64-bit integers in any unit (the bench records nanoseconds). Values
+ *   - Values are unsigned 64-bit integers in any unit (the bench records nanoseconds, the
+ *     server microseconds). Values
  *     below 2 * HISTOGRAM_SUB_BUCKETS are counted exactly; above, each power-of-two range
  *     [2^k, 2^(k+1)) is split into HISTOGRAM_SUB_BUCKETS linear buckets, so every reported
  *     value (a bucket midpoint) is within 1 / (2 * HISTOGRAM_SUB_BUCKETS) = 0.2% of the true
@@ -11,8 +13,8 @@
  *     histogram_reset, record from one thread, merge into another with histogram_merge.
  *   - No allocation, no errors: every function is total.
  */
-#ifndef ALLOT_BENCH_HISTOGRAM_H
-#define ALLOT_BENCH_HISTOGRAM_H
+#ifndef ALLOT_CORE_HISTOGRAM_H
+#define ALLOT_CORE_HISTOGRAM_H
 
 #include <stdint.h>
 
