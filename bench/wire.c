@@ -1,6 +1,8 @@
 /* wire.c - MessagePack object sizing and MessagePack-RPC reply scanning (see wire.h). */
 #include "wire.h"
 
+#include "net/frame.h"
+
 #include <string.h>
 
 static uint64_t be_read(const uint8_t *p, int n)
@@ -11,118 +13,10 @@ static uint64_t be_read(const uint8_t *p, int n)
     return v;
 }
 
-/* The header of one object: its own bytes (header + payload) and how many child objects follow.
- * 0 when the header itself is incomplete, -1 for the never-used byte 0xc1. */
-static int header_read(const uint8_t *p, size_t len, uint64_t *own, uint64_t *children)
-{
-    uint8_t b = p[0];
-    *children = 0;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        *own = 1;
-        return 1;
-    }
-    if (b >= 0x80 && b <= 0x8f) {
-        *own = 1, *children = 2u * (b & 0x0f);
-        return 1;
-    }
-    if (b >= 0x90 && b <= 0x9f) {
-        *own = 1, *children = b & 0x0f;
-        return 1;
-    }
-    if (b >= 0xa0 && b <= 0xbf) {
-        *own = 1u + (b & 0x1f);
-        return 1;
-    }
-    /* fixed-size scalars: bytes including the type byte */
-    static const uint8_t fixed[256] = {
-        [0xca] = 5, [0xcb] = 9, [0xcc] = 2, [0xcd] = 3,  [0xce] = 5,
-        [0xcf] = 9, [0xd0] = 2, [0xd1] = 3, [0xd2] = 5,  [0xd3] = 9,
-        [0xd4] = 3, [0xd5] = 4, [0xd6] = 6, [0xd7] = 10, [0xd8] = 18,
-    };
-    if (fixed[b] != 0) {
-        *own = fixed[b];
-        return 1;
-    }
-    int size_bytes = 0, extra = 0; /* length field width; bytes after it before the payload */
-    uint64_t per_child = 0;        /* containers: children per length unit */
-    switch (b) {
-    case 0xc4:
-    case 0xd9:
-        size_bytes = 1;
-        break;
-    case 0xc5:
-    case 0xda:
-        size_bytes = 2;
-        break;
-    case 0xc6:
-    case 0xdb:
-        size_bytes = 4;
-        break;
-    case 0xc7:
-        size_bytes = 1, extra = 1;
-        break;
-    case 0xc8:
-        size_bytes = 2, extra = 1;
-        break;
-    case 0xc9:
-        size_bytes = 4, extra = 1;
-        break;
-    case 0xdc:
-        size_bytes = 2, per_child = 1;
-        break;
-    case 0xdd:
-        size_bytes = 4, per_child = 1;
-        break;
-    case 0xde:
-        size_bytes = 2, per_child = 2;
-        break;
-    case 0xdf:
-        size_bytes = 4, per_child = 2;
-        break;
-    default:
-        return -1; /* 0xc1 */
-    }
-    if (len < (size_t)(1 + size_bytes))
-        return 0;
-    uint64_t n = be_read(p + 1, size_bytes);
-    if (per_child != 0) {
-        *own = 1u + (uint64_t)size_bytes;
-        *children = n * per_child;
-    } else {
-        *own = 1u + (uint64_t)size_bytes + (uint64_t)extra + n;
-    }
-    return 1;
-}
-
 long wire_object_bytes(const uint8_t *bytes, size_t len)
 {
-    /* pending[d]: objects still to read at open container depth d. */
-    uint64_t pending[WIRE_DEPTH_MAX];
-    int depth = 0;
-    pending[0] = 1;
-    size_t pos = 0;
-    while (depth >= 0) {
-        if (pending[depth] == 0) {
-            depth--;
-            continue;
-        }
-        if (pos >= len)
-            return 0;
-        uint64_t own, children;
-        int rc = header_read(bytes + pos, len - pos, &own, &children);
-        if (rc <= 0)
-            return rc;
-        if (own > len - pos)
-            return 0;
-        pos += own;
-        pending[depth]--;
-        if (children > 0) {
-            if (depth + 1 >= WIRE_DEPTH_MAX)
-                return -1;
-            pending[++depth] = children;
-        }
-    }
-    return (long)pos;
+    long n = frame_object_bytes(bytes, len); /* the one scanner (net/frame.h) */
+    return n < 0 ? -1 : n;
 }
 
 /* Read an unsigned integer object; advances *pos. */

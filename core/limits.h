@@ -17,6 +17,10 @@
 #define ALLOT_REQUEST_BYTES_MAX_CEILING (64u << 20)
 /* Deepest nesting of arrays/maps inside one request. */
 #define ALLOT_REQUEST_DEPTH_MAX 16
+/* Deepest nesting of arrays/maps in any MessagePack object the code scans: a reply the client
+ * library reads (what msgpack-c can decode), an object the bench sizes. net/frame.h's scanner,
+ * the one header scanner of the code base, holds this many open containers. */
+#define ALLOT_MSGPACK_DEPTH_MAX 32
 /* Requests decoded but not yet answered on one connection (operator); reading pauses above. */
 #define ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT 1024
 /* Reply bytes queued to one connection before it is considered a non-reader and closed
@@ -93,5 +97,8 @@ _Static_assert(ALLOT_WAL_SEGMENT_BYTES_DEFAULT >= 2 * ALLOT_WAL_BATCH_BYTES_MAX,
 _Static_assert(ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX * 1024 < INT64_MAX,
                "sums of quantities over lines and locations cannot overflow int64");
 _Static_assert(ALLOT_LINES_MAX <= ALLOT_AVAIL_SKUS_MAX, "lines are a subset of a SKU batch");
+
+_Static_assert(ALLOT_REQUEST_DEPTH_MAX <= ALLOT_MSGPACK_DEPTH_MAX,
+               "the one MessagePack scanner holds a request's nesting");
 
 #endif

@@ -16,26 +16,12 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "net/frame.h"
 #include "net/json_msgpack.h"
 
 #define CLIENT_READ_CHUNK_BYTES        (64u * 1024)
 #define CLIENT_REPLY_BYTES_MAX_CEILING ((size_t)1 << 30)
 #define CLIENT_REPLY_BYTES_MAX_FLOOR   ((size_t)4096)
-
-/* Resumable walk over one MessagePack object (see reply_scan). */
-typedef struct reply_scanner {
-    size_t offset;  /* bytes of the object accepted so far */
-    uint32_t depth; /* open non-empty containers; 0 is the virtual top level */
-    uint64_t remaining[ALLOT_CLIENT_DEPTH_MAX + 1];
-} reply_scanner_t;
-
-enum scan_result {
-    SCAN_COMPLETE = 1,
-    SCAN_NEED_MORE = 0,
-    SCAN_INVALID = -1,
-    SCAN_TOO_LARGE = -2,
-    SCAN_TOO_DEEP = -3,
-};
 
 struct allot_client {
     int fd;
@@ -48,7 +34,7 @@ struct allot_client {
     size_t rx_offset;
     size_t rx_len;
     size_t rx_cap;
-    reply_scanner_t scanner; /* over the object starting at rx_offset */
+    frame_scanner_t scanner; /* over the object starting at rx_offset (net/frame.h) */
     bool broken;             /* closed after a failure; buffered replies remain readable */
     int broken_error;
     int broken_errno;
@@ -141,120 +127,9 @@ static int client_wait(allot_client_t *c, short events, int64_t deadline_ms, sho
 
 /* ---- reply framing ------------------------------------------------------------------------ */
 
-static uint64_t bytes_be_read(const uint8_t *p, size_t n)
+static void reply_scanner_reset(frame_scanner_t *s)
 {
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* Header of the item at p: 1 (filled), 0 (header incomplete) or -1 (0xc1, never valid). */
-static int item_header(const uint8_t *p, size_t n, size_t *head, uint64_t *payload,
-                       uint64_t *children)
-{
-    uint8_t b = p[0];
-    size_t length_bytes = 0;
-    *head = 1;
-    *payload = 0;
-    *children = 0;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-        return 1;
-    if (b <= 0x8f) {
-        *children = 2u * (b & 0x0f);
-        return 1;
-    }
-    if (b <= 0x9f) {
-        *children = b & 0x0f;
-        return 1;
-    }
-    if (b <= 0xbf) {
-        *payload = b & 0x1f;
-        return 1;
-    }
-    static const uint8_t fixed_bytes[0xdf - 0xc4 + 1] = {
-        [0xca - 0xc4] = 5, [0xcb - 0xc4] = 9,  [0xcc - 0xc4] = 2, [0xcd - 0xc4] = 3,
-        [0xce - 0xc4] = 5, [0xcf - 0xc4] = 9,  [0xd0 - 0xc4] = 2, [0xd1 - 0xc4] = 3,
-        [0xd2 - 0xc4] = 5, [0xd3 - 0xc4] = 9,  [0xd4 - 0xc4] = 3, [0xd5 - 0xc4] = 4,
-        [0xd6 - 0xc4] = 6, [0xd7 - 0xc4] = 10, [0xd8 - 0xc4] = 18};
-    if (b == 0xc1)
-        return -1;
-    if (fixed_bytes[b - 0xc4] != 0) {
-        *head = fixed_bytes[b - 0xc4];
-        return 1;
-    }
-    /* bin8/16/32, ext8/16/32, str8/16/32, array16/32, map16/32 */
-    switch (b) {
-    case 0xc4:
-    case 0xc7:
-    case 0xd9:
-        length_bytes = 1;
-        break;
-    case 0xc5:
-    case 0xc8:
-    case 0xda:
-    case 0xdc:
-    case 0xde:
-        length_bytes = 2;
-        break;
-    default:
-        length_bytes = 4;
-        break;
-    }
-    bool is_ext = b >= 0xc7 && b <= 0xc9;
-    *head = 1 + length_bytes + (is_ext ? 1 : 0);
-    if (n < 1 + length_bytes)
-        return 0;
-    uint64_t count = bytes_be_read(p + 1, length_bytes);
-    if (b == 0xdc || b == 0xdd)
-        *children = count;
-    else if (b == 0xde || b == 0xdf)
-        *children = 2 * count;
-    else
-        *payload = count;
-    return 1;
-}
-
-/* Advance over whole items of the object at p[0..n); resumable. bytes_max bounds the object:
- * a declared length, or a count of elements (each at least one byte), beyond it fails now. */
-static int reply_scan(reply_scanner_t *s, const uint8_t *p, size_t n, size_t bytes_max)
-{
-    for (;;) {
-        if (s->offset >= n)
-            return SCAN_NEED_MORE;
-        size_t head;
-        uint64_t payload, children;
-        int h = item_header(p + s->offset, n - s->offset, &head, &payload, &children);
-        if (h < 0)
-            return SCAN_INVALID;
-        if (h == 0)
-            return SCAN_NEED_MORE;
-        uint64_t end = (uint64_t)s->offset + head + payload;
-        if (end + children > bytes_max)
-            return SCAN_TOO_LARGE;
-        if (end > n)
-            return SCAN_NEED_MORE;
-        s->offset = (size_t)end;
-        s->remaining[s->depth]--;
-        if (children > 0) {
-            if (s->depth == ALLOT_CLIENT_DEPTH_MAX)
-                return SCAN_TOO_DEEP;
-            s->depth++;
-            s->remaining[s->depth] = children;
-        }
-        while (s->remaining[s->depth] == 0) {
-            if (s->depth == 0)
-                return SCAN_COMPLETE;
-            s->depth--;
-        }
-    }
-}
-
-static void reply_scanner_reset(reply_scanner_t *s)
-{
-    s->offset = 0;
-    s->depth = 0;
-    s->remaining[0] = 1;
+    frame_scanner_reset_object(s); /* a reply, or a notification the client skips */
 }
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -473,24 +348,25 @@ static int client_recv_until(allot_client_t *c, allot_reply_t *reply, int64_t de
             return rc;
     }
     for (;;) {
-        int scan = reply_scan(&c->scanner, (const uint8_t *)c->rx + c->rx_offset, rx_buffered(c),
-                              c->reply_bytes_max);
-        if (scan == SCAN_COMPLETE) {
+        size_t reply_bytes = 0;
+        frame_status_t scan = frame_scan(&c->scanner, (const uint8_t *)c->rx + c->rx_offset,
+                                         rx_buffered(c), c->reply_bytes_max, &reply_bytes);
+        if (scan == FRAME_COMPLETE) {
             int rc = reply_take(c, reply);
             if (rc == 1)
                 continue; /* notification */
             return rc;
         }
-        if (scan == SCAN_INVALID) {
+        if (scan == FRAME_INVALID) {
             client_fail(c, ALLOT_ECORRUPT, EPROTO, "malformed reply from %s", c->peer);
             return client_break(c, ALLOT_ECORRUPT);
         }
-        if (scan == SCAN_TOO_DEEP) {
+        if (scan == FRAME_TOO_DEEP) {
             client_fail(c, ALLOT_ECORRUPT, EPROTO, "reply from %s nested deeper than %d", c->peer,
                         ALLOT_CLIENT_DEPTH_MAX);
             return client_break(c, ALLOT_ECORRUPT);
         }
-        if (scan == SCAN_TOO_LARGE || rx_buffered(c) >= c->reply_bytes_max) {
+        if (scan == FRAME_TOO_LARGE || rx_buffered(c) >= c->reply_bytes_max) {
             client_fail(c, ALLOT_ETOO_LARGE, EMSGSIZE, "reply from %s larger than %zu bytes",
                         c->peer, c->reply_bytes_max);
             return client_break(c, ALLOT_ETOO_LARGE);
@@ -637,9 +513,7 @@ static bool params_is_one_map(const void *params, size_t len)
     const uint8_t *p = params;
     if (len == 0 || !((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
         return false;
-    reply_scanner_t scanner;
-    reply_scanner_reset(&scanner);
-    return reply_scan(&scanner, p, len, len) == SCAN_COMPLETE && scanner.offset == len;
+    return frame_object_bytes(p, len) == (long)len;
 }
 
 static int client_send_until(allot_client_t *c, const char *method, const void *params, size_t len,

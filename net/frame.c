@@ -8,6 +8,15 @@ void frame_scanner_reset(frame_scanner_t *scanner)
     scanner->offset = 0;
     scanner->depth = 0;
     scanner->items_owed = 0;
+    scanner->depth_max = ALLOT_REQUEST_DEPTH_MAX;
+    scanner->envelope = 1;
+}
+
+void frame_scanner_reset_object(frame_scanner_t *scanner)
+{
+    frame_scanner_reset(scanner);
+    scanner->depth_max = ALLOT_MSGPACK_DEPTH_MAX;
+    scanner->envelope = 0;
 }
 
 static uint64_t read_be(const uint8_t *p, unsigned bytes)
@@ -106,7 +115,7 @@ static frame_status_t open_container(frame_scanner_t *scanner, uint64_t children
         consume_item(scanner);
         return FRAME_NEED_MORE;
     }
-    if (scanner->depth >= ALLOT_REQUEST_DEPTH_MAX)
+    if (scanner->depth >= scanner->depth_max)
         return FRAME_TOO_DEEP;
     scanner->remaining[scanner->depth++] = children;
     scanner->items_owed += children;
@@ -117,7 +126,7 @@ static frame_status_t open_container(frame_scanner_t *scanner, uint64_t children
 static int envelope_header_valid(const frame_scanner_t *scanner, const item_shape_t *shape,
                                  uint64_t count)
 {
-    if (scanner->offset != 0)
+    if (scanner->offset != 0 || !scanner->envelope)
         return 1;
     return shape->children_mult == 1 && (count == 3 || count == 4);
 }
@@ -168,4 +177,15 @@ frame_status_t frame_scan(frame_scanner_t *scanner, const uint8_t *data, size_t 
         }
     }
     return FRAME_NEED_MORE;
+}
+
+long frame_object_bytes(const uint8_t *data, size_t len)
+{
+    frame_scanner_t scanner;
+    frame_scanner_reset_object(&scanner);
+    size_t bytes = 0;
+    frame_status_t status = frame_scan(&scanner, data, len, SIZE_MAX, &bytes);
+    if (status == FRAME_COMPLETE)
+        return (long)bytes;
+    return status == FRAME_NEED_MORE ? 0 : (long)status;
 }

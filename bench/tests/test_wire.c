@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "bench/wire.h"
+#include "core/limits.h"
+#include "net/frame.h"
 
 static msgpack_sbuffer sb;
 static msgpack_packer pk;
@@ -118,4 +120,46 @@ Test(wire, all_scalar_widths_are_sized)
     msgpack_pack_ext_body(&pk, "abcdefghijabcdefghij", 20);
     msgpack_pack_map(&pk, 0);
     cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, sb.size), (long)sb.size);
+}
+
+/* The bench, the client library and the server frame MessagePack with one scanner
+ * (net/frame.h): the same size for every object and prefix, and the same depth limit. */
+Test(wire, sizes_objects_exactly_as_the_server_scanner_does_with_its_depth_limit)
+{
+    /* a reply-like object with every kind of item */
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_uint32(&pk, 70000);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_map(&pk, 4);
+    pack_str("bin");
+    msgpack_pack_bin(&pk, 3);
+    msgpack_pack_bin_body(&pk, "abc", 3);
+    pack_str("ext");
+    msgpack_pack_ext(&pk, 5, 7);
+    msgpack_pack_ext_body(&pk, "12345", 5);
+    pack_str("float");
+    msgpack_pack_double(&pk, 1.5);
+    pack_str("ints");
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_int64(&pk, -1234567890123);
+    msgpack_pack_uint16(&pk, 65535);
+    msgpack_pack_true(&pk);
+    for (size_t len = 0; len < sb.size; len++) {
+        cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, len),
+                     frame_object_bytes((const uint8_t *)sb.data, len), "prefix %zu", len);
+        cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, len), 0, "prefix %zu", len);
+    }
+    cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, sb.size), (long)sb.size);
+
+    /* nesting: ALLOT_MSGPACK_DEPTH_MAX arrays are fine, one more is refused, by both */
+    uint8_t nested[ALLOT_MSGPACK_DEPTH_MAX + 2];
+    memset(nested, 0x91, sizeof(nested));
+    nested[ALLOT_MSGPACK_DEPTH_MAX] = 0xc0;
+    cr_assert_eq(wire_object_bytes(nested, ALLOT_MSGPACK_DEPTH_MAX + 1),
+                 ALLOT_MSGPACK_DEPTH_MAX + 1);
+    nested[ALLOT_MSGPACK_DEPTH_MAX] = 0x91;
+    nested[ALLOT_MSGPACK_DEPTH_MAX + 1] = 0xc0;
+    cr_assert_eq(wire_object_bytes(nested, sizeof(nested)), -1, "deeper than the limit");
+    cr_assert_lt(frame_object_bytes(nested, sizeof(nested)), 0);
 }
