@@ -77,14 +77,15 @@ static void pack_methods(const metrics_t *m, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     pack_key_int(pk, "current", g->connections);
     pack_key_int(pk, "accepted", (int64_t)m->connections_accepted);
     pack_key_int(pk, "refused", (int64_t)m->connections_refused);
     pack_key_int(pk, "closed_by_limit", (int64_t)m->connections_closed_by_limit);
+    pack_key_int(pk, "closed_by_budget", (int64_t)m->connections_closed_by_budget);
     pack_cstr(pk, "wal");
     msgpack_pack_map(pk, 7);
     pack_key_int(pk, "lsn", (int64_t)g->wal_lsn);
@@ -104,6 +105,11 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "count", (int64_t)g->checkpoints);
     pack_key_int(pk, "failures", (int64_t)g->checkpoint_failures);
     pack_key_int(pk, "last_duration_ms", g->checkpoint_last_ms);
+    pack_cstr(pk, "buffers");
+    msgpack_pack_map(pk, 3);
+    pack_key_int(pk, "bytes", (int64_t)g->buffered_bytes);
+    pack_key_int(pk, "input_bytes", (int64_t)g->input_bytes);
+    pack_key_int(pk, "limit_bytes", (int64_t)g->buffer_bytes_max);
     pack_key_int(pk, "requests_malformed", (int64_t)m->requests_malformed);
     pack_key_int(pk, "requests_overloaded", (int64_t)m->requests_overloaded);
     pack_key_int(pk, "rss_bytes", (int64_t)metrics_rss_bytes());
@@ -181,6 +187,14 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
                  m->connections_accepted);
     render_gauge(&t, "allot_connections_refused_total", "counter",
                  "Connections refused over the limit.", m->connections_refused);
+    render_gauge(&t, "allot_connections_closed_by_budget_total", "counter",
+                 "Connections closed for holding the largest unfinished requests over the budget.",
+                 m->connections_closed_by_budget);
+    render_gauge(&t, "allot_buffered_bytes", "gauge",
+                 "Request and reply bytes held for all connections (--buffer-bytes-max).",
+                 g->buffered_bytes);
+    render_gauge(&t, "allot_input_buffered_bytes", "gauge",
+                 "The part of allot_buffered_bytes held for unfinished requests.", g->input_bytes);
     render_gauge(&t, "allot_skus", "gauge", "SKUs with stock positions.", g->skus);
     render_gauge(&t, "allot_positions", "gauge", "Stock positions.", g->positions);
     render_gauge(&t, "allot_locations", "gauge", "Locations.", g->locations);

@@ -93,7 +93,7 @@ void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info
     static const char *const fsync_names[] = {"always", "interval", "none"};
     info->version = ALLOT_VERSION;
     info->uptime_s = (now_ms - server->started_ms) / 1000;
-    info->connections = server->connection_count;
+    info->connections = server_connections_open(server);
     info->wal_lsn = server_wal_lsn(server);
     info->durable_lsn = server->durable_lsn;
     info->checkpoint_lsn = server->checkpoint_lsn;
@@ -596,6 +596,7 @@ static void shutdown_close_all(server_t *server)
     close_if_open((uv_handle_t *)&server->sigterm);
     close_if_open((uv_handle_t *)&server->end_of_iteration);
     close_if_open((uv_handle_t *)&server->checkpoint_slicer);
+    close_if_open((uv_handle_t *)&server->close_spreader); /* every connection is closed */
     if (server->wal != NULL) {
         wal_close(server->wal, NULL); /* writes and syncs the last batch; frees itself */
         server->wal = NULL;
@@ -899,6 +900,8 @@ static void handles_start(server_t *server)
                    SERVER_HOUSEKEEPING_PERIOD_MS);
     uv_timer_init(server->loop, &server->shutdown_deadline);
     server->shutdown_deadline.data = server;
+    uv_idle_init(server->loop, &server->close_spreader); /* started by connection_close */
+    server->close_spreader.data = server;
 }
 
 static void on_walk_report(uv_handle_t *handle, void *arg)

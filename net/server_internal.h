@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "frame.h"
+#include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
 #include "persist/archive.h"
@@ -16,6 +17,12 @@
 
 struct allot_state;
 typedef struct connection connection_t;
+
+/* Connection handles closed per loop iteration (the rest wait in the close queue). */
+#define CONNECTION_CLOSES_PER_ITERATION 128
+
+/* "[ipv6]:port" at most, with its NUL. */
+#define CONNECTION_PEER_BYTES_MAX 56
 
 /* A reply held until the WAL is durable up to `lsn`; its bytes end at `end` in conn->held. */
 typedef struct held_reply {
@@ -32,11 +39,14 @@ struct connection {
     uint64_t id;
     connection_t *prev, *next;           /* all connections */
     connection_t *dirty_next;            /* connections with output to flush this iteration */
+    connection_t *close_next;            /* closing: waiting in the close queue */
     connection_t *held_prev, *held_next; /* connections with replies awaiting durability */
     bool dirty, in_held_list, reading, closing, close_when_flushed, write_active;
-    /* input */
+    /* input: reads land in the loop's shared buffer (server_t.read_buffer); a connection keeps
+     * only what was not consumed (a partial request, or requests left while reading is paused),
+     * in a buffer sized to it; NULL when nothing is left */
     uint8_t *in;
-    size_t in_size, in_capacity, in_start;
+    size_t in_size, in_capacity;
     frame_scanner_t scanner;
     uint64_t partial_since_ms; /* uv_now() when the unfinished request began; 0 when none */
     uint64_t last_read_ms;     /* uv_now() of the last bytes received (idle timeout) */
@@ -49,6 +59,7 @@ struct connection {
     held_reply_t *held_replies;
     uint32_t held_head, held_count, held_capacity;
     auth_session_t auth;
+    char peer[CONNECTION_PEER_BYTES_MAX]; /* "ip:port" of the client, for log lines */
 };
 
 /* Requests answered when a checkpoint commits (server.checkpoint). */
@@ -97,6 +108,7 @@ typedef struct server {
     uv_idle_t checkpoint_slicer; /* active while a checkpoint is serialized: one slice per turn */
     uv_timer_t housekeeping;     /* expiry, request timeouts, periodic checkpoints */
     uv_timer_t shutdown_deadline;
+    uv_idle_t close_spreader; /* active while connections wait in the close queue */
     struct allot_state *state;
     wal_t *wal;
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
@@ -104,7 +116,9 @@ typedef struct server {
     connection_t *connections;
     connection_t *dirty;
     connection_t *held;
-    uint32_t connection_count;
+    uint32_t connection_count;                    /* including those closing */
+    uint32_t connections_closing;                 /* closed, handle not released yet */
+    connection_t *close_queue, *close_queue_last; /* handles still to close, oldest first */
     uint64_t next_connection_id;
     uint64_t durable_lsn;
     uint64_t checkpoint_lsn;
@@ -123,6 +137,9 @@ typedef struct server {
     uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
+    uint64_t input_bytes;    /* the input part of buffered_bytes: unconsumed request bytes */
+    log_limit_t input_cut_log;
+    uint8_t read_buffer[ALLOT_READ_CHUNK_BYTES]; /* every read lands here first */
 } server_t;
 
 /* server.c */
@@ -146,6 +163,12 @@ static inline void server_buffered_sub(server_t *server, size_t bytes)
 static inline bool server_buffered_over_budget(const server_t *server)
 {
     return server->buffered_bytes > server->config.buffer_bytes_max;
+}
+
+/* Connections not closing (what the limit and server.info count). */
+static inline uint32_t server_connections_open(const server_t *server)
+{
+    return server->connection_count - server->connections_closing;
 }
 
 /* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */

@@ -27,7 +27,10 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     memset(g, 0, sizeof(*g));
     allot_state_counters_t counts;
     allot_state_counters_get(server->state, &counts);
-    g->connections = server->connection_count;
+    g->connections = server_connections_open(server);
+    g->buffered_bytes = server->buffered_bytes;
+    g->buffer_bytes_max = server->config.buffer_bytes_max;
+    g->input_bytes = server->input_bytes;
     g->skus = counts.skus;
     g->positions = counts.positions;
     g->locations = counts.locations;

@@ -1,0 +1,306 @@
+/* test_connection_bounds.c - what clients cannot make the real allotd hold or lose: memory per
+ * connection and for unfinished requests, mass hang-ups, unauthenticated slots, token guessing,
+ * oversized replies, and requests that arrived while the server was stopped. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* ---- raw sockets ----------------------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* A TCP connection to 127.0.0.1:port from source address `from` (NULL: any), or -1. */
+static int raw_connect_from(uint16_t port, const char *from)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    if (from != NULL) {
+        struct sockaddr_in source = {.sin_family = AF_INET};
+        inet_pton(AF_INET, from, &source.sin_addr);
+        if (bind(fd, (struct sockaddr *)&source, sizeof(source)) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval timeout = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    return fd;
+}
+
+static int raw_connect(uint16_t port)
+{
+    int fd = raw_connect_from(port, NULL);
+    cr_assert_geq(fd, 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* Read what the server sends within timeout_ms into buf: bytes read (>0), 0 when it closed the
+ * connection, -1 when nothing came. */
+static ssize_t raw_wait(int fd, int timeout_ms, uint8_t *buf, size_t bytes)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) <= 0)
+        return -1;
+    ssize_t n = recv(fd, buf, bytes, 0);
+    return n < 0 ? 0 : n; /* a reset counts as closed */
+}
+
+/* True when the server closed the connection within timeout_ms (whatever it sent before). */
+static bool raw_closed_within(int fd, int timeout_ms)
+{
+    uint8_t buf[4096];
+    int64_t deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        ssize_t n = raw_wait(fd, 50, buf, sizeof(buf));
+        if (n == 0)
+            return true;
+    }
+    return false;
+}
+
+/* [0, 1, "ping", [{}]] */
+static const uint8_t ping_request[] = {0x94, 0x00, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80};
+
+static void ping_ok(allot_client_t *c)
+{
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "ping", "{}", &reply);
+    cr_assert(allot_object_str_equal(&reply.result, "pong"));
+    allot_reply_free(&reply);
+}
+
+/* Raise the open-file limit for `descriptors` (the server started afterwards inherits it), or
+ * skip the test when the hard limit is too low. */
+static void descriptors_allow(rlim_t descriptors)
+{
+    struct rlimit limit;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &limit), 0);
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < descriptors)
+        cr_skip_test("the open-file hard limit (%llu) is below %llu",
+                     (unsigned long long)limit.rlim_max, (unsigned long long)descriptors);
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= descriptors)
+        return;
+    limit.rlim_cur = descriptors;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &limit), 0);
+}
+
+/* server.info's connection count, polled until it reaches `expected` (or 5 s passed). */
+static uint64_t connections_wait_for(allot_client_t *c, uint64_t expected)
+{
+    allot_reply_t reply = {0};
+    uint64_t connections = 0;
+    for (int tries = 0; tries < 100; tries++) {
+        harness_call_ok(c, "server.info", "{}", &reply);
+        connections = allot_object_map_get(&reply.result, "connections")->via.u64;
+        if (connections == expected)
+            break;
+        usleep(50 * 1000);
+    }
+    allot_reply_free(&reply);
+    return connections;
+}
+
+/* ---- item: memory per connection and for unfinished requests --------------------------------- */
+
+Test(bounds, two_thousand_connections_holding_one_byte_each_cost_little_memory, .timeout = 60)
+{
+    enum { CLIENTS = 2000 };
+    descriptors_allow(2 * CLIENTS + 200);
+    harness_server_t *s = harness_server_start(NULL);
+    allot_client_t *witness = harness_connect(s);
+    ping_ok(witness);
+    long rss_before_kb = harness_server_rss_kb(s);
+    static int fds[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = raw_connect(s->port);
+        cr_assert_eq(send(fds[i], ping_request, 1, MSG_NOSIGNAL), 1); /* the first byte only */
+    }
+    cr_assert_eq(connections_wait_for(witness, CLIENTS + 1), CLIENTS + 1);
+    usleep(200 * 1000);
+    ping_ok(witness);
+    long rss_after_kb = harness_server_rss_kb(s);
+    /* a 64 KiB read buffer per connection would be 125 MiB */
+    cr_expect_lt(rss_after_kb - rss_before_kb, 30 * 1024,
+                 "%d connections with one byte each grew RSS from %ld to %ld KiB", CLIENTS,
+                 rss_before_kb, rss_after_kb);
+    /* and each of them can still finish its request */
+    uint8_t buf[64];
+    for (int i = 0; i < CLIENTS; i += 97) {
+        cr_assert_eq(send(fds[i], ping_request + 1, sizeof(ping_request) - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof(ping_request) - 1);
+        ssize_t n = raw_wait(fds[i], 5000, buf, sizeof(buf));
+        cr_assert_gt(n, 0, "connection %d got no answer", i);
+        cr_expect(memmem(buf, (size_t)n, "pong", 4) != NULL);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        close(fds[i]);
+    allot_client_close(witness);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+/* The head of [0, 7, "ping", [{"x": <str32 of body_bytes>}]]: the request is complete once
+ * body_bytes more bytes follow (and then answered INVALID_ARGUMENT: "x" is not a key of ping). */
+static size_t unfinished_request_head(uint8_t head[static 32], uint32_t body_bytes)
+{
+    const uint8_t start[] = {0x94, 0x00, 0x07, 0xa4, 'p', 'i', 'n',
+                             'g',  0x91, 0x81, 0xa1, 'x', 0xdb};
+    memcpy(head, start, sizeof(start));
+    for (int i = 0; i < 4; i++)
+        head[sizeof(start) + (size_t)i] = (uint8_t)(body_bytes >> (8 * (3 - i)));
+    return sizeof(start) + 4;
+}
+
+/* Send all of bytes (blocking); false when the server closed the connection meanwhile. */
+static bool send_all(int fd, const uint8_t *bytes, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, bytes, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return false;
+        bytes += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+Test(bounds, unfinished_requests_over_the_budget_cut_the_largest_and_others_are_served,
+     .timeout = 60)
+{
+    /* unfinished requests may hold half of the 16 MiB budget; 24 clients try to hold ~19 MiB */
+    enum { CLIENTS = 24, BODY_BYTES = 1000000 };
+    harness_server_t *s = harness_server_start("--buffer-bytes-max 16777216");
+    allot_client_t *witness = harness_connect(s);
+    ping_ok(witness);
+    long rss_before_kb = harness_server_rss_kb(s);
+    uint8_t *filler = calloc(1, BODY_BYTES);
+    memset(filler, 'a', BODY_BYTES);
+    int fds[CLIENTS];
+    size_t sent_bytes[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = raw_connect(s->port);
+        uint8_t head[32];
+        size_t head_bytes = unfinished_request_head(head, BODY_BYTES);
+        sent_bytes[i] = 100000 + (size_t)i * 30000; /* client 0 holds the least */
+        cr_assert(send_all(fds[i], head, head_bytes));
+        send_all(fds[i], filler, sent_bytes[i]); /* may be cut meanwhile */
+    }
+    usleep(300 * 1000);
+    /* a fresh client is served, not answered OVERLOADED */
+    allot_client_t *fresh = harness_connect(s);
+    ping_ok(fresh);
+    ping_ok(witness);
+    int cut = 0;
+    for (int i = 0; i < CLIENTS; i++)
+        cut += raw_closed_within(fds[i], 100);
+    cr_expect_gt(cut, 0, "nobody was cut although the unfinished requests exceed the budget");
+    cr_expect_lt(cut, CLIENTS, "everybody was cut, not only the largest");
+    /* the smallest is never the largest: it is still connected, and once the others are gone
+     * (so that it fits) its request is answered */
+    for (int i = 1; i < CLIENTS; i++)
+        close(fds[i]);
+    usleep(100 * 1000);
+    cr_assert(send_all(fds[0], filler, BODY_BYTES - sent_bytes[0]));
+    uint8_t buf[512];
+    ssize_t n = raw_wait(fds[0], 5000, buf, sizeof(buf));
+    cr_assert_gt(n, 0, "the smallest unfinished request was cut or not answered");
+    cr_expect(memmem(buf, (size_t)n, "INVALID_ARGUMENT", 16) != NULL);
+    long rss_after_kb = harness_server_rss_kb(s);
+    cr_expect_lt(rss_after_kb - rss_before_kb, 24 * 1024, "RSS grew from %ld to %ld KiB",
+                 rss_before_kb, rss_after_kb);
+    char *log = harness_server_log_read(s);
+    cr_expect(strstr(log, "event=input_budget") != NULL);
+    free(log);
+    allot_reply_t reply = {0};
+    harness_call_ok(witness, "server.stats", "{}", &reply);
+    const msgpack_object *connections = allot_object_map_get(&reply.result, "connections");
+    cr_expect_eq(allot_object_map_get(connections, "closed_by_budget")->via.u64, (uint64_t)cut);
+    allot_reply_free(&reply);
+    close(fds[0]);
+    free(filler);
+    allot_client_close(fresh);
+    allot_client_close(witness);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+/* Send a ping on fd and wait for its answer, sampling the server's RSS meanwhile (the peak goes
+ * to *rss_peak_kb). Returns the latency in ms (asserts an answer within 10 s). */
+static int64_t raw_ping_ms(int fd, const harness_server_t *s, long *rss_peak_kb)
+{
+    int64_t started = now_ms();
+    cr_assert_eq(send(fd, ping_request, sizeof(ping_request), MSG_NOSIGNAL),
+                 (ssize_t)sizeof(ping_request));
+    uint8_t buf[64];
+    ssize_t n;
+    while ((n = raw_wait(fd, 2, buf, sizeof(buf))) < 0) {
+        long rss_kb = harness_server_rss_kb(s);
+        if (rss_kb > *rss_peak_kb)
+            *rss_peak_kb = rss_kb;
+        cr_assert_lt(now_ms() - started, 10000, "no answer to ping");
+    }
+    cr_assert_gt(n, 0, "the witness was disconnected");
+    return now_ms() - started;
+}
+
+Test(bounds, five_thousand_clients_hanging_up_at_once_neither_stall_the_loop_nor_spike_memory,
+     .timeout = 60)
+{
+    enum { CLIENTS = 5000 };
+    descriptors_allow(2 * CLIENTS + 200);
+    harness_server_t *s = harness_server_start(NULL);
+    allot_client_t *c = harness_connect(s);
+    static int fds[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = raw_connect(s->port);
+        if (i % 500 == 499)
+            usleep(20 * 1000); /* let the accept queue drain */
+    }
+    cr_assert_eq(connections_wait_for(c, CLIENTS + 1), CLIENTS + 1);
+    allot_client_close(c);
+    int witness = raw_connect(s->port);
+    long rss_peak_kb = harness_server_rss_kb(s), rss_before_kb = rss_peak_kb;
+    raw_ping_ms(witness, s, &rss_peak_kb);
+    for (int i = 0; i < CLIENTS; i++)
+        close(fds[i]);
+    int64_t latency_max_ms = 0;
+    for (int64_t until = now_ms() + 1500; now_ms() < until;) {
+        int64_t latency_ms = raw_ping_ms(witness, s, &rss_peak_kb);
+        if (latency_ms > latency_max_ms)
+            latency_max_ms = latency_ms;
+    }
+    /* a 64 KiB buffer allocated for each hang-up was ~300 MiB and a stall of 0.5-0.8 s */
+    cr_expect_lt(rss_peak_kb - rss_before_kb, 30 * 1024, "RSS peaked at %ld KiB from %ld KiB",
+                 rss_peak_kb, rss_before_kb);
+    cr_expect_lt(latency_max_ms, 400, "a ping waited %lld ms while the clients hung up",
+                 (long long)latency_max_ms);
+    fprintf(stderr, "mass hang-up: slowest ping %lld ms, RSS %ld -> peak %ld KiB\n",
+            (long long)latency_max_ms, rss_before_kb, rss_peak_kb);
+    close(witness);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
