@@ -8,6 +8,7 @@
 #include "core/errors.h"
 #include "dispatch.h"
 #include "log.h"
+#include "pack.h"
 #include "server_internal.h"
 
 static void input_process(connection_t *conn);
@@ -156,14 +157,19 @@ static void buffer_trim(msgpack_sbuffer *buffer)
     }
 }
 
-/* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected. */
+/* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected.
+ * One reply alone may be larger (only a write's: a read's is answered TOO_LARGE instead, see
+ * reply_too_large), since its change is made and the client must learn so. */
 static void output_append(connection_t *conn, const char *bytes, size_t len)
 {
-    size_t pending = conn->out.size + conn->writing.size + len;
-    if (pending > conn->server->config.output_bytes_max) {
+    size_t queued = conn->out.size + conn->writing.size;
+    size_t pending = queued + len;
+    if (queued > 0 && pending > conn->server->config.output_bytes_max) {
         conn->server->metrics.connections_closed_by_limit++;
-        log_write(LOG_WARN, "output_limit", "connection=%llu pending_bytes=%zu limit_bytes=%u",
-                  (unsigned long long)conn->id, pending, conn->server->config.output_bytes_max);
+        log_write(LOG_WARN, "output_limit",
+                  "connection=%llu peer=%s pending_bytes=%zu limit_bytes=%u",
+                  (unsigned long long)conn->id, conn->peer, pending,
+                  conn->server->config.output_bytes_max);
         connection_close(conn);
         return;
     }
@@ -325,8 +331,8 @@ void connection_release_durable(connection_t *conn, uint64_t durable_lsn)
 
 /* ---- input ---------------------------------------------------------------------------------- */
 
-/* Read the msgid of a request whose envelope starts [0, msgid, ...], if those bytes are here. */
-static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
+/* Read the msgid of an envelope that starts [type, msgid, ...], if those bytes are here. */
+static bool peek_envelope_msgid(const uint8_t *p, size_t len, uint8_t type, uint32_t *msgid)
 {
     size_t at;
     if (len >= 1 && p[0] == 0x94)
@@ -337,7 +343,7 @@ static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
         at = 5;
     else
         return false;
-    if (len < at + 2 || p[at] != 0x00)
+    if (len < at + 2 || p[at] != type)
         return false;
     at++;
     uint64_t value = 0;
@@ -350,6 +356,12 @@ static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
         value = (value << 8) | p[at + 1 + i];
     *msgid = (uint32_t)value;
     return true;
+}
+
+/* Read the msgid of a request whose envelope starts [0, msgid, ...], if those bytes are here. */
+static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
+{
+    return peek_envelope_msgid(p, len, 0x00, msgid);
 }
 
 /* The bytes cannot become a valid request: answer when a msgid is readable, then close.
@@ -394,6 +406,39 @@ static void frame_overloaded(connection_t *conn, const uint8_t *data, size_t len
     output_append(conn, server->scratch.data, server->scratch.size);
 }
 
+/* A read's reply (in server->scratch) is over output_bytes_max: it could never be sent, so it is
+ * replaced by TOO_LARGE naming its size and the limit, and the connection stays usable. */
+static void reply_too_large(connection_t *conn, held_reply_t *reply)
+{
+    server_t *server = conn->server;
+    uint32_t msgid = 0;
+    size_t reply_bytes = server->scratch.size;
+    bool found =
+        peek_envelope_msgid((const uint8_t *)server->scratch.data, reply_bytes, 0x01, &msgid);
+    assert(found); /* packed by rpc_pack_result_header */
+    (void)found;
+    msgpack_sbuffer_destroy(&server->scratch); /* do not keep the peak */
+    msgpack_sbuffer_init(&server->scratch);
+    char message[ALLOT_ERROR_MESSAGE_BYTES_MAX];
+    snprintf(message, sizeof(message),
+             "the reply is %zu bytes, over this connection's limit of %u (--output-bytes-max); "
+             "ask for less",
+             reply_bytes, server->config.output_bytes_max);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &server->scratch, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint32(&pk, 1); /* response */
+    msgpack_pack_uint32(&pk, msgid);
+    msgpack_pack_map(&pk, 4);
+    pack_key_cstr(&pk, "code", allot_error_code(ALLOT_ETOO_LARGE));
+    pack_key_cstr(&pk, "message", message);
+    pack_key_int(&pk, "reply_bytes", (int64_t)reply_bytes);
+    pack_key_int(&pk, "limit_bytes", (int64_t)server->config.output_bytes_max);
+    msgpack_pack_nil(&pk);
+    reply->error = true;
+    server->metrics.replies_too_large++;
+}
+
 static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
@@ -426,6 +471,8 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     held_reply_t reply = {.started_ns = started_ns,
                           .command_index = outcome.command_index,
                           .error = outcome.error != 0};
+    if (outcome.replied && !outcome.write && server->scratch.size > server->config.output_bytes_max)
+        reply_too_large(conn, &reply);
     if (outcome.replied) {
         reply.lsn = server_wal_lsn(server);
         if (outcome.write && reply.lsn > server->durable_lsn) {

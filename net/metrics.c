@@ -77,7 +77,7 @@ static void pack_methods(const metrics_t *m, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 5);
@@ -112,6 +112,7 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "limit_bytes", (int64_t)g->buffer_bytes_max);
     pack_key_int(pk, "requests_malformed", (int64_t)m->requests_malformed);
     pack_key_int(pk, "requests_overloaded", (int64_t)m->requests_overloaded);
+    pack_key_int(pk, "replies_too_large", (int64_t)m->replies_too_large);
     pack_key_int(pk, "rss_bytes", (int64_t)metrics_rss_bytes());
     pack_key_int(pk, "uptime_s", g->uptime_s);
 }
@@ -195,6 +196,9 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
                  g->buffered_bytes);
     render_gauge(&t, "allot_input_buffered_bytes", "gauge",
                  "The part of allot_buffered_bytes held for unfinished requests.", g->input_bytes);
+    render_gauge(&t, "allot_replies_too_large_total", "counter",
+                 "Reads answered TOO_LARGE: their reply was over --output-bytes-max.",
+                 m->replies_too_large);
     render_gauge(&t, "allot_skus", "gauge", "SKUs with stock positions.", g->skus);
     render_gauge(&t, "allot_positions", "gauge", "Stock positions.", g->positions);
     render_gauge(&t, "allot_locations", "gauge", "Locations.", g->locations);

@@ -45,6 +45,7 @@ typedef struct metrics {
     uint64_t connections_accepted, connections_refused, connections_closed_by_limit;
     uint64_t connections_closed_by_budget; /* held the largest unfinished requests over budget */
     uint64_t requests_malformed, requests_overloaded, bytes_in, bytes_out;
+    uint64_t replies_too_large; /* reads answered TOO_LARGE: the reply was over the limit */
 } metrics_t;
 
 int metrics_init(metrics_t *m);

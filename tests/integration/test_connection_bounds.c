@@ -304,3 +304,67 @@ Test(bounds, five_thousand_clients_hanging_up_at_once_neither_stall_the_loop_nor
     harness_server_stop(s);
     harness_server_destroy(s);
 }
+
+/* ---- item: replies over the output limit ----------------------------------------------------- */
+
+Test(bounds, a_read_whose_reply_is_over_the_output_limit_gets_too_large_and_the_connection_stays)
+{
+    harness_server_t *s = harness_server_start("--output-bytes-max 4096");
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    char params[256];
+    for (int i = 0; i < 60; i++) { /* location.list: ~100 bytes per location, ~6 KB in all */
+        snprintf(params, sizeof(params),
+                 "{\"id\": \"store-%02d\", \"type\": \"store\", \"lat\": 48.1, \"lon\": 11.5}", i);
+        harness_call_ok(c, "location.put", params, &reply);
+    }
+    harness_call_error(c, "location.list", "{}", "TOO_LARGE", &reply);
+    const msgpack_object *reply_bytes = allot_object_map_get(&reply.error, "reply_bytes");
+    const msgpack_object *limit_bytes = allot_object_map_get(&reply.error, "limit_bytes");
+    cr_assert_not_null(reply_bytes, "TOO_LARGE names the reply's size");
+    cr_assert_not_null(limit_bytes, "TOO_LARGE names the limit");
+    cr_expect_gt(reply_bytes->via.u64, 4096);
+    cr_expect_eq(limit_bytes->via.u64, 4096);
+    cr_expect(strstr(reply.message, "--output-bytes-max") != NULL, "%s", reply.message);
+    /* the connection is still there and answers what fits */
+    ping_ok(c);
+    harness_call_ok(c, "location.get", "{\"id\": \"store-07\"}", &reply);
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    cr_expect_eq(allot_object_map_get(&reply.result, "replies_too_large")->via.u64, 1);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+Test(bounds, a_write_whose_reply_is_over_the_output_limit_is_still_answered)
+{
+    harness_server_t *s = harness_server_start("--output-bytes-max 4096");
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "location.put",
+                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 1, \"lon\": 1}", &reply);
+    char params[256];
+    for (int i = 0; i < 100; i++) {
+        snprintf(params, sizeof(params),
+                 "{\"sku\": \"sku-with-a-long-name-%03d\", \"location\": \"W1\", \"on_hand\": 5}",
+                 i);
+        harness_call_ok(c, "stock.set", params, &reply);
+    }
+    /* 100 lines: the reply (~7 KB) is over the limit, and the hold is made */
+    char *request = malloc(16384);
+    size_t n = (size_t)snprintf(request, 16384, "{\"id\": \"cart-1\", \"lines\": [");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(request + n, 16384 - n,
+                              "%s{\"sku\": \"sku-with-a-long-name-%03d\", \"qty\": 1}",
+                              i ? ", " : "", i);
+    snprintf(request + n, 16384 - n, "]}");
+    harness_call_ok(c, "reserve", request, &reply);
+    cr_expect_eq(allot_object_map_get(&reply.result, "lines")->via.array.size, 100);
+    ping_ok(c);
+    free(request);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
