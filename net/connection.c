@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "core/errors.h"
 #include "dispatch.h"
@@ -116,20 +117,43 @@ void connection_begin_shutdown(connection_t *conn)
     close_if_done(conn);
 }
 
+/* Bytes the kernel holds for the connection that have not been read yet (0 when unknown). */
+static int unread_bytes(const connection_t *conn)
+{
+    uv_os_fd_t fd;
+    int bytes = 0;
+    if (uv_fileno((const uv_handle_t *)&conn->handle, &fd) != 0 || ioctl(fd, FIONREAD, &bytes) != 0)
+        return 0;
+    return bytes;
+}
+
+/* A deadline passed: true when it must be judged again after a read, because the client's bytes
+ * are in the kernel unread (the loop was stopped or stalled, e.g. SIGSTOP, while they came). Once
+ * per deadline, so a client trickling bytes cannot put it off. */
+static bool timeout_defer_for_unread(connection_t *conn)
+{
+    if (conn->timeout_deferred || !conn->reading || unread_bytes(conn) == 0)
+        return false;
+    conn->timeout_deferred = true;
+    return true;
+}
+
 void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms)
 {
     uint64_t idle_ms = (uint64_t)conn->server->config.idle_timeout_s * 1000;
     if (!conn->closing && idle_ms > 0 && conn->partial_since_ms == 0 && connection_idle(conn) &&
         now_monotonic_ms - conn->last_read_ms >= idle_ms) {
-        log_write(LOG_INFO, "idle_timeout", "connection=%llu idle_s=%u",
-                  (unsigned long long)conn->id, conn->server->config.idle_timeout_s);
+        if (conn->reading && unread_bytes(conn) > 0)
+            return; /* not idle: what it sent is about to be read */
+        log_write(LOG_INFO, "idle_timeout", "connection=%llu peer=%s idle_s=%u",
+                  (unsigned long long)conn->id, conn->peer, conn->server->config.idle_timeout_s);
         connection_close(conn);
         return;
     }
     uint32_t timeout_ms = conn->server->config.request_timeout_ms;
     if (conn->closing || conn->partial_since_ms == 0 || timeout_ms == 0)
         return;
-    if (now_monotonic_ms - conn->partial_since_ms < timeout_ms)
+    if (now_monotonic_ms - conn->partial_since_ms < timeout_ms || timeout_defer_for_unread(conn))
         return;
     log_write(LOG_INFO, "request_timeout", "connection=%llu peer=%s buffered_bytes=%zu",
               (unsigned long long)conn->id, conn->peer, conn->in_size);
@@ -518,6 +542,7 @@ static size_t input_dispatch(connection_t *conn, const uint8_t *data, size_t len
         used += frame_bytes;
         frame_scanner_reset(&conn->scanner);
         conn->partial_since_ms = 0;
+        conn->timeout_deferred = false;
     }
     return conn->closing || conn->close_when_flushed ? len : used;
 }

@@ -50,6 +50,7 @@ struct connection {
     frame_scanner_t scanner;
     uint64_t partial_since_ms; /* uv_now() when the unfinished request began; 0 when none */
     uint64_t last_read_ms;     /* uv_now() of the last bytes received (idle timeout) */
+    bool timeout_deferred;     /* a deadline passed with bytes unread: judged again next tick */
     /* output */
     msgpack_sbuffer out;     /* replies ready to send */
     msgpack_sbuffer writing; /* bytes owned by the active uv_write */

@@ -368,3 +368,56 @@ Test(bounds, a_write_whose_reply_is_over_the_output_limit_is_still_answered)
     harness_server_stop(s);
     harness_server_destroy(s);
 }
+
+/* ---- item: requests that arrived while the server was stopped -------------------------------- */
+
+/* Stop the server, send `bytes` on fd while it is stopped for longer than its timeouts, let it go
+ * on, and return what it answered within 3 s (asserts an answer, not a close). */
+static ssize_t send_while_stopped(harness_server_t *s, int fd, const uint8_t *bytes, size_t len,
+                                  int stopped_ms, uint8_t *buf, size_t buf_bytes)
+{
+    cr_assert_eq(kill(s->pid, SIGSTOP), 0);
+    usleep(100 * 1000);
+    cr_assert_eq(send(fd, bytes, len, MSG_NOSIGNAL), (ssize_t)len);
+    usleep((useconds_t)stopped_ms * 1000);
+    cr_assert_eq(kill(s->pid, SIGCONT), 0);
+    ssize_t n = raw_wait(fd, 3000, buf, buf_bytes);
+    cr_assert_neq(n, 0, "the connection was closed although the request had arrived");
+    cr_assert_gt(n, 0, "no answer after the server went on");
+    return n;
+}
+
+Test(bounds, a_request_finished_while_the_server_was_stopped_is_answered_not_timed_out)
+{
+    harness_server_t *s = harness_server_start("--request-timeout-ms 1000");
+    int fd = raw_connect(s->port);
+    cr_assert_eq(send(fd, ping_request, 5, MSG_NOSIGNAL), 5); /* half a request */
+    usleep(200 * 1000);                                       /* read: the timeout runs */
+    uint8_t buf[64];
+    ssize_t n = send_while_stopped(s, fd, ping_request + 5, sizeof(ping_request) - 5, 2500, buf,
+                                   sizeof(buf));
+    cr_expect(memmem(buf, (size_t)n, "pong", 4) != NULL);
+    /* a request really left unfinished is still closed after the timeout */
+    cr_assert_eq(send(fd, ping_request, 5, MSG_NOSIGNAL), 5);
+    cr_expect(raw_closed_within(fd, 3000), "a half-sent request was never timed out");
+    close(fd);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+Test(bounds, a_request_sent_while_the_server_was_stopped_is_answered_not_idled_out)
+{
+    harness_server_t *s = harness_server_start("--idle-timeout-s 1");
+    int fd = raw_connect(s->port);
+    uint8_t buf[64];
+    cr_assert_eq(send(fd, ping_request, sizeof(ping_request), MSG_NOSIGNAL),
+                 (ssize_t)sizeof(ping_request));
+    cr_assert_gt(raw_wait(fd, 3000, buf, sizeof(buf)), 0); /* accepted and read */
+    ssize_t n =
+        send_while_stopped(s, fd, ping_request, sizeof(ping_request), 2500, buf, sizeof(buf));
+    cr_expect(memmem(buf, (size_t)n, "pong", 4) != NULL);
+    cr_expect(raw_closed_within(fd, 4000), "an idle connection was never closed");
+    close(fd);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
