@@ -725,6 +725,7 @@ static void peer_describe(connection_t *conn)
     snprintf(conn->peer, sizeof(conn->peer), "?");
     if (uv_tcp_getpeername(&conn->handle, (struct sockaddr *)&address, &address_bytes) != 0)
         return;
+    auth_peer_key_from_address((const struct sockaddr *)&address, &conn->auth.peer);
     if (address.ss_family == AF_INET6) {
         uv_ip6_name((const struct sockaddr_in6 *)&address, host, sizeof(host));
         port = ntohs(((const struct sockaddr_in6 *)&address)->sin6_port);
@@ -736,17 +737,11 @@ static void peer_describe(connection_t *conn)
     }
 }
 
-void connection_accept(server_t *server)
+static connection_t *connection_create(server_t *server)
 {
-    if (server_connections_open(server) >= server->config.connections_max) {
-        refuse(server);
-        return;
-    }
     connection_t *conn = calloc(1, sizeof(*conn));
-    if (conn == NULL) {
-        refuse(server);
-        return;
-    }
+    if (conn == NULL)
+        return NULL;
     conn->server = server;
     conn->id = ++server->next_connection_id;
     msgpack_sbuffer_init(&conn->out);
@@ -760,6 +755,18 @@ void connection_accept(server_t *server)
         server->connections->prev = conn;
     server->connections = conn;
     server->connection_count++;
+    return conn;
+}
+
+void connection_accept(server_t *server)
+{
+    connection_t *conn = server_connections_open(server) < server->config.connections_max
+                             ? connection_create(server)
+                             : NULL;
+    if (conn == NULL) {
+        refuse(server);
+        return;
+    }
     if (uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)&conn->handle) != 0) {
         connection_close(conn);
         return;

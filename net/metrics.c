@@ -77,7 +77,7 @@ static void pack_methods(const metrics_t *m, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 5);
@@ -86,6 +86,12 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "refused", (int64_t)m->connections_refused);
     pack_key_int(pk, "closed_by_limit", (int64_t)m->connections_closed_by_limit);
     pack_key_int(pk, "closed_by_budget", (int64_t)m->connections_closed_by_budget);
+    pack_cstr(pk, "auth");
+    msgpack_pack_map(pk, 4);
+    pack_key_int(pk, "failures", (int64_t)m->auth_failures);
+    pack_key_int(pk, "throttled", (int64_t)m->auth_throttled);
+    pack_key_int(pk, "log_lines_suppressed", (int64_t)m->auth_log_suppressed);
+    pack_key_int(pk, "addresses_evicted", (int64_t)g->auth_peers_evicted);
     pack_cstr(pk, "wal");
     msgpack_pack_map(pk, 7);
     pack_key_int(pk, "lsn", (int64_t)g->wal_lsn);
@@ -191,6 +197,13 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
     render_gauge(&t, "allot_connections_closed_by_budget_total", "counter",
                  "Connections closed for holding the largest unfinished requests over the budget.",
                  m->connections_closed_by_budget);
+    render_gauge(&t, "allot_auth_failures_total", "counter", "Wrong tokens checked.",
+                 m->auth_failures);
+    render_gauge(&t, "allot_auth_throttled_total", "counter",
+                 "auth attempts refused unchecked while their connection or address backs off.",
+                 m->auth_throttled);
+    render_gauge(&t, "allot_auth_log_lines_suppressed_total", "counter",
+                 "auth_failed log lines left out by the rate limit.", m->auth_log_suppressed);
     render_gauge(&t, "allot_buffered_bytes", "gauge",
                  "Request and reply bytes held for all connections (--buffer-bytes-max).",
                  g->buffered_bytes);

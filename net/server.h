@@ -70,11 +70,14 @@ typedef struct server_info {
 
 void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
 
-/* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise (*close set when the
- * connection has failed too often and must be closed). Logs failures. */
+/* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise, with error filled (the
+ * message says when the attempt was refused unchecked and how long to wait; *close set when the
+ * connection has failed too often and must be closed). Logs failures (rate-limited), naming the
+ * peer. `session` is the connection's (net/auth.h). */
 struct auth_session;
+struct allot_error_detail;
 int server_auth_attempt(struct server *server, struct auth_session *session, const char *token,
-                        size_t token_len, bool *close);
+                        size_t token_len, bool *close, struct allot_error_detail *error);
 
 /* server.stats: pack the metrics map. */
 

@@ -4,6 +4,7 @@
 #define ALLOT_NET_SERVER_INTERNAL_H
 
 #include <msgpack.h>
+#include <stddef.h>
 #include <uv.h>
 
 #include "auth.h"
@@ -62,6 +63,12 @@ struct connection {
     auth_session_t auth;
     char peer[CONNECTION_PEER_BYTES_MAX]; /* "ip:port" of the client, for log lines */
 };
+
+/* The connection whose authentication state `session` is. */
+static inline connection_t *connection_of_session(auth_session_t *session)
+{
+    return (connection_t *)(void *)((char *)session - offsetof(connection_t, auth));
+}
 
 /* Requests answered when a checkpoint commits (server.checkpoint). */
 #define SERVER_CHECKPOINT_WAITERS_MAX 64
@@ -131,6 +138,8 @@ typedef struct server {
     uint64_t connections_refused;
     server_checkpoint_t checkpoint;
     auth_token_t auth;
+    auth_peers_t *auth_peers; /* failures per client address; NULL without a token */
+    log_limit_t auth_log;     /* auth_failed lines */
     metrics_t metrics;
     metrics_http_t *metrics_http;
     char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */

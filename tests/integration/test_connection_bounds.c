@@ -108,6 +108,20 @@ static void descriptors_allow(rlim_t descriptors)
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &limit), 0);
 }
 
+/* The unsigned integer at map[section][key] of a reply's result (section NULL: at the top);
+ * asserts it is there. */
+static uint64_t stat_u64(const allot_reply_t *reply, const char *section, const char *key)
+{
+    const msgpack_object *map = &reply->result;
+    if (section != NULL)
+        map = allot_object_map_get(map, section);
+    cr_assert_not_null(map, "no '%s' in the reply", section);
+    const msgpack_object *value = allot_object_map_get(map, key);
+    cr_assert_not_null(value, "no '%s' in the reply", key);
+    cr_assert_eq(value->type, MSGPACK_OBJECT_POSITIVE_INTEGER, "'%s' is not a count", key);
+    return value->via.u64;
+}
+
 /* server.info's connection count, polled until it reaches `expected` (or 5 s passed). */
 static uint64_t connections_wait_for(allot_client_t *c, uint64_t expected)
 {
@@ -115,7 +129,7 @@ static uint64_t connections_wait_for(allot_client_t *c, uint64_t expected)
     uint64_t connections = 0;
     for (int tries = 0; tries < 100; tries++) {
         harness_call_ok(c, "server.info", "{}", &reply);
-        connections = allot_object_map_get(&reply.result, "connections")->via.u64;
+        connections = stat_u64(&reply, NULL, "connections");
         if (connections == expected)
             break;
         usleep(50 * 1000);
@@ -237,8 +251,7 @@ Test(bounds, unfinished_requests_over_the_budget_cut_the_largest_and_others_are_
     free(log);
     allot_reply_t reply = {0};
     harness_call_ok(witness, "server.stats", "{}", &reply);
-    const msgpack_object *connections = allot_object_map_get(&reply.result, "connections");
-    cr_expect_eq(allot_object_map_get(connections, "closed_by_budget")->via.u64, (uint64_t)cut);
+    cr_expect_eq(stat_u64(&reply, "connections", "closed_by_budget"), (uint64_t)cut);
     allot_reply_free(&reply);
     close(fds[0]);
     free(filler);
@@ -330,7 +343,7 @@ Test(bounds, a_read_whose_reply_is_over_the_output_limit_gets_too_large_and_the_
     ping_ok(c);
     harness_call_ok(c, "location.get", "{\"id\": \"store-07\"}", &reply);
     harness_call_ok(c, "server.stats", "{}", &reply);
-    cr_expect_eq(allot_object_map_get(&reply.result, "replies_too_large")->via.u64, 1);
+    cr_expect_eq(stat_u64(&reply, NULL, "replies_too_large"), 1);
     allot_reply_free(&reply);
     allot_client_close(c);
     harness_server_stop(s);
@@ -360,7 +373,9 @@ Test(bounds, a_write_whose_reply_is_over_the_output_limit_is_still_answered)
                               i ? ", " : "", i);
     snprintf(request + n, 16384 - n, "]}");
     harness_call_ok(c, "reserve", request, &reply);
-    cr_expect_eq(allot_object_map_get(&reply.result, "lines")->via.array.size, 100);
+    const msgpack_object *lines = allot_object_map_get(&reply.result, "lines");
+    cr_assert_not_null(lines);
+    cr_expect_eq(lines->via.array.size, 100);
     ping_ok(c);
     free(request);
     allot_reply_free(&reply);
@@ -420,4 +435,171 @@ Test(bounds, a_request_sent_while_the_server_was_stopped_is_answered_not_idled_o
     close(fd);
     harness_server_stop(s);
     harness_server_destroy(s);
+}
+
+/* ---- items: unauthenticated slots and token guessing ----------------------------------------- */
+
+#define TOKEN "correct-horse-battery-staple-42"
+
+/* A server requiring TOKEN (its token file is removed when the test ends). extra may be "". */
+static harness_server_t *start_with_token(char path[static 32], const char *extra)
+{
+    snprintf(path, 32, "/tmp/allot-token-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, TOKEN "\n", strlen(TOKEN) + 1), (ssize_t)strlen(TOKEN) + 1);
+    close(fd);
+    char args[256];
+    snprintf(args, sizeof(args), "--auth-token-file %s %s", path, extra);
+    return harness_server_start(args);
+}
+
+/* Send auth {token} on a raw connection and return the reply's bytes (NUL-terminated in buf);
+ * 0 when the server closed the connection. */
+static ssize_t raw_auth(int fd, const char *token, uint8_t *buf, size_t buf_bytes)
+{
+    uint8_t request[128];
+    size_t len = strlen(token), n = 0;
+    const uint8_t head[] = {0x94, 0x00, 0x05, 0xa4, 'a', 'u', 't', 'h', 0x91,
+                            0x81, 0xa5, 't',  'o',  'k', 'e', 'n', 0xd9};
+    memcpy(request, head, sizeof(head));
+    n = sizeof(head);
+    request[n++] = (uint8_t)len;
+    memcpy(request + n, token, len);
+    n += len;
+    if (send(fd, request, n, MSG_NOSIGNAL) != (ssize_t)n)
+        return 0;
+    ssize_t got = raw_wait(fd, 5000, buf, buf_bytes - 1);
+    cr_assert_neq(got, -1, "auth was not answered");
+    buf[got > 0 ? got : 0] = '\0';
+    return got;
+}
+
+static void authenticate(allot_client_t *c)
+{
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "auth", "{\"token\": \"" TOKEN "\"}", &reply);
+    allot_reply_free(&reply);
+}
+
+/* Wrong guesses from `from` for duration_ms, on a fresh connection every third guess (as fast
+ * as the server answers); counts the guesses the server checked ("authentication failed") and
+ * those it refused unchecked. */
+static void guess_for(uint16_t port, const char *from, int duration_ms, int *checked, int *refused)
+{
+    *checked = *refused = 0;
+    uint8_t buf[512];
+    int fd = -1, on_connection = 0;
+    for (int64_t until = now_ms() + duration_ms; now_ms() < until;) {
+        if (fd < 0 || on_connection == 3) {
+            if (fd >= 0)
+                close(fd);
+            fd = raw_connect_from(port, from);
+            cr_assert_geq(fd, 0, "connect from %s: %s", from, strerror(errno));
+            on_connection = 0;
+        }
+        on_connection++;
+        if (raw_auth(fd, "not-the-token-but-a-guess", buf, sizeof(buf)) <= 0) {
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        *checked += strstr((char *)buf + 4, "authentication failed") != NULL;
+        *refused += strstr((char *)buf + 4, "not checked") != NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+Test(bounds, a_guesser_reconnecting_is_throttled_per_address_and_the_right_token_elsewhere_works)
+{
+    char path[32];
+    harness_server_t *s = start_with_token(path, "");
+    int checked, refused;
+    guess_for(s->port, "127.0.0.1", 1000, &checked, &refused);
+    /* 3 free guesses, then 1 s of back-off for the address whatever the connection */
+    cr_expect_leq(checked, 5, "%d guesses were checked in one second", checked);
+    cr_expect_gt(refused, 50, "the guesser was not answered quickly (%d refusals)", refused);
+    /* once a guess is checked, even the right token from that address waits (unchecked) */
+    uint8_t buf[512];
+    int same = raw_connect_from(s->port, "127.0.0.1");
+    for (int tries = 0; tries < 100; tries++) {
+        raw_auth(same, "not-the-token-but-a-guess", buf, sizeof(buf));
+        if (strstr((char *)buf + 4, "authentication failed") != NULL)
+            break;
+        usleep(100 * 1000);
+    }
+    raw_auth(same, TOKEN, buf, sizeof(buf));
+    cr_expect(strstr((char *)buf + 4, "not checked") != NULL, "%s", buf + 4);
+    close(same);
+    /* from another address it works at once */
+    int other = raw_connect_from(s->port, "127.0.0.2");
+    cr_assert_geq(other, 0, "cannot connect from 127.0.0.2: %s", strerror(errno));
+    cr_assert_gt(raw_auth(other, TOKEN, buf, sizeof(buf)), 0);
+    cr_expect(strstr((char *)buf + 4, "authenticated") != NULL, "%s", buf + 4);
+    close(other);
+    char *log = harness_server_log_read(s);
+    int lines = 0;
+    for (const char *p = log; (p = strstr(p, "event=auth_failed")) != NULL; p++)
+        lines++;
+    cr_expect_leq(lines, checked + 1, "one line per checked guess at most");
+    cr_expect(strstr(log, "event=auth_failed peer=127.0.0.1:") != NULL, "the peer is named");
+    free(log);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+    unlink(path);
+}
+
+Test(bounds, auth_failure_lines_are_rate_limited_and_say_how_many_were_left_out)
+{
+    char path[32];
+    harness_server_t *s = start_with_token(path, "");
+    uint8_t buf[512];
+    char from[32];
+    int failures = 0;
+    int64_t started = now_ms();
+    for (int host = 10; host < 50; host++) { /* 40 addresses x 3 free guesses, quickly */
+        snprintf(from, sizeof(from), "127.0.0.%d", host);
+        int fd = raw_connect_from(s->port, from);
+        cr_assert_geq(fd, 0, "cannot connect from %s: %s", from, strerror(errno));
+        for (int i = 0; i < 3; i++) {
+            raw_auth(fd, "guess-guess-guess", buf, sizeof(buf));
+            failures += strstr((char *)buf + 4, "authentication failed") != NULL;
+        }
+        close(fd);
+    }
+    int64_t elapsed_ms = now_ms() - started;
+    cr_assert_eq(failures, 120);
+    char *log = harness_server_log_read(s);
+    int lines = 0;
+    for (const char *p = log; (p = strstr(p, "event=auth_failed")) != NULL; p++)
+        lines++;
+    free(log);
+    cr_expect_leq(lines, 10 * (elapsed_ms / 1000 + 2), "%d lines in %lld ms", lines,
+                  (long long)elapsed_ms);
+    /* the next line written says how many were left out */
+    usleep(1100 * 1000);
+    int fd = raw_connect_from(s->port, "127.0.0.60");
+    raw_auth(fd, "guess-guess-guess", buf, sizeof(buf));
+    close(fd);
+    log = harness_server_log_read(s);
+    cr_expect(strstr(log, "suppressed=0") != NULL);
+    const char *last = NULL;
+    for (const char *p = log; (p = strstr(p, "event=auth_failed")) != NULL; p++)
+        last = p;
+    cr_assert_not_null(last);
+    cr_expect(strstr(last, "suppressed=0") == NULL, "the last line reports none left out: %.200s",
+              last);
+    free(log);
+    allot_client_t *c = harness_connect(s);
+    authenticate(c);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    cr_expect_eq(stat_u64(&reply, "auth", "failures"), 121);
+    cr_expect_eq(stat_u64(&reply, "auth", "log_lines_suppressed"), (uint64_t)(121 - (lines + 1)));
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+    unlink(path);
 }
