@@ -36,6 +36,12 @@
  * this; over it the connections holding the largest ones are closed (the rest of the budget is
  * left for replies). */
 #define ALLOT_BUFFER_INPUT_SHARE_DIVISOR 2
+/* With authentication on: how long a connection may stay unauthenticated (operator), and how
+ * many may be unauthenticated at once (operator; by default connections_max / the divisor).
+ * Over the cap, or at connections_max, the oldest unauthenticated connection is closed to make
+ * room, so idle sockets cannot lock authenticating clients out. */
+#define ALLOT_AUTH_TIMEOUT_MS_DEFAULT             10000
+#define ALLOT_UNAUTHENTICATED_CONNECTIONS_DIVISOR 10
 /* Longest method name. */
 #define ALLOT_METHOD_BYTES_MAX 64
 /* Named arguments in one request's params map. */

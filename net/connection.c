@@ -51,6 +51,47 @@ static void held_list_remove(connection_t *conn)
 
 static void reading_stop(connection_t *conn);
 
+/* ---- unauthenticated connections (authentication on) ----------------------------------------- */
+
+static void unauth_list_remove(connection_t *conn)
+{
+    server_t *server = conn->server;
+    if (!conn->in_unauth_list)
+        return;
+    if (conn->unauth_prev != NULL)
+        conn->unauth_prev->unauth_next = conn->unauth_next;
+    else
+        server->unauth_oldest = conn->unauth_next;
+    if (conn->unauth_next != NULL)
+        conn->unauth_next->unauth_prev = conn->unauth_prev;
+    else
+        server->unauth_newest = conn->unauth_prev;
+    conn->unauth_prev = conn->unauth_next = NULL;
+    conn->in_unauth_list = false;
+    assert(server->unauth_count > 0);
+    server->unauth_count--;
+}
+
+static void unauth_list_append(connection_t *conn)
+{
+    server_t *server = conn->server;
+    assert(!conn->in_unauth_list);
+    conn->unauth_prev = server->unauth_newest;
+    conn->unauth_next = NULL;
+    if (server->unauth_newest != NULL)
+        server->unauth_newest->unauth_next = conn;
+    else
+        server->unauth_oldest = conn;
+    server->unauth_newest = conn;
+    conn->in_unauth_list = true;
+    server->unauth_count++;
+}
+
+void connection_authenticated(connection_t *conn)
+{
+    unauth_list_remove(conn);
+}
+
 /* Close the handles of queued connections, at most CONNECTION_CLOSES_PER_ITERATION per loop
  * iteration: when thousands of clients hang up at once, each close costs the kernel some 10 us
  * (FIN, socket teardown), and doing them all in one go stalled every other client. An idle
@@ -79,6 +120,7 @@ void connection_close(connection_t *conn)
     server->connections_closing++;
     reading_stop(conn);
     held_list_remove(conn);
+    unauth_list_remove(conn);
     if (conn->deferred_count > 0)
         server_deferred_drop(server, conn);
     /* nothing is read or sent any more; the handle is closed from the queue */
@@ -737,6 +779,49 @@ static void peer_describe(connection_t *conn)
     }
 }
 
+/* A new client needs a slot while authentication is on: over the unauthenticated cap, or at
+ * connections_max, the oldest unauthenticated connections are closed (the slots cannot be held
+ * by sockets that never authenticate; an authenticating client takes a millisecond). */
+static void unauth_make_room(server_t *server)
+{
+    while (server->unauth_oldest != NULL &&
+           (server->unauth_count >= server_unauthenticated_max(server) ||
+            server_connections_open(server) >= server->config.connections_max)) {
+        connection_t *oldest = server->unauth_oldest;
+        server->metrics.connections_unauth_evicted++;
+        uint64_t suppressed;
+        if (log_limit_allow(&server->unauth_log, (int64_t)uv_now(server->loop),
+                            LOG_LIMIT_LINES_PER_S, &suppressed))
+            log_write(LOG_WARN, "unauthenticated_evicted",
+                      "connection=%llu peer=%s unauthenticated=%u limit=%u suppressed=%llu",
+                      (unsigned long long)oldest->id, oldest->peer, server->unauth_count,
+                      server_unauthenticated_max(server), (unsigned long long)suppressed);
+        connection_close(oldest); /* leaves the list */
+    }
+}
+
+void connection_check_auth_deadlines(server_t *server, uint64_t now_monotonic_ms)
+{
+    uint32_t timeout_ms = server->config.auth_timeout_ms;
+    if (!server->auth.required || timeout_ms == 0)
+        return;
+    uint32_t closed = 0;
+    connection_t *next;
+    for (connection_t *conn = server->unauth_oldest;
+         conn != NULL && now_monotonic_ms - conn->accepted_ms >= timeout_ms; conn = next) {
+        next = conn->unauth_next;
+        if (timeout_defer_for_unread(conn))
+            continue; /* its auth request may be waiting in the kernel */
+        connection_close(conn);
+        closed++;
+    }
+    if (closed == 0)
+        return;
+    server->metrics.connections_auth_timeout += closed;
+    log_write(LOG_INFO, "auth_timeout", "closed=%u timeout_ms=%u unauthenticated=%u", closed,
+              timeout_ms, server->unauth_count);
+}
+
 static connection_t *connection_create(server_t *server)
 {
     connection_t *conn = calloc(1, sizeof(*conn));
@@ -760,6 +845,8 @@ static connection_t *connection_create(server_t *server)
 
 void connection_accept(server_t *server)
 {
+    if (server->auth.required)
+        unauth_make_room(server);
     connection_t *conn = server_connections_open(server) < server->config.connections_max
                              ? connection_create(server)
                              : NULL;
@@ -773,7 +860,9 @@ void connection_accept(server_t *server)
     }
     uv_tcp_nodelay(&conn->handle, 1);
     peer_describe(conn);
-    conn->last_read_ms = uv_now(server->loop);
+    conn->accepted_ms = conn->last_read_ms = uv_now(server->loop);
+    if (server->auth.required)
+        unauth_list_append(conn);
     server->metrics.connections_accepted++;
     reading_start(conn);
 }

@@ -80,12 +80,15 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     msgpack_pack_map(pk, 13);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 8);
     pack_key_int(pk, "current", g->connections);
     pack_key_int(pk, "accepted", (int64_t)m->connections_accepted);
     pack_key_int(pk, "refused", (int64_t)m->connections_refused);
     pack_key_int(pk, "closed_by_limit", (int64_t)m->connections_closed_by_limit);
     pack_key_int(pk, "closed_by_budget", (int64_t)m->connections_closed_by_budget);
+    pack_key_int(pk, "unauthenticated", g->connections_unauthenticated);
+    pack_key_int(pk, "auth_timeouts", (int64_t)m->connections_auth_timeout);
+    pack_key_int(pk, "unauthenticated_evicted", (int64_t)m->connections_unauth_evicted);
     pack_cstr(pk, "auth");
     msgpack_pack_map(pk, 4);
     pack_key_int(pk, "failures", (int64_t)m->auth_failures);
@@ -197,6 +200,15 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
     render_gauge(&t, "allot_connections_closed_by_budget_total", "counter",
                  "Connections closed for holding the largest unfinished requests over the budget.",
                  m->connections_closed_by_budget);
+    render_gauge(&t, "allot_connections_unauthenticated", "gauge",
+                 "Connections not authenticated yet (with a token).",
+                 g->connections_unauthenticated);
+    render_gauge(&t, "allot_connections_auth_timeout_total", "counter",
+                 "Connections closed for not authenticating within --auth-timeout-ms.",
+                 m->connections_auth_timeout);
+    render_gauge(&t, "allot_connections_unauthenticated_evicted_total", "counter",
+                 "Oldest unauthenticated connections closed to make room for new ones.",
+                 m->connections_unauth_evicted);
     render_gauge(&t, "allot_auth_failures_total", "counter", "Wrong tokens checked.",
                  m->auth_failures);
     render_gauge(&t, "allot_auth_throttled_total", "counter",

@@ -26,6 +26,7 @@ typedef struct method_metrics {
 /* Values owned elsewhere, read when rendering. */
 typedef struct metrics_gauges {
     uint32_t connections;
+    uint32_t connections_unauthenticated;      /* with a token: not authenticated yet */
     uint64_t auth_peers_evicted;               /* addresses evicted from the failure table */
     uint64_t buffered_bytes, buffer_bytes_max; /* all connections' buffers and their budget */
     uint64_t input_bytes;                      /* the part held for unfinished requests */
@@ -45,6 +46,8 @@ typedef struct metrics {
     histogram_t loop_iteration_us;
     uint64_t connections_accepted, connections_refused, connections_closed_by_limit;
     uint64_t connections_closed_by_budget; /* held the largest unfinished requests over budget */
+    uint64_t connections_auth_timeout;     /* not authenticated within --auth-timeout-ms */
+    uint64_t connections_unauth_evicted;   /* oldest unauthenticated, closed to make room */
     uint64_t auth_failures;                /* wrong tokens checked */
     uint64_t auth_throttled;               /* attempts refused unchecked (back-off) */
     uint64_t auth_log_suppressed;          /* auth_failed lines left out (rate limit) */

@@ -55,6 +55,7 @@ void server_config_defaults(server_config_t *config)
     config->buffer_bytes_max = ALLOT_BUFFER_BYTES_MAX_DEFAULT;
     config->idle_timeout_s = 0;
     config->request_timeout_ms = 30000;
+    config->auth_timeout_ms = ALLOT_AUTH_TIMEOUT_MS_DEFAULT;
     config->checkpoint_interval_s = 60;
     config->checkpoint_wal_bytes = 64ull << 20;
     config->checkpoint_dirty_max = 1u << 20;
@@ -508,6 +509,7 @@ static void on_housekeeping(uv_timer_t *timer)
         next = conn->next;
         connection_check_timeout(conn, now);
     }
+    connection_check_auth_deadlines(server, now);
     server->iteration_busy_ns += uv_hrtime() - started_ns;
 }
 

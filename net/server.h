@@ -36,6 +36,11 @@ typedef struct server_config {
     uint64_t buffer_bytes_max; /* all connections' buffers together; over it: OVERLOADED */
     uint32_t idle_timeout_s;   /* close a connection silent this long (0: never) */
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
+    /* With --auth-token-file: a connection not authenticated within auth_timeout_ms is closed
+     * (0: never); at most unauthenticated_connections_max are unauthenticated at once (0: a
+     * tenth of connections_max), the oldest is closed to make room for a new one. */
+    uint32_t auth_timeout_ms;
+    uint32_t unauthenticated_connections_max;
     uint32_t checkpoint_interval_s;
     char auth_token_file[SERVER_PATH_BYTES_MAX]; /* empty: no authentication */
     char metrics_host[SERVER_HOST_BYTES_MAX];    /* empty: no Prometheus endpoint */

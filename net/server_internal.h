@@ -42,7 +42,8 @@ struct connection {
     connection_t *dirty_next;            /* connections with output to flush this iteration */
     connection_t *close_next;            /* closing: waiting in the close queue */
     connection_t *held_prev, *held_next; /* connections with replies awaiting durability */
-    bool dirty, in_held_list, reading, closing, close_when_flushed, write_active;
+    connection_t *unauth_prev, *unauth_next; /* unauthenticated connections, oldest first */
+    bool dirty, in_held_list, in_unauth_list, reading, closing, close_when_flushed, write_active;
     /* input: reads land in the loop's shared buffer (server_t.read_buffer); a connection keeps
      * only what was not consumed (a partial request, or requests left while reading is paused),
      * in a buffer sized to it; NULL when nothing is left */
@@ -61,6 +62,7 @@ struct connection {
     held_reply_t *held_replies;
     uint32_t held_head, held_count, held_capacity;
     auth_session_t auth;
+    uint64_t accepted_ms;                 /* uv_now() at accept (authentication deadline) */
     char peer[CONNECTION_PEER_BYTES_MAX]; /* "ip:port" of the client, for log lines */
 };
 
@@ -127,6 +129,9 @@ typedef struct server {
     uint32_t connection_count;                    /* including those closing */
     uint32_t connections_closing;                 /* closed, handle not released yet */
     connection_t *close_queue, *close_queue_last; /* handles still to close, oldest first */
+    /* with authentication on: connections not authenticated yet, oldest first */
+    connection_t *unauth_oldest, *unauth_newest;
+    uint32_t unauth_count;
     uint64_t next_connection_id;
     uint64_t durable_lsn;
     uint64_t checkpoint_lsn;
@@ -140,6 +145,7 @@ typedef struct server {
     auth_token_t auth;
     auth_peers_t *auth_peers; /* failures per client address; NULL without a token */
     log_limit_t auth_log;     /* auth_failed lines */
+    log_limit_t unauth_log;   /* unauthenticated_evicted lines */
     metrics_t metrics;
     metrics_http_t *metrics_http;
     char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
@@ -181,6 +187,16 @@ static inline uint32_t server_connections_open(const server_t *server)
     return server->connection_count - server->connections_closing;
 }
 
+/* With authentication on, at most this many connections may be unauthenticated at once
+ * (--unauthenticated-connections-max; by default a tenth of --connections-max). */
+static inline uint32_t server_unauthenticated_max(const server_t *server)
+{
+    uint32_t max = server->config.unauthenticated_connections_max;
+    if (max == 0)
+        max = server->config.connections_max / ALLOT_UNAUTHENTICATED_CONNECTIONS_DIVISOR;
+    return max > 0 ? max : 1;
+}
+
 /* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */
 int server_ops_start(server_t *server);
 void server_ops_publish(server_t *server);
@@ -195,6 +211,10 @@ void connection_close(connection_t *conn);
 void connection_begin_shutdown(connection_t *conn);
 bool connection_idle(const connection_t *conn);
 void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms);
+/* With authentication on: close connections unauthenticated for --auth-timeout-ms. */
+void connection_check_auth_deadlines(server_t *server, uint64_t now_monotonic_ms);
+/* The connection authenticated: it no longer counts against the unauthenticated cap. */
+void connection_authenticated(connection_t *conn);
 /* Send a reply a handler deferred (bytes are one whole response); ends one deferred_count. */
 void connection_reply_deferred(connection_t *conn, const char *bytes, size_t len);
 

@@ -34,8 +34,10 @@ int server_auth_attempt(server_t *server, auth_session_t *session, const char *t
     int64_t retry_in_ms = 0;
     auth_result_t result = auth_attempt(&server->auth, server->auth_peers, session, token,
                                         token_len, now_ms, &retry_in_ms);
-    if (result == AUTH_OK)
+    if (result == AUTH_OK) {
+        connection_authenticated(conn);
         return 0;
+    }
     if (result == AUTH_RATE_LIMITED) {
         server->metrics.auth_throttled++;
         return allot_error_set(error, ALLOT_EUNAUTHENTICATED, "token",
@@ -62,6 +64,7 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     allot_state_counters_t counts;
     allot_state_counters_get(server->state, &counts);
     g->connections = server_connections_open(server);
+    g->connections_unauthenticated = server->unauth_count;
     g->auth_peers_evicted = auth_peers_evicted(server->auth_peers);
     g->buffered_bytes = server->buffered_bytes;
     g->buffer_bytes_max = server->config.buffer_bytes_max;

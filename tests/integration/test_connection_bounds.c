@@ -482,6 +482,73 @@ static void authenticate(allot_client_t *c)
     allot_reply_free(&reply);
 }
 
+Test(bounds, idle_unauthenticated_sockets_cannot_lock_out_an_authenticating_client)
+{
+    enum { IDLE = 50 };
+    char path[32];
+    harness_server_t *s = start_with_token(path, "--connections-max 50 --auth-timeout-ms 1000");
+    allot_client_t *early = harness_connect(s); /* authenticated before the flood */
+    authenticate(early);
+    int fds[IDLE];
+    for (int i = 0; i < IDLE; i++)
+        fds[i] = raw_connect(s->port); /* never authenticate */
+    usleep(100 * 1000);
+    allot_client_t *late = harness_connect(s);
+    authenticate(late);
+    allot_reply_t reply = {0};
+    harness_call_ok(late, "server.info", "{}", &reply);
+    harness_call_ok(early, "server.info", "{}", &reply);
+    /* none of the idle sockets outlives the authentication deadline */
+    for (int i = 0; i < IDLE; i++)
+        cr_expect(raw_closed_within(fds[i], 3000), "idle unauthenticated socket %d kept", i);
+    harness_call_ok(late, "server.stats", "{}", &reply);
+    cr_expect_eq(stat_u64(&reply, "connections", "unauthenticated"), 0);
+    cr_expect_gt(stat_u64(&reply, "connections", "unauthenticated_evicted"), 0);
+    cr_expect_gt(stat_u64(&reply, "connections", "auth_timeouts"), 0);
+    ping_ok(early);
+    allot_reply_free(&reply);
+    char *log = harness_server_log_read(s);
+    cr_expect(strstr(log, "event=unauthenticated_evicted") != NULL);
+    cr_expect(strstr(log, "event=auth_timeout") != NULL);
+    free(log);
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+    allot_client_close(early);
+    allot_client_close(late);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+    unlink(path);
+}
+
+Test(bounds, the_unauthenticated_cap_closes_the_oldest_and_the_deadline_spares_the_authenticated)
+{
+    char path[32];
+    harness_server_t *s =
+        start_with_token(path, "--unauthenticated-connections-max 3 --auth-timeout-ms 800");
+    int fds[5];
+    for (int i = 0; i < 5; i++) {
+        fds[i] = raw_connect(s->port);
+        usleep(20 * 1000); /* accepted in this order */
+    }
+    cr_expect(raw_closed_within(fds[0], 500), "the oldest was not closed to make room");
+    cr_expect(raw_closed_within(fds[1], 500), "the second oldest was not closed to make room");
+    /* one that authenticates in time stays past the deadline */
+    uint8_t buf[256];
+    cr_assert_gt(raw_auth(fds[4], TOKEN, buf, sizeof(buf)), 0);
+    cr_expect(strstr((char *)buf + 4, "authenticated") != NULL, "%s", buf + 4);
+    cr_expect(raw_closed_within(fds[2], 3000), "an unauthenticated socket outlived the deadline");
+    usleep(500 * 1000);
+    cr_assert_eq(send(fds[4], ping_request, sizeof(ping_request), MSG_NOSIGNAL),
+                 (ssize_t)sizeof(ping_request));
+    ssize_t n = raw_wait(fds[4], 3000, buf, sizeof(buf));
+    cr_expect_gt(n, 0, "the authenticated connection was closed");
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+    unlink(path);
+}
+
 /* Wrong guesses from `from` for duration_ms, on a fresh connection every third guess (as fast
  * as the server answers); counts the guesses the server checked ("authentication failed") and
  * those it refused unchecked. */
