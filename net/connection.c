@@ -187,8 +187,11 @@ void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms)
         now_monotonic_ms - conn->last_read_ms >= idle_ms) {
         if (conn->reading && unread_bytes(conn) > 0)
             return; /* not idle: what it sent is about to be read */
-        log_write(LOG_INFO, "idle_timeout", "connection=%llu peer=%s idle_s=%u",
-                  (unsigned long long)conn->id, conn->peer, conn->server->config.idle_timeout_s);
+        uint64_t suppressed;
+        if (server_log_allow(conn->server, &conn->server->timeout_log, &suppressed))
+            log_write(LOG_INFO, "idle_timeout", "connection=%llu peer=%s idle_s=%u suppressed=%llu",
+                      (unsigned long long)conn->id, conn->peer, conn->server->config.idle_timeout_s,
+                      (unsigned long long)suppressed);
         connection_close(conn);
         return;
     }
@@ -197,8 +200,12 @@ void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms)
         return;
     if (now_monotonic_ms - conn->partial_since_ms < timeout_ms || timeout_defer_for_unread(conn))
         return;
-    log_write(LOG_INFO, "request_timeout", "connection=%llu peer=%s buffered_bytes=%zu",
-              (unsigned long long)conn->id, conn->peer, conn->in_size);
+    uint64_t suppressed;
+    if (server_log_allow(conn->server, &conn->server->timeout_log, &suppressed))
+        log_write(LOG_INFO, "request_timeout",
+                  "connection=%llu peer=%s buffered_bytes=%zu suppressed=%llu",
+                  (unsigned long long)conn->id, conn->peer, conn->in_size,
+                  (unsigned long long)suppressed);
     connection_close(conn);
 }
 
@@ -232,10 +239,12 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
     size_t pending = queued + len;
     if (queued > 0 && pending > conn->server->config.output_bytes_max) {
         conn->server->metrics.connections_closed_by_limit++;
-        log_write(LOG_WARN, "output_limit",
-                  "connection=%llu peer=%s pending_bytes=%zu limit_bytes=%u",
-                  (unsigned long long)conn->id, conn->peer, pending,
-                  conn->server->config.output_bytes_max);
+        uint64_t suppressed;
+        if (server_log_allow(conn->server, &conn->server->output_limit_log, &suppressed))
+            log_write(LOG_WARN, "output_limit",
+                      "connection=%llu peer=%s pending_bytes=%zu limit_bytes=%u suppressed=%llu",
+                      (unsigned long long)conn->id, conn->peer, pending,
+                      conn->server->config.output_bytes_max, (unsigned long long)suppressed);
         connection_close(conn);
         return;
     }
@@ -452,8 +461,11 @@ static void frame_reject(connection_t *conn, frame_status_t status, const uint8_
         output_append(conn, server->scratch.data, server->scratch.size);
     }
     server->metrics.requests_malformed++;
-    log_write(LOG_INFO, "bad_request", "connection=%llu peer=%s code=%s",
-              (unsigned long long)conn->id, conn->peer, allot_error_code(error));
+    uint64_t suppressed;
+    if (server_log_allow(server, &server->bad_request_log, &suppressed))
+        log_write(LOG_INFO, "bad_request", "connection=%llu peer=%s code=%s suppressed=%llu",
+                  (unsigned long long)conn->id, conn->peer, allot_error_code(error),
+                  (unsigned long long)suppressed);
     reading_stop(conn);
     conn->close_when_flushed = true; /* the rest is discarded */
 }
@@ -663,8 +675,7 @@ static void input_budget_enforce(server_t *server)
             break;
         server->metrics.connections_closed_by_budget++;
         uint64_t suppressed;
-        if (log_limit_allow(&server->input_cut_log, (int64_t)uv_now(server->loop),
-                            LOG_LIMIT_LINES_PER_S, &suppressed))
+        if (server_log_allow(server, &server->input_cut_log, &suppressed))
             log_write(LOG_WARN, "input_budget",
                       "connection=%llu peer=%s pending_bytes=%zu input_bytes=%llu "
                       "limit_bytes=%llu suppressed=%llu",
@@ -750,9 +761,12 @@ static void refuse(server_t *server)
     if (uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)tcp) == 0) {
         server->connections_refused++;
         server->metrics.connections_refused++;
-        log_write(LOG_WARN, "connection_limit", "limit=%u refused_total=%llu",
-                  server->config.connections_max,
-                  (unsigned long long)server->connections_refused);
+        uint64_t suppressed;
+        if (server_log_allow(server, &server->refused_log, &suppressed))
+            log_write(LOG_WARN, "connection_limit", "limit=%u refused_total=%llu suppressed=%llu",
+                      server->config.connections_max,
+                      (unsigned long long)server->connections_refused,
+                      (unsigned long long)suppressed);
     }
     uv_close((uv_handle_t *)tcp, on_refused_close);
 }
@@ -790,8 +804,7 @@ static void unauth_make_room(server_t *server)
         connection_t *oldest = server->unauth_oldest;
         server->metrics.connections_unauth_evicted++;
         uint64_t suppressed;
-        if (log_limit_allow(&server->unauth_log, (int64_t)uv_now(server->loop),
-                            LOG_LIMIT_LINES_PER_S, &suppressed))
+        if (server_log_allow(server, &server->unauth_log, &suppressed))
             log_write(LOG_WARN, "unauthenticated_evicted",
                       "connection=%llu peer=%s unauthenticated=%u limit=%u suppressed=%llu",
                       (unsigned long long)oldest->id, oldest->peer, server->unauth_count,

@@ -154,7 +154,8 @@ typedef struct server {
     uint64_t housekeeping_ticks;
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
     uint64_t input_bytes;    /* the input part of buffered_bytes: unconsumed request bytes */
-    log_limit_t input_cut_log;
+    /* lines of events a client can cause at will, at most LOG_LIMIT_LINES_PER_S each */
+    log_limit_t input_cut_log, refused_log, bad_request_log, output_limit_log, timeout_log;
     uint8_t read_buffer[ALLOT_READ_CHUNK_BYTES]; /* every read lands here first */
 } server_t;
 
@@ -179,6 +180,12 @@ static inline void server_buffered_sub(server_t *server, size_t bytes)
 static inline bool server_buffered_over_budget(const server_t *server)
 {
     return server->buffered_bytes > server->config.buffer_bytes_max;
+}
+
+/* May a line of a client-caused event be written now (*suppressed: the lines left out before)? */
+static inline bool server_log_allow(server_t *server, log_limit_t *limit, uint64_t *suppressed)
+{
+    return log_limit_allow(limit, (int64_t)uv_now(server->loop), LOG_LIMIT_LINES_PER_S, suppressed);
 }
 
 /* Connections not closing (what the limit and server.info count). */

@@ -14,7 +14,7 @@ static void auth_failure_log(server_t *server, const connection_t *conn, bool cl
                              int64_t now_ms)
 {
     uint64_t suppressed;
-    if (!log_limit_allow(&server->auth_log, now_ms, LOG_LIMIT_LINES_PER_S, &suppressed)) {
+    if (!server_log_allow(server, &server->auth_log, &suppressed)) {
         server->metrics.auth_log_suppressed++;
         return;
     }

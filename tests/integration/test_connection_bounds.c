@@ -670,3 +670,29 @@ Test(bounds, auth_failure_lines_are_rate_limited_and_say_how_many_were_left_out)
     harness_server_destroy(s);
     unlink(path);
 }
+
+/* ---- log lines a client can cause at will ---------------------------------------------------- */
+
+Test(bounds, garbage_from_many_connections_is_logged_at_most_ten_lines_a_second)
+{
+    harness_server_t *s = harness_server_start(NULL);
+    const uint8_t garbage[] = {0xc1};
+    int64_t started = now_ms();
+    for (int i = 0; i < 200; i++) {
+        int fd = raw_connect(s->port);
+        cr_assert_eq(send(fd, garbage, sizeof(garbage), MSG_NOSIGNAL), 1);
+        cr_assert(raw_closed_within(fd, 3000), "garbage did not close the connection");
+        close(fd);
+    }
+    int64_t elapsed_ms = now_ms() - started;
+    char *log = harness_server_log_read(s);
+    int lines = 0;
+    for (const char *p = log; (p = strstr(p, "event=bad_request")) != NULL; p++)
+        lines++;
+    cr_expect_gt(lines, 0);
+    cr_expect_leq(lines, 10 * (elapsed_ms / 1000 + 2), "%d lines in %lld ms", lines,
+                  (long long)elapsed_ms);
+    free(log);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
