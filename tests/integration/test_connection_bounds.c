@@ -82,6 +82,15 @@ static bool raw_closed_within(int fd, int timeout_ms)
     return false;
 }
 
+/* Under AddressSanitizer freed memory sits in a quarantine of up to 256 MiB and every block is
+ * padded, so the server's RSS says little about what it keeps: the memory bounds are checked in
+ * the plain build only (the behaviour around them in both). */
+#ifdef __SANITIZE_ADDRESS__
+#define RSS_BOUNDS_CHECKED false
+#else
+#define RSS_BOUNDS_CHECKED true
+#endif
+
 /* [0, 1, "ping", [{}]] */
 static const uint8_t ping_request[] = {0x94, 0x00, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80};
 
@@ -158,9 +167,9 @@ Test(bounds, two_thousand_connections_holding_one_byte_each_cost_little_memory, 
     ping_ok(witness);
     long rss_after_kb = harness_server_rss_kb(s);
     /* a 64 KiB read buffer per connection would be 125 MiB */
-    cr_expect_lt(rss_after_kb - rss_before_kb, 30 * 1024,
-                 "%d connections with one byte each grew RSS from %ld to %ld KiB", CLIENTS,
-                 rss_before_kb, rss_after_kb);
+    cr_expect(!RSS_BOUNDS_CHECKED || rss_after_kb - rss_before_kb < 30 * 1024,
+              "%d connections with one byte each grew RSS from %ld to %ld KiB", CLIENTS,
+              rss_before_kb, rss_after_kb);
     /* and each of them can still finish its request */
     uint8_t buf[64];
     for (int i = 0; i < CLIENTS; i += 97) {
@@ -244,8 +253,8 @@ Test(bounds, unfinished_requests_over_the_budget_cut_the_largest_and_others_are_
     cr_assert_gt(n, 0, "the smallest unfinished request was cut or not answered");
     cr_expect(memmem(buf, (size_t)n, "INVALID_ARGUMENT", 16) != NULL);
     long rss_after_kb = harness_server_rss_kb(s);
-    cr_expect_lt(rss_after_kb - rss_before_kb, 24 * 1024, "RSS grew from %ld to %ld KiB",
-                 rss_before_kb, rss_after_kb);
+    cr_expect(!RSS_BOUNDS_CHECKED || rss_after_kb - rss_before_kb < 24 * 1024,
+              "RSS grew from %ld to %ld KiB", rss_before_kb, rss_after_kb);
     char *log = harness_server_log_read(s);
     cr_expect(strstr(log, "event=input_budget") != NULL);
     free(log);
@@ -307,8 +316,8 @@ Test(bounds, five_thousand_clients_hanging_up_at_once_neither_stall_the_loop_nor
             latency_max_ms = latency_ms;
     }
     /* a 64 KiB buffer allocated for each hang-up was ~300 MiB and a stall of 0.5-0.8 s */
-    cr_expect_lt(rss_peak_kb - rss_before_kb, 30 * 1024, "RSS peaked at %ld KiB from %ld KiB",
-                 rss_peak_kb, rss_before_kb);
+    cr_expect(!RSS_BOUNDS_CHECKED || rss_peak_kb - rss_before_kb < 30 * 1024,
+              "RSS peaked at %ld KiB from %ld KiB", rss_peak_kb, rss_before_kb);
     cr_expect_lt(latency_max_ms, 400, "a ping waited %lld ms while the clients hung up",
                  (long long)latency_max_ms);
     fprintf(stderr, "mass hang-up: slowest ping %lld ms, RSS %ld -> peak %ld KiB\n",
