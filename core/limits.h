@@ -31,8 +31,21 @@
 /* All connections' buffered requests and replies together (operator); over it new requests
  * are answered OVERLOADED. */
 #define ALLOT_BUFFER_BYTES_MAX_DEFAULT (1ull << 30)
-/* Bytes read from a socket per read callback. */
+/* Bytes read from a socket per read callback, into one buffer shared by every connection; a
+ * connection keeps only the unconsumed tail (a partial request), sized to what arrived. */
 #define ALLOT_READ_CHUNK_BYTES (64u * 1024)
+/* Smallest allocation for a connection's unconsumed input. */
+#define ALLOT_INPUT_TAIL_BYTES_MIN 256
+/* Unfinished requests of all connections together may hold at most buffer_bytes_max divided by
+ * this; over it the connections holding the largest ones are closed (the rest of the budget is
+ * left for replies). */
+#define ALLOT_BUFFER_INPUT_SHARE_DIVISOR 2
+/* With authentication on: how long a connection may stay unauthenticated (operator), and how
+ * many may be unauthenticated at once (operator; by default connections_max / the divisor).
+ * Over the cap, or at connections_max, the oldest unauthenticated connection is closed to make
+ * room, so idle sockets cannot lock authenticating clients out. */
+#define ALLOT_AUTH_TIMEOUT_MS_DEFAULT             10000
+#define ALLOT_UNAUTHENTICATED_CONNECTIONS_DIVISOR 10
 /* Longest method name. */
 #define ALLOT_METHOD_BYTES_MAX 64
 /* Named arguments in one request's params map. */

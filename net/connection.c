@@ -1,32 +1,35 @@
 /* connection.c - one client connection: read, frame, dispatch, hold, flush, close. */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "core/errors.h"
 #include "dispatch.h"
 #include "log.h"
+#include "pack.h"
 #include "server_internal.h"
 
-/* Buffers above this size are freed when they empty, so one large request or reply does not
- * pin memory for the life of the connection. */
-#define CONNECTION_BUFFER_KEEP_BYTES (256u * 1024)
-
-static void process_input(connection_t *conn);
+static void input_process(connection_t *conn);
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static bool tail_resize(connection_t *conn, size_t capacity);
 
 static void on_close(uv_handle_t *handle)
 {
     connection_t *conn = handle->data;
-    server_buffered_sub(conn->server, conn->in_capacity + conn->out.size + conn->writing.size +
-                                          conn->held.size);
-    free(conn->in);
+    conn->in_size = 0;
+    tail_resize(conn, 0);
+    server_buffered_sub(conn->server, conn->out.size + conn->writing.size + conn->held.size);
     msgpack_sbuffer_destroy(&conn->out);
     msgpack_sbuffer_destroy(&conn->writing);
     msgpack_sbuffer_destroy(&conn->held);
     free(conn->held_replies);
+    assert(conn->server->connections_closing > 0);
+    conn->server->connections_closing--;
     server_connection_closed(conn->server, conn);
     free(conn);
 }
@@ -46,15 +49,88 @@ static void held_list_remove(connection_t *conn)
     conn->in_held_list = false;
 }
 
+static void reading_stop(connection_t *conn);
+
+/* ---- unauthenticated connections (authentication on) ----------------------------------------- */
+
+static void unauth_list_remove(connection_t *conn)
+{
+    server_t *server = conn->server;
+    if (!conn->in_unauth_list)
+        return;
+    if (conn->unauth_prev != NULL)
+        conn->unauth_prev->unauth_next = conn->unauth_next;
+    else
+        server->unauth_oldest = conn->unauth_next;
+    if (conn->unauth_next != NULL)
+        conn->unauth_next->unauth_prev = conn->unauth_prev;
+    else
+        server->unauth_newest = conn->unauth_prev;
+    conn->unauth_prev = conn->unauth_next = NULL;
+    conn->in_unauth_list = false;
+    assert(server->unauth_count > 0);
+    server->unauth_count--;
+}
+
+static void unauth_list_append(connection_t *conn)
+{
+    server_t *server = conn->server;
+    assert(!conn->in_unauth_list);
+    conn->unauth_prev = server->unauth_newest;
+    conn->unauth_next = NULL;
+    if (server->unauth_newest != NULL)
+        server->unauth_newest->unauth_next = conn;
+    else
+        server->unauth_oldest = conn;
+    server->unauth_newest = conn;
+    conn->in_unauth_list = true;
+    server->unauth_count++;
+}
+
+void connection_authenticated(connection_t *conn)
+{
+    unauth_list_remove(conn);
+}
+
+/* Close the handles of queued connections, at most CONNECTION_CLOSES_PER_ITERATION per loop
+ * iteration: when thousands of clients hang up at once, each close costs the kernel some 10 us
+ * (FIN, socket teardown), and doing them all in one go stalled every other client. An idle
+ * handle, so that the loop does not block in poll while closes are left. */
+static void on_close_spread(uv_idle_t *idle)
+{
+    server_t *server = idle->data;
+    for (uint32_t i = 0; i < CONNECTION_CLOSES_PER_ITERATION && server->close_queue != NULL; i++) {
+        connection_t *conn = server->close_queue;
+        server->close_queue = conn->close_next;
+        if (server->close_queue == NULL)
+            server->close_queue_last = NULL;
+        conn->close_next = NULL;
+        uv_close((uv_handle_t *)&conn->handle, on_close);
+    }
+    if (server->close_queue == NULL)
+        uv_idle_stop(idle);
+}
+
 void connection_close(connection_t *conn)
 {
     if (conn->closing)
         return;
+    server_t *server = conn->server;
     conn->closing = true;
+    server->connections_closing++;
+    reading_stop(conn);
     held_list_remove(conn);
+    unauth_list_remove(conn);
     if (conn->deferred_count > 0)
-        server_deferred_drop(conn->server, conn);
-    uv_close((uv_handle_t *)&conn->handle, on_close);
+        server_deferred_drop(server, conn);
+    /* nothing is read or sent any more; the handle is closed from the queue */
+    if (server->close_queue_last != NULL)
+        server->close_queue_last->close_next = conn;
+    else
+        server->close_queue = conn;
+    server->close_queue_last = conn;
+    if (!uv_is_active((uv_handle_t *)&server->close_spreader))
+        uv_idle_start(&server->close_spreader, on_close_spread);
 }
 
 bool connection_idle(const connection_t *conn)
@@ -83,23 +159,53 @@ void connection_begin_shutdown(connection_t *conn)
     close_if_done(conn);
 }
 
+/* Bytes the kernel holds for the connection that have not been read yet (0 when unknown). */
+static int unread_bytes(const connection_t *conn)
+{
+    uv_os_fd_t fd;
+    int bytes = 0;
+    if (uv_fileno((const uv_handle_t *)&conn->handle, &fd) != 0 || ioctl(fd, FIONREAD, &bytes) != 0)
+        return 0;
+    return bytes;
+}
+
+/* A deadline passed: true when it must be judged again after a read, because the client's bytes
+ * are in the kernel unread (the loop was stopped or stalled, e.g. SIGSTOP, while they came). Once
+ * per deadline, so a client trickling bytes cannot put it off. */
+static bool timeout_defer_for_unread(connection_t *conn)
+{
+    if (conn->timeout_deferred || !conn->reading || unread_bytes(conn) == 0)
+        return false;
+    conn->timeout_deferred = true;
+    return true;
+}
+
 void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms)
 {
     uint64_t idle_ms = (uint64_t)conn->server->config.idle_timeout_s * 1000;
     if (!conn->closing && idle_ms > 0 && conn->partial_since_ms == 0 && connection_idle(conn) &&
         now_monotonic_ms - conn->last_read_ms >= idle_ms) {
-        log_write(LOG_INFO, "idle_timeout", "connection=%llu idle_s=%u",
-                  (unsigned long long)conn->id, conn->server->config.idle_timeout_s);
+        if (conn->reading && unread_bytes(conn) > 0)
+            return; /* not idle: what it sent is about to be read */
+        uint64_t suppressed;
+        if (server_log_allow(conn->server, &conn->server->timeout_log, &suppressed))
+            log_write(LOG_INFO, "idle_timeout", "connection=%llu peer=%s idle_s=%u suppressed=%llu",
+                      (unsigned long long)conn->id, conn->peer, conn->server->config.idle_timeout_s,
+                      (unsigned long long)suppressed);
         connection_close(conn);
         return;
     }
     uint32_t timeout_ms = conn->server->config.request_timeout_ms;
     if (conn->closing || conn->partial_since_ms == 0 || timeout_ms == 0)
         return;
-    if (now_monotonic_ms - conn->partial_since_ms < timeout_ms)
+    if (now_monotonic_ms - conn->partial_since_ms < timeout_ms || timeout_defer_for_unread(conn))
         return;
-    log_write(LOG_INFO, "request_timeout", "connection=%llu buffered_bytes=%zu",
-              (unsigned long long)conn->id, conn->in_size - conn->in_start);
+    uint64_t suppressed;
+    if (server_log_allow(conn->server, &conn->server->timeout_log, &suppressed))
+        log_write(LOG_INFO, "request_timeout",
+                  "connection=%llu peer=%s buffered_bytes=%zu suppressed=%llu",
+                  (unsigned long long)conn->id, conn->peer, conn->in_size,
+                  (unsigned long long)suppressed);
     connection_close(conn);
 }
 
@@ -114,22 +220,31 @@ static void mark_dirty(connection_t *conn)
     conn->server->dirty = conn;
 }
 
+/* Reply buffers are freed when they empty, so an idle connection holds no buffer at all
+ * (10,000 idle connections would otherwise pin 8 KiB or more each). */
 static void buffer_trim(msgpack_sbuffer *buffer)
 {
-    if (buffer->size == 0 && buffer->alloc > CONNECTION_BUFFER_KEEP_BYTES) {
+    if (buffer->size == 0 && buffer->alloc > 0) {
         msgpack_sbuffer_destroy(buffer);
         msgpack_sbuffer_init(buffer);
     }
 }
 
-/* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected. */
+/* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected.
+ * One reply alone may be larger (only a write's: a read's is answered TOO_LARGE instead, see
+ * reply_too_large), since its change is made and the client must learn so. */
 static void output_append(connection_t *conn, const char *bytes, size_t len)
 {
-    size_t pending = conn->out.size + conn->writing.size + len;
-    if (pending > conn->server->config.output_bytes_max) {
+    size_t queued = conn->out.size + conn->writing.size;
+    size_t pending = queued + len;
+    if (queued > 0 && pending > conn->server->config.output_bytes_max) {
         conn->server->metrics.connections_closed_by_limit++;
-        log_write(LOG_WARN, "output_limit", "connection=%llu pending_bytes=%zu limit_bytes=%u",
-                  (unsigned long long)conn->id, pending, conn->server->config.output_bytes_max);
+        uint64_t suppressed;
+        if (server_log_allow(conn->server, &conn->server->output_limit_log, &suppressed))
+            log_write(LOG_WARN, "output_limit",
+                      "connection=%llu peer=%s pending_bytes=%zu limit_bytes=%u suppressed=%llu",
+                      (unsigned long long)conn->id, conn->peer, pending,
+                      conn->server->config.output_bytes_max, (unsigned long long)suppressed);
         connection_close(conn);
         return;
     }
@@ -285,14 +400,14 @@ void connection_release_durable(connection_t *conn, uint64_t durable_lsn)
     if (!conn->closing && !conn->reading && !conn->close_when_flushed &&
         conn->held_count < conn->server->config.inflight_requests_max) {
         reading_start(conn);
-        process_input(conn);
+        input_process(conn);
     }
 }
 
 /* ---- input ---------------------------------------------------------------------------------- */
 
-/* Read the msgid of a request whose envelope starts [0, msgid, ...], if those bytes are here. */
-static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
+/* Read the msgid of an envelope that starts [type, msgid, ...], if those bytes are here. */
+static bool peek_envelope_msgid(const uint8_t *p, size_t len, uint8_t type, uint32_t *msgid)
 {
     size_t at;
     if (len >= 1 && p[0] == 0x94)
@@ -303,7 +418,7 @@ static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
         at = 5;
     else
         return false;
-    if (len < at + 2 || p[at] != 0x00)
+    if (len < at + 2 || p[at] != type)
         return false;
     at++;
     uint64_t value = 0;
@@ -318,8 +433,15 @@ static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
     return true;
 }
 
-/* The bytes cannot become a valid request: answer when a msgid is readable, then close. */
-static void frame_reject(connection_t *conn, frame_status_t status)
+/* Read the msgid of a request whose envelope starts [0, msgid, ...], if those bytes are here. */
+static bool peek_msgid(const uint8_t *p, size_t len, uint32_t *msgid)
+{
+    return peek_envelope_msgid(p, len, 0x00, msgid);
+}
+
+/* The bytes cannot become a valid request: answer when a msgid is readable, then close.
+ * data[0, len) starts with the offending request. */
+static void frame_reject(connection_t *conn, frame_status_t status, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
     int error = status == FRAME_TOO_LARGE ? ALLOT_ETOO_LARGE : ALLOT_EINVALID_ARGUMENT;
@@ -333,18 +455,19 @@ static void frame_reject(connection_t *conn, frame_status_t status)
     else
         snprintf(message, sizeof(message), "not a MessagePack-RPC request");
     uint32_t msgid;
-    const uint8_t *frame = conn->in + conn->in_start;
-    if (peek_msgid(frame, conn->in_size - conn->in_start, &msgid)) {
+    if (peek_msgid(data, len, &msgid)) {
         server->scratch.size = 0;
         dispatch_pack_error(&server->scratch, msgid, error, "request", message);
         output_append(conn, server->scratch.data, server->scratch.size);
     }
     server->metrics.requests_malformed++;
-    log_write(LOG_INFO, "bad_request", "connection=%llu code=%s", (unsigned long long)conn->id,
-              allot_error_code(error));
+    uint64_t suppressed;
+    if (server_log_allow(server, &server->bad_request_log, &suppressed))
+        log_write(LOG_INFO, "bad_request", "connection=%llu peer=%s code=%s suppressed=%llu",
+                  (unsigned long long)conn->id, conn->peer, allot_error_code(error),
+                  (unsigned long long)suppressed);
     reading_stop(conn);
-    conn->close_when_flushed = true;
-    conn->in_start = conn->in_size; /* discard the rest */
+    conn->close_when_flushed = true; /* the rest is discarded */
 }
 
 /* Over the global buffer budget: answer OVERLOADED without running the request. */
@@ -361,6 +484,39 @@ static void frame_overloaded(connection_t *conn, const uint8_t *data, size_t len
     output_append(conn, server->scratch.data, server->scratch.size);
 }
 
+/* A read's reply (in server->scratch) is over output_bytes_max: it could never be sent, so it is
+ * replaced by TOO_LARGE naming its size and the limit, and the connection stays usable. */
+static void reply_too_large(connection_t *conn, held_reply_t *reply)
+{
+    server_t *server = conn->server;
+    uint32_t msgid = 0;
+    size_t reply_bytes = server->scratch.size;
+    bool found =
+        peek_envelope_msgid((const uint8_t *)server->scratch.data, reply_bytes, 0x01, &msgid);
+    assert(found); /* packed by rpc_pack_result_header */
+    (void)found;
+    msgpack_sbuffer_destroy(&server->scratch); /* do not keep the peak */
+    msgpack_sbuffer_init(&server->scratch);
+    char message[ALLOT_ERROR_MESSAGE_BYTES_MAX];
+    snprintf(message, sizeof(message),
+             "the reply is %zu bytes, over this connection's limit of %u (--output-bytes-max); "
+             "ask for less",
+             reply_bytes, server->config.output_bytes_max);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &server->scratch, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint32(&pk, 1); /* response */
+    msgpack_pack_uint32(&pk, msgid);
+    msgpack_pack_map(&pk, 4);
+    pack_key_cstr(&pk, "code", allot_error_code(ALLOT_ETOO_LARGE));
+    pack_key_cstr(&pk, "message", message);
+    pack_key_int(&pk, "reply_bytes", (int64_t)reply_bytes);
+    pack_key_int(&pk, "limit_bytes", (int64_t)server->config.output_bytes_max);
+    msgpack_pack_nil(&pk);
+    reply->error = true;
+    server->metrics.replies_too_large++;
+}
+
 static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
@@ -370,7 +526,7 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
         msgpack_unpack((const char *)data, len, &offset, &server->zone, &object);
     if (ret != MSGPACK_UNPACK_SUCCESS || offset != len) {
         msgpack_zone_clear(&server->zone);
-        frame_reject(conn, FRAME_INVALID);
+        frame_reject(conn, FRAME_INVALID, data, len);
         return;
     }
     if (server_buffered_over_budget(server)) {
@@ -393,6 +549,8 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     held_reply_t reply = {.started_ns = started_ns,
                           .command_index = outcome.command_index,
                           .error = outcome.error != 0};
+    if (outcome.replied && !outcome.write && server->scratch.size > server->config.output_bytes_max)
+        reply_too_large(conn, &reply);
     if (outcome.replied) {
         reply.lsn = server_wal_lsn(server);
         if (outcome.write && reply.lsn > server->durable_lsn) {
@@ -405,97 +563,178 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     server->iteration_busy_ns += uv_hrtime() - started_ns;
     if (outcome.close) {
         reading_stop(conn);
-        conn->close_when_flushed = true; /* process_input discards what follows */
+        conn->close_when_flushed = true; /* input_dispatch discards what follows */
     }
 }
 
-static void input_compact(connection_t *conn)
-{
-    if (conn->in_start == conn->in_size) {
-        conn->in_start = conn->in_size = 0;
-        if (conn->in_capacity > CONNECTION_BUFFER_KEEP_BYTES) {
-            server_buffered_sub(conn->server, conn->in_capacity);
-            free(conn->in);
-            conn->in = NULL;
-            conn->in_capacity = 0;
-        }
-    } else if (conn->in_start > 0) {
-        memmove(conn->in, conn->in + conn->in_start, conn->in_size - conn->in_start);
-        conn->in_size -= conn->in_start;
-        conn->in_start = 0;
-    }
-}
-
-static void process_input(connection_t *conn)
+/* Dispatch the complete requests at the start of data[0, len) (the current request's first
+ * byte first); stops at a partial request, when the connection may not take more, or after a
+ * request that ends it. Returns the bytes consumed (all of them once the connection is ending:
+ * nothing after a fatal request is read). */
+static size_t input_dispatch(connection_t *conn, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
-    while (!conn->closing && !conn->close_when_flushed && conn->in_start < conn->in_size) {
+    size_t used = 0;
+    while (!conn->closing && !conn->close_when_flushed && used < len) {
         if (conn->held_count >= server->config.inflight_requests_max) {
             reading_stop(conn); /* resumed when replies drain (connection_release_durable) */
             break;
         }
         size_t frame_bytes = 0;
-        frame_status_t status =
-            frame_scan(&conn->scanner, conn->in + conn->in_start, conn->in_size - conn->in_start,
-                       server->config.request_bytes_max, &frame_bytes);
+        frame_status_t status = frame_scan(&conn->scanner, data + used, len - used,
+                                           server->config.request_bytes_max, &frame_bytes);
         if (status == FRAME_NEED_MORE) {
             if (conn->partial_since_ms == 0)
                 conn->partial_since_ms = uv_now(server->loop);
             break;
         }
         if (status != FRAME_COMPLETE) {
-            frame_reject(conn, status);
+            frame_reject(conn, status, data + used, len - used);
             break;
         }
-        frame_dispatch(conn, conn->in + conn->in_start, frame_bytes);
-        conn->in_start += frame_bytes;
+        frame_dispatch(conn, data + used, frame_bytes);
+        used += frame_bytes;
         frame_scanner_reset(&conn->scanner);
         conn->partial_since_ms = 0;
+        conn->timeout_deferred = false;
     }
-    if (conn->close_when_flushed)
-        conn->in_start = conn->in_size; /* nothing after a fatal request is read */
-    input_compact(conn);
+    return conn->closing || conn->close_when_flushed ? len : used;
+}
+
+/* Move the connection's input tail to `capacity` bytes (0: free it), keeping its content, and
+ * account the change in the budget. False when memory ran out (nothing changed). */
+static bool tail_resize(connection_t *conn, size_t capacity)
+{
+    assert(capacity >= conn->in_size);
+    uint8_t *moved = NULL;
+    if (capacity > 0) {
+        moved = realloc(conn->in, capacity);
+        if (moved == NULL)
+            return false;
+    } else {
+        free(conn->in);
+    }
+    server_t *server = conn->server;
+    server_buffered_sub(server, conn->in_capacity);
+    server->input_bytes -= conn->in_capacity;
+    server_buffered_add(server, capacity);
+    server->input_bytes += capacity;
+    conn->in = moved;
+    conn->in_capacity = capacity;
+    return true;
+}
+
+/* Room for `bytes` in the tail: grown to what is needed, at least doubling. */
+static bool tail_reserve(connection_t *conn, size_t bytes)
+{
+    if (bytes <= conn->in_capacity)
+        return true;
+    size_t capacity = conn->in_capacity * 2;
+    if (capacity < bytes)
+        capacity = bytes;
+    if (capacity < ALLOT_INPUT_TAIL_BYTES_MIN)
+        capacity = ALLOT_INPUT_TAIL_BYTES_MIN;
+    return tail_resize(conn, capacity);
+}
+
+/* Drop the first `used` bytes of the tail; a tail left much larger than its content shrinks
+ * (an emptied one is freed), so what a connection keeps is what it has not sent in full. */
+static void tail_consume(connection_t *conn, size_t used)
+{
+    assert(used <= conn->in_size);
+    memmove(conn->in, conn->in + used, conn->in_size - used);
+    conn->in_size -= used;
+    if (conn->in_size == 0)
+        tail_resize(conn, 0);
+    else if (conn->in_capacity > ALLOT_READ_CHUNK_BYTES && conn->in_size <= conn->in_capacity / 4)
+        tail_resize(conn, conn->in_size > ALLOT_INPUT_TAIL_BYTES_MIN ? conn->in_size
+                                                                     : ALLOT_INPUT_TAIL_BYTES_MIN);
+}
+
+/* Dispatch what the tail holds (after more arrived, or when reading resumes). */
+static void input_process(connection_t *conn)
+{
+    if (conn->in_size > 0)
+        tail_consume(conn, input_dispatch(conn, conn->in, conn->in_size));
     close_if_done(conn);
 }
 
+/* Unfinished requests of all connections together may hold at most a share of the global
+ * budget: over it, close the connections holding the most input (largest first) until they fit,
+ * so one group of slow or hostile senders cannot push everyone else into OVERLOADED. */
+static void input_budget_enforce(server_t *server)
+{
+    uint64_t input_bytes_max = server->config.buffer_bytes_max / ALLOT_BUFFER_INPUT_SHARE_DIVISOR;
+    while (server->input_bytes > input_bytes_max) {
+        connection_t *largest = NULL;
+        for (connection_t *c = server->connections; c != NULL; c = c->next)
+            if (!c->closing && c->in_capacity > 0 &&
+                (largest == NULL || c->in_capacity > largest->in_capacity))
+                largest = c;
+        if (largest == NULL)
+            break;
+        server->metrics.connections_closed_by_budget++;
+        uint64_t suppressed;
+        if (server_log_allow(server, &server->input_cut_log, &suppressed))
+            log_write(LOG_WARN, "input_budget",
+                      "connection=%llu peer=%s pending_bytes=%zu input_bytes=%llu "
+                      "limit_bytes=%llu suppressed=%llu",
+                      (unsigned long long)largest->id, largest->peer, largest->in_size,
+                      (unsigned long long)server->input_bytes, (unsigned long long)input_bytes_max,
+                      (unsigned long long)suppressed);
+        largest->in_size = 0;
+        tail_resize(largest, 0); /* accounted now; the handle closes later */
+        connection_close(largest);
+    }
+}
+
+/* Every read lands in the loop's one read buffer: nothing is allocated for a connection until
+ * part of a request is left over. */
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     connection_t *conn = handle->data;
     (void)suggested;
-    size_t limit = (size_t)conn->server->config.request_bytes_max + ALLOT_READ_CHUNK_BYTES;
-    if (conn->in_capacity - conn->in_size < ALLOT_READ_CHUNK_BYTES &&
-        conn->in_capacity < limit) {
-        size_t capacity = conn->in_capacity ? conn->in_capacity * 2 : ALLOT_READ_CHUNK_BYTES;
-        if (capacity > limit)
-            capacity = limit;
-        uint8_t *grown = realloc(conn->in, capacity);
-        if (grown != NULL) {
-            server_buffered_add(conn->server, capacity - conn->in_capacity);
-            conn->in = grown;
-            conn->in_capacity = capacity;
-        }
+    *buf = uv_buf_init((char *)conn->server->read_buffer, sizeof(conn->server->read_buffer));
+}
+
+/* New bytes in the shared read buffer: dispatch straight from it when nothing was left over,
+ * else behind the tail; keep what is not consumed. */
+static void input_arrived(connection_t *conn, const uint8_t *data, size_t len)
+{
+    if (conn->in_size == 0) {
+        size_t used = input_dispatch(conn, data, len);
+        data += used;
+        len -= used;
+        if (len == 0)
+            return;
     }
-    *buf = uv_buf_init((char *)conn->in + conn->in_size,
-                       (unsigned)(conn->in_capacity - conn->in_size));
+    if (!tail_reserve(conn, conn->in_size + len)) {
+        log_write(LOG_ERROR, "input_failed", "connection=%llu peer=%s code=NOMEM",
+                  (unsigned long long)conn->id, conn->peer);
+        connection_close(conn);
+        return;
+    }
+    memcpy(conn->in + conn->in_size, data, len);
+    conn->in_size += len;
+    if (conn->in_size > len) /* there was a tail: the request continues in it */
+        tail_consume(conn, input_dispatch(conn, conn->in, conn->in_size));
+    assert(conn->closing || conn->in_size <= (size_t)conn->server->config.request_bytes_max +
+                                                 ALLOT_READ_CHUNK_BYTES);
+    input_budget_enforce(conn->server);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     connection_t *conn = stream->data;
-    (void)buf;
-    if (nread == UV_ENOBUFS) {
-        /* a complete request never needs more than request_bytes_max: the scanner has
-         * already rejected anything larger, so this cannot persist; stop and close */
+    if (nread == UV_ENOBUFS || nread < 0) {
         connection_close(conn);
         return;
     }
-    if (nread < 0) {
-        connection_close(conn);
+    if (nread == 0)
         return;
-    }
-    conn->in_size += (size_t)nread;
     conn->last_read_ms = uv_now(conn->server->loop);
-    process_input(conn);
+    input_arrived(conn, (const uint8_t *)buf->base, (size_t)nread);
+    close_if_done(conn);
 }
 
 static void reading_start(connection_t *conn)
@@ -522,24 +761,85 @@ static void refuse(server_t *server)
     if (uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)tcp) == 0) {
         server->connections_refused++;
         server->metrics.connections_refused++;
-        log_write(LOG_WARN, "connection_limit", "limit=%u refused_total=%llu",
-                  server->config.connections_max,
-                  (unsigned long long)server->connections_refused);
+        uint64_t suppressed;
+        if (server_log_allow(server, &server->refused_log, &suppressed))
+            log_write(LOG_WARN, "connection_limit", "limit=%u refused_total=%llu suppressed=%llu",
+                      server->config.connections_max,
+                      (unsigned long long)server->connections_refused,
+                      (unsigned long long)suppressed);
     }
     uv_close((uv_handle_t *)tcp, on_refused_close);
 }
 
-void connection_accept(server_t *server)
+/* "ip:port" of the client into conn->peer ("?" when the kernel cannot tell). */
+static void peer_describe(connection_t *conn)
 {
-    if (server->connection_count >= server->config.connections_max) {
-        refuse(server);
+    struct sockaddr_storage address;
+    int address_bytes = sizeof(address);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    snprintf(conn->peer, sizeof(conn->peer), "?");
+    if (uv_tcp_getpeername(&conn->handle, (struct sockaddr *)&address, &address_bytes) != 0)
         return;
+    auth_peer_key_from_address((const struct sockaddr *)&address, &conn->auth.peer);
+    if (address.ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)&address, host, sizeof(host));
+        port = ntohs(((const struct sockaddr_in6 *)&address)->sin6_port);
+        snprintf(conn->peer, sizeof(conn->peer), "[%s]:%d", host, port);
+    } else if (address.ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)&address, host, sizeof(host));
+        port = ntohs(((const struct sockaddr_in *)&address)->sin_port);
+        snprintf(conn->peer, sizeof(conn->peer), "%s:%d", host, port);
     }
+}
+
+/* A new client needs a slot while authentication is on: over the unauthenticated cap, or at
+ * connections_max, the oldest unauthenticated connections are closed (the slots cannot be held
+ * by sockets that never authenticate; an authenticating client takes a millisecond). */
+static void unauth_make_room(server_t *server)
+{
+    while (server->unauth_oldest != NULL &&
+           (server->unauth_count >= server_unauthenticated_max(server) ||
+            server_connections_open(server) >= server->config.connections_max)) {
+        connection_t *oldest = server->unauth_oldest;
+        server->metrics.connections_unauth_evicted++;
+        uint64_t suppressed;
+        if (server_log_allow(server, &server->unauth_log, &suppressed))
+            log_write(LOG_WARN, "unauthenticated_evicted",
+                      "connection=%llu peer=%s unauthenticated=%u limit=%u suppressed=%llu",
+                      (unsigned long long)oldest->id, oldest->peer, server->unauth_count,
+                      server_unauthenticated_max(server), (unsigned long long)suppressed);
+        connection_close(oldest); /* leaves the list */
+    }
+}
+
+void connection_check_auth_deadlines(server_t *server, uint64_t now_monotonic_ms)
+{
+    uint32_t timeout_ms = server->config.auth_timeout_ms;
+    if (!server->auth.required || timeout_ms == 0)
+        return;
+    uint32_t closed = 0;
+    connection_t *next;
+    for (connection_t *conn = server->unauth_oldest;
+         conn != NULL && now_monotonic_ms - conn->accepted_ms >= timeout_ms; conn = next) {
+        next = conn->unauth_next;
+        if (timeout_defer_for_unread(conn))
+            continue; /* its auth request may be waiting in the kernel */
+        connection_close(conn);
+        closed++;
+    }
+    if (closed == 0)
+        return;
+    server->metrics.connections_auth_timeout += closed;
+    log_write(LOG_INFO, "auth_timeout", "closed=%u timeout_ms=%u unauthenticated=%u", closed,
+              timeout_ms, server->unauth_count);
+}
+
+static connection_t *connection_create(server_t *server)
+{
     connection_t *conn = calloc(1, sizeof(*conn));
-    if (conn == NULL) {
-        refuse(server);
-        return;
-    }
+    if (conn == NULL)
+        return NULL;
     conn->server = server;
     conn->id = ++server->next_connection_id;
     msgpack_sbuffer_init(&conn->out);
@@ -553,12 +853,29 @@ void connection_accept(server_t *server)
         server->connections->prev = conn;
     server->connections = conn;
     server->connection_count++;
+    return conn;
+}
+
+void connection_accept(server_t *server)
+{
+    if (server->auth.required)
+        unauth_make_room(server);
+    connection_t *conn = server_connections_open(server) < server->config.connections_max
+                             ? connection_create(server)
+                             : NULL;
+    if (conn == NULL) {
+        refuse(server);
+        return;
+    }
     if (uv_accept((uv_stream_t *)&server->listener, (uv_stream_t *)&conn->handle) != 0) {
         connection_close(conn);
         return;
     }
     uv_tcp_nodelay(&conn->handle, 1);
-    conn->last_read_ms = uv_now(server->loop);
+    peer_describe(conn);
+    conn->accepted_ms = conn->last_read_ms = uv_now(server->loop);
+    if (server->auth.required)
+        unauth_list_append(conn);
     server->metrics.connections_accepted++;
     reading_start(conn);
 }

@@ -48,11 +48,9 @@ int handle_auth(command_call_t *call)
     if (rc != 0)
         return rc;
     rc = server_auth_attempt(call->server, call->session, token.ptr, token.len,
-                             &call->close_connection);
+                             &call->close_connection, call->error);
     if (rc != 0)
-        return allot_error_set(call->error, rc, "token",
-                               call->close_connection ? "too many failed attempts; closing"
-                                                      : "authentication failed");
+        return rc;
     msgpack_pack_map(call->result, 1);
     pack_key_bool(call->result, "authenticated", true);
     return 0;

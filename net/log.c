@@ -107,3 +107,20 @@ const char *log_quote(char *buf, unsigned buf_bytes, const char *text)
     buf[n] = '\0';
     return buf;
 }
+
+bool log_limit_allow(log_limit_t *limit, int64_t now_ms, uint32_t lines_per_s, uint64_t *suppressed)
+{
+    if (now_ms - limit->window_ms >= 1000 || now_ms < limit->window_ms) {
+        limit->window_ms = now_ms;
+        limit->lines = 0;
+    }
+    if (limit->lines >= lines_per_s) {
+        limit->suppressed++;
+        limit->suppressed_total++;
+        return false;
+    }
+    limit->lines++;
+    *suppressed = limit->suppressed;
+    limit->suppressed = 0;
+    return true;
+}

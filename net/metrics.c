@@ -83,14 +83,24 @@ static void pack_methods(const metrics_t *m, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 13);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 8);
     pack_key_int(pk, "current", g->connections);
     pack_key_int(pk, "accepted", (int64_t)m->connections_accepted);
     pack_key_int(pk, "refused", (int64_t)m->connections_refused);
     pack_key_int(pk, "closed_by_limit", (int64_t)m->connections_closed_by_limit);
+    pack_key_int(pk, "closed_by_budget", (int64_t)m->connections_closed_by_budget);
+    pack_key_int(pk, "unauthenticated", g->connections_unauthenticated);
+    pack_key_int(pk, "auth_timeouts", (int64_t)m->connections_auth_timeout);
+    pack_key_int(pk, "unauthenticated_evicted", (int64_t)m->connections_unauth_evicted);
+    pack_cstr(pk, "auth");
+    msgpack_pack_map(pk, 4);
+    pack_key_int(pk, "failures", (int64_t)m->auth_failures);
+    pack_key_int(pk, "throttled", (int64_t)m->auth_throttled);
+    pack_key_int(pk, "log_lines_suppressed", (int64_t)m->auth_log_suppressed);
+    pack_key_int(pk, "addresses_evicted", (int64_t)g->auth_peers_evicted);
     pack_cstr(pk, "wal");
     msgpack_pack_map(pk, 7);
     pack_key_int(pk, "lsn", (int64_t)g->wal_lsn);
@@ -110,8 +120,14 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "count", (int64_t)g->checkpoints);
     pack_key_int(pk, "failures", (int64_t)g->checkpoint_failures);
     pack_key_int(pk, "last_duration_ms", g->checkpoint_last_ms);
+    pack_cstr(pk, "buffers");
+    msgpack_pack_map(pk, 3);
+    pack_key_int(pk, "bytes", (int64_t)g->buffered_bytes);
+    pack_key_int(pk, "input_bytes", (int64_t)g->input_bytes);
+    pack_key_int(pk, "limit_bytes", (int64_t)g->buffer_bytes_max);
     pack_key_int(pk, "requests_malformed", (int64_t)m->requests_malformed);
     pack_key_int(pk, "requests_overloaded", (int64_t)m->requests_overloaded);
+    pack_key_int(pk, "replies_too_large", (int64_t)m->replies_too_large);
     pack_key_int(pk, "rss_bytes", (int64_t)metrics_rss_bytes());
     pack_key_int(pk, "uptime_s", g->uptime_s);
 }
@@ -187,6 +203,33 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
                  m->connections_accepted);
     render_gauge(&t, "allot_connections_refused_total", "counter",
                  "Connections refused over the limit.", m->connections_refused);
+    render_gauge(&t, "allot_connections_closed_by_budget_total", "counter",
+                 "Connections closed for holding the largest unfinished requests over the budget.",
+                 m->connections_closed_by_budget);
+    render_gauge(&t, "allot_connections_unauthenticated", "gauge",
+                 "Connections not authenticated yet (with a token).",
+                 g->connections_unauthenticated);
+    render_gauge(&t, "allot_connections_auth_timeout_total", "counter",
+                 "Connections closed for not authenticating within --auth-timeout-ms.",
+                 m->connections_auth_timeout);
+    render_gauge(&t, "allot_connections_unauthenticated_evicted_total", "counter",
+                 "Oldest unauthenticated connections closed to make room for new ones.",
+                 m->connections_unauth_evicted);
+    render_gauge(&t, "allot_auth_failures_total", "counter", "Wrong tokens checked.",
+                 m->auth_failures);
+    render_gauge(&t, "allot_auth_throttled_total", "counter",
+                 "auth attempts refused unchecked while their connection or address backs off.",
+                 m->auth_throttled);
+    render_gauge(&t, "allot_auth_log_lines_suppressed_total", "counter",
+                 "auth_failed log lines left out by the rate limit.", m->auth_log_suppressed);
+    render_gauge(&t, "allot_buffered_bytes", "gauge",
+                 "Request and reply bytes held for all connections (--buffer-bytes-max).",
+                 g->buffered_bytes);
+    render_gauge(&t, "allot_input_buffered_bytes", "gauge",
+                 "The part of allot_buffered_bytes held for unfinished requests.", g->input_bytes);
+    render_gauge(&t, "allot_replies_too_large_total", "counter",
+                 "Reads answered TOO_LARGE: their reply was over --output-bytes-max.",
+                 m->replies_too_large);
     render_gauge(&t, "allot_skus", "gauge", "SKUs with stock positions.", g->skus);
     render_gauge(&t, "allot_positions", "gauge", "Stock positions.", g->positions);
     render_gauge(&t, "allot_locations", "gauge", "Locations.", g->locations);

@@ -26,6 +26,10 @@ typedef struct method_metrics {
 /* Values owned elsewhere, read when rendering. */
 typedef struct metrics_gauges {
     uint32_t connections;
+    uint32_t connections_unauthenticated;      /* with a token: not authenticated yet */
+    uint64_t auth_peers_evicted;               /* addresses evicted from the failure table */
+    uint64_t buffered_bytes, buffer_bytes_max; /* all connections' buffers and their budget */
+    uint64_t input_bytes;                      /* the part held for unfinished requests */
     uint64_t skus, positions, locations, reservations, orders;
     uint64_t wal_lsn, durable_lsn, checkpoint_lsn;
     uint64_t wal_bytes_written, wal_fdatasyncs, wal_batches, wal_segments_deleted;
@@ -41,7 +45,14 @@ typedef struct metrics {
     histogram_t wal_batch_us; /* hand-over to durable, per durable report */
     histogram_t loop_iteration_us;
     uint64_t connections_accepted, connections_refused, connections_closed_by_limit;
+    uint64_t connections_closed_by_budget; /* held the largest unfinished requests over budget */
+    uint64_t connections_auth_timeout;     /* not authenticated within --auth-timeout-ms */
+    uint64_t connections_unauth_evicted;   /* oldest unauthenticated, closed to make room */
+    uint64_t auth_failures;                /* wrong tokens checked */
+    uint64_t auth_throttled;               /* attempts refused unchecked (back-off) */
+    uint64_t auth_log_suppressed;          /* auth_failed lines left out (rate limit) */
     uint64_t requests_malformed, requests_overloaded, bytes_in, bytes_out;
+    uint64_t replies_too_large; /* reads answered TOO_LARGE: the reply was over the limit */
 } metrics_t;
 
 int metrics_init(metrics_t *m);

@@ -116,6 +116,9 @@ UINT_SETTER(set_idle_timeout_s, idle_timeout_s, 0, 86400, "expects 0..86400 (0 =
 UINT_SETTER(set_connections_max, connections_max, 1, 1u << 20, "expects 1..1048576")
 UINT_SETTER(set_request_timeout_ms, request_timeout_ms, 0, 3600000,
             "expects 0..3600000 (0 = never)")
+UINT_SETTER(set_auth_timeout_ms, auth_timeout_ms, 0, 3600000, "expects 0..3600000 (0 = never)")
+UINT_SETTER(set_unauthenticated_connections_max, unauthenticated_connections_max, 0, 1u << 20,
+            "expects 0..1048576 (0 = a tenth of --connections-max)")
 UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, 1u << 20, 1u << 30,
             "expects 1048576..1073741824")
 UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
@@ -189,6 +192,10 @@ static const option_spec_t option_table[] = {
     {"orders-archive-age-s", true, set_orders_archive_age_s,
      "delivered/cancelled orders leave memory after (604800 = 7 days); read from state.lmdb"},
     {"auth-token-file", true, set_auth_token_file, "require `auth {token}` (file mode 0600)"},
+    {"auth-timeout-ms", true, set_auth_timeout_ms,
+     "with a token: close a connection not authenticated after (10000; 0 = never)"},
+    {"unauthenticated-connections-max", true, set_unauthenticated_connections_max,
+     "with a token: unauthenticated at once (0 = connections-max / 10); the oldest makes room"},
     {"metrics", true, set_metrics, "serve Prometheus text on HOST:PORT at GET /metrics"},
     {"check-config", false, NULL, "validate the settings and exit"},
     {"help", false, NULL, "show this help"},

@@ -55,6 +55,7 @@ void server_config_defaults(server_config_t *config)
     config->buffer_bytes_max = ALLOT_BUFFER_BYTES_MAX_DEFAULT;
     config->idle_timeout_s = 0;
     config->request_timeout_ms = 30000;
+    config->auth_timeout_ms = ALLOT_AUTH_TIMEOUT_MS_DEFAULT;
     config->checkpoint_interval_s = 60;
     config->checkpoint_wal_bytes = 64ull << 20;
     config->checkpoint_dirty_max = 1u << 20;
@@ -93,7 +94,7 @@ void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info
     static const char *const fsync_names[] = {"always", "interval", "none"};
     info->version = ALLOT_VERSION;
     info->uptime_s = (now_ms - server->started_ms) / 1000;
-    info->connections = server->connection_count;
+    info->connections = server_connections_open(server);
     info->wal_lsn = server_wal_lsn(server);
     info->durable_lsn = server->durable_lsn;
     info->checkpoint_lsn = server->checkpoint_lsn;
@@ -508,6 +509,7 @@ static void on_housekeeping(uv_timer_t *timer)
         next = conn->next;
         connection_check_timeout(conn, now);
     }
+    connection_check_auth_deadlines(server, now);
     server->iteration_busy_ns += uv_hrtime() - started_ns;
 }
 
@@ -596,6 +598,7 @@ static void shutdown_close_all(server_t *server)
     close_if_open((uv_handle_t *)&server->sigterm);
     close_if_open((uv_handle_t *)&server->end_of_iteration);
     close_if_open((uv_handle_t *)&server->checkpoint_slicer);
+    close_if_open((uv_handle_t *)&server->close_spreader); /* every connection is closed */
     if (server->wal != NULL) {
         wal_close(server->wal, NULL); /* writes and syncs the last batch; frees itself */
         server->wal = NULL;
@@ -887,6 +890,8 @@ static void handles_start(server_t *server)
                    SERVER_HOUSEKEEPING_PERIOD_MS);
     uv_timer_init(server->loop, &server->shutdown_deadline);
     server->shutdown_deadline.data = server;
+    uv_idle_init(server->loop, &server->close_spreader); /* started by connection_close */
+    server->close_spreader.data = server;
 }
 
 static void on_walk_report(uv_handle_t *handle, void *arg)

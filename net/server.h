@@ -36,6 +36,11 @@ typedef struct server_config {
     uint64_t buffer_bytes_max; /* all connections' buffers together; over it: OVERLOADED */
     uint32_t idle_timeout_s;   /* close a connection silent this long (0: never) */
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
+    /* With --auth-token-file: a connection not authenticated within auth_timeout_ms is closed
+     * (0: never); at most unauthenticated_connections_max are unauthenticated at once (0: a
+     * tenth of connections_max), the oldest is closed to make room for a new one. */
+    uint32_t auth_timeout_ms;
+    uint32_t unauthenticated_connections_max;
     uint32_t checkpoint_interval_s;
     char auth_token_file[SERVER_PATH_BYTES_MAX]; /* empty: no authentication */
     char metrics_host[SERVER_HOST_BYTES_MAX];    /* empty: no Prometheus endpoint */
@@ -82,11 +87,14 @@ typedef struct server_info {
 
 void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
 
-/* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise (*close set when the
- * connection has failed too often and must be closed). Logs failures. */
+/* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise, with error filled (the
+ * message says when the attempt was refused unchecked and how long to wait; *close set when the
+ * connection has failed too often and must be closed). Logs failures (rate-limited), naming the
+ * peer. `session` is the connection's (net/auth.h). */
 struct auth_session;
+struct allot_error_detail;
 int server_auth_attempt(struct server *server, struct auth_session *session, const char *token,
-                        size_t token_len, bool *close);
+                        size_t token_len, bool *close, struct allot_error_detail *error);
 
 /* server.stats: pack the metrics map. */
 

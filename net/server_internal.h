@@ -4,10 +4,12 @@
 #define ALLOT_NET_SERVER_INTERNAL_H
 
 #include <msgpack.h>
+#include <stddef.h>
 #include <uv.h>
 
 #include "auth.h"
 #include "frame.h"
+#include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
 #include "persist/archive.h"
@@ -16,6 +18,12 @@
 
 struct allot_state;
 typedef struct connection connection_t;
+
+/* Connection handles closed per loop iteration (the rest wait in the close queue). */
+#define CONNECTION_CLOSES_PER_ITERATION 128
+
+/* "[ipv6]:port" at most, with its NUL. */
+#define CONNECTION_PEER_BYTES_MAX 56
 
 /* A reply held until the WAL is durable up to `lsn`; its bytes end at `end` in conn->held. */
 typedef struct held_reply {
@@ -32,14 +40,19 @@ struct connection {
     uint64_t id;
     connection_t *prev, *next;           /* all connections */
     connection_t *dirty_next;            /* connections with output to flush this iteration */
+    connection_t *close_next;            /* closing: waiting in the close queue */
     connection_t *held_prev, *held_next; /* connections with replies awaiting durability */
-    bool dirty, in_held_list, reading, closing, close_when_flushed, write_active;
-    /* input */
+    connection_t *unauth_prev, *unauth_next; /* unauthenticated connections, oldest first */
+    bool dirty, in_held_list, in_unauth_list, reading, closing, close_when_flushed, write_active;
+    /* input: reads land in the loop's shared buffer (server_t.read_buffer); a connection keeps
+     * only what was not consumed (a partial request, or requests left while reading is paused),
+     * in a buffer sized to it; NULL when nothing is left */
     uint8_t *in;
-    size_t in_size, in_capacity, in_start;
+    size_t in_size, in_capacity;
     frame_scanner_t scanner;
     uint64_t partial_since_ms; /* uv_now() when the unfinished request began; 0 when none */
     uint64_t last_read_ms;     /* uv_now() of the last bytes received (idle timeout) */
+    bool timeout_deferred;     /* a deadline passed with bytes unread: judged again next tick */
     /* output */
     msgpack_sbuffer out;     /* replies ready to send */
     msgpack_sbuffer writing; /* bytes owned by the active uv_write */
@@ -49,7 +62,15 @@ struct connection {
     held_reply_t *held_replies;
     uint32_t held_head, held_count, held_capacity;
     auth_session_t auth;
+    uint64_t accepted_ms;                 /* uv_now() at accept (authentication deadline) */
+    char peer[CONNECTION_PEER_BYTES_MAX]; /* "ip:port" of the client, for log lines */
 };
+
+/* The connection whose authentication state `session` is. */
+static inline connection_t *connection_of_session(auth_session_t *session)
+{
+    return (connection_t *)(void *)((char *)session - offsetof(connection_t, auth));
+}
 
 /* Requests answered when a checkpoint commits (server.checkpoint). */
 #define SERVER_CHECKPOINT_WAITERS_MAX 64
@@ -97,6 +118,7 @@ typedef struct server {
     uv_idle_t checkpoint_slicer; /* active while a checkpoint is serialized: one slice per turn */
     uv_timer_t housekeeping;     /* expiry, request timeouts, periodic checkpoints */
     uv_timer_t shutdown_deadline;
+    uv_idle_t close_spreader; /* active while connections wait in the close queue */
     struct allot_state *state;
     wal_t *wal;
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
@@ -104,7 +126,12 @@ typedef struct server {
     connection_t *connections;
     connection_t *dirty;
     connection_t *held;
-    uint32_t connection_count;
+    uint32_t connection_count;                    /* including those closing */
+    uint32_t connections_closing;                 /* closed, handle not released yet */
+    connection_t *close_queue, *close_queue_last; /* handles still to close, oldest first */
+    /* with authentication on: connections not authenticated yet, oldest first */
+    connection_t *unauth_oldest, *unauth_newest;
+    uint32_t unauth_count;
     uint64_t next_connection_id;
     uint64_t durable_lsn;
     uint64_t checkpoint_lsn;
@@ -116,6 +143,9 @@ typedef struct server {
     uint64_t connections_refused;
     server_checkpoint_t checkpoint;
     auth_token_t auth;
+    auth_peers_t *auth_peers; /* failures per client address; NULL without a token */
+    log_limit_t auth_log;     /* auth_failed lines */
+    log_limit_t unauth_log;   /* unauthenticated_evicted lines */
     metrics_t metrics;
     metrics_http_t *metrics_http;
     char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
@@ -123,6 +153,10 @@ typedef struct server {
     uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
+    uint64_t input_bytes;    /* the input part of buffered_bytes: unconsumed request bytes */
+    /* lines of events a client can cause at will, at most LOG_LIMIT_LINES_PER_S each */
+    log_limit_t input_cut_log, refused_log, bad_request_log, output_limit_log, timeout_log;
+    uint8_t read_buffer[ALLOT_READ_CHUNK_BYTES]; /* every read lands here first */
 } server_t;
 
 /* server_check.c: the listen address (an IP literal or localhost) as a socket address. */
@@ -151,6 +185,28 @@ static inline bool server_buffered_over_budget(const server_t *server)
     return server->buffered_bytes > server->config.buffer_bytes_max;
 }
 
+/* May a line of a client-caused event be written now (*suppressed: the lines left out before)? */
+static inline bool server_log_allow(server_t *server, log_limit_t *limit, uint64_t *suppressed)
+{
+    return log_limit_allow(limit, (int64_t)uv_now(server->loop), LOG_LIMIT_LINES_PER_S, suppressed);
+}
+
+/* Connections not closing (what the limit and server.info count). */
+static inline uint32_t server_connections_open(const server_t *server)
+{
+    return server->connection_count - server->connections_closing;
+}
+
+/* With authentication on, at most this many connections may be unauthenticated at once
+ * (--unauthenticated-connections-max; by default a tenth of --connections-max). */
+static inline uint32_t server_unauthenticated_max(const server_t *server)
+{
+    uint32_t max = server->config.unauthenticated_connections_max;
+    if (max == 0)
+        max = server->config.connections_max / ALLOT_UNAUTHENTICATED_CONNECTIONS_DIVISOR;
+    return max > 0 ? max : 1;
+}
+
 /* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */
 int server_ops_start(server_t *server);
 void server_ops_publish(server_t *server);
@@ -165,6 +221,10 @@ void connection_close(connection_t *conn);
 void connection_begin_shutdown(connection_t *conn);
 bool connection_idle(const connection_t *conn);
 void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms);
+/* With authentication on: close connections unauthenticated for --auth-timeout-ms. */
+void connection_check_auth_deadlines(server_t *server, uint64_t now_monotonic_ms);
+/* The connection authenticated: it no longer counts against the unauthenticated cap. */
+void connection_authenticated(connection_t *conn);
 /* Send a reply a handler deferred (bytes are one whole response); ends one deferred_count. */
 void connection_reply_deferred(connection_t *conn, const char *bytes, size_t len);
 

@@ -1,25 +1,61 @@
 /* server_ops.c - the server's operational surface: authentication, server.stats, Prometheus. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "core/errors.h"
 #include "core/state.h"
 #include "log.h"
 #include "server_internal.h"
 
+/* One auth_failed line per failed check, at most LOG_LIMIT_LINES_PER_S a second. */
+static void auth_failure_log(server_t *server, const connection_t *conn, bool closing,
+                             int64_t now_ms)
+{
+    uint64_t suppressed;
+    if (!server_log_allow(server, &server->auth_log, &suppressed)) {
+        server->metrics.auth_log_suppressed++;
+        return;
+    }
+    log_write(LOG_WARN, "auth_failed",
+              "peer=%s connection=%llu failures=%u peer_failures=%u closing=%s suppressed=%llu",
+              conn->peer, (unsigned long long)conn->id, conn->auth.failures,
+              auth_peer_failures(server->auth_peers, &conn->auth.peer, now_ms),
+              closing ? "true" : "false", (unsigned long long)suppressed);
+}
+
 int server_auth_attempt(server_t *server, auth_session_t *session, const char *token,
-                        size_t token_len, bool *close)
+                        size_t token_len, bool *close, allot_error_detail_t *error)
 {
     *close = false;
+    connection_t *conn = connection_of_session(session);
     int64_t now_ms = (int64_t)uv_now(server->loop);
-    auth_result_t result = auth_attempt(&server->auth, session, token, token_len, now_ms);
-    if (result == AUTH_OK)
+    int64_t retry_in_ms = 0;
+    auth_result_t result = auth_attempt(&server->auth, server->auth_peers, session, token,
+                                        token_len, now_ms, &retry_in_ms);
+    if (result == AUTH_OK) {
+        connection_authenticated(conn);
         return 0;
-    if (result != AUTH_RATE_LIMITED)
-        log_write(LOG_WARN, "auth_failed", "failures=%u closing=%s", session->failures,
-                  result == AUTH_CLOSE ? "true" : "false");
+    }
+    if (result == AUTH_RATE_LIMITED) {
+        server->metrics.auth_throttled++;
+        return allot_error_set(error, ALLOT_EUNAUTHENTICATED, "token",
+                               "too many failed attempts from this client; not checked, retry "
+                               "in %lld ms",
+                               (long long)retry_in_ms);
+    }
+    server->metrics.auth_failures++;
     *close = result == AUTH_CLOSE;
-    return ALLOT_EUNAUTHENTICATED;
+    auth_failure_log(server, conn, *close, now_ms);
+    if (*close)
+        return allot_error_set(error, ALLOT_EUNAUTHENTICATED, "token",
+                               "too many failed attempts; closing");
+    if (retry_in_ms > 0)
+        return allot_error_set(error, ALLOT_EUNAUTHENTICATED, "token",
+                               "authentication failed; the next attempt is checked in %lld ms",
+                               (long long)retry_in_ms);
+    return allot_error_set(error, ALLOT_EUNAUTHENTICATED, "token", "authentication failed");
 }
 
 void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
@@ -27,7 +63,12 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     memset(g, 0, sizeof(*g));
     allot_state_counters_t counts;
     allot_state_counters_get(server->state, &counts);
-    g->connections = server->connection_count;
+    g->connections = server_connections_open(server);
+    g->connections_unauthenticated = server->unauth_count;
+    g->auth_peers_evicted = auth_peers_evicted(server->auth_peers);
+    g->buffered_bytes = server->buffered_bytes;
+    g->buffer_bytes_max = server->config.buffer_bytes_max;
+    g->input_bytes = server->input_bytes;
     g->skus = counts.skus;
     g->positions = counts.positions;
     g->locations = counts.locations;
@@ -68,6 +109,14 @@ int server_ops_start(server_t *server)
         log_write(LOG_ERROR, "auth_config_failed", "message=%s",
                   log_quote(quoted, sizeof(quoted), error));
         return ALLOT_EINVALID_ARGUMENT;
+    }
+    if (server->auth.required) {
+        uint64_t seed = 0;
+        if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+            seed = uv_hrtime() ^ (uint64_t)getpid() << 32;
+        server->auth_peers = auth_peers_create(seed);
+        if (server->auth_peers == NULL)
+            return ALLOT_ENOMEM;
     }
     if (metrics_init(&server->metrics) != 0)
         return ALLOT_ENOMEM;
@@ -111,4 +160,6 @@ void server_ops_stop(server_t *server)
     server->metrics_text = NULL;
     metrics_destroy(&server->metrics);
     memset(&server->auth, 0, sizeof(server->auth));
+    auth_peers_destroy(server->auth_peers);
+    server->auth_peers = NULL;
 }

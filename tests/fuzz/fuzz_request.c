@@ -16,7 +16,8 @@
 static allot_state_t *fuzz_state;
 static uint64_t fuzz_runs;
 
-/* server.* methods need the running server; everything else is dispatched as allotd would. */
+/* server.* methods and auth (its per-connection and per-address state) need the running
+ * server; everything else is dispatched as allotd would. */
 static bool needs_server(const msgpack_object *object)
 {
     rpc_envelope_t envelope;
@@ -24,6 +25,8 @@ static bool needs_server(const msgpack_object *object)
     allot_error_detail_clear(&error);
     if (rpc_envelope_parse(object, &envelope, &error) != 0)
         return false;
+    if (envelope.method.len == 4 && memcmp(envelope.method.ptr, "auth", 4) == 0)
+        return true;
     return envelope.method.len >= 7 && memcmp(envelope.method.ptr, "server.", 7) == 0;
 }
 
