@@ -546,6 +546,8 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     server->scratch.size = 0;
     dispatch_object(&env, &object, &server->scratch, &outcome);
     msgpack_zone_clear(&server->zone);
+    if (outcome.command_index == SIZE_MAX && outcome.error != 0)
+        metrics_request_rejected(&server->metrics, outcome.error, outcome.close);
     held_reply_t reply = {.started_ns = started_ns,
                           .command_index = outcome.command_index,
                           .error = outcome.error != 0};

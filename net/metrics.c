@@ -1,12 +1,15 @@
 /* metrics.c - per-method counters and histograms; server.stats and Prometheus rendering. */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "command.h"
+#include "core/errors.h"
 #include "pack.h"
 
 int metrics_init(metrics_t *m)
@@ -37,6 +40,14 @@ void metrics_request_record(metrics_t *m, size_t index, int64_t latency_us, bool
     method->calls++;
     method->errors += error;
     histogram_record(&method->latency_us, latency_us > 0 ? (uint64_t)latency_us : 0);
+}
+
+void metrics_request_rejected(metrics_t *m, int error, bool closes)
+{
+    metrics_reject_t reason = error == ALLOT_EUNKNOWN_METHOD ? METRICS_REJECT_UNKNOWN_METHOD
+                              : closes                       ? METRICS_REJECT_INVALID_ENVELOPE
+                                                             : METRICS_REJECT_INVALID_PARAMS;
+    m->requests_rejected[reason]++;
 }
 
 uint64_t metrics_rss_bytes(void)
@@ -190,6 +201,62 @@ static void render_gauge(text_t *t, const char *name, const char *type, const ch
     text_add(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
 }
 
+static void render_rejected(text_t *t, const metrics_t *m)
+{
+    static const char *const reasons[METRICS_REJECT_REASONS] = {
+        "unknown_method", "invalid_params", "invalid_envelope", "malformed"};
+    text_add(t, "# HELP allot_requests_rejected_total Requests refused before any method ran, by "
+                "reason.\n# TYPE allot_requests_rejected_total counter\n");
+    for (int i = 0; i < METRICS_REJECT_REASONS; i++) {
+        uint64_t n = m->requests_rejected[i];
+        if (i == METRICS_REJECT_MALFORMED)
+            n = m->requests_malformed; /* counted where the bytes are framed */
+        text_add(t, "allot_requests_rejected_total{reason=\"%s\"} %llu\n", reasons[i],
+                 (unsigned long long)n);
+    }
+}
+
+/* The standard process metrics (as Prometheus client libraries export them), from /proc. */
+static void render_process(text_t *t, const metrics_gauges_t *g)
+{
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f != NULL) {
+        /* fields 14, 15 (utime, stime in ticks) and 23 (vsize), after "pid (comm) " */
+        int fields = fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
+                               "%*d %*d %*d %*d %*d %*d %*u %lu",
+                            &utime, &stime, &vsize);
+        fclose(f);
+        if (fields != 3)
+            utime = stime = vsize = 0;
+    }
+    long ticks = sysconf(_SC_CLK_TCK);
+    text_add(t, "# HELP process_cpu_seconds_total Total user and system CPU time in seconds.\n"
+                "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+             ticks > 0 ? (double)(utime + stime) / (double)ticks : 0.0);
+    render_gauge(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                 metrics_rss_bytes());
+    render_gauge(t, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+                 vsize);
+    unsigned long long fds = 0;
+    DIR *dir = opendir("/proc/self/fd");
+    for (struct dirent *e; dir != NULL && (e = readdir(dir)) != NULL;)
+        fds += e->d_name[0] != '.';
+    if (dir != NULL) {
+        closedir(dir);
+        fds--; /* the one opendir used */
+    }
+    render_gauge(t, "process_open_fds", "gauge", "Number of open file descriptors.", fds);
+    struct rlimit limit;
+    unsigned long long fds_max = getrlimit(RLIMIT_NOFILE, &limit) == 0 ? limit.rlim_cur : 0;
+    render_gauge(t, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+                 fds_max);
+    text_add(t, "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+                "seconds.\n# TYPE process_start_time_seconds gauge\n"
+                "process_start_time_seconds %.3f\n",
+             (double)g->started_ms / 1000.0);
+}
+
 size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, char *buf,
                                  size_t buf_bytes)
 {
@@ -250,7 +317,12 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
                  g->writes_allowed);
     render_gauge(&t, "allot_resident_memory_bytes", "gauge", "Resident set size.",
                  metrics_rss_bytes());
-    render_gauge(&t, "allot_uptime_seconds", "counter", "Seconds since start.",
+    render_gauge(&t, "allot_uptime_seconds", "gauge", "Seconds since start.",
                  (unsigned long long)g->uptime_s);
+    render_gauge(&t, "allot_checkpoint_failures_total", "counter", "Checkpoints that failed.",
+                 g->checkpoint_failures);
+    render_gauge(&t, "allot_healthy", "gauge", "1 while GET /health answers 200.", g->healthy);
+    render_rejected(&t, m);
+    render_process(&t, g);
     return t.used;
 }

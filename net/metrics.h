@@ -4,7 +4,9 @@
  * a latency histogram in microseconds measured from when the request was decoded to when its
  * reply was ready to send (for writes this includes waiting for fsync); per WAL batch the
  * time from hand-over to durable; connection and byte counters. metrics_pack writes the
- * `server.stats` map; metrics_render_prometheus writes the text exposition format (0.0.4).
+ * `server.stats` map; metrics_render_prometheus writes the text exposition format (0.0.4):
+ * allot_* metrics (names and types pass `promtool check metrics`) and the standard process_*
+ * ones (CPU, memory, file descriptors, start time) read from /proc.
  * The HTTP endpoint (metrics_http.h) serves a copy rendered by the loop, never this struct.
  */
 #ifndef ALLOT_NET_METRICS_H
@@ -36,8 +38,20 @@ typedef struct metrics_gauges {
     uint64_t checkpoints, checkpoint_failures;
     int64_t checkpoint_last_ms; /* duration of the last checkpoint */
     int64_t uptime_s;
+    int64_t started_ms; /* wall-clock ms when the process started serving */
     bool writes_allowed;
+    bool healthy;               /* what GET /health says (writes accepted) */
+    const char *health_problem; /* why not, when not healthy */
 } metrics_gauges_t;
+
+/* Requests refused before any method ran, by reason (allot_requests_rejected_total). */
+typedef enum metrics_reject {
+    METRICS_REJECT_UNKNOWN_METHOD = 0, /* no such method */
+    METRICS_REJECT_INVALID_PARAMS,     /* params not [map] (nor []) */
+    METRICS_REJECT_INVALID_ENVELOPE,   /* decoded, but not a MessagePack-RPC request: closed */
+    METRICS_REJECT_MALFORMED,          /* not MessagePack, too large or too deep: closed */
+    METRICS_REJECT_REASONS,
+} metrics_reject_t;
 
 typedef struct metrics {
     method_metrics_t *methods; /* one per command_table row, same order */
@@ -53,6 +67,7 @@ typedef struct metrics {
     uint64_t auth_log_suppressed;          /* auth_failed lines left out (rate limit) */
     uint64_t requests_malformed, requests_overloaded, bytes_in, bytes_out;
     uint64_t replies_too_large; /* reads answered TOO_LARGE: the reply was over the limit */
+    uint64_t requests_rejected[METRICS_REJECT_REASONS];
 } metrics_t;
 
 int metrics_init(metrics_t *m);
@@ -60,6 +75,10 @@ void metrics_destroy(metrics_t *m);
 
 /* Record one answered request of command `index` (command_index()). */
 void metrics_request_record(metrics_t *m, size_t index, int64_t latency_us, bool error);
+
+/* Record a request refused before a method ran: the dispatcher's error for a request whose method
+ * is unknown (command_index SIZE_MAX), and whether the connection closes for it. */
+void metrics_request_rejected(metrics_t *m, int error, bool closes);
 
 /* server.stats: {"methods": {name: {calls, errors, p50_us, p99_us, p999_us, max_us}}, ...}. */
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk);

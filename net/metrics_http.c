@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct metrics_http {
     struct MHD_Daemon *daemon;
     pthread_mutex_t lock;
     char *text;
     size_t len;
+    char problem[128];         /* "" when healthy */
+    int64_t published_ms;      /* CLOCK_MONOTONIC ms of the last publication; 0 before */
 };
 
 static enum MHD_Result respond(struct MHD_Connection *connection, unsigned status, char *body,
@@ -30,6 +33,32 @@ static enum MHD_Result respond(struct MHD_Connection *connection, unsigned statu
     return result;
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* GET /health: 200 "ok\n", or 503 with the problem. */
+static enum MHD_Result respond_health(metrics_http_t *http, struct MHD_Connection *connection)
+{
+    char body[192];
+    pthread_mutex_lock(&http->lock);
+    int64_t age_ms = monotonic_ms() - http->published_ms;
+    if (http->published_ms == 0)
+        snprintf(body, sizeof(body), "starting\n");
+    else if (age_ms > METRICS_HTTP_HEALTH_STALE_MS)
+        snprintf(body, sizeof(body), "stalled: no update for %lld ms\n", (long long)age_ms);
+    else if (http->problem[0] != '\0')
+        snprintf(body, sizeof(body), "%s\n", http->problem);
+    else
+        snprintf(body, sizeof(body), "ok\n");
+    pthread_mutex_unlock(&http->lock);
+    unsigned status = strcmp(body, "ok\n") == 0 ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+    return respond(connection, status, strdup(body), strlen(body), "text/plain; charset=utf-8");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -39,6 +68,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     (void)version, (void)upload_data, (void)request_state;
     if (*upload_data_size != 0)
         return MHD_NO; /* no request bodies */
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0)
+        return respond_health(http, connection);
     if (strcmp(method, "GET") != 0 || strcmp(url, "/metrics") != 0)
         return respond(connection, MHD_HTTP_NOT_FOUND, strdup("not found\n"), 10,
                        "text/plain; charset=utf-8");
@@ -87,18 +118,22 @@ metrics_http_t *metrics_http_start(const char *host, uint16_t port, char *error,
     return http;
 }
 
-void metrics_http_publish(metrics_http_t *http, const char *text, size_t len)
+void metrics_http_publish(metrics_http_t *http, const char *text, size_t len,
+                          const char *problem)
 {
     if (len > METRICS_HTTP_TEXT_BYTES_MAX)
         len = METRICS_HTTP_TEXT_BYTES_MAX;
     char *copy = malloc(len);
-    if (copy == NULL)
-        return;
-    memcpy(copy, text, len);
+    if (copy != NULL)
+        memcpy(copy, text, len);
     pthread_mutex_lock(&http->lock);
-    char *old = http->text;
-    http->text = copy;
-    http->len = len;
+    char *old = copy != NULL ? http->text : NULL;
+    if (copy != NULL) {
+        http->text = copy;
+        http->len = len;
+    }
+    snprintf(http->problem, sizeof(http->problem), "%s", problem != NULL ? problem : "");
+    http->published_ms = monotonic_ms();
     pthread_mutex_unlock(&http->lock);
     free(old);
 }

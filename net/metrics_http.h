@@ -2,8 +2,11 @@
  *
  * Contract: served by libmicrohttpd on its own thread. The loop renders the metrics text once
  * a second (metrics_http_publish) into a buffer guarded by a mutex; requests copy that buffer
- * and never touch loop state. Anything other than GET /metrics answers 404; at most
- * METRICS_HTTP_CONNECTIONS_MAX connections at once, each with a 5 s timeout.
+ * and never touch loop state. GET /health answers 200 "ok" while the last publication said
+ * healthy and is at most METRICS_HTTP_HEALTH_STALE_MS old, else 503 with the problem (writes
+ * refused, shutting down, or the loop has not published for that long: stalled). Anything else
+ * answers 404; at most METRICS_HTTP_CONNECTIONS_MAX connections at once, each with a 5 s
+ * timeout.
  */
 #ifndef ALLOT_NET_METRICS_HTTP_H
 #define ALLOT_NET_METRICS_HTTP_H
@@ -13,6 +16,8 @@
 
 #define METRICS_HTTP_CONNECTIONS_MAX 16
 #define METRICS_HTTP_TEXT_BYTES_MAX (256u * 1024)
+/* /health says unhealthy when the loop has not published for this long (it does every second). */
+#define METRICS_HTTP_HEALTH_STALE_MS 5000
 
 typedef struct metrics_http metrics_http_t;
 
@@ -22,8 +27,9 @@ int metrics_http_address_check(const char *host, char *error, size_t error_bytes
 /* Start listening; NULL with a message on failure. */
 metrics_http_t *metrics_http_start(const char *host, uint16_t port, char *error,
                                    size_t error_bytes);
-/* Replace the text served (copied). */
-void metrics_http_publish(metrics_http_t *http, const char *text, size_t len);
+/* Replace the text served (copied) and the health: problem NULL = healthy, else why not. */
+void metrics_http_publish(metrics_http_t *http, const char *text, size_t len,
+                          const char *problem);
 void metrics_http_stop(metrics_http_t *http);
 
 #endif

@@ -89,8 +89,15 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     g->checkpoint_failures = server->checkpoint.failed;
     g->checkpoint_last_ms = server->checkpoint.last_duration_ms;
     g->uptime_s = (server->now_ms - server->started_ms) / 1000;
+    g->started_ms = server->started_ms;
     int refused;
     g->writes_allowed = server_writes_allowed(server, &refused);
+    g->healthy = g->writes_allowed;
+    g->health_problem = g->healthy                   ? NULL
+                        : server->shutting_down      ? "shutting down"
+                        : refused == ALLOT_EOVERLOADED ? "writes refused: the WAL is saturated"
+                                                       : "writes refused: the WAL cannot "
+                                                         "allocate disk space";
 }
 
 void server_stats_pack(const server_t *server, msgpack_packer *pk)
@@ -149,7 +156,7 @@ void server_ops_publish(server_t *server)
                                            METRICS_HTTP_TEXT_BYTES_MAX);
     if (len > METRICS_HTTP_TEXT_BYTES_MAX)
         len = METRICS_HTTP_TEXT_BYTES_MAX;
-    metrics_http_publish(server->metrics_http, server->metrics_text, len);
+    metrics_http_publish(server->metrics_http, server->metrics_text, len, gauges.health_problem);
 }
 
 void server_ops_stop(server_t *server)
