@@ -189,9 +189,10 @@ void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms)
             return; /* not idle: what it sent is about to be read */
         uint64_t suppressed;
         if (server_log_allow(conn->server, &conn->server->timeout_log, &suppressed))
-            log_write(LOG_INFO, "idle_timeout", "connection=%llu peer=%s idle_s=%u suppressed=%llu",
-                      (unsigned long long)conn->id, conn->peer, conn->server->config.idle_timeout_s,
-                      (unsigned long long)suppressed);
+            log_event(LOG_INFO, "idle_timeout", LOG_UINT("connection", conn->id),
+                      LOG_STR("peer", conn->peer),
+                      LOG_UINT("idle_s", conn->server->config.idle_timeout_s),
+                      LOG_UINT("suppressed", suppressed));
         connection_close(conn);
         return;
     }
@@ -202,10 +203,9 @@ void connection_check_timeout(connection_t *conn, uint64_t now_monotonic_ms)
         return;
     uint64_t suppressed;
     if (server_log_allow(conn->server, &conn->server->timeout_log, &suppressed))
-        log_write(LOG_INFO, "request_timeout",
-                  "connection=%llu peer=%s buffered_bytes=%zu suppressed=%llu",
-                  (unsigned long long)conn->id, conn->peer, conn->in_size,
-                  (unsigned long long)suppressed);
+        log_event(LOG_INFO, "request_timeout", LOG_UINT("connection", conn->id),
+                  LOG_STR("peer", conn->peer), LOG_UINT("buffered_bytes", conn->in_size),
+                  LOG_UINT("suppressed", suppressed));
     connection_close(conn);
 }
 
@@ -241,10 +241,10 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
         conn->server->metrics.connections_closed_by_limit++;
         uint64_t suppressed;
         if (server_log_allow(conn->server, &conn->server->output_limit_log, &suppressed))
-            log_write(LOG_WARN, "output_limit",
-                      "connection=%llu peer=%s pending_bytes=%zu limit_bytes=%u suppressed=%llu",
-                      (unsigned long long)conn->id, conn->peer, pending,
-                      conn->server->config.output_bytes_max, (unsigned long long)suppressed);
+            log_event(LOG_WARN, "output_limit", LOG_UINT("connection", conn->id),
+                      LOG_STR("peer", conn->peer), LOG_UINT("pending_bytes", pending),
+                      LOG_UINT("limit_bytes", conn->server->config.output_bytes_max),
+                      LOG_UINT("suppressed", suppressed));
         connection_close(conn);
         return;
     }
@@ -463,9 +463,9 @@ static void frame_reject(connection_t *conn, frame_status_t status, const uint8_
     server->metrics.requests_malformed++;
     uint64_t suppressed;
     if (server_log_allow(server, &server->bad_request_log, &suppressed))
-        log_write(LOG_INFO, "bad_request", "connection=%llu peer=%s code=%s suppressed=%llu",
-                  (unsigned long long)conn->id, conn->peer, allot_error_code(error),
-                  (unsigned long long)suppressed);
+        log_event(LOG_INFO, "bad_request", LOG_UINT("connection", conn->id),
+                  LOG_STR("peer", conn->peer), LOG_STR("code", allot_error_code(error)),
+                  LOG_UINT("suppressed", suppressed));
     reading_stop(conn);
     conn->close_when_flushed = true; /* the rest is discarded */
 }
@@ -678,12 +678,10 @@ static void input_budget_enforce(server_t *server)
         server->metrics.connections_closed_by_budget++;
         uint64_t suppressed;
         if (server_log_allow(server, &server->input_cut_log, &suppressed))
-            log_write(LOG_WARN, "input_budget",
-                      "connection=%llu peer=%s pending_bytes=%zu input_bytes=%llu "
-                      "limit_bytes=%llu suppressed=%llu",
-                      (unsigned long long)largest->id, largest->peer, largest->in_size,
-                      (unsigned long long)server->input_bytes, (unsigned long long)input_bytes_max,
-                      (unsigned long long)suppressed);
+            log_event(LOG_WARN, "input_budget", LOG_UINT("connection", largest->id),
+                      LOG_STR("peer", largest->peer), LOG_UINT("pending_bytes", largest->in_size),
+                      LOG_UINT("input_bytes", server->input_bytes),
+                      LOG_UINT("limit_bytes", input_bytes_max), LOG_UINT("suppressed", suppressed));
         largest->in_size = 0;
         tail_resize(largest, 0); /* accounted now; the handle closes later */
         connection_close(largest);
@@ -711,8 +709,8 @@ static void input_arrived(connection_t *conn, const uint8_t *data, size_t len)
             return;
     }
     if (!tail_reserve(conn, conn->in_size + len)) {
-        log_write(LOG_ERROR, "input_failed", "connection=%llu peer=%s code=NOMEM",
-                  (unsigned long long)conn->id, conn->peer);
+        log_event(LOG_ERROR, "input_failed", LOG_UINT("connection", conn->id),
+                  LOG_STR("peer", conn->peer), LOG_STR("code", "NOMEM"));
         connection_close(conn);
         return;
     }
@@ -765,10 +763,9 @@ static void refuse(server_t *server)
         server->metrics.connections_refused++;
         uint64_t suppressed;
         if (server_log_allow(server, &server->refused_log, &suppressed))
-            log_write(LOG_WARN, "connection_limit", "limit=%u refused_total=%llu suppressed=%llu",
-                      server->config.connections_max,
-                      (unsigned long long)server->connections_refused,
-                      (unsigned long long)suppressed);
+            log_event(LOG_WARN, "connection_limit", LOG_UINT("limit", server->config.connections_max),
+                      LOG_UINT("refused_total", server->connections_refused),
+                      LOG_UINT("suppressed", suppressed));
     }
     uv_close((uv_handle_t *)tcp, on_refused_close);
 }
@@ -807,10 +804,10 @@ static void unauth_make_room(server_t *server)
         server->metrics.connections_unauth_evicted++;
         uint64_t suppressed;
         if (server_log_allow(server, &server->unauth_log, &suppressed))
-            log_write(LOG_WARN, "unauthenticated_evicted",
-                      "connection=%llu peer=%s unauthenticated=%u limit=%u suppressed=%llu",
-                      (unsigned long long)oldest->id, oldest->peer, server->unauth_count,
-                      server_unauthenticated_max(server), (unsigned long long)suppressed);
+            log_event(LOG_WARN, "unauthenticated_evicted", LOG_UINT("connection", oldest->id),
+                      LOG_STR("peer", oldest->peer), LOG_UINT("unauthenticated", server->unauth_count),
+                      LOG_UINT("limit", server_unauthenticated_max(server)),
+                      LOG_UINT("suppressed", suppressed));
         connection_close(oldest); /* leaves the list */
     }
 }
@@ -833,8 +830,8 @@ void connection_check_auth_deadlines(server_t *server, uint64_t now_monotonic_ms
     if (closed == 0)
         return;
     server->metrics.connections_auth_timeout += closed;
-    log_write(LOG_INFO, "auth_timeout", "closed=%u timeout_ms=%u unauthenticated=%u", closed,
-              timeout_ms, server->unauth_count);
+    log_event(LOG_INFO, "auth_timeout", LOG_UINT("closed", closed), LOG_UINT("timeout_ms", timeout_ms),
+              LOG_UINT("unauthenticated", server->unauth_count));
 }
 
 static connection_t *connection_create(server_t *server)

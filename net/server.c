@@ -141,9 +141,8 @@ static void on_wal_fatal(wal_t *wal, int error, const char *message, void *ctx)
 {
     (void)wal;
     (void)ctx;
-    char quoted[600];
-    log_write(LOG_ERROR, "wal_failed", "code=%s message=%s", allot_error_code(error),
-              log_quote(quoted, sizeof(quoted), message));
+    log_event(LOG_ERROR, "wal_failed", LOG_STR("code", allot_error_code(error)),
+              LOG_STR("message", message));
     /* The kernel may have dropped dirty pages: nothing after this point may be acknowledged.
      * Exit now; restart recovers from what is durable. */
     fflush(NULL);
@@ -222,8 +221,9 @@ static void checkpoint_submit_ready(server_t *server)
 static void checkpoint_serialize_failed(server_t *server, const char *reason, uint64_t generation)
 {
     server_checkpoint_t *cp = &server->checkpoint;
-    log_write(LOG_ERROR, "checkpoint_failed", "reason=%s code=NOMEM message=\"%s\"", reason,
-              "out of memory while serializing; the next checkpoint writes everything");
+    log_event(LOG_ERROR, "checkpoint_failed", LOG_STR("reason", reason), LOG_STR("code", "NOMEM"),
+              LOG_STR("message",
+                      "out of memory while serializing; the next checkpoint writes everything"));
     cp->full_needed = true;
     checkpoint_answer(server, generation, ALLOT_ENOMEM, 0, "out of memory");
     if (cp->shutdown_phase == 1)
@@ -247,12 +247,11 @@ static void checkpoint_serialized(server_t *server)
     cp->pending = batch;
     cp->pending_lsn = cp->building_lsn;
     cp->pending_generation = cp->building_generation;
-    log_write(LOG_DEBUG, "checkpoint_serialized",
-              "reason=%s lsn=%llu objects=%zu bytes=%zu slices=%llu serialize_us=%llu",
-              cp->building_reason, (unsigned long long)cp->pending_lsn,
-              checkpoint_batch_entries(batch), checkpoint_batch_bytes(batch),
-              (unsigned long long)cp->building_slices,
-              (unsigned long long)((uv_hrtime() - cp->building_started_ns) / 1000));
+    log_event(LOG_DEBUG, "checkpoint_serialized", LOG_STR("reason", cp->building_reason),
+              LOG_UINT("lsn", cp->pending_lsn), LOG_UINT("objects", checkpoint_batch_entries(batch)),
+              LOG_UINT("bytes", checkpoint_batch_bytes(batch)),
+              LOG_UINT("slices", cp->building_slices),
+              LOG_UINT("serialize_us", (uv_hrtime() - cp->building_started_ns) / 1000));
     checkpoint_submit_ready(server);
 }
 
@@ -324,8 +323,9 @@ static void checkpoint_start(server_t *server, const char *reason)
     cp->building_reason = reason;
     cp->building_started_ns = uv_hrtime();
     cp->building_slices = 0;
-    log_write(LOG_DEBUG, "checkpoint_start", "reason=%s lsn=%llu dirty=%zu full=%d", reason,
-              (unsigned long long)cp->building_lsn, allot_state_dirty_count(server->state), full);
+    log_event(LOG_DEBUG, "checkpoint_start", LOG_STR("reason", reason),
+              LOG_UINT("lsn", cp->building_lsn),
+              LOG_UINT("dirty", allot_state_dirty_count(server->state)), LOG_BOOL("full", full));
     allot_state_checkpoint_begin(server->state, full, checkpoint_batch_snapshot_cb, batch);
     if (cp->shutdown_phase != 0 || server->checkpoint_slicer.loop == NULL)
         checkpoint_slice(server, true); /* shutting down: no request is left to answer */
@@ -356,7 +356,7 @@ static void orders_evict(server_t *server)
      * per checkpoint; a few ms on a large heap) so RSS follows the orders in memory. */
     malloc_trim(0);
 #endif
-    log_write(LOG_DEBUG, "orders_evicted", "count=%u", evicted);
+    log_event(LOG_DEBUG, "orders_evicted", LOG_UINT("count", evicted));
 }
 
 static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t lsn,
@@ -366,22 +366,20 @@ static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t
     server_t *server = ctx;
     server_checkpoint_t *cp = &server->checkpoint;
     (void)writer;
-    char quoted[CHECKPOINT_MESSAGE_BYTES_MAX + 8];
     cp->last_duration_ms = (int64_t)(uv_now(server->loop) - cp->started_ms);
     cp->completed += status == 0;
     cp->failed += status != 0;
     if (status == 0) {
         server->checkpoint_lsn = lsn;
-        log_write(LOG_INFO, "checkpoint", "lsn=%llu puts=%llu deletes=%llu map_bytes=%llu",
-                  (unsigned long long)lsn, (unsigned long long)stats->puts,
-                  (unsigned long long)stats->deletes, (unsigned long long)stats->map_bytes);
+        log_event(LOG_INFO, "checkpoint", LOG_UINT("lsn", lsn), LOG_UINT("puts", stats->puts),
+                  LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
         if (server->wal != NULL)
             wal_truncate_before(server->wal, lsn);
         orders_evict(server); /* committed: every clean order is in the store */
     } else {
-        log_write(LOG_ERROR, "checkpoint_failed", "lsn=%llu code=%s message=%s kept_batches=%zu",
-                  (unsigned long long)lsn, allot_error_code(status),
-                  log_quote(quoted, sizeof(quoted), message), checkpoint_writer_kept(cp->writer));
+        log_event(LOG_ERROR, "checkpoint_failed", LOG_UINT("lsn", lsn),
+                  LOG_STR("code", allot_error_code(status)), LOG_STR("message", message),
+                  LOG_UINT("kept_batches", checkpoint_writer_kept(cp->writer)));
     }
     checkpoint_answer(server, cp->in_flight_generation, status, lsn, message);
     if (cp->shutdown_phase == 2)
@@ -535,7 +533,7 @@ static void on_connection(uv_stream_t *listener, int status)
 {
     server_t *server = listener->data;
     if (status < 0) {
-        log_write(LOG_WARN, "accept_failed", "error=%s", uv_strerror(status));
+        log_event(LOG_WARN, "accept_failed", LOG_STR("error", uv_strerror(status)));
         return;
     }
     connection_accept(server);
@@ -608,7 +606,7 @@ static void shutdown_close_all(server_t *server)
 static void on_shutdown_deadline(uv_timer_t *timer)
 {
     server_t *server = timer->data;
-    log_write(LOG_WARN, "shutdown_forced", "connections=%u", server->connection_count);
+    log_event(LOG_WARN, "shutdown_forced", LOG_UINT("connections", server->connection_count));
     connection_t *next;
     for (connection_t *conn = server->connections; conn != NULL; conn = next) {
         next = conn->next;
@@ -621,7 +619,8 @@ static void shutdown_begin(server_t *server, const char *reason)
     if (server->shutting_down)
         return;
     server->shutting_down = true;
-    log_write(LOG_INFO, "shutdown", "reason=%s connections=%u", reason, server->connection_count);
+    log_event(LOG_INFO, "shutdown", LOG_STR("reason", reason),
+              LOG_UINT("connections", server->connection_count));
     close_if_open((uv_handle_t *)&server->listener);
     uv_timer_stop(&server->housekeeping);
     uv_timer_start(&server->shutdown_deadline, on_shutdown_deadline, SERVER_SHUTDOWN_GRACE_MS, 0);
@@ -660,8 +659,8 @@ static int archive_attach(server_t *server)
 {
     int rc = archive_open(server->checkpoint.store, &server->checkpoint.archive);
     if (rc != 0) {
-        log_write(LOG_ERROR, "recovery_failed", "code=%s message=\"opening the order archive\"",
-                  allot_error_code(rc));
+        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_STR("message", "opening the order archive"));
         return rc;
     }
     allot_order_archive_t hook;
@@ -675,7 +674,6 @@ static int checkpoint_load(server_t *server)
 {
     char path[SERVER_PATH_BYTES_MAX + 16];
     char message[CHECKPOINT_MESSAGE_BYTES_MAX];
-    char quoted[CHECKPOINT_MESSAGE_BYTES_MAX + 8];
     snprintf(path, sizeof(path), "%s/%s", server->config.data_dir, CHECKPOINT_FILE_NAME);
     checkpoint_load_stats_t stats = {0};
     int rc = checkpoint_store_open(path, 0, &server->checkpoint.store, message, sizeof(message));
@@ -683,8 +681,8 @@ static int checkpoint_load(server_t *server)
         rc = checkpoint_store_load_state(server->checkpoint.store, server->state, &stats,
                                          message, sizeof(message));
     if (rc != 0) {
-        log_write(LOG_ERROR, "recovery_failed", "code=%s message=%s", allot_error_code(rc),
-                  log_quote(quoted, sizeof(quoted), message));
+        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_STR("message", message));
         return rc;
     }
     allot_state_dirty_clear(server->state); /* what was loaded is what is stored */
@@ -692,9 +690,9 @@ static int checkpoint_load(server_t *server)
     if (rc != 0)
         return rc;
     server->checkpoint_lsn = checkpoint_store_lsn(server->checkpoint.store);
-    log_write(LOG_INFO, "checkpoint_loaded", "path=%s lsn=%llu records=%llu second_thread=%llu",
-              path, (unsigned long long)server->checkpoint_lsn,
-              (unsigned long long)stats.records, (unsigned long long)stats.second_thread);
+    log_event(LOG_INFO, "checkpoint_loaded", LOG_STR("path", path),
+              LOG_UINT("lsn", server->checkpoint_lsn), LOG_UINT("records", stats.records),
+              LOG_UINT("second_thread", stats.second_thread));
     return 0;
 }
 
@@ -705,8 +703,8 @@ static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_l
     wal_preload_t *preload = NULL;
     int rc = wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_DEFAULT, &preload);
     if (rc != 0) {
-        log_write(LOG_ERROR, "recovery_failed", "code=%s message=\"WAL read-ahead\"",
-                  allot_error_code(rc));
+        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_STR("message", "WAL read-ahead"));
         return rc;
     }
     rc = checkpoint_load(server);
@@ -719,7 +717,8 @@ static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_l
     allot_replay_t *replay = allot_replay_create(server->state);
     if (replay == NULL) {
         wal_preload_cancel(preload);
-        log_write(LOG_ERROR, "recovery_failed", "code=NOMEM message=\"replay window\"");
+        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", "NOMEM"),
+                  LOG_STR("message", "replay window"));
         return ALLOT_ENOMEM;
     }
     rc = wal_replay_preloaded(preload, server->checkpoint_lsn, replay_record, replay_segment_done,
@@ -728,29 +727,26 @@ static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_l
         rc = allot_replay_finish(replay);
     uint64_t failed_lsn = allot_replay_failed_lsn(replay);
     allot_replay_destroy(replay);
-    char quoted[WAL_MESSAGE_BYTES_MAX + 64];
     if (rc != 0 && failed_lsn != 0) {
-        log_write(LOG_ERROR, "recovery_failed", "code=%s lsn=%llu message=%s hint=%s",
-                  allot_error_code(rc), (unsigned long long)failed_lsn,
-                  "\"the WAL record with this LSN does not apply to the state\"",
-                  "\"inspect with: allot-wal dump <data-dir>\"");
+        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_UINT("lsn", failed_lsn),
+                  LOG_STR("message", "the WAL record with this LSN does not apply to the state"),
+                  LOG_STR("hint", "inspect with: allot-wal dump <data-dir>"));
         return rc;
     }
     if (rc != 0) {
         /* e.g. a log that starts after checkpoint_lsn + 1: records between the checkpoint and
          * the log are missing (a WAL segment or state.lmdb was deleted or restored alone). */
-        log_write(LOG_ERROR, "recovery_failed", "code=%s checkpoint_lsn=%llu message=%s hint=%s",
-                  allot_error_code(rc), (unsigned long long)server->checkpoint_lsn,
-                  log_quote(quoted, sizeof(quoted), message),
-                  "\"inspect with: allot-wal verify <data-dir>\"");
+        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_UINT("checkpoint_lsn", server->checkpoint_lsn), LOG_STR("message", message),
+                  LOG_STR("hint", "inspect with: allot-wal verify <data-dir>"));
         return rc;
     }
     if (result.tail_truncated)
-        log_write(LOG_WARN, "wal_torn_tail", "file=%s offset=%llu bytes=%llu", result.tail_file,
-                  (unsigned long long)result.tail_offset, (unsigned long long)result.tail_bytes);
-    log_write(LOG_INFO, "recovered", "checkpoint_lsn=%llu replayed=%llu last_lsn=%llu",
-              (unsigned long long)server->checkpoint_lsn,
-              (unsigned long long)result.records_replayed, (unsigned long long)result.last_lsn);
+        log_event(LOG_WARN, "wal_torn_tail", LOG_STR("file", result.tail_file),
+                  LOG_UINT("offset", result.tail_offset), LOG_UINT("bytes", result.tail_bytes));
+    log_event(LOG_INFO, "recovered", LOG_UINT("checkpoint_lsn", server->checkpoint_lsn),
+              LOG_UINT("replayed", result.records_replayed), LOG_UINT("last_lsn", result.last_lsn));
     *last_lsn = result.last_lsn;
     *log_end = result.end; /* wal_open need not read the newest segment again */
     return 0;
@@ -770,15 +766,16 @@ static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn,
 static int data_dir_prepare(const server_config_t *config, char *wal_dir, size_t wal_dir_bytes)
 {
     if (mkdir(config->data_dir, 0750) != 0 && errno != EEXIST) {
-        log_write(LOG_ERROR, "data_dir_failed", "path=%s error=\"%s\"", config->data_dir,
-                  strerror(errno));
+        log_event(LOG_ERROR, "data_dir_failed", LOG_STR("path", config->data_dir),
+                  LOG_STR("error", strerror(errno)));
         return ALLOT_EIO;
     }
     int n = snprintf(wal_dir, wal_dir_bytes, "%s/wal", config->data_dir);
     if (n < 0 || (size_t)n >= wal_dir_bytes)
         return ALLOT_EINVALID_ARGUMENT;
     if (mkdir(wal_dir, 0750) != 0 && errno != EEXIST) {
-        log_write(LOG_ERROR, "data_dir_failed", "path=%s error=\"%s\"", wal_dir, strerror(errno));
+        log_event(LOG_ERROR, "data_dir_failed", LOG_STR("path", wal_dir),
+                  LOG_STR("error", strerror(errno)));
         return ALLOT_EIO;
     }
     return 0;
@@ -796,13 +793,11 @@ static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
         .log_end = log_end,
     };
     char message[WAL_MESSAGE_BYTES_MAX];
-    char quoted[WAL_MESSAGE_BYTES_MAX + 8];
     int rc = wal_open(server->loop, &wal_config, last_lsn + 1, &server->wal, on_durable,
                       on_wal_fatal, server, message, sizeof(message));
     if (rc != 0) {
-        log_write(LOG_ERROR, "wal_open_failed", "code=%s checkpoint_lsn=%llu message=%s",
-                  allot_error_code(rc), (unsigned long long)server->checkpoint_lsn,
-                  log_quote(quoted, sizeof(quoted), message));
+        log_event(LOG_ERROR, "wal_open_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_UINT("checkpoint_lsn", server->checkpoint_lsn), LOG_STR("message", message));
         server->wal = NULL;
         return rc;
     }
@@ -812,14 +807,14 @@ static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
     rc = checkpoint_writer_start(server->loop, server->checkpoint.store,
                                  &server->checkpoint.writer, on_checkpoint_done, server);
     if (rc != 0) {
-        log_write(LOG_ERROR, "checkpoint_start_failed", "code=%s", allot_error_code(rc));
+        log_event(LOG_ERROR, "checkpoint_start_failed", LOG_STR("code", allot_error_code(rc)));
         return rc;
     }
     server->checkpoint.started_ms = uv_now(server->loop);
     if (config->fsync_mode == WAL_FSYNC_NONE)
-        log_write(LOG_WARN, "fsync_disabled",
-                  "message=\"--fsync none: acknowledged writes can be lost on power failure; "
-                  "for benchmarks only\"");
+        log_event(LOG_WARN, "fsync_disabled",
+                  LOG_STR("message", "--fsync none: acknowledged writes can be lost on power "
+                                     "failure; for benchmarks only"));
     return 0;
 }
 
@@ -838,24 +833,27 @@ static void log_listening(server_t *server)
             port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
         }
     }
-    log_write(LOG_INFO, "listening", "addr=%s:%d data_dir=%s fsync=%s", host, port,
-              server->config.data_dir,
-              server->config.fsync_mode == WAL_FSYNC_ALWAYS
-                  ? "always"
-                  : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none" : "interval"));
+    char addr[96];
+    snprintf(addr, sizeof(addr), "%s:%d", host, port);
+    log_event(LOG_INFO, "listening", LOG_STR("addr", addr),
+              LOG_STR("data_dir", server->config.data_dir),
+              LOG_STR("fsync", server->config.fsync_mode == WAL_FSYNC_ALWAYS
+                                   ? "always"
+                                   : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none"
+                                                                                   : "interval")));
     if (!server->auth.required && strcmp(server->config.listen_host, "127.0.0.1") != 0 &&
         strcmp(server->config.listen_host, "localhost") != 0 &&
         strcmp(server->config.listen_host, "::1") != 0)
-        log_write(LOG_WARN, "public_listen",
-                  "message=\"listening beyond loopback without authentication\"");
+        log_event(LOG_WARN, "public_listen",
+                  LOG_STR("message", "listening beyond loopback without authentication"));
 }
 
 static int listen_start(server_t *server)
 {
     struct sockaddr_storage address;
     if (server_listen_address(&server->config, &address) != 0) {
-        log_write(LOG_ERROR, "listen_failed", "host=%s error=\"not an IP address\"",
-                  server->config.listen_host);
+        log_event(LOG_ERROR, "listen_failed", LOG_STR("host", server->config.listen_host),
+                  LOG_STR("error", "not an IP address"));
         return ALLOT_EINVALID_ARGUMENT;
     }
     uv_tcp_init(server->loop, &server->listener);
@@ -864,8 +862,8 @@ static int listen_start(server_t *server)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&server->listener, 511, on_connection);
     if (rc != 0) {
-        log_write(LOG_ERROR, "listen_failed", "addr=%s:%u error=\"%s\"",
-                  server->config.listen_host, server->config.listen_port, uv_strerror(rc));
+        log_event(LOG_ERROR, "listen_failed", LOG_STR("host", server->config.listen_host),
+                  LOG_UINT("port", server->config.listen_port), LOG_STR("error", uv_strerror(rc)));
         return ALLOT_EIO;
     }
     log_listening(server);
@@ -897,7 +895,7 @@ static void handles_start(server_t *server)
 static void on_walk_report(uv_handle_t *handle, void *arg)
 {
     (void)arg;
-    log_write(LOG_ERROR, "handle_left_open", "type=%s", uv_handle_type_name(handle->type));
+    log_event(LOG_ERROR, "handle_left_open", LOG_STR("type", uv_handle_type_name(handle->type)));
 }
 
 /* Close whatever start-up opened, run the loop dry, and report handles left behind. */
@@ -924,9 +922,7 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
     server_check_t check;
     int rc = server_config_check(&server->config, &check);
     if (rc != 0) {
-        char quoted[sizeof(check.message) + 8];
-        log_write(LOG_ERROR, check.event, "message=%s",
-                  log_quote(quoted, sizeof(quoted), check.message));
+        log_event(LOG_ERROR, check.event, LOG_STR("message", check.message));
         return rc;
     }
     rc = data_dir_prepare(&server->config, wal_dir, wal_dir_bytes);
@@ -963,7 +959,7 @@ int server_run(const server_config_t *config)
     server->state = allot_state_create(&state_config);
     msgpack_zone_init(&server->zone, 64 * 1024);
     msgpack_sbuffer_init(&server->scratch);
-    log_write(LOG_INFO, "start", "version=%s pid=%d", ALLOT_VERSION, (int)getpid());
+    log_event(LOG_INFO, "start", LOG_STR("version", ALLOT_VERSION), LOG_INT("pid", getpid()));
 
     char wal_dir[SERVER_PATH_BYTES_MAX + 8];
     int rc = server->state != NULL ? server_start(server, wal_dir, sizeof(wal_dir)) : ALLOT_ENOMEM;
@@ -976,7 +972,7 @@ int server_run(const server_config_t *config)
     msgpack_sbuffer_destroy(&server->scratch);
     allot_state_destroy(server->state);
     server_ops_stop(server);
-    log_write(LOG_INFO, "stopped", "status=%d", status);
+    log_event(LOG_INFO, "stopped", LOG_INT("status", status));
     free(server);
     return status;
 }

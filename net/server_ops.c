@@ -18,11 +18,11 @@ static void auth_failure_log(server_t *server, const connection_t *conn, bool cl
         server->metrics.auth_log_suppressed++;
         return;
     }
-    log_write(LOG_WARN, "auth_failed",
-              "peer=%s connection=%llu failures=%u peer_failures=%u closing=%s suppressed=%llu",
-              conn->peer, (unsigned long long)conn->id, conn->auth.failures,
-              auth_peer_failures(server->auth_peers, &conn->auth.peer, now_ms),
-              closing ? "true" : "false", (unsigned long long)suppressed);
+    log_event(LOG_WARN, "auth_failed", LOG_STR("peer", conn->peer), LOG_UINT("connection", conn->id),
+              LOG_UINT("failures", conn->auth.failures),
+              LOG_UINT("peer_failures",
+                       auth_peer_failures(server->auth_peers, &conn->auth.peer, now_ms)),
+              LOG_BOOL("closing", closing), LOG_UINT("suppressed", suppressed));
 }
 
 int server_auth_attempt(server_t *server, auth_session_t *session, const char *token,
@@ -112,9 +112,7 @@ int server_ops_start(server_t *server)
     char error[512];
     if (server->config.auth_token_file[0] != '\0' &&
         auth_token_load(&server->auth, server->config.auth_token_file, error, sizeof(error)) != 0) {
-        char quoted[600];
-        log_write(LOG_ERROR, "auth_config_failed", "message=%s",
-                  log_quote(quoted, sizeof(quoted), error));
+        log_event(LOG_ERROR, "auth_config_failed", LOG_STR("message", error));
         return ALLOT_EINVALID_ARGUMENT;
     }
     if (server->auth.required) {
@@ -136,12 +134,12 @@ int server_ops_start(server_t *server)
                                                     server->config.metrics_port, error,
                                                     sizeof(error));
     if (server->metrics_http == NULL) {
-        log_write(LOG_ERROR, "metrics_listen_failed", "addr=%s:%u", server->config.metrics_host,
-                  server->config.metrics_port);
+        log_event(LOG_ERROR, "metrics_listen_failed", LOG_STR("host", server->config.metrics_host),
+                  LOG_UINT("port", server->config.metrics_port), LOG_STR("message", error));
         return ALLOT_EIO;
     }
-    log_write(LOG_INFO, "metrics_listening", "addr=%s:%u path=/metrics",
-              server->config.metrics_host, server->config.metrics_port);
+    log_event(LOG_INFO, "metrics_listening", LOG_STR("host", server->config.metrics_host),
+              LOG_UINT("port", server->config.metrics_port), LOG_STR("paths", "/metrics /health"));
     server_ops_publish(server);
     return 0;
 }
