@@ -50,21 +50,17 @@ for f in /usr/bin/allotd /usr/bin/allot /usr/bin/allot-wal /usr/lib/systemd/syst
   [ -e "$f" ] || fail "$f is not installed"
 done
 
-# a free loopback port: nothing answers on it
+# any free port: allotd binds port 0 and logs the one it got ("listening", addr)
+sed -i "s/^listen = .*/listen = 127.0.0.1:0/" /etc/allot/allotd.conf
 port=""
-for _ in $(seq 1 50); do
-  candidate=$((20000 + RANDOM % 30000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
-    port=$candidate
-    break
-  fi
-done
-[ -n "$port" ] || fail "no free port"
-sed -i "s/^listen = .*/listen = 127.0.0.1:$port/" /etc/allot/allotd.conf
+port_from_log() { # the log's listening line -> $port
+  port=$(sed -n 's/.*"event":"listening","addr":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' | tail -n 1)
+}
 
-ping_within() { # seconds: the installed CLI gets pong from the service
+ping_within() { # seconds, log command: the installed CLI gets pong from the service
   for _ in $(seq 1 $(($1 * 10))); do
-    [ "$(/usr/bin/allot -p "$port" ping 2>/dev/null)" = pong ] && return 0
+    [ -n "$port" ] || port_from_log < <($2)
+    [ -n "$port" ] && [ "$(/usr/bin/allot -p "$port" ping 2>/dev/null)" = pong ] && return 0
     sleep 0.1
   done
   return 1
@@ -72,7 +68,8 @@ ping_within() { # seconds: the installed CLI gets pong from the service
 
 if [ -d /run/systemd/system ]; then
   systemctl restart allotd.service || fail "systemctl restart: $(journalctl -u allotd -n 20)"
-  ping_within 10 || fail "the service does not answer ping: $(journalctl -u allotd -n 20)"
+  ping_within 10 "journalctl -u allotd -o cat -n 50" ||
+    fail "the service does not answer ping: $(journalctl -u allotd -n 20)"
   [ "$(systemctl show -p User --value allotd.service)" = allot ] || fail "not run as allot"
   systemctl stop allotd.service
 else
@@ -82,7 +79,7 @@ else
     fail "the unit's ExecStartPre check fails as allot"
   runuser -u allot -- /usr/bin/allotd "${args[@]}" 2>"$work/allotd.log" &
   server_pid=$!
-  ping_within 10 || fail "allotd does not answer ping: $(cat "$work/allotd.log")"
+  ping_within 10 "cat $work/allotd.log" || fail "allotd does not answer ping: $(cat "$work/allotd.log")"
   pid=$(pgrep -x -u allot allotd || true)
   [ -n "$pid" ] || fail "no process named allotd runs as allot"
   kill -TERM "$pid"
