@@ -763,7 +763,8 @@ static void refuse(server_t *server)
         server->metrics.connections_refused++;
         uint64_t suppressed;
         if (server_log_allow(server, &server->refused_log, &suppressed))
-            log_event(LOG_WARN, "connection_limit", LOG_UINT("limit", server->config.connections_max),
+            log_event(LOG_WARN, "connection_limit",
+                      LOG_UINT("limit", server->config.connections_max),
                       LOG_UINT("refused_total", server->connections_refused),
                       LOG_UINT("suppressed", suppressed));
     }
@@ -805,7 +806,8 @@ static void unauth_make_room(server_t *server)
         uint64_t suppressed;
         if (server_log_allow(server, &server->unauth_log, &suppressed))
             log_event(LOG_WARN, "unauthenticated_evicted", LOG_UINT("connection", oldest->id),
-                      LOG_STR("peer", oldest->peer), LOG_UINT("unauthenticated", server->unauth_count),
+                      LOG_STR("peer", oldest->peer),
+                      LOG_UINT("unauthenticated", server->unauth_count),
                       LOG_UINT("limit", server_unauthenticated_max(server)),
                       LOG_UINT("suppressed", suppressed));
         connection_close(oldest); /* leaves the list */
@@ -830,7 +832,8 @@ void connection_check_auth_deadlines(server_t *server, uint64_t now_monotonic_ms
     if (closed == 0)
         return;
     server->metrics.connections_auth_timeout += closed;
-    log_event(LOG_INFO, "auth_timeout", LOG_UINT("closed", closed), LOG_UINT("timeout_ms", timeout_ms),
+    log_event(LOG_INFO, "auth_timeout", LOG_UINT("closed", closed),
+              LOG_UINT("timeout_ms", timeout_ms),
               LOG_UINT("unauthenticated", server->unauth_count));
 }
 

@@ -248,7 +248,8 @@ static void checkpoint_serialized(server_t *server)
     cp->pending_lsn = cp->building_lsn;
     cp->pending_generation = cp->building_generation;
     log_event(LOG_DEBUG, "checkpoint_serialized", LOG_STR("reason", cp->building_reason),
-              LOG_UINT("lsn", cp->pending_lsn), LOG_UINT("objects", checkpoint_batch_entries(batch)),
+              LOG_UINT("lsn", cp->pending_lsn),
+              LOG_UINT("objects", checkpoint_batch_entries(batch)),
               LOG_UINT("bytes", checkpoint_batch_bytes(batch)),
               LOG_UINT("slices", cp->building_slices),
               LOG_UINT("serialize_us", (uv_hrtime() - cp->building_started_ns) / 1000));

@@ -18,7 +18,8 @@ static void auth_failure_log(server_t *server, const connection_t *conn, bool cl
         server->metrics.auth_log_suppressed++;
         return;
     }
-    log_event(LOG_WARN, "auth_failed", LOG_STR("peer", conn->peer), LOG_UINT("connection", conn->id),
+    log_event(LOG_WARN, "auth_failed", LOG_STR("peer", conn->peer),
+              LOG_UINT("connection", conn->id),
               LOG_UINT("failures", conn->auth.failures),
               LOG_UINT("peer_failures",
                        auth_peer_failures(server->auth_peers, &conn->auth.peer, now_ms)),
