@@ -400,6 +400,34 @@ Test(order, reject_moves_the_allocation_to_the_next_location_by_policy)
     world_end();
 }
 
+/* Four shipments fill the order's shipment array (capacity 4): the reject's new shipment makes it
+ * grow while the rejected one is being read. */
+Test(order, reject_of_an_order_whose_shipment_array_is_full_grows_it_safely)
+{
+    st = fx_state();
+    const char *ids[] = {"L0", "L1", "L2", "L3", "L4"};
+    for (int i = 0; i < 5; i++) {
+        fx_location(st, (fx_loc_t){.id = ids[i], .lat = 50.0, .lon = 8.0, .priority = i});
+        fx_stock(st, "X", ids[i], 1, 0);
+    }
+    static const allot_line_input_t lines[] = {{{"X", 1}, 4}};
+    allot_order_create_request_t req = lines_req("o1", lines, 1);
+    req.policy = ALLOT_POLICY_PRIORITY;
+    cr_assert_eq(create(&req, FX_T0), 0, "%s", fx_err.message);
+    cr_assert_eq(ov->shipment_count, 4);
+    OK(allot_shipment_reject(st, S("o1"), S("S1"), S("no stock on the shelf"), FX_T0 + 1, &ov,
+                             &fx_err));
+    cr_assert_eq(ov->shipment_count, 5);
+    cr_assert_eq(ov->shipments[0].state, ALLOT_SHIPMENT_REJECTED);
+    cr_assert(allot_str_equal(ov->shipments[0].reason, S("no stock on the shelf")));
+    cr_assert(allot_str_equal(ov->shipments[4].location, S("L4")));
+    cr_assert_eq(ov->shipments[4].state, ALLOT_SHIPMENT_ALLOCATED, "in the rejected one's state");
+    cr_assert_eq(fx_position(st, "X", "L0")->allocated, 0);
+    cr_assert_eq(fx_position(st, "X", "L4")->allocated, 1);
+    fx_assert_replay_equal(st);
+    world_end();
+}
+
 Test(order, reject_without_an_alternative_is_insufficient_stock_and_moves_nothing)
 {
     world();
