@@ -18,14 +18,17 @@ static allot_position_t *position_of(allot_state_t *state, allot_str_t sku, allo
     return inventory_position_mut(state, *sku_index, l);
 }
 
-/* Every item has a position at location; room for the dirty marks. */
+/* Every item has a position at location (whose allocated count is in range, so that adding the
+ * items cannot overflow); room for the dirty marks. */
 static int items_prepare(allot_state_t *state, const allot_event_item_t *items, uint32_t n,
                          allot_str_t location)
 {
     uint32_t sku;
-    for (uint32_t i = 0; i < n; i++)
-        if (position_of(state, items[i].sku, location, &sku) == NULL)
+    for (uint32_t i = 0; i < n; i++) {
+        const allot_position_t *p = position_of(state, items[i].sku, location, &sku);
+        if (p == NULL || p->allocated > ALLOT_QUANTITY_MAX)
             return ALLOT_ECORRUPT;
+    }
     return state_dirty_reserve(state, 1, n, 0, 0);
 }
 

@@ -201,6 +201,13 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
 
 /* ---- apply: prepare ------------------------------------------------------------------------- */
 
+/* A hold's block is its lines, then its allocations; an ended hold has none (NULL). */
+static allot_reservation_allocation_t *block_allocations(allot_reservation_line_t *lines,
+                                                         uint32_t line_count)
+{
+    return lines == NULL ? NULL : (allot_reservation_allocation_t *)(lines + line_count);
+}
+
 /* Check a hold's lines against the state and prepare its block (state->pending_block): the
  * lines and allocations with their SKU and location indices resolved; body_install fills in
  * the rest. */
@@ -214,8 +221,7 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
     if (block > 0 && state->pending_block == NULL)
         return ALLOT_ENOMEM;
     allot_reservation_line_t *lines = state->pending_block;
-    allot_reservation_allocation_t *allocations =
-        (allot_reservation_allocation_t *)(lines + e->line_count);
+    allot_reservation_allocation_t *allocations = block_allocations(lines, e->line_count);
     uint64_t total = 0;
     for (uint32_t i = 0; i < e->line_count; i++) {
         const allot_event_line_t *line = &e->lines[i];
@@ -301,7 +307,7 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
     r->line_count = (uint16_t)e->line_count;
     r->allocation_count = e->allocation_count;
     r->lines = state->pending_block;
-    r->allocations = (allot_reservation_allocation_t *)(r->lines + e->line_count);
+    r->allocations = block_allocations(r->lines, e->line_count);
     state->pending_block = NULL;
     for (uint32_t i = 0; i < e->line_count; i++) { /* indices resolved by body_prepare */
         const allot_event_line_t *src = &e->lines[i];

@@ -790,6 +790,93 @@ Test(order_invariants, a_wrong_allocated_count_is_reported)
     fx_log_reset();
 }
 
+static int order_record_decode(const allot_event_t *e)
+{
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(e, &bytes), 0);
+    allot_event_scratch_t scratch = {0};
+    static allot_event_t decoded;
+    int rc = allot_event_decode(e->type, bytes.data, bytes.len, &scratch, &decoded);
+    allot_event_scratch_free(&scratch);
+    allot_bytes_free(&bytes);
+    return rc;
+}
+
+Test(order_event, times_outside_0_to_year_9999_are_corrupt)
+{
+    world();
+    drive_to(ALLOT_ORDER_DELIVERED);
+    static const allot_line_input_t ret_lines[] = {{{"A", 1}, 1}};
+    allot_return_request_t ret = {S("r-1"), S("o1"), ret_lines, 1, E()};
+    uint32_t index;
+    OK(allot_return_create(st, &ret, FX_T0 + 2000, &ov, &index, &fx_err));
+    static allot_event_history_t history[ALLOT_ORDER_HISTORY_MAX];
+    static allot_event_return_t returns[ALLOT_ORDER_RETURNS_MAX];
+    allot_event_t snap = {.type = ALLOT_EVENT_ORDER_SNAPSHOT};
+    snap.u.order = *ov;
+    memcpy(history, ov->history, ov->history_count * sizeof(*history));
+    memcpy(returns, ov->returns, ov->return_count * sizeof(*returns));
+    snap.u.order.history = history;
+    snap.u.order.returns = returns;
+    snap.u.order.ended_ms = FX_T0 + 3000;
+    allot_event_t change = {.type = ALLOT_EVENT_ORDER_HOLD};
+    change.u.change = (allot_event_order_change_t){
+        .id = S("o1"), .at_ms = FX_T0, .shipment = ALLOT_EVENT_SHIPMENT_NONE};
+    change.u.change.text = change.u.change.address = change.u.change.instructions = E();
+    change.u.change.location = E();
+    int64_t *fields[] = {&snap.u.order.created_ms, &snap.u.order.ended_ms,  &history[1].at_ms,
+                         &returns[0].created_ms,   &returns[0].received_ms, &change.u.change.at_ms};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const allot_event_t *e = i == 5 ? &change : &snap;
+        int64_t saved = *fields[i];
+        cr_assert_eq(order_record_decode(e), 0, "field %zu as it is", i);
+        const int64_t bad[] = {-1, ALLOT_TIME_MS_MAX + 1, INT64_MIN, INT64_MAX};
+        for (size_t k = 0; k < 4; k++) {
+            *fields[i] = bad[k];
+            cr_assert_eq(order_record_decode(e), ALLOT_ECORRUPT, "field %zu = %lld decoded", i,
+                         (long long)bad[k]);
+        }
+        *fields[i] = ALLOT_TIME_MS_MAX;
+        cr_assert_eq(order_record_decode(e), 0, "field %zu at the maximum", i);
+        *fields[i] = saved;
+    }
+    world_end();
+}
+
+/* Orders add to allocated without a check against on_hand (a record is a fact): past 2^40 the
+ * next order record on that position is refused, so no series of records can overflow it. */
+Test(order_event, an_order_on_a_position_allocated_past_the_range_is_corrupt)
+{
+    world();
+    order_two_shipments();
+    allot_event_scratch_t scratch = {0};
+    allot_event_t create;
+    const fx_event_t *recorded = &fx_log.events[fx_log.count - 1];
+    cr_assert_eq(
+        allot_event_decode(recorded->type, recorded->payload, recorded->len, &scratch, &create), 0);
+    allot_event_position_t full[] = {{S("W1"), 5, 0, ALLOT_QUANTITY_MAX, 0, ALLOT_AS_OF_NONE}};
+    allot_event_t snapshot = {.type = ALLOT_EVENT_SKU_SNAPSHOT};
+    snapshot.u.sku_snapshot = (allot_event_sku_snapshot_t){S("A"), 1, full};
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(&snapshot, &bytes), 0);
+    cr_assert_eq(allot_event_apply_encoded(st, snapshot.type, bytes.data, bytes.len), 0);
+    const char *ids[] = {"o2", "o3"};
+    for (int i = 0; i < 2; i++) {
+        create.u.order.id = S(ids[i]);
+        bytes.len = 0;
+        cr_assert_eq(allot_event_encode(&create, &bytes), 0);
+        cr_assert_eq(allot_event_apply_encoded(st, create.type, bytes.data, bytes.len),
+                     i == 0 ? 0 : ALLOT_ECORRUPT, "order %s", ids[i]);
+    }
+    cr_assert_eq(fx_position(st, "A", "W1")->allocated, ALLOT_QUANTITY_MAX + 1);
+    const allot_order_view_t *v;
+    cr_assert_eq(allot_order_get(st, S("o3"), &v, &fx_err), ALLOT_ENOT_FOUND);
+    allot_bytes_free(&bytes);
+    allot_event_scratch_free(&scratch);
+    allot_state_destroy(st);
+    fx_log_reset();
+}
+
 Test(order_event, garbage_order_records_are_corrupt_and_change_nothing)
 {
     world();
