@@ -428,6 +428,39 @@ Test(order, reject_of_an_order_whose_shipment_array_is_full_grows_it_safely)
     world_end();
 }
 
+/* order.create from a reservation ends it as a tombstone: the cap holds for those too, and a
+ * release after many of them evicts no more than its prepare made room for. */
+Test(order, orders_from_reservations_keep_the_tombstones_within_the_cap)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 3};
+    st = fx_state_with(&config);
+    fx_location(st, (fx_loc_t){.id = "W1", .priority = 1});
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    char id[ALLOT_ID_BYTES_MAX + 1], order_id[16];
+    allot_state_counters_t c;
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof(id), "%0128d", i); /* deletion records as large as they get */
+        allot_reserve_request_t res = fx_req(id, lines, 1);
+        cr_assert_eq(fx_reserve(st, &res, FX_T0 + i, NULL), 0, "%s", fx_err.message);
+        snprintf(order_id, sizeof(order_id), "o%d", i);
+        allot_order_create_request_t req = lines_req(order_id, NULL, 0);
+        req.reservation = S(id);
+        cr_assert_eq(create(&req, FX_T0 + i), 0, "%s", fx_err.message);
+        allot_state_counters_get(st, &c);
+        cr_assert_leq(c.tombstones, 3);
+    }
+    allot_reserve_request_t res = fx_req("last", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &res, FX_T0 + 10, NULL), 0);
+    OK(allot_reservation_release(st, S("last"), FX_T0 + 10, &r, &fx_err));
+    allot_state_counters_get(st, &c);
+    cr_assert_eq(c.tombstones, 3);
+    cr_assert_eq(c.idempotency_evicted_early, 6);
+    fx_assert_replay_equal(st);
+    world_end();
+}
+
 Test(order, reject_without_an_alternative_is_insufficient_stock_and_moves_nothing)
 {
     world();
