@@ -123,6 +123,10 @@ typedef struct server {
     uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
+    /* idempotency_evicted_early as of the last log line, and the uv_now() before which no
+     * other line is written (server_ops_idempotency_watch) */
+    uint64_t idempotency_early_logged;
+    uint64_t idempotency_log_next_ms;
 } server_t;
 
 /* server.c */
@@ -151,6 +155,8 @@ static inline bool server_buffered_over_budget(const server_t *server)
 /* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */
 int server_ops_start(server_t *server);
 void server_ops_publish(server_t *server);
+/* Once a second: log idempotency_evicted_early (rate-limited) when the count has grown. */
+void server_ops_idempotency_watch(server_t *server);
 void server_ops_stop(server_t *server);
 uint64_t server_wal_lsn(const server_t *server);
 
