@@ -125,7 +125,7 @@ int state_dirty_reserve(allot_state_t *state, uint32_t locations, uint32_t skus,
         rc = allot_u32_vec_reserve(&state->dirty_reservations, reservations);
     if (rc == 0)
         rc = allot_u32_vec_reserve(&state->dirty_adjust_keys, adjust_keys);
-    /* evictions that an insert may cause: the count bound (1) plus the age clean-up */
+    /* evictions an insert may cause (the count bound and the age clean-up together) */
     uint32_t deletions = (reservations + adjust_keys) * ALLOT_EVICTIONS_PER_INSERT_MAX;
     if (rc == 0)
         rc = allot_bytes_reserve(&state->deleted, deletions * DELETED_RECORD_BYTES_MAX);
