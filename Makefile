@@ -6,7 +6,8 @@ DATA_DIR ?= ./data
 CTEST_FLAGS ?= --output-on-failure
 
 FUZZ_SECONDS ?= 3600
-FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_SMOKE_RUNS ?= 50000
+FUZZ_SMOKE_SEED ?= 1
 FUZZ_TARGETS := fuzz_request fuzz_wal_record fuzz_json
 
 .PHONY: all deps build build-debug build-asan build-fuzz run test test-release test-asan \
@@ -39,20 +40,23 @@ test-asan: build-asan
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS)
 
-# libFuzzer targets (clang, ASan+UBSan); corpora grow in build/fuzz/corpus, seeds in
-# tests/fuzz/corpus. A crash leaves its input in build/fuzz/ (crash-*): add it as a regression.
+# libFuzzer targets (clang, ASan+UBSan); seeds in tests/fuzz/corpus. `make fuzz` explores with
+# random seeds for FUZZ_SECONDS per target, growing build/fuzz/corpus; `make fuzz-smoke` (in
+# `make test`) is deterministic: every checked-in seed once, then FUZZ_SMOKE_RUNS inputs from the
+# seeds alone with the fixed FUZZ_SMOKE_SEED. A crash leaves its input in build/fuzz/ (crash-*):
+# fix it and add the input to the seeds as a regression.
 build-fuzz: deps
 	@cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DALLOT_FUZZ=ON >/dev/null
 	@cmake --build build/fuzz -j$(JOBS) --target $(FUZZ_TARGETS)
 
 fuzz: build-fuzz
-	@tools/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	@tools/fuzz-run.sh explore $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-smoke: build-fuzz
-	@tools/fuzz-run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+	@tools/fuzz-run.sh smoke $(FUZZ_SMOKE_RUNS) $(FUZZ_SMOKE_SEED) $(FUZZ_TARGETS)
 
 # Every test, in a Release build and again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then a short run of every fuzz target.
+# then the fuzz targets' seeds and a short fixed-seed run of each.
 test: test-release test-asan fuzz-smoke
 
 # Load tools for the peak-sale benchmarks (docs/benchmarks.md); needs redis-server and hiredis.

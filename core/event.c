@@ -10,7 +10,8 @@
  *                        u8 flags (bit0 ship, bit1 pickup, bit2 active; others 0);
  *                        f64 lat (-90..90); f64 lon (-180..180); i64 priority (int32 range);
  *                        f64 same_day_radius_km (0..20038); i64 daily_capacity (0..2^31-1)
- * 16 LOCATION_SNAPSHOT   as LOCATION_PUT, then i64 capacity_day; i64 capacity_count (>= 0)
+ * 16 LOCATION_SNAPSHOT   as LOCATION_PUT, then i64 capacity_day (the UTC day of a time);
+ *                        i64 capacity_count (0..2^40)
  * 2  STOCK_SET           str sku; str location; i64 on_hand; i64 safety_stock (both
  *                        0..2^40); i64 as_of_ms (position's as_of after the set; INT64_MIN none)
  * 3  STOCK_ADJUST        str sku; str location; i64 delta (non-zero, |delta| <= 2^40);
@@ -79,9 +80,14 @@
  *          str location (len 0 = not received); str reason; str label (an id);
  *          u16 item_first; u16 item_count (1..)
  *
+ * Every time (created_ms, expires_at_ms, ended_ms, at_ms, received_ms, a history entry's
+ * at_ms) is ms since the Unix epoch in 0..ALLOT_TIME_MS_MAX (the end of year 9999; 0 also means
+ * "not yet" where noted); as_of_ms is the client's version stamp (any value).
+ *
  * A record is valid when its version is 1, every field is in range, and decoding consumes the
  * payload exactly. Apply additionally requires the objects it refers to (locations, a live
- * reservation for extend/release/replace) to exist; otherwise it is ALLOT_ECORRUPT.
+ * reservation for extend/release/replace) to exist, and the positions a hold or an order adds
+ * to to have reserved / allocated counts in range (0..2^40); otherwise it is ALLOT_ECORRUPT.
  */
 #include "event.h"
 
@@ -352,6 +358,18 @@ static bool amount_ok(int64_t v)
     return v >= 1 && v <= ALLOT_QUANTITY_MAX;
 }
 
+bool allot_event_time_ok(int64_t ms)
+{
+    return ms >= ALLOT_TIME_MS_MIN && ms <= ALLOT_TIME_MS_MAX;
+}
+
+/* A location's capacity day: the UTC day of a time a record may hold. */
+static bool day_ok(int64_t day)
+{
+    return day >= allot_day_from_ms(ALLOT_TIME_MS_MIN) &&
+           day <= allot_day_from_ms(ALLOT_TIME_MS_MAX);
+}
+
 static int decode_location(allot_reader_t *r, bool snapshot, allot_event_location_t *e)
 {
     e->id = allot_reader_str(r);
@@ -372,7 +390,8 @@ static int decode_location(allot_reader_t *r, bool snapshot, allot_event_locatio
     ok = ok && e->priority >= ALLOT_PRIORITY_MIN && e->priority <= ALLOT_PRIORITY_MAX;
     ok = ok && e->same_day_radius_km >= 0.0 && e->same_day_radius_km <= ALLOT_RADIUS_KM_MAX;
     ok = ok && e->daily_capacity >= 0 && e->daily_capacity <= ALLOT_DAILY_CAPACITY_MAX;
-    ok = ok && e->capacity_count >= 0;
+    ok = ok && day_ok(e->capacity_day) && e->capacity_count >= 0 &&
+         e->capacity_count <= ALLOT_CAPACITY_COUNT_MAX;
     return ok ? 0 : ALLOT_ECORRUPT;
 }
 
@@ -422,7 +441,8 @@ static int decode_reservation_body(allot_reader_t *r, allot_event_scratch_t *s,
     e->line_count = allot_reader_u16(r);
     e->allocation_count = 0;
     if (r->failed || !allot_id_valid(e->id) || e->line_count < line_count_min ||
-        e->line_count > ALLOT_LINES_MAX)
+        e->line_count > ALLOT_LINES_MAX || !allot_event_time_ok(e->created_ms) ||
+        !allot_event_time_ok(e->expires_at_ms))
         return ALLOT_ECORRUPT;
     for (uint32_t i = 0; i < e->line_count; i++) {
         int rc = decode_line(r, s, e, &e->lines[i]);
@@ -481,6 +501,7 @@ static int decode_adjust_key(allot_reader_t *r, allot_event_adjust_key_t *e)
     e->available = allot_reader_i64(r);
     bool ok = allot_id_valid(e->key) && allot_id_valid(e->sku) && allot_id_valid(e->location);
     ok = ok && e->delta != 0 && e->delta >= -ALLOT_QUANTITY_MAX && e->delta <= ALLOT_QUANTITY_MAX;
+    ok = ok && allot_event_time_ok(e->at_ms);
     ok = ok && quantity_ok(e->on_hand) && quantity_ok(e->reserved) && quantity_ok(e->allocated);
     ok = ok && quantity_ok(e->safety_stock) && quantity_ok(e->available);
     return ok ? 0 : ALLOT_ECORRUPT;
@@ -508,6 +529,7 @@ static int decode_stock(allot_reader_t *r, allot_event_t *event)
     bool ok = allot_id_valid(e->sku) && allot_id_valid(e->location);
     ok = ok && e->delta != 0 && e->delta >= -ALLOT_QUANTITY_MAX && e->delta <= ALLOT_QUANTITY_MAX;
     ok = ok && quantity_ok(e->on_hand_after) && (e->key.len == 0 || allot_id_valid(e->key));
+    ok = ok && allot_event_time_ok(e->at_ms);
     return ok ? 0 : ALLOT_ECORRUPT;
 }
 
@@ -517,14 +539,20 @@ static int decode_reservation_change(allot_reader_t *r, allot_event_t *event)
         event->u.extend.id = allot_reader_str(r);
         event->u.extend.expires_at_ms = allot_reader_i64(r);
         event->u.extend.at_ms = allot_reader_i64(r);
-        return allot_id_valid(event->u.extend.id) ? 0 : ALLOT_ECORRUPT;
+        bool ok = allot_id_valid(event->u.extend.id);
+        ok = ok && allot_event_time_ok(event->u.extend.expires_at_ms) &&
+             allot_event_time_ok(event->u.extend.at_ms);
+        return ok ? 0 : ALLOT_ECORRUPT;
     }
     event->u.release.id = allot_reader_str(r);
     event->u.release.reason = allot_reader_u8(r);
     event->u.release.at_ms = allot_reader_i64(r);
     bool reason_ok = event->u.release.reason == ALLOT_RELEASE_RELEASED ||
                      event->u.release.reason == ALLOT_RELEASE_EXPIRED;
-    return allot_id_valid(event->u.release.id) && reason_ok ? 0 : ALLOT_ECORRUPT;
+    return allot_id_valid(event->u.release.id) && reason_ok &&
+                   allot_event_time_ok(event->u.release.at_ms)
+               ? 0
+               : ALLOT_ECORRUPT;
 }
 
 static int decode_by_type(allot_reader_t *r, allot_event_scratch_t *s, allot_event_t *event)
@@ -545,12 +573,14 @@ static int decode_by_type(allot_reader_t *r, allot_event_scratch_t *s, allot_eve
         res->status = ALLOT_RESERVATION_ACTIVE;
         res->ended_ms = 0;
         res->at_ms = allot_reader_i64(r);
+        if (!allot_event_time_ok(res->at_ms))
+            return ALLOT_ECORRUPT;
         return decode_reservation_body(r, s, 1, res);
     case ALLOT_EVENT_RESERVATION_SNAPSHOT:
         res->status = allot_reader_u8(r);
         res->ended_ms = allot_reader_i64(r);
         res->at_ms = 0;
-        if (res->status >= ALLOT_RESERVATION_STATUS_COUNT)
+        if (res->status >= ALLOT_RESERVATION_STATUS_COUNT || !allot_event_time_ok(res->ended_ms))
             return ALLOT_ECORRUPT;
         return decode_reservation_body(r, s, res->status == ALLOT_RESERVATION_ACTIVE ? 1 : 0, res);
     case ALLOT_EVENT_RESERVATION_EXTEND:

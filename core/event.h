@@ -294,6 +294,10 @@ int allot_event_encode(const allot_event_t *event, allot_bytes_t *out);
 int allot_event_decode(uint8_t type, const uint8_t *payload, size_t len,
                        allot_event_scratch_t *scratch, allot_event_t *event);
 
+/* A time a record may hold (ms since the epoch): ALLOT_TIME_MS_MIN..ALLOT_TIME_MS_MAX. Decoders
+ * refuse every other value of a time field as corrupt. */
+bool allot_event_time_ok(int64_t ms);
+
 /* Replay: decode and apply one record. ALLOT_ECORRUPT (nothing changed) for garbage. */
 int allot_event_apply_encoded(struct allot_state *state, uint8_t type, const uint8_t *payload,
                               size_t len);

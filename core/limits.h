@@ -84,6 +84,14 @@
 #define ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT (4u * 1024 * 1024)
 /* Expired reservations released per expiry tick (the rest follow on the next tick). */
 #define ALLOT_EXPIRY_BATCH_MAX 4096
+/* Times in records and state (ms since the Unix epoch): 0 .. the last ms of year 9999 UTC.
+ * Decoders refuse other values as corrupt, so that a difference of two times, or a time plus a
+ * TTL or a window, never overflows int64. (stock.set's as_of_ms is the client's version stamp,
+ * only ever compared: any int64.) */
+#define ALLOT_TIME_MS_MIN 0LL
+#define ALLOT_TIME_MS_MAX 253402300799999LL
+/* A location's count of shipments on one day (daily_capacity bookkeeping). */
+#define ALLOT_CAPACITY_COUNT_MAX ALLOT_QUANTITY_MAX
 
 /* ---- persistence -------------------------------------------------------------------------- */
 /* Size of one preallocated WAL segment (operator). */
@@ -110,6 +118,8 @@ _Static_assert(ALLOT_WAL_SEGMENT_BYTES_DEFAULT >= 2 * ALLOT_WAL_BATCH_BYTES_MAX,
 _Static_assert(ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX * 1024 < INT64_MAX,
                "sums of quantities over lines and locations cannot overflow int64");
 _Static_assert(ALLOT_LINES_MAX <= ALLOT_AVAIL_SKUS_MAX, "lines are a subset of a SKU batch");
+_Static_assert(ALLOT_TIME_MS_MAX < INT64_MAX / 4,
+               "times, their differences and a time plus a TTL or window fit in int64");
 
 _Static_assert(ALLOT_REQUEST_DEPTH_MAX <= ALLOT_MSGPACK_DEPTH_MAX,
                "the one MessagePack scanner holds a request's nesting");

@@ -18,14 +18,17 @@ static allot_position_t *position_of(allot_state_t *state, allot_str_t sku, allo
     return inventory_position_mut(state, *sku_index, l);
 }
 
-/* Every item has a position at location; room for the dirty marks. */
+/* Every item has a position at location (whose allocated count is in range, so that adding the
+ * items cannot overflow); room for the dirty marks. */
 static int items_prepare(allot_state_t *state, const allot_event_item_t *items, uint32_t n,
                          allot_str_t location)
 {
     uint32_t sku;
-    for (uint32_t i = 0; i < n; i++)
-        if (position_of(state, items[i].sku, location, &sku) == NULL)
+    for (uint32_t i = 0; i < n; i++) {
+        const allot_position_t *p = position_of(state, items[i].sku, location, &sku);
+        if (p == NULL || p->allocated > ALLOT_QUANTITY_MAX)
             return ALLOT_ECORRUPT;
+    }
     return state_dirty_reserve(state, 1, n, 0, 0);
 }
 
@@ -116,11 +119,13 @@ static int prepare_whole(allot_state_t *state, const allot_event_t *event)
     return order_build(e, create ? 1 : 0, &prep->order);
 }
 
+/* The order's arrays move when order_room grows them: the rejected shipment is found by index
+ * again after it, never through a pointer taken before. */
 static int prepare_reject(allot_state_t *state, allot_order_t *o,
                           const allot_event_order_change_t *c)
 {
-    const allot_event_shipment_t *old = &o->v.shipments[c->shipment];
-    if (old->state != ALLOT_SHIPMENT_ALLOCATED && old->state != ALLOT_SHIPMENT_RELEASED)
+    uint8_t old_state = o->v.shipments[c->shipment].state;
+    if (old_state != ALLOT_SHIPMENT_ALLOCATED && old_state != ALLOT_SHIPMENT_RELEASED)
         return ALLOT_ECORRUPT;
     if (o->v.shipment_count + c->shipment_count > ALLOT_ORDER_SHIPMENTS_MAX ||
         o->v.item_count + c->item_count > ALLOT_ORDER_ITEMS_MAX)
@@ -138,7 +143,7 @@ static int prepare_reject(allot_state_t *state, allot_order_t *o,
         if (!order_shipment_copy(o, dst, &c->shipments[i]))
             return ALLOT_ENOMEM;
         dst->item_first += o->v.item_count;
-        dst->state = old->state;
+        dst->state = old_state;
     }
     for (uint32_t i = 0; i < c->item_count; i++) {
         allot_event_item_t *dst = &o->v.items[o->v.item_count + i];
@@ -146,6 +151,7 @@ static int prepare_reject(allot_state_t *state, allot_order_t *o,
         if (dst->sku.ptr == NULL)
             return ALLOT_ENOMEM;
     }
+    const allot_event_shipment_t *old = &o->v.shipments[c->shipment]; /* after order_room */
     return items_prepare(state, o->v.items + old->item_first, old->item_count, old->location);
 }
 

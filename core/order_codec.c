@@ -228,6 +228,7 @@ static int get_return(allot_reader_t *r, allot_event_return_t *ret)
     ret->item_first = allot_reader_u16(r);
     ret->item_count = allot_reader_u16(r);
     bool ok = !r->failed && allot_id_valid(ret->id) && ret->state < ALLOT_RETURN_STATE_COUNT;
+    ok = ok && allot_event_time_ok(ret->created_ms) && allot_event_time_ok(ret->received_ms);
     ok = ok && ret->disposition < ALLOT_DISPOSITION_COUNT && id_or_empty(ret->location);
     ok = ok && text_ok(ret->reason, ALLOT_TEXT_BYTES_MAX) && allot_id_valid(ret->label);
     return ok ? 0 : ALLOT_ECORRUPT;
@@ -253,6 +254,7 @@ static int get_order_head(allot_reader_t *r, allot_event_order_t *o)
     o->instructions = allot_reader_str(r);
     o->address = allot_reader_str(r);
     bool ok = !r->failed && allot_id_valid(o->id) && id_or_empty(o->customer);
+    ok = ok && allot_event_time_ok(o->created_ms) && allot_event_time_ok(o->ended_ms);
     ok = ok && o->state < ALLOT_ORDER_STATE_COUNT && o->payment < ALLOT_PAYMENT_COUNT;
     ok = ok && o->entered_by < ALLOT_ORDER_EVENT_COUNT && o->method < ALLOT_METHOD_COUNT;
     ok = ok && o->policy < ALLOT_POLICY_COUNT && (flags & ~ORDER_BODY_SHIP_TO) == 0;
@@ -311,7 +313,7 @@ static int get_returns_history(allot_reader_t *r, allot_event_scratch_t *s, allo
         h->arg = allot_reader_u8(r);
         h->shipment = allot_reader_u16(r);
         h->text = allot_reader_str(r);
-        if (r->failed || h->event >= ALLOT_ORDER_EVENT_COUNT ||
+        if (r->failed || h->event >= ALLOT_ORDER_EVENT_COUNT || !allot_event_time_ok(h->at_ms) ||
             !text_ok(h->text, ALLOT_TEXT_BYTES_MAX))
             rc = ALLOT_ECORRUPT;
     }
@@ -387,7 +389,8 @@ static int get_change(allot_reader_t *r, allot_event_scratch_t *s, allot_event_t
     c->shipment = allot_reader_u16(r);
     c->arg = allot_reader_u8(r);
     c->text = allot_reader_str(r);
-    if (r->failed || !allot_id_valid(c->id) || !text_ok(c->text, ALLOT_TEXT_BYTES_MAX))
+    if (r->failed || !allot_id_valid(c->id) || !allot_event_time_ok(c->at_ms) ||
+        !text_ok(c->text, ALLOT_TEXT_BYTES_MAX))
         return ALLOT_ECORRUPT;
     uint32_t used = 0;
     switch (event->type) {

@@ -132,24 +132,32 @@ static void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool reco
     state->reservation_free = slot;
 }
 
+static void tombstone_drop_top(allot_state_t *state)
+{
+    uint32_t top = allot_heap_top(&state->tombstone_heap);
+    allot_heap_remove_at(&state->tombstone_heap, 0);
+    reservation_slot_drop(state, top, true);
+    state->reservation_tombstones--;
+}
+
+/* Make room for one more tombstone at at_ms: the count bound first, then aged-out ones, at most
+ * ALLOT_EVICTIONS_PER_INSERT_MAX in all. The oldest ended_ms is the heap's top key: no need to
+ * read the record to know. */
 static void tombstone_evict(allot_state_t *state, int64_t at_ms)
 {
-    while (state->reservation_tombstones > 0 &&
-           state->reservation_tombstones >= state->config.idempotency_entries_max) {
-        uint32_t top = allot_heap_top(&state->tombstone_heap);
-        allot_heap_remove_at(&state->tombstone_heap, 0);
-        reservation_slot_drop(state, top, true);
-        state->reservation_tombstones--;
+    const allot_heap_t *heap = &state->tombstone_heap;
+    uint32_t evictions = 0;
+    for (; evictions < ALLOT_EVICTIONS_PER_INSERT_MAX && state->reservation_tombstones > 0 &&
+           state->reservation_tombstones >= state->config.idempotency_entries_max;
+         evictions++) {
+        state_idempotency_count_evicted(state, at_ms, allot_heap_top_key_ms(heap));
+        tombstone_drop_top(state);
     }
-    for (int i = 0; i < ALLOT_AGE_EVICTIONS_PER_INSERT && state->reservation_tombstones > 0; i++) {
-        /* the oldest ended_ms is the heap's top key: no need to read the record to know */
-        if (at_ms - allot_heap_top_key_ms(&state->tombstone_heap) <=
-            state->config.idempotency_age_ms)
+    for (; evictions < ALLOT_EVICTIONS_PER_INSERT_MAX && state->reservation_tombstones > 0;
+         evictions++) {
+        if (!state_idempotency_aged(state, at_ms, allot_heap_top_key_ms(heap)))
             break;
-        uint32_t top = allot_heap_top(&state->tombstone_heap);
-        allot_heap_remove_at(&state->tombstone_heap, 0);
-        reservation_slot_drop(state, top, true);
-        state->reservation_tombstones--;
+        tombstone_drop_top(state);
     }
 }
 
@@ -201,6 +209,13 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
 
 /* ---- apply: prepare ------------------------------------------------------------------------- */
 
+/* A hold's block is its lines, then its allocations; an ended hold has none (NULL). */
+static allot_reservation_allocation_t *block_allocations(allot_reservation_line_t *lines,
+                                                         uint32_t line_count)
+{
+    return lines == NULL ? NULL : (allot_reservation_allocation_t *)(lines + line_count);
+}
+
 /* Check a hold's lines against the state and prepare its block (state->pending_block): the
  * lines and allocations with their SKU and location indices resolved; body_install fills in
  * the rest. */
@@ -214,8 +229,7 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
     if (block > 0 && state->pending_block == NULL)
         return ALLOT_ENOMEM;
     allot_reservation_line_t *lines = state->pending_block;
-    allot_reservation_allocation_t *allocations =
-        (allot_reservation_allocation_t *)(lines + e->line_count);
+    allot_reservation_allocation_t *allocations = block_allocations(lines, e->line_count);
     uint64_t total = 0;
     for (uint32_t i = 0; i < e->line_count; i++) {
         const allot_event_line_t *line = &e->lines[i];
@@ -301,7 +315,7 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
     r->line_count = (uint16_t)e->line_count;
     r->allocation_count = e->allocation_count;
     r->lines = state->pending_block;
-    r->allocations = (allot_reservation_allocation_t *)(r->lines + e->line_count);
+    r->allocations = block_allocations(r->lines, e->line_count);
     state->pending_block = NULL;
     for (uint32_t i = 0; i < e->line_count; i++) { /* indices resolved by body_prepare */
         const allot_event_line_t *src = &e->lines[i];
@@ -364,8 +378,8 @@ void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at
     uint32_t slot = reservation_slot_find(state, id);
     assert(slot != ALLOT_SLOT_NONE);
     assert(state->reservations[slot].status == ALLOT_RESERVATION_ACTIVE);
-    /* No tombstone eviction here: the count bound is restored by the next release or expiry. */
     hold_release(state, slot, at_ms, true);
+    tombstone_evict(state, at_ms); /* room reserved by the release prepare it shares */
     hold_entomb(state, slot, ALLOT_RESERVATION_RELEASED, at_ms);
 }
 

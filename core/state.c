@@ -85,6 +85,21 @@ void allot_state_counters_get(const allot_state_t *state, allot_state_counters_t
     out->tombstones = state->reservation_tombstones;
     out->adjust_keys = state->adjust_key_count;
     out->orders = state->order_live;
+    out->idempotency_evicted_early = state->idempotency_evicted_early;
+}
+
+bool state_idempotency_aged(const allot_state_t *state, int64_t at_ms, int64_t key_ms)
+{
+    int64_t age_ms; /* record times are bounded (ALLOT_TIME_MS_MAX); this holds for any two */
+    if (__builtin_sub_overflow(at_ms, key_ms, &age_ms))
+        return at_ms > key_ms;
+    return age_ms > state->config.idempotency_age_ms;
+}
+
+void state_idempotency_count_evicted(allot_state_t *state, int64_t at_ms, int64_t key_ms)
+{
+    if (!state_idempotency_aged(state, at_ms, key_ms))
+        state->idempotency_evicted_early++;
 }
 
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len)
@@ -110,8 +125,8 @@ int state_dirty_reserve(allot_state_t *state, uint32_t locations, uint32_t skus,
         rc = allot_u32_vec_reserve(&state->dirty_reservations, reservations);
     if (rc == 0)
         rc = allot_u32_vec_reserve(&state->dirty_adjust_keys, adjust_keys);
-    /* evictions that an insert may cause: the count bound (1) plus the age clean-up */
-    uint32_t deletions = (reservations + adjust_keys) * (1 + ALLOT_AGE_EVICTIONS_PER_INSERT);
+    /* evictions an insert may cause (the count bound and the age clean-up together) */
+    uint32_t deletions = (reservations + adjust_keys) * ALLOT_EVICTIONS_PER_INSERT_MAX;
     if (rc == 0)
         rc = allot_bytes_reserve(&state->deleted, deletions * DELETED_RECORD_BYTES_MAX);
     return rc;

@@ -73,6 +73,10 @@ typedef struct allot_state_counters {
     uint64_t tombstones;   /* ended reservations remembered for idempotency */
     uint64_t adjust_keys;
     uint64_t orders; /* orders in memory (evicted ones are not counted) */
+    /* ended reservation ids and stock.adjust keys the count bound (idempotency_entries_max)
+     * evicted while they were still inside the idempotency window (idempotency_age_ms): a
+     * repeat of one of them is no longer recognized. Counts every apply, replay included. */
+    uint64_t idempotency_evicted_early;
 } allot_state_counters_t;
 
 /* config may be NULL (all defaults). */

@@ -21,6 +21,10 @@
 #define ALLOT_SLOT_NONE UINT32_MAX
 /* Tombstones / adjust keys evicted for age per insert (amortized clean-up). */
 #define ALLOT_AGE_EVICTIONS_PER_INSERT 2
+/* Tombstones / adjust keys evicted per insert at most, for the count bound and age together:
+ * the deletions state_dirty_reserve makes room for. (After a restart with a lower
+ * idempotency_entries_max the count comes down to it by this many per insert.) */
+#define ALLOT_EVICTIONS_PER_INSERT_MAX (1 + ALLOT_AGE_EVICTIONS_PER_INSERT)
 
 /* Checkpoint key kinds (first key byte). */
 enum {
@@ -161,6 +165,7 @@ struct allot_state {
     allot_hash_t adjust_key_index;
     allot_heap_t adjust_key_heap;
     uint32_t adjust_key_count;
+    uint64_t idempotency_evicted_early; /* allot_state_counters_t */
 
     allot_u32_vec_t dirty_locations;
     allot_u32_vec_t dirty_skus;
@@ -241,6 +246,12 @@ void state_dirty_reservation(allot_state_t *state, uint32_t index);
 void state_dirty_adjust_key(allot_state_t *state, uint32_t index);
 /* Record a deleted object (infallible after state_dirty_reserve). state_touch it first. */
 void state_deleted_record(allot_state_t *state, uint8_t kind, const char *id, uint32_t len);
+/* Idempotency memory (tombstones, adjust keys): is an entry stamped key_ms past the window
+ * (config.idempotency_age_ms) at at_ms, so that age evicts it? */
+bool state_idempotency_aged(const allot_state_t *state, int64_t at_ms, int64_t key_ms);
+/* The count bound (config.idempotency_entries_max) evicts an entry stamped key_ms to make room
+ * for one stamped at_ms: counted in idempotency_evicted_early unless it was aged anyway. */
+void state_idempotency_count_evicted(allot_state_t *state, int64_t at_ms, int64_t key_ms);
 
 /* Copy-on-write for the checkpoint being serialized (snapshot.c): before an object of `kind` at
  * `index` (location/SKU index, reservation/adjust-key/order slot) changes or is deleted, write

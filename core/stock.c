@@ -97,17 +97,23 @@ static void adjust_key_remove(allot_state_t *state, uint32_t slot)
     state->adjust_key_count--;
 }
 
-/* Make room for one more key at at_ms: the count bound first, then a few aged-out keys. */
+/* Make room for one more key at at_ms: the count bound first, then aged-out keys, at most
+ * ALLOT_EVICTIONS_PER_INSERT_MAX in all. The oldest at_ms is the heap's top key: no need to read
+ * the key's record. */
 static void adjust_key_evict(allot_state_t *state, int64_t at_ms)
 {
-    while (state->adjust_key_count >= state->config.idempotency_entries_max)
-        adjust_key_remove(state, allot_heap_top(&state->adjust_key_heap));
-    for (int i = 0; i < ALLOT_AGE_EVICTIONS_PER_INSERT && state->adjust_key_count > 0; i++) {
-        /* the oldest at_ms is the heap's top key: no need to read the key's record */
-        if (at_ms - allot_heap_top_key_ms(&state->adjust_key_heap) <=
-            state->config.idempotency_age_ms)
+    allot_heap_t *heap = &state->adjust_key_heap;
+    uint32_t evictions = 0;
+    for (; evictions < ALLOT_EVICTIONS_PER_INSERT_MAX &&
+           state->adjust_key_count >= state->config.idempotency_entries_max;
+         evictions++) {
+        state_idempotency_count_evicted(state, at_ms, allot_heap_top_key_ms(heap));
+        adjust_key_remove(state, allot_heap_top(heap));
+    }
+    for (; evictions < ALLOT_EVICTIONS_PER_INSERT_MAX && state->adjust_key_count > 0; evictions++) {
+        if (!state_idempotency_aged(state, at_ms, allot_heap_top_key_ms(heap)))
             break;
-        adjust_key_remove(state, allot_heap_top(&state->adjust_key_heap));
+        adjust_key_remove(state, allot_heap_top(heap));
     }
 }
 

@@ -94,7 +94,7 @@ static void pack_methods(const metrics_t *m, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 14);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 8);
@@ -139,6 +139,7 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "requests_malformed", (int64_t)m->requests_malformed);
     pack_key_int(pk, "requests_overloaded", (int64_t)m->requests_overloaded);
     pack_key_int(pk, "replies_too_large", (int64_t)m->replies_too_large);
+    pack_key_int(pk, "idempotency_evicted_early", (int64_t)g->idempotency_evicted_early);
     pack_key_int(pk, "rss_bytes", (int64_t)metrics_rss_bytes());
     pack_key_int(pk, "uptime_s", g->uptime_s);
 }
@@ -315,6 +316,10 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
                  g->checkpoints);
     render_gauge(&t, "allot_writes_allowed", "gauge", "1 when writes are accepted.",
                  g->writes_allowed);
+    render_gauge(&t, "allot_idempotency_evicted_early_total", "counter",
+                 "Ended reservation ids and stock.adjust keys evicted by the entry cap while still "
+                 "inside the idempotency window.",
+                 g->idempotency_evicted_early);
     render_gauge(&t, "allot_resident_memory_bytes", "gauge", "Resident set size.",
                  metrics_rss_bytes());
     render_gauge(&t, "allot_uptime_seconds", "gauge", "Seconds since start.",

@@ -500,8 +500,10 @@ static void on_housekeeping(uv_timer_t *timer)
     uint64_t started_ns = uv_hrtime();
     expire_reservations(server);
     checkpoint_maybe_start(server);
-    if (++server->housekeeping_ticks % (1000 / SERVER_HOUSEKEEPING_PERIOD_MS) == 0)
+    if (++server->housekeeping_ticks % (1000 / SERVER_HOUSEKEEPING_PERIOD_MS) == 0) {
+        server_ops_idempotency_watch(server); /* first: the line precedes the page counting it */
         server_ops_publish(server);
+    }
     uint64_t now = uv_now(server->loop);
     connection_t *next;
     for (connection_t *conn = server->connections; conn != NULL; conn = next) {

@@ -157,6 +157,10 @@ typedef struct server {
     /* lines of events a client can cause at will, at most LOG_LIMIT_LINES_PER_S each */
     log_limit_t input_cut_log, refused_log, bad_request_log, output_limit_log, timeout_log;
     uint8_t read_buffer[ALLOT_READ_CHUNK_BYTES]; /* every read lands here first */
+    /* idempotency_evicted_early as of the last log line, and the uv_now() before which no
+     * other line is written (server_ops_idempotency_watch) */
+    uint64_t idempotency_early_logged;
+    uint64_t idempotency_log_next_ms;
 } server_t;
 
 /* server_check.c: the listen address (an IP literal or localhost) as a socket address. */
@@ -210,6 +214,8 @@ static inline uint32_t server_unauthenticated_max(const server_t *server)
 /* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */
 int server_ops_start(server_t *server);
 void server_ops_publish(server_t *server);
+/* Once a second: log idempotency_evicted_early (rate-limited) when the count has grown. */
+void server_ops_idempotency_watch(server_t *server);
 void server_ops_stop(server_t *server);
 uint64_t server_wal_lsn(const server_t *server);
 

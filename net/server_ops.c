@@ -75,6 +75,7 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     g->locations = counts.locations;
     g->reservations = counts.reservations;
     g->orders = counts.orders;
+    g->idempotency_evicted_early = counts.idempotency_evicted_early;
     g->wal_lsn = server_wal_lsn(server);
     g->durable_lsn = server->durable_lsn;
     g->checkpoint_lsn = server->checkpoint_lsn;
@@ -156,6 +157,32 @@ void server_ops_publish(server_t *server)
     if (len > METRICS_HTTP_TEXT_BYTES_MAX)
         len = METRICS_HTTP_TEXT_BYTES_MAX;
     metrics_http_publish(server->metrics_http, server->metrics_text, len, gauges.health_problem);
+}
+
+/* At most one idempotency_evicted_early line per this many ms; the next line counts every
+ * eviction since the previous one. */
+#define SERVER_IDEMPOTENCY_LOG_INTERVAL_MS 60000
+
+void server_ops_idempotency_watch(server_t *server)
+{
+    allot_state_counters_t counts;
+    allot_state_counters_get(server->state, &counts);
+    uint64_t evicted = counts.idempotency_evicted_early - server->idempotency_early_logged;
+    uint64_t now_ms = uv_now(server->loop);
+    if (evicted == 0 || now_ms < server->idempotency_log_next_ms)
+        return;
+    const server_config_t *config = &server->config;
+    unsigned entries_max = config->idempotency_entries_max ? config->idempotency_entries_max
+                                                           : ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT;
+    long long window_s = config->idempotency_age_s ? config->idempotency_age_s
+                                                   : ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT / 1000;
+    log_write(LOG_WARN, "idempotency_evicted_early",
+              "evicted=%llu total=%llu entries_max=%u window_s=%lld hint=\"raise "
+              "--idempotency-entries-max to peak keyed writes per second x window_s\"",
+              (unsigned long long)evicted, (unsigned long long)counts.idempotency_evicted_early,
+              entries_max, window_s);
+    server->idempotency_early_logged = counts.idempotency_evicted_early;
+    server->idempotency_log_next_ms = now_ms + SERVER_IDEMPOTENCY_LOG_INTERVAL_MS;
 }
 
 void server_ops_stop(server_t *server)

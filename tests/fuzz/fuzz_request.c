@@ -1,5 +1,7 @@
 /* fuzz_request.c - libFuzzer target: a whole byte stream through the request framer, the
- * msgpack decoder and the dispatcher, against a live in-memory state (no disk, no sockets). */
+ * msgpack decoder and the dispatcher, against a live in-memory state (no disk, no sockets).
+ * Every input starts from an empty state (its requests build what later ones act on), so that
+ * a crash reproduces from its input alone; the clock advances one second per request. */
 #include <msgpack.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,8 +15,9 @@
 
 #define FUZZ_REQUEST_BYTES_MAX (64u * 1024)
 
+#define FUZZ_T0_MS 1700000000000LL
+
 static allot_state_t *fuzz_state;
-static uint64_t fuzz_runs;
 
 /* server.* methods and auth (its per-connection and per-address state) need the running
  * server; everything else is dispatched as allotd would. */
@@ -69,17 +72,16 @@ static void dispatch_frame(const uint8_t *data, size_t len, msgpack_zone *zone,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fuzz_state == NULL || ++fuzz_runs % 4096 == 0) { /* bound the state's growth */
-        allot_state_destroy(fuzz_state);
-        fuzz_state = allot_state_create(NULL);
-    }
+    fuzz_state = allot_state_create(NULL);
+    if (fuzz_state == NULL)
+        return 0;
     msgpack_zone zone;
     msgpack_zone_init(&zone, 4096);
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     frame_scanner_t scanner;
     size_t start = 0;
-    int64_t now_ms = 1700000000000 + (int64_t)fuzz_runs * 1000;
+    int64_t now_ms = FUZZ_T0_MS;
     while (start < size) {
         frame_scanner_reset(&scanner);
         size_t frame = 0;
@@ -90,8 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dispatch_frame(data + start, frame, &zone, &out, now_ms);
         allot_reservations_expire(fuzz_state, now_ms + 10000000, 64);
         start += frame;
+        now_ms += 1000;
     }
     msgpack_sbuffer_destroy(&out);
     msgpack_zone_destroy(&zone);
+    allot_state_destroy(fuzz_state);
+    fuzz_state = NULL;
     return 0;
 }

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """make_corpus.py - writes the seed corpora for the fuzz targets (tests/fuzz/corpus/*).
 
-Requests are real MessagePack-RPC streams for every method; WAL seeds are built from them by the
-server itself (run an allotd, then copy a segment), so here only the request and JSON seeds are
-generated. Run from the repository root: python3 tests/fuzz/make_corpus.py
+Requests are real MessagePack-RPC streams for every method; most WAL seeds are built from them by
+the server itself (run an allotd, then copy a segment). Here: the request and JSON seeds, and the
+WAL regression seeds (REGRESSIONS below), coded from the payload format in core/event.c, each
+written twice: as a WAL region (record header and CRC-32C, persist/wal.c) and as the fuzz
+target's series of events ([u8 type][u16 length][payload], tests/fuzz/fuzz_wal_record.c).
+Run from the repository root: python3 tests/fuzz/make_corpus.py
 """
 import json
 import os
@@ -80,6 +83,13 @@ SCENARIOS = {
                        ("order.get", {"id": "o1"}),
                        ("order.list", {"customer": "u1"})],
     "bad": [("ping", {"x": 1}), ("nope", {}), ("reserve", {"id": "", "lines": []})],
+    # four shipments fill the order's array: the reject grows it (once a SIGSEGV)
+    "regression-reject-four-shipments":
+        [("location.put", {"id": "L%d" % i, "type": "warehouse", "lat": 50.0, "lon": 8.0,
+                           "priority": i}) for i in range(5)] +
+        [("stock.set", {"sku": "X", "location": "L%d" % i, "on_hand": 1}) for i in range(5)] +
+        [("order.create", {"id": "o1", "lines": [{"sku": "X", "qty": 4}], "policy": "priority"}),
+         ("shipment.reject", {"order": "o1", "shipment": "S1"})],
 }
 # Requests whose error replies echo client bytes, and keys given twice (request seeds only).
 RAW_SCENARIOS = {
@@ -94,8 +104,130 @@ RAW_SCENARIOS = {
                                                                ("qty", 5)])]})],
 }
 
+# ---- WAL regression seeds ---------------------------------------------------------------------
+
+T0 = 1700000000000  # ms
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+
+def s_(text):
+    b = text.encode()
+    return struct.pack("<H", len(b)) + b
+
+def i64(v):
+    return struct.pack("<q", v)
+
+def event(type_, body):
+    return (type_, b"\x01" + body)  # every payload starts with the format version
+
+def location_put(id_, priority=0):
+    return event(1, s_(id_) + bytes([0, 0b101]) + struct.pack("<dd", 50.0, 8.0) + i64(priority) +
+                 struct.pack("<d", 0.0) + i64(0))
+
+def stock_set(sku, location, on_hand):
+    return event(2, s_(sku) + s_(location) + i64(on_hand) + i64(0) + i64(I64_MIN))
+
+def stock_adjust(sku, location, delta, after, at_ms, key):
+    return event(3, s_(sku) + s_(location) + i64(delta) + i64(after) + i64(at_ms) + s_(key))
+
+def hold_body(id_, created_ms, lines):
+    body = s_(id_) + struct.pack("<Q", 7) + i64(created_ms) + i64(created_ms + 60000)
+    body += struct.pack("<H", len(lines))
+    for sku, allocations in lines:
+        body += s_(sku) + i64(sum(q for _, q in allocations)) + struct.pack("<H", len(allocations))
+        for location, qty in allocations:
+            body += s_(location) + i64(qty)
+    return body
+
+def reservation_create(id_, created_ms, lines):
+    return event(4, hold_body(id_, created_ms, lines))
+
+def reservation_extend(id_, expires_at_ms, at_ms):
+    return event(5, s_(id_) + i64(expires_at_ms) + i64(at_ms))
+
+def reservation_release(id_, at_ms):
+    return event(6, s_(id_) + bytes([1]) + i64(at_ms))
+
+def reservation_snapshot(id_, status, ended_ms, created_ms, lines):
+    return event(18, bytes([status]) + i64(ended_ms) + hold_body(id_, created_ms, lines))
+
+def items(pairs):
+    return struct.pack("<H", len(pairs)) + b"".join(s_(sku) + i64(q) for sku, q in pairs)
+
+def order_create(id_, created_ms, line, shipments):
+    """shipments: [(location, [(sku, qty)])]; state created, policy priority."""
+    body = s_("") + s_(id_) + s_("") + struct.pack("<Q", 9) + i64(created_ms) + i64(0)
+    body += bytes([0, 0, 0, 0, 1, 0]) + struct.pack("<dd", 0.0, 0.0) + s_("") + s_("") + s_("")
+    body += items([line])
+    body += struct.pack("<H", len(shipments))
+    first = 0
+    for location, its in shipments:
+        body += s_(location) + bytes([0]) + s_("") + s_("") + struct.pack("<HH", first, len(its))
+        first += len(its)
+    body += items([it for _, its in shipments for it in its])
+    body += struct.pack("<HH", 0, 0)  # no returns, no history
+    return event(64, body)
+
+def shipment_reject(order, at_ms, shipment, moved):
+    """moved: [(location, [(sku, qty)])] = the new shipments."""
+    body = s_(order) + i64(at_ms) + struct.pack("<H", shipment) + bytes([0]) + s_("")
+    body += struct.pack("<H", len(moved))
+    for location, its in moved:
+        body += s_(location) + items(its)
+    return event(71, body)
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+def wal_region(events):
+    out = b""
+    for lsn, (type_, payload) in enumerate(events, 1):
+        record = struct.pack("<IQq", len(payload), lsn, T0) + bytes([type_]) + payload
+        out += record + struct.pack("<I", crc32c(record))
+    return out
+
+def event_series(events):
+    return b"".join(bytes([t]) + struct.pack("<H", len(p)) + p for t, p in events)
+
+FIVE_LOCATIONS = [location_put("L%d" % i, i) for i in range(5)] + \
+                 [stock_set("X", "L%d" % i, 1) for i in range(5)]
+REGRESSIONS = {
+    # a key stamped near INT64_MAX, then one near INT64_MIN: the age eviction subtracted them
+    "adjust-key-times-at-int64-limits": [
+        location_put("W1"), stock_adjust("A", "W1", 1, 1, T0, "k0"),
+        stock_adjust("A", "W1", 1, 2, 7060550205596237823, "k1"),
+        stock_adjust("A", "W1", 1, 3, -9007303708194701312, "k2"),
+        stock_adjust("A", "W1", 1, 4, I64_MAX, "k3"), stock_adjust("A", "W1", 1, 5, I64_MIN, "k4")],
+    # likewise for the tombstones of released holds, and an extend to the end of time
+    "tombstone-times-at-int64-limits": [
+        location_put("W1"), stock_set("A", "W1", 10),
+        reservation_create("t0", T0, [("A", [("W1", 1)])]), reservation_release("t0", T0),
+        reservation_create("t1", T0, [("A", [("W1", 1)])]),
+        reservation_extend("t1", I64_MAX, T0), reservation_release("t1", I64_MIN),
+        reservation_release("t1", I64_MAX), reservation_release("t1", T0 + 1)],
+    # an ended hold's snapshot has no lines: its empty block must not be offset from NULL
+    "tombstone-snapshot-without-lines": [
+        reservation_snapshot("gone", 1, T0, T0 - 1000, [])],
+    # four shipments fill the order's array: the reject grows it while reading the rejected one
+    "reject-of-a-full-shipment-array": FIVE_LOCATIONS + [
+        order_create("o1", T0, ("X", 4), [("L%d" % i, [("X", 1)]) for i in range(4)]),
+        shipment_reject("o1", T0 + 1, 0, [("L4", [("X", 1)])])],
+}
+
+def write_wal_seeds(base):
+    for name, events in REGRESSIONS.items():
+        with open(os.path.join(base, "wal", "regression-%s.wal" % name), "wb") as f:
+            f.write(wal_region(events))
+        with open(os.path.join(base, "wal", "regression-%s.events" % name), "wb") as f:
+            f.write(event_series(events))
+
 def main():
     base = os.path.join("tests", "fuzz", "corpus")
+    write_wal_seeds(base)
     os.makedirs(os.path.join(base, "request"), exist_ok=True)
     os.makedirs(os.path.join(base, "json"), exist_ok=True)
     for name, calls in SCENARIOS.items():

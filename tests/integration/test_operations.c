@@ -201,6 +201,95 @@ Test(operations, prometheus_endpoint_serves_metrics_and_404_elsewhere)
     harness_server_destroy(s);
 }
 
+static uint64_t stats_evicted_early(allot_client_t *c)
+{
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    const msgpack_object *v = allot_object_map_get(&reply.result, "idempotency_evicted_early");
+    cr_assert_not_null(v, "server.stats has idempotency_evicted_early");
+    uint64_t n = v->via.u64;
+    allot_reply_free(&reply);
+    return n;
+}
+
+static void keyed_adjusts(allot_client_t *c, int first, int count)
+{
+    allot_reply_t reply = {0};
+    char params[128];
+    for (int i = first; i < first + count; i++) {
+        snprintf(params, sizeof(params),
+                 "{\"sku\": \"A\", \"location\": \"W1\", \"delta\": 1, \"key\": \"k%d\"}", i);
+        harness_call_ok(c, "stock.adjust", params, &reply);
+    }
+    allot_reply_free(&reply);
+}
+
+static int occurrences(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/* The page once it holds `line` (the loop renders it once a second), or NULL after 10 s. */
+static char *metrics_page_with(uint16_t port, const char *line)
+{
+    for (int i = 0; i < 100; i++) {
+        char *page = http_get(port, "/metrics");
+        if (strstr(page, line) != NULL)
+            return page;
+        free(page);
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+/* --idempotency-entries-max 100 with 300 keyed adjusts inside the 24 h window: the cap evicts
+ * 200 keys early. server.stats and Prometheus count them, and the log says so once (the line
+ * is rate-limited: more early evictions within the minute add no line). */
+Test(operations, the_idempotency_cap_evicting_inside_the_window_is_counted_and_logged,
+     .timeout = 120)
+{
+    uint16_t port = free_port();
+    char args[96];
+    snprintf(args, sizeof(args), "--idempotency-entries-max 100 --metrics 127.0.0.1:%u", port);
+    harness_server_t *s = harness_server_start(args);
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "location.put",
+                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 1, \"lon\": 1}", &reply);
+    cr_assert_eq(stats_evicted_early(c), 0);
+    keyed_adjusts(c, 0, 300);
+    cr_assert_eq(stats_evicted_early(c), 200);
+    char *page = metrics_page_with(port, "allot_idempotency_evicted_early_total 200\n");
+    cr_assert_not_null(page, "the Prometheus counter reaches 200");
+    cr_expect(strstr(page, "# TYPE allot_idempotency_evicted_early_total counter") != NULL);
+    free(page);
+    /* the line is written by the same once-a-second tick that rendered the page */
+    char *log = harness_server_log_read(s);
+    cr_assert_eq(occurrences(log, "event=idempotency_evicted_early"), 1, "%s", log);
+    cr_expect(strstr(log, "entries_max=100 window_s=86400") != NULL, "%s", log);
+    free(log);
+    /* what the shortened window means: a retry of k0 applies a second time */
+    harness_call_ok(c, "stock.adjust",
+                    "{\"sku\": \"A\", \"location\": \"W1\", \"delta\": 1, \"key\": \"k0\"}",
+                    &reply);
+    cr_expect_eq(allot_object_map_get(&reply.result, "on_hand")->via.i64, 301);
+    keyed_adjusts(c, 300, 99);
+    cr_assert_eq(stats_evicted_early(c), 300);
+    page = metrics_page_with(port, "allot_idempotency_evicted_early_total 300\n");
+    cr_assert_not_null(page);
+    free(page);
+    log = harness_server_log_read(s);
+    cr_assert_eq(occurrences(log, "event=idempotency_evicted_early"), 1, "rate-limited: %s", log);
+    free(log);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
 Test(operations, config_file_settings_apply_and_flags_override_them)
 {
     char path[] = "/tmp/allot-conf-XXXXXX";

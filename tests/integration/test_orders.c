@@ -303,3 +303,51 @@ Test(orders, orders_and_history_survive_kill9_via_wal_and_checkpoint, .timeout =
     harness_server_stop(s);
     harness_server_destroy(s);
 }
+
+/* ---- reject growing the order ------------------------------------------------------------- */
+
+/* Four shipments fill the order's shipment array: the reject grows it while it reads the rejected
+ * shipment (this once took the server down with SIGSEGV). */
+Test(orders, reject_of_the_first_of_four_shipments_reroutes_and_the_server_stays_up, .timeout = 60)
+{
+    harness_server_t *s = harness_server_start(NULL);
+    allot_client_t *c = harness_connect(s);
+    char params[160];
+    for (int i = 0; i < 5; i++) {
+        snprintf(params, sizeof(params),
+                 "{\"id\":\"L%d\",\"type\":\"warehouse\",\"lat\":50.0,\"lon\":8.0,\"priority\":%d}",
+                 i, i);
+        call_ok(c, "location.put", params);
+        snprintf(params, sizeof(params), "{\"sku\":\"X\",\"location\":\"L%d\",\"on_hand\":1}", i);
+        call_ok(c, "stock.set", params);
+    }
+    allot_reply_t r = {0};
+    harness_call_ok(c, "order.create",
+                    "{\"id\":\"o1\",\"lines\":[{\"sku\":\"X\",\"qty\":4}],\"policy\":\"priority\"}",
+                    &r);
+    cr_assert_eq(field(&r.result, "shipments")->via.array.size, 4);
+    harness_call_ok(c, "shipment.reject", "{\"order\":\"o1\",\"shipment\":\"S1\"}", &r);
+    const msgpack_object *shipments = field(&r.result, "shipments");
+    cr_assert_eq(shipments->via.array.size, 5);
+    assert_field_str(array_at(shipments, 0), "state", "rejected");
+    assert_field_str(array_at(shipments, 4), "location", "L4");
+    assert_field_str(array_at(shipments, 4), "state", "allocated");
+    int64_t on_hand, allocated;
+    stock_of(c, "X", &on_hand, &allocated);
+    cr_assert_eq(allocated, 4);
+    char *before = order_json(c, "o1");
+    allot_client_close(c);
+
+    restart_after_kill9(s); /* the reject replays from the WAL */
+    c = harness_connect(s);
+    char *after = order_json(c, "o1");
+    cr_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    stock_of(c, "X", &on_hand, &allocated);
+    cr_assert_eq(allocated, 4);
+    allot_reply_free(&r);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}

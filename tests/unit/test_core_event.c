@@ -152,6 +152,122 @@ Test(event, truncated_and_garbage_payloads_are_corrupt_without_crashing)
     allot_state_destroy(state);
 }
 
+/* Encode events[i], decode it: 0 or the decoder's error. */
+static int encode_decode(const allot_event_t *event)
+{
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(event, &bytes), 0);
+    allot_event_scratch_t scratch = {0};
+    static allot_event_t decoded;
+    int rc = allot_event_decode(event->type, bytes.data, bytes.len, &scratch, &decoded);
+    allot_event_scratch_free(&scratch);
+    allot_bytes_free(&bytes);
+    return rc;
+}
+
+Test(event, times_and_counts_out_of_range_are_corrupt)
+{
+    static allot_event_t events[16];
+    size_t count;
+    sample_events(events, &count);
+    int64_t day_max = allot_day_from_ms(ALLOT_TIME_MS_MAX);
+    const struct {
+        size_t event;
+        int64_t *field;
+        int64_t good_max, bad_low, bad_high;
+    } cases[] = {
+        {1, &events[1].u.location.capacity_day, day_max, -1, day_max + 1},
+        {1, &events[1].u.location.capacity_count, ALLOT_CAPACITY_COUNT_MAX, -1,
+         ALLOT_CAPACITY_COUNT_MAX + 1},
+        {3, &events[3].u.stock_adjust.at_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {4, &events[4].u.reservation.created_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {4, &events[4].u.reservation.expires_at_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {5, &events[5].u.reservation.at_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {6, &events[6].u.reservation.ended_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {7, &events[7].u.extend.expires_at_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {7, &events[7].u.extend.at_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {8, &events[8].u.release.at_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+        {10, &events[10].u.adjust_key.at_ms, ALLOT_TIME_MS_MAX, -1, ALLOT_TIME_MS_MAX + 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const allot_event_t *e = &events[cases[i].event];
+        int64_t saved = *cases[i].field;
+        const int64_t bad[] = {
+            cases[i].bad_low,       cases[i].bad_high,    INT64_MIN, INT64_MAX, INT64_MIN + 1,
+            -9007303708194701312LL, 7060550205596237823LL};
+        for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            *cases[i].field = bad[k];
+            cr_assert_eq(encode_decode(e), ALLOT_ECORRUPT, "case %zu (%s) with %lld decoded", i,
+                         allot_event_type_name(e->type), (long long)bad[k]);
+        }
+        *cases[i].field = 0;
+        cr_assert_eq(encode_decode(e), 0, "case %zu with 0", i);
+        *cases[i].field = cases[i].good_max;
+        cr_assert_eq(encode_decode(e), 0, "case %zu with its maximum", i);
+        *cases[i].field = saved;
+    }
+}
+
+static int apply_event(allot_state_t *state, const allot_event_t *event)
+{
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(event, &bytes), 0);
+    int rc = allot_event_apply_encoded(state, event->type, bytes.data, bytes.len);
+    allot_bytes_free(&bytes);
+    return rc;
+}
+
+/* The records a 15-second fuzz run found: an adjust key stamped near INT64_MAX, then one near
+ * INT64_MIN, made the age eviction subtract them (signed overflow); likewise for tombstones. */
+Test(event, records_stamped_near_the_int64_limits_are_refused_before_any_arithmetic)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 8};
+    allot_state_t *state = allot_state_create(&config);
+    static allot_event_t events[16];
+    size_t count;
+    sample_events(events, &count);
+    cr_assert_eq(apply_event(state, &events[0]), 0); /* location W1 */
+    allot_event_t adjust = events[3];
+    adjust.u.stock_adjust.delta = 5;
+    adjust.u.stock_adjust.on_hand_after = 5;
+    adjust.u.stock_adjust.at_ms = FX_T0;
+    /* a tombstone (t0) and a live hold (t1) on sku-1 at W1 */
+    allot_event_t hold = {.type = ALLOT_EVENT_RESERVATION_CREATE};
+    static allot_event_allocation_t one_at_w1[] = {{{"W1", 2}, 1}};
+    hold.u.reservation = (allot_event_reservation_t){.id = S("t0"),
+                                                     .created_ms = FX_T0,
+                                                     .expires_at_ms = FX_T0 + 60000,
+                                                     .line_count = 1,
+                                                     .allocation_count = 1,
+                                                     .allocations = one_at_w1};
+    hold.u.reservation.lines[0] = (allot_event_line_t){S("sku-1"), 1, 0, 1};
+    allot_event_t release = {.type = ALLOT_EVENT_RESERVATION_RELEASE};
+    release.u.release = (allot_event_release_t){S("t0"), ALLOT_RELEASE_RELEASED, FX_T0};
+    adjust.u.stock_adjust.key = S("k0");
+    cr_assert_eq(apply_event(state, &adjust), 0);
+    cr_assert_eq(apply_event(state, &hold), 0);
+    cr_assert_eq(apply_event(state, &release), 0);
+    hold.u.reservation.id = release.u.release.id = S("t1");
+    cr_assert_eq(apply_event(state, &hold), 0);
+    char *before = fx_dump(state);
+    const int64_t stamps[] = {7060550205596237823LL, -9007303708194701312LL, INT64_MAX, INT64_MIN};
+    const char *keys[] = {"k1", "k2", "k3", "k4"};
+    for (int i = 0; i < 4; i++) {
+        adjust.u.stock_adjust.at_ms = stamps[i];
+        adjust.u.stock_adjust.key = S(keys[i]);
+        cr_assert_eq(apply_event(state, &adjust), ALLOT_ECORRUPT, "adjust at %lld",
+                     (long long)stamps[i]);
+        release.u.release.at_ms = stamps[i];
+        cr_assert_eq(apply_event(state, &release), ALLOT_ECORRUPT, "release at %lld",
+                     (long long)stamps[i]);
+    }
+    char *after = fx_dump(state);
+    cr_assert_str_eq(before, after, "nothing changed");
+    free(before);
+    free(after);
+    allot_state_destroy(state);
+}
+
 Test(event, apply_refers_only_to_existing_objects)
 {
     allot_state_t *state = allot_state_create(NULL);

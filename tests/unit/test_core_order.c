@@ -400,6 +400,67 @@ Test(order, reject_moves_the_allocation_to_the_next_location_by_policy)
     world_end();
 }
 
+/* Four shipments fill the order's shipment array (capacity 4): the reject's new shipment makes it
+ * grow while the rejected one is being read. */
+Test(order, reject_of_an_order_whose_shipment_array_is_full_grows_it_safely)
+{
+    st = fx_state();
+    const char *ids[] = {"L0", "L1", "L2", "L3", "L4"};
+    for (int i = 0; i < 5; i++) {
+        fx_location(st, (fx_loc_t){.id = ids[i], .lat = 50.0, .lon = 8.0, .priority = i});
+        fx_stock(st, "X", ids[i], 1, 0);
+    }
+    static const allot_line_input_t lines[] = {{{"X", 1}, 4}};
+    allot_order_create_request_t req = lines_req("o1", lines, 1);
+    req.policy = ALLOT_POLICY_PRIORITY;
+    cr_assert_eq(create(&req, FX_T0), 0, "%s", fx_err.message);
+    cr_assert_eq(ov->shipment_count, 4);
+    OK(allot_shipment_reject(st, S("o1"), S("S1"), S("no stock on the shelf"), FX_T0 + 1, &ov,
+                             &fx_err));
+    cr_assert_eq(ov->shipment_count, 5);
+    cr_assert_eq(ov->shipments[0].state, ALLOT_SHIPMENT_REJECTED);
+    cr_assert(allot_str_equal(ov->shipments[0].reason, S("no stock on the shelf")));
+    cr_assert(allot_str_equal(ov->shipments[4].location, S("L4")));
+    cr_assert_eq(ov->shipments[4].state, ALLOT_SHIPMENT_ALLOCATED, "in the rejected one's state");
+    cr_assert_eq(fx_position(st, "X", "L0")->allocated, 0);
+    cr_assert_eq(fx_position(st, "X", "L4")->allocated, 1);
+    fx_assert_replay_equal(st);
+    world_end();
+}
+
+/* order.create from a reservation ends it as a tombstone: the cap holds for those too, and a
+ * release after many of them evicts no more than its prepare made room for. */
+Test(order, orders_from_reservations_keep_the_tombstones_within_the_cap)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 3};
+    st = fx_state_with(&config);
+    fx_location(st, (fx_loc_t){.id = "W1", .priority = 1});
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    char id[ALLOT_ID_BYTES_MAX + 1], order_id[16];
+    allot_state_counters_t c;
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof(id), "%0128d", i); /* deletion records as large as they get */
+        allot_reserve_request_t res = fx_req(id, lines, 1);
+        cr_assert_eq(fx_reserve(st, &res, FX_T0 + i, NULL), 0, "%s", fx_err.message);
+        snprintf(order_id, sizeof(order_id), "o%d", i);
+        allot_order_create_request_t req = lines_req(order_id, NULL, 0);
+        req.reservation = S(id);
+        cr_assert_eq(create(&req, FX_T0 + i), 0, "%s", fx_err.message);
+        allot_state_counters_get(st, &c);
+        cr_assert_leq(c.tombstones, 3);
+    }
+    allot_reserve_request_t res = fx_req("last", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &res, FX_T0 + 10, NULL), 0);
+    OK(allot_reservation_release(st, S("last"), FX_T0 + 10, &r, &fx_err));
+    allot_state_counters_get(st, &c);
+    cr_assert_eq(c.tombstones, 3);
+    cr_assert_eq(c.idempotency_evicted_early, 6);
+    fx_assert_replay_equal(st);
+    world_end();
+}
+
 Test(order, reject_without_an_alternative_is_insufficient_stock_and_moves_nothing)
 {
     world();
@@ -758,6 +819,93 @@ Test(order_invariants, a_wrong_allocated_count_is_reported)
     allot_bytes_free(&bytes);
     cr_assert_eq(allot_state_check_invariants(st, msg, sizeof(msg)), ALLOT_ECORRUPT);
     cr_assert(strstr(msg, "allocated 3") != NULL, "%s", msg);
+    allot_state_destroy(st);
+    fx_log_reset();
+}
+
+static int order_record_decode(const allot_event_t *e)
+{
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(e, &bytes), 0);
+    allot_event_scratch_t scratch = {0};
+    static allot_event_t decoded;
+    int rc = allot_event_decode(e->type, bytes.data, bytes.len, &scratch, &decoded);
+    allot_event_scratch_free(&scratch);
+    allot_bytes_free(&bytes);
+    return rc;
+}
+
+Test(order_event, times_outside_0_to_year_9999_are_corrupt)
+{
+    world();
+    drive_to(ALLOT_ORDER_DELIVERED);
+    static const allot_line_input_t ret_lines[] = {{{"A", 1}, 1}};
+    allot_return_request_t ret = {S("r-1"), S("o1"), ret_lines, 1, E()};
+    uint32_t index;
+    OK(allot_return_create(st, &ret, FX_T0 + 2000, &ov, &index, &fx_err));
+    static allot_event_history_t history[ALLOT_ORDER_HISTORY_MAX];
+    static allot_event_return_t returns[ALLOT_ORDER_RETURNS_MAX];
+    allot_event_t snap = {.type = ALLOT_EVENT_ORDER_SNAPSHOT};
+    snap.u.order = *ov;
+    memcpy(history, ov->history, ov->history_count * sizeof(*history));
+    memcpy(returns, ov->returns, ov->return_count * sizeof(*returns));
+    snap.u.order.history = history;
+    snap.u.order.returns = returns;
+    snap.u.order.ended_ms = FX_T0 + 3000;
+    allot_event_t change = {.type = ALLOT_EVENT_ORDER_HOLD};
+    change.u.change = (allot_event_order_change_t){
+        .id = S("o1"), .at_ms = FX_T0, .shipment = ALLOT_EVENT_SHIPMENT_NONE};
+    change.u.change.text = change.u.change.address = change.u.change.instructions = E();
+    change.u.change.location = E();
+    int64_t *fields[] = {&snap.u.order.created_ms, &snap.u.order.ended_ms,  &history[1].at_ms,
+                         &returns[0].created_ms,   &returns[0].received_ms, &change.u.change.at_ms};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const allot_event_t *e = i == 5 ? &change : &snap;
+        int64_t saved = *fields[i];
+        cr_assert_eq(order_record_decode(e), 0, "field %zu as it is", i);
+        const int64_t bad[] = {-1, ALLOT_TIME_MS_MAX + 1, INT64_MIN, INT64_MAX};
+        for (size_t k = 0; k < 4; k++) {
+            *fields[i] = bad[k];
+            cr_assert_eq(order_record_decode(e), ALLOT_ECORRUPT, "field %zu = %lld decoded", i,
+                         (long long)bad[k]);
+        }
+        *fields[i] = ALLOT_TIME_MS_MAX;
+        cr_assert_eq(order_record_decode(e), 0, "field %zu at the maximum", i);
+        *fields[i] = saved;
+    }
+    world_end();
+}
+
+/* Orders add to allocated without a check against on_hand (a record is a fact): past 2^40 the
+ * next order record on that position is refused, so no series of records can overflow it. */
+Test(order_event, an_order_on_a_position_allocated_past_the_range_is_corrupt)
+{
+    world();
+    order_two_shipments();
+    allot_event_scratch_t scratch = {0};
+    allot_event_t create;
+    const fx_event_t *recorded = &fx_log.events[fx_log.count - 1];
+    cr_assert_eq(
+        allot_event_decode(recorded->type, recorded->payload, recorded->len, &scratch, &create), 0);
+    allot_event_position_t full[] = {{S("W1"), 5, 0, ALLOT_QUANTITY_MAX, 0, ALLOT_AS_OF_NONE}};
+    allot_event_t snapshot = {.type = ALLOT_EVENT_SKU_SNAPSHOT};
+    snapshot.u.sku_snapshot = (allot_event_sku_snapshot_t){S("A"), 1, full};
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(&snapshot, &bytes), 0);
+    cr_assert_eq(allot_event_apply_encoded(st, snapshot.type, bytes.data, bytes.len), 0);
+    const char *ids[] = {"o2", "o3"};
+    for (int i = 0; i < 2; i++) {
+        create.u.order.id = S(ids[i]);
+        bytes.len = 0;
+        cr_assert_eq(allot_event_encode(&create, &bytes), 0);
+        cr_assert_eq(allot_event_apply_encoded(st, create.type, bytes.data, bytes.len),
+                     i == 0 ? 0 : ALLOT_ECORRUPT, "order %s", ids[i]);
+    }
+    cr_assert_eq(fx_position(st, "A", "W1")->allocated, ALLOT_QUANTITY_MAX + 1);
+    const allot_order_view_t *v;
+    cr_assert_eq(allot_order_get(st, S("o3"), &v, &fx_err), ALLOT_ENOT_FOUND);
+    allot_bytes_free(&bytes);
+    allot_event_scratch_free(&scratch);
     allot_state_destroy(st);
     fx_log_reset();
 }

@@ -508,6 +508,98 @@ Test(reserve, tombstones_are_bounded_oldest_first)
     fx_assert_replay_equal(st);
 }
 
+static uint64_t evicted_early(const allot_state_t *state)
+{
+    allot_state_counters_t c;
+    allot_state_counters_get(state, &c);
+    return c.idempotency_evicted_early;
+}
+
+Test(reserve, tombstones_the_cap_evicts_inside_the_window_are_counted)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 2, .idempotency_age_ms = 1000000};
+    st = fx_state_with(&config);
+    fx_location(st, (fx_loc_t){.id = "W1"});
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const allot_reservation_t *r;
+    const char *ids[] = {"r1", "r2", "r3", "r4"};
+    for (int i = 0; i < 4; i++) {
+        allot_reserve_request_t req = fx_req(ids[i], lines, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+        cr_assert_eq(allot_reservation_release(st, S(ids[i]), FX_T0 + i, &r, &fx_err), 0);
+    }
+    cr_assert_eq(evicted_early(st), 2, "r1 and r2, well inside the window");
+    allot_reserve_request_t req = fx_req("r5", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 5000000, NULL), 0);
+    cr_assert_eq(allot_reservation_release(st, S("r5"), FX_T0 + 5000000, &r, &fx_err), 0);
+    cr_assert_eq(evicted_early(st), 2, "r3 was past the window when the cap evicted it");
+    fx_assert_replay_equal(st);
+}
+
+/* An id of 128 bytes: the deletion records evictions write are as large as they get. */
+static const char *long_id(char *buf, int i)
+{
+    snprintf(buf, ALLOT_ID_BYTES_MAX + 1, "%0128d", i);
+    return buf;
+}
+
+/* A checkpoint record goes to the fixture's log (key order does not matter here). */
+static void record_snapshot_cb(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                               const uint8_t *payload, size_t len, bool deleted)
+{
+    (void)key;
+    (void)key_len;
+    cr_assert_not(deleted);
+    fx_sink(ctx, type, payload, len);
+}
+
+/* A checkpoint of 60 tombstones loaded under a cap of 5 (a restart with a lower
+ * --idempotency-entries-max): each release evicts a few (within the room its prepare made for
+ * deletion records) until the count is down to the cap, then holds it there. */
+Test(reserve, a_cap_lowered_at_restart_is_reached_a_few_evictions_per_release)
+{
+    allot_state_config_t wide = {.idempotency_entries_max = 1000, .idempotency_age_ms = 1000000};
+    allot_state_t *before = fx_state_with(&wide);
+    fx_location(before, (fx_loc_t){.id = "W1"});
+    fx_stock(before, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const allot_reservation_t *r;
+    char id[ALLOT_ID_BYTES_MAX + 1];
+    for (int i = 0; i < 60; i++) {
+        allot_reserve_request_t req = fx_req(long_id(id, i), lines, 1);
+        cr_assert_eq(fx_reserve(before, &req, FX_T0, NULL), 0);
+        cr_assert_eq(allot_reservation_release(before, S(id), FX_T0 + i, &r, &fx_err), 0);
+    }
+    allot_state_config_t narrow = {.idempotency_entries_max = 5, .idempotency_age_ms = 1000000};
+    st = allot_state_create(&narrow);
+    fx_log_reset();
+    cr_assert_eq(allot_state_snapshot_each(before, record_snapshot_cb, &fx_log), 0);
+    for (size_t i = 0; i < fx_log.count; i++)
+        cr_assert_eq(allot_event_apply_encoded(st, fx_log.events[i].type, fx_log.events[i].payload,
+                                               fx_log.events[i].len),
+                     0);
+    allot_state_destroy(before);
+    fx_log_reset();
+    allot_state_dirty_clear(st);
+    allot_state_counters_t c;
+    allot_state_counters_get(st, &c);
+    cr_assert_eq(c.tombstones, 60);
+    uint64_t previous = c.tombstones;
+    for (int i = 100; i < 140; i++) {
+        allot_reserve_request_t req = fx_req(long_id(id, i), lines, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0 + 100, NULL), 0);
+        cr_assert_eq(allot_reservation_release(st, S(id), FX_T0 + 100, &r, &fx_err), 0);
+        allot_state_counters_get(st, &c);
+        cr_assert(c.tombstones == 5 || c.tombstones == previous - 2, "%llu after %llu",
+                  (unsigned long long)c.tombstones, (unsigned long long)previous);
+        previous = c.tombstones;
+    }
+    cr_assert_eq(c.tombstones, 5);
+    cr_assert_not_null(allot_reservation_find(st, S(long_id(id, 139))));
+    cr_assert_null(allot_reservation_find(st, S(long_id(id, 59))));
+}
+
 Test(reserve, live_reservations_are_bounded)
 {
     allot_state_config_t config = {.reservations_max = 1};

@@ -275,3 +275,45 @@ Test(avail, same_day_needs_ship_to_and_radius)
     cr_assert_eq(allot_avail_prepare(st, &req, &q, &fx_err), 0);
     cr_assert_eq(allot_avail_sku(st, &q, S("A"), NULL, 0, NULL), 0);
 }
+
+/* ---- idempotency memory bounded by count ----------------------------------------------------- */
+
+static uint64_t evicted_early(const allot_state_t *state)
+{
+    allot_state_counters_t c;
+    allot_state_counters_get(state, &c);
+    return c.idempotency_evicted_early;
+}
+
+Test(idempotency, adjust_keys_the_cap_evicts_inside_the_window_are_counted)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 100,
+                                   .idempotency_age_ms = ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT};
+    allot_state_t *state = fx_state_with(&config);
+    fx_location(state, (fx_loc_t){.id = "W1"});
+    allot_stock_result_t out;
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        allot_stock_adjust_input_t in = {S("A"), S("W1"), 1, S(key)};
+        cr_assert_eq(allot_stock_adjust(state, &in, FX_T0 + i * 1000, &out, &fx_err), 0);
+    }
+    allot_state_counters_t c;
+    allot_state_counters_get(state, &c);
+    cr_assert_eq(c.adjust_keys, 100);
+    cr_assert_eq(c.idempotency_evicted_early, 200, "k0..k199 left inside their 24 h");
+    /* the shortened window: a retry of k0 seconds later applies again */
+    allot_stock_adjust_input_t retry = {S("A"), S("W1"), 1, S("k0")};
+    cr_assert_eq(allot_stock_adjust(state, &retry, FX_T0 + 301000, &out, &fx_err), 0);
+    cr_assert_not(out.repeated);
+    cr_assert_eq(out.position.on_hand, 301);
+    cr_assert_eq(evicted_early(state), 201);
+    /* once the window has passed, what the cap evicts is not early */
+    allot_stock_adjust_input_t late = {S("A"), S("W1"), 1, S("late")};
+    int64_t after_window = FX_T0 + ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT + 400000;
+    cr_assert_eq(allot_stock_adjust(state, &late, after_window, &out, &fx_err), 0);
+    cr_assert_eq(evicted_early(state), 201);
+    fx_assert_replay_equal(state);
+    allot_state_destroy(state);
+    fx_log_reset();
+}
