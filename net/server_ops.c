@@ -176,11 +176,11 @@ void server_ops_idempotency_watch(server_t *server)
                                                            : ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT;
     long long window_s = config->idempotency_age_s ? config->idempotency_age_s
                                                    : ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT / 1000;
-    log_write(LOG_WARN, "idempotency_evicted_early",
-              "evicted=%llu total=%llu entries_max=%u window_s=%lld hint=\"raise "
-              "--idempotency-entries-max to peak keyed writes per second x window_s\"",
-              (unsigned long long)evicted, (unsigned long long)counts.idempotency_evicted_early,
-              entries_max, window_s);
+    log_event(LOG_WARN, "idempotency_evicted_early", LOG_UINT("evicted", evicted),
+              LOG_UINT("total", counts.idempotency_evicted_early),
+              LOG_UINT("entries_max", entries_max), LOG_INT("window_s", window_s),
+              LOG_STR("hint", "raise --idempotency-entries-max to peak keyed writes per second x "
+                              "window_s"));
     server->idempotency_early_logged = counts.idempotency_evicted_early;
     server->idempotency_log_next_ms = now_ms + SERVER_IDEMPOTENCY_LOG_INTERVAL_MS;
 }
