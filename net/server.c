@@ -764,12 +764,22 @@ static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn,
     return rc;
 }
 
-static int data_dir_prepare(const server_config_t *config, char *wal_dir, size_t wal_dir_bytes)
+/* Create the data directory if missing and lock it (persist/dirlock.h) before anything in it
+ * is read or written: a second allotd on the same directory stops here. */
+static int data_dir_prepare(server_t *server, char *wal_dir, size_t wal_dir_bytes)
 {
+    const server_config_t *config = &server->config;
     if (mkdir(config->data_dir, 0750) != 0 && errno != EEXIST) {
         log_write(LOG_ERROR, "data_dir_failed", "path=%s error=\"%s\"", config->data_dir,
                   strerror(errno));
         return ALLOT_EIO;
+    }
+    char message[512], quoted[600];
+    int rc = dirlock_acquire(config->data_dir, &server->dir_lock, message, sizeof(message));
+    if (rc != 0) {
+        log_write(LOG_ERROR, "data_dir_locked", "code=%s message=%s", allot_error_code(rc),
+                  log_quote(quoted, sizeof(quoted), message));
+        return rc;
     }
     int n = snprintf(wal_dir, wal_dir_bytes, "%s/wal", config->data_dir);
     if (n < 0 || (size_t)n >= wal_dir_bytes)
@@ -928,7 +938,7 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
 {
     uint64_t last_lsn = 0;
     wal_log_end_t log_end = {0};
-    int rc = data_dir_prepare(&server->config, wal_dir, wal_dir_bytes);
+    int rc = data_dir_prepare(server, wal_dir, wal_dir_bytes);
     if (rc == 0)
         rc = recover(server, wal_dir, &last_lsn, &log_end);
     if (rc == 0)
@@ -975,6 +985,7 @@ int server_run(const server_config_t *config)
     msgpack_sbuffer_destroy(&server->scratch);
     allot_state_destroy(server->state);
     server_ops_stop(server);
+    dirlock_release(server->dir_lock); /* everything in the directory is closed */
     log_write(LOG_INFO, "stopped", "status=%d", status);
     free(server);
     return status;

@@ -12,6 +12,7 @@
 #include "metrics_http.h"
 #include "persist/archive.h"
 #include "persist/checkpoint.h"
+#include "persist/dirlock.h"
 #include "server.h"
 
 struct allot_state;
@@ -98,6 +99,7 @@ typedef struct server {
     uv_timer_t housekeeping;     /* expiry, request timeouts, periodic checkpoints */
     uv_timer_t shutdown_deadline;
     struct allot_state *state;
+    dirlock_t *dir_lock; /* <data-dir>/allotd.lock, held from start-up to exit */
     wal_t *wal;
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
     msgpack_sbuffer scratch; /* one reply being packed */

@@ -1,4 +1,5 @@
-/* allot-wal.c - inspect a WAL offline: `allot-wal verify|dump <data-dir>` (read-only). */
+/* allot-wal.c - inspect a WAL: `allot-wal verify|dump <data-dir>` (read-only; takes no lock on the
+ * data directory, so it also runs beside the server that writes it). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -98,8 +99,8 @@ int main(int argc, char **argv)
                 " bytes): the server cuts it off at next start\n",
                 result.tail_file, result.tail_offset, result.tail_bytes);
     if (!dump)
-        printf("ok: checkpoint LSN %" PRIu64 ", %u segments, %" PRIu64 " records, first LSN %" PRIu64
-               ", last LSN %" PRIu64 "\n",
+        printf("ok: checkpoint LSN %" PRIu64 ", %u segments, %" PRIu64
+               " records, first LSN %" PRIu64 ", last LSN %" PRIu64 "\n",
                checkpoint_lsn, result.segments, result.records_checked, result.first_lsn,
                result.records_checked > 0 ? result.last_lsn : 0);
     return 0;
