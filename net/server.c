@@ -79,13 +79,12 @@ uint64_t server_wal_lsn(const server_t *server)
 bool server_writes_allowed(const server_t *server, int *refused_error)
 {
     *refused_error = ALLOT_EUNAVAILABLE;
-    if (server->wal == NULL || server->shutting_down || !wal_writable(server->wal))
+    if (server->wal == NULL || server->shutting_down)
         return false;
-    if (!wal_has_room(server->wal, ALLOT_WAL_HEADROOM_BYTES)) {
-        *refused_error = ALLOT_EOVERLOADED;
-        return false;
-    }
-    return true;
+    int rc = wal_room_check(server->wal, ALLOT_WAL_HEADROOM_BYTES);
+    if (rc != 0)
+        *refused_error = rc;
+    return rc == 0;
 }
 
 void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info)
@@ -107,12 +106,9 @@ static void checkpoint_submit_ready(server_t *server);
 static int on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
 {
     server_t *server = ctx;
-    if (len > wal_payload_bytes_max(server->wal))
-        return ALLOT_ETOO_LARGE;
-    if (!wal_writable(server->wal))
-        return ALLOT_EUNAVAILABLE;
-    if (!wal_has_room(server->wal, len))
-        return ALLOT_EOVERLOADED;
+    int rc = wal_room_check(server->wal, len);
+    if (rc != 0)
+        return rc;
     uint64_t lsn = wal_append(server->wal, type, server_now_ms(server), payload, len);
     assert(lsn != 0);
     return lsn != 0 ? 0 : ALLOT_EOVERLOADED;

@@ -910,6 +910,7 @@ struct wal {
     /* Written by the writer, read lock-free by the loop. */
     _Atomic uint64_t spares_created;
     _Atomic bool failed;
+    _Atomic bool allocate_failing; /* the last attempt to allocate a spare failed (disk) */
 
     /* Under mutex. */
     pthread_mutex_t mutex;
@@ -997,6 +998,7 @@ static bool wal_spare_try(wal_t *wal)
 {
     int rc = wal_spare_create(wal);
     wal->stats.allocate_error_last = rc;
+    atomic_store(&wal->allocate_failing, rc < 0);
     if (rc < 0) {
         wal->stats.allocate_failures++;
         wal->next_allocate_ms = monotonic_ms() + wal->allocate_retry_ms;
@@ -1155,10 +1157,29 @@ static void wal_writer_wait(wal_t *wal)
     pthread_cond_timedwait(&wal->writer_cond, &wal->mutex, &ts);
 }
 
-/* Writer, mutex held on entry and exit: do one duty if one is due. False when idle. */
+/* Writer, mutex held: the spare is missing and its allocation is due. */
+static bool wal_writer_spare_due(const wal_t *wal, uint64_t now_ms)
+{
+    return !atomic_load(&wal->failed) && !wal->stop && wal->spare_fd < 0 &&
+           now_ms >= wal->next_allocate_ms;
+}
+
+/* Writer, mutex held on entry and exit: do one duty if one is due. False when idle. The next
+ * spare comes before the next batch: under a steady load a batch is always pending, and records
+ * that do not fit in the rest of the active segment wait for the spare. */
 static bool wal_writer_duty(wal_t *wal)
 {
     bool failed = atomic_load(&wal->failed);
+    uint64_t now_ms = monotonic_ms();
+    if (wal_writer_spare_due(wal, now_ms)) {
+        pthread_mutex_unlock(&wal->mutex);
+        bool created = wal_spare_try(wal);
+        pthread_mutex_lock(&wal->mutex);
+        wal_writer_publish(wal);
+        if (created)
+            uv_async_send(&wal->async);
+        return true;
+    }
     if (wal->flight_pending) {
         if (!failed) {
             pthread_mutex_unlock(&wal->mutex);
@@ -1178,16 +1199,6 @@ static bool wal_writer_duty(wal_t *wal)
         wal_writer_truncate(wal, lsn);
         pthread_mutex_lock(&wal->mutex);
         wal_writer_publish(wal);
-        return true;
-    }
-    uint64_t now_ms = monotonic_ms();
-    if (!failed && !wal->stop && wal->spare_fd < 0 && now_ms >= wal->next_allocate_ms) {
-        pthread_mutex_unlock(&wal->mutex);
-        bool created = wal_spare_try(wal);
-        pthread_mutex_lock(&wal->mutex);
-        wal_writer_publish(wal);
-        if (created)
-            uv_async_send(&wal->async);
         return true;
     }
     if (!failed && wal->fsync_mode == WAL_FSYNC_INTERVAL && wal->active_dirty &&
@@ -1234,6 +1245,12 @@ size_t wal_payload_bytes_max(const wal_t *wal)
     return wal->payload_bytes_max;
 }
 
+/* No spare is ready and the last attempt to allocate one failed: the disk refused space. */
+static bool wal_disk_short(const wal_t *wal)
+{
+    return atomic_load(&((wal_t *)wal)->allocate_failing) && !wal_spare_ready(wal);
+}
+
 bool wal_writable(const wal_t *wal)
 {
     if (atomic_load(&((wal_t *)wal)->failed) || wal->closing)
@@ -1241,7 +1258,21 @@ bool wal_writable(const wal_t *wal)
     assert(wal->place_offset <= wal->place_capacity || wal->place_capacity == 0);
     uint64_t room =
         wal->place_capacity > wal->place_offset ? wal->place_capacity - wal->place_offset : 0;
-    return wal_spare_ready(wal) || room >= wal->payload_bytes_max + WAL_RECORD_OVERHEAD_BYTES;
+    return !wal_disk_short(wal) || room >= ALLOT_WAL_HEADROOM_BYTES;
+}
+
+int wal_room_check(const wal_t *wal, size_t payload_bytes)
+{
+    if (!wal_writable(wal))
+        return ALLOT_EUNAVAILABLE;
+    if (payload_bytes > wal->payload_bytes_max)
+        return ALLOT_ETOO_LARGE;
+    if (wal_has_room(wal, payload_bytes))
+        return 0;
+    uint64_t record_bytes = payload_bytes + WAL_RECORD_OVERHEAD_BYTES;
+    if (wal->fill_bytes + record_bytes > wal->batch_bytes_max)
+        return ALLOT_EOVERLOADED; /* the batch drains by itself */
+    return wal_disk_short(wal) ? ALLOT_EUNAVAILABLE : ALLOT_EOVERLOADED; /* else: spare pending */
 }
 
 bool wal_has_room(const wal_t *wal, size_t payload_bytes)

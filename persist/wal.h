@@ -2,7 +2,8 @@
  * and replay at start-up. The on-disk format is described byte by byte at the top of wal.c.
  *
  * Contract
- *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_*_lsn,
+ *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_room_check,
+ *    wal_*_lsn,
  *    wal_truncate_before, wal_stats and wal_close are called from the libuv loop thread only.
  *    The WAL owns one writer thread (all segment writes, fdatasyncs, segment allocation and
  *    deletion) and one uv_async_t through which it reports back. wal_replay and the
@@ -16,18 +17,23 @@
  *    (previous + 1); it never touches the disk. wal_flush (end of each loop iteration) hands the
  *    batch to the writer if the writer is idle; otherwise the batch keeps growing and is handed
  *    over as soon as the writer reports back (group commit: one write + one fdatasync per
- *    batch). Callers must check wal_has_room(bytes) before each append:
- *       !wal_writable()            -> reply UNAVAILABLE (disk: no segment space reserved, or the
- *                                     WAL failed); nothing was appended.
- *       writable but !wal_has_room -> reply OVERLOADED: the batch buffer (batch_bytes_max) is
- *                                     full while the writer is busy; it drains by itself.
- *       len > wal_payload_bytes_max -> TOO_LARGE.
+ *    batch). Callers must check before each append; wal_room_check(bytes) says what to reply:
+ *       ALLOT_EUNAVAILABLE  the WAL failed or is closing, or the disk refused space (below);
+ *       ALLOT_ETOO_LARGE    bytes > wal_payload_bytes_max;
+ *       ALLOT_EOVERLOADED   the batch buffer (batch_bytes_max) is full while the writer is busy,
+ *                           or the record does not fit in the rest of the active segment and the
+ *                           next segment is still being allocated: both pass by themselves;
+ *       0                   wal_has_room(bytes) is true: wal_append will take the record.
  *    wal_append returns 0 (appends nothing) when wal_has_room would have said false.
  *  - Space: a record is only accepted when its bytes are already allocated on disk: it fits in
- *    the rest of the active segment, or a preallocated spare segment exists. wal_writable() is
- *    true when any record up to wal_payload_bytes_max can be accepted. When the spare cannot be
- *    allocated (ENOSPC, EDQUOT, ...) the writer retries every allocate_retry_ms and
- *    wal_writable() turns true again by itself once space is free. Never a crash.
+ *    the rest of the active segment, or a preallocated spare segment exists. The writer
+ *    allocates the next spare as soon as the previous one became the active segment, before it
+ *    writes the next batch. When the allocation fails (ENOSPC, EDQUOT, ...) the disk is short:
+ *    records that fit in the rest of the active segment are still accepted, the others are
+ *    UNAVAILABLE, and wal_writable() is false once less than ALLOT_WAL_HEADROOM_BYTES is left
+ *    there. The writer retries every allocate_retry_ms and writes resume by themselves once
+ *    space is free. Waiting for a spare that is being allocated is never UNAVAILABLE. Never a
+ *    crash.
  *  - Durability: durable_cb(wal, lsn, ctx) runs on the loop thread each time durable_lsn
  *    advances (monotonic). Meaning by fsync_mode:
  *       ALWAYS   : records are durable once written and fdatasync'ed (default; replies wait).
@@ -168,6 +174,8 @@ uint64_t wal_append(wal_t *wal, uint8_t type, int64_t time_ms, const void *paylo
 void wal_flush(wal_t *wal);
 bool wal_has_room(const wal_t *wal, size_t payload_bytes);
 bool wal_writable(const wal_t *wal);
+/* 0 or the error to reply for a record of payload_bytes (see the contract). */
+int wal_room_check(const wal_t *wal, size_t payload_bytes);
 size_t wal_payload_bytes_max(const wal_t *wal);
 uint64_t wal_last_lsn(const wal_t *wal);
 uint64_t wal_durable_lsn(const wal_t *wal);

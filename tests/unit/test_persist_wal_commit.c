@@ -267,9 +267,14 @@ Test(wal_disk_full, a_full_disk_stops_writes_at_the_segment_end_without_failure,
         appended = wal_append(wal, 1, 0, payload, sizeof payload);
     cr_assert_gt(appended, 20, "the spare segment made at open is used");
     cr_assert_lt(appended, 100, "then appends stop: no room for the next segment");
-    cr_assert_not(wal_writable(wal));
+    /* The writer has not tried to allocate the next segment yet: waiting, not a disk problem. */
+    cr_assert_eq(wal_room_check(wal, sizeof payload), ALLOT_EOVERLOADED);
     run_until_durable(wal, appended);
-    cr_assert_not(wal_writable(wal));
+    for (int i = 0; wal_writable(wal); i++) { /* the writer's attempt fails */
+        cr_assert_lt(i, 1000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(wal_room_check(wal, sizeof payload), ALLOT_EUNAVAILABLE);
     persist_fault_clear(PERSIST_FAULT_FALLOCATE);
     for (int i = 0; !wal_has_room(wal, sizeof payload); i++) {
         cr_assert_lt(i, 1000);
@@ -301,6 +306,35 @@ Test(wal_disk_full, fault_file_from_the_environment_toggles_allocation, .init = 
         uv_run(&loop, UV_RUN_ONCE);
     }
     close_wal(wal, 0);
+}
+
+Test(wal_room_check, waiting_for_the_next_segment_is_overloaded_never_unavailable, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 8192}, 1);
+    char payload[200] = {0};
+    cr_assert(wal_writable(wal));
+    cr_assert_eq(wal_room_check(wal, sizeof payload), 0);
+    cr_assert_eq(wal_room_check(wal, wal_payload_bytes_max(wal) + 1), ALLOT_ETOO_LARGE);
+    /* Fill the first segment without handing anything to the writer: its spare is in use and
+     * the next one is not allocated yet (the writer allocates it after the switch). */
+    uint64_t appended = 0;
+    while (wal_has_room(wal, sizeof payload))
+        appended = wal_append(wal, 1, 0, payload, sizeof payload);
+    cr_assert_gt(appended, 10);
+    cr_assert(wal_writable(wal), "a segment being allocated is not a disk problem");
+    cr_assert_eq(wal_room_check(wal, sizeof payload), ALLOT_EOVERLOADED);
+    cr_assert_eq(wal_room_check(wal, 1), 0, "a record that fits in the rest is still taken");
+    cr_assert_eq(wal_append(wal, 1, 0, "x", 1), appended + 1);
+    for (int i = 0; wal_room_check(wal, sizeof payload) != 0; i++) {
+        cr_assert_lt(i, 1000);
+        wal_flush(wal);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), appended + 2);
+    run_until_durable(wal, appended + 2);
+    close_wal(wal, 0);
+    cr_assert_eq(seen.fatal_calls, 0);
 }
 
 Test(wal_fsync_interval, acks_after_the_write_and_syncs_on_the_interval, .init = setup,
