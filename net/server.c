@@ -663,6 +663,29 @@ static int archive_attach(server_t *server)
     return 0;
 }
 
+/* LMDB met a page it cannot read (checkpoint_set_damage_cb): say so, then stop as after a crash
+ * (the WAL holds every acknowledged write; the next start refuses the damaged store). */
+static void on_store_damaged(const char *path, const char *message)
+{
+    char quoted[600];
+    log_write(LOG_ERROR, "store_damaged", "path=%s message=%s hint=%s", path,
+              log_quote(quoted, sizeof(quoted), message),
+              "\"state.lmdb is damaged (a page LMDB cannot read): restore state.lmdb and wal/ "
+              "from a backup\"");
+    fflush(NULL);
+    _exit(1);
+}
+
+int server_store_verify(server_t *server, uint64_t *records, char *message, size_t message_bytes)
+{
+    *records = 0;
+    if (server->checkpoint.store == NULL) {
+        snprintf(message, message_bytes, "the store is closed (shutting down)");
+        return ALLOT_EUNAVAILABLE;
+    }
+    return checkpoint_store_verify(server->checkpoint.store, records, message, message_bytes);
+}
+
 /* Open <data-dir>/state.lmdb (created when missing) and load it into the empty state. */
 static int checkpoint_load(server_t *server)
 {
@@ -670,6 +693,7 @@ static int checkpoint_load(server_t *server)
     char message[CHECKPOINT_MESSAGE_BYTES_MAX];
     char quoted[CHECKPOINT_MESSAGE_BYTES_MAX + 8];
     snprintf(path, sizeof(path), "%s/%s", server->config.data_dir, CHECKPOINT_FILE_NAME);
+    checkpoint_set_damage_cb(on_store_damaged);
     checkpoint_load_stats_t stats = {0};
     int rc = checkpoint_store_open(path, 0, &server->checkpoint.store, message, sizeof(message));
     if (rc == 0)
@@ -680,6 +704,10 @@ static int checkpoint_load(server_t *server)
                   log_quote(quoted, sizeof(quoted), message));
         return rc;
     }
+    if (checkpoint_store_upgraded_from(server->checkpoint.store) != 0)
+        log_write(LOG_INFO, "checkpoint_upgraded", "path=%s from_version=%u to_version=%u", path,
+                  (unsigned)checkpoint_store_upgraded_from(server->checkpoint.store),
+                  CHECKPOINT_FORMAT_VERSION);
     allot_state_dirty_clear(server->state); /* what was loaded is what is stored */
     rc = archive_attach(server);
     if (rc != 0)

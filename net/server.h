@@ -76,6 +76,12 @@ struct auth_session;
 int server_auth_attempt(struct server *server, struct auth_session *session, const char *token,
                         size_t token_len, bool *close);
 
+/* server.verify: check state.lmdb's last checkpoint (persist/checkpoint.h,
+ * checkpoint_store_verify): 0 with *records, ALLOT_ECORRUPT / ALLOT_EIO with message, or
+ * ALLOT_EUNAVAILABLE when the store is not open (shutting down). */
+int server_store_verify(struct server *server, uint64_t *records, char *message,
+                        size_t message_bytes);
+
 /* server.stats: pack the metrics map. */
 
 void server_stats_pack(const struct server *server, msgpack_packer *pk);
