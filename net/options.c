@@ -196,6 +196,9 @@ static const option_spec_t option_table[] = {
      "delivered/cancelled orders leave memory after (604800 = 7 days); read from state.lmdb"},
     {"auth-token-file", true, set_auth_token_file, "require `auth {token}` (file mode 0600)"},
     {"metrics", true, set_metrics, "serve Prometheus text on HOST:PORT at GET /metrics"},
+    {"accept-data-loss", false, NULL,
+     "start although the WAL is damaged or incomplete: cut it there, losing what followed "
+     "(command line only; see docs/durability.md)"},
     {"check-config", false, NULL, "validate the settings and exit"},
     {"help", false, NULL, "show this help"},
     {"version", false, NULL, "show the version"},
@@ -234,6 +237,8 @@ static int option_apply(options_t *o, const option_spec_t *spec, const char *val
         o->version = true;
     else if (strcmp(spec->name, "check-config") == 0)
         o->check_config = true;
+    else if (strcmp(spec->name, "accept-data-loss") == 0)
+        o->server.accept_data_loss = true;
     return 0;
 }
 

@@ -730,6 +730,12 @@ static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_l
                   allot_error_code(rc));
         return rc;
     }
+    if (server->config.accept_data_loss) {
+        wal_preload_accept_loss(preload);
+        log_write(LOG_WARN, "accept_data_loss",
+                  "message=\"--accept-data-loss: a damaged or incomplete WAL is cut where the "
+                  "damage starts; acknowledged writes after it are lost\"");
+    }
     rc = checkpoint_load(server);
     if (rc != 0) {
         wal_preload_cancel(preload);
@@ -763,9 +769,18 @@ static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_l
         log_write(LOG_ERROR, "recovery_failed", "code=%s checkpoint_lsn=%llu message=%s hint=%s",
                   allot_error_code(rc), (unsigned long long)server->checkpoint_lsn,
                   log_quote(quoted, sizeof(quoted), message),
-                  "\"inspect with: allot-wal verify <data-dir>\"");
+                  rc == ALLOT_ECORRUPT
+                      ? "\"inspect with: allot-wal verify <data-dir>; restore the data directory "
+                        "from a backup, or start once with --accept-data-loss to cut the log "
+                        "there (the writes after it are lost)\""
+                      : "\"inspect with: allot-wal verify <data-dir>\"");
         return rc;
     }
+    if (result.data_loss)
+        log_write(LOG_ERROR, "wal_data_loss_accepted", "file=%s offset=%llu lsn=%llu message=%s",
+                  result.bad_file, (unsigned long long)result.bad_offset,
+                  (unsigned long long)result.bad_lsn,
+                  log_quote(quoted, sizeof(quoted), result.loss_message));
     if (result.tail_truncated)
         log_write(LOG_WARN, "wal_torn_tail", "file=%s offset=%llu bytes=%llu", result.tail_file,
                   (unsigned long long)result.tail_offset, (unsigned long long)result.tail_bytes);

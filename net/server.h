@@ -48,6 +48,7 @@ typedef struct server_config {
     uint32_t reservations_max;        /* live reservations (0: ALLOT_RESERVATIONS_MAX_DEFAULT) */
     uint32_t idempotency_entries_max; /* remembered reservation ids and adjust keys (0: default) */
     uint32_t idempotency_age_s;       /* how long they are remembered at least (0: default) */
+    bool accept_data_loss; /* recovery cuts a damaged or incomplete WAL instead of refusing */
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */

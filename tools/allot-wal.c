@@ -15,7 +15,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: allot-wal verify <data-dir>   check every record of <data-dir>/wal\n"
                  "       allot-wal dump <data-dir>     one line per record: lsn time type length\n"
                  "exit status: 0 log is valid (a torn tail is reported, not an error), 1 a bad\n"
-                 "record or LSN gap (file, offset and LSN are printed), 2 usage or I/O error\n");
+                 "record, an LSN gap or missing segments (file, offset and LSN are printed),\n"
+                 "2 usage or I/O error\n");
 }
 
 static int dump_record_cb(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "persist/wal.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -243,5 +244,196 @@ Test(damaged_files, a_page_of_garbage_in_a_3000_sku_state_lmdb_refuses_the_start
     char command[400];
     snprintf(command, sizeof(command), "rm -rf '%s'", pristine);
     cr_assert_eq(system(command), 0);
+    harness_server_destroy(s);
+}
+
+/* ---- the WAL --------------------------------------------------------------------------------- */
+
+/* Pipelined stock.adjust +1 of A@W1, keys prefix-first..; all must be acknowledged. */
+static void adjusts(allot_client_t *c, const char *prefix, int first, int count)
+{
+    char params[160];
+    for (int i = 0; i < count; i++) {
+        snprintf(params, sizeof(params),
+                 "{\"sku\":\"A\",\"location\":\"W1\",\"delta\":1,\"key\":\"%s-%d\"}", prefix,
+                 first + i);
+        cr_assert_eq(allot_client_send_json(c, "stock.adjust", params, NULL), 0);
+    }
+    allot_reply_t reply = {0};
+    for (int i = 0; i < count; i++) {
+        cr_assert_eq(allot_client_recv(c, &reply), 0, "%s", allot_client_last_error(c));
+        cr_assert_not(reply.is_error, "%s: %s", reply.code, reply.message);
+    }
+    allot_reply_free(&reply);
+}
+
+/* Segment paths of s's WAL, oldest first (at most max). */
+static int segments_of(const harness_server_t *s, char (*paths)[400], int max)
+{
+    char dir[300];
+    harness_server_path(s, "wal", dir, sizeof(dir));
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, alphasort);
+    cr_assert_geq(n, 0);
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        if (count < max && strlen(name) == 24 && strncmp(name, "wal-", 4) == 0 &&
+            strcmp(name + 20, ".log") == 0)
+            snprintf(paths[count++], 400, "%s/%s", dir, name);
+        free(names[i]);
+    }
+    free(names);
+    return count;
+}
+
+/* A server with 1 MiB segments, W1, A with 1000 on hand, then a checkpoint, then `count`
+ * acknowledged adjusts of +1 (several segments), killed with SIGKILL: on_hand 1000 + count. */
+static harness_server_t *wal_world(int count)
+{
+    harness_server_t *s = harness_server_start(
+        "--wal-segment-bytes 1048576 --checkpoint-interval-s 0 --checkpoint-wal-bytes 0");
+    allot_client_t *c = harness_connect(s);
+    allot_client_set_timeout(c, 30000);
+    write_ok(c, "location.put", "{\"id\":\"W1\",\"type\":\"warehouse\",\"lat\":52.5,\"lon\":13.4}");
+    write_ok(c, "stock.set", "{\"sku\":\"A\",\"location\":\"W1\",\"on_hand\":1000}");
+    adjusts(c, "early", 0, 2000);
+    write_ok(c, "server.checkpoint", "{}");
+    for (int first = 0; first < count - 2000; first += 2000)
+        adjusts(c, "late", first, count - 2000 - first < 2000 ? count - 2000 - first : 2000);
+    cr_assert_eq(on_hand_of(c, "A"), 1000 + count);
+    allot_client_close(c);
+    harness_server_kill9(s);
+    return s;
+}
+
+/* Start with --accept-data-loss (which must start and log the loss), check on_hand, stop, and
+ * start once more without it (the log was made whole). */
+static void accept_loss_and_restart(harness_server_t *s, int64_t on_hand_min, int64_t on_hand_max)
+{
+    char args[600];
+    snprintf(args, sizeof(args),
+             "--data-dir %s --wal-segment-bytes 1048576 --checkpoint-interval-s 0 "
+             "--checkpoint-wal-bytes 0 --accept-data-loss",
+             s->data_dir);
+    harness_server_t *accepted = harness_server_start(args);
+    char *log = harness_server_log_read(accepted);
+    cr_assert(strstr(log, "wal_data_loss_accepted") != NULL, "%s", log);
+    free(log);
+    allot_client_t *c = harness_connect(accepted);
+    int64_t on_hand = on_hand_of(c, "A");
+    cr_assert(on_hand >= on_hand_min && on_hand <= on_hand_max, "on_hand %lld", (long long)on_hand);
+    adjusts(c, "after-loss", 0, 100);
+    allot_client_close(c);
+    harness_server_kill9(accepted);
+    harness_server_restart(accepted); /* no flag: the log is whole again */
+    c = harness_connect(accepted);
+    cr_assert_eq(on_hand_of(c, "A"), on_hand + 100);
+    allot_client_close(c);
+    harness_server_stop(accepted);
+    harness_server_destroy(accepted); /* removes its own directory (its log), not s's */
+}
+
+Test(damaged_files, a_deleted_newest_wal_segment_refuses_the_start, .timeout = 120)
+{
+    harness_server_t *s = wal_world(40000);
+    char paths[64][400];
+    int n = segments_of(s, paths, 64);
+    cr_assert_geq(n, 3, "the writes span several segments");
+    cr_assert_eq(unlink(paths[n - 1]), 0);
+    const char *name = strrchr(paths[n - 1], '/') + 1;
+    assert_start_refused(s, name);
+    assert_start_refused(s, "is missing");
+    accept_loss_and_restart(s, 1000 + 2000, 1000 + 40000 - 1);
+    harness_server_destroy(s);
+}
+
+Test(damaged_files, a_wal_whose_segments_were_all_deleted_refuses_the_start, .timeout = 120)
+{
+    /* Before the first checkpoint: only wal-end says there was a log. */
+    harness_server_t *s = harness_server_start(NULL);
+    allot_client_t *c = harness_connect(s);
+    write_ok(c, "location.put", "{\"id\":\"W1\",\"type\":\"warehouse\",\"lat\":52.5,\"lon\":13.4}");
+    write_ok(c, "stock.set", "{\"sku\":\"A\",\"location\":\"W1\",\"on_hand\":1000}");
+    adjusts(c, "k", 0, 500);
+    allot_client_close(c);
+    harness_server_kill9(s);
+    char paths[64][400];
+    int n = segments_of(s, paths, 64);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(unlink(paths[i]), 0);
+    assert_start_refused(s, "is missing");
+    harness_server_destroy(s);
+
+    /* After checkpoints, the whole wal/ directory gone: the checkpoint says records existed. */
+    s = wal_world(6000);
+    char command[600];
+    snprintf(command, sizeof(command), "rm -rf '%s/wal'", s->data_dir);
+    cr_assert_eq(system(command), 0);
+    assert_start_refused(s, "the log was deleted");
+    accept_loss_and_restart(s, 1000 + 2000, 1000 + 2000);
+    harness_server_destroy(s);
+}
+
+/* The end of the valid records of a segment file (they start after the header, whose size is
+ * at byte 12). */
+static uint64_t records_end(const uint8_t *data, size_t bytes, uint64_t *last_lsn)
+{
+    uint64_t off = data[12];
+    wal_record_t record;
+    const char *reason;
+    while (wal_record_decode(data + off, bytes - off, &record, &reason) == 1) {
+        *last_lsn = record.lsn;
+        off += record.record_bytes;
+    }
+    return off;
+}
+
+Test(damaged_files, a_zeroed_block_a_third_into_the_newest_wal_segment_refuses_the_start,
+     .timeout = 120)
+{
+    harness_server_t *s = wal_world(30000);
+    char paths[64][400];
+    int n = segments_of(s, paths, 64);
+    size_t bytes;
+    uint8_t *data = file_load(paths[n - 1], &bytes);
+    uint64_t last_lsn = 0;
+    uint64_t end = records_end(data, bytes, &last_lsn);
+    cr_assert_gt(end, 3 * 4096, "the newest segment holds a few blocks of records");
+    uint64_t hole = (end / 3) & ~4095ull;
+    static const uint8_t zeros[4096];
+    file_write_at(paths[n - 1], zeros, sizeof(zeros), hole);
+    free(data);
+    assert_start_refused(s, strrchr(paths[n - 1], '/') + 1);
+    assert_start_refused(s, "synced LSN");
+    accept_loss_and_restart(s, 1000 + 2000, 1000 + 30000 - 1);
+    harness_server_destroy(s);
+}
+
+Test(damaged_files, a_genuine_torn_tail_still_recovers_every_acknowledged_write, .timeout = 120)
+{
+    harness_server_t *s = wal_world(6000);
+    char paths[64][400];
+    int n = segments_of(s, paths, 64);
+    size_t bytes;
+    uint8_t *data = file_load(paths[n - 1], &bytes);
+    uint64_t last_lsn = 0;
+    uint64_t end = records_end(data, bytes, &last_lsn);
+    /* The write in flight at the crash: the first 30 bytes of a record with the next LSN. */
+    uint8_t torn[30] = {40, 0, 0, 0};
+    for (int i = 0; i < 8; i++)
+        torn[4 + i] = (uint8_t)((last_lsn + 1) >> (8 * i));
+    memset(torn + 12, 0x5A, sizeof(torn) - 12);
+    file_write_at(paths[n - 1], torn, sizeof(torn), end);
+    free(data);
+    cr_assert_eq(truncate(s->log_path, 0), 0);
+    harness_server_restart(s);
+    char *log = harness_server_log_read(s);
+    cr_assert(strstr(log, "wal_torn_tail") != NULL, "%s", log);
+    free(log);
+    allot_client_t *c = harness_connect(s);
+    cr_assert_eq(on_hand_of(c, "A"), 1000 + 6000);
+    allot_client_close(c);
+    harness_server_stop(s);
     harness_server_destroy(s);
 }
