@@ -688,7 +688,7 @@ static int segments_list(const harness_server_t *s, char (*paths)[400], int max)
         const char *name = names[i]->d_name;
         if (count < max && strlen(name) == 24 && strncmp(name, "wal-", 4) == 0 &&
             strcmp(name + 20, ".log") == 0)
-            snprintf(paths[count++], 400, "%s/%s", dir, name);
+            snprintf(paths[count++], 400, "%s/%.24s", dir, name);
         free(names[i]);
     }
     free(names);
