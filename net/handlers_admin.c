@@ -1,4 +1,6 @@
 /* handlers_admin.c - ping, server.info and server.checkpoint. */
+#include <stdio.h>
+
 #include "args.h"
 #include "auth.h"
 #include "command.h"
@@ -62,16 +64,27 @@ int handle_server_stats(command_call_t *call)
     return 0;
 }
 
-/* Walks the whole state (O(size)): for diagnostics and crash tests, not for routine polling. */
+/* Walks the whole state and the whole of state.lmdb (O(size)): for diagnostics and crash tests,
+ * not for routine polling. */
 int handle_server_verify(command_call_t *call)
 {
     char message[ALLOT_ERROR_MESSAGE_BYTES_MAX];
     int rc = allot_state_check_invariants(call->state, message, sizeof(message));
     if (rc == ALLOT_ENOMEM)
         return allot_error_set(call->error, ALLOT_EINTERNAL, NULL, "out of memory");
-    msgpack_pack_map(call->result, rc == 0 ? 1 : 2);
-    pack_key_bool(call->result, "ok", rc == 0);
+    uint64_t records = 0;
+    char store_message[512], violation[sizeof(store_message) + 16];
+    int store_rc =
+        server_store_verify(call->server, &records, store_message, sizeof(store_message));
     if (rc != 0)
-        pack_key_cstr(call->result, "violation", message);
+        snprintf(violation, sizeof(violation), "%s", message);
+    else if (store_rc != 0)
+        snprintf(violation, sizeof(violation), "state.lmdb: %s", store_message);
+    bool ok = rc == 0 && store_rc == 0;
+    msgpack_pack_map(call->result, ok ? 2 : 3);
+    pack_key_bool(call->result, "ok", ok);
+    pack_key_int(call->result, "store_records", (int64_t)records);
+    if (!ok)
+        pack_key_cstr(call->result, "violation", violation);
     return 0;
 }

@@ -16,7 +16,8 @@
  * transparent huge pages when the tunable glibc.malloc.hugetlb=1 is set (glibc >= 2.35; older
  * ones ignore it), which made crash recovery about 1.5x faster here (docs/benchmarks-recovery.md).
  * Tunables are read only when a process starts, so allotd sets it and executes itself once.
- * An operator's own glibc.malloc.hugetlb setting (e.g. =0 to turn this off) is left alone. */
+ * An operator's own glibc.malloc.hugetlb setting (e.g. =0 to turn this off) is left alone.
+ * Nothing is open yet when it does: the data directory's lock is taken later, in server_run. */
 #define HUGETLB_TUNABLE "glibc.malloc.hugetlb"
 
 static void exec_with_huge_pages(char **argv)

@@ -197,6 +197,9 @@ static const option_spec_t option_table[] = {
     {"unauthenticated-connections-max", true, set_unauthenticated_connections_max,
      "with a token: unauthenticated at once (0 = connections-max / 10); the oldest makes room"},
     {"metrics", true, set_metrics, "serve Prometheus text on HOST:PORT at GET /metrics"},
+    {"accept-data-loss", false, NULL,
+     "start although the WAL is damaged or incomplete: cut it there, losing what followed "
+     "(command line only; see docs/durability.md)"},
     {"check-config", false, NULL, "validate the settings and exit"},
     {"help", false, NULL, "show this help"},
     {"version", false, NULL, "show the version"},
@@ -235,6 +238,8 @@ static int option_apply(options_t *o, const option_spec_t *spec, const char *val
         o->version = true;
     else if (strcmp(spec->name, "check-config") == 0)
         o->check_config = true;
+    else if (strcmp(spec->name, "accept-data-loss") == 0)
+        o->server.accept_data_loss = true;
     return 0;
 }
 

@@ -80,13 +80,12 @@ uint64_t server_wal_lsn(const server_t *server)
 bool server_writes_allowed(const server_t *server, int *refused_error)
 {
     *refused_error = ALLOT_EUNAVAILABLE;
-    if (server->wal == NULL || server->shutting_down || !wal_writable(server->wal))
+    if (server->wal == NULL || server->shutting_down)
         return false;
-    if (!wal_has_room(server->wal, ALLOT_WAL_HEADROOM_BYTES)) {
-        *refused_error = ALLOT_EOVERLOADED;
-        return false;
-    }
-    return true;
+    int rc = wal_room_check(server->wal, ALLOT_WAL_HEADROOM_BYTES);
+    if (rc != 0)
+        *refused_error = rc;
+    return rc == 0;
 }
 
 void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info)
@@ -108,12 +107,9 @@ static void checkpoint_submit_ready(server_t *server);
 static int on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
 {
     server_t *server = ctx;
-    if (len > wal_payload_bytes_max(server->wal))
-        return ALLOT_ETOO_LARGE;
-    if (!wal_writable(server->wal))
-        return ALLOT_EUNAVAILABLE;
-    if (!wal_has_room(server->wal, len))
-        return ALLOT_EOVERLOADED;
+    int rc = wal_room_check(server->wal, len);
+    if (rc != 0)
+        return rc;
     uint64_t lsn = wal_append(server->wal, type, server_now_ms(server), payload, len);
     assert(lsn != 0);
     return lsn != 0 ? 0 : ALLOT_EOVERLOADED;
@@ -672,12 +668,34 @@ static int archive_attach(server_t *server)
     return 0;
 }
 
+/* LMDB met a page it cannot read (checkpoint_set_damage_cb): say so, then stop as after a crash
+ * (the WAL holds every acknowledged write; the next start refuses the damaged store). */
+static void on_store_damaged(const char *path, const char *message)
+{
+    log_event(LOG_ERROR, "store_damaged", LOG_STR("path", path), LOG_STR("message", message),
+              LOG_STR("hint", "state.lmdb is damaged (a page LMDB cannot read): restore "
+                              "state.lmdb and wal/ from a backup"));
+    fflush(NULL);
+    _exit(1);
+}
+
+int server_store_verify(server_t *server, uint64_t *records, char *message, size_t message_bytes)
+{
+    *records = 0;
+    if (server->checkpoint.store == NULL) {
+        snprintf(message, message_bytes, "the store is closed (shutting down)");
+        return ALLOT_EUNAVAILABLE;
+    }
+    return checkpoint_store_verify(server->checkpoint.store, records, message, message_bytes);
+}
+
 /* Open <data-dir>/state.lmdb (created when missing) and load it into the empty state. */
 static int checkpoint_load(server_t *server)
 {
     char path[SERVER_PATH_BYTES_MAX + 16];
     char message[CHECKPOINT_MESSAGE_BYTES_MAX];
     snprintf(path, sizeof(path), "%s/%s", server->config.data_dir, CHECKPOINT_FILE_NAME);
+    checkpoint_set_damage_cb(on_store_damaged);
     checkpoint_load_stats_t stats = {0};
     int rc = checkpoint_store_open(path, 0, &server->checkpoint.store, message, sizeof(message));
     if (rc == 0)
@@ -688,6 +706,10 @@ static int checkpoint_load(server_t *server)
                   LOG_STR("message", message));
         return rc;
     }
+    if (checkpoint_store_upgraded_from(server->checkpoint.store) != 0)
+        log_event(LOG_INFO, "checkpoint_upgraded", LOG_STR("path", path),
+                  LOG_UINT("from_version", checkpoint_store_upgraded_from(server->checkpoint.store)),
+                  LOG_UINT("to_version", CHECKPOINT_FORMAT_VERSION));
     allot_state_dirty_clear(server->state); /* what was loaded is what is stored */
     rc = archive_attach(server);
     if (rc != 0)
@@ -709,6 +731,12 @@ static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_l
         log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
                   LOG_STR("message", "WAL read-ahead"));
         return rc;
+    }
+    if (server->config.accept_data_loss) {
+        wal_preload_accept_loss(preload);
+        log_event(LOG_WARN, "accept_data_loss",
+                  LOG_STR("message", "--accept-data-loss: a damaged or incomplete WAL is cut where "
+                                     "the damage starts; acknowledged writes after it are lost"));
     }
     rc = checkpoint_load(server);
     if (rc != 0) {
@@ -742,9 +770,18 @@ static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_l
          * the log are missing (a WAL segment or state.lmdb was deleted or restored alone). */
         log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
                   LOG_UINT("checkpoint_lsn", server->checkpoint_lsn), LOG_STR("message", message),
-                  LOG_STR("hint", "inspect with: allot-wal verify <data-dir>"));
+                  LOG_STR("hint", rc == ALLOT_ECORRUPT
+                                      ? "inspect with: allot-wal verify <data-dir>; restore the data "
+                                        "directory from a backup, or start once with "
+                                        "--accept-data-loss to cut the log there (the writes after "
+                                        "it are lost)"
+                                      : "inspect with: allot-wal verify <data-dir>"));
         return rc;
     }
+    if (result.data_loss)
+        log_event(LOG_ERROR, "wal_data_loss_accepted", LOG_STR("file", result.bad_file),
+                  LOG_UINT("offset", result.bad_offset), LOG_UINT("lsn", result.bad_lsn),
+                  LOG_STR("message", result.loss_message));
     if (result.tail_truncated)
         log_event(LOG_WARN, "wal_torn_tail", LOG_STR("file", result.tail_file),
                   LOG_UINT("offset", result.tail_offset), LOG_UINT("bytes", result.tail_bytes));
@@ -766,12 +803,22 @@ static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn,
     return rc;
 }
 
-static int data_dir_prepare(const server_config_t *config, char *wal_dir, size_t wal_dir_bytes)
+/* Create the data directory if missing and lock it (persist/dirlock.h) before anything in it
+ * is read or written: a second allotd on the same directory stops here. */
+static int data_dir_prepare(server_t *server, char *wal_dir, size_t wal_dir_bytes)
 {
+    const server_config_t *config = &server->config;
     if (mkdir(config->data_dir, 0750) != 0 && errno != EEXIST) {
         log_event(LOG_ERROR, "data_dir_failed", LOG_STR("path", config->data_dir),
                   LOG_STR("error", strerror(errno)));
         return ALLOT_EIO;
+    }
+    char message[512];
+    int rc = dirlock_acquire(config->data_dir, &server->dir_lock, message, sizeof(message));
+    if (rc != 0) {
+        log_event(LOG_ERROR, "data_dir_locked", LOG_STR("code", allot_error_code(rc)),
+                  LOG_STR("message", message));
+        return rc;
     }
     int n = snprintf(wal_dir, wal_dir_bytes, "%s/wal", config->data_dir);
     if (n < 0 || (size_t)n >= wal_dir_bytes)
@@ -928,7 +975,7 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
         log_event(LOG_ERROR, check.event, LOG_STR("message", check.message));
         return rc;
     }
-    rc = data_dir_prepare(&server->config, wal_dir, wal_dir_bytes);
+    rc = data_dir_prepare(server, wal_dir, wal_dir_bytes);
     if (rc == 0)
         rc = recover(server, wal_dir, &last_lsn, &log_end);
     if (rc == 0)
@@ -975,6 +1022,7 @@ int server_run(const server_config_t *config)
     msgpack_sbuffer_destroy(&server->scratch);
     allot_state_destroy(server->state);
     server_ops_stop(server);
+    dirlock_release(server->dir_lock); /* everything in the directory is closed */
     log_event(LOG_INFO, "stopped", LOG_INT("status", status));
     free(server);
     return status;

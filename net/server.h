@@ -53,6 +53,7 @@ typedef struct server_config {
     uint32_t reservations_max;        /* live reservations (0: ALLOT_RESERVATIONS_MAX_DEFAULT) */
     uint32_t idempotency_entries_max; /* remembered reservation ids and adjust keys (0: default) */
     uint32_t idempotency_age_s;       /* how long they are remembered at least (0: default) */
+    bool accept_data_loss; /* recovery cuts a damaged or incomplete WAL instead of refusing */
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */
@@ -95,6 +96,12 @@ struct auth_session;
 struct allot_error_detail;
 int server_auth_attempt(struct server *server, struct auth_session *session, const char *token,
                         size_t token_len, bool *close, struct allot_error_detail *error);
+
+/* server.verify: check state.lmdb's last checkpoint (persist/checkpoint.h,
+ * checkpoint_store_verify): 0 with *records, ALLOT_ECORRUPT / ALLOT_EIO with message, or
+ * ALLOT_EUNAVAILABLE when the store is not open (shutting down). */
+int server_store_verify(struct server *server, uint64_t *records, char *message,
+                        size_t message_bytes);
 
 /* server.stats: pack the metrics map. */
 

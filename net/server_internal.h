@@ -14,6 +14,7 @@
 #include "metrics_http.h"
 #include "persist/archive.h"
 #include "persist/checkpoint.h"
+#include "persist/dirlock.h"
 #include "server.h"
 
 struct allot_state;
@@ -120,6 +121,7 @@ typedef struct server {
     uv_timer_t shutdown_deadline;
     uv_idle_t close_spreader; /* active while connections wait in the close queue */
     struct allot_state *state;
+    dirlock_t *dir_lock; /* <data-dir>/allotd.lock, held from start-up to exit */
     wal_t *wal;
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
     msgpack_sbuffer scratch; /* one reply being packed */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint_private.h"
 #include "core/errors.h"
 
 #define ARCHIVE_ORDER_KIND 0x05u
@@ -18,7 +19,7 @@ struct archive {
     MDB_env *env;
     MDB_dbi state;
     MDB_dbi index;
-    MDB_txn *txn; /* read transaction, reset between calls (NULL until the first) */
+    MDB_txn *txn;  /* read transaction, reset between calls (NULL until the first) */
     uint8_t *copy; /* archive_get's result */
     size_t copy_capacity;
 };
@@ -82,9 +83,8 @@ void archive_hook(archive_t *archive, allot_order_archive_t *hook)
 static int read_begin(archive_t *archive)
 {
     checkpoint_store_map_lock(archive->store);
-    int mrc = archive->txn == NULL
-                  ? mdb_txn_begin(archive->env, NULL, MDB_RDONLY, &archive->txn)
-                  : mdb_txn_renew(archive->txn);
+    int mrc = archive->txn == NULL ? mdb_txn_begin(archive->env, NULL, MDB_RDONLY, &archive->txn)
+                                   : mdb_txn_renew(archive->txn);
     if (mrc != 0) {
         if (archive->txn != NULL)
             mdb_txn_abort(archive->txn);
@@ -114,9 +114,10 @@ static int record_get(archive_t *archive, const char *id, size_t id_len, MDB_val
     if (mrc != 0)
         return mdb_to_allot(mrc);
     const uint8_t *v = value.mv_data;
-    if (value.mv_size < 3 || v[0] != ALLOT_EVENT_ORDER_SNAPSHOT)
+    if (value.mv_size < CHECKPOINT_VALUE_BYTES_MIN + 1 || v[0] != ALLOT_EVENT_ORDER_SNAPSHOT ||
+        !checkpoint_crc_matches(&key, &value))
         return ALLOT_ECORRUPT;
-    *payload = (MDB_val){value.mv_size - 1, (void *)(v + 1)};
+    *payload = (MDB_val){value.mv_size - 1 - CHECKPOINT_CRC_BYTES, (void *)(v + 1)};
     return 0;
 }
 
@@ -164,15 +165,15 @@ static size_t index_prefix(allot_str_t customer, uint8_t *key)
 }
 
 /* Position the cursor on the last index entry strictly before `seek`; false when none. */
-static int cursor_before(MDB_cursor *cursor, const uint8_t *seek, size_t seek_len, MDB_val *key)
+static int cursor_before(MDB_cursor *cursor, const uint8_t *seek, size_t seek_len, MDB_val *key,
+                         MDB_val *value)
 {
-    MDB_val value;
     *key = (MDB_val){seek_len, (void *)seek};
-    int mrc = mdb_cursor_get(cursor, key, &value, MDB_SET_RANGE);
+    int mrc = mdb_cursor_get(cursor, key, value, MDB_SET_RANGE);
     if (mrc == 0)
-        return mdb_cursor_get(cursor, key, &value, MDB_PREV);
+        return mdb_cursor_get(cursor, key, value, MDB_PREV);
     if (mrc == MDB_NOTFOUND)
-        return mdb_cursor_get(cursor, key, &value, MDB_LAST);
+        return mdb_cursor_get(cursor, key, value, MDB_LAST);
     return mrc;
 }
 
@@ -182,11 +183,13 @@ static int list_walk(archive_t *archive, MDB_cursor *cursor, const uint8_t *pref
                      allot_order_archive_each_cb each_cb, void *each_ctx)
 {
     MDB_val key, value;
-    int mrc = cursor_before(cursor, seek, seek_len, &key);
+    int mrc = cursor_before(cursor, seek, seek_len, &key, &value);
     for (uint32_t n = 0; mrc == 0 && n < max; n++) {
         if (key.mv_size <= prefix_len + ARCHIVE_TIME_BYTES ||
             memcmp(key.mv_data, prefix, prefix_len) != 0)
             return 0; /* another customer's entries: done */
+        if (value.mv_size != CHECKPOINT_CRC_BYTES || !checkpoint_crc_matches(&key, &value))
+            return ALLOT_ECORRUPT; /* a damaged index entry */
         const char *id = (const char *)key.mv_data + prefix_len + ARCHIVE_TIME_BYTES;
         MDB_val payload;
         int rc = record_get(archive, id, key.mv_size - prefix_len - ARCHIVE_TIME_BYTES, &payload);
@@ -233,7 +236,8 @@ int archive_list(archive_t *archive, allot_str_t customer, int64_t before_create
     return rc;
 }
 
-/* ---- writer side ------------------------------------------------------------------------------ */
+/* ---- writer side ------------------------------------------------------------------------------
+ */
 
 int archive_index_key(const uint8_t *payload, size_t len, allot_event_scratch_t *scratch,
                       uint8_t *key, size_t *key_len)
@@ -268,9 +272,13 @@ int archive_index_update(MDB_txn *txn, MDB_dbi index, uint8_t type, const uint8_
         return ARCHIVE_MDB_BAD_ORDER;
     if (rc == 0)
         return 0; /* no customer: not indexed */
-    MDB_val key = {key_len, key_bytes}, empty = {0, NULL};
-    if (put)
-        return mdb_put(txn, index, &key, &empty, 0);
+    MDB_val key = {key_len, key_bytes};
+    if (put) {
+        uint8_t trailer[CHECKPOINT_CRC_BYTES]; /* the value is the trailer alone */
+        checkpoint_crc_seal(key_bytes, key_len, trailer, sizeof(trailer));
+        MDB_val value = {sizeof(trailer), trailer};
+        return mdb_put(txn, index, &key, &value, 0);
+    }
     int mrc = mdb_del(txn, index, &key, NULL);
     return mrc == MDB_NOTFOUND ? 0 : mrc;
 }

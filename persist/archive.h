@@ -12,16 +12,17 @@
  *  - archive_get(id): the stored ORDER_SNAPSHOT payload (no type byte) of order `id`, archived
  *    or not, copied into the archive's buffer (valid until the next call into the archive).
  *    0, ALLOT_ENOT_FOUND, ALLOT_EIO (LMDB failed), ALLOT_ECORRUPT (the record is not an order
- *    snapshot), ALLOT_ENOMEM.
+ *    snapshot, or fails its checksum), ALLOT_ENOMEM.
  *  - archive_list(customer, before_ms, before_id, max, each_cb): the stored orders of customer
  *    newest first by (created_ms desc, id desc; ids bytewise, shorter first on a tied prefix),
  *    strictly after the cursor (before_id.len == 0: from the newest); each_cb(each_ctx, payload,
  *    len) at most max times (payload valid during the call only); stops when it returns
  *    nonzero. Cost: one index seek plus one index step and one record lookup per order - no
- *    scan. 0, ALLOT_EIO, ALLOT_ECORRUPT (an index entry without its order record).
- *  - Customer index (named LMDB database ARCHIVE_INDEX_DB_NAME, format version 2 of the store):
+ *    scan. 0, ALLOT_EIO, ALLOT_ECORRUPT (an index entry without its order record, or one of them
+ *    fails its checksum).
+ *  - Customer index (named LMDB database ARCHIVE_INDEX_DB_NAME, since format version 2):
  *      key   u8 customer length C | customer (C bytes) | u64 big-endian (created_ms XOR 2^63) |
- *            order id bytes;  value empty.
+ *            order id bytes;  value: the CRC32C trailer of the key (4 bytes; empty in version 2).
  *    One entry per 0x05 order record whose order has a customer. Keys of one customer sort by
  *    (created_ms, id) ascending in LMDB's default order, so a cursor walks them in time order.
  *    The writer side below keeps it in the same transaction as the 0x05 records (customer and

@@ -1,19 +1,27 @@
 /* checkpoint.c - LMDB checkpoint store: layout, incremental writes, loading, writer thread.
  *
- * LMDB LAYOUT (format version 2). One LMDB environment opened with MDB_NOSUBDIR | MDB_NOTLS
+ * LMDB LAYOUT (format version 3). One LMDB environment opened with MDB_NOSUBDIR | MDB_NOTLS
  * (the loop thread reads archived orders while the checkpoint thread writes): the data file
  * "<data-dir>/state.lmdb" and its lock file "<data-dir>/state.lmdb-lock" (the lock file holds
  * no data and may be deleted while no process has the store open). Integers little-endian.
  *
- * Named database "meta" (keys are ASCII without a terminating NUL):
- *     "format_version"  4 bytes  u32, CHECKPOINT_FORMAT_VERSION (2). Written when the store is
- *                                created. A version 1 store (no "orders_by_customer") is
- *                                upgraded when opened: the index is built from its 0x05 records
- *                                and the version set to 2 in one transaction. Any other version
- *                                is refused (CORRUPT).
- *     "checkpoint_lsn"  8 bytes  u64, the WAL LSN the stored state covers: every event with
+ * CHECKSUMS. LMDB checks nothing in its pages, so every value this store writes, in every named
+ * database, ends in a 4-byte TRAILER: the CRC32C (persist/crc32c.h) of the record's key bytes
+ * followed by the value's bytes before the trailer. A flipped bit anywhere in a key or a value,
+ * or a value cut short, no longer matches its trailer.
+ *
+ * Named database "meta" (keys are ASCII without a terminating NUL; values: data + trailer):
+ *     "format_version"  4 + 4 bytes  u32, CHECKPOINT_FORMAT_VERSION (3). Written when the store
+ *                                is created. Older stores hold the u32 alone (4 bytes, no
+ *                                trailer) and are rewritten when opened (below). Any other
+ *                                version is refused (CORRUPT).
+ *     "checkpoint_lsn"  8 + 4 bytes  u64, the WAL LSN the stored state covers: every event with
  *                                LSN <= checkpoint_lsn is reflected, none after it. Absent
  *                                (= 0) until the first checkpoint commits.
+ *     "record_count"    8 + 4 bytes  u64, the number of records in "state", written by every
+ *                                transaction that changes it. Loading counts the records it
+ *                                reads against it: a damaged page that hides records (LMDB may
+ *                                walk past a page of garbage without an error) is refused.
  *
  * Named database "state" (default LMDB key order: bytewise, shorter prefix first):
  *     key    1 byte kind + the object's id bytes (1..ALLOT_ID_BYTES_MAX), no terminator:
@@ -27,24 +35,35 @@
  *              0x06..0xff        reserved (later objects); kind 0x00 is invalid
  *     value  1 byte event type (core/event.h snapshot types: 16 location, 17 SKU,
  *            18 reservation, 19 adjust key; 64.. orders) + the snapshot event payload exactly
- *            as core encodes it (starts with ALLOT_EVENT_FORMAT_VERSION).
+ *            as core encodes it (starts with ALLOT_EVENT_FORMAT_VERSION) + the trailer.
  *   An object that no longer exists has no key. Kinds sort so that loading in key order meets
  *   locations before the SKUs and reservations that refer to them.
  *
- * Named database "orders_by_customer" (since version 2; format in persist/archive.h):
+ * Named database "orders_by_customer" (since version 2; key format in persist/archive.h):
  *     key    u8 customer length C + customer (C bytes) + u64 big-endian (created_ms XOR 2^63)
- *            + order id bytes;  value empty (0 bytes)
+ *            + order id bytes;  value: the trailer alone (4 bytes; empty before version 3)
  *   Exactly one entry per 0x05 record whose order has a customer, written and deleted in the
  *   same transaction as that record; a cursor walks one customer's orders in (created_ms, id)
  *   order, so order.list pages archived orders newest first without a scan.
  *
- * VALIDITY. A record is valid iff its key has 2..CHECKPOINT_KEY_BYTES_MAX bytes with a nonzero
- * kind and its value has at least 2 bytes (type + payload); what the payload means is checked
- * by core when it is applied (allot_event_apply_encoded: ALLOT_ECORRUPT on anything that does
- * not decode exactly). A store is consistent by construction: each checkpoint is ONE LMDB write
- * transaction holding its objects and the new checkpoint_lsn, committed with LMDB's default
- * durable sync (fsync of the data file) - after a crash LMDB shows either the previous or the
- * new checkpoint, never a mix.
+ * VALIDITY. A record of "state" is valid iff its key has 2..CHECKPOINT_KEY_BYTES_MAX bytes with
+ * a nonzero kind, its value has at least 6 bytes (type, payload, trailer) and the trailer
+ * matches; what the payload means is checked by core when it is applied
+ * (allot_event_apply_encoded: ALLOT_ECORRUPT on anything that does not decode exactly). Loading
+ * refuses the first record that is not valid, naming its number, kind and key, and refuses a
+ * store whose record count differs from "record_count". Reading an archived order checks its
+ * trailer and its index entry's. A store is consistent by construction: each checkpoint is ONE
+ * LMDB write transaction holding its objects, the record count and the new checkpoint_lsn,
+ * committed with LMDB's default durable sync (fsync of the data file) - after a crash LMDB shows
+ * either the previous or the new checkpoint, never a mix.
+ *
+ * OLDER VERSIONS. Version 1 (no "orders_by_customer") and version 2 (no trailers, no
+ * "record_count") stores are upgraded when opened, in the opening transaction (grown like any
+ * write when the map fills): version 1 gets its index built from its 0x05 records; then every
+ * value of every named database is rewritten with its trailer, the record count is written and
+ * the version set to 3 (persist/checkpoint_upgrade.c). Nothing of the old values is checked (they
+ * have no checksum); from then on everything is. The rewrite reads and writes the whole store
+ * once, on the first start after the upgrade of the binary.
  *
  * A checkpoint writes only the objects dirtied since the previous one (puts and deletes of
  * single keys); a "full" batch (after an out-of-memory while serializing) first deletes every
@@ -76,6 +95,7 @@
 #include "checkpoint_private.h"
 #include "core/errors.h"
 #include "core/event.h"
+#include "crc32c.h"
 
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
 #define CHECKPOINT_DBS_MAX            4
@@ -84,8 +104,6 @@
  * twice the previous, up to the maximum (an entry larger than that gets a chunk of its own). */
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
-#define META_KEY_VERSION                 "format_version"
-#define META_KEY_LSN                     "checkpoint_lsn"
 
 /* ---- little-endian helpers ------------------------------------------------------------- */
 
@@ -278,6 +296,12 @@ int checkpoint_lmdb_error(int mdb_rc, const char *what, const char *path, char *
                  what, path);
         return ALLOT_ECORRUPT;
     }
+    if (mdb_rc == CHECKPOINT_MDB_BAD_CHECKSUM) {
+        snprintf(message, message_bytes,
+                 "checkpoint: %s %s: a stored value fails its checksum (the file is damaged)", what,
+                 path);
+        return ALLOT_ECORRUPT;
+    }
     if (message_bytes > 0)
         snprintf(message, message_bytes, "checkpoint: %s %s: %s", what, path, mdb_strerror(mdb_rc));
     if (mdb_rc == ENOMEM)
@@ -287,6 +311,56 @@ int checkpoint_lmdb_error(int mdb_rc, const char *what, const char *path, char *
         return ALLOT_ECORRUPT;
     return ALLOT_EIO;
 }
+
+/* ---- checksums ----------------------------------------------------------------------------- */
+
+uint32_t checkpoint_crc(const void *key, size_t key_len, const void *value, size_t value_len)
+{
+    return crc32c_extend(crc32c_extend(0, key, key_len), value, value_len);
+}
+
+bool checkpoint_crc_matches(const MDB_val *key, const MDB_val *value)
+{
+    if (value->mv_size < CHECKPOINT_CRC_BYTES)
+        return false;
+    size_t data_len = value->mv_size - CHECKPOINT_CRC_BYTES;
+    const uint8_t *v = value->mv_data;
+    return get_u32(v + data_len) == checkpoint_crc(key->mv_data, key->mv_size, v, data_len);
+}
+
+void checkpoint_crc_seal(const void *key, size_t key_len, uint8_t *value, size_t len)
+{
+    assert(len >= CHECKPOINT_CRC_BYTES);
+    size_t data_len = len - CHECKPOINT_CRC_BYTES;
+    put_u32(value + data_len, checkpoint_crc(key, key_len, value, data_len));
+}
+
+#define META_DATA_BYTES_MAX 16u
+
+int checkpoint_meta_put(MDB_txn *txn, MDB_dbi meta, const char *name, const void *data, size_t len)
+{
+    assert(len <= META_DATA_BYTES_MAX);
+    uint8_t bytes[META_DATA_BYTES_MAX + CHECKPOINT_CRC_BYTES];
+    memcpy(bytes, data, len);
+    checkpoint_crc_seal(name, strlen(name), bytes, len + CHECKPOINT_CRC_BYTES);
+    MDB_val key = {strlen(name), (void *)name}, value = {len + CHECKPOINT_CRC_BYTES, bytes};
+    return mdb_put(txn, meta, &key, &value, 0);
+}
+
+int checkpoint_meta_get(MDB_txn *txn, MDB_dbi meta, const char *name, void *out, size_t len)
+{
+    assert(len <= META_DATA_BYTES_MAX);
+    MDB_val key = {strlen(name), (void *)name}, value;
+    int mrc = mdb_get(txn, meta, &key, &value);
+    if (mrc != 0)
+        return mrc;
+    if (value.mv_size != len + CHECKPOINT_CRC_BYTES || !checkpoint_crc_matches(&key, &value))
+        return CHECKPOINT_MDB_BAD_CHECKSUM;
+    memcpy(out, value.mv_data, len);
+    return 0;
+}
+
+/* ---- opening -------------------------------------------------------------------------------- */
 
 /* Make the directory entry of a newly created file durable. */
 static int fsync_parent_dir(const char *path)
@@ -308,17 +382,21 @@ static int fsync_parent_dir(const char *path)
     return rc;
 }
 
+/* A new store: the format version and a record count of 0. */
 static int version_write(checkpoint_store_t *store, MDB_txn *txn, char *message,
                          size_t message_bytes)
 {
-    uint8_t bytes[4];
-    put_u32(bytes, CHECKPOINT_FORMAT_VERSION);
-    MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value = {sizeof(bytes), bytes};
-    int mrc = mdb_put(txn, store->meta, &key, &value, 0);
+    uint8_t version[4], records[8];
+    put_u32(version, CHECKPOINT_FORMAT_VERSION);
+    put_u64(records, 0);
+    int mrc = checkpoint_meta_put(txn, store->meta, META_KEY_VERSION, version, sizeof(version));
+    if (mrc == 0)
+        mrc = checkpoint_meta_put(txn, store->meta, META_KEY_RECORDS, records, sizeof(records));
     return mrc == 0 ? 0 : checkpoint_lmdb_error(mrc, "write version to", store->path, message, message_bytes);
 }
 
-/* Version 1 -> 2: index every stored order by customer (persist/archive.h). */
+/* Version 1 -> 2: index every stored order by customer (persist/archive.h). The entries get
+ * their version 3 trailer at once; the upgrade to 3 that follows writes it again. */
 static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message,
                        size_t message_bytes)
 {
@@ -342,12 +420,31 @@ static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message,
         mdb_cursor_close(cursor);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
         return checkpoint_lmdb_error(mrc, "index the orders of", store->path, message, message_bytes);
-    return version_write(store, txn, message, message_bytes);
+    return 0;
 }
 
-/* The stored format version: write it on a new store, upgrade version 1, refuse others. */
-static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created, char *message,
-                         size_t message_bytes)
+/* Rewrite a version 1 or 2 store as version 3 (checkpoint_upgrade.c); *map_full on MDB_MAP_FULL. */
+static int version_upgrade(checkpoint_store_t *store, MDB_txn *txn, uint32_t version,
+                           bool *map_full, char *message, size_t message_bytes)
+{
+    int rc = version == CHECKPOINT_FORMAT_VERSION_V1
+                 ? index_build(store, txn, message, message_bytes)
+                 : 0;
+    if (rc != 0)
+        return rc;
+    int mrc = checkpoint_upgrade(store, txn);
+    if (mrc == 0) {
+        store->upgraded_from = version;
+        return 0;
+    }
+    *map_full = mrc == MDB_MAP_FULL;
+    return checkpoint_lmdb_error(mrc, "upgrade the format of", store->path, message, message_bytes);
+}
+
+/* The stored format version: write it on a new store, upgrade versions 1 and 2 (a bare u32,
+ * no trailer), refuse others. */
+static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created, bool *map_full,
+                         char *message, size_t message_bytes)
 {
     MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value;
     int mrc = mdb_get(txn, store->meta, &key, &value);
@@ -364,23 +461,32 @@ static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created,
     }
     if (mrc != 0)
         return checkpoint_lmdb_error(mrc, "read version of", store->path, message, message_bytes);
-    uint32_t version = value.mv_size == 4 ? get_u32(value.mv_data) : 0;
-    if (version == CHECKPOINT_FORMAT_VERSION)
+    uint32_t version = 0;
+    if (value.mv_size == 4)
+        version = get_u32(value.mv_data);
+    else if (value.mv_size == 4 + CHECKPOINT_CRC_BYTES && checkpoint_crc_matches(&key, &value))
+        version = get_u32(value.mv_data);
+    else
+        return checkpoint_lmdb_error(CHECKPOINT_MDB_BAD_CHECKSUM, "read version of", store->path,
+                                     message, message_bytes);
+    bool bare = value.mv_size == 4; /* versions 1 and 2 */
+    if (!bare && version == CHECKPOINT_FORMAT_VERSION)
         return 0;
-    if (version == CHECKPOINT_FORMAT_VERSION_V1)
-        return index_build(store, txn, message, message_bytes);
+    if (bare &&
+        (version == CHECKPOINT_FORMAT_VERSION_V1 || version == CHECKPOINT_FORMAT_VERSION_V2))
+        return version_upgrade(store, txn, version, map_full, message, message_bytes);
     snprintf(message, message_bytes,
-             "checkpoint: %s has format version %" PRIu32 ", this build reads %u and %u",
+             "checkpoint: %s has format version %" PRIu32 ", this build reads %u to %u",
              store->path, version, CHECKPOINT_FORMAT_VERSION_V1, CHECKPOINT_FORMAT_VERSION);
     return ALLOT_ECORRUPT;
 }
 
-/* Create the named databases and the version on a new store; check them on an old one. */
-static int store_init_txn(checkpoint_store_t *store, bool *created, char *message,
+/* Create the named databases and the version on a new store; check them on an old one (and
+ * upgrade it: *map_full when the map must grow first). */
+static int store_init_txn(checkpoint_store_t *store, bool *created, bool *map_full, char *message,
                           size_t message_bytes)
 {
     MDB_txn *txn;
-    MDB_val key, value;
     int mrc = mdb_txn_begin(store->env, NULL, 0, &txn);
     if (mrc != 0)
         return checkpoint_lmdb_error(mrc, "begin", store->path, message, message_bytes);
@@ -390,14 +496,15 @@ static int store_init_txn(checkpoint_store_t *store, bool *created, char *messag
         mdb_txn_abort(txn);
         return checkpoint_lmdb_error(mrc, "open databases of", store->path, message, message_bytes);
     }
-    int rc = version_check(store, txn, created, message, message_bytes);
+    int rc = version_check(store, txn, created, map_full, message, message_bytes);
     if (rc == 0) {
-        key = (MDB_val){strlen(META_KEY_LSN), META_KEY_LSN};
-        mrc = mdb_get(txn, store->meta, &key, &value);
-        if (mrc == 0 && value.mv_size == 8) {
-            store->lsn = get_u64(value.mv_data);
+        uint8_t lsn[8];
+        mrc = checkpoint_meta_get(txn, store->meta, META_KEY_LSN, lsn, sizeof(lsn));
+        if (mrc == 0) {
+            store->lsn = get_u64(lsn);
         } else if (mrc != MDB_NOTFOUND) {
-            snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn", store->path);
+            snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn (%s)", store->path,
+                     mrc == CHECKPOINT_MDB_BAD_CHECKSUM ? "fails its checksum" : mdb_strerror(mrc));
             rc = ALLOT_ECORRUPT;
         }
     }
@@ -407,6 +514,51 @@ static int store_init_txn(checkpoint_store_t *store, bool *created, char *messag
     }
     mrc = mdb_txn_commit(txn);
     return mrc == 0 ? 0 : checkpoint_lmdb_error(mrc, "commit", store->path, message, message_bytes);
+}
+
+static void (*_Atomic checkpoint_damage_cb)(const char *path, const char *message);
+
+void checkpoint_set_damage_cb(void (*damage_cb)(const char *path, const char *message))
+{
+    checkpoint_damage_cb = damage_cb;
+}
+
+void checkpoint_damage_report(const char *path, const char *message)
+{
+    void (*damage_cb)(const char *, const char *) = checkpoint_damage_cb;
+    if (damage_cb != NULL)
+        damage_cb(path, message);
+}
+
+/* LMDB's assertion hook: it aborts the process when this returns. */
+static void checkpoint_lmdb_assert(MDB_env *env, const char *message)
+{
+    const char *path = "state.lmdb";
+    if (mdb_env_get_path(env, &path) != 0)
+        path = "state.lmdb";
+    checkpoint_damage_report(path, message);
+}
+
+/* store_init_txn, again with a map twice as large each time an upgrade fills it. */
+static int store_init(checkpoint_store_t *store, bool *created, char *message, size_t message_bytes)
+{
+    for (;;) {
+        bool map_full = false;
+        int rc = store_init_txn(store, created, &map_full, message, message_bytes);
+        if (!map_full)
+            return rc;
+        MDB_envinfo info;
+        mdb_env_info(store->env, &info);
+        if (info.me_mapsize >= CHECKPOINT_MAP_BYTES_MAX)
+            return rc;
+        uint64_t grown = (uint64_t)info.me_mapsize * 2;
+        int mrc = mdb_env_set_mapsize(
+            store->env,
+            (size_t)(grown < CHECKPOINT_MAP_BYTES_MAX ? grown : CHECKPOINT_MAP_BYTES_MAX));
+        if (mrc != 0)
+            return checkpoint_lmdb_error(mrc, "grow the map of", store->path, message,
+                                         message_bytes);
+    }
 }
 
 int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store_t **out,
@@ -433,6 +585,8 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
     bool existed = stat(path, &st) == 0;
     int mrc = mdb_env_create(&store->env);
     if (mrc == 0)
+        mrc = mdb_env_set_assert(store->env, checkpoint_lmdb_assert);
+    if (mrc == 0)
         mrc = mdb_env_set_maxdbs(store->env, CHECKPOINT_DBS_MAX);
     if (mrc == 0)
         mrc = mdb_env_set_mapsize(store->env,
@@ -444,7 +598,7 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
         rc = checkpoint_lmdb_error(mrc, "open", path, message, message_bytes);
     bool created = false;
     if (rc == 0)
-        rc = store_init_txn(store, &created, message, message_bytes);
+        rc = store_init(store, &created, message, message_bytes);
     if (rc == 0 && !existed && fsync_parent_dir(path) != 0) {
         snprintf(message, message_bytes, "checkpoint: fsync of the directory of %s: %s", path,
                  strerror(errno));
@@ -475,6 +629,31 @@ void checkpoint_store_close(checkpoint_store_t *store)
     free(store);
 }
 
+/* checkpoint_lsn of a store of any version (versions 1 and 2 have no trailers). Returns an LMDB
+ * code or CHECKPOINT_MDB_BAD_CHECKSUM. */
+static int lsn_read_any_version(MDB_txn *txn, MDB_dbi meta, uint64_t *lsn)
+{
+    MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value;
+    int mrc = mdb_get(txn, meta, &key, &value);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return mrc;
+    bool bare = mrc == 0 && value.mv_size == 4;
+    uint8_t bytes[8];
+    if (bare) {
+        key = (MDB_val){strlen(META_KEY_LSN), META_KEY_LSN};
+        mrc = mdb_get(txn, meta, &key, &value);
+        if (mrc == 0 && value.mv_size != sizeof(bytes))
+            mrc = CHECKPOINT_MDB_BAD_CHECKSUM;
+        if (mrc == 0)
+            memcpy(bytes, value.mv_data, sizeof(bytes));
+    } else {
+        mrc = checkpoint_meta_get(txn, meta, META_KEY_LSN, bytes, sizeof(bytes));
+    }
+    if (mrc == 0)
+        *lsn = get_u64(bytes);
+    return mrc;
+}
+
 int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, char *message,
                               size_t message_bytes)
 {
@@ -499,18 +678,16 @@ int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, cha
         mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
     if (mrc == 0)
         mrc = mdb_dbi_open(txn, "meta", 0, &meta);
-    MDB_val key = {strlen(META_KEY_LSN), META_KEY_LSN}, value;
     if (mrc == 0)
-        mrc = mdb_get(txn, meta, &key, &value);
+        mrc = lsn_read_any_version(txn, meta, lsn);
     int rc = 0;
-    if (mrc == 0 && value.mv_size == 8)
-        *lsn = get_u64(value.mv_data);
-    else if (mrc == 0)
+    if (mrc == CHECKPOINT_MDB_BAD_CHECKSUM) {
+        snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn (fails its checksum)",
+                 path);
         rc = ALLOT_ECORRUPT;
-    else if (mrc != MDB_NOTFOUND)
+    } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
         rc = checkpoint_lmdb_error(mrc, "read", path, message, message_bytes);
-    if (rc == ALLOT_ECORRUPT)
-        snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn", path);
+    }
     if (txn != NULL)
         mdb_txn_abort(txn);
     mdb_env_close(env);
@@ -520,6 +697,11 @@ int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, cha
 uint64_t checkpoint_store_lsn(const checkpoint_store_t *store)
 {
     return store->lsn;
+}
+
+uint32_t checkpoint_store_upgraded_from(const checkpoint_store_t *store)
+{
+    return store->upgraded_from;
 }
 
 uint64_t checkpoint_store_map_bytes(const checkpoint_store_t *store)
@@ -577,7 +759,12 @@ static int wipe_for_full(checkpoint_store_t *store, MDB_txn *txn)
             mrc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
             continue;
         }
-        if (value.mv_size >= 3 && v[0] == ALLOT_EVENT_ORDER_SNAPSHOT && (v[2] & 1u) == 0) {
+        if (!checkpoint_crc_matches(&key, &value)) {
+            mrc = CHECKPOINT_MDB_BAD_CHECKSUM; /* never re-seal a damaged value */
+            break;
+        }
+        if (value.mv_size >= CHECKPOINT_VALUE_BYTES_MIN + 1 && v[0] == ALLOT_EVENT_ORDER_SNAPSHOT &&
+            (v[2] & 1u) == 0) {
             uint8_t *grown = realloc(copy, value.mv_size);
             if (grown == NULL) {
                 mrc = ENOMEM;
@@ -586,6 +773,7 @@ static int wipe_for_full(checkpoint_store_t *store, MDB_txn *txn)
             copy = grown;
             memcpy(copy, v, value.mv_size);
             copy[2] |= 1u; /* payload byte 1: snapshot flags, bit 0 archived */
+            checkpoint_crc_seal(key.mv_data, key.mv_size, copy, value.mv_size);
             MDB_val flagged = {value.mv_size, copy};
             if ((mrc = mdb_cursor_put(cursor, &key, &flagged, MDB_CURRENT)) != 0)
                 break;
@@ -605,9 +793,14 @@ static int delete_record(checkpoint_store_t *store, MDB_txn *txn, MDB_val *key)
     int mrc = 0;
     if (k[0] == CHECKPOINT_KIND_ORDER && (mrc = mdb_get(txn, store->state, key, &old)) == 0) {
         const uint8_t *v = old.mv_data;
-        mrc = old.mv_size < 2 ? ARCHIVE_MDB_BAD_ORDER
-                              : archive_index_update(txn, store->index, v[0], v + 1,
-                                                     old.mv_size - 1, false, &store->scratch);
+        if (old.mv_size < CHECKPOINT_VALUE_BYTES_MIN)
+            mrc = ARCHIVE_MDB_BAD_ORDER;
+        else if (!checkpoint_crc_matches(key, &old))
+            mrc = CHECKPOINT_MDB_BAD_CHECKSUM;
+        else
+            mrc = archive_index_update(txn, store->index, v[0], v + 1,
+                                       old.mv_size - 1 - CHECKPOINT_CRC_BYTES, false,
+                                       &store->scratch);
     }
     if (mrc == 0)
         mrc = mdb_del(txn, store->state, key, NULL);
@@ -634,12 +827,13 @@ static int write_batch(checkpoint_store_t *store, MDB_txn *txn, const checkpoint
             stats->deletes++;
             continue;
         }
-        MDB_val value = {e.payload_len + 1, NULL};
+        MDB_val value = {1 + e.payload_len + CHECKPOINT_CRC_BYTES, NULL};
         mrc = mdb_put(txn, store->state, &key, &value, MDB_RESERVE);
         if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
             uint8_t *v = value.mv_data;
             v[0] = e.type;
             memcpy(v + 1, e.payload, e.payload_len);
+            checkpoint_crc_seal(e.key, e.key_len, v, value.mv_size);
         }
         if (mrc == 0 && e.key[0] == CHECKPOINT_KIND_ORDER)
             mrc = archive_index_update(txn, store->index, e.type, e.payload, e.payload_len, true,
@@ -667,11 +861,17 @@ static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batch
     for (size_t i = 0; mrc == 0 && i < batch_count; i++)
         if (batches[i] != NULL)
             mrc = write_batch(store, txn, batches[i], stats, what);
+    MDB_stat stat;
+    if (mrc == 0 && (mrc = mdb_stat(txn, store->state, &stat)) == 0) {
+        uint8_t bytes[8];
+        put_u64(bytes, stat.ms_entries);
+        mrc = checkpoint_meta_put(txn, store->meta, META_KEY_RECORDS, bytes, sizeof(bytes));
+        *what = "write record_count to";
+    }
     if (mrc == 0) {
         uint8_t bytes[8];
         put_u64(bytes, lsn);
-        MDB_val key = {strlen(META_KEY_LSN), META_KEY_LSN}, value = {sizeof(bytes), bytes};
-        mrc = mdb_put(txn, store->meta, &key, &value, 0);
+        mrc = checkpoint_meta_put(txn, store->meta, META_KEY_LSN, bytes, sizeof(bytes));
         *what = "write checkpoint_lsn to";
     }
     if (mrc != 0) {

@@ -11,8 +11,9 @@
  *    callback also runs inside writers) or allot_state_snapshot_each_dirty, incremental, or
  *    allot_state_snapshot_each, full: the
  *    writer then drops every stored object first, except orders (kind 0x05): those not in the
- *    batch left memory, so they are kept and marked archived - see core/order.h). A failed append (out of memory) marks the
- *    batch failed (checkpoint_batch_failed); such a batch must not be submitted.
+ *    batch left memory, so they are kept and marked archived - see core/order.h). A failed append
+ * (out of memory) marks the batch failed (checkpoint_batch_failed); such a batch must not be
+ * submitted.
  *  - Store: checkpoint_store_open creates the file (and "<path>-lock") when missing, checks the
  *    format version and reads the checkpoint LSN. checkpoint_store_load and
  *    checkpoint_store_write are synchronous; one thread at a time may use a store (the server
@@ -32,9 +33,14 @@
  *  - Close: checkpoint_writer_close waits for the checkpoint in flight (its done_cb still runs),
  *    joins the thread, uv_close()s the async handle and frees the writer and any kept batches
  *    in its close callback, then closed_cb(ctx) (may be NULL). The store is not closed.
+ *  - Checksums: every stored value carries a CRC32C of its key and value (format version 3,
+ *    layout in checkpoint.c); loading refuses a record that fails it, naming its number, kind
+ *    and id, and a store whose walk reads fewer or more records than it says it holds; a
+ *    checkpoint that would rewrite a damaged stored value fails instead. Version 1 and 2 stores
+ *    (no checksums) are rewritten as version 3 by checkpoint_store_open.
  *  - Errors: 0 or negative ALLOT_E*: INVALID_ARGUMENT, NOMEM, IO (LMDB or a system call failed;
- *    the message says which), CORRUPT (unknown format version, a malformed stored record),
- *    OVERLOADED (writer busy).
+ *    the message says which), CORRUPT (unknown format version, a malformed stored record, a
+ *    checksum that does not match, a record count that does not), OVERLOADED (writer busy).
  */
 #ifndef ALLOT_PERSIST_CHECKPOINT_H
 #define ALLOT_PERSIST_CHECKPOINT_H
@@ -44,11 +50,13 @@
 #include <stdint.h>
 #include <uv.h>
 
-/* 2 adds the customer index of orders (persist/archive.h); a version 1 store is upgraded when
- * opened (the index is built from its 0x05 records in the opening transaction). */
-#define CHECKPOINT_FORMAT_VERSION    2u
+/* 2 added the customer index of orders (persist/archive.h), 3 a CRC32C trailer on every value
+ * and the record count; version 1 and 2 stores are rewritten as version 3 when opened (layout
+ * and upgrade at the top of checkpoint.c). */
+#define CHECKPOINT_FORMAT_VERSION    3u
+#define CHECKPOINT_FORMAT_VERSION_V2 2u
 #define CHECKPOINT_FORMAT_VERSION_V1 1u
-#define CHECKPOINT_FILE_NAME      "state.lmdb"
+#define CHECKPOINT_FILE_NAME         "state.lmdb"
 /* Initial LMDB map (virtual address space; the file grows only as data is written). */
 #define CHECKPOINT_MAP_BYTES_DEFAULT (256ull << 20)
 /* The map is doubled on MDB_MAP_FULL up to this. */
@@ -92,6 +100,12 @@ typedef struct checkpoint_write_stats {
     uint64_t map_bytes; /* map size after the write */
 } checkpoint_write_stats_t;
 
+/* LMDB checks the structure of the pages it reads only with internal assertions, and a failed
+ * one aborts the process; a damaged page can fail one. Before that abort, damage_cb(path,
+ * message) runs on the thread that met it (process-wide, for every store opened after the call;
+ * NULL: none), e.g. to report the damage and exit with a clear message instead. */
+void checkpoint_set_damage_cb(void (*damage_cb)(const char *path, const char *message));
+
 /* map_bytes: 0 = CHECKPOINT_MAP_BYTES_DEFAULT (an existing larger file keeps its size). */
 int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store_t **out,
                           char *message, size_t message_bytes);
@@ -102,6 +116,9 @@ int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, cha
                               size_t message_bytes);
 /* The LSN of the last committed checkpoint (0: none). */
 uint64_t checkpoint_store_lsn(const checkpoint_store_t *store);
+/* The format version checkpoint_store_open rewrote as the current one (1 or 2), 0 when the
+ * store was current or new. */
+uint32_t checkpoint_store_upgraded_from(const checkpoint_store_t *store);
 uint64_t checkpoint_store_map_bytes(const checkpoint_store_t *store);
 
 /* Concurrent readers (persist/archive.c, loop thread) while the writer thread owns the store:
@@ -171,6 +188,14 @@ struct allot_state;
 int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *state,
                                 checkpoint_load_stats_t *stats, char *message,
                                 size_t message_bytes);
+/* Check the last committed checkpoint without loading it: every record's size and checksum,
+ * the record count, the index entries' checksums and the meta values, in one read transaction.
+ * May run on the loop thread beside the writer thread (it takes the map lock, as archive
+ * readers do). O(store size): for diagnostics (server.verify). 0 (*records: the records of
+ * "state"), ALLOT_ECORRUPT with the first problem in message, named as loading would name it,
+ * or ALLOT_EIO. */
+int checkpoint_store_verify(checkpoint_store_t *store, uint64_t *records, char *message,
+                            size_t message_bytes);
 /* One transaction: the batches in order, then the LSN. lsn must be >= the stored LSN. */
 int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
                            size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,

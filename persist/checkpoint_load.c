@@ -16,20 +16,32 @@
  * payloads point into the map; they stay valid after the builder ends its transaction because
  * the loading thread's transaction holds the same snapshot until the load ends.
  *
+ * Checks. Every record's size and checksum trailer are checked where it is built or applied (on
+ * both threads), before anything reads its payload; at the end the records loaded are counted
+ * against the store's "record_count" (checkpoint.c), so that records a damaged page hides from
+ * the walk are not missed silently.
+ *
  * Errors. The loading thread stops at its first bad record, everything before it installed, and
  * the builder's records are dropped. The builder, meeting a bad record, drops what it has built
  * (all above that key: never to be installed) and goes on below it, keeping the lowest bad
  * record: so the load stops and reports where a one-thread load would, with the same number.
  */
 #include <assert.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <ucontext.h>
 
+#include "archive.h"
 #include "checkpoint_private.h"
 #include "core/errors.h"
 #include "core/event.h"
@@ -46,10 +58,17 @@ typedef struct built_entry {
     uint8_t type;
 } built_entry_t;
 
+/* Why a record is bad. */
+typedef enum bad_reason {
+    BAD_REFUSED,   /* refused by build_cb or install_cb (or no memory) */
+    BAD_MALFORMED, /* sizes (checkpoint.c, VALIDITY) */
+    BAD_CHECKSUM,  /* the trailer does not match */
+} bad_reason_t;
+
 /* A bad record: what stopped (loader) or will stop (builder) the load. */
 typedef struct bad_record {
-    int rc;         /* 0: none */
-    bool malformed; /* else refused by build_cb (or no memory) */
+    int rc; /* 0: none */
+    bad_reason_t reason;
     const uint8_t *key;
     size_t key_len;
     size_t value_len;
@@ -99,11 +118,66 @@ typedef struct split_builder {
 
 /* ---- records and their errors ------------------------------------------------------------ */
 
-static bool record_malformed(const MDB_val *key, const MDB_val *value)
+/* BAD_REFUSED when the record's sizes and trailer are right (its payload is for core to judge). */
+static bad_reason_t record_check(const MDB_val *key, const MDB_val *value)
 {
     const uint8_t *k = key->mv_data;
-    return key->mv_size < 2 || key->mv_size > CHECKPOINT_KEY_BYTES_MAX || k[0] == 0 ||
-           value->mv_size < 2;
+    if (key->mv_size < 2 || key->mv_size > CHECKPOINT_KEY_BYTES_MAX || k[0] == 0 ||
+        value->mv_size < CHECKPOINT_VALUE_BYTES_MIN)
+        return BAD_MALFORMED;
+    return checkpoint_crc_matches(key, value) ? BAD_REFUSED : BAD_CHECKSUM;
+}
+
+/* The payload of a checked record: after the type byte, before the trailer. */
+static size_t record_payload_len(const MDB_val *value)
+{
+    assert(value->mv_size >= CHECKPOINT_VALUE_BYTES_MIN);
+    return value->mv_size - 1 - CHECKPOINT_CRC_BYTES;
+}
+
+static const char *kind_name(uint8_t kind)
+{
+    switch (kind) {
+    case CHECKPOINT_KIND_LOCATION:
+        return "location";
+    case CHECKPOINT_KIND_SKU:
+        return "SKU";
+    case CHECKPOINT_KIND_RESERVATION:
+        return "reservation";
+    case CHECKPOINT_KIND_ADJUST_KEY:
+        return "adjust key";
+    case CHECKPOINT_KIND_ORDER:
+        return "order";
+    default:
+        return "unknown kind";
+    }
+}
+
+/* The id bytes of a key, printable: other bytes as \xNN, cut at out_bytes. */
+static const char *id_printable(const uint8_t *key, size_t key_len, char *out, size_t out_bytes)
+{
+    size_t n = 0;
+    for (size_t i = 1; i < key_len && n + 5 < out_bytes; i++) {
+        uint8_t c = key[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
+            out[n++] = (char)c;
+        else
+            n += (size_t)snprintf(out + n, out_bytes - n, "\\x%02x", c);
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static int report_checksum(const checkpoint_store_t *store, uint64_t number, const uint8_t *key,
+                           size_t key_len, size_t value_len, char *message, size_t message_bytes)
+{
+    char id[CHECKPOINT_KEY_BYTES_MAX + 8];
+    snprintf(message, message_bytes,
+             "checkpoint: %s: record #%" PRIu64 " (kind %u %s, id '%s', value %zu bytes) fails "
+             "its checksum: the file is damaged; restore state.lmdb and wal/ from a backup",
+             store->path, number, key[0], kind_name(key[0]),
+             id_printable(key, key_len, id, sizeof(id)), value_len);
+    return ALLOT_ECORRUPT;
 }
 
 static int report_malformed(const checkpoint_store_t *store, uint64_t number, const uint8_t *key,
@@ -131,9 +205,12 @@ static int report_refused(const checkpoint_store_t *store, uint64_t number, cons
 static int report_bad(const checkpoint_store_t *store, uint64_t number, const bad_record_t *bad,
                       char *message, size_t message_bytes)
 {
-    if (bad->malformed)
+    if (bad->reason == BAD_MALFORMED)
         return report_malformed(store, number, bad->key, bad->key_len, bad->value_len, message,
                                 message_bytes);
+    if (bad->reason == BAD_CHECKSUM)
+        return report_checksum(store, number, bad->key, bad->key_len, bad->value_len, message,
+                               message_bytes);
     return report_refused(store, number, bad->key, bad->key_len, bad->type, bad->rc, message,
                           message_bytes);
 }
@@ -189,18 +266,18 @@ static bool batch_build(built_batch_t *b, const MDB_val *key, const MDB_val *val
 {
     const uint8_t *k = key->mv_data, *v = value->mv_data;
     int rc;
-    bool malformed = record_malformed(key, value);
-    if (malformed) {
+    bad_reason_t reason = record_check(key, value);
+    if (reason != BAD_REFUSED) {
         rc = ALLOT_ECORRUPT;
     } else if ((rc = batch_grow(b)) == 0) {
         built_entry_t *entry = batch_entry(b, b->count);
         *entry = (built_entry_t){k, (uint32_t)key->mv_size, v[0]};
-        rc = b->split->build_cb(b->build_ctx, k, key->mv_size, v[0], v + 1, value->mv_size - 1,
-                                entry_item(entry));
+        rc = b->split->build_cb(b->build_ctx, k, key->mv_size, v[0], v + 1,
+                                record_payload_len(value), entry_item(entry));
     }
     if (rc != 0) {
-        *bad = (bad_record_t){rc, malformed, k, key->mv_size, value->mv_size,
-                              value->mv_size > 0 ? v[0] : 0};
+        *bad = (bad_record_t){rc,           reason,         k,
+                              key->mv_size, value->mv_size, value->mv_size > 0 ? v[0] : 0};
         return false;
     }
     b->count++;
@@ -420,10 +497,14 @@ typedef struct load_walk {
 static int walk_record(load_walk_t *w, const MDB_val *key, const MDB_val *value)
 {
     const uint8_t *k = key->mv_data, *v = value->mv_data;
-    if (record_malformed(key, value))
+    bad_reason_t reason = record_check(key, value);
+    if (reason == BAD_MALFORMED)
         return report_malformed(w->store, w->records, k, key->mv_size, value->mv_size,
                                 w->message, w->message_bytes);
-    int rc = w->record_cb(w->ctx, k, key->mv_size, v[0], v + 1, value->mv_size - 1);
+    if (reason == BAD_CHECKSUM)
+        return report_checksum(w->store, w->records, k, key->mv_size, value->mv_size, w->message,
+                               w->message_bytes);
+    int rc = w->record_cb(w->ctx, k, key->mv_size, v[0], v + 1, record_payload_len(value));
     if (rc != 0)
         return report_refused(w->store, w->records, k, key->mv_size, v[0], rc, w->message,
                               w->message_bytes);
@@ -488,6 +569,40 @@ static int walk_split_kind(load_walk_t *w, MDB_txn *txn, MDB_cursor *cursor, MDB
     return rc;
 }
 
+/* The record count the store says it holds (in the load's transaction). */
+static int records_expected(const checkpoint_store_t *store, MDB_txn *txn, uint64_t *count,
+                            char *message, size_t message_bytes)
+{
+    uint8_t bytes[8];
+    int mrc = checkpoint_meta_get(txn, store->meta, META_KEY_RECORDS, bytes, sizeof(bytes));
+    if (mrc == 0) {
+        *count = 0;
+        for (int i = 7; i >= 0; i--)
+            *count = (*count << 8) | bytes[i];
+        return 0;
+    }
+    if (mrc == MDB_NOTFOUND || mrc == CHECKPOINT_MDB_BAD_CHECKSUM) {
+        snprintf(message, message_bytes, "checkpoint: %s: the meta record %s is %s", store->path,
+                 META_KEY_RECORDS, mrc == MDB_NOTFOUND ? "missing" : "damaged");
+        return ALLOT_ECORRUPT;
+    }
+    return checkpoint_lmdb_error(mrc, "read", store->path, message, message_bytes);
+}
+
+/* Every record was loaded: as many as the store says it holds. */
+static int records_counted(const checkpoint_store_t *store, uint64_t loaded, uint64_t expected,
+                           char *message, size_t message_bytes)
+{
+    if (loaded == expected)
+        return 0;
+    snprintf(message, message_bytes,
+             "checkpoint: %s: %" PRIu64 " records were read but the store holds %" PRIu64
+             ": the file is damaged (a page of records is unreadable); restore state.lmdb and "
+             "wal/ from a backup",
+             store->path, loaded, expected);
+    return ALLOT_ECORRUPT;
+}
+
 int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record_cb, void *ctx,
                           uint64_t *records_out, char *message, size_t message_bytes)
 {
@@ -499,12 +614,142 @@ int checkpoint_store_load(checkpoint_store_t *store, checkpoint_record_cb record
     return rc;
 }
 
+/* ---- faults on damaged pages ------------------------------------------------------------- */
+
+/* LMDB follows the offsets, sizes and page numbers it reads without checking all of them, so a
+ * page of garbage can make it (or the checksum of a value it returned) read outside the file's
+ * pages or through a wild pointer: SIGBUS past the end of the file, SIGSEGV elsewhere. While a
+ * load runs, such a fault is reported through checkpoint_set_damage_cb before the process dies
+ * when it is one of these: an address from the map's start up to 4 GiB past its end (the
+ * farthest a 32-bit size read from a page reaches), or an instruction of the LMDB library itself
+ * (x86-64 and arm64; LMDB does not crash on pages it wrote). Any other fault goes to the handler
+ * that was there before: a crash elsewhere stays a crash. One load at a time (start-up). */
+#define LOAD_FAULT_REACH_BYTES (4ull << 30)
+
+typedef struct address_range {
+    uintptr_t low, high; /* [low, high); empty when equal */
+} address_range_t;
+
+static struct {
+    address_range_t map;  /* state.lmdb's mapping and the reach past it */
+    address_range_t code; /* the LMDB library's instructions */
+    const char *path;
+    struct sigaction previous[2]; /* SIGSEGV, SIGBUS */
+} load_fault;
+
+static bool range_holds(const address_range_t *range, uintptr_t at)
+{
+    return at >= range->low && at < range->high;
+}
+
+/* The instruction that faulted (0 where the platform is not known here). */
+static uintptr_t fault_instruction(const void *context)
+{
+    const ucontext_t *uc = context;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.pc;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+static void load_fault_on_signal(int signal_number, siginfo_t *info, void *context)
+{
+    uintptr_t at = (uintptr_t)info->si_addr;
+    bool in_map = range_holds(&load_fault.map, at);
+    if (in_map || range_holds(&load_fault.code, fault_instruction(context))) {
+        char text[200];
+        snprintf(text, sizeof(text), "%s %s %zu: a damaged page sent LMDB outside the data",
+                 signal_number == SIGBUS ? "SIGBUS" : "SIGSEGV",
+                 in_map ? "reading the map at offset" : "in LMDB reading address",
+                 in_map ? (size_t)(at - load_fault.map.low) : (size_t)at);
+        checkpoint_damage_report(load_fault.path, text);
+    }
+    /* not reported (or the report returned): the fault recurs under the previous handler */
+    sigaction(signal_number, &load_fault.previous[signal_number == SIGBUS], NULL);
+}
+
+/* The mapping in /proc/self/maps that matches: file offset 0 of (device, inode), or the first
+ * executable one of the file named path. Empty when none does. */
+static address_range_t mapping_find(dev_t device, ino_t inode, const char *path)
+{
+    address_range_t found = {0, 0};
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL)
+        return found;
+    char line[768], name[512];
+    while (fgets(line, sizeof(line), maps) != NULL) {
+        unsigned long long start, end, offset, ino;
+        unsigned dev_major, dev_minor;
+        char perms[8];
+        name[0] = '\0';
+        if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %511s", &start, &end, perms, &offset,
+                   &dev_major, &dev_minor, &ino, name) < 7)
+            continue;
+        bool match = path != NULL ? perms[2] == 'x' && strcmp(name, path) == 0
+                                  : offset == 0 && ino == (unsigned long long)inode &&
+                                        dev_major == major(device) && dev_minor == minor(device);
+        if (match) {
+            found = (address_range_t){(uintptr_t)start, (uintptr_t)end};
+            break;
+        }
+    }
+    fclose(maps);
+    return found;
+}
+
+static void load_fault_catch(const checkpoint_store_t *store)
+{
+    int fd;
+    struct stat file;
+    load_fault.map = (address_range_t){0, 0};
+    if (mdb_env_get_fd(store->env, &fd) == 0 && fstat(fd, &file) == 0)
+        load_fault.map = mapping_find(file.st_dev, file.st_ino, NULL);
+    if (load_fault.map.high > load_fault.map.low)
+        load_fault.map.high += LOAD_FAULT_REACH_BYTES;
+    Dl_info library;
+    char resolved[PATH_MAX]; /* /proc/self/maps names the file itself, not a symlink */
+    load_fault.code = (address_range_t){0, 0};
+    if (dladdr((void *)mdb_cursor_get, &library) != 0 && library.dli_fname != NULL &&
+        strstr(library.dli_fname, "lmdb") != NULL && realpath(library.dli_fname, resolved) != NULL)
+        load_fault.code = mapping_find(0, 0, resolved);
+    load_fault.path = store->path;
+    struct sigaction action = {.sa_sigaction = load_fault_on_signal, .sa_flags = SA_SIGINFO};
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &load_fault.previous[0]);
+    sigaction(SIGBUS, &action, &load_fault.previous[1]);
+}
+
+static int load_all(checkpoint_store_t *store, checkpoint_record_cb record_cb,
+                    const checkpoint_split_t *split, void *ctx, checkpoint_load_stats_t *stats,
+                    char *message, size_t message_bytes);
+
+static void load_fault_release(void)
+{
+    sigaction(SIGSEGV, &load_fault.previous[0], NULL);
+    sigaction(SIGBUS, &load_fault.previous[1], NULL);
+}
+
 int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb record_cb,
                                 const checkpoint_split_t *split, void *ctx,
                                 checkpoint_load_stats_t *stats, char *message,
                                 size_t message_bytes)
 {
     assert(store != NULL && record_cb != NULL);
+    load_fault_catch(store);
+    int rc = load_all(store, record_cb, split, ctx, stats, message, message_bytes);
+    load_fault_release();
+    return rc;
+}
+
+/* checkpoint_store_load_split's walk. */
+static int load_all(checkpoint_store_t *store, checkpoint_record_cb record_cb,
+                    const checkpoint_split_t *split, void *ctx, checkpoint_load_stats_t *stats,
+                    char *message, size_t message_bytes)
+{
     if (message_bytes > 0)
         message[0] = '\0';
     int fd; /* every page will be read: have the kernel read the file ahead, in the background */
@@ -522,27 +767,121 @@ int checkpoint_store_load_split(checkpoint_store_t *store, checkpoint_record_cb 
     }
     load_walk_t w = {.store = store, .record_cb = record_cb, .split = split, .ctx = ctx,
                      .message = message, .message_bytes = message_bytes};
-    int rc = 0;
+    uint64_t expected = 0;
+    int rc = records_expected(store, txn, &expected, message, message_bytes);
     MDB_val key, value;
-    mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    mrc = rc == 0 ? mdb_cursor_get(cursor, &key, &value, MDB_FIRST) : MDB_NOTFOUND;
     while (mrc == 0 && rc == 0) {
         if (split == NULL || !key_is_kind(&key, split->kind)) {
             rc = walk_record(&w, &key, &value);
-            mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+            if (rc == 0) /* not past a bad record: its page may be garbage */
+                mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
             continue;
         }
         rc = walk_split_kind(&w, txn, cursor, key, value);
         uint8_t next_kind = (uint8_t)(split->kind + 1); /* then the first key past the kind */
         key = (MDB_val){1, &next_kind};
-        mrc = split->kind == UINT8_MAX ? MDB_NOTFOUND
-                                       : mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+        mrc = split->kind == UINT8_MAX || rc != 0
+                  ? MDB_NOTFOUND
+                  : mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
     }
     if (rc == 0 && mrc != MDB_NOTFOUND)
         rc = checkpoint_lmdb_error(mrc, "read", store->path, message, message_bytes);
+    if (rc == 0)
+        rc = records_counted(store, w.records, expected, message, message_bytes);
     mdb_cursor_close(cursor);
     mdb_txn_abort(txn);
     if (stats != NULL)
         *stats = (checkpoint_load_stats_t){w.records, w.second_thread};
+    return rc;
+}
+
+/* ---- verifying a stored checkpoint ------------------------------------------------------- */
+
+/* Every record of "state": sizes and trailer (what loading checks before core sees a record),
+ * then the count. */
+static int verify_state(const checkpoint_store_t *store, MDB_txn *txn, uint64_t *records,
+                        char *message, size_t message_bytes)
+{
+    uint64_t expected = 0;
+    int rc = records_expected(store, txn, &expected, message, message_bytes);
+    MDB_cursor *cursor;
+    int mrc = rc == 0 ? mdb_cursor_open(txn, store->state, &cursor) : 0;
+    if (rc != 0 || mrc != 0)
+        return rc != 0
+                   ? rc
+                   : checkpoint_lmdb_error(mrc, "cursor on", store->path, message, message_bytes);
+    MDB_val key, value;
+    for (mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); mrc == 0 && rc == 0;
+         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+        bad_reason_t reason = record_check(&key, &value);
+        if (reason == BAD_MALFORMED)
+            rc = report_malformed(store, *records, key.mv_data, key.mv_size, value.mv_size, message,
+                                  message_bytes);
+        else if (reason == BAD_CHECKSUM)
+            rc = report_checksum(store, *records, key.mv_data, key.mv_size, value.mv_size, message,
+                                 message_bytes);
+        else
+            (*records)++;
+    }
+    mdb_cursor_close(cursor);
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = checkpoint_lmdb_error(mrc, "read", store->path, message, message_bytes);
+    return rc == 0 ? records_counted(store, *records, expected, message, message_bytes) : rc;
+}
+
+/* Every entry of the customer index holds its trailer alone. */
+static int verify_index(const checkpoint_store_t *store, MDB_txn *txn, char *message,
+                        size_t message_bytes)
+{
+    MDB_cursor *cursor;
+    int mrc = mdb_cursor_open(txn, store->index, &cursor);
+    if (mrc != 0)
+        return checkpoint_lmdb_error(mrc, "cursor on", store->path, message, message_bytes);
+    MDB_val key, value;
+    uint64_t number = 0;
+    for (mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT), number++)
+        if (value.mv_size != CHECKPOINT_CRC_BYTES || !checkpoint_crc_matches(&key, &value))
+            break;
+    mdb_cursor_close(cursor);
+    if (mrc == 0) {
+        snprintf(message, message_bytes,
+                 "checkpoint: %s: entry #%" PRIu64 " of %s (key %zu bytes) fails its checksum",
+                 store->path, number, ARCHIVE_INDEX_DB_NAME, key.mv_size);
+        return ALLOT_ECORRUPT;
+    }
+    return mrc == MDB_NOTFOUND
+               ? 0
+               : checkpoint_lmdb_error(mrc, "read", store->path, message, message_bytes);
+}
+
+int checkpoint_store_verify(checkpoint_store_t *store, uint64_t *records, char *message,
+                            size_t message_bytes)
+{
+    assert(store != NULL && records != NULL);
+    *records = 0;
+    if (message_bytes > 0)
+        message[0] = '\0';
+    checkpoint_store_map_lock(store); /* beside the writer thread, as archive readers are */
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
+    int rc = 0;
+    if (mrc != 0) {
+        rc = checkpoint_lmdb_error(mrc, "begin read of", store->path, message, message_bytes);
+    } else {
+        uint8_t lsn[8];
+        mrc = checkpoint_meta_get(txn, store->meta, META_KEY_LSN, lsn, sizeof(lsn));
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            rc = checkpoint_lmdb_error(mrc, "read checkpoint_lsn of", store->path, message,
+                                       message_bytes);
+        if (rc == 0)
+            rc = verify_state(store, txn, records, message, message_bytes);
+        if (rc == 0)
+            rc = verify_index(store, txn, message, message_bytes);
+        mdb_txn_abort(txn);
+    }
+    checkpoint_store_map_unlock(store);
     return rc;
 }
 

@@ -9,9 +9,19 @@
 #include "core/event.h"
 
 #define CHECKPOINT_PATH_BYTES_MAX 4096u
+/* Format version 3: every value ends in a CRC32C trailer (layout at the top of checkpoint.c). */
+#define CHECKPOINT_CRC_BYTES 4u
+/* Smallest value of "state": the type byte, at least one payload byte, the trailer. */
+#define CHECKPOINT_VALUE_BYTES_MIN (2u + CHECKPOINT_CRC_BYTES)
+#define META_KEY_VERSION           "format_version"
+#define META_KEY_LSN               "checkpoint_lsn"
+#define META_KEY_RECORDS           "record_count"
+/* Returned for a value whose trailer does not match (no LMDB code has this value). */
+#define CHECKPOINT_MDB_BAD_CHECKSUM (-30001)
 
 struct checkpoint_store {
     MDB_env *env;
+    uint32_t upgraded_from; /* the format version an open rewrote, 0 when none */
     MDB_dbi meta;
     MDB_dbi state;
     MDB_dbi index;                 /* orders_by_customer (persist/archive.h) */
@@ -25,5 +35,26 @@ struct checkpoint_store {
 /* An ALLOT_E* code for an LMDB error, with "checkpoint: <what> <path>: <reason>" in message. */
 int checkpoint_lmdb_error(int mdb_rc, const char *what, const char *path, char *message,
                           size_t message_bytes);
+
+/* Report damage through checkpoint_set_damage_cb's callback (nothing when none is set). */
+void checkpoint_damage_report(const char *path, const char *message);
+
+/* ---- checksums (format version 3) ----------------------------------------------------------- */
+
+/* CRC32C of the key's bytes followed by the value's first value_len bytes. */
+uint32_t checkpoint_crc(const void *key, size_t key_len, const void *value, size_t value_len);
+/* The value (at least CHECKPOINT_CRC_BYTES long) ends in the CRC of the key and the rest. */
+bool checkpoint_crc_matches(const MDB_val *key, const MDB_val *value);
+/* Write that trailer into the last CHECKPOINT_CRC_BYTES of value (len bytes in all). */
+void checkpoint_crc_seal(const void *key, size_t key_len, uint8_t *value, size_t len);
+/* A meta value: data (len bytes, at most 16) and its trailer. Returns an LMDB code. */
+int checkpoint_meta_put(MDB_txn *txn, MDB_dbi meta, const char *name, const void *data, size_t len);
+/* Read a meta value of exactly len data bytes (at most 16) into out: 0, MDB_NOTFOUND,
+ * CHECKPOINT_MDB_BAD_CHECKSUM (wrong size or trailer) or another LMDB code. */
+int checkpoint_meta_get(MDB_txn *txn, MDB_dbi meta, const char *name, void *out, size_t len);
+/* Rewrite a format version 1 or 2 store as version 3 in txn: a trailer on every value of
+ * "state", "orders_by_customer" and "meta", and the record count (checkpoint_upgrade.c). Returns
+ * an LMDB code (MDB_MAP_FULL: grow the map and try again in a new transaction). */
+int checkpoint_upgrade(checkpoint_store_t *store, MDB_txn *txn);
 
 #endif

@@ -1,24 +1,36 @@
 /* wal.c - write-ahead log: segment files, record format, group commit writer thread, replay.
  *
- * ON-DISK FORMAT (version 1). All integers little-endian. CRC is CRC-32C (persist/crc32c.h).
+ * ON-DISK FORMAT (version 2; version 1 is still read). All integers little-endian. CRC is
+ * CRC-32C (persist/crc32c.h).
  *
  * The WAL directory holds segment files named "wal-%016" PRIx64 ".log" after the LSN of their
- * first record (lowercase hex), plus at most one "wal-spare.tmp": the next segment, already
+ * first record (lowercase hex), at most one "wal-spare.tmp": the next segment, already
  * preallocated, which becomes "wal-<lsn>.log" (header written and fdatasync'ed, rename,
- * directory fsync) when the active segment is full. Every segment is preallocated to its final
- * size with fallocate(fd, 0, 0, bytes) (zero-filled; written zeros where the file system lacks
- * fallocate), so running out of disk shows when a segment is allocated, never mid-write, and
- * the unused tail of a segment reads as zeros.
+ * directory fsync) when the active segment is full, and the log-end file "wal-end". Every
+ * segment is preallocated to its final size with fallocate(fd, 0, 0, bytes) (zero-filled;
+ * written zeros where the file system lacks fallocate), so running out of disk shows when a
+ * segment is allocated, never mid-write, and the unused tail of a segment reads as zeros.
  *
- * Segment header, 32 bytes at offset 0:
+ * Segment header, 64 bytes at offset 0 (version 2):
  *     0   8  magic "ALLOTWAL" (41 4C 4C 4F 54 57 41 4C)
- *     8   4  format version (1)
- *    12   4  header bytes (32)
+ *     8   4  format version (2)
+ *    12   4  header bytes (64)
  *    16   8  first LSN: LSN of the first record of this segment (= the file name)
- *    24   4  zero (reserved)
- *    28   4  CRC of bytes 0..27
+ *    24   8  segment bytes: the file's size as preallocated
+ *    32   8  SYNCED LSN: every record of this segment with an LSN up to this one had been made
+ *            durable (fdatasync) before this header was written; first LSN - 1 when none
+ *    40  20  zero (reserved)
+ *    60   4  CRC of bytes 0..59
+ * The header is written whole when the segment is made, and again in place by the writer after
+ * each fdatasync that made more of the segment's records durable (fsync always: after every
+ * batch, before its records are reported durable; interval: after every interval sync; at the
+ * switch to the next segment; never with fsync none), so the synced LSN only grows. The rewrite
+ * is made durable by the segment's next fdatasync: after a power failure it may name the
+ * previous sync's LSN, after a process crash the last one.
+ * Version 1 headers are 32 bytes: magic, version (1), header bytes (32), first LSN, 4 zero
+ * bytes, CRC of bytes 0..27; no segment bytes, no synced LSN (read as first LSN - 1).
  *
- * Records follow back to back from offset 32, unpadded:
+ * Records follow back to back from the end of the header, unpadded:
  *     0   4  P = payload bytes, 0 <= P <= ALLOT_WAL_RECORD_BYTES_MAX
  *     4   8  LSN, >= 1, exactly one more than the previous record's (across segments too)
  *    12   8  time in ms since the Unix epoch (int64) when the loop produced the record
@@ -28,21 +40,56 @@
  * A record is never split across segments: when it does not fit in the rest of the active
  * segment, the writer moves to the next segment and leaves the rest zero.
  *
- * VALIDITY. Reading a segment from offset 32 with the expected LSN E (the header's first LSN):
+ * Log-end file "wal-end", 32 bytes, replaced atomically (written as "wal-end.tmp", fdatasync,
+ * rename, directory fsync) each time a new segment has been renamed into place:
+ *     0   8  magic "ALLOTEND"
+ *     8   4  version (1)
+ *    12   4  zero
+ *    16   8  first LSN of the newest segment made: the log reached at least that segment
+ *    24   4  zero
+ *    28   4  CRC of bytes 0..27
+ * Segments are deleted only by truncation, which never deletes the newest one, so the newest
+ * segment present always starts at or after the LSN wal-end names. wal_open writes wal-end (and,
+ * when the directory has no segment of version 2, a first segment at the next LSN), so from
+ * the first start every log has both.
+ *
+ * VALIDITY. Reading a segment from the end of its header with the expected LSN E (the header's
+ * first LSN):
  *   - if the 12 bytes at the offset (length and LSN) are all zero, or fewer than 12 bytes are
  *     left and they are all zero: end of the records of this segment;
  *   - otherwise the record is valid iff its 21-byte header is inside the file, P is within the
  *     limit, the whole record is inside the file, LSN == E, and the CRC matches. Then E += 1.
  *   - anything else is a bad record.
+ * A segment is damaged (corruption, whatever follows) when its header is bad (magic, CRC,
+ * version, header bytes, first LSN other than the file name's), when a version 2 file's size
+ * differs from its segment bytes (truncated or extended), and when its records end - cleanly
+ * or at a bad record - at an expected LSN E <= its synced LSN: records that were durable are
+ * damaged or gone.
  * Across segments: the first segment must start at or before the first LSN needed
  * (checkpoint LSN + 1) and each next segment's first LSN must equal the previous last LSN + 1.
- * A bad record is a TORN TAIL (cut off, not an error) only when it is in the newest segment and
- * no valid record with LSN E + 1 appears after it in that segment; so is a zero header followed
- * by nonzero bytes in the newest segment (pages of an unsynced write that reached the disk out
- * of order). A torn tail is zeroed by wal_open up to its last nonzero byte and appending
- * continues at its offset. Every other bad record, and every LSN gap, is corruption: start-up
- * stops with the file, offset and expected LSN. Consequence worth knowing: damage to the very
- * last record of the newest segment cannot be told from a torn write and is cut off.
+ * The newest segment present must start at or after the LSN wal-end names (else the newest
+ * segments were deleted), wal-end must be present when the newest segment is of version 2 (it
+ * is written before any such segment takes a record), and a log with no segment at all is
+ * damaged when the checkpoint covers any LSN (truncation never deletes the newest segment).
+ * A bad record is a TORN TAIL (cut off, not an error) only when it is in the newest segment,
+ * its LSN E is above the segment's synced LSN (so it was never reported durable, when
+ * fsync is always), and no valid record with LSN E + 1 appears after it in that segment; so is
+ * a zero header followed by nonzero bytes in the newest segment past the synced LSN (pages of an
+ * unsynced write that reached the disk out of order). A torn tail can only be the write in
+ * flight when the process or the machine stopped: with fsync always, at most one batch. It is
+ * zeroed by wal_open up to its last nonzero byte and appending continues at its offset. Every
+ * other bad record, and every LSN gap, is corruption: start-up stops with the file, offset and
+ * expected LSN. What cannot be told apart: damage confined to the records written after the
+ * last sync the header records (fsync always: the last batch after a power failure, nothing
+ * after a process crash; fsync interval: the records since the last interval sync; fsync none
+ * and version 1 segments: the damaged record onwards when no record with the next LSN follows).
+ *
+ * ACCEPTED LOSS. With wal_preload_accept_loss (allotd --accept-data-loss), replay stops at the
+ * first damage instead of failing: the records before it are replayed, result->loss_* names
+ * the damage, and wal_open cuts the log there (log_end.cut): the damaged segment's tail is
+ * zeroed and its header's synced LSN lowered to the cut (a segment whose header is damaged is
+ * set aside whole), every later segment is renamed "<name>.discarded" (kept for inspection,
+ * never read again), and appending starts in a new segment.
  */
 #include "wal.h"
 
@@ -67,6 +114,10 @@
 #include "fault.h"
 
 #define WAL_MAGIC                 "ALLOTWAL"
+#define WAL_END_MAGIC             "ALLOTEND"
+#define WAL_END_VERSION           1u
+#define WAL_END_TMP_NAME          "wal-end.tmp"
+#define WAL_DISCARDED_SUFFIX      ".discarded"
 #define WAL_SPARE_NAME            "wal-spare.tmp"
 #define WAL_SEGMENT_NAME_BYTES    24 /* "wal-" + 16 hex + ".log" */
 #define WAL_ZERO_CHUNK_BYTES      (64u * 1024)
@@ -110,6 +161,16 @@ static bool bytes_all_zero(const uint8_t *p, size_t n)
         if (p[i] != 0)
             return false;
     return true;
+}
+
+/* An error message naming a file; a long path is cut short. */
+__attribute__((format(printf, 3, 4))) static void
+wal_message_set(char *message, size_t message_bytes, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, message_bytes, format, args);
+    va_end(args);
 }
 
 static uint64_t monotonic_ms(void)
@@ -170,30 +231,117 @@ int wal_record_decode(const uint8_t *buf, size_t bytes, wal_record_t *out, const
     return 1;
 }
 
-static void wal_segment_header_encode(uint8_t out[WAL_SEGMENT_HEADER_BYTES], uint64_t first_lsn)
+/* A segment header's fields (both versions). */
+typedef struct wal_header {
+    uint32_t version;
+    uint32_t header_bytes;
+    uint64_t first_lsn;
+    uint64_t segment_bytes; /* version 1: 0 (not recorded) */
+    uint64_t synced_lsn;    /* version 1: first_lsn - 1 */
+} wal_header_t;
+
+/* A version 2 header. */
+static void wal_segment_header_encode(uint8_t out[WAL_SEGMENT_HEADER_BYTES], uint64_t first_lsn,
+                                      uint64_t segment_bytes, uint64_t synced_lsn)
 {
+    assert(synced_lsn + 1 >= first_lsn);
     memset(out, 0, WAL_SEGMENT_HEADER_BYTES);
     memcpy(out, WAL_MAGIC, 8);
     put_u32(out + 8, WAL_FORMAT_VERSION);
     put_u32(out + 12, WAL_SEGMENT_HEADER_BYTES);
     put_u64(out + 16, first_lsn);
+    put_u64(out + 24, segment_bytes);
+    put_u64(out + 32, synced_lsn);
+    put_u32(out + 60, crc32c_extend(0, out, 60));
+}
+
+/* Parse and check the header at the start of a file of `bytes` (at least
+ * WAL_SEGMENT_HEADER_BYTES_V1). NULL when valid, else the reason. */
+static const char *wal_segment_header_check(const uint8_t *data, uint64_t bytes, uint64_t first_lsn,
+                                            wal_header_t *out)
+{
+    assert(bytes >= WAL_SEGMENT_HEADER_BYTES_V1);
+    if (memcmp(data, WAL_MAGIC, 8) != 0)
+        return "not a WAL segment (bad magic)";
+    uint32_t version = get_u32(data + 8);
+    if (version == WAL_FORMAT_VERSION_V1) {
+        if (get_u32(data + 28) != crc32c_extend(0, data, 28))
+            return "segment header checksum mismatch";
+        *out = (wal_header_t){version, WAL_SEGMENT_HEADER_BYTES_V1, get_u64(data + 16), 0,
+                              get_u64(data + 16) - 1};
+    } else {
+        if (bytes < WAL_SEGMENT_HEADER_BYTES || get_u32(data + 60) != crc32c_extend(0, data, 60))
+            return "segment header checksum mismatch";
+        *out = (wal_header_t){version, WAL_SEGMENT_HEADER_BYTES, get_u64(data + 16),
+                              get_u64(data + 24), get_u64(data + 32)};
+        if (version != WAL_FORMAT_VERSION)
+            return "unsupported segment format version";
+    }
+    if (get_u32(data + 12) != out->header_bytes)
+        return "unexpected segment header size";
+    if (out->first_lsn != first_lsn)
+        return "segment header first LSN differs from the file name";
+    if (out->synced_lsn + 1 < out->first_lsn)
+        return "segment header synced LSN before its first LSN";
+    return NULL;
+}
+
+/* ---- the log-end file ------------------------------------------------------------------ */
+
+static void wal_end_encode(uint8_t out[WAL_END_FILE_BYTES], uint64_t newest_first_lsn)
+{
+    memset(out, 0, WAL_END_FILE_BYTES);
+    memcpy(out, WAL_END_MAGIC, 8);
+    put_u32(out + 8, WAL_END_VERSION);
+    put_u64(out + 16, newest_first_lsn);
     put_u32(out + 28, crc32c_extend(0, out, 28));
 }
 
-/* NULL when valid, else the reason. */
-static const char *wal_segment_header_check(const uint8_t *header, uint64_t first_lsn)
+/* Read <dir>/wal-end: 1 with *lsn, 0 when there is none, ALLOT_ECORRUPT when it is damaged,
+ * ALLOT_EIO when it cannot be read (message). */
+static int wal_end_read(const char *dir, uint64_t *lsn, char *message, size_t message_bytes)
 {
-    if (memcmp(header, WAL_MAGIC, 8) != 0)
-        return "not a WAL segment (bad magic)";
-    if (get_u32(header + 28) != crc32c_extend(0, header, 28))
-        return "segment header checksum mismatch";
-    if (get_u32(header + 8) != WAL_FORMAT_VERSION)
-        return "unsupported segment format version";
-    if (get_u32(header + 12) != WAL_SEGMENT_HEADER_BYTES)
-        return "unexpected segment header size";
-    if (get_u64(header + 16) != first_lsn)
-        return "segment header first LSN differs from the file name";
-    return NULL;
+    char path[WAL_PATH_BYTES_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, WAL_END_FILE_NAME);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    uint8_t bytes[WAL_END_FILE_BYTES + 1];
+    ssize_t n = fd >= 0 ? pread(fd, bytes, sizeof bytes, 0) : -1;
+    if (n < 0) {
+        wal_message_set(message, message_bytes, "wal: cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return ALLOT_EIO;
+    }
+    close(fd);
+    if (n != WAL_END_FILE_BYTES || memcmp(bytes, WAL_END_MAGIC, 8) != 0 ||
+        get_u32(bytes + 8) != WAL_END_VERSION ||
+        get_u32(bytes + 28) != crc32c_extend(0, bytes, 28) || get_u64(bytes + 16) == 0)
+        return ALLOT_ECORRUPT;
+    *lsn = get_u64(bytes + 16);
+    return 1;
+}
+
+/* Replace wal-end in the directory dir_fd atomically: the newest segment made starts at
+ * newest_first_lsn (it is already renamed into place and its directory entry durable). 0 or
+ * -errno. */
+static int wal_end_write(int dir_fd, uint64_t newest_first_lsn)
+{
+    uint8_t bytes[WAL_END_FILE_BYTES];
+    wal_end_encode(bytes, newest_first_lsn);
+    int fd = openat(dir_fd, WAL_END_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = persist_pwrite_all(fd, bytes, sizeof bytes, 0);
+    if (rc == 0)
+        rc = persist_fdatasync(fd);
+    close(fd);
+    if (rc == 0 && renameat(dir_fd, WAL_END_TMP_NAME, dir_fd, WAL_END_FILE_NAME) != 0)
+        rc = -errno;
+    if (rc == 0 && fsync(dir_fd) != 0)
+        rc = -errno;
+    return rc;
 }
 
 /* ---- directory listing and file reading ------------------------------------------------- */
@@ -279,16 +427,6 @@ static void wal_segment_path(char path[WAL_PATH_BYTES_MAX], const char *dir, con
     (void)n;
 }
 
-/* An error message naming a file; a long path is cut short. */
-__attribute__((format(printf, 3, 4))) static void
-wal_message_set(char *message, size_t message_bytes, const char *format, ...)
-{
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, message_bytes, format, args);
-    va_end(args);
-}
-
 /* Map a whole segment file read-only and fault every page in now (reading it from disk if
  * needed): no copy, and replay's thread takes no page fault later. NULL when any step fails
  * (a kernel before 5.14 lacks MADV_POPULATE_READ; an I/O error): the caller then reads the
@@ -366,6 +504,8 @@ typedef struct wal_scan {
     uint64_t bytes;
     uint64_t first_lsn;
     bool is_last;
+    wal_header_t header; /* when !header_bad */
+    bool header_bad;     /* the header is damaged: no record is read */
     /* out */
     uint64_t end_offset; /* just after the last valid record */
     uint64_t last_lsn;   /* first_lsn - 1 when no record */
@@ -420,6 +560,12 @@ static bool wal_scan_finds_record(const wal_scan_t *scan, uint64_t from, uint64_
 static int wal_scan_classify_end(wal_scan_t *scan, int decoded)
 {
     uint64_t off = scan->end_offset;
+    if (scan->last_lsn < scan->header.synced_lsn) { /* the expected LSN had been made durable */
+        scan->reason = decoded == 0 ? "records up to the segment header's synced LSN are missing"
+                                    : "damaged record at or before the segment header's synced "
+                                      "LSN (it had been made durable)";
+        return ALLOT_ECORRUPT;
+    }
     uint64_t nonzero_end = wal_nonzero_end(scan->data, off, scan->bytes);
     if (decoded == 0 && nonzero_end == off)
         return 0;
@@ -442,8 +588,8 @@ static int wal_scan_classify_end(wal_scan_t *scan, int decoded)
  * nothing: replay walks the records found valid afterwards (wal_segment_replay). */
 static int wal_segment_scan(wal_scan_t *scan)
 {
-    assert(scan->bytes >= WAL_SEGMENT_HEADER_BYTES);
-    uint64_t off = WAL_SEGMENT_HEADER_BYTES;
+    assert(scan->bytes >= scan->header.header_bytes);
+    uint64_t off = scan->header.header_bytes;
     uint64_t expected = scan->first_lsn;
     int decoded;
     for (;;) {
@@ -484,6 +630,22 @@ static void wal_loaded_free(wal_loaded_t *loaded)
     loaded->scan.data = NULL;
 }
 
+/* A header that looked bad, read and checked once more: a reader beside the server (allot-wal)
+ * can catch the writer rewriting it in place. NULL when it is good now, else `problem`. */
+static const char *wal_segment_header_reread(const char *path, uint64_t bytes, uint64_t first_lsn,
+                                             wal_header_t *out, const char *problem)
+{
+    uint8_t header[WAL_SEGMENT_HEADER_BYTES];
+    uint64_t n = bytes < sizeof header ? bytes : sizeof header;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool read_whole = fd >= 0 && pread(fd, header, n, 0) == (ssize_t)n;
+    if (fd >= 0)
+        close(fd);
+    if (!read_whole || n < WAL_SEGMENT_HEADER_BYTES_V1)
+        return problem;
+    return wal_segment_header_check(header, n, first_lsn, out) == NULL ? NULL : problem;
+}
+
 /* Read, check the header of, and check every record of one segment file (the read-ahead
  * thread, or replay and wal_open themselves). The data is kept even when a record is bad:
  * the valid records before it are still replayed. */
@@ -504,24 +666,40 @@ static void wal_segment_load(const char *dir, const wal_segment_entry_t *segment
         return;
     out->scan.data = out->data;
     out->scan.bytes = bytes;
-    const char *header_problem = wal_segment_header_check(out->data, segment->first_lsn);
+    const char *header_problem =
+        wal_segment_header_check(out->data, bytes, segment->first_lsn, &out->scan.header);
+    if (header_problem != NULL) /* the writer of a live log may have been rewriting it */
+        header_problem = wal_segment_header_reread(path, bytes, segment->first_lsn,
+                                                   &out->scan.header, header_problem);
     if (header_problem != NULL) {
         out->scan.reason = header_problem;
+        out->scan.header_bad = true;
         out->rc = ALLOT_ECORRUPT;
         return;
     }
     out->rc = wal_segment_scan(&out->scan);
     assert(out->scan.last_lsn + 1 - segment->first_lsn == out->scan.records_checked);
+    if (out->scan.header.version != WAL_FORMAT_VERSION_V1 &&
+        bytes != out->scan.header.segment_bytes) {
+        /* truncated or extended (what explains a bad record there best): the records found
+         * are replayed, then it is damage */
+        out->scan.reason = "segment file size differs from its header (truncated or extended)";
+        out->scan.torn = false;
+        out->rc = ALLOT_ECORRUPT;
+    }
 }
 
+/* Where a segment's valid records end. */
 static wal_log_end_t wal_log_end_of(const wal_scan_t *scan)
 {
-    assert(scan->is_last);
     return (wal_log_end_t){.segment_first_lsn = scan->first_lsn,
                            .segment_bytes = scan->bytes,
                            .offset = scan->end_offset,
                            .torn_bytes = scan->torn ? scan->torn_bytes : 0,
-                           .last_lsn = scan->last_lsn};
+                           .last_lsn = scan->last_lsn,
+                           .synced_lsn = scan->header.synced_lsn,
+                           .version = scan->header.version,
+                           .header_damaged = scan->header_bad};
 }
 
 /* ---- replay ---------------------------------------------------------------------------- */
@@ -547,7 +725,7 @@ static int wal_segment_replay(const wal_loaded_t *loaded, const wal_replay_args_
                               wal_replay_result_t *result, wal_replay_stop_t *stop)
 {
     const wal_scan_t *scan = &loaded->scan;
-    uint64_t off = WAL_SEGMENT_HEADER_BYTES;
+    uint64_t off = scan->header.header_bytes;
     uint64_t replayed = 0;
     for (uint64_t i = 0; i < scan->records_checked; i++) {
         const uint8_t *record = scan->data + off;
@@ -582,9 +760,10 @@ static int wal_replay_corrupt(wal_replay_result_t *result, const char *path, uin
     snprintf(result->bad_file, sizeof result->bad_file, "%s", path);
     result->bad_offset = offset;
     result->bad_lsn = lsn;
-    snprintf(message, message_bytes,
-             "wal: bad record in %s at offset %" PRIu64 " (LSN %" PRIu64 " expected): %s", path,
-             offset, lsn, reason);
+    wal_message_set(message, message_bytes,
+                    "wal: the log is damaged or incomplete at %s offset %" PRIu64 " (LSN %" PRIu64
+                    " expected): %s",
+                    path, offset, lsn, reason);
     return ALLOT_ECORRUPT;
 }
 
@@ -608,6 +787,9 @@ struct wal_preload {
     bool stop;
     bool after_lsn_known;
     uint64_t after_lsn;
+    int end_rc; /* wal-end, read before the listing: 1 (end_lsn), 0 absent, ALLOT_ECORRUPT */
+    uint64_t end_lsn;
+    bool accept_loss; /* wal_preload_accept_loss */
     wal_loaded_t slots[WAL_PRELOAD_SEGMENTS_MAX];
 };
 
@@ -680,8 +862,12 @@ static int wal_preload_create(const char *dir, uint32_t window_segments, wal_pre
         snprintf(p->list_message, sizeof p->list_message, "wal: directory path too long");
     } else {
         snprintf(p->dir, sizeof p->dir, "%s", dir);
-        p->list_rc = wal_segments_list(dir, &p->segments, &p->count, p->list_message,
-                                       sizeof p->list_message);
+        /* wal-end first: a segment made meanwhile (a live log) is then listed too */
+        p->end_rc = wal_end_read(dir, &p->end_lsn, p->list_message, sizeof p->list_message);
+        p->list_rc = p->end_rc == ALLOT_EIO
+                         ? ALLOT_EIO
+                         : wal_segments_list(dir, &p->segments, &p->count, p->list_message,
+                                             sizeof p->list_message);
         if (p->list_rc == 0)
             p->list_message[0] = '\0'; /* a missing directory is an empty log */
     }
@@ -698,6 +884,11 @@ int wal_preload_start(const char *dir, uint32_t window_segments, wal_preload_t *
     if (p->list_rc == 0 && p->count > 0)
         p->threaded = pthread_create(&p->thread, NULL, wal_preload_main, p) == 0;
     return 0; /* without the thread replay reads each segment itself */
+}
+
+void wal_preload_accept_loss(wal_preload_t *p)
+{
+    p->accept_loss = true;
 }
 
 void wal_preload_cancel(wal_preload_t *p)
@@ -751,10 +942,23 @@ static void wal_preload_release(wal_preload_t *p, size_t i)
     pthread_mutex_unlock(&p->mutex);
 }
 
-/* Replay segment i taken from the preload; 0 (*last_lsn: its last valid LSN), a callback's
- * return, or ALLOT_E* (message). */
+/* The operator accepts the loss (wal_preload_accept_loss): name the damage as the error would
+ * have (bad_*, loss_message) and end the log at `end` (cut: wal_open drops what follows). */
+static void wal_replay_accept(wal_replay_result_t *result, const char *path, uint64_t offset,
+                              uint64_t lsn, const char *reason, wal_log_end_t end)
+{
+    wal_replay_corrupt(result, path, offset, lsn, reason, result->loss_message,
+                       sizeof result->loss_message);
+    result->data_loss = true;
+    result->end = end;
+    result->end.cut = true;
+}
+
+/* Replay segment i taken from the preload; 0 (*end: where its valid records end), a callback's
+ * return, or ALLOT_E* (message). Damage in the segment is ALLOT_ECORRUPT, or with accepted loss
+ * 0 with result->data_loss set (the log ends in this segment). */
 static int wal_replay_segment(wal_preload_t *p, size_t i, const wal_replay_args_t *args,
-                              wal_replay_result_t *result, uint64_t *last_lsn, char *message,
+                              wal_replay_result_t *result, wal_log_end_t *end, char *message,
                               size_t message_bytes)
 {
     char path[WAL_PATH_BYTES_MAX];
@@ -762,21 +966,23 @@ static int wal_replay_segment(wal_preload_t *p, size_t i, const wal_replay_args_
     const wal_loaded_t *loaded = wal_preload_take(p, i);
     wal_replay_stop_t stop;
     int rc = wal_segment_replay(loaded, args, result, &stop);
-    if (rc == ALLOT_ECORRUPT) /* the state refused a record: say which */
+    if (rc == ALLOT_ECORRUPT) /* the state refused a record: say which (never accepted) */
         return wal_replay_corrupt(result, path, stop.offset, stop.lsn, stop.reason, message,
                                   message_bytes);
     if (rc != 0)
         return rc;
     const wal_scan_t *scan = &loaded->scan;
-    if (loaded->rc == ALLOT_ECORRUPT)
+    *end = wal_log_end_of(scan);
+    if (loaded->rc == ALLOT_ECORRUPT && p->accept_loss) {
+        wal_replay_accept(result, path, scan->end_offset, scan->last_lsn + 1, scan->reason, *end);
+    } else if (loaded->rc == ALLOT_ECORRUPT) {
         return wal_replay_corrupt(result, path, scan->end_offset, scan->last_lsn + 1, scan->reason,
                                   message, message_bytes);
-    if (loaded->rc < 0) {
+    } else if (loaded->rc < 0) {
         snprintf(message, message_bytes, "%s", loaded->message);
         return loaded->rc;
-    }
-    if (scan->is_last) {
-        result->end = wal_log_end_of(scan);
+    } else if (scan->is_last) {
+        result->end = *end;
         if (scan->torn) {
             result->tail_truncated = true;
             snprintf(result->tail_file, sizeof result->tail_file, "%s", path);
@@ -784,43 +990,123 @@ static int wal_replay_segment(wal_preload_t *p, size_t i, const wal_replay_args_
             result->tail_bytes = scan->torn_bytes;
         }
     }
-    *last_lsn = scan->last_lsn;
     wal_preload_release(p, i);
+    return 0;
+}
+
+/* Damage found before (or instead of) a segment: ALLOT_ECORRUPT naming file (a segment name
+ * in dir), offset and LSN, or with accepted loss 0 and the log cut at `end`. */
+static int wal_replay_gap(wal_preload_t *p, const char *name, uint64_t offset, uint64_t lsn,
+                          const char *reason, wal_log_end_t end, wal_replay_result_t *result,
+                          char *message, size_t message_bytes)
+{
+    char path[WAL_PATH_BYTES_MAX];
+    wal_segment_path(path, p->dir, name);
+    if (!p->accept_loss)
+        return wal_replay_corrupt(result, path, offset, lsn, reason, message, message_bytes);
+    wal_replay_accept(result, path, offset, lsn, reason, end);
+    return 0;
+}
+
+/* What is missing at the end of the log: the newest segment present is older than the one
+ * wal-end names (newest segments deleted), or there is no segment although the checkpoint
+ * covers LSNs or wal-end names one (the log deleted). NULL when nothing is; *name and *lsn
+ * say what to report. */
+static const char *wal_log_missing(const wal_preload_t *p, uint64_t after_lsn, char *name,
+                                   uint64_t *lsn)
+{
+    if (p->end_rc == 1 && (p->count == 0 || p->segments[p->count - 1].first_lsn < p->end_lsn)) {
+        snprintf(name, WAL_SEGMENT_NAME_BYTES + 1, "wal-%016" PRIx64 ".log", p->end_lsn);
+        *lsn = p->end_lsn;
+        return "the newest segment (named by wal-end) is missing: the log was deleted past "
+               "this LSN";
+    }
+    if (p->count == 0 && after_lsn > 0) {
+        snprintf(name, WAL_SEGMENT_NAME_BYTES + 1, "%s", WAL_END_FILE_NAME);
+        *lsn = after_lsn + 1;
+        return "no segment although the checkpoint covers LSNs: the log was deleted";
+    }
+    return NULL;
+}
+
+/* wal-end itself: required beside a version 2 newest segment (written before it took a
+ * record), and never damaged. NULL when fine. */
+static const char *wal_end_problem(const wal_preload_t *p, const wal_log_end_t *newest)
+{
+    if (p->end_rc == ALLOT_ECORRUPT)
+        return "wal-end is damaged: cannot tell whether newer segments were deleted";
+    if (p->end_rc == 0 && newest->version != WAL_FORMAT_VERSION_V1 && newest->version != 0)
+        return "wal-end is missing: cannot tell whether newer segments were deleted";
+    return NULL;
+}
+
+/* Before replaying: the end of the log is missing, or it starts after the first LSN needed.
+ * Returns 0 to go on (*skip_all: accepted loss of every segment), or ALLOT_ECORRUPT. A missing
+ * end with accepted loss is noted after replay (*end_missing). */
+static int wal_replay_starts(wal_preload_t *p, const wal_replay_args_t *args,
+                             wal_replay_result_t *result, bool *skip_all, const char **end_missing,
+                             char *message, size_t message_bytes)
+{
+    char name[WAL_SEGMENT_NAME_BYTES + 1];
+    uint64_t lsn = 0;
+    const char *missing = wal_log_missing(p, args->after_lsn, name, &lsn);
+    *skip_all = false;
+    *end_missing = NULL;
+    if (missing != NULL && (!p->accept_loss || p->count == 0)) {
+        *skip_all = true;
+        return wal_replay_gap(p, name, 0, lsn, missing, (wal_log_end_t){0}, result, message,
+                              message_bytes);
+    }
+    *end_missing = missing;
+    if (p->count == 0)
+        return 0;
+    result->first_lsn = p->segments[0].first_lsn;
+    if (p->segments[0].first_lsn > args->after_lsn + 1) {
+        *skip_all = true;
+        return wal_replay_gap(p, p->segments[0].name, 0, args->after_lsn + 1,
+                              "the log starts after the first LSN needed", (wal_log_end_t){0},
+                              result, message, message_bytes);
+    }
     return 0;
 }
 
 static int wal_replay_segments(wal_preload_t *p, const wal_replay_args_t *args,
                                wal_replay_result_t *result, char *message, size_t message_bytes)
 {
-    char path[WAL_PATH_BYTES_MAX];
+    bool skip_all;
+    const char *end_missing;
+    int rc = wal_replay_starts(p, args, result, &skip_all, &end_missing, message, message_bytes);
+    if (rc != 0 || skip_all)
+        return rc;
     const wal_segment_entry_t *segments = p->segments;
-    uint64_t expected = segments[0].first_lsn;
-    result->first_lsn = expected;
-    if (expected > args->after_lsn + 1) {
-        wal_segment_path(path, p->dir, segments[0].name);
-        return wal_replay_corrupt(result, path, 0, args->after_lsn + 1,
-                                  "the log starts after the first LSN needed", message,
-                                  message_bytes);
-    }
-    for (size_t i = 0; i < p->count; i++) {
-        if (segments[i].first_lsn != expected) {
-            wal_segment_path(path, p->dir, segments[i].name);
-            return wal_replay_corrupt(result, path, 0, expected,
-                                      "LSN gap: segment does not start where the previous ended",
-                                      message, message_bytes);
-        }
+    uint64_t expected = p->count > 0 ? segments[0].first_lsn : args->after_lsn + 1;
+    wal_log_end_t end = {0};
+    for (size_t i = 0; i < p->count && !result->data_loss; i++) {
+        if (segments[i].first_lsn != expected) /* end: the previous (replayed) segment's */
+            return wal_replay_gap(p, segments[i].name, 0, expected,
+                                  "LSN gap: segment does not start where the previous ended", end,
+                                  result, message, message_bytes);
         if (wal_segment_covered(p, i, args->after_lsn)) {
             wal_preload_release(p, i);
             expected = segments[i + 1].first_lsn; /* fully covered by the checkpoint */
             continue;
         }
-        uint64_t last_lsn = 0;
-        int rc = wal_replay_segment(p, i, args, result, &last_lsn, message, message_bytes);
+        rc = wal_replay_segment(p, i, args, result, &end, message, message_bytes);
         if (rc != 0)
             return rc;
-        expected = last_lsn + 1;
+        expected = end.last_lsn + 1;
     }
     result->last_lsn = expected - 1 > args->after_lsn ? expected - 1 : args->after_lsn;
+    if (result->data_loss)
+        return 0;
+    char path[WAL_PATH_BYTES_MAX];
+    const char *problem = end_missing != NULL ? end_missing : wal_end_problem(p, &end);
+    if (problem == NULL)
+        return 0;
+    wal_segment_path(path, p->dir, WAL_END_FILE_NAME);
+    if (!p->accept_loss)
+        return wal_replay_corrupt(result, path, 0, expected, problem, message, message_bytes);
+    wal_replay_accept(result, path, 0, expected, problem, end);
     return 0;
 }
 
@@ -841,7 +1127,7 @@ int wal_replay_preloaded(wal_preload_t *preload, uint64_t after_lsn, wal_record_
         snprintf(error_message, error_message_bytes, "%s", preload->list_message);
     result->segments = (uint32_t)preload->count;
     int rc = preload->list_rc;
-    if (rc == 0 && preload->count > 0) {
+    if (rc == 0) {
         wal_replay_args_t args = {.after_lsn = after_lsn,
                                   .record_cb = record_cb,
                                   .segment_done_cb = segment_done_cb,
@@ -910,6 +1196,7 @@ struct wal {
     /* Written by the writer, read lock-free by the loop. */
     _Atomic uint64_t spares_created;
     _Atomic bool failed;
+    _Atomic bool allocate_failing; /* the last attempt to allocate a spare failed (disk) */
 
     /* Under mutex. */
     pthread_mutex_t mutex;
@@ -933,7 +1220,12 @@ struct wal {
     int active_fd; /* -1: no segment yet; the first record rolls into the spare */
     uint64_t active_offset;
     uint64_t active_capacity;
-    bool active_dirty; /* written since its last fdatasync */
+    bool active_dirty;        /* records written since its last fdatasync */
+    bool active_v1;           /* an older segment: its header has no synced LSN to keep */
+    bool active_header_dirty; /* its header was rewritten since its last fdatasync */
+    uint64_t active_first_lsn;
+    uint64_t active_last_lsn;   /* the last record written into it (first - 1: none) */
+    uint64_t active_synced_lsn; /* what its header says (see the format) */
     int spare_fd;
     uint64_t written_lsn;
     uint64_t next_sync_ms;
@@ -997,6 +1289,7 @@ static bool wal_spare_try(wal_t *wal)
 {
     int rc = wal_spare_create(wal);
     wal->stats.allocate_error_last = rc;
+    atomic_store(&wal->allocate_failing, rc < 0);
     if (rc < 0) {
         wal->stats.allocate_failures++;
         wal->next_allocate_ms = monotonic_ms() + wal->allocate_retry_ms;
@@ -1006,6 +1299,26 @@ static bool wal_spare_try(wal_t *wal)
     return true;
 }
 
+/* Writer: the active segment's records up to active_last_lsn were just made durable: say so in
+ * its header (before they are reported durable; see the format). 0 or ALLOT_EIO (fatal). */
+static int wal_writer_header_update(wal_t *wal)
+{
+    if (wal->active_v1 || wal->active_last_lsn <= wal->active_synced_lsn)
+        return 0;
+    uint8_t header[WAL_SEGMENT_HEADER_BYTES];
+    wal_segment_header_encode(header, wal->active_first_lsn, wal->active_capacity,
+                              wal->active_last_lsn);
+    int rc = persist_pwrite_all(wal->active_fd, header, sizeof header, 0);
+    if (rc < 0) {
+        wal_writer_fail(wal, ALLOT_EIO, "segment header write failed", -rc);
+        return ALLOT_EIO;
+    }
+    wal->active_synced_lsn = wal->active_last_lsn;
+    wal->active_header_dirty = true;
+    return 0;
+}
+
+/* fdatasync fd; for the active segment, then record the synced LSN in its header. */
 static int wal_writer_sync(wal_t *wal, int fd)
 {
     assert(fd >= 0);
@@ -1015,45 +1328,76 @@ static int wal_writer_sync(wal_t *wal, int fd)
         wal_writer_fail(wal, ALLOT_EIO, "fdatasync failed", -rc);
         return rc;
     }
-    if (fd == wal->active_fd)
-        wal->active_dirty = false;
-    return 0;
+    if (fd != wal->active_fd)
+        return 0;
+    wal->active_dirty = false;
+    wal->active_header_dirty = false;
+    return wal_writer_header_update(wal);
 }
 
-/* Turn the spare into segment wal-<first_lsn>.log and make it the active segment. */
-static int wal_writer_rollover(wal_t *wal, uint64_t first_lsn)
+/* Make the spare (allocated now if there is none) segment wal-<first_lsn>.log: its header, the
+ * rename, then wal-end. 0 or -errno with *what naming the step that failed. Touches nothing else:
+ * the active segment is still the previous one. */
+static int wal_segment_make(wal_t *wal, uint64_t first_lsn, const char **what)
 {
-    if (wal->spare_fd < 0 && wal_spare_create(wal) < 0) {
-        wal_writer_fail(wal, ALLOT_EIO, "no segment could be allocated at rollover", ENOSPC);
-        return ALLOT_EIO;
-    }
+    int rc = 0;
+    *what = "no segment could be allocated";
+    if (wal->spare_fd < 0 && (rc = wal_spare_create(wal)) < 0)
+        return rc;
     uint8_t header[WAL_SEGMENT_HEADER_BYTES];
-    wal_segment_header_encode(header, first_lsn);
-    int rc = persist_pwrite_all(wal->spare_fd, header, sizeof header, 0);
-    if (rc < 0) {
-        wal_writer_fail(wal, ALLOT_EIO, "segment header write failed", -rc);
-        return ALLOT_EIO;
-    }
-    if (wal_writer_sync(wal, wal->spare_fd) < 0)
-        return ALLOT_EIO;
+    wal_segment_header_encode(header, first_lsn, wal->segment_bytes, first_lsn - 1);
+    *what = "segment header write failed";
+    if ((rc = persist_pwrite_all(wal->spare_fd, header, sizeof header, 0)) < 0)
+        return rc;
+    *what = "fdatasync failed";
+    wal->stats.fdatasyncs++;
+    if ((rc = persist_fdatasync(wal->spare_fd)) < 0)
+        return rc;
     char name[WAL_SEGMENT_NAME_BYTES + 1];
     snprintf(name, sizeof name, "wal-%016" PRIx64 ".log", first_lsn);
-    if (renameat(wal->dir_fd, WAL_SPARE_NAME, wal->dir_fd, name) != 0 || fsync(wal->dir_fd) != 0) {
-        wal_writer_fail(wal, ALLOT_EIO, "segment rename failed", errno);
-        return ALLOT_EIO;
-    }
-    if (wal->active_fd >= 0) {
-        if (wal->active_dirty && wal->fsync_mode != WAL_FSYNC_NONE &&
-            wal_writer_sync(wal, wal->active_fd) < 0)
-            return ALLOT_EIO;
-        close(wal->active_fd);
-    }
+    *what = "segment rename failed";
+    if (renameat(wal->dir_fd, WAL_SPARE_NAME, wal->dir_fd, name) != 0 || fsync(wal->dir_fd) != 0)
+        return -errno;
+    *what = "wal-end write failed";
+    wal->stats.fdatasyncs++;
+    return wal_end_write(wal->dir_fd, first_lsn);
+}
+
+/* The segment just made (wal_segment_make) becomes the active one. */
+static void wal_segment_switch(wal_t *wal, uint64_t first_lsn)
+{
+    assert(wal->spare_fd >= 0);
     wal->active_fd = wal->spare_fd;
     wal->spare_fd = -1;
     wal->active_offset = WAL_SEGMENT_HEADER_BYTES;
     wal->active_capacity = wal->segment_bytes;
     wal->active_dirty = false;
+    wal->active_header_dirty = false;
+    wal->active_v1 = false;
+    wal->active_first_lsn = first_lsn;
+    wal->active_last_lsn = wal->active_synced_lsn = first_lsn - 1;
     wal->next_allocate_ms = 0; /* allocate the next spare as soon as this batch is done */
+}
+
+/* Turn the spare into segment wal-<first_lsn>.log and make it the active segment; the previous
+ * one (its records end at first_lsn - 1) is synced (unless fsync none) and closed. */
+static int wal_writer_rollover(wal_t *wal, uint64_t first_lsn)
+{
+    const char *what;
+    int rc = wal_segment_make(wal, first_lsn, &what);
+    if (rc < 0) {
+        wal_writer_fail(wal, ALLOT_EIO, what, -rc);
+        return ALLOT_EIO;
+    }
+    if (wal->active_fd >= 0) {
+        assert(wal->active_last_lsn < first_lsn);
+        wal->active_last_lsn = first_lsn - 1; /* the batch's records before this one */
+        if (wal->active_dirty && wal->fsync_mode != WAL_FSYNC_NONE &&
+            wal_writer_sync(wal, wal->active_fd) < 0)
+            return ALLOT_EIO;
+        close(wal->active_fd);
+    }
+    wal_segment_switch(wal, first_lsn);
     return 0;
 }
 
@@ -1097,6 +1441,7 @@ static int wal_writer_batch(wal_t *wal, const uint8_t *batch, size_t bytes, uint
     if (wal_writer_write(wal, batch + run_start, pos - run_start) < 0)
         return ALLOT_EIO;
     assert(wal->active_offset == run_end_offset);
+    wal->active_last_lsn = last_lsn; /* the rest of the batch is in the active segment */
     if (wal->fsync_mode == WAL_FSYNC_ALWAYS && wal_writer_sync(wal, wal->active_fd) < 0)
         return ALLOT_EIO;
     wal->written_lsn = last_lsn;
@@ -1155,10 +1500,29 @@ static void wal_writer_wait(wal_t *wal)
     pthread_cond_timedwait(&wal->writer_cond, &wal->mutex, &ts);
 }
 
-/* Writer, mutex held on entry and exit: do one duty if one is due. False when idle. */
+/* Writer, mutex held: the spare is missing and its allocation is due. */
+static bool wal_writer_spare_due(const wal_t *wal, uint64_t now_ms)
+{
+    return !atomic_load(&wal->failed) && !wal->stop && wal->spare_fd < 0 &&
+           now_ms >= wal->next_allocate_ms;
+}
+
+/* Writer, mutex held on entry and exit: do one duty if one is due. False when idle. The next
+ * spare comes before the next batch: under a steady load a batch is always pending, and records
+ * that do not fit in the rest of the active segment wait for the spare. */
 static bool wal_writer_duty(wal_t *wal)
 {
     bool failed = atomic_load(&wal->failed);
+    uint64_t now_ms = monotonic_ms();
+    if (wal_writer_spare_due(wal, now_ms)) {
+        pthread_mutex_unlock(&wal->mutex);
+        bool created = wal_spare_try(wal);
+        pthread_mutex_lock(&wal->mutex);
+        wal_writer_publish(wal);
+        if (created)
+            uv_async_send(&wal->async);
+        return true;
+    }
     if (wal->flight_pending) {
         if (!failed) {
             pthread_mutex_unlock(&wal->mutex);
@@ -1178,16 +1542,6 @@ static bool wal_writer_duty(wal_t *wal)
         wal_writer_truncate(wal, lsn);
         pthread_mutex_lock(&wal->mutex);
         wal_writer_publish(wal);
-        return true;
-    }
-    uint64_t now_ms = monotonic_ms();
-    if (!failed && !wal->stop && wal->spare_fd < 0 && now_ms >= wal->next_allocate_ms) {
-        pthread_mutex_unlock(&wal->mutex);
-        bool created = wal_spare_try(wal);
-        pthread_mutex_lock(&wal->mutex);
-        wal_writer_publish(wal);
-        if (created)
-            uv_async_send(&wal->async);
         return true;
     }
     if (!failed && wal->fsync_mode == WAL_FSYNC_INTERVAL && wal->active_dirty &&
@@ -1214,7 +1568,10 @@ static void *wal_writer_main(void *arg)
         wal_writer_wait(wal);
     }
     pthread_mutex_unlock(&wal->mutex);
-    if (!atomic_load(&wal->failed) && wal->fsync_mode != WAL_FSYNC_NONE && wal->active_dirty)
+    /* a clean stop leaves the records and then the header that says so durable */
+    for (int i = 0; i < 2 && !atomic_load(&wal->failed) && wal->fsync_mode != WAL_FSYNC_NONE &&
+                    (wal->active_dirty || wal->active_header_dirty);
+         i++)
         wal_writer_sync(wal, wal->active_fd);
     pthread_mutex_lock(&wal->mutex);
     wal_writer_publish(wal);
@@ -1234,6 +1591,12 @@ size_t wal_payload_bytes_max(const wal_t *wal)
     return wal->payload_bytes_max;
 }
 
+/* No spare is ready and the last attempt to allocate one failed: the disk refused space. */
+static bool wal_disk_short(const wal_t *wal)
+{
+    return atomic_load(&((wal_t *)wal)->allocate_failing) && !wal_spare_ready(wal);
+}
+
 bool wal_writable(const wal_t *wal)
 {
     if (atomic_load(&((wal_t *)wal)->failed) || wal->closing)
@@ -1241,7 +1604,21 @@ bool wal_writable(const wal_t *wal)
     assert(wal->place_offset <= wal->place_capacity || wal->place_capacity == 0);
     uint64_t room =
         wal->place_capacity > wal->place_offset ? wal->place_capacity - wal->place_offset : 0;
-    return wal_spare_ready(wal) || room >= wal->payload_bytes_max + WAL_RECORD_OVERHEAD_BYTES;
+    return !wal_disk_short(wal) || room >= ALLOT_WAL_HEADROOM_BYTES;
+}
+
+int wal_room_check(const wal_t *wal, size_t payload_bytes)
+{
+    if (!wal_writable(wal))
+        return ALLOT_EUNAVAILABLE;
+    if (payload_bytes > wal->payload_bytes_max)
+        return ALLOT_ETOO_LARGE;
+    if (wal_has_room(wal, payload_bytes))
+        return 0;
+    uint64_t record_bytes = payload_bytes + WAL_RECORD_OVERHEAD_BYTES;
+    if (wal->fill_bytes + record_bytes > wal->batch_bytes_max)
+        return ALLOT_EOVERLOADED; /* the batch drains by itself */
+    return wal_disk_short(wal) ? ALLOT_EUNAVAILABLE : ALLOT_EOVERLOADED; /* else: spare pending */
 }
 
 bool wal_has_room(const wal_t *wal, size_t payload_bytes)
@@ -1510,9 +1887,10 @@ static int wal_log_end_scan(const char *dir, const wal_segment_entry_t *newest, 
     wal_segment_load(dir, newest, true, &loaded);
     int rc = loaded.rc;
     if (rc == ALLOT_ECORRUPT)
-        snprintf(message, message_bytes,
-                 "wal: bad record in %s at offset %" PRIu64 " (LSN %" PRIu64 " expected): %s", path,
-                 loaded.scan.end_offset, loaded.scan.last_lsn + 1, loaded.scan.reason);
+        wal_message_set(message, message_bytes,
+                        "wal: the log is damaged or incomplete at %s offset %" PRIu64
+                        " (LSN %" PRIu64 " expected): %s",
+                        path, loaded.scan.end_offset, loaded.scan.last_lsn + 1, loaded.scan.reason);
     else if (rc < 0)
         snprintf(message, message_bytes, "%s", loaded.message);
     else
@@ -1539,9 +1917,91 @@ static int wal_log_end_open_known(const char *path, uint64_t first_lsn, const wa
 }
 
 /* Find where the log ends and make the newest segment the active one. */
+/* Accepted loss: zero the kept segment from the cut on, and make its header agree (synced LSN
+ * at most the cut's last LSN, segment bytes the file's size: it may have been truncated). */
+static int wal_segment_seal(const char *path, const wal_log_end_t *cut, char *message,
+                            size_t message_bytes)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    int rc = fd >= 0 && fstat(fd, &st) == 0 ? 0 : -errno;
+    uint64_t bytes = rc == 0 ? (uint64_t)st.st_size : 0;
+    if (rc == 0 && bytes > cut->offset)
+        rc = wal_zero_range(fd, cut->offset, bytes - cut->offset);
+    if (rc == 0 && cut->version != WAL_FORMAT_VERSION_V1) {
+        uint8_t header[WAL_SEGMENT_HEADER_BYTES];
+        uint64_t synced = cut->synced_lsn < cut->last_lsn ? cut->synced_lsn : cut->last_lsn;
+        wal_segment_header_encode(header, cut->segment_first_lsn, bytes, synced);
+        rc = persist_pwrite_all(fd, header, sizeof header, 0);
+    }
+    if (rc == 0)
+        rc = persist_fdatasync(fd);
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        snprintf(message, message_bytes, "wal: cannot cut %s: %s", path, strerror(-rc));
+    return rc < 0 ? ALLOT_EIO : 0;
+}
+
+/* Accepted loss (log_end.cut): every segment after the cut one (and that one too when its
+ * header is damaged; every one when the cut keeps none) is renamed <name>.discarded; the kept
+ * one is sealed at the cut. The caller starts a new segment. */
+static int wal_open_cut(wal_t *wal, const wal_log_end_t *cut, char *message, size_t message_bytes)
+{
+    wal_segment_entry_t *segments = NULL;
+    size_t count = 0;
+    int rc = wal_segments_list(wal->dir, &segments, &count, message, message_bytes);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        uint64_t first = segments[i].first_lsn;
+        char path[WAL_PATH_BYTES_MAX], aside[WAL_PATH_BYTES_MAX + 16];
+        wal_segment_path(path, wal->dir, segments[i].name);
+        if (first < cut->segment_first_lsn)
+            continue;
+        if (first == cut->segment_first_lsn && !cut->header_damaged) {
+            rc = wal_segment_seal(path, cut, message, message_bytes);
+            continue;
+        }
+        snprintf(aside, sizeof aside, "%s%s", path, WAL_DISCARDED_SUFFIX);
+        if (rename(path, aside) != 0) {
+            snprintf(message, message_bytes, "wal: cannot set %s aside: %s", path, strerror(errno));
+            rc = ALLOT_EIO;
+        }
+    }
+    free(segments);
+    if (rc == 0 && fsync(wal->dir_fd) != 0) {
+        snprintf(message, message_bytes, "wal: fsync of %s: %s", wal->dir, strerror(errno));
+        rc = ALLOT_EIO;
+    }
+    return rc;
+}
+
+/* Make the newest segment (version 2) the active one, where replay found its end. */
+static void wal_active_set(wal_t *wal, int fd, const wal_log_end_t *end)
+{
+    wal->active_fd = fd;
+    wal->active_offset = end->offset;
+    wal->active_capacity = end->segment_bytes;
+    wal->active_first_lsn = end->segment_first_lsn;
+    wal->active_last_lsn = end->last_lsn;
+    wal->active_synced_lsn = end->synced_lsn;
+    wal->active_v1 = end->version == WAL_FORMAT_VERSION_V1;
+    if (wal->active_v1) /* never appended to: wal_open begins a version 2 segment */
+        wal->active_capacity = wal->active_offset;
+}
+
 static int wal_open_tail(wal_t *wal, const wal_log_end_t *known, uint64_t next_lsn, char *message,
                          size_t message_bytes)
 {
+    if (known != NULL && known->cut) {
+        if (known->last_lsn + 1 > next_lsn) {
+            snprintf(message, message_bytes,
+                     "wal: the log is cut at LSN %" PRIu64 " but appending was asked to start "
+                     "at %" PRIu64,
+                     known->last_lsn, next_lsn);
+            return ALLOT_EINVALID_ARGUMENT;
+        }
+        return wal_open_cut(wal, known, message, message_bytes); /* no active segment */
+    }
     wal_segment_entry_t *segments = NULL;
     size_t count = 0;
     int rc = wal_segments_list(wal->dir, &segments, &count, message, message_bytes);
@@ -1577,10 +2037,41 @@ static int wal_open_tail(wal_t *wal, const wal_log_end_t *known, uint64_t next_l
         close(fd);
         return ALLOT_EIO;
     }
-    wal->active_fd = fd;
-    wal->active_offset = end.offset;
-    wal->active_capacity = end.segment_bytes;
+    wal_active_set(wal, fd, &end);
     return 0;
+}
+
+/* After the tail is open: a log with no segment of version 2 to append to (empty, cut, or its
+ * newest segment older) begins one at next_lsn now, so that wal-end and a segment exist from
+ * the first start (a full disk leaves that to the first record, as it would); otherwise wal-end
+ * is brought up to the newest segment (a crash can fall between a segment's rename and
+ * wal-end's). 0 or ALLOT_EIO. */
+static int wal_open_segment(wal_t *wal, uint64_t next_lsn, char *message, size_t message_bytes)
+{
+    const char *what = NULL;
+    int rc = 0;
+    if (wal->active_fd < 0 || wal->active_v1) {
+        rc = wal_segment_make(wal, next_lsn, &what);
+        if (rc == 0) {
+            if (wal->active_fd >= 0)
+                close(wal->active_fd); /* nothing was written to it */
+            wal_segment_switch(wal, next_lsn);
+        } else if (wal->spare_fd < 0) {
+            rc = 0; /* no space for a segment: not writable until there is (wal_spare_try) */
+        }
+    } else {
+        uint64_t named = 0;
+        char scratch[WAL_MESSAGE_BYTES_MAX];
+        if (wal_end_read(wal->dir, &named, scratch, sizeof scratch) != 1 ||
+            named != wal->active_first_lsn) {
+            what = "wal-end write failed";
+            wal->stats.fdatasyncs++;
+            rc = wal_end_write(wal->dir_fd, wal->active_first_lsn);
+        }
+    }
+    if (rc < 0)
+        snprintf(message, message_bytes, "wal: %s in %s: %s", what, wal->dir, strerror(-rc));
+    return rc < 0 ? ALLOT_EIO : 0;
 }
 
 static int wal_threads_start(wal_t *wal, char *message, size_t message_bytes)
@@ -1658,6 +2149,8 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
         rc = wal_dir_open(wal, message, message_bytes);
     if (rc == 0)
         rc = wal_open_tail(wal, config->log_end, next_lsn, message, message_bytes);
+    if (rc == 0)
+        rc = wal_open_segment(wal, next_lsn, message, message_bytes);
     if (rc == 0 && ((wal->fill = malloc(wal->batch_bytes_max)) == NULL ||
                     (wal->flight = malloc(wal->batch_bytes_max)) == NULL))
         rc = ALLOT_ENOMEM;

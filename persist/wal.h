@@ -2,7 +2,8 @@
  * and replay at start-up. The on-disk format is described byte by byte at the top of wal.c.
  *
  * Contract
- *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_*_lsn,
+ *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_room_check,
+ *    wal_*_lsn,
  *    wal_truncate_before, wal_stats and wal_close are called from the libuv loop thread only.
  *    The WAL owns one writer thread (all segment writes, fdatasyncs, segment allocation and
  *    deletion) and one uv_async_t through which it reports back. wal_replay and the
@@ -11,25 +12,34 @@
  *    functions are called from one thread (the one that started it).
  *  - Directory: config->dir is the WAL directory itself (the server passes "<data-dir>/wal");
  *    wal_open creates it (mode 0750) when its parent exists. Segments are
- *    "wal-<first LSN as 16 hex digits>.log"; "wal-spare.tmp" is the preallocated next segment.
+ *    "wal-<first LSN as 16 hex digits>.log"; "wal-spare.tmp" is the preallocated next segment;
+ *    "wal-end" names the newest segment made (so that a deleted newest segment is noticed);
+ *    "<segment>.discarded" are segments set aside by an accepted loss (never read again).
  *  - Appending: wal_append copies the record into the in-memory batch and returns its LSN
  *    (previous + 1); it never touches the disk. wal_flush (end of each loop iteration) hands the
  *    batch to the writer if the writer is idle; otherwise the batch keeps growing and is handed
  *    over as soon as the writer reports back (group commit: one write + one fdatasync per
- *    batch). Callers must check wal_has_room(bytes) before each append:
- *       !wal_writable()            -> reply UNAVAILABLE (disk: no segment space reserved, or the
- *                                     WAL failed); nothing was appended.
- *       writable but !wal_has_room -> reply OVERLOADED: the batch buffer (batch_bytes_max) is
- *                                     full while the writer is busy; it drains by itself.
- *       len > wal_payload_bytes_max -> TOO_LARGE.
+ *    batch). Callers must check before each append; wal_room_check(bytes) says what to reply:
+ *       ALLOT_EUNAVAILABLE  the WAL failed or is closing, or the disk refused space (below);
+ *       ALLOT_ETOO_LARGE    bytes > wal_payload_bytes_max;
+ *       ALLOT_EOVERLOADED   the batch buffer (batch_bytes_max) is full while the writer is busy,
+ *                           or the record does not fit in the rest of the active segment and the
+ *                           next segment is still being allocated: both pass by themselves;
+ *       0                   wal_has_room(bytes) is true: wal_append will take the record.
  *    wal_append returns 0 (appends nothing) when wal_has_room would have said false.
  *  - Space: a record is only accepted when its bytes are already allocated on disk: it fits in
- *    the rest of the active segment, or a preallocated spare segment exists. wal_writable() is
- *    true when any record up to wal_payload_bytes_max can be accepted. When the spare cannot be
- *    allocated (ENOSPC, EDQUOT, ...) the writer retries every allocate_retry_ms and
- *    wal_writable() turns true again by itself once space is free. Never a crash.
+ *    the rest of the active segment, or a preallocated spare segment exists. The writer
+ *    allocates the next spare as soon as the previous one became the active segment, before it
+ *    writes the next batch. When the allocation fails (ENOSPC, EDQUOT, ...) the disk is short:
+ *    records that fit in the rest of the active segment are still accepted, the others are
+ *    UNAVAILABLE, and wal_writable() is false once less than ALLOT_WAL_HEADROOM_BYTES is left
+ *    there. The writer retries every allocate_retry_ms and writes resume by themselves once
+ *    space is free. Waiting for a spare that is being allocated is never UNAVAILABLE. Never a
+ *    crash.
  *  - Durability: durable_cb(wal, lsn, ctx) runs on the loop thread each time durable_lsn
- *    advances (monotonic). Meaning by fsync_mode:
+ *    advances (monotonic). Before the writer reports records durable after an fdatasync, it
+ *    records their LSN in the segment's header (the synced LSN, format in wal.c), so that replay
+ *    tells damage to them from a torn write. Meaning by fsync_mode:
  *       ALWAYS   : records are durable once written and fdatasync'ed (default; replies wait).
  *       INTERVAL : durable once written to the kernel (pwrite returned) - survives kill -9 but
  *                  up to fsync_interval_ms of acknowledged writes may be lost on power loss;
@@ -54,10 +64,15 @@
  *  - Replay: wal_replay checks every record of the segments that hold LSNs > after_lsn (CRC,
  *    length, LSN exactly +1 across segments) and calls record_cb for each with LSN > after_lsn,
  *    in order. A torn record at the end of the newest segment (anything but a valid record
- *    that is not followed by a valid record with the next LSN) is not an error: it is reported
- *    in result->tail_* and the next wal_open zeroes it and appends from there. A bad record
- *    anywhere else, an LSN gap, or a log that starts after after_lsn + 1 is ALLOT_ECORRUPT with
- *    a message naming the file, the byte offset and the LSN expected there. A nonzero return of
+ *    that is not followed by a valid record with the next LSN, past the segment's synced LSN)
+ *    is not an error: it is reported in result->tail_* and the next wal_open zeroes it and
+ *    appends from there. A bad or missing record at or before a segment's synced LSN, a bad
+ *    record anywhere else, a damaged segment header, a segment file of the wrong size, an LSN
+ *    gap, a log that starts after after_lsn + 1, a newest segment older than the one wal-end
+ *    names, no wal-end beside a version 2 segment, and no segment at all while after_lsn > 0
+ *    are ALLOT_ECORRUPT with a message naming the file, the byte offset and the LSN expected
+ *    there (the rules are in wal.c, VALIDITY). With wal_preload_accept_loss the first of these
+ *    ends the log instead (result->data_loss; wal_open cuts it there). A nonzero return of
  *    record_cb stops replay and is returned. Every segment is checked whole before its first
  *    record goes to record_cb; on corruption record_cb still gets every valid record before
  *    the bad one and none after it. When record_cb returns ALLOT_ECORRUPT (the state refused
@@ -81,11 +96,15 @@
  *    between wal_preload_start and the end of replay (allotd writes nothing there before
  *    wal_open). If the thread cannot be started, replay reads the segments itself.
  *  - wal_open(next_lsn) expects the log to end at next_lsn - 1 (run wal_replay first);
- *    otherwise ALLOT_EINVALID_ARGUMENT. An empty directory starts a log at next_lsn. With
- *    config->log_end (result->end of the replay just done) it takes the end of the newest
- *    segment and its torn tail from there instead of reading and checking that segment again;
- *    when log_end does not describe the newest segment present (first LSN or size differ) it
- *    reads the segment as without it.
+ *    otherwise ALLOT_EINVALID_ARGUMENT. With config->log_end (result->end of the replay just
+ *    done) it takes the end of the newest segment and its torn tail from there instead of
+ *    reading and checking that segment again; when log_end does not describe the newest
+ *    segment present (first LSN or size differ) it reads the segment as without it. A log_end
+ *    with cut set (accepted loss) is applied as described in wal.c (ACCEPTED LOSS); the log
+ *    may then end below next_lsn - 1 (the checkpoint covers the rest). When the log has no
+ *    version 2 segment to append to (an empty directory, a cut, a newest segment of version 1)
+ *    wal_open begins one at next_lsn at once, with wal-end (on a full disk the first record
+ *    does, as usual); otherwise it brings wal-end up to the newest segment.
  *  - Errors: 0 or negative ALLOT_E*: INVALID_ARGUMENT (bad config/arguments), NOMEM, IO
  *    (system call failed; message says which), CORRUPT (see replay).
  */
@@ -100,12 +119,16 @@
 
 #include "core/limits.h"
 
-/* Format constants (see wal.c). */
-#define WAL_SEGMENT_HEADER_BYTES  32u
-#define WAL_RECORD_HEADER_BYTES   21u
-#define WAL_RECORD_TRAILER_BYTES  4u
-#define WAL_RECORD_OVERHEAD_BYTES (WAL_RECORD_HEADER_BYTES + WAL_RECORD_TRAILER_BYTES)
-#define WAL_FORMAT_VERSION        1u
+/* Format constants (see wal.c). Segments written now are of version 2; version 1 is read. */
+#define WAL_SEGMENT_HEADER_BYTES    64u
+#define WAL_SEGMENT_HEADER_BYTES_V1 32u
+#define WAL_RECORD_HEADER_BYTES     21u
+#define WAL_RECORD_TRAILER_BYTES    4u
+#define WAL_RECORD_OVERHEAD_BYTES   (WAL_RECORD_HEADER_BYTES + WAL_RECORD_TRAILER_BYTES)
+#define WAL_FORMAT_VERSION          2u
+#define WAL_FORMAT_VERSION_V1       1u
+#define WAL_END_FILE_NAME           "wal-end"
+#define WAL_END_FILE_BYTES          32u
 /* Smallest and largest segment file accepted (config and replay). */
 #define WAL_SEGMENT_BYTES_MIN 4096u
 #define WAL_SEGMENT_BYTES_MAX (1ull << 30)
@@ -129,6 +152,13 @@ typedef struct wal_log_end {
     uint64_t offset;            /* just after its last valid record */
     uint64_t torn_bytes;        /* nonzero bytes from offset on (a torn tail), 0 when none */
     uint64_t last_lsn;          /* LSN of its last valid record (segment_first_lsn - 1: none) */
+    uint64_t synced_lsn;        /* its header's synced LSN (version 1: segment_first_lsn - 1) */
+    uint32_t version;           /* its format version */
+    /* Accepted loss (wal_preload_accept_loss): the log ends here although more followed; wal_open
+     * discards every later segment, seals this one at offset (segment_first_lsn 0: no segment
+     * is kept; header_damaged: this one is set aside too) and starts a new segment. */
+    bool cut;
+    bool header_damaged;
 } wal_log_end_t;
 
 typedef struct wal_config {
@@ -168,6 +198,8 @@ uint64_t wal_append(wal_t *wal, uint8_t type, int64_t time_ms, const void *paylo
 void wal_flush(wal_t *wal);
 bool wal_has_room(const wal_t *wal, size_t payload_bytes);
 bool wal_writable(const wal_t *wal);
+/* 0 or the error to reply for a record of payload_bytes (see the contract). */
+int wal_room_check(const wal_t *wal, size_t payload_bytes);
 size_t wal_payload_bytes_max(const wal_t *wal);
 uint64_t wal_last_lsn(const wal_t *wal);
 uint64_t wal_durable_lsn(const wal_t *wal);
@@ -200,6 +232,11 @@ typedef struct wal_replay_result {
     uint64_t bad_lsn; /* the LSN expected there */
     /* When replay returned 0: where the newest segment ends (for wal_config_t.log_end). */
     wal_log_end_t end;
+    /* Accepted loss (wal_preload_accept_loss): replay returned 0 although the log is damaged or
+     * incomplete; bad_* and loss_message say where and why (what the error would have been),
+     * end.cut is set, and every record after bad_lsn - 1 is dropped by wal_open. */
+    bool data_loss;
+    char loss_message[WAL_MESSAGE_BYTES_MAX];
 } wal_replay_result_t;
 
 int wal_replay(const char *dir, uint64_t after_lsn, wal_record_cb record_cb, void *ctx,
@@ -222,6 +259,10 @@ int wal_replay_preloaded(wal_preload_t *preload, uint64_t after_lsn, wal_record_
                          size_t error_message_bytes);
 /* Stop and join the reader, free every buffer and the preload (NULL: nothing). */
 void wal_preload_cancel(wal_preload_t *preload);
+/* The operator accepts losing what follows damage (allotd --accept-data-loss): replay stops at
+ * the first damage or gap instead of failing (see wal_replay_result_t.data_loss). A record that
+ * record_cb refuses is still an error. Call before wal_replay_preloaded. */
+void wal_preload_accept_loss(wal_preload_t *preload);
 
 /* ---- record format helpers (tests, tools) ----------------------------------------------- */
 typedef struct wal_record {

@@ -1,4 +1,5 @@
-/* allot-wal.c - inspect a WAL offline: `allot-wal verify|dump <data-dir>` (read-only). */
+/* allot-wal.c - inspect a WAL: `allot-wal verify|dump <data-dir>` (read-only; takes no lock on the
+ * data directory, so it also runs beside the server that writes it). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: allot-wal verify <data-dir>   check every record of <data-dir>/wal\n"
                  "       allot-wal dump <data-dir>     one line per record: lsn time type length\n"
                  "exit status: 0 log is valid (a torn tail is reported, not an error), 1 a bad\n"
-                 "record or LSN gap (file, offset and LSN are printed), 2 usage or I/O error\n");
+                 "record, an LSN gap or missing segments (file, offset and LSN are printed),\n"
+                 "2 usage or I/O error\n");
 }
 
 static int dump_record_cb(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
@@ -98,8 +100,8 @@ int main(int argc, char **argv)
                 " bytes): the server cuts it off at next start\n",
                 result.tail_file, result.tail_offset, result.tail_bytes);
     if (!dump)
-        printf("ok: checkpoint LSN %" PRIu64 ", %u segments, %" PRIu64 " records, first LSN %" PRIu64
-               ", last LSN %" PRIu64 "\n",
+        printf("ok: checkpoint LSN %" PRIu64 ", %u segments, %" PRIu64
+               " records, first LSN %" PRIu64 ", last LSN %" PRIu64 "\n",
                checkpoint_lsn, result.segments, result.records_checked, result.first_lsn,
                result.records_checked > 0 ? result.last_lsn : 0);
     return 0;

@@ -249,7 +249,7 @@ static bool harness_server_wait_ready(harness_server_t *s, int timeout_ms)
 static bool harness_log_says_port_in_use(const harness_server_t *s)
 {
     char *log = harness_server_log_read(s);
-    bool in_use = strcasestr(log, "in use") != NULL;
+    bool in_use = strcasestr(log, "address already in use") != NULL;
     free(log);
     return in_use;
 }

@@ -31,7 +31,8 @@ Test(backup, lmdb_copy_then_wal_segments_restore_every_write_before_the_copy)
     allot_client_t *c = harness_connect(s);
     allot_reply_t reply = {0};
     harness_call_ok(c, "location.put",
-                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 52.0, \"lon\": 4.0}", &reply);
+                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 52.0, \"lon\": 4.0}",
+                    &reply);
     harness_call_ok(c, "stock.set", "{\"sku\": \"A\", \"location\": \"W1\", \"on_hand\": 10}",
                     &reply);
     harness_call_ok(c, "server.checkpoint", "{}", &reply);
@@ -44,7 +45,8 @@ Test(backup, lmdb_copy_then_wal_segments_restore_every_write_before_the_copy)
     char backup[] = "/tmp/allot-backup-XXXXXX";
     cr_assert_not_null(mkdtemp(backup));
     shell("mdb_copy -n %s/state.lmdb %s/state.lmdb", s->data_dir, backup);
-    shell("mkdir -p %2$s/wal && cp %1$s/wal/wal-*.log %2$s/wal/", s->data_dir, backup);
+    shell("mkdir -p %2$s/wal && cp %1$s/wal/wal-end %2$s/wal/ && cp %1$s/wal/wal-*.log %2$s/wal/",
+          s->data_dir, backup);
     /* after the backup: must not appear in the restored server */
     harness_call_ok(c, "stock.set", "{\"sku\": \"C\", \"location\": \"W1\", \"on_hand\": 1}",
                     &reply);

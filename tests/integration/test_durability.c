@@ -31,8 +31,7 @@ static void sleep_ms(int ms)
     nanosleep(&t, NULL);
 }
 
-/* A write that must succeed; UNAVAILABLE/OVERLOADED are retried for up to 5 s (with small WAL
- * segments, writes wait for the next segment to be preallocated after each switch). */
+/* A write that must succeed; UNAVAILABLE/OVERLOADED are retried for up to 5 s. */
 static void write_ok(allot_client_t *c, const char *method, const char *params)
 {
     allot_reply_t r = {0};
@@ -250,6 +249,41 @@ Test(durability, full_disk_refuses_writes_serves_reads_and_recovers_by_itself, .
     c = harness_connect(s);
     assert_seed_present(c, 3);
     cr_assert_eq(on_hand_of(c, "A"), 1000 + ok);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+/* ---- small segments on a disk with room ------------------------------------------------------ */
+
+Test(durability, small_segments_on_a_disk_with_room_refuse_no_write, .timeout = 180)
+{
+    /* 40,000 pipelined adjusts fill several 1 MiB segments; after each switch the next spare
+     * is still being allocated. A record that fits in the rest of the active segment is never
+     * refused (it was UNAVAILABLE unless there was room for a whole segment's worth). */
+    harness_server_t *s = harness_server_start(
+        "--wal-segment-bytes 1048576 --checkpoint-interval-s 0 --checkpoint-wal-bytes 0");
+    allot_client_t *c = harness_connect(s);
+    allot_client_set_timeout(c, 30000);
+    seed(c);
+    adjust_run_t total = {0};
+    for (int round = 0; round < 20; round++) {
+        adjust_run_t run = adjust_pipelined(c, "s", round * 2000, 2000);
+        total.ok += run.ok;
+        total.unavailable += run.unavailable;
+        total.overloaded += run.overloaded;
+        total.other += run.other;
+    }
+    cr_assert_eq(total.unavailable + total.overloaded + total.other, 0,
+                 "%d UNAVAILABLE, %d OVERLOADED, %d other of 40000", total.unavailable,
+                 total.overloaded, total.other);
+    cr_assert_geq(wal_segments(s), 3, "the writes crossed several segments: %d", wal_segments(s));
+    cr_assert_eq(on_hand_of(c, "A"), 1000 + 40000);
+    allot_client_close(c);
+    harness_server_kill9(s);
+    harness_server_restart(s);
+    c = harness_connect(s);
+    cr_assert_eq(on_hand_of(c, "A"), 1000 + 40000);
     allot_client_close(c);
     harness_server_stop(s);
     harness_server_destroy(s);

@@ -1,11 +1,13 @@
 /* test_persist_archive.c - the order archive over state.lmdb: get and list (newest first, paged)
  * across live and evicted orders through core's API with the real archive, full checkpoints
- * keeping archived orders, the customer index on deletes, and the version 1 -> 2 upgrade. */
+ * keeping archived orders, the customer index on deletes, the version 1 -> 3 upgrade and damaged
+ * order records and index entries. */
 #include <lmdb.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "test_core_fixture.h"
+#include "test_persist_store_fixture.h"
 
 #include "core/errors.h"
 #include "core/order.h"
@@ -98,8 +100,8 @@ static void order(const char *id, const char *customer, int64_t created_ms, bool
     allot_error_detail_clear(&fx_err);
     cr_assert_eq(allot_order_create(st, &req, created_ms, &v, &fx_err), 0, "%s", fx_err.message);
     if (end)
-        cr_assert_eq(allot_order_cancel(st, S(id), S("test"), created_ms + 1, &v, &fx_err), 0,
-                     "%s", fx_err.message);
+        cr_assert_eq(allot_order_cancel(st, S(id), S("test"), created_ms + 1, &v, &fx_err), 0, "%s",
+                     fx_err.message);
 }
 
 static uint64_t orders_in_memory(void)
@@ -301,11 +303,11 @@ Test(archive, customer_index_follows_deletes)
     cr_assert_eq(index_entries(), 14);
     checkpoint_batch_t *batch = checkpoint_batch_create(false);
     const uint8_t key[] = {CHECKPOINT_KIND_ORDER, 'o', '-', '0', '0'};
-    cr_assert_eq(checkpoint_batch_add(batch, key, sizeof(key), ALLOT_EVENT_ORDER_SNAPSHOT, NULL,
-                                      0, true),
-                 0);
-    cr_assert_eq(checkpoint_store_write(store, &batch, 1, ++lsn, NULL, message, sizeof(message)),
-                 0, "%s", message);
+    cr_assert_eq(
+        checkpoint_batch_add(batch, key, sizeof(key), ALLOT_EVENT_ORDER_SNAPSHOT, NULL, 0, true),
+        0);
+    cr_assert_eq(checkpoint_store_write(store, &batch, 1, ++lsn, NULL, message, sizeof(message)), 0,
+                 "%s", message);
     checkpoint_batch_free(batch);
     cr_assert_eq(index_entries(), 13);
     seen_t s = {.n = 0};
@@ -322,23 +324,72 @@ Test(archive, a_version_1_store_is_upgraded_and_indexed_on_open)
     allot_state_set_archive(st, NULL);
     archive_close(arch);
     arch = NULL;
-    MDB_env *env = checkpoint_store_env(store);
-    MDB_txn *txn;
-    MDB_dbi meta;
-    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    cr_assert_eq(mdb_drop(txn, checkpoint_store_index_dbi(store), 0), 0);
-    uint8_t v1[4] = {1, 0, 0, 0};
-    MDB_val key = {14, "format_version"}, value = {4, v1};
-    cr_assert_eq(mdb_put(txn, meta, &key, &value, 0), 0);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
+    sfx_store_rewrite_as_version(checkpoint_store_env(store), 1);
     cr_assert_eq(index_entries(), 0);
     store_open();
     cr_assert_eq(index_entries(), 14);
+    cr_assert_eq(checkpoint_store_upgraded_from(store), 1);
     assert_c1_newest_first();
+    MDB_txn *txn;
+    MDB_dbi meta;
+    MDB_val key = {14, "format_version"}, value;
     cr_assert_eq(mdb_txn_begin(checkpoint_store_env(store), NULL, MDB_RDONLY, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     cr_assert_eq(mdb_get(txn, meta, &key, &value), 0);
     cr_assert_eq(((const uint8_t *)value.mv_data)[0], CHECKPOINT_FORMAT_VERSION);
     mdb_txn_abort(txn);
+}
+
+static void store_close(void)
+{
+    allot_state_set_archive(st, NULL);
+    archive_close(arch);
+    arch = NULL;
+    checkpoint_store_close(store);
+    store = NULL;
+}
+
+Test(archive, a_damaged_order_record_is_corrupt_never_a_wrong_order)
+{
+    world();
+    store_close();
+    const uint8_t key[] = {CHECKPOINT_KIND_ORDER, 'o', '-', '0', '0'};
+    sfx_record_damage(path, key, sizeof(key), (sfx_damage_t){8 * 12 + 3, -1, 0, false});
+    store_open();
+    const uint8_t *payload;
+    size_t len;
+    cr_assert_eq(archive_get(arch, S("o-00"), &payload, &len), ALLOT_ECORRUPT);
+    cr_assert_eq(archive_get(arch, S("o-02"), &payload, &len), 0, "the others are intact");
+    seen_t s = {.n = 0};
+    cr_assert_eq(archive_list(arch, S("c1"), FX_T0 + 10, S("o-02"), 100, collect, &s),
+                 ALLOT_ECORRUPT, "the walk reaches o-00");
+}
+
+Test(archive, a_damaged_index_entry_is_corrupt)
+{
+    world();
+    store_close();
+    MDB_env *env;
+    MDB_dbi state_dbi, index_dbi;
+    MDB_txn *txn = sfx_raw_begin(path, &env, &state_dbi);
+    cr_assert_eq(mdb_dbi_open(txn, ARCHIVE_INDEX_DB_NAME, 0, &index_dbi), 0);
+    MDB_cursor *cursor;
+    cr_assert_eq(mdb_cursor_open(txn, index_dbi, &cursor), 0);
+    MDB_val key, value;
+    cr_assert_eq(mdb_cursor_get(cursor, &key, &value, MDB_LAST), 0); /* c10's x-1 (length 3) */
+    uint8_t copy[4];
+    cr_assert_eq(value.mv_size, sizeof(copy), "every entry holds its trailer");
+    memcpy(copy, value.mv_data, sizeof(copy));
+    copy[2] ^= 0x20;
+    MDB_val damaged = {sizeof(copy), copy};
+    cr_assert_eq(mdb_cursor_put(cursor, &key, &damaged, MDB_CURRENT), 0);
+    mdb_cursor_close(cursor);
+    sfx_raw_end(env, txn);
+    store_open();
+    seen_t s = {.n = 0};
+    cr_assert_eq(archive_list(arch, S("c10"), 0, S(""), 10, collect, &s), ALLOT_ECORRUPT);
+    cr_assert_eq(s.n, 0);
+    s.n = 0;
+    cr_assert_eq(archive_list(arch, S("c2"), 0, S(""), 10, collect, &s), 0, "other entries");
+    cr_assert_eq(s.n, 1);
 }

@@ -1,12 +1,15 @@
 /* test_persist_checkpoint.c - LMDB checkpoints: round trip, incremental writes, deletions, map
- * growth, format checks and the writer thread. */
+ * growth, format checks, checksums and damaged records, the upgrade of older stores and the
+ * writer thread. */
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test_core_fixture.h"
+#include "test_persist_store_fixture.h"
 
 #include "core/errors.h"
 #include "persist/checkpoint.h"
@@ -81,10 +84,10 @@ static allot_state_t *load_into_fresh_state(bool two_threads, int expected_rc,
     allot_state_t *loaded = allot_state_create(&fx_config);
     cr_assert_not_null(loaded);
     *stats = (checkpoint_load_stats_t){0};
-    int rc = two_threads ? checkpoint_store_load_state(store, loaded, stats, message,
-                                                       sizeof(message))
-                         : checkpoint_store_load(store, apply_record, loaded, &stats->records,
-                                                 message, sizeof(message));
+    int rc = two_threads
+                 ? checkpoint_store_load_state(store, loaded, stats, message, sizeof(message))
+                 : checkpoint_store_load(store, apply_record, loaded, &stats->records, message,
+                                         sizeof(message));
     cr_assert_eq(rc, expected_rc, "two threads %d: %s", two_threads, message);
     return loaded;
 }
@@ -314,14 +317,49 @@ Test(checkpoint, refuses_an_unknown_format_version)
     MDB_env *env;
     MDB_dbi meta;
     MDB_txn *txn = raw_write_begin(&env, "meta", &meta);
-    uint8_t v3[4] = {3, 0, 0, 0};
-    MDB_val key = {14, "format_version"}, value = {4, v3};
+    uint8_t v4[4] = {4, 0, 0, 0};
+    MDB_val key = {14, "format_version"}, value = {4, v4};
     cr_assert_eq(mdb_put(txn, meta, &key, &value, 0), 0);
     raw_write_end(env, txn);
     int rc = checkpoint_store_open(path, 0, &store, message, sizeof(message));
     cr_assert_eq(rc, ALLOT_ECORRUPT);
     cr_assert_null(store);
-    cr_assert(strstr(message, "format version 3") != NULL, "%s", message);
+    cr_assert(strstr(message, "format version 4") != NULL, "%s", message);
+}
+
+Test(checkpoint, refuses_a_damaged_format_version_or_checkpoint_lsn)
+{
+    const char *names[] = {"format_version", "checkpoint_lsn", "record_count"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        store_open(0);
+        write_batch(checkpoint_batch_create(false), 77);
+        MDB_env *env;
+        MDB_dbi meta;
+        MDB_txn *txn = raw_write_begin(&env, "meta", &meta);
+        MDB_val key = {strlen(names[i]), (void *)names[i]}, value;
+        cr_assert_eq(mdb_get(txn, meta, &key, &value), 0);
+        uint8_t copy[16];
+        memcpy(copy, value.mv_data, value.mv_size);
+        copy[1] ^= 0x10; /* a bit of the number, not of the trailer */
+        MDB_val damaged = {value.mv_size, copy};
+        cr_assert_eq(mdb_put(txn, meta, &key, &damaged, 0), 0);
+        raw_write_end(env, txn);
+        int rc = checkpoint_store_open(path, 0, &store, message, sizeof(message));
+        if (i < 2) { /* read by the open */
+            cr_assert_eq(rc, ALLOT_ECORRUPT, "%s", names[i]);
+            cr_assert_null(store);
+            cr_assert(strstr(message, i == 0 ? "fails its checksum" : "bad checkpoint_lsn") != NULL,
+                      "%s", message);
+        } else { /* read by the load */
+            cr_assert_eq(rc, 0, "%s", message);
+            st = allot_state_create(NULL);
+            cr_assert_eq(checkpoint_store_load_state(store, st, NULL, message, sizeof(message)),
+                         ALLOT_ECORRUPT);
+            cr_assert(strstr(message, "record_count is damaged") != NULL, "%s", message);
+        }
+        teardown();
+        setup();
+    }
 }
 
 Test(checkpoint, load_stops_at_a_record_core_refuses)
@@ -386,9 +424,9 @@ static void put_sku_record(uint32_t i, uint8_t type, const uint8_t *payload, siz
     uint8_t key[40] = {CHECKPOINT_KIND_SKU};
     sku_id((char *)key + 1, sizeof(key) - 1, i);
     checkpoint_batch_t *batch = checkpoint_batch_create(false);
-    cr_assert_eq(checkpoint_batch_add(batch, key, 1 + strlen((char *)key + 1), type, payload, len,
-                                      false),
-                 0);
+    cr_assert_eq(
+        checkpoint_batch_add(batch, key, 1 + strlen((char *)key + 1), type, payload, len, false),
+        0);
     write_batch(batch, 2);
 }
 
@@ -444,6 +482,129 @@ Test(checkpoint, two_thread_load_reports_a_bad_sku_record_as_the_one_thread_load
             setup();
         }
     }
+}
+
+/* The raw key of SKU i. */
+static size_t sku_key(uint8_t *key, uint32_t i)
+{
+    key[0] = CHECKPOINT_KIND_SKU;
+    sku_id((char *)key + 1, 32, i);
+    return 1 + strlen((char *)key + 1);
+}
+
+/* A checkpoint of 3000 SKUs whose SKU i is damaged as `damage` says, reopened: both ways of
+ * loading refuse it alike. */
+static void assert_damage_refused(uint32_t i, sfx_damage_t damage, const char *expected)
+{
+    write_large_checkpoint(3000);
+    checkpoint_store_close(store);
+    store = NULL;
+    uint8_t key[40];
+    size_t key_len = sku_key(key, i);
+    sfx_record_damage(path, key, key_len, damage);
+    store_open(0);
+    assert_loads_agree(ALLOT_ECORRUPT);
+    cr_assert(strstr(message, expected) != NULL, "SKU %u: %s", i, message);
+    teardown();
+    setup();
+}
+
+Test(checkpoint, a_flipped_bit_in_a_value_is_refused_naming_the_kind_and_key)
+{
+    const uint32_t where[] = {0, 1500, 2999}; /* the loader's half, the middle, the builder's */
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        char expected[96];
+        snprintf(expected, sizeof(expected), "(kind 2 SKU, id 'SKU-%06u',", where[i]);
+        for (long bit = 0; bit < 8 * 24; bit += 37) /* the type and payload bytes */
+            assert_damage_refused(where[i], (sfx_damage_t){bit, -1, 0, false}, expected);
+        assert_damage_refused(where[i], (sfx_damage_t){-1, -1, 0, true}, expected);
+        cr_assert(strstr(message, "fails its checksum") != NULL, "%s", message);
+    }
+}
+
+Test(checkpoint, a_flipped_bit_in_a_key_is_refused_naming_the_damaged_key)
+{
+    /* 0x40 in the last id byte: '0' becomes 'p', a key no other record has */
+    assert_damage_refused(1500, (sfx_damage_t){-1, 8 * 10 + 6, 0, false},
+                          "(kind 2 SKU, id 'SKU-00150p',");
+    cr_assert(strstr(message, "fails its checksum") != NULL, "%s", message);
+    /* the kind byte itself: 0x02 becomes 0x03, the record now sorts among the reservations */
+    assert_damage_refused(2000, (sfx_damage_t){-1, 0, 0, false},
+                          "(kind 3 reservation, id 'SKU-002000',");
+}
+
+Test(checkpoint, a_truncated_value_is_refused)
+{
+    assert_damage_refused(700, (sfx_damage_t){-1, -1, 12, false}, "fails its checksum");
+    assert_damage_refused(2700, (sfx_damage_t){-1, -1, 5, false}, "malformed record");
+}
+
+Test(checkpoint, a_record_missing_from_the_walk_is_refused)
+{
+    /* What a page of garbage can do: LMDB walks past records without an error. Here the record
+     * is deleted behind the store's back: the count no longer matches. */
+    write_large_checkpoint(3000);
+    checkpoint_store_close(store);
+    store = NULL;
+    MDB_env *env;
+    MDB_dbi state_dbi;
+    MDB_txn *txn = sfx_raw_begin(path, &env, &state_dbi);
+    uint8_t key[40];
+    MDB_val k = {sku_key(key, 1234), key};
+    cr_assert_eq(mdb_del(txn, state_dbi, &k, NULL), 0);
+    sfx_raw_end(env, txn);
+    store_open(0);
+    assert_loads_agree(ALLOT_ECORRUPT);
+    cr_assert(strstr(message, "records were read but the store holds") != NULL, "%s", message);
+}
+
+Test(checkpoint, a_version_2_store_is_rewritten_with_checksums_on_open)
+{
+    write_large_checkpoint(3000);
+    checkpoint_store_close(store);
+    store = NULL;
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
+    sfx_store_rewrite_as_version(env, 2);
+    mdb_env_close(env);
+    store_open(0);
+    cr_assert_eq(checkpoint_store_upgraded_from(store), 2);
+    assert_reload_equal(st, 1, 0); /* the same state, from version 3 records now */
+    cr_assert_eq(checkpoint_store_upgraded_from(store), 0, "upgraded once");
+    checkpoint_store_close(store);
+    store = NULL;
+    uint8_t key[40];
+    size_t key_len = sku_key(key, 42);
+    sfx_record_damage(path, key, key_len, (sfx_damage_t){20, -1, 0, false});
+    store_open(0);
+    checkpoint_load_stats_t stats;
+    allot_state_destroy(load_into_fresh_state(true, ALLOT_ECORRUPT, &stats));
+    cr_assert(strstr(message, "id 'SKU-000042'") != NULL, "checksums after the upgrade: %s",
+              message);
+}
+
+Test(checkpoint, a_version_2_store_that_fills_the_map_is_upgraded_in_a_grown_map)
+{
+    write_large_checkpoint(3000);
+    checkpoint_store_close(store);
+    store = NULL;
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
+    sfx_store_rewrite_as_version(env, 2);
+    MDB_envinfo info;
+    mdb_env_info(env, &info);
+    mdb_env_close(env);
+    struct stat file;
+    cr_assert_eq(stat(path, &file), 0);
+    /* a map just the size of the file: the rewrite needs more and grows it */
+    store_open((uint64_t)file.st_size);
+    cr_assert_eq(checkpoint_store_upgraded_from(store), 2);
+    cr_assert_gt(checkpoint_store_map_bytes(store), (uint64_t)file.st_size);
+    assert_reload_equal(st, 1, 0);
 }
 
 Test(checkpoint, load_refuses_a_record_of_another_type_under_a_sku_key)
@@ -502,8 +663,8 @@ static int probe_build(void *build_ctx, const uint8_t *key, size_t key_len, uint
     (void)payload;
     (void)payload_len;
     bool on_builder = build_ctx == &probe.builder_min; /* loader_ctx is &probe.refuse */
-    for (int waited = 0; !on_builder && atomic_load(&probe.built_by_builder) < probe.builder_min &&
-                         waited < 10000;
+    for (int waited = 0;
+         !on_builder && atomic_load(&probe.built_by_builder) < probe.builder_min && waited < 10000;
          waited++)
         usleep(1000);
     snprintf(((split_probe_item_t *)item)->id, 16, "%.*s", (int)key_len - 1, key + 1);
@@ -559,9 +720,9 @@ static void assert_split_agrees(int expected_rc, uint64_t builder_min)
     probe.ids = reference;
     probe.installed = 0;
     uint64_t one_records = 0;
-    cr_assert_eq(checkpoint_store_load(store, probe_record, NULL, &one_records, message,
-                                       sizeof(message)),
-                 expected_rc, "%s", message);
+    cr_assert_eq(
+        checkpoint_store_load(store, probe_record, NULL, &one_records, message, sizeof(message)),
+        expected_rc, "%s", message);
     uint64_t reference_count = probe.installed;
     char one_message[sizeof(message)];
     snprintf(one_message, sizeof(one_message), "%s", message);
@@ -579,7 +740,8 @@ static void assert_split_agrees(int expected_rc, uint64_t builder_min)
     cr_assert_eq(probe.installed, reference_count);
     for (uint64_t i = 0; i < reference_count; i++)
         cr_assert_str_eq(probe.ids[i], reference[i], "record %" PRIu64, i);
-    cr_assert_geq(atomic_load(&probe.built_by_builder), builder_min, "refuse %s at install %d", probe.refuse ? probe.refuse : "-", probe.refuse_at_install);
+    cr_assert_geq(atomic_load(&probe.built_by_builder), builder_min, "refuse %s at install %d",
+                  probe.refuse ? probe.refuse : "-", probe.refuse_at_install);
     free(probe.ids);
     free(reference);
 }

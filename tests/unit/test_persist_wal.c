@@ -1,12 +1,15 @@
-/* test_persist_wal.c - WAL format, checksums, fault seam parsing, replay, torn tails,
- * corruption and truncation. */
+/* test_persist_wal.c - WAL format, checksums, fault seam parsing, replay, torn tails told from
+ * damage to synced records, missing segments (wal-end), version 1 logs, accepted loss, corruption
+ * and truncation. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -206,6 +209,18 @@ static void newest_segment_load(newest_segment_t *seg)
     seg->n = record_offsets(seg->data, seg->bytes, seg->offsets, 64);
 }
 
+/* The segment header's synced LSN set back to `lsn` (checksum rewritten): what the header of
+ * the newest segment says after a power failure cut the writer's last sync short, so that the
+ * records after `lsn` may be a torn write. */
+static void header_synced_set(uint8_t *data, uint64_t lsn)
+{
+    for (int i = 0; i < 8; i++)
+        data[32 + i] = (uint8_t)(lsn >> (8 * i));
+    uint32_t crc = crc32c_extend(0, data, 60);
+    for (int i = 0; i < 4; i++)
+        data[60 + i] = (uint8_t)(crc >> (8 * i));
+}
+
 /* Write the (damaged) bytes back and free them. */
 static void newest_segment_store(newest_segment_t *seg)
 {
@@ -374,10 +389,14 @@ Test(wal_replay, empty_directory_is_an_empty_log, .init = tmp_setup, .fini = tmp
 {
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 17, collect_cb, &replayed, &result, message, sizeof message),
+    cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message),
                  0);
-    cr_assert_eq(result.last_lsn, 17);
+    cr_assert_eq(result.last_lsn, 0);
     cr_assert_eq(result.segments, 0);
+    /* ...unless a checkpoint covers LSNs: the WAL never loses its newest segment by itself */
+    cr_assert_eq(wal_replay(wal_dir, 17, collect_cb, &replayed, &result, message, sizeof message),
+                 ALLOT_ECORRUPT);
+    cr_assert(strstr(message, "the log was deleted") != NULL, "%s", message);
 }
 
 Test(wal_open, refuses_a_next_lsn_that_does_not_follow_the_log, .init = tmp_setup,
@@ -406,6 +425,7 @@ static void torn_tail_case(const char *path, const uint8_t *pristine, size_t byt
     size_t end = garbage ? record_offset + record_bytes + 16 : record_offset + record_bytes;
     for (size_t i = record_offset + cut; i < end && i < bytes; i++)
         damaged[i] = garbage ? (uint8_t)(0xA5 ^ i) : 0;
+    header_synced_set(damaged, count - 1); /* the last record's write was never synced */
     file_store(path, damaged, bytes);
     free(damaged);
     wal_replay_result_t result;
@@ -605,6 +625,7 @@ Test(wal_replay, zeroed_hole_in_the_newest_segment_is_an_unsynced_tail_and_is_cu
     cr_assert_gt(seg.n, 2);
     memset(seg.data + seg.offsets[seg.n - 2], 0,
            12); /* pages of an unsynced write reached disk out of order */
+    header_synced_set(seg.data, 68);
     newest_segment_store(&seg);
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
@@ -744,6 +765,7 @@ Test(wal_preload, torn_tail_is_reported_like_wal_replay, .init = tmp_setup, .fin
     newest_segment_load(&seg);
     cr_assert_gt(seg.n, 1);
     seg.data[seg.offsets[seg.n - 1] + WAL_RECORD_HEADER_BYTES] ^= 0x40;
+    header_synced_set(seg.data, 199);
     newest_segment_store(&seg);
     assert_replay_ahead_matches(0, 0);
     cr_assert_eq(replayed_ahead.count, 199);
@@ -873,10 +895,10 @@ Test(wal_preload, missing_directory_is_an_empty_log, .init = tmp_setup, .fini = 
     cr_assert_eq(threads_now(), threads_before, "nothing to read: no thread");
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay_preloaded(preload, 17, collect_cb, NULL, &replayed, &result, message,
+    cr_assert_eq(wal_replay_preloaded(preload, 0, collect_cb, NULL, &replayed, &result, message,
                                       sizeof message),
                  0, "%s", message);
-    cr_assert_eq(result.last_lsn, 17);
+    cr_assert_eq(result.last_lsn, 0);
     cr_assert_eq(result.segments, 0);
     cr_assert_eq(result.end.segment_first_lsn, 0);
 }
@@ -955,6 +977,7 @@ Test(wal_open, takes_the_end_of_the_log_and_its_torn_tail_from_the_replay_result
     newest_segment_t seg;
     newest_segment_load(&seg);
     seg.data[seg.offsets[seg.n - 1] + 3] = 0x77; /* the last record's length: torn */
+    header_synced_set(seg.data, 69);
     newest_segment_store(&seg);
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
@@ -1012,4 +1035,377 @@ Test(wal_open, trusts_a_matching_log_end_without_reading_the_segment_and_checks_
     cr_assert_eq(wal_replay(wal_dir, 0, collect_cb, &replayed, &result, message, sizeof message), 0,
                  "%s", message);
     assert_replayed(&replayed, records, 70);
+}
+
+/* ---- damage the header's synced LSN exposes, missing segments, accepted loss (version 2) --- */
+
+/* Replay (no read-ahead) expecting rc; the message in `message`. */
+static int replay_expect(uint64_t after_lsn, int rc_expected, wal_replay_result_t *result,
+                         char *message)
+{
+    memset(&replayed, 0, sizeof replayed);
+    int rc = wal_replay(wal_dir, after_lsn, collect_cb, &replayed, result, message,
+                        WAL_MESSAGE_BYTES_MAX);
+    cr_assert_eq(rc, rc_expected, "rc %d: %s", rc, message);
+    return rc;
+}
+
+Test(wal_replay, damage_to_a_synced_last_record_is_corruption_not_a_torn_tail, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    /* The same damage the torn-tail test cuts off, but the header says the record was synced
+     * (it was acknowledged): cutting it would lose an acknowledged write. */
+    write_log_in_small_segments(70);
+    newest_segment_t seg;
+    newest_segment_load(&seg);
+    uint64_t offset = seg.offsets[seg.n - 1];
+    seg.data[offset + WAL_RECORD_HEADER_BYTES + 1] ^= 0x08;
+    newest_segment_store(&seg);
+    assert_corrupt_at(seg.path, offset, 70);
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(0, ALLOT_ECORRUPT, &result, message);
+    cr_assert(strstr(message, "synced LSN") != NULL, "%s", message);
+}
+
+Test(wal_replay, a_zeroed_block_a_third_into_the_newest_segment_is_corruption, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    make_records(records, 400, 1);
+    write_records(1u << 20, 1, records, 400); /* one segment, about 40 KiB of records */
+    newest_segment_t seg;
+    newest_segment_load(&seg);
+    cr_assert_eq(seg.n, 64, "record_offsets stops at 64");
+    uint64_t end = WAL_SEGMENT_HEADER_BYTES;
+    wal_record_t record;
+    const char *reason;
+    while (wal_record_decode(seg.data + end, seg.bytes - end, &record, &reason) == 1)
+        end += record.record_bytes;
+    uint64_t hole = (WAL_SEGMENT_HEADER_BYTES + (end - WAL_SEGMENT_HEADER_BYTES) / 3) & ~4095ull;
+    memset(seg.data + hole, 0, 4096);
+    newest_segment_store(&seg);
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(0, ALLOT_ECORRUPT, &result, message);
+    cr_assert_str_eq(result.bad_file, seg.path);
+    cr_assert_lt(result.bad_lsn, 200, "the damage is named where it starts: %s", message);
+    cr_assert_eq(replayed.count, result.bad_lsn - 1, "records before it were replayed");
+}
+
+Test(wal_replay, records_missing_up_to_the_synced_lsn_are_corruption, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    /* The last records zeroed cleanly (no stray byte): the segment just ends early. */
+    write_log_in_small_segments(70);
+    newest_segment_t seg;
+    newest_segment_load(&seg);
+    uint64_t from = seg.offsets[seg.n - 2];
+    memset(seg.data + from, 0, seg.bytes - from);
+    newest_segment_store(&seg);
+    assert_corrupt_at(seg.path, from, 69);
+}
+
+Test(wal_replay, a_truncated_segment_is_corruption, .init = tmp_setup, .fini = tmp_teardown)
+{
+    write_log_in_small_segments(150);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    for (size_t k = 0; k < 2; k++) { /* the newest, then a middle one */
+        const char *path = paths[k == 0 ? segments - 1 : segments / 2];
+        size_t bytes;
+        uint8_t *data = file_load(path, &bytes);
+        cr_assert_eq(truncate(path, (off_t)(bytes - 1024)), 0);
+        static wal_replay_result_t result;
+        char message[WAL_MESSAGE_BYTES_MAX];
+        replay_expect(0, ALLOT_ECORRUPT, &result, message);
+        cr_assert_str_eq(result.bad_file, path);
+        cr_assert(strstr(message, "truncated") != NULL, "%s", message);
+        FILE *f = fopen(path, "wb"); /* restore it */
+        cr_assert_eq(fwrite(data, 1, bytes, f), bytes);
+        fclose(f);
+        free(data);
+        replay_expect(0, 0, &result, message);
+    }
+}
+
+/* Remove the newest `count` segments (0: all). */
+static void segments_delete_newest(size_t count)
+{
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    size_t from = count == 0 ? 0 : segments - count;
+    for (size_t i = from; i < segments; i++)
+        cr_assert_eq(unlink(paths[i]), 0);
+}
+
+Test(wal_replay, a_deleted_newest_segment_is_missing_not_the_end_of_the_log, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    for (size_t deleted = 1; deleted <= 2; deleted++) {
+        write_log_in_small_segments(150);
+        char paths[64][160];
+        size_t segments = list_segments(paths, 64);
+        segments_delete_newest(deleted);
+        static wal_replay_result_t result;
+        char message[WAL_MESSAGE_BYTES_MAX];
+        replay_expect(0, ALLOT_ECORRUPT, &result, message);
+        cr_assert_str_eq(result.bad_file, paths[segments - 1], "names the newest: %s", message);
+        cr_assert(strstr(message, "missing") != NULL, "%s", message);
+        tmp_teardown();
+        tmp_setup();
+    }
+}
+
+Test(wal_replay, a_log_whose_every_segment_was_deleted_is_missing, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    write_log_in_small_segments(40);
+    segments_delete_newest(0);
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(0, ALLOT_ECORRUPT, &result, message); /* no checkpoint yet: wal-end tells */
+    cr_assert(strstr(message, "missing") != NULL, "%s", message);
+    char path[200];
+    snprintf(path, sizeof path, "%s/%s", wal_dir, WAL_END_FILE_NAME);
+    cr_assert_eq(unlink(path), 0);
+    replay_expect(0, 0, &result, message); /* nothing says a log existed: a new data dir */
+    replay_expect(12, ALLOT_ECORRUPT, &result, message); /* the checkpoint says it did */
+}
+
+Test(wal_replay, a_missing_or_damaged_wal_end_beside_version_2_segments_is_corruption,
+     .init = tmp_setup, .fini = tmp_teardown)
+{
+    write_log_in_small_segments(40);
+    char path[200];
+    snprintf(path, sizeof path, "%s/%s", wal_dir, WAL_END_FILE_NAME);
+    size_t bytes;
+    uint8_t *data = file_load(path, &bytes);
+    cr_assert_eq(bytes, WAL_END_FILE_BYTES);
+    data[17] ^= 0x01;
+    file_store(path, data, bytes);
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(0, ALLOT_ECORRUPT, &result, message);
+    cr_assert(strstr(message, "wal-end is damaged") != NULL, "%s", message);
+    cr_assert_eq(unlink(path), 0);
+    replay_expect(0, ALLOT_ECORRUPT, &result, message);
+    cr_assert(strstr(message, "wal-end is missing") != NULL, "%s", message);
+    free(data);
+}
+
+Test(wal_open, an_empty_directory_gets_its_first_segment_and_wal_end_at_once, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    write_records(4096, 33, NULL, 0); /* after a checkpoint at 32, say */
+    char path[200];
+    snprintf(path, sizeof path, "%s/wal-%016x.log", wal_dir, 33u);
+    cr_assert_eq(access(path, F_OK), 0, "the first segment");
+    snprintf(path, sizeof path, "%s/%s", wal_dir, WAL_END_FILE_NAME);
+    cr_assert_eq(access(path, F_OK), 0, "wal-end");
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(32, 0, &result, message);
+    cr_assert_eq(result.last_lsn, 32);
+}
+
+/* A version 1 log (as an older allotd wrote it): count records in 4096-byte segments. */
+static void write_v1_log(size_t count)
+{
+    cr_assert_eq(mkdir(wal_dir, 0750), 0);
+    make_records(records, count, 1);
+    size_t i = 0;
+    while (i < count) {
+        uint8_t segment[4096] = {0};
+        memcpy(segment, "ALLOTWAL", 8);
+        segment[8] = 1;
+        segment[12] = 32;
+        for (int b = 0; b < 8; b++)
+            segment[16 + b] = (uint8_t)(records[i].lsn >> (8 * b));
+        uint32_t crc = crc32c_extend(0, segment, 28);
+        for (int b = 0; b < 4; b++)
+            segment[28 + b] = (uint8_t)(crc >> (8 * b));
+        char path[200];
+        snprintf(path, sizeof path, "%s/wal-%016llx.log", wal_dir,
+                 (unsigned long long)records[i].lsn);
+        size_t off = WAL_SEGMENT_HEADER_BYTES_V1;
+        while (i < count && off + records[i].len + WAL_RECORD_OVERHEAD_BYTES <= sizeof segment) {
+            off += wal_record_encode(segment + off, sizeof segment - off, records[i].lsn,
+                                     records[i].time_ms, records[i].type, records[i].payload,
+                                     records[i].len);
+            i++;
+        }
+        FILE *f = fopen(path, "wb");
+        cr_assert_eq(fwrite(segment, 1, sizeof segment, f), sizeof segment);
+        fclose(f);
+    }
+}
+
+Test(wal_replay, a_version_1_log_is_read_and_continued_in_version_2_segments, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    write_v1_log(60);
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(0, 0, &result, message);
+    assert_replayed(&replayed, records, 60);
+    cr_assert_eq(result.end.version, 1);
+    char v1_newest[64][160];
+    size_t v1_segments = list_segments(v1_newest, 64);
+    /* A torn tail of a version 1 segment is cut as before (it has no synced LSN). */
+    newest_segment_t seg;
+    seg.data = NULL;
+    snprintf(seg.path, sizeof seg.path, "%s", v1_newest[v1_segments - 1]);
+    seg.data = file_load(seg.path, &seg.bytes);
+    uint64_t off = WAL_SEGMENT_HEADER_BYTES_V1, last = off;
+    wal_record_t record;
+    const char *reason;
+    while (wal_record_decode(seg.data + off, seg.bytes - off, &record, &reason) == 1) {
+        last = off;
+        off += record.record_bytes;
+    }
+    seg.data[last + 2] = 0x66;
+    newest_segment_store(&seg);
+    replay_expect(0, 0, &result, message);
+    cr_assert(result.tail_truncated);
+    assert_replayed(&replayed, records, 59);
+    /* Appending goes on in a new version 2 segment; the old one is left as it was. */
+    write_records(4096, 60, &records[59], 1);
+    char paths[64][160];
+    cr_assert_eq(list_segments(paths, 64), v1_segments + 1);
+    size_t bytes;
+    uint8_t *data = file_load(paths[v1_segments], &bytes);
+    cr_assert_eq(data[8], WAL_FORMAT_VERSION);
+    free(data);
+    replay_expect(0, 0, &result, message);
+    assert_replayed(&replayed, records, 60);
+    cr_assert_eq(result.end.version, WAL_FORMAT_VERSION);
+}
+
+/* Replay with accepted loss (read-ahead, as allotd does). */
+static int replay_accepting(uint64_t after_lsn, wal_replay_result_t *result, char *message)
+{
+    wal_preload_t *preload = NULL;
+    cr_assert_eq(wal_preload_start(wal_dir, 2, &preload), 0);
+    wal_preload_accept_loss(preload);
+    memset(&replayed, 0, sizeof replayed);
+    return wal_replay_preloaded(preload, after_lsn, collect_cb, NULL, &replayed, result, message,
+                                WAL_MESSAGE_BYTES_MAX);
+}
+
+/* Open at result->end (as allotd does after replay), append the records [from, from + count)
+ * as LSNs result->last_lsn + 1.., close. */
+static void open_cut_append(const wal_replay_result_t *result, test_record_t *appended,
+                            size_t count)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    wal_t *wal = open_with_log_end(&loop, &result->end, result->last_lsn + 1, 0);
+    for (size_t i = 0; i < count; i++) {
+        make_record(&appended[i], result->last_lsn + 1 + i, 20 + i);
+        for (int spins = 0; !wal_has_room(wal, appended[i].len); spins++) {
+            cr_assert_lt(spins, 1000);
+            wal_flush(wal);
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        cr_assert_eq(wal_append(wal, appended[i].type, appended[i].time_ms, appended[i].payload,
+                                appended[i].len),
+                     appended[i].lsn);
+    }
+    cr_assert_eq(wal_close(wal, NULL), 0);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static int discarded_files(void)
+{
+    DIR *d = opendir(wal_dir);
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strstr(e->d_name, ".discarded") != NULL;
+    closedir(d);
+    return n;
+}
+
+Test(wal_replay, accepted_loss_cuts_the_log_at_the_damage_and_appending_continues,
+     .init = tmp_setup, .fini = tmp_teardown)
+{
+    write_log_in_small_segments(150);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    flip_and_expect_corrupt(3, 2, WAL_RECORD_HEADER_BYTES + 1);
+    static wal_replay_result_t strict, accepted;
+    char message[WAL_MESSAGE_BYTES_MAX], strict_message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(0, ALLOT_ECORRUPT, &strict, strict_message);
+    cr_assert_eq(replay_accepting(0, &accepted, message), 0, "%s", message);
+    cr_assert(accepted.data_loss);
+    cr_assert_str_eq(accepted.loss_message, strict_message, "the same words");
+    cr_assert_str_eq(accepted.bad_file, strict.bad_file);
+    cr_assert_eq(accepted.bad_lsn, strict.bad_lsn);
+    cr_assert_eq(accepted.last_lsn, strict.bad_lsn - 1);
+    cr_assert_eq(replayed.count, strict.bad_lsn - 1);
+    test_record_t appended[5];
+    open_cut_append(&accepted, appended, 5);
+    cr_assert_eq(discarded_files(), (int)(segments - 4), "the segments after the cut one");
+    static wal_replay_result_t after;
+    replay_expect(0, 0, &after, message);
+    cr_assert_not(after.tail_truncated);
+    cr_assert_eq(replayed.count, strict.bad_lsn - 1 + 5);
+    assert_records_equal(replayed.records, records, strict.bad_lsn - 1);
+    assert_records_equal(&replayed.records[strict.bad_lsn - 1], appended, 5);
+}
+
+Test(wal_replay, accepted_loss_of_deleted_segments_goes_on_from_what_is_left, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    write_log_in_small_segments(150);
+    segments_delete_newest(2);
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    replay_expect(0, ALLOT_ECORRUPT, &result, message);
+    cr_assert_eq(replay_accepting(0, &result, message), 0, "%s", message);
+    cr_assert(result.data_loss);
+    cr_assert(strstr(result.loss_message, "missing") != NULL, "%s", result.loss_message);
+    uint64_t left = result.last_lsn;
+    cr_assert_lt(left, 150);
+    cr_assert_eq(replayed.count, left);
+    test_record_t appended[3];
+    open_cut_append(&result, appended, 3);
+    replay_expect(0, 0, &result, message);
+    cr_assert_eq(replayed.count, left + 3);
+    assert_records_equal(replayed.records, records, left);
+    assert_records_equal(&replayed.records[left], appended, 3);
+
+    /* Every segment gone while a checkpoint covers LSN left + 3: start after it. */
+    segments_delete_newest(0);
+    replay_expect(left + 3, ALLOT_ECORRUPT, &result, message);
+    cr_assert_eq(replay_accepting(left + 3, &result, message), 0, "%s", message);
+    cr_assert(result.data_loss);
+    cr_assert_eq(result.last_lsn, left + 3);
+    open_cut_append(&result, appended, 2);
+    replay_expect(left + 3, 0, &result, message);
+    assert_replayed(&replayed, appended, 2);
+}
+
+Test(wal_replay, accepted_loss_sets_aside_a_segment_whose_header_is_damaged, .init = tmp_setup,
+     .fini = tmp_teardown)
+{
+    write_log_in_small_segments(150);
+    char paths[64][160];
+    size_t segments = list_segments(paths, 64);
+    size_t bytes;
+    uint8_t *data = file_load(paths[4], &bytes);
+    data[20] ^= 0x01; /* the first LSN, under the header's checksum */
+    file_store(paths[4], data, bytes);
+    free(data);
+    static wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(replay_accepting(0, &result, message), 0, "%s", message);
+    cr_assert(result.data_loss && result.end.header_damaged);
+    cr_assert_str_eq(result.bad_file, paths[4]);
+    test_record_t appended[2];
+    open_cut_append(&result, appended, 2);
+    cr_assert_eq(discarded_files(), (int)(segments - 4), "the damaged one and every later one");
+    replay_expect(0, 0, &result, message);
+    cr_assert_eq(replayed.count, result.last_lsn);
 }

@@ -149,6 +149,8 @@ Test(wal_group_commit, many_appends_cost_far_fewer_fdatasyncs_than_records, .ini
     const uint64_t records = 5000;
     wal_t *wal = open_wal((wal_config_t){.segment_bytes = 8u << 20}, 1);
     uint64_t syncs_before = persist_fault_calls(PERSIST_FAULT_FDATASYNC);
+    wal_stats_t stats_before;
+    wal_stats(wal, &stats_before); /* the first segment and wal-end, made by wal_open */
     producer_t p = {.wal = wal, .records_left = records, .records_per_iteration = 3};
     uv_idle_init(&loop, &p.idle);
     p.idle.data = &p;
@@ -166,7 +168,7 @@ Test(wal_group_commit, many_appends_cost_far_fewer_fdatasyncs_than_records, .ini
                  (unsigned long long)records);
     cr_assert_lt(seen.durable_calls, records);
     cr_assert_eq(stats.records_appended, records);
-    cr_assert_eq(stats.fdatasyncs, syncs);
+    cr_assert_eq(stats.fdatasyncs - stats_before.fdatasyncs, syncs);
     cr_assert_leq(stats.batches_written, syncs);
     close_wal(wal, 0);
     wal_replay_result_t result;
@@ -267,9 +269,14 @@ Test(wal_disk_full, a_full_disk_stops_writes_at_the_segment_end_without_failure,
         appended = wal_append(wal, 1, 0, payload, sizeof payload);
     cr_assert_gt(appended, 20, "the spare segment made at open is used");
     cr_assert_lt(appended, 100, "then appends stop: no room for the next segment");
-    cr_assert_not(wal_writable(wal));
+    /* The writer has not tried to allocate the next segment yet: waiting, not a disk problem. */
+    cr_assert_eq(wal_room_check(wal, sizeof payload), ALLOT_EOVERLOADED);
     run_until_durable(wal, appended);
-    cr_assert_not(wal_writable(wal));
+    for (int i = 0; wal_writable(wal); i++) { /* the writer's attempt fails (no wake-up) */
+        cr_assert_lt(i, 5000);
+        usleep(1000);
+    }
+    cr_assert_eq(wal_room_check(wal, sizeof payload), ALLOT_EUNAVAILABLE);
     persist_fault_clear(PERSIST_FAULT_FALLOCATE);
     for (int i = 0; !wal_has_room(wal, sizeof payload); i++) {
         cr_assert_lt(i, 1000);
@@ -303,6 +310,64 @@ Test(wal_disk_full, fault_file_from_the_environment_toggles_allocation, .init = 
     close_wal(wal, 0);
 }
 
+Test(wal_room_check, waiting_for_the_next_segment_is_overloaded_never_unavailable, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 8192}, 1);
+    char payload[200] = {0};
+    cr_assert(wal_writable(wal));
+    cr_assert_eq(wal_room_check(wal, sizeof payload), 0);
+    cr_assert_eq(wal_room_check(wal, wal_payload_bytes_max(wal) + 1), ALLOT_ETOO_LARGE);
+    /* Fill the first segment without handing anything to the writer: its spare is in use and
+     * the next one is not allocated yet (the writer allocates it after the switch). */
+    uint64_t appended = 0;
+    while (wal_has_room(wal, sizeof payload))
+        appended = wal_append(wal, 1, 0, payload, sizeof payload);
+    cr_assert_gt(appended, 10);
+    cr_assert(wal_writable(wal), "a segment being allocated is not a disk problem");
+    cr_assert_eq(wal_room_check(wal, sizeof payload), ALLOT_EOVERLOADED);
+    cr_assert_eq(wal_room_check(wal, 1), 0, "a record that fits in the rest is still taken");
+    cr_assert_eq(wal_append(wal, 1, 0, "x", 1), appended + 1);
+    for (int i = 0; wal_room_check(wal, sizeof payload) != 0; i++) {
+        cr_assert_lt(i, 1000);
+        wal_flush(wal);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), appended + 2);
+    run_until_durable(wal, appended + 2);
+    close_wal(wal, 0);
+    cr_assert_eq(seen.fatal_calls, 0);
+}
+
+/* The synced LSN in the header of segment first_lsn (format: top of persist/wal.c). */
+static uint64_t header_synced_lsn(uint64_t first_lsn)
+{
+    char path[200];
+    snprintf(path, sizeof path, "%s/wal-%016llx.log", wal_dir, (unsigned long long)first_lsn);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    uint8_t header[WAL_SEGMENT_HEADER_BYTES];
+    cr_assert_eq(fread(header, 1, sizeof header, f), sizeof header);
+    fclose(f);
+    uint64_t lsn = 0;
+    for (int i = 7; i >= 0; i--)
+        lsn = (lsn << 8) | header[32 + i];
+    return lsn;
+}
+
+Test(wal_group_commit, each_batch_is_recorded_as_synced_in_the_header_before_it_is_durable,
+     .init = setup, .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20}, 1);
+    cr_assert_eq(header_synced_lsn(1), 0, "a new segment: nothing synced");
+    for (uint64_t lsn = 1; lsn <= 30; lsn++) {
+        wal_append(wal, 1, 0, "a", 1);
+        run_until_durable(wal, lsn);
+        cr_assert_geq(header_synced_lsn(1), lsn, "reported durable only once in the header");
+    }
+    close_wal(wal, 0);
+}
+
 Test(wal_fsync_interval, acks_after_the_write_and_syncs_on_the_interval, .init = setup,
      .fini = tmp_teardown)
 {
@@ -321,6 +386,7 @@ Test(wal_fsync_interval, acks_after_the_write_and_syncs_on_the_interval, .init =
     uv_run(&loop, UV_RUN_NOWAIT);
     cr_assert_geq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 1,
                   "the writer syncs every interval");
+    cr_assert_eq(header_synced_lsn(1), 50, "the interval sync is recorded in the header");
     close_wal(wal, 0);
 }
 
@@ -335,6 +401,7 @@ Test(wal_fsync_none, never_syncs, .init = setup, .fini = tmp_teardown)
     close_wal(wal, 0);
     cr_assert_leq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 1,
                   "only the new segment's header is synced, once");
+    cr_assert_eq(header_synced_lsn(1), 0, "nothing is ever synced");
 }
 
 Test(wal_has_room, a_full_batch_refuses_more_until_the_writer_takes_it, .init = setup,
