@@ -1,4 +1,4 @@
-/* order.h - orders, shipments and returns: the order state machine (PROTOCOL "Orders", "Returns").
+/* order.h - orders, shipments and returns: the order state machine (docs/orders.md).
  *
  * Contract: the state owns every live order (in memory) and, through an optional archive hook,
  * can read orders that left memory. Writers validate every argument and the transition first and

@@ -1,4 +1,4 @@
-/* sourcing.h - choose the locations that supply each line of a request (PROTOCOL "Sourcing").
+/* sourcing.h - choose the locations that supply each line of a request (docs/sourcing.md).
  *
  * Contract: allot_sourcing_plan() is a pure decision over the current state: it changes
  * nothing. Candidates are the locations eligible for the method (as for avail.get; pickup uses
