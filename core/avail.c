@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "geo.h"
-#include "inventory.h"
-#include "state_private.h"
+#include "core/base/geo.h"
+#include "core/inventory.h"
+#include "core/state_private.h"
 
 int allot_avail_prepare(const allot_state_t *state, const allot_avail_request_t *request,
                         allot_avail_query_t *query, allot_error_detail_t *detail)

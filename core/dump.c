@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "state_private.h"
+#include "core/state_private.h"
 
 typedef struct dump_entry {
     const char *id;

@@ -89,15 +89,15 @@
  * reservation for extend/release/replace) to exist, and the positions a hold or an order adds
  * to to have reserved / allocated counts in range (0..2^40); otherwise it is ALLOT_ECORRUPT.
  */
-#include "event.h"
+#include "core/event.h"
 
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "state_private.h"
+#include "core/errors.h"
+#include "core/state_private.h"
 
 const char *allot_event_type_name(uint8_t type)
 {

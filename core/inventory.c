@@ -1,13 +1,13 @@
 /* inventory.c - locations, SKU interning, positions, and the location event apply. */
-#include "inventory.h"
+#include "core/inventory.h"
 
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "geo.h"
-#include "state_private.h"
+#include "core/base/geo.h"
+#include "core/state_private.h"
 
 const char *const allot_location_type_names[] = {"warehouse", "store", "dc", "partner", NULL};
 const char *const allot_method_names[] = {"ship", "same_day", "pickup", NULL};

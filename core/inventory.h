@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "errors.h"
+#include "core/common.h"
+#include "core/errors.h"
 
 struct allot_state;
 

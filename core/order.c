@@ -1,11 +1,11 @@
 /* order.c - order writers: create, pay, hold, unhold, modify, release, cancel (checks + events). */
-#include "order.h"
+#include "core/order.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "order_internal.h"
+#include "core/order_internal.h"
 
 /* ---- shared helpers ---------------------------------------------------------------------------
  */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "order_internal.h"
+#include "core/order_internal.h"
 
 /* ---- stock effects ----------------------------------------------------------------------------
  */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "state_private.h"
+#include "core/state_private.h"
 
 #define ORDER_SNAPSHOT_ARCHIVED 1u
 #define ORDER_BODY_SHIP_TO      1u

@@ -2,8 +2,8 @@
 #include <assert.h>
 #include <string.h>
 
-#include "order_internal.h"
-#include "request_hash.h"
+#include "core/base/request_hash.h"
+#include "core/order_internal.h"
 
 /* ---- request hash (idempotency) ---------------------------------------------------------------
  */

@@ -7,7 +7,7 @@
 #ifndef ALLOT_CORE_ORDER_INTERNAL_H
 #define ALLOT_CORE_ORDER_INTERNAL_H
 
-#include "state_private.h"
+#include "core/state_private.h"
 
 /* storage of one order (order_store.c) */
 allot_order_t *order_alloc(void);

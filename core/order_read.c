@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "order_internal.h"
+#include "core/order_internal.h"
 
 #define PAGE_REF_ARCHIVED 0x80000000u
 

@@ -18,14 +18,14 @@
  * Stages read the state as it is when they run (earlier records of the window are not applied
  * yet); they keep only indices, which they re-check against the current bounds before using.
  */
-#include "replay.h"
+#include "core/replay.h"
 
 #include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "state_private.h"
+#include "core/state_private.h"
 
 _Static_assert((ALLOT_REPLAY_WINDOW & (ALLOT_REPLAY_WINDOW - 1)) == 0, "power of two");
 

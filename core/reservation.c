@@ -1,12 +1,12 @@
 /* reservation.c - reserve / get / extend / release / expire: validation, idempotency, events. */
-#include "reservation.h"
+#include "core/reservation.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "request_hash.h"
-#include "state_private.h"
+#include "core/base/request_hash.h"
+#include "core/state_private.h"
 
 const char *const allot_reservation_status_names[] = {"active", "released", "expired", NULL};
 

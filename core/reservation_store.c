@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reservation.h"
-#include "state_private.h"
+#include "core/reservation.h"
+#include "core/state_private.h"
 
 /* ---- heaps: live by (expires_at_ms, id), tombstones by (ended_ms, id) ---------------------- */
 

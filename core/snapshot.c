@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "state_private.h"
+#include "core/state_private.h"
 
 typedef struct snapshot_out {
     allot_snapshot_cb cb;

@@ -1,12 +1,12 @@
 /* sourcing.c - choose locations per line: fewest_splits, priority, nearest, highest_stock. */
-#include "sourcing.h"
+#include "core/sourcing.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "reservation.h"
-#include "state_private.h"
+#include "core/reservation.h"
+#include "core/state_private.h"
 
 const char *const allot_policy_names[] = {"fewest_splits", "priority", "nearest", "highest_stock",
                                           NULL};

@@ -21,8 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "inventory.h"
+#include "core/common.h"
+#include "core/inventory.h"
 
 struct allot_state;
 struct allot_reservation;

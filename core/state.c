@@ -1,11 +1,11 @@
 /* state.c - allot_state_t life cycle, counters, and the dirty set for checkpoints. */
-#include "state.h"
+#include "core/state.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "state_private.h"
+#include "core/state_private.h"
 
 allot_state_t *allot_state_create(const allot_state_config_t *config)
 {

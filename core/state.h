@@ -41,7 +41,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "common.h"
+#include "core/common.h"
 
 typedef struct allot_state allot_state_t;
 

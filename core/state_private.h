@@ -7,15 +7,15 @@
 #ifndef ALLOT_CORE_STATE_PRIVATE_H
 #define ALLOT_CORE_STATE_PRIVATE_H
 
-#include "buffer.h"
-#include "event.h"
-#include "hash.h"
-#include "heap.h"
-#include "inventory.h"
-#include "order.h"
-#include "reservation.h"
-#include "sourcing.h"
-#include "state.h"
+#include "core/base/buffer.h"
+#include "core/base/hash.h"
+#include "core/base/heap.h"
+#include "core/event.h"
+#include "core/inventory.h"
+#include "core/order.h"
+#include "core/reservation.h"
+#include "core/sourcing.h"
+#include "core/state.h"
 
 
 #define ALLOT_SLOT_NONE UINT32_MAX

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inventory.h"
-#include "state_private.h"
+#include "core/inventory.h"
+#include "core/state_private.h"
 
 /* ---- adjust keys: slab + hash by key + min-heap by (at_ms, key) for eviction ---------------- */
 

@@ -1,7 +1,7 @@
 /* test_core_event.c - event payloads: round trips, garbage, replay and checkpoint equivalence. */
 #include "test_core_fixture.h"
 
-#include "core/buffer.h"
+#include "core/base/buffer.h"
 #include "core/replay.h"
 
 static allot_event_allocation_t sample_allocations[] = {

@@ -1,11 +1,11 @@
 /* buffer.c - growable buffers and bounds-checked little-endian readers. */
-#include "buffer.h"
+#include "core/base/buffer.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 void allot_bytes_free(allot_bytes_t *bytes)
 {

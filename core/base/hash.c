@@ -1,11 +1,11 @@
 /* hash.c - linear-probing index tables with backward-shift deletion, and a string arena. */
-#include "hash.h"
+#include "core/base/hash.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 /* XXH3 from libxxhash, compiled in (header-only mode): ids are hashed several times per
  * request and per replayed record; XXH3 reads 8-16 bytes per step where FNV-1a read one. */

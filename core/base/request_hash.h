@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
+#include "core/common.h"
 
 #define REQUEST_HASH_SEED 0xcbf29ce484222325ull
 

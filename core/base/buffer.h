@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "common.h"
+#include "core/common.h"
 
 typedef struct allot_bytes {
     uint8_t *data;

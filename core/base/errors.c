@@ -1,5 +1,5 @@
 /* errors.c - wire code strings and messages generated from ALLOT_ERROR_TABLE. */
-#include "errors.h"
+#include "core/errors.h"
 
 const char *allot_error_code(int error)
 {

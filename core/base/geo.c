@@ -1,5 +1,5 @@
 /* geo.c - haversine great-circle distance. */
-#include "geo.h"
+#include "core/base/geo.h"
 
 #include <math.h>
 

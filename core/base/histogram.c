@@ -1,5 +1,5 @@
 /* histogram.c - log-linear latency histogram (see histogram.h). */
-#include "histogram.h"
+#include "core/histogram.h"
 
 #include <assert.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* request_hash.c - FNV-1a over the canonical form of a request (see request_hash.h). */
-#include "request_hash.h"
+#include "core/base/request_hash.h"
 
 #include <string.h>
 

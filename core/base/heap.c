@@ -3,12 +3,12 @@
  * Four children per node (the children of i are 4i+1 .. 4i+4, two cache lines of entries): half
  * the depth of a binary heap, so a removal moves half as many entries and makes half as many
  * position_set calls, each of which writes to an item somewhere in the caller's memory. */
-#include "heap.h"
+#include "core/base/heap.h"
 
 #include <assert.h>
 #include <stdlib.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 _Static_assert(sizeof(allot_heap_entry_t) == 32, "key_ms, 20 tie bytes and the item index");
 

@@ -1,5 +1,5 @@
 /* common.c - error detail helpers, UTF-8 validation for ids and the echo of client bytes. */
-#include "common.h"
+#include "core/common.h"
 
 #include <stdarg.h>
 #include <stdio.h>
