@@ -3,7 +3,7 @@
  * Contract: a write in core/ decides, then emits event records; replay (persist/) hands the
  * same bytes to allot_event_apply_encoded(), which decodes them and runs the ONE apply function
  * used live. Apply never re-decides (sourcing results are inside the event). The byte format is
- * documented in core/event.c; every payload starts with ALLOT_EVENT_FORMAT_VERSION.
+ * documented in core/event/event.c; every payload starts with ALLOT_EVENT_FORMAT_VERSION.
  * Decoding bounds-checks everything: a payload that does not decode exactly (wrong version,
  * truncated, trailing bytes, bad id, out-of-range value, unknown location/reservation it
  * refers to) -> ALLOT_ECORRUPT with nothing changed. Apply is two-phase internally: a prepare
@@ -11,7 +11,7 @@
  * emission calls the event sink only for events that will be applied.
  * Snapshot types describe one whole object (checkpoints): applying them replaces the object.
  * Types 64..127 are orders and returns (core/order.h); their payload layouts are documented
- * beside the older ones in core/event.c and coded in core/order_codec.c. libc only.
+ * beside the older ones in core/event/event.c and coded in core/order_codec.c. libc only.
  */
 #ifndef ALLOT_CORE_EVENT_H
 #define ALLOT_CORE_EVENT_H

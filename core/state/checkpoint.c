@@ -1,4 +1,4 @@
-/* snapshot.c - checkpoint records (snapshot event records) and checkpoints serialized in slices. */
+/* checkpoint.c - checkpoint records (snapshot event records), checkpoints serialized in slices. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>

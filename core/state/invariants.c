@@ -1,4 +1,4 @@
-/* order_check.c - allot_state_check_invariants: reserved/allocated recomputed from holds. */
+/* invariants.c - allot_state_check_invariants: reserved/allocated recomputed from holds. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
