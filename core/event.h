@@ -11,7 +11,7 @@
  * emission calls the event sink only for events that will be applied.
  * Snapshot types describe one whole object (checkpoints): applying them replaces the object.
  * Types 64..127 are orders and returns (core/order.h); their payload layouts are documented
- * beside the older ones in core/event/event.c and coded in core/order_codec.c. libc only.
+ * beside the older ones in core/event/event.c and coded in core/order/order_codec.c. libc only.
  */
 #ifndef ALLOT_CORE_EVENT_H
 #define ALLOT_CORE_EVENT_H

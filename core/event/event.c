@@ -34,7 +34,7 @@
  *                       allocation_count x { str location; i64 qty (1..2^40) } }
  *        where a line's allocation quantities sum to at most its qty_requested.
  *
- * Orders and returns (types 64..127; coded in core/order_codec.c; meaning in core/order.h):
+ * Orders and returns (types 64..127; coded in core/order/order_codec.c; meaning in core/order.h):
  * 64 ORDER_CREATE        str reservation (len 0 = sourced from lines; else consumed); order
  *                        (state created, payment none, no returns, no history: apply adds the
  *                        order.create entry, allocates every shipment's items at its location)

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/order_internal.h"
+#include "core/order/order_private.h"
 
 typedef struct check {
     const allot_state_t *state;

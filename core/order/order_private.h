@@ -1,11 +1,11 @@
-/* order_internal.h - helpers shared by the core/order_*.c files only (storage, indexes, apply).
+/* order_private.h - helpers shared by the files of core/order/ only (storage, indexes, apply).
  *
- * Contract: included by core/order*.c. Functions named *_reserve may fail with ALLOT_ENOMEM and
- * make the matching infallible ones safe; order_text_copy and the *_copy helpers return
- * {NULL, 0} / false when out of memory (they run in prepare steps only).
+ * Contract: included by the files of core/order/. Functions named *_reserve may fail with
+ * ALLOT_ENOMEM and make the matching infallible ones safe; order_text_copy and the *_copy helpers
+ * return {NULL, 0} / false when out of memory (they run in prepare steps only).
  */
-#ifndef ALLOT_CORE_ORDER_INTERNAL_H
-#define ALLOT_CORE_ORDER_INTERNAL_H
+#ifndef ALLOT_CORE_ORDER_PRIVATE_H
+#define ALLOT_CORE_ORDER_PRIVATE_H
 
 #include "core/state_private.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/order_internal.h"
+#include "core/order/order_private.h"
 
 /* ---- stock effects ----------------------------------------------------------------------------
  */

@@ -1,7 +1,7 @@
 /* order_shipment.c - shipment.reject (re-source elsewhere), shipment.ship, shipment.deliver. */
 #include <string.h>
 
-#include "core/order_internal.h"
+#include "core/order/order_private.h"
 
 /* Index of shipment "S<n>" in the order, or NOT_FOUND. */
 static int shipment_find(const allot_event_order_t *v, allot_str_t shipment, uint32_t *index,

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/order_internal.h"
+#include "core/order/order_private.h"
 
 /* ---- shared helpers ---------------------------------------------------------------------------
  */

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/base/request_hash.h"
-#include "core/order_internal.h"
+#include "core/order/order_private.h"
 
 /* ---- request hash (idempotency) ---------------------------------------------------------------
  */
