@@ -104,24 +104,6 @@ typedef struct order_prepared {
     allot_str_t location;
 } order_prepared_t;
 
-typedef struct allot_adjust_key {
-    int64_t delta;
-    int64_t at_ms;
-    int64_t on_hand;
-    int64_t reserved;
-    int64_t allocated;
-    int64_t safety_stock;
-    int64_t available;
-    char *key;
-    uint32_t key_len;
-    uint32_t hash;
-    uint32_t sku;
-    uint32_t location;
-    uint32_t heap_position; /* free-list link when unused */
-    bool used;
-    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
-} allot_adjust_key_t;
-
 typedef struct allot_candidate {
     const allot_location_t *location;
     uint32_t location_index;
@@ -158,7 +140,7 @@ struct allot_state {
     uint32_t reservation_live;
     uint32_t reservation_tombstones;
 
-    allot_adjust_key_t *adjust_keys;
+    struct allot_adjust_key *adjust_keys; /* core/inventory/inventory_private.h */
     uint32_t adjust_key_slots;
     uint32_t adjust_key_capacity;
     uint32_t adjust_key_free;
@@ -218,7 +200,7 @@ struct allot_state {
     uint32_t build_shipment_capacity;
 
     /* checkpoint load: the location index found at each position ordinal of the previous SKU
-     * snapshot (stock.c), checked by comparing ids before hashing */
+     * snapshot (core/inventory/inventory_apply.c), checked by comparing ids before hashing */
     uint32_t snapshot_location_memo[ALLOT_SKU_BUILDER_MEMO];
     /* checkpoint scratch */
     allot_bytes_t snapshot_bytes;
@@ -267,27 +249,6 @@ static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t inde
  * must not serialize it (it did not exist at the checkpoint's LSN). */
 void state_checkpoint_born(allot_state_t *state, uint8_t kind, uint32_t index);
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len);
-
-/* ---- inventory internals (inventory.c, stock.c) ------------------------------------------- */
-int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index);
-/* The same, for an id whose allot_hash_bytes() is known. */
-int inventory_sku_intern_hashed(allot_state_t *state, allot_str_t id, uint32_t hash,
-                                uint32_t *index);
-uint32_t inventory_sku_find_hashed(const allot_state_t *state, allot_str_t sku, uint32_t hash);
-allot_sku_t *inventory_sku_mut(allot_state_t *state, uint32_t index);
-/* Make room so that a position of sku at location can be inserted. */
-int inventory_position_reserve(allot_state_t *state, uint32_t sku, uint32_t location);
-/* The position (inserted zeroed if missing; room must have been reserved). */
-allot_position_t *inventory_position_upsert(allot_state_t *state, uint32_t sku, uint32_t location);
-allot_position_t *inventory_position_mut(allot_state_t *state, uint32_t sku, uint32_t location);
-void inventory_position_view(const allot_state_t *state, uint32_t sku,
-                             const allot_position_t *position, allot_position_view_t *view);
-int inventory_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void inventory_apply_commit(allot_state_t *state, const allot_event_t *event);
-int stock_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void stock_apply_commit(allot_state_t *state, const allot_event_t *event);
-void adjust_key_free_all(allot_state_t *state);
-int adjust_key_init(allot_state_t *state);
 
 /* ---- reservation internals (reservation.c, reservation_apply.c) --------------------------- */
 int reservation_init(allot_state_t *state);

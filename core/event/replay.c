@@ -231,7 +231,7 @@ static const allot_reservation_t *entry_live_reservation(const allot_state_t *st
 }
 
 /* Load the position of the SKU at the location where the apply will look first (a SKU stocked at
- * every location holds location i at index i; see position_lower_bound in inventory.c).
+ * every location holds location i at index i; see position_lower_bound in core/inventory/sku.c).
  * A real load, not a prefetch, and so is the SKU record's in stage_records: on the benchmark VM
  * prefetches of these lines, spread over a gigabyte of heap, did nothing measurable (most likely
  * dropped on a TLB miss), while loads issued back to back for a group of records overlap their

@@ -5,6 +5,7 @@
 
 #include "core/base/geo.h"
 #include "core/inventory.h"
+#include "core/inventory/inventory_private.h"
 #include "core/state_private.h"
 
 int allot_avail_prepare(const allot_state_t *state, const allot_avail_request_t *request,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
 
 /* ---- stock effects ----------------------------------------------------------------------------

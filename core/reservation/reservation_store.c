@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/inventory/inventory_private.h"
 #include "core/reservation.h"
 #include "core/state_private.h"
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/inventory/inventory_private.h"
 #include "core/state_private.h"
 
 typedef struct dump_entry {

@@ -1,0 +1,250 @@
+/* inventory_apply.c - the one apply of inventory events: locations, stock, SKU and adjust-key
+ * snapshots (prepare may fail and changes nothing; commit cannot fail). */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/inventory.h"
+#include "core/inventory/inventory_private.h"
+
+/* ---- locations ------------------------------------------------------------------------------ */
+
+int inventory_apply_prepare(allot_state_t *state, const allot_event_t *event)
+{
+    const allot_event_location_t *e = &event->u.location;
+    int rc = state_dirty_reserve(state, 1, 0, 0, 0);
+    if (rc != 0)
+        return rc;
+    if (allot_location_index_find(state, e->id) != ALLOT_LOCATION_NONE)
+        return 0;
+    if (state->location_count >= ALLOT_LOCATIONS_MAX)
+        return ALLOT_ECORRUPT;
+    if (state->location_count == state->location_capacity) {
+        uint32_t capacity = state->location_capacity ? state->location_capacity * 2 : 16;
+        allot_location_t *l = realloc(state->locations, capacity * sizeof(*l));
+        if (l == NULL)
+            return ALLOT_ENOMEM;
+        uint32_t *stamps = realloc(state->location_stamp, capacity * sizeof(*stamps));
+        if (stamps == NULL) {
+            state->locations = l;
+            return ALLOT_ENOMEM;
+        }
+        state->locations = l;
+        state->location_stamp = stamps;
+        state->location_capacity = capacity;
+    }
+    return allot_hash_reserve(&state->location_index, 1);
+}
+
+void inventory_apply_commit(allot_state_t *state, const allot_event_t *event)
+{
+    const allot_event_location_t *e = &event->u.location;
+    uint32_t index = allot_location_index_find(state, e->id);
+    if (index == ALLOT_LOCATION_NONE) {
+        index = state->location_count++;
+        allot_location_t *l = &state->locations[index];
+        memset(l, 0, sizeof(*l));
+        memcpy(l->id, e->id.ptr, e->id.len);
+        l->id_len = e->id.len;
+        l->hash = allot_hash_bytes(e->id.ptr, e->id.len);
+        state->location_stamp[index] = 0;
+        int rc = allot_hash_insert(&state->location_index, l->hash, index);
+        assert(rc == 0);
+        (void)rc;
+    }
+    state_dirty_location(state, index); /* before the change (checkpoint pre-image) */
+    allot_location_t *l = &state->locations[index];
+    l->type = e->type;
+    l->ship = e->ship;
+    l->pickup = e->pickup;
+    l->active = e->active;
+    l->lat = e->lat;
+    l->lon = e->lon;
+    l->priority = e->priority;
+    l->same_day_radius_km = e->same_day_radius_km;
+    l->daily_capacity = e->daily_capacity;
+    if (event->type == ALLOT_EVENT_LOCATION_SNAPSHOT) {
+        l->capacity_day = e->capacity_day;
+        l->capacity_count = e->capacity_count;
+    }
+}
+
+/* ---- stock ---------------------------------------------------------------------------------- */
+
+static int stock_prepare_position(allot_state_t *state, allot_str_t sku_id, allot_str_t location)
+{
+    uint32_t l = allot_location_index_find(state, location);
+    if (l == ALLOT_LOCATION_NONE)
+        return ALLOT_ECORRUPT;
+    uint32_t sku;
+    int rc = inventory_sku_intern(state, sku_id, &sku);
+    if (rc == 0)
+        rc = inventory_position_reserve(state, sku, l);
+    if (rc == 0)
+        rc = state_dirty_reserve(state, 0, 1, 0, 0);
+    state->prepared_sku = sku;
+    state->prepared_location = l;
+    return rc;
+}
+
+static int stock_prepare_key(allot_state_t *state, allot_str_t key, bool must_be_new)
+{
+    if (key.len == 0)
+        return 0;
+    if (adjust_key_find(state, key) != ALLOT_SLOT_NONE)
+        return must_be_new ? ALLOT_ECORRUPT : 0;
+    int rc = adjust_key_reserve(state);
+    if (rc != 0)
+        return rc;
+    if (state->pending_key == NULL)
+        state->pending_key = malloc(ALLOT_ID_BYTES_MAX + 1);
+    if (state->pending_key == NULL)
+        return ALLOT_ENOMEM;
+    memcpy(state->pending_key, key.ptr, key.len);
+    state->pending_key[key.len] = '\0';
+    return 0;
+}
+
+static int position_location_compare(const void *a, const void *b)
+{
+    uint32_t x = ((const allot_position_t *)a)->location;
+    uint32_t y = ((const allot_position_t *)b)->location;
+    return x < y ? -1 : x > y;
+}
+
+/* A checkpoint load resolves the same few location ids, in the same order, SKU after SKU: try
+ * the location found at this ordinal last time (a byte compare) before hashing. */
+static uint32_t snapshot_location_find(const allot_state_t *state, uint32_t *memo, uint32_t ordinal,
+                                       allot_str_t id)
+{
+    if (ordinal >= ALLOT_SKU_BUILDER_MEMO)
+        return allot_location_index_find(state, id);
+    uint32_t guess = memo[ordinal];
+    if (guess < state->location_count && state->locations[guess].id_len == id.len &&
+        memcmp(state->locations[guess].id, id.ptr, id.len) == 0)
+        return guess;
+    uint32_t found = allot_location_index_find(state, id);
+    memo[ordinal] = found;
+    return found;
+}
+
+/* The positions of a decoded snapshot, sorted by location (NULL when it has none). Reads only
+ * the state's locations. */
+int sku_snapshot_positions(const allot_state_t *state, uint32_t *memo,
+                           const allot_event_sku_snapshot_t *e, allot_position_t **out)
+{
+    *out = NULL;
+    if (e->position_count == 0)
+        return 0;
+    allot_position_t *positions = calloc(e->position_count, sizeof(*positions));
+    if (positions == NULL)
+        return ALLOT_ENOMEM;
+    for (uint32_t i = 0; i < e->position_count; i++) {
+        const allot_event_position_t *src = &e->positions[i];
+        uint32_t l = snapshot_location_find(state, memo, i, src->location);
+        if (l == ALLOT_LOCATION_NONE) {
+            free(positions);
+            return ALLOT_ECORRUPT;
+        }
+        positions[i] = (allot_position_t){
+            src->on_hand, src->reserved, src->allocated, src->safety_stock, src->as_of_ms, l, 0};
+    }
+    /* indices may differ from the writer's (checkpoint load order): sort, refuse duplicates */
+    bool sorted = true;
+    for (uint32_t i = 1; i < e->position_count && sorted; i++)
+        sorted = positions[i - 1].location < positions[i].location;
+    if (!sorted)
+        qsort(positions, e->position_count, sizeof(*positions), position_location_compare);
+    for (uint32_t i = 1; i < e->position_count; i++) {
+        if (positions[i].location == positions[i - 1].location) {
+            free(positions);
+            return ALLOT_ECORRUPT;
+        }
+    }
+    *out = positions;
+    return 0;
+}
+
+/* The SKU exists and a commit cannot fail: from here on, sku_snapshot_commit. */
+int sku_snapshot_make_room(allot_state_t *state, allot_str_t id, uint32_t hash, uint32_t *sku)
+{
+    int rc = inventory_sku_intern_hashed(state, id, hash, sku);
+    return rc != 0 ? rc : state_dirty_reserve(state, 0, 1, 0, 0);
+}
+
+/* Positions first, then the SKU: the order of checks allot_sku_snapshot_build + install has. */
+static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snapshot_t *e)
+{
+    free(state->pending_positions);
+    int rc =
+        sku_snapshot_positions(state, state->snapshot_location_memo, e, &state->pending_positions);
+    if (rc == 0)
+        rc = sku_snapshot_make_room(state, e->sku, allot_hash_bytes(e->sku.ptr, e->sku.len),
+                                    &state->prepared_sku);
+    return rc;
+}
+
+int stock_apply_prepare(allot_state_t *state, const allot_event_t *event)
+{
+    int rc;
+    switch (event->type) {
+    case ALLOT_EVENT_STOCK_SET:
+        return stock_prepare_position(state, event->u.stock_set.sku, event->u.stock_set.location);
+    case ALLOT_EVENT_STOCK_ADJUST:
+        rc = stock_prepare_position(state, event->u.stock_adjust.sku,
+                                    event->u.stock_adjust.location);
+        return rc != 0 ? rc : stock_prepare_key(state, event->u.stock_adjust.key, true);
+    case ALLOT_EVENT_SKU_SNAPSHOT:
+        return sku_snapshot_prepare(state, &event->u.sku_snapshot);
+    case ALLOT_EVENT_ADJUST_KEY_SNAPSHOT:
+        state->prepared_location = allot_location_index_find(state, event->u.adjust_key.location);
+        if (state->prepared_location == ALLOT_LOCATION_NONE)
+            return ALLOT_ECORRUPT;
+        rc = inventory_sku_intern(state, event->u.adjust_key.sku, &state->prepared_sku);
+        return rc != 0 ? rc : stock_prepare_key(state, event->u.adjust_key.key, false);
+    default:
+        return ALLOT_ECORRUPT;
+    }
+}
+
+/* The prepared positions (state->pending_positions) become those of the SKU at sku_index. */
+void sku_snapshot_commit(allot_state_t *state, uint32_t sku_index, uint32_t position_count)
+{
+    state_dirty_sku(state, sku_index); /* before the change (checkpoint pre-image) */
+    allot_sku_t *sku = inventory_sku_mut(state, sku_index);
+    state->position_count -= sku->position_count;
+    if (sku->position_count > 0)
+        state->skus_stocked--;
+    free(sku->positions);
+    sku->positions = state->pending_positions;
+    sku->position_count = sku->position_capacity = (uint16_t)position_count;
+    state->pending_positions = NULL;
+    state->position_count += sku->position_count;
+    if (sku->position_count > 0)
+        state->skus_stocked++;
+}
+
+void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
+{
+    if (event->type == ALLOT_EVENT_SKU_SNAPSHOT) {
+        sku_snapshot_commit(state, state->prepared_sku, event->u.sku_snapshot.position_count);
+        return;
+    }
+    if (event->type == ALLOT_EVENT_ADJUST_KEY_SNAPSHOT) {
+        adjust_key_store(state, event->u.adjust_key.key, event);
+        return;
+    }
+    bool is_set = event->type == ALLOT_EVENT_STOCK_SET;
+    uint32_t sku = state->prepared_sku; /* stock_prepare_position found them */
+    state_dirty_sku(state, sku);        /* before the change (checkpoint pre-image) */
+    allot_position_t *p = inventory_position_upsert(state, sku, state->prepared_location);
+    if (is_set) {
+        p->on_hand = event->u.stock_set.on_hand;
+        p->safety_stock = event->u.stock_set.safety_stock;
+        p->as_of_ms = event->u.stock_set.as_of_ms;
+    } else {
+        p->on_hand = event->u.stock_adjust.on_hand_after;
+    }
+    if (!is_set && event->u.stock_adjust.key.len > 0)
+        adjust_key_store(state, event->u.stock_adjust.key, event);
+}
