@@ -104,14 +104,6 @@ typedef struct order_prepared {
     allot_str_t location;
 } order_prepared_t;
 
-typedef struct allot_candidate {
-    const allot_location_t *location;
-    uint32_t location_index;
-    int64_t available;
-    double distance_km;
-    bool chosen;
-} allot_candidate_t;
-
 struct allot_state {
     allot_state_config_t config;
     allot_event_sink_cb sink;
@@ -208,7 +200,7 @@ struct allot_state {
     uint32_t snapshot_position_capacity;
 
     /* sourcing scratch */
-    allot_candidate_t *candidates;
+    struct allot_candidate *candidates; /* core/reservation/sourcing.c */
     uint32_t candidate_capacity;
     allot_plan_allocation_t *plan_allocations;
     uint32_t plan_allocation_capacity;
@@ -249,22 +241,6 @@ static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t inde
  * must not serialize it (it did not exist at the checkpoint's LSN). */
 void state_checkpoint_born(allot_state_t *state, uint8_t kind, uint32_t index);
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len);
-
-/* ---- reservation internals (reservation.c, reservation_apply.c) --------------------------- */
-int reservation_init(allot_state_t *state);
-void reservation_free_all(allot_state_t *state);
-uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id);
-int reservation_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void reservation_apply_commit(allot_state_t *state, const allot_event_t *event);
-/* Encode a reservation record as an EVENT_RESERVATION_SNAPSHOT payload. */
-int reservation_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
-/* Make room for building a live reservation event with this many allocations. */
-int reservation_build_reserve(allot_state_t *state, uint32_t allocations);
-/* order.create from a reservation: check that `id` is a live hold (CORRUPT otherwise) and make
- * room; then consume it: its reserved units are released (they become the order's allocated
- * ones), it ends as released at at_ms, its daily-capacity count is kept. */
-int reservation_consume_prepare(allot_state_t *state, allot_str_t id);
-void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms);
 
 /* ---- order internals (order_store.c, order_codec.c) ---------------------------------------- */
 int order_init(allot_state_t *state);

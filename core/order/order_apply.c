@@ -5,6 +5,7 @@
 
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
+#include "core/reservation/reservation_private.h"
 
 /* ---- stock effects ----------------------------------------------------------------------------
  */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/base/request_hash.h"
-#include "core/state_private.h"
+#include "core/reservation/reservation_private.h"
 
 const char *const allot_reservation_status_names[] = {"active", "released", "expired", NULL};
 
@@ -298,14 +298,4 @@ uint32_t allot_reservations_expire(allot_state_t *state, int64_t now_ms, uint32_
         released++;
     }
     return released;
-}
-
-/* ---- consume into an order (order.create {reservation}) ------------------------------------ */
-
-int reservation_consume_prepare(allot_state_t *state, allot_str_t id)
-{
-    /* the same checks and room as a release: a live hold, dirty marks, a tombstone slot */
-    allot_event_t release = {.type = ALLOT_EVENT_RESERVATION_RELEASE};
-    release.u.release = (allot_event_release_t){id, ALLOT_RELEASE_RELEASED, 0};
-    return reservation_apply_prepare(state, &release);
 }

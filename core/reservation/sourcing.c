@@ -11,6 +11,15 @@
 const char *const allot_policy_names[] = {"fewest_splits", "priority", "nearest", "highest_stock",
                                           NULL};
 
+/* A location that may supply lines of the request being planned (state->candidates). */
+typedef struct allot_candidate {
+    const allot_location_t *location;
+    uint32_t location_index;
+    int64_t available;
+    double distance_km;
+    bool chosen;
+} allot_candidate_t;
+
 typedef struct sourcing {
     allot_state_t *state;
     const allot_sourcing_request_t *request;

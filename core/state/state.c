@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/inventory/inventory_private.h"
+#include "core/reservation/reservation_private.h"
 #include "core/state_private.h"
 
 allot_state_t *allot_state_create(const allot_state_config_t *config)
