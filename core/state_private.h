@@ -59,32 +59,6 @@ typedef struct state_checkpoint {
     allot_u32_vec_t pending[STATE_KEY_ORDER + 1]; /* incremental: the dirty lists when it began */
 } state_checkpoint_t;
 
-/* Stable string storage of one order: chunks that never move (order_store.c). */
-typedef struct order_text_chunk order_text_chunk_t;
-
-/* One order in memory: `v` is its whole content (strings in `text`, arrays owned). */
-typedef struct allot_order {
-    allot_event_order_t v;
-    order_text_chunk_t *text;
-    uint32_t hash;
-    uint32_t slot;
-    uint32_t heap_position; /* ended heap, when in_heap */
-    uint32_t line_capacity;
-    uint32_t shipment_capacity;
-    uint32_t item_capacity;
-    uint32_t return_capacity;
-    uint32_t history_capacity;
-    bool in_heap;
-    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
-} allot_order_t;
-
-typedef struct order_customer {
-    char *id; /* NULL when the slot is free */
-    uint32_t id_len;
-    uint32_t hash;
-    allot_u32_vec_t orders; /* order slots */
-} order_customer_t;
-
 /* One archived order copied out of the archive for a reply. */
 typedef struct order_archived_ref {
     int64_t created_ms;
@@ -96,7 +70,7 @@ typedef struct order_archived_ref {
 
 /* What a prepared order event hands to its commit. */
 typedef struct order_prepared {
-    allot_order_t *order; /* the target (existing) or the new one (create/snapshot) */
+    struct allot_order *order; /* the target (existing) or the new one (create/snapshot) */
     uint32_t slot;        /* existing order's slot (ALLOT_SLOT_NONE for new) */
     allot_str_t text;     /* copies in the order's text storage */
     allot_str_t address;
@@ -164,14 +138,14 @@ struct allot_state {
     char *pending_key_reservation;           /* prepared reservation-id copy */
 
     /* orders (order_store.c) */
-    allot_order_t **orders; /* by slot; NULL = free */
+    struct allot_order **orders; /* by slot; NULL = free (core/order/order_private.h) */
     uint32_t order_slots;
     uint32_t order_capacity;
     allot_u32_vec_t order_free;
     allot_hash_t order_index;
     allot_hash_t order_return_index; /* hash(return id) -> order slot */
     allot_hash_t customer_index;
-    order_customer_t *customers;
+    struct order_customer *customers;
     uint32_t customer_slots;
     uint32_t customer_capacity;
     allot_u32_vec_t customer_free;
@@ -241,23 +215,5 @@ static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t inde
  * must not serialize it (it did not exist at the checkpoint's LSN). */
 void state_checkpoint_born(allot_state_t *state, uint8_t kind, uint32_t index);
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len);
-
-/* ---- order internals (order_store.c, order_codec.c) ---------------------------------------- */
-int order_init(allot_state_t *state);
-void order_free_all(allot_state_t *state);
-uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);
-int order_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void order_apply_commit(allot_state_t *state, const allot_event_t *event);
-size_t order_event_bytes_max(const allot_event_t *event);
-void order_event_encode(const allot_event_t *event, allot_bytes_t *out);
-int order_event_decode(allot_reader_t *reader, allot_event_scratch_t *scratch,
-                       allot_event_t *event);
-void order_scratch_free(allot_event_scratch_t *scratch);
-/* Snapshot handing (snapshot.c): each dirty order / every order / pending archived records. */
-int order_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
-void order_dirty_mark(allot_state_t *state, uint32_t slot);
-void order_dirty_clear(allot_state_t *state);
-size_t order_archived_count(const allot_state_t *state);
-void order_dump(const allot_state_t *state, FILE *out);
 
 #endif

@@ -98,6 +98,7 @@
 
 #include "core/errors.h"
 #include "core/inventory/inventory_private.h"
+#include "core/order/order_private.h"
 #include "core/reservation/reservation_private.h"
 #include "core/state_private.h"
 

@@ -1,6 +1,9 @@
-/* order_private.h - helpers shared by the files of core/order/ only (storage, indexes, apply).
+/* order_private.h - what the files of core/order/ share (an order's storage, the indexes, the
+ * apply's helpers), and what the rest of core calls on orders (life cycle, codec, apply,
+ * snapshots, dump).
  *
- * Contract: included by the files of core/order/. Functions named *_reserve may fail with
+ * Contract: included by the files of core/order/, and by core/state/ and core/event/ for the
+ * functions of the first section; never outside core/. Functions named *_reserve may fail with
  * ALLOT_ENOMEM and make the matching infallible ones safe; order_text_copy and the *_copy helpers
  * return {NULL, 0} / false when out of memory (they run in prepare steps only).
  */
@@ -9,6 +12,53 @@
 
 #include "core/state_private.h"
 
+/* Stable string storage of one order: chunks that never move (order_store.c). */
+typedef struct order_text_chunk order_text_chunk_t;
+
+/* One order in memory: `v` is its whole content (strings in `text`, arrays owned). */
+typedef struct allot_order {
+    allot_event_order_t v;
+    order_text_chunk_t *text;
+    uint32_t hash;
+    uint32_t slot;
+    uint32_t heap_position; /* ended heap, when in_heap */
+    uint32_t line_capacity;
+    uint32_t shipment_capacity;
+    uint32_t item_capacity;
+    uint32_t return_capacity;
+    uint32_t history_capacity;
+    bool in_heap;
+    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
+} allot_order_t;
+
+typedef struct order_customer {
+    char *id; /* NULL when the slot is free */
+    uint32_t id_len;
+    uint32_t hash;
+    allot_u32_vec_t orders; /* order slots */
+} order_customer_t;
+
+/* ---- shared with the rest of core (state, event) ------------------------------------------- */
+int order_init(allot_state_t *state);
+void order_free_all(allot_state_t *state);
+uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);
+int order_apply_prepare(allot_state_t *state, const allot_event_t *event);
+void order_apply_commit(allot_state_t *state, const allot_event_t *event);
+size_t order_event_bytes_max(const allot_event_t *event);
+void order_event_encode(const allot_event_t *event, allot_bytes_t *out);
+int order_event_decode(allot_reader_t *reader, allot_event_scratch_t *scratch,
+                       allot_event_t *event);
+void order_scratch_free(allot_event_scratch_t *scratch);
+/* Snapshot handing (core/state/checkpoint.c): each dirty order, every order, the archived
+ * records pending. */
+int order_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
+void order_dirty_mark(allot_state_t *state, uint32_t slot);
+void order_dirty_clear(allot_state_t *state);
+size_t order_archived_count(const allot_state_t *state);
+/* Every order in memory, as text sorted by id (order_dump.c). */
+void order_dump(const allot_state_t *state, FILE *out);
+
+/* ---- within the room ----------------------------------------------------------------------- */
 /* storage of one order (order_store.c) */
 allot_order_t *order_alloc(void);
 void order_release(allot_order_t *order);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/inventory/inventory_private.h"
+#include "core/order/order_private.h"
 #include "core/state_private.h"
 
 typedef struct dump_entry {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/inventory/inventory_private.h"
+#include "core/order/order_private.h"
 #include "core/reservation/reservation_private.h"
 #include "core/state_private.h"
 
