@@ -28,9 +28,9 @@
  *
  * Archive hook (implemented by persist/ over LMDB; core stays libc-only). Records are the
  * checkpoint records core hands out: key = 0x05 + order id bytes, value = 1 type byte
- * (ALLOT_EVENT_ORDER_SNAPSHOT = 80) + the payload (core/event/event.c). Payload byte 0 is the
- * format version, byte 1 the snapshot flags: bit 0 = archived (value byte 2 counting the type
- * byte), so a loader may skip archived records without decoding, or apply them (a no-op).
+ * (ALLOT_EVENT_ORDER_SNAPSHOT = 80) + the payload (core/order/order_codec.c). Payload byte 0 is
+ * the format version, byte 1 the snapshot flags: bit 0 = archived (value byte 2 counting the
+ * type byte), so a loader may skip archived records without decoding, or apply them (a no-op).
  *   get_cb(ctx, id, &payload, &len): the stored ORDER_SNAPSHOT payload (no type byte) of order
  *     `id`, archived or not; 0, ALLOT_ENOT_FOUND, or ALLOT_EIO/ALLOT_ECORRUPT. The bytes must stay
  *     valid until the next call into the archive (core copies them at once).

@@ -138,50 +138,37 @@ static uint32_t adjust_key_insert(allot_state_t *state, allot_str_t key, char *c
     return slot;
 }
 
-static void adjust_key_fill(allot_state_t *state, allot_adjust_key_t *k, const allot_event_t *event)
+/* The key's SKU and location are those the record's prepare found; the rest is `values`. */
+static void adjust_key_fill(allot_state_t *state, allot_adjust_key_t *k,
+                            const allot_adjust_key_t *values)
 {
-    const allot_event_adjust_key_t *snap = &event->u.adjust_key;
-    const allot_event_stock_adjust_t *adj = &event->u.stock_adjust;
-    bool is_snapshot = event->type == ALLOT_EVENT_ADJUST_KEY_SNAPSHOT;
-    k->sku = state->prepared_sku; /* stock_apply_prepare found them */
+    k->sku = state->prepared_sku;
     k->location = state->prepared_location;
     assert(k->sku != ALLOT_SKU_NONE && k->location != ALLOT_LOCATION_NONE);
-    k->delta = is_snapshot ? snap->delta : adj->delta;
-    k->at_ms = is_snapshot ? snap->at_ms : adj->at_ms;
-    if (is_snapshot) {
-        k->on_hand = snap->on_hand;
-        k->reserved = snap->reserved;
-        k->allocated = snap->allocated;
-        k->safety_stock = snap->safety_stock;
-        k->available = snap->available;
-        return;
-    }
-    const allot_position_t *p = inventory_position_mut(state, k->sku, k->location);
-    k->on_hand = p->on_hand;
-    k->reserved = p->reserved;
-    k->allocated = p->allocated;
-    k->safety_stock = p->safety_stock;
-    k->available = allot_position_available(p);
+    k->delta = values->delta;
+    k->at_ms = values->at_ms;
+    k->on_hand = values->on_hand;
+    k->reserved = values->reserved;
+    k->allocated = values->allocated;
+    k->safety_stock = values->safety_stock;
+    k->available = values->available;
 }
 
-/* Remember (or, for snapshots, overwrite) a key. Infallible after stock_apply_prepare(). */
-void adjust_key_store(allot_state_t *state, allot_str_t key, const allot_event_t *event)
+void adjust_key_store(allot_state_t *state, allot_str_t key, const allot_adjust_key_t *values)
 {
     uint32_t slot = adjust_key_find(state, key);
     if (slot != ALLOT_SLOT_NONE) {
         state_dirty_adjust_key(state, slot); /* before the change (checkpoint pre-image) */
-        adjust_key_fill(state, &state->adjust_keys[slot], event);
+        adjust_key_fill(state, &state->adjust_keys[slot], values);
         allot_heap_update_at(&state->adjust_key_heap, state->adjust_keys[slot].heap_position);
         return;
     }
-    allot_adjust_key_t probe_key;
-    adjust_key_fill(state, &probe_key, event);
-    adjust_key_evict(state, probe_key.at_ms);
+    adjust_key_evict(state, values->at_ms);
     assert(state->pending_key != NULL);
     slot = adjust_key_insert(state, key, state->pending_key);
     state->pending_key = NULL;
     allot_adjust_key_t *k = &state->adjust_keys[slot];
-    adjust_key_fill(state, k, event);
+    adjust_key_fill(state, k, values);
     int rc = allot_heap_push(&state->adjust_key_heap, slot);
     assert(rc == 0);
     (void)rc;

@@ -9,9 +9,9 @@
 
 /* ---- locations ------------------------------------------------------------------------------ */
 
-int inventory_apply_prepare(allot_state_t *state, const allot_event_t *event)
+/* location.put and location.snapshot: an existing location is updated in place. */
+int location_put_prepare(allot_state_t *state, const allot_event_location_t *e)
 {
-    const allot_event_location_t *e = &event->u.location;
     int rc = state_dirty_reserve(state, 1, 0, 0, 0);
     if (rc != 0)
         return rc;
@@ -36,9 +36,9 @@ int inventory_apply_prepare(allot_state_t *state, const allot_event_t *event)
     return allot_hash_reserve(&state->location_index, 1);
 }
 
-void inventory_apply_commit(allot_state_t *state, const allot_event_t *event)
+/* The location (created if new), marked dirty before it changes; the capacity count is kept. */
+static allot_location_t *location_commit(allot_state_t *state, const allot_event_location_t *e)
 {
-    const allot_event_location_t *e = &event->u.location;
     uint32_t index = allot_location_index_find(state, e->id);
     if (index == ALLOT_LOCATION_NONE) {
         index = state->location_count++;
@@ -63,10 +63,19 @@ void inventory_apply_commit(allot_state_t *state, const allot_event_t *event)
     l->priority = e->priority;
     l->same_day_radius_km = e->same_day_radius_km;
     l->daily_capacity = e->daily_capacity;
-    if (event->type == ALLOT_EVENT_LOCATION_SNAPSHOT) {
-        l->capacity_day = e->capacity_day;
-        l->capacity_count = e->capacity_count;
-    }
+    return l;
+}
+
+void location_put_commit(allot_state_t *state, const allot_event_location_t *e)
+{
+    location_commit(state, e);
+}
+
+void location_snapshot_commit(allot_state_t *state, const allot_event_location_t *e)
+{
+    allot_location_t *l = location_commit(state, e);
+    l->capacity_day = e->capacity_day;
+    l->capacity_count = e->capacity_count;
 }
 
 /* ---- stock ---------------------------------------------------------------------------------- */
@@ -165,7 +174,7 @@ int sku_snapshot_positions(const allot_state_t *state, uint32_t *memo,
     return 0;
 }
 
-/* The SKU exists and a commit cannot fail: from here on, sku_snapshot_commit. */
+/* The SKU exists and a commit cannot fail: from here on, sku_positions_install. */
 int sku_snapshot_make_room(allot_state_t *state, allot_str_t id, uint32_t hash, uint32_t *sku)
 {
     int rc = inventory_sku_intern_hashed(state, id, hash, sku);
@@ -173,7 +182,7 @@ int sku_snapshot_make_room(allot_state_t *state, allot_str_t id, uint32_t hash, 
 }
 
 /* Positions first, then the SKU: the order of checks allot_sku_snapshot_build + install has. */
-static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snapshot_t *e)
+int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snapshot_t *e)
 {
     free(state->pending_positions);
     int rc =
@@ -184,31 +193,28 @@ static int sku_snapshot_prepare(allot_state_t *state, const allot_event_sku_snap
     return rc;
 }
 
-int stock_apply_prepare(allot_state_t *state, const allot_event_t *event)
+int stock_set_prepare(allot_state_t *state, const allot_event_stock_set_t *e)
 {
-    int rc;
-    switch (event->type) {
-    case ALLOT_EVENT_STOCK_SET:
-        return stock_prepare_position(state, event->u.stock_set.sku, event->u.stock_set.location);
-    case ALLOT_EVENT_STOCK_ADJUST:
-        rc = stock_prepare_position(state, event->u.stock_adjust.sku,
-                                    event->u.stock_adjust.location);
-        return rc != 0 ? rc : stock_prepare_key(state, event->u.stock_adjust.key, true);
-    case ALLOT_EVENT_SKU_SNAPSHOT:
-        return sku_snapshot_prepare(state, &event->u.sku_snapshot);
-    case ALLOT_EVENT_ADJUST_KEY_SNAPSHOT:
-        state->prepared_location = allot_location_index_find(state, event->u.adjust_key.location);
-        if (state->prepared_location == ALLOT_LOCATION_NONE)
-            return ALLOT_ECORRUPT;
-        rc = inventory_sku_intern(state, event->u.adjust_key.sku, &state->prepared_sku);
-        return rc != 0 ? rc : stock_prepare_key(state, event->u.adjust_key.key, false);
-    default:
+    return stock_prepare_position(state, e->sku, e->location);
+}
+
+int stock_adjust_prepare(allot_state_t *state, const allot_event_stock_adjust_t *e)
+{
+    int rc = stock_prepare_position(state, e->sku, e->location);
+    return rc != 0 ? rc : stock_prepare_key(state, e->key, true);
+}
+
+int adjust_key_snapshot_prepare(allot_state_t *state, const allot_event_adjust_key_t *e)
+{
+    state->prepared_location = allot_location_index_find(state, e->location);
+    if (state->prepared_location == ALLOT_LOCATION_NONE)
         return ALLOT_ECORRUPT;
-    }
+    int rc = inventory_sku_intern(state, e->sku, &state->prepared_sku);
+    return rc != 0 ? rc : stock_prepare_key(state, e->key, false);
 }
 
 /* The prepared positions (state->pending_positions) become those of the SKU at sku_index. */
-void sku_snapshot_commit(allot_state_t *state, uint32_t sku_index, uint32_t position_count)
+void sku_positions_install(allot_state_t *state, uint32_t sku_index, uint32_t position_count)
 {
     state_dirty_sku(state, sku_index); /* before the change (checkpoint pre-image) */
     allot_sku_t *sku = inventory_sku_mut(state, sku_index);
@@ -224,27 +230,55 @@ void sku_snapshot_commit(allot_state_t *state, uint32_t sku_index, uint32_t posi
         state->skus_stocked++;
 }
 
-void stock_apply_commit(allot_state_t *state, const allot_event_t *event)
+void sku_snapshot_commit(allot_state_t *state, const allot_event_sku_snapshot_t *e)
 {
-    if (event->type == ALLOT_EVENT_SKU_SNAPSHOT) {
-        sku_snapshot_commit(state, state->prepared_sku, event->u.sku_snapshot.position_count);
+    sku_positions_install(state, state->prepared_sku, e->position_count);
+}
+
+/* The position stock_prepare_position found (inserted if new), marked dirty before it changes. */
+static allot_position_t *stock_position_commit(allot_state_t *state)
+{
+    uint32_t sku = state->prepared_sku;
+    state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
+    return inventory_position_upsert(state, sku, state->prepared_location);
+}
+
+void stock_set_commit(allot_state_t *state, const allot_event_stock_set_t *e)
+{
+    allot_position_t *p = stock_position_commit(state);
+    p->on_hand = e->on_hand;
+    p->safety_stock = e->safety_stock;
+    p->as_of_ms = e->as_of_ms;
+}
+
+void stock_adjust_commit(allot_state_t *state, const allot_event_stock_adjust_t *e)
+{
+    allot_position_t *p = stock_position_commit(state);
+    p->on_hand = e->on_hand_after;
+    if (e->key.len == 0)
         return;
-    }
-    if (event->type == ALLOT_EVENT_ADJUST_KEY_SNAPSHOT) {
-        adjust_key_store(state, event->u.adjust_key.key, event);
-        return;
-    }
-    bool is_set = event->type == ALLOT_EVENT_STOCK_SET;
-    uint32_t sku = state->prepared_sku; /* stock_prepare_position found them */
-    state_dirty_sku(state, sku);        /* before the change (checkpoint pre-image) */
-    allot_position_t *p = inventory_position_upsert(state, sku, state->prepared_location);
-    if (is_set) {
-        p->on_hand = event->u.stock_set.on_hand;
-        p->safety_stock = event->u.stock_set.safety_stock;
-        p->as_of_ms = event->u.stock_set.as_of_ms;
-    } else {
-        p->on_hand = event->u.stock_adjust.on_hand_after;
-    }
-    if (!is_set && event->u.stock_adjust.key.len > 0)
-        adjust_key_store(state, event->u.stock_adjust.key, event);
+    allot_adjust_key_t values = {
+        .delta = e->delta,
+        .at_ms = e->at_ms,
+        .on_hand = p->on_hand,
+        .reserved = p->reserved,
+        .allocated = p->allocated,
+        .safety_stock = p->safety_stock,
+        .available = allot_position_available(p),
+    };
+    adjust_key_store(state, e->key, &values);
+}
+
+void adjust_key_snapshot_commit(allot_state_t *state, const allot_event_adjust_key_t *e)
+{
+    allot_adjust_key_t values = {
+        .delta = e->delta,
+        .at_ms = e->at_ms,
+        .on_hand = e->on_hand,
+        .reserved = e->reserved,
+        .allocated = e->allocated,
+        .safety_stock = e->safety_stock,
+        .available = e->available,
+    };
+    adjust_key_store(state, e->key, &values);
 }

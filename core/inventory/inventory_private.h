@@ -56,21 +56,22 @@ void adjust_key_free_all(allot_state_t *state);
 uint32_t adjust_key_find(const allot_state_t *state, allot_str_t key);
 /* Room to insert one key (slot, hash, heap, dirty marks and the deletions eviction records). */
 int adjust_key_reserve(allot_state_t *state);
-/* Remember (or, for snapshots, overwrite) a key. Infallible after stock_apply_prepare(). */
-void adjust_key_store(allot_state_t *state, allot_str_t key, const allot_event_t *event);
+/* Remember (or, for snapshots, overwrite) a key: the SKU and location the prepare found
+ * (state->prepared_sku, prepared_location), the other fields from `values`. Infallible after
+ * the prepare of stock.adjust or adjust_key.snapshot. */
+void adjust_key_store(allot_state_t *state, allot_str_t key, const allot_adjust_key_t *values);
+
+/* ---- event records (inventory_codec.c, inventory_apply.c): the rows of core/events.def ---- */
+ALLOT_EVENTS_INVENTORY(ALLOT_EVENT_DECLARE)
 
 /* ---- apply (inventory_apply.c) ------------------------------------------------------------- */
-int inventory_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void inventory_apply_commit(allot_state_t *state, const allot_event_t *event);
-int stock_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void stock_apply_commit(allot_state_t *state, const allot_event_t *event);
 /* The positions of a decoded SKU snapshot, sorted by location (NULL when it has none). Reads only
  * the state's locations (memo: the location found per position ordinal last time). */
 int sku_snapshot_positions(const allot_state_t *state, uint32_t *memo,
                            const allot_event_sku_snapshot_t *e, allot_position_t **out);
-/* Intern the SKU and make room to mark it: from here on, sku_snapshot_commit cannot fail. */
+/* Intern the SKU and make room to mark it: from here on, sku_positions_install cannot fail. */
 int sku_snapshot_make_room(allot_state_t *state, allot_str_t id, uint32_t hash, uint32_t *sku);
 /* The prepared positions (state->pending_positions) become those of the SKU at sku_index. */
-void sku_snapshot_commit(allot_state_t *state, uint32_t sku_index, uint32_t position_count);
+void sku_positions_install(allot_state_t *state, uint32_t sku_index, uint32_t position_count);
 
 #endif

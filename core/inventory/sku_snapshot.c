@@ -57,6 +57,6 @@ int allot_sku_snapshot_install(allot_state_t *state, allot_sku_build_t *build)
     free(state->pending_positions);
     state->pending_positions = build->positions;
     build->positions = NULL;
-    sku_snapshot_commit(state, sku, build->position_count);
+    sku_positions_install(state, sku, build->position_count);
     return 0;
 }

@@ -7,8 +7,7 @@
 #include "core/order/order_private.h"
 #include "core/reservation/reservation_private.h"
 
-/* ---- stock effects ----------------------------------------------------------------------------
- */
+/* ---- stock effects ------------------------------------------------------------------------- */
 
 static allot_position_t *position_of(allot_state_t *state, allot_str_t sku, allot_str_t location,
                                      uint32_t *sku_index)
@@ -84,14 +83,12 @@ static void order_settle(allot_state_t *state, uint32_t slot, int64_t at_ms)
     order_dirty_mark(state, slot);
 }
 
-/* ---- prepare ----------------------------------------------------------------------------------
- */
+/* ---- whole orders: create, snapshot -------------------------------------------------------- */
 
-static int prepare_whole(allot_state_t *state, const allot_event_t *event)
+/* order.create (create) and order.snapshot: the whole order, built apart until the commit. */
+static int whole_prepare(allot_state_t *state, const allot_event_order_t *e, bool create)
 {
-    const allot_event_order_t *e = &event->u.order;
     order_prepared_t *prep = &state->order_prepared;
-    bool create = event->type == ALLOT_EVENT_ORDER_CREATE;
     prep->slot = order_slot_find(state, e->id);
     if (create && (prep->slot != ALLOT_SLOT_NONE || e->state != ALLOT_ORDER_CREATED ||
                    e->return_count > 0 || e->history_count > 0 || e->shipment_count == 0))
@@ -121,9 +118,123 @@ static int prepare_whole(allot_state_t *state, const allot_event_t *event)
     return order_build(e, create ? 1 : 0, &prep->order);
 }
 
+int order_create_prepare(allot_state_t *state, const allot_event_order_t *e)
+{
+    return whole_prepare(state, e, true);
+}
+
+int order_snapshot_prepare(allot_state_t *state, const allot_event_order_t *e)
+{
+    return whole_prepare(state, e, false);
+}
+
+void order_create_commit(allot_state_t *state, const allot_event_order_t *e)
+{
+    order_prepared_t *prep = &state->order_prepared;
+    allot_order_t *o = prep->order;
+    prep->order = NULL;
+    if (e->reservation.len > 0)
+        reservation_consume_commit(state, e->reservation, e->created_ms);
+    for (uint32_t i = 0; i < o->v.shipment_count; i++) {
+        const allot_event_shipment_t *s = &o->v.shipments[i];
+        items_allocate(state, o->v.items + s->item_first, s->item_count, s->location, +1, false);
+        if (e->reservation.len == 0)
+            capacity_count(state, s->location, e->created_ms);
+    }
+    /* the consumed reservation is named by the history entry (snapshots keep it there) */
+    history_add(o, e->created_ms, ALLOT_ORDER_EVENT_CREATE, 0, ALLOT_EVENT_SHIPMENT_NONE,
+                o->v.reservation);
+    o->v.reservation = (allot_str_t){"", 0};
+    uint32_t slot = order_insert(state, o);
+    (void)slot;
+}
+
+void order_snapshot_commit(allot_state_t *state, const allot_event_order_t *e)
+{
+    order_prepared_t *prep = &state->order_prepared;
+    if (prep->slot != ALLOT_SLOT_NONE)
+        order_remove(state, prep->slot);
+    if (!e->archived) {
+        order_insert(state, prep->order);
+        prep->order = NULL;
+    }
+}
+
+/* ---- changes of one order: prepare --------------------------------------------------------- */
+
+/* What every change's prepare does first: the order it names, room for its history entry and
+ * the record's text copied into the order (state->order_prepared). */
+static int change_prepare(allot_state_t *state, const allot_event_order_change_t *c,
+                          allot_order_t **out)
+{
+    order_prepared_t *prep = &state->order_prepared;
+    prep->slot = order_slot_find(state, c->id);
+    if (prep->slot == ALLOT_SLOT_NONE)
+        return ALLOT_ECORRUPT;
+    allot_order_t *o = state->orders[prep->slot];
+    if (o->v.history_count >= ALLOT_ORDER_HISTORY_MAX)
+        return ALLOT_ECORRUPT;
+    int rc = order_room(o, 0, 0, 0, 1);
+    if (rc == 0)
+        rc = allot_heap_reserve(&state->order_heap, 1);
+    if (rc == 0)
+        rc = allot_u32_vec_reserve(&state->dirty_orders, 1);
+    if (rc != 0)
+        return rc;
+    prep->text = order_text_copy(o, c->text);
+    if (prep->text.ptr == NULL)
+        return ALLOT_ENOMEM;
+    *out = o;
+    return 0;
+}
+
+/* change_prepare, then the shipment the record names (reject, ship, deliver). */
+static int shipment_prepare(allot_state_t *state, const allot_event_order_change_t *c,
+                            allot_order_t **o, const allot_event_shipment_t **s)
+{
+    int rc = change_prepare(state, c, o);
+    if (rc != 0)
+        return rc;
+    if (c->shipment >= (*o)->v.shipment_count)
+        return ALLOT_ECORRUPT;
+    *s = &(*o)->v.shipments[c->shipment];
+    return 0;
+}
+
+int order_change_prepare(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o;
+    return change_prepare(state, c, &o);
+}
+
+int order_modify_prepare(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o;
+    int rc = change_prepare(state, c, &o);
+    if (rc != 0)
+        return rc;
+    order_prepared_t *prep = &state->order_prepared;
+    prep->address = order_text_copy(o, c->address);
+    prep->instructions = order_text_copy(o, c->instructions);
+    return prep->address.ptr && prep->instructions.ptr ? 0 : ALLOT_ENOMEM;
+}
+
+int order_cancel_prepare(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o;
+    int rc = change_prepare(state, c, &o);
+    if (rc != 0)
+        return rc;
+    for (uint32_t i = 0; rc == 0 && i < o->v.shipment_count; i++) {
+        const allot_event_shipment_t *x = &o->v.shipments[i];
+        rc = items_prepare(state, o->v.items + x->item_first, x->item_count, x->location);
+    }
+    return rc;
+}
+
 /* The order's arrays move when order_room grows them: the rejected shipment is found by index
  * again after it, never through a pointer taken before. */
-static int prepare_reject(allot_state_t *state, allot_order_t *o,
+static int reject_prepare(allot_state_t *state, allot_order_t *o,
                           const allot_event_order_change_t *c)
 {
     uint8_t old_state = o->v.shipments[c->shipment].state;
@@ -157,8 +268,38 @@ static int prepare_reject(allot_state_t *state, allot_order_t *o,
     return items_prepare(state, o->v.items + old->item_first, old->item_count, old->location);
 }
 
-static int prepare_return_create(allot_state_t *state, allot_order_t *o,
-                                 const allot_event_order_change_t *c)
+int shipment_reject_prepare(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o;
+    const allot_event_shipment_t *s;
+    int rc = shipment_prepare(state, c, &o, &s);
+    return rc != 0 ? rc : reject_prepare(state, o, c);
+}
+
+int shipment_ship_prepare(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o;
+    const allot_event_shipment_t *s;
+    int rc = shipment_prepare(state, c, &o, &s);
+    if (rc != 0)
+        return rc;
+    if (s->state != ALLOT_SHIPMENT_RELEASED)
+        return ALLOT_ECORRUPT;
+    return items_prepare(state, o->v.items + s->item_first, s->item_count, s->location);
+}
+
+int shipment_deliver_prepare(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o;
+    const allot_event_shipment_t *s;
+    int rc = shipment_prepare(state, c, &o, &s);
+    if (rc != 0)
+        return rc;
+    return s->state == ALLOT_SHIPMENT_SHIPPED ? 0 : ALLOT_ECORRUPT;
+}
+
+static int return_prepare(allot_state_t *state, allot_order_t *o,
+                          const allot_event_order_change_t *c)
 {
     uint32_t index;
     if (order_return_find(state, c->text, &index) != ALLOT_SLOT_NONE ||
@@ -186,8 +327,15 @@ static int prepare_return_create(allot_state_t *state, allot_order_t *o,
     return 0;
 }
 
-static int prepare_return_receive(allot_state_t *state, allot_order_t *o,
-                                  const allot_event_order_change_t *c)
+int return_create_prepare(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o;
+    int rc = change_prepare(state, c, &o);
+    return rc != 0 ? rc : return_prepare(state, o, c);
+}
+
+static int receive_prepare(allot_state_t *state, allot_order_t *o,
+                           const allot_event_order_change_t *c)
 {
     uint32_t index;
     if (order_return_find(state, c->text, &index) != o->slot ||
@@ -208,113 +356,108 @@ static int prepare_return_receive(allot_state_t *state, allot_order_t *o,
     return rc == 0 && state->order_prepared.location.ptr == NULL ? ALLOT_ENOMEM : rc;
 }
 
-static int prepare_typed(allot_state_t *state, allot_order_t *o, uint8_t type,
-                         const allot_event_order_change_t *c)
+int return_receive_prepare(allot_state_t *state, const allot_event_order_change_t *c)
 {
-    order_prepared_t *prep = &state->order_prepared;
-    const allot_event_shipment_t *s = NULL;
-    bool needs_shipment = type == ALLOT_EVENT_SHIPMENT_REJECT ||
-                          type == ALLOT_EVENT_SHIPMENT_SHIP || type == ALLOT_EVENT_SHIPMENT_DELIVER;
-    if (needs_shipment && c->shipment >= o->v.shipment_count)
-        return ALLOT_ECORRUPT;
-    if (needs_shipment)
-        s = &o->v.shipments[c->shipment];
-    switch (type) {
-    case ALLOT_EVENT_ORDER_MODIFY:
-        prep->address = order_text_copy(o, c->address);
-        prep->instructions = order_text_copy(o, c->instructions);
-        return prep->address.ptr && prep->instructions.ptr ? 0 : ALLOT_ENOMEM;
-    case ALLOT_EVENT_ORDER_CANCEL:
-        for (uint32_t i = 0; i < o->v.shipment_count; i++) {
-            const allot_event_shipment_t *x = &o->v.shipments[i];
-            int rc = items_prepare(state, o->v.items + x->item_first, x->item_count, x->location);
-            if (rc != 0)
-                return rc;
-        }
-        return 0;
-    case ALLOT_EVENT_SHIPMENT_REJECT:
-        return prepare_reject(state, o, c);
-    case ALLOT_EVENT_SHIPMENT_SHIP:
-        if (s->state != ALLOT_SHIPMENT_RELEASED)
-            return ALLOT_ECORRUPT;
-        return items_prepare(state, o->v.items + s->item_first, s->item_count, s->location);
-    case ALLOT_EVENT_SHIPMENT_DELIVER:
-        return s->state == ALLOT_SHIPMENT_SHIPPED ? 0 : ALLOT_ECORRUPT;
-    case ALLOT_EVENT_RETURN_CREATE:
-        return prepare_return_create(state, o, c);
-    case ALLOT_EVENT_RETURN_RECEIVE:
-        return prepare_return_receive(state, o, c);
-    case ALLOT_EVENT_ORDER_EVICT:
-        if (!order_is_ended(&o->v))
-            return ALLOT_ECORRUPT;
-        int rc = order_remove_reserve(state);
-        return rc != 0 ? rc : order_archived_append(state, o->slot);
-    default:
-        return 0;
-    }
+    allot_order_t *o;
+    int rc = change_prepare(state, c, &o);
+    return rc != 0 ? rc : receive_prepare(state, o, c);
 }
 
-int order_apply_prepare(allot_state_t *state, const allot_event_t *event)
+int order_evict_prepare(allot_state_t *state, const allot_event_order_change_t *c)
 {
-    if (event->type == ALLOT_EVENT_ORDER_CREATE || event->type == ALLOT_EVENT_ORDER_SNAPSHOT)
-        return prepare_whole(state, event);
-    const allot_event_order_change_t *c = &event->u.change;
-    order_prepared_t *prep = &state->order_prepared;
-    prep->slot = order_slot_find(state, c->id);
-    if (prep->slot == ALLOT_SLOT_NONE)
-        return ALLOT_ECORRUPT;
-    allot_order_t *o = state->orders[prep->slot];
-    if (o->v.history_count >= ALLOT_ORDER_HISTORY_MAX)
-        return ALLOT_ECORRUPT;
-    int rc = order_room(o, 0, 0, 0, 1);
-    if (rc == 0)
-        rc = allot_heap_reserve(&state->order_heap, 1);
-    if (rc == 0)
-        rc = allot_u32_vec_reserve(&state->dirty_orders, 1);
+    allot_order_t *o;
+    int rc = change_prepare(state, c, &o);
     if (rc != 0)
         return rc;
-    prep->text = order_text_copy(o, c->text);
-    if (prep->text.ptr == NULL)
-        return ALLOT_ENOMEM;
-    return prepare_typed(state, o, event->type, c);
+    if (!order_is_ended(&o->v))
+        return ALLOT_ECORRUPT;
+    rc = order_remove_reserve(state);
+    return rc != 0 ? rc : order_archived_append(state, o->slot);
 }
 
-/* ---- commit -----------------------------------------------------------------------------------
- */
+/* ---- changes of one order: commit ---------------------------------------------------------- */
 
-static void commit_whole(allot_state_t *state, const allot_event_t *event)
+/* The order change_prepare found, marked dirty before it changes (checkpoint pre-image). */
+static allot_order_t *change_begin(allot_state_t *state)
 {
-    const allot_event_order_t *e = &event->u.order;
-    order_prepared_t *prep = &state->order_prepared;
-    if (event->type == ALLOT_EVENT_ORDER_SNAPSHOT) {
-        if (prep->slot != ALLOT_SLOT_NONE)
-            order_remove(state, prep->slot);
-        if (!e->archived) {
-            order_insert(state, prep->order);
-            prep->order = NULL;
-        }
-        return;
-    }
-    allot_order_t *o = prep->order;
-    prep->order = NULL;
-    if (e->reservation.len > 0)
-        reservation_consume_commit(state, e->reservation, e->created_ms);
-    for (uint32_t i = 0; i < o->v.shipment_count; i++) {
-        const allot_event_shipment_t *s = &o->v.shipments[i];
-        items_allocate(state, o->v.items + s->item_first, s->item_count, s->location, +1, false);
-        if (e->reservation.len == 0)
-            capacity_count(state, s->location, e->created_ms);
-    }
-    /* the consumed reservation is named by the history entry (snapshots keep it there) */
-    history_add(o, e->created_ms, ALLOT_ORDER_EVENT_CREATE, 0, ALLOT_EVENT_SHIPMENT_NONE,
-                o->v.reservation);
-    o->v.reservation = (allot_str_t){"", 0};
-    uint32_t slot = order_insert(state, o);
-    (void)slot;
+    uint32_t slot = state->order_prepared.slot;
+    order_dirty_mark(state, slot);
+    return state->orders[slot];
 }
 
-static void commit_reject(allot_state_t *state, allot_order_t *o,
-                          const allot_event_order_change_t *c)
+/* Every change ends with its history entry (`event`) and the order settled. */
+static void change_end(allot_state_t *state, allot_order_t *o, const allot_event_order_change_t *c,
+                       uint8_t event)
+{
+    history_add(o, c->at_ms, event, c->arg, c->shipment, state->order_prepared.text);
+    order_settle(state, state->order_prepared.slot, c->at_ms);
+}
+
+void order_pay_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    o->v.payment = c->arg;
+    change_end(state, o, c, ALLOT_ORDER_EVENT_PAY);
+}
+
+void order_hold_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    o->v.state = ALLOT_ORDER_ON_HOLD;
+    o->v.entered_by = ALLOT_ORDER_EVENT_HOLD;
+    change_end(state, o, c, ALLOT_ORDER_EVENT_HOLD);
+}
+
+void order_unhold_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    o->v.state = ALLOT_ORDER_CREATED;
+    o->v.entered_by = ALLOT_ORDER_EVENT_UNHOLD;
+    change_end(state, o, c, ALLOT_ORDER_EVENT_UNHOLD);
+}
+
+void order_modify_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    if (c->arg & ALLOT_ORDER_MODIFY_ADDRESS)
+        o->v.address = state->order_prepared.address;
+    if (c->arg & ALLOT_ORDER_MODIFY_INSTRUCTIONS)
+        o->v.instructions = state->order_prepared.instructions;
+    if (c->arg & ALLOT_ORDER_MODIFY_METHOD)
+        o->v.method = c->method;
+    change_end(state, o, c, ALLOT_ORDER_EVENT_MODIFY);
+}
+
+void order_release_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    allot_event_order_t *v = &o->v;
+    v->state = ALLOT_ORDER_RELEASED;
+    v->entered_by = ALLOT_ORDER_EVENT_RELEASE;
+    for (uint32_t i = 0; i < v->shipment_count; i++)
+        if (v->shipments[i].state == ALLOT_SHIPMENT_ALLOCATED)
+            v->shipments[i].state = ALLOT_SHIPMENT_RELEASED;
+    change_end(state, o, c, ALLOT_ORDER_EVENT_RELEASE);
+}
+
+void order_cancel_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    allot_event_order_t *v = &o->v;
+    for (uint32_t i = 0; i < v->shipment_count; i++) {
+        allot_event_shipment_t *s = &v->shipments[i];
+        if (s->state != ALLOT_SHIPMENT_ALLOCATED && s->state != ALLOT_SHIPMENT_RELEASED)
+            continue;
+        items_allocate(state, v->items + s->item_first, s->item_count, s->location, -1, false);
+        s->state = ALLOT_SHIPMENT_CANCELLED;
+    }
+    v->state = ALLOT_ORDER_CANCELLED;
+    v->entered_by = ALLOT_ORDER_EVENT_CANCEL;
+    change_end(state, o, c, ALLOT_ORDER_EVENT_CANCEL);
+}
+
+static void shipment_reject(allot_state_t *state, allot_order_t *o,
+                            const allot_event_order_change_t *c)
 {
     allot_event_shipment_t *old = &o->v.shipments[c->shipment];
     items_allocate(state, o->v.items + old->item_first, old->item_count, old->location, -1, false);
@@ -330,37 +473,58 @@ static void commit_reject(allot_state_t *state, allot_order_t *o,
     }
 }
 
-static void commit_shipment(allot_state_t *state, allot_order_t *o, uint8_t type,
-                            const allot_event_order_change_t *c)
+void shipment_reject_commit(allot_state_t *state, const allot_event_order_change_t *c)
 {
-    allot_event_shipment_t *s = &o->v.shipments[c->shipment];
-    if (type == ALLOT_EVENT_SHIPMENT_SHIP) {
-        items_allocate(state, o->v.items + s->item_first, s->item_count, s->location, -1, true);
-        s->state = ALLOT_SHIPMENT_SHIPPED;
-        s->tracking = state->order_prepared.text;
-    } else {
-        s->state = ALLOT_SHIPMENT_DELIVERED;
-    }
+    allot_order_t *o = change_begin(state);
+    shipment_reject(state, o, c);
+    change_end(state, o, c, ALLOT_ORDER_EVENT_REJECT);
+}
+
+/* After a shipment moved on: the order's state follows from its shipments. */
+static void state_from_shipments(allot_order_t *o, uint8_t event)
+{
     uint8_t next = allot_order_state_from_shipments(&o->v);
     if (next != o->v.state) {
         o->v.state = next;
-        o->v.entered_by =
-            type == ALLOT_EVENT_SHIPMENT_SHIP ? ALLOT_ORDER_EVENT_SHIP : ALLOT_ORDER_EVENT_DELIVER;
+        o->v.entered_by = event;
     }
 }
 
-static void commit_return(allot_state_t *state, allot_order_t *o, uint8_t type,
-                          const allot_event_order_change_t *c)
+void shipment_ship_commit(allot_state_t *state, const allot_event_order_change_t *c)
 {
-    if (type == ALLOT_EVENT_RETURN_CREATE) {
-        allot_event_return_t *r = &o->v.returns[o->v.return_count++];
-        o->v.item_count += c->item_count;
-        int rc = allot_hash_insert(&state->order_return_index,
-                                   allot_hash_bytes(r->id.ptr, r->id.len), o->slot);
-        assert(rc == 0);
-        (void)rc;
-        return;
-    }
+    allot_order_t *o = change_begin(state);
+    allot_event_shipment_t *s = &o->v.shipments[c->shipment];
+    items_allocate(state, o->v.items + s->item_first, s->item_count, s->location, -1, true);
+    s->state = ALLOT_SHIPMENT_SHIPPED;
+    s->tracking = state->order_prepared.text;
+    state_from_shipments(o, ALLOT_ORDER_EVENT_SHIP);
+    change_end(state, o, c, ALLOT_ORDER_EVENT_SHIP);
+}
+
+void shipment_deliver_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    o->v.shipments[c->shipment].state = ALLOT_SHIPMENT_DELIVERED;
+    state_from_shipments(o, ALLOT_ORDER_EVENT_DELIVER);
+    change_end(state, o, c, ALLOT_ORDER_EVENT_DELIVER);
+}
+
+void return_create_commit(allot_state_t *state, const allot_event_order_change_t *c)
+{
+    allot_order_t *o = change_begin(state);
+    allot_event_return_t *r = &o->v.returns[o->v.return_count++];
+    o->v.item_count += c->item_count;
+    int rc = allot_hash_insert(&state->order_return_index, allot_hash_bytes(r->id.ptr, r->id.len),
+                               o->slot);
+    assert(rc == 0);
+    (void)rc;
+    change_end(state, o, c, ALLOT_ORDER_EVENT_RETURN_CREATE);
+}
+
+/* A received return's disposition; restock puts its items back on hand at the location. */
+static void return_receive(allot_state_t *state, allot_order_t *o,
+                           const allot_event_order_change_t *c)
+{
     uint32_t index;
     order_return_find(state, c->text, &index);
     allot_event_return_t *r = &o->v.returns[index];
@@ -382,99 +546,16 @@ static void commit_return(allot_state_t *state, allot_order_t *o, uint8_t type,
     }
 }
 
-static void commit_state_change(allot_state_t *state, allot_order_t *o, uint8_t type,
-                                const allot_event_order_change_t *c)
+void return_receive_commit(allot_state_t *state, const allot_event_order_change_t *c)
 {
-    allot_event_order_t *v = &o->v;
-    switch (type) {
-    case ALLOT_EVENT_ORDER_PAY:
-        v->payment = c->arg;
-        break;
-    case ALLOT_EVENT_ORDER_HOLD:
-        v->state = ALLOT_ORDER_ON_HOLD;
-        v->entered_by = ALLOT_ORDER_EVENT_HOLD;
-        break;
-    case ALLOT_EVENT_ORDER_UNHOLD:
-        v->state = ALLOT_ORDER_CREATED;
-        v->entered_by = ALLOT_ORDER_EVENT_UNHOLD;
-        break;
-    case ALLOT_EVENT_ORDER_MODIFY:
-        if (c->arg & ALLOT_ORDER_MODIFY_ADDRESS)
-            v->address = state->order_prepared.address;
-        if (c->arg & ALLOT_ORDER_MODIFY_INSTRUCTIONS)
-            v->instructions = state->order_prepared.instructions;
-        if (c->arg & ALLOT_ORDER_MODIFY_METHOD)
-            v->method = c->method;
-        break;
-    case ALLOT_EVENT_ORDER_RELEASE:
-        v->state = ALLOT_ORDER_RELEASED;
-        v->entered_by = ALLOT_ORDER_EVENT_RELEASE;
-        for (uint32_t i = 0; i < v->shipment_count; i++)
-            if (v->shipments[i].state == ALLOT_SHIPMENT_ALLOCATED)
-                v->shipments[i].state = ALLOT_SHIPMENT_RELEASED;
-        break;
-    default: /* cancel */
-        for (uint32_t i = 0; i < v->shipment_count; i++) {
-            allot_event_shipment_t *s = &v->shipments[i];
-            if (s->state != ALLOT_SHIPMENT_ALLOCATED && s->state != ALLOT_SHIPMENT_RELEASED)
-                continue;
-            items_allocate(state, v->items + s->item_first, s->item_count, s->location, -1, false);
-            s->state = ALLOT_SHIPMENT_CANCELLED;
-        }
-        v->state = ALLOT_ORDER_CANCELLED;
-        v->entered_by = ALLOT_ORDER_EVENT_CANCEL;
-    }
+    allot_order_t *o = change_begin(state);
+    return_receive(state, o, c);
+    change_end(state, o, c, ALLOT_ORDER_EVENT_RETURN_RECEIVE);
 }
 
-/* The order event a change record is, for the history. */
-static uint8_t history_event_of(uint8_t type)
+/* The order leaves memory (its archived snapshot was recorded by the prepare). */
+void order_evict_commit(allot_state_t *state, const allot_event_order_change_t *c)
 {
-    static const uint8_t events[] = {
-        [ALLOT_EVENT_ORDER_PAY - 64] = ALLOT_ORDER_EVENT_PAY,
-        [ALLOT_EVENT_ORDER_HOLD - 64] = ALLOT_ORDER_EVENT_HOLD,
-        [ALLOT_EVENT_ORDER_UNHOLD - 64] = ALLOT_ORDER_EVENT_UNHOLD,
-        [ALLOT_EVENT_ORDER_MODIFY - 64] = ALLOT_ORDER_EVENT_MODIFY,
-        [ALLOT_EVENT_ORDER_RELEASE - 64] = ALLOT_ORDER_EVENT_RELEASE,
-        [ALLOT_EVENT_ORDER_CANCEL - 64] = ALLOT_ORDER_EVENT_CANCEL,
-        [ALLOT_EVENT_SHIPMENT_REJECT - 64] = ALLOT_ORDER_EVENT_REJECT,
-        [ALLOT_EVENT_SHIPMENT_SHIP - 64] = ALLOT_ORDER_EVENT_SHIP,
-        [ALLOT_EVENT_SHIPMENT_DELIVER - 64] = ALLOT_ORDER_EVENT_DELIVER,
-        [ALLOT_EVENT_RETURN_CREATE - 64] = ALLOT_ORDER_EVENT_RETURN_CREATE,
-        [ALLOT_EVENT_RETURN_RECEIVE - 64] = ALLOT_ORDER_EVENT_RETURN_RECEIVE,
-    };
-    return events[type - 64];
-}
-
-void order_apply_commit(allot_state_t *state, const allot_event_t *event)
-{
-    if (event->type == ALLOT_EVENT_ORDER_CREATE || event->type == ALLOT_EVENT_ORDER_SNAPSHOT) {
-        commit_whole(state, event);
-        return;
-    }
-    const allot_event_order_change_t *c = &event->u.change;
-    uint32_t slot = state->order_prepared.slot;
-    allot_order_t *o = state->orders[slot];
-    if (event->type == ALLOT_EVENT_ORDER_EVICT) {
-        order_remove(state, slot);
-        return;
-    }
-    order_dirty_mark(state, slot); /* before the change (checkpoint pre-image) */
-    switch (event->type) {
-    case ALLOT_EVENT_SHIPMENT_REJECT:
-        commit_reject(state, o, c);
-        break;
-    case ALLOT_EVENT_SHIPMENT_SHIP:
-    case ALLOT_EVENT_SHIPMENT_DELIVER:
-        commit_shipment(state, o, event->type, c);
-        break;
-    case ALLOT_EVENT_RETURN_CREATE:
-    case ALLOT_EVENT_RETURN_RECEIVE:
-        commit_return(state, o, event->type, c);
-        break;
-    default:
-        commit_state_change(state, o, event->type, c);
-    }
-    history_add(o, c->at_ms, history_event_of(event->type), c->arg, c->shipment,
-                state->order_prepared.text);
-    order_settle(state, slot, c->at_ms);
+    (void)c;
+    order_remove(state, state->order_prepared.slot);
 }

@@ -1,17 +1,64 @@
-/* order_codec.c - encode/decode of order event payloads (types 64..80; format in event.c). */
+/* order_codec.c - payloads of the orders' and returns' event records (rows in core/events.def;
+ * what they mean: core/order.h and docs/orders.md).
+ *
+ * Byte format, after the version byte and in the conventions of core/event/codec.c:
+ *
+ * 64 ORDER_CREATE        str reservation (len 0 = sourced from lines; else consumed); order
+ *                        (state created, payment none, no returns, no history: apply adds the
+ *                        order.create entry, allocates every shipment's items at its location)
+ * 80 ORDER_SNAPSHOT      u8 flags (bit0 archived: evicted, keep nothing in memory; others 0);
+ *                        order
+ * 65 ORDER_PAY           change (arg = payment: 0 none, 1 authorized, 2 captured, 3 failed)
+ * 66 ORDER_HOLD          change (text = reason)
+ * 67 ORDER_UNHOLD        change
+ * 68 ORDER_MODIFY        change (arg = mask: bit0 address, bit1 instructions, bit2 method);
+ *                        u8 method; str address (<= 4096 bytes, one MessagePack map, opaque);
+ *                        str instructions
+ * 69 ORDER_RELEASE       change
+ * 70 ORDER_CANCEL        change (text = reason)
+ * 71 SHIPMENT_REJECT     change (shipment = the rejected one, text = reason); u16 count (1..64) x
+ *                        { str location; items (1..) } = the new shipments, in the state of the
+ *                        rejected one
+ * 72 SHIPMENT_SHIP       change (shipment; text = tracking)
+ * 73 SHIPMENT_DELIVER    change (shipment)
+ * 74 RETURN_CREATE       change (text = return id); return (item_first 0); items (1..100)
+ * 75 RETURN_RECEIVE      change (text = return id; arg = disposition 1 restock, 2 damaged);
+ *                        str location
+ * 76 ORDER_EVICT         change (the order leaves memory; it must be ended)
+ *
+ * change = str order id; i64 at_ms; u16 shipment (index, 0xFFFF = none); u8 arg;
+ *          str text (0..1024 bytes of UTF-8)
+ * items  = u16 count; count x { str sku; i64 qty (1..2^40) }
+ * order  = str id; str customer (len 0 = none); u64 request_hash; i64 created_ms; i64 ended_ms
+ *          (0 = not ended); u8 state (0 created, 1 on_hold, 2 released, 3 partially_shipped,
+ *          4 shipped, 5 delivered, 6 cancelled); u8 payment; u8 entered_by (order event:
+ *          0 create, 1 pay, 2 hold, 3 unhold, 4 modify, 5 release, 6 cancel, 7 reject, 8 ship,
+ *          9 deliver, 10 return.create, 11 return.receive); u8 method; u8 policy;
+ *          u8 flags (bit0 has ship_to); f64 lat; f64 lon; str location (len 0 = none);
+ *          str instructions; str address;
+ *          items = lines (1..100);
+ *          u16 shipment_count (0..64) x { str location; u8 state (0 allocated, 1 released,
+ *            2 shipped, 3 delivered, 4 rejected, 5 cancelled); str tracking; str reason;
+ *            u16 item_first; u16 item_count (1..) };
+ *          items (0..1024) = the shipments' and returns' items, by range;
+ *          u16 return_count (0..32) x return;
+ *          u16 history_count (0..256) x { i64 at_ms; u8 event; u8 arg; u16 shipment; str text }
+ * return = str id; u64 request_hash; i64 created_ms; i64 received_ms (0 = not yet);
+ *          u8 state (0 requested, 1 received); u8 disposition (0 none, 1 restock, 2 damaged);
+ *          str location (len 0 = not received); str reason; str label (an id);
+ *          u16 item_first; u16 item_count (1..)
+ *
+ * Apply (order_apply.c) additionally requires the order a change names to exist, the locations
+ * to exist, and the positions an order adds to to have allocated counts in range (0..2^40).
+ */
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "core/state_private.h"
+#include "core/errors.h"
+#include "core/order/order_private.h"
 
 #define ORDER_SNAPSHOT_ARCHIVED 1u
 #define ORDER_BODY_SHIP_TO      1u
-
-static bool amount_ok(int64_t v)
-{
-    return v >= 1 && v <= ALLOT_QUANTITY_MAX;
-}
 
 static bool text_ok(allot_str_t s, uint32_t bytes_max)
 {
@@ -59,11 +106,9 @@ static size_t order_body_bytes(const allot_event_order_t *o)
     return n;
 }
 
-size_t order_event_bytes_max(const allot_event_t *event)
+/* An upper bound of any change record's bytes. */
+static size_t change_bytes(const allot_event_order_change_t *c)
 {
-    if (event->type == ALLOT_EVENT_ORDER_CREATE || event->type == ALLOT_EVENT_ORDER_SNAPSHOT)
-        return 8 + order_body_bytes(&event->u.order);
-    const allot_event_order_change_t *c = &event->u.change;
     size_t n = 64 + str_bytes(c->id) + str_bytes(c->text) + str_bytes(c->address) +
                str_bytes(c->instructions) + str_bytes(c->location) + return_bytes(&c->ret);
     n += items_bytes(c->items, c->item_count);
@@ -73,7 +118,7 @@ size_t order_event_bytes_max(const allot_event_t *event)
     return n;
 }
 
-/* ---- encode --------------------------------------------------------------------------------- */
+/* ---- encode helpers ------------------------------------------------------------------------- */
 
 static void put_items(allot_bytes_t *out, const allot_event_item_t *items, uint32_t count)
 {
@@ -149,49 +194,7 @@ static void put_change(allot_bytes_t *out, const allot_event_order_change_t *c)
     allot_bytes_put_str(out, c->text);
 }
 
-void order_event_encode(const allot_event_t *event, allot_bytes_t *out)
-{
-    const allot_event_order_change_t *c = &event->u.change;
-    switch (event->type) {
-    case ALLOT_EVENT_ORDER_CREATE:
-        allot_bytes_put_str(out, event->u.order.reservation);
-        put_order_body(out, &event->u.order);
-        return;
-    case ALLOT_EVENT_ORDER_SNAPSHOT:
-        allot_bytes_put_u8(out, event->u.order.archived ? ORDER_SNAPSHOT_ARCHIVED : 0);
-        put_order_body(out, &event->u.order);
-        return;
-    default:
-        break;
-    }
-    put_change(out, c);
-    if (event->type == ALLOT_EVENT_ORDER_MODIFY) {
-        allot_bytes_put_u8(out, c->method);
-        allot_bytes_put_str(out, c->address);
-        allot_bytes_put_str(out, c->instructions);
-    } else if (event->type == ALLOT_EVENT_SHIPMENT_REJECT) {
-        allot_bytes_put_u16(out, (uint16_t)c->shipment_count);
-        for (uint32_t i = 0; i < c->shipment_count; i++) {
-            allot_bytes_put_str(out, c->shipments[i].location);
-            put_items(out, c->items + c->shipments[i].item_first, c->shipments[i].item_count);
-        }
-    } else if (event->type == ALLOT_EVENT_RETURN_CREATE) {
-        put_return(out, &c->ret);
-        put_items(out, c->items, c->item_count);
-    } else if (event->type == ALLOT_EVENT_RETURN_RECEIVE) {
-        allot_bytes_put_str(out, c->location);
-    }
-}
-
-/* ---- decode --------------------------------------------------------------------------------- */
-
-void order_scratch_free(allot_event_scratch_t *s)
-{
-    free(s->items);
-    free(s->shipments);
-    free(s->returns);
-    free(s->history);
-}
+/* ---- decode helpers ------------------------------------------------------------------------- */
 
 /* count items appended to s->items at *used. */
 static int get_items(allot_reader_t *r, allot_event_scratch_t *s, uint32_t *used,
@@ -208,7 +211,7 @@ static int get_items(allot_reader_t *r, allot_event_scratch_t *s, uint32_t *used
         allot_event_item_t *item = &s->items[(*used)++];
         item->sku = allot_reader_str(r);
         item->qty = allot_reader_i64(r);
-        if (r->failed || !allot_id_valid(item->sku) || !amount_ok(item->qty))
+        if (r->failed || !allot_id_valid(item->sku) || !allot_event_amount_ok(item->qty))
             return ALLOT_ECORRUPT;
     }
     return 0;
@@ -380,9 +383,9 @@ static int get_reject(allot_reader_t *r, allot_event_scratch_t *s, allot_event_o
     return rc;
 }
 
-static int get_change(allot_reader_t *r, allot_event_scratch_t *s, allot_event_t *event)
+/* change = the part every change record starts with. */
+static int change_get(allot_reader_t *r, allot_event_order_change_t *c)
 {
-    allot_event_order_change_t *c = &event->u.change;
     memset(c, 0, sizeof(*c));
     c->id = allot_reader_str(r);
     c->at_ms = allot_reader_i64(r);
@@ -392,71 +395,166 @@ static int get_change(allot_reader_t *r, allot_event_scratch_t *s, allot_event_t
     if (r->failed || !allot_id_valid(c->id) || !allot_event_time_ok(c->at_ms) ||
         !text_ok(c->text, ALLOT_TEXT_BYTES_MAX))
         return ALLOT_ECORRUPT;
-    uint32_t used = 0;
-    switch (event->type) {
-    case ALLOT_EVENT_ORDER_MODIFY:
-        c->method = allot_reader_u8(r);
-        c->address = allot_reader_str(r);
-        c->instructions = allot_reader_str(r);
-        return c->method < ALLOT_METHOD_COUNT && (c->arg & ~7u) == 0 &&
-                       c->address.len <= ALLOT_ORDER_ADDRESS_BYTES_MAX &&
-                       text_ok(c->instructions, ALLOT_TEXT_BYTES_MAX)
-                   ? 0
-                   : ALLOT_ECORRUPT;
-    case ALLOT_EVENT_SHIPMENT_REJECT:
-        return get_reject(r, s, c);
-    case ALLOT_EVENT_RETURN_CREATE: {
-        int rc = get_return(r, &c->ret);
-        if (rc == 0)
-            rc = get_items(r, s, &used, ALLOT_LINES_MAX, &c->item_count);
-        c->items = s->items;
-        return rc == 0 && c->item_count > 0 && allot_id_valid(c->text) ? rc : ALLOT_ECORRUPT;
-    }
-    case ALLOT_EVENT_RETURN_RECEIVE:
-        c->location = allot_reader_str(r);
-        return allot_id_valid(c->location) && allot_id_valid(c->text) &&
-                       c->arg >= ALLOT_DISPOSITION_RESTOCK && c->arg < ALLOT_DISPOSITION_COUNT
-                   ? 0
-                   : ALLOT_ECORRUPT;
-    case ALLOT_EVENT_ORDER_PAY:
-        return c->arg < ALLOT_PAYMENT_COUNT ? 0 : ALLOT_ECORRUPT;
-    default:
-        return 0;
-    }
+    return 0;
 }
 
-int order_event_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_t *event)
+/* ---- whole orders: create, snapshot --------------------------------------------------------- */
+
+int order_create_encode(const allot_event_order_t *o, allot_bytes_t *out)
 {
-    allot_event_order_t *o = &event->u.order;
-    switch (event->type) {
-    case ALLOT_EVENT_ORDER_CREATE:
-        memset(o, 0, sizeof(*o));
-        o->reservation = allot_reader_str(r);
-        if (r->failed || !id_or_empty(o->reservation))
-            return ALLOT_ECORRUPT;
-        return get_order_body(r, s, o);
-    case ALLOT_EVENT_ORDER_SNAPSHOT: {
-        memset(o, 0, sizeof(*o));
-        uint8_t flags = allot_reader_u8(r);
-        o->archived = (flags & ORDER_SNAPSHOT_ARCHIVED) != 0;
-        if (r->failed || (flags & ~ORDER_SNAPSHOT_ARCHIVED) != 0)
-            return ALLOT_ECORRUPT;
-        return get_order_body(r, s, o);
-    }
-    case ALLOT_EVENT_ORDER_PAY:
-    case ALLOT_EVENT_ORDER_HOLD:
-    case ALLOT_EVENT_ORDER_UNHOLD:
-    case ALLOT_EVENT_ORDER_MODIFY:
-    case ALLOT_EVENT_ORDER_RELEASE:
-    case ALLOT_EVENT_ORDER_CANCEL:
-    case ALLOT_EVENT_SHIPMENT_REJECT:
-    case ALLOT_EVENT_SHIPMENT_SHIP:
-    case ALLOT_EVENT_SHIPMENT_DELIVER:
-    case ALLOT_EVENT_RETURN_CREATE:
-    case ALLOT_EVENT_RETURN_RECEIVE:
-    case ALLOT_EVENT_ORDER_EVICT:
-        return get_change(r, s, event);
-    default:
+    int rc = allot_bytes_reserve(out, 8 + order_body_bytes(o));
+    if (rc != 0)
+        return rc;
+    allot_bytes_put_str(out, o->reservation);
+    put_order_body(out, o);
+    return 0;
+}
+
+int order_create_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->reservation = allot_reader_str(r);
+    if (r->failed || !id_or_empty(o->reservation))
         return ALLOT_ECORRUPT;
+    return get_order_body(r, s, o);
+}
+
+int order_snapshot_encode(const allot_event_order_t *o, allot_bytes_t *out)
+{
+    int rc = allot_bytes_reserve(out, 8 + order_body_bytes(o));
+    if (rc != 0)
+        return rc;
+    allot_bytes_put_u8(out, o->archived ? ORDER_SNAPSHOT_ARCHIVED : 0);
+    put_order_body(out, o);
+    return 0;
+}
+
+int order_snapshot_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    uint8_t flags = allot_reader_u8(r);
+    o->archived = (flags & ORDER_SNAPSHOT_ARCHIVED) != 0;
+    if (r->failed || (flags & ~ORDER_SNAPSHOT_ARCHIVED) != 0)
+        return ALLOT_ECORRUPT;
+    return get_order_body(r, s, o);
+}
+
+/* ---- changes -------------------------------------------------------------------------------- */
+
+int order_change_encode(const allot_event_order_change_t *c, allot_bytes_t *out)
+{
+    int rc = allot_bytes_reserve(out, change_bytes(c));
+    if (rc == 0)
+        put_change(out, c);
+    return rc;
+}
+
+int order_change_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_change_t *c)
+{
+    (void)s;
+    return change_get(r, c);
+}
+
+int order_pay_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_change_t *c)
+{
+    (void)s;
+    int rc = change_get(r, c);
+    return rc == 0 && c->arg >= ALLOT_PAYMENT_COUNT ? ALLOT_ECORRUPT : rc;
+}
+
+int order_modify_encode(const allot_event_order_change_t *c, allot_bytes_t *out)
+{
+    int rc = allot_bytes_reserve(out, change_bytes(c));
+    if (rc != 0)
+        return rc;
+    put_change(out, c);
+    allot_bytes_put_u8(out, c->method);
+    allot_bytes_put_str(out, c->address);
+    allot_bytes_put_str(out, c->instructions);
+    return 0;
+}
+
+int order_modify_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_change_t *c)
+{
+    (void)s;
+    int rc = change_get(r, c);
+    if (rc != 0)
+        return rc;
+    c->method = allot_reader_u8(r);
+    c->address = allot_reader_str(r);
+    c->instructions = allot_reader_str(r);
+    return c->method < ALLOT_METHOD_COUNT && (c->arg & ~7u) == 0 &&
+                   c->address.len <= ALLOT_ORDER_ADDRESS_BYTES_MAX &&
+                   text_ok(c->instructions, ALLOT_TEXT_BYTES_MAX)
+               ? 0
+               : ALLOT_ECORRUPT;
+}
+
+int shipment_reject_encode(const allot_event_order_change_t *c, allot_bytes_t *out)
+{
+    int rc = allot_bytes_reserve(out, change_bytes(c));
+    if (rc != 0)
+        return rc;
+    put_change(out, c);
+    allot_bytes_put_u16(out, (uint16_t)c->shipment_count);
+    for (uint32_t i = 0; i < c->shipment_count; i++) {
+        allot_bytes_put_str(out, c->shipments[i].location);
+        put_items(out, c->items + c->shipments[i].item_first, c->shipments[i].item_count);
     }
+    return 0;
+}
+
+int shipment_reject_decode(allot_reader_t *r, allot_event_scratch_t *s,
+                           allot_event_order_change_t *c)
+{
+    int rc = change_get(r, c);
+    return rc != 0 ? rc : get_reject(r, s, c);
+}
+
+int return_create_encode(const allot_event_order_change_t *c, allot_bytes_t *out)
+{
+    int rc = allot_bytes_reserve(out, change_bytes(c));
+    if (rc != 0)
+        return rc;
+    put_change(out, c);
+    put_return(out, &c->ret);
+    put_items(out, c->items, c->item_count);
+    return 0;
+}
+
+int return_create_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_change_t *c)
+{
+    int rc = change_get(r, c);
+    if (rc != 0)
+        return rc;
+    uint32_t used = 0;
+    rc = get_return(r, &c->ret);
+    if (rc == 0)
+        rc = get_items(r, s, &used, ALLOT_LINES_MAX, &c->item_count);
+    c->items = s->items;
+    return rc == 0 && c->item_count > 0 && allot_id_valid(c->text) ? rc : ALLOT_ECORRUPT;
+}
+
+int return_receive_encode(const allot_event_order_change_t *c, allot_bytes_t *out)
+{
+    int rc = allot_bytes_reserve(out, change_bytes(c));
+    if (rc != 0)
+        return rc;
+    put_change(out, c);
+    allot_bytes_put_str(out, c->location);
+    return 0;
+}
+
+int return_receive_decode(allot_reader_t *r, allot_event_scratch_t *s,
+                          allot_event_order_change_t *c)
+{
+    (void)s;
+    int rc = change_get(r, c);
+    if (rc != 0)
+        return rc;
+    c->location = allot_reader_str(r);
+    return allot_id_valid(c->location) && allot_id_valid(c->text) &&
+                   c->arg >= ALLOT_DISPOSITION_RESTOCK && c->arg < ALLOT_DISPOSITION_COUNT
+               ? 0
+               : ALLOT_ECORRUPT;
 }

@@ -42,21 +42,17 @@ typedef struct order_customer {
 int order_init(allot_state_t *state);
 void order_free_all(allot_state_t *state);
 uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);
-int order_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void order_apply_commit(allot_state_t *state, const allot_event_t *event);
-size_t order_event_bytes_max(const allot_event_t *event);
-void order_event_encode(const allot_event_t *event, allot_bytes_t *out);
-int order_event_decode(allot_reader_t *reader, allot_event_scratch_t *scratch,
-                       allot_event_t *event);
-void order_scratch_free(allot_event_scratch_t *scratch);
 /* Snapshot handing (core/state/checkpoint.c): each dirty order, every order, the archived
  * records pending. */
-int order_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
+int order_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
 void order_dirty_mark(allot_state_t *state, uint32_t slot);
 void order_dirty_clear(allot_state_t *state);
 size_t order_archived_count(const allot_state_t *state);
 /* Every order in memory, as text sorted by id (order_dump.c). */
 void order_dump(const allot_state_t *state, FILE *out);
+
+/* ---- event records (order_codec.c, order_apply.c): the rows of core/events.def ----------- */
+ALLOT_EVENTS_ORDER(ALLOT_EVENT_DECLARE)
 
 /* ---- within the room ----------------------------------------------------------------------- */
 /* storage of one order (order_store.c) */

@@ -472,7 +472,7 @@ size_t order_archived_count(const allot_state_t *state)
     return n;
 }
 
-int order_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out)
+int order_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out)
 {
     allot_event_t event = {.type = ALLOT_EVENT_ORDER_SNAPSHOT};
     event.u.order = state->orders[slot]->v;

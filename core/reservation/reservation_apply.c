@@ -120,32 +120,36 @@ static int release_prepare(allot_state_t *state, allot_str_t id)
     return rc != 0 ? rc : allot_heap_reserve(&state->tombstone_heap, 1);
 }
 
-int reservation_apply_prepare(allot_state_t *state, const allot_event_t *event)
+int reservation_create_prepare(allot_state_t *state, const allot_event_reservation_t *e)
 {
-    const allot_event_reservation_t *e = &event->u.reservation;
-    uint32_t slot;
-    int rc;
-    switch (event->type) {
-    case ALLOT_EVENT_RESERVATION_CREATE:
-        if (reservation_slot_find(state, e->id) != ALLOT_SLOT_NONE)
-            return ALLOT_ECORRUPT;
-        return body_prepare(state, e, true);
-    case ALLOT_EVENT_RESERVATION_REPLACE:
-        rc = release_prepare(state, e->id);
-        return rc != 0 ? rc : body_prepare(state, e, true);
-    case ALLOT_EVENT_RESERVATION_SNAPSHOT:
-        return body_prepare(state, e, false);
-    case ALLOT_EVENT_RESERVATION_EXTEND:
-        slot = reservation_slot_find(state, event->u.extend.id);
-        if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
-            return ALLOT_ECORRUPT;
-        state->prepared_reservation = slot;
-        return state_dirty_reserve(state, 0, 0, 1, 0);
-    case ALLOT_EVENT_RESERVATION_RELEASE:
-        return release_prepare(state, event->u.release.id);
-    default:
+    if (reservation_slot_find(state, e->id) != ALLOT_SLOT_NONE)
         return ALLOT_ECORRUPT;
-    }
+    return body_prepare(state, e, true);
+}
+
+int reservation_replace_prepare(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    int rc = release_prepare(state, e->id);
+    return rc != 0 ? rc : body_prepare(state, e, true);
+}
+
+int reservation_snapshot_prepare(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    return body_prepare(state, e, false);
+}
+
+int reservation_extend_prepare(allot_state_t *state, const allot_event_extend_t *e)
+{
+    uint32_t slot = reservation_slot_find(state, e->id);
+    if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
+        return ALLOT_ECORRUPT;
+    state->prepared_reservation = slot;
+    return state_dirty_reserve(state, 0, 0, 1, 0);
+}
+
+int reservation_release_prepare(allot_state_t *state, const allot_event_release_t *e)
+{
+    return release_prepare(state, e->id);
 }
 
 /* ---- apply: commit -------------------------------------------------------------------------- */
@@ -209,7 +213,7 @@ static void hold_entomb(allot_state_t *state, uint32_t slot, uint8_t status, int
     state_dirty_reservation(state, slot);
 }
 
-static void commit_release(allot_state_t *state, const allot_event_release_t *e)
+void reservation_release_commit(allot_state_t *state, const allot_event_release_t *e)
 {
     uint32_t slot = state->prepared_reservation; /* release_prepare found it */
     hold_release(state, slot, e->at_ms, false);
@@ -243,7 +247,7 @@ static uint32_t slot_new_from(allot_state_t *state, allot_str_t id)
     return reservation_slot_take(state, copy, id.len);
 }
 
-static void commit_snapshot(allot_state_t *state, const allot_event_reservation_t *e)
+void reservation_snapshot_commit(allot_state_t *state, const allot_event_reservation_t *e)
 {
     uint32_t slot = reservation_slot_find(state, e->id);
     if (slot != ALLOT_SLOT_NONE) {
@@ -271,33 +275,24 @@ static void commit_snapshot(allot_state_t *state, const allot_event_reservation_
     state_dirty_reservation(state, slot);
 }
 
-void reservation_apply_commit(allot_state_t *state, const allot_event_t *event)
+void reservation_create_commit(allot_state_t *state, const allot_event_reservation_t *e)
 {
-    uint32_t slot;
-    switch (event->type) {
-    case ALLOT_EVENT_RESERVATION_CREATE:
-        commit_hold(state, slot_new_from(state, event->u.reservation.id), &event->u.reservation);
-        break;
-    case ALLOT_EVENT_RESERVATION_REPLACE:
-        slot = state->prepared_reservation; /* release_prepare found it */
-        hold_release(state, slot, event->u.reservation.at_ms, false);
-        commit_hold(state, slot, &event->u.reservation);
-        break;
-    case ALLOT_EVENT_RESERVATION_SNAPSHOT:
-        commit_snapshot(state, &event->u.reservation);
-        break;
-    case ALLOT_EVENT_RESERVATION_EXTEND:
-        slot = state->prepared_reservation;
-        state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
-        state->reservations[slot].expires_at_ms = event->u.extend.expires_at_ms;
-        allot_heap_update_at(&state->expiry_heap, state->reservations[slot].heap_position);
-        break;
-    case ALLOT_EVENT_RESERVATION_RELEASE:
-        commit_release(state, &event->u.release);
-        break;
-    default:
-        assert(!"prepare refused it");
-    }
+    commit_hold(state, slot_new_from(state, e->id), e);
+}
+
+void reservation_replace_commit(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    uint32_t slot = state->prepared_reservation; /* release_prepare found it */
+    hold_release(state, slot, e->at_ms, false);
+    commit_hold(state, slot, e);
+}
+
+void reservation_extend_commit(allot_state_t *state, const allot_event_extend_t *e)
+{
+    uint32_t slot = state->prepared_reservation;
+    state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
+    state->reservations[slot].expires_at_ms = e->expires_at_ms;
+    allot_heap_update_at(&state->expiry_heap, state->reservations[slot].heap_position);
 }
 
 /* ---- consume into an order (order.create {reservation}) ------------------------------------ */
@@ -305,9 +300,7 @@ void reservation_apply_commit(allot_state_t *state, const allot_event_t *event)
 int reservation_consume_prepare(allot_state_t *state, allot_str_t id)
 {
     /* the same checks and room as a release: a live hold, dirty marks, a tombstone slot */
-    allot_event_t release = {.type = ALLOT_EVENT_RESERVATION_RELEASE};
-    release.u.release = (allot_event_release_t){id, ALLOT_RELEASE_RELEASED, 0};
-    return reservation_apply_prepare(state, &release);
+    return release_prepare(state, id);
 }
 
 void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms)

@@ -29,11 +29,12 @@ void reservation_tombstone_evict(allot_state_t *state, int64_t at_ms);
 /* Make room for building a live reservation event with this many allocations. */
 int reservation_build_reserve(allot_state_t *state, uint32_t allocations);
 /* Encode a reservation record as an EVENT_RESERVATION_SNAPSHOT payload. */
-int reservation_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
+int reservation_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
 
-/* ---- apply (reservation_apply.c) ----------------------------------------------------------- */
-int reservation_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void reservation_apply_commit(allot_state_t *state, const allot_event_t *event);
+/* ---- event records (reservation_codec.c, reservation_apply.c): rows of core/events.def ---- */
+ALLOT_EVENTS_RESERVATION(ALLOT_EVENT_DECLARE)
+
+/* ---- consume (reservation_apply.c) --------------------------------------------------------- */
 /* order.create from a reservation: check that `id` is a live hold (CORRUPT otherwise) and make
  * room; then consume it: its reserved units are released (they become the order's allocated
  * ones), it ends as released at at_ms, its daily-capacity count is kept. */

@@ -177,7 +177,7 @@ int reservation_build_reserve(allot_state_t *state, uint32_t allocations)
     return 0;
 }
 
-int reservation_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out)
+int reservation_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out)
 {
     const allot_reservation_t *r = &state->reservations[slot];
     assert(r->used);

@@ -81,7 +81,7 @@ static int snapshot_reservation(allot_state_t *state, snapshot_out_t *out, uint3
 {
     const allot_reservation_t *r = &state->reservations[slot];
     state->snapshot_bytes.len = 0;
-    int rc = reservation_snapshot_encode(state, slot, &state->snapshot_bytes);
+    int rc = reservation_snapshot_take(state, slot, &state->snapshot_bytes);
     if (rc == 0)
         snapshot_hand(state, out, STATE_KEY_RESERVATION, (allot_str_t){r->id, r->id_len},
                       ALLOT_EVENT_RESERVATION_SNAPSHOT);
@@ -113,7 +113,7 @@ static int snapshot_adjust_key(allot_state_t *state, snapshot_out_t *out, uint32
 static int snapshot_order(allot_state_t *state, snapshot_out_t *out, uint32_t slot)
 {
     state->snapshot_bytes.len = 0;
-    int rc = order_snapshot_encode(state, slot, &state->snapshot_bytes);
+    int rc = order_snapshot_take(state, slot, &state->snapshot_bytes);
     if (rc == 0)
         snapshot_hand(state, out, STATE_KEY_ORDER, state->orders[slot]->v.id,
                       ALLOT_EVENT_ORDER_SNAPSHOT);

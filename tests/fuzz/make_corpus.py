@@ -3,9 +3,10 @@
 
 Requests are real MessagePack-RPC streams for every method; most WAL seeds are built from them by
 the server itself (run an allotd, then copy a segment). Here: the request and JSON seeds, and the
-WAL regression seeds (REGRESSIONS below), coded from the payload format in core/event/event.c, each
-written twice: as a WAL region (record header and CRC-32C, persist/wal.c) and as the fuzz
-target's series of events ([u8 type][u16 length][payload], tests/fuzz/fuzz_wal_record.c).
+WAL regression seeds (REGRESSIONS below), coded from the payload format (core/event/codec.c and
+the codec files it names), each written twice: as a WAL region (record header and CRC-32C,
+persist/wal.c) and as the fuzz target's series of events ([u8 type][u16 length][payload],
+tests/fuzz/fuzz_wal_record.c).
 Run from the repository root: python3 tests/fuzz/make_corpus.py
 """
 import json
