@@ -17,6 +17,8 @@
  *
  * Stages read the state as it is when they run (earlier records of the window are not applied
  * yet); they keep only indices, which they re-check against the current bounds before using.
+ * Which keys a record has comes from its type's lookup column in core/events.def (one table
+ * lookup per record, at push).
  */
 #include "core/replay.h"
 
@@ -58,6 +60,7 @@ typedef struct replay_entry {
     uint32_t location[REPLAY_SKUS_MAX]; /* the position's location, ALLOT_LOCATION_NONE = any */
     allot_str_t location_id[REPLAY_SKUS_MAX]; /* len 0 = any (resolved into location[]) */
     bool has_reservation;
+    bool live_hold; /* the reservation is a live hold whose lines' positions apply changes */
     uint32_t reservation_hash;
     uint32_t reservation_slot; /* candidate, ALLOT_SLOT_NONE = unknown */
     allot_event_t event;
@@ -136,49 +139,43 @@ static void entry_set_reservation(replay_entry_t *entry, allot_str_t id)
     entry->reservation_slot = ALLOT_SLOT_NONE;
 }
 
-/* The ids the record's apply looks up. */
-static void entry_keys(replay_entry_t *entry)
-{
-    static const allot_str_t any = {0};
-    const allot_event_t *e = &entry->event;
-    entry->sku_count = 0;
-    entry->has_reservation = false;
-    switch (e->type) {
-    case ALLOT_EVENT_STOCK_SET:
-        entry_add_sku(entry, e->u.stock_set.sku, e->u.stock_set.location);
-        break;
-    case ALLOT_EVENT_STOCK_ADJUST:
-        entry_add_sku(entry, e->u.stock_adjust.sku, e->u.stock_adjust.location);
-        break;
-    case ALLOT_EVENT_SKU_SNAPSHOT:
-        entry_add_sku(entry, e->u.sku_snapshot.sku, any);
-        break;
-    case ALLOT_EVENT_RESERVATION_CREATE:
-    case ALLOT_EVENT_RESERVATION_REPLACE:
-    case ALLOT_EVENT_RESERVATION_SNAPSHOT:
-        entry_set_reservation(entry, e->u.reservation.id);
-        entry_add_lines(entry, &e->u.reservation);
-        break;
-    case ALLOT_EVENT_RESERVATION_RELEASE:
-        entry_set_reservation(entry, e->u.release.id);
-        break;
-    case ALLOT_EVENT_RESERVATION_EXTEND:
-        entry_set_reservation(entry, e->u.extend.id);
-        break;
-    default:
-        break; /* locations, adjust keys, orders: applied without help */
-    }
-}
+/* The ids each type's apply looks up: the lookup column of core/events.def, as entry keys. e is
+ * the record's payload. */
+static const allot_str_t any_location = {0};
+#define LOOKUP_NONE
+#define LOOKUP_POSITION(sku, location) entry_add_sku(entry, e->sku, e->location)
+#define LOOKUP_SKU(sku)                entry_add_sku(entry, e->sku, any_location)
+#define LOOKUP_NEW_HOLD(id)                                                                        \
+    entry_set_reservation(entry, e->id);                                                           \
+    entry_add_lines(entry, e)
+#define LOOKUP_LIVE_HOLD(id)                                                                       \
+    entry_set_reservation(entry, e->id);                                                           \
+    entry->live_hold = true
 
-static void entry_decode(replay_entry_t *record, uint64_t lsn, uint8_t type,
-                         const uint8_t *payload, size_t len)
+#define REPLAY_KEYS(number, NAME, name, member, payload, encode, decode, prepare, commit, lookup)  \
+    static void keys_##NAME(replay_entry_t *entry)                                                 \
+    {                                                                                              \
+        const payload *e = &entry->event.u.member;                                                 \
+        (void)e;                                                                                   \
+        lookup;                                                                                    \
+    }
+ALLOT_EVENT_TABLE(REPLAY_KEYS)
+
+typedef void (*replay_keys_fn)(replay_entry_t *entry);
+#define REPLAY_KEYS_ROW(number, NAME, ...) [number] = keys_##NAME,
+static const replay_keys_fn replay_keys[ALLOT_EVENT_TYPE_LIMIT] = {
+    ALLOT_EVENT_TABLE(REPLAY_KEYS_ROW)};
+
+static void entry_decode(replay_entry_t *record, uint64_t lsn, uint8_t type, const uint8_t *payload,
+                         size_t len)
 {
     record->lsn = lsn;
     record->status = allot_event_decode(type, payload, len, &record->scratch, &record->event);
     record->sku_count = 0;
     record->has_reservation = false;
-    if (record->status == 0)
-        entry_keys(record);
+    record->live_hold = false;
+    if (record->status == 0) /* decoded: a type of the table */
+        replay_keys[record->event.type](record);
 }
 
 /* ---- stages (read the state, change nothing) ----------------------------------------------- */
@@ -289,8 +286,7 @@ static void stage_line_skus(const allot_state_t *state, replay_entry_t *entry)
 
 static void stage_line_positions(const allot_state_t *state, replay_entry_t *entry)
 {
-    if (entry->event.type != ALLOT_EVENT_RESERVATION_RELEASE &&
-        entry->event.type != ALLOT_EVENT_RESERVATION_EXTEND)
+    if (!entry->live_hold)
         return;
     for (uint32_t i = 0; i < entry->sku_count; i++)
         prefetch_position(state, entry->sku[i], entry->location[i]);
