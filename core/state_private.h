@@ -26,14 +26,24 @@
  * idempotency_entries_max the count comes down to it by this many per insert.) */
 #define ALLOT_EVICTIONS_PER_INSERT_MAX (1 + ALLOT_AGE_EVICTIONS_PER_INSERT)
 
-/* Checkpoint key kinds (first key byte). */
+/* Checkpoint key kinds (the first byte of a checkpoint key): ALLOT_SNAPSHOT_KINDS of
+ * core/events.def. Kinds are 1..STATE_KEY_LIMIT - 1. */
+#define STATE_KEY_ENUM(kind, NAME, ...) STATE_KEY_##NAME = (kind),
+#define STATE_KEY_COUNT(kind, NAME, ...) +1
 enum {
-    STATE_KEY_LOCATION = 1,
-    STATE_KEY_SKU = 2,
-    STATE_KEY_RESERVATION = 3,
-    STATE_KEY_ADJUST_KEY = 4,
-    STATE_KEY_ORDER = 5,
+    ALLOT_SNAPSHOT_KINDS(STATE_KEY_ENUM) STATE_KEY_LIMIT = 1 ALLOT_SNAPSHOT_KINDS(STATE_KEY_COUNT)
 };
+#undef STATE_KEY_ENUM
+#undef STATE_KEY_COUNT
+
+/* A kind's functions (see ALLOT_SNAPSHOT_KINDS), wired by allot_state_create. */
+typedef struct state_kind {
+    uint8_t type; /* the snapshot event type of its records */
+    uint32_t (*slots)(const struct allot_state *state);
+    uint8_t *(*marks)(struct allot_state *state, uint32_t index);
+    int (*take)(struct allot_state *state, uint32_t index, bool full, allot_bytes_t *out,
+                allot_str_t *id);
+} state_kind_t;
 
 /* Checkpoint marks: the `dirty` byte of every location, SKU, reservation, adjust key and order.
  * Two generation bits take turns as "dirty" (changed since the running or last checkpoint began:
@@ -45,7 +55,7 @@ enum {
 #define STATE_MARK_GENERATION_B 0x02u
 #define STATE_MARK_DONE         0x04u
 
-/* A checkpoint being serialized in slices (snapshot.c; contract in state.h). */
+/* A checkpoint being serialized in slices (core/state/checkpoint.c; contract in state.h). */
 typedef struct state_checkpoint {
     allot_snapshot_cb snapshot_cb;
     void *ctx;
@@ -55,8 +65,8 @@ typedef struct state_checkpoint {
     uint8_t pending_bit; /* STATE_MARK_GENERATION_A or _B while active */
     uint8_t kind;        /* the walk: kind being walked (STATE_KEY_*), past the last when done */
     uint32_t cursor;     /* the walk: next index into pending[kind] (or next slot when full) */
-    uint32_t ends[STATE_KEY_ORDER + 1];           /* full: slots of each kind when it began */
-    allot_u32_vec_t pending[STATE_KEY_ORDER + 1]; /* incremental: the dirty lists when it began */
+    uint32_t ends[STATE_KEY_LIMIT];           /* full: slots of each kind when it began */
+    allot_u32_vec_t pending[STATE_KEY_LIMIT]; /* incremental: the dirty lists when it began */
 } state_checkpoint_t;
 
 /* One archived order copied out of the archive for a reply. */
@@ -115,11 +125,8 @@ struct allot_state {
     uint32_t adjust_key_count;
     uint64_t idempotency_evicted_early; /* allot_state_counters_t */
 
-    allot_u32_vec_t dirty_locations;
-    allot_u32_vec_t dirty_skus;
-    allot_u32_vec_t dirty_reservations;
-    allot_u32_vec_t dirty_adjust_keys;
-    allot_u32_vec_t dirty_orders;
+    const state_kind_t *kinds;                /* by kind: what each one's records are */
+    allot_u32_vec_t dirty[STATE_KEY_LIMIT];   /* by kind: the objects in the dirty set */
     allot_bytes_t archived; /* [u8 id_len][id][u32 len][ORDER_SNAPSHOT payload] per eviction */
     allot_bytes_t deleted;  /* [u8 kind][u8 len][id] per deleted object */
     uint8_t dirty_bit;      /* STATE_MARK_GENERATION_A or _B: the mark of the dirty set */
@@ -182,16 +189,10 @@ struct allot_state {
     uint32_t stamp_generation;
 };
 
-/* ---- dirty set (state.c) ----------------------------------------------------------------- */
+/* ---- dirty set (core/state/shared.c) ----------------------------------------------------------------- */
 /* Make room to mark this many objects of each kind and record deletions. */
 int state_dirty_reserve(allot_state_t *state, uint32_t locations, uint32_t skus,
                         uint32_t reservations, uint32_t adjust_keys);
-/* Mark an object changed. Call BEFORE changing it: while a checkpoint is being serialized the
- * mark first hands the object's pre-image to it (state_touch). */
-void state_dirty_location(allot_state_t *state, uint32_t index);
-void state_dirty_sku(allot_state_t *state, uint32_t index);
-void state_dirty_reservation(allot_state_t *state, uint32_t index);
-void state_dirty_adjust_key(allot_state_t *state, uint32_t index);
 /* Record a deleted object (infallible after state_dirty_reserve). state_touch it first. */
 void state_deleted_record(allot_state_t *state, uint8_t kind, const char *id, uint32_t len);
 /* Idempotency memory (tombstones, adjust keys): is an entry stamped key_ms past the window
@@ -201,7 +202,7 @@ bool state_idempotency_aged(const allot_state_t *state, int64_t at_ms, int64_t k
  * for one stamped at_ms: counted in idempotency_evicted_early unless it was aged anyway. */
 void state_idempotency_count_evicted(allot_state_t *state, int64_t at_ms, int64_t key_ms);
 
-/* Copy-on-write for the checkpoint being serialized (snapshot.c): before an object of `kind` at
+/* Copy-on-write for the checkpoint being serialized (core/state/shared.c): before an object of `kind` at
  * `index` (location/SKU index, reservation/adjust-key/order slot) changes or is deleted, write
  * its pre-image (its content as of the checkpoint's LSN) if the checkpoint still owes it. One
  * branch when no checkpoint is running. Infallible: an encoding failure fails the checkpoint. */
@@ -214,6 +215,29 @@ static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t inde
 /* A slot was (re)filled by a new object: a full checkpoint that has not walked past the slot yet
  * must not serialize it (it did not exist at the checkpoint's LSN). */
 void state_checkpoint_born(allot_state_t *state, uint8_t kind, uint32_t index);
+/* Mark an object changed: `marks` is its checkpoint marks byte (kind and index as for
+ * state_touch). Call BEFORE changing it: while a checkpoint is being serialized the mark first
+ * hands the object's pre-image to it. Infallible after state_dirty_reserve. Each room wraps it
+ * for its objects (inventory_sku_dirty, reservation_dirty, order_dirty_mark, ...). */
+static inline void state_dirty_mark(allot_state_t *state, uint8_t kind, uint32_t index,
+                                    uint8_t *marks)
+{
+    state_touch(state, kind, index);
+    if (*marks & state->dirty_bit)
+        return;
+    *marks |= state->dirty_bit;
+    allot_u32_vec_push(&state->dirty[kind], index);
+}
+/* Does the running checkpoint still owe a record of this object (its content when it began)? */
+bool state_checkpoint_owes(const state_checkpoint_t *cp, uint8_t kind, uint32_t index,
+                           uint8_t marks);
+/* Hand one object to the running checkpoint (a failure fails the checkpoint). */
+void state_checkpoint_record(allot_state_t *state, uint8_t kind, uint32_t index);
+/* Hand the object of `kind` at `index` to cb as a checkpoint record (its key, type and snapshot
+ * payload, encoded into state->snapshot_bytes; nothing for what a full checkpoint leaves out).
+ * 0 or ALLOT_ENOMEM. */
+int state_snapshot_hand(allot_state_t *state, uint8_t kind, uint32_t index, bool full,
+                        allot_snapshot_cb cb, void *ctx);
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len);
 
 #endif

@@ -158,7 +158,7 @@ void adjust_key_store(allot_state_t *state, allot_str_t key, const allot_adjust_
 {
     uint32_t slot = adjust_key_find(state, key);
     if (slot != ALLOT_SLOT_NONE) {
-        state_dirty_adjust_key(state, slot); /* before the change (checkpoint pre-image) */
+        adjust_key_dirty(state, slot); /* before the change (checkpoint pre-image) */
         adjust_key_fill(state, &state->adjust_keys[slot], values);
         allot_heap_update_at(&state->adjust_key_heap, state->adjust_keys[slot].heap_position);
         return;
@@ -172,5 +172,5 @@ void adjust_key_store(allot_state_t *state, allot_str_t key, const allot_adjust_
     int rc = allot_heap_push(&state->adjust_key_heap, slot);
     assert(rc == 0);
     (void)rc;
-    state_dirty_adjust_key(state, slot);
+    adjust_key_dirty(state, slot);
 }

@@ -52,7 +52,7 @@ static allot_location_t *location_commit(allot_state_t *state, const allot_event
         assert(rc == 0);
         (void)rc;
     }
-    state_dirty_location(state, index); /* before the change (checkpoint pre-image) */
+    inventory_location_dirty(state, index); /* before the change (checkpoint pre-image) */
     allot_location_t *l = &state->locations[index];
     l->type = e->type;
     l->ship = e->ship;
@@ -216,7 +216,7 @@ int adjust_key_snapshot_prepare(allot_state_t *state, const allot_event_adjust_k
 /* The prepared positions (state->pending_positions) become those of the SKU at sku_index. */
 void sku_positions_install(allot_state_t *state, uint32_t sku_index, uint32_t position_count)
 {
-    state_dirty_sku(state, sku_index); /* before the change (checkpoint pre-image) */
+    inventory_sku_dirty(state, sku_index); /* before the change (checkpoint pre-image) */
     allot_sku_t *sku = inventory_sku_mut(state, sku_index);
     state->position_count -= sku->position_count;
     if (sku->position_count > 0)
@@ -239,7 +239,7 @@ void sku_snapshot_commit(allot_state_t *state, const allot_event_sku_snapshot_t 
 static allot_position_t *stock_position_commit(allot_state_t *state)
 {
     uint32_t sku = state->prepared_sku;
-    state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
+    inventory_sku_dirty(state, sku); /* before the change (checkpoint pre-image) */
     return inventory_position_upsert(state, sku, state->prepared_location);
 }
 

@@ -33,6 +33,36 @@ typedef struct allot_adjust_key {
     uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
 } allot_adjust_key_t;
 
+/* ---- dirty set: mark before changing (core/state_private.h) -------------------------------- */
+static inline void inventory_location_dirty(allot_state_t *state, uint32_t index)
+{
+    state_dirty_mark(state, STATE_KEY_LOCATION, index, &state->locations[index].dirty);
+}
+
+static inline void inventory_sku_dirty(allot_state_t *state, uint32_t index)
+{
+    state_dirty_mark(state, STATE_KEY_SKU, index, &state->skus[index].dirty);
+}
+
+static inline void adjust_key_dirty(allot_state_t *state, uint32_t slot)
+{
+    state_dirty_mark(state, STATE_KEY_ADJUST_KEY, slot, &state->adjust_keys[slot].dirty);
+}
+
+/* ---- checkpoint records of locations, SKUs, adjust keys (inventory_snapshot.c) ------------- */
+uint32_t location_snapshot_slots(const allot_state_t *state);
+uint8_t *location_snapshot_marks(allot_state_t *state, uint32_t index);
+int location_snapshot_take(allot_state_t *state, uint32_t index, bool full, allot_bytes_t *out,
+                           allot_str_t *id);
+uint32_t sku_snapshot_slots(const allot_state_t *state);
+uint8_t *sku_snapshot_marks(allot_state_t *state, uint32_t index);
+int sku_snapshot_take(allot_state_t *state, uint32_t index, bool full, allot_bytes_t *out,
+                      allot_str_t *id);
+uint32_t adjust_key_snapshot_slots(const allot_state_t *state);
+uint8_t *adjust_key_snapshot_marks(allot_state_t *state, uint32_t index);
+int adjust_key_snapshot_take(allot_state_t *state, uint32_t index, bool full, allot_bytes_t *out,
+                             allot_str_t *id);
+
 /* ---- SKUs and positions (sku.c) ------------------------------------------------------------ */
 /* The SKU with this id, interned (created with no positions) if missing. */
 int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index);

@@ -41,7 +41,7 @@ static void items_allocate(allot_state_t *state, const allot_event_item_t *items
         uint32_t sku;
         allot_position_t *p = position_of(state, items[i].sku, location, &sku);
         assert(p != NULL);
-        state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
+        inventory_sku_dirty(state, sku); /* before the change (checkpoint pre-image) */
         p->allocated += sign * items[i].qty;
         if (p->allocated < 0)
             p->allocated = 0;
@@ -56,7 +56,7 @@ static void capacity_count(allot_state_t *state, allot_str_t location, int64_t a
     uint32_t l = allot_location_index_find(state, location);
     allot_location_t *loc = &state->locations[l];
     int64_t day = allot_day_from_ms(at_ms);
-    state_dirty_location(state, l); /* before the change (checkpoint pre-image) */
+    inventory_location_dirty(state, l); /* before the change (checkpoint pre-image) */
     if (loc->capacity_day != day) {
         loc->capacity_day = day;
         loc->capacity_count = 0;
@@ -178,7 +178,7 @@ static int change_prepare(allot_state_t *state, const allot_event_order_change_t
     if (rc == 0)
         rc = allot_heap_reserve(&state->order_heap, 1);
     if (rc == 0)
-        rc = allot_u32_vec_reserve(&state->dirty_orders, 1);
+        rc = allot_u32_vec_reserve(&state->dirty[STATE_KEY_ORDER], 1);
     if (rc != 0)
         return rc;
     prep->text = order_text_copy(o, c->text);
@@ -538,7 +538,7 @@ static void return_receive(allot_state_t *state, allot_order_t *o,
     for (uint32_t i = 0; i < r->item_count; i++) {
         const allot_event_item_t *item = &o->v.items[r->item_first + i];
         uint32_t sku = allot_sku_index_find(state, item->sku);
-        state_dirty_sku(state, sku); /* before the change (checkpoint pre-image) */
+        inventory_sku_dirty(state, sku); /* before the change (checkpoint pre-image) */
         allot_position_t *p = inventory_position_upsert(state, sku, l);
         p->on_hand += item->qty;
         if (p->on_hand > ALLOT_QUANTITY_MAX)

@@ -42,17 +42,22 @@ typedef struct order_customer {
 int order_init(allot_state_t *state);
 void order_free_all(allot_state_t *state);
 uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);
-/* Snapshot handing (core/state/checkpoint.c): each dirty order, every order, the archived
- * records pending. */
-int order_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
-void order_dirty_mark(allot_state_t *state, uint32_t slot);
-void order_dirty_clear(allot_state_t *state);
-size_t order_archived_count(const allot_state_t *state);
+/* Orders as checkpoint records (the kind ORDER of core/events.def). */
+uint32_t order_snapshot_slots(const allot_state_t *state);
+uint8_t *order_snapshot_marks(allot_state_t *state, uint32_t index);
+int order_snapshot_take(allot_state_t *state, uint32_t slot, bool full, allot_bytes_t *out,
+                        allot_str_t *id);
 /* Every order in memory, as text sorted by id (order_dump.c). */
 void order_dump(const allot_state_t *state, FILE *out);
 
 /* ---- event records (order_codec.c, order_apply.c): the rows of core/events.def ----------- */
 ALLOT_EVENTS_ORDER(ALLOT_EVENT_DECLARE)
+
+/* Mark an order changed, before changing it (core/state_private.h). */
+static inline void order_dirty_mark(allot_state_t *state, uint32_t slot)
+{
+    state_dirty_mark(state, STATE_KEY_ORDER, slot, &state->orders[slot]->dirty);
+}
 
 /* ---- within the room ----------------------------------------------------------------------- */
 /* storage of one order (order_store.c) */

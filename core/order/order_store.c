@@ -264,7 +264,7 @@ int order_insert_reserve(allot_state_t *state, allot_str_t customer, uint32_t re
     if (rc == 0)
         rc = allot_hash_reserve(&state->order_return_index, returns);
     if (rc == 0)
-        rc = allot_u32_vec_reserve(&state->dirty_orders, 1);
+        rc = allot_u32_vec_reserve(&state->dirty[STATE_KEY_ORDER], 1);
     if (rc == 0)
         rc = allot_u32_vec_reserve(&state->order_free, 1);
     if (rc != 0 || customer.len == 0)
@@ -421,7 +421,6 @@ void order_free_all(allot_state_t *state)
     free(state->customers);
     allot_u32_vec_free(&state->order_free);
     allot_u32_vec_free(&state->customer_free);
-    allot_u32_vec_free(&state->dirty_orders);
     allot_hash_free(&state->order_index);
     allot_hash_free(&state->order_return_index);
     allot_hash_free(&state->customer_index);
@@ -438,42 +437,22 @@ void order_free_all(allot_state_t *state)
 
 /* ---- dirty set and snapshots ---------------------------------------------------------------- */
 
-/* Before the order changes (see state_dirty_location). */
-void order_dirty_mark(allot_state_t *state, uint32_t slot)
+uint32_t order_snapshot_slots(const allot_state_t *state)
 {
-    state_touch(state, STATE_KEY_ORDER, slot);
-    allot_order_t *order = state->orders[slot];
-    if (order->dirty & state->dirty_bit)
-        return;
-    order->dirty |= state->dirty_bit;
-    allot_u32_vec_push(&state->dirty_orders, slot);
+    return state->order_slots;
 }
 
-void order_dirty_clear(allot_state_t *state)
+uint8_t *order_snapshot_marks(allot_state_t *state, uint32_t index)
 {
-    for (uint32_t i = 0; i < state->dirty_orders.count; i++) {
-        allot_order_t *order = state->orders[state->dirty_orders.items[i]];
-        if (order != NULL)
-            order->dirty &= (uint8_t)~state->dirty_bit;
-    }
-    state->dirty_orders.count = 0;
-    state->archived.len = 0;
+    return index < state->order_slots && state->orders[index] != NULL ? &state->orders[index]->dirty
+                                                                      : NULL;
 }
 
-size_t order_archived_count(const allot_state_t *state)
+int order_snapshot_take(allot_state_t *state, uint32_t slot, bool full, allot_bytes_t *out,
+                        allot_str_t *id)
 {
-    size_t n = 0;
-    for (size_t off = 0; off < state->archived.len; n++) {
-        uint32_t len = 0;
-        size_t at = off + 1 + state->archived.data[off];
-        memcpy(&len, state->archived.data + at, 4);
-        off = at + 4 + len;
-    }
-    return n;
-}
-
-int order_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out)
-{
+    (void)full;
+    *id = state->orders[slot]->v.id;
     allot_event_t event = {.type = ALLOT_EVENT_ORDER_SNAPSHOT};
     event.u.order = state->orders[slot]->v;
     event.u.order.archived = false;

@@ -15,7 +15,7 @@ static void hold_positions(allot_state_t *state, const allot_reservation_t *r, i
 {
     for (uint32_t i = 0; i < r->line_count; i++) {
         const allot_reservation_line_t *line = &r->lines[i];
-        state_dirty_sku(state, line->sku); /* before the change (checkpoint pre-image) */
+        inventory_sku_dirty(state, line->sku); /* before the change (checkpoint pre-image) */
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
             allot_position_t *p = inventory_position_mut(state, line->sku, a->location);
@@ -45,7 +45,7 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
         allot_location_t *location = &state->locations[l];
         if (sign < 0 && (location->capacity_day != day || location->capacity_count == 0))
             continue;
-        state_dirty_location(state, l); /* before the change (checkpoint pre-image) */
+        inventory_location_dirty(state, l); /* before the change (checkpoint pre-image) */
         if (sign > 0 && location->capacity_day != day) {
             location->capacity_day = day;
             location->capacity_count = 0;
@@ -186,7 +186,7 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
  * counts go back too unless an order keeps them (the shipments are real then). */
 static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms, bool keep_capacity)
 {
-    state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
     allot_reservation_t *r = &state->reservations[slot];
     hold_positions(state, r, -1);
     if (!keep_capacity)
@@ -210,7 +210,7 @@ static void hold_entomb(allot_state_t *state, uint32_t slot, uint8_t status, int
     assert(rc == 0);
     (void)rc;
     state->reservation_tombstones++;
-    state_dirty_reservation(state, slot);
+    reservation_dirty(state, slot);
 }
 
 void reservation_release_commit(allot_state_t *state, const allot_event_release_t *e)
@@ -234,7 +234,7 @@ static void commit_hold(allot_state_t *state, uint32_t slot, const allot_event_r
     assert(rc == 0);
     (void)rc;
     state->reservation_live++;
-    state_dirty_reservation(state, slot);
+    reservation_dirty(state, slot);
 }
 
 static uint32_t slot_new_from(allot_state_t *state, allot_str_t id)
@@ -272,7 +272,7 @@ void reservation_snapshot_commit(allot_state_t *state, const allot_event_reserva
         state->reservation_live++;
     else
         state->reservation_tombstones++;
-    state_dirty_reservation(state, slot);
+    reservation_dirty(state, slot);
 }
 
 void reservation_create_commit(allot_state_t *state, const allot_event_reservation_t *e)
@@ -290,7 +290,7 @@ void reservation_replace_commit(allot_state_t *state, const allot_event_reservat
 void reservation_extend_commit(allot_state_t *state, const allot_event_extend_t *e)
 {
     uint32_t slot = state->prepared_reservation;
-    state_dirty_reservation(state, slot); /* before the change (checkpoint pre-image) */
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
     state->reservations[slot].expires_at_ms = e->expires_at_ms;
     allot_heap_update_at(&state->expiry_heap, state->reservations[slot].heap_position);
 }

@@ -28,8 +28,16 @@ void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool record_dele
 void reservation_tombstone_evict(allot_state_t *state, int64_t at_ms);
 /* Make room for building a live reservation event with this many allocations. */
 int reservation_build_reserve(allot_state_t *state, uint32_t allocations);
-/* Encode a reservation record as an EVENT_RESERVATION_SNAPSHOT payload. */
-int reservation_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
+/* Reservation records as checkpoint records (the kind RESERVATION of core/events.def). */
+uint32_t reservation_snapshot_slots(const allot_state_t *state);
+uint8_t *reservation_snapshot_marks(allot_state_t *state, uint32_t index);
+int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, allot_bytes_t *out,
+                              allot_str_t *id);
+/* Mark a reservation changed, before changing it (core/state_private.h). */
+static inline void reservation_dirty(allot_state_t *state, uint32_t slot)
+{
+    state_dirty_mark(state, STATE_KEY_RESERVATION, slot, &state->reservations[slot].dirty);
+}
 
 /* ---- event records (reservation_codec.c, reservation_apply.c): rows of core/events.def ---- */
 ALLOT_EVENTS_RESERVATION(ALLOT_EVENT_DECLARE)

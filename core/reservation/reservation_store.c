@@ -177,9 +177,24 @@ int reservation_build_reserve(allot_state_t *state, uint32_t allocations)
     return 0;
 }
 
-int reservation_snapshot_take(allot_state_t *state, uint32_t slot, allot_bytes_t *out)
+uint32_t reservation_snapshot_slots(const allot_state_t *state)
 {
+    return state->reservation_slots;
+}
+
+uint8_t *reservation_snapshot_marks(allot_state_t *state, uint32_t index)
+{
+    return index < state->reservation_slots && state->reservations[index].used
+               ? &state->reservations[index].dirty
+               : NULL;
+}
+
+int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, allot_bytes_t *out,
+                              allot_str_t *id)
+{
+    (void)full;
     const allot_reservation_t *r = &state->reservations[slot];
+    *id = (allot_str_t){r->id, r->id_len};
     assert(r->used);
     int rc = reservation_build_reserve(state, r->allocation_count);
     if (rc != 0)
