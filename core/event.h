@@ -33,9 +33,6 @@ int allot_event_apply_encoded(struct allot_state *state, uint8_t type, const uin
 /* Replay: apply one decoded record (what allot_event_apply_encoded does after decoding). */
 int allot_event_apply(struct allot_state *state, const allot_event_t *event);
 
-/* Live path: encode, prepare, hand the bytes to the sink, commit. */
-int allot_event_emit(struct allot_state *state, const allot_event_t *event);
-
 /* ---- SKU snapshots applied in two halves (a checkpoint load on two threads) ----------------
  * allot_sku_snapshot_build and allot_sku_snapshot_install split the apply of one SKU_SNAPSHOT
  * record so that another thread can decode records and build their positions (the bulk of a

@@ -1,22 +1,30 @@
-/* state_private.h - the layout of allot_state_t and helpers shared by core/ modules only.
+/* state_private.h - the layout of allot_state_t, and what every room of core shares on it: the
+ * dirty set, the checkpoint's copy-on-write, the one way to change the state (emit).
  *
- * Contract: included only by the .c files of core/. Everything here assumes the caller already
- * validated its input; helpers whose names end in "reserve" may fail with ALLOT_ENOMEM and make the
- * matching infallible helpers safe; the rest cannot fail. Not for net/ or persist/ (use state.h).
+ * Contract: included only by the files of core/ (net/ and persist/ use core/state.h). It holds
+ * the fields of every room but includes no room's header: the types of the records a room owns
+ * are declared in that room's headers (held here through pointers), so that including this
+ * header never pulls in a room's functions. Functions here are defined in core/state/shared.c
+ * and core/event/apply.c, which include nothing above this header. Everything here assumes the
+ * caller already validated its input; helpers whose names end in "reserve" may fail with
+ * ALLOT_ENOMEM and make the matching infallible helpers safe; the rest cannot fail unless they
+ * say so.
  */
 #ifndef ALLOT_CORE_STATE_PRIVATE_H
 #define ALLOT_CORE_STATE_PRIVATE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "core/base/buffer.h"
 #include "core/base/hash.h"
 #include "core/base/heap.h"
-#include "core/event.h"
-#include "core/inventory.h"
-#include "core/order.h"
-#include "core/reservation.h"
-#include "core/sourcing.h"
-#include "core/state.h"
+#include "core/common.h"
+#include "core/event/event_types.h"
+#include "core/limits.h"
+#include "core/order/order_types.h"
 
+typedef struct allot_state allot_state_t;
 
 #define ALLOT_SLOT_NONE UINT32_MAX
 /* Tombstones / adjust keys evicted for age per insert (amortized clean-up). */
@@ -28,7 +36,7 @@
 
 /* Checkpoint key kinds (the first byte of a checkpoint key): ALLOT_SNAPSHOT_KINDS of
  * core/events.def. Kinds are 1..STATE_KEY_LIMIT - 1. */
-#define STATE_KEY_ENUM(kind, NAME, ...) STATE_KEY_##NAME = (kind),
+#define STATE_KEY_ENUM(kind, NAME, ...)  STATE_KEY_##NAME = (kind),
 #define STATE_KEY_COUNT(kind, NAME, ...) +1
 enum {
     ALLOT_SNAPSHOT_KINDS(STATE_KEY_ENUM) STATE_KEY_LIMIT = 1 ALLOT_SNAPSHOT_KINDS(STATE_KEY_COUNT)
@@ -81,24 +89,33 @@ typedef struct order_archived_ref {
 /* What a prepared order event hands to its commit. */
 typedef struct order_prepared {
     struct allot_order *order; /* the target (existing) or the new one (create/snapshot) */
-    uint32_t slot;        /* existing order's slot (ALLOT_SLOT_NONE for new) */
-    allot_str_t text;     /* copies in the order's text storage */
+    uint32_t slot;             /* existing order's slot (ALLOT_SLOT_NONE for new) */
+    allot_str_t text;          /* copies in the order's text storage */
     allot_str_t address;
     allot_str_t instructions;
     allot_str_t location;
 } order_prepared_t;
 
+/* The settings in effect: allot_state_config_t (core/state.h) with every default filled in by
+ * allot_state_create, which copies each field (a new setting goes into both). */
+typedef struct state_config {
+    uint32_t reservations_max;
+    int64_t idempotency_age_ms;
+    uint32_t idempotency_entries_max;
+    int64_t orders_archive_age_ms;
+} state_config_t;
+
 struct allot_state {
-    allot_state_config_t config;
+    state_config_t config;
     allot_event_sink_cb sink;
     void *sink_ctx;
 
-    allot_location_t *locations;
+    struct allot_location *locations; /* core/inventory.h */
     uint32_t location_count;
     uint32_t location_capacity;
     allot_hash_t location_index;
 
-    allot_sku_t *skus;
+    struct allot_sku *skus; /* core/inventory.h */
     uint32_t sku_count;
     uint32_t sku_capacity;
     allot_hash_t sku_index;
@@ -106,8 +123,8 @@ struct allot_state {
     uint64_t skus_stocked;
     uint64_t position_count;
 
-    allot_reservation_t *reservations;
-    uint32_t reservation_slots; /* high-water mark of used slots */
+    struct allot_reservation *reservations; /* core/reservation.h */
+    uint32_t reservation_slots;             /* high-water mark of used slots */
     uint32_t reservation_capacity;
     uint32_t reservation_free;
     allot_hash_t reservation_index;
@@ -125,8 +142,8 @@ struct allot_state {
     uint32_t adjust_key_count;
     uint64_t idempotency_evicted_early; /* allot_state_counters_t */
 
-    const state_kind_t *kinds;                /* by kind: what each one's records are */
-    allot_u32_vec_t dirty[STATE_KEY_LIMIT];   /* by kind: the objects in the dirty set */
+    const state_kind_t *kinds;              /* by kind: what each one's records are */
+    allot_u32_vec_t dirty[STATE_KEY_LIMIT]; /* by kind: the objects in the dirty set */
     allot_bytes_t archived; /* [u8 id_len][id][u32 len][ORDER_SNAPSHOT payload] per eviction */
     allot_bytes_t deleted;  /* [u8 kind][u8 len][id] per deleted object */
     uint8_t dirty_bit;      /* STATE_MARK_GENERATION_A or _B: the mark of the dirty set */
@@ -136,13 +153,13 @@ struct allot_state {
     allot_event_scratch_t event_scratch;         /* decoding */
     allot_event_allocation_t *build_allocations; /* building live reservation events */
     uint32_t build_allocation_capacity;
-    allot_reservation_line_t *pending_block; /* prepared line block for the next commit */
-    allot_position_t *pending_positions;     /* prepared SKU snapshot positions */
-    uint32_t prepared_sku;      /* stock events and SKU / adjust-key snapshots: the SKU and */
-    uint32_t prepared_location; /* location their prepare found, for the commit after it */
+    struct allot_reservation_line *pending_block; /* prepared line block for the next commit */
+    struct allot_position *pending_positions;     /* prepared SKU snapshot positions */
+    uint32_t prepared_sku;         /* stock events and SKU / adjust-key snapshots: the SKU and */
+    uint32_t prepared_location;    /* location their prepare found, for the commit after it */
     uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
-    char *pending_key;                       /* prepared adjust-key copy */
-    char *pending_key_reservation;           /* prepared reservation-id copy */
+    char *pending_key;             /* prepared adjust-key copy */
+    char *pending_key_reservation; /* prepared reservation-id copy */
 
     /* orders (order_store.c) */
     struct allot_order **orders; /* by slot; NULL = free (core/order/order_private.h) */
@@ -183,13 +200,13 @@ struct allot_state {
     /* sourcing scratch */
     struct allot_candidate *candidates; /* core/reservation/sourcing.c */
     uint32_t candidate_capacity;
-    allot_plan_allocation_t *plan_allocations;
+    struct allot_plan_allocation *plan_allocations; /* core/sourcing.h */
     uint32_t plan_allocation_capacity;
     uint32_t *location_stamp; /* per location: request generation when chosen */
     uint32_t stamp_generation;
 };
 
-/* ---- dirty set (core/state/shared.c) ----------------------------------------------------------------- */
+/* ---- dirty set (core/state/shared.c) ------------------------------------------------------ */
 /* Make room to mark this many objects of each kind and record deletions. */
 int state_dirty_reserve(allot_state_t *state, uint32_t locations, uint32_t skus,
                         uint32_t reservations, uint32_t adjust_keys);
@@ -202,9 +219,9 @@ bool state_idempotency_aged(const allot_state_t *state, int64_t at_ms, int64_t k
  * for one stamped at_ms: counted in idempotency_evicted_early unless it was aged anyway. */
 void state_idempotency_count_evicted(allot_state_t *state, int64_t at_ms, int64_t key_ms);
 
-/* Copy-on-write for the checkpoint being serialized (core/state/shared.c): before an object of `kind` at
- * `index` (location/SKU index, reservation/adjust-key/order slot) changes or is deleted, write
- * its pre-image (its content as of the checkpoint's LSN) if the checkpoint still owes it. One
+/* Copy-on-write for the checkpoint being serialized (core/state/shared.c): before an object of
+ * `kind` at `index` (location/SKU index, reservation/adjust-key/order slot) changes or is deleted,
+ * write its pre-image (its content as of the checkpoint's LSN) if the checkpoint still owes it. One
  * branch when no checkpoint is running. Infallible: an encoding failure fails the checkpoint. */
 void state_checkpoint_preimage(allot_state_t *state, uint8_t kind, uint32_t index);
 static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t index)
@@ -239,5 +256,13 @@ void state_checkpoint_record(allot_state_t *state, uint8_t kind, uint32_t index)
 int state_snapshot_hand(allot_state_t *state, uint8_t kind, uint32_t index, bool full,
                         allot_snapshot_cb cb, void *ctx);
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len);
+
+/* ---- changing the state (core/event/apply.c) ----------------------------------------------- */
+/* The live path of every writer: encode the event, decode it back, prepare, hand the bytes to
+ * the sink, commit. 0, or the prepare's or the sink's error with nothing changed (ALLOT_ENOMEM,
+ * or what the sink refused with). */
+int state_event_emit(allot_state_t *state, const allot_event_t *event);
+/* Apply one decoded record: its owner's prepare, then commit (what replay does). */
+int state_event_apply(allot_state_t *state, const allot_event_t *event);
 
 #endif

@@ -1,7 +1,5 @@
 /* apply.c - the one apply of event records, live (emit) and on replay: each type's owner
  * prepares (may fail, nothing changes), then commits (cannot fail); core/events.def says who. */
-#include "core/event.h"
-
 #include <assert.h>
 
 #include "core/errors.h"
@@ -39,7 +37,7 @@ static const event_apply_t *event_apply_of(const allot_event_t *event)
     return &event_applies[event->type];
 }
 
-int allot_event_apply(allot_state_t *state, const allot_event_t *event)
+int state_event_apply(allot_state_t *state, const allot_event_t *event)
 {
     assert(state != NULL && event != NULL);
     const event_apply_t *apply = event_apply_of(event);
@@ -50,16 +48,7 @@ int allot_event_apply(allot_state_t *state, const allot_event_t *event)
     return 0;
 }
 
-int allot_event_apply_encoded(allot_state_t *state, uint8_t type, const uint8_t *payload,
-                              size_t len)
-{
-    assert(state != NULL);
-    allot_event_t event;
-    int rc = allot_event_decode(type, payload, len, &state->event_scratch, &event);
-    return rc != 0 ? rc : allot_event_apply(state, &event);
-}
-
-int allot_event_emit(allot_state_t *state, const allot_event_t *event)
+int state_event_emit(allot_state_t *state, const allot_event_t *event)
 {
     assert(state != NULL && event != NULL);
     state->event_bytes.len = 0;

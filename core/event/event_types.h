@@ -256,6 +256,17 @@ typedef struct allot_event_scratch {
 
 void allot_event_scratch_free(allot_event_scratch_t *scratch);
 
+/* Receives every event record after it was checked and before it is applied. Returns 0, or a
+ * negative ALLOT_E* (e.g. the log has no room) to refuse it: the event is then not applied and
+ * the writer that emitted it returns that error with nothing changed. */
+typedef int (*allot_event_sink_cb)(void *ctx, uint8_t type, const uint8_t *payload,
+                                   size_t payload_len);
+
+/* One checkpoint record. deleted: the object is gone (payload NULL, len 0; type says which
+ * kind of snapshot the key held). */
+typedef void (*allot_snapshot_cb)(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                                  const uint8_t *payload, size_t payload_len, bool deleted);
+
 /* Append the payload of `event` (its version byte, then its owner's encoding) to out (out->len
  * is not reset). ALLOT_ENOMEM on failure, with out->len unchanged. */
 int allot_event_encode(const allot_event_t *event, allot_bytes_t *out);

@@ -1,4 +1,4 @@
-/* replay.c - the prefetching record applier (contract in replay.h).
+/* replay.c - the prefetching record applier (contract in core/replay.h).
  *
  * A record is applied at most ALLOT_REPLAY_WINDOW pushes after its own. On the way its apply's
  * dependent loads are prefetched one level per stage. Records go through the stages in groups
@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/inventory.h"
+#include "core/reservation.h"
 #include "core/state_private.h"
 
 _Static_assert((ALLOT_REPLAY_WINDOW & (ALLOT_REPLAY_WINDOW - 1)) == 0, "power of two");
@@ -329,7 +331,7 @@ static void run_stages(allot_replay_t *replay)
 static int apply_oldest(allot_replay_t *replay)
 {
     replay_entry_t *entry = &replay->ring[replay->applied & (ALLOT_REPLAY_WINDOW - 1)];
-    int rc = entry->status != 0 ? entry->status : allot_event_apply(replay->state, &entry->event);
+    int rc = entry->status != 0 ? entry->status : state_event_apply(replay->state, &entry->event);
     if (rc != 0) {
         replay->failed = rc;
         replay->failed_lsn = entry->lsn;

@@ -145,7 +145,7 @@ int allot_location_put(allot_state_t *state, const allot_location_input_t *input
     e->priority = input->priority;
     e->same_day_radius_km = input->same_day_radius_km;
     e->daily_capacity = input->daily_capacity;
-    rc = allot_event_emit(state, &event);
+    rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
     if (out != NULL)

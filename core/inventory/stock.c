@@ -69,7 +69,7 @@ int allot_stock_set(allot_state_t *state, const allot_stock_set_input_t *in,
     e->on_hand = in->on_hand;
     e->safety_stock = in->has_safety_stock ? in->safety_stock : (p ? p->safety_stock : 0);
     e->as_of_ms = in->has_as_of_ms ? in->as_of_ms : (p ? p->as_of_ms : ALLOT_AS_OF_NONE);
-    rc = allot_event_emit(state, &event);
+    rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
     stock_result_fill(state, in->sku, location, out);
@@ -146,7 +146,7 @@ int allot_stock_adjust(allot_state_t *state, const allot_stock_adjust_input_t *i
     allot_event_t event = {.type = ALLOT_EVENT_STOCK_ADJUST};
     event.u.stock_adjust = (allot_event_stock_adjust_t){
         in->sku, in->location, in->delta, on_hand + in->delta, now_ms, in->key};
-    rc = allot_event_emit(state, &event);
+    rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
     stock_result_fill(state, in->sku, location, out);

@@ -77,7 +77,7 @@ int order_change_emit(allot_state_t *state, uint8_t type, const allot_event_orde
 {
     allot_event_t event = {.type = type};
     event.u.change = *c;
-    int rc = allot_event_emit(state, &event);
+    int rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
     return 0;
@@ -289,7 +289,7 @@ uint32_t allot_orders_evict_aged(allot_state_t *state, int64_t now_ms, uint32_t 
         allot_event_order_change_t c = change_of(&o->v, now_ms);
         allot_event_t event = {.type = ALLOT_EVENT_ORDER_EVICT};
         event.u.change = c;
-        if (allot_event_emit(state, &event) != 0)
+        if (state_event_emit(state, &event) != 0)
             break; /* out of memory: the next checkpoint retries */
         evicted++;
     }

@@ -55,7 +55,9 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/inventory.h"
 #include "core/order/order_private.h"
+#include "core/sourcing.h"
 
 #define ORDER_SNAPSHOT_ARCHIVED 1u
 #define ORDER_BODY_SHIP_TO      1u

@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "core/base/request_hash.h"
+#include "core/order.h"
 #include "core/order/order_private.h"
+#include "core/reservation.h"
 
 /* ---- request hash (idempotency) ---------------------------------------------------------------
  */
@@ -254,7 +256,7 @@ int allot_order_create(allot_state_t *state, const allot_order_create_request_t 
         rc = create_from_lines(state, req, &query, now_ms, e, lines, detail);
     if (rc != 0)
         return rc;
-    rc = allot_event_emit(state, &event);
+    rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
     *out = &state->orders[order_slot_find(state, req->id)]->v;

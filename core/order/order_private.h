@@ -10,6 +10,11 @@
 #ifndef ALLOT_CORE_ORDER_PRIVATE_H
 #define ALLOT_CORE_ORDER_PRIVATE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/order/order_types.h"
 #include "core/state_private.h"
 
 /* Stable string storage of one order: chunks that never move (order_store.c). */

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/order.h"
 #include "core/order/order_private.h"
 
 #define PAGE_REF_ARCHIVED 0x80000000u

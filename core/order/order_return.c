@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/order.h"
 #include "core/order/order_private.h"
 
 static uint64_t return_request_hash(const allot_return_request_t *req)

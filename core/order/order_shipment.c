@@ -1,6 +1,7 @@
 /* order_shipment.c - shipment.reject (re-source elsewhere), shipment.ship, shipment.deliver. */
 #include <string.h>
 
+#include "core/order.h"
 #include "core/order/order_private.h"
 
 /* Index of shipment "S<n>" in the order, or NOT_FOUND. */

@@ -1,7 +1,7 @@
 /* order_table.c - the order state table, the payment table and the wire names (data only). */
 #include <stdio.h>
 
-#include "core/order.h"
+#include "core/order/order_types.h"
 
 const char *const allot_order_state_names[] = {"created",           "on_hold", "released",
                                                "partially_shipped", "shipped", "delivered",

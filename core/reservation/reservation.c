@@ -135,7 +135,7 @@ static int reserve_emit(allot_state_t *state, const allot_reserve_request_t *req
         e->allocations[k] = (allot_event_allocation_t){
             allot_location_id(&state->locations[plan->allocations[k].location]),
             plan->allocations[k].qty};
-    return allot_event_emit(state, &event);
+    return state_event_emit(state, &event);
 }
 
 int allot_reserve(allot_state_t *state, const allot_reserve_request_t *req, int64_t now_ms,
@@ -226,7 +226,7 @@ int allot_reservation_extend(allot_state_t *state, allot_str_t id, int64_t ttl_s
         return rc;
     allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_EXTEND};
     event.u.extend = (allot_event_extend_t){id, now_ms + ttl_s * 1000, now_ms};
-    rc = allot_event_emit(state, &event);
+    rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
     *out = &state->reservations[slot];
@@ -238,7 +238,7 @@ static int reservation_release_emit(allot_state_t *state, allot_str_t id, uint8_
 {
     allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_RELEASE};
     event.u.release = (allot_event_release_t){id, reason, now_ms};
-    return allot_event_emit(state, &event);
+    return state_event_emit(state, &event);
 }
 
 int allot_reservation_release(allot_state_t *state, allot_str_t id, int64_t now_ms,

@@ -6,6 +6,8 @@
 
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
+#include "core/reservation.h"
+#include "core/state.h"
 #include "core/state_private.h"
 
 typedef struct dump_entry {

@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/inventory.h"
 #include "core/order/order_private.h"
+#include "core/reservation.h"
+#include "core/state.h"
 
 typedef struct check {
     const allot_state_t *state;

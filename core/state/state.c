@@ -10,6 +10,9 @@
 #include "core/reservation/reservation_private.h"
 #include "core/state_private.h"
 
+_Static_assert(sizeof(state_config_t) == sizeof(allot_state_config_t),
+               "allot_state_create copies every setting into state_config_t");
+
 /* Each kind's functions (ALLOT_SNAPSHOT_KINDS of core/events.def; the rooms define them). */
 #define STATE_KIND_ROW(kind, NAME, TYPE, slots, marks, take)                                       \
     [kind] = {ALLOT_EVENT_##TYPE, slots, marks, take},
@@ -21,7 +24,9 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
     if (state == NULL)
         return NULL;
     if (config != NULL)
-        state->config = *config;
+        state->config =
+            (state_config_t){config->reservations_max, config->idempotency_age_ms,
+                             config->idempotency_entries_max, config->orders_archive_age_ms};
     if (state->config.reservations_max == 0)
         state->config.reservations_max = ALLOT_RESERVATIONS_MAX_DEFAULT;
     if (state->config.idempotency_age_ms <= 0)
