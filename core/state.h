@@ -30,7 +30,8 @@
  * allot_state_snapshot_each_dirty() is begin + every step + end in one call (tools, tests).
  * Checkpoint keys: 1 byte kind then the object's id bytes; kinds sort so that loading in key
  * order meets locations first: 0x01 location, 0x02 SKU, 0x03 reservation, 0x04 adjust key,
- * 0x05 order (returns live inside their order; see core/order.h for archived orders).
+ * 0x05 order (returns live inside their order; see core/order.h for archived orders); the
+ * kinds and their snapshot types are ALLOT_SNAPSHOT_KINDS in core/events.def.
  * Errors: ALLOT_ENOMEM; allot_state_create returns NULL when out of memory. libc only.
  */
 #ifndef ALLOT_CORE_STATE_H
