@@ -1,4 +1,5 @@
-/* event_types.h - event records as data: the type byte and each payload, the codec, the names.
+/* event_types.h - event records as data: the type byte and each payload, the codec, the names,
+ * and the two callbacks records travel through (the event sink, checkpoint records).
  *
  * Contract: part of core/event.h's contract (read that first), split out because the state's
  * layout (core/state_private.h) and every room's codec and apply include it: what is declared
