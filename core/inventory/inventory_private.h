@@ -1,8 +1,9 @@
 /* inventory_private.h - what the files of core/inventory/ share: SKU interning, mutable positions,
  * adjust-key records, the apply's helpers.
  *
- * Contract: included by the files of core/inventory/, and by the apply code of the rooms above
- * it (core/reservation/, core/order/), which change positions; never outside core/. Everything
+ * Contract: included by the files of core/inventory/, by the apply code of the rooms above it
+ * (core/reservation/, core/order/), which change positions, and by core/state/ (life cycle,
+ * dump); never outside core/. Everything
  * here assumes the caller already validated its input. Functions named *_reserve (and the
  * interning ones, which make room as they go) may fail with ALLOT_ENOMEM and make the matching
  * infallible ones safe; the rest cannot fail.

@@ -1,11 +1,12 @@
 /* order_private.h - what the files of core/order/ share (an order's storage, the indexes, the
  * apply's helpers), and what the rest of core calls on orders (life cycle, codec, apply,
- * snapshots, dump).
+ * checkpoint records, dump).
  *
- * Contract: included by the files of core/order/, and by core/state/ and core/event/ for the
- * functions of the first section; never outside core/. Functions named *_reserve may fail with
- * ALLOT_ENOMEM and make the matching infallible ones safe; order_text_copy and the *_copy helpers
- * return {NULL, 0} / false when out of memory (they run in prepare steps only).
+ * Contract: included by the files of core/order/, and by core/state/ for the functions of the
+ * first section (life cycle, checkpoint records, dump); never outside core/. Functions named
+ * *_reserve may fail with ALLOT_ENOMEM and make the matching infallible ones safe;
+ * order_text_copy and the *_copy helpers return {NULL, 0} / false when out of memory (they run
+ * in prepare steps only).
  */
 #ifndef ALLOT_CORE_ORDER_PRIVATE_H
 #define ALLOT_CORE_ORDER_PRIVATE_H
@@ -43,7 +44,7 @@ typedef struct order_customer {
     allot_u32_vec_t orders; /* order slots */
 } order_customer_t;
 
-/* ---- shared with the rest of core (state, event) ------------------------------------------- */
+/* ---- what core/state/ calls ------------------------------------------------------------------ */
 int order_init(allot_state_t *state);
 void order_free_all(allot_state_t *state);
 uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);

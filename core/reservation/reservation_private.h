@@ -1,10 +1,11 @@
 /* reservation_private.h - what the files of core/reservation/ share: the records' slab, index and
  * heaps, the apply, and the consumption of a hold by order.create.
  *
- * Contract: included by the files of core/reservation/, and by core/order/ (order.create consumes
- * a hold); never outside core/. Everything here assumes the caller already validated its input.
- * Functions named *_reserve or *_prepare may fail (ALLOT_ENOMEM; a prepare also ALLOT_ECORRUPT
- * for a record that does not fit the state) and make the matching infallible ones safe.
+ * Contract: included by the files of core/reservation/, by core/order/ (order.create consumes a
+ * hold) and by core/state/ (life cycle); never outside core/. Everything here assumes the caller
+ * already validated its input. Functions named *_reserve or *_prepare may fail (ALLOT_ENOMEM; a
+ * prepare also ALLOT_ECORRUPT for a record that does not fit the state) and make the matching
+ * infallible ones safe.
  */
 #ifndef ALLOT_CORE_RESERVATION_PRIVATE_H
 #define ALLOT_CORE_RESERVATION_PRIVATE_H
