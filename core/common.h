@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "core/limits.h"
 
 typedef struct allot_str {
     const char *ptr;

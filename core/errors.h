@@ -3,8 +3,8 @@
  * Contract: every function in Allot that can fail returns `int`: 0 on success or a negative
  * ALLOT_E* constant from the table below. The same table yields the wire code string sent to
  * clients (`allot_error_code`) and a default human message (`allot_error_message`).
- * Adding an error is one row. Codes are stable: the wire strings are part of PROTOCOL v1.
- * Callable from every room; libc only.
+ * Adding an error is one row. Codes are stable: the wire strings are part of protocol v1
+ * (docs/protocol.md). Callable from every room; libc only.
  */
 #ifndef ALLOT_CORE_ERRORS_H
 #define ALLOT_CORE_ERRORS_H

@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "errors.h"
+#include "core/common.h"
+#include "core/errors.h"
 
 struct allot_state;
 
@@ -185,7 +185,8 @@ typedef struct allot_avail_location {
 } allot_avail_location_t;
 
 /* ---- locations --------------------------------------------------------------------------- */
-/* Defaults from PROTOCOL.md: priority 100, ship true, pickup false, active true, 0, 0. */
+/* Defaults of location.put (docs/protocol.md): priority 100, ship true, pickup false, active
+ * true, same_day_radius_km 0, daily_capacity 0. */
 void allot_location_input_defaults(allot_location_input_t *input);
 /* Upsert: the input is the whole record (absent optional fields take their defaults); the
  * daily capacity counter of an existing location is kept. */

@@ -29,10 +29,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "errors.h"
-#include "inventory.h"
-#include "sourcing.h"
+#include "core/common.h"
+#include "core/errors.h"
+#include "core/inventory.h"
+#include "core/sourcing.h"
 
 struct allot_state;
 

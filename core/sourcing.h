@@ -1,4 +1,4 @@
-/* sourcing.h - choose the locations that supply each line of a request (PROTOCOL "Sourcing").
+/* sourcing.h - choose the locations that supply each line of a request (docs/sourcing.md).
  *
  * Contract: allot_sourcing_plan() is a pure decision over the current state: it changes
  * nothing. Candidates are the locations eligible for the method (as for avail.get; pickup uses
@@ -21,8 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "inventory.h"
+#include "core/common.h"
+#include "core/inventory.h"
 
 struct allot_state;
 struct allot_reservation;

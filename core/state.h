@@ -30,7 +30,8 @@
  * allot_state_snapshot_each_dirty() is begin + every step + end in one call (tools, tests).
  * Checkpoint keys: 1 byte kind then the object's id bytes; kinds sort so that loading in key
  * order meets locations first: 0x01 location, 0x02 SKU, 0x03 reservation, 0x04 adjust key,
- * 0x05 order (returns live inside their order; see core/order.h for archived orders).
+ * 0x05 order (returns live inside their order; see core/order.h for archived orders); the
+ * kinds and their snapshot types are ALLOT_SNAPSHOT_KINDS in core/events.def.
  * Errors: ALLOT_ENOMEM; allot_state_create returns NULL when out of memory. libc only.
  */
 #ifndef ALLOT_CORE_STATE_H
@@ -41,7 +42,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "common.h"
+#include "core/common.h"
+#include "core/event/event_types.h"
 
 typedef struct allot_state allot_state_t;
 
@@ -50,18 +52,10 @@ typedef struct allot_state_config {
     int64_t idempotency_age_ms;       /* 0: ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT */
     uint32_t idempotency_entries_max; /* 0: ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT */
     int64_t orders_archive_age_ms;    /* 0: ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT (core/order.h) */
-} allot_state_config_t;
+} allot_state_config_t; /* a new setting: also in state_config_t (core/state_private.h) */
 
-/* Receives every event record after it was checked and before it is applied. Returns 0, or a
- * negative ALLOT_E* (e.g. the log has no room) to refuse it: the event is then not applied and
- * the writer that emitted it returns that error with nothing changed. */
-typedef int (*allot_event_sink_cb)(void *ctx, uint8_t type, const uint8_t *payload,
-                                    size_t payload_len);
-
-/* One checkpoint record. deleted: the object is gone (payload NULL, len 0; type says which
- * kind of snapshot the key held). */
-typedef void (*allot_snapshot_cb)(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
-                                  const uint8_t *payload, size_t payload_len, bool deleted);
+/* The event sink (allot_event_sink_cb) and the checkpoint callback (allot_snapshot_cb) are
+ * declared with the event records, core/event/event_types.h. */
 /* The event type of the snapshots stored under a checkpoint key of `kind` (0: no such kind). */
 uint8_t allot_snapshot_type_of_kind(uint8_t kind);
 

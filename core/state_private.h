@@ -1,22 +1,30 @@
-/* state_private.h - the layout of allot_state_t and helpers shared by core/ modules only.
+/* state_private.h - the layout of allot_state_t, and what every room of core shares on it: the
+ * dirty set, the checkpoint's copy-on-write, the one way to change the state (emit).
  *
- * Contract: included only by the .c files of core/. Everything here assumes the caller already
- * validated its input; helpers whose names end in "reserve" may fail with ALLOT_ENOMEM and make the
- * matching infallible helpers safe; the rest cannot fail. Not for net/ or persist/ (use state.h).
+ * Contract: included only by the files of core/ (net/ and persist/ use core/state.h). It holds
+ * the fields of every room but includes no room's header: the types of the records a room owns
+ * are declared in that room's headers (held here through pointers), so that including this
+ * header never pulls in a room's functions. Functions here are defined in core/state/shared.c
+ * and core/event/apply.c, which include nothing above this header. Everything here assumes the
+ * caller already validated its input; helpers whose names end in "reserve" may fail with
+ * ALLOT_ENOMEM and make the matching infallible helpers safe; the rest cannot fail unless they
+ * say so.
  */
 #ifndef ALLOT_CORE_STATE_PRIVATE_H
 #define ALLOT_CORE_STATE_PRIVATE_H
 
-#include "buffer.h"
-#include "event.h"
-#include "hash.h"
-#include "heap.h"
-#include "inventory.h"
-#include "order.h"
-#include "reservation.h"
-#include "sourcing.h"
-#include "state.h"
+#include <stdbool.h>
+#include <stdint.h>
 
+#include "core/base/buffer.h"
+#include "core/base/hash.h"
+#include "core/base/heap.h"
+#include "core/common.h"
+#include "core/event/event_types.h"
+#include "core/limits.h"
+#include "core/order/order_types.h"
+
+typedef struct allot_state allot_state_t;
 
 #define ALLOT_SLOT_NONE UINT32_MAX
 /* Tombstones / adjust keys evicted for age per insert (amortized clean-up). */
@@ -26,14 +34,24 @@
  * idempotency_entries_max the count comes down to it by this many per insert.) */
 #define ALLOT_EVICTIONS_PER_INSERT_MAX (1 + ALLOT_AGE_EVICTIONS_PER_INSERT)
 
-/* Checkpoint key kinds (first key byte). */
+/* Checkpoint key kinds (the first byte of a checkpoint key): ALLOT_SNAPSHOT_KINDS of
+ * core/events.def. Kinds are 1..STATE_KEY_LIMIT - 1. */
+#define STATE_KEY_ENUM(kind, NAME, ...)  STATE_KEY_##NAME = (kind),
+#define STATE_KEY_COUNT(kind, NAME, ...) +1
 enum {
-    STATE_KEY_LOCATION = 1,
-    STATE_KEY_SKU = 2,
-    STATE_KEY_RESERVATION = 3,
-    STATE_KEY_ADJUST_KEY = 4,
-    STATE_KEY_ORDER = 5,
+    ALLOT_SNAPSHOT_KINDS(STATE_KEY_ENUM) STATE_KEY_LIMIT = 1 ALLOT_SNAPSHOT_KINDS(STATE_KEY_COUNT)
 };
+#undef STATE_KEY_ENUM
+#undef STATE_KEY_COUNT
+
+/* A kind's functions (see ALLOT_SNAPSHOT_KINDS), wired by allot_state_create. */
+typedef struct state_kind {
+    uint8_t type; /* the snapshot event type of its records */
+    uint32_t (*slots)(const struct allot_state *state);
+    uint8_t *(*marks)(struct allot_state *state, uint32_t index);
+    int (*take)(struct allot_state *state, uint32_t index, bool full, allot_bytes_t *out,
+                allot_str_t *id);
+} state_kind_t;
 
 /* Checkpoint marks: the `dirty` byte of every location, SKU, reservation, adjust key and order.
  * Two generation bits take turns as "dirty" (changed since the running or last checkpoint began:
@@ -45,7 +63,7 @@ enum {
 #define STATE_MARK_GENERATION_B 0x02u
 #define STATE_MARK_DONE         0x04u
 
-/* A checkpoint being serialized in slices (snapshot.c; contract in state.h). */
+/* A checkpoint being serialized in slices (core/state/checkpoint.c; contract in state.h). */
 typedef struct state_checkpoint {
     allot_snapshot_cb snapshot_cb;
     void *ctx;
@@ -55,35 +73,9 @@ typedef struct state_checkpoint {
     uint8_t pending_bit; /* STATE_MARK_GENERATION_A or _B while active */
     uint8_t kind;        /* the walk: kind being walked (STATE_KEY_*), past the last when done */
     uint32_t cursor;     /* the walk: next index into pending[kind] (or next slot when full) */
-    uint32_t ends[STATE_KEY_ORDER + 1];           /* full: slots of each kind when it began */
-    allot_u32_vec_t pending[STATE_KEY_ORDER + 1]; /* incremental: the dirty lists when it began */
+    uint32_t ends[STATE_KEY_LIMIT];           /* full: slots of each kind when it began */
+    allot_u32_vec_t pending[STATE_KEY_LIMIT]; /* incremental: the dirty lists when it began */
 } state_checkpoint_t;
-
-/* Stable string storage of one order: chunks that never move (order_store.c). */
-typedef struct order_text_chunk order_text_chunk_t;
-
-/* One order in memory: `v` is its whole content (strings in `text`, arrays owned). */
-typedef struct allot_order {
-    allot_event_order_t v;
-    order_text_chunk_t *text;
-    uint32_t hash;
-    uint32_t slot;
-    uint32_t heap_position; /* ended heap, when in_heap */
-    uint32_t line_capacity;
-    uint32_t shipment_capacity;
-    uint32_t item_capacity;
-    uint32_t return_capacity;
-    uint32_t history_capacity;
-    bool in_heap;
-    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
-} allot_order_t;
-
-typedef struct order_customer {
-    char *id; /* NULL when the slot is free */
-    uint32_t id_len;
-    uint32_t hash;
-    allot_u32_vec_t orders; /* order slots */
-} order_customer_t;
 
 /* One archived order copied out of the archive for a reply. */
 typedef struct order_archived_ref {
@@ -96,51 +88,34 @@ typedef struct order_archived_ref {
 
 /* What a prepared order event hands to its commit. */
 typedef struct order_prepared {
-    allot_order_t *order; /* the target (existing) or the new one (create/snapshot) */
-    uint32_t slot;        /* existing order's slot (ALLOT_SLOT_NONE for new) */
-    allot_str_t text;     /* copies in the order's text storage */
+    struct allot_order *order; /* the target (existing) or the new one (create/snapshot) */
+    uint32_t slot;             /* existing order's slot (ALLOT_SLOT_NONE for new) */
+    allot_str_t text;          /* copies in the order's text storage */
     allot_str_t address;
     allot_str_t instructions;
     allot_str_t location;
 } order_prepared_t;
 
-typedef struct allot_adjust_key {
-    int64_t delta;
-    int64_t at_ms;
-    int64_t on_hand;
-    int64_t reserved;
-    int64_t allocated;
-    int64_t safety_stock;
-    int64_t available;
-    char *key;
-    uint32_t key_len;
-    uint32_t hash;
-    uint32_t sku;
-    uint32_t location;
-    uint32_t heap_position; /* free-list link when unused */
-    bool used;
-    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
-} allot_adjust_key_t;
-
-typedef struct allot_candidate {
-    const allot_location_t *location;
-    uint32_t location_index;
-    int64_t available;
-    double distance_km;
-    bool chosen;
-} allot_candidate_t;
+/* The settings in effect: allot_state_config_t (core/state.h) with every default filled in by
+ * allot_state_create, which copies each field (a new setting goes into both). */
+typedef struct state_config {
+    uint32_t reservations_max;
+    int64_t idempotency_age_ms;
+    uint32_t idempotency_entries_max;
+    int64_t orders_archive_age_ms;
+} state_config_t;
 
 struct allot_state {
-    allot_state_config_t config;
+    state_config_t config;
     allot_event_sink_cb sink;
     void *sink_ctx;
 
-    allot_location_t *locations;
+    struct allot_location *locations; /* core/inventory.h */
     uint32_t location_count;
     uint32_t location_capacity;
     allot_hash_t location_index;
 
-    allot_sku_t *skus;
+    struct allot_sku *skus; /* core/inventory.h */
     uint32_t sku_count;
     uint32_t sku_capacity;
     allot_hash_t sku_index;
@@ -148,8 +123,8 @@ struct allot_state {
     uint64_t skus_stocked;
     uint64_t position_count;
 
-    allot_reservation_t *reservations;
-    uint32_t reservation_slots; /* high-water mark of used slots */
+    struct allot_reservation *reservations; /* core/reservation.h */
+    uint32_t reservation_slots;             /* high-water mark of used slots */
     uint32_t reservation_capacity;
     uint32_t reservation_free;
     allot_hash_t reservation_index;
@@ -158,7 +133,7 @@ struct allot_state {
     uint32_t reservation_live;
     uint32_t reservation_tombstones;
 
-    allot_adjust_key_t *adjust_keys;
+    struct allot_adjust_key *adjust_keys; /* core/inventory/inventory_private.h */
     uint32_t adjust_key_slots;
     uint32_t adjust_key_capacity;
     uint32_t adjust_key_free;
@@ -167,11 +142,8 @@ struct allot_state {
     uint32_t adjust_key_count;
     uint64_t idempotency_evicted_early; /* allot_state_counters_t */
 
-    allot_u32_vec_t dirty_locations;
-    allot_u32_vec_t dirty_skus;
-    allot_u32_vec_t dirty_reservations;
-    allot_u32_vec_t dirty_adjust_keys;
-    allot_u32_vec_t dirty_orders;
+    const state_kind_t *kinds;              /* by kind: what each one's records are */
+    allot_u32_vec_t dirty[STATE_KEY_LIMIT]; /* by kind: the objects in the dirty set */
     allot_bytes_t archived; /* [u8 id_len][id][u32 len][ORDER_SNAPSHOT payload] per eviction */
     allot_bytes_t deleted;  /* [u8 kind][u8 len][id] per deleted object */
     uint8_t dirty_bit;      /* STATE_MARK_GENERATION_A or _B: the mark of the dirty set */
@@ -181,23 +153,23 @@ struct allot_state {
     allot_event_scratch_t event_scratch;         /* decoding */
     allot_event_allocation_t *build_allocations; /* building live reservation events */
     uint32_t build_allocation_capacity;
-    allot_reservation_line_t *pending_block; /* prepared line block for the next commit */
-    allot_position_t *pending_positions;     /* prepared SKU snapshot positions */
-    uint32_t prepared_sku;      /* stock events and SKU / adjust-key snapshots: the SKU and */
-    uint32_t prepared_location; /* location their prepare found, for the commit after it */
+    struct allot_reservation_line *pending_block; /* prepared line block for the next commit */
+    struct allot_position *pending_positions;     /* prepared SKU snapshot positions */
+    uint32_t prepared_sku;         /* stock events and SKU / adjust-key snapshots: the SKU and */
+    uint32_t prepared_location;    /* location their prepare found, for the commit after it */
     uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
-    char *pending_key;                       /* prepared adjust-key copy */
-    char *pending_key_reservation;           /* prepared reservation-id copy */
+    char *pending_key;             /* prepared adjust-key copy */
+    char *pending_key_reservation; /* prepared reservation-id copy */
 
     /* orders (order_store.c) */
-    allot_order_t **orders; /* by slot; NULL = free */
+    struct allot_order **orders; /* by slot; NULL = free (core/order/order_private.h) */
     uint32_t order_slots;
     uint32_t order_capacity;
     allot_u32_vec_t order_free;
     allot_hash_t order_index;
     allot_hash_t order_return_index; /* hash(return id) -> order slot */
     allot_hash_t customer_index;
-    order_customer_t *customers;
+    struct order_customer *customers;
     uint32_t customer_slots;
     uint32_t customer_capacity;
     allot_u32_vec_t customer_free;
@@ -218,7 +190,7 @@ struct allot_state {
     uint32_t build_shipment_capacity;
 
     /* checkpoint load: the location index found at each position ordinal of the previous SKU
-     * snapshot (stock.c), checked by comparing ids before hashing */
+     * snapshot (core/inventory/inventory_apply.c), checked by comparing ids before hashing */
     uint32_t snapshot_location_memo[ALLOT_SKU_BUILDER_MEMO];
     /* checkpoint scratch */
     allot_bytes_t snapshot_bytes;
@@ -226,24 +198,18 @@ struct allot_state {
     uint32_t snapshot_position_capacity;
 
     /* sourcing scratch */
-    allot_candidate_t *candidates;
+    struct allot_candidate *candidates; /* core/reservation/sourcing.c */
     uint32_t candidate_capacity;
-    allot_plan_allocation_t *plan_allocations;
+    struct allot_plan_allocation *plan_allocations; /* core/sourcing.h */
     uint32_t plan_allocation_capacity;
     uint32_t *location_stamp; /* per location: request generation when chosen */
     uint32_t stamp_generation;
 };
 
-/* ---- dirty set (state.c) ----------------------------------------------------------------- */
+/* ---- dirty set (core/state/shared.c) ------------------------------------------------------ */
 /* Make room to mark this many objects of each kind and record deletions. */
 int state_dirty_reserve(allot_state_t *state, uint32_t locations, uint32_t skus,
                         uint32_t reservations, uint32_t adjust_keys);
-/* Mark an object changed. Call BEFORE changing it: while a checkpoint is being serialized the
- * mark first hands the object's pre-image to it (state_touch). */
-void state_dirty_location(allot_state_t *state, uint32_t index);
-void state_dirty_sku(allot_state_t *state, uint32_t index);
-void state_dirty_reservation(allot_state_t *state, uint32_t index);
-void state_dirty_adjust_key(allot_state_t *state, uint32_t index);
 /* Record a deleted object (infallible after state_dirty_reserve). state_touch it first. */
 void state_deleted_record(allot_state_t *state, uint8_t kind, const char *id, uint32_t len);
 /* Idempotency memory (tombstones, adjust keys): is an entry stamped key_ms past the window
@@ -253,9 +219,9 @@ bool state_idempotency_aged(const allot_state_t *state, int64_t at_ms, int64_t k
  * for one stamped at_ms: counted in idempotency_evicted_early unless it was aged anyway. */
 void state_idempotency_count_evicted(allot_state_t *state, int64_t at_ms, int64_t key_ms);
 
-/* Copy-on-write for the checkpoint being serialized (snapshot.c): before an object of `kind` at
- * `index` (location/SKU index, reservation/adjust-key/order slot) changes or is deleted, write
- * its pre-image (its content as of the checkpoint's LSN) if the checkpoint still owes it. One
+/* Copy-on-write for the checkpoint being serialized (core/state/shared.c): before an object of
+ * `kind` at `index` (location/SKU index, reservation/adjust-key/order slot) changes or is deleted,
+ * write its pre-image (its content as of the checkpoint's LSN) if the checkpoint still owes it. One
  * branch when no checkpoint is running. Infallible: an encoding failure fails the checkpoint. */
 void state_checkpoint_preimage(allot_state_t *state, uint8_t kind, uint32_t index);
 static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t index)
@@ -266,61 +232,37 @@ static inline void state_touch(allot_state_t *state, uint8_t kind, uint32_t inde
 /* A slot was (re)filled by a new object: a full checkpoint that has not walked past the slot yet
  * must not serialize it (it did not exist at the checkpoint's LSN). */
 void state_checkpoint_born(allot_state_t *state, uint8_t kind, uint32_t index);
+/* Mark an object changed: `marks` is its checkpoint marks byte (kind and index as for
+ * state_touch). Call BEFORE changing it: while a checkpoint is being serialized the mark first
+ * hands the object's pre-image to it. Infallible after state_dirty_reserve. Each room wraps it
+ * for its objects (inventory_sku_dirty, reservation_dirty, order_dirty_mark, ...). */
+static inline void state_dirty_mark(allot_state_t *state, uint8_t kind, uint32_t index,
+                                    uint8_t *marks)
+{
+    state_touch(state, kind, index);
+    if (*marks & state->dirty_bit)
+        return;
+    *marks |= state->dirty_bit;
+    allot_u32_vec_push(&state->dirty[kind], index);
+}
+/* Does the running checkpoint still owe a record of this object (its content when it began)? */
+bool state_checkpoint_owes(const state_checkpoint_t *cp, uint8_t kind, uint32_t index,
+                           uint8_t marks);
+/* Hand one object to the running checkpoint (a failure fails the checkpoint). */
+void state_checkpoint_record(allot_state_t *state, uint8_t kind, uint32_t index);
+/* Hand the object of `kind` at `index` to cb as a checkpoint record (its key, type and snapshot
+ * payload, encoded into state->snapshot_bytes; nothing for what a full checkpoint leaves out).
+ * 0 or ALLOT_ENOMEM. */
+int state_snapshot_hand(allot_state_t *state, uint8_t kind, uint32_t index, bool full,
+                        allot_snapshot_cb cb, void *ctx);
 int state_id_compare(const char *a, uint32_t a_len, const char *b, uint32_t b_len);
 
-/* ---- inventory internals (inventory.c, stock.c) ------------------------------------------- */
-int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index);
-/* The same, for an id whose allot_hash_bytes() is known. */
-int inventory_sku_intern_hashed(allot_state_t *state, allot_str_t id, uint32_t hash,
-                                uint32_t *index);
-uint32_t inventory_sku_find_hashed(const allot_state_t *state, allot_str_t sku, uint32_t hash);
-allot_sku_t *inventory_sku_mut(allot_state_t *state, uint32_t index);
-/* Make room so that a position of sku at location can be inserted. */
-int inventory_position_reserve(allot_state_t *state, uint32_t sku, uint32_t location);
-/* The position (inserted zeroed if missing; room must have been reserved). */
-allot_position_t *inventory_position_upsert(allot_state_t *state, uint32_t sku, uint32_t location);
-allot_position_t *inventory_position_mut(allot_state_t *state, uint32_t sku, uint32_t location);
-void inventory_position_view(const allot_state_t *state, uint32_t sku,
-                             const allot_position_t *position, allot_position_view_t *view);
-int inventory_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void inventory_apply_commit(allot_state_t *state, const allot_event_t *event);
-int stock_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void stock_apply_commit(allot_state_t *state, const allot_event_t *event);
-void adjust_key_free_all(allot_state_t *state);
-int adjust_key_init(allot_state_t *state);
-
-/* ---- reservation internals (reservation.c, reservation_apply.c) --------------------------- */
-int reservation_init(allot_state_t *state);
-void reservation_free_all(allot_state_t *state);
-uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id);
-int reservation_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void reservation_apply_commit(allot_state_t *state, const allot_event_t *event);
-/* Encode a reservation record as an EVENT_RESERVATION_SNAPSHOT payload. */
-int reservation_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
-/* Make room for building a live reservation event with this many allocations. */
-int reservation_build_reserve(allot_state_t *state, uint32_t allocations);
-/* order.create from a reservation: check that `id` is a live hold (CORRUPT otherwise) and make
- * room; then consume it: its reserved units are released (they become the order's allocated
- * ones), it ends as released at at_ms, its daily-capacity count is kept. */
-int reservation_consume_prepare(allot_state_t *state, allot_str_t id);
-void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms);
-
-/* ---- order internals (order_store.c, order_codec.c) ---------------------------------------- */
-int order_init(allot_state_t *state);
-void order_free_all(allot_state_t *state);
-uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);
-int order_apply_prepare(allot_state_t *state, const allot_event_t *event);
-void order_apply_commit(allot_state_t *state, const allot_event_t *event);
-size_t order_event_bytes_max(const allot_event_t *event);
-void order_event_encode(const allot_event_t *event, allot_bytes_t *out);
-int order_event_decode(allot_reader_t *reader, allot_event_scratch_t *scratch,
-                       allot_event_t *event);
-void order_scratch_free(allot_event_scratch_t *scratch);
-/* Snapshot handing (snapshot.c): each dirty order / every order / pending archived records. */
-int order_snapshot_encode(allot_state_t *state, uint32_t slot, allot_bytes_t *out);
-void order_dirty_mark(allot_state_t *state, uint32_t slot);
-void order_dirty_clear(allot_state_t *state);
-size_t order_archived_count(const allot_state_t *state);
-void order_dump(const allot_state_t *state, FILE *out);
+/* ---- changing the state (core/event/apply.c) ----------------------------------------------- */
+/* The live path of every writer: encode the event, decode it back, prepare, hand the bytes to
+ * the sink, commit. 0, or the prepare's or the sink's error with nothing changed (ALLOT_ENOMEM,
+ * or what the sink refused with). */
+int state_event_emit(allot_state_t *state, const allot_event_t *event);
+/* Apply one decoded record: its owner's prepare, then commit (what replay does). */
+int state_event_apply(allot_state_t *state, const allot_event_t *event);
 
 #endif

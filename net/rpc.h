@@ -1,6 +1,6 @@
 /* rpc.h - the MessagePack-RPC envelope: decoding requests, packing responses.
  *
- * Contract: rpc_envelope_parse checks a decoded top-level object against PROTOCOL.md:
+ * Contract: rpc_envelope_parse checks a decoded top-level object against docs/protocol.md:
  *   request      [0, msgid (uint32), method (str), params]
  *   notification [2, method (str), params]
  * and reports, separately, whether the msgid could be read (so the caller can answer before

@@ -1,4 +1,4 @@
-/* utf8_strict.h - a strict UTF-8 validator for tests, written apart from core/common.c's.
+/* utf8_strict.h - a strict UTF-8 validator for tests, written apart from core/base/common.c's.
  *
  * Contract: utf8_strict_valid decodes every sequence to its code point and accepts exactly the
  * well-formed UTF-8 of RFC 3629: no stray continuation bytes, no sequence cut short, no overlong

@@ -7,13 +7,14 @@
 #include <time.h>
 
 #include "core/errors.h"
+#include "core/event.h"
 #include "persist/checkpoint.h"
 #include "persist/wal.h"
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: allot-wal verify <data-dir>   check every record of <data-dir>/wal\n"
-                 "       allot-wal dump <data-dir>     one line per record: lsn time type length\n"
+                 "       allot-wal dump <data-dir>     each record: lsn time type name length\n"
                  "exit status: 0 log is valid (a torn tail is reported, not an error), 1 a bad\n"
                  "record, an LSN gap or missing segments (file, offset and LSN are printed),\n"
                  "2 usage or I/O error\n");
@@ -33,8 +34,8 @@ static int dump_record_cb(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type
     char when[32] = "?";
     if (gmtime_r(&seconds, &tm) != NULL)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (printf("%" PRIu64 " %s.%03" PRId64 "Z type=%u length=%zu\n", lsn, when, ms, (unsigned)type,
-               len) < 0)
+    if (printf("%" PRIu64 " %s.%03" PRId64 "Z type=%u name=%s length=%zu\n", lsn, when, ms,
+               (unsigned)type, allot_event_type_name(type), len) < 0)
         return ALLOT_EIO;
     return 0;
 }

@@ -3,13 +3,15 @@
 
 Requests are real MessagePack-RPC streams for every method; most WAL seeds are built from them by
 the server itself (run an allotd, then copy a segment). Here: the request and JSON seeds, and the
-WAL regression seeds (REGRESSIONS below), coded from the payload format in core/event.c, each
-written twice: as a WAL region (record header and CRC-32C, persist/wal.c) and as the fuzz
-target's series of events ([u8 type][u16 length][payload], tests/fuzz/fuzz_wal_record.c).
+WAL regression seeds (REGRESSIONS below), coded from the payload format (core/event/codec.c and
+the codec files it names), each written twice: as a WAL region (record header and CRC-32C,
+persist/wal.c) and as the fuzz target's series of events ([u8 type][u16 length][payload],
+tests/fuzz/fuzz_wal_record.c). Type bytes come from the event table, core/events.def.
 Run from the repository root: python3 tests/fuzz/make_corpus.py
 """
 import json
 import os
+import re
 import struct
 
 class Pairs(list):
@@ -116,18 +118,29 @@ def s_(text):
 def i64(v):
     return struct.pack("<q", v)
 
-def event(type_, body):
-    return (type_, b"\x01" + body)  # every payload starts with the format version
+def event_types(path=os.path.join("core", "events.def")):
+    """{NAME: type byte} from the rows X(number, NAME, ...) of the event table."""
+    with open(path) as f:
+        rows = re.findall(r"\bX\((\d+),\s*([A-Z_]+),", f.read())
+    types = {name: int(number) for number, name in rows}
+    assert len(types) == len(rows) == len(set(types.values())), "events.def rows are distinct"
+    return types
+
+TYPE = event_types()
+
+def event(name, body):
+    return (TYPE[name], b"\x01" + body)  # every payload starts with the format version
 
 def location_put(id_, priority=0):
-    return event(1, s_(id_) + bytes([0, 0b101]) + struct.pack("<dd", 50.0, 8.0) + i64(priority) +
-                 struct.pack("<d", 0.0) + i64(0))
+    return event("LOCATION_PUT", s_(id_) + bytes([0, 0b101]) + struct.pack("<dd", 50.0, 8.0) +
+                 i64(priority) + struct.pack("<d", 0.0) + i64(0))
 
 def stock_set(sku, location, on_hand):
-    return event(2, s_(sku) + s_(location) + i64(on_hand) + i64(0) + i64(I64_MIN))
+    return event("STOCK_SET", s_(sku) + s_(location) + i64(on_hand) + i64(0) + i64(I64_MIN))
 
 def stock_adjust(sku, location, delta, after, at_ms, key):
-    return event(3, s_(sku) + s_(location) + i64(delta) + i64(after) + i64(at_ms) + s_(key))
+    return event("STOCK_ADJUST",
+                 s_(sku) + s_(location) + i64(delta) + i64(after) + i64(at_ms) + s_(key))
 
 def hold_body(id_, created_ms, lines):
     body = s_(id_) + struct.pack("<Q", 7) + i64(created_ms) + i64(created_ms + 60000)
@@ -139,16 +152,17 @@ def hold_body(id_, created_ms, lines):
     return body
 
 def reservation_create(id_, created_ms, lines):
-    return event(4, hold_body(id_, created_ms, lines))
+    return event("RESERVATION_CREATE", hold_body(id_, created_ms, lines))
 
 def reservation_extend(id_, expires_at_ms, at_ms):
-    return event(5, s_(id_) + i64(expires_at_ms) + i64(at_ms))
+    return event("RESERVATION_EXTEND", s_(id_) + i64(expires_at_ms) + i64(at_ms))
 
 def reservation_release(id_, at_ms):
-    return event(6, s_(id_) + bytes([1]) + i64(at_ms))
+    return event("RESERVATION_RELEASE", s_(id_) + bytes([1]) + i64(at_ms))
 
 def reservation_snapshot(id_, status, ended_ms, created_ms, lines):
-    return event(18, bytes([status]) + i64(ended_ms) + hold_body(id_, created_ms, lines))
+    return event("RESERVATION_SNAPSHOT",
+                 bytes([status]) + i64(ended_ms) + hold_body(id_, created_ms, lines))
 
 def items(pairs):
     return struct.pack("<H", len(pairs)) + b"".join(s_(sku) + i64(q) for sku, q in pairs)
@@ -165,7 +179,7 @@ def order_create(id_, created_ms, line, shipments):
         first += len(its)
     body += items([it for _, its in shipments for it in its])
     body += struct.pack("<HH", 0, 0)  # no returns, no history
-    return event(64, body)
+    return event("ORDER_CREATE", body)
 
 def shipment_reject(order, at_ms, shipment, moved):
     """moved: [(location, [(sku, qty)])] = the new shipments."""
@@ -173,7 +187,7 @@ def shipment_reject(order, at_ms, shipment, moved):
     body += struct.pack("<H", len(moved))
     for location, its in moved:
         body += s_(location) + items(its)
-    return event(71, body)
+    return event("SHIPMENT_REJECT", body)
 
 def crc32c(data):
     crc = 0xFFFFFFFF

@@ -26,7 +26,7 @@ static void down(void)
 
 TestSuite(inventory, .init = up, .fini = down);
 
-/* Great-circle distance as PROTOCOL.md defines it (R = 6371.0088 km). */
+/* Great-circle distance as docs/sourcing.md defines it (R = 6371.0088 km). */
 static double haversine_km(double lat1, double lon1, double lat2, double lon2)
 {
     const double rad = M_PI / 180.0;

@@ -1,7 +1,7 @@
 /* test_core_event.c - event payloads: round trips, garbage, replay and checkpoint equivalence. */
 #include "test_core_fixture.h"
 
-#include "core/buffer.h"
+#include "core/base/buffer.h"
 #include "core/replay.h"
 
 static allot_event_allocation_t sample_allocations[] = {
@@ -98,6 +98,64 @@ Test(event, every_type_round_trips_byte_for_byte)
     cr_assert_eq(d.u.reservation.expires_at_ms, FX_T0 + 900000);
     allot_bytes_free(&bytes);
     allot_event_scratch_free(&scratch);
+}
+
+/* The rows of the event table, as a test sees them. */
+typedef struct table_row {
+    unsigned number;
+    unsigned constant;
+    const char *name;
+} table_row_t;
+#define TABLE_ROW(number, NAME, name, ...) {number, ALLOT_EVENT_##NAME, name},
+static const table_row_t table_rows[] = {ALLOT_EVENT_TABLE(TABLE_ROW)};
+
+Test(event_table, every_row_has_its_own_number_and_name_and_no_other_type_decodes)
+{
+    bool known[256] = {false};
+    size_t rows = sizeof(table_rows) / sizeof(table_rows[0]);
+    for (size_t i = 0; i < rows; i++) {
+        const table_row_t *row = &table_rows[i];
+        cr_assert_eq(row->number, row->constant);
+        cr_assert(row->number >= 1 && row->number < ALLOT_EVENT_TYPE_LIMIT, "%s", row->name);
+        cr_assert_not(known[row->number], "type %u twice", row->number);
+        known[row->number] = true;
+        cr_assert_str_eq(allot_event_type_name((uint8_t)row->number), row->name);
+        for (size_t k = 0; k < i; k++)
+            cr_assert_str_neq(table_rows[k].name, row->name);
+    }
+    static const uint8_t version_only[] = {ALLOT_EVENT_FORMAT_VERSION};
+    allot_event_scratch_t scratch = {0};
+    allot_event_t event;
+    for (unsigned type = 0; type < 256; type++) {
+        if (known[type])
+            continue;
+        cr_assert_str_eq(allot_event_type_name((uint8_t)type), "unknown");
+        cr_assert_eq(allot_event_decode((uint8_t)type, version_only, 1, &scratch, &event),
+                     ALLOT_ECORRUPT, "type %u", type);
+    }
+    allot_event_scratch_free(&scratch);
+}
+
+/* Type bytes are in every WAL record and checkpoint value: they never change meaning. */
+Test(event_table, the_numbers_of_the_recorded_types_are_stable)
+{
+    static const table_row_t recorded[] = {
+        {1, 0, "location.put"},         {2, 0, "stock.set"},
+        {3, 0, "stock.adjust"},         {4, 0, "reservation.create"},
+        {5, 0, "reservation.extend"},   {6, 0, "reservation.release"},
+        {7, 0, "reservation.replace"},  {16, 0, "location.snapshot"},
+        {17, 0, "sku.snapshot"},        {18, 0, "reservation.snapshot"},
+        {19, 0, "adjust_key.snapshot"}, {64, 0, "order.create"},
+        {65, 0, "order.pay"},           {66, 0, "order.hold"},
+        {67, 0, "order.unhold"},        {68, 0, "order.modify"},
+        {69, 0, "order.release"},       {70, 0, "order.cancel"},
+        {71, 0, "shipment.reject"},     {72, 0, "shipment.ship"},
+        {73, 0, "shipment.deliver"},    {74, 0, "return.create"},
+        {75, 0, "return.receive"},      {76, 0, "order.evict"},
+        {80, 0, "order.snapshot"},
+    };
+    for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++)
+        cr_expect_str_eq(allot_event_type_name((uint8_t)recorded[i].number), recorded[i].name);
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;

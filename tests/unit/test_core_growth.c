@@ -9,7 +9,7 @@
  * reallocation. ALLOT_GROWTH_SEED=n replays another seed. */
 #include "test_core_fixture.h"
 
-#include "core/buffer.h"
+#include "core/base/buffer.h"
 #include "core/order.h"
 
 #define GROWTH_STEPS          60000

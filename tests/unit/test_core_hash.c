@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base/geo.h"
+#include "core/base/hash.h"
 #include "core/common.h"
 #include "core/errors.h"
-#include "core/geo.h"
-#include "core/hash.h"
 
 static uint32_t keys[5000];
 

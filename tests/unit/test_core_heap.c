@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/heap.h"
+#include "core/base/heap.h"
 #include "core/state_private.h"
 
 #define ITEMS_MAX    600u

@@ -1,7 +1,7 @@
 /* test_core_order.c - orders: state table, stock effects, reject, returns, replay, eviction. */
 #include "test_core_fixture.h"
 
-#include "core/buffer.h"
+#include "core/base/buffer.h"
 #include "core/order.h"
 
 static allot_state_t *st;

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "core/request_hash.h"
+#include "core/base/request_hash.h"
 
 /* FNV-1a 64, straight from its definition, over an explicit byte string. */
 static uint64_t fnv1a(const unsigned char *bytes, size_t len)

@@ -1,0 +1,188 @@
+/* heap.c - indexed 4-ary min-heap with inline keys (sift up/down, position callbacks).
+ *
+ * Four children per node (the children of i are 4i+1 .. 4i+4, two cache lines of entries): half
+ * the depth of a binary heap, so a removal moves half as many entries and makes half as many
+ * position_set calls, each of which writes to an item somewhere in the caller's memory. */
+#include "core/base/heap.h"
+
+#include <assert.h>
+#include <stdlib.h>
+
+#include "core/errors.h"
+
+_Static_assert(sizeof(allot_heap_entry_t) == 32, "key_ms, 20 tie bytes and the item index");
+
+void allot_heap_init(allot_heap_t *heap, allot_heap_key_cb key, allot_heap_tie_less_cb tie_less,
+                     allot_heap_position_set_cb position_set, void *ctx)
+{
+    assert(key != NULL && tie_less != NULL && position_set != NULL);
+    heap->entries = NULL;
+    heap->count = 0;
+    heap->capacity = 0;
+    heap->key = key;
+    heap->tie_less = tie_less;
+    heap->position_set = position_set;
+    heap->ctx = ctx;
+}
+
+void allot_heap_free(allot_heap_t *heap)
+{
+    free(heap->entries);
+    heap->entries = NULL;
+    heap->count = heap->capacity = 0;
+}
+
+int allot_heap_reserve(allot_heap_t *heap, uint32_t extra)
+{
+    uint64_t needed = (uint64_t)heap->count + extra;
+    if (needed <= heap->capacity)
+        return 0;
+    uint64_t capacity = heap->capacity ? heap->capacity : 16;
+    while (capacity < needed)
+        capacity *= 2;
+    if (capacity > UINT32_MAX)
+        return ALLOT_ENOMEM;
+    allot_heap_entry_t *entries = realloc(heap->entries, capacity * sizeof(*entries));
+    if (entries == NULL)
+        return ALLOT_ENOMEM;
+    heap->entries = entries;
+    heap->capacity = (uint32_t)capacity;
+    return 0;
+}
+
+static bool heap_less(const allot_heap_t *heap, const allot_heap_entry_t *a,
+                      const allot_heap_entry_t *b)
+{
+    if (a->key_ms != b->key_ms)
+        return a->key_ms < b->key_ms;
+    if (a->tie[0] != b->tie[0])
+        return a->tie[0] < b->tie[0];
+    if (a->tie[1] != b->tie[1])
+        return a->tie[1] < b->tie[1];
+    if (a->tie_tail != b->tie_tail)
+        return a->tie_tail < b->tie_tail;
+    return heap->tie_less(heap->ctx, a->item, b->item);
+}
+
+static void heap_place(allot_heap_t *heap, uint32_t position, const allot_heap_entry_t *entry)
+{
+    heap->entries[position] = *entry;
+    heap->position_set(heap->ctx, entry->item, position);
+}
+
+#define HEAP_ARITY 4u
+
+static uint32_t heap_sift_up(allot_heap_t *heap, uint32_t position)
+{
+    allot_heap_entry_t entry = heap->entries[position];
+    while (position > 0) {
+        uint32_t parent = (position - 1) / HEAP_ARITY;
+        if (!heap_less(heap, &entry, &heap->entries[parent]))
+            break;
+        heap_place(heap, position, &heap->entries[parent]);
+        position = parent;
+    }
+    heap_place(heap, position, &entry);
+    return position;
+}
+
+static void heap_sift_down(allot_heap_t *heap, uint32_t position)
+{
+    allot_heap_entry_t entry = heap->entries[position];
+    for (;;) {
+        uint64_t first = (uint64_t)HEAP_ARITY * position + 1;
+        if (first >= heap->count)
+            break;
+        uint32_t child = (uint32_t)first;
+        uint32_t end = heap->count - first < HEAP_ARITY ? heap->count : (uint32_t)first + HEAP_ARITY;
+        for (uint32_t c = child + 1; c < end; c++)
+            if (heap_less(heap, &heap->entries[c], &heap->entries[child]))
+                child = c;
+        if (!heap_less(heap, &heap->entries[child], &entry))
+            break;
+        heap_place(heap, position, &heap->entries[child]);
+        position = child;
+    }
+    heap_place(heap, position, &entry);
+}
+
+static void heap_key_read(const allot_heap_t *heap, uint32_t item, allot_heap_entry_t *entry)
+{
+    *entry = (allot_heap_entry_t){0};
+    heap->key(heap->ctx, item, entry);
+    entry->item = item;
+}
+
+static void heap_order_restore(allot_heap_t *heap, uint32_t position)
+{
+    if (heap_sift_up(heap, position) == position)
+        heap_sift_down(heap, position);
+}
+
+int allot_heap_push(allot_heap_t *heap, uint32_t item)
+{
+    int rc = allot_heap_reserve(heap, 1);
+    if (rc != 0)
+        return rc;
+    heap_key_read(heap, item, &heap->entries[heap->count]);
+    heap->count++;
+    heap_sift_up(heap, heap->count - 1);
+    return 0;
+}
+
+uint32_t allot_heap_top(const allot_heap_t *heap)
+{
+    assert(heap->count > 0);
+    return heap->entries[0].item;
+}
+
+int64_t allot_heap_top_key_ms(const allot_heap_t *heap)
+{
+    assert(heap->count > 0);
+    return heap->entries[0].key_ms;
+}
+
+void allot_heap_remove_at(allot_heap_t *heap, uint32_t position)
+{
+    assert(position < heap->count);
+    heap->count--;
+    if (position == heap->count)
+        return;
+    heap->entries[position] = heap->entries[heap->count];
+    heap_order_restore(heap, position);
+}
+
+void allot_heap_update_at(allot_heap_t *heap, uint32_t position)
+{
+    assert(position < heap->count);
+    heap_key_read(heap, heap->entries[position].item, &heap->entries[position]);
+    heap_order_restore(heap, position);
+}
+
+static uint64_t heap_big_endian_64(const uint8_t *b)
+{
+    return (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 | (uint64_t)b[2] << 40 |
+           (uint64_t)b[3] << 32 | (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 |
+           (uint64_t)b[6] << 8 | b[7];
+}
+
+/* Bytes [from, from + 8) of id as a big-endian number, zero past id_len. Reads id in place (a
+ * copy into a zero-padded buffer costs a store-forwarding stall per word). */
+static uint64_t heap_id_word(const char *id, uint32_t id_len, uint32_t from)
+{
+    if (id_len >= from + 8)
+        return heap_big_endian_64((const uint8_t *)id + from);
+    if (id_len <= from)
+        return 0;
+    uint64_t word = 0;
+    for (uint32_t i = from; i < id_len; i++)
+        word = word << 8 | (uint8_t)id[i];
+    return word << 8 * (from + 8 - id_len); /* 1..7 bytes: shift by 8..56 */
+}
+
+void allot_heap_tie_set(allot_heap_entry_t *entry, const char *id, uint32_t id_len)
+{
+    entry->tie[0] = heap_id_word(id, id_len, 0);
+    entry->tie[1] = heap_id_word(id, id_len, 8);
+    entry->tie_tail = (uint32_t)(heap_id_word(id, id_len, 16) >> 32);
+}

@@ -1,0 +1,119 @@
+/* order_private.h - what the files of core/order/ share (an order's storage, the indexes, the
+ * apply's helpers), and what the rest of core calls on orders (life cycle, codec, apply,
+ * checkpoint records, dump).
+ *
+ * Contract: included by the files of core/order/, and by core/state/ for the functions of the
+ * first section (life cycle, checkpoint records, dump); never outside core/. Functions named
+ * *_reserve may fail with ALLOT_ENOMEM and make the matching infallible ones safe;
+ * order_text_copy and the *_copy helpers return {NULL, 0} / false when out of memory (they run
+ * in prepare steps only).
+ */
+#ifndef ALLOT_CORE_ORDER_PRIVATE_H
+#define ALLOT_CORE_ORDER_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/order/order_types.h"
+#include "core/state_private.h"
+
+/* Stable string storage of one order: chunks that never move (order_store.c). */
+typedef struct order_text_chunk order_text_chunk_t;
+
+/* One order in memory: `v` is its whole content (strings in `text`, arrays owned). */
+typedef struct allot_order {
+    allot_event_order_t v;
+    order_text_chunk_t *text;
+    uint32_t hash;
+    uint32_t slot;
+    uint32_t heap_position; /* ended heap, when in_heap */
+    uint32_t line_capacity;
+    uint32_t shipment_capacity;
+    uint32_t item_capacity;
+    uint32_t return_capacity;
+    uint32_t history_capacity;
+    bool in_heap;
+    uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
+} allot_order_t;
+
+typedef struct order_customer {
+    char *id; /* NULL when the slot is free */
+    uint32_t id_len;
+    uint32_t hash;
+    allot_u32_vec_t orders; /* order slots */
+} order_customer_t;
+
+/* ---- what core/state/ calls ------------------------------------------------------------------ */
+int order_init(allot_state_t *state);
+void order_free_all(allot_state_t *state);
+uint32_t order_slot_find(const allot_state_t *state, allot_str_t id);
+/* Orders as checkpoint records (the kind ORDER of core/events.def). */
+uint32_t order_snapshot_slots(const allot_state_t *state);
+uint8_t *order_snapshot_marks(allot_state_t *state, uint32_t index);
+int order_snapshot_take(allot_state_t *state, uint32_t slot, bool full, allot_bytes_t *out,
+                        allot_str_t *id);
+/* Every order in memory, as text sorted by id (order_dump.c). */
+void order_dump(const allot_state_t *state, FILE *out);
+
+/* ---- event records (order_codec.c, order_apply.c): the rows of core/events.def ----------- */
+ALLOT_EVENTS_ORDER(ALLOT_EVENT_DECLARE)
+
+/* Mark an order changed, before changing it (core/state_private.h). */
+static inline void order_dirty_mark(allot_state_t *state, uint32_t slot)
+{
+    state_dirty_mark(state, STATE_KEY_ORDER, slot, &state->orders[slot]->dirty);
+}
+
+/* ---- within the room ----------------------------------------------------------------------- */
+/* storage of one order (order_store.c) */
+allot_order_t *order_alloc(void);
+void order_release(allot_order_t *order);
+allot_str_t order_text_copy(allot_order_t *order, allot_str_t s);
+/* Room for this many more shipments, items, returns and history entries. */
+int order_room(allot_order_t *order, uint32_t shipments, uint32_t items, uint32_t returns,
+               uint32_t history);
+bool order_shipment_copy(allot_order_t *o, allot_event_shipment_t *dst,
+                         const allot_event_shipment_t *src);
+bool order_return_copy(allot_order_t *o, allot_event_return_t *dst,
+                       const allot_event_return_t *src);
+int order_build(const allot_event_order_t *src, uint32_t history_extra, allot_order_t **out);
+
+/* indexes (order_store.c) */
+uint32_t order_return_find(const allot_state_t *state, allot_str_t id, uint32_t *index);
+uint32_t order_customer_find(const allot_state_t *state, allot_str_t customer);
+int order_insert_reserve(allot_state_t *state, allot_str_t customer, uint32_t returns);
+int order_remove_reserve(allot_state_t *state);
+uint32_t order_insert(allot_state_t *state, allot_order_t *order);
+void order_remove(allot_state_t *state, uint32_t slot);
+bool order_is_ended(const allot_event_order_t *v);
+void order_ended_update(allot_state_t *state, uint32_t slot);
+int order_archived_append(allot_state_t *state, uint32_t slot);
+
+/* writers' shared helpers (order.c) */
+/* The live order with this id, or NOT_FOUND (field "id" or `field`). */
+int order_live_find(allot_state_t *state, allot_str_t id, const char *field, uint32_t *slot,
+                    allot_error_detail_t *detail);
+/* Check `event` against the state table. 1: a no-op repeat (success, nothing to emit); 0: go on;
+ * else INVALID_TRANSITION with detail->state set. */
+int order_transition_check(const allot_event_order_t *v, uint8_t event,
+                           allot_error_detail_t *detail);
+int order_change_emit(allot_state_t *state, uint8_t type, const allot_event_order_change_t *c,
+                      allot_error_detail_t *detail);
+/* Room for building a live event with this many shipments and items. */
+int order_build_reserve(allot_state_t *state, uint32_t shipments, uint32_t items);
+/* INVALID_ARGUMENT unless s is at most ALLOT_TEXT_BYTES_MAX bytes of UTF-8. */
+int order_text_check(allot_str_t s, const char *field, allot_error_detail_t *detail);
+
+/* One sourced allocation: units of a SKU (index) at a location (index). */
+typedef struct order_alloc {
+    uint32_t sku;
+    uint32_t location;
+    int64_t qty;
+} order_alloc_t;
+/* One shipment per distinct location (first-seen order), items contiguous, built into the
+ * state's build arrays and pointed to by e->shipments/items (TOO_LARGE over the bounds). */
+int order_shipments_build(allot_state_t *state, const order_alloc_t *allocs, uint32_t n,
+                          allot_event_order_t *e, allot_error_detail_t *detail);
+
+#endif

@@ -1,0 +1,314 @@
+/* reservation_apply.c - the one apply of reservation events (prepare may fail and changes
+ * nothing; commit cannot fail), holds on positions and daily capacity, and the consumption of a
+ * hold by order.create. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/inventory/inventory_private.h"
+#include "core/reservation/reservation_private.h"
+
+/* ---- holds on positions and daily capacity ----------------------------------------------------
+ */
+
+static void hold_positions(allot_state_t *state, const allot_reservation_t *r, int sign)
+{
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        const allot_reservation_line_t *line = &r->lines[i];
+        inventory_sku_dirty(state, line->sku); /* before the change (checkpoint pre-image) */
+        for (uint32_t k = 0; k < line->allocation_count; k++) {
+            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            allot_position_t *p = inventory_position_mut(state, line->sku, a->location);
+            if (p == NULL)
+                continue; /* only after an inconsistent SKU snapshot; never live */
+            p->reserved += sign * a->qty;
+            if (p->reserved < 0)
+                p->reserved = 0;
+        }
+    }
+}
+
+/* Count (+1) or give back (-1) one shipment per distinct location on the day of created_ms. */
+static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, int sign,
+                          int64_t at_ms)
+{
+    int64_t day = allot_day_from_ms(r->created_ms);
+    if (sign < 0 && allot_day_from_ms(at_ms) != day)
+        return;
+    if (++state->stamp_generation == 0)
+        state->stamp_generation = 1;
+    for (uint32_t k = 0; k < r->allocation_count; k++) {
+        uint32_t l = r->allocations[k].location;
+        if (state->location_stamp[l] == state->stamp_generation)
+            continue;
+        state->location_stamp[l] = state->stamp_generation;
+        allot_location_t *location = &state->locations[l];
+        if (sign < 0 && (location->capacity_day != day || location->capacity_count == 0))
+            continue;
+        inventory_location_dirty(state, l); /* before the change (checkpoint pre-image) */
+        if (sign > 0 && location->capacity_day != day) {
+            location->capacity_day = day;
+            location->capacity_count = 0;
+        }
+        location->capacity_count += sign;
+    }
+}
+
+/* ---- apply: prepare ------------------------------------------------------------------------- */
+
+/* A hold's block is its lines, then its allocations; an ended hold has none (NULL). */
+static allot_reservation_allocation_t *block_allocations(allot_reservation_line_t *lines,
+                                                         uint32_t line_count)
+{
+    return lines == NULL ? NULL : (allot_reservation_allocation_t *)(lines + line_count);
+}
+
+/* Check a hold's lines against the state and prepare its block (state->pending_block): the
+ * lines and allocations with their SKU and location indices resolved; body_install fills in
+ * the rest. */
+static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e,
+                        bool needs_positions)
+{
+    size_t block = e->line_count * sizeof(allot_reservation_line_t) +
+                   e->allocation_count * sizeof(allot_reservation_allocation_t);
+    free(state->pending_block);
+    state->pending_block = block > 0 ? malloc(block) : NULL;
+    if (block > 0 && state->pending_block == NULL)
+        return ALLOT_ENOMEM;
+    allot_reservation_line_t *lines = state->pending_block;
+    allot_reservation_allocation_t *allocations = block_allocations(lines, e->line_count);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < e->line_count; i++) {
+        const allot_event_line_t *line = &e->lines[i];
+        int rc = inventory_sku_intern(state, line->sku, &lines[i].sku);
+        if (rc != 0)
+            return rc;
+        for (uint32_t k = 0; k < line->allocation_count; k++) {
+            uint32_t at = line->allocation_first + k;
+            const allot_event_allocation_t *a = &e->allocations[at];
+            uint32_t l = allot_location_index_find(state, a->location);
+            if (l == ALLOT_LOCATION_NONE)
+                return ALLOT_ECORRUPT;
+            allocations[at].location = l;
+            total += (uint64_t)a->qty;
+            const allot_position_t *p = inventory_position_mut(state, lines[i].sku, l);
+            if (needs_positions && (p == NULL || p->reserved > ALLOT_QUANTITY_MAX))
+                return ALLOT_ECORRUPT;
+        }
+    }
+    if (total > (uint64_t)ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX)
+        return ALLOT_ECORRUPT;
+    int rc = state_dirty_reserve(state, e->allocation_count, e->line_count, 1, 0);
+    if (rc == 0)
+        rc = reservation_slot_reserve(state);
+    if (rc != 0)
+        return rc;
+    if (state->pending_key_reservation == NULL)
+        state->pending_key_reservation = malloc(ALLOT_ID_BYTES_MAX + 1);
+    return state->pending_key_reservation == NULL ? ALLOT_ENOMEM : 0;
+}
+
+/* A live hold to release (release, replace): its slot is kept for the commit. */
+static int release_prepare(allot_state_t *state, allot_str_t id)
+{
+    uint32_t slot = reservation_slot_find(state, id);
+    if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
+        return ALLOT_ECORRUPT;
+    state->prepared_reservation = slot;
+    const allot_reservation_t *r = &state->reservations[slot];
+    int rc = state_dirty_reserve(state, r->allocation_count, r->line_count, 1, 0);
+    return rc != 0 ? rc : allot_heap_reserve(&state->tombstone_heap, 1);
+}
+
+int reservation_create_prepare(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    if (reservation_slot_find(state, e->id) != ALLOT_SLOT_NONE)
+        return ALLOT_ECORRUPT;
+    return body_prepare(state, e, true);
+}
+
+int reservation_replace_prepare(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    int rc = release_prepare(state, e->id);
+    return rc != 0 ? rc : body_prepare(state, e, true);
+}
+
+int reservation_snapshot_prepare(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    return body_prepare(state, e, false);
+}
+
+int reservation_extend_prepare(allot_state_t *state, const allot_event_extend_t *e)
+{
+    uint32_t slot = reservation_slot_find(state, e->id);
+    if (slot == ALLOT_SLOT_NONE || state->reservations[slot].status != ALLOT_RESERVATION_ACTIVE)
+        return ALLOT_ECORRUPT;
+    state->prepared_reservation = slot;
+    return state_dirty_reserve(state, 0, 0, 1, 0);
+}
+
+int reservation_release_prepare(allot_state_t *state, const allot_event_release_t *e)
+{
+    return release_prepare(state, e->id);
+}
+
+/* ---- apply: commit -------------------------------------------------------------------------- */
+
+/* Move the prepared block into r and fill in the rest from the event. */
+static void body_install(allot_state_t *state, allot_reservation_t *r,
+                         const allot_event_reservation_t *e)
+{
+    r->request_hash = e->request_hash;
+    r->created_ms = e->created_ms;
+    r->expires_at_ms = e->expires_at_ms;
+    r->ended_ms = e->ended_ms;
+    r->status = e->status;
+    r->line_count = (uint16_t)e->line_count;
+    r->allocation_count = e->allocation_count;
+    r->lines = state->pending_block;
+    r->allocations = block_allocations(r->lines, e->line_count);
+    state->pending_block = NULL;
+    for (uint32_t i = 0; i < e->line_count; i++) { /* indices resolved by body_prepare */
+        const allot_event_line_t *src = &e->lines[i];
+        allot_reservation_line_t *line = &r->lines[i];
+        *line = (allot_reservation_line_t){line->sku, src->allocation_first, src->allocation_count,
+                                           0,         src->qty_requested,    0};
+        for (uint32_t k = 0; k < src->allocation_count; k++) {
+            uint32_t at = src->allocation_first + k;
+            r->allocations[at].unused = 0;
+            r->allocations[at].qty = e->allocations[at].qty;
+            line->qty_held += e->allocations[at].qty;
+        }
+    }
+}
+
+/* The hold's units go back to its positions and it leaves the expiry heap; its daily-capacity
+ * counts go back too unless an order keeps them (the shipments are real then). */
+static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms, bool keep_capacity)
+{
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    allot_reservation_t *r = &state->reservations[slot];
+    hold_positions(state, r, -1);
+    if (!keep_capacity)
+        hold_capacity(state, r, -1, at_ms);
+    allot_heap_remove_at(&state->expiry_heap, r->heap_position);
+    state->reservation_live--;
+    free(r->lines);
+    r->lines = NULL;
+    r->allocations = NULL;
+    r->line_count = 0;
+    r->allocation_count = 0;
+}
+
+/* A released hold stays as a tombstone (idempotent repeats) until age or count evicts it. */
+static void hold_entomb(allot_state_t *state, uint32_t slot, uint8_t status, int64_t at_ms)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    r->status = status;
+    r->ended_ms = at_ms;
+    int rc = allot_heap_push(&state->tombstone_heap, slot);
+    assert(rc == 0);
+    (void)rc;
+    state->reservation_tombstones++;
+    reservation_dirty(state, slot);
+}
+
+void reservation_release_commit(allot_state_t *state, const allot_event_release_t *e)
+{
+    uint32_t slot = state->prepared_reservation; /* release_prepare found it */
+    hold_release(state, slot, e->at_ms, false);
+    reservation_tombstone_evict(state, e->at_ms);
+    hold_entomb(state, slot,
+                e->reason == ALLOT_RELEASE_EXPIRED ? ALLOT_RESERVATION_EXPIRED
+                                                   : ALLOT_RESERVATION_RELEASED,
+                e->at_ms);
+}
+
+static void commit_hold(allot_state_t *state, uint32_t slot, const allot_event_reservation_t *e)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    body_install(state, r, e);
+    hold_positions(state, r, +1);
+    hold_capacity(state, r, +1, e->created_ms);
+    int rc = allot_heap_push(&state->expiry_heap, slot);
+    assert(rc == 0);
+    (void)rc;
+    state->reservation_live++;
+    reservation_dirty(state, slot);
+}
+
+static uint32_t slot_new_from(allot_state_t *state, allot_str_t id)
+{
+    char *copy = state->pending_key_reservation;
+    state->pending_key_reservation = NULL;
+    assert(copy != NULL);
+    memcpy(copy, id.ptr, id.len);
+    copy[id.len] = '\0';
+    return reservation_slot_take(state, copy, id.len);
+}
+
+void reservation_snapshot_commit(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    uint32_t slot = reservation_slot_find(state, e->id);
+    if (slot != ALLOT_SLOT_NONE) {
+        allot_reservation_t *old = &state->reservations[slot];
+        bool live = old->status == ALLOT_RESERVATION_ACTIVE;
+        allot_heap_remove_at(live ? &state->expiry_heap : &state->tombstone_heap,
+                             old->heap_position);
+        if (live)
+            state->reservation_live--;
+        else
+            state->reservation_tombstones--;
+        reservation_slot_drop(state, slot, false);
+    }
+    slot = slot_new_from(state, e->id);
+    allot_reservation_t *r = &state->reservations[slot];
+    body_install(state, r, e);
+    bool live = r->status == ALLOT_RESERVATION_ACTIVE;
+    int rc = allot_heap_push(live ? &state->expiry_heap : &state->tombstone_heap, slot);
+    assert(rc == 0);
+    (void)rc;
+    if (live)
+        state->reservation_live++;
+    else
+        state->reservation_tombstones++;
+    reservation_dirty(state, slot);
+}
+
+void reservation_create_commit(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    commit_hold(state, slot_new_from(state, e->id), e);
+}
+
+void reservation_replace_commit(allot_state_t *state, const allot_event_reservation_t *e)
+{
+    uint32_t slot = state->prepared_reservation; /* release_prepare found it */
+    hold_release(state, slot, e->at_ms, false);
+    commit_hold(state, slot, e);
+}
+
+void reservation_extend_commit(allot_state_t *state, const allot_event_extend_t *e)
+{
+    uint32_t slot = state->prepared_reservation;
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    state->reservations[slot].expires_at_ms = e->expires_at_ms;
+    allot_heap_update_at(&state->expiry_heap, state->reservations[slot].heap_position);
+}
+
+/* ---- consume into an order (order.create {reservation}) ------------------------------------ */
+
+int reservation_consume_prepare(allot_state_t *state, allot_str_t id)
+{
+    /* the same checks and room as a release: a live hold, dirty marks, a tombstone slot */
+    return release_prepare(state, id);
+}
+
+void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms)
+{
+    uint32_t slot = reservation_slot_find(state, id);
+    assert(slot != ALLOT_SLOT_NONE);
+    assert(state->reservations[slot].status == ALLOT_RESERVATION_ACTIVE);
+    hold_release(state, slot, at_ms, true);
+    reservation_tombstone_evict(state, at_ms); /* room reserved by the release prepare it shares */
+    hold_entomb(state, slot, ALLOT_RESERVATION_RELEASED, at_ms);
+}

@@ -1,0 +1,53 @@
+/* reservation_private.h - what the files of core/reservation/ share: the records' slab, index and
+ * heaps, the apply, and the consumption of a hold by order.create.
+ *
+ * Contract: included by the files of core/reservation/, by core/order/ (order.create consumes a
+ * hold) and by core/state/ (life cycle); never outside core/. Everything here assumes the caller
+ * already validated its input. Functions named *_reserve or *_prepare may fail (ALLOT_ENOMEM; a
+ * prepare also ALLOT_ECORRUPT for a record that does not fit the state) and make the matching
+ * infallible ones safe.
+ */
+#ifndef ALLOT_CORE_RESERVATION_PRIVATE_H
+#define ALLOT_CORE_RESERVATION_PRIVATE_H
+
+#include "core/reservation.h"
+#include "core/state_private.h"
+
+/* ---- records (reservation_store.c) --------------------------------------------------------- */
+int reservation_init(allot_state_t *state);
+void reservation_free_all(allot_state_t *state);
+/* The slot of the reservation (live or tombstone) with this id, or ALLOT_SLOT_NONE. */
+uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id);
+/* Room for one more record: a slot, its id hash and a place in either heap. */
+int reservation_slot_reserve(allot_state_t *state);
+/* A new record for `id` (ownership of the NUL-terminated copy passes to it). */
+uint32_t reservation_slot_take(allot_state_t *state, char *id, uint32_t id_len);
+/* Forget a record entirely (it must be out of both heaps); record_deletion: for the checkpoint. */
+void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool record_deletion);
+/* Make room for one more tombstone at at_ms: the count bound first, then aged-out ones, at most
+ * ALLOT_EVICTIONS_PER_INSERT_MAX in all. */
+void reservation_tombstone_evict(allot_state_t *state, int64_t at_ms);
+/* Make room for building a live reservation event with this many allocations. */
+int reservation_build_reserve(allot_state_t *state, uint32_t allocations);
+/* Reservation records as checkpoint records (the kind RESERVATION of core/events.def). */
+uint32_t reservation_snapshot_slots(const allot_state_t *state);
+uint8_t *reservation_snapshot_marks(allot_state_t *state, uint32_t index);
+int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, allot_bytes_t *out,
+                              allot_str_t *id);
+/* Mark a reservation changed, before changing it (core/state_private.h). */
+static inline void reservation_dirty(allot_state_t *state, uint32_t slot)
+{
+    state_dirty_mark(state, STATE_KEY_RESERVATION, slot, &state->reservations[slot].dirty);
+}
+
+/* ---- event records (reservation_codec.c, reservation_apply.c): rows of core/events.def ---- */
+ALLOT_EVENTS_RESERVATION(ALLOT_EVENT_DECLARE)
+
+/* ---- consume (reservation_apply.c) --------------------------------------------------------- */
+/* order.create from a reservation: check that `id` is a live hold (CORRUPT otherwise) and make
+ * room; then consume it: its reserved units are released (they become the order's allocated
+ * ones), it ends as released at at_ms, its daily-capacity count is kept. */
+int reservation_consume_prepare(allot_state_t *state, allot_str_t id);
+void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms);
+
+#endif

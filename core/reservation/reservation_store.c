@@ -1,0 +1,224 @@
+/* reservation_store.c - reservation records: slab, id hash, expiry and tombstone heaps, eviction
+ * of tombstones, and their snapshots. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/inventory/inventory_private.h"
+#include "core/reservation/reservation_private.h"
+
+/* ---- heaps: live by (expires_at_ms, id), tombstones by (ended_ms, id) ---------------------- */
+
+/* The heap entries hold (expires_at_ms or ended_ms, first 20 id bytes); the id decides the rest. */
+static void expiry_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
+{
+    const allot_state_t *state = ctx;
+    const allot_reservation_t *r = &state->reservations[item];
+    entry->key_ms = r->expires_at_ms;
+    allot_heap_tie_set(entry, r->id, r->id_len);
+}
+
+static void tombstone_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
+{
+    const allot_state_t *state = ctx;
+    const allot_reservation_t *r = &state->reservations[item];
+    entry->key_ms = r->ended_ms;
+    allot_heap_tie_set(entry, r->id, r->id_len);
+}
+
+static bool reservation_id_less(const void *ctx, uint32_t a, uint32_t b)
+{
+    const allot_state_t *state = ctx;
+    const allot_reservation_t *x = &state->reservations[a], *y = &state->reservations[b];
+    return state_id_compare(x->id, x->id_len, y->id, y->id_len) < 0;
+}
+
+static void reservation_position_set(void *ctx, uint32_t item, uint32_t position)
+{
+    allot_state_t *state = ctx;
+    state->reservations[item].heap_position = position;
+}
+
+int reservation_init(allot_state_t *state)
+{
+    allot_heap_init(&state->expiry_heap, expiry_key, reservation_id_less, reservation_position_set,
+                    state);
+    allot_heap_init(&state->tombstone_heap, tombstone_key, reservation_id_less,
+                    reservation_position_set, state);
+    state->reservation_free = ALLOT_SLOT_NONE;
+    return 0;
+}
+
+void reservation_free_all(allot_state_t *state)
+{
+    for (uint32_t i = 0; i < state->reservation_slots; i++) {
+        if (state->reservations[i].used) {
+            free(state->reservations[i].id);
+            free(state->reservations[i].lines);
+        }
+    }
+    free(state->reservations);
+    allot_hash_free(&state->reservation_index);
+    allot_heap_free(&state->expiry_heap);
+    allot_heap_free(&state->tombstone_heap);
+}
+
+uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id)
+{
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(&state->reservation_index, allot_hash_bytes(id.ptr, id.len), &probe);
+    uint32_t i;
+    while ((i = allot_hash_probe_next(&state->reservation_index, &probe)) != ALLOT_HASH_NONE) {
+        const allot_reservation_t *r = &state->reservations[i];
+        if (r->id_len == id.len && memcmp(r->id, id.ptr, id.len) == 0)
+            return i;
+    }
+    return ALLOT_SLOT_NONE;
+}
+
+/* ---- slab ------------------------------------------------------------------------------------ */
+
+int reservation_slot_reserve(allot_state_t *state)
+{
+    if (state->reservation_free == ALLOT_SLOT_NONE &&
+        state->reservation_slots == state->reservation_capacity) {
+        uint32_t capacity = state->reservation_capacity ? state->reservation_capacity * 2 : 64;
+        allot_reservation_t *r = realloc(state->reservations, capacity * sizeof(*r));
+        if (r == NULL)
+            return ALLOT_ENOMEM;
+        state->reservations = r;
+        state->reservation_capacity = capacity;
+    }
+    int rc = allot_hash_reserve(&state->reservation_index, 1);
+    if (rc == 0)
+        rc = allot_heap_reserve(&state->expiry_heap, 1);
+    if (rc == 0)
+        rc = allot_heap_reserve(&state->tombstone_heap, 1);
+    return rc;
+}
+
+uint32_t reservation_slot_take(allot_state_t *state, char *id, uint32_t id_len)
+{
+    uint32_t slot = state->reservation_free;
+    if (slot != ALLOT_SLOT_NONE)
+        state->reservation_free = state->reservations[slot].heap_position;
+    else
+        slot = state->reservation_slots++;
+    allot_reservation_t *r = &state->reservations[slot];
+    memset(r, 0, sizeof(*r));
+    r->id = id;
+    r->id_len = id_len;
+    r->hash = allot_hash_bytes(id, id_len);
+    r->used = true;
+    state_checkpoint_born(state, STATE_KEY_RESERVATION, slot);
+    int rc = allot_hash_insert(&state->reservation_index, r->hash, slot);
+    assert(rc == 0);
+    (void)rc;
+    return slot;
+}
+
+/* Forget a record entirely (it must be out of both heaps). */
+void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool record_deletion)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    assert(r->used);
+    state_touch(state, STATE_KEY_RESERVATION, slot); /* a checkpoint may still need it */
+    if (record_deletion)
+        state_deleted_record(state, STATE_KEY_RESERVATION, r->id, r->id_len);
+    allot_hash_remove(&state->reservation_index, r->hash, slot);
+    free(r->id);
+    free(r->lines);
+    memset(r, 0, sizeof(*r));
+    r->heap_position = state->reservation_free;
+    state->reservation_free = slot;
+}
+
+static void tombstone_drop_top(allot_state_t *state)
+{
+    uint32_t top = allot_heap_top(&state->tombstone_heap);
+    allot_heap_remove_at(&state->tombstone_heap, 0);
+    reservation_slot_drop(state, top, true);
+    state->reservation_tombstones--;
+}
+
+/* Make room for one more tombstone at at_ms: the count bound first, then aged-out ones, at most
+ * ALLOT_EVICTIONS_PER_INSERT_MAX in all. The oldest ended_ms is the heap's top key: no need to
+ * read the record to know. */
+void reservation_tombstone_evict(allot_state_t *state, int64_t at_ms)
+{
+    const allot_heap_t *heap = &state->tombstone_heap;
+    uint32_t evictions = 0;
+    for (; evictions < ALLOT_EVICTIONS_PER_INSERT_MAX && state->reservation_tombstones > 0 &&
+           state->reservation_tombstones >= state->config.idempotency_entries_max;
+         evictions++) {
+        state_idempotency_count_evicted(state, at_ms, allot_heap_top_key_ms(heap));
+        tombstone_drop_top(state);
+    }
+    for (; evictions < ALLOT_EVICTIONS_PER_INSERT_MAX && state->reservation_tombstones > 0;
+         evictions++) {
+        if (!state_idempotency_aged(state, at_ms, allot_heap_top_key_ms(heap)))
+            break;
+        tombstone_drop_top(state);
+    }
+}
+
+/* ---- snapshots --------------------------------------------------------------------------------
+ */
+
+int reservation_build_reserve(allot_state_t *state, uint32_t allocations)
+{
+    if (allocations <= state->build_allocation_capacity)
+        return 0;
+    void *p = realloc(state->build_allocations, allocations * sizeof(allot_event_allocation_t));
+    if (p == NULL)
+        return ALLOT_ENOMEM;
+    state->build_allocations = p;
+    state->build_allocation_capacity = allocations;
+    return 0;
+}
+
+uint32_t reservation_snapshot_slots(const allot_state_t *state)
+{
+    return state->reservation_slots;
+}
+
+uint8_t *reservation_snapshot_marks(allot_state_t *state, uint32_t index)
+{
+    return index < state->reservation_slots && state->reservations[index].used
+               ? &state->reservations[index].dirty
+               : NULL;
+}
+
+int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, allot_bytes_t *out,
+                              allot_str_t *id)
+{
+    (void)full;
+    const allot_reservation_t *r = &state->reservations[slot];
+    *id = (allot_str_t){r->id, r->id_len};
+    assert(r->used);
+    int rc = reservation_build_reserve(state, r->allocation_count);
+    if (rc != 0)
+        return rc;
+    allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_SNAPSHOT};
+    allot_event_reservation_t *e = &event.u.reservation;
+    e->id = (allot_str_t){r->id, r->id_len};
+    e->status = r->status;
+    e->request_hash = r->request_hash;
+    e->created_ms = r->created_ms;
+    e->expires_at_ms = r->expires_at_ms;
+    e->ended_ms = r->ended_ms;
+    e->line_count = r->line_count;
+    e->allocation_count = r->allocation_count;
+    e->allocations = state->build_allocations;
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        const allot_reservation_line_t *line = &r->lines[i];
+        e->lines[i] =
+            (allot_event_line_t){allot_sku_id(&state->skus[line->sku]), line->qty_requested,
+                                 line->allocation_first, line->allocation_count};
+    }
+    for (uint32_t k = 0; k < r->allocation_count; k++)
+        e->allocations[k] = (allot_event_allocation_t){
+            allot_location_id(&state->locations[r->allocations[k].location]),
+            r->allocations[k].qty};
+    return allot_event_encode(&event, out);
+}

@@ -1,0 +1,146 @@
+/* invariants.c - allot_state_check_invariants: reserved/allocated recomputed from holds. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/inventory.h"
+#include "core/order/order_private.h"
+#include "core/reservation.h"
+#include "core/state.h"
+
+typedef struct check {
+    const allot_state_t *state;
+    uint64_t *first; /* per SKU: index of its first position in the sums */
+    int64_t *reserved;
+    int64_t *allocated;
+} check_t;
+
+/* Index into the sums of (sku, location); UINT64_MAX when there is no such position. */
+static uint64_t check_slot(const check_t *c, uint32_t sku, uint32_t location)
+{
+    if (sku == ALLOT_SKU_NONE || location == ALLOT_LOCATION_NONE)
+        return UINT64_MAX;
+    const allot_sku_t *s = &c->state->skus[sku];
+    const allot_position_t *p = allot_sku_position_find(s, location);
+    return p == NULL ? UINT64_MAX : c->first[sku] + (uint64_t)(p - s->positions);
+}
+
+/* The violation as a message (ids through allot_str_echo; a cut keeps whole characters). */
+static int check_fail(char *msg, size_t msg_bytes, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int check_fail(char *msg, size_t msg_bytes, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    int n = msg_bytes > 0 ? vsnprintf(msg, msg_bytes, fmt, args) : 0;
+    va_end(args);
+    if (n >= (int)msg_bytes && msg_bytes > 0)
+        msg[allot_utf8_prefix_bytes(msg, msg_bytes - 1)] = '\0';
+    return ALLOT_ECORRUPT;
+}
+
+static int check_sum_holds(check_t *c, char *msg, size_t msg_bytes)
+{
+    const allot_state_t *state = c->state;
+    for (uint32_t i = 0; i < state->reservation_slots; i++) {
+        const allot_reservation_t *r = &state->reservations[i];
+        if (!r->used || r->status != ALLOT_RESERVATION_ACTIVE)
+            continue;
+        for (uint32_t k = 0; k < r->line_count; k++) {
+            const allot_reservation_line_t *line = &r->lines[k];
+            for (uint32_t a = 0; a < line->allocation_count; a++) {
+                const allot_reservation_allocation_t *x =
+                    &r->allocations[line->allocation_first + a];
+                uint64_t at = check_slot(c, line->sku, x->location);
+                if (at == UINT64_MAX)
+                    return check_fail(
+                        msg, msg_bytes, "reservation %s holds at a missing position",
+                        allot_str_echo((allot_str_t){r->id, r->id_len}, &(allot_echo_t){0}));
+                c->reserved[at] += x->qty;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < state->order_slots; i++) {
+        const allot_order_t *o = state->orders[i];
+        for (uint32_t k = 0; o != NULL && k < o->v.shipment_count; k++) {
+            const allot_event_shipment_t *s = &o->v.shipments[k];
+            if (s->state != ALLOT_SHIPMENT_ALLOCATED && s->state != ALLOT_SHIPMENT_RELEASED)
+                continue;
+            uint32_t l = allot_location_index_find(state, s->location);
+            for (uint32_t t = 0; t < s->item_count; t++) {
+                const allot_event_item_t *item = &o->v.items[s->item_first + t];
+                uint64_t at = check_slot(c, allot_sku_index_find(state, item->sku), l);
+                if (at == UINT64_MAX)
+                    return check_fail(msg, msg_bytes, "order %s allocates at a missing position",
+                                      allot_str_echo(o->v.id, &(allot_echo_t){0}));
+                c->allocated[at] += item->qty;
+            }
+        }
+    }
+    return 0;
+}
+
+/* "SKU@LOCATION" of a position, for a violation message. */
+typedef struct position_name {
+    char text[2 * sizeof(allot_echo_t)];
+} position_name_t;
+
+static const char *position_name(const allot_state_t *state, const allot_sku_t *sku,
+                                 const allot_position_t *p, position_name_t *name)
+{
+    const allot_location_t *l = &state->locations[p->location];
+    allot_echo_t sku_id, location_id;
+    snprintf(name->text, sizeof(name->text), "%s@%s", allot_str_echo(allot_sku_id(sku), &sku_id),
+             allot_str_echo((allot_str_t){l->id, l->id_len}, &location_id));
+    return name->text;
+}
+
+static int check_compare(const check_t *c, char *msg, size_t msg_bytes)
+{
+    const allot_state_t *state = c->state;
+    for (uint32_t s = 0; s < state->sku_count; s++) {
+        const allot_sku_t *sku = &state->skus[s];
+        for (uint32_t i = 0; i < sku->position_count; i++) {
+            const allot_position_t *p = &sku->positions[i];
+            uint64_t at = c->first[s] + i;
+            if (p->on_hand < 0)
+                return check_fail(msg, msg_bytes, "%s: on_hand %lld < 0",
+                                  position_name(state, sku, p, &(position_name_t){0}),
+                                  (long long)p->on_hand);
+            if (p->reserved != c->reserved[at])
+                return check_fail(msg, msg_bytes, "%s: reserved %lld, holds sum to %lld",
+                                  position_name(state, sku, p, &(position_name_t){0}),
+                                  (long long)p->reserved, (long long)c->reserved[at]);
+            if (p->allocated != c->allocated[at])
+                return check_fail(msg, msg_bytes, "%s: allocated %lld, orders sum to %lld",
+                                  position_name(state, sku, p, &(position_name_t){0}),
+                                  (long long)p->allocated, (long long)c->allocated[at]);
+        }
+    }
+    return 0;
+}
+
+int allot_state_check_invariants(const allot_state_t *state, char *msg, size_t msg_bytes)
+{
+    check_t c = {state, NULL, NULL, NULL};
+    uint64_t total = 0;
+    c.first = malloc(((size_t)state->sku_count + 1) * sizeof(*c.first));
+    if (c.first == NULL)
+        return ALLOT_ENOMEM;
+    for (uint32_t s = 0; s < state->sku_count; s++) {
+        c.first[s] = total;
+        total += state->skus[s].position_count;
+    }
+    c.reserved = calloc(total + 1, sizeof(int64_t));
+    c.allocated = calloc(total + 1, sizeof(int64_t));
+    int rc = c.reserved && c.allocated ? check_sum_holds(&c, msg, msg_bytes) : ALLOT_ENOMEM;
+    if (rc == 0)
+        rc = check_compare(&c, msg, msg_bytes);
+    if (rc == 0 && msg_bytes > 0)
+        msg[0] = '\0';
+    free(c.first);
+    free(c.reserved);
+    free(c.allocated);
+    return rc;
+}
