@@ -4,7 +4,10 @@
  * return ALLOT_ENOMEM when memory runs out and leave the buffer unchanged; *_reserve makes the
  * next appends of that size infallible. allot_reader_t reads little-endian values from a
  * bounded span and never reads past its end: the first failed read sets `failed` and every
- * later read returns zeros. Internal to core/; libc only.
+ * later read returns zeros. allot_u*_load_le / allot_u*_store_le read and write one
+ * little-endian integer at any address (no alignment needed): the one set of byte-order helpers
+ * of the code base, for every format Allot writes (core's records here, the WAL and the
+ * checkpoint store in persist/, which may include this header for them). libc only.
  */
 #ifndef ALLOT_CORE_BUFFER_H
 #define ALLOT_CORE_BUFFER_H
@@ -46,6 +49,46 @@ int allot_u32_vec_reserve(allot_u32_vec_t *vec, uint32_t extra);
 /* Infallible after a sufficient allot_u32_vec_reserve(). */
 void allot_u32_vec_push(allot_u32_vec_t *vec, uint32_t value);
 
+/* Little-endian integers at p (any alignment): one load or store on little-endian machines. */
+static inline uint16_t allot_u16_load_le(const uint8_t *p)
+{
+    uint16_t value;
+    memcpy(&value, p, sizeof(value));
+    return le16toh(value);
+}
+
+static inline uint32_t allot_u32_load_le(const uint8_t *p)
+{
+    uint32_t value;
+    memcpy(&value, p, sizeof(value));
+    return le32toh(value);
+}
+
+static inline uint64_t allot_u64_load_le(const uint8_t *p)
+{
+    uint64_t value;
+    memcpy(&value, p, sizeof(value));
+    return le64toh(value);
+}
+
+static inline void allot_u16_store_le(uint8_t *p, uint16_t value)
+{
+    value = htole16(value);
+    memcpy(p, &value, sizeof(value));
+}
+
+static inline void allot_u32_store_le(uint8_t *p, uint32_t value)
+{
+    value = htole32(value);
+    memcpy(p, &value, sizeof(value));
+}
+
+static inline void allot_u64_store_le(uint8_t *p, uint64_t value)
+{
+    value = htole64(value);
+    memcpy(p, &value, sizeof(value));
+}
+
 typedef struct allot_reader {
     const uint8_t *data;
     size_t len;
@@ -77,16 +120,13 @@ static inline uint8_t allot_reader_u8(allot_reader_t *reader)
 static inline uint16_t allot_reader_u16(allot_reader_t *reader)
 {
     const uint8_t *p = allot_reader_take(reader, 2);
-    return p ? (uint16_t)(p[0] | (p[1] << 8)) : 0;
+    return p ? allot_u16_load_le(p) : 0;
 }
 
 static inline uint64_t allot_reader_u64(allot_reader_t *reader)
 {
     const uint8_t *p = allot_reader_take(reader, 8);
-    uint64_t value = 0;
-    if (p != NULL)
-        memcpy(&value, p, sizeof(value)); /* one load: fields are little-endian */
-    return le64toh(value);
+    return p ? allot_u64_load_le(p) : 0;
 }
 
 static inline int64_t allot_reader_i64(allot_reader_t *reader)

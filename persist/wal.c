@@ -109,6 +109,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buffer.h"
 #include "core/errors.h"
 #include "crc32c.h"
 #include "fault.h"
@@ -125,35 +126,7 @@
 
 static const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
 
-/* ---- little-endian helpers ------------------------------------------------------------- */
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
+/* ---- helpers --------------------------------------------------------------------------- */
 
 static bool bytes_all_zero(const uint8_t *p, size_t n)
 {
@@ -188,14 +161,14 @@ size_t wal_record_encode(uint8_t *out, size_t out_bytes, uint64_t lsn, int64_t t
     assert(len <= ALLOT_WAL_RECORD_BYTES_MAX);
     assert(out_bytes >= len + WAL_RECORD_OVERHEAD_BYTES);
     assert(lsn >= 1);
-    put_u32(out, (uint32_t)len);
-    put_u64(out + 4, lsn);
-    put_u64(out + 12, (uint64_t)time_ms);
+    allot_u32_store_le(out, (uint32_t)len);
+    allot_u64_store_le(out + 4, lsn);
+    allot_u64_store_le(out + 12, (uint64_t)time_ms);
     out[20] = type;
     if (len > 0)
         memcpy(out + WAL_RECORD_HEADER_BYTES, payload, len);
     uint32_t crc = crc32c_extend(0, out, WAL_RECORD_HEADER_BYTES + len);
-    put_u32(out + WAL_RECORD_HEADER_BYTES + len, crc);
+    allot_u32_store_le(out + WAL_RECORD_HEADER_BYTES + len, crc);
     return WAL_RECORD_OVERHEAD_BYTES + len;
 }
 
@@ -210,20 +183,20 @@ int wal_record_decode(const uint8_t *buf, size_t bytes, wal_record_t *out, const
         return 0;
     if (bytes < WAL_RECORD_HEADER_BYTES)
         return *reason = "truncated record header", ALLOT_ECORRUPT;
-    uint32_t payload_bytes = get_u32(buf);
+    uint32_t payload_bytes = allot_u32_load_le(buf);
     if (payload_bytes > ALLOT_WAL_RECORD_BYTES_MAX)
         return *reason = "record length over the limit", ALLOT_ECORRUPT;
     size_t record_bytes = (size_t)payload_bytes + WAL_RECORD_OVERHEAD_BYTES;
     if (record_bytes > bytes)
         return *reason = "record runs past the end of the segment", ALLOT_ECORRUPT;
-    uint64_t lsn = get_u64(buf + 4);
+    uint64_t lsn = allot_u64_load_le(buf + 4);
     if (lsn == 0)
         return *reason = "record with LSN 0", ALLOT_ECORRUPT;
     uint32_t crc = crc32c_extend(0, buf, WAL_RECORD_HEADER_BYTES + payload_bytes);
-    if (crc != get_u32(buf + WAL_RECORD_HEADER_BYTES + payload_bytes))
+    if (crc != allot_u32_load_le(buf + WAL_RECORD_HEADER_BYTES + payload_bytes))
         return *reason = "checksum mismatch", ALLOT_ECORRUPT;
     *out = (wal_record_t){.lsn = lsn,
-                          .time_ms = (int64_t)get_u64(buf + 12),
+                          .time_ms = (int64_t)allot_u64_load_le(buf + 12),
                           .type = buf[20],
                           .payload_bytes = payload_bytes,
                           .payload = buf + WAL_RECORD_HEADER_BYTES,
@@ -247,12 +220,12 @@ static void wal_segment_header_encode(uint8_t out[WAL_SEGMENT_HEADER_BYTES], uin
     assert(synced_lsn + 1 >= first_lsn);
     memset(out, 0, WAL_SEGMENT_HEADER_BYTES);
     memcpy(out, WAL_MAGIC, 8);
-    put_u32(out + 8, WAL_FORMAT_VERSION);
-    put_u32(out + 12, WAL_SEGMENT_HEADER_BYTES);
-    put_u64(out + 16, first_lsn);
-    put_u64(out + 24, segment_bytes);
-    put_u64(out + 32, synced_lsn);
-    put_u32(out + 60, crc32c_extend(0, out, 60));
+    allot_u32_store_le(out + 8, WAL_FORMAT_VERSION);
+    allot_u32_store_le(out + 12, WAL_SEGMENT_HEADER_BYTES);
+    allot_u64_store_le(out + 16, first_lsn);
+    allot_u64_store_le(out + 24, segment_bytes);
+    allot_u64_store_le(out + 32, synced_lsn);
+    allot_u32_store_le(out + 60, crc32c_extend(0, out, 60));
 }
 
 /* Parse and check the header at the start of a file of `bytes` (at least
@@ -263,21 +236,22 @@ static const char *wal_segment_header_check(const uint8_t *data, uint64_t bytes,
     assert(bytes >= WAL_SEGMENT_HEADER_BYTES_V1);
     if (memcmp(data, WAL_MAGIC, 8) != 0)
         return "not a WAL segment (bad magic)";
-    uint32_t version = get_u32(data + 8);
+    uint32_t version = allot_u32_load_le(data + 8);
     if (version == WAL_FORMAT_VERSION_V1) {
-        if (get_u32(data + 28) != crc32c_extend(0, data, 28))
+        if (allot_u32_load_le(data + 28) != crc32c_extend(0, data, 28))
             return "segment header checksum mismatch";
-        *out = (wal_header_t){version, WAL_SEGMENT_HEADER_BYTES_V1, get_u64(data + 16), 0,
-                              get_u64(data + 16) - 1};
+        *out = (wal_header_t){version, WAL_SEGMENT_HEADER_BYTES_V1, allot_u64_load_le(data + 16), 0,
+                              allot_u64_load_le(data + 16) - 1};
     } else {
-        if (bytes < WAL_SEGMENT_HEADER_BYTES || get_u32(data + 60) != crc32c_extend(0, data, 60))
+        if (bytes < WAL_SEGMENT_HEADER_BYTES ||
+            allot_u32_load_le(data + 60) != crc32c_extend(0, data, 60))
             return "segment header checksum mismatch";
-        *out = (wal_header_t){version, WAL_SEGMENT_HEADER_BYTES, get_u64(data + 16),
-                              get_u64(data + 24), get_u64(data + 32)};
+        *out = (wal_header_t){version, WAL_SEGMENT_HEADER_BYTES, allot_u64_load_le(data + 16),
+                              allot_u64_load_le(data + 24), allot_u64_load_le(data + 32)};
         if (version != WAL_FORMAT_VERSION)
             return "unsupported segment format version";
     }
-    if (get_u32(data + 12) != out->header_bytes)
+    if (allot_u32_load_le(data + 12) != out->header_bytes)
         return "unexpected segment header size";
     if (out->first_lsn != first_lsn)
         return "segment header first LSN differs from the file name";
@@ -292,9 +266,9 @@ static void wal_end_encode(uint8_t out[WAL_END_FILE_BYTES], uint64_t newest_firs
 {
     memset(out, 0, WAL_END_FILE_BYTES);
     memcpy(out, WAL_END_MAGIC, 8);
-    put_u32(out + 8, WAL_END_VERSION);
-    put_u64(out + 16, newest_first_lsn);
-    put_u32(out + 28, crc32c_extend(0, out, 28));
+    allot_u32_store_le(out + 8, WAL_END_VERSION);
+    allot_u64_store_le(out + 16, newest_first_lsn);
+    allot_u32_store_le(out + 28, crc32c_extend(0, out, 28));
 }
 
 /* Read <dir>/wal-end: 1 with *lsn, 0 when there is none, ALLOT_ECORRUPT when it is damaged,
@@ -316,10 +290,11 @@ static int wal_end_read(const char *dir, uint64_t *lsn, char *message, size_t me
     }
     close(fd);
     if (n != WAL_END_FILE_BYTES || memcmp(bytes, WAL_END_MAGIC, 8) != 0 ||
-        get_u32(bytes + 8) != WAL_END_VERSION ||
-        get_u32(bytes + 28) != crc32c_extend(0, bytes, 28) || get_u64(bytes + 16) == 0)
+        allot_u32_load_le(bytes + 8) != WAL_END_VERSION ||
+        allot_u32_load_le(bytes + 28) != crc32c_extend(0, bytes, 28) ||
+        allot_u64_load_le(bytes + 16) == 0)
         return ALLOT_ECORRUPT;
-    *lsn = get_u64(bytes + 16);
+    *lsn = allot_u64_load_le(bytes + 16);
     return 1;
 }
 
@@ -539,7 +514,7 @@ static uint64_t wal_nonzero_end(const uint8_t *data, uint64_t from, uint64_t to)
 static bool wal_scan_finds_record(const wal_scan_t *scan, uint64_t from, uint64_t lsn)
 {
     uint8_t pattern[8];
-    put_u64(pattern, lsn);
+    allot_u64_store_le(pattern, lsn);
     uint64_t pos = from + 1 + 4;
     while (pos + 8 <= scan->bytes) {
         const uint8_t *hit = memmem(scan->data + pos, scan->bytes - pos, pattern, 8);
@@ -730,13 +705,13 @@ static int wal_segment_replay(const wal_loaded_t *loaded, const wal_replay_args_
     for (uint64_t i = 0; i < scan->records_checked; i++) {
         const uint8_t *record = scan->data + off;
         uint64_t lsn = scan->first_lsn + i;
-        uint32_t payload_bytes = get_u32(record);
-        assert(get_u64(record + 4) == lsn);
+        uint32_t payload_bytes = allot_u32_load_le(record);
+        assert(allot_u64_load_le(record + 4) == lsn);
         assert(off + payload_bytes + WAL_RECORD_OVERHEAD_BYTES <= scan->end_offset);
         result->records_checked++;
         if (lsn > args->after_lsn && args->record_cb != NULL) {
-            int rc = args->record_cb(args->ctx, lsn, (int64_t)get_u64(record + 12), record[20],
-                                     record + WAL_RECORD_HEADER_BYTES, payload_bytes);
+            int rc = args->record_cb(args->ctx, lsn, (int64_t)allot_u64_load_le(record + 12),
+                                     record[20], record + WAL_RECORD_HEADER_BYTES, payload_bytes);
             if (rc != 0) {
                 *stop = (wal_replay_stop_t){off, lsn, "record_cb could not apply the record"};
                 return rc;
@@ -1426,11 +1401,11 @@ static int wal_writer_batch(wal_t *wal, const uint8_t *batch, size_t bytes, uint
     uint64_t run_end_offset = wal->active_offset;
     while (pos < bytes) {
         assert(pos + WAL_RECORD_OVERHEAD_BYTES <= bytes);
-        size_t record_bytes = (size_t)get_u32(batch + pos) + WAL_RECORD_OVERHEAD_BYTES;
+        size_t record_bytes = (size_t)allot_u32_load_le(batch + pos) + WAL_RECORD_OVERHEAD_BYTES;
         assert(pos + record_bytes <= bytes);
         if (wal->active_fd < 0 || run_end_offset + record_bytes > wal->active_capacity) {
             if (wal_writer_write(wal, batch + run_start, pos - run_start) < 0 ||
-                wal_writer_rollover(wal, get_u64(batch + pos + 4)) < 0)
+                wal_writer_rollover(wal, allot_u64_load_le(batch + pos + 4)) < 0)
                 return ALLOT_EIO;
             run_start = pos;
             run_end_offset = wal->active_offset;
