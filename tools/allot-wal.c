@@ -8,7 +8,7 @@
 
 #include "core/errors.h"
 #include "persist/checkpoint.h"
-#include "persist/wal.h"
+#include "persist/wal_read.h"
 
 static void usage(FILE *out)
 {
