@@ -1,4 +1,5 @@
-/* server.c - allotd's loop: start-up and recovery, listening, group-commit glue, shutdown. */
+/* server.c - allotd's loop: start-up (recovery: persist/recovery.h), listening, group-commit glue,
+ * shutdown. */
 #include "server.h"
 
 #include <assert.h>
@@ -16,13 +17,12 @@
 
 #include "core/errors.h"
 #include "core/event.h"
-#include "core/replay.h"
 #include "core/reservation.h"
 #include "core/state.h"
 #include "command.h"
-#include "heap_warm.h"
 #include "log.h"
 #include "pack.h"
+#include "persist/recovery.h"
 #include "rpc.h"
 #include "server_internal.h"
 
@@ -639,35 +639,6 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 /* ---- start-up ---------------------------------------------------------------------------------- */
 
-/* WAL records go through the prefetching replayer (core/replay.h); each segment is finished
- * before the WAL frees its buffer. */
-static int replay_record(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
-                         const uint8_t *payload, size_t len)
-{
-    (void)time_ms;
-    return allot_replay_push(ctx, lsn, type, payload, len);
-}
-
-static int replay_segment_done(void *ctx)
-{
-    return allot_replay_finish(ctx);
-}
-
-/* Serve evicted orders from the store (order.get / order.list / order.create repeats). */
-static int archive_attach(server_t *server)
-{
-    int rc = archive_open(server->checkpoint.store, &server->checkpoint.archive);
-    if (rc != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_STR("message", "opening the order archive"));
-        return rc;
-    }
-    allot_order_archive_t hook;
-    archive_hook(server->checkpoint.archive, &hook);
-    allot_state_set_archive(server->state, &hook);
-    return 0;
-}
-
 /* LMDB met a page it cannot read (checkpoint_set_damage_cb): say so, then stop as after a crash
  * (the WAL holds every acknowledged write; the next start refuses the damaged store). */
 static void on_store_damaged(const char *path, const char *message)
@@ -689,118 +660,44 @@ int server_store_verify(server_t *server, uint64_t *records, char *message, size
     return checkpoint_store_verify(server->checkpoint.store, records, message, message_bytes);
 }
 
-/* Open <data-dir>/state.lmdb (created when missing) and load it into the empty state. */
-static int checkpoint_load(server_t *server)
+/* Recovery's reports (persist/recovery.h) as log lines. */
+static void on_recovery_report(void *ctx, recovery_level_t level, const char *event,
+                               const recovery_field_t *fields, size_t count)
 {
-    char path[SERVER_PATH_BYTES_MAX + 16];
-    char message[CHECKPOINT_MESSAGE_BYTES_MAX];
-    snprintf(path, sizeof(path), "%s/%s", server->config.data_dir, CHECKPOINT_FILE_NAME);
+    (void)ctx;
+    static const log_level_t levels[] = {
+        [RECOVERY_LEVEL_INFO] = LOG_INFO,
+        [RECOVERY_LEVEL_WARN] = LOG_WARN,
+        [RECOVERY_LEVEL_ERROR] = LOG_ERROR,
+    };
+    log_field_t lines[RECOVERY_FIELDS_MAX];
+    assert(count <= RECOVERY_FIELDS_MAX && (size_t)level < sizeof(levels) / sizeof(levels[0]));
+    for (size_t i = 0; i < count; i++)
+        lines[i] = fields[i].kind == RECOVERY_FIELD_STR ? LOG_STR(fields[i].key, fields[i].str)
+                                                        : LOG_UINT(fields[i].key, fields[i].number);
+    log_fields(levels[level], event, lines, count);
+}
+
+/* Load the checkpoint and replay the WAL (persist/recovery.h); the store and the archive it
+ * opened are the server's from here. */
+static int recover(server_t *server, uint64_t *last_lsn, wal_log_end_t *log_end)
+{
     checkpoint_set_damage_cb(on_store_damaged);
-    checkpoint_load_stats_t stats = {0};
-    int rc = checkpoint_store_open(path, 0, &server->checkpoint.store, message, sizeof(message));
-    if (rc == 0)
-        rc = checkpoint_store_load_state(server->checkpoint.store, server->state, &stats,
-                                         message, sizeof(message));
-    if (rc != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_STR("message", message));
-        return rc;
-    }
-    if (checkpoint_store_upgraded_from(server->checkpoint.store) != 0)
-        log_event(LOG_INFO, "checkpoint_upgraded", LOG_STR("path", path),
-                  LOG_UINT("from_version", checkpoint_store_upgraded_from(server->checkpoint.store)),
-                  LOG_UINT("to_version", CHECKPOINT_FORMAT_VERSION));
-    allot_state_dirty_clear(server->state); /* what was loaded is what is stored */
-    rc = archive_attach(server);
+    recovery_config_t config = {
+        .data_dir = server->config.data_dir,
+        .accept_data_loss = server->config.accept_data_loss,
+        .log_cb = on_recovery_report,
+    };
+    recovery_result_t result;
+    int rc = recovery_run(&config, server->state, &result);
     if (rc != 0)
         return rc;
-    server->checkpoint_lsn = checkpoint_store_lsn(server->checkpoint.store);
-    log_event(LOG_INFO, "checkpoint_loaded", LOG_STR("path", path),
-              LOG_UINT("lsn", server->checkpoint_lsn), LOG_UINT("records", stats.records),
-              LOG_UINT("second_thread", stats.second_thread));
-    return 0;
-}
-
-static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_lsn,
-                         wal_log_end_t *log_end)
-{
-    /* A second thread reads and checks the WAL segments while LMDB loads (persist/wal.h). */
-    wal_preload_t *preload = NULL;
-    int rc = wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_DEFAULT, &preload);
-    if (rc != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_STR("message", "WAL read-ahead"));
-        return rc;
-    }
-    if (server->config.accept_data_loss) {
-        wal_preload_accept_loss(preload);
-        log_event(LOG_WARN, "accept_data_loss",
-                  LOG_STR("message", "--accept-data-loss: a damaged or incomplete WAL is cut where "
-                                     "the damage starts; acknowledged writes after it are lost"));
-    }
-    rc = checkpoint_load(server);
-    if (rc != 0) {
-        wal_preload_cancel(preload);
-        return rc;
-    }
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    allot_replay_t *replay = allot_replay_create(server->state);
-    if (replay == NULL) {
-        wal_preload_cancel(preload);
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", "NOMEM"),
-                  LOG_STR("message", "replay window"));
-        return ALLOT_ENOMEM;
-    }
-    rc = wal_replay_preloaded(preload, server->checkpoint_lsn, replay_record, replay_segment_done,
-                              replay, &result, message, sizeof(message));
-    if (rc == 0)
-        rc = allot_replay_finish(replay);
-    uint64_t failed_lsn = allot_replay_failed_lsn(replay);
-    allot_replay_destroy(replay);
-    if (rc != 0 && failed_lsn != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_UINT("lsn", failed_lsn),
-                  LOG_STR("message", "the WAL record with this LSN does not apply to the state"),
-                  LOG_STR("hint", "inspect with: allot-wal dump <data-dir>"));
-        return rc;
-    }
-    if (rc != 0) {
-        /* e.g. a log that starts after checkpoint_lsn + 1: records between the checkpoint and
-         * the log are missing (a WAL segment or state.lmdb was deleted or restored alone). */
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_UINT("checkpoint_lsn", server->checkpoint_lsn), LOG_STR("message", message),
-                  LOG_STR("hint", rc == ALLOT_ECORRUPT
-                                      ? "inspect with: allot-wal verify <data-dir>; restore the data "
-                                        "directory from a backup, or start once with "
-                                        "--accept-data-loss to cut the log there (the writes after "
-                                        "it are lost)"
-                                      : "inspect with: allot-wal verify <data-dir>"));
-        return rc;
-    }
-    if (result.data_loss)
-        log_event(LOG_ERROR, "wal_data_loss_accepted", LOG_STR("file", result.bad_file),
-                  LOG_UINT("offset", result.bad_offset), LOG_UINT("lsn", result.bad_lsn),
-                  LOG_STR("message", result.loss_message));
-    if (result.tail_truncated)
-        log_event(LOG_WARN, "wal_torn_tail", LOG_STR("file", result.tail_file),
-                  LOG_UINT("offset", result.tail_offset), LOG_UINT("bytes", result.tail_bytes));
-    log_event(LOG_INFO, "recovered", LOG_UINT("checkpoint_lsn", server->checkpoint_lsn),
-              LOG_UINT("replayed", result.records_replayed), LOG_UINT("last_lsn", result.last_lsn));
+    server->checkpoint.store = result.store;
+    server->checkpoint.archive = result.archive;
+    server->checkpoint_lsn = result.checkpoint_lsn;
     *last_lsn = result.last_lsn;
-    *log_end = result.end; /* wal_open need not read the newest segment again */
+    *log_end = result.log_end; /* wal_open need not read the newest segment again */
     return 0;
-}
-
-/* Load the checkpoint and replay the WAL while another thread faults in the heap the state is
- * built in (net/heap_warm.h). */
-static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn,
-                   wal_log_end_t *log_end)
-{
-    heap_warm_t *warm = heap_warm_start();
-    int rc = recover_state(server, wal_dir, last_lsn, log_end);
-    heap_warm_stop(warm);
-    return rc;
 }
 
 /* Create the data directory if missing and lock it (persist/dirlock.h) before anything in it
@@ -977,7 +874,7 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
     }
     rc = data_dir_prepare(server, wal_dir, wal_dir_bytes);
     if (rc == 0)
-        rc = recover(server, wal_dir, &last_lsn, &log_end);
+        rc = recover(server, &last_lsn, &log_end);
     if (rc == 0)
         rc = wal_start(server, wal_dir, last_lsn, &log_end);
     if (rc == 0)
