@@ -18,4 +18,16 @@ wal_tool="$build_dir/allot-wal"
 writers=$(nm "$wal_tool" | grep -E ' (wal_open|wal_append|wal_writer_main|checkpoint_writer_start|checkpoint_store_write|uv_[a-z_]+)$' || true)
 [ -z "$writers" ] || fail "allot-wal links writing code:"$'\n'"$writers"
 
+# bench/ calls the client library only (and core's limits and latency histogram, libc-only
+# headers): no server internals, no core state, no persist. Its own headers are included by name.
+bench_includes=$(grep -rnE '^#include "' "$source_dir/bench" --include='*.[ch]' |
+  grep -vE '#include "([a-z_]+\.h|bench/[a-z_/]+\.h|net/client\.h|net/frame\.h|core/limits\.h|core/histogram\.h)"' ||
+  true)
+[ -z "$bench_includes" ] || fail "bench/ includes past the client library:"$'\n'"$bench_includes"
+for bench_program in "$build_dir/bench/allot-bench" "$build_dir/bench/recovery/allot-recovery-bench"; do
+  [ -x "$bench_program" ] || continue
+  internals=$(nm "$bench_program" | grep -E ' [TtU] (wal_|checkpoint_|recovery_|allot_state_|server_)' || true)
+  [ -z "$internals" ] || fail "$bench_program links server internals:"$'\n'"$internals"
+done
+
 exit $failed
