@@ -18,7 +18,7 @@
 /* Deepest nesting of arrays/maps inside one request. */
 #define ALLOT_REQUEST_DEPTH_MAX 16
 /* Deepest nesting of arrays/maps in any MessagePack object the code scans: a reply the client
- * library reads (what msgpack-c can decode), an object the bench sizes. net/frame.h's scanner,
+ * library reads (what msgpack-c can decode), an object the bench sizes. client/frame.h's scanner,
  * the one header scanner of the code base, holds this many open containers. */
 #define ALLOT_MSGPACK_DEPTH_MAX 32
 /* Requests decoded but not yet answered on one connection (operator); reading pauses above. */

@@ -9,7 +9,7 @@
 
 #include "auth.h"
 #include "checkpoint_driver.h"
-#include "frame.h"
+#include "client/frame.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"

@@ -13,9 +13,9 @@
 #include <editline/readline.h>
 
 #include "core/errors.h"
-#include "net/client.h"
+#include "client/client.h"
 #include "net/command.h"
-#include "net/json_msgpack.h"
+#include "client/json_msgpack.h"
 
 #define CLI_EXIT_OK           0
 #define CLI_EXIT_ERROR        1 /* the server answered with an error */

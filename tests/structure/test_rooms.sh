@@ -18,10 +18,18 @@ wal_tool="$build_dir/allot-wal"
 writers=$(nm "$wal_tool" | grep -E ' (wal_open|wal_append|wal_writer_main|checkpoint_writer_start|checkpoint_store_write|uv_[a-z_]+)$' || true)
 [ -z "$writers" ] || fail "allot-wal links writing code:"$'\n'"$writers"
 
+# The server takes the one MessagePack framer from the client library (client/frame.c), and
+# nothing else of it.
+client_in_server=$(nm "$build_dir/allotd" | grep -E ' [TtU] (allot_client_|json_msgpack_)' ||
+  true)
+[ -z "$client_in_server" ] || fail "allotd links the client library:"$'\n'"$client_in_server"
+server_symbols=$(nm "$build_dir/allotd")
+grep -qE ' T frame_scan$' <<<"$server_symbols" || fail "allotd lacks the framer (frame_scan)"
+
 # bench/ calls the client library only (and core's limits and latency histogram, libc-only
 # headers): no server internals, no core state, no persist. Its own headers are included by name.
 bench_includes=$(grep -rnE '^#include "' "$source_dir/bench" --include='*.[ch]' |
-  grep -vE '#include "([a-z_]+\.h|bench/[a-z_/]+\.h|net/client\.h|net/frame\.h|core/limits\.h|core/histogram\.h)"' ||
+  grep -vE '#include "([a-z_]+\.h|bench/[a-z_/]+\.h|client/[a-z_]+\.h|core/limits\.h|core/histogram\.h)"' ||
   true)
 [ -z "$bench_includes" ] || fail "bench/ includes past the client library:"$'\n'"$bench_includes"
 for bench_program in "$build_dir/bench/allot-bench" "$build_dir/bench/recovery/allot-recovery-bench"; do

@@ -17,8 +17,8 @@
  * Errors: ALLOT_EINVALID_ARGUMENT (bad JSON, too deep, NULL input), ALLOT_ENOMEM.
  * Stateless; safe from any thread. Part of liballot (links jansson and msgpack-c).
  */
-#ifndef ALLOT_NET_JSON_MSGPACK_H
-#define ALLOT_NET_JSON_MSGPACK_H
+#ifndef ALLOT_CLIENT_JSON_MSGPACK_H
+#define ALLOT_CLIENT_JSON_MSGPACK_H
 
 #include <msgpack.h>
 #include <stddef.h>
