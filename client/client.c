@@ -18,10 +18,7 @@
 #include "core/errors.h"
 #include "client/frame.h"
 #include "client/json_msgpack.h"
-
-#define CLIENT_READ_CHUNK_BYTES        (64u * 1024)
-#define CLIENT_REPLY_BYTES_MAX_CEILING ((size_t)1 << 30)
-#define CLIENT_REPLY_BYTES_MAX_FLOOR   ((size_t)4096)
+#include "core/limits.h"
 
 struct allot_client {
     int fd;

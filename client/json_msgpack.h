@@ -23,9 +23,7 @@
 #include <msgpack.h>
 #include <stddef.h>
 
-/* Deepest nesting converted. Twice the server's ALLOT_REQUEST_DEPTH_MAX, so that tools can send
- * requests the server must refuse. */
-#define JSON_MSGPACK_DEPTH_MAX 64
+#include "core/limits.h" /* JSON_MSGPACK_DEPTH_MAX: the deepest nesting converted */
 
 /* Bytes of an error message buffer that always holds a full message. */
 #define JSON_MSGPACK_ERROR_BYTES 256

@@ -18,15 +18,6 @@
 #include "rpc.h"
 #include "server_internal.h"
 
-/* A checkpoint is serialized in slices, one per loop iteration, so that requests keep being
- * answered while it is built: a slice ends after this many objects or this long, whichever
- * comes first (the clock is read every SERVER_CHECKPOINT_STEP_OBJECTS objects). */
-#define SERVER_CHECKPOINT_SLICE_OBJECTS 2000
-#define SERVER_CHECKPOINT_SLICE_NS      (1000 * 1000)
-#define SERVER_CHECKPOINT_STEP_OBJECTS  128
-_Static_assert(SERVER_CHECKPOINT_STEP_OBJECTS <= SERVER_CHECKPOINT_SLICE_OBJECTS,
-               "a slice holds at least one step");
-
 static void checkpoint_answer(server_t *server, uint64_t generation, int status, uint64_t lsn,
                               const char *message)
 {

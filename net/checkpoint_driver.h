@@ -30,14 +30,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "persist/archive.h"
 #include "persist/checkpoint.h"
 
 struct server;
 typedef struct connection connection_t;
-
-/* Requests answered when a checkpoint commits (server.checkpoint). */
-#define SERVER_CHECKPOINT_WAITERS_MAX 64
 
 typedef struct checkpoint_waiter {
     connection_t *conn;

@@ -19,31 +19,26 @@
 #include "persist/recovery.h"
 #include "server_internal.h"
 
-#define SERVER_HOUSEKEEPING_PERIOD_MS 250
-#define SERVER_SHUTDOWN_GRACE_MS 5000
-/* Reservations expired per housekeeping step; each is one small WAL record. */
-#define SERVER_EXPIRY_STEP_MAX 512
-
 void server_config_defaults(server_config_t *config)
 {
     memset(config, 0, sizeof(*config));
     snprintf(config->listen_host, sizeof(config->listen_host), "127.0.0.1");
-    config->listen_port = 7411;
+    config->listen_port = ALLOT_LISTEN_PORT_DEFAULT;
     snprintf(config->data_dir, sizeof(config->data_dir), "./data");
     config->fsync_mode = WAL_FSYNC_ALWAYS;
-    config->fsync_interval_ms = 10;
+    config->fsync_interval_ms = ALLOT_FSYNC_INTERVAL_MS_DEFAULT;
     config->wal_segment_bytes = ALLOT_WAL_SEGMENT_BYTES_DEFAULT;
     config->request_bytes_max = ALLOT_REQUEST_BYTES_MAX_DEFAULT;
     config->inflight_requests_max = ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT;
     config->output_bytes_max = ALLOT_OUTPUT_BYTES_MAX_DEFAULT;
     config->connections_max = ALLOT_CONNECTIONS_MAX_DEFAULT;
     config->buffer_bytes_max = ALLOT_BUFFER_BYTES_MAX_DEFAULT;
-    config->idle_timeout_s = 0;
-    config->request_timeout_ms = 30000;
+    config->idle_timeout_s = ALLOT_IDLE_TIMEOUT_S_DEFAULT;
+    config->request_timeout_ms = ALLOT_REQUEST_TIMEOUT_MS_DEFAULT;
     config->auth_timeout_ms = ALLOT_AUTH_TIMEOUT_MS_DEFAULT;
-    config->checkpoint_interval_s = 60;
-    config->checkpoint_wal_bytes = 64ull << 20;
-    config->checkpoint_dirty_max = 1u << 20;
+    config->checkpoint_interval_s = ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT;
+    config->checkpoint_wal_bytes = ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT;
+    config->checkpoint_dirty_max = ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -456,7 +451,7 @@ static int listen_start(server_t *server)
     server->listener.data = server;
     int rc = uv_tcp_bind(&server->listener, (const struct sockaddr *)&address, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&server->listener, 511, on_connection);
+        rc = uv_listen((uv_stream_t *)&server->listener, SERVER_LISTEN_BACKLOG, on_connection);
     if (rc != 0) {
         log_event(LOG_ERROR, "listen_failed", LOG_STR("host", server->config.listen_host),
                   LOG_UINT("port", server->config.listen_port), LOG_STR("error", uv_strerror(rc)));
@@ -553,7 +548,7 @@ int server_run(const server_config_t *config)
         .idempotency_age_ms = (int64_t)config->idempotency_age_s * 1000,
     };
     server->state = allot_state_create(&state_config);
-    msgpack_zone_init(&server->zone, 64 * 1024);
+    msgpack_zone_init(&server->zone, SERVER_ZONE_CHUNK_BYTES);
     msgpack_sbuffer_init(&server->scratch);
     log_event(LOG_INFO, "start", LOG_STR("version", ALLOT_VERSION), LOG_INT("pid", getpid()));
 

@@ -21,9 +21,6 @@
 struct allot_state;
 typedef struct connection connection_t;
 
-/* Connection handles closed per loop iteration (the rest wait in the close queue). */
-#define CONNECTION_CLOSES_PER_ITERATION 128
-
 /* "[ipv6]:port" at most, with its NUL. */
 #define CONNECTION_PEER_BYTES_MAX 56
 

@@ -99,11 +99,9 @@
 #include "crc32c.h"
 
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
-/* A batch grows by chunks (never by copying what it holds: the loop appends to it in slices,
- * so a realloc of a large batch would be a stall): the first of the minimum size, each next one
- * twice the previous, up to the maximum (an entry larger than that gets a chunk of its own). */
-#define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
-#define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
+/* A batch grows by chunks (CHECKPOINT_BATCH_CHUNK_BYTES_MIN, each next one twice the previous,
+ * up to _MAX), never by copying what it holds: the loop appends to it in slices, so a realloc
+ * of a large batch would be a stall. */
 
 /* ---- batches ----------------------------------------------------------------------------- */
 

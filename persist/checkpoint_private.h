@@ -8,7 +8,6 @@
 #include "checkpoint.h"
 #include "core/event.h"
 
-#define CHECKPOINT_PATH_BYTES_MAX 4096u
 /* Named LMDB databases of a store: meta, state, orders_by_customer (and room for one more). */
 #define CHECKPOINT_DBS_MAX 4
 /* Largest meta value (before its trailer). */

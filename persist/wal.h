@@ -81,9 +81,6 @@
 #include "core/limits.h"
 #include "wal_read.h"
 
-/* Default period of the writer's retry when a segment could not be allocated. */
-#define WAL_ALLOCATE_RETRY_MS_DEFAULT 1000u
-
 typedef enum { WAL_FSYNC_ALWAYS, WAL_FSYNC_INTERVAL, WAL_FSYNC_NONE } wal_fsync_mode_t;
 
 typedef struct wal_config {

@@ -17,8 +17,6 @@
 #include "core/errors.h"
 #include "fault.h"
 
-#define WAL_FSYNC_INTERVAL_MS_MAX 60000u
-
 static int wal_config_apply(wal_t *wal, const wal_config_t *config, char *message,
                             size_t message_bytes)
 {

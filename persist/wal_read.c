@@ -368,10 +368,9 @@ static bool wal_segment_covered(const wal_preload_t *p, size_t i, uint64_t after
     return i + 1 < p->count && p->segments[i + 1].first_lsn <= after_lsn + 1;
 }
 
-/* Segments the reader asks the kernel to read ahead of the one it loads (posix_fadvise
- * WILLNEED): after a while idle, part of the log may have left the page cache; this way the disk
- * reads them while earlier segments are checked and replayed. */
-#define WAL_PRELOAD_ADVISE_AHEAD 8u
+/* The reader asks the kernel to read WAL_PRELOAD_ADVISE_AHEAD segments ahead of the one it
+ * loads (posix_fadvise WILLNEED): after a while idle, part of the log may have left the page
+ * cache; this way the disk reads them while earlier segments are checked and replayed. */
 
 static void wal_segment_advise(const char *dir, const wal_segment_entry_t *segment)
 {

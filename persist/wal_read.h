@@ -68,16 +68,7 @@
 #define WAL_FORMAT_VERSION_V1       1u
 #define WAL_END_FILE_NAME           "wal-end"
 #define WAL_END_FILE_BYTES          32u
-/* Smallest and largest segment file accepted (config and replay). */
-#define WAL_SEGMENT_BYTES_MIN 4096u
-#define WAL_SEGMENT_BYTES_MAX (1ull << 30)
-/* Segment files one directory may hold (replay refuses more). */
-#define WAL_SEGMENTS_MAX 65536u
-/* Segments a wal_preload_t holds at once (read ahead + the one being replayed): the default
- * allotd uses (3 x 64 MiB) and the largest accepted. */
-#define WAL_PRELOAD_SEGMENTS_DEFAULT 3u
-#define WAL_PRELOAD_SEGMENTS_MAX     4u
-#define WAL_PATH_BYTES_MAX           4096u
+/* Limits (segment sizes and count, the read-ahead window, paths): core/limits.h. */
 #define WAL_MESSAGE_BYTES_MAX        512u
 
 /* Where the records of the newest segment end, as replay found it (see wal_open). */

@@ -20,8 +20,6 @@
 #include "core/errors.h"
 #include "fault.h"
 
-#define WAL_ZERO_CHUNK_BYTES (64u * 1024)
-
 static const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
 
 static uint64_t monotonic_ms(void)
