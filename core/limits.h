@@ -97,6 +97,28 @@
 #define ALLOT_TIME_MS_MAX 253402300799999LL
 /* A location's count of shipments on one day (daily_capacity bookkeeping). */
 #define ALLOT_CAPACITY_COUNT_MAX ALLOT_QUANTITY_MAX
+/* A location's priority (lower is preferred) and its default; its daily shipment capacity. */
+#define ALLOT_PRIORITY_DEFAULT   100
+#define ALLOT_PRIORITY_MIN       ((int64_t)INT32_MIN)
+#define ALLOT_PRIORITY_MAX       ((int64_t)INT32_MAX)
+#define ALLOT_DAILY_CAPACITY_MAX ((int64_t)INT32_MAX)
+/* Longest same-day radius accepted: half the Earth's circumference. */
+#define ALLOT_RADIUS_KM_MAX 20038.0
+
+/* ---- orders (core/) ------------------------------------------------------------------------- */
+/* Bounds of one order (over them: TOO_LARGE). */
+#define ALLOT_ORDER_SHIPMENTS_MAX     64
+#define ALLOT_ORDER_ITEMS_MAX         1024 /* shipment items plus return items */
+#define ALLOT_ORDER_RETURNS_MAX       32
+#define ALLOT_ORDER_HISTORY_MAX       256
+#define ALLOT_ORDER_ADDRESS_BYTES_MAX 4096
+/* Orders in one order.list page: by default, and at most. */
+#define ALLOT_ORDER_LIST_LIMIT_DEFAULT 20
+#define ALLOT_ORDER_LIST_LIMIT_MAX     100
+/* Orders evicted per allot_orders_evict_aged call by the server. */
+#define ALLOT_ORDERS_EVICT_BATCH_MAX 4096
+/* Default age after which ended orders leave memory (operator: orders_archive_age_ms). */
+#define ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT (7LL * 24 * 3600 * 1000)
 
 /* ---- persistence (persist/) ---------------------------------------------------------------- */
 /* Size of one preallocated WAL segment (operator). */
@@ -297,6 +319,23 @@ _Static_assert(ALLOT_TIME_MS_MAX < INT64_MAX / 4,
 _Static_assert(ALLOT_REQUEST_DEPTH_MAX <= ALLOT_MSGPACK_DEPTH_MAX,
                "the one MessagePack scanner holds a request's nesting");
 
+/* core/: records hold counts and strings in u16 fields (core/event.h, order_codec.c). */
+_Static_assert(ALLOT_ID_BYTES_MAX <= UINT16_MAX && ALLOT_TEXT_BYTES_MAX <= UINT16_MAX &&
+                   ALLOT_ORDER_ADDRESS_BYTES_MAX <= UINT16_MAX,
+               "every string a record holds fits its u16 length");
+_Static_assert(ALLOT_ORDER_SHIPMENTS_MAX < UINT16_MAX && ALLOT_ORDER_ITEMS_MAX <= UINT16_MAX &&
+                   ALLOT_ORDER_RETURNS_MAX <= UINT16_MAX && ALLOT_ORDER_HISTORY_MAX <= UINT16_MAX &&
+                   ALLOT_LINES_MAX <= UINT16_MAX,
+               "an order's counts fit their u16 fields (shipment 0xFFFF is 'none')");
+_Static_assert(ALLOT_PRIORITY_MIN <= ALLOT_PRIORITY_DEFAULT &&
+                   ALLOT_PRIORITY_DEFAULT <= ALLOT_PRIORITY_MAX,
+               "the default priority is a valid one");
+_Static_assert(ALLOT_ORDER_LIST_LIMIT_DEFAULT <= ALLOT_ORDER_LIST_LIMIT_MAX,
+               "a default order.list page is a valid one");
+_Static_assert(ALLOT_RESERVATION_TTL_S_MIN <= ALLOT_RESERVATION_TTL_S_DEFAULT &&
+                   ALLOT_RESERVATION_TTL_S_DEFAULT <= ALLOT_RESERVATION_TTL_S_MAX,
+               "the default reservation TTL is a valid one");
+
 /* persist/: what the operator may ask of the WAL stays within what the WAL accepts. */
 _Static_assert(WAL_SEGMENT_BYTES_MIN <= ALLOT_WAL_SEGMENT_BYTES_FLOOR &&
                    ALLOT_WAL_SEGMENT_BYTES_FLOOR <= ALLOT_WAL_SEGMENT_BYTES_DEFAULT &&
@@ -344,6 +383,8 @@ _Static_assert(ALLOT_RESERVATIONS_MAX_DEFAULT <= ALLOT_RESERVATIONS_MAX_CEILING 
                    ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT <= ALLOT_IDEMPOTENCY_ENTRIES_MAX_CEILING &&
                    ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT / 1000 <= ALLOT_IDEMPOTENCY_AGE_S_CEILING,
                "reservation and idempotency defaults within range");
+_Static_assert(ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT / 1000 <= ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING,
+               "the archive age default within range");
 _Static_assert(ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT <= ALLOT_CHECKPOINT_INTERVAL_S_CEILING &&
                    ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT <= ALLOT_CHECKPOINT_WAL_BYTES_CEILING &&
                    ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT <= ALLOT_CHECKPOINT_DIRTY_MAX_CEILING,
