@@ -77,7 +77,7 @@ deb: build
 	@tools/make-deb.sh build/release build
 
 format:
-	clang-format -i core/*.h core/*/*.[ch] net/*.[ch] persist/*.[ch] tools/*.c tests/*/*.[ch]
+	clang-format -i core/*.h core/*/*.[ch] net/*.[ch] persist/*.[ch] client/*.[ch] tools/*.c tests/*/*.[ch]
 
 clean:
 	rm -rf build

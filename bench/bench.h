@@ -24,18 +24,12 @@
 #include <stdio.h>
 
 #include "core/histogram.h"
+#include "core/limits.h"
 #include "pacer.h"
 
-#define BENCH_CONNECTIONS_MAX      4096
-#define BENCH_PIPELINE_MAX         4096 /* slot index lives in the low 12 bits of a msgid */
-#define BENCH_THREADS_MAX          64
-#define BENCH_SKUS_PER_REQUEST_MAX 1000
-#define BENCH_LINES_MAX            100
-#define BENCH_ERROR_CODES_MAX      8
-#define BENCH_CODE_BYTES           32
-#define BENCH_HOST_BYTES           256
-#define BENCH_IN_BYTES_MAX         (64u << 20) /* a reply bigger than this ends the run */
-#define BENCH_DRAIN_MS             5000        /* in-flight requests waited for after the end */
+/* The bench's bounds (BENCH_*: connections, pipeline, threads, batch sizes, reply size, drain
+ * time) are in core/limits.h. An error code is kept in this many bytes. */
+#define BENCH_CODE_BYTES 32
 
 typedef enum {
     OP_AVAIL,

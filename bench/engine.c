@@ -18,8 +18,6 @@
 
 #include "bench.h"
 
-#define EVENTS_MAX 256
-
 const char *const bench_op_names[OP_COUNT] = {
     [OP_AVAIL] = "avail.get",
     [OP_RESERVE] = "reserve",
@@ -467,7 +465,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     bench_run_t *run = w->run;
     bool open_loop = run->config->rate_per_s > 0.0;
-    struct epoll_event events[EVENTS_MAX];
+    struct epoll_event events[BENCH_EVENTS_MAX];
     prctl(PR_SET_TIMERSLACK, 1UL); /* open loop: wake at the intended start, not 50 us later */
     while (atomic_load_explicit(&run->phase, memory_order_relaxed) != PHASE_EXIT) {
         uint64_t now = bench_now_ns();
@@ -499,7 +497,7 @@ static void *worker_main(void *arg)
         }
         struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
                               .tv_nsec = timeout_ns % 1000000000};
-        int n = epoll_pwait2(w->epoll_fd, events, EVENTS_MAX, &ts, NULL);
+        int n = epoll_pwait2(w->epoll_fd, events, BENCH_EVENTS_MAX, &ts, NULL);
         for (int i = 0; i < n; i++) {
             conn_t *c = events[i].data.ptr;
             if (c->dead)

@@ -14,8 +14,6 @@
 #define SVG_RIGHT      40
 #define SVG_TOP        50
 #define SVG_BOTTOM     70
-#define SVG_CURVES_MAX 16
-#define SVG_POINTS_MAX 256
 
 typedef struct curve {
     char label[160];

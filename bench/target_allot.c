@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "net/client.h"
+#include "client/client.h"
 #include "wire.h"
 
 #define SLOT_BITS 12

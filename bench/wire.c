@@ -1,7 +1,7 @@
 /* wire.c - MessagePack object sizing and MessagePack-RPC reply scanning (see wire.h). */
 #include "wire.h"
 
-#include "net/frame.h"
+#include "client/frame.h"
 
 #include <string.h>
 
@@ -15,7 +15,7 @@ static uint64_t be_read(const uint8_t *p, int n)
 
 long wire_object_bytes(const uint8_t *bytes, size_t len)
 {
-    long n = frame_object_bytes(bytes, len); /* the one scanner (net/frame.h) */
+    long n = frame_object_bytes(bytes, len); /* the one scanner (client/frame.h) */
     return n < 0 ? -1 : n;
 }
 

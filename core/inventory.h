@@ -27,13 +27,8 @@ struct allot_state;
 
 #define ALLOT_LOCATION_NONE      UINT32_MAX
 #define ALLOT_AS_OF_NONE         INT64_MIN
-#define ALLOT_PRIORITY_DEFAULT   100
-#define ALLOT_PRIORITY_MIN       ((int64_t)INT32_MIN)
-#define ALLOT_PRIORITY_MAX       ((int64_t)INT32_MAX)
-#define ALLOT_DAILY_CAPACITY_MAX ((int64_t)INT32_MAX)
-/* Longest same-day radius accepted: half the Earth's circumference. */
-#define ALLOT_RADIUS_KM_MAX 20038.0
-#define ALLOT_MS_PER_DAY    86400000LL
+/* Priority, daily capacity and radius bounds: core/limits.h. */
+#define ALLOT_MS_PER_DAY 86400000LL
 
 typedef enum allot_location_type {
     ALLOT_LOCATION_WAREHOUSE = 0,

@@ -1,16 +1,21 @@
 /* limits.h - every bound in Allot, in one place, named with its unit.
  *
- * Contract: no queue, buffer, batch or map in Allot grows past a limit defined here. Defaults
- * marked "(operator)" can be overridden at start-up (command line or config file); the others
- * are compile-time. The _Static_asserts at the end state how the limits relate to each other.
- * Include from any room; no code, no state.
+ * Contract: no queue, buffer, batch or map in Allot grows past a limit defined here, and every
+ * default lives here too. Defaults marked "(operator)" can be overridden at start-up (command
+ * line or config file) within the range given by their _FLOOR and _CEILING (net/options.c);
+ * the others are compile-time. Grouped by the room that enforces them; the _Static_asserts at
+ * the end state how the limits relate to each other. Not here: format constants (header sizes,
+ * format versions: with the format they describe), the size of a buffer that only carries an
+ * error message (*_MESSAGE_BYTES_MAX, *_ERROR_BYTES: with the function that fills it), and facts
+ * (a page size, glibc's defaults). Include from any room; no code, no state.
  */
 #ifndef ALLOT_CORE_LIMITS_H
 #define ALLOT_CORE_LIMITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-/* ---- wire / requests ---------------------------------------------------------------------- */
+/* ---- wire / requests (net/, client/) ------------------------------------------------------ */
 /* Largest single MessagePack-RPC request accepted (operator). Over it: TOO_LARGE, then close. */
 #define ALLOT_REQUEST_BYTES_MAX_DEFAULT (1u << 20)
 /* Upper bound an operator may raise request_bytes_max to. */
@@ -18,7 +23,7 @@
 /* Deepest nesting of arrays/maps inside one request. */
 #define ALLOT_REQUEST_DEPTH_MAX 16
 /* Deepest nesting of arrays/maps in any MessagePack object the code scans: a reply the client
- * library reads (what msgpack-c can decode), an object the bench sizes. net/frame.h's scanner,
+ * library reads (what msgpack-c can decode), an object the bench sizes. client/frame.h's scanner,
  * the one header scanner of the code base, holds this many open containers. */
 #define ALLOT_MSGPACK_DEPTH_MAX 32
 /* Requests decoded but not yet answered on one connection (operator); reading pauses above. */
@@ -54,12 +59,12 @@
  * many bytes of its escaped rendering (allot_str_echo in core/common.h), then "...". */
 #define ALLOT_ECHO_BYTES_MAX 64
 
-/* ---- identifiers ---------------------------------------------------------------------------- */
+/* ---- identifiers (core/) ------------------------------------------------------------------- */
 /* Every id (SKU, location, reservation, order, shipment, return, customer, key) is 1..128 bytes
  * of UTF-8. */
 #define ALLOT_ID_BYTES_MAX 128
 
-/* ---- inventory ------------------------------------------------------------------------------ */
+/* ---- inventory (core/) --------------------------------------------------------------------- */
 #define ALLOT_LOCATIONS_MAX 65535
 #define ALLOT_SKUS_MAX (64u * 1024 * 1024)
 /* SKUs in one avail.get. */
@@ -92,8 +97,30 @@
 #define ALLOT_TIME_MS_MAX 253402300799999LL
 /* A location's count of shipments on one day (daily_capacity bookkeeping). */
 #define ALLOT_CAPACITY_COUNT_MAX ALLOT_QUANTITY_MAX
+/* A location's priority (lower is preferred) and its default; its daily shipment capacity. */
+#define ALLOT_PRIORITY_DEFAULT   100
+#define ALLOT_PRIORITY_MIN       ((int64_t)INT32_MIN)
+#define ALLOT_PRIORITY_MAX       ((int64_t)INT32_MAX)
+#define ALLOT_DAILY_CAPACITY_MAX ((int64_t)INT32_MAX)
+/* Longest same-day radius accepted: half the Earth's circumference. */
+#define ALLOT_RADIUS_KM_MAX 20038.0
 
-/* ---- persistence -------------------------------------------------------------------------- */
+/* ---- orders (core/) ------------------------------------------------------------------------- */
+/* Bounds of one order (over them: TOO_LARGE). */
+#define ALLOT_ORDER_SHIPMENTS_MAX     64
+#define ALLOT_ORDER_ITEMS_MAX         1024 /* shipment items plus return items */
+#define ALLOT_ORDER_RETURNS_MAX       32
+#define ALLOT_ORDER_HISTORY_MAX       256
+#define ALLOT_ORDER_ADDRESS_BYTES_MAX 4096
+/* Orders in one order.list page: by default, and at most. */
+#define ALLOT_ORDER_LIST_LIMIT_DEFAULT 20
+#define ALLOT_ORDER_LIST_LIMIT_MAX     100
+/* Orders evicted per allot_orders_evict_aged call by the server. */
+#define ALLOT_ORDERS_EVICT_BATCH_MAX 4096
+/* Default age after which ended orders leave memory (operator: orders_archive_age_ms). */
+#define ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT (7LL * 24 * 3600 * 1000)
+
+/* ---- persistence (persist/) ---------------------------------------------------------------- */
 /* Size of one preallocated WAL segment (operator). */
 #define ALLOT_WAL_SEGMENT_BYTES_DEFAULT (64u << 20)
 /* Largest single WAL record payload. */
@@ -103,6 +130,174 @@
 #define ALLOT_WAL_HEADROOM_BYTES (64u * 1024)
 /* Bytes appended in one loop iteration before the batch is cut and handed over. */
 #define ALLOT_WAL_BATCH_BYTES_MAX (16u << 20)
+
+/* What --wal-segment-bytes may be set to (the WAL itself accepts WAL_SEGMENT_BYTES_MIN..MAX). */
+#define ALLOT_WAL_SEGMENT_BYTES_FLOOR   1048576
+#define ALLOT_WAL_SEGMENT_BYTES_CEILING 1073741824
+/* Smallest and largest segment file accepted (config and replay). */
+#define WAL_SEGMENT_BYTES_MIN 4096u
+#define WAL_SEGMENT_BYTES_MAX (1ull << 30)
+/* Segment files one directory may hold (replay refuses more). */
+#define WAL_SEGMENTS_MAX 65536u
+/* Segments a wal_preload_t holds at once (read ahead + the one being replayed): the default
+ * allotd uses (3 x 64 MiB) and the largest accepted. */
+#define WAL_PRELOAD_SEGMENTS_DEFAULT 3u
+#define WAL_PRELOAD_SEGMENTS_MAX     4u
+/* Segments the read-ahead asks the kernel to read ahead of the one it loads (posix_fadvise). */
+#define WAL_PRELOAD_ADVISE_AHEAD 8u
+/* Period of the WAL writer's retry when a segment could not be allocated (disk full). */
+#define WAL_ALLOCATE_RETRY_MS_DEFAULT 1000u
+/* --fsync interval:MS: the longest MS the WAL accepts, and the default MS. */
+#define WAL_FSYNC_INTERVAL_MS_MAX       60000u
+#define ALLOT_FSYNC_INTERVAL_MS_DEFAULT 10
+/* Zeros written per call where a file system lacks fallocate, and to zero a torn tail. */
+#define WAL_ZERO_CHUNK_BYTES (64u * 1024)
+/* Paths persist builds in the data directory (WAL, LMDB, lock file, fault seam file). */
+#define WAL_PATH_BYTES_MAX        4096u
+#define CHECKPOINT_PATH_BYTES_MAX 4096u
+#define DIRLOCK_PATH_BYTES_MAX    4096u
+#define FAULT_PATH_BYTES_MAX      4096
+/* Initial LMDB map (virtual address space; the file grows only as data is written). */
+#define CHECKPOINT_MAP_BYTES_DEFAULT (256ull << 20)
+/* The map is doubled on MDB_MAP_FULL up to this. */
+#define CHECKPOINT_MAP_BYTES_MAX (1ull << 40)
+/* Largest key: 1 kind byte + an id (LMDB's default key limit is 511 bytes). */
+#define CHECKPOINT_KEY_BYTES_MAX 256u
+/* Batches of failed checkpoints kept beyond this are replaced by one full checkpoint. */
+#define CHECKPOINT_KEPT_BYTES_MAX (64ull << 20)
+/* A checkpoint batch grows by chunks (never by copying what it holds): the first of the
+ * minimum size, each next one twice the previous, up to the maximum (an entry larger than that
+ * gets a chunk of its own). */
+#define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
+#define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
+/* Recovery: heap growth asked of malloc while the heap is prefaulted (the warming thread keeps
+ * this far ahead of the loader), and how often that thread looks for a new heap end. */
+#define HEAP_WARM_TOP_PAD_BYTES (256u << 20)
+#define HEAP_WARM_POLL_NS       200000L
+
+/* ---- the server (net/) ---------------------------------------------------------------------- */
+/* Where allotd listens by default (operator), and the backlog of its listening socket. */
+#define ALLOT_LISTEN_PORT_DEFAULT 7411
+#define SERVER_LISTEN_BACKLOG     511
+/* Longest listen/metrics host and longest path an operator may give (data dir, token file). */
+#define SERVER_HOST_BYTES_MAX 256
+#define SERVER_PATH_BYTES_MAX 1024
+/* Housekeeping (expiry, timeouts, checkpoint triggers, once-a-second publishing) period. */
+#define SERVER_HOUSEKEEPING_PERIOD_MS 250
+/* At shutdown, connections get this long to take their replies before they are closed. */
+#define SERVER_SHUTDOWN_GRACE_MS 5000
+/* Reservations expired per housekeeping step; each is one small WAL record. */
+#define SERVER_EXPIRY_STEP_MAX 512
+/* Chunk of the zone decoded requests live in (cleared after each request). */
+#define SERVER_ZONE_CHUNK_BYTES (64u * 1024)
+/* Connection handles closed per loop iteration (the rest wait in the close queue). */
+#define CONNECTION_CLOSES_PER_ITERATION 128
+/* A connection idle this long is closed (operator; 0: never), and one whose request stays
+ * unfinished this long (operator; 0: never). */
+#define ALLOT_IDLE_TIMEOUT_S_DEFAULT     0
+#define ALLOT_IDLE_TIMEOUT_S_CEILING     86400
+#define ALLOT_REQUEST_TIMEOUT_MS_DEFAULT 30000
+#define ALLOT_REQUEST_TIMEOUT_MS_CEILING 3600000
+/* idempotency_evicted_early is logged at most once per this (when its count grew). */
+#define SERVER_IDEMPOTENCY_LOG_INTERVAL_MS 60000
+/* Most keys one allowed list of the command table may name (args_check_keys tracks them in a
+ * 64-bit mask). */
+#define ARGS_ALLOWED_KEYS_MAX 64
+
+/* Checkpoints (net/checkpoint_driver.c), triggers (operator; 0: never by that trigger): every
+ * interval, after that many WAL bytes, once that many objects changed. */
+#define ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT 60
+#define ALLOT_CHECKPOINT_INTERVAL_S_CEILING 86400
+#define ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT  (64ull << 20)
+#define ALLOT_CHECKPOINT_WAL_BYTES_CEILING  1099511627776ull
+#define ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT  (1u << 20)
+#define ALLOT_CHECKPOINT_DIRTY_MAX_CEILING  1073741824
+/* A checkpoint is serialized in slices, one per loop iteration, so that requests keep being
+ * answered while it is built: a slice ends after this many objects or this long, whichever
+ * comes first (the clock is read every SERVER_CHECKPOINT_STEP_OBJECTS objects). */
+#define SERVER_CHECKPOINT_SLICE_OBJECTS 2000
+#define SERVER_CHECKPOINT_SLICE_NS      (1000 * 1000)
+#define SERVER_CHECKPOINT_STEP_OBJECTS  128
+/* server.checkpoint requests waiting for a commit at once (more: OVERLOADED). */
+#define SERVER_CHECKPOINT_WAITERS_MAX 64
+
+/* Authentication (net/auth.c): token size, free attempts per connection before back-off, the
+ * attempts after which it is closed, back-off (doubling) and its ceiling, client addresses
+ * with recent failures remembered (a power of two; open addressing, probed this far), and how
+ * long they are remembered. */
+#define AUTH_TOKEN_BYTES_MIN 16
+#define AUTH_TOKEN_BYTES_MAX 512
+#define AUTH_FAILURES_FREE   3
+#define AUTH_FAILURES_MAX    10
+#define AUTH_BACKOFF_MS      1000
+#define AUTH_BACKOFF_MS_MAX  30000
+#define AUTH_PEERS_MAX       4096
+#define AUTH_PEER_PROBE_MAX  8
+#define AUTH_PEER_FORGET_MS  (10 * 60 * 1000)
+
+/* Operations: concurrent connections of the metrics endpoint, the largest page it serves,
+ * /health unhealthy when the loop has not published for this long (it does every second); the
+ * longest log line; lines per second of each event a client can cause at will. */
+#define METRICS_HTTP_CONNECTIONS_MAX 16
+#define METRICS_HTTP_TEXT_BYTES_MAX  (256u * 1024)
+#define METRICS_HTTP_HEALTH_STALE_MS 5000
+#define LOG_LINE_BYTES_MAX           4096
+#define LOG_LIMIT_LINES_PER_S        10
+
+/* The ranges of the operator's other settings (net/options.c; their defaults are above):
+ * _FLOOR.._CEILING, from 0 (where 0 turns it off) or 1 where no floor is given. */
+#define ALLOT_REQUEST_BYTES_MAX_FLOOR                 1024
+#define ALLOT_INFLIGHT_REQUESTS_MAX_CEILING           1048576
+#define ALLOT_OUTPUT_BYTES_MAX_FLOOR                  4096
+#define ALLOT_OUTPUT_BYTES_MAX_CEILING                1073741824
+#define ALLOT_BUFFER_BYTES_MAX_FLOOR                  1048576
+#define ALLOT_BUFFER_BYTES_MAX_CEILING                1099511627776ull
+#define ALLOT_CONNECTIONS_MAX_CEILING                 1048576
+#define ALLOT_AUTH_TIMEOUT_MS_CEILING                 3600000
+#define ALLOT_UNAUTHENTICATED_CONNECTIONS_MAX_CEILING 1048576
+#define ALLOT_RESERVATIONS_MAX_CEILING                1073741824
+#define ALLOT_IDEMPOTENCY_ENTRIES_MAX_CEILING         1073741824
+#define ALLOT_IDEMPOTENCY_AGE_S_CEILING               31536000  /* 365 days */
+#define ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING            316224000 /* 3660 days */
+
+/* ---- the client library (client/) ---------------------------------------------------------- */
+/* Where the client connects by default (where allotd listens), and its per-call timeout. */
+#define ALLOT_CLIENT_PORT_DEFAULT       ALLOT_LISTEN_PORT_DEFAULT
+#define ALLOT_CLIENT_TIMEOUT_MS_DEFAULT 5000
+/* Received-but-unconsumed bytes buffered; also the largest single reply. An application may
+ * set its own bound within FLOOR..CEILING. */
+#define ALLOT_CLIENT_REPLY_BYTES_MAX   (64u << 20)
+#define CLIENT_REPLY_BYTES_MAX_FLOOR   ((size_t)4096)
+#define CLIENT_REPLY_BYTES_MAX_CEILING ((size_t)1 << 30)
+/* Bytes read from the socket per read call. */
+#define CLIENT_READ_CHUNK_BYTES (64u * 1024)
+/* Pending request bytes after which allot_client_send flushes on its own. */
+#define ALLOT_CLIENT_SEND_BYTES_MAX (256u * 1024)
+/* Deepest nesting of arrays/maps in a reply (what msgpack-c can decode); replies are framed by
+ * the same scanner as the server's requests (client/frame.h). */
+#define ALLOT_CLIENT_DEPTH_MAX ALLOT_MSGPACK_DEPTH_MAX
+/* Deepest nesting JSON <-> MessagePack converts: more than the server's ALLOT_REQUEST_DEPTH_MAX,
+ * so that tools can send requests the server must refuse. */
+#define JSON_MSGPACK_DEPTH_MAX 64
+
+/* ---- tools (tools/) ------------------------------------------------------------------------- */
+/* allot: lines of history kept, and the longest token it reads (the first line of a file). */
+#define CLI_HISTORY_LINES_MAX 1000
+#define CLI_TOKEN_BYTES_MAX   4096
+
+/* ---- the load generator (bench/) ------------------------------------------------------------ */
+#define BENCH_CONNECTIONS_MAX      4096
+#define BENCH_PIPELINE_MAX         4096 /* slot index lives in the low 12 bits of a msgid */
+#define BENCH_THREADS_MAX          64
+#define BENCH_SKUS_PER_REQUEST_MAX 1000
+#define BENCH_LINES_MAX            100
+#define BENCH_ERROR_CODES_MAX      8 /* distinct error codes counted per operation */
+#define BENCH_HOST_BYTES           256
+#define BENCH_IN_BYTES_MAX         (64u << 20) /* a reply bigger than this ends the run */
+#define BENCH_DRAIN_MS             5000        /* in-flight requests waited for after the end */
+#define BENCH_EVENTS_MAX           256         /* epoll events taken per wait */
+#define SVG_CURVES_MAX             16          /* curves in one latency chart */
+#define SVG_POINTS_MAX             256         /* points of one curve */
 
 /* ---- how they relate ------------------------------------------------------------------------ */
 _Static_assert(ALLOT_REQUEST_BYTES_MAX_DEFAULT <= ALLOT_REQUEST_BYTES_MAX_CEILING,
@@ -123,5 +318,108 @@ _Static_assert(ALLOT_TIME_MS_MAX < INT64_MAX / 4,
 
 _Static_assert(ALLOT_REQUEST_DEPTH_MAX <= ALLOT_MSGPACK_DEPTH_MAX,
                "the one MessagePack scanner holds a request's nesting");
+
+/* core/: records hold counts and strings in u16 fields (core/event.h, order_codec.c). */
+_Static_assert(ALLOT_ID_BYTES_MAX <= UINT16_MAX && ALLOT_TEXT_BYTES_MAX <= UINT16_MAX &&
+                   ALLOT_ORDER_ADDRESS_BYTES_MAX <= UINT16_MAX,
+               "every string a record holds fits its u16 length");
+_Static_assert(ALLOT_ORDER_SHIPMENTS_MAX < UINT16_MAX && ALLOT_ORDER_ITEMS_MAX <= UINT16_MAX &&
+                   ALLOT_ORDER_RETURNS_MAX <= UINT16_MAX && ALLOT_ORDER_HISTORY_MAX <= UINT16_MAX &&
+                   ALLOT_LINES_MAX <= UINT16_MAX,
+               "an order's counts fit their u16 fields (shipment 0xFFFF is 'none')");
+_Static_assert(ALLOT_PRIORITY_MIN <= ALLOT_PRIORITY_DEFAULT &&
+                   ALLOT_PRIORITY_DEFAULT <= ALLOT_PRIORITY_MAX,
+               "the default priority is a valid one");
+_Static_assert(ALLOT_ORDER_LIST_LIMIT_DEFAULT <= ALLOT_ORDER_LIST_LIMIT_MAX,
+               "a default order.list page is a valid one");
+_Static_assert(ALLOT_RESERVATION_TTL_S_MIN <= ALLOT_RESERVATION_TTL_S_DEFAULT &&
+                   ALLOT_RESERVATION_TTL_S_DEFAULT <= ALLOT_RESERVATION_TTL_S_MAX,
+               "the default reservation TTL is a valid one");
+
+/* persist/: what the operator may ask of the WAL stays within what the WAL accepts. */
+_Static_assert(WAL_SEGMENT_BYTES_MIN <= ALLOT_WAL_SEGMENT_BYTES_FLOOR &&
+                   ALLOT_WAL_SEGMENT_BYTES_FLOOR <= ALLOT_WAL_SEGMENT_BYTES_DEFAULT &&
+                   ALLOT_WAL_SEGMENT_BYTES_DEFAULT <= ALLOT_WAL_SEGMENT_BYTES_CEILING &&
+                   ALLOT_WAL_SEGMENT_BYTES_CEILING <= WAL_SEGMENT_BYTES_MAX,
+               "segment sizes: the WAL's minimum <= floor <= default <= ceiling <= its maximum");
+_Static_assert(ALLOT_FSYNC_INTERVAL_MS_DEFAULT >= 1 &&
+                   ALLOT_FSYNC_INTERVAL_MS_DEFAULT <= WAL_FSYNC_INTERVAL_MS_MAX,
+               "the default fsync interval is one the WAL accepts");
+_Static_assert(WAL_PRELOAD_SEGMENTS_DEFAULT >= 1 &&
+                   WAL_PRELOAD_SEGMENTS_DEFAULT <= WAL_PRELOAD_SEGMENTS_MAX,
+               "the read-ahead window allotd uses is one the WAL accepts");
+_Static_assert(CHECKPOINT_MAP_BYTES_DEFAULT <= CHECKPOINT_MAP_BYTES_MAX,
+               "the LMDB map starts within its ceiling");
+_Static_assert(CHECKPOINT_KEY_BYTES_MAX >= 1 + ALLOT_ID_BYTES_MAX &&
+                   CHECKPOINT_KEY_BYTES_MAX <= 511,
+               "a kind byte and the longest id fit in a key, and a key within LMDB's limit");
+_Static_assert(CHECKPOINT_BATCH_CHUNK_BYTES_MIN <= CHECKPOINT_BATCH_CHUNK_BYTES_MAX,
+               "checkpoint batch chunks grow from the minimum to the maximum");
+/* net/ and persist/: paths built in the operator's data directory fit persist's buffers
+ * ("<data-dir>/wal/wal-<16 hex>.log.discarded", "<data-dir>/state.lmdb-lock", ...). */
+_Static_assert(SERVER_PATH_BYTES_MAX + 64 <= WAL_PATH_BYTES_MAX &&
+                   SERVER_PATH_BYTES_MAX + 64 <= CHECKPOINT_PATH_BYTES_MAX &&
+                   SERVER_PATH_BYTES_MAX + 64 <= DIRLOCK_PATH_BYTES_MAX,
+               "every path in a data directory the operator may name fits");
+
+/* net/: every default lies within the range the operator is held to. */
+_Static_assert(ALLOT_REQUEST_BYTES_MAX_FLOOR <= ALLOT_REQUEST_BYTES_MAX_DEFAULT,
+               "request size default within range");
+_Static_assert(ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT <= ALLOT_INFLIGHT_REQUESTS_MAX_CEILING,
+               "in-flight requests default within range");
+_Static_assert(ALLOT_OUTPUT_BYTES_MAX_FLOOR <= ALLOT_OUTPUT_BYTES_MAX_DEFAULT &&
+                   ALLOT_OUTPUT_BYTES_MAX_DEFAULT <= ALLOT_OUTPUT_BYTES_MAX_CEILING,
+               "output bytes default within range");
+_Static_assert(ALLOT_BUFFER_BYTES_MAX_FLOOR <= ALLOT_BUFFER_BYTES_MAX_DEFAULT &&
+                   ALLOT_BUFFER_BYTES_MAX_DEFAULT <= ALLOT_BUFFER_BYTES_MAX_CEILING,
+               "buffer bytes default within range");
+_Static_assert(ALLOT_CONNECTIONS_MAX_DEFAULT <= ALLOT_CONNECTIONS_MAX_CEILING,
+               "connections default within range");
+_Static_assert(ALLOT_IDLE_TIMEOUT_S_DEFAULT <= ALLOT_IDLE_TIMEOUT_S_CEILING &&
+                   ALLOT_REQUEST_TIMEOUT_MS_DEFAULT <= ALLOT_REQUEST_TIMEOUT_MS_CEILING &&
+                   ALLOT_AUTH_TIMEOUT_MS_DEFAULT <= ALLOT_AUTH_TIMEOUT_MS_CEILING,
+               "timeout defaults within range");
+_Static_assert(ALLOT_RESERVATIONS_MAX_DEFAULT <= ALLOT_RESERVATIONS_MAX_CEILING &&
+                   ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT <= ALLOT_IDEMPOTENCY_ENTRIES_MAX_CEILING &&
+                   ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT / 1000 <= ALLOT_IDEMPOTENCY_AGE_S_CEILING,
+               "reservation and idempotency defaults within range");
+_Static_assert(ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT / 1000 <= ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING,
+               "the archive age default within range");
+_Static_assert(ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT <= ALLOT_CHECKPOINT_INTERVAL_S_CEILING &&
+                   ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT <= ALLOT_CHECKPOINT_WAL_BYTES_CEILING &&
+                   ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT <= ALLOT_CHECKPOINT_DIRTY_MAX_CEILING,
+               "checkpoint trigger defaults within range");
+_Static_assert(1000 % SERVER_HOUSEKEEPING_PERIOD_MS == 0,
+               "housekeeping ticks a whole number of times per second");
+_Static_assert(SERVER_CHECKPOINT_STEP_OBJECTS <= SERVER_CHECKPOINT_SLICE_OBJECTS,
+               "a slice holds at least one step");
+_Static_assert(METRICS_HTTP_HEALTH_STALE_MS > 1000,
+               "/health tolerates the one-second publishing period");
+_Static_assert(ARGS_ALLOWED_KEYS_MAX <= 64, "one bit per allowed key in a 64-bit mask");
+_Static_assert(AUTH_TOKEN_BYTES_MIN <= AUTH_TOKEN_BYTES_MAX, "token sizes");
+_Static_assert(AUTH_FAILURES_FREE < AUTH_FAILURES_MAX, "back-off starts before the close");
+_Static_assert(AUTH_BACKOFF_MS <= AUTH_BACKOFF_MS_MAX, "the back-off grows to its ceiling");
+_Static_assert((AUTH_PEERS_MAX & (AUTH_PEERS_MAX - 1)) == 0, "a power of two");
+_Static_assert(AUTH_PEER_PROBE_MAX <= AUTH_PEERS_MAX, "a probe stays within the table");
+_Static_assert(AUTH_PEER_FORGET_MS > AUTH_BACKOFF_MS_MAX, "a back-off ends before it is forgotten");
+
+/* client/ and tools/: the client takes what the server sends and sends what it may refuse. */
+_Static_assert(CLIENT_REPLY_BYTES_MAX_FLOOR <= ALLOT_CLIENT_REPLY_BYTES_MAX &&
+                   ALLOT_CLIENT_REPLY_BYTES_MAX <= CLIENT_REPLY_BYTES_MAX_CEILING,
+               "the client's reply bound within its range");
+_Static_assert(ALLOT_CLIENT_REPLY_BYTES_MAX >= ALLOT_OUTPUT_BYTES_MAX_DEFAULT,
+               "the client reads the largest reply the server sends by default");
+_Static_assert(JSON_MSGPACK_DEPTH_MAX > ALLOT_REQUEST_DEPTH_MAX,
+               "tools can send requests nested deeper than the server accepts");
+_Static_assert(CLI_TOKEN_BYTES_MAX >= AUTH_TOKEN_BYTES_MAX,
+               "the CLI reads every token allotd takes");
+
+/* bench/: the load generator asks no more than the server answers. */
+_Static_assert(BENCH_SKUS_PER_REQUEST_MAX <= ALLOT_AVAIL_SKUS_MAX,
+               "avail.get batches the server takes");
+_Static_assert(BENCH_LINES_MAX <= ALLOT_LINES_MAX, "reservations the server takes");
+_Static_assert(BENCH_PIPELINE_MAX <= 4096, "a slot index fits in the low 12 bits of a msgid");
+_Static_assert(BENCH_IN_BYTES_MAX >= ALLOT_OUTPUT_BYTES_MAX_DEFAULT,
+               "the bench reads the largest reply the server sends by default");
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/common.h"
+#include "core/limits.h"
 #include "core/sourcing.h"
 
 /* The value stored under key in map (NULL when absent). map must be MSGPACK_OBJECT_MAP. */
@@ -61,9 +62,6 @@ int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *c
 /* `ship_to`: an optional map {lat: -90..90, lon: -180..180} (no other keys, none twice). */
 int args_ship_to(const msgpack_object *map, bool *present, double *lat, double *lon,
                  allot_error_detail_t *error);
-
-/* Most keys one allowed list may name (args_check_keys tracks them in a 64-bit mask). */
-#define ARGS_ALLOWED_KEYS_MAX 64
 
 /* Check that every key of `map` (a map, or not -> INVALID_ARGUMENT) is in allowed (at most
  * ARGS_ALLOWED_KEYS_MAX names) and appears once: an unknown key -> INVALID_ARGUMENT with field

@@ -22,17 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUTH_TOKEN_BYTES_MIN 16
-#define AUTH_TOKEN_BYTES_MAX 512
-#define AUTH_FAILURES_FREE 3
-#define AUTH_FAILURES_MAX 10
-#define AUTH_BACKOFF_MS 1000
-#define AUTH_BACKOFF_MS_MAX 30000
-#define AUTH_PEERS_MAX       4096 /* addresses with recent failures remembered (a power of two) */
-#define AUTH_PEER_PROBE_MAX  8
-#define AUTH_PEER_FORGET_MS  (10 * 60 * 1000)
-_Static_assert((AUTH_PEERS_MAX & (AUTH_PEERS_MAX - 1)) == 0, "a power of two");
-_Static_assert(AUTH_PEER_FORGET_MS > AUTH_BACKOFF_MS_MAX, "a back-off ends before it is forgotten");
+#include "core/limits.h" /* AUTH_*: token size, failures, back-off, remembered addresses */
 
 typedef struct auth_token {
     bool required;

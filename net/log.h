@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
+
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 typedef enum log_format { LOG_FORMAT_LOGFMT = 0, LOG_FORMAT_JSON } log_format_t;
 
@@ -27,8 +29,6 @@ void log_configure(log_level_t level, log_format_t format);
 
 /* Parse "debug|info|warn|error"; -1 when unknown. */
 int log_level_parse(const char *name);
-
-#define LOG_LINE_BYTES_MAX 4096
 
 typedef enum log_field_kind {
     LOG_FIELD_STR = 0,
@@ -64,11 +64,10 @@ size_t log_line_format(char *buf, size_t buf_bytes, log_format_t format, const c
                        log_level_t level, const char *event, const log_field_t *fields,
                        size_t count);
 
-/* A budget of lines per second for an event an outsider can trigger at will (failed logins,
- * connections cut): lines over it are counted instead of written, and the next line written
- * reports how many were left out. Zero-initialize; one per event; not thread-safe. */
-#define LOG_LIMIT_LINES_PER_S 10 /* the budget for each such event */
-
+/* A budget of lines per second (LOG_LIMIT_LINES_PER_S, core/limits.h) for an event an outsider
+ * can trigger at will (failed logins, connections cut): lines over it are counted instead of
+ * written, and the next line written reports how many were left out. Zero-initialize; one per
+ * event; not thread-safe. */
 typedef struct log_limit {
     int64_t window_ms;         /* start of the current one-second window (monotonic ms) */
     uint32_t lines;            /* lines written in it */

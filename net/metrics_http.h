@@ -14,10 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_HTTP_CONNECTIONS_MAX 16
-#define METRICS_HTTP_TEXT_BYTES_MAX (256u * 1024)
-/* /health says unhealthy when the loop has not published for this long (it does every second). */
-#define METRICS_HTTP_HEALTH_STALE_MS 5000
+#include "core/limits.h" /* METRICS_HTTP_*: connections, page size, /health staleness */
 
 typedef struct metrics_http metrics_http_t;
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
+
 typedef int (*option_set_fn)(options_t *o, const char *value, char *error, size_t error_bytes);
 
 typedef struct option_spec {
@@ -18,6 +20,15 @@ typedef struct option_spec {
 static int fail(char *error, size_t bytes, const char *what, const char *value)
 {
     snprintf(error, bytes, "%s: '%s'", what, value);
+    return -1;
+}
+
+/* "expects MIN..MAX<note>: 'VALUE'": the range is the one of core/limits.h, printed from it. */
+static int fail_range(char *error, size_t bytes, uint64_t min, uint64_t max, const char *note,
+                      const char *value)
+{
+    snprintf(error, bytes, "expects %llu..%llu%s: '%s'", (unsigned long long)min,
+             (unsigned long long)max, note, value);
     return -1;
 }
 
@@ -53,10 +64,17 @@ static int set_listen(options_t *o, const char *value, char *error, size_t bytes
     return 0;
 }
 
+/* "expects a path of 1..N bytes: 'VALUE'" (N: SERVER_PATH_BYTES_MAX - 1). */
+static int fail_path(char *error, size_t bytes, const char *value)
+{
+    snprintf(error, bytes, "expects a path of 1..%u bytes: '%s'", SERVER_PATH_BYTES_MAX - 1, value);
+    return -1;
+}
+
 static int set_data_dir(options_t *o, const char *value, char *error, size_t bytes)
 {
     if (value[0] == '\0' || strlen(value) >= sizeof(o->server.data_dir))
-        return fail(error, bytes, "expects a path of 1..1023 bytes", value);
+        return fail_path(error, bytes, value);
     snprintf(o->server.data_dir, sizeof(o->server.data_dir), "%s", value);
     return 0;
 }
@@ -68,11 +86,15 @@ static int set_fsync(options_t *o, const char *value, char *error, size_t bytes)
         o->server.fsync_mode = WAL_FSYNC_ALWAYS;
     else if (strcmp(value, "none") == 0)
         o->server.fsync_mode = WAL_FSYNC_NONE;
-    else if (strncmp(value, "interval:", 9) == 0 && parse_u64(value + 9, 1, 60000, &ms) == 0) {
+    else if (strncmp(value, "interval:", 9) == 0 &&
+             parse_u64(value + 9, 1, WAL_FSYNC_INTERVAL_MS_MAX, &ms) == 0) {
         o->server.fsync_mode = WAL_FSYNC_INTERVAL;
         o->server.fsync_interval_ms = (uint32_t)ms;
-    } else
-        return fail(error, bytes, "expects always, interval:MS (1..60000) or none", value);
+    } else {
+        snprintf(error, bytes, "expects always, interval:MS (1..%u) or none: '%s'",
+                 WAL_FSYNC_INTERVAL_MS_MAX, value);
+        return -1;
+    }
     return 0;
 }
 
@@ -96,47 +118,50 @@ static int set_log_format(options_t *o, const char *value, char *error, size_t b
     return 0;
 }
 
-#define UINT_SETTER(fn, field, min, max, what)                                                     \
+/* A setter of an unsigned setting held to [min, max] (core/limits.h); note follows the range in
+ * the message, e.g. " (0 = never)". */
+#define UINT_SETTER(fn, field, min, max, note)                                                     \
     static int fn(options_t *o, const char *value, char *error, size_t bytes)                      \
     {                                                                                              \
         uint64_t v;                                                                                \
         if (parse_u64(value, (min), (max), &v) != 0)                                               \
-            return fail(error, bytes, what, value);                                                \
+            return fail_range(error, bytes, (min), (max), note, value);                            \
         o->server.field = (__typeof__(o->server.field))v;                                          \
         return 0;                                                                                  \
     }
 
-UINT_SETTER(set_request_bytes_max, request_bytes_max, 1024, ALLOT_REQUEST_BYTES_MAX_CEILING,
-            "expects 1024..67108864")
-UINT_SETTER(set_inflight_max, inflight_requests_max, 1, 1u << 20, "expects 1..1048576")
-UINT_SETTER(set_output_bytes_max, output_bytes_max, 4096, 1u << 30, "expects 4096..1073741824")
-UINT_SETTER(set_buffer_bytes_max, buffer_bytes_max, 1u << 20, 1ull << 40,
-            "expects 1048576..1099511627776")
-UINT_SETTER(set_idle_timeout_s, idle_timeout_s, 0, 86400, "expects 0..86400 (0 = never)")
-UINT_SETTER(set_connections_max, connections_max, 1, 1u << 20, "expects 1..1048576")
-UINT_SETTER(set_request_timeout_ms, request_timeout_ms, 0, 3600000,
-            "expects 0..3600000 (0 = never)")
-UINT_SETTER(set_auth_timeout_ms, auth_timeout_ms, 0, 3600000, "expects 0..3600000 (0 = never)")
-UINT_SETTER(set_unauthenticated_connections_max, unauthenticated_connections_max, 0, 1u << 20,
-            "expects 0..1048576 (0 = a tenth of --connections-max)")
-UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, 1u << 20, 1u << 30,
-            "expects 1048576..1073741824")
-UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0, 86400,
-            "expects 0..86400 (0 = never on a timer)")
-UINT_SETTER(set_reservations_max, reservations_max, 1, 1u << 30, "expects 1..1073741824")
-UINT_SETTER(set_idempotency_entries_max, idempotency_entries_max, 1, 1u << 30,
-            "expects 1..1073741824")
-UINT_SETTER(set_idempotency_age_s, idempotency_age_s, 1, 365u * 86400, "expects 1..31536000")
-UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, 1u << 30,
-            "expects 0..1073741824 (0 = never by count)")
-UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, 1ull << 40,
-            "expects 0..1099511627776 (0 = never by size)")
+UINT_SETTER(set_request_bytes_max, request_bytes_max, ALLOT_REQUEST_BYTES_MAX_FLOOR,
+            ALLOT_REQUEST_BYTES_MAX_CEILING, "")
+UINT_SETTER(set_inflight_max, inflight_requests_max, 1, ALLOT_INFLIGHT_REQUESTS_MAX_CEILING, "")
+UINT_SETTER(set_output_bytes_max, output_bytes_max, ALLOT_OUTPUT_BYTES_MAX_FLOOR,
+            ALLOT_OUTPUT_BYTES_MAX_CEILING, "")
+UINT_SETTER(set_buffer_bytes_max, buffer_bytes_max, ALLOT_BUFFER_BYTES_MAX_FLOOR,
+            ALLOT_BUFFER_BYTES_MAX_CEILING, "")
+UINT_SETTER(set_idle_timeout_s, idle_timeout_s, 0, ALLOT_IDLE_TIMEOUT_S_CEILING, " (0 = never)")
+UINT_SETTER(set_connections_max, connections_max, 1, ALLOT_CONNECTIONS_MAX_CEILING, "")
+UINT_SETTER(set_request_timeout_ms, request_timeout_ms, 0, ALLOT_REQUEST_TIMEOUT_MS_CEILING,
+            " (0 = never)")
+UINT_SETTER(set_auth_timeout_ms, auth_timeout_ms, 0, ALLOT_AUTH_TIMEOUT_MS_CEILING, " (0 = never)")
+UINT_SETTER(set_unauthenticated_connections_max, unauthenticated_connections_max, 0,
+            ALLOT_UNAUTHENTICATED_CONNECTIONS_MAX_CEILING, " (0 = a tenth of --connections-max)")
+UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, ALLOT_WAL_SEGMENT_BYTES_FLOOR,
+            ALLOT_WAL_SEGMENT_BYTES_CEILING, "")
+UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0,
+            ALLOT_CHECKPOINT_INTERVAL_S_CEILING, " (0 = never on a timer)")
+UINT_SETTER(set_reservations_max, reservations_max, 1, ALLOT_RESERVATIONS_MAX_CEILING, "")
+UINT_SETTER(set_idempotency_entries_max, idempotency_entries_max, 1,
+            ALLOT_IDEMPOTENCY_ENTRIES_MAX_CEILING, "")
+UINT_SETTER(set_idempotency_age_s, idempotency_age_s, 1, ALLOT_IDEMPOTENCY_AGE_S_CEILING, "")
+UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, ALLOT_CHECKPOINT_DIRTY_MAX_CEILING,
+            " (0 = never by count)")
+UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, ALLOT_CHECKPOINT_WAL_BYTES_CEILING,
+            " (0 = never by size)")
 
 static int set_orders_archive_age_s(options_t *o, const char *value, char *error, size_t bytes)
 {
     uint64_t s;
-    if (parse_u64(value, 1, 10ull * 366 * 86400, &s) != 0)
-        return fail(error, bytes, "expects 1..316224000", value);
+    if (parse_u64(value, 1, ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING, &s) != 0)
+        return fail_range(error, bytes, 1, ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING, "", value);
     o->server.orders_archive_age_ms = s * 1000;
     return 0;
 }
@@ -144,7 +169,7 @@ static int set_orders_archive_age_s(options_t *o, const char *value, char *error
 static int set_auth_token_file(options_t *o, const char *value, char *error, size_t bytes)
 {
     if (value[0] == '\0' || strlen(value) >= sizeof(o->server.auth_token_file))
-        return fail(error, bytes, "expects a path of 1..1023 bytes", value);
+        return fail_path(error, bytes, value);
     snprintf(o->server.auth_token_file, sizeof(o->server.auth_token_file), "%s", value);
     return 0;
 }

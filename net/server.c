@@ -1,12 +1,10 @@
-/* server.c - allotd's loop: start-up and recovery, listening, group-commit glue, shutdown. */
+/* server.c - allotd's loop: start-up (recovery: persist/recovery.h), listening, group-commit glue,
+ * housekeeping, shutdown (checkpoints: checkpoint_driver.c). */
 #include "server.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,50 +13,32 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-#include "core/event.h"
-#include "core/replay.h"
 #include "core/reservation.h"
 #include "core/state.h"
-#include "command.h"
-#include "heap_warm.h"
 #include "log.h"
-#include "pack.h"
-#include "rpc.h"
+#include "persist/recovery.h"
 #include "server_internal.h"
-
-#define SERVER_HOUSEKEEPING_PERIOD_MS 250
-#define SERVER_SHUTDOWN_GRACE_MS 5000
-/* Reservations expired per housekeeping step; each is one small WAL record. */
-#define SERVER_EXPIRY_STEP_MAX 512
-/* A checkpoint is serialized in slices, one per loop iteration, so that requests keep being
- * answered while it is built: a slice ends after this many objects or this long, whichever
- * comes first (the clock is read every SERVER_CHECKPOINT_STEP_OBJECTS objects). */
-#define SERVER_CHECKPOINT_SLICE_OBJECTS 2000
-#define SERVER_CHECKPOINT_SLICE_NS      (1000 * 1000)
-#define SERVER_CHECKPOINT_STEP_OBJECTS  128
-_Static_assert(SERVER_CHECKPOINT_STEP_OBJECTS <= SERVER_CHECKPOINT_SLICE_OBJECTS,
-               "a slice holds at least one step");
 
 void server_config_defaults(server_config_t *config)
 {
     memset(config, 0, sizeof(*config));
     snprintf(config->listen_host, sizeof(config->listen_host), "127.0.0.1");
-    config->listen_port = 7411;
+    config->listen_port = ALLOT_LISTEN_PORT_DEFAULT;
     snprintf(config->data_dir, sizeof(config->data_dir), "./data");
     config->fsync_mode = WAL_FSYNC_ALWAYS;
-    config->fsync_interval_ms = 10;
+    config->fsync_interval_ms = ALLOT_FSYNC_INTERVAL_MS_DEFAULT;
     config->wal_segment_bytes = ALLOT_WAL_SEGMENT_BYTES_DEFAULT;
     config->request_bytes_max = ALLOT_REQUEST_BYTES_MAX_DEFAULT;
     config->inflight_requests_max = ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT;
     config->output_bytes_max = ALLOT_OUTPUT_BYTES_MAX_DEFAULT;
     config->connections_max = ALLOT_CONNECTIONS_MAX_DEFAULT;
     config->buffer_bytes_max = ALLOT_BUFFER_BYTES_MAX_DEFAULT;
-    config->idle_timeout_s = 0;
-    config->request_timeout_ms = 30000;
+    config->idle_timeout_s = ALLOT_IDLE_TIMEOUT_S_DEFAULT;
+    config->request_timeout_ms = ALLOT_REQUEST_TIMEOUT_MS_DEFAULT;
     config->auth_timeout_ms = ALLOT_AUTH_TIMEOUT_MS_DEFAULT;
-    config->checkpoint_interval_s = 60;
-    config->checkpoint_wal_bytes = 64ull << 20;
-    config->checkpoint_dirty_max = 1u << 20;
+    config->checkpoint_interval_s = ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT;
+    config->checkpoint_wal_bytes = ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT;
+    config->checkpoint_dirty_max = ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -100,8 +80,6 @@ void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info
     info->fsync = fsync_names[server->config.fsync_mode];
 }
 
-static void checkpoint_submit_ready(server_t *server);
-
 /* ---- the event sink: every state change is appended to the WAL before it is applied ------ */
 
 static int on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
@@ -130,7 +108,7 @@ static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
         next = conn->held_next;
         connection_release_durable(conn, durable_lsn);
     }
-    checkpoint_submit_ready(server);
+    checkpoint_driver_durable(server);
 }
 
 static void on_wal_fatal(wal_t *wal, int error, const char *message, void *ctx)
@@ -143,314 +121,6 @@ static void on_wal_fatal(wal_t *wal, int error, const char *message, void *ctx)
      * Exit now; restart recovers from what is durable. */
     fflush(NULL);
     _exit(3);
-}
-
-/* ---- checkpoints ------------------------------------------------------------------------- */
-
-/* A checkpoint is the state as of L = wal_last_lsn() when it begins (core/state.h): the loop
- * serializes the dirty set of that moment into a batch in slices (checkpoint_slicer, at most
- * SERVER_CHECKPOINT_SLICE_OBJECTS objects or SERVER_CHECKPOINT_SLICE_NS per loop iteration), while
- * requests keep being served; a write to an object not serialized yet first hands its pre-image
- * to the batch (core's copy-on-write), so the batch stays exactly the state as of L. The finished
- * batch waits here until the WAL is durable up to L (a checkpoint may never hold effects the WAL
- * could lose), then goes to the writer thread; on commit the covered WAL segments are deleted and
- * server.checkpoint waiters answered. A failed checkpoint keeps its batch in the writer (retried
- * first by the next one); the WAL is only truncated after a commit. One checkpoint at a time
- * (building, pending or in the writer). Triggers: checkpoint_interval_s, checkpoint_wal_bytes,
- * checkpoint_dirty_max, server.checkpoint, shutdown (which serializes in one go). */
-
-static void shutdown_close_all(server_t *server);
-
-static void checkpoint_answer(server_t *server, uint64_t generation, int status, uint64_t lsn,
-                              const char *message)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < cp->waiter_count; i++) {
-        checkpoint_waiter_t waiter = cp->waiters[i];
-        if (waiter.generation > generation) {
-            cp->waiters[kept++] = waiter;
-            continue;
-        }
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &server->scratch, msgpack_sbuffer_write);
-        server->scratch.size = 0;
-        if (status == 0) {
-            rpc_pack_result_header(&pk, waiter.msgid);
-            msgpack_pack_map(&pk, 1);
-            pack_key_int(&pk, "checkpoint_lsn", (int64_t)lsn);
-        } else {
-            allot_error_detail_t detail;
-            allot_error_detail_clear(&detail);
-            allot_error_set(&detail, ALLOT_EINTERNAL, NULL, "checkpoint failed: %s", message);
-            rpc_pack_error(&pk, waiter.msgid, ALLOT_EINTERNAL, &detail);
-        }
-        connection_reply_deferred(waiter.conn, server->scratch.data, server->scratch.size);
-    }
-    cp->waiter_count = kept;
-}
-
-/* Something to write: new WAL records, dirty objects, or batches of a failed checkpoint. */
-static bool checkpoint_due(const server_t *server)
-{
-    const server_checkpoint_t *cp = &server->checkpoint;
-    return server_wal_lsn(server) > server->checkpoint_lsn ||
-           allot_state_dirty_count(server->state) > 0 || cp->full_needed ||
-           checkpoint_writer_kept(cp->writer) > 0 || cp->waiter_count > 0;
-}
-
-static void checkpoint_submit_ready(server_t *server)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    if (cp->pending == NULL || cp->writer == NULL || checkpoint_writer_busy(cp->writer) ||
-        server->durable_lsn < cp->pending_lsn)
-        return;
-    if (checkpoint_writer_submit(cp->writer, cp->pending, cp->pending_lsn) != 0)
-        return; /* out of memory: kept pending, retried at the next durable report */
-    cp->pending = NULL;
-    cp->in_flight_generation = cp->pending_generation;
-}
-
-/* Serializing failed (out of memory): the dirty marks are gone, so the next checkpoint rewrites
- * every object; the waiters of this generation get an error. A request that came meanwhile is
- * served by the next housekeeping tick (checkpoint_maybe_start). */
-static void checkpoint_serialize_failed(server_t *server, const char *reason, uint64_t generation)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    log_event(LOG_ERROR, "checkpoint_failed", LOG_STR("reason", reason), LOG_STR("code", "NOMEM"),
-              LOG_STR("message",
-                      "out of memory while serializing; the next checkpoint writes everything"));
-    cp->full_needed = true;
-    checkpoint_answer(server, generation, ALLOT_ENOMEM, 0, "out of memory");
-    if (cp->shutdown_phase == 1)
-        shutdown_close_all(server);
-}
-
-/* Every pending object is in the batch: it is the state as of building_lsn. Hand it on. */
-static void checkpoint_serialized(server_t *server)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    if (server->checkpoint_slicer.loop != NULL)
-        uv_idle_stop(&server->checkpoint_slicer);
-    checkpoint_batch_t *batch = cp->building;
-    cp->building = NULL;
-    int rc = allot_state_checkpoint_end(server->state);
-    if (rc != 0 || checkpoint_batch_failed(batch)) {
-        checkpoint_batch_free(batch);
-        checkpoint_serialize_failed(server, cp->building_reason, cp->building_generation);
-        return;
-    }
-    cp->pending = batch;
-    cp->pending_lsn = cp->building_lsn;
-    cp->pending_generation = cp->building_generation;
-    log_event(LOG_DEBUG, "checkpoint_serialized", LOG_STR("reason", cp->building_reason),
-              LOG_UINT("lsn", cp->pending_lsn),
-              LOG_UINT("objects", checkpoint_batch_entries(batch)),
-              LOG_UINT("bytes", checkpoint_batch_bytes(batch)),
-              LOG_UINT("slices", cp->building_slices),
-              LOG_UINT("serialize_us", (uv_hrtime() - cp->building_started_ns) / 1000));
-    checkpoint_submit_ready(server);
-}
-
-/* Serialize the next slice of the checkpoint being built (with `all`, the rest of it); once
- * nothing is pending, hand the batch on. */
-static void checkpoint_slice(server_t *server, bool all)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    assert(cp->building != NULL && allot_state_checkpoint_active(server->state));
-    uint64_t started_ns = uv_hrtime();
-    uint32_t objects = 0;
-    bool done = false;
-    while (!done && (all || (objects < SERVER_CHECKPOINT_SLICE_OBJECTS &&
-                             uv_hrtime() - started_ns < SERVER_CHECKPOINT_SLICE_NS))) {
-        done = allot_state_checkpoint_step(server->state, SERVER_CHECKPOINT_STEP_OBJECTS);
-        objects += SERVER_CHECKPOINT_STEP_OBJECTS;
-    }
-    cp->building_slices++;
-    if (done)
-        checkpoint_serialized(server);
-}
-
-/* An idle handle, not a check handle: while it is active the loop polls without blocking, so the
- * slices follow each other (between them, I/O and timers run as usual) even when no request
- * arrives. */
-static void on_checkpoint_slice(uv_idle_t *idle)
-{
-    server_t *server = idle->data;
-    uint64_t started_ns = uv_hrtime();
-    if (server->checkpoint.building != NULL)
-        checkpoint_slice(server, false);
-    else
-        uv_idle_stop(idle);
-    server->iteration_busy_ns += uv_hrtime() - started_ns;
-}
-
-/* Begin a checkpoint of what changed (or of everything after a failure) as of the WAL's last
- * LSN; it is serialized in slices (or remember the request while one is running). */
-static void checkpoint_start(server_t *server, const char *reason)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    if (cp->writer == NULL || cp->shutdown_phase == 2)
-        return;
-    if (cp->building != NULL || cp->pending != NULL || checkpoint_writer_busy(cp->writer)) {
-        cp->requested = true;
-        return;
-    }
-    cp->requested = false;
-    cp->started_ms = uv_now(server->loop);
-    if (checkpoint_writer_kept_bytes(cp->writer) > CHECKPOINT_KEPT_BYTES_MAX) {
-        /* A long run of failed checkpoints: one full checkpoint replaces what they kept. */
-        checkpoint_writer_drop_kept(cp->writer);
-        cp->full_needed = true;
-    }
-    wal_stats_t stats;
-    wal_stats(server->wal, &stats);
-    cp->wal_bytes_at_start = stats.bytes_written;
-    bool full = cp->full_needed;
-    uint64_t generation = ++cp->generation_started;
-    checkpoint_batch_t *batch = checkpoint_batch_create(full);
-    if (batch == NULL) {
-        checkpoint_serialize_failed(server, reason, generation);
-        return;
-    }
-    cp->full_needed = false;
-    cp->building = batch;
-    cp->building_lsn = server_wal_lsn(server); /* the state reflects every record up to here */
-    cp->building_generation = generation;
-    cp->building_reason = reason;
-    cp->building_started_ns = uv_hrtime();
-    cp->building_slices = 0;
-    log_event(LOG_DEBUG, "checkpoint_start", LOG_STR("reason", reason),
-              LOG_UINT("lsn", cp->building_lsn),
-              LOG_UINT("dirty", allot_state_dirty_count(server->state)), LOG_BOOL("full", full));
-    allot_state_checkpoint_begin(server->state, full, checkpoint_batch_snapshot_cb, batch);
-    if (cp->shutdown_phase != 0 || server->checkpoint_slicer.loop == NULL)
-        checkpoint_slice(server, true); /* shutting down: no request is left to answer */
-    else
-        uv_idle_start(&server->checkpoint_slicer, on_checkpoint_slice);
-}
-
-/* Evict aged ended orders (core/order.h). Only when every order that is not dirty is in the
- * store in its current form: right after a committed checkpoint with nothing serialized since
- * (no pending batch, no kept batches), or when nothing changed since the last commit. Emits
- * ORDER_EVICT records, so only while writes are allowed; the next checkpoint stores the archived
- * snapshots. */
-static void orders_evict(server_t *server)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    int refused;
-    if (cp->archive == NULL || cp->writer == NULL || cp->shutdown_phase != 0 ||
-        cp->building != NULL || cp->pending != NULL || cp->full_needed ||
-        checkpoint_writer_busy(cp->writer) || checkpoint_writer_kept(cp->writer) > 0 ||
-        !server_writes_allowed(server, &refused))
-        return;
-    uint32_t evicted =
-        allot_orders_evict_aged(server->state, server_now_ms(server), ALLOT_ORDERS_EVICT_BATCH_MAX);
-    if (evicted == 0)
-        return;
-#ifdef __GLIBC__
-    /* glibc keeps freed heap pages resident; give the evicted orders' pages back (at most once
-     * per checkpoint; a few ms on a large heap) so RSS follows the orders in memory. */
-    malloc_trim(0);
-#endif
-    log_event(LOG_DEBUG, "orders_evicted", LOG_UINT("count", evicted));
-}
-
-static void on_checkpoint_done(checkpoint_writer_t *writer, int status, uint64_t lsn,
-                               const checkpoint_write_stats_t *stats, const char *message,
-                               void *ctx)
-{
-    server_t *server = ctx;
-    server_checkpoint_t *cp = &server->checkpoint;
-    (void)writer;
-    cp->last_duration_ms = (int64_t)(uv_now(server->loop) - cp->started_ms);
-    cp->completed += status == 0;
-    cp->failed += status != 0;
-    if (status == 0) {
-        server->checkpoint_lsn = lsn;
-        log_event(LOG_INFO, "checkpoint", LOG_UINT("lsn", lsn), LOG_UINT("puts", stats->puts),
-                  LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
-        if (server->wal != NULL)
-            wal_truncate_before(server->wal, lsn);
-        orders_evict(server); /* committed: every clean order is in the store */
-    } else {
-        log_event(LOG_ERROR, "checkpoint_failed", LOG_UINT("lsn", lsn),
-                  LOG_STR("code", allot_error_code(status)), LOG_STR("message", message),
-                  LOG_UINT("kept_batches", checkpoint_writer_kept(cp->writer)));
-    }
-    checkpoint_answer(server, cp->in_flight_generation, status, lsn, message);
-    if (cp->shutdown_phase == 2)
-        return; /* reported by checkpoint_writer_close */
-    if (cp->requested)
-        checkpoint_start(server, "requested");
-    else if (cp->shutdown_phase == 1 && cp->pending == NULL && cp->building == NULL)
-        shutdown_close_all(server);
-}
-
-static void checkpoint_maybe_start(server_t *server)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    if (cp->writer == NULL)
-        return;
-    if (cp->requested && cp->building == NULL && cp->pending == NULL &&
-        !checkpoint_writer_busy(cp->writer)) {
-        checkpoint_start(server, "requested"); /* came while one was running that then failed */
-        return;
-    }
-    const server_config_t *config = &server->config;
-    wal_stats_t stats;
-    wal_stats(server->wal, &stats);
-    bool by_time =
-        config->checkpoint_interval_s > 0 &&
-        uv_now(server->loop) - cp->started_ms >= (uint64_t)config->checkpoint_interval_s * 1000;
-    bool by_bytes = config->checkpoint_wal_bytes > 0 &&
-                    stats.bytes_written - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
-    /* Serializing is sliced, so the dirty set no longer bounds a stall; the count bounds the
-     * size of one checkpoint (its batch is held in memory) and what a crash leaves to replay. */
-    bool by_dirty = config->checkpoint_dirty_max > 0 &&
-                    allot_state_dirty_count(server->state) >= config->checkpoint_dirty_max;
-    if (!by_time && !by_bytes && !by_dirty)
-        return;
-    if (checkpoint_due(server)) {
-        checkpoint_start(server, by_dirty ? "dirty_objects" : by_bytes ? "wal_bytes" : "interval");
-    } else {
-        cp->started_ms = uv_now(server->loop);
-        orders_evict(server); /* nothing changed since the last commit: orders may age out idle */
-    }
-}
-
-int server_checkpoint_request(server_t *server, connection_t *conn, uint32_t msgid,
-                              allot_error_detail_t *error)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    if (cp->writer == NULL || cp->shutdown_phase != 0)
-        return allot_error_set(error, ALLOT_EUNAVAILABLE, NULL,
-                               "checkpoints are not available (shutting down)");
-    if (conn != NULL && cp->waiter_count == SERVER_CHECKPOINT_WAITERS_MAX)
-        return allot_error_set(error, ALLOT_EOVERLOADED, NULL,
-                               "%u server.checkpoint requests are already waiting",
-                               SERVER_CHECKPOINT_WAITERS_MAX);
-    if (conn != NULL) {
-        /* Answered by the next serialization: one already pending or running does not count. */
-        cp->waiters[cp->waiter_count++] =
-            (checkpoint_waiter_t){conn, msgid, cp->generation_started + 1};
-        conn->deferred_count++;
-    }
-    checkpoint_start(server, "request");
-    return COMMAND_DEFERRED;
-}
-
-void server_deferred_drop(server_t *server, connection_t *conn)
-{
-    server_checkpoint_t *cp = &server->checkpoint;
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < cp->waiter_count; i++) {
-        if (cp->waiters[i].conn == conn)
-            conn->deferred_count--;
-        else
-            cp->waiters[kept++] = cp->waiters[i];
-    }
-    cp->waiter_count = kept;
 }
 
 /* ---- per-iteration work ---------------------------------------------------------------------- */
@@ -495,7 +165,7 @@ static void on_housekeeping(uv_timer_t *timer)
     server_t *server = timer->data;
     uint64_t started_ns = uv_hrtime();
     expire_reservations(server);
-    checkpoint_maybe_start(server);
+    checkpoint_driver_tick(server);
     if (++server->housekeeping_ticks % (1000 / SERVER_HOUSEKEEPING_PERIOD_MS) == 0) {
         server_ops_idempotency_watch(server); /* first: the line precedes the page counting it */
         server_ops_publish(server);
@@ -551,44 +221,18 @@ static void close_if_open(uv_handle_t *handle)
  * checkpoint has committed or failed. */
 static void shutdown_finish(server_t *server)
 {
-    server_checkpoint_t *cp = &server->checkpoint;
-    if (cp->shutdown_phase != 0)
+    if (server->checkpoint.shutdown_phase != 0)
         return;
-    cp->shutdown_phase = 1;
-    if (cp->building != NULL)
-        checkpoint_slice(server, true); /* no request is left to answer: finish it now */
-    if (cp->shutdown_phase == 1 && cp->writer != NULL &&
-        (checkpoint_due(server) || cp->pending != NULL || checkpoint_writer_busy(cp->writer))) {
-        checkpoint_start(server, "shutdown");
-        return; /* on_checkpoint_done (or a failed start) calls shutdown_close_all */
-    }
-    shutdown_close_all(server);
+    if (!checkpoint_driver_shutdown(server))
+        server_shutdown_close_all(server); /* else after the final checkpoint (or its failure) */
 }
 
-static void shutdown_close_all(server_t *server)
+void server_shutdown_close_all(server_t *server)
 {
-    server_checkpoint_t *cp = &server->checkpoint;
-    if (cp->shutdown_phase == 2)
+    if (server->checkpoint.shutdown_phase == 2)
         return;
-    cp->shutdown_phase = 2;
-    if (cp->building != NULL) { /* left unfinished: dropped, but core must end its checkpoint */
-        while (!allot_state_checkpoint_step(server->state, UINT32_MAX))
-            ;
-        (void)allot_state_checkpoint_end(server->state);
-        checkpoint_batch_free(cp->building);
-        cp->building = NULL;
-    }
-    if (cp->writer != NULL) {
-        checkpoint_writer_close(cp->writer, NULL); /* joins the thread; frees itself */
-        cp->writer = NULL;
-    }
-    checkpoint_batch_free(cp->pending);
-    cp->pending = NULL;
-    allot_state_set_archive(server->state, NULL);
-    archive_close(cp->archive);
-    cp->archive = NULL;
-    checkpoint_store_close(cp->store);
-    cp->store = NULL;
+    server->checkpoint.shutdown_phase = 2;
+    checkpoint_driver_close(server);
     close_if_open((uv_handle_t *)&server->shutdown_deadline);
     close_if_open((uv_handle_t *)&server->housekeeping);
     close_if_open((uv_handle_t *)&server->sigint);
@@ -639,35 +283,6 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 /* ---- start-up ---------------------------------------------------------------------------------- */
 
-/* WAL records go through the prefetching replayer (core/replay.h); each segment is finished
- * before the WAL frees its buffer. */
-static int replay_record(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
-                         const uint8_t *payload, size_t len)
-{
-    (void)time_ms;
-    return allot_replay_push(ctx, lsn, type, payload, len);
-}
-
-static int replay_segment_done(void *ctx)
-{
-    return allot_replay_finish(ctx);
-}
-
-/* Serve evicted orders from the store (order.get / order.list / order.create repeats). */
-static int archive_attach(server_t *server)
-{
-    int rc = archive_open(server->checkpoint.store, &server->checkpoint.archive);
-    if (rc != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_STR("message", "opening the order archive"));
-        return rc;
-    }
-    allot_order_archive_t hook;
-    archive_hook(server->checkpoint.archive, &hook);
-    allot_state_set_archive(server->state, &hook);
-    return 0;
-}
-
 /* LMDB met a page it cannot read (checkpoint_set_damage_cb): say so, then stop as after a crash
  * (the WAL holds every acknowledged write; the next start refuses the damaged store). */
 static void on_store_damaged(const char *path, const char *message)
@@ -689,118 +304,44 @@ int server_store_verify(server_t *server, uint64_t *records, char *message, size
     return checkpoint_store_verify(server->checkpoint.store, records, message, message_bytes);
 }
 
-/* Open <data-dir>/state.lmdb (created when missing) and load it into the empty state. */
-static int checkpoint_load(server_t *server)
+/* Recovery's reports (persist/recovery.h) as log lines. */
+static void on_recovery_report(void *ctx, recovery_level_t level, const char *event,
+                               const recovery_field_t *fields, size_t count)
 {
-    char path[SERVER_PATH_BYTES_MAX + 16];
-    char message[CHECKPOINT_MESSAGE_BYTES_MAX];
-    snprintf(path, sizeof(path), "%s/%s", server->config.data_dir, CHECKPOINT_FILE_NAME);
+    (void)ctx;
+    static const log_level_t levels[] = {
+        [RECOVERY_LEVEL_INFO] = LOG_INFO,
+        [RECOVERY_LEVEL_WARN] = LOG_WARN,
+        [RECOVERY_LEVEL_ERROR] = LOG_ERROR,
+    };
+    log_field_t lines[RECOVERY_FIELDS_MAX];
+    assert(count <= RECOVERY_FIELDS_MAX && (size_t)level < sizeof(levels) / sizeof(levels[0]));
+    for (size_t i = 0; i < count; i++)
+        lines[i] = fields[i].kind == RECOVERY_FIELD_STR ? LOG_STR(fields[i].key, fields[i].str)
+                                                        : LOG_UINT(fields[i].key, fields[i].number);
+    log_fields(levels[level], event, lines, count);
+}
+
+/* Load the checkpoint and replay the WAL (persist/recovery.h); the store and the archive it
+ * opened are the server's from here. */
+static int recover(server_t *server, uint64_t *last_lsn, wal_log_end_t *log_end)
+{
     checkpoint_set_damage_cb(on_store_damaged);
-    checkpoint_load_stats_t stats = {0};
-    int rc = checkpoint_store_open(path, 0, &server->checkpoint.store, message, sizeof(message));
-    if (rc == 0)
-        rc = checkpoint_store_load_state(server->checkpoint.store, server->state, &stats,
-                                         message, sizeof(message));
-    if (rc != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_STR("message", message));
-        return rc;
-    }
-    if (checkpoint_store_upgraded_from(server->checkpoint.store) != 0)
-        log_event(LOG_INFO, "checkpoint_upgraded", LOG_STR("path", path),
-                  LOG_UINT("from_version", checkpoint_store_upgraded_from(server->checkpoint.store)),
-                  LOG_UINT("to_version", CHECKPOINT_FORMAT_VERSION));
-    allot_state_dirty_clear(server->state); /* what was loaded is what is stored */
-    rc = archive_attach(server);
+    recovery_config_t config = {
+        .data_dir = server->config.data_dir,
+        .accept_data_loss = server->config.accept_data_loss,
+        .log_cb = on_recovery_report,
+    };
+    recovery_result_t result;
+    int rc = recovery_run(&config, server->state, &result);
     if (rc != 0)
         return rc;
-    server->checkpoint_lsn = checkpoint_store_lsn(server->checkpoint.store);
-    log_event(LOG_INFO, "checkpoint_loaded", LOG_STR("path", path),
-              LOG_UINT("lsn", server->checkpoint_lsn), LOG_UINT("records", stats.records),
-              LOG_UINT("second_thread", stats.second_thread));
-    return 0;
-}
-
-static int recover_state(server_t *server, const char *wal_dir, uint64_t *last_lsn,
-                         wal_log_end_t *log_end)
-{
-    /* A second thread reads and checks the WAL segments while LMDB loads (persist/wal.h). */
-    wal_preload_t *preload = NULL;
-    int rc = wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_DEFAULT, &preload);
-    if (rc != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_STR("message", "WAL read-ahead"));
-        return rc;
-    }
-    if (server->config.accept_data_loss) {
-        wal_preload_accept_loss(preload);
-        log_event(LOG_WARN, "accept_data_loss",
-                  LOG_STR("message", "--accept-data-loss: a damaged or incomplete WAL is cut where "
-                                     "the damage starts; acknowledged writes after it are lost"));
-    }
-    rc = checkpoint_load(server);
-    if (rc != 0) {
-        wal_preload_cancel(preload);
-        return rc;
-    }
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    allot_replay_t *replay = allot_replay_create(server->state);
-    if (replay == NULL) {
-        wal_preload_cancel(preload);
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", "NOMEM"),
-                  LOG_STR("message", "replay window"));
-        return ALLOT_ENOMEM;
-    }
-    rc = wal_replay_preloaded(preload, server->checkpoint_lsn, replay_record, replay_segment_done,
-                              replay, &result, message, sizeof(message));
-    if (rc == 0)
-        rc = allot_replay_finish(replay);
-    uint64_t failed_lsn = allot_replay_failed_lsn(replay);
-    allot_replay_destroy(replay);
-    if (rc != 0 && failed_lsn != 0) {
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_UINT("lsn", failed_lsn),
-                  LOG_STR("message", "the WAL record with this LSN does not apply to the state"),
-                  LOG_STR("hint", "inspect with: allot-wal dump <data-dir>"));
-        return rc;
-    }
-    if (rc != 0) {
-        /* e.g. a log that starts after checkpoint_lsn + 1: records between the checkpoint and
-         * the log are missing (a WAL segment or state.lmdb was deleted or restored alone). */
-        log_event(LOG_ERROR, "recovery_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_UINT("checkpoint_lsn", server->checkpoint_lsn), LOG_STR("message", message),
-                  LOG_STR("hint", rc == ALLOT_ECORRUPT
-                                      ? "inspect with: allot-wal verify <data-dir>; restore the data "
-                                        "directory from a backup, or start once with "
-                                        "--accept-data-loss to cut the log there (the writes after "
-                                        "it are lost)"
-                                      : "inspect with: allot-wal verify <data-dir>"));
-        return rc;
-    }
-    if (result.data_loss)
-        log_event(LOG_ERROR, "wal_data_loss_accepted", LOG_STR("file", result.bad_file),
-                  LOG_UINT("offset", result.bad_offset), LOG_UINT("lsn", result.bad_lsn),
-                  LOG_STR("message", result.loss_message));
-    if (result.tail_truncated)
-        log_event(LOG_WARN, "wal_torn_tail", LOG_STR("file", result.tail_file),
-                  LOG_UINT("offset", result.tail_offset), LOG_UINT("bytes", result.tail_bytes));
-    log_event(LOG_INFO, "recovered", LOG_UINT("checkpoint_lsn", server->checkpoint_lsn),
-              LOG_UINT("replayed", result.records_replayed), LOG_UINT("last_lsn", result.last_lsn));
+    server->checkpoint.store = result.store;
+    server->checkpoint.archive = result.archive;
+    server->checkpoint_lsn = result.checkpoint_lsn;
     *last_lsn = result.last_lsn;
-    *log_end = result.end; /* wal_open need not read the newest segment again */
+    *log_end = result.log_end; /* wal_open need not read the newest segment again */
     return 0;
-}
-
-/* Load the checkpoint and replay the WAL while another thread faults in the heap the state is
- * built in (net/heap_warm.h). */
-static int recover(server_t *server, const char *wal_dir, uint64_t *last_lsn,
-                   wal_log_end_t *log_end)
-{
-    heap_warm_t *warm = heap_warm_start();
-    int rc = recover_state(server, wal_dir, last_lsn, log_end);
-    heap_warm_stop(warm);
-    return rc;
 }
 
 /* Create the data directory if missing and lock it (persist/dirlock.h) before anything in it
@@ -854,8 +395,8 @@ static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
     server->durable_lsn = last_lsn;
     allot_state_set_event_sink(server->state, on_state_event, server);
     /* From here the checkpoint thread owns the LMDB store. */
-    rc = checkpoint_writer_start(server->loop, server->checkpoint.store,
-                                 &server->checkpoint.writer, on_checkpoint_done, server);
+    rc = checkpoint_writer_start(server->loop, server->checkpoint.store, &server->checkpoint.writer,
+                                 checkpoint_driver_done_cb, server);
     if (rc != 0) {
         log_event(LOG_ERROR, "checkpoint_start_failed", LOG_STR("code", allot_error_code(rc)));
         return rc;
@@ -910,7 +451,7 @@ static int listen_start(server_t *server)
     server->listener.data = server;
     int rc = uv_tcp_bind(&server->listener, (const struct sockaddr *)&address, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&server->listener, 511, on_connection);
+        rc = uv_listen((uv_stream_t *)&server->listener, SERVER_LISTEN_BACKLOG, on_connection);
     if (rc != 0) {
         log_event(LOG_ERROR, "listen_failed", LOG_STR("host", server->config.listen_host),
                   LOG_UINT("port", server->config.listen_port), LOG_STR("error", uv_strerror(rc)));
@@ -930,7 +471,7 @@ static void handles_start(server_t *server)
     uv_check_init(server->loop, &server->end_of_iteration);
     server->end_of_iteration.data = server;
     uv_check_start(&server->end_of_iteration, on_end_of_iteration);
-    uv_idle_init(server->loop, &server->checkpoint_slicer); /* started by checkpoint_start */
+    uv_idle_init(server->loop, &server->checkpoint_slicer); /* started by checkpoint_driver.c */
     server->checkpoint_slicer.data = server;
     uv_timer_init(server->loop, &server->housekeeping);
     server->housekeeping.data = server;
@@ -977,7 +518,7 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
     }
     rc = data_dir_prepare(server, wal_dir, wal_dir_bytes);
     if (rc == 0)
-        rc = recover(server, wal_dir, &last_lsn, &log_end);
+        rc = recover(server, &last_lsn, &log_end);
     if (rc == 0)
         rc = wal_start(server, wal_dir, last_lsn, &log_end);
     if (rc == 0)
@@ -1007,7 +548,7 @@ int server_run(const server_config_t *config)
         .idempotency_age_ms = (int64_t)config->idempotency_age_s * 1000,
     };
     server->state = allot_state_create(&state_config);
-    msgpack_zone_init(&server->zone, 64 * 1024);
+    msgpack_zone_init(&server->zone, SERVER_ZONE_CHUNK_BYTES);
     msgpack_sbuffer_init(&server->scratch);
     log_event(LOG_INFO, "start", LOG_STR("version", ALLOT_VERSION), LOG_INT("pid", getpid()));
 

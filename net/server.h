@@ -17,10 +17,8 @@
 #include <stdint.h>
 #include <msgpack.h>
 
+#include "core/limits.h"
 #include "persist/wal.h"
-
-#define SERVER_HOST_BYTES_MAX 256
-#define SERVER_PATH_BYTES_MAX 1024
 
 typedef struct server_config {
     char listen_host[SERVER_HOST_BYTES_MAX];

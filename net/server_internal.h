@@ -8,7 +8,8 @@
 #include <uv.h>
 
 #include "auth.h"
-#include "frame.h"
+#include "checkpoint_driver.h"
+#include "client/frame.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -19,9 +20,6 @@
 
 struct allot_state;
 typedef struct connection connection_t;
-
-/* Connection handles closed per loop iteration (the rest wait in the close queue). */
-#define CONNECTION_CLOSES_PER_ITERATION 128
 
 /* "[ipv6]:port" at most, with its NUL. */
 #define CONNECTION_PEER_BYTES_MAX 56
@@ -72,43 +70,6 @@ static inline connection_t *connection_of_session(auth_session_t *session)
 {
     return (connection_t *)(void *)((char *)session - offsetof(connection_t, auth));
 }
-
-/* Requests answered when a checkpoint commits (server.checkpoint). */
-#define SERVER_CHECKPOINT_WAITERS_MAX 64
-
-typedef struct checkpoint_waiter {
-    connection_t *conn;
-    uint32_t msgid;
-    uint64_t generation; /* answered by the first checkpoint of this generation or later */
-} checkpoint_waiter_t;
-
-/* Checkpoint bookkeeping (server.c). A generation is one serialization of the dirty set. */
-typedef struct server_checkpoint {
-    checkpoint_store_t *store;   /* <data-dir>/state.lmdb; the writer thread owns it once started */
-    checkpoint_writer_t *writer; /* NULL until the WAL is open */
-    archive_t *archive;          /* evicted orders read back from the store (loop thread) */
-    /* Being serialized in slices (core's checkpoint is active): the state as of building_lsn. */
-    checkpoint_batch_t *building;
-    uint64_t building_lsn;
-    uint64_t building_generation;
-    const char *building_reason;  /* the trigger (a string literal) */
-    uint64_t building_started_ns; /* uv_hrtime() at begin */
-    uint64_t building_slices;
-    checkpoint_batch_t *pending; /* serialized, waiting for the WAL to be durable up to lsn */
-    uint64_t pending_lsn;
-    uint64_t pending_generation;
-    uint64_t in_flight_generation;
-    uint64_t generation_started;
-    uint64_t started_ms;         /* uv_now() when the last one was serialized */
-    uint64_t wal_bytes_at_start; /* wal_stats bytes_written then */
-    bool full_needed;            /* a serialization failed: the next one writes every object */
-    bool requested;              /* a trigger fired while one was running */
-    uint8_t shutdown_phase;      /* 0 serving, 1 final checkpoint, 2 closing */
-    uint64_t completed, failed;  /* checkpoints committed / failed (metrics) */
-    int64_t last_duration_ms;    /* serialization to commit of the last one */
-    uint32_t waiter_count;
-    checkpoint_waiter_t waiters[SERVER_CHECKPOINT_WAITERS_MAX];
-} server_checkpoint_t;
 
 typedef struct server {
     server_config_t config;
@@ -170,6 +131,9 @@ int server_listen_address(const server_config_t *config, struct sockaddr_storage
 
 /* server.c */
 int64_t server_now_ms(server_t *server);
+/* Close the checkpoint machinery (checkpoint_driver_close), every handle and the WAL: the end of
+ * shutdown (once; later calls do nothing). */
+void server_shutdown_close_all(server_t *server);
 void server_connection_closed(server_t *server, connection_t *conn);
 bool server_writes_allowed(const server_t *server, int *refused_error);
 void server_metrics_gauges(const server_t *server, metrics_gauges_t *gauges);
@@ -236,7 +200,7 @@ void connection_authenticated(connection_t *conn);
 /* Send a reply a handler deferred (bytes are one whole response); ends one deferred_count. */
 void connection_reply_deferred(connection_t *conn, const char *bytes, size_t len);
 
-/* server.c: forget the deferred replies owed to a connection that is closing. */
+/* checkpoint_driver.c: forget the deferred replies owed to a connection that is closing. */
 void server_deferred_drop(server_t *server, connection_t *conn);
 
 #endif

@@ -159,10 +159,8 @@ void server_ops_publish(server_t *server)
     metrics_http_publish(server->metrics_http, server->metrics_text, len, gauges.health_problem);
 }
 
-/* At most one idempotency_evicted_early line per this many ms; the next line counts every
- * eviction since the previous one. */
-#define SERVER_IDEMPOTENCY_LOG_INTERVAL_MS 60000
-
+/* At most one idempotency_evicted_early line per SERVER_IDEMPOTENCY_LOG_INTERVAL_MS; the next
+ * line counts every eviction since the previous one. */
 void server_ops_idempotency_watch(server_t *server)
 {
     allot_state_counters_t counts;

@@ -93,58 +93,15 @@
 
 #include "archive.h"
 #include "checkpoint_private.h"
+#include "core/byte_order.h"
 #include "core/errors.h"
 #include "core/event.h"
 #include "crc32c.h"
 
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
-#define CHECKPOINT_DBS_MAX            4
-/* A batch grows by chunks (never by copying what it holds: the loop appends to it in slices,
- * so a realloc of a large batch would be a stall): the first of the minimum size, each next one
- * twice the previous, up to the maximum (an entry larger than that gets a chunk of its own). */
-#define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
-#define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
-
-/* ---- little-endian helpers ------------------------------------------------------------- */
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
+/* A batch grows by chunks (CHECKPOINT_BATCH_CHUNK_BYTES_MIN, each next one twice the previous,
+ * up to _MAX), never by copying what it holds: the loop appends to it in slices, so a realloc
+ * of a large batch would be a stall. */
 
 /* ---- batches ----------------------------------------------------------------------------- */
 
@@ -229,10 +186,10 @@ int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t k
         batch->last = last = chunk;
     }
     uint8_t *p = last->data + last->used;
-    put_u16(p, (uint16_t)key_len);
+    allot_u16_store_le(p, (uint16_t)key_len);
     p[2] = type;
     p[3] = deleted ? 1 : 0;
-    put_u32(p + 4, (uint32_t)payload_len);
+    allot_u32_store_le(p + 4, (uint32_t)payload_len);
     memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES, key, key_len);
     if (payload_len > 0)
         memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES + key_len, payload, payload_len);
@@ -275,10 +232,10 @@ static bool batch_next(batch_cursor_t *cursor, batch_entry_t *entry)
     const batch_chunk_t *chunk = cursor->chunk;
     const uint8_t *p = chunk->data + cursor->offset;
     assert(chunk->used - cursor->offset >= CHECKPOINT_ENTRY_HEADER_BYTES);
-    entry->key_len = get_u16(p);
+    entry->key_len = allot_u16_load_le(p);
     entry->type = p[2];
     entry->deleted = p[3] != 0;
-    entry->payload_len = get_u32(p + 4);
+    entry->payload_len = allot_u32_load_le(p + 4);
     entry->key = p + CHECKPOINT_ENTRY_HEADER_BYTES;
     entry->payload = entry->key + entry->key_len;
     cursor->offset += CHECKPOINT_ENTRY_HEADER_BYTES + entry->key_len + entry->payload_len;
@@ -286,56 +243,14 @@ static bool batch_next(batch_cursor_t *cursor, batch_entry_t *entry)
     return true;
 }
 
-/* ---- the store --------------------------------------------------------------------------- */
-
-int checkpoint_lmdb_error(int mdb_rc, const char *what, const char *path, char *message,
-                      size_t message_bytes)
-{
-    if (mdb_rc == ARCHIVE_MDB_BAD_ORDER) {
-        snprintf(message, message_bytes, "checkpoint: %s %s: an order record does not decode",
-                 what, path);
-        return ALLOT_ECORRUPT;
-    }
-    if (mdb_rc == CHECKPOINT_MDB_BAD_CHECKSUM) {
-        snprintf(message, message_bytes,
-                 "checkpoint: %s %s: a stored value fails its checksum (the file is damaged)", what,
-                 path);
-        return ALLOT_ECORRUPT;
-    }
-    if (message_bytes > 0)
-        snprintf(message, message_bytes, "checkpoint: %s %s: %s", what, path, mdb_strerror(mdb_rc));
-    if (mdb_rc == ENOMEM)
-        return ALLOT_ENOMEM;
-    if (mdb_rc == MDB_CORRUPTED || mdb_rc == MDB_INVALID || mdb_rc == MDB_VERSION_MISMATCH ||
-        mdb_rc == MDB_PAGE_NOTFOUND || mdb_rc == MDB_INCOMPATIBLE)
-        return ALLOT_ECORRUPT;
-    return ALLOT_EIO;
-}
-
-/* ---- checksums ----------------------------------------------------------------------------- */
-
-uint32_t checkpoint_crc(const void *key, size_t key_len, const void *value, size_t value_len)
-{
-    return crc32c_extend(crc32c_extend(0, key, key_len), value, value_len);
-}
-
-bool checkpoint_crc_matches(const MDB_val *key, const MDB_val *value)
-{
-    if (value->mv_size < CHECKPOINT_CRC_BYTES)
-        return false;
-    size_t data_len = value->mv_size - CHECKPOINT_CRC_BYTES;
-    const uint8_t *v = value->mv_data;
-    return get_u32(v + data_len) == checkpoint_crc(key->mv_data, key->mv_size, v, data_len);
-}
+/* ---- checksums (checking them: checkpoint_read.c) ---------------------------------------- */
 
 void checkpoint_crc_seal(const void *key, size_t key_len, uint8_t *value, size_t len)
 {
     assert(len >= CHECKPOINT_CRC_BYTES);
     size_t data_len = len - CHECKPOINT_CRC_BYTES;
-    put_u32(value + data_len, checkpoint_crc(key, key_len, value, data_len));
+    allot_u32_store_le(value + data_len, checkpoint_crc(key, key_len, value, data_len));
 }
-
-#define META_DATA_BYTES_MAX 16u
 
 int checkpoint_meta_put(MDB_txn *txn, MDB_dbi meta, const char *name, const void *data, size_t len)
 {
@@ -345,19 +260,6 @@ int checkpoint_meta_put(MDB_txn *txn, MDB_dbi meta, const char *name, const void
     checkpoint_crc_seal(name, strlen(name), bytes, len + CHECKPOINT_CRC_BYTES);
     MDB_val key = {strlen(name), (void *)name}, value = {len + CHECKPOINT_CRC_BYTES, bytes};
     return mdb_put(txn, meta, &key, &value, 0);
-}
-
-int checkpoint_meta_get(MDB_txn *txn, MDB_dbi meta, const char *name, void *out, size_t len)
-{
-    assert(len <= META_DATA_BYTES_MAX);
-    MDB_val key = {strlen(name), (void *)name}, value;
-    int mrc = mdb_get(txn, meta, &key, &value);
-    if (mrc != 0)
-        return mrc;
-    if (value.mv_size != len + CHECKPOINT_CRC_BYTES || !checkpoint_crc_matches(&key, &value))
-        return CHECKPOINT_MDB_BAD_CHECKSUM;
-    memcpy(out, value.mv_data, len);
-    return 0;
 }
 
 /* ---- opening -------------------------------------------------------------------------------- */
@@ -387,8 +289,8 @@ static int version_write(checkpoint_store_t *store, MDB_txn *txn, char *message,
                          size_t message_bytes)
 {
     uint8_t version[4], records[8];
-    put_u32(version, CHECKPOINT_FORMAT_VERSION);
-    put_u64(records, 0);
+    allot_u32_store_le(version, CHECKPOINT_FORMAT_VERSION);
+    allot_u64_store_le(records, 0);
     int mrc = checkpoint_meta_put(txn, store->meta, META_KEY_VERSION, version, sizeof(version));
     if (mrc == 0)
         mrc = checkpoint_meta_put(txn, store->meta, META_KEY_RECORDS, records, sizeof(records));
@@ -463,9 +365,9 @@ static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created,
         return checkpoint_lmdb_error(mrc, "read version of", store->path, message, message_bytes);
     uint32_t version = 0;
     if (value.mv_size == 4)
-        version = get_u32(value.mv_data);
+        version = allot_u32_load_le(value.mv_data);
     else if (value.mv_size == 4 + CHECKPOINT_CRC_BYTES && checkpoint_crc_matches(&key, &value))
-        version = get_u32(value.mv_data);
+        version = allot_u32_load_le(value.mv_data);
     else
         return checkpoint_lmdb_error(CHECKPOINT_MDB_BAD_CHECKSUM, "read version of", store->path,
                                      message, message_bytes);
@@ -501,7 +403,7 @@ static int store_init_txn(checkpoint_store_t *store, bool *created, bool *map_fu
         uint8_t lsn[8];
         mrc = checkpoint_meta_get(txn, store->meta, META_KEY_LSN, lsn, sizeof(lsn));
         if (mrc == 0) {
-            store->lsn = get_u64(lsn);
+            store->lsn = allot_u64_load_le(lsn);
         } else if (mrc != MDB_NOTFOUND) {
             snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn (%s)", store->path,
                      mrc == CHECKPOINT_MDB_BAD_CHECKSUM ? "fails its checksum" : mdb_strerror(mrc));
@@ -627,71 +529,6 @@ void checkpoint_store_close(checkpoint_store_t *store)
     allot_event_scratch_free(&store->scratch);
     pthread_mutex_destroy(&store->map_lock);
     free(store);
-}
-
-/* checkpoint_lsn of a store of any version (versions 1 and 2 have no trailers). Returns an LMDB
- * code or CHECKPOINT_MDB_BAD_CHECKSUM. */
-static int lsn_read_any_version(MDB_txn *txn, MDB_dbi meta, uint64_t *lsn)
-{
-    MDB_val key = {strlen(META_KEY_VERSION), META_KEY_VERSION}, value;
-    int mrc = mdb_get(txn, meta, &key, &value);
-    if (mrc != 0 && mrc != MDB_NOTFOUND)
-        return mrc;
-    bool bare = mrc == 0 && value.mv_size == 4;
-    uint8_t bytes[8];
-    if (bare) {
-        key = (MDB_val){strlen(META_KEY_LSN), META_KEY_LSN};
-        mrc = mdb_get(txn, meta, &key, &value);
-        if (mrc == 0 && value.mv_size != sizeof(bytes))
-            mrc = CHECKPOINT_MDB_BAD_CHECKSUM;
-        if (mrc == 0)
-            memcpy(bytes, value.mv_data, sizeof(bytes));
-    } else {
-        mrc = checkpoint_meta_get(txn, meta, META_KEY_LSN, bytes, sizeof(bytes));
-    }
-    if (mrc == 0)
-        *lsn = get_u64(bytes);
-    return mrc;
-}
-
-int checkpoint_store_read_lsn(const char *path, uint64_t *lsn, bool *exists, char *message,
-                              size_t message_bytes)
-{
-    assert(path != NULL && lsn != NULL && exists != NULL);
-    *lsn = 0;
-    *exists = false;
-    if (message_bytes > 0)
-        message[0] = '\0';
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return 0;
-    *exists = true;
-    MDB_env *env;
-    MDB_txn *txn = NULL;
-    MDB_dbi meta;
-    int mrc = mdb_env_create(&env);
-    if (mrc != 0)
-        return checkpoint_lmdb_error(mrc, "open", path, message, message_bytes);
-    mdb_env_set_maxdbs(env, CHECKPOINT_DBS_MAX);
-    mrc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0640);
-    if (mrc == 0)
-        mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-    if (mrc == 0)
-        mrc = mdb_dbi_open(txn, "meta", 0, &meta);
-    if (mrc == 0)
-        mrc = lsn_read_any_version(txn, meta, lsn);
-    int rc = 0;
-    if (mrc == CHECKPOINT_MDB_BAD_CHECKSUM) {
-        snprintf(message, message_bytes, "checkpoint: %s: bad checkpoint_lsn (fails its checksum)",
-                 path);
-        rc = ALLOT_ECORRUPT;
-    } else if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = checkpoint_lmdb_error(mrc, "read", path, message, message_bytes);
-    }
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    mdb_env_close(env);
-    return rc;
 }
 
 uint64_t checkpoint_store_lsn(const checkpoint_store_t *store)
@@ -864,13 +701,13 @@ static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batch
     MDB_stat stat;
     if (mrc == 0 && (mrc = mdb_stat(txn, store->state, &stat)) == 0) {
         uint8_t bytes[8];
-        put_u64(bytes, stat.ms_entries);
+        allot_u64_store_le(bytes, stat.ms_entries);
         mrc = checkpoint_meta_put(txn, store->meta, META_KEY_RECORDS, bytes, sizeof(bytes));
         *what = "write record_count to";
     }
     if (mrc == 0) {
         uint8_t bytes[8];
-        put_u64(bytes, lsn);
+        allot_u64_store_le(bytes, lsn);
         mrc = checkpoint_meta_put(txn, store->meta, META_KEY_LSN, bytes, sizeof(bytes));
         *what = "write checkpoint_lsn to";
     }

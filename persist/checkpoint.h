@@ -50,6 +50,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/limits.h"
+
 /* 2 added the customer index of orders (persist/archive.h), 3 a CRC32C trailer on every value
  * and the record count; version 1 and 2 stores are rewritten as version 3 when opened (layout
  * and upgrade at the top of checkpoint.c). */
@@ -57,15 +59,8 @@
 #define CHECKPOINT_FORMAT_VERSION_V2 2u
 #define CHECKPOINT_FORMAT_VERSION_V1 1u
 #define CHECKPOINT_FILE_NAME         "state.lmdb"
-/* Initial LMDB map (virtual address space; the file grows only as data is written). */
-#define CHECKPOINT_MAP_BYTES_DEFAULT (256ull << 20)
-/* The map is doubled on MDB_MAP_FULL up to this. */
-#define CHECKPOINT_MAP_BYTES_MAX (1ull << 40)
-/* Largest key: 1 kind byte + an id (LMDB's default key limit is 511 bytes). */
-#define CHECKPOINT_KEY_BYTES_MAX     256u
+/* Limits (map size, key size, kept batches, paths): core/limits.h. */
 #define CHECKPOINT_MESSAGE_BYTES_MAX 512u
-/* Batches of failed checkpoints kept beyond this are replaced by one full checkpoint. */
-#define CHECKPOINT_KEPT_BYTES_MAX (64ull << 20)
 
 /* Kinds (first key byte); they equal core's snapshot kinds. 0x05 and above: future objects. */
 #define CHECKPOINT_KIND_LOCATION    0x01

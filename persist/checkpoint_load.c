@@ -43,6 +43,7 @@
 
 #include "archive.h"
 #include "checkpoint_private.h"
+#include "core/byte_order.h"
 #include "core/errors.h"
 #include "core/event.h"
 #include "core/state.h"
@@ -576,9 +577,7 @@ static int records_expected(const checkpoint_store_t *store, MDB_txn *txn, uint6
     uint8_t bytes[8];
     int mrc = checkpoint_meta_get(txn, store->meta, META_KEY_RECORDS, bytes, sizeof(bytes));
     if (mrc == 0) {
-        *count = 0;
-        for (int i = 7; i >= 0; i--)
-            *count = (*count << 8) | bytes[i];
+        *count = allot_u64_load_le(bytes);
         return 0;
     }
     if (mrc == MDB_NOTFOUND || mrc == CHECKPOINT_MDB_BAD_CHECKSUM) {

@@ -8,7 +8,10 @@
 #include "checkpoint.h"
 #include "core/event.h"
 
-#define CHECKPOINT_PATH_BYTES_MAX 4096u
+/* Named LMDB databases of a store: meta, state, orders_by_customer (and room for one more). */
+#define CHECKPOINT_DBS_MAX 4
+/* Largest meta value (before its trailer). */
+#define META_DATA_BYTES_MAX 16u
 /* Format version 3: every value ends in a CRC32C trailer (layout at the top of checkpoint.c). */
 #define CHECKPOINT_CRC_BYTES 4u
 /* Smallest value of "state": the type byte, at least one payload byte, the trailer. */
@@ -32,7 +35,8 @@ struct checkpoint_store {
     char path[CHECKPOINT_PATH_BYTES_MAX];
 };
 
-/* An ALLOT_E* code for an LMDB error, with "checkpoint: <what> <path>: <reason>" in message. */
+/* An ALLOT_E* code for an LMDB error, with "checkpoint: <what> <path>: <reason>" in message
+ * (checkpoint_read.c, as the checksum helpers and checkpoint_meta_get below). */
 int checkpoint_lmdb_error(int mdb_rc, const char *what, const char *path, char *message,
                           size_t message_bytes);
 

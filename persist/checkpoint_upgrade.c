@@ -6,18 +6,7 @@
 #include <string.h>
 
 #include "checkpoint_private.h"
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
+#include "core/byte_order.h"
 
 /* The growing buffer a rewritten value is built in. */
 typedef struct upgrade_buffer {
@@ -85,8 +74,8 @@ static int upgrade_meta(checkpoint_store_t *store, MDB_txn *txn)
     if ((mrc = mdb_stat(txn, store->state, &stat)) != 0)
         return mrc;
     uint8_t records[8], version[4];
-    put_u64(records, stat.ms_entries);
-    put_u32(version, CHECKPOINT_FORMAT_VERSION);
+    allot_u64_store_le(records, stat.ms_entries);
+    allot_u32_store_le(version, CHECKPOINT_FORMAT_VERSION);
     mrc = checkpoint_meta_put(txn, store->meta, META_KEY_RECORDS, records, sizeof(records));
     if (mrc == 0)
         mrc = checkpoint_meta_put(txn, store->meta, META_KEY_VERSION, version, sizeof(version));

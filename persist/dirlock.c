@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/limits.h"
 
-#define DIRLOCK_PATH_BYTES_MAX 4096u
 #define DIRLOCK_PID_BYTES_MAX  24u
 
 struct dirlock {

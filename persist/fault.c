@@ -14,8 +14,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-
-#define FAULT_PATH_BYTES_MAX 4096
+#include "core/limits.h"
 
 typedef struct fault_rule {
     bool armed;

@@ -9,7 +9,7 @@
 #include "core/errors.h"
 #include "core/event.h"
 #include "persist/checkpoint.h"
-#include "persist/wal.h"
+#include "persist/wal_read.h"
 
 static void usage(FILE *out)
 {

@@ -13,18 +13,17 @@
 #include <editline/readline.h>
 
 #include "core/errors.h"
-#include "net/client.h"
+#include "core/limits.h" /* CLI_HISTORY_LINES_MAX, CLI_TOKEN_BYTES_MAX */
+#include "client/client.h"
 #include "net/command.h"
-#include "net/json_msgpack.h"
+#include "client/json_msgpack.h"
 
 #define CLI_EXIT_OK           0
 #define CLI_EXIT_ERROR        1 /* the server answered with an error */
 #define CLI_EXIT_USAGE        2 /* bad usage, bad input, or no connection */
 #define CLI_EXIT_AUTH         3 /* the server refused the token */
 #define CLI_HISTORY_FILE      ".allot_history"
-#define CLI_HISTORY_LINES_MAX 1000
 #define CLI_TOKEN_ENV         "ALLOT_TOKEN"
-#define CLI_TOKEN_BYTES_MAX   4096 /* a token (the first line of a token file) */
 
 /* One request from the command line, or a session of lines from a terminal or a pipe. In a
  * session every command line prints one answer on stdout: the result, or `(error) ...`, so that

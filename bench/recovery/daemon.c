@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net/client.h"
+#include "client/client.h"
 #include "rb.h"
 
 double rb_now_s(void)

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net/client.h"
+#include "client/client.h"
 #include "rb.h"
 
 #define PHASES 3

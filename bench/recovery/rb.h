@@ -1,11 +1,12 @@
 /* rb.h - allot-recovery-bench: shared declarations (see docs/benchmarks-recovery.md).
  *
- * generate.c  builds <dir> (state.lmdb + wal/) through core + persist, and measures recovery
- *             in-process with the same functions allotd's recover() uses (split by phase).
+ * main.c      subcommands and the fdatasync probe; `generate` and `inproc` run allot-datagen
+ *             (tools/allot-datagen.c: the data set built through core + persist, and recovered
+ *             in-process with recovery_run), so that the bench itself calls only liballot.
  * daemon.c    starts the real allotd, waits for ping, reads VmRSS/VmHWM and its log phases.
  * drive.c     a pipelined MessagePack-RPC load driver over liballot (one thread, poll()):
  *             reserve+release throughput, dirtying N SKUs, checkpoint stall measurement.
- * main.c      subcommands and the fdatasync probe.
+ * memlat.c    dependent random reads (memory latency).
  */
 #ifndef ALLOT_BENCH_RECOVERY_RB_H
 #define ALLOT_BENCH_RECOVERY_RB_H
@@ -17,7 +18,7 @@
 
 #define RB_PATH_BYTES 1024
 
-/* Names shared by the generator and the drivers. */
+/* Names the drivers share with allot-datagen's data set. */
 #define RB_SKU_FMT      "SKU-%07u"
 #define RB_LOCATION_FMT "LOC-%02u"
 
@@ -34,18 +35,6 @@ void rb_samples_add(rb_samples_t *s, uint64_t us);
 void rb_samples_free(rb_samples_t *s);
 /* Sorts in place; returns the p-th percentile (0..100), 0 when empty. */
 uint32_t rb_samples_pct(rb_samples_t *s, double p);
-
-/* ---- generate.c ----------------------------------------------------------------------- */
-typedef struct rb_gen_config {
-    const char *dir;
-    uint32_t skus;
-    uint32_t locations;
-    uint64_t wal_records;
-    uint32_t live_holds; /* reservations left live at the end (FIFO window) */
-} rb_gen_config_t;
-int rb_generate(const rb_gen_config_t *config);
-/* In-process recovery of dir (read-only: nothing is written), phase by phase. */
-int rb_inproc(const char *dir, bool split);
 
 /* ---- daemon.c ------------------------------------------------------------------------- */
 typedef struct rb_daemon {
@@ -67,9 +56,6 @@ void rb_daemon_kill9(rb_daemon_t *d);
 int rb_daemon_stop(rb_daemon_t *d, double timeout_s);
 /* utime + stime of a process in seconds (0 when unreadable). */
 double rb_proc_cpu_s(pid_t pid);
-/* Dependent random reads over `mib` MiB (pointer chase): ns per read, with and without
- * MADV_HUGEPAGE. Bounds every hash/array lookup of a large state. */
-int rb_memlat(uint32_t mib);
 /* VmRSS / VmHWM / RssAnon in KiB (0 when unreadable). */
 uint64_t rb_proc_status_kib(pid_t pid, const char *field);
 /* Wall-clock ms of the first (or last) log line with "event=<event>" (-1 if none); the line
@@ -80,6 +66,11 @@ int64_t rb_log_event_ms(const char *log_path, const char *event, char *line, siz
 long long rb_log_field(const char *line, const char *key);
 /* Evict dir's files (recursively one level: dir and dir/wal) from the page cache. */
 void rb_evict_cache(const char *dir);
+
+/* ---- memlat.c ------------------------------------------------------------------------- */
+/* Dependent random reads over `mib` MiB (pointer chase): ns per read, with and without
+ * MADV_HUGEPAGE. Bounds every hash/array lookup of a large state. */
+int rb_memlat(uint32_t mib);
 
 /* ---- drive.c -------------------------------------------------------------------------- */
 int rb_throughput(uint16_t port, pid_t server_pid, uint32_t conns, uint32_t pipeline,

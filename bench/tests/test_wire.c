@@ -5,7 +5,7 @@
 
 #include "bench/wire.h"
 #include "core/limits.h"
-#include "net/frame.h"
+#include "client/frame.h"
 
 static msgpack_sbuffer sb;
 static msgpack_packer pk;
@@ -123,7 +123,7 @@ Test(wire, all_scalar_widths_are_sized)
 }
 
 /* The bench, the client library and the server frame MessagePack with one scanner
- * (net/frame.h): the same size for every object and prefix, and the same depth limit. */
+ * (client/frame.h): the same size for every object and prefix, and the same depth limit. */
 Test(wire, sizes_objects_exactly_as_the_server_scanner_does_with_its_depth_limit)
 {
     /* a reply-like object with every kind of item */

@@ -44,15 +44,15 @@ void allot_bytes_put_u8(allot_bytes_t *bytes, uint8_t value)
 
 void allot_bytes_put_u16(allot_bytes_t *bytes, uint16_t value)
 {
-    uint8_t raw[2] = {(uint8_t)value, (uint8_t)(value >> 8)};
+    uint8_t raw[2];
+    allot_u16_store_le(raw, value);
     allot_bytes_put(bytes, raw, 2);
 }
 
 void allot_bytes_put_u64(allot_bytes_t *bytes, uint64_t value)
 {
     uint8_t raw[8];
-    for (int i = 0; i < 8; i++)
-        raw[i] = (uint8_t)(value >> (8 * i));
+    allot_u64_store_le(raw, value);
     allot_bytes_put(bytes, raw, 8);
 }
 

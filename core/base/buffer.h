@@ -4,17 +4,18 @@
  * return ALLOT_ENOMEM when memory runs out and leave the buffer unchanged; *_reserve makes the
  * next appends of that size infallible. allot_reader_t reads little-endian values from a
  * bounded span and never reads past its end: the first failed read sets `failed` and every
- * later read returns zeros. Internal to core/; libc only.
+ * later read returns zeros. Its readers and writers are little-endian through core/byte_order.h.
+ * libc only.
  */
 #ifndef ALLOT_CORE_BUFFER_H
 #define ALLOT_CORE_BUFFER_H
 
-#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "core/byte_order.h"
 #include "core/common.h"
 
 typedef struct allot_bytes {
@@ -77,16 +78,13 @@ static inline uint8_t allot_reader_u8(allot_reader_t *reader)
 static inline uint16_t allot_reader_u16(allot_reader_t *reader)
 {
     const uint8_t *p = allot_reader_take(reader, 2);
-    return p ? (uint16_t)(p[0] | (p[1] << 8)) : 0;
+    return p ? allot_u16_load_le(p) : 0;
 }
 
 static inline uint64_t allot_reader_u64(allot_reader_t *reader)
 {
     const uint8_t *p = allot_reader_take(reader, 8);
-    uint64_t value = 0;
-    if (p != NULL)
-        memcpy(&value, p, sizeof(value)); /* one load: fields are little-endian */
-    return le64toh(value);
+    return p ? allot_u64_load_le(p) : 0;
 }
 
 static inline int64_t allot_reader_i64(allot_reader_t *reader)

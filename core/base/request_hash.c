@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "core/base/buffer.h"
+
 void request_hash_bytes(request_hash_t *hash, const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -14,9 +16,8 @@ void request_hash_bytes(request_hash_t *hash, const void *data, size_t len)
 
 void request_hash_u64(request_hash_t *hash, uint64_t value)
 {
-    unsigned char raw[8];
-    for (int i = 0; i < 8; i++)
-        raw[i] = (unsigned char)(value >> (8 * i));
+    uint8_t raw[8];
+    allot_u64_store_le(raw, value);
     request_hash_bytes(hash, raw, 8);
 }
 

@@ -1,5 +1,5 @@
 /* order_types.h - the order's vocabulary: states, shipments, payments, returns and their names,
- * the state and payment tables, the bounds of one order, the archive hook.
+ * the state and payment tables, the archive hook.
  *
  * Contract: part of core/order.h's contract (read that first), split out because the state's
  * layout (core/state_private.h) holds the archive hook and the order codec and apply need the
@@ -15,19 +15,10 @@
 
 #include "core/common.h"
 #include "core/event/event_types.h"
+#include "core/limits.h"
 
-/* Bounds of one order (over them: TOO_LARGE). */
-#define ALLOT_ORDER_SHIPMENTS_MAX      64
-#define ALLOT_ORDER_ITEMS_MAX          1024 /* shipment items plus return items */
-#define ALLOT_ORDER_RETURNS_MAX        32
-#define ALLOT_ORDER_HISTORY_MAX        256
-#define ALLOT_ORDER_ADDRESS_BYTES_MAX  4096
-#define ALLOT_ORDER_LIST_LIMIT_DEFAULT 20
-#define ALLOT_ORDER_LIST_LIMIT_MAX     100
-/* Orders evicted per allot_orders_evict_aged call by the server. */
-#define ALLOT_ORDERS_EVICT_BATCH_MAX 4096
-/* Default age after which ended orders leave memory (operator: orders_archive_age_ms). */
-#define ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT (7LL * 24 * 3600 * 1000)
+/* The bounds of one order, of order.list pages, of eviction and the archive age:
+ * ALLOT_ORDER*_ in core/limits.h. */
 
 typedef enum allot_order_state {
     ALLOT_ORDER_CREATED = 0,

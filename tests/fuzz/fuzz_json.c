@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "net/json_msgpack.h"
+#include "client/json_msgpack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,7 +10,7 @@
 #include "core/reservation.h"
 #include "core/state.h"
 #include "net/dispatch.h"
-#include "net/frame.h"
+#include "client/frame.h"
 #include "net/rpc.h"
 
 #define FUZZ_REQUEST_BYTES_MAX (64u * 1024)

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net/json_msgpack.h"
+#include "client/json_msgpack.h"
 
 #ifndef ALLOTD_PATH
 #error "ALLOTD_PATH must be defined by the build"

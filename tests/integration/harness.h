@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "net/client.h"
+#include "client/client.h"
 
 #define HARNESS_START_TIMEOUT_MS 10000
 #define HARNESS_STOP_TIMEOUT_MS  10000

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/errors.h"
-#include "net/json_msgpack.h"
+#include "client/json_msgpack.h"
 
 /* JSON text -> msgpack -> compact JSON text. Returns the error code; *out is malloc'ed. */
 static int round_trip(const char *json, unsigned flags, char **out, char *err)

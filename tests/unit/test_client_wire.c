@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-#include "net/client.h"
-#include "net/json_msgpack.h"
+#include "client/client.h"
+#include "client/json_msgpack.h"
 
 typedef void (*fake_script_fn)(int fd);
 

@@ -5,7 +5,7 @@
 
 #include "core/errors.h"
 #include "net/dispatch.h"
-#include "net/frame.h"
+#include "client/frame.h"
 #include "net/pack.h"
 #include "net/rpc.h"
 

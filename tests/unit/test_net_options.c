@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "net/options.h"
 
 /* A temp config file holding content; returns its path (static buffer, caller unlinks). */
@@ -172,4 +173,106 @@ Test(options, flags_override_the_file)
     cr_expect_eq(o.server.listen_port, 8123);
     cr_expect_eq(o.server.connections_max, 7u);
     unlink(path);
+}
+
+/* A numeric setting and the range core/limits.h holds it to. */
+typedef struct setting_range {
+    const char *flag;
+    uint64_t floor, ceiling;
+    const char *note; /* what the message says after the range */
+} setting_range_t;
+
+static const setting_range_t setting_ranges[] = {
+    {"--request-bytes-max", ALLOT_REQUEST_BYTES_MAX_FLOOR, ALLOT_REQUEST_BYTES_MAX_CEILING, ""},
+    {"--inflight-max", 1, ALLOT_INFLIGHT_REQUESTS_MAX_CEILING, ""},
+    {"--output-bytes-max", ALLOT_OUTPUT_BYTES_MAX_FLOOR, ALLOT_OUTPUT_BYTES_MAX_CEILING, ""},
+    {"--buffer-bytes-max", ALLOT_BUFFER_BYTES_MAX_FLOOR, ALLOT_BUFFER_BYTES_MAX_CEILING, ""},
+    {"--connections-max", 1, ALLOT_CONNECTIONS_MAX_CEILING, ""},
+    {"--idle-timeout-s", 0, ALLOT_IDLE_TIMEOUT_S_CEILING, " (0 = never)"},
+    {"--request-timeout-ms", 0, ALLOT_REQUEST_TIMEOUT_MS_CEILING, " (0 = never)"},
+    {"--auth-timeout-ms", 0, ALLOT_AUTH_TIMEOUT_MS_CEILING, " (0 = never)"},
+    {"--unauthenticated-connections-max", 0, ALLOT_UNAUTHENTICATED_CONNECTIONS_MAX_CEILING,
+     " (0 = a tenth of --connections-max)"},
+    {"--wal-segment-bytes", ALLOT_WAL_SEGMENT_BYTES_FLOOR, ALLOT_WAL_SEGMENT_BYTES_CEILING, ""},
+    {"--checkpoint-interval-s", 0, ALLOT_CHECKPOINT_INTERVAL_S_CEILING, " (0 = never on a timer)"},
+    {"--checkpoint-wal-bytes", 0, ALLOT_CHECKPOINT_WAL_BYTES_CEILING, " (0 = never by size)"},
+    {"--checkpoint-dirty-max", 0, ALLOT_CHECKPOINT_DIRTY_MAX_CEILING, " (0 = never by count)"},
+    {"--reservations-max", 1, ALLOT_RESERVATIONS_MAX_CEILING, ""},
+    {"--idempotency-entries-max", 1, ALLOT_IDEMPOTENCY_ENTRIES_MAX_CEILING, ""},
+    {"--idempotency-age-s", 1, ALLOT_IDEMPOTENCY_AGE_S_CEILING, ""},
+    {"--orders-archive-age-s", 1, ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING, ""},
+};
+
+/* options_parse of `allotd FLAG VALUE`. */
+static int parse_flag(const char *flag, unsigned long long value, char *error, size_t bytes)
+{
+    char text[32];
+    snprintf(text, sizeof(text), "%llu", value);
+    char *argv[] = {"allotd", (char *)flag, text, NULL};
+    options_t o;
+    return options_parse(3, argv, &o, error, bytes);
+}
+
+Test(options, every_numeric_setting_is_held_to_its_range_in_core_limits)
+{
+    char error[512], expected[512];
+    for (size_t i = 0; i < sizeof(setting_ranges) / sizeof(setting_ranges[0]); i++) {
+        const setting_range_t *r = &setting_ranges[i];
+        cr_expect_eq(parse_flag(r->flag, r->ceiling, error, sizeof(error)), 0, "%s %llu: %s",
+                     r->flag, (unsigned long long)r->ceiling, error);
+        cr_expect_eq(parse_flag(r->flag, r->floor, error, sizeof(error)), 0, "%s %llu: %s", r->flag,
+                     (unsigned long long)r->floor, error);
+        cr_expect_neq(parse_flag(r->flag, r->ceiling + 1, error, sizeof(error)), 0);
+        snprintf(expected, sizeof(expected), "%s expects %llu..%llu%s: '%llu'", r->flag,
+                 (unsigned long long)r->floor, (unsigned long long)r->ceiling, r->note,
+                 (unsigned long long)r->ceiling + 1);
+        cr_expect_str_eq(error, expected);
+        if (r->floor > 0) {
+            cr_expect_neq(parse_flag(r->flag, r->floor - 1, error, sizeof(error)), 0);
+            cr_expect(strstr(error, " expects ") != NULL, "%s", error);
+        }
+    }
+}
+
+Test(options, the_defaults_are_those_of_core_limits)
+{
+    char *argv[] = {"allotd", NULL};
+    options_t o;
+    char error[512];
+    cr_assert_eq(options_parse(1, argv, &o, error, sizeof(error)), 0, "%s", error);
+    const server_config_t *c = &o.server;
+    cr_expect_eq(c->listen_port, ALLOT_LISTEN_PORT_DEFAULT);
+    cr_expect_eq(c->fsync_interval_ms, ALLOT_FSYNC_INTERVAL_MS_DEFAULT);
+    cr_expect_eq(c->wal_segment_bytes, ALLOT_WAL_SEGMENT_BYTES_DEFAULT);
+    cr_expect_eq(c->request_bytes_max, ALLOT_REQUEST_BYTES_MAX_DEFAULT);
+    cr_expect_eq(c->inflight_requests_max, ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT);
+    cr_expect_eq(c->output_bytes_max, ALLOT_OUTPUT_BYTES_MAX_DEFAULT);
+    cr_expect_eq(c->connections_max, ALLOT_CONNECTIONS_MAX_DEFAULT);
+    cr_expect_eq(c->buffer_bytes_max, ALLOT_BUFFER_BYTES_MAX_DEFAULT);
+    cr_expect_eq(c->idle_timeout_s, ALLOT_IDLE_TIMEOUT_S_DEFAULT);
+    cr_expect_eq(c->request_timeout_ms, ALLOT_REQUEST_TIMEOUT_MS_DEFAULT);
+    cr_expect_eq(c->auth_timeout_ms, ALLOT_AUTH_TIMEOUT_MS_DEFAULT);
+    cr_expect_eq(c->checkpoint_interval_s, ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT);
+    cr_expect_eq(c->checkpoint_wal_bytes, ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT);
+    cr_expect_eq(c->checkpoint_dirty_max, ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT);
+}
+
+Test(options, path_and_fsync_interval_bounds_are_named_from_core_limits)
+{
+    char error[512], expected[512];
+    char *argv[] = {"allotd", "--fsync", "interval:60001", NULL};
+    options_t o;
+    cr_assert_neq(options_parse(3, argv, &o, error, sizeof(error)), 0);
+    snprintf(expected, sizeof(expected),
+             "--fsync expects always, interval:MS (1..%u) or none: 'interval:60001'",
+             WAL_FSYNC_INTERVAL_MS_MAX);
+    cr_expect_str_eq(error, expected);
+    char long_path[SERVER_PATH_BYTES_MAX + 1];
+    memset(long_path, 'p', SERVER_PATH_BYTES_MAX);
+    long_path[SERVER_PATH_BYTES_MAX] = '\0';
+    char *argv_dir[] = {"allotd", "--data-dir", long_path, NULL};
+    cr_assert_neq(options_parse(3, argv_dir, &o, error, sizeof(error)), 0);
+    snprintf(expected, sizeof(expected), "--data-dir expects a path of 1..%u bytes: '",
+             SERVER_PATH_BYTES_MAX - 1);
+    cr_expect(strncmp(error, expected, strlen(expected)) == 0, "%s", error);
 }

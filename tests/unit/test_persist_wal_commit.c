@@ -339,7 +339,7 @@ Test(wal_room_check, waiting_for_the_next_segment_is_overloaded_never_unavailabl
     cr_assert_eq(seen.fatal_calls, 0);
 }
 
-/* The synced LSN in the header of segment first_lsn (format: top of persist/wal.c). */
+/* The synced LSN in the header of segment first_lsn (format: top of persist/wal_format.c). */
 static uint64_t header_synced_lsn(uint64_t first_lsn)
 {
     char path[200];

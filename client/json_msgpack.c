@@ -1,5 +1,5 @@
 /* json_msgpack.c - JSON text <-> MessagePack conversion (jansson in, hand-written writer out). */
-#include "net/json_msgpack.h"
+#include "client/json_msgpack.h"
 
 #include <inttypes.h>
 #include <jansson.h>

@@ -17,15 +17,13 @@
  * Errors: ALLOT_EINVALID_ARGUMENT (bad JSON, too deep, NULL input), ALLOT_ENOMEM.
  * Stateless; safe from any thread. Part of liballot (links jansson and msgpack-c).
  */
-#ifndef ALLOT_NET_JSON_MSGPACK_H
-#define ALLOT_NET_JSON_MSGPACK_H
+#ifndef ALLOT_CLIENT_JSON_MSGPACK_H
+#define ALLOT_CLIENT_JSON_MSGPACK_H
 
 #include <msgpack.h>
 #include <stddef.h>
 
-/* Deepest nesting converted. Twice the server's ALLOT_REQUEST_DEPTH_MAX, so that tools can send
- * requests the server must refuse. */
-#define JSON_MSGPACK_DEPTH_MAX 64
+#include "core/limits.h" /* JSON_MSGPACK_DEPTH_MAX: the deepest nesting converted */
 
 /* Bytes of an error message buffer that always holds a full message. */
 #define JSON_MSGPACK_ERROR_BYTES 256

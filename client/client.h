@@ -1,4 +1,5 @@
-/* client.h - liballot: a blocking MessagePack-RPC client for Allot (CLI, tests, bench).
+/* client.h - liballot: a blocking MessagePack-RPC client for Allot (CLI, tests, bench, and any C
+ * program: the client library is the room client/, with json_msgpack.h and frame.h).
  *
  * Contract:
  *   - One allot_client_t is one TCP connection (IPv4 or IPv6, TCP_NODELAY), used by one thread.
@@ -29,25 +30,18 @@
  *     buffered by allot_client_send are flushed automatically past ALLOT_CLIENT_SEND_BYTES_MAX.
  *   - Writes use MSG_NOSIGNAL: a closed connection never raises SIGPIPE.
  */
-#ifndef ALLOT_NET_CLIENT_H
-#define ALLOT_NET_CLIENT_H
+#ifndef ALLOT_CLIENT_CLIENT_H
+#define ALLOT_CLIENT_CLIENT_H
 
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* ALLOT_CLIENT_PORT_DEFAULT, ALLOT_CLIENT_TIMEOUT_MS_DEFAULT, ALLOT_CLIENT_REPLY_BYTES_MAX,
+ * ALLOT_CLIENT_SEND_BYTES_MAX, ALLOT_CLIENT_DEPTH_MAX and the client's other bounds. */
 #include "core/limits.h"
 
-#define ALLOT_CLIENT_PORT_DEFAULT       7411
-#define ALLOT_CLIENT_TIMEOUT_MS_DEFAULT 5000
-/* Received-but-unconsumed bytes buffered; also the largest single reply. */
-#define ALLOT_CLIENT_REPLY_BYTES_MAX (64u << 20)
-/* Pending request bytes after which allot_client_send flushes on its own. */
-#define ALLOT_CLIENT_SEND_BYTES_MAX (256u * 1024)
-/* Deepest nesting of arrays/maps in a reply (what msgpack-c can decode); replies are framed by
- * the same scanner as the server's requests (net/frame.h). */
-#define ALLOT_CLIENT_DEPTH_MAX   ALLOT_MSGPACK_DEPTH_MAX
 #define ALLOT_CLIENT_ERROR_BYTES 256
 
 typedef struct allot_client allot_client_t;

@@ -1,5 +1,5 @@
 /* client.c - liballot: blocking, poll-based MessagePack-RPC client over one TCP connection. */
-#include "net/client.h"
+#include "client/client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,12 +16,9 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-#include "net/frame.h"
-#include "net/json_msgpack.h"
-
-#define CLIENT_READ_CHUNK_BYTES        (64u * 1024)
-#define CLIENT_REPLY_BYTES_MAX_CEILING ((size_t)1 << 30)
-#define CLIENT_REPLY_BYTES_MAX_FLOOR   ((size_t)4096)
+#include "client/frame.h"
+#include "client/json_msgpack.h"
+#include "core/limits.h"
 
 struct allot_client {
     int fd;
@@ -34,7 +31,7 @@ struct allot_client {
     size_t rx_offset;
     size_t rx_len;
     size_t rx_cap;
-    frame_scanner_t scanner; /* over the object starting at rx_offset (net/frame.h) */
+    frame_scanner_t scanner; /* over the object starting at rx_offset (client/frame.h) */
     bool broken;             /* closed after a failure; buffered replies remain readable */
     int broken_error;
     int broken_errno;

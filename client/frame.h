@@ -1,6 +1,7 @@
 /* frame.h - finds where one MessagePack object ends in a byte stream, without allocating: the one
- * MessagePack header scanner, used by the server (requests), the client library (replies) and
- * the bench (replies and objects inside them).
+ * MessagePack header scanner of the code base. It lives in the client library (liballot) and is
+ * used by the client (replies), the bench (replies and objects inside them) and the server
+ * (requests, net/connection.c), which links liballot for it alone. libc and core/limits.h only.
  *
  * Contract: the server reads requests as a plain stream of MessagePack objects. Before any
  * object is handed to msgpack-c (which allocates memory in proportion to the counts it reads),
@@ -16,8 +17,8 @@
  * The scanner keeps its position in frame_scanner_t between calls, so a request arriving one
  * byte at a time costs O(bytes), not O(bytes^2). No state outside the scanner; no allocation.
  */
-#ifndef ALLOT_NET_FRAME_H
-#define ALLOT_NET_FRAME_H
+#ifndef ALLOT_CLIENT_FRAME_H
+#define ALLOT_CLIENT_FRAME_H
 
 #include <stddef.h>
 #include <stdint.h>

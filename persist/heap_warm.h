@@ -1,4 +1,5 @@
-/* heap_warm.h - fault the malloc heap in on the other core while recovery fills it.
+/* heap_warm.h - fault the malloc heap in on the other core while recovery fills it (recovery_run,
+ * persist/recovery.h).
  *
  * Why: recovery builds about a gigabyte of state (10M positions) in small blocks from malloc's
  * heap. The first write to each fresh page makes the kernel hand out a zeroed page, on the
@@ -17,8 +18,8 @@
  * lacks MADV_POPULATE_WRITE (before 5.14), nothing is warmed and nothing else changes; it never
  * fails start-up. Not for use while other threads allocate heavily (start-up only).
  */
-#ifndef ALLOT_NET_HEAP_WARM_H
-#define ALLOT_NET_HEAP_WARM_H
+#ifndef ALLOT_PERSIST_HEAP_WARM_H
+#define ALLOT_PERSIST_HEAP_WARM_H
 
 typedef struct heap_warm heap_warm_t;
 

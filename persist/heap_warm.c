@@ -12,12 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Heap growth asked of malloc while warming: the thread keeps this far ahead of the loader. */
-#define HEAP_WARM_TOP_PAD (256u << 20)
+#include "core/limits.h"
+
 /* glibc's default M_TOP_PAD (DEFAULT_TOP_PAD), restored afterwards. */
 #define HEAP_WARM_TOP_PAD_DEFAULT (128u << 10)
-/* How often the thread looks for a new heap end. */
-#define HEAP_WARM_POLL_NS 200000L
 #define HEAP_WARM_PAGE    4096u
 
 struct heap_warm {
@@ -67,7 +65,7 @@ heap_warm_t *heap_warm_start(void)
     /* what the heap holds now was touched already: start at its end */
     warm->warmed = page_down((uintptr_t)sbrk(0));
     atomic_init(&warm->stop, false);
-    if (mallopt(M_TOP_PAD, (int)HEAP_WARM_TOP_PAD) != 1 ||
+    if (mallopt(M_TOP_PAD, (int)HEAP_WARM_TOP_PAD_BYTES) != 1 ||
         pthread_create(&warm->thread, NULL, heap_warm_main, warm) != 0) {
         mallopt(M_TOP_PAD, (int)HEAP_WARM_TOP_PAD_DEFAULT);
         free(warm);

@@ -1,5 +1,5 @@
 /* frame.c - resumable, allocation-free MessagePack object boundary scanner (see frame.h). */
-#include "frame.h"
+#include "client/frame.h"
 
 #include <assert.h>
 
@@ -68,15 +68,15 @@ static int shape_of(uint8_t t, item_shape_t *s)
         uint8_t type;
         uint8_t length_bytes, extra_bytes, body_bytes, children_mult, body_is_length;
     } table[] = {
-        {0xc4, 1, 0, 0, 0, 1}, {0xc5, 2, 0, 0, 0, 1}, {0xc6, 4, 0, 0, 0, 1}, /* bin */
-        {0xc7, 1, 1, 0, 0, 1}, {0xc8, 2, 1, 0, 0, 1}, {0xc9, 4, 1, 0, 0, 1}, /* ext */
+        {0xc4, 1, 0, 0, 0, 1}, {0xc5, 2, 0, 0, 0, 1},  {0xc6, 4, 0, 0, 0, 1}, /* bin */
+        {0xc7, 1, 1, 0, 0, 1}, {0xc8, 2, 1, 0, 0, 1},  {0xc9, 4, 1, 0, 0, 1}, /* ext */
         {0xca, 0, 0, 4, 0, 0}, {0xcb, 0, 0, 8, 0, 0},                         /* float */
-        {0xcc, 0, 0, 1, 0, 0}, {0xcd, 0, 0, 2, 0, 0}, {0xce, 0, 0, 4, 0, 0},
-        {0xcf, 0, 0, 8, 0, 0}, {0xd0, 0, 0, 1, 0, 0}, {0xd1, 0, 0, 2, 0, 0},
+        {0xcc, 0, 0, 1, 0, 0}, {0xcd, 0, 0, 2, 0, 0},  {0xce, 0, 0, 4, 0, 0},
+        {0xcf, 0, 0, 8, 0, 0}, {0xd0, 0, 0, 1, 0, 0},  {0xd1, 0, 0, 2, 0, 0},
         {0xd2, 0, 0, 4, 0, 0}, {0xd3, 0, 0, 8, 0, 0}, /* ints */
-        {0xd4, 0, 1, 1, 0, 0}, {0xd5, 0, 1, 2, 0, 0}, {0xd6, 0, 1, 4, 0, 0},
+        {0xd4, 0, 1, 1, 0, 0}, {0xd5, 0, 1, 2, 0, 0},  {0xd6, 0, 1, 4, 0, 0},
         {0xd7, 0, 1, 8, 0, 0}, {0xd8, 0, 1, 16, 0, 0},                        /* fixext */
-        {0xd9, 1, 0, 0, 0, 1}, {0xda, 2, 0, 0, 0, 1}, {0xdb, 4, 0, 0, 0, 1}, /* str */
+        {0xd9, 1, 0, 0, 0, 1}, {0xda, 2, 0, 0, 0, 1},  {0xdb, 4, 0, 0, 0, 1}, /* str */
         {0xdc, 2, 0, 0, 1, 0}, {0xdd, 4, 0, 0, 1, 0},                         /* array */
         {0xde, 2, 0, 0, 2, 0}, {0xdf, 4, 0, 0, 2, 0},                         /* map */
     };

@@ -1,0 +1,192 @@
+/* wal_private.h - what the files of the WAL share (persist/wal_*.c only): format internals
+ * (wal_format.c), reading and checking one segment (wal_read.c), and the live log's state,
+ * written by wal_open.c and then shared by the loop thread and the writer thread (wal_write.c).
+ * Not part of any contract: the contracts are persist/wal_read.h and persist/wal.h.
+ */
+#ifndef ALLOT_PERSIST_WAL_PRIVATE_H
+#define ALLOT_PERSIST_WAL_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wal.h"
+
+#define WAL_MAGIC              "ALLOTWAL"
+#define WAL_END_MAGIC          "ALLOTEND"
+#define WAL_END_VERSION        1u
+#define WAL_END_TMP_NAME       "wal-end.tmp"
+#define WAL_DISCARDED_SUFFIX   ".discarded"
+#define WAL_SPARE_NAME         "wal-spare.tmp"
+#define WAL_SEGMENT_NAME_BYTES 24 /* "wal-" + 16 hex + ".log" */
+
+/* ---- format (wal_format.c) --------------------------------------------------------------- */
+
+/* A segment header's fields (both versions). */
+typedef struct wal_header {
+    uint32_t version;
+    uint32_t header_bytes;
+    uint64_t first_lsn;
+    uint64_t segment_bytes; /* version 1: 0 (not recorded) */
+    uint64_t synced_lsn;    /* version 1: first_lsn - 1 */
+} wal_header_t;
+
+/* An error message naming a file; a long path is cut short. */
+__attribute__((format(printf, 3, 4))) void wal_message_set(char *message, size_t message_bytes,
+                                                           const char *format, ...);
+
+/* A version 2 header. */
+void wal_segment_header_encode(uint8_t out[WAL_SEGMENT_HEADER_BYTES], uint64_t first_lsn,
+                               uint64_t segment_bytes, uint64_t synced_lsn);
+/* Parse and check the header at the start of a file of `bytes` (at least
+ * WAL_SEGMENT_HEADER_BYTES_V1). NULL when valid, else the reason. */
+const char *wal_segment_header_check(const uint8_t *data, uint64_t bytes, uint64_t first_lsn,
+                                     wal_header_t *out);
+
+void wal_end_encode(uint8_t out[WAL_END_FILE_BYTES], uint64_t newest_first_lsn);
+/* Read <dir>/wal-end: 1 with *lsn, 0 when there is none, ALLOT_ECORRUPT when it is damaged,
+ * ALLOT_EIO when it cannot be read (message). */
+int wal_end_read(const char *dir, uint64_t *lsn, char *message, size_t message_bytes);
+
+typedef struct wal_segment_entry {
+    uint64_t first_lsn;
+    char name[WAL_SEGMENT_NAME_BYTES + 1];
+} wal_segment_entry_t;
+
+/* The segments of dir sorted by first LSN (*out malloc'ed, NULL when none). */
+int wal_segments_list(const char *dir, wal_segment_entry_t **out, size_t *count, char *message,
+                      size_t message_bytes);
+/* path = "<dir>/<name>"; dir was checked to leave room for a segment name. */
+void wal_segment_path(char path[WAL_PATH_BYTES_MAX], const char *dir, const char *name);
+
+/* ---- one segment, read and checked (wal_read.c) ------------------------------------------ */
+
+typedef struct wal_scan {
+    const uint8_t *data; /* whole segment file */
+    uint64_t bytes;
+    uint64_t first_lsn;
+    bool is_last;
+    wal_header_t header; /* when !header_bad */
+    bool header_bad;     /* the header is damaged: no record is read */
+    /* out */
+    uint64_t end_offset; /* just after the last valid record */
+    uint64_t last_lsn;   /* first_lsn - 1 when no record */
+    uint64_t records_checked;
+    bool torn;
+    uint64_t torn_bytes; /* from end_offset to the last nonzero byte, inclusive */
+    const char *reason;  /* on ALLOT_ECORRUPT; the offset is end_offset, the LSN last_lsn+1 */
+} wal_scan_t;
+
+/* One segment file, read and checked, waiting to be replayed. */
+typedef struct wal_loaded {
+    uint8_t *data; /* the whole file; NULL when not read */
+    bool mapped;   /* data is a mapping of scan.bytes (else malloc'ed) */
+    int rc;        /* 0; ALLOT_ECORRUPT: where and why in scan; ALLOT_EIO/ENOMEM: message */
+    wal_scan_t scan;
+    char message[WAL_MESSAGE_BYTES_MAX];
+} wal_loaded_t;
+
+/* Read, check the header of, and check every record of one segment file (the read-ahead
+ * thread, or replay and wal_open themselves). The data is kept even when a record is bad:
+ * the valid records before it are still replayed. */
+void wal_segment_load(const char *dir, const wal_segment_entry_t *segment, bool is_last,
+                      wal_loaded_t *out);
+void wal_loaded_free(wal_loaded_t *loaded);
+/* Where a segment's valid records end. */
+wal_log_end_t wal_log_end_of(const wal_scan_t *scan);
+
+/* ---- the live log (wal_open.c, wal_write.c) ---------------------------------------------- */
+
+struct wal {
+    uv_loop_t *loop;
+    uv_async_t async; /* writer -> loop: batch done, durable advanced, spare ready, failure */
+    char dir[WAL_PATH_BYTES_MAX];
+    wal_fsync_mode_t fsync_mode;
+    uint32_t fsync_interval_ms;
+    uint32_t allocate_retry_ms;
+    uint64_t segment_bytes;
+    uint64_t batch_bytes_max;
+    size_t payload_bytes_max;
+    wal_durable_cb durable_cb;
+    wal_fatal_cb fatal_cb;
+    void (*closed_cb)(void *ctx);
+    void *ctx;
+
+    /* Loop thread only. */
+    uint8_t *fill; /* the batch being appended to */
+    size_t fill_bytes;
+    uint64_t last_lsn;
+    uint64_t durable_lsn_reported;
+    uint64_t records_appended;
+    uint64_t place_offset; /* where the next record will land, mirrored from the writer's rule */
+    uint64_t place_capacity;
+    uint64_t spares_consumed;
+    bool fatal_reported;
+    bool closing;
+
+    /* Written by the writer, read lock-free by the loop. */
+    _Atomic uint64_t spares_created;
+    _Atomic bool failed;
+    _Atomic bool allocate_failing; /* the last attempt to allocate a spare failed (disk) */
+
+    /* Under mutex. */
+    pthread_mutex_t mutex;
+    pthread_cond_t writer_cond; /* writer waits for work */
+    pthread_cond_t done_cond;   /* wal_close waits for the batch in flight */
+    uint8_t *flight;            /* the batch handed to the writer */
+    size_t flight_bytes;
+    uint64_t flight_last_lsn;
+    bool flight_pending;
+    bool truncate_pending;
+    uint64_t truncate_lsn;
+    bool stop;
+    uint64_t durable_lsn_shared;
+    int error;
+    char error_message[WAL_MESSAGE_BYTES_MAX];
+    wal_stats_t stats_shared;
+
+    /* Writer thread only (and wal_open before the thread starts). */
+    pthread_t thread;
+    int dir_fd;
+    int active_fd; /* -1: no segment yet; the first record rolls into the spare */
+    uint64_t active_offset;
+    uint64_t active_capacity;
+    bool active_dirty;        /* records written since its last fdatasync */
+    bool active_v1;           /* an older segment: its header has no synced LSN to keep */
+    bool active_header_dirty; /* its header was rewritten since its last fdatasync */
+    uint64_t active_first_lsn;
+    uint64_t active_last_lsn;   /* the last record written into it (first - 1: none) */
+    uint64_t active_synced_lsn; /* what its header says (see the format) */
+    int spare_fd;
+    uint64_t written_lsn;
+    uint64_t next_sync_ms;
+    uint64_t next_allocate_ms;
+    wal_stats_t stats;
+};
+
+/* Write `bytes` zeros at offset. 0 or -errno. */
+int wal_zero_range(int fd, uint64_t offset, uint64_t bytes);
+/* Try to allocate the spare; on failure schedule a retry. True when a spare now exists. */
+bool wal_spare_try(wal_t *wal);
+/* Replace wal-end in the directory dir_fd atomically: the newest segment made starts at
+ * newest_first_lsn (it is already renamed into place and its directory entry durable). 0 or
+ * -errno. */
+int wal_end_write(int dir_fd, uint64_t newest_first_lsn);
+/* Make the spare (allocated now if there is none) segment wal-<first_lsn>.log: its header, the
+ * rename, then wal-end. 0 or -errno with *what naming the step that failed. Touches nothing else:
+ * the active segment is still the previous one. */
+int wal_segment_make(wal_t *wal, uint64_t first_lsn, const char **what);
+/* The segment just made (wal_segment_make) becomes the active one. */
+void wal_segment_switch(wal_t *wal, uint64_t first_lsn);
+/* The writer thread's body (arg: the wal_t). */
+void *wal_writer_main(void *arg);
+/* The async handle's callback (loop thread): deliver what the writer published. */
+void wal_async_cb(uv_async_t *handle);
+/* Free the wal_t and its buffers (its threads and handle are gone). */
+void wal_free(wal_t *wal);
+/* The async handle's close callback: frees the wal_t, then runs closed_cb. */
+void wal_async_closed_cb(uv_handle_t *handle);
+
+#endif

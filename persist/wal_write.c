@@ -1,0 +1,607 @@
+/* wal_write.c - the live log: the writer thread (group commit: one write and one fdatasync per
+ * batch, segment allocation ahead of need, truncation) and the loop thread's side (append,
+ * flush, durable and fatal reports, close). Opening is wal_open.c; the format is at the top of
+ * wal_format.c. */
+#include "wal_private.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/byte_order.h"
+#include "core/errors.h"
+#include "fault.h"
+
+static const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the writer thread ----------------------------------------------------------------- */
+
+/* Writer: record a fatal failure (first one wins) and wake the loop. */
+static void wal_writer_fail(wal_t *wal, int error, const char *what, int sys_error)
+{
+    pthread_mutex_lock(&wal->mutex);
+    if (wal->error == 0) {
+        wal->error = error;
+        snprintf(wal->error_message, sizeof wal->error_message, "wal: %s: %s", what,
+                 strerror(sys_error));
+    }
+    atomic_store(&wal->failed, true);
+    pthread_mutex_unlock(&wal->mutex);
+    uv_async_send(&wal->async);
+}
+
+int wal_zero_range(int fd, uint64_t offset, uint64_t bytes)
+{
+    while (bytes > 0) {
+        size_t n = bytes < WAL_ZERO_CHUNK_BYTES ? (size_t)bytes : WAL_ZERO_CHUNK_BYTES;
+        int rc = persist_pwrite_all(fd, wal_zeros, n, offset);
+        if (rc < 0)
+            return rc;
+        offset += n;
+        bytes -= n;
+    }
+    return 0;
+}
+
+/* Allocate wal-spare.tmp at full size. 0 or -errno; on failure nothing is left behind. */
+static int wal_spare_create(wal_t *wal)
+{
+    assert(wal->spare_fd < 0);
+    int fd = openat(wal->dir_fd, WAL_SPARE_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = persist_fallocate(fd, wal->segment_bytes);
+    if (rc == -EOPNOTSUPP)
+        rc = wal_zero_range(fd, 0, wal->segment_bytes);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (rc == 0 && fsync(wal->dir_fd) != 0)
+        rc = -errno;
+    if (rc < 0) {
+        close(fd);
+        unlinkat(wal->dir_fd, WAL_SPARE_NAME, 0);
+        return rc;
+    }
+    wal->spare_fd = fd;
+    wal->stats.segments_created++;
+    return 0;
+}
+
+/* Try to allocate the spare; on failure schedule a retry. True when a spare now exists. */
+bool wal_spare_try(wal_t *wal)
+{
+    int rc = wal_spare_create(wal);
+    wal->stats.allocate_error_last = rc;
+    atomic_store(&wal->allocate_failing, rc < 0);
+    if (rc < 0) {
+        wal->stats.allocate_failures++;
+        wal->next_allocate_ms = monotonic_ms() + wal->allocate_retry_ms;
+        return false;
+    }
+    atomic_fetch_add(&wal->spares_created, 1);
+    return true;
+}
+
+/* Writer: the active segment's records up to active_last_lsn were just made durable: say so in
+ * its header (before they are reported durable; see the format). 0 or ALLOT_EIO (fatal). */
+static int wal_writer_header_update(wal_t *wal)
+{
+    if (wal->active_v1 || wal->active_last_lsn <= wal->active_synced_lsn)
+        return 0;
+    uint8_t header[WAL_SEGMENT_HEADER_BYTES];
+    wal_segment_header_encode(header, wal->active_first_lsn, wal->active_capacity,
+                              wal->active_last_lsn);
+    int rc = persist_pwrite_all(wal->active_fd, header, sizeof header, 0);
+    if (rc < 0) {
+        wal_writer_fail(wal, ALLOT_EIO, "segment header write failed", -rc);
+        return ALLOT_EIO;
+    }
+    wal->active_synced_lsn = wal->active_last_lsn;
+    wal->active_header_dirty = true;
+    return 0;
+}
+
+/* fdatasync fd; for the active segment, then record the synced LSN in its header. */
+static int wal_writer_sync(wal_t *wal, int fd)
+{
+    assert(fd >= 0);
+    wal->stats.fdatasyncs++;
+    int rc = persist_fdatasync(fd);
+    if (rc < 0) {
+        wal_writer_fail(wal, ALLOT_EIO, "fdatasync failed", -rc);
+        return rc;
+    }
+    if (fd != wal->active_fd)
+        return 0;
+    wal->active_dirty = false;
+    wal->active_header_dirty = false;
+    return wal_writer_header_update(wal);
+}
+
+/* Replace wal-end in the directory dir_fd atomically: the newest segment made starts at
+ * newest_first_lsn (it is already renamed into place and its directory entry durable). 0 or
+ * -errno. */
+int wal_end_write(int dir_fd, uint64_t newest_first_lsn)
+{
+    uint8_t bytes[WAL_END_FILE_BYTES];
+    wal_end_encode(bytes, newest_first_lsn);
+    int fd = openat(dir_fd, WAL_END_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = persist_pwrite_all(fd, bytes, sizeof bytes, 0);
+    if (rc == 0)
+        rc = persist_fdatasync(fd);
+    close(fd);
+    if (rc == 0 && renameat(dir_fd, WAL_END_TMP_NAME, dir_fd, WAL_END_FILE_NAME) != 0)
+        rc = -errno;
+    if (rc == 0 && fsync(dir_fd) != 0)
+        rc = -errno;
+    return rc;
+}
+
+/* Make the spare (allocated now if there is none) segment wal-<first_lsn>.log: its header, the
+ * rename, then wal-end. 0 or -errno with *what naming the step that failed. Touches nothing else:
+ * the active segment is still the previous one. */
+int wal_segment_make(wal_t *wal, uint64_t first_lsn, const char **what)
+{
+    int rc = 0;
+    *what = "no segment could be allocated";
+    if (wal->spare_fd < 0 && (rc = wal_spare_create(wal)) < 0)
+        return rc;
+    uint8_t header[WAL_SEGMENT_HEADER_BYTES];
+    wal_segment_header_encode(header, first_lsn, wal->segment_bytes, first_lsn - 1);
+    *what = "segment header write failed";
+    if ((rc = persist_pwrite_all(wal->spare_fd, header, sizeof header, 0)) < 0)
+        return rc;
+    *what = "fdatasync failed";
+    wal->stats.fdatasyncs++;
+    if ((rc = persist_fdatasync(wal->spare_fd)) < 0)
+        return rc;
+    char name[WAL_SEGMENT_NAME_BYTES + 1];
+    snprintf(name, sizeof name, "wal-%016" PRIx64 ".log", first_lsn);
+    *what = "segment rename failed";
+    if (renameat(wal->dir_fd, WAL_SPARE_NAME, wal->dir_fd, name) != 0 || fsync(wal->dir_fd) != 0)
+        return -errno;
+    *what = "wal-end write failed";
+    wal->stats.fdatasyncs++;
+    return wal_end_write(wal->dir_fd, first_lsn);
+}
+
+/* The segment just made (wal_segment_make) becomes the active one. */
+void wal_segment_switch(wal_t *wal, uint64_t first_lsn)
+{
+    assert(wal->spare_fd >= 0);
+    wal->active_fd = wal->spare_fd;
+    wal->spare_fd = -1;
+    wal->active_offset = WAL_SEGMENT_HEADER_BYTES;
+    wal->active_capacity = wal->segment_bytes;
+    wal->active_dirty = false;
+    wal->active_header_dirty = false;
+    wal->active_v1 = false;
+    wal->active_first_lsn = first_lsn;
+    wal->active_last_lsn = wal->active_synced_lsn = first_lsn - 1;
+    wal->next_allocate_ms = 0; /* allocate the next spare as soon as this batch is done */
+}
+
+/* Turn the spare into segment wal-<first_lsn>.log and make it the active segment; the previous
+ * one (its records end at first_lsn - 1) is synced (unless fsync none) and closed. */
+static int wal_writer_rollover(wal_t *wal, uint64_t first_lsn)
+{
+    const char *what;
+    int rc = wal_segment_make(wal, first_lsn, &what);
+    if (rc < 0) {
+        wal_writer_fail(wal, ALLOT_EIO, what, -rc);
+        return ALLOT_EIO;
+    }
+    if (wal->active_fd >= 0) {
+        assert(wal->active_last_lsn < first_lsn);
+        wal->active_last_lsn = first_lsn - 1; /* the batch's records before this one */
+        if (wal->active_dirty && wal->fsync_mode != WAL_FSYNC_NONE &&
+            wal_writer_sync(wal, wal->active_fd) < 0)
+            return ALLOT_EIO;
+        close(wal->active_fd);
+    }
+    wal_segment_switch(wal, first_lsn);
+    return 0;
+}
+
+static int wal_writer_write(wal_t *wal, const uint8_t *data, size_t bytes)
+{
+    if (bytes == 0)
+        return 0;
+    assert(wal->active_fd >= 0);
+    assert(wal->active_offset + bytes <= wal->active_capacity);
+    int rc = persist_pwrite_all(wal->active_fd, data, bytes, wal->active_offset);
+    if (rc < 0) {
+        wal_writer_fail(wal, ALLOT_EIO, "write failed", -rc);
+        return ALLOT_EIO;
+    }
+    wal->active_offset += bytes;
+    wal->active_dirty = true;
+    wal->stats.bytes_written += bytes;
+    return 0;
+}
+
+/* Write one batch: runs of records per segment, rolling over where a record does not fit. */
+static int wal_writer_batch(wal_t *wal, const uint8_t *batch, size_t bytes, uint64_t last_lsn)
+{
+    size_t pos = 0;
+    size_t run_start = 0;
+    uint64_t run_end_offset = wal->active_offset;
+    while (pos < bytes) {
+        assert(pos + WAL_RECORD_OVERHEAD_BYTES <= bytes);
+        size_t record_bytes = (size_t)allot_u32_load_le(batch + pos) + WAL_RECORD_OVERHEAD_BYTES;
+        assert(pos + record_bytes <= bytes);
+        if (wal->active_fd < 0 || run_end_offset + record_bytes > wal->active_capacity) {
+            if (wal_writer_write(wal, batch + run_start, pos - run_start) < 0 ||
+                wal_writer_rollover(wal, allot_u64_load_le(batch + pos + 4)) < 0)
+                return ALLOT_EIO;
+            run_start = pos;
+            run_end_offset = wal->active_offset;
+        }
+        run_end_offset += record_bytes;
+        pos += record_bytes;
+    }
+    if (wal_writer_write(wal, batch + run_start, pos - run_start) < 0)
+        return ALLOT_EIO;
+    assert(wal->active_offset == run_end_offset);
+    wal->active_last_lsn = last_lsn; /* the rest of the batch is in the active segment */
+    if (wal->fsync_mode == WAL_FSYNC_ALWAYS && wal_writer_sync(wal, wal->active_fd) < 0)
+        return ALLOT_EIO;
+    wal->written_lsn = last_lsn;
+    wal->stats.batches_written++;
+    return 0;
+}
+
+/* Delete segments whose records are all <= lsn: those followed by a segment starting at or
+ * before lsn + 1. The newest (active) segment is never deleted. */
+static void wal_writer_truncate(wal_t *wal, uint64_t lsn)
+{
+    wal_segment_entry_t *segments = NULL;
+    size_t count = 0;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    if (wal_segments_list(wal->dir, &segments, &count, message, sizeof message) < 0) {
+        free(segments);
+        return;
+    }
+    size_t deleted = 0;
+    for (size_t i = 0; i + 1 < count; i++) {
+        if (segments[i + 1].first_lsn > lsn + 1)
+            break;
+        if (unlinkat(wal->dir_fd, segments[i].name, 0) == 0)
+            deleted++;
+    }
+    if (deleted > 0)
+        fsync(wal->dir_fd);
+    wal->stats.segments_deleted += deleted;
+    free(segments);
+}
+
+/* Writer, mutex held: make results visible to the loop. */
+static void wal_writer_publish(wal_t *wal)
+{
+    if (wal->error == 0)
+        wal->durable_lsn_shared = wal->written_lsn;
+    wal->stats_shared = wal->stats;
+}
+
+/* Writer, mutex held: wait for work or the next timed duty (interval sync, allocation retry). */
+static void wal_writer_wait(wal_t *wal)
+{
+    bool failed = atomic_load(&wal->failed);
+    uint64_t deadline_ms = UINT64_MAX;
+    if (!failed && wal->spare_fd < 0)
+        deadline_ms = wal->next_allocate_ms;
+    if (!failed && wal->fsync_mode == WAL_FSYNC_INTERVAL && wal->active_dirty &&
+        wal->next_sync_ms < deadline_ms)
+        deadline_ms = wal->next_sync_ms;
+    if (deadline_ms == UINT64_MAX) {
+        pthread_cond_wait(&wal->writer_cond, &wal->mutex);
+        return;
+    }
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_cond_timedwait(&wal->writer_cond, &wal->mutex, &ts);
+}
+
+/* Writer, mutex held: the spare is missing and its allocation is due. */
+static bool wal_writer_spare_due(const wal_t *wal, uint64_t now_ms)
+{
+    return !atomic_load(&wal->failed) && !wal->stop && wal->spare_fd < 0 &&
+           now_ms >= wal->next_allocate_ms;
+}
+
+/* Writer, mutex held on entry and exit: do one duty if one is due. False when idle. The next
+ * spare comes before the next batch: under a steady load a batch is always pending, and records
+ * that do not fit in the rest of the active segment wait for the spare. */
+static bool wal_writer_duty(wal_t *wal)
+{
+    bool failed = atomic_load(&wal->failed);
+    uint64_t now_ms = monotonic_ms();
+    if (wal_writer_spare_due(wal, now_ms)) {
+        pthread_mutex_unlock(&wal->mutex);
+        bool created = wal_spare_try(wal);
+        pthread_mutex_lock(&wal->mutex);
+        wal_writer_publish(wal);
+        if (created)
+            uv_async_send(&wal->async);
+        return true;
+    }
+    if (wal->flight_pending) {
+        if (!failed) {
+            pthread_mutex_unlock(&wal->mutex);
+            wal_writer_batch(wal, wal->flight, wal->flight_bytes, wal->flight_last_lsn);
+            pthread_mutex_lock(&wal->mutex);
+        }
+        wal->flight_pending = false;
+        wal_writer_publish(wal);
+        pthread_cond_broadcast(&wal->done_cond);
+        uv_async_send(&wal->async);
+        return true;
+    }
+    if (wal->truncate_pending) {
+        wal->truncate_pending = false;
+        uint64_t lsn = wal->truncate_lsn;
+        pthread_mutex_unlock(&wal->mutex);
+        wal_writer_truncate(wal, lsn);
+        pthread_mutex_lock(&wal->mutex);
+        wal_writer_publish(wal);
+        return true;
+    }
+    if (!failed && wal->fsync_mode == WAL_FSYNC_INTERVAL && wal->active_dirty &&
+        now_ms >= wal->next_sync_ms) {
+        pthread_mutex_unlock(&wal->mutex);
+        wal_writer_sync(wal, wal->active_fd);
+        wal->next_sync_ms = now_ms + wal->fsync_interval_ms;
+        pthread_mutex_lock(&wal->mutex);
+        wal_writer_publish(wal);
+        return true;
+    }
+    return false;
+}
+
+void *wal_writer_main(void *arg)
+{
+    wal_t *wal = arg;
+    pthread_mutex_lock(&wal->mutex);
+    for (;;) {
+        if (wal_writer_duty(wal))
+            continue;
+        if (wal->stop)
+            break;
+        wal_writer_wait(wal);
+    }
+    pthread_mutex_unlock(&wal->mutex);
+    /* a clean stop leaves the records and then the header that says so durable */
+    for (int i = 0; i < 2 && !atomic_load(&wal->failed) && wal->fsync_mode != WAL_FSYNC_NONE &&
+                    (wal->active_dirty || wal->active_header_dirty);
+         i++)
+        wal_writer_sync(wal, wal->active_fd);
+    pthread_mutex_lock(&wal->mutex);
+    wal_writer_publish(wal);
+    pthread_mutex_unlock(&wal->mutex);
+    return NULL;
+}
+
+/* ---- loop thread ----------------------------------------------------------------------- */
+
+static bool wal_spare_ready(const wal_t *wal)
+{
+    return atomic_load(&((wal_t *)wal)->spares_created) > wal->spares_consumed;
+}
+
+size_t wal_payload_bytes_max(const wal_t *wal)
+{
+    return wal->payload_bytes_max;
+}
+
+/* No spare is ready and the last attempt to allocate one failed: the disk refused space. */
+static bool wal_disk_short(const wal_t *wal)
+{
+    return atomic_load(&((wal_t *)wal)->allocate_failing) && !wal_spare_ready(wal);
+}
+
+bool wal_writable(const wal_t *wal)
+{
+    if (atomic_load(&((wal_t *)wal)->failed) || wal->closing)
+        return false;
+    assert(wal->place_offset <= wal->place_capacity || wal->place_capacity == 0);
+    uint64_t room =
+        wal->place_capacity > wal->place_offset ? wal->place_capacity - wal->place_offset : 0;
+    return !wal_disk_short(wal) || room >= ALLOT_WAL_HEADROOM_BYTES;
+}
+
+int wal_room_check(const wal_t *wal, size_t payload_bytes)
+{
+    if (!wal_writable(wal))
+        return ALLOT_EUNAVAILABLE;
+    if (payload_bytes > wal->payload_bytes_max)
+        return ALLOT_ETOO_LARGE;
+    if (wal_has_room(wal, payload_bytes))
+        return 0;
+    uint64_t record_bytes = payload_bytes + WAL_RECORD_OVERHEAD_BYTES;
+    if (wal->fill_bytes + record_bytes > wal->batch_bytes_max)
+        return ALLOT_EOVERLOADED; /* the batch drains by itself */
+    return wal_disk_short(wal) ? ALLOT_EUNAVAILABLE : ALLOT_EOVERLOADED; /* else: spare pending */
+}
+
+bool wal_has_room(const wal_t *wal, size_t payload_bytes)
+{
+    if (atomic_load(&((wal_t *)wal)->failed) || wal->closing)
+        return false;
+    if (payload_bytes > wal->payload_bytes_max)
+        return false;
+    uint64_t record_bytes = payload_bytes + WAL_RECORD_OVERHEAD_BYTES;
+    if (wal->fill_bytes + record_bytes > wal->batch_bytes_max)
+        return false;
+    return wal->place_offset + record_bytes <= wal->place_capacity || wal_spare_ready(wal);
+}
+
+uint64_t wal_append(wal_t *wal, uint8_t type, int64_t time_ms, const void *payload, size_t len)
+{
+    assert(payload != NULL || len == 0);
+    if (!wal_has_room(wal, len))
+        return 0;
+    uint64_t record_bytes = len + WAL_RECORD_OVERHEAD_BYTES;
+    if (wal->place_offset + record_bytes > wal->place_capacity) {
+        assert(wal_spare_ready(wal));
+        wal->spares_consumed++;
+        wal->place_offset = WAL_SEGMENT_HEADER_BYTES;
+        wal->place_capacity = wal->segment_bytes;
+    }
+    wal->place_offset += record_bytes;
+    assert(wal->place_offset <= wal->place_capacity);
+    uint64_t lsn = ++wal->last_lsn;
+    size_t n =
+        wal_record_encode(wal->fill + wal->fill_bytes, wal->batch_bytes_max - wal->fill_bytes, lsn,
+                          time_ms, type, payload, len);
+    assert(n == record_bytes);
+    wal->fill_bytes += n;
+    wal->records_appended++;
+    return lsn;
+}
+
+/* Mutex held, writer idle: hand the fill buffer over. */
+static void wal_hand_over(wal_t *wal)
+{
+    assert(!wal->flight_pending);
+    assert(wal->fill_bytes > 0);
+    uint8_t *spare_buffer = wal->flight;
+    wal->flight = wal->fill;
+    wal->flight_bytes = wal->fill_bytes;
+    wal->flight_last_lsn = wal->last_lsn;
+    wal->flight_pending = true;
+    wal->fill = spare_buffer;
+    wal->fill_bytes = 0;
+    pthread_cond_signal(&wal->writer_cond);
+}
+
+void wal_flush(wal_t *wal)
+{
+    if (wal->fill_bytes == 0 || atomic_load(&wal->failed))
+        return;
+    pthread_mutex_lock(&wal->mutex);
+    if (!wal->flight_pending)
+        wal_hand_over(wal);
+    pthread_mutex_unlock(&wal->mutex);
+}
+
+/* Deliver what the writer published: hand over the next batch, durable_cb, fatal_cb. */
+static void wal_report(wal_t *wal)
+{
+    char message[WAL_MESSAGE_BYTES_MAX];
+    pthread_mutex_lock(&wal->mutex);
+    uint64_t durable_lsn = wal->durable_lsn_shared;
+    int error = wal->error;
+    memcpy(message, wal->error_message, sizeof message);
+    if (error == 0 && !wal->closing && !wal->flight_pending && wal->fill_bytes > 0)
+        wal_hand_over(wal);
+    pthread_mutex_unlock(&wal->mutex);
+    if (durable_lsn > wal->durable_lsn_reported) {
+        assert(durable_lsn <= wal->last_lsn);
+        wal->durable_lsn_reported = durable_lsn;
+        if (wal->durable_cb != NULL)
+            wal->durable_cb(wal, durable_lsn, wal->ctx);
+    }
+    if (error != 0 && !wal->fatal_reported) {
+        wal->fatal_reported = true;
+        if (wal->fatal_cb != NULL)
+            wal->fatal_cb(wal, error, message, wal->ctx);
+    }
+}
+
+void wal_async_cb(uv_async_t *handle)
+{
+    wal_report(handle->data);
+}
+
+uint64_t wal_last_lsn(const wal_t *wal)
+{
+    return wal->last_lsn;
+}
+
+uint64_t wal_durable_lsn(const wal_t *wal)
+{
+    return wal->durable_lsn_reported;
+}
+
+int wal_truncate_before(wal_t *wal, uint64_t checkpoint_lsn)
+{
+    if (wal->closing)
+        return ALLOT_EINVALID_ARGUMENT;
+    pthread_mutex_lock(&wal->mutex);
+    if (!wal->truncate_pending || checkpoint_lsn > wal->truncate_lsn)
+        wal->truncate_lsn = checkpoint_lsn;
+    wal->truncate_pending = true;
+    pthread_cond_signal(&wal->writer_cond);
+    pthread_mutex_unlock(&wal->mutex);
+    return 0;
+}
+
+void wal_stats(const wal_t *wal, wal_stats_t *out)
+{
+    pthread_mutex_lock(&((wal_t *)wal)->mutex);
+    *out = wal->stats_shared;
+    pthread_mutex_unlock(&((wal_t *)wal)->mutex);
+    out->records_appended = wal->records_appended;
+}
+
+void wal_free(wal_t *wal)
+{
+    pthread_mutex_destroy(&wal->mutex);
+    pthread_cond_destroy(&wal->writer_cond);
+    pthread_cond_destroy(&wal->done_cond);
+    free(wal->fill);
+    free(wal->flight);
+    free(wal);
+}
+
+void wal_async_closed_cb(uv_handle_t *handle)
+{
+    wal_t *wal = handle->data;
+    void (*closed_cb)(void *) = wal->closed_cb;
+    void *ctx = wal->ctx;
+    wal_free(wal);
+    if (closed_cb != NULL)
+        closed_cb(ctx);
+}
+
+int wal_close(wal_t *wal, void (*closed_cb)(void *ctx))
+{
+    assert(!wal->closing);
+    wal->closing = true;
+    wal->closed_cb = closed_cb;
+    pthread_mutex_lock(&wal->mutex);
+    while (wal->flight_pending)
+        pthread_cond_wait(&wal->done_cond, &wal->mutex);
+    if (wal->fill_bytes > 0 && !atomic_load(&wal->failed))
+        wal_hand_over(wal);
+    wal->stop = true;
+    pthread_cond_signal(&wal->writer_cond);
+    pthread_mutex_unlock(&wal->mutex);
+    pthread_join(wal->thread, NULL);
+    wal_report(wal);
+    if (wal->active_fd >= 0)
+        close(wal->active_fd);
+    if (wal->spare_fd >= 0)
+        close(wal->spare_fd);
+    close(wal->dir_fd);
+    int error = wal->error;
+    uv_close((uv_handle_t *)&wal->async, wal_async_closed_cb);
+    return error;
+}
