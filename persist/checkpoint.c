@@ -294,13 +294,14 @@ static int version_write(checkpoint_store_t *store, MDB_txn *txn, char *message,
     int mrc = checkpoint_meta_put(txn, store->meta, META_KEY_VERSION, version, sizeof(version));
     if (mrc == 0)
         mrc = checkpoint_meta_put(txn, store->meta, META_KEY_RECORDS, records, sizeof(records));
-    return mrc == 0 ? 0 : checkpoint_lmdb_error(mrc, "write version to", store->path, message, message_bytes);
+    return mrc == 0 ? 0
+                    : checkpoint_lmdb_error(mrc, "write version to", store->path, message,
+                                            message_bytes);
 }
 
 /* Version 1 -> 2: index every stored order by customer (persist/archive.h). The entries get
  * their version 3 trailer at once; the upgrade to 3 that follows writes it again. */
-static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message,
-                       size_t message_bytes)
+static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message, size_t message_bytes)
 {
     MDB_cursor *cursor = NULL;
     int mrc = mdb_cursor_open(txn, store->state, &cursor);
@@ -321,7 +322,8 @@ static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message,
     if (cursor != NULL)
         mdb_cursor_close(cursor);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
-        return checkpoint_lmdb_error(mrc, "index the orders of", store->path, message, message_bytes);
+        return checkpoint_lmdb_error(mrc, "index the orders of", store->path, message,
+                                     message_bytes);
     return 0;
 }
 
@@ -758,7 +760,8 @@ int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const 
         mrc = mdb_env_set_mapsize(store->env, (size_t)grown);
         checkpoint_store_map_unlock(store);
         if (mrc != 0)
-            return checkpoint_lmdb_error(mrc, "grow the map of", store->path, message, message_bytes);
+            return checkpoint_lmdb_error(mrc, "grow the map of", store->path, message,
+                                         message_bytes);
         store->map_bytes = grown;
         stats->map_grows++;
     }
