@@ -302,6 +302,9 @@
 #define BENCH_EVENTS_MAX           256         /* epoll events taken per wait */
 #define SVG_CURVES_MAX             16          /* curves in one latency chart */
 #define SVG_POINTS_MAX             256         /* points of one curve */
+/* A side (server loop, bench threads) busy this share of its threads' time or more is reported
+ * as what limited a closed-loop run. */
+#define BENCH_SATURATED_PERCENT 85
 
 /* ---- how they relate ------------------------------------------------------------------------ */
 _Static_assert(ALLOT_REQUEST_BYTES_MAX_DEFAULT <= ALLOT_REQUEST_BYTES_MAX_CEILING,
