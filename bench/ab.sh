@@ -46,8 +46,12 @@ start() { # SIDE BINARY
   "$BENCH" load --target allot://127.0.0.1:"$p" --skus "$SKUS" --locations "$LOCATIONS" \
     --quiet >/dev/null 2>&1
 }
-start A "$A"
-start B "$B"
+# run copies: a rebuild during the runs replaces build/release/allotd on disk, and perf cannot
+# read a binary that is gone (docs/benchmarks.md, "Profiling allotd")
+cp "$A" "$work/allotd-A"
+cp "$B" "$work/allotd-B"
+start A "$work/allotd-A"
+start B "$work/allotd-B"
 echo "# ab.sh $* (SKUS=$SKUS FSYNC=$FSYNC DURATION=$DURATION PAIRS=$PAIRS, $(date -u +%FT%TZ))"
 echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$PAIRS"); do
