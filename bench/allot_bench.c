@@ -22,7 +22,7 @@ static void usage(FILE *out)
         "target and load shape:\n"
         "  --target URL           allot://HOST:PORT (default allot://127.0.0.1:7411) or "
         "redis://HOST:PORT\n"
-        "  --scenario NAME        browse | checkout | flashsale | reserve | mixed (default "
+        "  --scenario NAME        browse | checkout | flashsale | reserve | mixed | ping (default "
         "browse)\n"
         "  --connections N        TCP connections (default 50)\n"
         "  --pipeline D           requests in flight per connection (default 16, max 4096)\n"
@@ -382,7 +382,7 @@ static int run_scenario(const bench_config_t *config, const bench_target_t *targ
         rc = redis_setup(&run, error, sizeof(error));
     else if (config->scenario == SCENARIO_FLASHSALE)
         rc = allot_setup_flash(&run, error, sizeof(error));
-    else
+    else if (config->scenario != SCENARIO_PING) /* ping needs no catalogue */
         rc = allot_check_catalogue(config, error, sizeof(error));
     if (rc != 0) {
         fprintf(stderr, "allot-bench: %s\n", error);

@@ -39,6 +39,7 @@ typedef enum {
     OP_ORDER_RELEASE,
     OP_RELEASE,
     OP_STOCK_SET,
+    OP_PING,
     OP_COUNT
 } bench_op_t;
 
@@ -48,6 +49,7 @@ typedef enum {
     SCENARIO_FLASHSALE,
     SCENARIO_RESERVE,
     SCENARIO_MIXED,
+    SCENARIO_PING,
     SCENARIO_LOAD,
     SCENARIO_COUNT
 } bench_scenario_t;
@@ -200,6 +202,7 @@ struct bench_run {
     double elapsed_s; /* measured window */
     uint64_t flash_ok, flash_refused;
     double server_cpu_s; /* -1 when unknown */
+    double client_cpu_s; /* this process's CPU time over the same window, -1 when unknown */
     bool incomplete;     /* drained with requests still in flight, or I/O errors */
     char error[256];
 };

@@ -4,7 +4,7 @@
 #
 # usage: bench/compare.sh [OUT_DIR]      (default: a temp dir, printed at the end)
 # env:   DURATION=10 WARMUP=1 CONNECTIONS=50 PIPELINE=16 SKUS=100000 LOCATIONS=10 UNITS=50000
-#        SCENARIOS="browse1 browse20 browse20d reserve checkout flashsale mixed open50"
+#        SCENARIOS="browse1 browse20 browse20d reserve checkout flashsale mixed open50" (and ping)
 #        TARGETS="allot redis-always redis-everysec"
 #        BUILD=build/bench (where allotd and bench/allot-bench are), REDIS_SERVER=redis-server
 #        PIN=1: servers on CPU 0, allot-bench (one thread) on CPU 1, so each side gets one core
@@ -98,6 +98,7 @@ for t in $TARGETS; do
     --connections "$CONNECTIONS" --pipeline "$PIPELINE" 2>&1 | sed 's/^/   /' >&2
   for s in $SCENARIOS; do
     case $s in
+      ping)      bench "$t" "$s" --scenario ping ;;
       browse1)   bench "$t" "$s" --scenario browse ;;
       browse20)  bench "$t" "$s" --scenario browse --skus-per-request 20 ;;
       browse20d) bench "$t" "$s" --scenario browse --skus-per-request 20 --detail ;;
@@ -121,13 +122,13 @@ done
 python3 - "$out" $TARGETS <<'PY'
 import json, os, sys
 out, targets = sys.argv[1], sys.argv[2:]
-names = ["browse1", "browse20", "browse20d", "reserve", "checkout", "flashsale", "mixed", "open50"]
+names = ["ping", "browse1", "browse20", "browse20d", "reserve", "checkout", "flashsale", "mixed", "open50"]
 def load(t, s):
     p = os.path.join(out, f"{t}-{s}.json")
     return json.load(open(p)) if os.path.exists(p) else None
 def ms(us): return f"{us/1000:.2f}" if us >= 100 else f"{us/1000:.3f}"
-print(f"| scenario | target | op | per s | p50 ms | p99 ms | p99.9 ms | server CPU us/op | errors | allot/this |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| scenario | target | op | per s | p50 ms | p99 ms | p99.9 ms | server CPU us/op | client CPU us/op | errors | allot/this |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for s in names:
     base = load("allot", s)
     for t in targets:
@@ -136,7 +137,9 @@ for s in names:
         op = r["primary_op"]; st = r["ops"].get(op, {})
         n = sum(o["count"] for o in r["ops"].values())
         cpu = r.get("server_cpu_s", -1)
-        cpu_op = f"{1e6*cpu/n:.1f}" if cpu > 0 and n else "-"
+        cpu_op = f"{1e6*cpu/n:.2f}" if cpu > 0 and n else "-"
+        client = r.get("client_cpu_s", -1)
+        client_op = f"{1e6*client/n:.2f}" if client > 0 and n else "-"
         errs = ", ".join(f"{k} {v}" for k, v in st.get("codes", {}).items()) or "0"
         ratio = "-"
         if base and t != "allot" and r["throughput_per_s"] > 0:
@@ -144,7 +147,7 @@ for s in names:
         if s == "open50":
             ratio = f"rate {r['rate_per_s']:.0f}/s"
         print(f"| {s} | {t} | {op} | {r['throughput_per_s']:.0f} | {ms(st.get('p50_us',0))} | "
-              f"{ms(st.get('p99_us',0))} | {ms(st.get('p999_us',0))} | {cpu_op} | {errs} | {ratio} |")
+              f"{ms(st.get('p99_us',0))} | {ms(st.get('p999_us',0))} | {cpu_op} | {client_op} | {errs} | {ratio} |")
 PY
 if [ -f "$out/allot-checkout.json" ]; then
   curves=()

@@ -26,11 +26,13 @@ const char *const bench_op_names[OP_COUNT] = {
     [OP_ORDER_RELEASE] = "order.release",
     [OP_RELEASE] = "reservation.release",
     [OP_STOCK_SET] = "stock.set",
+    [OP_PING] = "ping",
 };
 const char *const bench_scenario_names[SCENARIO_COUNT] = {
     [SCENARIO_BROWSE] = "browse",       [SCENARIO_CHECKOUT] = "checkout",
     [SCENARIO_FLASHSALE] = "flashsale", [SCENARIO_RESERVE] = "reserve",
-    [SCENARIO_MIXED] = "mixed",         [SCENARIO_LOAD] = "load",
+    [SCENARIO_MIXED] = "mixed",         [SCENARIO_PING] = "ping",
+    [SCENARIO_LOAD] = "load",
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -602,15 +604,35 @@ static bool run_is_bounded(const bench_config_t *config)
            config->scenario == SCENARIO_FLASHSALE;
 }
 
-static void run_watch(bench_run_t *run, double cpu_start_s)
+/* CPU seconds of the server (--server-pid) and of this process at the start of the window. */
+typedef struct cpu_mark {
+    double server_s, client_s;
+} cpu_mark_t;
+
+static cpu_mark_t cpu_mark_take(const bench_config_t *config)
+{
+    return (cpu_mark_t){process_cpu_s(config->server_pid), process_cpu_s((int)getpid())};
+}
+
+/* Close the measured window: both sides' CPU time since `start` (-1 where unknown). */
+static void cpu_window_close(bench_run_t *run, cpu_mark_t start)
+{
+    cpu_mark_t end = cpu_mark_take(run->config);
+    run->server_cpu_s =
+        end.server_s >= 0 && start.server_s >= 0 ? end.server_s - start.server_s : -1.0;
+    run->client_cpu_s =
+        end.client_s >= 0 && start.client_s >= 0 ? end.client_s - start.client_s : -1.0;
+}
+
+static void run_watch(bench_run_t *run, cpu_mark_t cpu_start)
 {
     const bench_config_t *config = run->config;
     bool bounded = run_is_bounded(config);
     uint64_t deadline_ns =
         bounded ? run->start_ns + (uint64_t)(config->duration_s * 1e9) : run->measure_end_ns;
     uint64_t last_print_ns = run->start_ns, last_count = 0;
-    bool printed = false;
-    double cpu_measure_start_s = cpu_start_s;
+    bool printed = false, window_closed = false;
+    cpu_mark_t cpu_measure_start = cpu_start;
     bool measuring = run->measure_start_ns <= run->start_ns;
     for (;;) {
         struct timespec ts = {0, 20 * 1000000};
@@ -618,15 +640,14 @@ static void run_watch(bench_run_t *run, double cpu_start_s)
         uint64_t now = bench_now_ns();
         if (!measuring && now >= run->measure_start_ns) {
             measuring = true;
-            cpu_measure_start_s = process_cpu_s(config->server_pid);
+            cpu_measure_start = cpu_mark_take(config);
         }
         if (run_all_done(run))
             break;
         if (now >= deadline_ns && atomic_load(&run->phase) < PHASE_DRAIN) {
             atomic_store(&run->phase, PHASE_DRAIN);
-            double cpu_end_s = process_cpu_s(config->server_pid);
-            run->server_cpu_s =
-                cpu_end_s >= 0 && cpu_measure_start_s >= 0 ? cpu_end_s - cpu_measure_start_s : -1.0;
+            cpu_window_close(run, cpu_measure_start);
+            window_closed = true;
         }
         if (now >= deadline_ns + (uint64_t)BENCH_DRAIN_MS * 1000000) {
             atomic_store(&run->phase, PHASE_EXIT);
@@ -648,11 +669,8 @@ static void run_watch(bench_run_t *run, double cpu_start_s)
     }
     if (printed)
         fprintf(stderr, "\n");
-    if (run->server_cpu_s == 0.0) {
-        double cpu_end_s = process_cpu_s(config->server_pid);
-        run->server_cpu_s =
-            cpu_end_s >= 0 && cpu_measure_start_s >= 0 ? cpu_end_s - cpu_measure_start_s : -1.0;
-    }
+    if (!window_closed)
+        cpu_window_close(run, cpu_measure_start);
 }
 
 int engine_run(bench_run_t *run)
@@ -699,12 +717,12 @@ int engine_run(bench_run_t *run)
     run->measure_start_ns = run->start_ns + (bounded ? 0 : (uint64_t)(config->warmup_s * 1e9));
     run->measure_end_ns =
         bounded ? 0 : run->measure_start_ns + (uint64_t)(config->duration_s * 1e9);
-    run->server_cpu_s = 0.0;
+    run->server_cpu_s = run->client_cpu_s = 0.0;
     double interval_ns =
         config->rate_per_s > 0 ? 1e9 * run->worker_count / config->rate_per_s : 0.0;
     pthread_t threads[BENCH_THREADS_MAX];
     uint32_t started = 0;
-    double cpu_start_s = process_cpu_s(config->server_pid);
+    cpu_mark_t cpu_start = cpu_mark_take(config);
     for (uint32_t i = 0; i < run->worker_count && rc == 0; i++) {
         /* workers' schedules interleave: worker i is offset by i / workers of an interval */
         pacer_init(&run->workers[i].pacer,
@@ -718,7 +736,7 @@ int engine_run(bench_run_t *run)
         started++;
     }
     if (rc == 0)
-        run_watch(run, cpu_start_s);
+        run_watch(run, cpu_start);
     atomic_store(&run->phase, PHASE_EXIT);
     for (uint32_t i = 0; i < started; i++)
         pthread_join(threads[i], NULL);

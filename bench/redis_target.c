@@ -218,6 +218,10 @@ static int redis_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
     case OP_STOCK_SET:
         rc = pack_load(w, c, s);
         break;
+    case OP_PING:
+        rc = resp_count(&c->out, '*', 1) | resp_str(&c->out, "PING");
+        s->replies_left = 1;
+        break;
     case OP_RELEASE:
         bench_cart_name(w->run, w->index, s->cart, id, sizeof(id));
         rc = resp_count(&c->out, '*', 5) | resp_str(&c->out, "EVALSHA") |

@@ -21,6 +21,46 @@ static const char *mode_name(const bench_config_t *config)
     return config->rate_per_s > 0 ? "open" : "closed";
 }
 
+/* Requests of every op completed in the measured window. */
+static uint64_t run_requests(const bench_run_t *run)
+{
+    uint64_t total = 0;
+    for (int op = 0; op < OP_COUNT; op++)
+        total += run->stats[op].latency_ns.count;
+    return total;
+}
+
+/* The bench's own CPU beside the server's, and which side was saturated: the server's loop is
+ * one thread, the bench has one thread per worker; a side at BENCH_SATURATED_PERCENT of its
+ * threads or more is what limited a closed-loop run. */
+static void report_client_cpu(const bench_run_t *run, FILE *out)
+{
+    if (run->client_cpu_s <= 0 || run->elapsed_s <= 0)
+        return;
+    uint64_t total = run_requests(run);
+    uint32_t workers = run->config->threads < run->config->connections ? run->config->threads
+                                                                       : run->config->connections;
+    double client_percent = 100.0 * run->client_cpu_s / run->elapsed_s / (workers ? workers : 1);
+    fprintf(out, "client CPU %.2f s (%.0f%% of %u thread%s): %.2f us per request\n",
+            run->client_cpu_s, client_percent, workers, workers == 1 ? "" : "s",
+            total ? 1e6 * run->client_cpu_s / (double)total : 0.0);
+    double server_percent =
+        run->server_cpu_s > 0 ? 100.0 * run->server_cpu_s / run->elapsed_s : -1.0;
+    if (run->config->rate_per_s > 0)
+        return; /* open loop: the rate, not a side, sets the pace */
+    const char *side = client_percent >= server_percent ? "client" : "server";
+    double busiest = client_percent >= server_percent ? client_percent : server_percent;
+    if (server_percent < 0)
+        fprintf(out, "limited by: unknown (no --server-pid)\n");
+    else if (busiest >= BENCH_SATURATED_PERCENT)
+        fprintf(out, "limited by: the %s (%.0f%% busy)\n", side, busiest);
+    else
+        fprintf(out,
+                "limited by: neither side's CPU (server %.0f%%, client %.0f%%): waits "
+                "(fsync, scheduling)\n",
+                server_percent, client_percent);
+}
+
 void report_text(const bench_run_t *run, FILE *out)
 {
     const bench_config_t *config = run->config;
@@ -50,9 +90,7 @@ void report_text(const bench_run_t *run, FILE *out)
     }
     if (run->server_cpu_s > 0) {
         const op_stats_t *primary = &run->stats[scenario_primary_op(config->scenario)];
-        uint64_t total = 0;
-        for (int op = 0; op < OP_COUNT; op++)
-            total += run->stats[op].latency_ns.count;
+        uint64_t total = run_requests(run);
         fprintf(out, "server CPU %.2f s (%.0f%% of one core): %.2f us per request",
                 run->server_cpu_s, 100.0 * run->server_cpu_s / run->elapsed_s,
                 total ? 1e6 * run->server_cpu_s / (double)total : 0.0);
@@ -62,6 +100,7 @@ void report_text(const bench_run_t *run, FILE *out)
                         run->server_cpu_s / 1e6);
         fprintf(out, "\n");
     }
+    report_client_cpu(run, out);
     if (atomic_load(&run->orders_unsupported))
         fprintf(out, "orders skipped: the server answered UNKNOWN_METHOD for order.create; "
                      "checkouts did reserve + reservation.release\n");
@@ -147,7 +186,8 @@ int report_json(const bench_run_t *run, const char *path)
             config->release_ratio);
     fprintf(f, "\"primary_op\": \"%s\", \"throughput_per_s\": %.1f, ", bench_op_names[primary],
             run->elapsed_s > 0 ? (double)p->latency_ns.count / run->elapsed_s : 0.0);
-    fprintf(f, "\"server_cpu_s\": %.3f, ", run->server_cpu_s);
+    fprintf(f, "\"server_cpu_s\": %.3f, \"client_cpu_s\": %.3f, ", run->server_cpu_s,
+            run->client_cpu_s);
     fprintf(f, "\"no_orders\": %s, ", config->no_orders ? "true" : "false");
     fprintf(f, "\"orders_skipped\": %s, \"incomplete\": %s, \"error\": ",
             atomic_load(&run->orders_unsupported) ? "true" : "false",

@@ -11,6 +11,8 @@ bench_op_t scenario_primary_op(bench_scenario_t scenario)
         return OP_AVAIL;
     case SCENARIO_LOAD:
         return OP_STOCK_SET;
+    case SCENARIO_PING:
+        return OP_PING;
     default:
         return OP_RESERVE;
     }
@@ -54,6 +56,9 @@ void scenario_session_start(worker_t *w, session_t *s)
     }
     case SCENARIO_LOAD:
         s->op = OP_STOCK_SET;
+        break;
+    case SCENARIO_PING:
+        s->op = OP_PING;
         break;
     default: /* reserve, flashsale */
         s->op = OP_RESERVE;

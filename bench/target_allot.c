@@ -118,6 +118,9 @@ static int allot_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
     case OP_STOCK_SET:
         pack_stock_set(w, &pk, s, slot);
         break;
+    case OP_PING: /* the protocol's floor: [0, msgid, "ping", [{}]] */
+        pack_header(&pk, s, slot, "ping", 0);
+        break;
     case OP_ORDER_CREATE:
         bench_cart_name(w->run, w->index, s->cart, id, sizeof(id));
         pack_header(&pk, s, slot, "order.create", 2);

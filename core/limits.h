@@ -39,6 +39,10 @@
 /* Bytes read from a socket per read callback, into one buffer shared by every connection; a
  * connection keeps only the unconsumed tail (a partial request), sized to what arrived. */
 #define ALLOT_READ_CHUNK_BYTES (64u * 1024)
+/* Requests answered at once within one batch (one read, one durable report) whose latency is
+ * recorded when the batch ends, from one clock read for all of them; a batch with more is ended
+ * and a new one begun (two more clock reads). */
+#define ALLOT_BATCH_REPLIES_MAX 256
 /* Smallest allocation for a connection's unconsumed input. */
 #define ALLOT_INPUT_TAIL_BYTES_MIN 256
 /* Unfinished requests of all connections together may hold at most buffer_bytes_max divided by
@@ -298,6 +302,9 @@
 #define BENCH_EVENTS_MAX           256         /* epoll events taken per wait */
 #define SVG_CURVES_MAX             16          /* curves in one latency chart */
 #define SVG_POINTS_MAX             256         /* points of one curve */
+/* A side (server loop, bench threads) busy this share of its threads' time or more is reported
+ * as what limited a closed-loop run. */
+#define BENCH_SATURATED_PERCENT 85
 
 /* ---- how they relate ------------------------------------------------------------------------ */
 _Static_assert(ALLOT_REQUEST_BYTES_MAX_DEFAULT <= ALLOT_REQUEST_BYTES_MAX_CEILING,

@@ -159,7 +159,7 @@ struct allot_state {
     uint32_t prepared_location;    /* location their prepare found, for the commit after it */
     uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
     char *pending_key;             /* prepared adjust-key copy */
-    char *pending_key_reservation; /* prepared reservation-id copy */
+    char *pending_key_reservation; /* prepared reservation-id copy, sized to the id */
 
     /* orders (order_store.c) */
     struct allot_order **orders; /* by slot; NULL = free (core/order/order_private.h) */

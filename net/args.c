@@ -8,11 +8,19 @@
 
 #include "core/errors.h"
 
+/* The string k equals the NUL-terminated key: one pass, no strlen (keys are looked up for every
+ * argument of every request; most comparisons end at the first byte). A k holding a NUL byte
+ * never equals a key. */
 static bool key_equals(const msgpack_object *k, const char *key)
 {
-    size_t n = strlen(key);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, key, n) == 0;
+    if (k->type != MSGPACK_OBJECT_STR)
+        return false;
+    const char *bytes = k->via.str.ptr;
+    uint32_t size = k->via.str.size;
+    for (uint32_t i = 0; i < size; i++)
+        if (key[i] == '\0' || key[i] != bytes[i])
+            return false;
+    return key[size] == '\0';
 }
 
 const msgpack_object *args_find(const msgpack_object *map, const char *key)

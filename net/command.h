@@ -62,6 +62,7 @@ typedef int (*command_handler_fn)(command_call_t *call);
 
 typedef struct command {
     const char *name;
+    size_t name_len; /* strlen(name), from the table */
     command_handler_fn handler;
     unsigned flags;
     const char *const *allowed_keys; /* NULL-terminated */

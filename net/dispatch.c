@@ -17,7 +17,8 @@
 #undef COMMAND
 
 static const command_t command_table[] = {
-#define COMMAND(wire_name, handler, flags, ...) {wire_name, handler, flags, handler##_allowed_keys},
+#define COMMAND(wire_name, handler, flags, ...)                                                   \
+    {wire_name, sizeof(wire_name) - 1, handler, flags, handler##_allowed_keys},
 #include "commands.def"
 #undef COMMAND
 };
@@ -29,7 +30,7 @@ const command_t *command_lookup(const char *name, size_t name_len)
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
         const command_t *c = &command_table[i];
         /* lengths first: a method may contain NUL bytes, which strncmp would stop at */
-        if (strlen(c->name) == name_len && memcmp(c->name, name, name_len) == 0)
+        if (c->name_len == name_len && memcmp(c->name, name, name_len) == 0)
             return c;
     }
     return NULL;

@@ -1,9 +1,12 @@
 /* metrics.h - server counters and latency histograms, for `server.stats` and Prometheus.
  *
  * Contract: the loop thread records into metrics_t (no locks): per method the calls, errors and
- * a latency histogram in microseconds measured from when the request was decoded to when its
- * reply was ready to send (for writes this includes waiting for fsync); per WAL batch the
- * time from hand-over to durable; connection and byte counters. metrics_pack writes the
+ * a latency histogram in microseconds measured from when the batch of requests holding the
+ * request (the requests of one read) began to be dispatched to when its reply was ready to send:
+ * the end of that batch for a reply sent at once, the durable report that released it for a
+ * write (so it includes waiting for fsync); the clock is read once per batch, not per request
+ * (net/connection.c). Per WAL batch the time from hand-over to durable; connection and byte
+ * counters. metrics_pack writes the
  * `server.stats` map; metrics_render_prometheus writes the text exposition format (0.0.4):
  * allot_* metrics (names and types pass `promtool check metrics`) and the standard process_*
  * ones (CPU, memory, file descriptors, start time) read from /proc.

@@ -98,16 +98,17 @@ static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
     server_t *server = ctx;
     assert(durable_lsn >= server->durable_lsn);
     server->durable_lsn = durable_lsn;
+    uint64_t now_ns = uv_hrtime();
     if (server->wal_flush_ns != 0) {
-        uint64_t now_ns = uv_hrtime();
         histogram_record(&server->metrics.wal_batch_us, (int64_t)(now_ns - server->wal_flush_ns) / 1000);
         server->wal_flush_ns = wal_last_lsn(wal) > durable_lsn ? now_ns : 0;
     }
     connection_t *next;
     for (connection_t *conn = server->held; conn != NULL; conn = next) {
         next = conn->held_next;
-        connection_release_durable(conn, durable_lsn);
+        connection_release_durable(conn, durable_lsn, now_ns);
     }
+    connection_batch_end(server); /* requests let in by the replies sent */
     checkpoint_driver_durable(server);
 }
 
@@ -143,6 +144,7 @@ static void on_end_of_iteration(uv_check_t *check)
         connection_flush(conn);
         conn = next;
     }
+    connection_batch_end(server);
     server->now_valid = false;
     uint64_t busy_ns = server->iteration_busy_ns + (uv_hrtime() - started_ns);
     histogram_record(&server->metrics.loop_iteration_us, (int64_t)(busy_ns / 1000));

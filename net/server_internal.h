@@ -28,7 +28,7 @@ typedef struct connection connection_t;
 typedef struct held_reply {
     uint64_t lsn;
     size_t end;
-    uint64_t started_ns;  /* uv_hrtime() when the request was decoded (latency metrics) */
+    uint64_t started_ns;  /* when the batch that decoded the request began (latency metrics) */
     size_t command_index; /* SIZE_MAX: not counted */
     bool error;
 } held_reply_t;
@@ -113,6 +113,15 @@ typedef struct server {
     metrics_http_t *metrics_http;
     char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
     uint64_t iteration_busy_ns; /* time spent on requests and timers in this loop iteration */
+    /* Requests are timed per batch (the requests of one read, or those a durable report lets
+     * in), not one by one: uv_hrtime() when the open batch began (0: none open), and the
+     * requests it answered at once, recorded when it ends (connection_batch_end). */
+    uint64_t batch_started_ns;
+    uint32_t batch_reply_count;
+    struct {
+        uint32_t command_index;
+        bool error;
+    } batch_replies[ALLOT_BATCH_REPLIES_MAX];
     uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
@@ -188,7 +197,13 @@ uint64_t server_wal_lsn(const server_t *server);
 /* connection.c */
 void connection_accept(server_t *server);
 void connection_flush(connection_t *conn);
-void connection_release_durable(connection_t *conn, uint64_t durable_lsn);
+/* Send the held replies durable up to durable_lsn; now_ns: uv_hrtime() of the report. */
+void connection_release_durable(connection_t *conn, uint64_t durable_lsn, uint64_t now_ns);
+/* The clock of the open request batch (opened, with one clock read, when none is). */
+uint64_t connection_batch_started_ns(server_t *server);
+/* End the open batch (if any): one clock read records every request it answered at once and
+ * counts its time in the loop iteration's busy time. */
+void connection_batch_end(server_t *server);
 void connection_close(connection_t *conn);
 void connection_begin_shutdown(connection_t *conn);
 bool connection_idle(const connection_t *conn);

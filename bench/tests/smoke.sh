@@ -51,6 +51,12 @@ run --scenario reserve --rate 500
 run --scenario flashsale --units 300
 run --scenario mixed --mix browse=90,checkout=10 --svg "$dir/mixed.svg"
 run --scenario checkout --requests 200
+# ping: the protocol's floor; the report puts the bench's own CPU beside the server's and names
+# the side that limited the run
+run --scenario ping --json "$dir/ping.json" | tee "$dir/ping.txt"
+grep -q '^client CPU .* us per request' "$dir/ping.txt"
+grep -q '^limited by: ' "$dir/ping.txt"
+grep -q '"client_cpu_s"' "$dir/ping.json"
 "$bench" plot --svg "$dir/both.svg" "$dir/browse.json" "$dir/mixed.svg.json"
 grep -q '"throughput_per_s"' "$dir/browse.json"
 grep -q '<polyline' "$dir/both.svg"

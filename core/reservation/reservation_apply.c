@@ -103,8 +103,10 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
         rc = reservation_slot_reserve(state);
     if (rc != 0)
         return rc;
-    if (state->pending_key_reservation == NULL)
-        state->pending_key_reservation = malloc(ALLOT_ID_BYTES_MAX + 1);
+    /* the record's copy of its id, sized to it: a short id costs a small chunk, not
+     * ALLOT_ID_BYTES_MAX + 1 bytes for every hold */
+    free(state->pending_key_reservation);
+    state->pending_key_reservation = malloc(e->id.len + 1);
     return state->pending_key_reservation == NULL ? ALLOT_ENOMEM : 0;
 }
 
@@ -237,6 +239,7 @@ static void commit_hold(allot_state_t *state, uint32_t slot, const allot_event_r
     reservation_dirty(state, slot);
 }
 
+/* A record for id, with the copy body_prepare sized for this very id. */
 static uint32_t slot_new_from(allot_state_t *state, allot_str_t id)
 {
     char *copy = state->pending_key_reservation;

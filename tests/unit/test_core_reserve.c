@@ -1,4 +1,6 @@
 /* test_core_reserve.c - reservations and sourcing: the checkout scenarios and their edges. */
+#include <malloc.h>
+
 #include "test_core_fixture.h"
 
 static allot_state_t *st;
@@ -35,6 +37,22 @@ Test(reserve, splits_by_priority_when_no_single_location_suffices, .init = two_w
     cr_assert_eq(fx_position(st, "A", "W1")->reserved, 2);
     cr_assert_eq(fx_position(st, "A", "W2")->reserved, 3);
     cr_assert_eq(fx_avail(st, "A"), 2);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, a_short_id_costs_a_small_allocation_not_the_longest_ids_buffer,
+     .init = two_warehouses)
+{
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req("cart-1", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    cr_assert_str_eq(r->id, "cart-1");
+    /* a hold's id copy is sized to the id (7 bytes here), not ALLOT_ID_BYTES_MAX + 1 (malloc may
+     * round a small request up to a chunk of at most 63 bytes) */
+    cr_expect_lt(malloc_usable_size(r->id), 64, "%zu usable bytes for a 6-byte id",
+                 malloc_usable_size(r->id));
+    /* the same after a replay and after a checkpoint's round trip */
     fx_assert_replay_equal(st);
 }
 

@@ -322,3 +322,35 @@ Test(dispatch, an_unknown_method_of_invalid_bytes_is_echoed_as_valid_utf8)
     msgpack_sbuffer_destroy(&out);
     msgpack_zone_destroy(&zone);
 }
+
+Test(args, a_key_matches_only_the_whole_name_not_a_prefix_an_extension_or_a_nul_tail)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 65536);
+    static const struct {
+        const char *key;
+        size_t key_len;
+        bool allowed;
+    } cases[] = {
+        {"id", 2, true},      {"i", 1, false},  {"idx", 3, false},  {"id\0", 3, false},
+        {"\0id", 3, false},   {"", 0, false},   {"lines", 5, true}, {"line", 4, false},
+        {"linesx", 6, false}, {"Id", 2, false}, {"ttl_s", 5, true}, {"ttl_s\0", 6, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        key_value_t pair = {cases[i].key, cases[i].key_len, "v"};
+        msgpack_object map = map_make(&zone, &pair, 1);
+        allot_error_detail_t error;
+        allot_error_detail_clear(&error);
+        int rc = args_check_keys(&map, reserve_keys, "params", &error);
+        cr_assert_eq(rc, cases[i].allowed ? 0 : ALLOT_EINVALID_ARGUMENT, "case %zu", i);
+        const msgpack_object *found = args_find(&map, cases[i].allowed ? cases[i].key : "id");
+        cr_assert_eq(found != NULL, cases[i].allowed, "args_find, case %zu", i);
+    }
+    /* methods: the table's lengths, not a prefix or a NUL tail */
+    cr_assert_not_null(command_lookup("ping", 4));
+    cr_assert_null(command_lookup("pin", 3));
+    cr_assert_null(command_lookup("ping\0", 5));
+    cr_assert_null(command_lookup("pingx", 5));
+    cr_assert_not_null(command_lookup("avail.get", 9));
+    msgpack_zone_destroy(&zone);
+}

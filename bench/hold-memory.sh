@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# hold-memory.sh ALLOTD... - what a live hold costs: allotd's RSS growth over HOLDS one-line
+# reserves (unique short ids, the default TTL, so all stay live), a checkpoint of them included.
+#
+# usage: bench/hold-memory.sh build/release/allotd [/tmp/old/allotd ...]
+# env:   HOLDS=1000000 SKUS=1000 FSYNC=none BENCH=build/release/bench/allot-bench
+#        ALLOT=build/release/allot (the CLI, for server.checkpoint and server.info)
+# Prints, per binary: RSS before, after the reserves, after a checkpoint, and bytes per hold.
+set -euo pipefail
+[ $# -ge 1 ] || { sed -n 2,9p "$0" >&2; exit 64; }
+here=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${BENCH:-$here/build/release/bench/allot-bench}
+ALLOT=${ALLOT:-$here/build/release/allot}
+HOLDS=${HOLDS:-1000000} SKUS=${SKUS:-1000} FSYNC=${FSYNC:-none}
+work=$(mktemp -d /tmp/allot-holdmem-XXXXXX)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+rss_kb() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status; }
+
+for bin in "$@"; do
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  rm -rf "$work/data"
+  "$bin" --listen 127.0.0.1:"$port" --data-dir "$work/data" --fsync "$FSYNC" --log-level warn \
+    >"$work/allotd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
+  "$BENCH" load --target allot://127.0.0.1:"$port" --skus "$SKUS" --quiet >/dev/null 2>&1
+  "$ALLOT" -p "$port" server.checkpoint >/dev/null
+  before=$(rss_kb "$pid")
+  "$BENCH" --target allot://127.0.0.1:"$port" --skus "$SKUS" --scenario reserve \
+    --requests "$HOLDS" --duration 600 --quiet >/dev/null 2>&1
+  after=$(rss_kb "$pid")
+  "$ALLOT" -p "$port" server.checkpoint >/dev/null
+  checkpointed=$(rss_kb "$pid")
+  live=$("$ALLOT" -p "$port" -r server.info | python3 -c 'import json,sys; print(json.load(sys.stdin)["reservations"])')
+  python3 - "$bin" "$before" "$after" "$checkpointed" "$live" <<'EOF'
+import sys
+bin, before, after, cp, live = sys.argv[1], *map(int, sys.argv[2:])
+peak = max(after, cp)
+print("%s: %d live holds; RSS %d MB -> %d MB after the reserves -> %d MB after a checkpoint: "
+      "%.0f bytes per hold (%.0f before the checkpoint)" % (bin, live, before // 1024, after // 1024,
+      cp // 1024, (peak - before) * 1024 / live, (after - before) * 1024 / live))
+EOF
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+done
