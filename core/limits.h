@@ -66,7 +66,7 @@
 
 /* ---- inventory (core/) --------------------------------------------------------------------- */
 #define ALLOT_LOCATIONS_MAX 65535
-#define ALLOT_SKUS_MAX (64u * 1024 * 1024)
+#define ALLOT_SKUS_MAX      (64u * 1024 * 1024)
 /* SKUs in one avail.get. */
 #define ALLOT_AVAIL_SKUS_MAX 1000
 /* Lines in one reservation or order. */
@@ -74,8 +74,8 @@
 /* Largest quantity or on_hand: keeps every sum of quantities far from int64 overflow. */
 #define ALLOT_QUANTITY_MAX ((int64_t)1 << 40)
 /* Reservation time-to-live bounds and default, in seconds. */
-#define ALLOT_RESERVATION_TTL_S_MIN 1
-#define ALLOT_RESERVATION_TTL_S_MAX 86400
+#define ALLOT_RESERVATION_TTL_S_MIN     1
+#define ALLOT_RESERVATION_TTL_S_MAX     86400
 #define ALLOT_RESERVATION_TTL_S_DEFAULT 900
 /* Default pickup search radius. */
 #define ALLOT_PICKUP_RADIUS_KM_DEFAULT 50.0
@@ -85,7 +85,7 @@
 #define ALLOT_RESERVATIONS_MAX_DEFAULT (4u * 1024 * 1024)
 /* Idempotency memory: ended reservation ids and stock.adjust keys are remembered for at least
  * this long and at most this many entries (operator). */
-#define ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT (24LL * 3600 * 1000)
+#define ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT      (24LL * 3600 * 1000)
 #define ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT (4u * 1024 * 1024)
 /* Expired reservations released per expiry tick (the rest follow on the next tick). */
 #define ALLOT_EXPIRY_BATCH_MAX 4096
@@ -260,6 +260,36 @@
 #define ALLOT_IDEMPOTENCY_AGE_S_CEILING               31536000  /* 365 days */
 #define ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING            316224000 /* 3660 days */
 
+/* ---- a group of nodes (persist/consensus.c, net/) ----------------------------------------- */
+/* Node ids of a group: 1..255 (--node-id, --peer ID=...). */
+#define ALLOT_NODE_ID_MAX 255
+/* Voters of a group: three or five (seven at most). */
+#define ALLOT_GROUP_MEMBERS_MAX 7
+/* "host:port" of a member's raft or client address, with its NUL. */
+#define ALLOT_ADDRESS_BYTES_MAX 128
+/* Raft timing: a leader that misses heartbeats this long is replaced (pre-vote on); the failover
+ * target is 2 s, so the election timeout stays well under it. */
+#define ALLOT_RAFT_ELECTION_TIMEOUT_MS_DEFAULT 500
+#define ALLOT_RAFT_ELECTION_TIMEOUT_MS_FLOOR   100
+#define ALLOT_RAFT_ELECTION_TIMEOUT_MS_CEILING 60000
+/* Heartbeats: a tenth of the election timeout. */
+#define ALLOT_RAFT_HEARTBEAT_DIVISOR 10
+/* Entries between raft snapshots (each a checkpoint) and entries kept behind one for followers
+ * that lag (libraft keeps both in memory: at most about their sum times the largest entry). */
+#define ALLOT_RAFT_SNAPSHOT_ENTRIES_DEFAULT 4096
+#define ALLOT_RAFT_SNAPSHOT_ENTRIES_FLOOR   16
+#define ALLOT_RAFT_SNAPSHOT_ENTRIES_CEILING 1048576
+/* Trailing entries: four times the snapshot interval. */
+#define ALLOT_RAFT_TRAILING_FACTOR 4
+/* One raft entry holds the records of one loop iteration, at most this many bytes; a larger
+ * iteration proposes several entries. */
+#define ALLOT_RAFT_ENTRY_BYTES_MAX (4u << 20)
+/* Reads with min_index wait this long by default (wait_ms), at most the ceiling. */
+#define ALLOT_MIN_INDEX_WAIT_MS_DEFAULT 1000
+#define ALLOT_MIN_INDEX_WAIT_MS_MAX     30000
+/* Connections waiting for min_index at once (each holds one request). */
+#define ALLOT_MIN_INDEX_WAITERS_MAX 4096
+
 /* ---- the client library (client/) ---------------------------------------------------------- */
 /* Where the client connects by default (where allotd listens), and its per-call timeout. */
 #define ALLOT_CLIENT_PORT_DEFAULT       ALLOT_LISTEN_PORT_DEFAULT
@@ -310,7 +340,7 @@ _Static_assert(ALLOT_WAL_BATCH_BYTES_MAX >= 2 * ALLOT_WAL_RECORD_BYTES_MAX,
                "a batch holds at least two records of maximal size");
 _Static_assert(ALLOT_WAL_SEGMENT_BYTES_DEFAULT >= 2 * ALLOT_WAL_BATCH_BYTES_MAX,
                "a segment holds at least two full batches");
-_Static_assert(ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX * 1024 < INT64_MAX,
+_Static_assert(ALLOT_QUANTITY_MAX *ALLOT_LINES_MAX * 1024 < INT64_MAX,
                "sums of quantities over lines and locations cannot overflow int64");
 _Static_assert(ALLOT_LINES_MAX <= ALLOT_AVAIL_SKUS_MAX, "lines are a subset of a SKU batch");
 _Static_assert(ALLOT_TIME_MS_MAX < INT64_MAX / 4,

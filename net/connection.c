@@ -422,7 +422,11 @@ static bool peek_envelope_msgid(const uint8_t *p, size_t len, uint8_t type, uint
         return false;
     at++;
     uint64_t value = 0;
-    unsigned width = p[at] <= 0x7f ? 0 : p[at] == 0xcc ? 1 : p[at] == 0xcd ? 2 : p[at] == 0xce ? 4 : 9;
+    unsigned width = p[at] <= 0x7f   ? 0
+                     : p[at] == 0xcc ? 1
+                     : p[at] == 0xcd ? 2
+                     : p[at] == 0xce ? 4
+                                     : 9;
     if (width == 9 || len < at + 1 + width)
         return false;
     if (width == 0)
@@ -542,6 +546,11 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
                           .auth_required = server->auth.required,
                           .session = &conn->auth};
     env.writes_allowed = server_writes_allowed(server, &env.writes_refused_error);
+    if (!env.writes_allowed && server->consensus != NULL) {
+        env.leader_address = server_leader_address(server);
+        env.leader_elected = env.writes_refused_error == ALLOT_EUNAVAILABLE &&
+                             consensus_role(server->consensus) == CONSENSUS_LEADER;
+    }
     dispatch_outcome_t outcome;
     server->scratch.size = 0;
     dispatch_object(&env, &object, &server->scratch, &outcome);

@@ -14,6 +14,28 @@ int handle_ping(command_call_t *call)
     return 0;
 }
 
+/* server.info in a group: node_id, leader, commit_index, applied_index, peers. */
+static void pack_group(msgpack_packer *pk, const server_group_info_t *group)
+{
+    pack_key_int(pk, "node_id", group->node_id);
+    pack_cstr(pk, "leader");
+    if (group->leader != NULL)
+        pack_cstr(pk, group->leader);
+    else
+        msgpack_pack_nil(pk);
+    pack_key_int(pk, "commit_index", (int64_t)group->commit_index);
+    pack_key_int(pk, "applied_index", (int64_t)group->applied_index);
+    pack_cstr(pk, "peers");
+    msgpack_pack_array(pk, group->member_count);
+    for (size_t i = 0; i < group->member_count; i++) {
+        msgpack_pack_map(pk, 4);
+        pack_key_int(pk, "id", group->members[i]->id);
+        pack_key_cstr(pk, "raft", group->members[i]->raft_address);
+        pack_key_cstr(pk, "client", group->members[i]->client_address);
+        pack_key_cstr(pk, "role", group->member_roles[i]);
+    }
+}
+
 int handle_server_info(command_call_t *call)
 {
     server_info_t info;
@@ -21,7 +43,10 @@ int handle_server_info(command_call_t *call)
     allot_state_counters_t counts;
     allot_state_counters_get(call->state, &counts);
     msgpack_packer *pk = call->result;
-    msgpack_pack_map(pk, 12);
+    server_group_info_t group;
+    server_group_info(call->server, &group);
+    bool in_group = group.member_count > 0;
+    msgpack_pack_map(pk, 13 + (in_group ? 5 : 0));
     pack_key_cstr(pk, "version", info.version);
     pack_key_int(pk, "uptime_s", info.uptime_s);
     pack_key_int(pk, "connections", info.connections);
@@ -34,6 +59,9 @@ int handle_server_info(command_call_t *call)
     pack_key_int(pk, "durable_lsn", (int64_t)info.durable_lsn);
     pack_key_int(pk, "checkpoint_lsn", (int64_t)info.checkpoint_lsn);
     pack_key_cstr(pk, "fsync", info.fsync);
+    pack_key_cstr(pk, "role", group.role);
+    if (in_group)
+        pack_group(pk, &group);
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <msgpack.h>
 
 #include "core/limits.h"
+#include "persist/consensus.h"
 #include "persist/wal.h"
 
 typedef struct server_config {
@@ -31,8 +32,8 @@ typedef struct server_config {
     uint32_t inflight_requests_max;
     uint32_t output_bytes_max;
     uint32_t connections_max;
-    uint64_t buffer_bytes_max; /* all connections' buffers together; over it: OVERLOADED */
-    uint32_t idle_timeout_s;   /* close a connection silent this long (0: never) */
+    uint64_t buffer_bytes_max;   /* all connections' buffers together; over it: OVERLOADED */
+    uint32_t idle_timeout_s;     /* close a connection silent this long (0: never) */
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
     /* With --auth-token-file: a connection not authenticated within auth_timeout_ms is closed
      * (0: never); at most unauthenticated_connections_max are unauthenticated at once (0: a
@@ -52,6 +53,13 @@ typedef struct server_config {
     uint32_t idempotency_entries_max; /* remembered reservation ids and adjust keys (0: default) */
     uint32_t idempotency_age_s;       /* how long they are remembered at least (0: default) */
     bool accept_data_loss; /* recovery cuts a damaged or incomplete WAL instead of refusing */
+    /* A group (docs/operations.md, "A group of nodes"): member_count > 0 with --peer; node_id
+     * is this node's. Without peers the node is standalone (the WAL, as always). */
+    uint32_t node_id;
+    consensus_member_t members[ALLOT_GROUP_MEMBERS_MAX];
+    size_t member_count;
+    uint32_t raft_election_timeout_ms;
+    uint32_t raft_snapshot_entries;
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */
@@ -69,7 +77,10 @@ typedef struct server_check {
 
 int server_config_check(const server_config_t *config, server_check_t *check);
 
-/* Run until a shutdown signal. Returns the process exit status. */
+/* Run until a shutdown signal. Returns the process exit status, or SERVER_STATUS_REBUILD: a
+ * member of a group lost its leadership while holding records that may not commit, closed
+ * everything and must be run again (its state is rebuilt from state.lmdb and the log). */
+#define SERVER_STATUS_REBUILD 75
 int server_run(const server_config_t *config);
 
 struct server;
@@ -85,6 +96,22 @@ typedef struct server_info {
 } server_info_t;
 
 void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
+
+typedef struct server_group_info {
+    const char *role; /* standalone | leader | follower | candidate | stopped */
+    uint32_t node_id;
+    const char *leader; /* client address, or NULL */
+    uint64_t commit_index, applied_index, term, leader_changes;
+    size_t member_count;
+    const consensus_member_t *members[ALLOT_GROUP_MEMBERS_MAX];
+    const char *member_roles[ALLOT_GROUP_MEMBERS_MAX];
+    /* leader only: entries each follower lacks */
+    size_t lag_count;
+    uint32_t lag_ids[ALLOT_GROUP_MEMBERS_MAX];
+    uint64_t lag_entries[ALLOT_GROUP_MEMBERS_MAX];
+} server_group_info_t;
+/* server.info's group part (role "standalone" and member_count 0 without a group). */
+void server_group_info(const struct server *server, server_group_info_t *info);
 
 /* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise, with error filled (the
  * message says when the attempt was refused unchecked and how long to wait; *close set when the

@@ -168,6 +168,17 @@ static int recovery_steps(const recovery_config_t *config, const char *wal_dir,
                           const char *store_path, struct allot_state *state,
                           recovery_result_t *result)
 {
+    if (config->without_wal) { /* a group member: its log is raft's (persist/consensus.h) */
+        int rc = recovery_store_load(config, store_path, state, result);
+        if (rc == 0) {
+            result->last_lsn = result->checkpoint_lsn;
+            recovery_report(config, RECOVERY_LEVEL_INFO, "recovered",
+                            RECOVERY_UINT("checkpoint_lsn", result->checkpoint_lsn),
+                            RECOVERY_UINT("replayed", 0),
+                            RECOVERY_UINT("last_lsn", result->last_lsn));
+        }
+        return rc;
+    }
     wal_preload_t *preload = NULL;
     int rc = wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_DEFAULT, &preload);
     if (rc != 0) {

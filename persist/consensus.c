@@ -1,0 +1,697 @@
+/* consensus.c - the group's log on libraft: entries of event records, the state machine's apply,
+ * snapshots as LMDB checkpoints, leadership.
+ *
+ * ENTRY (the data of one raft command entry: the records of one loop iteration), little-endian:
+ *    0  u32  magic 0x45524C41 ("ALRE")
+ *    4  u16  format version (1)
+ *    6  u16  0
+ *    8  u64  LSN of the first record
+ *   16  u32  record count (>= 1)
+ *   20  u32  bytes of records that follow
+ *   24  the records, one after the other, each in the WAL's record format (persist/wal_format.c:
+ *       header with LSN, type, time and length, the payload, CRC32C), LSNs +1 from the first
+ *   ..  zeros up to a multiple of 8 bytes (libraft's entries must be 8-byte aligned in size:
+ *       canonical/raft#180, #189)
+ *
+ * SNAPSHOT DESCRIPTOR (the data of a raft snapshot; the state itself is state.lmdb):
+ *    0  u32  magic 0x4E534C41 ("ALSN")
+ *    4  u16  format version (1)
+ *    6  u16  0
+ *    8  u64  LSN of the newest record of the entries the snapshot covers: state.lmdb covers at
+ *            least this LSN when the descriptor is stored
+ *
+ * libraft's own files (its segments, metadata and snapshots) live in <data-dir>/raft.
+ */
+#include "consensus.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/byte_order.h"
+#include "core/errors.h"
+#include "wal_read.h"
+
+#define ENTRY_MAGIC           0x45524C41u
+#define ENTRY_VERSION         1u
+#define ENTRY_HEADER_BYTES    24u
+#define DESCRIPTOR_MAGIC      0x4E534C41u
+#define DESCRIPTOR_VERSION    1u
+#define DESCRIPTOR_BYTES      16u
+#define CONSENSUS_FSM_VERSION 3
+
+/* One proposed entry, from raft_apply to its callback. */
+typedef struct proposal {
+    struct raft_apply req;
+    consensus_t *c;
+    uint64_t first_lsn, last_lsn;
+} proposal_t;
+
+struct consensus {
+    uv_loop_t *loop;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    consensus_callbacks_t cb;
+    uint32_t node_id;
+    consensus_member_t members[ALLOT_GROUP_MEMBERS_MAX];
+    size_t member_count;
+    /* the records of this iteration, already framed, after room for the entry header */
+    uint8_t *batch;
+    size_t batch_bytes, batch_capacity;
+    uint32_t batch_count;
+    uint64_t batch_first_lsn;
+    uint64_t state_lsn;     /* newest record the state holds */
+    uint64_t committed_lsn; /* newest record committed and applied */
+    /* leadership, polled once per loop iteration (libraft has no state callback) */
+    uv_check_t poll;
+    int raft_state;
+    bool writable, barrier_pending, lost_reported;
+    struct raft_barrier barrier;
+    raft_id leader_id;
+    uint64_t leader_changes;
+    /* snapshots: the loop publishes durable checkpoints, a pool thread waits for them */
+    pthread_mutex_t lock;
+    pthread_cond_t checkpoint_changed;
+    uint64_t checkpoint_durable_lsn; /* newest committed checkpoint (under lock) */
+    uint64_t checkpoint_failures;    /* (under lock) */
+    uint64_t snapshot_lsn;           /* what the snapshot being taken needs */
+    uint64_t snapshot_failures;      /* checkpoint_failures when it began */
+    bool closing;                    /* (under lock) */
+    bool stopped;
+    void (*close_cb)(void *ctx);
+    void *close_ctx;
+    int close_pending;
+};
+
+static consensus_t *consensus_of_fsm(struct raft_fsm *fsm)
+{
+    return fsm->data;
+}
+
+static void consensus_fatal(consensus_t *c, const char *fmt, const char *detail)
+{
+    char message[512];
+    snprintf(message, sizeof(message), fmt, detail);
+    c->stopped = true;
+    c->cb.fatal_cb(c->cb.ctx, message);
+}
+
+/* ---- apply ------------------------------------------------------------------------------------
+ */
+
+/* Apply the records of one entry the state does not hold yet. */
+static int entry_apply(consensus_t *c, const uint8_t *data, size_t bytes, uint64_t *last_lsn)
+{
+    if (bytes < ENTRY_HEADER_BYTES || allot_u32_load_le(data) != ENTRY_MAGIC ||
+        allot_u16_load_le(data + 4) != ENTRY_VERSION)
+        return ALLOT_ECORRUPT;
+    uint64_t lsn = allot_u64_load_le(data + 8);
+    uint32_t count = allot_u32_load_le(data + 16);
+    uint32_t records_bytes = allot_u32_load_le(data + 20);
+    if (records_bytes > bytes - ENTRY_HEADER_BYTES || count == 0)
+        return ALLOT_ECORRUPT;
+    size_t offset = ENTRY_HEADER_BYTES, end = ENTRY_HEADER_BYTES + records_bytes;
+    for (uint32_t i = 0; i < count; i++, lsn++) {
+        wal_record_t record;
+        const char *reason = NULL;
+        if (wal_record_decode(data + offset, end - offset, &record, &reason) != 1 ||
+            record.lsn != lsn)
+            return ALLOT_ECORRUPT;
+        offset += record.record_bytes;
+        if (lsn <= c->state_lsn)
+            continue; /* applied when it was decided, or loaded from the checkpoint */
+        if (lsn != c->state_lsn + 1)
+            return ALLOT_ECORRUPT;
+        int rc = c->cb.apply_cb(c->cb.ctx, lsn, record.time_ms, record.type, record.payload,
+                                record.payload_bytes);
+        if (rc != 0)
+            return rc;
+        c->state_lsn = lsn;
+    }
+    *last_lsn = lsn - 1;
+    return offset == end ? 0 : ALLOT_ECORRUPT;
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    consensus_t *c = consensus_of_fsm(fsm);
+    *result = NULL;
+    if (c->stopped)
+        return RAFT_SHUTDOWN;
+    uint64_t last_lsn = 0;
+    int rc = entry_apply(c, buf->base, buf->len, &last_lsn);
+    if (rc != 0) {
+        consensus_fatal(c, "a committed entry cannot be applied: %s", allot_error_message(rc));
+        return RAFT_MALFORMED;
+    }
+    if (last_lsn > c->committed_lsn) {
+        c->committed_lsn = last_lsn;
+        c->cb.committed_cb(c->cb.ctx, last_lsn);
+    }
+    return 0;
+}
+
+/* ---- snapshots: the checkpoint in state.lmdb ------------------------------------------------ */
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    consensus_t *c = consensus_of_fsm(fsm);
+    uint64_t needed = c->committed_lsn; /* the records of the entries up to last_applied */
+    pthread_mutex_lock(&c->lock);
+    bool covered = c->checkpoint_durable_lsn >= needed;
+    c->snapshot_failures = c->checkpoint_failures;
+    pthread_mutex_unlock(&c->lock);
+    uint64_t checkpoint_lsn = 0;
+    if (!covered && c->cb.checkpoint_begin_cb(c->cb.ctx, &checkpoint_lsn) != 0)
+        return RAFT_BUSY; /* a checkpoint is running: libraft asks again after later entries */
+    assert(covered || checkpoint_lsn >= needed);
+    struct raft_buffer *buffers = raft_malloc(sizeof(*buffers));
+    uint8_t *descriptor = raft_malloc(DESCRIPTOR_BYTES);
+    if (buffers == NULL || descriptor == NULL) {
+        raft_free(buffers);
+        raft_free(descriptor);
+        return RAFT_NOMEM;
+    }
+    allot_u32_store_le(descriptor, DESCRIPTOR_MAGIC);
+    allot_u16_store_le(descriptor + 4, DESCRIPTOR_VERSION);
+    allot_u16_store_le(descriptor + 6, 0);
+    allot_u64_store_le(descriptor + 8, needed);
+    buffers[0].base = descriptor;
+    buffers[0].len = DESCRIPTOR_BYTES;
+    c->snapshot_lsn = needed;
+    *bufs = buffers;
+    *n_bufs = 1;
+    return 0;
+}
+
+/* A pool thread: the snapshot may be stored (and the log trimmed) once state.lmdb covers it. */
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)bufs;
+    (void)n_bufs;
+    consensus_t *c = consensus_of_fsm(fsm);
+    pthread_mutex_lock(&c->lock);
+    while (!c->closing && c->checkpoint_durable_lsn < c->snapshot_lsn &&
+           c->checkpoint_failures == c->snapshot_failures)
+        pthread_cond_wait(&c->checkpoint_changed, &c->lock);
+    bool covered = c->checkpoint_durable_lsn >= c->snapshot_lsn;
+    pthread_mutex_unlock(&c->lock);
+    return covered ? 0 : RAFT_CANCELED;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)fsm;
+    if (*bufs != NULL) {
+        for (unsigned i = 0; i < *n_bufs; i++)
+            raft_free((*bufs)[i].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+/* At start-up: this node's newest snapshot; later: one a leader sent (the node lagged behind
+ * the leader's log). The state must already hold what it covers. */
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    consensus_t *c = consensus_of_fsm(fsm);
+    const uint8_t *d = buf->base;
+    if (buf->len != DESCRIPTOR_BYTES || allot_u32_load_le(d) != DESCRIPTOR_MAGIC ||
+        allot_u16_load_le(d + 4) != DESCRIPTOR_VERSION) {
+        consensus_fatal(c, "%s", "a raft snapshot is not an Allot snapshot descriptor");
+        return RAFT_MALFORMED;
+    }
+    uint64_t lsn = allot_u64_load_le(d + 8);
+    if (lsn > c->state_lsn) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "LSN %llu, state.lmdb holds %llu", (unsigned long long)lsn,
+                 (unsigned long long)c->state_lsn);
+        consensus_fatal(c,
+                        "the snapshot (%s) is newer than this node's state: the node fell "
+                        "behind the leader's log; replace its data directory with a copy of a "
+                        "member's (docs/operations.md, Replacing a node)",
+                        detail);
+        return RAFT_CANCELED;
+    }
+    if (lsn > c->committed_lsn)
+        c->committed_lsn = lsn;
+    raft_free(buf->base);
+    return 0;
+}
+
+void consensus_checkpoint_committed(consensus_t *c, uint64_t lsn)
+{
+    pthread_mutex_lock(&c->lock);
+    if (lsn > c->checkpoint_durable_lsn)
+        c->checkpoint_durable_lsn = lsn;
+    pthread_cond_broadcast(&c->checkpoint_changed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void consensus_checkpoint_failed(consensus_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->checkpoint_failures++;
+    pthread_cond_broadcast(&c->checkpoint_changed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- proposing ---------------------------------------------------------------------------------
+ */
+
+static bool batch_reserve(consensus_t *c, size_t extra)
+{
+    if (c->batch_bytes + extra <= c->batch_capacity)
+        return true;
+    size_t capacity = c->batch_capacity ? c->batch_capacity : 64 * 1024;
+    while (capacity < c->batch_bytes + extra)
+        capacity *= 2;
+    uint8_t *grown = realloc(c->batch, capacity);
+    if (grown == NULL)
+        return false;
+    c->batch = grown;
+    c->batch_capacity = capacity;
+    return true;
+}
+
+uint64_t consensus_append(consensus_t *c, uint8_t type, int64_t time_ms, const uint8_t *payload,
+                          size_t len)
+{
+    assert(c->writable);
+    if (c->batch_bytes > 0 &&
+        c->batch_bytes + len + WAL_RECORD_OVERHEAD_BYTES > ALLOT_RAFT_ENTRY_BYTES_MAX)
+        consensus_flush(c); /* one entry stays bounded */
+    if (c->batch_bytes == 0 && !batch_reserve(c, ENTRY_HEADER_BYTES))
+        return 0;
+    if (!batch_reserve(c, len + WAL_RECORD_OVERHEAD_BYTES))
+        return 0;
+    if (c->batch_bytes == 0) {
+        c->batch_bytes = ENTRY_HEADER_BYTES;
+        c->batch_first_lsn = c->state_lsn + 1;
+    }
+    uint64_t lsn = c->state_lsn + 1;
+    c->batch_bytes +=
+        wal_record_encode(c->batch + c->batch_bytes, c->batch_capacity - c->batch_bytes, lsn,
+                          time_ms, type, payload, len);
+    c->batch_count++;
+    c->state_lsn = lsn;
+    return lsn;
+}
+
+static void on_proposal_done(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    proposal_t *p = req->data;
+    consensus_t *c = p->c;
+    if (status != 0 && !c->stopped && c->committed_lsn < p->last_lsn && !c->lost_reported) {
+        /* Leadership lost (or the engine stopped) with this entry uncommitted: it may commit
+         * under the next leader or vanish. The state holds it either way. */
+        c->lost_reported = true;
+        c->writable = false;
+        c->cb.lost_cb(c->cb.ctx,
+                      p->first_lsn > c->committed_lsn ? p->first_lsn : c->committed_lsn + 1);
+    }
+    free(p);
+}
+
+void consensus_flush(consensus_t *c)
+{
+    if (c->batch_count == 0)
+        return;
+    size_t records_bytes = c->batch_bytes - ENTRY_HEADER_BYTES;
+    size_t padded = (c->batch_bytes + 7u) & ~(size_t)7u;
+    struct raft_buffer buf = {.base = raft_malloc(padded), .len = padded};
+    proposal_t *p = calloc(1, sizeof(*p));
+    uint64_t first_lsn = c->batch_first_lsn, last_lsn = c->state_lsn;
+    uint8_t *header = c->batch;
+    allot_u32_store_le(header, ENTRY_MAGIC);
+    allot_u16_store_le(header + 4, ENTRY_VERSION);
+    allot_u16_store_le(header + 6, 0);
+    allot_u64_store_le(header + 8, first_lsn);
+    allot_u32_store_le(header + 16, c->batch_count);
+    allot_u32_store_le(header + 20, (uint32_t)records_bytes);
+    c->batch_bytes = 0;
+    c->batch_count = 0;
+    int rv = RAFT_NOMEM;
+    if (buf.base != NULL && p != NULL) {
+        memcpy(buf.base, header, records_bytes + ENTRY_HEADER_BYTES);
+        memset((uint8_t *)buf.base + records_bytes + ENTRY_HEADER_BYTES, 0,
+               padded - records_bytes - ENTRY_HEADER_BYTES);
+        p->c = c;
+        p->first_lsn = first_lsn;
+        p->last_lsn = last_lsn;
+        p->req.data = p;
+        rv = raft_apply(&c->raft, &p->req, &buf, 1, on_proposal_done);
+    }
+    if (rv != 0) {
+        raft_free(buf.base);
+        free(p);
+        if (!c->lost_reported) { /* the state holds records no entry carries */
+            c->lost_reported = true;
+            c->writable = false;
+            c->cb.lost_cb(c->cb.ctx, first_lsn);
+        }
+    }
+}
+
+/* ---- leadership -------------------------------------------------------------------------------
+ */
+
+static void on_barrier(struct raft_barrier *req, int status)
+{
+    consensus_t *c = req->data;
+    c->barrier_pending = false;
+    /* Every entry before the barrier is applied: the state is the group's, and LSNs go on from
+     * it. */
+    if (status == 0 && raft_state(&c->raft) == RAFT_LEADER && !c->stopped)
+        c->writable = true;
+}
+
+static void leadership_poll(consensus_t *c)
+{
+    int state = raft_state(&c->raft);
+    raft_id leader_id = 0;
+    const char *leader_address = NULL;
+    raft_leader(&c->raft, &leader_id, &leader_address);
+    if (leader_id != c->leader_id && leader_id != 0)
+        c->leader_changes++;
+    c->leader_id = leader_id;
+    if (state == c->raft_state)
+        return;
+    c->raft_state = state;
+    if (state != RAFT_LEADER) {
+        c->writable = false;
+        if (c->state_lsn > c->committed_lsn && !c->lost_reported && !c->stopped) {
+            c->lost_reported = true;
+            c->cb.lost_cb(c->cb.ctx, c->committed_lsn + 1);
+        }
+        return;
+    }
+    if (!c->barrier_pending) {
+        c->barrier.data = c;
+        c->barrier_pending = raft_barrier(&c->raft, &c->barrier, on_barrier) == 0;
+    }
+}
+
+static void on_poll(uv_check_t *check)
+{
+    consensus_t *c = check->data;
+    if (!c->stopped)
+        leadership_poll(c);
+}
+
+/* ---- open and close ----------------------------------------------------------------------------
+ */
+
+static int configuration_bootstrap(consensus_t *c, char *message, size_t message_bytes)
+{
+    struct raft_configuration configuration;
+    raft_configuration_init(&configuration);
+    int rv = 0;
+    for (size_t i = 0; i < c->member_count && rv == 0; i++)
+        rv = raft_configuration_add(&configuration, c->members[i].id, c->members[i].raft_address,
+                                    RAFT_VOTER);
+    if (rv == 0)
+        rv = raft_bootstrap(&c->raft, &configuration);
+    raft_configuration_close(&configuration);
+    if (rv == RAFT_CANTBOOTSTRAP)
+        return 0; /* the group exists: its configuration is in the log */
+    if (rv != 0) {
+        snprintf(message, message_bytes, "raft bootstrap: %s", raft_errmsg(&c->raft));
+        return ALLOT_EIO;
+    }
+    return 0;
+}
+
+static int engine_start(consensus_t *c, const consensus_config_t *config, char *message,
+                        size_t message_bytes)
+{
+    const consensus_member_t *self = NULL;
+    for (size_t i = 0; i < c->member_count; i++)
+        if (c->members[i].id == c->node_id)
+            self = &c->members[i];
+    if (self == NULL) {
+        snprintf(message, message_bytes, "node %u is not among the members", c->node_id);
+        return ALLOT_EINVALID_ARGUMENT;
+    }
+    int rv = raft_uv_tcp_init(&c->transport, c->loop);
+    if (rv != 0) {
+        snprintf(message, message_bytes, "raft transport: %s", raft_strerror(rv));
+        return ALLOT_EIO;
+    }
+    rv = raft_uv_init(&c->io, c->loop, config->dir, &c->transport);
+    if (rv != 0) {
+        snprintf(message, message_bytes, "raft storage in %s: %s", config->dir, c->io.errmsg);
+        raft_uv_tcp_close(&c->transport);
+        return ALLOT_EIO;
+    }
+    /* raft_uv implements async_work (the pool thread a snapshot waits on) but 0.15 still labels
+     * its io version 1, which raft_init refuses for an fsm with snapshot_async; later releases
+     * label the same io version 2. */
+    if (c->io.async_work != NULL && c->io.version < 2)
+        c->io.version = 2;
+    rv = raft_init(&c->raft, &c->io, &c->fsm, c->node_id, self->raft_address);
+    if (rv != 0) {
+        snprintf(message, message_bytes, "raft: %s", raft_errmsg(&c->raft));
+        raft_uv_close(&c->io);
+        raft_uv_tcp_close(&c->transport);
+        return ALLOT_EIO;
+    }
+    c->raft.data = c;
+    return 0;
+}
+
+static void engine_configure(consensus_t *c, const consensus_config_t *config)
+{
+    raft_set_election_timeout(&c->raft, config->election_timeout_ms);
+    raft_set_heartbeat_timeout(&c->raft, config->heartbeat_ms);
+    raft_set_pre_vote(&c->raft, true);
+    raft_set_snapshot_threshold(&c->raft, config->snapshot_entries);
+    raft_set_snapshot_trailing(&c->raft, config->trailing_entries);
+}
+
+/* The engine and the poll handle close apart; the last one frees consensus. */
+static void close_step(consensus_t *c)
+{
+    if (--c->close_pending > 0)
+        return;
+    void (*close_cb)(void *) = c->close_cb;
+    void *close_ctx = c->close_ctx;
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->checkpoint_changed);
+    free(c->batch);
+    free(c);
+    if (close_cb != NULL)
+        close_cb(close_ctx);
+}
+
+static void on_raft_closed(struct raft *raft)
+{
+    consensus_t *c = raft->data;
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    close_step(c);
+}
+
+static void on_poll_closed(uv_handle_t *handle)
+{
+    close_step(handle->data);
+}
+
+int consensus_open(uv_loop_t *loop, const consensus_config_t *config,
+                   const consensus_callbacks_t *callbacks, consensus_t **out, char *message,
+                   size_t message_bytes)
+{
+    *out = NULL;
+    if (config->member_count == 0 || config->member_count > ALLOT_GROUP_MEMBERS_MAX) {
+        snprintf(message, message_bytes, "a group has 1 to %d members", ALLOT_GROUP_MEMBERS_MAX);
+        return ALLOT_EINVALID_ARGUMENT;
+    }
+    if (mkdir(config->dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(message, message_bytes, "%s: %s", config->dir, strerror(errno));
+        return ALLOT_EIO;
+    }
+    consensus_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return ALLOT_ENOMEM;
+    c->loop = loop;
+    c->cb = *callbacks;
+    c->node_id = config->node_id;
+    memcpy(c->members, config->members, config->member_count * sizeof(consensus_member_t));
+    c->member_count = config->member_count;
+    c->state_lsn = c->committed_lsn = c->checkpoint_durable_lsn = config->applied_lsn;
+    c->raft_state = RAFT_UNAVAILABLE;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->checkpoint_changed, NULL);
+    c->fsm = (struct raft_fsm){.version = CONSENSUS_FSM_VERSION,
+                               .data = c,
+                               .apply = fsm_apply,
+                               .snapshot = fsm_snapshot,
+                               .restore = fsm_restore,
+                               .snapshot_finalize = fsm_snapshot_finalize,
+                               .snapshot_async = fsm_snapshot_async};
+    int rc = engine_start(c, config, message, message_bytes);
+    if (rc != 0) {
+        pthread_mutex_destroy(&c->lock);
+        pthread_cond_destroy(&c->checkpoint_changed);
+        free(c);
+        return rc;
+    }
+    engine_configure(c, config);
+    rc = configuration_bootstrap(c, message, message_bytes);
+    int rv = rc == 0 ? raft_start(&c->raft) : 0;
+    if (rc == 0 && rv != 0) {
+        snprintf(message, message_bytes, "raft start: %s", raft_errmsg(&c->raft));
+        rc = ALLOT_EIO;
+    }
+    uv_check_init(loop, &c->poll);
+    c->poll.data = c;
+    if (rc != 0 || c->stopped) {
+        if (rc == 0) {
+            snprintf(message, message_bytes, "the raft log could not be loaded");
+            rc = ALLOT_ECORRUPT;
+        }
+        consensus_close(c, NULL, NULL);
+        return rc;
+    }
+    uv_check_start(&c->poll, on_poll);
+    *out = c;
+    return 0;
+}
+
+void consensus_close(consensus_t *c, void (*close_cb)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&c->lock);
+    c->closing = true;
+    pthread_cond_broadcast(&c->checkpoint_changed);
+    pthread_mutex_unlock(&c->lock);
+    c->stopped = true;
+    c->writable = false;
+    c->close_cb = close_cb;
+    c->close_ctx = ctx;
+    c->close_pending = 2;
+    uv_close((uv_handle_t *)&c->poll, on_poll_closed);
+    raft_close(&c->raft, on_raft_closed);
+}
+
+/* ---- what the server reads ---------------------------------------------------------------------
+ */
+
+uint64_t consensus_last_lsn(const consensus_t *c)
+{
+    return c->state_lsn;
+}
+
+consensus_role_t consensus_role(const consensus_t *c)
+{
+    if (c->stopped)
+        return CONSENSUS_STOPPED;
+    switch (c->raft_state) {
+    case RAFT_LEADER:
+        return CONSENSUS_LEADER;
+    case RAFT_CANDIDATE:
+        return CONSENSUS_CANDIDATE;
+    case RAFT_FOLLOWER:
+        return CONSENSUS_FOLLOWER;
+    default:
+        return CONSENSUS_STOPPED;
+    }
+}
+
+bool consensus_writable(const consensus_t *c)
+{
+    return c->writable && !c->stopped;
+}
+
+static const consensus_member_t *member_find(const consensus_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->member_count; i++)
+        if (c->members[i].id == id)
+            return &c->members[i];
+    return NULL;
+}
+
+const consensus_member_t *consensus_leader(const consensus_t *c)
+{
+    return c->leader_id != 0 ? member_find(c, c->leader_id) : NULL;
+}
+
+size_t consensus_member_count(const consensus_t *c)
+{
+    return c->member_count;
+}
+
+const consensus_member_t *consensus_member_at(const consensus_t *c, size_t i)
+{
+    return i < c->member_count ? &c->members[i] : NULL;
+}
+
+uint64_t consensus_commit_index(const consensus_t *c)
+{
+    return c->raft.commit_index;
+}
+
+uint64_t consensus_applied_index(const consensus_t *c)
+{
+    return raft_last_applied((struct raft *)&c->raft);
+}
+
+uint64_t consensus_term(const consensus_t *c)
+{
+    return c->raft.current_term;
+}
+
+uint64_t consensus_leader_changes(const consensus_t *c)
+{
+    return c->leader_changes;
+}
+
+void consensus_follower_lag(const consensus_t *c, uint64_t *lag, uint32_t *ids, size_t count,
+                            size_t *filled)
+{
+    *filled = 0;
+    if (c->raft_state != RAFT_LEADER || c->raft.leader_state.progress == NULL)
+        return;
+    raft_index last = raft_last_index((struct raft *)&c->raft);
+    for (unsigned i = 0; i < c->raft.configuration.n && *filled < count; i++) {
+        const struct raft_server *server = &c->raft.configuration.servers[i];
+        if (server->id == c->node_id)
+            continue;
+        raft_index match = c->raft.leader_state.progress[i].match_index;
+        ids[*filled] = (uint32_t)server->id;
+        lag[*filled] = last > match ? last - match : 0;
+        (*filled)++;
+    }
+}
+
+static void on_transfer(struct raft_transfer *req)
+{
+    free(req);
+}
+
+int consensus_transfer(consensus_t *c, uint32_t to_id)
+{
+    if (c->raft_state != RAFT_LEADER)
+        return ALLOT_ENOT_LEADER;
+    if (to_id != 0 && (member_find(c, to_id) == NULL || to_id == c->node_id))
+        return ALLOT_ENOT_FOUND;
+    struct raft_transfer *req = calloc(1, sizeof(*req));
+    if (req == NULL)
+        return ALLOT_ENOMEM;
+    int rv = raft_transfer(&c->raft, req, to_id, on_transfer);
+    if (rv != 0) {
+        free(req);
+        return rv == RAFT_NOTLEADER ? ALLOT_ENOT_LEADER : ALLOT_EUNAVAILABLE;
+    }
+    return 0;
+}
