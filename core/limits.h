@@ -66,7 +66,7 @@
 
 /* ---- inventory (core/) --------------------------------------------------------------------- */
 #define ALLOT_LOCATIONS_MAX 65535
-#define ALLOT_SKUS_MAX      (64u * 1024 * 1024)
+#define ALLOT_SKUS_MAX (64u * 1024 * 1024)
 /* SKUs in one avail.get. */
 #define ALLOT_AVAIL_SKUS_MAX 1000
 /* Lines in one reservation or order. */
@@ -74,8 +74,8 @@
 /* Largest quantity or on_hand: keeps every sum of quantities far from int64 overflow. */
 #define ALLOT_QUANTITY_MAX ((int64_t)1 << 40)
 /* Reservation time-to-live bounds and default, in seconds. */
-#define ALLOT_RESERVATION_TTL_S_MIN     1
-#define ALLOT_RESERVATION_TTL_S_MAX     86400
+#define ALLOT_RESERVATION_TTL_S_MIN 1
+#define ALLOT_RESERVATION_TTL_S_MAX 86400
 #define ALLOT_RESERVATION_TTL_S_DEFAULT 900
 /* Default pickup search radius. */
 #define ALLOT_PICKUP_RADIUS_KM_DEFAULT 50.0
@@ -85,7 +85,7 @@
 #define ALLOT_RESERVATIONS_MAX_DEFAULT (4u * 1024 * 1024)
 /* Idempotency memory: ended reservation ids and stock.adjust keys are remembered for at least
  * this long and at most this many entries (operator). */
-#define ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT      (24LL * 3600 * 1000)
+#define ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT (24LL * 3600 * 1000)
 #define ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT (4u * 1024 * 1024)
 /* Expired reservations released per expiry tick (the rest follow on the next tick). */
 #define ALLOT_EXPIRY_BATCH_MAX 4096
@@ -340,7 +340,7 @@ _Static_assert(ALLOT_WAL_BATCH_BYTES_MAX >= 2 * ALLOT_WAL_RECORD_BYTES_MAX,
                "a batch holds at least two records of maximal size");
 _Static_assert(ALLOT_WAL_SEGMENT_BYTES_DEFAULT >= 2 * ALLOT_WAL_BATCH_BYTES_MAX,
                "a segment holds at least two full batches");
-_Static_assert(ALLOT_QUANTITY_MAX *ALLOT_LINES_MAX * 1024 < INT64_MAX,
+_Static_assert(ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX * 1024 < INT64_MAX,
                "sums of quantities over lines and locations cannot overflow int64");
 _Static_assert(ALLOT_LINES_MAX <= ALLOT_AVAIL_SKUS_MAX, "lines are a subset of a SKU batch");
 _Static_assert(ALLOT_TIME_MS_MAX < INT64_MAX / 4,

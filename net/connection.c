@@ -422,11 +422,7 @@ static bool peek_envelope_msgid(const uint8_t *p, size_t len, uint8_t type, uint
         return false;
     at++;
     uint64_t value = 0;
-    unsigned width = p[at] <= 0x7f   ? 0
-                     : p[at] == 0xcc ? 1
-                     : p[at] == 0xcd ? 2
-                     : p[at] == 0xce ? 4
-                                     : 9;
+    unsigned width = p[at] <= 0x7f ? 0 : p[at] == 0xcc ? 1 : p[at] == 0xcd ? 2 : p[at] == 0xce ? 4 : 9;
     if (width == 9 || len < at + 1 + width)
         return false;
     if (width == 0)

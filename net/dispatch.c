@@ -9,9 +9,9 @@
 #include "pack.h"
 #include "rpc.h"
 
-#define COMMAND(wire_name, handler, flags, ...)                                                    \
-    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};         \
-    _Static_assert(sizeof(handler##_allowed_keys) / sizeof(char *) - 1 <= ARGS_ALLOWED_KEYS_MAX,   \
+#define COMMAND(wire_name, handler, flags, ...)                                                   \
+    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};        \
+    _Static_assert(sizeof(handler##_allowed_keys) / sizeof(char *) - 1 <= ARGS_ALLOWED_KEYS_MAX,  \
                    wire_name " names more keys than args_check_keys tracks");
 #include "commands.def"
 #undef COMMAND
@@ -91,6 +91,25 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
     return rc;
 }
 
+/* Why a WRITE is refused: a follower names the leader (nil during an election). */
+static int writes_refused(const dispatch_env_t *env, allot_error_detail_t *error)
+{
+    if (env->writes_refused_error == ALLOT_ENOT_LEADER) {
+        error->leader = env->leader_address;
+        return allot_error_set(error, ALLOT_ENOT_LEADER, NULL,
+                               "this node is a follower: send writes to the leader (%s); reads "
+                               "are served here",
+                               env->leader_address != NULL ? env->leader_address
+                                                           : "being elected, retry shortly");
+    }
+    const char *why = env->writes_refused_error == ALLOT_EOVERLOADED
+                          ? "the write-ahead log is saturated"
+                      : env->leader_elected ? "a new leader is catching up with the group's log"
+                                            : "the write-ahead log cannot allocate disk space";
+    return allot_error_set(error, env->writes_refused_error, NULL,
+                           "writes are refused for now: %s; reads are still served", why);
+}
+
 static int check_command(const dispatch_env_t *env, const command_t *command,
                          const rpc_envelope_t *envelope, allot_error_detail_t *error)
 {
@@ -106,27 +125,13 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
     int rc = args_check_keys(envelope->params, command->allowed_keys, "params", error);
     if (rc != 0)
         return rc;
-    if ((command->flags & COMMAND_WRITE) && !env->writes_allowed &&
-        env->writes_refused_error == ALLOT_ENOT_LEADER) {
-        error->leader = env->leader_address;
-        return allot_error_set(error, ALLOT_ENOT_LEADER, NULL,
-                               "this node is a follower: send writes to the leader (%s); reads "
-                               "are served here",
-                               env->leader_address != NULL ? env->leader_address
-                                                           : "being elected, retry shortly");
-    }
     if ((command->flags & COMMAND_WRITE) && !env->writes_allowed)
-        return allot_error_set(
-            error, env->writes_refused_error, NULL,
-            "writes are refused for now: %s; reads are still served",
-            env->writes_refused_error == ALLOT_EOVERLOADED ? "the write-ahead log is saturated"
-            : env->leader_elected ? "a new leader is catching up with the group's log"
-                                  : "the write-ahead log cannot allocate disk space");
+        return writes_refused(env, error);
     return 0;
 }
 
-void dispatch_object(const dispatch_env_t *env, const msgpack_object *object, msgpack_sbuffer *out,
-                     dispatch_outcome_t *outcome)
+void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
+                     msgpack_sbuffer *out, dispatch_outcome_t *outcome)
 {
     memset(outcome, 0, sizeof(*outcome));
     outcome->command_index = SIZE_MAX;

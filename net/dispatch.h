@@ -20,26 +20,26 @@ typedef struct dispatch_env {
     struct server *server;
     struct connection *conn; /* the requesting connection (deferred replies) */
     int64_t now_ms;
-    bool writes_allowed;      /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
-    int writes_refused_error; /* the error for refused writes (UNAVAILABLE, OVERLOADED,
+    bool writes_allowed;   /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
+    int writes_refused_error; /* the error for refused writes (UNAVAILABLE, OVERLOADED or
                                * NOT_LEADER) */
-    const char *leader_address;   /* NOT_LEADER: the leader's client address (NULL: unknown) */
-    bool leader_elected;          /* a group's leader still committing its first barrier */
+    const char *leader_address; /* NOT_LEADER: the leader's client address (NULL: unknown) */
+    bool leader_elected;        /* a group's new leader still commits its first barrier */
     bool auth_required;           /* a token is configured */
     struct auth_session *session; /* this connection's authentication state */
 } dispatch_env_t;
 
 typedef struct dispatch_outcome {
-    bool replied;         /* bytes were packed into out (false for notifications) */
-    bool close;           /* the envelope was unusable: close the connection after replying */
-    bool write;           /* a WRITE command ran: hold its reply until the WAL is durable */
-    bool deferred;        /* the handler answers later (COMMAND_DEFERRED); nothing was packed */
-    int error;            /* 0, or the error that was answered */
+    bool replied;  /* bytes were packed into out (false for notifications) */
+    bool close;    /* the envelope was unusable: close the connection after replying */
+    bool write;    /* a WRITE command ran: hold its reply until the WAL is durable */
+    bool deferred; /* the handler answers later (COMMAND_DEFERRED); nothing was packed */
+    int error;     /* 0, or the error that was answered */
     size_t command_index; /* the method's row in the command table; SIZE_MAX if none */
 } dispatch_outcome_t;
 
-void dispatch_object(const dispatch_env_t *env, const msgpack_object *object, msgpack_sbuffer *out,
-                     dispatch_outcome_t *outcome);
+void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
+                     msgpack_sbuffer *out, dispatch_outcome_t *outcome);
 
 /* Pack an error reply that carries no msgid context beyond `msgid` (used by the server for
  * frame-level errors such as TOO_LARGE). */

@@ -32,8 +32,8 @@ typedef struct server_config {
     uint32_t inflight_requests_max;
     uint32_t output_bytes_max;
     uint32_t connections_max;
-    uint64_t buffer_bytes_max;   /* all connections' buffers together; over it: OVERLOADED */
-    uint32_t idle_timeout_s;     /* close a connection silent this long (0: never) */
+    uint64_t buffer_bytes_max; /* all connections' buffers together; over it: OVERLOADED */
+    uint32_t idle_timeout_s;   /* close a connection silent this long (0: never) */
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
     /* With --auth-token-file: a connection not authenticated within auth_timeout_ms is closed
      * (0: never); at most unauthenticated_connections_max are unauthenticated at once (0: a

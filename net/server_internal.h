@@ -37,10 +37,10 @@ struct connection {
     uv_tcp_t handle;
     struct server *server;
     uint64_t id;
-    connection_t *prev, *next;               /* all connections */
-    connection_t *dirty_next;                /* connections with output to flush this iteration */
-    connection_t *close_next;                /* closing: waiting in the close queue */
-    connection_t *held_prev, *held_next;     /* connections with replies awaiting durability */
+    connection_t *prev, *next;           /* all connections */
+    connection_t *dirty_next;            /* connections with output to flush this iteration */
+    connection_t *close_next;            /* closing: waiting in the close queue */
+    connection_t *held_prev, *held_next; /* connections with replies awaiting durability */
     connection_t *unauth_prev, *unauth_next; /* unauthenticated connections, oldest first */
     bool dirty, in_held_list, in_unauth_list, reading, closing, close_when_flushed, write_active;
     /* input: reads land in the loop's shared buffer (server_t.read_buffer); a connection keeps
@@ -56,7 +56,7 @@ struct connection {
     msgpack_sbuffer out;     /* replies ready to send */
     msgpack_sbuffer writing; /* bytes owned by the active uv_write */
     uv_write_t write_req;
-    msgpack_sbuffer held;    /* WRITE replies waiting for durability, in LSN order */
+    msgpack_sbuffer held; /* WRITE replies waiting for durability, in LSN order */
     uint32_t deferred_count; /* replies a handler deferred (server.checkpoint) not sent yet */
     held_reply_t *held_replies;
     uint32_t held_head, held_count, held_capacity;
@@ -82,11 +82,11 @@ typedef struct server {
     uv_timer_t shutdown_deadline;
     uv_idle_t close_spreader; /* active while connections wait in the close queue */
     struct allot_state *state;
-    dirlock_t *dir_lock;     /* <data-dir>/allotd.lock, held from start-up to exit */
-    wal_t *wal;              /* standalone: the write-ahead log */
-    consensus_t *consensus;  /* a member of a group: the group's log (persist/consensus.h) */
-    bool rebuild_requested;  /* leadership lost with uncommitted records: stop, rebuild */
-    msgpack_zone zone;       /* decoded request objects; cleared after each request */
+    dirlock_t *dir_lock; /* <data-dir>/allotd.lock, held from start-up to exit */
+    wal_t *wal;             /* standalone: the write-ahead log */
+    consensus_t *consensus; /* a member of a group: the group's log (persist/consensus.h) */
+    bool rebuild_requested; /* leadership lost with uncommitted records: stop, rebuild */
+    msgpack_zone zone;      /* decoded request objects; cleared after each request */
     msgpack_sbuffer scratch; /* one reply being packed */
     connection_t *connections;
     connection_t *dirty;
@@ -113,7 +113,7 @@ typedef struct server {
     log_limit_t unauth_log;   /* unauthenticated_evicted lines */
     metrics_t metrics;
     metrics_http_t *metrics_http;
-    char *metrics_text;         /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
+    char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
     uint64_t iteration_busy_ns; /* time spent on requests and timers in this loop iteration */
     uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
@@ -144,7 +144,6 @@ const char *server_leader_address(const server_t *server);
 
 /* server_group.c: a member of a group (config.member_count > 0). */
 int server_group_start(server_t *server, uint64_t last_lsn);
-
 /* Close the checkpoint machinery (checkpoint_driver_close), every handle and the WAL: the end of
  * shutdown (once; later calls do nothing). */
 void server_shutdown_close_all(server_t *server);
