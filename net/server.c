@@ -184,6 +184,9 @@ static void on_end_of_iteration(uv_check_t *check)
         consensus_flush(server->consensus); /* this iteration's records: one raft entry */
     if (server->rebuild_requested && !server->shutting_down)
         shutdown_begin(server, "leadership_lost");
+    if (server->waiting != NULL && server->consensus != NULL) /* reads waiting for min_index */
+        connection_waits_check(server, consensus_applied_index(server->consensus),
+                               uv_now(server->loop));
     connection_t *conn = server->dirty;
     server->dirty = NULL;
     while (conn != NULL) {

@@ -63,6 +63,12 @@ struct connection {
     auth_session_t auth;
     uint64_t accepted_ms;                 /* uv_now() at accept (authentication deadline) */
     char peer[CONNECTION_PEER_BYTES_MAX]; /* "ip:port" of the client, for log lines */
+    /* a read waiting for min_index (at most one per connection; input pauses meanwhile) */
+    uint8_t *waiting;
+    size_t waiting_bytes;
+    uint64_t waiting_index, waiting_deadline_ms; /* applied index awaited; uv_now() deadline */
+    connection_t *wait_prev, *wait_next;         /* server_t.waiting */
+    bool wait_over; /* dispatching a read whose wait is over (it is answered, not kept) */
 };
 
 /* The connection whose authentication state `session` is. */
@@ -91,6 +97,8 @@ typedef struct server {
     connection_t *connections;
     connection_t *dirty;
     connection_t *held;
+    connection_t *waiting; /* connections whose read waits for min_index */
+    uint32_t waiting_count;
     uint32_t connection_count;                    /* including those closing */
     uint32_t connections_closing;                 /* closed, handle not released yet */
     connection_t *close_queue, *close_queue_last; /* handles still to close, oldest first */
@@ -202,6 +210,9 @@ uint64_t server_wal_lsn(const server_t *server);
 void connection_accept(server_t *server);
 void connection_flush(connection_t *conn);
 void connection_release_durable(connection_t *conn, uint64_t durable_lsn);
+/* Reads waiting for min_index: dispatch those whose index is applied, answer those whose wait is
+ * over (UNAVAILABLE). Called when entries are applied and from housekeeping. */
+void connection_waits_check(server_t *server, uint64_t applied_index, uint64_t now_monotonic_ms);
 void connection_close(connection_t *conn);
 void connection_begin_shutdown(connection_t *conn);
 bool connection_idle(const connection_t *conn);
