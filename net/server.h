@@ -103,7 +103,7 @@ typedef struct server_group_info {
     const char *leader; /* client address, or NULL */
     uint64_t commit_index, applied_index, term, leader_changes;
     size_t member_count;
-    const consensus_member_t *members[ALLOT_GROUP_MEMBERS_MAX];
+    consensus_member_t members[ALLOT_GROUP_MEMBERS_MAX];
     const char *member_roles[ALLOT_GROUP_MEMBERS_MAX];
     /* leader only: entries each follower lacks */
     size_t lag_count;
@@ -112,6 +112,13 @@ typedef struct server_group_info {
 } server_group_info_t;
 /* server.info's group part (role "standalone" and member_count 0 without a group). */
 void server_group_info(const struct server *server, server_group_info_t *info);
+struct allot_error_detail;
+/* cluster.transfer / add / remove: 0, or an ALLOT_E* that server_cluster_error explains
+ * (NOT_LEADER names the leader). */
+int server_cluster_transfer(struct server *server, uint32_t to_id);
+int server_cluster_add(struct server *server, const consensus_member_t *member);
+int server_cluster_remove(struct server *server, uint32_t id);
+int server_cluster_error(const struct server *server, int rc, struct allot_error_detail *error);
 
 /* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise, with error filled (the
  * message says when the attempt was refused unchecked and how long to wait; *close set when the

@@ -115,14 +115,64 @@ void server_group_info(const server_t *server, server_group_info_t *info)
     info->term = consensus_term(c);
     info->leader_changes = consensus_leader_changes(c);
     const consensus_member_t *leader = consensus_leader(c);
-    info->member_count = consensus_member_count(c);
-    for (size_t i = 0; i < info->member_count; i++) {
-        const consensus_member_t *m = consensus_member_at(c, i);
-        info->members[i] = m;
-        info->member_roles[i] = leader == m                       ? "leader"
-                                : m->id == server->config.node_id ? info->role
-                                                                  : "follower";
+    size_t count = consensus_member_count(c);
+    for (size_t i = 0; i < count && info->member_count < ALLOT_GROUP_MEMBERS_MAX; i++) {
+        consensus_member_t *m = &info->members[info->member_count];
+        if (!consensus_member_at(c, i, m))
+            break;
+        info->member_roles[info->member_count++] = leader != NULL && leader->id == m->id ? "leader"
+                                                   : m->id == server->config.node_id ? info->role
+                                                   : m->voter                        ? "follower"
+                                                                                     : "spare";
     }
     consensus_follower_lag(c, info->lag_entries, info->lag_ids, ALLOT_GROUP_MEMBERS_MAX,
                            &info->lag_count);
+}
+
+/* ---- cluster.* ------------------------------------------------------------------------------ */
+
+int server_cluster_error(const server_t *server, int rc, allot_error_detail_t *error)
+{
+    if (server->consensus == NULL)
+        return allot_error_set(error, ALLOT_EUNAVAILABLE, NULL,
+                               "this node is standalone (started without --peer)");
+    if (rc == ALLOT_ENOT_LEADER) {
+        error->leader = server_leader_address(server);
+        return allot_error_set(error, rc, NULL,
+                               "membership and leadership changes go to the "
+                               "leader");
+    }
+    if (rc == ALLOT_ENOT_FOUND)
+        return allot_error_set(error, rc, "id", "no such member");
+    if (rc == ALLOT_ECONFLICT)
+        return allot_error_set(error, rc, "id", "that id or raft address is a member already");
+    return allot_error_set(error, rc, NULL, "the group cannot change now (%s); retry",
+                           allot_error_message(rc));
+}
+
+int server_cluster_transfer(server_t *server, uint32_t to_id)
+{
+    return server->consensus != NULL ? consensus_transfer(server->consensus, to_id)
+                                     : ALLOT_EUNAVAILABLE;
+}
+
+int server_cluster_add(server_t *server, const consensus_member_t *member)
+{
+    if (server->consensus == NULL)
+        return ALLOT_EUNAVAILABLE;
+    int rc = consensus_member_add(server->consensus, member);
+    if (rc == 0)
+        log_event(LOG_INFO, "member_adding", LOG_UINT("id", member->id),
+                  LOG_STR("raft", member->raft_address), LOG_STR("client", member->client_address));
+    return rc;
+}
+
+int server_cluster_remove(server_t *server, uint32_t id)
+{
+    if (server->consensus == NULL)
+        return ALLOT_EUNAVAILABLE;
+    int rc = consensus_member_remove(server->consensus, id);
+    if (rc == 0)
+        log_event(LOG_INFO, "member_removing", LOG_UINT("id", id));
+    return rc;
 }

@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,12 @@ struct consensus {
     void (*close_cb)(void *ctx);
     void *close_ctx;
     int close_pending;
+    /* the partition seam (tests): raft's own start, send and receive, wrapped */
+    const char *partition_file; /* $ALLOT_RAFT_PARTITION_FILE, or NULL */
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
+                   raft_io_send_cb);
+    raft_io_recv_cb raft_recv;
 };
 
 static consensus_t *consensus_of_fsm(struct raft_fsm *fsm)
@@ -104,8 +111,7 @@ static void consensus_fatal(consensus_t *c, const char *fmt, const char *detail)
     c->cb.fatal_cb(c->cb.ctx, message);
 }
 
-/* ---- apply ------------------------------------------------------------------------------------
- */
+/* ---- apply ----------------------------------------------------------------------------------- */
 
 /* Apply the records of one entry the state does not hold yet. */
 static int entry_apply(consensus_t *c, const uint8_t *data, size_t bytes, uint64_t *last_lsn)
@@ -159,7 +165,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     return 0;
 }
 
-/* ---- snapshots: the checkpoint in state.lmdb ------------------------------------------------ */
+/* ---- snapshots: the checkpoint in state.lmdb ------------------------------------------------- */
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
@@ -266,8 +272,7 @@ void consensus_checkpoint_failed(consensus_t *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* ---- proposing ---------------------------------------------------------------------------------
- */
+/* ---- proposing ------------------------------------------------------------------------------- */
 
 static bool batch_reserve(consensus_t *c, size_t extra)
 {
@@ -364,8 +369,7 @@ void consensus_flush(consensus_t *c)
     }
 }
 
-/* ---- leadership -------------------------------------------------------------------------------
- */
+/* ---- leadership ------------------------------------------------------------------------------ */
 
 static void on_barrier(struct raft_barrier *req, int status)
 {
@@ -410,8 +414,72 @@ static void on_poll(uv_check_t *check)
         leadership_poll(c);
 }
 
-/* ---- open and close ----------------------------------------------------------------------------
- */
+/* ---- the partition seam ---------------------------------------------------------------------- *
+ * With ALLOT_RAFT_PARTITION_FILE=/path in the environment, this node neither sends nor receives a
+ * raft message while /path exists (checked per message): a network partition around it, for the
+ * tests; the client port keeps working. Without the variable nothing is wrapped. */
+
+static consensus_t *consensus_of_io(struct raft_io *io)
+{
+    return (consensus_t *)(void *)((char *)io - offsetof(consensus_t, io));
+}
+
+static bool partitioned(const consensus_t *c)
+{
+    struct stat st;
+    return c->partition_file != NULL && stat(c->partition_file, &st) == 0;
+}
+
+static int partition_send(struct raft_io *io, struct raft_io_send *req,
+                          const struct raft_message *message, raft_io_send_cb cb)
+{
+    consensus_t *c = consensus_of_io(io);
+    if (partitioned(c))
+        return RAFT_NOCONNECTION; /* as when the peer cannot be reached */
+    return c->io_send(io, req, message, cb);
+}
+
+/* A message dropped on arrival: free what raft would have taken over. */
+static void partition_recv(struct raft_io *io, struct raft_message *message)
+{
+    consensus_t *c = consensus_of_io(io);
+    if (!partitioned(c)) {
+        c->raft_recv(io, message);
+        return;
+    }
+    if (message->type == RAFT_IO_APPEND_ENTRIES && message->append_entries.n_entries > 0) {
+        void *batch = NULL;
+        for (unsigned i = 0; i < message->append_entries.n_entries; i++)
+            if (message->append_entries.entries[i].batch != batch)
+                raft_free(batch = message->append_entries.entries[i].batch);
+        raft_free(message->append_entries.entries);
+    } else if (message->type == RAFT_IO_INSTALL_SNAPSHOT) {
+        raft_configuration_close(&message->install_snapshot.conf);
+        raft_free(message->install_snapshot.data.base);
+    }
+}
+
+static int partition_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                           raft_io_recv_cb recv)
+{
+    consensus_t *c = consensus_of_io(io);
+    c->raft_recv = recv;
+    return c->io_start(io, msecs, tick, partition_recv);
+}
+
+static void partition_seam_install(consensus_t *c)
+{
+    const char *path = getenv("ALLOT_RAFT_PARTITION_FILE");
+    if (path == NULL || path[0] == '\0')
+        return;
+    c->partition_file = path;
+    c->io_start = c->io.start;
+    c->io_send = c->io.send;
+    c->io.start = partition_start;
+    c->io.send = partition_send;
+}
+
+/* ---- open and close -------------------------------------------------------------------------- */
 
 static int configuration_bootstrap(consensus_t *c, char *message, size_t message_bytes)
 {
@@ -460,6 +528,7 @@ static int engine_start(consensus_t *c, const consensus_config_t *config, char *
      * label the same io version 2. */
     if (c->io.async_work != NULL && c->io.version < 2)
         c->io.version = 2;
+    partition_seam_install(c);
     rv = raft_init(&c->raft, &c->io, &c->fsm, c->node_id, self->raft_address);
     if (rv != 0) {
         snprintf(message, message_bytes, "raft: %s", raft_errmsg(&c->raft));
@@ -584,8 +653,7 @@ void consensus_close(consensus_t *c, void (*close_cb)(void *ctx), void *ctx)
     raft_close(&c->raft, on_raft_closed);
 }
 
-/* ---- what the server reads ---------------------------------------------------------------------
- */
+/* ---- what the server reads ------------------------------------------------------------------- */
 
 uint64_t consensus_last_lsn(const consensus_t *c)
 {
@@ -628,12 +696,22 @@ const consensus_member_t *consensus_leader(const consensus_t *c)
 
 size_t consensus_member_count(const consensus_t *c)
 {
-    return c->member_count;
+    return c->raft.configuration.n;
 }
 
-const consensus_member_t *consensus_member_at(const consensus_t *c, size_t i)
+bool consensus_member_at(const consensus_t *c, size_t i, consensus_member_t *out)
 {
-    return i < c->member_count ? &c->members[i] : NULL;
+    if (i >= c->raft.configuration.n)
+        return false;
+    const struct raft_server *server = &c->raft.configuration.servers[i];
+    const consensus_member_t *known = member_find(c, server->id);
+    memset(out, 0, sizeof(*out));
+    out->id = (uint32_t)server->id;
+    snprintf(out->raft_address, sizeof(out->raft_address), "%s", server->address);
+    if (known != NULL)
+        memcpy(out->client_address, known->client_address, sizeof(out->client_address));
+    out->voter = server->role == RAFT_VOTER;
+    return true;
 }
 
 uint64_t consensus_commit_index(const consensus_t *c)
@@ -674,6 +752,80 @@ void consensus_follower_lag(const consensus_t *c, uint64_t *lag, uint32_t *ids, 
     }
 }
 
+/* ---- membership ------------------------------------------------------------------------------ */
+
+typedef struct membership_change {
+    struct raft_change req;
+    consensus_t *c;
+    uint32_t id;
+} membership_change_t;
+
+/* The new member caught up as a spare: make it a voter. */
+static void on_member_added(struct raft_change *req, int status)
+{
+    membership_change_t *change = req->data;
+    if (status == 0 && !change->c->stopped &&
+        raft_assign(&change->c->raft, &change->req, change->id, RAFT_VOTER, on_member_added) == 0)
+        return; /* called again when the assignment is committed (status 0, then RAFT_BADROLE) */
+    free(change);
+}
+
+static void on_member_removed(struct raft_change *req, int status)
+{
+    (void)status;
+    free(req->data);
+}
+
+/* Remember a member's client address (for NOT_LEADER and server.info). */
+static void member_remember(consensus_t *c, const consensus_member_t *member)
+{
+    consensus_member_t *known = (consensus_member_t *)member_find(c, member->id);
+    if (known == NULL && c->member_count < ALLOT_GROUP_MEMBERS_MAX)
+        known = &c->members[c->member_count++];
+    if (known != NULL)
+        *known = *member;
+}
+
+int consensus_member_add(consensus_t *c, const consensus_member_t *member)
+{
+    if (c->raft_state != RAFT_LEADER)
+        return ALLOT_ENOT_LEADER;
+    if (c->raft.configuration.n >= ALLOT_GROUP_MEMBERS_MAX)
+        return ALLOT_ETOO_LARGE;
+    membership_change_t *change = calloc(1, sizeof(*change));
+    if (change == NULL)
+        return ALLOT_ENOMEM;
+    change->c = c;
+    change->id = member->id;
+    change->req.data = change;
+    int rv = raft_add(&c->raft, &change->req, member->id, member->raft_address, on_member_added);
+    if (rv != 0) {
+        free(change);
+        return rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS ? ALLOT_ECONFLICT
+                                                                     : ALLOT_EUNAVAILABLE;
+    }
+    member_remember(c, member);
+    return 0;
+}
+
+int consensus_member_remove(consensus_t *c, uint32_t id)
+{
+    if (c->raft_state != RAFT_LEADER)
+        return ALLOT_ENOT_LEADER;
+    membership_change_t *change = calloc(1, sizeof(*change));
+    if (change == NULL)
+        return ALLOT_ENOMEM;
+    change->c = c;
+    change->id = id;
+    change->req.data = change;
+    int rv = raft_remove(&c->raft, &change->req, id, on_member_removed);
+    if (rv != 0) {
+        free(change);
+        return rv == RAFT_BADID ? ALLOT_ENOT_FOUND : ALLOT_EUNAVAILABLE;
+    }
+    return 0;
+}
+
 static void on_transfer(struct raft_transfer *req)
 {
     free(req);
@@ -683,7 +835,9 @@ int consensus_transfer(consensus_t *c, uint32_t to_id)
 {
     if (c->raft_state != RAFT_LEADER)
         return ALLOT_ENOT_LEADER;
-    if (to_id != 0 && (member_find(c, to_id) == NULL || to_id == c->node_id))
+    if (to_id == c->node_id)
+        return 0; /* this node leads already */
+    if (to_id != 0 && member_find(c, to_id) == NULL)
         return ALLOT_ENOT_FOUND;
     struct raft_transfer *req = calloc(1, sizeof(*req));
     if (req == NULL)

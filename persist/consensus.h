@@ -33,7 +33,8 @@
  *    to a node that fell behind its log's trailing window) is refused with a message naming what
  *    to do: the node stops (fatal_cb) rather than diverge.
  *  - Membership: a fresh group bootstraps from the configured members (every member gets the
- *    same list); consensus_transfer hands leadership over.
+ *    same list); consensus_member_add / _remove change it one node at a time through raft's
+ *    configuration entries; consensus_transfer hands leadership over.
  *  - Errors: 0 or negative ALLOT_E*; `message` says what failed.
  */
 #ifndef ALLOT_PERSIST_CONSENSUS_H
@@ -59,6 +60,7 @@ typedef struct consensus_member {
     uint32_t id;                                  /* 1..ALLOT_NODE_ID_MAX */
     char raft_address[ALLOT_ADDRESS_BYTES_MAX];   /* "host:port" of its raft port */
     char client_address[ALLOT_ADDRESS_BYTES_MAX]; /* "host:port" clients connect to */
+    bool voter; /* consensus_member_at: a voter (else catching up as a spare) */
 } consensus_member_t;
 
 typedef struct consensus_callbacks {
@@ -113,9 +115,10 @@ consensus_role_t consensus_role(const consensus_t *c);
 bool consensus_writable(const consensus_t *c);
 /* The current leader's member entry, or NULL when none is known (an election). */
 const consensus_member_t *consensus_leader(const consensus_t *c);
-/* The members of the configuration (their roles as this node knows them, via role_of). */
+/* The members of the group's current configuration (raft's), with the client addresses this
+ * node knows (from its --peer list or cluster.add; empty when unknown). */
 size_t consensus_member_count(const consensus_t *c);
-const consensus_member_t *consensus_member_at(const consensus_t *c, size_t i);
+bool consensus_member_at(const consensus_t *c, size_t i, consensus_member_t *out);
 uint64_t consensus_commit_index(const consensus_t *c);
 uint64_t consensus_applied_index(const consensus_t *c);
 uint64_t consensus_term(const consensus_t *c);
@@ -125,6 +128,12 @@ uint64_t consensus_leader_changes(const consensus_t *c);
  * order, *filled set to how many were written. */
 void consensus_follower_lag(const consensus_t *c, uint64_t *lag, uint32_t *ids, size_t count,
                             size_t *filled);
+/* Leader only (ALLOT_ENOT_LEADER elsewhere), one change at a time (ALLOT_EUNAVAILABLE while one
+ * runs): add a member (it catches up as a spare, then becomes a voter), or remove one. Start the
+ * new node with the group's --peer list (itself included) first. The client address is known on
+ * the leader at once; other members know what their own --peer lists say. */
+int consensus_member_add(consensus_t *c, const consensus_member_t *member);
+int consensus_member_remove(consensus_t *c, uint32_t id);
 /* Hand leadership to member `to_id` (0: the most up-to-date follower). ALLOT_ENOT_LEADER on a
  * follower, ALLOT_ENOT_FOUND for an unknown member. */
 int consensus_transfer(consensus_t *c, uint32_t to_id);
