@@ -617,6 +617,7 @@ int consensus_open(uv_loop_t *loop, const consensus_config_t *config,
         return rc;
     }
     engine_configure(c, config);
+    *out = c; /* callbacks may run inside raft_start (a lone voter applies its log there) */
     rc = configuration_bootstrap(c, message, message_bytes);
     int rv = rc == 0 ? raft_start(&c->raft) : 0;
     if (rc == 0 && rv != 0) {
@@ -630,11 +631,11 @@ int consensus_open(uv_loop_t *loop, const consensus_config_t *config,
             snprintf(message, message_bytes, "the raft log could not be loaded");
             rc = ALLOT_ECORRUPT;
         }
+        *out = NULL;
         consensus_close(c, NULL, NULL);
         return rc;
     }
     uv_check_start(&c->poll, on_poll);
-    *out = c;
     return 0;
 }
 
@@ -722,6 +723,11 @@ uint64_t consensus_commit_index(const consensus_t *c)
 uint64_t consensus_applied_index(const consensus_t *c)
 {
     return raft_last_applied((struct raft *)&c->raft);
+}
+
+uint64_t consensus_snapshot_index(const consensus_t *c)
+{
+    return c->raft.log.snapshot.last_index;
 }
 
 uint64_t consensus_term(const consensus_t *c)

@@ -91,6 +91,9 @@ typedef struct consensus_config {
     uint64_t applied_lsn;      /* the LSN the state holds (its checkpoint's) */
 } consensus_config_t;
 
+/* *out is set before the engine starts: callbacks may run inside consensus_open (a restarted lone
+ * member applies its log there). On error *out is NULL again and nothing is left open once the
+ * loop has run. */
 int consensus_open(uv_loop_t *loop, const consensus_config_t *config,
                    const consensus_callbacks_t *callbacks, consensus_t **out, char *message,
                    size_t message_bytes);
@@ -122,6 +125,8 @@ bool consensus_member_at(const consensus_t *c, size_t i, consensus_member_t *out
 uint64_t consensus_commit_index(const consensus_t *c);
 uint64_t consensus_applied_index(const consensus_t *c);
 uint64_t consensus_term(const consensus_t *c);
+/* The raft index of the newest stored snapshot (0: none yet). */
+uint64_t consensus_snapshot_index(const consensus_t *c);
 /* Elections this node has seen won (leader changes), for metrics. */
 uint64_t consensus_leader_changes(const consensus_t *c);
 /* Entries each follower still lacks (leader only; 0 elsewhere): at most `count`, in member
