@@ -45,6 +45,28 @@ static int on_group_checkpoint_begin(void *ctx, uint64_t *lsn)
     return checkpoint_driver_begin(ctx, "raft_snapshot", lsn);
 }
 
+/* A pool thread: the state image a lagging member gets (the last committed checkpoint). */
+static int on_group_image(void *ctx, int fd)
+{
+    server_t *server = ctx;
+    char message[256];
+    int rc = checkpoint_store_copy(server->checkpoint.store, fd, message, sizeof(message));
+    if (rc != 0)
+        log_event(LOG_ERROR, "snapshot_image_failed", LOG_STR("message", message));
+    return rc;
+}
+
+/* The leader's image is in place: start again from it (server_run returns REBUILD). */
+static void on_group_installed(void *ctx, uint64_t lsn)
+{
+    server_t *server = ctx;
+    log_event(LOG_INFO, "snapshot_installed", LOG_UINT("lsn", lsn),
+              LOG_UINT("state_lsn", server_wal_lsn(server)),
+              LOG_STR("message", "this node lagged behind the leader's log: it starts again from "
+                                 "the leader's state image"));
+    server->rebuild_requested = true;
+}
+
 static void on_group_fatal(void *ctx, const char *message)
 {
     (void)ctx;
@@ -75,6 +97,8 @@ int server_group_start(server_t *server, uint64_t last_lsn)
         .committed_cb = on_group_committed,
         .lost_cb = on_group_lost,
         .checkpoint_begin_cb = on_group_checkpoint_begin,
+        .image_cb = on_group_image,
+        .installed_cb = on_group_installed,
         .fatal_cb = on_group_fatal,
     };
     server->durable_lsn = last_lsn;

@@ -16,9 +16,16 @@
  * SNAPSHOT DESCRIPTOR (the data of a raft snapshot; the state itself is state.lmdb):
  *    0  u32  magic 0x4E534C41 ("ALSN")
  *    4  u16  format version (1)
- *    6  u16  0
+ *    6  u16  flags: 0 as stored; DESCRIPTOR_IMAGE when sent to a member that lags
  *    8  u64  LSN of the newest record of the entries the snapshot covers: state.lmdb covers at
  *            least this LSN when the descriptor is stored
+ *   with DESCRIPTOR_IMAGE (only on the wire, leader to a member behind the log's trailing
+ *   entries; the member stores the plain descriptor):
+ *   16  u64  bytes of the image
+ *   24  the image: a compact copy of the leader's state.lmdb (checkpoint_store_copy), which
+ *       covers at least the LSN above. The member writes it to <data-dir>/state.lmdb.installed
+ *       (fsynced, then renamed there) before it stores the descriptor; its next start moves it
+ *       over state.lmdb (persist/recovery.c) and loads it.
  *
  * libraft's own files (its segments, metadata and snapshots) live in <data-dir>/raft.
  */
@@ -31,6 +38,8 @@
 #include <raft/uv.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,6 +54,8 @@
 #define DESCRIPTOR_MAGIC      0x4E534C41u
 #define DESCRIPTOR_VERSION    1u
 #define DESCRIPTOR_BYTES      16u
+#define DESCRIPTOR_IMAGE      1u /* flags: the state image follows */
+#define IMAGE_HEADER_BYTES    24u
 #define CONSENSUS_FSM_VERSION 3
 
 /* One proposed entry, from raft_apply to its callback. */
@@ -96,7 +107,21 @@ struct consensus {
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
     raft_io_recv_cb raft_recv;
+    /* snapshots sent and received with the state's image */
+    int (*io_snapshot_put)(struct raft_io *, unsigned, struct raft_io_snapshot_put *,
+                           const struct raft_snapshot *, raft_io_snapshot_put_cb);
+    int (*io_snapshot_get)(struct raft_io *, struct raft_io_snapshot_get *,
+                           raft_io_snapshot_get_cb);
+    raft_io_snapshot_get_cb raft_snapshot_got; /* raft's callback (always the same function) */
+    char installed_path[ALLOT_ADDRESS_BYTES_MAX + 512]; /* <data-dir>/state.lmdb.installed */
+    uint64_t installed_lsn; /* an image installed for the next start covers this LSN */
+    bool rebuilding;        /* restored a snapshot this state does not hold: apply nothing */
 };
+
+static consensus_t *consensus_of_io(struct raft_io *io)
+{
+    return (consensus_t *)(void *)((char *)io - offsetof(consensus_t, io));
+}
 
 static consensus_t *consensus_of_fsm(struct raft_fsm *fsm)
 {
@@ -152,6 +177,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     *result = NULL;
     if (c->stopped)
         return RAFT_SHUTDOWN;
+    if (c->rebuilding)
+        return 0; /* the next start loads the installed image and applies the log after it */
     uint64_t last_lsn = 0;
     int rc = entry_apply(c, buf->base, buf->len, &last_lsn);
     if (rc != 0) {
@@ -238,6 +265,13 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_MALFORMED;
     }
     uint64_t lsn = allot_u64_load_le(d + 8);
+    if (lsn > c->state_lsn && c->installed_lsn >= lsn) {
+        /* the image that covers it is in place for the next start: rebuild from it */
+        c->rebuilding = true;
+        raft_free(buf->base);
+        c->cb.installed_cb(c->cb.ctx, lsn);
+        return 0;
+    }
     if (lsn > c->state_lsn) {
         char detail[160];
         snprintf(detail, sizeof(detail), "LSN %llu, state.lmdb holds %llu", (unsigned long long)lsn,
@@ -414,15 +448,176 @@ static void on_poll(uv_check_t *check)
         leadership_poll(c);
 }
 
+/* ---- snapshots for members that lag: the state's image on the wire --------------------------- */
+
+/* The engine whose snapshot reads are wrapped: one per process (a rebuild closes the old one
+ * before it opens the next). */
+static consensus_t *snapshot_get_owner;
+
+typedef struct image_work {
+    uv_work_t work;
+    consensus_t *c;
+    struct raft_io_snapshot_get *req;
+    struct raft_snapshot *snapshot;
+    uint8_t *image; /* raft_malloc'd: header + state image */
+    size_t image_bytes;
+    int status;
+} image_work_t;
+
+/* A pool thread: a compact copy of state.lmdb into memory, behind the image header. */
+static void image_build(uv_work_t *work)
+{
+    image_work_t *w = work->data;
+    char path[] = "/tmp/allot-snapshot-XXXXXX";
+    int fd = mkstemp(path);
+    w->status = RAFT_IOERR;
+    if (fd < 0)
+        return;
+    unlink(path);
+    struct stat st;
+    if (w->c->cb.image_cb(w->c->cb.ctx, fd) == 0 && fstat(fd, &st) == 0) {
+        w->image_bytes = IMAGE_HEADER_BYTES + (size_t)st.st_size;
+        w->image = raft_malloc(w->image_bytes);
+        if (w->image != NULL &&
+            pread(fd, w->image + IMAGE_HEADER_BYTES, (size_t)st.st_size, 0) == st.st_size)
+            w->status = 0;
+    }
+    close(fd);
+}
+
+static void image_built(uv_work_t *work, int status)
+{
+    image_work_t *w = work->data;
+    struct raft_snapshot *snapshot = w->snapshot;
+    if (status == 0 && w->status == 0) {
+        const uint8_t *d = snapshot->bufs[0].base;
+        allot_u32_store_le(w->image, DESCRIPTOR_MAGIC);
+        allot_u16_store_le(w->image + 4, DESCRIPTOR_VERSION);
+        allot_u16_store_le(w->image + 6, DESCRIPTOR_IMAGE);
+        allot_u64_store_le(w->image + 8, allot_u64_load_le(d + 8));
+        allot_u64_store_le(w->image + 16, w->image_bytes - IMAGE_HEADER_BYTES);
+        raft_free(snapshot->bufs[0].base);
+        snapshot->bufs[0].base = w->image;
+        snapshot->bufs[0].len = w->image_bytes;
+        w->image = NULL;
+    }
+    raft_free(w->image);
+    /* without an image the member gets the plain descriptor and stops with its message */
+    w->c->raft_snapshot_got(w->req, snapshot, 0);
+    free(w);
+}
+
+/* The leader read its snapshot to send it: add the state's image (built on a pool thread). */
+static void on_snapshot_got(struct raft_io_snapshot_get *req, struct raft_snapshot *snapshot,
+                            int status)
+{
+    consensus_t *c = snapshot_get_owner; /* raft's req leads to its own request only */
+    image_work_t *w =
+        status == 0 && snapshot->n_bufs == 1 && snapshot->bufs[0].len == DESCRIPTOR_BYTES
+            ? calloc(1, sizeof(*w))
+            : NULL;
+    if (w == NULL) {
+        c->raft_snapshot_got(req, snapshot, status);
+        return;
+    }
+    w->c = c;
+    w->req = req;
+    w->snapshot = snapshot;
+    w->work.data = w;
+    if (uv_queue_work(c->loop, &w->work, image_build, image_built) != 0) {
+        free(w);
+        c->raft_snapshot_got(req, snapshot, status);
+    }
+}
+
+static int image_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                              raft_io_snapshot_get_cb cb)
+{
+    consensus_t *c = consensus_of_io(io);
+    c->raft_snapshot_got = cb;
+    return c->io_snapshot_get(io, req, on_snapshot_got);
+}
+
+/* Write the image to <data-dir>/state.lmdb.installed: a temporary file fsynced, renamed, and
+ * the directory fsynced. */
+static int image_install(consensus_t *c, const uint8_t *image, size_t bytes)
+{
+    char tmp[sizeof(c->installed_path) + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", c->installed_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return ALLOT_EIO;
+    size_t done = 0;
+    while (done < bytes) {
+        ssize_t n = write(fd, image + done, bytes - done);
+        if (n <= 0) {
+            close(fd);
+            return ALLOT_EIO;
+        }
+        done += (size_t)n;
+    }
+    int rc = fsync(fd) == 0 ? 0 : ALLOT_EIO;
+    close(fd);
+    if (rc == 0 && rename(tmp, c->installed_path) != 0)
+        rc = ALLOT_EIO;
+    char dir[sizeof(c->installed_path)];
+    snprintf(dir, sizeof(dir), "%s", c->installed_path);
+    char *slash = strrchr(dir, '/');
+    if (rc == 0 && slash != NULL) {
+        *slash = '\0';
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = dfd >= 0 && fsync(dfd) == 0 ? 0 : ALLOT_EIO;
+        if (dfd >= 0)
+            close(dfd);
+    }
+    return rc;
+}
+
+/* A member stores a snapshot the leader sent: the image goes to disk first (synchronously, on
+ * the loop: the member is behind anyway), then raft stores the plain descriptor. */
+static int image_snapshot_put(struct raft_io *io, unsigned trailing,
+                              struct raft_io_snapshot_put *req,
+                              const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
+{
+    consensus_t *c = consensus_of_io(io);
+    struct raft_buffer *buf = snapshot->n_bufs == 1 ? &snapshot->bufs[0] : NULL;
+    const uint8_t *d = buf != NULL ? buf->base : NULL;
+    if (d == NULL || buf->len < IMAGE_HEADER_BYTES || allot_u32_load_le(d) != DESCRIPTOR_MAGIC ||
+        !(allot_u16_load_le(d + 6) & DESCRIPTOR_IMAGE))
+        return c->io_snapshot_put(io, trailing, req, snapshot, cb);
+    uint64_t image_bytes = allot_u64_load_le(d + 16);
+    if (image_bytes != buf->len - IMAGE_HEADER_BYTES)
+        return RAFT_MALFORMED;
+    if (image_install(c, d + IMAGE_HEADER_BYTES, image_bytes) != 0)
+        return RAFT_IOERR;
+    uint64_t lsn = allot_u64_load_le(d + 8);
+    uint8_t *plain = raft_malloc(DESCRIPTOR_BYTES);
+    if (plain == NULL)
+        return RAFT_NOMEM;
+    memcpy(plain, d, DESCRIPTOR_BYTES);
+    allot_u16_store_le(plain + 6, 0);
+    raft_free(buf->base);
+    buf->base = plain;
+    buf->len = DESCRIPTOR_BYTES;
+    c->installed_lsn = lsn;
+    return c->io_snapshot_put(io, trailing, req, snapshot, cb);
+}
+
+static void image_seam_install(consensus_t *c, const char *raft_dir)
+{
+    snprintf(c->installed_path, sizeof(c->installed_path), "%s/../%s", raft_dir,
+             CONSENSUS_INSTALLED_NAME);
+    snapshot_get_owner = c;
+    c->io_snapshot_get = c->io.snapshot_get;
+    c->io_snapshot_put = c->io.snapshot_put;
+    c->io.snapshot_get = image_snapshot_get;
+    c->io.snapshot_put = image_snapshot_put;
+}
+
 /* ---- the partition seam ---------------------------------------------------------------------- *
  * With ALLOT_RAFT_PARTITION_FILE=/path in the environment, this node neither sends nor receives a
  * raft message while /path exists (checked per message): a network partition around it, for the
  * tests; the client port keeps working. Without the variable nothing is wrapped. */
-
-static consensus_t *consensus_of_io(struct raft_io *io)
-{
-    return (consensus_t *)(void *)((char *)io - offsetof(consensus_t, io));
-}
 
 static bool partitioned(const consensus_t *c)
 {
@@ -529,6 +724,7 @@ static int engine_start(consensus_t *c, const consensus_config_t *config, char *
     if (c->io.async_work != NULL && c->io.version < 2)
         c->io.version = 2;
     partition_seam_install(c);
+    image_seam_install(c, config->dir);
     rv = raft_init(&c->raft, &c->io, &c->fsm, c->node_id, self->raft_address);
     if (rv != 0) {
         snprintf(message, message_bytes, "raft: %s", raft_errmsg(&c->raft));

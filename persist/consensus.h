@@ -29,9 +29,13 @@
  *    checkpoint covering the records of the snapshot's index has committed; only then does
  *    libraft store its snapshot (a small descriptor: format, LSN) and trim its log. At start-up
  *    libraft hands the descriptor to restore: the state (loaded from state.lmdb before
- *    consensus_open) must cover its LSN. A descriptor the state does not cover (sent by a leader
- *    to a node that fell behind its log's trailing window) is refused with a message naming what
- *    to do: the node stops (fatal_cb) rather than diverge.
+ *    consensus_open) must cover its LSN. A member that fell behind the leader's log (past the
+ *    trailing entries) gets the snapshot with the state's image (the leader's image_cb copies
+ *    state.lmdb on a pool thread); the member writes it to CONSENSUS_INSTALLED_NAME in the data
+ *    directory before raft stores the descriptor, applies nothing more and reports installed_cb:
+ *    its next start takes the image (persist/recovery.c). A descriptor the state does not cover
+ *    and no image came with (state.lmdb lost or replaced) stops the node (fatal_cb) with a
+ *    message naming what to do, rather than diverge.
  *  - Membership: a fresh group bootstraps from the configured members (every member gets the
  *    same list); consensus_member_add / _remove change it one node at a time through raft's
  *    configuration entries; consensus_transfer hands leadership over.
@@ -48,6 +52,10 @@
 #include "core/limits.h"
 
 typedef struct consensus consensus_t;
+
+/* In the data directory: the leader's state image a lagging member received, moved over
+ * state.lmdb at its next start (persist/recovery.c). */
+#define CONSENSUS_INSTALLED_NAME "state.lmdb.installed"
 
 typedef enum consensus_role {
     CONSENSUS_FOLLOWER = 0,
@@ -75,6 +83,11 @@ typedef struct consensus_callbacks {
     /* Start a checkpoint of the state as of now; *lsn: the LSN it covers. ALLOT_EOVERLOADED when
      * one is running. */
     int (*checkpoint_begin_cb)(void *ctx, uint64_t *lsn);
+    /* A pool thread, on the leader: write a compact copy of state.lmdb to fd (for a member that
+     * lags behind the log). 0 or an ALLOT_E*. */
+    int (*image_cb)(void *ctx, int fd);
+    /* This member installed the leader's image (it covers lsn) for its next start: rebuild. */
+    void (*installed_cb)(void *ctx, uint64_t lsn);
     /* The engine cannot go on (a refused snapshot, a failed disk): log and stop. */
     void (*fatal_cb)(void *ctx, const char *message);
 } consensus_callbacks_t;
