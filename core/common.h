@@ -52,6 +52,7 @@ typedef struct allot_error_detail {
     char message[ALLOT_ERROR_MESSAGE_BYTES_MAX]; /* empty: use allot_error_message() */
     const char *field;                          /* INVALID_ARGUMENT/TOO_LARGE: the field named */
     const char *state;                          /* INVALID_TRANSITION: the current state */
+    const char *leader;                         /* NOT_LEADER: the leader's client address */
     uint32_t shortfall_count;                   /* INSUFFICIENT_STOCK */
     allot_shortfall_t shortfalls[ALLOT_LINES_MAX];
 } allot_error_detail_t;

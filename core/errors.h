@@ -25,7 +25,8 @@
     X(INTERNAL, -12, "INTERNAL", "internal error")                                                \
     X(NOMEM, -13, "INTERNAL", "out of memory")                                                    \
     X(IO, -14, "INTERNAL", "input/output error")                                                  \
-    X(CORRUPT, -15, "INTERNAL", "corrupt data")
+    X(CORRUPT, -15, "INTERNAL", "corrupt data")                                                   \
+    X(NOT_LEADER, -16, "NOT_LEADER", "this node is not the leader; send writes there")
 
 enum allot_error {
 #define ALLOT_ERROR_ENUM(name, number, wire, message) ALLOT_E##name = (number),

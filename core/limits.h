@@ -264,6 +264,36 @@
 #define ALLOT_IDEMPOTENCY_AGE_S_CEILING               31536000  /* 365 days */
 #define ALLOT_ORDERS_ARCHIVE_AGE_S_CEILING            316224000 /* 3660 days */
 
+/* ---- a group of nodes (persist/consensus.c, net/) ----------------------------------------- */
+/* Node ids of a group: 1..255 (--node-id, --peer ID=...). */
+#define ALLOT_NODE_ID_MAX 255
+/* Voters of a group: three or five (seven at most). */
+#define ALLOT_GROUP_MEMBERS_MAX 7
+/* "host:port" of a member's raft or client address, with its NUL. */
+#define ALLOT_ADDRESS_BYTES_MAX 128
+/* Raft timing: a leader that misses heartbeats this long is replaced (pre-vote on); the failover
+ * target is 2 s, so the election timeout stays well under it. */
+#define ALLOT_RAFT_ELECTION_TIMEOUT_MS_DEFAULT 500
+#define ALLOT_RAFT_ELECTION_TIMEOUT_MS_FLOOR   100
+#define ALLOT_RAFT_ELECTION_TIMEOUT_MS_CEILING 60000
+/* Heartbeats: a tenth of the election timeout. */
+#define ALLOT_RAFT_HEARTBEAT_DIVISOR 10
+/* Entries between raft snapshots (each a checkpoint) and entries kept behind one for followers
+ * that lag (libraft keeps both in memory: at most about their sum times the largest entry). */
+#define ALLOT_RAFT_SNAPSHOT_ENTRIES_DEFAULT 4096
+#define ALLOT_RAFT_SNAPSHOT_ENTRIES_FLOOR   16
+#define ALLOT_RAFT_SNAPSHOT_ENTRIES_CEILING 1048576
+/* Trailing entries: four times the snapshot interval. */
+#define ALLOT_RAFT_TRAILING_FACTOR 4
+/* One raft entry holds the records of one loop iteration, at most this many bytes; a larger
+ * iteration proposes several entries. */
+#define ALLOT_RAFT_ENTRY_BYTES_MAX (4u << 20)
+/* Reads with min_index wait this long by default (wait_ms), at most the ceiling. */
+#define ALLOT_MIN_INDEX_WAIT_MS_DEFAULT 1000
+#define ALLOT_MIN_INDEX_WAIT_MS_MAX     30000
+/* Connections waiting for min_index at once (each holds one request). */
+#define ALLOT_MIN_INDEX_WAITERS_MAX 4096
+
 /* ---- the client library (client/) ---------------------------------------------------------- */
 /* Where the client connects by default (where allotd listens), and its per-call timeout. */
 #define ALLOT_CLIENT_PORT_DEFAULT       ALLOT_LISTEN_PORT_DEFAULT

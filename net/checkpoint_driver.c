@@ -159,9 +159,7 @@ static void checkpoint_start(server_t *server, const char *reason)
         checkpoint_writer_drop_kept(cp->writer);
         cp->full_needed = true;
     }
-    wal_stats_t stats;
-    wal_stats(server->wal, &stats);
-    cp->wal_bytes_at_start = stats.bytes_written;
+    cp->wal_bytes_at_start = server_log_bytes(server);
     bool full = cp->full_needed;
     uint64_t generation = ++cp->generation_started;
     checkpoint_batch_t *batch = checkpoint_batch_create(full);
@@ -186,6 +184,19 @@ static void checkpoint_start(server_t *server, const char *reason)
         uv_idle_start(&server->checkpoint_slicer, on_checkpoint_slice);
 }
 
+int checkpoint_driver_begin(server_t *server, const char *reason, uint64_t *lsn)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    if (cp->writer == NULL || cp->shutdown_phase != 0 || cp->building != NULL ||
+        cp->pending != NULL || checkpoint_writer_busy(cp->writer))
+        return ALLOT_EOVERLOADED;
+    checkpoint_start(server, reason);
+    if (cp->building == NULL && cp->pending == NULL)
+        return ALLOT_ENOMEM; /* the serialization could not start */
+    *lsn = cp->building != NULL ? cp->building_lsn : cp->pending_lsn;
+    return 0;
+}
+
 /* Evict aged ended orders (core/order.h). Only when every order that is not dirty is in the
  * store in its current form: right after a committed checkpoint with nothing serialized since
  * (no pending batch, no kept batches), or when nothing changed since the last commit. Emits
@@ -196,6 +207,7 @@ static void orders_evict(server_t *server)
     server_checkpoint_t *cp = &server->checkpoint;
     int refused;
     if (cp->archive == NULL || cp->writer == NULL || cp->shutdown_phase != 0 ||
+        server->consensus != NULL || /* a group keeps its orders in memory (operations.md) */
         cp->building != NULL || cp->pending != NULL || cp->full_needed ||
         checkpoint_writer_busy(cp->writer) || checkpoint_writer_kept(cp->writer) > 0 ||
         !server_writes_allowed(server, &refused))
@@ -228,8 +240,12 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
                   LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
         if (server->wal != NULL)
             wal_truncate_before(server->wal, lsn);
+        if (server->consensus != NULL) /* a raft snapshot may wait for it */
+            consensus_checkpoint_committed(server->consensus, lsn);
         orders_evict(server); /* committed: every clean order is in the store */
     } else {
+        if (server->consensus != NULL)
+            consensus_checkpoint_failed(server->consensus);
         log_event(LOG_ERROR, "checkpoint_failed", LOG_UINT("lsn", lsn),
                   LOG_STR("code", allot_error_code(status)), LOG_STR("message", message),
                   LOG_UINT("kept_batches", checkpoint_writer_kept(cp->writer)));
@@ -254,13 +270,12 @@ void checkpoint_driver_tick(server_t *server)
         return;
     }
     const server_config_t *config = &server->config;
-    wal_stats_t stats;
-    wal_stats(server->wal, &stats);
     bool by_time =
         config->checkpoint_interval_s > 0 &&
         uv_now(server->loop) - cp->started_ms >= (uint64_t)config->checkpoint_interval_s * 1000;
-    bool by_bytes = config->checkpoint_wal_bytes > 0 &&
-                    stats.bytes_written - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
+    bool by_bytes =
+        config->checkpoint_wal_bytes > 0 &&
+        server_log_bytes(server) - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
     /* Serializing is sliced, so the dirty set no longer bounds a stall; the count bounds the
      * size of one checkpoint (its batch is held in memory) and what a crash leaves to replay. */
     bool by_dirty = config->checkpoint_dirty_max > 0 &&

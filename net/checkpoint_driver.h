@@ -75,6 +75,9 @@ typedef struct server_checkpoint {
 /* Housekeeping tick: start a checkpoint if a trigger fired (or one was requested while the last
  * one ran), else evict aged orders when nothing changed since the last commit. */
 void checkpoint_driver_tick(struct server *server);
+/* Start a checkpoint now (a raft snapshot asks for one): 0 with *lsn, the LSN it covers, or
+ * ALLOT_EOVERLOADED while one is running (ALLOT_ENOMEM: it could not start). */
+int checkpoint_driver_begin(struct server *server, const char *reason, uint64_t *lsn);
 /* The WAL is durable further: hand a serialized batch waiting for it to the writer. */
 void checkpoint_driver_durable(struct server *server);
 /* The checkpoint writer's done_cb (ctx: the server). */

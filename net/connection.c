@@ -13,6 +13,9 @@
 #include "server_internal.h"
 
 static void input_process(connection_t *conn);
+static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len);
+static void wait_list_remove(connection_t *conn);
+static void reading_start(connection_t *conn);
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
@@ -28,6 +31,7 @@ static void on_close(uv_handle_t *handle)
     msgpack_sbuffer_destroy(&conn->writing);
     msgpack_sbuffer_destroy(&conn->held);
     free(conn->held_replies);
+    free(conn->waiting); /* out of the wait list since connection_close */
     assert(conn->server->connections_closing > 0);
     conn->server->connections_closing--;
     server_connection_closed(conn->server, conn);
@@ -121,6 +125,7 @@ void connection_close(connection_t *conn)
     reading_stop(conn);
     held_list_remove(conn);
     unauth_list_remove(conn);
+    wait_list_remove(conn);
     if (conn->deferred_count > 0)
         server_deferred_drop(server, conn);
     /* nothing is read or sent any more; the handle is closed from the queue */
@@ -135,12 +140,15 @@ void connection_close(connection_t *conn)
 
 bool connection_idle(const connection_t *conn)
 {
-    return conn->held_count == 0 && conn->deferred_count == 0 && conn->out.size == 0 &&
+    return conn->held_count == 0 && conn->deferred_count == 0 && conn->waiting == NULL &&
+           conn->out.size == 0 &&
            !conn->write_active;
 }
 
 static void close_if_done(connection_t *conn)
 {
+    if (conn->waiting != NULL)
+        return; /* a read waiting for min_index is still to be answered */
     if (conn->close_when_flushed && connection_idle(conn))
         connection_close(conn);
 }
@@ -555,6 +563,79 @@ static void reply_too_large(connection_t *conn, held_reply_t *reply)
     server->metrics.replies_too_large++;
 }
 
+/* ---- reads waiting for min_index (PROTOCOL.md, Cluster) --------------------------------------- */
+
+static void wait_list_remove(connection_t *conn)
+{
+    if (conn->waiting == NULL)
+        return;
+    server_t *server = conn->server;
+    if (conn->wait_prev != NULL)
+        conn->wait_prev->wait_next = conn->wait_next;
+    else
+        server->waiting = conn->wait_next;
+    if (conn->wait_next != NULL)
+        conn->wait_next->wait_prev = conn->wait_prev;
+    conn->wait_prev = conn->wait_next = NULL;
+    server->waiting_count--;
+    server_buffered_sub(server, conn->waiting_bytes);
+}
+
+/* Keep the request (its frame) until the index is applied or the wait is over; the connection's
+ * later requests wait behind it. Too many waiting: answered now, as if the wait were over. */
+static void wait_begin(connection_t *conn, const uint8_t *data, size_t len,
+                       const dispatch_outcome_t *outcome)
+{
+    server_t *server = conn->server;
+    uint8_t *copy = server->waiting_count < ALLOT_MIN_INDEX_WAITERS_MAX ? malloc(len) : NULL;
+    if (copy == NULL) {
+        conn->wait_over = true;
+        frame_dispatch(conn, data, len);
+        conn->wait_over = false;
+        return;
+    }
+    memcpy(copy, data, len);
+    conn->waiting = copy;
+    conn->waiting_bytes = len;
+    conn->waiting_index = outcome->wait_index;
+    conn->waiting_deadline_ms = uv_now(server->loop) + outcome->wait_ms;
+    conn->wait_prev = NULL;
+    conn->wait_next = server->waiting;
+    if (server->waiting != NULL)
+        server->waiting->wait_prev = conn;
+    server->waiting = conn;
+    server->waiting_count++;
+    server_buffered_add(server, len);
+    reading_stop(conn); /* resumed once it is answered */
+}
+
+static void wait_end(connection_t *conn, bool over)
+{
+    uint8_t *frame = conn->waiting;
+    size_t len = conn->waiting_bytes;
+    wait_list_remove(conn);
+    conn->waiting = NULL;
+    conn->wait_over = over;
+    frame_dispatch(conn, frame, len);
+    conn->wait_over = false;
+    free(frame);
+    if (conn->waiting == NULL && !conn->closing && !conn->close_when_flushed) {
+        reading_start(conn);
+        input_process(conn);
+    }
+    close_if_done(conn);
+}
+
+void connection_waits_check(server_t *server, uint64_t applied_index, uint64_t now_monotonic_ms)
+{
+    connection_t *next;
+    for (connection_t *conn = server->waiting; conn != NULL; conn = next) {
+        next = conn->wait_next;
+        if (conn->waiting_index <= applied_index || now_monotonic_ms >= conn->waiting_deadline_ms)
+            wait_end(conn, conn->waiting_index > applied_index);
+    }
+}
+
 static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
@@ -580,10 +661,22 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
                           .auth_required = server->auth.required,
                           .session = &conn->auth};
     env.writes_allowed = server_writes_allowed(server, &env.writes_refused_error);
+    if (!env.writes_allowed && server->consensus != NULL) {
+        env.leader_address = server_leader_address(server);
+        env.leader_elected = env.writes_refused_error == ALLOT_EUNAVAILABLE &&
+                             consensus_role(server->consensus) == CONSENSUS_LEADER;
+    }
+    env.applied_index =
+        server->consensus != NULL ? consensus_applied_index(server->consensus) : UINT64_MAX;
+    env.read_wait_over = conn->wait_over;
     dispatch_outcome_t outcome;
     server->scratch.size = 0;
     dispatch_object(&env, &object, &server->scratch, &outcome);
     msgpack_zone_clear(&server->zone);
+    if (outcome.wait) {
+        wait_begin(conn, data, len, &outcome);
+        return;
+    }
     if (outcome.command_index == SIZE_MAX && outcome.error != 0)
         metrics_request_rejected(&server->metrics, outcome.error, outcome.close);
     held_reply_t reply = {.started_ns = started_ns,
@@ -614,7 +707,7 @@ static size_t input_dispatch(connection_t *conn, const uint8_t *data, size_t len
 {
     server_t *server = conn->server;
     size_t used = 0;
-    while (!conn->closing && !conn->close_when_flushed && used < len) {
+    while (!conn->closing && !conn->close_when_flushed && conn->waiting == NULL && used < len) {
         if (conn->held_count >= server->config.inflight_requests_max) {
             reading_stop(conn); /* resumed when replies drain (connection_release_durable) */
             break;

@@ -9,8 +9,13 @@
 #include "pack.h"
 #include "rpc.h"
 
+/* Keys every method accepts; only reads may carry them (PROTOCOL.md, Cluster): answer once this
+ * node has applied min_index, waiting at most wait_ms. */
+#define DISPATCH_READ_KEYS "min_index", "wait_ms"
+
 #define COMMAND(wire_name, handler, flags, ...)                                                   \
-    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};        \
+    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, )               \
+                                                         DISPATCH_READ_KEYS, NULL};               \
     _Static_assert(sizeof(handler##_allowed_keys) / sizeof(char *) - 1 <= ARGS_ALLOWED_KEYS_MAX,  \
                    wire_name " names more keys than args_check_keys tracks");
 #include "commands.def"
@@ -92,6 +97,25 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
     return rc;
 }
 
+/* Why a WRITE is refused: a follower names the leader (nil during an election). */
+static int writes_refused(const dispatch_env_t *env, allot_error_detail_t *error)
+{
+    if (env->writes_refused_error == ALLOT_ENOT_LEADER) {
+        error->leader = env->leader_address;
+        return allot_error_set(error, ALLOT_ENOT_LEADER, NULL,
+                               "this node is a follower: send writes to the leader (%s); reads "
+                               "are served here",
+                               env->leader_address != NULL ? env->leader_address
+                                                           : "being elected, retry shortly");
+    }
+    const char *why = env->writes_refused_error == ALLOT_EOVERLOADED
+                          ? "the write-ahead log is saturated"
+                      : env->leader_elected ? "a new leader is catching up with the group's log"
+                                            : "the write-ahead log cannot allocate disk space";
+    return allot_error_set(error, env->writes_refused_error, NULL,
+                           "writes are refused for now: %s; reads are still served", why);
+}
+
 static int check_command(const dispatch_env_t *env, const command_t *command,
                          const rpc_envelope_t *envelope, allot_error_detail_t *error)
 {
@@ -108,12 +132,40 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
     if (rc != 0)
         return rc;
     if ((command->flags & COMMAND_WRITE) && !env->writes_allowed)
-        return allot_error_set(error, env->writes_refused_error, NULL,
-                               "writes are refused for now: %s; reads are still served",
-                               env->writes_refused_error == ALLOT_EOVERLOADED
-                                   ? "the write-ahead log is saturated"
-                                   : "the write-ahead log cannot allocate disk space");
+        return writes_refused(env, error);
+    if (command->flags & COMMAND_WRITE) {
+        if (args_find(envelope->params, "min_index") != NULL ||
+            args_find(envelope->params, "wait_ms") != NULL)
+            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "min_index",
+                                   "min_index and wait_ms apply to reads only");
+    }
     return 0;
+}
+
+/* A read with min_index: 0 to run it now; DISPATCH_WAIT with outcome->wait_* set when this
+ * node has not applied min_index yet (the caller keeps the request and dispatches it again);
+ * UNAVAILABLE once the wait is over. */
+static int read_wait_check(const dispatch_env_t *env, const rpc_envelope_t *envelope,
+                           dispatch_outcome_t *outcome, allot_error_detail_t *error)
+{
+    int64_t min_index = 0, wait_ms = ALLOT_MIN_INDEX_WAIT_MS_DEFAULT;
+    if (args_find(envelope->params, "min_index") == NULL)
+        return 0; /* the common case: one key search */
+    bool present = false, wait_present = false;
+    int rc = args_int64(envelope->params, "min_index", 0, INT64_MAX, &min_index, &present, error);
+    if (rc == 0)
+        rc = args_int64(envelope->params, "wait_ms", 0, ALLOT_MIN_INDEX_WAIT_MS_MAX, &wait_ms,
+                        &wait_present, error);
+    if (rc != 0 || !present || (uint64_t)min_index <= env->applied_index)
+        return rc;
+    if (env->read_wait_over || wait_ms == 0)
+        return allot_error_set(error, ALLOT_EUNAVAILABLE, "min_index",
+                               "index %lld is not applied on this node yet (applied: %llu); "
+                               "retry, or read on the leader",
+                               (long long)min_index, (unsigned long long)env->applied_index);
+    outcome->wait_index = (uint64_t)min_index;
+    outcome->wait_ms = (uint32_t)wait_ms;
+    return DISPATCH_WAIT;
 }
 
 void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
@@ -136,6 +188,12 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
         if (command != NULL)
             outcome->command_index = command_index(command);
         rc = check_command(env, command, &envelope, &error);
+        if (rc == 0 && !(command->flags & COMMAND_WRITE))
+            rc = read_wait_check(env, &envelope, outcome, &error);
+        if (rc == DISPATCH_WAIT) {
+            outcome->wait = true; /* nothing is packed: the caller dispatches it again */
+            return;
+        }
         if (rc == 0) {
             outcome->write = (command->flags & COMMAND_WRITE) != 0;
             rc = run_handler(env, command, &envelope, out, &error, &outcome->close);

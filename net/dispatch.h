@@ -21,7 +21,12 @@ typedef struct dispatch_env {
     struct connection *conn; /* the requesting connection (deferred replies) */
     int64_t now_ms;
     bool writes_allowed;   /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
-    int writes_refused_error; /* the error for refused writes (UNAVAILABLE or OVERLOADED) */
+    int writes_refused_error; /* the error for refused writes (UNAVAILABLE, OVERLOADED or
+                               * NOT_LEADER) */
+    const char *leader_address; /* NOT_LEADER: the leader's client address (NULL: unknown) */
+    bool leader_elected;        /* a group's new leader still commits its first barrier */
+    uint64_t applied_index; /* a group: raft's applied index (min_index); UINT64_MAX alone */
+    bool read_wait_over;    /* a read waited for min_index already: answer it now */
     bool auth_required;           /* a token is configured */
     struct auth_session *session; /* this connection's authentication state */
 } dispatch_env_t;
@@ -33,7 +38,13 @@ typedef struct dispatch_outcome {
     bool deferred; /* the handler answers later (COMMAND_DEFERRED); nothing was packed */
     int error;     /* 0, or the error that was answered */
     size_t command_index; /* the method's row in the command table; SIZE_MAX if none */
+    bool wait;            /* a read waits for min_index: nothing packed; dispatch it again */
+    uint64_t wait_index;  /* ... once applied_index reaches this */
+    uint32_t wait_ms;     /* ... or this long has passed (then it is answered UNAVAILABLE) */
 } dispatch_outcome_t;
+
+/* Internal to dispatch_object: a read that must wait for min_index. */
+#define DISPATCH_WAIT 1
 
 void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
                      msgpack_sbuffer *out, dispatch_outcome_t *outcome);

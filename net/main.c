@@ -87,5 +87,10 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     log_configure(options.log_level, options.log_format);
-    return server_run(&options.server);
+    int status;
+    while ((status = server_run(&options.server)) == SERVER_STATUS_REBUILD)
+        log_event(LOG_INFO, "rebuild",
+                  LOG_STR("message", "starting again from state.lmdb and "
+                                     "the group's log"));
+    return status;
 }

@@ -202,6 +202,26 @@ static void render_gauge(text_t *t, const char *name, const char *type, const ch
     text_add(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, value);
 }
 
+/* A member of a group: raft's view (persist/consensus.h). */
+static void render_group(text_t *t, const metrics_gauges_t *g)
+{
+    render_gauge(t, "allot_raft_leader", "gauge", "1 while this node leads its group.",
+                 g->group_leader);
+    render_gauge(t, "allot_raft_term", "gauge", "Current raft term.", g->raft_term);
+    render_gauge(t, "allot_raft_commit_index", "gauge", "Highest raft index known committed.",
+                 g->raft_commit_index);
+    render_gauge(t, "allot_raft_applied_index", "gauge", "Highest raft index applied here.",
+                 g->raft_applied_index);
+    render_gauge(t, "allot_raft_leader_changes_total", "counter",
+                 "Leader changes this node has seen (elections won by some member).",
+                 g->raft_leader_changes);
+    text_add(t, "# HELP allot_raft_follower_lag_entries Raft entries a follower lacks (on the "
+                "leader).\n# TYPE allot_raft_follower_lag_entries gauge\n");
+    for (size_t i = 0; i < g->follower_lag_count; i++)
+        text_add(t, "allot_raft_follower_lag_entries{follower=\"%u\"} %llu\n", g->follower_ids[i],
+                 (unsigned long long)g->follower_lag_entries[i]);
+}
+
 static void render_rejected(text_t *t, const metrics_t *m)
 {
     static const char *const reasons[METRICS_REJECT_REASONS] = {
@@ -327,6 +347,8 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
     render_gauge(&t, "allot_checkpoint_failures_total", "counter", "Checkpoints that failed.",
                  g->checkpoint_failures);
     render_gauge(&t, "allot_healthy", "gauge", "1 while GET /health answers 200.", g->healthy);
+    if (g->in_group)
+        render_group(&t, g);
     render_rejected(&t, m);
     render_process(&t, g);
     return t.used;

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
+
 #include "core/histogram.h"
 
 typedef struct method_metrics {
@@ -45,6 +47,12 @@ typedef struct metrics_gauges {
     int64_t uptime_s;
     int64_t started_ms; /* wall-clock ms when the process started serving */
     bool writes_allowed;
+    /* a member of a group (else none of these is rendered) */
+    bool in_group, group_leader;
+    uint64_t raft_term, raft_commit_index, raft_applied_index, raft_leader_changes;
+    size_t follower_lag_count; /* leader only: entries each follower lacks */
+    uint32_t follower_ids[ALLOT_GROUP_MEMBERS_MAX];
+    uint64_t follower_lag_entries[ALLOT_GROUP_MEMBERS_MAX];
     bool healthy;               /* what GET /health says (writes accepted) */
     const char *health_problem; /* why not, when not healthy */
 } metrics_gauges_t;

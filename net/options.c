@@ -184,6 +184,89 @@ static int set_metrics(options_t *o, const char *value, char *error, size_t byte
     return 0;
 }
 
+static int set_node_id(options_t *o, const char *value, char *error, size_t bytes)
+{
+    uint64_t id;
+    if (parse_u64(value, 1, ALLOT_NODE_ID_MAX, &id) != 0)
+        return fail_range(error, bytes, 1, ALLOT_NODE_ID_MAX, "", value);
+    o->server.node_id = (uint32_t)id;
+    return 0;
+}
+
+/* "host:port" of a member: copied when it has a host and a port of 1..65535. */
+static bool member_address_copy(char *out, const char *start, size_t len)
+{
+    const char *colon = memrchr(start, ':', len);
+    if (colon == NULL || colon == start || len >= ALLOT_ADDRESS_BYTES_MAX)
+        return false;
+    char port_text[8];
+    size_t port_len = len - (size_t)(colon + 1 - start);
+    uint64_t port;
+    if (port_len == 0 || port_len >= sizeof(port_text))
+        return false;
+    memcpy(port_text, colon + 1, port_len);
+    port_text[port_len] = '\0';
+    if (parse_u64(port_text, 1, 65535, &port) != 0)
+        return false;
+    memcpy(out, start, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* --peer ID=RAFT_HOST:PORT/CLIENT_HOST:PORT, once per member of the group (itself included). */
+static int set_peer(options_t *o, const char *value, char *error, size_t bytes)
+{
+    static const char *const form = "expects ID=RAFT_HOST:PORT/CLIENT_HOST:PORT";
+    const char *equals = strchr(value, '=');
+    const char *slash = equals != NULL ? strchr(equals, '/') : NULL;
+    if (equals == NULL || slash == NULL)
+        return fail(error, bytes, form, value);
+    char id_text[8];
+    size_t id_len = (size_t)(equals - value);
+    uint64_t id;
+    if (id_len == 0 || id_len >= sizeof(id_text))
+        return fail(error, bytes, form, value);
+    memcpy(id_text, value, id_len);
+    id_text[id_len] = '\0';
+    if (parse_u64(id_text, 1, ALLOT_NODE_ID_MAX, &id) != 0)
+        return fail_range(error, bytes, 1, ALLOT_NODE_ID_MAX, " as the node id", value);
+    server_config_t *config = &o->server;
+    for (size_t i = 0; i < config->member_count; i++)
+        if (config->members[i].id == id)
+            return fail(error, bytes, "names a node id twice", value);
+    if (config->member_count == ALLOT_GROUP_MEMBERS_MAX)
+        return fail(error, bytes, "too many members (at most 7)", value);
+    consensus_member_t *member = &config->members[config->member_count];
+    member->id = (uint32_t)id;
+    if (!member_address_copy(member->raft_address, equals + 1, (size_t)(slash - equals - 1)) ||
+        !member_address_copy(member->client_address, slash + 1, strlen(slash + 1)))
+        return fail(error, bytes, form, value);
+    config->member_count++;
+    return 0;
+}
+
+static int set_raft_election_timeout_ms(options_t *o, const char *value, char *error, size_t bytes)
+{
+    uint64_t ms;
+    if (parse_u64(value, ALLOT_RAFT_ELECTION_TIMEOUT_MS_FLOOR,
+                  ALLOT_RAFT_ELECTION_TIMEOUT_MS_CEILING, &ms) != 0)
+        return fail_range(error, bytes, ALLOT_RAFT_ELECTION_TIMEOUT_MS_FLOOR,
+                          ALLOT_RAFT_ELECTION_TIMEOUT_MS_CEILING, "", value);
+    o->server.raft_election_timeout_ms = (uint32_t)ms;
+    return 0;
+}
+
+static int set_raft_snapshot_entries(options_t *o, const char *value, char *error, size_t bytes)
+{
+    uint64_t n;
+    if (parse_u64(value, ALLOT_RAFT_SNAPSHOT_ENTRIES_FLOOR, ALLOT_RAFT_SNAPSHOT_ENTRIES_CEILING,
+                  &n) != 0)
+        return fail_range(error, bytes, ALLOT_RAFT_SNAPSHOT_ENTRIES_FLOOR,
+                          ALLOT_RAFT_SNAPSHOT_ENTRIES_CEILING, "", value);
+    o->server.raft_snapshot_entries = (uint32_t)n;
+    return 0;
+}
+
 static int set_config(options_t *o, const char *value, char *error, size_t bytes)
 {
     (void)o, (void)value, (void)error, (void)bytes;
@@ -222,6 +305,13 @@ static const option_spec_t option_table[] = {
     {"unauthenticated-connections-max", true, set_unauthenticated_connections_max,
      "with a token: unauthenticated at once (0 = connections-max / 10); the oldest makes room"},
     {"metrics", true, set_metrics, "serve Prometheus text on HOST:PORT at GET /metrics"},
+    {"node-id", true, set_node_id, "this node's id in its group (1..255; with --peer)"},
+    {"peer", true, set_peer,
+     "ID=RAFT_HOST:PORT/CLIENT_HOST:PORT, once per member of the group, itself included"},
+    {"raft-election-timeout-ms", true, set_raft_election_timeout_ms,
+     "in a group: a leader silent this long is replaced (500)"},
+    {"raft-snapshot-entries", true, set_raft_snapshot_entries,
+     "in a group: raft entries between snapshots (checkpoints) (4096)"},
     {"accept-data-loss", false, NULL,
      "start although the WAL is damaged or incomplete: cut it there, losing what followed "
      "(command line only; see docs/durability.md)"},

@@ -141,7 +141,8 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
     bool has_field = detail != NULL && detail->field != NULL;
     bool has_state = detail != NULL && detail->state != NULL;
     bool has_shortfalls = error == ALLOT_EINSUFFICIENT_STOCK && detail != NULL;
-    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls);
+    bool has_leader = error == ALLOT_ENOT_LEADER; /* always: nil during an election */
+    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls + has_leader);
     pack_key_cstr(pk, "code", allot_error_code(error));
     pack_key_cstr(pk, "message", message);
     if (has_field)
@@ -150,5 +151,12 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
         pack_key_cstr(pk, "state", detail->state);
     if (has_shortfalls)
         pack_shortfalls(pk, detail);
+    if (has_leader) {
+        pack_cstr(pk, "leader");
+        if (detail != NULL && detail->leader != NULL)
+            pack_cstr(pk, detail->leader);
+        else
+            msgpack_pack_nil(pk);
+    }
     msgpack_pack_nil(pk);
 }

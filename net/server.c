@@ -39,6 +39,8 @@ void server_config_defaults(server_config_t *config)
     config->checkpoint_interval_s = ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT;
     config->checkpoint_wal_bytes = ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT;
     config->checkpoint_dirty_max = ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT;
+    config->raft_election_timeout_ms = ALLOT_RAFT_ELECTION_TIMEOUT_MS_DEFAULT;
+    config->raft_snapshot_entries = ALLOT_RAFT_SNAPSHOT_ENTRIES_DEFAULT;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -54,18 +56,46 @@ int64_t server_now_ms(server_t *server)
 
 uint64_t server_wal_lsn(const server_t *server)
 {
+    if (server->consensus != NULL)
+        return consensus_last_lsn(server->consensus);
     return server->wal != NULL ? wal_last_lsn(server->wal) : 0;
+}
+
+uint64_t server_log_bytes(const server_t *server)
+{
+    if (server->wal == NULL)
+        return 0; /* a group: raft's snapshots bound its log (--raft-snapshot-entries) */
+    wal_stats_t stats;
+    wal_stats(server->wal, &stats);
+    return stats.bytes_written;
 }
 
 bool server_writes_allowed(const server_t *server, int *refused_error)
 {
     *refused_error = ALLOT_EUNAVAILABLE;
-    if (server->wal == NULL || server->shutting_down)
+    if (server->shutting_down || server->rebuild_requested)
+        return false;
+    if (server->consensus != NULL) {
+        if (consensus_writable(server->consensus))
+            return true;
+        /* a leader whose barrier has not committed yet stays UNAVAILABLE for a moment */
+        if (consensus_role(server->consensus) != CONSENSUS_LEADER)
+            *refused_error = ALLOT_ENOT_LEADER;
+        return false;
+    }
+    if (server->wal == NULL)
         return false;
     int rc = wal_room_check(server->wal, ALLOT_WAL_HEADROOM_BYTES);
     if (rc != 0)
         *refused_error = rc;
     return rc == 0;
+}
+
+const char *server_leader_address(const server_t *server)
+{
+    const consensus_member_t *leader =
+        server->consensus != NULL ? consensus_leader(server->consensus) : NULL;
+    return leader != NULL ? leader->client_address : NULL;
 }
 
 void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info)
@@ -82,9 +112,16 @@ void server_info_get(const server_t *server, int64_t now_ms, server_info_t *info
 
 /* ---- the event sink: every state change is appended to the WAL before it is applied ------ */
 
-static int on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+int server_state_event_cb(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
 {
     server_t *server = ctx;
+    if (server->consensus != NULL) { /* a group: the record goes into this iteration's entry */
+        if (!consensus_writable(server->consensus))
+            return ALLOT_EUNAVAILABLE;
+        return consensus_append(server->consensus, type, server_now_ms(server), payload, len) != 0
+                   ? 0
+                   : ALLOT_ENOMEM;
+    }
     int rc = wal_room_check(server->wal, len);
     if (rc != 0)
         return rc;
@@ -93,15 +130,17 @@ static int on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_
     return lsn != 0 ? 0 : ALLOT_EOVERLOADED;
 }
 
-static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
+/* Records up to durable_lsn can no longer be lost (fsynced; in a group: committed on a
+ * majority): send the replies held for them. */
+void server_durable_advanced(server_t *server, uint64_t durable_lsn)
 {
-    server_t *server = ctx;
     assert(durable_lsn >= server->durable_lsn);
     server->durable_lsn = durable_lsn;
     uint64_t now_ns = uv_hrtime();
     if (server->wal_flush_ns != 0) {
-        histogram_record(&server->metrics.wal_batch_us, (int64_t)(now_ns - server->wal_flush_ns) / 1000);
-        server->wal_flush_ns = wal_last_lsn(wal) > durable_lsn ? now_ns : 0;
+        histogram_record(&server->metrics.wal_batch_us,
+                         (int64_t)(now_ns - server->wal_flush_ns) / 1000);
+        server->wal_flush_ns = server_wal_lsn(server) > durable_lsn ? now_ns : 0;
     }
     connection_t *next;
     for (connection_t *conn = server->held; conn != NULL; conn = next) {
@@ -110,6 +149,12 @@ static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
     }
     connection_batch_end(server); /* requests let in by the replies sent */
     checkpoint_driver_durable(server);
+}
+
+static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
+{
+    (void)wal;
+    server_durable_advanced(ctx, durable_lsn);
 }
 
 static void on_wal_fatal(wal_t *wal, int error, const char *message, void *ctx)
@@ -126,15 +171,23 @@ static void on_wal_fatal(wal_t *wal, int error, const char *message, void *ctx)
 
 /* ---- per-iteration work ---------------------------------------------------------------------- */
 
+static void shutdown_begin(server_t *server, const char *reason);
+
 static void on_end_of_iteration(uv_check_t *check)
 {
     server_t *server = check->data;
     uint64_t started_ns = uv_hrtime();
-    if (server->wal != NULL) {
-        if (server->wal_flush_ns == 0 && wal_last_lsn(server->wal) > server->durable_lsn)
-            server->wal_flush_ns = started_ns;
+    if (server->wal_flush_ns == 0 && server_wal_lsn(server) > server->durable_lsn)
+        server->wal_flush_ns = started_ns;
+    if (server->wal != NULL)
         wal_flush(server->wal);
-    }
+    else if (server->consensus != NULL)
+        consensus_flush(server->consensus); /* this iteration's records: one raft entry */
+    if (server->rebuild_requested && !server->shutting_down)
+        shutdown_begin(server, "leadership_lost");
+    if (server->waiting != NULL && server->consensus != NULL) /* reads waiting for min_index */
+        connection_waits_check(server, consensus_applied_index(server->consensus),
+                               uv_now(server->loop));
     connection_t *conn = server->dirty;
     server->dirty = NULL;
     while (conn != NULL) {
@@ -210,7 +263,8 @@ static void on_connection(uv_stream_t *listener, int status)
     connection_accept(server);
 }
 
-/* ---- shutdown --------------------------------------------------------------------------------- */
+/* ---- shutdown ---------------------------------------------------------------------------------
+ */
 
 static void close_if_open(uv_handle_t *handle)
 {
@@ -225,7 +279,8 @@ static void shutdown_finish(server_t *server)
 {
     if (server->checkpoint.shutdown_phase != 0)
         return;
-    if (!checkpoint_driver_shutdown(server))
+    /* A rebuild writes no final checkpoint: the state holds records that may never commit. */
+    if (server->rebuild_requested || !checkpoint_driver_shutdown(server))
         server_shutdown_close_all(server); /* else after the final checkpoint (or its failure) */
 }
 
@@ -245,6 +300,10 @@ void server_shutdown_close_all(server_t *server)
     if (server->wal != NULL) {
         wal_close(server->wal, NULL); /* writes and syncs the last batch; frees itself */
         server->wal = NULL;
+    }
+    if (server->consensus != NULL) {
+        consensus_close(server->consensus, NULL, NULL); /* frees itself once its handles close */
+        server->consensus = NULL;
     }
 }
 
@@ -272,7 +331,10 @@ static void shutdown_begin(server_t *server, const char *reason)
     connection_t *next;
     for (connection_t *conn = server->connections; conn != NULL; conn = next) {
         next = conn->next;
-        connection_begin_shutdown(conn);
+        if (server->rebuild_requested)
+            connection_close(conn); /* held replies may never commit: clients retry elsewhere */
+        else
+            connection_begin_shutdown(conn);
     }
     if (server->connection_count == 0)
         shutdown_finish(server);
@@ -283,7 +345,8 @@ static void on_signal(uv_signal_t *handle, int signum)
     shutdown_begin(handle->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-/* ---- start-up ---------------------------------------------------------------------------------- */
+/* ---- start-up ----------------------------------------------------------------------------------
+ */
 
 /* LMDB met a page it cannot read (checkpoint_set_damage_cb): say so, then stop as after a crash
  * (the WAL holds every acknowledged write; the next start refuses the damaged store). */
@@ -332,6 +395,7 @@ static int recover(server_t *server, uint64_t *last_lsn, wal_log_end_t *log_end)
     recovery_config_t config = {
         .data_dir = server->config.data_dir,
         .accept_data_loss = server->config.accept_data_loss,
+        .without_wal = server->config.member_count > 0,
         .log_cb = on_recovery_report,
     };
     recovery_result_t result;
@@ -374,6 +438,19 @@ static int data_dir_prepare(server_t *server, char *wal_dir, size_t wal_dir_byte
     return 0;
 }
 
+/* From here the checkpoint thread owns the LMDB store. */
+static int checkpoints_start(server_t *server)
+{
+    int rc = checkpoint_writer_start(server->loop, server->checkpoint.store,
+                                     &server->checkpoint.writer, checkpoint_driver_done_cb, server);
+    if (rc != 0) {
+        log_event(LOG_ERROR, "checkpoint_start_failed", LOG_STR("code", allot_error_code(rc)));
+        return rc;
+    }
+    server->checkpoint.started_ms = uv_now(server->loop);
+    return 0;
+}
+
 static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
                      const wal_log_end_t *log_end)
 {
@@ -395,20 +472,22 @@ static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
         return rc;
     }
     server->durable_lsn = last_lsn;
-    allot_state_set_event_sink(server->state, on_state_event, server);
-    /* From here the checkpoint thread owns the LMDB store. */
-    rc = checkpoint_writer_start(server->loop, server->checkpoint.store, &server->checkpoint.writer,
-                                 checkpoint_driver_done_cb, server);
-    if (rc != 0) {
-        log_event(LOG_ERROR, "checkpoint_start_failed", LOG_STR("code", allot_error_code(rc)));
+    allot_state_set_event_sink(server->state, server_state_event_cb, server);
+    rc = checkpoints_start(server);
+    if (rc != 0)
         return rc;
-    }
-    server->checkpoint.started_ms = uv_now(server->loop);
     if (config->fsync_mode == WAL_FSYNC_NONE)
         log_event(LOG_WARN, "fsync_disabled",
                   LOG_STR("message", "--fsync none: acknowledged writes can be lost on power "
                                      "failure; for benchmarks only"));
     return 0;
+}
+
+/* A member of a group: the group's log instead of the WAL (net/server_group.c). */
+static int group_start(server_t *server, uint64_t last_lsn)
+{
+    int rc = server_group_start(server, last_lsn);
+    return rc != 0 ? rc : checkpoints_start(server);
 }
 
 static void log_listening(server_t *server)
@@ -430,10 +509,10 @@ static void log_listening(server_t *server)
     snprintf(addr, sizeof(addr), "%s:%d", host, port);
     log_event(LOG_INFO, "listening", LOG_STR("addr", addr),
               LOG_STR("data_dir", server->config.data_dir),
-              LOG_STR("fsync", server->config.fsync_mode == WAL_FSYNC_ALWAYS
-                                   ? "always"
-                                   : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none"
-                                                                                   : "interval")));
+              LOG_STR("fsync",
+                      server->config.fsync_mode == WAL_FSYNC_ALWAYS
+                          ? "always"
+                          : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none" : "interval")));
     if (!server->auth.required && strcmp(server->config.listen_host, "127.0.0.1") != 0 &&
         strcmp(server->config.listen_host, "localhost") != 0 &&
         strcmp(server->config.listen_host, "::1") != 0)
@@ -521,7 +600,9 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
     rc = data_dir_prepare(server, wal_dir, wal_dir_bytes);
     if (rc == 0)
         rc = recover(server, &last_lsn, &log_end);
-    if (rc == 0)
+    if (rc == 0 && server->config.member_count > 0)
+        rc = group_start(server, last_lsn);
+    else if (rc == 0)
         rc = wal_start(server, wal_dir, last_lsn, &log_end);
     if (rc == 0)
         rc = server_ops_start(server);
@@ -561,6 +642,8 @@ int server_run(const server_config_t *config)
     int status = loop_finish(server);
     if (rc != 0)
         status = 1;
+    else if (server->rebuild_requested)
+        status = SERVER_STATUS_REBUILD;
     msgpack_zone_destroy(&server->zone);
     msgpack_sbuffer_destroy(&server->scratch);
     allot_state_destroy(server->state);

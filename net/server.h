@@ -18,6 +18,7 @@
 #include <msgpack.h>
 
 #include "core/limits.h"
+#include "persist/consensus.h"
 #include "persist/wal.h"
 
 typedef struct server_config {
@@ -52,6 +53,13 @@ typedef struct server_config {
     uint32_t idempotency_entries_max; /* remembered reservation ids and adjust keys (0: default) */
     uint32_t idempotency_age_s;       /* how long they are remembered at least (0: default) */
     bool accept_data_loss; /* recovery cuts a damaged or incomplete WAL instead of refusing */
+    /* A group (docs/operations.md, "A group of nodes"): member_count > 0 with --peer; node_id
+     * is this node's. Without peers the node is standalone (the WAL, as always). */
+    uint32_t node_id;
+    consensus_member_t members[ALLOT_GROUP_MEMBERS_MAX];
+    size_t member_count;
+    uint32_t raft_election_timeout_ms;
+    uint32_t raft_snapshot_entries;
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */
@@ -69,7 +77,10 @@ typedef struct server_check {
 
 int server_config_check(const server_config_t *config, server_check_t *check);
 
-/* Run until a shutdown signal. Returns the process exit status. */
+/* Run until a shutdown signal. Returns the process exit status, or SERVER_STATUS_REBUILD: a
+ * member of a group lost its leadership while holding records that may not commit, closed
+ * everything and must be run again (its state is rebuilt from state.lmdb and the log). */
+#define SERVER_STATUS_REBUILD 75
 int server_run(const server_config_t *config);
 
 struct server;
@@ -85,6 +96,29 @@ typedef struct server_info {
 } server_info_t;
 
 void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
+
+typedef struct server_group_info {
+    const char *role; /* standalone | leader | follower | candidate | stopped */
+    uint32_t node_id;
+    const char *leader; /* client address, or NULL */
+    uint64_t commit_index, applied_index, term, leader_changes;
+    size_t member_count;
+    consensus_member_t members[ALLOT_GROUP_MEMBERS_MAX];
+    const char *member_roles[ALLOT_GROUP_MEMBERS_MAX];
+    /* leader only: entries each follower lacks */
+    size_t lag_count;
+    uint32_t lag_ids[ALLOT_GROUP_MEMBERS_MAX];
+    uint64_t lag_entries[ALLOT_GROUP_MEMBERS_MAX];
+} server_group_info_t;
+/* server.info's group part (role "standalone" and member_count 0 without a group). */
+void server_group_info(const struct server *server, server_group_info_t *info);
+struct allot_error_detail;
+/* cluster.transfer / add / remove: 0, or an ALLOT_E* that server_cluster_error explains
+ * (NOT_LEADER names the leader). */
+int server_cluster_transfer(struct server *server, uint32_t to_id);
+int server_cluster_add(struct server *server, const consensus_member_t *member);
+int server_cluster_remove(struct server *server, uint32_t id);
+int server_cluster_error(const struct server *server, int rc, struct allot_error_detail *error);
 
 /* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise, with error filled (the
  * message says when the attempt was refused unchecked and how long to wait; *close set when the

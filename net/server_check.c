@@ -87,6 +87,26 @@ static int data_dir_check(const server_config_t *config, server_check_t *check)
     return rc;
 }
 
+/* A group: this node among three or five (at most seven) members, or no group at all. */
+static int group_check(const server_config_t *config, server_check_t *check)
+{
+    bool self = false;
+    for (size_t i = 0; i < config->member_count; i++)
+        self = self || config->members[i].id == config->node_id;
+    if (config->member_count == 0 ? config->node_id == 0 : self)
+        return 0;
+    check->event = "group_config_failed";
+    if (config->member_count == 0)
+        snprintf(check->message, sizeof(check->message),
+                 "--node-id %u needs the group's members (--peer, one per member)",
+                 config->node_id);
+    else
+        snprintf(check->message, sizeof(check->message),
+                 "--node-id %u is not among the %zu members given with --peer", config->node_id,
+                 config->member_count);
+    return ALLOT_EINVALID_ARGUMENT;
+}
+
 int server_config_check(const server_config_t *config, server_check_t *check)
 {
     check->event = NULL;
@@ -111,5 +131,6 @@ int server_config_check(const server_config_t *config, server_check_t *check)
             return ALLOT_EINVALID_ARGUMENT;
         }
     }
-    return data_dir_check(config, check);
+    int rc = group_check(config, check);
+    return rc != 0 ? rc : data_dir_check(config, check);
 }

@@ -63,6 +63,12 @@ struct connection {
     auth_session_t auth;
     uint64_t accepted_ms;                 /* uv_now() at accept (authentication deadline) */
     char peer[CONNECTION_PEER_BYTES_MAX]; /* "ip:port" of the client, for log lines */
+    /* a read waiting for min_index (at most one per connection; input pauses meanwhile) */
+    uint8_t *waiting;
+    size_t waiting_bytes;
+    uint64_t waiting_index, waiting_deadline_ms; /* applied index awaited; uv_now() deadline */
+    connection_t *wait_prev, *wait_next;         /* server_t.waiting */
+    bool wait_over; /* dispatching a read whose wait is over (it is answered, not kept) */
 };
 
 /* The connection whose authentication state `session` is. */
@@ -83,12 +89,16 @@ typedef struct server {
     uv_idle_t close_spreader; /* active while connections wait in the close queue */
     struct allot_state *state;
     dirlock_t *dir_lock; /* <data-dir>/allotd.lock, held from start-up to exit */
-    wal_t *wal;
+    wal_t *wal;             /* standalone: the write-ahead log */
+    consensus_t *consensus; /* a member of a group: the group's log (persist/consensus.h) */
+    bool rebuild_requested; /* leadership lost with uncommitted records: stop, rebuild */
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
     msgpack_sbuffer scratch; /* one reply being packed */
     connection_t *connections;
     connection_t *dirty;
     connection_t *held;
+    connection_t *waiting; /* connections whose read waits for min_index */
+    uint32_t waiting_count;
     uint32_t connection_count;                    /* including those closing */
     uint32_t connections_closing;                 /* closed, handle not released yet */
     connection_t *close_queue, *close_queue_last; /* handles still to close, oldest first */
@@ -140,6 +150,17 @@ int server_listen_address(const server_config_t *config, struct sockaddr_storage
 
 /* server.c */
 int64_t server_now_ms(server_t *server);
+/* The event sink (allot_state_set_event_sink): every record goes to the WAL or the group's log. */
+int server_state_event_cb(void *ctx, uint8_t type, const uint8_t *payload, size_t len);
+/* Records up to durable_lsn are durable (a group: committed): release the replies held. */
+void server_durable_advanced(server_t *server, uint64_t durable_lsn);
+/* Bytes written to the WAL since start (0 in a group): the checkpoint_wal_bytes trigger. */
+uint64_t server_log_bytes(const server_t *server);
+/* The leader's client address ("host:port"), or NULL (standalone, or no leader known). */
+const char *server_leader_address(const server_t *server);
+
+/* server_group.c: a member of a group (config.member_count > 0). */
+int server_group_start(server_t *server, uint64_t last_lsn);
 /* Close the checkpoint machinery (checkpoint_driver_close), every handle and the WAL: the end of
  * shutdown (once; later calls do nothing). */
 void server_shutdown_close_all(server_t *server);
@@ -204,6 +225,9 @@ uint64_t connection_batch_started_ns(server_t *server);
 /* End the open batch (if any): one clock read records every request it answered at once and
  * counts its time in the loop iteration's busy time. */
 void connection_batch_end(server_t *server);
+/* Reads waiting for min_index: dispatch those whose index is applied, answer those whose wait is
+ * over (UNAVAILABLE). Called when entries are applied and from housekeeping. */
+void connection_waits_check(server_t *server, uint64_t applied_index, uint64_t now_monotonic_ms);
 void connection_close(connection_t *conn);
 void connection_begin_shutdown(connection_t *conn);
 bool connection_idle(const connection_t *conn);

@@ -87,6 +87,19 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
         g->wal_batches = stats.batches_written;
         g->wal_segments_deleted = stats.segments_deleted;
     }
+    if (server->consensus != NULL) {
+        server_group_info_t group;
+        server_group_info(server, &group);
+        g->in_group = true;
+        g->group_leader = strcmp(group.role, "leader") == 0;
+        g->raft_term = group.term;
+        g->raft_commit_index = group.commit_index;
+        g->raft_applied_index = group.applied_index;
+        g->raft_leader_changes = group.leader_changes;
+        g->follower_lag_count = group.lag_count;
+        memcpy(g->follower_ids, group.lag_ids, sizeof(g->follower_ids));
+        memcpy(g->follower_lag_entries, group.lag_entries, sizeof(g->follower_lag_entries));
+    }
     g->checkpoints = server->checkpoint.completed;
     g->checkpoint_failures = server->checkpoint.failed;
     g->checkpoint_last_ms = server->checkpoint.last_duration_ms;
@@ -94,7 +107,10 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     g->started_ms = server->started_ms;
     int refused;
     g->writes_allowed = server_writes_allowed(server, &refused);
-    g->healthy = g->writes_allowed;
+    /* a follower (or a leader still committing its barrier) serves reads: healthy */
+    g->healthy = g->writes_allowed || (g->in_group && !server->shutting_down &&
+                                       !server->rebuild_requested &&
+                                       (refused == ALLOT_ENOT_LEADER || refused == ALLOT_EUNAVAILABLE));
     g->health_problem = g->healthy                   ? NULL
                         : server->shutting_down      ? "shutting down"
                         : refused == ALLOT_EOVERLOADED ? "writes refused: the WAL is saturated"

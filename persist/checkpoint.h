@@ -191,6 +191,10 @@ int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *s
  * or ALLOT_EIO. */
 int checkpoint_store_verify(checkpoint_store_t *store, uint64_t *records, char *message,
                             size_t message_bytes);
+/* Write a compact copy of the last committed checkpoint (a whole LMDB file, what
+ * CHECKPOINT_FILE_NAME holds) to fd, in one read transaction. Any thread, beside the writer thread
+ * (it takes the map lock). 0 or ALLOT_EIO with message. */
+int checkpoint_store_copy(checkpoint_store_t *store, int fd, char *message, size_t message_bytes);
 /* One transaction: the batches in order, then the LSN. lsn must be >= the stored LSN. */
 int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
                            size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,

@@ -954,3 +954,11 @@ int checkpoint_store_load_state(checkpoint_store_t *store, struct allot_state *s
     allot_sku_builder_free(&builders[1].builder);
     return rc;
 }
+
+int checkpoint_store_copy(checkpoint_store_t *store, int fd, char *message, size_t message_bytes)
+{
+    checkpoint_store_map_lock(store); /* beside the writer thread, as archive readers are */
+    int mrc = mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT);
+    checkpoint_store_map_unlock(store);
+    return mrc == 0 ? 0 : checkpoint_lmdb_error(mrc, "copy", store->path, message, message_bytes);
+}

@@ -2,14 +2,17 @@
 #include "recovery.h"
 
 #include <assert.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/errors.h"
 #include "core/order.h"
 #include "core/replay.h"
 #include "core/state.h"
 #include "heap_warm.h"
+#include "persist/consensus.h"
 
 #define RECOVERY_STR(k, v) ((recovery_field_t){.key = (k), .kind = RECOVERY_FIELD_STR, .str = (v)})
 #define RECOVERY_UINT(k, v)                                                                        \
@@ -163,11 +166,49 @@ static int recovery_replay(const recovery_config_t *config, wal_preload_t *prelo
     return 0;
 }
 
+/* A group member that lagged received the leader's state image (persist/consensus.c): it
+ * replaces state.lmdb before anything is loaded, durably (rename, then the directory synced). */
+static int recovery_image_take(const recovery_config_t *config, const char *store_path)
+{
+    char image[WAL_PATH_BYTES_MAX];
+    int n = snprintf(image, sizeof(image), "%s/%s", config->data_dir, CONSENSUS_INSTALLED_NAME);
+    if (n < 0 || (size_t)n >= sizeof(image) || access(image, F_OK) != 0)
+        return 0;
+    int dfd = -1;
+    if (rename(image, store_path) != 0 ||
+        (dfd = open(config->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
+        if (dfd >= 0)
+            close(dfd);
+        recovery_report(config, RECOVERY_LEVEL_ERROR, "recovery_failed",
+                        RECOVERY_STR("code", allot_error_code(ALLOT_EIO)),
+                        RECOVERY_STR("message", "moving the installed snapshot image over "
+                                                "state.lmdb failed"));
+        return ALLOT_EIO;
+    }
+    close(dfd);
+    recovery_report(config, RECOVERY_LEVEL_INFO, "snapshot_image_taken",
+                    RECOVERY_STR("path", store_path));
+    return 0;
+}
+
 /* The read-ahead reads and checks the WAL segments while LMDB loads (persist/wal_read.h). */
 static int recovery_steps(const recovery_config_t *config, const char *wal_dir,
                           const char *store_path, struct allot_state *state,
                           recovery_result_t *result)
 {
+    if (config->without_wal) { /* a group member: its log is raft's (persist/consensus.h) */
+        int rc = recovery_image_take(config, store_path);
+        if (rc == 0)
+            rc = recovery_store_load(config, store_path, state, result);
+        if (rc == 0) {
+            result->last_lsn = result->checkpoint_lsn;
+            recovery_report(config, RECOVERY_LEVEL_INFO, "recovered",
+                            RECOVERY_UINT("checkpoint_lsn", result->checkpoint_lsn),
+                            RECOVERY_UINT("replayed", 0),
+                            RECOVERY_UINT("last_lsn", result->last_lsn));
+        }
+        return rc;
+    }
     wal_preload_t *preload = NULL;
     int rc = wal_preload_start(wal_dir, WAL_PRELOAD_SEGMENTS_DEFAULT, &preload);
     if (rc != 0) {

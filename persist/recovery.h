@@ -74,6 +74,9 @@ typedef void (*recovery_log_cb)(void *ctx, recovery_level_t level, const char *e
 typedef struct recovery_config {
     const char *data_dir;
     bool accept_data_loss; /* allotd --accept-data-loss: cut a damaged log instead of refusing */
+    /* A member of a group: only state.lmdb is loaded; the log after it is raft's, replayed by
+     * the engine once it starts (persist/consensus.h). <data-dir>/wal is not read. */
+    bool without_wal;
     recovery_log_cb log_cb;
     void *log_ctx;
 } recovery_config_t;

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libuv1-dev liblmdb-dev libmsgpack-dev libjansson-dev libedit-dev libxxhash-dev
-  libcriterion-dev libmicrohttpd-dev libinih-dev lmdb-utils clang libclang-rt-14-dev
+  libcriterion-dev libmicrohttpd-dev libinih-dev libraft-dev lmdb-utils clang libclang-rt-14-dev
   # tests of the packaging: systemd-analyze, promtool, dpkg-shlibdeps, pgrep
   systemd prometheus dpkg-dev procps
 )

@@ -27,6 +27,7 @@ void allot_error_detail_clear(allot_error_detail_t *detail)
     detail->message[0] = '\0';
     detail->field = NULL;
     detail->state = NULL;
+    detail->leader = NULL;
     detail->shortfall_count = 0;
 }
 
