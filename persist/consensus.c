@@ -103,6 +103,7 @@ struct consensus {
     int close_pending;
     /* the partition seam (tests): raft's own start, send and receive, wrapped */
     const char *partition_file; /* $ALLOT_RAFT_PARTITION_FILE, or NULL */
+    char partition_path[512];
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
@@ -617,7 +618,8 @@ static void image_seam_install(consensus_t *c, const char *raft_dir)
 /* ---- the partition seam ---------------------------------------------------------------------- *
  * With ALLOT_RAFT_PARTITION_FILE=/path in the environment, this node neither sends nor receives a
  * raft message while /path exists (checked per message): a network partition around it, for the
- * tests; the client port keeps working. Without the variable nothing is wrapped. */
+ * tests; the client port keeps working. "%u" in the path is replaced by the node id (one setting
+ * for a whole group: /tmp/x/partition-%u). Without the variable nothing is wrapped. */
 
 static bool partitioned(const consensus_t *c)
 {
@@ -667,7 +669,14 @@ static void partition_seam_install(consensus_t *c)
     const char *path = getenv("ALLOT_RAFT_PARTITION_FILE");
     if (path == NULL || path[0] == '\0')
         return;
-    c->partition_file = path;
+    /* "%u" in the path stands for this node's id: one variable for a whole group */
+    const char *id = strstr(path, "%u");
+    if (id != NULL)
+        snprintf(c->partition_path, sizeof(c->partition_path), "%.*s%u%s", (int)(id - path), path,
+                 c->node_id, id + 2);
+    else
+        snprintf(c->partition_path, sizeof(c->partition_path), "%s", path);
+    c->partition_file = c->partition_path;
     c->io_start = c->io.start;
     c->io_send = c->io.send;
     c->io.start = partition_start;
