@@ -333,6 +333,7 @@
 #define BENCH_EVENTS_MAX           256         /* epoll events taken per wait */
 #define SVG_CURVES_MAX             16          /* curves in one latency chart */
 #define SVG_POINTS_MAX             256         /* points of one curve */
+#define BENCH_GROUP_LEADER_WAIT_MS 10000 /* --group: a member must name a leader by then */
 
 /* ---- how they relate ------------------------------------------------------------------------ */
 _Static_assert(ALLOT_REQUEST_BYTES_MAX_DEFAULT <= ALLOT_REQUEST_BYTES_MAX_CEILING,
