@@ -26,7 +26,7 @@ static void group_sleep_ms(int ms)
 static void group_member_argv(const harness_group_t *g, size_t index, char *words, char peers[][96],
                               const char **argv)
 {
-    static char node_id[HARNESS_GROUP_MEMBERS_MAX][8];
+    static char node_id[HARNESS_GROUP_MEMBERS_MAX][24]; /* any size_t */
     size_t argc = 0;
     snprintf(node_id[index], sizeof node_id[index], "%zu", index + 1);
     argv[argc++] = "--node-id";

@@ -5,7 +5,8 @@
  * new) stays under 5 s; a killed follower catches up from the log; a follower that fell behind the
  * leader's trailing window stops (no snapshot install yet); members restarted after raft snapshots
  * recover from state.lmdb and the log. ALLOT_GROUP_KILLS=N kills the leader N times in the load
- * test (default 1) and prints failover p50/p99/max. */
+ * test (default 1) and prints failover p50/p99/max; ALLOT_GROUP_SERVER_ARGS adds allotd arguments
+ * to every member of that test (e.g. "--raft-snapshot-entries 1048576"). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -105,7 +106,7 @@ static allot_client_t *worker_connect(worker_t *w, int *member)
 /* Send reservation n until it is answered (same id every time); false on a failure. */
 static bool worker_reserve(worker_t *w, allot_client_t **c, int *member, size_t n)
 {
-    char id[32], sku[8], params[160];
+    char id[48], sku[24], params[192];
     reservation_id(id, sizeof id, w->index, n);
     sku_of(sku, sizeof sku, n);
     snprintf(params, sizeof params,
@@ -417,7 +418,7 @@ static void members_verify(const harness_group_t *g, const load_t *load)
     }
     for (int w = 0; w < WORKERS; w++) {
         for (size_t n = 0; n < load->workers[w].count; n++) {
-            char id[32], params[64];
+            char id[48], params[80];
             reservation_id(id, sizeof id, w, n);
             snprintf(params, sizeof params, "{\"id\": \"%s\"}", id);
             members_same(clients, g, "reservation.get", params, load->workers[w].acks[n].held);
@@ -479,7 +480,7 @@ static int kills_wanted(void)
 Test(group, leader_killed_under_load_loses_no_acknowledged_write, .timeout = 3600)
 {
     int kills = kills_wanted();
-    harness_group_t *g = harness_group_start(GROUP_SIZE, NULL);
+    harness_group_t *g = harness_group_start(GROUP_SIZE, getenv("ALLOT_GROUP_SERVER_ARGS"));
     int leader = harness_group_leader_wait(g, LEADER_WAIT_MS);
     setup_stock(g, leader);
     load_t load;
@@ -495,6 +496,9 @@ Test(group, leader_killed_under_load_loses_no_acknowledged_write, .timeout = 360
         cr_assert_geq(failovers[k], 0, "kill %d: no acknowledgement around the kill", k + 1);
         cr_assert_lt(failovers[k], FAILOVER_LIMIT_MS, "kill %d: failover took %lld ms", k + 1,
                      (long long)failovers[k]);
+        if (kills > 1)
+            fprintf(stderr, "group: kill %d of %d (member %d): failover %lld ms\n", k + 1, kills,
+                    leader + 1, (long long)failovers[k]);
         int old = leader;
         leader = harness_group_leader_wait(g, LEADER_WAIT_MS);
         cr_assert_neq(leader, old);
@@ -679,7 +683,7 @@ Test(group, cli_sent_to_a_follower_writes_on_the_leader_with_its_token)
     harness_group_t *g = harness_group_start(GROUP_SIZE, args);
     snprintf(g->token, sizeof g->token, "%s", GROUP_TOKEN);
     int leader = harness_group_leader_wait(g, LEADER_WAIT_MS);
-    char port[8];
+    char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)g->members[(leader + 1) % GROUP_SIZE]->port);
     const char *put[] = {ALLOT_CLI_PATH,
                          "-p",
