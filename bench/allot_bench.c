@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "client/client.h"
 
 static void usage(FILE *out)
 {
@@ -22,6 +23,9 @@ static void usage(FILE *out)
         "target and load shape:\n"
         "  --target URL           allot://HOST:PORT (default allot://127.0.0.1:7411) or "
         "redis://HOST:PORT\n"
+        "  --group H:P,H:P,...    a group of allotd: writes to its leader (found with "
+        "server.info),\n"
+        "                         browse connections spread over every member\n"
         "  --scenario NAME        browse | checkout | flashsale | reserve | mixed | ping (default "
         "browse)\n"
         "  --connections N        TCP connections (default 50)\n"
@@ -78,6 +82,34 @@ static int parse_double(const char *s, double min, double max, double *out)
     return 0;
 }
 
+/* HOST[:PORT] (HOST may be a bracketed IPv6 address) of `len` bytes; *port kept without one. */
+static int parse_host_port(const char *text, size_t len, char *host, uint16_t *port)
+{
+    char copy[BENCH_HOST_BYTES + 8];
+    if (len >= sizeof(copy))
+        return -1;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    const char *rest = copy;
+    char *colon = strrchr(copy, ':');
+    if (colon != NULL && colon > copy && colon[-1] != ']' && copy[0] == '[')
+        colon = NULL; /* "[v6 address]" without a port */
+    size_t host_len = colon ? (size_t)(colon - rest) : strlen(rest);
+    if (host_len >= 2 && rest[0] == '[' && rest[host_len - 1] == ']')
+        rest++, host_len -= 2;
+    if (host_len == 0 || host_len >= BENCH_HOST_BYTES)
+        return -1;
+    memcpy(host, rest, host_len);
+    host[host_len] = '\0';
+    uint64_t value;
+    if (colon) {
+        if (parse_u64(colon + 1, 1, 65535, &value) != 0)
+            return -1;
+        *port = (uint16_t)value;
+    }
+    return 0;
+}
+
 static int parse_target(const char *url, bench_config_t *config)
 {
     const char *rest = url;
@@ -88,21 +120,66 @@ static int parse_target(const char *url, bench_config_t *config)
         config->port = 6379;
     } else if (strncmp(url, "allot://", 8) == 0)
         rest = url + 8;
-    const char *colon = strrchr(rest, ':');
-    size_t host_len = colon ? (size_t)(colon - rest) : strlen(rest);
-    if (host_len >= 2 && rest[0] == '[' && rest[host_len - 1] == ']')
-        rest++, host_len -= 2;
-    if (host_len == 0 || host_len >= sizeof(config->host))
-        return -1;
-    memcpy(config->host, rest, host_len);
-    config->host[host_len] = '\0';
-    uint64_t port;
-    if (colon) {
-        if (parse_u64(colon + 1, 1, 65535, &port) != 0)
+    return parse_host_port(rest, strlen(rest), config->host, &config->port);
+}
+
+/* --group HOST:PORT,HOST:PORT,...: every member's client address. */
+static int parse_group(const char *list, bench_config_t *config)
+{
+    config->group_count = 0;
+    for (const char *item = list; *item != '\0';) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma != NULL ? (size_t)(comma - item) : strlen(item);
+        if (config->group_count == ALLOT_GROUP_MEMBERS_MAX)
             return -1;
-        config->port = (uint16_t)port;
+        uint32_t i = config->group_count++;
+        config->group_ports[i] = ALLOT_CLIENT_PORT_DEFAULT;
+        if (parse_host_port(item, len, config->group_hosts[i], &config->group_ports[i]) != 0)
+            return -1;
+        item += len + (comma != NULL);
     }
-    return 0;
+    return config->group_count > 0 ? 0 : -1;
+}
+
+/* The leader's client address as one member sees it (server.info "leader"); false when that
+ * member does not answer or knows none. */
+static bool group_leader_ask(const char *host, uint16_t port, char *leader, size_t bytes)
+{
+    allot_client_t *c = allot_client_create();
+    allot_reply_t reply = {0};
+    bool found = false;
+    if (c != NULL && allot_client_connect(c, host, port, 2000) == 0 &&
+        allot_client_call_json(c, "server.info", "{}", &reply) == 0 && !reply.is_error) {
+        const msgpack_object *o = allot_object_map_get(&reply.result, "leader");
+        if (o != NULL && o->type == MSGPACK_OBJECT_STR && o->via.str.size < bytes) {
+            memcpy(leader, o->via.str.ptr, o->via.str.size);
+            leader[o->via.str.size] = '\0';
+            found = true;
+        }
+    }
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    return found;
+}
+
+/* A group: the target becomes its leader (waiting up to BENCH_GROUP_LEADER_WAIT_MS for one). */
+static int group_leader_find(bench_config_t *config)
+{
+    char leader[BENCH_HOST_BYTES];
+    for (int waited_ms = 0; waited_ms < BENCH_GROUP_LEADER_WAIT_MS; waited_ms += 100) {
+        for (uint32_t i = 0; i < config->group_count; i++) {
+            if (!group_leader_ask(config->group_hosts[i], config->group_ports[i], leader,
+                                  sizeof(leader)))
+                continue;
+            if (parse_host_port(leader, strlen(leader), config->host, &config->port) != 0)
+                break;
+            fprintf(stderr, "allot-bench: group of %u, leader %s\n", config->group_count, leader);
+            return 0;
+        }
+        usleep(100 * 1000);
+    }
+    fprintf(stderr, "allot-bench: no member of the group names a leader\n");
+    return -1;
 }
 
 static int parse_mix(const char *s, bench_config_t *config)
@@ -160,6 +237,7 @@ static void config_defaults(bench_config_t *config)
 
 enum {
     OPT_TARGET = 256,
+    OPT_GROUP,
     OPT_SCENARIO,
     OPT_CONNECTIONS,
     OPT_PIPELINE,
@@ -191,6 +269,7 @@ enum {
 
 static const struct option long_options[] = {
     {"target", 1, 0, OPT_TARGET},
+    {"group", 1, 0, OPT_GROUP},
     {"scenario", 1, 0, OPT_SCENARIO},
     {"connections", 1, 0, OPT_CONNECTIONS},
     {"pipeline", 1, 0, OPT_PIPELINE},
@@ -237,6 +316,8 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
     switch (opt) {
     case OPT_TARGET:
         return parse_target(arg, config);
+    case OPT_GROUP:
+        return parse_group(arg, config);
     case OPT_SCENARIO:
         for (int k = 0; k < SCENARIO_COUNT; k++)
             if (k != SCENARIO_LOAD && strcmp(arg, bench_scenario_names[k]) == 0) {
@@ -486,6 +567,9 @@ int main(int argc, char **argv)
                 "allot-bench: built without hiredis: the redis:// target is not available\n");
         return 64;
     }
+    if (config.group_count > 0 &&
+        (config.target != TARGET_ALLOT || group_leader_find(&config) != 0))
+        return config.target != TARGET_ALLOT ? 64 : 1;
     config.progress = isatty(STDERR_FILENO) && !config.quiet;
     const bench_target_t *target =
         config.target == TARGET_REDIS ? &bench_target_redis : &bench_target_allot;

@@ -89,6 +89,12 @@ typedef struct bench_config {
     int server_pid; /* > 0: report the server's CPU time over the run */
     uint64_t seed;
     uint64_t run_nonce; /* makes reservation / order ids unique across runs */
+    /* --group: the members' client addresses. host/port become the leader's (found with
+     * server.info before the run): every write and the catalogue load go there; browse
+     * connections spread over every member (connection i to member i % group_count). */
+    uint32_t group_count;
+    char group_hosts[ALLOT_GROUP_MEMBERS_MAX][BENCH_HOST_BYTES];
+    uint16_t group_ports[ALLOT_GROUP_MEMBERS_MAX];
 } bench_config_t;
 
 /* One slot's work. */

@@ -151,20 +151,35 @@ void byte_buffer_free(byte_buffer_t *b)
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
+/* Where connection `id` goes: the target (a group's leader), or for reads in a group, one member
+ * after the other. */
+static void conn_address(const bench_config_t *config, uint32_t id, const char **host,
+                         uint16_t *port)
+{
+    *host = config->host;
+    *port = config->port;
+    if (config->group_count > 0 && config->scenario == SCENARIO_BROWSE) {
+        *host = config->group_hosts[id % config->group_count];
+        *port = config->group_ports[id % config->group_count];
+    }
+}
+
 static int conn_open(const bench_config_t *config, conn_t *c, char *error, size_t bytes)
 {
+    const char *host;
+    uint16_t port_number;
+    conn_address(config, c->id, &host, &port_number);
     char port[8];
-    snprintf(port, sizeof(port), "%u", config->port);
+    snprintf(port, sizeof(port), "%u", port_number);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(config->host, port, &hints, &res);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(error, bytes, "resolve %.200s: %s", config->host, gai_strerror(rc));
+        snprintf(error, bytes, "resolve %.200s: %s", host, gai_strerror(rc));
         return -1;
     }
     c->fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0 || connect(c->fd, res->ai_addr, res->ai_addrlen) != 0) {
-        snprintf(error, bytes, "connect %.200s:%u: %s", config->host, config->port,
-                 strerror(errno));
+        snprintf(error, bytes, "connect %.200s:%u: %s", host, port_number, strerror(errno));
         freeaddrinfo(res);
         return -1;
     }

@@ -36,7 +36,13 @@ struct allot_client {
     int broken_error;
     int broken_errno;
     char broken_message[ALLOT_CLIENT_ERROR_BYTES];
-    char peer[300]; /* "host:port" for messages */
+    char peer[300];                     /* "host:port" for messages */
+    char host[ALLOT_ADDRESS_BYTES_MAX]; /* of the current connection, as given to connect */
+    uint16_t port;
+    int redirects_max;  /* NOT_LEADER redirects one call follows */
+    uint64_t redirects; /* redirects followed since create */
+    char *token;        /* sent with `auth` on every connection a redirect opens (or NULL) */
+    size_t token_len;
     char last_error[ALLOT_CLIENT_ERROR_BYTES];
     int last_errno;
 };
@@ -393,6 +399,7 @@ allot_client_t *allot_client_create(void)
     c->timeout_ms = ALLOT_CLIENT_TIMEOUT_MS_DEFAULT;
     c->msgid_next = 1;
     c->reply_bytes_max = ALLOT_CLIENT_REPLY_BYTES_MAX;
+    c->redirects_max = ALLOT_CLIENT_REDIRECTS_MAX_DEFAULT;
     msgpack_sbuffer_init(&c->out);
     reply_scanner_reset(&c->scanner);
     snprintf(c->peer, sizeof c->peer, "(not connected)");
@@ -417,6 +424,7 @@ void allot_client_close(allot_client_t *c)
     client_socket_close(c);
     msgpack_sbuffer_destroy(&c->out);
     free(c->rx);
+    allot_client_set_auth_token(c, NULL, 0);
     free(c);
 }
 
@@ -463,6 +471,10 @@ int allot_client_connect(allot_client_t *c, const char *host, uint16_t port, int
     client_reset(c);
     if (host == NULL || host[0] == '\0')
         return client_fail(c, ALLOT_EINVALID_ARGUMENT, 0, "no host given");
+    if (strlen(host) >= sizeof c->host)
+        return client_fail(c, ALLOT_EINVALID_ARGUMENT, 0, "host name too long");
+    snprintf(c->host, sizeof c->host, "%s", host);
+    c->port = port;
     bool is_ipv6 = strchr(host, ':') != NULL;
     snprintf(c->peer, sizeof c->peer, "%s%s%s:%u", is_ipv6 ? "[" : "", host, is_ipv6 ? "]" : "",
              (unsigned)port);
@@ -608,19 +620,143 @@ int allot_client_recv(allot_client_t *c, allot_reply_t *reply)
     return client_recv_until(c, reply, deadline_from_timeout(c->timeout_ms));
 }
 
-int allot_client_call(allot_client_t *c, const char *method, const void *params_map_msgpack,
-                      size_t len, allot_reply_t *reply)
+/* Send one request and wait for its reply, both before deadline_ms. */
+static int client_call_until(allot_client_t *c, const char *method, const void *params, size_t len,
+                             allot_reply_t *reply, int64_t deadline_ms)
 {
-    int64_t deadline_ms = deadline_from_timeout(c->timeout_ms);
     uint32_t msgid = 0;
     allot_reply_free(reply);
-    int rc = client_send_until(c, method, params_map_msgpack, len, &msgid, deadline_ms);
+    int rc = client_send_until(c, method, params, len, &msgid, deadline_ms);
     while (rc == 0) {
         rc = client_recv_until(c, reply, deadline_ms);
         if (rc == 0 && reply->msgid == msgid)
             return 0;
     }
     return rc;
+}
+
+/* ---- following NOT_LEADER ----------------------------------------------------------------- */
+
+/* The leader's client address from a NOT_LEADER error: "host:port" or "[v6 host]:port". False
+ * when it is nil (an election) or not an address. */
+static bool leader_address_parse(const msgpack_object *leader, char *host, size_t host_bytes,
+                                 uint16_t *port)
+{
+    if (leader == NULL || leader->type != MSGPACK_OBJECT_STR || leader->via.str.size == 0 ||
+        leader->via.str.size >= host_bytes)
+        return false;
+    char text[ALLOT_ADDRESS_BYTES_MAX];
+    str_copy_out(text, sizeof text, leader);
+    char *colon = strrchr(text, ':');
+    if (colon == NULL || colon == text)
+        return false;
+    char *end = NULL;
+    unsigned long value = strtoul(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || value == 0 || value > 65535)
+        return false;
+    *colon = '\0';
+    char *start = text;
+    if (start[0] == '[' && colon[-1] == ']') {
+        start++;
+        colon[-1] = '\0';
+    }
+    snprintf(host, host_bytes, "%s", start);
+    *port = (uint16_t)value;
+    return host[0] != '\0';
+}
+
+/* Sleep the redirect's pause; false when the deadline comes first. */
+static bool redirect_pause(int redirect, int64_t deadline_ms)
+{
+    int pause_ms = ALLOT_CLIENT_REDIRECT_PAUSE_MS_FIRST;
+    for (int i = 0; i < redirect && pause_ms < ALLOT_CLIENT_REDIRECT_PAUSE_MS_MAX; i++)
+        pause_ms *= 2;
+    if (pause_ms > ALLOT_CLIENT_REDIRECT_PAUSE_MS_MAX)
+        pause_ms = ALLOT_CLIENT_REDIRECT_PAUSE_MS_MAX;
+    if (deadline_ms >= 0 && deadline_wait_ms(deadline_ms) <= pause_ms)
+        return false;
+    struct timespec ts = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    return true;
+}
+
+/* Connect to host:port within the call's deadline, keeping the call timeout. */
+static int client_reconnect(allot_client_t *c, const char *host, uint16_t port, int64_t deadline_ms)
+{
+    int timeout_ms = c->timeout_ms;
+    int wait_ms = deadline_wait_ms(deadline_ms);
+    if (deadline_ms >= 0 && wait_ms == 0)
+        return client_fail(c, ALLOT_EIO, ETIMEDOUT, "timed out after %d ms", timeout_ms);
+    int rc = allot_client_connect(c, host, port, deadline_ms < 0 ? timeout_ms : wait_ms);
+    c->timeout_ms = timeout_ms;
+    return rc;
+}
+
+/* `auth {"token"}` on the connection a redirect just opened; the reply is the call's answer when
+ * the token is refused. */
+static int client_authenticate(allot_client_t *c, allot_reply_t *reply, int64_t deadline_ms)
+{
+    msgpack_sbuffer params;
+    msgpack_sbuffer_init(&params);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &params, msgpack_sbuffer_write);
+    int failed = msgpack_pack_map(&pk, 1) | msgpack_pack_str_with_body(&pk, "token", 5) |
+                 msgpack_pack_str_with_body(&pk, c->token, c->token_len);
+    int rc = failed != 0
+                 ? client_fail(c, ALLOT_ENOMEM, ENOMEM, "out of memory")
+                 : client_call_until(c, "auth", params.data, params.size, reply, deadline_ms);
+    if (params.data != NULL)
+        explicit_bzero(params.data, params.size);
+    msgpack_sbuffer_destroy(&params);
+    return rc;
+}
+
+/* After a reply: 1 when it is NOT_LEADER and the call should be sent again (now connected to the
+ * leader it names, or after a pause while none is known or the one named cannot be reached), 0
+ * when the reply is the call's answer, < 0 when no connection could be made. */
+static int client_redirect(allot_client_t *c, allot_reply_t *reply, int redirect,
+                           int64_t deadline_ms)
+{
+    if (!reply->is_error || strcmp(reply->code, "NOT_LEADER") != 0 || redirect >= c->redirects_max)
+        return 0;
+    char host[ALLOT_ADDRESS_BYTES_MAX];
+    uint16_t port = 0;
+    bool named = leader_address_parse(allot_object_map_get(&reply->error, "leader"), host,
+                                      sizeof host, &port);
+    if (named && !(port == c->port && strcmp(host, c->host) == 0)) {
+        char from_host[ALLOT_ADDRESS_BYTES_MAX];
+        uint16_t from_port = c->port;
+        snprintf(from_host, sizeof from_host, "%s", c->host);
+        if (client_reconnect(c, host, port, deadline_ms) == 0) {
+            c->redirects++;
+            if (c->token == NULL)
+                return 1;
+            int rc = client_authenticate(c, reply, deadline_ms);
+            return rc != 0 ? rc : reply->is_error ? 0 : 1;
+        }
+        /* the leader named is gone (an election is near): back to where the call was sent */
+        int rc = client_reconnect(c, from_host, from_port, deadline_ms);
+        if (rc != 0)
+            return rc;
+    }
+    if (!redirect_pause(redirect, deadline_ms))
+        return 0;
+    c->redirects++;
+    return 1;
+}
+
+int allot_client_call(allot_client_t *c, const char *method, const void *params_map_msgpack,
+                      size_t len, allot_reply_t *reply)
+{
+    int64_t deadline_ms = deadline_from_timeout(c->timeout_ms);
+    for (int redirect = 0;; redirect++) {
+        int rc = client_call_until(c, method, params_map_msgpack, len, reply, deadline_ms);
+        if (rc == 0)
+            rc = client_redirect(c, reply, redirect, deadline_ms);
+        if (rc <= 0)
+            return rc;
+    }
 }
 
 int allot_client_call_json(allot_client_t *c, const char *method, const char *params_json,
@@ -634,6 +770,38 @@ int allot_client_call_json(allot_client_t *c, const char *method, const char *pa
         rc = allot_client_call(c, method, buffer.data, buffer.size, reply);
     msgpack_sbuffer_destroy(&buffer);
     return rc;
+}
+
+int allot_client_set_auth_token(allot_client_t *c, const char *token, size_t len)
+{
+    if (c->token != NULL) {
+        explicit_bzero(c->token, c->token_len);
+        free(c->token);
+    }
+    c->token = NULL;
+    c->token_len = 0;
+    if (token == NULL || len == 0)
+        return 0;
+    if ((c->token = malloc(len)) == NULL)
+        return client_fail(c, ALLOT_ENOMEM, ENOMEM, "out of memory");
+    memcpy(c->token, token, len);
+    c->token_len = len;
+    return 0;
+}
+
+void allot_client_set_redirects_max(allot_client_t *c, int redirects_max)
+{
+    c->redirects_max = redirects_max < 0 ? 0 : redirects_max;
+}
+
+uint64_t allot_client_redirects(const allot_client_t *c)
+{
+    return c == NULL ? 0 : c->redirects;
+}
+
+const char *allot_client_peer(const allot_client_t *c)
+{
+    return c == NULL ? "" : c->peer;
 }
 
 const char *allot_client_last_error(const allot_client_t *c)

@@ -29,6 +29,19 @@
  *     before it is allocated, as does nesting deeper than ALLOT_CLIENT_DEPTH_MAX. Requests
  *     buffered by allot_client_send are flushed automatically past ALLOT_CLIENT_SEND_BYTES_MAX.
  *   - Writes use MSG_NOSIGNAL: a closed connection never raises SIGPIPE.
+ *   - Groups (PROTOCOL.md "Cluster"): allot_client_call and allot_client_call_json follow
+ *     NOT_LEADER, so a client given any member's address just works. A NOT_LEADER reply naming
+ *     the leader's client address ("host:port", "[v6]:port") makes the call reconnect there and
+ *     send the request again; one naming none (an election), naming the node itself, or naming a
+ *     leader that cannot be reached (the client then reconnects to the node it was sent to) makes
+ *     it pause (ALLOT_CLIENT_REDIRECT_PAUSE_MS_FIRST, doubling up to
+ *     ALLOT_CLIENT_REDIRECT_PAUSE_MS_MAX) and send again. At most redirects_max times per call
+ *     (default ALLOT_CLIENT_REDIRECTS_MAX_DEFAULT, 0 = never), all within the call's timeout;
+ *     then the last NOT_LEADER reply is the call's reply. Resending is safe: a node that
+ *     answers NOT_LEADER changed nothing. The connection stays with the leader afterwards. Only
+ *     NOT_LEADER is followed: UNAVAILABLE (a new leader catching up, a leader without its
+ *     majority) and I/O failures are the caller's to retry, with the same idempotent id. The
+ *     pipelining calls (send/recv) never redirect.
  */
 #ifndef ALLOT_CLIENT_CLIENT_H
 #define ALLOT_CLIENT_CLIENT_H
@@ -97,6 +110,18 @@ int allot_client_send_raw(allot_client_t *c, const void *bytes, size_t len);
 int allot_client_flush(allot_client_t *c);
 /* Flush, then return the next response in arrival order. */
 int allot_client_recv(allot_client_t *c, allot_reply_t *reply);
+
+/* The token (len bytes) a redirect sends with `auth` on the connection it opens, before the
+ * request: set it when the server requires one (NULL/0 forgets it; it is wiped on close). When
+ * the leader refuses it, the call's reply is that UNAUTHENTICATED error. ALLOT_ENOMEM. The first
+ * connection is the caller's to authenticate. */
+int allot_client_set_auth_token(allot_client_t *c, const char *token, size_t len);
+/* NOT_LEADER redirects one call may follow (0 = none; negative counts as 0). */
+void allot_client_set_redirects_max(allot_client_t *c, int redirects_max);
+/* Redirects followed since create (reconnects to a leader and pauses in an election). */
+uint64_t allot_client_redirects(const allot_client_t *c);
+/* "host:port" of the current (or last) connection; "(not connected)" before the first. */
+const char *allot_client_peer(const allot_client_t *c);
 
 const char *allot_client_last_error(const allot_client_t *c);
 int allot_client_last_errno(const allot_client_t *c);

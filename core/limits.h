@@ -310,6 +310,11 @@
 /* Deepest nesting of arrays/maps in a reply (what msgpack-c can decode); replies are framed by
  * the same scanner as the server's requests (client/frame.h). */
 #define ALLOT_CLIENT_DEPTH_MAX ALLOT_MSGPACK_DEPTH_MAX
+/* NOT_LEADER: a call follows at most this many redirects (to the leader named in the error, or
+ * after a pause while none is elected: the first pause, doubling up to the largest). */
+#define ALLOT_CLIENT_REDIRECTS_MAX_DEFAULT     5
+#define ALLOT_CLIENT_REDIRECT_PAUSE_MS_FIRST   100
+#define ALLOT_CLIENT_REDIRECT_PAUSE_MS_MAX     1000
 /* Deepest nesting JSON <-> MessagePack converts: more than the server's ALLOT_REQUEST_DEPTH_MAX,
  * so that tools can send requests the server must refuse. */
 #define JSON_MSGPACK_DEPTH_MAX 64
@@ -335,6 +340,7 @@
 /* A side (server loop, bench threads) busy this share of its threads' time or more is reported
  * as what limited a closed-loop run. */
 #define BENCH_SATURATED_PERCENT 85
+#define BENCH_GROUP_LEADER_WAIT_MS 10000 /* --group: a member must name a leader by then */
 
 /* ---- how they relate ------------------------------------------------------------------------ */
 _Static_assert(ALLOT_REQUEST_BYTES_MAX_DEFAULT <= ALLOT_REQUEST_BYTES_MAX_CEILING,

@@ -18,12 +18,12 @@
 #include "net/command.h"
 #include "client/json_msgpack.h"
 
-#define CLI_EXIT_OK           0
-#define CLI_EXIT_ERROR        1 /* the server answered with an error */
-#define CLI_EXIT_USAGE        2 /* bad usage, bad input, or no connection */
-#define CLI_EXIT_AUTH         3 /* the server refused the token */
-#define CLI_HISTORY_FILE      ".allot_history"
-#define CLI_TOKEN_ENV         "ALLOT_TOKEN"
+#define CLI_EXIT_OK      0
+#define CLI_EXIT_ERROR   1 /* the server answered with an error */
+#define CLI_EXIT_USAGE   2 /* bad usage, bad input, or no connection */
+#define CLI_EXIT_AUTH    3 /* the server refused the token */
+#define CLI_HISTORY_FILE ".allot_history"
+#define CLI_TOKEN_ENV    "ALLOT_TOKEN"
 
 /* One request from the command line, or a session of lines from a terminal or a pipe. In a
  * session every command line prints one answer on stdout: the result, or `(error) ...`, so that
@@ -319,6 +319,11 @@ static int cli_connect(cli_t *cli)
         return CLI_EXIT_USAGE;
     }
     int rc = cli->token_len > 0 ? cli_authenticate(cli) : CLI_EXIT_OK;
+    if (rc == CLI_EXIT_OK &&
+        allot_client_set_auth_token(cli->client, cli->token, cli->token_len) != 0) {
+        fprintf(stderr, "allot: out of memory\n");
+        rc = CLI_EXIT_USAGE;
+    }
     cli->ready = rc == CLI_EXIT_OK;
     return rc;
 }

@@ -254,7 +254,8 @@ static bool harness_log_says_port_in_use(const harness_server_t *s)
     return in_use;
 }
 
-harness_server_t *harness_server_start_argv(const char *const *extra_argv)
+/* A data dir, the extra arguments, a place in the registry; not started. */
+static harness_server_t *harness_server_new(const char *const *extra_argv)
 {
     harness_init();
     harness_server_t *s = calloc(1, sizeof *s);
@@ -269,6 +270,25 @@ harness_server_t *harness_server_start_argv(const char *const *extra_argv)
     cr_assert(mkdtemp(s->data_dir) != NULL, "mkdtemp: %s", strerror(errno));
     snprintf(s->log_path, sizeof s->log_path, "%s/allotd.log", s->data_dir);
     harness_registry_set(NULL, s);
+    return s;
+}
+
+uint16_t harness_port_free(void)
+{
+    return harness_port_pick();
+}
+
+harness_server_t *harness_server_prepare_argv(uint16_t port, const char *const *extra_argv)
+{
+    harness_server_t *s = harness_server_new(extra_argv);
+    s->port = port;
+    harness_argv_build(s);
+    return s;
+}
+
+harness_server_t *harness_server_start_argv(const char *const *extra_argv)
+{
+    harness_server_t *s = harness_server_new(extra_argv);
     for (int attempt = 0; attempt < HARNESS_START_ATTEMPTS; attempt++) {
         s->port = harness_port_pick();
         harness_server_spawn(s);
@@ -320,6 +340,12 @@ static bool harness_server_wait_exit(harness_server_t *s, int timeout_ms)
             return false;
         harness_sleep_ms(5);
     }
+}
+
+bool harness_server_exit_wait(harness_server_t *s, int timeout_ms)
+{
+    cr_assert(s != NULL);
+    return s->pid == 0 || harness_server_wait_exit(s, timeout_ms);
 }
 
 int harness_server_stop_unchecked(harness_server_t *s)

@@ -52,6 +52,14 @@ void harness_server_restart(harness_server_t *s);
 /* Start again (the server must not be running) without asserting: true when it answered ping,
  * false when it exited (s->exit_status set) or did not answer in time (then it is killed). */
 bool harness_server_restart_try(harness_server_t *s, int timeout_ms);
+/* A free port on 127.0.0.1 (as harness_server_start picks one). */
+uint16_t harness_port_free(void);
+/* Make a server's data dir and command line for `port` without starting it: a member of a group,
+ * whose ports every member must know before any of them starts. Start it with
+ * harness_server_restart_try or harness_server_restart. */
+harness_server_t *harness_server_prepare_argv(uint16_t port, const char *const *extra_argv);
+/* Wait up to timeout_ms for a running server to exit on its own: true with s->exit_status set. */
+bool harness_server_exit_wait(harness_server_t *s, int timeout_ms);
 /* Kill if running, remove the data dir (unless ALLOT_TEST_KEEP_DATA), free. NULL is fine. */
 void harness_server_destroy(harness_server_t *s);
 

@@ -59,6 +59,7 @@ static fake_server_t fake_server_start_family(int family, fake_script_fn script)
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        alarm(30); /* a client that never comes (a failing test) does not leave it behind */
         int fd = accept(lfd, NULL, NULL);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -695,4 +696,256 @@ Test(client_wire, params_that_are_not_one_map_are_refused_before_sending)
     cr_assert_eq(allot_client_buffered_bytes(c), 0);
     allot_client_close(c);
     fake_server_wait(&f);
+}
+
+/* ---- NOT_LEADER (a group's follower) -------------------------------------------------------- */
+
+static char not_leader_address[64]; /* what script_not_leader names ("" = nil); set before fork */
+static int not_leader_replies;      /* NOT_LEADER replies before script_not_leader echoes */
+
+/* [1, msgid, {"code": "NOT_LEADER", "message", "leader": address or nil}, nil] */
+static void reply_not_leader_write(int fd, uint32_t msgid, const char *leader)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_uint32(&pk, msgid);
+    msgpack_pack_map(&pk, 3);
+    pack_cstr(&pk, "code");
+    pack_cstr(&pk, "NOT_LEADER");
+    pack_cstr(&pk, "message");
+    pack_cstr(&pk, "this node is a follower");
+    pack_cstr(&pk, "leader");
+    if (leader[0] != '\0')
+        pack_cstr(&pk, leader);
+    else
+        msgpack_pack_nil(&pk);
+    msgpack_pack_nil(&pk);
+    write_all(fd, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Answers the next request with [method, params] as the result. */
+static void reply_method_params_write(int fd, msgpack_unpacker *up, msgpack_unpacked *u)
+{
+    uint32_t id = request_read(fd, up, u);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_uint32(&pk, id);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_object(&pk, u->data.via.array.ptr[2]);
+    msgpack_pack_object(&pk, u->data.via.array.ptr[3].via.array.ptr[0]);
+    write_all(fd, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* not_leader_replies NOT_LEADER replies naming not_leader_address, then one echo. */
+static void script_not_leader(int fd)
+{
+    msgpack_unpacker up;
+    msgpack_unpacked u;
+    msgpack_unpacker_init(&up, 4096);
+    msgpack_unpacked_init(&u);
+    for (int i = 0; i < not_leader_replies; i++)
+        reply_not_leader_write(fd, request_read(fd, &up, &u), not_leader_address);
+    reply_method_params_write(fd, &up, &u);
+}
+
+/* The leader: echoes one request. */
+static void script_leader(int fd)
+{
+    msgpack_unpacker up;
+    msgpack_unpacked u;
+    msgpack_unpacker_init(&up, 4096);
+    msgpack_unpacked_init(&u);
+    reply_method_params_write(fd, &up, &u);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The reply is [method, params] as sent. */
+static void assert_echo(const allot_reply_t *reply, const char *method, const char *params_json)
+{
+    cr_assert(!reply->is_error, "%s: %s", reply->code, reply->message);
+    cr_assert_eq(reply->result.type, MSGPACK_OBJECT_ARRAY);
+    cr_assert(allot_object_str_equal(&reply->result.via.array.ptr[0], method));
+    msgpack_sbuffer sent;
+    msgpack_sbuffer_init(&sent);
+    char err[128];
+    cr_assert_eq(json_msgpack_from_text(params_json, strlen(params_json), &sent, err, sizeof err),
+                 0);
+    msgpack_sbuffer got;
+    msgpack_sbuffer_init(&got);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &got, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, reply->result.via.array.ptr[1]);
+    cr_assert(got.size == sent.size && memcmp(got.data, sent.data, got.size) == 0,
+              "the request resent differs from the one sent");
+    msgpack_sbuffer_destroy(&sent);
+    msgpack_sbuffer_destroy(&got);
+}
+
+Test(client_wire, not_leader_naming_the_leader_reconnects_there_and_resends_the_request)
+{
+    fake_server_t leader = fake_server_start(script_leader);
+    snprintf(not_leader_address, sizeof not_leader_address, "127.0.0.1:%u", (unsigned)leader.port);
+    not_leader_replies = 1;
+    fake_server_t follower = fake_server_start(script_not_leader);
+    allot_client_t *c = client_connect(&follower, 5000);
+    allot_reply_t reply = {0};
+    const char *params = "{\"id\": \"r-1\", \"lines\": [{\"sku\": \"A\", \"qty\": 2}]}";
+    cr_assert_eq(allot_client_call_json(c, "reserve", params, &reply), 0, "%s",
+                 allot_client_last_error(c));
+    assert_echo(&reply, "reserve", params);
+    cr_assert_eq(allot_client_redirects(c), 1);
+    cr_assert_str_eq(allot_client_peer(c), not_leader_address);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    fake_server_wait(&follower);
+    fake_server_wait(&leader);
+}
+
+Test(client_wire, not_leader_with_a_bracketed_ipv6_leader_reconnects_there)
+{
+    fake_server_t leader = fake_server_start_family(AF_INET6, script_leader);
+    if (leader.port == 0)
+        cr_skip_test("no IPv6 loopback here");
+    snprintf(not_leader_address, sizeof not_leader_address, "[::1]:%u", (unsigned)leader.port);
+    not_leader_replies = 1;
+    fake_server_t follower = fake_server_start(script_not_leader);
+    allot_client_t *c = client_connect(&follower, 5000);
+    allot_reply_t reply = {0};
+    cr_assert_eq(allot_client_call_json(c, "stock.set", "{}", &reply), 0, "%s",
+                 allot_client_last_error(c));
+    assert_echo(&reply, "stock.set", "{}");
+    cr_assert_eq(allot_client_redirects(c), 1);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    fake_server_wait(&follower);
+    fake_server_wait(&leader);
+}
+
+Test(client_wire, not_leader_during_an_election_pauses_and_resends_on_the_same_connection)
+{
+    not_leader_address[0] = '\0';
+    not_leader_replies = 2;
+    fake_server_t f = fake_server_start(script_not_leader);
+    allot_client_t *c = client_connect(&f, 5000);
+    allot_reply_t reply = {0};
+    int64_t start_ms = now_ms();
+    cr_assert_eq(allot_client_call_json(c, "reserve", "{\"id\": \"r-2\"}", &reply), 0, "%s",
+                 allot_client_last_error(c));
+    assert_echo(&reply, "reserve", "{\"id\": \"r-2\"}");
+    cr_assert_geq(now_ms() - start_ms,
+                  ALLOT_CLIENT_REDIRECT_PAUSE_MS_FIRST * 3, /* the first pause, then double */
+                  "the client resent without pausing");
+    cr_assert_eq(allot_client_redirects(c), 2);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    fake_server_wait(&f);
+}
+
+Test(client_wire, redirects_are_bounded_and_the_last_not_leader_is_the_reply)
+{
+    not_leader_address[0] = '\0';
+    not_leader_replies = 4; /* the call and its two redirects, then one for redirects_max 0 */
+    fake_server_t f = fake_server_start(script_not_leader);
+    allot_client_t *c = client_connect(&f, 5000);
+    allot_client_set_redirects_max(c, 2);
+    allot_reply_t reply = {0};
+    cr_assert_eq(allot_client_call_json(c, "reserve", "{}", &reply), 0, "%s",
+                 allot_client_last_error(c));
+    cr_assert(reply.is_error);
+    cr_assert_str_eq(reply.code, "NOT_LEADER");
+    cr_assert_eq(allot_client_redirects(c), 2);
+    /* the connection is still usable: the fake's fourth NOT_LEADER, then its echo */
+    allot_client_set_redirects_max(c, 0);
+    cr_assert_eq(allot_client_call_json(c, "reserve", "{}", &reply), 0);
+    cr_assert_str_eq(reply.code, "NOT_LEADER");
+    cr_assert_eq(allot_client_call_json(c, "ping", "{}", &reply), 0);
+    assert_echo(&reply, "ping", "{}");
+    cr_assert_eq(allot_client_redirects(c), 2, "redirects_max 0 follows none");
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    fake_server_wait(&f);
+}
+
+Test(client_wire, a_call_timeout_bounds_the_redirects)
+{
+    not_leader_address[0] = '\0';
+    not_leader_replies = 1;
+    fake_server_t f = fake_server_start(script_not_leader);
+    allot_client_t *c = client_connect(&f, ALLOT_CLIENT_REDIRECT_PAUSE_MS_FIRST / 2);
+    allot_reply_t reply = {0};
+    cr_assert_eq(allot_client_call_json(c, "reserve", "{}", &reply), 0, "%s",
+                 allot_client_last_error(c));
+    cr_assert_str_eq(reply.code, "NOT_LEADER", "a pause longer than the timeout is not taken");
+    cr_assert_eq(allot_client_redirects(c), 0);
+    allot_client_set_timeout(c, 5000);
+    cr_assert_eq(allot_client_call_json(c, "ping", "{}", &reply), 0);
+    assert_echo(&reply, "ping", "{}");
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    fake_server_wait(&f);
+}
+
+/* A follower naming a leader that is gone: accepts a second connection after the failed
+ * redirect, and answers there. */
+static void script_not_leader_twice(int fd)
+{
+    msgpack_unpacker up;
+    msgpack_unpacked u;
+    msgpack_unpacker_init(&up, 4096);
+    msgpack_unpacked_init(&u);
+    reply_not_leader_write(fd, request_read(fd, &up, &u), not_leader_address);
+}
+
+Test(client_wire, a_leader_that_cannot_be_reached_sends_the_call_back_where_it_came_from)
+{
+    /* a port nobody listens on: bind, note it, close */
+    fake_server_t gone = fake_server_start(script_leader);
+    kill(gone.pid, SIGKILL);
+    fake_server_wait(&gone);
+    snprintf(not_leader_address, sizeof not_leader_address, "127.0.0.1:%u", (unsigned)gone.port);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, len), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        int first = accept(lfd, NULL, NULL);
+        script_not_leader_twice(first);
+        int second = accept(lfd, NULL, NULL);
+        script_leader(second);
+        _exit(0);
+    }
+    close(lfd);
+    allot_client_t *c = allot_client_create();
+    cr_assert_eq(allot_client_connect(c, "127.0.0.1", ntohs(a.sin_port), 5000), 0);
+    allot_reply_t reply = {0};
+    cr_assert_eq(allot_client_call_json(c, "reserve", "{\"id\": \"r-3\"}", &reply), 0, "%s",
+                 allot_client_last_error(c));
+    assert_echo(&reply, "reserve", "{\"id\": \"r-3\"}");
+    cr_assert_eq(allot_client_redirects(c), 1);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    int status;
+    waitpid(pid, &status, 0);
 }
