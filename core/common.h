@@ -50,10 +50,12 @@ typedef struct allot_shortfall {
 
 typedef struct allot_error_detail {
     char message[ALLOT_ERROR_MESSAGE_BYTES_MAX]; /* empty: use allot_error_message() */
-    const char *field;                          /* INVALID_ARGUMENT/TOO_LARGE: the field named */
-    const char *state;                          /* INVALID_TRANSITION: the current state */
-    uint32_t shortfall_count;                   /* INSUFFICIENT_STOCK */
+    const char *field;                           /* INVALID_ARGUMENT/TOO_LARGE: the field named */
+    const char *state;                           /* INVALID_TRANSITION: the current state */
+    uint32_t shortfall_count;                    /* INSUFFICIENT_STOCK */
     allot_shortfall_t shortfalls[ALLOT_LINES_MAX];
+    bool has_oldest; /* EXPIRED (events.read): the oldest seq still retained */
+    uint64_t oldest;
 } allot_error_detail_t;
 
 /* Fill detail->message printf-style and return `error` (convenience for early returns). A message

@@ -28,6 +28,7 @@ void allot_error_detail_clear(allot_error_detail_t *detail)
     detail->field = NULL;
     detail->state = NULL;
     detail->shortfall_count = 0;
+    detail->has_oldest = false;
 }
 
 static size_t utf8_sequence_length(unsigned char lead)
