@@ -23,7 +23,7 @@
  *     allot_client_recv. Any other I/O or protocol failure closes the connection; replies that
  *     were already received completely can still be read with allot_client_recv.
  *   - Requests are [0, msgid, method, [params]] with msgids 1, 2, ... (wrapping, never 0).
- *     Server notifications ([2, ...]) are skipped.
+ *     Server notifications ([2, ...]) are skipped, or handed to allot_client_set_notification_cb.
  *   - Bounded: at most reply_bytes_max (default ALLOT_CLIENT_REPLY_BYTES_MAX) bytes of received,
  *     unconsumed data are buffered; a single reply that cannot fit fails with ALLOT_ETOO_LARGE
  *     before it is allocated, as does nesting deeper than ALLOT_CLIENT_DEPTH_MAX. Requests
@@ -97,6 +97,12 @@ int allot_client_send_raw(allot_client_t *c, const void *bytes, size_t len);
 int allot_client_flush(allot_client_t *c);
 /* Flush, then return the next response in arrival order. */
 int allot_client_recv(allot_client_t *c, allot_reply_t *reply);
+
+/* Server notifications ([2, method, params], e.g. events.subscribe's "event") met while
+ * waiting for replies go to cb (params valid during the call only) instead of being skipped. */
+typedef void (*allot_notification_cb)(void *ctx, const char *method, size_t method_len,
+                                      const msgpack_object *params);
+void allot_client_set_notification_cb(allot_client_t *c, allot_notification_cb cb, void *ctx);
 
 const char *allot_client_last_error(const allot_client_t *c);
 int allot_client_last_errno(const allot_client_t *c);

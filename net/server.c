@@ -15,6 +15,8 @@
 #include "core/errors.h"
 #include "core/reservation.h"
 #include "core/state.h"
+#include "core/stream.h"
+#include "events.h"
 #include "log.h"
 #include "persist/recovery.h"
 #include "server_internal.h"
@@ -39,6 +41,9 @@ void server_config_defaults(server_config_t *config)
     config->checkpoint_interval_s = ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT;
     config->checkpoint_wal_bytes = ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT;
     config->checkpoint_dirty_max = ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT;
+    config->events_retention_s = ALLOT_EVENTS_RETENTION_S_DEFAULT;
+    config->events_bytes_max = ALLOT_EVENTS_BYTES_MAX_DEFAULT;
+    config->ledger_retention_days = ALLOT_LEDGER_RETENTION_DAYS_DEFAULT;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -50,6 +55,11 @@ int64_t server_now_ms(server_t *server)
         server->now_valid = true;
     }
     return server->now_ms;
+}
+
+struct events *server_events(struct server *server)
+{
+    return server->events;
 }
 
 uint64_t server_wal_lsn(const server_t *server)
@@ -90,6 +100,7 @@ static int on_state_event(void *ctx, uint8_t type, const uint8_t *payload, size_
         return rc;
     uint64_t lsn = wal_append(server->wal, type, server_now_ms(server), payload, len);
     assert(lsn != 0);
+    allot_state_record_set(server->state, lsn, server_now_ms(server)); /* core/stream.h */
     return lsn != 0 ? 0 : ALLOT_EOVERLOADED;
 }
 
@@ -100,7 +111,8 @@ static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
     server->durable_lsn = durable_lsn;
     if (server->wal_flush_ns != 0) {
         uint64_t now_ns = uv_hrtime();
-        histogram_record(&server->metrics.wal_batch_us, (int64_t)(now_ns - server->wal_flush_ns) / 1000);
+        histogram_record(&server->metrics.wal_batch_us,
+                         (int64_t)(now_ns - server->wal_flush_ns) / 1000);
         server->wal_flush_ns = wal_last_lsn(wal) > durable_lsn ? now_ns : 0;
     }
     connection_t *next;
@@ -108,6 +120,7 @@ static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
         next = conn->held_next;
         connection_release_durable(conn, durable_lsn);
     }
+    events_durable(server->events, durable_lsn); /* stored, pushed, long polls answered */
     checkpoint_driver_durable(server);
 }
 
@@ -166,6 +179,7 @@ static void on_housekeeping(uv_timer_t *timer)
     uint64_t started_ns = uv_hrtime();
     expire_reservations(server);
     checkpoint_driver_tick(server);
+    events_housekeeping(server->events, server_now_ms(server), uv_now(server->loop));
     if (++server->housekeeping_ticks % (1000 / SERVER_HOUSEKEEPING_PERIOD_MS) == 0) {
         server_ops_idempotency_watch(server); /* first: the line precedes the page counting it */
         server_ops_publish(server);
@@ -208,7 +222,8 @@ static void on_connection(uv_stream_t *listener, int status)
     connection_accept(server);
 }
 
-/* ---- shutdown --------------------------------------------------------------------------------- */
+/* ---- shutdown ---------------------------------------------------------------------------------
+ */
 
 static void close_if_open(uv_handle_t *handle)
 {
@@ -281,7 +296,8 @@ static void on_signal(uv_signal_t *handle, int signum)
     shutdown_begin(handle->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-/* ---- start-up ---------------------------------------------------------------------------------- */
+/* ---- start-up ----------------------------------------------------------------------------------
+ */
 
 /* LMDB met a page it cannot read (checkpoint_set_damage_cb): say so, then stop as after a crash
  * (the WAL holds every acknowledged write; the next start refuses the damaged store). */
@@ -428,10 +444,10 @@ static void log_listening(server_t *server)
     snprintf(addr, sizeof(addr), "%s:%d", host, port);
     log_event(LOG_INFO, "listening", LOG_STR("addr", addr),
               LOG_STR("data_dir", server->config.data_dir),
-              LOG_STR("fsync", server->config.fsync_mode == WAL_FSYNC_ALWAYS
-                                   ? "always"
-                                   : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none"
-                                                                                   : "interval")));
+              LOG_STR("fsync",
+                      server->config.fsync_mode == WAL_FSYNC_ALWAYS
+                          ? "always"
+                          : (server->config.fsync_mode == WAL_FSYNC_NONE ? "none" : "interval")));
     if (!server->auth.required && strcmp(server->config.listen_host, "127.0.0.1") != 0 &&
         strcmp(server->config.listen_host, "localhost") != 0 &&
         strcmp(server->config.listen_host, "::1") != 0)
@@ -517,8 +533,18 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
         return rc;
     }
     rc = data_dir_prepare(server, wal_dir, wal_dir_bytes);
+    events_config_t events_config = {
+        .retention_ms = (int64_t)server->config.events_retention_s * 1000,
+        .bytes_max = server->config.events_bytes_max,
+        .ledger_retention_ms = (int64_t)server->config.ledger_retention_days * 86400000,
+    };
+    if (rc == 0) /* before recovery: replay derives the events the store does not hold yet */
+        rc = events_open(server, server->state, server->config.data_dir, &events_config,
+                         &server->events);
     if (rc == 0)
         rc = recover(server, &last_lsn, &log_end);
+    if (rc == 0)
+        rc = events_recovered(server->events, last_lsn);
     if (rc == 0)
         rc = wal_start(server, wal_dir, last_lsn, &log_end);
     if (rc == 0)
@@ -559,6 +585,7 @@ int server_run(const server_config_t *config)
     int status = loop_finish(server);
     if (rc != 0)
         status = 1;
+    events_close(server->events); /* after the WAL's last durable report */
     msgpack_zone_destroy(&server->zone);
     msgpack_sbuffer_destroy(&server->scratch);
     allot_state_destroy(server->state);

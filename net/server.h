@@ -31,8 +31,8 @@ typedef struct server_config {
     uint32_t inflight_requests_max;
     uint32_t output_bytes_max;
     uint32_t connections_max;
-    uint64_t buffer_bytes_max; /* all connections' buffers together; over it: OVERLOADED */
-    uint32_t idle_timeout_s;   /* close a connection silent this long (0: never) */
+    uint64_t buffer_bytes_max;   /* all connections' buffers together; over it: OVERLOADED */
+    uint32_t idle_timeout_s;     /* close a connection silent this long (0: never) */
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
     /* With --auth-token-file: a connection not authenticated within auth_timeout_ms is closed
      * (0: never); at most unauthenticated_connections_max are unauthenticated at once (0: a
@@ -52,6 +52,11 @@ typedef struct server_config {
     uint32_t idempotency_entries_max; /* remembered reservation ids and adjust keys (0: default) */
     uint32_t idempotency_age_s;       /* how long they are remembered at least (0: default) */
     bool accept_data_loss; /* recovery cuts a damaged or incomplete WAL instead of refusing */
+    /* The change stream (net/events.h): events kept this long and at most this many bytes,
+     * whichever comes first; the ledger's movements this many days. */
+    uint32_t events_retention_s;
+    uint64_t events_bytes_max;
+    uint32_t ledger_retention_days;
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */
@@ -85,6 +90,8 @@ typedef struct server_info {
 } server_info_t;
 
 void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
+/* The change stream (net/events.h): what its handlers and the HTTP layer read. */
+struct events *server_events(struct server *server);
 
 /* auth {token}: 0 when authenticated; ALLOT_EUNAUTHENTICATED otherwise, with error filled (the
  * message says when the attempt was refused unchecked and how long to wait; *close set when the
