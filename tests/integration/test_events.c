@@ -125,6 +125,10 @@ Test(events, every_write_gives_its_documented_events_and_failed_writes_none, .ti
     harness_expect_str_at(&r, "events.1.from", "released");
     harness_expect_str_at(&r, "events.2.reason", "shipment");
     cr_expect_eq(harness_reply_int(&r, "events.2.delta"), -3);
+    call_ok(c, "shipment.deliver", "{\"order\":\"o1\",\"shipment\":\"S1\"}");
+    expect_events(c, &after, "order.changed,shipment.changed", &r);
+    harness_expect_str_at(&r, "events.0.to", "delivered");
+    harness_expect_str_at(&r, "events.1.to", "delivered");
     call_ok(c, "return.create",
             "{\"id\":\"r1\",\"order\":\"o1\",\"lines\":[{\"sku\":\"A\",\"qty\":1}]}");
     expect_events(c, &after, "order.changed,return.changed", &r);
@@ -141,6 +145,33 @@ Test(events, every_write_gives_its_documented_events_and_failed_writes_none, .ti
     harness_expect_str_at(&r, "events.2.ref", "r1");
     call_ok(c, "order.create", "{\"id\":\"o2\",\"lines\":[{\"sku\":\"A\",\"qty\":1}]}");
     expect_events(c, &after, "order.created,shipment.changed,stock.changed", &r);
+    call_ok(c, "order.hold", "{\"id\":\"o2\",\"reason\":\"check\"}");
+    expect_events(c, &after, "order.changed", &r);
+    harness_expect_str_at(&r, "events.0.to", "on_hold");
+    call_ok(c, "order.unhold", "{\"id\":\"o2\"}");
+    expect_events(c, &after, "order.changed", &r);
+    harness_expect_str_at(&r, "events.0.from", "on_hold");
+    harness_expect_str_at(&r, "events.0.to", "created");
+    call_ok(c, "order.modify", "{\"id\":\"o2\",\"instructions\":\"ring twice\"}");
+    expect_events(c, &after, "order.changed", &r);
+    harness_expect_str_at(&r, "events.0.cause", "order.modify");
+    /* a shipment its location refuses moves to another location: a new shipment */
+    harness_put_location(c, "W2", "'type':'store','lat':48.1,'lon':11.6,'priority':2");
+    harness_set_stock(c, "A", "W2", 5);
+    expect_events(c, &after, "stock.changed", &r);
+    call_ok(c, "shipment.reject", "{\"order\":\"o2\",\"shipment\":\"S1\"}");
+    expect_events(c, &after,
+                  "order.changed,shipment.changed,shipment.changed,stock.changed,"
+                  "stock.changed",
+                  &r);
+    harness_expect_str_at(&r, "events.1.to", "rejected");
+    harness_expect_json_at(&r, "events.2.from", "null");
+    harness_expect_str_at(&r, "events.2.location", "W2");
+    harness_expect_str_at(&r, "events.3.reason", "shipment.reject");
+    call_ok(c, "reserve", "{\"id\":\"c4\",\"lines\":[{\"sku\":\"A\",\"qty\":1}]}");
+    expect_events(c, &after, "reservation.created,stock.changed", &r);
+    call_ok(c, "reservation.extend", "{\"id\":\"c4\",\"ttl_s\":60}");
+    expect_events(c, &after, "", &r); /* a longer hold changes nothing anyone sees */
     call_ok(c, "order.cancel", "{\"id\":\"o2\",\"reason\":\"fraud\"}");
     expect_events(c, &after, "order.changed,shipment.changed,stock.changed", &r);
     harness_expect_str_at(&r, "events.0.to", "cancelled");
