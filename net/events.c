@@ -432,6 +432,15 @@ void events_stats_get(const events_t *events, events_stats_t *out)
 
 /* ---- long polls ----------------------------------------------------------------------------- */
 
+/* A filter string copied into the waiter's buffer (of ALLOT_ID_BYTES_MAX). */
+static allot_str_t filter_str_copy(char *buffer, allot_str_t s)
+{
+    if (s.len == 0)
+        return (allot_str_t){buffer, 0};
+    memcpy(buffer, s.ptr, s.len);
+    return (allot_str_t){buffer, s.len};
+}
+
 int events_wait(events_t *events, struct connection *conn, uint32_t msgid, uint64_t after,
                 const events_filter_t *filter, uint32_t limit, uint64_t wait_ms)
 {
@@ -450,12 +459,9 @@ int events_wait(events_t *events, struct connection *conn, uint32_t msgid, uint6
     w->deadline_ms = uv_now(events->server->loop) + wait_ms;
     events_filter_copy_t *f = &w->filter;
     f->filter.types = filter->types;
-    memcpy(f->sku, filter->sku.ptr, filter->sku.len);
-    f->filter.sku = (allot_str_t){f->sku, filter->sku.len};
-    memcpy(f->order, filter->order.ptr, filter->order.len);
-    f->filter.order = (allot_str_t){f->order, filter->order.len};
-    memcpy(f->customer, filter->customer.ptr, filter->customer.len);
-    f->filter.customer = (allot_str_t){f->customer, filter->customer.len};
+    f->filter.sku = filter_str_copy(f->sku, filter->sku);
+    f->filter.order = filter_str_copy(f->order, filter->order);
+    f->filter.customer = filter_str_copy(f->customer, filter->customer);
     conn->deferred_count++;
     return 0;
 }

@@ -385,7 +385,8 @@ static size_t put_str(uint8_t *p, allot_str_t s)
 {
     size_t len = s.len < 255 ? s.len : 255;
     p[0] = (uint8_t)len;
-    memcpy(p + 1, s.ptr, len);
+    if (len > 0)
+        memcpy(p + 1, s.ptr, len);
     return 1 + len;
 }
 

@@ -550,9 +550,12 @@ Test(events, a_thousand_subscribers_to_one_hot_sku_get_coalesced_pushes_and_cost
     for (int i = 0; i < HOT_SUBSCRIBERS; i++)
         allot_client_close(subs[i]);
     alone = (alone + flash_sale(writer, "alone-again")) / 2; /* later sales are not favoured */
-    /* asserted loosely (a shared, noisy machine): the benchmark measures it (docs/benchmarks.md) */
+    /* asserted loosely (a shared, noisy machine; not under the sanitizers, which slow the
+     * fan-out far more than the rest): the benchmark measures it (docs/benchmarks.md) */
+#if !defined(__SANITIZE_ADDRESS__)
     cr_assert_gt(watched, alone * 0.25, "reserves/s with 1000 watchers %.0f, without %.0f", watched,
                  alone);
+#endif
     fprintf(stderr, "flash sale: %.0f reserves/s without subscribers, %.0f with %d\n", alone,
             watched, HOT_SUBSCRIBERS);
     allot_client_close(writer);
