@@ -45,6 +45,8 @@ struct allot_client {
     size_t token_len;
     char last_error[ALLOT_CLIENT_ERROR_BYTES];
     int last_errno;
+    allot_notification_cb notification_cb; /* NULL: notifications are skipped */
+    void *notification_ctx;
 };
 
 /* ---- errors and time ---------------------------------------------------------------------- */
@@ -192,7 +194,14 @@ static void reply_error_describe(allot_reply_t *reply)
         snprintf(reply->message, sizeof reply->message, "non-standard error object");
 }
 
-/* Decode one complete object (owned by the reply). 1: a notification, skipped. */
+void allot_client_set_notification_cb(allot_client_t *c, allot_notification_cb cb, void *ctx)
+{
+    c->notification_cb = cb;
+    c->notification_ctx = ctx;
+}
+
+/* Decode one complete object (owned by the reply). 1: a notification (handed to the
+ * notification callback, if any), skipped. */
 static int reply_decode(allot_client_t *c, allot_reply_t *reply)
 {
     size_t offset = 0;
@@ -208,8 +217,12 @@ static int reply_decode(allot_client_t *c, allot_reply_t *reply)
         return client_fail(c, ALLOT_ECORRUPT, EPROTO, "reply from %s is not a response", c->peer);
     const msgpack_object *items = o->via.array.ptr;
     if (items[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && items[0].via.u64 == 2 &&
-        o->via.array.size == 3)
+        o->via.array.size == 3) {
+        if (c->notification_cb != NULL && items[1].type == MSGPACK_OBJECT_STR)
+            c->notification_cb(c->notification_ctx, items[1].via.str.ptr, items[1].via.str.size,
+                               &items[2]);
         return 1;
+    }
     if (o->via.array.size != 4 || items[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         items[0].via.u64 != 1 || items[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         items[1].via.u64 > UINT32_MAX)

@@ -23,7 +23,7 @@
  *     allot_client_recv. Any other I/O or protocol failure closes the connection; replies that
  *     were already received completely can still be read with allot_client_recv.
  *   - Requests are [0, msgid, method, [params]] with msgids 1, 2, ... (wrapping, never 0).
- *     Server notifications ([2, ...]) are skipped.
+ *     Server notifications ([2, ...]) are skipped, or handed to allot_client_set_notification_cb.
  *   - Bounded: at most reply_bytes_max (default ALLOT_CLIENT_REPLY_BYTES_MAX) bytes of received,
  *     unconsumed data are buffered; a single reply that cannot fit fails with ALLOT_ETOO_LARGE
  *     before it is allocated, as does nesting deeper than ALLOT_CLIENT_DEPTH_MAX. Requests
@@ -122,6 +122,11 @@ void allot_client_set_redirects_max(allot_client_t *c, int redirects_max);
 uint64_t allot_client_redirects(const allot_client_t *c);
 /* "host:port" of the current (or last) connection; "(not connected)" before the first. */
 const char *allot_client_peer(const allot_client_t *c);
+/* Server notifications ([2, method, params], e.g. events.subscribe's "event") met while
+ * waiting for replies go to cb (params valid during the call only) instead of being skipped. */
+typedef void (*allot_notification_cb)(void *ctx, const char *method, size_t method_len,
+                                      const msgpack_object *params);
+void allot_client_set_notification_cb(allot_client_t *c, allot_notification_cb cb, void *ctx);
 
 const char *allot_client_last_error(const allot_client_t *c);
 int allot_client_last_errno(const allot_client_t *c);

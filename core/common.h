@@ -55,6 +55,8 @@ typedef struct allot_error_detail {
     const char *leader;                         /* NOT_LEADER: the leader's client address */
     uint32_t shortfall_count;                   /* INSUFFICIENT_STOCK */
     allot_shortfall_t shortfalls[ALLOT_LINES_MAX];
+    bool has_oldest; /* EXPIRED (events.read): the oldest seq still retained */
+    uint64_t oldest;
 } allot_error_detail_t;
 
 /* Fill detail->message printf-style and return `error` (convenience for early returns). A message

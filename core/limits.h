@@ -70,7 +70,7 @@
 
 /* ---- inventory (core/) --------------------------------------------------------------------- */
 #define ALLOT_LOCATIONS_MAX 65535
-#define ALLOT_SKUS_MAX (64u * 1024 * 1024)
+#define ALLOT_SKUS_MAX      (64u * 1024 * 1024)
 /* SKUs in one avail.get. */
 #define ALLOT_AVAIL_SKUS_MAX 1000
 /* Lines in one reservation or order. */
@@ -78,8 +78,8 @@
 /* Largest quantity or on_hand: keeps every sum of quantities far from int64 overflow. */
 #define ALLOT_QUANTITY_MAX ((int64_t)1 << 40)
 /* Reservation time-to-live bounds and default, in seconds. */
-#define ALLOT_RESERVATION_TTL_S_MIN 1
-#define ALLOT_RESERVATION_TTL_S_MAX 86400
+#define ALLOT_RESERVATION_TTL_S_MIN     1
+#define ALLOT_RESERVATION_TTL_S_MAX     86400
 #define ALLOT_RESERVATION_TTL_S_DEFAULT 900
 /* Default pickup search radius. */
 #define ALLOT_PICKUP_RADIUS_KM_DEFAULT 50.0
@@ -89,7 +89,7 @@
 #define ALLOT_RESERVATIONS_MAX_DEFAULT (4u * 1024 * 1024)
 /* Idempotency memory: ended reservation ids and stock.adjust keys are remembered for at least
  * this long and at most this many entries (operator). */
-#define ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT (24LL * 3600 * 1000)
+#define ALLOT_IDEMPOTENCY_AGE_MS_DEFAULT      (24LL * 3600 * 1000)
 #define ALLOT_IDEMPOTENCY_ENTRIES_MAX_DEFAULT (4u * 1024 * 1024)
 /* Expired reservations released per expiry tick (the rest follow on the next tick). */
 #define ALLOT_EXPIRY_BATCH_MAX 4096
@@ -178,6 +178,43 @@
  * this far ahead of the loader), and how often that thread looks for a new heap end. */
 #define HEAP_WARM_TOP_PAD_BYTES (256u << 20)
 #define HEAP_WARM_POLL_NS       200000L
+
+/* ---- the change stream (core/stream/, persist/event_store.c, net/events.c) ------------------ */
+/* An event's seq is its record's LSN shifted by this many bits, plus its index among the events
+ * of that record: at most ALLOT_CHANGES_PER_RECORD_MAX events per record (more are counted and
+ * left out), and seqs stay below 2^53 (exact in JSON) up to LSN 2^41. */
+#define ALLOT_EVENT_SEQ_INDEX_BITS   12
+#define ALLOT_CHANGES_PER_RECORD_MAX (1u << ALLOT_EVENT_SEQ_INDEX_BITS)
+/* avail.changed: at most one per SKU per this long (record time). */
+#define ALLOT_AVAIL_COALESCE_MS 100
+/* Consumers with a durable cursor (events.ack of a new name beyond it: TOO_LARGE). */
+#define ALLOT_EVENT_CONSUMERS_MAX 1024
+/* events.read: default and largest page, longest long poll, and the events one read examines
+ * at most when filters skip them (it then answers what it found, with `next` past them). */
+#define ALLOT_EVENTS_READ_LIMIT_DEFAULT 100
+#define ALLOT_EVENTS_READ_LIMIT_MAX     1000
+#define ALLOT_EVENTS_WAIT_MS_MAX        30000
+#define ALLOT_EVENTS_READ_SCAN_MAX      20000
+/* Long polls waiting at once (more: OVERLOADED). */
+#define ALLOT_EVENTS_WAITERS_MAX 4096
+/* events.subscribe: subscriptions per connection, SKUs and types per subscription. */
+#define ALLOT_SUBSCRIPTIONS_PER_CONNECTION_MAX 16
+#define ALLOT_SUBSCRIPTION_SKUS_MAX            1000
+#define ALLOT_EVENT_TYPES_FILTER_MAX           16
+/* Retention (operator): the stream by age and size, whichever comes first; the ledger by age. */
+#define ALLOT_EVENTS_RETENTION_S_DEFAULT    86400
+#define ALLOT_EVENTS_RETENTION_S_CEILING    (366 * 86400)
+#define ALLOT_EVENTS_BYTES_MAX_DEFAULT      (1ull << 30)
+#define ALLOT_EVENTS_BYTES_MAX_FLOOR        (1ull << 20)
+#define ALLOT_EVENTS_BYTES_MAX_CEILING      (1ull << 39)
+#define ALLOT_LEDGER_RETENTION_DAYS_DEFAULT 90
+#define ALLOT_LEDGER_RETENTION_DAYS_CEILING 3660
+/* ledger.get: default and largest page. */
+#define ALLOT_LEDGER_LIMIT_DEFAULT 100
+#define ALLOT_LEDGER_LIMIT_MAX     1000
+/* <data-dir>/events.lmdb: the map (address space, not disk) and what one trim step deletes. */
+#define EVENT_STORE_MAP_BYTES     (1ull << 40)
+#define EVENT_STORE_TRIM_STEP_MAX 10000
 
 /* ---- the server (net/) ---------------------------------------------------------------------- */
 /* Where allotd listens by default (operator), and the backlog of its listening socket. */
@@ -353,7 +390,7 @@ _Static_assert(ALLOT_WAL_BATCH_BYTES_MAX >= 2 * ALLOT_WAL_RECORD_BYTES_MAX,
                "a batch holds at least two records of maximal size");
 _Static_assert(ALLOT_WAL_SEGMENT_BYTES_DEFAULT >= 2 * ALLOT_WAL_BATCH_BYTES_MAX,
                "a segment holds at least two full batches");
-_Static_assert(ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX * 1024 < INT64_MAX,
+_Static_assert(ALLOT_QUANTITY_MAX *ALLOT_LINES_MAX * 1024 < INT64_MAX,
                "sums of quantities over lines and locations cannot overflow int64");
 _Static_assert(ALLOT_LINES_MAX <= ALLOT_AVAIL_SKUS_MAX, "lines are a subset of a SKU batch");
 _Static_assert(ALLOT_TIME_MS_MAX < INT64_MAX / 4,
@@ -464,5 +501,16 @@ _Static_assert(BENCH_LINES_MAX <= ALLOT_LINES_MAX, "reservations the server take
 _Static_assert(BENCH_PIPELINE_MAX <= 4096, "a slot index fits in the low 12 bits of a msgid");
 _Static_assert(BENCH_IN_BYTES_MAX >= ALLOT_OUTPUT_BYTES_MAX_DEFAULT,
                "the bench reads the largest reply the server sends by default");
+
+_Static_assert(ALLOT_EVENTS_BYTES_MAX_FLOOR <= ALLOT_EVENTS_BYTES_MAX_DEFAULT &&
+                   ALLOT_EVENTS_BYTES_MAX_DEFAULT <= ALLOT_EVENTS_BYTES_MAX_CEILING &&
+                   2 * ALLOT_EVENTS_BYTES_MAX_CEILING <= EVENT_STORE_MAP_BYTES,
+               "the events' size bound fits the store's map twice (stream and ledger)");
+_Static_assert(ALLOT_EVENTS_READ_LIMIT_DEFAULT <= ALLOT_EVENTS_READ_LIMIT_MAX &&
+                   ALLOT_EVENTS_READ_LIMIT_MAX <= ALLOT_EVENTS_READ_SCAN_MAX,
+               "a read page fits what one read may examine");
+_Static_assert(ALLOT_CHANGES_PER_RECORD_MAX >=
+                   2 * ALLOT_ORDER_ITEMS_MAX + ALLOT_ORDER_SHIPMENTS_MAX,
+               "an order's record gives all its events");
 
 #endif

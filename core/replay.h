@@ -6,9 +6,9 @@
  * and applied one at a time those cache misses queue up one after another. The replayer keeps a
  * window of ALLOT_REPLAY_WINDOW records: a record is decoded when pushed, and while it travels
  * through the window the memory its apply will touch is loaded one dependent step at a time,
- * for groups of records at once, so that the misses of many records overlap. Prefetching only reads the state (indices are
- * re-checked against the current bounds; a stale hint costs a wasted prefetch, never a wrong
- * result) and never changes it.
+ * for groups of records at once, so that the misses of many records overlap. Prefetching only reads
+ * the state (indices are re-checked against the current bounds; a stale hint costs a wasted
+ * prefetch, never a wrong result) and never changes it.
  *
  * Lifetime of payloads: a pushed record is applied later, so its payload must stay valid until
  * it has been applied: until allot_replay_applied() counts it (at most ALLOT_REPLAY_WINDOW
@@ -39,9 +39,13 @@ allot_replay_t *allot_replay_create(struct allot_state *state);
 /* Records still queued are dropped, not applied: call allot_replay_finish first. */
 void allot_replay_destroy(allot_replay_t *replay);
 
-/* Queue one record (lsn is only for error reports); may apply the oldest queued one. */
+/* Queue one record (lsn: for error reports, and set as the record's LSN when it is applied:
+ * allot_state_record_set, core/stream.h); may apply the oldest queued one. */
 int allot_replay_push(allot_replay_t *replay, uint64_t lsn, uint8_t type, const uint8_t *payload,
                       size_t len);
+/* The same with the time of the record's log entry (allot_state_record_set, core/stream.h). */
+int allot_replay_push_at(allot_replay_t *replay, uint64_t lsn, int64_t at_ms, uint8_t type,
+                         const uint8_t *payload, size_t len);
 /* Apply everything queued. */
 int allot_replay_finish(allot_replay_t *replay);
 /* The lsn of the record that failed, 0 when none has. */

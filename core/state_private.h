@@ -109,6 +109,7 @@ struct allot_state {
     state_config_t config;
     allot_event_sink_cb sink;
     void *sink_ctx;
+    struct stream_state *stream; /* core/stream/stream_private.h: changes and consumers */
 
     struct allot_location *locations; /* core/inventory.h */
     uint32_t location_count;

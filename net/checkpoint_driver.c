@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pack.h"
 #include "rpc.h"
+#include "events.h"
 #include "server_internal.h"
 
 static void checkpoint_answer(server_t *server, uint64_t generation, int status, uint64_t lsn,
@@ -238,6 +239,8 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
         server->checkpoint_lsn = lsn;
         log_event(LOG_INFO, "checkpoint", LOG_UINT("lsn", lsn), LOG_UINT("puts", stats->puts),
                   LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
+        /* the events of the records about to go are derived again from them no more */
+        events_checkpointed(server->events);
         if (server->wal != NULL)
             wal_truncate_before(server->wal, lsn);
         if (server->consensus != NULL) /* a raft snapshot may wait for it */

@@ -8,6 +8,7 @@
 
 #include "core/errors.h"
 #include "dispatch.h"
+#include "events.h"
 #include "log.h"
 #include "pack.h"
 #include "server_internal.h"
@@ -126,6 +127,7 @@ void connection_close(connection_t *conn)
     held_list_remove(conn);
     unauth_list_remove(conn);
     wait_list_remove(conn);
+    events_connection_closed(server->events, conn); /* subscriptions, long polls */
     if (conn->deferred_count > 0)
         server_deferred_drop(server, conn);
     /* nothing is read or sent any more; the handle is closed from the queue */
@@ -312,6 +314,13 @@ void connection_flush(connection_t *conn)
     close_if_done(conn);
 }
 
+void connection_notify(connection_t *conn, const char *bytes, size_t len)
+{
+    msgpack_sbuffer_write(&conn->out, bytes, len);
+    server_buffered_add(conn->server, len);
+    mark_dirty(conn);
+}
+
 void connection_reply_deferred(connection_t *conn, const char *bytes, size_t len)
 {
     assert(conn->deferred_count > 0);
@@ -468,7 +477,11 @@ static bool peek_envelope_msgid(const uint8_t *p, size_t len, uint8_t type, uint
         return false;
     at++;
     uint64_t value = 0;
-    unsigned width = p[at] <= 0x7f ? 0 : p[at] == 0xcc ? 1 : p[at] == 0xcd ? 2 : p[at] == 0xce ? 4 : 9;
+    unsigned width = p[at] <= 0x7f   ? 0
+                     : p[at] == 0xcc ? 1
+                     : p[at] == 0xcd ? 2
+                     : p[at] == 0xce ? 4
+                                     : 9;
     if (width == 9 || len < at + 1 + width)
         return false;
     if (width == 0)

@@ -156,6 +156,11 @@ UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, ALLOT_CHECKPOINT_
             " (0 = never by count)")
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, ALLOT_CHECKPOINT_WAL_BYTES_CEILING,
             " (0 = never by size)")
+UINT_SETTER(set_events_retention_s, events_retention_s, 1, ALLOT_EVENTS_RETENTION_S_CEILING, "")
+UINT_SETTER(set_events_bytes_max, events_bytes_max, ALLOT_EVENTS_BYTES_MAX_FLOOR,
+            ALLOT_EVENTS_BYTES_MAX_CEILING, "")
+UINT_SETTER(set_ledger_retention_days, ledger_retention_days, 1,
+            ALLOT_LEDGER_RETENTION_DAYS_CEILING, "")
 
 static int set_orders_archive_age_s(options_t *o, const char *value, char *error, size_t bytes)
 {
@@ -299,6 +304,12 @@ static const option_spec_t option_table[] = {
      "how long ids and keys are remembered at least (86400)"},
     {"orders-archive-age-s", true, set_orders_archive_age_s,
      "delivered/cancelled orders leave memory after (604800 = 7 days); read from state.lmdb"},
+    {"events-retention-s", true, set_events_retention_s,
+     "keep the change stream's events this long (86400)"},
+    {"events-bytes-max", true, set_events_bytes_max,
+     "and at most this many bytes of them (1 GiB), whichever comes first"},
+    {"ledger-retention-days", true, set_ledger_retention_days,
+     "keep the ledger's on_hand movements this long (90)"},
     {"auth-token-file", true, set_auth_token_file, "require `auth {token}` (file mode 0600)"},
     {"auth-timeout-ms", true, set_auth_timeout_ms,
      "with a token: close a connection not authenticated after (10000; 0 = never)"},

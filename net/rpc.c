@@ -142,7 +142,8 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
     bool has_state = detail != NULL && detail->state != NULL;
     bool has_shortfalls = error == ALLOT_EINSUFFICIENT_STOCK && detail != NULL;
     bool has_leader = error == ALLOT_ENOT_LEADER; /* always: nil during an election */
-    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls + has_leader);
+    bool has_oldest = error == ALLOT_EEXPIRED && detail != NULL && detail->has_oldest;
+    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls + has_leader + has_oldest);
     pack_key_cstr(pk, "code", allot_error_code(error));
     pack_key_cstr(pk, "message", message);
     if (has_field)
@@ -158,5 +159,7 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
         else
             msgpack_pack_nil(pk);
     }
+    if (has_oldest)
+        pack_key_int(pk, "oldest", (int64_t)detail->oldest);
     msgpack_pack_nil(pk);
 }

@@ -15,6 +15,8 @@
 #include "core/errors.h"
 #include "core/reservation.h"
 #include "core/state.h"
+#include "core/stream.h"
+#include "events.h"
 #include "log.h"
 #include "persist/recovery.h"
 #include "server_internal.h"
@@ -41,6 +43,9 @@ void server_config_defaults(server_config_t *config)
     config->checkpoint_dirty_max = ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT;
     config->raft_election_timeout_ms = ALLOT_RAFT_ELECTION_TIMEOUT_MS_DEFAULT;
     config->raft_snapshot_entries = ALLOT_RAFT_SNAPSHOT_ENTRIES_DEFAULT;
+    config->events_retention_s = ALLOT_EVENTS_RETENTION_S_DEFAULT;
+    config->events_bytes_max = ALLOT_EVENTS_BYTES_MAX_DEFAULT;
+    config->ledger_retention_days = ALLOT_LEDGER_RETENTION_DAYS_DEFAULT;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -52,6 +57,11 @@ int64_t server_now_ms(server_t *server)
         server->now_valid = true;
     }
     return server->now_ms;
+}
+
+struct events *server_events(struct server *server)
+{
+    return server->events;
 }
 
 uint64_t server_wal_lsn(const server_t *server)
@@ -118,15 +128,19 @@ int server_state_event_cb(void *ctx, uint8_t type, const uint8_t *payload, size_
     if (server->consensus != NULL) { /* a group: the record goes into this iteration's entry */
         if (!consensus_writable(server->consensus))
             return ALLOT_EUNAVAILABLE;
-        return consensus_append(server->consensus, type, server_now_ms(server), payload, len) != 0
-                   ? 0
-                   : ALLOT_ENOMEM;
+        uint64_t lsn =
+            consensus_append(server->consensus, type, server_now_ms(server), payload, len);
+        if (lsn == 0)
+            return ALLOT_ENOMEM;
+        allot_state_record_set(server->state, lsn, server_now_ms(server)); /* core/stream.h */
+        return 0;
     }
     int rc = wal_room_check(server->wal, len);
     if (rc != 0)
         return rc;
     uint64_t lsn = wal_append(server->wal, type, server_now_ms(server), payload, len);
     assert(lsn != 0);
+    allot_state_record_set(server->state, lsn, server_now_ms(server)); /* core/stream.h */
     return lsn != 0 ? 0 : ALLOT_EOVERLOADED;
 }
 
@@ -148,6 +162,7 @@ void server_durable_advanced(server_t *server, uint64_t durable_lsn)
         connection_release_durable(conn, durable_lsn, now_ns);
     }
     connection_batch_end(server); /* requests let in by the replies sent */
+    events_durable(server->events, durable_lsn); /* stored, pushed, long polls answered */
     checkpoint_driver_durable(server);
 }
 
@@ -221,6 +236,7 @@ static void on_housekeeping(uv_timer_t *timer)
     uint64_t started_ns = uv_hrtime();
     expire_reservations(server);
     checkpoint_driver_tick(server);
+    events_housekeeping(server->events, server_now_ms(server), uv_now(server->loop));
     if (++server->housekeeping_ticks % (1000 / SERVER_HOUSEKEEPING_PERIOD_MS) == 0) {
         server_ops_idempotency_watch(server); /* first: the line precedes the page counting it */
         server_ops_publish(server);
@@ -598,8 +614,18 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
         return rc;
     }
     rc = data_dir_prepare(server, wal_dir, wal_dir_bytes);
+    events_config_t events_config = {
+        .retention_ms = (int64_t)server->config.events_retention_s * 1000,
+        .bytes_max = server->config.events_bytes_max,
+        .ledger_retention_ms = (int64_t)server->config.ledger_retention_days * 86400000,
+    };
+    if (rc == 0) /* before recovery: replay derives the events the store does not hold yet */
+        rc = events_open(server, server->state, server->config.data_dir, &events_config,
+                         &server->events);
     if (rc == 0)
         rc = recover(server, &last_lsn, &log_end);
+    if (rc == 0)
+        rc = events_recovered(server->events, last_lsn);
     if (rc == 0 && server->config.member_count > 0)
         rc = group_start(server, last_lsn);
     else if (rc == 0)
@@ -644,6 +670,7 @@ int server_run(const server_config_t *config)
         status = 1;
     else if (server->rebuild_requested)
         status = SERVER_STATUS_REBUILD;
+    events_close(server->events); /* after the WAL's last durable report */
     msgpack_zone_destroy(&server->zone);
     msgpack_sbuffer_destroy(&server->scratch);
     allot_state_destroy(server->state);

@@ -32,8 +32,8 @@ typedef struct server_config {
     uint32_t inflight_requests_max;
     uint32_t output_bytes_max;
     uint32_t connections_max;
-    uint64_t buffer_bytes_max; /* all connections' buffers together; over it: OVERLOADED */
-    uint32_t idle_timeout_s;   /* close a connection silent this long (0: never) */
+    uint64_t buffer_bytes_max;   /* all connections' buffers together; over it: OVERLOADED */
+    uint32_t idle_timeout_s;     /* close a connection silent this long (0: never) */
     uint32_t request_timeout_ms; /* a request started but not finished within this: close */
     /* With --auth-token-file: a connection not authenticated within auth_timeout_ms is closed
      * (0: never); at most unauthenticated_connections_max are unauthenticated at once (0: a
@@ -60,6 +60,11 @@ typedef struct server_config {
     size_t member_count;
     uint32_t raft_election_timeout_ms;
     uint32_t raft_snapshot_entries;
+    /* The change stream (net/events.h): events kept this long and at most this many bytes,
+     * whichever comes first; the ledger's movements this many days. */
+    uint32_t events_retention_s;
+    uint64_t events_bytes_max;
+    uint32_t ledger_retention_days;
 } server_config_t;
 
 /* Defaults for every field (listen 127.0.0.1:7411, data dir ./data, fsync always). */
@@ -96,6 +101,8 @@ typedef struct server_info {
 } server_info_t;
 
 void server_info_get(const struct server *server, int64_t now_ms, server_info_t *info);
+/* The change stream (net/events.h): what its handlers and the HTTP layer read. */
+struct events *server_events(struct server *server);
 
 typedef struct server_group_info {
     const char *role; /* standalone | leader | follower | candidate | stopped */

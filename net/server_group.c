@@ -6,6 +6,7 @@
 #include "core/errors.h"
 #include "core/event.h"
 #include "core/state.h"
+#include "core/stream.h"
 #include "log.h"
 #include "server_internal.h"
 
@@ -14,7 +15,8 @@ static int on_group_apply(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type
                           const uint8_t *payload, size_t len)
 {
     server_t *server = ctx;
-    (void)time_ms;
+    /* the stream's seq and at_ms come from the record: the same on every member */
+    allot_state_record_set(server->state, lsn, time_ms);
     int rc = allot_event_apply_encoded(server->state, type, payload, len);
     if (rc != 0)
         log_event(LOG_ERROR, "group_apply_failed", LOG_UINT("lsn", lsn), LOG_UINT("type", type),

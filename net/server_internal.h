@@ -37,10 +37,10 @@ struct connection {
     uv_tcp_t handle;
     struct server *server;
     uint64_t id;
-    connection_t *prev, *next;           /* all connections */
-    connection_t *dirty_next;            /* connections with output to flush this iteration */
-    connection_t *close_next;            /* closing: waiting in the close queue */
-    connection_t *held_prev, *held_next; /* connections with replies awaiting durability */
+    connection_t *prev, *next;               /* all connections */
+    connection_t *dirty_next;                /* connections with output to flush this iteration */
+    connection_t *close_next;                /* closing: waiting in the close queue */
+    connection_t *held_prev, *held_next;     /* connections with replies awaiting durability */
     connection_t *unauth_prev, *unauth_next; /* unauthenticated connections, oldest first */
     bool dirty, in_held_list, in_unauth_list, reading, closing, close_when_flushed, write_active;
     /* input: reads land in the loop's shared buffer (server_t.read_buffer); a connection keeps
@@ -56,7 +56,7 @@ struct connection {
     msgpack_sbuffer out;     /* replies ready to send */
     msgpack_sbuffer writing; /* bytes owned by the active uv_write */
     uv_write_t write_req;
-    msgpack_sbuffer held; /* WRITE replies waiting for durability, in LSN order */
+    msgpack_sbuffer held;    /* WRITE replies waiting for durability, in LSN order */
     uint32_t deferred_count; /* replies a handler deferred (server.checkpoint) not sent yet */
     held_reply_t *held_replies;
     uint32_t held_head, held_count, held_capacity;
@@ -120,8 +120,9 @@ typedef struct server {
     log_limit_t auth_log;     /* auth_failed lines */
     log_limit_t unauth_log;   /* unauthenticated_evicted lines */
     metrics_t metrics;
+    struct events *events; /* the change stream (net/events.h); NULL until opened */
     metrics_http_t *metrics_http;
-    char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
+    char *metrics_text;         /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
     uint64_t iteration_busy_ns; /* time spent on requests and timers in this loop iteration */
     /* Requests are timed per batch (the requests of one read, or those a durable report lets
      * in), not one by one: uv_hrtime() when the open batch began (0: none open), and the
@@ -238,6 +239,8 @@ void connection_check_auth_deadlines(server_t *server, uint64_t now_monotonic_ms
 void connection_authenticated(connection_t *conn);
 /* Send a reply a handler deferred (bytes are one whole response); ends one deferred_count. */
 void connection_reply_deferred(connection_t *conn, const char *bytes, size_t len);
+/* Queue a notification (net/events_push.c checked the output limit). */
+void connection_notify(connection_t *conn, const char *bytes, size_t len);
 
 /* checkpoint_driver.c: forget the deferred replies owed to a connection that is closing. */
 void server_deferred_drop(server_t *server, connection_t *conn);

@@ -37,8 +37,7 @@ static void recovery_fields_report(const recovery_config_t *config, recovery_lev
 static int replay_record(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type,
                          const uint8_t *payload, size_t len)
 {
-    (void)time_ms;
-    return allot_replay_push(ctx, lsn, type, payload, len);
+    return allot_replay_push_at(ctx, lsn, time_ms, type, payload, len);
 }
 
 static int replay_segment_done(void *ctx)

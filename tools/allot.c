@@ -65,10 +65,13 @@ static void cli_usage_print(FILE *f)
     fprintf(f,
             "usage: allot [-h host] [-p port] [--timeout MS] [--token-file PATH] [--raw]\n"
             "             [METHOD [JSON]]\n"
+            "       allot [options] events tail [--types TYPE,...] [--sku SKU] [--order ID]\n"
+            "             [--customer ID] [--after SEQ] [--count N]\n"
             "\n"
             "Sends METHOD with JSON params (an object, default {}) to an Allot server and prints\n"
             "the result as JSON. Without METHOD, reads commands (`METHOD [JSON]`, one a line)\n"
-            "from an interactive prompt, or from stdin when it is not a terminal.\n"
+            "from an interactive prompt, or from stdin when it is not a terminal. `events tail`\n"
+            "follows the change stream from now (or after SEQ), one JSON line per event (N).\n"
             "\n"
             "  -h, --host HOST     server host or IP address (default 127.0.0.1; -H too)\n"
             "  -p, --port PORT     server port (default %d)\n"
@@ -391,6 +394,125 @@ static int cli_request_run(cli_t *cli, const char *method, const char *params_js
     return status;
 }
 
+/* ---- allot events tail ------------------------------------------------------------------------
+ */
+
+#define CLI_TAIL_WAIT_MS      30000
+#define CLI_TAIL_PARAMS_BYTES 2048
+
+/* The filter options of `events tail` as events.read params (after the "after" key). */
+static int cli_tail_filter(int argc, char **argv, char *filter, size_t bytes, long long *after,
+                           long long *count)
+{
+    static const struct option options[] = {{"types", required_argument, NULL, 'y'},
+                                            {"sku", required_argument, NULL, 's'},
+                                            {"order", required_argument, NULL, 'o'},
+                                            {"customer", required_argument, NULL, 'c'},
+                                            {"after", required_argument, NULL, 'a'},
+                                            {"count", required_argument, NULL, 'n'},
+                                            {NULL, 0, NULL, 0}};
+    size_t n = 0;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+        if (opt == '?' || strpbrk(optarg, "\"\\") != NULL)
+            return -1;
+        if (opt == 'a' || opt == 'n') {
+            char *end;
+            long long *v = opt == 'a' ? after : count;
+            *v = strtoll(optarg, &end, 10);
+            if (*end != '\0' || *v < 0 || (opt == 'n' && *v == 0))
+                return -1;
+            continue;
+        }
+        const char *key = opt == 'y'   ? "types"
+                          : opt == 's' ? "sku"
+                          : opt == 'o' ? "order"
+                                       : "customer";
+        n += (size_t)snprintf(filter + n, bytes - n, ",\"%s\":%s", key, opt == 'y' ? "[" : "");
+        for (const char *p = optarg; *p != '\0' && n + 4 < bytes; p++) {
+            if (opt == 'y' && (p == optarg || p[-1] == ','))
+                filter[n++] = '"';
+            if (opt == 'y' && *p == ',') {
+                filter[n++] = '"';
+                filter[n++] = ',';
+                continue;
+            }
+            if (opt != 'y' && p == optarg)
+                filter[n++] = '"';
+            filter[n++] = *p;
+        }
+        n += (size_t)snprintf(filter + n, bytes - n, "\"%s", opt == 'y' ? "]" : "");
+        if (n >= bytes)
+            return -1;
+    }
+    return optind == argc ? 0 : -1;
+}
+
+/* The newest seq now: what a subscription would start after (it is dropped at once). */
+static int cli_tail_newest(cli_t *cli, long long *after)
+{
+    allot_reply_t r = {0};
+    int rc = allot_client_call_json(cli->client, "events.subscribe", "{\"types\":[]}", &r);
+    if (rc == 0 && !r.is_error) {
+        *after = allot_object_map_get(&r.result, "next")->via.i64;
+        char params[64];
+        snprintf(params, sizeof(params), "{\"subscription\":%lld}",
+                 (long long)allot_object_map_get(&r.result, "subscription")->via.i64);
+        rc = allot_client_call_json(cli->client, "events.unsubscribe", params, &r);
+    }
+    int status = rc != 0 ? CLI_EXIT_USAGE : r.is_error ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+    if (rc != 0)
+        cli_problem(cli, "", allot_client_last_error(cli->client));
+    else if (r.is_error)
+        cli_error_print(cli, &r);
+    allot_reply_free(&r);
+    return status;
+}
+
+/* `allot events tail [--types T,...] [--sku S] [--order O] [--customer C] [--after SEQ]
+ * [--count N]`: print every new event as one JSON line, following the stream (long polls) until
+ * interrupted, or until N were printed. */
+static int cli_events_tail(cli_t *cli, int argc, char **argv)
+{
+    char filter[CLI_TAIL_PARAMS_BYTES] = "";
+    long long after = -1, count = -1;
+    if (cli_tail_filter(argc, argv, filter, sizeof(filter), &after, &count) != 0) {
+        fprintf(stderr, "usage: allot events tail [--types TYPE,...] [--sku SKU] [--order ID] "
+                        "[--customer ID] [--after SEQ] [--count N]\n");
+        return CLI_EXIT_USAGE;
+    }
+    int status = after < 0 ? cli_tail_newest(cli, &after) : CLI_EXIT_OK;
+    if (cli->timeout_ms != 0)
+        allot_client_set_timeout(cli->client, CLI_TAIL_WAIT_MS + cli->timeout_ms);
+    while (status == CLI_EXIT_OK && count != 0) {
+        char params[CLI_TAIL_PARAMS_BYTES + 96];
+        snprintf(params, sizeof(params), "{\"after\":%lld,\"wait_ms\":%d%s}", after,
+                 CLI_TAIL_WAIT_MS, filter);
+        allot_reply_t r = {0};
+        if (allot_client_call_json(cli->client, "events.read", params, &r) != 0) {
+            cli_problem(cli, "", allot_client_last_error(cli->client));
+            status = CLI_EXIT_USAGE;
+        } else if (r.is_error) {
+            cli_error_print(cli, &r);
+            status = CLI_EXIT_ERROR;
+        } else {
+            const msgpack_object *events = allot_object_map_get(&r.result, "events");
+            uint32_t n = events->via.array.size;
+            if (count > 0 && n > count)
+                n = (uint32_t)count;
+            for (uint32_t i = 0; i < n; i++)
+                cli_object_print(stdout, &events->via.array.ptr[i], true);
+            fflush(stdout);
+            after = allot_object_map_get(&r.result, "next")->via.i64;
+            if (count > 0)
+                count -= n;
+        }
+        allot_reply_free(&r);
+    }
+    return status;
+}
+
 static char *cli_trim(char *s)
 {
     while (*s == ' ' || *s == '\t')
@@ -564,7 +686,9 @@ int main(int argc, char **argv)
     if (rc != CLI_EXIT_OK)
         return rc;
     int positional = argc - optind;
-    if (positional > 2) {
+    bool tail = positional >= 2 && strcmp(argv[optind], "events") == 0 &&
+                strcmp(argv[optind + 1], "tail") == 0;
+    if (positional > 2 && !tail) {
         fprintf(stderr, "allot: too many arguments (quote the JSON params as one argument)\n");
         return CLI_EXIT_USAGE;
     }
@@ -573,7 +697,9 @@ int main(int argc, char **argv)
         cli.mode = positional > 0         ? CLI_MODE_COMMAND
                    : isatty(STDIN_FILENO) ? CLI_MODE_INTERACTIVE
                                           : CLI_MODE_PIPED;
-        if (cli.mode == CLI_MODE_COMMAND)
+        if (tail)
+            rc = cli_events_tail(&cli, argc - optind - 1, argv + optind + 1);
+        else if (cli.mode == CLI_MODE_COMMAND)
             rc = cli_request_run(&cli, argv[optind], positional == 2 ? argv[optind + 1] : NULL);
         else if (cli.mode == CLI_MODE_INTERACTIVE)
             rc = cli_session_interactive(&cli);

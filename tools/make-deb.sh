@@ -10,7 +10,9 @@ source_dir=$(cd "$(dirname "$0")/.." && pwd)
 root="$out/deb-root"
 rm -rf "$root"
 DESTDIR="$root" cmake --install "$build" --prefix /usr >/dev/null
-for program in allotd allot allot-wal; do
+programs=(allotd allot allot-wal)
+[ -e "$root/usr/bin/allot-relay" ] && programs+=(allot-relay) # built where libnats-dev is
+for program in "${programs[@]}"; do
   strip --strip-debug "$root/usr/bin/$program"
 done
 
@@ -21,8 +23,8 @@ shlibs_dir=$(mktemp -d)
 trap 'rm -rf "$shlibs_dir"' EXIT
 mkdir -p "$shlibs_dir/debian"
 printf 'Source: allot\n\nPackage: allot\nArchitecture: any\n' >"$shlibs_dir/debian/control"
-depends=$(cd "$shlibs_dir" && dpkg-shlibdeps -O "$root/usr/bin/allotd" "$root/usr/bin/allot" \
-  "$root/usr/bin/allot-wal" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+depends=$(cd "$shlibs_dir" && dpkg-shlibdeps -O "${programs[@]/#/$root/usr/bin/}" 2>/dev/null |
+  sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "make-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 size_kb=$(du -sk "$root" | awk '{print $1}')
 

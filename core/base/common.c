@@ -29,6 +29,7 @@ void allot_error_detail_clear(allot_error_detail_t *detail)
     detail->state = NULL;
     detail->leader = NULL;
     detail->shortfall_count = 0;
+    detail->has_oldest = false;
 }
 
 static size_t utf8_sequence_length(unsigned char lead)

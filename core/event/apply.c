@@ -4,6 +4,7 @@
 
 #include "core/errors.h"
 #include "core/state_private.h"
+#include "core/stream/stream_private.h"
 
 /* The owners' functions (each room's private header declares its own rows the same way). */
 ALLOT_EVENT_TABLE(ALLOT_EVENT_DECLARE)
@@ -44,7 +45,9 @@ int state_event_apply(allot_state_t *state, const allot_event_t *event)
     int rc = apply->prepare(state, event);
     if (rc != 0)
         return rc;
+    stream_record_before(state, event);
     apply->commit(state, event);
+    stream_record_after(state, event);
     return 0;
 }
 
@@ -71,6 +74,8 @@ int state_event_emit(allot_state_t *state, const allot_event_t *event)
         if (rc != 0)
             return rc; /* prepare changed nothing observable: the event simply did not happen */
     }
+    stream_record_before(state, &decoded);
     apply->commit(state, &decoded);
+    stream_record_after(state, &decoded);
     return 0;
 }

@@ -222,6 +222,19 @@ typedef struct allot_event_order_change {
     allot_event_return_t ret;
 } allot_event_order_change_t;
 
+/* ---- the change stream (core/stream.h) ---------------------------------------------------- */
+/* EVENTS_ACK and CONSUMER_SNAPSHOT: a consumer's acknowledged cursor. */
+typedef struct allot_event_consumer {
+    allot_str_t name;
+    uint64_t seq;
+    int64_t at_ms;
+} allot_event_consumer_t;
+
+/* EVENTS_TICK: time passed (coalesced avail.changed that came due). */
+typedef struct allot_event_tick {
+    int64_t at_ms;
+} allot_event_tick_t;
+
 typedef struct allot_event {
     uint8_t type;
     union {
@@ -235,6 +248,8 @@ typedef struct allot_event {
         allot_event_adjust_key_t adjust_key;
         allot_event_order_t order;
         allot_event_order_change_t change;
+        allot_event_consumer_t consumer;
+        allot_event_tick_t tick;
     } u;
 } allot_event_t;
 

@@ -30,6 +30,7 @@
 #include "core/inventory.h"
 #include "core/reservation.h"
 #include "core/state_private.h"
+#include "core/stream.h"
 
 _Static_assert((ALLOT_REPLAY_WINDOW & (ALLOT_REPLAY_WINDOW - 1)) == 0, "power of two");
 
@@ -55,7 +56,8 @@ _Static_assert((STAGE_LINE_POSITIONS + 1) * REPLAY_GROUP < ALLOT_REPLAY_WINDOW,
  * cache lines. */
 typedef struct replay_entry {
     uint64_t lsn;
-    int status; /* of the decode */
+    int64_t at_ms; /* of the log entry (0: unknown) */
+    int status;    /* of the decode */
     uint32_t sku_count;
     uint32_t sku_hash[REPLAY_SKUS_MAX];
     uint32_t sku[REPLAY_SKUS_MAX];      /* candidate indices, ALLOT_SKU_NONE = unknown */
@@ -331,6 +333,7 @@ static void run_stages(allot_replay_t *replay)
 static int apply_oldest(allot_replay_t *replay)
 {
     replay_entry_t *entry = &replay->ring[replay->applied & (ALLOT_REPLAY_WINDOW - 1)];
+    allot_state_record_set(replay->state, entry->lsn, entry->at_ms); /* its changes' seq, time */
     int rc = entry->status != 0 ? entry->status : state_event_apply(replay->state, &entry->event);
     if (rc != 0) {
         replay->failed = rc;
@@ -359,12 +362,19 @@ static int window_make_room(allot_replay_t *replay)
 int allot_replay_push(allot_replay_t *replay, uint64_t lsn, uint8_t type, const uint8_t *payload,
                       size_t len)
 {
+    return allot_replay_push_at(replay, lsn, 0, type, payload, len);
+}
+
+int allot_replay_push_at(allot_replay_t *replay, uint64_t lsn, int64_t at_ms, uint8_t type,
+                         const uint8_t *payload, size_t len)
+{
     assert(replay != NULL);
     int rc = window_make_room(replay); /* frees the slot of the record pushed a window ago */
     if (rc != 0)
         return rc;
-    entry_decode(&replay->ring[replay->pushed & (ALLOT_REPLAY_WINDOW - 1)], lsn, type, payload,
-                 len);
+    replay_entry_t *entry = &replay->ring[replay->pushed & (ALLOT_REPLAY_WINDOW - 1)];
+    entry_decode(entry, lsn, type, payload, len);
+    entry->at_ms = at_ms;
     replay->pushed++;
     if (replay->pushed % REPLAY_GROUP == 0)
         run_stages(replay);

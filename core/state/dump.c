@@ -9,6 +9,7 @@
 #include "core/reservation.h"
 #include "core/state.h"
 #include "core/state_private.h"
+#include "core/stream/stream_private.h"
 
 typedef struct dump_entry {
     const char *id;
@@ -138,5 +139,6 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
         dump_adjust_key(state, out, &state->adjust_keys[entries[i].index]);
     free(entries);
     order_dump(state, out);
+    consumer_dump(state, out);
     return ferror(out) ? ALLOT_EIO : 0;
 }

@@ -1,0 +1,632 @@
+/* events.c - the change stream in the server: changes of applied records held until durable,
+ * then stored, pushed and answered; reads, long polls, retention (contract in events.h).
+ *
+ * An event's bytes in the store (after the store's at_ms, persist/event_store.c): u8 format
+ * version (1); u8 type (allot_change_type_t); u8 sku_len, sku; u8 order_len, order; u8
+ * customer_len, customer (the filter keys; len 0: none); then the event as one MessagePack map:
+ * {"seq", "at_ms", "type", ...its fields, docs/events.md}.
+ */
+#include "events.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "core/state.h"
+#include "core/stream.h"
+#include "events_private.h"
+#include "log.h"
+#include "pack.h"
+#include "persist/event_store.h"
+#include "server_internal.h"
+
+#define EVENT_FORMAT_VERSION 1
+/* During replay, derived events are stored whenever this many bytes wait. */
+#define EVENTS_REPLAY_FLUSH_BYTES (16u << 20)
+/* Retention runs this often (more often while a step did not finish). */
+#define EVENTS_TRIM_PERIOD_MS 1000
+
+/* ---- packing a change ----------------------------------------------------------------------- */
+
+static void pack_opt_str(msgpack_packer *pk, const char *key, allot_str_t s)
+{
+    pack_cstr(pk, key);
+    if (s.len > 0)
+        pack_str(pk, s);
+    else
+        msgpack_pack_nil(pk);
+}
+
+static void pack_opt_cstr(msgpack_packer *pk, const char *key, const char *s)
+{
+    pack_cstr(pk, key);
+    if (s != NULL)
+        pack_cstr(pk, s);
+    else
+        msgpack_pack_nil(pk);
+}
+
+static void pack_lines(msgpack_packer *pk, const allot_change_t *c)
+{
+    pack_cstr(pk, "lines");
+    msgpack_pack_array(pk, c->line_count);
+    for (uint32_t i = 0; i < c->line_count; i++) {
+        msgpack_pack_map(pk, 2);
+        pack_key_str(pk, "sku", c->lines[i].sku);
+        pack_key_int(pk, "qty", c->lines[i].qty);
+    }
+}
+
+static void pack_stock(msgpack_packer *pk, const allot_change_t *c)
+{
+    msgpack_pack_map(pk, 3 + 10);
+    pack_key_str(pk, "sku", c->sku);
+    pack_key_str(pk, "location", c->location);
+    pack_key_int(pk, "on_hand", c->on_hand);
+    pack_key_int(pk, "reserved", c->reserved);
+    pack_key_int(pk, "allocated", c->allocated);
+    pack_key_int(pk, "safety_stock", c->safety_stock);
+    pack_key_int(pk, "available", c->available);
+    pack_key_int(pk, "delta", c->on_hand_delta);
+    pack_key_cstr(pk, "reason", c->reason);
+    pack_opt_str(pk, "ref", c->ref);
+}
+
+static void pack_shipment(msgpack_packer *pk, const allot_change_t *c)
+{
+    msgpack_pack_map(pk, 3 + 7);
+    pack_key_str(pk, "order", c->order);
+    char id[16];
+    uint32_t len = allot_shipment_id_format(c->shipment, id);
+    pack_key_str(pk, "shipment", (allot_str_t){id, len});
+    pack_key_str(pk, "location", c->location);
+    pack_opt_cstr(pk, "from", c->from);
+    pack_key_cstr(pk, "to", c->to);
+    pack_opt_str(pk, "tracking", c->tracking);
+    pack_opt_str(pk, "customer", c->customer);
+}
+
+/* The map's fields after seq, at_ms and type (the map header counts those three). */
+static void pack_fields(msgpack_packer *pk, const allot_change_t *c)
+{
+    switch (c->type) {
+    case ALLOT_CHANGE_STOCK_CHANGED:
+        pack_stock(pk, c);
+        return;
+    case ALLOT_CHANGE_AVAIL_CHANGED:
+        msgpack_pack_map(pk, 3 + 2);
+        pack_key_str(pk, "sku", c->sku);
+        pack_key_int(pk, "available", c->available);
+        return;
+    case ALLOT_CHANGE_RESERVATION_CREATED:
+    case ALLOT_CHANGE_RESERVATION_RELEASED:
+    case ALLOT_CHANGE_RESERVATION_EXPIRED:
+        msgpack_pack_map(pk, 3 + 3);
+        pack_key_str(pk, "id", c->id);
+        pack_lines(pk, c);
+        pack_opt_str(pk, "order", c->order);
+        return;
+    case ALLOT_CHANGE_ORDER_CREATED:
+        msgpack_pack_map(pk, 3 + 2);
+        pack_key_str(pk, "id", c->id);
+        pack_opt_str(pk, "customer", c->customer);
+        return;
+    case ALLOT_CHANGE_ORDER_CHANGED:
+        msgpack_pack_map(pk, 3 + 5);
+        pack_key_str(pk, "id", c->id);
+        pack_opt_str(pk, "customer", c->customer);
+        pack_key_cstr(pk, "from", c->from);
+        pack_key_cstr(pk, "to", c->to);
+        pack_key_cstr(pk, "cause", c->cause);
+        return;
+    case ALLOT_CHANGE_SHIPMENT_CHANGED:
+        pack_shipment(pk, c);
+        return;
+    case ALLOT_CHANGE_RETURN_CHANGED:
+        msgpack_pack_map(pk, 3 + 4);
+        pack_key_str(pk, "id", c->id);
+        pack_key_str(pk, "order", c->order);
+        pack_key_cstr(pk, "state", c->state);
+        pack_opt_str(pk, "customer", c->customer);
+        return;
+    default:
+        msgpack_pack_map(pk, 3);
+        return;
+    }
+}
+
+/* The header in front of the map: the filter keys. */
+static void header_put(msgpack_sbuffer *out, const allot_change_t *c)
+{
+    allot_str_t order = c->order;
+    if (order.len == 0 &&
+        (c->type == ALLOT_CHANGE_ORDER_CREATED || c->type == ALLOT_CHANGE_ORDER_CHANGED))
+        order = c->id;
+    uint8_t head[2] = {EVENT_FORMAT_VERSION, c->type};
+    msgpack_sbuffer_write(out, (const char *)head, 2);
+    const allot_str_t keys[3] = {c->sku, order, c->customer};
+    for (int i = 0; i < 3; i++) {
+        uint8_t len = (uint8_t)keys[i].len;
+        msgpack_sbuffer_write(out, (const char *)&len, 1);
+        msgpack_sbuffer_write(out, keys[i].ptr, keys[i].len);
+    }
+}
+
+/* ---- pending until durable ------------------------------------------------------------------ */
+
+static void move_add(events_t *events, uint64_t seq, uint64_t lsn, const allot_change_t *c)
+{
+    if (events->move_count == events->move_capacity) {
+        uint32_t capacity = events->move_capacity ? events->move_capacity * 2 : 256;
+        pending_move_t *moves = realloc(events->moves, capacity * sizeof(*moves));
+        if (moves == NULL) {
+            events->lost++;
+            return;
+        }
+        events->moves = moves;
+        events->move_capacity = capacity;
+    }
+    pending_move_t *m = &events->moves[events->move_count++];
+    *m = (pending_move_t){.seq = seq,
+                          .lsn = lsn,
+                          .at_ms = c->at_ms,
+                          .delta = c->on_hand_delta,
+                          .on_hand = c->on_hand,
+                          .reason = c->reason};
+    m->sku = events->strings.size;
+    m->sku_len = (uint8_t)c->sku.len;
+    msgpack_sbuffer_write(&events->strings, c->sku.ptr, c->sku.len);
+    m->location = events->strings.size;
+    m->location_len = (uint8_t)c->location.len;
+    msgpack_sbuffer_write(&events->strings, c->location.ptr, c->location.len);
+    m->ref = events->strings.size;
+    m->ref_len = (uint8_t)c->ref.len;
+    msgpack_sbuffer_write(&events->strings, c->ref.ptr, c->ref.len);
+}
+
+static bool pending_grow(events_t *events)
+{
+    if (events->pending_count < events->pending_capacity)
+        return true;
+    uint32_t capacity = events->pending_capacity ? events->pending_capacity * 2 : 1024;
+    pending_event_t *p = realloc(events->pending, capacity * sizeof(*p));
+    if (p == NULL)
+        return false;
+    events->pending = p;
+    events->pending_capacity = capacity;
+    return true;
+}
+
+/* core's change observer: one change of the record at lsn. */
+static void on_change(void *ctx, uint64_t lsn, uint32_t index, const allot_change_t *change)
+{
+    events_t *events = ctx;
+    if (lsn <= events->skip_lsn)
+        return; /* replay of a record whose events are stored */
+    if (events->replaying && events->values.size > EVENTS_REPLAY_FLUSH_BYTES && index == 0)
+        events_store_pending(events, lsn - 1);
+    if (!pending_grow(events)) {
+        events->lost++;
+        return;
+    }
+    uint64_t seq = allot_change_seq(lsn, index);
+    size_t offset = events->values.size;
+    header_put(&events->values, change);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &events->values, pack_sbuffer_write);
+    pack_fields(&pk, change);
+    pack_key_int(&pk, "seq", (int64_t)seq);
+    pack_key_int(&pk, "at_ms", change->at_ms);
+    pack_key_cstr(&pk, "type", allot_change_type_name(change->type));
+    events->pending[events->pending_count++] = (pending_event_t){
+        seq, lsn, change->at_ms, offset, (uint32_t)(events->values.size - offset), change->type};
+    if (change->type == ALLOT_CHANGE_STOCK_CHANGED && change->on_hand_delta != 0)
+        move_add(events, seq, lsn, change);
+}
+
+static allot_str_t strings_at(const events_t *events, size_t offset, uint8_t len)
+{
+    return (allot_str_t){events->strings.data + offset, len};
+}
+
+/* Put the pending events and movements up to upto_lsn into the store, one transaction;
+ * *events_stored: how many events. */
+static int store_batch(events_t *events, uint64_t upto_lsn, uint32_t *events_stored,
+                       uint32_t *moves_stored)
+{
+    uint32_t n = 0, m = 0;
+    while (n < events->pending_count && events->pending[n].lsn <= upto_lsn)
+        n++;
+    while (m < events->move_count && events->moves[m].lsn <= upto_lsn)
+        m++;
+    *events_stored = n;
+    *moves_stored = m;
+    int rc = event_store_begin(events->store);
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        const pending_event_t *p = &events->pending[i];
+        rc = event_store_put(events->store, p->seq, p->at_ms, events->values.data + p->offset,
+                             p->len);
+    }
+    for (uint32_t i = 0; rc == 0 && i < m; i++) {
+        const pending_move_t *mv = &events->moves[i];
+        event_ledger_entry_t e = {mv->seq,
+                                  mv->at_ms,
+                                  strings_at(events, mv->sku, mv->sku_len),
+                                  strings_at(events, mv->location, mv->location_len),
+                                  mv->delta,
+                                  mv->on_hand,
+                                  allot_str_from_cstr(mv->reason),
+                                  strings_at(events, mv->ref, mv->ref_len)};
+        rc = event_store_ledger_put(events->store, &e);
+    }
+    if (rc == 0)
+        return event_store_commit(events->store, upto_lsn);
+    event_store_abort(events->store);
+    return rc;
+}
+
+/* Forget the first n pending events and m movements (stored). */
+static void pending_drop(events_t *events, uint32_t n, uint32_t m)
+{
+    if (n == events->pending_count) {
+        events->pending_count = 0;
+        events->values.size = 0;
+    } else if (n > 0) {
+        size_t cut = events->pending[n].offset;
+        memmove(events->values.data, events->values.data + cut, events->values.size - cut);
+        events->values.size -= cut;
+        memmove(events->pending, events->pending + n,
+                (events->pending_count - n) * sizeof(*events->pending));
+        events->pending_count -= n;
+        for (uint32_t i = 0; i < events->pending_count; i++)
+            events->pending[i].offset -= cut;
+    }
+    if (m == events->move_count) {
+        events->move_count = 0;
+        events->strings.size = 0;
+    } else if (m > 0) {
+        memmove(events->moves, events->moves + m,
+                (events->move_count - m) * sizeof(*events->moves));
+        events->move_count -= m; /* their strings stay until the list empties */
+    }
+}
+
+/* Store what waits up to upto_lsn; with push, hand the stored events to subscribers, long polls
+ * and listeners before forgetting them. */
+static int store_flush(events_t *events, uint64_t upto_lsn, bool push)
+{
+    if (events->pending_count == 0 && events->move_count == 0)
+        return 0;
+    uint32_t n, m;
+    int rc = store_batch(events, upto_lsn, &n, &m);
+    if (rc != 0) {
+        uint64_t suppressed;
+        if (log_limit_allow(&events->store_log, (int64_t)uv_now(events->server->loop),
+                            LOG_LIMIT_LINES_PER_S, &suppressed))
+            log_event(LOG_ERROR, "events_store_failed", LOG_STR("code", allot_error_code(rc)),
+                      LOG_STR("message", event_store_message(events->store)),
+                      LOG_UINT("suppressed", suppressed));
+        return rc;
+    }
+    if (push && n > 0) {
+        events_push(events, events->pending, n);
+        events_waiters_wake(events);
+        for (uint32_t i = 0; i < events->listener_count; i++)
+            events->listeners[i].cb(events->listeners[i].ctx, events_last_seq(events));
+    }
+    pending_drop(events, n, m);
+    return 0;
+}
+
+int events_store_pending(events_t *events, uint64_t upto_lsn)
+{
+    return store_flush(events, upto_lsn, false);
+}
+
+void events_durable(events_t *events, uint64_t durable_lsn)
+{
+    if (events != NULL)
+        store_flush(events, durable_lsn, true);
+}
+
+/* ---- reading -------------------------------------------------------------------------------- */
+
+static bool key_take(const uint8_t **p, const uint8_t *end, allot_str_t *out)
+{
+    if (*p >= end || (size_t)(end - *p) < 1u + (*p)[0])
+        return false;
+    *out = (allot_str_t){(const char *)*p + 1, (*p)[0]};
+    *p += 1 + (*p)[0];
+    return true;
+}
+
+static bool key_matches(allot_str_t want, allot_str_t have)
+{
+    return want.len == 0 || (want.len == have.len && memcmp(want.ptr, have.ptr, have.len) == 0);
+}
+
+bool events_value_match(const uint8_t *value, size_t len, const events_filter_t *filter,
+                        uint8_t *type, allot_str_t *sku, const uint8_t **map, size_t *map_len)
+{
+    const uint8_t *p = value + 2, *end = value + len;
+    allot_str_t order, customer;
+    if (len < 2 || value[0] != EVENT_FORMAT_VERSION || !key_take(&p, end, sku) ||
+        !key_take(&p, end, &order) || !key_take(&p, end, &customer))
+        return false;
+    *type = value[1];
+    *map = p;
+    *map_len = (size_t)(end - p);
+    if (filter->types != 0 && (*type >= 32 || (filter->types & (1u << *type)) == 0))
+        return false;
+    return key_matches(filter->sku, *sku) && key_matches(filter->order, order) &&
+           key_matches(filter->customer, customer);
+}
+
+typedef struct read_walk {
+    const events_filter_t *filter;
+    uint32_t limit, found;
+    events_each_cb each_cb;
+    void *ctx;
+} read_walk_t;
+
+static int read_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *value, size_t len)
+{
+    (void)at_ms;
+    read_walk_t *walk = ctx;
+    uint8_t type;
+    allot_str_t sku;
+    const uint8_t *map;
+    size_t map_len;
+    if (!events_value_match(value, len, walk->filter, &type, &sku, &map, &map_len))
+        return 0;
+    walk->found++;
+    int stop = walk->each_cb(walk->ctx, seq, map, map_len);
+    return stop != 0 || walk->found == walk->limit;
+}
+
+int events_read(events_t *events, uint64_t after, const events_filter_t *filter, uint32_t limit,
+                events_each_cb each_cb, void *ctx, uint64_t *next, uint64_t *oldest)
+{
+    *oldest = event_store_first_seq(events->store);
+    *next = after;
+    if (after < event_store_trimmed_seq(events->store))
+        return ALLOT_EEXPIRED;
+    read_walk_t walk = {filter, limit, 0, each_cb, ctx};
+    return event_store_scan(events->store, after, ALLOT_EVENTS_READ_SCAN_MAX, read_each, &walk,
+                            next);
+}
+
+uint64_t events_last_seq(const events_t *events)
+{
+    return event_store_last_seq(events->store);
+}
+
+uint64_t events_first_seq(const events_t *events)
+{
+    return event_store_first_seq(events->store);
+}
+
+int events_listen(events_t *events, events_listener_cb cb, void *ctx)
+{
+    if (events->listener_count == EVENTS_LISTENERS_MAX)
+        return ALLOT_ETOO_LARGE;
+    events->listeners[events->listener_count++] = (events_listener_t){cb, ctx};
+    return 0;
+}
+
+void events_stats_get(const events_t *events, events_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (events == NULL)
+        return;
+    out->stored = event_store_count(events->store);
+    out->bytes = event_store_bytes(events->store);
+    out->ledger = event_store_ledger_count(events->store);
+    out->last_seq = event_store_last_seq(events->store);
+    out->first_seq = event_store_first_seq(events->store);
+    out->subscriptions = events->subscription_count;
+    out->subscribers_cut = events->subscribers_cut;
+    out->waiters = events->waiter_count;
+}
+
+/* ---- long polls ----------------------------------------------------------------------------- */
+
+/* A filter string copied into the waiter's buffer (of ALLOT_ID_BYTES_MAX). */
+static allot_str_t filter_str_copy(char *buffer, allot_str_t s)
+{
+    if (s.len == 0)
+        return (allot_str_t){buffer, 0};
+    memcpy(buffer, s.ptr, s.len);
+    return (allot_str_t){buffer, s.len};
+}
+
+int events_wait(events_t *events, struct connection *conn, uint32_t msgid, uint64_t after,
+                const events_filter_t *filter, uint32_t limit, uint64_t wait_ms)
+{
+    if (events->waiter_count == ALLOT_EVENTS_WAITERS_MAX)
+        return ALLOT_EOVERLOADED;
+    if (events->waiters == NULL) {
+        events->waiters = calloc(ALLOT_EVENTS_WAITERS_MAX, sizeof(*events->waiters));
+        if (events->waiters == NULL)
+            return ALLOT_ENOMEM;
+    }
+    events_waiter_t *w = &events->waiters[events->waiter_count++];
+    w->conn = conn;
+    w->msgid = msgid;
+    w->limit = limit;
+    w->after = after;
+    w->deadline_ms = uv_now(events->server->loop) + wait_ms;
+    events_filter_copy_t *f = &w->filter;
+    f->filter.types = filter->types;
+    f->filter.sku = filter_str_copy(f->sku, filter->sku);
+    f->filter.order = filter_str_copy(f->order, filter->order);
+    f->filter.customer = filter_str_copy(f->customer, filter->customer);
+    conn->deferred_count++;
+    return 0;
+}
+
+/* Answer the waiters that now have events, or (expired_only) whose wait ended. The due ones
+ * leave the array first: answering may close a connection, which drops its waiters. */
+static void waiters_answer(events_t *events, bool expired_only, uint64_t now_ms)
+{
+    uint32_t due_count = 0, kept = 0;
+    for (uint32_t i = 0; i < events->waiter_count; i++) {
+        events_waiter_t *w = &events->waiters[i];
+        if (expired_only ? w->deadline_ms <= now_ms : w->after < events_last_seq(events))
+            due_count++;
+    }
+    if (due_count == 0)
+        return;
+    events_waiter_t *due = malloc(due_count * sizeof(*due));
+    if (due == NULL)
+        return; /* answered at a later tick */
+    due_count = 0;
+    for (uint32_t i = 0; i < events->waiter_count; i++) {
+        events_waiter_t *w = &events->waiters[i];
+        if (expired_only ? w->deadline_ms <= now_ms : w->after < events_last_seq(events))
+            due[due_count++] = *w;
+        else
+            events->waiters[kept++] = *w;
+    }
+    events->waiter_count = kept;
+    for (uint32_t i = 0; i < due_count; i++) {
+        events_waiter_t *w = &due[i];
+        events_waiter_answer(events, w, expired_only);
+        if (w->conn == NULL)
+            continue;
+        if (w->conn->closing || events->waiter_count == ALLOT_EVENTS_WAITERS_MAX)
+            w->conn->deferred_count--;
+        else
+            events->waiters[events->waiter_count++] = *w;
+    }
+    free(due);
+}
+
+void events_waiters_wake(events_t *events)
+{
+    waiters_answer(events, false, 0);
+}
+
+static void waiters_drop(events_t *events, struct connection *conn)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < events->waiter_count; i++) {
+        if (events->waiters[i].conn == conn)
+            conn->deferred_count--;
+        else
+            events->waiters[kept++] = events->waiters[i];
+    }
+    events->waiter_count = kept;
+}
+
+void events_connection_closed(events_t *events, struct connection *conn)
+{
+    if (events == NULL)
+        return;
+    waiters_drop(events, conn);
+    events_subscriptions_drop(events, conn);
+}
+
+/* ---- housekeeping --------------------------------------------------------------------------- */
+
+static void retention_step(events_t *events, int64_t now_ms, uint64_t now_monotonic_ms)
+{
+    if (now_monotonic_ms < events->trim_next_ms)
+        return;
+    uint64_t removed = 0;
+    int rc =
+        event_store_trim(events->store, now_ms, events->config.retention_ms,
+                         events->config.bytes_max, events->config.ledger_retention_ms, &removed);
+    if (rc != 0)
+        log_event(LOG_ERROR, "events_trim_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_STR("message", event_store_message(events->store)));
+    /* a step that did not finish goes on at the next tick */
+    events->trim_next_ms =
+        now_monotonic_ms + (removed >= EVENT_STORE_TRIM_STEP_MAX ? 0 : EVENTS_TRIM_PERIOD_MS);
+}
+
+void events_housekeeping(events_t *events, int64_t now_ms, uint64_t now_monotonic_ms)
+{
+    if (events == NULL)
+        return;
+    retention_step(events, now_ms, now_monotonic_ms);
+    waiters_answer(events, true, now_monotonic_ms);
+    int refused;
+    if (allot_stream_tick_due_ms(events->state) <= now_ms &&
+        server_writes_allowed(events->server, &refused))
+        allot_stream_tick(events->state, now_ms);
+}
+
+void events_checkpointed(events_t *events)
+{
+    if (events == NULL)
+        return;
+    int rc = event_store_sync(events->store);
+    if (rc != 0)
+        log_event(LOG_ERROR, "events_sync_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_STR("message", event_store_message(events->store)));
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+int events_open(struct server *server, struct allot_state *state, const char *data_dir,
+                const events_config_t *config, events_t **out)
+{
+    *out = NULL;
+    events_t *events = calloc(1, sizeof(*events));
+    if (events == NULL)
+        return ALLOT_ENOMEM;
+    char message[512] = "";
+    int rc = event_store_open(data_dir, &events->store, message, sizeof(message));
+    if (rc != 0) {
+        log_event(LOG_ERROR, "events_open_failed", LOG_STR("code", allot_error_code(rc)),
+                  LOG_STR("message", message));
+        free(events);
+        return rc;
+    }
+    events->server = server;
+    events->state = state;
+    events->config = *config;
+    events->skip_lsn = event_store_last_lsn(events->store);
+    events->replaying = true;
+    events->next_subscription_id = 1;
+    msgpack_sbuffer_init(&events->values);
+    msgpack_sbuffer_init(&events->strings);
+    msgpack_sbuffer_init(&events->notification);
+    allot_state_set_change_observer(state, on_change, events);
+    *out = events;
+    return 0;
+}
+
+int events_recovered(events_t *events, uint64_t recovered_lsn)
+{
+    events->replaying = false;
+    if (event_store_last_lsn(events->store) > recovered_lsn)
+        log_event(LOG_WARN, "events_ahead_of_log",
+                  LOG_UINT("events_lsn", event_store_last_lsn(events->store)),
+                  LOG_UINT("wal_lsn", recovered_lsn),
+                  LOG_STR("message", "the log was cut (--accept-data-loss): the stream holds "
+                                     "events of records that are gone"));
+    int rc = store_flush(events, recovered_lsn, false);
+    log_event(LOG_INFO, "events_recovered", LOG_UINT("events", event_store_count(events->store)),
+              LOG_UINT("last_seq", event_store_last_seq(events->store)),
+              LOG_UINT("ledger", event_store_ledger_count(events->store)));
+    return rc;
+}
+
+void events_close(events_t *events)
+{
+    if (events == NULL)
+        return;
+    allot_state_set_change_observer(events->state, NULL, NULL);
+    events_subscriptions_free(events);
+    free(events->waiters);
+    free(events->pending);
+    free(events->moves);
+    msgpack_sbuffer_destroy(&events->values);
+    msgpack_sbuffer_destroy(&events->strings);
+    msgpack_sbuffer_destroy(&events->notification);
+    event_store_close(events->store);
+    free(events);
+}

@@ -1,0 +1,560 @@
+/* event_store.c - the change stream in <data-dir>/events.lmdb (contract in event_store.h).
+ *
+ * Layout (LMDB, one file with MDB_NOSUBDIR, "<path>-lock" beside it), five named databases:
+ *   "events"  key: u64 seq, big-endian (so that LMDB's byte order is seq order)
+ *             value: i64 at_ms, little-endian, then the event's bytes as net/events.c lays
+ *             them out (u8 format version 1; u8 type; u8 sku_len, sku; u8 order_len, order;
+ *             u8 customer_len, customer; then the event as one MessagePack map, as the wire
+ *             carries it). A value shorter than 8 bytes is damage (ALLOT_ECORRUPT).
+ *   "meta"    "last_lsn": u64 LE, every event of the records up to it is stored;
+ *             "trimmed_seq": u64 LE, the highest seq retention removed (0: none);
+ *             "bytes": u64 LE, the sum of the key and value sizes of the events;
+ *             "count": u64 LE, the events stored; "ledger_count": u64 LE, the movements.
+ *   "ledger_sku"   key: u8 sku_len, sku, u64 seq BE      value: a movement (below)
+ *   "ledger_loc"   key: u8 sku_len, sku, u8 location_len, location, u64 seq BE
+ *                  value: a movement
+ *   "ledger_time"  key: u64 seq BE     value: i64 at_ms LE, u8 sku_len, sku, u8 location_len,
+ *                  location (what trimming by age deletes from the two indices)
+ *   A movement: i64 at_ms, i64 delta, i64 on_hand (all LE); u8 location_len, location;
+ *   u8 reason_len, reason; u8 ref_len, ref.
+ * The meta values change in the same transaction as the events they count.
+ */
+#include "event_store.h"
+
+#include <assert.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/byte_order.h"
+#include "core/errors.h"
+#include "core/limits.h"
+
+#define EVENT_STORE_PATH_BYTES_MAX 1100
+
+struct event_store {
+    MDB_env *env;
+    MDB_dbi events;
+    MDB_dbi meta;
+    MDB_dbi ledger_sku, ledger_loc, ledger_time;
+    uint64_t ledger_count;
+    MDB_txn *txn; /* the write batch, NULL when none */
+    uint64_t last_lsn, trimmed_seq, bytes, count;
+    uint64_t first_seq, last_seq;
+    char message[256];
+};
+
+static int store_fail(event_store_t *store, const char *what, int mrc)
+{
+    snprintf(store->message, sizeof(store->message), "events.lmdb: %.160s: %.80s", what,
+             mdb_strerror(mrc));
+    return mrc == MDB_MAP_FULL ? ALLOT_EUNAVAILABLE : ALLOT_EIO;
+}
+
+const char *event_store_message(const event_store_t *store)
+{
+    return store->message;
+}
+
+static uint64_t meta_get(MDB_txn *txn, MDB_dbi meta, const char *name)
+{
+    MDB_val key = {strlen(name), (void *)name}, value;
+    if (mdb_get(txn, meta, &key, &value) != 0 || value.mv_size != 8)
+        return 0;
+    return allot_u64_load_le(value.mv_data);
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi meta, const char *name, uint64_t number)
+{
+    uint8_t bytes[8];
+    allot_u64_store_le(bytes, number);
+    MDB_val key = {strlen(name), (void *)name}, value = {8, bytes};
+    return mdb_put(txn, meta, &key, &value, 0);
+}
+
+static uint64_t seq_of(const MDB_val *key)
+{
+    uint64_t seq = 0;
+    for (size_t i = 0; i < 8 && i < key->mv_size; i++)
+        seq = (seq << 8) | ((const uint8_t *)key->mv_data)[i];
+    return seq;
+}
+
+static void seq_key(uint64_t seq, uint8_t out[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)seq;
+        seq >>= 8;
+    }
+}
+
+/* The first and last seq stored (0 when empty). */
+static int ends_read(event_store_t *store, MDB_txn *txn)
+{
+    MDB_cursor *cursor;
+    int mrc = mdb_cursor_open(txn, store->events, &cursor);
+    if (mrc != 0)
+        return store_fail(store, "cursor", mrc);
+    MDB_val key, value;
+    store->first_seq = mdb_cursor_get(cursor, &key, &value, MDB_FIRST) == 0 ? seq_of(&key) : 0;
+    store->last_seq = mdb_cursor_get(cursor, &key, &value, MDB_LAST) == 0 ? seq_of(&key) : 0;
+    mdb_cursor_close(cursor);
+    return 0;
+}
+
+static int store_load(event_store_t *store)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(store->env, NULL, 0, &txn);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "events", MDB_CREATE, &store->events);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &store->meta);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "ledger_sku", MDB_CREATE, &store->ledger_sku);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "ledger_loc", MDB_CREATE, &store->ledger_loc);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "ledger_time", MDB_CREATE, &store->ledger_time);
+    if (mrc != 0) {
+        if (txn != NULL)
+            mdb_txn_abort(txn);
+        return store_fail(store, "open databases", mrc);
+    }
+    store->last_lsn = meta_get(txn, store->meta, "last_lsn");
+    store->trimmed_seq = meta_get(txn, store->meta, "trimmed_seq");
+    store->bytes = meta_get(txn, store->meta, "bytes");
+    store->count = meta_get(txn, store->meta, "count");
+    store->ledger_count = meta_get(txn, store->meta, "ledger_count");
+    int rc = ends_read(store, txn);
+    mrc = mdb_txn_commit(txn);
+    if (rc == 0 && mrc != 0)
+        rc = store_fail(store, "commit", mrc);
+    return rc;
+}
+
+int event_store_open(const char *data_dir, event_store_t **out, char *message, size_t message_bytes)
+{
+    *out = NULL;
+    char path[EVENT_STORE_PATH_BYTES_MAX];
+    int n = snprintf(path, sizeof(path), "%s/events.lmdb", data_dir);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return ALLOT_EINVALID_ARGUMENT;
+    event_store_t *store = calloc(1, sizeof(*store));
+    if (store == NULL)
+        return ALLOT_ENOMEM;
+    int mrc = mdb_env_create(&store->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(store->env, 5);
+    if (mrc == 0)
+        mrc = mdb_env_set_mapsize(store->env, (size_t)EVENT_STORE_MAP_BYTES);
+    if (mrc == 0)
+        mrc = mdb_env_open(store->env, path, MDB_NOSUBDIR | MDB_NOTLS | MDB_NOSYNC, 0640);
+    int rc = mrc != 0 ? store_fail(store, path, mrc) : store_load(store);
+    if (rc != 0) {
+        snprintf(message, message_bytes, "%s", store->message);
+        event_store_close(store);
+        return rc;
+    }
+    *out = store;
+    return 0;
+}
+
+void event_store_close(event_store_t *store)
+{
+    if (store == NULL)
+        return;
+    if (store->txn != NULL)
+        mdb_txn_abort(store->txn);
+    if (store->env != NULL)
+        mdb_env_close(store->env);
+    free(store);
+}
+
+uint64_t event_store_last_lsn(const event_store_t *store)
+{
+    return store->last_lsn;
+}
+uint64_t event_store_last_seq(const event_store_t *store)
+{
+    return store->last_seq;
+}
+uint64_t event_store_first_seq(const event_store_t *store)
+{
+    return store->first_seq;
+}
+uint64_t event_store_trimmed_seq(const event_store_t *store)
+{
+    return store->trimmed_seq;
+}
+uint64_t event_store_bytes(const event_store_t *store)
+{
+    return store->bytes;
+}
+uint64_t event_store_count(const event_store_t *store)
+{
+    return store->count;
+}
+
+int event_store_begin(event_store_t *store)
+{
+    assert(store->txn == NULL);
+    int mrc = mdb_txn_begin(store->env, NULL, 0, &store->txn);
+    if (mrc != 0) {
+        store->txn = NULL;
+        return store_fail(store, "begin", mrc);
+    }
+    return 0;
+}
+
+int event_store_put(event_store_t *store, uint64_t seq, int64_t at_ms, const void *value,
+                    size_t len)
+{
+    assert(store->txn != NULL && seq > store->last_seq);
+    uint8_t key_bytes[8];
+    seq_key(seq, key_bytes);
+    MDB_val key = {8, key_bytes}, data = {8 + len, NULL};
+    int mrc = mdb_put(store->txn, store->events, &key, &data, MDB_RESERVE | MDB_APPEND);
+    if (mrc != 0)
+        return store_fail(store, "put", mrc);
+    allot_u64_store_le(data.mv_data, (uint64_t)at_ms);
+    memcpy((uint8_t *)data.mv_data + 8, value, len);
+    store->last_seq = seq;
+    if (store->first_seq == 0)
+        store->first_seq = seq;
+    store->bytes += 16 + len;
+    store->count++;
+    return 0;
+}
+
+static int meta_write(event_store_t *store)
+{
+    int mrc = meta_put(store->txn, store->meta, "last_lsn", store->last_lsn);
+    if (mrc == 0)
+        mrc = meta_put(store->txn, store->meta, "trimmed_seq", store->trimmed_seq);
+    if (mrc == 0)
+        mrc = meta_put(store->txn, store->meta, "bytes", store->bytes);
+    if (mrc == 0)
+        mrc = meta_put(store->txn, store->meta, "count", store->count);
+    if (mrc == 0)
+        mrc = meta_put(store->txn, store->meta, "ledger_count", store->ledger_count);
+    return mrc;
+}
+
+int event_store_commit(event_store_t *store, uint64_t last_lsn)
+{
+    assert(store->txn != NULL);
+    if (last_lsn > store->last_lsn)
+        store->last_lsn = last_lsn;
+    int mrc = meta_write(store);
+    if (mrc != 0) {
+        event_store_abort(store);
+        return store_fail(store, "meta", mrc);
+    }
+    mrc = mdb_txn_commit(store->txn);
+    store->txn = NULL;
+    if (mrc != 0) {
+        store_load(store); /* back to what is stored */
+        return store_fail(store, "commit", mrc);
+    }
+    return 0;
+}
+
+void event_store_abort(event_store_t *store)
+{
+    if (store->txn != NULL)
+        mdb_txn_abort(store->txn);
+    store->txn = NULL;
+    store_load(store);
+}
+
+int event_store_sync(event_store_t *store)
+{
+    int mrc = mdb_env_sync(store->env, 1);
+    return mrc != 0 ? store_fail(store, "sync", mrc) : 0;
+}
+
+/* Delete the oldest events the bounds no longer keep; *removed counts them. */
+static int trim_walk(event_store_t *store, MDB_cursor *cursor, int64_t cutoff_ms,
+                     uint64_t bytes_max, uint64_t *removed)
+{
+    MDB_val key, value;
+    int mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (mrc == 0 && *removed < EVENT_STORE_TRIM_STEP_MAX) {
+        if (value.mv_size < 8)
+            return ALLOT_ECORRUPT;
+        int64_t at_ms = (int64_t)allot_u64_load_le(value.mv_data);
+        if (at_ms >= cutoff_ms && store->bytes <= bytes_max)
+            break;
+        uint64_t seq = seq_of(&key);
+        size_t size = key.mv_size + value.mv_size;
+        mrc = mdb_cursor_del(cursor, 0);
+        if (mrc != 0)
+            return store_fail(store, "trim", mrc);
+        store->bytes -= size < store->bytes ? size : store->bytes;
+        store->count--;
+        store->trimmed_seq = seq;
+        (*removed)++;
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_GET_CURRENT);
+        if (mrc != 0)
+            mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    return 0;
+}
+
+static int ledger_trim_walk(event_store_t *store, int64_t cutoff_ms, uint64_t *removed);
+
+int event_store_trim(event_store_t *store, int64_t now_ms, int64_t retention_ms, uint64_t bytes_max,
+                     int64_t ledger_retention_ms, uint64_t *removed)
+{
+    *removed = 0;
+    if (store->count == 0 && store->ledger_count == 0)
+        return 0;
+    int rc = event_store_begin(store);
+    if (rc != 0)
+        return rc;
+    MDB_cursor *cursor;
+    int mrc = mdb_cursor_open(store->txn, store->events, &cursor);
+    if (mrc != 0) {
+        event_store_abort(store);
+        return store_fail(store, "cursor", mrc);
+    }
+    rc = trim_walk(store, cursor, now_ms - retention_ms, bytes_max, removed);
+    if (rc == 0)
+        rc = ledger_trim_walk(store, now_ms - ledger_retention_ms, removed);
+    if (rc == 0)
+        rc = ends_read(store, store->txn);
+    mdb_cursor_close(cursor);
+    if (rc != 0 || *removed == 0) {
+        event_store_abort(store);
+        return rc;
+    }
+    return event_store_commit(store, store->last_lsn);
+}
+
+int event_store_scan(event_store_t *store, uint64_t after, uint32_t scan_max,
+                     event_store_each_cb each_cb, void *ctx, uint64_t *last)
+{
+    *last = after;
+    if (store->last_seq <= after)
+        return 0;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return store_fail(store, "read", mrc);
+    MDB_cursor *cursor;
+    mrc = mdb_cursor_open(txn, store->events, &cursor);
+    if (mrc != 0) {
+        mdb_txn_abort(txn);
+        return store_fail(store, "cursor", mrc);
+    }
+    uint8_t key_bytes[8];
+    seq_key(after == UINT64_MAX ? after : after + 1, key_bytes);
+    MDB_val key = {8, key_bytes}, value;
+    int rc = 0;
+    mrc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    for (uint32_t seen = 0; mrc == 0 && seen < scan_max; seen++) {
+        if (value.mv_size < 8) {
+            rc = ALLOT_ECORRUPT;
+            break;
+        }
+        uint64_t seq = seq_of(&key);
+        *last = seq;
+        if (each_cb(ctx, seq, (int64_t)allot_u64_load_le(value.mv_data),
+                    (const uint8_t *)value.mv_data + 8, value.mv_size - 8) != 0)
+            break;
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* ---- the ledger ----------------------------------------------------------------------------- */
+
+#define LEDGER_KEY_BYTES_MAX   (2 + 2 * ALLOT_ID_BYTES_MAX + 8)
+#define LEDGER_VALUE_BYTES_MAX (24 + 3 + 3 * 255)
+
+uint64_t event_store_ledger_count(const event_store_t *store)
+{
+    return store->ledger_count;
+}
+
+static size_t put_str(uint8_t *p, allot_str_t s)
+{
+    size_t len = s.len < 255 ? s.len : 255;
+    p[0] = (uint8_t)len;
+    if (len > 0)
+        memcpy(p + 1, s.ptr, len);
+    return 1 + len;
+}
+
+/* The key of sku (and location when with_location) at seq; its length. */
+static size_t ledger_key(uint8_t *key, allot_str_t sku, allot_str_t location, bool with_location,
+                         uint64_t seq)
+{
+    size_t n = put_str(key, sku);
+    if (with_location)
+        n += put_str(key + n, location);
+    seq_key(seq, key + n);
+    return n + 8;
+}
+
+int event_store_ledger_put(event_store_t *store, const event_ledger_entry_t *e)
+{
+    assert(store->txn != NULL);
+    assert(e->sku.len <= ALLOT_ID_BYTES_MAX && e->location.len <= ALLOT_ID_BYTES_MAX);
+    uint8_t value[LEDGER_VALUE_BYTES_MAX], key[LEDGER_KEY_BYTES_MAX];
+    allot_u64_store_le(value, (uint64_t)e->at_ms);
+    allot_u64_store_le(value + 8, (uint64_t)e->delta);
+    allot_u64_store_le(value + 16, (uint64_t)e->on_hand);
+    size_t n = 24 + put_str(value + 24, e->location);
+    n += put_str(value + n, e->reason);
+    n += put_str(value + n, e->ref);
+    MDB_val data = {n, value};
+    MDB_val k = {ledger_key(key, e->sku, e->location, false, e->seq), key};
+    int mrc = mdb_put(store->txn, store->ledger_sku, &k, &data, 0);
+    if (mrc == 0) {
+        k.mv_size = ledger_key(key, e->sku, e->location, true, e->seq);
+        mrc = mdb_put(store->txn, store->ledger_loc, &k, &data, 0);
+    }
+    if (mrc == 0) { /* what trimming needs: at_ms, sku, location */
+        uint8_t time_value[8 + 2 + 2 * ALLOT_ID_BYTES_MAX], seq_bytes[8];
+        allot_u64_store_le(time_value, (uint64_t)e->at_ms);
+        size_t t = 8 + put_str(time_value + 8, e->sku);
+        t += put_str(time_value + t, e->location);
+        seq_key(e->seq, seq_bytes);
+        MDB_val tk = {8, seq_bytes}, tv = {t, time_value};
+        mrc = mdb_put(store->txn, store->ledger_time, &tk, &tv, MDB_APPEND);
+    }
+    if (mrc != 0)
+        return store_fail(store, "ledger", mrc);
+    store->ledger_count++;
+    return 0;
+}
+
+static bool take_str(const uint8_t **p, const uint8_t *end, allot_str_t *out)
+{
+    if (*p >= end || (size_t)(end - *p) < 1u + (*p)[0])
+        return false;
+    *out = (allot_str_t){(const char *)*p + 1, (*p)[0]};
+    *p += 1 + (*p)[0];
+    return true;
+}
+
+static int ledger_decode(const MDB_val *key, const MDB_val *value, allot_str_t sku,
+                         event_ledger_entry_t *e)
+{
+    if (value->mv_size < 24 || key->mv_size < 8)
+        return ALLOT_ECORRUPT;
+    const uint8_t *v = value->mv_data, *end = v + value->mv_size;
+    e->seq = seq_of(&(MDB_val){8, (uint8_t *)key->mv_data + key->mv_size - 8});
+    e->sku = sku;
+    e->at_ms = (int64_t)allot_u64_load_le(v);
+    e->delta = (int64_t)allot_u64_load_le(v + 8);
+    e->on_hand = (int64_t)allot_u64_load_le(v + 16);
+    const uint8_t *p = v + 24;
+    bool ok = take_str(&p, end, &e->location) && take_str(&p, end, &e->reason) &&
+              take_str(&p, end, &e->ref);
+    return ok ? 0 : ALLOT_ECORRUPT;
+}
+
+/* Walk one index newest first from the cursor's position. */
+static int ledger_walk(MDB_cursor *cursor, const uint8_t *prefix, size_t prefix_len,
+                       allot_str_t sku, int64_t from_ms, int64_t to_ms, uint32_t limit,
+                       event_ledger_each_cb each_cb, void *ctx, bool *more, int mrc)
+{
+    MDB_val key, value;
+    uint32_t given = 0;
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_GET_CURRENT);
+    for (; mrc == 0; mrc = mdb_cursor_get(cursor, &key, &value, MDB_PREV)) {
+        if (key.mv_size != prefix_len + 8 || memcmp(key.mv_data, prefix, prefix_len) != 0)
+            break;
+        event_ledger_entry_t e;
+        if (ledger_decode(&key, &value, sku, &e) != 0)
+            return ALLOT_ECORRUPT;
+        if (e.at_ms > to_ms)
+            continue;
+        if (e.at_ms < from_ms)
+            break;
+        if (given == limit) {
+            *more = true;
+            break;
+        }
+        each_cb(ctx, &e);
+        given++;
+    }
+    return 0;
+}
+
+int event_store_ledger_read(event_store_t *store, allot_str_t sku, allot_str_t location,
+                            uint64_t before, int64_t from_ms, int64_t to_ms, uint32_t limit,
+                            event_ledger_each_cb each_cb, void *ctx, bool *more)
+{
+    *more = false;
+    bool with_location = location.len > 0;
+    uint8_t key_bytes[LEDGER_KEY_BYTES_MAX];
+    size_t key_len = ledger_key(key_bytes, sku, location, with_location, before);
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return store_fail(store, "read", mrc);
+    MDB_cursor *cursor;
+    mrc = mdb_cursor_open(txn, with_location ? store->ledger_loc : store->ledger_sku, &cursor);
+    if (mrc != 0) {
+        mdb_txn_abort(txn);
+        return store_fail(store, "cursor", mrc);
+    }
+    /* the first key >= (prefix, before), then one back: the newest with seq < before */
+    MDB_val key = {key_len, key_bytes}, value;
+    mrc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_PREV);
+    else if (mrc == MDB_NOTFOUND)
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_LAST);
+    int rc = ledger_walk(cursor, key_bytes, key_len - 8, sku, from_ms, to_ms, limit, each_cb, ctx,
+                         more, mrc);
+    mdb_cursor_close(cursor);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Delete the movements older than cutoff_ms from the three indices. */
+static int ledger_trim_walk(event_store_t *store, int64_t cutoff_ms, uint64_t *removed)
+{
+    MDB_cursor *cursor;
+    int mrc = mdb_cursor_open(store->txn, store->ledger_time, &cursor);
+    if (mrc != 0)
+        return store_fail(store, "cursor", mrc);
+    MDB_val key, value;
+    int rc = 0;
+    mrc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+    while (mrc == 0 && *removed < EVENT_STORE_TRIM_STEP_MAX) {
+        const uint8_t *v = value.mv_data, *end = v + value.mv_size, *p = v + 8;
+        allot_str_t sku, location;
+        if (value.mv_size < 8 || !take_str(&p, end, &sku) || !take_str(&p, end, &location)) {
+            rc = ALLOT_ECORRUPT;
+            break;
+        }
+        if ((int64_t)allot_u64_load_le(v) >= cutoff_ms)
+            break;
+        uint64_t seq = seq_of(&key);
+        uint8_t k[LEDGER_KEY_BYTES_MAX];
+        MDB_val sk = {ledger_key(k, sku, location, false, seq), k};
+        mdb_del(store->txn, store->ledger_sku, &sk, NULL);
+        sk.mv_size = ledger_key(k, sku, location, true, seq);
+        mdb_del(store->txn, store->ledger_loc, &sk, NULL);
+        mrc = mdb_cursor_del(cursor, 0);
+        if (mrc != 0) {
+            rc = store_fail(store, "trim", mrc);
+            break;
+        }
+        store->ledger_count -= store->ledger_count > 0;
+        (*removed)++;
+        mrc = mdb_cursor_get(cursor, &key, &value, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cursor);
+    return rc;
+}
