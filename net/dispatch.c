@@ -77,7 +77,8 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
         .params = envelope->params,
         .result = &pk,
         .error = error,
-        .reply_to = {envelope->type == RPC_REQUEST ? env->conn : NULL, envelope->msgid},
+        .reply_to = {envelope->type == RPC_REQUEST ? env->conn : NULL, envelope->msgid,
+                     envelope->type == RPC_REQUEST ? env->http : NULL},
         .session = env->session,
     };
     int rc = command->handler(&call);

@@ -154,6 +154,8 @@ UINT_SETTER(set_idempotency_entries_max, idempotency_entries_max, 1,
 UINT_SETTER(set_idempotency_age_s, idempotency_age_s, 1, ALLOT_IDEMPOTENCY_AGE_S_CEILING, "")
 UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, ALLOT_CHECKPOINT_DIRTY_MAX_CEILING,
             " (0 = never by count)")
+UINT_SETTER(set_http_connections_max, http_connections_max, 1, HTTP_CONNECTIONS_MAX_CEILING, "")
+UINT_SETTER(set_http_timeout_s, http_timeout_s, 1, HTTP_TIMEOUT_S_CEILING, "")
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, ALLOT_CHECKPOINT_WAL_BYTES_CEILING,
             " (0 = never by size)")
 
@@ -181,6 +183,16 @@ static int set_metrics(options_t *o, const char *value, char *error, size_t byte
         return fail(error, bytes, "expects HOST:PORT", value);
     memcpy(o->server.metrics_host, parsed.server.listen_host, sizeof(o->server.metrics_host));
     o->server.metrics_port = parsed.server.listen_port;
+    return 0;
+}
+
+static int set_http(options_t *o, const char *value, char *error, size_t bytes)
+{
+    options_t parsed = *o;
+    if (set_listen(&parsed, value, error, bytes) != 0)
+        return fail(error, bytes, "expects HOST:PORT", value);
+    memcpy(o->server.http_host, parsed.server.listen_host, sizeof(o->server.http_host));
+    o->server.http_port = parsed.server.listen_port;
     return 0;
 }
 
@@ -222,6 +234,10 @@ static const option_spec_t option_table[] = {
     {"unauthenticated-connections-max", true, set_unauthenticated_connections_max,
      "with a token: unauthenticated at once (0 = connections-max / 10); the oldest makes room"},
     {"metrics", true, set_metrics, "serve Prometheus text on HOST:PORT at GET /metrics"},
+    {"http", true, set_http,
+     "serve the API as JSON (POST /v1/METHOD), its OpenAPI, events and the console on HOST:PORT"},
+    {"http-connections-max", true, set_http_connections_max, "concurrent HTTP connections (1024)"},
+    {"http-timeout-s", true, set_http_timeout_s, "close an HTTP connection stalled this long (30)"},
     {"accept-data-loss", false, NULL,
      "start although the WAL is damaged or incomplete: cut it there, losing what followed "
      "(command line only; see docs/durability.md)"},

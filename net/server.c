@@ -39,6 +39,8 @@ void server_config_defaults(server_config_t *config)
     config->checkpoint_interval_s = ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT;
     config->checkpoint_wal_bytes = ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT;
     config->checkpoint_dirty_max = ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT;
+    config->http_connections_max = HTTP_CONNECTIONS_MAX_DEFAULT;
+    config->http_timeout_s = HTTP_TIMEOUT_S_DEFAULT;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -108,6 +110,7 @@ static void on_durable(wal_t *wal, uint64_t durable_lsn, void *ctx)
         next = conn->held_next;
         connection_release_durable(conn, durable_lsn);
     }
+    http_durable(server->http, durable_lsn);
     checkpoint_driver_durable(server);
 }
 
@@ -233,6 +236,8 @@ void server_shutdown_close_all(server_t *server)
         return;
     server->checkpoint.shutdown_phase = 2;
     checkpoint_driver_close(server);
+    http_stop(server->http); /* frees itself once its handles closed */
+    server->http = NULL;
     close_if_open((uv_handle_t *)&server->shutdown_deadline);
     close_if_open((uv_handle_t *)&server->housekeeping);
     close_if_open((uv_handle_t *)&server->sigint);
@@ -265,6 +270,7 @@ static void shutdown_begin(server_t *server, const char *reason)
     log_event(LOG_INFO, "shutdown", LOG_STR("reason", reason),
               LOG_UINT("connections", server->connection_count));
     close_if_open((uv_handle_t *)&server->listener);
+    http_quiesce(server->http);
     uv_timer_stop(&server->housekeeping);
     uv_timer_start(&server->shutdown_deadline, on_shutdown_deadline, SERVER_SHUTDOWN_GRACE_MS, 0);
     connection_t *next;
@@ -527,7 +533,8 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
         return rc;
     handles_start(server);
     expire_reservations(server); /* those that expired while the server was down */
-    return listen_start(server);
+    rc = listen_start(server);
+    return rc == 0 ? server_ops_http_start(server) : rc;
 }
 
 int server_run(const server_config_t *config)
