@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,9 +193,20 @@ void http_kick(http_t *http)
         uv_timer_start(&http->timer, on_timer, 0, 0);
 }
 
+/* Count an answered call in the per-method metrics, as the RPC port does. */
+static void call_record(http_exchange_t *ex)
+{
+    if (ex->command_index == SIZE_MAX)
+        return;
+    int64_t latency_us = (int64_t)((uv_hrtime() - ex->started_ns) / 1000);
+    metrics_request_record(&ex->http->server->metrics, ex->command_index, latency_us, ex->error);
+    ex->command_index = SIZE_MAX;
+}
+
 /* Send a held exchange's response: queued while suspended, then resumed. */
 static void held_release(http_exchange_t *ex)
 {
+    call_record(ex);
     if (ex->response != NULL) {
         if (ex->close)
             MHD_add_response_header(ex->response, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -334,6 +347,7 @@ static enum MHD_Result call_reply(http_exchange_t *ex, const dispatch_outcome_t 
     http_t *http = ex->http;
     server_t *server = http->server;
     if (outcome->deferred) {
+        ex->command_index = outcome->command_index;
         ex->phase = HTTP_PHASE_DEFERRED;
         held_link(http, ex);
         MHD_suspend_connection(ex->connection);
@@ -341,7 +355,14 @@ static enum MHD_Result call_reply(http_exchange_t *ex, const dispatch_outcome_t 
     }
     if (outcome->close)
         ex->close = true;
+    ex->command_index = outcome->command_index;
+    ex->error = outcome->error != 0;
+    if (outcome->command_index == SIZE_MAX && outcome->error != 0)
+        metrics_request_rejected(&server->metrics, outcome->error, false);
     if (!outcome->write && server->scratch.size > server->config.output_bytes_max) {
+        server->metrics.replies_too_large++;
+        ex->error = true;
+        call_record(ex);
         char message[ALLOT_ERROR_MESSAGE_BYTES_MAX];
         snprintf(message, sizeof(message),
                  "the reply is %zu bytes, over the limit of %u (--output-bytes-max); ask for less",
@@ -358,6 +379,7 @@ static enum MHD_Result call_reply(http_exchange_t *ex, const dispatch_outcome_t 
         if (ex->close)
             MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
         ex->phase = HTTP_PHASE_DONE;
+        call_record(ex);
         return respond(ex->connection, status, response);
     }
     ex->phase = HTTP_PHASE_HELD;
@@ -399,6 +421,7 @@ static enum MHD_Result call_run(http_exchange_t *ex)
         return respond(ex->connection, status, response);
     }
     uint64_t started_ns = uv_hrtime();
+    ex->started_ns = started_ns;
     dispatch_outcome_t outcome;
     http_dispatch(ex, ex->command, params.size > 0 ? params.data : NULL, params.size, &outcome);
     msgpack_sbuffer_destroy(&params);
@@ -488,6 +511,7 @@ static enum MHD_Result exchange_begin(http_t *http, struct MHD_Connection *conne
     ex->http = http;
     ex->connection = connection;
     ex->client = info->socket_context;
+    ex->command_index = SIZE_MAX;
     *request_state = ex;
     int route = route_find(url, method);
     if (route == -2) {
@@ -580,6 +604,10 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (client == NULL || info == NULL)
         return; /* exchange_begin refuses a connection without its client */
+    const union MHD_ConnectionInfo *fd_info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fd_info != NULL) /* replies leave at once: no Nagle wait for the client's ACK */
+        setsockopt(fd_info->connect_fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     const struct sockaddr *address = info->client_addr;
     auth_peer_key_from_address(address, &client->auth.peer);
     char host[48] = "?";

@@ -53,6 +53,9 @@ struct http_exchange {
     struct MHD_Response *response; /* a held reply, queued when released */
     unsigned status;
     uint64_t lsn;                 /* HELD: durable from this LSN on */
+    uint64_t started_ns;          /* uv_hrtime() when the call ran (latency metrics) */
+    size_t command_index;         /* the method's row (metrics); SIZE_MAX: none */
+    bool error;                   /* the call answered an error (metrics) */
     http_exchange_t *prev, *next; /* held or waiting streams */
     http_stream_t *stream;        /* HTTP_ROUTE_EVENTS */
     char command[HTTP_COMMAND_BYTES_MAX];

@@ -13,7 +13,7 @@ packages=(
   chromium chromium-driver python3 python3-selenium
 )
 if [ "${ALLOT_BENCH_DEPS:-0}" = 1 ]; then
-  packages+=(libhiredis-dev redis-server)
+  packages+=(libhiredis-dev redis-server wrk)
 fi
 
 missing=()
