@@ -184,14 +184,12 @@ static void stream_error(http_exchange_t *ex)
 {
     http_stream_t *s = ex->stream;
     s->ended = true;
-    unsigned status = 0;
     server_t *server = ex->http->server;
     msgpack_object reply;
     size_t offset = 0;
     msgpack_zone_clear(&ex->http->zone);
     char *json = NULL;
     size_t len = 0;
-    (void)status;
     if (msgpack_unpack(server->scratch.data, server->scratch.size, &offset, &ex->http->zone,
                        &reply) == MSGPACK_UNPACK_SUCCESS &&
         reply.type == MSGPACK_OBJECT_ARRAY && reply.via.array.size == 4 &&
