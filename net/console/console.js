@@ -170,6 +170,7 @@ function addressOf(order) { return order.address && typeof order.address === "ob
 async function loadOrder(id) {
   const order = await attempt(() => call("order.get", { id }));
   if (!order) return;
+  const previous = state.order;
   state.order = order;
   $("order-id").textContent = order.id;
   $("order-state").textContent = words(order.state);
@@ -202,6 +203,7 @@ async function loadOrder(id) {
   }));
   for (const k of ["name", "street", "city", "postcode", "country"]) $("modify-" + k).value = address[k] || "";
   $("modify-instructions").value = order.instructions || "";
+  if (!previous || previous.id !== order.id) { $("action-reason").value = ""; $("return-reason").value = ""; }
   const editable = order.state === "created" || order.state === "on_hold";
   $("modify-save").disabled = !editable;
   $("hold-button").disabled = order.state !== "created";
@@ -213,9 +215,10 @@ async function loadOrder(id) {
 // What can still be returned: shipped minus what is already being returned.
 function renderReturnLines(order) {
   const shipped = {};
+  let anyShipped = false;
   for (const s of order.shipments)
     if (s.state === "shipped" || s.state === "delivered")
-      for (const l of s.lines) shipped[l.sku] = (shipped[l.sku] || 0) + l.qty;
+      for (const l of s.lines) { shipped[l.sku] = (shipped[l.sku] || 0) + l.qty; anyShipped = true; }
   for (const r of order.returns || [])
     for (const l of r.lines) shipped[l.sku] = (shipped[l.sku] || 0) - l.qty;
   const box = $("return-lines");
@@ -229,7 +232,8 @@ function renderReturnLines(order) {
     label.append(input);
     box.append(label);
   }
-  if (!skus.length) box.append(el("p", "Nothing shipped yet that could be returned.", "muted"));
+  if (!skus.length)
+    box.append(el("p", anyShipped ? "Every shipped unit is already being returned." : "Nothing shipped yet that could be returned.", "muted"));
   $("return-create").disabled = !skus.length;
   $("return-label").hidden = true;
 }

@@ -271,7 +271,7 @@ Test(http, an_answered_write_survives_kill9, .timeout = 60)
     harness_server_destroy(s);
 }
 
-Test(http, health_readiness_and_the_console_are_served, .timeout = 60)
+Test(http, health_readiness_the_console_and_a_clean_shutdown, .timeout = 60)
 {
     uint16_t port;
     harness_server_t *s = harness_http_server_start(NULL, &port);
@@ -292,5 +292,8 @@ Test(http, health_readiness_and_the_console_are_served, .timeout = 60)
     cr_expect_eq(harness_http(port, "GET", "/v1/ping", NULL, NULL, &body, &headers), 405);
     cr_expect(strstr(headers, "Allow: POST") != NULL, "%s", headers);
     free(body), free(headers);
+    int idle = harness_http_connect(port); /* a keep-alive client still connected at shutdown */
+    harness_server_stop(s);                /* asserts a clean exit with every handle closed */
+    close(idle);
     harness_server_destroy(s);
 }
