@@ -114,8 +114,16 @@ static void read_params(const http_stream_t *s, msgpack_sbuffer *out)
     }
 }
 
+/* A reply this stream cannot use: an error reply in server->scratch instead. */
+static int stream_unusable(server_t *server, int error, const char *message)
+{
+    server->scratch.size = 0;
+    dispatch_pack_error(&server->scratch, 0, error, NULL, message);
+    return error;
+}
+
 /* One events.read: events appended to the buffer and the cursor moved; 0, or the error code
- * with the whole reply left in server->scratch. */
+ * with an error reply in server->scratch. */
 static int stream_read(http_exchange_t *ex)
 {
     http_stream_t *s = ex->stream;
@@ -125,25 +133,29 @@ static int stream_read(http_exchange_t *ex)
     dispatch_outcome_t outcome;
     http_dispatch(ex, "events.read", params.data, params.size, &outcome);
     msgpack_sbuffer_destroy(&params);
-    if (outcome.error != 0 || outcome.deferred)
-        return outcome.error != 0 ? outcome.error : ALLOT_EINTERNAL;
     server_t *server = ex->http->server;
+    if (outcome.error != 0)
+        return outcome.error;
+    if (outcome.deferred)
+        return stream_unusable(server, ALLOT_EINTERNAL, "events.read deferred its reply");
     msgpack_object reply;
     size_t offset = 0;
     msgpack_zone_clear(&ex->http->zone);
     if (msgpack_unpack(server->scratch.data, server->scratch.size, &offset, &ex->http->zone,
                        &reply) != MSGPACK_UNPACK_SUCCESS ||
         reply.type != MSGPACK_OBJECT_ARRAY || reply.via.array.size != 4)
-        return ALLOT_EINTERNAL;
+        return stream_unusable(server, ALLOT_EINTERNAL, "events.read's reply does not decode");
     const msgpack_object *events = http_map_get(&reply.via.array.ptr[3], "events");
     const msgpack_object *next = http_map_get(&reply.via.array.ptr[3], "next");
     if (events == NULL || events->type != MSGPACK_OBJECT_ARRAY || next == NULL ||
         next->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return ALLOT_EINTERNAL;
+        return stream_unusable(server, ALLOT_EINTERNAL,
+                               "events.read's reply lacks its events or next");
     for (uint32_t i = 0; i < events->via.array.size; i++)
         if (event_wanted(s, &events->via.array.ptr[i]) &&
             !event_write(s, &events->via.array.ptr[i]))
-            return ALLOT_ENOMEM;
+            return stream_unusable(server, ALLOT_EINTERNAL,
+                                   "an event without a seq, or out of memory");
     if (events->via.array.size > 0 || !s->has_after) {
         s->after = next->via.u64;
         s->has_after = true;

@@ -251,6 +251,38 @@ Test(http, malformed_json_huge_bodies_slow_and_surplus_clients_are_bounded, .tim
     harness_server_destroy(s);
 }
 
+/* GET /v1/events is events.read as a stream: while the server has no events.read it answers that
+ * method's error; with one, an event stream. */
+Test(http, the_event_stream_is_events_read_through_the_command_table, .timeout = 60)
+{
+    uint16_t port;
+    harness_server_t *s = harness_http_server_start(NULL, &port);
+    char *read_error = NULL;
+    int read_status = harness_http_call(port, "events.read", "{\"limit\":100}", &read_error);
+    int fd = harness_http_connect(port);
+    const char *request = "GET /v1/events?types=avail.changed HTTP/1.1\r\nHost: x\r\n\r\n";
+    send(fd, request, strlen(request), MSG_NOSIGNAL);
+    char *response = harness_http_read_all(fd, 1500);
+    close(fd);
+    if (read_status == 404) {
+        cr_expect(strncmp(response, "HTTP/1.1 404", 12) == 0, "%s", response);
+        char *body = strstr(response, "\r\n\r\n");
+        cr_assert_not_null(body, "%s", response);
+        cr_expect_str_eq(body + 4, read_error, "the stream answers events.read's own error");
+    } else {
+        cr_expect_eq(read_status, 200, "%s", read_error);
+        cr_expect(strncmp(response, "HTTP/1.1 200", 12) == 0, "%s", response);
+        cr_expect(strstr(response, "Content-Type: text/event-stream") != NULL, "%s", response);
+    }
+    free(response);
+    free(read_error);
+    char *body = NULL;
+    cr_expect_eq(harness_http(port, "GET", "/v1/events?after=x", NULL, NULL, &body, NULL), 400,
+                 "a cursor that is not a seq: %s", body);
+    free(body);
+    harness_server_destroy(s);
+}
+
 Test(http, an_answered_write_survives_kill9, .timeout = 60)
 {
     uint16_t port;
