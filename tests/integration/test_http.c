@@ -181,9 +181,10 @@ Test(http, the_bearer_token_is_required_and_failures_back_off_as_for_auth, .time
     harness_call_error(c, "auth", "{\"token\":\"" HTTP_TOKEN "\"}", "UNAUTHENTICATED", &reply);
     allot_reply_free(&reply);
     allot_client_close(c);
-    cr_expect(strstr(harness_server_log(s), "event=auth_failed") != NULL ||
-                  strstr(harness_server_log_read(s), "auth_failed") != NULL,
+    char *log = harness_server_log_read(s);
+    cr_expect(strstr(log, "event=auth_failed") != NULL && strstr(log, "http=true") != NULL,
               "failures are logged as auth_failed");
+    free(log);
     harness_server_destroy(s);
     unlink(token_path);
 }
