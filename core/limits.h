@@ -280,6 +280,21 @@
  * /health unhealthy when the loop has not published for this long (it does every second); the
  * longest log line; lines per second of each event a client can cause at will. */
 #define METRICS_HTTP_CONNECTIONS_MAX 16
+/* The HTTP front door (net/http.h): connections at once and the seconds without progress
+ * after which one is closed (defaults of --http-connections-max and --http-timeout-s); a
+ * method name's bytes; the first body buffer; the decoding zone's chunk; event streams poll
+ * events.read this often while idle, send a comment line after this long without an event, and
+ * take at most this many events per read. */
+#define HTTP_CONNECTIONS_MAX_DEFAULT 1024
+#define HTTP_CONNECTIONS_MAX_CEILING 65536
+#define HTTP_TIMEOUT_S_DEFAULT       30
+#define HTTP_TIMEOUT_S_CEILING       3600
+#define HTTP_COMMAND_BYTES_MAX       64
+#define HTTP_BODY_BYTES_MIN          1024
+#define HTTP_ZONE_CHUNK_BYTES        8192
+#define HTTP_EVENTS_POLL_MS          200
+#define HTTP_EVENTS_KEEPALIVE_MS     15000
+#define HTTP_EVENTS_BATCH_MAX        100
 #define METRICS_HTTP_TEXT_BYTES_MAX  (256u * 1024)
 #define METRICS_HTTP_HEALTH_STALE_MS 5000
 #define LOG_LINE_BYTES_MAX           4096
@@ -512,5 +527,10 @@ _Static_assert(ALLOT_EVENTS_READ_LIMIT_DEFAULT <= ALLOT_EVENTS_READ_LIMIT_MAX &&
 _Static_assert(ALLOT_CHANGES_PER_RECORD_MAX >=
                    2 * ALLOT_ORDER_ITEMS_MAX + ALLOT_ORDER_SHIPMENTS_MAX,
                "an order's record gives all its events");
+_Static_assert(HTTP_CONNECTIONS_MAX_DEFAULT <= HTTP_CONNECTIONS_MAX_CEILING &&
+                   HTTP_TIMEOUT_S_DEFAULT <= HTTP_TIMEOUT_S_CEILING,
+               "the HTTP defaults are within their ranges");
+_Static_assert(HTTP_BODY_BYTES_MIN <= ALLOT_REQUEST_BYTES_MAX_FLOOR,
+               "the first body buffer never exceeds the smallest request limit");
 
 #endif

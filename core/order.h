@@ -156,6 +156,12 @@ typedef struct allot_order_page {
  * 1..ALLOT_ORDER_LIST_LIMIT_MAX. Live and archived orders are merged. */
 int allot_order_list(struct allot_state *state, allot_str_t customer, uint32_t limit,
                      allot_str_t after, allot_order_page_t *page, allot_error_detail_t *detail);
+/* Every order held in memory (not archived: all that have not ended, and ended ones until they
+ * are archived), newest first as above, strictly after the order `after` (len 0: from the newest;
+ * unknown -> INVALID_ARGUMENT), only those in state `order_state` and with payment `payment`
+ * (-1: any). O(orders in memory) per page, no allocation. limit 1..ALLOT_ORDER_LIST_LIMIT_MAX. */
+int allot_order_list_all(struct allot_state *state, int order_state, int payment, uint32_t limit,
+                         allot_str_t after, allot_order_page_t *page, allot_error_detail_t *detail);
 /* The i-th order of the last page (valid until the next call into the state). */
 const allot_order_view_t *allot_order_page_at(struct allot_state *state,
                                               const allot_order_page_t *page, uint32_t i);

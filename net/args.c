@@ -187,31 +187,55 @@ static int key_allowed_index(const msgpack_object *k, const char *const *allowed
     return -1;
 }
 
-int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,
-                    allot_error_detail_t *error)
+/* The index of k in allowed, else in also (numbered after allowed), else -1; *name its name. */
+static int key_index_either(const msgpack_object *k, const char *const *allowed,
+                            const char *const *also, const char **name)
+{
+    int index = key_allowed_index(k, allowed);
+    if (index >= 0 || also == NULL) {
+        *name = index >= 0 ? allowed[index] : NULL;
+        return index;
+    }
+    int allowed_count = 0;
+    while (allowed[allowed_count] != NULL)
+        allowed_count++;
+    int extra = key_allowed_index(k, also);
+    *name = extra >= 0 ? also[extra] : NULL;
+    return extra >= 0 ? allowed_count + extra : -1;
+}
+
+int args_check_keys_also(const msgpack_object *map, const char *const *allowed,
+                         const char *const *also, const char *field, allot_error_detail_t *error)
 {
     if (map->type != MSGPACK_OBJECT_MAP)
         return wrong_type(field, "a map", error);
-    uint64_t seen = 0; /* bit i: allowed[i] was a key already (ARGS_ALLOWED_KEYS_MAX) */
+    uint64_t seen = 0; /* bit i: key i (allowed, then also) was a key already */
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
                                    "keys of '%s' must be strings", field);
-        int index = key_allowed_index(k, allowed);
+        const char *name;
+        int index = key_index_either(k, allowed, also, &name);
         if (index < 0) {
             allot_echo_t key;
-            allot_str_t name = {k->via.str.ptr, k->via.str.size};
+            allot_str_t text = {k->via.str.ptr, k->via.str.size};
             return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, field,
-                                   "unknown key '%s' in '%s'", allot_str_echo(name, &key), field);
+                                   "unknown key '%s' in '%s'", allot_str_echo(text, &key), field);
         }
         assert(index < ARGS_ALLOWED_KEYS_MAX);
         if (seen & (UINT64_C(1) << index))
-            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, allowed[index],
-                                   "duplicate key '%s' in '%s'", allowed[index], field);
+            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, name,
+                                   "duplicate key '%s' in '%s'", name, field);
         seen |= UINT64_C(1) << index;
     }
     return 0;
+}
+
+int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,
+                    allot_error_detail_t *error)
+{
+    return args_check_keys_also(map, allowed, NULL, field, error);
 }
 
 int args_map(const msgpack_object *map, const char *key, const char *const *allowed,

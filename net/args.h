@@ -70,5 +70,9 @@ int args_ship_to(const msgpack_object *map, bool *present, double *lat, double *
  * handler ever has to pick one of two values. One pass: O(keys x allowed), no allocation. */
 int args_check_keys(const msgpack_object *map, const char *const *allowed, const char *field,
                     allot_error_detail_t *error);
+/* The same with a second list `also` (NULL: none) of keys allowed too (the keys every read
+ * takes, net/dispatch.c); a name in both counts once. */
+int args_check_keys_also(const msgpack_object *map, const char *const *allowed,
+                         const char *const *also, const char *field, allot_error_detail_t *error);
 
 #endif

@@ -42,6 +42,9 @@ typedef struct auth_session {
     uint32_t failures;
     int64_t retry_after_ms; /* monotonic ms before which attempts are refused unchecked */
     auth_peer_key_t peer;   /* the client's address */
+    /* an HTTP client's "ip:port" (net/http.h): no RPC connection holds this session; NULL on
+     * the RPC port */
+    const char *http_peer;
 } auth_session_t;
 
 /* Failures per client address (opaque; see the contract above). */

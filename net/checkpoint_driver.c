@@ -43,7 +43,10 @@ static void checkpoint_answer(server_t *server, uint64_t generation, int status,
             allot_error_set(&detail, ALLOT_EINTERNAL, NULL, "checkpoint failed: %s", message);
             rpc_pack_error(&pk, waiter.msgid, ALLOT_EINTERNAL, &detail);
         }
-        connection_reply_deferred(waiter.conn, server->scratch.data, server->scratch.size);
+        if (waiter.http != NULL)
+            http_reply_deferred(waiter.http, server->scratch.data, server->scratch.size);
+        else
+            connection_reply_deferred(waiter.conn, server->scratch.data, server->scratch.size);
     }
     cp->waiter_count = kept;
 }
@@ -294,24 +297,35 @@ void checkpoint_driver_tick(server_t *server)
 }
 
 int server_checkpoint_request(server_t *server, connection_t *conn, uint32_t msgid,
-                              allot_error_detail_t *error)
+                              http_exchange_t *http, allot_error_detail_t *error)
 {
     server_checkpoint_t *cp = &server->checkpoint;
     if (cp->writer == NULL || cp->shutdown_phase != 0)
         return allot_error_set(error, ALLOT_EUNAVAILABLE, NULL,
                                "checkpoints are not available (shutting down)");
-    if (conn != NULL && cp->waiter_count == SERVER_CHECKPOINT_WAITERS_MAX)
+    if ((conn != NULL || http != NULL) && cp->waiter_count == SERVER_CHECKPOINT_WAITERS_MAX)
         return allot_error_set(error, ALLOT_EOVERLOADED, NULL,
                                "%u server.checkpoint requests are already waiting",
                                SERVER_CHECKPOINT_WAITERS_MAX);
-    if (conn != NULL) {
+    if (conn != NULL || http != NULL) {
         /* Answered by the next serialization: one already pending or running does not count. */
         cp->waiters[cp->waiter_count++] =
-            (checkpoint_waiter_t){conn, msgid, cp->generation_started + 1};
-        conn->deferred_count++;
+            (checkpoint_waiter_t){conn, http, msgid, cp->generation_started + 1};
+        if (conn != NULL)
+            conn->deferred_count++;
     }
     checkpoint_start(server, "request");
     return COMMAND_DEFERRED;
+}
+
+void server_deferred_drop_http(server_t *server, http_exchange_t *http)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < cp->waiter_count; i++)
+        if (cp->waiters[i].http != http)
+            cp->waiters[kept++] = cp->waiters[i];
+    cp->waiter_count = kept;
 }
 
 void server_deferred_drop(server_t *server, connection_t *conn)

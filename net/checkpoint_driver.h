@@ -38,7 +38,8 @@ struct server;
 typedef struct connection connection_t;
 
 typedef struct checkpoint_waiter {
-    connection_t *conn;
+    connection_t *conn;         /* an RPC request's connection, or NULL and: */
+    struct http_exchange *http; /* an HTTP request (net/http.h) */
     uint32_t msgid;
     uint64_t generation; /* answered by the first checkpoint of this generation or later */
 } checkpoint_waiter_t;

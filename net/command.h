@@ -28,6 +28,7 @@
 struct allot_state;
 struct auth_session;
 struct connection;
+struct http_exchange;
 struct server;
 
 enum command_flags {
@@ -40,10 +41,12 @@ enum command_flags {
 /* Handler return value: no reply now, the server answers call->reply_to later. */
 #define COMMAND_DEFERRED 1
 
-/* Where a deferred reply goes. conn is NULL for notifications (nobody to answer). */
+/* Where a deferred reply goes: an RPC connection's msgid, or an HTTP request (net/http.h);
+ * both NULL for notifications (nobody to answer). */
 typedef struct command_reply_to {
     struct connection *conn;
     uint32_t msgid;
+    struct http_exchange *http;
 } command_reply_to_t;
 
 typedef struct command_call {

@@ -9,13 +9,12 @@
 #include "pack.h"
 #include "rpc.h"
 
-/* Keys every method accepts; only reads may carry them (PROTOCOL.md, Cluster): answer once this
- * node has applied min_index, waiting at most wait_ms. */
-#define DISPATCH_READ_KEYS "min_index", "wait_ms"
+/* Keys every read accepts beside its own (PROTOCOL.md, Cluster): answer once this node has
+ * applied min_index, waiting at most wait_ms. */
+static const char *const dispatch_read_keys[] = {"min_index", "wait_ms", NULL};
 
 #define COMMAND(wire_name, handler, flags, ...)                                                   \
-    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, )               \
-                                                         DISPATCH_READ_KEYS, NULL};               \
+    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};        \
     _Static_assert(sizeof(handler##_allowed_keys) / sizeof(char *) - 1 <= ARGS_ALLOWED_KEYS_MAX,  \
                    wire_name " names more keys than args_check_keys tracks");
 #include "commands.def"
@@ -83,7 +82,8 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
         .params = envelope->params,
         .result = &pk,
         .error = error,
-        .reply_to = {envelope->type == RPC_REQUEST ? env->conn : NULL, envelope->msgid},
+        .reply_to = {envelope->type == RPC_REQUEST ? env->conn : NULL, envelope->msgid,
+                     envelope->type == RPC_REQUEST ? env->http : NULL},
         .session = env->session,
     };
     int rc = command->handler(&call);
@@ -128,17 +128,13 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
         (env->session == NULL || !env->session->authenticated))
         return allot_error_set(error, ALLOT_EUNAUTHENTICATED, NULL,
                                "call auth {token} first; only ping and auth are allowed before");
-    int rc = args_check_keys(envelope->params, command->allowed_keys, "params", error);
+    int rc = args_check_keys_also(envelope->params, command->allowed_keys,
+                                  command->flags & COMMAND_WRITE ? NULL : dispatch_read_keys,
+                                  "params", error);
     if (rc != 0)
         return rc;
     if ((command->flags & COMMAND_WRITE) && !env->writes_allowed)
         return writes_refused(env, error);
-    if (command->flags & COMMAND_WRITE) {
-        if (args_find(envelope->params, "min_index") != NULL ||
-            args_find(envelope->params, "wait_ms") != NULL)
-            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "min_index",
-                                   "min_index and wait_ms apply to reads only");
-    }
     return 0;
 }
 

@@ -18,7 +18,8 @@
 typedef struct dispatch_env {
     struct allot_state *state;
     struct server *server;
-    struct connection *conn; /* the requesting connection (deferred replies) */
+    struct connection *conn;    /* the requesting connection (deferred replies) */
+    struct http_exchange *http; /* or the HTTP request (net/http.h); NULL on the RPC port */
     int64_t now_ms;
     bool writes_allowed;   /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
     int writes_refused_error; /* the error for refused writes (UNAVAILABLE, OVERLOADED or

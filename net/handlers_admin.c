@@ -69,7 +69,7 @@ int handle_server_info(command_call_t *call)
 int handle_server_checkpoint(command_call_t *call)
 {
     return server_checkpoint_request(call->server, call->reply_to.conn, call->reply_to.msgid,
-                                     call->error);
+                                     call->reply_to.http, call->error);
 }
 
 int handle_auth(command_call_t *call)

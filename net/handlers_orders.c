@@ -275,20 +275,38 @@ int handle_order_get(command_call_t *call)
     return reply_order(call, rc, v);
 }
 
+/* order.list: a customer's orders, or without customer every order in memory, filtered by
+ * state and payment (filters apply to the all-orders listing only). */
 int handle_order_list(command_call_t *call)
 {
     const msgpack_object *p = call->params;
     allot_str_t customer, after;
     int64_t limit = ALLOT_ORDER_LIST_LIMIT_DEFAULT;
+    int order_state = -1, payment = -1;
+    bool state_given = false, payment_given = false;
     static allot_order_page_t page;
-    int rc = args_id(p, "customer", &customer, NULL, call->error);
+    int rc = args_optional_id(p, "customer", &customer, call->error);
     if (rc == 0)
         rc = args_int64(p, "limit", 1, ALLOT_ORDER_LIST_LIMIT_MAX, &limit, &(bool){false},
                         call->error);
     if (rc == 0)
         rc = args_optional_id(p, "after", &after, call->error);
     if (rc == 0)
+        rc =
+            args_enum(p, "state", allot_order_state_names, &order_state, &state_given, call->error);
+    if (rc == 0)
+        rc = args_enum(p, "payment", allot_payment_names, &payment, &payment_given, call->error);
+    if (rc == 0 && customer.len > 0 && (state_given || payment_given))
+        rc =
+            allot_error_set(call->error, ALLOT_EINVALID_ARGUMENT, state_given ? "state" : "payment",
+                            "state and payment filter the listing of all orders (without "
+                            "customer); a customer's list is complete, filter it there");
+    if (rc == 0 && customer.len > 0)
         rc = allot_order_list(call->state, customer, (uint32_t)limit, after, &page, call->error);
+    else if (rc == 0)
+        rc = allot_order_list_all(call->state, state_given ? order_state : -1,
+                                  payment_given ? payment : -1, (uint32_t)limit, after, &page,
+                                  call->error);
     if (rc != 0)
         return rc;
     msgpack_packer *pk = call->result;

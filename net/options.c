@@ -154,6 +154,8 @@ UINT_SETTER(set_idempotency_entries_max, idempotency_entries_max, 1,
 UINT_SETTER(set_idempotency_age_s, idempotency_age_s, 1, ALLOT_IDEMPOTENCY_AGE_S_CEILING, "")
 UINT_SETTER(set_checkpoint_dirty_max, checkpoint_dirty_max, 0, ALLOT_CHECKPOINT_DIRTY_MAX_CEILING,
             " (0 = never by count)")
+UINT_SETTER(set_http_connections_max, http_connections_max, 1, HTTP_CONNECTIONS_MAX_CEILING, "")
+UINT_SETTER(set_http_timeout_s, http_timeout_s, 1, HTTP_TIMEOUT_S_CEILING, "")
 UINT_SETTER(set_checkpoint_wal_bytes, checkpoint_wal_bytes, 0, ALLOT_CHECKPOINT_WAL_BYTES_CEILING,
             " (0 = never by size)")
 UINT_SETTER(set_events_retention_s, events_retention_s, 1, ALLOT_EVENTS_RETENTION_S_CEILING, "")
@@ -272,6 +274,16 @@ static int set_raft_snapshot_entries(options_t *o, const char *value, char *erro
     return 0;
 }
 
+static int set_http(options_t *o, const char *value, char *error, size_t bytes)
+{
+    options_t parsed = *o;
+    if (set_listen(&parsed, value, error, bytes) != 0)
+        return fail(error, bytes, "expects HOST:PORT", value);
+    memcpy(o->server.http_host, parsed.server.listen_host, sizeof(o->server.http_host));
+    o->server.http_port = parsed.server.listen_port;
+    return 0;
+}
+
 static int set_config(options_t *o, const char *value, char *error, size_t bytes)
 {
     (void)o, (void)value, (void)error, (void)bytes;
@@ -323,6 +335,10 @@ static const option_spec_t option_table[] = {
      "in a group: a leader silent this long is replaced (500)"},
     {"raft-snapshot-entries", true, set_raft_snapshot_entries,
      "in a group: raft entries between snapshots (checkpoints) (4096)"},
+    {"http", true, set_http,
+     "serve the API as JSON (POST /v1/METHOD), its OpenAPI, events and the console on HOST:PORT"},
+    {"http-connections-max", true, set_http_connections_max, "concurrent HTTP connections (1024)"},
+    {"http-timeout-s", true, set_http_timeout_s, "close an HTTP connection stalled this long (30)"},
     {"accept-data-loss", false, NULL,
      "start although the WAL is damaged or incomplete: cut it there, losing what followed "
      "(command line only; see docs/durability.md)"},

@@ -46,6 +46,8 @@ void server_config_defaults(server_config_t *config)
     config->events_retention_s = ALLOT_EVENTS_RETENTION_S_DEFAULT;
     config->events_bytes_max = ALLOT_EVENTS_BYTES_MAX_DEFAULT;
     config->ledger_retention_days = ALLOT_LEDGER_RETENTION_DAYS_DEFAULT;
+    config->http_connections_max = HTTP_CONNECTIONS_MAX_DEFAULT;
+    config->http_timeout_s = HTTP_TIMEOUT_S_DEFAULT;
 }
 
 int64_t server_now_ms(server_t *server)
@@ -163,6 +165,7 @@ void server_durable_advanced(server_t *server, uint64_t durable_lsn)
     }
     connection_batch_end(server); /* requests let in by the replies sent */
     events_durable(server->events, durable_lsn); /* stored, pushed, long polls answered */
+    http_durable(server->http, durable_lsn);
     checkpoint_driver_durable(server);
 }
 
@@ -306,6 +309,8 @@ void server_shutdown_close_all(server_t *server)
         return;
     server->checkpoint.shutdown_phase = 2;
     checkpoint_driver_close(server);
+    http_stop(server->http); /* frees itself once its handles closed */
+    server->http = NULL;
     close_if_open((uv_handle_t *)&server->shutdown_deadline);
     close_if_open((uv_handle_t *)&server->housekeeping);
     close_if_open((uv_handle_t *)&server->sigint);
@@ -342,6 +347,7 @@ static void shutdown_begin(server_t *server, const char *reason)
     log_event(LOG_INFO, "shutdown", LOG_STR("reason", reason),
               LOG_UINT("connections", server->connection_count));
     close_if_open((uv_handle_t *)&server->listener);
+    http_quiesce(server->http);
     uv_timer_stop(&server->housekeeping);
     uv_timer_start(&server->shutdown_deadline, on_shutdown_deadline, SERVER_SHUTDOWN_GRACE_MS, 0);
     connection_t *next;
@@ -636,7 +642,8 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
         return rc;
     handles_start(server);
     expire_reservations(server); /* those that expired while the server was down */
-    return listen_start(server);
+    rc = listen_start(server);
+    return rc == 0 ? server_ops_http_start(server) : rc;
 }
 
 int server_run(const server_config_t *config)

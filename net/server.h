@@ -44,6 +44,10 @@ typedef struct server_config {
     char auth_token_file[SERVER_PATH_BYTES_MAX]; /* empty: no authentication */
     char metrics_host[SERVER_HOST_BYTES_MAX];    /* empty: no Prometheus endpoint */
     uint16_t metrics_port;
+    char http_host[SERVER_HOST_BYTES_MAX]; /* empty: no HTTP front door (net/http.h) */
+    uint16_t http_port;
+    uint32_t http_connections_max;
+    uint32_t http_timeout_s; /* close an HTTP connection without progress this long */
     uint64_t checkpoint_wal_bytes;
     uint32_t checkpoint_dirty_max; /* checkpoint once this many objects changed (0: never) */
     /* Ended (delivered/cancelled) orders leave memory this long after they ended and are read
@@ -147,14 +151,16 @@ int server_store_verify(struct server *server, uint64_t *records, char *message,
 void server_stats_pack(const struct server *server, msgpack_packer *pk);
 
 struct connection;
+struct http_exchange;
 struct allot_error_detail;
 
 /* server.checkpoint: start a checkpoint (or join the next one if one is running) and answer
- * [1, msgid, nil, {"checkpoint_lsn": N}] on conn once it has committed (an INTERNAL error reply
- * if it fails; nothing when conn is NULL or closes first). Returns COMMAND_DEFERRED, or
+ * [1, msgid, nil, {"checkpoint_lsn": N}] on conn (or to the HTTP request http) once it has
+ * committed (an INTERNAL error reply if it fails; nothing when both are NULL or conn closes
+ * first). Returns COMMAND_DEFERRED, or
  * ALLOT_EOVERLOADED (SERVER_CHECKPOINT_WAITERS_MAX waiting) / ALLOT_EUNAVAILABLE (shutting
  * down) with error filled. */
 int server_checkpoint_request(struct server *server, struct connection *conn, uint32_t msgid,
-                              struct allot_error_detail *error);
+                              struct http_exchange *http, struct allot_error_detail *error);
 
 #endif

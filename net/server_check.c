@@ -121,6 +121,12 @@ int server_config_check(const server_config_t *config, server_check_t *check)
         check->event = "metrics_listen_failed";
         return ALLOT_EINVALID_ARGUMENT;
     }
+    struct in_addr http_address;
+    if (config->http_host[0] != '\0' && strcmp(config->http_host, "localhost") != 0 &&
+        inet_pton(AF_INET, config->http_host, &http_address) != 1)
+        return check_fail(check, "http_listen_failed",
+                          "--http needs an IPv4 HOST:PORT (or localhost), got host '%s'%s",
+                          config->http_host, "");
     if (config->auth_token_file[0] != '\0') {
         auth_token_t token;
         int rc = auth_token_load(&token, config->auth_token_file, check->message,

@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "checkpoint_driver.h"
 #include "client/frame.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -122,6 +123,7 @@ typedef struct server {
     metrics_t metrics;
     struct events *events; /* the change stream (net/events.h); NULL until opened */
     metrics_http_t *metrics_http;
+    http_t *http; /* the HTTP front door (--http); NULL without */
     char *metrics_text;         /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
     uint64_t iteration_busy_ns; /* time spent on requests and timers in this loop iteration */
     /* Requests are timed per batch (the requests of one read, or those a durable report lets
@@ -210,6 +212,7 @@ static inline uint32_t server_unauthenticated_max(const server_t *server)
 
 /* server_ops.c: authentication token and metrics endpoint (start-up), publishing, teardown. */
 int server_ops_start(server_t *server);
+int server_ops_http_start(server_t *server);
 void server_ops_publish(server_t *server);
 /* Once a second: log idempotency_evicted_early (rate-limited) when the count has grown. */
 void server_ops_idempotency_watch(server_t *server);
@@ -242,7 +245,9 @@ void connection_reply_deferred(connection_t *conn, const char *bytes, size_t len
 /* Queue a notification (net/events_push.c checked the output limit). */
 void connection_notify(connection_t *conn, const char *bytes, size_t len);
 
-/* checkpoint_driver.c: forget the deferred replies owed to a connection that is closing. */
+/* checkpoint_driver.c: forget the deferred replies owed to a connection that is closing, or to
+ * an HTTP request answered otherwise (shutting down). */
 void server_deferred_drop(server_t *server, connection_t *conn);
+void server_deferred_drop_http(server_t *server, http_exchange_t *http);
 
 #endif

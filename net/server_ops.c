@@ -9,20 +9,21 @@
 #include "log.h"
 #include "server_internal.h"
 
-/* One auth_failed line per failed check, at most LOG_LIMIT_LINES_PER_S a second. */
-static void auth_failure_log(server_t *server, const connection_t *conn, bool closing,
-                             int64_t now_ms)
+/* One auth_failed line per failed check, at most LOG_LIMIT_LINES_PER_S a second. conn is NULL
+ * for an HTTP client (connection 0, peer from the session). */
+static void auth_failure_log(server_t *server, const connection_t *conn,
+                             const auth_session_t *session, bool closing, int64_t now_ms)
 {
     uint64_t suppressed;
     if (!server_log_allow(server, &server->auth_log, &suppressed)) {
         server->metrics.auth_log_suppressed++;
         return;
     }
-    log_event(LOG_WARN, "auth_failed", LOG_STR("peer", conn->peer),
-              LOG_UINT("connection", conn->id),
-              LOG_UINT("failures", conn->auth.failures),
+    log_event(LOG_WARN, "auth_failed", LOG_STR("peer", conn ? conn->peer : session->http_peer),
+              LOG_UINT("connection", conn ? conn->id : 0), LOG_BOOL("http", conn == NULL),
+              LOG_UINT("failures", session->failures),
               LOG_UINT("peer_failures",
-                       auth_peer_failures(server->auth_peers, &conn->auth.peer, now_ms)),
+                       auth_peer_failures(server->auth_peers, &session->peer, now_ms)),
               LOG_BOOL("closing", closing), LOG_UINT("suppressed", suppressed));
 }
 
@@ -30,13 +31,14 @@ int server_auth_attempt(server_t *server, auth_session_t *session, const char *t
                         size_t token_len, bool *close, allot_error_detail_t *error)
 {
     *close = false;
-    connection_t *conn = connection_of_session(session);
+    connection_t *conn = session->http_peer == NULL ? connection_of_session(session) : NULL;
     int64_t now_ms = (int64_t)uv_now(server->loop);
     int64_t retry_in_ms = 0;
     auth_result_t result = auth_attempt(&server->auth, server->auth_peers, session, token,
                                         token_len, now_ms, &retry_in_ms);
     if (result == AUTH_OK) {
-        connection_authenticated(conn);
+        if (conn != NULL)
+            connection_authenticated(conn);
         return 0;
     }
     if (result == AUTH_RATE_LIMITED) {
@@ -48,7 +50,7 @@ int server_auth_attempt(server_t *server, auth_session_t *session, const char *t
     }
     server->metrics.auth_failures++;
     *close = result == AUTH_CLOSE;
-    auth_failure_log(server, conn, *close, now_ms);
+    auth_failure_log(server, conn, session, *close, now_ms);
     if (*close)
         return allot_error_set(error, ALLOT_EUNAUTHENTICATED, "token",
                                "too many failed attempts; closing");
@@ -125,6 +127,8 @@ void server_stats_pack(const server_t *server, msgpack_packer *pk)
     metrics_pack(&server->metrics, &gauges, pk);
 }
 
+static int server_ops_metrics_start(server_t *server);
+
 int server_ops_start(server_t *server)
 {
     char error[512];
@@ -145,6 +149,32 @@ int server_ops_start(server_t *server)
         return ALLOT_ENOMEM;
     if (server->config.metrics_host[0] == '\0')
         return 0;
+    return server_ops_metrics_start(server);
+}
+
+/* --http HOST:PORT (net/http.h): after the handles, so it runs in the loop. */
+int server_ops_http_start(server_t *server)
+{
+    if (server->config.http_host[0] == '\0')
+        return 0;
+    char error[256];
+    server->http = http_start(server, server->config.http_host, server->config.http_port, error,
+                              sizeof(error));
+    if (server->http == NULL) {
+        log_event(LOG_ERROR, "http_listen_failed", LOG_STR("host", server->config.http_host),
+                  LOG_UINT("port", server->config.http_port), LOG_STR("message", error));
+        return ALLOT_EIO;
+    }
+    log_event(LOG_INFO, "http_listening", LOG_STR("host", server->config.http_host),
+              LOG_UINT("port", server->config.http_port),
+              LOG_STR("paths", "POST /v1/METHOD, GET /v1/openapi.json /v1/events /healthz "
+                               "/readyz /"));
+    return 0;
+}
+
+static int server_ops_metrics_start(server_t *server)
+{
+    char error[512];
     server->metrics_text = malloc(METRICS_HTTP_TEXT_BYTES_MAX);
     server->metrics_http = server->metrics_text == NULL
                                ? NULL

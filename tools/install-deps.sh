@@ -11,9 +11,11 @@ packages=(
   libnats-dev nats-server
   # tests of the packaging: systemd-analyze, promtool, dpkg-shlibdeps, pgrep
   systemd prometheus dpkg-dev procps
+  # tests of the HTTP front door: the console in a headless browser, Python's driver for it
+  chromium chromium-driver python3 python3-selenium
 )
 if [ "${ALLOT_BENCH_DEPS:-0}" = 1 ]; then
-  packages+=(libhiredis-dev redis-server)
+  packages+=(libhiredis-dev redis-server wrk)
 fi
 
 missing=()
@@ -22,7 +24,23 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+
+# The OpenAPI validator of tests/http (npm, pinned by tests/http/package-lock.json).
+http_tests="$(dirname "$0")/../tests/http"
+if [ ! -d "$http_tests/node_modules/@seriousme/openapi-schema-validator" ]; then
+  command -v npm >/dev/null || missing+=(npm)
+fi
+
+install_npm_tools() {
+  [ -d "$http_tests/node_modules/@seriousme/openapi-schema-validator" ] && return 0
+  echo "install-deps: installing the OpenAPI validator into tests/http/node_modules" >&2
+  (cd "$http_tests" && npm ci --no-audit --no-fund --silent)
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  install_npm_tools
+  exit 0
+fi
 
 echo "install-deps: installing ${missing[*]}" >&2
 SUDO=""
@@ -30,3 +48,4 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_npm_tools

@@ -221,6 +221,60 @@ int allot_order_list(allot_state_t *state, allot_str_t customer, uint32_t limit,
     return rc;
 }
 
+/* Insert live slot `slot` into refs[0, *count) kept newest first, at most `keep` long. */
+static void list_all_insert(const allot_state_t *state, uint32_t *refs, uint32_t *count,
+                            uint32_t keep, uint32_t slot)
+{
+    const allot_event_order_t *v = &state->orders[slot]->v;
+    uint32_t at = *count;
+    while (at > 0) {
+        const allot_event_order_t *w = &state->orders[refs[at - 1]]->v;
+        if (page_order(w->created_ms, w->id, v->created_ms, v->id) < 0)
+            break;
+        at--;
+    }
+    if (at >= keep)
+        return;
+    uint32_t moved = *count < keep ? *count - at : keep - 1 - at;
+    memmove(&refs[at + 1], &refs[at], moved * sizeof(*refs));
+    refs[at] = slot;
+    if (*count < keep)
+        (*count)++;
+}
+
+int allot_order_list_all(allot_state_t *state, int order_state, int payment, uint32_t limit,
+                         allot_str_t after, allot_order_page_t *page, allot_error_detail_t *detail)
+{
+    if (limit < 1 || limit > ALLOT_ORDER_LIST_LIMIT_MAX)
+        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "limit", "limit must be 1..%u",
+                               (unsigned)ALLOT_ORDER_LIST_LIMIT_MAX);
+    int64_t after_ms = 0;
+    if (after.len > 0) {
+        const allot_order_view_t *v;
+        allot_error_detail_t ignored;
+        if (allot_order_get(state, after, &v, &ignored) != 0)
+            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "after",
+                                   "after must be the id of an order (the last order of the "
+                                   "previous page)");
+        after_ms = v->created_ms;
+    }
+    uint32_t refs[ALLOT_ORDER_LIST_LIMIT_MAX + 1];
+    uint32_t count = 0;
+    for (uint32_t slot = 0; slot < state->order_slots; slot++) {
+        const allot_order_t *o = state->orders[slot];
+        if (o == NULL || (order_state >= 0 && o->v.state != order_state) ||
+            (payment >= 0 && o->v.payment != payment))
+            continue;
+        if (after.len > 0 && page_order(o->v.created_ms, o->v.id, after_ms, after) <= 0)
+            continue;
+        list_all_insert(state, refs, &count, limit + 1, slot);
+    }
+    page->count = count < limit ? count : limit;
+    page->more = count > limit;
+    memcpy(page->refs, refs, page->count * sizeof(*refs));
+    return 0;
+}
+
 const allot_order_view_t *allot_order_page_at(allot_state_t *state, const allot_order_page_t *page,
                                               uint32_t i)
 {

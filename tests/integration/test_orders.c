@@ -229,6 +229,70 @@ Test(orders, list_pages_newest_first, .timeout = 60)
     harness_server_destroy(s);
 }
 
+/* The ids of an order.list page, comma-separated, into buf; the cursor into after ("" at the
+ * end). */
+static void list_ids(allot_client_t *c, const char *params, char *buf, size_t bytes, char *after,
+                     size_t after_bytes)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(c, "order.list", params, &r);
+    const msgpack_object *orders = field(&r.result, "orders");
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < orders->via.array.size; i++) {
+        const msgpack_object *id = field(array_at(orders, i), "id");
+        size_t used = strlen(buf);
+        snprintf(buf + used, bytes - used, "%s%.*s", i ? "," : "", (int)id->via.str.size,
+                 id->via.str.ptr);
+    }
+    const msgpack_object *next = field(&r.result, "next_after");
+    snprintf(after, after_bytes, "%.*s",
+             next->type == MSGPACK_OBJECT_STR ? (int)next->via.str.size : 0,
+             next->type == MSGPACK_OBJECT_STR ? next->via.str.ptr : "");
+    allot_reply_free(&r);
+}
+
+Test(orders, list_without_customer_pages_every_order_newest_first_filtered_by_state, .timeout = 60)
+{
+    harness_server_t *s = harness_server_start(NULL);
+    allot_client_t *c = harness_connect(s);
+    seed(c);
+    char params[160];
+    for (int i = 0; i < 5; i++) {
+        snprintf(params, sizeof(params),
+                 "{\"id\":\"M-%d\",\"customer\":\"c-%d\",\"lines\":[{\"sku\":\"A\",\"qty\":1}]}", i,
+                 i % 2);
+        call_ok(c, "order.create", params);
+    }
+    call_ok(c, "order.hold", "{\"id\":\"M-1\",\"reason\":\"fraud check\"}");
+    call_ok(c, "order.hold", "{\"id\":\"M-3\",\"reason\":\"address\"}");
+    call_ok(c, "order.pay", "{\"id\":\"M-2\",\"status\":\"authorized\"}");
+    char ids[256], after[32];
+    list_ids(c, "{}", ids, sizeof(ids), after, sizeof(after));
+    cr_expect_str_eq(ids, "M-4,M-3,M-2,M-1,M-0");
+    cr_expect_str_eq(after, "");
+    list_ids(c, "{\"limit\":2}", ids, sizeof(ids), after, sizeof(after));
+    cr_expect_str_eq(ids, "M-4,M-3");
+    cr_expect_str_eq(after, "M-3");
+    list_ids(c, "{\"limit\":2,\"after\":\"M-3\"}", ids, sizeof(ids), after, sizeof(after));
+    cr_expect_str_eq(ids, "M-2,M-1");
+    list_ids(c, "{\"limit\":2,\"after\":\"M-1\"}", ids, sizeof(ids), after, sizeof(after));
+    cr_expect_str_eq(ids, "M-0");
+    cr_expect_str_eq(after, "");
+    list_ids(c, "{\"state\":\"on_hold\"}", ids, sizeof(ids), after, sizeof(after));
+    cr_expect_str_eq(ids, "M-3,M-1");
+    list_ids(c, "{\"state\":\"created\",\"payment\":\"authorized\"}", ids, sizeof(ids), after,
+             sizeof(after));
+    cr_expect_str_eq(ids, "M-2", "orders paid but not released");
+    allot_reply_t r = {0};
+    harness_call_error(c, "order.list", "{\"state\":\"lost\"}", "INVALID_ARGUMENT", &r);
+    harness_call_error(c, "order.list", "{\"customer\":\"c-1\",\"state\":\"on_hold\"}",
+                       "INVALID_ARGUMENT", &r);
+    harness_call_error(c, "order.list", "{\"after\":\"nope\"}", "INVALID_ARGUMENT", &r);
+    allot_reply_free(&r);
+    allot_client_close(c);
+    harness_server_destroy(s);
+}
+
 /* ---- durability ----------------------------------------------------------------------------- */
 
 static char *order_json(allot_client_t *c, const char *id)

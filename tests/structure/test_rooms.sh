@@ -18,10 +18,9 @@ wal_tool="$build_dir/allot-wal"
 writers=$(nm "$wal_tool" | grep -E ' (wal_open|wal_append|wal_writer_main|checkpoint_writer_start|checkpoint_store_write|uv_[a-z_]+)$' || true)
 [ -z "$writers" ] || fail "allot-wal links writing code:"$'\n'"$writers"
 
-# The server takes the one MessagePack framer from the client library (client/frame.c), and
-# nothing else of it.
-client_in_server=$(nm "$build_dir/allotd" | grep -E ' [TtU] (allot_client_|json_msgpack_)' ||
-  true)
+# The server takes the one MessagePack framer (client/frame.c) and, for the HTTP front door,
+# JSON <-> MessagePack (client/json_msgpack.c) from the client library, and nothing else of it.
+client_in_server=$(nm "$build_dir/allotd" | grep -E ' [TtU] allot_client_' || true)
 [ -z "$client_in_server" ] || fail "allotd links the client library:"$'\n'"$client_in_server"
 server_symbols=$(nm "$build_dir/allotd")
 grep -qE ' T frame_scan$' <<<"$server_symbols" || fail "allotd lacks the framer (frame_scan)"
