@@ -25,7 +25,9 @@
     X(INTERNAL, -12, "INTERNAL", "internal error")                                                \
     X(NOMEM, -13, "INTERNAL", "out of memory")                                                    \
     X(IO, -14, "INTERNAL", "input/output error")                                                  \
-    X(CORRUPT, -15, "INTERNAL", "corrupt data")
+    X(CORRUPT, -15, "INTERNAL", "corrupt data")                                                   \
+    X(LIMIT_EXCEEDED, -17, "LIMIT_EXCEEDED", "per-customer limit exceeded")                       \
+    X(QUEUED, -18, "QUEUED", "queued: a valid queue token is needed")
 
 enum allot_error {
 #define ALLOT_ERROR_ENUM(name, number, wire, message) ALLOT_E##name = (number),

@@ -28,6 +28,10 @@ void allot_error_detail_clear(allot_error_detail_t *detail)
     detail->field = NULL;
     detail->state = NULL;
     detail->shortfall_count = 0;
+    detail->limit_sku = (allot_str_t){0};
+    detail->limit = 0;
+    detail->held = 0;
+    detail->retry_after_ms = 0;
 }
 
 static size_t utf8_sequence_length(unsigned char lead)

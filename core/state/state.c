@@ -8,6 +8,7 @@
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
 #include "core/reservation/reservation_private.h"
+#include "core/sale/sale_private.h"
 #include "core/state_private.h"
 
 _Static_assert(sizeof(state_config_t) == sizeof(allot_state_config_t),
@@ -45,6 +46,10 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
     reservation_init(state);
     adjust_key_init(state);
     order_init(state);
+    if (sale_init(state) != 0) {
+        allot_state_destroy(state);
+        return NULL;
+    }
     return state;
 }
 
@@ -52,6 +57,7 @@ void allot_state_destroy(allot_state_t *state)
 {
     if (state == NULL)
         return;
+    sale_free_all(state);
     order_free_all(state);
     reservation_free_all(state);
     adjust_key_free_all(state);
