@@ -141,7 +141,9 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
     bool has_field = detail != NULL && detail->field != NULL;
     bool has_state = detail != NULL && detail->state != NULL;
     bool has_shortfalls = error == ALLOT_EINSUFFICIENT_STOCK && detail != NULL;
-    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls);
+    bool has_limit = error == ALLOT_ELIMIT_EXCEEDED && detail != NULL;
+    bool has_retry = error == ALLOT_EQUEUED && detail != NULL;
+    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls + 3 * has_limit + has_retry);
     pack_key_cstr(pk, "code", allot_error_code(error));
     pack_key_cstr(pk, "message", message);
     if (has_field)
@@ -150,5 +152,12 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
         pack_key_cstr(pk, "state", detail->state);
     if (has_shortfalls)
         pack_shortfalls(pk, detail);
+    if (has_limit) {
+        pack_key_str(pk, "sku", detail->limit_sku);
+        pack_key_int(pk, "limit", detail->limit);
+        pack_key_int(pk, "held", detail->held);
+    }
+    if (has_retry)
+        pack_key_int(pk, "retry_after_ms", detail->retry_after_ms);
     msgpack_pack_nil(pk);
 }

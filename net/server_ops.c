@@ -95,6 +95,7 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     int refused;
     g->writes_allowed = server_writes_allowed(server, &refused);
     g->healthy = g->writes_allowed;
+    g->queue_count = allot_queue_list(server->state, g->queues, ALLOT_QUEUED_SKUS_MAX);
     g->health_problem = g->healthy                   ? NULL
                         : server->shutting_down      ? "shutting down"
                         : refused == ALLOT_EOVERLOADED ? "writes refused: the WAL is saturated"
