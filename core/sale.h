@@ -125,6 +125,8 @@ bool allot_ticket_parse(allot_str_t s, uint64_t *ticket);
 bool allot_token_parse(allot_str_t s, uint64_t *ticket, uint64_t *secret);
 
 /* ---- checks for reserve and order.create (core/reservation/, core/order/) ---------------- */
+/* How many SKUs have settings: 0 lets a writer skip every check below. */
+uint32_t allot_sku_settings_count(const struct allot_state *state);
 /* The units `customer` holds of the SKU (index), 0 without a customer. */
 int64_t allot_customer_held(const struct allot_state *state, uint32_t sku, allot_str_t customer);
 /* LIMIT_EXCEEDED when holding `extra` more units of the SKU (index) would take the customer past

@@ -177,6 +177,8 @@ static void create_head(const allot_order_create_request_t *req, uint64_t hash, 
 static int order_limits_check(const allot_state_t *state, const allot_event_order_t *e,
                               const allot_reservation_t *r, allot_error_detail_t *detail)
 {
+    if (allot_sku_settings_count(state) == 0)
+        return 0;
     bool same = r != NULL && r->customer_len == e->customer.len &&
                 memcmp(r->customer, e->customer.ptr, e->customer.len) == 0;
     for (uint32_t i = 0; i < e->line_count; i++) {
@@ -206,6 +208,8 @@ static int order_limits_check(const allot_state_t *state, const allot_event_orde
 static int order_queue_check(const allot_state_t *state, const allot_order_create_request_t *req,
                              allot_error_detail_t *detail)
 {
+    if (allot_sku_settings_count(state) == 0)
+        return 0;
     for (uint32_t i = 0; i < req->line_count; i++) {
         uint32_t sku = allot_sku_index_find(state, req->lines[i].sku);
         if (allot_sku_queued(state, sku))

@@ -239,12 +239,14 @@ int allot_reserve(allot_state_t *state, const allot_reserve_request_t *req, int6
     } else if (state->reservation_live >= state->config.reservations_max) {
         return allot_error_set(detail, ALLOT_EOVERLOADED, NULL, "too many live reservations");
     }
-    uint64_t ticket;
-    rc = reserve_tokens_check(state, req, old, now_ms, &ticket, detail);
-    if (rc == 0)
-        rc = reserve_limits_check(state, req, old, detail);
-    if (rc != 0)
-        return rc;
+    uint64_t ticket = 0;
+    if (allot_sku_settings_count(state) > 0) { /* else no SKU has a limit or a queue */
+        rc = reserve_tokens_check(state, req, old, now_ms, &ticket, detail);
+        if (rc == 0)
+            rc = reserve_limits_check(state, req, old, detail);
+        if (rc != 0)
+            return rc;
+    }
     allot_sourcing_request_t sourcing = {
         req->lines, req->line_count, query, req->policy, req->partial, old, now_ms};
     allot_plan_t plan;

@@ -135,6 +135,11 @@ int allot_sku_get(const allot_state_t *state, allot_str_t sku, allot_sku_setting
     return 0;
 }
 
+uint32_t allot_sku_settings_count(const allot_state_t *state)
+{
+    return state->sale->sku_count;
+}
+
 bool allot_sku_queued(const allot_state_t *state, uint32_t sku)
 {
     const sale_sku_t *k = settings_of(state, sku);
