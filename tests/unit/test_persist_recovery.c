@@ -109,7 +109,7 @@ static allot_state_t *live_state_written(size_t *checkpointed)
     checkpoint_batch_free(batch);
     checkpoint_store_close(store);
     for (int i = 0; i < 6; i++) {
-        char id[16];
+        char id[24]; /* "cart-" and any int: no truncation warning at any -O */
         snprintf(id, sizeof(id), "cart-%d", i);
         allot_line_input_t line = {S(skus[i % 4]), 2};
         allot_reserve_request_t req = fx_req(id, &line, 1);
