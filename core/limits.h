@@ -146,9 +146,6 @@ _Static_assert((long long)ALLOT_QUEUE_RATE_PER_S_MAX <=
 _Static_assert(ALLOT_QUEUE_TICKETS_PER_SKU_MAX <= ALLOT_QUEUE_TICKETS_MAX,
                "one queue fits in the tickets of all");
 _Static_assert(ALLOT_QUEUE_ADMIT_BATCH_MAX <= UINT16_MAX, "queue.admit counts in a u16");
-/* Customers whose held units one state tracks for max_per_customer (pairs of SKU and customer
- * with live holds or orders; beyond it reserve/order.create with a customer get OVERLOADED). */
-#define ALLOT_CUSTOMER_HOLDINGS_MAX (16u << 20)
 
 /* ---- persistence (persist/) ---------------------------------------------------------------- */
 /* Size of one preallocated WAL segment (operator). */

@@ -10,7 +10,9 @@
  * Limits: with max_per_customer > 0, the units one customer holds of the SKU in live
  * reservations plus non-cancelled orders in memory may not exceed it. The state counts them per
  * (SKU, customer) as holds and orders with a customer are applied (every SKU, whether limited or
- * not, so a limit set later counts what is already held). reserve and order.create check the
+ * not, so a limit set later counts what is already held; one count per pair of SKU and customer
+ * with units, so at most one per line of the live holds and of the orders in memory, which
+ * reservations_max and the orders' own bounds limit). reserve and order.create check the
  * count and hold in one step (core/reservation.h, core/order.h): LIMIT_EXCEEDED with detail
  * limit_sku, limit and held. Releases, expiry, cancellations and orders archived from memory
  * give the allowance back.
