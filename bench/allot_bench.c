@@ -52,6 +52,10 @@ static void usage(FILE *out)
         "0.3)\n"
         "  --no-orders            checkout: every cart reserves then releases (no order.* calls)\n"
         "  --units N              flashsale: units of the hot SKU (default 20000)\n"
+        "  --fair                 flashsale: through a queue with max_per_customer 1: customers\n"
+        "                         join, poll queue.status with back-off, reserve with their token\n"
+        "  --customers N          flashsale --fair: customers who join (default 2000)\n"
+        "  --queue-rate N         flashsale --fair: admissions per second (default 500)\n"
         "  --mix K=W,...          mixed: weights, e.g. browse=95,checkout=5 (the default)\n"
         "output:\n"
         "  --json FILE            write results as JSON          --svg FILE   percentile plot\n"
@@ -228,6 +232,8 @@ static void config_defaults(bench_config_t *config)
     config->lines_max = 5;
     config->release_ratio = 0.3;
     config->flash_units = 20000;
+    config->customers = 2000;
+    config->queue_rate_per_s = 500;
     config->seed = 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -256,6 +262,9 @@ enum {
     OPT_LINES,
     OPT_RELEASE_RATIO,
     OPT_UNITS,
+    OPT_FAIR,
+    OPT_CUSTOMERS,
+    OPT_QUEUE_RATE,
     OPT_NO_ORDERS,
     OPT_MIX,
     OPT_JSON,
@@ -288,6 +297,9 @@ static const struct option long_options[] = {
     {"lines", 1, 0, OPT_LINES},
     {"release-ratio", 1, 0, OPT_RELEASE_RATIO},
     {"units", 1, 0, OPT_UNITS},
+    {"fair", 0, 0, OPT_FAIR},
+    {"customers", 1, 0, OPT_CUSTOMERS},
+    {"queue-rate", 1, 0, OPT_QUEUE_RATE},
     {"no-orders", 0, 0, OPT_NO_ORDERS},
     {"mix", 1, 0, OPT_MIX},
     {"json", 1, 0, OPT_JSON},
@@ -379,6 +391,13 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
     case OPT_NO_ORDERS:
         config->no_orders = true;
         return 0;
+    case OPT_FAIR:
+        config->fair = true;
+        return 0;
+    case OPT_CUSTOMERS:
+        return parse_u64(arg, 1, 1u << 20, &u) ? -1 : (config->customers = (uint32_t)u, 0);
+    case OPT_QUEUE_RATE:
+        return parse_u64(arg, 1, 100000, &u) ? -1 : (config->queue_rate_per_s = (uint32_t)u, 0);
     case OPT_MIX:
         return parse_mix(arg, config);
     case OPT_JSON:
@@ -459,6 +478,8 @@ static int run_scenario(const bench_config_t *config, const bench_target_t *targ
     run.target = target;
     char error[512];
     int rc = 0;
+    if (config->scenario == SCENARIO_FLASHSALE && config->fair)
+        return config->target == TARGET_REDIS ? 64 : fair_sale_run(config, stdout);
     if (config->target == TARGET_REDIS)
         rc = redis_setup(&run, error, sizeof(error));
     else if (config->scenario == SCENARIO_FLASHSALE)

@@ -83,6 +83,9 @@ typedef struct bench_config {
     bool no_orders; /* every cart: reserve then reservation.release (no order.* calls) */
     /* flashsale */
     int64_t flash_units;
+    bool fair;                 /* flashsale through the waiting room (fair.c) */
+    uint32_t customers;        /* fair: customers who join */
+    uint32_t queue_rate_per_s; /* fair: the queue's admission rate */
     /* output */
     const char *json_path, *svg_path, *label;
     bool quiet, progress;
@@ -217,6 +220,11 @@ enum { PHASE_WARMUP, PHASE_MEASURE, PHASE_DRAIN, PHASE_EXIT };
 
 /* engine.c */
 uint64_t bench_now_ns(void);
+
+/* allot-bench --scenario flashsale --fair (fair.c): the sale through the waiting room; prints
+ * its report to out. 0 when every customer was admitted in join order, the first N bought and
+ * the limit held; 1 on a setup error, 3 when a check failed. */
+int fair_sale_run(const bench_config_t *config, FILE *out);
 int engine_run(bench_run_t *run);
 /* Called by a target's parse when the request in flight on `slot` finished. */
 void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const char *code);

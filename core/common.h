@@ -57,6 +57,10 @@ typedef struct allot_error_detail {
     allot_shortfall_t shortfalls[ALLOT_LINES_MAX];
     bool has_oldest; /* EXPIRED (events.read): the oldest seq still retained */
     uint64_t oldest;
+    allot_str_t limit_sku;  /* LIMIT_EXCEEDED: the SKU (state-owned, valid until the reply), */
+    int64_t limit;          /* its max_per_customer */
+    int64_t held;           /* and what the customer holds */
+    int64_t retry_after_ms; /* QUEUED: when to ask again */
 } allot_error_detail_t;
 
 /* Fill detail->message printf-style and return `error` (convenience for early returns). A message

@@ -26,7 +26,9 @@
     X(NOMEM, -13, "INTERNAL", "out of memory")                                                    \
     X(IO, -14, "INTERNAL", "input/output error")                                                  \
     X(CORRUPT, -15, "INTERNAL", "corrupt data")                                                   \
-    X(NOT_LEADER, -16, "NOT_LEADER", "this node is not the leader; send writes there")
+    X(NOT_LEADER, -16, "NOT_LEADER", "this node is not the leader; send writes there")             \
+    X(LIMIT_EXCEEDED, -17, "LIMIT_EXCEEDED", "per-customer limit exceeded")                       \
+    X(QUEUED, -18, "QUEUED", "queued: a valid queue token is needed")
 
 enum allot_error {
 #define ALLOT_ERROR_ENUM(name, number, wire, message) ALLOT_E##name = (number),

@@ -124,6 +124,33 @@
 /* Default age after which ended orders leave memory (operator: orders_archive_age_ms). */
 #define ALLOT_ORDERS_ARCHIVE_AGE_MS_DEFAULT (7LL * 24 * 3600 * 1000)
 
+/* ---- SKU settings and flash sales (core/sale/) ---------------------------------------------- */
+/* SKUs with settings (sku.put), and of them those with a waiting room at once (over: TOO_LARGE). */
+#define ALLOT_SKU_SETTINGS_MAX (1u << 20)
+#define ALLOT_QUEUED_SKUS_MAX  64
+/* Tickets one queued SKU holds (waiting, admitted, used or expired; over: OVERLOADED), and all
+ * queued SKUs together. Tickets stay until the SKU's queue is removed (sku.put queue: nil). */
+#define ALLOT_QUEUE_TICKETS_PER_SKU_MAX (1u << 20)
+#define ALLOT_QUEUE_TICKETS_MAX         (4u << 20)
+/* Admission rate of a queue (tickets per second) and the life of its tokens. */
+#define ALLOT_QUEUE_RATE_PER_S_MAX  100000
+#define ALLOT_QUEUE_TOKEN_TTL_S_MIN 1
+#define ALLOT_QUEUE_TOKEN_TTL_S_MAX 86400
+/* Tickets admitted by one queue.admit record (more wait for the next record of the same tick). */
+#define ALLOT_QUEUE_ADMIT_BATCH_MAX 4096
+/* The least retry_after_ms a QUEUED reply advises (admission runs on the server's housekeeping). */
+#define ALLOT_QUEUE_RETRY_AFTER_MS_MIN 250
+/* Tokens expired per housekeeping step (one small record each), and queue.admit records per
+ * housekeeping tick (each admits up to ALLOT_QUEUE_ADMIT_BATCH_MAX tickets). */
+#define SERVER_QUEUE_EXPIRY_STEP_MAX   512
+#define SERVER_QUEUE_ADMIT_RECORDS_MAX 256
+_Static_assert((long long)ALLOT_QUEUE_RATE_PER_S_MAX <=
+                   (long long)SERVER_QUEUE_ADMIT_RECORDS_MAX * ALLOT_QUEUE_ADMIT_BATCH_MAX,
+               "one housekeeping tick admits a second's worth of the fastest queue");
+_Static_assert(ALLOT_QUEUE_TICKETS_PER_SKU_MAX <= ALLOT_QUEUE_TICKETS_MAX,
+               "one queue fits in the tickets of all");
+_Static_assert(ALLOT_QUEUE_ADMIT_BATCH_MAX <= UINT16_MAX, "queue.admit counts in a u16");
+
 /* ---- persistence (persist/) ---------------------------------------------------------------- */
 /* Size of one preallocated WAL segment (operator). */
 #define ALLOT_WAL_SEGMENT_BYTES_DEFAULT (64u << 20)

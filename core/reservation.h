@@ -8,10 +8,10 @@
  * success emit one event record and apply it.
  *
  * Idempotency: the same id with the same normalized request (lines, ttl_s, method, ship_to,
- * location, policy, partial; not replace) returns the existing reservation unchanged. A
- * different request -> CONFLICT unless replace, which releases the old hold and creates the
- * new one in one event (the old hold's units count as available; on failure the old stays).
- * An id that expired -> EXPIRED; an id that was released -> CONFLICT (ids are not reused).
+ * location, policy, partial, customer; not replace, not token) returns the existing reservation
+ * unchanged. A different request -> CONFLICT unless replace, which releases the old hold and
+ * creates the new one in one event (the old hold's units count as available; on failure the old
+ * stays). An id that expired -> EXPIRED; an id that was released -> CONFLICT (ids are not reused).
  *
  * Reads: a live reservation whose expires_at_ms <= now_ms reads as EXPIRED even before the
  * expiry timer released it. get/extend of a released id -> NOT_FOUND ("... was released");
@@ -20,8 +20,14 @@
  * daily_capacity: a reservation counts one shipment at each distinct location it allocates at,
  * on the UTC day of created_ms; releasing/expiring it on that same UTC day gives the count back.
  *
+ * Fairness (core/sale.h): a hold with a customer counts toward the customer's units of each SKU;
+ * a SKU with max_per_customer refuses a hold past it (LIMIT_EXCEEDED; customer required), and a
+ * queued SKU needs the customer's admitted token (QUEUED), which the hold's record uses up. A
+ * replace keeps a queued SKU the hold already had for the same customer without a new token.
+ *
  * Errors: INVALID_ARGUMENT, TOO_LARGE (lines), NOT_FOUND, INSUFFICIENT_STOCK (shortfalls),
- * CONFLICT, EXPIRED, OVERLOADED (reservations_max live holds), NOMEM. libc only.
+ * CONFLICT, EXPIRED, OVERLOADED (reservations_max live holds), LIMIT_EXCEEDED, QUEUED, NOMEM.
+ * libc only.
  */
 #ifndef ALLOT_CORE_RESERVATION_H
 #define ALLOT_CORE_RESERVATION_H
@@ -74,13 +80,16 @@ typedef struct allot_reservation {
     int64_t expires_at_ms;
     int64_t ended_ms;                /* tombstones: when it was released or expired */
     char *id;                        /* NUL-terminated */
-    allot_reservation_line_t *lines; /* one block: lines then allocations; NULL for tombstones */
+    allot_reservation_line_t *lines; /* one block: lines, allocations, customer; NULL for
+                                        tombstones */
+    const char *customer;            /* in the block (customer_len 0: none) */
     allot_reservation_allocation_t *allocations;
     uint32_t id_len;
     uint32_t hash;
     uint32_t allocation_count;
     uint32_t heap_position; /* expiry heap (active) or tombstone heap (ended); free-list link */
     uint16_t line_count;
+    uint8_t customer_len;
     uint8_t status; /* allot_reservation_status_t */
     bool used;
     uint8_t dirty; /* checkpoint marks (core/state_private.h) */
@@ -99,6 +108,8 @@ typedef struct allot_reserve_request {
     allot_policy_t policy;
     bool partial;
     bool replace;
+    allot_str_t customer; /* len 0 = none; part of the request (a different one: CONFLICT) */
+    allot_str_t token;    /* queue token (core/sale.h); len 0 = none; not part of the request */
 } allot_reserve_request_t;
 
 /* Create (or idempotently return, or replace) a reservation. On success *out is the live

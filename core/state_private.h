@@ -36,13 +36,16 @@ typedef struct allot_state allot_state_t;
 
 /* Checkpoint key kinds (the first byte of a checkpoint key): ALLOT_SNAPSHOT_KINDS of
  * core/events.def. Kinds are 1..STATE_KEY_LIMIT - 1. */
-#define STATE_KEY_ENUM(kind, NAME, ...)  STATE_KEY_##NAME = (kind),
-#define STATE_KEY_COUNT(kind, NAME, ...) +1
-enum {
-    ALLOT_SNAPSHOT_KINDS(STATE_KEY_ENUM) STATE_KEY_LIMIT = 1 ALLOT_SNAPSHOT_KINDS(STATE_KEY_COUNT)
+#define STATE_KEY_ENUM(kind, NAME, ...)   STATE_KEY_##NAME = (kind),
+#define STATE_KEY_MEMBER(kind, NAME, ...) char kind_##NAME[kind];
+/* The largest kind is the size of a union of arrays of each kind's size (kinds may leave gaps:
+ * a kind without a row has no functions and no objects). */
+union state_key_largest {
+    ALLOT_SNAPSHOT_KINDS(STATE_KEY_MEMBER)
 };
+enum { ALLOT_SNAPSHOT_KINDS(STATE_KEY_ENUM) STATE_KEY_LIMIT = sizeof(union state_key_largest) + 1 };
 #undef STATE_KEY_ENUM
-#undef STATE_KEY_COUNT
+#undef STATE_KEY_MEMBER
 
 /* A kind's functions (see ALLOT_SNAPSHOT_KINDS), wired by allot_state_create. */
 typedef struct state_kind {
@@ -197,6 +200,8 @@ struct allot_state {
     allot_bytes_t snapshot_bytes;
     allot_event_position_t *snapshot_positions;
     uint32_t snapshot_position_capacity;
+
+    struct sale_store *sale; /* SKU settings, queues, customers' holdings (core/sale/) */
 
     /* sourcing scratch */
     struct allot_candidate *candidates; /* core/reservation/sourcing.c */

@@ -389,10 +389,19 @@ int handle_reserve(command_call_t *call)
         rc = args_bool(p, "partial", &req.partial, &(bool){false}, e);
     if (rc == 0)
         rc = args_bool(p, "replace", &req.replace, &(bool){false}, e);
+    bool has_customer = false, has_token = false;
+    if (rc == 0)
+        rc = args_id(p, "customer", &req.customer, &has_customer, e);
+    if (rc == 0)
+        rc = args_str(p, "token", ALLOT_ID_BYTES_MAX, &req.token, &has_token, e);
     if (rc != 0)
         return rc;
     if (!has_location)
         req.location = (allot_str_t){"", 0};
+    if (!has_customer)
+        req.customer = (allot_str_t){"", 0};
+    if (!has_token)
+        req.token = (allot_str_t){"", 0};
     req.method = (allot_method_t)method;
     req.policy = (allot_policy_t)policy;
     const allot_reservation_t *r;

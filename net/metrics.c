@@ -92,9 +92,29 @@ static void pack_methods(const metrics_t *m, msgpack_packer *pk)
     }
 }
 
+/* "queues": [{sku, rate_per_s, token_ttl_s, waiting, tokens, tickets, admitted_total}] */
+static void pack_queues(const metrics_gauges_t *g, msgpack_packer *pk)
+{
+    uint32_t n = g->queue_count < ALLOT_QUEUED_SKUS_MAX ? g->queue_count : ALLOT_QUEUED_SKUS_MAX;
+    pack_cstr(pk, "queues");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const allot_queue_view_t *q = &g->queues[i];
+        msgpack_pack_map(pk, 7);
+        pack_key_str(pk, "sku", q->sku);
+        pack_key_int(pk, "rate_per_s", q->rate_per_s);
+        pack_key_int(pk, "token_ttl_s", q->token_ttl_s);
+        pack_key_int(pk, "waiting", q->waiting);
+        pack_key_int(pk, "tokens", q->admitted);
+        pack_key_int(pk, "tickets", q->tickets);
+        pack_key_int(pk, "admitted_total", (int64_t)q->admitted_total);
+    }
+}
+
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 14);
+    msgpack_pack_map(pk, 15);
+    pack_queues(g, pk);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
     msgpack_pack_map(pk, 8);
@@ -220,6 +240,51 @@ static void render_group(text_t *t, const metrics_gauges_t *g)
     for (size_t i = 0; i < g->follower_lag_count; i++)
         text_add(t, "allot_raft_follower_lag_entries{follower=\"%u\"} %llu\n", g->follower_ids[i],
                  (unsigned long long)g->follower_lag_entries[i]);
+}
+
+/* A SKU id as a Prometheus label value: backslash, quote and newline escaped. */
+static void text_label(text_t *t, allot_str_t value)
+{
+    for (uint32_t i = 0; i < value.len; i++) {
+        char c = value.ptr[i];
+        if (c == '\\' || c == '"')
+            text_add(t, "\\%c", c);
+        else if (c == '\n')
+            text_add(t, "\\n");
+        else
+            text_add(t, "%c", c);
+    }
+}
+
+static void render_queue_family(text_t *t, const metrics_gauges_t *g, const char *name,
+                                const char *type, const char *help, int field)
+{
+    text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    uint32_t n = g->queue_count < ALLOT_QUEUED_SKUS_MAX ? g->queue_count : ALLOT_QUEUED_SKUS_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        const allot_queue_view_t *q = &g->queues[i];
+        unsigned long long v = field == 0   ? q->waiting
+                               : field == 1 ? q->admitted
+                               : field == 2 ? q->admitted_total
+                                            : (unsigned long long)q->rate_per_s;
+        text_add(t, "%s{sku=\"", name);
+        text_label(t, q->sku);
+        text_add(t, "\"} %llu\n", v);
+    }
+}
+
+/* Flash-sale queues: length, live tokens, admissions (rate() of the counter is the admission
+ * rate) and the configured rate, per queued SKU. */
+static void render_queues(text_t *t, const metrics_gauges_t *g)
+{
+    render_queue_family(t, g, "allot_queue_waiting", "gauge",
+                        "Tickets waiting in the queue of a SKU.", 0);
+    render_queue_family(t, g, "allot_queue_tokens", "gauge",
+                        "Admitted tickets holding an unused, unexpired token.", 1);
+    render_queue_family(t, g, "allot_queue_admitted_total", "counter",
+                        "Tickets admitted since the queue was set.", 2);
+    render_queue_family(t, g, "allot_queue_rate_per_second", "gauge",
+                        "Configured admission rate of the queue.", 3);
 }
 
 static void render_rejected(text_t *t, const metrics_t *m)
@@ -349,6 +414,7 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
     render_gauge(&t, "allot_healthy", "gauge", "1 while GET /health answers 200.", g->healthy);
     if (g->in_group)
         render_group(&t, g);
+    render_queues(&t, g);
     render_rejected(&t, m);
     render_process(&t, g);
     return t.used;

@@ -23,6 +23,8 @@
 #include "core/limits.h"
 
 #include "core/histogram.h"
+#include "core/limits.h"
+#include "core/sale.h"
 
 typedef struct method_metrics {
     uint64_t calls;
@@ -55,6 +57,8 @@ typedef struct metrics_gauges {
     uint64_t follower_lag_entries[ALLOT_GROUP_MEMBERS_MAX];
     bool healthy;               /* what GET /health says (writes accepted) */
     const char *health_problem; /* why not, when not healthy */
+    uint32_t queue_count;       /* flash-sale queues (core/sale.h), SKU ids valid until the */
+    allot_queue_view_t queues[ALLOT_QUEUED_SKUS_MAX]; /* next write to the state */
 } metrics_gauges_t;
 
 /* Requests refused before any method ran, by reason (allot_requests_rejected_total). */

@@ -143,7 +143,10 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
     bool has_shortfalls = error == ALLOT_EINSUFFICIENT_STOCK && detail != NULL;
     bool has_leader = error == ALLOT_ENOT_LEADER; /* always: nil during an election */
     bool has_oldest = error == ALLOT_EEXPIRED && detail != NULL && detail->has_oldest;
-    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls + has_leader + has_oldest);
+    bool has_limit = error == ALLOT_ELIMIT_EXCEEDED && detail != NULL;
+    bool has_retry = error == ALLOT_EQUEUED && detail != NULL;
+    msgpack_pack_map(pk, 2 + has_field + has_state + has_shortfalls + has_leader + has_oldest +
+                             3 * has_limit + has_retry);
     pack_key_cstr(pk, "code", allot_error_code(error));
     pack_key_cstr(pk, "message", message);
     if (has_field)
@@ -161,5 +164,12 @@ static void pack_error_body(msgpack_packer *pk, int error, const allot_error_det
     }
     if (has_oldest)
         pack_key_int(pk, "oldest", (int64_t)detail->oldest);
+    if (has_limit) {
+        pack_key_str(pk, "sku", detail->limit_sku);
+        pack_key_int(pk, "limit", detail->limit);
+        pack_key_int(pk, "held", detail->held);
+    }
+    if (has_retry)
+        pack_key_int(pk, "retry_after_ms", detail->retry_after_ms);
     msgpack_pack_nil(pk);
 }

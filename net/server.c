@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/errors.h"
 #include "core/reservation.h"
+#include "core/sale.h"
 #include "core/state.h"
 #include "core/stream.h"
 #include "events.h"
@@ -233,11 +235,30 @@ static void expire_reservations(server_t *server)
     }
 }
 
+/* Flash-sale queues (core/sale.h): expire unused tokens, then admit what the rate allows. This
+ * node's clock decides; the records carry the decision to every node that applies them. */
+static void admit_queues(server_t *server)
+{
+    int64_t now_ms = server_now_ms(server);
+    int refused;
+    while (server_writes_allowed(server, &refused) &&
+           allot_queue_expire_due(server->state, now_ms, SERVER_QUEUE_EXPIRY_STEP_MAX) ==
+               SERVER_QUEUE_EXPIRY_STEP_MAX)
+        ;
+    if (!server_writes_allowed(server, &refused))
+        return;
+    uint64_t seed = 0; /* the tokens' secrets derive from it */
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+        seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    allot_queue_admit_due(server->state, now_ms, seed, SERVER_QUEUE_ADMIT_RECORDS_MAX);
+}
+
 static void on_housekeeping(uv_timer_t *timer)
 {
     server_t *server = timer->data;
     uint64_t started_ns = uv_hrtime();
     expire_reservations(server);
+    admit_queues(server);
     checkpoint_driver_tick(server);
     events_housekeeping(server->events, server_now_ms(server), uv_now(server->loop));
     if (++server->housekeeping_ticks % (1000 / SERVER_HOUSEKEEPING_PERIOD_MS) == 0) {

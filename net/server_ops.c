@@ -113,6 +113,7 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     g->healthy = g->writes_allowed || (g->in_group && !server->shutting_down &&
                                        !server->rebuild_requested &&
                                        (refused == ALLOT_ENOT_LEADER || refused == ALLOT_EUNAVAILABLE));
+    g->queue_count = allot_queue_list(server->state, g->queues, ALLOT_QUEUED_SKUS_MAX);
     g->health_problem = g->healthy                   ? NULL
                         : server->shutting_down      ? "shutting down"
                         : refused == ALLOT_EOVERLOADED ? "writes refused: the WAL is saturated"

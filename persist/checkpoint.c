@@ -32,10 +32,15 @@
  *              0x04 adjust key   id = the stock.adjust idempotency key
  *              0x05 order        id = order id; live orders and orders evicted from memory
  *                                (payload byte 1 = snapshot flags, bit 0 archived; core/order.h)
- *              0x06..0xff        reserved (later objects); kind 0x00 is invalid
+ *              0x07 SKU settings id = SKU id (sku.put: low stock, limit, queue and its
+ *                                     admission accounting)
+ *              0x08 queue ticket id = the ticket (16 hex digits of its number, so key order is
+ *                                     join order)
+ *              0x06, 0x09..0xff  reserved (later objects); kind 0x00 is invalid
  *     value  1 byte event type (core/event.h snapshot types: 16 location, 17 SKU,
- *            18 reservation, 19 adjust key; 64.. orders) + the snapshot event payload exactly
- *            as core encodes it (starts with ALLOT_EVENT_FORMAT_VERSION) + the trailer.
+ *            18 reservation, 19 adjust key, 48 SKU settings, 49 queue ticket; 64.. orders) +
+ *            the snapshot event payload exactly as core encodes it (starts with
+ *            ALLOT_EVENT_FORMAT_VERSION) + the trailer.
  *   An object that no longer exists has no key. Kinds sort so that loading in key order meets
  *   locations before the SKUs and reservations that refer to them.
  *

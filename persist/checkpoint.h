@@ -68,6 +68,8 @@
 #define CHECKPOINT_KIND_RESERVATION 0x03
 #define CHECKPOINT_KIND_ADJUST_KEY  0x04
 #define CHECKPOINT_KIND_ORDER       0x05 /* archived ones are kept by full checkpoints */
+#define CHECKPOINT_KIND_SETTINGS    0x07 /* SKU settings (sku.put) */
+#define CHECKPOINT_KIND_TICKET      0x08 /* flash-sale queue tickets */
 
 /* ---- batches (loop thread) ------------------------------------------------------------- */
 typedef struct checkpoint_batch checkpoint_batch_t;

@@ -149,6 +149,10 @@ static const char *kind_name(uint8_t kind)
         return "adjust key";
     case CHECKPOINT_KIND_ORDER:
         return "order";
+    case CHECKPOINT_KIND_SETTINGS:
+        return "SKU settings";
+    case CHECKPOINT_KIND_TICKET:
+        return "queue ticket";
     default:
         return "unknown kind";
     }

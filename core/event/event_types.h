@@ -83,8 +83,10 @@ typedef struct allot_event_reservation {
     uint64_t request_hash;
     int64_t created_ms;
     int64_t expires_at_ms;
-    int64_t ended_ms; /* snapshot only */
-    int64_t at_ms;    /* replace only: when the old hold was released */
+    int64_t ended_ms;     /* snapshot only */
+    int64_t at_ms;        /* replace only: when the old hold was released */
+    allot_str_t customer; /* len 0 = none */
+    uint64_t ticket;      /* create / replace: the queue ticket whose token it uses; 0 = none */
     uint32_t line_count;
     allot_event_line_t lines[ALLOT_LINES_MAX];
     uint32_t allocation_count;
@@ -130,6 +132,51 @@ typedef struct allot_event_adjust_key {
     int64_t safety_stock;
     int64_t available;
 } allot_event_adjust_key_t;
+
+/* ---- SKU settings and queues (core/sale.h) ---------------------------------------------- */
+/* SKU_PUT and SKU_SETTINGS_SNAPSHOT (which adds the queue's accounting). */
+typedef struct allot_event_sku_settings {
+    allot_str_t sku;
+    int64_t low_stock;
+    int64_t max_per_customer;
+    bool has_queue;
+    int64_t rate_per_s;
+    int64_t token_ttl_s;
+    int64_t at_ms;            /* put only */
+    int64_t admitted_upto_ms; /* snapshot only */
+    uint64_t admitted_total;  /* snapshot only */
+} allot_event_sku_settings_t;
+
+typedef struct allot_event_queue_join {
+    allot_str_t sku;
+    allot_str_t customer;
+    uint64_t ticket;
+    int64_t at_ms;
+} allot_event_queue_join_t;
+
+typedef struct allot_event_queue_admit {
+    allot_str_t sku;
+    uint32_t count;
+    uint64_t seed;
+    int64_t at_ms;
+    int64_t expires_at_ms;
+    int64_t admitted_upto_ms;
+} allot_event_queue_admit_t;
+
+typedef struct allot_event_queue_expire {
+    uint64_t ticket;
+    int64_t at_ms;
+} allot_event_queue_expire_t;
+
+typedef struct allot_event_queue_ticket {
+    uint64_t ticket;
+    allot_str_t sku;
+    allot_str_t customer;
+    uint8_t state; /* allot_ticket_state_t */
+    int64_t joined_ms;
+    int64_t expires_at_ms;
+    uint64_t secret;
+} allot_event_queue_ticket_t;
 
 /* ---- orders (core/order.h) -------------------------------------------------------------- */
 #define ALLOT_EVENT_SHIPMENT_NONE 0xFFFFu
@@ -250,6 +297,11 @@ typedef struct allot_event {
         allot_event_order_change_t change;
         allot_event_consumer_t consumer;
         allot_event_tick_t tick;
+        allot_event_sku_settings_t sku_settings;
+        allot_event_queue_join_t queue_join;
+        allot_event_queue_admit_t queue_admit;
+        allot_event_queue_expire_t queue_expire;
+        allot_event_queue_ticket_t queue_ticket;
     } u;
 } allot_event_t;
 

@@ -6,6 +6,7 @@
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
 #include "core/reservation/reservation_private.h"
+#include "core/sale/sale_private.h"
 
 /* ---- stock effects ------------------------------------------------------------------------- */
 
@@ -83,6 +84,29 @@ static void order_settle(allot_state_t *state, uint32_t slot, int64_t at_ms)
     order_dirty_mark(state, slot);
 }
 
+/* ---- the customer's units of each SKU (core/sale/): orders count until cancelled or evicted -- */
+
+static bool order_counts(const allot_event_order_t *v)
+{
+    return v->customer.len > 0 && v->state != ALLOT_ORDER_CANCELLED && !v->archived;
+}
+
+static int holdings_reserve(allot_state_t *state, const allot_event_order_t *v)
+{
+    return order_counts(v) ? sale_holding_reserve(state, v->line_count) : 0;
+}
+
+static void holdings_add(allot_state_t *state, const allot_event_order_t *v, int sign)
+{
+    if (!order_counts(v))
+        return;
+    for (uint32_t i = 0; i < v->line_count; i++) {
+        uint32_t sku = allot_sku_index_find(state, v->lines[i].sku);
+        if (sku != ALLOT_SKU_NONE)
+            sale_holding_add(state, sku, v->customer, sign * v->lines[i].qty);
+    }
+}
+
 /* ---- whole orders: create, snapshot -------------------------------------------------------- */
 
 /* order.create (create) and order.snapshot: the whole order, built apart until the commit. */
@@ -94,7 +118,11 @@ static int whole_prepare(allot_state_t *state, const allot_event_order_t *e, boo
                    e->return_count > 0 || e->history_count > 0 || e->shipment_count == 0))
         return ALLOT_ECORRUPT;
     int rc = prep->slot != ALLOT_SLOT_NONE ? order_remove_reserve(state) : 0;
+    if (rc == 0 && prep->slot != ALLOT_SLOT_NONE)
+        rc = holdings_reserve(state, &state->orders[prep->slot]->v);
     if (rc != 0 || e->archived)
+        return rc;
+    if ((rc = holdings_reserve(state, e)) != 0)
         return rc;
     for (uint32_t i = 0; i < e->shipment_count; i++) {
         const allot_event_shipment_t *s = &e->shipments[i];
@@ -147,16 +175,20 @@ void order_create_commit(allot_state_t *state, const allot_event_order_t *e)
     o->v.reservation = (allot_str_t){"", 0};
     uint32_t slot = order_insert(state, o);
     (void)slot;
+    holdings_add(state, e, +1);
 }
 
 void order_snapshot_commit(allot_state_t *state, const allot_event_order_t *e)
 {
     order_prepared_t *prep = &state->order_prepared;
-    if (prep->slot != ALLOT_SLOT_NONE)
+    if (prep->slot != ALLOT_SLOT_NONE) {
+        holdings_add(state, &state->orders[prep->slot]->v, -1);
         order_remove(state, prep->slot);
+    }
     if (!e->archived) {
         order_insert(state, prep->order);
         prep->order = NULL;
+        holdings_add(state, e, +1);
     }
 }
 
@@ -229,7 +261,7 @@ int order_cancel_prepare(allot_state_t *state, const allot_event_order_change_t 
         const allot_event_shipment_t *x = &o->v.shipments[i];
         rc = items_prepare(state, o->v.items + x->item_first, x->item_count, x->location);
     }
-    return rc;
+    return rc != 0 ? rc : holdings_reserve(state, &o->v);
 }
 
 /* The order's arrays move when order_room grows them: the rejected shipment is found by index
@@ -371,7 +403,9 @@ int order_evict_prepare(allot_state_t *state, const allot_event_order_change_t *
         return rc;
     if (!order_is_ended(&o->v))
         return ALLOT_ECORRUPT;
-    rc = order_remove_reserve(state);
+    rc = holdings_reserve(state, &o->v);
+    if (rc == 0)
+        rc = order_remove_reserve(state);
     return rc != 0 ? rc : order_archived_append(state, o->slot);
 }
 
@@ -444,6 +478,7 @@ void order_cancel_commit(allot_state_t *state, const allot_event_order_change_t 
 {
     allot_order_t *o = change_begin(state);
     allot_event_order_t *v = &o->v;
+    holdings_add(state, v, -1); /* while it still counts */
     for (uint32_t i = 0; i < v->shipment_count; i++) {
         allot_event_shipment_t *s = &v->shipments[i];
         if (s->state != ALLOT_SHIPMENT_ALLOCATED && s->state != ALLOT_SHIPMENT_RELEASED)
@@ -557,5 +592,6 @@ void return_receive_commit(allot_state_t *state, const allot_event_order_change_
 void order_evict_commit(allot_state_t *state, const allot_event_order_change_t *c)
 {
     (void)c;
+    holdings_add(state, &state->orders[state->order_prepared.slot]->v, -1);
     order_remove(state, state->order_prepared.slot);
 }

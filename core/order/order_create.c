@@ -6,6 +6,7 @@
 #include "core/order.h"
 #include "core/order/order_private.h"
 #include "core/reservation.h"
+#include "core/sale.h"
 
 /* ---- request hash (idempotency) ---------------------------------------------------------------
  */
@@ -169,6 +170,57 @@ static void create_head(const allot_order_create_request_t *req, uint64_t hash, 
     e->lon = req->has_ship_to ? req->lon : 0;
 }
 
+/* ---- fairness (core/sale.h) -------------------------------------------------------------- */
+
+/* max_per_customer of each SKU of the order's lines; the consumed hold r (may be NULL) gives its
+ * units back when it was the same customer's. */
+static int order_limits_check(const allot_state_t *state, const allot_event_order_t *e,
+                              const allot_reservation_t *r, allot_error_detail_t *detail)
+{
+    if (allot_sku_settings_count(state) == 0)
+        return 0;
+    bool same = r != NULL && r->customer_len == e->customer.len &&
+                memcmp(r->customer, e->customer.ptr, e->customer.len) == 0;
+    for (uint32_t i = 0; i < e->line_count; i++) {
+        int64_t units = 0;
+        bool first = true;
+        for (uint32_t j = 0; j < e->line_count; j++) {
+            if (!allot_str_equal(e->lines[j].sku, e->lines[i].sku))
+                continue;
+            first = first && j >= i;
+            units += e->lines[j].qty;
+        }
+        uint32_t sku = allot_sku_index_find(state, e->lines[i].sku);
+        if (!first || sku == ALLOT_SKU_NONE)
+            continue;
+        int64_t given_back = 0;
+        for (uint32_t k = 0; same && k < r->line_count; k++)
+            if (r->lines[k].sku == sku)
+                given_back += r->lines[k].qty_held;
+        int rc = allot_customer_limit_check(state, sku, e->customer, units, given_back, detail);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Lines of a queued SKU go through the queue: reserve with a token, then order the hold. */
+static int order_queue_check(const allot_state_t *state, const allot_order_create_request_t *req,
+                             allot_error_detail_t *detail)
+{
+    if (allot_sku_settings_count(state) == 0)
+        return 0;
+    for (uint32_t i = 0; i < req->line_count; i++) {
+        uint32_t sku = allot_sku_index_find(state, req->lines[i].sku);
+        if (allot_sku_queued(state, sku))
+            return allot_error_set(detail, ALLOT_EQUEUED, "lines",
+                                   "SKU %s is queued: reserve it with a queue token, then "
+                                   "create the order from the reservation",
+                                   allot_str_echo(req->lines[i].sku, &(allot_echo_t){0}));
+    }
+    return 0;
+}
+
 /* From a live reservation: its held lines and allocations, no re-sourcing. */
 static int create_from_reservation(allot_state_t *state, const allot_order_create_request_t *req,
                                    int64_t now_ms, allot_event_order_t *e,
@@ -199,7 +251,10 @@ static int create_from_reservation(allot_state_t *state, const allot_order_creat
         }
     }
     e->lines = lines;
-    return order_shipments_build(state, allocs, n, e, detail);
+    if (req->customer.len == 0 && r->customer_len > 0) /* the hold's customer carries over */
+        e->customer = (allot_str_t){r->customer, r->customer_len};
+    rc = order_shipments_build(state, allocs, n, e, detail);
+    return rc != 0 ? rc : order_limits_check(state, e, r, detail);
 }
 
 /* From lines: sourced now, all or nothing. */
@@ -208,10 +263,13 @@ static int create_from_lines(allot_state_t *state, const allot_order_create_requ
                              allot_event_order_t *e, allot_event_item_t *lines,
                              allot_error_detail_t *detail)
 {
+    int rc = order_queue_check(state, req, detail);
+    if (rc != 0)
+        return rc;
     allot_sourcing_request_t sourcing = {req->lines, req->line_count, *query, req->policy, false,
                                          NULL,       now_ms};
     allot_plan_t plan;
-    int rc = allot_sourcing_plan(state, &sourcing, &plan, detail);
+    rc = allot_sourcing_plan(state, &sourcing, &plan, detail);
     if (rc != 0)
         return rc;
     detail->shortfall_count = 0;
@@ -231,7 +289,8 @@ static int create_from_lines(allot_state_t *state, const allot_order_create_requ
     }
     e->line_count = plan.line_count;
     e->lines = lines;
-    return order_shipments_build(state, allocs, n, e, detail);
+    rc = order_shipments_build(state, allocs, n, e, detail);
+    return rc != 0 ? rc : order_limits_check(state, e, NULL, detail);
 }
 
 int allot_order_create(allot_state_t *state, const allot_order_create_request_t *req,

@@ -7,6 +7,7 @@
 
 #include "core/base/request_hash.h"
 #include "core/reservation/reservation_private.h"
+#include "core/sale.h"
 
 const char *const allot_reservation_status_names[] = {"active", "released", "expired", NULL};
 
@@ -31,6 +32,8 @@ static uint64_t reserve_request_hash(const allot_reserve_request_t *req)
     request_hash_str(&hasher, req->location);
     request_hash_u64(&hasher, (uint64_t)req->policy);
     request_hash_u64(&hasher, req->partial);
+    if (req->customer.len > 0) /* requests without one hash as they always did */
+        request_hash_str(&hasher, req->customer);
     return hasher.value;
 }
 
@@ -58,6 +61,9 @@ static int reserve_check(const allot_state_t *state, const allot_reserve_request
     if (!allot_id_valid(req->id))
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "id",
                                "id must be 1..128 bytes of UTF-8");
+    if (req->customer.len > 0 && !allot_id_valid(req->customer))
+        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "customer",
+                               "customer must be 1..128 bytes of UTF-8");
     int rc = reserve_lines_check(req, detail);
     if (rc == 0)
         rc = ttl_check(req->ttl_s, detail);
@@ -108,11 +114,81 @@ static int reserve_existing(const allot_reservation_t *r, const allot_reserve_re
     return 0;
 }
 
+/* ---- fairness (core/sale.h) -------------------------------------------------------------- */
+
+/* Units of SKU (index) the lines of r hold. */
+static int64_t hold_units(const allot_reservation_t *r, uint32_t sku)
+{
+    int64_t units = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        if (r->lines[i].sku == sku)
+            units += r->lines[i].qty_held;
+    return units;
+}
+
+static bool same_customer(const allot_reservation_t *r, allot_str_t customer)
+{
+    return r != NULL && r->customer_len == customer.len &&
+           (customer.len == 0 || memcmp(r->customer, customer.ptr, customer.len) == 0);
+}
+
+/* The queued SKUs of the request need the customer's token (one SKU per token), unless the hold
+ * being replaced already had the SKU for the same customer. *ticket: the token's ticket. */
+static int reserve_tokens_check(const allot_state_t *state, const allot_reserve_request_t *req,
+                                const allot_reservation_t *old, int64_t now_ms, uint64_t *ticket,
+                                allot_error_detail_t *detail)
+{
+    *ticket = 0;
+    uint32_t queued_sku = ALLOT_SKU_NONE;
+    for (uint32_t i = 0; i < req->line_count; i++) {
+        uint32_t sku = allot_sku_index_find(state, req->lines[i].sku);
+        if (sku == queued_sku || !allot_sku_queued(state, sku))
+            continue;
+        if (same_customer(old, req->customer) && req->customer.len > 0 && hold_units(old, sku) > 0)
+            continue;
+        if (*ticket != 0)
+            return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "lines",
+                                   "one reserve may hold one queued SKU (a token is for one SKU)");
+        int rc =
+            allot_queue_token_check(state, sku, req->customer, req->token, now_ms, ticket, detail);
+        if (rc != 0)
+            return rc;
+        queued_sku = sku;
+    }
+    return 0;
+}
+
+/* max_per_customer of each SKU the request asks for: what the customer holds, less what the
+ * replaced hold of the same customer gives back, plus the units requested (checked before
+ * sourcing, so a request over the limit is refused whatever the stock). */
+static int reserve_limits_check(const allot_state_t *state, const allot_reserve_request_t *req,
+                                const allot_reservation_t *old, allot_error_detail_t *detail)
+{
+    for (uint32_t i = 0; i < req->line_count; i++) {
+        uint32_t sku = allot_sku_index_find(state, req->lines[i].sku);
+        bool first = true;
+        int64_t units = 0;
+        for (uint32_t j = 0; j < req->line_count; j++) {
+            if (!allot_str_equal(req->lines[j].sku, req->lines[i].sku))
+                continue;
+            first = first && j >= i;
+            units += req->lines[j].qty;
+        }
+        if (!first || sku == ALLOT_SKU_NONE)
+            continue;
+        int64_t given_back = same_customer(old, req->customer) ? hold_units(old, sku) : 0;
+        int rc = allot_customer_limit_check(state, sku, req->customer, units, given_back, detail);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- reserve ----------------------------------------------------------------------------------
  */
 
 static int reserve_emit(allot_state_t *state, const allot_reserve_request_t *req, uint64_t hash,
-                        const allot_plan_t *plan, bool replace, int64_t now_ms)
+                        const allot_plan_t *plan, bool replace, uint64_t ticket, int64_t now_ms)
 {
     int rc = reservation_build_reserve(state, plan->allocation_count);
     if (rc != 0)
@@ -122,6 +198,8 @@ static int reserve_emit(allot_state_t *state, const allot_reserve_request_t *req
     allot_event_reservation_t *e = &event.u.reservation;
     *e = (allot_event_reservation_t){
         .id = req->id, .request_hash = hash, .created_ms = now_ms, .at_ms = now_ms};
+    e->customer = req->customer;
+    e->ticket = ticket;
     e->expires_at_ms = now_ms + req->ttl_s * 1000;
     e->line_count = plan->line_count;
     e->allocation_count = plan->allocation_count;
@@ -161,6 +239,14 @@ int allot_reserve(allot_state_t *state, const allot_reserve_request_t *req, int6
     } else if (state->reservation_live >= state->config.reservations_max) {
         return allot_error_set(detail, ALLOT_EOVERLOADED, NULL, "too many live reservations");
     }
+    uint64_t ticket = 0;
+    if (allot_sku_settings_count(state) > 0) { /* else no SKU has a limit or a queue */
+        rc = reserve_tokens_check(state, req, old, now_ms, &ticket, detail);
+        if (rc == 0)
+            rc = reserve_limits_check(state, req, old, detail);
+        if (rc != 0)
+            return rc;
+    }
     allot_sourcing_request_t sourcing = {
         req->lines, req->line_count, query, req->policy, req->partial, old, now_ms};
     allot_plan_t plan;
@@ -168,7 +254,7 @@ int allot_reserve(allot_state_t *state, const allot_reserve_request_t *req, int6
     if (rc != 0)
         return rc;
     detail->shortfall_count = 0;
-    rc = reserve_emit(state, req, hash, &plan, old != NULL, now_ms);
+    rc = reserve_emit(state, req, hash, &plan, old != NULL, ticket, now_ms);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
     *out = &state->reservations[reservation_slot_find(state, req->id)];

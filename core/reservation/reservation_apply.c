@@ -7,12 +7,23 @@
 
 #include "core/inventory/inventory_private.h"
 #include "core/reservation/reservation_private.h"
+#include "core/sale/sale_private.h"
 
 /* ---- holds on positions and daily capacity ----------------------------------------------------
  */
 
+/* The customer's units of each SKU (core/sale/): room made by the prepare (sale_holding_reserve).
+ */
+static void hold_holdings(allot_state_t *state, const allot_reservation_t *r, int sign)
+{
+    allot_str_t customer = {r->customer, r->customer_len};
+    for (uint32_t i = 0; customer.len > 0 && i < r->line_count; i++)
+        sale_holding_add(state, r->lines[i].sku, customer, sign * r->lines[i].qty_held);
+}
+
 static void hold_positions(allot_state_t *state, const allot_reservation_t *r, int sign)
 {
+    hold_holdings(state, r, sign);
     for (uint32_t i = 0; i < r->line_count; i++) {
         const allot_reservation_line_t *line = &r->lines[i];
         inventory_sku_dirty(state, line->sku); /* before the change (checkpoint pre-image) */
@@ -70,7 +81,7 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
                         bool needs_positions)
 {
     size_t block = e->line_count * sizeof(allot_reservation_line_t) +
-                   e->allocation_count * sizeof(allot_reservation_allocation_t);
+                   e->allocation_count * sizeof(allot_reservation_allocation_t) + e->customer.len;
     free(state->pending_block);
     state->pending_block = block > 0 ? malloc(block) : NULL;
     if (block > 0 && state->pending_block == NULL)
@@ -101,6 +112,10 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
     int rc = state_dirty_reserve(state, e->allocation_count, e->line_count, 1, 0);
     if (rc == 0)
         rc = reservation_slot_reserve(state);
+    if (rc == 0 && e->customer.len > 0)
+        rc = sale_holding_reserve(state, e->line_count);
+    if (rc == 0 && e->ticket != 0)
+        rc = sale_ticket_use_prepare(state, e->ticket);
     if (rc != 0)
         return rc;
     /* the record's copy of its id, sized to it: a short id costs a small chunk, not
@@ -119,6 +134,8 @@ static int release_prepare(allot_state_t *state, allot_str_t id)
     state->prepared_reservation = slot;
     const allot_reservation_t *r = &state->reservations[slot];
     int rc = state_dirty_reserve(state, r->allocation_count, r->line_count, 1, 0);
+    if (rc == 0 && r->customer_len > 0)
+        rc = sale_holding_reserve(state, r->line_count);
     return rc != 0 ? rc : allot_heap_reserve(&state->tombstone_heap, 1);
 }
 
@@ -137,6 +154,12 @@ int reservation_replace_prepare(allot_state_t *state, const allot_event_reservat
 
 int reservation_snapshot_prepare(allot_state_t *state, const allot_event_reservation_t *e)
 {
+    uint32_t slot = reservation_slot_find(state, e->id);
+    if (slot != ALLOT_SLOT_NONE && state->reservations[slot].customer_len > 0) {
+        int rc = sale_holding_reserve(state, state->reservations[slot].line_count);
+        if (rc != 0)
+            return rc;
+    }
     return body_prepare(state, e, false);
 }
 
@@ -170,6 +193,13 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
     r->lines = state->pending_block;
     r->allocations = block_allocations(r->lines, e->line_count);
     state->pending_block = NULL;
+    r->customer = NULL;
+    r->customer_len = (uint8_t)e->customer.len;
+    if (e->customer.len > 0) { /* the block's tail, after the allocations */
+        char *customer = (char *)(r->allocations + e->allocation_count);
+        memcpy(customer, e->customer.ptr, e->customer.len);
+        r->customer = customer;
+    }
     for (uint32_t i = 0; i < e->line_count; i++) { /* indices resolved by body_prepare */
         const allot_event_line_t *src = &e->lines[i];
         allot_reservation_line_t *line = &r->lines[i];
@@ -198,6 +228,8 @@ static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms, boo
     free(r->lines);
     r->lines = NULL;
     r->allocations = NULL;
+    r->customer = NULL;
+    r->customer_len = 0;
     r->line_count = 0;
     r->allocation_count = 0;
 }
@@ -256,6 +288,8 @@ void reservation_snapshot_commit(allot_state_t *state, const allot_event_reserva
     if (slot != ALLOT_SLOT_NONE) {
         allot_reservation_t *old = &state->reservations[slot];
         bool live = old->status == ALLOT_RESERVATION_ACTIVE;
+        if (live)
+            hold_holdings(state, old, -1);
         allot_heap_remove_at(live ? &state->expiry_heap : &state->tombstone_heap,
                              old->heap_position);
         if (live)
@@ -268,6 +302,8 @@ void reservation_snapshot_commit(allot_state_t *state, const allot_event_reserva
     allot_reservation_t *r = &state->reservations[slot];
     body_install(state, r, e);
     bool live = r->status == ALLOT_RESERVATION_ACTIVE;
+    if (live)
+        hold_holdings(state, r, +1); /* positions come from the SKU snapshots; holdings from here */
     int rc = allot_heap_push(live ? &state->expiry_heap : &state->tombstone_heap, slot);
     assert(rc == 0);
     (void)rc;
@@ -281,6 +317,8 @@ void reservation_snapshot_commit(allot_state_t *state, const allot_event_reserva
 void reservation_create_commit(allot_state_t *state, const allot_event_reservation_t *e)
 {
     commit_hold(state, slot_new_from(state, e->id), e);
+    if (e->ticket != 0)
+        sale_ticket_use_commit(state, e->ticket);
 }
 
 void reservation_replace_commit(allot_state_t *state, const allot_event_reservation_t *e)
@@ -288,6 +326,8 @@ void reservation_replace_commit(allot_state_t *state, const allot_event_reservat
     uint32_t slot = state->prepared_reservation; /* release_prepare found it */
     hold_release(state, slot, e->at_ms, false);
     commit_hold(state, slot, e);
+    if (e->ticket != 0)
+        sale_ticket_use_commit(state, e->ticket);
 }
 
 void reservation_extend_commit(allot_state_t *state, const allot_event_extend_t *e)

@@ -13,7 +13,10 @@
  * body = str id; u64 request_hash; i64 created_ms; i64 expires_at_ms; u16 line_count (1..100);
  *        line_count x { str sku; i64 qty_requested (1..2^40); u16 allocation_count;
  *                       allocation_count x { str location; i64 qty (1..2^40) } }
- *        where a line's allocation quantities sum to at most its qty_requested.
+ *        where a line's allocation quantities sum to at most its qty_requested;
+ *        then, only when the hold has a customer or uses a queue ticket (records written before
+ *        these existed end with the lines, and so do those without either):
+ *        str customer (len 0 = none, else an id); u64 ticket (0 = none; a snapshot: 0)
  *
  * Apply (reservation_apply.c) additionally requires the locations to exist, a live hold of the
  * id for extend, release and replace, and the positions a hold adds to to have reserved counts
@@ -38,7 +41,7 @@ static bool location_ref_ok(allot_str_t id)
 
 static size_t body_bytes(const allot_event_reservation_t *e)
 {
-    size_t bytes = 64 + e->id.len;
+    size_t bytes = 64 + e->id.len + 10 + e->customer.len;
     for (uint32_t i = 0; i < e->line_count; i++)
         bytes += 16 + e->lines[i].sku.len;
     for (uint32_t i = 0; i < e->allocation_count; i++)
@@ -64,6 +67,10 @@ static void body_put(const allot_event_reservation_t *e, allot_bytes_t *out)
             allot_bytes_put_i64(out, a->qty);
         }
     }
+    if (e->customer.len == 0 && e->ticket == 0)
+        return;
+    allot_bytes_put_str(out, e->customer);
+    allot_bytes_put_u64(out, e->ticket);
 }
 
 static int scratch_allocation_grow(allot_event_scratch_t *s)
@@ -121,7 +128,14 @@ static int body_get(allot_reader_t *r, allot_event_scratch_t *s, uint32_t line_c
             return rc;
     }
     e->allocations = s->allocations;
-    return 0;
+    e->customer = (allot_str_t){0};
+    e->ticket = 0;
+    if (r->offset == r->len)
+        return 0; /* no customer, no ticket */
+    e->customer = allot_reader_str(r);
+    e->ticket = allot_reader_u64(r);
+    bool ok = !r->failed && (e->customer.len == 0 || allot_id_valid(e->customer));
+    return ok && (e->customer.len > 0 || e->ticket != 0) ? 0 : ALLOT_ECORRUPT;
 }
 
 /* ---- create, replace, snapshot -------------------------------------------------------------- */
@@ -182,7 +196,8 @@ int reservation_snapshot_decode(allot_reader_t *r, allot_event_scratch_t *s,
     e->at_ms = 0;
     if (e->status >= ALLOT_RESERVATION_STATUS_COUNT || !allot_event_time_ok(e->ended_ms))
         return ALLOT_ECORRUPT;
-    return body_get(r, s, e->status == ALLOT_RESERVATION_ACTIVE ? 1 : 0, e);
+    int rc = body_get(r, s, e->status == ALLOT_RESERVATION_ACTIVE ? 1 : 0, e);
+    return rc == 0 && e->ticket != 0 ? ALLOT_ECORRUPT : rc;
 }
 
 /* ---- extend, release ------------------------------------------------------------------------ */

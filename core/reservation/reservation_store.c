@@ -207,6 +207,7 @@ int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, al
     e->created_ms = r->created_ms;
     e->expires_at_ms = r->expires_at_ms;
     e->ended_ms = r->ended_ms;
+    e->customer = (allot_str_t){r->customer, r->customer_len};
     e->line_count = r->line_count;
     e->allocation_count = r->allocation_count;
     e->allocations = state->build_allocations;

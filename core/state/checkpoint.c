@@ -102,7 +102,7 @@ void allot_state_checkpoint_begin(allot_state_t *state, bool full, allot_snapsho
         dirty->count = 0;
         if (full)
             cp->pending[kind].count = 0; /* the walk visits every slot and clears the marks */
-        cp->ends[kind] = state->kinds[kind].slots(state);
+        cp->ends[kind] = state->kinds[kind].slots != NULL ? state->kinds[kind].slots(state) : 0;
     }
     cp->kind = 1;
     cp->cursor = 0;
@@ -156,7 +156,7 @@ int allot_state_snapshot_each(allot_state_t *state, allot_snapshot_cb snapshot_c
     int rc = 0;
     for (uint8_t kind = 1; rc == 0 && kind < STATE_KEY_LIMIT; kind++) {
         const state_kind_t *k = &state->kinds[kind];
-        uint32_t slots = k->slots(state);
+        uint32_t slots = k->slots != NULL ? k->slots(state) : 0; /* NULL: no such kind */
         for (uint32_t i = 0; rc == 0 && i < slots; i++)
             if (k->marks(state, i) != NULL)
                 rc = state_snapshot_hand(state, kind, i, true, snapshot_cb, ctx);

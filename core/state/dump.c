@@ -7,6 +7,7 @@
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
 #include "core/reservation.h"
+#include "core/sale/sale_private.h"
 #include "core/state.h"
 #include "core/state_private.h"
 #include "core/stream/stream_private.h"
@@ -140,5 +141,6 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
     free(entries);
     order_dump(state, out);
     consumer_dump(state, out);
-    return ferror(out) ? ALLOT_EIO : 0;
+    int rc = sale_dump(state, out);
+    return rc != 0 ? rc : ferror(out) ? ALLOT_EIO : 0;
 }

@@ -6,6 +6,7 @@
 #include "core/inventory.h"
 #include "core/order/order_private.h"
 #include "core/reservation.h"
+#include "core/sale/sale_private.h"
 #include "core/state.h"
 
 typedef struct check {
@@ -121,6 +122,59 @@ static int check_compare(const check_t *c, char *msg, size_t msg_bytes)
     return 0;
 }
 
+/* Take qty of (sku, customer) off the counted holdings (left: per holding slot). */
+static int holding_take(const allot_state_t *state, int64_t *left, uint32_t sku,
+                        allot_str_t customer, int64_t qty, char *msg, size_t msg_bytes)
+{
+    if (customer.len == 0 || qty == 0)
+        return 0;
+    uint32_t slot = sale_holding_find(state, sku, customer);
+    if (slot == ALLOT_SLOT_NONE)
+        return check_fail(msg, msg_bytes, "customer %s holds units that are not counted",
+                          allot_str_echo(customer, &(allot_echo_t){0}));
+    left[slot] -= qty;
+    return 0;
+}
+
+/* The units each customer holds per SKU (max_per_customer) are those of the customer's live
+ * holds and counted orders, exactly. */
+static int check_holdings(const allot_state_t *state, char *msg, size_t msg_bytes)
+{
+    const sale_store_t *s = state->sale;
+    int64_t *left = calloc((size_t)s->holding_slots + 1, sizeof(*left));
+    if (left == NULL)
+        return ALLOT_ENOMEM;
+    for (uint32_t i = 0; i < s->holding_slots; i++)
+        left[i] = s->holdings[i].used ? s->holdings[i].qty : 0;
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < state->reservation_slots; i++) {
+        const allot_reservation_t *r = &state->reservations[i];
+        if (!r->used || r->status != ALLOT_RESERVATION_ACTIVE)
+            continue;
+        for (uint32_t k = 0; rc == 0 && k < r->line_count; k++)
+            rc = holding_take(state, left, r->lines[k].sku,
+                              (allot_str_t){r->customer, r->customer_len}, r->lines[k].qty_held,
+                              msg, msg_bytes);
+    }
+    for (uint32_t i = 0; rc == 0 && i < state->order_slots; i++) {
+        const allot_order_t *o = state->orders[i];
+        if (o == NULL || o->v.state == ALLOT_ORDER_CANCELLED)
+            continue;
+        for (uint32_t k = 0; rc == 0 && k < o->v.line_count; k++)
+            rc = holding_take(state, left, allot_sku_index_find(state, o->v.lines[k].sku),
+                              o->v.customer, o->v.lines[k].qty, msg, msg_bytes);
+    }
+    for (uint32_t i = 0; rc == 0 && i < s->holding_slots; i++)
+        if (left[i] != 0)
+            rc = check_fail(msg, msg_bytes,
+                            "customer %s: %lld units counted, holds and orders "
+                            "sum to %lld",
+                            s->holdings[i].customer, (long long)s->holdings[i].qty,
+                            (long long)(s->holdings[i].qty - left[i]));
+    free(left);
+    return rc;
+}
+
 int allot_state_check_invariants(const allot_state_t *state, char *msg, size_t msg_bytes)
 {
     check_t c = {state, NULL, NULL, NULL};
@@ -137,6 +191,8 @@ int allot_state_check_invariants(const allot_state_t *state, char *msg, size_t m
     int rc = c.reserved && c.allocated ? check_sum_holds(&c, msg, msg_bytes) : ALLOT_ENOMEM;
     if (rc == 0)
         rc = check_compare(&c, msg, msg_bytes);
+    if (rc == 0)
+        rc = check_holdings(state, msg, msg_bytes);
     if (rc == 0 && msg_bytes > 0)
         msg[0] = '\0';
     free(c.first);

@@ -8,6 +8,7 @@
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
 #include "core/reservation/reservation_private.h"
+#include "core/sale/sale_private.h"
 #include "core/state_private.h"
 #include "core/stream/stream_private.h"
 
@@ -46,7 +47,7 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
     reservation_init(state);
     adjust_key_init(state);
     order_init(state);
-    if (stream_init(state) != 0) {
+    if (stream_init(state) != 0 || sale_init(state) != 0) {
         allot_state_destroy(state);
         return NULL;
     }
@@ -58,6 +59,7 @@ void allot_state_destroy(allot_state_t *state)
     if (state == NULL)
         return;
     stream_free_all(state);
+    sale_free_all(state);
     order_free_all(state);
     reservation_free_all(state);
     adjust_key_free_all(state);

@@ -158,7 +158,8 @@ Test(cli_session, help_lists_every_method_and_help_method_shows_its_arguments)
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         cr_expect(strstr(out, methods[i]) != NULL, "help lists %s: %s", methods[i], out);
     cr_expect(strstr(out, "reserve {\"id\", \"lines\", \"ttl_s\", \"method\", \"ship_to\", "
-                          "\"location\", \"policy\", \"partial\", \"replace\"}\n  write") != NULL,
+                          "\"location\", \"policy\", \"partial\", \"replace\", \"customer\", "
+                          "\"token\"}\n  write") != NULL,
               "%s", out);
     cr_expect(strstr(out, "ping {}\n  read: answered at once, allowed before auth") != NULL, "%s",
               out);

@@ -819,7 +819,9 @@ Test(reserve, bad_quantities_ids_and_fields_are_invalid_arguments_naming_the_fie
         {"{'id':'c','lines':[{'sku':'A','qty':1}],'ship_to':{'lat':'52.5','lon':13}}", "lat"},
         {"{'id':'c','lines':[{'sku':'A','qty':1}],'ship_to':{'lat':52.5,'lon':200}}", "lon"},
         {"{'id':'c','lines':[{'sku':'A','qty':1}],'ship_to':{'lat':52,'lon':13,'zip':1}}", "zip"},
-        {"{'id':'c','lines':[{'sku':'A','qty':1}],'customer':'bob'}", "customer"},
+        {"{'id':'c','lines':[{'sku':'A','qty':1}],'shopper':'bob'}", "shopper"},
+        {"{'id':'c','lines':[{'sku':'A','qty':1}],'customer':''}", "customer"},
+        {"{'id':'c','lines':[{'sku':'A','qty':1}],'token':7}", "token"},
     };
     allot_reply_t r = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
