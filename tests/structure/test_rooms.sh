@@ -42,4 +42,11 @@ room_includes=$(grep -rnE '^#include "core/[a-z_]+/' "$source_dir/net" "$source_
   "$source_dir/client" "$source_dir/tools" "$source_dir/bench" --include='*.[ch]' || true)
 [ -z "$room_includes" ] || fail "core's rooms included from outside core/:"$'\n'"$room_includes"
 
+# The consensus engine stays behind one module (persist/consensus.h): only consensus.c includes
+# libraft's headers, so the engine could be swapped.
+raft_includes=$(grep -rlE '^#include <raft(/uv)?\.h>' "$source_dir/core" "$source_dir/net" \
+  "$source_dir/persist" "$source_dir/client" "$source_dir/tools" "$source_dir/bench" \
+  --include='*.[ch]' | grep -v '/persist/consensus\.c$' || true)
+[ -z "$raft_includes" ] || fail "libraft included outside persist/consensus.c:"$'\n'"$raft_includes"
+
 exit $failed
