@@ -98,6 +98,7 @@
 
 #include "archive.h"
 #include "checkpoint_private.h"
+#include "fault.h"
 #include "core/byte_order.h"
 #include "core/errors.h"
 #include "core/event.h"
@@ -268,26 +269,6 @@ int checkpoint_meta_put(MDB_txn *txn, MDB_dbi meta, const char *name, const void
 }
 
 /* ---- opening -------------------------------------------------------------------------------- */
-
-/* Make the directory entry of a newly created file durable. */
-static int fsync_parent_dir(const char *path)
-{
-    char dir[CHECKPOINT_PATH_BYTES_MAX];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
 
 /* A new store: the format version and a record count of 0. */
 static int version_write(checkpoint_store_t *store, MDB_txn *txn, char *message,
@@ -508,7 +489,7 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
     bool created = false;
     if (rc == 0)
         rc = store_init(store, &created, message, message_bytes);
-    if (rc == 0 && !existed && fsync_parent_dir(path) != 0) {
+    if (rc == 0 && !existed && persist_fsync_parent_dir(path) != 0) {
         snprintf(message, message_bytes, "checkpoint: fsync of the directory of %s: %s", path,
                  strerror(errno));
         rc = ALLOT_EIO;

@@ -46,6 +46,7 @@
 
 #include "core/byte_order.h"
 #include "core/errors.h"
+#include "fault.h"
 #include "wal_read.h"
 
 #define ENTRY_MAGIC           0x45524C41u
@@ -539,8 +540,8 @@ static int image_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *r
     return c->io_snapshot_get(io, req, on_snapshot_got);
 }
 
-/* Write the image to <data-dir>/state.lmdb.installed: a temporary file fsynced, renamed, and
- * the directory fsynced. */
+/* Write the image to <data-dir>/state.lmdb.installed: a temporary file synced, renamed, and
+ * the directory synced. */
 static int image_install(consensus_t *c, const uint8_t *image, size_t bytes)
 {
     char tmp[sizeof(c->installed_path) + 8];
@@ -548,29 +549,12 @@ static int image_install(consensus_t *c, const uint8_t *image, size_t bytes)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return ALLOT_EIO;
-    size_t done = 0;
-    while (done < bytes) {
-        ssize_t n = write(fd, image + done, bytes - done);
-        if (n <= 0) {
-            close(fd);
-            return ALLOT_EIO;
-        }
-        done += (size_t)n;
-    }
-    int rc = fsync(fd) == 0 ? 0 : ALLOT_EIO;
+    int rc =
+        persist_pwrite_all(fd, image, bytes, 0) == 0 && persist_fdatasync(fd) == 0 ? 0 : ALLOT_EIO;
     close(fd);
-    if (rc == 0 && rename(tmp, c->installed_path) != 0)
+    if (rc == 0 &&
+        (rename(tmp, c->installed_path) != 0 || persist_fsync_parent_dir(c->installed_path) != 0))
         rc = ALLOT_EIO;
-    char dir[sizeof(c->installed_path)];
-    snprintf(dir, sizeof(dir), "%s", c->installed_path);
-    char *slash = strrchr(dir, '/');
-    if (rc == 0 && slash != NULL) {
-        *slash = '\0';
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        rc = dfd >= 0 && fsync(dfd) == 0 ? 0 : ALLOT_EIO;
-        if (dfd >= 0)
-            close(dfd);
-    }
     return rc;
 }
 

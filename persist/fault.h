@@ -52,5 +52,8 @@ int persist_pwrite_all(int fd, const void *data, size_t bytes, uint64_t offset);
 int persist_fdatasync(int fd);
 int persist_fallocate(int fd, uint64_t bytes);
 int persist_map_populate(void *addr, size_t bytes);
+/* Make the directory entry of a file created or renamed at `path` durable: fsync of its parent
+ * directory ("." for a bare name). 0 or -errno. Not a fault-injection point. */
+int persist_fsync_parent_dir(const char *path);
 
 #endif

@@ -2,7 +2,6 @@
 #include "recovery.h"
 
 #include <assert.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include "core/order.h"
 #include "core/replay.h"
 #include "core/state.h"
+#include "fault.h"
 #include "heap_warm.h"
 #include "persist/consensus.h"
 
@@ -173,18 +173,13 @@ static int recovery_image_take(const recovery_config_t *config, const char *stor
     int n = snprintf(image, sizeof(image), "%s/%s", config->data_dir, CONSENSUS_INSTALLED_NAME);
     if (n < 0 || (size_t)n >= sizeof(image) || access(image, F_OK) != 0)
         return 0;
-    int dfd = -1;
-    if (rename(image, store_path) != 0 ||
-        (dfd = open(config->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
-        if (dfd >= 0)
-            close(dfd);
+    if (rename(image, store_path) != 0 || persist_fsync_parent_dir(store_path) != 0) {
         recovery_report(config, RECOVERY_LEVEL_ERROR, "recovery_failed",
                         RECOVERY_STR("code", allot_error_code(ALLOT_EIO)),
                         RECOVERY_STR("message", "moving the installed snapshot image over "
                                                 "state.lmdb failed"));
         return ALLOT_EIO;
     }
-    close(dfd);
     recovery_report(config, RECOVERY_LEVEL_INFO, "snapshot_image_taken",
                     RECOVERY_STR("path", store_path));
     return 0;

@@ -60,20 +60,7 @@ static int wal_config_apply(wal_t *wal, const wal_config_t *config, char *messag
 static int wal_dir_open(wal_t *wal, char *message, size_t message_bytes)
 {
     if (mkdir(wal->dir, 0750) == 0) {
-        char parent[WAL_PATH_BYTES_MAX];
-        snprintf(parent, sizeof parent, "%s", wal->dir);
-        char *slash = strrchr(parent, '/');
-        if (slash == parent)
-            slash[1] = '\0';
-        else if (slash != NULL)
-            *slash = '\0';
-        else
-            snprintf(parent, sizeof parent, ".");
-        int parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (parent_fd >= 0) {
-            fsync(parent_fd);
-            close(parent_fd);
-        }
+        persist_fsync_parent_dir(wal->dir); /* best effort, as before: the WAL is new */
     } else if (errno != EEXIST) {
         snprintf(message, message_bytes, "wal: cannot create %s: %s", wal->dir, strerror(errno));
         return ALLOT_EIO;
