@@ -22,8 +22,13 @@
  *    reservation.created / .released / .expired {id, lines}; order.created {id, customer};
  *    order.changed {id, customer, from, to, cause} for every other order record but evictions
  *    (from == to when the state did not change: payment, modify); shipment.changed per shipment
- *    whose state changed or that is new; return.changed {id, order, state}. Snapshot records,
- *    location.put, reservation.extend, events.ack and evictions give none.
+ *    whose state changed or that is new; return.changed {id, order, state}; stock.low /
+ *    stock.restored {sku, available, low_stock, reason} when the record took a SKU with
+ *    low_stock > 0 from above it to at or below it (low) or back (restored), comparing the SKU's
+ *    total available over active ship locations (avail.changed's) and its low_stock before the
+ *    record with both after it (sku.put moves the threshold; turning it off while low restores):
+ *    never coalesced, no memory, so every node and every replay derives the same. Snapshot
+ *    records, location.put, reservation.extend, events.ack and evictions give none.
  *  - at_ms of a change: the latest of the record's own time (where its payload carries one),
  *    the time of its log entry (allot_state_record_set) and the times applied before it: every
  *    node that applies the same log derives the same.
@@ -83,11 +88,12 @@ typedef struct allot_change_line {
 typedef struct allot_change {
     uint8_t type;
     int64_t at_ms;
-    allot_str_t sku;      /* stock.changed, avail.changed */
+    allot_str_t sku;      /* stock.*, avail.changed */
     allot_str_t location; /* stock.changed, shipment.changed */
     int64_t on_hand, reserved, allocated, safety_stock, available;
     int64_t on_hand_delta; /* stock.changed: the movement of on_hand (the ledger's) */
-    const char *reason;    /* stock.changed: what moved it ("stock.set", "shipment", ...) */
+    int64_t low_stock;     /* stock.low, stock.restored: the SKU's low_stock after the record */
+    const char *reason;    /* stock.*: what moved it ("stock.set", "shipment", "sku.put", ...) */
     allot_str_t ref;       /* stock.changed: the reservation, order, return or adjust key */
     allot_str_t id;        /* reservation, order (order.*), return id */
     allot_str_t order;     /* shipment.changed, return.changed, reservation.released by order */

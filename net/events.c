@@ -99,6 +99,15 @@ static void pack_fields(msgpack_packer *pk, const allot_change_t *c)
         pack_key_str(pk, "sku", c->sku);
         pack_key_int(pk, "available", c->available);
         return;
+    case ALLOT_CHANGE_STOCK_LOW:
+    case ALLOT_CHANGE_STOCK_RESTORED: /* threshold: the protocol's name for low_stock */
+        msgpack_pack_map(pk, 3 + 5);
+        pack_key_str(pk, "sku", c->sku);
+        pack_key_int(pk, "available", c->available);
+        pack_key_int(pk, "low_stock", c->low_stock);
+        pack_key_int(pk, "threshold", c->low_stock);
+        pack_key_cstr(pk, "reason", c->reason);
+        return;
     case ALLOT_CHANGE_RESERVATION_CREATED:
     case ALLOT_CHANGE_RESERVATION_RELEASED:
     case ALLOT_CHANGE_RESERVATION_EXPIRED:

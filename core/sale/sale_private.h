@@ -100,6 +100,9 @@ ALLOT_EVENTS_SALE(ALLOT_EVENT_DECLARE)
 /* ---- the store (sale_store.c) ------------------------------------------------------------ */
 /* The settings slot of the SKU (index), or ALLOT_SLOT_NONE. */
 uint32_t sale_sku_find(const allot_state_t *state, uint32_t sku);
+/* The SKU's (index) low_stock setting, 0 when it has none (ALLOT_SKU_NONE: 0). For the change
+ * stream's stock.low / stock.restored (core/stream/). */
+int64_t sale_sku_low_stock(const allot_state_t *state, uint32_t sku);
 /* Room for one more settings record; then sale_sku_add is infallible. */
 int sale_sku_reserve(allot_state_t *state);
 uint32_t sale_sku_add(allot_state_t *state, uint32_t sku);

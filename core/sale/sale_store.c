@@ -69,6 +69,12 @@ uint32_t sale_sku_find(const allot_state_t *state, uint32_t sku)
     return ALLOT_SLOT_NONE;
 }
 
+int64_t sale_sku_low_stock(const allot_state_t *state, uint32_t sku)
+{
+    uint32_t slot = sale_sku_find(state, sku);
+    return slot != ALLOT_SLOT_NONE ? state->sale->skus[slot].settings.low_stock : 0;
+}
+
 int sale_sku_reserve(allot_state_t *state)
 {
     sale_store_t *s = state->sale;

@@ -8,6 +8,7 @@
 #include "core/inventory.h"
 #include "core/order/order_private.h"
 #include "core/reservation.h"
+#include "core/sale/sale_private.h"
 #include "core/stream/stream_private.h"
 
 #define CHANGE_NAME(number, NAME, name) [number] = name,
@@ -138,6 +139,9 @@ static void skus_of_event(allot_state_t *state, const allot_event_t *event)
     case ALLOT_EVENT_STOCK_ADJUST:
         sku_touch(stream, event->u.stock_adjust.sku);
         break;
+    case ALLOT_EVENT_SKU_PUT: /* its low_stock may take the SKU across */
+        sku_touch(stream, event->u.sku_settings.sku);
+        break;
     case ALLOT_EVENT_RESERVATION_REPLACE:
     case ALLOT_EVENT_RESERVATION_CREATE:
         if (event->type == ALLOT_EVENT_RESERVATION_REPLACE)
@@ -161,20 +165,23 @@ static void skus_of_event(allot_state_t *state, const allot_event_t *event)
     }
 }
 
-/* Copy the positions of every touched SKU. */
+/* Copy the positions and the low_stock of every touched SKU. */
 static void positions_capture(allot_state_t *state)
 {
     stream_state_t *stream = state->stream;
     stream->before_count = 0;
     for (uint32_t s = 0; s < stream->sku_count; s++) {
         uint32_t index = allot_sku_index_find(state, stream->skus[s]);
+        stream->low_stock_before[s] = 0; /* a SKU that does not exist yet has no setting */
         if (index == ALLOT_SKU_NONE)
             continue;
         const allot_sku_t *sku = allot_sku_at(state, index);
         uint32_t need = stream->before_count + sku->position_count;
+        stream->low_stock_before[s] = -1;
         if (allot_array_grow((void **)&stream->before, &stream->before_capacity, need,
                              sizeof(*stream->before), 64) != 0)
             continue; /* out of memory: that SKU's changes compare with nothing */
+        stream->low_stock_before[s] = sale_sku_low_stock(state, index);
         for (uint32_t p = 0; p < sku->position_count; p++) {
             const allot_position_t *pos = &sku->positions[p];
             stream->before[stream->before_count++] =
@@ -558,6 +565,34 @@ static void order_changes(allot_state_t *state, const allot_event_t *event)
         return_change(stream, v, event->u.change.text);
 }
 
+/* Is a SKU with this total available and this low_stock setting low? */
+static bool sku_low(int64_t available, int64_t low_stock)
+{
+    return low_stock > 0 && available <= low_stock;
+}
+
+/* stock.low / stock.restored when the record took the SKU (index, the touched SKU s) across its
+ * low_stock: from its before and after totals and settings alone, never from memory. */
+static void low_changes(allot_state_t *state, const allot_event_t *event, uint32_t s,
+                        uint32_t index, int64_t before, int64_t after)
+{
+    stream_state_t *stream = state->stream;
+    int64_t low_stock_before = stream->low_stock_before[s];
+    if (low_stock_before < 0)
+        return; /* nothing captured to compare with */
+    int64_t low_stock = sale_sku_low_stock(state, index);
+    bool was_low = sku_low(before, low_stock_before);
+    bool is_low = sku_low(after, low_stock);
+    if (was_low == is_low)
+        return;
+    allot_change_t change = {.type = is_low ? ALLOT_CHANGE_STOCK_LOW : ALLOT_CHANGE_STOCK_RESTORED};
+    change.sku = allot_sku_id(allot_sku_at(state, index));
+    change.available = after;
+    change.low_stock = low_stock;
+    change.reason = stock_reason(event);
+    change_give(stream, &change);
+}
+
 void stream_record_after(allot_state_t *state, const allot_event_t *event)
 {
     stream_state_t *stream = state->stream;
@@ -580,6 +615,9 @@ void stream_record_after(allot_state_t *state, const allot_event_t *event)
         if (indices[s] != ALLOT_SKU_NONE)
             avail_changed(state, indices[s], before[s], after[s]);
     owed_flush(state);
+    for (uint32_t s = 0; s < stream->sku_count; s++)
+        if (indices[s] != ALLOT_SKU_NONE)
+            low_changes(state, event, s, indices[s], before[s], after[s]);
 }
 
 /* ---- EVENTS_TICK ---------------------------------------------------------------------------- */

@@ -1,8 +1,9 @@
 /* test_events.c - the change stream through the real allotd: every write's events with their
  * fields (and none for a failed write), avail.changed coalescing, consumer cursors across kill -9,
- * events derived again from the log when the stream lost them, retention and EXPIRED, long
- * polls, subscriptions (and the subscriber that never reads cut off), and the ledger against
- * stock.get across restarts. */
+ * events derived again from the log when the stream lost them, stock.low / stock.restored on
+ * crossing a SKU's low_stock (across kill -9), retention and EXPIRED, long polls, subscriptions
+ * (and the subscriber that never reads cut off), and the ledger against stock.get across
+ * restarts. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +236,67 @@ Test(events, avail_changed_is_coalesced_per_sku_and_ends_at_the_last_value, .tim
     cr_assert_eq(last, 210, "the stream ends at the SKU's availability");
     cr_assert_lt(seen, 50, "200 changes in a burst give a few avail.changed, not 200 (%u)", seen);
     cr_assert_eq(harness_avail_of(c, "{\"skus\":[\"A\"]}"), 210);
+    allot_reply_free(&r);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+/* events.read of stock.low / stock.restored after *after: exactly n of them (for `sku` when not
+ * NULL); *after moves to the reply's next, r keeps the reply. */
+static void expect_lows(allot_client_t *c, uint64_t *after, const char *sku, uint32_t n,
+                        allot_reply_t *r)
+{
+    harness_call_ok(c, "events.read",
+                    harness_json("{'after':%llu,'types':['stock.low','stock.restored']%s%s%s}",
+                                 (unsigned long long)*after, sku ? ",'sku':'" : "", sku ? sku : "",
+                                 sku ? "'" : ""),
+                    r);
+    cr_assert_eq(harness_reply_len(r, "events"), n, "stock.low / stock.restored after %llu",
+                 (unsigned long long)*after);
+    *after = (uint64_t)harness_reply_int(r, "next");
+}
+
+Test(events, stock_low_then_stock_restored_when_holds_cross_low_stock_across_kill9, .timeout = 60)
+{
+    harness_server_t *s = harness_server_start(NULL);
+    allot_client_t *c = harness_connect(s);
+    seed(c);
+    allot_reply_t r = {0};
+    uint64_t after = 0;
+    call_ok(c, "sku.put", "{\"sku\":\"A\",\"low_stock\":3}");
+    call_ok(c, "reserve", "{\"id\":\"c1\",\"lines\":[{\"sku\":\"A\",\"qty\":6}]}");
+    expect_lows(c, &after, NULL, 0, &r); /* 10, then 4: above 3 */
+    call_ok(c, "reserve", "{\"id\":\"c2\",\"lines\":[{\"sku\":\"A\",\"qty\":2}]}");
+    expect_lows(c, &after, NULL, 1, &r);
+    int64_t low_seq = harness_reply_int(&r, "events.0.seq");
+    harness_expect_json_at(&r, "events.0",
+                           harness_json("{'sku':'A','available':2,'low_stock':3,'threshold':3,"
+                                        "'reason':'reservation','seq':%lld,'at_ms':%lld,"
+                                        "'type':'stock.low'}",
+                                        (long long)low_seq,
+                                        (long long)harness_reply_int(&r, "events.0.at_ms")));
+    uint64_t from_start = 0;
+    expect_lows(c, &from_start, "A", 1, &r); /* the sku filter finds it */
+    from_start = 0;
+    expect_lows(c, &from_start, "B", 0, &r);
+    call_ok(c, "reserve", "{\"id\":\"c3\",\"lines\":[{\"sku\":\"A\",\"qty\":1}]}");
+    expect_lows(c, &after, NULL, 0, &r); /* lower while low: nothing */
+    /* the server remembers nothing of it: the release after a restart still restores */
+    allot_client_close(c);
+    harness_server_kill9(s);
+    cr_assert(harness_server_restart_try(s, 10000));
+    c = harness_connect(s);
+    call_ok(c, "reservation.release", "{\"id\":\"c3\"}");
+    call_ok(c, "reservation.release", "{\"id\":\"c2\"}");
+    expect_lows(c, &after, NULL, 1, &r);
+    cr_assert_gt(harness_reply_int(&r, "events.0.seq"), low_seq);
+    harness_expect_json_at(&r, "events.0",
+                           harness_json("{'sku':'A','available':4,'low_stock':3,'threshold':3,"
+                                        "'reason':'reservation.released','seq':%lld,"
+                                        "'at_ms':%lld,'type':'stock.restored'}",
+                                        (long long)harness_reply_int(&r, "events.0.seq"),
+                                        (long long)harness_reply_int(&r, "events.0.at_ms")));
     allot_reply_free(&r);
     allot_client_close(c);
     harness_server_stop(s);
