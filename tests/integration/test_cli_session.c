@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,67 @@ Test(cli_session, help_lists_every_method_and_help_method_shows_its_arguments)
     free(err);
     cr_expect_eq(harness_run(argv, "help no.such.method\n", CLI_TIMEOUT_MS, &out, &err), 2);
     cr_expect(strstr(out, "(error) unknown method 'no.such.method'") != NULL, "%s", out);
+    free(out);
+    free(err);
+}
+
+/* The command table as the CLI is built from it (a method added there, e.g. supply.* or
+ * transit.*, must appear in help and completion with no edit of the CLI). */
+typedef struct table_row {
+    const char *name;
+    const char *const *keys; /* NULL-terminated */
+} table_row_t;
+
+static const table_row_t command_table[] = {
+#define COMMAND(wire_name, handler, flags, ...)                                                    \
+    {wire_name, (const char *const[]){__VA_ARGS__ __VA_OPT__(, ) NULL}},
+#include "net/commands.def"
+#undef COMMAND
+};
+
+#define COMMAND_TABLE_ROWS (sizeof(command_table) / sizeof(command_table[0]))
+
+/* Is `name` one of the words of the method list (` name` then a blank or the line's end)? */
+static bool help_lists(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *at = strstr(list, name); at != NULL; at = strstr(at + 1, name))
+        if (at > list && at[-1] == ' ' && (at[len] == ' ' || at[len] == '\n'))
+            return true;
+    return false;
+}
+
+Test(cli_session, help_and_help_method_follow_every_row_of_the_command_table)
+{
+    const char *argv[] = {ALLOT_CLI_PATH, "-p", port_text, NULL};
+    char *list, *err;
+    cr_assert_eq(harness_run(argv, "help\n", CLI_TIMEOUT_MS, &list, &err), 0, "stderr: %s", err);
+    free(err);
+    const char *methods = strstr(list, "methods:");
+    cr_assert_not_null(methods, "%s", list);
+    size_t input_len = 0, input_bytes = 1;
+    for (size_t i = 0; i < COMMAND_TABLE_ROWS; i++)
+        input_bytes += strlen("help \n") + strlen(command_table[i].name);
+    char *input = calloc(1, input_bytes);
+    for (size_t i = 0; i < COMMAND_TABLE_ROWS; i++) {
+        cr_expect(help_lists(methods, command_table[i].name), "help lists %s: %s",
+                  command_table[i].name, methods);
+        input_len += (size_t)sprintf(input + input_len, "help %s\n", command_table[i].name);
+    }
+    char *out;
+    cr_assert_eq(harness_run(argv, input, CLI_TIMEOUT_MS, &out, &err), 0, "stderr: %s", err);
+    for (size_t i = 0; i < COMMAND_TABLE_ROWS; i++) {
+        char expected[1024];
+        int n = snprintf(expected, sizeof(expected), "%s {", command_table[i].name);
+        for (size_t k = 0; command_table[i].keys[k] != NULL; k++)
+            n += snprintf(expected + n, sizeof(expected) - (size_t)n, "%s\"%s\"", k ? ", " : "",
+                          command_table[i].keys[k]);
+        snprintf(expected + n, sizeof(expected) - (size_t)n, "}\n");
+        cr_expect(strstr(out, expected) != NULL, "help %s shows %s", command_table[i].name,
+                  expected);
+    }
+    free(input);
+    free(list);
     free(out);
     free(err);
 }
