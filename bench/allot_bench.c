@@ -47,6 +47,8 @@ static void usage(FILE *out)
         "scenarios:\n"
         "  --skus-per-request N   browse: SKUs per avail.get (default 1; 20 for a listing page)\n"
         "  --detail               browse: ask for per-location detail\n"
+        "  --promise              browse: promise: true on avail.get (allot only; exit status\n"
+        "                         5 when the server refuses the key)\n"
         "  --lines A-B            checkout: lines per cart (default 1-5)\n"
         "  --release-ratio R      checkout: share of abandoned carts (reservation.release; default "
         "0.3)\n"
@@ -259,6 +261,7 @@ enum {
     OPT_LOAD,
     OPT_SKUS_PER_REQUEST,
     OPT_DETAIL,
+    OPT_PROMISE,
     OPT_LINES,
     OPT_RELEASE_RATIO,
     OPT_UNITS,
@@ -294,6 +297,7 @@ static const struct option long_options[] = {
     {"load", 0, 0, OPT_LOAD},
     {"skus-per-request", 1, 0, OPT_SKUS_PER_REQUEST},
     {"detail", 0, 0, OPT_DETAIL},
+    {"promise", 0, 0, OPT_PROMISE},
     {"lines", 1, 0, OPT_LINES},
     {"release-ratio", 1, 0, OPT_RELEASE_RATIO},
     {"units", 1, 0, OPT_UNITS},
@@ -370,6 +374,9 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
                    : (config->skus_per_request = (uint32_t)u, 0);
     case OPT_DETAIL:
         config->detail = true;
+        return 0;
+    case OPT_PROMISE:
+        config->promise = true;
         return 0;
     case OPT_LINES: {
         unsigned a, b;
@@ -488,7 +495,7 @@ static int run_scenario(const bench_config_t *config, const bench_target_t *targ
         rc = allot_check_catalogue(config, error, sizeof(error));
     if (rc != 0) {
         fprintf(stderr, "allot-bench: %s\n", error);
-        return 1;
+        return rc == BENCH_EXIT_UNSUPPORTED ? BENCH_EXIT_UNSUPPORTED : 1;
     }
     if (engine_run(&run) != 0) {
         fprintf(stderr, "allot-bench: %s\n", run.error);
@@ -581,6 +588,10 @@ int main(int argc, char **argv)
         config.sku_locations = config.locations < 3 ? config.locations : 3;
     if (config.sku_locations > config.locations) {
         fprintf(stderr, "allot-bench: --sku-locations exceeds --locations\n");
+        return 64;
+    }
+    if (config.promise && config.target != TARGET_ALLOT) {
+        fprintf(stderr, "allot-bench: --promise needs an allot:// target\n");
         return 64;
     }
     if (config.target == TARGET_REDIS && !bench_redis_available()) {

@@ -30,6 +30,8 @@
 /* The bench's bounds (BENCH_*: connections, pipeline, threads, batch sizes, reply size, drain
  * time) are in core/limits.h. An error code is kept in this many bytes. */
 #define BENCH_CODE_BYTES 32
+/* Exit status when the server refuses what the run asks for (avail.get's promise key). */
+#define BENCH_EXIT_UNSUPPORTED 5
 
 typedef enum {
     OP_AVAIL,
@@ -77,6 +79,7 @@ typedef struct bench_config {
     /* browse */
     uint32_t skus_per_request;
     bool detail;
+    bool promise; /* avail.get with promise: true (an allot target only) */
     /* checkout */
     uint32_t lines_min, lines_max;
     double release_ratio;
@@ -254,6 +257,8 @@ bool bench_redis_available(void);
 int allot_setup_locations(const bench_config_t *config, char *error, size_t bytes);
 int allot_setup_flash(bench_run_t *run, char *error, size_t bytes);
 int allot_check_flash(bench_run_t *run, char *error, size_t bytes);
+/* The catalogue is loaded (0, -1); with --promise also that the server accepts avail.get's
+ * promise key (BENCH_EXIT_UNSUPPORTED, with the server's answer in error, when it refuses it). */
 int allot_check_catalogue(const bench_config_t *config, char *error, size_t bytes);
 int redis_setup(bench_run_t *run, char *error, size_t bytes);
 int redis_check_flash(bench_run_t *run, char *error, size_t bytes);

@@ -30,35 +30,57 @@ static uint64_t run_requests(const bench_run_t *run)
     return total;
 }
 
-/* The bench's own CPU beside the server's, and which side was saturated: the server's loop is
- * one thread, the bench has one thread per worker; a side at BENCH_SATURATED_PERCENT of its
- * threads or more is what limited a closed-loop run. */
+static uint32_t run_workers(const bench_run_t *run)
+{
+    uint32_t workers = run->config->threads < run->config->connections ? run->config->threads
+                                                                       : run->config->connections;
+    return workers ? workers : 1;
+}
+
+/* Which side was saturated: the server's loop is one thread, the bench has one thread per
+ * worker; a side at BENCH_SATURATED_PERCENT of its threads or more is what limited a closed-loop
+ * run. "server", "client", "neither" (waits: fsync, scheduling), "unknown" (no --server-pid or
+ * no client CPU), NULL for an open loop (the rate sets the pace). *busiest_percent: the busier
+ * side's share. */
+static const char *run_limited_by(const bench_run_t *run, double *busiest_percent)
+{
+    *busiest_percent = -1.0;
+    if (run->config->rate_per_s > 0)
+        return NULL;
+    if (run->client_cpu_s <= 0 || run->elapsed_s <= 0 || run->server_cpu_s <= 0)
+        return "unknown";
+    double client_percent = 100.0 * run->client_cpu_s / run->elapsed_s / run_workers(run);
+    double server_percent = 100.0 * run->server_cpu_s / run->elapsed_s;
+    *busiest_percent = client_percent >= server_percent ? client_percent : server_percent;
+    if (*busiest_percent < BENCH_SATURATED_PERCENT)
+        return "neither";
+    return client_percent >= server_percent ? "client" : "server";
+}
+
+/* The bench's own CPU beside the server's, and which side was saturated (run_limited_by). */
 static void report_client_cpu(const bench_run_t *run, FILE *out)
 {
     if (run->client_cpu_s <= 0 || run->elapsed_s <= 0)
         return;
     uint64_t total = run_requests(run);
-    uint32_t workers = run->config->threads < run->config->connections ? run->config->threads
-                                                                       : run->config->connections;
-    double client_percent = 100.0 * run->client_cpu_s / run->elapsed_s / (workers ? workers : 1);
+    uint32_t workers = run_workers(run);
+    double client_percent = 100.0 * run->client_cpu_s / run->elapsed_s / workers;
     fprintf(out, "client CPU %.2f s (%.0f%% of %u thread%s): %.2f us per request\n",
             run->client_cpu_s, client_percent, workers, workers == 1 ? "" : "s",
             total ? 1e6 * run->client_cpu_s / (double)total : 0.0);
-    double server_percent =
-        run->server_cpu_s > 0 ? 100.0 * run->server_cpu_s / run->elapsed_s : -1.0;
-    if (run->config->rate_per_s > 0)
-        return; /* open loop: the rate, not a side, sets the pace */
-    const char *side = client_percent >= server_percent ? "client" : "server";
-    double busiest = client_percent >= server_percent ? client_percent : server_percent;
-    if (server_percent < 0)
+    double busiest;
+    const char *side = run_limited_by(run, &busiest);
+    if (side == NULL)
+        return;
+    if (strcmp(side, "unknown") == 0)
         fprintf(out, "limited by: unknown (no --server-pid)\n");
-    else if (busiest >= BENCH_SATURATED_PERCENT)
-        fprintf(out, "limited by: the %s (%.0f%% busy)\n", side, busiest);
-    else
+    else if (strcmp(side, "neither") == 0)
         fprintf(out,
                 "limited by: neither side's CPU (server %.0f%%, client %.0f%%): waits "
                 "(fsync, scheduling)\n",
-                server_percent, client_percent);
+                100.0 * run->server_cpu_s / run->elapsed_s, client_percent);
+    else
+        fprintf(out, "limited by: the %s (%.0f%% busy)\n", side, busiest);
 }
 
 void report_text(const bench_run_t *run, FILE *out)
@@ -178,16 +200,21 @@ int report_json(const bench_run_t *run, const char *path)
             ", \"port\": %u, \"scenario\": \"%s\", \"connections\": %u, \"pipeline\": %u, "
             "\"threads\": %u, \"mode\": \"%s\", \"rate_per_s\": %.1f, \"duration_s\": %.2f, "
             "\"warmup_s\": %.2f, \"elapsed_s\": %.3f, \"skus_per_request\": %u, \"detail\": %s, "
+            "\"promise\": %s, "
             "\"lines_min\": %u, \"lines_max\": %u, \"release_ratio\": %.3f, ",
             config->port, bench_scenario_names[config->scenario], config->connections,
             config->pipeline, config->threads, mode_name(config), config->rate_per_s,
             config->duration_s, config->warmup_s, run->elapsed_s, config->skus_per_request,
-            config->detail ? "true" : "false", config->lines_min, config->lines_max,
-            config->release_ratio);
+            config->detail ? "true" : "false", config->promise ? "true" : "false",
+            config->lines_min, config->lines_max, config->release_ratio);
     fprintf(f, "\"primary_op\": \"%s\", \"throughput_per_s\": %.1f, ", bench_op_names[primary],
             run->elapsed_s > 0 ? (double)p->latency_ns.count / run->elapsed_s : 0.0);
     fprintf(f, "\"server_cpu_s\": %.3f, \"client_cpu_s\": %.3f, ", run->server_cpu_s,
             run->client_cpu_s);
+    double busiest;
+    const char *limited_by = run_limited_by(run, &busiest);
+    fprintf(f, "\"limited_by\": %s%s%s, ", limited_by ? "\"" : "", limited_by ? limited_by : "null",
+            limited_by ? "\"" : "");
     fprintf(f, "\"no_orders\": %s, ", config->no_orders ? "true" : "false");
     fprintf(f, "\"orders_skipped\": %s, \"incomplete\": %s, \"error\": ",
             atomic_load(&run->orders_unsupported) ? "true" : "false",

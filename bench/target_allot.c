@@ -50,7 +50,7 @@ static void pack_avail(worker_t *w, msgpack_packer *pk, session_t *s, uint32_t s
     uint32_t skus[BENCH_SKUS_PER_REQUEST_MAX];
     uint32_t n = config->skus_per_request;
     bench_random_skus(w, skus, n);
-    pack_header(pk, s, slot, "avail.get", config->detail ? 2 : 1);
+    pack_header(pk, s, slot, "avail.get", 1 + (config->detail ? 1 : 0) + (config->promise ? 1 : 0));
     pack_cstr(pk, "skus");
     msgpack_pack_array(pk, n);
     char name[32];
@@ -60,6 +60,10 @@ static void pack_avail(worker_t *w, msgpack_packer *pk, session_t *s, uint32_t s
     }
     if (config->detail) {
         pack_cstr(pk, "detail");
+        msgpack_pack_true(pk);
+    }
+    if (config->promise) {
+        pack_cstr(pk, "promise");
         msgpack_pack_true(pk);
     }
 }
@@ -262,6 +266,14 @@ int allot_check_catalogue(const bench_config_t *config, char *error, size_t byte
                  "SKU %s is not in the catalogue: load it first (allot-bench load, or --load) "
                  "with the same --skus/--locations",
                  name);
+    if (rc == 0 && config->promise) {
+        snprintf(json, sizeof(json), "{\"skus\":[\"%s\"],\"promise\":true}", name);
+        if (call_ok(c, "avail.get", json, &reply, error, bytes) != 0)
+            rc = reply.is_error ? BENCH_EXIT_UNSUPPORTED : -1;
+        if (rc == BENCH_EXIT_UNSUPPORTED) /* error: "avail.get: CODE message" */
+            snprintf(error + strlen(error), bytes - strlen(error),
+                     " (the server does not accept promise: true on avail.get)");
+    }
     allot_reply_free(&reply);
     allot_client_close(c);
     return rc;

@@ -57,6 +57,17 @@ run --scenario ping --json "$dir/ping.json" | tee "$dir/ping.txt"
 grep -q '^client CPU .* us per request' "$dir/ping.txt"
 grep -q '^limited by: ' "$dir/ping.txt"
 grep -q '"client_cpu_s"' "$dir/ping.json"
+grep -q '"limited_by": "' "$dir/ping.json"
+# --promise: the listing with promise: true; a server that refuses the key is reported (exit
+# status 5, the server's answer on stderr), never benchmarked
+status=0
+"$bench" --scenario browse --skus-per-request 20 --promise "${common[@]}" \
+  --json "$dir/promise.json" >"$dir/promise.txt" 2>&1 || status=$?
+case $status in
+0) grep -q '"promise": true' "$dir/promise.json" ;;
+5) grep -q 'does not accept promise: true on avail.get' "$dir/promise.txt" ;;
+*) echo "--promise: exit status $status"; cat "$dir/promise.txt"; exit 1 ;;
+esac
 "$bench" plot --svg "$dir/both.svg" "$dir/browse.json" "$dir/mixed.svg.json"
 grep -q '"throughput_per_s"' "$dir/browse.json"
 grep -q '<polyline' "$dir/both.svg"
