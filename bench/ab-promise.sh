@@ -5,19 +5,20 @@
 #       ("without promise exactly as fast as before": the B/A ratios should be 1 within noise);
 #   (b) promise20: the 20-SKU listing with promise: true, on each side whose server accepts the
 #       key (skipped, with the server's answer, on a side that refuses it).
+# Within a round the order is A, B in odd rounds and B, A in even ones (PAIRS=4 balances it).
 # One line per run: SKU lookups per server-CPU second (server CPU from /proc/PID/stat through
 # allot-bench --server-pid) and which side limited the run; then the B/A medians.
 #
 # usage: bench/ab-promise.sh A_ALLOTD B_ALLOTD
-# env:   PAIRS=3 DURATION=5 WARMUP=1 SKUS=1000000 LOCATIONS=10 CONNECTIONS=50 PIPELINE=16
+# env:   PAIRS=4 DURATION=5 WARMUP=1 SKUS=1000000 LOCATIONS=10 CONNECTIONS=50 PIPELINE=16
 #        BENCH=build/release/bench/allot-bench  PIN=1 (servers on CPU 0, the bench's one thread
 #        on CPU 1)
 set -euo pipefail
-[ $# -eq 2 ] || { sed -n 2,14p "$0" >&2; exit 64; }
+[ $# -eq 2 ] || { sed -n 2,15p "$0" >&2; exit 64; }
 A=$1 B=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-$here/build/release/bench/allot-bench}
-PAIRS=${PAIRS:-3} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1}
+PAIRS=${PAIRS:-4} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1}
 SKUS=${SKUS:-1000000} LOCATIONS=${LOCATIONS:-10} PIN=${PIN:-1}
 CONNECTIONS=${CONNECTIONS:-50} PIPELINE=${PIPELINE:-16}
 server_cpu=() bench_cpu=()
@@ -83,10 +84,14 @@ for s in A B; do
      exit 1 ;;
   esac
 done
+# A first in odd rounds, B first in even ones: the second of a pair tends to find the machine
+# warmer, and the order must not pass for a difference between the binaries
 for i in $(seq "$PAIRS"); do
-  for s in A B; do run "$s" browse1 "$i" --skus-per-request 1; done
-  for s in A B; do run "$s" browse20 "$i" --skus-per-request 20; done
-  for s in A B; do
+  sides="A B"
+  if [ $((i % 2)) = 0 ]; then sides="B A"; fi
+  for s in $sides; do run "$s" browse1 "$i" --skus-per-request 1; done
+  for s in $sides; do run "$s" browse20 "$i" --skus-per-request 20; done
+  for s in $sides; do
     if [ "${promise[$s]}" = 1 ]; then run "$s" promise20 "$i" --skus-per-request 20 --promise; fi
   done
 done
