@@ -130,7 +130,7 @@
  * week (each holiday may cost a week more), a business day of transit within three days. */
 #define ALLOT_PROMISE_SEARCH_DAYS_MAX                                                              \
     (7 * (2 + ALLOT_PROCESSING_DAYS_MAX + ALLOT_HOLIDAYS_MAX) + 2 * ALLOT_TRANSIT_DAYS_MAX)
-/* (zone, year) tables the edge keeps resolved (net/zone.c); a table replaces the one in its slot. */
+/* (zone, year) tables the edge keeps resolved (net/zone.c); a full cache is emptied. */
 #define ALLOT_ZONE_CACHE_ENTRIES 256
 /* Incoming supply entries one avail.get item shows (earliest first). */
 #define ALLOT_PROMISE_INCOMING_MAX 16

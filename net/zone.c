@@ -27,6 +27,12 @@ typedef struct zone_year {
 } zone_year_t;
 
 static zone_year_t zone_cache[ALLOT_ZONE_CACHE_ENTRIES];
+static uint64_t zone_built;
+
+uint64_t zone_tables_built(void)
+{
+    return zone_built;
+}
 
 void zone_cache_clear(void)
 {
@@ -139,21 +145,40 @@ static uint32_t zone_slot(allot_str_t name, int64_t year)
     return h % ALLOT_ZONE_CACHE_ENTRIES;
 }
 
-/* The cached table of (name, year), built if missing (replacing what was in its slot). */
+static bool zone_year_is(const zone_year_t *y, allot_str_t name, int64_t year)
+{
+    return y->year == year && y->name_len == name.len && memcmp(y->name, name.ptr, name.len) == 0;
+}
+
+/* The cached table of (name, year), built if missing: open addressing with linear probing, so
+ * tables in use never push each other out; a full cache is emptied first. */
 static const zone_year_t *zone_year_get(allot_str_t name, int64_t year)
 {
-    zone_year_t *y = &zone_cache[zone_slot(name, year)];
-    if (y->used && y->year == year && y->name_len == name.len &&
-        memcmp(y->name, name.ptr, name.len) == 0)
-        return y;
-    memset(y, 0, sizeof(*y));
+    uint32_t home = zone_slot(name, year);
+    zone_year_t *y = NULL;
+    for (uint32_t i = 0; i < ALLOT_ZONE_CACHE_ENTRIES; i++) {
+        zone_year_t *probe = &zone_cache[(home + i) % ALLOT_ZONE_CACHE_ENTRIES];
+        if (!probe->used) {
+            y = probe;
+            break;
+        }
+        if (zone_year_is(probe, name, year))
+            return probe;
+    }
+    if (y == NULL) {
+        zone_cache_clear();
+        y = &zone_cache[home];
+    }
     y->used = true;
     y->year = year;
     y->name_len = name.len;
     memcpy(y->name, name.ptr, name.len);
     y->name[name.len] = '\0';
-    if (zone_exists(name))
+    y->ok = false;
+    if (zone_exists(name)) {
         zone_year_build(y);
+        zone_built++;
+    }
     return y;
 }
 

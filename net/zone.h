@@ -6,8 +6,8 @@
  * zone_lookup is core's allot_zone_lookup_cb: the description of a zone (its UTC offset and
  * offset transitions) over the ready instant's year, one year before and ALLOT_ZONE_YEARS_AHEAD
  * after, assembled from per-(zone, year) tables. A table is built once by stepping localtime_r
- * through the year with TZ set to the zone (then TZ is put back) and kept in a direct-mapped
- * cache of ALLOT_ZONE_CACHE_ENTRIES tables. Nothing else in allotd reads local time: log
+ * through the year with TZ set to the zone (then TZ is put back) and kept in a cache of
+ * ALLOT_ZONE_CACHE_ENTRIES tables (emptied when full). Nothing else in allotd reads local time: log
  * timestamps are gmtime_r and strftime without %Z/%z, so switching TZ changes no other output.
  * A zone whose year has more than ALLOT_ZONE_YEAR_TRANSITIONS_MAX transitions, or that
  * disappeared from the database, resolves to NULL (that location then promises nothing).
@@ -35,5 +35,7 @@ bool zone_exists(allot_str_t name);
 const allot_zone_t *zone_lookup(void *ctx, allot_str_t name, int64_t ready_ms);
 /* Drop every cached table (tests; after the tz database changed). */
 void zone_cache_clear(void);
+/* (zone, year) tables read from the tz database since the process began. */
+uint64_t zone_tables_built(void);
 
 #endif

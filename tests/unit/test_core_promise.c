@@ -300,6 +300,23 @@ Test(zone, names_are_checked_before_the_database_is_asked)
     cr_assert_null(zone_lookup(&view, S("Mars/Base"), 1781006400000LL));
 }
 
+Test(zone, tables_in_use_are_read_once_however_many_zones_alternate)
+{
+    static const char *const zones[] = {"Europe/Berlin",    "America/New_York", "Asia/Tokyo",
+                                        "Europe/Paris",     "America/Chicago",  "Europe/London",
+                                        "Australia/Sydney", "Asia/Kolkata",     "America/Denver",
+                                        "Africa/Cairo",     "Europe/Moscow",    "Pacific/Auckland"};
+    static zone_view_t view;
+    zone_cache_clear();
+    for (int round = 0; round < 3; round++) {
+        uint64_t built = zone_tables_built();
+        for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]); i++)
+            cr_assert_not_null(zone_lookup(&view, S(zones[i]), 1781006400000LL));
+        /* 12 zones x 5 years; the first round reads them, the others none */
+        cr_assert_eq(zone_tables_built() - built, round == 0 ? 60u : 0u, "round %d", round);
+    }
+}
+
 Test(zone, a_fixed_offset_has_no_gaps_and_no_folds)
 {
     allot_zone_t z;
