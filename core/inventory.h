@@ -22,6 +22,7 @@
 
 #include "core/common.h"
 #include "core/errors.h"
+#include "core/promise.h"
 
 struct allot_state;
 
@@ -65,6 +66,7 @@ typedef struct allot_location {
     bool active;
     uint8_t dirty; /* checkpoint marks (core/state_private.h) */
     char id[ALLOT_ID_BYTES_MAX + 1];
+    allot_calendar_t calendar; /* the delivery promise's days (core/promise.h) */
 } allot_location_t;
 
 typedef struct allot_location_input {
@@ -78,6 +80,7 @@ typedef struct allot_location_input {
     bool active;
     double same_day_radius_km;
     int64_t daily_capacity;
+    allot_calendar_t calendar; /* timezone, cutoff, processing_days, work_days, holidays */
 } allot_location_input_t;
 
 /* One SKU at one location: 48 bytes. */
@@ -181,7 +184,9 @@ typedef struct allot_avail_location {
 
 /* ---- locations --------------------------------------------------------------------------- */
 /* Defaults of location.put (docs/protocol.md): priority 100, ship true, pickup false, active
- * true, same_day_radius_km 0, daily_capacity 0. */
+ * true, same_day_radius_km 0, daily_capacity 0, the default calendar (allot_calendar_defaults).
+ * The calendar's zone must have been found in the tz database by the caller (net/zone.h); core
+ * checks its name and every other field (allot_calendar_check). */
 void allot_location_input_defaults(allot_location_input_t *input);
 /* Upsert: the input is the whole record (absent optional fields take their defaults); the
  * daily capacity counter of an existing location is kept. */

@@ -109,6 +109,32 @@
 /* Longest same-day radius accepted: half the Earth's circumference. */
 #define ALLOT_RADIUS_KM_MAX 20038.0
 
+/* ---- delivery promise: location calendars and transit bands (core/promise/) --------------- */
+/* Longest IANA time-zone name a location may name ("America/Argentina/ComodRivadavia" is 32). */
+#define ALLOT_TIMEZONE_BYTES_MAX 64
+/* Holidays one location keeps (local dates; duplicates folded). Over it: TOO_LARGE. */
+#define ALLOT_HOLIDAYS_MAX 64
+/* Work days between the first work day and dispatch (location.put processing_days). */
+#define ALLOT_PROCESSING_DAYS_MAX 30
+/* Transit bands of one method (transit.set), and the business days one band may take. */
+#define ALLOT_TRANSIT_BANDS_MAX 16
+#define ALLOT_TRANSIT_DAYS_MAX  60
+/* Offset transitions of one zone description core evaluates (the years a promise may span), and
+ * of one zone in one year as the edge reads them from the tz database (real zones: at most 4). */
+#define ALLOT_ZONE_TRANSITIONS_MAX      64
+#define ALLOT_ZONE_YEAR_TRANSITIONS_MAX 8
+/* Years a zone description covers: the ready instant's year, one before and this many after
+ * (the longest promise spans ALLOT_PROMISE_SEARCH_DAYS_MAX days, under three years). */
+#define ALLOT_ZONE_YEARS_AHEAD 3
+/* Days a promise looks ahead of its ready instant at most: a work day comes at least once a
+ * week (each holiday may cost a week more), a business day of transit within three days. */
+#define ALLOT_PROMISE_SEARCH_DAYS_MAX                                                              \
+    (7 * (2 + ALLOT_PROCESSING_DAYS_MAX + ALLOT_HOLIDAYS_MAX) + 2 * ALLOT_TRANSIT_DAYS_MAX)
+/* (zone, year) tables the edge keeps resolved (net/zone.c); a full cache is emptied. */
+#define ALLOT_ZONE_CACHE_ENTRIES 256
+/* Incoming supply entries one avail.get item shows (earliest first). */
+#define ALLOT_PROMISE_INCOMING_MAX 16
+
 /* ---- orders (core/) ------------------------------------------------------------------------- */
 /* Bounds of one order (over them: TOO_LARGE). */
 #define ALLOT_ORDER_SHIPMENTS_MAX     64
@@ -434,6 +460,14 @@ _Static_assert(ALLOT_WAL_SEGMENT_BYTES_DEFAULT >= 2 * ALLOT_WAL_BATCH_BYTES_MAX,
                "a segment holds at least two full batches");
 _Static_assert(ALLOT_QUANTITY_MAX *ALLOT_LINES_MAX * 1024 < INT64_MAX,
                "sums of quantities over lines and locations cannot overflow int64");
+_Static_assert(ALLOT_PROMISE_SEARCH_DAYS_MAX < 365 * ALLOT_ZONE_YEARS_AHEAD,
+               "a zone description covers every day a promise may look at");
+_Static_assert((ALLOT_ZONE_YEARS_AHEAD + 2) * ALLOT_ZONE_YEAR_TRANSITIONS_MAX <=
+                   ALLOT_ZONE_TRANSITIONS_MAX,
+               "a zone description holds the transitions of every year it covers");
+_Static_assert(ALLOT_HOLIDAYS_MAX <= UINT8_MAX && ALLOT_TRANSIT_BANDS_MAX <= UINT8_MAX &&
+                   ALLOT_TIMEZONE_BYTES_MAX <= UINT8_MAX,
+               "calendar and band counts travel in a u8");
 _Static_assert(ALLOT_LINES_MAX <= ALLOT_AVAIL_SKUS_MAX, "lines are a subset of a SKU batch");
 _Static_assert(ALLOT_TIME_MS_MAX < INT64_MAX / 4,
                "times, their differences and a time plus a TTL or window fit in int64");

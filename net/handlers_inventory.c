@@ -5,6 +5,7 @@
 #include "core/reservation.h"
 #include "core/state.h"
 #include "pack.h"
+#include "promise_wire.h"
 
 /* Single-threaded loop: scratch for replies that list up to every location. */
 static uint32_t location_indices[ALLOT_LOCATIONS_MAX];
@@ -18,7 +19,7 @@ static uint32_t avail_sku_indices[ALLOT_AVAIL_SKUS_MAX];
 
 static void pack_location(msgpack_packer *pk, const allot_location_t *l)
 {
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 10 + PROMISE_CALENDAR_FIELDS);
     pack_key_str(pk, "id", allot_location_id(l));
     pack_key_cstr(pk, "type", allot_location_type_names[l->type]);
     pack_key_double(pk, "lat", l->lat);
@@ -29,6 +30,7 @@ static void pack_location(msgpack_packer *pk, const allot_location_t *l)
     pack_key_double(pk, "same_day_radius_km", l->same_day_radius_km);
     pack_key_int(pk, "daily_capacity", l->daily_capacity);
     pack_key_bool(pk, "active", l->active);
+    promise_calendar_pack(pk, &l->calendar);
 }
 
 static void pack_position(msgpack_packer *pk, const allot_stock_result_t *r)
@@ -128,6 +130,8 @@ int handle_location_put(command_call_t *call)
                         &(bool){false}, e);
     if (rc == 0)
         rc = args_bool(p, "active", &in.active, &(bool){false}, e);
+    if (rc == 0)
+        rc = promise_calendar_args(p, &in.calendar, e);
     if (rc != 0)
         return rc;
     in.type = (allot_location_type_t)type;
@@ -254,7 +258,7 @@ int handle_stock_get(command_call_t *call)
 /* ---- availability ---------------------------------------------------------------------------- */
 
 static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t *sku_count,
-                      bool *detail)
+                      bool *detail, bool *promise)
 {
     const msgpack_object *p = call->params;
     allot_error_detail_t *e = call->error;
@@ -263,6 +267,7 @@ static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t
     int method = ALLOT_METHOD_SHIP;
     bool has_location = false;
     *detail = false;
+    *promise = false;
     int rc = args_array(p, "skus", 1, ALLOT_AVAIL_SKUS_MAX, &skus, NULL, e);
     if (rc == 0)
         rc = args_enum(p, "method", allot_method_names, &method, &(bool){false}, e);
@@ -275,6 +280,8 @@ static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t
         rc = args_id(p, "location", &req.location, &has_location, e);
     if (rc == 0)
         rc = args_bool(p, "detail", detail, &(bool){false}, e);
+    if (rc == 0)
+        rc = args_bool(p, "promise", promise, &(bool){false}, e);
     if (rc != 0)
         return rc;
     if (!has_location)
@@ -297,8 +304,9 @@ static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t
  * buffer in one piece (the hot path of product and listing pages). */
 static void pack_avail_item(msgpack_packer *pk, allot_str_t sku, int64_t available)
 {
-    static const char sku_key[] = "\x82\xa3sku";           /* map of 2, "sku" */
-    static const char available_key[] = "\xa9" "available"; /* "available" */
+    static const char sku_key[] = "\x82\xa3sku"; /* map of 2, "sku" */
+    static const char available_key[] = "\xa9"
+                                        "available"; /* "available" */
     char item[sizeof(sku_key) - 1 + 3 + ALLOT_ID_BYTES_MAX + sizeof(available_key) - 1 + 9];
     size_t n = sizeof(sku_key) - 1;
     memcpy(item, sku_key, n);
@@ -318,12 +326,16 @@ int handle_avail_get(command_call_t *call)
 {
     allot_avail_query_t query;
     uint32_t sku_count = 0;
-    bool detail = false;
-    int rc = avail_args(call, &query, &sku_count, &detail);
+    bool detail = false, promise = false;
+    int rc = avail_args(call, &query, &sku_count, &detail, &promise);
     if (rc != 0)
         return rc;
     bool list = detail || query.method == ALLOT_METHOD_PICKUP;
     allot_sku_index_find_many(call->state, avail_skus, sku_count, avail_sku_indices);
+    if (promise) {
+        promise_avail_items(call, &query, avail_skus, avail_sku_indices, sku_count, list);
+        return 0;
+    }
     allot_avail_memo_t memo;
     allot_avail_memo_init(&memo);
     msgpack_packer *pk = call->result;

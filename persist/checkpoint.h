@@ -70,6 +70,7 @@
 #define CHECKPOINT_KIND_ORDER       0x05 /* archived ones are kept by full checkpoints */
 #define CHECKPOINT_KIND_SETTINGS    0x07 /* SKU settings (sku.put) */
 #define CHECKPOINT_KIND_TICKET      0x08 /* flash-sale queue tickets */
+#define CHECKPOINT_KIND_TRANSIT     0x0a /* transit bands of a method (transit.set) */
 
 /* ---- batches (loop thread) ------------------------------------------------------------- */
 typedef struct checkpoint_batch checkpoint_batch_t;

@@ -153,6 +153,8 @@ static const char *kind_name(uint8_t kind)
         return "SKU settings";
     case CHECKPOINT_KIND_TICKET:
         return "queue ticket";
+    case CHECKPOINT_KIND_TRANSIT:
+        return "transit bands";
     default:
         return "unknown kind";
     }

@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config
   libuv1-dev liblmdb-dev libmsgpack-dev libjansson-dev libedit-dev libxxhash-dev
   libcriterion-dev libmicrohttpd-dev libinih-dev libraft-dev lmdb-utils clang libclang-rt-14-dev
+  # the delivery promise's time zones (location calendars): the system tz database
+  tzdata
   # allot-relay (NATS JetStream) and its test's server
   libnats-dev nats-server
   # tests of the packaging: systemd-analyze, promtool, dpkg-shlibdeps, pgrep

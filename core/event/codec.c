@@ -8,6 +8,7 @@
  * and continues by type (the type byte travels beside the payload, e.g. in the WAL header), as
  * the owner of the type writes it; each owner's codec file documents its types' fields:
  *     1..3, 16, 17, 19    core/inventory/inventory_codec.c
+ *     12, 21              core/promise/transit.c
  *     4..7, 18            core/reservation/reservation_codec.c
  *     64..76, 80          core/order/order_codec.c
  *

@@ -16,6 +16,7 @@
 
 #include "core/common.h"
 #include "core/events.def"
+#include "core/promise.h"
 
 struct allot_state;
 struct allot_reader;
@@ -45,7 +46,14 @@ typedef struct allot_event_location {
     int64_t daily_capacity;
     int64_t capacity_day;   /* snapshot only */
     int64_t capacity_count; /* snapshot only */
+    allot_calendar_t calendar;
 } allot_event_location_t;
+
+/* TRANSIT_SET and TRANSIT_SNAPSHOT: one method's bands (core/promise.h). */
+typedef struct allot_event_transit {
+    uint8_t method; /* allot_method_t */
+    allot_transit_t transit;
+} allot_event_transit_t;
 
 typedef struct allot_event_stock_set {
     allot_str_t sku;
@@ -302,6 +310,7 @@ typedef struct allot_event {
         allot_event_queue_admit_t queue_admit;
         allot_event_queue_expire_t queue_expire;
         allot_event_queue_ticket_t queue_ticket;
+        allot_event_transit_t transit;
     } u;
 } allot_event_t;
 

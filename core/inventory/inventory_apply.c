@@ -63,6 +63,7 @@ static allot_location_t *location_commit(allot_state_t *state, const allot_event
     l->priority = e->priority;
     l->same_day_radius_km = e->same_day_radius_km;
     l->daily_capacity = e->daily_capacity;
+    l->calendar = e->calendar;
     return l;
 }
 

@@ -5,9 +5,19 @@
  * 1  LOCATION_PUT        str id; u8 type (0 warehouse, 1 store, 2 dc, 3 partner);
  *                        u8 flags (bit0 ship, bit1 pickup, bit2 active; others 0);
  *                        f64 lat (-90..90); f64 lon (-180..180); i64 priority (int32 range);
- *                        f64 same_day_radius_km (0..20038); i64 daily_capacity (0..2^31-1)
- * 16 LOCATION_SNAPSHOT   as LOCATION_PUT, then i64 capacity_day (the UTC day of a time);
- *                        i64 capacity_count (0..2^40)
+ *                        f64 same_day_radius_km (0..20038); i64 daily_capacity (0..2^31-1);
+ *                        then the calendar (location payload version 2)
+ * 16 LOCATION_SNAPSHOT   as LOCATION_PUT up to daily_capacity, then i64 capacity_day (the UTC
+ *                        day of a time); i64 capacity_count (0..2^40); then the calendar
+ *    calendar            u8 location_version = 2; str timezone (an IANA name, 1..64 bytes of
+ *                        [A-Za-z0-9/_+-], no leading '/', no "..");
+ *                        u16 cutoff_minute (0..1439, local); u8 processing_days (0..30);
+ *                        u8 work_days (bit0 Monday .. bit6 Sunday, not 0, bit7 0);
+ *                        u8 holiday_count (0..64); holiday_count x i64 date (days since
+ *                        1970-01-01, local, strictly ascending, 0..2932896 = 9999-12-31)
+ *                        Location payload version 1 (written before calendars existed) ends
+ *                        before the calendar: it decodes with the default calendar (UTC,
+ *                        cutoff 23:59, no processing days, Monday..Friday, no holidays).
  * 2  STOCK_SET           str sku; str location; i64 on_hand; i64 safety_stock (both
  *                        0..2^40); i64 as_of_ms (position's as_of after the set; INT64_MIN none)
  * 3  STOCK_ADJUST        str sku; str location; i64 delta (non-zero, |delta| <= 2^40);
@@ -21,12 +31,18 @@
  * Apply (inventory_apply.c) additionally requires the locations a record names to exist.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/errors.h"
 #include "core/inventory/inventory_private.h"
 
-/* Fixed fields plus at most four ids. */
+/* Fixed fields plus at most four ids, or one location with its calendar. */
 #define INVENTORY_EVENT_BYTES_MAX 1024
+/* The byte after a location's version 1 fields in version 2 payloads. */
+#define LOCATION_PAYLOAD_VERSION 2
+_Static_assert(64 + ALLOT_ID_BYTES_MAX + 8 + ALLOT_TIMEZONE_BYTES_MAX + 8 * ALLOT_HOLIDAYS_MAX <=
+                   INVENTORY_EVENT_BYTES_MAX,
+               "a location record with a full calendar fits");
 /* One position of a SKU snapshot, at most: a location id and five i64. */
 #define SKU_SNAPSHOT_POSITION_BYTES_MAX (2 + ALLOT_ID_BYTES_MAX + 40)
 
@@ -70,7 +86,44 @@ static int location_encode(const allot_event_location_t *e, bool snapshot, allot
         allot_bytes_put_i64(out, e->capacity_day);
         allot_bytes_put_i64(out, e->capacity_count);
     }
+    const allot_calendar_t *c = &e->calendar;
+    allot_bytes_put_u8(out, LOCATION_PAYLOAD_VERSION);
+    allot_bytes_put_str(out, allot_calendar_timezone(c));
+    allot_bytes_put_u16(out, c->cutoff_minute);
+    allot_bytes_put_u8(out, c->processing_days);
+    allot_bytes_put_u8(out, c->work_days);
+    allot_bytes_put_u8(out, c->holiday_count);
+    for (uint32_t i = 0; i < c->holiday_count; i++)
+        allot_bytes_put_i64(out, c->holidays[i]);
     return 0;
+}
+
+/* The calendar of a version 2 payload; a version 1 payload ends before it (the defaults). */
+static bool location_calendar_decode(allot_reader_t *r, allot_calendar_t *c)
+{
+    allot_calendar_defaults(c);
+    if (r->offset == r->len)
+        return true;
+    if (allot_reader_u8(r) != LOCATION_PAYLOAD_VERSION)
+        return false;
+    allot_str_t timezone = allot_reader_str(r);
+    c->cutoff_minute = allot_reader_u16(r);
+    c->processing_days = allot_reader_u8(r);
+    c->work_days = allot_reader_u8(r);
+    c->holiday_count = allot_reader_u8(r);
+    if (r->failed || !allot_timezone_name_valid(timezone) || c->holiday_count > ALLOT_HOLIDAYS_MAX)
+        return false;
+    memcpy(c->timezone, timezone.ptr, timezone.len);
+    c->timezone[timezone.len] = '\0';
+    c->timezone_len = (uint8_t)timezone.len;
+    for (uint32_t i = 0; i < c->holiday_count; i++) {
+        int64_t date = allot_reader_i64(r);
+        if (date < ALLOT_DATE_MIN || date > ALLOT_DATE_MAX)
+            return false;
+        c->holidays[i] = (int32_t)date;
+    }
+    allot_error_detail_t detail;
+    return !r->failed && allot_calendar_check(c, &detail) == 0;
 }
 
 int location_put_encode(const allot_event_location_t *e, allot_bytes_t *out)
@@ -105,6 +158,7 @@ static int location_decode(allot_reader_t *r, bool snapshot, allot_event_locatio
     ok = ok && e->daily_capacity >= 0 && e->daily_capacity <= ALLOT_DAILY_CAPACITY_MAX;
     ok = ok && day_ok(e->capacity_day) && e->capacity_count >= 0 &&
          e->capacity_count <= ALLOT_CAPACITY_COUNT_MAX;
+    ok = ok && !r->failed && location_calendar_decode(r, &e->calendar);
     return ok ? 0 : ALLOT_ECORRUPT;
 }
 

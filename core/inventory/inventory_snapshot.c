@@ -31,7 +31,8 @@ int location_snapshot_take(allot_state_t *state, uint32_t index, bool full, allo
                                                 l->same_day_radius_km,
                                                 l->daily_capacity,
                                                 l->capacity_day,
-                                                l->capacity_count};
+                                                l->capacity_count,
+                                                l->calendar};
     *id = allot_location_id(l);
     return allot_event_encode(&event, out);
 }

@@ -17,6 +17,7 @@ void allot_location_input_defaults(allot_location_input_t *input)
     input->ship = true;
     input->pickup = false;
     input->active = true;
+    allot_calendar_defaults(&input->calendar);
 }
 
 int64_t allot_day_from_ms(int64_t ms)
@@ -119,7 +120,7 @@ static int location_input_check(const allot_location_input_t *in, allot_error_de
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "daily_capacity",
                                "daily_capacity must be 0..%lld",
                                (long long)ALLOT_DAILY_CAPACITY_MAX);
-    return 0;
+    return allot_calendar_check(&in->calendar, detail);
 }
 
 int allot_location_put(allot_state_t *state, const allot_location_input_t *input,
@@ -145,6 +146,7 @@ int allot_location_put(allot_state_t *state, const allot_location_input_t *input
     e->priority = input->priority;
     e->same_day_radius_km = input->same_day_radius_km;
     e->daily_capacity = input->daily_capacity;
+    e->calendar = input->calendar;
     rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");

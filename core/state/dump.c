@@ -7,6 +7,7 @@
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
 #include "core/reservation.h"
+#include "core/promise/promise_private.h"
 #include "core/sale/sale_private.h"
 #include "core/state.h"
 #include "core/state_private.h"
@@ -24,6 +25,21 @@ static int dump_entry_compare(const void *a, const void *b)
     return state_id_compare(x->id, x->len, y->id, y->len);
 }
 
+/* "  calendar timezone=Europe/Berlin cutoff=14:00 processing_days=0 work_days=31 holidays=..." */
+static void dump_calendar(FILE *out, const allot_calendar_t *c)
+{
+    char cutoff[6];
+    allot_cutoff_format(c->cutoff_minute, cutoff);
+    fprintf(out, "  calendar timezone=%s cutoff=%s processing_days=%u work_days=%u holidays=",
+            c->timezone, cutoff, (unsigned)c->processing_days, (unsigned)c->work_days);
+    for (uint32_t i = 0; i < c->holiday_count; i++) {
+        char date[11];
+        allot_date_format(c->holidays[i], date);
+        fprintf(out, "%s%s", i > 0 ? "," : "", date);
+    }
+    fputc('\n', out);
+}
+
 static void dump_locations(const allot_state_t *state, FILE *out, dump_entry_t *entries)
 {
     for (uint32_t i = 0; i < state->location_count; i++)
@@ -38,6 +54,7 @@ static void dump_locations(const allot_state_t *state, FILE *out, dump_entry_t *
                 l->id, allot_location_type_names[l->type], l->lat, l->lon, l->priority, l->ship,
                 l->pickup, l->active, l->same_day_radius_km, l->daily_capacity, l->capacity_day,
                 l->capacity_count);
+        dump_calendar(out, &l->calendar);
     }
 }
 
@@ -142,5 +159,7 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
     order_dump(state, out);
     consumer_dump(state, out);
     int rc = sale_dump(state, out);
+    if (rc == 0)
+        rc = transit_dump(state, out);
     return rc != 0 ? rc : ferror(out) ? ALLOT_EIO : 0;
 }

@@ -7,6 +7,7 @@
 
 #include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
+#include "core/promise/promise_private.h"
 #include "core/reservation/reservation_private.h"
 #include "core/sale/sale_private.h"
 #include "core/state_private.h"
@@ -47,7 +48,7 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
     reservation_init(state);
     adjust_key_init(state);
     order_init(state);
-    if (stream_init(state) != 0 || sale_init(state) != 0) {
+    if (stream_init(state) != 0 || sale_init(state) != 0 || transit_init(state) != 0) {
         allot_state_destroy(state);
         return NULL;
     }
@@ -60,6 +61,7 @@ void allot_state_destroy(allot_state_t *state)
         return;
     stream_free_all(state);
     sale_free_all(state);
+    transit_free_all(state);
     order_free_all(state);
     reservation_free_all(state);
     adjust_key_free_all(state);

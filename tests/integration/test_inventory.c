@@ -56,18 +56,22 @@ Test(inventory, location_put_returns_the_record_with_defaults_and_upserts_the_wh
     harness_expect_json_at(&r, "",
                            "{'id':'W1','type':'warehouse','lat':52.5,'lon':13.25,'priority':100,"
                            "'ship':true,'pickup':false,'same_day_radius_km':0.0,'daily_capacity':0,"
-                           "'active':true}");
+                           "'active':true,"
+                           "'timezone':'UTC','cutoff':'23:59','processing_days':0,"
+                           "'work_days':['mon','tue','wed','thu','fri'],'holidays':[]}");
     harness_call_ok(
         cli, "location.put",
         harness_json("{'id':'W1','type':'store','lat':-10,'lon':170.5,'priority':-3,"
                      "'ship':false,'pickup':true,'same_day_radius_km':12.5,'daily_capacity':7,"
-                     "'active':false}"),
+                     "'active':false,'timezone':'Europe/Berlin','cutoff':'14:00',"
+                     "'processing_days':1,'work_days':['sat','mon'],'holidays':['2026-12-25']}"),
         &r);
     harness_expect_json_at(
         &r, "",
         "{'id':'W1','type':'store','lat':-10.0,'lon':170.5,'priority':-3,"
         "'ship':false,'pickup':true,'same_day_radius_km':12.5,'daily_capacity':7,"
-        "'active':false}");
+        "'active':false,'timezone':'Europe/Berlin','cutoff':'14:00','processing_days':1,"
+        "'work_days':['mon','sat'],'holidays':['2026-12-25']}");
     /* Upsert again without the optional fields: they go back to their defaults. */
     harness_call_ok(cli, "location.put",
                     harness_json("{'id':'W1','type':'dc','lat':1.5,'lon':2.5}"), &r);
@@ -75,7 +79,9 @@ Test(inventory, location_put_returns_the_record_with_defaults_and_upserts_the_wh
     harness_expect_json_at(
         &r, "",
         "{'id':'W1','type':'dc','lat':1.5,'lon':2.5,'priority':100,'ship':true,"
-        "'pickup':false,'same_day_radius_km':0.0,'daily_capacity':0,'active':true}");
+        "'pickup':false,'same_day_radius_km':0.0,'daily_capacity':0,'active':true,"
+        "'timezone':'UTC','cutoff':'23:59','processing_days':0,"
+        "'work_days':['mon','tue','wed','thu','fri'],'holidays':[]}");
     allot_reply_free(&r);
 }
 

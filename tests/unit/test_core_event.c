@@ -14,8 +14,9 @@ static void sample_events(allot_event_t *events, size_t *count)
     size_t n = 0;
     allot_event_t *e = &events[n++];
     e->type = ALLOT_EVENT_LOCATION_PUT;
-    e->u.location =
-        (allot_event_location_t){S("W1"), 1, true, true, false, 52.5, -13.25, -7, 12.5, 40, 0, 0};
+    e->u.location = (allot_event_location_t){S("W1"), 1,    true, true, false, 52.5, -13.25,
+                                             -7,      12.5, 40,   0,    0,     {0}};
+    allot_calendar_defaults(&e->u.location.calendar);
     e = &events[n++];
     *e = events[0];
     e->type = ALLOT_EVENT_LOCATION_SNAPSHOT;
@@ -177,9 +178,17 @@ Test(event, truncated_and_garbage_payloads_are_corrupt_without_crashing)
     for (size_t i = 0; i < count; i++) {
         allot_bytes_t a = {0};
         cr_assert_eq(allot_event_encode(&events[i], &a), 0);
+        /* a location record cut right before its calendar is a whole version 1 payload */
+        size_t location_v1_len = 0;
+        if (events[i].type == ALLOT_EVENT_LOCATION_PUT ||
+            events[i].type == ALLOT_EVENT_LOCATION_SNAPSHOT) {
+            const allot_calendar_t *c = &events[i].u.location.calendar;
+            location_v1_len = a.len - (8u + c->timezone_len + 8u * c->holiday_count);
+        }
         for (size_t len = 0; len < a.len; len++)
-            cr_assert_eq(allot_event_apply_encoded(state, events[i].type, a.data, len),
-                         ALLOT_ECORRUPT, "type %u truncated to %zu", events[i].type, len);
+            if (len != location_v1_len)
+                cr_assert_eq(allot_event_apply_encoded(state, events[i].type, a.data, len),
+                             ALLOT_ECORRUPT, "type %u truncated to %zu", events[i].type, len);
         uint8_t *longer = malloc(a.len + 1);
         memcpy(longer, a.data, a.len);
         longer[a.len] = 0;
@@ -501,7 +510,7 @@ Test(event, the_replayer_stops_at_a_bad_record_with_everything_before_it_applied
 {
     allot_state_t *state = fx_state();
     random_history(state, 400);
-    size_t bad = fx_log.count / 2 + 3; /* well past the first window */
+    size_t bad = fx_log.count / 2 + 3;     /* well past the first window */
     fx_log.events[bad].payload[0] ^= 0xff; /* wrong format version: does not decode */
     uint64_t failed_lsn;
     int rc;
