@@ -201,7 +201,8 @@ struct allot_state {
     allot_event_position_t *snapshot_positions;
     uint32_t snapshot_position_capacity;
 
-    struct sale_store *sale; /* SKU settings, queues, customers' holdings (core/sale/) */
+    struct sale_store *sale;     /* SKU settings, queues, customers' holdings (core/sale/) */
+    struct supply_store *supply; /* future supply (core/supply/) */
 
     /* sourcing scratch */
     struct allot_candidate *candidates; /* core/reservation/sourcing.c */

@@ -8,6 +8,7 @@
 #include "core/order/order_private.h"
 #include "core/reservation.h"
 #include "core/sale/sale_private.h"
+#include "core/supply/supply_private.h"
 #include "core/state.h"
 #include "core/state_private.h"
 #include "core/stream/stream_private.h"
@@ -142,5 +143,7 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
     order_dump(state, out);
     consumer_dump(state, out);
     int rc = sale_dump(state, out);
+    if (rc == 0)
+        rc = supply_dump(state, out);
     return rc != 0 ? rc : ferror(out) ? ALLOT_EIO : 0;
 }

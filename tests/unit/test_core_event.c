@@ -152,7 +152,9 @@ Test(event_table, the_numbers_of_the_recorded_types_are_stable)
         {71, 0, "shipment.reject"},     {72, 0, "shipment.ship"},
         {73, 0, "shipment.deliver"},    {74, 0, "return.create"},
         {75, 0, "return.receive"},      {76, 0, "order.evict"},
-        {80, 0, "order.snapshot"},
+        {80, 0, "order.snapshot"},      {8, 0, "supply.put"},
+        {9, 0, "supply.receive"},       {10, 0, "supply.cancel"},
+        {20, 0, "supply.snapshot"},
     };
     for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++)
         cr_expect_str_eq(allot_event_type_name((uint8_t)recorded[i].number), recorded[i].name);
@@ -501,7 +503,7 @@ Test(event, the_replayer_stops_at_a_bad_record_with_everything_before_it_applied
 {
     allot_state_t *state = fx_state();
     random_history(state, 400);
-    size_t bad = fx_log.count / 2 + 3; /* well past the first window */
+    size_t bad = fx_log.count / 2 + 3;     /* well past the first window */
     fx_log.events[bad].payload[0] ^= 0xff; /* wrong format version: does not decode */
     uint64_t failed_lsn;
     int rc;
