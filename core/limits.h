@@ -152,8 +152,9 @@ _Static_assert(ALLOT_QUEUE_TICKETS_PER_SKU_MAX <= ALLOT_QUEUE_TICKETS_MAX,
 _Static_assert(ALLOT_QUEUE_ADMIT_BATCH_MAX <= UINT16_MAX, "queue.admit counts in a u16");
 
 /* ---- future supply (core/supply/) ---------------------------------------------------------- */
-/* Supplies the state holds (open, received or cancelled: ended ones stay for supply.get and
- * supply.list; over: TOO_LARGE), and of them one SKU's (supply.list answers them in one reply). */
+/* Supplies the state holds (open, received or cancelled), and of them one SKU's (supply.list
+ * answers them in one reply): a new one past either evicts the SKU's supply that ended first;
+ * TOO_LARGE when all of the SKU's are open. */
 #define ALLOT_SUPPLIES_MAX         (1u << 20)
 #define ALLOT_SUPPLIES_PER_SKU_MAX 256
 _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit in all");

@@ -2,11 +2,12 @@
  * SKU to a location (supply.put / supply.receive / supply.cancel / supply.get / supply.list), and
  * what a product page can still promise from them (allot_supply_incoming).
  *
- * Contract: the state owns every supply it was given (at most ALLOT_SUPPLIES_MAX, of one SKU at
- * most ALLOT_SUPPLIES_PER_SKU_MAX; over: TOO_LARGE), in any state: open (units expected),
- * received (every unit arrived) or cancelled (the rest will not come). Ended supplies stay (get,
- * list); a supply id names one supply for ever. Writers validate everything first, change nothing
- * on error, and on success emit one event record and apply it.
+ * Contract: the state owns the supplies it was given, in any state: open (units expected),
+ * received (every unit arrived) or cancelled (the rest will not come); ended supplies stay for
+ * get and list. At most ALLOT_SUPPLIES_PER_SKU_MAX of one SKU and ALLOT_SUPPLIES_MAX in all: a
+ * new supply past either evicts the SKU's supply that ended first (its units stay on hand; its
+ * id is free again), and when every supply of the SKU is open it is TOO_LARGE. Writers validate
+ * everything first, change nothing on error, and on success emit one event record and apply it.
  *
  * A supply keeps qty (the total expected), received (units that arrived), held (units promised
  * to backorders; nothing takes such holds yet, so held is 0) and eta_ms. The units it can still

@@ -99,12 +99,16 @@ int allot_supply_put(allot_state_t *state, const allot_supply_put_input_t *in, i
         }
     } else {
         uint32_t sku = allot_sku_index_find(state, in->sku);
-        if (state->supply->count >= ALLOT_SUPPLIES_MAX)
-            return allot_error_set(detail, ALLOT_ETOO_LARGE, "id", "at most %u supplies",
-                                   ALLOT_SUPPLIES_MAX);
-        if (sku != ALLOT_SKU_NONE && supply_sku_count(state, sku) >= ALLOT_SUPPLIES_PER_SKU_MAX)
-            return allot_error_set(detail, ALLOT_ETOO_LARGE, "sku", "at most %u supplies per sku",
-                                   ALLOT_SUPPLIES_PER_SKU_MAX);
+        bool full = false;
+        if (sku != ALLOT_SKU_NONE)
+            (void)supply_evictee(state, sku, &full);
+        else
+            full = state->supply->count >= ALLOT_SUPPLIES_MAX; /* a new SKU has none to evict */
+        if (full)
+            return allot_error_set(detail, ALLOT_ETOO_LARGE, "sku",
+                                   "at most %u supplies per sku and %u in all, and every one of "
+                                   "this sku is open",
+                                   ALLOT_SUPPLIES_PER_SKU_MAX, ALLOT_SUPPLIES_MAX);
     }
     allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_PUT};
     event.u.supply = (allot_event_supply_t){.id = in->id,

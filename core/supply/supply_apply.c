@@ -5,13 +5,25 @@
 #include "core/inventory/inventory_private.h"
 #include "core/supply/supply_private.h"
 
-/* Room for a new supply of the SKU (index) under the bounds; CORRUPT over them. */
+/* Room for a new supply of the SKU (index) within the bounds, evicting an ended one if they
+ * are reached (supply_evictee); CORRUPT when every supply of the SKU is open. */
 static int new_supply_prepare(allot_state_t *state, uint32_t sku)
 {
-    if (state->supply->count >= ALLOT_SUPPLIES_MAX ||
-        supply_sku_count(state, sku) >= ALLOT_SUPPLIES_PER_SKU_MAX)
-        return ALLOT_ECORRUPT;
-    return supply_add_reserve(state, sku);
+    bool full;
+    (void)supply_evictee(state, sku, &full);
+    return full ? ALLOT_ECORRUPT : supply_add_reserve(state, sku);
+}
+
+/* A new supply: the evictee goes first (the same one live and on replay). */
+static uint32_t new_supply_commit(allot_state_t *state, const allot_event_supply_t *e)
+{
+    bool full;
+    uint32_t evictee = supply_evictee(state, state->prepared_sku, &full);
+    assert(!full);
+    if (evictee != ALLOT_SLOT_NONE)
+        supply_evict(state, evictee);
+    return supply_add(state, e->id, state->prepared_sku, state->prepared_location, e->qty,
+                      e->eta_ms);
 }
 
 /* The location and SKU a put or snapshot names: the location must exist, the SKU is interned. */
@@ -45,8 +57,7 @@ void supply_put_commit(allot_state_t *state, const allot_event_supply_t *e)
 {
     uint32_t slot = supply_find(state, e->id);
     if (slot == ALLOT_SLOT_NONE)
-        slot = supply_add(state, e->id, state->prepared_sku, state->prepared_location, e->qty,
-                          e->eta_ms);
+        slot = new_supply_commit(state, e);
     supply_dirty(state, slot); /* before the change (checkpoint pre-image) */
     supply_t *x = &state->supply->supplies[slot];
     x->qty = e->qty;
@@ -121,8 +132,7 @@ int supply_snapshot_prepare(allot_state_t *state, const allot_event_supply_t *e)
 
 void supply_snapshot_commit(allot_state_t *state, const allot_event_supply_t *e)
 {
-    uint32_t slot =
-        supply_add(state, e->id, state->prepared_sku, state->prepared_location, e->qty, e->eta_ms);
+    uint32_t slot = new_supply_commit(state, e);
     supply_t *x = &state->supply->supplies[slot];
     x->received = e->received;
     x->state = e->state;

@@ -14,7 +14,7 @@
 #include "core/supply.h"
 #include "core/state_private.h"
 
-/* One supply. Its slot never changes while the state lives (supplies are never deleted). */
+/* One supply. Its slot does not change while it exists (an evicted supply frees it). */
 typedef struct supply {
     int64_t qty;
     int64_t received;
@@ -28,6 +28,7 @@ typedef struct supply {
     uint8_t state;      /* allot_supply_state_t */
     uint8_t id_len;
     uint8_t dirty; /* checkpoint marks (core/state_private.h) */
+    bool used;     /* false: a free slot */
     char id[ALLOT_ID_BYTES_MAX + 1];
 } supply_t;
 
@@ -40,8 +41,10 @@ typedef struct supply_sku {
 
 typedef struct supply_store {
     supply_t *supplies; /* by slot */
-    uint32_t count;
+    uint32_t slots;     /* high-water mark of used slots */
     uint32_t capacity;
+    uint32_t count; /* supplies (used slots) */
+    allot_u32_vec_t free;
     allot_hash_t index; /* hash of the id -> slot */
     supply_sku_t *skus; /* by owner slot, never freed */
     uint32_t sku_count;
@@ -65,10 +68,16 @@ ALLOT_EVENTS_SUPPLY(ALLOT_EVENT_DECLARE)
 uint32_t supply_find(const allot_state_t *state, allot_str_t id);
 /* The owner slot of the SKU's list (SKU index), or ALLOT_SLOT_NONE. */
 uint32_t supply_sku_find(const allot_state_t *state, uint32_t sku);
-/* How many supplies the SKU (index) has. */
-uint32_t supply_sku_count(const allot_state_t *state, uint32_t sku);
-/* Room for one more supply of the SKU (index); then supply_add is infallible. */
+/* The supply a new one of the SKU (index) evicts to stay within the bounds: when the SKU has
+ * ALLOT_SUPPLIES_PER_SKU_MAX supplies, or the state ALLOT_SUPPLIES_MAX, its ended (received or
+ * cancelled) supply that ended first (updated_ms, then id). ALLOT_SLOT_NONE when none needs to
+ * go; *full set when one must but every supply of the SKU is open (TOO_LARGE). */
+uint32_t supply_evictee(const allot_state_t *state, uint32_t sku, bool *full);
+/* Room for one more supply of the SKU (index), and to evict one; then supply_evict and
+ * supply_add are infallible. */
 int supply_add_reserve(allot_state_t *state, uint32_t sku);
+/* Delete the supply (recorded as deleted for the checkpoint); its slot is free. */
+void supply_evict(allot_state_t *state, uint32_t slot);
 /* A new open supply (id not present), placed in its SKU's eta order; marked dirty. */
 uint32_t supply_add(allot_state_t *state, allot_str_t id, uint32_t sku, uint32_t location,
                     int64_t qty, int64_t eta_ms);

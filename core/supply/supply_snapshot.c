@@ -5,12 +5,13 @@
 
 uint32_t supply_snapshot_slots(const allot_state_t *state)
 {
-    return state->supply->count;
+    return state->supply->slots;
 }
 
 uint8_t *supply_snapshot_marks(allot_state_t *state, uint32_t index)
 {
-    return index < state->supply->count ? &state->supply->supplies[index].dirty : NULL;
+    supply_store_t *s = state->supply;
+    return index < s->slots && s->supplies[index].used ? &s->supplies[index].dirty : NULL;
 }
 
 /* The key is the supply id (kind 9 sorts after the locations, which a supply needs). */
@@ -18,7 +19,7 @@ int supply_snapshot_take(allot_state_t *state, uint32_t index, bool full, allot_
                          allot_str_t *id)
 {
     (void)full;
-    assert(index < state->supply->count);
+    assert(index < state->supply->slots && state->supply->supplies[index].used);
     const supply_t *x = &state->supply->supplies[index];
     allot_supply_view_t v;
     supply_view_fill(state, index, &v);

@@ -37,6 +37,7 @@ void supply_free_all(allot_state_t *state)
         return;
     for (uint32_t i = 0; i < s->sku_count; i++)
         allot_u32_vec_free(&s->skus[i].slots);
+    allot_u32_vec_free(&s->free);
     free(s->skus);
     free(s->supplies);
     allot_hash_free(&s->index);
@@ -54,7 +55,7 @@ uint32_t supply_find(const allot_state_t *state, allot_str_t id)
     allot_hash_probe_start(&s->index, allot_hash_bytes(id.ptr, id.len), &probe);
     for (uint32_t i; (i = allot_hash_probe_next(&s->index, &probe)) != ALLOT_HASH_NONE;) {
         const supply_t *x = &s->supplies[i];
-        if (x->id_len == id.len && memcmp(x->id, id.ptr, id.len) == 0)
+        if (x->used && x->id_len == id.len && memcmp(x->id, id.ptr, id.len) == 0)
             return i;
     }
     return ALLOT_SLOT_NONE;
@@ -73,19 +74,41 @@ uint32_t supply_sku_find(const allot_state_t *state, uint32_t sku)
     return ALLOT_SLOT_NONE;
 }
 
-uint32_t supply_sku_count(const allot_state_t *state, uint32_t sku)
+uint32_t supply_evictee(const allot_state_t *state, uint32_t sku, bool *full)
 {
+    const supply_store_t *s = state->supply;
+    *full = false;
     uint32_t owner = supply_sku_find(state, sku);
-    return owner == ALLOT_SLOT_NONE ? 0 : state->supply->skus[owner].slots.count;
+    uint32_t of_sku = owner == ALLOT_SLOT_NONE ? 0 : s->skus[owner].slots.count;
+    if (of_sku < ALLOT_SUPPLIES_PER_SKU_MAX && s->count < ALLOT_SUPPLIES_MAX)
+        return ALLOT_SLOT_NONE;
+    uint32_t best = ALLOT_SLOT_NONE;
+    for (uint32_t i = 0; i < of_sku; i++) {
+        uint32_t slot = s->skus[owner].slots.items[i];
+        const supply_t *x = &s->supplies[slot];
+        if (x->state == ALLOT_SUPPLY_OPEN)
+            continue;
+        const supply_t *b = best == ALLOT_SLOT_NONE ? NULL : &s->supplies[best];
+        if (b == NULL || x->updated_ms < b->updated_ms ||
+            (x->updated_ms == b->updated_ms &&
+             state_id_compare(x->id, x->id_len, b->id, b->id_len) < 0))
+            best = slot;
+    }
+    *full = best == ALLOT_SLOT_NONE;
+    return best;
 }
 
 int supply_add_reserve(allot_state_t *state, uint32_t sku)
 {
     supply_store_t *s = state->supply;
-    int rc = allot_array_grow((void **)&s->supplies, &s->capacity, s->count + 1,
+    int rc = allot_array_grow((void **)&s->supplies, &s->capacity, s->slots + 1,
                               sizeof(*s->supplies), 16);
     if (rc == 0)
         rc = allot_hash_reserve(&s->index, 1);
+    if (rc == 0)
+        rc = allot_u32_vec_reserve(&s->free, 1);
+    if (rc == 0)
+        rc = allot_bytes_reserve(&state->deleted, 2u + ALLOT_ID_BYTES_MAX);
     uint32_t owner = supply_sku_find(state, sku);
     if (rc == 0 && owner == ALLOT_SLOT_NONE) {
         rc = allot_array_grow((void **)&s->skus, &s->sku_capacity, s->sku_count + 1,
@@ -141,13 +164,34 @@ static uint32_t sku_list_get(allot_state_t *state, uint32_t sku)
     return owner;
 }
 
+void supply_evict(allot_state_t *state, uint32_t slot)
+{
+    supply_store_t *s = state->supply;
+    supply_t *x = &s->supplies[slot];
+    assert(x->used && x->state != ALLOT_SUPPLY_OPEN);
+    state_touch(state, STATE_KEY_SUPPLY, slot); /* a checkpoint may still need it */
+    state_deleted_record(state, STATE_KEY_SUPPLY, x->id, x->id_len);
+    allot_hash_remove(&s->index, x->hash, slot);
+    allot_u32_vec_t *list = &s->skus[x->owner].slots;
+    uint32_t at = 0;
+    while (list->items[at] != slot)
+        at++;
+    memmove(&list->items[at], &list->items[at + 1], (list->count - at - 1) * sizeof(uint32_t));
+    list->count--;
+    memset(x, 0, sizeof(*x));
+    allot_u32_vec_push(&s->free, slot);
+    s->count--;
+}
+
 uint32_t supply_add(allot_state_t *state, allot_str_t id, uint32_t sku, uint32_t location,
                     int64_t qty, int64_t eta_ms)
 {
     supply_store_t *s = state->supply;
-    uint32_t slot = s->count++;
+    uint32_t slot = s->free.count > 0 ? s->free.items[--s->free.count] : s->slots++;
+    s->count++;
     supply_t *x = &s->supplies[slot];
     memset(x, 0, sizeof(*x));
+    x->used = true;
     memcpy(x->id, id.ptr, id.len);
     x->id_len = (uint8_t)id.len;
     x->hash = allot_hash_bytes(id.ptr, id.len);
@@ -219,10 +263,12 @@ int supply_dump(const allot_state_t *state, FILE *out)
     dump_entry_t *order = malloc(((size_t)s->count + 1) * sizeof(*order));
     if (order == NULL)
         return ALLOT_ENOMEM;
-    for (uint32_t i = 0; i < s->count; i++)
-        order[i] = (dump_entry_t){s->supplies[i].id, s->supplies[i].id_len, i};
-    qsort(order, s->count, sizeof(*order), dump_compare);
-    for (uint32_t i = 0; i < s->count; i++) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->slots; i++)
+        if (s->supplies[i].used)
+            order[n++] = (dump_entry_t){s->supplies[i].id, s->supplies[i].id_len, i};
+    qsort(order, n, sizeof(*order), dump_compare);
+    for (uint32_t i = 0; i < n; i++) {
         allot_supply_view_t v;
         supply_view_fill(state, order[i].slot, &v);
         allot_echo_t id, sku, location;
@@ -259,16 +305,22 @@ int supply_check_invariants(const allot_state_t *state, char *msg, size_t msg_by
         listed += list->count;
         for (uint32_t i = 0; i < list->count; i++) {
             const supply_t *x = &s->supplies[list->items[i]];
-            if (x->owner != o || x->sku != s->skus[o].sku)
+            if (!x->used || x->owner != o || x->sku != s->skus[o].sku)
                 return check_fail(msg, msg_bytes, x, "not in its SKU's list");
             if (i > 0 && !supply_before(&s->supplies[list->items[i - 1]], x))
                 return check_fail(msg, msg_bytes, x, "out of eta order in its SKU's list");
         }
     }
-    if (listed != s->count)
-        return check_fail(msg, msg_bytes, &s->supplies[0], "SKU lists do not hold every supply");
-    for (uint32_t i = 0; i < s->count; i++) {
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < s->slots; i++)
+        used += s->supplies[i].used;
+    if (listed != s->count || used != s->count)
+        return check_fail(msg, msg_bytes, &(supply_t){.id = "*", .id_len = 1},
+                          "SKU lists do not hold every supply");
+    for (uint32_t i = 0; i < s->slots; i++) {
         const supply_t *x = &s->supplies[i];
+        if (!x->used)
+            continue;
         if (x->qty < 1 || x->received < 0 || x->held < 0 || x->received > x->qty)
             return check_fail(msg, msg_bytes, x, "qty, received or held out of range");
         if (x->held > x->qty - x->received)

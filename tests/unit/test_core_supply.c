@@ -191,6 +191,31 @@ Test(supply, a_sku_holds_at_most_its_bound_of_supplies, .init = two_warehouses, 
     assert_invariants();
 }
 
+Test(supply, a_new_supply_past_the_bound_evicts_the_one_that_ended_first, .init = two_warehouses,
+     .fini = teardown)
+{
+    char id[32];
+    for (uint32_t i = 0; i < ALLOT_SUPPLIES_PER_SKU_MAX; i++) {
+        snprintf(id, sizeof(id), "PO-%u", i);
+        put(id, "A", "W1", 1, FX_T0 + i);
+    }
+    cr_assert_eq(cancel("PO-7", NULL), 0);            /* ended at FX_T0 + 2000 */
+    cr_assert_eq(receive("PO-9", false, 0, NULL), 0); /* ended at FX_T0 + 1000: first */
+    put("PO-new", "A", "W1", 1, FX_T0);
+    allot_supply_view_t v;
+    cr_assert_eq(allot_supply_get(st, S("PO-9"), &v, &fx_err), ALLOT_ENOT_FOUND, "evicted");
+    cr_assert_eq(allot_supply_get(st, S("PO-7"), &v, &fx_err), 0, "kept");
+    cr_assert_eq(fx_position(st, "A", "W1")->on_hand, 6, "what it received stays on hand");
+    put("PO-new2", "A", "W1", 1, FX_T0);
+    cr_assert_eq(allot_supply_get(st, S("PO-7"), &v, &fx_err), ALLOT_ENOT_FOUND);
+    cr_assert_eq(put_at("PO-new3", "A", "W1", 1, FX_T0, NULL), ALLOT_ETOO_LARGE, "all open");
+    allot_supply_view_t views[ALLOT_SUPPLIES_PER_SKU_MAX];
+    cr_assert_eq(allot_supply_list(st, S("A"), views, ALLOT_SUPPLIES_PER_SKU_MAX),
+                 ALLOT_SUPPLIES_PER_SKU_MAX);
+    assert_invariants();
+    fx_assert_replay_equal(st);
+}
+
 /* ---- receive -------------------------------------------------------------------------------- */
 
 Test(supply, receive_moves_units_into_on_hand_at_the_supply_location, .init = two_warehouses,
