@@ -36,9 +36,12 @@
  *                                     admission accounting)
  *              0x08 queue ticket id = the ticket (16 hex digits of its number, so key order is
  *                                     join order)
- *              0x06, 0x09..0xff  reserved (later objects); kind 0x00 is invalid
+ *              0x09 supply       id = supply id (supply.put: open, received and cancelled
+ *                                     supplies; core/supply.h)
+ *              0x06, 0x0a..0xff  reserved (later objects); kind 0x00 is invalid
  *     value  1 byte event type (core/event.h snapshot types: 16 location, 17 SKU,
- *            18 reservation, 19 adjust key, 48 SKU settings, 49 queue ticket; 64.. orders) +
+ *            18 reservation, 19 adjust key, 20 supply, 48 SKU settings, 49 queue ticket;
+ *            64.. orders) +
  *            the snapshot event payload exactly as core encodes it (starts with
  *            ALLOT_EVENT_FORMAT_VERSION) + the trailer.
  *   An object that no longer exists has no key. Kinds sort so that loading in key order meets
