@@ -87,7 +87,7 @@ int allot_supply_get(const struct allot_state *state, allot_str_t id, allot_supp
  * the id). */
 uint32_t allot_supply_list(const struct allot_state *state, allot_str_t sku,
                            allot_supply_view_t *views, uint32_t views_max);
-/* Supplies in the state (any state), for metrics. */
+/* Supplies in the state (any state). */
 uint32_t allot_supply_count(const struct allot_state *state);
 
 /* One open inbound supply of a SKU as a product page sees it. */
