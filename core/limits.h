@@ -177,6 +177,14 @@ _Static_assert(ALLOT_QUEUE_TICKETS_PER_SKU_MAX <= ALLOT_QUEUE_TICKETS_MAX,
                "one queue fits in the tickets of all");
 _Static_assert(ALLOT_QUEUE_ADMIT_BATCH_MAX <= UINT16_MAX, "queue.admit counts in a u16");
 
+/* ---- future supply (core/supply/) ---------------------------------------------------------- */
+/* Supplies the state holds (open, received or cancelled), and of them one SKU's (supply.list
+ * answers them in one reply): a new one past either evicts the SKU's supply that ended first;
+ * TOO_LARGE when all of the SKU's are open. */
+#define ALLOT_SUPPLIES_MAX         (1u << 20)
+#define ALLOT_SUPPLIES_PER_SKU_MAX 256
+_Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit in all");
+
 /* ---- persistence (persist/) ---------------------------------------------------------------- */
 /* Size of one preallocated WAL segment (operator). */
 #define ALLOT_WAL_SEGMENT_BYTES_DEFAULT (64u << 20)

@@ -203,6 +203,7 @@ struct allot_state {
 
     struct sale_store *sale;       /* SKU settings, queues, customers' holdings (core/sale/) */
     struct transit_store *transit; /* transit bands per method (core/promise/) */
+    struct supply_store *supply;   /* future supply (core/supply/) */
 
     /* sourcing scratch */
     struct allot_candidate *candidates; /* core/reservation/sourcing.c */

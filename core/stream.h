@@ -22,7 +22,10 @@
  *    reservation.created / .released / .expired {id, lines}; order.created {id, customer};
  *    order.changed {id, customer, from, to, cause} for every other order record but evictions
  *    (from == to when the state did not change: payment, modify); shipment.changed per shipment
- *    whose state changed or that is new; return.changed {id, order, state}; stock.low /
+ *    whose state changed or that is new; return.changed {id, order, state}; supply.changed
+ *    {id, sku, location, qty, received, held, eta_ms, state, cause} for every supply.put,
+ *    supply.receive and supply.cancel record (cause: the record's type name, "supply.delayed"
+ *    for a put that moved eta_ms later), before the stock.changed of a receipt; stock.low /
  *    stock.restored {sku, available, low_stock, reason} when the record took a SKU with
  *    low_stock > 0 from above it to at or below it (low) or back (restored), comparing the SKU's
  *    total available over active ship locations (avail.changed's) and its low_stock before the
@@ -102,9 +105,10 @@ typedef struct allot_change {
     allot_str_t tracking;  /* shipment.changed (len 0: none) */
     const char *from;      /* order.changed / shipment.changed; NULL: new */
     const char *to;
-    const char *state;                /* return.changed */
-    const char *cause;                /* order.changed: the record's type name */
-    const allot_change_line_t *lines; /* reservation.* */
+    const char *state;                   /* return.changed, supply.changed */
+    const char *cause;                   /* order.changed: the record's type name; supply.changed */
+    int64_t qty, received, held, eta_ms; /* supply.changed */
+    const allot_change_line_t *lines;    /* reservation.* */
     uint32_t line_count;
 } allot_change_t;
 

@@ -87,6 +87,20 @@ static void pack_shipment(msgpack_packer *pk, const allot_change_t *c)
     pack_opt_str(pk, "customer", c->customer);
 }
 
+static void pack_supply(msgpack_packer *pk, const allot_change_t *c)
+{
+    msgpack_pack_map(pk, 3 + 9);
+    pack_key_str(pk, "id", c->id);
+    pack_key_str(pk, "sku", c->sku);
+    pack_key_str(pk, "location", c->location);
+    pack_key_int(pk, "qty", c->qty);
+    pack_key_int(pk, "received", c->received);
+    pack_key_int(pk, "held", c->held);
+    pack_key_int(pk, "eta_ms", c->eta_ms);
+    pack_key_cstr(pk, "state", c->state);
+    pack_key_cstr(pk, "cause", c->cause);
+}
+
 /* The map's fields after seq, at_ms and type (the map header counts those three). */
 static void pack_fields(msgpack_packer *pk, const allot_change_t *c)
 {
@@ -131,6 +145,9 @@ static void pack_fields(msgpack_packer *pk, const allot_change_t *c)
         return;
     case ALLOT_CHANGE_SHIPMENT_CHANGED:
         pack_shipment(pk, c);
+        return;
+    case ALLOT_CHANGE_SUPPLY_CHANGED:
+        pack_supply(pk, c);
         return;
     case ALLOT_CHANGE_RETURN_CHANGED:
         msgpack_pack_map(pk, 3 + 4);

@@ -186,6 +186,21 @@ typedef struct allot_event_queue_ticket {
     uint64_t secret;
 } allot_event_queue_ticket_t;
 
+/* ---- future supply (core/supply.h) ------------------------------------------------------- */
+/* SUPPLY_PUT, SUPPLY_RECEIVE, SUPPLY_CANCEL and SUPPLY_SNAPSHOT. Fields unused by a type are
+ * zero / empty (core/supply/supply_codec.c says which type carries which). */
+typedef struct allot_event_supply {
+    allot_str_t id;
+    allot_str_t sku;       /* put, receive, snapshot */
+    allot_str_t location;  /* put, receive, snapshot */
+    int64_t qty;           /* put, snapshot: the total expected; receive: the units received */
+    int64_t received;      /* snapshot */
+    int64_t eta_ms;        /* put, snapshot */
+    int64_t on_hand_after; /* receive: the position's on_hand after it */
+    int64_t at_ms;         /* put, receive, cancel; snapshot: when it last changed */
+    uint8_t state;         /* snapshot: allot_supply_state_t */
+} allot_event_supply_t;
+
 /* ---- orders (core/order.h) -------------------------------------------------------------- */
 #define ALLOT_EVENT_SHIPMENT_NONE 0xFFFFu
 
@@ -311,6 +326,7 @@ typedef struct allot_event {
         allot_event_queue_expire_t queue_expire;
         allot_event_queue_ticket_t queue_ticket;
         allot_event_transit_t transit;
+        allot_event_supply_t supply;
     } u;
 } allot_event_t;
 

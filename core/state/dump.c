@@ -9,6 +9,7 @@
 #include "core/reservation.h"
 #include "core/promise/promise_private.h"
 #include "core/sale/sale_private.h"
+#include "core/supply/supply_private.h"
 #include "core/state.h"
 #include "core/state_private.h"
 #include "core/stream/stream_private.h"
@@ -161,5 +162,7 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
     int rc = sale_dump(state, out);
     if (rc == 0)
         rc = transit_dump(state, out);
+    if (rc == 0)
+        rc = supply_dump(state, out);
     return rc != 0 ? rc : ferror(out) ? ALLOT_EIO : 0;
 }

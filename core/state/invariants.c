@@ -7,6 +7,7 @@
 #include "core/order/order_private.h"
 #include "core/reservation.h"
 #include "core/sale/sale_private.h"
+#include "core/supply/supply_private.h"
 #include "core/state.h"
 
 typedef struct check {
@@ -193,6 +194,8 @@ int allot_state_check_invariants(const allot_state_t *state, char *msg, size_t m
         rc = check_compare(&c, msg, msg_bytes);
     if (rc == 0)
         rc = check_holdings(state, msg, msg_bytes);
+    if (rc == 0)
+        rc = supply_check_invariants(state, msg, msg_bytes);
     if (rc == 0 && msg_bytes > 0)
         msg[0] = '\0';
     free(c.first);

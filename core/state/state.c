@@ -12,6 +12,7 @@
 #include "core/sale/sale_private.h"
 #include "core/state_private.h"
 #include "core/stream/stream_private.h"
+#include "core/supply/supply_private.h"
 
 _Static_assert(sizeof(state_config_t) == sizeof(allot_state_config_t),
                "allot_state_create copies every setting into state_config_t");
@@ -48,7 +49,8 @@ allot_state_t *allot_state_create(const allot_state_config_t *config)
     reservation_init(state);
     adjust_key_init(state);
     order_init(state);
-    if (stream_init(state) != 0 || sale_init(state) != 0 || transit_init(state) != 0) {
+    if (stream_init(state) != 0 || sale_init(state) != 0 || transit_init(state) != 0 ||
+        supply_init(state) != 0) {
         allot_state_destroy(state);
         return NULL;
     }
@@ -60,6 +62,7 @@ void allot_state_destroy(allot_state_t *state)
     if (state == NULL)
         return;
     stream_free_all(state);
+    supply_free_all(state);
     sale_free_all(state);
     transit_free_all(state);
     order_free_all(state);

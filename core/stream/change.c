@@ -10,6 +10,7 @@
 #include "core/reservation.h"
 #include "core/sale/sale_private.h"
 #include "core/stream/stream_private.h"
+#include "core/supply.h"
 
 #define CHANGE_NAME(number, NAME, name) [number] = name,
 static const char *const change_type_names[ALLOT_CHANGE_TYPE_LIMIT] = {
@@ -129,6 +130,15 @@ static void order_capture(allot_state_t *state, allot_str_t id)
         sku_touch(stream, v->lines[i].sku);
 }
 
+/* The supply's eta before the record (INT64_MIN for a new supply). */
+static void supply_capture(allot_state_t *state, allot_str_t id)
+{
+    allot_supply_view_t v;
+    allot_error_detail_t detail;
+    state->stream->supply_eta_before =
+        allot_supply_get(state, id, &v, &detail) == 0 ? v.eta_ms : INT64_MIN;
+}
+
 static void skus_of_event(allot_state_t *state, const allot_event_t *event)
 {
     stream_state_t *stream = state->stream;
@@ -151,6 +161,13 @@ static void skus_of_event(allot_state_t *state, const allot_event_t *event)
         break;
     case ALLOT_EVENT_RESERVATION_RELEASE:
         hold_capture(state, event->u.release.id);
+        break;
+    case ALLOT_EVENT_SUPPLY_PUT:
+    case ALLOT_EVENT_SUPPLY_RECEIVE:
+    case ALLOT_EVENT_SUPPLY_CANCEL:
+        supply_capture(state, event->u.supply.id);
+        if (event->type == ALLOT_EVENT_SUPPLY_RECEIVE)
+            sku_touch(stream, event->u.supply.sku);
         break;
     case ALLOT_EVENT_ORDER_CREATE:
         if (event->u.order.reservation.len > 0)
@@ -219,6 +236,11 @@ static void clock_advance(stream_state_t *stream, const allot_event_t *event)
     case ALLOT_EVENT_EVENTS_TICK:
         at_ms = event->u.tick.at_ms;
         break;
+    case ALLOT_EVENT_SUPPLY_PUT:
+    case ALLOT_EVENT_SUPPLY_RECEIVE:
+    case ALLOT_EVENT_SUPPLY_CANCEL:
+        at_ms = event->u.supply.at_ms;
+        break;
     default:
         if (event->type >= ALLOT_EVENT_ORDER_PAY && event->type <= ALLOT_EVENT_ORDER_EVICT)
             at_ms = event->u.change.at_ms;
@@ -283,6 +305,8 @@ static allot_str_t stock_ref(const allot_event_t *event)
         return event->u.change.text;
     case ALLOT_EVENT_STOCK_SET:
         return (allot_str_t){"", 0};
+    case ALLOT_EVENT_SUPPLY_RECEIVE:
+        return event->u.supply.id;
     default:
         return event->u.change.id;
     }
@@ -593,6 +617,28 @@ static void low_changes(allot_state_t *state, const allot_event_t *event, uint32
     change_give(stream, &change);
 }
 
+/* supply.changed: the supply after its record. */
+static void supply_change(allot_state_t *state, const allot_event_t *event)
+{
+    allot_supply_view_t v;
+    allot_error_detail_t detail;
+    if (allot_supply_get(state, event->u.supply.id, &v, &detail) != 0)
+        return;
+    allot_change_t change = {.type = ALLOT_CHANGE_SUPPLY_CHANGED, .id = v.id};
+    change.sku = v.sku;
+    change.location = v.location;
+    change.qty = v.qty;
+    change.received = v.received;
+    change.held = v.held;
+    change.eta_ms = v.eta_ms;
+    change.state = allot_supply_state_names[v.state];
+    change.cause = allot_event_type_name(event->type);
+    int64_t eta_before = state->stream->supply_eta_before;
+    if (event->type == ALLOT_EVENT_SUPPLY_PUT && eta_before != INT64_MIN && v.eta_ms > eta_before)
+        change.cause = "supply.delayed";
+    change_give(state->stream, &change);
+}
+
 void stream_record_after(allot_state_t *state, const allot_event_t *event)
 {
     stream_state_t *stream = state->stream;
@@ -601,6 +647,9 @@ void stream_record_after(allot_state_t *state, const allot_event_t *event)
     if (event->type == ALLOT_EVENT_ORDER_CREATE ||
         (event->type >= ALLOT_EVENT_ORDER_PAY && event->type <= ALLOT_EVENT_RETURN_RECEIVE))
         order_changes(state, event);
+    else if (event->type == ALLOT_EVENT_SUPPLY_PUT || event->type == ALLOT_EVENT_SUPPLY_RECEIVE ||
+             event->type == ALLOT_EVENT_SUPPLY_CANCEL)
+        supply_change(state, event);
     else
         hold_changes(state, event);
     uint32_t indices[sizeof(stream->skus) / sizeof(stream->skus[0])];

@@ -58,7 +58,8 @@ typedef struct stream_state {
     allot_str_t hold_id; /* the hold those lines are of (copy in hold_id_bytes) */
     char hold_id_bytes[ALLOT_ID_BYTES_MAX];
     char line_sku_bytes[ALLOT_LINES_MAX][ALLOT_ID_BYTES_MAX];
-    uint8_t order_state; /* the order's state before */
+    int64_t supply_eta_before; /* supply records: the supply's eta before (INT64_MIN: new) */
+    uint8_t order_state;       /* the order's state before */
     bool order_known;
     uint32_t shipment_count;
     stream_shipment_before_t shipments[ALLOT_ORDER_SHIPMENTS_MAX];

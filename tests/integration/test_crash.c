@@ -4,7 +4,10 @@
  * newest WAL segment deleted, a block of a segment zeroed, a segment truncated, a bit of a
  * state.lmdb record flipped): allotd then either starts with every acknowledged write or
  * refuses to start naming what is damaged (and the undamaged copy is put back); it never
- * starts with less. ALLOT_CRASH_KILLS=N sets the number of kills (default 100),
+ * starts with less. Future supply takes part: supplies of SUP at L1 are put, delayed, received
+ * in parts and cancelled; after each restart every acknowledged supply write is there and
+ * SUP's on_hand is exactly what the supplies received. ALLOT_CRASH_KILLS=N sets the number of
+ * kills (default 100),
  * ALLOT_CRASH_SEED the random seed (printed, so a failure can be replayed). */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -28,7 +31,8 @@
 #define LOCATIONS_MAX     20000
 #define KILLS_DEFAULT     100
 #define ORDERS_MAX        20000
-#define ORDER_SKUS        3 /* OS0..OS2: stock for orders, apart from the S* model */
+#define ORDER_SKUS        3     /* OS0..OS2: stock for orders, apart from the S* model */
+#define SUPPLIES_MAX      20000 /* P-<n>: supplies of SUP at L1 */
 
 /* ---- the model: what the test knows was acknowledged --------------------------------------- */
 
@@ -53,7 +57,8 @@ typedef enum {
     OP_SET,
     OP_LOCATION,
     OP_CHECKPOINT,
-    OP_ORDER
+    OP_ORDER,
+    OP_SUPPLY
 } op_kind_t;
 
 /* An order's progress: each step is one transition, in this order. */
@@ -71,6 +76,19 @@ typedef struct order {
     int acked; /* last step acknowledged */
     int sent;  /* last step sent (== acked when nothing is in flight) */
 } order_t;
+
+/* A supply's state as acknowledged, and the one write of it in flight (at most one). */
+enum { SUP_NONE, SUP_OPEN, SUP_RECEIVED, SUP_CANCELLED, SUP_GONE, SUP_EVICTED };
+enum { SUP_SENT_NONE, SUP_SENT_PUT, SUP_SENT_DELAY, SUP_SENT_RECEIVE, SUP_SENT_CANCEL };
+
+typedef struct supply {
+    int state;        /* SUP_*: acknowledged */
+    int sent;         /* SUP_SENT_*: the write without a reply yet */
+    int qty;          /* total expected */
+    int64_t received; /* acknowledged */
+    int sent_qty;     /* the receipt in flight */
+    int64_t eta_ms, sent_eta_ms;
+} supply_t;
 
 typedef struct op {
     op_kind_t kind;
@@ -98,6 +116,8 @@ static struct {
     int64_t acked_writes;
     order_t *orders;
     int order_count;
+    supply_t *supplies;
+    int supply_count;
 } m;
 
 static unsigned rng_state;
@@ -191,6 +211,85 @@ static void order_send(allot_client_t *c, op_t *op)
     op->index = i;
 }
 
+#define SUPPLY_ETA_MS 1893456000000LL /* 2030-01-01 */
+
+/* An acknowledged open supply with nothing in flight, or -1. */
+static int supply_pick(void)
+{
+    for (int tries = 0; tries < 8 && m.supply_count > 0; tries++) {
+        int i = (int)rnd((unsigned)m.supply_count);
+        if (m.supplies[i].state == SUP_OPEN && m.supplies[i].sent == SUP_SENT_NONE)
+            return i;
+    }
+    return -1;
+}
+
+static void supply_put_send(allot_client_t *c, int i, int64_t eta_ms)
+{
+    char params[256];
+    snprintf(params, sizeof(params),
+             "{\"id\":\"P-%d\",\"sku\":\"SUP\",\"location\":\"L1\",\"qty\":%d,"
+             "\"eta_ms\":%lld}",
+             i, m.supplies[i].qty, (long long)eta_ms);
+    m.supplies[i].sent_eta_ms = eta_ms;
+    send_json(c, "supply.put", params);
+}
+
+/* A new supply, or on an open one: a delay, a receipt of part of the rest, a cancel. */
+static void supply_send(allot_client_t *c, op_t *op)
+{
+    char params[128];
+    int i = rnd(3) != 0 ? supply_pick() : -1;
+    op->kind = OP_SUPPLY;
+    if (i < 0) {
+        i = m.supply_count++;
+        m.supplies[i] =
+            (supply_t){.state = SUP_NONE, .sent = SUP_SENT_PUT, .qty = 5 + (int)rnd(20)};
+        supply_put_send(c, i, SUPPLY_ETA_MS + rnd(1000) * 60000LL);
+        op->index = i;
+        return;
+    }
+    supply_t *x = &m.supplies[i];
+    unsigned dice = rnd(10);
+    if (dice < 2) {
+        x->sent = SUP_SENT_DELAY;
+        supply_put_send(c, i, x->eta_ms + 3600000);
+    } else if (dice < 9) {
+        x->sent = SUP_SENT_RECEIVE;
+        int rest = x->qty - (int)x->received;
+        x->sent_qty = rnd(2) ? rest : 1 + (int)rnd((unsigned)rest);
+        snprintf(params, sizeof(params), "{\"id\":\"P-%d\",\"qty\":%d}", i, x->sent_qty);
+        send_json(c, "supply.receive", params);
+    } else {
+        x->sent = SUP_SENT_CANCEL;
+        snprintf(params, sizeof(params), "{\"id\":\"P-%d\"}", i);
+        send_json(c, "supply.cancel", params);
+    }
+    op->index = i;
+}
+
+/* The supply's write in flight was acknowledged (ok) or refused. */
+static void supply_answered(int i, bool ok)
+{
+    supply_t *x = &m.supplies[i];
+    int sent = x->sent;
+    x->sent = SUP_SENT_NONE;
+    if (!ok) {
+        if (sent == SUP_SENT_PUT)
+            x->state = SUP_GONE;
+        return;
+    }
+    if (sent == SUP_SENT_PUT || sent == SUP_SENT_DELAY) {
+        x->state = SUP_OPEN;
+        x->eta_ms = x->sent_eta_ms;
+    } else if (sent == SUP_SENT_RECEIVE) {
+        x->received += x->sent_qty;
+        x->state = x->received == x->qty ? SUP_RECEIVED : SUP_OPEN;
+    } else if (sent == SUP_SENT_CANCEL) {
+        x->state = SUP_CANCELLED;
+    }
+}
+
 /* Build and send one random operation; returns its kind in op. Reservations live a day: a long
  * run (ALLOT_CRASH_KILLS=400 under ASan takes about 20 minutes) must not see its early holds
  * expire, which the model does not follow. */
@@ -200,6 +299,10 @@ static void op_send(allot_client_t *c, op_t *op)
     op->answered = false;
     if (rnd(100) < 15 && m.order_count < ORDERS_MAX) {
         order_send(c, op);
+        return;
+    }
+    if (rnd(100) < 8 && m.supply_count < SUPPLIES_MAX) {
+        supply_send(c, op);
         return;
     }
     unsigned dice = rnd(100);
@@ -266,7 +369,9 @@ static void op_answered(op_t *op, const allot_reply_t *reply)
         /* A refused write changed nothing; anything else is a test failure. */
         bool refused = strcmp(reply->code, "UNAVAILABLE") == 0 ||
                        strcmp(reply->code, "OVERLOADED") == 0 ||
-                       (op->kind == OP_RESERVE && strcmp(reply->code, "INSUFFICIENT_STOCK") == 0);
+                       (op->kind == OP_RESERVE && strcmp(reply->code, "INSUFFICIENT_STOCK") == 0) ||
+                       (op->kind == OP_SUPPLY && strcmp(reply->code, "TOO_LARGE") == 0 &&
+                        m.supplies[op->index].sent == SUP_SENT_PUT); /* 256 open supplies */
         cr_assert(refused, "op %d failed: %s %s", op->kind, reply->code, reply->message);
     }
     switch (op->kind) {
@@ -298,6 +403,9 @@ static void op_answered(op_t *op, const allot_reply_t *reply)
             m.orders[op->index].acked = m.orders[op->index].sent;
         else
             m.orders[op->index].sent = m.orders[op->index].acked;
+        break;
+    case OP_SUPPLY:
+        supply_answered(op->index, ok);
         break;
     }
     if (ok && op->kind != OP_CHECKPOINT)
@@ -586,6 +694,80 @@ static void orders_verify(allot_client_t *c, char (*params)[128], int *ids)
     allot_reply_free(&reply);
 }
 
+/* A supply after a restart: the acknowledged writes are there, the one in flight is there or
+ * not (whole); the model takes what the server shows. */
+static void on_supply(int index, const allot_reply_t *reply, void *ctx)
+{
+    int i = ((int *)ctx)[index];
+    supply_t *x = &m.supplies[i];
+    if (reply->is_error) {
+        /* never applied (a new supply), or evicted by a newer one once it had ended: then the
+         * write that ended it applied, and what it received is known */
+        cr_assert_str_eq(reply->code, "NOT_FOUND", "P-%d: %s %s", i, reply->code, reply->message);
+        bool ended = x->state == SUP_RECEIVED || x->state == SUP_CANCELLED ||
+                     x->sent == SUP_SENT_CANCEL ||
+                     (x->sent == SUP_SENT_RECEIVE && x->received + x->sent_qty == x->qty);
+        cr_assert((x->state == SUP_NONE && x->sent == SUP_SENT_PUT) || ended,
+                  "P-%d: acknowledged supply lost", i);
+        if (x->sent == SUP_SENT_RECEIVE)
+            x->received = x->qty;
+        x->state = x->state == SUP_NONE ? SUP_GONE : SUP_EVICTED;
+        x->sent = SUP_SENT_NONE;
+        return;
+    }
+    const msgpack_object *r = &reply->result;
+    int64_t received = map_int(r, "received"), eta_ms = map_int(r, "eta_ms");
+    const msgpack_object *state = allot_object_map_get(r, "state");
+    cr_assert_eq(map_int(r, "qty"), x->qty, "P-%d qty", i);
+    cr_assert_eq(map_int(r, "held"), 0, "P-%d held", i);
+    bool receipt = x->sent == SUP_SENT_RECEIVE;
+    cr_assert(received == x->received || (receipt && received == x->received + x->sent_qty),
+              "P-%d received %lld, acknowledged %lld", i, (long long)received,
+              (long long)x->received);
+    cr_assert(eta_ms == x->eta_ms || eta_ms == x->sent_eta_ms, "P-%d eta", i);
+    cr_assert(x->state != SUP_NONE || x->sent == SUP_SENT_PUT);
+    int shown = allot_object_str_equal(state, "cancelled")  ? SUP_CANCELLED
+                : allot_object_str_equal(state, "received") ? SUP_RECEIVED
+                                                            : SUP_OPEN;
+    cr_assert_eq(shown == SUP_RECEIVED, received == x->qty, "P-%d: %s with %lld of %d", i,
+                 shown == SUP_RECEIVED ? "received" : "not received", (long long)received, x->qty);
+    bool allowed = shown == x->state || (x->sent == SUP_SENT_PUT && shown == SUP_OPEN) ||
+                   (x->sent == SUP_SENT_CANCEL && shown == SUP_CANCELLED) ||
+                   (receipt && shown == SUP_RECEIVED);
+    cr_assert(allowed, "P-%d: state %d, acknowledged %d, in flight %d", i, shown, x->state,
+              x->sent);
+    x->state = shown;
+    x->received = received;
+    x->eta_ms = eta_ms;
+    x->sent = SUP_SENT_NONE;
+}
+
+/* Every supply not known to be gone or evicted, then SUP's on_hand: exactly what they all
+ * received. */
+static void supplies_verify(allot_client_t *c, char (*params)[128], int *ids)
+{
+    int n = 0;
+    for (int i = 0; i < m.supply_count; i++) {
+        if (m.supplies[i].state == SUP_GONE || m.supplies[i].state == SUP_EVICTED)
+            continue;
+        ids[n] = i;
+        snprintf(params[n++], 128, "{\"id\":\"P-%d\"}", i);
+    }
+    call_many(c, "supply.get", params, n, on_supply, ids);
+    int64_t received = 0;
+    for (int i = 0; i < m.supply_count; i++)
+        received += m.supplies[i].state == SUP_GONE ? 0 : m.supplies[i].received;
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "stock.get", "{\"sku\":\"SUP\"}", &reply);
+    const msgpack_object *positions = allot_object_map_get(&reply.result, "positions");
+    cr_assert(positions != NULL && positions->type == MSGPACK_OBJECT_ARRAY);
+    int64_t on_hand =
+        positions->via.array.size > 0 ? map_int(&positions->via.array.ptr[0], "on_hand") : 0;
+    cr_assert_eq(on_hand, received, "SUP on_hand %lld, the supplies received %lld",
+                 (long long)on_hand, (long long)received);
+    allot_reply_free(&reply);
+}
+
 static void on_location(int index, const allot_reply_t *reply, void *ctx)
 {
     (void)index;
@@ -597,8 +779,8 @@ static void verify(allot_client_t *c)
 {
     static char(*params)[128];
     static int *ids;
-    int capacity =
-        m.reservation_count + m.adjust_count + SKUS + m.locations_sent + m.order_count + 16;
+    int capacity = m.reservation_count + m.adjust_count + SKUS + m.locations_sent + m.order_count +
+                   m.supply_count + 16;
     params = realloc(params, (size_t)capacity * sizeof(*params));
     ids = realloc(ids, (size_t)capacity * sizeof(*ids));
     cr_assert(params != NULL && ids != NULL);
@@ -662,8 +844,13 @@ static void verify(allot_client_t *c)
         snprintf(params[i], 128, "{\"sku\":\"S%d\"}", i);
     call_many(c, "stock.get", params, SKUS, on_stock, &holds);
 
-    /* 6. orders: each at a step between the acknowledged and the sent one, history intact;
-     * allocated == unshipped order items everywhere (checked by the server itself). */
+    /* 6. supplies: acknowledged writes present, the one in flight whole or absent; SUP's
+     * on_hand == what they received (each receipt exactly once). */
+    supplies_verify(c, params, ids);
+
+    /* 7. orders: each at a step between the acknowledged and the sent one, history intact;
+     * allocated == unshipped order items everywhere, supplies' counters consistent (checked by
+     * the server itself). */
     orders_verify(c, params, ids);
 
     harness_call_ok(c, "server.info", "{}", &reply);
@@ -847,6 +1034,8 @@ static void setup_stock(allot_client_t *c)
         }
     snprintf(params, sizeof(params), "{\"sku\":\"SET\",\"location\":\"L0\",\"on_hand\":0}");
     writes_until_ok(c, "stock.set", &params, 1);
+    snprintf(params, sizeof(params), "{\"sku\":\"SUP\",\"location\":\"L1\",\"on_hand\":0}");
+    writes_until_ok(c, "stock.set", &params, 1);
     for (int k = 0; k < ORDER_SKUS; k++) {
         snprintf(params, sizeof(params), "{\"sku\":\"OS%d\",\"location\":\"L%d\",\"on_hand\":%d}",
                  k, k % LOCS, ON_HAND_START);
@@ -868,8 +1057,9 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
     m.adjusts = calloc(ADJUSTS_MAX, sizeof(*m.adjusts));
     m.locations = calloc(LOCATIONS_MAX, 1);
     m.orders = calloc(ORDERS_MAX, sizeof(*m.orders));
+    m.supplies = calloc(SUPPLIES_MAX, sizeof(*m.supplies));
     cr_assert(m.reservations != NULL && m.adjusts != NULL && m.locations != NULL &&
-              m.orders != NULL);
+              m.orders != NULL && m.supplies != NULL);
 
     /* Small segments and frequent checkpoints: recovery meets LMDB + several WAL segments,
      * and truncation runs all the time. */
@@ -898,16 +1088,19 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
     c = harness_connect(s);
     allot_client_set_timeout(c, 30000);
     verify(c);
-    int active = 0;
+    int active = 0, evicted = 0;
     for (int i = 0; i < m.reservation_count; i++)
         active += m.reservations[i].state == R_ACTIVE;
+    for (int i = 0; i < m.supply_count; i++)
+        evicted += m.supplies[i].state == SUP_EVICTED;
     fprintf(stderr,
             "crash test: %d kills in %.1f s (%d mid-batch), %lld requests, %lld acknowledged "
-            "writes, %d adjusts, %d reservations (%d active), %d orders, %d checkpoints "
-            "acknowledged\n",
+            "writes, %d adjusts, %d reservations (%d active), %d orders, %d supplies (%d evicted), "
+            "%d checkpoints acknowledged\n",
             kills, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
             stats.mid_batch, (long long)stats.ops_sent, (long long)m.acked_writes, m.adjust_count,
-            m.reservation_count, active, m.order_count, m.checkpoints_acked);
+            m.reservation_count, active, m.order_count, m.supply_count, evicted,
+            m.checkpoints_acked);
     for (int d = 0; d < DAMAGE_KINDS; d++)
         fprintf(stderr, "crash test: %s: %d restarts, %d refused, %d started with everything\n",
                 damage_names[d], stats.damaged[d], stats.refused[d],
@@ -919,4 +1112,5 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
     free(m.adjusts);
     free(m.locations);
     free(m.orders);
+    free(m.supplies);
 }

@@ -3,6 +3,7 @@
 #include "test_core_fixture.h"
 
 #include "core/order.h"
+#include "core/supply.h"
 
 static uint32_t rng_state = 99991;
 
@@ -214,12 +215,30 @@ static void random_order(allot_state_t *state, int64_t now_ms)
     }
 }
 
+/* A future supply of 12: put (new, changed, delayed), received in part or in whole, cancelled. */
+static void random_supply(allot_state_t *state, int64_t now_ms)
+{
+    char id[16];
+    snprintf(id, sizeof(id), "PO-%u", rng() % 12);
+    allot_supply_view_t v;
+    uint32_t op = rng() % 4;
+    if (op <= 1) {
+        allot_supply_put_input_t in = {S(id), S(sku_ids[rng() % 8]), S(loc_ids[rng() % 5]),
+                                       1 + rng() % 20, now_ms + (int64_t)(rng() % 10) * 3600000};
+        (void)allot_supply_put(state, &in, now_ms, &v, &fx_err);
+    } else if (op == 2) {
+        (void)allot_supply_receive(state, S(id), rng() % 2, 1 + rng() % 8, now_ms, &v, &fx_err);
+    } else {
+        (void)allot_supply_cancel(state, S(id), now_ms, &v, &fx_err);
+    }
+}
+
 static void random_step(allot_state_t *state, int64_t now_ms)
 {
     const allot_reservation_t *r;
     allot_stock_result_t out;
     char id[16];
-    uint32_t op = rng() % 12;
+    uint32_t op = rng() % 14;
     const char *sku = sku_ids[rng() % 8], *loc = loc_ids[rng() % 5];
     allot_error_detail_clear(&fx_err);
     if (op == 0) {
@@ -250,6 +269,8 @@ static void random_step(allot_state_t *state, int64_t now_ms)
                                       .pickup = true,
                                       .inactive = rng() % 4 == 0,
                                       .daily_capacity = rng() % 2 ? 0 : 20});
+    } else if (op >= 12) {
+        random_supply(state, now_ms);
     } else {
         random_order(state, now_ms);
     }

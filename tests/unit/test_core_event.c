@@ -153,7 +153,9 @@ Test(event_table, the_numbers_of_the_recorded_types_are_stable)
         {71, 0, "shipment.reject"},     {72, 0, "shipment.ship"},
         {73, 0, "shipment.deliver"},    {74, 0, "return.create"},
         {75, 0, "return.receive"},      {76, 0, "order.evict"},
-        {80, 0, "order.snapshot"},
+        {80, 0, "order.snapshot"},      {8, 0, "supply.put"},
+        {9, 0, "supply.receive"},       {10, 0, "supply.cancel"},
+        {20, 0, "supply.snapshot"},
     };
     for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++)
         cr_expect_str_eq(allot_event_type_name((uint8_t)recorded[i].number), recorded[i].name);

@@ -1,0 +1,206 @@
+/* test_supply.c - future supply through the real allotd: the wire shapes of supply.put / get /
+ * list / receive / cancel, errors for bad input with nothing changed, a receipt as a ledger
+ * movement with stock.changed and supply.changed events, and kill -9 (from the checkpoint and
+ * from the WAL) keeping every acknowledged supply write. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness_reply.h"
+
+#define ETA_MS 1893456000000LL /* 2030-01-01 */
+#define DAY_MS 86400000LL
+
+static harness_server_t *srv;
+static allot_client_t *cli;
+
+static void up(void)
+{
+    harness_fixture_up(&srv, &cli);
+    harness_put_location(cli, "W1", "'type':'warehouse','lat':52.5,'lon':13.4");
+    harness_put_location(cli, "W2", "'type':'warehouse','lat':48.1,'lon':11.6");
+}
+
+static void down(void)
+{
+    harness_fixture_down(&srv, &cli);
+}
+
+TestSuite(supply, .init = up, .fini = down, .timeout = 60);
+
+static void put(const char *id, const char *sku, const char *location, int64_t qty, int64_t eta_ms)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "supply.put",
+                    harness_json("{'id':'%s','sku':'%s','location':'%s','qty':%lld,'eta_ms':%lld}",
+                                 id, sku, location, (long long)qty, (long long)eta_ms),
+                    &r);
+    allot_reply_free(&r);
+}
+
+static void verify_ok(void)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "server.verify", "{}", &r);
+    harness_expect_json_at(&r, "ok", "true");
+    allot_reply_free(&r);
+}
+
+Test(supply, put_get_list_receive_and_cancel_answer_the_documented_shapes)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "supply.put",
+                    harness_json("{'id':'PO-1','sku':'A','location':'W1','qty':10,'eta_ms':%lld}",
+                                 ETA_MS + DAY_MS),
+                    &r);
+    harness_expect_json_at(&r, "",
+                           harness_json("{'id':'PO-1','sku':'A','location':'W1','qty':10,"
+                                        "'received':0,'held':0,'eta_ms':%lld,'state':'open'}",
+                                        ETA_MS + DAY_MS));
+    put("PO-2", "A", "W2", 5, ETA_MS);
+    put("PO-9", "B", "W2", 5, ETA_MS);
+    harness_call_ok(cli, "supply.list", "{\"sku\":\"A\"}", &r);
+    cr_assert_eq(harness_reply_len(&r, "supplies"), 2);
+    harness_expect_str_at(&r, "supplies.0.id", "PO-2");
+    harness_expect_str_at(&r, "supplies.1.id", "PO-1");
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-1\",\"qty\":4}", &r);
+    cr_assert_eq(harness_reply_int(&r, "received"), 4);
+    harness_expect_str_at(&r, "state", "open");
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "on_hand"), 4);
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-1\"}", &r);
+    cr_assert_eq(harness_reply_int(&r, "received"), 10);
+    harness_expect_str_at(&r, "state", "received");
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "on_hand"), 10);
+    harness_call_ok(cli, "supply.cancel", "{\"id\":\"PO-2\"}", &r);
+    harness_expect_str_at(&r, "state", "cancelled");
+    harness_call_ok(cli, "supply.get", "{\"id\":\"PO-2\"}", &r);
+    harness_expect_str_at(&r, "state", "cancelled");
+    harness_call_ok(cli, "supply.list", "{\"sku\":\"NONE\"}", &r);
+    harness_expect_json_at(&r, "", "{'supplies':[]}");
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, bad_input_is_refused_with_a_clear_error_and_nothing_changes)
+{
+    allot_reply_t r = {0};
+    put("PO-1", "A", "W1", 10, ETA_MS);
+    harness_call_error(cli, "supply.put",
+                       "{\"id\":\"PO-2\",\"sku\":\"A\",\"location\":\"NOWHERE\",\"qty\":1,"
+                       "\"eta_ms\":0}",
+                       "NOT_FOUND", &r);
+    harness_expect_str_at(&r, "field", "location");
+    harness_call_error(cli, "supply.put",
+                       "{\"id\":\"PO-2\",\"sku\":\"A\",\"location\":\"W1\",\"qty\":0,\"eta_ms\":0}",
+                       "INVALID_ARGUMENT", &r);
+    harness_call_error(cli, "supply.put",
+                       "{\"id\":\"PO-2\",\"sku\":\"A\",\"location\":\"W1\",\"qty\":1,"
+                       "\"eta_ms\":-5}",
+                       "INVALID_ARGUMENT", &r);
+    harness_call_error(cli, "supply.put", "{\"id\":\"PO-2\",\"sku\":\"A\",\"location\":\"W1\"}",
+                       "INVALID_ARGUMENT", &r);
+    harness_call_error(cli, "supply.put",
+                       harness_json("{'id':'PO-1','sku':'B','location':'W1','qty':10,"
+                                    "'eta_ms':%lld}",
+                                    ETA_MS),
+                       "CONFLICT", &r);
+    harness_call_error(cli, "supply.receive", "{\"id\":\"PO-1\",\"qty\":11}", "INVALID_ARGUMENT",
+                       &r);
+    harness_expect_str_at(&r, "field", "qty");
+    harness_call_error(cli, "supply.receive", "{\"id\":\"PO-none\"}", "NOT_FOUND", &r);
+    harness_call_error(cli, "supply.receive", "{\"id\":\"PO-1\",\"extra\":1}", "INVALID_ARGUMENT",
+                       &r);
+    harness_call_error(cli, "supply.get", "{\"id\":\"\"}", "INVALID_ARGUMENT", &r);
+    harness_call_error(cli, "supply.list", "{}", "INVALID_ARGUMENT", &r);
+    harness_call_ok(cli, "supply.list", "{\"sku\":\"A\"}", &r);
+    cr_assert_eq(harness_reply_len(&r, "supplies"), 1);
+    harness_expect_json_at(&r, "supplies.0",
+                           harness_json("{'id':'PO-1','sku':'A','location':'W1','qty':10,"
+                                        "'received':0,'held':0,'eta_ms':%lld,'state':'open'}",
+                                        ETA_MS));
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-1\"}", &r);
+    harness_call_error(cli, "supply.receive", "{\"id\":\"PO-1\"}", "INVALID_TRANSITION", &r);
+    harness_call_error(cli, "supply.cancel", "{\"id\":\"PO-1\"}", "INVALID_TRANSITION", &r);
+    harness_call_error(cli, "supply.put",
+                       harness_json("{'id':'PO-1','sku':'A','location':'W1','qty':12,"
+                                    "'eta_ms':%lld}",
+                                    ETA_MS),
+                       "INVALID_TRANSITION", &r);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "on_hand"), 10);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, a_receipt_is_a_ledger_movement_and_every_change_an_event)
+{
+    allot_reply_t r = {0};
+    put("PO-1", "A", "W1", 10, ETA_MS);
+    put("PO-1", "A", "W1", 10, ETA_MS + DAY_MS); /* a delay */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-1\",\"qty\":3}", &r);
+    harness_call_ok(cli, "ledger.get", "{\"sku\":\"A\"}", &r);
+    cr_assert_eq(harness_reply_len(&r, "movements"), 1);
+    harness_expect_str_at(&r, "movements.0.reason", "supply.receive");
+    harness_expect_str_at(&r, "movements.0.ref", "PO-1");
+    cr_assert_eq(harness_reply_int(&r, "movements.0.delta"), 3);
+    harness_call_ok(cli, "events.read",
+                    "{\"types\":[\"supply.changed\",\"stock.changed\"],\"sku\":\"A\"}", &r);
+    cr_assert_eq(harness_reply_len(&r, "events"), 4);
+    harness_expect_str_at(&r, "events.0.type", "supply.changed");
+    harness_expect_str_at(&r, "events.0.cause", "supply.put");
+    harness_expect_str_at(&r, "events.1.cause", "supply.delayed");
+    cr_assert_eq(harness_reply_int(&r, "events.1.eta_ms"), ETA_MS + DAY_MS);
+    harness_expect_str_at(&r, "events.2.cause", "supply.receive");
+    cr_assert_eq(harness_reply_int(&r, "events.2.received"), 3);
+    harness_expect_str_at(&r, "events.2.state", "open");
+    harness_expect_str_at(&r, "events.2.location", "W1");
+    cr_assert_eq(harness_reply_int(&r, "events.2.held"), 0);
+    cr_assert_eq(harness_reply_int(&r, "events.2.qty"), 10);
+    harness_expect_str_at(&r, "events.2.id", "PO-1");
+    harness_expect_str_at(&r, "events.3.type", "stock.changed");
+    harness_expect_str_at(&r, "events.3.reason", "supply.receive");
+    cr_assert_eq(harness_reply_int(&r, "events.3.delta"), 3);
+    allot_reply_free(&r);
+}
+
+Test(supply, kill_9_keeps_every_acknowledged_supply_write, .timeout = 120)
+{
+    allot_reply_t r = {0};
+    char id[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(id, sizeof id, "PO-%02d", i);
+        put(id, i % 2 ? "A" : "B", i % 3 ? "W1" : "W2", 10 + i, ETA_MS + i * DAY_MS);
+    }
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-01\",\"qty\":2}", &r);
+    harness_call_ok(cli, "supply.cancel", "{\"id\":\"PO-02\"}", &r);
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* some from the checkpoint, */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-01\"}", &r); /* the rest from the WAL */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-05\",\"qty\":5}", &r);
+    harness_call_ok(cli, "supply.cancel", "{\"id\":\"PO-04\"}", &r);
+    put("PO-07", "A", "W2", 7, ETA_MS - DAY_MS); /* redirected, sooner, fewer */
+    put("PO-99", "A", "W1", 1, ETA_MS);
+    char before_a[8192], before_b[8192];
+    harness_call_ok(cli, "supply.list", "{\"sku\":\"A\"}", &r);
+    harness_reply_text(&r, before_a, sizeof before_a);
+    harness_call_ok(cli, "supply.list", "{\"sku\":\"B\"}", &r);
+    harness_reply_text(&r, before_b, sizeof before_b);
+    int64_t on_hand = harness_stock_field(cli, "A", "W1", "on_hand");
+    cr_assert_eq(on_hand, 11 + 5, "PO-01 (11) and PO-05 (5 of 15) arrived at W1");
+    allot_client_close(cli);
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    char after[8192];
+    harness_call_ok(cli, "supply.list", "{\"sku\":\"A\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_a);
+    harness_call_ok(cli, "supply.list", "{\"sku\":\"B\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_b);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "on_hand"), on_hand);
+    harness_call_ok(cli, "supply.get", "{\"id\":\"PO-99\"}", &r);
+    harness_expect_str_at(&r, "state", "open");
+    /* and it goes on from there */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-05\"}", &r);
+    harness_expect_str_at(&r, "state", "received");
+    cr_assert_eq(harness_reply_int(&r, "received"), 15);
+    allot_reply_free(&r);
+    verify_ok();
+}
