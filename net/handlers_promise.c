@@ -5,6 +5,7 @@
 #include "core/inventory.h"
 #include "core/promise.h"
 #include "core/state.h"
+#include "core/supply.h"
 #include "pack.h"
 #include "promise_wire.h"
 #include "zone.h"
@@ -243,6 +244,22 @@ static void pack_promise_item(msgpack_packer *pk, const allot_state_t *state,
     pack_key_int(pk, "latest_ms", item->delivery.latest_ms);
 }
 
+/* The SKU's open supply (core/supply.h), earliest eta first, as the promise takes it. */
+static uint32_t promise_incoming_collect(const allot_state_t *state, uint32_t sku,
+                                         allot_promise_incoming_t *incoming)
+{
+    static allot_supply_incoming_t open[ALLOT_PROMISE_INCOMING_MAX];
+    if (sku == ALLOT_SKU_NONE)
+        return 0;
+    uint32_t count = allot_supply_incoming(state, sku, open, ALLOT_PROMISE_INCOMING_MAX);
+    for (uint32_t k = 0; k < count; k++) {
+        incoming[k].eta_ms = open[k].eta_ms;
+        incoming[k].qty = open[k].qty;
+        incoming[k].location = open[k].location;
+    }
+    return count;
+}
+
 void promise_avail_items(command_call_t *call, const allot_avail_query_t *query,
                          const allot_str_t *skus, const uint32_t *sku_indices, uint32_t count,
                          bool list)
@@ -264,11 +281,7 @@ void promise_avail_items(command_call_t *call, const allot_avail_query_t *query,
         uint32_t n = 0;
         int64_t available = allot_avail_sku_at(call->state, query, &avail_memo, sku_indices[i],
                                                list ? locations : NULL, ALLOT_LOCATIONS_MAX, &n);
-        /* MERGE POINT (issue 17, future supply): the SKU's open supply goes here, earliest eta
-         * first, from core/supply.h: allot_supply_incoming(call->state, sku_indices[i], ...,
-         * ALLOT_PROMISE_INCOMING_MAX), copying eta_ms, qty and location into incoming[]. Until
-         * future supply exists no SKU has any. */
-        uint32_t incoming_count = 0;
+        uint32_t incoming_count = promise_incoming_collect(call->state, sku_indices[i], incoming);
         allot_promise_item_t item;
         allot_promise_sku(call->state, &pq, sku_indices[i], available, incoming, incoming_count,
                           &item);
