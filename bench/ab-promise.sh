@@ -4,7 +4,9 @@
 #   (a) browse1 and browse20: avail.get of 1 and of 20 SKUs without promise, A against B
 #       ("without promise exactly as fast as before": the B/A ratios should be 1 within noise);
 #   (b) promise20: the 20-SKU listing with promise: true, on each side whose server accepts the
-#       key (skipped, with the server's answer, on a side that refuses it).
+#       key, its locations given calendars in six time zones and ship three transit bands first
+#       (through the allot CLI: CLI=build/release/allot); skipped, with the server's answer, on a
+#       side that refuses the key.
 # Within a round the order is A, B in odd rounds and B, A in even ones (PAIRS=4 balances it).
 # One line per run: SKU lookups per server-CPU second (server CPU from /proc/PID/stat through
 # allot-bench --server-pid) and which side limited the run; then the B/A medians.
@@ -18,6 +20,7 @@ set -euo pipefail
 A=$1 B=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-$here/build/release/bench/allot-bench}
+CLI=${CLI:-$here/build/release/allot}
 PAIRS=${PAIRS:-4} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1}
 SKUS=${SKUS:-1000000} LOCATIONS=${LOCATIONS:-10} PIN=${PIN:-1}
 CONNECTIONS=${CONNECTIONS:-50} PIPELINE=${PIPELINE:-16}
@@ -50,6 +53,21 @@ start() { # SIDE BINARY: a server with the catalogue loaded (reads only: no fsyn
   "$BENCH" load --target allot://127.0.0.1:"$p" --skus "$SKUS" --locations "$LOCATIONS" \
     --quiet >/dev/null 2>&1
 }
+calendars() { # SIDE: every location gets a calendar (six zones) and ship gets three bands, so
+  # that promise20 works out real promises (a location without them promises nothing)
+  "$CLI" -p "${port[$1]}" -r location.list | python3 -c '
+import json, sys
+zones = ["Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo",
+         "Australia/Sydney", "America/Los_Angeles"]
+for i, loc in enumerate(json.load(sys.stdin)["locations"]):
+    loc.update(timezone=zones[i % 6], cutoff="%02d:30" % (12 + i % 6), processing_days=i % 3,
+               holidays=["2026-12-24", "2026-12-25", "2026-12-26", "2027-01-01"])
+    print("location.put " + json.dumps(loc))
+print("transit.set " + json.dumps({"method": "ship", "bands": [
+    {"max_km": 300, "min_days": 1, "max_days": 1}, {"max_km": 1500, "min_days": 1, "max_days": 3},
+    {"max_km": 20000, "min_days": 3, "max_days": 8}]}))
+' | "$CLI" -p "${port[$1]}" -r >/dev/null
+}
 run() { # SIDE CASE RUN [options]: one measured run, its JSON in $work/SIDE-CASE-RUN.json
   local side=$1 name=$2 i=$3
   shift 3
@@ -76,7 +94,8 @@ for s in A B; do
     --skus-per-request 20 --promise --requests 1 --warmup 0 --connections 1 --pipeline 1 \
     --threads 1 --quiet >/dev/null 2>"$work/$s-probe.err" || status=$?
   case $status in
-  0) promise[$s]=1 ;;
+  0) promise[$s]=1
+     calendars "$s" ;;
   5) promise[$s]=0
      echo "# (b) promise20 skipped on $s: $(sed 's/^allot-bench: //' "$work/$s-probe.err")" ;;
   *) echo "ab-promise.sh: the probe of $s failed (status $status):" >&2
