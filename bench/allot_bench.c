@@ -47,6 +47,9 @@ static void usage(FILE *out)
         "scenarios:\n"
         "  --skus-per-request N   browse: SKUs per avail.get (default 1; 20 for a listing page)\n"
         "  --detail               browse: ask for per-location detail\n"
+        "  --redis-get            redis: the catalogue also as string keys avail:<sku> (load), "
+        "and\n"
+        "                         browse of 1 SKU is GET avail:<sku> instead of HGET avail <sku>\n"
         "  --lines A-B            checkout: lines per cart (default 1-5)\n"
         "  --release-ratio R      checkout: share of abandoned carts (reservation.release; default "
         "0.3)\n"
@@ -259,6 +262,7 @@ enum {
     OPT_LOAD,
     OPT_SKUS_PER_REQUEST,
     OPT_DETAIL,
+    OPT_REDIS_GET,
     OPT_LINES,
     OPT_RELEASE_RATIO,
     OPT_UNITS,
@@ -294,6 +298,7 @@ static const struct option long_options[] = {
     {"load", 0, 0, OPT_LOAD},
     {"skus-per-request", 1, 0, OPT_SKUS_PER_REQUEST},
     {"detail", 0, 0, OPT_DETAIL},
+    {"redis-get", 0, 0, OPT_REDIS_GET},
     {"lines", 1, 0, OPT_LINES},
     {"release-ratio", 1, 0, OPT_RELEASE_RATIO},
     {"units", 1, 0, OPT_UNITS},
@@ -370,6 +375,9 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
                    : (config->skus_per_request = (uint32_t)u, 0);
     case OPT_DETAIL:
         config->detail = true;
+        return 0;
+    case OPT_REDIS_GET:
+        config->redis_get = true;
         return 0;
     case OPT_LINES: {
         unsigned a, b;
