@@ -4,7 +4,7 @@
  * [1, msgid, nil, "pong"] and does nothing else. bench/ab.sh runs it as side A against allotd
  * (docs/benchmarks.md, issue 20): it takes `--listen HOST:PORT` and ignores allotd's other options
  * (--data-dir, --fsync, --log-level and their values). Anything but a ping closes the connection.
- * libc only. */
+ * libc and core/limits.h only. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,22 +20,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ECHO_READ_BYTES      (64u * 1024)  /* one read, as allotd's shared read buffer */
-#define ECHO_OUT_BYTES       (256u * 1024) /* replies not yet written; over it: close */
-#define ECHO_EVENTS_MAX      256
-#define ECHO_CONNECTIONS_MAX 4096
-#define ECHO_PING_BYTES_MAX  16 /* 0x94 0x00 msgid(<=5) 0xa4 "ping" 0x91 0x80 */
+#include "core/limits.h"
 
 typedef struct echo_conn {
     int fd;
     uint32_t in_len; /* the start of a request cut by the last read */
     uint32_t out_len;
     bool want_out; /* registered for EPOLLOUT: replies are left */
-    uint8_t in[ECHO_PING_BYTES_MAX];
-    uint8_t out[ECHO_OUT_BYTES];
+    uint8_t in[BENCH_ECHO_PING_BYTES_MAX];
+    uint8_t out[BENCH_ECHO_OUT_BYTES_MAX];
 } echo_conn_t;
 
-static echo_conn_t *connections[ECHO_CONNECTIONS_MAX];
+static echo_conn_t *connections[BENCH_ECHO_CONNECTIONS_MAX];
 
 /* The length of the ping at p[0, len): > 0, 0 when cut short, -1 when not a ping. The msgid's
  * bytes (its header included) are p[2, 2 + *msgid_bytes). */
@@ -80,7 +76,8 @@ static long pings_answer(echo_conn_t *c, const uint8_t *data, size_t len)
     while (used < len) {
         size_t id = 0;
         int n = ping_parse(data + used, len - used, &id);
-        if (n < 0 || c->out_len + 16 > ECHO_OUT_BYTES)
+        /* a reply is no longer than its ping: 8 bytes and the msgid's */
+        if (n < 0 || c->out_len + BENCH_ECHO_PING_BYTES_MAX > BENCH_ECHO_OUT_BYTES_MAX)
             return -1;
         if (n == 0)
             break;
@@ -115,14 +112,14 @@ static int conn_flush(int epoll_fd, echo_conn_t *c)
 
 static int conn_read(int epoll_fd, echo_conn_t *c)
 {
-    static uint8_t buffer[ECHO_PING_BYTES_MAX + ECHO_READ_BYTES];
+    static uint8_t buffer[BENCH_ECHO_PING_BYTES_MAX + ALLOT_READ_CHUNK_BYTES];
     memcpy(buffer, c->in, c->in_len);
-    ssize_t n = read(c->fd, buffer + c->in_len, ECHO_READ_BYTES);
+    ssize_t n = read(c->fd, buffer + c->in_len, ALLOT_READ_CHUNK_BYTES);
     if (n == 0 || (n < 0 && errno != EAGAIN))
         return -1;
     size_t len = c->in_len + (n > 0 ? (size_t)n : 0);
     long used = pings_answer(c, buffer, len);
-    if (used < 0 || len - (size_t)used > ECHO_PING_BYTES_MAX)
+    if (used < 0 || len - (size_t)used > BENCH_ECHO_PING_BYTES_MAX)
         return -1;
     c->in_len = (uint32_t)(len - (size_t)used);
     memcpy(c->in, buffer + used, c->in_len);
@@ -134,7 +131,7 @@ static void conn_accept(int epoll_fd, int listen_fd)
     int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
-    echo_conn_t *c = fd < ECHO_CONNECTIONS_MAX ? calloc(1, sizeof(*c)) : NULL;
+    echo_conn_t *c = fd < BENCH_ECHO_CONNECTIONS_MAX ? calloc(1, sizeof(*c)) : NULL;
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
     if (c == NULL || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         free(c);
@@ -184,9 +181,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "allot-echo-epoll: cannot listen on %s: %s\n", address, strerror(errno));
         return 1;
     }
-    struct epoll_event events[ECHO_EVENTS_MAX];
+    struct epoll_event events[BENCH_EVENTS_MAX];
     for (;;) {
-        int ready = epoll_wait(epoll_fd, events, ECHO_EVENTS_MAX, -1);
+        int ready = epoll_wait(epoll_fd, events, BENCH_EVENTS_MAX, -1);
         for (int i = 0; i < ready; i++) {
             int fd = events[i].data.fd;
             if (fd == listen_fd) {
