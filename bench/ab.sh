@@ -5,18 +5,19 @@
 # usage: bench/ab.sh A_ALLOTD B_ALLOTD [allot-bench run options, e.g. --scenario reserve]
 # env:   PAIRS=3 DURATION=5 WARMUP=1 SKUS=1000 LOCATIONS=10 FSYNC=always
 #        BENCH=build/release/bench/allot-bench  PIN=1 (servers on CPU 0, the bench's one thread
-#        on CPU 1)
+#        on CPU 1)  LOAD=1 (LOAD=0: no catalogue, for --scenario ping against
+#        build/release/bench/allot-echo-epoll, the bare epoll floor, as A)
 # Both servers start once (temp data dirs, free ports), are loaded with the same catalogue, and
 # are stopped on exit; only one is under load at a time. The server and client CPU columns come
 # from /proc (allot-bench --server-pid); "limit" says which side was saturated.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,10p "$0" >&2; exit 64; }
+[ $# -ge 2 ] || { sed -n 2,12p "$0" >&2; exit 64; }
 A=$1 B=$2
 shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-$here/build/release/bench/allot-bench}
 PAIRS=${PAIRS:-3} DURATION=${DURATION:-5} WARMUP=${WARMUP:-1}
-SKUS=${SKUS:-1000} LOCATIONS=${LOCATIONS:-10} FSYNC=${FSYNC:-always} PIN=${PIN:-1}
+SKUS=${SKUS:-1000} LOCATIONS=${LOCATIONS:-10} FSYNC=${FSYNC:-always} PIN=${PIN:-1} LOAD=${LOAD:-1}
 server_cpu=() bench_cpu=()
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   server_cpu=(taskset -c 0) bench_cpu=(taskset -c 1)
@@ -43,6 +44,7 @@ start() { # SIDE BINARY
     (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null && break
     sleep 0.05
   done
+  [ "$LOAD" = 1 ] || return 0
   "$BENCH" load --target allot://127.0.0.1:"$p" --skus "$SKUS" --locations "$LOCATIONS" \
     --quiet >/dev/null 2>&1
 }

@@ -49,6 +49,9 @@ static void usage(FILE *out)
         "  --detail               browse: ask for per-location detail\n"
         "  --promise              browse: promise: true on avail.get (allot only; exit status\n"
         "                         5 when the server refuses the key)\n"
+        "  --redis-get            redis: the catalogue also as string keys avail:<sku> (load), "
+        "and\n"
+        "                         browse of 1 SKU is GET avail:<sku> instead of HGET avail <sku>\n"
         "  --lines A-B            checkout: lines per cart (default 1-5)\n"
         "  --release-ratio R      checkout: share of abandoned carts (reservation.release; default "
         "0.3)\n"
@@ -262,6 +265,7 @@ enum {
     OPT_SKUS_PER_REQUEST,
     OPT_DETAIL,
     OPT_PROMISE,
+    OPT_REDIS_GET,
     OPT_LINES,
     OPT_RELEASE_RATIO,
     OPT_UNITS,
@@ -298,6 +302,7 @@ static const struct option long_options[] = {
     {"skus-per-request", 1, 0, OPT_SKUS_PER_REQUEST},
     {"detail", 0, 0, OPT_DETAIL},
     {"promise", 0, 0, OPT_PROMISE},
+    {"redis-get", 0, 0, OPT_REDIS_GET},
     {"lines", 1, 0, OPT_LINES},
     {"release-ratio", 1, 0, OPT_RELEASE_RATIO},
     {"units", 1, 0, OPT_UNITS},
@@ -377,6 +382,9 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
         return 0;
     case OPT_PROMISE:
         config->promise = true;
+        return 0;
+    case OPT_REDIS_GET:
+        config->redis_get = true;
         return 0;
     case OPT_LINES: {
         unsigned a, b;

@@ -80,6 +80,7 @@ typedef struct bench_config {
     uint32_t skus_per_request;
     bool detail;
     bool promise; /* avail.get with promise: true (an allot target only) */
+    bool redis_get; /* redis: avail:<sku> string keys too; browse of 1 SKU is GET avail:<sku> */
     /* checkout */
     uint32_t lines_min, lines_max;
     double release_ratio;

@@ -4,9 +4,11 @@
 #
 # usage: bench/compare.sh [OUT_DIR]      (default: a temp dir, printed at the end)
 # env:   DURATION=10 WARMUP=1 CONNECTIONS=50 PIPELINE=16 SKUS=100000 LOCATIONS=10 UNITS=50000
-#        SCENARIOS="browse1 browse20 browse20d reserve checkout flashsale mixed open50" (and ping)
+#        SCENARIOS="browse1 browse20 browse20d reserve checkout flashsale mixed open50" (and ping,
+#        and get1: avail.get of 1 SKU against Redis GET of a string key, the catalogue then loaded
+#        with --redis-get)
 #        TARGETS="allot redis-always redis-everysec"
-#        BUILD=build/bench (where allotd and bench/allot-bench are), REDIS_SERVER=redis-server
+#        BUILD=build/bench (where allotd, allot and bench/allot-bench are), REDIS_SERVER=redis-server
 #        PIN=1: servers on CPU 0, allot-bench (one thread) on CPU 1, so each side gets one core
 #        whatever the scheduler does (PIN=0: nobody pinned, the bench uses one thread per CPU)
 # When allotd answers UNKNOWN_METHOD to order.create (orders not built yet), the Redis checkout
@@ -17,6 +19,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$here/build/bench}
 ALLOTD=${ALLOTD:-$BUILD/allotd}
 BENCH=${BENCH:-$BUILD/bench/allot-bench}
+ALLOT_CLI=${ALLOT_CLI:-$BUILD/allot}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 DURATION=${DURATION:-10} WARMUP=${WARMUP:-1}
 CONNECTIONS=${CONNECTIONS:-50} PIPELINE=${PIPELINE:-16}
@@ -91,15 +94,21 @@ peak() { # JSON -> throughput
 }
 
 echo "compare.sh: PIN=$PIN ${server_cpu[*]:-} ${bench_cpu[*]:-}; $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-orders=()
+orders=() load_get=()
+case " $SCENARIOS " in *" get1 "*) load_get=(--redis-get) ;; esac
 for t in $TARGETS; do
   start "$t"
   "$BENCH" load --target "$(url "$t")" --skus "$SKUS" --locations "$LOCATIONS" \
-    --connections "$CONNECTIONS" --pipeline "$PIPELINE" 2>&1 | sed 's/^/   /' >&2
+    --connections "$CONNECTIONS" --pipeline "$PIPELINE" "${load_get[@]}" 2>&1 | sed 's/^/   /' >&2
+  if [ "$t" = allot ] && [ -x "$ALLOT_CLI" ]; then
+    # the load's last checkpoint (1M SKUs dirty it all) is written now, not in a measured run
+    "$ALLOT_CLI" -p "${port[$t]}" -t 0 server.checkpoint >/dev/null
+  fi
   for s in $SCENARIOS; do
     case $s in
       ping)      bench "$t" "$s" --scenario ping ;;
       browse1)   bench "$t" "$s" --scenario browse ;;
+      get1)      bench "$t" "$s" --scenario browse --redis-get ;;
       browse20)  bench "$t" "$s" --scenario browse --skus-per-request 20 ;;
       browse20d) bench "$t" "$s" --scenario browse --skus-per-request 20 --detail ;;
       reserve)   bench "$t" "$s" --scenario reserve ;;
@@ -122,7 +131,7 @@ done
 python3 - "$out" $TARGETS <<'PY'
 import json, os, sys
 out, targets = sys.argv[1], sys.argv[2:]
-names = ["ping", "browse1", "browse20", "browse20d", "reserve", "checkout", "flashsale", "mixed", "open50"]
+names = ["ping", "get1", "browse1", "browse20", "browse20d", "reserve", "checkout", "flashsale", "mixed", "open50"]
 def load(t, s):
     p = os.path.join(out, f"{t}-{s}.json")
     return json.load(open(p)) if os.path.exists(p) else None

@@ -4,11 +4,14 @@
  *
  * Data model (one logical database):
  *   avail            hash  sku -> units available over all locations (what product pages read)
+ *   avail:<sku>      string the same total, with --redis-get only (a plain GET per product page;
+ *                    reserve's script does not keep it up to date: a read-cost baseline)
  *   stock:<sku>      hash  location -> units available there
  *   res:<id>         hash  "<sku>@<location>" -> units held by reservation <id> (EXPIRE ttl)
  *   order:<id>       hash  the hold fields of the reservation it consumed, plus state/payment
- * Browse: HGET avail sku (1 SKU), HMGET avail s1..sN (N SKUs), HGETALL stock:<sku> per SKU with
- * --detail. Reserve / release / order.create are Lua scripts (atomic check-then-decrement).
+ * Browse: HGET avail sku (1 SKU; GET avail:<sku> with --redis-get), HMGET avail s1..sN (N SKUs),
+ * HGETALL stock:<sku> per SKU with --detail. Reserve / release / order.create are Lua scripts
+ * (atomic check-then-decrement).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -142,6 +145,12 @@ static int pack_avail(worker_t *w, conn_t *c, session_t *s)
         s->replies_left = (uint16_t)n;
         return rc;
     }
+    if (n == 1 && config->redis_get) {
+        bench_sku_name(skus[0], name, sizeof(name));
+        s->replies_left = 1;
+        return resp_count(&c->out, '*', 2) | resp_str(&c->out, "GET") |
+               resp_key(&c->out, "avail:", name);
+    }
     rc = resp_count(&c->out, '*', 2 + n) | resp_str(&c->out, n == 1 ? "HGET" : "HMGET") |
          resp_str(&c->out, "avail");
     for (uint32_t i = 0; i < n && rc == 0; i++) {
@@ -182,7 +191,8 @@ static int pack_reserve(worker_t *w, conn_t *c, session_t *s)
     return rc;
 }
 
-/* One catalogue SKU: HSET stock:<sku> loc qty ...; HSET avail sku total. */
+/* One catalogue SKU: HSET stock:<sku> loc qty ...; HSET avail sku total (and, with --redis-get,
+ * SET avail:<sku> total). */
 static int pack_load(worker_t *w, conn_t *c, session_t *s)
 {
     const bench_config_t *config = w->run->config;
@@ -199,6 +209,11 @@ static int pack_load(worker_t *w, conn_t *c, session_t *s)
     rc |= resp_count(&c->out, '*', 4) | resp_str(&c->out, "HSET") | resp_str(&c->out, "avail") |
           resp_str(&c->out, name) | resp_int(&c->out, config->on_hand * k);
     s->replies_left = 2;
+    if (config->redis_get) {
+        rc |= resp_count(&c->out, '*', 3) | resp_str(&c->out, "SET") |
+              resp_key(&c->out, "avail:", name) | resp_int(&c->out, config->on_hand * k);
+        s->replies_left = 3;
+    }
     return rc;
 }
 

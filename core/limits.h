@@ -454,6 +454,12 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
  * as what limited a closed-loop run. */
 #define BENCH_SATURATED_PERCENT 85
 #define BENCH_GROUP_LEADER_WAIT_MS 10000 /* --group: a member must name a leader by then */
+/* allot-echo-epoll (bench/echo_epoll.c), the floor of a ping: it reads as much at once as allotd
+ * (ALLOT_READ_CHUNK_BYTES), keeps at most this much of unwritten replies per connection (more:
+ * closed), and accepts descriptors below BENCH_ECHO_CONNECTIONS_MAX. */
+#define BENCH_ECHO_OUT_BYTES_MAX    (256u * 1024)
+#define BENCH_ECHO_CONNECTIONS_MAX  4096
+#define BENCH_ECHO_PING_BYTES_MAX   16 /* [0, msgid (<= 5 bytes), "ping", [{}]] */
 
 /* ---- how they relate ------------------------------------------------------------------------ */
 _Static_assert(ALLOT_REQUEST_BYTES_MAX_DEFAULT <= ALLOT_REQUEST_BYTES_MAX_CEILING,

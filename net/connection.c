@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 
 #include "core/errors.h"
+#include "decode.h"
 #include "dispatch.h"
 #include "events.h"
 #include "log.h"
@@ -649,6 +650,10 @@ void connection_waits_check(server_t *server, uint64_t applied_index, uint64_t n
     }
 }
 
+static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
+                            const msgpack_object *object);
+
+/* Dispatch the request data[0, len), one whole object as the framer found it: decoded here. */
 static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
@@ -661,6 +666,15 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
         frame_reject(conn, FRAME_INVALID, data, len);
         return;
     }
+    object_dispatch(conn, data, len, &object);
+}
+
+/* Dispatch the request data[0, len) decoded into object (its containers in server->zone, which
+ * is cleared here). */
+static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
+                            const msgpack_object *object)
+{
+    server_t *server = conn->server;
     if (server_buffered_over_budget(server)) {
         frame_overloaded(conn, data, len);
         msgpack_zone_clear(&server->zone);
@@ -684,7 +698,7 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     env.read_wait_over = conn->wait_over;
     dispatch_outcome_t outcome;
     server->scratch.size = 0;
-    dispatch_object(&env, &object, &server->scratch, &outcome);
+    dispatch_object(&env, object, &server->scratch, &outcome);
     msgpack_zone_clear(&server->zone);
     if (outcome.wait) {
         wait_begin(conn, data, len, &outcome);
@@ -712,6 +726,25 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     }
 }
 
+/* A whole request at data[0, len), framed and decoded in one pass (net/decode.h), is dispatched
+ * and true returned with *frame_bytes its length. False: nothing was dispatched or consumed, and
+ * the request is for the framer (partial, or refused with the framer's error). Only a request's
+ * first attempt comes here (the scanner at its start), so a request arriving in pieces is still
+ * scanned once, resuming, not decoded again from its start on every read. */
+static bool request_decode_dispatch(connection_t *conn, const uint8_t *data, size_t len,
+                                    size_t *frame_bytes)
+{
+    server_t *server = conn->server;
+    msgpack_object object;
+    if (decode_request(data, len, server->config.request_bytes_max, &server->zone, &object,
+                       frame_bytes) != DECODE_COMPLETE) {
+        msgpack_zone_clear(&server->zone);
+        return false;
+    }
+    object_dispatch(conn, data, *frame_bytes, &object);
+    return true;
+}
+
 /* Dispatch the complete requests at the start of data[0, len) (the current request's first
  * byte first); stops at a partial request, when the connection may not take more, or after a
  * request that ends it. Returns the bytes consumed (all of them once the connection is ending:
@@ -726,6 +759,13 @@ static size_t input_dispatch(connection_t *conn, const uint8_t *data, size_t len
             break;
         }
         size_t frame_bytes = 0;
+        if (conn->scanner.offset == 0 &&
+            request_decode_dispatch(conn, data + used, len - used, &frame_bytes)) {
+            used += frame_bytes;
+            conn->partial_since_ms = 0;
+            conn->timeout_deferred = false;
+            continue;
+        }
         frame_status_t status = frame_scan(&conn->scanner, data + used, len - used,
                                            server->config.request_bytes_max, &frame_bytes);
         if (status == FRAME_NEED_MORE) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# smoke.sh ALLOTD ALLOT_BENCH - every allot-bench scenario for a few seconds against a real allotd
-# (fresh data dir, free port); checks exit statuses and that work was done, never timings.
+# smoke.sh ALLOTD ALLOT_BENCH [ALLOT_ECHO_EPOLL] - every allot-bench scenario for a few seconds
+# against a real allotd (fresh data dir, free port), and ping against the bare epoll server;
+# checks exit statuses and that work was done, never timings.
 set -euo pipefail
-allotd=$1 bench=$2
+allotd=$1 bench=$2 echo_server=${3:-}
 dir=$(mktemp -d /tmp/allot-bench-smoke-XXXXXX)
 pid=
 cleanup() {
@@ -76,4 +77,20 @@ if "$bench" --scenario browse "${common[@]}" --skus 999999 >/dev/null 2>&1; then
   echo "expected a missing-catalogue error"; exit 1
 fi
 kill -0 "$pid" || { echo "allotd died"; cat "$dir/allotd.log"; exit 1; }
+# the ping floor (bench/ab.sh side A): it takes allotd's options and answers every ping
+if [ -n "$echo_server" ]; then
+  echo "== allot-bench --scenario ping against allot-echo-epoll"
+  echo_port=$(free_port)
+  "$echo_server" --listen 127.0.0.1:"$echo_port" --data-dir "$dir/unused" --fsync none &
+  echo_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$echo_port") 2>/dev/null && break
+    sleep 0.1
+  done
+  "$bench" --target allot://127.0.0.1:"$echo_port" --scenario ping --connections 4 --pipeline 8 \
+    --threads 1 --duration 1 --warmup 0.2 --json "$dir/echo.json" >"$dir/echo.txt"
+  kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); o=r["ops"]["ping"]; sys.exit(0 if o["count"] > 0 and not o.get("codes") else 1)' "$dir/echo.json" ||
+    { echo "allot-echo-epoll: no clean pings"; cat "$dir/echo.txt"; exit 1; }
+fi
 echo "bench smoke: ok"

@@ -1,7 +1,9 @@
-/* fuzz_request.c - libFuzzer target: a whole byte stream through the request framer, the
- * msgpack decoder and the dispatcher, against a live in-memory state (no disk, no sockets).
- * Every input starts from an empty state (its requests build what later ones act on), so that
- * a crash reproduces from its input alone; the clock advances one second per request. */
+/* fuzz_request.c - libFuzzer target: a whole byte stream through the one-pass request decoder
+ * (net/decode.h), checked against the request framer and msgpack-c (the same verdict, the same
+ * length, the same object, or the input aborts), and the dispatcher, against a live in-memory
+ * state (no disk, no sockets). Every input starts from an empty state (its requests build what
+ * later ones act on), so that a crash reproduces from its input alone; the clock advances one
+ * second per request. */
 #include <msgpack.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,9 +11,11 @@
 
 #include "core/reservation.h"
 #include "core/state.h"
+#include "net/decode.h"
 #include "net/dispatch.h"
 #include "client/frame.h"
 #include "net/rpc.h"
+#include "tests/msgpack_same.h"
 
 #define FUZZ_REQUEST_BYTES_MAX (64u * 1024)
 
@@ -53,18 +57,55 @@ static void reply_error_check(const msgpack_sbuffer *out, msgpack_zone *zone)
     }
 }
 
-static void dispatch_frame(const uint8_t *data, size_t len, msgpack_zone *zone,
-                           msgpack_sbuffer *out, int64_t now_ms)
+/* The one-pass decoder says what the framer (status, frame) and msgpack-c say of data[0, len),
+ * or abort: it decodes a whole request the framer finds complete at the same length, to the
+ * object msgpack_unpack gives, unless within ALLOT_REQUEST_DEPTH_MAX bytes of the limit
+ * (decode.h), and nothing else. Returns the decoded object's status; its containers are in zone. */
+static decode_status_t decode_check(const uint8_t *data, size_t len, frame_status_t status,
+                                    size_t frame, msgpack_zone *zone, msgpack_object *decoded)
 {
-    msgpack_object object;
+    size_t decoded_bytes = 0;
+    decode_status_t decode =
+        decode_request(data, len, FUZZ_REQUEST_BYTES_MAX, zone, decoded, &decoded_bytes);
+    bool framer_decides =
+        status != FRAME_COMPLETE || frame + ALLOT_REQUEST_DEPTH_MAX > FUZZ_REQUEST_BYTES_MAX;
+    if (framer_decides != (decode == DECODE_UNDECIDED))
+        abort();
+    if (decode != DECODE_COMPLETE)
+        return decode;
+    if (decoded_bytes != frame)
+        abort();
+    msgpack_zone unpack_zone;
+    msgpack_zone_init(&unpack_zone, 4096);
+    msgpack_object unpacked;
     size_t offset = 0;
-    if (msgpack_unpack((const char *)data, len, &offset, zone, &object) != MSGPACK_UNPACK_SUCCESS)
-        return;
-    if (!needs_server(&object)) {
+    if (msgpack_unpack((const char *)data, frame, &offset, &unpack_zone, &unpacked) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        offset != frame || !msgpack_same_object(decoded, &unpacked))
+        abort();
+    msgpack_zone_destroy(&unpack_zone);
+    return decode;
+}
+
+/* Dispatch one request, decoded (object) or, as the server does for one the decoder left to the
+ * framer, unpacked from its frame. */
+static void dispatch_frame(const uint8_t *data, size_t len, const msgpack_object *decoded,
+                           msgpack_zone *zone, msgpack_sbuffer *out, int64_t now_ms)
+{
+    msgpack_object unpacked;
+    const msgpack_object *object = decoded;
+    size_t offset = 0;
+    if (object == NULL) {
+        if (msgpack_unpack((const char *)data, len, &offset, zone, &unpacked) !=
+            MSGPACK_UNPACK_SUCCESS)
+            return;
+        object = &unpacked;
+    }
+    if (!needs_server(object)) {
         dispatch_env_t env = {.state = fuzz_state, .now_ms = now_ms, .writes_allowed = true};
         dispatch_outcome_t outcome;
         out->size = 0;
-        dispatch_object(&env, &object, out, &outcome);
+        dispatch_object(&env, object, out, &outcome);
         reply_error_check(out, zone);
     }
     msgpack_zone_clear(zone);
@@ -87,9 +128,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t frame = 0;
         frame_status_t status =
             frame_scan(&scanner, data + start, size - start, FUZZ_REQUEST_BYTES_MAX, &frame);
+        msgpack_object decoded;
+        decode_status_t decode =
+            decode_check(data + start, size - start, status, frame, &zone, &decoded);
         if (status != FRAME_COMPLETE)
             break; /* the server would wait for more bytes or close the connection */
-        dispatch_frame(data + start, frame, &zone, &out, now_ms);
+        dispatch_frame(data + start, frame, decode == DECODE_COMPLETE ? &decoded : NULL, &zone,
+                       &out, now_ms);
         allot_reservations_expire(fuzz_state, now_ms + 10000000, 64);
         start += frame;
         now_ms += 1000;

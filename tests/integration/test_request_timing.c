@@ -1,9 +1,12 @@
-/* test_request_timing.c - requests are timed per batch, not one by one: a pipelined burst costs
- * the server a few clock reads, not three per request, and every request is still counted in the
- * per-method latency metrics (allotd runs under the clock-counting shim preload/clock_count.c). */
+/* test_request_timing.c - what a pipelined burst of requests costs the server: it is timed per
+ * batch, not one by one (a few clock reads, not three per request, and every request is still
+ * counted in the per-method latency metrics; allotd runs under the clock-counting shim
+ * preload/clock_count.c), and each request is framed and decoded in one pass (msgpack_unpack is
+ * called only for the few requests a read cut in two; the shim preload/unpack_count.c). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -64,7 +67,7 @@ static void ping_burst(uint16_t port)
     close(fd);
 }
 
-static unsigned long long clock_reads_read(const char *path)
+static unsigned long long count_read(const char *path)
 {
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "the shim wrote no count to %s", path);
@@ -74,9 +77,12 @@ static unsigned long long clock_reads_read(const char *path)
     return reads;
 }
 
-Test(request_timing, a_pipelined_burst_costs_a_few_clock_reads_and_every_request_is_counted)
+/* Start allotd with the preload `shim`, which writes its count to a fresh file named by the
+ * environment variable `count_variable`; the file's path goes to count_path (PATH_MAX). */
+static harness_server_t *server_start_counted(const char *shim, const char *count_variable,
+                                              char *count_path)
 {
-    char count_path[] = "/tmp/allot-clock-count-XXXXXX";
+    strcpy(count_path, "/tmp/allot-count-XXXXXX");
     int fd = mkstemp(count_path);
     cr_assert_geq(fd, 0);
     close(fd);
@@ -87,12 +93,20 @@ Test(request_timing, a_pipelined_burst_costs_a_few_clock_reads_and_every_request
              asan != NULL ? asan : "", asan != NULL && asan[0] != '\0' ? ":" : "");
     setenv("ALLOT_SAVED_ASAN_OPTIONS", asan != NULL ? asan : "", 1);
     setenv("ASAN_OPTIONS", asan_options, 1);
-    setenv("LD_PRELOAD", ALLOT_CLOCK_COUNT_PATH, 1);
-    setenv("ALLOT_CLOCK_COUNT_FILE", count_path, 1);
+    setenv("LD_PRELOAD", shim, 1);
+    setenv(count_variable, count_path, 1);
     harness_server_t *s = harness_server_start("--fsync none");
     unsetenv("LD_PRELOAD");
-    unsetenv("ALLOT_CLOCK_COUNT_FILE");
+    unsetenv(count_variable);
     setenv("ASAN_OPTIONS", getenv("ALLOT_SAVED_ASAN_OPTIONS"), 1);
+    return s;
+}
+
+Test(request_timing, a_pipelined_burst_costs_a_few_clock_reads_and_every_request_is_counted)
+{
+    char count_path[PATH_MAX];
+    harness_server_t *s =
+        server_start_counted(ALLOT_CLOCK_COUNT_PATH, "ALLOT_CLOCK_COUNT_FILE", count_path);
 
     allot_client_t *c = harness_connect(s);
     allot_reply_t reply = {0};
@@ -114,8 +128,36 @@ Test(request_timing, a_pipelined_burst_costs_a_few_clock_reads_and_every_request
 
     /* Start-up, the timers and the shutdown read the clock some hundreds of times in all; three
      * reads per request would be 12000 for the burst alone. */
-    unsigned long long reads = clock_reads_read(count_path);
+    unsigned long long reads = count_read(count_path);
     unlink(count_path);
     cr_expect_lt(reads, BURST_REQUESTS / 4, "%llu precise clock reads for %d pipelined pings",
                  reads, BURST_REQUESTS);
+}
+
+Test(request_decoding, a_pipelined_burst_is_decoded_in_one_pass_not_framed_then_unpacked)
+{
+    char count_path[PATH_MAX];
+    harness_server_t *s =
+        server_start_counted(ALLOT_UNPACK_COUNT_PATH, "ALLOT_UNPACK_COUNT_FILE", count_path);
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    const msgpack_object *before = harness_reply_at(&reply, "methods.ping.calls");
+    int64_t calls_before = before != NULL ? harness_reply_int(&reply, "methods.ping.calls") : 0;
+    ping_burst(s->port);
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    cr_expect_eq(harness_reply_int(&reply, "methods.ping.calls") - calls_before, BURST_REQUESTS,
+                 "every ping of the burst is answered");
+    cr_expect_eq(harness_reply_int(&reply, "methods.ping.errors"), 0);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+
+    /* Only a request that a read cut in two is framed, then unpacked (a few for 48 KB of pings);
+     * framing and then unpacking every request would be 4000. */
+    unsigned long long unpacks = count_read(count_path);
+    unlink(count_path);
+    cr_expect_lt(unpacks, BURST_REQUESTS / 20, "%llu msgpack_unpack calls for %d pipelined pings",
+                 unpacks, BURST_REQUESTS);
 }

@@ -1,0 +1,43 @@
+/* decode.h - a request's bytes to its msgpack_object tree in one pass: framing and decoding
+ * together, for the common case of a whole request already in the read buffer.
+ *
+ * Contract: decode_request(data, len, bytes_max, zone, &object, &frame_bytes) walks the bytes at
+ * data[0, len) once, item by item, writing each item's msgpack_object as it reads its header.
+ *   - DECODE_COMPLETE: data starts with one whole request that frame_scan (client/frame.h), from
+ *     a fresh scanner with the same bytes_max, finds complete with the same *frame_bytes, and
+ *     *object is what msgpack_unpack of those bytes gives: the same types and values; strings,
+ *     bins and exts point at the same bytes of data, which must outlive the object (an empty
+ *     one's pointer is valid but unspecified, as an empty container's). Containers live in zone,
+ *     which the caller clears when done with the object.
+ *   - DECODE_UNDECIDED: anything else: the request is not complete in len bytes, is over
+ *     bytes_max or within ALLOT_REQUEST_DEPTH_MAX bytes of it (the framer's lower bound on what
+ *     is still to come counts each open container's place in its parent beside its elements, up
+ *     to that many bytes over the truth, so it decides those), is nested deeper than
+ *     ALLOT_REQUEST_DEPTH_MAX, is not an envelope (an array of 3 or 4), or is not MessagePack.
+ *     Nothing is said about why: the caller runs frame_scan, which keeps its position for a
+ *     partial request and names the error of a bad one, then msgpack_unpack, so every limit and
+ *     every error reply stays the framer's. The zone may hold allocations of the attempt: clear
+ *     it.
+ * A container is allocated only when each of its declared elements (at least one byte each) fits
+ * in the bytes left, so a declared count cannot make it allocate more than
+ * sizeof(msgpack_object_kv) per byte of data. Iterative (an explicit stack of
+ * ALLOT_REQUEST_DEPTH_MAX levels), no state between calls, no allocation outside zone. Used by
+ * net/connection.c; tests/unit/test_net_decode.c holds it to frame_scan and msgpack_unpack on
+ * every input it tries, and so does the request fuzzer (tests/fuzz/fuzz_request.c).
+ */
+#ifndef ALLOT_NET_DECODE_H
+#define ALLOT_NET_DECODE_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum decode_status {
+    DECODE_COMPLETE = 0,
+    DECODE_UNDECIDED = 1,
+} decode_status_t;
+
+decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max,
+                               msgpack_zone *zone, msgpack_object *object, size_t *frame_bytes);
+
+#endif

@@ -1,0 +1,210 @@
+/* test_net_decode.c - the one-pass request decoder agrees with the framer and msgpack-c: what it
+ * decodes, frame_scan finds complete at the same length and msgpack_unpack decodes to the same
+ * object; everything else it leaves to them. */
+#include <criterion/criterion.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/frame.h"
+#include "core/limits.h"
+#include "net/decode.h"
+#include "tests/msgpack_same.h"
+
+#define DECODE_TEST_BYTES_MAX (64u * 1024)
+
+/* decode_request on data[0, len) says what frame_scan and msgpack_unpack say; returns the
+ * decoder's status. */
+static decode_status_t check_agrees(const uint8_t *data, size_t len, size_t bytes_max)
+{
+    frame_scanner_t scanner;
+    frame_scanner_reset(&scanner);
+    size_t frame_bytes = 0, decoded_bytes = 0;
+    frame_status_t framed = frame_scan(&scanner, data, len, bytes_max, &frame_bytes);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_object decoded;
+    decode_status_t status = decode_request(data, len, bytes_max, &zone, &decoded, &decoded_bytes);
+    /* near the limit the framer decides (decode.h) */
+    bool near_limit = frame_bytes + ALLOT_REQUEST_DEPTH_MAX > bytes_max;
+    if (framed != FRAME_COMPLETE || near_limit) {
+        cr_assert_eq(status, DECODE_UNDECIDED, "the framer says %d, the decoder decoded %zu bytes",
+                     framed, decoded_bytes);
+        msgpack_zone_destroy(&zone);
+        return status;
+    }
+    cr_assert_eq(status, DECODE_COMPLETE, "the framer found %zu bytes, the decoder none",
+                 frame_bytes);
+    cr_assert_eq(decoded_bytes, frame_bytes);
+    msgpack_zone unpack_zone;
+    msgpack_zone_init(&unpack_zone, 4096);
+    msgpack_object unpacked;
+    size_t offset = 0;
+    cr_assert_eq(msgpack_unpack((const char *)data, frame_bytes, &offset, &unpack_zone, &unpacked),
+                 MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(offset, frame_bytes);
+    cr_assert(msgpack_same_object(&decoded, &unpacked),
+              "the decoded object differs from msgpack-c's");
+    msgpack_zone_destroy(&unpack_zone);
+    msgpack_zone_destroy(&zone);
+    return status;
+}
+
+/* A request whose params map holds one value of every MessagePack format, each width written out
+ * (msgpack-c's packer would pick the smallest). */
+static size_t every_format_request(uint8_t *out)
+{
+    static const uint8_t head[] = {0x94, 0x00, 0xce, 0x00, 0x01, 0x00, 0x00, 0xa4,
+                                   'e',  'c',  'h',  'o',  0x91, 0xde, 0x00, 0x23};
+    static const uint8_t values[] = {
+        0xa1, 'a',  0xc0,                                              /* nil */
+        0xa1, 'b',  0xc3, 0xa1, 'c',  0xc2,                            /* true, false */
+        0xa1, 'd',  0x7f, 0xa1, 'e',  0xe0,                            /* fixints */
+        0xa1, 'f',  0xcc, 0xff, 0xa1, 'g',  0xcd, 0x01, 0x00,          /* uint 8, 16 */
+        0xa1, 'h',  0xce, 0x00, 0x01, 0x00, 0x00,                      /* uint 32 */
+        0xa1, 'i',  0xcf, 0x80, 0,    0,    0,    0,    0,    0,    0, /* uint 64 above INT64_MAX */
+        0xa1, 'j',  0xd0, 0x80, 0xa1, 'k',  0xd0, 0x05,                /* int 8 < 0 and >= 0 */
+        0xa1, 'l',  0xd1, 0xff, 0x00, 0xa1, 'm',  0xd2, 0x00, 0x00, 0x00, 0x07, /* int 16, 32 */
+        0xa1, 'n',  0xd3, 0x80, 0,    0,    0,    0,    0,    0,    0,          /* INT64_MIN */
+        0xa1, 'o',  0xca, 0x3f, 0xc0, 0x00, 0x00,                               /* float 1.5 */
+        0xa1, 'p',  0xcb, 0x7f, 0xf8, 0,    0,    0,    0,    0,    1,          /* a NaN */
+        0xa1, 'q',  0xd9, 0x02, 'h',  'i',  0xa1, 'r',  0xda, 0x00, 0x01, 'x',  /* str 8, 16 */
+        0xa1, 's',  0xdb, 0x00, 0x00, 0x00, 0x00,                               /* str 32, empty */
+        0xa1, 't',  0xc4, 0x01, 0x00, 0xa1, 'u',  0xc5, 0x00, 0x00,             /* bin 8, 16 */
+        0xa1, 'v',  0xc6, 0x00, 0x00, 0x00, 0x02, 0xde, 0xad,                   /* bin 32 */
+        0xa1, 'w',  0xc7, 0x01, 0xff, 0x42, 0xa1, 'x',  0xc8, 0x00, 0x00, 0x05, /* ext 8, 16 */
+        0xa1, 'y',  0xc9, 0x00, 0x00, 0x00, 0x01, 0x01, 0x07,                   /* ext 32 */
+        0xa1, 'z',  0xd4, 0x01, 0x02, 0xa1, 'A',  0xd5, 0x01, 0x02, 0x03,       /* fixext 1, 2 */
+        0xa1, 'B',  0xd6, 0x01, 1,    2,    3,    4,    0xa1, 'C',  0xd7, 0x01, 1,
+        2,    3,    4,    5,    6,    7,    8,    0xa1, 'D',  0xd8, 0x01, 1,    2,
+        3,    4,    5,    6,    7,    8,    9,    10,   11,   12,   13,   14,   15,
+        16,   0xa1, 'E',  0x90, 0xa1, 'F',  0x80,                         /* empty */
+        0xa1, 'G',  0xdc, 0x00, 0x02, 0x01, 0x92, 0x02, 0x81, 0x03, 0x04, /* array 16 */
+        0xa1, 'H',  0xdd, 0x00, 0x00, 0x00, 0x01, 0xdf, 0x00, 0x00, 0x00, 0x01, 0xc0,
+        0xc0, 0xa1, 'I',  0xd3, 0x00, 0,    0,    0,    0,    0,    0,    0x09, /* int 64 >= 0 */
+    };
+    memcpy(out, head, sizeof(head));
+    memcpy(out + sizeof(head), values, sizeof(values));
+    return sizeof(head) + sizeof(values);
+}
+
+Test(decode, every_format_decodes_as_msgpack_c_decodes_it)
+{
+    uint8_t request[512];
+    size_t len = every_format_request(request);
+    cr_assert_eq(check_agrees(request, len, DECODE_TEST_BYTES_MAX), DECODE_COMPLETE);
+    /* and with bytes after it: only the first request is taken */
+    uint8_t two[1024];
+    memcpy(two, request, len);
+    memcpy(two + len, request, len);
+    cr_assert_eq(check_agrees(two, 2 * len, DECODE_TEST_BYTES_MAX), DECODE_COMPLETE);
+}
+
+Test(decode, every_proper_prefix_is_left_to_the_framer)
+{
+    uint8_t request[512];
+    size_t len = every_format_request(request);
+    for (size_t cut = 0; cut < len; cut++)
+        cr_assert_eq(check_agrees(request, cut, DECODE_TEST_BYTES_MAX), DECODE_UNDECIDED,
+                     "prefix of %zu bytes", cut);
+}
+
+Test(decode, a_request_at_or_near_the_size_limit_is_left_to_the_framer)
+{
+    uint8_t request[512];
+    size_t len = every_format_request(request);
+    cr_assert_eq(check_agrees(request, len, len + ALLOT_REQUEST_DEPTH_MAX), DECODE_COMPLETE);
+    for (size_t max = len - 2; max < len + ALLOT_REQUEST_DEPTH_MAX; max++)
+        cr_assert_eq(check_agrees(request, len, max), DECODE_UNDECIDED, "bytes_max %zu", max);
+}
+
+/* [0, 1, "m", [x]] with x nested `levels` arrays deep. */
+static size_t nested_request(uint8_t *out, int levels)
+{
+    size_t n = 0;
+    static const uint8_t head[] = {0x94, 0x00, 0x01, 0xa1, 'm'};
+    memcpy(out, head, sizeof(head));
+    n = sizeof(head);
+    for (int i = 0; i < levels; i++)
+        out[n++] = 0x91;
+    out[n++] = 0x01;
+    return n;
+}
+
+Test(decode, nesting_up_to_the_request_depth_limit_and_no_deeper)
+{
+    uint8_t request[64];
+    /* the envelope is one level: ALLOT_REQUEST_DEPTH_MAX - 1 more fit */
+    size_t len = nested_request(request, ALLOT_REQUEST_DEPTH_MAX - 1);
+    cr_assert_eq(check_agrees(request, len, DECODE_TEST_BYTES_MAX), DECODE_COMPLETE);
+    len = nested_request(request, ALLOT_REQUEST_DEPTH_MAX);
+    cr_assert_eq(check_agrees(request, len, DECODE_TEST_BYTES_MAX), DECODE_UNDECIDED);
+}
+
+Test(decode, a_huge_declared_count_allocates_nothing)
+{
+    /* [0, 1, "m", array32 of 4 billion elements] and a few bytes */
+    static const uint8_t request[] = {0x94, 0x00, 0x01, 0xa1, 'm',  0xdd, 0xff,
+                                      0xff, 0xff, 0xff, 0x01, 0x02, 0x03};
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_object object;
+    size_t bytes = 0;
+    cr_assert_eq(
+        decode_request(request, sizeof(request), DECODE_TEST_BYTES_MAX, &zone, &object, &bytes),
+        DECODE_UNDECIDED);
+    /* only the envelope's four elements were allocated */
+    cr_assert_leq(4096 - zone.chunk_list.free, 4 * sizeof(msgpack_object));
+    msgpack_zone_destroy(&zone);
+    check_agrees(request, sizeof(request), DECODE_TEST_BYTES_MAX);
+}
+
+Test(decode, what_is_not_an_envelope_or_not_msgpack_is_left_to_the_framer)
+{
+    static const uint8_t not_envelopes[][6] = {
+        {0x92, 0x00, 0x01},                   /* an array of 2 */
+        {0x95, 0x00, 0x01, 0x02, 0x03, 0x04}, /* of 5 */
+        {0x81, 0xa1, 'a', 0x01},              /* a map */
+        {0x01},                               /* a scalar */
+        {0x94, 0x00, 0x01, 0xc1, 0x90, 0x90}, /* the never-used byte */
+    };
+    static const size_t lengths[] = {3, 6, 4, 1, 6};
+    for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++)
+        cr_assert_eq(check_agrees(not_envelopes[i], lengths[i], DECODE_TEST_BYTES_MAX),
+                     DECODE_UNDECIDED, "input %zu", i);
+}
+
+/* xorshift64*: the same inputs on every run */
+static uint64_t random_next(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * UINT64_C(2685821657736338717);
+}
+
+Test(decode, random_mutations_agree_with_the_framer_and_msgpack_c)
+{
+    uint8_t seed[512], input[600];
+    size_t seed_len = every_format_request(seed);
+    uint64_t state = UINT64_C(0x9e3779b97f4a7c15);
+    unsigned complete = 0;
+    for (int round = 0; round < 200000; round++) {
+        size_t len = seed_len;
+        memcpy(input, seed, len);
+        int edits = 1 + (int)(random_next(&state) % 4);
+        for (int e = 0; e < edits; e++) {
+            uint64_t r = random_next(&state);
+            size_t at = (size_t)(r >> 8) % len;
+            if (r % 3 == 0)
+                input[at] = (uint8_t)(r >> 40); /* a byte changed */
+            else if (r % 3 == 1)
+                len = at + 1; /* cut */
+            else if (len < sizeof(input))
+                memmove(input + at + 1, input + at, len++ - at); /* a byte doubled */
+        }
+        size_t bytes_max = random_next(&state) % 8 == 0 ? len / 2 + 1 : DECODE_TEST_BYTES_MAX;
+        complete += check_agrees(input, len, bytes_max) == DECODE_COMPLETE;
+    }
+    cr_expect_gt(complete, 1000, "only %u of the mutated inputs were whole requests", complete);
+}
