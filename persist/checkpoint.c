@@ -32,6 +32,7 @@
  *              0x04 adjust key   id = the stock.adjust idempotency key
  *              0x05 order        id = order id; live orders and orders evicted from memory
  *                                (payload byte 1 = snapshot flags, bit 0 archived; core/order.h)
+ *              0x06 consumer     id = the consumer's name (events.ack: its cursor)
  *              0x07 SKU settings id = SKU id (sku.put: low stock, limit, queue and its
  *                                     admission accounting)
  *              0x08 queue ticket id = the ticket (16 hex digits of its number, so key order is
@@ -39,10 +40,10 @@
  *              0x09 supply       id = supply id (supply.put: open, received and cancelled
  *                                     supplies; core/supply.h)
  *              0x0a transit      id = the method ("ship"): its transit bands (transit.set)
- *              0x06, 0x0b..0xff  reserved (later objects); kind 0x00 is invalid
+ *              0x0b..0xff        reserved (later objects); kind 0x00 is invalid
  *     value  1 byte event type (core/event.h snapshot types: 16 location, 17 SKU,
- *            18 reservation, 19 adjust key, 20 supply, 21 transit, 48 SKU settings, 49 queue
- *            ticket;
+ *            18 reservation, 19 adjust key, 20 supply, 21 transit, 33 consumer, 48 SKU settings,
+ *            49 queue ticket;
  *            64.. orders) +
  *            the snapshot event payload exactly as core encodes it (starts with
  *            ALLOT_EVENT_FORMAT_VERSION) + the trailer.
