@@ -201,6 +201,9 @@ _Static_assert(ALLOT_QUEUE_ADMIT_BATCH_MAX <= UINT16_MAX, "queue.admit counts in
  * gets a chunk of its own). */
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
+/* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
+ * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
+#define CHECKPOINT_WRITER_NICE 10
 /* Recovery: heap growth asked of malloc while the heap is prefaulted (the warming thread keeps
  * this far ahead of the loader), and how often that thread looks for a new heap end. */
 #define HEAP_WARM_TOP_PAD_BYTES (256u << 20)

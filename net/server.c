@@ -490,6 +490,8 @@ static int checkpoints_start(server_t *server)
         log_event(LOG_ERROR, "checkpoint_start_failed", LOG_STR("code", allot_error_code(rc)));
         return rc;
     }
+    checkpoint_writer_set_committed_cb(server->checkpoint.writer, checkpoint_driver_committed_cb,
+                                       server);
     server->checkpoint.started_ms = uv_now(server->loop);
     return 0;
 }

@@ -269,10 +269,9 @@ void event_store_abort(event_store_t *store)
     store_load(store);
 }
 
-int event_store_sync(event_store_t *store)
+int event_store_flush(event_store_t *store)
 {
-    int mrc = mdb_env_sync(store->env, 1);
-    return mrc != 0 ? store_fail(store, "sync", mrc) : 0;
+    return mdb_env_sync(store->env, 1); /* the environment is not MDB_WRITEMAP: one fdatasync */
 }
 
 /* Delete the oldest events the bounds no longer keep; *removed counts them. */

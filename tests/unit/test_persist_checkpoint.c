@@ -1,11 +1,14 @@
 /* test_persist_checkpoint.c - LMDB checkpoints: round trip, incremental writes, deletions, map
  * growth, format checks, checksums and damaged records, the upgrade of older stores and the
  * writer thread. */
+#include <errno.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test_core_fixture.h"
@@ -805,6 +808,7 @@ typedef struct done_log {
     int status;
     uint64_t lsn;
     uint64_t puts;
+    int committed_status;
     int closed;
 } done_log_t;
 
@@ -818,6 +822,7 @@ static void on_done(checkpoint_writer_t *writer, int status, uint64_t lsn,
     log->status = status;
     log->lsn = lsn;
     log->puts = stats->puts;
+    log->committed_status = stats->committed_status;
 }
 
 static void on_closed(void *ctx)
@@ -902,6 +907,68 @@ Test(checkpoint, dropped_batches_are_replaced_by_a_full_checkpoint)
     run_until(&loop, &log.closed, 1);
     cr_assert_eq(uv_loop_close(&loop), 0);
     assert_reload_equal(st, 60, 0);
+}
+
+/* What committed_cb saw, on the writer thread. */
+typedef struct committed_log {
+    int calls;
+    int done_calls_then; /* done_cb calls when committed_cb ran */
+    const done_log_t *done;
+    pid_t tid;
+    int nice;
+    uint64_t stored_lsn;
+    int status; /* what it returns */
+} committed_log_t;
+
+static int on_committed(void *ctx)
+{
+    committed_log_t *log = ctx;
+    log->calls++;
+    log->done_calls_then = log->done->calls;
+    log->tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    log->nice = getpriority(PRIO_PROCESS, (id_t)log->tid);
+    log->stored_lsn = checkpoint_store_lsn(store);
+    return log->status;
+}
+
+Test(checkpoint, writer_thread_runs_committed_cb_after_each_commit_below_the_loops_priority)
+{
+    st = fx_state();
+    populate(st);
+    store_open(0);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    done_log_t log = {0};
+    committed_log_t committed = {.done = &log, .status = EIO};
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    checkpoint_writer_set_committed_cb(writer, on_committed, &committed);
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 30), 0);
+    run_until(&loop, &log.calls, 1);
+    cr_assert_eq(log.status, 0);
+    /* after the commit, before done_cb, on the writer thread, its result handed to done_cb */
+    cr_assert_eq(committed.calls, 1);
+    cr_assert_eq(committed.stored_lsn, 30);
+    cr_assert_eq(committed.done_calls_then, 0);
+    cr_assert_neq(committed.tid, (pid_t)syscall(SYS_gettid));
+    cr_assert_eq(log.committed_status, EIO, "done_cb gets committed_cb's status");
+    cr_assert_eq(checkpoint_writer_kept(writer), 0);
+    errno = 0;
+    int loop_nice = getpriority(PRIO_PROCESS, 0);
+    cr_assert_eq(committed.nice,
+                 loop_nice + CHECKPOINT_WRITER_NICE > 19 ? 19 : loop_nice + CHECKPOINT_WRITER_NICE,
+                 "the writer runs at nice %d, the loop at %d", committed.nice, loop_nice);
+    /* a failed write does not run it */
+    committed.status = 0;
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 29), 0);
+    run_until(&loop, &log.calls, 2);
+    cr_assert_neq(log.status, 0);
+    cr_assert_eq(committed.calls, 1);
+    checkpoint_writer_drop_kept(writer);
+    checkpoint_writer_close(writer, on_closed);
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
 }
 
 Test(checkpoint, read_lsn_reads_without_creating_anything)
