@@ -137,12 +137,10 @@ static void checkpoint_slice(server_t *server, bool all)
 static void on_checkpoint_slice(uv_idle_t *idle)
 {
     server_t *server = idle->data;
-    uint64_t started_ns = uv_hrtime();
     if (server->checkpoint.building != NULL)
         checkpoint_slice(server, false);
     else
         uv_idle_stop(idle);
-    server->iteration_busy_ns += uv_hrtime() - started_ns;
 }
 
 /* Begin a checkpoint of what changed (or of everything after a failure) as of the WAL's last

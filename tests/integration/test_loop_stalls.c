@@ -1,6 +1,7 @@
-/* test_loop_stalls.c - what the loop thread must never wait for (allotd runs under the shim
- * preload/loop_stall.c): a checkpoint leaves every disk sync to other threads (the events
- * store's sync included). */
+/* test_loop_stalls.c - what the loop thread must never wait for, and that it is seen when it does
+ * (allotd runs under the shim preload/loop_stall.c): a checkpoint leaves every disk sync to
+ * other threads (the events store's sync included), and loop_iteration in server.stats counts a
+ * stall in any callback of the loop, not only in request handling. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,4 +88,20 @@ Test(loop_stalls, a_checkpoint_leaves_every_disk_sync_to_other_threads)
     allot_client_close(c);
     harness_server_destroy(s);
     unlink(sync_path);
+}
+
+Test(loop_stalls, loop_iteration_counts_a_stall_in_any_loop_callback)
+{
+    /* every accept on the loop thread takes 300 ms longer: the iteration that accepts a client
+     * lasts that long, though no request is being handled then */
+    harness_server_t *s = start_under_shim("ALLOT_LOOP_ACCEPT_DELAY_MS", "300");
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t r = {0};
+    harness_call_ok(c, "server.stats", "{}", &r);
+    int64_t max_us = harness_reply_int(&r, "loop_iteration.max_us");
+    cr_expect_geq(max_us, 300000, "the slowest loop iteration: %lld us", (long long)max_us);
+    allot_reply_free(&r);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
 }
