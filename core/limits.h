@@ -188,7 +188,8 @@ _Static_assert(ALLOT_QUEUE_ADMIT_BATCH_MAX <= UINT16_MAX, "queue.admit counts in
 #define CHECKPOINT_PATH_BYTES_MAX 4096u
 #define DIRLOCK_PATH_BYTES_MAX    4096u
 #define FAULT_PATH_BYTES_MAX      4096
-/* Initial LMDB map (virtual address space; the file grows only as data is written). */
+/* Initial LMDB map. state.lmdb is opened with MDB_WRITEMAP: the file is as large as the map and
+ * allocated on disk (persist/checkpoint.c, MEMORY). */
 #define CHECKPOINT_MAP_BYTES_DEFAULT (256ull << 20)
 /* The map is doubled on MDB_MAP_FULL up to this. */
 #define CHECKPOINT_MAP_BYTES_MAX (1ull << 40)
