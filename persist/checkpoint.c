@@ -21,6 +21,9 @@
  * MDB_WRITEMAP. Durability is the same either way: a commit syncs the data pages (msync
  * MS_SYNC of the map, which is fdatasync of the file, instead of fdatasync after pwrite), then
  * writes the meta page and syncs it; MDB_NOSYNC, MDB_NOMETASYNC and MDB_MAPASYNC are never used.
+ * LMDB forbids processes with and without MDB_WRITEMAP writing one environment at the same
+ * time: only allotd (or allot-datagen) writes a store, one at a time (the data directory's
+ * lock), and whatever reads it beside them (allot-wal) opens it read-only.
  *
  * CHECKSUMS. LMDB checks nothing in its pages, so every value this store writes, in every named
  * database, ends in a 4-byte TRAILER: the CRC32C (persist/crc32c.h) of the record's key bytes
