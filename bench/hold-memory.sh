@@ -5,7 +5,8 @@
 # usage: bench/hold-memory.sh build/release/allotd [/tmp/old/allotd ...]
 # env:   HOLDS=1000000 SKUS=1000 FSYNC=none BENCH=build/release/bench/allot-bench
 #        ALLOT=build/release/allot (the CLI, for server.checkpoint and server.info)
-# Prints, per binary: RSS before, after the reserves, after a checkpoint, and bytes per hold.
+# Prints, per binary: RSS before, after the reserves, after a checkpoint, and bytes per hold;
+# and what the RSS after the checkpoint is made of (anonymous memory, mapped files).
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n 2,9p "$0" >&2; exit 64; }
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 rss_kb() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status; }
+# the parts of VmRSS: anonymous memory (the heap) and mapped files (the LMDB maps, events.lmdb)
+rss_parts() {
+  awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {printf "anon %d MB, file %d MB", a/1024, f/1024}' \
+    /proc/"$1"/status
+}
 
 for bin in "$@"; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -29,21 +35,22 @@ for bin in "$@"; do
   pid=$!
   for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
   "$BENCH" load --target allot://127.0.0.1:"$port" --skus "$SKUS" --quiet >/dev/null 2>&1
-  "$ALLOT" -p "$port" server.checkpoint >/dev/null
+  "$ALLOT" -p "$port" -t 600000 server.checkpoint >/dev/null
   before=$(rss_kb "$pid")
   "$BENCH" --target allot://127.0.0.1:"$port" --skus "$SKUS" --scenario reserve \
     --requests "$HOLDS" --duration 600 --quiet >/dev/null 2>&1
   after=$(rss_kb "$pid")
-  "$ALLOT" -p "$port" server.checkpoint >/dev/null
-  checkpointed=$(rss_kb "$pid")
+  "$ALLOT" -p "$port" -t 600000 server.checkpoint >/dev/null
+  checkpointed=$(rss_kb "$pid") parts=$(rss_parts "$pid")
   live=$("$ALLOT" -p "$port" -r server.info | python3 -c 'import json,sys; print(json.load(sys.stdin)["reservations"])')
-  python3 - "$bin" "$before" "$after" "$checkpointed" "$live" <<'EOF'
+  python3 - "$bin" "$before" "$after" "$checkpointed" "$live" "$parts" <<'EOF'
 import sys
-bin, before, after, cp, live = sys.argv[1], *map(int, sys.argv[2:])
+bin, before, after, cp, live, parts = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6]
 peak = max(after, cp)
 print("%s: %d live holds; RSS %d MB -> %d MB after the reserves -> %d MB after a checkpoint: "
-      "%.0f bytes per hold (%.0f before the checkpoint)" % (bin, live, before // 1024, after // 1024,
-      cp // 1024, (peak - before) * 1024 / live, (after - before) * 1024 / live))
+      "%.0f bytes per hold (%.0f before the checkpoint); after it: %s" % (bin, live,
+      before // 1024, after // 1024, cp // 1024, (peak - before) * 1024 / live,
+      (after - before) * 1024 / live, parts))
 EOF
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done

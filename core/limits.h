@@ -222,7 +222,8 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define CHECKPOINT_PATH_BYTES_MAX 4096u
 #define DIRLOCK_PATH_BYTES_MAX    4096u
 #define FAULT_PATH_BYTES_MAX      4096
-/* Initial LMDB map (virtual address space; the file grows only as data is written). */
+/* Initial LMDB map. state.lmdb is opened with MDB_WRITEMAP: the file is as large as the map and
+ * allocated on disk (persist/checkpoint.c, MEMORY). */
 #define CHECKPOINT_MAP_BYTES_DEFAULT (256ull << 20)
 /* The map is doubled on MDB_MAP_FULL up to this. */
 #define CHECKPOINT_MAP_BYTES_MAX (1ull << 40)
@@ -235,6 +236,9 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
  * gets a chunk of its own). */
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
+/* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
+ * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
+#define CHECKPOINT_WRITER_NICE 10
 /* Recovery: heap growth asked of malloc while the heap is prefaulted (the warming thread keeps
  * this far ahead of the loader), and how often that thread looks for a new heap end. */
 #define HEAP_WARM_TOP_PAD_BYTES (256u << 20)

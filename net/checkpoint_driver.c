@@ -137,12 +137,10 @@ static void checkpoint_slice(server_t *server, bool all)
 static void on_checkpoint_slice(uv_idle_t *idle)
 {
     server_t *server = idle->data;
-    uint64_t started_ns = uv_hrtime();
     if (server->checkpoint.building != NULL)
         checkpoint_slice(server, false);
     else
         uv_idle_stop(idle);
-    server->iteration_busy_ns += uv_hrtime() - started_ns;
 }
 
 /* Begin a checkpoint of what changed (or of everything after a failure) as of the WAL's last
@@ -228,6 +226,12 @@ static void orders_evict(server_t *server)
     log_event(LOG_DEBUG, "orders_evicted", LOG_UINT("count", evicted));
 }
 
+int checkpoint_driver_committed_cb(void *ctx)
+{
+    server_t *server = ctx; /* written by the loop before the submit (the writer's mutex) */
+    return events_flush(server->events);
+}
+
 void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t lsn,
                                const checkpoint_write_stats_t *stats, const char *message,
                                void *ctx)
@@ -242,8 +246,9 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
         server->checkpoint_lsn = lsn;
         log_event(LOG_INFO, "checkpoint", LOG_UINT("lsn", lsn), LOG_UINT("puts", stats->puts),
                   LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
-        /* the events of the records about to go are derived again from them no more */
-        events_checkpointed(server->events);
+        /* the events of the records about to go are derived again from them no more: the
+         * store was synced on the writer thread (checkpoint_driver_committed_cb) */
+        events_checkpointed(server->events, stats->committed_status);
         if (server->wal != NULL)
             wal_truncate_before(server->wal, lsn);
         if (server->consensus != NULL) /* a raft snapshot may wait for it */

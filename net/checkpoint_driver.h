@@ -18,11 +18,13 @@
  * server.checkpoint, shutdown (which serializes in one go).
  * Calls: server.c calls checkpoint_driver_tick from its housekeeping timer,
  * checkpoint_driver_durable each time the WAL reports durable records, hands
- * checkpoint_driver_done_cb to checkpoint_writer_start, and at shutdown (connections drained)
- * calls checkpoint_driver_shutdown once: when it returns true a final checkpoint runs and the
- * driver calls server_shutdown_close_all when it has committed or failed, which calls
- * checkpoint_driver_close (drop what is unfinished, join the writer, close the archive and the
- * store). server.checkpoint requests come in through server_checkpoint_request (server.h).
+ * checkpoint_driver_done_cb to checkpoint_writer_start (and checkpoint_driver_committed_cb to
+ * checkpoint_writer_set_committed_cb: the events store's sync, on the writer thread), and at
+ * shutdown (connections drained) calls checkpoint_driver_shutdown once: when it returns true a
+ * final checkpoint runs and the driver calls server_shutdown_close_all when it has committed or
+ * failed, which calls checkpoint_driver_close (drop what is unfinished, join the writer, close the
+ * archive and the store). server.checkpoint requests come in through server_checkpoint_request
+ * (server.h).
  */
 #ifndef ALLOT_NET_CHECKPOINT_DRIVER_H
 #define ALLOT_NET_CHECKPOINT_DRIVER_H
@@ -81,6 +83,10 @@ void checkpoint_driver_tick(struct server *server);
 int checkpoint_driver_begin(struct server *server, const char *reason, uint64_t *lsn);
 /* The WAL is durable further: hand a serialized batch waiting for it to the writer. */
 void checkpoint_driver_durable(struct server *server);
+/* The checkpoint writer's committed_cb (ctx: the server), on the writer thread after each commit:
+ * the events store is synced there (events_flush) before the loop deletes WAL segments, so the
+ * loop never waits for that disk sync. */
+int checkpoint_driver_committed_cb(void *ctx);
 /* The checkpoint writer's done_cb (ctx: the server). */
 void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t lsn,
                                const checkpoint_write_stats_t *stats, const char *message,

@@ -393,7 +393,6 @@ void connection_batch_end(server_t *server)
     for (uint32_t i = 0; i < server->batch_reply_count; i++)
         metrics_request_record(&server->metrics, server->batch_replies[i].command_index, latency_us,
                                server->batch_replies[i].error);
-    server->iteration_busy_ns += ended_ns - server->batch_started_ns;
     server->batch_reply_count = 0;
     server->batch_started_ns = 0;
 }

@@ -9,6 +9,7 @@
 #include "events.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -584,14 +585,19 @@ void events_housekeeping(events_t *events, int64_t now_ms, uint64_t now_monotoni
         allot_stream_tick(events->state, now_ms);
 }
 
-void events_checkpointed(events_t *events)
+int events_flush(events_t *events)
 {
-    if (events == NULL)
+    return events != NULL ? event_store_flush(events->store) : 0;
+}
+
+void events_checkpointed(events_t *events, int flush_status)
+{
+    if (events == NULL || flush_status == 0)
         return;
-    int rc = event_store_sync(events->store);
-    if (rc != 0)
-        log_event(LOG_ERROR, "events_sync_failed", LOG_STR("code", allot_error_code(rc)),
-                  LOG_STR("message", event_store_message(events->store)));
+    char message[160];
+    snprintf(message, sizeof(message), "events.lmdb: sync: %s", strerror(flush_status));
+    log_event(LOG_ERROR, "events_sync_failed", LOG_STR("code", allot_error_code(ALLOT_EIO)),
+              LOG_STR("message", message));
 }
 
 /* ---- life cycle ----------------------------------------------------------------------------- */

@@ -27,7 +27,9 @@
  *    (--events-retention-s), size (--events-bytes-max) and the ledger's age
  *    (--ledger-retention-days), a bounded step at a time, answers long polls whose wait ended,
  *    and emits the EVENTS_TICK record when an avail.changed is owed.
- *  - events_checkpointed: before WAL segments are deleted, the store is synced to disk.
+ *  - events_flush: before WAL segments are deleted, the store is synced to disk; it runs on the
+ *    checkpoint writer thread after each commit (the one function of this module another thread
+ *    may call), so the loop never waits for the disk; events_checkpointed (loop) logs a failure.
  *  - Errors: ALLOT_E* codes with a detail (handlers), ALLOT_EIO from the store (logged).
  */
 #ifndef ALLOT_NET_EVENTS_H
@@ -69,7 +71,10 @@ void events_close(events_t *events);
 
 void events_durable(events_t *events, uint64_t durable_lsn);
 void events_housekeeping(events_t *events, int64_t now_ms, uint64_t now_monotonic_ms);
-void events_checkpointed(events_t *events);
+/* Any thread: fdatasync of the store; 0 or an errno value (NULL events: 0). */
+int events_flush(events_t *events);
+/* Loop: the checkpoint committed and events_flush returned flush_status. */
+void events_checkpointed(events_t *events, int flush_status);
 void events_connection_closed(events_t *events, struct connection *conn);
 
 typedef int (*events_each_cb)(void *ctx, uint64_t seq, const uint8_t *map, size_t len);

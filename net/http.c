@@ -426,7 +426,6 @@ static enum MHD_Result call_run(http_exchange_t *ex)
     http_dispatch(ex, ex->command, params.size > 0 ? params.data : NULL, params.size, &outcome);
     msgpack_sbuffer_destroy(&params);
     enum MHD_Result result = call_reply(ex, &outcome);
-    server->iteration_busy_ns += uv_hrtime() - started_ns;
     return result;
 }
 
@@ -633,7 +632,6 @@ static unsigned connections_count(http_t *http)
 /* Let MHD do what is ready, then wake up for its next timeout. */
 static void http_run(http_t *http)
 {
-    uint64_t started_ns = uv_hrtime();
     /* Once a connection closes at --http-connections-max, the listening socket only goes back
      * into MHD's epoll set on the next run, which nothing else would trigger: run again while
      * connections closed. */
@@ -649,7 +647,6 @@ static void http_run(http_t *http)
         uv_timer_start(&http->timer, on_timer, timeout_ms, 0);
     else
         uv_timer_stop(&http->timer);
-    http->server->iteration_busy_ns += uv_hrtime() - started_ns;
 }
 
 static void on_timer(uv_timer_t *timer)

@@ -125,7 +125,11 @@ typedef struct server {
     metrics_http_t *metrics_http;
     http_t *http; /* the HTTP front door (--http); NULL without */
     char *metrics_text;         /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
-    uint64_t iteration_busy_ns; /* time spent on requests and timers in this loop iteration */
+    /* The loop's iterations are timed from one end of an iteration (uv_check) to the next,
+     * less the time libuv spent blocked in the poll (uv_metrics_idle_time) meanwhile: every
+     * callback of the iteration counts, whoever runs it. 0: no iteration ended yet. */
+    uint64_t iteration_ended_ns;
+    uint64_t iteration_idle_ns;
     /* Requests are timed per batch (the requests of one read, or those a durable report lets
      * in), not one by one: uv_hrtime() when the open batch began (0: none open), and the
      * requests it answered at once, recorded when it ends (connection_batch_end). */

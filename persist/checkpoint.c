@@ -1,9 +1,29 @@
 /* checkpoint.c - LMDB checkpoint store: layout, incremental writes, loading, writer thread.
  *
  * LMDB LAYOUT (format version 3). One LMDB environment opened with MDB_NOSUBDIR | MDB_NOTLS
- * (the loop thread reads archived orders while the checkpoint thread writes): the data file
- * "<data-dir>/state.lmdb" and its lock file "<data-dir>/state.lmdb-lock" (the lock file holds
- * no data and may be deleted while no process has the store open). Integers little-endian.
+ * (the loop thread reads archived orders while the checkpoint thread writes) | MDB_WRITEMAP
+ * (below): the data file "<data-dir>/state.lmdb" and its lock file "<data-dir>/state.lmdb-lock"
+ * (the lock file holds no data and may be deleted while no process has the store open). Integers
+ * little-endian.
+ *
+ * MEMORY. Without MDB_WRITEMAP, LMDB copies every page a write transaction dirties into a
+ * malloc'd buffer and, when the transaction ends, keeps those buffers on a free list of its own
+ * until the environment closes: one checkpoint of 1M new holds pinned about 150 bytes a hold
+ * for the life of the process. With MDB_WRITEMAP the pages are written in the shared file map
+ * (page cache, which the kernel may reclaim once written) and nothing is malloc'd per page;
+ * after each commit the map's pages are unmapped from the process (madvise MADV_DONTNEED: they
+ * stay in the page cache, as pages written with pwrite do).
+ * LMDB then sizes the file to the map (the file is as large as the map, 256 MiB at first, and
+ * doubles with it), and every byte of the map is allocated on disk (fallocate) before a page can
+ * be written there, so a full disk fails a map growth (the checkpoint fails and is kept, as any
+ * failed write) instead of killing the process on a write into a hole. When the allocation
+ * fails at open (a full disk, a file system without fallocate) the store is opened without
+ * MDB_WRITEMAP. Durability is the same either way: a commit syncs the data pages (msync
+ * MS_SYNC of the map, which is fdatasync of the file, instead of fdatasync after pwrite), then
+ * writes the meta page and syncs it; MDB_NOSYNC, MDB_NOMETASYNC and MDB_MAPASYNC are never used.
+ * LMDB forbids processes with and without MDB_WRITEMAP writing one environment at the same
+ * time: only allotd (or allot-datagen) writes a store, one at a time (the data directory's
+ * lock), and whatever reads it beside them (allot-wal) opens it read-only.
  *
  * CHECKSUMS. LMDB checks nothing in its pages, so every value this store writes, in every named
  * database, ends in a 4-byte TRAILER: the CRC32C (persist/crc32c.h) of the record's key bytes
@@ -99,7 +119,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -435,6 +458,34 @@ static void checkpoint_lmdb_assert(MDB_env *env, const char *message)
     checkpoint_damage_report(path, message);
 }
 
+/* With MDB_WRITEMAP, LMDB sizes the file to the map (a sparse file) and writes pages through
+ * the map: a page written into a hole on a full disk would kill the process (SIGBUS). So every
+ * byte of the map is allocated on disk first, or the map is not used for writing. 0 or -errno. */
+static int store_map_reserve(checkpoint_store_t *store)
+{
+    if (!store->writemap)
+        return 0;
+    int fd;
+    if (mdb_env_get_fd(store->env, &fd) != 0)
+        return -EBADF;
+    MDB_envinfo info;
+    mdb_env_info(store->env, &info);
+    return persist_fallocate(fd, info.me_mapsize);
+}
+
+/* Grow (or shrink back) the map; with MDB_WRITEMAP, the new size is reserved on disk, else the
+ * map is set back to old_bytes (no page may be written into a hole). An LMDB code (an errno
+ * value for a failed reservation, e.g. ENOSPC). */
+static int store_map_resize(checkpoint_store_t *store, uint64_t old_bytes, uint64_t new_bytes)
+{
+    checkpoint_store_map_lock(store); /* no reader's transaction is active meanwhile */
+    int rc = mdb_env_set_mapsize(store->env, (size_t)new_bytes);
+    if (rc == 0 && (rc = -store_map_reserve(store)) != 0)
+        (void)mdb_env_set_mapsize(store->env, (size_t)old_bytes);
+    checkpoint_store_map_unlock(store);
+    return rc;
+}
+
 /* store_init_txn, again with a map twice as large each time an upgrade fills it. */
 static int store_init(checkpoint_store_t *store, bool *created, char *message, size_t message_bytes)
 {
@@ -448,13 +499,37 @@ static int store_init(checkpoint_store_t *store, bool *created, char *message, s
         if (info.me_mapsize >= CHECKPOINT_MAP_BYTES_MAX)
             return rc;
         uint64_t grown = (uint64_t)info.me_mapsize * 2;
-        int mrc = mdb_env_set_mapsize(
-            store->env,
-            (size_t)(grown < CHECKPOINT_MAP_BYTES_MAX ? grown : CHECKPOINT_MAP_BYTES_MAX));
+        int mrc =
+            store_map_resize(store, info.me_mapsize,
+                             grown < CHECKPOINT_MAP_BYTES_MAX ? grown : CHECKPOINT_MAP_BYTES_MAX);
         if (mrc != 0)
             return checkpoint_lmdb_error(mrc, "grow the map of", store->path, message,
                                          message_bytes);
     }
+}
+
+/* Create and open the environment; flags beyond the fixed ones: MDB_WRITEMAP or 0. */
+static int store_env_open(checkpoint_store_t *store, const char *path, uint64_t map_bytes,
+                          unsigned int flags)
+{
+    int mrc = mdb_env_create(&store->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_assert(store->env, checkpoint_lmdb_assert);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(store->env, CHECKPOINT_DBS_MAX);
+    if (mrc == 0)
+        mrc = mdb_env_set_mapsize(store->env,
+                                  map_bytes ? (size_t)map_bytes : CHECKPOINT_MAP_BYTES_DEFAULT);
+    if (mrc == 0)
+        mrc = mdb_env_open(store->env, path, MDB_NOSUBDIR | MDB_NOTLS | flags, 0640);
+    store->writemap = mrc == 0 && (flags & MDB_WRITEMAP) != 0;
+    if (mrc == 0 && store->writemap && store_map_reserve(store) != 0) {
+        /* no room (or no fallocate) for the whole map: write through buffers instead */
+        mdb_env_close(store->env);
+        store->env = NULL;
+        return store_env_open(store, path, map_bytes, 0);
+    }
+    return mrc;
 }
 
 int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store_t **out,
@@ -479,16 +554,7 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
     snprintf(store->path, sizeof(store->path), "%s", path);
     struct stat st;
     bool existed = stat(path, &st) == 0;
-    int mrc = mdb_env_create(&store->env);
-    if (mrc == 0)
-        mrc = mdb_env_set_assert(store->env, checkpoint_lmdb_assert);
-    if (mrc == 0)
-        mrc = mdb_env_set_maxdbs(store->env, CHECKPOINT_DBS_MAX);
-    if (mrc == 0)
-        mrc = mdb_env_set_mapsize(store->env,
-                                  map_bytes ? (size_t)map_bytes : CHECKPOINT_MAP_BYTES_DEFAULT);
-    if (mrc == 0)
-        mrc = mdb_env_open(store->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0640);
+    int mrc = store_env_open(store, path, map_bytes, MDB_WRITEMAP);
     int rc = 0;
     if (mrc != 0)
         rc = checkpoint_lmdb_error(mrc, "open", path, message, message_bytes);
@@ -748,9 +814,7 @@ int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const 
         uint64_t grown = store->map_bytes * 2;
         if (grown > CHECKPOINT_MAP_BYTES_MAX)
             grown = CHECKPOINT_MAP_BYTES_MAX;
-        checkpoint_store_map_lock(store); /* no reader's transaction is active meanwhile */
-        mrc = mdb_env_set_mapsize(store->env, (size_t)grown);
-        checkpoint_store_map_unlock(store);
+        mrc = store_map_resize(store, store->map_bytes, grown);
         if (mrc != 0)
             return checkpoint_lmdb_error(mrc, "grow the map of", store->path, message,
                                          message_bytes);
@@ -762,6 +826,12 @@ int checkpoint_store_write(checkpoint_store_t *store, checkpoint_batch_t *const 
     mdb_env_info(store->env, &info);
     store->map_bytes = info.me_mapsize;
     stats->map_bytes = store->map_bytes;
+    /* The pages this write touched stay mapped into the process (RSS) though they are clean in
+     * the page cache now (the commit synced them): unmap them; a later read maps them again
+     * from the page cache. Nothing is lost either way (a shared file mapping). */
+    int fd;
+    if (store->writemap && mdb_env_get_fd(store->env, &fd) == 0)
+        (void)persist_file_map_release(fd);
     return 0;
 }
 
@@ -774,6 +844,8 @@ struct checkpoint_writer {
     checkpoint_done_cb done_cb;
     void (*closed_cb)(void *ctx);
     void *ctx;
+    int (*committed_cb)(void *ctx); /* set while idle; run on the thread after a commit */
+    void *committed_ctx;
     pthread_t thread;
     pthread_mutex_t mutex;
     pthread_cond_t cond;
@@ -794,9 +866,23 @@ struct checkpoint_writer {
     char message[CHECKPOINT_MESSAGE_BYTES_MAX];
 };
 
+static void batches_free(checkpoint_writer_t *writer);
+
+/* Below the process's priority: where the CPUs are short, the loop is scheduled first and the
+ * checkpoint takes longer (what it writes and how it syncs do not change). Best effort. */
+static void writer_priority_lower(void)
+{
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0)
+        (void)setpriority(PRIO_PROCESS, tid, nice_now + CHECKPOINT_WRITER_NICE);
+}
+
 static void *writer_main(void *arg)
 {
     checkpoint_writer_t *writer = arg;
+    writer_priority_lower();
     pthread_mutex_lock(&writer->mutex);
     for (;;) {
         while (!writer->job && !writer->stop)
@@ -808,6 +894,11 @@ static void *writer_main(void *arg)
         char message[CHECKPOINT_MESSAGE_BYTES_MAX];
         int status = checkpoint_store_write(writer->store, writer->batches, writer->batch_count,
                                             writer->lsn, &stats, message, sizeof(message));
+        if (status == 0) { /* committed: this thread frees them (a failure keeps them) */
+            batches_free(writer);
+            if (writer->committed_cb != NULL)
+                stats.committed_status = writer->committed_cb(writer->committed_ctx);
+        }
         pthread_mutex_lock(&writer->mutex);
         writer->job = false;
         writer->done = true;
@@ -842,8 +933,7 @@ static void writer_report(checkpoint_writer_t *writer)
         return;
     assert(writer->in_flight);
     writer->in_flight = false;
-    if (status == 0)
-        batches_free(writer); /* committed; a failure keeps them for the next submit */
+    assert(status != 0 || writer->batch_count == 0); /* freed by the thread once committed */
     writer->done_cb(writer, status, writer->lsn, &stats, message, writer->ctx);
 }
 
@@ -940,6 +1030,14 @@ int checkpoint_writer_submit(checkpoint_writer_t *writer, checkpoint_batch_t *ba
     pthread_cond_signal(&writer->cond);
     pthread_mutex_unlock(&writer->mutex);
     return 0;
+}
+
+void checkpoint_writer_set_committed_cb(checkpoint_writer_t *writer, int (*committed_cb)(void *ctx),
+                                        void *ctx)
+{
+    assert(writer != NULL && !writer->in_flight);
+    writer->committed_cb = committed_cb;
+    writer->committed_ctx = ctx;
 }
 
 bool checkpoint_writer_busy(const checkpoint_writer_t *writer)

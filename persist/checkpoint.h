@@ -30,6 +30,11 @@
  *    entry is ever lost); checkpoint_writer_submit(writer, NULL, lsn) retries them alone. To
  *    bound memory during a long outage the caller may drop them and submit a full batch.
  *    Only one checkpoint is in flight: submit returns ALLOT_EOVERLOADED while busy.
+ *    After a commit the writer thread itself frees the batches it wrote and runs the
+ *    committed_cb set with checkpoint_writer_set_committed_cb (e.g. a sync the loop must not
+ *    wait for), whose result done_cb gets as stats->committed_status: done_cb does no work
+ *    proportional to the checkpoint on the loop. The thread runs CHECKPOINT_WRITER_NICE below
+ *    the process's priority, so that where CPUs are short the loop is scheduled first.
  *  - Close: checkpoint_writer_close waits for the checkpoint in flight (its done_cb still runs),
  *    joins the thread, uv_close()s the async handle and frees the writer and any kept batches
  *    in its close callback, then closed_cb(ctx) (may be NULL). The store is not closed.
@@ -95,7 +100,8 @@ typedef struct checkpoint_write_stats {
     uint64_t puts;    /* records written */
     uint64_t deletes; /* records deleted (present or not) */
     uint64_t map_grows;
-    uint64_t map_bytes; /* map size after the write */
+    uint64_t map_bytes;   /* map size after the write */
+    int committed_status; /* what the writer's committed_cb returned (0 without one) */
 } checkpoint_write_stats_t;
 
 /* LMDB checks the structure of the pages it reads only with internal assertions, and a failed
@@ -215,6 +221,10 @@ int checkpoint_writer_start(uv_loop_t *loop, checkpoint_store_t *store, checkpoi
 /* Takes ownership of batch (may be NULL: retry the kept batches / write the LSN alone). On
  * error the batch is still owned by the caller. */
 int checkpoint_writer_submit(checkpoint_writer_t *writer, checkpoint_batch_t *batch, uint64_t lsn);
+/* Loop thread, while no checkpoint is in flight: committed_cb(ctx) runs on the writer thread after
+ * each commit, before done_cb is scheduled; it returns 0 or an errno value. NULL: none. */
+void checkpoint_writer_set_committed_cb(checkpoint_writer_t *writer, int (*committed_cb)(void *ctx),
+                                        void *ctx);
 bool checkpoint_writer_busy(const checkpoint_writer_t *writer);
 /* Batches of failed checkpoints kept for the next submit (0 while one is in flight), and
  * their bytes. */

@@ -32,6 +32,7 @@ struct checkpoint_store {
     allot_event_scratch_t scratch; /* decoding orders for the index (the writing thread) */
     uint64_t lsn;
     uint64_t map_bytes;
+    bool writemap; /* MDB_WRITEMAP, the whole map reserved on disk (checkpoint.c, MEMORY) */
     char path[CHECKPOINT_PATH_BYTES_MAX];
 };
 

@@ -30,6 +30,7 @@
 #include "core/byte_order.h"
 #include "core/errors.h"
 #include "core/limits.h"
+#include "fault.h"
 
 #define EVENT_STORE_PATH_BYTES_MAX 1100
 
@@ -269,10 +270,14 @@ void event_store_abort(event_store_t *store)
     store_load(store);
 }
 
-int event_store_sync(event_store_t *store)
+int event_store_flush(event_store_t *store)
 {
-    int mrc = mdb_env_sync(store->env, 1);
-    return mrc != 0 ? store_fail(store, "sync", mrc) : 0;
+    int rc = mdb_env_sync(store->env, 1); /* the environment is not MDB_WRITEMAP: one fdatasync */
+    int fd;
+    /* the pages the loop's transactions read and wrote through the map since leave the RSS */
+    if (rc == 0 && mdb_env_get_fd(store->env, &fd) == 0)
+        (void)persist_file_map_release(fd);
+    return rc;
 }
 
 /* Delete the oldest events the bounds no longer keep; *removed counts them. */

@@ -5,9 +5,11 @@
  * Contract
  *  - One thread uses a store (the loop): writes are batched into one transaction
  *    (event_store_begin, _put..., _commit), committed without fsync (MDB_NOSYNC: a process
- *    crash loses nothing, the OS writes it out); event_store_sync forces it to disk, and the
+ *    crash loses nothing, the OS writes it out); event_store_flush forces it to disk, and the
  *    server calls it before the WAL that could regenerate those events is deleted (after each
- *    checkpoint), so that events lost by a power failure are derived again by replay.
+ *    checkpoint, on the checkpoint writer thread: the one call any thread may make beside the
+ *    loop's use of the store), so that events lost by a power failure are derived again by
+ *    replay.
  *  - Reads (event_store_scan) run in a read-only LMDB transaction: MVCC, no lock against the
  *    writer, cost proportional to what is scanned (a B-tree seek by seq, then a walk).
  *  - last_lsn: every event of every record up to it is stored; records after it give their
@@ -52,7 +54,10 @@ int event_store_put(event_store_t *store, uint64_t seq, int64_t at_ms, const voi
 /* Commit the batch, recording that every event up to last_lsn is stored. */
 int event_store_commit(event_store_t *store, uint64_t last_lsn);
 void event_store_abort(event_store_t *store);
-int event_store_sync(event_store_t *store);
+/* Force to disk what the committed transactions wrote (fdatasync of events.lmdb). Any thread,
+ * while the loop uses the store: it changes nothing in the store (not its message either).
+ * 0 or an errno value. */
+int event_store_flush(event_store_t *store);
 
 /* One movement of on_hand. */
 typedef struct event_ledger_entry {

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -222,6 +224,28 @@ int persist_map_populate(void *addr, size_t bytes)
     if (injected != 0)
         return -injected;
     return madvise(addr, bytes, MADV_POPULATE_READ) == 0 ? 0 : -errno;
+}
+
+int persist_file_map_release(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL)
+        return -errno;
+    char line[PATH_MAX + 128];
+    int rc = 0;
+    while (fgets(line, sizeof(line), maps) != NULL) {
+        unsigned long start, end, inode;
+        unsigned int major, minor;
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &start, &end, &major, &minor, &inode) == 5 &&
+            inode == (unsigned long)st.st_ino && major == major(st.st_dev) &&
+            minor == minor(st.st_dev) && madvise((void *)start, end - start, MADV_DONTNEED) != 0)
+            rc = -errno;
+    }
+    fclose(maps);
+    return rc;
 }
 
 int persist_fsync_parent_dir(const char *path)

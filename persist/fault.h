@@ -55,5 +55,11 @@ int persist_map_populate(void *addr, size_t bytes);
 /* Make the directory entry of a file created or renamed at `path` durable: fsync of its parent
  * directory ("." for a bare name). 0 or -errno. Not a fault-injection point. */
 int persist_fsync_parent_dir(const char *path);
+/* Unmap from the process the pages of every mapping of the file open as fd (madvise
+ * MADV_DONTNEED over each one /proc/self/maps names by the file's device and inode): for a
+ * shared file mapping they stay in the page cache and are mapped again by the next access, so
+ * nothing is lost, but they leave the process's RSS. For LMDB maps after a synced commit (what
+ * a commit touched stays mapped otherwise). 0 or -errno. Not a fault-injection point. */
+int persist_file_map_release(int fd);
 
 #endif

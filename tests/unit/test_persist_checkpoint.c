@@ -1,11 +1,15 @@
 /* test_persist_checkpoint.c - LMDB checkpoints: round trip, incremental writes, deletions, map
  * growth, format checks, checksums and damaged records, the upgrade of older stores and the
  * writer thread. */
+#include <errno.h>
 #include <inttypes.h>
 #include <lmdb.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "test_core_fixture.h"
@@ -13,6 +17,7 @@
 
 #include "core/errors.h"
 #include "persist/checkpoint.h"
+#include "persist/fault.h"
 
 static char dir[64];
 static char path[128];
@@ -418,6 +423,83 @@ static void write_large_checkpoint(uint32_t count)
     write_batch(dirty_batch(st), 1);
 }
 
+/* LMDB without MDB_WRITEMAP copies every page a write dirties into a malloc'd buffer and keeps
+ * them all on its own free list until the environment closes: a checkpoint of N new records
+ * would pin their pages on the heap for the life of the process. */
+Test(checkpoint, a_large_checkpoint_leaves_no_page_buffers_on_the_heap)
+{
+    st = fx_state();
+    fx_location(st, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1});
+    fx_location(st, (fx_loc_t){.id = "W2", .lat = 48.14, .lon = 11.58});
+    char id[32];
+    for (uint32_t i = 0; i < 40000; i++) {
+        sku_id(id, sizeof(id), i);
+        fx_stock(st, id, "W1", 5 + i % 11, 0);
+        fx_stock(st, id, "W2", 2, 0);
+        fx_log_reset(); /* the fixture's event log is bounded */
+    }
+    store_open(0);
+    checkpoint_batch_t *batch = dirty_batch(st);
+    size_t batch_bytes = checkpoint_batch_bytes(batch);
+    struct mallinfo2 before = mallinfo2();
+    checkpoint_write_stats_t stats;
+    int rc = checkpoint_store_write(store, &batch, 1, 1, &stats, message, sizeof(message));
+    cr_assert_eq(rc, 0, "write: %s", message);
+    struct mallinfo2 after = mallinfo2();
+    checkpoint_batch_free(batch);
+    cr_assert_eq(stats.puts, 40002);
+    if (before.uordblks == 0)
+        return; /* a sanitizer's allocator: glibc's counts are not kept */
+    size_t kept = after.uordblks > before.uordblks ? after.uordblks - before.uordblks : 0;
+    cr_assert_lt(kept, batch_bytes / 8,
+                 "%zu bytes stay allocated after writing a batch of %zu bytes", kept, batch_bytes);
+    assert_reload_equal(st, 1, 0);
+}
+
+/* A full batch of every object of state. */
+static checkpoint_batch_t *every_object_batch(allot_state_t *state)
+{
+    checkpoint_batch_t *batch = checkpoint_batch_create(true);
+    cr_assert_not_null(batch);
+    cr_assert_eq(allot_state_snapshot_each(state, checkpoint_batch_snapshot_cb, batch), 0);
+    return batch;
+}
+
+/* The map is written through only once it is allocated on disk (a page written into a hole of
+ * a full disk would kill the process): no room at open opens the store the other way; no room
+ * to grow the map fails that checkpoint, and the next one, with room, writes it all. */
+Test(checkpoint, a_map_that_cannot_be_allocated_on_disk_fails_cleanly)
+{
+    write_large_checkpoint(3000); /* st holds it; the store is open with the default map */
+    checkpoint_store_close(store);
+    store = NULL;
+    unlink(path);
+    persist_fault_set(PERSIST_FAULT_FALLOCATE, ENOSPC, 0);
+    store_open(0);
+    write_batch(every_object_batch(st), 1);
+    persist_fault_clear_all();
+    assert_reload_equal(st, 1, 0);
+    /* a map just large enough for an empty store, then a disk too full to grow it */
+    checkpoint_store_close(store);
+    store = NULL;
+    unlink(path);
+    store_open(64 * 1024);
+    uint64_t map_before = checkpoint_store_map_bytes(store);
+    persist_fault_set(PERSIST_FAULT_FALLOCATE, ENOSPC, 0);
+    checkpoint_batch_t *batch = every_object_batch(st);
+    checkpoint_write_stats_t stats;
+    int rc = checkpoint_store_write(store, &batch, 1, 2, &stats, message, sizeof(message));
+    cr_assert_eq(rc, ALLOT_EIO);
+    cr_assert(strstr(message, "No space left on device") != NULL, "%s", message);
+    cr_assert_eq(checkpoint_store_lsn(store), 0);
+    cr_assert_eq(checkpoint_store_map_bytes(store), map_before);
+    persist_fault_clear_all();
+    rc = checkpoint_store_write(store, &batch, 1, 2, &stats, message, sizeof(message));
+    cr_assert_eq(rc, 0, "%s", message);
+    checkpoint_batch_free(batch);
+    assert_reload_equal(st, 2, 0);
+}
+
 /* Put one raw record (type byte + payload) under a SKU key. */
 static void put_sku_record(uint32_t i, uint8_t type, const uint8_t *payload, size_t len)
 {
@@ -597,13 +679,15 @@ Test(checkpoint, a_version_2_store_that_fills_the_map_is_upgraded_in_a_grown_map
     sfx_store_rewrite_as_version(env, 2);
     MDB_envinfo info;
     mdb_env_info(env, &info);
+    MDB_stat env_stat;
+    cr_assert_eq(mdb_env_stat(env, &env_stat), 0);
     mdb_env_close(env);
-    struct stat file;
-    cr_assert_eq(stat(path, &file), 0);
-    /* a map just the size of the file: the rewrite needs more and grows it */
-    store_open((uint64_t)file.st_size);
+    /* a map just the size of the pages in use (the file may be larger: with MDB_WRITEMAP it is
+     * as large as the map was): the rewrite needs more and grows it */
+    uint64_t used_bytes = ((uint64_t)info.me_last_pgno + 1) * env_stat.ms_psize;
+    store_open(used_bytes);
     cr_assert_eq(checkpoint_store_upgraded_from(store), 2);
-    cr_assert_gt(checkpoint_store_map_bytes(store), (uint64_t)file.st_size);
+    cr_assert_gt(checkpoint_store_map_bytes(store), used_bytes);
     assert_reload_equal(st, 1, 0);
 }
 
@@ -805,6 +889,7 @@ typedef struct done_log {
     int status;
     uint64_t lsn;
     uint64_t puts;
+    int committed_status;
     int closed;
 } done_log_t;
 
@@ -818,6 +903,7 @@ static void on_done(checkpoint_writer_t *writer, int status, uint64_t lsn,
     log->status = status;
     log->lsn = lsn;
     log->puts = stats->puts;
+    log->committed_status = stats->committed_status;
 }
 
 static void on_closed(void *ctx)
@@ -902,6 +988,68 @@ Test(checkpoint, dropped_batches_are_replaced_by_a_full_checkpoint)
     run_until(&loop, &log.closed, 1);
     cr_assert_eq(uv_loop_close(&loop), 0);
     assert_reload_equal(st, 60, 0);
+}
+
+/* What committed_cb saw, on the writer thread. */
+typedef struct committed_log {
+    int calls;
+    int done_calls_then; /* done_cb calls when committed_cb ran */
+    const done_log_t *done;
+    pid_t tid;
+    int nice;
+    uint64_t stored_lsn;
+    int status; /* what it returns */
+} committed_log_t;
+
+static int on_committed(void *ctx)
+{
+    committed_log_t *log = ctx;
+    log->calls++;
+    log->done_calls_then = log->done->calls;
+    log->tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    log->nice = getpriority(PRIO_PROCESS, (id_t)log->tid);
+    log->stored_lsn = checkpoint_store_lsn(store);
+    return log->status;
+}
+
+Test(checkpoint, writer_thread_runs_committed_cb_after_each_commit_below_the_loops_priority)
+{
+    st = fx_state();
+    populate(st);
+    store_open(0);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    done_log_t log = {0};
+    committed_log_t committed = {.done = &log, .status = EIO};
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    checkpoint_writer_set_committed_cb(writer, on_committed, &committed);
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 30), 0);
+    run_until(&loop, &log.calls, 1);
+    cr_assert_eq(log.status, 0);
+    /* after the commit, before done_cb, on the writer thread, its result handed to done_cb */
+    cr_assert_eq(committed.calls, 1);
+    cr_assert_eq(committed.stored_lsn, 30);
+    cr_assert_eq(committed.done_calls_then, 0);
+    cr_assert_neq(committed.tid, (pid_t)syscall(SYS_gettid));
+    cr_assert_eq(log.committed_status, EIO, "done_cb gets committed_cb's status");
+    cr_assert_eq(checkpoint_writer_kept(writer), 0);
+    errno = 0;
+    int loop_nice = getpriority(PRIO_PROCESS, 0);
+    cr_assert_eq(committed.nice,
+                 loop_nice + CHECKPOINT_WRITER_NICE > 19 ? 19 : loop_nice + CHECKPOINT_WRITER_NICE,
+                 "the writer runs at nice %d, the loop at %d", committed.nice, loop_nice);
+    /* a failed write does not run it */
+    committed.status = 0;
+    cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 29), 0);
+    run_until(&loop, &log.calls, 2);
+    cr_assert_neq(log.status, 0);
+    cr_assert_eq(committed.calls, 1);
+    checkpoint_writer_drop_kept(writer);
+    checkpoint_writer_close(writer, on_closed);
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
 }
 
 Test(checkpoint, read_lsn_reads_without_creating_anything)
