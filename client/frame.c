@@ -146,9 +146,13 @@ static frame_status_t scan_one_item(frame_scanner_t *scanner, const uint8_t *dat
     uint64_t children = shape.children_mult * count;
     if (!envelope_header_valid(scanner, &shape, count))
         return FRAME_INVALID;
-    /* every item still owed, and every child, takes at least one byte */
-    uint64_t least_total = scanner->offset + shape.header_bytes + body + children +
-                           (scanner->items_owed > 0 ? scanner->items_owed - 1 : 0);
+    /* every item still owed, and every child, takes at least one byte. items_owed counts each
+     * open container's remaining items, and every open container but the outermost is itself
+     * one of its parent's remaining items, in progress like this item: depth of them are not
+     * owed beyond the bytes counted here */
+    uint64_t later_items =
+        scanner->items_owed > scanner->depth ? scanner->items_owed - scanner->depth : 0;
+    uint64_t least_total = scanner->offset + shape.header_bytes + body + children + later_items;
     if (least_total > bytes_max)
         return FRAME_TOO_LARGE;
     if (available < shape.header_bytes + body)

@@ -216,9 +216,8 @@ static int decode_item(decode_cursor_t *c, msgpack_object *o, uint64_t *slots)
 decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max,
                                msgpack_zone *zone, msgpack_object *object, size_t *frame_bytes)
 {
-    /* frame_scan counts each open container's place in its parent beside its elements, so it
-     * may refuse a request up to ALLOT_REQUEST_DEPTH_MAX bytes under bytes_max: such a request
-     * is left to it */
+    /* a request near bytes_max (within ALLOT_REQUEST_DEPTH_MAX bytes of it) is left to
+     * frame_scan, the one judge of the limit, so that the two cannot disagree at its edge */
     if (bytes_max <= ALLOT_REQUEST_DEPTH_MAX)
         return DECODE_UNDECIDED;
     size_t readable = bytes_max - ALLOT_REQUEST_DEPTH_MAX;

@@ -10,9 +10,8 @@
  *     one's pointer is valid but unspecified, as an empty container's). Containers live in zone,
  *     which the caller clears when done with the object.
  *   - DECODE_UNDECIDED: anything else: the request is not complete in len bytes, is over
- *     bytes_max or within ALLOT_REQUEST_DEPTH_MAX bytes of it (the framer's lower bound on what
- *     is still to come counts each open container's place in its parent beside its elements, up
- *     to that many bytes over the truth, so it decides those), is nested deeper than
+ *     bytes_max or within ALLOT_REQUEST_DEPTH_MAX bytes of it (the framer, the one judge of the
+ *     limit, decides those, so that the two cannot disagree at its edge), is nested deeper than
  *     ALLOT_REQUEST_DEPTH_MAX, is not an envelope (an array of 3 or 4), or is not MessagePack.
  *     Nothing is said about why: the caller runs frame_scan, which keeps its position for a
  *     partial request and names the error of a bad one, then msgpack_unpack, so every limit and

@@ -73,6 +73,22 @@ Test(frame, huge_array_count_is_rejected_before_any_allocation)
     cr_assert_eq(scan_all(nested, sizeof(nested), 1 << 20, &frame), FRAME_TOO_LARGE);
 }
 
+Test(frame, a_nested_request_of_exactly_the_limit_fits_and_one_byte_less_is_too_large)
+{
+    /* [0, 1, "m", [{"a": [[[[1, 2]]]]}]]: open containers inside open containers, each of
+     * which must count once toward the bytes still owed, not once more inside its parent */
+    const uint8_t bytes[] = {0x94, 0x00, 0x01, 0xa1, 'm',  0x91, 0x81, 0xa1,
+                             'a',  0x91, 0x91, 0x91, 0x92, 0x01, 0x02};
+    for (size_t len = 1; len <= sizeof(bytes); len++) {
+        size_t frame = 0;
+        frame_status_t status = scan_all(bytes, len, sizeof(bytes), &frame);
+        cr_assert_eq(status, len < sizeof(bytes) ? FRAME_NEED_MORE : FRAME_COMPLETE, "len %zu",
+                     len);
+    }
+    size_t frame = 0;
+    cr_assert_eq(scan_all(bytes, sizeof(bytes), sizeof(bytes) - 1, &frame), FRAME_TOO_LARGE);
+}
+
 Test(frame, array16_envelope_of_wrong_length_is_invalid)
 {
     const uint8_t bytes[] = {0xdc, 0xff, 0xff};
