@@ -94,8 +94,7 @@ for s in A B; do
     --skus-per-request 20 --promise --requests 1 --warmup 0 --connections 1 --pipeline 1 \
     --threads 1 --quiet >/dev/null 2>"$work/$s-probe.err" || status=$?
   case $status in
-  0) promise[$s]=1
-     calendars "$s" ;;
+  0) promise[$s]=1 ;;
   5) promise[$s]=0
      echo "# (b) promise20 skipped on $s: $(sed 's/^allot-bench: //' "$work/$s-probe.err")" ;;
   *) echo "ab-promise.sh: the probe of $s failed (status $status):" >&2
@@ -104,12 +103,20 @@ for s in A B; do
   esac
 done
 # A first in odd rounds, B first in even ones: the second of a pair tends to find the machine
-# warmer, and the order must not pass for a difference between the binaries
+# warmer, and the order must not pass for a difference between the binaries. (a) runs on the
+# catalogues as loaded, the same on both sides; the calendars and bands for (b) come after it.
 for i in $(seq "$PAIRS"); do
   sides="A B"
   if [ $((i % 2)) = 0 ]; then sides="B A"; fi
   for s in $sides; do run "$s" browse1 "$i" --skus-per-request 1; done
   for s in $sides; do run "$s" browse20 "$i" --skus-per-request 20; done
+done
+for s in A B; do
+  if [ "${promise[$s]}" = 1 ]; then calendars "$s"; fi
+done
+for i in $(seq "$PAIRS"); do
+  sides="A B"
+  if [ $((i % 2)) = 0 ]; then sides="B A"; fi
   for s in $sides; do
     if [ "${promise[$s]}" = 1 ]; then run "$s" promise20 "$i" --skus-per-request 20 --promise; fi
   done
