@@ -510,61 +510,6 @@ Test(location_calendar, records_of_the_old_format_decode_with_the_default_calend
 
 /* ---- transit bands --------------------------------------------------------------------------- */
 
-/* Every record of a full checkpoint, applied in key order to a new state: the same dump. */
-typedef struct record {
-    uint8_t key[1 + ALLOT_ID_BYTES_MAX];
-    size_t key_len;
-    uint8_t type;
-    uint8_t *payload;
-    size_t len;
-} record_t;
-
-static record_t records[64];
-static size_t record_count;
-
-static void record_cb(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
-                      const uint8_t *payload, size_t len, bool deleted)
-{
-    (void)ctx;
-    cr_assert(!deleted);
-    cr_assert_lt(record_count, sizeof(records) / sizeof(records[0]));
-    record_t *r = &records[record_count++];
-    memcpy(r->key, key, key_len);
-    r->key_len = key_len;
-    r->type = type;
-    r->payload = malloc(len);
-    memcpy(r->payload, payload, len);
-    r->len = len;
-}
-
-static int record_compare(const void *a, const void *b)
-{
-    const record_t *x = a, *y = b;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
-}
-
-static void assert_checkpoint_round_trip(void)
-{
-    record_count = 0;
-    cr_assert_eq(allot_state_snapshot_each(st, record_cb, NULL), 0);
-    qsort(records, record_count, sizeof(records[0]), record_compare);
-    allot_state_t *loaded = allot_state_create(NULL);
-    for (size_t i = 0; i < record_count; i++) {
-        int rc =
-            allot_event_apply_encoded(loaded, records[i].type, records[i].payload, records[i].len);
-        cr_assert_eq(rc, 0, "record %zu (type %u) refused: %d", i, records[i].type, rc);
-        free(records[i].payload);
-    }
-    char *a = fx_dump(st);
-    char *b = fx_dump(loaded);
-    cr_assert_str_eq(a, b, "checkpoint and live state differ");
-    free(a);
-    free(b);
-    allot_state_destroy(loaded);
-}
-
 Test(transit, set_replaces_the_bands_and_replay_and_checkpoint_agree, .fini = teardown)
 {
     st = fx_state();
@@ -577,11 +522,11 @@ Test(transit, set_replaces_the_bands_and_replay_and_checkpoint_agree, .fini = te
     cr_assert(t->band_count == 1 && t->bands[0].max_km == 500 && t->bands[0].max_days == 2);
     cr_assert_eq(fx_log.events[1].type, ALLOT_EVENT_TRANSIT_SET);
     fx_assert_replay_equal(st);
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
     cr_assert_eq(allot_transit_set(st, ALLOT_METHOD_SHIP, NULL, 0, &fx_err), 0);
     cr_assert_eq(allot_transit_get(st, ALLOT_METHOD_SHIP)->band_count, 0);
     fx_assert_replay_equal(st);
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
 }
 
 Test(transit, bad_bands_and_methods_without_bands_are_refused, .fini = teardown)

@@ -50,62 +50,6 @@ static void assert_invariants(void)
     cr_assert_eq(allot_state_check_invariants(st, msg, sizeof(msg)), 0, "%s", msg);
 }
 
-/* ---- checkpoint round trip: every record of a full checkpoint, applied in key order ------- */
-
-typedef struct record {
-    uint8_t key[1 + ALLOT_ID_BYTES_MAX];
-    size_t key_len;
-    uint8_t type;
-    uint8_t *payload;
-    size_t len;
-} record_t;
-
-static record_t records[65536];
-static size_t record_count;
-
-static void record_cb(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
-                      const uint8_t *payload, size_t len, bool deleted)
-{
-    (void)ctx;
-    cr_assert(!deleted);
-    cr_assert_lt(record_count, sizeof(records) / sizeof(records[0]));
-    record_t *r = &records[record_count++];
-    memcpy(r->key, key, key_len);
-    r->key_len = key_len;
-    r->type = type;
-    r->payload = malloc(len);
-    memcpy(r->payload, payload, len);
-    r->len = len;
-}
-
-static int record_compare(const void *a, const void *b)
-{
-    const record_t *x = a, *y = b;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
-}
-
-static void assert_checkpoint_round_trip(void)
-{
-    record_count = 0;
-    cr_assert_eq(allot_state_snapshot_each(st, record_cb, NULL), 0);
-    qsort(records, record_count, sizeof(records[0]), record_compare);
-    allot_state_t *loaded = allot_state_create(NULL);
-    for (size_t i = 0; i < record_count; i++) {
-        int rc =
-            allot_event_apply_encoded(loaded, records[i].type, records[i].payload, records[i].len);
-        cr_assert_eq(rc, 0, "record %zu (type %u) refused: %d", i, records[i].type, rc);
-        free(records[i].payload);
-    }
-    char *a = fx_dump(st);
-    char *b = fx_dump(loaded);
-    cr_assert_str_eq(a, b, "checkpoint and live state differ");
-    free(a);
-    free(b);
-    allot_state_destroy(loaded);
-}
-
 /* ---- a log without the fixture's bound, for the 10,000-customer queue ---------------------- */
 
 typedef struct big_log {
@@ -170,7 +114,7 @@ Test(sku_settings, put_then_get_returns_every_field_and_unknown_skus_read_as_zer
     cr_assert_eq(allot_sku_get(st, S("NEW"), &out, &fx_err), 0);
     cr_assert(out.low_stock == 0 && out.max_per_customer == 0 && !out.has_queue);
     fx_assert_replay_equal(st);
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
 }
 
 Test(sku_settings, out_of_range_values_are_refused_with_nothing_changed, .init = one_warehouse)
@@ -212,7 +156,7 @@ Test(customer_limit, holds_past_the_limit_are_refused_naming_sku_limit_and_held,
     cr_assert_eq(held("HOT", "bob"), 2);
     assert_invariants();
     fx_assert_replay_equal(st);
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
 }
 
 Test(customer_limit, release_expiry_and_cancel_give_the_allowance_back, .init = one_warehouse)
@@ -238,7 +182,7 @@ Test(customer_limit, release_expiry_and_cancel_give_the_allowance_back, .init = 
     cr_assert_eq(reserve_as("c4", "HOT", 1, "alice", NULL, t1), 0, "cancel gave it back");
     assert_invariants();
     fx_assert_replay_equal(st);
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
 }
 
 Test(customer_limit, orders_from_lines_count_and_are_refused_past_the_limit, .init = one_warehouse)
@@ -341,7 +285,7 @@ Test(queue, ten_thousand_customers_are_admitted_in_join_order_at_the_rate, .init
     }
     cr_assert_eq(allot_queue_admit_due(st, FX_T0 + 60000, 1, 64), 0, "nobody left");
     assert_big_replay_equal();
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
 }
 
 Test(queue, a_token_works_once_for_its_customer_and_sku_only, .init = one_warehouse)
@@ -396,7 +340,7 @@ Test(queue, expired_tokens_refuse_and_joining_again_goes_to_the_back, .init = on
         admitted_before += status_of(tickets[i], later).state != ALLOT_TICKET_WAITING;
     cr_assert_eq(t.position, 3 - admitted_before, "at the back");
     fx_assert_replay_equal(st);
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
 }
 
 Test(queue, removing_the_queue_drops_its_tickets_and_unqueues_the_sku, .init = one_warehouse)
@@ -410,7 +354,7 @@ Test(queue, removing_the_queue_drops_its_tickets_and_unqueues_the_sku, .init = o
     allot_ticket_format(tickets[0], text);
     cr_assert_eq(allot_queue_status(st, S(text), FX_T0, &t, &fx_err), ALLOT_ENOT_FOUND);
     fx_assert_replay_equal(st);
-    assert_checkpoint_round_trip();
+    fx_assert_checkpoint_round_trip(st);
 }
 
 Test(queue, with_limit_one_exactly_n_customers_get_one_unit_each_in_join_order)
