@@ -10,8 +10,9 @@
  * everything first, change nothing on error, and on success emit one event record and apply it.
  *
  * A supply keeps qty (the total expected), received (units that arrived), held (units promised
- * to backorders; nothing takes such holds yet, so held is 0) and eta_ms. The units it can still
- * promise are qty - received - held while it is open.
+ * to backorders: the backorder allocations of live reservations on it, core/reservation.h) and
+ * eta_ms. The units it can still promise are qty - received - held while it is open; held never
+ * exceeds qty - received, and only an open supply is held.
  *
  * supply.put upserts: a new id needs a location that exists, qty in 1..ALLOT_QUANTITY_MAX and
  * eta_ms in the time range (core/limits.h). On an existing supply: the same values change
@@ -101,5 +102,13 @@ typedef struct allot_supply_incoming {
  * were written (<= max). Never allocates, never changes state. */
 uint32_t allot_supply_incoming(const struct allot_state *state, uint32_t sku,
                                allot_supply_incoming_t *out, uint32_t max);
+/* The SKU's open supplies, free qty 0 included (backorder sourcing adds back what a replaced
+ * hold had on them), earliest eta first (then supply id); returns how many were written. */
+uint32_t allot_supply_open(const struct allot_state *state, uint32_t sku,
+                           allot_supply_incoming_t *out, uint32_t max);
+/* The id of the supply at a slot allot_supply_incoming/open returned. */
+allot_str_t allot_supply_id_at(const struct allot_state *state, uint32_t supply);
+/* The eta of the supply with this id, or INT64_MIN when there is none. */
+int64_t allot_supply_eta_ms(const struct allot_state *state, allot_str_t id);
 
 #endif
