@@ -136,7 +136,7 @@ void supply_snapshot_commit(allot_state_t *state, const allot_event_supply_t *e)
     uint32_t slot = new_supply_commit(state, e);
     supply_t *x = &state->supply->supplies[slot];
     x->received = e->received;
-    x->held = e->held; /* the holds on it come from the reservation and order snapshots */
+    x->held = e->held; /* the holds' snapshots do not add to it (positions alike) */
     x->state = e->state;
     x->updated_ms = e->at_ms;
 }
