@@ -108,11 +108,13 @@ static int64_t held_on(const allot_reservation_t *r, allot_str_t id)
 }
 
 /* A new live hold's backorder allocations: each supply exists, is open, is of the line's SKU
- * and has room for the record's units on it (what `old`, the hold a replace releases first,
- * holds on it counts as room); dirty marks for each. */
+ * and has room for the record's units on it (what the hold at old_slot, which a replace
+ * releases first, holds on it counts as room); dirty marks for each. */
 static int backorders_prepare(allot_state_t *state, const allot_event_reservation_t *e,
-                              const allot_reservation_line_t *lines, const allot_reservation_t *old)
+                              const allot_reservation_line_t *lines, uint32_t old_slot)
 {
+    const allot_reservation_t *old =
+        old_slot == ALLOT_SLOT_NONE ? NULL : &state->reservations[old_slot];
     uint32_t supplies = old != NULL ? old->allocation_count : 0;
     for (uint32_t i = 0; i < e->line_count; i++) {
         const allot_event_line_t *line = &e->lines[i];
@@ -142,7 +144,7 @@ static int backorders_prepare(allot_state_t *state, const allot_event_reservatio
  * lines and allocations with their SKU and location indices resolved; body_install fills in
  * the rest. */
 static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e,
-                        bool needs_positions, const allot_reservation_t *old)
+                        bool needs_positions, uint32_t old_slot)
 {
     size_t block = e->line_count * sizeof(allot_reservation_line_t) +
                    e->allocation_count * sizeof(allot_reservation_allocation_t) + e->customer.len;
@@ -188,7 +190,7 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
     if (rc == 0 && e->ticket != 0)
         rc = sale_ticket_use_prepare(state, e->ticket);
     if (rc == 0 && needs_positions)
-        rc = backorders_prepare(state, e, lines, old);
+        rc = backorders_prepare(state, e, lines, old_slot); /* the slab may have moved */
     if (rc != 0)
         return rc;
     /* the record's copy of its id, sized to it: a short id costs a small chunk, not
@@ -218,15 +220,13 @@ int reservation_create_prepare(allot_state_t *state, const allot_event_reservati
 {
     if (reservation_slot_find(state, e->id) != ALLOT_SLOT_NONE)
         return ALLOT_ECORRUPT;
-    return body_prepare(state, e, true, NULL);
+    return body_prepare(state, e, true, ALLOT_SLOT_NONE);
 }
 
 int reservation_replace_prepare(allot_state_t *state, const allot_event_reservation_t *e)
 {
     int rc = release_prepare(state, e->id);
-    return rc != 0
-               ? rc
-               : body_prepare(state, e, true, &state->reservations[state->prepared_reservation]);
+    return rc != 0 ? rc : body_prepare(state, e, true, state->prepared_reservation);
 }
 
 int reservation_snapshot_prepare(allot_state_t *state, const allot_event_reservation_t *e)
@@ -237,7 +237,7 @@ int reservation_snapshot_prepare(allot_state_t *state, const allot_event_reserva
         if (rc != 0)
             return rc;
     }
-    return body_prepare(state, e, false, NULL);
+    return body_prepare(state, e, false, ALLOT_SLOT_NONE);
 }
 
 int reservation_extend_prepare(allot_state_t *state, const allot_event_extend_t *e)

@@ -733,3 +733,28 @@ Test(supply, a_backorder_record_past_the_supply_room_is_refused_on_replay,
                  "10 held on a supply of 9");
     allot_state_destroy(replica);
 }
+
+Test(supply, a_replace_that_grows_the_reservation_slab_counts_its_old_backorders,
+     .init = two_warehouses, .fini = teardown)
+{
+    put("PO-C", "C", "W1", 1000, FX_T0 + DAY_MS);
+    char id[16];
+    bo_flags[0] = true;
+    for (int i = 0; i < 64; i++) { /* the slab's first 64 slots, all in use */
+        snprintf(id, sizeof id, "R%d", i);
+        bo_lines[0] = (allot_line_input_t){S("C"), 1};
+        allot_reserve_request_t req = fx_req(id, bo_lines, 1);
+        req.backorder = bo_flags;
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0, "%s", fx_err.message);
+    }
+    /* a replace needs room for one more record: the slab moves while the old hold is read */
+    bo_lines[0] = (allot_line_input_t){S("C"), 937};
+    allot_reserve_request_t req = fx_req("R63", bo_lines, 1);
+    req.backorder = bo_flags;
+    req.replace = true;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 1, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(get("PO-C").held, 1000);
+    assert_invariants();
+    fx_assert_replay_equal(st);
+}
