@@ -22,12 +22,14 @@
  * "supply.delayed"); a received or cancelled supply is INVALID_TRANSITION.
  * supply.receive moves units into on_hand at the supply's location (a stock movement: the ledger
  * and stock.changed with reason "supply.receive" and ref the supply id); qty defaults to the
- * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too;
+ * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too,
+ * more than qty - received - held (units backorders hold) is INVALID_TRANSITION;
  * receiving the last unit makes the supply received; a supply that is not open is
  * INVALID_TRANSITION (receive is not idempotent: a retry after a lost reply takes the default,
  * which a received supply refuses). supply.cancel of an open supply cancels it (units already
- * received stay on hand); cancelling a cancelled supply changes nothing (success); a received
- * supply is INVALID_TRANSITION.
+ * received stay on hand) unless backorders hold units of it (INVALID_TRANSITION until those
+ * holds end); cancelling a cancelled supply changes nothing (success); a received supply is
+ * INVALID_TRANSITION.
  *
  * Errors: INVALID_ARGUMENT, NOT_FOUND (supply, location), CONFLICT, INVALID_TRANSITION,
  * TOO_LARGE, NOMEM. Called by net/ handlers and by the promise (allot_supply_incoming); libc only.
