@@ -4,8 +4,8 @@
  *
  * Contract: included by the files of core/supply/, by core/state/ (life cycle, dump,
  * invariants) and by core/reservation/ (the apply of backorder holds moves held); never outside
- * core/. Functions named *_reserve may fail with ALLOT_ENOMEM and make
- * the matching infallible ones safe; the rest cannot fail. Everything assumes validated input.
+ * core/. Functions named *_reserve may fail with ALLOT_ENOMEM and make the matching infallible
+ * ones safe; the rest cannot fail. Everything assumes validated input.
  */
 #ifndef ALLOT_CORE_SUPPLY_PRIVATE_H
 #define ALLOT_CORE_SUPPLY_PRIVATE_H
