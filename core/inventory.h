@@ -28,6 +28,9 @@ struct allot_state;
 
 #define ALLOT_LOCATION_NONE      UINT32_MAX
 #define ALLOT_AS_OF_NONE         INT64_MIN
+/* An allocation of a backorder hold: its units are held against open supply, not at a location
+ * (core/reservation.h). */
+#define ALLOT_LOCATION_SUPPLY (UINT32_MAX - 1)
 /* Priority, daily capacity and radius bounds: core/limits.h. */
 #define ALLOT_MS_PER_DAY 86400000LL
 

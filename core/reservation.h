@@ -25,6 +25,12 @@
  * queued SKU needs the customer's admitted token (QUEUED), which the hold's record uses up. A
  * replace keeps a queued SKU the hold already had for the same customer without a new token.
  *
+ * Backorders: a line with backorder true (request->backorder[i]) holds what no location can supply
+ * against the SKU's open supply (core/sourcing.h, core/supply.h): an allocation at
+ * ALLOT_LOCATION_SUPPLY whose supply id allot_reservation_allocation_supply gives; its units count
+ * in the supply's held (not in any position) until the hold ends, and in the line's qty_held. The
+ * flag is part of the request (a line without it hashes as it always did).
+ *
  * Errors: INVALID_ARGUMENT, TOO_LARGE (lines), NOT_FOUND, INSUFFICIENT_STOCK (shortfalls),
  * CONFLICT, EXPIRED, OVERLOADED (reservations_max live holds), LIMIT_EXCEEDED, QUEUED, NOMEM.
  * libc only.
@@ -60,8 +66,8 @@ typedef enum allot_release_reason {
 extern const char *const allot_reservation_status_names[];
 
 typedef struct allot_reservation_allocation {
-    uint32_t location;
-    uint32_t unused;
+    uint32_t location; /* location index, or ALLOT_LOCATION_SUPPLY (a backorder hold) */
+    uint32_t unused;   /* backorder holds: where the supply id is in the block (below) */
     int64_t qty;
 } allot_reservation_allocation_t;
 
@@ -80,7 +86,8 @@ typedef struct allot_reservation {
     int64_t expires_at_ms;
     int64_t ended_ms;                /* tombstones: when it was released or expired */
     char *id;                        /* NUL-terminated */
-    allot_reservation_line_t *lines; /* one block: lines, allocations, customer; NULL for
+    allot_reservation_line_t *lines; /* one block: lines, allocations, customer, the supply
+                                        ids of backorder holds (u8 len, bytes); NULL for
                                         tombstones */
     const char *customer;            /* in the block (customer_len 0: none) */
     allot_reservation_allocation_t *allocations;
@@ -108,8 +115,9 @@ typedef struct allot_reserve_request {
     allot_policy_t policy;
     bool partial;
     bool replace;
-    allot_str_t customer; /* len 0 = none; part of the request (a different one: CONFLICT) */
-    allot_str_t token;    /* queue token (core/sale.h); len 0 = none; not part of the request */
+    allot_str_t customer;  /* len 0 = none; part of the request (a different one: CONFLICT) */
+    allot_str_t token;     /* queue token (core/sale.h); len 0 = none; not part of the request */
+    const bool *backorder; /* NULL (none), or per line: backorder (see Backorders above) */
 } allot_reserve_request_t;
 
 /* Create (or idempotently return, or replace) a reservation. On success *out is the live
@@ -134,5 +142,13 @@ int64_t allot_reservation_next_expiry_ms(const struct allot_state *state);
  * first; returns how many. */
 uint32_t allot_reservations_expire(struct allot_state *state, int64_t now_ms, uint32_t max);
 const allot_reservation_t *allot_reservation_find(const struct allot_state *state, allot_str_t id);
+/* The supply id of a backorder allocation (location ALLOT_LOCATION_SUPPLY) of r. */
+static inline allot_str_t
+allot_reservation_allocation_supply(const allot_reservation_t *r,
+                                    const allot_reservation_allocation_t *a)
+{
+    const char *tail = (const char *)(r->allocations + r->allocation_count) + r->customer_len;
+    return (allot_str_t){tail + a->unused + 1, (uint8_t)tail[a->unused]};
+}
 
 #endif

@@ -12,8 +12,12 @@
  * Without ship_to every distance is equal. `credit` (replace) is an existing hold whose units
  * count as available and whose capacity count is given back. The plan is written into the
  * state's sourcing scratch and is valid until the next call.
- * Errors: INSUFFICIENT_STOCK (shortfalls in detail: every short line, with what it could get),
- * NOMEM. Internal to core/.
+ * Backorder lines (request->backorder[i] true): the units no location can supply are then held
+ * against the SKU's open supply, earliest eta first (then supply id), never more than a supply's
+ * free qty (qty - received - held, plus what `credit` holds on it, less what earlier lines of this
+ * plan took): allocations at ALLOT_LOCATION_SUPPLY with the supply's slot in `supply`. Errors:
+ * INSUFFICIENT_STOCK (shortfalls in detail: every short line, with what it could get), NOMEM.
+ * Internal to core/.
  */
 #ifndef ALLOT_CORE_SOURCING_H
 #define ALLOT_CORE_SOURCING_H
@@ -44,7 +48,8 @@ typedef struct allot_line_input {
 } allot_line_input_t;
 
 typedef struct allot_plan_allocation {
-    uint32_t location;
+    uint32_t location; /* ALLOT_LOCATION_SUPPLY: a backorder hold on the supply `supply` */
+    uint32_t supply;   /* supply slot (backorder holds only) */
     int64_t qty;
 } allot_plan_allocation_t;
 
@@ -71,6 +76,7 @@ typedef struct allot_sourcing_request {
     bool partial;
     const struct allot_reservation *credit; /* NULL, or the hold being replaced */
     int64_t now_ms;
+    const bool *backorder; /* NULL, or per line: hold what locations cannot supply from supply */
 } allot_sourcing_request_t;
 
 /* Check request lines: at most ALLOT_LINES_MAX, every sku an id, every qty 1..QUANTITY_MAX.

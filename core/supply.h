@@ -10,8 +10,9 @@
  * everything first, change nothing on error, and on success emit one event record and apply it.
  *
  * A supply keeps qty (the total expected), received (units that arrived), held (units promised
- * to backorders; nothing takes such holds yet, so held is 0) and eta_ms. The units it can still
- * promise are qty - received - held while it is open.
+ * to backorders: the backorder allocations of live reservations on it, core/reservation.h) and
+ * eta_ms. The units it can still promise are qty - received - held while it is open; held never
+ * exceeds qty - received, and only an open supply is held.
  *
  * supply.put upserts: a new id needs a location that exists, qty in 1..ALLOT_QUANTITY_MAX and
  * eta_ms in the time range (core/limits.h). On an existing supply: the same values change
@@ -21,12 +22,14 @@
  * "supply.delayed"); a received or cancelled supply is INVALID_TRANSITION.
  * supply.receive moves units into on_hand at the supply's location (a stock movement: the ledger
  * and stock.changed with reason "supply.receive" and ref the supply id); qty defaults to the
- * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too;
+ * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too,
+ * more than qty - received - held (units backorders hold) is INVALID_TRANSITION;
  * receiving the last unit makes the supply received; a supply that is not open is
  * INVALID_TRANSITION (receive is not idempotent: a retry after a lost reply takes the default,
  * which a received supply refuses). supply.cancel of an open supply cancels it (units already
- * received stay on hand); cancelling a cancelled supply changes nothing (success); a received
- * supply is INVALID_TRANSITION.
+ * received stay on hand) unless backorders hold units of it (INVALID_TRANSITION until those
+ * holds end); cancelling a cancelled supply changes nothing (success); a received supply is
+ * INVALID_TRANSITION.
  *
  * Errors: INVALID_ARGUMENT, NOT_FOUND (supply, location), CONFLICT, INVALID_TRANSITION,
  * TOO_LARGE, NOMEM. Called by net/ handlers and by the promise (allot_supply_incoming); libc only.
@@ -101,5 +104,13 @@ typedef struct allot_supply_incoming {
  * were written (<= max). Never allocates, never changes state. */
 uint32_t allot_supply_incoming(const struct allot_state *state, uint32_t sku,
                                allot_supply_incoming_t *out, uint32_t max);
+/* The SKU's open supplies, free qty 0 included (backorder sourcing adds back what a replaced
+ * hold had on them), earliest eta first (then supply id); returns how many were written. */
+uint32_t allot_supply_open(const struct allot_state *state, uint32_t sku,
+                           allot_supply_incoming_t *out, uint32_t max);
+/* The id of the supply at a slot allot_supply_incoming/open returned. */
+allot_str_t allot_supply_id_at(const struct allot_state *state, uint32_t supply);
+/* The eta of the supply with this id, or INT64_MIN when there is none. */
+int64_t allot_supply_eta_ms(const struct allot_state *state, allot_str_t id);
 
 #endif

@@ -47,8 +47,7 @@ static int lookup(const msgpack_object *map, const char *key, const msgpack_obje
         return 1;
     if (present != NULL)
         return 0;
-    return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key, "missing required field '%s'",
-                           key);
+    return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key, "missing required field '%s'", key);
 }
 
 static int wrong_type(const char *key, const char *expected, allot_error_detail_t *error)
@@ -270,34 +269,51 @@ int args_enum(const msgpack_object *map, const char *key, const char *const *nam
     char expected[256] = "one of";
     size_t used = strlen(expected);
     for (int i = 0; names[i] != NULL && used < sizeof(expected) - 1; i++) {
-        int n = snprintf(expected + used, sizeof(expected) - used, "%s '%s'", i ? "," : "",
-                         names[i]);
+        int n =
+            snprintf(expected + used, sizeof(expected) - used, "%s '%s'", i ? "," : "", names[i]);
         used += n > 0 ? (size_t)n : 0;
     }
     return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key, "field '%s' must be %s", key,
                            expected);
 }
 
-int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count,
-               bool *present, allot_error_detail_t *error)
+static int lines_get(const msgpack_object *map, allot_line_input_t *lines, bool *backorder,
+                     uint32_t *count, bool *present, allot_error_detail_t *error)
 {
     static const char *const line_keys[] = {"sku", "qty", NULL};
+    static const char *const backorder_keys[] = {"sku", "qty", "backorder", NULL};
     const msgpack_object_array *array;
     int rc = args_array(map, "lines", 1, ALLOT_LINES_MAX, &array, present, error);
     if (rc != 0 || (present != NULL && !*present))
         return rc;
     for (uint32_t i = 0; i < array->size; i++) {
         const msgpack_object *line = &array->ptr[i];
-        rc = args_check_keys(line, line_keys, "lines", error);
+        rc = args_check_keys(line, backorder != NULL ? backorder_keys : line_keys, "lines", error);
         if (rc == 0)
             rc = args_id(line, "sku", &lines[i].sku, NULL, error);
         if (rc == 0)
             rc = args_int64(line, "qty", 1, ALLOT_QUANTITY_MAX, &lines[i].qty, NULL, error);
+        if (rc == 0 && backorder != NULL) {
+            backorder[i] = false;
+            rc = args_bool(line, "backorder", &backorder[i], &(bool){false}, error);
+        }
         if (rc != 0)
             return rc;
     }
     *count = array->size;
     return 0;
+}
+
+int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count, bool *present,
+               allot_error_detail_t *error)
+{
+    return lines_get(map, lines, NULL, count, present, error);
+}
+
+int args_reserve_lines(const msgpack_object *map, allot_line_input_t *lines, bool *backorder,
+                       uint32_t *count, allot_error_detail_t *error)
+{
+    return lines_get(map, lines, backorder, count, NULL, error);
 }
 
 int args_ship_to(const msgpack_object *map, bool *present, double *lat, double *lon,

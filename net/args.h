@@ -56,8 +56,12 @@ int args_enum(const msgpack_object *map, const char *key, const char *const *nam
 /* `lines`: 1..ALLOT_LINES_MAX maps {sku, qty} (no other keys, none twice; qty
  * 1..ALLOT_QUANTITY_MAX) into lines[] (room for ALLOT_LINES_MAX); *count is how many.
  * present == NULL: required. */
-int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count,
-               bool *present, allot_error_detail_t *error);
+int args_lines(const msgpack_object *map, allot_line_input_t *lines, uint32_t *count, bool *present,
+               allot_error_detail_t *error);
+/* args_lines for reserve: each line may also have `backorder` (a boolean, default false) into
+ * backorder[] (room for ALLOT_LINES_MAX). */
+int args_reserve_lines(const msgpack_object *map, allot_line_input_t *lines, bool *backorder,
+                       uint32_t *count, allot_error_detail_t *error);
 
 /* `ship_to`: an optional map {lat: -90..90, lon: -180..180} (no other keys, none twice). */
 int args_ship_to(const msgpack_object *map, bool *present, double *lat, double *lon,

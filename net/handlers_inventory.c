@@ -3,6 +3,7 @@
 #include "command.h"
 #include "core/inventory.h"
 #include "core/reservation.h"
+#include "core/supply.h"
 #include "core/state.h"
 #include "pack.h"
 #include "promise_wire.h"
@@ -13,7 +14,6 @@ static allot_position_view_t position_views[ALLOT_LOCATIONS_MAX];
 static allot_avail_location_t avail_locations[ALLOT_LOCATIONS_MAX];
 static allot_str_t avail_skus[ALLOT_AVAIL_SKUS_MAX];
 static uint32_t avail_sku_indices[ALLOT_AVAIL_SKUS_MAX];
-
 
 /* ---- shared packers -------------------------------------------------------------------------- */
 
@@ -47,6 +47,18 @@ static void pack_position(msgpack_packer *pk, const allot_stock_result_t *r)
         pack_key_bool(pk, "stale", true);
 }
 
+/* A backorder hold: {supply, qty, eta_ms} (the supply's eta now). */
+static void pack_supply_allocation(msgpack_packer *pk, const allot_state_t *state,
+                                   const allot_reservation_t *r,
+                                   const allot_reservation_allocation_t *a)
+{
+    allot_str_t supply = allot_reservation_allocation_supply(r, a);
+    msgpack_pack_map(pk, 3);
+    pack_key_str(pk, "supply", supply);
+    pack_key_int(pk, "qty", a->qty);
+    pack_key_int(pk, "eta_ms", allot_supply_eta_ms(state, supply));
+}
+
 static void pack_reservation_lines(msgpack_packer *pk, const allot_state_t *state,
                                    const allot_reservation_t *r)
 {
@@ -61,6 +73,10 @@ static void pack_reservation_lines(msgpack_packer *pk, const allot_state_t *stat
         msgpack_pack_array(pk, line->allocation_count);
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            if (a->location == ALLOT_LOCATION_SUPPLY) {
+                pack_supply_allocation(pk, state, r, a);
+                continue;
+            }
             msgpack_pack_map(pk, 2);
             pack_key_str(pk, "location", allot_location_id(allot_location_at(state, a->location)));
             pack_key_int(pk, "qty", a->qty);
@@ -378,14 +394,16 @@ int handle_avail_get(command_call_t *call)
 int handle_reserve(command_call_t *call)
 {
     static allot_line_input_t lines[ALLOT_LINES_MAX];
+    static bool backorder[ALLOT_LINES_MAX];
     const msgpack_object *p = call->params;
     allot_error_detail_t *e = call->error;
-    allot_reserve_request_t req = {.ttl_s = ALLOT_RESERVATION_TTL_S_DEFAULT, .lines = lines};
+    allot_reserve_request_t req = {
+        .ttl_s = ALLOT_RESERVATION_TTL_S_DEFAULT, .lines = lines, .backorder = backorder};
     int method = ALLOT_METHOD_SHIP, policy = ALLOT_POLICY_FEWEST_SPLITS;
     bool has_location = false;
     int rc = args_id(p, "id", &req.id, NULL, e);
     if (rc == 0)
-        rc = args_lines(p, lines, &req.line_count, NULL, e);
+        rc = args_reserve_lines(p, lines, backorder, &req.line_count, e);
     if (rc == 0)
         rc = args_int64(p, "ttl_s", ALLOT_RESERVATION_TTL_S_MIN, ALLOT_RESERVATION_TTL_S_MAX,
                         &req.ttl_s, &(bool){false}, e);

@@ -73,8 +73,9 @@ typedef struct allot_event_stock_adjust {
 } allot_event_stock_adjust_t;
 
 typedef struct allot_event_allocation {
-    allot_str_t location;
+    allot_str_t location; /* supply: the supply's id (a backorder hold) */
     int64_t qty;
+    bool supply;
 } allot_event_allocation_t;
 
 typedef struct allot_event_line {
@@ -195,6 +196,7 @@ typedef struct allot_event_supply {
     allot_str_t location;  /* put, receive, snapshot */
     int64_t qty;           /* put, snapshot: the total expected; receive: the units received */
     int64_t received;      /* snapshot */
+    int64_t held;          /* snapshot: units backorder holds hold on it */
     int64_t eta_ms;        /* put, snapshot */
     int64_t on_hand_after; /* receive: the position's on_hand after it */
     int64_t at_ms;         /* put, receive, cancel; snapshot: when it last changed */

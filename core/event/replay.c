@@ -131,8 +131,11 @@ static void entry_add_lines(replay_entry_t *entry, const allot_event_reservation
             entry_add_sku(entry, line->sku, any);
             continue;
         }
-        for (uint32_t k = 0; k < line->allocation_count; k++)
-            entry_add_sku(entry, line->sku, e->allocations[line->allocation_first + k].location);
+        for (uint32_t k = 0; k < line->allocation_count; k++) {
+            const allot_event_allocation_t *a = &e->allocations[line->allocation_first + k];
+            entry_add_sku(entry, line->sku,
+                          a->supply ? any : a->location); /* supply: no position */
+        }
     }
 }
 
@@ -281,8 +284,11 @@ static void stage_line_skus(const allot_state_t *state, replay_entry_t *entry)
         __builtin_prefetch(&state->skus[line->sku]);
         for (uint32_t k = 0; k < line->allocation_count && entry->sku_count < REPLAY_SKUS_MAX;
              k++) {
+            uint32_t location = r->allocations[line->allocation_first + k].location;
+            if (location == ALLOT_LOCATION_SUPPLY)
+                continue; /* a backorder hold: no position */
             entry->sku[entry->sku_count] = line->sku;
-            entry->location[entry->sku_count] = r->allocations[line->allocation_first + k].location;
+            entry->location[entry->sku_count] = location;
             entry->sku_count++;
         }
     }

@@ -247,6 +247,11 @@ static int create_from_reservation(allot_state_t *state, const allot_order_creat
             (allot_event_item_t){allot_sku_id(&state->skus[line->sku]), line->qty_held};
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            if (a->location == ALLOT_LOCATION_SUPPLY)
+                return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "reservation",
+                                       "reservation %s holds backordered units; an order cannot "
+                                       "take them yet",
+                                       allot_str_echo(req->reservation, &(allot_echo_t){0}));
             allocs[n++] = (order_alloc_t){line->sku, a->location, a->qty};
         }
     }
@@ -267,7 +272,7 @@ static int create_from_lines(allot_state_t *state, const allot_order_create_requ
     if (rc != 0)
         return rc;
     allot_sourcing_request_t sourcing = {req->lines, req->line_count, *query, req->policy, false,
-                                         NULL,       now_ms};
+                                         NULL,       now_ms,          NULL};
     allot_plan_t plan;
     rc = allot_sourcing_plan(state, &sourcing, &plan, detail);
     if (rc != 0)

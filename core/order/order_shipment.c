@@ -93,8 +93,8 @@ static int reject_plan(allot_state_t *state, const allot_event_order_t *v, uint3
         was_active[n] = state->locations[excluded[n]].active;
         state->locations[excluded[n++]].active = false;
     }
-    allot_sourcing_request_t sourcing = {lines, s->item_count, query, (allot_policy_t)v->policy,
-                                         false, NULL,          now_ms};
+    allot_sourcing_request_t sourcing = {lines, s->item_count, query,  (allot_policy_t)v->policy,
+                                         false, NULL,          now_ms, NULL};
     allot_plan_t plan;
     rc = allot_sourcing_plan(state, &sourcing, &plan, detail);
     while (n > 0) {

@@ -8,6 +8,7 @@
 #include "core/base/request_hash.h"
 #include "core/reservation/reservation_private.h"
 #include "core/sale.h"
+#include "core/supply.h"
 
 const char *const allot_reservation_status_names[] = {"active", "released", "expired", NULL};
 
@@ -21,6 +22,8 @@ static uint64_t reserve_request_hash(const allot_reserve_request_t *req)
     for (uint32_t i = 0; i < req->line_count; i++) {
         request_hash_str(&hasher, req->lines[i].sku);
         request_hash_u64(&hasher, (uint64_t)req->lines[i].qty);
+        if (req->backorder != NULL && req->backorder[i]) /* others hash as they always did */
+            request_hash_u64(&hasher, UINT64_C(0xb0));
     }
     request_hash_u64(&hasher, (uint64_t)req->ttl_s);
     request_hash_u64(&hasher, (uint64_t)req->method);
@@ -209,10 +212,13 @@ static int reserve_emit(allot_state_t *state, const allot_reserve_request_t *req
         e->lines[i] = (allot_event_line_t){req->lines[i].sku, pl->qty_requested,
                                            pl->allocation_first, pl->allocation_count};
     }
-    for (uint32_t k = 0; k < plan->allocation_count; k++)
-        e->allocations[k] = (allot_event_allocation_t){
-            allot_location_id(&state->locations[plan->allocations[k].location]),
-            plan->allocations[k].qty};
+    for (uint32_t k = 0; k < plan->allocation_count; k++) {
+        const allot_plan_allocation_t *a = &plan->allocations[k];
+        bool supply = a->location == ALLOT_LOCATION_SUPPLY;
+        allot_str_t at = supply ? allot_supply_id_at(state, a->supply)
+                                : allot_location_id(&state->locations[a->location]);
+        e->allocations[k] = (allot_event_allocation_t){at, a->qty, supply};
+    }
     return state_event_emit(state, &event);
 }
 
@@ -248,7 +254,7 @@ int allot_reserve(allot_state_t *state, const allot_reserve_request_t *req, int6
             return rc;
     }
     allot_sourcing_request_t sourcing = {
-        req->lines, req->line_count, query, req->policy, req->partial, old, now_ms};
+        req->lines, req->line_count, query, req->policy, req->partial, old, now_ms, req->backorder};
     allot_plan_t plan;
     rc = allot_sourcing_plan(state, &sourcing, &plan, detail);
     if (rc != 0)

@@ -8,6 +8,7 @@
 #include "core/inventory/inventory_private.h"
 #include "core/reservation/reservation_private.h"
 #include "core/sale/sale_private.h"
+#include "core/supply/supply_private.h"
 
 /* ---- holds on positions and daily capacity ----------------------------------------------------
  */
@@ -21,6 +22,21 @@ static void hold_holdings(allot_state_t *state, const allot_reservation_t *r, in
         sale_holding_add(state, r->lines[i].sku, customer, sign * r->lines[i].qty_held);
 }
 
+/* A backorder allocation adds to (or gives back from) its supply's held; room made by the
+ * prepare (backorders_prepare, release_prepare). */
+static void hold_supply(allot_state_t *state, const allot_reservation_t *r,
+                        const allot_reservation_allocation_t *a, int sign)
+{
+    uint32_t slot = supply_find(state, allot_reservation_allocation_supply(r, a));
+    if (slot == ALLOT_SLOT_NONE)
+        return;                /* only after an inconsistent snapshot; never live */
+    supply_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    supply_t *x = &state->supply->supplies[slot];
+    x->held += sign * a->qty;
+    if (x->held < 0)
+        x->held = 0;
+}
+
 static void hold_positions(allot_state_t *state, const allot_reservation_t *r, int sign)
 {
     hold_holdings(state, r, sign);
@@ -29,6 +45,10 @@ static void hold_positions(allot_state_t *state, const allot_reservation_t *r, i
         inventory_sku_dirty(state, line->sku); /* before the change (checkpoint pre-image) */
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            if (a->location == ALLOT_LOCATION_SUPPLY) {
+                hold_supply(state, r, a, sign);
+                continue;
+            }
             allot_position_t *p = inventory_position_mut(state, line->sku, a->location);
             if (p == NULL)
                 continue; /* only after an inconsistent SKU snapshot; never live */
@@ -50,7 +70,7 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
         state->stamp_generation = 1;
     for (uint32_t k = 0; k < r->allocation_count; k++) {
         uint32_t l = r->allocations[k].location;
-        if (state->location_stamp[l] == state->stamp_generation)
+        if (l == ALLOT_LOCATION_SUPPLY || state->location_stamp[l] == state->stamp_generation)
             continue;
         state->location_stamp[l] = state->stamp_generation;
         allot_location_t *location = &state->locations[l];
@@ -74,14 +94,63 @@ static allot_reservation_allocation_t *block_allocations(allot_reservation_line_
     return lines == NULL ? NULL : (allot_reservation_allocation_t *)(lines + line_count);
 }
 
+/* Units a hold holds on the supply `id`. */
+static int64_t held_on(const allot_reservation_t *r, allot_str_t id)
+{
+    int64_t qty = 0;
+    for (uint32_t k = 0; r != NULL && k < r->allocation_count; k++) {
+        const allot_reservation_allocation_t *a = &r->allocations[k];
+        if (a->location == ALLOT_LOCATION_SUPPLY &&
+            allot_str_equal(allot_reservation_allocation_supply(r, a), id))
+            qty += a->qty;
+    }
+    return qty;
+}
+
+/* A new live hold's backorder allocations: each supply exists, is open, is of the line's SKU
+ * and has room for the record's units on it (what the hold at old_slot, which a replace
+ * releases first, holds on it counts as room); dirty marks for each. */
+static int backorders_prepare(allot_state_t *state, const allot_event_reservation_t *e,
+                              const allot_reservation_line_t *lines, uint32_t old_slot)
+{
+    const allot_reservation_t *old =
+        old_slot == ALLOT_SLOT_NONE ? NULL : &state->reservations[old_slot];
+    uint32_t supplies = old != NULL ? old->allocation_count : 0;
+    for (uint32_t i = 0; i < e->line_count; i++) {
+        const allot_event_line_t *line = &e->lines[i];
+        for (uint32_t k = 0; k < line->allocation_count; k++) {
+            const allot_event_allocation_t *a = &e->allocations[line->allocation_first + k];
+            if (!a->supply)
+                continue;
+            supplies++;
+            uint32_t slot = supply_find(state, a->location);
+            if (slot == ALLOT_SLOT_NONE)
+                return ALLOT_ECORRUPT;
+            const supply_t *x = &state->supply->supplies[slot];
+            int64_t wanted = 0;
+            for (uint32_t j = 0; j < e->allocation_count; j++)
+                if (e->allocations[j].supply &&
+                    allot_str_equal(e->allocations[j].location, a->location))
+                    wanted += e->allocations[j].qty;
+            int64_t room = x->qty - x->received - x->held + held_on(old, a->location);
+            if (x->state != ALLOT_SUPPLY_OPEN || x->sku != lines[i].sku || wanted > room)
+                return ALLOT_ECORRUPT;
+        }
+    }
+    return supplies > 0 ? allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], supplies) : 0;
+}
+
 /* Check a hold's lines against the state and prepare its block (state->pending_block): the
  * lines and allocations with their SKU and location indices resolved; body_install fills in
  * the rest. */
 static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e,
-                        bool needs_positions)
+                        bool needs_positions, uint32_t old_slot)
 {
     size_t block = e->line_count * sizeof(allot_reservation_line_t) +
                    e->allocation_count * sizeof(allot_reservation_allocation_t) + e->customer.len;
+    for (uint32_t k = 0; k < e->allocation_count; k++)
+        if (e->allocations[k].supply)
+            block += 1 + e->allocations[k].location.len;
     free(state->pending_block);
     state->pending_block = block > 0 ? malloc(block) : NULL;
     if (block > 0 && state->pending_block == NULL)
@@ -97,11 +166,15 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             uint32_t at = line->allocation_first + k;
             const allot_event_allocation_t *a = &e->allocations[at];
+            total += (uint64_t)a->qty;
+            if (a->supply) { /* checked against the supply by backorders_prepare */
+                allocations[at].location = ALLOT_LOCATION_SUPPLY;
+                continue;
+            }
             uint32_t l = allot_location_index_find(state, a->location);
             if (l == ALLOT_LOCATION_NONE)
                 return ALLOT_ECORRUPT;
             allocations[at].location = l;
-            total += (uint64_t)a->qty;
             const allot_position_t *p = inventory_position_mut(state, lines[i].sku, l);
             if (needs_positions && (p == NULL || p->reserved > ALLOT_QUANTITY_MAX))
                 return ALLOT_ECORRUPT;
@@ -116,6 +189,8 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
         rc = sale_holding_reserve(state, e->line_count);
     if (rc == 0 && e->ticket != 0)
         rc = sale_ticket_use_prepare(state, e->ticket);
+    if (rc == 0 && needs_positions)
+        rc = backorders_prepare(state, e, lines, old_slot); /* the slab may have moved */
     if (rc != 0)
         return rc;
     /* the record's copy of its id, sized to it: a short id costs a small chunk, not
@@ -136,6 +211,8 @@ static int release_prepare(allot_state_t *state, allot_str_t id)
     int rc = state_dirty_reserve(state, r->allocation_count, r->line_count, 1, 0);
     if (rc == 0 && r->customer_len > 0)
         rc = sale_holding_reserve(state, r->line_count);
+    if (rc == 0) /* backorder holds give back to their supplies */
+        rc = allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], r->allocation_count);
     return rc != 0 ? rc : allot_heap_reserve(&state->tombstone_heap, 1);
 }
 
@@ -143,13 +220,13 @@ int reservation_create_prepare(allot_state_t *state, const allot_event_reservati
 {
     if (reservation_slot_find(state, e->id) != ALLOT_SLOT_NONE)
         return ALLOT_ECORRUPT;
-    return body_prepare(state, e, true);
+    return body_prepare(state, e, true, ALLOT_SLOT_NONE);
 }
 
 int reservation_replace_prepare(allot_state_t *state, const allot_event_reservation_t *e)
 {
     int rc = release_prepare(state, e->id);
-    return rc != 0 ? rc : body_prepare(state, e, true);
+    return rc != 0 ? rc : body_prepare(state, e, true, state->prepared_reservation);
 }
 
 int reservation_snapshot_prepare(allot_state_t *state, const allot_event_reservation_t *e)
@@ -160,7 +237,7 @@ int reservation_snapshot_prepare(allot_state_t *state, const allot_event_reserva
         if (rc != 0)
             return rc;
     }
-    return body_prepare(state, e, false);
+    return body_prepare(state, e, false, ALLOT_SLOT_NONE);
 }
 
 int reservation_extend_prepare(allot_state_t *state, const allot_event_extend_t *e)
@@ -200,6 +277,18 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
         memcpy(customer, e->customer.ptr, e->customer.len);
         r->customer = customer;
     }
+    char *tail = (char *)(r->allocations + e->allocation_count) + e->customer.len;
+    uint32_t tail_at = 0; /* the supply ids of backorder holds */
+    for (uint32_t k = 0; k < e->allocation_count; k++) {
+        r->allocations[k].unused = 0;
+        if (!e->allocations[k].supply)
+            continue;
+        allot_str_t id = e->allocations[k].location;
+        r->allocations[k].unused = tail_at;
+        tail[tail_at] = (char)(uint8_t)id.len;
+        memcpy(tail + tail_at + 1, id.ptr, id.len);
+        tail_at += 1 + id.len;
+    }
     for (uint32_t i = 0; i < e->line_count; i++) { /* indices resolved by body_prepare */
         const allot_event_line_t *src = &e->lines[i];
         allot_reservation_line_t *line = &r->lines[i];
@@ -207,7 +296,6 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
                                            0,         src->qty_requested,    0};
         for (uint32_t k = 0; k < src->allocation_count; k++) {
             uint32_t at = src->allocation_first + k;
-            r->allocations[at].unused = 0;
             r->allocations[at].qty = e->allocations[at].qty;
             line->qty_held += e->allocations[at].qty;
         }

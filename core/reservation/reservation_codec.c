@@ -14,11 +14,16 @@
  *        line_count x { str sku; i64 qty_requested (1..2^40); u16 allocation_count;
  *                       allocation_count x { str location; i64 qty (1..2^40) } }
  *        where a line's allocation quantities sum to at most its qty_requested;
- *        then, only when the hold has a customer or uses a queue ticket (records written before
- *        these existed end with the lines, and so do those without either):
+ *        then, only when the hold has a customer, uses a queue ticket or holds backorders
+ *        (records written before these existed end with the lines, and so do those without any):
  *        str customer (len 0 = none, else an id); u64 ticket (0 = none; a snapshot: 0)
+ *        then, only when the hold holds backorders (records written before them end here):
+ *        u16 backorder_count (1..allocation_count); backorder_count x u16 allocation (the
+ *        allocation's number in the body, strictly ascending): those allocations hold units of
+ *        open supply and their `location` is the supply's id
  *
- * Apply (reservation_apply.c) additionally requires the locations to exist, a live hold of the
+ * Apply (reservation_apply.c) additionally requires the locations to exist (for create and
+ * replace also the supplies: open, of the line's SKU, with room for the units), a live hold of the
  * id for extend, release and replace, and the positions a hold adds to to have reserved counts
  * in range (0..2^40).
  */
@@ -45,7 +50,7 @@ static size_t body_bytes(const allot_event_reservation_t *e)
     for (uint32_t i = 0; i < e->line_count; i++)
         bytes += 16 + e->lines[i].sku.len;
     for (uint32_t i = 0; i < e->allocation_count; i++)
-        bytes += 10 + e->allocations[i].location.len;
+        bytes += 12 + e->allocations[i].location.len;
     return bytes;
 }
 
@@ -67,10 +72,19 @@ static void body_put(const allot_event_reservation_t *e, allot_bytes_t *out)
             allot_bytes_put_i64(out, a->qty);
         }
     }
-    if (e->customer.len == 0 && e->ticket == 0)
+    uint32_t backorders = 0;
+    for (uint32_t k = 0; k < e->allocation_count; k++)
+        backorders += e->allocations[k].supply;
+    if (e->customer.len == 0 && e->ticket == 0 && backorders == 0)
         return;
     allot_bytes_put_str(out, e->customer);
     allot_bytes_put_u64(out, e->ticket);
+    if (backorders == 0)
+        return;
+    allot_bytes_put_u16(out, (uint16_t)backorders);
+    for (uint32_t k = 0; k < e->allocation_count; k++)
+        if (e->allocations[k].supply)
+            allot_bytes_put_u16(out, (uint16_t)k);
 }
 
 static int scratch_allocation_grow(allot_event_scratch_t *s)
@@ -100,11 +114,29 @@ static int line_get(allot_reader_t *r, allot_event_scratch_t *s, allot_event_res
         allot_event_allocation_t *a = &s->allocations[e->allocation_count++];
         a->location = allot_reader_str(r);
         a->qty = allot_reader_i64(r);
+        a->supply = false;
         if (r->failed || !location_ref_ok(a->location) || !allot_event_amount_ok(a->qty))
             return ALLOT_ECORRUPT;
         held += a->qty;
         if (held > line->qty_requested)
             return ALLOT_ECORRUPT;
+    }
+    return 0;
+}
+
+/* The backorder section: which allocations hold supply. */
+static int backorders_get(allot_reader_t *r, allot_event_reservation_t *e)
+{
+    uint32_t count = allot_reader_u16(r);
+    if (r->failed || count == 0 || count > e->allocation_count)
+        return ALLOT_ECORRUPT;
+    uint32_t next = 0; /* the lowest allocation number the next entry may name */
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t k = allot_reader_u16(r);
+        if (r->failed || k < next || k >= e->allocation_count)
+            return ALLOT_ECORRUPT;
+        e->allocations[k].supply = true;
+        next = k + 1;
     }
     return 0;
 }
@@ -135,7 +167,11 @@ static int body_get(allot_reader_t *r, allot_event_scratch_t *s, uint32_t line_c
     e->customer = allot_reader_str(r);
     e->ticket = allot_reader_u64(r);
     bool ok = !r->failed && (e->customer.len == 0 || allot_id_valid(e->customer));
-    return ok && (e->customer.len > 0 || e->ticket != 0) ? 0 : ALLOT_ECORRUPT;
+    if (!ok)
+        return ALLOT_ECORRUPT;
+    if (r->offset == r->len) /* no backorders */
+        return e->customer.len > 0 || e->ticket != 0 ? 0 : ALLOT_ECORRUPT;
+    return backorders_get(r, e);
 }
 
 /* ---- create, replace, snapshot -------------------------------------------------------------- */

@@ -217,9 +217,12 @@ int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, al
             (allot_event_line_t){allot_sku_id(&state->skus[line->sku]), line->qty_requested,
                                  line->allocation_first, line->allocation_count};
     }
-    for (uint32_t k = 0; k < r->allocation_count; k++)
-        e->allocations[k] = (allot_event_allocation_t){
-            allot_location_id(&state->locations[r->allocations[k].location]),
-            r->allocations[k].qty};
+    for (uint32_t k = 0; k < r->allocation_count; k++) {
+        const allot_reservation_allocation_t *a = &r->allocations[k];
+        bool supply = a->location == ALLOT_LOCATION_SUPPLY;
+        allot_str_t at = supply ? allot_reservation_allocation_supply(r, a)
+                                : allot_location_id(&state->locations[a->location]);
+        e->allocations[k] = (allot_event_allocation_t){at, a->qty, supply};
+    }
     return allot_event_encode(&event, out);
 }

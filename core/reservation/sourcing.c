@@ -7,6 +7,7 @@
 
 #include "core/reservation.h"
 #include "core/state_private.h"
+#include "core/supply.h"
 
 const char *const allot_policy_names[] = {"fewest_splits", "priority", "nearest", "highest_stock",
                                           NULL};
@@ -161,8 +162,9 @@ static int plan_allocation_add(sourcing_t *s, uint32_t location, int64_t qty)
         state->plan_allocation_capacity = capacity;
     }
     plan->allocations = state->plan_allocations;
-    plan->allocations[plan->allocation_count++] = (allot_plan_allocation_t){location, qty};
-    state->location_stamp[location] = state->stamp_generation;
+    plan->allocations[plan->allocation_count++] = (allot_plan_allocation_t){location, 0, qty};
+    if (location != ALLOT_LOCATION_SUPPLY)
+        state->location_stamp[location] = state->stamp_generation;
     return 0;
 }
 
@@ -249,6 +251,60 @@ static int sourcing_fill_line(sourcing_t *s, uint32_t line)
     return 0;
 }
 
+/* Units the hold being replaced holds on a supply (id), which count as free again. */
+static int64_t credit_supply_qty(const allot_reservation_t *credit, allot_str_t supply)
+{
+    int64_t qty = 0;
+    if (credit == NULL || credit->status != ALLOT_RESERVATION_ACTIVE)
+        return 0;
+    for (uint32_t k = 0; k < credit->allocation_count; k++) {
+        const allot_reservation_allocation_t *a = &credit->allocations[k];
+        if (a->location == ALLOT_LOCATION_SUPPLY &&
+            allot_str_equal(allot_reservation_allocation_supply(credit, a), supply))
+            qty += a->qty;
+    }
+    return qty;
+}
+
+/* Units of a supply (slot) earlier allocations of this plan took. */
+static int64_t supply_taken(const sourcing_t *s, uint32_t supply)
+{
+    int64_t taken = 0;
+    for (uint32_t k = 0; k < s->plan->allocation_count; k++) {
+        const allot_plan_allocation_t *a = &s->plan->allocations[k];
+        if (a->location == ALLOT_LOCATION_SUPPLY && a->supply == supply)
+            taken += a->qty;
+    }
+    return taken;
+}
+
+/* A backorder line: what locations could not supply, from the SKU's open supply, earliest
+ * first. */
+static int sourcing_fill_supply(sourcing_t *s, uint32_t line)
+{
+    static allot_supply_incoming_t open[ALLOT_SUPPLIES_PER_SKU_MAX];
+    allot_plan_line_t *pl = &s->plan->lines[line];
+    if (s->skus[line] == ALLOT_SKU_NONE)
+        return 0;
+    uint32_t count = allot_supply_open(s->state, s->skus[line], open, ALLOT_SUPPLIES_PER_SKU_MAX);
+    for (uint32_t i = 0; i < count && pl->qty_held < pl->qty_requested; i++) {
+        allot_str_t id = allot_supply_id_at(s->state, open[i].supply);
+        int64_t free_qty = open[i].qty + credit_supply_qty(s->request->credit, id) -
+                           supply_taken(s, open[i].supply);
+        int64_t need = pl->qty_requested - pl->qty_held;
+        int64_t take = free_qty < need ? free_qty : need;
+        if (take <= 0)
+            continue;
+        int rc = plan_allocation_add(s, ALLOT_LOCATION_SUPPLY, take);
+        if (rc != 0)
+            return rc;
+        s->plan->allocations[s->plan->allocation_count - 1].supply = open[i].supply;
+        pl->allocation_count++;
+        pl->qty_held += take;
+    }
+    return 0;
+}
+
 static void sourcing_setup(sourcing_t *s, allot_state_t *state,
                            const allot_sourcing_request_t *request, allot_plan_t *plan)
 {
@@ -313,6 +369,8 @@ int allot_sourcing_plan(allot_state_t *state, const allot_sourcing_request_t *re
         } else {
             rc = sourcing_fill_line(&s, i);
         }
+        if (rc == 0 && request->backorder != NULL && request->backorder[i])
+            rc = sourcing_fill_supply(&s, i);
         if (rc != 0)
             return allot_error_set(detail, rc, NULL, "out of memory");
     }

@@ -90,6 +90,12 @@ static void dump_reservation(const allot_state_t *state, FILE *out, const allot_
                 allot_sku_id(&state->skus[line->sku]).ptr, line->qty_requested, line->qty_held);
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            if (a->location == ALLOT_LOCATION_SUPPLY) {
+                allot_str_t supply = allot_reservation_allocation_supply(r, a);
+                fprintf(out, "    backorder %.*s qty=%" PRId64 "\n", (int)supply.len, supply.ptr,
+                        a->qty);
+                continue;
+            }
             fprintf(out, "    allocation %s qty=%" PRId64 "\n", state->locations[a->location].id,
                     a->qty);
         }

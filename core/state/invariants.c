@@ -54,6 +54,8 @@ static int check_sum_holds(check_t *c, char *msg, size_t msg_bytes)
             for (uint32_t a = 0; a < line->allocation_count; a++) {
                 const allot_reservation_allocation_t *x =
                     &r->allocations[line->allocation_first + a];
+                if (x->location == ALLOT_LOCATION_SUPPLY)
+                    continue; /* a backorder hold: the supply's held (supply_check_invariants) */
                 uint64_t at = check_slot(c, line->sku, x->location);
                 if (at == UINT64_MAX)
                     return check_fail(
@@ -176,6 +178,43 @@ static int check_holdings(const allot_state_t *state, char *msg, size_t msg_byte
     return rc;
 }
 
+/* Each supply's held is the sum of the backorder allocations of the live holds on it, and every
+ * such allocation names a supply that exists. */
+static int check_supply_holds(const allot_state_t *state, char *msg, size_t msg_bytes)
+{
+    const supply_store_t *s = state->supply;
+    int64_t *held = calloc((size_t)s->slots + 1, sizeof(*held));
+    if (held == NULL)
+        return ALLOT_ENOMEM;
+    int rc = 0;
+    for (uint32_t i = 0; i < state->reservation_slots && rc == 0; i++) {
+        const allot_reservation_t *r = &state->reservations[i];
+        for (uint32_t k = 0;
+             r->used && r->status == ALLOT_RESERVATION_ACTIVE && k < r->allocation_count && rc == 0;
+             k++) {
+            const allot_reservation_allocation_t *a = &r->allocations[k];
+            if (a->location != ALLOT_LOCATION_SUPPLY)
+                continue;
+            uint32_t slot = supply_find(state, allot_reservation_allocation_supply(r, a));
+            if (slot == ALLOT_SLOT_NONE)
+                rc =
+                    check_fail(msg, msg_bytes, "reservation %s holds on a supply that is gone",
+                               allot_str_echo((allot_str_t){r->id, r->id_len}, &(allot_echo_t){0}));
+            else
+                held[slot] += a->qty;
+        }
+    }
+    for (uint32_t i = 0; i < s->slots && rc == 0; i++) {
+        const supply_t *x = &s->supplies[i];
+        if (x->used && x->held != held[i])
+            rc = check_fail(msg, msg_bytes, "supply %s: held %lld, the holds on it sum to %lld",
+                            allot_str_echo((allot_str_t){x->id, x->id_len}, &(allot_echo_t){0}),
+                            (long long)x->held, (long long)held[i]);
+    }
+    free(held);
+    return rc;
+}
+
 int allot_state_check_invariants(const allot_state_t *state, char *msg, size_t msg_bytes)
 {
     check_t c = {state, NULL, NULL, NULL};
@@ -196,6 +235,8 @@ int allot_state_check_invariants(const allot_state_t *state, char *msg, size_t m
         rc = check_holdings(state, msg, msg_bytes);
     if (rc == 0)
         rc = supply_check_invariants(state, msg, msg_bytes);
+    if (rc == 0)
+        rc = check_supply_holds(state, msg, msg_bytes);
     if (rc == 0 && msg_bytes > 0)
         msg[0] = '\0';
     free(c.first);

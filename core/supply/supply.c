@@ -34,6 +34,17 @@ static int not_open(const supply_t *x, allot_error_detail_t *detail)
                            allot_supply_state_names[x->state]);
 }
 
+/* Units of an open supply that backorder holds hold: they cannot arrive or be cancelled while
+ * those holds last (the holds end first: release, expiry or replace). */
+static int held_refuse(const supply_t *x, int64_t qty, allot_error_detail_t *detail)
+{
+    return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "qty",
+                           "supply %s: %lld of its units are held by backorders; at most %lld "
+                           "can be received or cancelled until those holds end",
+                           allot_str_echo((allot_str_t){x->id, x->id_len}, &(allot_echo_t){0}),
+                           (long long)x->held, (long long)qty);
+}
+
 static int put_input_check(const allot_state_t *state, const allot_supply_put_input_t *in,
                            uint32_t *location, allot_error_detail_t *detail)
 {
@@ -140,6 +151,8 @@ int allot_supply_receive(allot_state_t *state, allot_str_t id, bool has_qty, int
     if (qty < 1 || qty > rest)
         return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "qty",
                                "qty must be 1..%lld (the units not received yet)", (long long)rest);
+    if (qty > rest - x->held)
+        return held_refuse(x, rest - x->held, detail);
     const allot_position_t *p = inventory_position_mut(state, x->sku, x->location);
     int64_t on_hand = p != NULL ? p->on_hand : 0;
     if (on_hand + qty > ALLOT_QUANTITY_MAX)
@@ -171,6 +184,8 @@ int allot_supply_cancel(allot_state_t *state, allot_str_t id, int64_t now_ms,
     const supply_t *x = &state->supply->supplies[slot];
     if (x->state == ALLOT_SUPPLY_RECEIVED)
         return not_open(x, detail);
+    if (x->state == ALLOT_SUPPLY_OPEN && x->held > 0)
+        return held_refuse(x, 0, detail);
     if (x->state == ALLOT_SUPPLY_OPEN) {
         allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_CANCEL};
         event.u.supply = (allot_event_supply_t){.id = id, .at_ms = now_ms};
@@ -226,4 +241,34 @@ uint32_t allot_supply_incoming(const allot_state_t *state, uint32_t sku,
             out[n++] = (allot_supply_incoming_t){x->eta_ms, free_qty, x->location, list->items[i]};
     }
     return n;
+}
+
+uint32_t allot_supply_open(const allot_state_t *state, uint32_t sku, allot_supply_incoming_t *out,
+                           uint32_t max)
+{
+    uint32_t owner = supply_sku_find(state, sku);
+    if (owner == ALLOT_SLOT_NONE)
+        return 0;
+    const supply_store_t *s = state->supply;
+    const allot_u32_vec_t *list = &s->skus[owner].slots;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < list->count && n < max; i++) {
+        const supply_t *x = &s->supplies[list->items[i]];
+        if (x->state == ALLOT_SUPPLY_OPEN)
+            out[n++] = (allot_supply_incoming_t){x->eta_ms, x->qty - x->received - x->held,
+                                                 x->location, list->items[i]};
+    }
+    return n;
+}
+
+allot_str_t allot_supply_id_at(const allot_state_t *state, uint32_t supply)
+{
+    const supply_t *x = &state->supply->supplies[supply];
+    return (allot_str_t){x->id, x->id_len};
+}
+
+int64_t allot_supply_eta_ms(const allot_state_t *state, allot_str_t id)
+{
+    uint32_t slot = supply_find(state, id);
+    return slot == ALLOT_SLOT_NONE ? INT64_MIN : state->supply->supplies[slot].eta_ms;
 }

@@ -74,7 +74,7 @@ int supply_receive_prepare(allot_state_t *state, const allot_event_supply_t *e)
     if (slot == ALLOT_SLOT_NONE)
         return ALLOT_ECORRUPT;
     const supply_t *x = &state->supply->supplies[slot];
-    if (x->state != ALLOT_SUPPLY_OPEN || e->qty > x->qty - x->received ||
+    if (x->state != ALLOT_SUPPLY_OPEN || e->qty > x->qty - x->received - x->held ||
         !allot_str_equal(allot_sku_id(allot_sku_at(state, x->sku)), e->sku) ||
         !allot_str_equal(allot_location_id(allot_location_at(state, x->location)), e->location))
         return ALLOT_ECORRUPT;
@@ -104,7 +104,8 @@ void supply_receive_commit(allot_state_t *state, const allot_event_supply_t *e)
 int supply_cancel_prepare(allot_state_t *state, const allot_event_supply_t *e)
 {
     uint32_t slot = supply_find(state, e->id);
-    if (slot == ALLOT_SLOT_NONE || state->supply->supplies[slot].state != ALLOT_SUPPLY_OPEN)
+    if (slot == ALLOT_SLOT_NONE || state->supply->supplies[slot].state != ALLOT_SUPPLY_OPEN ||
+        state->supply->supplies[slot].held != 0)
         return ALLOT_ECORRUPT;
     return allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], 1);
 }
@@ -135,6 +136,7 @@ void supply_snapshot_commit(allot_state_t *state, const allot_event_supply_t *e)
     uint32_t slot = new_supply_commit(state, e);
     supply_t *x = &state->supply->supplies[slot];
     x->received = e->received;
+    x->held = e->held; /* the holds' snapshots do not add to it (positions alike) */
     x->state = e->state;
     x->updated_ms = e->at_ms;
 }

@@ -11,16 +11,16 @@
  *                    the change stream)
  * 10 SUPPLY_CANCEL   str id; i64 at_ms (an open supply is cancelled)
  * 20 SUPPLY_SNAPSHOT str id; str sku; str location; i64 qty (1..2^40); i64 received (0..qty;
- *                    open: < qty, received: == qty); i64 held (0: nothing takes backorder
- *                    holds yet); i64 eta_ms; u8 state (0 open, 1 received, 2 cancelled);
- *                    i64 updated_ms
+ *                    open: < qty, received: == qty); i64 held (0..qty - received: the
+ *                    units backorder holds hold on it; 0 unless open); i64 eta_ms; u8 state (0
+ * open, 1 received, 2 cancelled); i64 updated_ms
  *
  * ids are 1..128 bytes of UTF-8 (supply, sku, location); times in the time range of
  * core/limits.h. Apply (supply_apply.c) additionally requires: the location to exist (put,
  * snapshot); for put of an existing supply the same sku, an open supply, qty >= received + held
  * and the same location once units were received, and for a new one room under the bounds; for
- * receive an open supply of that sku and location with qty <= its qty - received; for cancel an
- * open supply; for a snapshot a new id.
+ * receive an open supply of that sku and location with qty <= its qty - received - held; for
+ * cancel an open supply nothing holds (held 0); for a snapshot a new id.
  */
 #include "core/errors.h"
 #include "core/supply/supply_private.h"
@@ -129,7 +129,7 @@ int supply_snapshot_encode(const allot_event_supply_t *e, allot_bytes_t *out)
     ids_put(e, out);
     allot_bytes_put_i64(out, e->qty);
     allot_bytes_put_i64(out, e->received);
-    allot_bytes_put_i64(out, 0); /* held: no backorder holds yet */
+    allot_bytes_put_i64(out, e->held);
     allot_bytes_put_i64(out, e->eta_ms);
     allot_bytes_put_u8(out, e->state);
     allot_bytes_put_i64(out, e->at_ms);
@@ -142,16 +142,19 @@ int supply_snapshot_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_ev
     ids_get(r, e);
     e->qty = allot_reader_i64(r);
     e->received = allot_reader_i64(r);
-    int64_t held = allot_reader_i64(r);
+    e->held = allot_reader_i64(r);
     e->eta_ms = allot_reader_i64(r);
     e->state = allot_reader_u8(r);
     e->at_ms = allot_reader_i64(r);
     bool ok = !r->failed && ids_ok(e) && qty_ok(e->qty) && e->received >= 0 &&
-              e->received <= e->qty && held == 0 && allot_event_time_ok(e->eta_ms) &&
-              e->state < ALLOT_SUPPLY_STATE_COUNT && allot_event_time_ok(e->at_ms);
+              e->received <= e->qty && e->held >= 0 && e->held <= e->qty - e->received &&
+              allot_event_time_ok(e->eta_ms) && e->state < ALLOT_SUPPLY_STATE_COUNT &&
+              allot_event_time_ok(e->at_ms);
     if (ok && e->state == ALLOT_SUPPLY_OPEN)
         ok = e->received < e->qty;
     if (ok && e->state == ALLOT_SUPPLY_RECEIVED)
         ok = e->received == e->qty;
+    if (ok && e->state != ALLOT_SUPPLY_OPEN)
+        ok = e->held == 0;
     return ok ? 0 : ALLOT_ECORRUPT;
 }

@@ -2,9 +2,10 @@
  * and each SKU's supplies in eta order), and what the rest of core calls on them: life cycle,
  * checkpoint records, dump and the invariants.
  *
- * Contract: included by the files of core/supply/ and by core/state/ (life cycle, dump,
- * invariants); never outside core/. Functions named *_reserve may fail with ALLOT_ENOMEM and make
- * the matching infallible ones safe; the rest cannot fail. Everything assumes validated input.
+ * Contract: included by the files of core/supply/, by core/state/ (life cycle, dump,
+ * invariants) and by core/reservation/ (the apply of backorder holds moves held); never outside
+ * core/. Functions named *_reserve may fail with ALLOT_ENOMEM and make the matching infallible
+ * ones safe; the rest cannot fail. Everything assumes validated input.
  */
 #ifndef ALLOT_CORE_SUPPLY_PRIVATE_H
 #define ALLOT_CORE_SUPPLY_PRIVATE_H
@@ -93,7 +94,8 @@ static inline void supply_dirty(allot_state_t *state, uint32_t slot)
 
 /* ---- text dump (supply_store.c): every supply by SKU in eta order ------------------------- */
 int supply_dump(const allot_state_t *state, FILE *out);
-/* ---- invariants (supply_store.c): counters and lists consistent; a message on failure ----- */
+/* ---- invariants (supply_store.c): counters and lists consistent; a message on failure ----- *
+ * (that held is what the backorder holds on each supply sum to: core/state/invariants.c) */
 int supply_check_invariants(const allot_state_t *state, char *msg, size_t msg_bytes);
 
 #endif

@@ -30,6 +30,7 @@ int supply_snapshot_take(allot_state_t *state, uint32_t index, bool full, allot_
                                             .location = v.location,
                                             .qty = x->qty,
                                             .received = x->received,
+                                            .held = x->held,
                                             .eta_ms = x->eta_ms,
                                             .at_ms = x->updated_ms,
                                             .state = x->state};

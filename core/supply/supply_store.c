@@ -295,7 +295,7 @@ static int check_fail(char *msg, size_t msg_bytes, const supply_t *x, const char
 }
 
 /* Counters within their bounds and consistent with the state; every supply in its SKU's list,
- * each list in (eta, id) order; no backorder holds the supplies' held counters do not count. */
+ * each list in (eta, id) order (what holds it, core/state/invariants.c). */
 int supply_check_invariants(const allot_state_t *state, char *msg, size_t msg_bytes)
 {
     const supply_store_t *s = state->supply;
@@ -330,8 +330,6 @@ int supply_check_invariants(const allot_state_t *state, char *msg, size_t msg_by
             return check_fail(msg, msg_bytes, x, "received state and counters disagree");
         if (x->state != ALLOT_SUPPLY_OPEN && x->held != 0)
             return check_fail(msg, msg_bytes, x, "an ended supply holds units");
-        if (x->held != 0) /* nothing takes backorder holds: the holds on it sum to 0 */
-            return check_fail(msg, msg_bytes, x, "held differs from the holds on it (0)");
     }
     return 0;
 }

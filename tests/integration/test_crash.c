@@ -6,7 +6,10 @@
  * refuses to start naming what is damaged (and the undamaged copy is put back); it never
  * starts with less. Future supply takes part: supplies of SUP at L1 are put, delayed, received
  * in parts and cancelled; after each restart every acknowledged supply write is there and
- * SUP's on_hand is exactly what the supplies received. ALLOT_CRASH_KILLS=N sets the number of
+ * SUP's on_hand is exactly what the supplies received. Backorders take part: a third of the
+ * reserves also hold units of BO (no stock) with backorder: true against three large open
+ * supplies of BO; after each restart the supplies' held is exactly what the live holds hold of
+ * them. ALLOT_CRASH_KILLS=N sets the number of
  * kills (default 100),
  * ALLOT_CRASH_SEED the random seed (printed, so a failure can be replayed). */
 #include <criterion/criterion.h>
@@ -22,17 +25,19 @@
 
 #include "harness.h"
 
-#define SKUS              6
-#define LOCS              3
-#define ON_HAND_START     1000000
-#define OPS_PER_ROUND_MAX 400
-#define RESERVATIONS_MAX  200000
-#define ADJUSTS_MAX       400000
-#define LOCATIONS_MAX     20000
-#define KILLS_DEFAULT     100
-#define ORDERS_MAX        20000
-#define ORDER_SKUS        3     /* OS0..OS2: stock for orders, apart from the S* model */
-#define SUPPLIES_MAX      20000 /* P-<n>: supplies of SUP at L1 */
+#define SKUS               6
+#define LOCS               3
+#define ON_HAND_START      1000000
+#define OPS_PER_ROUND_MAX  400
+#define RESERVATIONS_MAX   200000
+#define ADJUSTS_MAX        400000
+#define LOCATIONS_MAX      20000
+#define KILLS_DEFAULT      100
+#define ORDERS_MAX         20000
+#define ORDER_SKUS         3       /* OS0..OS2: stock for orders, apart from the S* model */
+#define SUPPLIES_MAX       20000   /* P-<n>: supplies of SUP at L1 */
+#define BACKORDER_SUPPLIES 3       /* B-<n>: supplies of BO at L1, never received or cancelled */
+#define BACKORDER_QTY      2000000 /* each: more than the reserves can take */
 
 /* ---- the model: what the test knows was acknowledged --------------------------------------- */
 
@@ -323,11 +328,17 @@ static void op_send(allot_client_t *c, op_t *op)
         op->index = m.reservation_count++;
         m.reservations[op->index].state = R_SENT;
         int s1 = (int)rnd(SKUS), s2 = (s1 + 1 + (int)rnd(SKUS - 1)) % SKUS;
-        if (rnd(2))
+        unsigned shape = rnd(3);
+        if (shape == 0)
             snprintf(params, sizeof(params),
                      "{\"id\":\"r-%d\",\"lines\":[{\"sku\":\"S%d\",\"qty\":%u}],"
                      "\"ttl_s\":86400}",
                      op->index, s1, 1 + rnd(3));
+        else if (shape == 1) /* a preorder: units of BO held against its supplies */
+            snprintf(params, sizeof(params),
+                     "{\"id\":\"r-%d\",\"lines\":[{\"sku\":\"S%d\",\"qty\":%u},"
+                     "{\"sku\":\"BO\",\"qty\":%u,\"backorder\":true}],\"ttl_s\":86400}",
+                     op->index, s1, 1 + rnd(3), 1 + rnd(5));
         else
             snprintf(params, sizeof(params),
                      "{\"id\":\"r-%d\",\"lines\":[{\"sku\":\"S%d\",\"qty\":%u},"
@@ -522,6 +533,7 @@ static void call_many(allot_client_t *c, const char *method, char (*params)[128]
 
 typedef struct holds {
     int64_t reserved[SKUS][LOCS];
+    int64_t backordered; /* units of BO held against its supplies */
     int *ids;
 } holds_t;
 
@@ -531,9 +543,17 @@ static void holds_add(holds_t *h, const msgpack_object *result)
     cr_assert(lines != NULL && lines->type == MSGPACK_OBJECT_ARRAY);
     for (uint32_t i = 0; i < lines->via.array.size; i++) {
         const msgpack_object *line = &lines->via.array.ptr[i];
-        int sku = str_index(allot_object_map_get(line, "sku"), "S", SKUS);
         const msgpack_object *allocs = allot_object_map_get(line, "allocations");
         cr_assert(allocs != NULL && allocs->type == MSGPACK_OBJECT_ARRAY);
+        if (allot_object_str_equal(allot_object_map_get(line, "sku"), "BO")) {
+            for (uint32_t k = 0; k < allocs->via.array.size; k++) {
+                const msgpack_object *a = &allocs->via.array.ptr[k];
+                cr_assert_not_null(allot_object_map_get(a, "supply"), "BO is held on supply");
+                h->backordered += map_int(a, "qty");
+            }
+            continue;
+        }
+        int sku = str_index(allot_object_map_get(line, "sku"), "S", SKUS);
         for (uint32_t k = 0; k < allocs->via.array.size; k++) {
             const msgpack_object *a = &allocs->via.array.ptr[k];
             int loc = str_index(allot_object_map_get(a, "location"), "L", LOCS);
@@ -775,6 +795,26 @@ static void on_location(int index, const allot_reply_t *reply, void *ctx)
     cr_assert_not(reply->is_error, "acknowledged location lost: %s", reply->message);
 }
 
+/* BO's supplies hold exactly what the live holds hold of them, none received. */
+static void backorders_verify(allot_client_t *c, const holds_t *holds)
+{
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "supply.list", "{\"sku\":\"BO\"}", &reply);
+    const msgpack_object *list = allot_object_map_get(&reply.result, "supplies");
+    cr_assert(list != NULL && list->type == MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(list->via.array.size, BACKORDER_SUPPLIES);
+    int64_t held = 0;
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *x = &list->via.array.ptr[i];
+        cr_assert_eq(map_int(x, "received"), 0);
+        cr_assert_leq(map_int(x, "held"), map_int(x, "qty"));
+        held += map_int(x, "held");
+    }
+    cr_assert_eq(held, holds->backordered, "BO's supplies hold %lld, the live holds %lld",
+                 (long long)held, (long long)holds->backordered);
+    allot_reply_free(&reply);
+}
+
 static void verify(allot_client_t *c)
 {
     static char(*params)[128];
@@ -813,6 +853,7 @@ static void verify(allot_client_t *c)
         }
     }
     call_many(c, "reservation.get", params, n, on_reservation, &holds);
+    backorders_verify(c, &holds);
 
     /* 3. stock.set: a value between the last acknowledged and the last sent. */
     allot_reply_t reply = {0};
@@ -1040,6 +1081,13 @@ static void setup_stock(allot_client_t *c)
         snprintf(params, sizeof(params), "{\"sku\":\"OS%d\",\"location\":\"L%d\",\"on_hand\":%d}",
                  k, k % LOCS, ON_HAND_START);
         writes_until_ok(c, "stock.set", &params, 1);
+    }
+    for (int k = 0; k < BACKORDER_SUPPLIES; k++) {
+        snprintf(params, sizeof(params),
+                 "{\"id\":\"B-%d\",\"sku\":\"BO\",\"location\":\"L1\",\"qty\":%d,"
+                 "\"eta_ms\":%lld}",
+                 k, BACKORDER_QTY, SUPPLY_ETA_MS + k * 86400000LL);
+        writes_until_ok(c, "supply.put", &params, 1);
     }
 }
 

@@ -1,7 +1,8 @@
 /* test_supply.c - future supply through the real allotd: the wire shapes of supply.put / get /
  * list / receive / cancel, errors for bad input with nothing changed, a receipt as a ledger
- * movement with stock.changed and supply.changed events, and kill -9 (from the checkpoint and
- * from the WAL) keeping every acknowledged supply write. */
+ * movement with stock.changed and supply.changed events, kill -9 (from the checkpoint and
+ * from the WAL) keeping every acknowledged supply write, and reserve with backorder: true
+ * holding open supply (wire shapes, errors, kill -9 keeping the holds). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -201,6 +202,116 @@ Test(supply, kill_9_keeps_every_acknowledged_supply_write, .timeout = 120)
     harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-05\"}", &r);
     harness_expect_str_at(&r, "state", "received");
     cr_assert_eq(harness_reply_int(&r, "received"), 15);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+/* ---- backorders ----------------------------------------------------------------------------- */
+
+/* W1 has 5 of A; PO-2 (4, at ETA_MS) comes before PO-1 (10, a day later). */
+static void backorder_supplies(void)
+{
+    harness_set_stock(cli, "A", "W1", 5);
+    put("PO-1", "A", "W2", 10, ETA_MS + DAY_MS);
+    put("PO-2", "A", "W1", 4, ETA_MS);
+}
+
+static int64_t held(const char *supply)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "supply.get", harness_json("{'id':'%s'}", supply), &r);
+    int64_t value = harness_reply_int(&r, "held");
+    allot_reply_free(&r);
+    return value;
+}
+
+Test(supply, reserve_with_backorder_holds_open_supply_earliest_first)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":12,\"backorder\":true}]}",
+                    &r);
+    harness_expect_json_at(
+        &r, "lines",
+        harness_json("[{'sku':'A','qty':12,'allocations':[{'location':'W1','qty':5},"
+                     "{'supply':'PO-2','qty':4,'eta_ms':%lld},{'supply':'PO-1','qty':3,"
+                     "'eta_ms':%lld}]}]",
+                     ETA_MS, ETA_MS + DAY_MS));
+    cr_assert_eq(held("PO-2"), 4);
+    cr_assert_eq(held("PO-1"), 3);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "reserved"), 5);
+    /* the retry answers the same; reservation.get too */
+    char first[4096], again[4096];
+    harness_reply_text(&r, first, sizeof first);
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":12,\"backorder\":true}]}",
+                    &r);
+    cr_assert_str_eq(harness_reply_text(&r, again, sizeof again), first);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R1\"}", &r);
+    harness_expect_str_at(&r, "lines.0.allocations.1.supply", "PO-2");
+    /* more than stock and open supply: refused, with what could be held */
+    harness_call_error(cli, "reserve",
+                       "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":8,\"backorder\":true}]}",
+                       "INSUFFICIENT_STOCK", &r);
+    cr_assert_eq(held("PO-1"), 3);
+    /* without backorder a line never holds supply */
+    harness_call_error(cli, "reserve", "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":1}]}",
+                       "INSUFFICIENT_STOCK", &r);
+    harness_call_ok(cli, "reservation.release", "{\"id\":\"R1\"}", &r);
+    cr_assert_eq(held("PO-2") + held("PO-1"), 0);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, reserve_refuses_a_bad_backorder_and_backordered_units_stay_until_the_hold_ends)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_error(
+        cli, "reserve",
+        "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":6,\"backorder\":\"yes\"}]}",
+        "INVALID_ARGUMENT", &r);
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
+    harness_call_error(cli, "supply.cancel", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
+    harness_call_error(cli, "supply.receive", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
+    harness_call_error(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}",
+                       "INVALID_TRANSITION", &r);
+    cr_assert_eq(held("PO-2"), 2);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, kill_9_keeps_backorder_holds, .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* R1 from the checkpoint, */
+    harness_call_ok(cli, "reserve",                      /* R2 from the WAL */
+                    "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":5,\"backorder\":true}]}", &r);
+    char before_1[4096], before_2[4096], after[4096];
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R1\"}", &r);
+    harness_reply_text(&r, before_1, sizeof before_1);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    harness_reply_text(&r, before_2, sizeof before_2);
+    allot_client_close(cli);
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R1\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_1);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_2);
+    cr_assert_eq(held("PO-2"), 4);
+    cr_assert_eq(held("PO-1"), 3);
+    verify_ok();
+    /* and it goes on from there: R1's units go back to their supply */
+    harness_call_ok(cli, "reservation.release", "{\"id\":\"R1\"}", &r);
+    cr_assert_eq(held("PO-2"), 2);
+    cr_assert_eq(held("PO-1"), 3);
     allot_reply_free(&r);
     verify_ok();
 }

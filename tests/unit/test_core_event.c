@@ -5,7 +5,7 @@
 #include "core/replay.h"
 
 static allot_event_allocation_t sample_allocations[] = {
-    {{"W1", 2}, 2}, {{"W2", 2}, 1}, {{"W1", 2}, 4}};
+    {{"W1", 2}, 2, false}, {{"W2", 2}, 1, false}, {{"W1", 2}, 4, false}};
 static allot_event_position_t sample_positions[] = {{{"W1", 2}, 10, 2, 1, 3, 1234},
                                                     {{"W2", 2}, 0, 0, 0, 0, INT64_MIN}};
 
@@ -302,7 +302,7 @@ Test(event, records_stamped_near_the_int64_limits_are_refused_before_any_arithme
     adjust.u.stock_adjust.at_ms = FX_T0;
     /* a tombstone (t0) and a live hold (t1) on sku-1 at W1 */
     allot_event_t hold = {.type = ALLOT_EVENT_RESERVATION_CREATE};
-    static allot_event_allocation_t one_at_w1[] = {{{"W1", 2}, 1}};
+    static allot_event_allocation_t one_at_w1[] = {{{"W1", 2}, 1, false}};
     hold.u.reservation = (allot_event_reservation_t){.id = S("t0"),
                                                      .created_ms = FX_T0,
                                                      .expires_at_ms = FX_T0 + 60000,

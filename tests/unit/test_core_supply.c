@@ -1,10 +1,12 @@
 /* test_core_supply.c - future supply: put (upsert rules, bounds), receive as a stock movement
  * (partial, the rest by default), cancel, the incoming supply a page can promise, the change
- * stream's supply.changed, and replay and checkpoints equal to the live state. */
+ * stream's supply.changed, backorder holds on open supply, and replay and checkpoints equal to
+ * the live state. */
 #include <criterion/criterion.h>
 
 #include "core/base/buffer.h"
 #include "core/errors.h"
+#include "core/order.h"
 #include "core/stream.h"
 #include "core/supply.h"
 #include "test_core_fixture.h"
@@ -377,11 +379,12 @@ Test(supply, every_record_round_trips_and_a_bad_field_is_corrupt)
                                {.type = ALLOT_EVENT_SUPPLY_CANCEL},
                                {.type = ALLOT_EVENT_SUPPLY_SNAPSHOT}};
     events[0].u.supply =
-        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 0, FX_T0, 0, FX_T0, 0};
-    events[1].u.supply = (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 4, 0, 0, 9, FX_T0, 0};
+        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 0, 0, FX_T0, 0, FX_T0, 0};
+    events[1].u.supply =
+        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 4, 0, 0, 0, 9, FX_T0, 0};
     events[2].u.supply = (allot_event_supply_t){.id = S("PO-1"), .at_ms = FX_T0};
     events[3].u.supply =
-        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 4, FX_T0, 0, FX_T0, 2};
+        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 4, 0, FX_T0, 0, FX_T0, 2};
     for (int i = 0; i < 4; i++) {
         allot_bytes_t a = {0}, b = {0};
         allot_event_scratch_t scratch = {0};
@@ -447,7 +450,8 @@ static int record_compare(const void *a, const void *b)
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-static void assert_checkpoint_round_trip(void)
+/* The live state's checkpoint records loaded into a new state, which must dump the same. */
+static allot_state_t *checkpoint_loaded(void)
 {
     record_count = 0;
     cr_assert_eq(allot_state_snapshot_each(st, record_cb, NULL), 0);
@@ -464,9 +468,17 @@ static void assert_checkpoint_round_trip(void)
     char *a = fx_dump(st);
     char *b = fx_dump(loaded);
     cr_assert_str_eq(a, b, "checkpoint and live state differ");
-    cr_assert_not_null(strstr(a, "supply PO-1 sku=A location=W1 qty=10 received=4"), "%s", a);
     free(a);
     free(b);
+    return loaded;
+}
+
+static void assert_checkpoint_round_trip(void)
+{
+    allot_state_t *loaded = checkpoint_loaded();
+    char *a = fx_dump(loaded);
+    cr_assert_not_null(strstr(a, "supply PO-1 sku=A location=W1 qty=10 received=4"), "%s", a);
+    free(a);
     /* the loaded state goes on like the live one */
     allot_supply_view_t v;
     cr_assert_eq(allot_supply_receive(loaded, S("PO-1"), false, 0, FX_T0, &v, &fx_err), 0, "%s",
@@ -503,4 +515,246 @@ Test(supply, a_record_that_does_not_fit_the_state_is_refused_on_replay, .init = 
     cr_assert_eq(allot_event_apply_encoded(st, e->type, e->payload, e->len), ALLOT_ECORRUPT);
     cr_assert_eq(fx_position(st, "A", "W1")->on_hand, 15);
     assert_invariants();
+}
+
+/* ---- backorder holds ------------------------------------------------------------------------ */
+
+static allot_line_input_t bo_lines[4];
+static bool bo_flags[4];
+
+/* A hold of qty units of A (backorder as given), partial as given. */
+static int hold_a(const char *id, int64_t qty, bool backorder, bool partial,
+                  const allot_reservation_t **out)
+{
+    bo_lines[0] = (allot_line_input_t){S("A"), qty};
+    bo_flags[0] = backorder;
+    allot_reserve_request_t req = fx_req(id, bo_lines, 1);
+    req.backorder = bo_flags;
+    req.partial = partial;
+    return fx_reserve(st, &req, FX_T0, out);
+}
+
+/* Units line 0 of r holds on the supply `id`. */
+static int64_t held_on(const allot_reservation_t *r, const char *id)
+{
+    int64_t qty = 0;
+    const allot_reservation_line_t *line = &r->lines[0];
+    for (uint32_t k = 0; k < line->allocation_count; k++) {
+        const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+        if (a->location == ALLOT_LOCATION_SUPPLY &&
+            allot_str_equal(allot_reservation_allocation_supply(r, a), S(id)))
+            qty += a->qty;
+    }
+    return qty;
+}
+
+/* W1 has 5 of A; PO-LATE (10, in 3 days) and PO-EARLY (4, tomorrow) are open; PO-GONE was
+ * cancelled and PO-B is another SKU's. */
+static void backorder_supplies(void)
+{
+    two_warehouses();
+    put("PO-LATE", "A", "W2", 10, FX_T0 + 3 * DAY_MS);
+    put("PO-EARLY", "A", "W1", 4, FX_T0 + DAY_MS);
+    put("PO-GONE", "A", "W1", 50, FX_T0);
+    cr_assert_eq(cancel("PO-GONE", NULL), 0);
+    put("PO-B", "B", "W1", 50, FX_T0);
+}
+
+Test(supply, backorder_holds_what_stock_cannot_from_the_earliest_open_supply_first,
+     .init = backorder_supplies, .fini = teardown)
+{
+    const allot_reservation_t *r;
+    cr_assert_eq(hold_a("R1", 12, true, false, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(r->lines[0].qty_held, 12);
+    cr_assert_eq(fx_held_at(st, r, 0, "W1"), 5, "stock first");
+    cr_assert_eq(held_on(r, "PO-EARLY"), 4, "then the earliest supply, in full");
+    cr_assert_eq(held_on(r, "PO-LATE"), 3, "then the next");
+    cr_assert_eq(held_on(r, "PO-GONE"), 0, "never a cancelled supply");
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 5, "supply holds reserve no stock");
+    cr_assert_eq(get("PO-EARLY").held, 4);
+    cr_assert_eq(get("PO-LATE").held, 3);
+    cr_assert_eq(get("PO-B").held, 0);
+    allot_supply_incoming_t in[4];
+    cr_assert_eq(allot_supply_incoming(st, allot_sku_index_find(st, S("A")), in, 4), 1);
+    cr_assert_eq(in[0].qty, 7, "a page promises only what is not held");
+    assert_invariants();
+}
+
+Test(supply, backorder_holds_never_exceed_open_supply, .init = backorder_supplies, .fini = teardown)
+{
+    size_t written = fx_log.count;
+    cr_assert_eq(hold_a("R1", 20, true, false, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_err.shortfall_count, 1);
+    cr_assert_eq(fx_err.shortfalls[0].available, 19, "5 on hand + 4 + 10 open");
+    cr_assert_eq(fx_log.count, written, "nothing written");
+    cr_assert_eq(get("PO-LATE").held, 0);
+    const allot_reservation_t *r;
+    cr_assert_eq(hold_a("R1", 8, true, false, &r), 0, "%s", fx_err.message);
+    /* the next hold gets only what is left: 0 on hand, 1 + 10 of supply */
+    cr_assert_eq(hold_a("R2", 12, true, false, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_err.shortfalls[0].available, 11);
+    cr_assert_eq(hold_a("R2", 12, true, true, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(r->lines[0].qty_held, 11);
+    cr_assert_eq(held_on(r, "PO-EARLY"), 1);
+    cr_assert_eq(held_on(r, "PO-LATE"), 10);
+    cr_assert_eq(get("PO-LATE").held, 10);
+    cr_assert_eq(get("PO-EARLY").held, 4);
+    cr_assert_eq(hold_a("R3", 1, true, false, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    assert_invariants();
+}
+
+Test(supply, a_line_without_backorder_never_holds_supply, .init = backorder_supplies,
+     .fini = teardown)
+{
+    cr_assert_eq(hold_a("R1", 6, false, false, NULL), ALLOT_EINSUFFICIENT_STOCK);
+    cr_assert_eq(fx_err.shortfalls[0].available, 5);
+    const allot_reservation_t *r;
+    cr_assert_eq(hold_a("R1", 6, false, true, &r), 0);
+    cr_assert_eq(r->lines[0].qty_held, 5);
+    cr_assert_eq(get("PO-EARLY").held + get("PO-LATE").held, 0);
+    assert_invariants();
+}
+
+Test(supply, release_and_expiry_give_backorder_units_back, .init = backorder_supplies,
+     .fini = teardown)
+{
+    const allot_reservation_t *r;
+    cr_assert_eq(hold_a("R1", 9, true, false, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(hold_a("R2", 8, true, false, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(get("PO-LATE").held, 8);
+    cr_assert_eq(allot_reservation_release(st, S("R1"), FX_T0 + 10, &r, &fx_err), 0);
+    cr_assert_eq(get("PO-EARLY").held, 0);
+    cr_assert_eq(get("PO-LATE").held, 8);
+    assert_invariants();
+    int64_t expiry = FX_T0 + ALLOT_RESERVATION_TTL_S_DEFAULT * 1000LL;
+    cr_assert_eq(allot_reservations_expire(st, expiry, 10), 1);
+    cr_assert_eq(get("PO-LATE").held, 0);
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 0);
+    assert_invariants();
+    fx_assert_replay_equal(st);
+}
+
+Test(supply, a_retry_returns_the_hold_and_a_replace_counts_its_own_backorders_as_free,
+     .init = backorder_supplies, .fini = teardown)
+{
+    const allot_reservation_t *r;
+    cr_assert_eq(hold_a("R1", 19, true, false, &r), 0, "%s", fx_err.message);
+    size_t written = fx_log.count;
+    cr_assert_eq(hold_a("R1", 19, true, false, &r), 0, "the same request is a retry");
+    cr_assert_eq(fx_log.count, written, "a retry writes nothing");
+    cr_assert_eq(hold_a("R1", 19, false, false, NULL), ALLOT_ECONFLICT,
+                 "backorder is part of the request");
+    /* replace with every open unit again: only possible when its own holds count as free */
+    bo_lines[0] = (allot_line_input_t){S("A"), 18};
+    bo_flags[0] = true;
+    allot_reserve_request_t req = fx_req("R1", bo_lines, 1);
+    req.backorder = bo_flags;
+    req.replace = true;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 5, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(r->lines[0].qty_held, 18);
+    cr_assert_eq(get("PO-EARLY").held, 4);
+    cr_assert_eq(get("PO-LATE").held, 9);
+    assert_invariants();
+    fx_assert_replay_equal(st);
+}
+
+Test(supply, held_units_can_be_neither_received_nor_cancelled_while_held,
+     .init = backorder_supplies, .fini = teardown)
+{
+    cr_assert_eq(hold_a("R1", 12, true, false, NULL), 0, "%s", fx_err.message);
+    size_t written = fx_log.count;
+    cr_assert_eq(receive("PO-LATE", false, 0, NULL), ALLOT_EINVALID_TRANSITION);
+    cr_assert_eq(cancel("PO-LATE", NULL), ALLOT_EINVALID_TRANSITION);
+    cr_assert_eq(put_at("PO-LATE", "A", "W2", 2, FX_T0 + 3 * DAY_MS, NULL), ALLOT_EINVALID_ARGUMENT,
+                 "qty below received + held");
+    cr_assert_eq(fx_log.count, written);
+    cr_assert_eq(receive("PO-LATE", true, 7, NULL), 0, "the units nothing holds arrive");
+    cr_assert_eq(get("PO-LATE").held, 3);
+    cr_assert_eq(fx_position(st, "A", "W2")->on_hand, 7);
+    assert_invariants();
+}
+
+Test(supply, an_order_cannot_take_a_hold_with_backordered_units_yet, .init = backorder_supplies,
+     .fini = teardown)
+{
+    cr_assert_eq(hold_a("R1", 7, true, false, NULL), 0, "%s", fx_err.message);
+    allot_order_create_request_t req = {.id = S("O1"), .reservation = S("R1")};
+    const allot_order_view_t *o;
+    allot_error_detail_clear(&fx_err);
+    cr_assert_eq(allot_order_create(st, &req, FX_T0 + 1, &o, &fx_err), ALLOT_EINVALID_TRANSITION);
+    cr_assert_eq(get("PO-EARLY").held, 2);
+    assert_invariants();
+}
+
+Test(supply, backorder_holds_survive_replay_and_a_checkpoint, .init = backorder_supplies,
+     .fini = teardown)
+{
+    put("PO-1", "A", "W1", 10, FX_T0 + 5 * DAY_MS);
+    cr_assert_eq(receive("PO-1", true, 4, NULL), 0);
+    const allot_reservation_t *r;
+    cr_assert_eq(hold_a("R1", 12, true, false, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(hold_a("R2", 10, true, true, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(allot_reservation_release(st, S("R1"), FX_T0 + 10, &r, &fx_err), 0);
+    cr_assert_eq(hold_a("R3", 2, true, false, &r), 0, "%s", fx_err.message);
+    assert_invariants();
+    char *text = fx_dump(st);
+    cr_assert_not_null(strstr(text, "backorder PO-"), "%s", text);
+    free(text);
+    fx_assert_replay_equal(st);
+    allot_state_t *loaded = checkpoint_loaded();
+    /* the loaded state goes on like the live one: R2's units go back to their supplies */
+    cr_assert_eq(allot_reservation_release(loaded, S("R2"), FX_T0 + 20, &r, &fx_err), 0);
+    cr_assert_eq(allot_reservation_release(st, S("R2"), FX_T0 + 20, &r, &fx_err), 0);
+    char *a = fx_dump(st);
+    char *b = fx_dump(loaded);
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    char msg[256];
+    cr_assert_eq(allot_state_check_invariants(loaded, msg, sizeof(msg)), 0, "%s", msg);
+    allot_state_destroy(loaded);
+}
+
+Test(supply, a_backorder_record_past_the_supply_room_is_refused_on_replay,
+     .init = backorder_supplies, .fini = teardown)
+{
+    cr_assert_eq(hold_a("R1", 19, true, false, NULL), 0, "%s", fx_err.message);
+    fx_event_t *e = &fx_log.events[fx_log.count - 1];
+    cr_assert_eq(e->type, ALLOT_EVENT_RESERVATION_CREATE);
+    allot_state_t *replica = allot_state_create(&fx_config);
+    for (size_t i = 0; i + 1 < fx_log.count; i++)
+        cr_assert_eq(allot_event_apply_encoded(replica, fx_log.events[i].type,
+                                               fx_log.events[i].payload, fx_log.events[i].len),
+                     0);
+    allot_supply_view_t v;
+    allot_supply_put_input_t in = {S("PO-LATE"), S("A"), S("W2"), 9, FX_T0 + 3 * DAY_MS};
+    cr_assert_eq(allot_supply_put(replica, &in, FX_T0, &v, &fx_err), 0, "%s", fx_err.message);
+    cr_assert_eq(allot_event_apply_encoded(replica, e->type, e->payload, e->len), ALLOT_ECORRUPT,
+                 "10 held on a supply of 9");
+    allot_state_destroy(replica);
+}
+
+Test(supply, a_replace_that_grows_the_reservation_slab_counts_its_old_backorders,
+     .init = two_warehouses, .fini = teardown)
+{
+    put("PO-C", "C", "W1", 1000, FX_T0 + DAY_MS);
+    char id[16];
+    bo_flags[0] = true;
+    for (int i = 0; i < 64; i++) { /* the slab's first 64 slots, all in use */
+        snprintf(id, sizeof id, "R%d", i);
+        bo_lines[0] = (allot_line_input_t){S("C"), 1};
+        allot_reserve_request_t req = fx_req(id, bo_lines, 1);
+        req.backorder = bo_flags;
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0, "%s", fx_err.message);
+    }
+    /* a replace needs room for one more record: the slab moves while the old hold is read */
+    bo_lines[0] = (allot_line_input_t){S("C"), 937};
+    allot_reserve_request_t req = fx_req("R63", bo_lines, 1);
+    req.backorder = bo_flags;
+    req.replace = true;
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 1, &r), 0, "%s", fx_err.message);
+    cr_assert_eq(get("PO-C").held, 1000);
+    assert_invariants();
+    fx_assert_replay_equal(st);
 }
