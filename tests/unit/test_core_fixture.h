@@ -236,8 +236,8 @@ static inline int fx_record_compare(const void *a, const void *b)
 }
 
 /* Every record of a full checkpoint of live, applied in key order to a new state (as a restart
- * loads them): the dumps must be byte-identical. */
-static inline void fx_assert_checkpoint_round_trip(allot_state_t *live)
+ * loads them): its invariants hold and the dumps are byte-identical. The caller owns it. */
+static inline allot_state_t *fx_checkpoint_loaded(allot_state_t *live)
 {
     fx_records_t records = {0};
     cr_assert_eq(allot_state_snapshot_each(live, fx_record_cb, &records), 0);
@@ -250,12 +250,19 @@ static inline void fx_assert_checkpoint_round_trip(allot_state_t *live)
         free(r->payload);
     }
     free(records.items);
+    char msg[256];
+    cr_assert_eq(allot_state_check_invariants(loaded, msg, sizeof(msg)), 0, "%s", msg);
     char *a = fx_dump(live);
     char *b = fx_dump(loaded);
     cr_assert_str_eq(a, b, "checkpoint and live state differ");
     free(a);
     free(b);
-    allot_state_destroy(loaded);
+    return loaded;
+}
+
+static inline void fx_assert_checkpoint_round_trip(allot_state_t *live)
+{
+    allot_state_destroy(fx_checkpoint_loaded(live));
 }
 
 #endif

@@ -414,68 +414,11 @@ Test(supply, every_record_round_trips_and_a_bad_field_is_corrupt)
     }
 }
 
-/* ---- replay and checkpoints ----------------------------------------------------------------- */
-
-typedef struct record {
-    uint8_t key[1 + ALLOT_ID_BYTES_MAX];
-    size_t key_len;
-    uint8_t type;
-    uint8_t *payload;
-    size_t len;
-} record_t;
-
-static record_t records[1024];
-static size_t record_count;
-
-static void record_cb(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
-                      const uint8_t *payload, size_t len, bool deleted)
-{
-    (void)ctx;
-    cr_assert(!deleted);
-    cr_assert_lt(record_count, sizeof(records) / sizeof(records[0]));
-    record_t *r = &records[record_count++];
-    memcpy(r->key, key, key_len);
-    r->key_len = key_len;
-    r->type = type;
-    r->payload = malloc(len);
-    memcpy(r->payload, payload, len);
-    r->len = len;
-}
-
-static int record_compare(const void *a, const void *b)
-{
-    const record_t *x = a, *y = b;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
-}
-
-/* The live state's checkpoint records loaded into a new state, which must dump the same. */
-static allot_state_t *checkpoint_loaded(void)
-{
-    record_count = 0;
-    cr_assert_eq(allot_state_snapshot_each(st, record_cb, NULL), 0);
-    qsort(records, record_count, sizeof(records[0]), record_compare);
-    allot_state_t *loaded = allot_state_create(NULL);
-    for (size_t i = 0; i < record_count; i++) {
-        int rc =
-            allot_event_apply_encoded(loaded, records[i].type, records[i].payload, records[i].len);
-        cr_assert_eq(rc, 0, "record %zu (type %u) refused: %d", i, records[i].type, rc);
-        free(records[i].payload);
-    }
-    char msg[256];
-    cr_assert_eq(allot_state_check_invariants(loaded, msg, sizeof(msg)), 0, "%s", msg);
-    char *a = fx_dump(st);
-    char *b = fx_dump(loaded);
-    cr_assert_str_eq(a, b, "checkpoint and live state differ");
-    free(a);
-    free(b);
-    return loaded;
-}
+/* ---- replay and checkpoints --------------------------------------------------------------- */
 
 static void assert_checkpoint_round_trip(void)
 {
-    allot_state_t *loaded = checkpoint_loaded();
+    allot_state_t *loaded = fx_checkpoint_loaded(st);
     char *a = fx_dump(loaded);
     cr_assert_not_null(strstr(a, "supply PO-1 sku=A location=W1 qty=10 received=4"), "%s", a);
     free(a);
@@ -701,7 +644,7 @@ Test(supply, backorder_holds_survive_replay_and_a_checkpoint, .init = backorder_
     cr_assert_not_null(strstr(text, "backorder PO-"), "%s", text);
     free(text);
     fx_assert_replay_equal(st);
-    allot_state_t *loaded = checkpoint_loaded();
+    allot_state_t *loaded = fx_checkpoint_loaded(st);
     /* the loaded state goes on like the live one: R2's units go back to their supplies */
     cr_assert_eq(allot_reservation_release(loaded, S("R2"), FX_T0 + 20, &r, &fx_err), 0);
     cr_assert_eq(allot_reservation_release(st, S("R2"), FX_T0 + 20, &r, &fx_err), 0);
