@@ -277,12 +277,13 @@ static void body_install(allot_state_t *state, allot_reservation_t *r,
         memcpy(customer, e->customer.ptr, e->customer.len);
         r->customer = customer;
     }
-    char *tail = (char *)(r->allocations + e->allocation_count) + e->customer.len;
-    uint32_t tail_at = 0; /* the supply ids of backorder holds */
+    uint32_t tail_at = 0; /* the supply ids of backorder holds, after the customer */
     for (uint32_t k = 0; k < e->allocation_count; k++) {
         r->allocations[k].unused = 0;
         if (!e->allocations[k].supply)
             continue;
+        /* only here: a tombstone has no block (allocations NULL) and no allocations */
+        char *tail = (char *)(r->allocations + e->allocation_count) + e->customer.len;
         allot_str_t id = e->allocations[k].location;
         r->allocations[k].unused = tail_at;
         tail[tail_at] = (char)(uint8_t)id.len;
