@@ -102,6 +102,21 @@ static harness_server_t *server_start_counted(const char *shim, const char *coun
     return s;
 }
 
+/* The pipelined ping burst against s, every ping of it answered without an error (server.stats
+ * before and after); *after holds the stats after it. */
+static void ping_burst_answered(harness_server_t *s, allot_client_t *c, allot_reply_t *after,
+                                int64_t *calls_before)
+{
+    harness_call_ok(c, "server.stats", "{}", after);
+    const msgpack_object *before = harness_reply_at(after, "methods.ping.calls");
+    *calls_before = before != NULL ? harness_reply_int(after, "methods.ping.calls") : 0;
+    ping_burst(s->port);
+    harness_call_ok(c, "server.stats", "{}", after);
+    cr_expect_eq(harness_reply_int(after, "methods.ping.calls") - *calls_before, BURST_REQUESTS,
+                 "every ping of the burst is answered and counted");
+    cr_expect_eq(harness_reply_int(after, "methods.ping.errors"), 0);
+}
+
 Test(request_timing, a_pipelined_burst_costs_a_few_clock_reads_and_every_request_is_counted)
 {
     char count_path[PATH_MAX];
@@ -110,14 +125,8 @@ Test(request_timing, a_pipelined_burst_costs_a_few_clock_reads_and_every_request
 
     allot_client_t *c = harness_connect(s);
     allot_reply_t reply = {0};
-    harness_call_ok(c, "server.stats", "{}", &reply);
-    const msgpack_object *before = harness_reply_at(&reply, "methods.ping.calls");
-    int64_t calls_before = before != NULL ? harness_reply_int(&reply, "methods.ping.calls") : 0;
-    ping_burst(s->port);
-    harness_call_ok(c, "server.stats", "{}", &reply);
-    cr_expect_eq(harness_reply_int(&reply, "methods.ping.calls") - calls_before, BURST_REQUESTS,
-                 "every ping of the burst is counted");
-    cr_expect_eq(harness_reply_int(&reply, "methods.ping.errors"), 0);
+    int64_t calls_before;
+    ping_burst_answered(s, c, &reply, &calls_before);
     cr_expect_eq(harness_reply_int(&reply, "methods.ping.latency.count") - calls_before,
                  BURST_REQUESTS, "every ping of the burst has a latency");
     cr_expect_geq(harness_reply_int(&reply, "loop_iteration.count"), 1);
@@ -141,14 +150,8 @@ Test(request_decoding, a_pipelined_burst_is_decoded_in_one_pass_not_framed_then_
         server_start_counted(ALLOT_UNPACK_COUNT_PATH, "ALLOT_UNPACK_COUNT_FILE", count_path);
     allot_client_t *c = harness_connect(s);
     allot_reply_t reply = {0};
-    harness_call_ok(c, "server.stats", "{}", &reply);
-    const msgpack_object *before = harness_reply_at(&reply, "methods.ping.calls");
-    int64_t calls_before = before != NULL ? harness_reply_int(&reply, "methods.ping.calls") : 0;
-    ping_burst(s->port);
-    harness_call_ok(c, "server.stats", "{}", &reply);
-    cr_expect_eq(harness_reply_int(&reply, "methods.ping.calls") - calls_before, BURST_REQUESTS,
-                 "every ping of the burst is answered");
-    cr_expect_eq(harness_reply_int(&reply, "methods.ping.errors"), 0);
+    int64_t calls_before;
+    ping_burst_answered(s, c, &reply, &calls_before);
     allot_reply_free(&reply);
     allot_client_close(c);
     harness_server_stop(s);
