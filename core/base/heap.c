@@ -1,6 +1,6 @@
 /* heap.c - indexed 4-ary min-heap with inline keys (sift up/down, position callbacks).
  *
- * Four children per node (the children of i are 4i+1 .. 4i+4, two cache lines of entries): half
+ * Four children per node (the children of i are 4i+1 .. 4i+4, 64 bytes of entries): half
  * the depth of a binary heap, so a removal moves half as many entries and makes half as many
  * position_set calls, each of which writes to an item somewhere in the caller's memory. */
 #include "core/base/heap.h"
@@ -10,7 +10,7 @@
 
 #include "core/errors.h"
 
-_Static_assert(sizeof(allot_heap_entry_t) == 32, "key_ms, 20 tie bytes and the item index");
+_Static_assert(sizeof(allot_heap_entry_t) == 16, "key_ms, 4 tie bytes and the item index");
 
 void allot_heap_init(allot_heap_t *heap, allot_heap_key_cb key, allot_heap_tie_less_cb tie_less,
                      allot_heap_position_set_cb position_set, void *ctx)
@@ -55,12 +55,8 @@ static bool heap_less(const allot_heap_t *heap, const allot_heap_entry_t *a,
 {
     if (a->key_ms != b->key_ms)
         return a->key_ms < b->key_ms;
-    if (a->tie[0] != b->tie[0])
-        return a->tie[0] < b->tie[0];
-    if (a->tie[1] != b->tie[1])
-        return a->tie[1] < b->tie[1];
-    if (a->tie_tail != b->tie_tail)
-        return a->tie_tail < b->tie_tail;
+    if (a->tie != b->tie)
+        return a->tie < b->tie;
     return heap->tie_less(heap->ctx, a->item, b->item);
 }
 
@@ -94,7 +90,8 @@ static void heap_sift_down(allot_heap_t *heap, uint32_t position)
         if (first >= heap->count)
             break;
         uint32_t child = (uint32_t)first;
-        uint32_t end = heap->count - first < HEAP_ARITY ? heap->count : (uint32_t)first + HEAP_ARITY;
+        uint32_t end =
+            heap->count - first < HEAP_ARITY ? heap->count : (uint32_t)first + HEAP_ARITY;
         for (uint32_t c = child + 1; c < end; c++)
             if (heap_less(heap, &heap->entries[c], &heap->entries[child]))
                 child = c;
@@ -159,30 +156,11 @@ void allot_heap_update_at(allot_heap_t *heap, uint32_t position)
     heap_order_restore(heap, position);
 }
 
-static uint64_t heap_big_endian_64(const uint8_t *b)
-{
-    return (uint64_t)b[0] << 56 | (uint64_t)b[1] << 48 | (uint64_t)b[2] << 40 |
-           (uint64_t)b[3] << 32 | (uint64_t)b[4] << 24 | (uint64_t)b[5] << 16 |
-           (uint64_t)b[6] << 8 | b[7];
-}
-
-/* Bytes [from, from + 8) of id as a big-endian number, zero past id_len. Reads id in place (a
- * copy into a zero-padded buffer costs a store-forwarding stall per word). */
-static uint64_t heap_id_word(const char *id, uint32_t id_len, uint32_t from)
-{
-    if (id_len >= from + 8)
-        return heap_big_endian_64((const uint8_t *)id + from);
-    if (id_len <= from)
-        return 0;
-    uint64_t word = 0;
-    for (uint32_t i = from; i < id_len; i++)
-        word = word << 8 | (uint8_t)id[i];
-    return word << 8 * (from + 8 - id_len); /* 1..7 bytes: shift by 8..56 */
-}
-
 void allot_heap_tie_set(allot_heap_entry_t *entry, const char *id, uint32_t id_len)
 {
-    entry->tie[0] = heap_id_word(id, id_len, 0);
-    entry->tie[1] = heap_id_word(id, id_len, 8);
-    entry->tie_tail = (uint32_t)(heap_id_word(id, id_len, 16) >> 32);
+    const uint8_t *b = (const uint8_t *)id;
+    uint32_t word = 0;
+    for (uint32_t i = 0; i < 4; i++)
+        word = word << 8 | (i < id_len ? b[i] : 0u);
+    entry->tie = word;
 }

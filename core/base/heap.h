@@ -1,21 +1,22 @@
 /* heap.h - an indexed (4-ary) min-heap of 32-bit item indices, keyed inline.
  *
  * Contract: the caller owns the items; the heap stores, for each item, its index and a copy of
- * its ordering key (a 32-byte allot_heap_entry_t), so that sift-up and sift-down compare entries
+ * its ordering key (a 16-byte allot_heap_entry_t), so that sift-up and sift-down compare entries
  * without touching the items. The heap asks for an item's key (key_cb) when the item is pushed
  * and when allot_heap_update_at() says it changed; in between, the caller must not change the key
  * of an item in the heap. The heap tells the caller where each item sits (position_set_cb) so
  * that it can be removed or re-keyed in O(log n) without a search.
  *
- * Order: by key_ms, then tie[0], tie[1], tie_tail (unsigned), then the caller's strict-weak
- * tie_less_cb, which the heap calls only for two entries whose key fields are all equal. So the
- * caller's whole order must refine the fields: if a's fields are below b's, a sorts before b.
- * Ties must be broken by the caller (e.g. by id) for the order to be deterministic: derive the
- * tie fields from the item's persisted content, never from insertion order (a checkpoint load
- * inserts in key order, not in the live run's order). allot_heap_tie_set() stores the first 20
- * bytes of an id big-endian and zero-padded, which sorts like state_id_compare() (memcmp, then
- * the shorter first) wherever those prefixes differ; ids sharing their first 20 bytes (or
- * differing only by trailing NUL bytes) go to tie_less_cb. allot_heap_reserve() makes the next
+ * Order: by key_ms, then tie (unsigned), then the caller's strict-weak tie_less_cb, which the
+ * heap calls only for two entries whose key fields are both equal. So the caller's whole order
+ * must refine the fields: if a's fields are below b's, a sorts before b. Ties must be broken by
+ * the caller (e.g. by id) for the order to be deterministic: derive the tie field from the item's
+ * persisted content, never from insertion order (a checkpoint load inserts in key order, not in
+ * the live run's order). allot_heap_tie_set() stores the first 4 bytes of an id big-endian and
+ * zero-padded, which sorts like state_id_compare() (memcmp, then the shorter first) wherever
+ * those prefixes differ; ids sharing their first 4 bytes (or differing only by trailing NUL
+ * bytes) go to tie_less_cb. An entry is 16 bytes (the key, the tie, the item): a heap of a
+ * million items is 16 MB, and four children are 64 bytes. allot_heap_reserve() makes the next
  * `extra` pushes infallible. Errors: ALLOT_ENOMEM. Internal to core/; libc only.
  */
 #ifndef ALLOT_CORE_HEAP_H
@@ -25,15 +26,14 @@
 #include <stdint.h>
 
 typedef struct allot_heap_entry {
-    int64_t key_ms;    /* first key (e.g. expires_at_ms) */
-    uint64_t tie[2];   /* then these: allot_heap_tie_set(), or the caller's own; 0 if unset */
-    uint32_t tie_tail; /* last of the tie fields */
-    uint32_t item;     /* set by the heap */
+    int64_t key_ms; /* first key (e.g. expires_at_ms) */
+    uint32_t tie;   /* then this: allot_heap_tie_set(), or the caller's own; 0 if unset */
+    uint32_t item;  /* set by the heap */
 } allot_heap_entry_t;
 
-/* Fill entry->key_ms and (some of) tie[], tie_tail for item. */
+/* Fill entry->key_ms and (if it helps) entry->tie for item. */
 typedef void (*allot_heap_key_cb)(const void *ctx, uint32_t item, allot_heap_entry_t *entry);
-/* Order of two items whose entries have equal key_ms, tie[] and tie_tail. */
+/* Order of two items whose entries have equal key_ms and tie. */
 typedef bool (*allot_heap_tie_less_cb)(const void *ctx, uint32_t a, uint32_t b);
 typedef void (*allot_heap_position_set_cb)(void *ctx, uint32_t item, uint32_t position);
 
@@ -60,7 +60,7 @@ int64_t allot_heap_top_key_ms(const allot_heap_t *heap);
 void allot_heap_remove_at(allot_heap_t *heap, uint32_t position);
 /* Re-read the key of the item at `position` (key_cb) and restore order. */
 void allot_heap_update_at(allot_heap_t *heap, uint32_t position);
-/* Set entry->tie[] and tie_tail to the first 20 bytes of id, big-endian, zero-padded. */
+/* Set entry->tie to the first 4 bytes of id, big-endian, zero-padded. */
 void allot_heap_tie_set(allot_heap_entry_t *entry, const char *id, uint32_t id_len);
 
 #endif

@@ -43,8 +43,7 @@ static bool item_tie_less(const void *ctx, uint32_t a, uint32_t b)
     allot_heap_entry_t x = {0}, y = {0};
     item_key(NULL, a, &x);
     item_key(NULL, b, &y);
-    cr_assert(x.key_ms == y.key_ms && x.tie[0] == y.tie[0] && x.tie[1] == y.tie[1] &&
-                  x.tie_tail == y.tie_tail,
+    cr_assert(x.key_ms == y.key_ms && x.tie == y.tie,
               "tie_less_cb called for entries the inline fields order");
     tie_less_calls++;
     return state_id_compare(items[a].id, items[a].id_len, items[b].id, items[b].id_len) < 0;
@@ -56,8 +55,8 @@ static void item_position_set(void *ctx, uint32_t item, uint32_t position)
     items[item].position = position;
 }
 
-/* Unique ids that share 20-, 16- and 8-byte prefixes, are prefixes of each other, or differ only
- * by trailing NUL bytes (which the zero-padded inline prefix cannot see). */
+/* Unique ids that share 20-, 16-, 8- and 4-byte prefixes, are prefixes of each other, or differ
+ * only by trailing NUL bytes (which the zero-padded inline prefix cannot see). */
 static void item_id_make(uint32_t i, char *id, uint32_t *id_len)
 {
     static const char shared_20[] = "cart-000000000000000";
@@ -219,7 +218,7 @@ Test(heap, random_push_pop_update_remove_matches_a_reference_sort_with_ties)
         heap_drain_sorted(&h, count);
         allot_heap_free(&h);
     }
-    cr_assert_gt(tie_less_calls, 0, "ids sharing their 20-byte prefix reach tie_less_cb");
+    cr_assert_gt(tie_less_calls, 0, "ids sharing their 4-byte prefix reach tie_less_cb");
 }
 
 Test(heap, pop_order_does_not_depend_on_push_order)
@@ -261,28 +260,23 @@ Test(heap, inline_tie_sorts_like_state_id_compare_where_it_differs)
             allot_heap_tie_set(&x, items[a].id, items[a].id_len);
             allot_heap_tie_set(&y, items[b].id, items[b].id_len);
             int c = state_id_compare(items[a].id, items[a].id_len, items[b].id, items[b].id_len);
-            if (x.tie[0] == y.tie[0] && x.tie[1] == y.tie[1] && x.tie_tail == y.tie_tail) {
+            if (x.tie == y.tie) {
                 undecided++;
                 continue;
             }
-            bool inline_less = x.tie[0] != y.tie[0]   ? x.tie[0] < y.tie[0]
-                               : x.tie[1] != y.tie[1] ? x.tie[1] < y.tie[1]
-                                                      : x.tie_tail < y.tie_tail;
-            cr_assert_eq(inline_less, c < 0, "ids %u and %u", a, b);
+            cr_assert_eq(x.tie < y.tie, c < 0, "ids %u and %u", a, b);
         }
     }
     cr_assert_gt(undecided, count, "some pairs share the whole inline prefix");
     allot_heap_entry_t e = {0};
     allot_heap_tie_set(&e, "abcdefghijklmnopqrstuvwxyz", 26);
-    cr_assert_eq(e.tie[0], 0x6162636465666768u);
-    cr_assert_eq(e.tie[1], 0x696a6b6c6d6e6f70u);
-    cr_assert_eq(e.tie_tail, 0x71727374u);
+    cr_assert_eq(e.tie, 0x61626364u);
     allot_heap_tie_set(&e, "ab", 2);
-    cr_assert_eq(e.tie[0], 0x6162000000000000u);
-    cr_assert_eq(e.tie[1], 0);
-    cr_assert_eq(e.tie_tail, 0);
+    cr_assert_eq(e.tie, 0x61620000u);
+    allot_heap_tie_set(&e, "abcd", 4);
+    cr_assert_eq(e.tie, 0x61626364u);
     allot_heap_tie_set(&e, NULL, 0);
-    cr_assert_eq(e.tie[0], 0);
+    cr_assert_eq(e.tie, 0);
 }
 
 static int64_t prio[64];
@@ -292,7 +286,7 @@ static void prio_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
 {
     (void)ctx;
     entry->key_ms = prio[item];
-    entry->tie[0] = item;
+    entry->tie = item;
 }
 
 static bool prio_tie_less(const void *ctx, uint32_t a, uint32_t b)
