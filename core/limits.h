@@ -67,6 +67,9 @@
 /* Every id (SKU, location, reservation, order, shipment, return, customer, key) is 1..128 bytes
  * of UTF-8. */
 #define ALLOT_ID_BYTES_MAX 128
+/* A reservation id of at most this many bytes is kept in its record (core/reservation.h); a
+ * longer one in the hold's block. */
+#define ALLOT_RESERVATION_ID_INLINE_BYTES 31
 
 /* ---- inventory (core/) --------------------------------------------------------------------- */
 #define ALLOT_LOCATIONS_MAX 65535
@@ -497,6 +500,9 @@ _Static_assert(ALLOT_REQUEST_DEPTH_MAX <= ALLOT_MSGPACK_DEPTH_MAX,
 _Static_assert(ALLOT_ID_BYTES_MAX <= UINT16_MAX && ALLOT_TEXT_BYTES_MAX <= UINT16_MAX &&
                    ALLOT_ORDER_ADDRESS_BYTES_MAX <= UINT16_MAX,
                "every string a record holds fits its u16 length");
+_Static_assert(ALLOT_ID_BYTES_MAX <= UINT8_MAX &&
+                   ALLOT_RESERVATION_ID_INLINE_BYTES < ALLOT_ID_BYTES_MAX,
+               "a reservation record holds its id's length in a u8; short ids inline");
 _Static_assert(ALLOT_ORDER_SHIPMENTS_MAX < UINT16_MAX && ALLOT_ORDER_ITEMS_MAX <= UINT16_MAX &&
                    ALLOT_ORDER_RETURNS_MAX <= UINT16_MAX && ALLOT_ORDER_HISTORY_MAX <= UINT16_MAX &&
                    ALLOT_LINES_MAX <= UINT16_MAX,

@@ -44,6 +44,7 @@
 #include "core/common.h"
 #include "core/errors.h"
 #include "core/inventory.h"
+#include "core/limits.h"
 #include "core/sourcing.h"
 
 struct allot_state;
@@ -80,26 +81,38 @@ typedef struct allot_reservation_line {
     int64_t qty_held; /* sum of the line's allocations */
 } allot_reservation_line_t;
 
+/* A record is 120 bytes. A one-line hold with one allocation at a location, no customer and an id
+ * of at most ALLOT_RESERVATION_ID_INLINE_BYTES keeps everything in it (body_inline: body.one);
+ * any other keeps its id inline (short) or at the start of its block (long, NUL-terminated,
+ * padded to 8 bytes), and its block (body.other.block) holds the rest: lines, allocations,
+ * customer, the supply ids of backorder holds (u8 len, bytes). A tombstone keeps only its id
+ * (block NULL or the long id) and its ended_ms (body.other). Read the parts with the accessors
+ * below (they point into the record or its block: valid until the record changes or the slab
+ * grows). */
 typedef struct allot_reservation {
     uint64_t request_hash;
     int64_t created_ms;
     int64_t expires_at_ms;
-    int64_t ended_ms;                /* tombstones: when it was released or expired */
-    char *id;                        /* NUL-terminated */
-    allot_reservation_line_t *lines; /* one block: lines, allocations, customer, the supply
-                                        ids of backorder holds (u8 len, bytes); NULL for
-                                        tombstones */
-    const char *customer;            /* in the block (customer_len 0: none) */
-    allot_reservation_allocation_t *allocations;
-    uint32_t id_len;
-    uint32_t hash;
     uint32_t allocation_count;
     uint32_t heap_position; /* expiry heap (active) or tombstone heap (ended); free-list link */
     uint16_t line_count;
+    uint8_t id_len;
     uint8_t customer_len;
     uint8_t status; /* allot_reservation_status_t */
     bool used;
-    uint8_t dirty; /* checkpoint marks (core/state_private.h) */
+    uint8_t dirty;    /* checkpoint marks (core/state_private.h) */
+    bool body_inline; /* body.one, not body.block */
+    char id_inline[ALLOT_RESERVATION_ID_INLINE_BYTES + 1]; /* a short id, NUL-terminated */
+    union {
+        struct {
+            allot_reservation_line_t line;
+            allot_reservation_allocation_t allocation;
+        } one;
+        struct {
+            char *block;
+            int64_t ended_ms; /* tombstones: when it was released or expired; live: 0 */
+        } other;
+    } body;
 } allot_reservation_t;
 
 typedef struct allot_reserve_request {
@@ -142,12 +155,61 @@ int64_t allot_reservation_next_expiry_ms(const struct allot_state *state);
  * first; returns how many. */
 uint32_t allot_reservations_expire(struct allot_state *state, int64_t now_ms, uint32_t max);
 const allot_reservation_t *allot_reservation_find(const struct allot_state *state, allot_str_t id);
+/* Where a hold's lines start in its block: after the id when the id is long. */
+static inline uint32_t allot_reservation_lines_at(uint32_t id_len)
+{
+    return id_len <= ALLOT_RESERVATION_ID_INLINE_BYTES ? 0 : (id_len + 8) & ~7u;
+}
+
+static inline allot_str_t allot_reservation_id(const allot_reservation_t *r)
+{
+    bool inline_id = r->id_len <= ALLOT_RESERVATION_ID_INLINE_BYTES;
+    return (allot_str_t){inline_id ? r->id_inline : r->body.other.block, r->id_len};
+}
+
+/* When a tombstone was released or expired; 0 for a live hold. */
+static inline int64_t allot_reservation_ended_ms(const allot_reservation_t *r)
+{
+    return r->body_inline ? 0 : r->body.other.ended_ms;
+}
+
+/* The hold's line_count lines; NULL for a tombstone. */
+static inline const allot_reservation_line_t *allot_reservation_lines(const allot_reservation_t *r)
+{
+    if (r->body_inline)
+        return &r->body.one.line;
+    if (r->line_count == 0)
+        return NULL;
+    return (const allot_reservation_line_t *)(r->body.other.block +
+                                              allot_reservation_lines_at(r->id_len));
+}
+
+/* The hold's allocation_count allocations (the lines index them); NULL for a tombstone. */
+static inline const allot_reservation_allocation_t *
+allot_reservation_allocations(const allot_reservation_t *r)
+{
+    if (r->body_inline)
+        return &r->body.one.allocation;
+    const allot_reservation_line_t *lines = allot_reservation_lines(r);
+    return lines == NULL ? NULL : (const allot_reservation_allocation_t *)(lines + r->line_count);
+}
+
+/* The hold's customer (len 0: none). */
+static inline allot_str_t allot_reservation_customer(const allot_reservation_t *r)
+{
+    if (r->customer_len == 0)
+        return (allot_str_t){NULL, 0};
+    const allot_reservation_allocation_t *allocations = allot_reservation_allocations(r);
+    return (allot_str_t){(const char *)(allocations + r->allocation_count), r->customer_len};
+}
+
 /* The supply id of a backorder allocation (location ALLOT_LOCATION_SUPPLY) of r. */
 static inline allot_str_t
 allot_reservation_allocation_supply(const allot_reservation_t *r,
                                     const allot_reservation_allocation_t *a)
 {
-    const char *tail = (const char *)(r->allocations + r->allocation_count) + r->customer_len;
+    const allot_reservation_allocation_t *allocations = allot_reservation_allocations(r);
+    const char *tail = (const char *)(allocations + r->allocation_count) + r->customer_len;
     return (allot_str_t){tail + a->unused + 1, (uint8_t)tail[a->unused]};
 }
 

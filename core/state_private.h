@@ -157,13 +157,13 @@ struct allot_state {
     allot_event_scratch_t event_scratch;         /* decoding */
     allot_event_allocation_t *build_allocations; /* building live reservation events */
     uint32_t build_allocation_capacity;
-    struct allot_reservation_line *pending_block; /* prepared line block for the next commit */
-    struct allot_position *pending_positions;     /* prepared SKU snapshot positions */
+    char *pending_block;      /* prepared hold block for the next commit (core/reservation.h) */
+    uint64_t pending_body[6]; /* or the line and allocation a record keeps inline */
+    struct allot_position *pending_positions; /* prepared SKU snapshot positions */
     uint32_t prepared_sku;         /* stock events and SKU / adjust-key snapshots: the SKU and */
     uint32_t prepared_location;    /* location their prepare found, for the commit after it */
     uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
     char *pending_key;             /* prepared adjust-key copy */
-    char *pending_key_reservation; /* prepared reservation-id copy, sized to the id */
 
     /* orders (order_store.c) */
     struct allot_order **orders; /* by slot; NULL = free (core/order/order_private.h) */

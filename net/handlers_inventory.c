@@ -65,14 +65,15 @@ static void pack_reservation_lines(msgpack_packer *pk, const allot_state_t *stat
     pack_cstr(pk, "lines");
     msgpack_pack_array(pk, r->line_count);
     for (uint32_t i = 0; i < r->line_count; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
+        const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
         msgpack_pack_map(pk, 3);
         pack_key_str(pk, "sku", allot_sku_id(allot_sku_at(state, line->sku)));
         pack_key_int(pk, "qty", line->qty_held);
         pack_cstr(pk, "allocations");
         msgpack_pack_array(pk, line->allocation_count);
         for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            const allot_reservation_allocation_t *a =
+                &allot_reservation_allocations(r)[line->allocation_first + k];
             if (a->location == ALLOT_LOCATION_SUPPLY) {
                 pack_supply_allocation(pk, state, r, a);
                 continue;
@@ -94,12 +95,12 @@ static void pack_reservation(msgpack_packer *pk, const allot_state_t *state,
     bool ended = r->status != ALLOT_RESERVATION_ACTIVE;
     uint32_t fields = 3 + (shortfall_count > 0) + (with_state ? 2 + ended : 0);
     msgpack_pack_map(pk, fields);
-    pack_key_str(pk, "id", (allot_str_t){r->id, r->id_len});
+    pack_key_str(pk, "id", allot_reservation_id(r));
     if (with_state) {
         pack_key_cstr(pk, "state", allot_reservation_status_names[r->status]);
         pack_key_int(pk, "created_ms", r->created_ms);
         if (ended)
-            pack_key_int(pk, "ended_ms", r->ended_ms);
+            pack_key_int(pk, "ended_ms", allot_reservation_ended_ms(r));
     }
     pack_key_int(pk, "expires_at_ms", r->expires_at_ms);
     pack_reservation_lines(pk, state, r);

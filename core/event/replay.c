@@ -229,7 +229,7 @@ static const allot_reservation_t *entry_live_reservation(const allot_state_t *st
     if (!entry->has_reservation || entry->reservation_slot >= state->reservation_slots)
         return NULL;
     const allot_reservation_t *r = &state->reservations[entry->reservation_slot];
-    if (!r->used || r->status != ALLOT_RESERVATION_ACTIVE || r->lines == NULL)
+    if (!r->used || r->status != ALLOT_RESERVATION_ACTIVE || allot_reservation_lines(r) == NULL)
         return NULL;
     return r;
 }
@@ -263,9 +263,9 @@ static void stage_payload(const allot_state_t *state, replay_entry_t *entry)
 {
     const allot_reservation_t *r = entry_live_reservation(state, entry);
     if (r != NULL) {
-        __builtin_prefetch(r->id);
-        __builtin_prefetch(r->lines);
-        __builtin_prefetch(r->allocations);
+        __builtin_prefetch(allot_reservation_id(r).ptr);
+        __builtin_prefetch(allot_reservation_lines(r));
+        __builtin_prefetch(allot_reservation_allocations(r));
     }
 }
 
@@ -278,13 +278,14 @@ static void stage_line_skus(const allot_state_t *state, replay_entry_t *entry)
     if (r == NULL)
         return;
     for (uint32_t i = 0; i < r->line_count && entry->sku_count < REPLAY_SKUS_MAX; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
+        const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
         if (line->sku >= state->sku_count)
             continue;
         __builtin_prefetch(&state->skus[line->sku]);
         for (uint32_t k = 0; k < line->allocation_count && entry->sku_count < REPLAY_SKUS_MAX;
              k++) {
-            uint32_t location = r->allocations[line->allocation_first + k].location;
+            uint32_t location =
+                allot_reservation_allocations(r)[line->allocation_first + k].location;
             if (location == ALLOT_LOCATION_SUPPLY)
                 continue; /* a backorder hold: no position */
             entry->sku[entry->sku_count] = line->sku;

@@ -180,7 +180,7 @@ static int order_limits_check(const allot_state_t *state, const allot_event_orde
     if (allot_sku_settings_count(state) == 0)
         return 0;
     bool same = r != NULL && r->customer_len == e->customer.len &&
-                memcmp(r->customer, e->customer.ptr, e->customer.len) == 0;
+                memcmp(allot_reservation_customer(r).ptr, e->customer.ptr, e->customer.len) == 0;
     for (uint32_t i = 0; i < e->line_count; i++) {
         int64_t units = 0;
         bool first = true;
@@ -195,8 +195,8 @@ static int order_limits_check(const allot_state_t *state, const allot_event_orde
             continue;
         int64_t given_back = 0;
         for (uint32_t k = 0; same && k < r->line_count; k++)
-            if (r->lines[k].sku == sku)
-                given_back += r->lines[k].qty_held;
+            if (allot_reservation_lines(r)[k].sku == sku)
+                given_back += allot_reservation_lines(r)[k].qty_held;
         int rc = allot_customer_limit_check(state, sku, e->customer, units, given_back, detail);
         if (rc != 0)
             return rc;
@@ -240,13 +240,14 @@ static int create_from_reservation(allot_state_t *state, const allot_order_creat
                                (unsigned)ALLOT_ORDER_ITEMS_MAX);
     e->line_count = 0;
     for (uint32_t i = 0; i < r->line_count; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
+        const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
         if (line->qty_held == 0)
             continue;
         lines[e->line_count++] =
             (allot_event_item_t){allot_sku_id(&state->skus[line->sku]), line->qty_held};
         for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            const allot_reservation_allocation_t *a =
+                &allot_reservation_allocations(r)[line->allocation_first + k];
             if (a->location == ALLOT_LOCATION_SUPPLY)
                 return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "reservation",
                                        "reservation %s holds backordered units; an order cannot "
@@ -257,7 +258,7 @@ static int create_from_reservation(allot_state_t *state, const allot_order_creat
     }
     e->lines = lines;
     if (req->customer.len == 0 && r->customer_len > 0) /* the hold's customer carries over */
-        e->customer = (allot_str_t){r->customer, r->customer_len};
+        e->customer = allot_reservation_customer(r);
     rc = order_shipments_build(state, allocs, n, e, detail);
     return rc != 0 ? rc : order_limits_check(state, e, r, detail);
 }

@@ -93,7 +93,7 @@ static int reserve_check(const allot_state_t *state, const allot_reserve_request
 /* r's id as shown in an error message. */
 static const char *reservation_id_echo(const allot_reservation_t *r, allot_echo_t *echo)
 {
-    return allot_str_echo((allot_str_t){r->id, r->id_len}, echo);
+    return allot_str_echo(allot_reservation_id(r), echo);
 }
 
 /* An existing id: same request -> 1 (return it), replace -> 0, otherwise an error. */
@@ -124,15 +124,16 @@ static int64_t hold_units(const allot_reservation_t *r, uint32_t sku)
 {
     int64_t units = 0;
     for (uint32_t i = 0; i < r->line_count; i++)
-        if (r->lines[i].sku == sku)
-            units += r->lines[i].qty_held;
+        if (allot_reservation_lines(r)[i].sku == sku)
+            units += allot_reservation_lines(r)[i].qty_held;
     return units;
 }
 
 static bool same_customer(const allot_reservation_t *r, allot_str_t customer)
 {
     return r != NULL && r->customer_len == customer.len &&
-           (customer.len == 0 || memcmp(r->customer, customer.ptr, customer.len) == 0);
+           (customer.len == 0 ||
+            memcmp(allot_reservation_customer(r).ptr, customer.ptr, customer.len) == 0);
 }
 
 /* The queued SKUs of the request need the customer's token (one SKU per token), unless the hold
@@ -360,7 +361,7 @@ uint32_t allot_reservation_shortfalls(const allot_state_t *state, const allot_re
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->line_count && n < shortfalls_max; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
+        const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
         if (line->qty_held < line->qty_requested)
             shortfalls[n++] = (allot_shortfall_t){allot_sku_id(&state->skus[line->sku]),
                                                   line->qty_requested, line->qty_held};
@@ -384,7 +385,7 @@ uint32_t allot_reservations_expire(allot_state_t *state, int64_t now_ms, uint32_
         const allot_reservation_t *r = &state->reservations[allot_heap_top(&state->expiry_heap)];
         if (r->expires_at_ms > now_ms)
             break;
-        if (reservation_release_emit(state, (allot_str_t){r->id, r->id_len}, ALLOT_RELEASE_EXPIRED,
+        if (reservation_release_emit(state, allot_reservation_id(r), ALLOT_RELEASE_EXPIRED,
                                      now_ms) != 0)
             break; /* out of memory: the next tick retries */
         released++;

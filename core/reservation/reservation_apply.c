@@ -17,9 +17,10 @@
  */
 static void hold_holdings(allot_state_t *state, const allot_reservation_t *r, int sign)
 {
-    allot_str_t customer = {r->customer, r->customer_len};
+    allot_str_t customer = allot_reservation_customer(r);
+    const allot_reservation_line_t *lines = allot_reservation_lines(r);
     for (uint32_t i = 0; customer.len > 0 && i < r->line_count; i++)
-        sale_holding_add(state, r->lines[i].sku, customer, sign * r->lines[i].qty_held);
+        sale_holding_add(state, lines[i].sku, customer, sign * lines[i].qty_held);
 }
 
 /* A backorder allocation adds to (or gives back from) its supply's held; room made by the
@@ -40,11 +41,13 @@ static void hold_supply(allot_state_t *state, const allot_reservation_t *r,
 static void hold_positions(allot_state_t *state, const allot_reservation_t *r, int sign)
 {
     hold_holdings(state, r, sign);
+    const allot_reservation_line_t *lines = allot_reservation_lines(r);
+    const allot_reservation_allocation_t *allocations = allot_reservation_allocations(r);
     for (uint32_t i = 0; i < r->line_count; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
+        const allot_reservation_line_t *line = &lines[i];
         inventory_sku_dirty(state, line->sku); /* before the change (checkpoint pre-image) */
         for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            const allot_reservation_allocation_t *a = &allocations[line->allocation_first + k];
             if (a->location == ALLOT_LOCATION_SUPPLY) {
                 hold_supply(state, r, a, sign);
                 continue;
@@ -68,8 +71,9 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
         return;
     if (++state->stamp_generation == 0)
         state->stamp_generation = 1;
+    const allot_reservation_allocation_t *allocations = allot_reservation_allocations(r);
     for (uint32_t k = 0; k < r->allocation_count; k++) {
-        uint32_t l = r->allocations[k].location;
+        uint32_t l = allocations[k].location;
         if (l == ALLOT_LOCATION_SUPPLY || state->location_stamp[l] == state->stamp_generation)
             continue;
         state->location_stamp[l] = state->stamp_generation;
@@ -87,7 +91,8 @@ static void hold_capacity(allot_state_t *state, const allot_reservation_t *r, in
 
 /* ---- apply: prepare ------------------------------------------------------------------------- */
 
-/* A hold's block is its lines, then its allocations; an ended hold has none (NULL). */
+/* A hold's lines are followed by its allocations (in its block or its record); an ended hold
+ * has none (NULL). */
 static allot_reservation_allocation_t *block_allocations(allot_reservation_line_t *lines,
                                                          uint32_t line_count)
 {
@@ -99,7 +104,7 @@ static int64_t held_on(const allot_reservation_t *r, allot_str_t id)
 {
     int64_t qty = 0;
     for (uint32_t k = 0; r != NULL && k < r->allocation_count; k++) {
-        const allot_reservation_allocation_t *a = &r->allocations[k];
+        const allot_reservation_allocation_t *a = &allot_reservation_allocations(r)[k];
         if (a->location == ALLOT_LOCATION_SUPPLY &&
             allot_str_equal(allot_reservation_allocation_supply(r, a), id))
             qty += a->qty;
@@ -140,27 +145,51 @@ static int backorders_prepare(allot_state_t *state, const allot_event_reservatio
     return supplies > 0 ? allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], supplies) : 0;
 }
 
-/* Check a hold's lines against the state and prepare its block (state->pending_block): the
- * lines and allocations with their SKU and location indices resolved; body_install fills in
- * the rest. */
-static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e,
-                        bool needs_positions, uint32_t old_slot)
+/* The lines to prepare into: a hold that fits its record gets state->pending_body (no block);
+ * any other a block (state->pending_block) for its long id and its parts (core/reservation.h). */
+static int body_block_prepare(allot_state_t *state, const allot_event_reservation_t *e,
+                              allot_reservation_line_t **lines)
 {
-    size_t block = e->line_count * sizeof(allot_reservation_line_t) +
+    _Static_assert(sizeof(((allot_reservation_t *)0)->body.one) <= sizeof(state->pending_body),
+                   "the prepared inline body holds a line and an allocation");
+    free(state->pending_block);
+    state->pending_block = NULL;
+    *lines = NULL;
+    if (reservation_body_fits_inline(e)) {
+        *lines = (allot_reservation_line_t *)state->pending_body;
+        return 0;
+    }
+    size_t lines_at = allot_reservation_lines_at(e->id.len);
+    size_t block = lines_at + e->line_count * sizeof(allot_reservation_line_t) +
                    e->allocation_count * sizeof(allot_reservation_allocation_t) + e->customer.len;
     for (uint32_t k = 0; k < e->allocation_count; k++)
         if (e->allocations[k].supply)
             block += 1 + e->allocations[k].location.len;
-    free(state->pending_block);
-    state->pending_block = block > 0 ? malloc(block) : NULL;
-    if (block > 0 && state->pending_block == NULL)
+    if (block == 0)
+        return 0; /* a tombstone with a short id */
+    state->pending_block = malloc(block);
+    if (state->pending_block == NULL)
         return ALLOT_ENOMEM;
-    allot_reservation_line_t *lines = state->pending_block;
+    if (e->line_count > 0)
+        *lines = (allot_reservation_line_t *)(state->pending_block + lines_at);
+    return 0;
+}
+
+/* Check a hold's lines against the state and prepare its body (body_block_prepare): the lines
+ * and allocations with their SKU and location indices resolved; body_install fills in the
+ * rest. */
+static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e,
+                        bool needs_positions, uint32_t old_slot)
+{
+    allot_reservation_line_t *lines;
+    int rc = body_block_prepare(state, e, &lines);
+    if (rc != 0)
+        return rc;
     allot_reservation_allocation_t *allocations = block_allocations(lines, e->line_count);
     uint64_t total = 0;
     for (uint32_t i = 0; i < e->line_count; i++) {
         const allot_event_line_t *line = &e->lines[i];
-        int rc = inventory_sku_intern(state, line->sku, &lines[i].sku);
+        rc = inventory_sku_intern(state, line->sku, &lines[i].sku);
         if (rc != 0)
             return rc;
         for (uint32_t k = 0; k < line->allocation_count; k++) {
@@ -182,7 +211,7 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
     }
     if (total > (uint64_t)ALLOT_QUANTITY_MAX * ALLOT_LINES_MAX)
         return ALLOT_ECORRUPT;
-    int rc = state_dirty_reserve(state, e->allocation_count, e->line_count, 1, 0);
+    rc = state_dirty_reserve(state, e->allocation_count, e->line_count, 1, 0);
     if (rc == 0)
         rc = reservation_slot_reserve(state);
     if (rc == 0 && e->customer.len > 0)
@@ -191,13 +220,7 @@ static int body_prepare(allot_state_t *state, const allot_event_reservation_t *e
         rc = sale_ticket_use_prepare(state, e->ticket);
     if (rc == 0 && needs_positions)
         rc = backorders_prepare(state, e, lines, old_slot); /* the slab may have moved */
-    if (rc != 0)
-        return rc;
-    /* the record's copy of its id, sized to it: a short id costs a small chunk, not
-     * ALLOT_ID_BYTES_MAX + 1 bytes for every hold */
-    free(state->pending_key_reservation);
-    state->pending_key_reservation = malloc(e->id.len + 1);
-    return state->pending_key_reservation == NULL ? ALLOT_ENOMEM : 0;
+    return rc;
 }
 
 /* A live hold to release (release, replace): its slot is kept for the commit. */
@@ -256,48 +279,65 @@ int reservation_release_prepare(allot_state_t *state, const allot_event_release_
 
 /* ---- apply: commit -------------------------------------------------------------------------- */
 
-/* Move the prepared block into r and fill in the rest from the event. */
+/* Move the prepared body into r (its record or the block, with a long id at the block's
+ * start); r has no body (a new record, or one hold_release ended). */
+static void body_move(allot_state_t *state, allot_reservation_t *r,
+                      const allot_event_reservation_t *e)
+{
+    assert(!r->body_inline && r->line_count == 0 && r->id_len == e->id.len);
+    free(r->body.other.block); /* NULL, or a long id's copy, which the prepared block has again */
+    r->body_inline = reservation_body_fits_inline(e);
+    if (r->body_inline) {
+        memcpy(&r->body.one, state->pending_body, sizeof(r->body.one));
+        return;
+    }
+    r->body.other.block = state->pending_block;
+    state->pending_block = NULL;
+    if (allot_reservation_lines_at(e->id.len) > 0) {
+        memcpy(r->body.other.block, e->id.ptr, e->id.len);
+        r->body.other.block[e->id.len] = '\0';
+    }
+}
+
+/* Install the prepared body in r and fill in the rest from the event. */
 static void body_install(allot_state_t *state, allot_reservation_t *r,
                          const allot_event_reservation_t *e)
 {
     r->request_hash = e->request_hash;
     r->created_ms = e->created_ms;
     r->expires_at_ms = e->expires_at_ms;
-    r->ended_ms = e->ended_ms;
     r->status = e->status;
+    body_move(state, r, e);
+    if (!r->body_inline)
+        r->body.other.ended_ms = e->ended_ms;
     r->line_count = (uint16_t)e->line_count;
     r->allocation_count = e->allocation_count;
-    r->lines = state->pending_block;
-    r->allocations = block_allocations(r->lines, e->line_count);
-    state->pending_block = NULL;
-    r->customer = NULL;
     r->customer_len = (uint8_t)e->customer.len;
-    if (e->customer.len > 0) { /* the block's tail, after the allocations */
-        char *customer = (char *)(r->allocations + e->allocation_count);
-        memcpy(customer, e->customer.ptr, e->customer.len);
-        r->customer = customer;
-    }
+    allot_reservation_line_t *lines = reservation_lines_mut(r);
+    allot_reservation_allocation_t *allocations = reservation_allocations_mut(r);
+    if (e->customer.len > 0) /* the block's tail, after the allocations */
+        memcpy(allocations + e->allocation_count, e->customer.ptr, e->customer.len);
     uint32_t tail_at = 0; /* the supply ids of backorder holds, after the customer */
     for (uint32_t k = 0; k < e->allocation_count; k++) {
-        r->allocations[k].unused = 0;
+        allocations[k].unused = 0;
         if (!e->allocations[k].supply)
             continue;
         /* only here: a tombstone has no block (allocations NULL) and no allocations */
-        char *tail = (char *)(r->allocations + e->allocation_count) + e->customer.len;
+        char *tail = (char *)(allocations + e->allocation_count) + e->customer.len;
         allot_str_t id = e->allocations[k].location;
-        r->allocations[k].unused = tail_at;
+        allocations[k].unused = tail_at;
         tail[tail_at] = (char)(uint8_t)id.len;
         memcpy(tail + tail_at + 1, id.ptr, id.len);
         tail_at += 1 + id.len;
     }
     for (uint32_t i = 0; i < e->line_count; i++) { /* indices resolved by body_prepare */
         const allot_event_line_t *src = &e->lines[i];
-        allot_reservation_line_t *line = &r->lines[i];
+        allot_reservation_line_t *line = &lines[i];
         *line = (allot_reservation_line_t){line->sku, src->allocation_first, src->allocation_count,
                                            0,         src->qty_requested,    0};
         for (uint32_t k = 0; k < src->allocation_count; k++) {
             uint32_t at = src->allocation_first + k;
-            r->allocations[at].qty = e->allocations[at].qty;
+            allocations[at].qty = e->allocations[at].qty;
             line->qty_held += e->allocations[at].qty;
         }
     }
@@ -314,13 +354,7 @@ static void hold_release(allot_state_t *state, uint32_t slot, int64_t at_ms, boo
         hold_capacity(state, r, -1, at_ms);
     allot_heap_remove_at(&state->expiry_heap, r->heap_position);
     state->reservation_live--;
-    free(r->lines);
-    r->lines = NULL;
-    r->allocations = NULL;
-    r->customer = NULL;
-    r->customer_len = 0;
-    r->line_count = 0;
-    r->allocation_count = 0;
+    reservation_body_end(r);
 }
 
 /* A released hold stays as a tombstone (idempotent repeats) until age or count evicts it. */
@@ -328,7 +362,7 @@ static void hold_entomb(allot_state_t *state, uint32_t slot, uint8_t status, int
 {
     allot_reservation_t *r = &state->reservations[slot];
     r->status = status;
-    r->ended_ms = at_ms;
+    r->body.other.ended_ms = at_ms; /* hold_release ended its body */
     int rc = allot_heap_push(&state->tombstone_heap, slot);
     assert(rc == 0);
     (void)rc;
@@ -360,15 +394,10 @@ static void commit_hold(allot_state_t *state, uint32_t slot, const allot_event_r
     reservation_dirty(state, slot);
 }
 
-/* A record for id, with the copy body_prepare sized for this very id. */
+/* A record for id (room made by body_prepare). */
 static uint32_t slot_new_from(allot_state_t *state, allot_str_t id)
 {
-    char *copy = state->pending_key_reservation;
-    state->pending_key_reservation = NULL;
-    assert(copy != NULL);
-    memcpy(copy, id.ptr, id.len);
-    copy[id.len] = '\0';
-    return reservation_slot_take(state, copy, id.len);
+    return reservation_slot_take(state, id);
 }
 
 void reservation_snapshot_commit(allot_state_t *state, const allot_event_reservation_t *e)

@@ -20,8 +20,21 @@ void reservation_free_all(allot_state_t *state);
 uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id);
 /* Room for one more record: a slot, its id hash and a place in either heap. */
 int reservation_slot_reserve(allot_state_t *state);
-/* A new record for `id` (ownership of the NUL-terminated copy passes to it). */
-uint32_t reservation_slot_take(allot_state_t *state, char *id, uint32_t id_len);
+/* A new record for `id` (a short id is copied into it; a long one comes with its block). */
+uint32_t reservation_slot_take(allot_state_t *state, allot_str_t id);
+/* Whether a hold with these parts keeps them all in its record (core/reservation.h). */
+bool reservation_body_fits_inline(const allot_event_reservation_t *e);
+/* A live hold's lines, for the apply that fills them in. */
+static inline allot_reservation_line_t *reservation_lines_mut(allot_reservation_t *r)
+{
+    return (allot_reservation_line_t *)allot_reservation_lines(r);
+}
+static inline allot_reservation_allocation_t *reservation_allocations_mut(allot_reservation_t *r)
+{
+    return (allot_reservation_allocation_t *)allot_reservation_allocations(r);
+}
+/* End a hold's body (a tombstone keeps only its id); forget the block too (drop). */
+void reservation_body_end(allot_reservation_t *r);
 /* Forget a record entirely (it must be out of both heaps); record_deletion: for the checkpoint. */
 void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool record_deletion);
 /* Make room for one more tombstone at at_ms: the count bound first, then aged-out ones, at most

@@ -7,30 +7,40 @@
 #include "core/inventory/inventory_private.h"
 #include "core/reservation/reservation_private.h"
 
+_Static_assert(sizeof(allot_reservation_t) == 120,
+               "a one-line hold with a short id is one 120-byte record (docs/benchmarks.md)");
+_Static_assert(sizeof(allot_reservation_line_t) + sizeof(allot_reservation_allocation_t) == 48 &&
+                   sizeof(allot_reservation_line_t) % 8 == 0,
+               "an inline line is followed by its allocation, as in a block");
+
 /* ---- heaps: live by (expires_at_ms, id), tombstones by (ended_ms, id) ---------------------- */
 
-/* The heap entries hold (expires_at_ms or ended_ms, first 20 id bytes); the id decides the rest. */
+/* The heap entries hold (expires_at_ms or ended_ms, first 4 id bytes); the id decides the rest,
+ * so equal deadlines go in id order, live, on replay and on every node of a group alike. */
 static void expiry_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
 {
     const allot_state_t *state = ctx;
     const allot_reservation_t *r = &state->reservations[item];
     entry->key_ms = r->expires_at_ms;
-    allot_heap_tie_set(entry, r->id, r->id_len);
+    allot_str_t id = allot_reservation_id(r);
+    allot_heap_tie_set(entry, id.ptr, id.len);
 }
 
 static void tombstone_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
 {
     const allot_state_t *state = ctx;
     const allot_reservation_t *r = &state->reservations[item];
-    entry->key_ms = r->ended_ms;
-    allot_heap_tie_set(entry, r->id, r->id_len);
+    entry->key_ms = allot_reservation_ended_ms(r);
+    allot_str_t id = allot_reservation_id(r);
+    allot_heap_tie_set(entry, id.ptr, id.len);
 }
 
 static bool reservation_id_less(const void *ctx, uint32_t a, uint32_t b)
 {
     const allot_state_t *state = ctx;
-    const allot_reservation_t *x = &state->reservations[a], *y = &state->reservations[b];
-    return state_id_compare(x->id, x->id_len, y->id, y->id_len) < 0;
+    allot_str_t x = allot_reservation_id(&state->reservations[a]);
+    allot_str_t y = allot_reservation_id(&state->reservations[b]);
+    return state_id_compare(x.ptr, x.len, y.ptr, y.len) < 0;
 }
 
 static void reservation_position_set(void *ctx, uint32_t item, uint32_t position)
@@ -51,12 +61,9 @@ int reservation_init(allot_state_t *state)
 
 void reservation_free_all(allot_state_t *state)
 {
-    for (uint32_t i = 0; i < state->reservation_slots; i++) {
-        if (state->reservations[i].used) {
-            free(state->reservations[i].id);
-            free(state->reservations[i].lines);
-        }
-    }
+    for (uint32_t i = 0; i < state->reservation_slots; i++)
+        if (state->reservations[i].used && !state->reservations[i].body_inline)
+            free(state->reservations[i].body.other.block);
     free(state->reservations);
     allot_hash_free(&state->reservation_index);
     allot_heap_free(&state->expiry_heap);
@@ -70,7 +77,7 @@ uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id)
     uint32_t i;
     while ((i = allot_hash_probe_next(&state->reservation_index, &probe)) != ALLOT_HASH_NONE) {
         const allot_reservation_t *r = &state->reservations[i];
-        if (r->id_len == id.len && memcmp(r->id, id.ptr, id.len) == 0)
+        if (r->id_len == id.len && memcmp(allot_reservation_id(r).ptr, id.ptr, id.len) == 0)
             return i;
     }
     return ALLOT_SLOT_NONE;
@@ -97,8 +104,9 @@ int reservation_slot_reserve(allot_state_t *state)
     return rc;
 }
 
-uint32_t reservation_slot_take(allot_state_t *state, char *id, uint32_t id_len)
+uint32_t reservation_slot_take(allot_state_t *state, allot_str_t id)
 {
+    assert(id.len > 0 && id.len <= ALLOT_ID_BYTES_MAX);
     uint32_t slot = state->reservation_free;
     if (slot != ALLOT_SLOT_NONE)
         state->reservation_free = state->reservations[slot].heap_position;
@@ -106,12 +114,12 @@ uint32_t reservation_slot_take(allot_state_t *state, char *id, uint32_t id_len)
         slot = state->reservation_slots++;
     allot_reservation_t *r = &state->reservations[slot];
     memset(r, 0, sizeof(*r));
-    r->id = id;
-    r->id_len = id_len;
-    r->hash = allot_hash_bytes(id, id_len);
+    r->id_len = (uint8_t)id.len;
+    if (id.len <= ALLOT_RESERVATION_ID_INLINE_BYTES)
+        memcpy(r->id_inline, id.ptr, id.len); /* NUL-terminated by the memset */
     r->used = true;
     state_checkpoint_born(state, STATE_KEY_RESERVATION, slot);
-    int rc = allot_hash_insert(&state->reservation_index, r->hash, slot);
+    int rc = allot_hash_insert(&state->reservation_index, allot_hash_bytes(id.ptr, id.len), slot);
     assert(rc == 0);
     (void)rc;
     return slot;
@@ -123,14 +131,41 @@ void reservation_slot_drop(allot_state_t *state, uint32_t slot, bool record_dele
     allot_reservation_t *r = &state->reservations[slot];
     assert(r->used);
     state_touch(state, STATE_KEY_RESERVATION, slot); /* a checkpoint may still need it */
+    allot_str_t id = allot_reservation_id(r);
     if (record_deletion)
-        state_deleted_record(state, STATE_KEY_RESERVATION, r->id, r->id_len);
-    allot_hash_remove(&state->reservation_index, r->hash, slot);
-    free(r->id);
-    free(r->lines);
+        state_deleted_record(state, STATE_KEY_RESERVATION, id.ptr, id.len);
+    allot_hash_remove(&state->reservation_index, allot_hash_bytes(id.ptr, id.len), slot);
+    if (!r->body_inline)
+        free(r->body.other.block);
     memset(r, 0, sizeof(*r));
     r->heap_position = state->reservation_free;
     state->reservation_free = slot;
+}
+
+bool reservation_body_fits_inline(const allot_event_reservation_t *e)
+{
+    return e->line_count == 1 && e->allocation_count == 1 && e->customer.len == 0 &&
+           !e->allocations[0].supply && e->id.len <= ALLOT_RESERVATION_ID_INLINE_BYTES;
+}
+
+void reservation_body_end(allot_reservation_t *r)
+{
+    uint32_t id_at = allot_reservation_lines_at(r->id_len); /* a long id's bytes, 0 for a short */
+    if (r->body_inline) {
+        r->body_inline = false;
+        r->body.other.block = NULL;
+        r->body.other.ended_ms = 0;
+    } else if (id_at == 0) {
+        free(r->body.other.block);
+        r->body.other.block = NULL;
+    } else if (r->line_count > 0) { /* keep the id, give back the rest (the shrink keeps it) */
+        char *block = realloc(r->body.other.block, id_at);
+        if (block != NULL)
+            r->body.other.block = block;
+    }
+    r->customer_len = 0;
+    r->line_count = 0;
+    r->allocation_count = 0;
 }
 
 static void tombstone_drop_top(allot_state_t *state)
@@ -194,31 +229,33 @@ int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, al
 {
     (void)full;
     const allot_reservation_t *r = &state->reservations[slot];
-    *id = (allot_str_t){r->id, r->id_len};
     assert(r->used);
+    *id = allot_reservation_id(r);
     int rc = reservation_build_reserve(state, r->allocation_count);
     if (rc != 0)
         return rc;
     allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_SNAPSHOT};
     allot_event_reservation_t *e = &event.u.reservation;
-    e->id = (allot_str_t){r->id, r->id_len};
+    e->id = *id;
     e->status = r->status;
     e->request_hash = r->request_hash;
     e->created_ms = r->created_ms;
     e->expires_at_ms = r->expires_at_ms;
-    e->ended_ms = r->ended_ms;
-    e->customer = (allot_str_t){r->customer, r->customer_len};
+    e->ended_ms = allot_reservation_ended_ms(r);
+    e->customer = allot_reservation_customer(r);
     e->line_count = r->line_count;
     e->allocation_count = r->allocation_count;
     e->allocations = state->build_allocations;
+    const allot_reservation_line_t *lines = allot_reservation_lines(r);
+    const allot_reservation_allocation_t *allocations = allot_reservation_allocations(r);
     for (uint32_t i = 0; i < r->line_count; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
+        const allot_reservation_line_t *line = &lines[i];
         e->lines[i] =
             (allot_event_line_t){allot_sku_id(&state->skus[line->sku]), line->qty_requested,
                                  line->allocation_first, line->allocation_count};
     }
     for (uint32_t k = 0; k < r->allocation_count; k++) {
-        const allot_reservation_allocation_t *a = &r->allocations[k];
+        const allot_reservation_allocation_t *a = &allocations[k];
         bool supply = a->location == ALLOT_LOCATION_SUPPLY;
         allot_str_t at = supply ? allot_reservation_allocation_supply(r, a)
                                 : allot_location_id(&state->locations[a->location]);

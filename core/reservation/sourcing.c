@@ -37,12 +37,12 @@ static int64_t credit_qty(const allot_reservation_t *credit, uint32_t sku, uint3
     if (credit == NULL || credit->status != ALLOT_RESERVATION_ACTIVE)
         return 0;
     for (uint32_t i = 0; i < credit->line_count; i++) {
-        const allot_reservation_line_t *line = &credit->lines[i];
+        const allot_reservation_line_t *line = &allot_reservation_lines(credit)[i];
         if (line->sku != sku)
             continue;
         for (uint32_t k = 0; k < line->allocation_count; k++) {
             const allot_reservation_allocation_t *a =
-                &credit->allocations[line->allocation_first + k];
+                &allot_reservation_allocations(credit)[line->allocation_first + k];
             if (a->location == location)
                 qty += a->qty;
         }
@@ -56,7 +56,7 @@ static bool credit_counts_at(const allot_reservation_t *credit, uint32_t locatio
         allot_day_from_ms(credit->created_ms) != day)
         return false;
     for (uint32_t k = 0; k < credit->allocation_count; k++)
-        if (credit->allocations[k].location == location)
+        if (allot_reservation_allocations(credit)[k].location == location)
             return true;
     return false;
 }
@@ -258,7 +258,7 @@ static int64_t credit_supply_qty(const allot_reservation_t *credit, allot_str_t 
     if (credit == NULL || credit->status != ALLOT_RESERVATION_ACTIVE)
         return 0;
     for (uint32_t k = 0; k < credit->allocation_count; k++) {
-        const allot_reservation_allocation_t *a = &credit->allocations[k];
+        const allot_reservation_allocation_t *a = &allot_reservation_allocations(credit)[k];
         if (a->location == ALLOT_LOCATION_SUPPLY &&
             allot_str_equal(allot_reservation_allocation_supply(credit, a), supply))
             qty += a->qty;

@@ -82,14 +82,15 @@ static void dump_reservation(const allot_state_t *state, FILE *out, const allot_
     fprintf(out,
             "reservation %s status=%s hash=%016" PRIx64 " created_ms=%" PRId64
             " expires_at_ms=%" PRId64 " ended_ms=%" PRId64 "\n",
-            r->id, allot_reservation_status_names[r->status], r->request_hash, r->created_ms,
-            r->expires_at_ms, r->ended_ms);
+            allot_reservation_id(r).ptr, allot_reservation_status_names[r->status], r->request_hash,
+            r->created_ms, r->expires_at_ms, allot_reservation_ended_ms(r));
     for (uint32_t i = 0; i < r->line_count; i++) {
-        const allot_reservation_line_t *line = &r->lines[i];
+        const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
         fprintf(out, "  line %s requested=%" PRId64 " held=%" PRId64 "\n",
                 allot_sku_id(&state->skus[line->sku]).ptr, line->qty_requested, line->qty_held);
         for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+            const allot_reservation_allocation_t *a =
+                &allot_reservation_allocations(r)[line->allocation_first + k];
             if (a->location == ALLOT_LOCATION_SUPPLY) {
                 allot_str_t supply = allot_reservation_allocation_supply(r, a);
                 fprintf(out, "    backorder %.*s qty=%" PRId64 "\n", (int)supply.len, supply.ptr,
@@ -148,9 +149,10 @@ int allot_state_dump(const allot_state_t *state, FILE *out)
         dump_sku(state, out, &state->skus[entries[i].index], inner);
     count = 0;
     for (uint32_t i = 0; i < state->reservation_slots; i++)
-        if (state->reservations[i].used)
-            entries[count++] =
-                (dump_entry_t){state->reservations[i].id, state->reservations[i].id_len, i};
+        if (state->reservations[i].used) {
+            allot_str_t id = allot_reservation_id(&state->reservations[i]);
+            entries[count++] = (dump_entry_t){id.ptr, id.len, i};
+        }
     qsort(entries, count, sizeof(*entries), dump_entry_compare);
     for (uint32_t i = 0; i < count; i++)
         dump_reservation(state, out, &state->reservations[entries[i].index]);

@@ -50,17 +50,16 @@ static int check_sum_holds(check_t *c, char *msg, size_t msg_bytes)
         if (!r->used || r->status != ALLOT_RESERVATION_ACTIVE)
             continue;
         for (uint32_t k = 0; k < r->line_count; k++) {
-            const allot_reservation_line_t *line = &r->lines[k];
+            const allot_reservation_line_t *line = &allot_reservation_lines(r)[k];
             for (uint32_t a = 0; a < line->allocation_count; a++) {
                 const allot_reservation_allocation_t *x =
-                    &r->allocations[line->allocation_first + a];
+                    &allot_reservation_allocations(r)[line->allocation_first + a];
                 if (x->location == ALLOT_LOCATION_SUPPLY)
                     continue; /* a backorder hold: the supply's held (supply_check_invariants) */
                 uint64_t at = check_slot(c, line->sku, x->location);
                 if (at == UINT64_MAX)
-                    return check_fail(
-                        msg, msg_bytes, "reservation %s holds at a missing position",
-                        allot_str_echo((allot_str_t){r->id, r->id_len}, &(allot_echo_t){0}));
+                    return check_fail(msg, msg_bytes, "reservation %s holds at a missing position",
+                                      allot_str_echo(allot_reservation_id(r), &(allot_echo_t){0}));
                 c->reserved[at] += x->qty;
             }
         }
@@ -155,8 +154,8 @@ static int check_holdings(const allot_state_t *state, char *msg, size_t msg_byte
         if (!r->used || r->status != ALLOT_RESERVATION_ACTIVE)
             continue;
         for (uint32_t k = 0; rc == 0 && k < r->line_count; k++)
-            rc = holding_take(state, left, r->lines[k].sku,
-                              (allot_str_t){r->customer, r->customer_len}, r->lines[k].qty_held,
+            rc = holding_take(state, left, allot_reservation_lines(r)[k].sku,
+                              allot_reservation_customer(r), allot_reservation_lines(r)[k].qty_held,
                               msg, msg_bytes);
     }
     for (uint32_t i = 0; rc == 0 && i < state->order_slots; i++) {
@@ -192,14 +191,13 @@ static int check_supply_holds(const allot_state_t *state, char *msg, size_t msg_
         for (uint32_t k = 0;
              r->used && r->status == ALLOT_RESERVATION_ACTIVE && k < r->allocation_count && rc == 0;
              k++) {
-            const allot_reservation_allocation_t *a = &r->allocations[k];
+            const allot_reservation_allocation_t *a = &allot_reservation_allocations(r)[k];
             if (a->location != ALLOT_LOCATION_SUPPLY)
                 continue;
             uint32_t slot = supply_find(state, allot_reservation_allocation_supply(r, a));
             if (slot == ALLOT_SLOT_NONE)
-                rc =
-                    check_fail(msg, msg_bytes, "reservation %s holds on a supply that is gone",
-                               allot_str_echo((allot_str_t){r->id, r->id_len}, &(allot_echo_t){0}));
+                rc = check_fail(msg, msg_bytes, "reservation %s holds on a supply that is gone",
+                                allot_str_echo(allot_reservation_id(r), &(allot_echo_t){0}));
             else
                 held[slot] += a->qty;
         }

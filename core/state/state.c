@@ -89,7 +89,6 @@ void allot_state_destroy(allot_state_t *state)
     free(state->pending_block);
     free(state->pending_positions);
     free(state->pending_key);
-    free(state->pending_key_reservation);
     free(state->candidates);
     free(state->plan_allocations);
     free(state);

@@ -99,15 +99,15 @@ static void hold_capture(allot_state_t *state, allot_str_t id)
 {
     stream_state_t *stream = state->stream;
     const allot_reservation_t *hold = allot_reservation_find(state, id);
-    if (hold == NULL || hold->lines == NULL)
+    if (hold == NULL || allot_reservation_lines(hold) == NULL)
         return;
     memcpy(stream->hold_id_bytes, id.ptr, id.len);
     stream->hold_id = (allot_str_t){stream->hold_id_bytes, id.len};
     for (uint32_t i = 0; i < hold->line_count && i < ALLOT_LINES_MAX; i++) {
-        allot_str_t sku = allot_sku_id(allot_sku_at(state, hold->lines[i].sku));
+        allot_str_t sku = allot_sku_id(allot_sku_at(state, allot_reservation_lines(hold)[i].sku));
         memcpy(stream->line_sku_bytes[i], sku.ptr, sku.len);
         allot_str_t copy = {stream->line_sku_bytes[i], sku.len};
-        stream->lines[i] = (allot_change_line_t){copy, hold->lines[i].qty_held};
+        stream->lines[i] = (allot_change_line_t){copy, allot_reservation_lines(hold)[i].qty_held};
         sku_touch(stream, copy);
     }
     stream->line_count = hold->line_count;
@@ -481,12 +481,13 @@ int allot_stream_tick(allot_state_t *state, int64_t now_ms)
 static uint32_t hold_lines(const allot_state_t *state, allot_str_t id, allot_change_line_t *lines)
 {
     const allot_reservation_t *hold = allot_reservation_find(state, id);
-    if (hold == NULL || hold->lines == NULL)
+    if (hold == NULL || allot_reservation_lines(hold) == NULL)
         return 0;
     uint32_t n = hold->line_count < ALLOT_LINES_MAX ? hold->line_count : ALLOT_LINES_MAX;
     for (uint32_t i = 0; i < n; i++)
-        lines[i] = (allot_change_line_t){allot_sku_id(allot_sku_at(state, hold->lines[i].sku)),
-                                         hold->lines[i].qty_held};
+        lines[i] = (allot_change_line_t){
+            allot_sku_id(allot_sku_at(state, allot_reservation_lines(hold)[i].sku)),
+            allot_reservation_lines(hold)[i].qty_held};
     return n;
 }
 

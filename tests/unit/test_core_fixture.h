@@ -136,10 +136,11 @@ static inline int fx_reserve(allot_state_t *state, const allot_reserve_request_t
 static inline int64_t fx_held_at(const allot_state_t *state, const allot_reservation_t *r,
                                  uint32_t line, const char *loc)
 {
-    const allot_reservation_line_t *l = &r->lines[line];
+    const allot_reservation_line_t *l = &allot_reservation_lines(r)[line];
     int64_t qty = 0;
     for (uint32_t k = 0; k < l->allocation_count; k++) {
-        const allot_reservation_allocation_t *a = &r->allocations[l->allocation_first + k];
+        const allot_reservation_allocation_t *a =
+            &allot_reservation_allocations(r)[l->allocation_first + k];
         if (a->location == ALLOT_LOCATION_SUPPLY)
             continue; /* a backorder hold: on supply, not at a location */
         if (allot_str_equal(allot_location_id(allot_location_at(state, a->location)), S(loc)))

@@ -1,6 +1,7 @@
 /* test_core_reserve.c - reservations and sourcing: the checkout scenarios and their edges. */
 #include <malloc.h>
 
+#include "core/state_private.h"
 #include "test_core_fixture.h"
 
 static allot_state_t *st;
@@ -32,7 +33,7 @@ Test(reserve, splits_by_priority_when_no_single_location_suffices, .init = two_w
     cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
     cr_assert_eq(fx_held_at(st, r, 0, "W2"), 3);
     cr_assert_eq(fx_held_at(st, r, 0, "W1"), 2);
-    cr_assert_eq(r->lines[0].qty_held, 5);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 5);
     cr_assert_eq(r->expires_at_ms, FX_T0 + 900 * 1000);
     cr_assert_eq(fx_position(st, "A", "W1")->reserved, 2);
     cr_assert_eq(fx_position(st, "A", "W2")->reserved, 3);
@@ -40,19 +41,168 @@ Test(reserve, splits_by_priority_when_no_single_location_suffices, .init = two_w
     fx_assert_replay_equal(st);
 }
 
-Test(reserve, a_short_id_costs_a_small_allocation_not_the_longest_ids_buffer,
+/* Whether p lies within the record r. */
+static bool in_record(const allot_reservation_t *r, const void *p)
+{
+    return (const char *)p >= (const char *)r && (const char *)p < (const char *)(r + 1);
+}
+
+static int counting_sink(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+{
+    (void)type, (void)payload, (void)len;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+Test(reserve, one_line_holds_with_short_ids_allocate_nothing_beyond_their_tables,
      .init = two_warehouses)
 {
+    /* 1000 holds size the slab, heaps, id hash and dirty set for the next 20 (none of them
+     * grows before 1024); then the heap's bytes in use must not move: no id copy, no block */
+    size_t events = 0;
+    allot_state_set_event_sink(st, counting_sink, &events);
+    fx_stock(st, "A", "W1", 100000, 0);
     allot_line_input_t lines[] = {{S("A"), 1}};
-    allot_reserve_request_t req = fx_req("cart-1", lines, 1);
+    char id[32];
+    for (uint32_t i = 0; i < 1020; i++) {
+        snprintf(id, sizeof(id), "c3f1a9e1b27d4c5a0-0-%06u",
+                 i); /* 26 bytes, as allot-bench makes */
+        allot_reserve_request_t req = fx_req(id, lines, 1);
+        size_t before = mallinfo2().uordblks;
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0, "%s", fx_err.message);
+        if (i >= 1000)
+            cr_assert_eq(mallinfo2().uordblks, before, "hold %u: %zu bytes allocated", i,
+                         mallinfo2().uordblks - before);
+    }
+    cr_assert_gt(events, 0, "the holds were emitted");
+}
+
+Test(reserve, a_one_line_hold_with_an_id_at_the_inline_limit_lives_in_its_record,
+     .init = two_warehouses)
+{
+    char id[ALLOT_RESERVATION_ID_INLINE_BYTES + 1];
+    memset(id, 'i', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req(id, lines, 1);
     const allot_reservation_t *r;
     cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
-    cr_assert_str_eq(r->id, "cart-1");
-    /* a hold's id copy is sized to the id (7 bytes here), not ALLOT_ID_BYTES_MAX + 1 (malloc may
-     * round a small request up to a chunk of at most 63 bytes) */
-    cr_expect_lt(malloc_usable_size(r->id), 64, "%zu usable bytes for a 6-byte id",
-                 malloc_usable_size(r->id));
+    cr_assert(r->body_inline);
+    cr_assert(in_record(r, allot_reservation_id(r).ptr), "the id is in the record");
+    cr_assert_str_eq(allot_reservation_id(r).ptr, id);
+    cr_assert(in_record(r, allot_reservation_lines(r)) &&
+              in_record(r, allot_reservation_allocations(r)));
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 1);
+    cr_assert_eq(allot_reservation_allocations(r)[0].qty, 1);
     /* the same after a replay and after a checkpoint's round trip */
+    fx_assert_replay_equal(st);
+    r = allot_reservation_find(st, S(id));
+    cr_assert(r != NULL && r->body_inline);
+    /* released: the tombstone keeps the id in its record, no block */
+    cr_assert_eq(allot_reservation_release(st, S(id), FX_T0 + 1, &r, &fx_err), 0);
+    cr_assert(!r->body_inline && r->body.other.block == NULL && allot_reservation_lines(r) == NULL);
+    cr_assert_str_eq(allot_reservation_id(r).ptr, id);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, an_id_one_byte_over_the_inline_limit_goes_to_the_block_with_its_line,
+     .init = two_warehouses)
+{
+    char id[ALLOT_RESERVATION_ID_INLINE_BYTES + 2];
+    memset(id, 'o', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    allot_line_input_t lines[] = {{S("A"), 2}};
+    allot_reserve_request_t req = fx_req(id, lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    cr_assert(!r->body_inline);
+    cr_assert_eq(allot_reservation_id(r).ptr, r->body.other.block, "the id starts the block");
+    cr_assert_str_eq(allot_reservation_id(r).ptr, id);
+    cr_assert_eq(allot_reservation_id(r).len, ALLOT_RESERVATION_ID_INLINE_BYTES + 1);
+    /* the lines start after the id, its NUL and the padding to 8 bytes */
+    cr_assert_eq(allot_reservation_lines_at(ALLOT_RESERVATION_ID_INLINE_BYTES + 1) % 8, 0);
+    cr_assert_gt(allot_reservation_lines_at(ALLOT_RESERVATION_ID_INLINE_BYTES + 1),
+                 ALLOT_RESERVATION_ID_INLINE_BYTES + 1);
+    cr_assert_eq((const char *)allot_reservation_lines(r),
+                 r->body.other.block +
+                     allot_reservation_lines_at(ALLOT_RESERVATION_ID_INLINE_BYTES + 1));
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 2);
+    fx_assert_replay_equal(st);
+    /* a replace keeps the id; released, the tombstone keeps it in a block of its own */
+    req.replace = true;
+    lines[0].qty = 3;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 1, &r), 0, "%s", fx_err.message);
+    cr_assert_str_eq(allot_reservation_id(r).ptr, id);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 3);
+    cr_assert_eq(allot_reservation_release(st, S(id), FX_T0 + 2, &r, &fx_err), 0);
+    cr_assert(r->body.other.block != NULL && allot_reservation_lines(r) == NULL);
+    cr_assert_str_eq(allot_reservation_id(r).ptr, id);
+    cr_assert_lt(malloc_usable_size(r->body.other.block), 64, "the tombstone's block is its id");
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, a_hold_grown_from_one_line_to_several_by_replace_and_back, .init = two_warehouses)
+{
+    allot_line_input_t one[] = {{S("A"), 1}};
+    allot_line_input_t three[] = {{S("A"), 2}, {S("B"), 1}, {S("C"), 1}};
+    fx_stock(st, "B", "W1", 1, 0);
+    fx_stock(st, "C", "W2", 1, 0);
+    allot_reserve_request_t req = fx_req("cart-grow", one, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    cr_assert(r->body_inline);
+    req = fx_req("cart-grow", three, 3);
+    req.replace = true;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 1, &r), 0, "%s", fx_err.message);
+    cr_assert(!r->body_inline && r->line_count == 3);
+    cr_assert(in_record(r, allot_reservation_id(r).ptr), "a short id stays in the record");
+    cr_assert_str_eq(allot_reservation_id(r).ptr, "cart-grow");
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 2);
+    cr_assert_eq(allot_reservation_lines(r)[1].qty_held, 1);
+    cr_assert_eq(allot_reservation_lines(r)[2].qty_held, 1);
+    fx_assert_replay_equal(st);
+    r = allot_reservation_find(st, S("cart-grow"));
+    req = fx_req("cart-grow", one, 1);
+    req.replace = true;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 2, &r), 0, "%s", fx_err.message);
+    cr_assert(r->body_inline && r->line_count == 1);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 1);
+    fx_assert_replay_equal(st);
+}
+
+Test(reserve, holds_read_the_same_after_the_slab_grows_under_them, .init = two_warehouses)
+{
+    /* a record's inline parts are found from the record, so they move with the slab; a long
+     * id's block does not move: pointers into it stay valid across the growth */
+    fx_stock(st, "A", "W1", 1000, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req("cart-first", lines, 1);
+    const allot_reservation_t *r;
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    const char *long_id = "cart-second-with-an-id-longer-than-inline";
+    req = fx_req(long_id, lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    const char *held_id = allot_reservation_id(r).ptr;
+    const allot_reservation_line_t *held_lines = allot_reservation_lines(r);
+    uint32_t capacity = st->reservation_capacity;
+    char id[48];
+    for (uint32_t i = 0; st->reservation_capacity == capacity; i++) {
+        if (i % 3 == 0)
+            snprintf(id, sizeof(id), "g-%u-with-an-id-longer-than-inline", i);
+        else
+            snprintf(id, sizeof(id), "g-%u", i);
+        req = fx_req(id, lines, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+    }
+    cr_assert_str_eq(held_id, long_id);
+    cr_assert_eq(held_lines[0].qty_held, 1);
+    r = allot_reservation_find(st, S(long_id));
+    cr_assert(r != NULL && allot_reservation_id(r).ptr == held_id);
+    cr_assert_eq(allot_reservation_lines(r), held_lines);
+    r = allot_reservation_find(st, S("cart-first"));
+    cr_assert(r != NULL && in_record(r, allot_reservation_lines(r)));
+    cr_assert_str_eq(allot_reservation_id(r).ptr, "cart-first");
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 1);
     fx_assert_replay_equal(st);
 }
 
@@ -220,7 +370,7 @@ Test(reserve, highest_stock_takes_the_fullest_location_first, .init = two_wareho
     cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
     cr_assert_eq(fx_held_at(st, r, 0, "W2"), 9);
     cr_assert_eq(fx_held_at(st, r, 0, "W1"), 1);
-    cr_assert_eq(r->allocations[0].qty, 9, "W2 is first");
+    cr_assert_eq(allot_reservation_allocations(r)[0].qty, 9, "W2 is first");
 }
 
 Test(reserve, same_day_uses_only_locations_within_their_radius)
@@ -289,8 +439,8 @@ Test(reserve, partial_holds_what_it_can_and_lists_shortfalls, .init = two_wareho
     req.partial = true;
     const allot_reservation_t *r;
     cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
-    cr_assert_eq(r->lines[0].qty_held, 7);
-    cr_assert_eq(r->lines[1].qty_held, 0);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 7);
+    cr_assert_eq(allot_reservation_lines(r)[1].qty_held, 0);
     allot_shortfall_t sf[ALLOT_LINES_MAX];
     cr_assert_eq(allot_reservation_shortfalls(st, r, sf, ALLOT_LINES_MAX), 2);
     cr_assert_eq(sf[0].requested, 10);
@@ -457,7 +607,7 @@ Test(reserve, replace_swaps_atomically_and_a_failing_replace_keeps_the_old, .ini
     allot_reserve_request_t bigger = fx_req("cart", seven, 1);
     bigger.replace = true;
     cr_assert_eq(fx_reserve(st, &bigger, FX_T0 + 1000, &r), 0, "%s", fx_err.message);
-    cr_assert_eq(r->lines[0].qty_held, 7);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 7);
     cr_assert_eq(r->created_ms, FX_T0 + 1000);
     cr_assert_eq(fx_avail(st, "A"), 0);
     allot_state_counters_t c;
@@ -471,7 +621,7 @@ Test(reserve, replace_swaps_atomically_and_a_failing_replace_keeps_the_old, .ini
     cr_assert_eq(fx_reserve(st, &too_big, FX_T0 + 2000, &r), ALLOT_EINSUFFICIENT_STOCK);
     cr_assert_eq(fx_log.count, events);
     r = allot_reservation_find(st, S("cart"));
-    cr_assert_eq(r->lines[0].qty_held, 7);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 7);
     cr_assert_eq(fx_position(st, "A", "W1")->reserved + fx_position(st, "A", "W2")->reserved, 7);
     /* a smaller cart gives units back */
     allot_line_input_t one[] = {{S("A"), 1}};

@@ -481,9 +481,10 @@ static int hold_a(const char *id, int64_t qty, bool backorder, bool partial,
 static int64_t held_on(const allot_reservation_t *r, const char *id)
 {
     int64_t qty = 0;
-    const allot_reservation_line_t *line = &r->lines[0];
+    const allot_reservation_line_t *line = &allot_reservation_lines(r)[0];
     for (uint32_t k = 0; k < line->allocation_count; k++) {
-        const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+        const allot_reservation_allocation_t *a =
+            &allot_reservation_allocations(r)[line->allocation_first + k];
         if (a->location == ALLOT_LOCATION_SUPPLY &&
             allot_str_equal(allot_reservation_allocation_supply(r, a), S(id)))
             qty += a->qty;
@@ -508,7 +509,7 @@ Test(supply, backorder_holds_what_stock_cannot_from_the_earliest_open_supply_fir
 {
     const allot_reservation_t *r;
     cr_assert_eq(hold_a("R1", 12, true, false, &r), 0, "%s", fx_err.message);
-    cr_assert_eq(r->lines[0].qty_held, 12);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 12);
     cr_assert_eq(fx_held_at(st, r, 0, "W1"), 5, "stock first");
     cr_assert_eq(held_on(r, "PO-EARLY"), 4, "then the earliest supply, in full");
     cr_assert_eq(held_on(r, "PO-LATE"), 3, "then the next");
@@ -537,7 +538,7 @@ Test(supply, backorder_holds_never_exceed_open_supply, .init = backorder_supplie
     cr_assert_eq(hold_a("R2", 12, true, false, NULL), ALLOT_EINSUFFICIENT_STOCK);
     cr_assert_eq(fx_err.shortfalls[0].available, 11);
     cr_assert_eq(hold_a("R2", 12, true, true, &r), 0, "%s", fx_err.message);
-    cr_assert_eq(r->lines[0].qty_held, 11);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 11);
     cr_assert_eq(held_on(r, "PO-EARLY"), 1);
     cr_assert_eq(held_on(r, "PO-LATE"), 10);
     cr_assert_eq(get("PO-LATE").held, 10);
@@ -553,7 +554,7 @@ Test(supply, a_line_without_backorder_never_holds_supply, .init = backorder_supp
     cr_assert_eq(fx_err.shortfalls[0].available, 5);
     const allot_reservation_t *r;
     cr_assert_eq(hold_a("R1", 6, false, true, &r), 0);
-    cr_assert_eq(r->lines[0].qty_held, 5);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 5);
     cr_assert_eq(get("PO-EARLY").held + get("PO-LATE").held, 0);
     assert_invariants();
 }
@@ -594,7 +595,7 @@ Test(supply, a_retry_returns_the_hold_and_a_replace_counts_its_own_backorders_as
     req.backorder = bo_flags;
     req.replace = true;
     cr_assert_eq(fx_reserve(st, &req, FX_T0 + 5, &r), 0, "%s", fx_err.message);
-    cr_assert_eq(r->lines[0].qty_held, 18);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 18);
     cr_assert_eq(get("PO-EARLY").held, 4);
     cr_assert_eq(get("PO-LATE").held, 9);
     assert_invariants();
