@@ -321,6 +321,9 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define ALLOT_CHECKPOINT_WAL_BYTES_CEILING  1099511627776ull
 #define ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT  (1u << 20)
 #define ALLOT_CHECKPOINT_DIRTY_MAX_CEILING  1073741824
+/* When a checkpoint ends, its list of the objects it wrote is kept (as the next dirty set's room)
+ * only up to this many entries (4 bytes each): a burst's list is freed, not kept for good. */
+#define ALLOT_CHECKPOINT_PENDING_KEPT_MAX 65536u
 /* A checkpoint is serialized in slices, one per loop iteration, so that requests keep being
  * answered while it is built: a slice ends after this many objects or this long, whichever
  * comes first (the clock is read every SERVER_CHECKPOINT_STEP_OBJECTS objects). */

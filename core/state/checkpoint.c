@@ -136,8 +136,11 @@ int allot_state_checkpoint_end(allot_state_t *state)
     state_checkpoint_t *cp = &state->checkpoint;
     assert(cp->active && cp->kind == STATE_KEY_LIMIT);
     cp->active = false;
-    for (uint8_t kind = 1; kind < STATE_KEY_LIMIT; kind++)
+    for (uint8_t kind = 1; kind < STATE_KEY_LIMIT; kind++) {
         cp->pending[kind].count = 0;
+        if (cp->pending[kind].capacity > ALLOT_CHECKPOINT_PENDING_KEPT_MAX)
+            allot_u32_vec_free(&cp->pending[kind]); /* 4 bytes an object of a burst, for good */
+    }
     return cp->failed ? ALLOT_ENOMEM : 0;
 }
 

@@ -1,5 +1,6 @@
 /* test_core_checkpoint.c - checkpoints serialized in slices while writes go on: the records are
  * exactly the state as of the moment the checkpoint began (copy-on-write by pre-image). */
+#include "core/state_private.h"
 #include "test_core_fixture.h"
 
 #include "core/order.h"
@@ -402,6 +403,63 @@ Test(checkpoint_sliced, begin_turns_the_dirty_set_into_the_pending_set)
     cr_assert_eq(batch.entries[0].key[0], 2);
     kv_clear(&batch);
     allot_state_destroy(loaded);
+    allot_state_destroy(state);
+    fx_log_reset();
+}
+
+static void count_cb(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                     const uint8_t *payload, size_t len, bool deleted)
+{
+    (void)key, (void)key_len, (void)type, (void)payload, (void)len, (void)deleted;
+    ++*(size_t *)ctx;
+}
+
+static int count_sink(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+{
+    (void)type, (void)payload, (void)len;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+Test(checkpoint_sliced, a_burst_of_dirty_holds_leaves_no_list_behind_its_checkpoints)
+{
+    /* the list of a burst's dirty objects (4 bytes each) was kept after its checkpoint, as the
+     * room of the dirty set after the next: memory for good after a burst of new holds */
+    allot_state_t *state = fx_state();
+    size_t events = 0, records = 0;
+    allot_state_set_event_sink(state, count_sink, &events);
+    fx_location(state, (fx_loc_t){.id = "W1"});
+    uint32_t holds = ALLOT_CHECKPOINT_PENDING_KEPT_MAX + 1000;
+    fx_stock(state, "A", "W1", holds, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    char id[32];
+    for (uint32_t i = 0; i < holds; i++) {
+        snprintf(id, sizeof(id), "burst-%u", i);
+        allot_reserve_request_t req = fx_req(id, lines, 1);
+        cr_assert_eq(fx_reserve(state, &req, FX_T0, NULL), 0, "%s", fx_err.message);
+    }
+    cr_assert_geq(state->dirty[STATE_KEY_RESERVATION].capacity, holds);
+    cr_assert_eq(allot_state_snapshot_each_dirty(state, count_cb, &records), 0);
+    cr_assert_gt(records, holds, "the holds, the SKU, the location");
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(allot_state_snapshot_each_dirty(state, count_cb, &records), 0);
+        for (uint8_t kind = 1; kind < STATE_KEY_LIMIT; kind++) {
+            cr_assert_leq(state->dirty[kind].capacity, ALLOT_CHECKPOINT_PENDING_KEPT_MAX,
+                          "round %d, kind %u: the dirty set's room", round, kind);
+            cr_assert_leq(state->checkpoint.pending[kind].capacity,
+                          ALLOT_CHECKPOINT_PENDING_KEPT_MAX, "round %d, kind %u: the list", round,
+                          kind);
+        }
+    }
+    /* the next burst grows the dirty set again, and its checkpoint holds every hold */
+    const allot_reservation_t *r;
+    for (uint32_t i = 0; i < 100; i++) {
+        snprintf(id, sizeof(id), "burst-%u", i);
+        cr_assert_eq(allot_reservation_release(state, S(id), FX_T0 + 1, &r, &fx_err), 0);
+    }
+    records = 0;
+    cr_assert_eq(allot_state_snapshot_each_dirty(state, count_cb, &records), 0);
+    cr_assert_geq(records, 100);
     allot_state_destroy(state);
     fx_log_reset();
 }
