@@ -6,7 +6,8 @@
 # env:   HOLDS=1000000 SKUS=1000 FSYNC=none BENCH=build/release/bench/allot-bench
 #        ALLOT=build/release/allot (the CLI, for server.checkpoint and server.info)
 # Prints, per binary: RSS before, after the reserves, after a checkpoint, and bytes per hold;
-# and what the RSS after the checkpoint is made of (anonymous memory, mapped files).
+# what the RSS after the checkpoint is made of (anonymous memory, mapped files); and the peak RSS
+# of the run (VmHWM: the reserves with the checkpoints they triggered, and the final one).
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n 2,9p "$0" >&2; exit 64; }
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 rss_kb() { awk '/^VmRSS:/ {print $2}' /proc/"$1"/status; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' /proc/"$1"/status; }
 # the parts of VmRSS: anonymous memory (the heap) and mapped files (the LMDB maps, events.lmdb)
 rss_parts() {
   awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {printf "anon %d MB, file %d MB", a/1024, f/1024}' \
@@ -41,16 +43,20 @@ for bin in "$@"; do
     --requests "$HOLDS" --duration 600 --quiet >/dev/null 2>&1
   after=$(rss_kb "$pid")
   "$ALLOT" -p "$port" -t 600000 server.checkpoint >/dev/null
-  checkpointed=$(rss_kb "$pid") parts=$(rss_parts "$pid")
+  checkpointed=$(rss_kb "$pid") parts=$(rss_parts "$pid") hwm=$(hwm_kb "$pid")
   live=$("$ALLOT" -p "$port" -r server.info | python3 -c 'import json,sys; print(json.load(sys.stdin)["reservations"])')
-  python3 - "$bin" "$before" "$after" "$checkpointed" "$live" "$parts" <<'EOF'
+  python3 - "$bin" "$before" "$after" "$checkpointed" "$live" "$parts" "$hwm" <<'EOF'
 import sys
-bin, before, after, cp, live, parts = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6]
+bin, before, after, cp, live, parts, hwm = (sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6],
+                                            int(sys.argv[7]))
 peak = max(after, cp)
 print("%s: %d live holds; RSS %d MB -> %d MB after the reserves -> %d MB after a checkpoint: "
       "%.0f bytes per hold (%.0f before the checkpoint); after it: %s" % (bin, live,
       before // 1024, after // 1024, cp // 1024, (peak - before) * 1024 / live,
       (after - before) * 1024 / live, parts))
+print("%s: after the final checkpoint %.0f bytes per live hold; peak RSS (VmHWM) %d MB, "
+      "%.0f bytes per hold" % (bin, (cp - before) * 1024 / live, hwm // 1024,
+      (hwm - before) * 1024 / live))
 EOF
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done
