@@ -542,6 +542,33 @@ Test(reserve, expire_goes_earliest_first_and_respects_max, .init = two_warehouse
     cr_assert_eq(allot_reservations_expire(st, FX_T0 + 60000, 2), 1);
 }
 
+Test(reserve, equal_deadlines_past_the_heap_tie_bytes_expire_in_id_order, .init = two_warehouses)
+{
+    /* the heap keeps 4 id bytes; ids sharing them (one long, in its block) go by the whole id,
+     * live and in a state loaded from a checkpoint (which inserts them in another order) */
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const char *made[] = {"cart-9", "cart-10", "cart-2", "cart-1-with-an-id-longer-than-31-bytes"};
+    const char *expected[] = {"cart-1-with-an-id-longer-than-31-bytes", "cart-10", "cart-2",
+                              "cart-9"};
+    for (int i = 0; i < 4; i++) {
+        allot_reserve_request_t req = fx_req(made[i], lines, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0, "%s", fx_err.message);
+    }
+    allot_state_t *loaded = fx_checkpoint_loaded(st);
+    allot_state_t *states[] = {st, loaded};
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(allot_reservations_expire(states[s], FX_T0 + 3600 * 1000, 1), 1);
+            for (int k = 0; k < 4; k++)
+                cr_assert_eq(allot_reservation_find(states[s], S(expected[k]))->status,
+                             k <= i ? ALLOT_RESERVATION_EXPIRED : ALLOT_RESERVATION_ACTIVE,
+                             "state %d, after %d expiries: %s", s, i + 1, expected[k]);
+        }
+    }
+    allot_state_destroy(loaded);
+    fx_assert_replay_equal(st);
+}
+
 Test(reserve, extend_moves_expiry, .init = two_warehouses)
 {
     allot_line_input_t lines[] = {{S("A"), 1}};
