@@ -101,7 +101,7 @@ typedef struct allot_reservation {
     uint8_t status; /* allot_reservation_status_t */
     bool used;
     uint8_t dirty;    /* checkpoint marks (core/state_private.h) */
-    bool body_inline; /* body.one, not body.block */
+    bool body_inline; /* body.one, not body.other */
     char id_inline[ALLOT_RESERVATION_ID_INLINE_BYTES + 1]; /* a short id, NUL-terminated */
     union {
         struct {
