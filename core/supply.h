@@ -10,9 +10,10 @@
  * everything first, change nothing on error, and on success emit one event record and apply it.
  *
  * A supply keeps qty (the total expected), received (units that arrived), held (units promised
- * to backorders: the backorder allocations of live reservations on it, core/reservation.h) and
- * eta_ms. The units it can still promise are qty - received - held while it is open; held never
- * exceeds qty - received, and only an open supply is held.
+ * to backorders: the backorder allocations of live reservations on it, core/reservation.h, and
+ * the backordered units of orders on it, core/order.h) and eta_ms. The units it can still promise
+ * are qty - received - held while it is open; held never exceeds qty - received, and only an open
+ * supply is held.
  *
  * supply.put upserts: a new id needs a location that exists, qty in 1..ALLOT_QUANTITY_MAX and
  * eta_ms in the time range (core/limits.h). On an existing supply: the same values change

@@ -33,6 +33,7 @@ typedef struct allot_order {
     uint32_t item_capacity;
     uint32_t return_capacity;
     uint32_t history_capacity;
+    uint32_t backorder_capacity;
     bool in_heap;
     uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
 } allot_order_t;

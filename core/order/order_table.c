@@ -86,9 +86,10 @@ uint8_t allot_order_state_from_shipments(const allot_event_order_t *order)
         shipped += s == ALLOT_SHIPMENT_SHIPPED || s == ALLOT_SHIPMENT_DELIVERED;
         delivered += s == ALLOT_SHIPMENT_DELIVERED;
     }
-    if (active > 0 && delivered == active)
+    bool waiting = order->backorder_count > 0; /* backordered units still to come */
+    if (!waiting && active > 0 && delivered == active)
         return ALLOT_ORDER_DELIVERED;
-    if (active > 0 && shipped == active)
+    if (!waiting && active > 0 && shipped == active)
         return ALLOT_ORDER_SHIPPED;
     return shipped > 0 ? ALLOT_ORDER_PARTIALLY_SHIPPED : ALLOT_ORDER_RELEASED;
 }

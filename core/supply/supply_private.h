@@ -3,9 +3,10 @@
  * checkpoint records, dump and the invariants.
  *
  * Contract: included by the files of core/supply/, by core/state/ (life cycle, dump,
- * invariants) and by core/reservation/ (the apply of backorder holds moves held); never outside
- * core/. Functions named *_reserve may fail with ALLOT_ENOMEM and make the matching infallible
- * ones safe; the rest cannot fail. Everything assumes validated input.
+ * invariants), by core/reservation/ (the apply of backorder holds moves held) and by core/order/
+ * (an order's backordered units move held); never outside core/. Functions named *_reserve may fail
+ * with ALLOT_ENOMEM and make the matching infallible ones safe; the rest cannot fail. Everything
+ * assumes validated input.
  */
 #ifndef ALLOT_CORE_SUPPLY_PRIVATE_H
 #define ALLOT_CORE_SUPPLY_PRIVATE_H
@@ -84,6 +85,11 @@ uint32_t supply_add(allot_state_t *state, allot_str_t id, uint32_t sku, uint32_t
                     int64_t qty, int64_t eta_ms);
 /* A supply's eta changed: move it to its place in its SKU's list. */
 void supply_eta_set(allot_state_t *state, uint32_t slot, int64_t eta_ms);
+/* Units an order's backorders take on (delta > 0) or give back to (delta < 0) the supply with
+ * this id: its held moves (never below 0), marked dirty first; room made by the caller's prepare
+ * (allot_u32_vec_reserve of the SUPPLY dirty vector). A supply that is gone changes nothing (only
+ * after an inconsistent snapshot; never live). */
+void supply_held_add(allot_state_t *state, allot_str_t id, int64_t delta);
 /* The supply as get/list answer it. */
 void supply_view_fill(const allot_state_t *state, uint32_t slot, allot_supply_view_t *out);
 /* Mark before changing (core/state_private.h). */

@@ -276,8 +276,6 @@ Test(supply, reserve_refuses_a_bad_backorder_and_backordered_units_stay_until_th
                     "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
     harness_call_error(cli, "supply.cancel", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
     harness_call_error(cli, "supply.receive", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
-    harness_call_error(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}",
-                       "INVALID_TRANSITION", &r);
     cr_assert_eq(held("PO-2"), 2);
     allot_reply_free(&r);
     verify_ok();
@@ -312,6 +310,81 @@ Test(supply, kill_9_keeps_backorder_holds, .timeout = 120)
     harness_call_ok(cli, "reservation.release", "{\"id\":\"R1\"}", &r);
     cr_assert_eq(held("PO-2"), 2);
     cr_assert_eq(held("PO-1"), 3);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+/* ---- orders with backordered lines ----------------------------------------------------------- */
+
+static void order_text(const char *id, char *buf, size_t bytes)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "order.get", harness_json("{'id':'%s'}", id), &r);
+    harness_reply_text(&r, buf, bytes);
+    allot_reply_free(&r);
+}
+
+Test(supply, an_order_from_a_backorder_hold_shows_its_backordered_lines)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":12,\"backorder\":true}]}",
+                    &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    harness_expect_json_at(
+        &r, "lines",
+        harness_json("[{'sku':'A','qty':12,'backordered':7,'backorders':[{'supply':'PO-2','qty':4,"
+                     "'eta_ms':%lld},{'supply':'PO-1','qty':3,'eta_ms':%lld}]}]",
+                     ETA_MS, ETA_MS + DAY_MS));
+    harness_expect_json_at(&r, "shipments.0.lines", "[{'sku':'A','qty':5}]");
+    cr_assert_eq(harness_reply_len(&r, "shipments"), 1, "no shipment for backordered units");
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    cr_assert_eq(harness_reply_int(&r, "lines.0.backordered"), 7);
+    cr_assert_eq(held("PO-2"), 4, "the order holds them now");
+    cr_assert_eq(held("PO-1"), 3);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "allocated"), 5);
+    verify_ok();
+    /* a delay shows in the order's eta */
+    put("PO-1", "A", "W2", 10, ETA_MS + 3 * DAY_MS);
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    cr_assert_eq(harness_reply_int(&r, "lines.0.backorders.1.eta_ms"), ETA_MS + 3 * DAY_MS);
+    /* cancel gives them back to their supplies */
+    harness_call_ok(cli, "order.cancel", "{\"id\":\"O1\"}", &r);
+    harness_expect_json_at(&r, "lines", "[{'sku':'A','qty':12}]");
+    cr_assert_eq(held("PO-2") + held("PO-1"), 0);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, kill_9_keeps_orders_with_backordered_lines, .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* O1 from the checkpoint, */
+    harness_call_ok(cli, "reserve",                      /* O2 from the WAL */
+                    "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":5,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O2\",\"reservation\":\"R2\"}", &r);
+    char before_1[4096], before_2[4096], after[4096];
+    order_text("O1", before_1, sizeof before_1);
+    order_text("O2", before_2, sizeof before_2);
+    cr_assert_not_null(strstr(before_2, "backordered"), "%s", before_2);
+    allot_client_close(cli);
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    order_text("O1", after, sizeof after);
+    cr_assert_str_eq(after, before_1);
+    order_text("O2", after, sizeof after);
+    cr_assert_str_eq(after, before_2);
+    cr_assert_eq(held("PO-2"), 4);
+    cr_assert_eq(held("PO-1"), 3);
+    verify_ok();
+    harness_call_ok(cli, "order.cancel", "{\"id\":\"O2\"}", &r);
+    cr_assert_eq(held("PO-1"), 0);
     allot_reply_free(&r);
     verify_ok();
 }

@@ -617,18 +617,6 @@ Test(supply, held_units_can_be_neither_received_nor_cancelled_while_held,
     assert_invariants();
 }
 
-Test(supply, an_order_cannot_take_a_hold_with_backordered_units_yet, .init = backorder_supplies,
-     .fini = teardown)
-{
-    cr_assert_eq(hold_a("R1", 7, true, false, NULL), 0, "%s", fx_err.message);
-    allot_order_create_request_t req = {.id = S("O1"), .reservation = S("R1")};
-    const allot_order_view_t *o;
-    allot_error_detail_clear(&fx_err);
-    cr_assert_eq(allot_order_create(st, &req, FX_T0 + 1, &o, &fx_err), ALLOT_EINVALID_TRANSITION);
-    cr_assert_eq(get("PO-EARLY").held, 2);
-    assert_invariants();
-}
-
 Test(supply, backorder_holds_survive_replay_and_a_checkpoint, .init = backorder_supplies,
      .fini = teardown)
 {
