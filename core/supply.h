@@ -23,9 +23,16 @@
  * "supply.delayed"); a received or cancelled supply is INVALID_TRANSITION.
  * supply.receive moves units into on_hand at the supply's location (a stock movement: the ledger
  * and stock.changed with reason "supply.receive" and ref the supply id); qty defaults to the
- * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too,
- * more than qty - received - held (units backorders hold) is INVALID_TRANSITION;
- * receiving the last unit makes the supply received; a supply that is not open is
+ * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too.
+ * The units serve the supply's backorders first, in the same record (its writer and apply are
+ * core/order/order_receipt.c's): orders' backordered units, oldest order first (created_ms, then
+ * id), become allocated at the location in a new shipment of the order (allocated, or released
+ * when the order is); then live holds' backorder allocations, oldest first (created_ms, then id),
+ * become held at the location (merged into the line's allocation there); held shrinks by what
+ * they took, and the rest is plain stock. An order that cannot take one more shipment
+ * (ALLOT_ORDER_SHIPMENTS_MAX, ALLOT_ORDER_ITEMS_MAX) is passed over (its units keep waiting),
+ * and a receipt of the last unit that would leave it waiting is TOO_LARGE.
+ * Receiving the last unit makes the supply received; a supply that is not open is
  * INVALID_TRANSITION (receive is not idempotent: a retry after a lost reply takes the default,
  * which a received supply refuses). supply.cancel of an open supply cancels it (units already
  * received stay on hand) unless backorders hold units of it (INVALID_TRANSITION until those

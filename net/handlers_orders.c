@@ -55,6 +55,8 @@ static const char *history_text_key(uint8_t event)
     case ALLOT_ORDER_EVENT_RETURN_CREATE:
     case ALLOT_ORDER_EVENT_RETURN_RECEIVE:
         return "return";
+    case ALLOT_ORDER_EVENT_RECEIVE:
+        return "supply";
     default:
         return "reason";
     }

@@ -651,3 +651,47 @@ void order_evict_commit(allot_state_t *state, const allot_event_order_change_t *
     holdings_add(state, &state->orders[state->order_prepared.slot]->v, -1);
     order_remove(state, state->order_prepared.slot);
 }
+
+/* ---- receipts: backordered units become a shipment (order_receipt.c plans them) ------------ */
+
+void order_receipt_serve(allot_state_t *state, const receipt_served_t *served, allot_str_t supply,
+                         int64_t at_ms)
+{
+    order_dirty_mark(state, served->slot); /* before the change (checkpoint pre-image) */
+    allot_order_t *o = state->orders[served->slot];
+    allot_event_order_t *v = &o->v;
+    allot_event_shipment_t *s = &v->shipments[v->shipment_count];
+    *s = (allot_event_shipment_t){served->location,        {"", 0},       {"", 0},
+                                  ALLOT_SHIPMENT_RELEASED, v->item_count, 0};
+    if (v->state == ALLOT_ORDER_CREATED || v->state == ALLOT_ORDER_ON_HOLD)
+        s->state = ALLOT_SHIPMENT_ALLOCATED; /* released with the order */
+    int64_t left = served->qty;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < v->backorder_count; i++) {
+        allot_event_backorder_t b = v->backorders[i];
+        int64_t take = allot_str_equal(b.supply, supply) ? (b.qty < left ? b.qty : left) : 0;
+        left -= take;
+        if (take > 0) { /* one item per line, in the order the backorders name them */
+            uint32_t k = 0;
+            while (k < s->item_count &&
+                   !allot_str_equal(v->items[s->item_first + k].sku, v->lines[b.line].sku))
+                k++;
+            if (k == s->item_count)
+                v->items[s->item_first + s->item_count++] =
+                    (allot_event_item_t){v->lines[b.line].sku, 0};
+            v->items[s->item_first + k].qty += take;
+        }
+        b.qty -= take;
+        if (b.qty > 0)
+            v->backorders[kept++] = b;
+    }
+    assert(left == 0 && s->item_count > 0);
+    v->backorder_count = kept;
+    v->item_count += s->item_count;
+    uint16_t index = (uint16_t)v->shipment_count++;
+    items_allocate(state, v->items + s->item_first, s->item_count, s->location, +1, false);
+    capacity_count(state, s->location, at_ms);
+    if (v->history_count < o->history_capacity && v->history_count < ALLOT_ORDER_HISTORY_MAX)
+        history_add(o, at_ms, ALLOT_ORDER_EVENT_RECEIVE, 0, index, served->supply);
+    order_settle(state, served->slot, at_ms);
+}

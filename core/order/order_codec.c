@@ -33,7 +33,8 @@
  *          (0 = not ended); u8 state (0 created, 1 on_hold, 2 released, 3 partially_shipped,
  *          4 shipped, 5 delivered, 6 cancelled); u8 payment; u8 entered_by (order event:
  *          0 create, 1 pay, 2 hold, 3 unhold, 4 modify, 5 release, 6 cancel, 7 reject, 8 ship,
- *          9 deliver, 10 return.create, 11 return.receive); u8 method; u8 policy;
+ *          9 deliver, 10 return.create, 11 return.receive, 12 supply.receive: a receipt served
+ *          backordered units, text = the supply id, shipment = the new one); u8 method; u8 policy;
  *          u8 flags (bit0 has ship_to); f64 lat; f64 lon; str location (len 0 = none);
  *          str instructions; str address;
  *          items = lines (1..100);

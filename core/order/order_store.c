@@ -444,6 +444,7 @@ void order_free_all(allot_state_t *state)
     allot_u32_vec_free(&state->pending_customer_orders);
     free(state->build_items);
     free(state->build_shipments);
+    order_receipt_free(state);
 }
 
 /* ---- dirty set and snapshots ---------------------------------------------------------------- */

@@ -63,6 +63,7 @@ typedef enum allot_order_event {
     ALLOT_ORDER_EVENT_DELIVER,
     ALLOT_ORDER_EVENT_RETURN_CREATE,
     ALLOT_ORDER_EVENT_RETURN_RECEIVE,
+    ALLOT_ORDER_EVENT_RECEIVE, /* supply.receive: backordered units arrived (a new shipment) */
     ALLOT_ORDER_EVENT_COUNT
 } allot_order_event_t;
 

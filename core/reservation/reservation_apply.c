@@ -444,3 +444,138 @@ void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at
     reservation_tombstone_evict(state, at_ms); /* room reserved by the release prepare it shares */
     hold_entomb(state, slot, ALLOT_RESERVATION_RELEASED, at_ms);
 }
+
+/* ---- receipts: backorder allocations served by their supply (core/order/order_receipt.c) --- */
+
+/* Whether a is a backorder allocation on `supply`. */
+static bool receipt_on(const allot_reservation_t *r, const allot_reservation_allocation_t *a,
+                       allot_str_t supply)
+{
+    return a->location == ALLOT_LOCATION_SUPPLY &&
+           allot_str_equal(allot_reservation_allocation_supply(r, a), supply);
+}
+
+/* What the line's allocations on `supply` give up, in their order, out of `left`. */
+static int64_t receipt_take(const allot_reservation_t *r, const allot_reservation_line_t *line,
+                            allot_str_t supply, int64_t left)
+{
+    int64_t total = 0;
+    for (uint32_t k = 0; k < line->allocation_count && left > 0; k++) {
+        const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+        int64_t t = receipt_on(r, a, supply) ? (a->qty < left ? a->qty : left) : 0;
+        left -= t;
+        total += t;
+    }
+    return total;
+}
+
+/* The allocations of line i in the new block from `at` (the moved units at location first, in
+ * the line's own allocation there or a new one after the line's location allocations), written
+ * to out unless it is NULL (sizing); the supply ids of its backorder allocations go to tail at
+ * *tail_at. *left shrinks by what the line gives up. Returns the next `at`. */
+static uint32_t receipt_line_fill(const allot_reservation_t *r, uint32_t i, allot_str_t supply,
+                                  uint32_t location, int64_t *left,
+                                  allot_reservation_allocation_t *out, uint32_t at, char *tail,
+                                  uint32_t *tail_at)
+{
+    const allot_reservation_line_t *line = &r->lines[i];
+    int64_t moved = receipt_take(r, line, supply, *left);
+    bool merged = false;
+    for (uint32_t k = 0; k < line->allocation_count; k++) {
+        const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+        if (a->location == ALLOT_LOCATION_SUPPLY)
+            continue;
+        bool here = moved > 0 && a->location == location;
+        if (out != NULL)
+            out[at] = (allot_reservation_allocation_t){a->location, 0, a->qty + (here ? moved : 0)};
+        at++;
+        merged = merged || here;
+    }
+    if (moved > 0 && !merged) {
+        if (out != NULL)
+            out[at] = (allot_reservation_allocation_t){location, 0, moved};
+        at++;
+    }
+    for (uint32_t k = 0; k < line->allocation_count; k++) {
+        const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+        if (a->location != ALLOT_LOCATION_SUPPLY)
+            continue;
+        int64_t t = receipt_on(r, a, supply) ? (a->qty < *left ? a->qty : *left) : 0;
+        *left -= t;
+        if (a->qty == t)
+            continue; /* served in full: the allocation goes */
+        allot_str_t id = allot_reservation_allocation_supply(r, a);
+        if (out != NULL) {
+            out[at] = (allot_reservation_allocation_t){ALLOT_LOCATION_SUPPLY, *tail_at, a->qty - t};
+            tail[*tail_at] = (char)(uint8_t)id.len;
+            memcpy(tail + *tail_at + 1, id.ptr, id.len);
+        }
+        at++;
+        *tail_at += 1 + id.len;
+    }
+    return at;
+}
+
+int reservation_receipt_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                uint32_t location, int64_t qty, void **block,
+                                uint32_t *allocation_count)
+{
+    const allot_reservation_t *r = &state->reservations[slot];
+    assert(r->status == ALLOT_RESERVATION_ACTIVE && r->lines != NULL);
+    int64_t left = qty; /* a first pass sizes the block */
+    uint32_t count = 0, tail_bytes = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        count = receipt_line_fill(r, i, supply, location, &left, NULL, count, NULL, &tail_bytes);
+    size_t bytes = r->line_count * sizeof(allot_reservation_line_t) +
+                   count * sizeof(allot_reservation_allocation_t) + r->customer_len + tail_bytes;
+    allot_reservation_line_t *lines = malloc(bytes);
+    if (lines == NULL)
+        return ALLOT_ENOMEM;
+    allot_reservation_allocation_t *allocations = block_allocations(lines, r->line_count);
+    char *customer = (char *)(allocations + count);
+    if (r->customer_len > 0)
+        memcpy(customer, r->customer, r->customer_len);
+    left = qty;
+    uint32_t at = 0, tail_at = 0;
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        lines[i] = r->lines[i];
+        lines[i].allocation_first = at;
+        at = receipt_line_fill(r, i, supply, location, &left, allocations, at,
+                               customer + r->customer_len, &tail_at);
+        lines[i].allocation_count = at - lines[i].allocation_first;
+    }
+    assert(at == count && left == 0);
+    *block = lines;
+    *allocation_count = count;
+    return state_dirty_reserve(state, 1, 1, 1, 0);
+}
+
+void reservation_receipt_commit(allot_state_t *state, uint32_t slot, void *block,
+                                uint32_t allocation_count, uint32_t sku, uint32_t location,
+                                int64_t qty, int64_t at_ms)
+{
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    allot_reservation_t *r = &state->reservations[slot];
+    bool held_there = false;
+    for (uint32_t k = 0; k < r->allocation_count; k++)
+        held_there = held_there || r->allocations[k].location == location;
+    free(r->lines);
+    r->lines = block;
+    r->allocations = block_allocations(r->lines, r->line_count);
+    r->allocation_count = allocation_count;
+    r->customer = r->customer_len > 0 ? (const char *)(r->allocations + allocation_count) : NULL;
+    inventory_sku_dirty(state, sku); /* before the change (checkpoint pre-image) */
+    allot_position_t *p = inventory_position_mut(state, sku, location);
+    assert(p != NULL);
+    p->reserved += qty;
+    int64_t day = allot_day_from_ms(r->created_ms);
+    if (held_there || allot_day_from_ms(at_ms) != day)
+        return;
+    allot_location_t *l = &state->locations[location];
+    inventory_location_dirty(state, location); /* before the change (checkpoint pre-image) */
+    if (l->capacity_day != day) {
+        l->capacity_day = day;
+        l->capacity_count = 0;
+    }
+    l->capacity_count++;
+}

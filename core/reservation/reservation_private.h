@@ -50,4 +50,21 @@ ALLOT_EVENTS_RESERVATION(ALLOT_EVENT_DECLARE)
 int reservation_consume_prepare(allot_state_t *state, allot_str_t id);
 void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms);
 
+/* ---- receipts (reservation_apply.c; core/order/order_receipt.c applies supply.receive) ----- */
+/* A receipt of the supply `supply` (received at `location`, an index) serves qty units of the
+ * live hold at slot: its backorder allocations on that supply, in the hold's order, give them
+ * up, and they become held at the location on the same line (added to the line's allocation
+ * there, if it has one; allocations left with 0 units go). Builds the hold's new block, in the
+ * layout the hold has (*block, with *allocation_count allocations); ALLOT_ENOMEM. */
+int reservation_receipt_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                uint32_t location, int64_t qty, void **block,
+                                uint32_t *allocation_count);
+/* Install it: position (sku, location).reserved grows by qty (the position exists: the receipt
+ * put its units there), the old block goes; a location the hold did not hold at before counts one
+ * shipment of daily capacity when at_ms is on the UTC day of created_ms (as releasing it that
+ * day gives back). The supply's held is the caller's to lower. */
+void reservation_receipt_commit(allot_state_t *state, uint32_t slot, void *block,
+                                uint32_t allocation_count, uint32_t sku, uint32_t location,
+                                int64_t qty, int64_t at_ms);
+
 #endif

@@ -65,6 +65,23 @@ int supply_snapshot_take(allot_state_t *state, uint32_t index, bool full, allot_
 /* ---- event records (supply_codec.c, supply_apply.c): the rows of core/events.def ---------- */
 ALLOT_EVENTS_SUPPLY(ALLOT_EVENT_DECLARE)
 
+/* ---- the writers' checks (supply.c) -------------------------------------------------------- */
+/* INVALID_ARGUMENT naming field unless id is 1..128 bytes of UTF-8. */
+int supply_id_check(allot_str_t id, const char *field, allot_error_detail_t *detail);
+/* The supply named id (its slot), or NOT_FOUND. */
+int supply_lookup(const allot_state_t *state, allot_str_t id, uint32_t *slot,
+                  allot_error_detail_t *detail);
+/* INVALID_TRANSITION: the supply is not open (its state named). */
+int supply_not_open(const supply_t *x, allot_error_detail_t *detail);
+
+/* ---- a receipt's own part (supply_apply.c) ------------------------------------------------- *
+ * The apply of SUPPLY_RECEIVE is core/order/order_receipt.c's (its units serve the backorders of
+ * orders and holds, rooms above this one): it calls these for the supply and its position. The
+ * prepare checks the record against the supply (version 1: not past the units nothing holds) and
+ * makes room; the commit counts the units received and sets the position's on_hand. */
+int supply_receipt_prepare(allot_state_t *state, const allot_event_supply_t *e);
+void supply_receipt_commit(allot_state_t *state, const allot_event_supply_t *e);
+
 /* ---- the store (supply_store.c) ------------------------------------------------------------ */
 /* The supply's slot, or ALLOT_SLOT_NONE. */
 uint32_t supply_find(const allot_state_t *state, allot_str_t id);

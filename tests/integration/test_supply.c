@@ -264,7 +264,7 @@ Test(supply, reserve_with_backorder_holds_open_supply_earliest_first)
     verify_ok();
 }
 
-Test(supply, reserve_refuses_a_bad_backorder_and_backordered_units_stay_until_the_hold_ends)
+Test(supply, reserve_refuses_a_bad_backorder_and_a_held_supply_cannot_be_cancelled)
 {
     backorder_supplies();
     allot_reply_t r = {0};
@@ -275,7 +275,6 @@ Test(supply, reserve_refuses_a_bad_backorder_and_backordered_units_stay_until_th
     harness_call_ok(cli, "reserve",
                     "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
     harness_call_error(cli, "supply.cancel", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
-    harness_call_error(cli, "supply.receive", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
     cr_assert_eq(held("PO-2"), 2);
     allot_reply_free(&r);
     verify_ok();
@@ -385,6 +384,62 @@ Test(supply, kill_9_keeps_orders_with_backordered_lines, .timeout = 120)
     verify_ok();
     harness_call_ok(cli, "order.cancel", "{\"id\":\"O2\"}", &r);
     cr_assert_eq(held("PO-1"), 0);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, a_receipt_serves_the_oldest_order_then_holds_and_order_get_shows_the_shipment,
+     .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve", /* takes the stock */
+                    "{\"id\":\"R0\",\"lines\":[{\"sku\":\"A\",\"qty\":5}]}", &r);
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":3,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":1,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    cr_assert_eq(harness_reply_len(&r, "shipments"), 0, "everything backordered");
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* the order from the checkpoint */
+    /* the first delivery: 2 of PO-2's 4 units; O1 is older than the live hold R2 */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-2\",\"qty\":2}", &r);
+    cr_assert_eq(harness_reply_int(&r, "held"), 2);
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    harness_expect_json_at(&r, "shipments",
+                           "[{'id':'S1','location':'W1','state':'allocated',"
+                           "'lines':[{'sku':'A','qty':2}]}]");
+    harness_expect_json_at(
+        &r, "lines",
+        harness_json("[{'sku':'A','qty':3,'backordered':1,'backorders':[{'supply':'PO-2','qty':1,"
+                     "'eta_ms':%lld}]}]",
+                     ETA_MS));
+    harness_expect_str_at(&r, "history.1.event", "supply.receive");
+    harness_expect_str_at(&r, "history.1.supply", "PO-2");
+    harness_expect_str_at(&r, "history.1.shipment", "S1");
+    /* the second delivery: O1's last unit, then R2's, then one unit of plain stock */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-2\"}", &r);
+    harness_expect_str_at(&r, "state", "received");
+    cr_assert_eq(harness_reply_int(&r, "held"), 0);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    harness_expect_json_at(&r, "lines.0.allocations", "[{'location':'W1','qty':1}]");
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "available"), 0, "4 arrived: 3 + 1 served");
+    char before_order[4096], before_hold[4096], after[4096];
+    order_text("O1", before_order, sizeof before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    harness_reply_text(&r, before_hold, sizeof before_hold);
+    cr_assert_not_null(strstr(before_order, "\"S2\""), "%s", before_order);
+    verify_ok();
+    allot_client_close(cli); /* the receipts from the WAL */
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    order_text("O1", after, sizeof after);
+    cr_assert_str_eq(after, before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_hold);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "reserved"), 6);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "allocated"), 3);
     allot_reply_free(&r);
     verify_ok();
 }

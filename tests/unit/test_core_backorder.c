@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/order.h"
 #include "core/sale.h"
+#include "core/stream.h"
 #include "core/supply.h"
 #include "test_core_fixture.h"
 
@@ -41,6 +42,11 @@ static void assert_invariants(void)
 {
     char msg[256];
     cr_assert_eq(allot_state_check_invariants(st, msg, sizeof(msg)), 0, "%s", msg);
+}
+
+static void assert_id(allot_str_t s, const char *want)
+{
+    cr_assert(allot_str_equal(s, S(want)), "got %.*s, want %s", (int)s.len, s.ptr, want);
 }
 
 static allot_line_input_t bo_lines[4];
@@ -241,4 +247,216 @@ Test(backorder, an_order_record_of_version_1_decodes_with_no_backorders, .init =
                  ALLOT_ECORRUPT);
     allot_event_scratch_free(&scratch);
     allot_state_destroy(replica);
+}
+
+/* ---- receipts serve backorders --------------------------------------------------------------- */
+
+static int receive_at(const char *id, int64_t qty, int64_t now_ms)
+{
+    allot_supply_view_t v;
+    allot_error_detail_clear(&fx_err);
+    return allot_supply_receive(st, S(id), qty > 0, qty, now_ms, &v, &fx_err);
+}
+
+/* Units the live hold's line 0 holds at a location, or on a supply. */
+static int64_t hold_at(const char *id, const char *location)
+{
+    const allot_reservation_t *r = allot_reservation_find(st, S(id));
+    cr_assert(r != NULL && r->lines != NULL, "hold %s is live", id);
+    return fx_held_at(st, r, 0, location);
+}
+
+static int64_t hold_on(const char *id, const char *supply)
+{
+    const allot_reservation_t *r = allot_reservation_find(st, S(id));
+    int64_t qty = 0;
+    for (uint32_t k = 0; k < r->allocation_count; k++)
+        if (r->allocations[k].location == ALLOT_LOCATION_SUPPLY &&
+            allot_str_equal(allot_reservation_allocation_supply(r, &r->allocations[k]), S(supply)))
+            qty += r->allocations[k].qty;
+    return qty;
+}
+
+/* Units of A in the order's shipment `index` (0 when it has none). */
+static int64_t shipped_in(const allot_order_view_t *v, uint32_t index)
+{
+    if (index >= v->shipment_count)
+        return 0;
+    const allot_event_shipment_t *s = &v->shipments[index];
+    int64_t qty = 0;
+    for (uint32_t k = 0; k < s->item_count; k++)
+        qty += v->items[s->item_first + k].qty;
+    return qty;
+}
+
+/* No stock; PO-1 brings 10 of A to W2 tomorrow. The live hold R-LIVE (2) is older than the
+ * orders; order O-B (3) is created before O-A (3), whose ids sort the other way. */
+static void orders_waiting(void)
+{
+    st = fx_state();
+    fx_location(st, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40});
+    fx_location(st, (fx_loc_t){.id = "W2", .lat = 48.14, .lon = 11.58});
+    put("PO-1", "A", "W2", 10, FX_T0 + DAY_MS);
+    hold_a("R-LIVE", 2, NULL);
+    hold_a("R-B", 3, NULL);
+    hold_a("R-A", 3, NULL);
+    order_step(order_from("O-B", "R-B", FX_T0 + 10, NULL));
+    order_step(order_from("O-A", "R-A", FX_T0 + 20, NULL));
+    cr_assert_eq(get("PO-1").held, 8);
+}
+
+Test(backorder, a_receipt_serves_orders_oldest_first_then_live_holds_then_stock,
+     .init = orders_waiting, .fini = teardown)
+{
+    size_t written = fx_log.count;
+    order_step(receive_at("PO-1", 4, FX_T0 + DAY_MS));
+    cr_assert_eq(fx_log.count, written + 1, "one record");
+    const allot_order_view_t *b = order("O-B");
+    cr_assert_eq(b->shipment_count, 1);
+    cr_assert_eq(shipped_in(b, 0), 3, "the oldest order in full");
+    assert_id(b->shipments[0].location, "W2");
+    cr_assert_eq(b->shipments[0].state, ALLOT_SHIPMENT_ALLOCATED);
+    cr_assert_eq(b->backorder_count, 0);
+    const allot_order_view_t *a = order("O-A");
+    cr_assert_eq(shipped_in(a, 0), 1, "the next order gets what is left: a partial receipt");
+    cr_assert_eq(backordered(a, 0, "PO-1"), 2);
+    cr_assert_eq(hold_on("R-LIVE", "PO-1"), 2, "holds come after orders");
+    cr_assert_eq(get("PO-1").held, 4);
+    cr_assert_eq(fx_position(st, "A", "W2")->on_hand, 4);
+    cr_assert_eq(fx_position(st, "A", "W2")->allocated, 4);
+    cr_assert_eq(fx_avail(st, "A"), 0);
+
+    order_step(receive_at("PO-1", 5, FX_T0 + DAY_MS + 1));
+    a = order("O-A");
+    cr_assert_eq(a->shipment_count, 2, "a second delivery is a second shipment");
+    cr_assert_eq(shipped_in(a, 1), 2);
+    cr_assert_eq(a->backorder_count, 0);
+    cr_assert_eq(hold_on("R-LIVE", "PO-1"), 0);
+    cr_assert_eq(hold_at("R-LIVE", "W2"), 2, "the live hold now holds stock at W2");
+    cr_assert_eq(fx_position(st, "A", "W2")->reserved, 2);
+    cr_assert_eq(get("PO-1").held, 0);
+    cr_assert_eq(fx_avail(st, "A"), 1, "what is left is plain stock");
+    order_step(receive_at("PO-1", 0, FX_T0 + DAY_MS + 2));
+    cr_assert_eq(get("PO-1").state, ALLOT_SUPPLY_RECEIVED);
+    cr_assert_eq(fx_avail(st, "A"), 2);
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+}
+
+Test(backorder, a_receipt_turns_a_hold_into_stock_at_its_location_merged_with_what_it_held_there,
+     .init = supplies, .fini = teardown)
+{
+    hold_a("R1", 7, NULL);                              /* 5 at W1, 2 on PO-EARLY (at W1) */
+    order_step(receive_at("PO-EARLY", 4, FX_T0 + 100)); /* early */
+    const allot_reservation_t *r = allot_reservation_find(st, S("R1"));
+    cr_assert_eq(r->allocation_count, 1, "one allocation at W1");
+    cr_assert_eq(hold_at("R1", "W1"), 7);
+    cr_assert_eq(r->lines[0].qty_held, 7);
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 7);
+    cr_assert_eq(fx_position(st, "A", "W1")->on_hand, 9);
+    /* the order from it ships all seven from W1 */
+    const allot_order_view_t *o;
+    order_step(order_from("O1", "R1", FX_T0 + 200, &o));
+    cr_assert_eq(o->backorder_count, 0);
+    cr_assert_eq(shipped_in(o, 0), 7);
+    /* releasing the rest of the supply's units gives plain stock */
+    cr_assert_eq(fx_avail(st, "A"), 2);
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+}
+
+Test(backorder, a_released_order_gets_a_released_shipment_and_is_delivered_once_all_arrived,
+     .init = supplies, .fini = teardown)
+{
+    hold_a("R1", 8, NULL); /* 5 at W1, 3 on PO-EARLY */
+    const allot_order_view_t *o;
+    order_step(order_from("O1", "R1", FX_T0 + 1, &o));
+    order_step(allot_order_pay(st, S("O1"), ALLOT_PAYMENT_CAPTURED, FX_T0 + 2, &o, &fx_err));
+    order_step(allot_order_release(st, S("O1"), FX_T0 + 3, &o, &fx_err));
+    order_step(allot_shipment_ship(st, S("O1"), S("S1"), S("T-1"), FX_T0 + 4, &o, &fx_err));
+    order_step(allot_shipment_deliver(st, S("O1"), S("S1"), FX_T0 + 5, &o, &fx_err));
+    cr_assert_eq(o->state, ALLOT_ORDER_PARTIALLY_SHIPPED);
+    order_step(receive_at("PO-EARLY", 0, FX_T0 + DAY_MS));
+    o = order("O1");
+    cr_assert_eq(o->shipment_count, 2);
+    cr_assert_eq(o->shipments[1].state, ALLOT_SHIPMENT_RELEASED, "ready to pick at once");
+    cr_assert_eq(o->history[o->history_count - 1].event, ALLOT_ORDER_EVENT_RECEIVE);
+    assert_id(o->history[o->history_count - 1].text, "PO-EARLY");
+    order_step(
+        allot_shipment_ship(st, S("O1"), S("S2"), S("T-2"), FX_T0 + DAY_MS + 1, &o, &fx_err));
+    order_step(allot_shipment_deliver(st, S("O1"), S("S2"), FX_T0 + DAY_MS + 2, &o, &fx_err));
+    cr_assert_eq(o->state, ALLOT_ORDER_DELIVERED);
+    cr_assert_neq(o->ended_ms, 0);
+    fx_assert_replay_equal(st);
+}
+
+Test(backorder, a_version_1_receipt_record_is_plain_stock_and_never_takes_held_units,
+     .init = supplies, .fini = teardown)
+{
+    hold_a("R1", 12, NULL); /* 3 on PO-LATE: 7 free */
+    allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_RECEIVE};
+    event.u.supply = (allot_event_supply_t){.id = S("PO-LATE"),
+                                            .sku = S("A"),
+                                            .location = S("W2"),
+                                            .qty = 7,
+                                            .on_hand_after = 7,
+                                            .at_ms = FX_T0 + 5};
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(&event, &bytes), 0);
+    cr_assert_eq(allot_event_apply_encoded(st, event.type, bytes.data, bytes.len), 0);
+    cr_assert_eq(get("PO-LATE").held, 3, "held units keep waiting");
+    cr_assert_eq(hold_on("R1", "PO-LATE"), 3);
+    cr_assert_eq(fx_position(st, "A", "W2")->on_hand, 7);
+    assert_invariants();
+    bytes.len = 0;
+    event.u.supply.qty = 1;
+    event.u.supply.on_hand_after = 8;
+    cr_assert_eq(allot_event_encode(&event, &bytes), 0);
+    cr_assert_eq(allot_event_apply_encoded(st, event.type, bytes.data, bytes.len), ALLOT_ECORRUPT,
+                 "a version 1 receipt of held units does not fit");
+    allot_bytes_free(&bytes);
+}
+
+static void on_change(void *ctx, uint64_t lsn, uint32_t index, const allot_change_t *c)
+{
+    (void)lsn;
+    FILE *out = ctx;
+    if (c->type == ALLOT_CHANGE_ORDER_CHANGED)
+        fprintf(out, "%u order.changed %.*s %s->%s %s\n", index, (int)c->id.len, c->id.ptr, c->from,
+                c->to, c->cause);
+    else if (c->type == ALLOT_CHANGE_SHIPMENT_CHANGED)
+        fprintf(out, "%u shipment.changed %.*s S%u@%.*s %s->%s\n", index, (int)c->order.len,
+                c->order.ptr, c->shipment + 1, (int)c->location.len, c->location.ptr,
+                c->from != NULL ? c->from : "nil", c->to);
+    else if (c->type == ALLOT_CHANGE_SUPPLY_CHANGED)
+        fprintf(out, "%u supply.changed %.*s received=%lld held=%lld %s\n", index, (int)c->id.len,
+                c->id.ptr, (long long)c->received, (long long)c->held, c->cause);
+    else if (c->type == ALLOT_CHANGE_STOCK_CHANGED)
+        fprintf(out, "%u stock.changed %.*s@%.*s on_hand=%lld reserved=%lld allocated=%lld\n",
+                index, (int)c->sku.len, c->sku.ptr, (int)c->location.len, c->location.ptr,
+                (long long)c->on_hand, (long long)c->reserved, (long long)c->allocated);
+}
+
+Test(backorder, a_receipt_gives_order_and_shipment_changes_for_the_orders_it_serves,
+     .init = orders_waiting, .fini = teardown)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    allot_state_set_change_observer(st, on_change, out);
+    order_step(receive_at("PO-1", 4, FX_T0 + DAY_MS));
+    order_step(receive_at("PO-1", 6, FX_T0 + DAY_MS + 1));
+    fclose(out);
+    const char *want = "0 supply.changed PO-1 received=4 held=4 supply.receive\n"
+                       "1 order.changed O-B created->created supply.receive\n"
+                       "2 shipment.changed O-B S1@W2 nil->allocated\n"
+                       "3 order.changed O-A created->created supply.receive\n"
+                       "4 shipment.changed O-A S1@W2 nil->allocated\n"
+                       "5 stock.changed A@W2 on_hand=4 reserved=0 allocated=4\n"
+                       "0 supply.changed PO-1 received=10 held=0 supply.receive\n"
+                       "1 order.changed O-A created->created supply.receive\n"
+                       "2 shipment.changed O-A S2@W2 nil->allocated\n"
+                       "3 stock.changed A@W2 on_hand=10 reserved=2 allocated=6\n";
+    cr_assert_str_eq(text, want);
+    free(text);
 }
