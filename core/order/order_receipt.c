@@ -160,8 +160,8 @@ static int plan_room(allot_state_t *state, order_receipt_t *plan, const supply_t
     int rc = allot_u32_vec_reserve(&state->dirty[STATE_KEY_ORDER], plan->order_count);
     if (rc == 0)
         rc = allot_heap_reserve(&state->order_heap, plan->order_count);
-    if (rc == 0)
-        rc = state_dirty_reserve(state, 1 + plan->order_count, 1, 0, 0);
+    if (rc == 0) /* the location's capacity, the SKU's positions, each hold served */
+        rc = state_dirty_reserve(state, 1, 1, plan->hold_count, 0);
     for (uint32_t i = 0; rc == 0 && i < plan->order_count; i++) {
         receipt_served_t *s = &plan->orders[i];
         allot_order_t *o = state->orders[s->slot];

@@ -547,7 +547,7 @@ int reservation_receipt_prepare(allot_state_t *state, uint32_t slot, allot_str_t
     assert(at == count && left == 0);
     *block = lines;
     *allocation_count = count;
-    return state_dirty_reserve(state, 1, 1, 1, 0);
+    return 0;
 }
 
 void reservation_receipt_commit(allot_state_t *state, uint32_t slot, void *block,

@@ -55,7 +55,8 @@ void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at
  * live hold at slot: its backorder allocations on that supply, in the hold's order, give them
  * up, and they become held at the location on the same line (added to the line's allocation
  * there, if it has one; allocations left with 0 units go). Builds the hold's new block, in the
- * layout the hold has (*block, with *allocation_count allocations); ALLOT_ENOMEM. */
+ * layout the hold has (*block, with *allocation_count allocations); ALLOT_ENOMEM. The caller
+ * makes room for the dirty marks of the commit (the hold, its SKU, the location). */
 int reservation_receipt_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
                                 uint32_t location, int64_t qty, void **block,
                                 uint32_t *allocation_count);
