@@ -460,3 +460,60 @@ Test(backorder, a_receipt_gives_order_and_shipment_changes_for_the_orders_it_ser
     cr_assert_str_eq(text, want);
     free(text);
 }
+
+Test(backorder, a_hold_served_by_a_receipt_keeps_its_customer_and_its_other_supplies,
+     .init = supplies, .fini = teardown)
+{
+    hold_a("R1", 12, "alice"); /* 5 at W1, 4 on PO-EARLY, 3 on PO-LATE */
+    order_step(receive_at("PO-EARLY", 4, FX_T0 + 100));
+    const allot_reservation_t *r = allot_reservation_find(st, S("R1"));
+    cr_assert_eq(r->customer_len, 5);
+    cr_assert_eq(memcmp(r->customer, "alice", 5), 0);
+    cr_assert_eq(hold_at("R1", "W1"), 9);
+    cr_assert_eq(hold_on("R1", "PO-LATE"), 3, "the other supply's units keep waiting");
+    cr_assert_eq(hold_on("R1", "PO-EARLY"), 0);
+    const allot_order_view_t *o;
+    order_step(order_from("O1", "R1", FX_T0 + 200, &o));
+    assert_id(o->customer, "alice");
+    cr_assert_eq(shipped_in(o, 0), 9);
+    cr_assert_eq(backordered(o, 0, "PO-LATE"), 3);
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+}
+
+/* An order spread over the most shipments an order may have, with one unit backordered. */
+static void order_at_the_shipment_bound(void)
+{
+    st = fx_state();
+    char id[16];
+    for (int i = 0; i < ALLOT_ORDER_SHIPMENTS_MAX; i++) {
+        snprintf(id, sizeof id, "L%d", i);
+        fx_location(st, (fx_loc_t){.id = id, .lat = 50, .lon = 10 + i * 0.01});
+        fx_stock(st, "A", id, 1, 0);
+    }
+    put("PO-1", "A", "L0", 4, FX_T0 + DAY_MS);
+    hold_a("R-FULL", ALLOT_ORDER_SHIPMENTS_MAX + 1, NULL);
+    order_step(order_from("O-FULL", "R-FULL", FX_T0 + 1, NULL));
+    cr_assert_eq(order("O-FULL")->shipment_count, ALLOT_ORDER_SHIPMENTS_MAX);
+    hold_a("R-NEXT", 1, NULL);
+    order_step(order_from("O-NEXT", "R-NEXT", FX_T0 + 2, NULL));
+}
+
+Test(backorder, an_order_that_cannot_take_one_more_shipment_is_passed_over,
+     .init = order_at_the_shipment_bound, .fini = teardown)
+{
+    order_step(receive_at("PO-1", 2, FX_T0 + 10));
+    cr_assert_eq(backordered(order("O-FULL"), 0, "PO-1"), 1, "passed over");
+    cr_assert_eq(order("O-NEXT")->backorder_count, 0, "the next order is served");
+    cr_assert_eq(get("PO-1").held, 1);
+    size_t written = fx_log.count;
+    cr_assert_eq(receive_at("PO-1", 0, FX_T0 + 20), ALLOT_ETOO_LARGE,
+                 "the last unit would leave it waiting on a received supply");
+    cr_assert_eq(fx_log.count, written, "nothing written");
+    cr_assert_eq(get("PO-1").received, 2);
+    const allot_order_view_t *o;
+    order_step(allot_order_cancel(st, S("O-FULL"), S(""), FX_T0 + 30, &o, &fx_err));
+    order_step(receive_at("PO-1", 0, FX_T0 + 40));
+    cr_assert_eq(get("PO-1").state, ALLOT_SUPPLY_RECEIVED);
+    fx_assert_replay_equal(st);
+}
