@@ -36,8 +36,8 @@
  * INVALID_TRANSITION (receive is not idempotent: a retry after a lost reply takes the default,
  * which a received supply refuses). supply.cancel of an open supply cancels it (units already
  * received stay on hand) unless backorders hold units of it (INVALID_TRANSITION until those
- * holds end and those orders are cancelled or served); cancelling a cancelled supply changes nothing (success); a received supply is
- * INVALID_TRANSITION.
+ * holds end and those orders are cancelled or served); cancelling a cancelled supply changes
+ * nothing (success); a received supply is INVALID_TRANSITION.
  *
  * Errors: INVALID_ARGUMENT, NOT_FOUND (supply, location), CONFLICT, INVALID_TRANSITION,
  * TOO_LARGE, NOMEM. Called by net/ handlers and by the promise (allot_supply_incoming); libc only.
