@@ -35,9 +35,15 @@
  * Receiving the last unit makes the supply received; a supply that is not open is
  * INVALID_TRANSITION (receive is not idempotent: a retry after a lost reply takes the default,
  * which a received supply refuses). supply.cancel of an open supply cancels it (units already
- * received stay on hand) unless backorders hold units of it (INVALID_TRANSITION until those
- * holds end and those orders are cancelled or served); cancelling a cancelled supply changes
- * nothing (success); a received supply is INVALID_TRANSITION.
+ * received stay on hand); in the same record (its apply is core/order/order_displace.c's) the
+ * backorders on it move to the SKU's other open supplies, earliest eta first (then id), each
+ * within its free qty (qty - received - held): orders' backordered units first, oldest order
+ * first (created_ms, then id), then live holds' backorder allocations, oldest first. What cannot
+ * move is released: a hold's line holds less (a hold left holding nothing is released as by
+ * reservation.release); an order's units are cancelled from its lines (a line left with none
+ * goes), and an order left with nothing to ship is cancelled as order.cancel would (history
+ * reason "supply.cancelled"). Cancelling a cancelled supply changes nothing (success); a
+ * received supply is INVALID_TRANSITION.
  *
  * Errors: INVALID_ARGUMENT, NOT_FOUND (supply, location), CONFLICT, INVALID_TRANSITION,
  * TOO_LARGE, NOMEM. Called by net/ handlers and by the promise (allot_supply_incoming); libc only.

@@ -201,7 +201,8 @@ typedef struct allot_event_supply {
     int64_t on_hand_after; /* receive: the position's on_hand after it */
     int64_t at_ms;         /* put, receive, cancel; snapshot: when it last changed */
     uint8_t state;         /* snapshot: allot_supply_state_t */
-    bool serves;           /* receive (version 2): the units serve the supply's backorders first */
+    bool serves; /* receive (version 2): the units serve the supply's backorders first; cancel
+                    (version 2): the backorders on it move or are released */
 } allot_event_supply_t;
 
 /* ---- orders (core/order.h) -------------------------------------------------------------- */

@@ -695,3 +695,63 @@ void order_receipt_serve(allot_state_t *state, const receipt_served_t *served, a
         history_add(o, at_ms, ALLOT_ORDER_EVENT_RECEIVE, 0, index, served->supply);
     order_settle(state, served->slot, at_ms);
 }
+
+/* ---- supply cancels: backordered units move or are cancelled (order_displace.c plans them) -- */
+
+/* Whether the order has nothing left to ship: every shipment cancelled or rejected and no
+ * units waiting. */
+static bool order_nothing_left(const allot_event_order_t *v)
+{
+    for (uint32_t i = 0; i < v->shipment_count; i++)
+        if (v->shipments[i].state != ALLOT_SHIPMENT_CANCELLED &&
+            v->shipments[i].state != ALLOT_SHIPMENT_REJECTED)
+            return false;
+    return v->backorder_count == 0;
+}
+
+/* The lines give up their cancelled units; a line left with none goes (the backorders after it
+ * name one line less). */
+static void lines_cut(allot_event_order_t *v, const int64_t *cancelled)
+{
+    for (uint32_t i = v->line_count; i-- > 0;) {
+        v->lines[i].qty -= cancelled[i];
+        if (v->lines[i].qty > 0)
+            continue;
+        for (uint32_t k = i + 1; k < v->line_count; k++)
+            v->lines[k - 1] = v->lines[k];
+        v->line_count--;
+        for (uint32_t k = 0; k < v->backorder_count; k++)
+            if (v->backorders[k].line > i)
+                v->backorders[k].line--;
+    }
+}
+
+void order_displace_apply(allot_state_t *state, receipt_served_t *served, int64_t at_ms)
+{
+    order_dirty_mark(state, served->slot); /* before the change (checkpoint pre-image) */
+    allot_order_t *o = state->orders[served->slot];
+    allot_event_order_t *v = &o->v;
+    int64_t cancelled[ALLOT_LINES_MAX] = {0};
+    const allot_event_backorder_t *moved = served->block;
+    for (uint32_t i = 0; i < v->backorder_count; i++)
+        cancelled[v->backorders[i].line] += v->backorders[i].qty;
+    for (uint32_t i = 0; i < served->allocation_count; i++)
+        cancelled[moved[i].line] -= moved[i].qty;
+    holdings_add(state, v, -1); /* while it still counts, with the lines it had */
+    backorders_hold(state, v, -1);
+    free(v->backorders);
+    v->backorders = served->block;
+    v->backorder_count = o->backorder_capacity = served->allocation_count;
+    served->block = NULL; /* the order owns it */
+    backorders_hold(state, v, +1);
+    if (order_nothing_left(v)) { /* cancelled as order.cancel would (its lines as ordered) */
+        v->state = ALLOT_ORDER_CANCELLED;
+        v->entered_by = ALLOT_ORDER_EVENT_CANCEL;
+        if (v->history_count < o->history_capacity && v->history_count < ALLOT_ORDER_HISTORY_MAX)
+            history_add(o, at_ms, ALLOT_ORDER_EVENT_CANCEL, 0, 0, served->supply);
+    } else {
+        lines_cut(v, cancelled);
+    }
+    holdings_add(state, v, +1);
+    order_settle(state, served->slot, at_ms);
+}

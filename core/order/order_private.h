@@ -138,6 +138,20 @@ void order_receipt_free(allot_state_t *state);
  * location; its backorders on `supply` shrink by them (room made by order_receipt_plan). */
 void order_receipt_serve(allot_state_t *state, const receipt_served_t *served, allot_str_t supply,
                          int64_t at_ms);
+/* Every order and live hold waiting on `supply` into the plan, oldest first (qty = what waits). */
+int order_receipt_collect(allot_state_t *state, order_receipt_t *plan, allot_str_t supply);
+/* Empty the plan (the blocks it still owns are freed). */
+void order_receipt_reset(order_receipt_t *plan);
+
+/* ---- supply cancels (order_displace.c): the backorders on a cancelled supply move ---------- *
+ * Its plan is the receipt's (state->receipt): orders and holds waiting on the supply, oldest
+ * first; an order's entry has its new backorders in block (allocation_count of them), the units
+ * it loses in qty and the cancel reason (copied into the order) in supply; a hold's entry has
+ * its new block, and the units it releases in qty. */
+/* order_apply.c: the order takes its new backorders; the units that could not move are cancelled
+ * from its lines (a line left with none goes), or, when nothing is left to ship, the order is
+ * cancelled as order.cancel would (its history says so with the reason). */
+void order_displace_apply(allot_state_t *state, receipt_served_t *served, int64_t at_ms);
 
 /* One sourced allocation: units of a SKU (index) at a location (index). */
 typedef struct order_alloc {

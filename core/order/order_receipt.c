@@ -72,8 +72,10 @@ static int served_add(receipt_served_t **items, uint32_t *count, uint32_t *capac
 }
 
 /* Drop what a plan holds (new blocks a failed prepare left). */
-static void plan_reset(order_receipt_t *plan)
+void order_receipt_reset(order_receipt_t *plan)
 {
+    for (uint32_t i = 0; i < plan->order_count; i++)
+        free(plan->orders[i].block);
     for (uint32_t i = 0; i < plan->hold_count; i++)
         free(plan->holds[i].block);
     plan->order_count = plan->hold_count = 0;
@@ -85,15 +87,14 @@ void order_receipt_free(allot_state_t *state)
     order_receipt_t *plan = state->receipt;
     if (plan == NULL)
         return;
-    plan_reset(plan);
+    order_receipt_reset(plan);
     free(plan->orders);
     free(plan->holds);
     free(plan);
     state->receipt = NULL;
 }
 
-/* Every order and live hold waiting on `supply`, oldest first (qty = what waits). */
-static int plan_collect(allot_state_t *state, order_receipt_t *plan, allot_str_t supply)
+int order_receipt_collect(allot_state_t *state, order_receipt_t *plan, allot_str_t supply)
 {
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < state->order_slots; i++) {
@@ -187,13 +188,13 @@ int order_receipt_plan(allot_state_t *state, uint32_t supply_slot, int64_t qty, 
     if (state->receipt == NULL && (state->receipt = calloc(1, sizeof(order_receipt_t))) == NULL)
         return ALLOT_ENOMEM;
     order_receipt_t *plan = state->receipt;
-    plan_reset(plan);
+    order_receipt_reset(plan);
     const supply_t *x = &state->supply->supplies[supply_slot];
     allot_str_t supply = {x->id, x->id_len};
     int64_t left = qty < x->held ? qty : x->held;
     if (left == 0)
         return 0;
-    int rc = plan_collect(state, plan, supply);
+    int rc = order_receipt_collect(state, plan, supply);
     if (rc != 0)
         return rc;
     int64_t covered = left;

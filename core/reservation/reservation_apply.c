@@ -579,3 +579,140 @@ void reservation_receipt_commit(allot_state_t *state, uint32_t slot, void *block
     }
     l->capacity_count++;
 }
+
+/* ---- supply cancels: backorder allocations move to other supply (order_displace.c) -------- */
+
+/* One backorder allocation written to out[at] (unless out is NULL) with its supply id in the
+ * tail at *tail_at. */
+static void displace_put(allot_reservation_allocation_t *out, uint32_t at, char *tail,
+                         uint32_t *tail_at, allot_str_t id, int64_t qty)
+{
+    if (out != NULL) {
+        out[at] = (allot_reservation_allocation_t){ALLOT_LOCATION_SUPPLY, *tail_at, qty};
+        tail[*tail_at] = (char)(uint8_t)id.len;
+        memcpy(tail + *tail_at + 1, id.ptr, id.len);
+    }
+    *tail_at += 1 + id.len;
+}
+
+/* The allocations of line i in the new block from `at`: its units on `supply` go to the targets
+ * in turn within free[] (consumed), merged into the line's allocation on a target if it has
+ * one, else appended; the rest of them is released (*released). Writes unless out is NULL. */
+static uint32_t displace_line_fill(const allot_reservation_t *r, uint32_t i, allot_str_t supply,
+                                   const reservation_targets_t *t, int64_t *free_qty,
+                                   allot_reservation_allocation_t *out, uint32_t at, char *tail,
+                                   uint32_t *tail_at, int64_t *released)
+{
+    const allot_reservation_line_t *line = &r->lines[i];
+    int64_t moved[ALLOT_SUPPLIES_PER_SKU_MAX] = {0};
+    int64_t left = receipt_take(r, line, supply, INT64_MAX);
+    for (uint32_t k = 0; k < t->count && left > 0; k++) {
+        moved[k] = free_qty[k] < left ? free_qty[k] : left;
+        free_qty[k] -= moved[k];
+        left -= moved[k];
+    }
+    *released += left;
+    for (uint32_t k = 0; k < line->allocation_count; k++) {
+        const allot_reservation_allocation_t *a = &r->allocations[line->allocation_first + k];
+        if (a->location != ALLOT_LOCATION_SUPPLY) {
+            if (out != NULL)
+                out[at] = *a;
+            at++;
+            continue;
+        }
+        allot_str_t id = allot_reservation_allocation_supply(r, a);
+        if (allot_str_equal(id, supply))
+            continue;
+        int64_t qty = a->qty;
+        for (uint32_t m = 0; m < t->count; m++)
+            if (moved[m] > 0 && allot_str_equal(t->ids[m], id)) {
+                qty += moved[m];
+                moved[m] = 0; /* merged */
+            }
+        displace_put(out, at++, tail, tail_at, id, qty);
+    }
+    for (uint32_t m = 0; m < t->count; m++)
+        if (moved[m] > 0)
+            displace_put(out, at++, tail, tail_at, t->ids[m], moved[m]);
+    return at;
+}
+
+int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                 const reservation_targets_t *targets, int64_t *free_qty,
+                                 void **block, uint32_t *allocation_count, int64_t *released)
+{
+    const allot_reservation_t *r = &state->reservations[slot];
+    assert(r->status == ALLOT_RESERVATION_ACTIVE && r->lines != NULL);
+    int64_t sizing[ALLOT_SUPPLIES_PER_SKU_MAX]; /* a first pass sizes the block */
+    memcpy(sizing, free_qty, targets->count * sizeof(*sizing));
+    uint32_t count = 0, tail_bytes = 0;
+    *released = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        count = displace_line_fill(r, i, supply, targets, sizing, NULL, count, NULL, &tail_bytes,
+                                   released);
+    size_t bytes = r->line_count * sizeof(allot_reservation_line_t) +
+                   count * sizeof(allot_reservation_allocation_t) + r->customer_len + tail_bytes;
+    allot_reservation_line_t *lines = malloc(bytes);
+    if (lines == NULL)
+        return ALLOT_ENOMEM;
+    allot_reservation_allocation_t *allocations = block_allocations(lines, r->line_count);
+    char *customer = (char *)(allocations + count);
+    if (r->customer_len > 0)
+        memcpy(customer, r->customer, r->customer_len);
+    uint32_t at = 0, tail_at = 0;
+    *released = 0;
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        int64_t line_released = 0;
+        lines[i] = r->lines[i];
+        lines[i].allocation_first = at;
+        at = displace_line_fill(r, i, supply, targets, free_qty, allocations, at,
+                                customer + r->customer_len, &tail_at, &line_released);
+        lines[i].allocation_count = at - lines[i].allocation_first;
+        lines[i].qty_held -= line_released;
+        *released += line_released;
+    }
+    assert(at == count && tail_at == tail_bytes);
+    *block = lines;
+    *allocation_count = count;
+    int rc = state_dirty_reserve(state, count, r->line_count, 1, 0);
+    if (rc == 0 && r->customer_len > 0)
+        rc = sale_holding_reserve(state, r->line_count);
+    if (rc == 0)
+        rc = allot_heap_reserve(&state->tombstone_heap, 1);
+    return rc;
+}
+
+/* The hold's backorder allocations give back to (-1) or take on (+1) their supplies, and the
+ * customer's units with them. */
+static void displace_hold(allot_state_t *state, const allot_reservation_t *r, int sign)
+{
+    hold_holdings(state, r, sign);
+    for (uint32_t k = 0; k < r->allocation_count; k++)
+        if (r->allocations[k].location == ALLOT_LOCATION_SUPPLY)
+            hold_supply(state, r, &r->allocations[k], sign);
+}
+
+void reservation_displace_commit(allot_state_t *state, uint32_t slot, void *block,
+                                 uint32_t allocation_count, int64_t at_ms)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    allot_reservation_line_t *lines = block;
+    int64_t held = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        held += lines[i].qty_held;
+    if (held == 0) { /* holding nothing: released as by reservation.release */
+        free(block);
+        hold_release(state, slot, at_ms, false);
+        reservation_tombstone_evict(state, at_ms);
+        hold_entomb(state, slot, ALLOT_RESERVATION_RELEASED, at_ms);
+        return;
+    }
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    displace_hold(state, r, -1);
+    free(r->lines);
+    r->lines = lines;
+    r->allocations = block_allocations(r->lines, r->line_count);
+    r->allocation_count = allocation_count;
+    r->customer = r->customer_len > 0 ? (const char *)(r->allocations + allocation_count) : NULL;
+    displace_hold(state, r, +1);
+}

@@ -68,4 +68,23 @@ void reservation_receipt_commit(allot_state_t *state, uint32_t slot, void *block
                                 uint32_t allocation_count, uint32_t sku, uint32_t location,
                                 int64_t qty, int64_t at_ms);
 
+/* ---- supply cancels (reservation_apply.c; core/order/order_displace.c applies supply.cancel) *
+ * The open supplies the units of a cancelled supply move to, in the order they take them. */
+typedef struct reservation_targets {
+    allot_str_t ids[ALLOT_SUPPLIES_PER_SKU_MAX];
+    uint32_t count;
+} reservation_targets_t;
+/* The live hold at slot gives up its backorder allocations on `supply`: line by line, in the
+ * hold's order, the units go to the targets in turn within free_qty[] (consumed: what is left
+ * for the next hold), merged into the line's allocation on a target if it has one; the rest is
+ * released (*released; the line holds less, a line at 0 holds nothing). Builds the hold's new
+ * block (*block, *allocation_count) and makes room for the commit; ALLOT_ENOMEM. */
+int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                 const reservation_targets_t *targets, int64_t *free_qty,
+                                 void **block, uint32_t *allocation_count, int64_t *released);
+/* Install it: the supplies' held and the customer's units follow; a hold left holding nothing is
+ * released as by reservation.release (a tombstone; the block is freed). */
+void reservation_displace_commit(allot_state_t *state, uint32_t slot, void *block,
+                                 uint32_t allocation_count, int64_t at_ms);
+
 #endif

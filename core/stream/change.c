@@ -130,7 +130,8 @@ static void order_capture(allot_state_t *state, allot_str_t id)
         sku_touch(stream, v->lines[i].sku);
 }
 
-/* The orders a receipt serves (its plan, made by the prepare): their state and shipments. */
+/* The orders a receipt serves or a cancel moves (their plan, made by the prepare): their state
+ * and shipments. */
 static void receipt_capture(allot_state_t *state, const allot_event_supply_t *e)
 {
     stream_state_t *stream = state->stream;
@@ -183,10 +184,10 @@ static void skus_of_event(allot_state_t *state, const allot_event_t *event)
     case ALLOT_EVENT_SUPPLY_RECEIVE:
     case ALLOT_EVENT_SUPPLY_CANCEL:
         supply_capture(state, event->u.supply.id);
-        if (event->type == ALLOT_EVENT_SUPPLY_RECEIVE) {
+        if (event->type == ALLOT_EVENT_SUPPLY_RECEIVE)
             sku_touch(stream, event->u.supply.sku);
+        if (event->type != ALLOT_EVENT_SUPPLY_PUT)
             receipt_capture(state, &event->u.supply);
-        }
         break;
     case ALLOT_EVENT_ORDER_CREATE:
         if (event->u.order.reservation.len > 0)
@@ -610,7 +611,7 @@ static void order_changes(allot_state_t *state, const allot_event_t *event)
 }
 
 /* A receipt's orders: order.changed (cause supply.receive; the state may stay) and
- * shipment.changed for each new shipment. */
+ * shipment.changed for each new shipment; a cancel's: order.changed (cause supply.cancelled). */
 static void receipt_changes(allot_state_t *state, const allot_event_t *event)
 {
     stream_state_t *stream = state->stream;
@@ -621,7 +622,9 @@ static void receipt_changes(allot_state_t *state, const allot_event_t *event)
         change.customer = v->customer;
         change.from = allot_order_state_names[before->state];
         change.to = allot_order_state_names[v->state];
-        change.cause = allot_event_type_name(event->type);
+        change.cause = event->type == ALLOT_EVENT_SUPPLY_CANCEL
+                           ? "supply.cancelled"
+                           : allot_event_type_name(event->type);
         change_give(stream, &change);
         for (uint32_t k = before->shipment_count; k < v->shipment_count; k++) {
             const allot_event_shipment_t *s = &v->shipments[k];

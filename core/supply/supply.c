@@ -34,17 +34,6 @@ int supply_not_open(const supply_t *x, allot_error_detail_t *detail)
                            allot_supply_state_names[x->state]);
 }
 
-/* Units of an open supply that backorder holds hold: they cannot arrive or be cancelled while
- * those holds last (the holds end first: release, expiry or replace). */
-static int held_refuse(const supply_t *x, int64_t qty, allot_error_detail_t *detail)
-{
-    return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "qty",
-                           "supply %s: %lld of its units are held by backorders; at most %lld "
-                           "can be received or cancelled until those holds end",
-                           allot_str_echo((allot_str_t){x->id, x->id_len}, &(allot_echo_t){0}),
-                           (long long)x->held, (long long)qty);
-}
-
 static int put_input_check(const allot_state_t *state, const allot_supply_put_input_t *in,
                            uint32_t *location, allot_error_detail_t *detail)
 {
@@ -145,11 +134,9 @@ int allot_supply_cancel(allot_state_t *state, allot_str_t id, int64_t now_ms,
     const supply_t *x = &state->supply->supplies[slot];
     if (x->state == ALLOT_SUPPLY_RECEIVED)
         return supply_not_open(x, detail);
-    if (x->state == ALLOT_SUPPLY_OPEN && x->held > 0)
-        return held_refuse(x, 0, detail);
-    if (x->state == ALLOT_SUPPLY_OPEN) {
+    if (x->state == ALLOT_SUPPLY_OPEN) { /* its backorders move or are released in the record */
         allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_CANCEL};
-        event.u.supply = (allot_event_supply_t){.id = id, .at_ms = now_ms};
+        event.u.supply = (allot_event_supply_t){.id = id, .at_ms = now_ms, .serves = x->held > 0};
         rc = state_event_emit(state, &event);
         if (rc != 0)
             return allot_error_set(detail, rc, NULL, "out of memory");

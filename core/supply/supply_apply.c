@@ -106,7 +106,7 @@ int supply_cancel_prepare(allot_state_t *state, const allot_event_supply_t *e)
 {
     uint32_t slot = supply_find(state, e->id);
     if (slot == ALLOT_SLOT_NONE || state->supply->supplies[slot].state != ALLOT_SUPPLY_OPEN ||
-        state->supply->supplies[slot].held != 0)
+        (!e->serves && state->supply->supplies[slot].held != 0))
         return ALLOT_ECORRUPT;
     return allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], 1);
 }

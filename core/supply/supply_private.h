@@ -81,6 +81,11 @@ int supply_not_open(const supply_t *x, allot_error_detail_t *detail);
  * makes room; the commit counts the units received and sets the position's on_hand. */
 int supply_receipt_prepare(allot_state_t *state, const allot_event_supply_t *e);
 void supply_receipt_commit(allot_state_t *state, const allot_event_supply_t *e);
+/* Likewise the apply of SUPPLY_CANCEL is core/order/order_displace.c's (the backorders on the
+ * supply move or are released): the prepare checks the record against the supply (version 1:
+ * nothing holds it) and makes room; the commit marks the supply cancelled. */
+int supply_cancel_prepare(allot_state_t *state, const allot_event_supply_t *e);
+void supply_cancel_commit(allot_state_t *state, const allot_event_supply_t *e);
 
 /* ---- the store (supply_store.c) ------------------------------------------------------------ */
 /* The supply's slot, or ALLOT_SLOT_NONE. */

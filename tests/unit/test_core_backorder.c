@@ -517,3 +517,150 @@ Test(backorder, an_order_that_cannot_take_one_more_shipment_is_passed_over,
     cr_assert_eq(get("PO-1").state, ALLOT_SUPPLY_RECEIVED);
     fx_assert_replay_equal(st);
 }
+
+/* ---- supply.cancel moves or releases the backorders on the supply -----------------------------
+ */
+
+static int cancel_at(const char *id, int64_t now_ms)
+{
+    allot_supply_view_t v;
+    allot_error_detail_clear(&fx_err);
+    return allot_supply_cancel(st, S(id), now_ms, &v, &fx_err);
+}
+
+Test(backorder, cancel_moves_an_orders_and_a_holds_backorders_to_the_earliest_other_supply_first,
+     .init = supplies, .fini = teardown)
+{
+    hold_a("R0", 5, NULL);    /* the stock */
+    hold_a("R1", 3, "alice"); /* 3 on PO-EARLY */
+    order_step(order_from("O1", "R1", FX_T0 + 1, NULL));
+    hold_a("R2", 1, NULL);                           /* the last unit of PO-EARLY, a live hold */
+    put("PO-MID", "A", "W1", 2, FX_T0 + 2 * DAY_MS); /* between the two */
+    cr_assert_eq(get("PO-EARLY").held, 4);
+    size_t written = fx_log.count;
+    order_step(cancel_at("PO-EARLY", FX_T0 + 100));
+    cr_assert_eq(fx_log.count, written + 1, "one record");
+    cr_assert_eq(get("PO-EARLY").state, ALLOT_SUPPLY_CANCELLED);
+    cr_assert_eq(get("PO-EARLY").held, 0);
+    cr_assert_eq(get("PO-MID").held, 2, "the earliest other supply first, to its qty");
+    cr_assert_eq(get("PO-LATE").held, 2, "then the next");
+    const allot_order_view_t *o = order("O1");
+    cr_assert_eq(o->state, ALLOT_ORDER_CREATED);
+    cr_assert_eq(o->lines[0].qty, 3, "nothing cancelled from the line");
+    cr_assert_eq(backordered(o, 0, "PO-MID"), 2, "the order (older) moves first");
+    cr_assert_eq(backordered(o, 0, "PO-LATE"), 1);
+    cr_assert_eq(backordered(o, 0, "PO-EARLY"), 0);
+    cr_assert_eq(hold_on("R2", "PO-LATE"), 1, "the hold moves to what is left");
+    cr_assert_eq(hold_on("R2", "PO-EARLY"), 0);
+    cr_assert_eq(allot_reservation_find(st, S("R2"))->lines[0].qty_held, 1);
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+    /* the moved units are served by their new supply */
+    order_step(receive_at("PO-MID", 0, FX_T0 + 2 * DAY_MS));
+    cr_assert_eq(shipped_in(order("O1"), 0), 2);
+    cr_assert_eq(backordered(order("O1"), 0, "PO-LATE"), 1);
+    fx_assert_replay_equal(st);
+}
+
+/* W1 has 1 of A, PO-1 brings 12 to W1 tomorrow. R-MIX holds the stock unit and 2 of PO-1; orders
+ * O1 (3), O2 (2) and O3 (2), oldest first, and the live hold R-ONLY (2) wait on PO-1 alone; PO-2
+ * (4, in two days, at W2) is open. Cancelling PO-1 moves O1's 3 and 1 of O2's to PO-2. */
+static void more_backorders_than_room(void)
+{
+    st = fx_state();
+    fx_location(st, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40});
+    fx_location(st, (fx_loc_t){.id = "W2", .lat = 48.14, .lon = 11.58});
+    fx_stock(st, "A", "W1", 1, 0);
+    put("PO-1", "A", "W1", 12, FX_T0 + DAY_MS);
+    hold_a("R-MIX", 3, "bob");
+    hold_a("R-O1", 3, NULL);
+    hold_a("R-O2", 2, "carol");
+    hold_a("R-O3", 2, NULL);
+    hold_a("R-ONLY", 2, NULL);
+    order_step(order_from("O1", "R-O1", FX_T0 + 10, NULL));
+    order_step(order_from("O2", "R-O2", FX_T0 + 20, NULL));
+    order_step(order_from("O3", "R-O3", FX_T0 + 30, NULL));
+    put("PO-2", "A", "W2", 4, FX_T0 + 2 * DAY_MS);
+    cr_assert_eq(get("PO-1").held, 11);
+}
+
+Test(backorder, cancel_releases_what_cannot_move_oldest_keep_first,
+     .init = more_backorders_than_room, .fini = teardown)
+{
+    order_step(cancel_at("PO-1", FX_T0 + 100));
+    cr_assert_eq(get("PO-1").held, 0);
+    cr_assert_eq(get("PO-2").held, 4, "the other supply takes what fits, no more");
+    const allot_order_view_t *o = order("O1");
+    cr_assert_eq(backordered(o, 0, "PO-2"), 3, "the oldest order moves in full");
+    cr_assert_eq(o->lines[0].qty, 3);
+    o = order("O2");
+    cr_assert_eq(o->state, ALLOT_ORDER_CREATED, "still waiting for one unit");
+    cr_assert_eq(backordered(o, 0, "PO-2"), 1);
+    cr_assert_eq(o->lines[0].qty, 1, "the unit that could not move is cancelled from the line");
+    o = order("O3");
+    cr_assert_eq(o->state, ALLOT_ORDER_CANCELLED, "nothing left to ship: cancelled");
+    cr_assert_eq(o->backorder_count, 0);
+    cr_assert_eq(o->lines[0].qty, 2, "a cancelled order keeps its lines as ordered");
+    cr_assert_eq(o->history[o->history_count - 1].event, ALLOT_ORDER_EVENT_CANCEL);
+    assert_id(o->history[o->history_count - 1].text, "supply.cancelled");
+    const allot_reservation_t *r = allot_reservation_find(st, S("R-MIX"));
+    cr_assert_eq(r->status, ALLOT_RESERVATION_ACTIVE, "it still holds the stock unit");
+    cr_assert_eq(r->lines[0].qty_held, 1, "the line holds less");
+    cr_assert_eq(hold_at("R-MIX", "W1"), 1);
+    cr_assert_eq(hold_on("R-MIX", "PO-1"), 0);
+    cr_assert_eq(fx_position(st, "A", "W1")->reserved, 1);
+    cr_assert_eq(allot_reservation_find(st, S("R-ONLY"))->status, ALLOT_RESERVATION_RELEASED,
+                 "a hold left holding nothing is released");
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+}
+
+Test(backorder, cancel_gives_the_customers_back_the_units_it_cancels,
+     .init = more_backorders_than_room, .fini = teardown)
+{
+    allot_sku_settings_t settings = {.max_per_customer = 3};
+    allot_error_detail_clear(&fx_err);
+    cr_assert_eq(allot_sku_put(st, S("A"), &settings, FX_T0, &fx_err), 0, "%s", fx_err.message);
+    order_step(cancel_at("PO-1", FX_T0 + 100));
+    /* carol's order keeps 1 unit and bob's hold 1: each may hold 2 more */
+    put("PO-3", "A", "W2", 10, FX_T0 + 5 * DAY_MS);
+    hold_a("R-C2", 2, "carol");
+    bo_lines[0] = (allot_line_input_t){S("A"), 3};
+    allot_reserve_request_t req = fx_req("R-B2", bo_lines, 1);
+    req.backorder = bo_flags;
+    req.customer = S("bob");
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 200, NULL), ALLOT_ELIMIT_EXCEEDED);
+    fx_assert_replay_equal(st);
+}
+
+Test(backorder, cancel_gives_order_changes_with_cause_supply_cancelled,
+     .init = more_backorders_than_room, .fini = teardown)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    allot_state_set_change_observer(st, on_change, out);
+    order_step(cancel_at("PO-1", FX_T0 + 100));
+    fclose(out);
+    const char *want = "0 supply.changed PO-1 received=0 held=0 supply.cancel\n"
+                       "1 order.changed O1 created->created supply.cancelled\n"
+                       "2 order.changed O2 created->created supply.cancelled\n"
+                       "3 order.changed O3 created->cancelled supply.cancelled\n";
+    cr_assert_str_eq(text, want);
+    free(text);
+}
+
+Test(backorder, a_version_1_cancel_record_of_a_held_supply_does_not_fit, .init = supplies,
+     .fini = teardown)
+{
+    hold_a("R1", 12, NULL); /* 3 on PO-LATE */
+    allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_CANCEL};
+    event.u.supply = (allot_event_supply_t){.id = S("PO-LATE"), .at_ms = FX_T0 + 5};
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(&event, &bytes), 0);
+    cr_assert_eq(allot_event_apply_encoded(st, event.type, bytes.data, bytes.len), ALLOT_ECORRUPT,
+                 "a plain cancel never drops held units");
+    cr_assert_eq(get("PO-LATE").state, ALLOT_SUPPLY_OPEN);
+    assert_invariants();
+    allot_bytes_free(&bytes);
+}
