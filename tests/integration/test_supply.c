@@ -264,7 +264,7 @@ Test(supply, reserve_with_backorder_holds_open_supply_earliest_first)
     verify_ok();
 }
 
-Test(supply, reserve_refuses_a_bad_backorder_and_a_held_supply_cannot_be_cancelled)
+Test(supply, reserve_refuses_a_bad_backorder)
 {
     backorder_supplies();
     allot_reply_t r = {0};
@@ -272,10 +272,7 @@ Test(supply, reserve_refuses_a_bad_backorder_and_a_held_supply_cannot_be_cancell
         cli, "reserve",
         "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":6,\"backorder\":\"yes\"}]}",
         "INVALID_ARGUMENT", &r);
-    harness_call_ok(cli, "reserve",
-                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
-    harness_call_error(cli, "supply.cancel", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
-    cr_assert_eq(held("PO-2"), 2);
+    cr_assert_eq(held("PO-2"), 0);
     allot_reply_free(&r);
     verify_ok();
 }
@@ -426,7 +423,7 @@ Test(supply, a_receipt_serves_the_oldest_order_then_holds_and_order_get_shows_th
     cr_assert_eq(harness_stock_field(cli, "A", "W1", "available"), 0, "4 arrived: 3 + 1 served");
     char before_order[4096], before_hold[4096], after[4096];
     order_text("O1", before_order, sizeof before_order);
-    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
     harness_reply_text(&r, before_hold, sizeof before_hold);
     cr_assert_not_null(strstr(before_order, "\"S2\""), "%s", before_order);
     verify_ok();
@@ -440,6 +437,62 @@ Test(supply, a_receipt_serves_the_oldest_order_then_holds_and_order_get_shows_th
     cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_hold);
     cr_assert_eq(harness_stock_field(cli, "A", "W1", "reserved"), 6);
     cr_assert_eq(harness_stock_field(cli, "A", "W1", "allocated"), 3);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+/* ---- supply.cancel moves or releases the backorders on it ---------------------------------- */
+
+Test(supply, cancel_moves_backorders_to_the_next_supply_releases_the_rest_and_kill_9_keeps_it,
+     .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve", /* takes the stock */
+                    "{\"id\":\"R0\",\"lines\":[{\"sku\":\"A\",\"qty\":5}]}", &r);
+    harness_call_ok(cli, "reserve", /* 3 on PO-2 */
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":3,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    harness_call_ok(cli, "reserve", /* PO-2's last unit */
+                    "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":1,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "reserve", /* 8 of PO-1's 10 */
+                    "{\"id\":\"R3\",\"lines\":[{\"sku\":\"A\",\"qty\":8,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* all that from the checkpoint */
+    harness_call_ok(cli, "supply.cancel", "{\"id\":\"PO-2\"}", &r);
+    harness_expect_str_at(&r, "state", "cancelled");
+    cr_assert_eq(harness_reply_int(&r, "held"), 0);
+    cr_assert_eq(held("PO-1"), 10, "the order's units moved to what PO-1 had free");
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    harness_expect_str_at(&r, "state", "created");
+    harness_expect_json_at(
+        &r, "lines",
+        harness_json("[{'sku':'A','qty':2,'backordered':2,'backorders':[{'supply':'PO-1','qty':2,"
+                     "'eta_ms':%lld}]}]",
+                     ETA_MS + DAY_MS));
+    harness_call_error(cli, "reservation.get", "{\"id\":\"R2\"}", "NOT_FOUND", &r); /* released */
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    harness_expect_str_at(&r, "lines.0.allocations.0.supply", "PO-1");
+    char before_order[4096], before_hold[4096], after[4096];
+    order_text("O1", before_order, sizeof before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    harness_reply_text(&r, before_hold, sizeof before_hold);
+    verify_ok();
+    allot_client_close(cli); /* the cancel from the WAL */
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    order_text("O1", after, sizeof after);
+    cr_assert_str_eq(after, before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_hold);
+    harness_call_error(cli, "reservation.get", "{\"id\":\"R2\"}", "NOT_FOUND", &r);
+    cr_assert_eq(held("PO-2"), 0);
+    cr_assert_eq(held("PO-1"), 10);
+    verify_ok();
+    /* and it goes on from there: PO-1 serves the moved units */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-1\"}", &r);
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    harness_expect_json_at(&r, "shipments.0.lines", "[{'sku':'A','qty':2}]");
     allot_reply_free(&r);
     verify_ok();
 }
