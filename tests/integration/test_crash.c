@@ -11,9 +11,11 @@
  * supplies of BO, and some holds of BO alone become orders (bo-<n>, some then cancelled) that
  * keep those units backordered; after each restart every acknowledged order step is there and
  * the supplies' held is exactly what the live holds hold of them plus what those orders have
- * backordered (and server.verify agrees). ALLOT_CRASH_KILLS=N sets the number of
- * kills (default 100),
- * ALLOT_CRASH_SEED the random seed (printed, so a failure can be replayed). */
+ * backordered (and server.verify agrees). Small supplies of BO (BX-<n>) that come first are put
+ * and, once holds and orders wait on them, cancelled: their units move to the large ones in the
+ * cancel's record; after each restart a cancelled one holds nothing and the sum above holds.
+ * ALLOT_CRASH_KILLS=N sets the number of kills (default 100), ALLOT_CRASH_SEED the random seed
+ * (printed, so a failure can be replayed). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <lmdb.h>
@@ -41,6 +43,9 @@
 #define BACKORDER_SUPPLIES 3       /* B-<n>: supplies of BO at L1, never received or cancelled */
 #define BACKORDER_QTY      2000000 /* each: more than the reserves can take */
 #define BO_ORDERS_MAX      20000   /* bo-<n>: orders from holds of BO alone */
+#define BX_MAX             20000   /* BX-<n>: small early supplies of BO, cancelled while held */
+#define BX_OPEN_MAX        8       /* of them open at once */
+#define BX_QTY             30
 
 /* ---- the model: what the test knows was acknowledged --------------------------------------- */
 
@@ -68,7 +73,8 @@ typedef enum {
     OP_CHECKPOINT,
     OP_ORDER,
     OP_SUPPLY,
-    OP_BO_ORDER
+    OP_BO_ORDER,
+    OP_BX
 } op_kind_t;
 
 /* An order's progress: each step is one transition, in this order. */
@@ -138,6 +144,8 @@ static struct {
     int supply_count;
     bo_order_t *bo_orders;
     int bo_order_count;
+    bo_order_t *bx; /* BX-<n>: BO_NONE, BO_CREATED (open), BO_CANCELLED, BO_GONE as orders */
+    int bx_count;
 } m;
 
 static unsigned rng_state;
@@ -281,6 +289,50 @@ static void bo_order_answered(int i, bool ok)
 
 #define SUPPLY_ETA_MS 1893456000000LL /* 2030-01-01 */
 
+/* Put a small supply of BO that comes before B-0 (backorder holds fill it first), or cancel an
+ * open one while it is held: its units move to B-0.. (nothing is released: they have room). */
+static void bx_send(allot_client_t *c, op_t *op)
+{
+    char params[256];
+    op->kind = OP_BX;
+    int open = 0;
+    for (int i = 0; i < m.bx_count; i++) {
+        bo_order_t *x = &m.bx[i];
+        open += x->sent == BO_CREATED || x->acked == BO_CREATED;
+        if (x->acked == BO_CREATED && x->sent == BO_CREATED && rnd(2) == 0) {
+            x->sent = BO_CANCELLED;
+            snprintf(params, sizeof(params), "{\"id\":\"BX-%d\"}", i);
+            send_json(c, "supply.cancel", params);
+            op->index = i;
+            return;
+        }
+    }
+    if (open >= BX_OPEN_MAX || m.bx_count == BX_MAX) { /* a plain read: nothing to track */
+        op->kind = OP_CHECKPOINT;
+        op->index = 0;
+        send_json(c, "server.checkpoint", "{}");
+        return;
+    }
+    int i = m.bx_count++;
+    m.bx[i] = (bo_order_t){BO_NONE, BO_CREATED, -1};
+    snprintf(params, sizeof(params),
+             "{\"id\":\"BX-%d\",\"sku\":\"BO\",\"location\":\"L1\",\"qty\":%d,\"eta_ms\":%lld}", i,
+             BX_QTY, SUPPLY_ETA_MS - 86400000LL + i);
+    send_json(c, "supply.put", params);
+    op->index = i;
+}
+
+static void bx_answered(int i, bool ok)
+{
+    bo_order_t *x = &m.bx[i];
+    if (ok)
+        x->acked = x->sent;
+    else
+        x->sent = x->acked;
+    if (!ok && x->acked == BO_NONE)
+        x->acked = x->sent = BO_GONE;
+}
+
 /* An acknowledged open supply with nothing in flight, or -1. */
 static int supply_pick(void)
 {
@@ -375,6 +427,10 @@ static void op_send(allot_client_t *c, op_t *op)
     }
     if (rnd(100) < 5 && m.bo_order_count < BO_ORDERS_MAX && bo_order_send(c, op))
         return;
+    if (rnd(100) < 2) {
+        bx_send(c, op);
+        return;
+    }
     unsigned dice = rnd(100);
     int release = dice < 55 ? -1 : active_pick();
     if (dice < 40 && m.adjust_count < ADJUSTS_MAX) {
@@ -491,6 +547,9 @@ static void op_answered(op_t *op, const allot_reply_t *reply)
         break;
     case OP_BO_ORDER:
         bo_order_answered(op->index, ok);
+        break;
+    case OP_BX:
+        bx_answered(op->index, ok);
         break;
     }
     if (ok && op->kind != OP_CHECKPOINT)
@@ -901,6 +960,32 @@ static void on_bo_order(int index, const allot_reply_t *reply, void *ctx)
     }
 }
 
+/* A listed supply of BO: for BX-<n>, its state is between the acknowledged and the sent one (the
+ * model takes it; an open one is marked seen) and a cancelled one holds nothing; false for B-*. */
+static bool bx_verify(const msgpack_object *x)
+{
+    const msgpack_object *id = allot_object_map_get(x, "id");
+    cr_assert(id != NULL && id->type == MSGPACK_OBJECT_STR);
+    if (id->via.str.size < 3 || memcmp(id->via.str.ptr, "BX-", 3) != 0)
+        return false;
+    char digits[16];
+    snprintf(digits, sizeof digits, "%.*s", (int)(id->via.str.size - 3), id->via.str.ptr + 3);
+    int i = atoi(digits);
+    cr_assert(i >= 0 && i < m.bx_count);
+    bo_order_t *o = &m.bx[i];
+    o->reservation = 1; /* listed */
+    const msgpack_object *state = allot_object_map_get(x, "state");
+    int step = allot_object_str_equal(state, "cancelled") ? BO_CANCELLED : BO_CREATED;
+    cr_assert(allot_object_str_equal(state, "cancelled") || allot_object_str_equal(state, "open"),
+              "BX-%d: unexpected state", i);
+    cr_assert(step >= o->acked && step <= o->sent, "BX-%d: step %d, acknowledged %d, sent %d", i,
+              step, o->acked, o->sent);
+    o->acked = o->sent = step;
+    if (step == BO_CANCELLED)
+        cr_assert_eq(map_int(x, "held"), 0, "BX-%d: a cancelled supply holds nothing", i);
+    return true;
+}
+
 /* BO's supplies hold exactly what the live holds and the orders from them hold, none received
  * (the orders are read first: their units add to what the holds hold). */
 static void backorders_verify(allot_client_t *c, char (*params)[128], holds_t *holds)
@@ -914,17 +999,29 @@ static void backorders_verify(allot_client_t *c, char (*params)[128], holds_t *h
         snprintf(params[n++], 128, "{\"id\":\"bo-%d\"}", i);
     }
     call_many(c, "order.get", params, n, on_bo_order, holds);
+    for (int i = 0; i < m.bx_count; i++)
+        m.bx[i].reservation = 0; /* listed: set by bx_verify */
     allot_reply_t reply = {0};
     harness_call_ok(c, "supply.list", "{\"sku\":\"BO\"}", &reply);
     const msgpack_object *list = allot_object_map_get(&reply.result, "supplies");
     cr_assert(list != NULL && list->type == MSGPACK_OBJECT_ARRAY);
-    cr_assert_eq(list->via.array.size, BACKORDER_SUPPLIES);
     int64_t held = 0;
+    uint32_t large = 0;
     for (uint32_t i = 0; i < list->via.array.size; i++) {
         const msgpack_object *x = &list->via.array.ptr[i];
         cr_assert_eq(map_int(x, "received"), 0);
         cr_assert_leq(map_int(x, "held"), map_int(x, "qty"));
         held += map_int(x, "held");
+        large += bx_verify(x) ? 0 : 1;
+    }
+    cr_assert_eq(large, BACKORDER_SUPPLIES);
+    for (int i = 0; i < m.bx_count; i++) { /* not listed: never applied, or evicted once ended */
+        bo_order_t *o = &m.bx[i];
+        if (o->reservation == 1)
+            continue;
+        cr_assert(o->acked != BO_CREATED || o->sent == BO_CANCELLED,
+                  "BX-%d: acknowledged open supply lost", i);
+        o->acked = o->sent = o->acked == BO_NONE ? BO_GONE : BO_CANCELLED;
     }
     cr_assert_eq(held, holds->backordered,
                  "BO's supplies hold %lld, the live holds and the orders %lld", (long long)held,
@@ -1226,6 +1323,7 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
     m.orders = calloc(ORDERS_MAX, sizeof(*m.orders));
     m.supplies = calloc(SUPPLIES_MAX, sizeof(*m.supplies));
     m.bo_orders = calloc(BO_ORDERS_MAX, sizeof(*m.bo_orders));
+    m.bx = calloc(BX_MAX, sizeof(*m.bx));
     cr_assert(m.reservations != NULL && m.adjusts != NULL && m.locations != NULL &&
               m.orders != NULL && m.supplies != NULL && m.bo_orders != NULL);
 
