@@ -145,6 +145,7 @@
 #define ALLOT_ORDER_RETURNS_MAX       32
 #define ALLOT_ORDER_HISTORY_MAX       256
 #define ALLOT_ORDER_ADDRESS_BYTES_MAX 4096
+#define ALLOT_ORDER_BACKORDERS_MAX    1024 /* backordered parts of lines: {line, supply, qty} */
 /* Orders in one order.list page: by default, and at most. */
 #define ALLOT_ORDER_LIST_LIMIT_DEFAULT 20
 #define ALLOT_ORDER_LIST_LIMIT_MAX     100
@@ -508,8 +509,10 @@ _Static_assert(ALLOT_ID_BYTES_MAX <= UINT8_MAX &&
                "a reservation record holds its id's length in a u8; short ids inline");
 _Static_assert(ALLOT_ORDER_SHIPMENTS_MAX < UINT16_MAX && ALLOT_ORDER_ITEMS_MAX <= UINT16_MAX &&
                    ALLOT_ORDER_RETURNS_MAX <= UINT16_MAX && ALLOT_ORDER_HISTORY_MAX <= UINT16_MAX &&
-                   ALLOT_LINES_MAX <= UINT16_MAX,
+                   ALLOT_LINES_MAX <= UINT16_MAX && ALLOT_ORDER_BACKORDERS_MAX <= UINT16_MAX,
                "an order's counts fit their u16 fields (shipment 0xFFFF is 'none')");
+_Static_assert(ALLOT_ORDER_BACKORDERS_MAX >= ALLOT_ORDER_ITEMS_MAX,
+               "an order takes every allocation of a hold it may take as backorders");
 _Static_assert(ALLOT_PRIORITY_MIN <= ALLOT_PRIORITY_DEFAULT &&
                    ALLOT_PRIORITY_DEFAULT <= ALLOT_PRIORITY_MAX,
                "the default priority is a valid one");

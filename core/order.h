@@ -16,6 +16,13 @@
  * per distinct location on the UTC day of now_ms. shipment.ship lowers on_hand (not below 0) and
  * allocated; cancel and reject give the allocation back; return.receive restock adds to on_hand.
  *
+ * Backorders: a reservation's backorder allocations (core/reservation.h) stay on the order's
+ * lines as backorders (allot_event_order_t.backorders: line, supply id, qty), still counted in
+ * each supply's held (core/supply.h), in no position and no shipment; a line's qty counts them
+ * (so does the customer's limit). Release leaves them waiting; the state derived from the
+ * shipments is never shipped or delivered while any wait (allot_order_state_from_shipments);
+ * cancel gives them back to their supplies in its record.
+ *
  * Memory: an order that is delivered or cancelled and has no requested return is "ended"
  * (ended_ms). allot_orders_evict_aged() emits ORDER_EVICT for ended orders older than
  * config.orders_archive_age_ms that are not dirty, so replay agrees; the next checkpoint

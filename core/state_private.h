@@ -180,7 +180,8 @@ struct allot_state {
     allot_heap_t order_heap; /* ended orders by (ended_ms, id) */
     uint32_t order_live;
     order_prepared_t order_prepared;
-    char *pending_customer_id;               /* prepared customer-index id copy */
+    struct order_receipt *receipt; /* a supply.receive's plan (core/order/order_receipt.c) */
+    char *pending_customer_id;     /* prepared customer-index id copy */
     allot_u32_vec_t pending_customer_orders; /* prepared customer-index order list */
     allot_order_archive_t archive;
     allot_bytes_t archive_bytes; /* archived orders copied for the current reply */

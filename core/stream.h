@@ -21,13 +21,16 @@
  *    and nothing else is written: allot_stream_tick_due_ms / allot_stream_tick);
  *    reservation.created / .released / .expired {id, lines}; order.created {id, customer};
  *    order.changed {id, customer, from, to, cause} for every other order record but evictions
- *    (from == to when the state did not change: payment, modify); shipment.changed per shipment
- *    whose state changed or that is new; return.changed {id, order, state}; supply.changed
- *    {id, sku, location, qty, received, held, eta_ms, state, cause} for every supply.put,
- *    supply.receive and supply.cancel record (cause: the record's type name, "supply.delayed"
- *    for a put that moved eta_ms later), before the stock.changed of a receipt; stock.low /
- *    stock.restored {sku, available, low_stock, reason} when the record took a SKU with
- *    low_stock > 0 from above it to at or below it (low) or back (restored), comparing the SKU's
+ *    (from == to when the state did not change: payment, modify), and for each order whose
+ *    backorders a supply.receive serves (cause "supply.receive") or a supply.cancel moves or
+ *    cancels (cause "supply.cancelled"), after that record's supply.changed; shipment.changed
+ *    per shipment whose state changed or that is new; return.changed {id, order, state};
+ *    supply.changed {id, sku, location, qty, received, held, eta_ms, state, cause} for every
+ *    supply.put, supply.receive and supply.cancel record (cause: the record's type name,
+ *    "supply.delayed" for a put that moved eta_ms later), before the stock.changed of a
+ *    receipt; stock.low / stock.restored {sku, available, low_stock, reason} when the record
+ *    took a SKU with low_stock > 0 from above it to at or below it (low) or back (restored),
+ *    comparing the SKU's
  *    total available over active ship locations (avail.changed's) and its low_stock before the
  *    record with both after it (sku.put moves the threshold; turning it off while low restores):
  *    never coalesced, no memory, so every node and every replay derives the same. Snapshot

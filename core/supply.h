@@ -10,9 +10,10 @@
  * everything first, change nothing on error, and on success emit one event record and apply it.
  *
  * A supply keeps qty (the total expected), received (units that arrived), held (units promised
- * to backorders: the backorder allocations of live reservations on it, core/reservation.h) and
- * eta_ms. The units it can still promise are qty - received - held while it is open; held never
- * exceeds qty - received, and only an open supply is held.
+ * to backorders: the backorder allocations of live reservations on it, core/reservation.h, and
+ * the backordered units of orders on it, core/order.h) and eta_ms. The units it can still promise
+ * are qty - received - held while it is open; held never exceeds qty - received, and only an open
+ * supply is held.
  *
  * supply.put upserts: a new id needs a location that exists, qty in 1..ALLOT_QUANTITY_MAX and
  * eta_ms in the time range (core/limits.h). On an existing supply: the same values change
@@ -22,14 +23,27 @@
  * "supply.delayed"); a received or cancelled supply is INVALID_TRANSITION.
  * supply.receive moves units into on_hand at the supply's location (a stock movement: the ledger
  * and stock.changed with reason "supply.receive" and ref the supply id); qty defaults to the
- * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too,
- * more than qty - received - held (units backorders hold) is INVALID_TRANSITION;
- * receiving the last unit makes the supply received; a supply that is not open is
+ * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too.
+ * The units serve the supply's backorders first, in the same record (its writer and apply are
+ * core/order/order_receipt.c's): orders' backordered units, oldest order first (created_ms, then
+ * id), become allocated at the location in a new shipment of the order (allocated, or released
+ * when the order is); then live holds' backorder allocations, oldest first (created_ms, then id),
+ * become held at the location (merged into the line's allocation there); held shrinks by what
+ * they took, and the rest is plain stock. An order that cannot take one more shipment
+ * (ALLOT_ORDER_SHIPMENTS_MAX, ALLOT_ORDER_ITEMS_MAX) is passed over (its units keep waiting),
+ * and a receipt of the last unit that would leave it waiting is TOO_LARGE.
+ * Receiving the last unit makes the supply received; a supply that is not open is
  * INVALID_TRANSITION (receive is not idempotent: a retry after a lost reply takes the default,
  * which a received supply refuses). supply.cancel of an open supply cancels it (units already
- * received stay on hand) unless backorders hold units of it (INVALID_TRANSITION until those
- * holds end); cancelling a cancelled supply changes nothing (success); a received supply is
- * INVALID_TRANSITION.
+ * received stay on hand); in the same record (its apply is core/order/order_displace.c's) the
+ * backorders on it move to the SKU's other open supplies, earliest eta first (then id), each
+ * within its free qty (qty - received - held): orders' backordered units first, oldest order
+ * first (created_ms, then id), then live holds' backorder allocations, oldest first. What cannot
+ * move is released: a hold's line holds less (a hold left holding nothing is released as by
+ * reservation.release); an order's units are cancelled from its lines (a line left with none
+ * goes), and an order left with nothing to ship is cancelled as order.cancel would (history
+ * reason "supply.cancelled"). Cancelling a cancelled supply changes nothing (success); a
+ * received supply is INVALID_TRANSITION.
  *
  * Errors: INVALID_ARGUMENT, NOT_FOUND (supply, location), CONFLICT, INVALID_TRANSITION,
  * TOO_LARGE, NOMEM. Called by net/ handlers and by the promise (allot_supply_incoming); libc only.

@@ -3,6 +3,7 @@
 #include "command.h"
 #include "core/order.h"
 #include "core/state.h"
+#include "core/supply.h"
 #include "pack.h"
 
 /* ---- packers ----------------------------------------------------------------------------------
@@ -54,6 +55,8 @@ static const char *history_text_key(uint8_t event)
     case ALLOT_ORDER_EVENT_RETURN_CREATE:
     case ALLOT_ORDER_EVENT_RETURN_RECEIVE:
         return "return";
+    case ALLOT_ORDER_EVENT_RECEIVE:
+        return "supply";
     default:
         return "reason";
     }
@@ -134,7 +137,40 @@ static void pack_order_optional(msgpack_packer *pk, const allot_order_view_t *v)
     }
 }
 
-static void pack_order(msgpack_packer *pk, const allot_order_view_t *v)
+/* The order's lines: {sku, qty}, and on a line with units still waiting for future supply also
+ * "backordered" (those units) and "backorders": [{supply, qty, eta_ms}] (the supply's eta now). */
+static void pack_lines(msgpack_packer *pk, const allot_state_t *state, const allot_order_view_t *v)
+{
+    msgpack_pack_array(pk, v->line_count);
+    for (uint32_t i = 0; i < v->line_count; i++) {
+        int64_t backordered = 0;
+        uint32_t parts = 0;
+        for (uint32_t k = 0; k < v->backorder_count; k++)
+            if (v->backorders[k].line == i) {
+                backordered += v->backorders[k].qty;
+                parts++;
+            }
+        msgpack_pack_map(pk, parts > 0 ? 4 : 2);
+        pack_key_str(pk, "sku", v->lines[i].sku);
+        pack_key_int(pk, "qty", v->lines[i].qty);
+        if (parts == 0)
+            continue;
+        pack_key_int(pk, "backordered", backordered);
+        pack_cstr(pk, "backorders");
+        msgpack_pack_array(pk, parts);
+        for (uint32_t k = 0; k < v->backorder_count; k++) {
+            const allot_event_backorder_t *b = &v->backorders[k];
+            if (b->line != i)
+                continue;
+            msgpack_pack_map(pk, 3);
+            pack_key_str(pk, "supply", b->supply);
+            pack_key_int(pk, "qty", b->qty);
+            pack_key_int(pk, "eta_ms", allot_supply_eta_ms(state, b->supply));
+        }
+    }
+}
+
+static void pack_order(msgpack_packer *pk, const allot_state_t *state, const allot_order_view_t *v)
 {
     uint32_t fields = 10 + (v->address.len > 0) + (v->instructions.len > 0) +
                       (v->location.len > 0) + v->has_ship_to + (v->return_count > 0);
@@ -151,7 +187,7 @@ static void pack_order(msgpack_packer *pk, const allot_order_view_t *v)
     pack_key_cstr(pk, "method", allot_method_names[v->method]);
     pack_key_cstr(pk, "policy", allot_policy_names[v->policy]);
     pack_cstr(pk, "lines");
-    pack_items(pk, v->lines, v->line_count);
+    pack_lines(pk, state, v);
     pack_cstr(pk, "shipments");
     pack_shipments(pk, v);
     pack_cstr(pk, "history");
@@ -215,7 +251,7 @@ static int reply_order(command_call_t *call, int rc, const allot_order_view_t *v
 {
     if (rc != 0)
         return rc;
-    pack_order(call->result, v);
+    pack_order(call->result, call->state, v);
     return 0;
 }
 
@@ -320,7 +356,7 @@ int handle_order_list(command_call_t *call)
             msgpack_pack_nil(pk);
             continue;
         }
-        pack_order(pk, v);
+        pack_order(pk, call->state, v);
         last = v->id; /* archived views stay readable until the next call into the state */
     }
     pack_cstr(pk, "next_after");

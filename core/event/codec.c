@@ -79,6 +79,7 @@ void allot_event_scratch_free(allot_event_scratch_t *scratch)
     free(scratch->shipments);
     free(scratch->returns);
     free(scratch->history);
+    free(scratch->backorders);
     memset(scratch, 0, sizeof(*scratch));
 }
 

@@ -201,6 +201,8 @@ typedef struct allot_event_supply {
     int64_t on_hand_after; /* receive: the position's on_hand after it */
     int64_t at_ms;         /* put, receive, cancel; snapshot: when it last changed */
     uint8_t state;         /* snapshot: allot_supply_state_t */
+    bool serves; /* receive (version 2): the units serve the supply's backorders first; cancel
+                    (version 2): the backorders on it move or are released */
 } allot_event_supply_t;
 
 /* ---- orders (core/order.h) -------------------------------------------------------------- */
@@ -233,6 +235,14 @@ typedef struct allot_event_return {
     uint32_t item_first; /* into the order's items */
     uint32_t item_count;
 } allot_event_return_t;
+
+/* Units of an order line still waiting for future supply (core/supply.h): held on the supply
+ * `supply` (its held counts them) until it is received or the order ends. */
+typedef struct allot_event_backorder {
+    allot_str_t supply;
+    int64_t qty;
+    uint32_t line; /* index into the order's lines */
+} allot_event_backorder_t;
 
 typedef struct allot_event_history {
     int64_t at_ms;
@@ -268,11 +278,13 @@ typedef struct allot_event_order {
     uint32_t item_count;
     uint32_t return_count;
     uint32_t history_count;
+    uint32_t backorder_count;
     allot_event_item_t *lines;
     allot_event_shipment_t *shipments;
     allot_event_item_t *items; /* shipment and return items */
     allot_event_return_t *returns;
     allot_event_history_t *history;
+    allot_event_backorder_t *backorders; /* by line, then in the hold's order (earliest eta) */
 } allot_event_order_t;
 
 /* Every other order event. Fields unused by a type are zero / empty. */
@@ -347,6 +359,8 @@ typedef struct allot_event_scratch {
     uint32_t return_capacity;
     allot_event_history_t *history;
     uint32_t history_capacity;
+    allot_event_backorder_t *backorders;
+    uint32_t backorder_capacity;
 } allot_event_scratch_t;
 
 void allot_event_scratch_free(allot_event_scratch_t *scratch);

@@ -7,6 +7,7 @@
 #include "core/order/order_private.h"
 #include "core/reservation/reservation_private.h"
 #include "core/sale/sale_private.h"
+#include "core/supply/supply_private.h"
 
 /* ---- stock effects ------------------------------------------------------------------------- */
 
@@ -84,6 +85,53 @@ static void order_settle(allot_state_t *state, uint32_t slot, int64_t at_ms)
     order_dirty_mark(state, slot);
 }
 
+/* ---- backordered units (core/supply.h): held on their supplies ------------------------------ */
+
+/* Units the live hold `reservation` (may be none) holds on the supply `id`. */
+static int64_t hold_held_on(const allot_state_t *state, allot_str_t reservation, allot_str_t id)
+{
+    const allot_reservation_t *r = allot_reservation_find(state, reservation);
+    int64_t qty = 0;
+    for (uint32_t k = 0; r != NULL && allot_reservation_lines(r) != NULL && k < r->allocation_count;
+         k++) {
+        const allot_reservation_allocation_t *a = &allot_reservation_allocations(r)[k];
+        if (a->location == ALLOT_LOCATION_SUPPLY &&
+            allot_str_equal(allot_reservation_allocation_supply(r, a), id))
+            qty += a->qty;
+    }
+    return qty;
+}
+
+/* A new order's backorders: each supply exists, is open, is of its line's SKU and has room for
+ * the order's units on it (what the consumed hold holds on it counts as room); dirty marks. */
+static int backorders_prepare(allot_state_t *state, const allot_event_order_t *e)
+{
+    for (uint32_t i = 0; i < e->backorder_count; i++) {
+        const allot_event_backorder_t *b = &e->backorders[i];
+        uint32_t slot = supply_find(state, b->supply);
+        if (slot == ALLOT_SLOT_NONE)
+            return ALLOT_ECORRUPT;
+        const supply_t *x = &state->supply->supplies[slot];
+        int64_t wanted = 0;
+        for (uint32_t k = 0; k < e->backorder_count; k++)
+            if (allot_str_equal(e->backorders[k].supply, b->supply))
+                wanted += e->backorders[k].qty;
+        int64_t room =
+            x->qty - x->received - x->held + hold_held_on(state, e->reservation, b->supply);
+        if (x->state != ALLOT_SUPPLY_OPEN || wanted > room ||
+            x->sku != allot_sku_index_find(state, e->lines[b->line].sku))
+            return ALLOT_ECORRUPT;
+    }
+    return allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], e->backorder_count);
+}
+
+/* The order's backorders take (+1) or give back (-1) their units on their supplies. */
+static void backorders_hold(allot_state_t *state, const allot_event_order_t *v, int sign)
+{
+    for (uint32_t i = 0; i < v->backorder_count; i++)
+        supply_held_add(state, v->backorders[i].supply, sign * v->backorders[i].qty);
+}
+
 /* ---- the customer's units of each SKU (core/sale/): orders count until cancelled or evicted -- */
 
 static bool order_counts(const allot_event_order_t *v)
@@ -114,8 +162,10 @@ static int whole_prepare(allot_state_t *state, const allot_event_order_t *e, boo
 {
     order_prepared_t *prep = &state->order_prepared;
     prep->slot = order_slot_find(state, e->id);
-    if (create && (prep->slot != ALLOT_SLOT_NONE || e->state != ALLOT_ORDER_CREATED ||
-                   e->return_count > 0 || e->history_count > 0 || e->shipment_count == 0))
+    if (create &&
+        (prep->slot != ALLOT_SLOT_NONE || e->state != ALLOT_ORDER_CREATED || e->return_count > 0 ||
+         e->history_count > 0 || e->shipment_count + e->backorder_count == 0 ||
+         (e->backorder_count > 0 && e->reservation.len == 0)))
         return ALLOT_ECORRUPT;
     int rc = prep->slot != ALLOT_SLOT_NONE ? order_remove_reserve(state) : 0;
     if (rc == 0 && prep->slot != ALLOT_SLOT_NONE)
@@ -133,6 +183,8 @@ static int whole_prepare(allot_state_t *state, const allot_event_order_t *e, boo
             (rc = items_prepare(state, e->items + s->item_first, s->item_count, s->location)) != 0)
             return rc;
     }
+    if (create && (rc = backorders_prepare(state, e)) != 0) /* before the consume's marks */
+        return rc;
     if (create && e->reservation.len > 0 &&
         (rc = reservation_consume_prepare(state, e->reservation)))
         return rc;
@@ -163,6 +215,7 @@ void order_create_commit(allot_state_t *state, const allot_event_order_t *e)
     prep->order = NULL;
     if (e->reservation.len > 0)
         reservation_consume_commit(state, e->reservation, e->created_ms);
+    backorders_hold(state, &o->v, +1); /* the consumed hold's units, now the order's */
     for (uint32_t i = 0; i < o->v.shipment_count; i++) {
         const allot_event_shipment_t *s = &o->v.shipments[i];
         items_allocate(state, o->v.items + s->item_first, s->item_count, s->location, +1, false);
@@ -261,6 +314,8 @@ int order_cancel_prepare(allot_state_t *state, const allot_event_order_change_t 
         const allot_event_shipment_t *x = &o->v.shipments[i];
         rc = items_prepare(state, o->v.items + x->item_first, x->item_count, x->location);
     }
+    if (rc == 0) /* backordered units go back to their supplies */
+        rc = allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], o->v.backorder_count);
     return rc != 0 ? rc : holdings_reserve(state, &o->v);
 }
 
@@ -486,6 +541,8 @@ void order_cancel_commit(allot_state_t *state, const allot_event_order_change_t 
         items_allocate(state, v->items + s->item_first, s->item_count, s->location, -1, false);
         s->state = ALLOT_SHIPMENT_CANCELLED;
     }
+    backorders_hold(state, v, -1);
+    v->backorder_count = 0; /* nothing waits any more */
     v->state = ALLOT_ORDER_CANCELLED;
     v->entered_by = ALLOT_ORDER_EVENT_CANCEL;
     change_end(state, o, c, ALLOT_ORDER_EVENT_CANCEL);
@@ -594,4 +651,108 @@ void order_evict_commit(allot_state_t *state, const allot_event_order_change_t *
     (void)c;
     holdings_add(state, &state->orders[state->order_prepared.slot]->v, -1);
     order_remove(state, state->order_prepared.slot);
+}
+
+/* ---- receipts: backordered units become a shipment (order_receipt.c plans them) ------------ */
+
+void order_receipt_serve(allot_state_t *state, const receipt_served_t *served, allot_str_t supply,
+                         int64_t at_ms)
+{
+    order_dirty_mark(state, served->slot); /* before the change (checkpoint pre-image) */
+    allot_order_t *o = state->orders[served->slot];
+    allot_event_order_t *v = &o->v;
+    allot_event_shipment_t *s = &v->shipments[v->shipment_count];
+    *s = (allot_event_shipment_t){served->location,        {"", 0},       {"", 0},
+                                  ALLOT_SHIPMENT_RELEASED, v->item_count, 0};
+    if (v->state == ALLOT_ORDER_CREATED || v->state == ALLOT_ORDER_ON_HOLD)
+        s->state = ALLOT_SHIPMENT_ALLOCATED; /* released with the order */
+    int64_t left = served->qty;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < v->backorder_count; i++) {
+        allot_event_backorder_t b = v->backorders[i];
+        int64_t take = allot_str_equal(b.supply, supply) ? (b.qty < left ? b.qty : left) : 0;
+        left -= take;
+        if (take > 0) { /* one item per line, in the order the backorders name them */
+            uint32_t k = 0;
+            while (k < s->item_count &&
+                   !allot_str_equal(v->items[s->item_first + k].sku, v->lines[b.line].sku))
+                k++;
+            if (k == s->item_count)
+                v->items[s->item_first + s->item_count++] =
+                    (allot_event_item_t){v->lines[b.line].sku, 0};
+            v->items[s->item_first + k].qty += take;
+        }
+        b.qty -= take;
+        if (b.qty > 0)
+            v->backorders[kept++] = b;
+    }
+    assert(left == 0 && s->item_count > 0);
+    v->backorder_count = kept;
+    v->item_count += s->item_count;
+    uint16_t index = (uint16_t)v->shipment_count++;
+    items_allocate(state, v->items + s->item_first, s->item_count, s->location, +1, false);
+    capacity_count(state, s->location, at_ms);
+    if (v->history_count < o->history_capacity && v->history_count < ALLOT_ORDER_HISTORY_MAX)
+        history_add(o, at_ms, ALLOT_ORDER_EVENT_RECEIVE, 0, index, served->supply);
+    order_settle(state, served->slot, at_ms);
+}
+
+/* ---- supply cancels: backordered units move or are cancelled (order_displace.c plans them) -- */
+
+/* Whether the order has nothing left to ship: every shipment cancelled or rejected and no
+ * units waiting. */
+static bool order_nothing_left(const allot_event_order_t *v)
+{
+    for (uint32_t i = 0; i < v->shipment_count; i++)
+        if (v->shipments[i].state != ALLOT_SHIPMENT_CANCELLED &&
+            v->shipments[i].state != ALLOT_SHIPMENT_REJECTED)
+            return false;
+    return v->backorder_count == 0;
+}
+
+/* The lines give up their cancelled units; a line left with none goes (the backorders after it
+ * name one line less). */
+static void lines_cut(allot_event_order_t *v, const int64_t *cancelled)
+{
+    for (uint32_t i = v->line_count; i-- > 0;) {
+        v->lines[i].qty -= cancelled[i];
+        if (v->lines[i].qty > 0)
+            continue;
+        for (uint32_t k = i + 1; k < v->line_count; k++)
+            v->lines[k - 1] = v->lines[k];
+        v->line_count--;
+        for (uint32_t k = 0; k < v->backorder_count; k++)
+            if (v->backorders[k].line > i)
+                v->backorders[k].line--;
+    }
+}
+
+void order_displace_apply(allot_state_t *state, receipt_served_t *served, int64_t at_ms)
+{
+    order_dirty_mark(state, served->slot); /* before the change (checkpoint pre-image) */
+    allot_order_t *o = state->orders[served->slot];
+    allot_event_order_t *v = &o->v;
+    int64_t cancelled[ALLOT_LINES_MAX] = {0};
+    const allot_event_backorder_t *moved = served->block;
+    for (uint32_t i = 0; i < v->backorder_count; i++)
+        cancelled[v->backorders[i].line] += v->backorders[i].qty;
+    for (uint32_t i = 0; i < served->allocation_count; i++)
+        cancelled[moved[i].line] -= moved[i].qty;
+    holdings_add(state, v, -1); /* while it still counts, with the lines it had */
+    backorders_hold(state, v, -1);
+    free(v->backorders);
+    v->backorders = served->block;
+    v->backorder_count = o->backorder_capacity = served->allocation_count;
+    served->block = NULL; /* the order owns it */
+    backorders_hold(state, v, +1);
+    if (order_nothing_left(v)) { /* cancelled as order.cancel would (its lines as ordered) */
+        v->state = ALLOT_ORDER_CANCELLED;
+        v->entered_by = ALLOT_ORDER_EVENT_CANCEL;
+        if (v->history_count < o->history_capacity && v->history_count < ALLOT_ORDER_HISTORY_MAX)
+            history_add(o, at_ms, ALLOT_ORDER_EVENT_CANCEL, 0, 0, served->supply);
+    } else {
+        lines_cut(v, cancelled);
+    }
+    holdings_add(state, v, +1);
+    order_settle(state, served->slot, at_ms);
 }

@@ -33,7 +33,8 @@
  *          (0 = not ended); u8 state (0 created, 1 on_hold, 2 released, 3 partially_shipped,
  *          4 shipped, 5 delivered, 6 cancelled); u8 payment; u8 entered_by (order event:
  *          0 create, 1 pay, 2 hold, 3 unhold, 4 modify, 5 release, 6 cancel, 7 reject, 8 ship,
- *          9 deliver, 10 return.create, 11 return.receive); u8 method; u8 policy;
+ *          9 deliver, 10 return.create, 11 return.receive, 12 supply.receive: a receipt served
+ *          backordered units, text = the supply id, shipment = the new one); u8 method; u8 policy;
  *          u8 flags (bit0 has ship_to); f64 lat; f64 lon; str location (len 0 = none);
  *          str instructions; str address;
  *          items = lines (1..100);
@@ -42,7 +43,12 @@
  *            u16 item_first; u16 item_count (1..) };
  *          items (0..1024) = the shipments' and returns' items, by range;
  *          u16 return_count (0..32) x return;
- *          u16 history_count (0..256) x { i64 at_ms; u8 event; u8 arg; u16 shipment; str text }
+ *          u16 history_count (0..256) x { i64 at_ms; u8 event; u8 arg; u16 shipment; str text };
+ *          u8 order_version = 2; u16 backorder_count (0..1024) x { u16 line (index into the
+ *            lines); str supply (an id); i64 qty (1..2^40) } = the lines' units still waiting for
+ *            that supply (a line's backordered units sum to at most its qty)
+ *          An order of version 1 (written before backorders existed) ends after the history:
+ *          it decodes with no backorders.
  * return = str id; u64 request_hash; i64 created_ms; i64 received_ms (0 = not yet);
  *          u8 state (0 requested, 1 received); u8 disposition (0 none, 1 restock, 2 damaged);
  *          str location (len 0 = not received); str reason; str label (an id);
@@ -61,6 +67,8 @@
 
 #define ORDER_SNAPSHOT_ARCHIVED 1u
 #define ORDER_BODY_SHIP_TO      1u
+/* The byte after an order's version 1 fields in version 2 payloads. */
+#define ORDER_PAYLOAD_VERSION 2u
 
 static bool text_ok(allot_str_t s, uint32_t bytes_max)
 {
@@ -105,6 +113,8 @@ static size_t order_body_bytes(const allot_event_order_t *o)
         n += return_bytes(&o->returns[i]);
     for (uint32_t i = 0; i < o->history_count; i++)
         n += 14 + str_bytes(o->history[i].text);
+    for (uint32_t i = 0; i < o->backorder_count; i++)
+        n += 10 + str_bytes(o->backorders[i].supply);
     return n;
 }
 
@@ -184,6 +194,13 @@ static void put_order_body(allot_bytes_t *out, const allot_event_order_t *o)
         allot_bytes_put_u8(out, h->arg);
         allot_bytes_put_u16(out, h->shipment);
         allot_bytes_put_str(out, h->text);
+    }
+    allot_bytes_put_u8(out, ORDER_PAYLOAD_VERSION);
+    allot_bytes_put_u16(out, (uint16_t)o->backorder_count);
+    for (uint32_t i = 0; i < o->backorder_count; i++) {
+        allot_bytes_put_u16(out, (uint16_t)o->backorders[i].line);
+        allot_bytes_put_str(out, o->backorders[i].supply);
+        allot_bytes_put_i64(out, o->backorders[i].qty);
     }
 }
 
@@ -339,6 +356,40 @@ static bool order_ranges_ok(const allot_event_order_t *o)
     return true;
 }
 
+/* The backorders of a version 2 order; a version 1 order ends before them (none). Each names a
+ * line, and a line's backordered units sum to at most its qty. */
+static int get_backorders(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_t *o)
+{
+    o->backorder_count = 0;
+    o->backorders = s->backorders;
+    if (r->offset == r->len)
+        return 0;
+    uint8_t version = allot_reader_u8(r);
+    uint32_t count = allot_reader_u16(r);
+    if (r->failed || version != ORDER_PAYLOAD_VERSION || count > ALLOT_ORDER_BACKORDERS_MAX)
+        return ALLOT_ECORRUPT;
+    int rc = allot_array_grow((void **)&s->backorders, &s->backorder_capacity, count,
+                              sizeof(allot_event_backorder_t), 16);
+    if (rc != 0)
+        return rc;
+    o->backorders = s->backorders;
+    int64_t waiting[ALLOT_LINES_MAX] = {0};
+    for (uint32_t i = 0; i < count; i++) {
+        allot_event_backorder_t *b = &s->backorders[i];
+        b->line = allot_reader_u16(r);
+        b->supply = allot_reader_str(r);
+        b->qty = allot_reader_i64(r);
+        if (r->failed || b->line >= o->line_count || !allot_id_valid(b->supply) ||
+            !allot_event_amount_ok(b->qty))
+            return ALLOT_ECORRUPT;
+        waiting[b->line] += b->qty;
+        if (waiting[b->line] > o->lines[b->line].qty)
+            return ALLOT_ECORRUPT;
+    }
+    o->backorder_count = count;
+    return 0;
+}
+
 static int get_order_body(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_t *o)
 {
     int rc = get_order_head(r, o);
@@ -357,7 +408,9 @@ static int get_order_body(allot_reader_t *r, allot_event_scratch_t *s, allot_eve
         return rc;
     o->lines = s->items;
     o->items = s->items + o->line_count;
-    return order_ranges_ok(o) ? 0 : ALLOT_ECORRUPT;
+    if (!order_ranges_ok(o))
+        return ALLOT_ECORRUPT;
+    return get_backorders(r, s, o);
 }
 
 static int get_reject(allot_reader_t *r, allot_event_scratch_t *s, allot_event_order_change_t *c)

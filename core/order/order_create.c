@@ -221,7 +221,8 @@ static int order_queue_check(const allot_state_t *state, const allot_order_creat
     return 0;
 }
 
-/* From a live reservation: its held lines and allocations, no re-sourcing. */
+/* From a live reservation: its held lines and allocations, no re-sourcing; its backorder
+ * allocations stay on the order's lines as backorders on the same supplies. */
 static int create_from_reservation(allot_state_t *state, const allot_order_create_request_t *req,
                                    int64_t now_ms, allot_event_order_t *e,
                                    allot_event_item_t *lines, allot_error_detail_t *detail)
@@ -238,25 +239,27 @@ static int create_from_reservation(allot_state_t *state, const allot_order_creat
         return allot_error_set(detail, ALLOT_ETOO_LARGE, "reservation",
                                "an order holds at most %u allocations",
                                (unsigned)ALLOT_ORDER_ITEMS_MAX);
+    static allot_event_backorder_t backorders[ALLOT_ORDER_BACKORDERS_MAX];
     e->line_count = 0;
+    e->backorder_count = 0;
     for (uint32_t i = 0; i < r->line_count; i++) {
         const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
         if (line->qty_held == 0)
             continue;
-        lines[e->line_count++] =
-            (allot_event_item_t){allot_sku_id(&state->skus[line->sku]), line->qty_held};
+        uint32_t at = e->line_count++;
+        lines[at] = (allot_event_item_t){allot_sku_id(&state->skus[line->sku]), line->qty_held};
         for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_reservation_allocation_t *a =
+            const allot_reservation_allocation_t *a = 
                 &allot_reservation_allocations(r)[line->allocation_first + k];
-            if (a->location == ALLOT_LOCATION_SUPPLY)
-                return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "reservation",
-                                       "reservation %s holds backordered units; an order cannot "
-                                       "take them yet",
-                                       allot_str_echo(req->reservation, &(allot_echo_t){0}));
-            allocs[n++] = (order_alloc_t){line->sku, a->location, a->qty};
+            if (a->location == ALLOT_LOCATION_SUPPLY) /* stays backordered on the order's line */
+                backorders[e->backorder_count++] = (allot_event_backorder_t){
+                    allot_reservation_allocation_supply(r, a), a->qty, at};
+            else
+                allocs[n++] = (order_alloc_t){line->sku, a->location, a->qty};
         }
     }
     e->lines = lines;
+    e->backorders = backorders;
     if (req->customer.len == 0 && r->customer_len > 0) /* the hold's customer carries over */
         e->customer = allot_reservation_customer(r);
     rc = order_shipments_build(state, allocs, n, e, detail);

@@ -53,6 +53,11 @@ static void dump_one(FILE *out, const allot_event_order_t *v)
                 r->reason.ptr);
         dump_items(out, "item", v->items + r->item_first, r->item_count);
     }
+    for (uint32_t i = 0; i < v->backorder_count; i++) {
+        const allot_event_backorder_t *b = &v->backorders[i];
+        fprintf(out, "  backorder line=%u supply=%.*s qty=%" PRId64 "\n", b->line,
+                (int)b->supply.len, b->supply.ptr, b->qty);
+    }
     for (uint32_t i = 0; i < v->history_count; i++) {
         const allot_event_history_t *h = &v->history[i];
         fprintf(out, "  history at_ms=%" PRId64 " %s arg=%u shipment=%u text=%.*s\n", h->at_ms,

@@ -33,6 +33,7 @@ typedef struct allot_order {
     uint32_t item_capacity;
     uint32_t return_capacity;
     uint32_t history_capacity;
+    uint32_t backorder_capacity;
     bool in_heap;
     uint8_t dirty; /* checkpoint marks (STATE_MARK_*) */
 } allot_order_t;
@@ -104,6 +105,53 @@ int order_change_emit(allot_state_t *state, uint8_t type, const allot_event_orde
 int order_build_reserve(allot_state_t *state, uint32_t shipments, uint32_t items);
 /* INVALID_ARGUMENT unless s is at most ALLOT_TEXT_BYTES_MAX bytes of UTF-8. */
 int order_text_check(allot_str_t s, const char *field, allot_error_detail_t *detail);
+
+/* ---- receipts (order_receipt.c): a supply.receive serves the supply's backorders ---------- */
+/* One order or hold a receipt serves, in the order served. */
+typedef struct receipt_served {
+    uint32_t slot;             /* the order's or the hold's */
+    uint32_t allocation_count; /* holds: allocations of the new block */
+    int64_t qty;               /* units served */
+    allot_str_t location;      /* orders: the supply's location id, copied into the order */
+    allot_str_t supply;        /* orders: the supply's id, copied into the order (history) */
+    void *block;               /* holds: the new block (reservation_receipt_prepare) */
+} receipt_served_t;
+
+/* What a receipt serves: orders with backorders on the supply oldest first (created_ms, then
+ * id), then live holds with backorder allocations on it oldest first (created_ms, then id), up to
+ * min(qty, held); an order that cannot take one more shipment (ALLOT_ORDER_SHIPMENTS_MAX,
+ * ALLOT_ORDER_ITEMS_MAX) is passed over. */
+typedef struct order_receipt {
+    receipt_served_t *orders;
+    uint32_t order_count, order_capacity;
+    receipt_served_t *holds;
+    uint32_t hold_count, hold_capacity;
+    int64_t served;   /* units served in all */
+    int64_t unserved; /* held units the receipt passed over although it covered them */
+} order_receipt_t;
+
+/* The plan of receiving qty units of the supply at slot (state->receipt, reset first); with
+ * `room`, also room for every change (the apply's prepare). 0, ALLOT_ENOMEM. */
+int order_receipt_plan(allot_state_t *state, uint32_t supply_slot, int64_t qty, bool room);
+void order_receipt_free(allot_state_t *state);
+/* order_apply.c: the order of `served` takes its units as a new shipment at the supply's
+ * location; its backorders on `supply` shrink by them (room made by order_receipt_plan). */
+void order_receipt_serve(allot_state_t *state, const receipt_served_t *served, allot_str_t supply,
+                         int64_t at_ms);
+/* Every order and live hold waiting on `supply` into the plan, oldest first (qty = what waits). */
+int order_receipt_collect(allot_state_t *state, order_receipt_t *plan, allot_str_t supply);
+/* Empty the plan (the blocks it still owns are freed). */
+void order_receipt_reset(order_receipt_t *plan);
+
+/* ---- supply cancels (order_displace.c): the backorders on a cancelled supply move ---------- *
+ * Its plan is the receipt's (state->receipt): orders and holds waiting on the supply, oldest
+ * first; an order's entry has its new backorders in block (allocation_count of them), the units
+ * it loses in qty and the cancel reason (copied into the order) in supply; a hold's entry has
+ * its new block, and the units it releases in qty. */
+/* order_apply.c: the order takes its new backorders; the units that could not move are cancelled
+ * from its lines (a line left with none goes), or, when nothing is left to ship, the order is
+ * cancelled as order.cancel would (its history says so with the reason). */
+void order_displace_apply(allot_state_t *state, receipt_served_t *served, int64_t at_ms);
 
 /* One sourced allocation: units of a SKU (index) at a location (index). */
 typedef struct order_alloc {

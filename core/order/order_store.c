@@ -72,6 +72,7 @@ void order_release(allot_order_t *order)
     free(order->v.items);
     free(order->v.returns);
     free(order->v.history);
+    free(order->v.backorders);
     free(order);
 }
 
@@ -195,6 +196,14 @@ int order_build(const allot_event_order_t *src, uint32_t history_extra, allot_or
         o->v.history[i].text = order_text_copy(o, src->history[i].text);
         ok = o->v.history[i].text.ptr != NULL;
     }
+    if (ok && src->backorder_count > 0)
+        ok = allot_array_grow((void **)&o->v.backorders, &o->backorder_capacity,
+                              src->backorder_count, sizeof(*o->v.backorders), 4) == 0;
+    for (uint32_t i = 0; ok && i < src->backorder_count; i++) {
+        o->v.backorders[i] = src->backorders[i];
+        o->v.backorders[i].supply = order_text_copy(o, src->backorders[i].supply);
+        ok = o->v.backorders[i].supply.ptr != NULL;
+    }
     if (!ok) {
         order_release(o);
         return ALLOT_ENOMEM;
@@ -204,6 +213,7 @@ int order_build(const allot_event_order_t *src, uint32_t history_extra, allot_or
     o->v.item_count = src->item_count;
     o->v.return_count = src->return_count;
     o->v.history_count = src->history_count;
+    o->v.backorder_count = src->backorder_count;
     *out = o;
     return 0;
 }
@@ -434,6 +444,7 @@ void order_free_all(allot_state_t *state)
     allot_u32_vec_free(&state->pending_customer_orders);
     free(state->build_items);
     free(state->build_shipments);
+    order_receipt_free(state);
 }
 
 /* ---- dirty set and snapshots ---------------------------------------------------------------- */

@@ -9,19 +9,13 @@ const char *const allot_order_state_names[] = {"created",           "on_hold", "
 const char *const allot_shipment_state_names[] = {"allocated", "released",  "shipped", "delivered",
                                                   "rejected",  "cancelled", NULL};
 const char *const allot_payment_names[] = {"none", "authorized", "captured", "failed", NULL};
-const char *const allot_order_event_names[] = {"order.create",
-                                               "order.pay",
-                                               "order.hold",
-                                               "order.unhold",
-                                               "order.modify",
-                                               "order.release",
-                                               "order.cancel",
-                                               "shipment.reject",
-                                               "shipment.ship",
-                                               "shipment.deliver",
-                                               "return.create",
-                                               "return.receive",
-                                               NULL};
+const char *const allot_order_event_names[] = {"order.create",   "order.pay",
+                                               "order.hold",     "order.unhold",
+                                               "order.modify",   "order.release",
+                                               "order.cancel",   "shipment.reject",
+                                               "shipment.ship",  "shipment.deliver",
+                                               "return.create",  "return.receive",
+                                               "supply.receive", NULL};
 const char *const allot_return_state_names[] = {"requested", "received", NULL};
 const char *const allot_disposition_names[] = {"none", "restock", "damaged", NULL};
 
@@ -34,24 +28,25 @@ const char *const allot_disposition_names[] = {"none", "restock", "damaged", NUL
 #define CANCELLED ALLOT_ORDER_CANCELLED
 
 /* state x event -> next state. Columns: create, pay, hold, unhold, modify, release, cancel,
- * reject, ship, deliver, return.create, return.receive. "create" is never a transition (it makes
- * the order). The no-op repeat of the event that produced the current state (entered_by) is
- * checked before this table; a cell that is NO here is still refused when it is not a repeat. */
+ * reject, ship, deliver, return.create, return.receive, supply.receive (never a transition: a
+ * receipt adds a shipment to an order, core/order/order_receipt.c). "create" is never a transition
+ * (it makes the order). The no-op repeat of the event that produced the current state (entered_by)
+ * is checked before this table; a cell that is NO here is still refused when it is not a repeat. */
 static const uint8_t order_table[ALLOT_ORDER_STATE_COUNT][ALLOT_ORDER_EVENT_COUNT] = {
     /* created */
-    {NO, SAME, ON_HOLD, NO, SAME, RELEASED, CANCELLED, SAME, NO, NO, NO, NO},
+    {NO, SAME, ON_HOLD, NO, SAME, RELEASED, CANCELLED, SAME, NO, NO, NO, NO, NO},
     /* on_hold */
-    {NO, SAME, NO, CREATED, SAME, NO, CANCELLED, SAME, NO, NO, NO, NO},
+    {NO, SAME, NO, CREATED, SAME, NO, CANCELLED, SAME, NO, NO, NO, NO, NO},
     /* released */
-    {NO, SAME, NO, NO, NO, NO, CANCELLED, SAME, DERIVED, NO, NO, NO},
+    {NO, SAME, NO, NO, NO, NO, CANCELLED, SAME, DERIVED, NO, NO, NO, NO},
     /* partially_shipped */
-    {NO, SAME, NO, NO, NO, NO, NO, SAME, DERIVED, DERIVED, SAME, SAME},
+    {NO, SAME, NO, NO, NO, NO, NO, SAME, DERIVED, DERIVED, SAME, SAME, NO},
     /* shipped */
-    {NO, SAME, NO, NO, NO, NO, NO, NO, NO, DERIVED, SAME, SAME},
+    {NO, SAME, NO, NO, NO, NO, NO, NO, NO, DERIVED, SAME, SAME, NO},
     /* delivered */
-    {NO, SAME, NO, NO, NO, NO, NO, NO, NO, NO, SAME, SAME},
+    {NO, SAME, NO, NO, NO, NO, NO, NO, NO, NO, SAME, SAME, NO},
     /* cancelled */
-    {NO, NO, NO, NO, NO, NO, NO, NO, NO, NO, NO, NO},
+    {NO, NO, NO, NO, NO, NO, NO, NO, NO, NO, NO, NO, NO},
 };
 
 /* from x to: may the payment status change? (the diagonal is the no-op repeat) */
@@ -86,9 +81,10 @@ uint8_t allot_order_state_from_shipments(const allot_event_order_t *order)
         shipped += s == ALLOT_SHIPMENT_SHIPPED || s == ALLOT_SHIPMENT_DELIVERED;
         delivered += s == ALLOT_SHIPMENT_DELIVERED;
     }
-    if (active > 0 && delivered == active)
+    bool waiting = order->backorder_count > 0; /* backordered units still to come */
+    if (!waiting && active > 0 && delivered == active)
         return ALLOT_ORDER_DELIVERED;
-    if (active > 0 && shipped == active)
+    if (!waiting && active > 0 && shipped == active)
         return ALLOT_ORDER_SHIPPED;
     return shipped > 0 ? ALLOT_ORDER_PARTIALLY_SHIPPED : ALLOT_ORDER_RELEASED;
 }

@@ -63,6 +63,7 @@ typedef enum allot_order_event {
     ALLOT_ORDER_EVENT_DELIVER,
     ALLOT_ORDER_EVENT_RETURN_CREATE,
     ALLOT_ORDER_EVENT_RETURN_RECEIVE,
+    ALLOT_ORDER_EVENT_RECEIVE, /* supply.receive: backordered units arrived (a new shipment) */
     ALLOT_ORDER_EVENT_COUNT
 } allot_order_event_t;
 
@@ -99,7 +100,8 @@ extern const char *const allot_disposition_names[]; /* "none", "restock", "damag
 uint8_t allot_order_next_state(uint8_t state, uint8_t event);
 /* Payment table: may `from` become `to`? (equal: the no-op repeat, true) */
 bool allot_payment_transition_allowed(uint8_t from, uint8_t to);
-/* Order state implied by its shipments once released (released .. delivered). */
+/* Order state implied by its shipments once released (released .. delivered); while units are
+ * backordered it is never shipped or delivered (partially_shipped once anything shipped). */
 uint8_t allot_order_state_from_shipments(const allot_event_order_t *order);
 
 /* A read-only order: what net/ packs and the archive decodes to. */

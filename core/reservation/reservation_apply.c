@@ -473,3 +473,303 @@ void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at
     reservation_tombstone_evict(state, at_ms); /* room reserved by the release prepare it shares */
     hold_entomb(state, slot, ALLOT_RESERVATION_RELEASED, at_ms);
 }
+
+/* ---- a live hold's parts rebuilt (receipts, supply cancels) --------------------------------- */
+
+/* A new block for the parts of hold r with `allocations` allocations and `tail_bytes` of supply
+ * ids (core/reservation.h): its long id, if it has one, copied at the start; *lines is where
+ * its lines go. NULL: out of memory. */
+static char *hold_block_new(const allot_reservation_t *r, uint32_t allocations, uint32_t tail_bytes,
+                            allot_reservation_line_t **lines)
+{
+    uint32_t lines_at = allot_reservation_lines_at(r->id_len);
+    size_t bytes = lines_at + r->line_count * sizeof(allot_reservation_line_t) +
+                   allocations * sizeof(allot_reservation_allocation_t) + r->customer_len +
+                   tail_bytes;
+    char *block = malloc(bytes);
+    if (block == NULL)
+        return NULL;
+    if (lines_at > 0) { /* a long id, NUL-terminated and padded as body_move writes it */
+        allot_str_t id = allot_reservation_id(r);
+        memcpy(block, id.ptr, id.len);
+        memset(block + id.len, 0, lines_at - id.len);
+    }
+    *lines = (allot_reservation_line_t *)(block + lines_at);
+    return block;
+}
+
+/* The live hold r (in a block: it holds backorders) takes `block` (hold_block_new) instead. */
+static void hold_block_replace(allot_reservation_t *r, void *block, uint32_t allocation_count)
+{
+    assert(!r->body_inline);
+    free(r->body.other.block);
+    r->body.other.block = block;
+    r->allocation_count = allocation_count;
+}
+
+/* ---- receipts: backorder allocations served by their supply (core/order/order_receipt.c) --- */
+
+/* Whether a is a backorder allocation on `supply`. */
+static bool receipt_on(const allot_reservation_t *r, const allot_reservation_allocation_t *a,
+                       allot_str_t supply)
+{
+    return a->location == ALLOT_LOCATION_SUPPLY &&
+           allot_str_equal(allot_reservation_allocation_supply(r, a), supply);
+}
+
+/* What the line's allocations on `supply` give up, in their order, out of `left`. */
+static int64_t receipt_take(const allot_reservation_t *r, const allot_reservation_line_t *line,
+                            allot_str_t supply, int64_t left)
+{
+    int64_t total = 0;
+    for (uint32_t k = 0; k < line->allocation_count && left > 0; k++) {
+        const allot_reservation_allocation_t *a =
+            &allot_reservation_allocations(r)[line->allocation_first + k];
+        int64_t t = receipt_on(r, a, supply) ? (a->qty < left ? a->qty : left) : 0;
+        left -= t;
+        total += t;
+    }
+    return total;
+}
+
+/* The allocations of line i in the new block from `at` (the moved units at location first, in
+ * the line's own allocation there or a new one after the line's location allocations), written
+ * to out unless it is NULL (sizing); the supply ids of its backorder allocations go to tail at
+ * *tail_at. *left shrinks by what the line gives up. Returns the next `at`. */
+static uint32_t receipt_line_fill(const allot_reservation_t *r, uint32_t i, allot_str_t supply,
+                                  uint32_t location, int64_t *left,
+                                  allot_reservation_allocation_t *out, uint32_t at, char *tail,
+                                  uint32_t *tail_at)
+{
+    const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
+    int64_t moved = receipt_take(r, line, supply, *left);
+    bool merged = false;
+    for (uint32_t k = 0; k < line->allocation_count; k++) {
+        const allot_reservation_allocation_t *a =
+            &allot_reservation_allocations(r)[line->allocation_first + k];
+        if (a->location == ALLOT_LOCATION_SUPPLY)
+            continue;
+        bool here = moved > 0 && a->location == location;
+        if (out != NULL)
+            out[at] = (allot_reservation_allocation_t){a->location, 0, a->qty + (here ? moved : 0)};
+        at++;
+        merged = merged || here;
+    }
+    if (moved > 0 && !merged) {
+        if (out != NULL)
+            out[at] = (allot_reservation_allocation_t){location, 0, moved};
+        at++;
+    }
+    for (uint32_t k = 0; k < line->allocation_count; k++) {
+        const allot_reservation_allocation_t *a =
+            &allot_reservation_allocations(r)[line->allocation_first + k];
+        if (a->location != ALLOT_LOCATION_SUPPLY)
+            continue;
+        int64_t t = receipt_on(r, a, supply) ? (a->qty < *left ? a->qty : *left) : 0;
+        *left -= t;
+        if (a->qty == t)
+            continue; /* served in full: the allocation goes */
+        allot_str_t id = allot_reservation_allocation_supply(r, a);
+        if (out != NULL) {
+            out[at] = (allot_reservation_allocation_t){ALLOT_LOCATION_SUPPLY, *tail_at, a->qty - t};
+            tail[*tail_at] = (char)(uint8_t)id.len;
+            memcpy(tail + *tail_at + 1, id.ptr, id.len);
+        }
+        at++;
+        *tail_at += 1 + id.len;
+    }
+    return at;
+}
+
+int reservation_receipt_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                uint32_t location, int64_t qty, void **block,
+                                uint32_t *allocation_count)
+{
+    const allot_reservation_t *r = &state->reservations[slot];
+    assert(r->status == ALLOT_RESERVATION_ACTIVE && allot_reservation_lines(r) != NULL);
+    int64_t left = qty; /* a first pass sizes the block */
+    uint32_t count = 0, tail_bytes = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        count = receipt_line_fill(r, i, supply, location, &left, NULL, count, NULL, &tail_bytes);
+    allot_reservation_line_t *lines;
+    char *new_block = hold_block_new(r, count, tail_bytes, &lines);
+    if (new_block == NULL)
+        return ALLOT_ENOMEM;
+    allot_reservation_allocation_t *allocations = block_allocations(lines, r->line_count);
+    char *customer = (char *)(allocations + count);
+    if (r->customer_len > 0)
+        memcpy(customer, allot_reservation_customer(r).ptr, r->customer_len);
+    left = qty;
+    uint32_t at = 0, tail_at = 0;
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        lines[i] = allot_reservation_lines(r)[i];
+        lines[i].allocation_first = at;
+        at = receipt_line_fill(r, i, supply, location, &left, allocations, at,
+                               customer + r->customer_len, &tail_at);
+        lines[i].allocation_count = at - lines[i].allocation_first;
+    }
+    assert(at == count && left == 0);
+    *block = new_block;
+    *allocation_count = count;
+    return 0;
+}
+
+void reservation_receipt_commit(allot_state_t *state, uint32_t slot, void *block,
+                                uint32_t allocation_count, uint32_t sku, uint32_t location,
+                                int64_t qty, int64_t at_ms)
+{
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    allot_reservation_t *r = &state->reservations[slot];
+    bool held_there = false;
+    for (uint32_t k = 0; k < r->allocation_count; k++)
+        held_there = held_there || allot_reservation_allocations(r)[k].location == location;
+    hold_block_replace(r, block, allocation_count);
+    inventory_sku_dirty(state, sku); /* before the change (checkpoint pre-image) */
+    allot_position_t *p = inventory_position_mut(state, sku, location);
+    assert(p != NULL);
+    p->reserved += qty;
+    int64_t day = allot_day_from_ms(r->created_ms);
+    if (held_there || allot_day_from_ms(at_ms) != day)
+        return;
+    allot_location_t *l = &state->locations[location];
+    inventory_location_dirty(state, location); /* before the change (checkpoint pre-image) */
+    if (l->capacity_day != day) {
+        l->capacity_day = day;
+        l->capacity_count = 0;
+    }
+    l->capacity_count++;
+}
+
+/* ---- supply cancels: backorder allocations move to other supply (order_displace.c) -------- */
+
+/* One backorder allocation written to out[at] (unless out is NULL) with its supply id in the
+ * tail at *tail_at. */
+static void displace_put(allot_reservation_allocation_t *out, uint32_t at, char *tail,
+                         uint32_t *tail_at, allot_str_t id, int64_t qty)
+{
+    if (out != NULL) {
+        out[at] = (allot_reservation_allocation_t){ALLOT_LOCATION_SUPPLY, *tail_at, qty};
+        tail[*tail_at] = (char)(uint8_t)id.len;
+        memcpy(tail + *tail_at + 1, id.ptr, id.len);
+    }
+    *tail_at += 1 + id.len;
+}
+
+/* The allocations of line i in the new block from `at`: its units on `supply` go to the targets
+ * in turn within free[] (consumed), merged into the line's allocation on a target if it has
+ * one, else appended; the rest of them is released (*released). Writes unless out is NULL. */
+static uint32_t displace_line_fill(const allot_reservation_t *r, uint32_t i, allot_str_t supply,
+                                   const reservation_targets_t *t, int64_t *free_qty,
+                                   allot_reservation_allocation_t *out, uint32_t at, char *tail,
+                                   uint32_t *tail_at, int64_t *released)
+{
+    const allot_reservation_line_t *line = &allot_reservation_lines(r)[i];
+    int64_t moved[ALLOT_SUPPLIES_PER_SKU_MAX] = {0};
+    int64_t left = receipt_take(r, line, supply, INT64_MAX);
+    for (uint32_t k = 0; k < t->count && left > 0; k++) {
+        moved[k] = free_qty[k] < left ? free_qty[k] : left;
+        free_qty[k] -= moved[k];
+        left -= moved[k];
+    }
+    *released += left;
+    for (uint32_t k = 0; k < line->allocation_count; k++) {
+        const allot_reservation_allocation_t *a =
+            &allot_reservation_allocations(r)[line->allocation_first + k];
+        if (a->location != ALLOT_LOCATION_SUPPLY) {
+            if (out != NULL)
+                out[at] = *a;
+            at++;
+            continue;
+        }
+        allot_str_t id = allot_reservation_allocation_supply(r, a);
+        if (allot_str_equal(id, supply))
+            continue;
+        int64_t qty = a->qty;
+        for (uint32_t m = 0; m < t->count; m++)
+            if (moved[m] > 0 && allot_str_equal(t->ids[m], id)) {
+                qty += moved[m];
+                moved[m] = 0; /* merged */
+            }
+        displace_put(out, at++, tail, tail_at, id, qty);
+    }
+    for (uint32_t m = 0; m < t->count; m++)
+        if (moved[m] > 0)
+            displace_put(out, at++, tail, tail_at, t->ids[m], moved[m]);
+    return at;
+}
+
+int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                 const reservation_targets_t *targets, int64_t *free_qty,
+                                 void **block, uint32_t *allocation_count, int64_t *released)
+{
+    const allot_reservation_t *r = &state->reservations[slot];
+    assert(r->status == ALLOT_RESERVATION_ACTIVE && allot_reservation_lines(r) != NULL);
+    int64_t sizing[ALLOT_SUPPLIES_PER_SKU_MAX]; /* a first pass sizes the block */
+    memcpy(sizing, free_qty, targets->count * sizeof(*sizing));
+    uint32_t count = 0, tail_bytes = 0;
+    *released = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        count = displace_line_fill(r, i, supply, targets, sizing, NULL, count, NULL, &tail_bytes,
+                                   released);
+    allot_reservation_line_t *lines;
+    char *new_block = hold_block_new(r, count, tail_bytes, &lines);
+    if (new_block == NULL)
+        return ALLOT_ENOMEM;
+    allot_reservation_allocation_t *allocations = block_allocations(lines, r->line_count);
+    char *customer = (char *)(allocations + count);
+    if (r->customer_len > 0)
+        memcpy(customer, allot_reservation_customer(r).ptr, r->customer_len);
+    uint32_t at = 0, tail_at = 0;
+    *released = 0;
+    for (uint32_t i = 0; i < r->line_count; i++) {
+        int64_t line_released = 0;
+        lines[i] = allot_reservation_lines(r)[i];
+        lines[i].allocation_first = at;
+        at = displace_line_fill(r, i, supply, targets, free_qty, allocations, at,
+                                customer + r->customer_len, &tail_at, &line_released);
+        lines[i].allocation_count = at - lines[i].allocation_first;
+        lines[i].qty_held -= line_released;
+        *released += line_released;
+    }
+    assert(at == count && tail_at == tail_bytes);
+    *block = new_block;
+    *allocation_count = count;
+    int rc = state_dirty_reserve(state, count, r->line_count, 1, 0);
+    if (rc == 0 && r->customer_len > 0)
+        rc = sale_holding_reserve(state, r->line_count);
+    if (rc == 0)
+        rc = allot_heap_reserve(&state->tombstone_heap, 1);
+    return rc;
+}
+
+/* The hold's backorder allocations give back to (-1) or take on (+1) their supplies, and the
+ * customer's units with them. */
+static void displace_hold(allot_state_t *state, const allot_reservation_t *r, int sign)
+{
+    hold_holdings(state, r, sign);
+    for (uint32_t k = 0; k < r->allocation_count; k++)
+        if (allot_reservation_allocations(r)[k].location == ALLOT_LOCATION_SUPPLY)
+            hold_supply(state, r, &allot_reservation_allocations(r)[k], sign);
+}
+
+void reservation_displace_commit(allot_state_t *state, uint32_t slot, void *block,
+                                 uint32_t allocation_count, int64_t at_ms)
+{
+    allot_reservation_t *r = &state->reservations[slot];
+    const allot_reservation_line_t *lines =
+        (const allot_reservation_line_t *)((char *)block + allot_reservation_lines_at(r->id_len));
+    int64_t held = 0;
+    for (uint32_t i = 0; i < r->line_count; i++)
+        held += lines[i].qty_held;
+    if (held == 0) { /* holding nothing: released as by reservation.release */
+        free(block);
+        hold_release(state, slot, at_ms, false);
+        reservation_tombstone_evict(state, at_ms);
+        hold_entomb(state, slot, ALLOT_RESERVATION_RELEASED, at_ms);
+        return;
+    }
+    reservation_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    displace_hold(state, r, -1);
+    hold_block_replace(r, block, allocation_count);
+    displace_hold(state, r, +1);
+}

@@ -63,4 +63,41 @@ ALLOT_EVENTS_RESERVATION(ALLOT_EVENT_DECLARE)
 int reservation_consume_prepare(allot_state_t *state, allot_str_t id);
 void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at_ms);
 
+/* ---- receipts (reservation_apply.c; core/order/order_receipt.c applies supply.receive) ----- */
+/* A receipt of the supply `supply` (received at `location`, an index) serves qty units of the
+ * live hold at slot: its backorder allocations on that supply, in the hold's order, give them
+ * up, and they become held at the location on the same line (added to the line's allocation
+ * there, if it has one; allocations left with 0 units go). Builds the hold's new block, in the
+ * layout the hold has (*block, with *allocation_count allocations); ALLOT_ENOMEM. The caller
+ * makes room for the dirty marks of the commit (the hold, its SKU, the location). */
+int reservation_receipt_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                uint32_t location, int64_t qty, void **block,
+                                uint32_t *allocation_count);
+/* Install it: position (sku, location).reserved grows by qty (the position exists: the receipt
+ * put its units there), the old block goes; a location the hold did not hold at before counts one
+ * shipment of daily capacity when at_ms is on the UTC day of created_ms (as releasing it that
+ * day gives back). The supply's held is the caller's to lower. */
+void reservation_receipt_commit(allot_state_t *state, uint32_t slot, void *block,
+                                uint32_t allocation_count, uint32_t sku, uint32_t location,
+                                int64_t qty, int64_t at_ms);
+
+/* ---- supply cancels (reservation_apply.c; core/order/order_displace.c applies supply.cancel) *
+ * The open supplies the units of a cancelled supply move to, in the order they take them. */
+typedef struct reservation_targets {
+    allot_str_t ids[ALLOT_SUPPLIES_PER_SKU_MAX];
+    uint32_t count;
+} reservation_targets_t;
+/* The live hold at slot gives up its backorder allocations on `supply`: line by line, in the
+ * hold's order, the units go to the targets in turn within free_qty[] (consumed: what is left
+ * for the next hold), merged into the line's allocation on a target if it has one; the rest is
+ * released (*released; the line holds less, a line at 0 holds nothing). Builds the hold's new
+ * block (*block, *allocation_count) and makes room for the commit; ALLOT_ENOMEM. */
+int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
+                                 const reservation_targets_t *targets, int64_t *free_qty,
+                                 void **block, uint32_t *allocation_count, int64_t *released);
+/* Install it: the supplies' held and the customer's units follow; a hold left holding nothing is
+ * released as by reservation.release (a tombstone; the block is freed). */
+void reservation_displace_commit(allot_state_t *state, uint32_t slot, void *block,
+                                 uint32_t allocation_count, int64_t at_ms);
+
 #endif

@@ -177,8 +177,8 @@ static int check_holdings(const allot_state_t *state, char *msg, size_t msg_byte
     return rc;
 }
 
-/* Each supply's held is the sum of the backorder allocations of the live holds on it, and every
- * such allocation names a supply that exists. */
+/* Each supply's held is the sum of the backorder allocations of the live holds on it and of the
+ * backordered units of the orders on it, and every one of them names a supply that exists. */
 static int check_supply_holds(const allot_state_t *state, char *msg, size_t msg_bytes)
 {
     const supply_store_t *s = state->supply;
@@ -202,10 +202,22 @@ static int check_supply_holds(const allot_state_t *state, char *msg, size_t msg_
                 held[slot] += a->qty;
         }
     }
+    for (uint32_t i = 0; i < state->order_slots && rc == 0; i++) {
+        const allot_order_t *o = state->orders[i];
+        for (uint32_t k = 0; o != NULL && k < o->v.backorder_count && rc == 0; k++) {
+            uint32_t slot = supply_find(state, o->v.backorders[k].supply);
+            if (slot == ALLOT_SLOT_NONE || o->v.state == ALLOT_ORDER_CANCELLED)
+                rc = check_fail(msg, msg_bytes, "order %s backorders on a supply that is gone",
+                                allot_str_echo(o->v.id, &(allot_echo_t){0}));
+            else
+                held[slot] += o->v.backorders[k].qty;
+        }
+    }
     for (uint32_t i = 0; i < s->slots && rc == 0; i++) {
         const supply_t *x = &s->supplies[i];
         if (x->used && x->held != held[i])
-            rc = check_fail(msg, msg_bytes, "supply %s: held %lld, the holds on it sum to %lld",
+            rc = check_fail(msg, msg_bytes,
+                            "supply %s: held %lld, the holds and orders on it sum to %lld",
                             allot_str_echo((allot_str_t){x->id, x->id_len}, &(allot_echo_t){0}),
                             (long long)x->held, (long long)held[i]);
     }

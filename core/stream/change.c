@@ -130,6 +130,24 @@ static void order_capture(allot_state_t *state, allot_str_t id)
         sku_touch(stream, v->lines[i].sku);
 }
 
+/* The orders a receipt serves or a cancel moves (their plan, made by the prepare): their state
+ * and shipments. */
+static void receipt_capture(allot_state_t *state, const allot_event_supply_t *e)
+{
+    stream_state_t *stream = state->stream;
+    const order_receipt_t *plan = state->receipt;
+    stream->receipt_order_count = 0;
+    for (uint32_t i = 0; e->serves && plan != NULL && i < plan->order_count; i++) {
+        if (stream->receipt_order_count == STREAM_RECEIPT_ORDERS_MAX) {
+            stream->dropped += 2 * (plan->order_count - i);
+            break;
+        }
+        const allot_event_order_t *v = &state->orders[plan->orders[i].slot]->v;
+        stream->receipt_orders[stream->receipt_order_count++] =
+            (stream_receipt_order_t){plan->orders[i].slot, v->shipment_count, v->state};
+    }
+}
+
 /* The supply's eta before the record (INT64_MIN for a new supply). */
 static void supply_capture(allot_state_t *state, allot_str_t id)
 {
@@ -168,6 +186,8 @@ static void skus_of_event(allot_state_t *state, const allot_event_t *event)
         supply_capture(state, event->u.supply.id);
         if (event->type == ALLOT_EVENT_SUPPLY_RECEIVE)
             sku_touch(stream, event->u.supply.sku);
+        if (event->type != ALLOT_EVENT_SUPPLY_PUT)
+            receipt_capture(state, &event->u.supply);
         break;
     case ALLOT_EVENT_ORDER_CREATE:
         if (event->u.order.reservation.len > 0)
@@ -261,6 +281,7 @@ void stream_record_before(allot_state_t *state, const allot_event_t *event)
     stream->hold_id.len = 0;
     stream->order_known = false;
     stream->shipment_count = 0;
+    stream->receipt_order_count = 0;
     clock_advance(stream, event);
     skus_of_event(state, event);
     positions_capture(state);
@@ -590,6 +611,36 @@ static void order_changes(allot_state_t *state, const allot_event_t *event)
         return_change(stream, v, event->u.change.text);
 }
 
+/* A receipt's orders: order.changed (cause supply.receive; the state may stay) and
+ * shipment.changed for each new shipment; a cancel's: order.changed (cause supply.cancelled). */
+static void receipt_changes(allot_state_t *state, const allot_event_t *event)
+{
+    stream_state_t *stream = state->stream;
+    for (uint32_t i = 0; i < stream->receipt_order_count; i++) {
+        const stream_receipt_order_t *before = &stream->receipt_orders[i];
+        const allot_event_order_t *v = &state->orders[before->slot]->v;
+        allot_change_t change = {.type = ALLOT_CHANGE_ORDER_CHANGED, .id = v->id};
+        change.customer = v->customer;
+        change.from = allot_order_state_names[before->state];
+        change.to = allot_order_state_names[v->state];
+        change.cause = event->type == ALLOT_EVENT_SUPPLY_CANCEL
+                           ? "supply.cancelled"
+                           : allot_event_type_name(event->type);
+        change_give(stream, &change);
+        for (uint32_t k = before->shipment_count; k < v->shipment_count; k++) {
+            const allot_event_shipment_t *s = &v->shipments[k];
+            allot_change_t shipment = {.type = ALLOT_CHANGE_SHIPMENT_CHANGED};
+            shipment.order = v->id;
+            shipment.customer = v->customer;
+            shipment.shipment = k;
+            shipment.location = s->location;
+            shipment.tracking = s->tracking;
+            shipment.to = allot_shipment_state_names[s->state];
+            change_give(stream, &shipment);
+        }
+    }
+}
+
 /* Is a SKU with this total available and this low_stock setting low? */
 static bool sku_low(int64_t available, int64_t low_stock)
 {
@@ -649,9 +700,10 @@ void stream_record_after(allot_state_t *state, const allot_event_t *event)
         (event->type >= ALLOT_EVENT_ORDER_PAY && event->type <= ALLOT_EVENT_RETURN_RECEIVE))
         order_changes(state, event);
     else if (event->type == ALLOT_EVENT_SUPPLY_PUT || event->type == ALLOT_EVENT_SUPPLY_RECEIVE ||
-             event->type == ALLOT_EVENT_SUPPLY_CANCEL)
+             event->type == ALLOT_EVENT_SUPPLY_CANCEL) {
         supply_change(state, event);
-    else
+        receipt_changes(state, event);
+    } else
         hold_changes(state, event);
     uint32_t indices[sizeof(stream->skus) / sizeof(stream->skus[0])];
     int64_t before[sizeof(stream->skus) / sizeof(stream->skus[0])];

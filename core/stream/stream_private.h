@@ -32,6 +32,15 @@ typedef struct stream_avail {
     bool owed;
 } stream_avail_t;
 
+/* An order a receipt serves, before the record was committed (core/order/order_receipt.c). */
+typedef struct stream_receipt_order {
+    uint32_t slot;
+    uint32_t shipment_count;
+    uint8_t state;
+} stream_receipt_order_t;
+/* Orders of one receipt whose changes the stream derives (each gives two). */
+#define STREAM_RECEIPT_ORDERS_MAX (ALLOT_CHANGES_PER_RECORD_MAX / 2)
+
 /* A shipment before the record was committed. */
 typedef struct stream_shipment_before {
     uint8_t state;
@@ -63,6 +72,8 @@ typedef struct stream_state {
     bool order_known;
     uint32_t shipment_count;
     stream_shipment_before_t shipments[ALLOT_ORDER_SHIPMENTS_MAX];
+    stream_receipt_order_t receipt_orders[STREAM_RECEIPT_ORDERS_MAX]; /* a receipt serves them */
+    uint32_t receipt_order_count;
     /* avail.changed coalescing */
     stream_avail_t *avail;
     uint32_t avail_capacity;

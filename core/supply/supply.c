@@ -1,11 +1,12 @@
-/* supply.c - supply.put / receive / cancel (checks, then one event) and the reads: get, list,
- * and the incoming supply a product page can still promise. */
+/* supply.c - supply.put / cancel (checks, then one event) and the reads: get, list, and the
+ * incoming supply a product page can still promise (supply.receive: core/order/order_receipt.c).
+ */
 #include <string.h>
 
 #include "core/inventory/inventory_private.h"
 #include "core/supply/supply_private.h"
 
-static int id_check(allot_str_t id, const char *field, allot_error_detail_t *detail)
+int supply_id_check(allot_str_t id, const char *field, allot_error_detail_t *detail)
 {
     if (allot_id_valid(id))
         return 0;
@@ -13,11 +14,10 @@ static int id_check(allot_str_t id, const char *field, allot_error_detail_t *det
                            "%s must be 1..128 bytes of UTF-8", field);
 }
 
-/* The supply named id, or NOT_FOUND. */
-static int supply_lookup(const allot_state_t *state, allot_str_t id, uint32_t *slot,
-                         allot_error_detail_t *detail)
+int supply_lookup(const allot_state_t *state, allot_str_t id, uint32_t *slot,
+                  allot_error_detail_t *detail)
 {
-    int rc = id_check(id, "id", detail);
+    int rc = supply_id_check(id, "id", detail);
     if (rc != 0)
         return rc;
     *slot = supply_find(state, id);
@@ -27,32 +27,21 @@ static int supply_lookup(const allot_state_t *state, allot_str_t id, uint32_t *s
     return 0;
 }
 
-static int not_open(const supply_t *x, allot_error_detail_t *detail)
+int supply_not_open(const supply_t *x, allot_error_detail_t *detail)
 {
     return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "id", "supply %s is %s",
                            allot_str_echo((allot_str_t){x->id, x->id_len}, &(allot_echo_t){0}),
                            allot_supply_state_names[x->state]);
 }
 
-/* Units of an open supply that backorder holds hold: they cannot arrive or be cancelled while
- * those holds last (the holds end first: release, expiry or replace). */
-static int held_refuse(const supply_t *x, int64_t qty, allot_error_detail_t *detail)
-{
-    return allot_error_set(detail, ALLOT_EINVALID_TRANSITION, "qty",
-                           "supply %s: %lld of its units are held by backorders; at most %lld "
-                           "can be received or cancelled until those holds end",
-                           allot_str_echo((allot_str_t){x->id, x->id_len}, &(allot_echo_t){0}),
-                           (long long)x->held, (long long)qty);
-}
-
 static int put_input_check(const allot_state_t *state, const allot_supply_put_input_t *in,
                            uint32_t *location, allot_error_detail_t *detail)
 {
-    int rc = id_check(in->id, "id", detail);
+    int rc = supply_id_check(in->id, "id", detail);
     if (rc == 0)
-        rc = id_check(in->sku, "sku", detail);
+        rc = supply_id_check(in->sku, "sku", detail);
     if (rc == 0)
-        rc = id_check(in->location, "location", detail);
+        rc = supply_id_check(in->location, "location", detail);
     if (rc != 0)
         return rc;
     if (in->qty < 1 || in->qty > ALLOT_QUANTITY_MAX)
@@ -79,7 +68,7 @@ static int put_existing_check(const allot_state_t *state, const supply_t *x,
                                "supply %s is of another sku (a supply keeps its sku)",
                                allot_str_echo(in->id, &(allot_echo_t){0}));
     if (x->state != ALLOT_SUPPLY_OPEN)
-        return not_open(x, detail);
+        return supply_not_open(x, detail);
     if (x->received > 0 && x->location != location)
         return allot_error_set(detail, ALLOT_ECONFLICT, "location",
                                "supply %s already received units at its location",
@@ -135,45 +124,6 @@ int allot_supply_put(allot_state_t *state, const allot_supply_put_input_t *in, i
     return 0;
 }
 
-int allot_supply_receive(allot_state_t *state, allot_str_t id, bool has_qty, int64_t qty,
-                         int64_t now_ms, allot_supply_view_t *out, allot_error_detail_t *detail)
-{
-    uint32_t slot;
-    int rc = supply_lookup(state, id, &slot, detail);
-    if (rc != 0)
-        return rc;
-    const supply_t *x = &state->supply->supplies[slot];
-    if (x->state != ALLOT_SUPPLY_OPEN)
-        return not_open(x, detail);
-    int64_t rest = x->qty - x->received;
-    if (!has_qty)
-        qty = rest;
-    if (qty < 1 || qty > rest)
-        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "qty",
-                               "qty must be 1..%lld (the units not received yet)", (long long)rest);
-    if (qty > rest - x->held)
-        return held_refuse(x, rest - x->held, detail);
-    const allot_position_t *p = inventory_position_mut(state, x->sku, x->location);
-    int64_t on_hand = p != NULL ? p->on_hand : 0;
-    if (on_hand + qty > ALLOT_QUANTITY_MAX)
-        return allot_error_set(detail, ALLOT_EINVALID_ARGUMENT, "qty", "on_hand would exceed %lld",
-                               (long long)ALLOT_QUANTITY_MAX);
-    allot_supply_view_t v;
-    supply_view_fill(state, slot, &v);
-    allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_RECEIVE};
-    event.u.supply = (allot_event_supply_t){.id = v.id,
-                                            .sku = v.sku,
-                                            .location = v.location,
-                                            .qty = qty,
-                                            .on_hand_after = on_hand + qty,
-                                            .at_ms = now_ms};
-    rc = state_event_emit(state, &event);
-    if (rc != 0)
-        return allot_error_set(detail, rc, NULL, "out of memory");
-    supply_view_fill(state, slot, out);
-    return 0;
-}
-
 int allot_supply_cancel(allot_state_t *state, allot_str_t id, int64_t now_ms,
                         allot_supply_view_t *out, allot_error_detail_t *detail)
 {
@@ -183,12 +133,10 @@ int allot_supply_cancel(allot_state_t *state, allot_str_t id, int64_t now_ms,
         return rc;
     const supply_t *x = &state->supply->supplies[slot];
     if (x->state == ALLOT_SUPPLY_RECEIVED)
-        return not_open(x, detail);
-    if (x->state == ALLOT_SUPPLY_OPEN && x->held > 0)
-        return held_refuse(x, 0, detail);
-    if (x->state == ALLOT_SUPPLY_OPEN) {
+        return supply_not_open(x, detail);
+    if (x->state == ALLOT_SUPPLY_OPEN) { /* its backorders move or are released in the record */
         allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_CANCEL};
-        event.u.supply = (allot_event_supply_t){.id = id, .at_ms = now_ms};
+        event.u.supply = (allot_event_supply_t){.id = id, .at_ms = now_ms, .serves = x->held > 0};
         rc = state_event_emit(state, &event);
         if (rc != 0)
             return allot_error_set(detail, rc, NULL, "out of memory");

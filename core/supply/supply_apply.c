@@ -68,13 +68,14 @@ void supply_put_commit(allot_state_t *state, const allot_event_supply_t *e)
         x->state = ALLOT_SUPPLY_RECEIVED; /* lowered to what arrived: nothing more comes */
 }
 
-int supply_receive_prepare(allot_state_t *state, const allot_event_supply_t *e)
+int supply_receipt_prepare(allot_state_t *state, const allot_event_supply_t *e)
 {
     uint32_t slot = supply_find(state, e->id);
     if (slot == ALLOT_SLOT_NONE)
         return ALLOT_ECORRUPT;
     const supply_t *x = &state->supply->supplies[slot];
-    if (x->state != ALLOT_SUPPLY_OPEN || e->qty > x->qty - x->received - x->held ||
+    int64_t room = x->qty - x->received - (e->serves ? 0 : x->held);
+    if (x->state != ALLOT_SUPPLY_OPEN || e->qty > room ||
         !allot_str_equal(allot_sku_id(allot_sku_at(state, x->sku)), e->sku) ||
         !allot_str_equal(allot_location_id(allot_location_at(state, x->location)), e->location))
         return ALLOT_ECORRUPT;
@@ -86,7 +87,7 @@ int supply_receive_prepare(allot_state_t *state, const allot_event_supply_t *e)
     return rc;
 }
 
-void supply_receive_commit(allot_state_t *state, const allot_event_supply_t *e)
+void supply_receipt_commit(allot_state_t *state, const allot_event_supply_t *e)
 {
     uint32_t slot = supply_find(state, e->id);
     assert(slot != ALLOT_SLOT_NONE);
@@ -105,7 +106,7 @@ int supply_cancel_prepare(allot_state_t *state, const allot_event_supply_t *e)
 {
     uint32_t slot = supply_find(state, e->id);
     if (slot == ALLOT_SLOT_NONE || state->supply->supplies[slot].state != ALLOT_SUPPLY_OPEN ||
-        state->supply->supplies[slot].held != 0)
+        (!e->serves && state->supply->supplies[slot].held != 0))
         return ALLOT_ECORRUPT;
     return allot_u32_vec_reserve(&state->dirty[STATE_KEY_SUPPLY], 1);
 }

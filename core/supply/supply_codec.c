@@ -8,8 +8,16 @@
  *  9 SUPPLY_RECEIVE  str id; str sku; str location; i64 qty (1..2^40, the units received now);
  *                    i64 on_hand_after (0..2^40: the position's on_hand after the receipt);
  *                    i64 at_ms (sku and location repeat the supply's, for replay's look-ups and
- *                    the change stream)
- * 10 SUPPLY_CANCEL   str id; i64 at_ms (an open supply is cancelled)
+ *                    the change stream); u8 receive_version = 2: the units serve the supply's
+ *                    backorders first (core/order/order_receipt.c: orders oldest first, then
+ *                    live holds oldest first; what is left is plain stock). A version 1 receipt
+ *                    (written before receipts served backorders) ends after at_ms: its units are
+ *                    plain stock and may not touch held units (qty <= qty - received - held)
+ * 10 SUPPLY_CANCEL   str id; i64 at_ms (an open supply is cancelled); u8 cancel_version = 2
+ *                    when backorders wait on it: they move to the other open supply of its SKU
+ *                    or are released (core/order/order_displace.c: orders oldest first, then
+ *                    live holds oldest first, to the earliest eta first within each one's free
+ *                    qty). A version 1 cancel (no byte) is plain: nothing may hold the supply
  * 20 SUPPLY_SNAPSHOT str id; str sku; str location; i64 qty (1..2^40); i64 received (0..qty;
  *                    open: < qty, received: == qty); i64 held (0..qty - received: the
  *                    units backorder holds hold on it; 0 unless open); i64 eta_ms; u8 state (0
@@ -19,13 +27,18 @@
  * core/limits.h. Apply (supply_apply.c) additionally requires: the location to exist (put,
  * snapshot); for put of an existing supply the same sku, an open supply, qty >= received + held
  * and the same location once units were received, and for a new one room under the bounds; for
- * receive an open supply of that sku and location with qty <= its qty - received - held; for
- * cancel an open supply nothing holds (held 0); for a snapshot a new id.
+ * receive an open supply of that sku and location with qty <= its qty - received (version 1:
+ * - held) and, when it is the last unit, the held units all served; for
+ * cancel an open supply (version 1: nothing holds it, held 0); for a snapshot a new id.
  */
 #include "core/errors.h"
 #include "core/supply/supply_private.h"
 
-#define SUPPLY_EVENT_BYTES_MAX (3 * (2 + ALLOT_ID_BYTES_MAX) + 8 * 8 + 1)
+#define SUPPLY_EVENT_BYTES_MAX (3 * (2 + ALLOT_ID_BYTES_MAX) + 8 * 8 + 2)
+/* The byte after a receipt's version 1 fields: its units serve backorders first. */
+#define SUPPLY_RECEIVE_VERSION 2u
+/* The byte after a cancel's version 1 fields: its backorders move or are released. */
+#define SUPPLY_CANCEL_VERSION 2u
 
 static bool ids_ok(const allot_event_supply_t *e)
 {
@@ -85,6 +98,8 @@ int supply_receive_encode(const allot_event_supply_t *e, allot_bytes_t *out)
     allot_bytes_put_i64(out, e->qty);
     allot_bytes_put_i64(out, e->on_hand_after);
     allot_bytes_put_i64(out, e->at_ms);
+    if (e->serves)
+        allot_bytes_put_u8(out, SUPPLY_RECEIVE_VERSION);
     return 0;
 }
 
@@ -95,6 +110,9 @@ int supply_receive_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_eve
     e->qty = allot_reader_i64(r);
     e->on_hand_after = allot_reader_i64(r);
     e->at_ms = allot_reader_i64(r);
+    e->serves = r->offset < r->len;
+    if (e->serves && allot_reader_u8(r) != SUPPLY_RECEIVE_VERSION)
+        return ALLOT_ECORRUPT;
     bool ok = !r->failed && ids_ok(e) && qty_ok(e->qty) &&
               allot_event_quantity_ok(e->on_hand_after) && e->on_hand_after >= e->qty &&
               allot_event_time_ok(e->at_ms);
@@ -108,6 +126,8 @@ int supply_cancel_encode(const allot_event_supply_t *e, allot_bytes_t *out)
         return rc;
     allot_bytes_put_str(out, e->id);
     allot_bytes_put_i64(out, e->at_ms);
+    if (e->serves)
+        allot_bytes_put_u8(out, SUPPLY_CANCEL_VERSION);
     return 0;
 }
 
@@ -117,6 +137,9 @@ int supply_cancel_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_even
     *e = (allot_event_supply_t){0};
     e->id = allot_reader_str(r);
     e->at_ms = allot_reader_i64(r);
+    e->serves = r->offset < r->len;
+    if (e->serves && allot_reader_u8(r) != SUPPLY_CANCEL_VERSION)
+        return ALLOT_ECORRUPT;
     bool ok = !r->failed && allot_id_valid(e->id) && allot_event_time_ok(e->at_ms);
     return ok ? 0 : ALLOT_ECORRUPT;
 }

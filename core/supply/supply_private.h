@@ -3,9 +3,10 @@
  * checkpoint records, dump and the invariants.
  *
  * Contract: included by the files of core/supply/, by core/state/ (life cycle, dump,
- * invariants) and by core/reservation/ (the apply of backorder holds moves held); never outside
- * core/. Functions named *_reserve may fail with ALLOT_ENOMEM and make the matching infallible
- * ones safe; the rest cannot fail. Everything assumes validated input.
+ * invariants), by core/reservation/ (the apply of backorder holds moves held) and by core/order/
+ * (an order's backordered units move held); never outside core/. Functions named *_reserve may fail
+ * with ALLOT_ENOMEM and make the matching infallible ones safe; the rest cannot fail. Everything
+ * assumes validated input.
  */
 #ifndef ALLOT_CORE_SUPPLY_PRIVATE_H
 #define ALLOT_CORE_SUPPLY_PRIVATE_H
@@ -64,6 +65,28 @@ int supply_snapshot_take(allot_state_t *state, uint32_t index, bool full, allot_
 /* ---- event records (supply_codec.c, supply_apply.c): the rows of core/events.def ---------- */
 ALLOT_EVENTS_SUPPLY(ALLOT_EVENT_DECLARE)
 
+/* ---- the writers' checks (supply.c) -------------------------------------------------------- */
+/* INVALID_ARGUMENT naming field unless id is 1..128 bytes of UTF-8. */
+int supply_id_check(allot_str_t id, const char *field, allot_error_detail_t *detail);
+/* The supply named id (its slot), or NOT_FOUND. */
+int supply_lookup(const allot_state_t *state, allot_str_t id, uint32_t *slot,
+                  allot_error_detail_t *detail);
+/* INVALID_TRANSITION: the supply is not open (its state named). */
+int supply_not_open(const supply_t *x, allot_error_detail_t *detail);
+
+/* ---- a receipt's own part (supply_apply.c) ------------------------------------------------- *
+ * The apply of SUPPLY_RECEIVE is core/order/order_receipt.c's (its units serve the backorders of
+ * orders and holds, rooms above this one): it calls these for the supply and its position. The
+ * prepare checks the record against the supply (version 1: not past the units nothing holds) and
+ * makes room; the commit counts the units received and sets the position's on_hand. */
+int supply_receipt_prepare(allot_state_t *state, const allot_event_supply_t *e);
+void supply_receipt_commit(allot_state_t *state, const allot_event_supply_t *e);
+/* Likewise the apply of SUPPLY_CANCEL is core/order/order_displace.c's (the backorders on the
+ * supply move or are released): the prepare checks the record against the supply (version 1:
+ * nothing holds it) and makes room; the commit marks the supply cancelled. */
+int supply_cancel_prepare(allot_state_t *state, const allot_event_supply_t *e);
+void supply_cancel_commit(allot_state_t *state, const allot_event_supply_t *e);
+
 /* ---- the store (supply_store.c) ------------------------------------------------------------ */
 /* The supply's slot, or ALLOT_SLOT_NONE. */
 uint32_t supply_find(const allot_state_t *state, allot_str_t id);
@@ -84,6 +107,11 @@ uint32_t supply_add(allot_state_t *state, allot_str_t id, uint32_t sku, uint32_t
                     int64_t qty, int64_t eta_ms);
 /* A supply's eta changed: move it to its place in its SKU's list. */
 void supply_eta_set(allot_state_t *state, uint32_t slot, int64_t eta_ms);
+/* Units an order's backorders take on (delta > 0) or give back to (delta < 0) the supply with
+ * this id: its held moves (never below 0), marked dirty first; room made by the caller's prepare
+ * (allot_u32_vec_reserve of the SUPPLY dirty vector). A supply that is gone changes nothing (only
+ * after an inconsistent snapshot; never live). */
+void supply_held_add(allot_state_t *state, allot_str_t id, int64_t delta);
 /* The supply as get/list answer it. */
 void supply_view_fill(const allot_state_t *state, uint32_t slot, allot_supply_view_t *out);
 /* Mark before changing (core/state_private.h). */

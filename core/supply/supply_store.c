@@ -46,6 +46,18 @@ void supply_free_all(allot_state_t *state)
     state->supply = NULL;
 }
 
+void supply_held_add(allot_state_t *state, allot_str_t id, int64_t delta)
+{
+    uint32_t slot = supply_find(state, id);
+    if (slot == ALLOT_SLOT_NONE)
+        return;
+    supply_dirty(state, slot); /* before the change (checkpoint pre-image) */
+    supply_t *x = &state->supply->supplies[slot];
+    x->held += delta;
+    if (x->held < 0)
+        x->held = 0;
+}
+
 uint32_t supply_find(const allot_state_t *state, allot_str_t id)
 {
     const supply_store_t *s = state->supply;

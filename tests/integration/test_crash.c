@@ -8,10 +8,14 @@
  * in parts and cancelled; after each restart every acknowledged supply write is there and
  * SUP's on_hand is exactly what the supplies received. Backorders take part: a third of the
  * reserves also hold units of BO (no stock) with backorder: true against three large open
- * supplies of BO; after each restart the supplies' held is exactly what the live holds hold of
- * them. ALLOT_CRASH_KILLS=N sets the number of
- * kills (default 100),
- * ALLOT_CRASH_SEED the random seed (printed, so a failure can be replayed). */
+ * supplies of BO, and some holds of BO alone become orders (bo-<n>, some then cancelled) that
+ * keep those units backordered; after each restart every acknowledged order step is there and
+ * the supplies' held is exactly what the live holds hold of them plus what those orders have
+ * backordered (and server.verify agrees). Small supplies of BO (BX-<n>) that come first are put
+ * and, once holds and orders wait on them, cancelled: their units move to the large ones in the
+ * cancel's record; after each restart a cancelled one holds nothing and the sum above holds.
+ * ALLOT_CRASH_KILLS=N sets the number of kills (default 100), ALLOT_CRASH_SEED the random seed
+ * (printed, so a failure can be replayed). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <lmdb.h>
@@ -38,6 +42,10 @@
 #define SUPPLIES_MAX       20000   /* P-<n>: supplies of SUP at L1 */
 #define BACKORDER_SUPPLIES 3       /* B-<n>: supplies of BO at L1, never received or cancelled */
 #define BACKORDER_QTY      2000000 /* each: more than the reserves can take */
+#define BO_ORDERS_MAX      20000   /* bo-<n>: orders from holds of BO alone */
+#define BX_MAX             20000   /* BX-<n>: small early supplies of BO, cancelled while held */
+#define BX_OPEN_MAX        8       /* of them open at once */
+#define BX_QTY             30
 
 /* ---- the model: what the test knows was acknowledged --------------------------------------- */
 
@@ -53,6 +61,7 @@ typedef enum {
 typedef struct reservation {
     rstate_t state;
     uint8_t round_released; /* checked again after the restart following the release */
+    bool bo_only;           /* of backordered BO alone: an order may take it (bo-<n>) */
 } reservation_t;
 
 typedef enum {
@@ -63,7 +72,9 @@ typedef enum {
     OP_LOCATION,
     OP_CHECKPOINT,
     OP_ORDER,
-    OP_SUPPLY
+    OP_SUPPLY,
+    OP_BO_ORDER,
+    OP_BX
 } op_kind_t;
 
 /* An order's progress: each step is one transition, in this order. */
@@ -81,6 +92,14 @@ typedef struct order {
     int acked; /* last step acknowledged */
     int sent;  /* last step sent (== acked when nothing is in flight) */
 } order_t;
+
+/* An order from a backorder hold: created (its units stay backordered), then maybe cancelled. */
+enum { BO_NONE, BO_CREATED, BO_CANCELLED, BO_GONE = -1 };
+
+typedef struct bo_order {
+    int acked, sent; /* BO_*, as order_t */
+    int reservation; /* the hold it took */
+} bo_order_t;
 
 /* A supply's state as acknowledged, and the one write of it in flight (at most one). */
 enum { SUP_NONE, SUP_OPEN, SUP_RECEIVED, SUP_CANCELLED, SUP_GONE, SUP_EVICTED };
@@ -123,6 +142,10 @@ static struct {
     int order_count;
     supply_t *supplies;
     int supply_count;
+    bo_order_t *bo_orders;
+    int bo_order_count;
+    bo_order_t *bx; /* BX-<n>: BO_NONE, BO_CREATED (open), BO_CANCELLED, BO_GONE as orders */
+    int bx_count;
 } m;
 
 static unsigned rng_state;
@@ -216,7 +239,99 @@ static void order_send(allot_client_t *c, op_t *op)
     op->index = i;
 }
 
+/* Create an order from an acknowledged hold of BO alone, or cancel such an order; false when
+ * there is nothing to do (nothing sent). */
+static bool bo_order_send(allot_client_t *c, op_t *op)
+{
+    char params[128];
+    op->kind = OP_BO_ORDER;
+    for (int tries = 0; tries < 8 && m.bo_order_count > 0 && rnd(3) == 0; tries++) {
+        int i = (int)rnd((unsigned)m.bo_order_count);
+        bo_order_t *o = &m.bo_orders[i];
+        if (o->acked != BO_CREATED || o->sent != BO_CREATED)
+            continue;
+        o->sent = BO_CANCELLED;
+        snprintf(params, sizeof(params), "{\"id\":\"bo-%d\"}", i);
+        send_json(c, "order.cancel", params);
+        op->index = i;
+        return true;
+    }
+    for (int tries = 0; tries < 8 && m.reservation_count > 0; tries++) {
+        int r = (int)rnd((unsigned)m.reservation_count);
+        if (m.reservations[r].state != R_ACTIVE || !m.reservations[r].bo_only)
+            continue;
+        int i = m.bo_order_count++;
+        m.bo_orders[i] = (bo_order_t){BO_NONE, BO_CREATED, r};
+        m.reservations[r].state = R_RELEASE_SENT; /* consumed once the order exists */
+        snprintf(params, sizeof(params), "{\"id\":\"bo-%d\",\"reservation\":\"r-%d\"}", i, r);
+        send_json(c, "order.create", params);
+        op->index = i;
+        return true;
+    }
+    return false;
+}
+
+static void bo_order_answered(int i, bool ok)
+{
+    bo_order_t *o = &m.bo_orders[i];
+    reservation_t *r = &m.reservations[o->reservation];
+    if (o->sent == BO_CREATED) {
+        r->state = ok ? R_RELEASED : R_ACTIVE;
+        r->round_released = ok;
+    }
+    if (ok)
+        o->acked = o->sent;
+    else
+        o->sent = o->acked;
+    if (!ok && o->acked == BO_NONE)
+        o->acked = o->sent = BO_GONE;
+}
+
 #define SUPPLY_ETA_MS 1893456000000LL /* 2030-01-01 */
+
+/* Put a small supply of BO that comes before B-0 (backorder holds fill it first), or cancel an
+ * open one while it is held: its units move to B-0.. (nothing is released: they have room). */
+static void bx_send(allot_client_t *c, op_t *op)
+{
+    char params[256];
+    op->kind = OP_BX;
+    int open = 0;
+    for (int i = 0; i < m.bx_count; i++) {
+        bo_order_t *x = &m.bx[i];
+        open += x->sent == BO_CREATED || x->acked == BO_CREATED;
+        if (x->acked == BO_CREATED && x->sent == BO_CREATED && rnd(2) == 0) {
+            x->sent = BO_CANCELLED;
+            snprintf(params, sizeof(params), "{\"id\":\"BX-%d\"}", i);
+            send_json(c, "supply.cancel", params);
+            op->index = i;
+            return;
+        }
+    }
+    if (open >= BX_OPEN_MAX || m.bx_count == BX_MAX) { /* a plain read: nothing to track */
+        op->kind = OP_CHECKPOINT;
+        op->index = 0;
+        send_json(c, "server.checkpoint", "{}");
+        return;
+    }
+    int i = m.bx_count++;
+    m.bx[i] = (bo_order_t){BO_NONE, BO_CREATED, -1};
+    snprintf(params, sizeof(params),
+             "{\"id\":\"BX-%d\",\"sku\":\"BO\",\"location\":\"L1\",\"qty\":%d,\"eta_ms\":%lld}", i,
+             BX_QTY, SUPPLY_ETA_MS - 86400000LL + i);
+    send_json(c, "supply.put", params);
+    op->index = i;
+}
+
+static void bx_answered(int i, bool ok)
+{
+    bo_order_t *x = &m.bx[i];
+    if (ok)
+        x->acked = x->sent;
+    else
+        x->sent = x->acked;
+    if (!ok && x->acked == BO_NONE)
+        x->acked = x->sent = BO_GONE;
+}
 
 /* An acknowledged open supply with nothing in flight, or -1. */
 static int supply_pick(void)
@@ -310,6 +425,12 @@ static void op_send(allot_client_t *c, op_t *op)
         supply_send(c, op);
         return;
     }
+    if (rnd(100) < 5 && m.bo_order_count < BO_ORDERS_MAX && bo_order_send(c, op))
+        return;
+    if (rnd(100) < 2) {
+        bx_send(c, op);
+        return;
+    }
     unsigned dice = rnd(100);
     int release = dice < 55 ? -1 : active_pick();
     if (dice < 40 && m.adjust_count < ADJUSTS_MAX) {
@@ -328,8 +449,14 @@ static void op_send(allot_client_t *c, op_t *op)
         op->index = m.reservation_count++;
         m.reservations[op->index].state = R_SENT;
         int s1 = (int)rnd(SKUS), s2 = (s1 + 1 + (int)rnd(SKUS - 1)) % SKUS;
-        unsigned shape = rnd(3);
-        if (shape == 0)
+        unsigned shape = rnd(4);
+        m.reservations[op->index].bo_only = shape == 3;
+        if (shape == 3) /* a preorder of BO alone, which an order may take */
+            snprintf(params, sizeof(params),
+                     "{\"id\":\"r-%d\",\"lines\":[{\"sku\":\"BO\",\"qty\":%u,\"backorder\":true}],"
+                     "\"ttl_s\":86400}",
+                     op->index, 1 + rnd(5));
+        else if (shape == 0)
             snprintf(params, sizeof(params),
                      "{\"id\":\"r-%d\",\"lines\":[{\"sku\":\"S%d\",\"qty\":%u}],"
                      "\"ttl_s\":86400}",
@@ -417,6 +544,12 @@ static void op_answered(op_t *op, const allot_reply_t *reply)
         break;
     case OP_SUPPLY:
         supply_answered(op->index, ok);
+        break;
+    case OP_BO_ORDER:
+        bo_order_answered(op->index, ok);
+        break;
+    case OP_BX:
+        bx_answered(op->index, ok);
         break;
     }
     if (ok && op->kind != OP_CHECKPOINT)
@@ -795,23 +928,104 @@ static void on_location(int index, const allot_reply_t *reply, void *ctx)
     cr_assert_not(reply->is_error, "acknowledged location lost: %s", reply->message);
 }
 
-/* BO's supplies hold exactly what the live holds hold of them, none received. */
-static void backorders_verify(allot_client_t *c, const holds_t *holds)
+/* An order from a backorder hold after a restart: at a step between the acknowledged and the
+ * sent one; what its lines show backordered adds to *backordered. */
+static void on_bo_order(int index, const allot_reply_t *reply, void *ctx)
 {
+    holds_t *h = ctx;
+    int id = h->ids[index];
+    bo_order_t *o = &m.bo_orders[id];
+    if (reply->is_error) {
+        cr_assert_str_eq(reply->code, "NOT_FOUND", "bo-%d: %s %s", id, reply->code, reply->message);
+        cr_assert_eq(o->acked, BO_NONE, "bo-%d: acknowledged order lost", id);
+        o->acked = o->sent = BO_GONE;
+        return;
+    }
+    const msgpack_object *state = allot_object_map_get(&reply->result, "state");
+    int step = allot_object_str_equal(state, "cancelled") ? BO_CANCELLED : BO_CREATED;
+    cr_assert(allot_object_str_equal(state, "cancelled") ||
+                  allot_object_str_equal(state, "created"),
+              "bo-%d: unexpected state", id);
+    cr_assert(step >= o->acked && step <= o->sent, "bo-%d: step %d, acknowledged %d, sent %d", id,
+              step, o->acked, o->sent);
+    o->acked = o->sent = step;
+    const msgpack_object *lines = allot_object_map_get(&reply->result, "lines");
+    cr_assert(lines != NULL && lines->type == MSGPACK_OBJECT_ARRAY && lines->via.array.size == 1);
+    const msgpack_object *line = &lines->via.array.ptr[0];
+    const msgpack_object *backordered = allot_object_map_get(line, "backordered");
+    cr_assert_eq(backordered != NULL, step == BO_CREATED, "bo-%d: backordered units", id);
+    if (backordered != NULL) {
+        cr_assert_eq(map_int(line, "backordered"), map_int(line, "qty"), "bo-%d: all wait", id);
+        h->backordered += map_int(line, "backordered");
+    }
+}
+
+/* A listed supply of BO: for BX-<n>, its state is between the acknowledged and the sent one (the
+ * model takes it; an open one is marked seen) and a cancelled one holds nothing; false for B-*. */
+static bool bx_verify(const msgpack_object *x)
+{
+    const msgpack_object *id = allot_object_map_get(x, "id");
+    cr_assert(id != NULL && id->type == MSGPACK_OBJECT_STR);
+    if (id->via.str.size < 3 || memcmp(id->via.str.ptr, "BX-", 3) != 0)
+        return false;
+    char digits[16];
+    snprintf(digits, sizeof digits, "%.*s", (int)(id->via.str.size - 3), id->via.str.ptr + 3);
+    int i = atoi(digits);
+    cr_assert(i >= 0 && i < m.bx_count);
+    bo_order_t *o = &m.bx[i];
+    o->reservation = 1; /* listed */
+    const msgpack_object *state = allot_object_map_get(x, "state");
+    int step = allot_object_str_equal(state, "cancelled") ? BO_CANCELLED : BO_CREATED;
+    cr_assert(allot_object_str_equal(state, "cancelled") || allot_object_str_equal(state, "open"),
+              "BX-%d: unexpected state", i);
+    cr_assert(step >= o->acked && step <= o->sent, "BX-%d: step %d, acknowledged %d, sent %d", i,
+              step, o->acked, o->sent);
+    o->acked = o->sent = step;
+    if (step == BO_CANCELLED)
+        cr_assert_eq(map_int(x, "held"), 0, "BX-%d: a cancelled supply holds nothing", i);
+    return true;
+}
+
+/* BO's supplies hold exactly what the live holds and the orders from them hold, none received
+ * (the orders are read first: their units add to what the holds hold). */
+static void backorders_verify(allot_client_t *c, char (*params)[128], holds_t *holds)
+{
+    int n = 0;
+    int *ids = holds->ids;
+    for (int i = 0; i < m.bo_order_count; i++) {
+        if (m.bo_orders[i].acked == BO_GONE)
+            continue;
+        ids[n] = i;
+        snprintf(params[n++], 128, "{\"id\":\"bo-%d\"}", i);
+    }
+    call_many(c, "order.get", params, n, on_bo_order, holds);
+    for (int i = 0; i < m.bx_count; i++)
+        m.bx[i].reservation = 0; /* listed: set by bx_verify */
     allot_reply_t reply = {0};
     harness_call_ok(c, "supply.list", "{\"sku\":\"BO\"}", &reply);
     const msgpack_object *list = allot_object_map_get(&reply.result, "supplies");
     cr_assert(list != NULL && list->type == MSGPACK_OBJECT_ARRAY);
-    cr_assert_eq(list->via.array.size, BACKORDER_SUPPLIES);
     int64_t held = 0;
+    uint32_t large = 0;
     for (uint32_t i = 0; i < list->via.array.size; i++) {
         const msgpack_object *x = &list->via.array.ptr[i];
         cr_assert_eq(map_int(x, "received"), 0);
         cr_assert_leq(map_int(x, "held"), map_int(x, "qty"));
         held += map_int(x, "held");
+        large += bx_verify(x) ? 0 : 1;
     }
-    cr_assert_eq(held, holds->backordered, "BO's supplies hold %lld, the live holds %lld",
-                 (long long)held, (long long)holds->backordered);
+    cr_assert_eq(large, BACKORDER_SUPPLIES);
+    for (int i = 0; i < m.bx_count; i++) { /* not listed: never applied, or evicted once ended */
+        bo_order_t *o = &m.bx[i];
+        if (o->reservation == 1)
+            continue;
+        cr_assert(o->acked != BO_CREATED || o->sent == BO_CANCELLED,
+                  "BX-%d: acknowledged open supply lost", i);
+        o->acked = o->sent = o->acked == BO_NONE ? BO_GONE : BO_CANCELLED;
+    }
+    cr_assert_eq(held, holds->backordered,
+                 "BO's supplies hold %lld, the live holds and the orders %lld", (long long)held,
+                 (long long)holds->backordered);
     allot_reply_free(&reply);
 }
 
@@ -820,7 +1034,7 @@ static void verify(allot_client_t *c)
     static char(*params)[128];
     static int *ids;
     int capacity = m.reservation_count + m.adjust_count + SKUS + m.locations_sent + m.order_count +
-                   m.supply_count + 16;
+                   m.supply_count + m.bo_order_count + 16;
     params = realloc(params, (size_t)capacity * sizeof(*params));
     ids = realloc(ids, (size_t)capacity * sizeof(*ids));
     cr_assert(params != NULL && ids != NULL);
@@ -853,7 +1067,7 @@ static void verify(allot_client_t *c)
         }
     }
     call_many(c, "reservation.get", params, n, on_reservation, &holds);
-    backorders_verify(c, &holds);
+    backorders_verify(c, params, &holds);
 
     /* 3. stock.set: a value between the last acknowledged and the last sent. */
     allot_reply_t reply = {0};
@@ -899,7 +1113,8 @@ static void verify(allot_client_t *c)
     allot_reply_free(&reply);
 }
 
-/* ---- damage between kills -------------------------------------------------------------------- */
+/* ---- damage between kills
+ * -------------------------------------------------------------------- */
 
 static void shell(const char *command)
 {
@@ -1054,7 +1269,8 @@ static void damage_round(harness_server_t *s)
     harness_server_restart(s);
 }
 
-/* ---- the test ------------------------------------------------------------------------------- */
+/* ---- the test -------------------------------------------------------------------------------
+ */
 
 static void setup_stock(allot_client_t *c)
 {
@@ -1106,8 +1322,10 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
     m.locations = calloc(LOCATIONS_MAX, 1);
     m.orders = calloc(ORDERS_MAX, sizeof(*m.orders));
     m.supplies = calloc(SUPPLIES_MAX, sizeof(*m.supplies));
+    m.bo_orders = calloc(BO_ORDERS_MAX, sizeof(*m.bo_orders));
+    m.bx = calloc(BX_MAX, sizeof(*m.bx));
     cr_assert(m.reservations != NULL && m.adjusts != NULL && m.locations != NULL &&
-              m.orders != NULL && m.supplies != NULL);
+              m.orders != NULL && m.supplies != NULL && m.bo_orders != NULL);
 
     /* Small segments and frequent checkpoints: recovery meets LMDB + several WAL segments,
      * and truncation runs all the time. */
@@ -1143,11 +1361,11 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
         evicted += m.supplies[i].state == SUP_EVICTED;
     fprintf(stderr,
             "crash test: %d kills in %.1f s (%d mid-batch), %lld requests, %lld acknowledged "
-            "writes, %d adjusts, %d reservations (%d active), %d orders, %d supplies (%d evicted), "
-            "%d checkpoints acknowledged\n",
+            "writes, %d adjusts, %d reservations (%d active), %d orders, %d orders of backordered "
+            "units, %d supplies (%d evicted), %d checkpoints acknowledged\n",
             kills, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
             stats.mid_batch, (long long)stats.ops_sent, (long long)m.acked_writes, m.adjust_count,
-            m.reservation_count, active, m.order_count, m.supply_count, evicted,
+            m.reservation_count, active, m.order_count, m.bo_order_count, m.supply_count, evicted,
             m.checkpoints_acked);
     for (int d = 0; d < DAMAGE_KINDS; d++)
         fprintf(stderr, "crash test: %s: %d restarts, %d refused, %d started with everything\n",
@@ -1161,4 +1379,5 @@ Test(crash, kill9_at_random_moments_never_loses_an_acknowledged_write, .timeout 
     free(m.locations);
     free(m.orders);
     free(m.supplies);
+    free(m.bo_orders);
 }

@@ -264,7 +264,7 @@ Test(supply, reserve_with_backorder_holds_open_supply_earliest_first)
     verify_ok();
 }
 
-Test(supply, reserve_refuses_a_bad_backorder_and_backordered_units_stay_until_the_hold_ends)
+Test(supply, reserve_refuses_a_bad_backorder)
 {
     backorder_supplies();
     allot_reply_t r = {0};
@@ -272,13 +272,7 @@ Test(supply, reserve_refuses_a_bad_backorder_and_backordered_units_stay_until_th
         cli, "reserve",
         "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":6,\"backorder\":\"yes\"}]}",
         "INVALID_ARGUMENT", &r);
-    harness_call_ok(cli, "reserve",
-                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
-    harness_call_error(cli, "supply.cancel", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
-    harness_call_error(cli, "supply.receive", "{\"id\":\"PO-2\"}", "INVALID_TRANSITION", &r);
-    harness_call_error(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}",
-                       "INVALID_TRANSITION", &r);
-    cr_assert_eq(held("PO-2"), 2);
+    cr_assert_eq(held("PO-2"), 0);
     allot_reply_free(&r);
     verify_ok();
 }
@@ -312,6 +306,193 @@ Test(supply, kill_9_keeps_backorder_holds, .timeout = 120)
     harness_call_ok(cli, "reservation.release", "{\"id\":\"R1\"}", &r);
     cr_assert_eq(held("PO-2"), 2);
     cr_assert_eq(held("PO-1"), 3);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+/* ---- orders with backordered lines ----------------------------------------------------------- */
+
+static void order_text(const char *id, char *buf, size_t bytes)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "order.get", harness_json("{'id':'%s'}", id), &r);
+    harness_reply_text(&r, buf, bytes);
+    allot_reply_free(&r);
+}
+
+Test(supply, an_order_from_a_backorder_hold_shows_its_backordered_lines)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":12,\"backorder\":true}]}",
+                    &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    harness_expect_json_at(
+        &r, "lines",
+        harness_json("[{'sku':'A','qty':12,'backordered':7,'backorders':[{'supply':'PO-2','qty':4,"
+                     "'eta_ms':%lld},{'supply':'PO-1','qty':3,'eta_ms':%lld}]}]",
+                     ETA_MS, ETA_MS + DAY_MS));
+    harness_expect_json_at(&r, "shipments.0.lines", "[{'sku':'A','qty':5}]");
+    cr_assert_eq(harness_reply_len(&r, "shipments"), 1, "no shipment for backordered units");
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    cr_assert_eq(harness_reply_int(&r, "lines.0.backordered"), 7);
+    cr_assert_eq(held("PO-2"), 4, "the order holds them now");
+    cr_assert_eq(held("PO-1"), 3);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "allocated"), 5);
+    verify_ok();
+    /* a delay shows in the order's eta */
+    put("PO-1", "A", "W2", 10, ETA_MS + 3 * DAY_MS);
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    cr_assert_eq(harness_reply_int(&r, "lines.0.backorders.1.eta_ms"), ETA_MS + 3 * DAY_MS);
+    /* cancel gives them back to their supplies */
+    harness_call_ok(cli, "order.cancel", "{\"id\":\"O1\"}", &r);
+    harness_expect_json_at(&r, "lines", "[{'sku':'A','qty':12}]");
+    cr_assert_eq(held("PO-2") + held("PO-1"), 0);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, kill_9_keeps_orders_with_backordered_lines, .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":7,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* O1 from the checkpoint, */
+    harness_call_ok(cli, "reserve",                      /* O2 from the WAL */
+                    "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":5,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O2\",\"reservation\":\"R2\"}", &r);
+    char before_1[4096], before_2[4096], after[4096];
+    order_text("O1", before_1, sizeof before_1);
+    order_text("O2", before_2, sizeof before_2);
+    cr_assert_not_null(strstr(before_2, "backordered"), "%s", before_2);
+    allot_client_close(cli);
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    order_text("O1", after, sizeof after);
+    cr_assert_str_eq(after, before_1);
+    order_text("O2", after, sizeof after);
+    cr_assert_str_eq(after, before_2);
+    cr_assert_eq(held("PO-2"), 4);
+    cr_assert_eq(held("PO-1"), 3);
+    verify_ok();
+    harness_call_ok(cli, "order.cancel", "{\"id\":\"O2\"}", &r);
+    cr_assert_eq(held("PO-1"), 0);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+Test(supply, a_receipt_serves_the_oldest_order_then_holds_and_order_get_shows_the_shipment,
+     .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve", /* takes the stock */
+                    "{\"id\":\"R0\",\"lines\":[{\"sku\":\"A\",\"qty\":5}]}", &r);
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":3,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "reserve",
+                    "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":1,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    cr_assert_eq(harness_reply_len(&r, "shipments"), 0, "everything backordered");
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* the order from the checkpoint */
+    /* the first delivery: 2 of PO-2's 4 units; O1 is older than the live hold R2 */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-2\",\"qty\":2}", &r);
+    cr_assert_eq(harness_reply_int(&r, "held"), 2);
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    harness_expect_json_at(&r, "shipments",
+                           "[{'id':'S1','location':'W1','state':'allocated',"
+                           "'lines':[{'sku':'A','qty':2}]}]");
+    harness_expect_json_at(
+        &r, "lines",
+        harness_json("[{'sku':'A','qty':3,'backordered':1,'backorders':[{'supply':'PO-2','qty':1,"
+                     "'eta_ms':%lld}]}]",
+                     ETA_MS));
+    harness_expect_str_at(&r, "history.1.event", "supply.receive");
+    harness_expect_str_at(&r, "history.1.supply", "PO-2");
+    harness_expect_str_at(&r, "history.1.shipment", "S1");
+    /* the second delivery: O1's last unit, then R2's, then one unit of plain stock */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-2\"}", &r);
+    harness_expect_str_at(&r, "state", "received");
+    cr_assert_eq(harness_reply_int(&r, "held"), 0);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    harness_expect_json_at(&r, "lines.0.allocations", "[{'location':'W1','qty':1}]");
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "available"), 0, "4 arrived: 3 + 1 served");
+    char before_order[4096], before_hold[4096], after[4096];
+    order_text("O1", before_order, sizeof before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    harness_reply_text(&r, before_hold, sizeof before_hold);
+    cr_assert_not_null(strstr(before_order, "\"S2\""), "%s", before_order);
+    verify_ok();
+    allot_client_close(cli); /* the receipts from the WAL */
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    order_text("O1", after, sizeof after);
+    cr_assert_str_eq(after, before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_hold);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "reserved"), 6);
+    cr_assert_eq(harness_stock_field(cli, "A", "W1", "allocated"), 3);
+    allot_reply_free(&r);
+    verify_ok();
+}
+
+/* ---- supply.cancel moves or releases the backorders on it ---------------------------------- */
+
+Test(supply, cancel_moves_backorders_to_the_next_supply_releases_the_rest_and_kill_9_keeps_it,
+     .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve", /* takes the stock */
+                    "{\"id\":\"R0\",\"lines\":[{\"sku\":\"A\",\"qty\":5}]}", &r);
+    harness_call_ok(cli, "reserve", /* 3 on PO-2 */
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":3,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    harness_call_ok(cli, "reserve", /* PO-2's last unit */
+                    "{\"id\":\"R2\",\"lines\":[{\"sku\":\"A\",\"qty\":1,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "reserve", /* 8 of PO-1's 10 */
+                    "{\"id\":\"R3\",\"lines\":[{\"sku\":\"A\",\"qty\":8,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "server.checkpoint", "{}", &r); /* all that from the checkpoint */
+    harness_call_ok(cli, "supply.cancel", "{\"id\":\"PO-2\"}", &r);
+    harness_expect_str_at(&r, "state", "cancelled");
+    cr_assert_eq(harness_reply_int(&r, "held"), 0);
+    cr_assert_eq(held("PO-1"), 10, "the order's units moved to what PO-1 had free");
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    harness_expect_str_at(&r, "state", "created");
+    harness_expect_json_at(
+        &r, "lines",
+        harness_json("[{'sku':'A','qty':2,'backordered':2,'backorders':[{'supply':'PO-1','qty':2,"
+                     "'eta_ms':%lld}]}]",
+                     ETA_MS + DAY_MS));
+    harness_call_error(cli, "reservation.get", "{\"id\":\"R2\"}", "NOT_FOUND", &r); /* released */
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    harness_expect_str_at(&r, "lines.0.allocations.0.supply", "PO-1");
+    char before_order[4096], before_hold[4096], after[4096];
+    order_text("O1", before_order, sizeof before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    harness_reply_text(&r, before_hold, sizeof before_hold);
+    verify_ok();
+    allot_client_close(cli); /* the cancel from the WAL */
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    order_text("O1", after, sizeof after);
+    cr_assert_str_eq(after, before_order);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    cr_assert_str_eq(harness_reply_text(&r, after, sizeof after), before_hold);
+    harness_call_error(cli, "reservation.get", "{\"id\":\"R2\"}", "NOT_FOUND", &r);
+    cr_assert_eq(held("PO-2"), 0);
+    cr_assert_eq(held("PO-1"), 10);
+    verify_ok();
+    /* and it goes on from there: PO-1 serves the moved units */
+    harness_call_ok(cli, "supply.receive", "{\"id\":\"PO-1\"}", &r);
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    harness_expect_json_at(&r, "shipments.0.lines", "[{'sku':'A','qty':2}]");
     allot_reply_free(&r);
     verify_ok();
 }

@@ -379,12 +379,12 @@ Test(supply, every_record_round_trips_and_a_bad_field_is_corrupt)
                                {.type = ALLOT_EVENT_SUPPLY_CANCEL},
                                {.type = ALLOT_EVENT_SUPPLY_SNAPSHOT}};
     events[0].u.supply =
-        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 0, 0, FX_T0, 0, FX_T0, 0};
+        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 0, 0, FX_T0, 0, FX_T0, 0, false};
     events[1].u.supply =
-        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 4, 0, 0, 0, 9, FX_T0, 0};
+        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 4, 0, 0, 0, 9, FX_T0, 0, true};
     events[2].u.supply = (allot_event_supply_t){.id = S("PO-1"), .at_ms = FX_T0};
     events[3].u.supply =
-        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 4, 0, FX_T0, 0, FX_T0, 2};
+        (allot_event_supply_t){S("PO-1"), S("A"), S("W1"), 10, 4, 0, FX_T0, 0, FX_T0, 2, false};
     for (int i = 0; i < 4; i++) {
         allot_bytes_t a = {0}, b = {0};
         allot_event_scratch_t scratch = {0};
@@ -602,31 +602,18 @@ Test(supply, a_retry_returns_the_hold_and_a_replace_counts_its_own_backorders_as
     fx_assert_replay_equal(st);
 }
 
-Test(supply, held_units_can_be_neither_received_nor_cancelled_while_held,
+Test(supply, qty_cannot_be_lowered_below_held_units_and_a_receipt_serves_them_first,
      .init = backorder_supplies, .fini = teardown)
 {
     cr_assert_eq(hold_a("R1", 12, true, false, NULL), 0, "%s", fx_err.message);
     size_t written = fx_log.count;
-    cr_assert_eq(receive("PO-LATE", false, 0, NULL), ALLOT_EINVALID_TRANSITION);
-    cr_assert_eq(cancel("PO-LATE", NULL), ALLOT_EINVALID_TRANSITION);
     cr_assert_eq(put_at("PO-LATE", "A", "W2", 2, FX_T0 + 3 * DAY_MS, NULL), ALLOT_EINVALID_ARGUMENT,
                  "qty below received + held");
     cr_assert_eq(fx_log.count, written);
-    cr_assert_eq(receive("PO-LATE", true, 7, NULL), 0, "the units nothing holds arrive");
-    cr_assert_eq(get("PO-LATE").held, 3);
+    cr_assert_eq(receive("PO-LATE", true, 7, NULL), 0, "%s", fx_err.message);
+    cr_assert_eq(get("PO-LATE").held, 0, "the hold's 3 units were served first");
     cr_assert_eq(fx_position(st, "A", "W2")->on_hand, 7);
-    assert_invariants();
-}
-
-Test(supply, an_order_cannot_take_a_hold_with_backordered_units_yet, .init = backorder_supplies,
-     .fini = teardown)
-{
-    cr_assert_eq(hold_a("R1", 7, true, false, NULL), 0, "%s", fx_err.message);
-    allot_order_create_request_t req = {.id = S("O1"), .reservation = S("R1")};
-    const allot_order_view_t *o;
-    allot_error_detail_clear(&fx_err);
-    cr_assert_eq(allot_order_create(st, &req, FX_T0 + 1, &o, &fx_err), ALLOT_EINVALID_TRANSITION);
-    cr_assert_eq(get("PO-EARLY").held, 2);
+    cr_assert_eq(fx_position(st, "A", "W2")->reserved, 3);
     assert_invariants();
 }
 
