@@ -122,8 +122,8 @@ Test(wire, all_scalar_widths_are_sized)
     cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, sb.size), (long)sb.size);
 }
 
-/* The bench, the client library and the server frame MessagePack with one scanner
- * (client/frame.h): the same size for every object and prefix, and the same depth limit. */
+/* The bench's flat walk answers as the server's scanner (client/frame.h) does: the same size for
+ * every object and prefix, and the same depth limit. */
 Test(wire, sizes_objects_exactly_as_the_server_scanner_does_with_its_depth_limit)
 {
     /* a reply-like object with every kind of item */
@@ -162,4 +162,102 @@ Test(wire, sizes_objects_exactly_as_the_server_scanner_does_with_its_depth_limit
     nested[ALLOT_MSGPACK_DEPTH_MAX + 1] = 0xc0;
     cr_assert_eq(wire_object_bytes(nested, sizeof(nested)), -1, "deeper than the limit");
     cr_assert_lt(frame_object_bytes(nested, sizeof(nested)), 0);
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* One random object, item by item (no recursion): every scalar width, str/bin/ext of every
+ * length encoding, arrays and maps of up to 20 elements (array16/map16 past 15), nesting as it
+ * comes; containers stop opening after `items_max` items. */
+static void pack_random_object(uint64_t *rng, uint32_t items_max)
+{
+    static const char text[300] = "abcdefghijklmnopqrstuvwxyz";
+    uint64_t owed = 1;
+    for (uint32_t written = 0; owed > 0; written++) {
+        owed--;
+        uint64_t r = rng_next(rng);
+        uint32_t kind = (uint32_t)(r % (written < items_max ? 14 : 10));
+        uint32_t n = (uint32_t)((r >> 8) % 4);
+        size_t length = (r >> 16) % 3 == 0 ? 40 + (r >> 20) % 260 : (r >> 20) % 20;
+        switch (kind) {
+        case 0:
+            msgpack_pack_uint64(&pk, r >> (r % 64));
+            break;
+        case 1:
+            msgpack_pack_int64(&pk, -(int64_t)(r >> (1 + r % 63)));
+            break;
+        case 2:
+            msgpack_pack_double(&pk, 1.5);
+            break;
+        case 3:
+            msgpack_pack_float(&pk, 2.5f);
+            break;
+        case 4:
+            msgpack_pack_str_with_body(&pk, text, length);
+            break;
+        case 5:
+            msgpack_pack_bin_with_body(&pk, text, length);
+            break;
+        case 6:
+            msgpack_pack_ext_with_body(&pk, text, (r >> 9) % 2 ? length : 1u << n, 7);
+            break;
+        case 7:
+            msgpack_pack_nil(&pk);
+            break;
+        case 8:
+            msgpack_pack_true(&pk);
+            break;
+        case 9:
+            msgpack_pack_uint8(&pk, (uint8_t)r);
+            break;
+        case 10:
+        case 11:
+            n = (r >> 24) % 5 == 0 ? 16 + n : n;
+            msgpack_pack_array(&pk, n);
+            owed += n;
+            break;
+        default:
+            n = (r >> 24) % 5 == 0 ? 16 + n : n;
+            msgpack_pack_map(&pk, n);
+            owed += 2u * n;
+            break;
+        }
+    }
+}
+
+static long frame_verdict(const uint8_t *bytes, size_t len)
+{
+    long n = frame_object_bytes(bytes, len);
+    return n < 0 ? -1 : n;
+}
+
+/* wire_object_bytes walks flat for speed; on every object, every prefix of it and every one-byte
+ * mutation it must say what the server's resumable scanner says. */
+Test(wire, flat_walk_agrees_with_the_server_scanner_on_random_objects_prefixes_and_mutations)
+{
+    uint64_t rng = 20;
+    for (int object = 0; object < 400; object++) {
+        sb.size = 0;
+        pack_random_object(&rng, 1 + (uint32_t)(rng_next(&rng) % 60));
+        uint8_t *bytes = (uint8_t *)sb.data;
+        cr_assert_eq(wire_object_bytes(bytes, sb.size), (long)sb.size, "object %d", object);
+        for (size_t len = 0; len < sb.size; len++)
+            cr_assert_eq(wire_object_bytes(bytes, len), 0, "object %d prefix %zu", object, len);
+        for (int mutation = 0; mutation < 20; mutation++) {
+            size_t at = rng_next(&rng) % sb.size;
+            uint8_t saved = bytes[at];
+            bytes[at] = (uint8_t)rng_next(&rng);
+            for (size_t len = at; len <= sb.size; len += 1 + len / 8)
+                cr_assert_eq(wire_object_bytes(bytes, len), frame_verdict(bytes, len),
+                             "object %d, byte %zu set to 0x%02x, %zu bytes", object, at, bytes[at],
+                             len);
+            bytes[at] = saved;
+        }
+    }
 }
