@@ -34,7 +34,7 @@ static const struct {
  * stack of ALLOT_MSGPACK_DEPTH_MAX. Same answer as frame_object_bytes (test_wire.c holds it to
  * it, every prefix included) at a fraction of its cost, which keeps its resumable state per item:
  * allot-bench sizes every reply with this. */
-long wire_object_bytes(const uint8_t *bytes, size_t len)
+static long object_bytes(const uint8_t *bytes, size_t len, uint32_t depth_max)
 {
     uint64_t remaining[ALLOT_MSGPACK_DEPTH_MAX];
     uint32_t depth = 0;
@@ -69,7 +69,7 @@ long wire_object_bytes(const uint8_t *bytes, size_t len)
             return 0;
         at += (size_t)(head + body);
         if (children > 0) {
-            if (depth >= ALLOT_MSGPACK_DEPTH_MAX)
+            if (depth >= depth_max)
                 return -1;
             remaining[depth++] = children;
             continue;
@@ -79,6 +79,11 @@ long wire_object_bytes(const uint8_t *bytes, size_t len)
         if (depth == 0)
             return (long)at;
     }
+}
+
+long wire_object_bytes(const uint8_t *bytes, size_t len)
+{
+    return object_bytes(bytes, len, ALLOT_MSGPACK_DEPTH_MAX);
 }
 
 /* Read an unsigned integer object; advances *pos. */
@@ -150,8 +155,33 @@ static void error_code_read(const uint8_t *p, size_t len, size_t pos, char *code
     }
 }
 
+/* A success, [1, msgid, nil, result], read in one pass: the head byte by byte, then one walk
+ * over the result (one level down, so the same depth limit as a walk of the whole reply). 0 when
+ * the reply is anything else or not whole yet: wire_reply_scan then takes the general way. */
+static long success_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply)
+{
+    size_t pos = 2;
+    uint64_t msgid;
+    if (len < 4 || bytes[0] != 0x94 || bytes[1] != 0x01 || !uint_read(bytes, len, &pos, &msgid) ||
+        msgid > UINT32_MAX || pos >= len || bytes[pos] != 0xc0)
+        return 0;
+    pos++;
+    long result = object_bytes(bytes + pos, len - pos, ALLOT_MSGPACK_DEPTH_MAX - 1);
+    if (result <= 0)
+        return 0;
+    reply->msgid = (uint32_t)msgid;
+    reply->is_error = false;
+    reply->code[0] = '\0';
+    reply->result = bytes + pos;
+    reply->result_bytes = (size_t)result;
+    return (long)pos + result;
+}
+
 long wire_reply_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply, const char **why)
 {
+    long fast = success_scan(bytes, len, reply);
+    if (fast > 0)
+        return fast;
     long total = wire_object_bytes(bytes, len);
     if (total <= 0) {
         *why = "malformed MessagePack";

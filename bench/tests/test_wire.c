@@ -261,3 +261,45 @@ Test(wire, flat_walk_agrees_with_the_server_scanner_on_random_objects_prefixes_a
         }
     }
 }
+
+/* A success reply is read in one pass (head, then one walk over the result): the same size,
+ * msgid and result as the walk of the whole reply, 0 for every prefix, and the same depth limit
+ * as the whole reply's. */
+Test(wire, success_reply_read_in_one_pass_agrees_with_the_whole_reply_s_walk)
+{
+    uint64_t rng = 7;
+    const uint32_t msgids[] = {0, 127, 128, 255, 256, 65535, 65536, UINT32_MAX};
+    for (int object = 0; object < 200; object++) {
+        sb.size = 0;
+        uint32_t msgid = msgids[object % 8];
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint32(&pk, msgid);
+        msgpack_pack_nil(&pk);
+        size_t head = sb.size;
+        pack_random_object(&rng, 1 + (uint32_t)(rng_next(&rng) % 40));
+        const uint8_t *bytes = (const uint8_t *)sb.data;
+        wire_reply_t r;
+        const char *why = "";
+        cr_assert_eq(wire_reply_scan(bytes, sb.size, &r, &why), (long)sb.size, "%s", why);
+        cr_assert_eq(wire_object_bytes(bytes, sb.size), (long)sb.size);
+        cr_assert_eq(r.msgid, msgid);
+        cr_assert(!r.is_error);
+        cr_assert_eq(r.result, bytes + head);
+        cr_assert_eq(r.result_bytes, sb.size - head);
+        for (size_t len = 0; len < sb.size; len++)
+            cr_assert_eq(wire_reply_scan(bytes, len, &r, &why), 0, "prefix %zu", len);
+    }
+    /* the result nested as deep as the whole reply may be, then one level more */
+    uint8_t deep[8 + ALLOT_MSGPACK_DEPTH_MAX] = {0x94, 0x01, 0x05, 0xc0};
+    memset(deep + 4, 0x91, ALLOT_MSGPACK_DEPTH_MAX - 1);
+    deep[4 + ALLOT_MSGPACK_DEPTH_MAX - 1] = 0xc0;
+    wire_reply_t r;
+    const char *why = "";
+    size_t deep_bytes = 4 + ALLOT_MSGPACK_DEPTH_MAX;
+    cr_assert_eq(wire_reply_scan(deep, deep_bytes, &r, &why), (long)deep_bytes, "%s", why);
+    deep[4 + ALLOT_MSGPACK_DEPTH_MAX - 1] = 0x91;
+    deep[4 + ALLOT_MSGPACK_DEPTH_MAX] = 0xc0;
+    cr_assert_eq(wire_reply_scan(deep, deep_bytes + 1, &r, &why), -1);
+    cr_assert_lt(frame_object_bytes(deep, deep_bytes + 1), 0);
+}
