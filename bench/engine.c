@@ -97,7 +97,8 @@ void bench_random_skus(worker_t *w, uint32_t *out, uint32_t n)
     uint32_t skus = w->run->config->skus;
     for (uint32_t i = 0; i < n; i++) {
         for (;;) {
-            uint32_t candidate = (uint32_t)(bench_rng_next(&w->rng) % skus);
+            /* the top 32 random bits scaled to [0, skus): no division */
+            uint32_t candidate = (uint32_t)(((bench_rng_next(&w->rng) >> 32) * skus) >> 32);
             bool seen = false;
             for (uint32_t j = 0; j < i && !seen; j++)
                 seen = out[j] == candidate;

@@ -119,11 +119,16 @@ static uint8_t *put_head(uint8_t *p, session_t *s, uint32_t slot, const uint8_t 
 #define SKU_NAME_BYTES 10
 static uint8_t *put_sku(uint8_t *p, uint32_t index)
 {
+    static const char digit_pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930"
+        "31323334353637383940414243444546474849505152535455565758596061"
+        "62636465666768697071727374757677787980818283848586878889909192"
+        "93949596979899";
     p[0] = 0xa9;
     p[1] = 'S';
-    for (int i = 9; i >= 2; i--) {
-        p[i] = (uint8_t)('0' + index % 10);
-        index /= 10;
+    for (int i = 8; i >= 2; i -= 2) {
+        memcpy(p + i, digit_pairs + 2 * (index % 100), 2);
+        index /= 100;
     }
     return p + SKU_NAME_BYTES;
 }
