@@ -48,6 +48,7 @@ typedef struct ping_run {
     size_t request_bytes;
     uint8_t *requests; /* `pipeline` copies of the request back to back */
     uint64_t replies, errors;
+    char why[128]; /* why the run stopped early */
     int epoll_fd;
     ping_conn_t *conns;
 } ping_run_t;
@@ -178,8 +179,10 @@ static int conn_flush(ping_run_t *run, ping_conn_t *c)
     size_t all = run->request_bytes * run->pipeline;
     ssize_t n =
         c->owed_bytes ? write(c->fd, run->requests + all - c->owed_bytes, c->owed_bytes) : 0;
-    if (n < 0 && errno != EAGAIN)
+    if (n < 0 && errno != EAGAIN) {
+        snprintf(run->why, sizeof(run->why), "write: %s", strerror(errno));
         return -1;
+    }
     c->owed_bytes -= n > 0 ? (size_t)n : 0;
     if (c->want_out == (c->owed_bytes > 0))
         return 0;
@@ -193,13 +196,22 @@ static int conn_read(ping_run_t *run, ping_conn_t *c)
 {
     memcpy(read_buffer, c->carry, c->carry_len);
     ssize_t n = read(c->fd, read_buffer + c->carry_len, ALLOT_READ_CHUNK_BYTES);
-    if (n == 0 || (n < 0 && errno != EAGAIN))
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        snprintf(run->why, sizeof(run->why), "read: %s",
+                 n == 0 ? "the server closed the connection" : strerror(errno));
         return -1;
+    }
     size_t len = c->carry_len + (n > 0 ? (size_t)n : 0);
     uint32_t count;
     long used = replies_count(run, read_buffer, len, &count);
-    if (used < 0 || len - (size_t)used > BENCH_PING_REPLY_BYTES_MAX)
+    if (used < 0 || len - (size_t)used > BENCH_PING_REPLY_BYTES_MAX) {
+        if (used < 0)
+            snprintf(run->why, sizeof(run->why), "not a reply to the request");
+        else
+            snprintf(run->why, sizeof(run->why), "a reply over %u bytes",
+                     (unsigned)BENCH_PING_REPLY_BYTES_MAX);
         return -1;
+    }
     c->carry_len = (uint32_t)(len - (size_t)used);
     memcpy(c->carry, read_buffer + used, c->carry_len);
     run->replies += count;
@@ -404,8 +416,7 @@ int main(int argc, char **argv)
         }
     ping_mark_t start, end;
     if (run_loop(&run, &start, &end) != 0) {
-        fprintf(stderr, "allot-ping-epoll: a connection failed or a reply was not one: %s\n",
-                errno ? strerror(errno) : "bad reply");
+        fprintf(stderr, "allot-ping-epoll: %s\n", run.why[0] ? run.why : "epoll failed");
         return 1;
     }
     report(&run, &start, &end);
