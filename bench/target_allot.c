@@ -1,5 +1,6 @@
-/* target_allot.c - the Allot target: MessagePack-RPC requests packed with msgpack-c, replies
- * scanned by wire.c; setup and checks through liballot. */
+/* target_allot.c - the Allot target: MessagePack-RPC requests (ping and avail.get written byte by
+ * byte, the others packed with msgpack-c), replies scanned by wire.c; setup and checks through
+ * liballot. */
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdio.h>
