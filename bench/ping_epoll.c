@@ -386,6 +386,41 @@ static int options_parse(ping_run_t *run, int argc, char **argv, char *target, s
     return request_encode(run);
 }
 
+/* Connect, run, report: the exit status. */
+static int run_execute(ping_run_t *run)
+{
+    run->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    run->conns = calloc(run->connections, sizeof(*run->conns));
+    if (run->epoll_fd < 0 || run->conns == NULL)
+        return 1;
+    for (uint32_t i = 0; i < run->connections; i++)
+        run->conns[i].fd = -1;
+    for (uint32_t i = 0; i < run->connections; i++)
+        if (conn_open(run, &run->conns[i]) != 0) {
+            fprintf(stderr, "allot-ping-epoll: connection %u to %s:%s: %s\n", i, run->host,
+                    run->port, strerror(errno));
+            return 1;
+        }
+    ping_mark_t start, end;
+    if (run_loop(run, &start, &end) != 0) {
+        fprintf(stderr, "allot-ping-epoll: %s\n", run->why[0] ? run->why : "epoll failed");
+        return 1;
+    }
+    report(run, &start, &end);
+    return 0;
+}
+
+static void run_close(ping_run_t *run)
+{
+    for (uint32_t i = 0; run->conns != NULL && i < run->connections; i++)
+        if (run->conns[i].fd >= 0)
+            close(run->conns[i].fd);
+    if (run->epoll_fd >= 0)
+        close(run->epoll_fd);
+    free(run->conns);
+    free(run->requests);
+}
+
 int main(int argc, char **argv)
 {
     static char target[BENCH_HOST_BYTES] = "127.0.0.1:7411";
@@ -394,31 +429,19 @@ int main(int argc, char **argv)
                       .connections = 50,
                       .pipeline = 16,
                       .duration_s = 5,
-                      .warmup_s = 1};
+                      .warmup_s = 1,
+                      .epoll_fd = -1};
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;
     }
     if (options_parse(&run, argc, argv, target, sizeof(target)) != 0) {
         usage(stderr);
+        free(run.requests);
         return 64;
     }
     signal(SIGPIPE, SIG_IGN);
-    run.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    run.conns = calloc(run.connections, sizeof(*run.conns));
-    if (run.epoll_fd < 0 || run.conns == NULL)
-        return 1;
-    for (uint32_t i = 0; i < run.connections; i++)
-        if (conn_open(&run, &run.conns[i]) != 0) {
-            fprintf(stderr, "allot-ping-epoll: connection %u to %s:%s: %s\n", i, run.host, run.port,
-                    strerror(errno));
-            return 1;
-        }
-    ping_mark_t start, end;
-    if (run_loop(&run, &start, &end) != 0) {
-        fprintf(stderr, "allot-ping-epoll: %s\n", run.why[0] ? run.why : "epoll failed");
-        return 1;
-    }
-    report(&run, &start, &end);
-    return 0;
+    int status = run_execute(&run);
+    run_close(&run);
+    return status;
 }
