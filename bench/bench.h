@@ -10,7 +10,8 @@
  *     packs an op into bytes and parses replies. The same sessions, connections and pipeline
  *     run against both targets.
  *   - Latency of a session's first op is measured from its intended start (open loop: the
- *     pacer's schedule; closed loop: when it was started), later ops from their send time.
+ *     pacer's schedule; closed loop: when it was started), later ops from their send time, to
+ *     when the read that brought the reply returned (one clock read per read, not per reply).
  *   - Errors: functions return 0 or -1 with a message in the caller's buffer / on stderr; the
  *     bench never asserts on what a server sends.
  */
@@ -79,7 +80,7 @@ typedef struct bench_config {
     /* browse */
     uint32_t skus_per_request;
     bool detail;
-    bool promise; /* avail.get with promise: true (an allot target only) */
+    bool promise;   /* avail.get with promise: true (an allot target only) */
     bool redis_get; /* redis: avail:<sku> string keys too; browse of 1 SKU is GET avail:<sku> */
     /* checkout */
     uint32_t lines_min, lines_max;
@@ -148,6 +149,7 @@ typedef struct conn {
     bool refused; /* flashsale: got INSUFFICIENT_STOCK, starts nothing more */
     bool dead;    /* I/O error: no more work */
     bool write_blocked;
+    bool queued; /* on its worker's list of connections with requests to send */
 } conn_t;
 
 /* Per-op results, merged over workers at the end. */
@@ -167,6 +169,9 @@ struct worker {
     int epoll_fd;
     conn_t *conns;
     uint32_t conn_count;
+    conn_t **queued; /* connections given requests since the last flush (conn_count slots) */
+    uint32_t queued_count;
+    bool filled; /* closed loop: every slot was given a session; replies start the next ones */
     uint32_t rr; /* round-robin cursor for open-loop starts */
     pacer_t pacer;
     uint64_t rng;
@@ -174,6 +179,7 @@ struct worker {
     op_stats_t stats[OP_COUNT];
     histogram_t session_ns; /* whole session, first send to last reply */
     uint64_t first_start_ns, last_done_ns;
+    uint64_t read_ns; /* the clock when the last read returned: the time of the replies it holds */
     _Atomic uint64_t completed; /* ops completed, for the progress line */
     _Atomic uint64_t failures;
     uint64_t flash_ok, flash_refused;

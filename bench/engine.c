@@ -97,7 +97,8 @@ void bench_random_skus(worker_t *w, uint32_t *out, uint32_t n)
     uint32_t skus = w->run->config->skus;
     for (uint32_t i = 0; i < n; i++) {
         for (;;) {
-            uint32_t candidate = (uint32_t)(bench_rng_next(&w->rng) % skus);
+            /* the top 32 random bits scaled to [0, skus): no division */
+            uint32_t candidate = (uint32_t)(((bench_rng_next(&w->rng) >> 32) * skus) >> 32);
             bool seen = false;
             for (uint32_t j = 0; j < i && !seen; j++)
                 seen = out[j] == candidate;
@@ -256,6 +257,18 @@ static void conn_kill(worker_t *w, conn_t *c, const char *why)
 
 /* ---- sessions ------------------------------------------------------------------------------- */
 
+/* Pack s->op's request into c->out and put c on the list worker_flush_queued sends. */
+static int session_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
+{
+    if (w->run->target->pack(w, c, slot, s) != 0)
+        return -1;
+    if (!c->queued) {
+        c->queued = true;
+        w->queued[w->queued_count++] = c;
+    }
+    return 0;
+}
+
 static bool worker_may_start(worker_t *w, uint64_t now)
 {
     const bench_run_t *run = w->run;
@@ -298,7 +311,7 @@ static bool session_begin(worker_t *w, conn_t *c, uint64_t intended_ns)
     s->first_op = true;
     if (w->first_start_ns == 0)
         w->first_start_ns = intended_ns;
-    if (run->target->pack(w, c, slot, s) != 0) {
+    if (session_pack(w, c, slot, s) != 0) {
         conn_kill(w, c, "request does not fit in memory");
         return false;
     }
@@ -329,7 +342,7 @@ static void stats_record(op_stats_t *st, uint64_t latency_ns, bool is_error, con
 void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const char *code)
 {
     bench_run_t *run = w->run;
-    uint64_t now = bench_now_ns();
+    uint64_t now = w->read_ns;
     session_t *s = &c->slots[slot];
     s->busy = false;
     w->inflight--;
@@ -350,7 +363,7 @@ void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const ch
     if (scenario_session_next(w, s, is_error, code)) {
         s->intended_ns = now;
         s->first_op = false;
-        if (run->target->pack(w, c, slot, s) != 0) {
+        if (session_pack(w, c, slot, s) != 0) {
             conn_kill(w, c, "request does not fit in memory");
             return;
         }
@@ -442,6 +455,7 @@ static void conn_read(worker_t *w, conn_t *c)
         ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
         if (n > 0) {
             c->in.len += (size_t)n;
+            w->read_ns = bench_now_ns(); /* the replies of one read arrived together */
             if (w->run->target->parse(w, c) != 0) {
                 conn_kill(w, c, w->error[0] ? w->error : "protocol error");
                 return;
@@ -460,13 +474,17 @@ static void conn_read(worker_t *w, conn_t *c)
     }
 }
 
-static void worker_flush_all(worker_t *w)
+/* One send per connection that was given requests since the last flush (a blocked one is sent
+ * when it becomes writable). */
+static void worker_flush_queued(worker_t *w)
 {
-    for (uint32_t i = 0; i < w->conn_count; i++) {
-        conn_t *c = &w->conns[i];
+    for (uint32_t i = 0; i < w->queued_count; i++) {
+        conn_t *c = w->queued[i];
+        c->queued = false;
         if (c->out.len > c->out.pos && !c->write_blocked && !c->dead)
             conn_flush(w, c);
     }
+    w->queued_count = 0;
 }
 
 static bool worker_all_refused(const worker_t *w)
@@ -492,10 +510,12 @@ static void *worker_main(void *arg)
         if (may_start && now >= run->start_ns) {
             if (open_loop)
                 worker_start_open(w, now);
-            else
+            else if (!w->filled) {
                 worker_start_closed(w, now);
+                w->filled = true;
+            }
         }
-        worker_flush_all(w);
+        worker_flush_queued(w);
         if (!worker_may_start(w, now) && w->inflight == 0)
             break;
         int64_t timeout_ns =
@@ -714,7 +734,8 @@ int engine_run(bench_run_t *run)
         w->conn_count =
             config->connections / run->worker_count + (i < config->connections % run->worker_count);
         w->conns = calloc(w->conn_count, sizeof(*w->conns));
-        if (w->epoll_fd < 0 || w->conns == NULL) {
+        w->queued = calloc(w->conn_count, sizeof(*w->queued));
+        if (w->epoll_fd < 0 || w->conns == NULL || w->queued == NULL) {
             snprintf(run->error, sizeof(run->error), "out of memory or epoll");
             rc = -1;
             break;
@@ -766,6 +787,7 @@ int engine_run(bench_run_t *run)
         for (uint32_t k = 0; k < run->workers[i].conn_count; k++)
             conn_release(run, &run->workers[i].conns[k]);
         free(run->workers[i].conns);
+        free(run->workers[i].queued);
         if (run->workers[i].epoll_fd >= 0)
             close(run->workers[i].epoll_fd);
     }

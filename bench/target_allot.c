@@ -1,5 +1,6 @@
-/* target_allot.c - the Allot target: MessagePack-RPC requests packed with msgpack-c, replies
- * scanned by wire.c; setup and checks through liballot. */
+/* target_allot.c - the Allot target: MessagePack-RPC requests (ping and avail.get written byte by
+ * byte, the others packed with msgpack-c), replies scanned by wire.c; setup and checks through
+ * liballot. */
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -44,30 +45,6 @@ static void pack_header(msgpack_packer *pk, session_t *s, uint32_t slot, const c
     msgpack_pack_map(pk, fields);
 }
 
-static void pack_avail(worker_t *w, msgpack_packer *pk, session_t *s, uint32_t slot)
-{
-    const bench_config_t *config = w->run->config;
-    uint32_t skus[BENCH_SKUS_PER_REQUEST_MAX];
-    uint32_t n = config->skus_per_request;
-    bench_random_skus(w, skus, n);
-    pack_header(pk, s, slot, "avail.get", 1 + (config->detail ? 1 : 0) + (config->promise ? 1 : 0));
-    pack_cstr(pk, "skus");
-    msgpack_pack_array(pk, n);
-    char name[32];
-    for (uint32_t i = 0; i < n; i++) {
-        bench_sku_name(skus[i], name, sizeof(name));
-        pack_cstr(pk, name);
-    }
-    if (config->detail) {
-        pack_cstr(pk, "detail");
-        msgpack_pack_true(pk);
-    }
-    if (config->promise) {
-        pack_cstr(pk, "promise");
-        msgpack_pack_true(pk);
-    }
-}
-
 static void pack_reserve(worker_t *w, msgpack_packer *pk, session_t *s, uint32_t slot)
 {
     char id[64], name[32];
@@ -106,24 +83,127 @@ static void pack_stock_set(worker_t *w, msgpack_packer *pk, session_t *s, uint32
     msgpack_pack_int64(pk, w->run->config->on_hand);
 }
 
+/* ---- the hot requests, written byte by byte ------------------------------------------------
+ * ping and avail.get are written straight into the output buffer from pre-encoded pieces: the
+ * same bytes msgpack-c packs (the msgid in its shortest form, fixstr SKU names), without a call
+ * per item. */
+
+/* Append the envelope's head, [0, msgid, then the method's pre-encoded name. */
+static uint8_t *put_head(uint8_t *p, session_t *s, uint32_t slot, const uint8_t *method,
+                         size_t method_bytes)
+{
+    s->msgid = (((s->msgid >> SLOT_BITS) + 1) << SLOT_BITS) | slot;
+    uint32_t id = s->msgid;
+    *p++ = 0x94;
+    *p++ = 0x00;
+    if (id <= 0x7f)
+        *p++ = (uint8_t)id;
+    else if (id <= 0xff) {
+        *p++ = 0xcc;
+        *p++ = (uint8_t)id;
+    } else if (id <= 0xffff) {
+        *p++ = 0xcd;
+        *p++ = (uint8_t)(id >> 8);
+        *p++ = (uint8_t)id;
+    } else {
+        *p++ = 0xce;
+        *p++ = (uint8_t)(id >> 24);
+        *p++ = (uint8_t)(id >> 16);
+        *p++ = (uint8_t)(id >> 8);
+        *p++ = (uint8_t)id;
+    }
+    memcpy(p, method, method_bytes);
+    return p + method_bytes;
+}
+
+/* bench_sku_name's name as a fixstr: "S" and 8 digits. */
+#define SKU_NAME_BYTES 10
+static uint8_t *put_sku(uint8_t *p, uint32_t index)
+{
+    static const char digit_pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930"
+        "31323334353637383940414243444546474849505152535455565758596061"
+        "62636465666768697071727374757677787980818283848586878889909192"
+        "93949596979899";
+    p[0] = 0xa9;
+    p[1] = 'S';
+    for (int i = 8; i >= 2; i -= 2) {
+        memcpy(p + i, digit_pairs + 2 * (index % 100), 2);
+        index /= 100;
+    }
+    return p + SKU_NAME_BYTES;
+}
+
+/* The longest head: 0x94 0x00, a 5-byte msgid, then the method. */
+#define HEAD_BYTES_MAX 7
+
+static int pack_ping_fast(conn_t *c, session_t *s, uint32_t slot)
+{
+    static const uint8_t method[] = {0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80}; /* "ping", [{}] */
+    if (byte_buffer_reserve(&c->out, HEAD_BYTES_MAX + sizeof(method)) != 0)
+        return -1;
+    uint8_t *start = (uint8_t *)c->out.data + c->out.len;
+    uint8_t *p = put_head(start, s, slot, method, sizeof(method));
+    c->out.len += (size_t)(p - start);
+    return 0;
+}
+
+static int pack_avail_fast(worker_t *w, conn_t *c, session_t *s, uint32_t slot)
+{
+    static const uint8_t method[] = {0xa9, 'a', 'v', 'a', 'i', 'l', '.', 'g', 'e', 't', 0x91};
+    static const uint8_t skus[] = {0xa4, 's', 'k', 'u', 's'};
+    static const uint8_t detail[] = {0xa6, 'd', 'e', 't', 'a', 'i', 'l', 0xc3};
+    static const uint8_t promise[] = {0xa7, 'p', 'r', 'o', 'm', 'i', 's', 'e', 0xc3};
+    const bench_config_t *config = w->run->config;
+    uint32_t n = config->skus_per_request;
+    uint32_t indices[BENCH_SKUS_PER_REQUEST_MAX];
+    size_t most = HEAD_BYTES_MAX + sizeof(method) + 1 + sizeof(skus) + 3 +
+                  (size_t)n * SKU_NAME_BYTES + sizeof(detail) + sizeof(promise);
+    if (byte_buffer_reserve(&c->out, most) != 0)
+        return -1;
+    bench_random_skus(w, indices, n);
+    uint8_t *start = (uint8_t *)c->out.data + c->out.len;
+    uint8_t *p = put_head(start, s, slot, method, sizeof(method));
+    *p++ = (uint8_t)(0x81 + (config->detail ? 1 : 0) + (config->promise ? 1 : 0));
+    memcpy(p, skus, sizeof(skus));
+    p += sizeof(skus);
+    if (n <= 15)
+        *p++ = (uint8_t)(0x90 | n);
+    else {
+        *p++ = 0xdc;
+        *p++ = (uint8_t)(n >> 8);
+        *p++ = (uint8_t)n;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        p = put_sku(p, indices[i]);
+    if (config->detail) {
+        memcpy(p, detail, sizeof(detail));
+        p += sizeof(detail);
+    }
+    if (config->promise) {
+        memcpy(p, promise, sizeof(promise));
+        p += sizeof(promise);
+    }
+    c->out.len += (size_t)(p - start);
+    return 0;
+}
+
 static int allot_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
 {
+    if (s->op == OP_PING)
+        return pack_ping_fast(c, s, slot);
+    if (s->op == OP_AVAIL)
+        return pack_avail_fast(w, c, s, slot);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->out, out_write_cb);
     size_t before = c->out.len;
     char id[64];
     switch ((bench_op_t)s->op) {
-    case OP_AVAIL:
-        pack_avail(w, &pk, s, slot);
-        break;
     case OP_RESERVE:
         pack_reserve(w, &pk, s, slot);
         break;
     case OP_STOCK_SET:
         pack_stock_set(w, &pk, s, slot);
-        break;
-    case OP_PING: /* the protocol's floor: [0, msgid, "ping", [{}]] */
-        pack_header(&pk, s, slot, "ping", 0);
         break;
     case OP_ORDER_CREATE:
         bench_cart_name(w->run, w->index, s->cart, id, sizeof(id));

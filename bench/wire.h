@@ -3,7 +3,8 @@
  * Contract:
  *   - wire_object_bytes: the size of the one MessagePack object at the start of `bytes`
  *     (> 0), 0 when more bytes are needed, -1 when the bytes are not MessagePack (0xc1) or nest
- *     deeper than ALLOT_MSGPACK_DEPTH_MAX. It is the server's own scanner (client/frame.h).
+ *     deeper than ALLOT_MSGPACK_DEPTH_MAX: for every input the answer of the server's scanner,
+ *     frame_object_bytes (client/frame.h), from one flat walk that keeps no resumable state.
  *   - wire_reply_scan: one complete response [1, msgid, error, result] at the start of bytes.
  *     Returns its size (> 0), 0 when incomplete, -1 when it is not a response (the message says
  *     why). On an error reply, `code` holds the error map's "code" (truncated), or "ERROR".

@@ -471,6 +471,10 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define BENCH_ECHO_OUT_BYTES_MAX    (256u * 1024)
 #define BENCH_ECHO_CONNECTIONS_MAX  4096
 #define BENCH_ECHO_PING_BYTES_MAX   16 /* [0, msgid (<= 5 bytes), "ping", [{}]] */
+/* allot-ping-epoll (bench/ping_epoll.c), the floor of a load client: its one request (a ping or a
+ * 1-SKU avail.get of an id under 32 bytes) and the longest reply it keeps across reads. */
+#define BENCH_PING_REQUEST_BYTES_MAX 64
+#define BENCH_PING_REPLY_BYTES_MAX   4096
 
 /* ---- how they relate ------------------------------------------------------------------------ */
 _Static_assert(ALLOT_REQUEST_BYTES_MAX_DEFAULT <= ALLOT_REQUEST_BYTES_MAX_CEILING,

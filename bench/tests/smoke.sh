@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# smoke.sh ALLOTD ALLOT_BENCH [ALLOT_ECHO_EPOLL] - every allot-bench scenario for a few seconds
-# against a real allotd (fresh data dir, free port), and ping against the bare epoll server;
-# checks exit statuses and that work was done, never timings.
+# smoke.sh ALLOTD ALLOT_BENCH [ALLOT_ECHO_EPOLL [ALLOT_PING_EPOLL]] - every allot-bench scenario
+# for a few seconds against a real allotd (fresh data dir, free port), ping against the bare epoll
+# server, and the minimal client's ping and avail.get; checks exit statuses and that work was
+# done, never timings.
 set -euo pipefail
-allotd=$1 bench=$2 echo_server=${3:-}
+allotd=$1 bench=$2 echo_server=${3:-} ping_client=${4:-}
 dir=$(mktemp -d /tmp/allot-bench-smoke-XXXXXX)
 pid=
 cleanup() {
@@ -92,5 +93,21 @@ if [ -n "$echo_server" ]; then
   kill "$echo_pid"; wait "$echo_pid" 2>/dev/null || true
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); o=r["ops"]["ping"]; sys.exit(0 if o["count"] > 0 and not o.get("codes") else 1)' "$dir/echo.json" ||
     { echo "allot-echo-epoll: no clean pings"; cat "$dir/echo.txt"; exit 1; }
+fi
+# the floor of a load client: every reply framed and counted, none an error, its CPU reported
+if [ -n "$ping_client" ]; then
+  for method in ping avail.get; do
+    echo "== allot-ping-epoll --method $method"
+    "$ping_client" --target 127.0.0.1:"$port" --method "$method" --sku S00001999 \
+      --connections 4 --pipeline 8 --duration 1 --warmup 0.2 --server-pid "$pid" \
+      --json "$dir/min-$method.json" | tee "$dir/min-$method.txt"
+    grep -q '^client CPU .* us per request' "$dir/min-$method.txt"
+    grep -q '^server CPU .* us per request' "$dir/min-$method.txt"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["requests"] > 0 and r["errors"] == 0 and r["client_cpu_s"] >= 0 else 1)' "$dir/min-$method.json" ||
+      { echo "allot-ping-epoll $method: no clean replies"; exit 1; }
+  done
+  if "$ping_client" --target 127.0.0.1:"$port" --method reserve >/dev/null 2>&1; then
+    echo "allot-ping-epoll: expected exit status 64 for an unknown method"; exit 1
+  fi
 fi
 echo "bench smoke: ok"

@@ -122,8 +122,8 @@ Test(wire, all_scalar_widths_are_sized)
     cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, sb.size), (long)sb.size);
 }
 
-/* The bench, the client library and the server frame MessagePack with one scanner
- * (client/frame.h): the same size for every object and prefix, and the same depth limit. */
+/* The bench's flat walk answers as the server's scanner (client/frame.h) does: the same size for
+ * every object and prefix, and the same depth limit. */
 Test(wire, sizes_objects_exactly_as_the_server_scanner_does_with_its_depth_limit)
 {
     /* a reply-like object with every kind of item */
@@ -162,4 +162,144 @@ Test(wire, sizes_objects_exactly_as_the_server_scanner_does_with_its_depth_limit
     nested[ALLOT_MSGPACK_DEPTH_MAX + 1] = 0xc0;
     cr_assert_eq(wire_object_bytes(nested, sizeof(nested)), -1, "deeper than the limit");
     cr_assert_lt(frame_object_bytes(nested, sizeof(nested)), 0);
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* One random object, item by item (no recursion): every scalar width, str/bin/ext of every
+ * length encoding, arrays and maps of up to 20 elements (array16/map16 past 15), nesting as it
+ * comes; containers stop opening after `items_max` items. */
+static void pack_random_object(uint64_t *rng, uint32_t items_max)
+{
+    static const char text[300] = "abcdefghijklmnopqrstuvwxyz";
+    uint64_t owed = 1;
+    for (uint32_t written = 0; owed > 0; written++) {
+        owed--;
+        uint64_t r = rng_next(rng);
+        uint32_t kind = (uint32_t)(r % (written < items_max ? 14 : 10));
+        uint32_t n = (uint32_t)((r >> 8) % 4);
+        size_t length = (r >> 16) % 3 == 0 ? 40 + (r >> 20) % 260 : (r >> 20) % 20;
+        switch (kind) {
+        case 0:
+            msgpack_pack_uint64(&pk, r >> (r % 64));
+            break;
+        case 1:
+            msgpack_pack_int64(&pk, -(int64_t)(r >> (1 + r % 63)));
+            break;
+        case 2:
+            msgpack_pack_double(&pk, 1.5);
+            break;
+        case 3:
+            msgpack_pack_float(&pk, 2.5f);
+            break;
+        case 4:
+            msgpack_pack_str_with_body(&pk, text, length);
+            break;
+        case 5:
+            msgpack_pack_bin_with_body(&pk, text, length);
+            break;
+        case 6:
+            msgpack_pack_ext_with_body(&pk, text, (r >> 9) % 2 ? length : 1u << n, 7);
+            break;
+        case 7:
+            msgpack_pack_nil(&pk);
+            break;
+        case 8:
+            msgpack_pack_true(&pk);
+            break;
+        case 9:
+            msgpack_pack_uint8(&pk, (uint8_t)r);
+            break;
+        case 10:
+        case 11:
+            n = (r >> 24) % 5 == 0 ? 16 + n : n;
+            msgpack_pack_array(&pk, n);
+            owed += n;
+            break;
+        default:
+            n = (r >> 24) % 5 == 0 ? 16 + n : n;
+            msgpack_pack_map(&pk, n);
+            owed += 2u * n;
+            break;
+        }
+    }
+}
+
+static long frame_verdict(const uint8_t *bytes, size_t len)
+{
+    long n = frame_object_bytes(bytes, len);
+    return n < 0 ? -1 : n;
+}
+
+/* wire_object_bytes walks flat for speed; on every object, every prefix of it and every one-byte
+ * mutation it must say what the server's resumable scanner says. */
+Test(wire, flat_walk_agrees_with_the_server_scanner_on_random_objects_prefixes_and_mutations)
+{
+    uint64_t rng = 20;
+    for (int object = 0; object < 400; object++) {
+        sb.size = 0;
+        pack_random_object(&rng, 1 + (uint32_t)(rng_next(&rng) % 60));
+        uint8_t *bytes = (uint8_t *)sb.data;
+        cr_assert_eq(wire_object_bytes(bytes, sb.size), (long)sb.size, "object %d", object);
+        for (size_t len = 0; len < sb.size; len++)
+            cr_assert_eq(wire_object_bytes(bytes, len), 0, "object %d prefix %zu", object, len);
+        for (int mutation = 0; mutation < 20; mutation++) {
+            size_t at = rng_next(&rng) % sb.size;
+            uint8_t saved = bytes[at];
+            bytes[at] = (uint8_t)rng_next(&rng);
+            for (size_t len = at; len <= sb.size; len += 1 + len / 8)
+                cr_assert_eq(wire_object_bytes(bytes, len), frame_verdict(bytes, len),
+                             "object %d, byte %zu set to 0x%02x, %zu bytes", object, at, bytes[at],
+                             len);
+            bytes[at] = saved;
+        }
+    }
+}
+
+/* A success reply is read in one pass (head, then one walk over the result): the same size,
+ * msgid and result as the walk of the whole reply, 0 for every prefix, and the same depth limit
+ * as the whole reply's. */
+Test(wire, success_reply_read_in_one_pass_agrees_with_the_whole_reply_s_walk)
+{
+    uint64_t rng = 7;
+    const uint32_t msgids[] = {0, 127, 128, 255, 256, 65535, 65536, UINT32_MAX};
+    for (int object = 0; object < 200; object++) {
+        sb.size = 0;
+        uint32_t msgid = msgids[object % 8];
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint32(&pk, msgid);
+        msgpack_pack_nil(&pk);
+        size_t head = sb.size;
+        pack_random_object(&rng, 1 + (uint32_t)(rng_next(&rng) % 40));
+        const uint8_t *bytes = (const uint8_t *)sb.data;
+        wire_reply_t r;
+        const char *why = "";
+        cr_assert_eq(wire_reply_scan(bytes, sb.size, &r, &why), (long)sb.size, "%s", why);
+        cr_assert_eq(wire_object_bytes(bytes, sb.size), (long)sb.size);
+        cr_assert_eq(r.msgid, msgid);
+        cr_assert(!r.is_error);
+        cr_assert_eq(r.result, bytes + head);
+        cr_assert_eq(r.result_bytes, sb.size - head);
+        for (size_t len = 0; len < sb.size; len++)
+            cr_assert_eq(wire_reply_scan(bytes, len, &r, &why), 0, "prefix %zu", len);
+    }
+    /* the result nested as deep as the whole reply may be, then one level more */
+    uint8_t deep[8 + ALLOT_MSGPACK_DEPTH_MAX] = {0x94, 0x01, 0x05, 0xc0};
+    memset(deep + 4, 0x91, ALLOT_MSGPACK_DEPTH_MAX - 1);
+    deep[4 + ALLOT_MSGPACK_DEPTH_MAX - 1] = 0xc0;
+    wire_reply_t r;
+    const char *why = "";
+    size_t deep_bytes = 4 + ALLOT_MSGPACK_DEPTH_MAX;
+    cr_assert_eq(wire_reply_scan(deep, deep_bytes, &r, &why), (long)deep_bytes, "%s", why);
+    deep[4 + ALLOT_MSGPACK_DEPTH_MAX - 1] = 0x91;
+    deep[4 + ALLOT_MSGPACK_DEPTH_MAX] = 0xc0;
+    cr_assert_eq(wire_reply_scan(deep, deep_bytes + 1, &r, &why), -1);
+    cr_assert_lt(frame_object_bytes(deep, deep_bytes + 1), 0);
 }
