@@ -752,6 +752,8 @@ void order_displace_apply(allot_state_t *state, receipt_served_t *served, int64_
             history_add(o, at_ms, ALLOT_ORDER_EVENT_CANCEL, 0, 0, served->supply);
     } else {
         lines_cut(v, cancelled);
+        if (v->state != ALLOT_ORDER_CREATED && v->state != ALLOT_ORDER_ON_HOLD)
+            v->state = allot_order_state_from_shipments(v); /* nothing waits: maybe shipped */
     }
     holdings_add(state, v, +1);
     order_settle(state, served->slot, at_ms);

@@ -150,7 +150,8 @@ void order_receipt_reset(order_receipt_t *plan);
  * its new block, and the units it releases in qty. */
 /* order_apply.c: the order takes its new backorders; the units that could not move are cancelled
  * from its lines (a line left with none goes), or, when nothing is left to ship, the order is
- * cancelled as order.cancel would (its history says so with the reason). */
+ * cancelled as order.cancel would (its history says so with the reason); a released order that
+ * no longer waits takes the state its shipments give (shipped, delivered). */
 void order_displace_apply(allot_state_t *state, receipt_served_t *served, int64_t at_ms);
 
 /* One sourced allocation: units of a SKU (index) at a location (index). */

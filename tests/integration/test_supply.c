@@ -423,7 +423,7 @@ Test(supply, a_receipt_serves_the_oldest_order_then_holds_and_order_get_shows_th
     cr_assert_eq(harness_stock_field(cli, "A", "W1", "available"), 0, "4 arrived: 3 + 1 served");
     char before_order[4096], before_hold[4096], after[4096];
     order_text("O1", before_order, sizeof before_order);
-    harness_call_ok(cli, "reservation.get", "{\"id\":\"R3\"}", &r);
+    harness_call_ok(cli, "reservation.get", "{\"id\":\"R2\"}", &r);
     harness_reply_text(&r, before_hold, sizeof before_hold);
     cr_assert_not_null(strstr(before_order, "\"S2\""), "%s", before_order);
     verify_ok();

@@ -666,3 +666,27 @@ Test(backorder, a_version_1_cancel_record_of_a_held_supply_does_not_fit, .init =
     assert_invariants();
     allot_bytes_free(&bytes);
 }
+
+Test(backorder, cancel_of_the_units_a_shipped_order_waits_for_leaves_it_shipped, .init = supplies,
+     .fini = teardown)
+{
+    hold_a("R1", 8, NULL);  /* 5 at W1, 3 on PO-EARLY */
+    hold_a("R2", 11, NULL); /* 1 on PO-EARLY, 10 on PO-LATE: no room left anywhere */
+    const allot_order_view_t *o;
+    order_step(order_from("O1", "R1", FX_T0 + 1, &o));
+    order_step(allot_order_pay(st, S("O1"), ALLOT_PAYMENT_CAPTURED, FX_T0 + 2, &o, &fx_err));
+    order_step(allot_order_release(st, S("O1"), FX_T0 + 3, &o, &fx_err));
+    order_step(allot_shipment_ship(st, S("O1"), S("S1"), S("T-1"), FX_T0 + 4, &o, &fx_err));
+    cr_assert_eq(o->state, ALLOT_ORDER_PARTIALLY_SHIPPED);
+    order_step(cancel_at("PO-EARLY", FX_T0 + 100));
+    o = order("O1");
+    cr_assert_eq(o->lines[0].qty, 5, "the 3 units that could not move are cancelled");
+    cr_assert_eq(o->backorder_count, 0);
+    cr_assert_eq(o->state, ALLOT_ORDER_SHIPPED, "what is left has shipped");
+    const allot_reservation_t *r = allot_reservation_find(st, S("R2"));
+    cr_assert_eq(r->lines[0].qty_held, 10);
+    cr_assert_eq(hold_on("R2", "PO-LATE"), 10);
+    cr_assert_eq(get("PO-LATE").held, 10);
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+}
