@@ -684,7 +684,7 @@ Test(backorder, cancel_of_the_units_a_shipped_order_waits_for_leaves_it_shipped,
     cr_assert_eq(o->backorder_count, 0);
     cr_assert_eq(o->state, ALLOT_ORDER_SHIPPED, "what is left has shipped");
     const allot_reservation_t *r = allot_reservation_find(st, S("R2"));
-    cr_assert_eq(r->lines[0].qty_held, 10);
+    cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 10);
     cr_assert_eq(hold_on("R2", "PO-LATE"), 10);
     cr_assert_eq(get("PO-LATE").held, 10);
     fx_assert_replay_equal(st);
