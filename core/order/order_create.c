@@ -249,7 +249,7 @@ static int create_from_reservation(allot_state_t *state, const allot_order_creat
         uint32_t at = e->line_count++;
         lines[at] = (allot_event_item_t){allot_sku_id(&state->skus[line->sku]), line->qty_held};
         for (uint32_t k = 0; k < line->allocation_count; k++) {
-            const allot_reservation_allocation_t *a = 
+            const allot_reservation_allocation_t *a =
                 &allot_reservation_allocations(r)[line->allocation_first + k];
             if (a->location == ALLOT_LOCATION_SUPPLY) /* stays backordered on the order's line */
                 backorders[e->backorder_count++] = (allot_event_backorder_t){
