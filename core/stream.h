@@ -22,8 +22,9 @@
  *    reservation.created / .released / .expired {id, lines}; order.created {id, customer};
  *    order.changed {id, customer, from, to, cause} for every other order record but evictions
  *    (from == to when the state did not change: payment, modify), and for each order whose
- *    backorders a supply.receive serves (cause "supply.receive") or a supply.cancel moves or
- *    cancels (cause "supply.cancelled"), after that record's supply.changed; shipment.changed
+ *    backorders a supply.receive serves (cause "supply.receive"), a supply.cancel moves or
+ *    cancels (cause "supply.cancelled") or a delaying supply.put moves or keeps waiting (cause
+ *    "supply.delayed"), after that record's supply.changed; shipment.changed
  *    per shipment whose state changed or that is new; return.changed {id, order, state};
  *    supply.changed {id, sku, location, qty, received, held, eta_ms, state, cause} for every
  *    supply.put, supply.receive and supply.cancel record (cause: the record's type name,

@@ -20,7 +20,9 @@
  * nothing (no record: a retry is free); another sku is CONFLICT; another location is CONFLICT once
  * units were received (they are on hand there); qty below received + held is INVALID_ARGUMENT,
  * qty equal to it ends the supply as received; a later eta_ms is a delay (its supply.changed says
- * "supply.delayed"); a received or cancelled supply is INVALID_TRANSITION.
+ * "supply.delayed"): in the same record the backorders on it move to the SKU's other open
+ * supplies due before the new eta, as a cancel moves them (below), but what cannot move stays on
+ * it (nothing is released); a received or cancelled supply is INVALID_TRANSITION.
  * supply.receive moves units into on_hand at the supply's location (a stock movement: the ledger
  * and stock.changed with reason "supply.receive" and ref the supply id); qty defaults to the
  * rest, more than the rest or <= 0 is INVALID_ARGUMENT, on_hand past ALLOT_QUANTITY_MAX too.

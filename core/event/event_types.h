@@ -202,7 +202,8 @@ typedef struct allot_event_supply {
     int64_t at_ms;         /* put, receive, cancel; snapshot: when it last changed */
     uint8_t state;         /* snapshot: allot_supply_state_t */
     bool serves; /* receive (version 2): the units serve the supply's backorders first; cancel
-                    (version 2): the backorders on it move or are released */
+                    (version 2): the backorders on it move or are released; put (version 2):
+                    a delay, the backorders on it move to supply due before the new eta */
 } allot_event_supply_t;
 
 /* ---- orders (core/order.h) -------------------------------------------------------------- */

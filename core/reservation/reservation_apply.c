@@ -657,7 +657,8 @@ static void displace_put(allot_reservation_allocation_t *out, uint32_t at, char 
 
 /* The allocations of line i in the new block from `at`: its units on `supply` go to the targets
  * in turn within free[] (consumed), merged into the line's allocation on a target if it has
- * one, else appended; the rest of them is released (*released). Writes unless out is NULL. */
+ * one, else appended; the rest of them is released (*released), or, when released is NULL (a
+ * delay), stays on `supply` in one allocation. Writes unless out is NULL. */
 static uint32_t displace_line_fill(const allot_reservation_t *r, uint32_t i, allot_str_t supply,
                                    const reservation_targets_t *t, int64_t *free_qty,
                                    allot_reservation_allocation_t *out, uint32_t at, char *tail,
@@ -671,7 +672,8 @@ static uint32_t displace_line_fill(const allot_reservation_t *r, uint32_t i, all
         free_qty[k] -= moved[k];
         left -= moved[k];
     }
-    *released += left;
+    if (released != NULL)
+        *released += left;
     for (uint32_t k = 0; k < line->allocation_count; k++) {
         const allot_reservation_allocation_t *a =
             &allot_reservation_allocations(r)[line->allocation_first + k];
@@ -682,8 +684,12 @@ static uint32_t displace_line_fill(const allot_reservation_t *r, uint32_t i, all
             continue;
         }
         allot_str_t id = allot_reservation_allocation_supply(r, a);
-        if (allot_str_equal(id, supply))
+        if (allot_str_equal(id, supply)) {
+            if (released == NULL && left > 0) /* a delay: what cannot move stays */
+                displace_put(out, at++, tail, tail_at, id, left);
+            left = 0;
             continue;
+        }
         int64_t qty = a->qty;
         for (uint32_t m = 0; m < t->count; m++)
             if (moved[m] > 0 && allot_str_equal(t->ids[m], id)) {
@@ -707,10 +713,10 @@ int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_
     int64_t sizing[ALLOT_SUPPLIES_PER_SKU_MAX]; /* a first pass sizes the block */
     memcpy(sizing, free_qty, targets->count * sizeof(*sizing));
     uint32_t count = 0, tail_bytes = 0;
-    *released = 0;
+    int64_t dropped = 0;
     for (uint32_t i = 0; i < r->line_count; i++)
         count = displace_line_fill(r, i, supply, targets, sizing, NULL, count, NULL, &tail_bytes,
-                                   released);
+                                   released != NULL ? &dropped : NULL);
     allot_reservation_line_t *lines;
     char *new_block = hold_block_new(r, count, tail_bytes, &lines);
     if (new_block == NULL)
@@ -720,17 +726,20 @@ int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_
     if (r->customer_len > 0)
         memcpy(customer, allot_reservation_customer(r).ptr, r->customer_len);
     uint32_t at = 0, tail_at = 0;
-    *released = 0;
+    dropped = 0;
     for (uint32_t i = 0; i < r->line_count; i++) {
         int64_t line_released = 0;
         lines[i] = allot_reservation_lines(r)[i];
         lines[i].allocation_first = at;
         at = displace_line_fill(r, i, supply, targets, free_qty, allocations, at,
-                                customer + r->customer_len, &tail_at, &line_released);
+                                customer + r->customer_len, &tail_at,
+                                released != NULL ? &line_released : NULL);
         lines[i].allocation_count = at - lines[i].allocation_first;
         lines[i].qty_held -= line_released;
-        *released += line_released;
+        dropped += line_released;
     }
+    if (released != NULL)
+        *released = dropped;
     assert(at == count && tail_at == tail_bytes);
     *block = new_block;
     *allocation_count = count;

@@ -90,7 +90,8 @@ typedef struct reservation_targets {
 /* The live hold at slot gives up its backorder allocations on `supply`: line by line, in the
  * hold's order, the units go to the targets in turn within free_qty[] (consumed: what is left
  * for the next hold), merged into the line's allocation on a target if it has one; the rest is
- * released (*released; the line holds less, a line at 0 holds nothing). Builds the hold's new
+ * released (*released; the line holds less, a line at 0 holds nothing), or, when released is
+ * NULL (a supply delay), stays on `supply`. Builds the hold's new
  * block (*block, *allocation_count) and makes room for the commit; ALLOT_ENOMEM. */
 int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_t supply,
                                  const reservation_targets_t *targets, int64_t *free_qty,

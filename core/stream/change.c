@@ -186,8 +186,7 @@ static void skus_of_event(allot_state_t *state, const allot_event_t *event)
         supply_capture(state, event->u.supply.id);
         if (event->type == ALLOT_EVENT_SUPPLY_RECEIVE)
             sku_touch(stream, event->u.supply.sku);
-        if (event->type != ALLOT_EVENT_SUPPLY_PUT)
-            receipt_capture(state, &event->u.supply);
+        receipt_capture(state, &event->u.supply); /* a put: a delay (serves) moves them */
         break;
     case ALLOT_EVENT_ORDER_CREATE:
         if (event->u.order.reservation.len > 0)
@@ -612,7 +611,8 @@ static void order_changes(allot_state_t *state, const allot_event_t *event)
 }
 
 /* A receipt's orders: order.changed (cause supply.receive; the state may stay) and
- * shipment.changed for each new shipment; a cancel's: order.changed (cause supply.cancelled). */
+ * shipment.changed for each new shipment; a cancel's: order.changed (cause supply.cancelled);
+ * a delaying put's: order.changed (cause supply.delayed). */
 static void receipt_changes(allot_state_t *state, const allot_event_t *event)
 {
     stream_state_t *stream = state->stream;
@@ -623,9 +623,9 @@ static void receipt_changes(allot_state_t *state, const allot_event_t *event)
         change.customer = v->customer;
         change.from = allot_order_state_names[before->state];
         change.to = allot_order_state_names[v->state];
-        change.cause = event->type == ALLOT_EVENT_SUPPLY_CANCEL
-                           ? "supply.cancelled"
-                           : allot_event_type_name(event->type);
+        change.cause = event->type == ALLOT_EVENT_SUPPLY_CANCEL ? "supply.cancelled"
+                       : event->type == ALLOT_EVENT_SUPPLY_PUT  ? "supply.delayed"
+                                                               : allot_event_type_name(event->type);
         change_give(stream, &change);
         for (uint32_t k = before->shipment_count; k < v->shipment_count; k++) {
             const allot_event_shipment_t *s = &v->shipments[k];

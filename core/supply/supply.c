@@ -117,6 +117,10 @@ int allot_supply_put(allot_state_t *state, const allot_supply_put_input_t *in, i
                                             .qty = in->qty,
                                             .eta_ms = in->eta_ms,
                                             .at_ms = now_ms};
+    if (slot != ALLOT_SLOT_NONE) { /* a delay moves the backorders on it to earlier supply */
+        const supply_t *x = &state->supply->supplies[slot];
+        event.u.supply.serves = x->held > 0 && in->eta_ms > x->eta_ms;
+    }
     rc = state_event_emit(state, &event);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");

@@ -4,7 +4,12 @@
  *
  *  8 SUPPLY_PUT      str id; str sku; str location; i64 qty (1..2^40); i64 eta_ms; i64 at_ms
  *                    (a new id creates an open supply; an existing one takes qty, location and
- *                    eta_ms, and ends as received when qty equals what it received)
+ *                    eta_ms, and ends as received when qty equals what it received); u8
+ *                    put_version = 2 when it delays (a later eta_ms) an open supply backorders
+ *                    wait on: they move to the SKU's other open supply due before the new eta
+ *                    (core/order/order_displace.c: orders oldest first, then live holds oldest
+ *                    first, earliest eta first within each one's free qty); what cannot move
+ *                    stays. A version 1 put (no byte) moves nothing
  *  9 SUPPLY_RECEIVE  str id; str sku; str location; i64 qty (1..2^40, the units received now);
  *                    i64 on_hand_after (0..2^40: the position's on_hand after the receipt);
  *                    i64 at_ms (sku and location repeat the supply's, for replay's look-ups and
@@ -39,6 +44,8 @@
 #define SUPPLY_RECEIVE_VERSION 2u
 /* The byte after a cancel's version 1 fields: its backorders move or are released. */
 #define SUPPLY_CANCEL_VERSION 2u
+/* The byte after a put's version 1 fields: a delay, its backorders move to earlier supply. */
+#define SUPPLY_PUT_VERSION 2u
 
 static bool ids_ok(const allot_event_supply_t *e)
 {
@@ -74,6 +81,8 @@ int supply_put_encode(const allot_event_supply_t *e, allot_bytes_t *out)
     allot_bytes_put_i64(out, e->qty);
     allot_bytes_put_i64(out, e->eta_ms);
     allot_bytes_put_i64(out, e->at_ms);
+    if (e->serves)
+        allot_bytes_put_u8(out, SUPPLY_PUT_VERSION);
     return 0;
 }
 
@@ -84,6 +93,9 @@ int supply_put_decode(allot_reader_t *r, allot_event_scratch_t *s, allot_event_s
     e->qty = allot_reader_i64(r);
     e->eta_ms = allot_reader_i64(r);
     e->at_ms = allot_reader_i64(r);
+    e->serves = r->offset < r->len;
+    if (e->serves && allot_reader_u8(r) != SUPPLY_PUT_VERSION)
+        return ALLOT_ECORRUPT;
     bool ok = !r->failed && ids_ok(e) && qty_ok(e->qty) && allot_event_time_ok(e->eta_ms) &&
               allot_event_time_ok(e->at_ms);
     return ok ? 0 : ALLOT_ECORRUPT;

@@ -86,6 +86,10 @@ void supply_receipt_commit(allot_state_t *state, const allot_event_supply_t *e);
  * nothing holds it) and makes room; the commit marks the supply cancelled. */
 int supply_cancel_prepare(allot_state_t *state, const allot_event_supply_t *e);
 void supply_cancel_commit(allot_state_t *state, const allot_event_supply_t *e);
+/* And the apply of SUPPLY_PUT (a delay moves the backorders on the supply to supply due
+ * earlier): the prepare checks the record and makes room; the commit creates or updates. */
+int supply_put_prepare(allot_state_t *state, const allot_event_supply_t *e);
+void supply_put_commit(allot_state_t *state, const allot_event_supply_t *e);
 
 /* ---- the store (supply_store.c) ------------------------------------------------------------ */
 /* The supply's slot, or ALLOT_SLOT_NONE. */

@@ -496,3 +496,30 @@ Test(supply, cancel_moves_backorders_to_the_next_supply_releases_the_rest_and_ki
     allot_reply_free(&r);
     verify_ok();
 }
+
+Test(supply, delay_moves_backorders_to_supply_due_earlier_and_kill_9_keeps_it, .timeout = 120)
+{
+    backorder_supplies();
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve", /* takes the stock */
+                    "{\"id\":\"R0\",\"lines\":[{\"sku\":\"A\",\"qty\":5}]}", &r);
+    harness_call_ok(cli, "reserve", /* 3 on PO-2 */
+                    "{\"id\":\"R1\",\"lines\":[{\"sku\":\"A\",\"qty\":3,\"backorder\":true}]}", &r);
+    harness_call_ok(cli, "order.create", "{\"id\":\"O1\",\"reservation\":\"R1\"}", &r);
+    put("PO-2", "A", "W1", 4, ETA_MS + 2 * DAY_MS); /* now after PO-1 */
+    cr_assert_eq(held("PO-2"), 0);
+    cr_assert_eq(held("PO-1"), 3, "the order's units moved to the supply due earlier");
+    char before[4096], after[4096];
+    order_text("O1", before, sizeof before);
+    allot_client_close(cli); /* the delay from the WAL */
+    harness_server_kill9(srv);
+    harness_server_restart(srv);
+    cli = harness_connect(srv);
+    order_text("O1", after, sizeof after);
+    cr_assert_str_eq(after, before);
+    cr_assert_eq(held("PO-1"), 3);
+    harness_call_ok(cli, "order.get", "{\"id\":\"O1\"}", &r);
+    harness_expect_str_at(&r, "lines.0.backorders.0.supply", "PO-1");
+    allot_reply_free(&r);
+    verify_ok();
+}

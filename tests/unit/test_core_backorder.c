@@ -690,3 +690,112 @@ Test(backorder, cancel_of_the_units_a_shipped_order_waits_for_leaves_it_shipped,
     fx_assert_replay_equal(st);
     fx_assert_checkpoint_round_trip(st);
 }
+
+/* ---- a supply.put that delays a supply moves its backorders to supply due earlier ---------- */
+
+Test(backorder, delay_moves_an_orders_and_a_holds_backorders_to_earlier_supply_with_room,
+     .init = supplies, .fini = teardown)
+{
+    hold_a("R0", 5, NULL);    /* the stock */
+    hold_a("R1", 3, "alice"); /* 3 on PO-EARLY */
+    order_step(order_from("O1", "R1", FX_T0 + 1, NULL));
+    hold_a("R2", 1, NULL);                           /* the last unit of PO-EARLY, a live hold */
+    put("PO-MID", "A", "W1", 2, FX_T0 + 2 * DAY_MS); /* between the two */
+    size_t written = fx_log.count;
+    put("PO-EARLY", "A", "W1", 4, FX_T0 + 4 * DAY_MS); /* now after PO-LATE too */
+    assert_invariants();
+    cr_assert_eq(fx_log.count, written + 1, "one record");
+    cr_assert_eq(get("PO-EARLY").state, ALLOT_SUPPLY_OPEN);
+    cr_assert_eq(get("PO-EARLY").eta_ms, FX_T0 + 4 * DAY_MS);
+    cr_assert_eq(get("PO-EARLY").held, 0, "everything found earlier supply");
+    cr_assert_eq(get("PO-MID").held, 2, "the earliest first, to its qty");
+    cr_assert_eq(get("PO-LATE").held, 2, "then the next");
+    const allot_order_view_t *o = order("O1");
+    cr_assert_eq(o->state, ALLOT_ORDER_CREATED);
+    cr_assert_eq(o->lines[0].qty, 3);
+    cr_assert_eq(backordered(o, 0, "PO-MID"), 2, "the order moves first");
+    cr_assert_eq(backordered(o, 0, "PO-LATE"), 1);
+    cr_assert_eq(backordered(o, 0, "PO-EARLY"), 0);
+    cr_assert_eq(hold_on("R2", "PO-LATE"), 1, "the hold moves to what is left");
+    cr_assert_eq(hold_on("R2", "PO-EARLY"), 0);
+    cr_assert_eq(allot_reservation_lines(allot_reservation_find(st, S("R2")))[0].qty_held, 1);
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+}
+
+Test(backorder, delay_moves_the_oldest_first_and_leaves_the_rest_on_the_delayed_supply,
+     .init = more_backorders_than_room, .fini = teardown)
+{
+    put("PO-1", "A", "W1", 12, FX_T0 + 5 * DAY_MS);
+    assert_invariants();
+    cr_assert_eq(get("PO-2").held, 4, "the earlier supply takes what fits, no more");
+    cr_assert_eq(get("PO-1").held, 7, "the rest stays on the delayed supply");
+    const allot_order_view_t *o = order("O1");
+    cr_assert_eq(backordered(o, 0, "PO-2"), 3, "the oldest order moves in full");
+    o = order("O2");
+    cr_assert_eq(backordered(o, 0, "PO-2"), 1);
+    cr_assert_eq(backordered(o, 0, "PO-1"), 1, "nothing is released");
+    cr_assert_eq(o->lines[0].qty, 2, "nothing is cancelled");
+    o = order("O3");
+    cr_assert_eq(o->state, ALLOT_ORDER_CREATED);
+    cr_assert_eq(backordered(o, 0, "PO-1"), 2);
+    cr_assert_eq(hold_on("R-MIX", "PO-1"), 2, "holds stay when orders took the room");
+    cr_assert_eq(hold_at("R-MIX", "W1"), 1);
+    cr_assert_eq(hold_on("R-ONLY", "PO-1"), 2);
+    cr_assert_eq(allot_reservation_find(st, S("R-ONLY"))->status, ALLOT_RESERVATION_ACTIVE);
+    fx_assert_replay_equal(st);
+    fx_assert_checkpoint_round_trip(st);
+}
+
+Test(backorder, delay_does_not_move_to_a_supply_due_after_the_new_eta,
+     .init = more_backorders_than_room, .fini = teardown)
+{
+    put("PO-1", "A", "W1", 12, FX_T0 + 2 * DAY_MS); /* PO-2's eta: not earlier */
+    assert_invariants();
+    cr_assert_eq(get("PO-1").held, 11, "everything stays");
+    cr_assert_eq(get("PO-2").held, 0);
+    cr_assert_eq(backordered(order("O1"), 0, "PO-1"), 3);
+    cr_assert_eq(hold_on("R-ONLY", "PO-1"), 2);
+    put("PO-1", "A", "W1", 12, FX_T0 + DAY_MS); /* earlier again: nothing moves back */
+    put("PO-1", "A", "W1", 12, FX_T0 + 2 * DAY_MS + 1);
+    cr_assert_eq(get("PO-1").held, 7, "once later than PO-2 they move");
+    cr_assert_eq(get("PO-2").held, 4);
+    fx_assert_replay_equal(st);
+}
+
+Test(backorder, delay_gives_order_changes_with_cause_supply_delayed,
+     .init = more_backorders_than_room, .fini = teardown)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    allot_state_set_change_observer(st, on_change, out);
+    put("PO-1", "A", "W1", 12, FX_T0 + 5 * DAY_MS);
+    fclose(out);
+    const char *want = "0 supply.changed PO-1 received=0 held=7 supply.delayed\n"
+                       "1 order.changed O1 created->created supply.delayed\n"
+                       "2 order.changed O2 created->created supply.delayed\n"
+                       "3 order.changed O3 created->created supply.delayed\n";
+    cr_assert_str_eq(text, want);
+    free(text);
+}
+
+Test(backorder, a_version_1_put_record_of_a_delay_moves_nothing, .init = more_backorders_than_room,
+     .fini = teardown)
+{
+    allot_event_t event = {.type = ALLOT_EVENT_SUPPLY_PUT};
+    event.u.supply = (allot_event_supply_t){.id = S("PO-1"),
+                                            .sku = S("A"),
+                                            .location = S("W1"),
+                                            .qty = 12,
+                                            .eta_ms = FX_T0 + 5 * DAY_MS,
+                                            .at_ms = FX_T0 + 5};
+    allot_bytes_t bytes = {0};
+    cr_assert_eq(allot_event_encode(&event, &bytes), 0);
+    cr_assert_eq(allot_event_apply_encoded(st, event.type, bytes.data, bytes.len), 0);
+    cr_assert_eq(get("PO-1").eta_ms, FX_T0 + 5 * DAY_MS);
+    cr_assert_eq(get("PO-1").held, 11, "a plain put keeps the backorders where they are");
+    cr_assert_eq(get("PO-2").held, 0);
+    assert_invariants();
+    allot_bytes_free(&bytes);
+}
