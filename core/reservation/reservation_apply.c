@@ -477,8 +477,8 @@ void reservation_consume_commit(allot_state_t *state, allot_str_t id, int64_t at
 /* ---- a live hold's parts rebuilt (receipts, supply cancels) --------------------------------- */
 
 /* A new block for the parts of hold r with `allocations` allocations and `tail_bytes` of supply
- * ids (core/reservation.h): its long id, if it has one, copied at the start; *lines is where
- * its lines go. NULL: out of memory. */
+ * ids (core/reservation.h): its long id, if it has one, copied at the start and its customer
+ * after the allocations; *lines is where its lines go. NULL: out of memory. */
 static char *hold_block_new(const allot_reservation_t *r, uint32_t allocations, uint32_t tail_bytes,
                             allot_reservation_line_t **lines)
 {
@@ -495,6 +495,9 @@ static char *hold_block_new(const allot_reservation_t *r, uint32_t allocations, 
         memset(block + id.len, 0, lines_at - id.len);
     }
     *lines = (allot_reservation_line_t *)(block + lines_at);
+    if (r->customer_len > 0) /* the customer follows the allocations */
+        memcpy((char *)(block_allocations(*lines, r->line_count) + allocations),
+               allot_reservation_customer(r).ptr, r->customer_len);
     return block;
 }
 
@@ -596,16 +599,13 @@ int reservation_receipt_prepare(allot_state_t *state, uint32_t slot, allot_str_t
     if (new_block == NULL)
         return ALLOT_ENOMEM;
     allot_reservation_allocation_t *allocations = block_allocations(lines, r->line_count);
-    char *customer = (char *)(allocations + count);
-    if (r->customer_len > 0)
-        memcpy(customer, allot_reservation_customer(r).ptr, r->customer_len);
+    char *tail = (char *)(allocations + count) + r->customer_len; /* the supply ids */
     left = qty;
     uint32_t at = 0, tail_at = 0;
     for (uint32_t i = 0; i < r->line_count; i++) {
         lines[i] = allot_reservation_lines(r)[i];
         lines[i].allocation_first = at;
-        at = receipt_line_fill(r, i, supply, location, &left, allocations, at,
-                               customer + r->customer_len, &tail_at);
+        at = receipt_line_fill(r, i, supply, location, &left, allocations, at, tail, &tail_at);
         lines[i].allocation_count = at - lines[i].allocation_first;
     }
     assert(at == count && left == 0);
@@ -722,17 +722,14 @@ int reservation_displace_prepare(allot_state_t *state, uint32_t slot, allot_str_
     if (new_block == NULL)
         return ALLOT_ENOMEM;
     allot_reservation_allocation_t *allocations = block_allocations(lines, r->line_count);
-    char *customer = (char *)(allocations + count);
-    if (r->customer_len > 0)
-        memcpy(customer, allot_reservation_customer(r).ptr, r->customer_len);
+    char *tail = (char *)(allocations + count) + r->customer_len; /* the supply ids */
     uint32_t at = 0, tail_at = 0;
     dropped = 0;
     for (uint32_t i = 0; i < r->line_count; i++) {
         int64_t line_released = 0;
         lines[i] = allot_reservation_lines(r)[i];
         lines[i].allocation_first = at;
-        at = displace_line_fill(r, i, supply, targets, free_qty, allocations, at,
-                                customer + r->customer_len, &tail_at,
+        at = displace_line_fill(r, i, supply, targets, free_qty, allocations, at, tail, &tail_at,
                                 released != NULL ? &line_released : NULL);
         lines[i].allocation_count = at - lines[i].allocation_first;
         lines[i].qty_held -= line_released;
