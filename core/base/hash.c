@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base/pages.h"
 #include "core/errors.h"
 
 /* XXH3 from libxxhash, compiled in (header-only mode): ids are hashed several times per
@@ -35,7 +36,7 @@ void allot_hash_init(allot_hash_t *table)
 
 void allot_hash_free(allot_hash_t *table)
 {
-    free(table->slots);
+    allot_pages_free(table->slots, (size_t)table->capacity * sizeof(*table->slots));
     allot_hash_init(table);
 }
 
@@ -52,13 +53,13 @@ static int hash_resize(allot_hash_t *table, uint32_t capacity)
 {
     assert((capacity & (capacity - 1)) == 0);
     assert(capacity > table->count);
-    uint64_t *slots = calloc(capacity, sizeof(*slots));
+    uint64_t *slots = allot_pages_alloc((size_t)capacity * sizeof(*slots));
     if (slots == NULL)
         return ALLOT_ENOMEM;
     for (uint32_t i = 0; i < table->capacity; i++)
         if (table->slots[i] != 0)
             hash_slot_place(slots, capacity, table->slots[i]);
-    free(table->slots);
+    allot_pages_free(table->slots, (size_t)table->capacity * sizeof(*table->slots));
     table->slots = slots;
     table->capacity = capacity;
     return 0;

@@ -8,6 +8,7 @@
 #include <assert.h>
 #include <stdlib.h>
 
+#include "core/base/pages.h"
 #include "core/errors.h"
 
 _Static_assert(sizeof(allot_heap_entry_t) == 16, "key_ms, 4 tie bytes and the item index");
@@ -27,7 +28,7 @@ void allot_heap_init(allot_heap_t *heap, allot_heap_key_cb key, allot_heap_tie_l
 
 void allot_heap_free(allot_heap_t *heap)
 {
-    free(heap->entries);
+    allot_pages_free(heap->entries, (size_t)heap->capacity * sizeof(*heap->entries));
     heap->entries = NULL;
     heap->count = heap->capacity = 0;
 }
@@ -42,7 +43,8 @@ int allot_heap_reserve(allot_heap_t *heap, uint32_t extra)
         capacity *= 2;
     if (capacity > UINT32_MAX)
         return ALLOT_ENOMEM;
-    allot_heap_entry_t *entries = realloc(heap->entries, capacity * sizeof(*entries));
+    allot_heap_entry_t *entries = allot_pages_resize(
+        heap->entries, (size_t)heap->capacity * sizeof(*entries), capacity * sizeof(*entries));
     if (entries == NULL)
         return ALLOT_ENOMEM;
     heap->entries = entries;

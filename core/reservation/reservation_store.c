@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base/pages.h"
 #include "core/inventory/inventory_private.h"
 #include "core/reservation/reservation_private.h"
 
@@ -64,7 +65,8 @@ void reservation_free_all(allot_state_t *state)
     for (uint32_t i = 0; i < state->reservation_slots; i++)
         if (state->reservations[i].used && !state->reservations[i].body_inline)
             free(state->reservations[i].body.other.block);
-    free(state->reservations);
+    allot_pages_free(state->reservations,
+                     (size_t)state->reservation_capacity * sizeof(*state->reservations));
     allot_hash_free(&state->reservation_index);
     allot_heap_free(&state->expiry_heap);
     allot_heap_free(&state->tombstone_heap);
@@ -72,8 +74,13 @@ void reservation_free_all(allot_state_t *state)
 
 uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id)
 {
+    return reservation_slot_find_hashed(state, id, allot_hash_bytes(id.ptr, id.len));
+}
+
+uint32_t reservation_slot_find_hashed(const allot_state_t *state, allot_str_t id, uint32_t hash)
+{
     allot_hash_probe_t probe;
-    allot_hash_probe_start(&state->reservation_index, allot_hash_bytes(id.ptr, id.len), &probe);
+    allot_hash_probe_start(&state->reservation_index, hash, &probe);
     uint32_t i;
     while ((i = allot_hash_probe_next(&state->reservation_index, &probe)) != ALLOT_HASH_NONE) {
         const allot_reservation_t *r = &state->reservations[i];
@@ -90,7 +97,8 @@ int reservation_slot_reserve(allot_state_t *state)
     if (state->reservation_free == ALLOT_SLOT_NONE &&
         state->reservation_slots == state->reservation_capacity) {
         uint32_t capacity = state->reservation_capacity ? state->reservation_capacity * 2 : 64;
-        allot_reservation_t *r = realloc(state->reservations, capacity * sizeof(*r));
+        allot_reservation_t *r = allot_pages_resize(
+            state->reservations, state->reservation_capacity * sizeof(*r), capacity * sizeof(*r));
         if (r == NULL)
             return ALLOT_ENOMEM;
         state->reservations = r;

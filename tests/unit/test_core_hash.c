@@ -1,12 +1,14 @@
-/* test_core_hash.c - index tables, haversine distances and UTF-8 checks of ids (the heap:
- * test_core_heap.c). */
+/* test_core_hash.c - index tables and the pages under large ones, haversine distances and UTF-8
+ * checks of ids (the heap: test_core_heap.c). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/base/geo.h"
 #include "core/base/hash.h"
+#include "core/base/pages.h"
 #include "core/common.h"
 #include "core/errors.h"
 
@@ -56,6 +58,100 @@ Test(hash, colliding_hashes_are_all_probed)
     }
     cr_assert_eq(seen, 99);
     allot_hash_free(&t);
+}
+
+/* A cart id as allot-bench makes them: c<16 hex>-<worker>-<n>, a 20-byte prefix shared by all. */
+static uint32_t cart_id(uint32_t n, char *id)
+{
+    return (uint32_t)snprintf(id, 32, "c3f1a9e1b27d4c5a0-3-%u", n);
+}
+
+static uint32_t cart_find(const allot_hash_t *t, uint32_t n, uint32_t *steps)
+{
+    char id[32];
+    uint32_t len = cart_id(n, id);
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(t, allot_hash_bytes(id, len), &probe);
+    uint32_t i;
+    while ((i = allot_hash_probe_next(t, &probe)) != ALLOT_HASH_NONE)
+        if (i == n) /* item n is cart n */
+            break;
+    *steps = probe.steps;
+    return i;
+}
+
+Test(hash, ids_with_a_long_shared_prefix_spread_and_survive_growth_past_huge_pages_and_deletes)
+{
+    /* 300k cart ids: the table grows from 16 slots through malloc'd blocks to mappings of whole
+     * huge pages (2^19 slots, 4 MiB); a third are removed (backward shifts across the moves) and
+     * put back; each is found by its own probe. Their spread: the mean probe of a present id at
+     * load a is (1 + 1/(1 - a)) / 2 for a uniform hash; ids sharing 20 bytes must do as well. */
+    enum { IDS = 300000 };
+    allot_hash_t t;
+    allot_hash_init(&t);
+    char id[32];
+    for (uint32_t n = 0; n < IDS; n++) {
+        uint32_t len = cart_id(n, id);
+        cr_assert_eq(allot_hash_insert(&t, allot_hash_bytes(id, len), n), 0);
+    }
+    cr_assert_geq((size_t)t.capacity * sizeof(*t.slots), 2 * ALLOT_PAGES_HUGE_BYTES);
+    for (uint32_t n = 0; n < IDS; n += 3) {
+        uint32_t len = cart_id(n, id);
+        allot_hash_remove(&t, allot_hash_bytes(id, len), n);
+    }
+    uint32_t steps;
+    for (uint32_t n = 0; n < IDS; n++)
+        cr_assert_eq(cart_find(&t, n, &steps), n % 3 ? n : ALLOT_HASH_NONE, "id %u", n);
+    for (uint32_t n = 0; n < IDS; n += 3) {
+        uint32_t len = cart_id(n, id);
+        cr_assert_eq(allot_hash_insert(&t, allot_hash_bytes(id, len), n), 0);
+    }
+    uint64_t total = 0;
+    for (uint32_t n = 0; n < IDS; n++) {
+        cr_assert_eq(cart_find(&t, n, &steps), n, "id %u", n);
+        total += steps;
+    }
+    double load = (double)IDS / t.capacity, expected = (1 + 1 / (1 - load)) / 2;
+    cr_assert_leq((double)total / IDS, 1.25 * expected, "mean probe %.3f at load %.2f",
+                  (double)total / IDS, load);
+    allot_hash_free(&t);
+}
+
+Test(pages, blocks_keep_their_bytes_as_they_grow_and_shrink_across_the_huge_page_size)
+{
+    /* sizes in bytes, in turn: small (malloc), across the threshold both ways, and mapped blocks
+     * moved by growing and shrinking */
+    const size_t sizes[] = {0,
+                            100,
+                            ALLOT_PAGES_HUGE_BYTES - 1,
+                            ALLOT_PAGES_HUGE_BYTES,
+                            3 * ALLOT_PAGES_HUGE_BYTES + 5,
+                            32 * ALLOT_PAGES_HUGE_BYTES,
+                            3 * ALLOT_PAGES_HUGE_BYTES,
+                            4096,
+                            5 * ALLOT_PAGES_HUGE_BYTES};
+    unsigned char *block = NULL;
+    size_t bytes = 0;
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        unsigned char *moved = allot_pages_resize(block, bytes, sizes[k]);
+        cr_assert_not_null(moved, "size %zu", sizes[k]);
+        size_t kept = bytes < sizes[k] ? bytes : sizes[k];
+        for (size_t i = 0; i < kept; i += 997)
+            cr_assert_eq(moved[i], (unsigned char)(i * 31 + k - 1), "byte %zu at size %zu", i,
+                         sizes[k]);
+        if (sizes[k] >= ALLOT_PAGES_HUGE_BYTES)
+            cr_assert_eq((uintptr_t)moved % ALLOT_PAGES_HUGE_BYTES, 0, "a huge-page boundary");
+        for (size_t i = 0; i < sizes[k]; i++)
+            moved[i] = (unsigned char)(i * 31 + k);
+        block = moved;
+        bytes = sizes[k];
+    }
+    allot_pages_free(block, bytes);
+    unsigned char *fresh = allot_pages_alloc(3 * ALLOT_PAGES_HUGE_BYTES);
+    cr_assert_not_null(fresh);
+    for (size_t i = 0; i < 3 * ALLOT_PAGES_HUGE_BYTES; i += 4096)
+        cr_assert_eq(fresh[i], 0, "a new block is zeroed");
+    allot_pages_free(fresh, 3 * ALLOT_PAGES_HUGE_BYTES);
 }
 
 Test(hash, arena_copies_are_stable_and_terminated)

@@ -872,3 +872,51 @@ Test(reserve, explicit_location_restricts_shipping, .init = two_warehouses)
     cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0);
     cr_assert_eq(fx_held_at(st, r, 0, "W2"), 3);
 }
+
+Test(reserve, two_hundred_thousand_holds_outgrow_the_huge_page_tables_and_stay_found_and_expire,
+     .init = two_warehouses)
+{
+    /* the slab (120 bytes a hold), the id hash (8 bytes a slot) and the expiry heap (16 bytes an
+     * entry) become mappings of whole 2 MiB pages past ALLOT_PAGES_HUGE_BYTES and grow by moving
+     * their pages: every hold must stay where its id says, with its bytes, across each move */
+    enum { HOLDS = 200000 };
+    size_t events = 0;
+    allot_state_set_event_sink(st, counting_sink, &events);
+    fx_stock(st, "A", "W1", HOLDS, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    char id[32];
+    for (uint32_t i = 0; i < HOLDS; i++) {
+        snprintf(id, sizeof(id), "c3f1a9e1b27d4c5a0-0-%u", i); /* a shared 21-byte prefix */
+        allot_reserve_request_t req = fx_req(id, lines, 1);
+        req.ttl_s = 60 * (1 + i % 7); /* expiry order is not the order of the slab */
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0, "hold %u: %s", i, fx_err.message);
+    }
+    cr_assert_eq(fx_avail(st, "A"), 3, "W2's 3 units are left");
+    for (uint32_t i = 0; i < HOLDS; i++) {
+        snprintf(id, sizeof(id), "c3f1a9e1b27d4c5a0-0-%u", i);
+        const allot_reservation_t *r = allot_reservation_find(st, S(id));
+        cr_assert_not_null(r, "hold %u", i);
+        cr_assert_str_eq(allot_reservation_id(r).ptr, id);
+        cr_assert_eq(r->expires_at_ms, FX_T0 + 60000 * (1 + i % 7));
+        cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 1);
+    }
+    for (uint32_t i = 0; i < HOLDS; i += 5) { /* tombstones: the second heap grows too */
+        snprintf(id, sizeof(id), "c3f1a9e1b27d4c5a0-0-%u", i);
+        const allot_reservation_t *released;
+        cr_assert_eq(allot_reservation_release(st, S(id), FX_T0, &released, &fx_err), 0, "%s",
+                     fx_err.message);
+    }
+    /* the ttls' seven deadlines come in order: each expires exactly its holds */
+    uint32_t expired = 0;
+    for (uint32_t k = 1; k <= 7; k++) {
+        uint32_t due = 0;
+        for (uint32_t i = 0; i < HOLDS; i++)
+            due += i % 5 != 0 && 1 + i % 7 == k;
+        cr_assert_eq(allot_reservations_expire(st, FX_T0 + 60000 * k, UINT32_MAX), due,
+                     "deadline %u", k);
+        expired += due;
+    }
+    cr_assert_eq(expired + HOLDS / 5, HOLDS);
+    cr_assert_eq(fx_avail(st, "A"), HOLDS + 3, "every unit is back");
+    cr_assert_gt(events, HOLDS, "the holds were emitted");
+}
