@@ -35,3 +35,35 @@ Test(request_hash, negative_zero_hashes_like_zero_and_other_values_differ)
     cr_assert_eq(a.value, b.value);
     cr_assert_neq(a.value, c.value);
 }
+
+/* The 8 little-endian bytes of value, hashed by the definition. */
+static uint64_t fnv1a_u64(uint64_t start, uint64_t value)
+{
+    uint64_t h = start;
+    for (int i = 0; i < 8; i++) {
+        h ^= (value >> (8 * i)) & 0xffu;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+Test(request_hash, integers_of_every_byte_length_hash_as_their_eight_bytes)
+{
+    /* the zero bytes above an integer's highest non-zero byte are hashed in one step: check it
+     * at every length (0, each power of two, each all-ones), with and without zero bytes inside */
+    uint64_t values[3 * 64 + 4] = {0, UINT64_MAX, 0x0100000000000001ull, 0x00ff0000ff000000ull};
+    uint32_t n = 4;
+    for (int bit = 0; bit < 64; bit++) {
+        values[n++] = 1ull << bit;
+        values[n++] = (bit == 63 ? UINT64_MAX : (1ull << (bit + 1)) - 1);
+        values[n++] = (1ull << bit) | 1u;
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull; /* and random ones, from a fixed xorshift */
+    for (uint32_t i = 0; i < n + 1000; i++) {
+        uint64_t v = i < n ? values[i] : (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x >> (x % 64));
+        uint64_t start = 0xcbf29ce484222325ull ^ (i * 0x5851f42d4c957f2dull);
+        request_hash_t h = {start};
+        request_hash_u64(&h, v);
+        cr_assert_eq(h.value, fnv1a_u64(start, v), "value 0x%llx", (unsigned long long)v);
+    }
+}
