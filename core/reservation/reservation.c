@@ -227,12 +227,14 @@ int allot_reserve(allot_state_t *state, const allot_reserve_request_t *req, int6
                   const allot_reservation_t **out, allot_error_detail_t *detail)
 {
     assert(state != NULL && req != NULL && detail != NULL);
+    uint32_t id_hash = allot_hash_bytes(req->id.ptr, req->id.len);
+    reservation_slot_prefetch(state, id_hash); /* loads while the request is checked and hashed */
     allot_avail_query_t query;
     int rc = reserve_check(state, req, &query, detail);
     if (rc != 0)
         return rc;
     uint64_t hash = reserve_request_hash(req);
-    uint32_t slot = reservation_slot_find(state, req->id);
+    uint32_t slot = reservation_slot_find_hashed(state, req->id, id_hash);
     const allot_reservation_t *old = NULL;
     if (slot != ALLOT_SLOT_NONE) {
         rc = reserve_existing(&state->reservations[slot], req, hash, now_ms, detail);
@@ -264,7 +266,7 @@ int allot_reserve(allot_state_t *state, const allot_reserve_request_t *req, int6
     rc = reserve_emit(state, req, hash, &plan, old != NULL, ticket, now_ms);
     if (rc != 0)
         return allot_error_set(detail, rc, NULL, "out of memory");
-    *out = &state->reservations[reservation_slot_find(state, req->id)];
+    *out = &state->reservations[reservation_slot_find_hashed(state, req->id, id_hash)];
     return 0;
 }
 

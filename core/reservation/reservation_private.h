@@ -18,6 +18,15 @@ int reservation_init(allot_state_t *state);
 void reservation_free_all(allot_state_t *state);
 /* The slot of the reservation (live or tombstone) with this id, or ALLOT_SLOT_NONE. */
 uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id);
+/* The same, for hash == allot_hash_bytes(id): a caller that prefetched the id's slot
+ * (reservation_slot_prefetch) hashes the id once. */
+uint32_t reservation_slot_find_hashed(const allot_state_t *state, allot_str_t id, uint32_t hash);
+/* Start loading the id hash's slot for `hash`: a new id's lookup misses the cache in a table of
+ * millions of slots, and the load can overlap the work before the lookup. */
+static inline void reservation_slot_prefetch(const allot_state_t *state, uint32_t hash)
+{
+    allot_hash_prefetch(&state->reservation_index, hash);
+}
 /* Room for one more record: a slot, its id hash and a place in either heap. */
 int reservation_slot_reserve(allot_state_t *state);
 /* A new record for `id` (a short id is copied into it; a long one comes with its block). */
