@@ -993,3 +993,91 @@ Test(reserve, a_hold_that_expired_while_the_server_was_down_is_released_after_re
     cr_expect_eq(harness_avail_of(cli, harness_json("{'skus':['A']}")), 7);
     allot_reply_free(&r);
 }
+
+/* ---- the reply's bytes ----------------------------------------------------------------------- */
+
+/* The keys of the map at path, in the order they came, are `keys` (comma-separated). */
+static void expect_keys_in_order(const allot_reply_t *r, const char *path, const char *keys)
+{
+    const msgpack_object *o = harness_reply_at(r, path);
+    cr_assert(o != NULL && o->type == MSGPACK_OBJECT_MAP, "%s is a map", path);
+    char seen[256] = "";
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        cr_assert_eq(k->type, MSGPACK_OBJECT_STR);
+        snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), "%s%.*s", i ? "," : "",
+                 (int)k->via.str.size, k->via.str.ptr);
+    }
+    cr_expect_str_eq(seen, keys, "keys of %s", path);
+}
+
+/* The reply's frame is byte for byte what msgpack-c packs for the object it decodes to (each
+ * header and integer in its shortest form), with the keys in the documented order. */
+static void expect_reserve_reply_bytes(const char *params, uint32_t lines, uint32_t allocations)
+{
+    allot_reply_t r = {0};
+    harness_call_ok(cli, "reserve", harness_json("%s", params), &r);
+    msgpack_sbuffer packed;
+    msgpack_sbuffer_init(&packed);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, r.unpacked_private.data); /* the whole frame the client decoded */
+    cr_expect(memcmp(packed.data, r.bytes_private, packed.size) == 0,
+              "%s: the reply is not msgpack-c's bytes", params);
+    msgpack_sbuffer_destroy(&packed);
+    bool shortfalls = harness_reply_at(&r, "shortfalls") != NULL;
+    expect_keys_in_order(
+        &r, "", shortfalls ? "id,expires_at_ms,lines,shortfalls" : "id,expires_at_ms,lines");
+    cr_expect_eq(harness_reply_len(&r, "lines"), lines);
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < lines; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "lines.%u", i);
+        expect_keys_in_order(&r, path, "sku,qty,allocations");
+        snprintf(path, sizeof(path), "lines.%u.allocations", i);
+        uint32_t n = (uint32_t)harness_reply_len(&r, path);
+        for (uint32_t k = 0; k < n; k++, seen++) {
+            snprintf(path, sizeof(path), "lines.%u.allocations.%u", i, k);
+            expect_keys_in_order(&r, path, "location,qty");
+        }
+    }
+    cr_expect_eq(seen, allocations, "%s: allocations", params);
+    allot_reply_free(&r);
+}
+
+Test(reserve, replies_are_msgpack_cs_bytes_for_short_and_long_ids_large_counts_and_many_lines)
+{
+    /* a reserve's reply is written in one piece from pre-encoded keys: check its bytes at each
+     * size class of string (under 32 bytes, 32 to 255), integer (under 128, 8, 16 and 32 bits)
+     * and array (under 16 items, 16 or more), and the replies still packed piece by piece */
+    harness_put_location(cli, "W1", "'type':'warehouse','lat':52.5,'lon':13.4,'priority':1");
+    harness_put_location(cli, "W-a-location-id-of-forty-bytes-exactly-x",
+                         "'type':'warehouse','lat':48.1,'lon':11.6,'priority':0");
+    harness_set_stock(cli, "A", "W1", 100000);
+    harness_set_stock(cli, "A", "W-a-location-id-of-forty-bytes-exactly-x", 70);
+    harness_set_stock(cli, "S-a-sku-id-of-thirty-two-bytes-x", "W1", 300);
+    expect_reserve_reply_bytes("{'id':'c1','lines':[{'sku':'A','qty':1}]}", 1, 1);
+    expect_reserve_reply_bytes("{'id':'c1','lines':[{'sku':'A','qty':1}]}", 1, 1); /* replay */
+    expect_reserve_reply_bytes("{'id':'c-an-id-of-thirty-one-bytes-x','lines':[{'sku':'A','qty':"
+                               "127},{'sku':'S-a-sku-id-of-thirty-two-bytes-x','qty':128}]}",
+                               2, 2);
+    char long_id[129];
+    memset(long_id, 'x', 128);
+    long_id[128] = '\0';
+    expect_reserve_reply_bytes(
+        harness_json("{'id':'%s','lines':[{'sku':'A','qty':256},{'sku':'A','qty':65536}]}",
+                     long_id),
+        2, 2);
+    harness_set_stock(cli, "B", "W1", 3);
+    harness_set_stock(cli, "B", "W-a-location-id-of-forty-bytes-exactly-x", 3);
+    expect_reserve_reply_bytes("{'id':'c-split','lines':[{'sku':'B','qty':5},{'sku':'A','qty':1}]}",
+                               2, 3);
+    char many[2048] = "{'id':'c-seventeen-lines','lines':[";
+    for (int i = 0; i < 17; i++)
+        strcat(many, i ? ",{'sku':'A','qty':1}" : "{'sku':'A','qty':1}");
+    strcat(many, "]}");
+    expect_reserve_reply_bytes(many, 17, 17);
+    expect_reserve_reply_bytes("{'id':'c-partial','lines':[{'sku':'S-a-sku-id-of-thirty-two-bytes-"
+                               "x','qty':400}],'partial':true}",
+                               1, 1); /* with shortfalls: packed piece by piece */
+}
