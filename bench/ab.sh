@@ -7,11 +7,14 @@
 #        BENCH=build/release/bench/allot-bench  PIN=1 (servers on CPU 0, the bench's one thread
 #        on CPU 1)  LOAD=1 (LOAD=0: no catalogue, for --scenario ping against
 #        build/release/bench/allot-echo-epoll, the bare epoll floor, as A)
+#        SERVER_OPTS="" (more allotd options for both sides, e.g. "--checkpoint-dirty-max 100000"
+#        to make checkpoints run in short runs; with ALLOT=build/release/allot, the CLI, the
+#        checkpoints each side ran are printed at the end)
 # Both servers start once (temp data dirs, free ports), are loaded with the same catalogue, and
 # are stopped on exit; only one is under load at a time. The server and client CPU columns come
 # from /proc (allot-bench --server-pid); "limit" says which side was saturated.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,12p "$0" >&2; exit 64; }
+[ $# -ge 2 ] || { sed -n 2,15p "$0" >&2; exit 64; }
 A=$1 B=$2
 shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +40,7 @@ start() { # SIDE BINARY
   p=$(free_port)
   mkdir -p "$work/$1"
   "${server_cpu[@]}" "$2" --listen 127.0.0.1:"$p" --data-dir "$work/$1" --fsync "$FSYNC" \
-    --log-level warn >"$work/$1.log" 2>&1 &
+    --log-level warn ${SERVER_OPTS:-} >"$work/$1.log" 2>&1 &
   pid[$1]=$!
   port[$1]=$p
   for _ in $(seq 200); do
@@ -85,3 +88,10 @@ for name, k in (("throughput", 0), ("server us/request", 4), ("client us/request
     print("B/A %-18s pairs: %s  median %.3f" % (name, " ".join("%.3f" % x for x in ratios),
           ratios[len(ratios) // 2]))
 EOF
+if [ -n "${SERVER_OPTS:-}" ] && [ "$LOAD" = 1 ] && [ -x "${ALLOT:=$here/build/release/allot}" ]; then
+  for s in A B; do
+    "$ALLOT" -p "${port[$s]}" -r server.stats | python3 -c 'import json, sys
+c = json.load(sys.stdin)["checkpoint"]
+print("# %s: %d checkpoints, the last at LSN %d" % (sys.argv[1], c["count"], c["lsn"]))' "$s"
+  done
+fi

@@ -103,6 +103,13 @@
  * order it does not hold was evicted: it is kept (and flagged archived if its archived snapshot
  * was in a batch that was dropped), and the customer index is left as it is.
  *
+ * ORDER OF WRITES. The entries of one transaction (every batch it writes; a full batch starts a
+ * new run, after its wipe) are sorted by key, the entries of one key kept in the order they were
+ * added, and written through one cursor: LMDB skips the search from the root when a key falls on
+ * the cursor's page, and a key past every stored key is put with MDB_APPEND (its page is not
+ * split in half). What the store holds afterwards is what writing the entries one after the
+ * other gives.
+ *
  * In-memory batch format (never on disk): chunks of entries back to back (an entry never spans
  * two chunks), each
  *     0  2  key bytes K          3  1  deleted (0/1)        8    K  key
@@ -134,6 +141,9 @@
 #include "crc32c.h"
 
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
+/* The stack of runs refs_sort keeps (their lengths grow about as Fibonacci numbers do from the
+ * top down: 96 is more than any count of entries needs). */
+#define CHECKPOINT_SORT_RUNS_MAX 96u
 /* A batch grows by chunks (CHECKPOINT_BATCH_CHUNK_BYTES_MIN, each next one twice the previous,
  * up to _MAX), never by copying what it holds: the loop appends to it in slices, so a realloc
  * of a large batch would be a stall. */
@@ -155,12 +165,6 @@ struct checkpoint_batch {
     bool full;
     bool failed;
 };
-
-/* Where batch_next reads: a chunk and an offset in it. */
-typedef struct batch_cursor {
-    const batch_chunk_t *chunk;
-    size_t offset;
-} batch_cursor_t;
 
 typedef struct batch_entry {
     const uint8_t *key;
@@ -257,25 +261,16 @@ size_t checkpoint_batch_bytes(const checkpoint_batch_t *batch)
     return batch->bytes;
 }
 
-/* Decode the entry at the cursor (start: {batch->first, 0}) and advance it; false at the end. */
-static bool batch_next(batch_cursor_t *cursor, batch_entry_t *entry)
+/* Decode the entry that starts at p; returns its size. */
+static size_t entry_decode(const uint8_t *p, batch_entry_t *entry)
 {
-    while (cursor->chunk != NULL && cursor->offset >= cursor->chunk->used)
-        *cursor = (batch_cursor_t){cursor->chunk->next, 0}; /* entries never span chunks */
-    if (cursor->chunk == NULL)
-        return false;
-    const batch_chunk_t *chunk = cursor->chunk;
-    const uint8_t *p = chunk->data + cursor->offset;
-    assert(chunk->used - cursor->offset >= CHECKPOINT_ENTRY_HEADER_BYTES);
     entry->key_len = allot_u16_load_le(p);
     entry->type = p[2];
     entry->deleted = p[3] != 0;
     entry->payload_len = allot_u32_load_le(p + 4);
     entry->key = p + CHECKPOINT_ENTRY_HEADER_BYTES;
     entry->payload = entry->key + entry->key_len;
-    cursor->offset += CHECKPOINT_ENTRY_HEADER_BYTES + entry->key_len + entry->payload_len;
-    assert(cursor->offset <= chunk->used);
-    return true;
+    return CHECKPOINT_ENTRY_HEADER_BYTES + entry->key_len + entry->payload_len;
 }
 
 /* ---- checksums (checking them: checkpoint_read.c) ---------------------------------------- */
@@ -682,13 +677,156 @@ static int wipe_for_full(checkpoint_store_t *store, MDB_txn *txn)
     return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
-/* One deletion; an order's index entry goes with it. */
-static int delete_record(checkpoint_store_t *store, MDB_txn *txn, MDB_val *key)
+/* ---- writing: the entries of a transaction's batches in key order -------------------------- */
+
+/* One entry of the batches a transaction writes: its chunk, numbered across the batches in
+ * their order, and its offset in that chunk. */
+typedef struct entry_ref {
+    uint32_t chunk;
+    uint32_t offset;
+} entry_ref_t;
+
+/* What one run of batches (a full batch starts a new run) writes, in key order. */
+typedef struct write_plan {
+    const batch_chunk_t **chunks;
+    size_t chunk_count;
+    entry_ref_t *refs;
+    size_t ref_count;
+} write_plan_t;
+
+/* LMDB's default key order (bytewise, a shorter prefix first); the entries of one key in the
+ * order they were added, so the last one decides, as when the batches are written in order. */
+static int entry_ref_compare(const void *a, const void *b, void *ctx)
+{
+    const batch_chunk_t *const *chunks = ctx;
+    const entry_ref_t *x = a, *y = b;
+    const uint8_t *p = chunks[x->chunk]->data + x->offset;
+    const uint8_t *q = chunks[y->chunk]->data + y->offset;
+    size_t p_len = allot_u16_load_le(p), q_len = allot_u16_load_le(q);
+    int diff = memcmp(p + CHECKPOINT_ENTRY_HEADER_BYTES, q + CHECKPOINT_ENTRY_HEADER_BYTES,
+                      p_len < q_len ? p_len : q_len);
+    if (diff != 0)
+        return diff;
+    if (p_len != q_len)
+        return p_len < q_len ? -1 : 1;
+    if (x->chunk != y->chunk)
+        return x->chunk < y->chunk ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static void write_plan_free(write_plan_t *plan)
+{
+    free(plan->chunks);
+    free(plan->refs);
+    *plan = (write_plan_t){0};
+}
+
+/* Merge the sorted runs refs[0..mid) and refs[mid..end) through tmp (room for the shorter). */
+static void refs_merge(entry_ref_t *refs, size_t mid, size_t end, entry_ref_t *tmp,
+                       const batch_chunk_t **chunks)
+{
+    if (entry_ref_compare(&refs[mid - 1], &refs[mid], chunks) < 0)
+        return;             /* already in order */
+    if (mid <= end - mid) { /* the left run is the shorter: merge forwards */
+        memcpy(tmp, refs, mid * sizeof(*tmp));
+        size_t i = 0, j = mid, k = 0;
+        while (i < mid && j < end)
+            refs[k++] = entry_ref_compare(&tmp[i], &refs[j], chunks) < 0 ? tmp[i++] : refs[j++];
+        memcpy(refs + k, tmp + i, (mid - i) * sizeof(*tmp));
+        return;
+    }
+    size_t right = end - mid; /* the right run is the shorter: merge backwards */
+    memcpy(tmp, refs + mid, right * sizeof(*tmp));
+    size_t i = mid, j = right, k = end;
+    while (i > 0 && j > 0)
+        refs[--k] = entry_ref_compare(&refs[i - 1], &tmp[j - 1], chunks) > 0 ? refs[--i] : tmp[--j];
+    memcpy(refs + k - j, tmp, j * sizeof(*tmp));
+}
+
+/* Sort refs by entry_ref_compare, in time proportional to n times the log of the number of
+ * ascending runs it finds (a batch is mostly in creation order, often close to key order): runs
+ * on a stack, merged as in TimSort so that merges stay balanced. 0 or ENOMEM. */
+static int refs_sort(entry_ref_t *refs, size_t n, const batch_chunk_t **chunks)
+{
+    size_t run_starts[CHECKPOINT_SORT_RUNS_MAX + 1], runs = 0;
+    entry_ref_t *tmp = NULL;
+    for (size_t start = 0; start < n;) {
+        size_t end = start + 1;
+        while (end < n && entry_ref_compare(&refs[end - 1], &refs[end], chunks) < 0)
+            end++;
+        if (start == 0 && end == n)
+            break; /* sorted */
+        if (tmp == NULL && (tmp = malloc((n / 2 + 1) * sizeof(*tmp))) == NULL)
+            return ENOMEM;
+        run_starts[runs++] = start;
+        /* Merge the top runs while their lengths do not shrink fast enough down the stack
+         * (A > B + C and B > C, lengths A B C from the bottom up), which keeps merges balanced
+         * and the stack short; a full stack merges too. */
+        for (;;) {
+            size_t c = end - run_starts[runs - 1];
+            size_t b = runs >= 2 ? run_starts[runs - 1] - run_starts[runs - 2] : SIZE_MAX;
+            size_t a = runs >= 3 ? run_starts[runs - 2] - run_starts[runs - 3] : SIZE_MAX;
+            if (runs < 2 || (b > c && (runs < 3 || a > b + c) && runs < CHECKPOINT_SORT_RUNS_MAX))
+                break;
+            size_t lo = run_starts[runs - 2];
+            refs_merge(refs + lo, run_starts[runs - 1] - lo, end - lo, tmp, chunks);
+            runs--;
+        }
+        start = end;
+    }
+    for (; runs >= 2; runs--) { /* what is left, from the top */
+        size_t lo = run_starts[runs - 2];
+        refs_merge(refs + lo, run_starts[runs - 1] - lo, n - lo, tmp, chunks);
+    }
+    free(tmp);
+    return 0;
+}
+
+/* Every entry of batches[0..count) (NULL ones skipped), sorted by key. 0 or ENOMEM. */
+static int write_plan_build(write_plan_t *plan, checkpoint_batch_t *const *batches, size_t count)
+{
+    *plan = (write_plan_t){0};
+    size_t chunks = 0, entries = 0;
+    for (size_t i = 0; i < count; i++)
+        for (const batch_chunk_t *c = batches[i] ? batches[i]->first : NULL; c; c = c->next)
+            chunks++;
+    for (size_t i = 0; i < count; i++)
+        entries += batches[i] != NULL ? batches[i]->entries : 0;
+    if (entries == 0)
+        return 0;
+    plan->chunks = malloc(chunks * sizeof(*plan->chunks));
+    plan->refs = malloc(entries * sizeof(*plan->refs));
+    if (plan->chunks == NULL || plan->refs == NULL || chunks > UINT32_MAX) {
+        write_plan_free(plan);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < count; i++)
+        for (const batch_chunk_t *c = batches[i] ? batches[i]->first : NULL; c; c = c->next) {
+            plan->chunks[plan->chunk_count] = c;
+            batch_entry_t e;
+            for (size_t off = 0; off < c->used; off += entry_decode(c->data + off, &e)) {
+                assert(off <= UINT32_MAX && plan->ref_count < entries);
+                plan->refs[plan->ref_count++] =
+                    (entry_ref_t){(uint32_t)plan->chunk_count, (uint32_t)off};
+            }
+            plan->chunk_count++;
+        }
+    assert(plan->ref_count == entries);
+    int rc = refs_sort(plan->refs, plan->ref_count, plan->chunks);
+    if (rc != 0)
+        write_plan_free(plan);
+    return rc;
+}
+
+/* One deletion at the state cursor; an order's index entry goes with it. */
+static int entry_delete(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cursor, MDB_val *key)
 {
     const uint8_t *k = key->mv_data;
     MDB_val old;
-    int mrc = 0;
-    if (k[0] == CHECKPOINT_KIND_ORDER && (mrc = mdb_get(txn, store->state, key, &old)) == 0) {
+    int mrc = mdb_cursor_get(cursor, key, &old, MDB_SET);
+    if (mrc != 0)
+        return mrc == MDB_NOTFOUND ? 0 : mrc;
+    if (k[0] == CHECKPOINT_KIND_ORDER) {
         const uint8_t *v = old.mv_data;
         if (old.mv_size < CHECKPOINT_VALUE_BYTES_MIN)
             mrc = ARCHIVE_MDB_BAD_ORDER;
@@ -699,49 +837,101 @@ static int delete_record(checkpoint_store_t *store, MDB_txn *txn, MDB_val *key)
                                        old.mv_size - 1 - CHECKPOINT_CRC_BYTES, false,
                                        &store->scratch);
     }
-    if (mrc == 0)
-        mrc = mdb_del(txn, store->state, key, NULL);
-    return mrc == MDB_NOTFOUND ? 0 : mrc;
+    return mrc != 0 ? mrc : mdb_cursor_del(cursor, 0);
 }
 
-static int write_batch(checkpoint_store_t *store, MDB_txn *txn, const checkpoint_batch_t *batch,
-                       checkpoint_write_stats_t *stats, const char **what)
+/* One put at the state cursor, appended (MDB_APPEND: no search, and the page it fills is not
+ * split in half) when the key is past every stored key. */
+static int entry_put(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cursor,
+                     const batch_entry_t *e, bool append)
+{
+    MDB_val key = {e->key_len, (void *)e->key};
+    MDB_val value = {1 + e->payload_len + CHECKPOINT_CRC_BYTES, NULL};
+    int mrc = mdb_cursor_put(cursor, &key, &value, MDB_RESERVE | (append ? MDB_APPEND : 0));
+    if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
+        uint8_t *v = value.mv_data;
+        v[0] = e->type;
+        memcpy(v + 1, e->payload, e->payload_len);
+        checkpoint_crc_seal(e->key, e->key_len, v, value.mv_size);
+    }
+    if (mrc == 0 && e->key[0] == CHECKPOINT_KIND_ORDER)
+        mrc = archive_index_update(txn, store->index, e->type, e->payload, e->payload_len, true,
+                                   &store->scratch);
+    return mrc;
+}
+
+/* The largest stored key (*last, *last_len; 0: the store is empty), or false when it does not
+ * fit the buffer (then nothing is appended). */
+static bool last_key_get(MDB_cursor *cursor, uint8_t *last, size_t *last_len, int *mrc)
+{
+    MDB_val key, value;
+    *last_len = 0;
+    *mrc = mdb_cursor_get(cursor, &key, &value, MDB_LAST);
+    if (*mrc == MDB_NOTFOUND)
+        *mrc = 0;
+    else if (*mrc == 0 && key.mv_size <= CHECKPOINT_KEY_BYTES_MAX) {
+        memcpy(last, key.mv_data, key.mv_size);
+        *last_len = key.mv_size;
+    } else
+        return false;
+    return true;
+}
+
+/* The plan's entries in key order through one cursor: after the first, most puts land on the
+ * page the previous one left the cursor on, and LMDB skips the search from the root. */
+static int write_plan_apply(checkpoint_store_t *store, MDB_txn *txn, const write_plan_t *plan,
+                            checkpoint_write_stats_t *stats, const char **what)
+{
+    MDB_cursor *cursor = NULL;
+    int mrc = mdb_cursor_open(txn, store->state, &cursor);
+    uint8_t last[CHECKPOINT_KEY_BYTES_MAX];
+    size_t last_len = 0;
+    bool appending = mrc == 0 && last_key_get(cursor, last, &last_len, &mrc);
+    *what = "write to";
+    for (size_t i = 0; mrc == 0 && i < plan->ref_count; i++) {
+        batch_entry_t e;
+        (void)entry_decode(plan->chunks[plan->refs[i].chunk]->data + plan->refs[i].offset, &e);
+        MDB_val key = {e.key_len, (void *)e.key}, last_key = {last_len, last};
+        if (e.deleted) {
+            *what = "delete from";
+            if ((mrc = entry_delete(store, txn, cursor, &key)) == 0)
+                stats->deletes++;
+            continue;
+        }
+        bool append =
+            appending && (last_len == 0 || mdb_cmp(txn, store->state, &key, &last_key) > 0);
+        *what = "write to";
+        if ((mrc = entry_put(store, txn, cursor, &e, append)) != 0)
+            break;
+        stats->puts++;
+        if (append) { /* a deletion may only make the stored last key smaller: still past it */
+            memcpy(last, e.key, e.key_len);
+            last_len = e.key_len;
+        }
+    }
+    if (cursor != NULL)
+        mdb_cursor_close(cursor);
+    return mrc;
+}
+
+/* batches[0..count), of which only the first may be full: wipe for it, then every entry in key
+ * order. */
+static int write_run(checkpoint_store_t *store, MDB_txn *txn, checkpoint_batch_t *const *batches,
+                     size_t count, checkpoint_write_stats_t *stats, const char **what)
 {
     int mrc;
-    if (batch->full && (mrc = wipe_for_full(store, txn)) != 0) {
+    if (batches[0] != NULL && batches[0]->full && (mrc = wipe_for_full(store, txn)) != 0) {
         *what = "empty the state of";
         return mrc;
     }
-    batch_cursor_t cursor = {batch->first, 0};
-    batch_entry_t e;
-    while (batch_next(&cursor, &e)) {
-        MDB_val key = {e.key_len, (void *)e.key};
-        if (e.deleted) {
-            if ((mrc = delete_record(store, txn, &key)) != 0) {
-                *what = "delete from";
-                return mrc;
-            }
-            stats->deletes++;
-            continue;
-        }
-        MDB_val value = {1 + e.payload_len + CHECKPOINT_CRC_BYTES, NULL};
-        mrc = mdb_put(txn, store->state, &key, &value, MDB_RESERVE);
-        if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
-            uint8_t *v = value.mv_data;
-            v[0] = e.type;
-            memcpy(v + 1, e.payload, e.payload_len);
-            checkpoint_crc_seal(e.key, e.key_len, v, value.mv_size);
-        }
-        if (mrc == 0 && e.key[0] == CHECKPOINT_KIND_ORDER)
-            mrc = archive_index_update(txn, store->index, e.type, e.payload, e.payload_len, true,
-                                       &store->scratch);
-        if (mrc != 0) {
-            *what = "write to";
-            return mrc;
-        }
-        stats->puts++;
+    write_plan_t plan;
+    if ((mrc = write_plan_build(&plan, batches, count)) != 0) {
+        *what = "sort the batches for";
+        return mrc;
     }
-    return 0;
+    mrc = write_plan_apply(store, txn, &plan, stats, what);
+    write_plan_free(&plan);
+    return mrc;
 }
 
 /* One attempt: every batch and the LSN in one transaction. Returns an LMDB code. */
@@ -755,9 +945,13 @@ static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batch
         *what = "begin write of";
         return mrc;
     }
-    for (size_t i = 0; mrc == 0 && i < batch_count; i++)
-        if (batches[i] != NULL)
-            mrc = write_batch(store, txn, batches[i], stats, what);
+    /* A full batch drops what the batches before it wrote: each run starts at one. */
+    for (size_t start = 0, end; mrc == 0 && start < batch_count; start = end) {
+        for (end = start + 1; end < batch_count; end++)
+            if (batches[end] != NULL && batches[end]->full)
+                break;
+        mrc = write_run(store, txn, batches + start, end - start, stats, what);
+    }
     MDB_stat stat;
     if (mrc == 0 && (mrc = mdb_stat(txn, store->state, &stat)) == 0) {
         uint8_t bytes[8];
