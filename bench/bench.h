@@ -178,6 +178,10 @@ struct worker {
     uint64_t carts;
     op_stats_t stats[OP_COUNT];
     histogram_t session_ns; /* whole session, first send to last reply */
+    /* open loop: how late each measured session was handed to a connection, from its intended
+     * start (a client that falls behind adds this to every latency it reports) */
+    histogram_t send_late_ns;
+    uint64_t slot_waits; /* open loop: times a session was due and every slot was busy */
     uint64_t first_start_ns, last_done_ns;
     uint64_t read_ns; /* the clock when the last read returned: the time of the replies it holds */
     _Atomic uint64_t completed; /* ops completed, for the progress line */
@@ -217,6 +221,8 @@ struct bench_run {
     /* results (after engine_run) */
     op_stats_t stats[OP_COUNT];
     histogram_t session_ns;
+    histogram_t send_late_ns; /* open loop: merged worker_t.send_late_ns */
+    uint64_t slot_waits;      /* open loop: summed worker_t.slot_waits */
     uint64_t last_done_ns;
     double elapsed_s; /* measured window */
     uint64_t flash_ok, flash_refused;

@@ -391,11 +391,15 @@ static void worker_start_open(worker_t *w, uint64_t now)
                 break;
             }
         }
-        if (c == NULL)
+        if (c == NULL) {
+            w->slot_waits += now >= w->run->measure_start_ns;
             return; /* backlog: the intended starts keep their time */
+        }
         uint64_t intended = pacer_due(&w->pacer, now);
         if (!session_begin(w, c, intended))
             return;
+        if (c->slots[c->free_slots[c->free_count]].recorded) /* the slot session_begin took */
+            histogram_record(&w->send_late_ns, now - intended);
     }
 }
 
@@ -581,6 +585,8 @@ static void run_merge(bench_run_t *run)
     for (uint32_t op = 0; op < OP_COUNT; op++)
         histogram_reset(&run->stats[op].latency_ns);
     histogram_reset(&run->session_ns);
+    histogram_reset(&run->send_late_ns);
+    run->slot_waits = 0;
     for (uint32_t i = 0; i < run->worker_count; i++) {
         worker_t *w = &run->workers[i];
         for (uint32_t op = 0; op < OP_COUNT; op++) {
@@ -602,6 +608,8 @@ static void run_merge(bench_run_t *run)
             }
         }
         histogram_merge(&run->session_ns, &w->session_ns);
+        histogram_merge(&run->send_late_ns, &w->send_late_ns);
+        run->slot_waits += w->slot_waits;
         run->flash_ok += w->flash_ok;
         run->flash_refused += w->flash_refused;
         if (w->last_done_ns > run->last_done_ns)
@@ -730,6 +738,7 @@ int engine_run(bench_run_t *run)
         for (uint32_t op = 0; op < OP_COUNT; op++)
             histogram_reset(&w->stats[op].latency_ns);
         histogram_reset(&w->session_ns);
+        histogram_reset(&w->send_late_ns);
         w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         w->conn_count =
             config->connections / run->worker_count + (i < config->connections % run->worker_count);

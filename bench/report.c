@@ -57,6 +57,24 @@ static const char *run_limited_by(const bench_run_t *run, double *busiest_percen
     return client_percent >= server_percent ? "client" : "server";
 }
 
+/* Open loop: how late the bench handed sessions to connections, from their intended starts. A
+ * tail here is the client's own (its thread or its free slots), not the server's. */
+static void report_send_late(const bench_run_t *run, FILE *out)
+{
+    const histogram_t *h = &run->send_late_ns;
+    if (run->config->rate_per_s <= 0 || h->count == 0)
+        return;
+    char p[4][16];
+    const double ps[3] = {50, 99, 99.9};
+    for (int i = 0; i < 3; i++)
+        latency_format(histogram_percentile(h, ps[i]), p[i], sizeof(p[i]));
+    latency_format(h->max, p[3], sizeof(p[3]));
+    fprintf(out,
+            "open loop: sent late p50 %s, p99 %s, p99.9 %s, max %s (from the intended start); "
+            "every slot busy %" PRIu64 " times\n",
+            p[0], p[1], p[2], p[3], run->slot_waits);
+}
+
 /* The bench's own CPU beside the server's, and which side was saturated (run_limited_by). */
 static void report_client_cpu(const bench_run_t *run, FILE *out)
 {
@@ -123,6 +141,7 @@ void report_text(const bench_run_t *run, FILE *out)
         fprintf(out, "\n");
     }
     report_client_cpu(run, out);
+    report_send_late(run, out);
     if (atomic_load(&run->orders_unsupported))
         fprintf(out, "orders skipped: the server answered UNKNOWN_METHOD for order.create; "
                      "checkouts did reserve + reservation.release\n");
@@ -215,6 +234,12 @@ int report_json(const bench_run_t *run, const char *path)
     const char *limited_by = run_limited_by(run, &busiest);
     fprintf(f, "\"limited_by\": %s%s%s, ", limited_by ? "\"" : "", limited_by ? limited_by : "null",
             limited_by ? "\"" : "");
+    const histogram_t *late = &run->send_late_ns;
+    fprintf(f,
+            "\"send_late_us\": {\"count\": %" PRIu64 ", \"p50\": %.2f, \"p99\": %.2f, "
+            "\"p999\": %.2f, \"max\": %.2f}, \"slot_waits\": %" PRIu64 ", ",
+            late->count, histogram_percentile(late, 50) / 1e3, histogram_percentile(late, 99) / 1e3,
+            histogram_percentile(late, 99.9) / 1e3, (double)late->max / 1e3, run->slot_waits);
     fprintf(f, "\"no_orders\": %s, ", config->no_orders ? "true" : "false");
     fprintf(f, "\"orders_skipped\": %s, \"incomplete\": %s, \"error\": ",
             atomic_load(&run->orders_unsupported) ? "true" : "false",

@@ -72,6 +72,18 @@ static void pack_histogram(msgpack_packer *pk, const histogram_t *h)
     pack_key_int(pk, "max_us", (int64_t)h->max);
 }
 
+/* A histogram of counts (no unit): the same shape as pack_histogram, keys without "_us". */
+static void pack_count_histogram(msgpack_packer *pk, const histogram_t *h)
+{
+    msgpack_pack_map(pk, 6);
+    pack_key_int(pk, "count", (int64_t)h->count);
+    pack_key_int(pk, "p50", (int64_t)histogram_percentile(h, 50));
+    pack_key_int(pk, "p90", (int64_t)histogram_percentile(h, 90));
+    pack_key_int(pk, "p99", (int64_t)histogram_percentile(h, 99));
+    pack_key_int(pk, "p999", (int64_t)histogram_percentile(h, 99.9));
+    pack_key_int(pk, "max", (int64_t)h->max);
+}
+
 static void pack_methods(const metrics_t *m, msgpack_packer *pk)
 {
     uint32_t used = 0;
@@ -113,7 +125,7 @@ static void pack_queues(const metrics_gauges_t *g, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 15);
+    msgpack_pack_map(pk, 17);
     pack_queues(g, pk);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
@@ -143,6 +155,10 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_bool(pk, "writable", g->writes_allowed);
     pack_cstr(pk, "wal_commit_latency");
     pack_histogram(pk, &m->wal_batch_us);
+    pack_cstr(pk, "wal_fdatasync");
+    pack_histogram(pk, &g->wal_fdatasync_us);
+    pack_cstr(pk, "wal_batch_records");
+    pack_count_histogram(pk, &g->wal_batch_records);
     pack_cstr(pk, "loop_iteration");
     pack_histogram(pk, &m->loop_iteration_us);
     pack_cstr(pk, "checkpoint");
@@ -182,15 +198,22 @@ __attribute__((format(printf, 2, 3))) static void text_add(text_t *t, const char
         t->used += (size_t)n;
 }
 
-static void render_summary(text_t *t, const char *name, const char *labels,
-                           const histogram_t *h)
+/* A summary of h's values divided by `divisor` (1e6: microseconds as seconds). */
+static void render_summary_of(text_t *t, const char *name, const char *labels, const histogram_t *h,
+                              double divisor)
 {
     static const double quantiles[] = {0.5, 0.9, 0.99, 0.999};
     for (size_t i = 0; i < 4; i++)
         text_add(t, "%s{%s%squantile=\"%g\"} %.6f\n", name, labels, labels[0] ? "," : "",
-                 quantiles[i], (double)histogram_percentile(h, quantiles[i] * 100) / 1e6);
-    text_add(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, (double)h->sum / 1e6, name,
-             labels, (unsigned long long)h->count);
+                 quantiles[i], (double)histogram_percentile(h, quantiles[i] * 100) / divisor);
+    text_add(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, (double)h->sum / divisor,
+             name, labels, (unsigned long long)h->count);
+}
+
+static void render_summary(text_t *t, const char *name, const char *labels,
+                           const histogram_t *h)
+{
+    render_summary_of(t, name, labels, h, 1e6);
 }
 
 static void render_methods(text_t *t, const metrics_t *m)
@@ -351,6 +374,12 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
     text_add(&t, "# HELP allot_wal_commit_seconds WAL batch hand-over to durable.\n"
                  "# TYPE allot_wal_commit_seconds summary\n");
     render_summary(&t, "allot_wal_commit_seconds", "", &m->wal_batch_us);
+    text_add(&t, "# HELP allot_wal_fdatasync_seconds Each fdatasync of WAL records.\n"
+                 "# TYPE allot_wal_fdatasync_seconds summary\n");
+    render_summary(&t, "allot_wal_fdatasync_seconds", "", &g->wal_fdatasync_us);
+    text_add(&t, "# HELP allot_wal_batch_records Records per WAL group commit.\n"
+                 "# TYPE allot_wal_batch_records summary\n");
+    render_summary_of(&t, "allot_wal_batch_records", "", &g->wal_batch_records, 1.0);
     render_gauge(&t, "allot_connections", "gauge", "Open client connections.", g->connections);
     render_gauge(&t, "allot_connections_accepted_total", "counter", "Connections accepted.",
                  m->connections_accepted);

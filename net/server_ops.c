@@ -64,6 +64,8 @@ int server_auth_attempt(server_t *server, auth_session_t *session, const char *t
 void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
 {
     memset(g, 0, sizeof(*g));
+    histogram_reset(&g->wal_fdatasync_us);
+    histogram_reset(&g->wal_batch_records);
     allot_state_counters_t counts;
     allot_state_counters_get(server->state, &counts);
     g->connections = server_connections_open(server);
@@ -88,6 +90,10 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
         g->wal_fdatasyncs = stats.fdatasyncs;
         g->wal_batches = stats.batches_written;
         g->wal_segments_deleted = stats.segments_deleted;
+        wal_histograms_t histograms;
+        wal_histograms(server->wal, &histograms);
+        g->wal_fdatasync_us = histograms.fdatasync_us;
+        g->wal_batch_records = histograms.batch_records;
     }
     if (server->consensus != NULL) {
         server_group_info_t group;

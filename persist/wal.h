@@ -48,6 +48,9 @@
  *    once on the loop thread, the records of that batch and everything after are never reported
  *    durable, wal_writable() is false from then on. The server logs and exits non-zero (after an
  *    fsync error the kernel may have dropped the dirty pages; retrying would lie).
+ *  - Statistics: wal_stats (counters) and wal_histograms (a copy, under the writer's mutex:
+ *    the duration of each fdatasync of records, whatever its fsync_mode asked it, and the
+ *    records of each batch written, i.e. of one group commit) for server.stats and metrics.
  *  - Truncation: wal_truncate_before(lsn) asks the writer thread to delete every segment whose
  *    records are all <= lsn (never the active segment); it runs before the next batch and
  *    wal_close waits for it. Returns at once.
@@ -78,6 +81,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/histogram.h"
 #include "core/limits.h"
 #include "wal_read.h"
 
@@ -110,6 +114,12 @@ typedef struct wal_stats {
     int allocate_error_last; /* -errno of the last failed allocation, 0 if the last succeeded */
 } wal_stats_t;
 
+/* Distributions of the writer's work (`server.stats`, metrics; a copy, loop thread). */
+typedef struct wal_histograms {
+    histogram_t fdatasync_us;  /* each fdatasync of the active segment's records (microseconds) */
+    histogram_t batch_records; /* records per batch written (one group commit) */
+} wal_histograms_t;
+
 /* Open for appending; the next record gets next_lsn (>= 1). On error nothing is left open and
  * no callback ever runs, except that a failure after the async handle was initialised (thread
  * creation) closes it: run the loop to let it finish. message gets a reason (may be NULL). */
@@ -127,6 +137,8 @@ uint64_t wal_last_lsn(const wal_t *wal);
 uint64_t wal_durable_lsn(const wal_t *wal);
 int wal_truncate_before(wal_t *wal, uint64_t checkpoint_lsn);
 void wal_stats(const wal_t *wal, wal_stats_t *out);
+/* A copy of the writer's histograms (about 120 KiB: for stats and metrics, not per request). */
+void wal_histograms(const wal_t *wal, wal_histograms_t *out);
 int wal_close(wal_t *wal, void (*closed_cb)(void *ctx));
 
 #endif

@@ -359,6 +359,8 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
                    .last_lsn = next_lsn - 1,
                    .durable_lsn_reported = next_lsn - 1};
     wal->written_lsn = wal->durable_lsn_shared = next_lsn - 1;
+    histogram_reset(&wal->histograms.fdatasync_us);
+    histogram_reset(&wal->histograms.batch_records);
     rc = wal_config_apply(wal, config, message, message_bytes);
     if (rc == 0)
         rc = wal_dir_open(wal, message, message_bytes);

@@ -146,6 +146,7 @@ struct wal {
     int error;
     char error_message[WAL_MESSAGE_BYTES_MAX];
     wal_stats_t stats_shared;
+    wal_histograms_t histograms; /* recorded by the writer, copied by wal_histograms */
 
     /* Writer thread only (and wal_open before the thread starts). */
     pthread_t thread;

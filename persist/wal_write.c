@@ -22,11 +22,16 @@
 
 static const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
 
-static uint64_t monotonic_ms(void)
+static uint64_t monotonic_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    return monotonic_us() / 1000u;
 }
 
 /* ---- the writer thread ----------------------------------------------------------------- */
@@ -121,7 +126,12 @@ static int wal_writer_sync(wal_t *wal, int fd)
 {
     assert(fd >= 0);
     wal->stats.fdatasyncs++;
+    uint64_t started_us = monotonic_us();
     int rc = persist_fdatasync(fd);
+    uint64_t sync_us = monotonic_us() - started_us;
+    pthread_mutex_lock(&wal->mutex);
+    histogram_record(&wal->histograms.fdatasync_us, sync_us);
+    pthread_mutex_unlock(&wal->mutex);
     if (rc < 0) {
         wal_writer_fail(wal, ALLOT_EIO, "fdatasync failed", -rc);
         return rc;
@@ -240,6 +250,7 @@ static int wal_writer_write(wal_t *wal, const uint8_t *data, size_t bytes)
 /* Write one batch: runs of records per segment, rolling over where a record does not fit. */
 static int wal_writer_batch(wal_t *wal, const uint8_t *batch, size_t bytes, uint64_t last_lsn)
 {
+    uint64_t records = 0;
     size_t pos = 0;
     size_t run_start = 0;
     uint64_t run_end_offset = wal->active_offset;
@@ -256,6 +267,7 @@ static int wal_writer_batch(wal_t *wal, const uint8_t *batch, size_t bytes, uint
         }
         run_end_offset += record_bytes;
         pos += record_bytes;
+        records++;
     }
     if (wal_writer_write(wal, batch + run_start, pos - run_start) < 0)
         return ALLOT_EIO;
@@ -265,6 +277,9 @@ static int wal_writer_batch(wal_t *wal, const uint8_t *batch, size_t bytes, uint
         return ALLOT_EIO;
     wal->written_lsn = last_lsn;
     wal->stats.batches_written++;
+    pthread_mutex_lock(&wal->mutex);
+    histogram_record(&wal->histograms.batch_records, records);
+    pthread_mutex_unlock(&wal->mutex);
     return 0;
 }
 
@@ -559,6 +574,13 @@ void wal_stats(const wal_t *wal, wal_stats_t *out)
     *out = wal->stats_shared;
     pthread_mutex_unlock(&((wal_t *)wal)->mutex);
     out->records_appended = wal->records_appended;
+}
+
+void wal_histograms(const wal_t *wal, wal_histograms_t *out)
+{
+    pthread_mutex_lock(&((wal_t *)wal)->mutex);
+    *out = wal->histograms;
+    pthread_mutex_unlock(&((wal_t *)wal)->mutex);
 }
 
 void wal_free(wal_t *wal)

@@ -197,3 +197,43 @@ Test(open_loop, engine_charges_a_server_stall_to_every_request_due_during_it, .t
     cr_assert_geq(h->max, 350000000, "max %lu ns", h->max);
     cr_assert_lt(histogram_percentile(h, 50), 100000000, "p50 %lu ns", histogram_percentile(h, 50));
 }
+
+Test(open_loop, a_session_that_waits_for_a_free_slot_is_reported_late_from_its_intended_start,
+     .timeout = 30)
+{
+    /* 1 connection x 8 slots at 1000/s: the 300 ms stall fills every slot within 8 ms, and the
+     * ~290 sessions due after that wait for a slot to come free */
+    static fake_server_t fs = {.stall_after_ns = 400000000, .stall_ns = 300000000};
+    pthread_t thread;
+    fake_server_start(&fs, &thread);
+    static bench_config_t config;
+    memset(&config, 0, sizeof(config));
+    snprintf(config.host, sizeof(config.host), "127.0.0.1");
+    config.port = fs.port;
+    config.scenario = SCENARIO_BROWSE;
+    config.connections = 1;
+    config.pipeline = 8;
+    config.threads = 1;
+    config.rate_per_s = 1000;
+    config.duration_s = 1.5;
+    config.skus = 100;
+    config.locations = 1;
+    config.sku_locations = 1;
+    config.skus_per_request = 1;
+    static bench_run_t run;
+    run.config = &config;
+    run.target = &bench_target_allot;
+    cr_assert_eq(engine_run(&run), 0, "%s", run.error);
+    fs.stop = true;
+    pthread_join(thread, NULL);
+    close(fs.listen_fd);
+    cr_assert(fs.stalled);
+    const histogram_t *latency = &run.stats[OP_AVAIL].latency_ns;
+    const histogram_t *late = &run.send_late_ns;
+    cr_assert_eq(late->count, latency->count, "one lateness for every measured session");
+    cr_assert_gt(run.slot_waits, 0, "the stall held every slot");
+    /* the sessions due while every slot was busy went out when the stall ended, late by up to
+     * the stall less the ~8 ms it took to fill the slots */
+    cr_assert_geq(late->max, 200000000, "max lateness %lu ns", late->max);
+    cr_assert_leq(late->max, latency->max, "a session is never later than its reply");
+}

@@ -120,7 +120,11 @@ Test(metrics, the_endpoint_passes_promtool_counts_rejected_requests_and_serves_h
                              "\nprocess_max_fds ",
                              "\nprocess_start_time_seconds ",
                              "\nallot_healthy 1",
-                             "# TYPE allot_uptime_seconds gauge"};
+                             "# TYPE allot_uptime_seconds gauge",
+                             "# TYPE allot_wal_fdatasync_seconds summary",
+                             "\nallot_wal_fdatasync_seconds{quantile=\"0.99\"} ",
+                             "# TYPE allot_wal_batch_records summary",
+                             "\nallot_wal_batch_records_count{} "};
     for (size_t i = 0; i < sizeof(process) / sizeof(process[0]); i++)
         cr_expect(strstr(page, process[i]) != NULL, "/metrics has %s", process[i] + 1);
 

@@ -177,6 +177,58 @@ Test(wal_group_commit, many_appends_cost_far_fewer_fdatasyncs_than_records, .ini
     cr_assert_eq(result.last_lsn, records);
 }
 
+Test(wal_group_commit, histograms_count_each_batch_its_records_and_each_records_fdatasync,
+     .init = setup, .fini = tmp_teardown)
+{
+    const uint64_t records = 3000;
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 8u << 20}, 1);
+    wal_stats_t stats_before;
+    wal_stats(wal, &stats_before);
+    wal_histograms_t *before = malloc(sizeof *before), *after = malloc(sizeof *after);
+    cr_assert(before != NULL && after != NULL);
+    wal_histograms(wal, before);
+    cr_assert_eq(before->batch_records.count, 0, "no batch was written by wal_open");
+    producer_t p = {.wal = wal, .records_left = records, .records_per_iteration = 5};
+    uv_idle_init(&loop, &p.idle);
+    p.idle.data = &p;
+    uv_idle_start(&p.idle, producer_idle_cb);
+    run_until_durable(wal, records);
+    uv_close((uv_handle_t *)&p.idle, NULL);
+    wal_stats_t stats;
+    wal_stats(wal, &stats);
+    wal_histograms(wal, after);
+    cr_assert_eq(after->batch_records.count, stats.batches_written);
+    cr_assert_eq((uint64_t)after->batch_records.sum, records, "every record in one batch");
+    cr_assert_gt(after->batch_records.max, 1, "group commit: some batch held several records");
+    cr_assert_geq(after->batch_records.min, 1);
+    /* one segment, no rollover: every fdatasync since the open was of records */
+    cr_assert_eq(after->fdatasync_us.count - before->fdatasync_us.count,
+                 stats.fdatasyncs - stats_before.fdatasyncs);
+    cr_assert_geq(after->fdatasync_us.count, stats.batches_written, "fsync always: one a batch");
+    close_wal(wal, 0);
+    free(before);
+    free(after);
+}
+
+Test(wal_group_commit, fsync_none_counts_batches_but_times_no_fdatasync, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal =
+        open_wal((wal_config_t){.segment_bytes = 1 << 20, .fsync_mode = WAL_FSYNC_NONE}, 1);
+    for (uint64_t lsn = 1; lsn <= 20; lsn++) {
+        cr_assert_eq(wal_append(wal, 1, 0, "z", 1), lsn);
+        run_until_durable(wal, lsn);
+    }
+    wal_histograms_t *h = malloc(sizeof *h);
+    cr_assert_not_null(h);
+    wal_histograms(wal, h);
+    cr_assert_eq(h->batch_records.count, 20, "one record a batch: each waited for the last");
+    cr_assert_eq(h->batch_records.max, 1);
+    cr_assert_eq(h->fdatasync_us.count, 0);
+    close_wal(wal, 0);
+    free(h);
+}
+
 Test(wal_group_commit, batch_keeps_growing_while_the_writer_is_busy, .init = setup,
      .fini = tmp_teardown)
 {
