@@ -10,8 +10,7 @@
 #include "core/errors.h"
 #include "core/sourcing.h"
 
-/* ---- the generic path: the args.h getters in the handlers' order ------------------------------
- */
+/* ---- the generic path: the args.h getters in the handlers' order ----------------------------- */
 
 static msgpack_sbuffer address_buffer;
 
@@ -170,8 +169,7 @@ int args_order_create_get(const msgpack_object *p, args_order_create_t *out,
     return rc;
 }
 
-/* ---- the scan: one walk over the map, any fault declines --------------------------------------
- */
+/* ---- the scan: one walk over the map, any fault declines ------------------------------------- */
 
 /* A key the scan knows: its name and length (names hold no NUL byte). */
 typedef struct scan_key {

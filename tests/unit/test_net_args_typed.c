@@ -196,8 +196,7 @@ static void gen_map_header(gen_t *g, uint32_t count)
     gen_be(g, count, 4);
 }
 
-/* ---- values: valid ones, their limits and one past, and every kind of fault --------------------
- */
+/* ---- values: valid ones, their limits and one past, and every kind of fault ------------------ */
 
 /* Whether this value is a fault: g->fault_percent of them (0 for an all-valid request). */
 static bool gen_fault(gen_t *g)
@@ -630,8 +629,7 @@ static void gen_order_value(gen_t *g, uint32_t key)
     }
 }
 
-/* ---- the differential runs ---------------------------------------------------------------------
- */
+/* ---- the differential runs ------------------------------------------------------------------- */
 
 typedef struct tally {
     uint32_t scanned, declined;
