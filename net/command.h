@@ -6,6 +6,9 @@
  * only the row's allowed keys, each at most once; an unknown or repeated key -> INVALID_ARGUMENT
  * naming it), refuses WRITE
  * commands while the WAL cannot accept records (UNAVAILABLE), and only then calls the handler.
+ * For reserve, avail.get and order.create the key check is first a one-pass scan that also
+ * reads the arguments into call->args (net/args_typed.h); when it declines, the key check and
+ * the handler's getters run as for every method and name the fault, so the replies are the same.
  * A handler validates every argument before changing anything, then either
  *   - packs exactly one msgpack object (the result) into call->result and returns 0, or
  *   - returns a negative ALLOT_E* code with call->error filled (field, message, details),
@@ -30,6 +33,7 @@ struct auth_session;
 struct connection;
 struct http_exchange;
 struct server;
+union args_typed;
 
 enum command_flags {
     COMMAND_READ = 1 << 0,  /* reads state only: answered at once */
@@ -54,6 +58,9 @@ typedef struct command_call {
     struct server *server;        /* the server, for server.* commands */
     int64_t now_ms;               /* wall-clock time taken once per loop iteration */
     const msgpack_object *params; /* the request's single params map (type MAP) */
+    const union args_typed *args; /* reserve, avail.get, order.create: their typed arguments
+                                   * when the dispatcher's one-pass scan read them
+                                   * (net/args_typed.h), else NULL: read params */
     msgpack_packer *result;       /* pack exactly one object here on success */
     allot_error_detail_t *error;  /* fill on failure (cleared before the handler runs) */
     command_reply_to_t reply_to;  /* for COMMAND_DEFERRED only */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "args_typed.h"
 #include "auth.h"
 #include "pack.h"
 #include "rpc.h"
@@ -66,10 +67,30 @@ void dispatch_pack_error(msgpack_sbuffer *out, uint32_t msgid, int error, const 
     rpc_pack_error(&pk, msgid, error, &detail);
 }
 
+/* The hot methods' typed arguments, read in one pass by dispatch_args_scan (one request at a
+ * time: the loop thread's). */
+static args_typed_t dispatch_args;
+
+/* For a hot method (net/args_typed.h), read params into dispatch_args in one pass, checking its
+ * keys too: the typed arguments, or NULL when the method has none or the scan declined (then
+ * the key check and the handler's getters name the fault). */
+static const args_typed_t *dispatch_args_scan(const command_t *command,
+                                              const msgpack_object *params)
+{
+    bool scanned = false;
+    if (command->handler == handle_reserve)
+        scanned = args_reserve_scan(params, &dispatch_args.reserve);
+    else if (command->handler == handle_avail_get)
+        scanned = args_avail_scan(params, &dispatch_args.avail);
+    else if (command->handler == handle_order_create)
+        scanned = args_order_create_scan(params, &dispatch_args.order_create);
+    return scanned ? &dispatch_args : NULL;
+}
+
 /* Runs the handler; packs the result, or rolls the buffer back and packs the error. */
 static int run_handler(const dispatch_env_t *env, const command_t *command,
-                       const rpc_envelope_t *envelope, msgpack_sbuffer *out,
-                       allot_error_detail_t *error, bool *close_connection)
+                       const rpc_envelope_t *envelope, const args_typed_t *args,
+                       msgpack_sbuffer *out, allot_error_detail_t *error, bool *close_connection)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, pack_sbuffer_write);
@@ -80,6 +101,7 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
         .server = env->server,
         .now_ms = env->now_ms,
         .params = envelope->params,
+        .args = args,
         .result = &pk,
         .error = error,
         .reply_to = {envelope->type == RPC_REQUEST ? env->conn : NULL, envelope->msgid,
@@ -116,8 +138,10 @@ static int writes_refused(const dispatch_env_t *env, allot_error_detail_t *error
                            "writes are refused for now: %s; reads are still served", why);
 }
 
+/* *args: the typed arguments when the one-pass scan read them (the keys are checked then). */
 static int check_command(const dispatch_env_t *env, const command_t *command,
-                         const rpc_envelope_t *envelope, allot_error_detail_t *error)
+                         const rpc_envelope_t *envelope, const args_typed_t **args,
+                         allot_error_detail_t *error)
 {
     if (command == NULL) {
         allot_echo_t method;
@@ -128,9 +152,12 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
         (env->session == NULL || !env->session->authenticated))
         return allot_error_set(error, ALLOT_EUNAUTHENTICATED, NULL,
                                "call auth {token} first; only ping and auth are allowed before");
-    int rc = args_check_keys_also(envelope->params, command->allowed_keys,
-                                  command->flags & COMMAND_WRITE ? NULL : dispatch_read_keys,
-                                  "params", error);
+    *args = dispatch_args_scan(command, envelope->params);
+    int rc = *args != NULL
+                 ? 0
+                 : args_check_keys_also(envelope->params, command->allowed_keys,
+                                        command->flags & COMMAND_WRITE ? NULL : dispatch_read_keys,
+                                        "params", error);
     if (rc != 0)
         return rc;
     if ((command->flags & COMMAND_WRITE) && !env->writes_allowed)
@@ -183,8 +210,10 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
         const command_t *command = command_lookup(envelope.method.ptr, envelope.method.len);
         if (command != NULL)
             outcome->command_index = command_index(command);
-        rc = check_command(env, command, &envelope, &error);
-        if (rc == 0 && !(command->flags & COMMAND_WRITE))
+        const args_typed_t *args = NULL;
+        rc = check_command(env, command, &envelope, &args, &error);
+        /* a scanned read named neither min_index nor wait_ms (args_typed.h) */
+        if (rc == 0 && !(command->flags & COMMAND_WRITE) && args == NULL)
             rc = read_wait_check(env, &envelope, outcome, &error);
         if (rc == DISPATCH_WAIT) {
             outcome->wait = true; /* nothing is packed: the caller dispatches it again */
@@ -192,7 +221,7 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
         }
         if (rc == 0) {
             outcome->write = (command->flags & COMMAND_WRITE) != 0;
-            rc = run_handler(env, command, &envelope, out, &error, &outcome->close);
+            rc = run_handler(env, command, &envelope, args, out, &error, &outcome->close);
             outcome->deferred = rc == COMMAND_DEFERRED;
             if (outcome->deferred)
                 rc = 0;

@@ -1,5 +1,6 @@
 /* handlers_inventory.c - RPC handlers for locations, stock, availability and reservations. */
 #include "args.h"
+#include "args_typed.h"
 #include "command.h"
 #include "core/inventory.h"
 #include "core/reservation.h"
@@ -12,7 +13,6 @@
 static uint32_t location_indices[ALLOT_LOCATIONS_MAX];
 static allot_position_view_t position_views[ALLOT_LOCATIONS_MAX];
 static allot_avail_location_t avail_locations[ALLOT_LOCATIONS_MAX];
-static allot_str_t avail_skus[ALLOT_AVAIL_SKUS_MAX];
 static uint32_t avail_sku_indices[ALLOT_AVAIL_SKUS_MAX];
 
 /* ---- shared packers -------------------------------------------------------------------------- */
@@ -369,47 +369,19 @@ int handle_stock_get(command_call_t *call)
 
 /* ---- availability ---------------------------------------------------------------------------- */
 
-static int avail_args(command_call_t *call, allot_avail_query_t *query, uint32_t *sku_count,
-                      bool *detail, bool *promise)
+/* The arguments the dispatcher scanned, or else the getters' (net/args_typed.h). */
+static int avail_args(command_call_t *call, const args_avail_t **args, allot_avail_query_t *query)
 {
-    const msgpack_object *p = call->params;
-    allot_error_detail_t *e = call->error;
-    const msgpack_object_array *skus;
-    allot_avail_request_t req = {.location = {"", 0}};
-    int method = ALLOT_METHOD_SHIP;
-    bool has_location = false;
-    *detail = false;
-    *promise = false;
-    int rc = args_array(p, "skus", 1, ALLOT_AVAIL_SKUS_MAX, &skus, NULL, e);
-    if (rc == 0)
-        rc = args_enum(p, "method", allot_method_names, &method, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_ship_to(p, &req.has_ship_to, &req.lat, &req.lon, e);
-    if (rc == 0)
-        rc = args_double(p, "radius_km", 0.001, ALLOT_RADIUS_KM_MAX, &req.radius_km, &(bool){false},
-                         e);
-    if (rc == 0)
-        rc = args_id(p, "location", &req.location, &has_location, e);
-    if (rc == 0)
-        rc = args_bool(p, "detail", detail, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_bool(p, "promise", promise, &(bool){false}, e);
-    if (rc != 0)
-        return rc;
-    if (!has_location)
-        req.location = (allot_str_t){"", 0};
-    req.method = (allot_method_t)method;
-    for (uint32_t i = 0; i < skus->size; i++) {
-        const msgpack_object *o = &skus->ptr[i];
-        avail_skus[i] = o->type == MSGPACK_OBJECT_STR
-                            ? (allot_str_t){o->via.str.ptr, o->via.str.size}
-                            : (allot_str_t){"", 0};
-        if (!allot_id_valid(avail_skus[i]))
-            return allot_error_set(e, ALLOT_EINVALID_ARGUMENT, "skus",
-                                   "skus[%u] must be an id (1..128 bytes of UTF-8)", i);
+    static args_avail_t generic;
+    if (call->args != NULL) {
+        *args = &call->args->avail;
+    } else {
+        int rc = args_avail_get(call->params, &generic, call->error);
+        if (rc != 0)
+            return rc;
+        *args = &generic;
     }
-    *sku_count = skus->size;
-    return allot_avail_prepare(call->state, &req, query, e);
+    return allot_avail_prepare(call->state, &(*args)->request, query, call->error);
 }
 
 /* One item of a listing reply without locations, {"sku": id, "available": n}, handed to the
@@ -437,14 +409,15 @@ static void pack_avail_item(msgpack_packer *pk, allot_str_t sku, int64_t availab
 int handle_avail_get(command_call_t *call)
 {
     allot_avail_query_t query;
-    uint32_t sku_count = 0;
-    bool detail = false, promise = false;
-    int rc = avail_args(call, &query, &sku_count, &detail, &promise);
+    const args_avail_t *args = NULL;
+    int rc = avail_args(call, &args, &query);
     if (rc != 0)
         return rc;
-    bool list = detail || query.method == ALLOT_METHOD_PICKUP;
+    const allot_str_t *avail_skus = args->skus;
+    uint32_t sku_count = args->sku_count;
+    bool list = args->detail || query.method == ALLOT_METHOD_PICKUP;
     allot_sku_index_find_many(call->state, avail_skus, sku_count, avail_sku_indices);
-    if (promise) {
+    if (args->promise) {
         promise_avail_items(call, &query, avail_skus, avail_sku_indices, sku_count, list);
         return 0;
     }
@@ -489,49 +462,17 @@ int handle_avail_get(command_call_t *call)
 
 int handle_reserve(command_call_t *call)
 {
-    static allot_line_input_t lines[ALLOT_LINES_MAX];
-    static bool backorder[ALLOT_LINES_MAX];
-    const msgpack_object *p = call->params;
-    allot_error_detail_t *e = call->error;
-    allot_reserve_request_t req = {
-        .ttl_s = ALLOT_RESERVATION_TTL_S_DEFAULT, .lines = lines, .backorder = backorder};
-    int method = ALLOT_METHOD_SHIP, policy = ALLOT_POLICY_FEWEST_SPLITS;
-    bool has_location = false;
-    int rc = args_id(p, "id", &req.id, NULL, e);
-    if (rc == 0)
-        rc = args_reserve_lines(p, lines, backorder, &req.line_count, e);
-    if (rc == 0)
-        rc = args_int64(p, "ttl_s", ALLOT_RESERVATION_TTL_S_MIN, ALLOT_RESERVATION_TTL_S_MAX,
-                        &req.ttl_s, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_enum(p, "method", allot_method_names, &method, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_ship_to(p, &req.has_ship_to, &req.lat, &req.lon, e);
-    if (rc == 0)
-        rc = args_id(p, "location", &req.location, &has_location, e);
-    if (rc == 0)
-        rc = args_enum(p, "policy", allot_policy_names, &policy, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_bool(p, "partial", &req.partial, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_bool(p, "replace", &req.replace, &(bool){false}, e);
-    bool has_customer = false, has_token = false;
-    if (rc == 0)
-        rc = args_id(p, "customer", &req.customer, &has_customer, e);
-    if (rc == 0)
-        rc = args_str(p, "token", ALLOT_ID_BYTES_MAX, &req.token, &has_token, e);
+    static args_reserve_t generic;
+    const allot_reserve_request_t *req = &generic.request;
+    int rc = 0;
+    if (call->args != NULL)
+        req = &call->args->reserve.request;
+    else
+        rc = args_reserve_get(call->params, &generic, call->error);
     if (rc != 0)
         return rc;
-    if (!has_location)
-        req.location = (allot_str_t){"", 0};
-    if (!has_customer)
-        req.customer = (allot_str_t){"", 0};
-    if (!has_token)
-        req.token = (allot_str_t){"", 0};
-    req.method = (allot_method_t)method;
-    req.policy = (allot_policy_t)policy;
     const allot_reservation_t *r;
-    rc = allot_reserve(call->state, &req, call->now_ms, &r, e);
+    rc = allot_reserve(call->state, req, call->now_ms, &r, call->error);
     if (rc != 0)
         return rc;
     pack_reservation(call->result, call->state, r, false);

@@ -1,5 +1,6 @@
 /* handlers_orders.c - RPC handlers for orders, shipments and returns (core/order.h). */
 #include "args.h"
+#include "args_typed.h"
 #include "command.h"
 #include "core/order.h"
 #include "core/state.h"
@@ -200,32 +201,6 @@ static void pack_order(msgpack_packer *pk, const allot_state_t *state, const all
 /* ---- argument helpers -------------------------------------------------------------------------
  */
 
-/* address?: any map, kept as its packed bytes (in a loop-owned buffer). */
-static int args_address(const msgpack_object *params, allot_str_t *out, bool *present,
-                        allot_error_detail_t *e)
-{
-    static msgpack_sbuffer buffer;
-    const msgpack_object *o = args_find(params, "address");
-    *present = o != NULL && o->type != MSGPACK_OBJECT_NIL;
-    *out = (allot_str_t){"", 0};
-    if (!*present)
-        return 0;
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return allot_error_set(e, ALLOT_EINVALID_ARGUMENT, "address", "address must be a map");
-    if (buffer.data == NULL)
-        msgpack_sbuffer_init(&buffer);
-    buffer.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_object(&pk, *o);
-    if (buffer.size > ALLOT_ORDER_ADDRESS_BYTES_MAX)
-        return allot_error_set(e, ALLOT_EINVALID_ARGUMENT, "address",
-                               "address must encode in at most %u bytes",
-                               (unsigned)ALLOT_ORDER_ADDRESS_BYTES_MAX);
-    *out = (allot_str_t){buffer.data, (uint32_t)buffer.size};
-    return 0;
-}
-
 /* An optional string argument (absent = empty). */
 static int args_text(const msgpack_object *p, const char *key, allot_str_t *out,
                      allot_error_detail_t *e)
@@ -258,46 +233,18 @@ static int reply_order(command_call_t *call, int rc, const allot_order_view_t *v
 /* ---- orders -----------------------------------------------------------------------------------
  */
 
-static int order_create_args(command_call_t *call, allot_order_create_request_t *req,
-                             allot_line_input_t *lines)
-{
-    const msgpack_object *p = call->params;
-    allot_error_detail_t *e = call->error;
-    int method = ALLOT_METHOD_SHIP, policy = ALLOT_POLICY_FEWEST_SPLITS;
-    bool has_lines = false, has_address = false;
-    int rc = args_id(p, "id", &req->id, NULL, e);
-    if (rc == 0)
-        rc = args_optional_id(p, "customer", &req->customer, e);
-    if (rc == 0)
-        rc = args_optional_id(p, "reservation", &req->reservation, e);
-    if (rc == 0)
-        rc = args_lines(p, lines, &req->line_count, &has_lines, e);
-    if (rc == 0)
-        rc = args_enum(p, "method", allot_method_names, &method, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_ship_to(p, &req->has_ship_to, &req->lat, &req->lon, e);
-    if (rc == 0)
-        rc = args_optional_id(p, "location", &req->location, e);
-    if (rc == 0)
-        rc = args_enum(p, "policy", allot_policy_names, &policy, &(bool){false}, e);
-    if (rc == 0)
-        rc = args_address(p, &req->address, &has_address, e);
-    if (rc == 0)
-        rc = args_text(p, "instructions", &req->instructions, e);
-    req->lines = lines;
-    req->method = (allot_method_t)method;
-    req->policy = (allot_policy_t)policy;
-    return rc;
-}
-
 int handle_order_create(command_call_t *call)
 {
-    static allot_line_input_t lines[ALLOT_LINES_MAX];
-    allot_order_create_request_t req = {0};
+    static args_order_create_t generic;
+    const allot_order_create_request_t *req = &generic.request;
     const allot_order_view_t *v = NULL;
-    int rc = order_create_args(call, &req, lines);
+    int rc = 0;
+    if (call->args != NULL)
+        req = &call->args->order_create.request;
+    else
+        rc = args_order_create_get(call->params, &generic, call->error);
     if (rc == 0)
-        rc = allot_order_create(call->state, &req, call->now_ms, &v, call->error);
+        rc = allot_order_create(call->state, req, call->now_ms, &v, call->error);
     return reply_order(call, rc, v);
 }
 

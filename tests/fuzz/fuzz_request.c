@@ -15,6 +15,7 @@
 #include "net/dispatch.h"
 #include "client/frame.h"
 #include "net/rpc.h"
+#include "tests/args_differential.h"
 #include "tests/msgpack_same.h"
 
 #define FUZZ_REQUEST_BYTES_MAX (64u * 1024)
@@ -35,6 +36,24 @@ static bool needs_server(const msgpack_object *object)
     if (envelope.method.len == 4 && memcmp(envelope.method.ptr, "auth", 4) == 0)
         return true;
     return envelope.method.len >= 7 && memcmp(envelope.method.ptr, "server.", 7) == 0;
+}
+
+/* For reserve, avail.get and order.create: the one-pass scan and the generic path read the same
+ * arguments or refuse the same requests (args_differential.h), or abort. */
+static void args_check(const msgpack_object *object)
+{
+    static const char *const hot[] = {"reserve", "avail.get", "order.create"};
+    rpc_envelope_t envelope;
+    allot_error_detail_t error;
+    allot_error_detail_clear(&error);
+    if (rpc_envelope_parse(object, &envelope, &error) != 0 ||
+        rpc_params_check(object, &envelope, &error) != 0)
+        return;
+    for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++)
+        if (envelope.method.len == strlen(hot[i]) &&
+            memcmp(envelope.method.ptr, hot[i], envelope.method.len) == 0 &&
+            args_differential(hot[i], envelope.params, NULL) != NULL)
+            abort();
 }
 
 /* Every string of an error reply is valid UTF-8, whatever the request echoed (docs/protocol.md);
@@ -101,6 +120,7 @@ static void dispatch_frame(const uint8_t *data, size_t len, const msgpack_object
             return;
         object = &unpacked;
     }
+    args_check(object);
     if (!needs_server(object)) {
         dispatch_env_t env = {.state = fuzz_state, .now_ms = now_ms, .writes_allowed = true};
         dispatch_outcome_t outcome;

@@ -20,7 +20,9 @@ class Pairs(list):
 def pack_str(b):
     if len(b) < 32:
         return bytes([0xA0 | len(b)]) + b
-    return b"\xd9" + bytes([len(b)]) + b
+    if len(b) < 256:
+        return b"\xd9" + bytes([len(b)]) + b
+    return b"\xda" + struct.pack(">H", len(b)) + b
 
 def pack(v):
     if v is None:
@@ -104,6 +106,24 @@ RAW_SCENARIOS = {
                                         ("id", "dupB")])),
                      ("reserve", {"id": "c3", "lines": [Pairs([("sku", "A"), ("qty", 1),
                                                                ("qty", 5)])]})],
+    # every argument of the hot methods (net/args_typed.h), nil ones, limits and one past
+    "typed-args": SETUP + [
+        ("reserve", {"id": "t1", "lines": [{"sku": "A", "qty": 1, "backorder": True},
+                                           {"sku": "B", "qty": 1 << 40, "backorder": None}],
+                     "ttl_s": 86400, "method": "ship", "ship_to": {"lat": -90, "lon": 180.0},
+                     "location": None, "policy": "nearest", "partial": True, "replace": False,
+                     "customer": "u1", "token": ""}),
+        ("reserve", {"id": "t2", "lines": [{"sku": "A", "qty": (1 << 40) + 1}], "ttl_s": 0}),
+        ("avail.get", {"skus": ["A", "B"], "method": "pickup", "ship_to": {"lat": 52.3, "lon": 4.8},
+                       "radius_km": 0.001, "location": "S1", "detail": True, "promise": False}),
+        ("avail.get", {"skus": ["A"], "min_index": 0, "wait_ms": 0}),
+        ("avail.get", {"skus": ["A"], "radius_km": None, "ship_to": {"lat": 91.0, "lon": 0}}),
+        ("order.create", {"id": "t3", "customer": "u1", "lines": [{"sku": "A", "qty": 1}],
+                          "method": "ship", "ship_to": {"lat": 52.3, "lon": 4.8},
+                          "policy": "priority", "address": {"city": "Amsterdam", "zip": 1011},
+                          "instructions": "leave at the door"}),
+        ("order.create", {"id": "t4", "lines": [{"sku": "A", "qty": 1}],
+                          "address": {"line1": "x" * 4100}})],
 }
 
 # ---- WAL regression seeds ---------------------------------------------------------------------

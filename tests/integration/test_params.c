@@ -327,3 +327,75 @@ Test(params, ids_with_control_characters_are_escaped_in_not_found_and_conflict_m
     expect_message(&r, "CONFLICT", "reservation c\\x09c exists with a different request");
     allot_reply_free(&r);
 }
+
+/* ---- several faults: the first of the key check, then the getters in handler order --------- */
+
+/* method(params_json) is refused with INVALID_ARGUMENT naming field with message. */
+static void expect_first_fault(const char *method, const char *params_json, const char *field,
+                               const char *message)
+{
+    allot_reply_t r = {0};
+    harness_call_error(cli, method, params_json, "INVALID_ARGUMENT", &r);
+    expect_message(&r, "INVALID_ARGUMENT", message);
+    expect_field(&r, field);
+    allot_reply_free(&r);
+}
+
+Test(params, hot_methods_with_several_faults_are_answered_with_the_first_in_handler_order)
+{
+    setup_stock();
+    /* an unknown key wins over every bad value, wherever it is */
+    expect_first_fault("reserve", "{\"ttl_s\": 0, \"id\": \"\", \"bogus\": 1}", "params",
+                       "unknown key 'bogus' in 'params'");
+    /* then the getters' order, not the map's: id before lines before ttl_s */
+    expect_first_fault("reserve", "{\"ttl_s\": 0, \"lines\": [], \"id\": \"\"}", "id",
+                       "field 'id' must be a non-empty id (1..128 bytes of UTF-8)");
+    expect_first_fault("reserve",
+                       "{\"method\": \"SHIP\", \"ttl_s\": 0, \"id\": \"r1\", "
+                       "\"lines\": [{\"qty\": 0, \"sku\": \"A\"}]}",
+                       "qty", "field 'qty' is out of range 1..1099511627776");
+    expect_first_fault("reserve",
+                       "{\"method\": \"SHIP\", \"ttl_s\": 0, \"id\": \"r1\", "
+                       "\"lines\": [{\"qty\": 1, \"sku\": \"A\"}]}",
+                       "ttl_s", "field 'ttl_s' is out of range 1..86400");
+    /* avail.get: radius_km before the SKU ids (checked after every other argument) */
+    expect_first_fault("avail.get", "{\"promise\": 1, \"skus\": [\"\"], \"radius_km\": 0}",
+                       "radius_km", "field 'radius_km' is out of range 0.001..20038");
+    expect_first_fault("avail.get", "{\"skus\": [\"\"], \"promise\": 1}", "promise",
+                       "field 'promise' must be a boolean");
+    expect_first_fault("avail.get", "{\"skus\": [\"A\", \"\"], \"min_index\": 0}", "skus",
+                       "skus[1] must be an id (1..128 bytes of UTF-8)");
+    /* order.create: the address before the instructions */
+    expect_first_fault("order.create",
+                       "{\"instructions\": 5, \"address\": [], \"id\": \"o1\", "
+                       "\"lines\": [{\"sku\": \"A\", \"qty\": 1}]}",
+                       "address", "address must be a map");
+    expect_not_found("order.get", "o1");
+    cr_expect_eq(harness_server_info_int(cli, "reservations"), 0);
+}
+
+Test(params, hot_methods_read_every_argument_and_read_keys)
+{
+    setup_stock();
+    allot_reply_t r = {0};
+    harness_call_ok(
+        cli, "reserve",
+        "{\"id\": \"r1\", \"lines\": [{\"sku\": \"A\", \"qty\": 2, \"backorder\": null}],"
+        " \"ttl_s\": 86400, \"method\": \"ship\", \"ship_to\": {\"lat\": 52.5, "
+        "\"lon\": 13.4}, \"location\": null, \"policy\": \"priority\", \"partial\": "
+        "false, \"replace\": false, \"customer\": \"u1\", \"token\": \"\"}",
+        &r);
+    cr_expect_eq(harness_stock_field(cli, "A", NULL, "reserved"), 2);
+    /* a read that names min_index is read by the getters, as before */
+    harness_call_ok(cli, "avail.get", "{\"skus\": [\"A\", \"B\"], \"min_index\": 0}", &r);
+    cr_expect_eq(harness_reply_int(&r, "items.0.available"), 8);
+    cr_expect_eq(harness_reply_int(&r, "items.1.available"), 10);
+    harness_call_ok(cli, "order.create",
+                    "{\"id\": \"o1\", \"reservation\": \"r1\", \"customer\": \"u1\", "
+                    "\"address\": {\"city\": \"Berlin\"}, \"instructions\": \"ring twice\"}",
+                    &r);
+    harness_call_ok(cli, "order.get", "{\"id\": \"o1\"}", &r);
+    harness_expect_str_at(&r, "instructions", "ring twice");
+    harness_expect_str_at(&r, "address.city", "Berlin");
+    allot_reply_free(&r);
+}
