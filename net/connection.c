@@ -22,6 +22,7 @@ static void reading_start(connection_t *conn);
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
 static bool tail_resize(connection_t *conn, size_t capacity);
+static void buffer_trim(server_t *server, msgpack_sbuffer *buffer);
 
 static void on_close(uv_handle_t *handle)
 {
@@ -29,9 +30,10 @@ static void on_close(uv_handle_t *handle)
     conn->in_size = 0;
     tail_resize(conn, 0);
     server_buffered_sub(conn->server, conn->out.size + conn->writing.size + conn->held.size);
-    msgpack_sbuffer_destroy(&conn->out);
-    msgpack_sbuffer_destroy(&conn->writing);
-    msgpack_sbuffer_destroy(&conn->held);
+    conn->out.size = conn->writing.size = conn->held.size = 0;
+    buffer_trim(conn->server, &conn->out);
+    buffer_trim(conn->server, &conn->writing);
+    buffer_trim(conn->server, &conn->held);
     free(conn->held_replies);
     free(conn->waiting); /* out of the wait list since connection_close */
     assert(conn->server->connections_closing > 0);
@@ -231,14 +233,36 @@ static void mark_dirty(connection_t *conn)
     conn->server->dirty = conn;
 }
 
-/* Reply buffers are freed when they empty, so an idle connection holds no buffer at all
- * (10,000 idle connections would otherwise pin 8 KiB or more each). */
-static void buffer_trim(msgpack_sbuffer *buffer)
+/* Reply buffers are given up when they empty, so an idle connection holds no buffer at all
+ * (10,000 idle connections would otherwise pin 8 KiB or more each). One of msgpack-c's first
+ * size goes to the server's spares (at most ALLOT_REPLY_BUFFERS_SPARE_MAX), for the next
+ * connection with replies to send: a read's replies would otherwise cost a malloc and a free. */
+static void buffer_trim(server_t *server, msgpack_sbuffer *buffer)
 {
-    if (buffer->size == 0 && buffer->alloc > 0) {
+    if (buffer->size != 0 || buffer->alloc == 0)
+        return;
+    if (buffer->alloc == MSGPACK_SBUFFER_INIT_SIZE &&
+        server->reply_spare_count < ALLOT_REPLY_BUFFERS_SPARE_MAX)
+        server->reply_spares[server->reply_spare_count++] = buffer->data;
+    else
         msgpack_sbuffer_destroy(buffer);
-        msgpack_sbuffer_init(buffer);
-    }
+    msgpack_sbuffer_init(buffer);
+}
+
+/* Before bytes go into a buffer: an unallocated one takes a spare, if there is one. */
+static void buffer_ready(server_t *server, msgpack_sbuffer *buffer)
+{
+    if (buffer->alloc != 0 || server->reply_spare_count == 0)
+        return;
+    buffer->data = server->reply_spares[--server->reply_spare_count];
+    buffer->alloc = MSGPACK_SBUFFER_INIT_SIZE;
+    assert(buffer->size == 0);
+}
+
+void connection_spares_free(server_t *server)
+{
+    while (server->reply_spare_count > 0)
+        free(server->reply_spares[--server->reply_spare_count]);
 }
 
 /* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected.
@@ -259,6 +283,7 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
         connection_close(conn);
         return;
     }
+    buffer_ready(conn->server, &conn->out);
     msgpack_sbuffer_write(&conn->out, bytes, len);
     server_buffered_add(conn->server, len);
     mark_dirty(conn);
@@ -270,7 +295,7 @@ static void on_write(uv_write_t *req, int status)
     conn->write_active = false;
     server_buffered_sub(conn->server, conn->writing.size);
     conn->writing.size = 0;
-    buffer_trim(&conn->writing);
+    buffer_trim(conn->server, &conn->writing);
     if (conn->closing)
         return;
     if (status < 0) {
@@ -310,13 +335,14 @@ void connection_flush(connection_t *conn)
         }
         server_buffered_sub(conn->server, conn->out.size);
         conn->out.size = 0;
-        buffer_trim(&conn->out);
+        buffer_trim(conn->server, &conn->out);
     }
     close_if_done(conn);
 }
 
 void connection_notify(connection_t *conn, const char *bytes, size_t len)
 {
+    buffer_ready(conn->server, &conn->out);
     msgpack_sbuffer_write(&conn->out, bytes, len);
     server_buffered_add(conn->server, len);
     mark_dirty(conn);
@@ -419,6 +445,7 @@ static void held_append(connection_t *conn, const held_reply_t *reply, const cha
         connection_close(conn);
         return;
     }
+    buffer_ready(conn->server, &conn->held);
     msgpack_sbuffer_write(&conn->held, bytes, len);
     server_buffered_add(conn->server, len);
     held_reply_t *slot = &conn->held_replies[conn->held_head + conn->held_count];
@@ -450,7 +477,7 @@ void connection_release_durable(connection_t *conn, uint64_t durable_lsn, uint64
     if (conn->held_count == 0) {
         conn->held_head = 0;
         held_list_remove(conn);
-        buffer_trim(&conn->held);
+        buffer_trim(conn->server, &conn->held);
     }
     if (!conn->closing && !conn->reading && !conn->close_when_flushed &&
         conn->held_count < conn->server->config.inflight_requests_max) {

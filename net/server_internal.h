@@ -95,6 +95,9 @@ typedef struct server {
     bool rebuild_requested; /* leadership lost with uncommitted records: stop, rebuild */
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
     msgpack_sbuffer scratch; /* one reply being packed */
+    /* emptied reply buffers of MSGPACK_SBUFFER_INIT_SIZE bytes, reused before malloc */
+    char *reply_spares[ALLOT_REPLY_BUFFERS_SPARE_MAX];
+    uint32_t reply_spare_count;
     connection_t *connections;
     connection_t *dirty;
     connection_t *held;
@@ -225,6 +228,8 @@ uint64_t server_wal_lsn(const server_t *server);
 
 /* connection.c */
 void connection_accept(server_t *server);
+/* Free the spare reply buffers (at exit, once every connection is closed). */
+void connection_spares_free(server_t *server);
 void connection_flush(connection_t *conn);
 /* Send the held replies durable up to durable_lsn; now_ns: uv_hrtime() of the report. */
 void connection_release_durable(connection_t *conn, uint64_t durable_lsn, uint64_t now_ns);
