@@ -695,6 +695,18 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     object_dispatch(conn, data, len, &object);
 }
 
+/* dispatch_env_t.writes_check_cb: may a WRITE run now (asked for WRITE commands only). */
+static void writes_check(const dispatch_env_t *env, dispatch_writes_t *writes)
+{
+    server_t *server = env->server;
+    writes->allowed = server_writes_allowed(server, &writes->refused_error);
+    if (!writes->allowed && server->consensus != NULL) {
+        writes->leader_address = server_leader_address(server);
+        writes->leader_elected = writes->refused_error == ALLOT_EUNAVAILABLE &&
+                                 consensus_role(server->consensus) == CONSENSUS_LEADER;
+    }
+}
+
 /* Dispatch the request data[0, len) decoded into object (its containers in server->zone, which
  * is cleared here). */
 static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
@@ -712,13 +724,8 @@ static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
                           .conn = conn,
                           .now_ms = server_now_ms(server),
                           .auth_required = server->auth.required,
-                          .session = &conn->auth};
-    env.writes_allowed = server_writes_allowed(server, &env.writes_refused_error);
-    if (!env.writes_allowed && server->consensus != NULL) {
-        env.leader_address = server_leader_address(server);
-        env.leader_elected = env.writes_refused_error == ALLOT_EUNAVAILABLE &&
-                             consensus_role(server->consensus) == CONSENSUS_LEADER;
-    }
+                          .session = &conn->auth,
+                          .writes_check_cb = writes_check};
     env.applied_index =
         server->consensus != NULL ? consensus_applied_index(server->consensus) : UINT64_MAX;
     env.read_wait_over = conn->wait_over;
@@ -738,8 +745,8 @@ static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
     if (outcome.replied && !outcome.write && server->scratch.size > server->config.output_bytes_max)
         reply_too_large(conn, &reply);
     if (outcome.replied) {
-        reply.lsn = server_wal_lsn(server);
-        if (outcome.write && reply.lsn > server->durable_lsn) {
+        reply.lsn = outcome.write ? server_wal_lsn(server) : 0; /* a read waits for nothing */
+        if (reply.lsn > server->durable_lsn) {
             held_append(conn, &reply, server->scratch.data, server->scratch.size);
         } else {
             output_append(conn, server->scratch.data, server->scratch.size);
