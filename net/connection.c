@@ -416,14 +416,16 @@ void connection_batch_end(server_t *server)
         return;
     uint64_t ended_ns = uv_hrtime();
     int64_t latency_us = (int64_t)((ended_ns - server->batch_started_ns) / 1000);
-    for (uint32_t i = 0; i < server->batch_reply_count; i++)
-        metrics_request_record(&server->metrics, server->batch_replies[i].command_index, latency_us,
-                               server->batch_replies[i].error);
+    for (uint32_t i = 0; i < server->batch_run_count; i++)
+        metrics_requests_record(&server->metrics, server->batch_runs[i].command_index, latency_us,
+                                server->batch_runs[i].calls, server->batch_runs[i].errors);
+    server->batch_run_count = 0;
     server->batch_reply_count = 0;
     server->batch_started_ns = 0;
 }
 
-/* A request answered at once: recorded with its batch's latency when the batch ends. */
+/* A request answered at once: recorded with its batch's latency when the batch ends, in one go
+ * with the requests of the same method answered right before it. */
 static void batch_reply_add(server_t *server, const held_reply_t *reply)
 {
     if (reply->command_index == SIZE_MAX)
@@ -433,9 +435,17 @@ static void batch_reply_add(server_t *server, const held_reply_t *reply)
         connection_batch_end(server);
         connection_batch_started_ns(server); /* this request opens the next batch */
     }
-    server->batch_replies[server->batch_reply_count].command_index = (uint32_t)reply->command_index;
-    server->batch_replies[server->batch_reply_count].error = reply->error;
     server->batch_reply_count++;
+    uint32_t runs = server->batch_run_count;
+    if (runs > 0 && server->batch_runs[runs - 1].command_index == reply->command_index) {
+        server->batch_runs[runs - 1].calls++;
+        server->batch_runs[runs - 1].errors += reply->error;
+        return;
+    }
+    server->batch_runs[runs].command_index = (uint32_t)reply->command_index;
+    server->batch_runs[runs].calls = 1;
+    server->batch_runs[runs].errors = reply->error;
+    server->batch_run_count++;
 }
 
 static void held_append(connection_t *conn, const held_reply_t *reply, const char *bytes,

@@ -135,14 +135,16 @@ typedef struct server {
     uint64_t iteration_idle_ns;
     /* Requests are timed per batch (the requests of one read, or those a durable report lets
      * in), not one by one: uv_hrtime() when the open batch began (0: none open), and the
-     * requests it answered at once, recorded when it ends (connection_batch_end). */
+     * requests it answered at once, recorded when it ends (connection_batch_end): how many,
+     * and their runs of one method (calls, errors among them). */
     uint64_t batch_started_ns;
     uint32_t batch_reply_count;
+    uint32_t batch_run_count;
     struct {
         uint32_t command_index;
-        bool error;
-    } batch_replies[ALLOT_BATCH_REPLIES_MAX];
-    uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
+        uint32_t calls, errors;
+    } batch_runs[ALLOT_BATCH_REPLIES_MAX];
+    uint64_t wal_flush_ns; /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
     uint64_t input_bytes;    /* the input part of buffered_bytes: unconsumed request bytes */
