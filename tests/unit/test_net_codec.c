@@ -225,6 +225,34 @@ Test(rpc, error_reply_carries_code_message_and_field)
     msgpack_sbuffer_destroy(&sbuf);
 }
 
+Test(rpc, result_header_is_byte_for_byte_what_msgpack_c_packs_for_every_msgid_width)
+{
+    const uint32_t msgids[] = {0,     1,     127,   128,        255,        256,
+                               65535, 65536, 70000, 0x7fffffff, 0x80000000, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(msgids) / sizeof(msgids[0]); i++) {
+        msgpack_sbuffer ours, theirs;
+        msgpack_sbuffer_init(&ours);
+        msgpack_sbuffer_init(&theirs);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &ours, pack_sbuffer_write);
+        msgpack_pack_str(&pk, 1); /* a reply starts anywhere in the buffer */
+        msgpack_pack_str_body(&pk, "x", 1);
+        rpc_pack_result_header(&pk, msgids[i]);
+        msgpack_packer_init(&pk, &theirs, msgpack_sbuffer_write);
+        msgpack_pack_str(&pk, 1);
+        msgpack_pack_str_body(&pk, "x", 1);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint32(&pk, RPC_RESPONSE);
+        msgpack_pack_uint32(&pk, msgids[i]);
+        msgpack_pack_nil(&pk);
+        cr_assert_eq(ours.size, theirs.size, "msgid %u: %zu bytes, msgpack-c %zu", msgids[i],
+                     ours.size, theirs.size);
+        cr_assert(memcmp(ours.data, theirs.data, ours.size) == 0, "msgid %u", msgids[i]);
+        msgpack_sbuffer_destroy(&ours);
+        msgpack_sbuffer_destroy(&theirs);
+    }
+}
+
 Test(dispatch, a_method_name_with_a_nul_byte_is_unknown_not_a_prefix_match)
 {
     /* found by fuzzing: "reserve\0\0put" once matched "reserve" and read past its name */
