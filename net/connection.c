@@ -284,7 +284,7 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
         return;
     }
     buffer_ready(conn->server, &conn->out);
-    msgpack_sbuffer_write(&conn->out, bytes, len);
+    pack_sbuffer_write(&conn->out, bytes, len); /* a short reply: no memcpy call */
     server_buffered_add(conn->server, len);
     mark_dirty(conn);
 }
