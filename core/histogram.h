@@ -36,6 +36,8 @@ typedef struct histogram {
 
 void histogram_reset(histogram_t *h);
 void histogram_record(histogram_t *h, uint64_t value);
+/* Record `value` `count` times (as many histogram_record calls would). */
+void histogram_record_count(histogram_t *h, uint64_t value, uint64_t count);
 /* Add every count of `from` into `into`. */
 void histogram_merge(histogram_t *into, const histogram_t *from);
 /* The value at percentile p (0..100): the smallest recorded value v such that at least p% of

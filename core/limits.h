@@ -45,6 +45,10 @@
 #define ALLOT_BATCH_REPLIES_MAX 256
 /* Smallest allocation for a connection's unconsumed input. */
 #define ALLOT_INPUT_TAIL_BYTES_MIN 256
+/* Emptied reply buffers of the first size a reply buffer gets (msgpack-c's 8 KiB) that the server
+ * keeps for the next connection with something to send instead of freeing them (512 KiB at
+ * most): a connection still holds no buffer while it has nothing to send. */
+#define ALLOT_REPLY_BUFFERS_SPARE_MAX 64
 /* Unfinished requests of all connections together may hold at most buffer_bytes_max divided by
  * this; over it the connections holding the largest ones are closed (the rest of the budget is
  * left for replies). */

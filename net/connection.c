@@ -22,6 +22,7 @@ static void reading_start(connection_t *conn);
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
 static bool tail_resize(connection_t *conn, size_t capacity);
+static void buffer_trim(server_t *server, msgpack_sbuffer *buffer);
 
 static void on_close(uv_handle_t *handle)
 {
@@ -29,9 +30,10 @@ static void on_close(uv_handle_t *handle)
     conn->in_size = 0;
     tail_resize(conn, 0);
     server_buffered_sub(conn->server, conn->out.size + conn->writing.size + conn->held.size);
-    msgpack_sbuffer_destroy(&conn->out);
-    msgpack_sbuffer_destroy(&conn->writing);
-    msgpack_sbuffer_destroy(&conn->held);
+    conn->out.size = conn->writing.size = conn->held.size = 0;
+    buffer_trim(conn->server, &conn->out);
+    buffer_trim(conn->server, &conn->writing);
+    buffer_trim(conn->server, &conn->held);
     free(conn->held_replies);
     free(conn->waiting); /* out of the wait list since connection_close */
     assert(conn->server->connections_closing > 0);
@@ -231,14 +233,36 @@ static void mark_dirty(connection_t *conn)
     conn->server->dirty = conn;
 }
 
-/* Reply buffers are freed when they empty, so an idle connection holds no buffer at all
- * (10,000 idle connections would otherwise pin 8 KiB or more each). */
-static void buffer_trim(msgpack_sbuffer *buffer)
+/* Reply buffers are given up when they empty, so an idle connection holds no buffer at all
+ * (10,000 idle connections would otherwise pin 8 KiB or more each). One of msgpack-c's first
+ * size goes to the server's spares (at most ALLOT_REPLY_BUFFERS_SPARE_MAX), for the next
+ * connection with replies to send: a read's replies would otherwise cost a malloc and a free. */
+static void buffer_trim(server_t *server, msgpack_sbuffer *buffer)
 {
-    if (buffer->size == 0 && buffer->alloc > 0) {
+    if (buffer->size != 0 || buffer->alloc == 0)
+        return;
+    if (buffer->alloc == MSGPACK_SBUFFER_INIT_SIZE &&
+        server->reply_spare_count < ALLOT_REPLY_BUFFERS_SPARE_MAX)
+        server->reply_spares[server->reply_spare_count++] = buffer->data;
+    else
         msgpack_sbuffer_destroy(buffer);
-        msgpack_sbuffer_init(buffer);
-    }
+    msgpack_sbuffer_init(buffer);
+}
+
+/* Before bytes go into a buffer: an unallocated one takes a spare, if there is one. */
+static void buffer_ready(server_t *server, msgpack_sbuffer *buffer)
+{
+    if (buffer->alloc != 0 || server->reply_spare_count == 0)
+        return;
+    buffer->data = server->reply_spares[--server->reply_spare_count];
+    buffer->alloc = MSGPACK_SBUFFER_INIT_SIZE;
+    assert(buffer->size == 0);
+}
+
+void connection_spares_free(server_t *server)
+{
+    while (server->reply_spare_count > 0)
+        free(server->reply_spares[--server->reply_spare_count]);
 }
 
 /* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected.
@@ -259,7 +283,8 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
         connection_close(conn);
         return;
     }
-    msgpack_sbuffer_write(&conn->out, bytes, len);
+    buffer_ready(conn->server, &conn->out);
+    pack_sbuffer_write(&conn->out, bytes, len); /* a short reply: no memcpy call */
     server_buffered_add(conn->server, len);
     mark_dirty(conn);
 }
@@ -270,7 +295,7 @@ static void on_write(uv_write_t *req, int status)
     conn->write_active = false;
     server_buffered_sub(conn->server, conn->writing.size);
     conn->writing.size = 0;
-    buffer_trim(&conn->writing);
+    buffer_trim(conn->server, &conn->writing);
     if (conn->closing)
         return;
     if (status < 0) {
@@ -310,13 +335,14 @@ void connection_flush(connection_t *conn)
         }
         server_buffered_sub(conn->server, conn->out.size);
         conn->out.size = 0;
-        buffer_trim(&conn->out);
+        buffer_trim(conn->server, &conn->out);
     }
     close_if_done(conn);
 }
 
 void connection_notify(connection_t *conn, const char *bytes, size_t len)
 {
+    buffer_ready(conn->server, &conn->out);
     msgpack_sbuffer_write(&conn->out, bytes, len);
     server_buffered_add(conn->server, len);
     mark_dirty(conn);
@@ -390,14 +416,16 @@ void connection_batch_end(server_t *server)
         return;
     uint64_t ended_ns = uv_hrtime();
     int64_t latency_us = (int64_t)((ended_ns - server->batch_started_ns) / 1000);
-    for (uint32_t i = 0; i < server->batch_reply_count; i++)
-        metrics_request_record(&server->metrics, server->batch_replies[i].command_index, latency_us,
-                               server->batch_replies[i].error);
+    for (uint32_t i = 0; i < server->batch_run_count; i++)
+        metrics_requests_record(&server->metrics, server->batch_runs[i].command_index, latency_us,
+                                server->batch_runs[i].calls, server->batch_runs[i].errors);
+    server->batch_run_count = 0;
     server->batch_reply_count = 0;
     server->batch_started_ns = 0;
 }
 
-/* A request answered at once: recorded with its batch's latency when the batch ends. */
+/* A request answered at once: recorded with its batch's latency when the batch ends, in one go
+ * with the requests of the same method answered right before it. */
 static void batch_reply_add(server_t *server, const held_reply_t *reply)
 {
     if (reply->command_index == SIZE_MAX)
@@ -407,9 +435,17 @@ static void batch_reply_add(server_t *server, const held_reply_t *reply)
         connection_batch_end(server);
         connection_batch_started_ns(server); /* this request opens the next batch */
     }
-    server->batch_replies[server->batch_reply_count].command_index = (uint32_t)reply->command_index;
-    server->batch_replies[server->batch_reply_count].error = reply->error;
     server->batch_reply_count++;
+    uint32_t runs = server->batch_run_count;
+    if (runs > 0 && server->batch_runs[runs - 1].command_index == reply->command_index) {
+        server->batch_runs[runs - 1].calls++;
+        server->batch_runs[runs - 1].errors += reply->error;
+        return;
+    }
+    server->batch_runs[runs].command_index = (uint32_t)reply->command_index;
+    server->batch_runs[runs].calls = 1;
+    server->batch_runs[runs].errors = reply->error;
+    server->batch_run_count++;
 }
 
 static void held_append(connection_t *conn, const held_reply_t *reply, const char *bytes,
@@ -419,6 +455,7 @@ static void held_append(connection_t *conn, const held_reply_t *reply, const cha
         connection_close(conn);
         return;
     }
+    buffer_ready(conn->server, &conn->held);
     msgpack_sbuffer_write(&conn->held, bytes, len);
     server_buffered_add(conn->server, len);
     held_reply_t *slot = &conn->held_replies[conn->held_head + conn->held_count];
@@ -450,7 +487,7 @@ void connection_release_durable(connection_t *conn, uint64_t durable_lsn, uint64
     if (conn->held_count == 0) {
         conn->held_head = 0;
         held_list_remove(conn);
-        buffer_trim(&conn->held);
+        buffer_trim(conn->server, &conn->held);
     }
     if (!conn->closing && !conn->reading && !conn->close_when_flushed &&
         conn->held_count < conn->server->config.inflight_requests_max) {
@@ -668,6 +705,18 @@ static void frame_dispatch(connection_t *conn, const uint8_t *data, size_t len)
     object_dispatch(conn, data, len, &object);
 }
 
+/* dispatch_env_t.writes_check_cb: may a WRITE run now (asked for WRITE commands only). */
+static void writes_check(const dispatch_env_t *env, dispatch_writes_t *writes)
+{
+    server_t *server = env->server;
+    writes->allowed = server_writes_allowed(server, &writes->refused_error);
+    if (!writes->allowed && server->consensus != NULL) {
+        writes->leader_address = server_leader_address(server);
+        writes->leader_elected = writes->refused_error == ALLOT_EUNAVAILABLE &&
+                                 consensus_role(server->consensus) == CONSENSUS_LEADER;
+    }
+}
+
 /* Dispatch the request data[0, len) decoded into object (its containers in server->zone, which
  * is cleared here). */
 static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
@@ -685,13 +734,8 @@ static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
                           .conn = conn,
                           .now_ms = server_now_ms(server),
                           .auth_required = server->auth.required,
-                          .session = &conn->auth};
-    env.writes_allowed = server_writes_allowed(server, &env.writes_refused_error);
-    if (!env.writes_allowed && server->consensus != NULL) {
-        env.leader_address = server_leader_address(server);
-        env.leader_elected = env.writes_refused_error == ALLOT_EUNAVAILABLE &&
-                             consensus_role(server->consensus) == CONSENSUS_LEADER;
-    }
+                          .session = &conn->auth,
+                          .writes_check_cb = writes_check};
     env.applied_index =
         server->consensus != NULL ? consensus_applied_index(server->consensus) : UINT64_MAX;
     env.read_wait_over = conn->wait_over;
@@ -711,8 +755,8 @@ static void object_dispatch(connection_t *conn, const uint8_t *data, size_t len,
     if (outcome.replied && !outcome.write && server->scratch.size > server->config.output_bytes_max)
         reply_too_large(conn, &reply);
     if (outcome.replied) {
-        reply.lsn = server_wal_lsn(server);
-        if (outcome.write && reply.lsn > server->durable_lsn) {
+        reply.lsn = outcome.write ? server_wal_lsn(server) : 0; /* a read waits for nothing */
+        if (reply.lsn > server->durable_lsn) {
             held_append(conn, &reply, server->scratch.data, server->scratch.size);
         } else {
             output_append(conn, server->scratch.data, server->scratch.size);

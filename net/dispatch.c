@@ -120,22 +120,34 @@ static int run_handler(const dispatch_env_t *env, const command_t *command,
 }
 
 /* Why a WRITE is refused: a follower names the leader (nil during an election). */
-static int writes_refused(const dispatch_env_t *env, allot_error_detail_t *error)
+static int writes_refused(const dispatch_writes_t *writes, allot_error_detail_t *error)
 {
-    if (env->writes_refused_error == ALLOT_ENOT_LEADER) {
-        error->leader = env->leader_address;
+    if (writes->refused_error == ALLOT_ENOT_LEADER) {
+        error->leader = writes->leader_address;
         return allot_error_set(error, ALLOT_ENOT_LEADER, NULL,
                                "this node is a follower: send writes to the leader (%s); reads "
                                "are served here",
-                               env->leader_address != NULL ? env->leader_address
-                                                           : "being elected, retry shortly");
+                               writes->leader_address != NULL ? writes->leader_address
+                                                              : "being elected, retry shortly");
     }
-    const char *why = env->writes_refused_error == ALLOT_EOVERLOADED
+    const char *why = writes->refused_error == ALLOT_EOVERLOADED
                           ? "the write-ahead log is saturated"
-                      : env->leader_elected ? "a new leader is catching up with the group's log"
-                                            : "the write-ahead log cannot allocate disk space";
-    return allot_error_set(error, env->writes_refused_error, NULL,
+                      : writes->leader_elected ? "a new leader is catching up with the group's log"
+                                               : "the write-ahead log cannot allocate disk space";
+    return allot_error_set(error, writes->refused_error, NULL,
                            "writes are refused for now: %s; reads are still served", why);
+}
+
+/* The WRITE gate, asked for WRITE commands only. */
+static int writes_check(const dispatch_env_t *env, allot_error_detail_t *error)
+{
+    dispatch_writes_t writes = {.allowed = env->writes_allowed,
+                                .refused_error = env->writes_refused_error,
+                                .leader_address = env->leader_address,
+                                .leader_elected = env->leader_elected};
+    if (env->writes_check_cb != NULL)
+        env->writes_check_cb(env, &writes);
+    return writes.allowed ? 0 : writes_refused(&writes, error);
 }
 
 /* *args: the typed arguments when the one-pass scan read them (the keys are checked then). */
@@ -160,9 +172,7 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
                                         "params", error);
     if (rc != 0)
         return rc;
-    if ((command->flags & COMMAND_WRITE) && !env->writes_allowed)
-        return writes_refused(env, error);
-    return 0;
+    return command->flags & COMMAND_WRITE ? writes_check(env, error) : 0;
 }
 
 /* A read with min_index: 0 to run it now; DISPATCH_WAIT with outcome->wait_* set when this

@@ -15,6 +15,14 @@
 
 #include "command.h"
 
+/* Whether WRITE commands may run now, and why not (see dispatch_env_t.writes_check_cb). */
+typedef struct dispatch_writes {
+    bool allowed;
+    int refused_error;          /* UNAVAILABLE, OVERLOADED or NOT_LEADER */
+    const char *leader_address; /* NOT_LEADER: the leader's client address (NULL: unknown) */
+    bool leader_elected;        /* a group's new leader still commits its first barrier */
+} dispatch_writes_t;
+
 typedef struct dispatch_env {
     struct allot_state *state;
     struct server *server;
@@ -26,8 +34,11 @@ typedef struct dispatch_env {
                                * NOT_LEADER) */
     const char *leader_address; /* NOT_LEADER: the leader's client address (NULL: unknown) */
     bool leader_elected;        /* a group's new leader still commits its first barrier */
-    uint64_t applied_index; /* a group: raft's applied index (min_index); UINT64_MAX alone */
-    bool read_wait_over;    /* a read waited for min_index already: answer it now */
+    /* Asked only when the method is a WRITE (a read never pays for the question): fills in
+     * whether writes may run now; NULL: the four fields above say it. */
+    void (*writes_check_cb)(const struct dispatch_env *env, dispatch_writes_t *writes);
+    uint64_t applied_index;       /* a group: raft's applied index (min_index); UINT64_MAX alone */
+    bool read_wait_over;          /* a read waited for min_index already: answer it now */
     bool auth_required;           /* a token is configured */
     struct auth_session *session; /* this connection's authentication state */
 } dispatch_env_t;

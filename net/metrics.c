@@ -42,6 +42,17 @@ void metrics_request_record(metrics_t *m, size_t index, int64_t latency_us, bool
     histogram_record(&method->latency_us, latency_us > 0 ? (uint64_t)latency_us : 0);
 }
 
+void metrics_requests_record(metrics_t *m, size_t index, int64_t latency_us, uint32_t calls,
+                             uint32_t errors)
+{
+    if (index >= m->method_count)
+        return;
+    method_metrics_t *method = &m->methods[index];
+    method->calls += calls;
+    method->errors += errors;
+    histogram_record_count(&method->latency_us, latency_us > 0 ? (uint64_t)latency_us : 0, calls);
+}
+
 void metrics_request_rejected(metrics_t *m, int error, bool closes)
 {
     metrics_reject_t reason = error == ALLOT_EUNKNOWN_METHOD ? METRICS_REJECT_UNKNOWN_METHOD

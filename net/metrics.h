@@ -94,6 +94,10 @@ void metrics_destroy(metrics_t *m);
 
 /* Record one answered request of command `index` (command_index()). */
 void metrics_request_record(metrics_t *m, size_t index, int64_t latency_us, bool error);
+/* Record `calls` answered requests of command `index` with the same latency, `errors` of them
+ * errors (as many metrics_request_record calls would). */
+void metrics_requests_record(metrics_t *m, size_t index, int64_t latency_us, uint32_t calls,
+                             uint32_t errors);
 
 /* Record a request refused before a method ran: the dispatcher's error for a request whose method
  * is unknown (command_index SIZE_MAX), and whether the connection closes for it. */

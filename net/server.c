@@ -721,6 +721,7 @@ int server_run(const server_config_t *config)
     events_close(server->events); /* after the WAL's last durable report */
     msgpack_zone_destroy(&server->zone);
     msgpack_sbuffer_destroy(&server->scratch);
+    connection_spares_free(server);
     allot_state_destroy(server->state);
     server_ops_stop(server);
     dirlock_release(server->dir_lock); /* everything in the directory is closed */

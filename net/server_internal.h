@@ -95,6 +95,9 @@ typedef struct server {
     bool rebuild_requested; /* leadership lost with uncommitted records: stop, rebuild */
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
     msgpack_sbuffer scratch; /* one reply being packed */
+    /* emptied reply buffers of MSGPACK_SBUFFER_INIT_SIZE bytes, reused before malloc */
+    char *reply_spares[ALLOT_REPLY_BUFFERS_SPARE_MAX];
+    uint32_t reply_spare_count;
     connection_t *connections;
     connection_t *dirty;
     connection_t *held;
@@ -132,14 +135,16 @@ typedef struct server {
     uint64_t iteration_idle_ns;
     /* Requests are timed per batch (the requests of one read, or those a durable report lets
      * in), not one by one: uv_hrtime() when the open batch began (0: none open), and the
-     * requests it answered at once, recorded when it ends (connection_batch_end). */
+     * requests it answered at once, recorded when it ends (connection_batch_end): how many,
+     * and their runs of one method (calls, errors among them). */
     uint64_t batch_started_ns;
     uint32_t batch_reply_count;
+    uint32_t batch_run_count;
     struct {
         uint32_t command_index;
-        bool error;
-    } batch_replies[ALLOT_BATCH_REPLIES_MAX];
-    uint64_t wal_flush_ns;      /* uv_hrtime() of the first hand-over not yet durable */
+        uint32_t calls, errors;
+    } batch_runs[ALLOT_BATCH_REPLIES_MAX];
+    uint64_t wal_flush_ns; /* uv_hrtime() of the first hand-over not yet durable */
     uint64_t housekeeping_ticks;
     uint64_t buffered_bytes; /* all connections' input capacity + pending reply bytes */
     uint64_t input_bytes;    /* the input part of buffered_bytes: unconsumed request bytes */
@@ -225,6 +230,8 @@ uint64_t server_wal_lsn(const server_t *server);
 
 /* connection.c */
 void connection_accept(server_t *server);
+/* Free the spare reply buffers (at exit, once every connection is closed). */
+void connection_spares_free(server_t *server);
 void connection_flush(connection_t *conn);
 /* Send the held replies durable up to durable_lsn; now_ns: uv_hrtime() of the report. */
 void connection_release_durable(connection_t *conn, uint64_t durable_lsn, uint64_t now_ns);

@@ -62,6 +62,23 @@ void histogram_record(histogram_t *h, uint64_t value)
         h->max = value;
 }
 
+void histogram_record_count(histogram_t *h, uint64_t value, uint64_t count)
+{
+    if (count == 0)
+        return;
+    if (value > HISTOGRAM_VALUE_MAX) {
+        h->clamped += count;
+        value = HISTOGRAM_VALUE_MAX;
+    }
+    h->buckets[histogram_bucket_index(value)] += count;
+    h->count += count;
+    h->sum += (double)value * (double)count;
+    if (value < h->min)
+        h->min = value;
+    if (value > h->max)
+        h->max = value;
+}
+
 void histogram_merge(histogram_t *into, const histogram_t *from)
 {
     if (from->count == 0)

@@ -2,7 +2,9 @@
  * batch, not one by one (a few clock reads, not three per request, and every request is still
  * counted in the per-method latency metrics; allotd runs under the clock-counting shim
  * preload/clock_count.c), and each request is framed and decoded in one pass (msgpack_unpack is
- * called only for the few requests a read cut in two; the shim preload/unpack_count.c). */
+ * called only for the few requests a read cut in two; the shim preload/unpack_count.c). Requests
+ * answered one at a time reuse the server's spare reply buffers, not a fresh 8 KiB buffer per
+ * read (the shim preload/sbuffer_count.c). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -163,4 +165,62 @@ Test(request_decoding, a_pipelined_burst_is_decoded_in_one_pass_not_framed_then_
     unlink(count_path);
     cr_expect_lt(unpacks, BURST_REQUESTS / 20, "%llu msgpack_unpack calls for %d pipelined pings",
                  unpacks, BURST_REQUESTS);
+}
+
+#define ROUND_TRIPS            2000
+#define ROUND_TRIP_CONNECTIONS 4
+
+/* ROUND_TRIPS pings over ROUND_TRIP_CONNECTIONS connections in turn, each answered before the
+ * next is sent: every one is a read, and a reply, of its own. */
+static void ping_round_trips(uint16_t port)
+{
+    int fds[ROUND_TRIP_CONNECTIONS];
+    for (int c = 0; c < ROUND_TRIP_CONNECTIONS; c++)
+        fds[c] = raw_connect(port);
+    for (uint32_t i = 0; i < ROUND_TRIPS; i++) {
+        int fd = fds[i % ROUND_TRIP_CONNECTIONS];
+        uint32_t msgid = MSGID_FIRST + i;
+        const uint8_t ping[PING_BYTES] = {
+            0x94, 0x00, 0xcd, (uint8_t)(msgid >> 8), (uint8_t)msgid, 0xa4, 'p', 'i', 'n',
+            'g',  0x91, 0x80};
+        cr_assert_eq(send(fd, ping, sizeof(ping), 0), (ssize_t)sizeof(ping));
+        uint8_t pong[PONG_BYTES];
+        for (size_t got = 0; got < sizeof(pong);) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            cr_assert_gt(poll(&p, 1, 10000), 0, "no reply to ping %u", i);
+            ssize_t n = recv(fd, pong + got, sizeof(pong) - got, 0);
+            cr_assert_gt(n, 0, "the server closed at ping %u", i);
+            got += (size_t)n;
+        }
+        cr_assert_eq(((uint32_t)pong[3] << 8) | pong[4], msgid, "ping %u answered in turn", i);
+    }
+    for (int c = 0; c < ROUND_TRIP_CONNECTIONS; c++)
+        close(fds[c]);
+}
+
+Test(reply_buffers, requests_answered_one_at_a_time_reuse_spare_reply_buffers)
+{
+    char count_path[PATH_MAX];
+    harness_server_t *s =
+        server_start_counted(ALLOT_SBUFFER_COUNT_PATH, "ALLOT_SBUFFER_COUNT_FILE", count_path);
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    const msgpack_object *before = harness_reply_at(&reply, "methods.ping.calls");
+    int64_t calls_before = before != NULL ? harness_reply_int(&reply, "methods.ping.calls") : 0;
+    ping_round_trips(s->port);
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    cr_expect_eq(harness_reply_int(&reply, "methods.ping.calls") - calls_before, ROUND_TRIPS,
+                 "every round trip is answered and counted");
+    cr_expect_eq(harness_reply_int(&reply, "methods.ping.errors"), 0);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+
+    /* Start-up and shutdown allocate some; a fresh reply buffer per read would be 2000. */
+    unsigned long long fresh = count_read(count_path);
+    unlink(count_path);
+    cr_expect_lt(fresh, ROUND_TRIPS / 10, "%llu fresh 8 KiB buffers for %d round trips", fresh,
+                 ROUND_TRIPS);
 }

@@ -309,6 +309,79 @@ Test(server, a_client_that_never_reads_is_cut_off_and_others_are_unaffected)
     harness_server_destroy(s);
 }
 
+enum { BACKLOG_CONNECTIONS = 8, BACKLOG_PINGS = 4000, BACKLOG_MSGID_FIRST = 256 };
+
+/* BACKLOG_PINGS pings (msgids BACKLOG_MSGID_FIRST.., two bytes each way: 12-byte requests,
+ * 11-byte replies) written on every connection before any reply is read, so that each one's
+ * replies outgrow its 4 KiB receive buffer (partial writes, replies queued behind them); then
+ * the replies of all connections are read as they come and must be whole and in order. */
+static void pings_behind_a_backlog(const int *fds)
+{
+    static uint8_t requests[BACKLOG_PINGS * 12];
+    static uint8_t replies[BACKLOG_CONNECTIONS][BACKLOG_PINGS * 11];
+    for (uint32_t i = 0; i < BACKLOG_PINGS; i++) {
+        uint32_t msgid = BACKLOG_MSGID_FIRST + i;
+        const uint8_t ping[12] = {
+            0x94, 0x00, 0xcd, (uint8_t)(msgid >> 8), (uint8_t)msgid, 0xa4, 'p', 'i', 'n',
+            'g',  0x91, 0x80};
+        memcpy(requests + i * 12, ping, 12);
+    }
+    for (int c = 0; c < BACKLOG_CONNECTIONS; c++)
+        cr_assert_eq(send(fds[c], requests, sizeof(requests), MSG_NOSIGNAL),
+                     (ssize_t)sizeof(requests), "connection %d: send: %s", c, strerror(errno));
+    size_t got[BACKLOG_CONNECTIONS] = {0}, done = 0;
+    while (done < BACKLOG_CONNECTIONS) {
+        struct pollfd p[BACKLOG_CONNECTIONS];
+        for (int c = 0; c < BACKLOG_CONNECTIONS; c++)
+            p[c] =
+                (struct pollfd){.fd = got[c] < sizeof(replies[c]) ? fds[c] : -1, .events = POLLIN};
+        cr_assert_gt(poll(p, BACKLOG_CONNECTIONS, 20000), 0, "replies stopped coming");
+        for (int c = 0; c < BACKLOG_CONNECTIONS; c++) {
+            if (!(p[c].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = recv(fds[c], replies[c] + got[c], sizeof(replies[c]) - got[c], 0);
+            cr_assert_gt(n, 0, "connection %d closed after %zu reply bytes", c, got[c]);
+            got[c] += (size_t)n;
+            done += got[c] == sizeof(replies[c]);
+        }
+    }
+    for (int c = 0; c < BACKLOG_CONNECTIONS; c++)
+        for (uint32_t i = 0; i < BACKLOG_PINGS; i++) {
+            const uint8_t *r = replies[c] + i * 11;
+            cr_assert(r[0] == 0x94 && r[1] == 0x01 && r[2] == 0xcd && r[5] == 0xc0 &&
+                          memcmp(r + 6, "\xa4pong", 5) == 0,
+                      "connection %d, reply %u is not a whole pong", c, i);
+            cr_assert_eq(((uint32_t)r[3] << 8) | r[4], BACKLOG_MSGID_FIRST + i,
+                         "connection %d, reply %u", c, i);
+        }
+}
+
+Test(server, replies_outgrowing_slow_sockets_arrive_whole_and_in_order_and_a_non_reader_is_cut)
+{
+    harness_server_t *s = harness_server_start("--output-bytes-max 65536");
+    int fds[BACKLOG_CONNECTIONS];
+    for (int c = 0; c < BACKLOG_CONNECTIONS; c++) {
+        fds[c] = raw_connect(s->port);
+        int small = 4096;
+        setsockopt(fds[c], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
+    /* twice: the second round's replies go into buffers the first round's left behind */
+    pings_behind_a_backlog(fds);
+    pings_behind_a_backlog(fds);
+    uint8_t batch[INFO_BATCH_BYTES];
+    int non_reader = raw_connect_non_reader(s->port, batch);
+    bool cut_off = false;
+    for (int round = 0; round < 20000 && !cut_off; round++)
+        cut_off = send(non_reader, batch, sizeof(batch), MSG_NOSIGNAL) < 0;
+    cr_assert(cut_off, "the output limit still cuts off a client that does not read");
+    close(non_reader);
+    pings_behind_a_backlog(fds); /* and the others are served as before */
+    for (int c = 0; c < BACKLOG_CONNECTIONS; c++)
+        close(fds[c]);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
 Test(server, connections_over_the_limit_are_accepted_then_closed_with_a_log_line)
 {
     harness_server_t *s = harness_server_start("--connections-max 3");

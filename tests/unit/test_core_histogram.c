@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/histogram.h"
 
@@ -138,4 +139,25 @@ Test(histogram, merge_equals_recording_into_one)
     for (double p = 0; p <= 100; p += 0.5)
         cr_assert_eq(histogram_percentile(&h, p), histogram_percentile(all, p));
     free(all);
+}
+
+Test(histogram, recording_a_value_n_times_at_once_equals_recording_it_n_times)
+{
+    histogram_t *one_by_one = malloc(sizeof(*one_by_one));
+    histogram_reset(&h);
+    histogram_reset(one_by_one);
+    const uint64_t values[] = {0, 1, 511, 512, 10000, 123456789, HISTOGRAM_VALUE_MAX + 5};
+    const uint64_t counts[] = {3, 0, 1, 16, 256, 7, 2};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        histogram_record_count(&h, values[i], counts[i]);
+        for (uint64_t n = 0; n < counts[i]; n++)
+            histogram_record(one_by_one, values[i]);
+    }
+    cr_assert_eq(h.count, one_by_one->count);
+    cr_assert_eq(h.clamped, one_by_one->clamped);
+    cr_assert_eq(h.min, one_by_one->min);
+    cr_assert_eq(h.max, one_by_one->max);
+    cr_assert_eq(h.sum, one_by_one->sum);
+    cr_assert(memcmp(h.buckets, one_by_one->buckets, sizeof(h.buckets)) == 0);
+    free(one_by_one);
 }

@@ -225,6 +225,34 @@ Test(rpc, error_reply_carries_code_message_and_field)
     msgpack_sbuffer_destroy(&sbuf);
 }
 
+Test(rpc, result_header_is_byte_for_byte_what_msgpack_c_packs_for_every_msgid_width)
+{
+    const uint32_t msgids[] = {0,     1,     127,   128,        255,        256,
+                               65535, 65536, 70000, 0x7fffffff, 0x80000000, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(msgids) / sizeof(msgids[0]); i++) {
+        msgpack_sbuffer ours, theirs;
+        msgpack_sbuffer_init(&ours);
+        msgpack_sbuffer_init(&theirs);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &ours, pack_sbuffer_write);
+        msgpack_pack_str(&pk, 1); /* a reply starts anywhere in the buffer */
+        msgpack_pack_str_body(&pk, "x", 1);
+        rpc_pack_result_header(&pk, msgids[i]);
+        msgpack_packer_init(&pk, &theirs, msgpack_sbuffer_write);
+        msgpack_pack_str(&pk, 1);
+        msgpack_pack_str_body(&pk, "x", 1);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint32(&pk, RPC_RESPONSE);
+        msgpack_pack_uint32(&pk, msgids[i]);
+        msgpack_pack_nil(&pk);
+        cr_assert_eq(ours.size, theirs.size, "msgid %u: %zu bytes, msgpack-c %zu", msgids[i],
+                     ours.size, theirs.size);
+        cr_assert(memcmp(ours.data, theirs.data, ours.size) == 0, "msgid %u", msgids[i]);
+        msgpack_sbuffer_destroy(&ours);
+        msgpack_sbuffer_destroy(&theirs);
+    }
+}
+
 Test(dispatch, a_method_name_with_a_nul_byte_is_unknown_not_a_prefix_match)
 {
     /* found by fuzzing: "reserve\0\0put" once matched "reserve" and read past its name */
@@ -265,6 +293,56 @@ Test(dispatch, unknown_method_and_unknown_key_are_answered_not_fatal)
         cr_expect(outcome.replied);
         cr_expect_not(outcome.close);
     }
+    msgpack_sbuffer_destroy(&out);
+    msgpack_zone_destroy(&zone);
+}
+
+static int writes_checks; /* calls of count_writes_check */
+
+/* A writes_check_cb for a follower: writes go to the leader at 10.0.0.2:7411. */
+static void count_writes_check(const dispatch_env_t *env, dispatch_writes_t *writes)
+{
+    (void)env;
+    writes_checks++;
+    writes->allowed = false;
+    writes->refused_error = ALLOT_ENOT_LEADER;
+    writes->leader_address = "10.0.0.2:7411";
+}
+
+Test(dispatch, the_write_gate_is_asked_for_writes_only_and_its_answer_refuses_them)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    /* the fields say writes run; the callback, asked, says they do not */
+    dispatch_env_t env = {.writes_allowed = true, .writes_check_cb = count_writes_check};
+    const uint8_t ping[] = {0x94, 0x00, 0x07, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80};
+    const uint8_t release[] = {0x94, 0x00, 0x08, 0xb3, 'r', 'e', 's', 'e', 'r', 'v', 'a',
+                               't',  'i',  'o',  'n',  '.', 'r', 'e', 'l', 'e', 'a', 's',
+                               'e',  0x91, 0x81, 0xa2, 'i', 'd', 0xa1, 'h'};
+    const struct {
+        const uint8_t *bytes;
+        size_t len;
+        int error, checks;
+    } cases[] = {{ping, sizeof(ping), 0, 0}, {release, sizeof(release), ALLOT_ENOT_LEADER, 1}};
+    for (size_t i = 0; i < 2; i++) {
+        msgpack_object object;
+        size_t offset = 0;
+        cr_assert_eq(msgpack_unpack((const char *)cases[i].bytes, cases[i].len, &offset, &zone,
+                                    &object),
+                     MSGPACK_UNPACK_SUCCESS);
+        dispatch_outcome_t outcome;
+        out.size = 0;
+        writes_checks = 0;
+        dispatch_object(&env, &object, &out, &outcome);
+        cr_expect_eq(outcome.error, cases[i].error, "case %zu", i);
+        cr_expect_eq(writes_checks, cases[i].checks, "case %zu: the gate asked %d times", i,
+                     writes_checks);
+        cr_expect_not(outcome.write, "case %zu: nothing ran", i);
+    }
+    /* the refusal names the leader the callback gave */
+    cr_expect_not_null(memmem(out.data, out.size, "10.0.0.2:7411", 13));
     msgpack_sbuffer_destroy(&out);
     msgpack_zone_destroy(&zone);
 }

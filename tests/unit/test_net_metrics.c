@@ -58,3 +58,29 @@ Test(metrics, server_stats_latency_percentiles_are_within_a_quarter_percent_of_t
     msgpack_sbuffer_destroy(&sbuf);
     metrics_destroy(&m);
 }
+
+Test(metrics, a_run_of_requests_recorded_at_once_counts_as_each_one_recorded)
+{
+    metrics_t at_once, one_by_one;
+    cr_assert_eq(metrics_init(&at_once), 0);
+    cr_assert_eq(metrics_init(&one_by_one), 0);
+    size_t ping = command_index(command_lookup("ping", 4));
+    metrics_requests_record(&at_once, ping, 37, 16, 3);
+    metrics_requests_record(&at_once, ping, -2, 2, 0);           /* a clock step back: 0 us */
+    metrics_requests_record(&at_once, command_count(), 5, 4, 0); /* no such method: ignored */
+    for (int i = 0; i < 16; i++)
+        metrics_request_record(&one_by_one, ping, 37, i < 3);
+    for (int i = 0; i < 2; i++)
+        metrics_request_record(&one_by_one, ping, -2, false);
+    const method_metrics_t *a = &at_once.methods[ping], *b = &one_by_one.methods[ping];
+    cr_assert_eq(a->calls, 18);
+    cr_assert_eq(a->calls, b->calls);
+    cr_assert_eq(a->errors, b->errors);
+    cr_assert_eq(a->latency_us.count, b->latency_us.count);
+    cr_assert_eq(a->latency_us.min, b->latency_us.min);
+    cr_assert_eq(a->latency_us.max, b->latency_us.max);
+    cr_assert(memcmp(a->latency_us.buckets, b->latency_us.buckets, sizeof(a->latency_us.buckets)) ==
+              0);
+    metrics_destroy(&at_once);
+    metrics_destroy(&one_by_one);
+}
