@@ -1,7 +1,8 @@
 /* frame.h - finds where one MessagePack object ends in a byte stream, without allocating: the one
- * MessagePack header scanner of the code base. It lives in the client library (liballot) and is
- * used by the client (replies), the bench (replies and objects inside them) and the server
- * (requests, net/connection.c), which links liballot for it alone. libc and core/limits.h only.
+ * MessagePack header scanner of the client and the server. It lives in the client library
+ * (liballot) and is used by the client (replies) and the server (requests cut by a read,
+ * net/connection.c), which links liballot for it alone; the bench sizes replies with its own flat
+ * walk (bench/wire.c), which bench_test_wire holds to this scanner. libc and core/limits.h only.
  *
  * Contract: the server reads requests as a plain stream of MessagePack objects. Before any
  * object is handed to msgpack-c (which allocates memory in proportion to the counts it reads),
