@@ -208,6 +208,33 @@ static int scan_entry(const msgpack_object_kv *kv, const scan_key_t *keys, int c
     return index;
 }
 
+/* Reads one key's value into a method's typed arguments; false: the generic path must read it. */
+typedef bool (*scan_value_fn)(int index, const msgpack_object *v, void *out);
+
+/* One walk over a params map: every key must be in keys[0, count) and appear once, nil values
+ * count as absent, every other value goes to read_value. *given gets one bit per key read.
+ * False as soon as anything is not what the scan fully validates. */
+static bool scan_params(const msgpack_object *params, const scan_key_t *keys, int count,
+                        scan_value_fn read_value, void *out, uint32_t *given)
+{
+    if (params->type != MSGPACK_OBJECT_MAP)
+        return false;
+    uint32_t seen = 0;
+    *given = 0;
+    for (uint32_t i = 0; i < params->via.map.size; i++) {
+        const msgpack_object *value;
+        int index = scan_entry(&params->via.map.ptr[i], keys, count, &seen, &value);
+        if (index < 0)
+            return false;
+        if (value == NULL)
+            continue;
+        if (!read_value(index, value, out))
+            return false;
+        *given |= UINT32_C(1) << index;
+    }
+    return true;
+}
+
 static bool scan_str(const msgpack_object *v, uint32_t bytes_max, allot_str_t *out)
 {
     if (v->type != MSGPACK_OBJECT_STR || v->via.str.size > bytes_max ||
@@ -358,8 +385,9 @@ enum {
     R_COUNT
 };
 
-static bool scan_reserve_value(int index, const msgpack_object *v, args_reserve_t *out)
+static bool scan_reserve_value(int index, const msgpack_object *v, void *target)
 {
+    args_reserve_t *out = target;
     allot_reserve_request_t *req = &out->request;
     int value = 0;
     switch (index) {
@@ -401,8 +429,6 @@ bool args_reserve_scan(const msgpack_object *params, args_reserve_t *out)
         SCAN_KEY("id"),      SCAN_KEY("lines"),    SCAN_KEY("ttl_s"),  SCAN_KEY("method"),
         SCAN_KEY("ship_to"), SCAN_KEY("location"), SCAN_KEY("policy"), SCAN_KEY("partial"),
         SCAN_KEY("replace"), SCAN_KEY("customer"), SCAN_KEY("token")};
-    if (params->type != MSGPACK_OBJECT_MAP)
-        return false;
     allot_reserve_request_t *req = &out->request;
     *req = (allot_reserve_request_t){.ttl_s = ALLOT_RESERVATION_TTL_S_DEFAULT,
                                      .lines = out->lines,
@@ -412,18 +438,9 @@ bool args_reserve_scan(const msgpack_object *params, args_reserve_t *out)
                                      .policy = ALLOT_POLICY_FEWEST_SPLITS,
                                      .customer = {"", 0},
                                      .token = {"", 0}};
-    uint32_t seen = 0, given = 0;
-    for (uint32_t i = 0; i < params->via.map.size; i++) {
-        const msgpack_object *value;
-        int index = scan_entry(&params->via.map.ptr[i], keys, R_COUNT, &seen, &value);
-        if (index < 0)
-            return false;
-        if (value == NULL)
-            continue;
-        if (!scan_reserve_value(index, value, out))
-            return false;
-        given |= UINT32_C(1) << index;
-    }
+    uint32_t given;
+    if (!scan_params(params, keys, R_COUNT, scan_reserve_value, out, &given))
+        return false;
     return (given & (UINT32_C(1) << R_ID)) && (given & (UINT32_C(1) << R_LINES));
 }
 
@@ -443,8 +460,9 @@ static bool scan_skus(const msgpack_object *v, args_avail_t *out)
     return true;
 }
 
-static bool scan_avail_value(int index, const msgpack_object *v, args_avail_t *out)
+static bool scan_avail_value(int index, const msgpack_object *v, void *target)
 {
+    args_avail_t *out = target;
     allot_avail_request_t *req = &out->request;
     int value = 0;
     switch (index) {
@@ -474,23 +492,12 @@ bool args_avail_scan(const msgpack_object *params, args_avail_t *out)
     static const scan_key_t keys[A_COUNT] = {
         SCAN_KEY("skus"),     SCAN_KEY("method"), SCAN_KEY("ship_to"), SCAN_KEY("radius_km"),
         SCAN_KEY("location"), SCAN_KEY("detail"), SCAN_KEY("promise")};
-    if (params->type != MSGPACK_OBJECT_MAP)
-        return false;
     out->request = (allot_avail_request_t){.method = ALLOT_METHOD_SHIP, .location = {"", 0}};
     out->detail = false;
     out->promise = false;
-    uint32_t seen = 0, given = 0;
-    for (uint32_t i = 0; i < params->via.map.size; i++) {
-        const msgpack_object *value;
-        int index = scan_entry(&params->via.map.ptr[i], keys, A_COUNT, &seen, &value);
-        if (index < 0)
-            return false; /* min_index and wait_ms too: the generic path reads them */
-        if (value == NULL)
-            continue;
-        if (!scan_avail_value(index, value, out))
-            return false;
-        given |= UINT32_C(1) << index;
-    }
+    uint32_t given;
+    if (!scan_params(params, keys, A_COUNT, scan_avail_value, out, &given))
+        return false; /* min_index and wait_ms too: the generic path reads them */
     return (given & (UINT32_C(1) << A_SKUS)) != 0;
 }
 
@@ -509,8 +516,9 @@ enum {
     O_COUNT
 };
 
-static bool scan_order_create_value(int index, const msgpack_object *v, args_order_create_t *out)
+static bool scan_order_create_value(int index, const msgpack_object *v, void *target)
 {
+    args_order_create_t *out = target;
     allot_order_create_request_t *req = &out->request;
     int value = 0;
     switch (index) {
@@ -550,8 +558,6 @@ bool args_order_create_scan(const msgpack_object *params, args_order_create_t *o
         SCAN_KEY("id"),      SCAN_KEY("customer"),    SCAN_KEY("reservation"), SCAN_KEY("lines"),
         SCAN_KEY("method"),  SCAN_KEY("ship_to"),     SCAN_KEY("location"),    SCAN_KEY("policy"),
         SCAN_KEY("address"), SCAN_KEY("instructions")};
-    if (params->type != MSGPACK_OBJECT_MAP)
-        return false;
     out->request = (allot_order_create_request_t){.lines = out->lines,
                                                   .customer = {"", 0},
                                                   .reservation = {"", 0},
@@ -560,17 +566,8 @@ bool args_order_create_scan(const msgpack_object *params, args_order_create_t *o
                                                   .policy = ALLOT_POLICY_FEWEST_SPLITS,
                                                   .address = {"", 0},
                                                   .instructions = {"", 0}};
-    uint32_t seen = 0, given = 0;
-    for (uint32_t i = 0; i < params->via.map.size; i++) {
-        const msgpack_object *value;
-        int index = scan_entry(&params->via.map.ptr[i], keys, O_COUNT, &seen, &value);
-        if (index < 0)
-            return false;
-        if (value == NULL)
-            continue;
-        if (!scan_order_create_value(index, value, out))
-            return false;
-        given |= UINT32_C(1) << index;
-    }
+    uint32_t given;
+    if (!scan_params(params, keys, O_COUNT, scan_order_create_value, out, &given))
+        return false;
     return (given & (UINT32_C(1) << O_ID)) != 0;
 }
