@@ -639,6 +639,42 @@ Test(group, restart_with_the_raft_port_taken_names_the_address_in_use)
     harness_group_destroy(g);
 }
 
+/* The kernel's ephemeral ports start here (32768 when it cannot be read). */
+static unsigned ephemeral_floor(void)
+{
+    unsigned low = 32768, high = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%u %u", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+/* While a member is down, nothing else may take its ports: not a bind to port 0 or an outgoing
+ * connection (members listen below the ephemeral range), nor another group of the tests. */
+Test(group, members_ports_cannot_be_taken_while_a_member_is_down)
+{
+    harness_group_t *g = harness_group_start(GROUP_SIZE, NULL);
+    unsigned floor = ephemeral_floor();
+    for (size_t i = 0; i < GROUP_SIZE; i++) {
+        cr_assert_lt(g->members[i]->port, floor, "member %zu's client port %u", i + 1,
+                     (unsigned)g->members[i]->port);
+        cr_assert_lt(g->raft_ports[i], floor, "member %zu's raft port %u", i + 1,
+                     (unsigned)g->raft_ports[i]);
+    }
+    harness_server_kill9(g->members[0]);
+    for (int n = 0; n < 64; n++) {
+        uint16_t port = harness_group_port_reserve();
+        cr_assert(port != g->members[0]->port && port != g->raft_ports[0],
+                  "a down member's port %u was handed out again", (unsigned)port);
+    }
+    harness_server_restart(g->members[0]);
+    harness_group_leader_wait(g, LEADER_WAIT_MS);
+    harness_group_destroy(g);
+}
+
 /* Raft snapshot files in a member's data dir (data-dir/raft/snapshot-*, not the .meta files). */
 static int raft_snapshots_count(const harness_server_t *s)
 {
