@@ -40,8 +40,10 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "core/byte_order.h"
@@ -738,6 +740,50 @@ static void engine_configure(consensus_t *c, const consensus_config_t *config)
     raft_set_snapshot_trailing(&c->raft, config->trailing_entries);
 }
 
+/* Why binding this node's raft address fails (errno), or 0 when it binds (as libuv binds it:
+ * SO_REUSEADDR). */
+static int raft_address_bind_errno(const char *address)
+{
+    char host[ALLOT_ADDRESS_BYTES_MAX];
+    snprintf(host, sizeof(host), "%s", address);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL)
+        return EINVAL;
+    *colon = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *info = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &info) != 0 || info == NULL)
+        return EINVAL;
+    int err = 0, on = 1;
+    int fd = socket(info->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        bind(fd, info->ai_addr, info->ai_addrlen) != 0)
+        err = errno;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(info);
+    return err;
+}
+
+/* raft_start's failure, said: libraft's message, or (it leaves none when its transport cannot
+ * listen) why this node's raft address cannot be bound. */
+static void start_failure_describe(consensus_t *c, int rv, char *message, size_t message_bytes)
+{
+    const char *detail = raft_errmsg(&c->raft);
+    if (detail != NULL && detail[0] != '\0') {
+        snprintf(message, message_bytes, "raft start: %s", detail);
+        return;
+    }
+    const char *address = NULL;
+    for (size_t i = 0; i < c->member_count; i++)
+        if (c->members[i].id == c->node_id)
+            address = c->members[i].raft_address;
+    int err = address != NULL ? raft_address_bind_errno(address) : 0;
+    if (err != 0)
+        snprintf(message, message_bytes, "raft start: listen on %s: %s", address, strerror(err));
+    else
+        snprintf(message, message_bytes, "raft start: %s", raft_strerror(rv));
+}
+
 /* The engine and the poll handle close apart; the last one frees consensus. */
 static void close_step(consensus_t *c)
 {
@@ -810,7 +856,7 @@ int consensus_open(uv_loop_t *loop, const consensus_config_t *config,
     rc = configuration_bootstrap(c, message, message_bytes);
     int rv = rc == 0 ? raft_start(&c->raft) : 0;
     if (rc == 0 && rv != 0) {
-        snprintf(message, message_bytes, "raft start: %s", raft_errmsg(&c->raft));
+        start_failure_describe(c, rv, message, message_bytes);
         rc = ALLOT_EIO;
     }
     uv_check_init(loop, &c->poll);

@@ -4,16 +4,21 @@
  * negative on any member, and failover (last acknowledgement by the old leader to the first by the
  * new) stays under 5 s; a killed follower catches up from the log; a follower that fell behind the
  * leader's trailing window stops (no snapshot install yet); members restarted after raft snapshots
- * recover from state.lmdb and the log. ALLOT_GROUP_KILLS=N kills the leader N times in the load
- * test (default 1) and prints failover p50/p99/max; ALLOT_GROUP_SERVER_ARGS adds allotd arguments
- * to every member of that test (e.g. "--raft-snapshot-entries 1048576"). */
+ * recover from state.lmdb and the log; a member whose raft port was taken while it was down says
+ * which address is in use, and starts once it is free. ALLOT_GROUP_KILLS=N kills the leader N times
+ * in the load test (default 1) and prints failover p50/p99/max; ALLOT_GROUP_SERVER_ARGS adds allotd
+ * arguments to every member of that test (e.g. "--raft-snapshot-entries 1048576"). */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -586,6 +591,90 @@ Test(group, killed_follower_catches_up_from_the_log_after_a_restart)
     harness_group_destroy(g);
 }
 
+/* A socket listening on 127.0.0.1:port (as another program holding it would); -1 on failure. */
+static int port_hold(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    struct sockaddr_in addr = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A killed member whose raft port something else took meanwhile cannot start: it says which
+ * address is in use (libraft itself leaves its message empty); once the port is free again it
+ * starts and catches up. */
+Test(group, restart_with_the_raft_port_taken_names_the_address_in_use)
+{
+    harness_group_t *g = harness_group_start(GROUP_SIZE, NULL);
+    int leader = harness_group_leader_wait(g, LEADER_WAIT_MS);
+    setup_stock(g, leader);
+    load_t load;
+    load_manual(&load, g);
+    int follower = (leader + 1) % GROUP_SIZE;
+    harness_server_kill9(g->members[follower]);
+    int fd = port_hold(g->raft_ports[follower]);
+    cr_assert_geq(fd, 0, "cannot hold port %u: %s", (unsigned)g->raft_ports[follower],
+                  strerror(errno));
+    cr_assert(!harness_server_restart_try(g->members[follower], HARNESS_START_TIMEOUT_MS),
+              "the member started without its raft port");
+    char want[96];
+    snprintf(want, sizeof want, "raft start: listen on 127.0.0.1:%u: Address already in use",
+             (unsigned)g->raft_ports[follower]);
+    char *log = harness_server_log_read(g->members[follower]);
+    cr_assert_not_null(strstr(log, want), "no \"%s\" in the log:\n%s", want, log);
+    free(log);
+    close(fd);
+    reserve_sequential(leader, &load.workers[0], 20);
+    harness_server_restart(g->members[follower]);
+    harness_group_caught_up_wait(g, CAUGHT_UP_WAIT_MS);
+    members_verify(g, &load);
+    load_free(&load);
+    harness_group_destroy(g);
+}
+
+/* The kernel's ephemeral ports start here (32768 when it cannot be read). */
+static unsigned ephemeral_floor(void)
+{
+    unsigned low = 32768, high = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%u %u", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+/* While a member is down, nothing else may take its ports: not a bind to port 0 or an outgoing
+ * connection (members listen below the ephemeral range), nor another group of the tests. */
+Test(group, members_ports_cannot_be_taken_while_a_member_is_down)
+{
+    harness_group_t *g = harness_group_start(GROUP_SIZE, NULL);
+    unsigned floor = ephemeral_floor();
+    for (size_t i = 0; i < GROUP_SIZE; i++) {
+        cr_assert_lt(g->members[i]->port, floor, "member %zu's client port %u", i + 1,
+                     (unsigned)g->members[i]->port);
+        cr_assert_lt(g->raft_ports[i], floor, "member %zu's raft port %u", i + 1,
+                     (unsigned)g->raft_ports[i]);
+    }
+    harness_server_kill9(g->members[0]);
+    for (int n = 0; n < 64; n++) {
+        uint16_t port = harness_group_port_reserve();
+        cr_assert(port != g->members[0]->port && port != g->raft_ports[0],
+                  "a down member's port %u was handed out again", (unsigned)port);
+    }
+    harness_server_restart(g->members[0]);
+    harness_group_leader_wait(g, LEADER_WAIT_MS);
+    harness_group_destroy(g);
+}
+
 /* Raft snapshot files in a member's data dir (data-dir/raft/snapshot-*, not the .meta files). */
 static int raft_snapshots_count(const harness_server_t *s)
 {
@@ -654,7 +743,8 @@ Test(group, follower_behind_the_trailing_window_catches_up_from_the_leaders_stat
     harness_group_destroy(g);
 }
 
-/* ---- a partition around the leader (the raft seam: ALLOT_RAFT_PARTITION_FILE) ----------------- */
+/* ---- a partition around the leader (the raft seam: ALLOT_RAFT_PARTITION_FILE) -----------------
+ */
 
 static char partition_dir[] = "/tmp/allot-partition-XXXXXX";
 
