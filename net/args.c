@@ -121,6 +121,19 @@ int args_int64(const msgpack_object *map, const char *key, int64_t min, int64_t 
     return 0;
 }
 
+bool args_number_value(const msgpack_object *v, double *out)
+{
+    if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
+        *out = v->via.f64;
+    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        *out = (double)v->via.u64;
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *out = (double)v->via.i64;
+    else
+        return false;
+    return true;
+}
+
 int args_double(const msgpack_object *map, const char *key, double min, double max, double *out,
                 bool *present, allot_error_detail_t *error)
 {
@@ -129,13 +142,7 @@ int args_double(const msgpack_object *map, const char *key, double min, double m
     if (found <= 0)
         return found;
     double value;
-    if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
-        value = v->via.f64;
-    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        value = (double)v->via.u64;
-    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        value = (double)v->via.i64;
-    else
+    if (!args_number_value(v, &value))
         return wrong_type(key, "a number", error);
     if (isnan(value) || value < min || value > max)
         return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, key,

@@ -37,6 +37,10 @@ int args_int64(const msgpack_object *map, const char *key, int64_t min, int64_t 
 /* A number (float32, float64 or int) in [min, max]; NaN is refused. */
 int args_double(const msgpack_object *map, const char *key, double min, double max, double *out,
                 bool *present, allot_error_detail_t *error);
+/* The value of v as a double when it is a number (float32, float64 or int); false for any other
+ * type (NaN is returned as it is: range checks refuse it). args_double's and the typed scans'
+ * one conversion. */
+bool args_number_value(const msgpack_object *v, double *out);
 
 int args_bool(const msgpack_object *map, const char *key, bool *out, bool *present,
               allot_error_detail_t *error);

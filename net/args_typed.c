@@ -268,13 +268,7 @@ static bool scan_int64(const msgpack_object *v, int64_t min, int64_t max, int64_
 static bool scan_double(const msgpack_object *v, double min, double max, double *out)
 {
     double value;
-    if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
-        value = v->via.f64;
-    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        value = (double)v->via.u64;
-    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        value = (double)v->via.i64;
-    else
+    if (!args_number_value(v, &value))
         return false;
     if (isnan(value) || value < min || value > max)
         return false;
