@@ -1,4 +1,5 @@
-/* fault.c - wrappers around pwrite/fdatasync/fallocate that tests and ALLOT_FAULT can break. */
+/* fault.c - wrappers around pwrite/fdatasync/fallocate (and the raft barrier's seam) that tests
+ * and ALLOT_FAULT can break. */
 #include "fault.h"
 
 #include <assert.h>
@@ -22,6 +23,8 @@ typedef struct fault_rule {
     bool armed;
     int errno_value;
     uint64_t calls_left_ok; /* calls that still succeed before the fault fires */
+    bool limited;           /* only failures_left more calls fail (else: sticky) */
+    uint64_t failures_left;
 } fault_rule_t;
 
 static pthread_mutex_t fault_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -30,15 +33,25 @@ static uint64_t fault_calls[PERSIST_FAULT_OP_COUNT];
 static char fault_file[FAULT_PATH_BYTES_MAX]; /* empty: faults are unconditional */
 static bool fault_env_loaded;
 
-static const char *const fault_op_names[PERSIST_FAULT_OP_COUNT] = {"write", "fdatasync",
-                                                                   "fallocate", "map"};
+static const char *const fault_op_names[PERSIST_FAULT_OP_COUNT] = {
+    "write", "fdatasync", "fallocate", "map", "barrier", "barrier_cb"};
 
 void persist_fault_set(persist_fault_op_t op, int errno_value, uint64_t after_calls)
 {
     assert(op < PERSIST_FAULT_OP_COUNT);
     assert(errno_value > 0);
     pthread_mutex_lock(&fault_mutex);
-    fault_rules[op] = (fault_rule_t){true, errno_value, after_calls};
+    fault_rules[op] = (fault_rule_t){true, errno_value, after_calls, false, 0};
+    pthread_mutex_unlock(&fault_mutex);
+}
+
+void persist_fault_set_times(persist_fault_op_t op, int errno_value, uint64_t after_calls,
+                             uint64_t times)
+{
+    assert(op < PERSIST_FAULT_OP_COUNT);
+    assert(errno_value > 0 && times > 0);
+    pthread_mutex_lock(&fault_mutex);
+    fault_rules[op] = (fault_rule_t){true, errno_value, after_calls, true, times};
     pthread_mutex_unlock(&fault_mutex);
 }
 
@@ -77,8 +90,12 @@ static int fault_check(persist_fault_op_t op)
     if (rule->armed) {
         if (rule->calls_left_ok > 0)
             rule->calls_left_ok--;
-        else if (fault_file[0] == '\0' || access(fault_file, F_OK) == 0)
+        else if ((fault_file[0] == '\0' || access(fault_file, F_OK) == 0) &&
+                 (!rule->limited || rule->failures_left > 0)) {
             result = rule->errno_value;
+            if (rule->limited)
+                rule->failures_left--;
+        }
     }
     pthread_mutex_unlock(&fault_mutex);
     return result;
@@ -104,7 +121,31 @@ static int fault_errno_parse(const char *name, size_t len)
     return (*end == '\0' && value > 0 && value < 4096) ? (int)value : -1;
 }
 
-/* One "op:ERRNO[:after=N]" item of ALLOT_FAULT. */
+/* One ":after=N" or ":times=M" of an ALLOT_FAULT item (without the colon). */
+static int fault_option_parse(const char *option, size_t len, uint64_t *after, uint64_t *times)
+{
+    char digits[32];
+    const char *eq = memchr(option, '=', len);
+    size_t name_len = eq != NULL ? (size_t)(eq - option) : len;
+    size_t digits_len = eq != NULL ? len - name_len - 1 : 0;
+    if (eq == NULL || digits_len == 0 || digits_len >= sizeof digits)
+        return ALLOT_EINVALID_ARGUMENT;
+    memcpy(digits, eq + 1, digits_len);
+    digits[digits_len] = '\0';
+    char *end = NULL;
+    uint64_t value = strtoull(digits, &end, 10);
+    if (*end != '\0' || digits[0] < '0' || digits[0] > '9')
+        return ALLOT_EINVALID_ARGUMENT;
+    if (name_len == 5 && memcmp(option, "after", 5) == 0)
+        *after = value;
+    else if (name_len == 5 && memcmp(option, "times", 5) == 0 && value > 0)
+        *times = value;
+    else
+        return ALLOT_EINVALID_ARGUMENT;
+    return 0;
+}
+
+/* One "op:ERRNO[:after=N][:times=M]" item of ALLOT_FAULT. */
 static int fault_item_parse(const char *item, size_t len)
 {
     const char *colon = memchr(item, ':', len);
@@ -115,27 +156,28 @@ static int fault_item_parse(const char *item, size_t len)
         if (strlen(fault_op_names[i]) == (size_t)(colon - item) &&
             memcmp(fault_op_names[i], item, (size_t)(colon - item)) == 0)
             op = i;
+    const char *end = item + len;
     const char *errno_start = colon + 1;
-    const char *errno_end = memchr(errno_start, ':', (size_t)(item + len - errno_start));
+    const char *errno_end = memchr(errno_start, ':', (size_t)(end - errno_start));
     if (errno_end == NULL)
-        errno_end = item + len;
+        errno_end = end;
     int errno_value = fault_errno_parse(errno_start, (size_t)(errno_end - errno_start));
-    uint64_t after = 0;
-    if (errno_end < item + len) {
-        char tail[32];
-        size_t tail_len = (size_t)(item + len - errno_end - 1);
-        if (tail_len >= sizeof tail || tail_len < 7 || memcmp(errno_end + 1, "after=", 6) != 0)
+    uint64_t after = 0, times = 0;
+    for (const char *option = errno_end; option < end;) {
+        option++; /* past the ':' */
+        const char *next = memchr(option, ':', (size_t)(end - option));
+        if (next == NULL)
+            next = end;
+        if (fault_option_parse(option, (size_t)(next - option), &after, &times) != 0)
             return ALLOT_EINVALID_ARGUMENT;
-        memcpy(tail, errno_end + 7, tail_len - 6);
-        tail[tail_len - 6] = '\0';
-        char *end = NULL;
-        after = strtoull(tail, &end, 10);
-        if (*end != '\0' || tail[0] == '\0')
-            return ALLOT_EINVALID_ARGUMENT;
+        option = next;
     }
     if (op < 0 || errno_value < 0)
         return ALLOT_EINVALID_ARGUMENT;
-    persist_fault_set((persist_fault_op_t)op, errno_value, after);
+    if (times > 0)
+        persist_fault_set_times((persist_fault_op_t)op, errno_value, after, times);
+    else
+        persist_fault_set((persist_fault_op_t)op, errno_value, after);
     return 0;
 }
 
@@ -169,6 +211,12 @@ int persist_fault_env_load(void)
         item += len + (comma != NULL ? 1 : 0);
     }
     return 0;
+}
+
+int persist_fault_hit(persist_fault_op_t op)
+{
+    assert(op < PERSIST_FAULT_OP_COUNT);
+    return fault_check(op);
 }
 
 int persist_pwrite_all(int fd, const void *data, size_t bytes, uint64_t offset)

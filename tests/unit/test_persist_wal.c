@@ -319,6 +319,31 @@ Test(persist_fault, env_spec_fails_the_named_call_after_n_successes)
     fclose(f);
 }
 
+Test(persist_fault, env_spec_with_times_fails_only_that_many_calls_then_succeeds_again)
+{
+    setenv("ALLOT_FAULT", "barrier:EIO:times=1,barrier_cb:ENOSPC:after=1:times=2", 1);
+    cr_assert_eq(persist_fault_env_load(), 0);
+    cr_assert_eq(persist_fault_hit(PERSIST_FAULT_BARRIER), EIO);
+    cr_assert_eq(persist_fault_hit(PERSIST_FAULT_BARRIER), 0, "times=1: once only");
+    cr_assert_eq(persist_fault_hit(PERSIST_FAULT_BARRIER_CB), 0, "after=1");
+    cr_assert_eq(persist_fault_hit(PERSIST_FAULT_BARRIER_CB), ENOSPC);
+    cr_assert_eq(persist_fault_hit(PERSIST_FAULT_BARRIER_CB), ENOSPC);
+    cr_assert_eq(persist_fault_hit(PERSIST_FAULT_BARRIER_CB), 0, "times=2: twice only");
+    cr_assert_eq(persist_fault_calls(PERSIST_FAULT_BARRIER_CB), 4);
+}
+
+Test(persist_fault, env_spec_with_zero_times_is_rejected)
+{
+    setenv("ALLOT_FAULT", "barrier:EIO:times=0", 1);
+    cr_assert_eq(persist_fault_env_load(), ALLOT_EINVALID_ARGUMENT);
+}
+
+Test(persist_fault, env_spec_with_an_unknown_option_is_rejected)
+{
+    setenv("ALLOT_FAULT", "barrier:EIO:once=1", 1);
+    cr_assert_eq(persist_fault_env_load(), ALLOT_EINVALID_ARGUMENT);
+}
+
 Test(persist_fault, malformed_env_spec_is_rejected)
 {
     setenv("ALLOT_FAULT", "fsync:EIO", 1);
