@@ -42,6 +42,15 @@ static void on_group_lost(void *ctx, uint64_t first_lsn)
     server->rebuild_requested = true;
 }
 
+/* This new leader's barrier failed: it refuses writes (UNAVAILABLE) until the barrier it issues
+ * again commits. Once per term. */
+static void on_group_barrier_failed(void *ctx, uint64_t term, const char *message)
+{
+    (void)ctx;
+    log_event(LOG_WARN, "leader_barrier_failed", LOG_UINT("term", term),
+              LOG_STR("message", message));
+}
+
 static int on_group_checkpoint_begin(void *ctx, uint64_t *lsn)
 {
     return checkpoint_driver_begin(ctx, "raft_snapshot", lsn);
@@ -102,6 +111,7 @@ int server_group_start(server_t *server, uint64_t last_lsn)
         .image_cb = on_group_image,
         .installed_cb = on_group_installed,
         .fatal_cb = on_group_fatal,
+        .barrier_failed_cb = on_group_barrier_failed,
     };
     server->durable_lsn = last_lsn;
     char message[512];

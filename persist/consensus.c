@@ -89,7 +89,10 @@ struct consensus {
     uv_check_t poll;
     int raft_state;
     bool writable, barrier_pending, lost_reported;
-    struct raft_barrier barrier;
+    struct raft_barrier barrier;  /* at most one in flight: libraft fails it on step-down */
+    uint64_t leader_term;         /* the term this node leads in (when raft_state is leader) */
+    uint64_t barrier_term;        /* the term the barrier in flight was issued in */
+    uint64_t barrier_failed_term; /* a failed barrier was reported in this term (once each) */
     raft_id leader_id;
     uint64_t leader_changes;
     /* snapshots: the loop publishes durable checkpoints, a pool thread waits for them */
@@ -409,14 +412,49 @@ void consensus_flush(consensus_t *c)
 
 /* ---- leadership ------------------------------------------------------------------------------ */
 
+/* Say once per term that this leader's barrier failed (it is issued again at the next poll).
+ * libraft's message joins its error's name when it said one (a failed write of the entry
+ * leaves the io's message there; raft_barrier itself leaves none). */
+static void barrier_failure_report(consensus_t *c, const char *what, int rv, bool said)
+{
+    if (c->barrier_failed_term == c->leader_term || c->cb.barrier_failed_cb == NULL)
+        return;
+    c->barrier_failed_term = c->leader_term;
+    const char *detail = said ? raft_errmsg(&c->raft) : NULL;
+    char message[384];
+    snprintf(message, sizeof(message), "%s: %s%s%s", what, raft_strerror(rv),
+             detail != NULL && detail[0] != '\0' ? ": " : "", detail != NULL ? detail : "");
+    c->cb.barrier_failed_cb(c->cb.ctx, c->leader_term, message);
+}
+
 static void on_barrier(struct raft_barrier *req, int status)
 {
     consensus_t *c = req->data;
     c->barrier_pending = false;
+    if (c->stopped || status == RAFT_LEADERSHIPLOST)
+        return; /* stepping down (libraft fails its requests first): the poll sees it next */
+    if (status == 0 && persist_fault_hit(PERSIST_FAULT_BARRIER_CB) != 0)
+        status = RAFT_IOERR;
+    bool leader = raft_state(&c->raft) == RAFT_LEADER;
     /* Every entry before the barrier is applied: the state is the group's, and LSNs go on from
-     * it. */
-    if (status == 0 && raft_state(&c->raft) == RAFT_LEADER && !c->stopped)
+     * it. Only for the term it was issued in: a newer term needs its own barrier. */
+    if (status == 0 && leader && c->barrier_term == c->raft.current_term)
         c->writable = true;
+    else if (status != 0 && leader)
+        barrier_failure_report(c, "barrier entry", status, true);
+}
+
+/* A leader that is not writable and has no barrier in flight issues one. */
+static void barrier_issue(consensus_t *c)
+{
+    c->barrier.data = c;
+    c->barrier_term = c->raft.current_term;
+    int rv = persist_fault_hit(PERSIST_FAULT_BARRIER) != 0
+                 ? RAFT_IOERR
+                 : raft_barrier(&c->raft, &c->barrier, on_barrier);
+    c->barrier_pending = rv == 0;
+    if (rv != 0)
+        barrier_failure_report(c, "raft_barrier", rv, false);
 }
 
 static void leadership_poll(consensus_t *c)
@@ -428,21 +466,23 @@ static void leadership_poll(consensus_t *c)
     if (leader_id != c->leader_id && leader_id != 0)
         c->leader_changes++;
     c->leader_id = leader_id;
-    if (state == c->raft_state)
-        return;
-    c->raft_state = state;
-    if (state != RAFT_LEADER) {
+    uint64_t term = c->raft.current_term;
+    /* a new term of leadership (also one whose follower phase fell between two polls) */
+    if (state != c->raft_state || (state == RAFT_LEADER && term != c->leader_term)) {
+        c->raft_state = state;
         c->writable = false;
-        if (c->state_lsn > c->committed_lsn && !c->lost_reported && !c->stopped) {
-            c->lost_reported = true;
-            c->cb.lost_cb(c->cb.ctx, c->committed_lsn + 1);
+        if (state != RAFT_LEADER) {
+            if (c->state_lsn > c->committed_lsn && !c->lost_reported && !c->stopped) {
+                c->lost_reported = true;
+                c->cb.lost_cb(c->cb.ctx, c->committed_lsn + 1);
+            }
+            return;
         }
-        return;
+        c->leader_term = term;
     }
-    if (!c->barrier_pending) {
-        c->barrier.data = c;
-        c->barrier_pending = raft_barrier(&c->raft, &c->barrier, on_barrier) == 0;
-    }
+    if (state == RAFT_LEADER && !c->writable && !c->barrier_pending && !c->lost_reported &&
+        !c->stopped)
+        barrier_issue(c);
 }
 
 static void on_poll(uv_check_t *check)
@@ -824,6 +864,10 @@ int consensus_open(uv_loop_t *loop, const consensus_config_t *config,
     if (mkdir(config->dir, 0750) != 0 && errno != EEXIST) {
         snprintf(message, message_bytes, "%s: %s", config->dir, strerror(errno));
         return ALLOT_EIO;
+    }
+    if (persist_fault_env_load() != 0) { /* the test seam: a group member opens no WAL */
+        snprintf(message, message_bytes, "malformed ALLOT_FAULT");
+        return ALLOT_EINVALID_ARGUMENT;
     }
     consensus_t *c = calloc(1, sizeof(*c));
     if (c == NULL)

@@ -21,6 +21,11 @@
  *    be sent.
  *  - Leadership: writes are appended only by the leader, and only once consensus_writable() is
  *    true (a new leader first commits a barrier, so that its state holds every earlier entry).
+ *    The barrier makes the node writable only in the term it was issued in. A leader that is not
+ *    writable and has no barrier in flight issues one at every poll (once per loop iteration):
+ *    a barrier refused by raft_barrier or reported failed by its callback (its entry could not
+ *    be written) is tried again until one commits or leadership moves; barrier_failed_cb says so
+ *    once per term. A leader that reported lost_cb issues none (it is rebuilding).
  *    A leader that steps down while records it applied are not committed cannot know whether
  *    they will commit: lost_cb reports it (the server rebuilds its state from what is durable).
  *  - Snapshots: a raft snapshot is the LMDB checkpoint. When libraft wants one, consensus asks
@@ -90,6 +95,9 @@ typedef struct consensus_callbacks {
     void (*installed_cb)(void *ctx, uint64_t lsn);
     /* The engine cannot go on (a refused snapshot, a failed disk): log and stop. */
     void (*fatal_cb)(void *ctx, const char *message);
+    /* May be NULL. The barrier of this new leader failed (libraft's message); it is issued again
+     * at the next poll. Called at most once per term. */
+    void (*barrier_failed_cb)(void *ctx, uint64_t term, const char *message);
 } consensus_callbacks_t;
 
 typedef struct consensus_config {

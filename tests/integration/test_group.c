@@ -5,9 +5,11 @@
  * new) stays under 5 s; a killed follower catches up from the log; a follower that fell behind the
  * leader's trailing window stops (no snapshot install yet); members restarted after raft snapshots
  * recover from state.lmdb and the log; a member whose raft port was taken while it was down says
- * which address is in use, and starts once it is free. ALLOT_GROUP_KILLS=N kills the leader N times
- * in the load test (default 1) and prints failover p50/p99/max; ALLOT_GROUP_SERVER_ARGS adds allotd
- * arguments to every member of that test (e.g. "--raft-snapshot-entries 1048576"). */
+ * which address is in use, and starts once it is free; a leader whose first barriers fail
+ * (ALLOT_FAULT=barrier...) becomes writable without an election. ALLOT_GROUP_KILLS=N
+ * kills the leader N times in the load test (default 1) and prints failover p50/p99/max;
+ * ALLOT_GROUP_SERVER_ARGS adds allotd arguments to every member of that test (e.g.
+ * "--raft-snapshot-entries 1048576"). */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -800,6 +802,39 @@ Test(group, isolated_leader_acknowledges_nothing_and_the_group_keeps_one_history
     load_free(&load);
     harness_group_destroy(g);
     rmdir(partition_dir);
+}
+
+/* ---- a new leader's barrier (persist/fault.h: ALLOT_FAULT=barrier, barrier_cb) ----------- */
+
+static int log_count(const char *log, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(log, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+Test(group, leader_whose_first_barriers_fail_becomes_writable_without_an_election)
+{
+    /* every member: its first barrier is refused, the callback of the next reports a failure */
+    setenv("ALLOT_FAULT", "barrier:EIO:times=1,barrier_cb:EIO:times=1", 1);
+    harness_group_t *g = harness_group_start(GROUP_SIZE, NULL);
+    unsetenv("ALLOT_FAULT");
+    int leader = harness_group_leader_wait(g, LEADER_WAIT_MS);
+    allot_client_t *c = member_connect(g, (size_t)leader); /* no redirect: the leader itself */
+    allot_reply_t reply = {0};
+    write_ok(c, "location.put",
+             "{\"id\": \"L1\", \"type\": \"warehouse\", \"lat\": 52, \"lon\": 13}", &reply);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    cr_assert_eq(harness_group_leader_wait(g, LEADER_WAIT_MS), leader,
+                 "the write waited for another leader");
+    char *log = harness_server_log_read(g->members[leader]);
+    cr_assert_eq(log_count(log, "event=leader_barrier_failed"), 1, "once per term:\n%s", log);
+    cr_assert_not_null(strstr(log, "raft_barrier: I/O error"), "%s", log);
+    cr_assert_null(strstr(log, "event=leadership_lost"), "%s", log);
+    free(log);
+    harness_group_destroy(g);
 }
 
 /* ---- the CLI given a follower's address --------------------------------------------------- */

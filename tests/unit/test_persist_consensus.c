@@ -1,7 +1,8 @@
 /* test_persist_consensus.c - the group's log (persist/consensus.h) on the real libraft io in a
  * temporary directory: a one-member group (it elects itself at once), records proposed, committed,
  * replayed after a restart, snapshots taken as checkpoints, restored, and refused when the state
- * does not cover them. */
+ * does not cover them; a leader whose barrier failed (persist/fault.h) issues another and
+ * becomes writable in the same term. */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "core/errors.h"
 #include "persist/consensus.h"
+#include "persist/fault.h"
 
 #define RECORDS_MAX 4096
 
@@ -27,6 +29,9 @@ typedef struct fixture {
     uint64_t checkpoints_begun, checkpoint_lsn;
     bool lost, fatal, closed;
     char fatal_message[512];
+    int barrier_failures;
+    uint64_t barrier_failed_term;
+    char barrier_message[512];
 } fixture_t;
 
 static int on_apply(void *ctx, uint64_t lsn, int64_t time_ms, uint8_t type, const uint8_t *payload,
@@ -76,6 +81,14 @@ static void on_fatal(void *ctx, const char *message)
     snprintf(f->fatal_message, sizeof(f->fatal_message), "%s", message);
 }
 
+static void on_barrier_failed(void *ctx, uint64_t term, const char *message)
+{
+    fixture_t *f = ctx;
+    f->barrier_failures++;
+    f->barrier_failed_term = term;
+    snprintf(f->barrier_message, sizeof(f->barrier_message), "%s", message);
+}
+
 static uint16_t free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -113,6 +126,7 @@ static int fixture_open(fixture_t *f, uint64_t applied_lsn, uint32_t snapshot_en
         .lost_cb = on_lost,
         .checkpoint_begin_cb = on_checkpoint_begin,
         .fatal_cb = on_fatal,
+        .barrier_failed_cb = on_barrier_failed,
     };
     char message[256] = "";
     return consensus_open(&f->loop, &config, &callbacks, &f->c, message, sizeof(message));
@@ -269,4 +283,37 @@ Test(persist_consensus, snapshots_are_checkpoints_and_a_restart_restores_from_th
     }
     cr_assert_not_null(strstr(f.fatal_message, "newer than this node's state"), "%s",
                        f.fatal_message);
+}
+
+/* The leader's first barrier fails (`op`, once): it issues another at the next poll and becomes
+ * writable in the same term, without an election; the failure is reported once, with libraft's
+ * message. */
+static void barrier_failure_recovers(persist_fault_op_t op, const char *what)
+{
+    static fixture_t f;
+    persist_fault_set_times(op, EIO, 0, 1);
+    cr_assert_eq(fixture_open(&f, 0, 1024), 0);
+    cr_assert(run_until(&f, is_writable, 5000), "the leader never became writable");
+    cr_assert(!f.fatal, "%s", f.fatal_message);
+    cr_assert_eq(persist_fault_calls(op), 2, "one failed barrier, one that committed");
+    cr_assert_eq(f.barrier_failures, 1);
+    cr_assert_eq(f.barrier_failed_term, consensus_term(f.c), "the same term: no election");
+    cr_assert_not_null(strstr(f.barrier_message, what), "%s", f.barrier_message);
+    cr_assert_not_null(strstr(f.barrier_message, "I/O error"), "%s", f.barrier_message);
+    propose(&f, 10, 3);
+    cr_assert_eq(f.committed_lsn, 10);
+    cr_assert(!f.lost);
+    fixture_close(&f);
+    persist_fault_clear_all();
+}
+
+Test(persist_consensus, leader_whose_barrier_is_refused_issues_another_and_becomes_writable)
+{
+    barrier_failure_recovers(PERSIST_FAULT_BARRIER, "raft_barrier");
+}
+
+Test(persist_consensus,
+     leader_whose_barrier_fails_in_its_callback_issues_another_and_becomes_writable)
+{
+    barrier_failure_recovers(PERSIST_FAULT_BARRIER_CB, "barrier entry");
 }
