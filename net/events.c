@@ -631,12 +631,18 @@ int events_open(struct server *server, struct allot_state *state, const char *da
     return 0;
 }
 
-int events_recovered(events_t *events, uint64_t recovered_lsn)
+int events_recovered(events_t *events, uint64_t recovered_lsn, bool log_follows)
 {
     events->replaying = false;
-    if (event_store_last_lsn(events->store) > recovered_lsn)
-        log_event(LOG_WARN, "events_ahead_of_log",
-                  LOG_UINT("events_lsn", event_store_last_lsn(events->store)),
+    uint64_t events_lsn = event_store_last_lsn(events->store);
+    if (events_lsn > recovered_lsn && log_follows)
+        log_event(LOG_INFO, "events_ahead_of_checkpoint", LOG_UINT("events_lsn", events_lsn),
+                  LOG_UINT("checkpoint_lsn", recovered_lsn),
+                  LOG_STR("message", "the group's log holds the records after the checkpoint: "
+                                     "they are applied again after the start, and their events, "
+                                     "stored already, are not stored twice"));
+    else if (events_lsn > recovered_lsn)
+        log_event(LOG_WARN, "events_ahead_of_log", LOG_UINT("events_lsn", events_lsn),
                   LOG_UINT("wal_lsn", recovered_lsn),
                   LOG_STR("message", "the log was cut (--accept-data-loss): the stream holds "
                                      "events of records that are gone"));

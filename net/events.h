@@ -65,8 +65,10 @@ typedef struct events_filter {
 
 int events_open(struct server *server, struct allot_state *state, const char *data_dir,
                 const events_config_t *config, events_t **out);
-/* After recovery: store what replay derived (recovered_lsn: the last record replayed). */
-int events_recovered(events_t *events, uint64_t recovered_lsn);
+/* After recovery: store what replay derived (recovered_lsn: the last record replayed).
+ * log_follows: a group member, whose records after recovered_lsn come from the group's log
+ * after the start (events the store holds beyond it are expected, not a loss). */
+int events_recovered(events_t *events, uint64_t recovered_lsn, bool log_follows);
 void events_close(events_t *events);
 
 void events_durable(events_t *events, uint64_t durable_lsn);

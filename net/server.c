@@ -666,7 +666,7 @@ static int server_start(server_t *server, char *wal_dir, size_t wal_dir_bytes)
     if (rc == 0)
         rc = recover(server, &last_lsn, &log_end);
     if (rc == 0)
-        rc = events_recovered(server->events, last_lsn);
+        rc = events_recovered(server->events, last_lsn, server->config.member_count > 0);
     if (rc == 0 && server->config.member_count > 0)
         rc = group_start(server, last_lsn);
     else if (rc == 0)

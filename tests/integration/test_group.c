@@ -6,7 +6,8 @@
  * leader's trailing window stops (no snapshot install yet); members restarted after raft snapshots
  * recover from state.lmdb and the log; a member whose raft port was taken while it was down says
  * which address is in use, and starts once it is free; a leader whose first barriers fail
- * (ALLOT_FAULT=barrier...) becomes writable without an election. ALLOT_GROUP_KILLS=N
+ * (ALLOT_FAULT=barrier...) becomes writable without an election; a member restarted before any
+ * checkpoint says its events come from the group's log (no "log was cut"). ALLOT_GROUP_KILLS=N
  * kills the leader N times in the load test (default 1) and prints failover p50/p99/max;
  * ALLOT_GROUP_SERVER_ARGS adds allotd arguments to every member of that test (e.g.
  * "--raft-snapshot-entries 1048576"). */
@@ -834,6 +835,35 @@ Test(group, leader_whose_first_barriers_fail_becomes_writable_without_an_electio
     cr_assert_not_null(strstr(log, "raft_barrier: I/O error"), "%s", log);
     cr_assert_null(strstr(log, "event=leadership_lost"), "%s", log);
     free(log);
+    harness_group_destroy(g);
+}
+
+/* ---- a member restarted before any checkpoint -------------------------------------------- */
+
+Test(group, member_restarted_before_a_checkpoint_says_its_events_come_from_the_group_log)
+{
+    harness_group_t *g = harness_group_start(GROUP_SIZE, "--checkpoint-interval-s 0");
+    int leader = harness_group_leader_wait(g, LEADER_WAIT_MS);
+    setup_stock(g, leader);
+    harness_group_caught_up_wait(g, CAUGHT_UP_WAIT_MS);
+    int follower = (leader + 1) % GROUP_SIZE;
+    harness_server_kill9(g->members[follower]);
+    harness_server_restart(g->members[follower]);
+    harness_group_caught_up_wait(g, CAUGHT_UP_WAIT_MS);
+    char *log = harness_server_log_read(g->members[follower]);
+    cr_assert_null(strstr(log, "events_ahead_of_log"), "%s", log);
+    cr_assert_not_null(strstr(log, "event=events_ahead_of_checkpoint"), "%s", log);
+    cr_assert_null(strstr(log, "--accept-data-loss"), "%s", log);
+    free(log);
+    /* its stream holds each event once: the records applied again derived none */
+    allot_client_t *c = member_connect(g, (size_t)follower);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "events.read", "{\"after\": 0, \"limit\": 100}", &reply);
+    char *json = harness_reply_json(&reply);
+    cr_assert_eq(log_count(json, "\"stock.changed\""), SKUS + 1, "%s", json);
+    free(json);
+    allot_reply_free(&reply);
+    allot_client_close(c);
     harness_group_destroy(g);
 }
 
