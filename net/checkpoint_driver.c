@@ -244,6 +244,9 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
     cp->failed += status != 0;
     if (status == 0) {
         server->checkpoint_lsn = lsn;
+        /* the chunks kept for the next batch: as many as what is dirty now will fill (none when
+         * nothing is: idle memory is given back before the checkpoint is answered) */
+        checkpoint_writer_spares_fit(cp->writer, allot_state_dirty_count(server->state));
         log_event(LOG_INFO, "checkpoint", LOG_UINT("lsn", lsn), LOG_UINT("puts", stats->puts),
                   LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
         /* the events of the records about to go are derived again from them no more: the

@@ -161,7 +161,8 @@ typedef struct batch_chunk {
 typedef struct batch_spares {
     pthread_mutex_t mutex; /* the loop takes and frees chunks, the writer thread frees them */
     batch_chunk_t *first;
-    size_t bytes; /* the capacity of the chunks kept */
+    size_t bytes;       /* the capacity of the chunks kept */
+    size_t entry_bytes; /* chunk bytes per entry of the last commit's batches (rounded up) */
 } batch_spares_t;
 
 struct checkpoint_batch {
@@ -198,7 +199,8 @@ checkpoint_batch_t *checkpoint_batch_create(bool full)
  * their chunks from the writer's spares first, and give them back when freed: after a commit
  * the spares keep at most what that commit's batches took (so memory follows the size of the
  * checkpoints: a small one gives back what a large one left), and never more than
- * CHECKPOINT_BATCH_SPARE_BYTES_MAX. */
+ * CHECKPOINT_BATCH_SPARE_BYTES_MAX; the loop then keeps only what the objects dirty by then
+ * would fill (checkpoint_writer_spares_fit: nothing when no checkpoint is in sight). */
 
 /* A kept chunk with room for need bytes (the first one: they are mostly of the maximum size),
  * emptied, or NULL. */
@@ -248,6 +250,16 @@ static void spares_trim(batch_spares_t *spares, size_t bytes_max)
         spares->bytes -= chunk->capacity;
         free(chunk);
     }
+    pthread_mutex_unlock(&spares->mutex);
+}
+
+/* Remember the chunk bytes per entry of a commit's batches (kept when they held none). */
+static void spares_measure(batch_spares_t *spares, size_t bytes, size_t entries)
+{
+    if (entries == 0)
+        return;
+    pthread_mutex_lock(&spares->mutex);
+    spares->entry_bytes = (bytes + entries - 1) / entries;
     pthread_mutex_unlock(&spares->mutex);
 }
 
@@ -1184,11 +1196,14 @@ static void *writer_main(void *arg)
         int status = checkpoint_store_write(writer->store, writer->batches, writer->batch_count,
                                             writer->lsn, &stats, message, sizeof(message));
         if (status == 0) { /* committed: this thread frees them (a failure keeps them) */
-            size_t committed_bytes = 0;
-            for (size_t i = 0; i < writer->batch_count; i++)
+            size_t committed_bytes = 0, committed_entries = 0;
+            for (size_t i = 0; i < writer->batch_count; i++) {
                 committed_bytes += batch_capacity(writer->batches[i]);
+                committed_entries += writer->batches[i]->entries;
+            }
             batches_free(writer);
             spares_trim(&writer->spares, committed_bytes);
+            spares_measure(&writer->spares, committed_bytes, committed_entries);
             if (writer->committed_cb != NULL)
                 stats.committed_status = writer->committed_cb(writer->committed_ctx);
         }
@@ -1314,6 +1329,16 @@ checkpoint_batch_t *checkpoint_writer_batch_create(checkpoint_writer_t *writer, 
     if (batch != NULL)
         batch->spares = &writer->spares;
     return batch;
+}
+
+void checkpoint_writer_spares_fit(checkpoint_writer_t *writer, size_t entries)
+{
+    pthread_mutex_lock(&writer->spares.mutex);
+    size_t entry_bytes = writer->spares.entry_bytes;
+    pthread_mutex_unlock(&writer->spares.mutex);
+    size_t bytes_max =
+        entry_bytes > 0 && entries > SIZE_MAX / entry_bytes ? SIZE_MAX : entries * entry_bytes;
+    spares_trim(&writer->spares, bytes_max);
 }
 
 size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer)

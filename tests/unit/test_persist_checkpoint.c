@@ -1294,6 +1294,12 @@ Test(checkpoint, a_writers_next_batches_fill_the_chunks_its_committed_batches_fr
     cr_assert_lt(checkpoint_writer_spare_bytes(writer), before_drop);
     checkpoint_batch_free(dropped);
     cr_assert_eq(checkpoint_writer_spare_bytes(writer), before_drop);
+    /* Fitted to what is dirty: 1000 more entries of 117 bytes keep one chunk at most; nothing
+     * dirty, nothing kept. */
+    checkpoint_writer_spares_fit(writer, 1000);
+    cr_assert_leq(checkpoint_writer_spare_bytes(writer), CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+    checkpoint_writer_spares_fit(writer, 0);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), 0);
     checkpoint_writer_close(writer, on_closed); /* frees the spares (ASan: nothing leaks) */
     run_until(&loop, &log.closed, 1);
     cr_assert_eq(uv_loop_close(&loop), 0);
