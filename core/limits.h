@@ -244,6 +244,9 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
  * gets a chunk of its own). */
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MIN (64u * 1024)
 #define CHECKPOINT_BATCH_CHUNK_BYTES_MAX (4u << 20)
+/* The chunks of committed batches a checkpoint writer keeps for the next ones, at most (no more
+ * than the last commit's batches took, either; persist/checkpoint.h). */
+#define CHECKPOINT_BATCH_SPARE_BYTES_MAX (64ull << 20)
 /* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
  * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
 #define CHECKPOINT_WRITER_NICE 10
@@ -549,6 +552,8 @@ _Static_assert(CHECKPOINT_KEY_BYTES_MAX >= 1 + ALLOT_ID_BYTES_MAX &&
                "a kind byte and the longest id fit in a key, and a key within LMDB's limit");
 _Static_assert(CHECKPOINT_BATCH_CHUNK_BYTES_MIN <= CHECKPOINT_BATCH_CHUNK_BYTES_MAX,
                "checkpoint batch chunks grow from the minimum to the maximum");
+_Static_assert(CHECKPOINT_BATCH_SPARE_BYTES_MAX >= CHECKPOINT_BATCH_CHUNK_BYTES_MAX,
+               "a checkpoint writer can keep at least one chunk of the largest size");
 /* net/ and persist/: paths built in the operator's data directory fit persist's buffers
  * ("<data-dir>/wal/wal-<16 hex>.log.discarded", "<data-dir>/state.lmdb-lock", ...). */
 _Static_assert(SERVER_PATH_BYTES_MAX + 64 <= WAL_PATH_BYTES_MAX &&

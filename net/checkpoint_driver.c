@@ -164,7 +164,7 @@ static void checkpoint_start(server_t *server, const char *reason)
     cp->wal_bytes_at_start = server_log_bytes(server);
     bool full = cp->full_needed;
     uint64_t generation = ++cp->generation_started;
-    checkpoint_batch_t *batch = checkpoint_batch_create(full);
+    checkpoint_batch_t *batch = checkpoint_writer_batch_create(cp->writer, full);
     if (batch == NULL) {
         checkpoint_serialize_failed(server, reason, generation);
         return;
@@ -244,6 +244,9 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
     cp->failed += status != 0;
     if (status == 0) {
         server->checkpoint_lsn = lsn;
+        /* the chunks kept for the next batch: as many as what is dirty now will fill (none when
+         * nothing is: idle memory is given back before the checkpoint is answered) */
+        checkpoint_writer_spares_fit(cp->writer, allot_state_dirty_count(server->state));
         log_event(LOG_INFO, "checkpoint", LOG_UINT("lsn", lsn), LOG_UINT("puts", stats->puts),
                   LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
         /* the events of the records about to go are derived again from them no more: the
@@ -373,12 +376,12 @@ void checkpoint_driver_close(server_t *server)
         checkpoint_batch_free(cp->building);
         cp->building = NULL;
     }
+    checkpoint_batch_free(cp->pending); /* its chunks go back to the writer's spares */
+    cp->pending = NULL;
     if (cp->writer != NULL) {
         checkpoint_writer_close(cp->writer, NULL); /* joins the thread; frees itself */
         cp->writer = NULL;
     }
-    checkpoint_batch_free(cp->pending);
-    cp->pending = NULL;
     allot_state_set_archive(server->state, NULL);
     archive_close(cp->archive);
     cp->archive = NULL;

@@ -157,10 +157,19 @@ typedef struct batch_chunk {
     uint8_t data[];
 } batch_chunk_t;
 
+/* The chunks of freed batches a writer keeps for its next batches (SPARE CHUNKS below). */
+typedef struct batch_spares {
+    pthread_mutex_t mutex; /* the loop takes and frees chunks, the writer thread frees them */
+    batch_chunk_t *first;
+    size_t bytes;       /* the capacity of the chunks kept */
+    size_t entry_bytes; /* chunk bytes per entry of the last commit's batches (rounded up) */
+} batch_spares_t;
+
 struct checkpoint_batch {
     batch_chunk_t *first;
     batch_chunk_t *last;
-    size_t bytes; /* entry bytes in all chunks */
+    batch_spares_t *spares; /* where its chunks come from and go back to; NULL: malloc, free */
+    size_t bytes;           /* entry bytes in all chunks */
     size_t entries;
     bool full;
     bool failed;
@@ -183,16 +192,119 @@ checkpoint_batch_t *checkpoint_batch_create(bool full)
     return batch;
 }
 
+/* ---- spare chunks ----------------------------------------------------------------------------
+ * A batch's chunks are touched for the first time by the loop's copies: from malloc (mmap for
+ * chunks of megabytes) every page of them is a page fault and a page the kernel zeroes, on the
+ * loop, one batch after the other. A writer's batches (checkpoint_writer_batch_create) take
+ * their chunks from the writer's spares first, and give them back when freed: after a commit
+ * the spares keep at most what that commit's batches took (so memory follows the size of the
+ * checkpoints: a small one gives back what a large one left), and never more than
+ * CHECKPOINT_BATCH_SPARE_BYTES_MAX; the loop then keeps only what the objects dirty by then
+ * would fill (checkpoint_writer_spares_fit: nothing when no checkpoint is in sight). */
+
+/* A kept chunk with room for need bytes (the first one: they are mostly of the maximum size),
+ * emptied, or NULL. */
+static batch_chunk_t *spares_take(batch_spares_t *spares, size_t need)
+{
+    pthread_mutex_lock(&spares->mutex);
+    batch_chunk_t *chunk = spares->first;
+    if (chunk != NULL && chunk->capacity >= need) {
+        spares->first = chunk->next;
+        spares->bytes -= chunk->capacity;
+    } else {
+        chunk = NULL;
+    }
+    pthread_mutex_unlock(&spares->mutex);
+    if (chunk != NULL) {
+        chunk->next = NULL;
+        chunk->used = 0;
+    }
+    return chunk;
+}
+
+/* Keep the chunks of a list while the spares stay within bytes_max; free the others. */
+static void spares_give(batch_spares_t *spares, batch_chunk_t *chunk, size_t bytes_max)
+{
+    pthread_mutex_lock(&spares->mutex);
+    batch_chunk_t *next;
+    for (; chunk != NULL; chunk = next) {
+        next = chunk->next;
+        if (spares->bytes + chunk->capacity > bytes_max) {
+            free(chunk);
+            continue;
+        }
+        chunk->next = spares->first;
+        spares->first = chunk;
+        spares->bytes += chunk->capacity;
+    }
+    pthread_mutex_unlock(&spares->mutex);
+}
+
+/* Free kept chunks until the spares hold at most bytes_max. */
+static void spares_trim(batch_spares_t *spares, size_t bytes_max)
+{
+    pthread_mutex_lock(&spares->mutex);
+    while (spares->first != NULL && spares->bytes > bytes_max) {
+        batch_chunk_t *chunk = spares->first;
+        spares->first = chunk->next;
+        spares->bytes -= chunk->capacity;
+        free(chunk);
+    }
+    pthread_mutex_unlock(&spares->mutex);
+}
+
+/* Remember the chunk bytes per entry of a commit's batches (kept when they held none). */
+static void spares_measure(batch_spares_t *spares, size_t bytes, size_t entries)
+{
+    if (entries == 0)
+        return;
+    pthread_mutex_lock(&spares->mutex);
+    spares->entry_bytes = (bytes + entries - 1) / entries;
+    pthread_mutex_unlock(&spares->mutex);
+}
+
+/* The capacity of a batch's chunks. */
+static size_t batch_capacity(const checkpoint_batch_t *batch)
+{
+    size_t bytes = 0;
+    for (const batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = chunk->next)
+        bytes += chunk->capacity;
+    return bytes;
+}
+
 void checkpoint_batch_free(checkpoint_batch_t *batch)
 {
     if (batch == NULL)
         return;
-    batch_chunk_t *next;
-    for (batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = next) {
-        next = chunk->next;
-        free(chunk);
+    if (batch->spares != NULL) {
+        spares_give(batch->spares, batch->first, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
+    } else {
+        batch_chunk_t *next;
+        for (batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = next) {
+            next = chunk->next;
+            free(chunk);
+        }
     }
     free(batch);
+}
+
+/* A chunk for an entry of need bytes that does not fit in the last one: a spare, or a new one
+ * twice the size of the last (NULL when out of memory). */
+static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
+{
+    batch_chunk_t *chunk = batch->spares != NULL ? spares_take(batch->spares, need) : NULL;
+    if (chunk != NULL)
+        return chunk;
+    batch_chunk_t *last = batch->last;
+    size_t capacity = last == NULL ? CHECKPOINT_BATCH_CHUNK_BYTES_MIN : 2 * last->capacity;
+    if (capacity > CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
+        capacity = CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
+    if (capacity < need)
+        capacity = need;
+    chunk = malloc(sizeof(*chunk) + capacity);
+    if (chunk != NULL)
+        *chunk = (batch_chunk_t){.capacity = capacity};
+    return chunk;
 }
 
 int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t key_len,
@@ -207,17 +319,11 @@ int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t k
     size_t need = CHECKPOINT_ENTRY_HEADER_BYTES + key_len + payload_len;
     batch_chunk_t *last = batch->last;
     if (last == NULL || last->capacity - last->used < need) {
-        size_t capacity = last == NULL ? CHECKPOINT_BATCH_CHUNK_BYTES_MIN : 2 * last->capacity;
-        if (capacity > CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
-            capacity = CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
-        if (capacity < need)
-            capacity = need;
-        batch_chunk_t *chunk = malloc(sizeof(*chunk) + capacity);
+        batch_chunk_t *chunk = batch_chunk_new(batch, need);
         if (chunk == NULL) {
             batch->failed = true;
             return ALLOT_ENOMEM;
         }
-        *chunk = (batch_chunk_t){.capacity = capacity};
         if (last != NULL)
             last->next = chunk;
         else
@@ -1043,6 +1149,7 @@ struct checkpoint_writer {
     pthread_t thread;
     pthread_mutex_t mutex;
     pthread_cond_t cond;
+    batch_spares_t spares; /* the chunks of its freed batches (SPARE CHUNKS) */
     /* Owned by the loop while idle, by the thread while a job is in flight. */
     checkpoint_batch_t **batches;
     size_t batch_count;
@@ -1089,7 +1196,14 @@ static void *writer_main(void *arg)
         int status = checkpoint_store_write(writer->store, writer->batches, writer->batch_count,
                                             writer->lsn, &stats, message, sizeof(message));
         if (status == 0) { /* committed: this thread frees them (a failure keeps them) */
+            size_t committed_bytes = 0, committed_entries = 0;
+            for (size_t i = 0; i < writer->batch_count; i++) {
+                committed_bytes += batch_capacity(writer->batches[i]);
+                committed_entries += writer->batches[i]->entries;
+            }
             batches_free(writer);
+            spares_trim(&writer->spares, committed_bytes);
+            spares_measure(&writer->spares, committed_bytes, committed_entries);
             if (writer->committed_cb != NULL)
                 stats.committed_status = writer->committed_cb(writer->committed_ctx);
         }
@@ -1157,6 +1271,8 @@ static void on_writer_closed(uv_handle_t *handle)
     void *ctx = writer->ctx;
     batches_free(writer);
     free(writer->batches);
+    spares_trim(&writer->spares, 0);
+    pthread_mutex_destroy(&writer->spares.mutex);
     pthread_cond_destroy(&writer->cond);
     pthread_mutex_destroy(&writer->mutex);
     free(writer);
@@ -1182,8 +1298,14 @@ int checkpoint_writer_start(uv_loop_t *loop, checkpoint_store_t *store, checkpoi
         free(writer);
         return ALLOT_ENOMEM;
     }
+    if (pthread_mutex_init(&writer->spares.mutex, NULL) != 0) {
+        pthread_mutex_destroy(&writer->mutex);
+        free(writer);
+        return ALLOT_ENOMEM;
+    }
     if (pthread_cond_init(&writer->cond, NULL) != 0 ||
         uv_async_init(loop, &writer->async, on_writer_async) != 0) {
+        pthread_mutex_destroy(&writer->spares.mutex);
         pthread_mutex_destroy(&writer->mutex);
         free(writer);
         return ALLOT_ENOMEM;
@@ -1198,6 +1320,33 @@ int checkpoint_writer_start(uv_loop_t *loop, checkpoint_store_t *store, checkpoi
     }
     *out = writer;
     return 0;
+}
+
+checkpoint_batch_t *checkpoint_writer_batch_create(checkpoint_writer_t *writer, bool full)
+{
+    assert(writer != NULL && !writer->closing);
+    checkpoint_batch_t *batch = checkpoint_batch_create(full);
+    if (batch != NULL)
+        batch->spares = &writer->spares;
+    return batch;
+}
+
+void checkpoint_writer_spares_fit(checkpoint_writer_t *writer, size_t entries)
+{
+    pthread_mutex_lock(&writer->spares.mutex);
+    size_t entry_bytes = writer->spares.entry_bytes;
+    pthread_mutex_unlock(&writer->spares.mutex);
+    size_t bytes_max =
+        entry_bytes > 0 && entries > SIZE_MAX / entry_bytes ? SIZE_MAX : entries * entry_bytes;
+    spares_trim(&writer->spares, bytes_max);
+}
+
+size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer)
+{
+    pthread_mutex_lock(&writer->spares.mutex);
+    size_t bytes = writer->spares.bytes;
+    pthread_mutex_unlock(&writer->spares.mutex);
+    return bytes;
 }
 
 int checkpoint_writer_submit(checkpoint_writer_t *writer, checkpoint_batch_t *batch, uint64_t lsn)

@@ -1241,3 +1241,67 @@ Test(checkpoint, new_keys_past_the_stored_ones_fill_their_pages_in_any_batch_ord
     }
     order_assert_stored();
 }
+
+/* A writer's batch of keys [first, first + n) at version (through the writer's spares), committed
+ * at lsn; returns the chunk bytes the spares held while it was being filled. */
+static size_t spares_batch_commit(uv_loop_t *loop, checkpoint_writer_t *writer, done_log_t *log,
+                                  uint32_t first, uint32_t n, uint32_t version, uint64_t lsn)
+{
+    checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
+    cr_assert_not_null(batch);
+    for (uint32_t i = first; i < first + n; i++)
+        order_add(batch, i, version);
+    size_t spare_bytes = checkpoint_writer_spare_bytes(writer);
+    int calls = log->calls;
+    cr_assert_eq(checkpoint_writer_submit(writer, batch, lsn), 0);
+    run_until(loop, &log->calls, calls + 1);
+    cr_assert_eq(log->status, 0);
+    return spare_bytes;
+}
+
+Test(checkpoint, a_writers_next_batches_fill_the_chunks_its_committed_batches_freed)
+{
+    memset(order_model, 0, sizeof(order_model));
+    store_open(0);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    done_log_t log = {0};
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), 0);
+    /* 40000 entries of 117 bytes: about 4.7 MB in chunks of 64 KiB doubling up to 4 MiB */
+    spares_batch_commit(&loop, writer, &log, 0, ORDER_KEYS_MAX, 1, 1);
+    size_t after_large = checkpoint_writer_spare_bytes(writer);
+    cr_assert_geq(after_large, (size_t)ORDER_KEYS_MAX * 117, "kept %zu bytes", after_large);
+    cr_assert_leq(after_large, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
+    /* A smaller batch fills a kept chunk (the spares shrink by it while it is filled), and its
+     * commit leaves no more kept than it took: a small checkpoint gives back what a large left. */
+    size_t while_small = spares_batch_commit(&loop, writer, &log, 0, 5000, 2, 2);
+    cr_assert_lt(while_small, after_large, "the batch took no kept chunk");
+    size_t after_small = checkpoint_writer_spare_bytes(writer);
+    cr_assert_gt(after_small, 0);
+    cr_assert_leq(after_small, after_large - while_small, "kept %zu bytes", after_small);
+    /* Reused chunks hold what was added last, nothing of what they held before. */
+    for (uint32_t i = 0; i < 3; i++)
+        spares_batch_commit(&loop, writer, &log, i * 7000, 9000, 3 + i, 3 + i);
+    order_assert_stored();
+    /* A batch freed without being submitted gives its chunks back too. */
+    checkpoint_batch_t *dropped = checkpoint_writer_batch_create(writer, false);
+    size_t before_drop = checkpoint_writer_spare_bytes(writer);
+    uint32_t stored = order_model[1];
+    order_add(dropped, 1, 9);
+    order_model[1] = stored; /* not written */
+    cr_assert_lt(checkpoint_writer_spare_bytes(writer), before_drop);
+    checkpoint_batch_free(dropped);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), before_drop);
+    /* Fitted to what is dirty: 1000 more entries of 117 bytes keep one chunk at most; nothing
+     * dirty, nothing kept. */
+    checkpoint_writer_spares_fit(writer, 1000);
+    cr_assert_leq(checkpoint_writer_spare_bytes(writer), CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+    checkpoint_writer_spares_fit(writer, 0);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), 0);
+    checkpoint_writer_close(writer, on_closed); /* frees the spares (ASan: nothing leaks) */
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    order_assert_stored();
+}
