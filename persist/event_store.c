@@ -33,6 +33,10 @@
 #include "fault.h"
 
 #define EVENT_STORE_PATH_BYTES_MAX 1100
+/* The meta values, in the order of meta_names. */
+#define EVENT_STORE_META_COUNT 5
+static const char *const meta_names[EVENT_STORE_META_COUNT] = {"last_lsn", "trimmed_seq", "bytes",
+                                                               "count", "ledger_count"};
 
 struct event_store {
     MDB_env *env;
@@ -43,6 +47,7 @@ struct event_store {
     MDB_txn *txn; /* the write batch, NULL when none */
     uint64_t last_lsn, trimmed_seq, bytes, count;
     uint64_t first_seq, last_seq;
+    uint64_t meta_stored[EVENT_STORE_META_COUNT]; /* the meta values as committed */
     char message[256];
 };
 
@@ -123,11 +128,13 @@ static int store_load(event_store_t *store)
             mdb_txn_abort(txn);
         return store_fail(store, "open databases", mrc);
     }
-    store->last_lsn = meta_get(txn, store->meta, "last_lsn");
-    store->trimmed_seq = meta_get(txn, store->meta, "trimmed_seq");
-    store->bytes = meta_get(txn, store->meta, "bytes");
-    store->count = meta_get(txn, store->meta, "count");
-    store->ledger_count = meta_get(txn, store->meta, "ledger_count");
+    for (int i = 0; i < EVENT_STORE_META_COUNT; i++)
+        store->meta_stored[i] = meta_get(txn, store->meta, meta_names[i]);
+    store->last_lsn = store->meta_stored[0];
+    store->trimmed_seq = store->meta_stored[1];
+    store->bytes = store->meta_stored[2];
+    store->count = store->meta_stored[3];
+    store->ledger_count = store->meta_stored[4];
     int rc = ends_read(store, txn);
     mrc = mdb_txn_commit(txn);
     if (rc == 0 && mrc != 0)
@@ -229,17 +236,19 @@ int event_store_put(event_store_t *store, uint64_t seq, int64_t at_ms, const voi
     return 0;
 }
 
-static int meta_write(event_store_t *store)
+/* Put the meta values that differ from what is committed (trimmed_seq and ledger_count move
+ * only now and then; a put is a B-tree walk); values[]: what they become once committed. */
+static int meta_write(event_store_t *store, uint64_t values[EVENT_STORE_META_COUNT])
 {
-    int mrc = meta_put(store->txn, store->meta, "last_lsn", store->last_lsn);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "trimmed_seq", store->trimmed_seq);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "bytes", store->bytes);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "count", store->count);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "ledger_count", store->ledger_count);
+    values[0] = store->last_lsn;
+    values[1] = store->trimmed_seq;
+    values[2] = store->bytes;
+    values[3] = store->count;
+    values[4] = store->ledger_count;
+    int mrc = 0;
+    for (int i = 0; mrc == 0 && i < EVENT_STORE_META_COUNT; i++)
+        if (values[i] != store->meta_stored[i])
+            mrc = meta_put(store->txn, store->meta, meta_names[i], values[i]);
     return mrc;
 }
 
@@ -248,7 +257,8 @@ int event_store_commit(event_store_t *store, uint64_t last_lsn)
     assert(store->txn != NULL);
     if (last_lsn > store->last_lsn)
         store->last_lsn = last_lsn;
-    int mrc = meta_write(store);
+    uint64_t values[EVENT_STORE_META_COUNT];
+    int mrc = meta_write(store, values);
     if (mrc != 0) {
         event_store_abort(store);
         return store_fail(store, "meta", mrc);
@@ -259,6 +269,7 @@ int event_store_commit(event_store_t *store, uint64_t last_lsn)
         store_load(store); /* back to what is stored */
         return store_fail(store, "commit", mrc);
     }
+    memcpy(store->meta_stored, values, sizeof(values));
     return 0;
 }
 
