@@ -3,9 +3,11 @@
  * Layout (LMDB, one file with MDB_NOSUBDIR, "<path>-lock" beside it), five named databases:
  *   "events"  key: u64 seq, big-endian (so that LMDB's byte order is seq order)
  *             value: i64 at_ms, little-endian, then the event's bytes as net/events.c lays
- *             them out (u8 format version 1; u8 type; u8 sku_len, sku; u8 order_len, order;
- *             u8 customer_len, customer; then the event as one MessagePack map, as the wire
- *             carries it). A value shorter than 8 bytes is damage (ALLOT_ECORRUPT).
+ *             them out (u8 format version, 1 or 2; u8 type; u8 sku_len, sku; u8 order_len,
+ *             order; u8 customer_len, customer; then the event as one MessagePack map, whole in
+ *             version 1, without the seq, at_ms and type pairs that key, at_ms and type give in
+ *             version 2; both are read, the events of one store may be of both). A value
+ *             shorter than 8 bytes is damage (ALLOT_ECORRUPT).
  *   "meta"    "last_lsn": u64 LE, every event of the records up to it is stored;
  *             "trimmed_seq": u64 LE, the highest seq retention removed (0: none);
  *             "bytes": u64 LE, the sum of the key and value sizes of the events;
