@@ -45,7 +45,8 @@ typedef struct event_writer {
     bool failed; /* out of memory: the change is left out */
 } event_writer_t;
 
-/* A key as its MessagePack string (every key is a fixstr): its bytes and their count. */
+/* A key as its MessagePack string (every key is a fixstr): a byte put_key turns into the header,
+ * the key's bytes, and the count of both. */
 #define EVENT_KEY(key)             ("\0" key), (sizeof(key))
 #define EVENT_STR_HEADER_BYTES_MAX 5
 #define EVENT_INT_BYTES_MAX        9
