@@ -2,9 +2,14 @@
  * then stored, pushed and answered; reads, long polls, retention (contract in events.h).
  *
  * An event's bytes in the store (after the store's at_ms, persist/event_store.c): u8 format
- * version (1); u8 type (allot_change_type_t); u8 sku_len, sku; u8 order_len, order; u8
- * customer_len, customer (the filter keys; len 0: none); then the event as one MessagePack map:
- * {"seq", "at_ms", "type", ...its fields, docs/events.md}.
+ * version; u8 type (allot_change_type_t); u8 sku_len, sku; u8 order_len, order; u8
+ * customer_len, customer (the filter keys; len 0: none); then the event as one MessagePack map,
+ * {...its fields (docs/events.md), "seq", "at_ms", "type"} in this order, where
+ *   - version 1 (written before issue 20): the whole map;
+ *   - version 2 (written now): the map without its last three pairs, which are derived when it
+ *     is read: seq from the store's key, at_ms from the store's at_ms, type's name from the type
+ *     byte (the map's header still counts them). Readers give both versions the same bytes: the
+ *     whole map, integers in their shortest MessagePack form. Any other version is skipped.
  */
 #include "events.h"
 
@@ -22,7 +27,8 @@
 #include "persist/event_store.h"
 #include "server_internal.h"
 
-#define EVENT_FORMAT_VERSION 1
+#define EVENT_FORMAT_VERSION           2
+#define EVENT_FORMAT_VERSION_WHOLE_MAP 1
 /* During replay, derived events are stored whenever this many bytes wait. */
 #define EVENTS_REPLAY_FLUSH_BYTES (16u << 20)
 /* Retention runs this often (more often while a step did not finish). */
@@ -30,154 +36,325 @@
 
 /* ---- packing a change ----------------------------------------------------------------------- */
 
-static void pack_opt_str(msgpack_packer *pk, const char *key, allot_str_t s)
+/* A change's bytes go straight into the pending buffer, the keys pre-encoded, each field checking
+ * room once: the bytes msgpack-c's packer wrote piece by piece (20-40 calls through its write
+ * callback per event, and a strlen per key), tests/unit/test_net_events_pack.c holds them
+ * equal. */
+typedef struct event_writer {
+    msgpack_sbuffer *out;
+    bool failed; /* out of memory: the change is left out */
+} event_writer_t;
+
+/* A key as its MessagePack string (every key is a fixstr): a byte put_key turns into the header,
+ * the key's bytes, and the count of both. */
+#define EVENT_KEY(key)             ("\0" key), (sizeof(key))
+#define EVENT_STR_HEADER_BYTES_MAX 5
+#define EVENT_INT_BYTES_MAX        9
+#define EVENT_BUFFER_BYTES_MIN     8192
+
+static char *writer_room_grow(event_writer_t *w, size_t n)
 {
-    pack_cstr(pk, key);
-    if (s.len > 0)
-        pack_str(pk, s);
-    else
-        msgpack_pack_nil(pk);
+    msgpack_sbuffer *out = w->out;
+    if (w->failed || n > SIZE_MAX / 2 - out->size) {
+        w->failed = true;
+        return NULL;
+    }
+    size_t alloc = out->alloc > EVENT_BUFFER_BYTES_MIN ? out->alloc : EVENT_BUFFER_BYTES_MIN;
+    while (alloc - out->size < n)
+        alloc *= 2;
+    char *data = realloc(out->data, alloc);
+    if (data == NULL) {
+        w->failed = true;
+        return NULL;
+    }
+    out->data = data;
+    out->alloc = alloc;
+    return data + out->size;
 }
 
-static void pack_opt_cstr(msgpack_packer *pk, const char *key, const char *s)
+/* Room for n more bytes at the buffer's end; NULL when memory ran out. */
+static inline char *writer_room(event_writer_t *w, size_t n)
 {
-    pack_cstr(pk, key);
-    if (s != NULL)
-        pack_cstr(pk, s);
-    else
-        msgpack_pack_nil(pk);
+    if (w->out->alloc - w->out->size >= n && !w->failed)
+        return w->out->data + w->out->size;
+    return writer_room_grow(w, n);
 }
 
-static void pack_lines(msgpack_packer *pk, const allot_change_t *c)
+static inline void put_u32_be(char *p, uint32_t v)
 {
-    pack_cstr(pk, "lines");
-    msgpack_pack_array(pk, c->line_count);
+    for (int i = 0; i < 4; i++)
+        p[i] = (char)(v >> (24 - 8 * i));
+}
+
+/* A string header as msgpack_pack_str writes it (fixstr, str8, str16, str32). */
+static inline size_t put_str_header(char *p, size_t len)
+{
+    if (len < 65536)
+        return pack_put_str_header(p, len);
+    p[0] = (char)0xdb;
+    put_u32_be(p + 1, (uint32_t)len);
+    return 5;
+}
+
+/* A container header (fix_base: 0x80 map, 0x90 array) as msgpack_pack_map/_array write it. */
+static inline size_t put_container(char *p, uint8_t fix_base, uint32_t n)
+{
+    if (n < 16) {
+        p[0] = (char)(fix_base | n);
+        return 1;
+    }
+    bool map = fix_base == 0x80;
+    if (n < 65536) {
+        p[0] = (char)(map ? 0xde : 0xdc);
+        p[1] = (char)(n >> 8);
+        p[2] = (char)n;
+        return 3;
+    }
+    p[0] = (char)(map ? 0xdf : 0xdd);
+    put_u32_be(p + 1, n);
+    return 5;
+}
+
+/* An integer in the shortest form msgpack_pack_int64 picks. */
+static inline size_t put_int(char *p, int64_t v)
+{
+    if (v >= 0)
+        return pack_put_uint(p, (uint64_t)v);
+    if (v >= -32) {
+        p[0] = (char)v; /* a negative fixint */
+        return 1;
+    }
+    int bytes = v >= -128 ? 1 : v >= -32768 ? 2 : v >= INT32_MIN ? 4 : 8;
+    p[0] = (char)(bytes == 1 ? 0xd0 : bytes == 2 ? 0xd1 : bytes == 4 ? 0xd2 : 0xd3);
+    for (int i = 0; i < bytes; i++)
+        p[1 + i] = (char)((uint64_t)v >> (8 * (bytes - 1 - i))); /* big-endian */
+    return 1 + (size_t)bytes;
+}
+
+/* The key (its bytes from EVENT_KEY, a leading placeholder for the fixstr header) at p. */
+static inline size_t put_key(char *p, const char *key, size_t key_bytes)
+{
+    memcpy(p, key, key_bytes);
+    p[0] = (char)(0xa0u | (key_bytes - 1));
+    return key_bytes;
+}
+
+static void field_int(event_writer_t *w, const char *key, size_t key_bytes, int64_t v)
+{
+    char *p = writer_room(w, key_bytes + EVENT_INT_BYTES_MAX);
+    if (p == NULL)
+        return;
+    size_t n = put_key(p, key, key_bytes);
+    w->out->size += n + put_int(p + n, v);
+}
+
+/* key: the string, or nil when s is NULL. */
+static void field_bytes(event_writer_t *w, const char *key, size_t key_bytes, const char *s,
+                        size_t len)
+{
+    char *p = writer_room(w, key_bytes + EVENT_STR_HEADER_BYTES_MAX + len);
+    if (p == NULL)
+        return;
+    size_t n = put_key(p, key, key_bytes);
+    if (s == NULL) {
+        p[n] = (char)0xc0;
+        w->out->size += n + 1;
+        return;
+    }
+    n += put_str_header(p + n, len);
+    if (len > 0)
+        memcpy(p + n, s, len);
+    w->out->size += n + len;
+}
+
+static inline void field_str(event_writer_t *w, const char *key, size_t key_bytes, allot_str_t s)
+{
+    field_bytes(w, key, key_bytes, s.len > 0 ? s.ptr : "", s.len);
+}
+
+/* An empty string is nil. */
+static inline void field_opt_str(event_writer_t *w, const char *key, size_t key_bytes,
+                                 allot_str_t s)
+{
+    field_bytes(w, key, key_bytes, s.len > 0 ? s.ptr : NULL, s.len);
+}
+
+/* NULL is nil. */
+static inline void field_cstr(event_writer_t *w, const char *key, size_t key_bytes, const char *s)
+{
+    field_bytes(w, key, key_bytes, s, s != NULL ? strlen(s) : 0);
+}
+
+static void put_container_header(event_writer_t *w, uint8_t fix_base, uint32_t n)
+{
+    char *p = writer_room(w, 5);
+    if (p != NULL)
+        w->out->size += put_container(p, fix_base, n);
+}
+
+static void fields_lines(event_writer_t *w, const allot_change_t *c)
+{
+    char *p = writer_room(w, 6 + 5);
+    if (p == NULL)
+        return;
+    size_t n = put_key(p, EVENT_KEY("lines"));
+    w->out->size += n + put_container(p + n, 0x90, c->line_count);
     for (uint32_t i = 0; i < c->line_count; i++) {
-        msgpack_pack_map(pk, 2);
-        pack_key_str(pk, "sku", c->lines[i].sku);
-        pack_key_int(pk, "qty", c->lines[i].qty);
+        put_container_header(w, 0x80, 2);
+        field_str(w, EVENT_KEY("sku"), c->lines[i].sku);
+        field_int(w, EVENT_KEY("qty"), c->lines[i].qty);
     }
 }
 
-static void pack_stock(msgpack_packer *pk, const allot_change_t *c)
+static void fields_stock(event_writer_t *w, const allot_change_t *c)
 {
-    msgpack_pack_map(pk, 3 + 10);
-    pack_key_str(pk, "sku", c->sku);
-    pack_key_str(pk, "location", c->location);
-    pack_key_int(pk, "on_hand", c->on_hand);
-    pack_key_int(pk, "reserved", c->reserved);
-    pack_key_int(pk, "allocated", c->allocated);
-    pack_key_int(pk, "safety_stock", c->safety_stock);
-    pack_key_int(pk, "available", c->available);
-    pack_key_int(pk, "delta", c->on_hand_delta);
-    pack_key_cstr(pk, "reason", c->reason);
-    pack_opt_str(pk, "ref", c->ref);
+    put_container_header(w, 0x80, 3 + 10);
+    field_str(w, EVENT_KEY("sku"), c->sku);
+    field_str(w, EVENT_KEY("location"), c->location);
+    field_int(w, EVENT_KEY("on_hand"), c->on_hand);
+    field_int(w, EVENT_KEY("reserved"), c->reserved);
+    field_int(w, EVENT_KEY("allocated"), c->allocated);
+    field_int(w, EVENT_KEY("safety_stock"), c->safety_stock);
+    field_int(w, EVENT_KEY("available"), c->available);
+    field_int(w, EVENT_KEY("delta"), c->on_hand_delta);
+    field_cstr(w, EVENT_KEY("reason"), c->reason);
+    field_opt_str(w, EVENT_KEY("ref"), c->ref);
 }
 
-static void pack_shipment(msgpack_packer *pk, const allot_change_t *c)
+static void fields_shipment(event_writer_t *w, const allot_change_t *c)
 {
-    msgpack_pack_map(pk, 3 + 7);
-    pack_key_str(pk, "order", c->order);
+    put_container_header(w, 0x80, 3 + 7);
+    field_str(w, EVENT_KEY("order"), c->order);
     char id[16];
     uint32_t len = allot_shipment_id_format(c->shipment, id);
-    pack_key_str(pk, "shipment", (allot_str_t){id, len});
-    pack_key_str(pk, "location", c->location);
-    pack_opt_cstr(pk, "from", c->from);
-    pack_key_cstr(pk, "to", c->to);
-    pack_opt_str(pk, "tracking", c->tracking);
-    pack_opt_str(pk, "customer", c->customer);
+    field_str(w, EVENT_KEY("shipment"), (allot_str_t){id, len});
+    field_str(w, EVENT_KEY("location"), c->location);
+    field_cstr(w, EVENT_KEY("from"), c->from);
+    field_cstr(w, EVENT_KEY("to"), c->to);
+    field_opt_str(w, EVENT_KEY("tracking"), c->tracking);
+    field_opt_str(w, EVENT_KEY("customer"), c->customer);
 }
 
-static void pack_supply(msgpack_packer *pk, const allot_change_t *c)
+static void fields_supply(event_writer_t *w, const allot_change_t *c)
 {
-    msgpack_pack_map(pk, 3 + 9);
-    pack_key_str(pk, "id", c->id);
-    pack_key_str(pk, "sku", c->sku);
-    pack_key_str(pk, "location", c->location);
-    pack_key_int(pk, "qty", c->qty);
-    pack_key_int(pk, "received", c->received);
-    pack_key_int(pk, "held", c->held);
-    pack_key_int(pk, "eta_ms", c->eta_ms);
-    pack_key_cstr(pk, "state", c->state);
-    pack_key_cstr(pk, "cause", c->cause);
+    put_container_header(w, 0x80, 3 + 9);
+    field_str(w, EVENT_KEY("id"), c->id);
+    field_str(w, EVENT_KEY("sku"), c->sku);
+    field_str(w, EVENT_KEY("location"), c->location);
+    field_int(w, EVENT_KEY("qty"), c->qty);
+    field_int(w, EVENT_KEY("received"), c->received);
+    field_int(w, EVENT_KEY("held"), c->held);
+    field_int(w, EVENT_KEY("eta_ms"), c->eta_ms);
+    field_cstr(w, EVENT_KEY("state"), c->state);
+    field_cstr(w, EVENT_KEY("cause"), c->cause);
 }
 
-/* The map's fields after seq, at_ms and type (the map header counts those three). */
-static void pack_fields(msgpack_packer *pk, const allot_change_t *c)
+static void fields_stock_level(event_writer_t *w, const allot_change_t *c)
+{
+    put_container_header(w, 0x80, 3 + 5);
+    field_str(w, EVENT_KEY("sku"), c->sku);
+    field_int(w, EVENT_KEY("available"), c->available);
+    field_int(w, EVENT_KEY("low_stock"), c->low_stock);
+    field_int(w, EVENT_KEY("threshold"), c->low_stock); /* the protocol's name for low_stock */
+    field_cstr(w, EVENT_KEY("reason"), c->reason);
+}
+
+/* The map's header (counting seq, at_ms and type) and its fields before those three. */
+static void fields_put(event_writer_t *w, const allot_change_t *c)
 {
     switch (c->type) {
     case ALLOT_CHANGE_STOCK_CHANGED:
-        pack_stock(pk, c);
+        fields_stock(w, c);
         return;
     case ALLOT_CHANGE_AVAIL_CHANGED:
-        msgpack_pack_map(pk, 3 + 2);
-        pack_key_str(pk, "sku", c->sku);
-        pack_key_int(pk, "available", c->available);
+        put_container_header(w, 0x80, 3 + 2);
+        field_str(w, EVENT_KEY("sku"), c->sku);
+        field_int(w, EVENT_KEY("available"), c->available);
         return;
     case ALLOT_CHANGE_STOCK_LOW:
-    case ALLOT_CHANGE_STOCK_RESTORED: /* threshold: the protocol's name for low_stock */
-        msgpack_pack_map(pk, 3 + 5);
-        pack_key_str(pk, "sku", c->sku);
-        pack_key_int(pk, "available", c->available);
-        pack_key_int(pk, "low_stock", c->low_stock);
-        pack_key_int(pk, "threshold", c->low_stock);
-        pack_key_cstr(pk, "reason", c->reason);
+    case ALLOT_CHANGE_STOCK_RESTORED:
+        fields_stock_level(w, c);
         return;
     case ALLOT_CHANGE_RESERVATION_CREATED:
     case ALLOT_CHANGE_RESERVATION_RELEASED:
     case ALLOT_CHANGE_RESERVATION_EXPIRED:
-        msgpack_pack_map(pk, 3 + 3);
-        pack_key_str(pk, "id", c->id);
-        pack_lines(pk, c);
-        pack_opt_str(pk, "order", c->order);
+        put_container_header(w, 0x80, 3 + 3);
+        field_str(w, EVENT_KEY("id"), c->id);
+        fields_lines(w, c);
+        field_opt_str(w, EVENT_KEY("order"), c->order);
         return;
     case ALLOT_CHANGE_ORDER_CREATED:
-        msgpack_pack_map(pk, 3 + 2);
-        pack_key_str(pk, "id", c->id);
-        pack_opt_str(pk, "customer", c->customer);
+        put_container_header(w, 0x80, 3 + 2);
+        field_str(w, EVENT_KEY("id"), c->id);
+        field_opt_str(w, EVENT_KEY("customer"), c->customer);
         return;
     case ALLOT_CHANGE_ORDER_CHANGED:
-        msgpack_pack_map(pk, 3 + 5);
-        pack_key_str(pk, "id", c->id);
-        pack_opt_str(pk, "customer", c->customer);
-        pack_key_cstr(pk, "from", c->from);
-        pack_key_cstr(pk, "to", c->to);
-        pack_key_cstr(pk, "cause", c->cause);
+        put_container_header(w, 0x80, 3 + 5);
+        field_str(w, EVENT_KEY("id"), c->id);
+        field_opt_str(w, EVENT_KEY("customer"), c->customer);
+        field_cstr(w, EVENT_KEY("from"), c->from);
+        field_cstr(w, EVENT_KEY("to"), c->to);
+        field_cstr(w, EVENT_KEY("cause"), c->cause);
         return;
     case ALLOT_CHANGE_SHIPMENT_CHANGED:
-        pack_shipment(pk, c);
+        fields_shipment(w, c);
         return;
     case ALLOT_CHANGE_SUPPLY_CHANGED:
-        pack_supply(pk, c);
+        fields_supply(w, c);
         return;
     case ALLOT_CHANGE_RETURN_CHANGED:
-        msgpack_pack_map(pk, 3 + 4);
-        pack_key_str(pk, "id", c->id);
-        pack_key_str(pk, "order", c->order);
-        pack_key_cstr(pk, "state", c->state);
-        pack_opt_str(pk, "customer", c->customer);
+        put_container_header(w, 0x80, 3 + 4);
+        field_str(w, EVENT_KEY("id"), c->id);
+        field_str(w, EVENT_KEY("order"), c->order);
+        field_cstr(w, EVENT_KEY("state"), c->state);
+        field_opt_str(w, EVENT_KEY("customer"), c->customer);
         return;
     default:
-        msgpack_pack_map(pk, 3);
+        put_container_header(w, 0x80, 3);
         return;
     }
 }
 
 /* The header in front of the map: the filter keys. */
-static void header_put(msgpack_sbuffer *out, const allot_change_t *c)
+static void header_put(event_writer_t *w, const allot_change_t *c)
 {
     allot_str_t order = c->order;
     if (order.len == 0 &&
         (c->type == ALLOT_CHANGE_ORDER_CREATED || c->type == ALLOT_CHANGE_ORDER_CHANGED))
         order = c->id;
-    uint8_t head[2] = {EVENT_FORMAT_VERSION, c->type};
-    msgpack_sbuffer_write(out, (const char *)head, 2);
     const allot_str_t keys[3] = {c->sku, order, c->customer};
+    char *p = writer_room(w, 2 + 3 + keys[0].len + keys[1].len + keys[2].len);
+    if (p == NULL)
+        return;
+    size_t n = 0;
+    p[n++] = EVENT_FORMAT_VERSION;
+    p[n++] = (char)c->type;
     for (int i = 0; i < 3; i++) {
-        uint8_t len = (uint8_t)keys[i].len;
-        msgpack_sbuffer_write(out, (const char *)&len, 1);
-        msgpack_sbuffer_write(out, keys[i].ptr, keys[i].len);
+        p[n++] = (char)(uint8_t)keys[i].len;
+        if (keys[i].len > 0)
+            memcpy(p + n, keys[i].ptr, keys[i].len);
+        n += keys[i].len;
     }
+    w->out->size += n;
+}
+
+bool events_change_pack(msgpack_sbuffer *out, const allot_change_t *change)
+{
+    size_t size = out->size;
+    event_writer_t w = {out, false};
+    header_put(&w, change);
+    fields_put(&w, change);
+    if (w.failed)
+        out->size = size;
+    return !w.failed;
+}
+
+/* The pairs a version 2 value leaves out, appended. */
+static void derived_put(event_writer_t *w, uint64_t seq, int64_t at_ms, uint8_t type)
+{
+    field_int(w, EVENT_KEY("seq"), (int64_t)seq);
+    field_int(w, EVENT_KEY("at_ms"), at_ms);
+    field_cstr(w, EVENT_KEY("type"), allot_change_type_name(type));
 }
 
 /* ---- pending until durable ------------------------------------------------------------------ */
@@ -239,13 +416,10 @@ static void on_change(void *ctx, uint64_t lsn, uint32_t index, const allot_chang
     }
     uint64_t seq = allot_change_seq(lsn, index);
     size_t offset = events->values.size;
-    header_put(&events->values, change);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &events->values, pack_sbuffer_write);
-    pack_fields(&pk, change);
-    pack_key_int(&pk, "seq", (int64_t)seq);
-    pack_key_int(&pk, "at_ms", change->at_ms);
-    pack_key_cstr(&pk, "type", allot_change_type_name(change->type));
+    if (!events_change_pack(&events->values, change)) {
+        events->lost++;
+        return;
+    }
     events->pending[events->pending_count++] = (pending_event_t){
         seq, lsn, change->at_ms, offset, (uint32_t)(events->values.size - offset), change->type};
     if (change->type == ALLOT_CHANGE_STOCK_CHANGED && change->on_hand_delta != 0)
@@ -378,8 +552,9 @@ bool events_value_match(const uint8_t *value, size_t len, const events_filter_t 
 {
     const uint8_t *p = value + 2, *end = value + len;
     allot_str_t order, customer;
-    if (len < 2 || value[0] != EVENT_FORMAT_VERSION || !key_take(&p, end, sku) ||
-        !key_take(&p, end, &order) || !key_take(&p, end, &customer))
+    if (len < 2 ||
+        (value[0] != EVENT_FORMAT_VERSION && value[0] != EVENT_FORMAT_VERSION_WHOLE_MAP) ||
+        !key_take(&p, end, sku) || !key_take(&p, end, &order) || !key_take(&p, end, &customer))
         return false;
     *type = value[1];
     *map = p;
@@ -390,16 +565,34 @@ bool events_value_match(const uint8_t *value, size_t len, const events_filter_t 
            key_matches(filter->customer, customer);
 }
 
+bool events_map_append(const uint8_t *value, const uint8_t *map, size_t map_len, uint64_t seq,
+                       int64_t at_ms, msgpack_sbuffer *out)
+{
+    size_t size = out->size;
+    event_writer_t w = {out, false};
+    char *p = writer_room(&w, map_len);
+    if (p != NULL) {
+        memcpy(p, map, map_len);
+        out->size += map_len;
+        if (value[0] != EVENT_FORMAT_VERSION_WHOLE_MAP)
+            derived_put(&w, seq, at_ms, value[1]);
+    }
+    if (w.failed)
+        out->size = size;
+    return !w.failed;
+}
+
 typedef struct read_walk {
+    events_t *events;
     const events_filter_t *filter;
     uint32_t limit, found;
+    bool out_of_memory;
     events_each_cb each_cb;
     void *ctx;
 } read_walk_t;
 
 static int read_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *value, size_t len)
 {
-    (void)at_ms;
     read_walk_t *walk = ctx;
     uint8_t type;
     allot_str_t sku;
@@ -407,6 +600,16 @@ static int read_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *valu
     size_t map_len;
     if (!events_value_match(value, len, walk->filter, &type, &sku, &map, &map_len))
         return 0;
+    msgpack_sbuffer *whole = &walk->events->read_map;
+    if (value[0] != EVENT_FORMAT_VERSION_WHOLE_MAP) {
+        whole->size = 0;
+        if (!events_map_append(value, map, map_len, seq, at_ms, whole)) {
+            walk->out_of_memory = true;
+            return 1;
+        }
+        map = (const uint8_t *)whole->data;
+        map_len = whole->size;
+    }
     walk->found++;
     int stop = walk->each_cb(walk->ctx, seq, map, map_len);
     return stop != 0 || walk->found == walk->limit;
@@ -419,9 +622,10 @@ int events_read(events_t *events, uint64_t after, const events_filter_t *filter,
     *next = after;
     if (after < event_store_trimmed_seq(events->store))
         return ALLOT_EEXPIRED;
-    read_walk_t walk = {filter, limit, 0, each_cb, ctx};
-    return event_store_scan(events->store, after, ALLOT_EVENTS_READ_SCAN_MAX, read_each, &walk,
-                            next);
+    read_walk_t walk = {events, filter, limit, 0, false, each_cb, ctx};
+    int rc =
+        event_store_scan(events->store, after, ALLOT_EVENTS_READ_SCAN_MAX, read_each, &walk, next);
+    return rc == 0 && walk.out_of_memory ? ALLOT_ENOMEM : rc;
 }
 
 uint64_t events_last_seq(const events_t *events)
@@ -626,6 +830,7 @@ int events_open(struct server *server, struct allot_state *state, const char *da
     msgpack_sbuffer_init(&events->values);
     msgpack_sbuffer_init(&events->strings);
     msgpack_sbuffer_init(&events->notification);
+    msgpack_sbuffer_init(&events->read_map);
     allot_state_set_change_observer(state, on_change, events);
     *out = events;
     return 0;
@@ -665,6 +870,7 @@ void events_close(events_t *events)
     msgpack_sbuffer_destroy(&events->values);
     msgpack_sbuffer_destroy(&events->strings);
     msgpack_sbuffer_destroy(&events->notification);
+    msgpack_sbuffer_destroy(&events->read_map);
     event_store_close(events->store);
     free(events);
 }

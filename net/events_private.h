@@ -93,19 +93,29 @@ struct events {
     uint64_t next_subscription_id;
     uint64_t subscribers_cut;
     msgpack_sbuffer notification; /* one event as a notification */
+    msgpack_sbuffer read_map;     /* events.read: one event's whole map (a version 2 value) */
     events_listener_t listeners[EVENTS_LISTENERS_MAX];
     uint32_t listener_count;
     uint64_t trim_next_ms; /* uv_now() */
 };
 
 /* events.c */
+/* Append the change's stored bytes (the layout in events.c's header comment) to out; false, out
+ * as it was, when memory ran out. */
+bool events_change_pack(msgpack_sbuffer *out, const allot_change_t *change);
+/* Append the event's whole map as clients see it to out, from a stored value that
+ * events_value_match accepted (value, and the map it found) with the event's seq and at_ms;
+ * false, out as it was, when memory ran out. */
+bool events_map_append(const uint8_t *value, const uint8_t *map, size_t map_len, uint64_t seq,
+                       int64_t at_ms, msgpack_sbuffer *out);
 int events_store_pending(events_t *events, uint64_t upto_lsn);
 /* Park a read that found nothing until events come or wait_ms passes (conn's deferred_count
  * counts it). ALLOT_EOVERLOADED when ALLOT_EVENTS_WAITERS_MAX wait. */
 int events_wait(events_t *events, struct connection *conn, uint32_t msgid, uint64_t after,
                 const events_filter_t *filter, uint32_t limit, uint64_t wait_ms);
 void events_waiters_wake(events_t *events);
-/* Does the stored event (its bytes after at_ms) pass the filter? *map: its MessagePack map. */
+/* Does the stored event (its bytes after at_ms) pass the filter? *map: its MessagePack map as
+ * stored (events_map_append gives it whole). */
 bool events_value_match(const uint8_t *value, size_t len, const events_filter_t *filter,
                         uint8_t *type, allot_str_t *sku, const uint8_t **map, size_t *map_len);
 

@@ -197,7 +197,10 @@ void events_push(events_t *events, const pending_event_t *pending, uint32_t coun
         msgpack_sbuffer *n = &events->notification;
         n->size = 0;
         msgpack_sbuffer_write(n, NOTIFICATION_PREFIX, sizeof(NOTIFICATION_PREFIX));
-        msgpack_sbuffer_write(n, (const char *)map, map_len);
+        if (n->size != sizeof(NOTIFICATION_PREFIX) ||
+            !events_map_append((const uint8_t *)events->values.data + p->offset, map, map_len,
+                               p->seq, p->at_ms, n))
+            continue; /* out of memory: this event is not pushed (events.read has it) */
         for (uint32_t i = 0; i < events->by_type_count[p->type]; i++) {
             events_subscription_t *s = events->by_type[p->type][i];
             if (s->conn == NULL || s->conn->closing || !sku_wanted(s, sku))

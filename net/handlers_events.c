@@ -118,6 +118,8 @@ static int read_fail(events_t *events, int rc, uint64_t oldest, allot_error_deta
         error->oldest = oldest;
         return rc;
     }
+    if (rc == ALLOT_ENOMEM)
+        return allot_error_set(error, rc, NULL, "out of memory while reading events");
     return allot_error_set(error, ALLOT_EINTERNAL, NULL, "%s", event_store_message(events->store));
 }
 

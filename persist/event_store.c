@@ -3,9 +3,11 @@
  * Layout (LMDB, one file with MDB_NOSUBDIR, "<path>-lock" beside it), five named databases:
  *   "events"  key: u64 seq, big-endian (so that LMDB's byte order is seq order)
  *             value: i64 at_ms, little-endian, then the event's bytes as net/events.c lays
- *             them out (u8 format version 1; u8 type; u8 sku_len, sku; u8 order_len, order;
- *             u8 customer_len, customer; then the event as one MessagePack map, as the wire
- *             carries it). A value shorter than 8 bytes is damage (ALLOT_ECORRUPT).
+ *             them out (u8 format version, 1 or 2; u8 type; u8 sku_len, sku; u8 order_len,
+ *             order; u8 customer_len, customer; then the event as one MessagePack map, whole in
+ *             version 1, without the seq, at_ms and type pairs that key, at_ms and type give in
+ *             version 2; both are read, the events of one store may be of both). A value
+ *             shorter than 8 bytes is damage (ALLOT_ECORRUPT).
  *   "meta"    "last_lsn": u64 LE, every event of the records up to it is stored;
  *             "trimmed_seq": u64 LE, the highest seq retention removed (0: none);
  *             "bytes": u64 LE, the sum of the key and value sizes of the events;
@@ -33,6 +35,10 @@
 #include "fault.h"
 
 #define EVENT_STORE_PATH_BYTES_MAX 1100
+/* The meta values, in the order of meta_names. */
+#define EVENT_STORE_META_COUNT 5
+static const char *const meta_names[EVENT_STORE_META_COUNT] = {"last_lsn", "trimmed_seq", "bytes",
+                                                               "count", "ledger_count"};
 
 struct event_store {
     MDB_env *env;
@@ -40,9 +46,11 @@ struct event_store {
     MDB_dbi meta;
     MDB_dbi ledger_sku, ledger_loc, ledger_time;
     uint64_t ledger_count;
-    MDB_txn *txn; /* the write batch, NULL when none */
+    MDB_txn *txn;           /* the write batch, NULL when none */
+    MDB_cursor *put_cursor; /* the batch's appends to "events" (NULL: none yet) */
     uint64_t last_lsn, trimmed_seq, bytes, count;
     uint64_t first_seq, last_seq;
+    uint64_t meta_stored[EVENT_STORE_META_COUNT]; /* the meta values as committed */
     char message[256];
 };
 
@@ -123,11 +131,13 @@ static int store_load(event_store_t *store)
             mdb_txn_abort(txn);
         return store_fail(store, "open databases", mrc);
     }
-    store->last_lsn = meta_get(txn, store->meta, "last_lsn");
-    store->trimmed_seq = meta_get(txn, store->meta, "trimmed_seq");
-    store->bytes = meta_get(txn, store->meta, "bytes");
-    store->count = meta_get(txn, store->meta, "count");
-    store->ledger_count = meta_get(txn, store->meta, "ledger_count");
+    for (int i = 0; i < EVENT_STORE_META_COUNT; i++)
+        store->meta_stored[i] = meta_get(txn, store->meta, meta_names[i]);
+    store->last_lsn = store->meta_stored[0];
+    store->trimmed_seq = store->meta_stored[1];
+    store->bytes = store->meta_stored[2];
+    store->count = store->meta_stored[3];
+    store->ledger_count = store->meta_stored[4];
     int rc = ends_read(store, txn);
     mrc = mdb_txn_commit(txn);
     if (rc == 0 && mrc != 0)
@@ -162,10 +172,18 @@ int event_store_open(const char *data_dir, event_store_t **out, char *message, s
     return 0;
 }
 
+static void put_cursor_close(event_store_t *store)
+{
+    if (store->put_cursor != NULL)
+        mdb_cursor_close(store->put_cursor);
+    store->put_cursor = NULL;
+}
+
 void event_store_close(event_store_t *store)
 {
     if (store == NULL)
         return;
+    put_cursor_close(store);
     if (store->txn != NULL)
         mdb_txn_abort(store->txn);
     if (store->env != NULL)
@@ -216,7 +234,13 @@ int event_store_put(event_store_t *store, uint64_t seq, int64_t at_ms, const voi
     uint8_t key_bytes[8];
     seq_key(seq, key_bytes);
     MDB_val key = {8, key_bytes}, data = {8 + len, NULL};
-    int mrc = mdb_put(store->txn, store->events, &key, &data, MDB_RESERVE | MDB_APPEND);
+    /* one cursor for the batch: an append through it stays on the last page instead of walking
+     * down from the root again as mdb_put's fresh cursor does */
+    int mrc = store->put_cursor != NULL
+                  ? 0
+                  : mdb_cursor_open(store->txn, store->events, &store->put_cursor);
+    if (mrc == 0)
+        mrc = mdb_cursor_put(store->put_cursor, &key, &data, MDB_RESERVE | MDB_APPEND);
     if (mrc != 0)
         return store_fail(store, "put", mrc);
     allot_u64_store_le(data.mv_data, (uint64_t)at_ms);
@@ -229,26 +253,30 @@ int event_store_put(event_store_t *store, uint64_t seq, int64_t at_ms, const voi
     return 0;
 }
 
-static int meta_write(event_store_t *store)
+/* Put the meta values that differ from what is committed (trimmed_seq and ledger_count move
+ * only now and then; a put is a B-tree walk); values[]: what they become once committed. */
+static int meta_write(event_store_t *store, uint64_t values[EVENT_STORE_META_COUNT])
 {
-    int mrc = meta_put(store->txn, store->meta, "last_lsn", store->last_lsn);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "trimmed_seq", store->trimmed_seq);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "bytes", store->bytes);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "count", store->count);
-    if (mrc == 0)
-        mrc = meta_put(store->txn, store->meta, "ledger_count", store->ledger_count);
+    values[0] = store->last_lsn;
+    values[1] = store->trimmed_seq;
+    values[2] = store->bytes;
+    values[3] = store->count;
+    values[4] = store->ledger_count;
+    int mrc = 0;
+    for (int i = 0; mrc == 0 && i < EVENT_STORE_META_COUNT; i++)
+        if (values[i] != store->meta_stored[i])
+            mrc = meta_put(store->txn, store->meta, meta_names[i], values[i]);
     return mrc;
 }
 
 int event_store_commit(event_store_t *store, uint64_t last_lsn)
 {
     assert(store->txn != NULL);
+    put_cursor_close(store);
     if (last_lsn > store->last_lsn)
         store->last_lsn = last_lsn;
-    int mrc = meta_write(store);
+    uint64_t values[EVENT_STORE_META_COUNT];
+    int mrc = meta_write(store, values);
     if (mrc != 0) {
         event_store_abort(store);
         return store_fail(store, "meta", mrc);
@@ -259,11 +287,13 @@ int event_store_commit(event_store_t *store, uint64_t last_lsn)
         store_load(store); /* back to what is stored */
         return store_fail(store, "commit", mrc);
     }
+    memcpy(store->meta_stored, values, sizeof(values));
     return 0;
 }
 
 void event_store_abort(event_store_t *store)
 {
+    put_cursor_close(store);
     if (store->txn != NULL)
         mdb_txn_abort(store->txn);
     store->txn = NULL;

@@ -208,6 +208,7 @@ static void positions_capture(allot_state_t *state)
     stream->before_count = 0;
     for (uint32_t s = 0; s < stream->sku_count; s++) {
         uint32_t index = allot_sku_index_find(state, stream->skus[s]);
+        stream->sku_indices[s] = index;  /* SKUs are never removed: still its index after */
         stream->low_stock_before[s] = 0; /* a SKU that does not exist yet has no setting */
         if (index == ALLOT_SKU_NONE)
             continue;
@@ -647,6 +648,22 @@ static bool sku_low(int64_t available, int64_t low_stock)
     return low_stock > 0 && available <= low_stock;
 }
 
+/* Records that never change a SKU's settings (low_stock): the hot ones. */
+static bool settings_kept(const allot_event_t *event)
+{
+    switch (event->type) {
+    case ALLOT_EVENT_RESERVATION_CREATE:
+    case ALLOT_EVENT_RESERVATION_REPLACE:
+    case ALLOT_EVENT_RESERVATION_RELEASE:
+    case ALLOT_EVENT_STOCK_SET:
+    case ALLOT_EVENT_STOCK_ADJUST:
+    case ALLOT_EVENT_ORDER_CREATE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* stock.low / stock.restored when the record took the SKU (index, the touched SKU s) across its
  * low_stock: from its before and after totals and settings alone, never from memory. */
 static void low_changes(allot_state_t *state, const allot_event_t *event, uint32_t s,
@@ -656,7 +673,9 @@ static void low_changes(allot_state_t *state, const allot_event_t *event, uint32
     int64_t low_stock_before = stream->low_stock_before[s];
     if (low_stock_before < 0)
         return; /* nothing captured to compare with */
-    int64_t low_stock = sale_sku_low_stock(state, index);
+    int64_t low_stock = settings_kept(event) && stream->sku_indices[s] != ALLOT_SKU_NONE
+                            ? low_stock_before
+                            : sale_sku_low_stock(state, index);
     bool was_low = sku_low(before, low_stock_before);
     bool is_low = sku_low(after, low_stock);
     if (was_low == is_low)
@@ -709,7 +728,9 @@ void stream_record_after(allot_state_t *state, const allot_event_t *event)
     int64_t before[sizeof(stream->skus) / sizeof(stream->skus[0])];
     int64_t after[sizeof(stream->skus) / sizeof(stream->skus[0])];
     for (uint32_t s = 0; s < stream->sku_count; s++) {
-        indices[s] = allot_sku_index_find(state, stream->skus[s]);
+        indices[s] = stream->sku_indices[s] != ALLOT_SKU_NONE
+                         ? stream->sku_indices[s]
+                         : allot_sku_index_find(state, stream->skus[s]); /* new with the record */
         if (indices[s] != ALLOT_SKU_NONE)
             sku_changes(state, event, indices[s], &before[s], &after[s]);
     }

@@ -60,6 +60,7 @@ typedef struct stream_state {
     allot_str_t skus[2 * ALLOT_LINES_MAX];
     uint32_t sku_count;
     int64_t low_stock_before[2 * ALLOT_LINES_MAX]; /* per SKU above; -1: not captured */
+    uint32_t sku_indices[2 * ALLOT_LINES_MAX];     /* per SKU above; ALLOT_SKU_NONE: none before */
     stream_before_t *before;
     uint32_t before_count, before_capacity;
     allot_change_line_t lines[ALLOT_LINES_MAX]; /* a hold's lines before a release */

@@ -189,3 +189,48 @@ Test(event_store, ledger_reads_one_sku_newest_first_by_location_and_window_in_pa
     cr_assert_eq(kept.seqs[0], 30);
     cr_assert_eq(event_store_ledger_count(store), 2);
 }
+
+static int count_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *value, size_t len)
+{
+    (void)at_ms;
+    uint64_t *expected = ctx;
+    char text[32];
+    int n = snprintf(text, sizeof(text), "event-%llu", (unsigned long long)seq);
+    cr_assert_eq(seq, *expected, "seq %llu where %llu was due", (unsigned long long)seq,
+                 (unsigned long long)*expected);
+    cr_assert(len == (size_t)n && memcmp(value, text, len) == 0);
+    (*expected)++;
+    return 0;
+}
+
+/* Batches of many appends (pages split under them), an aborted batch between two, a trim and
+ * commits after it: every event back in order after reopen, and the meta values with them
+ * (a commit puts only the meta values that changed). */
+Test(event_store, appends_across_page_splits_and_an_aborted_batch_keep_every_event_and_meta)
+{
+    put_events(1, 5000, 1000, 1);
+    cr_assert_eq(event_store_begin(store), 0);
+    cr_assert_eq(event_store_put(store, 5001, 1000, "lost", 4), 0);
+    event_store_abort(store);
+    cr_assert_eq(event_store_last_seq(store), 5000, "the aborted batch is gone");
+    put_events(5001, 5000, 1000, 2);
+    uint64_t removed;
+    cr_assert_eq(event_store_trim(store, 1000 + 10, 5, UINT64_MAX, INT64_MAX, &removed), 0);
+    cr_assert_eq(removed, 10000 < EVENT_STORE_TRIM_STEP_MAX ? 10000 : EVENT_STORE_TRIM_STEP_MAX);
+    uint64_t trimmed = event_store_trimmed_seq(store);
+    put_events(20001, 3000, 9000, 3);
+    put_events(23001, 1, 9000, 4);
+    uint64_t count = event_store_count(store), bytes = event_store_bytes(store);
+    store_reopen();
+    cr_assert_eq(event_store_last_lsn(store), 4);
+    cr_assert_eq(event_store_trimmed_seq(store), trimmed);
+    cr_assert_eq(event_store_count(store), count);
+    cr_assert_eq(event_store_bytes(store), bytes);
+    cr_assert_eq(event_store_last_seq(store), 23001);
+    uint64_t expected = trimmed + 1, last;
+    if (expected > 10000)
+        expected = 20001;
+    cr_assert_eq(event_store_scan(store, trimmed, 100000, count_each, &expected, &last), 0);
+    cr_assert_eq(expected, 23002);
+    cr_assert_eq(last, 23001);
+}
