@@ -3,8 +3,9 @@
 # epoll client allot-ping-epoll (A) on the same server in the same session, alternating A, B...,
 # for ping and 1-SKU avail.get on allotd and ping on allot-echo-epoll (which takes the server's
 # cost out); one line per run and, per allot-bench, the client-CPU-per-request ratios to A.
-# The workloads "reserve" (closed loop) and "open" (reserve in open loop at RATE/s) have no
-# minimal client: there the allot-bench binaries alternate among themselves and the ratios are
+# The workloads "reserve" (closed loop), "open" (reserve in open loop at RATE/s) and "openecho"
+# (ping in open loop at RATE/s on allot-echo-epoll, the client's cost without a busy server) have
+# no minimal client: there the allot-bench binaries alternate among themselves and the ratios are
 # to the first one named (give the baseline first, e.g. A=/tmp/A/allot-bench B=build/...).
 #
 # usage: bench/ab-client.sh [NAME=ALLOT_BENCH]...   (default: bench=build/release/bench/allot-bench)
@@ -12,7 +13,7 @@
 #        BUILD=build/release (allotd, bench/allot-ping-epoll, bench/allot-echo-epoll)
 #        ALLOTD=$BUILD/allotd  FSYNC=none  RATE=95000 (open)  OPEN_OPTS="" (more options for
 #        the open-loop runs of every binary, e.g. --send-window-us 0 where all know it)
-#        WORKLOADS="ping avail echo" (also: reserve open)  PIN=1 (servers on CPU 0, the client's
+#        WORKLOADS="ping avail echo" (also: reserve open openecho)  PIN=1 (servers on CPU 0, the client's
 #        one thread on CPU 1)
 # allotd runs with --fsync $FSYNC; avail.get asks for S00000000 from both clients. "limit" names
 # the side busy 85% of its thread or more (BENCH_SATURATED_PERCENT), "-" when neither was: the
@@ -26,7 +27,7 @@ SKUS=${SKUS:-1000} LOCATIONS=${LOCATIONS:-10} CONNECTIONS=${CONNECTIONS:-50}
 PIPELINE=${PIPELINE:-16} WORKLOADS=${WORKLOADS:-"ping avail echo"} PIN=${PIN:-1}
 ALLOTD=${ALLOTD:-$BUILD/allotd} FSYNC=${FSYNC:-none} RATE=${RATE:-95000} OPEN_OPTS=${OPEN_OPTS:-}
 [ $# -gt 0 ] || set -- bench="$BUILD/bench/allot-bench"
-case ${1:-} in -h | --help) sed -n 2,21p "$0"; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n 2,22p "$0"; exit 0 ;; esac
 server_cpu=() client_cpu=()
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
@@ -84,6 +85,8 @@ for w in $WORKLOADS; do
   reserve) server=allotd min=0 scenario=(--scenario reserve) ;;
   # shellcheck disable=SC2206 # OPEN_OPTS is a list of options
   open) server=allotd min=0 scenario=(--scenario reserve --rate "$RATE") extra=($OPEN_OPTS) ;;
+  # shellcheck disable=SC2206
+  openecho) server=echo min=0 scenario=(--scenario ping --rate "$RATE") extra=($OPEN_OPTS) ;;
   *) echo "ab-client.sh: unknown workload $w" >&2; exit 64 ;;
   esac
   for i in $(seq "$PAIRS"); do
@@ -127,7 +130,7 @@ print("%-7s %-8s %4s %12s %12s %12s %6s %6s %7s   (open: p50 ms, p99 ms, late p5
                                     "client us/rq", "srv %", "cli %", "limit"))
 rows = {}
 for w in workloads:
-    clients = (["min"] if w not in ("reserve", "open") else []) + names
+    clients = (["min"] if w not in ("reserve", "open", "openecho") else []) + names
     for i in range(1, pairs + 1):
         for n in clients:
             path = "%s/%s-%s-%d.json" % (work, w, n, i)
@@ -137,9 +140,9 @@ for w in workloads:
             r = row(path)
             rows.setdefault((w, n), []).append(r)
             print("%-7s %-8s %4d %12.0f %12.3f %12.3f %6.0f %6.0f %7s" % ((w, n, i) + r) +
-                  ("   " + open_row(path) if w == "open" else ""))
+                  ("   " + open_row(path) if w.startswith("open") else ""))
 for w in workloads:
-    base = "min" if w not in ("reserve", "open") else names[0]
+    base = "min" if w not in ("reserve", "open", "openecho") else names[0]
     for n in names:
         if n == base:
             continue
