@@ -13,8 +13,8 @@
 #        BUILD=build/release (allotd, bench/allot-ping-epoll, bench/allot-echo-epoll)
 #        ALLOTD=$BUILD/allotd  FSYNC=none  RATE=95000 (open)  OPEN_OPTS="" (more options for
 #        the open-loop runs of every binary, e.g. --send-window-us 0 where all know it)
-#        WORKLOADS="ping avail echo" (also: reserve open openecho)  PIN=1 (servers on CPU 0, the client's
-#        one thread on CPU 1)
+#        WORKLOADS="ping avail echo" (also: reserve open openecho)
+#        PIN=1 (servers on CPU 0, the client's one thread on CPU 1)
 # allotd runs with --fsync $FSYNC; avail.get asks for S00000000 from both clients. "limit" names
 # the side busy 85% of its thread or more (BENCH_SATURATED_PERCENT), "-" when neither was: the
 # run then says little about either side. Open-loop rows add the latency (p50, p99), how late the
@@ -27,7 +27,7 @@ SKUS=${SKUS:-1000} LOCATIONS=${LOCATIONS:-10} CONNECTIONS=${CONNECTIONS:-50}
 PIPELINE=${PIPELINE:-16} WORKLOADS=${WORKLOADS:-"ping avail echo"} PIN=${PIN:-1}
 ALLOTD=${ALLOTD:-$BUILD/allotd} FSYNC=${FSYNC:-none} RATE=${RATE:-95000} OPEN_OPTS=${OPEN_OPTS:-}
 [ $# -gt 0 ] || set -- bench="$BUILD/bench/allot-bench"
-case ${1:-} in -h | --help) sed -n 2,22p "$0"; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n 2,21p "$0"; exit 0 ;; esac
 server_cpu=() client_cpu=()
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
@@ -70,10 +70,12 @@ start allotd "$work/allotd"
 start echo "$work/allot-echo-epoll"
 "$work/bench-${names[0]}" load --target allot://127.0.0.1:"${port[allotd]}" --skus "$SKUS" \
   --locations "$LOCATIONS" --quiet >/dev/null
-echo "# ab-client.sh $* (SKUS=$SKUS DURATION=$DURATION PAIRS=$PAIRS ${CONNECTIONS}x$PIPELINE FSYNC=$FSYNC, $(date -u +%FT%TZ))"
+echo "# ab-client.sh $* (SKUS=$SKUS DURATION=$DURATION PAIRS=$PAIRS ${CONNECTIONS}x$PIPELINE" \
+  "FSYNC=$FSYNC, $(date -u +%FT%TZ))"
 echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 common=(--connections "$CONNECTIONS" --pipeline "$PIPELINE" --duration "$DURATION"
         --warmup "$WARMUP")
+read -ra open_opts <<<"$OPEN_OPTS"
 for w in $WORKLOADS; do
   min=1 extra=()
   case $w in
@@ -83,10 +85,10 @@ for w in $WORKLOADS; do
   avail) server=allotd method=avail.get scenario=(--scenario browse --skus 1) ;;
   echo) server=echo method=ping scenario=(--scenario ping) ;;
   reserve) server=allotd min=0 scenario=(--scenario reserve) ;;
-  # shellcheck disable=SC2206 # OPEN_OPTS is a list of options
-  open) server=allotd min=0 scenario=(--scenario reserve --rate "$RATE") extra=($OPEN_OPTS) ;;
-  # shellcheck disable=SC2206
-  openecho) server=echo min=0 scenario=(--scenario ping --rate "$RATE") extra=($OPEN_OPTS) ;;
+  open)
+    server=allotd min=0 scenario=(--scenario reserve --rate "$RATE") extra=("${open_opts[@]}") ;;
+  openecho)
+    server=echo min=0 scenario=(--scenario ping --rate "$RATE") extra=("${open_opts[@]}") ;;
   *) echo "ab-client.sh: unknown workload $w" >&2; exit 64 ;;
   esac
   for i in $(seq "$PAIRS"); do
