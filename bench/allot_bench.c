@@ -34,6 +34,8 @@ static void usage(FILE *out)
         "  --rate N               open loop: N sessions/s in total, latency from the intended "
         "start\n"
         "                         (default: closed loop, as fast as replies come back)\n"
+        "  --send-window-us W     open loop: requests due within W us of the last send go out\n"
+        "                         together with the next (default 50; 0: each at its own time)\n"
         "  --duration S           measured seconds (default 10); cap for flashsale and --requests\n"
         "  --warmup S             unrecorded seconds before measuring (default 1)\n"
         "  --requests N           stop after N sessions instead of a duration\n"
@@ -239,6 +241,7 @@ static void config_defaults(bench_config_t *config)
     config->flash_units = 20000;
     config->customers = 2000;
     config->queue_rate_per_s = 500;
+    config->send_window_us = BENCH_SEND_WINDOW_US_DEFAULT;
     config->seed = 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -254,6 +257,7 @@ enum {
     OPT_PIPELINE,
     OPT_THREADS,
     OPT_RATE,
+    OPT_SEND_WINDOW,
     OPT_DURATION,
     OPT_WARMUP,
     OPT_REQUESTS,
@@ -291,6 +295,7 @@ static const struct option long_options[] = {
     {"pipeline", 1, 0, OPT_PIPELINE},
     {"threads", 1, 0, OPT_THREADS},
     {"rate", 1, 0, OPT_RATE},
+    {"send-window-us", 1, 0, OPT_SEND_WINDOW},
     {"duration", 1, 0, OPT_DURATION},
     {"warmup", 1, 0, OPT_WARMUP},
     {"requests", 1, 0, OPT_REQUESTS},
@@ -356,6 +361,10 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
         return parse_u64(arg, 1, BENCH_THREADS_MAX, &u) ? -1 : (config->threads = (uint32_t)u, 0);
     case OPT_RATE:
         return parse_double(arg, 0, 1e9, &config->rate_per_s);
+    case OPT_SEND_WINDOW:
+        return parse_u64(arg, 0, BENCH_SEND_WINDOW_US_MAX, &u)
+                   ? -1
+                   : (config->send_window_us = (uint32_t)u, 0);
     case OPT_DURATION:
         return parse_double(arg, 0.1, 86400, &config->duration_s);
     case OPT_WARMUP:

@@ -69,10 +69,12 @@ typedef struct bench_config {
     bench_scenario_t scenario;
     uint32_t mix_weights[SCENARIO_COUNT]; /* mixed: percent per session kind */
     uint32_t connections, pipeline, threads;
-    double rate_per_s; /* 0: closed loop */
-    double duration_s; /* run length after warm-up */
-    double warmup_s;   /* not recorded */
-    uint64_t requests; /* > 0: stop after this many sessions instead of a duration */
+    double rate_per_s;       /* 0: closed loop */
+    uint32_t send_window_us; /* open loop: requests due within this of a hand-out wait for the
+                                next one (pacer_send_ns); 0: each goes out at its own time */
+    double duration_s;       /* run length after warm-up */
+    double warmup_s;         /* not recorded */
+    uint64_t requests;       /* > 0: stop after this many sessions instead of a duration */
     /* data set */
     uint32_t skus, locations, sku_locations;
     int64_t on_hand;
@@ -172,7 +174,8 @@ struct worker {
     conn_t **queued; /* connections given requests since the last flush (conn_count slots) */
     uint32_t queued_count;
     bool filled; /* closed loop: every slot was given a session; replies start the next ones */
-    uint32_t rr; /* round-robin cursor for open-loop starts */
+    uint32_t rr; /* open loop: the connection the next due requests go to */
+    uint64_t last_send_ns; /* open loop: when due requests were last handed out (pacer_send_ns) */
     pacer_t pacer;
     uint64_t rng;
     uint64_t carts;

@@ -379,27 +379,33 @@ void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const ch
         session_begin(w, c, now);
 }
 
-/* Open loop: hand out due requests to free slots, round robin over connections. */
+/* Open loop: hand out every due request, filling one connection's free slots before going to
+ * the next, so that what falls due between two wake-ups leaves in one write; the next batch
+ * starts at the next connection. Each session's lateness counts from its intended start. */
 static void worker_start_open(worker_t *w, uint64_t now)
 {
+    uint32_t full = 0; /* connections found without a free slot */
+    bool started = false;
     while (pacer_next_ns(&w->pacer) <= now) {
-        conn_t *c = NULL;
-        for (uint32_t tries = 0; tries < w->conn_count; tries++) {
-            conn_t *candidate = &w->conns[w->rr++ % w->conn_count];
-            if (candidate->free_count > 0 && !candidate->dead && !candidate->refused) {
-                c = candidate;
-                break;
+        conn_t *c = &w->conns[w->rr % w->conn_count];
+        if (c->free_count == 0 || c->dead || c->refused) {
+            if (++full >= w->conn_count) {
+                w->slot_waits += now >= w->run->measure_start_ns;
+                break; /* backlog: the intended starts keep their time */
             }
-        }
-        if (c == NULL) {
-            w->slot_waits += now >= w->run->measure_start_ns;
-            return; /* backlog: the intended starts keep their time */
+            w->rr++;
+            continue;
         }
         uint64_t intended = pacer_due(&w->pacer, now);
         if (!session_begin(w, c, intended))
-            return;
+            break;
+        started = true;
         if (c->slots[c->free_slots[c->free_count]].recorded) /* the slot session_begin took */
             histogram_record(&w->send_late_ns, now - intended);
+    }
+    if (started) {
+        w->rr++;
+        w->last_send_ns = now;
     }
 }
 
@@ -499,22 +505,41 @@ static bool worker_all_refused(const worker_t *w)
     return true;
 }
 
+/* epoll_pwait2 (a timeout in ns, for an open loop's intended starts), or where the kernel has no
+ * epoll_pwait2 (before 5.11; valgrind) epoll_wait, its timeout rounded up to whole ms. */
+static int worker_wait(worker_t *w, struct epoll_event *events, int64_t timeout_ns)
+{
+    static _Atomic bool no_pwait2;
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
+                              .tv_nsec = timeout_ns % 1000000000};
+        int n = epoll_pwait2(w->epoll_fd, events, BENCH_EVENTS_MAX, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+    }
+    return epoll_wait(w->epoll_fd, events, BENCH_EVENTS_MAX,
+                      (int)((timeout_ns + 999999) / 1000000));
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     bench_run_t *run = w->run;
     bool open_loop = run->config->rate_per_s > 0.0;
+    uint64_t window_ns = (uint64_t)run->config->send_window_us * 1000;
     struct epoll_event events[BENCH_EVENTS_MAX];
-    prctl(PR_SET_TIMERSLACK, 1UL); /* open loop: wake at the intended start, not 50 us later */
+    prctl(PR_SET_TIMERSLACK, 1UL); /* open loop: wake when pacer_send_ns says, not 50 us later */
     while (atomic_load_explicit(&run->phase, memory_order_relaxed) != PHASE_EXIT) {
         uint64_t now = bench_now_ns();
         if (run->config->scenario == SCENARIO_FLASHSALE && worker_all_refused(w))
             w->exhausted = true;
         bool may_start = worker_may_start(w, now);
+        uint64_t send_ns = open_loop ? pacer_send_ns(&w->pacer, w->last_send_ns, window_ns) : 0;
         if (may_start && now >= run->start_ns) {
-            if (open_loop)
+            if (open_loop && now >= send_ns)
                 worker_start_open(w, now);
-            else if (!w->filled) {
+            else if (!open_loop && !w->filled) {
                 worker_start_closed(w, now);
                 w->filled = true;
             }
@@ -527,8 +552,8 @@ static void *worker_main(void *arg)
         if (now < run->start_ns)
             timeout_ns = (int64_t)(run->start_ns - now);
         else if (open_loop && may_start) {
-            uint64_t next = pacer_next_ns(&w->pacer);
-            timeout_ns = next > now ? (int64_t)(next - now) : 0;
+            send_ns = pacer_send_ns(&w->pacer, w->last_send_ns, window_ns);
+            timeout_ns = send_ns > now ? (int64_t)(send_ns - now) : 0;
             if (timeout_ns > 10 * 1000000)
                 timeout_ns = 10 * 1000000;
             if (timeout_ns == 0 && w->inflight > 0) {
@@ -536,9 +561,7 @@ static void *worker_main(void *arg)
                 timeout_ns = 1000000;
             }
         }
-        struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
-                              .tv_nsec = timeout_ns % 1000000000};
-        int n = epoll_pwait2(w->epoll_fd, events, BENCH_EVENTS_MAX, &ts, NULL);
+        int n = worker_wait(w, events, timeout_ns);
         for (int i = 0; i < n; i++) {
             conn_t *c = events[i].data.ptr;
             if (c->dead)

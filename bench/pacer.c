@@ -37,3 +37,11 @@ uint64_t pacer_backlog(const pacer_t *p, uint64_t now_ns)
     uint64_t due_total = (uint64_t)((double)(now_ns - p->start_ns) / p->interval_ns) + 1;
     return due_total > p->issued ? due_total - p->issued : 0;
 }
+
+uint64_t pacer_send_ns(const pacer_t *p, uint64_t last_send_ns, uint64_t window_ns)
+{
+    uint64_t next = pacer_next_ns(p);
+    if (last_send_ns == 0 || last_send_ns + window_ns <= next)
+        return next;
+    return last_send_ns + window_ns;
+}

@@ -9,6 +9,11 @@
  *   - pacer_due(p, now) returns the intended start of the next request when it is due
  *     (<= now_ns) and advances, else 0; pacer_next_ns is when the next one falls due.
  *   - interval_ns 0 means closed loop: every call is due "now" (intended start = now_ns).
+ *   - pacer_send_ns says when a worker should next hand out requests: the next intended start,
+ *     but no sooner than window_ns after it last did. Above one request per window the requests
+ *     that fall due within a window go out together, one wake-up and one write for all of them
+ *     instead of one each; each still counts from its own intended start (the wait is lateness,
+ *     reported as such). At rates below one per window every request goes out at its own time.
  *   - Times are CLOCK_MONOTONIC nanoseconds (> 0). Pure arithmetic, no clock reads.
  */
 #ifndef ALLOT_BENCH_PACER_H
@@ -29,5 +34,7 @@ uint64_t pacer_next_ns(const pacer_t *p);
 uint64_t pacer_due(pacer_t *p, uint64_t now_ns);
 /* Requests that are due at now_ns but not yet handed out (the backlog). */
 uint64_t pacer_backlog(const pacer_t *p, uint64_t now_ns);
+/* When to hand out the next requests after the last hand-out at last_send_ns (0: none yet). */
+uint64_t pacer_send_ns(const pacer_t *p, uint64_t last_send_ns, uint64_t window_ns);
 
 #endif

@@ -70,9 +70,9 @@ static void report_send_late(const bench_run_t *run, FILE *out)
         latency_format(histogram_percentile(h, ps[i]), p[i], sizeof(p[i]));
     latency_format(h->max, p[3], sizeof(p[3]));
     fprintf(out,
-            "open loop: sent late p50 %s, p99 %s, p99.9 %s, max %s (from the intended start); "
-            "every slot busy %" PRIu64 " times\n",
-            p[0], p[1], p[2], p[3], run->slot_waits);
+            "open loop: sent late p50 %s, p99 %s, p99.9 %s, max %s (from the intended start; "
+            "send window %u us); every slot busy %" PRIu64 " times\n",
+            p[0], p[1], p[2], p[3], run->config->send_window_us, run->slot_waits);
 }
 
 /* The bench's own CPU beside the server's, and which side was saturated (run_limited_by). */
@@ -237,9 +237,10 @@ int report_json(const bench_run_t *run, const char *path)
     const histogram_t *late = &run->send_late_ns;
     fprintf(f,
             "\"send_late_us\": {\"count\": %" PRIu64 ", \"p50\": %.2f, \"p99\": %.2f, "
-            "\"p999\": %.2f, \"max\": %.2f}, \"slot_waits\": %" PRIu64 ", ",
+            "\"p999\": %.2f, \"max\": %.2f}, \"slot_waits\": %" PRIu64 ", \"send_window_us\": %u, ",
             late->count, histogram_percentile(late, 50) / 1e3, histogram_percentile(late, 99) / 1e3,
-            histogram_percentile(late, 99.9) / 1e3, (double)late->max / 1e3, run->slot_waits);
+            histogram_percentile(late, 99.9) / 1e3, (double)late->max / 1e3, run->slot_waits,
+            config->send_window_us);
     fprintf(f, "\"no_orders\": %s, ", config->no_orders ? "true" : "false");
     fprintf(f, "\"orders_skipped\": %s, \"incomplete\": %s, \"error\": ",
             atomic_load(&run->orders_unsupported) ? "true" : "false",

@@ -472,6 +472,10 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
  * as what limited a closed-loop run. */
 #define BENCH_SATURATED_PERCENT 85
 #define BENCH_GROUP_LEADER_WAIT_MS 10000 /* --group: a member must name a leader by then */
+/* Open loop: requests falling due within this of the last hand-out go out with the next one
+ * (allot-bench --send-window-us; bench/pacer.h). */
+#define BENCH_SEND_WINDOW_US_DEFAULT 50
+#define BENCH_SEND_WINDOW_US_MAX     10000
 /* allot-echo-epoll (bench/echo_epoll.c), the floor of a ping: it reads as much at once as allotd
  * (ALLOT_READ_CHUNK_BYTES), keeps at most this much of unwritten replies per connection (more:
  * closed), and accepts descriptors below BENCH_ECHO_CONNECTIONS_MAX. */
