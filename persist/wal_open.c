@@ -41,6 +41,8 @@ static int wal_config_apply(wal_t *wal, const wal_config_t *config, char *messag
         config->batch_bytes_max ? config->batch_bytes_max : ALLOT_WAL_BATCH_BYTES_MAX;
     wal->allocate_retry_ms =
         config->allocate_retry_ms ? config->allocate_retry_ms : WAL_ALLOCATE_RETRY_MS_DEFAULT;
+    if (config->fsync_mode == WAL_FSYNC_ALWAYS)
+        wal->linger_ns_max = (uint64_t)config->linger_us_max * 1000u;
     if (wal->segment_bytes < WAL_SEGMENT_BYTES_MIN || wal->segment_bytes > WAL_SEGMENT_BYTES_MAX)
         return snprintf(message, message_bytes, "wal: segment size must be %u..%llu bytes",
                         WAL_SEGMENT_BYTES_MIN, (unsigned long long)WAL_SEGMENT_BYTES_MAX),
@@ -305,11 +307,15 @@ static int wal_threads_start(wal_t *wal, char *message, size_t message_bytes)
         return ALLOT_EIO;
     }
     wal->async.data = wal;
+    uv_timer_init(wal->loop, &wal->linger_timer); /* cannot fail */
+    wal->linger_timer.data = wal;
+    wal->handles_open = 2;
     rc = pthread_create(&wal->thread, NULL, wal_writer_main, wal);
     if (rc != 0) {
         snprintf(message, message_bytes, "wal: cannot start the writer thread: %s", strerror(rc));
         wal->closed_cb = NULL;
-        uv_close((uv_handle_t *)&wal->async, wal_async_closed_cb);
+        uv_close((uv_handle_t *)&wal->async, wal_handle_closed_cb);
+        uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);
         return ALLOT_EIO;
     }
     return 0;
@@ -368,6 +374,8 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
         rc = wal_open_tail(wal, config->log_end, next_lsn, message, message_bytes);
     if (rc == 0)
         rc = wal_open_segment(wal, next_lsn, message, message_bytes);
+    wal->linger_bytes = wal->batch_bytes_max / 2 < ALLOT_WAL_LINGER_BYTES ? wal->batch_bytes_max / 2
+                                                                          : ALLOT_WAL_LINGER_BYTES;
     if (rc == 0 && ((wal->fill = malloc(wal->batch_bytes_max)) == NULL ||
                     (wal->flight = malloc(wal->batch_bytes_max)) == NULL))
         rc = ALLOT_ENOMEM;

@@ -102,6 +102,8 @@ wal_log_end_t wal_log_end_of(const wal_scan_t *scan);
 struct wal {
     uv_loop_t *loop;
     uv_async_t async; /* writer -> loop: batch done, durable advanced, spare ready, failure */
+    uv_timer_t linger_timer; /* hands a lingering batch over when the loop is otherwise idle */
+    uint32_t handles_open;   /* async and linger_timer: the wal_t is freed when both closed */
     char dir[WAL_PATH_BYTES_MAX];
     wal_fsync_mode_t fsync_mode;
     uint32_t fsync_interval_ms;
@@ -125,6 +127,13 @@ struct wal {
     uint64_t spares_consumed;
     bool fatal_reported;
     bool closing;
+    /* Adaptive group commit (wal.h): the hand-over of the batch in flight, the end of the
+     * current linger (0: none), its longest length and the size that ends it at once. */
+    uint64_t handed_ns;
+    uint64_t linger_until_ns;
+    uint64_t linger_ns_max;
+    size_t linger_bytes;
+    bool handed; /* a batch was handed over and its end not seen yet */
 
     /* Written by the writer, read lock-free by the loop. */
     _Atomic uint64_t spares_created;
@@ -187,7 +196,10 @@ void *wal_writer_main(void *arg);
 void wal_async_cb(uv_async_t *handle);
 /* Free the wal_t and its buffers (its threads and handle are gone). */
 void wal_free(wal_t *wal);
-/* The async handle's close callback: frees the wal_t, then runs closed_cb. */
-void wal_async_closed_cb(uv_handle_t *handle);
+/* The close callback of the async handle and the linger timer: the last one frees the wal_t,
+ * then runs closed_cb. */
+void wal_handle_closed_cb(uv_handle_t *handle);
+/* The linger timer's callback (loop thread): the lingering batch goes now. */
+void wal_linger_cb(uv_timer_t *timer);
 
 #endif

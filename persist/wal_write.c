@@ -504,16 +504,52 @@ static void wal_hand_over(wal_t *wal)
     wal->fill = spare_buffer;
     wal->fill_bytes = 0;
     pthread_cond_signal(&wal->writer_cond);
+    wal->handed = true;
+    if (wal->linger_ns_max > 0)
+        wal->handed_ns = uv_hrtime();
+    if (wal->linger_until_ns != 0) {
+        wal->linger_until_ns = 0;
+        uv_timer_stop(&wal->linger_timer);
+    }
+}
+
+/* Mutex held: the writer is done with the batch handed over (adaptive group commit, wal.h).
+ * A small next batch lingers for as long as that commit took, at most linger_ns_max. */
+static void wal_linger_begin(wal_t *wal)
+{
+    wal->handed = false;
+    if (wal->linger_ns_max == 0 || wal->fill_bytes >= wal->linger_bytes)
+        return;
+    uint64_t now_ns = uv_hrtime();
+    uint64_t linger_ns = now_ns - wal->handed_ns;
+    if (linger_ns > wal->linger_ns_max)
+        linger_ns = wal->linger_ns_max;
+    wal->linger_until_ns = now_ns + linger_ns;
+    uv_timer_start(&wal->linger_timer, wal_linger_cb, (linger_ns + 999999u) / 1000000u, 0);
+}
+
+/* The fill may go to the writer now: no linger, or it grew large, or its deadline passed. */
+static bool wal_linger_over(const wal_t *wal)
+{
+    return wal->linger_until_ns == 0 || wal->fill_bytes >= wal->linger_bytes ||
+           uv_hrtime() >= wal->linger_until_ns;
 }
 
 void wal_flush(wal_t *wal)
 {
-    if (wal->fill_bytes == 0 || atomic_load(&wal->failed))
+    if (wal->fill_bytes == 0 || atomic_load(&wal->failed) || !wal_linger_over(wal))
         return;
     pthread_mutex_lock(&wal->mutex);
     if (!wal->flight_pending)
         wal_hand_over(wal);
     pthread_mutex_unlock(&wal->mutex);
+}
+
+void wal_linger_cb(uv_timer_t *timer)
+{
+    wal_t *wal = timer->data;
+    wal->linger_until_ns = 0;
+    wal_flush(wal);
 }
 
 /* Deliver what the writer published: hand over the next batch, durable_cb, fatal_cb. */
@@ -524,7 +560,10 @@ static void wal_report(wal_t *wal)
     uint64_t durable_lsn = wal->durable_lsn_shared;
     int error = wal->error;
     memcpy(message, wal->error_message, sizeof message);
-    if (error == 0 && !wal->closing && !wal->flight_pending && wal->fill_bytes > 0)
+    if (wal->handed && !wal->flight_pending && !wal->closing)
+        wal_linger_begin(wal);
+    if (error == 0 && !wal->closing && !wal->flight_pending && wal->fill_bytes > 0 &&
+        wal_linger_over(wal))
         wal_hand_over(wal);
     pthread_mutex_unlock(&wal->mutex);
     if (durable_lsn > wal->durable_lsn_reported) {
@@ -593,9 +632,12 @@ void wal_free(wal_t *wal)
     free(wal);
 }
 
-void wal_async_closed_cb(uv_handle_t *handle)
+void wal_handle_closed_cb(uv_handle_t *handle)
 {
     wal_t *wal = handle->data;
+    assert(wal->handles_open > 0);
+    if (--wal->handles_open > 0)
+        return;
     void (*closed_cb)(void *) = wal->closed_cb;
     void *ctx = wal->ctx;
     wal_free(wal);
@@ -624,6 +666,7 @@ int wal_close(wal_t *wal, void (*closed_cb)(void *ctx))
         close(wal->spare_fd);
     close(wal->dir_fd);
     int error = wal->error;
-    uv_close((uv_handle_t *)&wal->async, wal_async_closed_cb);
+    uv_close((uv_handle_t *)&wal->async, wal_handle_closed_cb);
+    uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);
     return error;
 }
