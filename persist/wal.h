@@ -7,7 +7,8 @@
  *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_room_check,
  *    wal_*_lsn, wal_truncate_before, wal_stats and wal_close are called from the libuv loop
  *    thread only. The WAL owns one writer thread (all segment writes, fdatasyncs, segment
- *    allocation and deletion) and one uv_async_t through which it reports back.
+ *    allocation and deletion) and one uv_poll_t on an eventfd through which it reports back
+ *    (not a uv_async_t: see wal_loop_wake in wal_write.c).
  *  - Directory: config->dir is the WAL directory itself (the server passes "<data-dir>/wal");
  *    wal_open creates it (mode 0750) when its parent exists. The files are listed in
  *    persist/wal_read.h.
@@ -64,7 +65,7 @@
  *    wal_close waits for it. Returns at once.
  *  - Close: wal_close hands over the last batch, waits for the writer to write (and, unless
  *    NONE, sync) it, joins the thread, reports the final durable_lsn via durable_cb (or the
- *    failure via fatal_cb), then uv_close()s its async handle and its linger timer. The wal_t
+ *    failure via fatal_cb), then uv_close()s its wake handle and its linger timer. The wal_t
  *    is freed once both have closed, after which closed_cb(ctx) (may be NULL) runs; run the loop
  * once more (uv_run) to let it happen; the loop then has no WAL handle left. No callback runs after
  * closed_cb. Returns 0 or the fatal error.
@@ -130,7 +131,7 @@ typedef struct wal_histograms {
 } wal_histograms_t;
 
 /* Open for appending; the next record gets next_lsn (>= 1). On error nothing is left open and
- * no callback ever runs, except that a failure after the async handle was initialised (thread
+ * no callback ever runs, except that a failure after the wake handle was initialised (thread
  * creation) closes it: run the loop to let it finish. message gets a reason (may be NULL). */
 int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal_t **out,
              wal_durable_cb durable_cb, wal_fatal_cb fatal_cb, void *ctx, char *message,

@@ -36,6 +36,22 @@ static uint64_t monotonic_ms(void)
 
 /* ---- the writer thread ----------------------------------------------------------------- */
 
+/* Writer, mutex not held: wake the loop (wal_wake_cb). Not a uv_async_t: while a uv_async_send
+ * is between its two steps, libuv's loop spins on the handle (997 pauses, then sched_yield,
+ * again and again), and when the writer shares the loop's CPU (allotd pinned to one) the
+ * loop's wake-up preempts the writer in exactly that window: about 4 yields and their spins
+ * per group commit, on the loop. An eventfd has no such window: one write until the loop has
+ * read it, and the loop reads it, then clears wake_pending, then reads what was published, so
+ * a wake-up skipped because one was pending is never lost. */
+static void wal_loop_wake(wal_t *wal)
+{
+    if (atomic_exchange(&wal->wake_pending, true))
+        return;
+    uint64_t one = 1;
+    ssize_t n = write(wal->wake_fd, &one, sizeof one);
+    (void)n; /* EAGAIN only when the counter is full, i.e. the loop is woken already */
+}
+
 /* Writer: record a fatal failure (first one wins) and wake the loop. */
 static void wal_writer_fail(wal_t *wal, int error, const char *what, int sys_error)
 {
@@ -47,7 +63,7 @@ static void wal_writer_fail(wal_t *wal, int error, const char *what, int sys_err
     }
     atomic_store(&wal->failed, true);
     pthread_mutex_unlock(&wal->mutex);
-    uv_async_send(&wal->async);
+    wal_loop_wake(wal);
 }
 
 int wal_zero_range(int fd, uint64_t offset, uint64_t bytes)
@@ -353,8 +369,11 @@ static bool wal_writer_duty(wal_t *wal)
         bool created = wal_spare_try(wal);
         pthread_mutex_lock(&wal->mutex);
         wal_writer_publish(wal);
-        if (created)
-            uv_async_send(&wal->async);
+        if (created) {
+            pthread_mutex_unlock(&wal->mutex);
+            wal_loop_wake(wal);
+            pthread_mutex_lock(&wal->mutex);
+        }
         return true;
     }
     if (wal->flight_pending) {
@@ -366,7 +385,9 @@ static bool wal_writer_duty(wal_t *wal)
         wal->flight_pending = false;
         wal_writer_publish(wal);
         pthread_cond_broadcast(&wal->done_cond);
-        uv_async_send(&wal->async);
+        pthread_mutex_unlock(&wal->mutex); /* the loop woken next takes it at once */
+        wal_loop_wake(wal);
+        pthread_mutex_lock(&wal->mutex);
         return true;
     }
     if (wal->truncate_pending) {
@@ -579,9 +600,16 @@ static void wal_report(wal_t *wal)
     }
 }
 
-void wal_async_cb(uv_async_t *handle)
+void wal_wake_cb(uv_poll_t *handle, int status, int events)
 {
-    wal_report(handle->data);
+    (void)status;
+    (void)events;
+    wal_t *wal = handle->data;
+    uint64_t count;
+    ssize_t n = read(wal->wake_fd, &count, sizeof count);
+    (void)n; /* EAGAIN: an earlier callback read it */
+    atomic_store(&wal->wake_pending, false);
+    wal_report(wal);
 }
 
 uint64_t wal_last_lsn(const wal_t *wal)
@@ -627,6 +655,8 @@ void wal_free(wal_t *wal)
     pthread_mutex_destroy(&wal->mutex);
     pthread_cond_destroy(&wal->writer_cond);
     pthread_cond_destroy(&wal->done_cond);
+    if (wal->wake_fd >= 0)
+        close(wal->wake_fd);
     free(wal->fill);
     free(wal->flight);
     free(wal);
@@ -666,7 +696,7 @@ int wal_close(wal_t *wal, void (*closed_cb)(void *ctx))
         close(wal->spare_fd);
     close(wal->dir_fd);
     int error = wal->error;
-    uv_close((uv_handle_t *)&wal->async, wal_handle_closed_cb);
+    uv_close((uv_handle_t *)&wal->wake, wal_handle_closed_cb);
     uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);
     return error;
 }

@@ -3,6 +3,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <ftw.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +332,37 @@ Test(wal_group_commit, no_linger_without_fsync_always, .init = setup, .fini = tm
     cr_assert_eq(wal->fill_bytes, 0, "acked at the write: nothing to gain by waiting");
     run_until_durable(wal, 2);
     close_wal(wal, 0);
+}
+
+/* Every sched_yield of this process, libuv's included (defined here, it is the one the shared
+ * libraries call too). */
+static atomic_ulong sched_yields;
+
+int sched_yield(void)
+{
+    atomic_fetch_add(&sched_yields, 1);
+    return (int)syscall(SYS_sched_yield);
+}
+
+/* allotd is run pinned to one CPU: the loop's wake-up then preempts the writer that woke it. A
+ * uv_async_t made the loop spin and sched_yield until the preempted writer finished its send. */
+Test(wal_wake, the_loop_never_yields_to_the_writer_that_woke_it_on_one_cpu, .init = setup,
+     .fini = tmp_teardown)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0, "the writer thread inherits it");
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20}, 1);
+    unsigned long before = atomic_load(&sched_yields);
+    for (uint64_t lsn = 1; lsn <= 300; lsn++) { /* each commit wakes a loop blocked in its poll */
+        cr_assert_eq(wal_append(wal, 1, 0, "w", 1), lsn);
+        run_until_durable(wal, lsn);
+    }
+    unsigned long yields = atomic_load(&sched_yields) - before;
+    close_wal(wal, 0);
+    cr_assert_eq(seen.durable_lsn, 300);
+    cr_assert_eq(yields, 0, "the loop yielded %lu times in 300 commits", yields);
 }
 
 Test(wal_fsync_failure, is_fatal_and_nothing_more_is_reported_durable, .init = setup,
