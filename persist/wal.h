@@ -7,7 +7,8 @@
  *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_room_check,
  *    wal_*_lsn, wal_truncate_before, wal_stats and wal_close are called from the libuv loop
  *    thread only. The WAL owns one writer thread (all segment writes, fdatasyncs, segment
- *    allocation and deletion) and one uv_async_t through which it reports back.
+ *    allocation and deletion) and one uv_poll_t on an eventfd through which it reports back
+ *    (not a uv_async_t: see wal_loop_wake in wal_write.c).
  *  - Directory: config->dir is the WAL directory itself (the server passes "<data-dir>/wal");
  *    wal_open creates it (mode 0750) when its parent exists. The files are listed in
  *    persist/wal_read.h.
@@ -15,7 +16,15 @@
  *    (previous + 1); it never touches the disk. wal_flush (end of each loop iteration) hands the
  *    batch to the writer if the writer is idle; otherwise the batch keeps growing and is handed
  *    over as soon as the writer reports back (group commit: one write + one fdatasync per
- *    batch). Callers must check before each append; wal_room_check(bytes) says what to reply:
+ *    batch). Adaptive group commit (linger_us_max > 0, ALWAYS only): when a batch became durable
+ *    and the next one holds less than ALLOT_WAL_LINGER_BYTES (or half of batch_bytes_max), it is
+ *    not handed over at once but waits for more records for as long as that commit took (from
+ *    hand-over to the loop's durable report), at most linger_us_max; then it goes at the end of
+ *    the iteration that reaches the deadline, or by a timer of the WAL's own when the loop has
+ *    nothing else to do (libuv's millisecond resolution: up to 1 ms later). Under a steady
+ *    stream of small writes each fdatasync, durable report and reply write then covers more
+ *    records; nothing is reported durable before its fdatasync either way. Callers must check
+ *    before each append; wal_room_check(bytes) says what to reply:
  *       ALLOT_EUNAVAILABLE  the WAL failed or is closing, or the disk refused space (below);
  *       ALLOT_ETOO_LARGE    bytes > wal_payload_bytes_max;
  *       ALLOT_EOVERLOADED   the batch buffer (batch_bytes_max) is full while the writer is busy,
@@ -56,10 +65,10 @@
  *    wal_close waits for it. Returns at once.
  *  - Close: wal_close hands over the last batch, waits for the writer to write (and, unless
  *    NONE, sync) it, joins the thread, reports the final durable_lsn via durable_cb (or the
- *    failure via fatal_cb), then uv_close()s its async handle. The wal_t is freed in that
- *    handle's close callback, after which closed_cb(ctx) (may be NULL) runs; run the loop once
- *    more (uv_run) to let it happen; the loop then has no WAL handle left. No callback runs
- *    after closed_cb. Returns 0 or the fatal error.
+ *    failure via fatal_cb), then uv_close()s its wake handle and its linger timer. The wal_t
+ *    is freed once both have closed, after which closed_cb(ctx) (may be NULL) runs; run the loop
+ * once more (uv_run) to let it happen; the loop then has no WAL handle left. No callback runs after
+ * closed_cb. Returns 0 or the fatal error.
  *  - wal_open(next_lsn) expects the log to end at next_lsn - 1 (run wal_replay first);
  *    otherwise ALLOT_EINVALID_ARGUMENT. With config->log_end (result->end of the replay just
  *    done) it takes the end of the newest segment and its torn tail from there instead of
@@ -94,6 +103,7 @@ typedef struct wal_config {
     uint64_t segment_bytes;       /* 0: ALLOT_WAL_SEGMENT_BYTES_DEFAULT; WAL_SEGMENT_BYTES_MIN.. */
     uint64_t batch_bytes_max;     /* 0: ALLOT_WAL_BATCH_BYTES_MAX (tests use smaller) */
     uint32_t allocate_retry_ms;   /* 0: WAL_ALLOCATE_RETRY_MS_DEFAULT */
+    uint32_t linger_us_max;       /* ALWAYS: adaptive group commit (contract); 0: none */
     const wal_log_end_t *log_end; /* NULL, or result->end of the replay of dir just done */
 } wal_config_t;
 
@@ -121,7 +131,7 @@ typedef struct wal_histograms {
 } wal_histograms_t;
 
 /* Open for appending; the next record gets next_lsn (>= 1). On error nothing is left open and
- * no callback ever runs, except that a failure after the async handle was initialised (thread
+ * no callback ever runs, except that a failure after the wake handle was initialised (thread
  * creation) closes it: run the loop to let it finish. message gets a reason (may be NULL). */
 int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal_t **out,
              wal_durable_cb durable_cb, wal_fatal_cb fatal_cb, void *ctx, char *message,

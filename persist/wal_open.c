@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,8 @@ static int wal_config_apply(wal_t *wal, const wal_config_t *config, char *messag
         config->batch_bytes_max ? config->batch_bytes_max : ALLOT_WAL_BATCH_BYTES_MAX;
     wal->allocate_retry_ms =
         config->allocate_retry_ms ? config->allocate_retry_ms : WAL_ALLOCATE_RETRY_MS_DEFAULT;
+    if (config->fsync_mode == WAL_FSYNC_ALWAYS)
+        wal->linger_ns_max = (uint64_t)config->linger_us_max * 1000u;
     if (wal->segment_bytes < WAL_SEGMENT_BYTES_MIN || wal->segment_bytes > WAL_SEGMENT_BYTES_MAX)
         return snprintf(message, message_bytes, "wal: segment size must be %u..%llu bytes",
                         WAL_SEGMENT_BYTES_MIN, (unsigned long long)WAL_SEGMENT_BYTES_MAX),
@@ -298,18 +301,25 @@ static int wal_threads_start(wal_t *wal, char *message, size_t message_bytes)
     pthread_cond_init(&wal->writer_cond, &attr);
     pthread_cond_init(&wal->done_cond, NULL);
     pthread_condattr_destroy(&attr);
-    int rc = uv_async_init(wal->loop, &wal->async, wal_async_cb);
+    wal->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rc = wal->wake_fd < 0 ? -errno : uv_poll_init(wal->loop, &wal->wake, wal->wake_fd);
     if (rc < 0) {
-        snprintf(message, message_bytes, "wal: uv_async_init: %s", uv_strerror(rc));
+        snprintf(message, message_bytes, "wal: cannot make the writer's wake-up: %s",
+                 wal->wake_fd < 0 ? strerror(-rc) : uv_strerror(rc));
         wal_free(wal);
         return ALLOT_EIO;
     }
-    wal->async.data = wal;
+    wal->wake.data = wal;
+    uv_poll_start(&wal->wake, UV_READABLE, wal_wake_cb);
+    uv_timer_init(wal->loop, &wal->linger_timer); /* cannot fail */
+    wal->linger_timer.data = wal;
+    wal->handles_open = 2;
     rc = pthread_create(&wal->thread, NULL, wal_writer_main, wal);
     if (rc != 0) {
         snprintf(message, message_bytes, "wal: cannot start the writer thread: %s", strerror(rc));
         wal->closed_cb = NULL;
-        uv_close((uv_handle_t *)&wal->async, wal_async_closed_cb);
+        uv_close((uv_handle_t *)&wal->wake, wal_handle_closed_cb);
+        uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);
         return ALLOT_EIO;
     }
     return 0;
@@ -356,6 +366,7 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
                    .dir_fd = -1,
                    .active_fd = -1,
                    .spare_fd = -1,
+                   .wake_fd = -1,
                    .last_lsn = next_lsn - 1,
                    .durable_lsn_reported = next_lsn - 1};
     wal->written_lsn = wal->durable_lsn_shared = next_lsn - 1;
@@ -368,6 +379,8 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
         rc = wal_open_tail(wal, config->log_end, next_lsn, message, message_bytes);
     if (rc == 0)
         rc = wal_open_segment(wal, next_lsn, message, message_bytes);
+    wal->linger_bytes = wal->batch_bytes_max / 2 < ALLOT_WAL_LINGER_BYTES ? wal->batch_bytes_max / 2
+                                                                          : ALLOT_WAL_LINGER_BYTES;
     if (rc == 0 && ((wal->fill = malloc(wal->batch_bytes_max)) == NULL ||
                     (wal->flight = malloc(wal->batch_bytes_max)) == NULL))
         rc = ALLOT_ENOMEM;

@@ -101,7 +101,10 @@ wal_log_end_t wal_log_end_of(const wal_scan_t *scan);
 
 struct wal {
     uv_loop_t *loop;
-    uv_async_t async; /* writer -> loop: batch done, durable advanced, spare ready, failure */
+    uv_poll_t wake; /* writer -> loop: batch done, durable advanced, spare ready, failure */
+    int wake_fd;    /* the eventfd wake polls (wal_loop_wake in wal_write.c) */
+    uv_timer_t linger_timer; /* hands a lingering batch over when the loop is otherwise idle */
+    uint32_t handles_open;   /* wake and linger_timer: the wal_t is freed when both closed */
     char dir[WAL_PATH_BYTES_MAX];
     wal_fsync_mode_t fsync_mode;
     uint32_t fsync_interval_ms;
@@ -125,11 +128,19 @@ struct wal {
     uint64_t spares_consumed;
     bool fatal_reported;
     bool closing;
+    /* Adaptive group commit (wal.h): the hand-over of the batch in flight, the end of the
+     * current linger (0: none), its longest length and the size that ends it at once. */
+    uint64_t handed_ns;
+    uint64_t linger_until_ns;
+    uint64_t linger_ns_max;
+    size_t linger_bytes;
+    bool handed; /* a batch was handed over and its end not seen yet */
 
     /* Written by the writer, read lock-free by the loop. */
     _Atomic uint64_t spares_created;
     _Atomic bool failed;
     _Atomic bool allocate_failing; /* the last attempt to allocate a spare failed (disk) */
+    _Atomic bool wake_pending;     /* wake_fd written since the loop last read it */
 
     /* Under mutex. */
     pthread_mutex_t mutex;
@@ -183,11 +194,14 @@ int wal_segment_make(wal_t *wal, uint64_t first_lsn, const char **what);
 void wal_segment_switch(wal_t *wal, uint64_t first_lsn);
 /* The writer thread's body (arg: the wal_t). */
 void *wal_writer_main(void *arg);
-/* The async handle's callback (loop thread): deliver what the writer published. */
-void wal_async_cb(uv_async_t *handle);
+/* The wake handle's callback (loop thread): deliver what the writer published. */
+void wal_wake_cb(uv_poll_t *handle, int status, int events);
 /* Free the wal_t and its buffers (its threads and handle are gone). */
 void wal_free(wal_t *wal);
-/* The async handle's close callback: frees the wal_t, then runs closed_cb. */
-void wal_async_closed_cb(uv_handle_t *handle);
+/* The close callback of the wake handle and the linger timer: the last one frees the wal_t,
+ * then runs closed_cb. */
+void wal_handle_closed_cb(uv_handle_t *handle);
+/* The linger timer's callback (loop thread): the lingering batch goes now. */
+void wal_linger_cb(uv_timer_t *timer);
 
 #endif

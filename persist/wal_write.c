@@ -36,6 +36,22 @@ static uint64_t monotonic_ms(void)
 
 /* ---- the writer thread ----------------------------------------------------------------- */
 
+/* Writer, mutex not held: wake the loop (wal_wake_cb). Not a uv_async_t: while a uv_async_send
+ * is between its two steps, libuv's loop spins on the handle (997 pauses, then sched_yield,
+ * again and again), and when the writer shares the loop's CPU (allotd pinned to one) the
+ * loop's wake-up preempts the writer in exactly that window: about 4 yields and their spins
+ * per group commit, on the loop. An eventfd has no such window: one write until the loop has
+ * read it, and the loop reads it, then clears wake_pending, then reads what was published, so
+ * a wake-up skipped because one was pending is never lost. */
+static void wal_loop_wake(wal_t *wal)
+{
+    if (atomic_exchange(&wal->wake_pending, true))
+        return;
+    uint64_t one = 1;
+    ssize_t n = write(wal->wake_fd, &one, sizeof one);
+    (void)n; /* EAGAIN only when the counter is full, i.e. the loop is woken already */
+}
+
 /* Writer: record a fatal failure (first one wins) and wake the loop. */
 static void wal_writer_fail(wal_t *wal, int error, const char *what, int sys_error)
 {
@@ -47,7 +63,7 @@ static void wal_writer_fail(wal_t *wal, int error, const char *what, int sys_err
     }
     atomic_store(&wal->failed, true);
     pthread_mutex_unlock(&wal->mutex);
-    uv_async_send(&wal->async);
+    wal_loop_wake(wal);
 }
 
 int wal_zero_range(int fd, uint64_t offset, uint64_t bytes)
@@ -353,8 +369,11 @@ static bool wal_writer_duty(wal_t *wal)
         bool created = wal_spare_try(wal);
         pthread_mutex_lock(&wal->mutex);
         wal_writer_publish(wal);
-        if (created)
-            uv_async_send(&wal->async);
+        if (created) {
+            pthread_mutex_unlock(&wal->mutex);
+            wal_loop_wake(wal);
+            pthread_mutex_lock(&wal->mutex);
+        }
         return true;
     }
     if (wal->flight_pending) {
@@ -366,7 +385,9 @@ static bool wal_writer_duty(wal_t *wal)
         wal->flight_pending = false;
         wal_writer_publish(wal);
         pthread_cond_broadcast(&wal->done_cond);
-        uv_async_send(&wal->async);
+        pthread_mutex_unlock(&wal->mutex); /* the loop woken next takes it at once */
+        wal_loop_wake(wal);
+        pthread_mutex_lock(&wal->mutex);
         return true;
     }
     if (wal->truncate_pending) {
@@ -504,16 +525,52 @@ static void wal_hand_over(wal_t *wal)
     wal->fill = spare_buffer;
     wal->fill_bytes = 0;
     pthread_cond_signal(&wal->writer_cond);
+    wal->handed = true;
+    if (wal->linger_ns_max > 0)
+        wal->handed_ns = uv_hrtime();
+    if (wal->linger_until_ns != 0) {
+        wal->linger_until_ns = 0;
+        uv_timer_stop(&wal->linger_timer);
+    }
+}
+
+/* Mutex held: the writer is done with the batch handed over (adaptive group commit, wal.h).
+ * A small next batch lingers for as long as that commit took, at most linger_ns_max. */
+static void wal_linger_begin(wal_t *wal)
+{
+    wal->handed = false;
+    if (wal->linger_ns_max == 0 || wal->fill_bytes >= wal->linger_bytes)
+        return;
+    uint64_t now_ns = uv_hrtime();
+    uint64_t linger_ns = now_ns - wal->handed_ns;
+    if (linger_ns > wal->linger_ns_max)
+        linger_ns = wal->linger_ns_max;
+    wal->linger_until_ns = now_ns + linger_ns;
+    uv_timer_start(&wal->linger_timer, wal_linger_cb, (linger_ns + 999999u) / 1000000u, 0);
+}
+
+/* The fill may go to the writer now: no linger, or it grew large, or its deadline passed. */
+static bool wal_linger_over(const wal_t *wal)
+{
+    return wal->linger_until_ns == 0 || wal->fill_bytes >= wal->linger_bytes ||
+           uv_hrtime() >= wal->linger_until_ns;
 }
 
 void wal_flush(wal_t *wal)
 {
-    if (wal->fill_bytes == 0 || atomic_load(&wal->failed))
+    if (wal->fill_bytes == 0 || atomic_load(&wal->failed) || !wal_linger_over(wal))
         return;
     pthread_mutex_lock(&wal->mutex);
     if (!wal->flight_pending)
         wal_hand_over(wal);
     pthread_mutex_unlock(&wal->mutex);
+}
+
+void wal_linger_cb(uv_timer_t *timer)
+{
+    wal_t *wal = timer->data;
+    wal->linger_until_ns = 0;
+    wal_flush(wal);
 }
 
 /* Deliver what the writer published: hand over the next batch, durable_cb, fatal_cb. */
@@ -524,7 +581,10 @@ static void wal_report(wal_t *wal)
     uint64_t durable_lsn = wal->durable_lsn_shared;
     int error = wal->error;
     memcpy(message, wal->error_message, sizeof message);
-    if (error == 0 && !wal->closing && !wal->flight_pending && wal->fill_bytes > 0)
+    if (wal->handed && !wal->flight_pending && !wal->closing)
+        wal_linger_begin(wal);
+    if (error == 0 && !wal->closing && !wal->flight_pending && wal->fill_bytes > 0 &&
+        wal_linger_over(wal))
         wal_hand_over(wal);
     pthread_mutex_unlock(&wal->mutex);
     if (durable_lsn > wal->durable_lsn_reported) {
@@ -540,9 +600,16 @@ static void wal_report(wal_t *wal)
     }
 }
 
-void wal_async_cb(uv_async_t *handle)
+void wal_wake_cb(uv_poll_t *handle, int status, int events)
 {
-    wal_report(handle->data);
+    (void)status;
+    (void)events;
+    wal_t *wal = handle->data;
+    uint64_t count;
+    ssize_t n = read(wal->wake_fd, &count, sizeof count);
+    (void)n; /* EAGAIN: an earlier callback read it */
+    atomic_store(&wal->wake_pending, false);
+    wal_report(wal);
 }
 
 uint64_t wal_last_lsn(const wal_t *wal)
@@ -588,14 +655,19 @@ void wal_free(wal_t *wal)
     pthread_mutex_destroy(&wal->mutex);
     pthread_cond_destroy(&wal->writer_cond);
     pthread_cond_destroy(&wal->done_cond);
+    if (wal->wake_fd >= 0)
+        close(wal->wake_fd);
     free(wal->fill);
     free(wal->flight);
     free(wal);
 }
 
-void wal_async_closed_cb(uv_handle_t *handle)
+void wal_handle_closed_cb(uv_handle_t *handle)
 {
     wal_t *wal = handle->data;
+    assert(wal->handles_open > 0);
+    if (--wal->handles_open > 0)
+        return;
     void (*closed_cb)(void *) = wal->closed_cb;
     void *ctx = wal->ctx;
     wal_free(wal);
@@ -624,6 +696,7 @@ int wal_close(wal_t *wal, void (*closed_cb)(void *ctx))
         close(wal->spare_fd);
     close(wal->dir_fd);
     int error = wal->error;
-    uv_close((uv_handle_t *)&wal->async, wal_async_closed_cb);
+    uv_close((uv_handle_t *)&wal->wake, wal_handle_closed_cb);
+    uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);
     return error;
 }

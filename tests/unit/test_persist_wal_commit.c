@@ -3,6 +3,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <ftw.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include "core/errors.h"
 #include "persist/fault.h"
 #include "persist/wal.h"
+#include "persist/wal_private.h" /* fill_bytes: what the loop has not handed over yet */
 
 static char tmp_root[64];
 static char wal_dir[128];
@@ -243,6 +247,122 @@ Test(wal_group_commit, batch_keeps_growing_while_the_writer_is_busy, .init = set
     run_until_durable(wal, 101);
     cr_assert_leq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 101);
     close_wal(wal, 0);
+}
+
+/* Adaptive group commit: the first batch goes at once; the loop sees it durable no sooner than
+ * commit_us after handing it over, so the next small batch lingers at least that long. */
+static wal_t *open_lingering_wal(uint64_t commit_us)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 60000000}, 1);
+    cr_assert_eq(wal_append(wal, 1, 0, "a", 1), 1);
+    wal_flush(wal);
+    cr_assert_eq(wal->fill_bytes, 0, "no batch became durable yet: nothing to linger after");
+    usleep((useconds_t)commit_us);
+    run_until_durable(wal, 1);
+    return wal;
+}
+
+Test(wal_group_commit, a_small_batch_after_a_commit_lingers_then_goes_by_itself, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_lingering_wal(300000);
+    uint64_t syncs_before = persist_fault_calls(PERSIST_FAULT_FDATASYNC);
+    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), 2);
+    wal_flush(wal);
+    cr_assert_gt(wal->fill_bytes, 0, "the writer is idle, but the small batch waits for more");
+    cr_assert_eq(wal_append(wal, 1, 0, "c", 1), 3);
+    wal_flush(wal);
+    cr_assert_eq(wal_durable_lsn(wal), 1);
+    for (int i = 0; wal_durable_lsn(wal) < 3; i++) { /* no wal_flush: the WAL's timer sends it */
+        cr_assert_lt(i, 100000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 1,
+                 "both records in one fdatasync");
+    wal_histograms_t *h = malloc(sizeof *h);
+    cr_assert_not_null(h);
+    wal_histograms(wal, h);
+    cr_assert_eq(h->batch_records.count, 2);
+    cr_assert_eq(h->batch_records.max, 2, "the lingering batch held both records");
+    free(h);
+    close_wal(wal, 0);
+}
+
+Test(wal_group_commit, a_lingering_batch_goes_at_once_when_it_reaches_the_linger_size,
+     .init = setup, .fini = tmp_teardown)
+{
+    wal_t *wal = open_lingering_wal(300000);
+    char payload[1000] = {0};
+    uint64_t lsn = 1;
+    while (wal->fill_bytes + sizeof payload + WAL_RECORD_OVERHEAD_BYTES < ALLOT_WAL_LINGER_BYTES) {
+        cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), ++lsn);
+        wal_flush(wal);
+        cr_assert_gt(wal->fill_bytes, 0, "below the linger size the batch waits");
+    }
+    cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), ++lsn);
+    wal_flush(wal);
+    cr_assert_eq(wal->fill_bytes, 0, "at the linger size the batch goes without waiting");
+    run_until_durable(wal, lsn);
+    close_wal(wal, 0);
+}
+
+Test(wal_group_commit, close_sends_a_lingering_batch_and_leaves_no_handle, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_lingering_wal(300000);
+    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), 2);
+    wal_flush(wal);
+    cr_assert_gt(wal->fill_bytes, 0);
+    close_wal(wal, 0);
+    cr_assert_eq(seen.durable_lsn, 2, "close writes and syncs the lingering batch");
+}
+
+Test(wal_group_commit, no_linger_without_fsync_always, .init = setup, .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20,
+                                         .fsync_mode = WAL_FSYNC_NONE,
+                                         .linger_us_max = 60000000},
+                          1);
+    cr_assert_eq(wal_append(wal, 1, 0, "a", 1), 1);
+    wal_flush(wal);
+    usleep(100000);
+    run_until_durable(wal, 1);
+    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), 2);
+    wal_flush(wal);
+    cr_assert_eq(wal->fill_bytes, 0, "acked at the write: nothing to gain by waiting");
+    run_until_durable(wal, 2);
+    close_wal(wal, 0);
+}
+
+/* Every sched_yield of this process, libuv's included (defined here, it is the one the shared
+ * libraries call too). */
+static atomic_ulong sched_yields;
+
+int sched_yield(void)
+{
+    atomic_fetch_add(&sched_yields, 1);
+    return (int)syscall(SYS_sched_yield);
+}
+
+/* allotd is run pinned to one CPU: the loop's wake-up then preempts the writer that woke it. A
+ * uv_async_t made the loop spin and sched_yield until the preempted writer finished its send. */
+Test(wal_wake, the_loop_never_yields_to_the_writer_that_woke_it_on_one_cpu, .init = setup,
+     .fini = tmp_teardown)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0, "the writer thread inherits it");
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20}, 1);
+    unsigned long before = atomic_load(&sched_yields);
+    for (uint64_t lsn = 1; lsn <= 300; lsn++) { /* each commit wakes a loop blocked in its poll */
+        cr_assert_eq(wal_append(wal, 1, 0, "w", 1), lsn);
+        run_until_durable(wal, lsn);
+    }
+    unsigned long yields = atomic_load(&sched_yields) - before;
+    close_wal(wal, 0);
+    cr_assert_eq(seen.durable_lsn, 300);
+    cr_assert_eq(yields, 0, "the loop yielded %lu times in 300 commits", yields);
 }
 
 Test(wal_fsync_failure, is_fatal_and_nothing_more_is_reported_durable, .init = setup,
