@@ -203,9 +203,10 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define ALLOT_WAL_HEADROOM_BYTES (64u * 1024)
 /* Bytes appended in one loop iteration before the batch is cut and handed over. */
 #define ALLOT_WAL_BATCH_BYTES_MAX (16u << 20)
-/* Adaptive group commit (--fsync always, persist/wal.h): right after a batch became durable, the
- * next one waits for more records at most as long as that commit took, and never longer than
- * this; a batch of ALLOT_WAL_LINGER_BYTES or more (or half the batch buffer) goes at once. */
+/* Adaptive group commit (--fsync always --wal-linger-us N, persist/wal.h; off by default): right
+ * after a batch became durable, the next one waits for more records at most as long as that
+ * commit took and at most N us; N is at most this; a batch of ALLOT_WAL_LINGER_BYTES or more (or
+ * half the batch buffer) goes at once. */
 #define ALLOT_WAL_LINGER_US_MAX 500u
 #define ALLOT_WAL_LINGER_BYTES  (16u * 1024)
 

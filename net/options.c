@@ -146,6 +146,7 @@ UINT_SETTER(set_unauthenticated_connections_max, unauthenticated_connections_max
             ALLOT_UNAUTHENTICATED_CONNECTIONS_MAX_CEILING, " (0 = a tenth of --connections-max)")
 UINT_SETTER(set_wal_segment_bytes, wal_segment_bytes, ALLOT_WAL_SEGMENT_BYTES_FLOOR,
             ALLOT_WAL_SEGMENT_BYTES_CEILING, "")
+UINT_SETTER(set_wal_linger_us, wal_linger_us, 0, ALLOT_WAL_LINGER_US_MAX, " (0 = off)")
 UINT_SETTER(set_checkpoint_interval_s, checkpoint_interval_s, 0,
             ALLOT_CHECKPOINT_INTERVAL_S_CEILING, " (0 = never on a timer)")
 UINT_SETTER(set_reservations_max, reservations_max, 1, ALLOT_RESERVATIONS_MAX_CEILING, "")
@@ -305,6 +306,9 @@ static const option_spec_t option_table[] = {
     {"idle-timeout-s", true, set_idle_timeout_s, "close connections idle this long (0 = never)"},
     {"request-timeout-ms", true, set_request_timeout_ms, "close a half-sent request after (30000)"},
     {"wal-segment-bytes", true, set_wal_segment_bytes, "WAL segment file size (64 MiB)"},
+    {"wal-linger-us", true, set_wal_linger_us,
+     "with --fsync always, a small batch right after a commit waits up to this long for more "
+     "records (0 = off, the default)"},
     {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},
     {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (64 MiB)"},
     {"checkpoint-dirty-max", true, set_checkpoint_dirty_max,

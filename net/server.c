@@ -517,7 +517,7 @@ static int wal_start(server_t *server, const char *wal_dir, uint64_t last_lsn,
         .fsync_mode = config->fsync_mode,
         .fsync_interval_ms = config->fsync_interval_ms,
         .segment_bytes = config->wal_segment_bytes,
-        .linger_us_max = ALLOT_WAL_LINGER_US_MAX, /* adaptive group commit, fsync always */
+        .linger_us_max = config->wal_linger_us, /* adaptive group commit, fsync always */
         .log_end = log_end,
     };
     char message[WAL_MESSAGE_BYTES_MAX];

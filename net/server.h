@@ -28,6 +28,9 @@ typedef struct server_config {
     wal_fsync_mode_t fsync_mode;
     uint32_t fsync_interval_ms;
     uint64_t wal_segment_bytes;
+    /* --fsync always: a small batch right after a commit waits up to this long for more records
+     * (adaptive group commit, persist/wal.h; 0: off, the default). */
+    uint32_t wal_linger_us;
     uint32_t request_bytes_max;
     uint32_t inflight_requests_max;
     uint32_t output_bytes_max;

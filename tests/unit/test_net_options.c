@@ -194,6 +194,7 @@ static const setting_range_t setting_ranges[] = {
     {"--unauthenticated-connections-max", 0, ALLOT_UNAUTHENTICATED_CONNECTIONS_MAX_CEILING,
      " (0 = a tenth of --connections-max)"},
     {"--wal-segment-bytes", ALLOT_WAL_SEGMENT_BYTES_FLOOR, ALLOT_WAL_SEGMENT_BYTES_CEILING, ""},
+    {"--wal-linger-us", 0, ALLOT_WAL_LINGER_US_MAX, " (0 = off)"},
     {"--checkpoint-interval-s", 0, ALLOT_CHECKPOINT_INTERVAL_S_CEILING, " (0 = never on a timer)"},
     {"--checkpoint-wal-bytes", 0, ALLOT_CHECKPOINT_WAL_BYTES_CEILING, " (0 = never by size)"},
     {"--checkpoint-dirty-max", 0, ALLOT_CHECKPOINT_DIRTY_MAX_CEILING, " (0 = never by count)"},
@@ -244,6 +245,7 @@ Test(options, the_defaults_are_those_of_core_limits)
     cr_expect_eq(c->listen_port, ALLOT_LISTEN_PORT_DEFAULT);
     cr_expect_eq(c->fsync_interval_ms, ALLOT_FSYNC_INTERVAL_MS_DEFAULT);
     cr_expect_eq(c->wal_segment_bytes, ALLOT_WAL_SEGMENT_BYTES_DEFAULT);
+    cr_expect_eq(c->wal_linger_us, 0u); /* adaptive group commit: opt-in */
     cr_expect_eq(c->request_bytes_max, ALLOT_REQUEST_BYTES_MAX_DEFAULT);
     cr_expect_eq(c->inflight_requests_max, ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT);
     cr_expect_eq(c->output_bytes_max, ALLOT_OUTPUT_BYTES_MAX_DEFAULT);
