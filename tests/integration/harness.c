@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,19 +148,69 @@ static void harness_log_dump(const harness_server_t *s)
 
 /* ---- starting and stopping ---------------------------------------------------------------- */
 
-static uint16_t harness_port_pick(void)
+#define HARNESS_PORT_FLOOR    20000 /* servers' ports: from here up to the ephemeral range */
+#define HARNESS_PORT_LOCK_DIR "/tmp/allot-test-ports"
+
+/* The lowest port of the kernel's ephemeral range (bind to port 0 and outgoing connections take
+ * theirs from it); 32768 when it cannot be read. */
+static unsigned port_ephemeral_floor(void)
+{
+    unsigned low = 32768, high = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%u %u", &low, &high) != 2)
+            low = 32768;
+        fclose(f);
+    }
+    return low;
+}
+
+/* Whether a server could listen on 127.0.0.1:port now (as libuv binds: SO_REUSEADDR). */
+static bool port_bindable(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
-    if (rc == 0)
-        rc = getsockname(fd, (struct sockaddr *)&addr, &len);
-    int err = errno;
-    close(fd);
-    cr_assert(rc == 0, "picking a free port: %s", strerror(err));
-    return ntohs(addr.sin_port);
+    int on = 1;
+    struct sockaddr_in addr = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+              bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, 1) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* Lock HARNESS_PORT_LOCK_DIR/<port> for this process (the lock goes with it); false when another
+ * test process holds it. */
+static bool port_lock(uint16_t port)
+{
+    char path[64];
+    mkdir(HARNESS_PORT_LOCK_DIR, 0777);
+    snprintf(path, sizeof path, "%s/%u", HARNESS_PORT_LOCK_DIR, (unsigned)port);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return false;
+    }
+    return true; /* fd stays open: the lock lasts as long as the test process */
+}
+
+uint16_t harness_port_reserve(void)
+{
+    static unsigned next;
+    unsigned ceiling = port_ephemeral_floor();
+    cr_assert(ceiling > HARNESS_PORT_FLOOR + 1, "no ports below the ephemeral range (%u)", ceiling);
+    unsigned span = ceiling - HARNESS_PORT_FLOOR;
+    if (next == 0)
+        next = (unsigned)getpid() * 7919u + (unsigned)time(NULL);
+    for (unsigned tries = 0; tries < span; tries++) {
+        uint16_t port = (uint16_t)(HARNESS_PORT_FLOOR + next++ % span);
+        if (port_bindable(port) && port_lock(port) && port_bindable(port))
+            return port;
+    }
+    cr_assert_fail("no free port in %u..%u", HARNESS_PORT_FLOOR, ceiling - 1);
+    return 0;
 }
 
 static void harness_argv_set(harness_server_t *s, size_t index, const char *value)
@@ -273,11 +325,6 @@ static harness_server_t *harness_server_new(const char *const *extra_argv)
     return s;
 }
 
-uint16_t harness_port_free(void)
-{
-    return harness_port_pick();
-}
-
 harness_server_t *harness_server_prepare_argv(uint16_t port, const char *const *extra_argv)
 {
     harness_server_t *s = harness_server_new(extra_argv);
@@ -290,7 +337,7 @@ harness_server_t *harness_server_start_argv(const char *const *extra_argv)
 {
     harness_server_t *s = harness_server_new(extra_argv);
     for (int attempt = 0; attempt < HARNESS_START_ATTEMPTS; attempt++) {
-        s->port = harness_port_pick();
+        s->port = harness_port_reserve();
         harness_server_spawn(s);
         if (harness_server_wait_ready(s, HARNESS_START_TIMEOUT_MS))
             return s;

@@ -2,10 +2,10 @@
  *
  * Contract (Criterion tests only; functions that "assert" fail the current test with a message):
  *   - harness_server_start makes a fresh data dir (/tmp/allot-test-XXXXXX), picks a free port on
- *     127.0.0.1, runs `ALLOTD_PATH --listen 127.0.0.1:PORT --data-dir DIR [extra args]` with
- *     stdout/stderr appended to DIR/allotd.log, and returns once `ping` answers "pong" (10 s
- *     limit; on failure the log is dumped to stderr and the test fails). A port taken between
- *     probing and binding is retried with another port.
+ *     127.0.0.1 below the ephemeral range (harness_port_reserve), runs `ALLOTD_PATH --listen
+ * 127.0.0.1:PORT --data-dir DIR [extra args]` with stdout/stderr appended to DIR/allotd.log, and
+ * returns once `ping` answers "pong" (10 s limit; on failure the log is dumped to stderr and the
+ * test fails). A port taken between probing and binding is retried with another port.
  *   - Extra args are split on blanks (no quoting). The server never outlives the test process:
  *     it gets PR_SET_PDEATHSIG=SIGKILL, and an atexit hook kills and reaps every server still
  *     running and removes its data dir. SIGPIPE is ignored in the test process.
@@ -52,8 +52,12 @@ void harness_server_restart(harness_server_t *s);
 /* Start again (the server must not be running) without asserting: true when it answered ping,
  * false when it exited (s->exit_status set) or did not answer in time (then it is killed). */
 bool harness_server_restart_try(harness_server_t *s, int timeout_ms);
-/* A free port on 127.0.0.1 (as harness_server_start picks one). */
-uint16_t harness_port_free(void);
+/* A free port on 127.0.0.1 below the kernel's ephemeral range (from 20000), as
+ * harness_server_start picks one: no bind to port 0 and no outgoing connection can take it while
+ * a server that listens there is down (killed, restarting); locked under /tmp/allot-test-ports/
+ * for the life of the test process, so other test processes using this harness skip it. Asserts
+ * one is found. */
+uint16_t harness_port_reserve(void);
 /* Make a server's data dir and command line for `port` without starting it: a member of a group,
  * whose ports every member must know before any of them starts. Start it with
  * harness_server_restart_try or harness_server_restart. */

@@ -15,9 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GROUP_PORT_FLOOR    20000 /* members' ports: GROUP_PORT_FLOOR up to the ephemeral range */
-#define GROUP_PORT_LOCK_DIR "/tmp/allot-test-ports"
-
 static int64_t group_now_ms(void)
 {
     struct timespec ts;
@@ -30,68 +27,6 @@ static void group_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
-}
-
-/* The lowest port of the kernel's ephemeral range (bind to port 0 and outgoing connections take
- * theirs from it); 32768 when it cannot be read. */
-static unsigned group_ephemeral_floor(void)
-{
-    unsigned low = 32768, high = 60999;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%u %u", &low, &high) != 2)
-            low = 32768;
-        fclose(f);
-    }
-    return low;
-}
-
-/* Whether a server could listen on 127.0.0.1:port now (as libuv binds: SO_REUSEADDR). */
-static bool group_port_bindable(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int on = 1;
-    struct sockaddr_in addr = {
-        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
-              bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, 1) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-/* Lock GROUP_PORT_LOCK_DIR/<port> for this process (the lock goes with it); false when another
- * test process holds it. */
-static bool group_port_lock(uint16_t port)
-{
-    char path[64];
-    mkdir(GROUP_PORT_LOCK_DIR, 0777);
-    snprintf(path, sizeof path, "%s/%u", GROUP_PORT_LOCK_DIR, (unsigned)port);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (fd < 0)
-        return false;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
-        return false;
-    }
-    return true; /* fd stays open: the lock lasts as long as the test process */
-}
-
-uint16_t harness_group_port_reserve(void)
-{
-    static unsigned next;
-    unsigned ceiling = group_ephemeral_floor();
-    cr_assert(ceiling > GROUP_PORT_FLOOR + 1, "no ports below the ephemeral range (%u)", ceiling);
-    unsigned span = ceiling - GROUP_PORT_FLOOR;
-    if (next == 0)
-        next = (unsigned)getpid() * 7919u + (unsigned)group_now_ms();
-    for (unsigned tries = 0; tries < span; tries++) {
-        uint16_t port = (uint16_t)(GROUP_PORT_FLOOR + next++ % span);
-        if (group_port_bindable(port) && group_port_lock(port) && group_port_bindable(port))
-            return port;
-    }
-    cr_assert_fail("no free port in %u..%u", GROUP_PORT_FLOOR, ceiling - 1);
-    return 0;
 }
 
 /* argv of member `index`: --node-id, the --peer list, then the extra args (in `words`). */
@@ -125,8 +60,8 @@ harness_group_t *harness_group_start(size_t count, const char *extra_args)
     uint16_t client_ports[HARNESS_GROUP_MEMBERS_MAX];
     char peers[HARNESS_GROUP_MEMBERS_MAX][96];
     for (size_t i = 0; i < count; i++) {
-        client_ports[i] = harness_group_port_reserve();
-        g->raft_ports[i] = harness_group_port_reserve();
+        client_ports[i] = harness_port_reserve();
+        g->raft_ports[i] = harness_port_reserve();
         snprintf(peers[i], sizeof peers[i], "%zu=127.0.0.1:%u/127.0.0.1:%u", i + 1,
                  (unsigned)g->raft_ports[i], (unsigned)client_ports[i]);
     }

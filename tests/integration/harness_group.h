@@ -3,8 +3,8 @@
  *
  * Contract (Criterion tests only; functions that "assert" fail the current test):
  *   - harness_group_start reserves two ports per member (client and raft) with
- *     harness_group_port_reserve, makes each member's data dir, and starts member i as node id
- *     i + 1 with `--node-id`, one `--peer` per member and the extra args (split on blanks); it
+ *     harness_port_reserve (harness.h), makes each member's data dir, and starts member i as node
+ * id i + 1 with `--node-id`, one `--peer` per member and the extra args (split on blanks); it
  *     returns once every member answers ping (the group may still be electing its first
  *     leader). Members are harness_server_t: kill -9, stop and restart them with harness.h (same
  *     data dir, ports and command line).
@@ -51,11 +51,6 @@ void harness_group_destroy(harness_group_t *g);
 bool harness_member_info(const harness_group_t *g, size_t i, harness_member_info_t *info);
 int harness_group_leader_wait(const harness_group_t *g, int timeout_ms);
 uint64_t harness_group_caught_up_wait(const harness_group_t *g, int timeout_ms);
-/* A free port on 127.0.0.1 below the kernel's ephemeral range (from 20000): no bind to port 0
- * and no outgoing connection can take it while a member that listens there is down (killed,
- * restarting); locked under /tmp/allot-test-ports/ for the life of the test process, so other
- * test processes using this harness skip it. Asserts one is found. */
-uint16_t harness_group_port_reserve(void);
 /* The index of the member listening on client port `port`; -1 when none. */
 int harness_group_member_of_port(const harness_group_t *g, uint16_t port);
 

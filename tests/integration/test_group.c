@@ -669,7 +669,7 @@ Test(group, members_ports_cannot_be_taken_while_a_member_is_down)
     }
     harness_server_kill9(g->members[0]);
     for (int n = 0; n < 64; n++) {
-        uint16_t port = harness_group_port_reserve();
+        uint16_t port = harness_port_reserve();
         cr_assert(port != g->members[0]->port && port != g->raft_ports[0],
                   "a down member's port %u was handed out again", (unsigned)port);
     }
