@@ -151,9 +151,7 @@ static void harness_log_dump(const harness_server_t *s)
 #define HARNESS_PORT_FLOOR    20000 /* servers' ports: from here up to the ephemeral range */
 #define HARNESS_PORT_LOCK_DIR "/tmp/allot-test-ports"
 
-/* The lowest port of the kernel's ephemeral range (bind to port 0 and outgoing connections take
- * theirs from it); 32768 when it cannot be read. */
-static unsigned port_ephemeral_floor(void)
+unsigned harness_port_ephemeral_floor(void)
 {
     unsigned low = 32768, high = 60999;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
@@ -199,7 +197,7 @@ static bool port_lock(uint16_t port)
 uint16_t harness_port_reserve(void)
 {
     static unsigned next;
-    unsigned ceiling = port_ephemeral_floor();
+    unsigned ceiling = harness_port_ephemeral_floor();
     cr_assert(ceiling > HARNESS_PORT_FLOOR + 1, "no ports below the ephemeral range (%u)", ceiling);
     unsigned span = ceiling - HARNESS_PORT_FLOOR;
     if (next == 0)

@@ -58,6 +58,9 @@ bool harness_server_restart_try(harness_server_t *s, int timeout_ms);
  * for the life of the test process, so other test processes using this harness skip it. Asserts
  * one is found. */
 uint16_t harness_port_reserve(void);
+/* The lowest port of the kernel's ephemeral range (bind to port 0 and outgoing connections take
+ * theirs from it); 32768 when it cannot be read. */
+unsigned harness_port_ephemeral_floor(void);
 /* Make a server's data dir and command line for `port` without starting it: a member of a group,
  * whose ports every member must know before any of them starts. Start it with
  * harness_server_restart_try or harness_server_restart. */

@@ -642,25 +642,12 @@ Test(group, restart_with_the_raft_port_taken_names_the_address_in_use)
     harness_group_destroy(g);
 }
 
-/* The kernel's ephemeral ports start here (32768 when it cannot be read). */
-static unsigned ephemeral_floor(void)
-{
-    unsigned low = 32768, high = 0;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%u %u", &low, &high) != 2)
-            low = 32768;
-        fclose(f);
-    }
-    return low;
-}
-
 /* While a member is down, nothing else may take its ports: not a bind to port 0 or an outgoing
  * connection (members listen below the ephemeral range), nor another group of the tests. */
 Test(group, members_ports_cannot_be_taken_while_a_member_is_down)
 {
     harness_group_t *g = harness_group_start(GROUP_SIZE, NULL);
-    unsigned floor = ephemeral_floor();
+    unsigned floor = harness_port_ephemeral_floor();
     for (size_t i = 0; i < GROUP_SIZE; i++) {
         cr_assert_lt(g->members[i]->port, floor, "member %zu's client port %u", i + 1,
                      (unsigned)g->members[i]->port);
