@@ -80,57 +80,6 @@ static inline char *writer_room(event_writer_t *w, size_t n)
     return writer_room_grow(w, n);
 }
 
-static inline void put_u32_be(char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (char)(v >> (24 - 8 * i));
-}
-
-/* A string header as msgpack_pack_str writes it (fixstr, str8, str16, str32). */
-static inline size_t put_str_header(char *p, size_t len)
-{
-    if (len < 65536)
-        return pack_put_str_header(p, len);
-    p[0] = (char)0xdb;
-    put_u32_be(p + 1, (uint32_t)len);
-    return 5;
-}
-
-/* A container header (fix_base: 0x80 map, 0x90 array) as msgpack_pack_map/_array write it. */
-static inline size_t put_container(char *p, uint8_t fix_base, uint32_t n)
-{
-    if (n < 16) {
-        p[0] = (char)(fix_base | n);
-        return 1;
-    }
-    bool map = fix_base == 0x80;
-    if (n < 65536) {
-        p[0] = (char)(map ? 0xde : 0xdc);
-        p[1] = (char)(n >> 8);
-        p[2] = (char)n;
-        return 3;
-    }
-    p[0] = (char)(map ? 0xdf : 0xdd);
-    put_u32_be(p + 1, n);
-    return 5;
-}
-
-/* An integer in the shortest form msgpack_pack_int64 picks. */
-static inline size_t put_int(char *p, int64_t v)
-{
-    if (v >= 0)
-        return pack_put_uint(p, (uint64_t)v);
-    if (v >= -32) {
-        p[0] = (char)v; /* a negative fixint */
-        return 1;
-    }
-    int bytes = v >= -128 ? 1 : v >= -32768 ? 2 : v >= INT32_MIN ? 4 : 8;
-    p[0] = (char)(bytes == 1 ? 0xd0 : bytes == 2 ? 0xd1 : bytes == 4 ? 0xd2 : 0xd3);
-    for (int i = 0; i < bytes; i++)
-        p[1 + i] = (char)((uint64_t)v >> (8 * (bytes - 1 - i))); /* big-endian */
-    return 1 + (size_t)bytes;
-}
-
 /* The key (its bytes from EVENT_KEY, a leading placeholder for the fixstr header) at p. */
 static inline size_t put_key(char *p, const char *key, size_t key_bytes)
 {
@@ -145,7 +94,7 @@ static void field_int(event_writer_t *w, const char *key, size_t key_bytes, int6
     if (p == NULL)
         return;
     size_t n = put_key(p, key, key_bytes);
-    w->out->size += n + put_int(p + n, v);
+    w->out->size += n + pack_put_int(p + n, v);
 }
 
 /* key: the string, or nil when s is NULL. */
@@ -161,7 +110,7 @@ static void field_bytes(event_writer_t *w, const char *key, size_t key_bytes, co
         w->out->size += n + 1;
         return;
     }
-    n += put_str_header(p + n, len);
+    n += pack_put_str_header(p + n, len);
     if (len > 0)
         memcpy(p + n, s, len);
     w->out->size += n + len;
@@ -185,11 +134,11 @@ static inline void field_cstr(event_writer_t *w, const char *key, size_t key_byt
     field_bytes(w, key, key_bytes, s, s != NULL ? strlen(s) : 0);
 }
 
-static void put_container_header(event_writer_t *w, uint8_t fix_base, uint32_t n)
+static void put_map_header(event_writer_t *w, uint32_t n)
 {
     char *p = writer_room(w, 5);
     if (p != NULL)
-        w->out->size += put_container(p, fix_base, n);
+        w->out->size += pack_put_container_header(p, true, n);
 }
 
 static void fields_lines(event_writer_t *w, const allot_change_t *c)
@@ -198,9 +147,9 @@ static void fields_lines(event_writer_t *w, const allot_change_t *c)
     if (p == NULL)
         return;
     size_t n = put_key(p, EVENT_KEY("lines"));
-    w->out->size += n + put_container(p + n, 0x90, c->line_count);
+    w->out->size += n + pack_put_container_header(p + n, false, c->line_count);
     for (uint32_t i = 0; i < c->line_count; i++) {
-        put_container_header(w, 0x80, 2);
+        put_map_header(w, 2);
         field_str(w, EVENT_KEY("sku"), c->lines[i].sku);
         field_int(w, EVENT_KEY("qty"), c->lines[i].qty);
     }
@@ -208,7 +157,7 @@ static void fields_lines(event_writer_t *w, const allot_change_t *c)
 
 static void fields_stock(event_writer_t *w, const allot_change_t *c)
 {
-    put_container_header(w, 0x80, 3 + 10);
+    put_map_header(w, 3 + 10);
     field_str(w, EVENT_KEY("sku"), c->sku);
     field_str(w, EVENT_KEY("location"), c->location);
     field_int(w, EVENT_KEY("on_hand"), c->on_hand);
@@ -223,7 +172,7 @@ static void fields_stock(event_writer_t *w, const allot_change_t *c)
 
 static void fields_shipment(event_writer_t *w, const allot_change_t *c)
 {
-    put_container_header(w, 0x80, 3 + 7);
+    put_map_header(w, 3 + 7);
     field_str(w, EVENT_KEY("order"), c->order);
     char id[16];
     uint32_t len = allot_shipment_id_format(c->shipment, id);
@@ -237,7 +186,7 @@ static void fields_shipment(event_writer_t *w, const allot_change_t *c)
 
 static void fields_supply(event_writer_t *w, const allot_change_t *c)
 {
-    put_container_header(w, 0x80, 3 + 9);
+    put_map_header(w, 3 + 9);
     field_str(w, EVENT_KEY("id"), c->id);
     field_str(w, EVENT_KEY("sku"), c->sku);
     field_str(w, EVENT_KEY("location"), c->location);
@@ -251,7 +200,7 @@ static void fields_supply(event_writer_t *w, const allot_change_t *c)
 
 static void fields_stock_level(event_writer_t *w, const allot_change_t *c)
 {
-    put_container_header(w, 0x80, 3 + 5);
+    put_map_header(w, 3 + 5);
     field_str(w, EVENT_KEY("sku"), c->sku);
     field_int(w, EVENT_KEY("available"), c->available);
     field_int(w, EVENT_KEY("low_stock"), c->low_stock);
@@ -267,7 +216,7 @@ static void fields_put(event_writer_t *w, const allot_change_t *c)
         fields_stock(w, c);
         return;
     case ALLOT_CHANGE_AVAIL_CHANGED:
-        put_container_header(w, 0x80, 3 + 2);
+        put_map_header(w, 3 + 2);
         field_str(w, EVENT_KEY("sku"), c->sku);
         field_int(w, EVENT_KEY("available"), c->available);
         return;
@@ -278,18 +227,18 @@ static void fields_put(event_writer_t *w, const allot_change_t *c)
     case ALLOT_CHANGE_RESERVATION_CREATED:
     case ALLOT_CHANGE_RESERVATION_RELEASED:
     case ALLOT_CHANGE_RESERVATION_EXPIRED:
-        put_container_header(w, 0x80, 3 + 3);
+        put_map_header(w, 3 + 3);
         field_str(w, EVENT_KEY("id"), c->id);
         fields_lines(w, c);
         field_opt_str(w, EVENT_KEY("order"), c->order);
         return;
     case ALLOT_CHANGE_ORDER_CREATED:
-        put_container_header(w, 0x80, 3 + 2);
+        put_map_header(w, 3 + 2);
         field_str(w, EVENT_KEY("id"), c->id);
         field_opt_str(w, EVENT_KEY("customer"), c->customer);
         return;
     case ALLOT_CHANGE_ORDER_CHANGED:
-        put_container_header(w, 0x80, 3 + 5);
+        put_map_header(w, 3 + 5);
         field_str(w, EVENT_KEY("id"), c->id);
         field_opt_str(w, EVENT_KEY("customer"), c->customer);
         field_cstr(w, EVENT_KEY("from"), c->from);
@@ -303,14 +252,14 @@ static void fields_put(event_writer_t *w, const allot_change_t *c)
         fields_supply(w, c);
         return;
     case ALLOT_CHANGE_RETURN_CHANGED:
-        put_container_header(w, 0x80, 3 + 4);
+        put_map_header(w, 3 + 4);
         field_str(w, EVENT_KEY("id"), c->id);
         field_str(w, EVENT_KEY("order"), c->order);
         field_cstr(w, EVENT_KEY("state"), c->state);
         field_opt_str(w, EVENT_KEY("customer"), c->customer);
         return;
     default:
-        put_container_header(w, 0x80, 3);
+        put_map_header(w, 3);
         return;
     }
 }

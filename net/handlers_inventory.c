@@ -99,19 +99,6 @@ static size_t reserve_reply_str(char *out, allot_str_t s)
     return n + s.len;
 }
 
-/* An array header as msgpack_pack_array writes it. */
-static size_t reserve_reply_array(char *out, uint32_t count)
-{
-    if (count < 16) {
-        out[0] = (char)(0x90u | count);
-        return 1;
-    }
-    out[0] = (char)0xdc;
-    out[1] = (char)(count >> 8);
-    out[2] = (char)count;
-    return 3;
-}
-
 /* One line's {sku, qty, allocations: [{location, qty}...]} at out + *n; false when it does not
  * fit or holds something the generic packer writes otherwise (a backorder, a negative count). */
 static bool reserve_reply_line(char *out, size_t *n, const allot_state_t *state,
@@ -132,7 +119,7 @@ static bool reserve_reply_line(char *out, size_t *n, const allot_state_t *state,
     *n += pack_put_uint(out + *n, (uint64_t)line->qty_held);
     memcpy(out + *n, allocations_key, sizeof(allocations_key) - 1);
     *n += sizeof(allocations_key) - 1;
-    *n += reserve_reply_array(out + *n, line->allocation_count);
+    *n += pack_put_container_header(out + *n, false, line->allocation_count);
     for (uint32_t k = 0; k < line->allocation_count; k++) {
         const allot_reservation_allocation_t *a =
             &allot_reservation_allocations(r)[line->allocation_first + k];
@@ -170,7 +157,7 @@ static bool pack_reservation_flat(msgpack_packer *pk, const allot_state_t *state
     n += pack_put_uint(out + n, (uint64_t)r->expires_at_ms);
     memcpy(out + n, lines_key, sizeof(lines_key) - 1);
     n += sizeof(lines_key) - 1;
-    n += reserve_reply_array(out + n, r->line_count);
+    n += pack_put_container_header(out + n, false, r->line_count);
     for (uint32_t i = 0; i < r->line_count; i++)
         if (!reserve_reply_line(out, &n, state, r, &allot_reservation_lines(r)[i]))
             return false;

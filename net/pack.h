@@ -43,7 +43,14 @@ static inline int pack_sbuffer_write(void *data, const char *buf, size_t len)
 
 /* ---- writing MessagePack bytes directly, for replies built in one piece -------------------- */
 
-/* Header of a string of len bytes (len < 65536) at out; returns the bytes written (1-3). */
+static inline void pack_put_u32_be(char *out, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = (char)(v >> (24 - 8 * i));
+}
+
+/* Header of a string of len bytes (len <= UINT32_MAX) at out, as msgpack_pack_str writes it
+ * (fixstr, str8, str16, str32); returns the bytes written (1-5). */
 static inline size_t pack_put_str_header(char *out, size_t len)
 {
     if (len < 32) {
@@ -55,10 +62,34 @@ static inline size_t pack_put_str_header(char *out, size_t len)
         out[1] = (char)len;
         return 2;
     }
-    out[0] = (char)0xda;
-    out[1] = (char)(len >> 8);
-    out[2] = (char)len;
-    return 3;
+    if (len < 65536) {
+        out[0] = (char)0xda;
+        out[1] = (char)(len >> 8);
+        out[2] = (char)len;
+        return 3;
+    }
+    out[0] = (char)0xdb;
+    pack_put_u32_be(out + 1, (uint32_t)len);
+    return 5;
+}
+
+/* Header of a map (map true) or array of n entries at out, as msgpack_pack_map / _array write
+ * it (fix, 16, 32); returns the bytes written (1, 3 or 5). */
+static inline size_t pack_put_container_header(char *out, bool map, uint32_t n)
+{
+    if (n < 16) {
+        out[0] = (char)((map ? 0x80u : 0x90u) | n);
+        return 1;
+    }
+    if (n < 65536) {
+        out[0] = (char)(map ? 0xde : 0xdc);
+        out[1] = (char)(n >> 8);
+        out[2] = (char)n;
+        return 3;
+    }
+    out[0] = (char)(map ? 0xdf : 0xdd);
+    pack_put_u32_be(out + 1, n);
+    return 5;
 }
 
 /* A non-negative integer in its shortest form, as msgpack_pack_int64 writes it (1-9 bytes). */
@@ -72,6 +103,22 @@ static inline size_t pack_put_uint(char *out, uint64_t v)
     out[0] = (char)(bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf);
     for (int i = 0; i < bytes; i++)
         out[1 + i] = (char)(v >> (8 * (bytes - 1 - i))); /* big-endian */
+    return 1 + (size_t)bytes;
+}
+
+/* An integer in its shortest form, as msgpack_pack_int64 writes it (1-9 bytes). */
+static inline size_t pack_put_int(char *out, int64_t v)
+{
+    if (v >= 0)
+        return pack_put_uint(out, (uint64_t)v);
+    if (v >= -32) {
+        out[0] = (char)v; /* a negative fixint */
+        return 1;
+    }
+    int bytes = v >= -128 ? 1 : v >= -32768 ? 2 : v >= INT32_MIN ? 4 : 8;
+    out[0] = (char)(bytes == 1 ? 0xd0 : bytes == 2 ? 0xd1 : bytes == 4 ? 0xd2 : 0xd3);
+    for (int i = 0; i < bytes; i++)
+        out[1 + i] = (char)((uint64_t)v >> (8 * (bytes - 1 - i))); /* big-endian */
     return 1 + (size_t)bytes;
 }
 

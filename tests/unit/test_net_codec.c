@@ -365,14 +365,48 @@ Test(pack, direct_writers_match_msgpack_c)
         cr_assert_eq(memcmp(out, sb.data, n), 0, "bytes of %llu", (unsigned long long)ints[i]);
         msgpack_sbuffer_destroy(&sb);
     }
-    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 1000, 65535};
+    static const int64_t signed_ints[] = {-1,     -32,    -33,       -128,          -129,
+                                          -32768, -32769, INT32_MIN, -2147483649LL, INT64_MIN,
+                                          0,      127,    128,       INT64_MAX};
+    for (size_t i = 0; i < sizeof(signed_ints) / sizeof(signed_ints[0]); i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, pack_sbuffer_write);
+        msgpack_pack_int64(&pk, signed_ints[i]);
+        char out[9];
+        size_t n = pack_put_int(out, signed_ints[i]);
+        cr_assert_eq(n, sb.size, "length of %lld", (long long)signed_ints[i]);
+        cr_assert_eq(memcmp(out, sb.data, n), 0, "bytes of %lld", (long long)signed_ints[i]);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    static const uint32_t counts[] = {0, 1, 15, 16, 65535, 65536, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        for (int map = 0; map <= 1; map++) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, pack_sbuffer_write);
+            if (map)
+                msgpack_pack_map(&pk, counts[i]);
+            else
+                msgpack_pack_array(&pk, counts[i]);
+            char out[5];
+            size_t n = pack_put_container_header(out, map, counts[i]);
+            cr_assert_eq(n, sb.size, "%s header length for %u", map ? "map" : "array", counts[i]);
+            cr_assert_eq(memcmp(out, sb.data, n), 0, "%s header bytes for %u",
+                         map ? "map" : "array", counts[i]);
+            msgpack_sbuffer_destroy(&sb);
+        }
+    }
+    static const size_t lens[] = {0, 1, 31, 32, 255, 256, 1000, 65535, 65536, UINT32_MAX};
     for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, pack_sbuffer_write);
         msgpack_pack_str(&pk, lens[i]);
-        char out[3];
+        char out[5];
         size_t n = pack_put_str_header(out, lens[i]);
         cr_assert_eq(n, sb.size, "header length for %zu", lens[i]);
         cr_assert_eq(memcmp(out, sb.data, n), 0, "header bytes for %zu", lens[i]);
