@@ -33,7 +33,7 @@ static const struct {
 /* One flat, non-resumable walk: each header read once, open containers' remaining items on a
  * stack of ALLOT_MSGPACK_DEPTH_MAX. Same answer as frame_object_bytes (test_wire.c holds it to
  * it, every prefix included) at a fraction of its cost, which keeps its resumable state per item:
- * allot-bench sizes every reply with this. */
+ * what object_bytes_fast falls back to for an object of many containers. */
 static long object_bytes(const uint8_t *bytes, size_t len, uint32_t depth_max)
 {
     uint64_t remaining[ALLOT_MSGPACK_DEPTH_MAX];
@@ -81,9 +81,87 @@ static long object_bytes(const uint8_t *bytes, size_t len, uint32_t depth_max)
     }
 }
 
+/* The whole size of an item known from its first byte alone (fixint, nil, bool, an empty fixmap
+ * or fixarray, fixstr, float, int, uint, fixext), or 0: a non-empty container, a length that
+ * follows (str, bin, ext, array and map 16/32), or 0xc1. */
+static const uint8_t item_bytes_by_type[256] = {
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x00 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x10 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x20 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x30 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x40 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x50 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x60 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0x70 */
+    1,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x80 */
+    1,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x90 */
+    1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, /* 0xa0 */
+    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, /* 0xb0 */
+    1,  0,  1,  1,  0,  0,  0,  0,  0,  0,  5,  9,  2,  3,  5,  9,  /* 0xc0 */
+    2,  3,  5,  9,  3,  4,  6,  10, 18, 0,  0,  0,  0,  0,  0,  0,  /* 0xd0 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0xe0 */
+    1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,  /* 0xf0 */
+};
+
+/* The walk without a stack: only how many objects are still owed, plus how many non-empty
+ * containers were opened. Nesting deeper than depth_max takes more than depth_max non-empty
+ * containers, so up to that many this gives the stack walk's answer (the same sizes, the same 0
+ * for a cut object, the same -1 for 0xc1, each at the same item) without its bookkeeping; past
+ * it, -2: the caller asks object_bytes. An item whose first byte says its size costs a table
+ * look-up. */
+static long object_bytes_counted(const uint8_t *bytes, size_t len, uint32_t depth_max)
+{
+    uint64_t owed = 1;
+    uint32_t containers = 0;
+    size_t at = 0;
+    while (owed > 0) {
+        if (at >= len)
+            return 0;
+        uint8_t t = bytes[at];
+        owed--;
+        if (item_bytes_by_type[t] != 0) {
+            at += item_bytes_by_type[t];
+            continue;
+        }
+        uint64_t children = 0, body = 0, head = 1;
+        if (t <= 0x8f)
+            children = 2u * (t & 0x0fu);
+        else if (t <= 0x9f)
+            children = t & 0x0fu;
+        else {
+            unsigned k = t - 0xc0u, n = item_table[k].length_bytes;
+            if (n == 0xff)
+                return -1;
+            head = 1u + n + item_table[k].extra_bytes;
+            if (at + head > len)
+                return 0;
+            uint64_t count = be_read(bytes + at + 1, (int)n);
+            if (item_table[k].count_is >= 2)
+                children = count * (item_table[k].count_is - 1u);
+            else
+                body = count;
+        }
+        if (children > 0 && ++containers > depth_max)
+            return -2;
+        owed += children;
+        at += (size_t)(head + body);
+    }
+    return at <= len ? (long)at : 0;
+}
+
+/* The size of one object: the counting walk, or for an object of more than depth_max non-empty
+ * containers the walk that keeps the depth. Out of line: a reply whose result is a scalar does
+ * not pay for the walk's registers. */
+__attribute__((noinline)) static long object_bytes_fast(const uint8_t *bytes, size_t len,
+                                                        uint32_t depth_max)
+{
+    long n = object_bytes_counted(bytes, len, depth_max);
+    return n != -2 ? n : object_bytes(bytes, len, depth_max);
+}
+
 long wire_object_bytes(const uint8_t *bytes, size_t len)
 {
-    return object_bytes(bytes, len, ALLOT_MSGPACK_DEPTH_MAX);
+    return object_bytes_fast(bytes, len, ALLOT_MSGPACK_DEPTH_MAX);
 }
 
 /* Read an unsigned integer object; advances *pos. */
@@ -155,21 +233,40 @@ static void error_code_read(const uint8_t *p, size_t len, size_t pos, char *code
     }
 }
 
-/* A success, [1, msgid, nil, result], read in one pass: the head byte by byte, then one walk
- * over the result (one level down, so the same depth limit as a walk of the whole reply). 0 when
- * the reply is anything else or not whole yet: wire_reply_scan then takes the general way. */
+/* A success, [1, msgid, nil, result], read in one pass: the head byte by byte, then the result
+ * (an item whose first byte gives its size, or one walk, one level down, so the same
+ * depth limit as a walk of the whole reply). 0 when the reply is anything else or not whole yet:
+ * wire_reply_scan then takes the general way. */
 static long success_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply)
 {
-    size_t pos = 2;
-    uint64_t msgid;
-    if (len < 4 || bytes[0] != 0x94 || bytes[1] != 0x01 || !uint_read(bytes, len, &pos, &msgid) ||
-        msgid > UINT32_MAX || pos >= len || bytes[pos] != 0xc0)
+    if (len < 5 || bytes[0] != 0x94 || bytes[1] != 0x01)
+        return 0;
+    uint8_t b = bytes[2];
+    uint32_t msgid;
+    size_t pos;
+    if (b <= 0x7f)
+        msgid = b, pos = 3;
+    else if (b == 0xcd)
+        msgid = (uint32_t)bytes[3] << 8 | bytes[4], pos = 5;
+    else if (b == 0xce && len >= 8)
+        msgid = (uint32_t)bytes[3] << 24 | (uint32_t)bytes[4] << 16 | (uint32_t)bytes[5] << 8 |
+                bytes[6],
+        pos = 7;
+    else if (b == 0xcc)
+        msgid = bytes[3], pos = 4;
+    else
+        return 0;
+    if (pos + 1 >= len || bytes[pos] != 0xc0)
         return 0;
     pos++;
-    long result = object_bytes(bytes + pos, len - pos, ALLOT_MSGPACK_DEPTH_MAX - 1);
+    long result = item_bytes_by_type[bytes[pos]]; /* a scalar: its size from its first byte */
+    if (result == 0)
+        result = object_bytes_fast(bytes + pos, len - pos, ALLOT_MSGPACK_DEPTH_MAX - 1);
+    else if (pos + (size_t)result > len)
+        return 0;
     if (result <= 0)
         return 0;
-    reply->msgid = (uint32_t)msgid;
+    reply->msgid = msgid;
     reply->is_error = false;
     reply->code[0] = '\0';
     reply->result = bytes + pos;
@@ -177,11 +274,11 @@ static long success_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply)
     return (long)pos + result;
 }
 
-long wire_reply_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply, const char **why)
+/* Any other reply (an error, a msgid in 8 bytes, one not whole yet): sized first, then read. Out
+ * of line, so that a success costs only success_scan. */
+__attribute__((noinline)) static long reply_scan_general(const uint8_t *bytes, size_t len,
+                                                         wire_reply_t *reply, const char **why)
 {
-    long fast = success_scan(bytes, len, reply);
-    if (fast > 0)
-        return fast;
     long total = wire_object_bytes(bytes, len);
     if (total <= 0) {
         *why = "malformed MessagePack";
@@ -207,4 +304,10 @@ long wire_reply_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply, cons
     reply->result = bytes + pos;
     reply->result_bytes = end - pos;
     return total;
+}
+
+long wire_reply_scan(const uint8_t *bytes, size_t len, wire_reply_t *reply, const char **why)
+{
+    long fast = success_scan(bytes, len, reply);
+    return fast > 0 ? fast : reply_scan_general(bytes, len, reply, why);
 }

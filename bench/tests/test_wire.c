@@ -303,3 +303,122 @@ Test(wire, success_reply_read_in_one_pass_agrees_with_the_whole_reply_s_walk)
     cr_assert_eq(wire_reply_scan(deep, deep_bytes + 1, &r, &why), -1);
     cr_assert_lt(frame_object_bytes(deep, deep_bytes + 1), 0);
 }
+
+/* The walk counts the objects still owed and keeps no stack while an object has at most
+ * ALLOT_MSGPACK_DEPTH_MAX non-empty containers; past that it walks again keeping the depth.
+ * Either way: the server scanner's answer, on both sides of that line, shallow or deep. */
+Test(wire, many_containers_shallow_or_deep_are_sized_as_the_server_scanner_does)
+{
+    const uint32_t counts[] = {ALLOT_MSGPACK_DEPTH_MAX - 1, ALLOT_MSGPACK_DEPTH_MAX,
+                               ALLOT_MSGPACK_DEPTH_MAX + 1, 3 * ALLOT_MSGPACK_DEPTH_MAX};
+    for (int k = 0; k < 4; k++) {
+        /* shallow: an array of `n` one-element arrays, then of `n` empty maps */
+        uint32_t n = counts[k];
+        sb.size = 0;
+        msgpack_pack_array(&pk, n);
+        for (uint32_t i = 0; i < n; i++) {
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_uint32(&pk, i * 1000u);
+        }
+        size_t shallow = sb.size;
+        for (size_t len = 0; len <= shallow; len++)
+            cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, len),
+                         frame_verdict((const uint8_t *)sb.data, len), "%u arrays, %zu bytes", n,
+                         len);
+        cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, shallow), (long)shallow);
+        sb.size = 0;
+        msgpack_pack_array(&pk, n);
+        for (uint32_t i = 0; i < n; i++)
+            msgpack_pack_map(&pk, 0);
+        cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, sb.size), (long)sb.size);
+    }
+    /* deep, with siblings: nesting at the limit next to many containers, then one level more */
+    for (uint32_t depth = ALLOT_MSGPACK_DEPTH_MAX - 1; depth <= ALLOT_MSGPACK_DEPTH_MAX + 1;
+         depth++) {
+        sb.size = 0;
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_array(&pk, 20);
+        for (int i = 0; i < 20; i++) {
+            msgpack_pack_array(&pk, 1);
+            msgpack_pack_nil(&pk);
+        }
+        for (uint32_t d = 1; d < depth; d++)
+            msgpack_pack_array(&pk, 1);
+        pack_str("leaf");
+        for (size_t len = 0; len <= sb.size; len++)
+            cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, len),
+                         frame_verdict((const uint8_t *)sb.data, len), "depth %u, %zu bytes", depth,
+                         len);
+        cr_assert_eq(wire_object_bytes((const uint8_t *)sb.data, sb.size),
+                     depth <= ALLOT_MSGPACK_DEPTH_MAX ? (long)sb.size : -1, "depth %u", depth);
+    }
+}
+
+/* A success whose result is one item sized by its first byte (nil, bool, ints, floats, fixstr,
+ * fixext, empty containers) is read without a walk: the same size and result as the walk of the
+ * whole reply, and 0 for every prefix. */
+Test(wire, success_with_a_scalar_result_is_sized_from_its_first_byte)
+{
+    for (int kind = 0; kind < 14; kind++) {
+        sb.size = 0;
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, 1);
+        msgpack_pack_uint32(&pk, 4096u * (uint32_t)kind + 7);
+        msgpack_pack_nil(&pk);
+        size_t head = sb.size;
+        switch (kind) {
+        case 0:
+            msgpack_pack_nil(&pk);
+            break;
+        case 1:
+            msgpack_pack_true(&pk);
+            break;
+        case 2:
+            msgpack_pack_int64(&pk, -5);
+            break;
+        case 3:
+            msgpack_pack_int64(&pk, -300);
+            break;
+        case 4:
+            msgpack_pack_uint64(&pk, UINT64_MAX);
+            break;
+        case 5:
+            msgpack_pack_uint64(&pk, 70000);
+            break;
+        case 6:
+            msgpack_pack_double(&pk, 0.25);
+            break;
+        case 7:
+            msgpack_pack_float(&pk, 0.5f);
+            break;
+        case 8:
+            pack_str("pong");
+            break;
+        case 9:
+            pack_str("a string of thirty-one bytes!!!");
+            break;
+        case 10:
+            msgpack_pack_ext_with_body(&pk, "12345678", 8, 3);
+            break;
+        case 11:
+            msgpack_pack_ext_with_body(&pk, "1234567812345678", 16, 3);
+            break;
+        case 12:
+            msgpack_pack_map(&pk, 0);
+            break;
+        default:
+            msgpack_pack_array(&pk, 0);
+            break;
+        }
+        const uint8_t *bytes = (const uint8_t *)sb.data;
+        wire_reply_t r;
+        const char *why = "";
+        cr_assert_eq(wire_reply_scan(bytes, sb.size, &r, &why), (long)sb.size, "kind %d", kind);
+        cr_assert_eq(r.msgid, 4096u * (uint32_t)kind + 7);
+        cr_assert(!r.is_error);
+        cr_assert_eq(r.result, bytes + head);
+        cr_assert_eq(r.result_bytes, sb.size - head, "kind %d", kind);
+        for (size_t len = 0; len < sb.size; len++)
+            cr_assert_eq(wire_reply_scan(bytes, len, &r, &why), 0, "kind %d prefix %zu", kind, len);
+    }
+}
