@@ -180,7 +180,7 @@ struct worker {
     uint64_t rng;
     uint64_t carts;
     op_stats_t stats[OP_COUNT];
-    histogram_t session_ns; /* whole session, first send to last reply */
+    histogram_t session_ns; /* whole sessions of more than one request (bench_run_t) */
     /* open loop: how late each measured session was handed to a connection, from its intended
      * start (a client that falls behind adds this to every latency it reports) */
     histogram_t send_late_ns;
@@ -223,7 +223,11 @@ struct bench_run {
     uint64_t start_ns, measure_start_ns, measure_end_ns;
     /* results (after engine_run) */
     op_stats_t stats[OP_COUNT];
+    /* whole sessions, first send to last reply. When every session of the scenario is one
+     * request (sessions_single), each session's latency is its request's, so workers record it
+     * once, in the op's histogram, and run_merge adds those into session_ns. */
     histogram_t session_ns;
+    bool sessions_single;
     histogram_t send_late_ns; /* open loop: merged worker_t.send_late_ns */
     uint64_t slot_waits;      /* open loop: summed worker_t.slot_waits */
     uint64_t last_done_ns;
@@ -263,6 +267,8 @@ void scenario_session_start(worker_t *w, session_t *s);
 /* After the reply to s->op: true when another op follows (s->op updated). */
 bool scenario_session_next(worker_t *w, session_t *s, bool is_error, const char *code);
 bench_op_t scenario_primary_op(bench_scenario_t scenario);
+/* True when every session of the scenario is one request (scenario_session_next never goes on). */
+bool scenario_sessions_single(bench_scenario_t scenario);
 
 /* Targets. */
 extern const bench_target_t bench_target_allot;

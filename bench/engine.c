@@ -371,7 +371,7 @@ void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const ch
         w->inflight++;
         return;
     }
-    if (s->recorded)
+    if (s->recorded && !run->sessions_single)
         histogram_record(&w->session_ns, now - s->session_start_ns);
     w->last_done_ns = now;
     c->free_slots[c->free_count++] = slot;
@@ -631,6 +631,9 @@ static void run_merge(bench_run_t *run)
             }
         }
         histogram_merge(&run->session_ns, &w->session_ns);
+        if (run->sessions_single) /* each session was its one request */
+            for (uint32_t op = 0; op < OP_COUNT; op++)
+                histogram_merge(&run->session_ns, &w->stats[op].latency_ns);
         histogram_merge(&run->send_late_ns, &w->send_late_ns);
         run->slot_waits += w->slot_waits;
         run->flash_ok += w->flash_ok;
@@ -786,6 +789,7 @@ int engine_run(bench_run_t *run)
     run->measure_end_ns =
         bounded ? 0 : run->measure_start_ns + (uint64_t)(config->duration_s * 1e9);
     run->server_cpu_s = run->client_cpu_s = 0.0;
+    run->sessions_single = scenario_sessions_single(config->scenario);
     double interval_ns =
         config->rate_per_s > 0 ? 1e9 * run->worker_count / config->rate_per_s : 0.0;
     pthread_t threads[BENCH_THREADS_MAX];

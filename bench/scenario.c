@@ -18,6 +18,11 @@ bench_op_t scenario_primary_op(bench_scenario_t scenario)
     }
 }
 
+bool scenario_sessions_single(bench_scenario_t scenario)
+{
+    return scenario != SCENARIO_CHECKOUT && scenario != SCENARIO_MIXED;
+}
+
 static bench_scenario_t mixed_pick(worker_t *w)
 {
     const bench_config_t *config = w->run->config;
