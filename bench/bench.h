@@ -131,7 +131,13 @@ typedef struct byte_buffer {
     size_t len, cap, pos; /* pos: consumed prefix (input) */
 } byte_buffer_t;
 
-int byte_buffer_reserve(byte_buffer_t *b, size_t more);
+/* Room for `more` bytes after len: 0, or -1 when out of memory. The check is inline (a request
+ * is packed with one per op); growing is byte_buffer_grow's. */
+int byte_buffer_grow(byte_buffer_t *b, size_t more);
+static inline int byte_buffer_reserve(byte_buffer_t *b, size_t more)
+{
+    return b->len + more <= b->cap ? 0 : byte_buffer_grow(b, more);
+}
 int byte_buffer_append(byte_buffer_t *b, const void *data, size_t len);
 void byte_buffer_compact(byte_buffer_t *b);
 void byte_buffer_free(byte_buffer_t *b);

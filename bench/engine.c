@@ -95,6 +95,10 @@ void bench_position(const bench_config_t *config, uint64_t i, uint32_t *sku, uin
 void bench_random_skus(worker_t *w, uint32_t *out, uint32_t n)
 {
     uint32_t skus = w->run->config->skus;
+    if (n == 1) { /* nothing to be distinct from */
+        out[0] = (uint32_t)(((bench_rng_next(&w->rng) >> 32) * skus) >> 32);
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) {
         for (;;) {
             /* the top 32 random bits scaled to [0, skus): no division */
@@ -110,10 +114,8 @@ void bench_random_skus(worker_t *w, uint32_t *out, uint32_t n)
     }
 }
 
-int byte_buffer_reserve(byte_buffer_t *b, size_t more)
+int byte_buffer_grow(byte_buffer_t *b, size_t more)
 {
-    if (b->len + more <= b->cap)
-        return 0;
     size_t cap = b->cap ? b->cap : 16384;
     while (cap < b->len + more)
         cap *= 2;

@@ -89,8 +89,8 @@ static void pack_stock_set(worker_t *w, msgpack_packer *pk, session_t *s, uint32
  * per item. */
 
 /* Append the envelope's head, [0, msgid, then the method's pre-encoded name. */
-static uint8_t *put_head(uint8_t *p, session_t *s, uint32_t slot, const uint8_t *method,
-                         size_t method_bytes)
+static inline uint8_t *put_head(uint8_t *p, session_t *s, uint32_t slot, const uint8_t *method,
+                                size_t method_bytes)
 {
     s->msgid = (((s->msgid >> SLOT_BITS) + 1) << SLOT_BITS) | slot;
     uint32_t id = s->msgid;
