@@ -188,12 +188,11 @@ static int pack_avail_fast(worker_t *w, conn_t *c, session_t *s, uint32_t slot)
     return 0;
 }
 
-static int allot_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
+/* The other requests, through msgpack-c. Out of line: its id buffers and packer would make
+ * allot_pack's frame (and every ping's) larger. */
+__attribute__((noinline)) static int pack_msgpack(worker_t *w, conn_t *c, uint32_t slot,
+                                                  session_t *s)
 {
-    if (s->op == OP_PING)
-        return pack_ping_fast(c, s, slot);
-    if (s->op == OP_AVAIL)
-        return pack_avail_fast(w, c, s, slot);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->out, out_write_cb);
     size_t before = c->out.len;
@@ -228,6 +227,15 @@ static int allot_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
     }
     /* msgpack-c ignores write errors: a short buffer shows as no growth. */
     return c->out.len > before ? 0 : -1;
+}
+
+static int allot_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
+{
+    if (s->op == OP_PING)
+        return pack_ping_fast(c, s, slot);
+    if (s->op == OP_AVAIL)
+        return pack_avail_fast(w, c, s, slot);
+    return pack_msgpack(w, c, slot, s);
 }
 
 static int allot_parse(worker_t *w, conn_t *c)
