@@ -125,12 +125,13 @@ static uint8_t *put_sku(uint8_t *p, uint32_t index)
         "31323334353637383940414243444546474849505152535455565758596061"
         "62636465666768697071727374757677787980818283848586878889909192"
         "93949596979899";
+    uint32_t high = index / 10000 % 10000, low = index % 10000; /* two independent halves */
     p[0] = 0xa9;
     p[1] = 'S';
-    for (int i = 8; i >= 2; i -= 2) {
-        memcpy(p + i, digit_pairs + 2 * (index % 100), 2);
-        index /= 100;
-    }
+    memcpy(p + 2, digit_pairs + 2 * (high / 100), 2);
+    memcpy(p + 4, digit_pairs + 2 * (high % 100), 2);
+    memcpy(p + 6, digit_pairs + 2 * (low / 100), 2);
+    memcpy(p + 8, digit_pairs + 2 * (low % 100), 2);
     return p + SKU_NAME_BYTES;
 }
 

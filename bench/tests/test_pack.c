@@ -132,3 +132,14 @@ Test(pack, requests_are_appended_behind_what_is_still_unsent)
     cr_assert_gt(conn.out.len, ping_bytes);
     assert_packed_as_expected("ping then avail.get");
 }
+
+/* SKU names are written two digit pairs per half: every index the catalogue may have, up to
+ * the largest (whose name keeps its last 8 digits, as bench_sku_name's does), in the same bytes. */
+Test(pack, avail_get_sku_names_are_bench_sku_name_s_over_the_whole_index_range)
+{
+    config.skus = UINT32_MAX;
+    for (int round = 0; round < 4; round++)
+        check_avail(BENCH_SKUS_PER_REQUEST_MAX, false, false);
+    config.skus = 100000000; /* 8 digits: the high half's top pair is 99 */
+    check_avail(BENCH_SKUS_PER_REQUEST_MAX, false, false);
+}
