@@ -260,6 +260,9 @@ void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const ch
 uint64_t bench_rng_next(uint64_t *state);
 void bench_sku_name(uint32_t index, char *buf, size_t bytes);
 void bench_location_name(uint32_t index, char *buf, size_t bytes);
+/* A cart's (reservation's, order's) id: "c<run nonce, hex>-<worker>-<cart>", at most
+ * BENCH_CART_NAME_BYTES - 1 characters; truncated to bytes - 1 as snprintf would. */
+#define BENCH_CART_NAME_BYTES 64
 void bench_cart_name(const bench_run_t *run, uint32_t worker, uint64_t cart, char *buf,
                      size_t bytes);
 /* Position i of the catalogue: SKU i / sku_locations at its (i % sku_locations)-th location. */

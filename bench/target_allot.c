@@ -1,6 +1,6 @@
-/* target_allot.c - the Allot target: MessagePack-RPC requests (ping and avail.get written byte by
- * byte, the others packed with msgpack-c), replies scanned by wire.c; setup and checks through
- * liballot. */
+/* target_allot.c - the Allot target: MessagePack-RPC requests (ping, avail.get and reserve written
+ * byte by byte, the others packed with msgpack-c), replies scanned by wire.c; setup and checks
+ * through liballot. */
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -45,30 +45,6 @@ static void pack_header(msgpack_packer *pk, session_t *s, uint32_t slot, const c
     msgpack_pack_map(pk, fields);
 }
 
-static void pack_reserve(worker_t *w, msgpack_packer *pk, session_t *s, uint32_t slot)
-{
-    char id[64], name[32];
-    bench_cart_name(w->run, w->index, s->cart, id, sizeof(id));
-    pack_header(pk, s, slot, "reserve", 2);
-    pack_key_cstr(pk, "id", id);
-    pack_cstr(pk, "lines");
-    msgpack_pack_array(pk, s->lines);
-    uint32_t skus[BENCH_LINES_MAX];
-    if (s->kind != SCENARIO_FLASHSALE)
-        bench_random_skus(w, skus, s->lines);
-    for (uint32_t i = 0; i < s->lines; i++) {
-        msgpack_pack_map(pk, 2);
-        if (s->kind == SCENARIO_FLASHSALE)
-            pack_key_cstr(pk, "sku", w->run->hot_sku);
-        else {
-            bench_sku_name(skus[i], name, sizeof(name));
-            pack_key_cstr(pk, "sku", name);
-        }
-        pack_cstr(pk, "qty");
-        msgpack_pack_uint8(pk, 1);
-    }
-}
-
 static void pack_stock_set(worker_t *w, msgpack_packer *pk, session_t *s, uint32_t slot)
 {
     uint32_t sku, location;
@@ -84,8 +60,8 @@ static void pack_stock_set(worker_t *w, msgpack_packer *pk, session_t *s, uint32
 }
 
 /* ---- the hot requests, written byte by byte ------------------------------------------------
- * ping and avail.get are written straight into the output buffer from pre-encoded pieces: the
- * same bytes msgpack-c packs (the msgid in its shortest form, fixstr SKU names), without a call
+ * ping, avail.get and reserve are written straight into the output buffer from pre-encoded pieces:
+ * the same bytes msgpack-c packs (the msgid in its shortest form, fixstr SKU names), without a call
  * per item. */
 
 /* Append the envelope's head, [0, msgid, then the method's pre-encoded name. */
@@ -189,6 +165,70 @@ static int pack_avail_fast(worker_t *w, conn_t *c, session_t *s, uint32_t slot)
     return 0;
 }
 
+/* A string's header and bytes as msgpack-c packs them (fixstr, str8, str16; every string here
+ * is shorter than 64 KiB). */
+static uint8_t *put_str(uint8_t *p, const char *str, size_t n)
+{
+    if (n < 32)
+        *p++ = (uint8_t)(0xa0 | n);
+    else if (n < 256) {
+        *p++ = 0xd9;
+        *p++ = (uint8_t)n;
+    } else {
+        *p++ = 0xda;
+        *p++ = (uint8_t)(n >> 8);
+        *p++ = (uint8_t)n;
+    }
+    memcpy(p, str, n);
+    return p + n;
+}
+
+/* reserve {"id": cart, "lines": [{"sku": name, "qty": 1}, ...]}: random distinct SKUs, or the
+ * flash sale's hot SKU on every line. */
+static int pack_reserve_fast(worker_t *w, conn_t *c, session_t *s, uint32_t slot)
+{
+    static const uint8_t method[] = {0xa7, 'r',  'e',  's',  'e', 'r', 'v',
+                                     'e',  0x91, 0x82, 0xa2, 'i', 'd'};
+    static const uint8_t lines_key[] = {0xa5, 'l', 'i', 'n', 'e', 's'};
+    static const uint8_t sku_key[] = {0x82, 0xa3, 's', 'k', 'u'};
+    static const uint8_t qty_one[] = {0xa3, 'q', 't', 'y', 0x01};
+    char id[BENCH_CART_NAME_BYTES];
+    bench_cart_name(w->run, w->index, s->cart, id, sizeof(id));
+    size_t id_bytes = strlen(id);
+    bool flash = s->kind == SCENARIO_FLASHSALE;
+    const char *hot = w->run->hot_sku;
+    size_t hot_bytes = flash ? strlen(hot) : 0;
+    size_t line_most = sizeof(sku_key) + 3 + (flash ? hot_bytes : SKU_NAME_BYTES) + sizeof(qty_one);
+    size_t most = HEAD_BYTES_MAX + sizeof(method) + 3 + id_bytes + sizeof(lines_key) + 3 +
+                  (size_t)s->lines * line_most;
+    if (byte_buffer_reserve(&c->out, most) != 0)
+        return -1;
+    uint32_t skus[BENCH_LINES_MAX];
+    if (!flash)
+        bench_random_skus(w, skus, s->lines);
+    uint8_t *start = (uint8_t *)c->out.data + c->out.len;
+    uint8_t *p = put_head(start, s, slot, method, sizeof(method));
+    p = put_str(p, id, id_bytes);
+    memcpy(p, lines_key, sizeof(lines_key));
+    p += sizeof(lines_key);
+    if (s->lines <= 15)
+        *p++ = (uint8_t)(0x90 | s->lines);
+    else {
+        *p++ = 0xdc;
+        *p++ = 0;
+        *p++ = s->lines; /* at most BENCH_LINES_MAX */
+    }
+    for (uint32_t i = 0; i < s->lines; i++) {
+        memcpy(p, sku_key, sizeof(sku_key));
+        p += sizeof(sku_key);
+        p = flash ? put_str(p, hot, hot_bytes) : put_sku(p, skus[i]);
+        memcpy(p, qty_one, sizeof(qty_one));
+        p += sizeof(qty_one);
+    }
+    c->out.len += (size_t)(p - start);
+    return 0;
+}
+
 /* The other requests, through msgpack-c. Out of line: its id buffers and packer would make
  * allot_pack's frame (and every ping's) larger. */
 __attribute__((noinline)) static int pack_msgpack(worker_t *w, conn_t *c, uint32_t slot,
@@ -197,11 +237,8 @@ __attribute__((noinline)) static int pack_msgpack(worker_t *w, conn_t *c, uint32
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->out, out_write_cb);
     size_t before = c->out.len;
-    char id[64];
+    char id[BENCH_CART_NAME_BYTES];
     switch ((bench_op_t)s->op) {
-    case OP_RESERVE:
-        pack_reserve(w, &pk, s, slot);
-        break;
     case OP_STOCK_SET:
         pack_stock_set(w, &pk, s, slot);
         break;
@@ -236,6 +273,8 @@ static int allot_pack(worker_t *w, conn_t *c, uint32_t slot, session_t *s)
         return pack_ping_fast(c, s, slot);
     if (s->op == OP_AVAIL)
         return pack_avail_fast(w, c, s, slot);
+    if (s->op == OP_RESERVE)
+        return pack_reserve_fast(w, c, s, slot);
     return pack_msgpack(w, c, slot, s);
 }
 

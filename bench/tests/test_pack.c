@@ -1,7 +1,10 @@
-/* test_pack.c - the allot target writes ping and avail.get byte by byte: exactly the bytes
- * msgpack-c packs for the same request, whatever the msgid's width and the request's shape. */
+/* test_pack.c - the allot target writes ping, avail.get and reserve byte by byte: exactly the
+ * bytes msgpack-c packs for the same request, whatever the msgid's width and the request's shape;
+ * cart ids are snprintf's. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bench/bench.h"
@@ -142,4 +145,76 @@ Test(pack, avail_get_sku_names_are_bench_sku_name_s_over_the_whole_index_range)
         check_avail(BENCH_SKUS_PER_REQUEST_MAX, false, false);
     config.skus = 100000000; /* 8 digits: the high half's top pair is 99 */
     check_avail(BENCH_SKUS_PER_REQUEST_MAX, false, false);
+}
+
+/* reserve of `lines` lines: random distinct SKUs, or the flash sale's hot SKU on each */
+static void check_reserve(uint8_t lines, bool flash, uint64_t cart)
+{
+    worker_t twin = worker;
+    uint32_t skus[BENCH_LINES_MAX];
+    if (!flash)
+        bench_random_skus(&twin, skus, lines);
+    session_t s = {.op = OP_RESERVE,
+                   .kind = flash ? SCENARIO_FLASHSALE : SCENARIO_RESERVE,
+                   .lines = lines,
+                   .cart = cart,
+                   .msgid = 0x7000};
+    conn.out.len = 0;
+    sb.size = 0;
+    cr_assert_eq(bench_target_allot.pack(&worker, &conn, 3, &s), 0);
+    expect_head(s.msgid, "reserve", 2);
+    char id[BENCH_CART_NAME_BYTES];
+    bench_cart_name(&run, worker.index, cart, id, sizeof(id));
+    pack_str("id");
+    pack_str(id);
+    pack_str("lines");
+    msgpack_pack_array(&pk, lines);
+    for (uint32_t i = 0; i < lines; i++) {
+        char name[32];
+        bench_sku_name(skus[i], name, sizeof(name));
+        msgpack_pack_map(&pk, 2);
+        pack_str("sku");
+        pack_str(flash ? run.hot_sku : name);
+        pack_str("qty");
+        msgpack_pack_uint8(&pk, 1);
+    }
+    assert_packed_as_expected(flash ? "flash sale reserve" : "reserve");
+}
+
+Test(pack, reserve_is_msgpack_c_s_bytes_for_one_line_a_cart_and_the_largest_cart)
+{
+    config.run_nonce = 0x1234abcd5678ef90u;
+    worker.index = 3;
+    check_reserve(1, false, 0);
+    check_reserve(5, false, 123456789);
+    check_reserve(15, false, 7);                       /* the largest fixarray */
+    check_reserve(16, false, 8);                       /* array16 */
+    check_reserve(BENCH_LINES_MAX, false, UINT64_MAX); /* the longest id: str8 */
+    snprintf(run.hot_sku, sizeof(run.hot_sku), "FLASH-%" PRIx64, config.run_nonce);
+    check_reserve(1, true, 42);
+    check_reserve(3, true, 43);
+    memset(run.hot_sku, 'H', sizeof(run.hot_sku) - 1); /* a hot SKU of 63 bytes: str8 */
+    run.hot_sku[sizeof(run.hot_sku) - 1] = '\0';
+    check_reserve(2, true, 44);
+}
+
+/* bench_cart_name writes what snprintf's "c%" PRIx64 "-%u-%" PRIu64 writes, truncation included. */
+Test(pack, cart_names_are_snprintf_s_for_every_width_and_buffer_size)
+{
+    const uint64_t nonces[] = {0, 1, 0xf, 0x10, 0x1234abcd5678ef90u, UINT64_MAX};
+    const uint32_t workers[] = {0, 9, 10, 63, UINT32_MAX};
+    const uint64_t carts[] = {0, 9, 10, 99999, 100000, UINT64_MAX};
+    for (int n = 0; n < 6; n++)
+        for (int k = 0; k < 5; k++)
+            for (int c = 0; c < 6; c++) {
+                config.run_nonce = nonces[n];
+                char want[BENCH_CART_NAME_BYTES], got[BENCH_CART_NAME_BYTES];
+                for (size_t bytes = 1; bytes <= sizeof(want); bytes += 7) {
+                    snprintf(want, bytes, "c%" PRIx64 "-%u-%" PRIu64, nonces[n], workers[k],
+                             carts[c]);
+                    memset(got, 'x', sizeof(got));
+                    bench_cart_name(&run, workers[k], carts[c], got, bytes);
+                    cr_assert_str_eq(got, want, "%zu bytes", bytes);
+                }
+            }
 }
