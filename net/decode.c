@@ -128,7 +128,8 @@ static int take_float(decode_cursor_t *c, msgpack_object *o, bool is_double)
     return 0;
 }
 
-/* What decode_other read: a whole scalar, or a container's header (its elements follow). */
+/* What decode_other read: a whole scalar, or a container's header (its elements follow). The
+ * take_* helpers' 0 and -1 are ITEM_SCALAR and ITEM_FAILED. */
 enum { ITEM_FAILED = -1, ITEM_SCALAR = 0, ITEM_CONTAINER = 1 };
 
 /* A container header of `bytes` (2 or 4) count bytes: its count into *count. */
