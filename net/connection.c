@@ -265,6 +265,19 @@ void connection_spares_free(server_t *server)
         free(server->reply_spares[--server->reply_spare_count]);
 }
 
+/* A client let more than output_bytes_max pile up: disconnected. */
+static __attribute__((noinline, cold)) void output_limit_close(connection_t *conn, size_t pending)
+{
+    conn->server->metrics.connections_closed_by_limit++;
+    uint64_t suppressed;
+    if (server_log_allow(conn->server, &conn->server->output_limit_log, &suppressed))
+        log_event(LOG_WARN, "output_limit", LOG_UINT("connection", conn->id),
+                  LOG_STR("peer", conn->peer), LOG_UINT("pending_bytes", pending),
+                  LOG_UINT("limit_bytes", conn->server->config.output_bytes_max),
+                  LOG_UINT("suppressed", suppressed));
+    connection_close(conn);
+}
+
 /* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected.
  * One reply alone may be larger (only a write's: a read's is answered TOO_LARGE instead, see
  * reply_too_large), since its change is made and the client must learn so. */
@@ -273,14 +286,7 @@ static void output_append(connection_t *conn, const char *bytes, size_t len)
     size_t queued = conn->out.size + conn->writing.size;
     size_t pending = queued + len;
     if (queued > 0 && pending > conn->server->config.output_bytes_max) {
-        conn->server->metrics.connections_closed_by_limit++;
-        uint64_t suppressed;
-        if (server_log_allow(conn->server, &conn->server->output_limit_log, &suppressed))
-            log_event(LOG_WARN, "output_limit", LOG_UINT("connection", conn->id),
-                      LOG_STR("peer", conn->peer), LOG_UINT("pending_bytes", pending),
-                      LOG_UINT("limit_bytes", conn->server->config.output_bytes_max),
-                      LOG_UINT("suppressed", suppressed));
-        connection_close(conn);
+        output_limit_close(conn, pending); /* out of line: every reply passes here */
         return;
     }
     buffer_ready(conn->server, &conn->out);

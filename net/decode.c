@@ -15,11 +15,12 @@ typedef struct decode_cursor {
     msgpack_zone *zone;
 } decode_cursor_t;
 
-/* One open container: its elements are written one after the other, an array's in order and a
+/* An enclosing container, while one of its elements is being read: where its next element goes
+ * and one past its last. Elements are written one after the other, an array's in order and a
  * map's as key, value, key, value (a msgpack_object_kv is a key and a value, nothing between). */
 typedef struct decode_level {
-    msgpack_object *next; /* where the next element goes */
-    msgpack_object *end;  /* one past the last */
+    msgpack_object *next;
+    msgpack_object *end;
 } decode_level_t;
 
 _Static_assert(sizeof(msgpack_object_kv) == 2 * sizeof(msgpack_object) &&
@@ -88,32 +89,6 @@ static int take_ext(decode_cursor_t *c, msgpack_object *o, uint64_t size)
     return 0;
 }
 
-/* An array or map of `count` elements (pairs for a map), its elements in the zone; only when each
- * element, at least one byte, still fits in what may be read. *slots: elements to read. */
-static int take_container(decode_cursor_t *c, msgpack_object *o, uint64_t count, bool map,
-                          uint64_t *slots)
-{
-    uint64_t elements = map ? 2 * count : count;
-    if (elements > (uint64_t)(c->end - c->p))
-        return -1;
-    o->type = map ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY;
-    /* an empty container points somewhere valid, as msgpack-c's do (memcpy of 0 elements) */
-    static msgpack_object_kv no_elements[1];
-    void *ptr = no_elements;
-    if (count > 0) {
-        ptr = msgpack_zone_malloc(
-            c->zone, count * (map ? sizeof(msgpack_object_kv) : sizeof(msgpack_object)));
-        if (ptr == NULL)
-            return -1;
-    }
-    if (map)
-        o->via.map = (msgpack_object_map){(uint32_t)count, ptr};
-    else
-        o->via.array = (msgpack_object_array){(uint32_t)count, ptr};
-    *slots = elements;
-    return 0;
-}
-
 /* An int of `bytes` big-endian bytes, signed or not, as msgpack-c types it: a signed value below
  * zero is NEGATIVE_INTEGER, everything else POSITIVE_INTEGER. */
 static int take_int(decode_cursor_t *c, msgpack_object *o, unsigned bytes, bool is_signed)
@@ -153,18 +128,36 @@ static int take_float(decode_cursor_t *c, msgpack_object *o, bool is_double)
     return 0;
 }
 
-/* Every type byte from 0xc0 to 0xdf (the fixed-format ones are handled by decode_item). */
-static int decode_typed(decode_cursor_t *c, msgpack_object *o, uint8_t t, uint64_t *slots)
+/* What decode_other read: a whole scalar, or a container's header (its elements follow). The
+ * take_* helpers' 0 and -1 are ITEM_SCALAR and ITEM_FAILED. */
+enum { ITEM_FAILED = -1, ITEM_SCALAR = 0, ITEM_CONTAINER = 1 };
+
+/* A container header of `bytes` (2 or 4) count bytes: its count into *count. */
+static int take_container_header(decode_cursor_t *c, unsigned bytes, uint64_t *count)
+{
+    return take_be(c, bytes, count) ? ITEM_CONTAINER : ITEM_FAILED;
+}
+
+/* Every type byte the loop of decode_request does not read itself: from 0xc0 to 0xdf and the
+ * negative fixints. A scalar is written to *o; for an array or map 16/32 only its count and kind
+ * (*count, *map). */
+static int decode_other(decode_cursor_t *c, msgpack_object *o, uint8_t t, uint64_t *count,
+                        bool *map)
 {
     uint64_t n;
+    if (t >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)t;
+        return ITEM_SCALAR;
+    }
     if (t == 0xc0) {
         o->type = MSGPACK_OBJECT_NIL;
-        return 0;
+        return ITEM_SCALAR;
     }
     if (t == 0xc2 || t == 0xc3) {
         o->type = MSGPACK_OBJECT_BOOLEAN;
         o->via.boolean = t == 0xc3;
-        return 0;
+        return ITEM_SCALAR;
     }
     if (t >= 0xc4 && t <= 0xc6) /* bin 8, 16, 32 */
         return take_be(c, 1u << (t - 0xc4), &n) ? take_bytes(c, o, MSGPACK_OBJECT_BIN, n) : -1;
@@ -180,37 +173,55 @@ static int decode_typed(decode_cursor_t *c, msgpack_object *o, uint8_t t, uint64
         return take_ext(c, o, 1u << (t - 0xd4));
     if (t >= 0xd9 && t <= 0xdb) /* str 8, 16, 32 */
         return take_be(c, 1u << (t - 0xd9), &n) ? take_bytes(c, o, MSGPACK_OBJECT_STR, n) : -1;
+    *map = t == 0xde || t == 0xdf;
     if (t == 0xdc || t == 0xdd) /* array 16, 32 */
-        return take_be(c, 2u << (t - 0xdc), &n) ? take_container(c, o, n, false, slots) : -1;
+        return take_container_header(c, 2u << (t - 0xdc), count);
     if (t == 0xde || t == 0xdf) /* map 16, 32 */
-        return take_be(c, 2u << (t - 0xde), &n) ? take_container(c, o, n, true, slots) : -1;
-    return -1; /* 0xc1: never used */
+        return take_container_header(c, 2u << (t - 0xde), count);
+    return ITEM_FAILED; /* 0xc1: never used */
 }
 
-/* One item's header (and a scalar's body) into *o; *slots: the elements a container opens (0 for
- * a scalar or an empty container). -1: cut off or not MessagePack. */
-static int decode_item(decode_cursor_t *c, msgpack_object *o, uint64_t *slots)
+/* The container just read into *o: `count` elements (pairs for a map), in the zone; only when
+ * each element, at least one byte, still fits in what may be read. *elements: the objects to
+ * read into *first (a map's pairs as key and value objects; none: an empty container). */
+static inline bool container_open(decode_cursor_t *c, msgpack_object *o, uint64_t count, bool map,
+                                  msgpack_object **first, uint64_t *elements)
 {
-    assert(c->p < c->end);
-    *slots = 0;
+    *elements = map ? 2 * count : count;
+    if (*elements > (uint64_t)(c->end - c->p))
+        return false;
+    /* an empty container points somewhere valid, as msgpack-c's do (memcpy of 0 elements) */
+    static msgpack_object_kv no_elements[1];
+    void *ptr = no_elements;
+    if (count > 0) {
+        ptr = msgpack_zone_malloc(c->zone, *elements * sizeof(msgpack_object));
+        if (ptr == NULL)
+            return false;
+    }
+    o->type = map ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_ARRAY;
+    if (map)
+        o->via.map = (msgpack_object_map){(uint32_t)count, ptr};
+    else
+        o->via.array = (msgpack_object_array){(uint32_t)count, ptr};
+    *first = ptr;
+    return true;
+}
+
+/* The envelope's header: an array of 3 (notification) or 4 (request) (frame.h), in any array
+ * format, its elements in the zone; false for anything else. */
+static bool envelope_open(decode_cursor_t *c, msgpack_object *object, msgpack_object **first)
+{
+    if (c->p == c->end)
+        return false;
     uint8_t t = *c->p++;
-    if (t <= 0x7f) {
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.u64 = t;
-        return 0;
-    }
-    if (t >= 0xe0) {
-        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-        o->via.i64 = (int8_t)t;
-        return 0;
-    }
-    if (t >= 0xa0 && t <= 0xbf)
-        return take_bytes(c, o, MSGPACK_OBJECT_STR, t & 0x1f);
-    if (t >= 0x90 && t <= 0x9f)
-        return take_container(c, o, t & 0x0f, false, slots);
-    if (t >= 0x80 && t <= 0x8f)
-        return take_container(c, o, t & 0x0f, true, slots);
-    return decode_typed(c, o, t, slots);
+    uint64_t count = t & 0x0f, elements;
+    if ((t == 0xdc || t == 0xdd) && !take_be(c, 2u << (t - 0xdc), &count))
+        return false;
+    if (t != 0x93 && t != 0x94 && t != 0xdc && t != 0xdd)
+        return false;
+    if (count != 3 && count != 4)
+        return false;
+    return container_open(c, object, count, false, first, &elements);
 }
 
 decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max,
@@ -222,35 +233,53 @@ decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max
         return DECODE_UNDECIDED;
     size_t readable = bytes_max - ALLOT_REQUEST_DEPTH_MAX;
     decode_cursor_t c = {data, data + (len < readable ? len : readable), zone};
-    decode_level_t stack[ALLOT_REQUEST_DEPTH_MAX];
-    uint32_t depth = 0;
-    msgpack_object *slot = object;
+    msgpack_object *slot; /* where the next element goes */
+    if (!envelope_open(&c, object, &slot))
+        return DECODE_UNDECIDED;
+    msgpack_object *end = slot + object->via.array.size; /* one past the open container's last */
+    decode_level_t stack[ALLOT_REQUEST_DEPTH_MAX]; /* [d]: where the container at depth d resumes */
+    uint32_t depth = 1;                            /* containers open, the envelope's included */
     for (;;) {
-        uint64_t slots;
-        if (c.p == c.end || decode_item(&c, slot, &slots) != 0)
+        if (c.p == c.end)
             return DECODE_UNDECIDED;
-        /* only an array of 3 (notification) or 4 (request) can be an envelope (frame.h) */
-        if (depth == 0 && (slot->type != MSGPACK_OBJECT_ARRAY ||
-                           (slot->via.array.size != 3 && slot->via.array.size != 4)))
-            return DECODE_UNDECIDED;
-        if (slots > 0) {
-            if (depth == ALLOT_REQUEST_DEPTH_MAX)
+        uint8_t t = *c.p++;
+        /* the fixed formats most of a request is made of here, the others in decode_other */
+        if (t <= 0x7f) {
+            slot->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            slot->via.u64 = t;
+        } else if (t >= 0xa0 && t <= 0xbf) {
+            if (take_bytes(&c, slot, MSGPACK_OBJECT_STR, t & 0x1f) != 0)
                 return DECODE_UNDECIDED;
-            /* an array's elements, or a map's pairs read as key and value objects */
-            msgpack_object *first = slot->type == MSGPACK_OBJECT_ARRAY
-                                        ? slot->via.array.ptr
-                                        : (msgpack_object *)slot->via.map.ptr;
-            stack[depth++] = (decode_level_t){first + 1, first + slots};
-            slot = first;
-            continue;
+        } else {
+            uint64_t count = t & 0x0f, elements;
+            bool map = t <= 0x8f;
+            int kind = t <= 0x9f ? ITEM_CONTAINER : decode_other(&c, slot, t, &count, &map);
+            if (kind == ITEM_FAILED)
+                return DECODE_UNDECIDED;
+            msgpack_object *first;
+            if (kind == ITEM_CONTAINER) {
+                if (!container_open(&c, slot, count, map, &first, &elements))
+                    return DECODE_UNDECIDED;
+                if (elements > 0) {
+                    if (depth == ALLOT_REQUEST_DEPTH_MAX)
+                        return DECODE_UNDECIDED;
+                    stack[depth++] = (decode_level_t){slot + 1, end};
+                    slot = first;
+                    end = first + elements;
+                    continue;
+                }
+            }
         }
         /* the item is whole: so is every container it was the last element of */
-        while (depth > 0 && stack[depth - 1].next == stack[depth - 1].end)
+        slot++;
+        while (slot == end) {
+            if (depth == 1) {
+                *frame_bytes = (size_t)(c.p - data);
+                return DECODE_COMPLETE;
+            }
             depth--;
-        if (depth == 0) {
-            *frame_bytes = (size_t)(c.p - data);
-            return DECODE_COMPLETE;
+            slot = stack[depth].next;
+            end = stack[depth].end;
         }
-        slot = stack[depth - 1].next++;
     }
 }

@@ -1,6 +1,8 @@
 /* dispatch.c - the command table and the one dispatcher every request goes through. */
 #include "dispatch.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -30,15 +32,56 @@ static const command_t command_table[] = {
 
 #define COMMAND_COUNT (sizeof(command_table) / sizeof(command_table[0]))
 
-const command_t *command_lookup(const char *name, size_t name_len)
+/* The command table by method name: open addressing over COMMAND_SLOTS (a power of two, at
+ * least twice the rows), each slot a row + 1 (0: empty), built once. A lookup hashes the name's
+ * length and three of its bytes and compares one row, or a few, where a scan of the table
+ * compared every row before the method's (avail.get is the 16th). */
+#define COMMAND_SLOTS 128u
+_Static_assert(2 * COMMAND_COUNT <= COMMAND_SLOTS && COMMAND_COUNT < UINT8_MAX,
+               "the command slots hold every row, half empty at least");
+static uint8_t command_slots[COMMAND_SLOTS];
+static atomic_bool command_slots_built;
+static pthread_once_t command_slots_once = PTHREAD_ONCE_INIT;
+
+/* name_len >= 1 */
+static inline uint32_t command_name_hash(const char *name, size_t name_len)
+{
+    const uint8_t *b = (const uint8_t *)name;
+    return (uint32_t)(name_len * 13u + b[0] + b[name_len - 1] * 5u + b[name_len / 2] * 3u);
+}
+
+static void command_slots_build(void)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
-        const command_t *c = &command_table[i];
+        uint32_t slot = command_name_hash(command_table[i].name, command_table[i].name_len);
+        while (command_slots[slot % COMMAND_SLOTS] != 0)
+            slot++;
+        command_slots[slot % COMMAND_SLOTS] = (uint8_t)(i + 1);
+    }
+    atomic_store_explicit(&command_slots_built, true, memory_order_release);
+}
+
+/* command_lookup, inlined into the dispatcher */
+static inline const command_t *command_find(const char *name, size_t name_len)
+{
+    if (name_len == 0)
+        return NULL;
+    if (!atomic_load_explicit(&command_slots_built, memory_order_acquire))
+        pthread_once(&command_slots_once, command_slots_build);
+    for (uint32_t slot = command_name_hash(name, name_len);; slot++) {
+        uint8_t row = command_slots[slot % COMMAND_SLOTS];
+        if (row == 0)
+            return NULL;
+        const command_t *c = &command_table[row - 1];
         /* lengths first: a method may contain NUL bytes, which strncmp would stop at */
         if (c->name_len == name_len && memcmp(c->name, name, name_len) == 0)
             return c;
     }
-    return NULL;
+}
+
+const command_t *command_lookup(const char *name, size_t name_len)
+{
+    return command_find(name, name_len);
 }
 
 size_t command_count(void)
@@ -165,7 +208,8 @@ static int check_command(const dispatch_env_t *env, const command_t *command,
         return allot_error_set(error, ALLOT_EUNAUTHENTICATED, NULL,
                                "call auth {token} first; only ping and auth are allowed before");
     *args = dispatch_args_scan(command, envelope->params);
-    int rc = *args != NULL
+    /* no key at all (ping, `[]`): nothing to check */
+    int rc = *args != NULL || envelope->params->via.map.size == 0
                  ? 0
                  : args_check_keys_also(envelope->params, command->allowed_keys,
                                         command->flags & COMMAND_WRITE ? NULL : dispatch_read_keys,
@@ -217,13 +261,14 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
     if (rc != 0) {
         outcome->close = true;
     } else if ((rc = rpc_params_check(object, &envelope, &error)) == 0) {
-        const command_t *command = command_lookup(envelope.method.ptr, envelope.method.len);
+        const command_t *command = command_find(envelope.method.ptr, envelope.method.len);
         if (command != NULL)
             outcome->command_index = command_index(command);
         const args_typed_t *args = NULL;
         rc = check_command(env, command, &envelope, &args, &error);
-        /* a scanned read named neither min_index nor wait_ms (args_typed.h) */
-        if (rc == 0 && !(command->flags & COMMAND_WRITE) && args == NULL)
+        /* a scanned read named neither min_index nor wait_ms (args_typed.h); nor did no key */
+        if (rc == 0 && !(command->flags & COMMAND_WRITE) && args == NULL &&
+            envelope.params->via.map.size > 0)
             rc = read_wait_check(env, &envelope, outcome, &error);
         if (rc == DISPATCH_WAIT) {
             outcome->wait = true; /* nothing is packed: the caller dispatches it again */

@@ -11,7 +11,8 @@
 
 int handle_ping(command_call_t *call)
 {
-    pack_cstr(call->result, "pong");
+    static const char pong[] = {(char)0xa4, 'p', 'o', 'n', 'g'}; /* "pong", packed: one write */
+    call->result->callback(call->result->data, pong, sizeof(pong));
     return 0;
 }
 

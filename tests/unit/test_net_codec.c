@@ -1,9 +1,11 @@
 /* test_net_codec.c - the request framer and the MessagePack-RPC envelope checks. */
 #include <criterion/criterion.h>
 #include <msgpack.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "net/dispatch.h"
 #include "client/frame.h"
 #include "net/pack.h"
@@ -260,6 +262,92 @@ Test(dispatch, a_method_name_with_a_nul_byte_is_unknown_not_a_prefix_match)
     cr_assert_null(command_lookup("ping\0", 5));
     cr_assert_null(command_lookup("pin", 3));
     cr_assert_not_null(command_lookup("ping", 4));
+}
+
+/* The table's own scan, as command_lookup was: what the lookup must agree with. */
+static const command_t *lookup_by_scan(const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < command_count(); i++) {
+        const command_t *c = command_at(i);
+        if (c->name_len == name_len && memcmp(c->name, name, name_len) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+Test(dispatch, every_method_is_found_by_its_name_and_no_other_name_is)
+{
+    char name[ALLOT_METHOD_BYTES_MAX + 1];
+    for (size_t i = 0; i < command_count(); i++) {
+        const command_t *c = command_at(i);
+        memcpy(name, c->name, c->name_len); /* not the table's own pointer */
+        cr_assert_eq(command_lookup(name, c->name_len), c, "%s", c->name);
+        cr_assert_eq(command_index(command_lookup(name, c->name_len)), i);
+        /* one byte more, one less, the last one changed: unknown */
+        name[c->name_len] = 'x';
+        cr_assert_null(command_lookup(name, c->name_len + 1), "%s + x", c->name);
+        cr_assert_null(command_lookup(name, c->name_len - 1), "%s - 1", c->name);
+        name[c->name_len - 1] ^= 0x20;
+        cr_assert_null(command_lookup(name, c->name_len), "%s changed", c->name);
+    }
+    cr_assert_null(command_lookup("", 0));
+    /* names made of the methods' own letters, every length: as the scan says */
+    static const char letters[] = "abcdegiklmnoprstuv.";
+    uint64_t state = UINT64_C(0x9e3779b97f4a7c15);
+    for (int round = 0; round < 200000; round++) {
+        state = state * UINT64_C(6364136223846793005) + 1;
+        size_t len = 1 + (size_t)(state >> 58) % 20;
+        for (size_t j = 0; j < len; j++) {
+            state = state * UINT64_C(6364136223846793005) + 1;
+            name[j] = letters[(state >> 40) % (sizeof(letters) - 1)];
+        }
+        cr_assert_eq(command_lookup(name, len), lookup_by_scan(name, len), "%.*s", (int)len, name);
+    }
+}
+
+Test(dispatch, a_call_without_keys_and_one_with_keys_are_checked_alike)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    /* a group's follower that has applied index 3 */
+    dispatch_env_t env = {.writes_allowed = true, .applied_index = 3};
+    const uint8_t no_params[] = {0x94, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g', 0x90};
+    const uint8_t empty_map[] = {0x94, 0x00, 0x06, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80};
+    const uint8_t min_index[] = {0x94, 0x00, 0x07, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x81, 0xa9,
+                                 'm',  'i',  'n',  '_',  'i', 'n', 'd', 'e', 'x',  0x05};
+    const uint8_t unknown_key[] = {0x94, 0x00, 0x08, 0xa4, 'p', 'i', 'n',
+                                   'g',  0x91, 0x81, 0xa1, 'x', 0x01};
+    const uint8_t avail_no_params[] = {0x94, 0x00, 0x09, 0xa9, 'a', 'v', 'a',
+                                       'i',  'l',  '.',  'g',  'e', 't', 0x90};
+    const struct {
+        const uint8_t *bytes;
+        size_t len;
+        int error;
+        bool wait;
+    } cases[] = {{no_params, sizeof(no_params), 0, false},
+                 {empty_map, sizeof(empty_map), 0, false},
+                 {min_index, sizeof(min_index), 0, true}, /* index 5 is not applied yet */
+                 {unknown_key, sizeof(unknown_key), ALLOT_EINVALID_ARGUMENT, false},
+                 {avail_no_params, sizeof(avail_no_params), ALLOT_EINVALID_ARGUMENT, false}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        msgpack_object object;
+        size_t offset = 0;
+        cr_assert_eq(
+            msgpack_unpack((const char *)cases[i].bytes, cases[i].len, &offset, &zone, &object),
+            MSGPACK_UNPACK_SUCCESS);
+        dispatch_outcome_t outcome;
+        out.size = 0;
+        dispatch_object(&env, &object, &out, &outcome);
+        cr_expect_eq(outcome.error, cases[i].error, "case %zu: error %d", i, outcome.error);
+        cr_expect_eq(outcome.wait, cases[i].wait, "case %zu", i);
+        cr_expect_eq(outcome.replied, !cases[i].wait, "case %zu", i);
+        if (cases[i].error == 0 && !cases[i].wait) /* [1, msgid, nil, "pong"] */
+            cr_expect(out.size == 9 && memcmp(out.data + 3, "\xc0\xa4pong", 6) == 0, "case %zu", i);
+    }
+    msgpack_sbuffer_destroy(&out);
+    msgpack_zone_destroy(&zone);
 }
 
 Test(dispatch, unknown_method_and_unknown_key_are_answered_not_fatal)

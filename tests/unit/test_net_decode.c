@@ -3,6 +3,7 @@
  * object; everything else it leaves to them. */
 #include <criterion/criterion.h>
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,53 @@ Test(decode, nesting_up_to_the_request_depth_limit_and_no_deeper)
     cr_assert_eq(check_agrees(request, len, DECODE_TEST_BYTES_MAX), DECODE_COMPLETE);
     len = nested_request(request, ALLOT_REQUEST_DEPTH_MAX);
     cr_assert_eq(check_agrees(request, len, DECODE_TEST_BYTES_MAX), DECODE_UNDECIDED);
+}
+
+Test(decode, an_envelope_in_every_array_format_and_only_of_3_or_4_elements)
+{
+    /* [0, 1, "m", [{}]] and [2, "m", [{}]] in fixarray, array 16 and array 32; then 2 and 5 */
+    static const uint8_t body4[] = {0x00, 0x01, 0xa1, 'm', 0x91, 0x80};
+    static const uint8_t body3[] = {0x02, 0xa1, 'm', 0x91, 0x80};
+    static const uint8_t headers[][5] = {{0x94},
+                                         {0xdc, 0x00, 0x04},
+                                         {0xdd, 0x00, 0x00, 0x00, 0x04},
+                                         {0x93},
+                                         {0xdc, 0x00, 0x03},
+                                         {0xdd, 0x00, 0x00, 0x00, 0x03},
+                                         {0x92},
+                                         {0xdc, 0x00, 0x02},
+                                         {0xdd, 0x00, 0x00, 0x00, 0x05},
+                                         {0xdd, 0x00, 0x00, 0x01, 0x04}};
+    static const size_t header_lengths[] = {1, 3, 5, 1, 3, 5, 1, 3, 5, 5};
+    for (size_t i = 0; i < sizeof(header_lengths) / sizeof(header_lengths[0]); i++) {
+        uint8_t request[32];
+        size_t len = header_lengths[i];
+        memcpy(request, headers[i], len);
+        bool three = i == 3 || i == 4 || i == 5;
+        memcpy(request + len, three ? body3 : body4, three ? sizeof(body3) : sizeof(body4));
+        len += three ? sizeof(body3) : sizeof(body4);
+        cr_assert_eq(check_agrees(request, len, DECODE_TEST_BYTES_MAX),
+                     i < 6 ? DECODE_COMPLETE : DECODE_UNDECIDED, "header %zu", i);
+    }
+}
+
+Test(decode, containers_that_end_together_and_empty_ones_end_where_msgpack_c_ends_them)
+{
+    /* several levels closed by one item, empty containers last and inside, a map's last value a
+     * container, a second request right after, a container that is not the envelope's last */
+    static const uint8_t requests[][32] = {
+        {0x94, 0x00, 0x01, 0xa1, 'm', 0x91, 0x81, 0xa1, 'a', 0x91, 0x91, 0x91, 0x01},
+        {0x94, 0x00, 0x01, 0xa1, 'm', 0x90},
+        {0x94, 0x00, 0x01, 0xa1, 'm', 0x91, 0x82, 0xa1, 'a', 0x90, 0xa1, 'b', 0x80},
+        {0x94, 0x00, 0x01, 0xa1, 'm', 0x92, 0x80, 0x91, 0x90},
+        {0x94, 0x00, 0x01, 0xa1, 'm', 0x91, 0x81, 0xa1, 'a', 0x92, 0x81, 0x01, 0x90, 0xc0, 0x94},
+        {0x93, 0x02, 0xa0, 0x91, 0x81, 0xc0, 0xc0, 0x93, 0x02, 0xa0, 0x90},
+        {0x94, 0x00, 0x91, 0x91, 0x01, 0xa1, 'm', 0x90}, /* a container before the last element */
+    };
+    static const size_t lengths[] = {13, 6, 13, 9, 15, 11, 8};
+    for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++)
+        cr_assert_eq(check_agrees(requests[i], lengths[i], DECODE_TEST_BYTES_MAX), DECODE_COMPLETE,
+                     "request %zu", i);
 }
 
 Test(decode, a_huge_declared_count_allocates_nothing)
