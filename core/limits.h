@@ -44,8 +44,8 @@
  * and a new one begun (two more clock reads). */
 #define ALLOT_BATCH_REPLIES_MAX 256
 /* The look-ahead over a read batch (net/peek.h): requests peeked and loaded ahead together,
- * bytes of a request the peek reads at most (a larger one is not peeked), SKU ids taken from one
- * request (a listing's first ones; the handler loads the rest ahead itself). */
+ * bytes of a request the peek reads at most (a larger one is not peeked), SKUs of an avail.get
+ * peeked at most (a larger listing is not: its handler loads its SKUs ahead itself). */
 #define ALLOT_PEEK_GROUP_REQUESTS    8
 #define ALLOT_PEEK_REQUEST_BYTES_MAX 1024
 #define ALLOT_PEEK_SKUS_MAX          4

@@ -153,12 +153,16 @@ static bool str_value_read(peek_reader_t *r, allot_str_t *out)
     return items_skip(r, 1);
 }
 
-/* avail.get's skus: the first ALLOT_PEEK_SKUS_MAX strs kept, everything skipped. */
+/* avail.get's skus, ALLOT_PEEK_SKUS_MAX at most: kept. A listing of more is not peeked (false):
+ * its handler looks its SKUs up in a batch that loads them ahead itself, and walking its ids here
+ * would cost more than loading its first ones ahead saves. */
 static bool skus_read(peek_reader_t *r, peek_request_t *request)
 {
     peek_item_t array;
     if (!item_take(r, PEEK_ARRAY, &array))
         return items_skip(r, 1);
+    if (array.count > ALLOT_PEEK_SKUS_MAX)
+        return false;
     for (uint32_t i = 0; i < array.count; i++) {
         peek_item_t item;
         if (request->sku_count < ALLOT_PEEK_SKUS_MAX && item_take(r, PEEK_STR, &item))

@@ -5,9 +5,10 @@
  * without decoding it. True when it is a whole MessagePack-RPC request of the usual shape
  * ([0, msgid, method, params], the envelope a fixarray of 4) within its first
  * ALLOT_PEEK_REQUEST_BYTES_MAX bytes: request->bytes is its length, and request holds the
- * arguments its lookups start from: avail.get's first ALLOT_PEEK_SKUS_MAX skus; reserve's id and
- * its first line's sku; order.create's reservation and its first line's sku (other methods:
- * none). False for anything else: cut short, larger, another shape, not MessagePack. It is a hint
+ * arguments its lookups start from: avail.get's skus; reserve's id and its first line's sku;
+ * order.create's reservation and its first line's sku (other methods: none). False for anything
+ * else: cut short, larger, another shape, not MessagePack, and an avail.get of more than
+ * ALLOT_PEEK_SKUS_MAX skus (its handler loads a listing's SKUs ahead itself). It is a hint
  * and never more: the decoder and the framer (net/decode.h, client/frame.h) remain the only
  * judges of a request, and nothing peeked changes what is decoded, dispatched, replied or
  * refused, so the peek may disagree with them on hostile input (it does not check depth, key

@@ -135,14 +135,15 @@ static bool peek_checked(const uint8_t *data, size_t len, peek_request_t *reques
     return true;
 }
 
-Test(peek, avail_get_gives_its_first_skus_and_its_length)
+Test(peek, avail_get_gives_its_skus_and_its_length)
 {
-    static const char *const skus[] = {"SKU-1", "SKU-22", "SKU-333", "SKU-4444", "SKU-5", "SKU-6"};
+    static const char *const skus[] = {"SKU-1", "SKU-22", "SKU-333", "SKU-4444", "SKU-5"};
+    _Static_assert(sizeof(skus) / sizeof(skus[0]) > ALLOT_PEEK_SKUS_MAX, "one more than peeked");
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init(&buffer);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
-    pack_avail(&pk, 70000, skus, 6);
+    pack_avail(&pk, 70000, skus, ALLOT_PEEK_SKUS_MAX);
     peek_request_t request;
     cr_assert(peek_checked((const uint8_t *)buffer.data, buffer.size, &request));
     cr_assert_eq(request.bytes, buffer.size);
@@ -150,6 +151,19 @@ Test(peek, avail_get_gives_its_first_skus_and_its_length)
     for (uint32_t i = 0; i < request.sku_count; i++)
         cr_assert(str_equals(request.skus[i], skus[i]), "sku %u", i);
     cr_assert_eq(request.id.len, 0u);
+    msgpack_sbuffer_destroy(&buffer);
+}
+
+Test(peek, a_listing_of_more_skus_than_peeked_is_left_to_its_handler)
+{
+    static const char *const skus[] = {"SKU-1", "SKU-22", "SKU-333", "SKU-4444", "SKU-5"};
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
+    pack_avail(&pk, 1, skus, ALLOT_PEEK_SKUS_MAX + 1);
+    peek_request_t request;
+    cr_assert_not(peek_checked((const uint8_t *)buffer.data, buffer.size, &request));
     msgpack_sbuffer_destroy(&buffer);
 }
 
@@ -283,7 +297,7 @@ Test(peek, random_mutations_stay_within_their_bytes_and_agree_with_the_framer)
     msgpack_sbuffer_init(&buffer);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
-    pack_avail(&pk, 1, skus, 5);
+    pack_avail(&pk, 1, skus, ALLOT_PEEK_SKUS_MAX);
     pack_reserve(&pk, 70000, "cart-1", "SKU-1");
     pack_order_create(&pk, 3);
     pack_ping(&pk, 4);
