@@ -263,7 +263,7 @@ Test(peek, what_is_not_a_request_or_too_large_is_not_peeked)
 
     /* a whole avail.get over ALLOT_PEEK_REQUEST_BYTES_MAX: left alone */
     enum { SKUS = ALLOT_PEEK_REQUEST_BYTES_MAX / 8 };
-    static char names[SKUS][12];
+    static char names[SKUS][16];
     const char *skus[SKUS];
     for (int i = 0; i < SKUS; i++) {
         snprintf(names[i], sizeof(names[i]), "SKU-%05d", i);
