@@ -254,6 +254,20 @@ void allot_sku_index_find_many(const struct allot_state *state, const allot_str_
  * for them is most of what a listing page costs once the catalogue outgrows the cache. */
 void allot_sku_prefetch_positions(const struct allot_state *state, uint32_t sku_index);
 
+/* Loading ahead for a lookup that comes later (net/peek.h: the next requests of a read batch),
+ * in stages that each need the line the previous one loaded, so that a caller running each stage
+ * over several SKUs before the next overlaps their misses: allot_sku_prefetch_slot hashes the id
+ * and starts loading its index slot (returns the hash); allot_sku_prefetch_record takes the
+ * slot's first candidate, starts loading its record and returns its index (ALLOT_SKU_NONE: none;
+ * not confirmed: a collision loads a record for nothing); then allot_sku_prefetch_positions.
+ * Loads only: nothing is changed or decided, and any id is safe. */
+uint32_t allot_sku_prefetch_slot(const struct allot_state *state, allot_str_t sku);
+uint32_t allot_sku_prefetch_record(const struct allot_state *state, uint32_t hash);
+/* Does loading ahead pay: do the tables lookups go through (SKU index, records and positions,
+ * hold index and holds) together pass ALLOT_PREFETCH_TABLE_BYTES_MIN? Below it they stay in the
+ * caches, where looking for ids to load ahead costs more than it saves. */
+bool allot_prefetch_pays(const struct allot_state *state);
+
 /* Locations (by index) whose eligibility an allot_avail_memo_t remembers. */
 #define ALLOT_AVAIL_MEMO_LOCATIONS 256
 

@@ -43,6 +43,16 @@
  * recorded when the batch ends, from one clock read for all of them; a batch with more is ended
  * and a new one begun (two more clock reads). */
 #define ALLOT_BATCH_REPLIES_MAX 256
+/* The look-ahead over a read batch (net/peek.h): requests peeked and loaded ahead together,
+ * bytes of a request the peek reads at most (a larger one is not peeked), SKUs of an avail.get
+ * peeked at most (a larger listing is not: its handler loads its SKUs ahead itself). */
+#define ALLOT_PEEK_GROUP_REQUESTS    8
+#define ALLOT_PEEK_REQUEST_BYTES_MAX 1024
+#define ALLOT_PEEK_SKUS_MAX          4
+/* Below this the tables lookups go through (SKU index, records, positions, hold index, holds)
+ * stay in the caches and nothing is loaded ahead (allot_prefetch_pays): twice the 1 MiB L2 of a
+ * core of the machine measured (docs/benchmarks.md, "Issue 20, look-ahead over a read batch"). */
+#define ALLOT_PREFETCH_TABLE_BYTES_MIN (2u << 20)
 /* Smallest allocation for a connection's unconsumed input. */
 #define ALLOT_INPUT_TAIL_BYTES_MIN 256
 /* Emptied reply buffers of the first size a reply buffer gets (msgpack-c's 8 KiB) that the server

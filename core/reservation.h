@@ -155,6 +155,13 @@ int64_t allot_reservation_next_expiry_ms(const struct allot_state *state);
  * first; returns how many. */
 uint32_t allot_reservations_expire(struct allot_state *state, int64_t now_ms, uint32_t max);
 const allot_reservation_t *allot_reservation_find(const struct allot_state *state, allot_str_t id);
+/* Loading ahead for a lookup of `id` that comes later (net/peek.h), in two stages as for SKUs
+ * (core/inventory.h): allot_reservation_prefetch_slot hashes the id and starts loading its slot
+ * in the id index (returns the hash), allot_reservation_prefetch_record starts loading the record
+ * of the slot's first candidate (a new id has none: its probe ends in the slot already loaded).
+ * Loads only: nothing is changed or decided, and any id is safe. */
+uint32_t allot_reservation_prefetch_slot(const struct allot_state *state, allot_str_t id);
+void allot_reservation_prefetch_record(const struct allot_state *state, uint32_t hash);
 /* Where a hold's lines start in its block: after the id when the id is long. */
 static inline uint32_t allot_reservation_lines_at(uint32_t id_len)
 {

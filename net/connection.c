@@ -7,11 +7,13 @@
 #include <sys/ioctl.h>
 
 #include "core/errors.h"
+#include "core/inventory.h"
 #include "decode.h"
 #include "dispatch.h"
 #include "events.h"
 #include "log.h"
 #include "pack.h"
+#include "peek.h"
 #include "server_internal.h"
 
 static void input_process(connection_t *conn);
@@ -146,8 +148,7 @@ void connection_close(connection_t *conn)
 bool connection_idle(const connection_t *conn)
 {
     return conn->held_count == 0 && conn->deferred_count == 0 && conn->waiting == NULL &&
-           conn->out.size == 0 &&
-           !conn->write_active;
+           conn->out.size == 0 && !conn->write_active;
 }
 
 static void close_if_done(connection_t *conn)
@@ -619,7 +620,8 @@ static void reply_too_large(connection_t *conn, held_reply_t *reply)
     server->metrics.replies_too_large++;
 }
 
-/* ---- reads waiting for min_index (PROTOCOL.md, Cluster) --------------------------------------- */
+/* ---- reads waiting for min_index (PROTOCOL.md, Cluster) ---------------------------------------
+ */
 
 static void wait_list_remove(connection_t *conn)
 {
@@ -797,15 +799,23 @@ static bool request_decode_dispatch(connection_t *conn, const uint8_t *data, siz
 /* Dispatch the complete requests at the start of data[0, len) (the current request's first
  * byte first); stops at a partial request, when the connection may not take more, or after a
  * request that ends it. Returns the bytes consumed (all of them once the connection is ending:
- * nothing after a fatal request is read). */
+ * nothing after a fatal request is read). At the start of a request not yet peeked, the group of
+ * whole requests from it on is peeked and what they will look up loaded ahead (net/peek.h), unless
+ * the tables are small enough to stay in the caches (allot_prefetch_pays). */
 static size_t input_dispatch(connection_t *conn, const uint8_t *data, size_t len)
 {
     server_t *server = conn->server;
     size_t used = 0;
+    /* requests before this offset were peeked (all of them when the tables fit in the caches) */
+    size_t peeked_end = allot_prefetch_pays(server->state) ? 0 : len;
     while (!conn->closing && !conn->close_when_flushed && conn->waiting == NULL && used < len) {
         if (conn->held_count >= server->config.inflight_requests_max) {
             reading_stop(conn); /* resumed when replies drain (connection_release_durable) */
             break;
+        }
+        if (conn->scanner.offset == 0 && used >= peeked_end) {
+            size_t peeked = peek_requests_prefetch(server->state, data + used, len - used);
+            peeked_end = used + (peeked > 0 ? peeked : 1); /* not again within this request */
         }
         size_t frame_bytes = 0;
         if (conn->scanner.offset == 0 &&

@@ -5,6 +5,7 @@
 
 #include "core/inventory.h"
 #include "core/inventory/inventory_private.h"
+#include "core/reservation.h"
 
 _Static_assert(sizeof(allot_sku_t) == 32, "two SKU records per cache line");
 _Static_assert(ALLOT_SKU_ID_INLINE_MAX + 1 >= sizeof(const char *), "room for the arena pointer");
@@ -96,6 +97,33 @@ void allot_sku_prefetch_positions(const allot_state_t *state, uint32_t sku_index
         __builtin_prefetch(p + off);
     if (bytes > 0)
         __builtin_prefetch(p + bytes - 1); /* the array need not start on a line */
+}
+
+uint32_t allot_sku_prefetch_slot(const allot_state_t *state, allot_str_t sku)
+{
+    uint32_t hash = allot_hash_bytes(sku.ptr, sku.len);
+    allot_hash_prefetch(&state->sku_index, hash);
+    return hash;
+}
+
+uint32_t allot_sku_prefetch_record(const allot_state_t *state, uint32_t hash)
+{
+    uint32_t candidate = allot_hash_first(&state->sku_index, hash);
+    if (candidate == ALLOT_HASH_NONE || candidate >= state->sku_count)
+        return ALLOT_SKU_NONE;
+    __builtin_prefetch(&state->skus[candidate]);
+    return candidate;
+}
+
+bool allot_prefetch_pays(const allot_state_t *state)
+{
+    uint64_t bytes =
+        (uint64_t)state->sku_index.capacity * sizeof(*state->sku_index.slots) +
+        (uint64_t)state->sku_count * sizeof(allot_sku_t) +
+        state->position_count * sizeof(allot_position_t) +
+        (uint64_t)state->reservation_index.capacity * sizeof(*state->reservation_index.slots) +
+        (uint64_t)state->reservation_slots * sizeof(*state->reservations);
+    return bytes >= ALLOT_PREFETCH_TABLE_BYTES_MIN;
 }
 
 const allot_sku_t *allot_sku_at(const allot_state_t *state, uint32_t index)

@@ -278,6 +278,20 @@ const allot_reservation_t *allot_reservation_find(const allot_state_t *state, al
     return slot == ALLOT_SLOT_NONE ? NULL : &state->reservations[slot];
 }
 
+uint32_t allot_reservation_prefetch_slot(const allot_state_t *state, allot_str_t id)
+{
+    uint32_t hash = allot_hash_bytes(id.ptr, id.len);
+    reservation_slot_prefetch(state, hash);
+    return hash;
+}
+
+void allot_reservation_prefetch_record(const allot_state_t *state, uint32_t hash)
+{
+    uint32_t candidate = allot_hash_first(&state->reservation_index, hash);
+    if (candidate != ALLOT_HASH_NONE && candidate < state->reservation_slots)
+        __builtin_prefetch(&state->reservations[candidate]);
+}
+
 /* The live, unexpired reservation with this id, or an error. */
 static int reservation_live_find(const allot_state_t *state, allot_str_t id, int64_t now_ms,
                                  uint32_t *slot, allot_error_detail_t *detail)

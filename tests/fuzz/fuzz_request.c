@@ -1,6 +1,7 @@
 /* fuzz_request.c - libFuzzer target: a whole byte stream through the one-pass request decoder
  * (net/decode.h), checked against the request framer and msgpack-c (the same verdict, the same
- * length, the same object, or the input aborts), and the dispatcher, against a live in-memory
+ * length, the same object, or the input aborts), the look-ahead's peek (net/peek.h: within the
+ * bytes, the framer's length) and its loads ahead, and the dispatcher, against a live in-memory
  * state (no disk, no sockets). Every input starts from an empty state (its requests build what
  * later ones act on), so that a crash reproduces from its input alone; the clock advances one
  * second per request. */
@@ -13,6 +14,7 @@
 #include "core/state.h"
 #include "net/decode.h"
 #include "net/dispatch.h"
+#include "net/peek.h"
 #include "client/frame.h"
 #include "net/rpc.h"
 #include "tests/args_differential.h"
@@ -106,6 +108,25 @@ static decode_status_t decode_check(const uint8_t *data, size_t len, frame_statu
     return decode;
 }
 
+/* The look-ahead's peek (net/peek.h) stays within data[0, len) and, where it and the framer both
+ * find a whole request, finds the same length; the group's loads ahead touch only what they may
+ * (ASan) and claim no more than there is. Or abort. */
+static void peek_check(const uint8_t *data, size_t len, frame_status_t status, size_t frame)
+{
+    peek_request_t request;
+    bool peeked = peek_request(data, len, &request);
+    if (peeked && (request.bytes == 0 || request.bytes > len ||
+                   request.bytes > ALLOT_PEEK_REQUEST_BYTES_MAX ||
+                   (status == FRAME_COMPLETE && request.bytes != frame)))
+        abort();
+    for (uint32_t i = 0; peeked && i < request.sku_count; i++)
+        if (request.skus[i].ptr < (const char *)data ||
+            request.skus[i].ptr + request.skus[i].len > (const char *)data + len)
+            abort();
+    if (peek_requests_prefetch(fuzz_state, data, len) > len)
+        abort();
+}
+
 /* Dispatch one request, decoded (object) or, as the server does for one the decoder left to the
  * framer, unpacked from its frame. */
 static void dispatch_frame(const uint8_t *data, size_t len, const msgpack_object *decoded,
@@ -148,6 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t frame = 0;
         frame_status_t status =
             frame_scan(&scanner, data + start, size - start, FUZZ_REQUEST_BYTES_MAX, &frame);
+        peek_check(data + start, size - start, status, frame);
         msgpack_object decoded;
         decode_status_t decode =
             decode_check(data + start, size - start, status, frame, &zone, &decoded);
