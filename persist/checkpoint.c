@@ -1,6 +1,6 @@
 /* checkpoint.c - LMDB checkpoint store: layout, incremental writes, loading, writer thread.
  *
- * LMDB LAYOUT (format version 3). One LMDB environment opened with MDB_NOSUBDIR | MDB_NOTLS
+ * LMDB LAYOUT (format version 4). One LMDB environment opened with MDB_NOSUBDIR | MDB_NOTLS
  * (the loop thread reads archived orders while the checkpoint thread writes) | MDB_WRITEMAP
  * (below): the data file "<data-dir>/state.lmdb" and its lock file "<data-dir>/state.lmdb-lock"
  * (the lock file holds no data and may be deleted while no process has the store open). Integers
@@ -31,7 +31,7 @@
  * or a value cut short, no longer matches its trailer.
  *
  * Named database "meta" (keys are ASCII without a terminating NUL; values: data + trailer):
- *     "format_version"  4 + 4 bytes  u32, CHECKPOINT_FORMAT_VERSION (3). Written when the store
+ *     "format_version"  4 + 4 bytes  u32, CHECKPOINT_FORMAT_VERSION (4). Written when the store
  *                                is created. Older stores hold the u32 alone (4 bytes, no
  *                                trailer) and are rewritten when opened (below). Any other
  *                                version is refused (CORRUPT).
@@ -66,7 +66,7 @@
  *            49 queue ticket;
  *            64.. orders) +
  *            the snapshot event payload exactly as core encodes it (starts with
- *            ALLOT_EVENT_FORMAT_VERSION) + the trailer.
+ *            ALLOT_EVENT_FORMAT_VERSION) + the trailer; except a reservation's (HOLD RECORDS).
  *   An object that no longer exists has no key. Kinds sort so that loading in key order meets
  *   locations before the SKUs and reservations that refer to them.
  *
@@ -76,6 +76,17 @@
  *   Exactly one entry per 0x05 record whose order has a customer, written and deleted in the
  *   same transaction as that record; a cursor walks one customer's orders in (created_ms, id)
  *   order, so order.list pages archived orders newest first without a scan.
+ *
+ * HOLD RECORDS (since version 4). Holds are most of a store's records, and a reservation
+ * snapshot's payload repeats the id its key holds: it is stored without it. When the payload
+ * holds, CHECKPOINT_HOLD_ID_OFFSET (10) bytes in (after its version byte, status byte and
+ * ended_ms; core/reservation/reservation_codec.c), a u16 length and the id equal to the key's,
+ * the value is
+ *            1 byte type 18 | 0x80 (CHECKPOINT_TYPE_ID_IN_KEY) + the payload's first 10 bytes +
+ *            the payload's bytes after the id + the trailer (over the key and these bytes),
+ *   27 bytes less for an id of 25 bytes; loading puts the length and the key's id back before
+ *   handing the payload to core. Any other reservation snapshot is stored as it is (type 18).
+ *   Version 3 stores hold type 18 records only, which version 4 reads as they are.
  *
  * VALIDITY. A record of "state" is valid iff its key has 2..CHECKPOINT_KEY_BYTES_MAX bytes with
  * a nonzero kind, its value has at least 6 bytes (type, payload, trailer) and the trailer
@@ -92,9 +103,11 @@
  * "record_count") stores are upgraded when opened, in the opening transaction (grown like any
  * write when the map fills): version 1 gets its index built from its 0x05 records; then every
  * value of every named database is rewritten with its trailer, the record count is written and
- * the version set to 3 (persist/checkpoint_upgrade.c). Nothing of the old values is checked (they
- * have no checksum); from then on everything is. The rewrite reads and writes the whole store
- * once, on the first start after the upgrade of the binary.
+ * the version set to the current one (persist/checkpoint_upgrade.c). Nothing of the old values is
+ * checked (they have no checksum); from then on everything is. The rewrite reads and writes the
+ * whole store once, on the first start after the upgrade of the binary. A version 3 store only
+ * gets its version set to 4 when opened (its records are valid version 4 records; holds written
+ * from then on are stored without their id).
  *
  * A checkpoint writes only the objects dirtied since the previous one (puts and deletes of
  * single keys); a "full" batch (after an out-of-memory while serializing) first deletes every
@@ -443,7 +456,8 @@ static int index_build(checkpoint_store_t *store, MDB_txn *txn, char *message, s
     return 0;
 }
 
-/* Rewrite a version 1 or 2 store as version 3 (checkpoint_upgrade.c); *map_full on MDB_MAP_FULL. */
+/* Rewrite a version 1 or 2 store as the current version (checkpoint_upgrade.c); *map_full on
+ * MDB_MAP_FULL. */
 static int version_upgrade(checkpoint_store_t *store, MDB_txn *txn, uint32_t version,
                            bool *map_full, char *message, size_t message_bytes)
 {
@@ -461,8 +475,22 @@ static int version_upgrade(checkpoint_store_t *store, MDB_txn *txn, uint32_t ver
     return checkpoint_lmdb_error(mrc, "upgrade the format of", store->path, message, message_bytes);
 }
 
+/* A version 3 store: its records need no rewrite, only the version does. */
+static int version_mark_current(checkpoint_store_t *store, MDB_txn *txn, uint32_t from,
+                                bool *map_full, char *message, size_t message_bytes)
+{
+    uint8_t version[4];
+    allot_u32_store_le(version, CHECKPOINT_FORMAT_VERSION);
+    int mrc = checkpoint_meta_put(txn, store->meta, META_KEY_VERSION, version, sizeof(version));
+    *map_full = mrc == MDB_MAP_FULL;
+    if (mrc != 0)
+        return checkpoint_lmdb_error(mrc, "write version to", store->path, message, message_bytes);
+    store->upgraded_from = from;
+    return 0;
+}
+
 /* The stored format version: write it on a new store, upgrade versions 1 and 2 (a bare u32,
- * no trailer), refuse others. */
+ * no trailer) and 3, refuse others. */
 static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created, bool *map_full,
                          char *message, size_t message_bytes)
 {
@@ -492,6 +520,8 @@ static int version_check(checkpoint_store_t *store, MDB_txn *txn, bool *created,
     bool bare = value.mv_size == 4; /* versions 1 and 2 */
     if (!bare && version == CHECKPOINT_FORMAT_VERSION)
         return 0;
+    if (!bare && version == CHECKPOINT_FORMAT_VERSION_V3) /* its records are valid version 4 ones */
+        return version_mark_current(store, txn, version, map_full, message, message_bytes);
     if (bare &&
         (version == CHECKPOINT_FORMAT_VERSION_V1 || version == CHECKPOINT_FORMAT_VERSION_V2))
         return version_upgrade(store, txn, version, map_full, message, message_bytes);
@@ -946,18 +976,34 @@ static int entry_delete(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cur
     return mrc != 0 ? mrc : mdb_cursor_del(cursor, 0);
 }
 
+/* The bytes of the entry's payload its stored value leaves out (HOLD RECORDS): a reservation
+ * snapshot's id length and id, when the id is the key's; 0 when nothing is left out. */
+static size_t entry_id_bytes(const batch_entry_t *e)
+{
+    size_t id_len = e->key_len - 1;
+    if (e->type != ALLOT_EVENT_RESERVATION_SNAPSHOT || e->key[0] != CHECKPOINT_KIND_RESERVATION ||
+        e->payload_len < CHECKPOINT_HOLD_ID_OFFSET + 2 + id_len ||
+        allot_u16_load_le(e->payload + CHECKPOINT_HOLD_ID_OFFSET) != id_len ||
+        memcmp(e->payload + CHECKPOINT_HOLD_ID_OFFSET + 2, e->key + 1, id_len) != 0)
+        return 0;
+    return 2 + id_len;
+}
+
 /* One put at the state cursor, appended (MDB_APPEND: no search, and the page it fills is not
  * split in half) when the key is past every stored key. */
 static int entry_put(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cursor,
                      const batch_entry_t *e, bool append)
 {
     MDB_val key = {e->key_len, (void *)e->key};
-    MDB_val value = {1 + e->payload_len + CHECKPOINT_CRC_BYTES, NULL};
+    size_t left_out = entry_id_bytes(e);
+    MDB_val value = {1 + e->payload_len - left_out + CHECKPOINT_CRC_BYTES, NULL};
     int mrc = mdb_cursor_put(cursor, &key, &value, MDB_RESERVE | (append ? MDB_APPEND : 0));
     if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
         uint8_t *v = value.mv_data;
-        v[0] = e->type;
-        memcpy(v + 1, e->payload, e->payload_len);
+        v[0] = left_out == 0 ? e->type : (uint8_t)(e->type | CHECKPOINT_TYPE_ID_IN_KEY);
+        size_t head = left_out == 0 ? e->payload_len : CHECKPOINT_HOLD_ID_OFFSET;
+        memcpy(v + 1, e->payload, head);
+        memcpy(v + 1 + head, e->payload + head + left_out, e->payload_len - head - left_out);
         checkpoint_crc_seal(e->key, e->key_len, v, value.mv_size);
     }
     if (mrc == 0 && e->key[0] == CHECKPOINT_KIND_ORDER)

@@ -58,9 +58,12 @@
 #include "core/limits.h"
 
 /* 2 added the customer index of orders (persist/archive.h), 3 a CRC32C trailer on every value
- * and the record count; version 1 and 2 stores are rewritten as version 3 when opened (layout
- * and upgrade at the top of checkpoint.c). */
-#define CHECKPOINT_FORMAT_VERSION    3u
+ * and the record count, 4 reservation records stored without the id their key holds; version 1
+ * and 2 stores are rewritten as version 4 when opened, a version 3 store only gets the new
+ * version (its records are valid version 4 records; layout and upgrade at the top of
+ * checkpoint.c). */
+#define CHECKPOINT_FORMAT_VERSION    4u
+#define CHECKPOINT_FORMAT_VERSION_V3 3u
 #define CHECKPOINT_FORMAT_VERSION_V2 2u
 #define CHECKPOINT_FORMAT_VERSION_V1 1u
 #define CHECKPOINT_FILE_NAME         "state.lmdb"

@@ -278,6 +278,7 @@ static bool batch_build(built_batch_t *b, const MDB_val *key, const MDB_val *val
         rc = ALLOT_ECORRUPT;
     } else if ((rc = batch_grow(b)) == 0) {
         built_entry_t *entry = batch_entry(b, b->count);
+        /* as stored: only reservations are stored without their id, never the split kind */
         *entry = (built_entry_t){k, (uint32_t)key->mv_size, v[0]};
         rc = b->split->build_cb(b->build_ctx, k, key->mv_size, v[0], v + 1,
                                 record_payload_len(value), entry_item(entry));
@@ -495,7 +496,8 @@ typedef struct load_walk {
     const checkpoint_split_t *split;
     void *ctx;
     uint64_t records;
-    uint64_t second_thread; /* records installed from the builder */
+    uint64_t second_thread;       /* records installed from the builder */
+    checkpoint_payload_t payload; /* records stored without their id, put together */
     char *message;
     size_t message_bytes;
 } load_walk_t;
@@ -503,7 +505,7 @@ typedef struct load_walk {
 /* One record through record_cb. */
 static int walk_record(load_walk_t *w, const MDB_val *key, const MDB_val *value)
 {
-    const uint8_t *k = key->mv_data, *v = value->mv_data;
+    const uint8_t *k = key->mv_data;
     bad_reason_t reason = record_check(key, value);
     if (reason == BAD_MALFORMED)
         return report_malformed(w->store, w->records, k, key->mv_size, value->mv_size,
@@ -511,9 +513,15 @@ static int walk_record(load_walk_t *w, const MDB_val *key, const MDB_val *value)
     if (reason == BAD_CHECKSUM)
         return report_checksum(w->store, w->records, k, key->mv_size, value->mv_size, w->message,
                                w->message_bytes);
-    int rc = w->record_cb(w->ctx, k, key->mv_size, v[0], v + 1, record_payload_len(value));
+    uint8_t type;
+    const uint8_t *payload;
+    size_t payload_len;
+    int rc = checkpoint_record_payload(key, value, &w->payload, &type, &payload, &payload_len);
     if (rc != 0)
-        return report_refused(w->store, w->records, k, key->mv_size, v[0], rc, w->message,
+        return checkpoint_lmdb_error(rc, "read", w->store->path, w->message, w->message_bytes);
+    rc = w->record_cb(w->ctx, k, key->mv_size, type, payload, payload_len);
+    if (rc != 0)
+        return report_refused(w->store, w->records, k, key->mv_size, type, rc, w->message,
                               w->message_bytes);
     w->records++;
     return 0;
@@ -796,6 +804,7 @@ static int load_all(checkpoint_store_t *store, checkpoint_record_cb record_cb,
         rc = records_counted(store, w.records, expected, message, message_bytes);
     mdb_cursor_close(cursor);
     mdb_txn_abort(txn);
+    checkpoint_payload_free(&w.payload);
     if (stats != NULL)
         *stats = (checkpoint_load_stats_t){w.records, w.second_thread};
     return rc;

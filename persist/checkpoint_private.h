@@ -19,6 +19,30 @@
 #define META_KEY_VERSION           "format_version"
 #define META_KEY_LSN               "checkpoint_lsn"
 #define META_KEY_RECORDS           "record_count"
+/* Format version 4: a value of "state" whose type byte has this bit set holds a reservation
+ * snapshot (type | bit) whose payload was stored without its id, which is its key's: the id's
+ * 2-byte length and bytes, CHECKPOINT_HOLD_ID_OFFSET bytes into the payload, are left out
+ * (HOLD RECORDS at the top of checkpoint.c). Event types are below it. */
+#define CHECKPOINT_TYPE_ID_IN_KEY 0x80u
+/* Where a reservation snapshot's payload holds its id (u16 length, then the bytes): after the
+ * version byte, the status byte and ended_ms (core/reservation/reservation_codec.c). */
+#define CHECKPOINT_HOLD_ID_OFFSET 10u
+
+/* A growable buffer for the payloads of records stored without their id. */
+typedef struct checkpoint_payload {
+    uint8_t *bytes;
+    size_t capacity;
+} checkpoint_payload_t;
+
+/* The event type and payload of a "state" record whose sizes and trailer were checked: after
+ * the type byte, before the trailer; a record stored without its id gets it back from the key,
+ * the payload put together in buf (freed with checkpoint_payload_free). A bit-flagged record
+ * that is not a reservation's, or too short to have held an id, is handed as it is stored (its
+ * type then names no snapshot, which loading refuses). 0 or ENOMEM. */
+int checkpoint_record_payload(const MDB_val *key, const MDB_val *value, checkpoint_payload_t *buf,
+                              uint8_t *type, const uint8_t **payload, size_t *payload_len);
+void checkpoint_payload_free(checkpoint_payload_t *buf);
+
 /* Returned for a value whose trailer does not match (no LMDB code has this value). */
 #define CHECKPOINT_MDB_BAD_CHECKSUM (-30001)
 

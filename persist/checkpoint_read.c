@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -36,6 +37,44 @@ int checkpoint_lmdb_error(int mdb_rc, const char *what, const char *path, char *
         mdb_rc == MDB_PAGE_NOTFOUND || mdb_rc == MDB_INCOMPATIBLE)
         return ALLOT_ECORRUPT;
     return ALLOT_EIO;
+}
+
+/* ---- records stored without their id (format version 4) ---------------------------------- */
+
+int checkpoint_record_payload(const MDB_val *key, const MDB_val *value, checkpoint_payload_t *buf,
+                              uint8_t *type, const uint8_t **payload, size_t *payload_len)
+{
+    const uint8_t *k = key->mv_data, *v = value->mv_data;
+    assert(key->mv_size >= 2 && value->mv_size >= CHECKPOINT_VALUE_BYTES_MIN);
+    *type = v[0];
+    *payload = v + 1;
+    *payload_len = value->mv_size - 1 - CHECKPOINT_CRC_BYTES;
+    if ((v[0] & CHECKPOINT_TYPE_ID_IN_KEY) == 0 || k[0] != CHECKPOINT_KIND_RESERVATION ||
+        *payload_len < CHECKPOINT_HOLD_ID_OFFSET)
+        return 0;
+    size_t id_len = key->mv_size - 1, whole = *payload_len + 2 + id_len;
+    if (whole > buf->capacity) {
+        uint8_t *grown = realloc(buf->bytes, whole);
+        if (grown == NULL)
+            return ENOMEM;
+        buf->bytes = grown;
+        buf->capacity = whole;
+    }
+    memcpy(buf->bytes, v + 1, CHECKPOINT_HOLD_ID_OFFSET);
+    allot_u16_store_le(buf->bytes + CHECKPOINT_HOLD_ID_OFFSET, (uint16_t)id_len);
+    memcpy(buf->bytes + CHECKPOINT_HOLD_ID_OFFSET + 2, k + 1, id_len);
+    memcpy(buf->bytes + CHECKPOINT_HOLD_ID_OFFSET + 2 + id_len, v + 1 + CHECKPOINT_HOLD_ID_OFFSET,
+           *payload_len - CHECKPOINT_HOLD_ID_OFFSET);
+    *type = (uint8_t)(v[0] & ~CHECKPOINT_TYPE_ID_IN_KEY);
+    *payload = buf->bytes;
+    *payload_len = whole;
+    return 0;
+}
+
+void checkpoint_payload_free(checkpoint_payload_t *buf)
+{
+    free(buf->bytes);
+    *buf = (checkpoint_payload_t){0};
 }
 
 /* ---- checksums and meta values ---------------------------------------------------------- */

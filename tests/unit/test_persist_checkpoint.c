@@ -17,6 +17,7 @@
 
 #include "core/errors.h"
 #include "persist/checkpoint.h"
+#include "persist/crc32c.h"
 #include "persist/fault.h"
 
 static char dir[64];
@@ -316,20 +317,134 @@ static void raw_write_end(MDB_env *env, MDB_txn *txn)
     mdb_env_close(env);
 }
 
+/* ---- reservation records without their id (format version 4) ------------------------------ */
+
+#define HOLDS_MAX 8u
+
+/* The reservations' snapshots as core hands them (kind 3 only). */
+typedef struct hold_records {
+    size_t count;
+    uint8_t key[HOLDS_MAX][1 + ALLOT_ID_BYTES_MAX];
+    size_t key_len[HOLDS_MAX];
+    uint8_t type[HOLDS_MAX];
+    uint8_t payload[HOLDS_MAX][1024];
+    size_t payload_len[HOLDS_MAX];
+} hold_records_t;
+
+static void hold_collect(void *ctx, const uint8_t *key, size_t key_len, uint8_t type,
+                         const uint8_t *payload, size_t payload_len, bool deleted)
+{
+    hold_records_t *h = ctx;
+    if (key[0] != CHECKPOINT_KIND_RESERVATION || deleted)
+        return;
+    cr_assert_lt(h->count, HOLDS_MAX);
+    cr_assert_leq(payload_len, sizeof(h->payload[0]));
+    memcpy(h->key[h->count], key, key_len);
+    h->key_len[h->count] = key_len;
+    h->type[h->count] = type;
+    memcpy(h->payload[h->count], payload, payload_len);
+    h->payload_len[h->count] = payload_len;
+    h->count++;
+}
+
+static void holds_of(allot_state_t *state, hold_records_t *h)
+{
+    memset(h, 0, sizeof(*h));
+    cr_assert_eq(allot_state_snapshot_each(state, hold_collect, h), 0);
+    cr_assert_gt(h->count, 0);
+}
+
+/* A value sealed as format version 3 does (type, payload, CRC32C of key and both). */
+static MDB_val sealed_value(uint8_t *out, const uint8_t *key, size_t key_len, uint8_t type,
+                            const uint8_t *payload, size_t payload_len)
+{
+    out[0] = type;
+    memcpy(out + 1, payload, payload_len);
+    uint32_t crc = crc32c_extend(crc32c_extend(0, key, key_len), out, 1 + payload_len);
+    memcpy(out + 1 + payload_len, &crc, 4); /* little-endian hosts only, as the store */
+    return (MDB_val){1 + payload_len + 4, out};
+}
+
+Test(checkpoint, a_reservation_record_is_stored_without_the_id_its_key_holds)
+{
+    st = fx_state();
+    populate(st);
+    hold_records_t h;
+    holds_of(st, &h);
+    store_open(0);
+    write_batch(dirty_batch(st), 42);
+    MDB_txn *txn;
+    cr_assert_eq(mdb_txn_begin(checkpoint_store_env(store), NULL, MDB_RDONLY, &txn), 0);
+    for (size_t i = 0; i < h.count; i++) {
+        MDB_val key = {h.key_len[i], h.key[i]}, value;
+        cr_assert_eq(mdb_get(txn, checkpoint_store_state_dbi(store), &key, &value), 0);
+        size_t id_len = h.key_len[i] - 1;
+        /* type | 0x80, the payload less its 2-byte id length and id, the trailer */
+        cr_assert_eq(value.mv_size, 1 + h.payload_len[i] - 2 - id_len + 4, "hold %zu: %zu bytes", i,
+                     value.mv_size);
+        cr_assert_eq(((const uint8_t *)value.mv_data)[0], h.type[i] | 0x80);
+        cr_assert_null(memmem(value.mv_data, value.mv_size, h.key[i] + 1, id_len),
+                       "the id is stored in the value too");
+    }
+    mdb_txn_abort(txn);
+    assert_reload_equal(st, 42, 0);
+}
+
+Test(checkpoint, a_version_3_store_loads_gets_version_4_and_takes_both_kinds_of_hold_records)
+{
+    st = fx_state();
+    populate(st);
+    hold_records_t h;
+    holds_of(st, &h);
+    store_open(0);
+    write_batch(dirty_batch(st), 42);
+    /* Make it the version 3 store an older allotd wrote: reservations with their id. */
+    MDB_env *env;
+    MDB_dbi state_dbi, meta;
+    MDB_txn *txn = raw_write_begin(&env, "state", &state_dbi);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t bytes[1 + 1024 + 4];
+    for (size_t i = 0; i < h.count; i++) {
+        MDB_val key = {h.key_len[i], h.key[i]};
+        MDB_val value =
+            sealed_value(bytes, h.key[i], h.key_len[i], h.type[i], h.payload[i], h.payload_len[i]);
+        cr_assert_eq(mdb_put(txn, state_dbi, &key, &value, 0), 0);
+    }
+    uint8_t v3[8] = {3, 0, 0, 0}; /* u32 3 and its trailer */
+    uint32_t crc = crc32c_extend(crc32c_extend(0, "format_version", 14), v3, 4);
+    memcpy(v3 + 4, &crc, 4);
+    MDB_val version_key = {14, "format_version"}, version = {8, v3};
+    cr_assert_eq(mdb_put(txn, meta, &version_key, &version, 0), 0);
+    raw_write_end(env, txn);
+    assert_reload_equal(st, 42, 0); /* reopens it */
+    cr_assert_eq(checkpoint_store_upgraded_from(store), 3);
+    store_open(0);
+    cr_assert_eq(checkpoint_store_upgraded_from(store), 0, "version 4 was not written");
+    /* A later checkpoint writes a new hold and releases another (both without their id); the
+     * released cart-2 keeps its version 3 record. Both kinds load. */
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    allot_reserve_request_t req = fx_req("cart-3", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 10, NULL), 0, "%s", fx_err.message);
+    const allot_reservation_t *released;
+    cr_assert_eq(allot_reservation_release(st, S("cart-1"), FX_T0 + 11, &released, &fx_err), 0);
+    write_batch(dirty_batch(st), 43);
+    assert_reload_equal(st, 43, 0);
+}
+
 Test(checkpoint, refuses_an_unknown_format_version)
 {
     store_open(0);
     MDB_env *env;
     MDB_dbi meta;
     MDB_txn *txn = raw_write_begin(&env, "meta", &meta);
-    uint8_t v4[4] = {4, 0, 0, 0};
-    MDB_val key = {14, "format_version"}, value = {4, v4};
+    uint8_t v5[4] = {5, 0, 0, 0};
+    MDB_val key = {14, "format_version"}, value = {4, v5};
     cr_assert_eq(mdb_put(txn, meta, &key, &value, 0), 0);
     raw_write_end(env, txn);
     int rc = checkpoint_store_open(path, 0, &store, message, sizeof(message));
     cr_assert_eq(rc, ALLOT_ECORRUPT);
     cr_assert_null(store);
-    cr_assert(strstr(message, "format version 4") != NULL, "%s", message);
+    cr_assert(strstr(message, "format version 5") != NULL, "%s", message);
 }
 
 Test(checkpoint, refuses_a_damaged_format_version_or_checkpoint_lsn)
