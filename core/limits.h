@@ -307,6 +307,9 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 /* <data-dir>/events.lmdb: the map (address space, not disk) and what one trim step deletes. */
 #define EVENT_STORE_MAP_BYTES     (1ull << 40)
 #define EVENT_STORE_TRIM_STEP_MAX 10000
+/* The most bytes of events one stored run holds (less where a page is smaller: a page's payload;
+ * persist/event_store.c). */
+#define EVENT_STORE_RUN_BYTES_MAX (64u << 10)
 
 /* ---- the server (net/) ---------------------------------------------------------------------- */
 /* Where allotd listens by default (operator), and the backlog of its listening socket. */

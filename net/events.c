@@ -10,6 +10,7 @@
  *     is read: seq from the store's key, at_ms from the store's at_ms, type's name from the type
  *     byte (the map's header still counts them). Readers give both versions the same bytes: the
  *     whole map, integers in their shortest MessagePack form. Any other version is skipped.
+ * A version stays below 0x80: the store marks its runs of events with that byte in this place.
  */
 #include "events.h"
 
@@ -29,6 +30,7 @@
 
 #define EVENT_FORMAT_VERSION           2
 #define EVENT_FORMAT_VERSION_WHOLE_MAP 1
+_Static_assert(EVENT_FORMAT_VERSION < 0x80, "0x80 in a version's place marks the store's runs");
 /* During replay, derived events are stored whenever this many bytes wait. */
 #define EVENTS_REPLAY_FLUSH_BYTES (16u << 20)
 /* Retention runs this often (more often while a step did not finish). */

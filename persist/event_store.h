@@ -4,18 +4,20 @@
  *
  * Contract
  *  - One thread uses a store (the loop): writes are batched into one transaction
- *    (event_store_begin, _put..., _commit), committed without fsync (MDB_NOSYNC: a process
- *    crash loses nothing, the OS writes it out); event_store_flush forces it to disk, and the
- *    server calls it before the WAL that could regenerate those events is deleted (after each
- *    checkpoint, on the checkpoint writer thread: the one call any thread may make beside the
- *    loop's use of the store), so that events lost by a power failure are derived again by
- *    replay.
+ *    (event_store_begin, _put..., _commit); a batch's events go in runs, many consecutive events
+ *    in one LMDB value of at most a page (one B-tree put and no key of its own per event),
+ *    committed without fsync (MDB_NOSYNC: a process crash loses nothing, the OS writes it out);
+ *    event_store_flush forces it to disk, and the server calls it before the WAL that could
+ *    regenerate those events is deleted (after each checkpoint, on the checkpoint writer thread:
+ *    the one call any thread may make beside the loop's use of the store), so that events lost
+ *    by a power failure are derived again by replay.
  *  - Reads (event_store_scan) run in a read-only LMDB transaction: MVCC, no lock against the
  *    writer, cost proportional to what is scanned (a B-tree seek by seq, then a walk).
  *  - last_lsn: every event of every record up to it is stored; records after it give their
  *    events again on replay (the caller skips what the store already holds).
  *  - Retention (event_store_trim): the oldest events go while older than the age bound or the
- *    stream is larger than the byte bound, at most EVENT_STORE_TRIM_STEP_MAX per call;
+ *    stream is larger than the byte bound, a run whole (once its newest event is older, or while
+ *    the stream is over the bound), at most EVENT_STORE_TRIM_STEP_MAX events per call;
  *    trimmed_seq is the highest seq ever removed (a reader whose cursor is below it missed
  *    events: EXPIRED).
  *  - Ledger: every movement of on_hand (event_store_ledger_put, in a batch like events),

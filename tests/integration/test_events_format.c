@@ -1,7 +1,8 @@
 /* test_events_format.c - the events store across its value formats through the real allotd:
- * events written now (format 2: the map without the pairs the store's key and time give) read
- * exactly as the same events stored by the previous version (format 1: the whole map), in one
- * stream with both; and events stored later than their records still there after kill -9. */
+ * events written now (format 2: the map without the pairs the store's key and time give, many
+ * events in one stored run) read exactly as the same events stored by the previous version
+ * (format 1: the whole map, one stored value per event), in one stream with both; and events
+ * stored later than their records still there after kill -9. */
 #include <criterion/criterion.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "harness.h"
 #include "harness_reply.h"
 #include "net/events_private.h"
+#include "persist/event_store.h"
 
 static void call_ok(allot_client_t *c, const char *method, const char *params)
 {
@@ -50,56 +52,103 @@ static void workload(allot_client_t *c, const char *tag)
     call_ok(c, "stock.adjust", "{\"sku\":\"B\",\"location\":\"W1\",\"delta\":-1,\"key\":\"k\"}");
 }
 
-/* Rewrite every event of the stopped server's events.lmdb as the previous version stored it
- * (format 1); the count of events that were in the current format. */
-static uint32_t store_rewrite_as_previous(const harness_server_t *s, uint32_t *total)
+/* Every event of a stopped server's store, read through the store. */
+typedef struct stored_events {
+    msgpack_sbuffer bytes; /* each event: u64 seq, i64 at_ms, u32 len, its bytes */
+    uint32_t count;
+} stored_events_t;
+
+static int stored_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *value, size_t len)
 {
-    char path[512];
-    harness_server_path(s, "events.lmdb", path, sizeof(path));
+    stored_events_t *all = ctx;
+    uint32_t len32 = (uint32_t)len;
+    msgpack_sbuffer_write(&all->bytes, (const char *)&seq, 8);
+    msgpack_sbuffer_write(&all->bytes, (const char *)&at_ms, 8);
+    msgpack_sbuffer_write(&all->bytes, (const char *)&len32, 4);
+    msgpack_sbuffer_write(&all->bytes, (const char *)value, len);
+    all->count++;
+    return 0;
+}
+
+/* The entries of the stopped server's "events" database. */
+static size_t store_entries(const char *path)
+{
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
-    MDB_cursor *cursor;
+    MDB_stat stat;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "events", 0, &dbi), 0);
+    cr_assert_eq(mdb_stat(txn, dbi, &stat), 0);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return stat.ms_entries;
+}
+
+/* Rewrite the stopped server's events.lmdb as the version before issue 20 stored it: one value
+ * per event (i64 at_ms, then format 1: the whole map); the count of events that were in the
+ * current format. */
+static uint32_t store_rewrite_as_previous(const harness_server_t *s, uint32_t *total)
+{
+    char path[512], data_dir[512];
+    harness_server_path(s, "events.lmdb", path, sizeof(path));
+    harness_server_path(s, "", data_dir, sizeof(data_dir));
+    stored_events_t all = {.count = 0};
+    msgpack_sbuffer_init(&all.bytes);
+    event_store_t *store;
+    char message[256];
+    cr_assert_eq(event_store_open(data_dir, &store, message, sizeof(message)), 0, "%s", message);
+    uint64_t last;
+    cr_assert_eq(event_store_scan(store, 0, UINT32_MAX, stored_each, &all, &last), 0);
+    event_store_close(store);
+    cr_assert_lt(store_entries(path), all.count, "the server stores events in runs");
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
     cr_assert_eq(mdb_env_create(&env), 0);
     cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
     cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, "events", 0, &dbi), 0);
-    cr_assert_eq(mdb_cursor_open(txn, dbi, &cursor), 0);
+    cr_assert_eq(mdb_drop(txn, dbi, 0), 0);
     static const events_filter_t everything = {0};
     msgpack_sbuffer value;
     msgpack_sbuffer_init(&value);
     uint32_t current = 0;
-    *total = 0;
-    MDB_val key, data;
-    for (int mrc = mdb_cursor_get(cursor, &key, &data, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(cursor, &key, &data, MDB_NEXT)) {
-        const uint8_t *v = (const uint8_t *)data.mv_data + 8, *map;
-        size_t len = data.mv_size - 8, map_len;
-        uint64_t seq = 0;
-        for (int i = 0; i < 8; i++)
-            seq = (seq << 8) | ((const uint8_t *)key.mv_data)[i];
+    const char *p = all.bytes.data;
+    for (uint32_t i = 0; i < all.count; i++) {
+        uint64_t seq;
         int64_t at_ms;
-        memcpy(&at_ms, data.mv_data, 8); /* little-endian, as this machine */
+        uint32_t len;
+        memcpy(&seq, p, 8);
+        memcpy(&at_ms, p + 8, 8); /* little-endian, as this machine */
+        memcpy(&len, p + 16, 4);
+        const uint8_t *v = (const uint8_t *)p + 20, *map;
+        p += 20 + len;
+        size_t map_len;
         uint8_t type;
         allot_str_t sku;
         cr_assert(events_value_match(v, len, &everything, &type, &sku, &map, &map_len));
         current += v[0] == 2;
         value.size = 0;
-        msgpack_sbuffer_write(&value, data.mv_data, 8);
+        msgpack_sbuffer_write(&value, (const char *)&at_ms, 8);
         msgpack_sbuffer_write(&value, "\x01", 1);
         msgpack_sbuffer_write(&value, (const char *)v + 1, (size_t)(map - v) - 1);
         cr_assert(events_map_append(v, map, map_len, seq, at_ms, &value));
-        uint8_t key_bytes[8]; /* the put moves the record: the key's bytes in the page too */
-        memcpy(key_bytes, key.mv_data, 8);
-        MDB_val key_copy = {8, key_bytes}, previous = {value.size, value.data};
-        cr_assert_eq(mdb_cursor_put(cursor, &key_copy, &previous, MDB_CURRENT), 0);
-        (*total)++;
+        uint8_t key_bytes[8];
+        for (int b = 0; b < 8; b++)
+            key_bytes[b] = (uint8_t)(seq >> (56 - 8 * b));
+        MDB_val key = {8, key_bytes}, data = {value.size, value.data};
+        cr_assert_eq(mdb_put(txn, dbi, &key, &data, MDB_APPEND), 0);
     }
-    mdb_cursor_close(cursor);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     msgpack_sbuffer_destroy(&value);
+    msgpack_sbuffer_destroy(&all.bytes);
+    *total = all.count;
     return current;
 }
 

@@ -2,9 +2,11 @@
  * asked, retention by age and by size (and the trimmed seq readers are held to), the ledger by
  * SKU and by location newest first with paging and time windows, and ledger retention. */
 #include <criterion/criterion.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -96,7 +98,8 @@ Test(event_store, events_read_back_in_seq_order_after_reopen_from_any_cursor)
 Test(event_store, retention_trims_only_what_is_older_than_the_age_or_over_the_size)
 {
     put_events(1, 10, 1000, 1);
-    put_events(11, 10, 5000, 2);
+    put_events(11, 5, 5000, 2); /* a batch's events are one run: retention takes it whole */
+    put_events(16, 5, 5000, 3);
     uint64_t removed;
     cr_assert_eq(event_store_trim(store, 6000, 3000, UINT64_MAX, INT64_MAX, &removed), 0);
     cr_assert_eq(removed, 10, "events older than now - retention go, the rest stay");
@@ -104,11 +107,11 @@ Test(event_store, retention_trims_only_what_is_older_than_the_age_or_over_the_si
     cr_assert_eq(event_store_first_seq(store), 11);
     uint64_t bytes = event_store_bytes(store);
     cr_assert_eq(event_store_trim(store, 6000, 3000, bytes - 1, INT64_MAX, &removed), 0);
-    cr_assert_eq(removed, 1, "over the byte bound the oldest go until it fits");
-    cr_assert_eq(event_store_first_seq(store), 12);
+    cr_assert_eq(removed, 5, "over the byte bound the oldest go until it fits");
+    cr_assert_eq(event_store_first_seq(store), 16);
     store_reopen();
-    cr_assert_eq(event_store_trimmed_seq(store), 11, "the trimmed seq survives a reopen");
-    cr_assert_eq(event_store_count(store), 9);
+    cr_assert_eq(event_store_trimmed_seq(store), 15, "the trimmed seq survives a reopen");
+    cr_assert_eq(event_store_count(store), 5);
 }
 
 static void put_move(uint64_t seq, int64_t at_ms, const char *sku, const char *location,
@@ -233,4 +236,221 @@ Test(event_store, appends_across_page_splits_and_an_aborted_batch_keep_every_eve
     cr_assert_eq(event_store_scan(store, trimmed, 100000, count_each, &expected, &last), 0);
     cr_assert_eq(expected, 23002);
     cr_assert_eq(last, 23001);
+}
+
+/* The number of entries of events.lmdb's "events" database and the file's size (the store
+ * closed). */
+static void events_db_stat(size_t *entries, long *file_bytes)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/events.lmdb", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat db;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "events", 0, &dbi), 0);
+    cr_assert_eq(mdb_stat(txn, dbi, &db), 0);
+    *entries = db.ms_entries;
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    *file_bytes = (long)st.st_size;
+}
+
+/* An event of len bytes whose bytes follow from its seq. */
+static size_t event_bytes(uint64_t seq, size_t len, uint8_t *out)
+{
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)(seq * 31 + i);
+    return len;
+}
+
+typedef struct sized {
+    uint64_t next_seq, step;
+    int64_t at_ms_base;
+    size_t len;
+} sized_t;
+
+static int sized_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *value, size_t len)
+{
+    sized_t *s = ctx;
+    uint8_t expected[512];
+    cr_assert_eq(seq, s->next_seq, "seq %llu where %llu was due", (unsigned long long)seq,
+                 (unsigned long long)s->next_seq);
+    cr_assert_eq(at_ms, s->at_ms_base - (int64_t)(seq % 7), "each event keeps its own time");
+    cr_assert_eq(len, s->len);
+    cr_assert_eq(memcmp(value, expected, event_bytes(seq, len, expected)), 0);
+    s->next_seq += s->step;
+    return 0;
+}
+
+Test(event_store, a_batch_of_events_takes_one_entry_per_page_not_one_per_event)
+{
+    uint8_t value[512];
+    cr_assert_eq(event_store_begin(store), 0);
+    for (uint64_t seq = 4096; seq < 4096 + 2000 * 4096; seq += 4096) /* (lsn << 12) | 0 */
+        cr_assert_eq(event_store_put(store, seq, 1700000000000 - (int64_t)(seq % 7), value,
+                                     event_bytes(seq, 120, value)),
+                     0);
+    cr_assert_eq(event_store_commit(store, 2000), 0);
+    uint64_t bytes = event_store_bytes(store);
+    cr_assert_lt(bytes, 2000 * (120 + 8), "no key and time of its own per event");
+    store_reopen();
+    cr_assert_eq(event_store_count(store), 2000);
+    cr_assert_eq(event_store_bytes(store), bytes);
+    cr_assert_eq(event_store_last_seq(store), 2000 * 4096);
+    sized_t s = {4096 + 1000 * 4096, 4096, 1700000000000, 120};
+    uint64_t last;
+    cr_assert_eq(event_store_scan(store, s.next_seq - 1, 5000, sized_each, &s, &last), 0);
+    cr_assert_eq(s.next_seq, 4096 + 2000 * 4096, "a scan from inside a run starts after it");
+    event_store_close(store);
+    store = NULL;
+    size_t entries;
+    long file_bytes;
+    events_db_stat(&entries, &file_bytes);
+    cr_assert_lt(entries, 2000 * (120 + 8) / 3500 + 2, "%zu entries for 2000 events", entries);
+    cr_assert_lt(file_bytes, 2000 * 145, "%ld bytes of file for 2000 events of 120", file_bytes);
+}
+
+/* Write events as the store wrote them before runs, one value per event (i64 at_ms LE, its
+ * bytes), with the meta values that count them; the store closed. */
+static void put_single_values(uint64_t first_seq, uint32_t count, uint64_t step, int64_t at_ms)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/events.lmdb", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi events, meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "events", MDB_CREATE, &events), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t seq = first_seq + i * step;
+        uint8_t key[8], value[8 + 512];
+        for (int b = 0; b < 8; b++) {
+            key[b] = (uint8_t)(seq >> (56 - 8 * b));
+            value[b] = (uint8_t)((uint64_t)(at_ms - (int64_t)(seq % 7)) >> (8 * b));
+        }
+        size_t len = 8 + event_bytes(seq, 120, value + 8);
+        MDB_val k = {8, key}, v = {len, value};
+        cr_assert_eq(mdb_put(txn, events, &k, &v, MDB_APPEND), 0);
+        bytes += 8 + len;
+    }
+    uint64_t numbers[3] = {count, bytes, 1}; /* count, bytes, last_lsn (little-endian host) */
+    const char *names[3] = {"count", "bytes", "last_lsn"};
+    for (int i = 0; i < 3; i++) {
+        MDB_val k = {strlen(names[i]), (void *)names[i]}, v = {8, &numbers[i]};
+        cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    }
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+Test(event_store, events_stored_one_per_value_read_and_trim_beside_runs)
+{
+    event_store_close(store);
+    store = NULL;
+    put_single_values(4096, 300, 4096, 1000);
+    store_reopen();
+    cr_assert_eq(event_store_count(store), 300);
+    cr_assert_eq(event_store_last_seq(store), 300 * 4096, "the last single value's key");
+    uint8_t value[512];
+    cr_assert_eq(event_store_begin(store), 0);
+    for (uint64_t seq = 301 * 4096; seq <= 600 * 4096; seq += 4096)
+        cr_assert_eq(event_store_put(store, seq, 5000 - (int64_t)(seq % 7), value,
+                                     event_bytes(seq, 120, value)),
+                     0);
+    cr_assert_eq(event_store_commit(store, 2), 0);
+    store_reopen();
+    cr_assert_eq(event_store_count(store), 600);
+    cr_assert_eq(event_store_last_seq(store), 600 * 4096, "the last run's last seq");
+    sized_t old = {4096, 4096, 1000, 120};
+    uint64_t last;
+    cr_assert_eq(event_store_scan(store, 0, 300, sized_each, &old, &last), 0);
+    cr_assert_eq(last, 300 * 4096);
+    sized_t runs = {301 * 4096, 4096, 5000, 120};
+    cr_assert_eq(event_store_scan(store, last, 1000, sized_each, &runs, &last), 0);
+    cr_assert_eq(runs.next_seq, 601 * 4096, "the runs follow the single values");
+    uint64_t removed;
+    cr_assert_eq(event_store_trim(store, 4000, 2000, UINT64_MAX, INT64_MAX, &removed), 0);
+    cr_assert_eq(removed, 300, "the old values go by their own time, the runs stay");
+    cr_assert_eq(event_store_trimmed_seq(store), 300 * 4096);
+    cr_assert_eq(event_store_first_seq(store), 301 * 4096);
+    cr_assert_eq(event_store_trim(store, 9000, 2000, UINT64_MAX, INT64_MAX, &removed), 0);
+    cr_assert_eq(removed, 300);
+    cr_assert_eq(event_store_count(store), 0);
+    cr_assert_eq(event_store_bytes(store), 0, "every entry's bytes went with it");
+    cr_assert_eq(event_store_trimmed_seq(store), 600 * 4096);
+}
+
+/* Change byte at of the first run's value (the store closed). */
+static void first_run_damage(size_t at, uint8_t byte)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/events.lmdb", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi events;
+    MDB_cursor *cursor;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR, 0640), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "events", 0, &events), 0);
+    cr_assert_eq(mdb_cursor_open(txn, events, &cursor), 0);
+    MDB_val key, data;
+    cr_assert_eq(mdb_cursor_get(cursor, &key, &data, MDB_FIRST), 0);
+    uint8_t copy[8192], key_bytes[8];
+    cr_assert_leq(data.mv_size, sizeof(copy));
+    cr_assert_gt(data.mv_size, at);
+    memcpy(copy, data.mv_data, data.mv_size);
+    memcpy(key_bytes, key.mv_data, 8);
+    copy[at] = byte;
+    MDB_val k = {8, key_bytes}, v = {data.mv_size, copy};
+    cr_assert_eq(mdb_cursor_put(cursor, &k, &v, MDB_CURRENT), 0);
+    mdb_cursor_close(cursor);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int any_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *value, size_t len)
+{
+    (void)seq, (void)at_ms, (void)value, (void)len;
+    (*(uint32_t *)ctx)++;
+    return 0;
+}
+
+Test(event_store, a_damaged_run_is_reported_and_nothing_past_its_end_is_read)
+{
+    put_events(1, 20, 1000, 1);
+    event_store_close(store);
+    store = NULL;
+    first_run_damage(9, 21); /* the count: one more event than the run holds */
+    store_reopen();
+    uint32_t seen = 0;
+    uint64_t last;
+    cr_assert_eq(event_store_scan(store, 0, 100, any_each, &seen, &last), ALLOT_ECORRUPT);
+    cr_assert_eq(seen, 20, "the events before the damage are given, then the error");
+    event_store_close(store);
+    store = NULL;
+    first_run_damage(9, 20);
+    /* the first event's length (after its seq step, 1 byte, and its time, 2): 13,000 or so */
+    first_run_damage(19 + 1 + 2, 0xff);
+    store_reopen();
+    seen = 0;
+    cr_assert_eq(event_store_scan(store, 0, 100, any_each, &seen, &last), ALLOT_ECORRUPT);
+    cr_assert_eq(seen, 0);
+    uint64_t removed;
+    cr_assert_eq(event_store_trim(store, 5000, 10, UINT64_MAX, INT64_MAX, &removed), 0,
+                 "a run goes whole by its header");
+    cr_assert_eq(removed, 20);
 }
