@@ -13,23 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-uint16_t harness_http_port_pick(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
-    if (rc == 0)
-        rc = getsockname(fd, (struct sockaddr *)&addr, &len);
-    close(fd);
-    cr_assert(rc == 0, "picking a free port");
-    return ntohs(addr.sin_port);
-}
-
 harness_server_t *harness_http_server_start(const char *extra_args, uint16_t *http_port)
 {
-    *http_port = harness_http_port_pick();
+    *http_port = harness_port_reserve();
     char args[1024];
     snprintf(args, sizeof(args), "--http 127.0.0.1:%u %s", *http_port,
              extra_args != NULL ? extra_args : "");

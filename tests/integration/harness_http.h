@@ -11,9 +11,8 @@
 
 #include "harness.h"
 
-/* A port free on 127.0.0.1 right now. */
-uint16_t harness_http_port_pick(void);
-/* Start allotd with --http 127.0.0.1:*http_port plus extra_args (may be NULL). */
+/* Start allotd with --http 127.0.0.1:*http_port plus extra_args (may be NULL); the HTTP port is
+ * reserved as the server's own (harness_port_reserve: below the ephemeral range, locked). */
 harness_server_t *harness_http_server_start(const char *extra_args, uint16_t *http_port);
 /* A connected socket to 127.0.0.1:port (asserts), with a 10 s receive timeout. */
 int harness_http_connect(uint16_t port);

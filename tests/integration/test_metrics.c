@@ -13,17 +13,6 @@
 
 #include "harness.h"
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* GET path from 127.0.0.1:port: the whole response (malloc'ed). */
 static char *http_get(uint16_t port, const char *path)
 {
@@ -95,7 +84,7 @@ static void metrics_named_in_exist(const char *doc, const char *page)
 
 Test(metrics, the_endpoint_passes_promtool_counts_rejected_requests_and_serves_health)
 {
-    uint16_t port = free_port();
+    uint16_t port = harness_port_reserve();
     char args[64];
     snprintf(args, sizeof(args), "--metrics 127.0.0.1:%u", port);
     harness_server_t *s = harness_server_start(args);

@@ -24,17 +24,6 @@ static void file_write(const char *path, const char *content, mode_t mode)
     chmod(path, mode);
 }
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Fill the mkstemp template `path` (e.g. "/tmp/allot-token-XXXXXX") with a fresh file holding
  * content with this mode. The caller unlinks it. */
 static void temp_file_write(char *path, const char *content, mode_t mode)
@@ -178,7 +167,7 @@ Test(operations, server_stats_counts_calls_per_method_with_latency_percentiles)
 
 Test(operations, prometheus_endpoint_serves_metrics_and_404_elsewhere)
 {
-    uint16_t port = free_port();
+    uint16_t port = harness_port_reserve();
     char args[64];
     snprintf(args, sizeof(args), "--metrics 127.0.0.1:%u", port);
     harness_server_t *s = harness_server_start(args);
@@ -251,7 +240,7 @@ static char *metrics_page_with(uint16_t port, const char *line)
 Test(operations, the_idempotency_cap_evicting_inside_the_window_is_counted_and_logged,
      .timeout = 120)
 {
-    uint16_t port = free_port();
+    uint16_t port = harness_port_reserve();
     char args[96];
     snprintf(args, sizeof(args), "--idempotency-entries-max 100 --metrics 127.0.0.1:%u", port);
     harness_server_t *s = harness_server_start(args);

@@ -22,17 +22,6 @@
 #define EVENTS_PER_ROUND 300
 #define SEQS_MAX         (RELAY_KILLS + 2) * EVENTS_PER_ROUND * 4
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static pid_t spawn(char *const argv[], const char *log_path)
 {
     pid_t pid = fork();
@@ -121,7 +110,7 @@ Test(relay, killed_ten_times_mid_stream_jetstream_holds_every_event_once_in_orde
     char store[300], log[320], url[64], allot_port[16];
     harness_server_path(s, "jetstream", store, sizeof(store));
     harness_server_path(s, "relay.log", log, sizeof(log));
-    uint16_t port = free_port();
+    uint16_t port = harness_port_reserve();
     snprintf(url, sizeof(url), "nats://127.0.0.1:%u", port);
     snprintf(allot_port, sizeof(allot_port), "%u", s->port);
     char port_text[16];
