@@ -30,6 +30,25 @@ static const struct {
     {2, 0, 0, 2},  {4, 0, 0, 2},    {2, 0, 0, 3}, {4, 0, 0, 3}, /* array, map */
 };
 
+/* An item of type t (0xc0..0xdf) at bytes[at]: its header bytes, body bytes and child items.
+ * 1, 0 when its header is cut short at len, -1 for 0xc1. */
+static inline int item_sized(const uint8_t *bytes, size_t len, size_t at, uint8_t t, uint64_t *head,
+                             uint64_t *body, uint64_t *children)
+{
+    unsigned k = t - 0xc0u, n = item_table[k].length_bytes;
+    if (n == 0xff)
+        return -1;
+    *head = 1u + n + item_table[k].extra_bytes;
+    if (at + *head > len)
+        return 0;
+    uint64_t count = n ? be_read(bytes + at + 1, (int)n) : item_table[k].body_bytes;
+    if (item_table[k].count_is >= 2)
+        *children = count * (item_table[k].count_is - 1u);
+    else
+        *body = count;
+    return 1;
+}
+
 /* One flat, non-resumable walk: each header read once, open containers' remaining items on a
  * stack of ALLOT_MSGPACK_DEPTH_MAX. Same answer as frame_object_bytes (test_wire.c holds it to
  * it, every prefix included) at a fraction of its cost, which keeps its resumable state per item:
@@ -53,17 +72,9 @@ static long object_bytes(const uint8_t *bytes, size_t len, uint32_t depth_max)
         else if (t <= 0xbf)
             body = t & 0x1fu;
         else {
-            unsigned k = t - 0xc0u, n = item_table[k].length_bytes;
-            if (n == 0xff)
-                return -1;
-            head = 1u + n + item_table[k].extra_bytes;
-            if (at + head > len)
-                return 0;
-            uint64_t count = n ? be_read(bytes + at + 1, (int)n) : item_table[k].body_bytes;
-            if (item_table[k].count_is >= 2)
-                children = count * (item_table[k].count_is - 1u);
-            else
-                body = count;
+            int rc = item_sized(bytes, len, at, t, &head, &body, &children);
+            if (rc <= 0)
+                return rc;
         }
         if (at + head + body > len)
             return 0;
@@ -129,17 +140,9 @@ static long object_bytes_counted(const uint8_t *bytes, size_t len, uint32_t dept
         else if (t <= 0x9f)
             children = t & 0x0fu;
         else {
-            unsigned k = t - 0xc0u, n = item_table[k].length_bytes;
-            if (n == 0xff)
-                return -1;
-            head = 1u + n + item_table[k].extra_bytes;
-            if (at + head > len)
-                return 0;
-            uint64_t count = be_read(bytes + at + 1, (int)n);
-            if (item_table[k].count_is >= 2)
-                children = count * (item_table[k].count_is - 1u);
-            else
-                body = count;
+            int rc = item_sized(bytes, len, at, t, &head, &body, &children);
+            if (rc <= 0)
+                return rc;
         }
         if (children > 0 && ++containers > depth_max)
             return -2;
