@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -505,6 +506,19 @@ allot_client_t *harness_connect(const harness_server_t *s)
     int rc = allot_client_connect(c, "127.0.0.1", s->port, ALLOT_CLIENT_TIMEOUT_MS_DEFAULT);
     cr_assert_eq(rc, 0, "harness_connect: %s", allot_client_last_error(c));
     return c;
+}
+
+int harness_socket_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0, "connect to %u: %s",
+                 (unsigned)port, strerror(errno));
+    struct timeval timeout = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    return fd;
 }
 
 int harness_call_json(allot_client_t *c, const char *method, const char *params_json,

@@ -81,6 +81,9 @@ const char *harness_server_path(const harness_server_t *s, const char *relative,
 
 /* Connect a client with the default timeout (asserts). Free with allot_client_close. */
 allot_client_t *harness_connect(const harness_server_t *s);
+/* A bare TCP socket connected to 127.0.0.1:port (asserts), for tests that write raw bytes; sends
+ * time out after 5 s so that a server that stops reading fails the test instead of hanging it. */
+int harness_socket_connect(uint16_t port);
 /* Call and assert the transport worked (the reply may still be an error reply). Returns 0. */
 int harness_call_json(allot_client_t *c, const char *method, const char *params_json,
                       allot_reply_t *reply);

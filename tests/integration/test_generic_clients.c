@@ -11,16 +11,6 @@
 
 #include "harness.h"
 
-static int raw_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    return fd;
-}
-
 static void raw_send(int fd, const msgpack_sbuffer *sbuf)
 {
     cr_assert_eq(send(fd, sbuf->data, sbuf->size, MSG_NOSIGNAL), (ssize_t)sbuf->size);
@@ -78,7 +68,7 @@ static const char *map_str(const msgpack_object *o, const char *key, char *buf, 
 Test(generic_clients, an_empty_params_array_is_a_call_without_arguments)
 {
     harness_server_t *s = harness_server_start(NULL);
-    int fd = raw_connect(s->port);
+    int fd = harness_socket_connect(s->port);
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init(&sbuf);
     pack_request_empty_params(&sbuf, 5, "ping");
@@ -121,7 +111,7 @@ Test(generic_clients, an_empty_params_array_is_a_call_without_arguments)
 /* A request with this msgid gets INVALID_ARGUMENT echoing it, then the connection closes. */
 static void msgid_out_of_range_is_answered_then_closed(harness_server_t *s, uint64_t msgid)
 {
-    int fd = raw_connect(s->port);
+    int fd = harness_socket_connect(s->port);
     msgpack_sbuffer sbuf;
     msgpack_sbuffer_init(&sbuf);
     pack_request_empty_params(&sbuf, msgid, "ping");

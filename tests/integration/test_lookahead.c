@@ -22,17 +22,6 @@
 #define LOOKAHEAD_SKUS   30000
 #define LOOKAHEAD_ROUNDS 24
 
-static int raw_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0, "connect: %s",
-                 strerror(errno));
-    return fd;
-}
-
 /* Send out[0, out_len) while reading replies, until `replies` whole replies arrived; their bytes
  * are appended to *in. */
 static void exchange(int fd, const char *out, size_t out_len, size_t replies, msgpack_sbuffer *in)
@@ -117,7 +106,7 @@ static void load_catalogue(uint16_t port)
         pack_str(&pk, "on_hand");
         msgpack_pack_uint32(&pk, 1 + i % 50);
     }
-    int fd = raw_connect(port);
+    int fd = harness_socket_connect(port);
     exchange(fd, out.data, out.size, 1 + LOOKAHEAD_SKUS, &in);
     close(fd);
     cr_assert_null(memmem(in.data, in.size,
@@ -202,10 +191,10 @@ Test(lookahead, pipelined_replies_over_a_large_catalogue_match_those_one_at_a_ti
     msgpack_sbuffer pipelined, alone;
     msgpack_sbuffer_init(&pipelined);
     msgpack_sbuffer_init(&alone);
-    int fd = raw_connect(s->port);
+    int fd = harness_socket_connect(s->port);
     exchange(fd, burst.data, burst.size, count, &pipelined); /* all at once */
     close(fd);
-    fd = raw_connect(s->port);
+    fd = harness_socket_connect(s->port);
     for (size_t i = 0, start = 0; i < count; start = ends[i++]) /* one at a time */
         exchange(fd, burst.data + start, ends[i] - start, 1, &alone);
     close(fd);

@@ -27,17 +27,6 @@
 #define PING_BYTES  12
 #define PONG_BYTES  11
 
-static int raw_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0, "connect: %s",
-                 strerror(errno));
-    return fd;
-}
-
 /* BURST_REQUESTS pings written at once; returns when every reply arrived. */
 static void ping_burst(uint16_t port)
 {
@@ -50,7 +39,7 @@ static void ping_burst(uint16_t port)
             'g',  0x91, 0x80};
         memcpy(burst + i * PING_BYTES, ping, PING_BYTES);
     }
-    int fd = raw_connect(port);
+    int fd = harness_socket_connect(port);
     for (size_t sent = 0; sent < sizeof(burst);) {
         ssize_t n = send(fd, burst + sent, sizeof(burst) - sent, 0);
         cr_assert_gt(n, 0, "send: %s", strerror(errno));
@@ -176,7 +165,7 @@ static void ping_round_trips(uint16_t port)
 {
     int fds[ROUND_TRIP_CONNECTIONS];
     for (int c = 0; c < ROUND_TRIP_CONNECTIONS; c++)
-        fds[c] = raw_connect(port);
+        fds[c] = harness_socket_connect(port);
     for (uint32_t i = 0; i < ROUND_TRIPS; i++) {
         int fd = fds[i % ROUND_TRIP_CONNECTIONS];
         uint32_t msgid = MSGID_FIRST + i;

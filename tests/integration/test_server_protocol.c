@@ -15,19 +15,6 @@
 
 /* ---- raw sockets, for bytes no well-behaved client would send ------------------------------ */
 
-static int raw_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0, "connect: %s",
-                 strerror(errno));
-    struct timeval timeout = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    return fd;
-}
-
 /* Wait until the server answers something or closes: returns bytes read (>0), 0 on close,
  * -1 on timeout. */
 static ssize_t raw_wait(int fd, int timeout_ms, uint8_t *buf, size_t bytes)
@@ -61,7 +48,7 @@ static const uint8_t info_request[] = {0x94, 0x00, 0x01, 0xab, 's', 'e', 'r',  '
  * filled with 256 server.info requests to send on it again and again. */
 static int raw_connect_non_reader(uint16_t port, uint8_t batch[static INFO_BATCH_BYTES])
 {
-    int fd = raw_connect(port);
+    int fd = harness_socket_connect(port);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     for (size_t i = 0; i < 256; i++)
@@ -220,7 +207,7 @@ static const hostile_t hostile_inputs[] = {
 static void hostile_send_and_expect_answer_or_close(harness_server_t *s, const uint8_t *bytes,
                                                     size_t len, const char *name)
 {
-    int fd = raw_connect(s->port);
+    int fd = harness_socket_connect(s->port);
     ssize_t sent = send(fd, bytes, len, MSG_NOSIGNAL);
     cr_assert_eq(sent, (ssize_t)len, "%s: send", name);
     uint8_t buf[4096];
@@ -264,7 +251,7 @@ Test(server, hostile_inputs_are_answered_or_closed_and_others_keep_being_served)
                             0xdb, 0x00, 0x10, 0x00, 0x10},
            17);
     memset(big + 17, 'a', big_len - 17);
-    int fd = raw_connect(s->port);
+    int fd = harness_socket_connect(s->port);
     uint8_t reply[512];
     send(fd, big, 64, MSG_NOSIGNAL);
     ssize_t n = raw_wait(fd, 3000, reply, sizeof(reply));
@@ -361,7 +348,7 @@ Test(server, replies_outgrowing_slow_sockets_arrive_whole_and_in_order_and_a_non
     harness_server_t *s = harness_server_start("--output-bytes-max 65536");
     int fds[BACKLOG_CONNECTIONS];
     for (int c = 0; c < BACKLOG_CONNECTIONS; c++) {
-        fds[c] = raw_connect(s->port);
+        fds[c] = harness_socket_connect(s->port);
         int small = 4096;
         setsockopt(fds[c], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     }
@@ -386,7 +373,7 @@ Test(server, connections_over_the_limit_are_accepted_then_closed_with_a_log_line
 {
     harness_server_t *s = harness_server_start("--connections-max 3");
     allot_client_t *a = harness_connect(s), *b = harness_connect(s), *c = harness_connect(s);
-    int fd = raw_connect(s->port);
+    int fd = harness_socket_connect(s->port);
     cr_expect(raw_closed_within(fd, 3000), "the fourth connection is closed");
     close(fd);
     ping_ok(a);
@@ -428,7 +415,7 @@ Test(server, sigterm_answers_in_flight_closes_every_handle_and_exits_zero)
 Test(server, an_idle_connection_is_closed_after_the_idle_timeout)
 {
     harness_server_t *s = harness_server_start("--idle-timeout-s 1");
-    int fd = raw_connect(s->port);
+    int fd = harness_socket_connect(s->port);
     cr_expect(raw_closed_within(fd, 4000), "an idle connection is closed");
     close(fd);
     char *log = harness_server_log_read(s);
