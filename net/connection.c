@@ -620,8 +620,7 @@ static void reply_too_large(connection_t *conn, held_reply_t *reply)
     server->metrics.replies_too_large++;
 }
 
-/* ---- reads waiting for min_index (PROTOCOL.md, Cluster) ---------------------------------------
- */
+/* ---- reads waiting for min_index (PROTOCOL.md, Cluster) ------------------------------------- */
 
 static void wait_list_remove(connection_t *conn)
 {
