@@ -6,6 +6,9 @@
  *   - fake_server_start binds 127.0.0.1 on an ephemeral port (fs->port), then serves on its own
  *     thread once `connections` (0: 1) clients connected; set fs->stop and join the thread.
  *   - reads and requests count what the server read, for tests about batching.
+ *   - fake_server_config fills a run's configuration for it (browse, 127.0.0.1:fs->port, one
+ *     thread, 100 SKUs at one location, one SKU a request); fake_server_run runs the real engine
+ *     over it, then stops the server.
  */
 #ifndef ALLOT_BENCH_TESTS_FAKE_SERVER_H
 #define ALLOT_BENCH_TESTS_FAKE_SERVER_H
@@ -23,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
 #include "bench/wire.h"
 
 #define FAKE_CONNECTIONS_MAX 4
@@ -139,6 +143,38 @@ static void fake_server_start(fake_server_t *fs, pthread_t *thread)
     getsockname(fs->listen_fd, (struct sockaddr *)&addr, &alen);
     fs->port = ntohs(addr.sin_port);
     pthread_create(thread, NULL, fake_server_main, fs);
+}
+
+/* config for a run against fs over connections x pipeline; the caller sets the rest (scenario
+ * other than browse, rate, duration, ...). */
+static void fake_server_config(const fake_server_t *fs, bench_config_t *config,
+                               uint32_t connections, uint32_t pipeline)
+{
+    memset(config, 0, sizeof(*config));
+    snprintf(config->host, sizeof(config->host), "127.0.0.1");
+    config->port = fs->port;
+    config->scenario = SCENARIO_BROWSE;
+    config->connections = connections;
+    config->pipeline = pipeline;
+    config->threads = 1;
+    config->skus = 100;
+    config->locations = 1;
+    config->sku_locations = 1;
+    config->skus_per_request = 1;
+}
+
+/* Run the real engine over config against fs (started, its thread `thread`), asserting that the
+ * run worked; then stop fs. */
+static void fake_server_run(fake_server_t *fs, pthread_t thread, const bench_config_t *config,
+                            bench_run_t *run)
+{
+    memset(run, 0, sizeof(*run));
+    run->config = config;
+    run->target = &bench_target_allot;
+    cr_assert_eq(engine_run(run), 0, "%s", run->error);
+    fs->stop = true;
+    pthread_join(thread, NULL);
+    close(fs->listen_fd);
 }
 
 #endif

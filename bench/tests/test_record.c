@@ -18,30 +18,15 @@ static void run_sessions(bench_scenario_t scenario, uint64_t sessions)
     fs.connections = 2;
     pthread_t thread;
     fake_server_start(&fs, &thread);
-    memset(&config, 0, sizeof(config));
-    snprintf(config.host, sizeof(config.host), "127.0.0.1");
-    config.port = fs.port;
+    fake_server_config(&fs, &config, 2, 8);
     config.scenario = scenario;
-    config.connections = 2;
-    config.pipeline = 8;
-    config.threads = 1;
     config.duration_s = 20; /* a cap: the run ends after `sessions` */
     config.requests = sessions;
-    config.skus = 100;
-    config.locations = 1;
-    config.sku_locations = 1;
-    config.skus_per_request = 1;
     config.lines_min = config.lines_max = 1;
     config.release_ratio = 0.3;
     config.mix_weights[SCENARIO_BROWSE] = 50;
     config.mix_weights[SCENARIO_CHECKOUT] = 50;
-    memset(&run, 0, sizeof(run));
-    run.config = &config;
-    run.target = &bench_target_allot;
-    cr_assert_eq(engine_run(&run), 0, "%s", run.error);
-    fs.stop = true;
-    pthread_join(thread, NULL);
-    close(fs.listen_fd);
+    fake_server_run(&fs, thread, &config, &run);
     cr_assert(!run.incomplete, "%s", run.error);
 }
 
