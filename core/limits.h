@@ -263,6 +263,10 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 /* The chunks of committed batches a checkpoint writer keeps for the next ones, at most (no more
  * than the last commit's batches took, either; persist/checkpoint.h). */
 #define CHECKPOINT_BATCH_SPARE_BYTES_MAX (64ull << 20)
+/* The window of a paced write-out (persist/writeback.h): at most this much of a checkpoint's
+ * or the change stream's dirty pages is in the disk's queue at a time, so the WAL's fdatasync
+ * waits behind no more than one window of them. */
+#define PERSIST_WRITEBACK_WINDOW_BYTES (1ull << 20)
 /* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
  * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
 #define CHECKPOINT_WRITER_NICE 10

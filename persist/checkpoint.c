@@ -21,6 +21,10 @@
  * MDB_WRITEMAP. Durability is the same either way: a commit syncs the data pages (msync
  * MS_SYNC of the map, which is fdatasync of the file, instead of fdatasync after pwrite), then
  * writes the meta page and syncs it; MDB_NOSYNC, MDB_NOMETASYNC and MDB_MAPASYNC are never used.
+ * With MDB_WRITEMAP the transaction's data pages are written out a window at a time just before
+ * the commit (persist/writeback.h: at most PERSIST_WRITEBACK_WINDOW_BYTES of them in the disk's
+ * queue at once, so the WAL's fdatasync meanwhile never waits behind all of them); the commit's
+ * msync then finds little left. LMDB's order (data pages synced, then the meta page) is kept.
  * LMDB forbids processes with and without MDB_WRITEMAP writing one environment at the same
  * time: only allotd (or allot-datagen) writes a store, one at a time (the data directory's
  * lock), and whatever reads it beside them (allot-wal) opens it read-only.
@@ -148,6 +152,7 @@
 #include "archive.h"
 #include "checkpoint_private.h"
 #include "fault.h"
+#include "writeback.h"
 #include "core/byte_order.h"
 #include "core/errors.h"
 #include "core/event.h"
@@ -1086,6 +1091,17 @@ static int write_run(checkpoint_store_t *store, MDB_txn *txn, checkpoint_batch_t
     return mrc;
 }
 
+/* With MDB_WRITEMAP the transaction's pages are in the file's map already: write them out a
+ * window at a time before the commit's msync would queue them all at once in front of the
+ * WAL's fdatasync (persist/writeback.h). Best effort: the commit syncs whatever is left. */
+static void store_pages_write_out(checkpoint_store_t *store)
+{
+    int fd;
+    struct stat st;
+    if (store->writemap && mdb_env_get_fd(store->env, &fd) == 0 && fstat(fd, &st) == 0)
+        (void)persist_writeback_paced(fd, (uint64_t)st.st_size);
+}
+
 /* One attempt: every batch and the LSN in one transaction. Returns an LMDB code. */
 static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
                      size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,
@@ -1121,6 +1137,7 @@ static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batch
         mdb_txn_abort(txn);
         return mrc;
     }
+    store_pages_write_out(store);
     *what = "commit";
     return mdb_txn_commit(txn); /* frees the txn whatever happens */
 }

@@ -39,11 +39,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/byte_order.h"
 #include "core/errors.h"
 #include "core/limits.h"
 #include "fault.h"
+#include "writeback.h"
 
 #define EVENT_STORE_PATH_BYTES_MAX 1100
 /* A run: its mark (the byte after at_ms), the bytes before its first event, the most events it
@@ -514,10 +516,16 @@ void event_store_abort(event_store_t *store)
 
 int event_store_flush(event_store_t *store)
 {
-    int rc = mdb_env_sync(store->env, 1); /* the environment is not MDB_WRITEMAP: one fdatasync */
     int fd;
+    struct stat st;
+    bool have_fd = mdb_env_get_fd(store->env, &fd) == 0;
+    /* everything the loop committed since the last flush, a window at a time, so the WAL's
+     * fdatasync meanwhile waits behind one window, not all of it (persist/writeback.h) */
+    if (have_fd && fstat(fd, &st) == 0)
+        (void)persist_writeback_paced(fd, (uint64_t)st.st_size);
+    int rc = mdb_env_sync(store->env, 1); /* the environment is not MDB_WRITEMAP: one fdatasync */
     /* the pages the loop's transactions read and wrote through the map since leave the RSS */
-    if (rc == 0 && mdb_env_get_fd(store->env, &fd) == 0)
+    if (rc == 0 && have_fd)
         (void)persist_file_map_release(fd);
     return rc;
 }

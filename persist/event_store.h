@@ -7,10 +7,11 @@
  *    (event_store_begin, _put..., _commit); a batch's events go in runs, many consecutive events
  *    in one LMDB value of at most a page (one B-tree put and no key of its own per event),
  *    committed without fsync (MDB_NOSYNC: a process crash loses nothing, the OS writes it out);
- *    event_store_flush forces it to disk, and the server calls it before the WAL that could
- *    regenerate those events is deleted (after each checkpoint, on the checkpoint writer thread:
- *    the one call any thread may make beside the loop's use of the store), so that events lost
- *    by a power failure are derived again by replay.
+ *    event_store_flush forces it to disk (written out a window at a time first, so the WAL's
+ *    fdatasync meanwhile waits behind one window: persist/writeback.h), and the server calls it
+ *    before the WAL that could regenerate those events is deleted (after each checkpoint, on
+ *    the checkpoint writer thread: the one call any thread may make beside the loop's use of
+ *    the store), so that events lost by a power failure are derived again by replay.
  *  - Reads (event_store_scan) run in a read-only LMDB transaction: MVCC, no lock against the
  *    writer, cost proportional to what is scanned (a B-tree seek by seq, then a walk).
  *  - last_lsn: every event of every record up to it is stored; records after it give their

@@ -1,0 +1,22 @@
+/* writeback.c - paced write-out of a file's dirty pages (contract in writeback.h). */
+#include "writeback.h"
+
+#include <errno.h>
+#include <fcntl.h>
+
+#include "core/limits.h"
+
+int persist_writeback_paced(int fd, uint64_t bytes)
+{
+    const unsigned int flags =
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    for (uint64_t offset = 0; offset < bytes; offset += PERSIST_WRITEBACK_WINDOW_BYTES) {
+        uint64_t window = bytes - offset < PERSIST_WRITEBACK_WINDOW_BYTES
+                              ? bytes - offset
+                              : PERSIST_WRITEBACK_WINDOW_BYTES;
+        while (sync_file_range(fd, (off64_t)offset, (off64_t)window, flags) != 0)
+            if (errno != EINTR)
+                return -errno;
+    }
+    return 0;
+}

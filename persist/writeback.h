@@ -1,0 +1,32 @@
+/* writeback.h - write a file's dirty pages out a window at a time, so that another file's
+ * fdatasync never queues behind all of them.
+ *
+ * Why: a checkpoint dirties tens of megabytes of state.lmdb in its write transaction, and the
+ * change stream's store (committed without a sync) holds everything written since its last
+ * flush. One msync or fdatasync of all of it puts the lot in the disk's queue at once, and the
+ * WAL writer's fdatasync of a few kilobytes, issued meanwhile, waits behind it: every reply of
+ * that moment waited 100-250 ms (docs/benchmarks.md, "Issue 20, the checkpoint's writes and the
+ * WAL's fdatasync").
+ *
+ * How: persist_writeback_paced walks the first `bytes` of the file in windows of
+ * PERSIST_WRITEBACK_WINDOW_BYTES and, for each, starts the write of its dirty pages and waits
+ * for it to complete (sync_file_range with WAIT_BEFORE | WRITE | WAIT_AFTER): this file never
+ * has more than one window in the disk's queue, so a concurrent fdatasync of another file waits
+ * for at most that. A clean window costs a walk of the page cache's tags, no I/O.
+ *
+ * Contract: not a durability point. It writes data pages only: no metadata, no flush of the
+ * disk's cache; the caller's own sync (LMDB's commit, fdatasync) follows and finds little left
+ * to write. Pages dirtied behind the walk are left to that sync. Any thread; the file may be
+ * written meanwhile. 0, or -errno of the first failure (EINVAL or ENOSYS where the file system
+ * or kernel has no sync_file_range: then the caller's sync writes everything, as without this
+ * call; EIO: the caller's sync reports it too). A write error is never swallowed by this call
+ * alone: the sync that follows sees it (the page cache keeps the error for fdatasync).
+ */
+#ifndef ALLOT_PERSIST_WRITEBACK_H
+#define ALLOT_PERSIST_WRITEBACK_H
+
+#include <stdint.h>
+
+int persist_writeback_paced(int fd, uint64_t bytes);
+
+#endif
