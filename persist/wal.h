@@ -60,9 +60,11 @@
  *  - Statistics: wal_stats (counters) and wal_histograms (a copy, under the writer's mutex:
  *    the duration of each fdatasync of records, whatever its fsync_mode asked it, and the
  *    records of each batch written, i.e. of one group commit) for server.stats and metrics.
- *  - Truncation: wal_truncate_before(lsn) asks the writer thread to delete every segment whose
- *    records are all <= lsn (never the active segment); it runs before the next batch and
- *    wal_close waits for it. Returns at once.
+ *  - Truncation: wal_truncate_before(lsn) asks the WAL's reaper thread to delete every segment
+ *    whose records are all <= lsn (never the active segment); wal_close waits for it. Returns
+ *    at once. Not the writer's job: unlinking a 64 MiB segment takes the file system tens of
+ *    milliseconds (its blocks freed, discarded on a disk mounted with discard), and no group
+ *    commit may wait for that.
  *  - Close: wal_close hands over the last batch, waits for the writer to write (and, unless
  *    NONE, sync) it, joins the thread, reports the final durable_lsn via durable_cb (or the
  *    failure via fatal_cb), then uv_close()s its wake handle and its linger timer. The wal_t

@@ -300,6 +300,7 @@ static int wal_threads_start(wal_t *wal, char *message, size_t message_bytes)
     pthread_mutex_init(&wal->mutex, NULL);
     pthread_cond_init(&wal->writer_cond, &attr);
     pthread_cond_init(&wal->done_cond, NULL);
+    pthread_cond_init(&wal->reap_cond, NULL);
     pthread_condattr_destroy(&attr);
     wal->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int rc = wal->wake_fd < 0 ? -errno : uv_poll_init(wal->loop, &wal->wake, wal->wake_fd);
@@ -314,9 +315,20 @@ static int wal_threads_start(wal_t *wal, char *message, size_t message_bytes)
     uv_timer_init(wal->loop, &wal->linger_timer); /* cannot fail */
     wal->linger_timer.data = wal;
     wal->handles_open = 2;
-    rc = pthread_create(&wal->thread, NULL, wal_writer_main, wal);
+    rc = pthread_create(&wal->reaper, NULL, wal_reaper_main, wal);
+    wal->reaper_started = rc == 0;
+    if (rc == 0)
+        rc = pthread_create(&wal->thread, NULL, wal_writer_main, wal);
     if (rc != 0) {
-        snprintf(message, message_bytes, "wal: cannot start the writer thread: %s", strerror(rc));
+        snprintf(message, message_bytes, "wal: cannot start the %s thread: %s",
+                 wal->reaper_started ? "writer" : "reaper", strerror(rc));
+        if (wal->reaper_started) {
+            pthread_mutex_lock(&wal->mutex);
+            wal->stop = true;
+            pthread_cond_signal(&wal->reap_cond);
+            pthread_mutex_unlock(&wal->mutex);
+            pthread_join(wal->reaper, NULL);
+        }
         wal->closed_cb = NULL;
         uv_close((uv_handle_t *)&wal->wake, wal_handle_closed_cb);
         uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);

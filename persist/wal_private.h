@@ -146,18 +146,24 @@ struct wal {
     pthread_mutex_t mutex;
     pthread_cond_t writer_cond; /* writer waits for work */
     pthread_cond_t done_cond;   /* wal_close waits for the batch in flight */
+    pthread_cond_t reap_cond;   /* the reaper waits for a truncation or the stop */
     uint8_t *flight;            /* the batch handed to the writer */
     size_t flight_bytes;
     uint64_t flight_last_lsn;
     bool flight_pending;
-    bool truncate_pending;
+    bool truncate_pending; /* for the reaper (wal_reap.c) */
     uint64_t truncate_lsn;
+    uint64_t segments_deleted; /* by the reaper */
     bool stop;
     uint64_t durable_lsn_shared;
     int error;
     char error_message[WAL_MESSAGE_BYTES_MAX];
     wal_stats_t stats_shared;
     wal_histograms_t histograms; /* recorded by the writer, copied by wal_histograms */
+
+    /* Set by wal_open, joined by wal_close. */
+    pthread_t reaper;
+    bool reaper_started;
 
     /* Writer thread only (and wal_open before the thread starts). */
     pthread_t thread;
@@ -194,6 +200,10 @@ int wal_segment_make(wal_t *wal, uint64_t first_lsn, const char **what);
 void wal_segment_switch(wal_t *wal, uint64_t first_lsn);
 /* The writer thread's body (arg: the wal_t). */
 void *wal_writer_main(void *arg);
+/* The reaper thread's body (arg: the wal_t): deletes the segments a checkpoint covers
+ * (wal_truncate_before) off the writer thread; after wal->stop it does what is pending, then
+ * returns. */
+void *wal_reaper_main(void *arg);
 /* The wake handle's callback (loop thread): deliver what the writer published. */
 void wal_wake_cb(uv_poll_t *handle, int status, int events);
 /* Free the wal_t and its buffers (its threads and handle are gone). */

@@ -299,30 +299,6 @@ static int wal_writer_batch(wal_t *wal, const uint8_t *batch, size_t bytes, uint
     return 0;
 }
 
-/* Delete segments whose records are all <= lsn: those followed by a segment starting at or
- * before lsn + 1. The newest (active) segment is never deleted. */
-static void wal_writer_truncate(wal_t *wal, uint64_t lsn)
-{
-    wal_segment_entry_t *segments = NULL;
-    size_t count = 0;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    if (wal_segments_list(wal->dir, &segments, &count, message, sizeof message) < 0) {
-        free(segments);
-        return;
-    }
-    size_t deleted = 0;
-    for (size_t i = 0; i + 1 < count; i++) {
-        if (segments[i + 1].first_lsn > lsn + 1)
-            break;
-        if (unlinkat(wal->dir_fd, segments[i].name, 0) == 0)
-            deleted++;
-    }
-    if (deleted > 0)
-        fsync(wal->dir_fd);
-    wal->stats.segments_deleted += deleted;
-    free(segments);
-}
-
 /* Writer, mutex held: make results visible to the loop. */
 static void wal_writer_publish(wal_t *wal)
 {
@@ -388,15 +364,6 @@ static bool wal_writer_duty(wal_t *wal)
         pthread_mutex_unlock(&wal->mutex); /* the loop woken next takes it at once */
         wal_loop_wake(wal);
         pthread_mutex_lock(&wal->mutex);
-        return true;
-    }
-    if (wal->truncate_pending) {
-        wal->truncate_pending = false;
-        uint64_t lsn = wal->truncate_lsn;
-        pthread_mutex_unlock(&wal->mutex);
-        wal_writer_truncate(wal, lsn);
-        pthread_mutex_lock(&wal->mutex);
-        wal_writer_publish(wal);
         return true;
     }
     if (!failed && wal->fsync_mode == WAL_FSYNC_INTERVAL && wal->active_dirty &&
@@ -630,7 +597,7 @@ int wal_truncate_before(wal_t *wal, uint64_t checkpoint_lsn)
     if (!wal->truncate_pending || checkpoint_lsn > wal->truncate_lsn)
         wal->truncate_lsn = checkpoint_lsn;
     wal->truncate_pending = true;
-    pthread_cond_signal(&wal->writer_cond);
+    pthread_cond_signal(&wal->reap_cond);
     pthread_mutex_unlock(&wal->mutex);
     return 0;
 }
@@ -639,6 +606,7 @@ void wal_stats(const wal_t *wal, wal_stats_t *out)
 {
     pthread_mutex_lock(&((wal_t *)wal)->mutex);
     *out = wal->stats_shared;
+    out->segments_deleted = wal->segments_deleted; /* the reaper's */
     pthread_mutex_unlock(&((wal_t *)wal)->mutex);
     out->records_appended = wal->records_appended;
 }
@@ -655,6 +623,7 @@ void wal_free(wal_t *wal)
     pthread_mutex_destroy(&wal->mutex);
     pthread_cond_destroy(&wal->writer_cond);
     pthread_cond_destroy(&wal->done_cond);
+    pthread_cond_destroy(&wal->reap_cond);
     if (wal->wake_fd >= 0)
         close(wal->wake_fd);
     free(wal->fill);
@@ -687,8 +656,11 @@ int wal_close(wal_t *wal, void (*closed_cb)(void *ctx))
         wal_hand_over(wal);
     wal->stop = true;
     pthread_cond_signal(&wal->writer_cond);
+    pthread_cond_signal(&wal->reap_cond);
     pthread_mutex_unlock(&wal->mutex);
     pthread_join(wal->thread, NULL);
+    if (wal->reaper_started)
+        pthread_join(wal->reaper, NULL);
     wal_report(wal);
     if (wal->active_fd >= 0)
         close(wal->active_fd);

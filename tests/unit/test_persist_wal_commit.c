@@ -1,6 +1,7 @@
 /* test_persist_wal_commit.c - the live WAL: group commit, durability reports, fsync failure,
  * disk-full handling, interval mode and a clean loop shutdown. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <sched.h>
@@ -621,4 +622,88 @@ Test(wal_open, continues_after_the_last_record_of_the_previous_run, .init = setu
     cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0);
     cr_assert_eq(result.last_lsn, 4);
     cr_assert_eq(result.segments, 1, "appending continued in the same segment");
+}
+
+/* Every unlinkat of this process (defined here, it is the one persist/'s calls resolve to): while
+ * the gate is closed, the deletion of a segment ("wal-0...") waits inside it, as a file system
+ * freeing a large segment's blocks does. */
+static atomic_bool unlink_gate_closed;
+static atomic_ulong segment_unlinks_waiting;
+
+int unlinkat(int dir_fd, const char *path, int flags)
+{
+    if (strncmp(path, "wal-0", 5) == 0 && atomic_load(&unlink_gate_closed)) {
+        atomic_fetch_add(&segment_unlinks_waiting, 1);
+        while (atomic_load(&unlink_gate_closed))
+            usleep(1000);
+        atomic_fetch_sub(&segment_unlinks_waiting, 1);
+    }
+    return (int)syscall(SYS_unlinkat, dir_fd, path, flags);
+}
+
+static size_t segment_files(void)
+{
+    DIR *dir = opendir(wal_dir);
+    cr_assert_not_null(dir);
+    size_t count = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        count += strncmp(e->d_name, "wal-0", 5) == 0;
+    closedir(dir);
+    return count;
+}
+
+static void tick_cb(uv_timer_t *timer)
+{
+    (*(int *)timer->data)++; /* and wakes the loop: a writer that never reports cannot hang */
+}
+
+/* run_until_durable, giving up after 500 ticks of 10 ms. */
+static bool durable_within_5s(wal_t *wal, uint64_t lsn)
+{
+    int ticks = 0;
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    tick.data = &ticks;
+    uv_timer_start(&tick, tick_cb, 10, 10);
+    while (ticks < 500 && wal_durable_lsn(wal) < lsn && seen.fatal_calls == 0) {
+        wal_flush(wal);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return wal_durable_lsn(wal) >= lsn;
+}
+
+/* A checkpoint's truncation deletes segments while group commits go on: a deletion that takes
+ * long (here: forever, until the gate opens) holds no record back. */
+Test(wal_truncate_before, commits_go_on_while_a_covered_segment_is_being_deleted, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 4096}, 1);
+    char payload[200] = {0};
+    uint64_t lsn = 0;
+    while (segment_files() < 4) { /* small segments: a few records each */
+        lsn = wal_append(wal, 1, 0, payload, sizeof payload);
+        cr_assert_gt(lsn, 0);
+        run_until_durable(wal, lsn);
+    }
+    atomic_store(&unlink_gate_closed, true);
+    cr_assert_eq(wal_truncate_before(wal, lsn), 0);
+    for (int i = 0; atomic_load(&segment_unlinks_waiting) == 0; i++) {
+        cr_assert_lt(i, 5000, "no segment deletion started");
+        usleep(1000);
+    }
+    for (int i = 0; i < 50; i++) { /* records keep becoming durable meanwhile */
+        uint64_t next = wal_append(wal, 1, 0, payload, sizeof payload);
+        cr_assert_eq(next, lsn + 1);
+        lsn = next;
+        if (!durable_within_5s(wal, lsn)) {
+            atomic_store(&unlink_gate_closed, false); /* let the writer finish and close */
+            cr_assert_fail("record %llu waited for the deletion", (unsigned long long)lsn);
+        }
+    }
+    cr_assert_eq(atomic_load(&segment_unlinks_waiting), 1, "the deletion is still waiting");
+    atomic_store(&unlink_gate_closed, false);
+    close_wal(wal, 0); /* waits for the deletions */
+    cr_assert_lt(segment_files(), 4, "the covered segments are gone");
 }
