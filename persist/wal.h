@@ -16,13 +16,17 @@
  *    (previous + 1); it never touches the disk. wal_flush (end of each loop iteration) hands the
  *    batch to the writer if the writer is idle; otherwise the batch keeps growing and is handed
  *    over as soon as the writer reports back (group commit: one write + one fdatasync per
- *    batch). Adaptive group commit (linger_us_max > 0, ALWAYS only): when a batch became durable
- *    and the next one holds less than ALLOT_WAL_LINGER_BYTES (or half of batch_bytes_max), it is
- *    not handed over at once but waits for more records for as long as that commit took (from
- *    hand-over to the loop's durable report), at most linger_us_max; then it goes at the end of
- *    the iteration that reaches the deadline, or by a timer of the WAL's own when the loop has
- *    nothing else to do (libuv's millisecond resolution: up to 1 ms later). Under a steady
- *    stream of small writes each fdatasync, durable report and reply write then covers more
+ *    batch). Adaptive group commit (linger_us_max > 0, ALWAYS only): when a batch became durable,
+ *    at least ALLOT_WAL_LINGER_ARRIVALS_MIN records were appended while it was being committed
+ *    (from hand-over to the loop's durable report: the arrival rate says more are coming) and
+ *    the next batch (those records) holds less than ALLOT_WAL_LINGER_BYTES (or half of
+ *    batch_bytes_max), it is not handed over at once but waits for more records for as long as
+ *    that commit took, at most linger_us_max; then it goes at the end of the iteration that
+ *    reaches the deadline, or by a timer of the WAL's own when the loop has nothing else to do
+ *    (libuv's millisecond resolution: up to 1 ms later). Fewer arrivals never linger: a lone
+ *    writer that waits for each record to be durable before it appends the next (one client,
+ *    one request in flight), or a few such writers, never wait. Under a steady stream of small
+ *    writes from many clients each fdatasync, durable report and reply write then covers more
  *    records; nothing is reported durable before its fdatasync either way. Callers must check
  *    before each append; wal_room_check(bytes) says what to reply:
  *       ALLOT_EUNAVAILABLE  the WAL failed or is closing, or the disk refused space (below);

@@ -128,9 +128,11 @@ struct wal {
     uint64_t spares_consumed;
     bool fatal_reported;
     bool closing;
-    /* Adaptive group commit (wal.h): the hand-over of the batch in flight, the end of the
-     * current linger (0: none), its longest length and the size that ends it at once. */
+    /* Adaptive group commit (wal.h): the hand-over of the batch in flight, the records appended
+     * since (the arrivals during its commit), the end of the current linger (0: none), its
+     * longest length and the size that ends it at once. */
     uint64_t handed_ns;
+    uint32_t fill_records;
     uint64_t linger_until_ns;
     uint64_t linger_ns_max;
     size_t linger_bytes;

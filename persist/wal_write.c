@@ -508,6 +508,7 @@ uint64_t wal_append(wal_t *wal, uint8_t type, int64_t time_ms, const void *paylo
                           time_ms, type, payload, len);
     assert(n == record_bytes);
     wal->fill_bytes += n;
+    wal->fill_records++;
     wal->records_appended++;
     return lsn;
 }
@@ -524,6 +525,7 @@ static void wal_hand_over(wal_t *wal)
     wal->flight_pending = true;
     wal->fill = spare_buffer;
     wal->fill_bytes = 0;
+    wal->fill_records = 0;
     pthread_cond_signal(&wal->writer_cond);
     wal->handed = true;
     if (wal->linger_ns_max > 0)
@@ -535,11 +537,14 @@ static void wal_hand_over(wal_t *wal)
 }
 
 /* Mutex held: the writer is done with the batch handed over (adaptive group commit, wal.h).
- * A small next batch lingers for as long as that commit took, at most linger_ns_max. */
+ * When at least ALLOT_WAL_LINGER_ARRIVALS_MIN records arrived while it was being committed, more
+ * are coming: a small next batch lingers for as long as that commit took, at most linger_ns_max.
+ * Fewer arrivals (a lone writer waits for its reply before it writes again) never linger. */
 static void wal_linger_begin(wal_t *wal)
 {
     wal->handed = false;
-    if (wal->linger_ns_max == 0 || wal->fill_bytes >= wal->linger_bytes)
+    if (wal->linger_ns_max == 0 || wal->fill_bytes >= wal->linger_bytes ||
+        wal->fill_records < ALLOT_WAL_LINGER_ARRIVALS_MIN)
         return;
     uint64_t now_ns = uv_hrtime();
     uint64_t linger_ns = now_ns - wal->handed_ns;
