@@ -255,14 +255,15 @@ Test(wal_group_commit, batch_keeps_growing_while_the_writer_is_busy, .init = set
  * Returns the last LSN appended. */
 static uint64_t commit_with_arrivals(wal_t *wal, uint64_t commit_us, uint32_t arrivals)
 {
+    uint64_t first = wal_last_lsn(wal) + 1;
     uint64_t lsn = wal_append(wal, 1, 0, "a", 1);
-    cr_assert_eq(lsn, 1);
+    cr_assert_eq(lsn, first);
     wal_flush(wal);
-    cr_assert_eq(wal->fill_bytes, 0, "no batch became durable yet: nothing to linger after");
+    cr_assert_eq(wal->fill_bytes, 0, "the writer is idle and nothing lingers: it goes at once");
     for (uint32_t i = 0; i < arrivals; i++) /* no wal_flush: as if the writer were still busy */
         cr_assert_eq(wal_append(wal, 1, 0, "r", 1), ++lsn);
     usleep((useconds_t)commit_us);
-    for (int i = 0; wal_durable_lsn(wal) < 1; i++) { /* the report of the first commit */
+    for (int i = 0; wal_durable_lsn(wal) < first; i++) { /* the report of the first commit */
         cr_assert_lt(i, 100000);
         uv_run(&loop, UV_RUN_ONCE);
     }
@@ -349,6 +350,24 @@ Test(wal_group_commit, a_lone_writer_waiting_for_each_record_never_lingers, .ini
         wal_flush(wal);
         cr_assert_eq(wal->fill_bytes, 0, "record %" PRIu64 " goes at once", lsn);
         usleep(100000); /* a slow commit: a linger would last as long */
+        run_until_durable(wal, lsn);
+    }
+    close_wal(wal, 0);
+}
+
+/* An idle loop ends a short linger when it is due, to the microsecond: a linger of at most 50 us
+ * has ended 200 us later, every time (a uv_timer_t counts whole milliseconds of the loop's clock
+ * and let it run on most times). */
+Test(wal_group_commit, an_idle_loop_ends_a_short_linger_when_it_is_due, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 50}, 1);
+    for (int round = 0; round < 20; round++) {
+        uint64_t lsn = commit_with_arrivals(wal, 0, ALLOT_WAL_LINGER_ARRIVALS_MIN);
+        cr_assert_gt(wal->fill_bytes, 0, "round %d: the arrivals linger", round);
+        usleep(200);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        cr_assert_eq(wal->fill_bytes, 0, "round %d: the linger's end handed the batch over", round);
         run_until_durable(wal, lsn);
     }
     close_wal(wal, 0);
