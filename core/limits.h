@@ -213,12 +213,16 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define ALLOT_WAL_HEADROOM_BYTES (64u * 1024)
 /* Bytes appended in one loop iteration before the batch is cut and handed over. */
 #define ALLOT_WAL_BATCH_BYTES_MAX (16u << 20)
-/* Adaptive group commit (--fsync always --wal-linger-us N, persist/wal.h; off by default): right
- * after a batch became durable, the next one waits for more records at most as long as that
- * commit took and at most N us; N is at most this; a batch of ALLOT_WAL_LINGER_BYTES or more (or
- * half the batch buffer) goes at once. */
-#define ALLOT_WAL_LINGER_US_MAX 500u
-#define ALLOT_WAL_LINGER_BYTES  (16u * 1024)
+/* Adaptive group commit (--fsync always --wal-linger-us N, persist/wal.h; N is
+ * ALLOT_WAL_LINGER_US_DEFAULT unless set, 0 = off): right after a batch became durable, when at
+ * least ALLOT_WAL_LINGER_ARRIVALS_MIN records arrived while it was committed, the next one waits
+ * for more records at most as long as that commit took and at most N us; N is at most
+ * ALLOT_WAL_LINGER_US_MAX; a batch of ALLOT_WAL_LINGER_BYTES or more (or half the batch buffer)
+ * goes at once. Fewer arrivals never wait: a lone client with one request in flight does not. */
+#define ALLOT_WAL_LINGER_US_MAX       500u
+#define ALLOT_WAL_LINGER_US_DEFAULT   500u
+#define ALLOT_WAL_LINGER_ARRIVALS_MIN 4u
+#define ALLOT_WAL_LINGER_BYTES        (16u * 1024)
 
 /* What --wal-segment-bytes may be set to (the WAL itself accepts WAL_SEGMENT_BYTES_MIN..MAX). */
 #define ALLOT_WAL_SEGMENT_BYTES_FLOOR   1048576
@@ -517,7 +521,8 @@ _Static_assert(ALLOT_OUTPUT_BYTES_MAX_DEFAULT >= 2 * ALLOT_REQUEST_BYTES_MAX_DEF
                "a connection must be able to queue at least a couple of large replies");
 _Static_assert(ALLOT_WAL_RECORD_BYTES_MAX >= ALLOT_REQUEST_BYTES_MAX_DEFAULT,
                "every accepted request must fit in one WAL record");
-_Static_assert(ALLOT_WAL_LINGER_US_MAX <= 1000u * ALLOT_FSYNC_INTERVAL_MS_DEFAULT &&
+_Static_assert(ALLOT_WAL_LINGER_US_DEFAULT <= ALLOT_WAL_LINGER_US_MAX &&
+                   ALLOT_WAL_LINGER_US_MAX <= 1000u * ALLOT_FSYNC_INTERVAL_MS_DEFAULT &&
                    ALLOT_WAL_LINGER_BYTES < ALLOT_WAL_BATCH_BYTES_MAX,
                "a lingering batch waits less than an interval sync and fits its buffer");
 _Static_assert(ALLOT_WAL_BATCH_BYTES_MAX >= 2 * ALLOT_WAL_RECORD_BYTES_MAX,

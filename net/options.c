@@ -307,8 +307,8 @@ static const option_spec_t option_table[] = {
     {"request-timeout-ms", true, set_request_timeout_ms, "close a half-sent request after (30000)"},
     {"wal-segment-bytes", true, set_wal_segment_bytes, "WAL segment file size (64 MiB)"},
     {"wal-linger-us", true, set_wal_linger_us,
-     "with --fsync always, a small batch right after a commit waits up to this long for more "
-     "records (0 = off, the default)"},
+     "with --fsync always, a small batch right after a commit that many records arrived during "
+     "waits up to this long for more (500; 0 = off)"},
     {"checkpoint-interval-s", true, set_checkpoint_interval_s, "checkpoint period (60)"},
     {"checkpoint-wal-bytes", true, set_checkpoint_wal_bytes, "checkpoint after WAL bytes (64 MiB)"},
     {"checkpoint-dirty-max", true, set_checkpoint_dirty_max,

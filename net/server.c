@@ -32,6 +32,7 @@ void server_config_defaults(server_config_t *config)
     config->fsync_mode = WAL_FSYNC_ALWAYS;
     config->fsync_interval_ms = ALLOT_FSYNC_INTERVAL_MS_DEFAULT;
     config->wal_segment_bytes = ALLOT_WAL_SEGMENT_BYTES_DEFAULT;
+    config->wal_linger_us = ALLOT_WAL_LINGER_US_DEFAULT;
     config->request_bytes_max = ALLOT_REQUEST_BYTES_MAX_DEFAULT;
     config->inflight_requests_max = ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT;
     config->output_bytes_max = ALLOT_OUTPUT_BYTES_MAX_DEFAULT;
@@ -165,7 +166,7 @@ void server_durable_advanced(server_t *server, uint64_t durable_lsn)
         next = conn->held_next;
         connection_release_durable(conn, durable_lsn, now_ns);
     }
-    connection_batch_end(server); /* requests let in by the replies sent */
+    connection_batch_end(server);                /* requests let in by the replies sent */
     events_durable(server->events, durable_lsn); /* stored, pushed, long polls answered */
     http_durable(server->http, durable_lsn);
     checkpoint_driver_durable(server);

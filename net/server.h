@@ -28,8 +28,9 @@ typedef struct server_config {
     wal_fsync_mode_t fsync_mode;
     uint32_t fsync_interval_ms;
     uint64_t wal_segment_bytes;
-    /* --fsync always: a small batch right after a commit waits up to this long for more records
-     * (adaptive group commit, persist/wal.h; 0: off, the default). */
+    /* --fsync always: a small batch right after a commit that ALLOT_WAL_LINGER_ARRIVALS_MIN or more
+     * records arrived during waits up to this long for more (adaptive group commit,
+     * persist/wal.h; ALLOT_WAL_LINGER_US_DEFAULT; 0: off). */
     uint32_t wal_linger_us;
     uint32_t request_bytes_max;
     uint32_t inflight_requests_max;

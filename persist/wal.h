@@ -16,22 +16,25 @@
  *    (previous + 1); it never touches the disk. wal_flush (end of each loop iteration) hands the
  *    batch to the writer if the writer is idle; otherwise the batch keeps growing and is handed
  *    over as soon as the writer reports back (group commit: one write + one fdatasync per
- *    batch). Adaptive group commit (linger_us_max > 0, ALWAYS only): when a batch became durable
- *    and the next one holds less than ALLOT_WAL_LINGER_BYTES (or half of batch_bytes_max), it is
- *    not handed over at once but waits for more records for as long as that commit took (from
- *    hand-over to the loop's durable report), at most linger_us_max; then it goes at the end of
- *    the iteration that reaches the deadline, or by a timer of the WAL's own when the loop has
- *    nothing else to do (libuv's millisecond resolution: up to 1 ms later). Under a steady
- *    stream of small writes each fdatasync, durable report and reply write then covers more
- *    records; nothing is reported durable before its fdatasync either way. Callers must check
- *    before each append; wal_room_check(bytes) says what to reply:
- *       ALLOT_EUNAVAILABLE  the WAL failed or is closing, or the disk refused space (below);
- *       ALLOT_ETOO_LARGE    bytes > wal_payload_bytes_max;
- *       ALLOT_EOVERLOADED   the batch buffer (batch_bytes_max) is full while the writer is busy,
- *                           or the record does not fit in the rest of the active segment and the
- *                           next segment is still being allocated: both pass by themselves;
- *       0                   wal_has_room(bytes) is true: wal_append will take the record.
- *    wal_append returns 0 (appends nothing) when wal_has_room would have said false.
+ *    batch). Adaptive group commit (linger_us_max > 0, ALWAYS only): when a batch became durable,
+ *    at least ALLOT_WAL_LINGER_ARRIVALS_MIN records were appended while it was being committed
+ *    (from hand-over to the loop's durable report: the arrival rate says more are coming) and
+ *    the next batch (those records) holds less than ALLOT_WAL_LINGER_BYTES (or half of
+ *    batch_bytes_max), it is not handed over at once but waits for more records for as long as
+ *    that commit took, at most linger_us_max; then it goes at the end of the iteration that
+ *    reaches the deadline, or by a timer of the WAL's own (a timerfd the loop polls: to the
+ *    microsecond, not libuv's whole milliseconds) when the loop has nothing else to do. Fewer
+ * arrivals never linger: a lone writer that waits for each record to be durable before it appends
+ * the next (one client, one request in flight), or a few such writers, never wait. Under a steady
+ * stream of small writes from many clients each fdatasync, durable report and reply write then
+ * covers more records; nothing is reported durable before its fdatasync either way. Callers must
+ * check before each append; wal_room_check(bytes) says what to reply: ALLOT_EUNAVAILABLE  the WAL
+ * failed or is closing, or the disk refused space (below); ALLOT_ETOO_LARGE    bytes >
+ * wal_payload_bytes_max; ALLOT_EOVERLOADED   the batch buffer (batch_bytes_max) is full while the
+ * writer is busy, or the record does not fit in the rest of the active segment and the next segment
+ * is still being allocated: both pass by themselves; 0                   wal_has_room(bytes) is
+ * true: wal_append will take the record. wal_append returns 0 (appends nothing) when wal_has_room
+ * would have said false.
  *  - Space: a record is only accepted when its bytes are already allocated on disk: it fits in
  *    the rest of the active segment, or a preallocated spare segment exists. The writer
  *    allocates the next spare as soon as the previous one became the active segment, before it
@@ -67,10 +70,10 @@
  *    commit may wait for that.
  *  - Close: wal_close hands over the last batch, waits for the writer to write (and, unless
  *    NONE, sync) it, joins the thread, reports the final durable_lsn via durable_cb (or the
- *    failure via fatal_cb), then uv_close()s its wake handle and its linger timer. The wal_t
- *    is freed once both have closed, after which closed_cb(ctx) (may be NULL) runs; run the loop
- * once more (uv_run) to let it happen; the loop then has no WAL handle left. No callback runs after
- * closed_cb. Returns 0 or the fatal error.
+ *    failure via fatal_cb), then uv_close()s its wake handle and its linger timer's poll. The
+ *    wal_t is freed once both have closed, after which closed_cb(ctx) (may be NULL) runs; run
+ *    the loop once more (uv_run) to let it happen; the loop then has no WAL handle left. No
+ *    callback runs after closed_cb. Returns 0 or the fatal error.
  *  - wal_open(next_lsn) expects the log to end at next_lsn - 1 (run wal_replay first);
  *    otherwise ALLOT_EINVALID_ARGUMENT. With config->log_end (result->end of the replay just
  *    done) it takes the end of the newest segment and its torn tail from there instead of
@@ -133,8 +136,9 @@ typedef struct wal_histograms {
 } wal_histograms_t;
 
 /* Open for appending; the next record gets next_lsn (>= 1). On error nothing is left open and
- * no callback ever runs, except that a failure after the wake handle was initialised (thread
- * creation) closes it: run the loop to let it finish. message gets a reason (may be NULL). */
+ * no callback ever runs, except that a failure after the wake handle was initialised (the
+ * linger timer's poll, thread creation) closes the handles: run the loop to let it finish.
+ * message gets a reason (may be NULL). */
 int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal_t **out,
              wal_durable_cb durable_cb, wal_fatal_cb fatal_cb, void *ctx, char *message,
              size_t message_bytes);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -303,35 +304,48 @@ static int wal_threads_start(wal_t *wal, char *message, size_t message_bytes)
     pthread_cond_init(&wal->reap_cond, NULL);
     pthread_condattr_destroy(&attr);
     wal->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int rc = wal->wake_fd < 0 ? -errno : uv_poll_init(wal->loop, &wal->wake, wal->wake_fd);
+    if (wal->wake_fd >= 0)
+        wal->linger_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int rc = wal->wake_fd < 0 || wal->linger_fd < 0
+                 ? -errno
+                 : uv_poll_init(wal->loop, &wal->wake, wal->wake_fd);
     if (rc < 0) {
         snprintf(message, message_bytes, "wal: cannot make the writer's wake-up: %s",
-                 wal->wake_fd < 0 ? strerror(-rc) : uv_strerror(rc));
+                 wal->wake_fd < 0 || wal->linger_fd < 0 ? strerror(-rc) : uv_strerror(rc));
         wal_free(wal);
         return ALLOT_EIO;
     }
     wal->wake.data = wal;
     uv_poll_start(&wal->wake, UV_READABLE, wal_wake_cb);
-    uv_timer_init(wal->loop, &wal->linger_timer); /* cannot fail */
-    wal->linger_timer.data = wal;
-    wal->handles_open = 2;
-    rc = pthread_create(&wal->reaper, NULL, wal_reaper_main, wal);
-    wal->reaper_started = rc == 0;
-    if (rc == 0)
-        rc = pthread_create(&wal->thread, NULL, wal_writer_main, wal);
-    if (rc != 0) {
-        snprintf(message, message_bytes, "wal: cannot start the %s thread: %s",
-                 wal->reaper_started ? "writer" : "reaper", strerror(rc));
-        if (wal->reaper_started) {
+    wal->handles_open = 1;
+    rc = uv_poll_init(wal->loop, &wal->linger_poll, wal->linger_fd);
+    if (rc < 0)
+        snprintf(message, message_bytes, "wal: cannot poll the linger timer: %s", uv_strerror(rc));
+    if (rc == 0) {
+        wal->linger_poll.data = wal;
+        uv_poll_start(&wal->linger_poll, UV_READABLE, wal_linger_cb);
+        wal->handles_open = 2;
+        rc = pthread_create(&wal->reaper, NULL, wal_reaper_main, wal);
+        wal->reaper_started = rc == 0;
+        if (rc == 0)
+            rc = pthread_create(&wal->thread, NULL, wal_writer_main, wal);
+        if (rc != 0)
+            snprintf(message, message_bytes, "wal: cannot start the %s thread: %s",
+                     wal->reaper_started ? "writer" : "reaper", strerror(rc));
+        if (rc != 0 && wal->reaper_started) {
             pthread_mutex_lock(&wal->mutex);
             wal->stop = true;
             pthread_cond_signal(&wal->reap_cond);
             pthread_mutex_unlock(&wal->mutex);
             pthread_join(wal->reaper, NULL);
+            wal->reaper_started = false;
         }
+    }
+    if (rc != 0) {
         wal->closed_cb = NULL;
         uv_close((uv_handle_t *)&wal->wake, wal_handle_closed_cb);
-        uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);
+        if (wal->handles_open == 2)
+            uv_close((uv_handle_t *)&wal->linger_poll, wal_handle_closed_cb);
         return ALLOT_EIO;
     }
     return 0;
@@ -379,6 +393,7 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
                    .active_fd = -1,
                    .spare_fd = -1,
                    .wake_fd = -1,
+                   .linger_fd = -1,
                    .last_lsn = next_lsn - 1,
                    .durable_lsn_reported = next_lsn - 1};
     wal->written_lsn = wal->durable_lsn_shared = next_lsn - 1;

@@ -101,10 +101,11 @@ wal_log_end_t wal_log_end_of(const wal_scan_t *scan);
 
 struct wal {
     uv_loop_t *loop;
-    uv_poll_t wake; /* writer -> loop: batch done, durable advanced, spare ready, failure */
-    int wake_fd;    /* the eventfd wake polls (wal_loop_wake in wal_write.c) */
-    uv_timer_t linger_timer; /* hands a lingering batch over when the loop is otherwise idle */
-    uint32_t handles_open;   /* wake and linger_timer: the wal_t is freed when both closed */
+    uv_poll_t wake;        /* writer -> loop: batch done, durable advanced, spare ready, failure */
+    int wake_fd;           /* the eventfd wake polls (wal_loop_wake in wal_write.c) */
+    uv_poll_t linger_poll; /* linger_fd's expiry hands a lingering batch over (loop idle) */
+    int linger_fd;         /* a timerfd: a linger's end to the microsecond (wal_linger_begin) */
+    uint32_t handles_open; /* wake and linger_poll: the wal_t is freed when both closed */
     char dir[WAL_PATH_BYTES_MAX];
     wal_fsync_mode_t fsync_mode;
     uint32_t fsync_interval_ms;
@@ -128,9 +129,11 @@ struct wal {
     uint64_t spares_consumed;
     bool fatal_reported;
     bool closing;
-    /* Adaptive group commit (wal.h): the hand-over of the batch in flight, the end of the
-     * current linger (0: none), its longest length and the size that ends it at once. */
+    /* Adaptive group commit (wal.h): the hand-over of the batch in flight, the records appended
+     * since (the arrivals during its commit), the end of the current linger (0: none), its
+     * longest length and the size that ends it at once. */
     uint64_t handed_ns;
+    uint32_t fill_records;
     uint64_t linger_until_ns;
     uint64_t linger_ns_max;
     size_t linger_bytes;
@@ -212,6 +215,6 @@ void wal_free(wal_t *wal);
  * then runs closed_cb. */
 void wal_handle_closed_cb(uv_handle_t *handle);
 /* The linger timer's callback (loop thread): the lingering batch goes now. */
-void wal_linger_cb(uv_timer_t *timer);
+void wal_linger_cb(uv_poll_t *handle, int status, int events);
 
 #endif

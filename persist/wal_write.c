@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -475,6 +476,7 @@ uint64_t wal_append(wal_t *wal, uint8_t type, int64_t time_ms, const void *paylo
                           time_ms, type, payload, len);
     assert(n == record_bytes);
     wal->fill_bytes += n;
+    wal->fill_records++;
     wal->records_appended++;
     return lsn;
 }
@@ -491,29 +493,35 @@ static void wal_hand_over(wal_t *wal)
     wal->flight_pending = true;
     wal->fill = spare_buffer;
     wal->fill_bytes = 0;
+    wal->fill_records = 0;
     pthread_cond_signal(&wal->writer_cond);
     wal->handed = true;
     if (wal->linger_ns_max > 0)
         wal->handed_ns = uv_hrtime();
-    if (wal->linger_until_ns != 0) {
-        wal->linger_until_ns = 0;
-        uv_timer_stop(&wal->linger_timer);
-    }
+    wal->linger_until_ns = 0; /* linger_fd may still fire: wal_linger_cb ignores it */
 }
 
 /* Mutex held: the writer is done with the batch handed over (adaptive group commit, wal.h).
- * A small next batch lingers for as long as that commit took, at most linger_ns_max. */
+ * When at least ALLOT_WAL_LINGER_ARRIVALS_MIN records arrived while it was being committed, more
+ * are coming: a small next batch lingers for as long as that commit took, at most linger_ns_max.
+ * Fewer arrivals (a lone writer waits for its reply before it writes again) never linger. */
 static void wal_linger_begin(wal_t *wal)
 {
     wal->handed = false;
-    if (wal->linger_ns_max == 0 || wal->fill_bytes >= wal->linger_bytes)
+    if (wal->linger_ns_max == 0 || wal->fill_bytes >= wal->linger_bytes ||
+        wal->fill_records < ALLOT_WAL_LINGER_ARRIVALS_MIN)
         return;
     uint64_t now_ns = uv_hrtime();
     uint64_t linger_ns = now_ns - wal->handed_ns;
     if (linger_ns > wal->linger_ns_max)
         linger_ns = wal->linger_ns_max;
+    /* a timerfd, not a uv_timer_t: libuv's timers count whole milliseconds, so a linger of a
+     * few hundred microseconds would last a millisecond whenever the loop has nothing to do */
+    struct itimerspec expiry = {.it_value = {.tv_sec = (time_t)(linger_ns / 1000000000u),
+                                             .tv_nsec = (long)(linger_ns % 1000000000u)}};
+    if (linger_ns == 0 || timerfd_settime(wal->linger_fd, 0, &expiry, NULL) != 0)
+        return; /* cannot be armed (never seen): no linger rather than one without an end */
     wal->linger_until_ns = now_ns + linger_ns;
-    uv_timer_start(&wal->linger_timer, wal_linger_cb, (linger_ns + 999999u) / 1000000u, 0);
 }
 
 /* The fill may go to the writer now: no linger, or it grew large, or its deadline passed. */
@@ -533,9 +541,16 @@ void wal_flush(wal_t *wal)
     pthread_mutex_unlock(&wal->mutex);
 }
 
-void wal_linger_cb(uv_timer_t *timer)
+void wal_linger_cb(uv_poll_t *handle, int status, int events)
 {
-    wal_t *wal = timer->data;
+    (void)status;
+    (void)events;
+    wal_t *wal = handle->data;
+    uint64_t expirations;
+    ssize_t n = read(wal->linger_fd, &expirations, sizeof expirations);
+    (void)n; /* EAGAIN: re-armed since it fired */
+    if (wal->linger_until_ns != 0 && uv_hrtime() < wal->linger_until_ns)
+        return; /* the end of an earlier linger, re-armed since */
     wal->linger_until_ns = 0;
     wal_flush(wal);
 }
@@ -626,6 +641,8 @@ void wal_free(wal_t *wal)
     pthread_cond_destroy(&wal->reap_cond);
     if (wal->wake_fd >= 0)
         close(wal->wake_fd);
+    if (wal->linger_fd >= 0)
+        close(wal->linger_fd);
     free(wal->fill);
     free(wal->flight);
     free(wal);
@@ -669,6 +686,6 @@ int wal_close(wal_t *wal, void (*closed_cb)(void *ctx))
     close(wal->dir_fd);
     int error = wal->error;
     uv_close((uv_handle_t *)&wal->wake, wal_handle_closed_cb);
-    uv_close((uv_handle_t *)&wal->linger_timer, wal_handle_closed_cb);
+    uv_close((uv_handle_t *)&wal->linger_poll, wal_handle_closed_cb);
     return error;
 }

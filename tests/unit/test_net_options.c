@@ -245,7 +245,7 @@ Test(options, the_defaults_are_those_of_core_limits)
     cr_expect_eq(c->listen_port, ALLOT_LISTEN_PORT_DEFAULT);
     cr_expect_eq(c->fsync_interval_ms, ALLOT_FSYNC_INTERVAL_MS_DEFAULT);
     cr_expect_eq(c->wal_segment_bytes, ALLOT_WAL_SEGMENT_BYTES_DEFAULT);
-    cr_expect_eq(c->wal_linger_us, 0u); /* adaptive group commit: opt-in */
+    cr_expect_eq(c->wal_linger_us, ALLOT_WAL_LINGER_US_DEFAULT); /* adaptive group commit */
     cr_expect_eq(c->request_bytes_max, ALLOT_REQUEST_BYTES_MAX_DEFAULT);
     cr_expect_eq(c->inflight_requests_max, ALLOT_INFLIGHT_REQUESTS_MAX_DEFAULT);
     cr_expect_eq(c->output_bytes_max, ALLOT_OUTPUT_BYTES_MAX_DEFAULT);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -250,16 +251,33 @@ Test(wal_group_commit, batch_keeps_growing_while_the_writer_is_busy, .init = set
     close_wal(wal, 0);
 }
 
-/* Adaptive group commit: the first batch goes at once; the loop sees it durable no sooner than
- * commit_us after handing it over, so the next small batch lingers at least that long. */
+/* Adaptive group commit: the first batch goes at once and `arrivals` records are appended while
+ * it is committed; the loop sees it durable no sooner than commit_us after handing it over.
+ * Returns the last LSN appended. */
+static uint64_t commit_with_arrivals(wal_t *wal, uint64_t commit_us, uint32_t arrivals)
+{
+    uint64_t first = wal_last_lsn(wal) + 1;
+    uint64_t lsn = wal_append(wal, 1, 0, "a", 1);
+    cr_assert_eq(lsn, first);
+    wal_flush(wal);
+    cr_assert_eq(wal->fill_bytes, 0, "the writer is idle and nothing lingers: it goes at once");
+    for (uint32_t i = 0; i < arrivals; i++) /* no wal_flush: as if the writer were still busy */
+        cr_assert_eq(wal_append(wal, 1, 0, "r", 1), ++lsn);
+    usleep((useconds_t)commit_us);
+    for (int i = 0; wal_durable_lsn(wal) < first; i++) { /* the report of the first commit */
+        cr_assert_lt(i, 100000);
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    return lsn;
+}
+
+/* As many arrivals during the first commit as start a linger: the next batch lingers at least
+ * commit_us. */
 static wal_t *open_lingering_wal(uint64_t commit_us)
 {
     wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 60000000}, 1);
-    cr_assert_eq(wal_append(wal, 1, 0, "a", 1), 1);
-    wal_flush(wal);
-    cr_assert_eq(wal->fill_bytes, 0, "no batch became durable yet: nothing to linger after");
-    usleep((useconds_t)commit_us);
-    run_until_durable(wal, 1);
+    commit_with_arrivals(wal, commit_us, ALLOT_WAL_LINGER_ARRIVALS_MIN);
+    cr_assert_gt(wal->fill_bytes, 0, "the arrivals linger");
     return wal;
 }
 
@@ -268,23 +286,25 @@ Test(wal_group_commit, a_small_batch_after_a_commit_lingers_then_goes_by_itself,
 {
     wal_t *wal = open_lingering_wal(300000);
     uint64_t syncs_before = persist_fault_calls(PERSIST_FAULT_FDATASYNC);
-    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), 2);
+    uint64_t lsn = 1 + ALLOT_WAL_LINGER_ARRIVALS_MIN;
+    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), ++lsn);
     wal_flush(wal);
     cr_assert_gt(wal->fill_bytes, 0, "the writer is idle, but the small batch waits for more");
-    cr_assert_eq(wal_append(wal, 1, 0, "c", 1), 3);
+    cr_assert_eq(wal_append(wal, 1, 0, "c", 1), ++lsn);
     wal_flush(wal);
     cr_assert_eq(wal_durable_lsn(wal), 1);
-    for (int i = 0; wal_durable_lsn(wal) < 3; i++) { /* no wal_flush: the WAL's timer sends it */
+    for (int i = 0; wal_durable_lsn(wal) < lsn; i++) { /* no wal_flush: the WAL's timer sends it */
         cr_assert_lt(i, 100000);
         uv_run(&loop, UV_RUN_ONCE);
     }
     cr_assert_eq(persist_fault_calls(PERSIST_FAULT_FDATASYNC) - syncs_before, 1,
-                 "both records in one fdatasync");
+                 "the arrivals and the later records in one fdatasync");
     wal_histograms_t *h = malloc(sizeof *h);
     cr_assert_not_null(h);
     wal_histograms(wal, h);
     cr_assert_eq(h->batch_records.count, 2);
-    cr_assert_eq(h->batch_records.max, 2, "the lingering batch held both records");
+    cr_assert_eq(h->batch_records.max, ALLOT_WAL_LINGER_ARRIVALS_MIN + 2,
+                 "the lingering batch held the arrivals and both later records");
     free(h);
     close_wal(wal, 0);
 }
@@ -294,7 +314,7 @@ Test(wal_group_commit, a_lingering_batch_goes_at_once_when_it_reaches_the_linger
 {
     wal_t *wal = open_lingering_wal(300000);
     char payload[1000] = {0};
-    uint64_t lsn = 1;
+    uint64_t lsn = 1 + ALLOT_WAL_LINGER_ARRIVALS_MIN;
     while (wal->fill_bytes + sizeof payload + WAL_RECORD_OVERHEAD_BYTES < ALLOT_WAL_LINGER_BYTES) {
         cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), ++lsn);
         wal_flush(wal);
@@ -311,11 +331,63 @@ Test(wal_group_commit, close_sends_a_lingering_batch_and_leaves_no_handle, .init
      .fini = tmp_teardown)
 {
     wal_t *wal = open_lingering_wal(300000);
-    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), 2);
+    uint64_t lsn = 2 + ALLOT_WAL_LINGER_ARRIVALS_MIN;
+    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), lsn);
     wal_flush(wal);
     cr_assert_gt(wal->fill_bytes, 0);
     close_wal(wal, 0);
-    cr_assert_eq(seen.durable_lsn, 2, "close writes and syncs the lingering batch");
+    cr_assert_eq(seen.durable_lsn, lsn, "close writes and syncs the lingering batch");
+}
+
+/* One client with one request in flight: each record is appended after the previous one became
+ * durable. Its batch goes to the writer at the end of the iteration that appended it, however
+ * long the commit before took. */
+Test(wal_group_commit, a_lone_writer_waiting_for_each_record_never_lingers, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 60000000}, 1);
+    for (uint64_t lsn = 1; lsn <= 3; lsn++) {
+        cr_assert_eq(wal_append(wal, 1, 0, "a", 1), lsn);
+        wal_flush(wal);
+        cr_assert_eq(wal->fill_bytes, 0, "record %" PRIu64 " goes at once", lsn);
+        usleep(100000); /* a slow commit: a linger would last as long */
+        run_until_durable(wal, lsn);
+    }
+    close_wal(wal, 0);
+}
+
+/* An idle loop ends a short linger when it is due, to the microsecond: a linger of at most 50 us
+ * has ended 200 us later, every time (a uv_timer_t counts whole milliseconds of the loop's clock
+ * and let it run on most times). */
+Test(wal_group_commit, an_idle_loop_ends_a_short_linger_when_it_is_due, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 50}, 1);
+    for (int round = 0; round < 20; round++) {
+        uint64_t lsn = commit_with_arrivals(wal, 0, ALLOT_WAL_LINGER_ARRIVALS_MIN);
+        cr_assert_gt(wal->fill_bytes, 0, "round %d: the arrivals linger", round);
+        usleep(200);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        cr_assert_eq(wal->fill_bytes, 0, "round %d: the linger's end handed the batch over", round);
+        run_until_durable(wal, lsn);
+    }
+    close_wal(wal, 0);
+}
+
+/* A few clients, one request in flight each: fewer arrivals during a commit than start a linger,
+ * so they go to the writer as soon as it is done. */
+Test(wal_group_commit, fewer_arrivals_during_a_commit_than_the_minimum_go_at_once, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 60000000}, 1);
+    uint64_t lsn = commit_with_arrivals(wal, 100000, ALLOT_WAL_LINGER_ARRIVALS_MIN - 1);
+    cr_assert_eq(wal->fill_bytes, 0, "handed over when the first commit was reported");
+    run_until_durable(wal, lsn);
+    cr_assert_eq(wal_append(wal, 1, 0, "b", 1), ++lsn);
+    wal_flush(wal);
+    cr_assert_eq(wal->fill_bytes, 0, "the next record goes at once too");
+    run_until_durable(wal, lsn);
+    close_wal(wal, 0);
 }
 
 Test(wal_group_commit, no_linger_without_fsync_always, .init = setup, .fini = tmp_teardown)
