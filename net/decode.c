@@ -242,9 +242,15 @@ static size_t request_head_read(const uint8_t *p, const uint8_t *end, msgpack_ob
         size_t bytes = (size_t)1 << (t - 0xcc);
         if ((size_t)(end - p) < bytes + 1)
             return 0;
-        msgid = 0;
-        for (size_t i = 0; i < bytes; i++)
-            msgid = msgid << 8 | p[i];
+        if (bytes == 1) {
+            msgid = p[0];
+        } else if (bytes == 2) {
+            msgid = (uint64_t)p[0] << 8 | p[1];
+        } else {
+            uint32_t v;
+            memcpy(&v, p, sizeof(v));
+            msgid = be32toh(v);
+        }
         p += bytes;
     } else if (t > 0x7f) {
         return 0;
