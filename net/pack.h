@@ -57,6 +57,20 @@ static inline __attribute__((always_inline)) void pack_bytes(msgpack_packer *pk,
         pk->callback(pk->data, bytes, len);
 }
 
+/* pack_bytes for len bytes at bytes[0, 8) (all 8 readable, len <= 8): one 8-byte copy when the
+ * buffer has room for 8, whatever len is (a reply's header: 4 to 8 bytes by its msgid). */
+static inline __attribute__((always_inline)) void pack_bytes_within_8(msgpack_packer *pk,
+                                                                      const char *bytes, size_t len)
+{
+    msgpack_sbuffer *sbuf = pk->data;
+    if (pk->callback != pack_sbuffer_write || sbuf->alloc - sbuf->size < 8) {
+        pack_bytes(pk, bytes, len);
+        return;
+    }
+    memcpy(sbuf->data + sbuf->size, bytes, 8);
+    sbuf->size += len;
+}
+
 /* ---- writing MessagePack bytes directly, for replies built in one piece -------------------- */
 
 static inline void pack_put_u32_be(char *out, uint32_t v)

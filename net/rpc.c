@@ -146,7 +146,7 @@ void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid)
             header[len++] = (char)(msgid >> shift);
     }
     header[len++] = (char)0xc0;
-    pack_bytes(pk, header, len);
+    pack_bytes_within_8(pk, header, len);
 }
 
 static void pack_shortfalls(msgpack_packer *pk, const allot_error_detail_t *detail)

@@ -285,6 +285,36 @@ Test(rpc, result_header_is_byte_for_byte_what_msgpack_c_packs_for_every_msgid_wi
     }
 }
 
+/* A header at the very end of the buffer's room (under 8 bytes left: the copy of 8 cannot be
+ * made there) is the same bytes, the buffer grown. */
+Test(rpc, result_header_at_the_end_of_the_buffer_is_what_msgpack_c_packs)
+{
+    static char filler[MSGPACK_SBUFFER_INIT_SIZE];
+    memset(filler, 'x', sizeof(filler));
+    const uint32_t msgids[] = {5, 200, 65535, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(msgids) / sizeof(msgids[0]); i++)
+        for (size_t left = 0; left <= 9; left++) {
+            msgpack_sbuffer ours, theirs;
+            msgpack_sbuffer_init(&ours);
+            msgpack_sbuffer_init(&theirs);
+            msgpack_sbuffer_write(&ours, filler, sizeof(filler) - left);
+            msgpack_sbuffer_write(&theirs, filler, sizeof(filler) - left);
+            cr_assert_eq(ours.alloc - ours.size, left);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &ours, pack_sbuffer_write);
+            rpc_pack_result_header(&pk, msgids[i]);
+            msgpack_packer_init(&pk, &theirs, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, 4);
+            msgpack_pack_uint32(&pk, RPC_RESPONSE);
+            msgpack_pack_uint32(&pk, msgids[i]);
+            msgpack_pack_nil(&pk);
+            cr_assert_eq(ours.size, theirs.size, "msgid %u, %zu left", msgids[i], left);
+            cr_assert(memcmp(ours.data, theirs.data, ours.size) == 0, "msgid %u", msgids[i]);
+            msgpack_sbuffer_destroy(&ours);
+            msgpack_sbuffer_destroy(&theirs);
+        }
+}
+
 Test(dispatch, a_method_name_with_a_nul_byte_is_unknown_not_a_prefix_match)
 {
     /* found by fuzzing: "reserve\0\0put" once matched "reserve" and read past its name */
