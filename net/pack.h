@@ -2,7 +2,9 @@
  *
  * Contract: thin wrappers over msgpack_pack_* for the shapes replies use again and again
  * (string keys, string views, key/value pairs). They never fail: the packer writes to a
- * growable in-memory buffer.
+ * growable in-memory buffer. A reply's packer writes through pack_sbuffer_write (defined once,
+ * in pack.c); the pieces handed over by pack_bytes (and the helpers built on it) are then copied
+ * into the buffer inline, and through the packer's callback for any other packer.
  */
 #ifndef ALLOT_NET_PACK_H
 #define ALLOT_NET_PACK_H
