@@ -224,6 +224,48 @@ static bool envelope_open(decode_cursor_t *c, msgpack_object *object, msgpack_ob
     return container_open(c, object, count, false, first, &elements);
 }
 
+/* The head of almost every request, [0, msgid, method, ...: the type a positive fixint, the msgid
+ * a positive fixint or a uint 8, 16 or 32, the method a fixstr, read straight into slot[0..2]
+ * without the loop's per-item dispatch (three items of a ping's four). Returns the bytes read, or
+ * 0 (nothing written that the loop will not write again) for any other head: the loop reads it.
+ * The objects are the ones the loop writes for those formats. */
+static size_t request_head_read(const uint8_t *p, const uint8_t *end, msgpack_object *slot)
+{
+    const uint8_t *start = p;
+    if (end - p < 3 || p[0] > 0x7f)
+        return 0;
+    slot[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    slot[0].via.u64 = *p++;
+    uint8_t t = *p++;
+    uint64_t msgid = t;
+    if (t >= 0xcc && t <= 0xce) { /* uint 8, 16, 32 */
+        size_t bytes = (size_t)1 << (t - 0xcc);
+        if ((size_t)(end - p) < bytes + 1)
+            return 0;
+        if (bytes == 1) {
+            msgid = p[0];
+        } else if (bytes == 2) {
+            msgid = (uint64_t)p[0] << 8 | p[1];
+        } else {
+            uint32_t v;
+            memcpy(&v, p, sizeof(v));
+            msgid = be32toh(v);
+        }
+        p += bytes;
+    } else if (t > 0x7f) {
+        return 0;
+    }
+    slot[1].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    slot[1].via.u64 = msgid;
+    t = *p++; /* p < end: checked above for either msgid */
+    size_t method_bytes = t & 0x1fu;
+    if (t < 0xa0 || t > 0xbf || (size_t)(end - p) < method_bytes)
+        return 0;
+    slot[2].type = MSGPACK_OBJECT_STR;
+    slot[2].via.str = (msgpack_object_str){(uint32_t)method_bytes, (const char *)p};
+    return (size_t)(p + method_bytes - start);
+}
+
 decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max,
                                msgpack_zone *zone, msgpack_object *object, size_t *frame_bytes)
 {
@@ -237,6 +279,11 @@ decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max
     if (!envelope_open(&c, object, &slot))
         return DECODE_UNDECIDED;
     msgpack_object *end = slot + object->via.array.size; /* one past the open container's last */
+    size_t head_bytes = object->via.array.size == 4 ? request_head_read(c.p, c.end, slot) : 0;
+    if (head_bytes > 0) { /* the params (the fourth element) are still to be read */
+        c.p += head_bytes;
+        slot += 3;
+    }
     decode_level_t stack[ALLOT_REQUEST_DEPTH_MAX]; /* [d]: where the container at depth d resumes */
     uint32_t depth = 1;                            /* containers open, the envelope's included */
     for (;;) {

@@ -16,15 +16,15 @@
  * applied min_index, waiting at most wait_ms. */
 static const char *const dispatch_read_keys[] = {"min_index", "wait_ms", NULL};
 
-#define COMMAND(wire_name, handler, flags, ...)                                                   \
-    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};        \
-    _Static_assert(sizeof(handler##_allowed_keys) / sizeof(char *) - 1 <= ARGS_ALLOWED_KEYS_MAX,  \
+#define COMMAND(wire_name, handler, flags, ...)                                                    \
+    static const char *const handler##_allowed_keys[] = {__VA_ARGS__ __VA_OPT__(, ) NULL};         \
+    _Static_assert(sizeof(handler##_allowed_keys) / sizeof(char *) - 1 <= ARGS_ALLOWED_KEYS_MAX,   \
                    wire_name " names more keys than args_check_keys tracks");
 #include "commands.def"
 #undef COMMAND
 
 static const command_t command_table[] = {
-#define COMMAND(wire_name, handler, flags, ...)                                                   \
+#define COMMAND(wire_name, handler, flags, ...)                                                    \
     {wire_name, sizeof(wire_name) - 1, handler, flags, handler##_allowed_keys},
 #include "commands.def"
 #undef COMMAND
@@ -61,27 +61,28 @@ static void command_slots_build(void)
     atomic_store_explicit(&command_slots_built, true, memory_order_release);
 }
 
-/* command_lookup, inlined into the dispatcher */
-static inline const command_t *command_find(const char *name, size_t name_len)
+/* command_lookup, inlined into the dispatcher: the method's row, or SIZE_MAX when unknown */
+static inline size_t command_find(const char *name, size_t name_len)
 {
     if (name_len == 0)
-        return NULL;
+        return SIZE_MAX;
     if (!atomic_load_explicit(&command_slots_built, memory_order_acquire))
         pthread_once(&command_slots_once, command_slots_build);
     for (uint32_t slot = command_name_hash(name, name_len);; slot++) {
         uint8_t row = command_slots[slot % COMMAND_SLOTS];
         if (row == 0)
-            return NULL;
+            return SIZE_MAX;
         const command_t *c = &command_table[row - 1];
         /* lengths first: a method may contain NUL bytes, which strncmp would stop at */
         if (c->name_len == name_len && memcmp(c->name, name, name_len) == 0)
-            return c;
+            return row - 1u;
     }
 }
 
 const command_t *command_lookup(const char *name, size_t name_len)
 {
-    return command_find(name, name_len);
+    size_t row = command_find(name, name_len);
+    return row != SIZE_MAX ? &command_table[row] : NULL;
 }
 
 size_t command_count(void)
@@ -245,8 +246,8 @@ static int read_wait_check(const dispatch_env_t *env, const rpc_envelope_t *enve
     return DISPATCH_WAIT;
 }
 
-void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
-                     msgpack_sbuffer *out, dispatch_outcome_t *outcome)
+void dispatch_object(const dispatch_env_t *env, const msgpack_object *object, msgpack_sbuffer *out,
+                     dispatch_outcome_t *outcome)
 {
     memset(outcome, 0, sizeof(*outcome));
     outcome->command_index = SIZE_MAX;
@@ -257,13 +258,15 @@ void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
     msgpack_packer_init(&pk, out, pack_sbuffer_write);
     size_t mark = out->size;
 
-    int rc = rpc_envelope_parse(object, &envelope, &error);
+    int params_rc;
+    int rc = rpc_request_read(object, &envelope, &params_rc, &error);
     if (rc != 0) {
         outcome->close = true;
-    } else if ((rc = rpc_params_check(object, &envelope, &error)) == 0) {
-        const command_t *command = command_find(envelope.method.ptr, envelope.method.len);
-        if (command != NULL)
-            outcome->command_index = command_index(command);
+    } else if ((rc = params_rc) == 0) {
+        /* the row is the metrics' index: found here, not worked out from the row's address */
+        outcome->command_index = command_find(envelope.method.ptr, envelope.method.len);
+        const command_t *command =
+            outcome->command_index != SIZE_MAX ? &command_table[outcome->command_index] : NULL;
         const args_typed_t *args = NULL;
         rc = check_command(env, command, &envelope, &args, &error);
         /* a scanned read named neither min_index nor wait_ms (args_typed.h); nor did no key */

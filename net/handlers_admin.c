@@ -12,7 +12,7 @@
 int handle_ping(command_call_t *call)
 {
     static const char pong[] = {(char)0xa4, 'p', 'o', 'n', 'g'}; /* "pong", packed: one write */
-    call->result->callback(call->result->data, pong, sizeof(pong));
+    pack_bytes(call->result, pong, sizeof(pong));
     return 0;
 }
 

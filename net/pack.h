@@ -2,7 +2,9 @@
  *
  * Contract: thin wrappers over msgpack_pack_* for the shapes replies use again and again
  * (string keys, string views, key/value pairs). They never fail: the packer writes to a
- * growable in-memory buffer.
+ * growable in-memory buffer. A reply's packer writes through pack_sbuffer_write (defined once,
+ * in pack.c); the pieces handed over by pack_bytes (and the helpers built on it) are then copied
+ * into the buffer inline, and through the packer's callback for any other packer.
  */
 #ifndef ALLOT_NET_PACK_H
 #define ALLOT_NET_PACK_H
@@ -14,17 +16,17 @@
 
 #include "core/common.h"
 
-/* msgpack_sbuffer_write for packers that write replies: msgpack-c hands over a reply in pieces
+/* Append len bytes to sbuf, as msgpack_sbuffer_write does: msgpack-c hands over a reply in pieces
  * of 1-9 bytes (headers, integers, keys), and a memcpy call per piece was a tenth of a listing
  * page's cost. Pieces up to 16 bytes are copied inline with overlapping fixed-size copies;
  * anything else, and growing the buffer, goes to msgpack_sbuffer_write. */
-static inline int pack_sbuffer_write(void *data, const char *buf, size_t len)
+static inline __attribute__((always_inline)) int pack_sbuffer_append(msgpack_sbuffer *sbuf,
+                                                                     const char *buf, size_t len)
 {
-    msgpack_sbuffer *sbuf = data;
     if (len == 0)
         return 0; /* msgpack_sbuffer_write would memcpy into a NULL buffer */
     if (len > 16 || sbuf->alloc - sbuf->size < len)
-        return msgpack_sbuffer_write(data, buf, len);
+        return msgpack_sbuffer_write(sbuf, buf, len);
     char *dst = sbuf->data + sbuf->size;
     if (len >= 8) {
         memcpy(dst, buf, 8);
@@ -39,6 +41,36 @@ static inline int pack_sbuffer_write(void *data, const char *buf, size_t len)
     }
     sbuf->size += len;
     return 0;
+}
+
+/* The packer callback for replies (data: a msgpack_sbuffer): pack_sbuffer_append, out of line.
+ * One definition (net/pack.c), so that pack_bytes can tell a packer that writes through it. */
+int pack_sbuffer_write(void *data, const char *buf, size_t len);
+
+/* Hand len bytes to the packer: inline when it writes to a buffer through pack_sbuffer_write
+ * (every reply's packer; a call through the callback pointer cost some 35 instructions a piece),
+ * else through its callback. */
+static inline __attribute__((always_inline)) void pack_bytes(msgpack_packer *pk, const char *bytes,
+                                                             size_t len)
+{
+    if (pk->callback == pack_sbuffer_write)
+        pack_sbuffer_append(pk->data, bytes, len);
+    else
+        pk->callback(pk->data, bytes, len);
+}
+
+/* pack_bytes for len bytes at bytes[0, 8) (all 8 readable, len <= 8): one 8-byte copy when the
+ * buffer has room for 8, whatever len is (a reply's header: 4 to 8 bytes by its msgid). */
+static inline __attribute__((always_inline)) void pack_bytes_within_8(msgpack_packer *pk,
+                                                                      const char *bytes, size_t len)
+{
+    msgpack_sbuffer *sbuf = pk->data;
+    if (pk->callback != pack_sbuffer_write || sbuf->alloc - sbuf->size < 8) {
+        pack_bytes(pk, bytes, len);
+        return;
+    }
+    memcpy(sbuf->data + sbuf->size, bytes, 8);
+    sbuf->size += len;
 }
 
 /* ---- writing MessagePack bytes directly, for replies built in one piece -------------------- */
@@ -127,10 +159,10 @@ static inline size_t pack_put_int(char *out, int64_t v)
 static inline void pack_str_bytes(msgpack_packer *pk, const char *s, size_t n)
 {
     if (n < 32) {
-        char piece[32];
+        char piece[33]; /* 32 used; gcc's bounds check of the inlined copy cannot tell n < 32 */
         pack_put_str_header(piece, n); /* one byte for n < 32 */
         memcpy(piece + 1, s, n);
-        pk->callback(pk->data, piece, n + 1);
+        pack_bytes(pk, piece, n + 1);
         return;
     }
     msgpack_pack_str(pk, n);

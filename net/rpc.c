@@ -14,14 +14,17 @@ static bool object_as_u32(const msgpack_object *o, uint32_t *out)
     return true;
 }
 
-static int envelope_fail(allot_error_detail_t *error, const char *what)
+/* The failures are out of line, so that the checks every request passes need no registers saved
+ * for them. */
+static __attribute__((noinline, cold)) int envelope_fail(allot_error_detail_t *error,
+                                                         const char *what)
 {
     return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "envelope",
                            "not a MessagePack-RPC request: %s", what);
 }
 
-static int method_read(const msgpack_object *o, rpc_envelope_t *envelope,
-                       allot_error_detail_t *error)
+static inline int method_read(const msgpack_object *o, rpc_envelope_t *envelope,
+                              allot_error_detail_t *error)
 {
     if (o->type != MSGPACK_OBJECT_STR)
         return envelope_fail(error, "method must be a string");
@@ -31,8 +34,8 @@ static int method_read(const msgpack_object *o, rpc_envelope_t *envelope,
     return 0;
 }
 
-int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
-                       allot_error_detail_t *error)
+static inline int envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
+                                 allot_error_detail_t *error)
 {
     memset(envelope, 0, sizeof(*envelope));
     if (object->type != MSGPACK_OBJECT_ARRAY)
@@ -62,8 +65,21 @@ int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
     return envelope_fail(error, "message type must be 0 (request) or 2 (notification)");
 }
 
-int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
-                     allot_error_detail_t *error)
+static __attribute__((noinline, cold)) int params_fail(allot_error_detail_t *error,
+                                                       const msgpack_object *map)
+{
+    if (map == NULL)
+        return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params",
+                               "params must be an array holding exactly one map (or empty)");
+    if (map->via.map.size > ALLOT_PARAMS_KEYS_MAX)
+        return allot_error_set(error, ALLOT_ETOO_LARGE, "params",
+                               "params map has %u keys, at most %d allowed", map->via.map.size,
+                               ALLOT_PARAMS_KEYS_MAX);
+    return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params", "params keys must be strings");
+}
+
+static inline int params_check(const msgpack_object *object, rpc_envelope_t *envelope,
+                               allot_error_detail_t *error)
 {
     const msgpack_object_array *a = &object->via.array;
     const msgpack_object *params = &a->ptr[a->size - 1];
@@ -75,20 +91,38 @@ int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
     }
     if (params->type != MSGPACK_OBJECT_ARRAY || params->via.array.size != 1 ||
         params->via.array.ptr[0].type != MSGPACK_OBJECT_MAP)
-        return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params",
-                               "params must be an array holding exactly one map (or empty)");
+        return params_fail(error, NULL);
     const msgpack_object *map = &params->via.array.ptr[0];
     if (map->via.map.size > ALLOT_PARAMS_KEYS_MAX)
-        return allot_error_set(error, ALLOT_ETOO_LARGE, "params",
-                               "params map has %u keys, at most %d allowed", map->via.map.size,
-                               ALLOT_PARAMS_KEYS_MAX);
+        return params_fail(error, map);
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         if (map->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
-            return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params",
-                                   "params keys must be strings");
+            return params_fail(error, map); /* names the first fault: the count, else a key */
     }
     envelope->params = map;
     return 0;
+}
+
+int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
+                       allot_error_detail_t *error)
+{
+    return envelope_parse(object, envelope, error);
+}
+
+int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
+                     allot_error_detail_t *error)
+{
+    return params_check(object, envelope, error);
+}
+
+int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope, int *params_error,
+                     allot_error_detail_t *error)
+{
+    *params_error = 0;
+    int rc = envelope_parse(object, envelope, error);
+    if (rc == 0)
+        *params_error = params_check(object, envelope, error);
+    return rc;
 }
 
 /* One write of the header's 4-8 bytes (the bytes msgpack_pack_array(4), _uint32(1),
@@ -112,7 +146,7 @@ void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid)
             header[len++] = (char)(msgid >> shift);
     }
     header[len++] = (char)0xc0;
-    pk->callback(pk->data, header, len);
+    pack_bytes_within_8(pk, header, len);
 }
 
 static void pack_shortfalls(msgpack_packer *pk, const allot_error_detail_t *detail)

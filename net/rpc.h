@@ -44,6 +44,12 @@ int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
 int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
                      allot_error_detail_t *error);
 
+/* rpc_envelope_parse and, when the envelope is valid, rpc_params_check, in one call (the
+ * dispatcher's, for every request): returns rpc_envelope_parse's result; *params_error is
+ * rpc_params_check's (0 when it was not asked). */
+int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope, int *params_error,
+                     allot_error_detail_t *error);
+
 /* Pack [1, msgid, nil, <result follows>]: the caller packs the result next. */
 void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid);
 

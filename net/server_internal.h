@@ -89,11 +89,14 @@ typedef struct server {
     uv_timer_t shutdown_deadline;
     uv_idle_t close_spreader; /* active while connections wait in the close queue */
     struct allot_state *state;
-    dirlock_t *dir_lock; /* <data-dir>/allotd.lock, held from start-up to exit */
+    dirlock_t *dir_lock;    /* <data-dir>/allotd.lock, held from start-up to exit */
     wal_t *wal;             /* standalone: the write-ahead log */
     consensus_t *consensus; /* a member of a group: the group's log (persist/consensus.h) */
     bool rebuild_requested; /* leadership lost with uncommitted records: stop, rebuild */
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
+    /* zone's chunk list right after its last msgpack_zone_clear (head NULL: never cleared):
+     * what undoes a request that used the first chunk only (request_zone_reset) */
+    msgpack_zone_chunk_list zone_cleared;
     msgpack_sbuffer scratch; /* one reply being packed */
     /* emptied reply buffers of MSGPACK_SBUFFER_INIT_SIZE bytes, reused before malloc */
     char *reply_spares[ALLOT_REPLY_BUFFERS_SPARE_MAX];
@@ -126,8 +129,8 @@ typedef struct server {
     metrics_t metrics;
     struct events *events; /* the change stream (net/events.h); NULL until opened */
     metrics_http_t *metrics_http;
-    http_t *http; /* the HTTP front door (--http); NULL without */
-    char *metrics_text;         /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
+    http_t *http;       /* the HTTP front door (--http); NULL without */
+    char *metrics_text; /* METRICS_HTTP_TEXT_BYTES_MAX, rendered once a second */
     /* The loop's iterations are timed from one end of an iteration (uv_check) to the next,
      * less the time libuv spent blocked in the poll (uv_metrics_idle_time) meanwhile: every
      * callback of the iteration counts, whoever runs it. 0: no iteration ended yet. */

@@ -162,29 +162,59 @@ Test(rpc, every_malformed_envelope_shape_is_refused_with_a_clear_error)
     const envelope_case_t cases[] = {
         {"valid request", {0x94, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80}, 10, 0, true},
         {"valid notification", {0x93, 0x02, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80}, 9, 0, false},
-        {"wrong length", {0x93, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g'}, 8, ALLOT_EINVALID_ARGUMENT,
+        {"wrong length",
+         {0x93, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g'},
+         8,
+         ALLOT_EINVALID_ARGUMENT,
          false},
-        {"response sent to the server", {0x94, 0x01, 0x05, 0xc0, 0xc0}, 5,
-         ALLOT_EINVALID_ARGUMENT, false},
-        {"type is a string", {0x94, 0xa1, '0', 0x05, 0xa1, 'p', 0x91, 0x80}, 8,
-         ALLOT_EINVALID_ARGUMENT, false},
-        {"method not a string", {0x94, 0x00, 0x05, 0x07, 0x91, 0x80}, 6, ALLOT_EINVALID_ARGUMENT,
+        {"response sent to the server",
+         {0x94, 0x01, 0x05, 0xc0, 0xc0},
+         5,
+         ALLOT_EINVALID_ARGUMENT,
+         false},
+        {"type is a string",
+         {0x94, 0xa1, '0', 0x05, 0xa1, 'p', 0x91, 0x80},
+         8,
+         ALLOT_EINVALID_ARGUMENT,
+         false},
+        {"method not a string",
+         {0x94, 0x00, 0x05, 0x07, 0x91, 0x80},
+         6,
+         ALLOT_EINVALID_ARGUMENT,
          true},
         {"empty method", {0x94, 0x00, 0x05, 0xa0, 0x91, 0x80}, 6, ALLOT_EINVALID_ARGUMENT, true},
-        {"negative msgid", {0x94, 0x00, 0xff, 0xa1, 'p', 0x91, 0x80}, 7, ALLOT_EINVALID_ARGUMENT,
+        {"negative msgid",
+         {0x94, 0x00, 0xff, 0xa1, 'p', 0x91, 0x80},
+         7,
+         ALLOT_EINVALID_ARGUMENT,
          false},
-        {"msgid over uint32", {0x94, 0x00, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0xa1, 'p', 0x91, 0x80},
-         15, ALLOT_EINVALID_ARGUMENT, false},
-        {"params not an array", {0x94, 0x00, 0x05, 0xa1, 'p', 0x80}, 6, ALLOT_EINVALID_ARGUMENT,
+        {"msgid over uint32",
+         {0x94, 0x00, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0xa1, 'p', 0x91, 0x80},
+         15,
+         ALLOT_EINVALID_ARGUMENT,
+         false},
+        {"params not an array",
+         {0x94, 0x00, 0x05, 0xa1, 'p', 0x80},
+         6,
+         ALLOT_EINVALID_ARGUMENT,
          true},
         /* generic clients send [] for a call without arguments: taken as [{}] */
         {"params empty array", {0x94, 0x00, 0x05, 0xa1, 'p', 0x90}, 6, 0, true},
-        {"params holds a non-map", {0x94, 0x00, 0x05, 0xa1, 'p', 0x91, 0x01}, 7,
-         ALLOT_EINVALID_ARGUMENT, true},
-        {"params two maps", {0x94, 0x00, 0x05, 0xa1, 'p', 0x92, 0x80, 0x80}, 8,
-         ALLOT_EINVALID_ARGUMENT, true},
-        {"map key not a string", {0x94, 0x00, 0x05, 0xa1, 'p', 0x91, 0x81, 0x01, 0x02}, 9,
-         ALLOT_EINVALID_ARGUMENT, true},
+        {"params holds a non-map",
+         {0x94, 0x00, 0x05, 0xa1, 'p', 0x91, 0x01},
+         7,
+         ALLOT_EINVALID_ARGUMENT,
+         true},
+        {"params two maps",
+         {0x94, 0x00, 0x05, 0xa1, 'p', 0x92, 0x80, 0x80},
+         8,
+         ALLOT_EINVALID_ARGUMENT,
+         true},
+        {"map key not a string",
+         {0x94, 0x00, 0x05, 0xa1, 'p', 0x91, 0x81, 0x01, 0x02},
+         9,
+         ALLOT_EINVALID_ARGUMENT,
+         true},
     };
     msgpack_zone zone;
     msgpack_zone_init(&zone, 4096);
@@ -253,6 +283,36 @@ Test(rpc, result_header_is_byte_for_byte_what_msgpack_c_packs_for_every_msgid_wi
         msgpack_sbuffer_destroy(&ours);
         msgpack_sbuffer_destroy(&theirs);
     }
+}
+
+/* A header at the very end of the buffer's room (under 8 bytes left: the copy of 8 cannot be
+ * made there) is the same bytes, the buffer grown. */
+Test(rpc, result_header_at_the_end_of_the_buffer_is_what_msgpack_c_packs)
+{
+    static char filler[MSGPACK_SBUFFER_INIT_SIZE];
+    memset(filler, 'x', sizeof(filler));
+    const uint32_t msgids[] = {5, 200, 65535, UINT32_MAX};
+    for (size_t i = 0; i < sizeof(msgids) / sizeof(msgids[0]); i++)
+        for (size_t left = 0; left <= 9; left++) {
+            msgpack_sbuffer ours, theirs;
+            msgpack_sbuffer_init(&ours);
+            msgpack_sbuffer_init(&theirs);
+            msgpack_sbuffer_write(&ours, filler, sizeof(filler) - left);
+            msgpack_sbuffer_write(&theirs, filler, sizeof(filler) - left);
+            cr_assert_eq(ours.alloc - ours.size, left);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &ours, pack_sbuffer_write);
+            rpc_pack_result_header(&pk, msgids[i]);
+            msgpack_packer_init(&pk, &theirs, msgpack_sbuffer_write);
+            msgpack_pack_array(&pk, 4);
+            msgpack_pack_uint32(&pk, RPC_RESPONSE);
+            msgpack_pack_uint32(&pk, msgids[i]);
+            msgpack_pack_nil(&pk);
+            cr_assert_eq(ours.size, theirs.size, "msgid %u, %zu left", msgids[i], left);
+            cr_assert(memcmp(ours.data, theirs.data, ours.size) == 0, "msgid %u", msgids[i]);
+            msgpack_sbuffer_destroy(&ours);
+            msgpack_sbuffer_destroy(&theirs);
+        }
 }
 
 Test(dispatch, a_method_name_with_a_nul_byte_is_unknown_not_a_prefix_match)
@@ -358,8 +418,8 @@ Test(dispatch, unknown_method_and_unknown_key_are_answered_not_fatal)
     msgpack_sbuffer_init(&out);
     dispatch_env_t env = {.writes_allowed = true};
     const uint8_t unknown[] = {0x94, 0x00, 0x05, 0xa3, 'n', 'o', 'p', 0x91, 0x80};
-    const uint8_t bad_key[] = {0x94, 0x00, 0x06, 0xa4, 'p', 'i', 'n', 'g',
-                               0x91, 0x81, 0xa1, 'x', 0x01};
+    const uint8_t bad_key[] = {0x94, 0x00, 0x06, 0xa4, 'p', 'i', 'n',
+                               'g',  0x91, 0x81, 0xa1, 'x', 0x01};
     const uint8_t ping[] = {0x94, 0x00, 0x07, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80};
     const struct {
         const uint8_t *bytes;
@@ -371,9 +431,9 @@ Test(dispatch, unknown_method_and_unknown_key_are_answered_not_fatal)
     for (size_t i = 0; i < 3; i++) {
         msgpack_object object;
         size_t offset = 0;
-        cr_assert_eq(msgpack_unpack((const char *)cases[i].bytes, cases[i].len, &offset, &zone,
-                                    &object),
-                     MSGPACK_UNPACK_SUCCESS);
+        cr_assert_eq(
+            msgpack_unpack((const char *)cases[i].bytes, cases[i].len, &offset, &zone, &object),
+            MSGPACK_UNPACK_SUCCESS);
         dispatch_outcome_t outcome;
         out.size = 0;
         dispatch_object(&env, &object, &out, &outcome);
@@ -406,9 +466,9 @@ Test(dispatch, the_write_gate_is_asked_for_writes_only_and_its_answer_refuses_th
     /* the fields say writes run; the callback, asked, says they do not */
     dispatch_env_t env = {.writes_allowed = true, .writes_check_cb = count_writes_check};
     const uint8_t ping[] = {0x94, 0x00, 0x07, 0xa4, 'p', 'i', 'n', 'g', 0x91, 0x80};
-    const uint8_t release[] = {0x94, 0x00, 0x08, 0xb3, 'r', 'e', 's', 'e', 'r', 'v', 'a',
-                               't',  'i',  'o',  'n',  '.', 'r', 'e', 'l', 'e', 'a', 's',
-                               'e',  0x91, 0x81, 0xa2, 'i', 'd', 0xa1, 'h'};
+    const uint8_t release[] = {0x94, 0x00, 0x08, 0xb3, 'r',  'e',  's', 'e', 'r',  'v',
+                               'a',  't',  'i',  'o',  'n',  '.',  'r', 'e', 'l',  'e',
+                               'a',  's',  'e',  0x91, 0x81, 0xa2, 'i', 'd', 0xa1, 'h'};
     const struct {
         const uint8_t *bytes;
         size_t len;
@@ -417,9 +477,9 @@ Test(dispatch, the_write_gate_is_asked_for_writes_only_and_its_answer_refuses_th
     for (size_t i = 0; i < 2; i++) {
         msgpack_object object;
         size_t offset = 0;
-        cr_assert_eq(msgpack_unpack((const char *)cases[i].bytes, cases[i].len, &offset, &zone,
-                                    &object),
-                     MSGPACK_UNPACK_SUCCESS);
+        cr_assert_eq(
+            msgpack_unpack((const char *)cases[i].bytes, cases[i].len, &offset, &zone, &object),
+            MSGPACK_UNPACK_SUCCESS);
         dispatch_outcome_t outcome;
         out.size = 0;
         writes_checks = 0;
@@ -438,8 +498,8 @@ Test(dispatch, the_write_gate_is_asked_for_writes_only_and_its_answer_refuses_th
 /* The direct writers (pack.h) produce the bytes msgpack-c would. */
 Test(pack, direct_writers_match_msgpack_c)
 {
-    static const uint64_t ints[] = {0,     1,          127,        128,         255,
-                                    256,   65535,      65536,      4294967295u, 4294967296u,
+    static const uint64_t ints[] = {0,     1,          127,      128,         255,
+                                    256,   65535,      65536,    4294967295u, 4294967296u,
                                     12345, 1000000007, INT64_MAX};
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         msgpack_sbuffer sb;
@@ -521,4 +581,34 @@ Test(pack, sbuffer_write_handles_every_piece_size)
     cr_assert_eq(memcmp(a.data, b.data, a.size), 0);
     msgpack_sbuffer_destroy(&a);
     msgpack_sbuffer_destroy(&b);
+}
+
+/* pack_bytes writes inline through a pack_sbuffer_write packer and through the callback of any
+ * other; both give the bytes msgpack_sbuffer_write gives, a growing buffer included. */
+Test(pack, pack_bytes_gives_the_same_bytes_through_either_callback)
+{
+    char data[40];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 5 + 3);
+    msgpack_sbuffer inline_out, callback_out, expected;
+    msgpack_sbuffer_init(&inline_out);
+    msgpack_sbuffer_init(&callback_out);
+    msgpack_sbuffer_init(&expected);
+    msgpack_packer inline_pk, callback_pk;
+    msgpack_packer_init(&inline_pk, &inline_out, pack_sbuffer_write);
+    msgpack_packer_init(&callback_pk, &callback_out, msgpack_sbuffer_write);
+    pack_bytes(&inline_pk, data, 0); /* nothing (msgpack-c's own callback would memcpy to NULL) */
+    for (int round = 0; round < 400; round++) { /* past the first 8 KiB: the buffer grows */
+        size_t len = 1 + (size_t)round % sizeof(data);
+        pack_bytes(&inline_pk, data, len);
+        pack_bytes(&callback_pk, data, len);
+        msgpack_sbuffer_write(&expected, data, len);
+    }
+    cr_assert_eq(inline_out.size, expected.size);
+    cr_assert_eq(callback_out.size, expected.size);
+    cr_assert_eq(memcmp(inline_out.data, expected.data, expected.size), 0);
+    cr_assert_eq(memcmp(callback_out.data, expected.data, expected.size), 0);
+    msgpack_sbuffer_destroy(&inline_out);
+    msgpack_sbuffer_destroy(&callback_out);
+    msgpack_sbuffer_destroy(&expected);
 }

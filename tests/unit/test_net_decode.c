@@ -170,6 +170,51 @@ Test(decode, an_envelope_in_every_array_format_and_only_of_3_or_4_elements)
     }
 }
 
+/* The head [type, msgid, method, ... read straight (decode.c, request_head_read): every msgid
+ * width and method format, a type that is not a fixint, a method that is not a fixstr, each
+ * with its params, whole and cut after every byte. */
+Test(decode, a_request_head_of_every_msgid_width_and_method_format_decodes_as_msgpack_c_does)
+{
+    static const uint8_t types[][1] = {{0x00}, {0x02}, {0x7f}};
+    static const uint8_t msgids[][9] = {{0x00},
+                                        {0x7f},
+                                        {0xcc, 0x80},
+                                        {0xcd, 0x01, 0x00},
+                                        {0xce, 0xff, 0xff, 0xff, 0xff},
+                                        {0xcf, 0, 0, 0, 0, 0, 0, 0, 0x05},
+                                        {0xd0, 0x05},
+                                        {0xa1, 'x'},
+                                        {0xc0}};
+    static const size_t msgid_lengths[] = {1, 1, 2, 3, 5, 9, 2, 2, 1};
+    static const uint8_t methods[][6] = {
+        {0xa4, 'p', 'i', 'n', 'g'}, {0xa0}, {0xd9, 0x01, 'm'}, {0x05}, {0x91, 0xa1, 'm'}};
+    static const size_t method_lengths[] = {5, 1, 3, 1, 3};
+    static const uint8_t params[][3] = {{0x90}, {0x91, 0x80}, {0x91, 0x81}};
+    static const size_t params_lengths[] = {1, 2, 2};
+    size_t complete = 0;
+    for (size_t t = 0; t < 3; t++)
+        for (size_t i = 0; i < sizeof(msgid_lengths) / sizeof(msgid_lengths[0]); i++)
+            for (size_t m = 0; m < sizeof(method_lengths) / sizeof(method_lengths[0]); m++)
+                for (size_t k = 0; k < 3; k++) {
+                    uint8_t request[32] = {0x94};
+                    size_t len = 1;
+                    memcpy(request + len, types[t], 1);
+                    len += 1;
+                    memcpy(request + len, msgids[i], msgid_lengths[i]);
+                    len += msgid_lengths[i];
+                    memcpy(request + len, methods[m], method_lengths[m]);
+                    len += method_lengths[m];
+                    memcpy(request + len, params[k], params_lengths[k]);
+                    len += params_lengths[k];
+                    for (size_t cut = 0; cut <= len; cut++)
+                        check_agrees(request, cut, DECODE_TEST_BYTES_MAX);
+                    complete +=
+                        check_agrees(request, len, DECODE_TEST_BYTES_MAX) == DECODE_COMPLETE;
+                }
+    /* every one whose last params are not cut short ({0x91, 0x81} misses its pair) */
+    cr_assert_eq(complete, 3 * 9 * 5 * 2);
+}
+
 Test(decode, containers_that_end_together_and_empty_ones_end_where_msgpack_c_ends_them)
 {
     /* several levels closed by one item, empty containers last and inside, a map's last value a
