@@ -127,6 +127,9 @@
  * two chunks), each
  *     0  2  key bytes K          3  1  deleted (0/1)        8    K  key
  *     2  1  type                 4  4  payload bytes P      8+K  P  payload
+ * type and payload are what the stored value will hold between its type byte and its trailer:
+ * checkpoint_batch_add already leaves a hold's id out of its payload (HOLD RECORDS: type
+ * 18 | CHECKPOINT_TYPE_ID_IN_KEY), so the loop copies no byte the writer would drop.
  */
 #include "checkpoint.h"
 
@@ -365,6 +368,20 @@ static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
     return chunk;
 }
 
+/* The bytes of a payload its stored value leaves out (HOLD RECORDS): a reservation snapshot's
+ * id length and id, when the id is the key's; 0 when nothing is left out. */
+static size_t hold_id_bytes(const uint8_t *key, size_t key_len, uint8_t type,
+                            const uint8_t *payload, size_t payload_len)
+{
+    size_t id_len = key_len - 1;
+    if (type != ALLOT_EVENT_RESERVATION_SNAPSHOT || key[0] != CHECKPOINT_KIND_RESERVATION ||
+        payload_len < CHECKPOINT_HOLD_ID_OFFSET + 2 + id_len ||
+        allot_u16_load_le(payload + CHECKPOINT_HOLD_ID_OFFSET) != id_len ||
+        memcmp(payload + CHECKPOINT_HOLD_ID_OFFSET + 2, key + 1, id_len) != 0)
+        return 0;
+    return 2 + id_len;
+}
+
 /* The room for an entry of need bytes at the end of the batch (a new chunk when the last one
  * is full), or NULL when out of memory. */
 static uint8_t *batch_room(checkpoint_batch_t *batch, size_t need)
@@ -396,18 +413,24 @@ int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t k
         batch->failed = true;
         return ALLOT_EINVALID_ARGUMENT;
     }
-    uint8_t *p = batch_room(batch, CHECKPOINT_ENTRY_HEADER_BYTES + key_len + payload_len);
+    size_t left_out = hold_id_bytes(key, key_len, type, payload, payload_len);
+    size_t stored_len = payload_len - left_out;
+    uint8_t *p = batch_room(batch, CHECKPOINT_ENTRY_HEADER_BYTES + key_len + stored_len);
     if (p == NULL) {
         batch->failed = true;
         return ALLOT_ENOMEM;
     }
     allot_u16_store_le(p, (uint16_t)key_len);
-    p[2] = type;
+    p[2] = left_out == 0 ? type : (uint8_t)(type | CHECKPOINT_TYPE_ID_IN_KEY);
     p[3] = deleted ? 1 : 0;
-    allot_u32_store_le(p + 4, (uint32_t)payload_len);
-    memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES, key, key_len);
-    if (payload_len > 0)
-        memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES + key_len, payload, payload_len);
+    allot_u32_store_le(p + 4, (uint32_t)stored_len);
+    uint8_t *to = p + CHECKPOINT_ENTRY_HEADER_BYTES;
+    memcpy(to, key, key_len);
+    size_t head = left_out == 0 ? payload_len : CHECKPOINT_HOLD_ID_OFFSET;
+    if (head > 0)
+        memcpy(to + key_len, payload, head);
+    if (stored_len > head)
+        memcpy(to + key_len + head, payload + head + left_out, stored_len - head);
     return 0;
 }
 

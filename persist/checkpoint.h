@@ -6,10 +6,11 @@
  *    key = 1 kind byte + id bytes, value = 1 type byte + payload) plus that LSN. Recovery loads
  *    every record in key order (checkpoint_store_load) and replays the WAL after the LSN.
  *  - Batches: checkpoint_batch_t is an immutable-once-submitted buffer of (key, type, payload,
- *    deleted) entries, built on the loop thread by passing checkpoint_batch_snapshot_cb to
- *    allot_state_checkpoint_begin (core/state.h; serialized in slices, copy-on-write, so the
- *    callback also runs inside writers) or allot_state_snapshot_each_dirty, incremental, or
- *    allot_state_snapshot_each, full: the
+ *    deleted) entries (a hold's already without the id its key holds: its stored form, so
+ *    checkpoint_batch_bytes counts what the loop copied), built on the loop thread by passing
+ *    checkpoint_batch_snapshot_cb to allot_state_checkpoint_begin (core/state.h; serialized in
+ *    slices, copy-on-write, so the callback also runs inside writers) or
+ *    allot_state_snapshot_each_dirty, incremental, or allot_state_snapshot_each, full: the
  *    writer then drops every stored object first, except orders (kind 0x05): those not in the
  *    batch left memory, so they are kept and marked archived - see core/order.h). A failed append
  * (out of memory) marks the batch failed (checkpoint_batch_failed); such a batch must not be

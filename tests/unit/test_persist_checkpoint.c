@@ -1421,6 +1421,33 @@ Test(checkpoint, a_writers_next_batches_fill_the_chunks_its_committed_batches_fr
     order_assert_stored();
 }
 
+Test(checkpoint, the_loop_copies_a_hold_into_its_batch_without_the_id_its_key_holds)
+{
+    st = fx_state();
+    populate(st);
+    static hold_records_t h;
+    holds_of(st, &h);
+    checkpoint_batch_t *batch = checkpoint_batch_create(false);
+    size_t expected = 0;
+    for (size_t i = 0; i < h.count; i++) {
+        cr_assert_eq(checkpoint_batch_add(batch, h.key[i], h.key_len[i], h.type[i], h.payload[i],
+                                          h.payload_len[i], false),
+                     0);
+        /* the entry header, the key, the payload less its 2-byte id length and id */
+        expected += 8 + h.key_len[i] + h.payload_len[i] - 2 - (h.key_len[i] - 1);
+    }
+    cr_assert_eq(checkpoint_batch_bytes(batch), expected);
+    /* Under another key the payload's id is not the key's: copied whole. */
+    uint8_t key[1 + ALLOT_ID_BYTES_MAX];
+    memcpy(key, h.key[0], h.key_len[0]);
+    key[h.key_len[0] - 1] ^= 1;
+    cr_assert_eq(checkpoint_batch_add(batch, key, h.key_len[0], h.type[0], h.payload[0],
+                                      h.payload_len[0], false),
+                 0);
+    cr_assert_eq(checkpoint_batch_bytes(batch), expected + 8 + h.key_len[0] + h.payload_len[0]);
+    checkpoint_batch_free(batch);
+}
+
 /* n entries of payload_bytes each under transit keys (the writer stores them as they are). */
 static void large_entries_add(checkpoint_batch_t *batch, uint32_t n, size_t payload_bytes)
 {
