@@ -346,7 +346,8 @@ void checkpoint_batch_free(checkpoint_batch_t *batch)
 }
 
 /* A chunk for an entry of need bytes that does not fit in the last one: a spare, or a new one
- * twice the size of the last (NULL when out of memory). */
+ * twice the size of the last, or as large as what the batch holds when that is more (the last
+ * spare taken may be a small one) (NULL when out of memory). */
 static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
 {
     batch_chunk_t *chunk = batch->spares != NULL ? spares_take(batch->spares, need) : NULL;
@@ -355,6 +356,8 @@ static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
     batch_chunk_t *last = batch->last;
     size_t block_bytes =
         last == NULL ? CHECKPOINT_BATCH_CHUNK_BYTES_MIN : 2 * chunk_block_bytes(last);
+    if (block_bytes < batch->bytes)
+        block_bytes = batch->bytes;
     if (block_bytes > CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
         block_bytes = CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
     if (block_bytes < sizeof(*chunk) + need)

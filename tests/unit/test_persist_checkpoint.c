@@ -1502,8 +1502,15 @@ Test(checkpoint, a_writers_next_checkpoints_copy_into_its_chunks_and_keep_no_mor
         cr_assert_leq(next.bytes, last.bytes);
         last = next;
     }
+    /* A larger one takes the spares, then fresh chunks of the largest size: 8 MB more than the
+     * spares hold take 3 chunks at most (not a new run of small ones doubling from 64 KiB). */
+    large_batch_commit(&loop, writer, &log, 340, 5); /* 20 MB */
+    checkpoint_spare_stats_t larger;
+    checkpoint_writer_spare_stats(writer, &larger);
+    cr_assert_leq(larger.chunks_fresh - first.chunks_fresh, 3, "%" PRIu64 " fresh chunks",
+                  larger.chunks_fresh - first.chunks_fresh);
     /* A checkpoint larger than the bound: the spares keep the bound at most. */
-    large_batch_commit(&loop, writer, &log, 1300, 5); /* 78 MB */
+    large_batch_commit(&loop, writer, &log, 1300, 6); /* 78 MB */
     size_t kept = checkpoint_writer_spare_bytes(writer);
     cr_assert_leq(kept, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
     cr_assert_geq(kept, CHECKPOINT_BATCH_SPARE_BYTES_MAX - CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
