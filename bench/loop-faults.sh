@@ -24,7 +24,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
 minflt() { awk '{print $10}' "$1"; } # the command name, allotd-A or -B, has no blank
 run() { # PORT SECONDS [more allot-bench options]
   local p=$1 s=$2
@@ -55,11 +57,12 @@ for i in $(seq "$PAIRS"); do
     loop1=$(minflt /proc/$pid/task/$pid/stat) proc1=$(minflt /proc/$pid/stat)
     python3 - "$work/$s-$i.json" "$s" "$i" $((loop1 - loop0)) $((proc1 - proc0)) <<'PY'
 import json, sys
-path, side, run, loop, proc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+path, side, run = sys.argv[1:4]
+loop, proc = int(sys.argv[4]), int(sys.argv[5])
 r = json.load(open(path))
 n = sum(o["count"] for o in r["ops"].values())
-print("%-4s %4s %10d %12d %12d %10.4f %10.4f %10.3f" % (side, run, n, loop, proc, loop / n, proc / n,
-      1e6 * r["server_cpu_s"] / n))
+print("%-4s %4s %10d %12d %12d %10.4f %10.4f %10.3f"
+      % (side, run, n, loop, proc, loop / n, proc / n, 1e6 * r["server_cpu_s"] / n))
 PY
     grep "event=checkpoint " "$work/$s-$i.log" | sed "s/^/#   $s-$i /" || true
     kill "$pid"

@@ -215,8 +215,7 @@ checkpoint_batch_t *checkpoint_batch_create(bool full)
     return batch;
 }
 
-/* ---- chunk memory -----------------------------------------------------------------------------
- */
+/* ---- chunk memory ---------------------------------------------------------------------------- */
 
 /* The bytes of the block a chunk is. */
 static size_t chunk_block_bytes(const batch_chunk_t *chunk)
@@ -346,8 +345,8 @@ void checkpoint_batch_free(checkpoint_batch_t *batch)
 }
 
 /* A chunk for an entry of need bytes that does not fit in the last one: a spare, or a new one
- * twice the size of the last, or as large as what the batch holds when that is more (the last
- * spare taken may be a small one) (NULL when out of memory). */
+ * twice the size of the last or as large as what the batch holds, whichever is more (the last
+ * spare taken may be a small one); NULL when out of memory. */
 static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
 {
     batch_chunk_t *chunk = batch->spares != NULL ? spares_take(batch->spares, need) : NULL;
