@@ -328,6 +328,10 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define SERVER_PATH_BYTES_MAX 1024
 /* Housekeeping (expiry, timeouts, checkpoint triggers, once-a-second publishing) period. */
 #define SERVER_HOUSEKEEPING_PERIOD_MS 250
+/* The checkpoint writer's spare batch chunks are kept while the dirty count changes; once it has
+ * not changed for this long (and no checkpoint runs), they are fitted to it (persist/checkpoint.h,
+ * checkpoint_writer_spares_fit). */
+#define SERVER_CHECKPOINT_SPARES_IDLE_MS 1000
 /* At shutdown, connections get this long to take their replies before they are closed. */
 #define SERVER_SHUTDOWN_GRACE_MS 5000
 /* Reservations expired per housekeeping step; each is one small WAL record. */
@@ -623,6 +627,9 @@ _Static_assert(ALLOT_CHECKPOINT_INTERVAL_S_DEFAULT <= ALLOT_CHECKPOINT_INTERVAL_
                    ALLOT_CHECKPOINT_WAL_BYTES_DEFAULT <= ALLOT_CHECKPOINT_WAL_BYTES_CEILING &&
                    ALLOT_CHECKPOINT_DIRTY_MAX_DEFAULT <= ALLOT_CHECKPOINT_DIRTY_MAX_CEILING,
                "checkpoint trigger defaults within range");
+_Static_assert(SERVER_CHECKPOINT_SPARES_IDLE_MS % SERVER_HOUSEKEEPING_PERIOD_MS == 0 &&
+                   SERVER_CHECKPOINT_SPARES_IDLE_MS >= SERVER_HOUSEKEEPING_PERIOD_MS,
+               "the spares' idle time is a whole number of housekeeping ticks");
 _Static_assert(1000 % SERVER_HOUSEKEEPING_PERIOD_MS == 0,
                "housekeeping ticks a whole number of times per second");
 _Static_assert(SERVER_CHECKPOINT_STEP_OBJECTS <= SERVER_CHECKPOINT_SLICE_OBJECTS,

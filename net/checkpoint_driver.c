@@ -244,11 +244,21 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
     cp->failed += status != 0;
     if (status == 0) {
         server->checkpoint_lsn = lsn;
-        /* the chunks kept for the next batch: as many as what is dirty now will fill (none when
-         * nothing is: idle memory is given back before the checkpoint is answered) */
-        checkpoint_writer_spares_fit(cp->writer, allot_state_dirty_count(server->state));
+        /* the chunks kept for the next batch: what this one took while writes go on (the
+         * dirty set is still growing: fitting the spares to it now would leave the next batch
+         * fresh pages), none when nothing is dirty (idle memory is given back before the
+         * checkpoint is answered); the tick fits them once writes stop (spares_fit_when_idle) */
+        cp->dirty_at_tick = allot_state_dirty_count(server->state);
+        cp->dirty_still_ticks = 0;
+        if (cp->dirty_at_tick == 0)
+            checkpoint_writer_spares_fit(cp->writer, 0);
+        checkpoint_spare_stats_t spares;
+        checkpoint_writer_spare_stats(cp->writer, &spares);
         log_event(LOG_INFO, "checkpoint", LOG_UINT("lsn", lsn), LOG_UINT("puts", stats->puts),
-                  LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes));
+                  LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes),
+                  LOG_UINT("spare_bytes", spares.bytes),
+                  LOG_UINT("chunks_reused", spares.chunks_reused),
+                  LOG_UINT("chunks_fresh", spares.chunks_fresh));
         /* the events of the records about to go are derived again from them no more: the
          * store was synced on the writer thread (checkpoint_driver_committed_cb) */
         events_checkpointed(server->events, stats->committed_status);
@@ -273,11 +283,27 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
         server_shutdown_close_all(server);
 }
 
+/* No checkpoint running and the dirty count as it was SERVER_CHECKPOINT_SPARES_IDLE_MS ago: keep
+ * only the spare chunks what is dirty will fill (none when nothing is), as no larger checkpoint
+ * is in sight. */
+static void spares_fit_when_idle(server_t *server, size_t dirty)
+{
+    server_checkpoint_t *cp = &server->checkpoint;
+    bool still = dirty == cp->dirty_at_tick && cp->building == NULL && cp->pending == NULL &&
+                 !checkpoint_writer_busy(cp->writer);
+    cp->dirty_at_tick = dirty;
+    cp->dirty_still_ticks = still ? cp->dirty_still_ticks + 1 : 0;
+    if (cp->dirty_still_ticks == SERVER_CHECKPOINT_SPARES_IDLE_MS / SERVER_HOUSEKEEPING_PERIOD_MS)
+        checkpoint_writer_spares_fit(cp->writer, dirty);
+}
+
 void checkpoint_driver_tick(server_t *server)
 {
     server_checkpoint_t *cp = &server->checkpoint;
     if (cp->writer == NULL)
         return;
+    size_t dirty = allot_state_dirty_count(server->state);
+    spares_fit_when_idle(server, dirty);
     if (cp->requested && cp->building == NULL && cp->pending == NULL &&
         !checkpoint_writer_busy(cp->writer)) {
         checkpoint_start(server, "requested"); /* came while one was running that then failed */
@@ -292,8 +318,7 @@ void checkpoint_driver_tick(server_t *server)
         server_log_bytes(server) - cp->wal_bytes_at_start >= config->checkpoint_wal_bytes;
     /* Serializing is sliced, so the dirty set no longer bounds a stall; the count bounds the
      * size of one checkpoint (its batch is held in memory) and what a crash leaves to replay. */
-    bool by_dirty = config->checkpoint_dirty_max > 0 &&
-                    allot_state_dirty_count(server->state) >= config->checkpoint_dirty_max;
+    bool by_dirty = config->checkpoint_dirty_max > 0 && dirty >= config->checkpoint_dirty_max;
     if (!by_time && !by_bytes && !by_dirty)
         return;
     if (checkpoint_due(server)) {

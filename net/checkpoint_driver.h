@@ -71,12 +71,17 @@ typedef struct server_checkpoint {
     uint8_t shutdown_phase;      /* 0 serving, 1 final checkpoint, 2 closing */
     uint64_t completed, failed;  /* checkpoints committed / failed (metrics) */
     int64_t last_duration_ms;    /* serialization to commit of the last one */
+    size_t dirty_at_tick;        /* the dirty count at the last tick or commit */
+    uint32_t dirty_still_ticks;  /* ticks since it last changed (or a checkpoint ran) */
     uint32_t waiter_count;
     checkpoint_waiter_t waiters[SERVER_CHECKPOINT_WAITERS_MAX];
 } server_checkpoint_t;
 
 /* Housekeeping tick: start a checkpoint if a trigger fired (or one was requested while the last
- * one ran), else evict aged orders when nothing changed since the last commit. */
+ * one ran), else evict aged orders when nothing changed since the last commit. Between
+ * checkpoints, once the dirty count has not changed for SERVER_CHECKPOINT_SPARES_IDLE_MS, the
+ * writer's spare chunks are fitted to it (checkpoint_writer_spares_fit): kept while writes go on,
+ * given back when they stop. */
 void checkpoint_driver_tick(struct server *server);
 /* Start a checkpoint now (a raft snapshot asks for one): 0 with *lsn, the LSN it covers, or
  * ALLOT_EOVERLOADED while one is running (ALLOT_ENOMEM: it could not start). */

@@ -173,11 +173,12 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_cstr(pk, "loop_iteration");
     pack_histogram(pk, &m->loop_iteration_us);
     pack_cstr(pk, "checkpoint");
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     pack_key_int(pk, "lsn", (int64_t)g->checkpoint_lsn);
     pack_key_int(pk, "count", (int64_t)g->checkpoints);
     pack_key_int(pk, "failures", (int64_t)g->checkpoint_failures);
     pack_key_int(pk, "last_duration_ms", g->checkpoint_last_ms);
+    pack_key_int(pk, "spare_bytes", (int64_t)g->checkpoint_spare_bytes);
     pack_cstr(pk, "buffers");
     msgpack_pack_map(pk, 3);
     pack_key_int(pk, "bytes", (int64_t)g->buffered_bytes);

@@ -47,7 +47,8 @@ typedef struct metrics_gauges {
     uint64_t checkpoints, checkpoint_failures;
     /* ended reservation ids and adjust keys the entry cap evicted inside the window (core) */
     uint64_t idempotency_evicted_early;
-    int64_t checkpoint_last_ms; /* duration of the last checkpoint */
+    int64_t checkpoint_last_ms;      /* duration of the last checkpoint */
+    uint64_t checkpoint_spare_bytes; /* batch chunks kept for the next checkpoint */
     int64_t uptime_s;
     int64_t started_ms; /* wall-clock ms when the process started serving */
     bool writes_allowed;

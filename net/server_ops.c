@@ -111,6 +111,9 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     g->checkpoints = server->checkpoint.completed;
     g->checkpoint_failures = server->checkpoint.failed;
     g->checkpoint_last_ms = server->checkpoint.last_duration_ms;
+    g->checkpoint_spare_bytes = server->checkpoint.writer != NULL
+                                    ? checkpoint_writer_spare_bytes(server->checkpoint.writer)
+                                    : 0;
     g->uptime_s = (server->now_ms - server->started_ms) / 1000;
     g->started_ms = server->started_ms;
     int refused;

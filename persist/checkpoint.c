@@ -131,6 +131,9 @@
  * two chunks), each
  *     0  2  key bytes K          3  1  deleted (0/1)        8    K  key
  *     2  1  type                 4  4  payload bytes P      8+K  P  payload
+ * type and payload are what the stored value will hold between its type byte and its trailer:
+ * checkpoint_batch_add already leaves a hold's id out of its payload (HOLD RECORDS: type
+ * 18 | CHECKPOINT_TYPE_ID_IN_KEY), so the loop copies no byte the writer would drop.
  */
 #include "checkpoint.h"
 
@@ -156,6 +159,7 @@
 #include "core/byte_order.h"
 #include "core/errors.h"
 #include "core/event.h"
+#include "core/pages.h"
 #include "crc32c.h"
 
 #define CHECKPOINT_ENTRY_HEADER_BYTES 8u
@@ -163,8 +167,12 @@
  * top down: 96 is more than any count of entries needs). */
 #define CHECKPOINT_SORT_RUNS_MAX 96u
 /* A batch grows by chunks (CHECKPOINT_BATCH_CHUNK_BYTES_MIN, each next one twice the previous,
- * up to _MAX), never by copying what it holds: the loop appends to it in slices, so a realloc
- * of a large batch would be a stall. */
+ * up to _MAX, header included), never by copying what it holds: the loop appends to it in
+ * slices, so a realloc of a large batch would be a stall. A chunk of ALLOT_PAGES_HUGE_BYTES or
+ * more is a mapping of whole huge pages (core/pages.h): the loop's copies fault once per 2 MiB,
+ * not once per 4 KiB; a smaller one comes from malloc. */
+_Static_assert(CHECKPOINT_BATCH_CHUNK_BYTES_MAX % ALLOT_PAGES_HUGE_BYTES == 0,
+               "the largest batch chunks are whole huge pages");
 
 /* ---- batches ----------------------------------------------------------------------------- */
 
@@ -179,8 +187,10 @@ typedef struct batch_chunk {
 typedef struct batch_spares {
     pthread_mutex_t mutex; /* the loop takes and frees chunks, the writer thread frees them */
     batch_chunk_t *first;
-    size_t bytes;       /* the capacity of the chunks kept */
-    size_t entry_bytes; /* chunk bytes per entry of the last commit's batches (rounded up) */
+    size_t bytes;           /* the block bytes of the chunks kept */
+    size_t entry_bytes;     /* chunk bytes per entry of the last commit's batches (rounded up) */
+    uint64_t chunks_reused; /* chunks batches took from the spares, ever */
+    uint64_t chunks_fresh;  /* chunks they allocated instead, ever */
 } batch_spares_t;
 
 struct checkpoint_batch {
@@ -210,27 +220,60 @@ checkpoint_batch_t *checkpoint_batch_create(bool full)
     return batch;
 }
 
-/* ---- spare chunks ----------------------------------------------------------------------------
- * A batch's chunks are touched for the first time by the loop's copies: from malloc (mmap for
- * chunks of megabytes) every page of them is a page fault and a page the kernel zeroes, on the
- * loop, one batch after the other. A writer's batches (checkpoint_writer_batch_create) take
- * their chunks from the writer's spares first, and give them back when freed: after a commit
- * the spares keep at most what that commit's batches took (so memory follows the size of the
- * checkpoints: a small one gives back what a large one left), and never more than
- * CHECKPOINT_BATCH_SPARE_BYTES_MAX; the loop then keeps only what the objects dirty by then
- * would fill (checkpoint_writer_spares_fit: nothing when no checkpoint is in sight). */
+/* ---- chunk memory ---------------------------------------------------------------------------- */
 
-/* A kept chunk with room for need bytes (the first one: they are mostly of the maximum size),
- * emptied, or NULL. */
+/* The bytes of the block a chunk is. */
+static size_t chunk_block_bytes(const batch_chunk_t *chunk)
+{
+    return sizeof(*chunk) + chunk->capacity;
+}
+
+/* A chunk of block_bytes (header included; whole huge pages from ALLOT_PAGES_HUGE_BYTES on),
+ * not touched yet: its pages are faulted in by the copies. NULL when out of memory. */
+static batch_chunk_t *chunk_alloc(size_t block_bytes)
+{
+    if (block_bytes >= ALLOT_PAGES_HUGE_BYTES)
+        block_bytes = (block_bytes + ALLOT_PAGES_HUGE_BYTES - 1) & ~(ALLOT_PAGES_HUGE_BYTES - 1);
+    batch_chunk_t *chunk = block_bytes >= ALLOT_PAGES_HUGE_BYTES ? allot_pages_alloc(block_bytes)
+                                                                 : malloc(block_bytes);
+    if (chunk != NULL)
+        *chunk = (batch_chunk_t){.capacity = block_bytes - sizeof(*chunk)};
+    return chunk;
+}
+
+static void chunk_free(batch_chunk_t *chunk)
+{
+    size_t block_bytes = chunk_block_bytes(chunk);
+    if (block_bytes >= ALLOT_PAGES_HUGE_BYTES)
+        allot_pages_free(chunk, block_bytes);
+    else
+        free(chunk);
+}
+
+/* ---- spare chunks ----------------------------------------------------------------------------
+ * A batch's chunks are touched for the first time by the loop's copies: every page of a fresh
+ * one is a page fault on the loop (one per 4 KiB of a malloc'd chunk, one per 2 MiB of a mapped
+ * one), one batch after the other. A writer's batches (checkpoint_writer_batch_create) take
+ * their chunks from the writer's spares first, and give them back when freed. MEMORY BOUND: the
+ * spares hold at most CHECKPOINT_BATCH_SPARE_BYTES_MAX, and after a commit at most what that
+ * commit's batches took (so memory follows the size of the checkpoints: a small one gives back
+ * what a large one left); the loop keeps them while checkpoints follow each other, and trims
+ * them to what the objects dirty by then would fill when no checkpoint is in sight
+ * (checkpoint_writer_spares_fit: nothing dirty, nothing kept). */
+
+/* A kept chunk with room for need bytes (the first one that has it: they are mostly of the
+ * maximum size), emptied, or NULL. */
 static batch_chunk_t *spares_take(batch_spares_t *spares, size_t need)
 {
     pthread_mutex_lock(&spares->mutex);
-    batch_chunk_t *chunk = spares->first;
-    if (chunk != NULL && chunk->capacity >= need) {
-        spares->first = chunk->next;
-        spares->bytes -= chunk->capacity;
-    } else {
-        chunk = NULL;
+    batch_chunk_t **at = &spares->first;
+    while (*at != NULL && (*at)->capacity < need)
+        at = &(*at)->next;
+    batch_chunk_t *chunk = *at;
+    if (chunk != NULL) {
+        *at = chunk->next;
+        spares->bytes -= chunk_block_bytes(chunk);
+        spares->chunks_reused++;
     }
     pthread_mutex_unlock(&spares->mutex);
     if (chunk != NULL) {
@@ -247,13 +290,13 @@ static void spares_give(batch_spares_t *spares, batch_chunk_t *chunk, size_t byt
     batch_chunk_t *next;
     for (; chunk != NULL; chunk = next) {
         next = chunk->next;
-        if (spares->bytes + chunk->capacity > bytes_max) {
-            free(chunk);
+        if (spares->bytes + chunk_block_bytes(chunk) > bytes_max) {
+            chunk_free(chunk);
             continue;
         }
         chunk->next = spares->first;
         spares->first = chunk;
-        spares->bytes += chunk->capacity;
+        spares->bytes += chunk_block_bytes(chunk);
     }
     pthread_mutex_unlock(&spares->mutex);
 }
@@ -265,8 +308,8 @@ static void spares_trim(batch_spares_t *spares, size_t bytes_max)
     while (spares->first != NULL && spares->bytes > bytes_max) {
         batch_chunk_t *chunk = spares->first;
         spares->first = chunk->next;
-        spares->bytes -= chunk->capacity;
-        free(chunk);
+        spares->bytes -= chunk_block_bytes(chunk);
+        chunk_free(chunk);
     }
     pthread_mutex_unlock(&spares->mutex);
 }
@@ -281,12 +324,12 @@ static void spares_measure(batch_spares_t *spares, size_t bytes, size_t entries)
     pthread_mutex_unlock(&spares->mutex);
 }
 
-/* The capacity of a batch's chunks. */
+/* The block bytes of a batch's chunks. */
 static size_t batch_capacity(const checkpoint_batch_t *batch)
 {
     size_t bytes = 0;
     for (const batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = chunk->next)
-        bytes += chunk->capacity;
+        bytes += chunk_block_bytes(chunk);
     return bytes;
 }
 
@@ -300,29 +343,72 @@ void checkpoint_batch_free(checkpoint_batch_t *batch)
         batch_chunk_t *next;
         for (batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = next) {
             next = chunk->next;
-            free(chunk);
+            chunk_free(chunk);
         }
     }
     free(batch);
 }
 
 /* A chunk for an entry of need bytes that does not fit in the last one: a spare, or a new one
- * twice the size of the last (NULL when out of memory). */
+ * twice the size of the last or as large as what the batch holds, whichever is more (the last
+ * spare taken may be a small one); NULL when out of memory. */
 static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
 {
     batch_chunk_t *chunk = batch->spares != NULL ? spares_take(batch->spares, need) : NULL;
     if (chunk != NULL)
         return chunk;
     batch_chunk_t *last = batch->last;
-    size_t capacity = last == NULL ? CHECKPOINT_BATCH_CHUNK_BYTES_MIN : 2 * last->capacity;
-    if (capacity > CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
-        capacity = CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
-    if (capacity < need)
-        capacity = need;
-    chunk = malloc(sizeof(*chunk) + capacity);
-    if (chunk != NULL)
-        *chunk = (batch_chunk_t){.capacity = capacity};
+    size_t block_bytes =
+        last == NULL ? CHECKPOINT_BATCH_CHUNK_BYTES_MIN : 2 * chunk_block_bytes(last);
+    if (block_bytes < batch->bytes)
+        block_bytes = batch->bytes;
+    if (block_bytes > CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
+        block_bytes = CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
+    if (block_bytes < sizeof(*chunk) + need)
+        block_bytes = sizeof(*chunk) + need;
+    chunk = chunk_alloc(block_bytes);
+    if (chunk != NULL && batch->spares != NULL) {
+        pthread_mutex_lock(&batch->spares->mutex);
+        batch->spares->chunks_fresh++;
+        pthread_mutex_unlock(&batch->spares->mutex);
+    }
     return chunk;
+}
+
+/* The bytes of a payload its stored value leaves out (HOLD RECORDS): a reservation snapshot's
+ * id length and id, when the id is the key's; 0 when nothing is left out. */
+static size_t hold_id_bytes(const uint8_t *key, size_t key_len, uint8_t type,
+                            const uint8_t *payload, size_t payload_len)
+{
+    size_t id_len = key_len - 1;
+    if (type != ALLOT_EVENT_RESERVATION_SNAPSHOT || key[0] != CHECKPOINT_KIND_RESERVATION ||
+        payload_len < CHECKPOINT_HOLD_ID_OFFSET + 2 + id_len ||
+        allot_u16_load_le(payload + CHECKPOINT_HOLD_ID_OFFSET) != id_len ||
+        memcmp(payload + CHECKPOINT_HOLD_ID_OFFSET + 2, key + 1, id_len) != 0)
+        return 0;
+    return 2 + id_len;
+}
+
+/* The room for an entry of need bytes at the end of the batch (a new chunk when the last one
+ * is full), or NULL when out of memory. */
+static uint8_t *batch_room(checkpoint_batch_t *batch, size_t need)
+{
+    batch_chunk_t *last = batch->last;
+    if (last == NULL || last->capacity - last->used < need) {
+        batch_chunk_t *chunk = batch_chunk_new(batch, need);
+        if (chunk == NULL)
+            return NULL;
+        if (last != NULL)
+            last->next = chunk;
+        else
+            batch->first = chunk;
+        batch->last = last = chunk;
+    }
+    uint8_t *p = last->data + last->used;
+    last->used += need;
+    batch->bytes += need;
+    batch->entries++;
+    return p;
 }
 
 int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t key_len,
@@ -334,31 +420,24 @@ int checkpoint_batch_add(checkpoint_batch_t *batch, const uint8_t *key, size_t k
         batch->failed = true;
         return ALLOT_EINVALID_ARGUMENT;
     }
-    size_t need = CHECKPOINT_ENTRY_HEADER_BYTES + key_len + payload_len;
-    batch_chunk_t *last = batch->last;
-    if (last == NULL || last->capacity - last->used < need) {
-        batch_chunk_t *chunk = batch_chunk_new(batch, need);
-        if (chunk == NULL) {
-            batch->failed = true;
-            return ALLOT_ENOMEM;
-        }
-        if (last != NULL)
-            last->next = chunk;
-        else
-            batch->first = chunk;
-        batch->last = last = chunk;
+    size_t left_out = hold_id_bytes(key, key_len, type, payload, payload_len);
+    size_t stored_len = payload_len - left_out;
+    uint8_t *p = batch_room(batch, CHECKPOINT_ENTRY_HEADER_BYTES + key_len + stored_len);
+    if (p == NULL) {
+        batch->failed = true;
+        return ALLOT_ENOMEM;
     }
-    uint8_t *p = last->data + last->used;
     allot_u16_store_le(p, (uint16_t)key_len);
-    p[2] = type;
+    p[2] = left_out == 0 ? type : (uint8_t)(type | CHECKPOINT_TYPE_ID_IN_KEY);
     p[3] = deleted ? 1 : 0;
-    allot_u32_store_le(p + 4, (uint32_t)payload_len);
-    memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES, key, key_len);
-    if (payload_len > 0)
-        memcpy(p + CHECKPOINT_ENTRY_HEADER_BYTES + key_len, payload, payload_len);
-    last->used += need;
-    batch->bytes += need;
-    batch->entries++;
+    allot_u32_store_le(p + 4, (uint32_t)stored_len);
+    uint8_t *to = p + CHECKPOINT_ENTRY_HEADER_BYTES;
+    memcpy(to, key, key_len);
+    size_t head = left_out == 0 ? payload_len : CHECKPOINT_HOLD_ID_OFFSET;
+    if (head > 0)
+        memcpy(to + key_len, payload, head);
+    if (stored_len > head)
+        memcpy(to + key_len + head, payload + head + left_out, stored_len - head);
     return 0;
 }
 
@@ -1406,10 +1485,18 @@ void checkpoint_writer_spares_fit(checkpoint_writer_t *writer, size_t entries)
 
 size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer)
 {
+    checkpoint_spare_stats_t stats;
+    checkpoint_writer_spare_stats(writer, &stats);
+    return stats.bytes;
+}
+
+void checkpoint_writer_spare_stats(checkpoint_writer_t *writer, checkpoint_spare_stats_t *out)
+{
     pthread_mutex_lock(&writer->spares.mutex);
-    size_t bytes = writer->spares.bytes;
+    *out = (checkpoint_spare_stats_t){.bytes = writer->spares.bytes,
+                                      .chunks_reused = writer->spares.chunks_reused,
+                                      .chunks_fresh = writer->spares.chunks_fresh};
     pthread_mutex_unlock(&writer->spares.mutex);
-    return bytes;
 }
 
 int checkpoint_writer_submit(checkpoint_writer_t *writer, checkpoint_batch_t *batch, uint64_t lsn)

@@ -6,10 +6,11 @@
  *    key = 1 kind byte + id bytes, value = 1 type byte + payload) plus that LSN. Recovery loads
  *    every record in key order (checkpoint_store_load) and replays the WAL after the LSN.
  *  - Batches: checkpoint_batch_t is an immutable-once-submitted buffer of (key, type, payload,
- *    deleted) entries, built on the loop thread by passing checkpoint_batch_snapshot_cb to
- *    allot_state_checkpoint_begin (core/state.h; serialized in slices, copy-on-write, so the
- *    callback also runs inside writers) or allot_state_snapshot_each_dirty, incremental, or
- *    allot_state_snapshot_each, full: the
+ *    deleted) entries (a hold's already without the id its key holds: its stored form, so
+ *    checkpoint_batch_bytes counts what the loop copied), built on the loop thread by passing
+ *    checkpoint_batch_snapshot_cb to allot_state_checkpoint_begin (core/state.h; serialized in
+ *    slices, copy-on-write, so the callback also runs inside writers) or
+ *    allot_state_snapshot_each_dirty, incremental, or allot_state_snapshot_each, full: the
  *    writer then drops every stored object first, except orders (kind 0x05): those not in the
  *    batch left memory, so they are kept and marked archived - see core/order.h). A failed append
  * (out of memory) marks the batch failed (checkpoint_batch_failed); such a batch must not be
@@ -223,17 +224,26 @@ int checkpoint_writer_start(uv_loop_t *loop, checkpoint_store_t *store, checkpoi
                             checkpoint_done_cb done_cb, void *ctx);
 /* A batch (checkpoint_batch_create) whose chunks come from the writer's spares, the chunks of
  * its batches freed before, and go back to them when it is freed: where checkpoints follow each
- * other, the loop copies into pages already faulted in instead of fresh ones. After a commit the
- * spares keep at most the chunk bytes of the batches it wrote (never more than
- * CHECKPOINT_BATCH_SPARE_BYTES_MAX); checkpoint_writer_close frees them. Such a batch must be
- * submitted or freed before the writer is closed. NULL when out of memory. */
+ * other, the loop copies into pages already faulted in instead of fresh ones (a fresh chunk of
+ * 2 MiB or more is whole huge pages, core/pages.h: one fault per 2 MiB). Memory bound: after a
+ * commit the spares keep at most the chunk bytes of the batches it wrote, and never more than
+ * CHECKPOINT_BATCH_SPARE_BYTES_MAX; checkpoint_writer_spares_fit gives back what no checkpoint
+ * in sight needs, checkpoint_writer_close frees them. Such a batch must be submitted or freed
+ * before the writer is closed. NULL when out of memory. */
 checkpoint_batch_t *checkpoint_writer_batch_create(checkpoint_writer_t *writer, bool full);
 /* Loop thread, idle: keep at most the chunks that `entries` entries the size of the last
- * commit's would fill (e.g. the objects dirty when a checkpoint is reported; 0 frees every kept
+ * commit's would fill (e.g. the objects dirty once writes have stopped; 0 frees every kept
  * chunk), so memory is kept for a checkpoint in sight only. */
 void checkpoint_writer_spares_fit(checkpoint_writer_t *writer, size_t entries);
-/* The chunk bytes the writer keeps for its next batches (any thread). */
+/* The chunk bytes (whole blocks, headers included) the writer keeps for its next batches (any
+ * thread). */
 size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer);
+typedef struct checkpoint_spare_stats {
+    size_t bytes;           /* checkpoint_writer_spare_bytes */
+    uint64_t chunks_reused; /* chunks the writer's batches took from the spares, ever */
+    uint64_t chunks_fresh;  /* chunks they allocated because no spare was left, ever */
+} checkpoint_spare_stats_t;
+void checkpoint_writer_spare_stats(checkpoint_writer_t *writer, checkpoint_spare_stats_t *out);
 /* Takes ownership of batch (may be NULL: retry the kept batches / write the LSN alone). On
  * error the batch is still owned by the caller. */
 int checkpoint_writer_submit(checkpoint_writer_t *writer, checkpoint_batch_t *batch, uint64_t lsn);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/base/pages.h"
+#include "core/pages.h"
 #include "core/errors.h"
 
 /* XXH3 from libxxhash, compiled in (header-only mode): ids are hashed several times per

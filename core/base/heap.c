@@ -8,7 +8,7 @@
 #include <assert.h>
 #include <stdlib.h>
 
-#include "core/base/pages.h"
+#include "core/pages.h"
 #include "core/errors.h"
 
 _Static_assert(sizeof(allot_heap_entry_t) == 16, "key_ms, 4 tie bytes and the item index");

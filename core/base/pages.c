@@ -1,5 +1,5 @@
 /* pages.c - large tables in huge-page-aligned anonymous mappings, small ones from malloc. */
-#include "core/base/pages.h"
+#include "core/pages.h"
 
 #include <assert.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/base/pages.h"
+#include "core/pages.h"
 #include "core/inventory/inventory_private.h"
 #include "core/reservation/reservation_private.h"
 

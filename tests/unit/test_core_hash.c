@@ -8,7 +8,7 @@
 
 #include "core/base/geo.h"
 #include "core/base/hash.h"
-#include "core/base/pages.h"
+#include "core/pages.h"
 #include "core/common.h"
 #include "core/errors.h"
 

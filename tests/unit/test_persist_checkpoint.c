@@ -1420,3 +1420,144 @@ Test(checkpoint, a_writers_next_batches_fill_the_chunks_its_committed_batches_fr
     cr_assert_eq(uv_loop_close(&loop), 0);
     order_assert_stored();
 }
+
+Test(checkpoint, the_loop_copies_a_hold_into_its_batch_without_the_id_its_key_holds)
+{
+    st = fx_state();
+    populate(st);
+    static hold_records_t h;
+    holds_of(st, &h);
+    checkpoint_batch_t *batch = checkpoint_batch_create(false);
+    size_t expected = 0;
+    for (size_t i = 0; i < h.count; i++) {
+        cr_assert_eq(checkpoint_batch_add(batch, h.key[i], h.key_len[i], h.type[i], h.payload[i],
+                                          h.payload_len[i], false),
+                     0);
+        /* the entry header, the key, the payload less its 2-byte id length and id */
+        expected += 8 + h.key_len[i] + h.payload_len[i] - 2 - (h.key_len[i] - 1);
+    }
+    cr_assert_eq(checkpoint_batch_bytes(batch), expected);
+    /* Under another key the payload's id is not the key's: copied whole. */
+    uint8_t key[1 + ALLOT_ID_BYTES_MAX];
+    memcpy(key, h.key[0], h.key_len[0]);
+    key[h.key_len[0] - 1] ^= 1;
+    cr_assert_eq(checkpoint_batch_add(batch, key, h.key_len[0], h.type[0], h.payload[0],
+                                      h.payload_len[0], false),
+                 0);
+    cr_assert_eq(checkpoint_batch_bytes(batch), expected + 8 + h.key_len[0] + h.payload_len[0]);
+    checkpoint_batch_free(batch);
+}
+
+/* n entries of payload_bytes each under transit keys (the writer stores them as they are). */
+static void large_entries_add(checkpoint_batch_t *batch, uint32_t n, size_t payload_bytes)
+{
+    static uint8_t payload[64 * 1024];
+    cr_assert_leq(payload_bytes, sizeof(payload));
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t key[16] = {CHECKPOINT_KIND_TRANSIT};
+        size_t key_len = 1 + (size_t)snprintf((char *)key + 1, 12, "m-%06u", i);
+        memcpy(payload, &i, sizeof(i));
+        cr_assert_eq(checkpoint_batch_add(batch, key, key_len, 21, payload, payload_bytes, false),
+                     0);
+    }
+}
+
+static void large_batch_commit(uv_loop_t *loop, checkpoint_writer_t *writer, done_log_t *log,
+                               uint32_t n, uint64_t lsn)
+{
+    checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
+    cr_assert_not_null(batch);
+    large_entries_add(batch, n, 60000);
+    int calls = log->calls;
+    cr_assert_eq(checkpoint_writer_submit(writer, batch, lsn), 0);
+    run_until(loop, &log->calls, calls + 1);
+    cr_assert_eq(log->status, 0);
+}
+
+Test(checkpoint, a_writers_next_checkpoints_copy_into_its_chunks_and_keep_no_more_than_the_bound)
+{
+    store_open(512ull << 20);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    done_log_t log = {0};
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    /* The first checkpoint's chunks are fresh; the next ones of the same size take their chunks
+     * from the spares, and allocate none. */
+    large_batch_commit(&loop, writer, &log, 200, 1); /* 12 MB */
+    checkpoint_spare_stats_t first;
+    checkpoint_writer_spare_stats(writer, &first);
+    cr_assert_gt(first.chunks_fresh, 0);
+    cr_assert_eq(first.chunks_reused, 0);
+    cr_assert_geq(first.bytes, 200 * 60000);
+    checkpoint_spare_stats_t last = first;
+    for (uint64_t lsn = 2; lsn <= 4; lsn++) {
+        large_batch_commit(&loop, writer, &log, 200, lsn);
+        checkpoint_spare_stats_t next;
+        checkpoint_writer_spare_stats(writer, &next);
+        cr_assert_eq(next.chunks_fresh, first.chunks_fresh, "checkpoint %" PRIu64, lsn);
+        cr_assert_gt(next.chunks_reused, last.chunks_reused, "checkpoint %" PRIu64, lsn);
+        /* kept: what the batch took (the largest chunks first), no more than before */
+        cr_assert_geq(next.bytes, 200 * 60000);
+        cr_assert_leq(next.bytes, last.bytes);
+        last = next;
+    }
+    /* A larger one takes the spares, then fresh chunks of the largest size: 8 MB more than the
+     * spares hold take 3 chunks at most (not a new run of small ones doubling from 64 KiB). */
+    large_batch_commit(&loop, writer, &log, 340, 5); /* 20 MB */
+    checkpoint_spare_stats_t larger;
+    checkpoint_writer_spare_stats(writer, &larger);
+    cr_assert_leq(larger.chunks_fresh - first.chunks_fresh, 3, "%" PRIu64 " fresh chunks",
+                  larger.chunks_fresh - first.chunks_fresh);
+    /* A checkpoint larger than the bound: the spares keep the bound at most. */
+    large_batch_commit(&loop, writer, &log, 1300, 6); /* 78 MB */
+    size_t kept = checkpoint_writer_spare_bytes(writer);
+    cr_assert_leq(kept, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
+    cr_assert_geq(kept, CHECKPOINT_BATCH_SPARE_BYTES_MAX - CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+    checkpoint_writer_close(writer, on_closed); /* frees the spares (ASan: nothing leaks) */
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* The bytes of this process's mappings the kernel may back with transparent huge pages. */
+static size_t thp_eligible_bytes(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    size_t size_kb = 0, eligible = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        size_t kb;
+        int flag;
+        if (sscanf(line, "Size: %zu kB", &kb) == 1)
+            size_kb = kb;
+        else if (sscanf(line, "THPeligible: %d", &flag) == 1 && flag == 1)
+            eligible += size_kb * 1024;
+    }
+    fclose(f);
+    return eligible;
+}
+
+static bool thp_available(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char mode[128] = {0};
+    bool available =
+        f != NULL && fgets(mode, sizeof(mode), f) != NULL && strstr(mode, "[never]") == NULL;
+    if (f != NULL)
+        fclose(f);
+    return available;
+}
+
+Test(checkpoint, a_batchs_large_chunks_are_memory_the_kernel_may_back_with_huge_pages)
+{
+    if (!thp_available())
+        cr_skip_test("no transparent huge pages on this machine");
+    size_t before = thp_eligible_bytes();
+    checkpoint_batch_t *batch = checkpoint_batch_create(false);
+    large_entries_add(batch, 150, 60000); /* 9 MB: chunks of 64 KiB doubling to 4 MiB */
+    size_t after = thp_eligible_bytes();
+    cr_assert_geq(after, before + CHECKPOINT_BATCH_CHUNK_BYTES_MAX,
+                  "%zu eligible bytes, %zu before", after, before);
+    checkpoint_batch_free(batch);
+}

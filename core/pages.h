@@ -1,5 +1,6 @@
-/* pages.h - the memory of large tables (the holds' slab, the id hash, the heaps): anonymous
- * mappings the kernel may back with transparent huge pages.
+/* pages.h - the memory of large tables (the holds' slab, the id hash, the heaps) and of other
+ * large blocks (persist/'s checkpoint batch chunks): anonymous mappings the kernel may back with
+ * transparent huge pages.
  *
  * Contract: a block of `bytes` from allot_pages_alloc() is zeroed; allot_pages_resize() keeps its
  * first min(old, new) bytes (the rest is unspecified) and may move it; the caller keeps the
@@ -8,8 +9,8 @@
  * 2 MiB pages, which the kernel is asked (madvise MADV_HUGEPAGE, a hint) to fault in 2 MiB at a
  * time: one page fault and one TLB entry where 4 KiB pages take 512 (a table of millions of
  * slots probed at random misses the TLB on nearly every probe otherwise). Growth moves the pages
- * (mremap), it never copies them. NULL when out of memory, nothing changed. Internal to core/;
- * libc only; not thread-safe per block.
+ * (mremap), it never copies them. NULL when out of memory, nothing changed. libc only; a block may
+ * be freed on another thread than the one that allocated it, but is not thread-safe otherwise.
  */
 #ifndef ALLOT_CORE_PAGES_H
 #define ALLOT_CORE_PAGES_H
