@@ -151,7 +151,8 @@ int allot_hash_insert(allot_hash_t *table, uint32_t hash, uint32_t index)
     int rc = allot_hash_reserve(table, 1);
     if (rc != 0)
         return rc;
-    hash_migrate(table, ALLOT_HASH_MIGRATE_SLOTS);
+    if (table->old_slots != NULL)
+        hash_migrate(table, ALLOT_HASH_MIGRATE_SLOTS);
     hash_slot_place(table->slots, table->capacity, ((uint64_t)hash << 32) | (index + 1u));
     table->count++;
     return 0;
@@ -172,9 +173,10 @@ static uint32_t hash_slot_find(const uint64_t *slots, uint32_t mask, uint32_t st
 
 /* Backward-shift deletion at `hole`: pull later entries of the cluster into the hole when their
  * probe start (from `start_of`: the home, or in the old table the home moved past the scanned
- * run) is not after it. */
-static void hash_slot_vacate(allot_hash_t *table, uint64_t *slots, uint32_t mask, uint32_t hole,
-                             bool old)
+ * run) is not after it. Inlined into both callers, so the new table's loop has no branch on
+ * `old`. */
+static inline __attribute__((always_inline)) void
+hash_slot_vacate(allot_hash_t *table, uint64_t *slots, uint32_t mask, uint32_t hole, bool old)
 {
     uint32_t next = (hole + 1) & mask;
     while (slots[next] != 0) {
@@ -208,7 +210,8 @@ void allot_hash_remove(allot_hash_t *table, uint32_t hash, uint32_t index)
         table->old_count--;
     }
     table->count--;
-    hash_migrate(table, ALLOT_HASH_MIGRATE_SLOTS);
+    if (table->old_slots != NULL)
+        hash_migrate(table, ALLOT_HASH_MIGRATE_SLOTS);
 }
 
 void allot_hash_probe_start(const allot_hash_t *table, uint32_t hash, allot_hash_probe_t *probe)
