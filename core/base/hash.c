@@ -1,4 +1,5 @@
-/* hash.c - linear-probing index tables with backward-shift deletion, and a string arena. */
+/* hash.c - linear-probing index tables with backward-shift deletion and incremental growth, and
+ * a string arena. */
 #include "core/base/hash.h"
 
 #include <assert.h>
@@ -29,15 +30,19 @@ uint32_t allot_hash_bytes(const void *data, size_t len)
 
 void allot_hash_init(allot_hash_t *table)
 {
-    table->slots = NULL;
-    table->capacity = 0;
-    table->count = 0;
+    *table = (allot_hash_t){0};
 }
 
 void allot_hash_free(allot_hash_t *table)
 {
     allot_pages_free(table->slots, (size_t)table->capacity * sizeof(*table->slots));
+    allot_pages_free(table->old_slots, (size_t)table->old_capacity * sizeof(*table->old_slots));
     allot_hash_init(table);
+}
+
+bool allot_hash_migrating(const allot_hash_t *table)
+{
+    return table->old_slots != NULL;
 }
 
 static void hash_slot_place(uint64_t *slots, uint32_t capacity, uint64_t slot)
@@ -49,17 +54,75 @@ static void hash_slot_place(uint64_t *slots, uint32_t capacity, uint64_t slot)
     slots[position] = slot;
 }
 
-static int hash_resize(allot_hash_t *table, uint32_t capacity)
+/* Where a probe for `hash` starts in the old table: its home, or the first slot after the
+ * scanned run when the home lies in it (the entries that belonged there are moved, and those of
+ * that home still in the old table sit right after the run). */
+static uint32_t hash_old_start(const allot_hash_t *table, uint32_t hash)
+{
+    uint32_t mask = table->old_capacity - 1;
+    uint32_t home = hash & mask;
+    if (((home - table->migrate_start) & mask) < table->migrate_scanned)
+        return (table->migrate_start + table->migrate_scanned) & mask;
+    return home;
+}
+
+static void hash_migration_end(allot_hash_t *table)
+{
+    assert(table->old_count == 0);
+    allot_pages_free(table->old_slots, (size_t)table->old_capacity * sizeof(*table->old_slots));
+    table->old_slots = NULL;
+    table->old_capacity = 0;
+    table->migrate_start = table->migrate_scanned = 0;
+}
+
+/* Examine up to `budget` old slots: first look for an empty one to start at (so no probe of
+ * the old table wraps across the scan's start), then move each occupied slot to the new table
+ * and leave it empty. Ends the migration when the old table is empty. */
+static void hash_migrate(allot_hash_t *table, uint32_t budget)
+{
+    if (table->old_slots == NULL)
+        return;
+    uint32_t mask = table->old_capacity - 1;
+    uint32_t examined = 0;
+    while (examined < budget && table->old_count > 0) {
+        examined++;
+        if (table->migrate_scanned == 0 && table->old_slots[table->migrate_start] != 0) {
+            table->migrate_start = (table->migrate_start + 1) & mask;
+            continue;
+        }
+        assert(table->migrate_scanned < table->old_capacity);
+        uint32_t position = (table->migrate_start + table->migrate_scanned) & mask;
+        table->migrate_scanned++;
+        uint64_t slot = table->old_slots[position];
+        if (slot != 0) {
+            hash_slot_place(table->slots, table->capacity, slot);
+            table->old_slots[position] = 0;
+            table->old_count--;
+        }
+    }
+    if (examined > table->migrate_slots_max)
+        table->migrate_slots_max = examined;
+    if (table->old_count == 0)
+        hash_migration_end(table);
+}
+
+/* Allocate a table of `capacity` slots and make it the one inserts go to; the current one, if
+ * any, becomes the old table, emptied by later calls. No migration may be in flight. */
+static int hash_grow(allot_hash_t *table, uint32_t capacity)
 {
     assert((capacity & (capacity - 1)) == 0);
-    assert(capacity > table->count);
+    assert(capacity > table->count && table->old_slots == NULL);
     uint64_t *slots = allot_pages_alloc((size_t)capacity * sizeof(*slots));
     if (slots == NULL)
         return ALLOT_ENOMEM;
-    for (uint32_t i = 0; i < table->capacity; i++)
-        if (table->slots[i] != 0)
-            hash_slot_place(slots, capacity, table->slots[i]);
-    allot_pages_free(table->slots, (size_t)table->capacity * sizeof(*table->slots));
+    if (table->count > 0) {
+        table->old_slots = table->slots;
+        table->old_capacity = table->capacity;
+        table->old_count = table->count;
+        table->migrate_start = table->migrate_scanned = 0;
+    } else {
+        allot_pages_free(table->slots, (size_t)table->capacity * sizeof(*table->slots));
+    }
     table->slots = slots;
     table->capacity = capacity;
     return 0;
@@ -75,7 +138,11 @@ int allot_hash_reserve(allot_hash_t *table, uint32_t extra)
         return ALLOT_ENOMEM;
     if (capacity == table->capacity)
         return 0;
-    return hash_resize(table, (uint32_t)capacity);
+    /* Only a reserve beyond the new table's room gets here mid-migration (see
+     * ALLOT_HASH_MIGRATE_SLOTS): finish it, one growth at a time. */
+    if (table->old_slots != NULL)
+        hash_migrate(table, UINT32_MAX);
+    return hash_grow(table, (uint32_t)capacity);
 }
 
 int allot_hash_insert(allot_hash_t *table, uint32_t hash, uint32_t index)
@@ -84,36 +151,67 @@ int allot_hash_insert(allot_hash_t *table, uint32_t hash, uint32_t index)
     int rc = allot_hash_reserve(table, 1);
     if (rc != 0)
         return rc;
+    if (table->old_slots != NULL)
+        hash_migrate(table, ALLOT_HASH_MIGRATE_SLOTS);
     hash_slot_place(table->slots, table->capacity, ((uint64_t)hash << 32) | (index + 1u));
     table->count++;
     return 0;
 }
 
-void allot_hash_remove(allot_hash_t *table, uint32_t hash, uint32_t index)
+/* The position of `wanted` in slots probed from `start`, or ALLOT_HASH_NONE at an empty slot. */
+static uint32_t hash_slot_find(const uint64_t *slots, uint32_t mask, uint32_t start,
+                               uint64_t wanted)
 {
-    uint32_t mask = table->capacity - 1;
-    uint64_t wanted = ((uint64_t)hash << 32) | (index + 1u);
-    uint32_t position = hash & mask;
-    assert(table->capacity > 0);
-    while (table->slots[position] != wanted) {
-        assert(table->slots[position] != 0);
+    uint32_t position = start;
+    while (slots[position] != wanted) {
+        if (slots[position] == 0)
+            return ALLOT_HASH_NONE;
         position = (position + 1) & mask;
     }
-    /* Backward-shift: pull later entries of the cluster into the hole when allowed. */
-    uint32_t hole = position;
+    return position;
+}
+
+/* Backward-shift deletion at `hole`: pull later entries of the cluster into the hole when their
+ * probe start (from `start_of`: the home, or in the old table the home moved past the scanned
+ * run) is not after it. Inlined into both callers, so the new table's loop has no branch on
+ * `old`. */
+static inline __attribute__((always_inline)) void
+hash_slot_vacate(allot_hash_t *table, uint64_t *slots, uint32_t mask, uint32_t hole, bool old)
+{
     uint32_t next = (hole + 1) & mask;
-    while (table->slots[next] != 0) {
-        uint32_t home = (uint32_t)(table->slots[next] >> 32) & mask;
+    while (slots[next] != 0) {
+        uint32_t hash = (uint32_t)(slots[next] >> 32);
+        uint32_t home = old ? hash_old_start(table, hash) : hash & mask;
         uint32_t distance_next = (next - home) & mask;
         uint32_t distance_hole = (hole - home) & mask;
         if (distance_hole <= distance_next) {
-            table->slots[hole] = table->slots[next];
+            slots[hole] = slots[next];
             hole = next;
         }
         next = (next + 1) & mask;
     }
-    table->slots[hole] = 0;
+    slots[hole] = 0;
+}
+
+void allot_hash_remove(allot_hash_t *table, uint32_t hash, uint32_t index)
+{
+    uint64_t wanted = ((uint64_t)hash << 32) | (index + 1u);
+    assert(table->capacity > 0 && table->count > 0);
+    uint32_t mask = table->capacity - 1;
+    uint32_t position = hash_slot_find(table->slots, mask, hash & mask, wanted);
+    if (position != ALLOT_HASH_NONE) {
+        hash_slot_vacate(table, table->slots, mask, position, false);
+    } else {
+        assert(table->old_slots != NULL);
+        uint32_t old_mask = table->old_capacity - 1;
+        position = hash_slot_find(table->old_slots, old_mask, hash_old_start(table, hash), wanted);
+        assert(position != ALLOT_HASH_NONE);
+        hash_slot_vacate(table, table->old_slots, old_mask, position, true);
+        table->old_count--;
+    }
     table->count--;
+    if (table->old_slots != NULL)
+        hash_migrate(table, ALLOT_HASH_MIGRATE_SLOTS);
 }
 
 void allot_hash_probe_start(const allot_hash_t *table, uint32_t hash, allot_hash_probe_t *probe)
@@ -121,15 +219,16 @@ void allot_hash_probe_start(const allot_hash_t *table, uint32_t hash, allot_hash
     probe->hash = hash;
     probe->position = table->capacity ? (hash & (table->capacity - 1)) : 0;
     probe->steps = 0;
+    probe->in_old = false;
 }
 
-uint32_t allot_hash_probe_next(const allot_hash_t *table, allot_hash_probe_t *probe)
+/* The next slot of `slots` from the probe's position holding its hash, or ALLOT_HASH_NONE at an
+ * empty slot. */
+static uint32_t hash_slots_next(const uint64_t *slots, uint32_t capacity, allot_hash_probe_t *probe)
 {
-    if (table->capacity == 0)
-        return ALLOT_HASH_NONE;
-    uint32_t mask = table->capacity - 1;
-    while (probe->steps < table->capacity) {
-        uint64_t slot = table->slots[probe->position];
+    uint32_t mask = capacity - 1;
+    for (uint32_t looked = 0; looked < capacity; looked++) { /* never full: ends at an empty */
+        uint64_t slot = slots[probe->position];
         if (slot == 0)
             return ALLOT_HASH_NONE;
         probe->position = (probe->position + 1) & mask;
@@ -140,10 +239,26 @@ uint32_t allot_hash_probe_next(const allot_hash_t *table, allot_hash_probe_t *pr
     return ALLOT_HASH_NONE;
 }
 
+uint32_t allot_hash_probe_next(const allot_hash_t *table, allot_hash_probe_t *probe)
+{
+    if (!probe->in_old) {
+        if (table->capacity == 0)
+            return ALLOT_HASH_NONE;
+        uint32_t index = hash_slots_next(table->slots, table->capacity, probe);
+        if (index != ALLOT_HASH_NONE || table->old_slots == NULL)
+            return index;
+        probe->in_old = true;
+        probe->position = hash_old_start(table, probe->hash);
+    }
+    return hash_slots_next(table->old_slots, table->old_capacity, probe);
+}
+
 void allot_hash_prefetch(const allot_hash_t *table, uint32_t hash)
 {
     if (table->capacity != 0)
         __builtin_prefetch(&table->slots[hash & (table->capacity - 1)]);
+    if (table->old_slots != NULL)
+        __builtin_prefetch(&table->old_slots[hash_old_start(table, hash)]);
 }
 
 uint32_t allot_hash_first(const allot_hash_t *table, uint32_t hash)

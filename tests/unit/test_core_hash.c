@@ -117,6 +117,209 @@ Test(hash, ids_with_a_long_shared_prefix_spread_and_survive_growth_past_huge_pag
     allot_hash_free(&t);
 }
 
+/* ---- growth: a migration in flight ------------------------------------------------------------
+ */
+
+/* A model of the table: which of MODEL_KEYS keys are present. Key k is item k; its hash is its
+ * own, or (collide) shared by eight keys, so that clusters grow long and removals shift entries
+ * across the migration's scanned run. */
+enum { MODEL_KEYS = 1u << 17 };
+static bool model_present[MODEL_KEYS];
+
+static uint32_t model_hash(uint32_t key, bool collide)
+{
+    uint32_t hashed = collide ? key / 8 : key;
+    return allot_hash_bytes(&hashed, sizeof(hashed));
+}
+
+/* Every candidate the probe for `key` yields, counting those that are the key itself. */
+static uint32_t model_matches(const allot_hash_t *t, uint32_t key, bool collide)
+{
+    allot_hash_probe_t probe;
+    allot_hash_probe_start(t, model_hash(key, collide), &probe);
+    uint32_t matches = 0, i;
+    while ((i = allot_hash_probe_next(t, &probe)) != ALLOT_HASH_NONE)
+        matches += i == key;
+    return matches;
+}
+
+static uint64_t model_random(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+/* `operations` random inserts, removes and lookups, biased to grow to most of the keys and
+ * shrink again (keys 0..key_count-1), checking each lookup against the model; returns the
+ * migrations seen. */
+static uint32_t model_run(allot_hash_t *t, uint32_t key_count, uint32_t operations, bool collide,
+                          uint64_t seed)
+{
+    uint64_t state = seed;
+    uint32_t present = 0, migrations = 0;
+    bool was_migrating = false;
+    memset(model_present, 0, sizeof(model_present));
+    for (uint32_t n = 0; n < operations; n++) {
+        uint64_t r = model_random(&state);
+        uint32_t key = (uint32_t)(r >> 20) % key_count;
+        bool growing = (n / (operations / 4)) % 2 == 0; /* grow, shrink, grow, shrink */
+        uint32_t action = (uint32_t)(r & 7);
+        if (action < 3) {
+            cr_assert_eq(model_matches(t, key, collide), model_present[key] ? 1u : 0u,
+                         "key %u (present %d) after %u operations", key, model_present[key], n);
+        } else if (!model_present[key] && (growing ? action < 7 : action < 5)) {
+            cr_assert_eq(allot_hash_insert(t, model_hash(key, collide), key), 0);
+            model_present[key] = true;
+            present++;
+        } else if (model_present[key]) {
+            allot_hash_remove(t, model_hash(key, collide), key);
+            model_present[key] = false;
+            present--;
+        }
+        cr_assert_eq(t->count, present);
+        migrations += allot_hash_migrating(t) && !was_migrating;
+        was_migrating = allot_hash_migrating(t);
+    }
+    for (uint32_t key = 0; key < key_count; key++)
+        cr_assert_eq(model_matches(t, key, collide), model_present[key] ? 1u : 0u, "key %u", key);
+    return migrations;
+}
+
+Test(hash, random_inserts_removes_and_lookups_match_a_model_across_many_growths)
+{
+    /* three tables, each growing from 16 slots to 2^18 (14 growths) and shrinking twice */
+    const uint64_t seeds[] = {0x9e3779b97f4a7c15ull, 42, 0xdeadbeefcafeull};
+    for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+        allot_hash_t t;
+        allot_hash_init(&t);
+        uint32_t migrations = model_run(&t, MODEL_KEYS, 1000000, false, seeds[s]);
+        cr_assert_geq(migrations, 12, "seed %zu: %u", s, migrations);
+        cr_assert_leq(t.migrate_slots_max, ALLOT_HASH_MIGRATE_SLOTS);
+        allot_hash_free(&t);
+    }
+}
+
+Test(hash, colliding_hashes_match_a_model_while_migrations_shift_long_clusters)
+{
+    allot_hash_t t;
+    allot_hash_init(&t);
+    uint32_t migrations = model_run(&t, 1u << 15, 1000000, true, 12345);
+    cr_assert_geq(migrations, 10, "%u", migrations);
+    cr_assert_leq(t.migrate_slots_max, ALLOT_HASH_MIGRATE_SLOTS);
+    allot_hash_free(&t);
+}
+
+/* Insert keys from t->count on (the table holds keys 0..count-1), at least up to `at_least`,
+ * then until an insert starts a migration (the old table still holds all but a few slots);
+ * returns the count. */
+static uint32_t fill_until_migrating(allot_hash_t *t, uint32_t at_least)
+{
+    uint32_t key = t->count;
+    bool started = false;
+    while (key < at_least || !started) {
+        bool was_migrating = allot_hash_migrating(t);
+        cr_assert_eq(allot_hash_insert(t, model_hash(key, false), key), 0);
+        started = !was_migrating && allot_hash_migrating(t);
+        key++;
+    }
+    return key;
+}
+
+Test(hash, no_insert_or_remove_moves_more_than_the_bound_and_each_ends_before_the_next_growth)
+{
+    allot_hash_t t;
+    allot_hash_init(&t);
+    uint32_t key = 0, growths = 0;
+    uint32_t capacity = 0;
+    for (; key < 1500000; key++) {
+        cr_assert_eq(allot_hash_insert(&t, model_hash(key, false), key), 0);
+        if (t.capacity != capacity) {
+            growths++;
+            capacity = t.capacity;
+        }
+        cr_assert_leq(t.migrate_slots_max, ALLOT_HASH_MIGRATE_SLOTS, "after %u inserts", key);
+    }
+    cr_assert_geq(growths, 17, "16 slots to 2^22: %u", growths);
+    /* removes share the work, and a table left alone mid-migration still finds everything */
+    allot_hash_t u;
+    allot_hash_init(&u);
+    uint32_t filled = fill_until_migrating(&u, 200000);
+    for (uint32_t k = 0; k < filled; k += 2)
+        allot_hash_remove(&u, model_hash(k, false), k);
+    cr_assert_leq(u.migrate_slots_max, ALLOT_HASH_MIGRATE_SLOTS);
+    for (uint32_t k = 0; k < filled; k++)
+        cr_assert_eq(model_matches(&u, k, false), k % 2, "key %u", k);
+    allot_hash_free(&u);
+    allot_hash_free(&t);
+}
+
+Test(hash, reserve_during_a_migration_makes_the_next_inserts_infallible)
+{
+    allot_hash_t t;
+    allot_hash_init(&t);
+    uint32_t filled = fill_until_migrating(&t, 100000);
+    /* room the new table already has: nothing is allocated, the migration goes on */
+    uint32_t capacity = t.capacity;
+    uint32_t room = (uint32_t)((uint64_t)t.capacity * 7 / 10) - t.count;
+    cr_assert_eq(allot_hash_reserve(&t, room), 0);
+    cr_assert(allot_hash_migrating(&t));
+    cr_assert_eq(t.capacity, capacity);
+    for (uint32_t k = filled; k < filled + room; k++) {
+        uint32_t before = t.capacity;
+        cr_assert_eq(allot_hash_insert(&t, model_hash(k, false), k), 0);
+        cr_assert_eq(t.capacity, before, "a reserved insert never allocates (key %u)", k);
+    }
+    filled += room;
+    cr_assert_not(allot_hash_migrating(&t), "the migration ended before the next growth");
+    /* more than the room: the next growth is allocated now, mid-migration or not */
+    filled = fill_until_migrating(&t, filled);
+    cr_assert(allot_hash_migrating(&t));
+    cr_assert_eq(allot_hash_reserve(&t, 3 * t.capacity), 0);
+    capacity = t.capacity;
+    for (uint32_t k = filled; k < filled + 1000; k++)
+        cr_assert_eq(allot_hash_insert(&t, model_hash(k, false), k), 0);
+    cr_assert_eq(t.capacity, capacity);
+    for (uint32_t k = 0; k < filled + 1000; k++)
+        cr_assert_eq(model_matches(&t, k, false), 1, "key %u", k);
+    allot_hash_free(&t);
+}
+
+Test(hash, first_and_prefetch_find_keys_still_in_the_old_table)
+{
+    allot_hash_t t;
+    allot_hash_init(&t);
+    uint32_t filled = fill_until_migrating(&t, 100000);
+    cr_assert_gt(t.old_count, filled / 2, "most keys are still in the old table");
+    uint32_t found_first = 0;
+    for (uint32_t k = 0; k < filled; k++) {
+        uint32_t hash = model_hash(k, false);
+        allot_hash_prefetch(&t, hash);
+        uint32_t first = allot_hash_first(&t, hash);
+        if (first != k) /* a collision of 32-bit hashes takes the full probe */
+            cr_assert_eq(model_matches(&t, k, false), 1, "key %u", k);
+        found_first += first == k;
+    }
+    cr_assert_gt(found_first, filled - 10, "%u of %u", found_first, filled);
+    allot_hash_free(&t);
+}
+
+Test(hash, a_table_mid_migration_can_be_freed_and_used_again)
+{
+    allot_hash_t t;
+    allot_hash_init(&t);
+    fill_until_migrating(&t, 600000);
+    cr_assert_gt(t.old_count, 0);
+    allot_hash_free(&t); /* both tables; ASan's leak check would name a lost one */
+    cr_assert_not(allot_hash_migrating(&t));
+    cr_assert_eq(t.count, 0);
+    cr_assert_eq(model_matches(&t, 1, false), 0);
+    cr_assert_eq(allot_hash_insert(&t, model_hash(1, false), 1), 0);
+    cr_assert_eq(model_matches(&t, 1, false), 1);
+    allot_hash_free(&t);
+}
+
 Test(pages, blocks_keep_their_bytes_as_they_grow_and_shrink_across_the_huge_page_size)
 {
     /* sizes in bytes, in turn: small (malloc), across the threshold both ways, and mapped blocks
@@ -185,15 +388,15 @@ Test(utf8, valid_and_invalid_sequences_at_every_offset)
         bool valid;
     } tails[] = {
         {"", true},
-        {"\xc3\xa9", true},            /* e acute */
-        {"\xe2\x82\xac", true},        /* euro sign */
-        {"\xf0\x9f\x98\x80", true},    /* an emoji */
-        {"\x80", false},                /* a lone continuation byte */
-        {"\xc3", false},                /* cut short */
-        {"\xc0\xaf", false},            /* overlong */
-        {"\xe0\x80\xaf", false},        /* overlong */
-        {"\xed\xa0\x80", false},        /* a surrogate */
-        {"\xf4\x90\x80\x80", false},    /* above U+10FFFF */
+        {"\xc3\xa9", true},          /* e acute */
+        {"\xe2\x82\xac", true},      /* euro sign */
+        {"\xf0\x9f\x98\x80", true},  /* an emoji */
+        {"\x80", false},             /* a lone continuation byte */
+        {"\xc3", false},             /* cut short */
+        {"\xc0\xaf", false},         /* overlong */
+        {"\xe0\x80\xaf", false},     /* overlong */
+        {"\xed\xa0\x80", false},     /* a surrogate */
+        {"\xf4\x90\x80\x80", false}, /* above U+10FFFF */
         {"\xff", false},
     };
     char buffer[64];
