@@ -269,8 +269,10 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define CHECKPOINT_BATCH_SPARE_BYTES_MAX (64ull << 20)
 /* The window of a paced write-out (persist/writeback.h): at most this much of a checkpoint's
  * or the change stream's dirty pages is in the disk's queue at a time, so the WAL's fdatasync
- * waits behind no more than one window of them. */
-#define PERSIST_WRITEBACK_WINDOW_BYTES (1ull << 20)
+ * waits behind no more than one window of them. A checkpoint's pages are scattered over the
+ * file: 1 MiB of them took the benchmark VM's disk 9-70 ms, 256 KiB (64 pages) brought the
+ * open loop's p99 from 154-216 ms to 31-55 ms, 64 KiB no further (docs/benchmarks.md). */
+#define PERSIST_WRITEBACK_WINDOW_BYTES (256ull << 10)
 /* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
  * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
 #define CHECKPOINT_WRITER_NICE 10
