@@ -541,14 +541,21 @@ void wal_flush(wal_t *wal)
     pthread_mutex_unlock(&wal->mutex);
 }
 
+/* Read the 8-byte counter of an eventfd or a timerfd the loop polls, so that it stops being
+ * readable; EAGAIN (an earlier callback read it, or a timer re-armed since it fired) is fine. */
+static void loop_fd_drain(int fd)
+{
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+}
+
 void wal_linger_cb(uv_poll_t *handle, int status, int events)
 {
     (void)status;
     (void)events;
     wal_t *wal = handle->data;
-    uint64_t expirations;
-    ssize_t n = read(wal->linger_fd, &expirations, sizeof expirations);
-    (void)n; /* EAGAIN: re-armed since it fired */
+    loop_fd_drain(wal->linger_fd);
     if (wal->linger_until_ns != 0 && uv_hrtime() < wal->linger_until_ns)
         return; /* the end of an earlier linger, re-armed since */
     wal->linger_until_ns = 0;
@@ -587,9 +594,7 @@ void wal_wake_cb(uv_poll_t *handle, int status, int events)
     (void)status;
     (void)events;
     wal_t *wal = handle->data;
-    uint64_t count;
-    ssize_t n = read(wal->wake_fd, &count, sizeof count);
-    (void)n; /* EAGAIN: an earlier callback read it */
+    loop_fd_drain(wal->wake_fd);
     atomic_store(&wal->wake_pending, false);
     wal_report(wal);
 }
