@@ -1060,34 +1060,18 @@ static int entry_delete(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cur
     return mrc != 0 ? mrc : mdb_cursor_del(cursor, 0);
 }
 
-/* The bytes of the entry's payload its stored value leaves out (HOLD RECORDS): a reservation
- * snapshot's id length and id, when the id is the key's; 0 when nothing is left out. */
-static size_t entry_id_bytes(const batch_entry_t *e)
-{
-    size_t id_len = e->key_len - 1;
-    if (e->type != ALLOT_EVENT_RESERVATION_SNAPSHOT || e->key[0] != CHECKPOINT_KIND_RESERVATION ||
-        e->payload_len < CHECKPOINT_HOLD_ID_OFFSET + 2 + id_len ||
-        allot_u16_load_le(e->payload + CHECKPOINT_HOLD_ID_OFFSET) != id_len ||
-        memcmp(e->payload + CHECKPOINT_HOLD_ID_OFFSET + 2, e->key + 1, id_len) != 0)
-        return 0;
-    return 2 + id_len;
-}
-
 /* One put at the state cursor, appended (MDB_APPEND: no search, and the page it fills is not
  * split in half) when the key is past every stored key. */
 static int entry_put(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cursor,
                      const batch_entry_t *e, bool append)
 {
     MDB_val key = {e->key_len, (void *)e->key};
-    size_t left_out = entry_id_bytes(e);
-    MDB_val value = {1 + e->payload_len - left_out + CHECKPOINT_CRC_BYTES, NULL};
+    MDB_val value = {1 + e->payload_len + CHECKPOINT_CRC_BYTES, NULL};
     int mrc = mdb_cursor_put(cursor, &key, &value, MDB_RESERVE | (append ? MDB_APPEND : 0));
     if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
-        uint8_t *v = value.mv_data;
-        v[0] = left_out == 0 ? e->type : (uint8_t)(e->type | CHECKPOINT_TYPE_ID_IN_KEY);
-        size_t head = left_out == 0 ? e->payload_len : CHECKPOINT_HOLD_ID_OFFSET;
-        memcpy(v + 1, e->payload, head);
-        memcpy(v + 1 + head, e->payload + head + left_out, e->payload_len - head - left_out);
+        uint8_t *v = value.mv_data; /* the entry is in its stored form (checkpoint_batch_add) */
+        v[0] = e->type;
+        memcpy(v + 1, e->payload, e->payload_len);
         checkpoint_crc_seal(e->key, e->key_len, v, value.mv_size);
     }
     if (mrc == 0 && e->key[0] == CHECKPOINT_KIND_ORDER)
