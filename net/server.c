@@ -371,6 +371,11 @@ static void on_shutdown_deadline(uv_timer_t *timer)
         next = conn->next;
         connection_close(conn);
     }
+    /* A final checkpoint still waiting for the log to be durable up to its LSN may wait for ever
+     * (a group member that lost its leadership meanwhile, a WAL that failed): drop it and close;
+     * the log holds every record it would have covered. */
+    if (server->checkpoint.shutdown_phase == 1 && server->checkpoint.pending != NULL)
+        server_shutdown_close_all(server);
 }
 
 static void shutdown_begin(server_t *server, const char *reason)
@@ -398,7 +403,9 @@ static void shutdown_begin(server_t *server, const char *reason)
 
 static void on_signal(uv_signal_t *handle, int signum)
 {
-    shutdown_begin(handle->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+    server_t *server = handle->data;
+    server->stop_signalled = true;
+    shutdown_begin(server, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* ---- start-up ----------------------------------------------------------------------------------
@@ -718,7 +725,7 @@ int server_run(const server_config_t *config)
     int status = loop_finish(server);
     if (rc != 0)
         status = 1;
-    else if (server->rebuild_requested)
+    else if (server->rebuild_requested && !server->stop_signalled) /* told to stop: it stops */
         status = SERVER_STATUS_REBUILD;
     events_close(server->events); /* after the WAL's last durable report */
     msgpack_zone_destroy(&server->zone);

@@ -93,6 +93,7 @@ typedef struct server {
     wal_t *wal;             /* standalone: the write-ahead log */
     consensus_t *consensus; /* a member of a group: the group's log (persist/consensus.h) */
     bool rebuild_requested; /* leadership lost with uncommitted records: stop, rebuild */
+    bool stop_signalled;    /* SIGTERM/SIGINT: the process exits, even if a rebuild was asked */
     msgpack_zone zone;      /* decoded request objects; cleared after each request */
     /* zone's chunk list right after its last msgpack_zone_clear (head NULL: never cleared):
      * what undoes a request that used the first chunk only (request_zone_reset) */

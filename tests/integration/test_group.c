@@ -912,3 +912,46 @@ Test(group, cli_sent_to_a_follower_writes_on_the_leader_with_its_token)
     unlink(token_path);
     harness_group_destroy(g);
 }
+
+/* ---- shutdown ------------------------------------------------------------------------------ */
+
+typedef struct unanswered_write {
+    const harness_group_t *group;
+    int member;
+} unanswered_write_t;
+
+/* A reserve on a leader without a majority: never committed (the reply, if any, is an error or
+ * a closed connection). */
+static void *unanswered_write_run(void *arg)
+{
+    unanswered_write_t *w = arg;
+    allot_client_t *c = member_connect(w->group, (size_t)w->member);
+    allot_reply_t reply = {0};
+    (void)allot_client_call_json(c, "reserve",
+                                 "{\"id\": \"never-committed\", \"lines\": [{\"sku\": \"S0\", "
+                                 "\"qty\": 1}]}",
+                                 &reply);
+    allot_reply_free(&reply);
+    allot_client_close(c);
+    return NULL;
+}
+
+/* SIGTERM while the last record can no longer commit: the final checkpoint (the state as of that
+ * record) would wait for ever for the log to be durable; the member drops it at the shutdown
+ * deadline and exits (the log holds what it would have covered). */
+Test(group, a_leader_that_lost_its_majority_still_exits_on_sigterm, .timeout = 120)
+{
+    harness_group_t *g = harness_group_start(GROUP_SIZE, NULL);
+    int leader = harness_group_leader_wait(g, LEADER_WAIT_MS);
+    setup_stock(g, leader);
+    for (int i = 0; i < GROUP_SIZE; i++)
+        if (i != leader)
+            harness_server_kill9(g->members[i]);
+    unanswered_write_t write = {g, leader};
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, unanswered_write_run, &write), 0);
+    sleep_ms(200); /* the record is in the leader's log, uncommitted */
+    harness_server_stop_unchecked(g->members[leader]); /* asserts an exit within 10 s */
+    pthread_join(thread, NULL);
+    harness_group_destroy(g);
+}
