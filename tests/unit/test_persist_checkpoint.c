@@ -365,14 +365,20 @@ static MDB_val sealed_value(uint8_t *out, const uint8_t *key, size_t key_len, ui
     return (MDB_val){1 + payload_len + 4, out};
 }
 
-Test(checkpoint, a_reservation_record_is_stored_without_the_id_its_key_holds)
+/* A populated state, its holds' records (h), and a store that checkpointed them at LSN 42. */
+static void holds_checkpointed(hold_records_t *h)
 {
     st = fx_state();
     populate(st);
-    hold_records_t h;
-    holds_of(st, &h);
+    holds_of(st, h);
     store_open(0);
     write_batch(dirty_batch(st), 42);
+}
+
+Test(checkpoint, a_reservation_record_is_stored_without_the_id_its_key_holds)
+{
+    hold_records_t h;
+    holds_checkpointed(&h);
     MDB_txn *txn;
     cr_assert_eq(mdb_txn_begin(checkpoint_store_env(store), NULL, MDB_RDONLY, &txn), 0);
     for (size_t i = 0; i < h.count; i++) {
@@ -392,12 +398,8 @@ Test(checkpoint, a_reservation_record_is_stored_without_the_id_its_key_holds)
 
 Test(checkpoint, a_version_3_store_loads_gets_version_4_and_takes_both_kinds_of_hold_records)
 {
-    st = fx_state();
-    populate(st);
     hold_records_t h;
-    holds_of(st, &h);
-    store_open(0);
-    write_batch(dirty_batch(st), 42);
+    holds_checkpointed(&h);
     /* Make it the version 3 store an older allotd wrote: reservations with their id. */
     MDB_env *env;
     MDB_dbi state_dbi, meta;
