@@ -17,6 +17,7 @@
 #include "client/frame.h"
 #include "core/limits.h"
 #include "harness.h"
+#include "tests/msgpack_request.h"
 
 /* 30,000 SKUs at one location: at least 30,000 x (a 32-byte record and a 48-byte position). */
 #define LOOKAHEAD_SKUS   30000
@@ -55,28 +56,12 @@ static void exchange(int fd, const char *out, size_t out_len, size_t replies, ms
     cr_assert_eq(scanned, in->size, "more bytes than the replies asked for");
 }
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-static void pack_head(msgpack_packer *pk, uint32_t msgid, const char *method, uint32_t pairs)
-{
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_uint8(pk, 0);
-    msgpack_pack_uint32(pk, msgid);
-    pack_str(pk, method);
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, pairs);
-}
-
 static void pack_skus(msgpack_packer *pk, const char *const *skus, uint32_t n)
 {
-    pack_str(pk, "skus");
+    test_pack_str(pk, "skus");
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++)
-        pack_str(pk, skus[i]);
+        test_pack_str(pk, skus[i]);
 }
 
 static void load_catalogue(uint16_t port)
@@ -86,24 +71,24 @@ static void load_catalogue(uint16_t port)
     msgpack_sbuffer_init(&in);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
-    pack_head(&pk, 1, "location.put", 4);
-    pack_str(&pk, "id");
-    pack_str(&pk, "W1");
-    pack_str(&pk, "type");
-    pack_str(&pk, "warehouse");
-    pack_str(&pk, "lat");
+    test_pack_head(&pk, 1, "location.put", 4);
+    test_pack_str(&pk, "id");
+    test_pack_str(&pk, "W1");
+    test_pack_str(&pk, "type");
+    test_pack_str(&pk, "warehouse");
+    test_pack_str(&pk, "lat");
     msgpack_pack_double(&pk, 52.0);
-    pack_str(&pk, "lon");
+    test_pack_str(&pk, "lon");
     msgpack_pack_double(&pk, 4.0);
     for (uint32_t i = 0; i < LOOKAHEAD_SKUS; i++) {
         char sku[16];
         snprintf(sku, sizeof(sku), "S-%05u", i);
-        pack_head(&pk, 2 + i, "stock.set", 3);
-        pack_str(&pk, "sku");
-        pack_str(&pk, sku);
-        pack_str(&pk, "location");
-        pack_str(&pk, "W1");
-        pack_str(&pk, "on_hand");
+        test_pack_head(&pk, 2 + i, "stock.set", 3);
+        test_pack_str(&pk, "sku");
+        test_pack_str(&pk, sku);
+        test_pack_str(&pk, "location");
+        test_pack_str(&pk, "W1");
+        test_pack_str(&pk, "on_hand");
         msgpack_pack_uint32(&pk, 1 + i % 50);
     }
     int fd = harness_socket_connect(port);
@@ -129,49 +114,49 @@ static size_t pack_round(msgpack_sbuffer *burst, uint32_t round, size_t *ends)
     msgpack_packer_init(&pk, burst, msgpack_sbuffer_write);
     uint32_t msgid = 1000 + round * 16;
     size_t n = 0;
-    pack_head(&pk, msgid++, "avail.get", 1);
+    test_pack_head(&pk, msgid++, "avail.get", 1);
     pack_skus(&pk, one, 1);
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "avail.get", 2);
+    test_pack_head(&pk, msgid++, "avail.get", 2);
     pack_skus(&pk, five, 5);
-    pack_str(&pk, "detail");
+    test_pack_str(&pk, "detail");
     msgpack_pack_true(&pk);
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "avail.get", 1); /* few enough SKUs to be peeked */
+    test_pack_head(&pk, msgid++, "avail.get", 1); /* few enough SKUs to be peeked */
     pack_skus(&pk, five + 1, 3);
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "ping", 0);
+    test_pack_head(&pk, msgid++, "ping", 0);
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "avail.get", 1); /* skus not an array */
-    pack_str(&pk, "skus");
-    pack_str(&pk, "S-00001");
+    test_pack_head(&pk, msgid++, "avail.get", 1); /* skus not an array */
+    test_pack_str(&pk, "skus");
+    test_pack_str(&pk, "S-00001");
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "reserve", 2); /* more units than there are: refused */
-    pack_str(&pk, "id");
-    pack_str(&pk, "cart-1");
-    pack_str(&pk, "lines");
+    test_pack_head(&pk, msgid++, "reserve", 2); /* more units than there are: refused */
+    test_pack_str(&pk, "id");
+    test_pack_str(&pk, "cart-1");
+    test_pack_str(&pk, "lines");
     msgpack_pack_array(&pk, 1);
     msgpack_pack_map(&pk, 2);
-    pack_str(&pk, "sku");
-    pack_str(&pk, "S-00007");
-    pack_str(&pk, "qty");
+    test_pack_str(&pk, "sku");
+    test_pack_str(&pk, "S-00007");
+    test_pack_str(&pk, "qty");
     msgpack_pack_uint32(&pk, 1000);
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "reserve", 1); /* an unknown key */
-    pack_str(&pk, "idd");
-    pack_str(&pk, "cart-2");
+    test_pack_head(&pk, msgid++, "reserve", 1); /* an unknown key */
+    test_pack_str(&pk, "idd");
+    test_pack_str(&pk, "cart-2");
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "order.create", 2); /* an unknown reservation */
-    pack_str(&pk, "id");
-    pack_str(&pk, "order-1");
-    pack_str(&pk, "reservation");
-    pack_str(&pk, "cart-404");
+    test_pack_head(&pk, msgid++, "order.create", 2); /* an unknown reservation */
+    test_pack_str(&pk, "id");
+    test_pack_str(&pk, "order-1");
+    test_pack_str(&pk, "reservation");
+    test_pack_str(&pk, "cart-404");
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "avail.gett", 0);
+    test_pack_head(&pk, msgid++, "avail.gett", 0);
     ends[n++] = burst->size;
-    pack_head(&pk, msgid++, "stock.get", 1);
-    pack_str(&pk, "sku");
-    pack_str(&pk, "S-00010");
+    test_pack_head(&pk, msgid++, "stock.get", 1);
+    test_pack_str(&pk, "sku");
+    test_pack_str(&pk, "S-00010");
     ends[n++] = burst->size;
     return n;
 }

@@ -12,73 +12,57 @@
 #include "core/limits.h"
 #include "core/state.h"
 #include "net/peek.h"
+#include "tests/msgpack_request.h"
 
 #define PEEK_TEST_BYTES_MAX (64u * 1024)
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-/* [0, msgid, method, [{<pairs follow>}]] */
-static void pack_head(msgpack_packer *pk, uint32_t msgid, const char *method, uint32_t pairs)
-{
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_uint8(pk, 0);
-    msgpack_pack_uint32(pk, msgid);
-    pack_str(pk, method);
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_map(pk, pairs);
-}
-
 static void pack_avail(msgpack_packer *pk, uint32_t msgid, const char *const *skus, uint32_t n)
 {
-    pack_head(pk, msgid, "avail.get", 2);
-    pack_str(pk, "method");
-    pack_str(pk, "ship");
-    pack_str(pk, "skus");
+    test_pack_head(pk, msgid, "avail.get", 2);
+    test_pack_str(pk, "method");
+    test_pack_str(pk, "ship");
+    test_pack_str(pk, "skus");
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++)
-        pack_str(pk, skus[i]);
+        test_pack_str(pk, skus[i]);
 }
 
 /* lines before id, the line's sku after its qty, a second line: the order does not matter. */
 static void pack_reserve(msgpack_packer *pk, uint32_t msgid, const char *id, const char *sku)
 {
-    pack_head(pk, msgid, "reserve", 3);
-    pack_str(pk, "lines");
+    test_pack_head(pk, msgid, "reserve", 3);
+    test_pack_str(pk, "lines");
     msgpack_pack_array(pk, 2);
     msgpack_pack_map(pk, 2);
-    pack_str(pk, "qty");
+    test_pack_str(pk, "qty");
     msgpack_pack_uint8(pk, 1);
-    pack_str(pk, "sku");
-    pack_str(pk, sku);
+    test_pack_str(pk, "sku");
+    test_pack_str(pk, sku);
     msgpack_pack_map(pk, 2);
-    pack_str(pk, "sku");
-    pack_str(pk, "SECOND");
-    pack_str(pk, "qty");
+    test_pack_str(pk, "sku");
+    test_pack_str(pk, "SECOND");
+    test_pack_str(pk, "qty");
     msgpack_pack_uint8(pk, 2);
-    pack_str(pk, "ttl_s");
+    test_pack_str(pk, "ttl_s");
     msgpack_pack_uint16(pk, 600);
-    pack_str(pk, "id");
-    pack_str(pk, id);
+    test_pack_str(pk, "id");
+    test_pack_str(pk, id);
 }
 
 static void pack_order_create(msgpack_packer *pk, uint32_t msgid)
 {
-    pack_head(pk, msgid, "order.create", 3);
-    pack_str(pk, "id");
-    pack_str(pk, "order-1");
-    pack_str(pk, "reservation");
-    pack_str(pk, "cart-9");
-    pack_str(pk, "customer");
-    pack_str(pk, "c-1");
+    test_pack_head(pk, msgid, "order.create", 3);
+    test_pack_str(pk, "id");
+    test_pack_str(pk, "order-1");
+    test_pack_str(pk, "reservation");
+    test_pack_str(pk, "cart-9");
+    test_pack_str(pk, "customer");
+    test_pack_str(pk, "c-1");
 }
 
 static void pack_ping(msgpack_packer *pk, uint32_t msgid)
 {
-    pack_head(pk, msgid, "ping", 0);
+    test_pack_head(pk, msgid, "ping", 0);
 }
 
 static bool str_equals(allot_str_t s, const char *literal)
@@ -204,9 +188,9 @@ Test(peek, another_method_gives_its_length_and_nothing_to_load)
     msgpack_sbuffer_init(&buffer);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
-    pack_head(&pk, 5, "stock.get", 1); /* its sku is not a lookup the look-ahead serves */
-    pack_str(&pk, "sku");
-    pack_str(&pk, "SKU-1");
+    test_pack_head(&pk, 5, "stock.get", 1); /* its sku is not a lookup the look-ahead serves */
+    test_pack_str(&pk, "sku");
+    test_pack_str(&pk, "SKU-1");
     peek_request_t request;
     cr_assert(peek_checked((const uint8_t *)buffer.data, buffer.size, &request));
     cr_assert_eq(request.bytes, buffer.size);
