@@ -40,30 +40,6 @@ int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
     return rpc__params_check(object, envelope, error);
 }
 
-/* One write of the header's 4-8 bytes (the bytes msgpack_pack_array(4), _uint32(1),
- * _uint32(msgid) and _nil give), not four: every reply starts with it. */
-void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid)
-{
-    char header[8] = {(char)0x94, (char)RPC_RESPONSE};
-    size_t len = 2;
-    if (msgid < 0x80) {
-        header[len++] = (char)msgid;
-    } else if (msgid <= UINT8_MAX) {
-        header[len++] = (char)0xcc;
-        header[len++] = (char)msgid;
-    } else if (msgid <= UINT16_MAX) {
-        header[len++] = (char)0xcd;
-        header[len++] = (char)(msgid >> 8);
-        header[len++] = (char)msgid;
-    } else {
-        header[len++] = (char)0xce;
-        for (int shift = 24; shift >= 0; shift -= 8)
-            header[len++] = (char)(msgid >> shift);
-    }
-    header[len++] = (char)0xc0;
-    pack_bytes_within_8(pk, header, len);
-}
-
 static void pack_shortfalls(msgpack_packer *pk, const allot_error_detail_t *detail)
 {
     pack_cstr(pk, "shortfalls");

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/common.h"
+#include "pack.h"
 
 enum rpc_type { RPC_REQUEST = 0, RPC_RESPONSE = 1, RPC_NOTIFICATION = 2 };
 
@@ -52,8 +53,8 @@ int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
 static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope,
                                    int *params_error, allot_error_detail_t *error);
 
-/* Pack [1, msgid, nil, <result follows>]: the caller packs the result next. */
-void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid);
+/* Pack [1, msgid, nil, <result follows>]: the caller packs the result next (inline, below). */
+static inline void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid);
 
 /* Pack [1, msgid, {"code", "message", details...}, nil]. */
 void rpc_pack_error(msgpack_packer *pk, uint32_t msgid, int error,
@@ -151,6 +152,30 @@ static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t 
     if (rc == 0)
         *params_error = rpc__params_check(object, envelope, error);
     return rc;
+}
+
+/* One write of the header's 4-8 bytes (the bytes msgpack_pack_array(4), _uint32(1),
+ * _uint32(msgid) and _nil give), not four: every reply starts with it. */
+static inline void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid)
+{
+    char header[8] = {(char)0x94, (char)RPC_RESPONSE};
+    size_t len = 2;
+    if (msgid < 0x80) {
+        header[len++] = (char)msgid;
+    } else if (msgid <= UINT8_MAX) {
+        header[len++] = (char)0xcc;
+        header[len++] = (char)msgid;
+    } else if (msgid <= UINT16_MAX) {
+        header[len++] = (char)0xcd;
+        header[len++] = (char)(msgid >> 8);
+        header[len++] = (char)msgid;
+    } else {
+        header[len++] = (char)0xce;
+        for (int shift = 24; shift >= 0; shift -= 8)
+            header[len++] = (char)(msgid >> shift);
+    }
+    header[len++] = (char)0xc0;
+    pack_bytes_within_8(pk, header, len);
 }
 
 #endif
