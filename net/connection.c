@@ -284,7 +284,8 @@ static __attribute__((noinline, cold)) void output_limit_close(connection_t *con
 /* Queue reply bytes; a client that lets more than output_bytes_max pile up is disconnected.
  * One reply alone may be larger (only a write's: a read's is answered TOO_LARGE instead, see
  * reply_too_large), since its change is made and the client must learn so. */
-static void output_append(connection_t *conn, const char *bytes, size_t len)
+static inline __attribute__((always_inline)) void output_append(connection_t *conn,
+                                                                const char *bytes, size_t len)
 {
     size_t queued = conn->out.size + conn->writing.size;
     size_t pending = queued + len;

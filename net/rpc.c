@@ -6,67 +6,15 @@
 #include "core/errors.h"
 #include "pack.h"
 
-static bool object_as_u32(const msgpack_object *o, uint32_t *out)
-{
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
-        return false;
-    *out = (uint32_t)o->via.u64;
-    return true;
-}
-
-/* The failures are out of line, so that the checks every request passes need no registers saved
- * for them. */
-static __attribute__((noinline, cold)) int envelope_fail(allot_error_detail_t *error,
-                                                         const char *what)
+/* The checks' failures, out of line (rpc.h): the checks every request passes need no registers
+ * saved for them. */
+int rpc__envelope_fail(allot_error_detail_t *error, const char *what)
 {
     return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "envelope",
                            "not a MessagePack-RPC request: %s", what);
 }
 
-static inline int method_read(const msgpack_object *o, rpc_envelope_t *envelope,
-                              allot_error_detail_t *error)
-{
-    if (o->type != MSGPACK_OBJECT_STR)
-        return envelope_fail(error, "method must be a string");
-    if (o->via.str.size == 0 || o->via.str.size > ALLOT_METHOD_BYTES_MAX)
-        return envelope_fail(error, "method must be 1..64 bytes");
-    envelope->method = (allot_str_t){o->via.str.ptr, o->via.str.size};
-    return 0;
-}
-
-static inline int envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
-                                 allot_error_detail_t *error)
-{
-    memset(envelope, 0, sizeof(*envelope));
-    if (object->type != MSGPACK_OBJECT_ARRAY)
-        return envelope_fail(error, "expected an array");
-    const msgpack_object_array *a = &object->via.array;
-    if (a->size < 1 || a->ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return envelope_fail(error, "first element must be the message type 0 or 2");
-    uint64_t type = a->ptr[0].via.u64;
-    if (type == RPC_REQUEST && a->size == 4) {
-        if (!object_as_u32(&a->ptr[1], &envelope->msgid)) {
-            /* an integer out of range can still be echoed, so the client learns why */
-            if (a->ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                a->ptr[1].type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-                envelope->msgid_out_of_range = &a->ptr[1];
-            return envelope_fail(error, "msgid must be an unsigned 32-bit integer");
-        }
-        envelope->has_msgid = true;
-        envelope->type = RPC_REQUEST;
-        return method_read(&a->ptr[2], envelope, error);
-    }
-    if (type == RPC_NOTIFICATION && a->size == 3) {
-        envelope->type = RPC_NOTIFICATION;
-        return method_read(&a->ptr[1], envelope, error);
-    }
-    if (type == RPC_REQUEST || type == RPC_NOTIFICATION)
-        return envelope_fail(error, "wrong number of elements");
-    return envelope_fail(error, "message type must be 0 (request) or 2 (notification)");
-}
-
-static __attribute__((noinline, cold)) int params_fail(allot_error_detail_t *error,
-                                                       const msgpack_object *map)
+int rpc__params_fail(allot_error_detail_t *error, const msgpack_object *map)
 {
     if (map == NULL)
         return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params",
@@ -78,75 +26,18 @@ static __attribute__((noinline, cold)) int params_fail(allot_error_detail_t *err
     return allot_error_set(error, ALLOT_EINVALID_ARGUMENT, "params", "params keys must be strings");
 }
 
-static inline int params_check(const msgpack_object *object, rpc_envelope_t *envelope,
-                               allot_error_detail_t *error)
-{
-    const msgpack_object_array *a = &object->via.array;
-    const msgpack_object *params = &a->ptr[a->size - 1];
-    if (params->type == MSGPACK_OBJECT_ARRAY && params->via.array.size == 0) {
-        /* generic clients (msgpack-rpc-lite, pynvim) send [] for a call without arguments */
-        static const msgpack_object no_params = {.type = MSGPACK_OBJECT_MAP};
-        envelope->params = &no_params;
-        return 0;
-    }
-    if (params->type != MSGPACK_OBJECT_ARRAY || params->via.array.size != 1 ||
-        params->via.array.ptr[0].type != MSGPACK_OBJECT_MAP)
-        return params_fail(error, NULL);
-    const msgpack_object *map = &params->via.array.ptr[0];
-    if (map->via.map.size > ALLOT_PARAMS_KEYS_MAX)
-        return params_fail(error, map);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        if (map->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
-            return params_fail(error, map); /* names the first fault: the count, else a key */
-    }
-    envelope->params = map;
-    return 0;
-}
+const msgpack_object rpc__no_params = {.type = MSGPACK_OBJECT_MAP};
 
 int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
                        allot_error_detail_t *error)
 {
-    return envelope_parse(object, envelope, error);
+    return rpc__envelope_parse(object, envelope, error);
 }
 
 int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
                      allot_error_detail_t *error)
 {
-    return params_check(object, envelope, error);
-}
-
-int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope, int *params_error,
-                     allot_error_detail_t *error)
-{
-    *params_error = 0;
-    int rc = envelope_parse(object, envelope, error);
-    if (rc == 0)
-        *params_error = params_check(object, envelope, error);
-    return rc;
-}
-
-/* One write of the header's 4-8 bytes (the bytes msgpack_pack_array(4), _uint32(1),
- * _uint32(msgid) and _nil give), not four: every reply starts with it. */
-void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid)
-{
-    char header[8] = {(char)0x94, (char)RPC_RESPONSE};
-    size_t len = 2;
-    if (msgid < 0x80) {
-        header[len++] = (char)msgid;
-    } else if (msgid <= UINT8_MAX) {
-        header[len++] = (char)0xcc;
-        header[len++] = (char)msgid;
-    } else if (msgid <= UINT16_MAX) {
-        header[len++] = (char)0xcd;
-        header[len++] = (char)(msgid >> 8);
-        header[len++] = (char)msgid;
-    } else {
-        header[len++] = (char)0xce;
-        for (int shift = 24; shift >= 0; shift -= 8)
-            header[len++] = (char)(msgid >> shift);
-    }
-    header[len++] = (char)0xc0;
-    pack_bytes_within_8(pk, header, len);
+    return rpc__params_check(object, envelope, error);
 }
 
 static void pack_shortfalls(msgpack_packer *pk, const allot_error_detail_t *detail)

@@ -349,6 +349,16 @@ Test(dispatch, every_method_is_found_by_its_name_and_no_other_name_is)
         cr_assert_null(command_lookup(name, c->name_len - 1), "%s - 1", c->name);
         name[c->name_len - 1] ^= 0x20;
         cr_assert_null(command_lookup(name, c->name_len), "%s changed", c->name);
+        name[c->name_len - 1] ^= 0x20;
+        /* any one byte changed, one bit of it at a time (the comparison reads a name in two
+         * overlapping pieces): unknown */
+        for (size_t j = 0; j < c->name_len; j++)
+            for (int bit = 0; bit < 8; bit++) {
+                name[j] ^= (char)(1u << bit);
+                cr_assert_null(command_lookup(name, c->name_len), "%s, byte %zu bit %d", c->name, j,
+                               bit);
+                name[j] ^= (char)(1u << bit);
+            }
     }
     cr_assert_null(command_lookup("", 0));
     /* names made of the methods' own letters, every length: as the scan says */

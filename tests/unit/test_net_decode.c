@@ -215,6 +215,41 @@ Test(decode, a_request_head_of_every_msgid_width_and_method_format_decodes_as_ms
     cr_assert_eq(complete, 3 * 9 * 5 * 2);
 }
 
+/* A call without arguments, params [] or [{}] (read straight, decode.c params_empty_read), and
+ * params that only start like them: whole, cut after every byte, with the next request behind it,
+ * and at every size limit from the framer's edge to past it. */
+Test(decode, a_call_without_arguments_decodes_as_msgpack_c_does_whole_cut_and_at_the_limit)
+{
+    /* [], [{}], then what only starts like them: [{"a": ...}], [[]], [{}, {}], {} (the last
+     * three are the dispatcher's to refuse) */
+    static const uint8_t params[][5] = {
+        {0x90},       {0x91, 0x80},       {0x91, 0x81, 0xa1, 'a', 0x01},
+        {0x91, 0x90}, {0x92, 0x80, 0x80}, {0x80}};
+    static const size_t params_lengths[] = {1, 2, 5, 2, 3, 1};
+    static const uint8_t heads[][8] = {{0x94, 0x00, 0x01, 0xa4, 'p', 'i', 'n', 'g'},
+                                       {0x94, 0x00, 0xce, 0x00, 0x01, 0x00, 0x00, 0xa0}};
+    static const size_t head_lengths[] = {8, 8};
+    size_t complete = 0;
+    for (size_t h = 0; h < 2; h++)
+        for (size_t k = 0; k < sizeof(params_lengths) / sizeof(params_lengths[0]); k++) {
+            uint8_t request[32];
+            memcpy(request, heads[h], head_lengths[h]);
+            size_t len = head_lengths[h];
+            memcpy(request + len, params[k], params_lengths[k]);
+            len += params_lengths[k];
+            for (size_t cut = 0; cut < len; cut++)
+                cr_assert_eq(check_agrees(request, cut, DECODE_TEST_BYTES_MAX), DECODE_UNDECIDED,
+                             "head %zu params %zu cut at %zu", h, k, cut);
+            complete += check_agrees(request, len, DECODE_TEST_BYTES_MAX) == DECODE_COMPLETE;
+            /* the next request right behind: this one ends where its params end */
+            memcpy(request + len, request, len);
+            cr_assert_eq(check_agrees(request, 2 * len, DECODE_TEST_BYTES_MAX), DECODE_COMPLETE);
+            for (size_t max = 1; max < len + ALLOT_REQUEST_DEPTH_MAX + 2; max++)
+                check_agrees(request, len, max);
+        }
+    cr_assert_eq(complete, 2 * 6);
+}
+
 Test(decode, containers_that_end_together_and_empty_ones_end_where_msgpack_c_ends_them)
 {
     /* several levels closed by one item, empty containers last and inside, a map's last value a
