@@ -242,9 +242,12 @@ int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, al
     int rc = reservation_build_reserve(state, r->allocation_count);
     if (rc != 0)
         return rc;
-    allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_SNAPSHOT};
+    allot_event_t event; /* not zeroed whole (3.3 KB): every field the encoding reads is set */
+    event.type = ALLOT_EVENT_RESERVATION_SNAPSHOT;
     allot_event_reservation_t *e = &event.u.reservation;
     e->id = *id;
+    e->at_ms = 0;
+    e->ticket = 0;
     e->status = r->status;
     e->request_hash = r->request_hash;
     e->created_ms = r->created_ms;

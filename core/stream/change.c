@@ -493,8 +493,9 @@ int64_t allot_stream_tick_due_ms(const allot_state_t *state)
 
 int allot_stream_tick(allot_state_t *state, int64_t now_ms)
 {
-    allot_event_t event = {.type = ALLOT_EVENT_EVENTS_TICK};
-    event.u.tick.at_ms = now_ms;
+    allot_event_t event; /* not zeroed whole: only the payload below is read */
+    event.type = ALLOT_EVENT_EVENTS_TICK;
+    event.u.tick = (allot_event_tick_t){.at_ms = now_ms};
     return state_event_emit(state, &event);
 }
 
