@@ -131,6 +131,7 @@ struct allot_state {
     uint32_t reservation_slots;             /* high-water mark of used slots */
     uint32_t reservation_capacity;
     uint32_t reservation_free;
+    uint32_t reservation_recent; /* the slot last taken: a find of its id skips the index */
     allot_hash_t reservation_index;
     allot_heap_t expiry_heap;
     allot_heap_t tombstone_heap;
@@ -163,6 +164,7 @@ struct allot_state {
     uint32_t prepared_sku;         /* stock events and SKU / adjust-key snapshots: the SKU and */
     uint32_t prepared_location;    /* location their prepare found, for the commit after it */
     uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
+    uint32_t prepared_id_hash;     /* create: allot_hash_bytes of the new hold's id, likewise */
     char *pending_key;             /* prepared adjust-key copy */
 
     /* orders (order_store.c) */
