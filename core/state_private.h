@@ -118,11 +118,14 @@ struct allot_state {
     uint32_t location_count;
     uint32_t location_capacity;
     allot_hash_t location_index;
+    uint32_t location_recent; /* the location a hold was last planned at: a find of its id skips
+                                 the index */
 
     struct allot_sku *skus; /* core/inventory.h */
     uint32_t sku_count;
     uint32_t sku_capacity;
     allot_hash_t sku_index;
+    uint32_t sku_recent; /* the SKU a writer resolved last: a find of its id skips the index */
     allot_arena_t sku_ids;
     uint64_t skus_stocked;
     uint64_t position_count;

@@ -225,6 +225,8 @@ static int reserve_emit(allot_state_t *state, const allot_reserve_request_t *req
         allot_str_t at = supply ? allot_supply_id_at(state, a->supply)
                                 : allot_location_id(&state->locations[a->location]);
         e->allocations[k] = (allot_event_allocation_t){at, a->qty, supply};
+        if (!supply)
+            state->location_recent = a->location; /* the record's apply finds it first */
     }
     return state_event_emit(state, &event);
 }
