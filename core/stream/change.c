@@ -344,7 +344,8 @@ static const stream_before_t *before_find(const stream_state_t *stream, uint32_t
 
 static bool ship_eligible(const allot_state_t *state, uint32_t location)
 {
-    const allot_location_t *l = allot_location_at(state, location);
+    assert(location < state->location_count);
+    const allot_location_t *l = &state->locations[location]; /* inlined: several a record */
     return l->active && l->ship;
 }
 
