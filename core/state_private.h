@@ -134,7 +134,8 @@ struct allot_state {
     uint32_t reservation_slots;             /* high-water mark of used slots */
     uint32_t reservation_capacity;
     uint32_t reservation_free;
-    uint32_t reservation_recent; /* the slot last taken: a find of its id skips the index */
+    uint32_t reservation_recent;      /* the slot last taken: a find of its id skips the index */
+    uint32_t reservation_recent_hash; /* allot_hash_bytes of its id */
     allot_hash_t reservation_index;
     allot_heap_t expiry_heap;
     allot_heap_t tombstone_heap;

@@ -106,9 +106,12 @@ uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id)
 
 uint32_t reservation_slot_find_hashed(const allot_state_t *state, allot_str_t id, uint32_t hash)
 {
-    uint32_t slot = reservation_slot_recent(state, id);
-    if (slot != ALLOT_SLOT_NONE)
-        return slot;
+    /* a new id's lookups (a miss each) skip the compare when the hashes differ */
+    if (hash == state->reservation_recent_hash) {
+        uint32_t slot = reservation_slot_recent(state, id);
+        if (slot != ALLOT_SLOT_NONE)
+            return slot;
+    }
     return reservation_slot_probe(state, id, hash);
 }
 
@@ -167,6 +170,7 @@ uint32_t reservation_slot_take_hashed(allot_state_t *state, allot_str_t id, uint
         memcpy(r->id_inline, id.ptr, id.len); /* NUL-terminated by the memset */
     r->used = true;
     state->reservation_recent = slot;
+    state->reservation_recent_hash = hash;
     state_checkpoint_born(state, STATE_KEY_RESERVATION, slot);
     int rc = allot_hash_insert(&state->reservation_index, hash, slot);
     assert(rc == 0);
