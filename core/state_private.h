@@ -118,11 +118,14 @@ struct allot_state {
     uint32_t location_count;
     uint32_t location_capacity;
     allot_hash_t location_index;
+    uint32_t location_recent; /* the location a hold was last planned at: a find of its id skips
+                                 the index */
 
     struct allot_sku *skus; /* core/inventory.h */
     uint32_t sku_count;
     uint32_t sku_capacity;
     allot_hash_t sku_index;
+    uint32_t sku_recent; /* the SKU a writer resolved last: a find of its id skips the index */
     allot_arena_t sku_ids;
     uint64_t skus_stocked;
     uint64_t position_count;
@@ -131,6 +134,8 @@ struct allot_state {
     uint32_t reservation_slots;             /* high-water mark of used slots */
     uint32_t reservation_capacity;
     uint32_t reservation_free;
+    uint32_t reservation_recent;      /* the slot last taken: a find of its id skips the index */
+    uint32_t reservation_recent_hash; /* allot_hash_bytes of its id */
     allot_hash_t reservation_index;
     allot_heap_t expiry_heap;
     allot_heap_t tombstone_heap;
@@ -163,6 +168,7 @@ struct allot_state {
     uint32_t prepared_sku;         /* stock events and SKU / adjust-key snapshots: the SKU and */
     uint32_t prepared_location;    /* location their prepare found, for the commit after it */
     uint32_t prepared_reservation; /* release / replace / extend: the hold's slot, likewise */
+    uint32_t prepared_id_hash;     /* create: allot_hash_bytes of the new hold's id, likewise */
     char *pending_key;             /* prepared adjust-key copy */
 
     /* orders (order_store.c) */

@@ -14,10 +14,8 @@ void allot_bytes_free(allot_bytes_t *bytes)
     bytes->len = bytes->capacity = 0;
 }
 
-int allot_bytes_reserve(allot_bytes_t *bytes, size_t extra)
+int allot_bytes_grow(allot_bytes_t *bytes, size_t extra)
 {
-    if (bytes->len + extra <= bytes->capacity)
-        return 0;
     size_t capacity = bytes->capacity ? bytes->capacity : 256;
     while (capacity < bytes->len + extra)
         capacity *= 2;
@@ -27,52 +25,6 @@ int allot_bytes_reserve(allot_bytes_t *bytes, size_t extra)
     bytes->data = data;
     bytes->capacity = capacity;
     return 0;
-}
-
-void allot_bytes_put(allot_bytes_t *bytes, const void *data, size_t len)
-{
-    assert(bytes->len + len <= bytes->capacity);
-    if (len > 0)
-        memcpy(bytes->data + bytes->len, data, len);
-    bytes->len += len;
-}
-
-void allot_bytes_put_u8(allot_bytes_t *bytes, uint8_t value)
-{
-    allot_bytes_put(bytes, &value, 1);
-}
-
-void allot_bytes_put_u16(allot_bytes_t *bytes, uint16_t value)
-{
-    uint8_t raw[2];
-    allot_u16_store_le(raw, value);
-    allot_bytes_put(bytes, raw, 2);
-}
-
-void allot_bytes_put_u64(allot_bytes_t *bytes, uint64_t value)
-{
-    uint8_t raw[8];
-    allot_u64_store_le(raw, value);
-    allot_bytes_put(bytes, raw, 8);
-}
-
-void allot_bytes_put_i64(allot_bytes_t *bytes, int64_t value)
-{
-    allot_bytes_put_u64(bytes, (uint64_t)value);
-}
-
-void allot_bytes_put_f64(allot_bytes_t *bytes, double value)
-{
-    uint64_t bits;
-    memcpy(&bits, &value, sizeof(bits));
-    allot_bytes_put_u64(bytes, bits);
-}
-
-void allot_bytes_put_str(allot_bytes_t *bytes, allot_str_t value)
-{
-    assert(value.len <= UINT16_MAX);
-    allot_bytes_put_u16(bytes, (uint16_t)value.len);
-    allot_bytes_put(bytes, value.ptr, value.len);
 }
 
 void allot_u32_vec_free(allot_u32_vec_t *vec)

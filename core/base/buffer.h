@@ -10,6 +10,7 @@
 #ifndef ALLOT_CORE_BUFFER_H
 #define ALLOT_CORE_BUFFER_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,16 +32,62 @@ typedef struct allot_u32_vec {
 } allot_u32_vec_t;
 
 void allot_bytes_free(allot_bytes_t *bytes);
-int allot_bytes_reserve(allot_bytes_t *bytes, size_t extra);
-/* Infallible after a sufficient allot_bytes_reserve(); asserts capacity. */
-void allot_bytes_put(allot_bytes_t *bytes, const void *data, size_t len);
-void allot_bytes_put_u8(allot_bytes_t *bytes, uint8_t value);
-void allot_bytes_put_u16(allot_bytes_t *bytes, uint16_t value);
-void allot_bytes_put_u64(allot_bytes_t *bytes, uint64_t value);
-void allot_bytes_put_i64(allot_bytes_t *bytes, int64_t value);
-void allot_bytes_put_f64(allot_bytes_t *bytes, double value);
+int allot_bytes_grow(allot_bytes_t *bytes, size_t extra);
+static inline int allot_bytes_reserve(allot_bytes_t *bytes, size_t extra)
+{
+    return bytes->len + extra <= bytes->capacity ? 0 : allot_bytes_grow(bytes, extra);
+}
+
+/* The writers are inline, like the readers: every event record is encoded through them, a
+ * handful of fixed-size stores each. Infallible after a sufficient allot_bytes_reserve();
+ * assert capacity. */
+static inline void allot_bytes_put(allot_bytes_t *bytes, const void *data, size_t len)
+{
+    assert(bytes->len + len <= bytes->capacity);
+    if (len > 0)
+        memcpy(bytes->data + bytes->len, data, len);
+    bytes->len += len;
+}
+
+static inline void allot_bytes_put_u8(allot_bytes_t *bytes, uint8_t value)
+{
+    assert(bytes->len + 1 <= bytes->capacity);
+    bytes->data[bytes->len++] = value;
+}
+
+static inline void allot_bytes_put_u16(allot_bytes_t *bytes, uint16_t value)
+{
+    assert(bytes->len + 2 <= bytes->capacity);
+    allot_u16_store_le(bytes->data + bytes->len, value);
+    bytes->len += 2;
+}
+
+static inline void allot_bytes_put_u64(allot_bytes_t *bytes, uint64_t value)
+{
+    assert(bytes->len + 8 <= bytes->capacity);
+    allot_u64_store_le(bytes->data + bytes->len, value);
+    bytes->len += 8;
+}
+
+static inline void allot_bytes_put_i64(allot_bytes_t *bytes, int64_t value)
+{
+    allot_bytes_put_u64(bytes, (uint64_t)value);
+}
+
+static inline void allot_bytes_put_f64(allot_bytes_t *bytes, double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof(bits));
+    allot_bytes_put_u64(bytes, bits);
+}
+
 /* u16 length then the bytes; len <= UINT16_MAX. */
-void allot_bytes_put_str(allot_bytes_t *bytes, allot_str_t value);
+static inline void allot_bytes_put_str(allot_bytes_t *bytes, allot_str_t value)
+{
+    assert(value.len <= UINT16_MAX);
+    allot_bytes_put_u16(bytes, (uint16_t)value.len);
+    allot_bytes_put(bytes, value.ptr, value.len);
+}
 
 void allot_u32_vec_free(allot_u32_vec_t *vec);
 int allot_u32_vec_reserve(allot_u32_vec_t *vec, uint32_t extra);

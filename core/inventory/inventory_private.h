@@ -71,6 +71,9 @@ int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index);
 int inventory_sku_intern_hashed(allot_state_t *state, allot_str_t id, uint32_t hash,
                                 uint32_t *index);
 uint32_t inventory_sku_find_hashed(const allot_state_t *state, allot_str_t sku, uint32_t hash);
+/* allot_sku_index_find for a writer about to use the SKU: a found SKU becomes the one later finds
+ * of the same id answer without the index (state->sku_recent). */
+uint32_t inventory_sku_resolve(allot_state_t *state, allot_str_t sku);
 allot_sku_t *inventory_sku_mut(allot_state_t *state, uint32_t index);
 /* Make room so that a position of sku at location can be inserted. */
 int inventory_position_reserve(allot_state_t *state, uint32_t sku, uint32_t location);

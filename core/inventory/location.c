@@ -35,6 +35,12 @@ allot_str_t allot_location_id(const allot_location_t *location)
 
 uint32_t allot_location_index_find(const allot_state_t *state, allot_str_t id)
 {
+    /* A new hold's record names the location its reserve just planned (state->location_recent):
+     * the location's own id decides without hashing or probing. */
+    uint32_t recent = state->location_recent;
+    if (recent < state->location_count && state->locations[recent].id_len == id.len &&
+        memcmp(state->locations[recent].id, id.ptr, id.len) == 0)
+        return recent;
     uint32_t hash = allot_hash_bytes(id.ptr, id.len);
     allot_hash_probe_t probe;
     allot_hash_probe_start(&state->location_index, hash, &probe);

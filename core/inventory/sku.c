@@ -27,9 +27,31 @@ static bool sku_id_equals(const allot_sku_t *sku, allot_str_t id)
     return sku->id_len == id.len && memcmp(sku_id_ptr(sku), id.ptr, id.len) == 0;
 }
 
+/* The SKU a writer resolved last when it has this id, else ALLOT_SKU_NONE: one reserve resolves
+ * its SKU for sourcing, for its record's apply and for the change stream, and SKUs are never
+ * removed, so the record's own id decides without hashing or probing. */
+static uint32_t sku_recent(const allot_state_t *state, allot_str_t sku)
+{
+    uint32_t index = state->sku_recent;
+    if (index < state->sku_count && sku_id_equals(&state->skus[index], sku))
+        return index;
+    return ALLOT_SKU_NONE;
+}
+
 uint32_t allot_sku_index_find(const allot_state_t *state, allot_str_t sku)
 {
+    uint32_t index = sku_recent(state, sku);
+    if (index != ALLOT_SKU_NONE)
+        return index;
     return inventory_sku_find_hashed(state, sku, allot_hash_bytes(sku.ptr, sku.len));
+}
+
+uint32_t inventory_sku_resolve(allot_state_t *state, allot_str_t sku)
+{
+    uint32_t index = allot_sku_index_find(state, sku);
+    if (index != ALLOT_SKU_NONE)
+        state->sku_recent = index;
+    return index;
 }
 
 uint32_t inventory_sku_find_hashed(const allot_state_t *state, allot_str_t sku, uint32_t hash)
@@ -164,7 +186,13 @@ static int sku_array_grow(allot_state_t *state, uint32_t wanted)
 
 int inventory_sku_intern(allot_state_t *state, allot_str_t id, uint32_t *index)
 {
-    return inventory_sku_intern_hashed(state, id, allot_hash_bytes(id.ptr, id.len), index);
+    *index = sku_recent(state, id);
+    if (*index != ALLOT_SKU_NONE)
+        return 0;
+    int rc = inventory_sku_intern_hashed(state, id, allot_hash_bytes(id.ptr, id.len), index);
+    if (rc == 0)
+        state->sku_recent = *index;
+    return rc;
 }
 
 int inventory_sku_intern_hashed(allot_state_t *state, allot_str_t id, uint32_t hash,

@@ -197,11 +197,17 @@ static int reserve_emit(allot_state_t *state, const allot_reserve_request_t *req
     int rc = reservation_build_reserve(state, plan->allocation_count);
     if (rc != 0)
         return rc;
+    /* Field by field: the payload is 3.3 KB (ALLOT_LINES_MAX lines), and zeroing all of it cost
+     * more than the rest of this function; only the plan's lines are read. */
     allot_event_t event;
     event.type = replace ? ALLOT_EVENT_RESERVATION_REPLACE : ALLOT_EVENT_RESERVATION_CREATE;
     allot_event_reservation_t *e = &event.u.reservation;
-    *e = (allot_event_reservation_t){
-        .id = req->id, .request_hash = hash, .created_ms = now_ms, .at_ms = now_ms};
+    e->id = req->id;
+    e->status = ALLOT_RESERVATION_ACTIVE;
+    e->request_hash = hash;
+    e->created_ms = now_ms;
+    e->ended_ms = 0;
+    e->at_ms = now_ms;
     e->customer = req->customer;
     e->ticket = ticket;
     e->expires_at_ms = now_ms + req->ttl_s * 1000;
@@ -219,6 +225,8 @@ static int reserve_emit(allot_state_t *state, const allot_reserve_request_t *req
         allot_str_t at = supply ? allot_supply_id_at(state, a->supply)
                                 : allot_location_id(&state->locations[a->location]);
         e->allocations[k] = (allot_event_allocation_t){at, a->qty, supply};
+        if (!supply)
+            state->location_recent = a->location; /* the record's apply finds it first */
     }
     return state_event_emit(state, &event);
 }
@@ -333,7 +341,8 @@ int allot_reservation_extend(allot_state_t *state, allot_str_t id, int64_t ttl_s
         rc = ttl_check(ttl_s, detail);
     if (rc != 0)
         return rc;
-    allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_EXTEND};
+    allot_event_t event; /* not zeroed whole: only the payload below is read */
+    event.type = ALLOT_EVENT_RESERVATION_EXTEND;
     event.u.extend = (allot_event_extend_t){id, now_ms + ttl_s * 1000, now_ms};
     rc = state_event_emit(state, &event);
     if (rc != 0)
@@ -345,7 +354,8 @@ int allot_reservation_extend(allot_state_t *state, allot_str_t id, int64_t ttl_s
 static int reservation_release_emit(allot_state_t *state, allot_str_t id, uint8_t reason,
                                     int64_t now_ms)
 {
-    allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_RELEASE};
+    allot_event_t event; /* not zeroed whole: only the payload below is read */
+    event.type = ALLOT_EVENT_RESERVATION_RELEASE;
     event.u.release = (allot_event_release_t){id, reason, now_ms};
     return state_event_emit(state, &event);
 }

@@ -241,8 +241,10 @@ static int release_prepare(allot_state_t *state, allot_str_t id)
 
 int reservation_create_prepare(allot_state_t *state, const allot_event_reservation_t *e)
 {
-    if (reservation_slot_find(state, e->id) != ALLOT_SLOT_NONE)
+    uint32_t hash = allot_hash_bytes(e->id.ptr, e->id.len);
+    if (reservation_slot_find_hashed(state, e->id, hash) != ALLOT_SLOT_NONE)
         return ALLOT_ECORRUPT;
+    state->prepared_id_hash = hash; /* the commit's new slot goes into the index under it */
     return body_prepare(state, e, true, ALLOT_SLOT_NONE);
 }
 
@@ -434,7 +436,7 @@ void reservation_snapshot_commit(allot_state_t *state, const allot_event_reserva
 
 void reservation_create_commit(allot_state_t *state, const allot_event_reservation_t *e)
 {
-    commit_hold(state, slot_new_from(state, e->id), e);
+    commit_hold(state, reservation_slot_take_hashed(state, e->id, state->prepared_id_hash), e);
     if (e->ticket != 0)
         sale_ticket_use_commit(state, e->ticket);
 }

@@ -31,6 +31,8 @@ static inline void reservation_slot_prefetch(const allot_state_t *state, uint32_
 int reservation_slot_reserve(allot_state_t *state);
 /* A new record for `id` (a short id is copied into it; a long one comes with its block). */
 uint32_t reservation_slot_take(allot_state_t *state, allot_str_t id);
+/* The same, for hash == allot_hash_bytes(id). */
+uint32_t reservation_slot_take_hashed(allot_state_t *state, allot_str_t id, uint32_t hash);
 /* Whether a hold with these parts keeps them all in its record (core/reservation.h). */
 bool reservation_body_fits_inline(const allot_event_reservation_t *e);
 /* A live hold's lines, for the apply that fills them in. */

@@ -57,6 +57,7 @@ int reservation_init(allot_state_t *state)
     allot_heap_init(&state->tombstone_heap, tombstone_key, reservation_id_less,
                     reservation_position_set, state);
     state->reservation_free = ALLOT_SLOT_NONE;
+    state->reservation_recent = ALLOT_SLOT_NONE;
     return 0;
 }
 
@@ -72,12 +73,49 @@ void reservation_free_all(allot_state_t *state)
     allot_heap_free(&state->tombstone_heap);
 }
 
+/* Is r the record of id? (A long id's bytes are in the block, which a record just taken may not
+ * have yet.) */
+static bool reservation_has_id(const allot_reservation_t *r, allot_str_t id)
+{
+    if (!r->used || r->id_len != id.len)
+        return false;
+    allot_str_t own = allot_reservation_id(r);
+    return own.ptr != NULL && memcmp(own.ptr, id.ptr, id.len) == 0;
+}
+
+/* The slot last taken when it holds id, else ALLOT_SLOT_NONE: a new hold is looked up again by
+ * its reserve and by the change stream right after its record is applied, and ids are unique, so
+ * the record's own id decides without hashing or probing. */
+static uint32_t reservation_slot_recent(const allot_state_t *state, allot_str_t id)
+{
+    uint32_t slot = state->reservation_recent;
+    if (slot < state->reservation_slots && reservation_has_id(&state->reservations[slot], id))
+        return slot;
+    return ALLOT_SLOT_NONE;
+}
+
+static uint32_t reservation_slot_probe(const allot_state_t *state, allot_str_t id, uint32_t hash);
+
 uint32_t reservation_slot_find(const allot_state_t *state, allot_str_t id)
 {
-    return reservation_slot_find_hashed(state, id, allot_hash_bytes(id.ptr, id.len));
+    uint32_t slot = reservation_slot_recent(state, id);
+    if (slot != ALLOT_SLOT_NONE)
+        return slot;
+    return reservation_slot_probe(state, id, allot_hash_bytes(id.ptr, id.len));
 }
 
 uint32_t reservation_slot_find_hashed(const allot_state_t *state, allot_str_t id, uint32_t hash)
+{
+    /* a new id's lookups (a miss each) skip the compare when the hashes differ */
+    if (hash == state->reservation_recent_hash) {
+        uint32_t slot = reservation_slot_recent(state, id);
+        if (slot != ALLOT_SLOT_NONE)
+            return slot;
+    }
+    return reservation_slot_probe(state, id, hash);
+}
+
+static uint32_t reservation_slot_probe(const allot_state_t *state, allot_str_t id, uint32_t hash)
 {
     allot_hash_probe_t probe;
     allot_hash_probe_start(&state->reservation_index, hash, &probe);
@@ -114,6 +152,11 @@ int reservation_slot_reserve(allot_state_t *state)
 
 uint32_t reservation_slot_take(allot_state_t *state, allot_str_t id)
 {
+    return reservation_slot_take_hashed(state, id, allot_hash_bytes(id.ptr, id.len));
+}
+
+uint32_t reservation_slot_take_hashed(allot_state_t *state, allot_str_t id, uint32_t hash)
+{
     assert(id.len > 0 && id.len <= ALLOT_ID_BYTES_MAX);
     uint32_t slot = state->reservation_free;
     if (slot != ALLOT_SLOT_NONE)
@@ -126,8 +169,10 @@ uint32_t reservation_slot_take(allot_state_t *state, allot_str_t id)
     if (id.len <= ALLOT_RESERVATION_ID_INLINE_BYTES)
         memcpy(r->id_inline, id.ptr, id.len); /* NUL-terminated by the memset */
     r->used = true;
+    state->reservation_recent = slot;
+    state->reservation_recent_hash = hash;
     state_checkpoint_born(state, STATE_KEY_RESERVATION, slot);
-    int rc = allot_hash_insert(&state->reservation_index, allot_hash_bytes(id.ptr, id.len), slot);
+    int rc = allot_hash_insert(&state->reservation_index, hash, slot);
     assert(rc == 0);
     (void)rc;
     return slot;
@@ -242,9 +287,12 @@ int reservation_snapshot_take(allot_state_t *state, uint32_t slot, bool full, al
     int rc = reservation_build_reserve(state, r->allocation_count);
     if (rc != 0)
         return rc;
-    allot_event_t event = {.type = ALLOT_EVENT_RESERVATION_SNAPSHOT};
+    allot_event_t event; /* not zeroed whole (3.3 KB): every field the encoding reads is set */
+    event.type = ALLOT_EVENT_RESERVATION_SNAPSHOT;
     allot_event_reservation_t *e = &event.u.reservation;
     e->id = *id;
+    e->at_ms = 0;
+    e->ticket = 0;
     e->status = r->status;
     e->request_hash = r->request_hash;
     e->created_ms = r->created_ms;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/inventory/inventory_private.h"
 #include "core/reservation.h"
 #include "core/state_private.h"
 #include "core/supply.h"
@@ -316,7 +317,7 @@ static void sourcing_setup(sourcing_t *s, allot_state_t *state,
     plan->allocation_count = 0;
     plan->allocations = state->plan_allocations;
     for (uint32_t i = 0; i < request->line_count; i++) {
-        s->skus[i] = allot_sku_index_find(state, request->lines[i].sku);
+        s->skus[i] = inventory_sku_resolve(state, request->lines[i].sku);
         s->need_total[i] = request->lines[i].qty;
         for (uint32_t j = 0; j < i; j++)
             if (s->skus[j] == s->skus[i] && s->skus[i] != ALLOT_SKU_NONE)

@@ -344,7 +344,8 @@ static const stream_before_t *before_find(const stream_state_t *stream, uint32_t
 
 static bool ship_eligible(const allot_state_t *state, uint32_t location)
 {
-    const allot_location_t *l = allot_location_at(state, location);
+    assert(location < state->location_count);
+    const allot_location_t *l = &state->locations[location]; /* inlined: several a record */
     return l->active && l->ship;
 }
 
@@ -493,8 +494,9 @@ int64_t allot_stream_tick_due_ms(const allot_state_t *state)
 
 int allot_stream_tick(allot_state_t *state, int64_t now_ms)
 {
-    allot_event_t event = {.type = ALLOT_EVENT_EVENTS_TICK};
-    event.u.tick.at_ms = now_ms;
+    allot_event_t event; /* not zeroed whole: only the payload below is read */
+    event.type = ALLOT_EVENT_EVENTS_TICK;
+    event.u.tick = (allot_event_tick_t){.at_ms = now_ms};
     return state_event_emit(state, &event);
 }
 

@@ -703,6 +703,38 @@ Test(reserve, tombstones_are_bounded_oldest_first)
     fx_assert_replay_equal(st);
 }
 
+/* A find first compares the slot last taken (its own id decides): a dropped or reused slot must
+ * never answer for the id it held before. */
+Test(reserve, an_evicted_id_is_not_found_through_the_slot_it_last_had)
+{
+    allot_state_config_t config = {.idempotency_entries_max = 1, .idempotency_age_ms = 1000000};
+    st = fx_state_with(&config);
+    fx_location(st, (fx_loc_t){.id = "W1"});
+    fx_stock(st, "A", "W1", 100, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const allot_reservation_t *r;
+    const char *ids[] = {"r0", "r1"};
+    for (int i = 0; i < 2; i++) {
+        allot_reserve_request_t req = fx_req(ids[i], lines, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, NULL), 0);
+    }
+    /* r1's slot was taken last; its tombstone is evicted by r0's release (one tombstone kept) */
+    cr_assert_eq(allot_reservation_release(st, S("r1"), FX_T0 + 1, &r, &fx_err), 0);
+    cr_assert_eq(allot_reservation_release(st, S("r0"), FX_T0 + 2, &r, &fx_err), 0);
+    cr_assert_null(allot_reservation_find(st, S("r1")));
+    cr_assert_eq(allot_reservation_get(st, S("r1"), FX_T0 + 3, &r, &fx_err), ALLOT_ENOT_FOUND);
+    /* the freed slot goes to a new id of the same length: r1 is still not found, r2 is */
+    allot_reserve_request_t req = fx_req("r2", lines, 1);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 4, &r), 0);
+    cr_assert_null(allot_reservation_find(st, S("r1")));
+    const allot_reservation_t *found = allot_reservation_find(st, S("r2"));
+    cr_assert_eq(found, r);
+    cr_assert_eq(fx_reserve(st, &req, FX_T0 + 5, &r), 0, "same request: the same hold");
+    cr_assert_eq(r, found);
+    cr_assert_eq(fx_avail(st, "A"), 99);
+    fx_assert_replay_equal(st);
+}
+
 static uint64_t evicted_early(const allot_state_t *state)
 {
     allot_state_counters_t c;
