@@ -843,7 +843,8 @@ void events_close(events_t *events)
 {
     if (events == NULL)
         return;
-    events_store_durable(events); /* else derived again from the WAL at the next start */
+    /* stored without a push (the connections are closing), else derived again at the next start */
+    store_flush(events, events->durable_lsn, false);
     allot_state_set_change_observer(events->state, NULL, NULL);
     events_subscriptions_free(events);
     free(events->waiters);
