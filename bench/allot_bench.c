@@ -38,6 +38,8 @@ static void usage(FILE *out)
         "                         together with the next (default 50; 0: each at its own time)\n"
         "  --duration S           measured seconds (default 10); cap for flashsale and --requests\n"
         "  --warmup S             unrecorded seconds before measuring (default 1)\n"
+        "  --timeline-ms W        --json gets \"timeline\": per W ms of intended start, the\n"
+        "                         requests, those over 5 and over 20 ms, and the slowest\n"
         "  --requests N           stop after N sessions instead of a duration\n"
         "data set:\n"
         "  --skus N               catalogue SKUs (default 100000)\n"
@@ -258,6 +260,7 @@ enum {
     OPT_THREADS,
     OPT_RATE,
     OPT_SEND_WINDOW,
+    OPT_TIMELINE,
     OPT_DURATION,
     OPT_WARMUP,
     OPT_REQUESTS,
@@ -296,6 +299,7 @@ static const struct option long_options[] = {
     {"threads", 1, 0, OPT_THREADS},
     {"rate", 1, 0, OPT_RATE},
     {"send-window-us", 1, 0, OPT_SEND_WINDOW},
+    {"timeline-ms", 1, 0, OPT_TIMELINE},
     {"duration", 1, 0, OPT_DURATION},
     {"warmup", 1, 0, OPT_WARMUP},
     {"requests", 1, 0, OPT_REQUESTS},
@@ -365,6 +369,8 @@ static int option_apply(int opt, const char *arg, bench_config_t *config)
         return parse_u64(arg, 0, BENCH_SEND_WINDOW_US_MAX, &u)
                    ? -1
                    : (config->send_window_us = (uint32_t)u, 0);
+    case OPT_TIMELINE:
+        return parse_u64(arg, 1, 60000, &u) ? -1 : (config->timeline_ms = (uint32_t)u, 0);
     case OPT_DURATION:
         return parse_double(arg, 0.1, 86400, &config->duration_s);
     case OPT_WARMUP:
@@ -516,6 +522,7 @@ static int run_scenario(const bench_config_t *config, const bench_target_t *targ
     }
     if (engine_run(&run) != 0) {
         fprintf(stderr, "allot-bench: %s\n", run.error);
+        bench_run_free(&run);
         return 1;
     }
     if (!config->quiet)
@@ -553,6 +560,7 @@ static int run_scenario(const bench_config_t *config, const bench_target_t *targ
                 bench_op_names[scenario_primary_op(config->scenario)]);
         status = status ? status : 4;
     }
+    bench_run_free(&run);
     return status;
 }
 

@@ -73,6 +73,7 @@ typedef struct bench_config {
     uint32_t send_window_us; /* open loop: requests due within this of a hand-out wait for the
                                 next one (pacer_send_ns); 0: each goes out at its own time */
     double duration_s;       /* run length after warm-up */
+    uint32_t timeline_ms;    /* > 0: count the measured replies per window of intended start */
     double warmup_s;         /* not recorded */
     uint64_t requests;       /* > 0: stop after this many sessions instead of a duration */
     /* data set */
@@ -171,6 +172,14 @@ typedef struct op_stats {
 
 typedef struct bench_run bench_run_t;
 
+/* --timeline-ms: the measured requests whose intended start fell in one window, and how many of
+ * them took over 5 and over 20 ms (the open loop's tail targets); at most
+ * BENCH_TIMELINE_WINDOWS_MAX windows (the rest is not counted). */
+#define BENCH_TIMELINE_WINDOWS_MAX 100000
+typedef struct bench_timeline_window {
+    uint64_t count, over_5ms, over_20ms, max_ns;
+} bench_timeline_window_t;
+
 struct worker {
     uint32_t index;
     bench_run_t *run;
@@ -191,6 +200,7 @@ struct worker {
      * start (a client that falls behind adds this to every latency it reports) */
     histogram_t send_late_ns;
     uint64_t slot_waits; /* open loop: times a session was due and every slot was busy */
+    bench_timeline_window_t *timeline; /* run->timeline_count windows, NULL: none */
     uint64_t first_start_ns, last_done_ns;
     uint64_t read_ns; /* the clock when the last read returned: the time of the replies it holds */
     _Atomic uint64_t completed; /* ops completed, for the progress line */
@@ -234,8 +244,11 @@ struct bench_run {
      * once, in the op's histogram, and run_merge adds those into session_ns. */
     histogram_t session_ns;
     bool sessions_single;
-    histogram_t send_late_ns; /* open loop: merged worker_t.send_late_ns */
-    uint64_t slot_waits;      /* open loop: summed worker_t.slot_waits */
+    histogram_t send_late_ns;          /* open loop: merged worker_t.send_late_ns */
+    uint64_t slot_waits;               /* open loop: summed worker_t.slot_waits */
+    bench_timeline_window_t *timeline; /* merged; freed by bench_run_free */
+    uint32_t timeline_count;
+    int64_t measure_start_unix_ms; /* the wall clock when measuring began (timeline's origin) */
     uint64_t last_done_ns;
     double elapsed_s; /* measured window */
     uint64_t flash_ok, flash_refused;
@@ -255,6 +268,8 @@ uint64_t bench_now_ns(void);
  * the limit held; 1 on a setup error, 3 when a check failed. */
 int fair_sale_run(const bench_config_t *config, FILE *out);
 int engine_run(bench_run_t *run);
+/* What engine_run left allocated in run (the timeline). */
+void bench_run_free(bench_run_t *run);
 /* Called by a target's parse when the request in flight on `slot` finished. */
 void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const char *code);
 uint64_t bench_rng_next(uint64_t *state);

@@ -351,6 +351,21 @@ static bool session_begin(worker_t *w, conn_t *c, uint64_t intended_ns)
     return true;
 }
 
+static void timeline_record(worker_t *w, uint64_t intended_ns, uint64_t latency_ns)
+{
+    const bench_run_t *run = w->run;
+    uint64_t window_ns = (uint64_t)run->config->timeline_ms * 1000000u;
+    uint64_t index = (intended_ns - run->measure_start_ns) / window_ns;
+    if (index >= run->timeline_count)
+        return;
+    bench_timeline_window_t *t = &w->timeline[index];
+    t->count++;
+    t->over_5ms += latency_ns > 5000000u;
+    t->over_20ms += latency_ns > 20000000u;
+    if (latency_ns > t->max_ns)
+        t->max_ns = latency_ns;
+}
+
 static void stats_record(op_stats_t *st, uint64_t latency_ns, bool is_error, const char *code)
 {
     histogram_record(&st->latency_ns, latency_ns);
@@ -380,6 +395,8 @@ void engine_reply(worker_t *w, conn_t *c, uint32_t slot, bool is_error, const ch
     uint64_t latency_ns = now > s->intended_ns ? now - s->intended_ns : 0;
     if (s->recorded)
         stats_record(&w->stats[s->op], latency_ns, is_error, code);
+    if (s->recorded && w->timeline != NULL)
+        timeline_record(w, s->intended_ns, latency_ns);
     atomic_store_explicit(&w->completed, w->completed + 1, memory_order_relaxed);
     if (is_error)
         atomic_store_explicit(&w->failures, w->failures + 1, memory_order_relaxed);
@@ -662,6 +679,14 @@ static void run_merge(bench_run_t *run)
             }
         }
         histogram_merge(&run->session_ns, &w->session_ns);
+        for (uint32_t k = 0;
+             w->timeline != NULL && run->timeline != NULL && k < run->timeline_count; k++) {
+            bench_timeline_window_t *into = &run->timeline[k], *from = &w->timeline[k];
+            into->count += from->count;
+            into->over_5ms += from->over_5ms;
+            into->over_20ms += from->over_20ms;
+            into->max_ns = from->max_ns > into->max_ns ? from->max_ns : into->max_ns;
+        }
         if (run->sessions_single) /* each session was its one request */
             for (uint32_t op = 0; op < OP_COUNT; op++)
                 histogram_merge(&run->session_ns, &w->stats[op].latency_ns);
@@ -773,6 +798,37 @@ static void run_watch(bench_run_t *run, cpu_mark_t cpu_start)
         cpu_window_close(run, cpu_measure_start);
 }
 
+/* --timeline-ms over a timed run: a window array per worker and the merged one. */
+static int timeline_setup(bench_run_t *run, bool bounded, uint64_t now_ns)
+{
+    const bench_config_t *config = run->config;
+    if (config->timeline_ms == 0 || bounded)
+        return 0;
+    double windows = config->duration_s * 1000.0 / config->timeline_ms + 1;
+    run->timeline_count =
+        windows < BENCH_TIMELINE_WINDOWS_MAX ? (uint32_t)windows : BENCH_TIMELINE_WINDOWS_MAX;
+    run->timeline = calloc(run->timeline_count, sizeof(*run->timeline));
+    for (uint32_t i = 0; i < run->worker_count; i++)
+        run->workers[i].timeline = calloc(run->timeline_count, sizeof(*run->timeline));
+    for (uint32_t i = 0; i < run->worker_count; i++)
+        if (run->workers[i].timeline == NULL || run->timeline == NULL) {
+            snprintf(run->error, sizeof(run->error), "out of memory");
+            return -1;
+        }
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    run->measure_start_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 +
+                                 (int64_t)(run->measure_start_ns - now_ns) / 1000000;
+    return 0;
+}
+
+void bench_run_free(bench_run_t *run)
+{
+    free(run->timeline);
+    run->timeline = NULL;
+    run->timeline_count = 0;
+}
+
 int engine_run(bench_run_t *run)
 {
     const bench_config_t *config = run->config;
@@ -819,6 +875,8 @@ int engine_run(bench_run_t *run)
     run->measure_start_ns = run->start_ns + (bounded ? 0 : (uint64_t)(config->warmup_s * 1e9));
     run->measure_end_ns =
         bounded ? 0 : run->measure_start_ns + (uint64_t)(config->duration_s * 1e9);
+    if (rc == 0)
+        rc = timeline_setup(run, bounded, now);
     run->server_cpu_s = run->client_cpu_s = 0.0;
     run->sessions_single = scenario_sessions_single(config->scenario);
     double interval_ns =
@@ -855,6 +913,7 @@ int engine_run(bench_run_t *run)
             conn_release(run, &run->workers[i].conns[k]);
         free(run->workers[i].conns);
         free(run->workers[i].queued);
+        free(run->workers[i].timeline);
         if (run->workers[i].epoll_fd >= 0)
             close(run->workers[i].epoll_fd);
     }

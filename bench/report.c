@@ -197,6 +197,22 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* "timeline": {"window_ms", "start_unix_ms", "windows": [[count, over_5ms, over_20ms, max_us],
+ * ...]} with --timeline-ms. */
+static void timeline_json(FILE *f, const bench_run_t *run)
+{
+    if (run->timeline == NULL)
+        return;
+    fprintf(f, "\"timeline\": {\"window_ms\": %u, \"start_unix_ms\": %" PRId64 ", \"windows\": [",
+            run->config->timeline_ms, run->measure_start_unix_ms);
+    for (uint32_t i = 0; i < run->timeline_count; i++) {
+        const bench_timeline_window_t *t = &run->timeline[i];
+        fprintf(f, "%s[%" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %.0f]", i ? ", " : "", t->count,
+                t->over_5ms, t->over_20ms, (double)t->max_ns / 1e3);
+    }
+    fprintf(f, "]}, ");
+}
+
 int report_json(const bench_run_t *run, const char *path)
 {
     const bench_config_t *config = run->config;
@@ -260,7 +276,9 @@ int report_json(const bench_run_t *run, const char *path)
         stats_json(f, &run->stats[op], run->elapsed_s);
         first = false;
     }
-    fprintf(f, "}, \"curve\": ");
+    fprintf(f, "}, ");
+    timeline_json(f, run);
+    fprintf(f, "\"curve\": ");
     curve_json(f, &p->latency_ns);
     fprintf(f, "}\n");
     return fclose(f) == 0 ? 0 : -1;

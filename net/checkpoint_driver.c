@@ -66,6 +66,9 @@ void checkpoint_driver_durable(server_t *server)
     if (cp->pending == NULL || cp->writer == NULL || checkpoint_writer_busy(cp->writer) ||
         server->durable_lsn < cp->pending_lsn)
         return;
+    /* the events of the records the checkpoint covers are stored before its writer syncs the
+     * store (checkpoint_driver_committed_cb) and the WAL that could derive them again goes */
+    events_store_durable(server->events);
     if (checkpoint_writer_submit(cp->writer, cp->pending, cp->pending_lsn) != 0)
         return; /* out of memory: kept pending, retried at the next durable report */
     cp->pending = NULL;

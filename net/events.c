@@ -33,6 +33,10 @@
 _Static_assert(EVENT_FORMAT_VERSION < 0x80, "0x80 in a version's place marks the store's runs");
 /* During replay, derived events are stored whenever this many bytes wait. */
 #define EVENTS_REPLAY_FLUSH_BYTES (16u << 20)
+/* Live, the events of durable records nobody waits for are stored once this many bytes wait
+ * (and at the next housekeeping tick, read or checkpoint): one LMDB transaction for many group
+ * commits instead of one per commit. */
+#define EVENTS_STORE_DEFER_BYTES_MAX (1u << 20)
 /* Retention runs this often (more often while a step did not finish). */
 #define EVENTS_TRIM_PERIOD_MS 1000
 
@@ -412,8 +416,10 @@ static int store_batch(events_t *events, uint64_t upto_lsn, uint32_t *events_sto
                                   strings_at(events, mv->ref, mv->ref_len)};
         rc = event_store_ledger_put(events->store, &e);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        events->store_commits++;
         return event_store_commit(events->store, upto_lsn);
+    }
     event_store_abort(events->store);
     return rc;
 }
@@ -462,10 +468,12 @@ static int store_flush(events_t *events, uint64_t upto_lsn, bool push)
         return rc;
     }
     if (push && n > 0) {
+        events->pushing_stored = true; /* the reads it answers store nothing again */
         events_push(events, events->pending, n);
         events_waiters_wake(events);
         for (uint32_t i = 0; i < events->listener_count; i++)
             events->listeners[i].cb(events->listeners[i].ctx, events_last_seq(events));
+        events->pushing_stored = false;
     }
     pending_drop(events, n, m);
     return 0;
@@ -476,10 +484,29 @@ int events_store_pending(events_t *events, uint64_t upto_lsn)
     return store_flush(events, upto_lsn, false);
 }
 
+/* May the durable events wait in memory? Only while no subscriber, long poll or listener waits
+ * for them and less than EVENTS_STORE_DEFER_BYTES_MAX wait. */
+static bool store_deferrable(const events_t *events)
+{
+    return events->subscription_count == 0 && events->waiter_count == 0 &&
+           events->listener_count == 0 &&
+           events->values.size + events->strings.size < EVENTS_STORE_DEFER_BYTES_MAX;
+}
+
 void events_durable(events_t *events, uint64_t durable_lsn)
 {
-    if (events != NULL)
+    if (events == NULL)
+        return;
+    assert(durable_lsn >= events->durable_lsn);
+    events->durable_lsn = durable_lsn;
+    if (!store_deferrable(events))
         store_flush(events, durable_lsn, true);
+}
+
+void events_store_durable(events_t *events)
+{
+    if (events != NULL && !events->pushing_stored)
+        store_flush(events, events->durable_lsn, true);
 }
 
 /* ---- reading -------------------------------------------------------------------------------- */
@@ -569,6 +596,7 @@ static int read_each(void *ctx, uint64_t seq, int64_t at_ms, const uint8_t *valu
 int events_read(events_t *events, uint64_t after, const events_filter_t *filter, uint32_t limit,
                 events_each_cb each_cb, void *ctx, uint64_t *next, uint64_t *oldest)
 {
+    events_store_durable(events); /* what the clients were told is durable is readable */
     *oldest = event_store_first_seq(events->store);
     *next = after;
     if (after < event_store_trimmed_seq(events->store))
@@ -610,6 +638,7 @@ void events_stats_get(const events_t *events, events_stats_t *out)
     out->subscriptions = events->subscription_count;
     out->subscribers_cut = events->subscribers_cut;
     out->waiters = events->waiter_count;
+    out->store_commits = events->store_commits;
 }
 
 /* ---- long polls ----------------------------------------------------------------------------- */
@@ -732,6 +761,7 @@ void events_housekeeping(events_t *events, int64_t now_ms, uint64_t now_monotoni
 {
     if (events == NULL)
         return;
+    events_store_durable(events); /* what waited since the last tick */
     retention_step(events, now_ms, now_monotonic_ms);
     waiters_answer(events, true, now_monotonic_ms);
     int refused;
@@ -813,6 +843,8 @@ void events_close(events_t *events)
 {
     if (events == NULL)
         return;
+    /* stored without a push (the connections are closing), else derived again at the next start */
+    store_flush(events, events->durable_lsn, false);
     allot_state_set_change_observer(events->state, NULL, NULL);
     events_subscriptions_free(events);
     free(events->waiters);

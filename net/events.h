@@ -9,7 +9,13 @@
  *    recovery stores what replay derived. Live, each applied record's changes wait in memory
  *    until the WAL is durable up to its LSN (events_durable, from the WAL's durable callback):
  *    then they are stored in one LMDB transaction, pushed to subscribers and long polls are
- *    answered. Nothing a client has not been told is durable is ever readable.
+ *    answered. Nothing a client has not been told is durable is ever readable. While no
+ *    subscriber, long poll or listener waits, durable events wait in memory too (up to
+ *    EVENTS_STORE_DEFER_BYTES_MAX, events.c) and go in one transaction for many group commits:
+ *    at the next housekeeping tick, before any read (events_read, the ledger, events.ack,
+ *    events.subscribe: what a client was told is durable is readable), before a checkpoint's
+ *    batch goes to its writer (so the WAL that could derive them again is deleted only once
+ *    they are stored and synced), and at close. A crash loses only what the WAL still holds.
  *  - seq = (lsn << ALLOT_EVENT_SEQ_INDEX_BITS) | index within the record (core/stream.h): the
  *    same on every node that applies the same log.
  *  - Reading (events_read): the store's B-tree is seeked at `after` and walked, at most
@@ -72,6 +78,9 @@ int events_recovered(events_t *events, uint64_t recovered_lsn, bool log_follows)
 void events_close(events_t *events);
 
 void events_durable(events_t *events, uint64_t durable_lsn);
+/* Store now the durable events still in memory (events_durable lets them wait while nobody
+ * waits for them). The checkpoint calls it before its batch goes to the writer. */
+void events_store_durable(events_t *events);
 void events_housekeeping(events_t *events, int64_t now_ms, uint64_t now_monotonic_ms);
 /* Any thread: fdatasync of the store; 0 or an errno value (NULL events: 0). */
 int events_flush(events_t *events);
@@ -99,6 +108,7 @@ typedef struct events_stats {
     uint64_t subscriptions;
     uint64_t subscribers_cut;
     uint64_t waiters;
+    uint64_t store_commits; /* LMDB transactions that stored events */
 } events_stats_t;
 void events_stats_get(const events_t *events, events_stats_t *out);
 

@@ -71,7 +71,10 @@ struct events {
     struct allot_state *state;
     struct event_store *store;
     events_config_t config;
-    uint64_t skip_lsn; /* records up to it have their events stored */
+    uint64_t skip_lsn;      /* records up to it have their events stored */
+    uint64_t durable_lsn;   /* the last events_durable: pending events up to it may be stored */
+    uint64_t store_commits; /* transactions that stored events (stats) */
+    bool pushing_stored;    /* handing stored events to subscribers, long polls, listeners */
     bool replaying;
     msgpack_sbuffer values; /* pending events' bytes */
     pending_event_t *pending;

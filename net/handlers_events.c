@@ -190,6 +190,7 @@ int handle_events_ack(command_call_t *call)
         rc = args_seq(call->params, "seq", &seq, NULL, call->error);
     if (rc != 0)
         return rc;
+    events_store_durable(events); /* the newest event a client may know of */
     if (seq > events_last_seq(events))
         return allot_error_set(call->error, ALLOT_EINVALID_ARGUMENT, "seq",
                                "seq %llu is past the newest event (%llu)", (unsigned long long)seq,
@@ -234,6 +235,7 @@ int handle_events_subscribe(command_call_t *call)
         }
     }
     uint64_t id;
+    events_store_durable(events); /* stored before: "next" is past them */
     rc = events_subscribe(events, call->reply_to.conn, types, skus, count, &id);
     free(skus);
     if (rc == ALLOT_ETOO_LARGE)
@@ -317,6 +319,7 @@ int handle_ledger_get(command_call_t *call)
     msgpack_sbuffer_init(&page.body);
     msgpack_packer_init(&page.pk, &page.body, msgpack_sbuffer_write);
     bool more;
+    events_store_durable(events); /* every durable movement is readable */
     rc = event_store_ledger_read(events->store, sku, location, after, from_ms, to_ms,
                                  (uint32_t)limit, ledger_each, &page, &more);
     if (rc == 0) {

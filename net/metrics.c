@@ -136,7 +136,7 @@ static void pack_queues(const metrics_gauges_t *g, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 17);
+    msgpack_pack_map(pk, 18);
     pack_queues(g, pk);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
@@ -179,6 +179,9 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "failures", (int64_t)g->checkpoint_failures);
     pack_key_int(pk, "last_duration_ms", g->checkpoint_last_ms);
     pack_key_int(pk, "spare_bytes", (int64_t)g->checkpoint_spare_bytes);
+    pack_cstr(pk, "events");
+    msgpack_pack_map(pk, 1);
+    pack_key_int(pk, "store_commits", (int64_t)g->events_store_commits);
     pack_cstr(pk, "buffers");
     msgpack_pack_map(pk, 3);
     pack_key_int(pk, "bytes", (int64_t)g->buffered_bytes);

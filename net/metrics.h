@@ -45,6 +45,7 @@ typedef struct metrics_gauges {
     histogram_t wal_fdatasync_us;  /* each fdatasync of records (persist/wal.h, wal_histograms) */
     histogram_t wal_batch_records; /* records per group commit */
     uint64_t checkpoints, checkpoint_failures;
+    uint64_t events_store_commits; /* LMDB transactions that stored events (net/events.h) */
     /* ended reservation ids and adjust keys the entry cap evicted inside the window (core) */
     uint64_t idempotency_evicted_early;
     int64_t checkpoint_last_ms;      /* duration of the last checkpoint */

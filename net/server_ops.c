@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "core/state.h"
+#include "events.h"
 #include "log.h"
 #include "server_internal.h"
 
@@ -109,6 +110,9 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
         memcpy(g->follower_lag_entries, group.lag_entries, sizeof(g->follower_lag_entries));
     }
     g->checkpoints = server->checkpoint.completed;
+    events_stats_t events;
+    events_stats_get(server->events, &events);
+    g->events_store_commits = events.store_commits;
     g->checkpoint_failures = server->checkpoint.failed;
     g->checkpoint_last_ms = server->checkpoint.last_duration_ms;
     g->checkpoint_spare_bytes = server->checkpoint.writer != NULL

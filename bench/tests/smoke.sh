@@ -49,7 +49,10 @@ run load
 run --scenario browse --json "$dir/browse.json"
 run --scenario browse --skus-per-request 20 --detail
 run --scenario checkout --release-ratio 0.5
-run --scenario reserve --rate 500
+# open loop with a timeline: every measured request in one window of its intended start
+run --scenario reserve --rate 500 --timeline-ms 100 --json "$dir/timeline.json"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); t=r["timeline"]; w=t["windows"]; sys.exit(0 if t["window_ms"] == 100 and len(w) == 11 and sum(x[0] for x in w) == r["ops"]["reserve"]["count"] > 0 and t["start_unix_ms"] > 0 else 1)' "$dir/timeline.json" ||
+  { echo "timeline missing or wrong"; exit 1; }
 run --scenario flashsale --units 300
 run --scenario mixed --mix browse=90,checkout=10 --svg "$dir/mixed.svg"
 run --scenario checkout --requests 200
