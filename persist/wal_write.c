@@ -88,6 +88,7 @@ static int wal_spare_create(wal_t *wal)
     if (fd < 0)
         return -errno;
     int rc = persist_fallocate(fd, wal->segment_bytes);
+    wal->spare_written = rc == -EOPNOTSUPP;
     if (rc == -EOPNOTSUPP)
         rc = wal_zero_range(fd, 0, wal->segment_bytes);
     if (rc == 0 && fsync(fd) != 0)
@@ -117,6 +118,33 @@ bool wal_spare_try(wal_t *wal)
     }
     atomic_fetch_add(&wal->spares_created, 1);
     return true;
+}
+
+void wal_spare_zero_request(wal_t *wal)
+{
+    assert(wal->spare_fd >= 0);
+    wal->spare_zeroed = wal->spare_written; /* then there is nothing left to fill */
+    if (wal->spare_written)
+        return;
+    wal->zero_fd = wal->spare_fd;
+    wal->zero_request++;
+    wal->zero_pending = true;
+}
+
+/* Writer, before it writes into the spare: stop its zero fill (waiting for at most the window
+ * being written) and count a spare taken before the fill was done. */
+static void wal_spare_zero_stop(wal_t *wal)
+{
+    pthread_mutex_lock(&wal->mutex);
+    wal->zero_fd = -1;
+    wal->zero_pending = false;
+    while (wal->zero_busy)
+        pthread_cond_wait(&wal->zero_cond, &wal->mutex);
+    bool zeroed = wal->spare_fd >= 0 && wal->spare_zeroed;
+    wal->spare_zeroed = false;
+    pthread_mutex_unlock(&wal->mutex);
+    if (!zeroed)
+        wal->stats.segments_unzeroed++;
 }
 
 /* Writer: the active segment's records up to active_last_lsn were just made durable: say so in
@@ -230,6 +258,7 @@ void wal_segment_switch(wal_t *wal, uint64_t first_lsn)
 static int wal_writer_rollover(wal_t *wal, uint64_t first_lsn)
 {
     const char *what;
+    wal_spare_zero_stop(wal);
     int rc = wal_segment_make(wal, first_lsn, &what);
     if (rc < 0) {
         wal_writer_fail(wal, ALLOT_EIO, what, -rc);
@@ -347,6 +376,8 @@ static bool wal_writer_duty(wal_t *wal)
         pthread_mutex_lock(&wal->mutex);
         wal_writer_publish(wal);
         if (created) {
+            wal_spare_zero_request(wal);
+            pthread_cond_signal(&wal->reap_cond);
             pthread_mutex_unlock(&wal->mutex);
             wal_loop_wake(wal);
             pthread_mutex_lock(&wal->mutex);
@@ -627,6 +658,8 @@ void wal_stats(const wal_t *wal, wal_stats_t *out)
     pthread_mutex_lock(&((wal_t *)wal)->mutex);
     *out = wal->stats_shared;
     out->segments_deleted = wal->segments_deleted; /* the reaper's */
+    out->zeroed_bytes = wal->zeroed_bytes;
+    out->zero_fill_failures = wal->zero_fill_failures;
     pthread_mutex_unlock(&((wal_t *)wal)->mutex);
     out->records_appended = wal->records_appended;
 }
@@ -644,6 +677,7 @@ void wal_free(wal_t *wal)
     pthread_cond_destroy(&wal->writer_cond);
     pthread_cond_destroy(&wal->done_cond);
     pthread_cond_destroy(&wal->reap_cond);
+    pthread_cond_destroy(&wal->zero_cond);
     if (wal->wake_fd >= 0)
         close(wal->wake_fd);
     if (wal->linger_fd >= 0)
