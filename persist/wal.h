@@ -53,11 +53,14 @@
  *    The fill uses the space the allocation already took (no new ENOSPC; the same disk usage)
  *    and is never waited for by a record: a spare is ready for the loop once allocated, as
  *    before. When the writer needs the spare before its fill is done, it stops the fill
- *    (waiting for at most the window in progress) and takes it as it is (its tail stays
- *    unwritten: counted in segments_unzeroed); a fill that fails (zero_fill_failures) leaves
- *    the spare as allocated. The first segment wal_open makes and a segment reopened are not
- *    filled: the spare after them is. A crash mid-fill leaves zeros or unwritten blocks, which
- *    both read as zeros: replay's torn-tail rules (persist/wal_read.h) see no difference.
+ *    (waiting for at most the window in progress), takes it (counted in segments_unzeroed) and
+ *    the reaper fills the rest of it above the writer, as it does for the segment wal_open
+ *    begins or reopens: whole windows above the end of the writer's next write, which waits
+ *    only when its write reaches the window being filled (one window at most). Windows whose
+ *    blocks are already written (FIEMAP) are skipped, so a restart fills nothing twice. A fill
+ *    that fails (zero_fill_failures) leaves the segment as allocated. A crash mid-fill leaves
+ *    zeros or unwritten blocks, which both read as zeros: replay's torn-tail rules
+ *    (persist/wal_read.h) see no difference.
  *  - Durability: durable_cb(wal, lsn, ctx) runs on the loop thread each time durable_lsn
  *    advances (monotonic). Before the writer reports records durable after an fdatasync, it
  *    records their LSN in the segment's header (the synced LSN, format in wal_format.c), so

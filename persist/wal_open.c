@@ -394,6 +394,7 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
                    .active_fd = -1,
                    .spare_fd = -1,
                    .zero_fd = -1,
+                   .zero_active_fd = -1,
                    .wake_fd = -1,
                    .linger_fd = -1,
                    .last_lsn = next_lsn - 1,
@@ -417,8 +418,10 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
         wal_open_abort(wal);
         return rc;
     }
+    if (wal->active_fd >= 0)
+        wal_active_zero_request(wal); /* the reaper, started below, takes it up */
     if (wal_spare_try(wal)) /* failure is not fatal: not writable until the writer's retry works */
-        wal_spare_zero_request(wal); /* the reaper, started below, takes it up */
+        wal_spare_zero_request(wal);
     wal->place_offset = wal->active_offset;
     wal->place_capacity = wal->active_capacity;
     wal->stats_shared = wal->stats;

@@ -144,6 +144,7 @@ struct wal {
     _Atomic bool failed;
     _Atomic bool allocate_failing; /* the last attempt to allocate a spare failed (disk) */
     _Atomic bool wake_pending;     /* wake_fd written since the loop last read it */
+    _Atomic bool active_zeroing;   /* a fill of the active segment is asked for or running */
 
     /* Under mutex. */
     pthread_mutex_t mutex;
@@ -158,12 +159,19 @@ struct wal {
     bool truncate_pending; /* for the reaper (wal_reap.c) */
     uint64_t truncate_lsn;
     uint64_t segments_deleted; /* by the reaper */
-    /* The zero fill of the spare (wal_reap.c): the writer asks for it (zero_fd, a new
-     * zero_request) and takes it back before it writes the spare (wal_spare_zero_stop). */
-    int zero_fd;           /* the spare to fill; -1: none (the writer took it) */
-    uint64_t zero_request; /* bumped by each request: a fill stops when it is not its own */
-    bool zero_pending;     /* asked for, not begun */
-    bool zero_busy;        /* the reaper is writing a window of zeros (or the final fsync) */
+    /* The zero fill (wal_reap.c) of the spare and of the active segment ahead of the writer:
+     * the writer asks for each (its fd, a new request) and takes it back before it writes the
+     * spare or leaves the active segment (wal_zero_stop). */
+    int zero_fd;                  /* the spare to fill; -1: none (the writer took it) */
+    uint64_t zero_request;        /* bumped by each request: a fill stops when not its own */
+    bool zero_pending;            /* asked for, not begun */
+    int zero_active_fd;           /* the active segment to fill above the writer; -1: none */
+    uint64_t zero_active_request; /* as zero_request */
+    bool zero_active_pending;
+    uint64_t active_write_end; /* the writer's next write ends here: the fill stays above */
+    bool zero_busy;            /* the reaper is writing a window of zeros (or the fsync) */
+    bool zero_busy_active;     /* ... of the active segment, at zero_window_offset */
+    uint64_t zero_window_offset;
     bool spare_zeroed;     /* the spare at zero_fd was filled and fsynced */
     uint64_t zeroed_bytes; /* by the reaper */
     uint64_t zero_fill_failures;
@@ -205,6 +213,9 @@ bool wal_spare_try(wal_t *wal);
 /* Ask the reaper to fill the spare just allocated with zeros (mutex held, or the threads not
  * started yet). */
 void wal_spare_zero_request(wal_t *wal);
+/* Ask the reaper to fill the active segment with zeros above what the writer wrote (mutex held,
+ * or the threads not started yet; the caller signals reap_cond). */
+void wal_active_zero_request(wal_t *wal);
 /* Replace wal-end in the directory dir_fd atomically: the newest segment made starts at
  * newest_first_lsn (it is already renamed into place and its directory entry durable). 0 or
  * -errno. */
