@@ -6,9 +6,10 @@
  * Contract
  *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_room_check,
  *    wal_*_lsn, wal_truncate_before, wal_stats and wal_close are called from the libuv loop
- *    thread only. The WAL owns one writer thread (all segment writes, fdatasyncs, segment
- *    allocation and deletion) and one uv_poll_t on an eventfd through which it reports back
- *    (not a uv_async_t: see wal_loop_wake in wal_write.c).
+ *    thread only. The WAL owns one writer thread (all record writes, fdatasyncs, segment
+ *    allocation), one reaper thread (segment deletion, and the zeros written into segments
+ *    before use: "Written before use" below) and one uv_poll_t on an eventfd through which the
+ *    writer reports back (not a uv_async_t: see wal_loop_wake in wal_write.c).
  *  - Directory: config->dir is the WAL directory itself (the server passes "<data-dir>/wal");
  *    wal_open creates it (mode 0750) when its parent exists. The files are listed in
  *    persist/wal_read.h.
