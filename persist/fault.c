@@ -34,7 +34,7 @@ static char fault_file[FAULT_PATH_BYTES_MAX]; /* empty: faults are unconditional
 static bool fault_env_loaded;
 
 static const char *const fault_op_names[PERSIST_FAULT_OP_COUNT] = {
-    "write", "fdatasync", "fallocate", "map", "barrier", "barrier_cb"};
+    "write", "fdatasync", "fallocate", "map", "barrier", "barrier_cb", "zero_fill"};
 
 void persist_fault_set(persist_fault_op_t op, int errno_value, uint64_t after_calls)
 {

@@ -10,7 +10,9 @@
  *    (e.g. "how many fdatasyncs did 1000 records cost").
  *  - persist_fault_hit(op) is the same check for a seam that wraps no system call: the barrier
  *    a new group leader issues (barrier: raft_barrier is refused; barrier_cb: the barrier's
- *    callback reports a failure, as when its entry cannot be written).
+ *    callback reports a failure, as when its entry cannot be written), and each window of the
+ *    zeros the WAL writes into its spare segment (zero_fill: that window's write fails; its own
+ *    seam, so that the fill, which runs beside the writer, never shifts the counts of write).
  *  - persist_fault_set(op, errno_value, after_calls): the first `after_calls` calls of `op`
  *    made from now on succeed, every later call fails with -errno_value (sticky: a broken disk
  *    stays broken) until persist_fault_clear(op) / persist_fault_clear_all().
@@ -18,8 +20,8 @@
  *  - From the environment (read by persist_fault_env_load, which wal_open calls once), so that
  *    integration tests can make the real allotd fail:
  *      ALLOT_FAULT="op:ERRNO[:after=N][:times=M][,op:ERRNO...]"
- *          op is write | fdatasync | fallocate | map | barrier | barrier_cb; ERRNO is a name
- *          (EIO, ENOSPC, EDQUOT, EROFS, EBADF, EINVAL) or a number; times=M: only M calls fail
+ *          op is write | fdatasync | fallocate | map | barrier | barrier_cb | zero_fill; ERRNO is a
+ * name (EIO, ENOSPC, EDQUOT, EROFS, EBADF, EINVAL) or a number; times=M: only M calls fail
  *          (default: every call after the first N).  e.g. ALLOT_FAULT=fdatasync:EIO:after=5,
  *          ALLOT_FAULT=barrier:EIO:times=1 (a new leader's first barrier is refused)
  *      ALLOT_FAULT_FILE=/path
@@ -46,6 +48,7 @@ typedef enum persist_fault_op {
     PERSIST_FAULT_MAP,        /* persist_map_populate: replay falls back to pread */
     PERSIST_FAULT_BARRIER,    /* a group leader's raft_barrier is refused */
     PERSIST_FAULT_BARRIER_CB, /* its callback reports a failure */
+    PERSIST_FAULT_ZERO_FILL,  /* one window of the WAL's zero fill of its spare (wal_reap.c) */
     PERSIST_FAULT_OP_COUNT
 } persist_fault_op_t;
 

@@ -6,9 +6,10 @@
  * Contract
  *  - Threads: wal_open, wal_append, wal_flush, wal_has_room, wal_writable, wal_room_check,
  *    wal_*_lsn, wal_truncate_before, wal_stats and wal_close are called from the libuv loop
- *    thread only. The WAL owns one writer thread (all segment writes, fdatasyncs, segment
- *    allocation and deletion) and one uv_poll_t on an eventfd through which it reports back
- *    (not a uv_async_t: see wal_loop_wake in wal_write.c).
+ *    thread only. The WAL owns one writer thread (all record writes, fdatasyncs, segment
+ *    allocation), one reaper thread (segment deletion, and the zeros written into segments
+ *    before use: "Written before use" below) and one uv_poll_t on an eventfd through which the
+ *    writer reports back (not a uv_async_t: see wal_loop_wake in wal_write.c).
  *  - Directory: config->dir is the WAL directory itself (the server passes "<data-dir>/wal");
  *    wal_open creates it (mode 0750) when its parent exists. The files are listed in
  *    persist/wal_read.h.
@@ -44,6 +45,23 @@
  *    there. The writer retries every allocate_retry_ms and writes resume by themselves once
  *    space is free. Waiting for a spare that is being allocated is never UNAVAILABLE. Never a
  *    crash.
+ *  - Written before use: an allocated spare's blocks are unwritten extents, and an append into
+ *    them makes the file system write extent metadata at each fdatasync (a second write and
+ *    wait per group commit). So once a spare is allocated the reaper thread writes it full of
+ *    zeros, a window of PERSIST_WRITEBACK_WINDOW_BYTES at a time, each written out and waited
+ *    for before the next (persist/writeback.h: the writer's fdatasync never queues behind more
+ *    than one window), then fsyncs it; appends to it are then overwrites of written blocks.
+ *    The fill uses the space the allocation already took (no new ENOSPC; the same disk usage)
+ *    and is never waited for by a record: a spare is ready for the loop once allocated, as
+ *    before. When the writer needs the spare before its fill is done, it stops the fill
+ *    (waiting for at most the window in progress), takes it (counted in segments_unzeroed) and
+ *    the reaper fills the rest of it above the writer, as it does for the segment wal_open
+ *    begins or reopens: whole windows above the end of the writer's next write, which waits
+ *    only when its write reaches the window being filled (one window at most). Windows whose
+ *    blocks are already written (FIEMAP) are skipped, so a restart fills nothing twice. A fill
+ *    that fails (zero_fill_failures) leaves the segment as allocated. A crash mid-fill leaves
+ *    zeros or unwritten blocks, which both read as zeros: replay's torn-tail rules
+ *    (persist/wal_read.h) see no difference.
  *  - Durability: durable_cb(wal, lsn, ctx) runs on the loop thread each time durable_lsn
  *    advances (monotonic). Before the writer reports records durable after an fdatasync, it
  *    records their LSN in the segment's header (the synced LSN, format in wal_format.c), so
@@ -126,7 +144,10 @@ typedef struct wal_stats {
     uint64_t segments_created; /* spare segments allocated */
     uint64_t segments_deleted;
     uint64_t allocate_failures;
-    int allocate_error_last; /* -errno of the last failed allocation, 0 if the last succeeded */
+    int allocate_error_last;     /* -errno of the last failed allocation, 0 if the last succeeded */
+    uint64_t zeroed_bytes;       /* zeros written into spares before use (the reaper's fill) */
+    uint64_t zero_fill_failures; /* fills that failed (the spare is used as allocated) */
+    uint64_t segments_unzeroed;  /* spares the writer took before their fill was done */
 } wal_stats_t;
 
 /* Distributions of the writer's work (`server.stats`, metrics; a copy, loop thread). */

@@ -302,6 +302,7 @@ static int wal_threads_start(wal_t *wal, char *message, size_t message_bytes)
     pthread_cond_init(&wal->writer_cond, &attr);
     pthread_cond_init(&wal->done_cond, NULL);
     pthread_cond_init(&wal->reap_cond, NULL);
+    pthread_cond_init(&wal->zero_cond, NULL);
     pthread_condattr_destroy(&attr);
     wal->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wal->wake_fd >= 0)
@@ -392,6 +393,8 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
                    .dir_fd = -1,
                    .active_fd = -1,
                    .spare_fd = -1,
+                   .zero_fd = -1,
+                   .zero_active_fd = -1,
                    .wake_fd = -1,
                    .linger_fd = -1,
                    .last_lsn = next_lsn - 1,
@@ -415,7 +418,10 @@ int wal_open(uv_loop_t *loop, const wal_config_t *config, uint64_t next_lsn, wal
         wal_open_abort(wal);
         return rc;
     }
-    wal_spare_try(wal); /* failure is not fatal: not writable until the writer's retry works */
+    if (wal->active_fd >= 0)
+        wal_active_zero_request(wal); /* the reaper, started below, takes it up */
+    if (wal_spare_try(wal)) /* failure is not fatal: not writable until the writer's retry works */
+        wal_spare_zero_request(wal);
     wal->place_offset = wal->active_offset;
     wal->place_capacity = wal->active_capacity;
     wal->stats_shared = wal->stats;

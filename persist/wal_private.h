@@ -144,12 +144,14 @@ struct wal {
     _Atomic bool failed;
     _Atomic bool allocate_failing; /* the last attempt to allocate a spare failed (disk) */
     _Atomic bool wake_pending;     /* wake_fd written since the loop last read it */
+    _Atomic bool active_zeroing;   /* a fill of the active segment is asked for or running */
 
     /* Under mutex. */
     pthread_mutex_t mutex;
     pthread_cond_t writer_cond; /* writer waits for work */
     pthread_cond_t done_cond;   /* wal_close waits for the batch in flight */
-    pthread_cond_t reap_cond;   /* the reaper waits for a truncation or the stop */
+    pthread_cond_t reap_cond;   /* the reaper waits for a truncation, a zero fill or the stop */
+    pthread_cond_t zero_cond;   /* the writer waits for the zero fill's window in progress */
     uint8_t *flight;            /* the batch handed to the writer */
     size_t flight_bytes;
     uint64_t flight_last_lsn;
@@ -157,6 +159,22 @@ struct wal {
     bool truncate_pending; /* for the reaper (wal_reap.c) */
     uint64_t truncate_lsn;
     uint64_t segments_deleted; /* by the reaper */
+    /* The zero fill (wal_reap.c) of the spare and of the active segment ahead of the writer:
+     * the writer asks for each (its fd, a new request) and takes it back before it writes the
+     * spare or leaves the active segment (wal_zero_stop). */
+    int zero_fd;                  /* the spare to fill; -1: none (the writer took it) */
+    uint64_t zero_request;        /* bumped by each request: a fill stops when not its own */
+    bool zero_pending;            /* asked for, not begun */
+    int zero_active_fd;           /* the active segment to fill above the writer; -1: none */
+    uint64_t zero_active_request; /* as zero_request */
+    bool zero_active_pending;
+    uint64_t active_write_end; /* the writer's next write ends here: the fill stays above */
+    bool zero_busy;            /* the reaper is writing a window of zeros (or the fsync) */
+    bool zero_busy_active;     /* ... of the active segment, at zero_window_offset */
+    uint64_t zero_window_offset;
+    bool spare_zeroed;     /* the spare at zero_fd was filled and fsynced */
+    uint64_t zeroed_bytes; /* by the reaper */
+    uint64_t zero_fill_failures;
     bool stop;
     uint64_t durable_lsn_shared;
     int error;
@@ -181,6 +199,7 @@ struct wal {
     uint64_t active_last_lsn;   /* the last record written into it (first - 1: none) */
     uint64_t active_synced_lsn; /* what its header says (see the format) */
     int spare_fd;
+    bool spare_written; /* the spare's blocks were written at creation (no fallocate) */
     uint64_t written_lsn;
     uint64_t next_sync_ms;
     uint64_t next_allocate_ms;
@@ -191,6 +210,12 @@ struct wal {
 int wal_zero_range(int fd, uint64_t offset, uint64_t bytes);
 /* Try to allocate the spare; on failure schedule a retry. True when a spare now exists. */
 bool wal_spare_try(wal_t *wal);
+/* Ask the reaper to fill the spare just allocated with zeros (mutex held, or the threads not
+ * started yet). */
+void wal_spare_zero_request(wal_t *wal);
+/* Ask the reaper to fill the active segment with zeros above what the writer wrote (mutex held,
+ * or the threads not started yet; the caller signals reap_cond). */
+void wal_active_zero_request(wal_t *wal);
 /* Replace wal-end in the directory dir_fd atomically: the newest segment made starts at
  * newest_first_lsn (it is already renamed into place and its directory entry durable). 0 or
  * -errno. */
@@ -204,8 +229,8 @@ void wal_segment_switch(wal_t *wal, uint64_t first_lsn);
 /* The writer thread's body (arg: the wal_t). */
 void *wal_writer_main(void *arg);
 /* The reaper thread's body (arg: the wal_t): deletes the segments a checkpoint covers
- * (wal_truncate_before) off the writer thread; after wal->stop it does what is pending, then
- * returns. */
+ * (wal_truncate_before) and fills the spare with zeros (wal_spare_zero_request), both off the
+ * writer thread; after wal->stop it does the truncation pending, abandons a fill, and returns. */
 void *wal_reaper_main(void *arg);
 /* The wake handle's callback (loop thread): deliver what the writer published. */
 void wal_wake_cb(uv_poll_t *handle, int status, int events);

@@ -88,6 +88,7 @@ static int wal_spare_create(wal_t *wal)
     if (fd < 0)
         return -errno;
     int rc = persist_fallocate(fd, wal->segment_bytes);
+    wal->spare_written = rc == -EOPNOTSUPP;
     if (rc == -EOPNOTSUPP)
         rc = wal_zero_range(fd, 0, wal->segment_bytes);
     if (rc == 0 && fsync(fd) != 0)
@@ -117,6 +118,54 @@ bool wal_spare_try(wal_t *wal)
     }
     atomic_fetch_add(&wal->spares_created, 1);
     return true;
+}
+
+void wal_spare_zero_request(wal_t *wal)
+{
+    assert(wal->spare_fd >= 0);
+    wal->spare_zeroed = wal->spare_written; /* then there is nothing left to fill */
+    if (wal->spare_written)
+        return;
+    wal->zero_fd = wal->spare_fd;
+    wal->zero_request++;
+    wal->zero_pending = true;
+}
+
+void wal_active_zero_request(wal_t *wal)
+{
+    assert(wal->active_fd >= 0);
+    wal->zero_active_fd = wal->active_fd;
+    wal->zero_active_request++;
+    wal->zero_active_pending = true;
+    wal->active_write_end = wal->active_offset;
+    atomic_store(&wal->active_zeroing, true);
+}
+
+/* Writer, before it leaves the active segment for the spare: stop both zero fills (waiting for
+ * at most the window being written). True when the spare was filled completely. */
+static bool wal_zero_stop(wal_t *wal)
+{
+    pthread_mutex_lock(&wal->mutex);
+    wal->zero_fd = wal->zero_active_fd = -1;
+    wal->zero_pending = wal->zero_active_pending = false;
+    atomic_store(&wal->active_zeroing, false);
+    while (wal->zero_busy)
+        pthread_cond_wait(&wal->zero_cond, &wal->mutex);
+    bool zeroed = wal->spare_fd >= 0 && wal->spare_zeroed;
+    wal->spare_zeroed = false;
+    pthread_mutex_unlock(&wal->mutex);
+    return zeroed;
+}
+
+/* Writer, before it writes up to `end` in the active segment while the fill runs above it: say
+ * so, and wait for the window being written if it begins below end (one window at most). */
+static void wal_zero_fence(wal_t *wal, uint64_t end)
+{
+    pthread_mutex_lock(&wal->mutex);
+    wal->active_write_end = end;
+    while (wal->zero_busy && wal->zero_busy_active && wal->zero_window_offset < end)
+        pthread_cond_wait(&wal->zero_cond, &wal->mutex);
+    pthread_mutex_unlock(&wal->mutex);
 }
 
 /* Writer: the active segment's records up to active_last_lsn were just made durable: say so in
@@ -230,6 +279,7 @@ void wal_segment_switch(wal_t *wal, uint64_t first_lsn)
 static int wal_writer_rollover(wal_t *wal, uint64_t first_lsn)
 {
     const char *what;
+    bool zeroed = wal_zero_stop(wal);
     int rc = wal_segment_make(wal, first_lsn, &what);
     if (rc < 0) {
         wal_writer_fail(wal, ALLOT_EIO, what, -rc);
@@ -244,6 +294,13 @@ static int wal_writer_rollover(wal_t *wal, uint64_t first_lsn)
         close(wal->active_fd);
     }
     wal_segment_switch(wal, first_lsn);
+    if (!zeroed) { /* taken before its fill was done: the rest is filled above the writer */
+        wal->stats.segments_unzeroed++;
+        pthread_mutex_lock(&wal->mutex);
+        wal_active_zero_request(wal);
+        pthread_cond_signal(&wal->reap_cond);
+        pthread_mutex_unlock(&wal->mutex);
+    }
     return 0;
 }
 
@@ -253,6 +310,8 @@ static int wal_writer_write(wal_t *wal, const uint8_t *data, size_t bytes)
         return 0;
     assert(wal->active_fd >= 0);
     assert(wal->active_offset + bytes <= wal->active_capacity);
+    if (atomic_load(&wal->active_zeroing))
+        wal_zero_fence(wal, wal->active_offset + bytes);
     int rc = persist_pwrite_all(wal->active_fd, data, bytes, wal->active_offset);
     if (rc < 0) {
         wal_writer_fail(wal, ALLOT_EIO, "write failed", -rc);
@@ -347,6 +406,8 @@ static bool wal_writer_duty(wal_t *wal)
         pthread_mutex_lock(&wal->mutex);
         wal_writer_publish(wal);
         if (created) {
+            wal_spare_zero_request(wal);
+            pthread_cond_signal(&wal->reap_cond);
             pthread_mutex_unlock(&wal->mutex);
             wal_loop_wake(wal);
             pthread_mutex_lock(&wal->mutex);
@@ -627,6 +688,8 @@ void wal_stats(const wal_t *wal, wal_stats_t *out)
     pthread_mutex_lock(&((wal_t *)wal)->mutex);
     *out = wal->stats_shared;
     out->segments_deleted = wal->segments_deleted; /* the reaper's */
+    out->zeroed_bytes = wal->zeroed_bytes;
+    out->zero_fill_failures = wal->zero_fill_failures;
     pthread_mutex_unlock(&((wal_t *)wal)->mutex);
     out->records_appended = wal->records_appended;
 }
@@ -644,6 +707,7 @@ void wal_free(wal_t *wal)
     pthread_cond_destroy(&wal->writer_cond);
     pthread_cond_destroy(&wal->done_cond);
     pthread_cond_destroy(&wal->reap_cond);
+    pthread_cond_destroy(&wal->zero_cond);
     if (wal->wake_fd >= 0)
         close(wal->wake_fd);
     if (wal->linger_fd >= 0)

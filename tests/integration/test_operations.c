@@ -165,6 +165,36 @@ Test(operations, server_stats_counts_calls_per_method_with_latency_percentiles)
     harness_server_destroy(s);
 }
 
+/* wal.zeroed_bytes and friends: the spare segment is written full of zeros in the background. */
+Test(operations, server_stats_shows_the_spare_wal_segment_written_full_of_zeros)
+{
+    harness_server_t *s = harness_server_start("--wal-segment-bytes 1048576");
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    for (int i = 0;; i++) {
+        harness_call_ok(c, "server.stats", "{}", &reply);
+        const msgpack_object *wal = allot_object_map_get(&reply.result, "wal");
+        cr_assert_not_null(wal);
+        const msgpack_object *zeroed = allot_object_map_get(wal, "zeroed_bytes");
+        cr_assert_not_null(zeroed, "wal.zeroed_bytes");
+        cr_assert_not_null(allot_object_map_get(wal, "zero_fill_failures"));
+        cr_assert_not_null(allot_object_map_get(wal, "segments_unzeroed"));
+        bool filled = zeroed->via.u64 >= 1048576;
+        if (filled) {
+            cr_expect_eq(allot_object_map_get(wal, "zero_fill_failures")->via.u64, 0);
+            cr_expect_eq(allot_object_map_get(wal, "segments_unzeroed")->via.u64, 0);
+        }
+        allot_reply_free(&reply);
+        if (filled)
+            break;
+        cr_assert_lt(i, 500, "the spare was not filled");
+        usleep(10000);
+    }
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
 Test(operations, prometheus_endpoint_serves_metrics_and_404_elsewhere)
 {
     uint16_t port = harness_port_reserve();

@@ -5,9 +5,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <ftw.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +256,21 @@ Test(wal_group_commit, batch_keeps_growing_while_the_writer_is_busy, .init = set
     close_wal(wal, 0);
 }
 
+/* Wait until the zero fills wal_open asked for are done (persist/wal.h, "Written before use"):
+ * the timing tests of the linger below measure the loop, not a fill's writes beside it. */
+static void wait_for_fills(wal_t *wal)
+{
+    for (int i = 0;; i++) {
+        pthread_mutex_lock(&wal->mutex);
+        bool done = !atomic_load(&wal->active_zeroing) && wal->spare_zeroed;
+        pthread_mutex_unlock(&wal->mutex);
+        if (done)
+            return;
+        cr_assert_lt(i, 10000, "the fills did not end");
+        usleep(1000);
+    }
+}
+
 /* Adaptive group commit: the first batch goes at once and `arrivals` records are appended while
  * it is committed; the loop sees it durable no sooner than commit_us after handing it over.
  * Returns the last LSN appended. */
@@ -276,6 +296,7 @@ static uint64_t commit_with_arrivals(wal_t *wal, uint64_t commit_us, uint32_t ar
 static wal_t *open_lingering_wal(uint64_t commit_us)
 {
     wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 60000000}, 1);
+    wait_for_fills(wal);
     commit_with_arrivals(wal, commit_us, ALLOT_WAL_LINGER_ARRIVALS_MIN);
     cr_assert_gt(wal->fill_bytes, 0, "the arrivals linger");
     return wal;
@@ -363,6 +384,7 @@ Test(wal_group_commit, an_idle_loop_ends_a_short_linger_when_it_is_due, .init = 
      .fini = tmp_teardown)
 {
     wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 50}, 1);
+    wait_for_fills(wal);
     for (int round = 0; round < 20; round++) {
         uint64_t lsn = commit_with_arrivals(wal, 0, ALLOT_WAL_LINGER_ARRIVALS_MIN);
         cr_assert_gt(wal->fill_bytes, 0, "round %d: the arrivals linger", round);
@@ -778,4 +800,318 @@ Test(wal_truncate_before, commits_go_on_while_a_covered_segment_is_being_deleted
     atomic_store(&unlink_gate_closed, false);
     close_wal(wal, 0); /* waits for the deletions */
     cr_assert_lt(segment_files(), 4, "the covered segments are gone");
+}
+
+/* ---- the spare's zero fill (persist/wal.h, "Written before use") ------------------------- */
+
+/* The fill writes its windows out with sync_file_range (nothing else in this file's WAL does):
+ * while fill_windows_allowed is 0, a window waits here, as a slow disk would make it; each
+ * window let through uses one. -1: no gate. */
+static atomic_long fill_windows_allowed = -1;
+static atomic_ulong fill_windows_waiting;
+
+int sync_file_range(int fd, off64_t offset, off64_t bytes, unsigned int flags)
+{
+    if (atomic_load(&fill_windows_allowed) >= 0) {
+        atomic_fetch_add(&fill_windows_waiting, 1);
+        for (;;) {
+            long allowed = atomic_load(&fill_windows_allowed);
+            if (allowed < 0 || (allowed > 0 && atomic_compare_exchange_weak(&fill_windows_allowed,
+                                                                            &allowed, allowed - 1)))
+                break;
+            usleep(1000);
+        }
+        atomic_fetch_sub(&fill_windows_waiting, 1);
+    }
+    return (int)syscall(SYS_sync_file_range, fd, offset, bytes, flags);
+}
+
+#define FILL_SEGMENT_BYTES (1u << 20) /* four windows of zeros */
+
+static void fill_gate_open(void)
+{
+    atomic_store(&fill_windows_allowed, -1);
+}
+
+static bool spare_zeroed(wal_t *wal)
+{
+    pthread_mutex_lock(&wal->mutex);
+    bool zeroed = wal->spare_zeroed;
+    pthread_mutex_unlock(&wal->mutex);
+    return zeroed;
+}
+
+static void wait_for_fill_window(void)
+{
+    for (int i = 0; atomic_load(&fill_windows_waiting) == 0; i++) {
+        cr_assert_lt(i, 5000, "no window of zeros was written");
+        usleep(1000);
+    }
+}
+
+/* Append records of `payload_bytes` until the log has `files` segments, each batch durable. */
+static uint64_t append_until_segments(wal_t *wal, size_t files, size_t payload_bytes)
+{
+    static char payload[8192];
+    cr_assert_leq(payload_bytes, sizeof payload);
+    uint64_t lsn = wal_last_lsn(wal);
+    for (int i = 0; segment_files() < files; i++) {
+        cr_assert_lt(i, 100000);
+        while (wal_has_room(wal, payload_bytes) && wal->fill_bytes < 256 * 1024)
+            lsn = wal_append(wal, 1, 0, payload, payload_bytes);
+        run_until_durable(wal, lsn);
+    }
+    return lsn;
+}
+
+/* The extents of the file at path: no unwritten one, no hole from 0 to bytes. */
+static void assert_fully_written(const char *path, uint64_t bytes)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "%s", path);
+    enum { EXTENTS_MAX = 64 };
+    struct {
+        struct fiemap map;
+        struct fiemap_extent extents[EXTENTS_MAX];
+    } request = {.map = {.fm_start = 0,
+                         .fm_length = bytes,
+                         .fm_flags = FIEMAP_FLAG_SYNC,
+                         .fm_extent_count = EXTENTS_MAX}};
+    cr_assert_eq(ioctl(fd, FS_IOC_FIEMAP, &request.map), 0, "FIEMAP: %s", strerror(errno));
+    close(fd);
+    uint64_t covered = 0;
+    for (uint32_t i = 0; i < request.map.fm_mapped_extents; i++) {
+        const struct fiemap_extent *e = &request.extents[i];
+        cr_assert_eq(e->fe_logical, covered, "a hole at %llu", (unsigned long long)covered);
+        cr_assert_eq(e->fe_flags & FIEMAP_EXTENT_UNWRITTEN, 0, "the extent at %llu is unwritten",
+                     (unsigned long long)e->fe_logical);
+        covered = e->fe_logical + e->fe_length;
+    }
+    cr_assert_geq(covered, bytes, "blocks end at %llu", (unsigned long long)covered);
+}
+
+static void newest_segment_path(char path[512])
+{
+    DIR *dir = opendir(wal_dir);
+    cr_assert_not_null(dir);
+    char newest[256] = "";
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        if (strncmp(e->d_name, "wal-0", 5) == 0 && strcmp(e->d_name, newest) > 0)
+            memcpy(newest, e->d_name, strlen(e->d_name) + 1);
+    closedir(dir);
+    cr_assert_neq(newest[0], '\0');
+    snprintf(path, 512, "%s/%s", wal_dir, newest);
+}
+
+Test(wal_zero_fill, the_segment_the_writer_takes_next_has_no_unwritten_blocks_and_no_holes,
+     .init = setup, .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES}, 1);
+    for (int i = 0; !spare_zeroed(wal); i++) {
+        cr_assert_lt(i, 10000, "the spare was not filled");
+        usleep(1000);
+    }
+    uint64_t lsn = append_until_segments(wal, 2, 4000);
+    char path[512];
+    newest_segment_path(path);
+    assert_fully_written(path, FILL_SEGMENT_BYTES);
+    wal_stats_t stats;
+    wal_stats(wal, &stats);
+    cr_assert_eq(stats.segments_unzeroed, 0);
+    cr_assert_geq(stats.zeroed_bytes, FILL_SEGMENT_BYTES);
+    cr_assert_eq(stats.zero_fill_failures, 0);
+    close_wal(wal, 0);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
+                 message);
+    cr_assert_eq(result.last_lsn, lsn);
+}
+
+/* A fill held up by a slow disk (its window waits in the gate) holds no record back. */
+Test(wal_zero_fill, commits_go_on_while_the_spare_is_being_filled, .init = setup,
+     .fini = tmp_teardown)
+{
+    atomic_store(&fill_windows_allowed, 0);
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES}, 1);
+    wait_for_fill_window();
+    char payload[200] = {0};
+    for (uint64_t lsn = 1; lsn <= 50; lsn++) {
+        cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), lsn);
+        if (!durable_within_5s(wal, lsn)) {
+            fill_gate_open();
+            cr_assert_fail("record %llu waited for the fill", (unsigned long long)lsn);
+        }
+    }
+    cr_assert_eq(atomic_load(&fill_windows_waiting), 1, "the fill is still waiting");
+    fill_gate_open();
+    close_wal(wal, 0);
+}
+
+/* The writer needs the spare before its fill is done: it waits for the window in progress, no
+ * more, takes the spare, and the rest of it is filled above what the writer writes. */
+Test(wal_zero_fill, the_writer_takes_an_unfinished_spare_after_the_window_in_progress,
+     .init = setup, .fini = tmp_teardown)
+{
+    const uint64_t window = PERSIST_WRITEBACK_WINDOW_BYTES;
+    atomic_store(&fill_windows_allowed, 3); /* the first segment's three windows above the header */
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES}, 1);
+    wal_stats_t stats;
+    for (int i = 0;; i++) { /* then the spare's first window waits */
+        wal_stats(wal, &stats);
+        if (stats.zeroed_bytes == 3 * window && atomic_load(&fill_windows_waiting) == 1)
+            break;
+        cr_assert_lt(i, 5000, "the first segment was not filled");
+        usleep(1000);
+    }
+    char payload[4000] = {0};
+    uint64_t lsn = 0;
+    while (wal->spares_consumed == 0) /* one record into the spare: the batch rolls over */
+        lsn = wal_append(wal, 1, 0, payload, sizeof payload);
+    wal_flush(wal);
+    for (int i = 0;; i++) { /* the writer took the spare back and waits for the window */
+        pthread_mutex_lock(&wal->mutex);
+        bool taken = wal->zero_fd < 0;
+        pthread_mutex_unlock(&wal->mutex);
+        if (taken)
+            break;
+        cr_assert_lt(i, 5000, "the writer did not stop the fill");
+        usleep(1000);
+    }
+    atomic_store(&fill_windows_allowed, 1); /* that window only */
+    run_until_durable(wal, lsn);
+    for (int i = 0; atomic_load(&fill_windows_waiting) == 0; i++) {
+        cr_assert_lt(i, 5000, "the rest of the segment taken is not being filled");
+        usleep(1000);
+    }
+    wal_stats(wal, &stats);
+    cr_assert_eq(stats.segments_unzeroed, 1);
+    cr_assert_eq(stats.zeroed_bytes, 4 * window, "one window of the spare, not more");
+    fill_gate_open();
+    close_wal(wal, 0);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
+                 message);
+    cr_assert_eq(result.last_lsn, lsn);
+}
+
+/* The first segment of a start is filled above the writer; a restart fills no block twice. */
+Test(wal_zero_fill, the_first_segment_is_filled_above_the_writer_and_never_twice, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES}, 1);
+    char payload[300] = {0};
+    for (uint64_t lsn = 1; lsn <= 20; lsn++) {
+        cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), lsn);
+        run_until_durable(wal, lsn);
+    }
+    wal_stats_t stats;
+    wait_for_fills(wal);
+    wal_stats(wal, &stats);
+    const uint64_t window = PERSIST_WRITEBACK_WINDOW_BYTES;
+    cr_assert_eq(stats.zeroed_bytes, FILL_SEGMENT_BYTES - window + FILL_SEGMENT_BYTES,
+                 "the first segment above its first window, and the spare");
+    close_wal(wal, 0);
+    char path[512];
+    newest_segment_path(path);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    uint8_t buffer[4096];
+    cr_assert_eq(pread(fd, buffer, sizeof buffer, (off_t)window), (ssize_t)sizeof buffer);
+    close(fd);
+    for (size_t i = 0; i < sizeof buffer; i++)
+        cr_assert_eq(buffer[i], 0);
+
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
+                 message);
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    seen.closed_calls = 0;
+    wal = open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES, .log_end = &result.end},
+                   result.last_lsn + 1);
+    wait_for_fills(wal);
+    wal_stats(wal, &stats);
+    cr_assert_eq(stats.zeroed_bytes, FILL_SEGMENT_BYTES, "only the new spare: the segment was");
+    close_wal(wal, 0);
+}
+
+Test(wal_zero_fill, a_failed_fill_is_counted_and_the_spare_is_used_as_allocated, .init = setup,
+     .fini = tmp_teardown)
+{
+    persist_fault_set(PERSIST_FAULT_ZERO_FILL, EIO, 0);
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES}, 1);
+    wal_stats_t stats;
+    for (int i = 0;; i++) { /* the first segment's fill and the spare's */
+        wal_stats(wal, &stats);
+        if (stats.zero_fill_failures >= 2)
+            break;
+        cr_assert_lt(i, 5000, "the fill did not fail");
+        usleep(1000);
+    }
+    uint64_t lsn = append_until_segments(wal, 2, 4000);
+    persist_fault_clear(PERSIST_FAULT_ZERO_FILL);
+    wal_stats(wal, &stats);
+    cr_assert_geq(stats.zero_fill_failures, 2);
+    cr_assert_eq(stats.zeroed_bytes, 0);
+    cr_assert_eq(stats.segments_unzeroed, 1);
+    close_wal(wal, 0);
+    cr_assert_eq(seen.fatal_calls, 0, "a failed fill is not fatal");
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
+                 message);
+    cr_assert_eq(result.last_lsn, lsn);
+}
+
+/* A crash (the process gone at once) while a window of zeros is being written: the durable
+ * records replay, and the next run replaces the half-filled spare. */
+Test(wal_zero_fill, a_crash_mid_fill_loses_no_durable_record, .init = setup, .fini = tmp_teardown)
+{
+    int pipe_fds[2];
+    cr_assert_eq(pipe(pipe_fds), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) { /* no Criterion assertion here: report through the pipe and the status */
+        atomic_store(&fill_windows_allowed, 1); /* the second window never ends */
+        wal_config_t config = {.dir = wal_dir, .segment_bytes = FILL_SEGMENT_BYTES};
+        wal_t *wal = NULL;
+        if (wal_open(&loop, &config, 1, &wal, NULL, NULL, NULL, NULL, 0) != 0)
+            _exit(2);
+        char payload[300] = {0};
+        uint64_t lsn = 0;
+        for (int i = 0; i < 200; i++)
+            lsn = wal_append(wal, 1, 0, payload, sizeof payload);
+        for (int i = 0; wal_durable_lsn(wal) < lsn && i < 100000; i++) {
+            wal_flush(wal);
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        for (int i = 0; atomic_load(&fill_windows_waiting) == 0; i++)
+            if (i == 5000)
+                _exit(4); /* no fill */
+            else
+                usleep(1000);
+        ssize_t n = write(pipe_fds[1], &lsn, sizeof lsn);
+        _exit(n == sizeof lsn && wal_durable_lsn(wal) == lsn ? 0 : 3);
+    }
+    close(pipe_fds[1]);
+    uint64_t durable_lsn = 0;
+    cr_assert_eq(read(pipe_fds[0], &durable_lsn, sizeof durable_lsn), sizeof durable_lsn);
+    close(pipe_fds[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    cr_assert_eq(durable_lsn, 200);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
+                 message);
+    cr_assert_eq(result.last_lsn, durable_lsn);
+    wal_t *wal =
+        open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES, .log_end = &result.end},
+                 durable_lsn + 1);
+    cr_assert_eq(wal_append(wal, 1, 0, "x", 1), durable_lsn + 1);
+    run_until_durable(wal, durable_lsn + 1);
+    close_wal(wal, 0);
 }
