@@ -75,20 +75,21 @@ static int wal_zero_window(int fd, uint64_t offset, uint64_t bytes)
 static bool wal_blocks_written(int fd, uint64_t offset, uint64_t bytes)
 {
     enum { EXTENTS_MAX = 8 };
-    struct {
-        struct fiemap map;
-        struct fiemap_extent extents[EXTENTS_MAX];
-    } request = {.map = {.fm_start = offset, .fm_length = bytes, .fm_extent_count = EXTENTS_MAX}};
-    if (ioctl(fd, FS_IOC_FIEMAP, &request.map) != 0)
+    struct fiemap *map =
+        calloc(1, sizeof(struct fiemap) + EXTENTS_MAX * sizeof(struct fiemap_extent));
+    if (map == NULL)
         return false;
+    *map = (struct fiemap){.fm_start = offset, .fm_length = bytes, .fm_extent_count = EXTENTS_MAX};
+    bool written = ioctl(fd, FS_IOC_FIEMAP, map) == 0;
     uint64_t covered = offset;
-    for (uint32_t i = 0; i < request.map.fm_mapped_extents; i++) {
-        const struct fiemap_extent *extent = &request.extents[i];
+    for (uint32_t i = 0; written && i < map->fm_mapped_extents; i++) {
+        const struct fiemap_extent *extent = &map->fm_extents[i];
         if (extent->fe_logical > covered || (extent->fe_flags & FIEMAP_EXTENT_UNWRITTEN) != 0)
-            return false;
+            written = false;
         covered = extent->fe_logical + extent->fe_length;
     }
-    return covered >= offset + bytes;
+    free(map);
+    return written && covered >= offset + bytes;
 }
 
 /* One fill: the spare (from its start) or the active segment (above the writer's end). */

@@ -870,23 +870,23 @@ static void assert_fully_written(const char *path, uint64_t bytes)
     int fd = open(path, O_RDONLY);
     cr_assert_geq(fd, 0, "%s", path);
     enum { EXTENTS_MAX = 64 };
-    struct {
-        struct fiemap map;
-        struct fiemap_extent extents[EXTENTS_MAX];
-    } request = {.map = {.fm_start = 0,
-                         .fm_length = bytes,
-                         .fm_flags = FIEMAP_FLAG_SYNC,
-                         .fm_extent_count = EXTENTS_MAX}};
-    cr_assert_eq(ioctl(fd, FS_IOC_FIEMAP, &request.map), 0, "FIEMAP: %s", strerror(errno));
+    struct fiemap *map = calloc(1, sizeof(*map) + EXTENTS_MAX * sizeof(struct fiemap_extent));
+    cr_assert_not_null(map);
+    *map = (struct fiemap){.fm_start = 0,
+                           .fm_length = bytes,
+                           .fm_flags = FIEMAP_FLAG_SYNC,
+                           .fm_extent_count = EXTENTS_MAX};
+    cr_assert_eq(ioctl(fd, FS_IOC_FIEMAP, map), 0, "FIEMAP: %s", strerror(errno));
     close(fd);
     uint64_t covered = 0;
-    for (uint32_t i = 0; i < request.map.fm_mapped_extents; i++) {
-        const struct fiemap_extent *e = &request.extents[i];
+    for (uint32_t i = 0; i < map->fm_mapped_extents; i++) {
+        const struct fiemap_extent *e = &map->fm_extents[i];
         cr_assert_eq(e->fe_logical, covered, "a hole at %llu", (unsigned long long)covered);
         cr_assert_eq(e->fe_flags & FIEMAP_EXTENT_UNWRITTEN, 0, "the extent at %llu is unwritten",
                      (unsigned long long)e->fe_logical);
         covered = e->fe_logical + e->fe_length;
     }
+    free(map);
     cr_assert_geq(covered, bytes, "blocks end at %llu", (unsigned long long)covered);
 }
 
