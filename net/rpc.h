@@ -53,6 +53,15 @@ int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
 static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope,
                                    int *params_error, allot_error_detail_t *error);
 
+/* rpc_params_check, inline: the dispatcher's, for a request whose envelope a decoder checked
+ * (net/decode.h) but not its params. */
+static inline int rpc_params_read(const msgpack_object *object, rpc_envelope_t *envelope,
+                                  allot_error_detail_t *error);
+
+/* The params map of a call without arguments, for a decoder that has read its params array as
+ * [] or [{}] (net/decode.c): what rpc_params_check sets envelope->params to (inline, below). */
+static inline const msgpack_object *rpc_params_without_arguments(const msgpack_object *array);
+
 /* Pack [1, msgid, nil, <result follows>]: the caller packs the result next (inline, below). */
 static inline void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid);
 
@@ -142,6 +151,17 @@ static inline int rpc__params_check(const msgpack_object *object, rpc_envelope_t
     }
     envelope->params = map;
     return 0;
+}
+
+static inline int rpc_params_read(const msgpack_object *object, rpc_envelope_t *envelope,
+                                  allot_error_detail_t *error)
+{
+    return rpc__params_check(object, envelope, error);
+}
+
+static inline const msgpack_object *rpc_params_without_arguments(const msgpack_object *array)
+{
+    return array->via.array.size == 0 ? &rpc__no_params : array->via.array.ptr;
 }
 
 static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope,
