@@ -10,8 +10,10 @@
  * uint32 is invalid, but answered (with that msgid as sent) before the close. Responses are
  * [1, msgid, error, result] with error nil or {"code", "message", ...details}.
  * No state; no allocation beyond the packer's buffer. The checks are inline (the end of this
- * header; rpc__ names are this module's own): the dispatcher runs them for every request, and a
- * call into net/rpc.c with its saved registers was a third of their cost.
+ * header; rpc__ names are this module's own): the dispatcher runs them for every request whose
+ * envelope the decoder has not checked already (net/decode.h, decode_request_envelope, which
+ * must say what they say), and a call into net/rpc.c with its saved registers was a third of
+ * their cost.
  */
 #ifndef ALLOT_NET_RPC_H
 #define ALLOT_NET_RPC_H
@@ -48,8 +50,8 @@ int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
                      allot_error_detail_t *error);
 
 /* rpc_envelope_parse and, when the envelope is valid, rpc_params_check, in one call (the
- * dispatcher's, for every request; inline, below): returns rpc_envelope_parse's result;
- * *params_error is rpc_params_check's (0 when it was not asked). */
+ * dispatcher's, for every request the decoder has not checked; inline, below): returns
+ * rpc_envelope_parse's result; *params_error is rpc_params_check's (0 when it was not asked). */
 static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope,
                                    int *params_error, allot_error_detail_t *error);
 
