@@ -820,14 +820,15 @@ static bool request_decode_dispatch(connection_t *conn, dispatch_env_t *env, con
 {
     server_t *server = conn->server;
     msgpack_object object;
-    rpc_envelope_t envelope;
-    bool checked;
+    decode_result_t decoded;
     if (decode_request_envelope(data, len, server->config.request_bytes_max, &server->zone, &object,
-                                frame_bytes, &envelope, &checked) != DECODE_COMPLETE) {
+                                &decoded) != DECODE_COMPLETE) {
         request_zone_reset(server);
         return false;
     }
-    object_dispatch(conn, env, data, *frame_bytes, &object, checked ? &envelope : NULL);
+    *frame_bytes = decoded.frame_bytes;
+    object_dispatch(conn, env, data, decoded.frame_bytes, &object,
+                    decoded.checked ? &decoded.envelope : NULL);
     return true;
 }
 

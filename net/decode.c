@@ -307,18 +307,18 @@ static inline bool request_head_check(const msgpack_object *head, rpc_envelope_t
 decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max,
                                msgpack_zone *zone, msgpack_object *object, size_t *frame_bytes)
 {
-    rpc_envelope_t envelope;
-    bool checked;
-    return decode_request_envelope(data, len, bytes_max, zone, object, frame_bytes, &envelope,
-                                   &checked);
+    decode_result_t result;
+    decode_status_t status = decode_request_envelope(data, len, bytes_max, zone, object, &result);
+    if (status == DECODE_COMPLETE)
+        *frame_bytes = result.frame_bytes;
+    return status;
 }
 
 decode_status_t decode_request_envelope(const uint8_t *data, size_t len, size_t bytes_max,
                                         msgpack_zone *zone, msgpack_object *object,
-                                        size_t *frame_bytes, rpc_envelope_t *envelope,
-                                        bool *checked)
+                                        decode_result_t *result)
 {
-    *checked = false;
+    result->checked = false;
     /* a request near bytes_max (within ALLOT_REQUEST_DEPTH_MAX bytes of it) is left to
      * frame_scan, the one judge of the limit, so that the two cannot disagree at its edge */
     if (bytes_max <= ALLOT_REQUEST_DEPTH_MAX)
@@ -332,14 +332,14 @@ decode_status_t decode_request_envelope(const uint8_t *data, size_t len, size_t 
     size_t head_bytes = object->via.array.size == 4 ? request_head_read(c.p, c.end, slot) : 0;
     if (head_bytes > 0) { /* the params (the fourth element) are still to be read */
         c.p += head_bytes;
-        *checked = request_head_check(slot, envelope);
+        result->checked = request_head_check(slot, &result->envelope);
         slot += 3;
         int params = params_empty_read(&c, slot);
         if (params < 0)
             return DECODE_UNDECIDED;
         if (params > 0) {
-            envelope->params = rpc_params_without_arguments(slot);
-            *frame_bytes = (size_t)(c.p - data);
+            result->envelope.params = rpc_params_without_arguments(slot);
+            result->frame_bytes = (size_t)(c.p - data);
             return DECODE_COMPLETE;
         }
     }
@@ -380,7 +380,7 @@ decode_status_t decode_request_envelope(const uint8_t *data, size_t len, size_t 
         slot++;
         while (slot == end) {
             if (depth == 1) {
-                *frame_bytes = (size_t)(c.p - data);
+                result->frame_bytes = (size_t)(c.p - data);
                 return DECODE_COMPLETE;
             }
             depth--;

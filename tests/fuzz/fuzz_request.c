@@ -104,10 +104,10 @@ static decode_status_t decode_check(const uint8_t *data, size_t len, frame_statu
                                     size_t frame, msgpack_zone *zone, msgpack_object *decoded)
 {
     size_t decoded_bytes = 0;
-    rpc_envelope_t envelope;
-    bool checked = false;
-    decode_status_t decode = decode_request_envelope(data, len, FUZZ_REQUEST_BYTES_MAX, zone,
-                                                     decoded, &decoded_bytes, &envelope, &checked);
+    decode_result_t result;
+    decode_status_t decode =
+        decode_request_envelope(data, len, FUZZ_REQUEST_BYTES_MAX, zone, decoded, &result);
+    decoded_bytes = decode == DECODE_COMPLETE ? result.frame_bytes : 0;
     bool framer_decides =
         status != FRAME_COMPLETE || frame + ALLOT_REQUEST_DEPTH_MAX > FUZZ_REQUEST_BYTES_MAX;
     if (framer_decides != (decode == DECODE_UNDECIDED))
@@ -124,8 +124,8 @@ static decode_status_t decode_check(const uint8_t *data, size_t len, frame_statu
             MSGPACK_UNPACK_SUCCESS ||
         offset != frame || !msgpack_same_object(decoded, &unpacked))
         abort();
-    if (checked)
-        envelope_check(decoded, &envelope);
+    if (result.checked)
+        envelope_check(decoded, &result.envelope);
     msgpack_zone_destroy(&unpack_zone);
     return decode;
 }

@@ -58,10 +58,10 @@ static decode_status_t check_agrees(const uint8_t *data, size_t len, size_t byte
     msgpack_zone zone;
     msgpack_zone_init(&zone, 4096);
     msgpack_object decoded;
-    rpc_envelope_t envelope;
-    bool checked = false;
-    decode_status_t status = decode_request_envelope(data, len, bytes_max, &zone, &decoded,
-                                                     &decoded_bytes, &envelope, &checked);
+    decode_result_t result;
+    decode_status_t status =
+        decode_request_envelope(data, len, bytes_max, &zone, &decoded, &result);
+    decoded_bytes = status == DECODE_COMPLETE ? result.frame_bytes : 0;
     /* near the limit the framer decides (decode.h) */
     bool near_limit = frame_bytes + ALLOT_REQUEST_DEPTH_MAX > bytes_max;
     if (framed != FRAME_COMPLETE || near_limit) {
@@ -82,8 +82,8 @@ static decode_status_t check_agrees(const uint8_t *data, size_t len, size_t byte
     cr_assert_eq(offset, frame_bytes);
     cr_assert(msgpack_same_object(&decoded, &unpacked),
               "the decoded object differs from msgpack-c's");
-    if (checked)
-        check_envelope_agrees(&decoded, &envelope);
+    if (result.checked)
+        check_envelope_agrees(&decoded, &result.envelope);
     msgpack_zone_destroy(&unpack_zone);
     msgpack_zone_destroy(&zone);
     return status;
