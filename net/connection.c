@@ -719,7 +719,7 @@ static inline void request_zone_reset(server_t *server)
 }
 
 static void object_dispatch(connection_t *conn, dispatch_env_t *env, const uint8_t *data,
-                            size_t len, const msgpack_object *object);
+                            size_t len, const msgpack_object *object, rpc_envelope_t *checked);
 
 /* Dispatch the request data[0, len), one whole object as the framer found it: decoded here. */
 static void frame_dispatch(connection_t *conn, dispatch_env_t *env, const uint8_t *data, size_t len)
@@ -734,7 +734,7 @@ static void frame_dispatch(connection_t *conn, dispatch_env_t *env, const uint8_
         frame_reject(conn, FRAME_INVALID, data, len);
         return;
     }
-    object_dispatch(conn, env, data, len, &object);
+    object_dispatch(conn, env, data, len, &object, NULL);
 }
 
 /* dispatch_env_t.writes_check_cb: may a WRITE run now (asked for WRITE commands only). */
@@ -766,9 +766,10 @@ static void dispatch_env_init(connection_t *conn, dispatch_env_t *env)
 }
 
 /* Dispatch the request data[0, len) decoded into object (its containers in server->zone, which
- * is cleared here); env from dispatch_env_init for conn. */
+ * is cleared here); env from dispatch_env_init for conn; checked: its envelope when the decoder
+ * checked it (dispatch_request), else NULL. */
 static void object_dispatch(connection_t *conn, dispatch_env_t *env, const uint8_t *data,
-                            size_t len, const msgpack_object *object)
+                            size_t len, const msgpack_object *object, rpc_envelope_t *checked)
 {
     server_t *server = conn->server;
     if (server_buffered_over_budget(server)) {
@@ -781,7 +782,7 @@ static void object_dispatch(connection_t *conn, dispatch_env_t *env, const uint8
         server->consensus != NULL ? consensus_applied_index(server->consensus) : UINT64_MAX;
     dispatch_outcome_t outcome;
     server->scratch.size = 0;
-    dispatch_object(env, object, &server->scratch, &outcome);
+    dispatch_request(env, object, checked, &server->scratch, &outcome);
     request_zone_reset(server);
     if (outcome.wait) {
         wait_begin(conn, data, len, &outcome);
@@ -819,12 +820,15 @@ static bool request_decode_dispatch(connection_t *conn, dispatch_env_t *env, con
 {
     server_t *server = conn->server;
     msgpack_object object;
-    if (decode_request(data, len, server->config.request_bytes_max, &server->zone, &object,
-                       frame_bytes) != DECODE_COMPLETE) {
+    decode_result_t decoded;
+    if (decode_request_envelope(data, len, server->config.request_bytes_max, &server->zone, &object,
+                                &decoded) != DECODE_COMPLETE) {
         request_zone_reset(server);
         return false;
     }
-    object_dispatch(conn, env, data, *frame_bytes, &object);
+    *frame_bytes = decoded.frame_bytes;
+    object_dispatch(conn, env, data, decoded.frame_bytes, &object,
+                    decoded.checked ? &decoded.envelope : NULL);
     return true;
 }
 

@@ -287,9 +287,38 @@ static inline int params_empty_read(decode_cursor_t *c, msgpack_object *slot)
     return container_open(c, first, 0, true, &first, &elements) ? 1 : -1;
 }
 
+/* The envelope of a head request_head_read has read into head[0..2], when rpc.h's check passes
+ * it: the type 0 (a request), the method not empty (its msgid, a uint of at most 32 bits, and
+ * its method, a fixstr of at most 31 bytes, pass by their formats). Params are left to check. */
+static inline bool request_head_check(const msgpack_object *head, rpc_envelope_t *envelope)
+{
+    _Static_assert(ALLOT_METHOD_BYTES_MAX >= 31, "a fixstr method is never too long");
+    if (head[0].via.u64 != RPC_REQUEST || head[2].via.str.size == 0)
+        return false;
+    *envelope = (rpc_envelope_t){
+        .type = RPC_REQUEST,
+        .has_msgid = true,
+        .msgid = (uint32_t)head[1].via.u64,
+        .method = {head[2].via.str.ptr, head[2].via.str.size},
+    };
+    return true;
+}
+
 decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max,
                                msgpack_zone *zone, msgpack_object *object, size_t *frame_bytes)
 {
+    decode_result_t result;
+    decode_status_t status = decode_request_envelope(data, len, bytes_max, zone, object, &result);
+    if (status == DECODE_COMPLETE)
+        *frame_bytes = result.frame_bytes;
+    return status;
+}
+
+decode_status_t decode_request_envelope(const uint8_t *data, size_t len, size_t bytes_max,
+                                        msgpack_zone *zone, msgpack_object *object,
+                                        decode_result_t *result)
+{
+    result->checked = false;
     /* a request near bytes_max (within ALLOT_REQUEST_DEPTH_MAX bytes of it) is left to
      * frame_scan, the one judge of the limit, so that the two cannot disagree at its edge */
     if (bytes_max <= ALLOT_REQUEST_DEPTH_MAX)
@@ -303,12 +332,14 @@ decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max
     size_t head_bytes = object->via.array.size == 4 ? request_head_read(c.p, c.end, slot) : 0;
     if (head_bytes > 0) { /* the params (the fourth element) are still to be read */
         c.p += head_bytes;
+        result->checked = request_head_check(slot, &result->envelope);
         slot += 3;
         int params = params_empty_read(&c, slot);
         if (params < 0)
             return DECODE_UNDECIDED;
         if (params > 0) {
-            *frame_bytes = (size_t)(c.p - data);
+            result->envelope.params = rpc_params_without_arguments(slot);
+            result->frame_bytes = (size_t)(c.p - data);
             return DECODE_COMPLETE;
         }
     }
@@ -349,7 +380,7 @@ decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max
         slot++;
         while (slot == end) {
             if (depth == 1) {
-                *frame_bytes = (size_t)(c.p - data);
+                result->frame_bytes = (size_t)(c.p - data);
                 return DECODE_COMPLETE;
             }
             depth--;

@@ -28,8 +28,11 @@
 #define ALLOT_NET_DECODE_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rpc.h"
 
 typedef enum decode_status {
     DECODE_COMPLETE = 0,
@@ -38,5 +41,24 @@ typedef enum decode_status {
 
 decode_status_t decode_request(const uint8_t *data, size_t len, size_t bytes_max,
                                msgpack_zone *zone, msgpack_object *object, size_t *frame_bytes);
+
+/* What decode_request_envelope found: the request's length, and what it checked of the
+ * envelope on the way (one result, so the hot call passes its arguments in registers). */
+typedef struct decode_result {
+    size_t frame_bytes;      /* DECODE_COMPLETE: decode_request's *frame_bytes */
+    bool checked;            /* envelope is valid (DECODE_COMPLETE only) */
+    rpc_envelope_t envelope; /* when checked: see decode_request_envelope */
+} decode_result_t;
+
+/* decode_request, and what it checked of the envelope on the way (the dispatcher's, so that a
+ * request's head is not checked twice): with DECODE_COMPLETE and result->checked,
+ * result->envelope is what rpc_request_read (net/rpc.h) gives for *object with both results 0
+ * (a request: type, has_msgid, msgid and method), except that its params are NULL when they are
+ * still to be checked (rpc_params_check). checked false: nothing is said, rpc_request_read
+ * decides. The head is checked in the formats request_head_read reads (decode.c); params only
+ * when they are [] or [{}]. */
+decode_status_t decode_request_envelope(const uint8_t *data, size_t len, size_t bytes_max,
+                                        msgpack_zone *zone, msgpack_object *object,
+                                        decode_result_t *result);
 
 #endif

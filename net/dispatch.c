@@ -272,52 +272,62 @@ static int read_wait_check(const dispatch_env_t *env, const rpc_envelope_t *enve
 void dispatch_object(const dispatch_env_t *env, const msgpack_object *object, msgpack_sbuffer *out,
                      dispatch_outcome_t *outcome)
 {
+    dispatch_request(env, object, NULL, out, outcome);
+}
+
+void dispatch_request(const dispatch_env_t *env, const msgpack_object *object,
+                      rpc_envelope_t *checked, msgpack_sbuffer *out, dispatch_outcome_t *outcome)
+{
     memset(outcome, 0, sizeof(*outcome));
     outcome->command_index = SIZE_MAX;
     allot_error_detail_t error;
     allot_error_detail_clear(&error);
-    rpc_envelope_t envelope;
+    rpc_envelope_t read;
+    rpc_envelope_t *envelope = checked != NULL ? checked : &read;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, pack_sbuffer_write);
     size_t mark = out->size;
 
-    int params_rc;
-    int rc = rpc_request_read(object, &envelope, &params_rc, &error);
+    int rc = 0, params_rc = 0;
+    if (checked == NULL)
+        rc = rpc_request_read(object, &read, &params_rc, &error);
+    else if (checked->params == NULL)
+        params_rc = rpc_params_read(object, checked, &error);
     if (rc != 0) {
         outcome->close = true;
     } else if ((rc = params_rc) == 0) {
         /* the row is the metrics' index: found here, not worked out from the row's address */
-        outcome->command_index = command_find(envelope.method.ptr, envelope.method.len);
+        outcome->command_index = command_find(envelope->method.ptr, envelope->method.len);
         const command_t *command =
             outcome->command_index != SIZE_MAX ? &command_table[outcome->command_index] : NULL;
         const args_typed_t *args = NULL;
-        rc = check_command(env, command, &envelope, &args, &error);
+        rc = check_command(env, command, envelope, &args, &error);
         /* a scanned read named neither min_index nor wait_ms (args_typed.h); nor did no key */
         if (rc == 0 && !(command->flags & COMMAND_WRITE) && args == NULL &&
-            envelope.params->via.map.size > 0)
-            rc = read_wait_check(env, &envelope, outcome, &error);
+            envelope->params->via.map.size > 0)
+            rc = read_wait_check(env, envelope, outcome, &error);
         if (rc == DISPATCH_WAIT) {
             outcome->wait = true; /* nothing is packed: the caller dispatches it again */
             return;
         }
         if (rc == 0) {
             outcome->write = (command->flags & COMMAND_WRITE) != 0;
-            rc = run_handler(env, command, &envelope, args, out, &error, &outcome->close);
+            rc = run_handler(env, command, envelope, args, out, &error, &outcome->close);
             outcome->deferred = rc == COMMAND_DEFERRED;
             if (outcome->deferred)
                 rc = 0;
         }
     }
     outcome->error = rc;
-    if (rc != 0 && envelope.has_msgid && out->size == mark)
-        rpc_pack_error(&pk, envelope.msgid, rc, &error);
-    if (rc != 0 && envelope.msgid_out_of_range != NULL) {
-        rpc_pack_error_msgid_object(&pk, envelope.msgid_out_of_range, rc, &error);
+    if (rc != 0 && envelope->has_msgid && out->size == mark)
+        rpc_pack_error(&pk, envelope->msgid, rc, &error);
+    if (rc != 0 && envelope->msgid_out_of_range != NULL) {
+        rpc_pack_error_msgid_object(&pk, envelope->msgid_out_of_range, rc, &error);
         outcome->error = rc;
         outcome->replied = true;
         return; /* answered, then closed (outcome->close) */
     }
-    if (envelope.type == RPC_NOTIFICATION || !envelope.has_msgid)
+    if (envelope->type == RPC_NOTIFICATION || !envelope->has_msgid)
         out->size = mark; /* notifications are never answered */
     outcome->replied = out->size > mark;
 }

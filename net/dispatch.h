@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "command.h"
+#include "rpc.h"
 
 /* Whether WRITE commands may run now, and why not (see dispatch_env_t.writes_check_cb). */
 typedef struct dispatch_writes {
@@ -29,7 +30,7 @@ typedef struct dispatch_env {
     struct connection *conn;    /* the requesting connection (deferred replies) */
     struct http_exchange *http; /* or the HTTP request (net/http.h); NULL on the RPC port */
     int64_t now_ms;
-    bool writes_allowed;   /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
+    bool writes_allowed;      /* false while the WAL cannot accept records: WRITE -> UNAVAILABLE */
     int writes_refused_error; /* the error for refused writes (UNAVAILABLE, OVERLOADED or
                                * NOT_LEADER) */
     const char *leader_address; /* NOT_LEADER: the leader's client address (NULL: unknown) */
@@ -44,11 +45,11 @@ typedef struct dispatch_env {
 } dispatch_env_t;
 
 typedef struct dispatch_outcome {
-    bool replied;  /* bytes were packed into out (false for notifications) */
-    bool close;    /* the envelope was unusable: close the connection after replying */
-    bool write;    /* a WRITE command ran: hold its reply until the WAL is durable */
-    bool deferred; /* the handler answers later (COMMAND_DEFERRED); nothing was packed */
-    int error;     /* 0, or the error that was answered */
+    bool replied;         /* bytes were packed into out (false for notifications) */
+    bool close;           /* the envelope was unusable: close the connection after replying */
+    bool write;           /* a WRITE command ran: hold its reply until the WAL is durable */
+    bool deferred;        /* the handler answers later (COMMAND_DEFERRED); nothing was packed */
+    int error;            /* 0, or the error that was answered */
     size_t command_index; /* the method's row in the command table; SIZE_MAX if none */
     bool wait;            /* a read waits for min_index: nothing packed; dispatch it again */
     uint64_t wait_index;  /* ... once applied_index reaches this */
@@ -58,8 +59,15 @@ typedef struct dispatch_outcome {
 /* Internal to dispatch_object: a read that must wait for min_index. */
 #define DISPATCH_WAIT 1
 
-void dispatch_object(const dispatch_env_t *env, const msgpack_object *object,
-                     msgpack_sbuffer *out, dispatch_outcome_t *outcome);
+void dispatch_object(const dispatch_env_t *env, const msgpack_object *object, msgpack_sbuffer *out,
+                     dispatch_outcome_t *outcome);
+
+/* dispatch_object for a request whose envelope the decoder has checked already (checked: what
+ * decode_request_envelope gave with *checked true, net/decode.h; its params, when NULL, are
+ * checked here): the same reply and outcome, without checking the head twice. checked NULL: the
+ * same as dispatch_object. */
+void dispatch_request(const dispatch_env_t *env, const msgpack_object *object,
+                      rpc_envelope_t *checked, msgpack_sbuffer *out, dispatch_outcome_t *outcome);
 
 /* Pack an error reply that carries no msgid context beyond `msgid` (used by the server for
  * frame-level errors such as TOO_LARGE). */

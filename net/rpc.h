@@ -10,8 +10,10 @@
  * uint32 is invalid, but answered (with that msgid as sent) before the close. Responses are
  * [1, msgid, error, result] with error nil or {"code", "message", ...details}.
  * No state; no allocation beyond the packer's buffer. The checks are inline (the end of this
- * header; rpc__ names are this module's own): the dispatcher runs them for every request, and a
- * call into net/rpc.c with its saved registers was a third of their cost.
+ * header; rpc__ names are this module's own): the dispatcher runs them for every request whose
+ * envelope the decoder has not checked already (net/decode.h, decode_request_envelope, which
+ * must say what they say), and a call into net/rpc.c with its saved registers was a third of
+ * their cost.
  */
 #ifndef ALLOT_NET_RPC_H
 #define ALLOT_NET_RPC_H
@@ -48,10 +50,19 @@ int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
                      allot_error_detail_t *error);
 
 /* rpc_envelope_parse and, when the envelope is valid, rpc_params_check, in one call (the
- * dispatcher's, for every request; inline, below): returns rpc_envelope_parse's result;
- * *params_error is rpc_params_check's (0 when it was not asked). */
+ * dispatcher's, for every request the decoder has not checked; inline, below): returns
+ * rpc_envelope_parse's result; *params_error is rpc_params_check's (0 when it was not asked). */
 static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope,
                                    int *params_error, allot_error_detail_t *error);
+
+/* rpc_params_check, inline: the dispatcher's, for a request whose envelope a decoder checked
+ * (net/decode.h) but not its params. */
+static inline int rpc_params_read(const msgpack_object *object, rpc_envelope_t *envelope,
+                                  allot_error_detail_t *error);
+
+/* The params map of a call without arguments, for a decoder that has read its params array as
+ * [] or [{}] (net/decode.c): what rpc_params_check sets envelope->params to (inline, below). */
+static inline const msgpack_object *rpc_params_without_arguments(const msgpack_object *array);
 
 /* Pack [1, msgid, nil, <result follows>]: the caller packs the result next (inline, below). */
 static inline void rpc_pack_result_header(msgpack_packer *pk, uint32_t msgid);
@@ -142,6 +153,17 @@ static inline int rpc__params_check(const msgpack_object *object, rpc_envelope_t
     }
     envelope->params = map;
     return 0;
+}
+
+static inline int rpc_params_read(const msgpack_object *object, rpc_envelope_t *envelope,
+                                  allot_error_detail_t *error)
+{
+    return rpc__params_check(object, envelope, error);
+}
+
+static inline const msgpack_object *rpc_params_without_arguments(const msgpack_object *array)
+{
+    return array->via.array.size == 0 ? &rpc__no_params : array->via.array.ptr;
 }
 
 static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope,

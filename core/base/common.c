@@ -22,20 +22,6 @@ int allot_error_set(allot_error_detail_t *detail, int error, const char *field, 
     return error;
 }
 
-void allot_error_detail_clear(allot_error_detail_t *detail)
-{
-    detail->message[0] = '\0';
-    detail->field = NULL;
-    detail->state = NULL;
-    detail->leader = NULL;
-    detail->shortfall_count = 0;
-    detail->has_oldest = false;
-    detail->limit_sku = (allot_str_t){0};
-    detail->limit = 0;
-    detail->held = 0;
-    detail->retry_after_ms = 0;
-}
-
 static size_t utf8_sequence_length(unsigned char lead)
 {
     if (lead < 0x80)

@@ -78,6 +78,24 @@ static void reply_error_check(const msgpack_sbuffer *out, msgpack_zone *zone)
     }
 }
 
+/* What the decoder checked of a request's envelope (decode_request_envelope) is what rpc.h's
+ * check gives, or abort. */
+static void envelope_check(const msgpack_object *object, rpc_envelope_t *checked)
+{
+    rpc_envelope_t read;
+    allot_error_detail_t error;
+    allot_error_detail_clear(&error);
+    int params_rc;
+    if (rpc_request_read(object, &read, &params_rc, &error) != 0 || checked->type != read.type ||
+        checked->has_msgid != read.has_msgid || checked->msgid != read.msgid ||
+        checked->method.ptr != read.method.ptr || checked->method.len != read.method.len ||
+        checked->msgid_out_of_range != NULL)
+        abort();
+    if (checked->params != NULL ? params_rc != 0 || checked->params != read.params
+                                : rpc_params_read(object, checked, &error) != params_rc)
+        abort();
+}
+
 /* The one-pass decoder says what the framer (status, frame) and msgpack-c say of data[0, len),
  * or abort: it decodes a whole request the framer finds complete at the same length, to the
  * object msgpack_unpack gives, unless within ALLOT_REQUEST_DEPTH_MAX bytes of the limit
@@ -86,8 +104,10 @@ static decode_status_t decode_check(const uint8_t *data, size_t len, frame_statu
                                     size_t frame, msgpack_zone *zone, msgpack_object *decoded)
 {
     size_t decoded_bytes = 0;
+    decode_result_t result;
     decode_status_t decode =
-        decode_request(data, len, FUZZ_REQUEST_BYTES_MAX, zone, decoded, &decoded_bytes);
+        decode_request_envelope(data, len, FUZZ_REQUEST_BYTES_MAX, zone, decoded, &result);
+    decoded_bytes = decode == DECODE_COMPLETE ? result.frame_bytes : 0;
     bool framer_decides =
         status != FRAME_COMPLETE || frame + ALLOT_REQUEST_DEPTH_MAX > FUZZ_REQUEST_BYTES_MAX;
     if (framer_decides != (decode == DECODE_UNDECIDED))
@@ -104,6 +124,8 @@ static decode_status_t decode_check(const uint8_t *data, size_t len, frame_statu
             MSGPACK_UNPACK_SUCCESS ||
         offset != frame || !msgpack_same_object(decoded, &unpacked))
         abort();
+    if (result.checked)
+        envelope_check(decoded, &result.envelope);
     msgpack_zone_destroy(&unpack_zone);
     return decode;
 }

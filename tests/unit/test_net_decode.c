@@ -9,13 +9,46 @@
 
 #include "client/frame.h"
 #include "core/limits.h"
+#include "core/common.h"
 #include "net/decode.h"
+#include "net/rpc.h"
 #include "tests/msgpack_same.h"
 
 #define DECODE_TEST_BYTES_MAX (64u * 1024)
 
-/* decode_request on data[0, len) says what frame_scan and msgpack_unpack say; returns the
- * decoder's status. */
+/* Requests whose envelope the decoder checked (decode_request_envelope), counted by
+ * check_agrees. */
+static size_t envelopes_checked;
+
+/* What the decoder checked of object's envelope is what the dispatcher's check (rpc.h) gives. */
+static void check_envelope_agrees(const msgpack_object *object, rpc_envelope_t *checked)
+{
+    rpc_envelope_t read;
+    allot_error_detail_t error;
+    allot_error_detail_clear(&error);
+    int params_rc;
+    cr_assert_eq(rpc_request_read(object, &read, &params_rc, &error), 0,
+                 "the decoder checked an envelope rpc.h refuses: %s", error.message);
+    cr_assert_eq(checked->type, read.type);
+    cr_assert_eq(checked->has_msgid, read.has_msgid);
+    cr_assert_eq(checked->msgid, read.msgid);
+    cr_assert_eq(checked->method.ptr, read.method.ptr);
+    cr_assert_eq(checked->method.len, read.method.len);
+    cr_assert_null(checked->msgid_out_of_range);
+    if (checked->params != NULL) {
+        cr_assert_eq(params_rc, 0, "the decoder checked params rpc.h refuses: %s", error.message);
+        cr_assert_eq(checked->params, read.params);
+    } else {
+        allot_error_detail_t params_error;
+        allot_error_detail_clear(&params_error);
+        cr_assert_eq(rpc_params_read(object, checked, &params_error), params_rc);
+        cr_assert_eq(checked->params, params_rc == 0 ? read.params : NULL);
+    }
+    envelopes_checked++;
+}
+
+/* decode_request on data[0, len) says what frame_scan and msgpack_unpack say, and what it
+ * checked of the envelope what rpc.h says; returns the decoder's status. */
 static decode_status_t check_agrees(const uint8_t *data, size_t len, size_t bytes_max)
 {
     frame_scanner_t scanner;
@@ -25,7 +58,10 @@ static decode_status_t check_agrees(const uint8_t *data, size_t len, size_t byte
     msgpack_zone zone;
     msgpack_zone_init(&zone, 4096);
     msgpack_object decoded;
-    decode_status_t status = decode_request(data, len, bytes_max, &zone, &decoded, &decoded_bytes);
+    decode_result_t result;
+    decode_status_t status =
+        decode_request_envelope(data, len, bytes_max, &zone, &decoded, &result);
+    decoded_bytes = status == DECODE_COMPLETE ? result.frame_bytes : 0;
     /* near the limit the framer decides (decode.h) */
     bool near_limit = frame_bytes + ALLOT_REQUEST_DEPTH_MAX > bytes_max;
     if (framed != FRAME_COMPLETE || near_limit) {
@@ -46,6 +82,8 @@ static decode_status_t check_agrees(const uint8_t *data, size_t len, size_t byte
     cr_assert_eq(offset, frame_bytes);
     cr_assert(msgpack_same_object(&decoded, &unpacked),
               "the decoded object differs from msgpack-c's");
+    if (result.checked)
+        check_envelope_agrees(&decoded, &result.envelope);
     msgpack_zone_destroy(&unpack_zone);
     msgpack_zone_destroy(&zone);
     return status;
@@ -192,6 +230,7 @@ Test(decode, a_request_head_of_every_msgid_width_and_method_format_decodes_as_ms
     static const uint8_t params[][3] = {{0x90}, {0x91, 0x80}, {0x91, 0x81}};
     static const size_t params_lengths[] = {1, 2, 2};
     size_t complete = 0;
+    envelopes_checked = 0;
     for (size_t t = 0; t < 3; t++)
         for (size_t i = 0; i < sizeof(msgid_lengths) / sizeof(msgid_lengths[0]); i++)
             for (size_t m = 0; m < sizeof(method_lengths) / sizeof(method_lengths[0]); m++)
@@ -213,6 +252,10 @@ Test(decode, a_request_head_of_every_msgid_width_and_method_format_decodes_as_ms
                 }
     /* every one whose last params are not cut short ({0x91, 0x81} misses its pair) */
     cr_assert_eq(complete, 3 * 9 * 5 * 2);
+    /* the decoder checked the envelope of every request (type 0) of a uint msgid of at most 32
+     * bits and a method of a fixstr, not empty: "ping" with [] or [{}], each twice (the last
+     * cut is the whole request) */
+    cr_assert_eq(envelopes_checked, 5 * 1 * 2 * 2);
 }
 
 /* A call without arguments, params [] or [{}] (read straight, decode.c params_empty_read), and
@@ -230,6 +273,7 @@ Test(decode, a_call_without_arguments_decodes_as_msgpack_c_does_whole_cut_and_at
                                        {0x94, 0x00, 0xce, 0x00, 0x01, 0x00, 0x00, 0xa0}};
     static const size_t head_lengths[] = {8, 8};
     size_t complete = 0;
+    envelopes_checked = 0;
     for (size_t h = 0; h < 2; h++)
         for (size_t k = 0; k < sizeof(params_lengths) / sizeof(params_lengths[0]); k++) {
             uint8_t request[32];
@@ -248,6 +292,9 @@ Test(decode, a_call_without_arguments_decodes_as_msgpack_c_does_whole_cut_and_at
                 check_agrees(request, len, max);
         }
     cr_assert_eq(complete, 2 * 6);
+    /* "ping"'s with each params (the other head's method is empty), whole, with the next request
+     * behind it and at the two largest limits: params read ([] and [{}]) or left to check */
+    cr_assert_eq(envelopes_checked, 6 * 4);
 }
 
 Test(decode, containers_that_end_together_and_empty_ones_end_where_msgpack_c_ends_them)
