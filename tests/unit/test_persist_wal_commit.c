@@ -109,6 +109,16 @@ static void setup(void)
     cr_assert_eq(uv_loop_init(&loop), 0);
 }
 
+/* Replay the whole log in wal_dir (it must succeed) and say what it found. */
+static wal_replay_result_t replay_whole_log(void)
+{
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
+                 message);
+    return result;
+}
+
 /* Run loop iterations until durable_lsn reaches lsn (or a fatal error). */
 static void run_until_durable(wal_t *wal, uint64_t lsn)
 {
@@ -182,9 +192,7 @@ Test(wal_group_commit, many_appends_cost_far_fewer_fdatasyncs_than_records, .ini
     cr_assert_eq(stats.fdatasyncs - stats_before.fdatasyncs, syncs);
     cr_assert_leq(stats.batches_written, syncs);
     close_wal(wal, 0);
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, records);
 }
 
@@ -552,10 +560,7 @@ Test(wal_disk_full, a_full_disk_stops_writes_at_the_segment_end_without_failure,
     cr_assert_eq(wal_append(wal, 1, 0, payload, sizeof payload), appended + 1);
     run_until_durable(wal, appended + 1);
     close_wal(wal, 0);
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
-                 message);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, appended + 1);
 }
 
@@ -711,9 +716,7 @@ Test(wal_open, continues_after_the_last_record_of_the_previous_run, .init = setu
     cr_assert_eq(wal_durable_lsn(wal), 3);
     cr_assert_eq(wal_append(wal, 1, 0, "second", 6), 4);
     close_wal(wal, 0);
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, 4);
     cr_assert_eq(result.segments, 1, "appending continued in the same segment");
 }
@@ -921,10 +924,7 @@ Test(wal_zero_fill, the_segment_the_writer_takes_next_has_no_unwritten_blocks_an
     cr_assert_geq(stats.zeroed_bytes, FILL_SEGMENT_BYTES);
     cr_assert_eq(stats.zero_fill_failures, 0);
     close_wal(wal, 0);
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
-                 message);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, lsn);
 }
 
@@ -989,10 +989,7 @@ Test(wal_zero_fill, the_writer_takes_an_unfinished_spare_after_the_window_in_pro
     cr_assert_eq(stats.zeroed_bytes, 4 * window, "one window of the spare, not more");
     fill_gate_open();
     close_wal(wal, 0);
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
-                 message);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, lsn);
 }
 
@@ -1023,10 +1020,7 @@ Test(wal_zero_fill, the_first_segment_is_filled_above_the_writer_and_never_twice
     for (size_t i = 0; i < sizeof buffer; i++)
         cr_assert_eq(buffer[i], 0);
 
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
-                 message);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(uv_loop_init(&loop), 0);
     seen.closed_calls = 0;
     wal = open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES, .log_end = &result.end},
@@ -1058,10 +1052,7 @@ Test(wal_zero_fill, a_failed_fill_is_counted_and_the_spare_is_used_as_allocated,
     cr_assert_eq(stats.segments_unzeroed, 1);
     close_wal(wal, 0);
     cr_assert_eq(seen.fatal_calls, 0, "a failed fill is not fatal");
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
-                 message);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, lsn);
 }
 
@@ -1103,10 +1094,7 @@ Test(wal_zero_fill, a_crash_mid_fill_loses_no_durable_record, .init = setup, .fi
     cr_assert_eq(waitpid(child, &status, 0), child);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
     cr_assert_eq(durable_lsn, 200);
-    wal_replay_result_t result;
-    char message[WAL_MESSAGE_BYTES_MAX];
-    cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message), 0, "%s",
-                 message);
+    wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, durable_lsn);
     wal_t *wal =
         open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES, .log_end = &result.end},
