@@ -292,7 +292,7 @@ void dispatch_request(const dispatch_env_t *env, const msgpack_object *object,
     if (checked == NULL)
         rc = rpc_request_read(object, &read, &params_rc, &error);
     else if (checked->params == NULL)
-        params_rc = rpc_params_read(object, checked, &error);
+        params_rc = rpc_params_check(object, checked, &error);
     if (rc != 0) {
         outcome->close = true;
     } else if ((rc = params_rc) == 0) {

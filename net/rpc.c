@@ -28,18 +28,6 @@ int rpc__params_fail(allot_error_detail_t *error, const msgpack_object *map)
 
 const msgpack_object rpc__no_params = {.type = MSGPACK_OBJECT_MAP};
 
-int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
-                       allot_error_detail_t *error)
-{
-    return rpc__envelope_parse(object, envelope, error);
-}
-
-int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
-                     allot_error_detail_t *error)
-{
-    return rpc__params_check(object, envelope, error);
-}
-
 static void pack_shortfalls(msgpack_packer *pk, const allot_error_detail_t *detail)
 {
     pack_cstr(pk, "shortfalls");

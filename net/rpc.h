@@ -10,10 +10,10 @@
  * uint32 is invalid, but answered (with that msgid as sent) before the close. Responses are
  * [1, msgid, error, result] with error nil or {"code", "message", ...details}.
  * No state; no allocation beyond the packer's buffer. The checks are inline (the end of this
- * header; rpc__ names are this module's own): the dispatcher runs them for every request whose
- * envelope the decoder has not checked already (net/decode.h, decode_request_envelope, which
- * must say what they say), and a call into net/rpc.c with its saved registers was a third of
- * their cost.
+ * header; rpc__ names are this module's own): the dispatcher runs them for every request, the
+ * envelope's only when the decoder has not checked it already (net/decode.h,
+ * decode_request_envelope, which must say what they say), and a call into net/rpc.c with its saved
+ * registers was a third of their cost.
  */
 #ifndef ALLOT_NET_RPC_H
 #define ALLOT_NET_RPC_H
@@ -41,24 +41,19 @@ typedef struct rpc_envelope {
 /* 0: the envelope is valid (method and type usable; params may still be wrong, see below).
  * ALLOT_EINVALID_ARGUMENT: not a MessagePack-RPC request/notification; error explains; the
  * connection is to be closed after an error reply when has_msgid. */
-int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
-                       allot_error_detail_t *error);
+static inline int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
+                                     allot_error_detail_t *error);
 
 /* 0 when params is [map] (or [], taken as [{}]) with at most ALLOT_PARAMS_KEYS_MAX string keys;
  * else INVALID_ARGUMENT (or TOO_LARGE) with error filled. Sets envelope->params. */
-int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
-                     allot_error_detail_t *error);
+static inline int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
+                                   allot_error_detail_t *error);
 
 /* rpc_envelope_parse and, when the envelope is valid, rpc_params_check, in one call (the
  * dispatcher's, for every request the decoder has not checked; inline, below): returns
  * rpc_envelope_parse's result; *params_error is rpc_params_check's (0 when it was not asked). */
 static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t *envelope,
                                    int *params_error, allot_error_detail_t *error);
-
-/* rpc_params_check, inline: the dispatcher's, for a request whose envelope a decoder checked
- * (net/decode.h) but not its params. */
-static inline int rpc_params_read(const msgpack_object *object, rpc_envelope_t *envelope,
-                                  allot_error_detail_t *error);
 
 /* The params map of a call without arguments, for a decoder that has read its params array as
  * [] or [{}] (net/decode.c): what rpc_params_check sets envelope->params to (inline, below). */
@@ -100,8 +95,8 @@ static inline int rpc__method_read(const msgpack_object *o, rpc_envelope_t *enve
     return 0;
 }
 
-static inline int rpc__envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
-                                      allot_error_detail_t *error)
+static inline int rpc_envelope_parse(const msgpack_object *object, rpc_envelope_t *envelope,
+                                     allot_error_detail_t *error)
 {
     *envelope = (rpc_envelope_t){0};
     if (object->type != MSGPACK_OBJECT_ARRAY)
@@ -131,8 +126,8 @@ static inline int rpc__envelope_parse(const msgpack_object *object, rpc_envelope
     return rpc__envelope_fail(error, "message type must be 0 (request) or 2 (notification)");
 }
 
-static inline int rpc__params_check(const msgpack_object *object, rpc_envelope_t *envelope,
-                                    allot_error_detail_t *error)
+static inline int rpc_params_check(const msgpack_object *object, rpc_envelope_t *envelope,
+                                   allot_error_detail_t *error)
 {
     const msgpack_object_array *a = &object->via.array;
     const msgpack_object *params = &a->ptr[a->size - 1];
@@ -155,12 +150,6 @@ static inline int rpc__params_check(const msgpack_object *object, rpc_envelope_t
     return 0;
 }
 
-static inline int rpc_params_read(const msgpack_object *object, rpc_envelope_t *envelope,
-                                  allot_error_detail_t *error)
-{
-    return rpc__params_check(object, envelope, error);
-}
-
 static inline const msgpack_object *rpc_params_without_arguments(const msgpack_object *array)
 {
     return array->via.array.size == 0 ? &rpc__no_params : array->via.array.ptr;
@@ -170,9 +159,9 @@ static inline int rpc_request_read(const msgpack_object *object, rpc_envelope_t 
                                    int *params_error, allot_error_detail_t *error)
 {
     *params_error = 0;
-    int rc = rpc__envelope_parse(object, envelope, error);
+    int rc = rpc_envelope_parse(object, envelope, error);
     if (rc == 0)
-        *params_error = rpc__params_check(object, envelope, error);
+        *params_error = rpc_params_check(object, envelope, error);
     return rc;
 }
 

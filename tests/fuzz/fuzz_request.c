@@ -92,7 +92,7 @@ static void envelope_check(const msgpack_object *object, rpc_envelope_t *checked
         checked->msgid_out_of_range != NULL)
         abort();
     if (checked->params != NULL ? params_rc != 0 || checked->params != read.params
-                                : rpc_params_read(object, checked, &error) != params_rc)
+                                : rpc_params_check(object, checked, &error) != params_rc)
         abort();
 }
 

@@ -41,7 +41,7 @@ static void check_envelope_agrees(const msgpack_object *object, rpc_envelope_t *
     } else {
         allot_error_detail_t params_error;
         allot_error_detail_clear(&params_error);
-        cr_assert_eq(rpc_params_read(object, checked, &params_error), params_rc);
+        cr_assert_eq(rpc_params_check(object, checked, &params_error), params_rc);
         cr_assert_eq(checked->params, params_rc == 0 ? read.params : NULL);
     }
     envelopes_checked++;
