@@ -2,8 +2,8 @@
  * adjust-key records, the apply's helpers.
  *
  * Contract: included by the files of core/inventory/, by the apply code of the rooms above it
- * (core/reservation/, core/order/), which change positions, and by core/state/ (life cycle,
- * dump); never outside core/. Everything
+ * (core/reservation/, core/order/), which change positions, by core/stream/ (which reads
+ * locations on every record) and by core/state/ (life cycle, dump); never outside core/. Everything
  * here assumes the caller already validated its input. Functions named *_reserve (and the
  * interning ones, which make room as they go) may fail with ALLOT_ENOMEM and make the matching
  * infallible ones safe; the rest cannot fail.
@@ -35,6 +35,14 @@ typedef struct allot_adjust_key {
 } allot_adjust_key_t;
 
 /* ---- dirty set: mark before changing (core/state_private.h) -------------------------------- */
+/* allot_location_at, inline for core's own hot paths (the change stream reads several a record). */
+static inline const allot_location_t *inventory_location_at(const allot_state_t *state,
+                                                            uint32_t index)
+{
+    assert(index < state->location_count);
+    return &state->locations[index];
+}
+
 static inline void inventory_location_dirty(allot_state_t *state, uint32_t index)
 {
     state_dirty_mark(state, STATE_KEY_LOCATION, index, &state->locations[index].dirty);

@@ -33,21 +33,24 @@ allot_str_t allot_location_id(const allot_location_t *location)
     return (allot_str_t){location->id, location->id_len};
 }
 
+static bool location_id_equals(const allot_location_t *location, allot_str_t id)
+{
+    return location->id_len == id.len && memcmp(location->id, id.ptr, id.len) == 0;
+}
+
 uint32_t allot_location_index_find(const allot_state_t *state, allot_str_t id)
 {
     /* A new hold's record names the location its reserve just planned (state->location_recent):
      * the location's own id decides without hashing or probing. */
     uint32_t recent = state->location_recent;
-    if (recent < state->location_count && state->locations[recent].id_len == id.len &&
-        memcmp(state->locations[recent].id, id.ptr, id.len) == 0)
+    if (recent < state->location_count && location_id_equals(&state->locations[recent], id))
         return recent;
     uint32_t hash = allot_hash_bytes(id.ptr, id.len);
     allot_hash_probe_t probe;
     allot_hash_probe_start(&state->location_index, hash, &probe);
     uint32_t i;
     while ((i = allot_hash_probe_next(&state->location_index, &probe)) != ALLOT_HASH_NONE) {
-        const allot_location_t *l = &state->locations[i];
-        if (l->id_len == id.len && memcmp(l->id, id.ptr, id.len) == 0)
+        if (location_id_equals(&state->locations[i], id))
             return i;
     }
     return ALLOT_LOCATION_NONE;
@@ -66,8 +69,7 @@ uint32_t allot_location_count(const allot_state_t *state)
 
 const allot_location_t *allot_location_at(const allot_state_t *state, uint32_t index)
 {
-    assert(index < state->location_count);
-    return &state->locations[index];
+    return inventory_location_at(state, index);
 }
 
 bool allot_location_at_capacity(const allot_location_t *location, int64_t now_ms)

@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "core/inventory.h"
+#include "core/inventory/inventory_private.h"
 #include "core/order/order_private.h"
 #include "core/reservation.h"
 #include "core/sale/sale_private.h"
@@ -344,8 +345,7 @@ static const stream_before_t *before_find(const stream_state_t *stream, uint32_t
 
 static bool ship_eligible(const allot_state_t *state, uint32_t location)
 {
-    assert(location < state->location_count);
-    const allot_location_t *l = &state->locations[location]; /* inlined: several a record */
+    const allot_location_t *l = inventory_location_at(state, location);
     return l->active && l->ship;
 }
 
