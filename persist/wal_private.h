@@ -208,6 +208,8 @@ struct wal {
 
 /* Write `bytes` zeros at offset. 0 or -errno. */
 int wal_zero_range(int fd, uint64_t offset, uint64_t bytes);
+/* WAL_ZERO_CHUNK_BYTES of zeros, the source of every write of zeros (wal_write.c, wal_reap.c). */
+extern const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
 /* Try to allocate the spare; on failure schedule a retry. True when a spare now exists. */
 bool wal_spare_try(wal_t *wal);
 /* Ask the reaper to fill the spare just allocated with zeros (mutex held, or the threads not

@@ -14,8 +14,7 @@
 #include "core/limits.h"
 #include "fault.h"
 #include "wal_private.h"
-
-static const uint8_t wal_fill_zeros[WAL_ZERO_CHUNK_BYTES];
+#include "writeback.h"
 
 /* Delete segments whose records are all <= lsn: those followed by a segment starting at or
  * before lsn + 1. The newest (active) segment is never deleted; a segment the writer makes
@@ -55,19 +54,15 @@ static int wal_zero_window(int fd, uint64_t offset, uint64_t bytes)
     for (uint64_t done = 0; done < bytes;) {
         size_t n =
             bytes - done < WAL_ZERO_CHUNK_BYTES ? (size_t)(bytes - done) : WAL_ZERO_CHUNK_BYTES;
-        ssize_t written = pwrite(fd, wal_fill_zeros, n, (off_t)(offset + done));
+        ssize_t written = pwrite(fd, wal_zeros, n, (off_t)(offset + done));
         if (written < 0 && errno == EINTR)
             continue;
         if (written <= 0)
             return written < 0 ? -errno : -EIO;
         done += (uint64_t)written;
     }
-    const unsigned int flags =
-        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
-    while (sync_file_range(fd, (off64_t)offset, (off64_t)bytes, flags) != 0)
-        if (errno != EINTR)
-            return errno == EINVAL || errno == ENOSYS ? 0 : -errno; /* the fsync writes them */
-    return 0;
+    int rc = persist_writeback_range(fd, offset, bytes);
+    return rc == -EINVAL || rc == -ENOSYS ? 0 : rc; /* then the fsync writes them */
 }
 
 /* True when [offset, offset + bytes) of fd is all written blocks (FIEMAP: no hole, no unwritten

@@ -21,7 +21,7 @@
 #include "core/errors.h"
 #include "fault.h"
 
-static const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
+const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
 
 static uint64_t monotonic_us(void)
 {

@@ -28,5 +28,8 @@
 #include <stdint.h>
 
 int persist_writeback_paced(int fd, uint64_t bytes);
+/* The same over [offset, offset + bytes) only (the WAL's zero fill writes out each window of
+ * zeros it wrote, persist/wal_reap.c). */
+int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes);
 
 #endif
