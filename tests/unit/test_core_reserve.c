@@ -677,12 +677,20 @@ Test(reserve, released_ids_are_tombstoned, .init = two_warehouses)
     cr_assert_eq(allot_reservation_release(st, S("never"), FX_T0, &r, &fx_err), ALLOT_ENOT_FOUND);
 }
 
+/* A state keeping at most entries_max tombstones (for 1,000,000 ms), W1 with 100 of A. */
+static allot_state_t *tombstone_capped_state(uint32_t entries_max)
+{
+    allot_state_config_t config = {.idempotency_entries_max = entries_max,
+                                   .idempotency_age_ms = 1000000};
+    allot_state_t *state = fx_state_with(&config);
+    fx_location(state, (fx_loc_t){.id = "W1"});
+    fx_stock(state, "A", "W1", 100, 0);
+    return state;
+}
+
 Test(reserve, tombstones_are_bounded_oldest_first)
 {
-    allot_state_config_t config = {.idempotency_entries_max = 2, .idempotency_age_ms = 1000000};
-    st = fx_state_with(&config);
-    fx_location(st, (fx_loc_t){.id = "W1"});
-    fx_stock(st, "A", "W1", 100, 0);
+    st = tombstone_capped_state(2);
     allot_line_input_t lines[] = {{S("A"), 1}};
     const allot_reservation_t *r;
     const char *ids[] = {"r1", "r2", "r3"};
@@ -707,10 +715,7 @@ Test(reserve, tombstones_are_bounded_oldest_first)
  * never answer for the id it held before. */
 Test(reserve, an_evicted_id_is_not_found_through_the_slot_it_last_had)
 {
-    allot_state_config_t config = {.idempotency_entries_max = 1, .idempotency_age_ms = 1000000};
-    st = fx_state_with(&config);
-    fx_location(st, (fx_loc_t){.id = "W1"});
-    fx_stock(st, "A", "W1", 100, 0);
+    st = tombstone_capped_state(1);
     allot_line_input_t lines[] = {{S("A"), 1}};
     const allot_reservation_t *r;
     const char *ids[] = {"r0", "r1"};
@@ -744,10 +749,7 @@ static uint64_t evicted_early(const allot_state_t *state)
 
 Test(reserve, tombstones_the_cap_evicts_inside_the_window_are_counted)
 {
-    allot_state_config_t config = {.idempotency_entries_max = 2, .idempotency_age_ms = 1000000};
-    st = fx_state_with(&config);
-    fx_location(st, (fx_loc_t){.id = "W1"});
-    fx_stock(st, "A", "W1", 100, 0);
+    st = tombstone_capped_state(2);
     allot_line_input_t lines[] = {{S("A"), 1}};
     const allot_reservation_t *r;
     const char *ids[] = {"r1", "r2", "r3", "r4"};
