@@ -11,6 +11,17 @@
  * slots probed at random misses the TLB on nearly every probe otherwise). Growth moves the pages
  * (mremap), it never copies them. NULL when out of memory, nothing changed. libc only; a block may
  * be freed on another thread than the one that allocated it, but is not thread-safe otherwise.
+ *
+ * FRESH PAGES. The first write to a fresh page makes the kernel zero it on the writing thread (on
+ * the benchmark VM several milliseconds for a 2 MiB page), so a table the loop grows into stalls
+ * the loop once per huge page. The server may install hooks (allot_pages_hooks_set, before any
+ * other thread uses this module, and removed after they stopped): every mapping, and every part a
+ * mapping grows by, is reported to fresh_cb (so another thread can fault it in ahead of use), and
+ * every mapping is reported to retire_cb before it is unmapped or moved; retire_cb returns only
+ * once nothing touches that range on the hooks' behalf any more (an address range unmapped is
+ * reused by later mappings, the checkpoint store's shared file map among them). Tables that fill
+ * in order grow allot_pages_lead_items() before they are full, so their fresh part has time to be
+ * faulted in before the fill reaches it (memory rises by that lead, a little earlier).
  */
 #ifndef ALLOT_CORE_PAGES_H
 #define ALLOT_CORE_PAGES_H
@@ -20,6 +31,27 @@
 /* Blocks of at least this many bytes are mappings of whole huge pages (x86-64, arm64 with
  * 4 KiB base pages). */
 #define ALLOT_PAGES_HUGE_BYTES (2u * 1024 * 1024)
+
+/* How far ahead of the fill a table filled in order grows: ALLOT_PAGES_LEAD_BYTES of items, at
+ * most a quarter of the table, and none while the table is small enough for malloc. */
+#define ALLOT_PAGES_LEAD_BYTES (4u * 1024 * 1024)
+
+typedef struct allot_pages_hooks {
+    void (*fresh_cb)(void *ctx, void *at, size_t bytes);  /* nobody has touched it yet */
+    void (*retire_cb)(void *ctx, void *at, size_t bytes); /* about to be unmapped or moved */
+    void *ctx;
+} allot_pages_hooks_t;
+
+/* Install hooks (copied), or remove them (NULL). */
+void allot_pages_hooks_set(const allot_pages_hooks_t *hooks);
+
+static inline size_t allot_pages_lead_items(size_t capacity, size_t item_bytes)
+{
+    if (capacity * item_bytes < ALLOT_PAGES_HUGE_BYTES)
+        return 0;
+    size_t lead = ALLOT_PAGES_LEAD_BYTES / item_bytes;
+    return lead < capacity / 4 ? lead : capacity / 4;
+}
 
 void *allot_pages_alloc(size_t bytes);
 void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes);

@@ -36,17 +36,20 @@ void allot_heap_free(allot_heap_t *heap)
 int allot_heap_reserve(allot_heap_t *heap, uint32_t extra)
 {
     uint64_t needed = (uint64_t)heap->count + extra;
-    if (needed <= heap->capacity)
+    /* pushes fill the entries in order: grow a lead ahead of the end (core/pages.h); a growth
+     * that fails before the room is gone fails nothing */
+    uint64_t wanted = needed + allot_pages_lead_items(heap->capacity, sizeof(*heap->entries));
+    if (wanted <= heap->capacity)
         return 0;
     uint64_t capacity = heap->capacity ? heap->capacity : 16;
-    while (capacity < needed)
+    while (capacity < wanted)
         capacity *= 2;
     if (capacity > UINT32_MAX)
-        return ALLOT_ENOMEM;
+        return needed <= heap->capacity ? 0 : ALLOT_ENOMEM;
     allot_heap_entry_t *entries = allot_pages_resize(
         heap->entries, (size_t)heap->capacity * sizeof(*entries), capacity * sizeof(*entries));
     if (entries == NULL)
-        return ALLOT_ENOMEM;
+        return needed <= heap->capacity ? 0 : ALLOT_ENOMEM;
     heap->entries = entries;
     heap->capacity = (uint32_t)capacity;
     return 0;

@@ -7,6 +7,27 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#define PAGES_BASE_BYTES 4096u
+
+static allot_pages_hooks_t pages_hooks; /* no callbacks until the server installs them */
+
+void allot_pages_hooks_set(const allot_pages_hooks_t *hooks)
+{
+    pages_hooks = hooks != NULL ? *hooks : (allot_pages_hooks_t){0};
+}
+
+static void pages_fresh(char *at, size_t bytes)
+{
+    if (pages_hooks.fresh_cb != NULL && bytes > 0)
+        pages_hooks.fresh_cb(pages_hooks.ctx, at, bytes);
+}
+
+static void pages_retire(void *at, size_t bytes)
+{
+    if (pages_hooks.retire_cb != NULL)
+        pages_hooks.retire_cb(pages_hooks.ctx, at, bytes);
+}
+
 static size_t pages_round(size_t bytes)
 {
     return (bytes + ALLOT_PAGES_HUGE_BYTES - 1) & ~(size_t)(ALLOT_PAGES_HUGE_BYTES - 1);
@@ -39,8 +60,10 @@ static char *pages_map_aligned(size_t bytes, int prot)
 static void *pages_map(size_t mapped_bytes)
 {
     char *p = pages_map_aligned(mapped_bytes, PROT_READ | PROT_WRITE);
-    if (p != NULL)
-        (void)madvise(p, mapped_bytes, MADV_HUGEPAGE); /* a hint: EINVAL without THP support */
+    if (p == NULL)
+        return NULL;
+    (void)madvise(p, mapped_bytes, MADV_HUGEPAGE); /* a hint: EINVAL without THP support */
+    pages_fresh(p, mapped_bytes);
     return p;
 }
 
@@ -55,6 +78,7 @@ void *allot_pages_alloc(size_t bytes)
  * it, huge ones whole); NULL when out of memory, the old one unchanged. */
 static void *pages_remap(void *block, size_t old_mapped, size_t new_mapped)
 {
+    pages_retire(block, old_mapped);
     void *p = mremap(block, old_mapped, new_mapped, 0); /* grow or shrink in place */
     if (p != MAP_FAILED)
         return p;
@@ -73,10 +97,18 @@ void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes)
 {
     if (block == NULL)
         return allot_pages_alloc(new_bytes);
-    if (pages_mapped(old_bytes) && pages_mapped(new_bytes))
-        return pages_round(old_bytes) == pages_round(new_bytes)
-                   ? block
-                   : pages_remap(block, pages_round(old_bytes), pages_round(new_bytes));
+    if (pages_mapped(old_bytes) && pages_mapped(new_bytes)) {
+        size_t old_mapped = pages_round(old_bytes), new_mapped = pages_round(new_bytes);
+        if (old_mapped == new_mapped)
+            return block;
+        char *p = pages_remap(block, old_mapped, new_mapped);
+        if (p != NULL && new_mapped > old_mapped) {
+            /* from the base page the old fill may end in (its huge page may be untouched yet) */
+            size_t from = old_bytes & ~(size_t)(PAGES_BASE_BYTES - 1);
+            pages_fresh(p + from, new_mapped - from);
+        }
+        return p;
+    }
     if (!pages_mapped(old_bytes) && !pages_mapped(new_bytes))
         return realloc(block, new_bytes ? new_bytes : 1);
     void *p = allot_pages_alloc(new_bytes); /* across the threshold: one copy */
@@ -95,6 +127,7 @@ void allot_pages_free(void *block, size_t bytes)
         free(block);
         return;
     }
+    pages_retire(block, pages_round(bytes));
     int rc = munmap(block, pages_round(bytes));
     assert(rc == 0);
     (void)rc;

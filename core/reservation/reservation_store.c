@@ -132,15 +132,20 @@ static uint32_t reservation_slot_probe(const allot_state_t *state, allot_str_t i
 
 int reservation_slot_reserve(allot_state_t *state)
 {
-    if (state->reservation_free == ALLOT_SLOT_NONE &&
-        state->reservation_slots == state->reservation_capacity) {
+    /* new slots are taken in order: grow a lead ahead of the end (core/pages.h) */
+    size_t lead = allot_pages_lead_items(state->reservation_capacity, sizeof(*state->reservations));
+    bool full = state->reservation_free == ALLOT_SLOT_NONE &&
+                state->reservation_slots == state->reservation_capacity;
+    if (full || (lead > 0 && state->reservation_slots + lead >= state->reservation_capacity)) {
         uint32_t capacity = state->reservation_capacity ? state->reservation_capacity * 2 : 64;
         allot_reservation_t *r = allot_pages_resize(
             state->reservations, state->reservation_capacity * sizeof(*r), capacity * sizeof(*r));
-        if (r == NULL)
+        if (r == NULL && full)
             return ALLOT_ENOMEM;
-        state->reservations = r;
-        state->reservation_capacity = capacity;
+        if (r != NULL) {
+            state->reservations = r;
+            state->reservation_capacity = capacity;
+        }
     }
     int rc = allot_hash_reserve(&state->reservation_index, 1);
     if (rc == 0)
