@@ -33,10 +33,23 @@ void allot_hash_init(allot_hash_t *table)
     *table = (allot_hash_t){0};
 }
 
+/* The bytes of the spare (next) table: twice the current one's. */
+static size_t hash_spare_bytes(const allot_hash_t *table)
+{
+    return (size_t)table->capacity * 2 * sizeof(*table->slots);
+}
+
+static void hash_spare_drop(allot_hash_t *table)
+{
+    allot_pages_free(table->spare_slots, hash_spare_bytes(table));
+    table->spare_slots = NULL;
+}
+
 void allot_hash_free(allot_hash_t *table)
 {
     allot_pages_free(table->slots, (size_t)table->capacity * sizeof(*table->slots));
     allot_pages_free(table->old_slots, (size_t)table->old_capacity * sizeof(*table->old_slots));
+    allot_pages_free(table->spare_slots, hash_spare_bytes(table));
     allot_hash_init(table);
 }
 
@@ -112,7 +125,14 @@ static int hash_grow(allot_hash_t *table, uint32_t capacity)
 {
     assert((capacity & (capacity - 1)) == 0);
     assert(capacity > table->count && table->old_slots == NULL);
-    uint64_t *slots = allot_pages_alloc((size_t)capacity * sizeof(*slots));
+    uint64_t *slots = NULL;
+    if (table->spare_slots != NULL && capacity == 2 * (uint64_t)table->capacity)
+        slots = table->spare_slots; /* allocated ahead, zeroed and (the server) faulted in */
+    else
+        hash_spare_drop(table);
+    table->spare_slots = NULL;
+    if (slots == NULL)
+        slots = allot_pages_alloc((size_t)capacity * sizeof(*slots));
     if (slots == NULL)
         return ALLOT_ENOMEM;
     if (table->count > 0) {
@@ -128,6 +148,19 @@ static int hash_grow(allot_hash_t *table, uint32_t capacity)
     return 0;
 }
 
+/* From ALLOT_HASH_SPARE_LOAD_PERCENT on, allocate the next table ahead when it would be a
+ * mapping (a small one comes from calloc and is cheap to touch). Best effort: without memory
+ * the growth allocates it (and fails) as before. */
+static void hash_spare_ahead(allot_hash_t *table, uint64_t needed)
+{
+    if (table->spare_slots != NULL || table->capacity == 0 ||
+        hash_spare_bytes(table) < ALLOT_PAGES_HUGE_BYTES ||
+        2 * (uint64_t)table->capacity > (1ull << 31) ||
+        needed * 100 <= (uint64_t)table->capacity * ALLOT_HASH_SPARE_LOAD_PERCENT)
+        return;
+    table->spare_slots = allot_pages_alloc(hash_spare_bytes(table));
+}
+
 int allot_hash_reserve(allot_hash_t *table, uint32_t extra)
 {
     uint64_t needed = (uint64_t)table->count + extra;
@@ -136,8 +169,10 @@ int allot_hash_reserve(allot_hash_t *table, uint32_t extra)
         capacity *= 2;
     if (capacity > (1ull << 31))
         return ALLOT_ENOMEM;
-    if (capacity == table->capacity)
+    if (capacity == table->capacity) {
+        hash_spare_ahead(table, needed);
         return 0;
+    }
     /* Only a reserve beyond the new table's room gets here mid-migration (see
      * ALLOT_HASH_MIGRATE_SLOTS): finish it, one growth at a time. */
     if (table->old_slots != NULL)

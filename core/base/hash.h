@@ -12,10 +12,15 @@
  * at most ALLOT_HASH_MIGRATE_SLOTS of its slots across; probes look in the new table, then in
  * the old one. No insert or remove does work proportional to the table's size (a growth costs
  * one allocation, zeroed lazily by the kernel for large tables), and the migration always ends
- * before the new table needs to grow (see allot_hash_reserve). allot_hash_reserve() makes the
- * next `extra` inserts infallible. An allot_arena_t stores strings that live as long as the
- * arena (interned SKU ids). Errors: ALLOT_ENOMEM only.
- * Internal to core/; libc and the libxxhash header (inlined); not thread-safe.
+ * before the new table needs to grow (see allot_hash_reserve). A table that would grow into a
+ * mapping of huge pages allocates its next table ahead, at ALLOT_HASH_SPARE_LOAD_PERCENT load,
+ * and grows into it at 70%: the allocation's pages are reported fresh (core/pages.h) and faulted
+ * in off the loop meanwhile, so the migration's random writes find them there. Memory: the next
+ * table (twice the current one) exists from 60% load on instead of from 70%; a reserve for more
+ * than the spare can hold frees it and allocates the larger table itself. allot_hash_reserve()
+ * makes the next `extra` inserts infallible. An allot_arena_t stores strings that live as long as
+ * the arena (interned SKU ids). Errors: ALLOT_ENOMEM only. Internal to core/; libc and the
+ * libxxhash header (inlined); not thread-safe.
  */
 #ifndef ALLOT_CORE_HASH_H
 #define ALLOT_CORE_HASH_H
@@ -33,6 +38,11 @@
  * write into the new table. */
 #define ALLOT_HASH_MIGRATE_SLOTS 8u
 
+/* The load (percent of the capacity) at which a table whose next table would be a mapping of
+ * huge pages (core/pages.h) allocates that next table ahead, so that it is faulted in off the
+ * loop before the growth at 70% starts the migration's random writes into it. */
+#define ALLOT_HASH_SPARE_LOAD_PERCENT 60u
+
 typedef struct allot_hash {
     uint64_t *slots;   /* (hash << 32) | (index + 1); 0 = empty. Inserts go here. */
     uint32_t capacity; /* power of two, or 0 */
@@ -47,6 +57,8 @@ typedef struct allot_hash {
     uint32_t migrate_start;
     uint32_t migrate_scanned;   /* 0 while still looking for an empty slot to start at */
     uint32_t migrate_slots_max; /* the most old slots one call has examined (tests, stats) */
+    /* The next table, allocated ahead (NULL when none): its capacity is twice the current one. */
+    uint64_t *spare_slots;
 } allot_hash_t;
 
 typedef struct allot_hash_probe {
