@@ -280,6 +280,12 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
  * this far ahead of the loader), and how often that thread looks for a new heap end. */
 #define HEAP_WARM_TOP_PAD_BYTES (256u << 20)
 #define HEAP_WARM_POLL_NS       200000L
+/* Serving: fresh table pages waiting to be faulted in by persist/pages_warm.c (a range reported
+ * beyond this many is left to the loop's own faults, and counted), and how much of a range that
+ * thread faults in at one time (one huge page: the loop preempts it between steps at the latest,
+ * and a retiring range waits for at most one step). */
+#define PAGES_WARM_RANGES_MAX 64u
+#define PAGES_WARM_STEP_BYTES (2u << 20)
 
 /* ---- the change stream (core/stream/, persist/event_store.c, net/events.c) ------------------ */
 /* An event's seq is its record's LSN shifted by this many bits, plus its index among the events
@@ -476,9 +482,9 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define ALLOT_CLIENT_DEPTH_MAX ALLOT_MSGPACK_DEPTH_MAX
 /* NOT_LEADER: a call follows at most this many redirects (to the leader named in the error, or
  * after a pause while none is elected: the first pause, doubling up to the largest). */
-#define ALLOT_CLIENT_REDIRECTS_MAX_DEFAULT     5
-#define ALLOT_CLIENT_REDIRECT_PAUSE_MS_FIRST   100
-#define ALLOT_CLIENT_REDIRECT_PAUSE_MS_MAX     1000
+#define ALLOT_CLIENT_REDIRECTS_MAX_DEFAULT   5
+#define ALLOT_CLIENT_REDIRECT_PAUSE_MS_FIRST 100
+#define ALLOT_CLIENT_REDIRECT_PAUSE_MS_MAX   1000
 /* Deepest nesting JSON <-> MessagePack converts: more than the server's ALLOT_REQUEST_DEPTH_MAX,
  * so that tools can send requests the server must refuse. */
 #define JSON_MSGPACK_DEPTH_MAX 64
@@ -503,7 +509,7 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define SVG_POINTS_MAX             256         /* points of one curve */
 /* A side (server loop, bench threads) busy this share of its threads' time or more is reported
  * as what limited a closed-loop run. */
-#define BENCH_SATURATED_PERCENT 85
+#define BENCH_SATURATED_PERCENT    85
 #define BENCH_GROUP_LEADER_WAIT_MS 10000 /* --group: a member must name a leader by then */
 /* Open loop: requests falling due within this of the last hand-out go out with the next one
  * (allot-bench --send-window-us; bench/pacer.h). */
@@ -512,9 +518,9 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 /* allot-echo-epoll (bench/echo_epoll.c), the floor of a ping: it reads as much at once as allotd
  * (ALLOT_READ_CHUNK_BYTES), keeps at most this much of unwritten replies per connection (more:
  * closed), and accepts descriptors below BENCH_ECHO_CONNECTIONS_MAX. */
-#define BENCH_ECHO_OUT_BYTES_MAX    (256u * 1024)
-#define BENCH_ECHO_CONNECTIONS_MAX  4096
-#define BENCH_ECHO_PING_BYTES_MAX   16 /* [0, msgid (<= 5 bytes), "ping", [{}]] */
+#define BENCH_ECHO_OUT_BYTES_MAX   (256u * 1024)
+#define BENCH_ECHO_CONNECTIONS_MAX 4096
+#define BENCH_ECHO_PING_BYTES_MAX  16 /* [0, msgid (<= 5 bytes), "ping", [{}]] */
 /* allot-ping-epoll (bench/ping_epoll.c), the floor of a load client: its one request (a ping or a
  * 1-SKU avail.get of an id under 32 bytes) and the longest reply it keeps across reads. */
 #define BENCH_PING_REQUEST_BYTES_MAX 64

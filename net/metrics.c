@@ -136,7 +136,7 @@ static void pack_queues(const metrics_gauges_t *g, msgpack_packer *pk)
 
 void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 18);
+    msgpack_pack_map(pk, 19);
     pack_queues(g, pk);
     pack_methods(m, pk);
     pack_cstr(pk, "connections");
@@ -182,6 +182,11 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "failures", (int64_t)g->checkpoint_failures);
     pack_key_int(pk, "last_duration_ms", g->checkpoint_last_ms);
     pack_key_int(pk, "spare_bytes", (int64_t)g->checkpoint_spare_bytes);
+    pack_cstr(pk, "pages");
+    msgpack_pack_map(pk, 3);
+    pack_key_int(pk, "warmed_bytes", (int64_t)g->pages_warmed_bytes);
+    pack_key_int(pk, "warm_ranges_dropped", (int64_t)g->pages_warm_ranges_dropped);
+    pack_key_int(pk, "loop_minor_faults", (int64_t)g->loop_minor_faults);
     pack_cstr(pk, "events");
     msgpack_pack_map(pk, 1);
     pack_key_int(pk, "store_commits", (int64_t)g->events_store_commits);
@@ -228,8 +233,7 @@ static void render_summary_of(text_t *t, const char *name, const char *labels, c
              name, labels, (unsigned long long)h->count);
 }
 
-static void render_summary(text_t *t, const char *name, const char *labels,
-                           const histogram_t *h)
+static void render_summary(text_t *t, const char *name, const char *labels, const histogram_t *h)
 {
     render_summary_of(t, name, labels, h, 1e6);
 }
@@ -330,8 +334,8 @@ static void render_queues(text_t *t, const metrics_gauges_t *g)
 
 static void render_rejected(text_t *t, const metrics_t *m)
 {
-    static const char *const reasons[METRICS_REJECT_REASONS] = {
-        "unknown_method", "invalid_params", "invalid_envelope", "malformed"};
+    static const char *const reasons[METRICS_REJECT_REASONS] = {"unknown_method", "invalid_params",
+                                                                "invalid_envelope", "malformed"};
     text_add(t, "# HELP allot_requests_rejected_total Requests refused before any method ran, by "
                 "reason.\n# TYPE allot_requests_rejected_total counter\n");
     for (int i = 0; i < METRICS_REJECT_REASONS; i++) {
@@ -350,16 +354,18 @@ static void render_process(text_t *t, const metrics_gauges_t *g)
     FILE *f = fopen("/proc/self/stat", "r");
     if (f != NULL) {
         /* fields 14, 15 (utime, stime in ticks) and 23 (vsize), after "pid (comm) " */
-        int fields = fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
-                               "%*d %*d %*d %*d %*d %*d %*u %lu",
+        int fields = fscanf(f,
+                            "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
+                            "%*d %*d %*d %*d %*d %*d %*u %lu",
                             &utime, &stime, &vsize);
         fclose(f);
         if (fields != 3)
             utime = stime = vsize = 0;
     }
     long ticks = sysconf(_SC_CLK_TCK);
-    text_add(t, "# HELP process_cpu_seconds_total Total user and system CPU time in seconds.\n"
-                "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+    text_add(t,
+             "# HELP process_cpu_seconds_total Total user and system CPU time in seconds.\n"
+             "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
              ticks > 0 ? (double)(utime + stime) / (double)ticks : 0.0);
     render_gauge(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
                  metrics_rss_bytes());
@@ -378,9 +384,10 @@ static void render_process(text_t *t, const metrics_gauges_t *g)
     unsigned long long fds_max = getrlimit(RLIMIT_NOFILE, &limit) == 0 ? limit.rlim_cur : 0;
     render_gauge(t, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
                  fds_max);
-    text_add(t, "# HELP process_start_time_seconds Start time of the process since unix epoch in "
-                "seconds.\n# TYPE process_start_time_seconds gauge\n"
-                "process_start_time_seconds %.3f\n",
+    text_add(t,
+             "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+             "seconds.\n# TYPE process_start_time_seconds gauge\n"
+             "process_start_time_seconds %.3f\n",
              (double)g->started_ms / 1000.0);
 }
 
@@ -436,8 +443,7 @@ size_t metrics_render_prometheus(const metrics_t *m, const metrics_gauges_t *g, 
     render_gauge(&t, "allot_reservations", "gauge", "Live reservations.", g->reservations);
     render_gauge(&t, "allot_orders", "gauge", "Orders in memory.", g->orders);
     render_gauge(&t, "allot_wal_lsn", "gauge", "Last WAL record appended.", g->wal_lsn);
-    render_gauge(&t, "allot_wal_durable_lsn", "gauge", "Last durable WAL record.",
-                 g->durable_lsn);
+    render_gauge(&t, "allot_wal_durable_lsn", "gauge", "Last durable WAL record.", g->durable_lsn);
     render_gauge(&t, "allot_checkpoint_lsn", "gauge", "LSN covered by the last checkpoint.",
                  g->checkpoint_lsn);
     render_gauge(&t, "allot_wal_bytes_written_total", "counter", "WAL bytes written.",

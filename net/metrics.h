@@ -52,6 +52,9 @@ typedef struct metrics_gauges {
     uint64_t idempotency_evicted_early;
     int64_t checkpoint_last_ms;      /* duration of the last checkpoint */
     uint64_t checkpoint_spare_bytes; /* batch chunks kept for the next checkpoint */
+    /* fresh table pages faulted in off the loop (persist/pages_warm.h), and the loop thread's
+     * own minor page faults (getrusage RUSAGE_THREAD, read on the loop) */
+    uint64_t pages_warmed_bytes, pages_warm_ranges_dropped, loop_minor_faults;
     int64_t uptime_s;
     int64_t started_ms; /* wall-clock ms when the process started serving */
     bool writes_allowed;

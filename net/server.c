@@ -713,6 +713,8 @@ int server_run(const server_config_t *config)
         .idempotency_entries_max = config->idempotency_entries_max,
         .idempotency_age_ms = (int64_t)config->idempotency_age_s * 1000,
     };
+    /* before any other thread runs: it installs core/pages.h's hooks */
+    server->pages_warm = pages_warm_start();
     server->state = allot_state_create(&state_config);
     msgpack_zone_init(&server->zone, SERVER_ZONE_CHUNK_BYTES);
     msgpack_sbuffer_init(&server->scratch);
@@ -733,7 +735,8 @@ int server_run(const server_config_t *config)
     connection_spares_free(server);
     allot_state_destroy(server->state);
     server_ops_stop(server);
-    dirlock_release(server->dir_lock); /* everything in the directory is closed */
+    pages_warm_stop(server->pages_warm); /* every other thread is joined, every table freed */
+    dirlock_release(server->dir_lock);   /* everything in the directory is closed */
     log_event(LOG_INFO, "stopped", LOG_INT("status", status));
     free(server);
     return status;

@@ -17,6 +17,7 @@
 #include "persist/archive.h"
 #include "persist/checkpoint.h"
 #include "persist/dirlock.h"
+#include "persist/pages_warm.h"
 #include "server.h"
 
 struct allot_state;
@@ -89,12 +90,13 @@ typedef struct server {
     uv_timer_t shutdown_deadline;
     uv_idle_t close_spreader; /* active while connections wait in the close queue */
     struct allot_state *state;
-    dirlock_t *dir_lock;    /* <data-dir>/allotd.lock, held from start-up to exit */
-    wal_t *wal;             /* standalone: the write-ahead log */
-    consensus_t *consensus; /* a member of a group: the group's log (persist/consensus.h) */
-    bool rebuild_requested; /* leadership lost with uncommitted records: stop, rebuild */
-    bool stop_signalled;    /* SIGTERM/SIGINT: the process exits, even if a rebuild was asked */
-    msgpack_zone zone;      /* decoded request objects; cleared after each request */
+    dirlock_t *dir_lock;      /* <data-dir>/allotd.lock, held from start-up to exit */
+    pages_warm_t *pages_warm; /* faults fresh table pages in off the loop (NULL: not running) */
+    wal_t *wal;               /* standalone: the write-ahead log */
+    consensus_t *consensus;   /* a member of a group: the group's log (persist/consensus.h) */
+    bool rebuild_requested;   /* leadership lost with uncommitted records: stop, rebuild */
+    bool stop_signalled;      /* SIGTERM/SIGINT: the process exits, even if a rebuild was asked */
+    msgpack_zone zone;        /* decoded request objects; cleared after each request */
     /* zone's chunk list right after its last msgpack_zone_clear (head NULL: never cleared):
      * what undoes a request that used the first chunk only (request_zone_reset) */
     msgpack_zone_chunk_list zone_cleared;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -20,12 +21,12 @@ static void auth_failure_log(server_t *server, const connection_t *conn,
         server->metrics.auth_log_suppressed++;
         return;
     }
-    log_event(LOG_WARN, "auth_failed", LOG_STR("peer", conn ? conn->peer : session->http_peer),
-              LOG_UINT("connection", conn ? conn->id : 0), LOG_BOOL("http", conn == NULL),
-              LOG_UINT("failures", session->failures),
-              LOG_UINT("peer_failures",
-                       auth_peer_failures(server->auth_peers, &session->peer, now_ms)),
-              LOG_BOOL("closing", closing), LOG_UINT("suppressed", suppressed));
+    log_event(
+        LOG_WARN, "auth_failed", LOG_STR("peer", conn ? conn->peer : session->http_peer),
+        LOG_UINT("connection", conn ? conn->id : 0), LOG_BOOL("http", conn == NULL),
+        LOG_UINT("failures", session->failures),
+        LOG_UINT("peer_failures", auth_peer_failures(server->auth_peers, &session->peer, now_ms)),
+        LOG_BOOL("closing", closing), LOG_UINT("suppressed", suppressed));
 }
 
 int server_auth_attempt(server_t *server, auth_session_t *session, const char *token,
@@ -121,17 +122,22 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
     g->checkpoint_spare_bytes = server->checkpoint.writer != NULL
                                     ? checkpoint_writer_spare_bytes(server->checkpoint.writer)
                                     : 0;
+    pages_warm_stats_t warm = pages_warm_stats(server->pages_warm);
+    g->pages_warmed_bytes = warm.bytes_warmed;
+    g->pages_warm_ranges_dropped = warm.ranges_dropped;
+    struct rusage usage; /* the loop's own thread: this runs on it */
+    g->loop_minor_faults = getrusage(RUSAGE_THREAD, &usage) == 0 ? (uint64_t)usage.ru_minflt : 0;
     g->uptime_s = (server->now_ms - server->started_ms) / 1000;
     g->started_ms = server->started_ms;
     int refused;
     g->writes_allowed = server_writes_allowed(server, &refused);
     /* a follower (or a leader still committing its barrier) serves reads: healthy */
-    g->healthy = g->writes_allowed || (g->in_group && !server->shutting_down &&
-                                       !server->rebuild_requested &&
-                                       (refused == ALLOT_ENOT_LEADER || refused == ALLOT_EUNAVAILABLE));
+    g->healthy =
+        g->writes_allowed || (g->in_group && !server->shutting_down && !server->rebuild_requested &&
+                              (refused == ALLOT_ENOT_LEADER || refused == ALLOT_EUNAVAILABLE));
     g->queue_count = allot_queue_list(server->state, g->queues, ALLOT_QUEUED_SKUS_MAX);
-    g->health_problem = g->healthy                   ? NULL
-                        : server->shutting_down      ? "shutting down"
+    g->health_problem = g->healthy                     ? NULL
+                        : server->shutting_down        ? "shutting down"
                         : refused == ALLOT_EOVERLOADED ? "writes refused: the WAL is saturated"
                                                        : "writes refused: the WAL cannot "
                                                          "allocate disk space";
@@ -193,11 +199,11 @@ static int server_ops_metrics_start(server_t *server)
 {
     char error[512];
     server->metrics_text = malloc(METRICS_HTTP_TEXT_BYTES_MAX);
-    server->metrics_http = server->metrics_text == NULL
-                               ? NULL
-                               : metrics_http_start(server->config.metrics_host,
-                                                    server->config.metrics_port, error,
-                                                    sizeof(error));
+    server->metrics_http =
+        server->metrics_text == NULL
+            ? NULL
+            : metrics_http_start(server->config.metrics_host, server->config.metrics_port, error,
+                                 sizeof(error));
     if (server->metrics_http == NULL) {
         log_event(LOG_ERROR, "metrics_listen_failed", LOG_STR("host", server->config.metrics_host),
                   LOG_UINT("port", server->config.metrics_port), LOG_STR("message", error));
