@@ -197,6 +197,7 @@ struct checkpoint_batch {
     batch_chunk_t *first;
     batch_chunk_t *last;
     batch_spares_t *spares; /* where its chunks come from and go back to; NULL: malloc, free */
+    batch_chunk_t *ahead;   /* its next chunk, allocated ahead (batch_ahead_alloc), or NULL */
     size_t bytes;           /* entry bytes in all chunks */
     size_t entries;
     bool full;
@@ -259,7 +260,10 @@ static void chunk_free(batch_chunk_t *chunk)
  * commit's batches took (so memory follows the size of the checkpoints: a small one gives back
  * what a large one left); the loop keeps them while checkpoints follow each other, and trims
  * them to what the objects dirty by then would fill when no checkpoint is in sight
- * (checkpoint_writer_spares_fit: nothing dirty, nothing kept). */
+ * (checkpoint_writer_spares_fit: nothing dirty, nothing kept). AHEAD: a batch that takes the
+ * last spare (or a fresh chunk) allocates its next chunk at once when that is a mapping, so the
+ * server's page warmer (persist/pages_warm.h) faults it in while the loop still fills this one
+ * (batch_ahead_alloc); it counts as fresh, and as the batch's own (batch_capacity). */
 
 /* A kept chunk with room for need bytes (the first one that has it: they are mostly of the
  * maximum size), emptied, or NULL. */
@@ -327,7 +331,7 @@ static void spares_measure(batch_spares_t *spares, size_t bytes, size_t entries)
 /* The block bytes of a batch's chunks. */
 static size_t batch_capacity(const checkpoint_batch_t *batch)
 {
-    size_t bytes = 0;
+    size_t bytes = batch->ahead != NULL ? chunk_block_bytes(batch->ahead) : 0;
     for (const batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = chunk->next)
         bytes += chunk_block_bytes(chunk);
     return bytes;
@@ -339,6 +343,7 @@ void checkpoint_batch_free(checkpoint_batch_t *batch)
         return;
     if (batch->spares != NULL) {
         spares_give(batch->spares, batch->first, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
+        spares_give(batch->spares, batch->ahead, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
     } else {
         batch_chunk_t *next;
         for (batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = next) {
@@ -349,29 +354,74 @@ void checkpoint_batch_free(checkpoint_batch_t *batch)
     free(batch);
 }
 
-/* A chunk for an entry of need bytes that does not fit in the last one: a spare, or a new one
- * twice the size of the last or as large as what the batch holds, whichever is more (the last
- * spare taken may be a small one); NULL when out of memory. */
-static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
+/* The block bytes of the chunk that follows `last` (NULL: the first) in a batch holding
+ * batch_bytes: twice the size of the last or as large as what the batch holds, whichever is
+ * more (the last spare taken may be a small one), within the limits. */
+static size_t chunk_next_bytes(const batch_chunk_t *last, size_t batch_bytes)
 {
-    batch_chunk_t *chunk = batch->spares != NULL ? spares_take(batch->spares, need) : NULL;
-    if (chunk != NULL)
-        return chunk;
-    batch_chunk_t *last = batch->last;
     size_t block_bytes =
         last == NULL ? CHECKPOINT_BATCH_CHUNK_BYTES_MIN : 2 * chunk_block_bytes(last);
-    if (block_bytes < batch->bytes)
-        block_bytes = batch->bytes;
+    if (block_bytes < batch_bytes)
+        block_bytes = batch_bytes;
     if (block_bytes > CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
         block_bytes = CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
-    if (block_bytes < sizeof(*chunk) + need)
-        block_bytes = sizeof(*chunk) + need;
-    chunk = chunk_alloc(block_bytes);
-    if (chunk != NULL && batch->spares != NULL) {
-        pthread_mutex_lock(&batch->spares->mutex);
-        batch->spares->chunks_fresh++;
-        pthread_mutex_unlock(&batch->spares->mutex);
+    return block_bytes;
+}
+
+static void spares_count_fresh(batch_spares_t *spares)
+{
+    pthread_mutex_lock(&spares->mutex);
+    spares->chunks_fresh++;
+    pthread_mutex_unlock(&spares->mutex);
+}
+
+/* A batch that had to allocate a fresh chunk (the spares ran out: a checkpoint larger than the
+ * last ones) allocates the one after it now, when that is a mapping: core/pages.h reports its
+ * pages fresh, and the server faults them in off the loop (persist/pages_warm.h) while the loop
+ * still fills this one, so the loop's copies reach fresh huge pages once per batch at most, not
+ * once per 2 MiB. The batch holds it (batch->ahead) and gives it back with its chunks. Best
+ * effort: without memory the next chunk is allocated when needed, as before. */
+static void batch_ahead_alloc(checkpoint_batch_t *batch, const batch_chunk_t *chunk)
+{
+    size_t block_bytes = chunk_next_bytes(chunk, batch->bytes + chunk->capacity);
+    if (batch->ahead != NULL || block_bytes < ALLOT_PAGES_HUGE_BYTES)
+        return;
+    batch->ahead = chunk_alloc(block_bytes);
+    if (batch->ahead != NULL)
+        spares_count_fresh(batch->spares);
+}
+
+/* The chunk allocated ahead when it has room for need bytes (taken), else NULL. */
+static batch_chunk_t *batch_ahead_take(checkpoint_batch_t *batch, size_t need)
+{
+    batch_chunk_t *chunk = batch->ahead;
+    if (chunk == NULL || chunk->capacity < need)
+        return NULL;
+    batch->ahead = NULL;
+    return chunk;
+}
+
+/* A chunk for an entry of need bytes that does not fit in the last one: the one allocated
+ * ahead, a spare, or a new one (chunk_next_bytes, or larger for a large entry); NULL when out of
+ * memory. Past the spares (ahead or new), the next chunk is allocated ahead. */
+static batch_chunk_t *batch_chunk_new(checkpoint_batch_t *batch, size_t need)
+{
+    batch_chunk_t *chunk = batch_ahead_take(batch, need);
+    if (chunk == NULL && batch->spares != NULL) {
+        chunk = spares_take(batch->spares, need);
+        if (chunk != NULL)
+            return chunk;
     }
+    if (chunk == NULL) {
+        size_t block_bytes = chunk_next_bytes(batch->last, batch->bytes);
+        if (block_bytes < sizeof(*chunk) + need)
+            block_bytes = sizeof(*chunk) + need;
+        chunk = chunk_alloc(block_bytes);
+        if (chunk != NULL && batch->spares != NULL)
+            spares_count_fresh(batch->spares);
+    }
+    if (chunk != NULL && batch->spares != NULL)
+        batch_ahead_alloc(batch, chunk);
     return chunk;
 }
 
@@ -1068,7 +1118,7 @@ static int entry_put(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cursor
     MDB_val key = {e->key_len, (void *)e->key};
     MDB_val value = {1 + e->payload_len + CHECKPOINT_CRC_BYTES, NULL};
     int mrc = mdb_cursor_put(cursor, &key, &value, MDB_RESERVE | (append ? MDB_APPEND : 0));
-    if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
+    if (mrc == 0) {                 /* filled before the next update, as MDB_RESERVE requires */
         uint8_t *v = value.mv_data; /* the entry is in its stored form (checkpoint_batch_add) */
         v[0] = e->type;
         memcpy(v + 1, e->payload, e->payload_len);

@@ -227,9 +227,11 @@ int checkpoint_writer_start(uv_loop_t *loop, checkpoint_store_t *store, checkpoi
  * other, the loop copies into pages already faulted in instead of fresh ones (a fresh chunk of
  * 2 MiB or more is whole huge pages, core/pages.h: one fault per 2 MiB). Memory bound: after a
  * commit the spares keep at most the chunk bytes of the batches it wrote, and never more than
- * CHECKPOINT_BATCH_SPARE_BYTES_MAX; checkpoint_writer_spares_fit gives back what no checkpoint
- * in sight needs, checkpoint_writer_close frees them. Such a batch must be submitted or freed
- * before the writer is closed. NULL when out of memory. */
+ * CHECKPOINT_BATCH_SPARE_BYTES_MAX. A batch that takes the last spare allocates its next chunk
+ * (when 2 MiB or more) into the spares right away, so it can be faulted in off the loop
+ * (persist/pages_warm.h) before the loop copies into it. checkpoint_writer_spares_fit gives back
+ * what no checkpoint in sight needs, checkpoint_writer_close frees them. Such a batch must be
+ * submitted or freed before the writer is closed. NULL when out of memory. */
 checkpoint_batch_t *checkpoint_writer_batch_create(checkpoint_writer_t *writer, bool full);
 /* Loop thread, idle: keep at most the chunks that `entries` entries the size of the last
  * commit's would fill (e.g. the objects dirty once writes have stopped; 0 frees every kept
@@ -241,7 +243,7 @@ size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer);
 typedef struct checkpoint_spare_stats {
     size_t bytes;           /* checkpoint_writer_spare_bytes */
     uint64_t chunks_reused; /* chunks the writer's batches took from the spares, ever */
-    uint64_t chunks_fresh;  /* chunks they allocated because no spare was left, ever */
+    uint64_t chunks_fresh;  /* chunks allocated because no spare was left (or ahead), ever */
 } checkpoint_spare_stats_t;
 void checkpoint_writer_spare_stats(checkpoint_writer_t *writer, checkpoint_spare_stats_t *out);
 /* Takes ownership of batch (may be NULL: retry the kept batches / write the LSN alone). On
