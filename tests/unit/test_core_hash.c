@@ -357,6 +357,122 @@ Test(pages, blocks_keep_their_bytes_as_they_grow_and_shrink_across_the_huge_page
     allot_pages_free(fresh, 3 * ALLOT_PAGES_HUGE_BYTES);
 }
 
+/* What core/pages.h reported to the hooks, in order. */
+typedef struct pages_report {
+    char kind; /* 'f' fresh, 'r' retire */
+    uintptr_t at;
+    size_t bytes;
+} pages_report_t;
+
+static pages_report_t reports[64];
+static size_t report_count;
+
+static void report_fresh(void *ctx, void *at, size_t bytes)
+{
+    (void)ctx;
+    cr_assert_lt(report_count, 64);
+    reports[report_count++] = (pages_report_t){'f', (uintptr_t)at, bytes};
+}
+
+static void report_retire(void *ctx, void *at, size_t bytes)
+{
+    (void)ctx;
+    cr_assert_lt(report_count, 64);
+    reports[report_count++] = (pages_report_t){'r', (uintptr_t)at, bytes};
+}
+
+static void reports_start(void)
+{
+    report_count = 0;
+    allot_pages_hooks_set(
+        &(allot_pages_hooks_t){.fresh_cb = report_fresh, .retire_cb = report_retire});
+}
+
+static void report_assert(size_t i, char kind, const void *at, size_t bytes)
+{
+    cr_assert_lt(i, report_count, "report %zu of %zu", i, report_count);
+    cr_assert_eq(reports[i].kind, kind, "report %zu", i);
+    cr_assert_eq(reports[i].at, (uintptr_t)at, "report %zu", i);
+    cr_assert_eq(reports[i].bytes, bytes, "report %zu", i);
+}
+
+Test(pages, mappings_report_their_fresh_part_and_are_retired_before_they_move_or_go)
+{
+    const size_t huge = ALLOT_PAGES_HUGE_BYTES;
+    reports_start();
+    void *small = allot_pages_alloc(4096); /* malloc: nothing reported */
+    allot_pages_free(small, 4096);
+    cr_assert_eq(report_count, 0);
+    char *block = allot_pages_alloc(3 * huge - 100);
+    cr_assert_not_null(block);
+    report_assert(0, 'f', block, 3 * huge); /* whole huge pages */
+    block[3 * huge - 101] = 1;
+    char *grown = allot_pages_resize(block, 3 * huge - 100, 9 * huge + 4100);
+    cr_assert_not_null(grown);
+    report_assert(1, 'r', block, 3 * huge); /* before the move */
+    /* from the base page the old size ends in (its huge page may not be faulted yet) */
+    report_assert(2, 'f', grown + 3 * huge - 4096, 10 * huge - (3 * huge - 4096));
+    cr_assert_eq(grown[3 * huge - 101], 1);
+    char *same = allot_pages_resize(grown, 9 * huge + 4100, 9 * huge + 8000);
+    cr_assert_eq(same, grown);
+    cr_assert_eq(report_count, 3, "no new pages, nothing reported");
+    allot_pages_free(grown, 9 * huge + 8000);
+    report_assert(3, 'r', grown, 10 * huge);
+    cr_assert_eq(report_count, 4);
+    allot_pages_hooks_set(NULL);
+    block = allot_pages_alloc(3 * huge);
+    allot_pages_free(block, 3 * huge);
+    cr_assert_eq(report_count, 4, "no hooks, nothing reported");
+}
+
+Test(hash, a_table_growing_into_huge_pages_allocates_its_next_table_ahead_and_grows_into_it)
+{
+    /* From 2^17 slots on (1 MiB), the next table (2 MiB and more) is a mapping: it is allocated
+     * (and reported fresh, to be faulted in off the loop) at 60% load, and the growth at 70%
+     * takes it instead of allocating one then. */
+    allot_hash_t t;
+    allot_hash_init(&t);
+    reports_start();
+    uint32_t n = 0;
+    while (t.spare_slots == NULL && n < (1u << 18)) {
+        cr_assert_eq(allot_hash_insert(&t, allot_hash_bytes(&n, sizeof(n)), n), 0);
+        n++;
+    }
+    uint32_t capacity = t.capacity;
+    uint64_t *spare = t.spare_slots;
+    cr_assert_not_null(spare, "no next table allocated ahead");
+    cr_assert_eq(capacity, 1u << 17, "the first table whose next one is a mapping");
+    cr_assert_eq(n, (uint64_t)capacity * ALLOT_HASH_SPARE_LOAD_PERCENT / 100 + 1);
+    cr_assert_eq(reports[report_count - 1].kind, 'f');
+    cr_assert_eq(reports[report_count - 1].at, (uintptr_t)spare, "reported fresh when allocated");
+    while (t.capacity == capacity) {
+        cr_assert_eq(t.spare_slots, spare, "kept until the growth");
+        cr_assert_eq(allot_hash_insert(&t, allot_hash_bytes(&n, sizeof(n)), n), 0);
+        n++;
+    }
+    cr_assert_eq(t.capacity, 2 * capacity);
+    cr_assert_eq(t.slots, spare, "the growth took the table allocated ahead");
+    cr_assert_null(t.spare_slots);
+    for (uint32_t k = 0; k < n; k++) {
+        allot_hash_probe_t probe;
+        allot_hash_probe_start(&t, allot_hash_bytes(&k, sizeof(k)), &probe);
+        uint32_t i;
+        while ((i = allot_hash_probe_next(&t, &probe)) != ALLOT_HASH_NONE && i != k)
+            ;
+        cr_assert_eq(i, k, "key %u", k);
+    }
+    /* A reserve for more than the spare holds drops it and allocates the larger table. */
+    while (t.spare_slots == NULL) {
+        cr_assert_eq(allot_hash_insert(&t, allot_hash_bytes(&n, sizeof(n)), n), 0);
+        n++;
+    }
+    cr_assert_eq(allot_hash_reserve(&t, 4 * t.capacity), 0);
+    cr_assert_null(t.spare_slots);
+    cr_assert_geq(t.capacity, 8 * capacity);
+    allot_hash_free(&t);
+    allot_pages_hooks_set(NULL);
+}
+
 Test(hash, arena_copies_are_stable_and_terminated)
 {
     allot_arena_t arena;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/base/heap.h"
+#include "core/pages.h"
 #include "core/state_private.h"
 
 #define ITEMS_MAX    600u
@@ -324,5 +325,53 @@ Test(heap, pops_in_order_with_removals_and_updates)
         popped++;
     }
     cr_assert_eq(popped, 63);
+    allot_heap_free(&h);
+}
+
+/* Items keyed by their own index, for heaps larger than items[]. */
+static void index_key(const void *ctx, uint32_t item, allot_heap_entry_t *entry)
+{
+    (void)ctx;
+    entry->key_ms = item;
+}
+
+static bool index_tie_less(const void *ctx, uint32_t a, uint32_t b)
+{
+    (void)ctx;
+    return a < b;
+}
+
+static void index_position_set(void *ctx, uint32_t item, uint32_t position)
+{
+    (void)ctx;
+    (void)item;
+    (void)position;
+}
+
+Test(heap, a_heap_in_huge_pages_grows_a_lead_before_it_is_full)
+{
+    /* Pushes fill the entries in order: once they are a mapping of huge pages the heap grows
+     * while ALLOT_PAGES_LEAD_BYTES of entries are still free, so the next pages can be faulted in
+     * off the loop before pushes reach them (before: only when full). A reserve for what fits
+     * needs no growth below that. */
+    allot_heap_t h;
+    allot_heap_init(&h, index_key, index_tie_less, index_position_set, NULL);
+    uint32_t grown_at = 0, capacity = 0;
+    for (uint32_t item = 0; grown_at == 0; item++) {
+        capacity = h.capacity;
+        uint32_t count = h.count;
+        cr_assert_eq(allot_heap_push(&h, item), 0);
+        if (h.capacity != capacity &&
+            (size_t)capacity * sizeof(allot_heap_entry_t) >= ALLOT_PAGES_HUGE_BYTES)
+            grown_at = count;
+    }
+    size_t lead = allot_pages_lead_items(capacity, sizeof(allot_heap_entry_t));
+    cr_assert_gt(lead, 0);
+    cr_assert_eq(grown_at + lead, capacity, "grew at %u of %u entries", grown_at, capacity);
+    cr_assert_eq(h.capacity, 2 * capacity);
+    for (uint32_t i = 0; i <= grown_at; i++) {
+        cr_assert_eq(allot_heap_top(&h), i);
+        allot_heap_remove_at(&h, 0);
+    }
     allot_heap_free(&h);
 }

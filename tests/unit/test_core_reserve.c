@@ -1,6 +1,7 @@
 /* test_core_reserve.c - reservations and sourcing: the checkout scenarios and their edges. */
 #include <malloc.h>
 
+#include "core/pages.h"
 #include "core/state_private.h"
 #include "test_core_fixture.h"
 
@@ -204,6 +205,35 @@ Test(reserve, holds_read_the_same_after_the_slab_grows_under_them, .init = two_w
     cr_assert_str_eq(allot_reservation_id(r).ptr, "cart-first");
     cr_assert_eq(allot_reservation_lines(r)[0].qty_held, 1);
     fx_assert_replay_equal(st);
+}
+
+Test(reserve, a_slab_in_huge_pages_grows_a_lead_before_it_is_full, .init = two_warehouses)
+{
+    /* New records fill the slab in order: once it is a mapping of huge pages it grows while
+     * ALLOT_PAGES_LEAD_BYTES of records are still free, so the next pages can be faulted in off
+     * the loop before the fill reaches them (before: only when full). */
+    fx_stock(st, "A", "W1", 1000000, 0);
+    allot_line_input_t lines[] = {{S("A"), 1}};
+    const allot_reservation_t *r;
+    char id[32];
+    uint32_t i = 0, grown_at = 0, capacity = 0;
+    while (grown_at == 0) {
+        capacity = st->reservation_capacity;
+        uint32_t slots = st->reservation_slots;
+        snprintf(id, sizeof(id), "lead-%u", i++);
+        allot_reserve_request_t req = fx_req(id, lines, 1);
+        cr_assert_eq(fx_reserve(st, &req, FX_T0, &r), 0, "%s", fx_err.message);
+        fx_log_reset(); /* the records are not looked at here */
+        if (st->reservation_capacity != capacity &&
+            (size_t)capacity * sizeof(allot_reservation_t) >= ALLOT_PAGES_HUGE_BYTES)
+            grown_at = slots;
+    }
+    size_t lead = allot_pages_lead_items(capacity, sizeof(allot_reservation_t));
+    cr_assert_gt(lead, 0);
+    cr_assert_eq(grown_at + lead, capacity, "grew at %u of %u slots", grown_at, capacity);
+    cr_assert_eq(st->reservation_capacity, 2 * capacity);
+    r = allot_reservation_find(st, S("lead-0"));
+    cr_assert(r != NULL && allot_reservation_lines(r)[0].qty_held == 1);
 }
 
 Test(reserve, fewest_splits_fills_chosen_locations_then_priority, .init = two_warehouses)
