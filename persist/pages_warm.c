@@ -180,6 +180,9 @@ pages_warm_stats_t pages_warm_stats(pages_warm_t *warm)
         return stats;
     pthread_mutex_lock(&warm->mutex);
     stats = warm->stats;
+    stats.bytes_pending = warm->in_flight.to - warm->in_flight.from;
+    for (uint32_t i = 0; i < warm->queued; i++)
+        stats.bytes_pending += warm->queue[i].to - warm->queue[i].from;
     pthread_mutex_unlock(&warm->mutex);
     return stats;
 }

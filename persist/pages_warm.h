@@ -32,6 +32,7 @@ typedef struct pages_warm pages_warm_t;
 typedef struct pages_warm_stats {
     uint64_t bytes_warmed;   /* bytes faulted in (pages already there count too), ever */
     uint64_t ranges_dropped; /* fresh ranges not queued (queue full, or no kernel support) */
+    uint64_t bytes_pending;  /* queued or being faulted in now (0: idle) */
 } pages_warm_stats_t;
 
 /* NULL when warming is not possible (nothing to stop then). */
