@@ -16,6 +16,7 @@
 #include "test_persist_store_fixture.h"
 
 #include "core/errors.h"
+#include "core/pages.h"
 #include "persist/checkpoint.h"
 #include "persist/crc32c.h"
 #include "persist/fault.h"
@@ -1518,6 +1519,59 @@ Test(checkpoint, a_writers_next_checkpoints_copy_into_its_chunks_and_keep_no_mor
     cr_assert_leq(kept, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
     cr_assert_geq(kept, CHECKPOINT_BATCH_SPARE_BYTES_MAX - CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
     checkpoint_writer_close(writer, on_closed); /* frees the spares (ASan: nothing leaks) */
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* The sizes of the mappings core/pages.h reported fresh (persist/pages_warm.c faults them in). */
+static size_t fresh_bytes[16];
+static size_t fresh_count;
+
+static void fresh_record(void *ctx, void *at, size_t bytes)
+{
+    (void)ctx;
+    (void)at;
+    if (fresh_count < 16)
+        fresh_bytes[fresh_count] = bytes;
+    fresh_count++;
+}
+
+Test(checkpoint, a_batch_past_the_spares_allocates_its_next_chunk_ahead_to_be_faulted_in)
+{
+    store_open(512ull << 20);
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    done_log_t log = {0};
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    allot_pages_hooks_set(&(allot_pages_hooks_t){.fresh_cb = fresh_record});
+    checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
+    cr_assert_not_null(batch);
+    /* no spares: chunks of 64 KiB doubling; the one that takes 1 MiB (malloc) allocates the next
+     * (2 MiB, the first mapping) ahead, before anything is copied into it */
+    while (fresh_count == 0)
+        large_entries_add(batch, 1, 60000);
+    cr_assert_eq(fresh_count, 1);
+    cr_assert_eq(fresh_bytes[0], ALLOT_PAGES_HUGE_BYTES);
+    size_t held = checkpoint_batch_bytes(batch); /* 16 entries: the 1 MiB chunk holds one */
+    cr_assert_lt(held, ALLOT_PAGES_HUGE_BYTES / 2 + 64 * 1024, "reported at %zu bytes", held);
+    /* the next entry past the 1 MiB chunk takes the one allocated ahead, and allocates the one
+     * after that (4 MiB): only that one is new */
+    checkpoint_spare_stats_t before;
+    checkpoint_writer_spare_stats(writer, &before);
+    while (fresh_count == 1)
+        large_entries_add(batch, 1, 60000);
+    cr_assert_eq(fresh_count, 2);
+    cr_assert_eq(fresh_bytes[1], CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+    checkpoint_spare_stats_t after;
+    checkpoint_writer_spare_stats(writer, &after);
+    cr_assert_eq(after.chunks_fresh, before.chunks_fresh + 1, "only the next one ahead is new");
+    allot_pages_hooks_set(NULL);
+    int calls = log.calls;
+    cr_assert_eq(checkpoint_writer_submit(writer, batch, 1), 0);
+    run_until(&loop, &log.calls, calls + 1);
+    cr_assert_eq(log.status, 0);
+    checkpoint_writer_close(writer, on_closed); /* the chunk ahead is freed too (ASan) */
     run_until(&loop, &log.closed, 1);
     cr_assert_eq(uv_loop_close(&loop), 0);
 }
