@@ -197,8 +197,11 @@ struct checkpoint_batch {
     batch_chunk_t *first;
     batch_chunk_t *last;
     batch_spares_t *spares; /* where its chunks come from and go back to; NULL: malloc, free */
-    batch_chunk_t *ahead;   /* its next chunk, allocated ahead (batch_ahead_alloc), or NULL */
-    size_t bytes;           /* entry bytes in all chunks */
+    /* its next chunk's block, allocated ahead (batch_ahead_alloc) and not written yet (not even
+     * the chunk's header: the first write to a fresh page is what the ahead spares the loop) */
+    void *ahead;
+    size_t ahead_bytes;
+    size_t bytes; /* entry bytes in all chunks */
     size_t entries;
     bool full;
     bool failed;
@@ -229,6 +232,14 @@ static size_t chunk_block_bytes(const batch_chunk_t *chunk)
     return sizeof(*chunk) + chunk->capacity;
 }
 
+/* The chunk a block of block_bytes is, empty. */
+static batch_chunk_t *chunk_init(void *block, size_t block_bytes)
+{
+    batch_chunk_t *chunk = block;
+    *chunk = (batch_chunk_t){.capacity = block_bytes - sizeof(*chunk)};
+    return chunk;
+}
+
 /* A chunk of block_bytes (header included; whole huge pages from ALLOT_PAGES_HUGE_BYTES on),
  * not touched yet: its pages are faulted in by the copies. NULL when out of memory. */
 static batch_chunk_t *chunk_alloc(size_t block_bytes)
@@ -237,9 +248,7 @@ static batch_chunk_t *chunk_alloc(size_t block_bytes)
         block_bytes = (block_bytes + ALLOT_PAGES_HUGE_BYTES - 1) & ~(ALLOT_PAGES_HUGE_BYTES - 1);
     batch_chunk_t *chunk = block_bytes >= ALLOT_PAGES_HUGE_BYTES ? allot_pages_alloc(block_bytes)
                                                                  : malloc(block_bytes);
-    if (chunk != NULL)
-        *chunk = (batch_chunk_t){.capacity = block_bytes - sizeof(*chunk)};
-    return chunk;
+    return chunk != NULL ? chunk_init(chunk, block_bytes) : NULL;
 }
 
 static void chunk_free(batch_chunk_t *chunk)
@@ -331,7 +340,7 @@ static void spares_measure(batch_spares_t *spares, size_t bytes, size_t entries)
 /* The block bytes of a batch's chunks. */
 static size_t batch_capacity(const checkpoint_batch_t *batch)
 {
-    size_t bytes = batch->ahead != NULL ? chunk_block_bytes(batch->ahead) : 0;
+    size_t bytes = batch->ahead != NULL ? batch->ahead_bytes : 0;
     for (const batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = chunk->next)
         bytes += chunk_block_bytes(chunk);
     return bytes;
@@ -343,7 +352,9 @@ void checkpoint_batch_free(checkpoint_batch_t *batch)
         return;
     if (batch->spares != NULL) {
         spares_give(batch->spares, batch->first, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
-        spares_give(batch->spares, batch->ahead, CHECKPOINT_BATCH_SPARE_BYTES_MAX);
+        if (batch->ahead != NULL)
+            spares_give(batch->spares, chunk_init(batch->ahead, batch->ahead_bytes),
+                        CHECKPOINT_BATCH_SPARE_BYTES_MAX);
     } else {
         batch_chunk_t *next;
         for (batch_chunk_t *chunk = batch->first; chunk != NULL; chunk = next) {
@@ -386,7 +397,9 @@ static void batch_ahead_alloc(checkpoint_batch_t *batch, const batch_chunk_t *ch
     size_t block_bytes = chunk_next_bytes(chunk, batch->bytes + chunk->capacity);
     if (batch->ahead != NULL || block_bytes < ALLOT_PAGES_HUGE_BYTES)
         return;
-    batch->ahead = chunk_alloc(block_bytes);
+    block_bytes = (block_bytes + ALLOT_PAGES_HUGE_BYTES - 1) & ~(ALLOT_PAGES_HUGE_BYTES - 1);
+    batch->ahead = allot_pages_alloc(block_bytes); /* untouched, reported fresh */
+    batch->ahead_bytes = block_bytes;
     if (batch->ahead != NULL)
         spares_count_fresh(batch->spares);
 }
@@ -394,9 +407,9 @@ static void batch_ahead_alloc(checkpoint_batch_t *batch, const batch_chunk_t *ch
 /* The chunk allocated ahead when it has room for need bytes (taken), else NULL. */
 static batch_chunk_t *batch_ahead_take(checkpoint_batch_t *batch, size_t need)
 {
-    batch_chunk_t *chunk = batch->ahead;
-    if (chunk == NULL || chunk->capacity < need)
+    if (batch->ahead == NULL || batch->ahead_bytes - sizeof(batch_chunk_t) < need)
         return NULL;
+    batch_chunk_t *chunk = chunk_init(batch->ahead, batch->ahead_bytes);
     batch->ahead = NULL;
     return chunk;
 }
