@@ -19,9 +19,12 @@
  * mapping grows by, is reported to fresh_cb (so another thread can fault it in ahead of use), and
  * every mapping is reported to retire_cb before it is unmapped or moved; retire_cb returns only
  * once nothing touches that range on the hooks' behalf any more (an address range unmapped is
- * reused by later mappings, the checkpoint store's shared file map among them). Tables that fill
- * in order grow allot_pages_lead_items() before they are full, so their fresh part has time to be
- * faulted in before the fill reaches it (memory rises by that lead, a little earlier).
+ * reused by later mappings, the checkpoint store's shared file map among them). A new mapping is
+ * reported whole (the hash's tables are written at random); a growth by allot_pages_resize (the
+ * tables filled in order) reports only ALLOT_PAGES_LEAD_BYTES after the old size, and the table
+ * reports its fill (allot_pages_filled) so the window moves ahead of it. Such tables grow
+ * allot_pages_lead_items() before they are full, so the window exists before the fill reaches
+ * it: resident memory runs at most about ALLOT_PAGES_LEAD_BYTES ahead of each table's fill.
  */
 #ifndef ALLOT_CORE_PAGES_H
 #define ALLOT_CORE_PAGES_H
@@ -51,6 +54,19 @@ static inline size_t allot_pages_lead_items(size_t capacity, size_t item_bytes)
         return 0;
     size_t lead = ALLOT_PAGES_LEAD_BYTES / item_bytes;
     return lead < capacity / 4 ? lead : capacity / 4;
+}
+
+/* A table filled in order (allot_pages_resize's blocks) reports its fill: when the fill enters a
+ * new huge page, the huge page ALLOT_PAGES_LEAD_BYTES ahead (inside the block) is reported fresh,
+ * so a window ahead of the fill is faulted in, not the whole capacity. A growth by resize reports
+ * the first ALLOT_PAGES_LEAD_BYTES after the old size. */
+void allot_pages_fill_crossed(void *block, size_t bytes, size_t filled_bytes);
+static inline void allot_pages_filled(void *block, size_t bytes, size_t filled_before,
+                                      size_t filled_after)
+{
+    if (bytes >= ALLOT_PAGES_HUGE_BYTES &&
+        filled_before / ALLOT_PAGES_HUGE_BYTES != filled_after / ALLOT_PAGES_HUGE_BYTES)
+        allot_pages_fill_crossed(block, bytes, filled_after);
 }
 
 void *allot_pages_alloc(size_t bytes);

@@ -20,6 +20,7 @@ void allot_heap_init(allot_heap_t *heap, allot_heap_key_cb key, allot_heap_tie_l
     heap->entries = NULL;
     heap->count = 0;
     heap->capacity = 0;
+    heap->count_high = 0;
     heap->key = key;
     heap->tie_less = tie_less;
     heap->position_set = position_set;
@@ -30,7 +31,7 @@ void allot_heap_free(allot_heap_t *heap)
 {
     allot_pages_free(heap->entries, (size_t)heap->capacity * sizeof(*heap->entries));
     heap->entries = NULL;
-    heap->count = heap->capacity = 0;
+    heap->count = heap->capacity = heap->count_high = 0;
 }
 
 int allot_heap_reserve(allot_heap_t *heap, uint32_t extra)
@@ -52,6 +53,7 @@ int allot_heap_reserve(allot_heap_t *heap, uint32_t extra)
         return needed <= heap->capacity ? 0 : ALLOT_ENOMEM;
     heap->entries = entries;
     heap->capacity = (uint32_t)capacity;
+    heap->count_high = heap->count;
     return 0;
 }
 
@@ -128,6 +130,12 @@ int allot_heap_push(allot_heap_t *heap, uint32_t item)
         return rc;
     heap_key_read(heap, item, &heap->entries[heap->count]);
     heap->count++;
+    if (heap->count > heap->count_high) { /* entries fill in order: keep the window ahead */
+        allot_pages_filled(heap->entries, (size_t)heap->capacity * sizeof(*heap->entries),
+                           (size_t)heap->count_high * sizeof(*heap->entries),
+                           (size_t)heap->count * sizeof(*heap->entries));
+        heap->count_high = heap->count;
+    }
     heap_sift_up(heap, heap->count - 1);
     return 0;
 }

@@ -41,6 +41,7 @@ typedef struct allot_heap {
     allot_heap_entry_t *entries;
     uint32_t count;
     uint32_t capacity;
+    uint32_t count_high; /* the most entries since the last growth (fill reports, core/pages.h) */
     allot_heap_key_cb key;
     allot_heap_tie_less_cb tie_less;
     allot_heap_position_set_cb position_set;

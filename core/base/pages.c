@@ -103,9 +103,12 @@ void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes)
             return block;
         char *p = pages_remap(block, old_mapped, new_mapped);
         if (p != NULL && new_mapped > old_mapped) {
-            /* from the base page the old fill may end in (its huge page may be untouched yet) */
+            /* from the base page the old size ends in (its huge page may be untouched yet), a
+             * lead's worth: the fill reports the rest as it gets there (allot_pages_filled) */
             size_t from = old_bytes & ~(size_t)(PAGES_BASE_BYTES - 1);
-            pages_fresh(p + from, new_mapped - from);
+            size_t to = from + ALLOT_PAGES_LEAD_BYTES < new_mapped ? from + ALLOT_PAGES_LEAD_BYTES
+                                                                   : new_mapped;
+            pages_fresh(p + from, to - from);
         }
         return p;
     }
@@ -117,6 +120,14 @@ void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes)
     memcpy(p, block, old_bytes < new_bytes ? old_bytes : new_bytes);
     allot_pages_free(block, old_bytes);
     return p;
+}
+
+void allot_pages_fill_crossed(void *block, size_t bytes, size_t filled_bytes)
+{
+    size_t mapped = pages_round(bytes);
+    size_t at = (filled_bytes & ~(size_t)(ALLOT_PAGES_HUGE_BYTES - 1)) + ALLOT_PAGES_LEAD_BYTES;
+    if (at < mapped)
+        pages_fresh((char *)block + at, ALLOT_PAGES_HUGE_BYTES);
 }
 
 void allot_pages_free(void *block, size_t bytes)

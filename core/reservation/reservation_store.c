@@ -166,8 +166,13 @@ uint32_t reservation_slot_take_hashed(allot_state_t *state, allot_str_t id, uint
     uint32_t slot = state->reservation_free;
     if (slot != ALLOT_SLOT_NONE)
         state->reservation_free = state->reservations[slot].heap_position;
-    else
+    else {
         slot = state->reservation_slots++;
+        allot_pages_filled(state->reservations,
+                           (size_t)state->reservation_capacity * sizeof(allot_reservation_t),
+                           (size_t)slot * sizeof(allot_reservation_t),
+                           (size_t)(slot + 1) * sizeof(allot_reservation_t));
+    }
     allot_reservation_t *r = &state->reservations[slot];
     memset(r, 0, sizeof(*r));
     r->id_len = (uint8_t)id.len;

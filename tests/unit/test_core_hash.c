@@ -410,19 +410,25 @@ Test(pages, mappings_report_their_fresh_part_and_are_retired_before_they_move_or
     char *grown = allot_pages_resize(block, 3 * huge - 100, 9 * huge + 4100);
     cr_assert_not_null(grown);
     report_assert(1, 'r', block, 3 * huge); /* before the move */
-    /* from the base page the old size ends in (its huge page may not be faulted yet) */
-    report_assert(2, 'f', grown + 3 * huge - 4096, 10 * huge - (3 * huge - 4096));
+    /* from the base page the old size ends in (its huge page may not be faulted yet), a lead */
+    report_assert(2, 'f', grown + 3 * huge - 4096, ALLOT_PAGES_LEAD_BYTES);
     cr_assert_eq(grown[3 * huge - 101], 1);
     char *same = allot_pages_resize(grown, 9 * huge + 4100, 9 * huge + 8000);
     cr_assert_eq(same, grown);
     cr_assert_eq(report_count, 3, "no new pages, nothing reported");
+    /* the fill entering a huge page reports the one a lead ahead, inside the block only */
+    allot_pages_filled(grown, 9 * huge + 8000, 4 * huge - 8, 4 * huge + 112);
+    report_assert(3, 'f', grown + 4 * huge + ALLOT_PAGES_LEAD_BYTES, huge);
+    allot_pages_filled(grown, 9 * huge + 8000, 4 * huge + 112, 4 * huge + 232);
+    allot_pages_filled(grown, 9 * huge + 8000, 8 * huge - 8, 8 * huge + 112);
+    cr_assert_eq(report_count, 4, "within a huge page, or a lead past the block: nothing");
     allot_pages_free(grown, 9 * huge + 8000);
-    report_assert(3, 'r', grown, 10 * huge);
-    cr_assert_eq(report_count, 4);
+    report_assert(4, 'r', grown, 10 * huge);
+    cr_assert_eq(report_count, 5);
     allot_pages_hooks_set(NULL);
     block = allot_pages_alloc(3 * huge);
     allot_pages_free(block, 3 * huge);
-    cr_assert_eq(report_count, 4, "no hooks, nothing reported");
+    cr_assert_eq(report_count, 5, "no hooks, nothing reported");
 }
 
 Test(hash, a_table_growing_into_huge_pages_allocates_its_next_table_ahead_and_grows_into_it)
