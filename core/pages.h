@@ -15,9 +15,9 @@
  * FRESH PAGES. The first write to a fresh page makes the kernel zero it on the writing thread (on
  * the benchmark VM several milliseconds for a 2 MiB page), so a table the loop grows into stalls
  * the loop once per huge page. The server may install hooks (allot_pages_hooks_set, before any
- * other thread uses this module, and removed after they stopped): every mapping, and every part a
- * mapping grows by, is reported to fresh_cb (so another thread can fault it in ahead of use), and
- * every mapping is reported to retire_cb before it is unmapped or moved; retire_cb returns only
+ * other thread uses this module, and removed after they stopped): pages nobody has touched yet are
+ * reported to fresh_cb (so another thread can fault them in ahead of use, as below), and every
+ * mapping is reported to retire_cb before it is unmapped or moved; retire_cb returns only
  * once nothing touches that range on the hooks' behalf any more (an address range unmapped is
  * reused by later mappings, the checkpoint store's shared file map among them). A new mapping is
  * reported whole (the hash's tables are written at random); a growth by allot_pages_resize (the
