@@ -17,7 +17,10 @@
  * those prefixes differ; ids sharing their first 4 bytes (or differing only by trailing NUL
  * bytes) go to tie_less_cb. An entry is 16 bytes (the key, the tie, the item): a heap of a
  * million items is 16 MB, and four children are 64 bytes. allot_heap_reserve() makes the next
- * `extra` pushes infallible. Errors: ALLOT_ENOMEM. Internal to core/; libc only.
+ * `extra` pushes infallible; once the entries are a mapping of huge pages it grows
+ * allot_pages_lead_items() before they are full, and pushes report their fill
+ * (allot_pages_filled), so the pages ahead can be faulted in off the loop (core/pages.h).
+ * Errors: ALLOT_ENOMEM. Internal to core/; libc only.
  */
 #ifndef ALLOT_CORE_HEAP_H
 #define ALLOT_CORE_HEAP_H

@@ -27,7 +27,10 @@ static inline void reservation_slot_prefetch(const allot_state_t *state, uint32_
 {
     allot_hash_prefetch(&state->reservation_index, hash);
 }
-/* Room for one more record: a slot, its id hash and a place in either heap. */
+/* Room for one more record: a slot, its id hash and a place in either heap. New slots are taken
+ * in order: once the slab is a mapping of huge pages it grows allot_pages_lead_items() before it
+ * is full, and taking a new slot reports the fill (core/pages.h), so the pages ahead of it can be
+ * faulted in off the loop. */
 int reservation_slot_reserve(allot_state_t *state);
 /* A new record for `id` (a short id is copied into it; a long one comes with its block). */
 uint32_t reservation_slot_take(allot_state_t *state, allot_str_t id);
