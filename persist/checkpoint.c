@@ -1068,7 +1068,7 @@ static int entry_put(checkpoint_store_t *store, MDB_txn *txn, MDB_cursor *cursor
     MDB_val key = {e->key_len, (void *)e->key};
     MDB_val value = {1 + e->payload_len + CHECKPOINT_CRC_BYTES, NULL};
     int mrc = mdb_cursor_put(cursor, &key, &value, MDB_RESERVE | (append ? MDB_APPEND : 0));
-    if (mrc == 0) { /* filled before the next update, as MDB_RESERVE requires */
+    if (mrc == 0) {                 /* filled before the next update, as MDB_RESERVE requires */
         uint8_t *v = value.mv_data; /* the entry is in its stored form (checkpoint_batch_add) */
         v[0] = e->type;
         memcpy(v + 1, e->payload, e->payload_len);
@@ -1310,6 +1310,7 @@ static void *writer_main(void *arg)
 {
     checkpoint_writer_t *writer = arg;
     writer_priority_lower();
+    pthread_setname_np(pthread_self(), "allot-ckpt"); /* its name in ps -L, perf, traces */
     pthread_mutex_lock(&writer->mutex);
     for (;;) {
         while (!writer->job && !writer->stop)

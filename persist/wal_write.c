@@ -443,6 +443,7 @@ static bool wal_writer_duty(wal_t *wal)
 void *wal_writer_main(void *arg)
 {
     wal_t *wal = arg;
+    pthread_setname_np(pthread_self(), "allot-wal"); /* its name in ps -L, perf, traces */
     pthread_mutex_lock(&wal->mutex);
     for (;;) {
         if (wal_writer_duty(wal))
