@@ -3,6 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "core/limits.h"
 
@@ -24,4 +33,85 @@ int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes)
 int persist_writeback_paced(int fd, uint64_t bytes)
 {
     return persist_writeback_range(fd, 0, bytes);
+}
+
+/* The one paced map (writeback.h, THE PACED MAP); base NULL: none. */
+typedef struct paced_map {
+    const char *base;
+    uint64_t bytes;
+    int fd;
+} paced_map_t;
+
+static pthread_mutex_t paced_map_lock = PTHREAD_MUTEX_INITIALIZER;
+static paced_map_t paced_map = {NULL, 0, -1};
+static atomic_uint_fast64_t paced_map_syncs;
+
+/* The start of the shared map of the file (dev, ino) from offset 0 that is `bytes` long, or
+ * NULL. */
+static const char *shared_map_find(dev_t dev, ino_t ino, uint64_t bytes)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (maps == NULL)
+        return NULL;
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    const uint64_t map_bytes = (bytes + page - 1) / page * page; /* a map is whole pages */
+    const char *found = NULL;
+    char line[512];
+    while (found == NULL && fgets(line, sizeof line, maps) != NULL) {
+        unsigned long start, end, offset, inode;
+        unsigned int dev_major, dev_minor;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &start, &end, perms, &offset, &dev_major,
+                   &dev_minor, &inode) == 7 &&
+            perms[3] == 's' && offset == 0 && end - start == map_bytes && inode == ino &&
+            makedev(dev_major, dev_minor) == dev)
+            found = (const char *)start;
+    }
+    fclose(maps);
+    return found;
+}
+
+int persist_writeback_map_set(int fd, uint64_t bytes)
+{
+    struct stat st;
+    const char *base = fstat(fd, &st) == 0 ? shared_map_find(st.st_dev, st.st_ino, bytes) : NULL;
+    pthread_mutex_lock(&paced_map_lock);
+    paced_map = base != NULL ? (paced_map_t){base, bytes, fd} : (paced_map_t){NULL, 0, -1};
+    pthread_mutex_unlock(&paced_map_lock);
+    return base != NULL ? 0 : -ENOENT;
+}
+
+void persist_writeback_map_clear(int fd)
+{
+    pthread_mutex_lock(&paced_map_lock);
+    if (paced_map.fd == fd)
+        paced_map = (paced_map_t){NULL, 0, -1};
+    pthread_mutex_unlock(&paced_map_lock);
+}
+
+uint64_t persist_writeback_map_syncs(void)
+{
+    return atomic_load(&paced_map_syncs);
+}
+
+/* Write out the part of [addr, addr + length) inside the paced map, a window at a time. */
+static void paced_map_write_out(const char *addr, size_t length)
+{
+    pthread_mutex_lock(&paced_map_lock);
+    const paced_map_t map = paced_map;
+    if (map.base != NULL && addr >= map.base && addr < map.base + map.bytes) {
+        uint64_t offset = (uint64_t)(addr - map.base);
+        uint64_t bytes = length < map.bytes - offset ? length : map.bytes - offset;
+        (void)persist_writeback_range(map.fd, offset, bytes); /* best effort: msync follows */
+        atomic_fetch_add(&paced_map_syncs, 1);
+    }
+    pthread_mutex_unlock(&paced_map_lock);
+}
+
+/* The process's msync (writeback.h, THE PACED MAP): the paced write-out, then the system call. */
+int msync(void *addr, size_t length, int flags)
+{
+    if ((flags & MS_SYNC) != 0)
+        paced_map_write_out(addr, length);
+    return (int)syscall(SYS_msync, addr, length, flags);
 }

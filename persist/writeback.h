@@ -32,4 +32,29 @@ int persist_writeback_paced(int fd, uint64_t bytes);
  * zeros it wrote, persist/wal_reap.c). */
 int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes);
 
+/* THE PACED MAP. LMDB (MDB_WRITEMAP) commits a write transaction by clearing a flag in the header
+ * of every page the transaction dirtied, then msync(MS_SYNC) of the whole map, then writing and
+ * msyncing the meta page. The flag write dirties every page again, so pages written out before
+ * the commit are all dirty again when the msync starts, and the msync puts all of them in the
+ * disk's queue at once (a single 60-80 MB burst of 4 MB writes per checkpoint in front of the
+ * WAL's fdatasync, docs/benchmarks.md, "Issue 20, background writes paced"). LMDB offers no hook
+ * between the two, so this module defines msync itself: the process's msync (LMDB's calls
+ * included: the executable's definition takes precedence over libc's for every shared library)
+ * first writes out, window by window as above, the part of [addr, addr + length) that lies in
+ * the map registered here, then makes the real msync system call, which finds little left.
+ * Durability is the real msync's, unchanged; LMDB's order (data synced, then meta) is kept.
+ * Any other range, and MS_ASYNC, goes straight to the system call.
+ *
+ * persist_writeback_map_set(fd, bytes): the one paced map is the shared map of fd's file from
+ * offset 0 of `bytes` bytes (looked up in /proc/self/maps: LMDB does not say where its map is;
+ * MDB_envinfo's me_mapaddr is the fixed address asked for, NULL); a later call replaces it (the
+ * checkpoint store registers its map at open and after every resize). Returns 0, or -ENOENT
+ * when no such map is found (then nothing is paced; msync works as always).
+ * persist_writeback_map_clear(fd): unregister, if fd's map is the one registered.
+ * persist_writeback_map_syncs: how many msyncs were paced so far (tests). Any thread; a mutex
+ * guards the registration and is held across the paced write-out. */
+int persist_writeback_map_set(int fd, uint64_t bytes);
+void persist_writeback_map_clear(int fd);
+uint64_t persist_writeback_map_syncs(void);
+
 #endif
