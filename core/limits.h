@@ -245,6 +245,13 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define ALLOT_FSYNC_INTERVAL_MS_DEFAULT 10
 /* Zeros written per call where a file system lacks fallocate, and to zero a torn tail. */
 #define WAL_ZERO_CHUNK_BYTES (64u * 1024)
+/* A deleted segment is shrunk this much at a time (ftruncate + fsync) before its unlink, so that
+ * the discard of its blocks (a file system mounted with discard) reaches the disk this much at a
+ * time: the disk's cache flush that ends each WAL fdatasync pays for a discard queued before it
+ * like for a write, and one 64 MiB discard made the fdatasyncs of its moment wait 40-80 ms. About
+ * what a flush may find queued from background work (docs/benchmarks.md, "Issue 20, background
+ * writes paced"); 64 steps for a 64 MiB segment. */
+#define WAL_SHRINK_STEP_BYTES (1u << 20)
 /* Paths persist builds in the data directory (WAL, LMDB, lock file, fault seam file). */
 #define WAL_PATH_BYTES_MAX        4096u
 #define CHECKPOINT_PATH_BYTES_MAX 4096u

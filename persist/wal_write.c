@@ -689,6 +689,7 @@ void wal_stats(const wal_t *wal, wal_stats_t *out)
     pthread_mutex_lock(&((wal_t *)wal)->mutex);
     *out = wal->stats_shared;
     out->segments_deleted = wal->segments_deleted; /* the reaper's */
+    out->segment_shrink_steps = wal->segment_shrink_steps;
     out->zeroed_bytes = wal->zeroed_bytes;
     out->zero_fill_failures = wal->zero_fill_failures;
     pthread_mutex_unlock(&((wal_t *)wal)->mutex);
