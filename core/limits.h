@@ -324,6 +324,13 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 /* <data-dir>/events.lmdb: the map (address space, not disk) and what one trim step deletes. */
 #define EVENT_STORE_MAP_BYTES     (1ull << 40)
 #define EVENT_STORE_TRIM_STEP_MAX 10000
+/* event_store_flush writes events.lmdb out a window at a time this many times before its
+ * fdatasync: the loop goes on committing events (at 118k reserves/s about 19 MB/s of pages)
+ * while a walk runs, and what it dirtied behind the walk went out all at once with the
+ * fdatasync (a 34 MB burst after a 1.8 s walk). Each further walk takes what the one before
+ * left, in a fraction of its time (written out at 100-250 MB/s), so the third leaves about a
+ * megabyte to the fdatasync (docs/benchmarks.md, "Issue 20, background writes paced"). */
+#define EVENT_STORE_FLUSH_WALKS 3
 /* The most bytes of events one stored run holds (less where a page is smaller: a page's payload;
  * persist/event_store.c). */
 #define EVENT_STORE_RUN_BYTES_MAX (64u << 10)

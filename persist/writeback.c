@@ -15,8 +15,16 @@
 
 #include "core/limits.h"
 
+static atomic_uint_fast64_t writeback_walks;
+
+uint64_t persist_writeback_walks(void)
+{
+    return atomic_load(&writeback_walks);
+}
+
 int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes)
 {
+    atomic_fetch_add(&writeback_walks, 1);
     const unsigned int flags =
         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
     for (uint64_t done = 0; done < bytes; done += PERSIST_WRITEBACK_WINDOW_BYTES) {

@@ -31,6 +31,8 @@ int persist_writeback_paced(int fd, uint64_t bytes);
 /* The same over [offset, offset + bytes) only (the WAL's zero fill writes out each window of
  * zeros it wrote, persist/wal_reap.c). */
 int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes);
+/* How many walks (calls of the two above) the process made so far (tests). */
+uint64_t persist_writeback_walks(void);
 
 /* THE PACED MAP. LMDB (MDB_WRITEMAP) commits a write transaction by clearing a flag in the header
  * of every page the transaction dirtied, then msync(MS_SYNC) of the whole map, then writing and
