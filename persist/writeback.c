@@ -1,6 +1,7 @@
 /* writeback.c - paced write-out of a file's dirty pages (contract in writeback.h). */
 #include "writeback.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -54,8 +55,8 @@ static pthread_mutex_t paced_map_lock = PTHREAD_MUTEX_INITIALIZER;
 static paced_map_t paced_map = {NULL, 0, -1};
 static atomic_uint_fast64_t paced_map_syncs;
 
-/* The start of the shared map of the file (dev, ino) from offset 0 that is `bytes` long, or
- * NULL. */
+/* The start of the writable shared map of the file (dev, ino) from offset 0 that is `bytes`
+ * long (a reader's read-only map of the same file is not it), or NULL. */
 static const char *shared_map_find(dev_t dev, ino_t ino, uint64_t bytes)
 {
     FILE *maps = fopen("/proc/self/maps", "r");
@@ -71,8 +72,8 @@ static const char *shared_map_find(dev_t dev, ino_t ino, uint64_t bytes)
         char perms[5];
         if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &start, &end, perms, &offset, &dev_major,
                    &dev_minor, &inode) == 7 &&
-            perms[3] == 's' && offset == 0 && end - start == map_bytes && inode == ino &&
-            makedev(dev_major, dev_minor) == dev)
+            perms[1] == 'w' && perms[3] == 's' && offset == 0 && end - start == map_bytes &&
+            inode == ino && makedev(dev_major, dev_minor) == dev)
             found = (const char *)start;
     }
     fclose(maps);
@@ -116,10 +117,33 @@ static void paced_map_write_out(const char *addr, size_t length)
     pthread_mutex_unlock(&paced_map_lock);
 }
 
-/* The process's msync (writeback.h, THE PACED MAP): the paced write-out, then the system call. */
+typedef int msync_fn_t(void *addr, size_t length, int flags);
+
+static int msync_system_call(void *addr, size_t length, int flags)
+{
+    return (int)syscall(SYS_msync, addr, length, flags);
+}
+
+/* The msync this definition hides (libc's, or a preloaded library's that wraps it: tests count
+ * syncs that way), else the system call itself. */
+static msync_fn_t *msync_next(void)
+{
+    static _Atomic(msync_fn_t *) next;
+    msync_fn_t *fn = atomic_load(&next);
+    if (fn == NULL) {
+        *(void **)&fn = dlsym(RTLD_NEXT, "msync");
+        if (fn == NULL || fn == msync)
+            fn = msync_system_call;
+        atomic_store(&next, fn);
+    }
+    return fn;
+}
+
+/* The process's msync (writeback.h, THE PACED MAP): the paced write-out, then the msync it
+ * hides. */
 int msync(void *addr, size_t length, int flags)
 {
     if ((flags & MS_SYNC) != 0)
         paced_map_write_out(addr, length);
-    return (int)syscall(SYS_msync, addr, length, flags);
+    return msync_next()(addr, length, flags);
 }

@@ -43,13 +43,14 @@ uint64_t persist_writeback_walks(void);
  * between the two, so this module defines msync itself: the process's msync (LMDB's calls
  * included: the executable's definition takes precedence over libc's for every shared library)
  * first writes out, window by window as above, the part of [addr, addr + length) that lies in
- * the map registered here, then makes the real msync system call, which finds little left.
- * Durability is the real msync's, unchanged; LMDB's order (data synced, then meta) is kept.
- * Any other range, and MS_ASYNC, goes straight to the system call.
+ * the map registered here, then calls the msync it hides (libc's, or a preloaded wrapper's),
+ * which finds little left. Durability is that msync's, unchanged; LMDB's order (data synced,
+ * then meta) is kept. Any other range, and MS_ASYNC, goes straight to that msync.
  *
- * persist_writeback_map_set(fd, bytes): the one paced map is the shared map of fd's file from
- * offset 0 of `bytes` bytes (looked up in /proc/self/maps: LMDB does not say where its map is;
- * MDB_envinfo's me_mapaddr is the fixed address asked for, NULL); a later call replaces it (the
+ * persist_writeback_map_set(fd, bytes): the one paced map is the writable shared map of fd's
+ * file from offset 0 of `bytes` bytes (looked up in /proc/self/maps: LMDB does not say where
+ * its map is; MDB_envinfo's me_mapaddr is the fixed address asked for, NULL; a reader's
+ * read-only map of the same file is not it); a later call replaces it (the
  * checkpoint store registers its map at open and after every resize). Returns 0, or -ENOENT
  * when no such map is found (then nothing is paced; msync works as always).
  * persist_writeback_map_clear(fd): unregister, if fd's map is the one registered.

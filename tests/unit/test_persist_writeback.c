@@ -120,6 +120,9 @@ Test(writeback, an_msync_of_the_registered_map_is_paced_and_syncs, .init = setup
 {
     cr_assert_eq(ftruncate(fd, FILE_BYTES), 0);
     cr_assert_eq(persist_writeback_map_set(fd, FILE_BYTES), -ENOENT, "not mapped yet");
+    void *reader = mmap(NULL, FILE_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+    cr_assert_neq(reader, MAP_FAILED);
+    cr_assert_eq(persist_writeback_map_set(fd, FILE_BYTES), -ENOENT, "a reader's map is not it");
     uint8_t *map = mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     cr_assert_neq(map, MAP_FAILED);
     cr_assert_eq(persist_writeback_map_set(fd, FILE_BYTES), 0);
@@ -137,4 +140,5 @@ Test(writeback, an_msync_of_the_registered_map_is_paced_and_syncs, .init = setup
     cr_assert_eq(persist_writeback_map_syncs(), syncs + 1, "no map registered: the system call");
     cr_assert_eq(pages_not_clean(0, 4096), 0, "which syncs as always");
     munmap(map, FILE_BYTES);
+    munmap(reader, FILE_BYTES);
 }
