@@ -1121,8 +1121,8 @@ int ftruncate(int fd, off_t length)
         atomic_fetch_add(&shrink_steps_waiting, 1);
         for (;;) {
             long allowed = atomic_load(&shrink_steps_allowed);
-            if (allowed < 0 || (allowed > 0 && atomic_compare_exchange_weak(
-                                                   &shrink_steps_allowed, &allowed, allowed - 1)))
+            if (allowed < 0 || (allowed > 0 && atomic_compare_exchange_weak(&shrink_steps_allowed,
+                                                                            &allowed, allowed - 1)))
                 break;
             usleep(1000);
         }
