@@ -280,6 +280,13 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
  * file: 1 MiB of them took the benchmark VM's disk 9-70 ms, 256 KiB (64 pages) brought the
  * open loop's p99 from 154-216 ms to 31-55 ms, 64 KiB no further (docs/benchmarks.md). */
 #define PERSIST_WRITEBACK_WINDOW_BYTES (256ull << 10)
+/* The flush gate (persist/writeback.h): while the WAL flushed within the last ACTIVE_MS, a
+ * background window waits for the WAL's next flush, at most WAIT_US_MAX
+ * (a group commit of the open loop at 118k/s takes 0.5-3 ms; a checkpoint's ~1,200 windows then
+ * take at most 1,200 x 2 ms = 2.4 s more, well inside its interval). Idle (no flush for ACTIVE_MS)
+ * a walk runs at the disk's pace. */
+#define PERSIST_WRITEBACK_GATE_ACTIVE_MS   100u
+#define PERSIST_WRITEBACK_GATE_WAIT_US_MAX 2000u
 /* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
  * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
 #define CHECKPOINT_WRITER_NICE 10

@@ -29,6 +29,7 @@ static uint64_t wal_file_shrink_paced(int fd)
         return 0;
     uint64_t steps = 0;
     for (uint64_t size = (uint64_t)st.st_size; size > 0; steps++) {
+        persist_writeback_gate(); /* a step per WAL flush while it commits */
         size = size > WAL_SHRINK_STEP_BYTES ? size - WAL_SHRINK_STEP_BYTES : 0;
         if (ftruncate(fd, (off_t)size) != 0 || fsync(fd) != 0)
             break;

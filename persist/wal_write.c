@@ -20,6 +20,7 @@
 #include "core/byte_order.h"
 #include "core/errors.h"
 #include "fault.h"
+#include "writeback.h"
 
 const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
 
@@ -195,6 +196,7 @@ static int wal_writer_sync(wal_t *wal, int fd)
     uint64_t started_us = monotonic_us();
     int rc = persist_fdatasync(fd);
     uint64_t sync_us = monotonic_us() - started_us;
+    persist_writeback_flush_done(); /* background writes may queue their next window now */
     pthread_mutex_lock(&wal->mutex);
     histogram_record(&wal->histograms.fdatasync_us, sync_us);
     pthread_mutex_unlock(&wal->mutex);

@@ -6,21 +6,99 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/limits.h"
 
 static atomic_uint_fast64_t writeback_walks;
 
+/* THE FLUSH GATE (writeback.h). */
+static atomic_uint_fast64_t wal_flushes;
+static atomic_uint_fast64_t wal_flush_last_ns;
+static atomic_uint_fast64_t gate_waits;
+static _Thread_local uint64_t wal_flushes_seen; /* at this thread's previous window */
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_flushed = PTHREAD_COND_INITIALIZER; /* CLOCK_REALTIME waits */
+
+void persist_writeback_flush_done(void)
+{
+    atomic_store(&wal_flush_last_ns, monotonic_ns());
+    pthread_mutex_lock(&gate_lock);
+    atomic_fetch_add(&wal_flushes, 1);
+    pthread_cond_broadcast(&gate_flushed);
+    pthread_mutex_unlock(&gate_lock);
+}
+
+uint64_t persist_writeback_gate_waits(void)
+{
+    return atomic_load(&gate_waits);
+}
+
+/* True while the WAL is committing: a flush within PERSIST_WRITEBACK_GATE_ACTIVE_MS. */
+static bool wal_committing(void)
+{
+    uint64_t last_ns = atomic_load(&wal_flush_last_ns);
+    return last_ns != 0 && monotonic_ns() - last_ns < PERSIST_WRITEBACK_GATE_ACTIVE_MS * 1000000u;
+}
+
+void persist_writeback_gate(void)
+{
+    if (atomic_load(&wal_flushes) == wal_flushes_seen && wal_committing()) {
+        atomic_fetch_add(&gate_waits, 1);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += (long)PERSIST_WRITEBACK_GATE_WAIT_US_MAX * 1000;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&gate_lock);
+        while (atomic_load(&wal_flushes) == wal_flushes_seen &&
+               pthread_cond_timedwait(&gate_flushed, &gate_lock, &deadline) == 0)
+            ;
+        pthread_mutex_unlock(&gate_lock);
+    }
+    wal_flushes_seen = atomic_load(&wal_flushes);
+}
+
 uint64_t persist_writeback_walks(void)
 {
     return atomic_load(&writeback_walks);
+}
+
+#ifndef SYS_cachestat
+#define SYS_cachestat 451
+#endif
+
+/* False when the page cache holds no dirty page of [offset, offset + bytes) of fd (cachestat,
+ * Linux 6.5): such a window needs neither the flush gate nor a write. True when unsure. */
+static bool window_dirty(int fd, uint64_t offset, uint64_t bytes)
+{
+    struct {
+        uint64_t offset, length;
+    } range = {offset, bytes};
+    struct {
+        uint64_t cached, dirty, writeback, evicted, recently_evicted;
+    } stat;
+    if (syscall(SYS_cachestat, fd, &range, &stat, 0) != 0)
+        return true;
+    return stat.dirty + stat.writeback > 0;
 }
 
 int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes)
@@ -32,6 +110,9 @@ int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes)
         uint64_t window = bytes - done < PERSIST_WRITEBACK_WINDOW_BYTES
                               ? bytes - done
                               : PERSIST_WRITEBACK_WINDOW_BYTES;
+        if (!window_dirty(fd, offset + done, window))
+            continue;
+        persist_writeback_gate();
         while (sync_file_range(fd, (off64_t)(offset + done), (off64_t)window, flags) != 0)
             if (errno != EINTR)
                 return -errno;

@@ -34,6 +34,19 @@ int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes);
 /* How many walks (calls of the two above) the process made so far (tests). */
 uint64_t persist_writeback_walks(void);
 
+/* THE FLUSH GATE. Writing one window at a time still lets a walk queue window after window
+ * while one WAL fdatasync is slow (6-21 MB between two flushes, docs/benchmarks.md, "Issue 20,
+ * background writes paced"). So while the WAL is committing (a flush within the last
+ * PERSIST_WRITEBACK_GATE_ACTIVE_MS), every window of a walk, and every other background step
+ * that calls persist_writeback_gate (a deleted segment's shrink), first waits until the WAL
+ * has finished a flush since this thread's previous window, for at most
+ * PERSIST_WRITEBACK_GATE_WAIT_US_MAX: about one window per group commit, and full speed when
+ * nothing commits. persist_writeback_flush_done: the WAL writer, after each fdatasync.
+ * persist_writeback_gate_waits: windows that found no new flush and waited (tests). */
+void persist_writeback_flush_done(void);
+void persist_writeback_gate(void);
+uint64_t persist_writeback_gate_waits(void);
+
 /* THE PACED MAP. LMDB (MDB_WRITEMAP) commits a write transaction by clearing a flag in the header
  * of every page the transaction dirtied, then msync(MS_SYNC) of the whole map, then writing and
  * msyncing the meta page. The flag write dirties every page again, so pages written out before

@@ -142,3 +142,30 @@ Test(writeback, an_msync_of_the_registered_map_is_paced_and_syncs, .init = setup
     munmap(map, FILE_BYTES);
     munmap(reader, FILE_BYTES);
 }
+
+/* THE FLUSH GATE: while the WAL commits, a walk writes a window per WAL flush (a window that
+ * finds no new flush waits, counted); clean windows need no flush; idle, nothing waits. Each
+ * test runs in a process of its own: no flush has happened before it. */
+Test(writeback, while_the_wal_commits_each_dirty_window_waits_for_its_next_flush, .init = setup,
+     .fini = teardown)
+{
+    fill_with_pwrite(FILE_BYTES);
+    if (pages_not_clean(0, FILE_BYTES) == 0)
+        cr_skip_test("the kernel wrote the pages out by itself: nothing to see");
+    persist_writeback_flush_done(); /* the WAL has just flushed, and flushes no more */
+    uint64_t waits = persist_writeback_gate_waits();
+    cr_assert_eq(persist_writeback_paced(fd, FILE_BYTES), 0);
+    cr_assert_eq(pages_not_clean(0, FILE_BYTES), 0);
+    cr_assert_geq(persist_writeback_gate_waits() - waits, 1, "the window after the first waited");
+    waits = persist_writeback_gate_waits();
+    persist_writeback_flush_done();
+    cr_assert_eq(persist_writeback_paced(fd, FILE_BYTES), 0);
+    cr_assert_eq(persist_writeback_gate_waits(), waits, "clean windows: nothing to wait for");
+}
+
+Test(writeback, with_no_wal_flush_a_walk_waits_for_none, .init = setup, .fini = teardown)
+{
+    fill_with_pwrite(FILE_BYTES);
+    cr_assert_eq(persist_writeback_paced(fd, FILE_BYTES), 0);
+    cr_assert_eq(persist_writeback_gate_waits(), 0);
+}
