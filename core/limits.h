@@ -245,6 +245,13 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define ALLOT_FSYNC_INTERVAL_MS_DEFAULT 10
 /* Zeros written per call where a file system lacks fallocate, and to zero a torn tail. */
 #define WAL_ZERO_CHUNK_BYTES (64u * 1024)
+/* A deleted segment is shrunk this much at a time (ftruncate + fsync) before its unlink, so that
+ * the discard of its blocks (a file system mounted with discard) reaches the disk this much at a
+ * time: the disk's cache flush that ends each WAL fdatasync pays for a discard queued before it
+ * like for a write, and one 64 MiB discard made the fdatasyncs of its moment wait 40-80 ms. About
+ * what a flush may find queued from background work (docs/benchmarks.md, "Issue 20, background
+ * writes paced"); 64 steps for a 64 MiB segment. */
+#define WAL_SHRINK_STEP_BYTES (1u << 20)
 /* Paths persist builds in the data directory (WAL, LMDB, lock file, fault seam file). */
 #define WAL_PATH_BYTES_MAX        4096u
 #define CHECKPOINT_PATH_BYTES_MAX 4096u
@@ -273,6 +280,13 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
  * file: 1 MiB of them took the benchmark VM's disk 9-70 ms, 256 KiB (64 pages) brought the
  * open loop's p99 from 154-216 ms to 31-55 ms, 64 KiB no further (docs/benchmarks.md). */
 #define PERSIST_WRITEBACK_WINDOW_BYTES (256ull << 10)
+/* The flush gate (persist/writeback.h): while the WAL flushed within the last ACTIVE_MS, a
+ * background window waits for the WAL's next flush, at most WAIT_US_MAX
+ * (a group commit of the open loop at 118k/s takes 0.5-3 ms; a checkpoint's ~1,200 windows then
+ * take at most 1,200 x 2 ms = 2.4 s more, well inside its interval). Idle (no flush for ACTIVE_MS)
+ * a walk runs at the disk's pace. */
+#define PERSIST_WRITEBACK_GATE_ACTIVE_MS   100u
+#define PERSIST_WRITEBACK_GATE_WAIT_US_MAX 2000u
 /* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
  * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
 #define CHECKPOINT_WRITER_NICE 10
@@ -323,6 +337,13 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 /* <data-dir>/events.lmdb: the map (address space, not disk) and what one trim step deletes. */
 #define EVENT_STORE_MAP_BYTES     (1ull << 40)
 #define EVENT_STORE_TRIM_STEP_MAX 10000
+/* event_store_flush writes events.lmdb out a window at a time this many times before its
+ * fdatasync: the loop goes on committing events (at 118k reserves/s about 19 MB/s of pages)
+ * while a walk runs, and what it dirtied behind the walk went out all at once with the
+ * fdatasync (a 34 MB burst after a 1.8 s walk). Each further walk takes what the one before
+ * left, in a fraction of its time (written out at 100-250 MB/s), so the third leaves about a
+ * megabyte to the fdatasync (docs/benchmarks.md, "Issue 20, background writes paced"). */
+#define EVENT_STORE_FLUSH_WALKS 3
 /* The most bytes of events one stored run holds (less where a page is smaller: a page's payload;
  * persist/event_store.c). */
 #define EVENT_STORE_RUN_BYTES_MAX (64u << 10)

@@ -21,10 +21,13 @@
  * MDB_WRITEMAP. Durability is the same either way: a commit syncs the data pages (msync
  * MS_SYNC of the map, which is fdatasync of the file, instead of fdatasync after pwrite), then
  * writes the meta page and syncs it; MDB_NOSYNC, MDB_NOMETASYNC and MDB_MAPASYNC are never used.
- * With MDB_WRITEMAP the transaction's data pages are written out a window at a time just before
- * the commit (persist/writeback.h: at most PERSIST_WRITEBACK_WINDOW_BYTES of them in the disk's
- * queue at once, so the WAL's fdatasync meanwhile never waits behind all of them); the commit's
- * msync then finds little left. LMDB's order (data pages synced, then the meta page) is kept.
+ * With MDB_WRITEMAP the commit's msync writes the transaction's data pages out a window at a
+ * time before the system call (persist/writeback.h, THE PACED MAP: at most
+ * PERSIST_WRITEBACK_WINDOW_BYTES of them in the disk's queue at once, so the WAL's fdatasync
+ * meanwhile never waits behind all of them). Not before the commit: LMDB's commit clears a flag
+ * in every dirty page's header, which would dirty each page written out earlier again (each
+ * page written twice, the second time all at once). LMDB's order (data pages synced, then the
+ * meta page) is kept.
  * LMDB forbids processes with and without MDB_WRITEMAP writing one environment at the same
  * time: only allotd (or allot-datagen) writes a store, one at a time (the data directory's
  * lock), and whatever reads it beside them (allot-wal) opens it read-only.
@@ -751,6 +754,18 @@ static int store_map_reserve(checkpoint_store_t *store)
     return persist_fallocate(fd, info.me_mapsize);
 }
 
+/* With MDB_WRITEMAP, the commit's msync of the map goes out a window at a time
+ * (persist/writeback.h, THE PACED MAP): registered after every open and resize of the map. */
+static void store_map_pace(checkpoint_store_t *store)
+{
+    int fd;
+    MDB_envinfo info;
+    if (!store->writemap || mdb_env_get_fd(store->env, &fd) != 0)
+        return;
+    mdb_env_info(store->env, &info);
+    (void)persist_writeback_map_set(fd, info.me_mapsize); /* none found: msync as always */
+}
+
 /* Grow (or shrink back) the map; with MDB_WRITEMAP, the new size is reserved on disk, else the
  * map is set back to old_bytes (no page may be written into a hole). An LMDB code (an errno
  * value for a failed reservation, e.g. ENOSPC). */
@@ -760,6 +775,7 @@ static int store_map_resize(checkpoint_store_t *store, uint64_t old_bytes, uint6
     int rc = mdb_env_set_mapsize(store->env, (size_t)new_bytes);
     if (rc == 0 && (rc = -store_map_reserve(store)) != 0)
         (void)mdb_env_set_mapsize(store->env, (size_t)old_bytes);
+    store_map_pace(store); /* the map moved */
     checkpoint_store_map_unlock(store);
     return rc;
 }
@@ -845,6 +861,9 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
         rc = ALLOT_EIO;
     }
     if (rc != 0) {
+        int fd;
+        if (store->env != NULL && mdb_env_get_fd(store->env, &fd) == 0)
+            persist_writeback_map_clear(fd); /* registered by a resize in store_init */
         if (store->env != NULL)
             mdb_env_close(store->env);
         allot_event_scratch_free(&store->scratch);
@@ -855,6 +874,7 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
     MDB_envinfo info;
     mdb_env_info(store->env, &info);
     store->map_bytes = info.me_mapsize;
+    store_map_pace(store);
     *out = store;
     return 0;
 }
@@ -863,6 +883,9 @@ void checkpoint_store_close(checkpoint_store_t *store)
 {
     if (store == NULL)
         return;
+    int fd;
+    if (mdb_env_get_fd(store->env, &fd) == 0)
+        persist_writeback_map_clear(fd);
     mdb_env_close(store->env);
     allot_event_scratch_free(&store->scratch);
     pthread_mutex_destroy(&store->map_lock);
@@ -1217,17 +1240,6 @@ static int write_run(checkpoint_store_t *store, MDB_txn *txn, checkpoint_batch_t
     return mrc;
 }
 
-/* With MDB_WRITEMAP the transaction's pages are in the file's map already: write them out a
- * window at a time before the commit's msync would queue them all at once in front of the
- * WAL's fdatasync (persist/writeback.h). Best effort: the commit syncs whatever is left. */
-static void store_pages_write_out(checkpoint_store_t *store)
-{
-    int fd;
-    struct stat st;
-    if (store->writemap && mdb_env_get_fd(store->env, &fd) == 0 && fstat(fd, &st) == 0)
-        (void)persist_writeback_paced(fd, (uint64_t)st.st_size);
-}
-
 /* One attempt: every batch and the LSN in one transaction. Returns an LMDB code. */
 static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batches,
                      size_t batch_count, uint64_t lsn, checkpoint_write_stats_t *stats,
@@ -1263,8 +1275,7 @@ static int write_txn(checkpoint_store_t *store, checkpoint_batch_t *const *batch
         mdb_txn_abort(txn);
         return mrc;
     }
-    store_pages_write_out(store);
-    *what = "commit";
+    *what = "commit";           /* its msync goes out paced (store_map_pace) */
     return mdb_txn_commit(txn); /* frees the txn whatever happens */
 }
 
@@ -1373,6 +1384,7 @@ static void *writer_main(void *arg)
 {
     checkpoint_writer_t *writer = arg;
     writer_priority_lower();
+    pthread_setname_np(pthread_self(), "allot-ckpt"); /* its name in ps -L, perf, traces */
     pthread_mutex_lock(&writer->mutex);
     for (;;) {
         while (!writer->job && !writer->stop)

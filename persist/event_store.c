@@ -520,8 +520,9 @@ int event_store_flush(event_store_t *store)
     struct stat st;
     bool have_fd = mdb_env_get_fd(store->env, &fd) == 0;
     /* everything the loop committed since the last flush, a window at a time, so the WAL's
-     * fdatasync meanwhile waits behind one window, not all of it (persist/writeback.h) */
-    if (have_fd && fstat(fd, &st) == 0)
+     * fdatasync meanwhile waits behind one window, not all of it (persist/writeback.h); again
+     * for what the loop committed behind each walk (EVENT_STORE_FLUSH_WALKS) */
+    for (int walk = 0; have_fd && walk < EVENT_STORE_FLUSH_WALKS && fstat(fd, &st) == 0; walk++)
         (void)persist_writeback_paced(fd, (uint64_t)st.st_size);
     int rc = mdb_env_sync(store->env, 1); /* the environment is not MDB_WRITEMAP: one fdatasync */
     /* the pages the loop's transactions read and wrote through the map since leave the RSS */

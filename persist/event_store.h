@@ -8,7 +8,8 @@
  *    in one LMDB value of at most a page (one B-tree put and no key of its own per event),
  *    committed without fsync (MDB_NOSYNC: a process crash loses nothing, the OS writes it out);
  *    event_store_flush forces it to disk (written out a window at a time first, so the WAL's
- *    fdatasync meanwhile waits behind one window: persist/writeback.h), and the server calls it
+ *    fdatasync meanwhile waits behind one window: persist/writeback.h; EVENT_STORE_FLUSH_WALKS
+ *    walks, for what the loop commits meanwhile), and the server calls it
  *    before the WAL that could regenerate those events is deleted (after each checkpoint, on
  *    the checkpoint writer thread: the one call any thread may make beside the loop's use of
  *    the store), so that events lost by a power failure are derived again by replay.

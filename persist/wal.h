@@ -85,7 +85,14 @@
  *    whose records are all <= lsn (never the active segment); wal_close waits for it. Returns
  *    at once. Not the writer's job: unlinking a 64 MiB segment takes the file system tens of
  *    milliseconds (its blocks freed, discarded on a disk mounted with discard), and no group
- *    commit may wait for that.
+ *    commit may wait for that. Nor may it wait behind a 64 MiB discard: the disk's cache flush
+ *    that ends every fdatasync pays for a discard sent before it like for a write. So the
+ *    reaper renames a segment out of the log (wal-deleting.tmp, then an fsync of the
+ *    directory: from then on it is no part of the log, as if deleted), shrinks it
+ *    WAL_SHRINK_STEP_BYTES at a time from its end (ftruncate, then fsync, which commits the
+ *    freed blocks and their discard before the next step: segment_shrink_steps counts the
+ *    steps), then unlinks it. A crash anywhere in between leaves the segment in the log whole
+ *    or wal-deleting.tmp, which wal_open removes (records a checkpoint covers either way).
  *  - Close: wal_close hands over the last batch, waits for the writer to write (and, unless
  *    NONE, sync) it, joins the thread, reports the final durable_lsn via durable_cb (or the
  *    failure via fatal_cb), then uv_close()s its wake handle and its linger timer's poll. The
@@ -143,6 +150,7 @@ typedef struct wal_stats {
     uint64_t fdatasyncs;
     uint64_t segments_created; /* spare segments allocated */
     uint64_t segments_deleted;
+    uint64_t segment_shrink_steps; /* ftruncates of deleted segments, WAL_SHRINK_STEP_BYTES each */
     uint64_t allocate_failures;
     int allocate_error_last;     /* -errno of the last failed allocation, 0 if the last succeeded */
     uint64_t zeroed_bytes;       /* zeros written into spares before use (the reaper's fill) */

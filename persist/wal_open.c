@@ -74,6 +74,12 @@ static int wal_dir_open(wal_t *wal, char *message, size_t message_bytes)
         snprintf(message, message_bytes, "wal: cannot open %s: %s", wal->dir, strerror(errno));
         return ALLOT_EIO;
     }
+    /* a segment whose paced deletion a crash interrupted (wal_reap.c): no part of the log */
+    if (unlinkat(wal->dir_fd, WAL_DELETING_NAME, 0) != 0 && errno != ENOENT) {
+        snprintf(message, message_bytes, "wal: cannot remove %s in %s: %s", WAL_DELETING_NAME,
+                 wal->dir, strerror(errno));
+        return ALLOT_EIO;
+    }
     if (unlinkat(wal->dir_fd, WAL_SPARE_NAME, 0) != 0 && errno != ENOENT) {
         snprintf(message, message_bytes, "wal: cannot remove stale spare in %s: %s", wal->dir,
                  strerror(errno));

@@ -20,7 +20,8 @@
 #define WAL_END_TMP_NAME       "wal-end.tmp"
 #define WAL_DISCARDED_SUFFIX   ".discarded"
 #define WAL_SPARE_NAME         "wal-spare.tmp"
-#define WAL_SEGMENT_NAME_BYTES 24 /* "wal-" + 16 hex + ".log" */
+#define WAL_DELETING_NAME      "wal-deleting.tmp" /* a segment being shrunk (wal_reap.c) */
+#define WAL_SEGMENT_NAME_BYTES 24                 /* "wal-" + 16 hex + ".log" */
 
 /* ---- format (wal_format.c) --------------------------------------------------------------- */
 
@@ -158,7 +159,8 @@ struct wal {
     bool flight_pending;
     bool truncate_pending; /* for the reaper (wal_reap.c) */
     uint64_t truncate_lsn;
-    uint64_t segments_deleted; /* by the reaper */
+    uint64_t segments_deleted;     /* by the reaper */
+    uint64_t segment_shrink_steps; /* by the reaper: its ftruncates of deleted segments */
     /* The zero fill (wal_reap.c) of the spare and of the active segment ahead of the writer:
      * the writer asks for each (its fd, a new request) and takes it back before it writes the
      * spare or leaves the active segment (wal_zero_stop). */

@@ -1,14 +1,17 @@
 /* wal_reap.c - the WAL's reaper thread: deletes the segments a checkpoint covers
- * (wal_truncate_before, persist/wal.h), so that no group commit waits while the file system
- * frees a segment's blocks, and writes the spare full of zeros before the writer takes it, so
- * that appends overwrite written blocks (persist/wal.h, "Written before use"). */
+ * (wal_truncate_before, persist/wal.h), shrinking each a step at a time first, so that no group
+ * commit waits while the file system frees and discards a segment's blocks, and writes the spare
+ * full of zeros before the writer takes it, so that appends overwrite written blocks
+ * (persist/wal.h, "Written before use"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/limits.h"
@@ -16,10 +19,46 @@
 #include "wal_private.h"
 #include "writeback.h"
 
+/* Shrink the open file fd to nothing WAL_SHRINK_STEP_BYTES at a time from its end, each step
+ * made durable (fsync: the freed blocks, and their discard, go before the next step). Returns the
+ * steps taken; stops at the first failure (the unlink that follows frees the rest at once). */
+static uint64_t wal_file_shrink_paced(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return 0;
+    uint64_t steps = 0;
+    for (uint64_t size = (uint64_t)st.st_size; size > 0; steps++) {
+        persist_writeback_gate(); /* a step per WAL flush while it commits */
+        size = size > WAL_SHRINK_STEP_BYTES ? size - WAL_SHRINK_STEP_BYTES : 0;
+        if (ftruncate(fd, (off_t)size) != 0 || fsync(fd) != 0)
+            break;
+    }
+    return steps;
+}
+
+/* Delete one segment: renamed out of the log (made durable: from then on it is deleted), shrunk
+ * a step at a time, unlinked (persist/wal.h, "Truncation"). *steps: the shrink's steps. True
+ * when it left the log. */
+static bool wal_segment_delete_paced(wal_t *wal, const char *name, uint64_t *steps)
+{
+    if (renameat(wal->dir_fd, name, wal->dir_fd, WAL_DELETING_NAME) != 0)
+        return false;
+    (void)fsync(wal->dir_fd); /* the rename first: a crash mid-shrink leaves no short segment */
+    int fd = openat(wal->dir_fd, WAL_DELETING_NAME, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        *steps += wal_file_shrink_paced(fd);
+        close(fd);
+    }
+    (void)unlinkat(wal->dir_fd, WAL_DELETING_NAME, 0); /* else wal_open removes it */
+    return true;
+}
+
 /* Delete segments whose records are all <= lsn: those followed by a segment starting at or
  * before lsn + 1. The newest (active) segment is never deleted; a segment the writer makes
- * meanwhile is newer than every one listed here. Returns how many went. */
-static size_t wal_segments_delete_before(wal_t *wal, uint64_t lsn)
+ * meanwhile is newer than every one listed here. Returns how many went; *steps: the shrink
+ * steps they took. */
+static size_t wal_segments_delete_before(wal_t *wal, uint64_t lsn, uint64_t *steps)
 {
     wal_segment_entry_t *segments = NULL;
     size_t count = 0;
@@ -32,7 +71,7 @@ static size_t wal_segments_delete_before(wal_t *wal, uint64_t lsn)
     for (size_t i = 0; i + 1 < count; i++) {
         if (segments[i + 1].first_lsn > lsn + 1)
             break;
-        if (unlinkat(wal->dir_fd, segments[i].name, 0) == 0)
+        if (wal_segment_delete_paced(wal, segments[i].name, steps))
             deleted++;
     }
     if (deleted > 0)
@@ -182,6 +221,7 @@ static void wal_zero_next(wal_t *wal)
 void *wal_reaper_main(void *arg)
 {
     wal_t *wal = arg;
+    pthread_setname_np(pthread_self(), "allot-reap"); /* its name in ps -L, perf, traces */
     pthread_mutex_lock(&wal->mutex);
     for (;;) {
         while (!wal->truncate_pending && !wal->zero_pending && !wal->zero_active_pending &&
@@ -196,9 +236,11 @@ void *wal_reaper_main(void *arg)
         wal->truncate_pending = false;
         uint64_t lsn = wal->truncate_lsn;
         pthread_mutex_unlock(&wal->mutex);
-        size_t deleted = wal_segments_delete_before(wal, lsn);
+        uint64_t steps = 0;
+        size_t deleted = wal_segments_delete_before(wal, lsn, &steps);
         pthread_mutex_lock(&wal->mutex);
         wal->segments_deleted += deleted; /* published with the writer's next stats */
+        wal->segment_shrink_steps += steps;
     }
     pthread_mutex_unlock(&wal->mutex);
     return NULL;

@@ -20,6 +20,7 @@
 #include "core/byte_order.h"
 #include "core/errors.h"
 #include "fault.h"
+#include "writeback.h"
 
 const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
 
@@ -195,6 +196,7 @@ static int wal_writer_sync(wal_t *wal, int fd)
     uint64_t started_us = monotonic_us();
     int rc = persist_fdatasync(fd);
     uint64_t sync_us = monotonic_us() - started_us;
+    persist_writeback_flush_done(); /* background writes may queue their next window now */
     pthread_mutex_lock(&wal->mutex);
     histogram_record(&wal->histograms.fdatasync_us, sync_us);
     pthread_mutex_unlock(&wal->mutex);
@@ -443,6 +445,7 @@ static bool wal_writer_duty(wal_t *wal)
 void *wal_writer_main(void *arg)
 {
     wal_t *wal = arg;
+    pthread_setname_np(pthread_self(), "allot-wal"); /* its name in ps -L, perf, traces */
     pthread_mutex_lock(&wal->mutex);
     for (;;) {
         if (wal_writer_duty(wal))
@@ -688,6 +691,7 @@ void wal_stats(const wal_t *wal, wal_stats_t *out)
     pthread_mutex_lock(&((wal_t *)wal)->mutex);
     *out = wal->stats_shared;
     out->segments_deleted = wal->segments_deleted; /* the reaper's */
+    out->segment_shrink_steps = wal->segment_shrink_steps;
     out->zeroed_bytes = wal->zeroed_bytes;
     out->zero_fill_failures = wal->zero_fill_failures;
     pthread_mutex_unlock(&((wal_t *)wal)->mutex);

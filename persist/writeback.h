@@ -31,5 +31,46 @@ int persist_writeback_paced(int fd, uint64_t bytes);
 /* The same over [offset, offset + bytes) only (the WAL's zero fill writes out each window of
  * zeros it wrote, persist/wal_reap.c). */
 int persist_writeback_range(int fd, uint64_t offset, uint64_t bytes);
+/* How many walks (calls of the two above) the process made so far (tests). */
+uint64_t persist_writeback_walks(void);
+
+/* THE FLUSH GATE. Writing one window at a time still lets a walk queue window after window
+ * while one WAL fdatasync is slow (6-21 MB between two flushes, docs/benchmarks.md, "Issue 20,
+ * background writes paced"). So while the WAL is committing (a flush within the last
+ * PERSIST_WRITEBACK_GATE_ACTIVE_MS), every window of a walk, and every other background step
+ * that calls persist_writeback_gate (a deleted segment's shrink), first waits until the WAL
+ * has finished a flush since this thread's previous window, for at most
+ * PERSIST_WRITEBACK_GATE_WAIT_US_MAX: about one window per group commit, and full speed when
+ * nothing commits. persist_writeback_flush_done: the WAL writer, after each fdatasync.
+ * persist_writeback_gate_waits: windows that found no new flush and waited (tests). */
+void persist_writeback_flush_done(void);
+void persist_writeback_gate(void);
+uint64_t persist_writeback_gate_waits(void);
+
+/* THE PACED MAP. LMDB (MDB_WRITEMAP) commits a write transaction by clearing a flag in the header
+ * of every page the transaction dirtied, then msync(MS_SYNC) of the whole map, then writing and
+ * msyncing the meta page. The flag write dirties every page again, so pages written out before
+ * the commit are all dirty again when the msync starts, and the msync puts all of them in the
+ * disk's queue at once (a single 60-80 MB burst of 4 MB writes per checkpoint in front of the
+ * WAL's fdatasync, docs/benchmarks.md, "Issue 20, background writes paced"). LMDB offers no hook
+ * between the two, so this module defines msync itself: the process's msync (LMDB's calls
+ * included: the executable's definition takes precedence over libc's for every shared library)
+ * first writes out, window by window as above, the part of [addr, addr + length) that lies in
+ * the map registered here, then calls the msync it hides (libc's, or a preloaded wrapper's),
+ * which finds little left. Durability is that msync's, unchanged; LMDB's order (data synced,
+ * then meta) is kept. Any other range, and MS_ASYNC, goes straight to that msync.
+ *
+ * persist_writeback_map_set(fd, bytes): the one paced map is the writable shared map of fd's
+ * file from offset 0 of `bytes` bytes (looked up in /proc/self/maps: LMDB does not say where
+ * its map is; MDB_envinfo's me_mapaddr is the fixed address asked for, NULL; a reader's
+ * read-only map of the same file is not it); a later call replaces it (the
+ * checkpoint store registers its map at open and after every resize). Returns 0, or -ENOENT
+ * when no such map is found (then nothing is paced; msync works as always).
+ * persist_writeback_map_clear(fd): unregister, if fd's map is the one registered.
+ * persist_writeback_map_syncs: how many msyncs were paced so far (tests). Any thread; a mutex
+ * guards the registration and is held across the paced write-out. */
+int persist_writeback_map_set(int fd, uint64_t bytes);
+void persist_writeback_map_clear(int fd);
+uint64_t persist_writeback_map_syncs(void);
 
 #endif

@@ -20,6 +20,7 @@
 #include "persist/checkpoint.h"
 #include "persist/crc32c.h"
 #include "persist/fault.h"
+#include "persist/writeback.h"
 
 static char dir[64];
 static char path[128];
@@ -572,6 +573,68 @@ Test(checkpoint, a_large_checkpoint_leaves_no_page_buffers_on_the_heap)
     cr_assert_lt(kept, batch_bytes / 8,
                  "%zu bytes stay allocated after writing a batch of %zu bytes", kept, batch_bytes);
     assert_reload_equal(st, 1, 0);
+}
+
+/* This process's bytes of file pages dirtied so far (/proc/self/io write_bytes: counted each
+ * time a clean page is dirtied), or 0 without the kernel's per-task I/O accounting. */
+static uint64_t process_write_bytes(void)
+{
+    FILE *io = fopen("/proc/self/io", "r");
+    if (io == NULL)
+        return 0;
+    char line[128];
+    unsigned long long bytes = 0;
+    while (fgets(line, sizeof line, io) != NULL)
+        if (sscanf(line, "write_bytes: %llu", &bytes) == 1)
+            break;
+    fclose(io);
+    return bytes;
+}
+
+/* The bytes of the pages the store's file uses (the file itself is as large as the map). */
+static uint64_t store_used_bytes(void)
+{
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    cr_assert_eq(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0640), 0);
+    MDB_envinfo info;
+    mdb_env_info(env, &info);
+    MDB_stat env_stat;
+    cr_assert_eq(mdb_env_stat(env, &env_stat), 0);
+    mdb_env_close(env);
+    return ((uint64_t)info.me_last_pgno + 1) * env_stat.ms_psize;
+}
+
+/* LMDB's commit (MDB_WRITEMAP) clears a flag in the header of every page the transaction
+ * dirtied, then msyncs the map: pages written out before the commit would be dirtied, and
+ * written, a second time, all at once. The write-out runs inside the commit's msync instead
+ * (persist/writeback.h, THE PACED MAP): each page is dirtied once and written once. */
+Test(checkpoint, a_checkpoint_dirties_each_page_once_and_its_commit_msync_is_paced)
+{
+    st = fx_state();
+    fx_location(st, (fx_loc_t){.id = "W1", .lat = 52.52, .lon = 13.40, .priority = 1});
+    char id[32];
+    for (uint32_t i = 0; i < 40000; i++) {
+        sku_id(id, sizeof(id), i);
+        fx_stock(st, id, "W1", 5 + i % 11, 0);
+        fx_log_reset(); /* the fixture's event log is bounded */
+    }
+    store_open(0);
+    checkpoint_batch_t *batch = dirty_batch(st);
+    uint64_t syncs_before = persist_writeback_map_syncs();
+    uint64_t dirtied_before = process_write_bytes();
+    write_batch(batch, 1);
+    uint64_t dirtied = process_write_bytes() - dirtied_before;
+    cr_assert_geq(persist_writeback_map_syncs() - syncs_before, 1, "the commit's msync is paced");
+    checkpoint_store_close(store);
+    store = NULL;
+    uint64_t used = store_used_bytes();
+    if (dirtied_before == 0 && dirtied == 0)
+        cr_skip_test("no per-task I/O accounting in this kernel");
+    cr_assert_gt(used, 2u << 20, "%" PRIu64 " in use, %" PRIu64 " dirtied", used, dirtied);
+    cr_assert_lt(dirtied, used + used / 4, "%" PRIu64 " bytes dirtied for %" PRIu64 " in use",
+                 dirtied, used);
 }
 
 /* A full batch of every object of state. */

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "persist/event_store.h"
+#include "persist/writeback.h"
 
 static char dir[64];
 static event_store_t *store;
@@ -453,4 +455,16 @@ Test(event_store, a_damaged_run_is_reported_and_nothing_past_its_end_is_read)
     cr_assert_eq(event_store_trim(store, 5000, 10, UINT64_MAX, INT64_MAX, &removed), 0,
                  "a run goes whole by its header");
     cr_assert_eq(removed, 20);
+}
+
+/* The loop commits events while event_store_flush writes the file out: what it dirtied behind
+ * the walk would go out all at once with the fdatasync, so the flush walks the file
+ * EVENT_STORE_FLUSH_WALKS times (each taking what the one before left) before it syncs. */
+Test(event_store, a_flush_walks_the_file_again_for_what_was_written_behind_the_walk)
+{
+    put_events(1, 5000, 1000, 1);
+    uint64_t walks = persist_writeback_walks();
+    cr_assert_eq(event_store_flush(store), 0);
+    cr_assert_eq(persist_writeback_walks() - walks, EVENT_STORE_FLUSH_WALKS);
+    cr_assert_geq(EVENT_STORE_FLUSH_WALKS, 2);
 }

@@ -601,7 +601,10 @@ Test(wal_truncate_before, deletes_only_segments_fully_covered_by_the_checkpoint,
     cr_assert_eq(wal_open(&loop, &config, 201, &wal, NULL, NULL, NULL, NULL, 0), 0);
     cr_assert_eq(wal_truncate_before(wal, checkpoint_lsn), 0);
     wal_stats_t stats;
-    cr_assert_eq(wal_close(wal, NULL), 0);
+    cr_assert_eq(wal_close(wal, NULL), 0); /* waits for the reaper */
+    wal_stats(wal, &stats);
+    cr_assert_eq(stats.segments_deleted, 3);
+    cr_assert_eq(stats.segment_shrink_steps, 3, "each shrunk (one step of a 4 KiB segment)");
     cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
     cr_assert_eq(uv_loop_close(&loop), 0);
 
@@ -610,7 +613,9 @@ Test(wal_truncate_before, deletes_only_segments_fully_covered_by_the_checkpoint,
     cr_assert_eq(count_after, count_before - 3, "segments 0..2 end before %llu",
                  (unsigned long long)checkpoint_lsn);
     cr_assert_str_eq(after[0], before[3]);
-    (void)stats;
+    char deleting[200];
+    snprintf(deleting, sizeof deleting, "%s/wal-deleting.tmp", wal_dir);
+    cr_assert_eq(access(deleting, F_OK), -1, "nothing left of the shrunk segments");
     wal_replay_result_t result;
     char message[WAL_MESSAGE_BYTES_MAX];
     cr_assert_eq(wal_replay(wal_dir, checkpoint_lsn, collect_cb, &replayed, &result, message,
@@ -619,6 +624,40 @@ Test(wal_truncate_before, deletes_only_segments_fully_covered_by_the_checkpoint,
     assert_replayed(&replayed, records + checkpoint_lsn, 200 - checkpoint_lsn);
     cr_assert_eq(wal_replay(wal_dir, 0, NULL, NULL, &result, message, sizeof message),
                  ALLOT_ECORRUPT, "records 1.. are gone: replay from 0 must say so");
+}
+
+/* A crash while the reaper shrinks a deleted segment leaves it renamed out of the log and partly
+ * shrunk (persist/wal.h, "Truncation"): replay never reads it and wal_open removes it. */
+Test(wal_truncate_before, a_segment_left_mid_shrink_by_a_crash_is_removed_at_open,
+     .init = tmp_setup, .fini = tmp_teardown)
+{
+    write_log_in_small_segments(200);
+    char before[64][160];
+    size_t count = list_segments(before, 64);
+    cr_assert_gt(count, 4);
+    const uint64_t checkpoint_lsn = strtoull(strrchr(before[1], '-') + 1, NULL, 16);
+    char deleting[200];
+    snprintf(deleting, sizeof deleting, "%s/wal-deleting.tmp", wal_dir);
+    cr_assert_eq(rename(before[0], deleting), 0); /* as the reaper leaves it mid-shrink */
+    cr_assert_eq(truncate(deleting, 1000), 0);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, checkpoint_lsn - 1, collect_cb, &replayed, &result, message,
+                            sizeof message),
+                 0, "%s", message);
+    assert_replayed(&replayed, records + checkpoint_lsn - 1, 200 - (checkpoint_lsn - 1));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    wal_config_t config = {.dir = wal_dir, .segment_bytes = 4096};
+    wal_t *wal = NULL;
+    cr_assert_eq(wal_open(&loop, &config, 201, &wal, NULL, NULL, NULL, message, sizeof message), 0,
+                 "%s", message);
+    cr_assert_eq(access(deleting, F_OK), -1, "wal_open removed it");
+    cr_assert_eq(wal_close(wal, NULL), 0);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    char after[64][160];
+    cr_assert_eq(list_segments(after, 64), count - 1);
 }
 
 Test(wal_truncate_before, never_deletes_the_active_segment, .init = tmp_setup, .fini = tmp_teardown)

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/limits.h"
 #include "persist/fault.h"
 #include "persist/wal.h"
 #include "persist/wal_private.h" /* fill_bytes: what the loop has not handed over yet */
@@ -721,21 +723,22 @@ Test(wal_open, continues_after_the_last_record_of_the_previous_run, .init = setu
     cr_assert_eq(result.segments, 1, "appending continued in the same segment");
 }
 
-/* Every unlinkat of this process (defined here, it is the one persist/'s calls resolve to): while
- * the gate is closed, the deletion of a segment ("wal-0...") waits inside it, as a file system
- * freeing a large segment's blocks does. */
+/* Every renameat of this process (defined here, it is the one persist/'s calls resolve to):
+ * while the gate is closed, the deletion of a segment, which begins by renaming "wal-0..." out
+ * of the log (persist/wal.h, "Truncation"), waits inside it, as a file system freeing a large
+ * segment's blocks does. */
 static atomic_bool unlink_gate_closed;
 static atomic_ulong segment_unlinks_waiting;
 
-int unlinkat(int dir_fd, const char *path, int flags)
+int renameat(int old_dir_fd, const char *old_path, int new_dir_fd, const char *new_path)
 {
-    if (strncmp(path, "wal-0", 5) == 0 && atomic_load(&unlink_gate_closed)) {
+    if (strncmp(old_path, "wal-0", 5) == 0 && atomic_load(&unlink_gate_closed)) {
         atomic_fetch_add(&segment_unlinks_waiting, 1);
         while (atomic_load(&unlink_gate_closed))
             usleep(1000);
         atomic_fetch_sub(&segment_unlinks_waiting, 1);
     }
-    return (int)syscall(SYS_unlinkat, dir_fd, path, flags);
+    return (int)syscall(SYS_renameat2, old_dir_fd, old_path, new_dir_fd, new_path, 0);
 }
 
 static size_t segment_files(void)
@@ -1099,6 +1102,94 @@ Test(wal_zero_fill, a_crash_mid_fill_loses_no_durable_record, .init = setup, .fi
     wal_t *wal =
         open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES, .log_end = &result.end},
                  durable_lsn + 1);
+    cr_assert_eq(wal_append(wal, 1, 0, "x", 1), durable_lsn + 1);
+    run_until_durable(wal, durable_lsn + 1);
+    close_wal(wal, 0);
+}
+
+/* ---- a deleted segment shrunk in steps (persist/wal.h, "Truncation") ------------------- */
+
+/* Every ftruncate of this process (only the reaper's shrink of a deleted segment calls it in
+ * these tests): while shrink_steps_allowed is 0, a step waits here; each step let through uses
+ * one. -1: no gate. */
+static atomic_long shrink_steps_allowed = -1;
+static atomic_ulong shrink_steps_waiting;
+
+int ftruncate(int fd, off_t length)
+{
+    if (atomic_load(&shrink_steps_allowed) >= 0) {
+        atomic_fetch_add(&shrink_steps_waiting, 1);
+        for (;;) {
+            long allowed = atomic_load(&shrink_steps_allowed);
+            if (allowed < 0 || (allowed > 0 && atomic_compare_exchange_weak(&shrink_steps_allowed,
+                                                                            &allowed, allowed - 1)))
+                break;
+            usleep(1000);
+        }
+        atomic_fetch_sub(&shrink_steps_waiting, 1);
+    }
+    return (int)syscall(SYS_ftruncate, fd, length);
+}
+
+#define SHRINK_SEGMENT_BYTES (3u * WAL_SHRINK_STEP_BYTES) /* three steps */
+
+/* A crash (the process gone at once) between two steps of a deleted segment's shrink: every
+ * durable record the checkpoint does not cover replays, the half-shrunk segment is no part of
+ * the log, and the next run removes it and appends on. */
+Test(wal_truncate_before, a_crash_mid_shrink_loses_no_durable_record, .init = setup,
+     .fini = tmp_teardown)
+{
+    int pipe_fds[2];
+    cr_assert_eq(pipe(pipe_fds), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) { /* no Criterion assertion here: report through the pipe and the status */
+        wal_config_t config = {.dir = wal_dir, .segment_bytes = SHRINK_SEGMENT_BYTES};
+        wal_t *wal = NULL;
+        if (wal_open(&loop, &config, 1, &wal, NULL, NULL, NULL, NULL, 0) != 0)
+            _exit(2);
+        static char payload[4000];
+        uint64_t lsn = 0;
+        while (segment_files() < 3) {
+            for (int i = 0; i < 64 && wal_has_room(wal, sizeof payload); i++)
+                lsn = wal_append(wal, 1, 0, payload, sizeof payload);
+            for (int i = 0; wal_durable_lsn(wal) < lsn && i < 100000; i++) {
+                wal_flush(wal);
+                uv_run(&loop, UV_RUN_ONCE);
+            }
+        }
+        atomic_store(&shrink_steps_allowed, 1); /* the second step never ends */
+        if (wal_truncate_before(wal, lsn) != 0)
+            _exit(3);
+        for (int i = 0; atomic_load(&shrink_steps_waiting) == 0; i++)
+            if (i == 5000)
+                _exit(4); /* no shrink */
+            else
+                usleep(1000);
+        ssize_t n = write(pipe_fds[1], &lsn, sizeof lsn);
+        _exit(n == sizeof lsn && wal_durable_lsn(wal) == lsn ? 0 : 5);
+    }
+    close(pipe_fds[1]);
+    uint64_t durable_lsn = 0;
+    cr_assert_eq(read(pipe_fds[0], &durable_lsn, sizeof durable_lsn), sizeof durable_lsn);
+    close(pipe_fds[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    char deleting[512];
+    snprintf(deleting, sizeof deleting, "%s/wal-deleting.tmp", wal_dir);
+    struct stat st;
+    cr_assert_eq(stat(deleting, &st), 0, "the crash came mid-shrink");
+    cr_assert_eq((uint64_t)st.st_size, SHRINK_SEGMENT_BYTES - WAL_SHRINK_STEP_BYTES);
+    wal_replay_result_t result;
+    char message[WAL_MESSAGE_BYTES_MAX];
+    cr_assert_eq(wal_replay(wal_dir, durable_lsn, NULL, NULL, &result, message, sizeof message), 0,
+                 "%s", message);
+    cr_assert_eq(result.last_lsn, durable_lsn);
+    wal_t *wal =
+        open_wal((wal_config_t){.segment_bytes = SHRINK_SEGMENT_BYTES, .log_end = &result.end},
+                 durable_lsn + 1);
+    cr_assert_eq(stat(deleting, &st), -1, "wal_open removed it");
     cr_assert_eq(wal_append(wal, 1, 0, "x", 1), durable_lsn + 1);
     run_until_durable(wal, durable_lsn + 1);
     close_wal(wal, 0);

@@ -113,3 +113,59 @@ Test(writeback, reports_a_descriptor_it_cannot_use)
 {
     cr_assert_eq(persist_writeback_paced(-1, 4096), -EBADF);
 }
+
+/* THE PACED MAP: an msync(MS_SYNC) of the registered map is written out a window at a time
+ * first (counted), and still syncs; the registration finds the map by its file. */
+Test(writeback, an_msync_of_the_registered_map_is_paced_and_syncs, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(ftruncate(fd, FILE_BYTES), 0);
+    cr_assert_eq(persist_writeback_map_set(fd, FILE_BYTES), -ENOENT, "not mapped yet");
+    void *reader = mmap(NULL, FILE_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+    cr_assert_neq(reader, MAP_FAILED);
+    cr_assert_eq(persist_writeback_map_set(fd, FILE_BYTES), -ENOENT, "a reader's map is not it");
+    uint8_t *map = mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    cr_assert_eq(persist_writeback_map_set(fd, FILE_BYTES), 0);
+    for (uint64_t at = 0; at < FILE_BYTES; at += 4096)
+        map[at] = (uint8_t)(at >> 12);
+    uint64_t syncs = persist_writeback_map_syncs();
+    cr_assert_eq(msync(map, FILE_BYTES, MS_SYNC), 0);
+    cr_assert_eq(persist_writeback_map_syncs(), syncs + 1);
+    cr_assert_eq(pages_not_clean(0, FILE_BYTES), 0);
+    cr_assert_eq(msync(map, FILE_BYTES, MS_ASYNC), 0);
+    cr_assert_eq(persist_writeback_map_syncs(), syncs + 1, "MS_ASYNC writes nothing itself");
+    persist_writeback_map_clear(fd);
+    map[0] = 1;
+    cr_assert_eq(msync(map, 4096, MS_SYNC), 0);
+    cr_assert_eq(persist_writeback_map_syncs(), syncs + 1, "no map registered: the system call");
+    cr_assert_eq(pages_not_clean(0, 4096), 0, "which syncs as always");
+    munmap(map, FILE_BYTES);
+    munmap(reader, FILE_BYTES);
+}
+
+/* THE FLUSH GATE: while the WAL commits, a walk writes a window per WAL flush (a window that
+ * finds no new flush waits, counted); clean windows need no flush; idle, nothing waits. Each
+ * test runs in a process of its own: no flush has happened before it. */
+Test(writeback, while_the_wal_commits_each_dirty_window_waits_for_its_next_flush, .init = setup,
+     .fini = teardown)
+{
+    fill_with_pwrite(FILE_BYTES);
+    if (pages_not_clean(0, FILE_BYTES) == 0)
+        cr_skip_test("the kernel wrote the pages out by itself: nothing to see");
+    persist_writeback_flush_done(); /* the WAL has just flushed, and flushes no more */
+    uint64_t waits = persist_writeback_gate_waits();
+    cr_assert_eq(persist_writeback_paced(fd, FILE_BYTES), 0);
+    cr_assert_eq(pages_not_clean(0, FILE_BYTES), 0);
+    cr_assert_geq(persist_writeback_gate_waits() - waits, 1, "the window after the first waited");
+    waits = persist_writeback_gate_waits();
+    persist_writeback_flush_done();
+    cr_assert_eq(persist_writeback_paced(fd, FILE_BYTES), 0);
+    cr_assert_eq(persist_writeback_gate_waits(), waits, "clean windows: nothing to wait for");
+}
+
+Test(writeback, with_no_wal_flush_a_walk_waits_for_none, .init = setup, .fini = teardown)
+{
+    fill_with_pwrite(FILE_BYTES);
+    cr_assert_eq(persist_writeback_paced(fd, FILE_BYTES), 0);
+    cr_assert_eq(persist_writeback_gate_waits(), 0);
+}
