@@ -3,18 +3,15 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/limits.h"
 #include "core/pages.h"
-
-#define PAGES_WARM_NICE 19
+#include "thread_priority.h"
 
 typedef struct warm_range {
     uintptr_t from;
@@ -99,17 +96,11 @@ static warm_range_t queue_take_step(pages_warm_t *warm)
     return step;
 }
 
-static void warm_priority_lower(void)
-{
-    struct sched_param param = {0};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0)
-        (void)setpriority(PRIO_PROCESS, (id_t)gettid(), PAGES_WARM_NICE);
-}
-
 static void *pages_warm_main(void *arg)
 {
     pages_warm_t *warm = arg;
-    warm_priority_lower();
+    pthread_setname_np(pthread_self(), "allot-pages"); /* its name in ps -L, perf, traces */
+    persist_thread_idle();
     pthread_mutex_lock(&warm->mutex);
     for (;;) {
         while (!warm->stop && warm->queued == 0)
