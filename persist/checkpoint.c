@@ -150,14 +150,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "archive.h"
 #include "checkpoint_private.h"
 #include "fault.h"
+#include "thread_priority.h"
 #include "writeback.h"
 #include "core/byte_order.h"
 #include "core/errors.h"
@@ -1369,21 +1368,12 @@ struct checkpoint_writer {
 
 static void batches_free(checkpoint_writer_t *writer);
 
-/* Below the process's priority: where the CPUs are short, the loop is scheduled first and the
- * checkpoint takes longer (what it writes and how it syncs do not change). Best effort. */
-static void writer_priority_lower(void)
-{
-    id_t tid = (id_t)syscall(SYS_gettid);
-    errno = 0;
-    int nice_now = getpriority(PRIO_PROCESS, tid);
-    if (errno == 0)
-        (void)setpriority(PRIO_PROCESS, tid, nice_now + CHECKPOINT_WRITER_NICE);
-}
-
 static void *writer_main(void *arg)
 {
     checkpoint_writer_t *writer = arg;
-    writer_priority_lower();
+    /* below the loop: where the CPUs are short, the loop is scheduled first and the checkpoint
+     * takes longer (what it writes and how it syncs do not change) */
+    persist_thread_nice(CHECKPOINT_WRITER_NICE);
     pthread_setname_np(pthread_self(), "allot-ckpt"); /* its name in ps -L, perf, traces */
     pthread_mutex_lock(&writer->mutex);
     for (;;) {

@@ -16,6 +16,7 @@
 
 #include "core/limits.h"
 #include "fault.h"
+#include "thread_priority.h"
 #include "wal_private.h"
 #include "writeback.h"
 
@@ -222,6 +223,7 @@ void *wal_reaper_main(void *arg)
 {
     wal_t *wal = arg;
     pthread_setname_np(pthread_self(), "allot-reap"); /* its name in ps -L, perf, traces */
+    persist_thread_idle(); /* nothing waits for it (persist/thread_priority.h) */
     pthread_mutex_lock(&wal->mutex);
     for (;;) {
         while (!wal->truncate_pending && !wal->zero_pending && !wal->zero_active_pending &&

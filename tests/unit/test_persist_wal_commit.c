@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 #include "core/errors.h"
 #include "core/limits.h"
 #include "persist/fault.h"
+#include "persist/thread_priority.h"
 #include "persist/wal.h"
 #include "persist/wal_private.h" /* fill_bytes: what the loop has not handed over yet */
 
@@ -141,6 +143,56 @@ Test(wal_close, loop_closes_with_no_handles_after_close, .init = setup, .fini = 
     close_wal(wal, 0);
     cr_assert_eq(seen.durable_lsn, 2, "close flushes, syncs and reports the last batch");
     cr_assert_eq(seen.fatal_calls, 0);
+}
+
+/* The id of this process's thread named `name` (allotd names its threads at their start), or
+ * 0 when none is, after waiting for it to appear. */
+static pid_t thread_named(const char *name)
+{
+    for (int attempt = 0; attempt < 2000; attempt++) {
+        DIR *tasks = opendir("/proc/self/task");
+        cr_assert_not_null(tasks);
+        pid_t found = 0;
+        for (struct dirent *entry; found == 0 && (entry = readdir(tasks)) != NULL;) {
+            char path[300], comm[32] = {0};
+            snprintf(path, sizeof path, "/proc/self/task/%s/comm", entry->d_name);
+            FILE *file = fopen(path, "r");
+            if (file == NULL)
+                continue;
+            if (fgets(comm, sizeof comm, file) != NULL) {
+                comm[strcspn(comm, "\n")] = '\0';
+                if (strcmp(comm, name) == 0)
+                    found = (pid_t)atoi(entry->d_name);
+            }
+            fclose(file);
+        }
+        closedir(tasks);
+        if (found != 0)
+            return found;
+        usleep(1000);
+    }
+    return 0;
+}
+
+/* persist/thread_priority.h: the reaper (zero fill, deletion) steps aside for the loop; the
+ * writer, which every reply waits for, does not. */
+Test(wal_threads, the_reaper_runs_at_idle_priority_and_the_writer_does_not, .init = setup,
+     .fini = tmp_teardown)
+{
+    wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 16}, 1);
+    pid_t reaper = thread_named("allot-reap"), writer = thread_named("allot-wal");
+    cr_assert_neq(reaper, 0, "the reaper thread is there and named");
+    cr_assert_neq(writer, 0, "the writer thread is there and named");
+    int reaper_policy = sched_getscheduler(reaper);
+    errno = 0;
+    int reaper_nice = getpriority(PRIO_PROCESS, (id_t)reaper);
+    cr_assert(reaper_policy == SCHED_IDLE || reaper_nice == PERSIST_THREAD_IDLE_NICE,
+              "reaper: policy %d, nice %d", reaper_policy, reaper_nice);
+    cr_assert_eq(sched_getscheduler(writer), SCHED_OTHER);
+    errno = 0;
+    cr_assert_eq(getpriority(PRIO_PROCESS, (id_t)writer), getpriority(PRIO_PROCESS, 0),
+                 "the writer runs at the process's own priority");
+    close_wal(wal, 0);
 }
 
 typedef struct producer {
