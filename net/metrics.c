@@ -156,7 +156,7 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "log_lines_suppressed", (int64_t)m->auth_log_suppressed);
     pack_key_int(pk, "addresses_evicted", (int64_t)g->auth_peers_evicted);
     pack_cstr(pk, "wal");
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     pack_key_int(pk, "lsn", (int64_t)g->wal_lsn);
     pack_key_int(pk, "durable_lsn", (int64_t)g->durable_lsn);
     pack_key_int(pk, "bytes_written", (int64_t)g->wal_bytes_written);
@@ -166,6 +166,7 @@ void metrics_pack(const metrics_t *m, const metrics_gauges_t *g, msgpack_packer 
     pack_key_int(pk, "zeroed_bytes", (int64_t)g->wal_zeroed_bytes);
     pack_key_int(pk, "zero_fill_failures", (int64_t)g->wal_zero_fill_failures);
     pack_key_int(pk, "segments_unzeroed", (int64_t)g->wal_segments_unzeroed);
+    pack_key_int(pk, "segment_shrink_steps", (int64_t)g->wal_segment_shrink_steps);
     pack_key_bool(pk, "writable", g->writes_allowed);
     pack_cstr(pk, "wal_commit_latency");
     pack_histogram(pk, &m->wal_batch_us);

@@ -44,6 +44,7 @@ typedef struct metrics_gauges {
     uint64_t wal_bytes_written, wal_fdatasyncs, wal_batches, wal_segments_deleted;
     /* the spare's zero fill (persist/wal.h, "Written before use") */
     uint64_t wal_zeroed_bytes, wal_zero_fill_failures, wal_segments_unzeroed;
+    uint64_t wal_segment_shrink_steps;
     histogram_t wal_fdatasync_us;  /* each fdatasync of records (persist/wal.h, wal_histograms) */
     histogram_t wal_batch_records; /* records per group commit */
     uint64_t checkpoints, checkpoint_failures;

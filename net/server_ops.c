@@ -95,6 +95,7 @@ void server_metrics_gauges(const server_t *server, metrics_gauges_t *g)
         g->wal_zeroed_bytes = stats.zeroed_bytes;
         g->wal_zero_fill_failures = stats.zero_fill_failures;
         g->wal_segments_unzeroed = stats.segments_unzeroed;
+        g->wal_segment_shrink_steps = stats.segment_shrink_steps;
         wal_histograms_t histograms;
         wal_histograms(server->wal, &histograms);
         g->wal_fdatasync_us = histograms.fdatasync_us;

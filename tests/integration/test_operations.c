@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "harness.h"
 
 #define TOKEN "correct-horse-battery-staple-42"
@@ -128,8 +129,8 @@ Test(operations, a_token_file_readable_by_others_stops_start_up)
     temp_file_write(path, TOKEN "\n", 0644);
     char dir[] = "/tmp/allot-ops-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    const char *argv[] = {ALLOTD_PATH, "--listen", "127.0.0.1:0", "--data-dir", dir,
-                          "--auth-token-file", path, NULL};
+    const char *argv[] = {ALLOTD_PATH, "--listen",          "127.0.0.1:0", "--data-dir",
+                          dir,         "--auth-token-file", path,          NULL};
     char *err = NULL;
     int status = harness_run(argv, NULL, 10000, NULL, &err);
     cr_expect_neq(status, 0);
@@ -190,6 +191,59 @@ Test(operations, server_stats_shows_the_spare_wal_segment_written_full_of_zeros)
         cr_assert_lt(i, 500, "the spare was not filled");
         usleep(10000);
     }
+    allot_client_close(c);
+    harness_server_stop(s);
+    harness_server_destroy(s);
+}
+
+/* wal.segment_shrink_steps: a segment a checkpoint covers is shrunk in steps before it is
+ * unlinked (persist/wal.h), and server.stats counts the steps. */
+static uint64_t wal_stat(allot_client_t *c, const char *name)
+{
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "server.stats", "{}", &reply);
+    const msgpack_object *wal = allot_object_map_get(&reply.result, "wal");
+    cr_assert_not_null(wal);
+    const msgpack_object *value = allot_object_map_get(wal, name);
+    cr_assert_not_null(value, "wal.%s", name);
+    uint64_t n = value->via.u64;
+    allot_reply_free(&reply);
+    return n;
+}
+
+Test(operations, server_stats_counts_the_steps_a_deleted_wal_segment_was_shrunk_in)
+{
+    harness_server_t *s = harness_server_start(
+        "--wal-segment-bytes 1048576 --checkpoint-interval-s 1 --checkpoint-wal-bytes 65536");
+    allot_client_t *c = harness_connect(s);
+    allot_reply_t reply = {0};
+    harness_call_ok(c, "location.put",
+                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 1, \"lon\": 1}", &reply);
+    char lines[4096] = "";
+    for (int i = 0; i < 50; i++) {
+        char params[128];
+        snprintf(params, sizeof params,
+                 "{\"sku\": \"SKU-%02d\", \"location\": \"W1\", \"on_hand\": 1000000}", i);
+        harness_call_ok(c, "stock.set", params, &reply);
+        snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
+                 "%s{\"sku\": \"SKU-%02d\", \"qty\": 1}", i ? ", " : "", i);
+    }
+    cr_assert_eq(wal_stat(c, "segment_shrink_steps"), 0);
+    int rounds = 0;
+    for (; wal_stat(c, "segments_deleted") == 0; rounds++) {
+        cr_assert_lt(rounds, 200, "no segment was deleted");
+        for (int i = 0; i < 50; i++) {
+            char params[4400];
+            snprintf(params, sizeof params, "{\"id\": \"cart-%d-%d\", \"lines\": [%s]}", rounds, i,
+                     lines);
+            harness_call_ok(c, "reserve", params, &reply);
+            snprintf(params, sizeof params, "{\"id\": \"cart-%d-%d\"}", rounds, i);
+            harness_call_ok(c, "reservation.release", params, &reply);
+        }
+    }
+    /* 1 MiB segments, shrunk WAL_SHRINK_STEP_BYTES at a time */
+    cr_assert_geq(wal_stat(c, "segment_shrink_steps"), 1048576 / WAL_SHRINK_STEP_BYTES);
+    allot_reply_free(&reply);
     allot_client_close(c);
     harness_server_stop(s);
     harness_server_destroy(s);
@@ -316,8 +370,8 @@ Test(operations, config_file_settings_apply_and_flags_override_them)
                     "# allotd settings\nlisten = 127.0.0.1:7999\nfsync = interval:5\n"
                     "connections-max = 7\n",
                     0644);
-    const char *argv[] = {ALLOTD_PATH, "--config", path, "--listen", "127.0.0.1:8123",
-                          "--check-config", NULL};
+    const char *argv[] = {ALLOTD_PATH,      "--config",       path, "--listen",
+                          "127.0.0.1:8123", "--check-config", NULL};
     char *out = NULL;
     cr_assert_eq(harness_run(argv, NULL, 10000, &out, NULL), 0);
     cr_expect(strstr(out, "127.0.0.1:8123") != NULL, "flags override the file: %s", out);
