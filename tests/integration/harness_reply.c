@@ -178,11 +178,22 @@ int64_t harness_avail_of(allot_client_t *c, const char *params_json)
     return v;
 }
 
-int64_t harness_server_info_int(allot_client_t *c, const char *field)
+/* The integer at path of a fresh reply to method (no params). */
+static int64_t server_call_int(allot_client_t *c, const char *method, const char *path)
 {
     allot_reply_t r = {0};
-    harness_call_ok(c, "server.info", "{}", &r);
-    int64_t v = harness_reply_int(&r, field);
+    harness_call_ok(c, method, "{}", &r);
+    int64_t v = harness_reply_int(&r, path);
     allot_reply_free(&r);
     return v;
+}
+
+int64_t harness_server_info_int(allot_client_t *c, const char *field)
+{
+    return server_call_int(c, "server.info", field);
+}
+
+int64_t harness_server_stats_int(allot_client_t *c, const char *path)
+{
+    return server_call_int(c, "server.stats", path);
 }

@@ -17,7 +17,8 @@
  *     harness_expect_*_at assert that the value exists (and has the right type). The comparison
  *     in harness_expect_* is a cr_expect: a mismatch fails the test but the test goes on.
  *   - The inventory shortcuts (harness_put_location, harness_set_stock, harness_stock_field,
- *     harness_avail_of, harness_server_info_int) assert a successful reply.
+ *     harness_avail_of, harness_server_info_int, harness_server_stats_int) assert a successful
+ *     reply.
  */
 #ifndef ALLOT_TESTS_HARNESS_REPLY_H
 #define ALLOT_TESTS_HARNESS_REPLY_H
@@ -73,5 +74,7 @@ int64_t harness_stock_field(allot_client_t *c, const char *sku, const char *loca
 int64_t harness_avail_of(allot_client_t *c, const char *params_json);
 /* An integer field of server.info, e.g. "reservations". */
 int64_t harness_server_info_int(allot_client_t *c, const char *field);
+/* The integer at a dotted path of server.stats, e.g. "wal.segments_deleted". */
+int64_t harness_server_stats_int(allot_client_t *c, const char *path);
 
 #endif

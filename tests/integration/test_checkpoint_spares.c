@@ -34,15 +34,6 @@ static void stock_set_many(allot_client_t *c, int first, int count, int on_hand)
     allot_reply_free(&r);
 }
 
-static int64_t spare_bytes(allot_client_t *c)
-{
-    allot_reply_t r = {0};
-    harness_call_ok(c, "server.stats", "{}", &r);
-    int64_t bytes = harness_reply_int(&r, "checkpoint.spare_bytes");
-    allot_reply_free(&r);
-    return bytes;
-}
-
 Test(checkpoint_spares, a_batchs_memory_is_kept_while_writes_go_on_and_given_back_when_they_stop)
 {
     /* only server.checkpoint takes checkpoints here */
@@ -52,7 +43,8 @@ Test(checkpoint_spares, a_batchs_memory_is_kept_while_writes_go_on_and_given_bac
     allot_reply_t r = {0};
     harness_put_location(c, "W1", "'type':'warehouse','lat':1,'lon':1");
     stock_set_many(c, 0, SKUS, 5);
-    cr_assert_eq(spare_bytes(c), 0, "nothing kept before the first checkpoint");
+    cr_assert_eq(harness_server_stats_int(c, "checkpoint.spare_bytes"), 0,
+                 "nothing kept before the first checkpoint");
     /* A write in the same read as server.checkpoint: it is dirty when the checkpoint commits, as
      * writes are under load. The batch's chunks are kept for the next checkpoint (before: fitted
      * to the one dirty object, i.e. given back). */
@@ -65,18 +57,18 @@ Test(checkpoint_spares, a_batchs_memory_is_kept_while_writes_go_on_and_given_bac
         cr_assert_eq(allot_client_recv(c, &r), 0, "%s", allot_client_last_error(c));
         cr_assert_not(r.is_error, "%s %s", r.code, r.message);
     }
-    int64_t kept = spare_bytes(c);
+    int64_t kept = harness_server_stats_int(c, "checkpoint.spare_bytes");
     cr_assert_geq(kept, SKUS * 20, "kept %lld bytes", (long long)kept);
     /* Writes stop: within a few seconds the spares are cut to what the one dirty object needs. */
     int64_t now_kept = kept;
     for (int i = 0; i < 200 && now_kept >= FIRST_CHUNK_BYTES; i++) {
         nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-        now_kept = spare_bytes(c);
+        now_kept = harness_server_stats_int(c, "checkpoint.spare_bytes");
     }
     cr_assert_lt(now_kept, FIRST_CHUNK_BYTES, "still %lld bytes kept", (long long)now_kept);
     /* A checkpoint with nothing dirty after it keeps nothing. */
     harness_call_ok(c, "server.checkpoint", "{}", &r);
-    cr_assert_eq(spare_bytes(c), 0);
+    cr_assert_eq(harness_server_stats_int(c, "checkpoint.spare_bytes"), 0);
     allot_reply_free(&r);
     allot_client_close(c);
     harness_server_stop(s);

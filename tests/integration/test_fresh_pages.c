@@ -10,15 +10,6 @@
 /* Enough holds for the slab of 120-byte records to pass 2 MiB: a mapping of huge pages. */
 #define HOLDS 20000
 
-static int64_t stat_of(allot_client_t *c, const char *path)
-{
-    allot_reply_t r = {0};
-    harness_call_ok(c, "server.stats", "{}", &r);
-    int64_t value = harness_reply_int(&r, path);
-    allot_reply_free(&r);
-    return value;
-}
-
 Test(fresh_pages, a_growing_hold_table_is_faulted_in_off_the_loop_and_reported_in_stats)
 {
     harness_server_t *s = harness_server_start("--fsync none");
@@ -28,8 +19,9 @@ Test(fresh_pages, a_growing_hold_table_is_faulted_in_off_the_loop_and_reported_i
                     "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 52.0, \"lon\": 4.0}", &r);
     harness_call_ok(c, "stock.set", "{\"sku\": \"A\", \"location\": \"W1\", \"on_hand\": 1000000}",
                     &r);
-    cr_assert_geq(stat_of(c, "pages.loop_minor_faults"), 1, "the loop's own faults are counted");
-    int64_t warmed_before = stat_of(c, "pages.warmed_bytes");
+    cr_assert_geq(harness_server_stats_int(c, "pages.loop_minor_faults"), 1,
+                  "the loop's own faults are counted");
+    int64_t warmed_before = harness_server_stats_int(c, "pages.warmed_bytes");
     char params[96];
     for (int i = 0; i < HOLDS; i++) {
         snprintf(params, sizeof(params),
@@ -40,10 +32,10 @@ Test(fresh_pages, a_growing_hold_table_is_faulted_in_off_the_loop_and_reported_i
     int64_t warmed = warmed_before;
     for (int i = 0; i < 400 && warmed < warmed_before + (2 << 20); i++) {
         nanosleep(&(struct timespec){0, 25 * 1000 * 1000}, NULL);
-        warmed = stat_of(c, "pages.warmed_bytes");
+        warmed = harness_server_stats_int(c, "pages.warmed_bytes");
     }
     cr_assert_geq(warmed, warmed_before + (2 << 20), "warmed %lld bytes", (long long)warmed);
-    cr_assert_eq(stat_of(c, "pages.warm_ranges_dropped"), 0);
+    cr_assert_eq(harness_server_stats_int(c, "pages.warm_ranges_dropped"), 0);
     harness_call_ok(c, "reservation.get", "{\"id\": \"h-0\"}", &r);
     allot_reply_free(&r);
     allot_client_close(c);

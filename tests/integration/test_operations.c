@@ -13,6 +13,7 @@
 
 #include "core/limits.h"
 #include "harness.h"
+#include "harness_reply.h"
 
 #define TOKEN "correct-horse-battery-staple-42"
 
@@ -198,19 +199,6 @@ Test(operations, server_stats_shows_the_spare_wal_segment_written_full_of_zeros)
 
 /* wal.segment_shrink_steps: a segment a checkpoint covers is shrunk in steps before it is
  * unlinked (persist/wal.h), and server.stats counts the steps. */
-static uint64_t wal_stat(allot_client_t *c, const char *name)
-{
-    allot_reply_t reply = {0};
-    harness_call_ok(c, "server.stats", "{}", &reply);
-    const msgpack_object *wal = allot_object_map_get(&reply.result, "wal");
-    cr_assert_not_null(wal);
-    const msgpack_object *value = allot_object_map_get(wal, name);
-    cr_assert_not_null(value, "wal.%s", name);
-    uint64_t n = value->via.u64;
-    allot_reply_free(&reply);
-    return n;
-}
-
 Test(operations, server_stats_counts_the_steps_a_deleted_wal_segment_was_shrunk_in)
 {
     harness_server_t *s = harness_server_start(
@@ -228,9 +216,9 @@ Test(operations, server_stats_counts_the_steps_a_deleted_wal_segment_was_shrunk_
         snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
                  "%s{\"sku\": \"SKU-%02d\", \"qty\": 1}", i ? ", " : "", i);
     }
-    cr_assert_eq(wal_stat(c, "segment_shrink_steps"), 0);
+    cr_assert_eq(harness_server_stats_int(c, "wal.segment_shrink_steps"), 0);
     int rounds = 0;
-    for (; wal_stat(c, "segments_deleted") == 0; rounds++) {
+    for (; harness_server_stats_int(c, "wal.segments_deleted") == 0; rounds++) {
         cr_assert_lt(rounds, 200, "no segment was deleted");
         for (int i = 0; i < 50; i++) {
             char params[4400];
@@ -242,7 +230,8 @@ Test(operations, server_stats_counts_the_steps_a_deleted_wal_segment_was_shrunk_
         }
     }
     /* 1 MiB segments, shrunk WAL_SHRINK_STEP_BYTES at a time */
-    cr_assert_geq(wal_stat(c, "segment_shrink_steps"), 1048576 / WAL_SHRINK_STEP_BYTES);
+    cr_assert_geq(harness_server_stats_int(c, "wal.segment_shrink_steps"),
+                  1048576 / WAL_SHRINK_STEP_BYTES);
     allot_reply_free(&reply);
     allot_client_close(c);
     harness_server_stop(s);

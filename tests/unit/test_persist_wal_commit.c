@@ -123,6 +123,20 @@ static wal_replay_result_t replay_whole_log(void)
     return result;
 }
 
+/* The parent's side of a test that forks a child to stop mid-way: the durable LSN the child
+ * wrote to the pipe before it stopped itself, once it exited with status 0. */
+static uint64_t child_durable_lsn(pid_t child, int pipe_fds[2])
+{
+    close(pipe_fds[1]);
+    uint64_t durable_lsn = 0;
+    cr_assert_eq(read(pipe_fds[0], &durable_lsn, sizeof durable_lsn), sizeof durable_lsn);
+    close(pipe_fds[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    return durable_lsn;
+}
+
 /* Run loop iterations until durable_lsn reaches lsn (or a fatal error). */
 static void run_until_durable(wal_t *wal, uint64_t lsn)
 {
@@ -1141,13 +1155,7 @@ Test(wal_zero_fill, a_crash_mid_fill_loses_no_durable_record, .init = setup, .fi
         ssize_t n = write(pipe_fds[1], &lsn, sizeof lsn);
         _exit(n == sizeof lsn && wal_durable_lsn(wal) == lsn ? 0 : 3);
     }
-    close(pipe_fds[1]);
-    uint64_t durable_lsn = 0;
-    cr_assert_eq(read(pipe_fds[0], &durable_lsn, sizeof durable_lsn), sizeof durable_lsn);
-    close(pipe_fds[0]);
-    int status = 0;
-    cr_assert_eq(waitpid(child, &status, 0), child);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    uint64_t durable_lsn = child_durable_lsn(child, pipe_fds);
     cr_assert_eq(durable_lsn, 200);
     wal_replay_result_t result = replay_whole_log();
     cr_assert_eq(result.last_lsn, durable_lsn);
@@ -1221,13 +1229,7 @@ Test(wal_truncate_before, a_crash_mid_shrink_loses_no_durable_record, .init = se
         ssize_t n = write(pipe_fds[1], &lsn, sizeof lsn);
         _exit(n == sizeof lsn && wal_durable_lsn(wal) == lsn ? 0 : 5);
     }
-    close(pipe_fds[1]);
-    uint64_t durable_lsn = 0;
-    cr_assert_eq(read(pipe_fds[0], &durable_lsn, sizeof durable_lsn), sizeof durable_lsn);
-    close(pipe_fds[0]);
-    int status = 0;
-    cr_assert_eq(waitpid(child, &status, 0), child);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    uint64_t durable_lsn = child_durable_lsn(child, pipe_fds);
     char deleting[512];
     snprintf(deleting, sizeof deleting, "%s/wal-deleting.tmp", wal_dir);
     struct stat st;
