@@ -16,6 +16,11 @@
  *   - persist_thread_nice(increment): work that must keep up but may take longer (the
  *     checkpoint writer: the WAL grows until it commits), a few nice steps below the process.
  * Never for the WAL writer: every reply waits for its fdatasync.
+ * One wait crosses the classes: the WAL writer, taking a spare whose zero fill is not done,
+ * waits for the reaper's window in progress (persist/wal.h, "Written before use"). At
+ * SCHED_IDLE that window may also wait for the CPU until the loop blocks, and the loop blocks
+ * soon, since every reply it has waits for the writer: the wait stays about one loop iteration
+ * longer than at normal priority (wal.segments_unzeroed counts these switches).
  *
  * Contract: called by the thread itself, first thing. Best effort: a refusal (a seccomp filter,
  * a container's limits) leaves the priority as it was; nothing else changes.
