@@ -16,7 +16,6 @@
 
 #include "core/limits.h"
 #include "fault.h"
-#include "thread_priority.h"
 #include "wal_private.h"
 #include "writeback.h"
 
@@ -223,7 +222,8 @@ void *wal_reaper_main(void *arg)
 {
     wal_t *wal = arg;
     pthread_setname_np(pthread_self(), "allot-reap"); /* its name in ps -L, perf, traces */
-    persist_thread_idle(); /* nothing waits for it (persist/thread_priority.h) */
+    /* at the process's priority, not idle: the writer waits for its window in progress
+     * (persist/thread_priority.h) */
     pthread_mutex_lock(&wal->mutex);
     for (;;) {
         while (!wal->truncate_pending && !wal->zero_pending && !wal->zero_active_pending &&
