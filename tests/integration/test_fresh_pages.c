@@ -15,10 +15,8 @@ Test(fresh_pages, a_growing_hold_table_is_faulted_in_off_the_loop_and_reported_i
     harness_server_t *s = harness_server_start("--fsync none");
     allot_client_t *c = harness_connect(s);
     allot_reply_t r = {0};
-    harness_call_ok(c, "location.put",
-                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 52.0, \"lon\": 4.0}", &r);
-    harness_call_ok(c, "stock.set", "{\"sku\": \"A\", \"location\": \"W1\", \"on_hand\": 1000000}",
-                    &r);
+    harness_put_location(c, "W1", "'type':'warehouse','lat':52.0,'lon':4.0");
+    harness_set_stock(c, "A", "W1", 1000000);
     cr_assert_geq(harness_server_stats_int(c, "pages.loop_minor_faults"), 1,
                   "the loop's own faults are counted");
     int64_t warmed_before = harness_server_stats_int(c, "pages.warmed_bytes");

@@ -205,16 +205,14 @@ Test(operations, server_stats_counts_the_steps_a_deleted_wal_segment_was_shrunk_
         "--wal-segment-bytes 1048576 --checkpoint-interval-s 1 --checkpoint-wal-bytes 65536");
     allot_client_t *c = harness_connect(s);
     allot_reply_t reply = {0};
-    harness_call_ok(c, "location.put",
-                    "{\"id\": \"W1\", \"type\": \"warehouse\", \"lat\": 1, \"lon\": 1}", &reply);
+    harness_put_location(c, "W1", "'type':'warehouse','lat':1,'lon':1");
     char lines[4096] = "";
     for (int i = 0; i < 50; i++) {
-        char params[128];
-        snprintf(params, sizeof params,
-                 "{\"sku\": \"SKU-%02d\", \"location\": \"W1\", \"on_hand\": 1000000}", i);
-        harness_call_ok(c, "stock.set", params, &reply);
+        char sku[16];
+        snprintf(sku, sizeof sku, "SKU-%02d", i);
+        harness_set_stock(c, sku, "W1", 1000000);
         snprintf(lines + strlen(lines), sizeof lines - strlen(lines),
-                 "%s{\"sku\": \"SKU-%02d\", \"qty\": 1}", i ? ", " : "", i);
+                 "%s{\"sku\": \"%s\", \"qty\": 1}", i ? ", " : "", sku);
     }
     cr_assert_eq(harness_server_stats_int(c, "wal.segment_shrink_steps"), 0);
     int rounds = 0;

@@ -873,6 +873,22 @@ Test(wal_truncate_before, commits_go_on_while_a_covered_segment_is_being_deleted
 
 /* ---- the spare's zero fill (persist/wal.h, "Written before use") ------------------------- */
 
+/* A gate in front of a system call the tests hold up: while *allowed is 0 the caller waits
+ * here (counted in *waiting); each caller let through uses one; -1: no gate. */
+static void gate_pass(atomic_long *allowed, atomic_ulong *waiting)
+{
+    if (atomic_load(allowed) < 0)
+        return;
+    atomic_fetch_add(waiting, 1);
+    for (;;) {
+        long left = atomic_load(allowed);
+        if (left < 0 || (left > 0 && atomic_compare_exchange_weak(allowed, &left, left - 1)))
+            break;
+        usleep(1000);
+    }
+    atomic_fetch_sub(waiting, 1);
+}
+
 /* The fill writes its windows out with sync_file_range (nothing else in this file's WAL does):
  * while fill_windows_allowed is 0, a window waits here, as a slow disk would make it; each
  * window let through uses one. -1: no gate. */
@@ -881,17 +897,7 @@ static atomic_ulong fill_windows_waiting;
 
 int sync_file_range(int fd, off64_t offset, off64_t bytes, unsigned int flags)
 {
-    if (atomic_load(&fill_windows_allowed) >= 0) {
-        atomic_fetch_add(&fill_windows_waiting, 1);
-        for (;;) {
-            long allowed = atomic_load(&fill_windows_allowed);
-            if (allowed < 0 || (allowed > 0 && atomic_compare_exchange_weak(&fill_windows_allowed,
-                                                                            &allowed, allowed - 1)))
-                break;
-            usleep(1000);
-        }
-        atomic_fetch_sub(&fill_windows_waiting, 1);
-    }
+    gate_pass(&fill_windows_allowed, &fill_windows_waiting);
     return (int)syscall(SYS_sync_file_range, fd, offset, bytes, flags);
 }
 
@@ -1174,17 +1180,7 @@ static atomic_ulong shrink_steps_waiting;
 
 int ftruncate(int fd, off_t length)
 {
-    if (atomic_load(&shrink_steps_allowed) >= 0) {
-        atomic_fetch_add(&shrink_steps_waiting, 1);
-        for (;;) {
-            long allowed = atomic_load(&shrink_steps_allowed);
-            if (allowed < 0 || (allowed > 0 && atomic_compare_exchange_weak(&shrink_steps_allowed,
-                                                                            &allowed, allowed - 1)))
-                break;
-            usleep(1000);
-        }
-        atomic_fetch_sub(&shrink_steps_waiting, 1);
-    }
+    gate_pass(&shrink_steps_allowed, &shrink_steps_waiting);
     return (int)syscall(SYS_ftruncate, fd, length);
 }
 
