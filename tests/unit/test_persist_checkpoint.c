@@ -1099,16 +1099,23 @@ static void run_until(uv_loop_t *loop, const int *counter, int value)
     cr_assert_eq(*counter, value);
 }
 
+/* A checkpoint writer of `store` reporting to log, started on a new loop. */
+static checkpoint_writer_t *writer_started(uv_loop_t *loop, done_log_t *log)
+{
+    cr_assert_eq(uv_loop_init(loop), 0);
+    checkpoint_writer_t *writer;
+    cr_assert_eq(checkpoint_writer_start(loop, store, &writer, on_done, log), 0);
+    return writer;
+}
+
 Test(checkpoint, writer_thread_commits_reports_and_keeps_failed_batches)
 {
     st = fx_state();
     populate(st);
     store_open(0);
     uv_loop_t loop;
-    cr_assert_eq(uv_loop_init(&loop), 0);
     done_log_t log = {0};
-    checkpoint_writer_t *writer;
-    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    checkpoint_writer_t *writer = writer_started(&loop, &log);
     cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 30), 0);
     cr_assert(checkpoint_writer_busy(writer));
     checkpoint_batch_t *extra = checkpoint_batch_create(false);
@@ -1149,10 +1156,8 @@ Test(checkpoint, dropped_batches_are_replaced_by_a_full_checkpoint)
     populate(st);
     store_open(0);
     uv_loop_t loop;
-    cr_assert_eq(uv_loop_init(&loop), 0);
     done_log_t log = {0};
-    checkpoint_writer_t *writer;
-    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    checkpoint_writer_t *writer = writer_started(&loop, &log);
     write_batch(checkpoint_batch_create(false), 50); /* the store is ahead: the next fails */
     cr_assert_eq(checkpoint_writer_submit(writer, dirty_batch(st), 40), 0);
     run_until(&loop, &log.calls, 1);
@@ -1445,10 +1450,8 @@ Test(checkpoint, a_writers_next_batches_fill_the_chunks_its_committed_batches_fr
     memset(order_model, 0, sizeof(order_model));
     store_open(0);
     uv_loop_t loop;
-    cr_assert_eq(uv_loop_init(&loop), 0);
     done_log_t log = {0};
-    checkpoint_writer_t *writer;
-    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    checkpoint_writer_t *writer = writer_started(&loop, &log);
     cr_assert_eq(checkpoint_writer_spare_bytes(writer), 0);
     /* 40000 entries of 117 bytes: about 4.7 MB in chunks of 64 KiB doubling up to 4 MiB */
     spares_batch_commit(&loop, writer, &log, 0, ORDER_KEYS_MAX, 1, 1);
@@ -1544,10 +1547,8 @@ Test(checkpoint, a_writers_next_checkpoints_copy_into_its_chunks_and_keep_no_mor
 {
     store_open(512ull << 20);
     uv_loop_t loop;
-    cr_assert_eq(uv_loop_init(&loop), 0);
     done_log_t log = {0};
-    checkpoint_writer_t *writer;
-    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    checkpoint_writer_t *writer = writer_started(&loop, &log);
     /* The first checkpoint's chunks are fresh; the next ones of the same size take their chunks
      * from the spares, and allocate none. */
     large_batch_commit(&loop, writer, &log, 200, 1); /* 12 MB */
@@ -1603,10 +1604,8 @@ Test(checkpoint, a_batch_past_the_spares_allocates_its_next_chunk_ahead_to_be_fa
 {
     store_open(512ull << 20);
     uv_loop_t loop;
-    cr_assert_eq(uv_loop_init(&loop), 0);
     done_log_t log = {0};
-    checkpoint_writer_t *writer;
-    cr_assert_eq(checkpoint_writer_start(&loop, store, &writer, on_done, &log), 0);
+    checkpoint_writer_t *writer = writer_started(&loop, &log);
     allot_pages_hooks_set(&(allot_pages_hooks_t){.fresh_cb = fresh_record});
     checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
     cr_assert_not_null(batch);
