@@ -274,6 +274,12 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 /* The chunks of committed batches a checkpoint writer keeps for the next ones, at most (no more
  * than the last commit's batches took, either; persist/checkpoint.h). */
 #define CHECKPOINT_BATCH_SPARE_BYTES_MAX (64ull << 20)
+/* The batch bytes an entry is taken to fill before a commit has measured them (a one-line hold
+ * fills about 145), for the chunks reserved ahead of a process's first checkpoint. */
+#define CHECKPOINT_BATCH_ENTRY_BYTES_GUESS 128u
+/* Chunks of the largest size the loop reserves for the next checkpoint per housekeeping tick, at
+ * most (checkpoint_writer_spares_reserve: a mapping each, faulted in off the loop). */
+#define CHECKPOINT_SPARES_RESERVE_STEP_CHUNKS 4u
 /* The window of a paced write-out (persist/writeback.h): at most this much of a checkpoint's
  * or the change stream's dirty pages is in the disk's queue at a time, so the WAL's fdatasync
  * waits behind no more than one window of them. A checkpoint's pages are scattered over the

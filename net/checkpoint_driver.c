@@ -261,7 +261,8 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
                   LOG_UINT("deletes", stats->deletes), LOG_UINT("map_bytes", stats->map_bytes),
                   LOG_UINT("spare_bytes", spares.bytes),
                   LOG_UINT("chunks_reused", spares.chunks_reused),
-                  LOG_UINT("chunks_fresh", spares.chunks_fresh));
+                  LOG_UINT("chunks_fresh", spares.chunks_fresh),
+                  LOG_UINT("chunks_reserved", spares.chunks_reserved));
         /* the events of the records about to go are derived again from them no more: the
          * store was synced on the writer thread (checkpoint_driver_committed_cb) */
         events_checkpointed(server->events, stats->committed_status);
@@ -307,6 +308,8 @@ void checkpoint_driver_tick(server_t *server)
         return;
     size_t dirty = allot_state_dirty_count(server->state);
     spares_fit_when_idle(server, dirty);
+    /* the chunks the next checkpoint will fill, faulted in off the loop before it starts */
+    checkpoint_writer_spares_reserve(cp->writer, dirty);
     if (cp->requested && cp->building == NULL && cp->pending == NULL &&
         !checkpoint_writer_busy(cp->writer)) {
         checkpoint_start(server, "requested"); /* came while one was running that then failed */

@@ -185,14 +185,25 @@ typedef struct batch_chunk {
     uint8_t data[];
 } batch_chunk_t;
 
+_Static_assert(CHECKPOINT_BATCH_CHUNK_BYTES_MAX % ALLOT_PAGES_HUGE_BYTES == 0,
+               "a chunk of the largest size is whole huge pages: a mapping of its own");
+/* Blocks of the largest chunk size the spares may hold untouched (RESERVE below). */
+#define SPARES_UNTOUCHED_MAX (CHECKPOINT_BATCH_SPARE_BYTES_MAX / CHECKPOINT_BATCH_CHUNK_BYTES_MAX)
+
 /* The chunks of freed batches a writer keeps for its next batches (SPARE CHUNKS below). */
 typedef struct batch_spares {
     pthread_mutex_t mutex; /* the loop takes and frees chunks, the writer thread frees them */
     batch_chunk_t *first;
-    size_t bytes;           /* the block bytes of the chunks kept */
-    size_t entry_bytes;     /* chunk bytes per entry of the last commit's batches (rounded up) */
-    uint64_t chunks_reused; /* chunks batches took from the spares, ever */
-    uint64_t chunks_fresh;  /* chunks they allocated instead, ever */
+    /* blocks of CHECKPOINT_BATCH_CHUNK_BYTES_MAX reserved for the next batches and never
+     * written (not even a chunk header), so that their pages are faulted in off the loop */
+    void *untouched[SPARES_UNTOUCHED_MAX];
+    size_t untouched_count;
+    size_t bytes;             /* the block bytes of the chunks and untouched blocks kept */
+    size_t entry_bytes;       /* chunk bytes per entry of the last commit's batches (rounded up) */
+    uint64_t chunks_reused;   /* chunks batches took from the spares, ever */
+    uint64_t chunks_fresh;    /* chunks they allocated instead, or reserved, ever */
+    uint64_t chunks_reserved; /* of chunks_fresh, the blocks reserved untouched, ever */
+    size_t wanted; /* bytes the last reserve or fit asked for: a commit's trim keeps them */
 } batch_spares_t;
 
 struct checkpoint_batch {
@@ -274,7 +285,14 @@ static void chunk_free(batch_chunk_t *chunk)
  * (checkpoint_writer_spares_fit: nothing dirty, nothing kept). AHEAD: a batch that takes the
  * last spare (or a fresh chunk) allocates its next chunk at once when that is a mapping, so the
  * server's page warmer (persist/pages_warm.h) faults it in while the loop still fills this one
- * (batch_ahead_alloc); it counts as fresh, and as the batch's own (batch_capacity). */
+ * (batch_ahead_alloc); it counts as fresh, and as the batch's own (batch_capacity).
+ * RESERVE: the first checkpoint of a process, or the first after the spares were fitted to an
+ * idle moment, finds too few spares, and its copies would fault fresh pages in on the loop, one
+ * 2 MiB page after the other, in the middle of serving. While objects get dirty, the loop
+ * therefore reserves what the next checkpoint will fill (checkpoint_writer_spares_reserve): blocks
+ * of the largest chunk size, allocated and left untouched, so that the page warmer faults them in
+ * during the seconds before that checkpoint. A batch takes a kept chunk first, then an untouched
+ * block; trims free untouched blocks first. They count in the spares' bytes and bound. */
 
 /* A kept chunk with room for need bytes (the first one that has it: they are mostly of the
  * maximum size), emptied, or NULL. */
@@ -285,12 +303,20 @@ static batch_chunk_t *spares_take(batch_spares_t *spares, size_t need)
     while (*at != NULL && (*at)->capacity < need)
         at = &(*at)->next;
     batch_chunk_t *chunk = *at;
+    void *untouched = NULL;
     if (chunk != NULL) {
         *at = chunk->next;
         spares->bytes -= chunk_block_bytes(chunk);
         spares->chunks_reused++;
+    } else if (spares->untouched_count > 0 &&
+               need <= CHECKPOINT_BATCH_CHUNK_BYTES_MAX - sizeof(batch_chunk_t)) {
+        untouched = spares->untouched[--spares->untouched_count];
+        spares->bytes -= CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
+        spares->chunks_reused++;
     }
     pthread_mutex_unlock(&spares->mutex);
+    if (untouched != NULL)
+        return chunk_init(untouched, CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
     if (chunk != NULL) {
         chunk->next = NULL;
         chunk->used = 0;
@@ -316,10 +342,15 @@ static void spares_give(batch_spares_t *spares, batch_chunk_t *chunk, size_t byt
     pthread_mutex_unlock(&spares->mutex);
 }
 
-/* Free kept chunks until the spares hold at most bytes_max. */
+/* Free kept chunks, untouched blocks first, until the spares hold at most bytes_max. */
 static void spares_trim(batch_spares_t *spares, size_t bytes_max)
 {
     pthread_mutex_lock(&spares->mutex);
+    while (spares->untouched_count > 0 && spares->bytes > bytes_max) {
+        allot_pages_free(spares->untouched[--spares->untouched_count],
+                         CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+        spares->bytes -= CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
+    }
     while (spares->first != NULL && spares->bytes > bytes_max) {
         batch_chunk_t *chunk = spares->first;
         spares->first = chunk->next;
@@ -327,6 +358,16 @@ static void spares_trim(batch_spares_t *spares, size_t bytes_max)
         chunk_free(chunk);
     }
     pthread_mutex_unlock(&spares->mutex);
+}
+
+/* After a commit: keep what its batches took, or what the loop reserved for the next
+ * checkpoint if that is more. */
+static void spares_trim_after_commit(batch_spares_t *spares, size_t committed_bytes)
+{
+    pthread_mutex_lock(&spares->mutex);
+    size_t wanted = spares->wanted;
+    pthread_mutex_unlock(&spares->mutex);
+    spares_trim(spares, committed_bytes > wanted ? committed_bytes : wanted);
 }
 
 /* Remember the chunk bytes per entry of a commit's batches (kept when they held none). */
@@ -1393,7 +1434,7 @@ static void *writer_main(void *arg)
                 committed_entries += writer->batches[i]->entries;
             }
             batches_free(writer);
-            spares_trim(&writer->spares, committed_bytes);
+            spares_trim_after_commit(&writer->spares, committed_bytes);
             spares_measure(&writer->spares, committed_bytes, committed_entries);
             if (writer->committed_cb != NULL)
                 stats.committed_status = writer->committed_cb(writer->committed_ctx);
@@ -1522,14 +1563,57 @@ checkpoint_batch_t *checkpoint_writer_batch_create(checkpoint_writer_t *writer, 
     return batch;
 }
 
+/* The chunk bytes that `entries` entries the size of the last commit's (a guess before any)
+ * fill, at most CHECKPOINT_BATCH_SPARE_BYTES_MAX. Mutex held. */
+static size_t spares_bytes_for(const batch_spares_t *spares, size_t entries)
+{
+    size_t entry_bytes =
+        spares->entry_bytes > 0 ? spares->entry_bytes : CHECKPOINT_BATCH_ENTRY_BYTES_GUESS;
+    if (entries > CHECKPOINT_BATCH_SPARE_BYTES_MAX / entry_bytes)
+        return CHECKPOINT_BATCH_SPARE_BYTES_MAX;
+    return entries * entry_bytes;
+}
+
 void checkpoint_writer_spares_fit(checkpoint_writer_t *writer, size_t entries)
 {
     pthread_mutex_lock(&writer->spares.mutex);
-    size_t entry_bytes = writer->spares.entry_bytes;
+    size_t bytes_max = spares_bytes_for(&writer->spares, entries);
+    writer->spares.wanted = bytes_max;
     pthread_mutex_unlock(&writer->spares.mutex);
-    size_t bytes_max =
-        entry_bytes > 0 && entries > SIZE_MAX / entry_bytes ? SIZE_MAX : entries * entry_bytes;
     spares_trim(&writer->spares, bytes_max);
+}
+
+void checkpoint_writer_spares_reserve(checkpoint_writer_t *writer, size_t entries)
+{
+    batch_spares_t *spares = &writer->spares;
+    for (size_t step = 0; step < CHECKPOINT_SPARES_RESERVE_STEP_CHUNKS; step++) {
+        pthread_mutex_lock(&spares->mutex);
+        spares->wanted = spares_bytes_for(spares, entries);
+        bool short_of = spares->bytes + CHECKPOINT_BATCH_CHUNK_BYTES_MAX <= spares->wanted &&
+                        spares->untouched_count < SPARES_UNTOUCHED_MAX;
+        pthread_mutex_unlock(&spares->mutex);
+        if (!short_of)
+            return;
+        /* allocated outside the mutex; untouched, reported fresh (core/pages.h) */
+        void *block = allot_pages_alloc(CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+        if (block == NULL)
+            return; /* best effort: the checkpoint allocates what it lacks, as without */
+        pthread_mutex_lock(&spares->mutex);
+        bool kept =
+            spares->untouched_count < SPARES_UNTOUCHED_MAX &&
+            spares->bytes + CHECKPOINT_BATCH_CHUNK_BYTES_MAX <= CHECKPOINT_BATCH_SPARE_BYTES_MAX;
+        if (kept) {
+            spares->untouched[spares->untouched_count++] = block;
+            spares->bytes += CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
+            spares->chunks_fresh++;
+            spares->chunks_reserved++;
+        }
+        pthread_mutex_unlock(&spares->mutex);
+        if (!kept) {
+            allot_pages_free(block, CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+            return;
+        }
+    }
 }
 
 size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer)
@@ -1544,7 +1628,8 @@ void checkpoint_writer_spare_stats(checkpoint_writer_t *writer, checkpoint_spare
     pthread_mutex_lock(&writer->spares.mutex);
     *out = (checkpoint_spare_stats_t){.bytes = writer->spares.bytes,
                                       .chunks_reused = writer->spares.chunks_reused,
-                                      .chunks_fresh = writer->spares.chunks_fresh};
+                                      .chunks_fresh = writer->spares.chunks_fresh,
+                                      .chunks_reserved = writer->spares.chunks_reserved};
     pthread_mutex_unlock(&writer->spares.mutex);
 }
 

@@ -237,13 +237,21 @@ checkpoint_batch_t *checkpoint_writer_batch_create(checkpoint_writer_t *writer, 
  * commit's would fill (e.g. the objects dirty once writes have stopped; 0 frees every kept
  * chunk), so memory is kept for a checkpoint in sight only. */
 void checkpoint_writer_spares_fit(checkpoint_writer_t *writer, size_t entries);
+/* Loop thread, while objects get dirty: make the spares hold what `entries` entries the size of
+ * the last commit's (CHECKPOINT_BATCH_ENTRY_BYTES_GUESS before any commit) will fill, within the
+ * bound, adding at most CHECKPOINT_SPARES_RESERVE_STEP_CHUNKS blocks of the largest chunk size
+ * per call. The blocks are left untouched (core/pages.h reports them fresh), so that the page
+ * warmer faults them in before the checkpoint copies into them; a commit's trim keeps what the
+ * last call asked for. Best effort: without memory it stops. */
+void checkpoint_writer_spares_reserve(checkpoint_writer_t *writer, size_t entries);
 /* The chunk bytes (whole blocks, headers included) the writer keeps for its next batches (any
  * thread). */
 size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer);
 typedef struct checkpoint_spare_stats {
-    size_t bytes;           /* checkpoint_writer_spare_bytes */
-    uint64_t chunks_reused; /* chunks the writer's batches took from the spares, ever */
-    uint64_t chunks_fresh;  /* chunks allocated because no spare was left (or ahead), ever */
+    size_t bytes;             /* checkpoint_writer_spare_bytes */
+    uint64_t chunks_reused;   /* chunks the writer's batches took from the spares, ever */
+    uint64_t chunks_fresh;    /* chunks allocated because no spare was left (or ahead), ever */
+    uint64_t chunks_reserved; /* of chunks_fresh, reserved by checkpoint_writer_spares_reserve */
 } checkpoint_spare_stats_t;
 void checkpoint_writer_spare_stats(checkpoint_writer_t *writer, checkpoint_spare_stats_t *out);
 /* Takes ownership of batch (may be NULL: retry the kept batches / write the LSN alone). On

@@ -7,6 +7,8 @@
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1679,4 +1681,93 @@ Test(checkpoint, a_batchs_large_chunks_are_memory_the_kernel_may_back_with_huge_
     cr_assert_geq(after, before + CHECKPOINT_BATCH_CHUNK_BYTES_MAX,
                   "%zu eligible bytes, %zu before", after, before);
     checkpoint_batch_free(batch);
+}
+
+/* The blocks core/pages.h reported fresh, with their addresses (to ask mincore about them). */
+static struct {
+    void *at;
+    size_t bytes;
+} reported[64];
+static size_t reported_count;
+
+static void reported_record(void *ctx, void *at, size_t bytes)
+{
+    (void)ctx;
+    if (reported_count < 64)
+        reported[reported_count] = (typeof(reported[0])){.at = at, .bytes = bytes};
+    reported_count++;
+}
+
+/* Pages of [at, at + bytes) in memory. */
+static size_t resident_pages(void *at, size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = bytes / page, resident = 0;
+    unsigned char *vec = malloc(pages);
+    cr_assert_not_null(vec);
+    cr_assert_eq(mincore(at, bytes, vec), 0, "mincore: %s", strerror(errno));
+    for (size_t i = 0; i < pages; i++)
+        resident += vec[i] & 1;
+    free(vec);
+    return resident;
+}
+
+Test(checkpoint, the_loop_reserves_untouched_chunks_for_what_is_dirty_and_the_next_batch_fills_them)
+{
+    store_open(512ull << 20);
+    uv_loop_t loop;
+    done_log_t log = {0};
+    checkpoint_writer_t *writer = writer_started(&loop, &log);
+    reported_count = 0;
+    allot_pages_hooks_set(&(allot_pages_hooks_t){.fresh_cb = reported_record});
+    /* Before any commit an entry is taken to fill CHECKPOINT_BATCH_ENTRY_BYTES_GUESS bytes:
+     * 100000 dirty objects want 12.8 MB, i.e. 3 whole chunks of the largest size. */
+    size_t want = 100000u * CHECKPOINT_BATCH_ENTRY_BYTES_GUESS;
+    checkpoint_writer_spares_reserve(writer, 100000);
+    checkpoint_spare_stats_t reserved;
+    checkpoint_writer_spare_stats(writer, &reserved);
+    size_t chunks = want / CHECKPOINT_BATCH_CHUNK_BYTES_MAX;
+    cr_assert_eq(reserved.chunks_reserved, chunks);
+    cr_assert_eq(reserved.chunks_fresh, chunks);
+    cr_assert_eq(reserved.bytes, chunks * CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+    /* reported fresh, and untouched: not even a chunk header was written into them */
+    cr_assert_eq(reported_count, chunks);
+    for (size_t i = 0; i < chunks; i++) {
+        cr_assert_eq(reported[i].bytes, CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+        cr_assert_eq(resident_pages(reported[i].at, reported[i].bytes), 0, "block %zu", i);
+    }
+    /* Asked again for as much: nothing more. Asked for more than the bound: a few chunks per
+     * call, up to the bound and no further. */
+    checkpoint_writer_spares_reserve(writer, 100000);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), reserved.bytes);
+    checkpoint_writer_spares_reserve(writer, SIZE_MAX / 2);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer),
+                 reserved.bytes +
+                     CHECKPOINT_SPARES_RESERVE_STEP_CHUNKS * CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+    for (int i = 0; i < 64; i++)
+        checkpoint_writer_spares_reserve(writer, SIZE_MAX / 2);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), CHECKPOINT_BATCH_SPARE_BYTES_MAX);
+    checkpoint_spare_stats_t full;
+    checkpoint_writer_spare_stats(writer, &full);
+    allot_pages_hooks_set(NULL);
+    /* A 20 MB batch fills reserved chunks only: none is allocated while it is built. */
+    checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
+    cr_assert_not_null(batch);
+    large_entries_add(batch, 340, 60000);
+    checkpoint_spare_stats_t filled;
+    checkpoint_writer_spare_stats(writer, &filled);
+    cr_assert_eq(filled.chunks_fresh, full.chunks_fresh, "%" PRIu64 " fresh chunks",
+                 filled.chunks_fresh - full.chunks_fresh);
+    cr_assert_gt(filled.chunks_reused, full.chunks_reused);
+    int calls = log.calls;
+    cr_assert_eq(checkpoint_writer_submit(writer, batch, 1), 0);
+    run_until(&loop, &log.calls, calls + 1);
+    cr_assert_eq(log.status, 0);
+    /* The commit keeps what the last reserve asked for (the bound), not only what it took. */
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), CHECKPOINT_BATCH_SPARE_BYTES_MAX);
+    /* Idle with nothing dirty: nothing kept, reserved chunks included. */
+    checkpoint_writer_spares_fit(writer, 0);
+    cr_assert_eq(checkpoint_writer_spare_bytes(writer), 0);
+    checkpoint_writer_close(writer, on_closed); /* ASan: nothing leaks */
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
 }
