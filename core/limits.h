@@ -296,6 +296,14 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 /* How far below the process's scheduling priority (nice increments) the checkpoint writer thread
  * runs: on a machine short of CPU the loop is scheduled first (persist/checkpoint.h). */
 #define CHECKPOINT_WRITER_NICE 10
+/* ...and how often it steps aside within a checkpoint (persist_thread_step_aside): every this
+ * many stored entries (about 0.2 ms of LMDB puts) and every this many references merged while
+ * it sorts a batch (about 0.3 ms). A nice level alone does not keep it off the loop's CPU: the
+ * scheduler lets a running thread finish its slice (several ms) before a woken loop runs, and a
+ * loop that sleeps between requests lost ~20% of its share of the CPU to the writer in each
+ * checkpoint (docs/benchmarks.md, "Issue 20, the host's floor and the checkpoint's share"). */
+#define CHECKPOINT_WRITER_YIELD_ENTRIES 256u
+#define CHECKPOINT_WRITER_YIELD_REFS    4096u
 /* Recovery: heap growth asked of malloc while the heap is prefaulted (the warming thread keeps
  * this far ahead of the loader), and how often that thread looks for a new heap end. */
 #define HEAP_WARM_TOP_PAD_BYTES (256u << 20)

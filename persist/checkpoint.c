@@ -1067,7 +1067,9 @@ static void write_plan_free(write_plan_t *plan)
     *plan = (write_plan_t){0};
 }
 
-/* Merge the sorted runs refs[0..mid) and refs[mid..end) through tmp (room for the shorter). */
+/* Merge the sorted runs refs[0..mid) and refs[mid..end) through tmp (room for the shorter),
+ * stepping aside for the loop every CHECKPOINT_WRITER_YIELD_REFS references (the merges of a
+ * large batch take tens of ms). */
 static void refs_merge(entry_ref_t *refs, size_t mid, size_t end, entry_ref_t *tmp,
                        const batch_chunk_t **chunks)
 {
@@ -1076,16 +1078,20 @@ static void refs_merge(entry_ref_t *refs, size_t mid, size_t end, entry_ref_t *t
     if (mid <= end - mid) { /* the left run is the shorter: merge forwards */
         memcpy(tmp, refs, mid * sizeof(*tmp));
         size_t i = 0, j = mid, k = 0;
-        while (i < mid && j < end)
+        while (i < mid && j < end) {
+            persist_thread_step_aside(k, CHECKPOINT_WRITER_YIELD_REFS);
             refs[k++] = entry_ref_compare(&tmp[i], &refs[j], chunks) < 0 ? tmp[i++] : refs[j++];
+        }
         memcpy(refs + k, tmp + i, (mid - i) * sizeof(*tmp));
         return;
     }
     size_t right = end - mid; /* the right run is the shorter: merge backwards */
     memcpy(tmp, refs + mid, right * sizeof(*tmp));
     size_t i = mid, j = right, k = end;
-    while (i > 0 && j > 0)
+    while (i > 0 && j > 0) {
+        persist_thread_step_aside(end - k, CHECKPOINT_WRITER_YIELD_REFS);
         refs[--k] = entry_ref_compare(&refs[i - 1], &tmp[j - 1], chunks) > 0 ? refs[--i] : tmp[--j];
+    }
     memcpy(refs + k - j, tmp, j * sizeof(*tmp));
 }
 
@@ -1224,7 +1230,8 @@ static bool last_key_get(MDB_cursor *cursor, uint8_t *last, size_t *last_len, in
 }
 
 /* The plan's entries in key order through one cursor: after the first, most puts land on the
- * page the previous one left the cursor on, and LMDB skips the search from the root. */
+ * page the previous one left the cursor on, and LMDB skips the search from the root. Steps
+ * aside for the loop every CHECKPOINT_WRITER_YIELD_ENTRIES entries. */
 static int write_plan_apply(checkpoint_store_t *store, MDB_txn *txn, const write_plan_t *plan,
                             checkpoint_write_stats_t *stats, const char **what)
 {
@@ -1235,6 +1242,7 @@ static int write_plan_apply(checkpoint_store_t *store, MDB_txn *txn, const write
     bool appending = mrc == 0 && last_key_get(cursor, last, &last_len, &mrc);
     *what = "write to";
     for (size_t i = 0; mrc == 0 && i < plan->ref_count; i++) {
+        persist_thread_step_aside(i, CHECKPOINT_WRITER_YIELD_ENTRIES);
         batch_entry_t e;
         (void)entry_decode(plan->chunks[plan->refs[i].chunk]->data + plan->refs[i].offset, &e);
         MDB_val key = {e.key_len, (void *)e.key}, last_key = {last_len, last};

@@ -35,7 +35,10 @@
  *    committed_cb set with checkpoint_writer_set_committed_cb (e.g. a sync the loop must not
  *    wait for), whose result done_cb gets as stats->committed_status: done_cb does no work
  *    proportional to the checkpoint on the loop. The thread runs CHECKPOINT_WRITER_NICE below
- *    the process's priority, so that where CPUs are short the loop is scheduled first.
+ *    the process's priority, so that where CPUs are short the loop is scheduled first, and
+ *    yields the CPU every CHECKPOINT_WRITER_YIELD_ENTRIES entries it stores and every
+ *    CHECKPOINT_WRITER_YIELD_REFS references it merges while sorting (persist/thread_priority.h:
+ *    a nice level alone lets it finish slices of several ms while the woken loop waits).
  *  - Close: checkpoint_writer_close waits for the checkpoint in flight (its done_cb still runs),
  *    joins the thread, uv_close()s the async handle and frees the writer and any kept batches
  *    in its close callback, then closed_cb(ctx) (may be NULL). The store is not closed.

@@ -22,3 +22,9 @@ void persist_thread_nice(int increment)
     if (errno == 0)
         (void)setpriority(PRIO_PROCESS, tid, nice_now + increment);
 }
+
+void persist_thread_step_aside(size_t done, size_t every)
+{
+    if (done % every == every - 1)
+        (void)sched_yield();
+}

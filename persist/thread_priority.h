@@ -3,12 +3,18 @@
  * Why: allotd's threads share the CPUs with the loop, and in the benchmark all of them share one
  * (taskset). Whatever a background thread does there delays every reply behind it.
  *
- * Two classes:
+ * Two classes, and one habit:
  *   - persist_thread_idle: work nobody ever waits for, which may wait for as long as the CPUs
  *     are busy (the page warmer: a page not faulted in ahead is faulted by its first writer).
  *     SCHED_IDLE, or PERSIST_THREAD_IDLE_NICE where that is refused.
  *   - persist_thread_nice(increment): work that must keep up but may take longer (the
  *     checkpoint writer: the WAL grows until it commits), a few nice steps below the process.
+ *   - persist_thread_step_aside(done, every): a long loop of a thread below the loop's
+ *     priority yields the CPU (sched_yield) once every `every` units of work. The scheduler
+ *     protects a running thread's slice (several ms) even from a woken thread of a higher
+ *     priority; the loop, which sleeps between requests and wakes for each, therefore waited
+ *     behind the checkpoint writer's slices and lost a fifth of its share of the CPU to it while a
+ *     checkpoint was written. Yielding costs one system call when nothing else is runnable.
  * Never for a thread another one waits for: the WAL writer (every reply waits for its
  * fdatasync), and the WAL reaper, although its zero fill is the background work that takes the
  * most CPU (64 MiB of zeros through the page cache per segment): the writer, taking a spare
@@ -27,10 +33,15 @@
 #ifndef ALLOT_PERSIST_THREAD_PRIORITY_H
 #define ALLOT_PERSIST_THREAD_PRIORITY_H
 
+#include <stddef.h>
+
 /* Nice value of an idle-class thread where SCHED_IDLE is refused (the lowest). */
 #define PERSIST_THREAD_IDLE_NICE 19
 
 void persist_thread_idle(void);
 void persist_thread_nice(int increment);
+/* Yield when `done` (the units of work done so far, counted from 0) completes a multiple of
+ * `every` (> 0). Any thread; never blocks. */
+void persist_thread_step_aside(size_t done, size_t every);
 
 #endif

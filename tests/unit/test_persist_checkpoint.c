@@ -1771,3 +1771,38 @@ Test(checkpoint, the_loop_reserves_untouched_chunks_for_what_is_dirty_and_the_ne
     run_until(&loop, &log.closed, 1);
     cr_assert_eq(uv_loop_close(&loop), 0);
 }
+
+/* The writer's yields (persist_thread_step_aside): this test binary's own sched_yield. */
+static atomic_uint yields;
+
+int sched_yield(void)
+{
+    atomic_fetch_add(&yields, 1);
+    return 0;
+}
+
+Test(checkpoint, the_writer_steps_aside_while_it_sorts_and_stores_a_large_batch)
+{
+    store_open(512ull << 20);
+    uv_loop_t loop;
+    done_log_t log = {0};
+    checkpoint_writer_t *writer = writer_started(&loop, &log);
+    /* 20000 entries added in reverse key order: one long merge, then 20000 puts */
+    checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
+    cr_assert_not_null(batch);
+    for (uint32_t i = 20000; i-- > 0;) {
+        uint8_t key[16] = {CHECKPOINT_KIND_TRANSIT};
+        size_t key_len = 1 + (size_t)snprintf((char *)key + 1, 12, "y-%06u", i);
+        cr_assert_eq(checkpoint_batch_add(batch, key, key_len, 21, key, key_len, false), 0);
+    }
+    unsigned before = atomic_load(&yields);
+    int calls = log.calls;
+    cr_assert_eq(checkpoint_writer_submit(writer, batch, 1), 0);
+    run_until(&loop, &log.calls, calls + 1);
+    cr_assert_eq(log.status, 0);
+    unsigned stepped = atomic_load(&yields) - before;
+    cr_assert_geq(stepped, 20000 / CHECKPOINT_WRITER_YIELD_ENTRIES, "%u yields", stepped);
+    checkpoint_writer_close(writer, on_closed);
+    run_until(&loop, &log.closed, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
