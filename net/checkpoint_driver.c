@@ -308,8 +308,11 @@ void checkpoint_driver_tick(server_t *server)
         return;
     size_t dirty = allot_state_dirty_count(server->state);
     spares_fit_when_idle(server, dirty);
-    /* the chunks the next checkpoint will fill, faulted in off the loop before it starts */
-    checkpoint_writer_spares_reserve(cp->writer, dirty);
+    /* the chunks the next checkpoint will fill, faulted in off the loop before it starts; not
+     * while one is in flight: its chunks come back to the spares when it commits, and chunks
+     * reserved meanwhile would add to its memory at its peak */
+    if (cp->building == NULL && cp->pending == NULL && !checkpoint_writer_busy(cp->writer))
+        checkpoint_writer_spares_reserve(cp->writer, dirty);
     if (cp->requested && cp->building == NULL && cp->pending == NULL &&
         !checkpoint_writer_busy(cp->writer)) {
         checkpoint_start(server, "requested"); /* came while one was running that then failed */
