@@ -328,6 +328,10 @@ void checkpoint_driver_tick(server_t *server)
     /* Serializing is sliced, so the dirty set no longer bounds a stall; the count bounds the
      * size of one checkpoint (its batch is held in memory) and what a crash leaves to replay. */
     bool by_dirty = config->checkpoint_dirty_max > 0 && dirty >= config->checkpoint_dirty_max;
+    /* the next checkpoint due while one is in flight: the writer stops stepping aside */
+    checkpoint_writer_set_behind(cp->writer, (by_time || by_bytes || by_dirty) &&
+                                                 (cp->building != NULL || cp->pending != NULL ||
+                                                  checkpoint_writer_busy(cp->writer)));
     if (!by_time && !by_bytes && !by_dirty)
         return;
     if (checkpoint_due(server)) {

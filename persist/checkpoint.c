@@ -885,6 +885,7 @@ int checkpoint_store_open(const char *path, uint64_t map_bytes, checkpoint_store
         free(store);
         return ALLOT_ENOMEM;
     }
+    atomic_init(&store->behind, false);
     snprintf(store->path, sizeof(store->path), "%s", path);
     struct stat st;
     bool existed = stat(path, &st) == 0;
@@ -1067,11 +1068,18 @@ static void write_plan_free(write_plan_t *plan)
     *plan = (write_plan_t){0};
 }
 
+/* persist_thread_step_aside, unless the writer is behind (checkpoint_writer_set_behind). */
+static void store_step_aside(const checkpoint_store_t *store, size_t done, size_t every)
+{
+    if (!atomic_load_explicit(&store->behind, memory_order_relaxed))
+        persist_thread_step_aside(done, every);
+}
+
 /* Merge the sorted runs refs[0..mid) and refs[mid..end) through tmp (room for the shorter),
  * stepping aside for the loop every CHECKPOINT_WRITER_YIELD_REFS references (the merges of a
  * large batch take tens of ms). */
-static void refs_merge(entry_ref_t *refs, size_t mid, size_t end, entry_ref_t *tmp,
-                       const batch_chunk_t **chunks)
+static void refs_merge(const checkpoint_store_t *store, entry_ref_t *refs, size_t mid, size_t end,
+                       entry_ref_t *tmp, const batch_chunk_t **chunks)
 {
     if (entry_ref_compare(&refs[mid - 1], &refs[mid], chunks) < 0)
         return;             /* already in order */
@@ -1079,7 +1087,7 @@ static void refs_merge(entry_ref_t *refs, size_t mid, size_t end, entry_ref_t *t
         memcpy(tmp, refs, mid * sizeof(*tmp));
         size_t i = 0, j = mid, k = 0;
         while (i < mid && j < end) {
-            persist_thread_step_aside(k, CHECKPOINT_WRITER_YIELD_REFS);
+            store_step_aside(store, k, CHECKPOINT_WRITER_YIELD_REFS);
             refs[k++] = entry_ref_compare(&tmp[i], &refs[j], chunks) < 0 ? tmp[i++] : refs[j++];
         }
         memcpy(refs + k, tmp + i, (mid - i) * sizeof(*tmp));
@@ -1089,7 +1097,7 @@ static void refs_merge(entry_ref_t *refs, size_t mid, size_t end, entry_ref_t *t
     memcpy(tmp, refs + mid, right * sizeof(*tmp));
     size_t i = mid, j = right, k = end;
     while (i > 0 && j > 0) {
-        persist_thread_step_aside(end - k, CHECKPOINT_WRITER_YIELD_REFS);
+        store_step_aside(store, end - k, CHECKPOINT_WRITER_YIELD_REFS);
         refs[--k] = entry_ref_compare(&refs[i - 1], &tmp[j - 1], chunks) > 0 ? refs[--i] : tmp[--j];
     }
     memcpy(refs + k - j, tmp, j * sizeof(*tmp));
@@ -1098,7 +1106,8 @@ static void refs_merge(entry_ref_t *refs, size_t mid, size_t end, entry_ref_t *t
 /* Sort refs by entry_ref_compare, in time proportional to n times the log of the number of
  * ascending runs it finds (a batch is mostly in creation order, often close to key order): runs
  * on a stack, merged as in TimSort so that merges stay balanced. 0 or ENOMEM. */
-static int refs_sort(entry_ref_t *refs, size_t n, const batch_chunk_t **chunks)
+static int refs_sort(const checkpoint_store_t *store, entry_ref_t *refs, size_t n,
+                     const batch_chunk_t **chunks)
 {
     size_t run_starts[CHECKPOINT_SORT_RUNS_MAX + 1], runs = 0;
     entry_ref_t *tmp = NULL;
@@ -1121,21 +1130,22 @@ static int refs_sort(entry_ref_t *refs, size_t n, const batch_chunk_t **chunks)
             if (runs < 2 || (b > c && (runs < 3 || a > b + c) && runs < CHECKPOINT_SORT_RUNS_MAX))
                 break;
             size_t lo = run_starts[runs - 2];
-            refs_merge(refs + lo, run_starts[runs - 1] - lo, end - lo, tmp, chunks);
+            refs_merge(store, refs + lo, run_starts[runs - 1] - lo, end - lo, tmp, chunks);
             runs--;
         }
         start = end;
     }
     for (; runs >= 2; runs--) { /* what is left, from the top */
         size_t lo = run_starts[runs - 2];
-        refs_merge(refs + lo, run_starts[runs - 1] - lo, n - lo, tmp, chunks);
+        refs_merge(store, refs + lo, run_starts[runs - 1] - lo, n - lo, tmp, chunks);
     }
     free(tmp);
     return 0;
 }
 
 /* Every entry of batches[0..count) (NULL ones skipped), sorted by key. 0 or ENOMEM. */
-static int write_plan_build(write_plan_t *plan, checkpoint_batch_t *const *batches, size_t count)
+static int write_plan_build(const checkpoint_store_t *store, write_plan_t *plan,
+                            checkpoint_batch_t *const *batches, size_t count)
 {
     *plan = (write_plan_t){0};
     size_t chunks = 0, entries = 0;
@@ -1164,7 +1174,7 @@ static int write_plan_build(write_plan_t *plan, checkpoint_batch_t *const *batch
             plan->chunk_count++;
         }
     assert(plan->ref_count == entries);
-    int rc = refs_sort(plan->refs, plan->ref_count, plan->chunks);
+    int rc = refs_sort(store, plan->refs, plan->ref_count, plan->chunks);
     if (rc != 0)
         write_plan_free(plan);
     return rc;
@@ -1242,7 +1252,7 @@ static int write_plan_apply(checkpoint_store_t *store, MDB_txn *txn, const write
     bool appending = mrc == 0 && last_key_get(cursor, last, &last_len, &mrc);
     *what = "write to";
     for (size_t i = 0; mrc == 0 && i < plan->ref_count; i++) {
-        persist_thread_step_aside(i, CHECKPOINT_WRITER_YIELD_ENTRIES);
+        store_step_aside(store, i, CHECKPOINT_WRITER_YIELD_ENTRIES);
         batch_entry_t e;
         (void)entry_decode(plan->chunks[plan->refs[i].chunk]->data + plan->refs[i].offset, &e);
         MDB_val key = {e.key_len, (void *)e.key}, last_key = {last_len, last};
@@ -1279,7 +1289,7 @@ static int write_run(checkpoint_store_t *store, MDB_txn *txn, checkpoint_batch_t
         return mrc;
     }
     write_plan_t plan;
-    if ((mrc = write_plan_build(&plan, batches, count)) != 0) {
+    if ((mrc = write_plan_build(store, &plan, batches, count)) != 0) {
         *what = "sort the batches for";
         return mrc;
     }
@@ -1622,6 +1632,11 @@ void checkpoint_writer_spares_reserve(checkpoint_writer_t *writer, size_t entrie
             return;
         }
     }
+}
+
+void checkpoint_writer_set_behind(checkpoint_writer_t *writer, bool behind)
+{
+    atomic_store_explicit(&writer->store->behind, behind, memory_order_relaxed);
 }
 
 size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer)

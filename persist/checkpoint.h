@@ -38,7 +38,8 @@
  *    the process's priority, so that where CPUs are short the loop is scheduled first, and
  *    yields the CPU every CHECKPOINT_WRITER_YIELD_ENTRIES entries it stores and every
  *    CHECKPOINT_WRITER_YIELD_REFS references it merges while sorting (persist/thread_priority.h:
- *    a nice level alone lets it finish slices of several ms while the woken loop waits).
+ *    a nice level alone lets it finish slices of several ms while the woken loop waits), unless
+ *    the loop says it is behind (checkpoint_writer_set_behind).
  *  - Close: checkpoint_writer_close waits for the checkpoint in flight (its done_cb still runs),
  *    joins the thread, uv_close()s the async handle and frees the writer and any kept batches
  *    in its close callback, then closed_cb(ctx) (may be NULL). The store is not closed.
@@ -247,6 +248,10 @@ void checkpoint_writer_spares_fit(checkpoint_writer_t *writer, size_t entries);
  * warmer faults them in before the checkpoint copies into them; a commit's trim keeps what the
  * last call asked for. Best effort: without memory it stops. */
 void checkpoint_writer_spares_reserve(checkpoint_writer_t *writer, size_t entries);
+/* Loop thread: the writer is behind (the next checkpoint is due while one is still in flight):
+ * it stops stepping aside (CHECKPOINT_WRITER_YIELD_ENTRIES) until told it is not, so that a loop
+ * kept busy cannot make checkpoints later and larger one after the other. */
+void checkpoint_writer_set_behind(checkpoint_writer_t *writer, bool behind);
 /* The chunk bytes (whole blocks, headers included) the writer keeps for its next batches (any
  * thread). */
 size_t checkpoint_writer_spare_bytes(checkpoint_writer_t *writer);

@@ -4,6 +4,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "checkpoint.h"
 #include "core/event.h"
@@ -57,6 +58,8 @@ struct checkpoint_store {
     uint64_t lsn;
     uint64_t map_bytes;
     bool writemap; /* MDB_WRITEMAP, the whole map reserved on disk (checkpoint.c, MEMORY) */
+    /* the writer is behind (checkpoint_writer_set_behind): its writes stop stepping aside */
+    atomic_bool behind;
     char path[CHECKPOINT_PATH_BYTES_MAX];
 };
 
