@@ -452,20 +452,28 @@ Test(wal_group_commit, a_lone_writer_waiting_for_each_record_never_lingers, .ini
 
 /* An idle loop ends a short linger when it is due, to the microsecond: a linger of at most 50 us
  * has ended 200 us later, every time (a uv_timer_t counts whole milliseconds of the loop's clock
- * and let it run on most times). */
+ * and let it run on most times). A round whose linger already ended while the test waited for
+ * the first commit's report (the test thread preempted for 50 us on a busy machine) shows
+ * nothing and is not counted; 20 rounds that lingered are checked. */
 Test(wal_group_commit, an_idle_loop_ends_a_short_linger_when_it_is_due, .init = setup,
      .fini = tmp_teardown)
 {
     wal_t *wal = open_wal((wal_config_t){.segment_bytes = 1 << 20, .linger_us_max = 50}, 1);
     wait_for_fills(wal);
-    for (int round = 0; round < 20; round++) {
+    int lingered = 0;
+    for (int round = 0; round < 400 && lingered < 20; round++) {
         uint64_t lsn = commit_with_arrivals(wal, 0, ALLOT_WAL_LINGER_ARRIVALS_MIN);
-        cr_assert_gt(wal->fill_bytes, 0, "round %d: the arrivals linger", round);
+        if (wal->fill_bytes == 0) { /* it lingered and ended before this look */
+            run_until_durable(wal, lsn);
+            continue;
+        }
+        lingered++;
         usleep(200);
         uv_run(&loop, UV_RUN_NOWAIT);
         cr_assert_eq(wal->fill_bytes, 0, "round %d: the linger's end handed the batch over", round);
         run_until_durable(wal, lsn);
     }
+    cr_assert_eq(lingered, 20, "only %d of the rounds lingered", lingered);
     close_wal(wal, 0);
 }
 
