@@ -245,6 +245,14 @@ _Static_assert(ALLOT_SUPPLIES_PER_SKU_MAX <= ALLOT_SUPPLIES_MAX, "one SKU's fit 
 #define ALLOT_FSYNC_INTERVAL_MS_DEFAULT 10
 /* Zeros written per call where a file system lacks fallocate, and to zero a torn tail. */
 #define WAL_ZERO_CHUNK_BYTES (64u * 1024)
+/* The spare's fill stays at most this far ahead of the writer's end in the active segment
+ * (persist/wal.h, "Written before use": it is needed when the active segment is full), and the
+ * reaper looks again this often while it waits for the writer. Filled as fast as the flush gate
+ * lets it, a 64 MiB spare took 0.5 s of 256 KiB windows, one in every WAL flush, right after
+ * each rollover: the slowest flushes of an open-loop run (docs/benchmarks.md, "Issue 20, the
+ * host's floor and the checkpoint's share"). */
+#define WAL_ZERO_LEAD_BYTES_DEFAULT (8u << 20)
+#define WAL_ZERO_PACE_POLL_MS       10u
 /* A deleted segment is shrunk this much at a time (ftruncate + fsync) before its unlink, so that
  * the discard of its blocks (a file system mounted with discard) reaches the disk this much at a
  * time: the disk's cache flush that ends each WAL fdatasync pays for a discard queued before it

@@ -51,6 +51,11 @@
  *    zeros, a window of PERSIST_WRITEBACK_WINDOW_BYTES at a time, each written out and waited
  *    for before the next (persist/writeback.h: the writer's fdatasync never queues behind more
  *    than one window), then fsyncs it; appends to it are then overwrites of written blocks.
+ *    The spare is needed when the active segment is full, so its fill keeps pace with the
+ *    active segment: a window is filled only while it starts at most zero_lead_bytes beyond the
+ *    writer's end in the active segment (the reaper looks again every WAL_ZERO_PACE_POLL_MS,
+ *    and serves a truncation asked for meanwhile first). A segment's zeros then go out over its
+ *    life, not in the half second after each rollover.
  *    The fill uses the space the allocation already took (no new ENOSPC; the same disk usage)
  *    and is never waited for by a record: a spare is ready for the loop once allocated, as
  *    before. When the writer needs the spare before its fill is done, it stops the fill
@@ -134,6 +139,7 @@ typedef struct wal_config {
     uint64_t batch_bytes_max;     /* 0: ALLOT_WAL_BATCH_BYTES_MAX (tests use smaller) */
     uint32_t allocate_retry_ms;   /* 0: WAL_ALLOCATE_RETRY_MS_DEFAULT */
     uint32_t linger_us_max;       /* ALWAYS: adaptive group commit (contract); 0: none */
+    uint64_t zero_lead_bytes;     /* 0: WAL_ZERO_LEAD_BYTES_DEFAULT ("Written before use") */
     const wal_log_end_t *log_end; /* NULL, or result->end of the replay of dir just done */
 } wal_config_t;
 

@@ -43,6 +43,8 @@ static int wal_config_apply(wal_t *wal, const wal_config_t *config, char *messag
         config->batch_bytes_max ? config->batch_bytes_max : ALLOT_WAL_BATCH_BYTES_MAX;
     wal->allocate_retry_ms =
         config->allocate_retry_ms ? config->allocate_retry_ms : WAL_ALLOCATE_RETRY_MS_DEFAULT;
+    wal->zero_lead_bytes =
+        config->zero_lead_bytes ? config->zero_lead_bytes : WAL_ZERO_LEAD_BYTES_DEFAULT;
     if (config->fsync_mode == WAL_FSYNC_ALWAYS)
         wal->linger_ns_max = (uint64_t)config->linger_us_max * 1000u;
     if (wal->segment_bytes < WAL_SEGMENT_BYTES_MIN || wal->segment_bytes > WAL_SEGMENT_BYTES_MAX)
@@ -204,6 +206,7 @@ static void wal_active_set(wal_t *wal, int fd, const wal_log_end_t *end)
 {
     wal->active_fd = fd;
     wal->active_offset = end->offset;
+    atomic_store(&wal->active_written, wal->active_offset);
     wal->active_capacity = end->segment_bytes;
     wal->active_first_lsn = end->segment_first_lsn;
     wal->active_last_lsn = end->last_lsn;

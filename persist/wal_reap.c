@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/limits.h"
@@ -175,6 +176,32 @@ static int wal_zero_step(wal_t *wal, const wal_zero_job_t *job, uint64_t offset,
     return rc;
 }
 
+/* Mutex held: wait until the spare's window at offset starts at most zero_lead_bytes beyond the
+ * writer's end in the active segment (persist/wal.h, "Written before use"), looking again every
+ * WAL_ZERO_PACE_POLL_MS. False when the fill should stop for now: it is no longer wanted, or a
+ * truncation was asked for (then the fill is asked for again, to go on after it). The active
+ * segment's own fill is never paced: the writer is writing into it. */
+static bool wal_zero_paced(wal_t *wal, const wal_zero_job_t *job, uint64_t offset)
+{
+    while (!job->active && wal_zero_wanted(wal, job) &&
+           offset > atomic_load_explicit(&wal->active_written, memory_order_relaxed) +
+                        wal->zero_lead_bytes) {
+        if (wal->truncate_pending) {
+            wal->zero_pending = true; /* the same spare (zero_fd, zero_request), resumed later */
+            return false;
+        }
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += (long)WAL_ZERO_PACE_POLL_MS * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&wal->reap_cond, &wal->mutex, &deadline);
+    }
+    return wal_zero_wanted(wal, job);
+}
+
 /* Mutex held on entry and exit: fill a window at a time (persist/wal.h, "Written before use"),
  * then fsync (its extents written, as the allocation's fsync made them allocated). */
 static void wal_zero_fill(wal_t *wal, wal_zero_job_t job)
@@ -182,7 +209,7 @@ static void wal_zero_fill(wal_t *wal, wal_zero_job_t job)
     int rc = 0;
     bool any_written = false;
     uint64_t offset = wal_zero_window_next(wal, &job, 0);
-    while (rc == 0 && offset < wal->segment_bytes && wal_zero_wanted(wal, &job)) {
+    while (rc == 0 && offset < wal->segment_bytes && wal_zero_paced(wal, &job, offset)) {
         uint64_t bytes = wal->segment_bytes - offset < PERSIST_WRITEBACK_WINDOW_BYTES
                              ? wal->segment_bytes - offset
                              : PERSIST_WRITEBACK_WINDOW_BYTES;

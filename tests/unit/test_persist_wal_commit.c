@@ -986,6 +986,85 @@ static void newest_segment_path(char path[512])
     snprintf(path, 512, "%s/%s", wal_dir, newest);
 }
 
+/* Bytes of path in written extents from its start, up to bytes (FIEMAP after a sync). */
+static uint64_t written_bytes(const char *path, uint64_t bytes)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "%s", path);
+    enum { EXTENTS_MAX = 64 };
+    struct fiemap *map = calloc(1, sizeof(*map) + EXTENTS_MAX * sizeof(struct fiemap_extent));
+    cr_assert_not_null(map);
+    *map = (struct fiemap){.fm_start = 0,
+                           .fm_length = bytes,
+                           .fm_flags = FIEMAP_FLAG_SYNC,
+                           .fm_extent_count = EXTENTS_MAX};
+    cr_assert_eq(ioctl(fd, FS_IOC_FIEMAP, map), 0, "FIEMAP: %s", strerror(errno));
+    close(fd);
+    uint64_t written = 0;
+    for (uint32_t i = 0; i < map->fm_mapped_extents; i++)
+        if ((map->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN) == 0)
+            written += map->fm_extents[i].fe_length;
+    free(map);
+    return written < bytes ? written : bytes;
+}
+
+/* Wait (at most 10 s) until the spare holds at least `bytes` of written blocks, then 200 ms more
+ * (time for a fill that would go further to do so); returns what it holds then. */
+static uint64_t spare_written_settled(uint64_t bytes)
+{
+    char spare[512];
+    snprintf(spare, sizeof spare, "%s/%s", wal_dir, WAL_SPARE_NAME);
+    for (int i = 0; written_bytes(spare, FILL_SEGMENT_BYTES) < bytes; i++) {
+        cr_assert_lt(i, 1000, "the spare's fill did not reach %llu bytes",
+                     (unsigned long long)bytes);
+        usleep(10000);
+    }
+    usleep(200000);
+    return written_bytes(spare, FILL_SEGMENT_BYTES);
+}
+
+/* Records of payload_bytes, appended and made durable, until the writer's end in the active
+ * segment is at least `end`. Returns the last LSN. */
+static uint64_t append_until_active_end(wal_t *wal, uint64_t end, size_t payload_bytes)
+{
+    static char payload[4096];
+    cr_assert_leq(payload_bytes, sizeof payload);
+    uint64_t lsn = wal_last_lsn(wal);
+    while (atomic_load(&wal->active_written) < end) {
+        lsn = wal_append(wal, 1, 0, payload, payload_bytes);
+        wal_flush(wal);
+        run_until_durable(wal, lsn);
+    }
+    return lsn;
+}
+
+/* The spare is needed when the active segment is full: its fill keeps at most zero_lead_bytes
+ * beyond the writer's end in the active segment, and goes on as the writer does. */
+Test(wal_zero_fill, the_spare_is_filled_no_further_ahead_of_the_writer_than_the_lead, .init = setup,
+     .fini = tmp_teardown)
+{
+    const uint64_t window = PERSIST_WRITEBACK_WINDOW_BYTES;
+    wal_t *wal =
+        open_wal((wal_config_t){.segment_bytes = FILL_SEGMENT_BYTES, .zero_lead_bytes = window}, 1);
+    /* the writer's end is the header: the windows starting at 0 and at one window, no more */
+    cr_assert_eq(spare_written_settled(2 * window), 2 * window, "the fill went past the lead");
+    cr_assert(!spare_zeroed(wal));
+    /* the writer past one window: the window at two */
+    append_until_active_end(wal, window + 1, 1000);
+    cr_assert_eq(spare_written_settled(3 * window), 3 * window, "the fill went past the lead");
+    cr_assert(!spare_zeroed(wal));
+    /* past two: the last window, then the fill is done */
+    uint64_t lsn = append_until_active_end(wal, 2 * window + 1, 1000);
+    cr_assert_eq(spare_written_settled(4 * window), 4 * window);
+    for (int i = 0; !spare_zeroed(wal); i++) {
+        cr_assert_lt(i, 10000, "the spare's fill did not end");
+        usleep(1000);
+    }
+    close_wal(wal, 0);
+    wal_replay_result_t result = replay_whole_log();
+    cr_assert_eq(result.last_lsn, lsn);
+}
+
 Test(wal_zero_fill, the_segment_the_writer_takes_next_has_no_unwritten_blocks_and_no_holes,
      .init = setup, .fini = tmp_teardown)
 {
