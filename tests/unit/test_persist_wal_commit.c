@@ -948,7 +948,8 @@ static uint64_t append_until_segments(wal_t *wal, size_t files, size_t payload_b
 }
 
 /* The extents of the file at path: no unwritten one, no hole from 0 to bytes. */
-static void assert_fully_written(const char *path, uint64_t bytes)
+/* The extents of path's first `bytes` (FIEMAP after a sync); free() it. */
+static struct fiemap *extents_read(const char *path, uint64_t bytes)
 {
     int fd = open(path, O_RDONLY);
     cr_assert_geq(fd, 0, "%s", path);
@@ -961,6 +962,12 @@ static void assert_fully_written(const char *path, uint64_t bytes)
                            .fm_extent_count = EXTENTS_MAX};
     cr_assert_eq(ioctl(fd, FS_IOC_FIEMAP, map), 0, "FIEMAP: %s", strerror(errno));
     close(fd);
+    return map;
+}
+
+static void assert_fully_written(const char *path, uint64_t bytes)
+{
+    struct fiemap *map = extents_read(path, bytes);
     uint64_t covered = 0;
     for (uint32_t i = 0; i < map->fm_mapped_extents; i++) {
         const struct fiemap_extent *e = &map->fm_extents[i];
@@ -989,17 +996,7 @@ static void newest_segment_path(char path[512])
 /* Bytes of path in written extents from its start, up to bytes (FIEMAP after a sync). */
 static uint64_t written_bytes(const char *path, uint64_t bytes)
 {
-    int fd = open(path, O_RDONLY);
-    cr_assert_geq(fd, 0, "%s", path);
-    enum { EXTENTS_MAX = 64 };
-    struct fiemap *map = calloc(1, sizeof(*map) + EXTENTS_MAX * sizeof(struct fiemap_extent));
-    cr_assert_not_null(map);
-    *map = (struct fiemap){.fm_start = 0,
-                           .fm_length = bytes,
-                           .fm_flags = FIEMAP_FLAG_SYNC,
-                           .fm_extent_count = EXTENTS_MAX};
-    cr_assert_eq(ioctl(fd, FS_IOC_FIEMAP, map), 0, "FIEMAP: %s", strerror(errno));
-    close(fd);
+    struct fiemap *map = extents_read(path, bytes);
     uint64_t written = 0;
     for (uint32_t i = 0; i < map->fm_mapped_extents; i++)
         if ((map->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN) == 0)
