@@ -206,8 +206,8 @@ static void wal_active_set(wal_t *wal, int fd, const wal_log_end_t *end)
 {
     wal->active_fd = fd;
     wal->active_offset = end->offset;
-    atomic_store(&wal->active_written, wal->active_offset);
     wal->active_capacity = end->segment_bytes;
+    atomic_store(&wal->active_room, wal->active_capacity - wal->active_offset);
     wal->active_first_lsn = end->segment_first_lsn;
     wal->active_last_lsn = end->last_lsn;
     wal->active_synced_lsn = end->synced_lsn;

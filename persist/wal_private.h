@@ -112,7 +112,7 @@ struct wal {
     uint32_t fsync_interval_ms;
     uint32_t allocate_retry_ms;
     uint64_t segment_bytes;
-    uint64_t zero_lead_bytes; /* the spare's fill, ahead of active_written at most */
+    uint64_t zero_lead_bytes; /* the spare's fill, ahead of the active segment's at most */
     uint64_t batch_bytes_max;
     size_t payload_bytes_max;
     wal_durable_cb durable_cb;
@@ -147,9 +147,9 @@ struct wal {
     _Atomic bool allocate_failing; /* the last attempt to allocate a spare failed (disk) */
     _Atomic bool wake_pending;     /* wake_fd written since the loop last read it */
     _Atomic bool active_zeroing;   /* a fill of the active segment is asked for or running */
-    /* the writer's end in the active segment, after each write: the spare's fill paces itself
-     * to it (wal_reap.c) */
-    _Atomic uint64_t active_written;
+    /* room left in the active segment (its capacity less the writer's end), after each write:
+     * the spare's fill paces itself to it (wal_reap.c) */
+    _Atomic uint64_t active_room;
 
     /* Under mutex. */
     pthread_mutex_t mutex;

@@ -176,16 +176,23 @@ static int wal_zero_step(wal_t *wal, const wal_zero_job_t *job, uint64_t offset,
     return rc;
 }
 
-/* Mutex held: wait until the spare's window at offset starts at most zero_lead_bytes beyond the
- * writer's end in the active segment (persist/wal.h, "Written before use"), looking again every
- * WAL_ZERO_PACE_POLL_MS. False when the fill should stop for now: it is no longer wanted, or a
- * truncation was asked for (then the fill is asked for again, to go on after it). The active
- * segment's own fill is never paced: the writer is writing into it. */
+/* Mutex held: how far into the spare its fill may go now: as far as the active segment is from
+ * being full, counted from the spare's end, plus zero_lead_bytes (with segments of one size: the
+ * writer's end in the active segment plus the lead). */
+static uint64_t wal_zero_pace_end(const wal_t *wal)
+{
+    uint64_t room = atomic_load_explicit(&wal->active_room, memory_order_relaxed);
+    return (room < wal->segment_bytes ? wal->segment_bytes - room : 0) + wal->zero_lead_bytes;
+}
+
+/* Mutex held: wait until the spare's window at offset starts within wal_zero_pace_end
+ * (persist/wal.h, "Written before use"), looking again every WAL_ZERO_PACE_POLL_MS. False when
+ * the fill should stop for now: it is no longer wanted, or a truncation was asked for (then the
+ * fill is asked for again, to go on after it). The active segment's own fill is never paced: the
+ * writer is writing into it. */
 static bool wal_zero_paced(wal_t *wal, const wal_zero_job_t *job, uint64_t offset)
 {
-    while (!job->active && wal_zero_wanted(wal, job) &&
-           offset > atomic_load_explicit(&wal->active_written, memory_order_relaxed) +
-                        wal->zero_lead_bytes) {
+    while (!job->active && wal_zero_wanted(wal, job) && offset > wal_zero_pace_end(wal)) {
         if (wal->truncate_pending) {
             wal->zero_pending = true; /* the same spare (zero_fd, zero_request), resumed later */
             return false;

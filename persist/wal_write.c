@@ -267,8 +267,9 @@ void wal_segment_switch(wal_t *wal, uint64_t first_lsn)
     wal->active_fd = wal->spare_fd;
     wal->spare_fd = -1;
     wal->active_offset = WAL_SEGMENT_HEADER_BYTES;
-    atomic_store_explicit(&wal->active_written, wal->active_offset, memory_order_relaxed);
     wal->active_capacity = wal->segment_bytes;
+    atomic_store_explicit(&wal->active_room, wal->active_capacity - wal->active_offset,
+                          memory_order_relaxed);
     wal->active_dirty = false;
     wal->active_header_dirty = false;
     wal->active_v1 = false;
@@ -321,7 +322,8 @@ static int wal_writer_write(wal_t *wal, const uint8_t *data, size_t bytes)
         return ALLOT_EIO;
     }
     wal->active_offset += bytes;
-    atomic_store_explicit(&wal->active_written, wal->active_offset, memory_order_relaxed);
+    atomic_store_explicit(&wal->active_room, wal->active_capacity - wal->active_offset,
+                          memory_order_relaxed);
     wal->active_dirty = true;
     wal->stats.bytes_written += bytes;
     return 0;

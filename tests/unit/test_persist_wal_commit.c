@@ -1027,7 +1027,7 @@ static uint64_t append_until_active_end(wal_t *wal, uint64_t end, size_t payload
     static char payload[4096];
     cr_assert_leq(payload_bytes, sizeof payload);
     uint64_t lsn = wal_last_lsn(wal);
-    while (atomic_load(&wal->active_written) < end) {
+    while (FILL_SEGMENT_BYTES - atomic_load(&wal->active_room) < end) {
         lsn = wal_append(wal, 1, 0, payload, payload_bytes);
         wal_flush(wal);
         run_until_durable(wal, lsn);
