@@ -29,7 +29,7 @@
 #define GAP_BIN_MS            10u
 #define GAP_BINS              100u /* gaps up to 1 s */
 #define GAPS_PRINTED          4u
-#define REQUESTS_MAX          100000000ull
+#define REQUESTS_MAX          20000000ull /* 160 MB of latencies */
 #define COMMIT_BYTES_MAX      (16u << 20)
 #define COMMITS_GROWTH_FACTOR 2u
 
