@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/limits.h"
@@ -197,13 +196,8 @@ static bool wal_zero_paced(wal_t *wal, const wal_zero_job_t *job, uint64_t offse
             wal->zero_pending = true; /* the same spare (zero_fd, zero_request), resumed later */
             return false;
         }
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += (long)WAL_ZERO_PACE_POLL_MS * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline =
+            persist_deadline_after_ns((long)WAL_ZERO_PACE_POLL_MS * 1000000L);
         pthread_cond_timedwait(&wal->reap_cond, &wal->mutex, &deadline);
     }
     return wal_zero_wanted(wal, job);

@@ -57,17 +57,24 @@ static bool wal_committing(void)
     return last_ns != 0 && monotonic_ns() - last_ns < PERSIST_WRITEBACK_GATE_ACTIVE_MS * 1000000u;
 }
 
+struct timespec persist_deadline_after_ns(long ns)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += ns;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    return deadline;
+}
+
 void persist_writeback_gate(void)
 {
     if (atomic_load(&wal_flushes) == wal_flushes_seen && wal_committing()) {
         atomic_fetch_add(&gate_waits, 1);
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += (long)PERSIST_WRITEBACK_GATE_WAIT_US_MAX * 1000;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline =
+            persist_deadline_after_ns((long)PERSIST_WRITEBACK_GATE_WAIT_US_MAX * 1000);
         pthread_mutex_lock(&gate_lock);
         while (atomic_load(&wal_flushes) == wal_flushes_seen &&
                pthread_cond_timedwait(&gate_flushed, &gate_lock, &deadline) == 0)

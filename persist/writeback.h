@@ -26,6 +26,7 @@
 #define ALLOT_PERSIST_WRITEBACK_H
 
 #include <stdint.h>
+#include <time.h>
 
 int persist_writeback_paced(int fd, uint64_t bytes);
 /* The same over [offset, offset + bytes) only (the WAL's zero fill writes out each window of
@@ -46,6 +47,9 @@ uint64_t persist_writeback_walks(void);
 void persist_writeback_flush_done(void);
 void persist_writeback_gate(void);
 uint64_t persist_writeback_gate_waits(void);
+/* The CLOCK_REALTIME time `ns` (< 1 s) from now: the deadline of a pthread_cond_timedwait on a
+ * condition variable of the default clock (the gate's; the WAL reaper's pacing). */
+struct timespec persist_deadline_after_ns(long ns);
 
 /* THE PACED MAP. LMDB (MDB_WRITEMAP) commits a write transaction by clearing a flag in the header
  * of every page the transaction dirtied, then msync(MS_SYNC) of the whole map, then writing and

@@ -947,7 +947,6 @@ static uint64_t append_until_segments(wal_t *wal, size_t files, size_t payload_b
     return lsn;
 }
 
-/* The extents of the file at path: no unwritten one, no hole from 0 to bytes. */
 /* The extents of path's first `bytes` (FIEMAP after a sync); free() it. */
 static struct fiemap *extents_read(const char *path, uint64_t bytes)
 {
@@ -965,6 +964,7 @@ static struct fiemap *extents_read(const char *path, uint64_t bytes)
     return map;
 }
 
+/* The extents of the file at path: no unwritten one, no hole from 0 to bytes. */
 static void assert_fully_written(const char *path, uint64_t bytes)
 {
     struct fiemap *map = extents_read(path, bytes);
