@@ -1590,16 +1590,20 @@ Test(checkpoint, a_writers_next_checkpoints_copy_into_its_chunks_and_keep_no_mor
     cr_assert_eq(uv_loop_close(&loop), 0);
 }
 
-/* The sizes of the mappings core/pages.h reported fresh (persist/pages_warm.c faults them in). */
-static size_t fresh_bytes[16];
+/* The mappings core/pages.h reported fresh (persist/pages_warm.c faults them in): where, and
+ * their sizes; fresh_count counts them all. */
+#define FRESH_KEPT_MAX 64
+static void *fresh_at[FRESH_KEPT_MAX];
+static size_t fresh_bytes[FRESH_KEPT_MAX];
 static size_t fresh_count;
 
 static void fresh_record(void *ctx, void *at, size_t bytes)
 {
     (void)ctx;
-    (void)at;
-    if (fresh_count < 16)
+    if (fresh_count < FRESH_KEPT_MAX) {
+        fresh_at[fresh_count] = at;
         fresh_bytes[fresh_count] = bytes;
+    }
     fresh_count++;
 }
 
@@ -1684,21 +1688,6 @@ Test(checkpoint, a_batchs_large_chunks_are_memory_the_kernel_may_back_with_huge_
     checkpoint_batch_free(batch);
 }
 
-/* The blocks core/pages.h reported fresh, with their addresses (to ask mincore about them). */
-static struct {
-    void *at;
-    size_t bytes;
-} reported[64];
-static size_t reported_count;
-
-static void reported_record(void *ctx, void *at, size_t bytes)
-{
-    (void)ctx;
-    if (reported_count < 64)
-        reported[reported_count] = (typeof(reported[0])){.at = at, .bytes = bytes};
-    reported_count++;
-}
-
 /* Pages of [at, at + bytes) in memory. */
 static size_t resident_pages(void *at, size_t bytes)
 {
@@ -1718,8 +1707,8 @@ Test(checkpoint, the_loop_reserves_untouched_chunks_for_what_is_dirty_and_the_ne
     uv_loop_t loop;
     done_log_t log = {0};
     checkpoint_writer_t *writer = writer_started(&loop, &log);
-    reported_count = 0;
-    allot_pages_hooks_set(&(allot_pages_hooks_t){.fresh_cb = reported_record});
+    fresh_count = 0;
+    allot_pages_hooks_set(&(allot_pages_hooks_t){.fresh_cb = fresh_record});
     /* Before any commit an entry is taken to fill CHECKPOINT_BATCH_ENTRY_BYTES_GUESS bytes:
      * 100000 dirty objects want 12.8 MB, i.e. 3 whole chunks of the largest size. */
     size_t want = 100000u * CHECKPOINT_BATCH_ENTRY_BYTES_GUESS;
@@ -1731,10 +1720,10 @@ Test(checkpoint, the_loop_reserves_untouched_chunks_for_what_is_dirty_and_the_ne
     cr_assert_eq(reserved.chunks_fresh, chunks);
     cr_assert_eq(reserved.bytes, chunks * CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
     /* reported fresh, and untouched: not even a chunk header was written into them */
-    cr_assert_eq(reported_count, chunks);
+    cr_assert_eq(fresh_count, chunks);
     for (size_t i = 0; i < chunks; i++) {
-        cr_assert_eq(reported[i].bytes, CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
-        cr_assert_eq(resident_pages(reported[i].at, reported[i].bytes), 0, "block %zu", i);
+        cr_assert_eq(fresh_bytes[i], CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
+        cr_assert_eq(resident_pages(fresh_at[i], fresh_bytes[i]), 0, "block %zu", i);
     }
     /* Asked again for as much: nothing more. Asked for more than the bound: a few chunks per
      * call, up to the bound and no further. */
@@ -1786,6 +1775,26 @@ int sched_yield(void)
     return 0;
 }
 
+/* A batch of 20000 keys "<prefix>-NNNNNN" added in reverse key order, committed at lsn through
+ * writer; returns the writer thread's yields meanwhile. */
+static unsigned reverse_batch_commit_yields(uv_loop_t *loop, checkpoint_writer_t *writer,
+                                            done_log_t *log, char prefix, uint64_t lsn)
+{
+    checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
+    cr_assert_not_null(batch);
+    for (uint32_t i = 20000; i-- > 0;) {
+        uint8_t key[16] = {CHECKPOINT_KIND_TRANSIT};
+        size_t key_len = 1 + (size_t)snprintf((char *)key + 1, 12, "%c-%06u", prefix, i);
+        cr_assert_eq(checkpoint_batch_add(batch, key, key_len, 21, key, key_len, false), 0);
+    }
+    unsigned before = atomic_load(&yields);
+    int calls = log->calls;
+    cr_assert_eq(checkpoint_writer_submit(writer, batch, lsn), 0);
+    run_until(loop, &log->calls, calls + 1);
+    cr_assert_eq(log->status, 0);
+    return atomic_load(&yields) - before;
+}
+
 Test(checkpoint, the_writer_steps_aside_while_it_sorts_and_stores_a_large_batch_unless_behind)
 {
     store_open(512ull << 20);
@@ -1793,35 +1802,11 @@ Test(checkpoint, the_writer_steps_aside_while_it_sorts_and_stores_a_large_batch_
     done_log_t log = {0};
     checkpoint_writer_t *writer = writer_started(&loop, &log);
     /* 20000 entries added in reverse key order: one long merge, then 20000 puts */
-    checkpoint_batch_t *batch = checkpoint_writer_batch_create(writer, false);
-    cr_assert_not_null(batch);
-    for (uint32_t i = 20000; i-- > 0;) {
-        uint8_t key[16] = {CHECKPOINT_KIND_TRANSIT};
-        size_t key_len = 1 + (size_t)snprintf((char *)key + 1, 12, "y-%06u", i);
-        cr_assert_eq(checkpoint_batch_add(batch, key, key_len, 21, key, key_len, false), 0);
-    }
-    unsigned before = atomic_load(&yields);
-    int calls = log.calls;
-    cr_assert_eq(checkpoint_writer_submit(writer, batch, 1), 0);
-    run_until(&loop, &log.calls, calls + 1);
-    cr_assert_eq(log.status, 0);
-    unsigned stepped = atomic_load(&yields) - before;
+    unsigned stepped = reverse_batch_commit_yields(&loop, writer, &log, 'y', 1);
     cr_assert_geq(stepped, 20000 / CHECKPOINT_WRITER_YIELD_ENTRIES, "%u yields", stepped);
     /* Behind (the next checkpoint due while this one is in flight): no stepping aside. */
     checkpoint_writer_set_behind(writer, true);
-    batch = checkpoint_writer_batch_create(writer, false);
-    cr_assert_not_null(batch);
-    for (uint32_t i = 20000; i-- > 0;) {
-        uint8_t key[16] = {CHECKPOINT_KIND_TRANSIT};
-        size_t key_len = 1 + (size_t)snprintf((char *)key + 1, 12, "z-%06u", i);
-        cr_assert_eq(checkpoint_batch_add(batch, key, key_len, 21, key, key_len, false), 0);
-    }
-    before = atomic_load(&yields);
-    calls = log.calls;
-    cr_assert_eq(checkpoint_writer_submit(writer, batch, 2), 0);
-    run_until(&loop, &log.calls, calls + 1);
-    cr_assert_eq(log.status, 0);
-    stepped = atomic_load(&yields) - before;
+    stepped = reverse_batch_commit_yields(&loop, writer, &log, 'z', 2);
     cr_assert_lt(stepped, 20000 / CHECKPOINT_WRITER_YIELD_ENTRIES / 4, "%u yields", stepped);
     checkpoint_writer_close(writer, on_closed);
     run_until(&loop, &log.closed, 1);
