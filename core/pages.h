@@ -24,7 +24,8 @@
  * tables filled in order) reports only ALLOT_PAGES_LEAD_BYTES after the old size, and the table
  * reports its fill (allot_pages_filled) so the window moves ahead of it. Such tables grow
  * allot_pages_lead_items() before they are full, so the window exists before the fill reaches
- * it: resident memory runs at most about ALLOT_PAGES_LEAD_BYTES ahead of each table's fill.
+ * it: resident memory runs between ALLOT_PAGES_LEAD_BYTES and that plus one huge page ahead of
+ * each table's fill (a hold pays its share: docs/benchmarks.md, "Hold memory and the lead").
  */
 #ifndef ALLOT_CORE_PAGES_H
 #define ALLOT_CORE_PAGES_H
@@ -35,9 +36,14 @@
  * 4 KiB base pages). */
 #define ALLOT_PAGES_HUGE_BYTES (2u * 1024 * 1024)
 
-/* How far ahead of the fill a table filled in order grows: ALLOT_PAGES_LEAD_BYTES of items, at
- * most a quarter of the table, and none while the table is small enough for malloc. */
-#define ALLOT_PAGES_LEAD_BYTES (4u * 1024 * 1024)
+/* How far ahead of the fill a table filled in order has its pages faulted in, and grows:
+ * ALLOT_PAGES_LEAD_BYTES of items, at most a quarter of the table, and none while the table is
+ * small enough for malloc. One huge page: at the closed-loop peak the holds' slab fills it in
+ * about 35 ms, time enough for the page warmer to fault in the next one; with half a page the
+ * loop faulted some in itself (more faults in every run at that peak), and 4 MiB kept each
+ * table's next page resident a page earlier than needed (docs/benchmarks.md, "Hold memory and
+ * the lead"). */
+#define ALLOT_PAGES_LEAD_BYTES (2u * 1024 * 1024)
 
 typedef struct allot_pages_hooks {
     void (*fresh_cb)(void *ctx, void *at, size_t bytes);  /* nobody has touched it yet */
@@ -56,16 +62,17 @@ static inline size_t allot_pages_lead_items(size_t capacity, size_t item_bytes)
     return lead < capacity / 4 ? lead : capacity / 4;
 }
 
-/* A table filled in order (allot_pages_resize's blocks) reports its fill: when the fill enters a
- * new huge page, the huge page ALLOT_PAGES_LEAD_BYTES ahead (inside the block) is reported fresh,
- * so a window ahead of the fill is faulted in, not the whole capacity. A growth by resize reports
- * the first ALLOT_PAGES_LEAD_BYTES after the old size. */
+/* A table filled in order (allot_pages_resize's blocks) reports its fill: when the fill comes
+ * within ALLOT_PAGES_LEAD_BYTES of a new huge page, that huge page (inside the block) is reported
+ * fresh, so a window ahead of the fill is faulted in, not the whole capacity. A growth by resize
+ * reports the first ALLOT_PAGES_LEAD_BYTES after the old size. */
 void allot_pages_fill_crossed(void *block, size_t bytes, size_t filled_bytes);
 static inline void allot_pages_filled(void *block, size_t bytes, size_t filled_before,
                                       size_t filled_after)
 {
     if (bytes >= ALLOT_PAGES_HUGE_BYTES &&
-        filled_before / ALLOT_PAGES_HUGE_BYTES != filled_after / ALLOT_PAGES_HUGE_BYTES)
+        (filled_before + ALLOT_PAGES_LEAD_BYTES) / ALLOT_PAGES_HUGE_BYTES !=
+            (filled_after + ALLOT_PAGES_LEAD_BYTES) / ALLOT_PAGES_HUGE_BYTES)
         allot_pages_fill_crossed(block, bytes, filled_after);
 }
 

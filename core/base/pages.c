@@ -125,7 +125,7 @@ void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes)
 void allot_pages_fill_crossed(void *block, size_t bytes, size_t filled_bytes)
 {
     size_t mapped = pages_round(bytes);
-    size_t at = (filled_bytes & ~(size_t)(ALLOT_PAGES_HUGE_BYTES - 1)) + ALLOT_PAGES_LEAD_BYTES;
+    size_t at = (filled_bytes + ALLOT_PAGES_LEAD_BYTES) & ~(size_t)(ALLOT_PAGES_HUGE_BYTES - 1);
     if (at < mapped)
         pages_fresh((char *)block + at, ALLOT_PAGES_HUGE_BYTES);
 }

@@ -416,13 +416,15 @@ Test(pages, mappings_report_their_fresh_part_and_are_retired_before_they_move_or
     char *same = allot_pages_resize(grown, 9 * huge + 4100, 9 * huge + 8000);
     cr_assert_eq(same, grown);
     cr_assert_eq(report_count, 3, "no new pages, nothing reported");
-    /* the fill entering a huge page reports the one a lead ahead, inside the block only */
-    allot_pages_filled(grown, 9 * huge + 8000, 4 * huge - 8, 4 * huge + 112);
-    report_assert(3, 'f', grown + 4 * huge + ALLOT_PAGES_LEAD_BYTES, huge);
-    allot_pages_filled(grown, 9 * huge + 8000, 4 * huge + 112, 4 * huge + 232);
-    allot_pages_filled(grown, 9 * huge + 8000, 8 * huge - 8, 8 * huge + 112);
-    cr_assert_eq(report_count, 4, "within a huge page, or a lead past the block: nothing");
-    allot_pages_free(grown, 9 * huge + 8000);
+    /* the fill coming within a lead of a huge page reports that page, inside the block only */
+    const size_t lead = ALLOT_PAGES_LEAD_BYTES, bytes = 9 * huge + 8000; /* mapped: 10 pages */
+    allot_pages_filled(grown, bytes, 6 * huge - lead - 8, 6 * huge - lead + 112);
+    report_assert(3, 'f', grown + 6 * huge, huge);
+    allot_pages_filled(grown, bytes, 6 * huge - lead + 112, 6 * huge - lead + 232);
+    allot_pages_filled(grown, bytes, 10 * huge - lead - 8, 10 * huge - lead + 112);
+    cr_assert_eq(report_count, 4,
+                 "no page newly within the lead, or a page past the block: nothing");
+    allot_pages_free(grown, bytes);
     report_assert(4, 'r', grown, 10 * huge);
     cr_assert_eq(report_count, 5);
     allot_pages_hooks_set(NULL);

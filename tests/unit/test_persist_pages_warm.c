@@ -59,16 +59,19 @@ Test(pages_warm, fresh_table_pages_are_resident_before_anything_writes_them)
         cr_assert_eq(block[i], 0, "still zeroed at %zu", i);
     block[5] = 7;
     /* a growth's first lead is faulted in too, and what the block held stays; then the fill
-     * moves the window: entering the huge page at 10 MiB faults in the one at 14 MiB */
+     * moves the window: coming within a lead of a huge page faults that one in */
     unsigned char *grown = allot_pages_resize(block, 8 * MIB, 24 * MIB);
     cr_assert_not_null(grown);
     stats = warm_idle_wait(warm);
     cr_assert_eq(resident_pages(grown, 24 * MIB), (8 * MIB + ALLOT_PAGES_LEAD_BYTES) / 4096);
     cr_assert_eq(grown[5], 7);
-    allot_pages_filled(grown, 24 * MIB, 10 * MIB - 16, 10 * MIB);
+    size_t next = 12 * MIB; /* a huge page above the growth's first lead */
+    allot_pages_filled(grown, 24 * MIB, next - ALLOT_PAGES_LEAD_BYTES - 16,
+                       next - ALLOT_PAGES_LEAD_BYTES);
     stats = warm_idle_wait(warm);
-    cr_assert_eq(resident_pages(grown + 14 * MIB, 2 * MIB), 2 * MIB / 4096);
-    cr_assert_eq(resident_pages(grown + 16 * MIB, 8 * MIB), 0, "nothing beyond the window");
+    cr_assert_eq(resident_pages(grown + next, 2 * MIB), 2 * MIB / 4096);
+    cr_assert_eq(resident_pages(grown + next + 2 * MIB, 24 * MIB - next - 2 * MIB), 0,
+                 "nothing beyond the window");
     cr_assert_geq(stats.bytes_warmed, 8 * MIB + ALLOT_PAGES_LEAD_BYTES + 2 * MIB);
     cr_assert_eq(stats.ranges_dropped, 0);
     allot_pages_free(grown, 24 * MIB);
