@@ -5,11 +5,13 @@
 # usage: bench/hold-memory.sh build/release/allotd [/tmp/old/allotd ...]
 # env:   HOLDS=1000000 SKUS=1000 FSYNC=none BENCH=build/release/bench/allot-bench
 #        ALLOT=build/release/allot (the CLI, for server.checkpoint and server.info)
+#        LOGLEVEL=warn SERVER_LOG=(a temporary file; name one to keep the server's log, e.g. with
+#        LOGLEVEL=info for its checkpoint lines)
 # Prints, per binary: RSS before, after the reserves, after a checkpoint, and bytes per hold;
 # what the RSS after the checkpoint is made of (anonymous memory, mapped files); and the peak RSS
 # of the run (VmHWM: the reserves with the checkpoints they triggered, and the final one).
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,9p "$0" >&2; exit 64; }
+[ $# -ge 1 ] || { sed -n 2,11p "$0" >&2; exit 64; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-$here/build/release/bench/allot-bench}
 ALLOT=${ALLOT:-$here/build/release/allot}
@@ -32,8 +34,8 @@ rss_parts() {
 for bin in "$@"; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   rm -rf "$work/data"
-  "$bin" --listen 127.0.0.1:"$port" --data-dir "$work/data" --fsync "$FSYNC" --log-level warn \
-    >"$work/allotd.log" 2>&1 &
+  "$bin" --listen 127.0.0.1:"$port" --data-dir "$work/data" --fsync "$FSYNC" \
+    --log-level "${LOGLEVEL:-warn}" >"${SERVER_LOG:-$work/allotd.log}" 2>&1 &
   pid=$!
   for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
   "$BENCH" load --target allot://127.0.0.1:"$port" --skus "$SKUS" --quiet >/dev/null 2>&1

@@ -8,19 +8,23 @@
 # usage: bench/open-loop.sh ALLOTD RATE DURATION_S TAG [more allotd options]
 # env:   BENCH=build/release/bench/allot-bench  ALLOT=build/release/allot (the CLI)
 #        FSYNC=always  SKUS=1000  LOCATIONS=10  PIN=1 (allotd, all its threads, on CPU 0, the
-#        bench's one thread on CPU 1; PIN=0: neither pinned)  OUT=/tmp/allot-open-loop (TAG.json:
-#        the bench's report with a 100 ms timeline, TAG.stats.json: server.stats at the end,
-#        TAG.threads: CPU ticks of each allotd thread, TAG.log: the server's log)
+#        bench's one thread on CPU 1; PIN=0: neither pinned)  WARMUP=1 (seconds of load before the
+#        measured DURATION_S)  SETTLE=0 (seconds between the server's start and the load: on the
+#        benchmark VM the disk stalls 30-80 ms about 3.5 s after a start, docs/benchmarks.md)
+#        OUT=/tmp/allot-open-loop (TAG.json: the bench's report with a 100 ms timeline,
+#        TAG.stats.json: server.stats at the end, TAG.threads: CPU ticks of each allotd thread,
+#        TAG.log: the server's log)
 # Alternate two binaries run by run (A B A B ...) to compare them: the host's disk and CPU vary
 # from minute to minute by more than most changes move the tail.
 set -euo pipefail
-[ $# -ge 4 ] || { sed -n 2,14p "$0" >&2; exit 64; }
+[ $# -ge 4 ] || { sed -n 2,17p "$0" >&2; exit 64; }
 ALLOTD=$1 RATE=$2 DURATION=$3 TAG=$4
 shift 4
 here=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${BENCH:-$here/build/release/bench/allot-bench}
 ALLOT=${ALLOT:-$here/build/release/allot}
 FSYNC=${FSYNC:-always} SKUS=${SKUS:-1000} LOCATIONS=${LOCATIONS:-10} PIN=${PIN:-1}
+WARMUP=${WARMUP:-1} SETTLE=${SETTLE:-0}
 OUT=${OUT:-/tmp/allot-open-loop}
 mkdir -p "$OUT"
 server_cpu=() bench_cpu=()
@@ -34,9 +38,10 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 100); do "$ALLOT" -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+sleep "$SETTLE"
 "$BENCH" load --target "allot://127.0.0.1:$port" --skus "$SKUS" --locations "$LOCATIONS" >/dev/null
 "${bench_cpu[@]}" "$BENCH" --target "allot://127.0.0.1:$port" --skus "$SKUS" --threads 1 \
-  --warmup 1 --scenario reserve --duration "$DURATION" --rate "$RATE" --server-pid "$pid" \
+  --warmup "$WARMUP" --scenario reserve --duration "$DURATION" --rate "$RATE" --server-pid "$pid" \
   --timeline-ms 100 --json "$OUT/$TAG.json" > "$OUT/$TAG.txt" 2>&1
 "$ALLOT" -p "$port" -r server.stats > "$OUT/$TAG.stats.json"
 for task in /proc/$pid/task/*; do
