@@ -21,11 +21,11 @@
  * once nothing touches that range on the hooks' behalf any more (an address range unmapped is
  * reused by later mappings, the checkpoint store's shared file map among them). A new mapping is
  * reported whole (the hash's tables are written at random); a growth by allot_pages_resize (the
- * tables filled in order) reports only ALLOT_PAGES_LEAD_BYTES after the old size, and the table
- * reports its fill (allot_pages_filled) so the window moves ahead of it. Such tables grow
- * allot_pages_lead_items() before they are full, so the window exists before the fill reaches
- * it: resident memory runs between ALLOT_PAGES_LEAD_BYTES and that plus one huge page ahead of
- * each table's fill (a hold pays its share: docs/benchmarks.md, "Hold memory and the lead").
+ * tables filled in order) reports only a lead after the old size, and the table reports its fill
+ * (allot_pages_filled) so the window moves ahead of it. Such tables grow allot_pages_lead_items()
+ * before they are full, so the window exists before the fill reaches it: resident memory runs
+ * between the lead and the lead plus one huge page ahead of each table's fill (a hold pays its
+ * share: docs/benchmarks.md, "Hold memory and the lead").
  */
 #ifndef ALLOT_CORE_PAGES_H
 #define ALLOT_CORE_PAGES_H
@@ -36,14 +36,21 @@
  * 4 KiB base pages). */
 #define ALLOT_PAGES_HUGE_BYTES (2u * 1024 * 1024)
 
-/* How far ahead of the fill a table filled in order has its pages faulted in, and grows:
- * ALLOT_PAGES_LEAD_BYTES of items, at most a quarter of the table, and none while the table is
- * small enough for malloc. One huge page: at the closed-loop peak the holds' slab fills it in
- * about 35 ms, time enough for the page warmer to fault in the next one; with half a page the
- * loop faulted some in itself (more faults in every run at that peak), and 4 MiB kept each
- * table's next page resident a page earlier than needed (docs/benchmarks.md, "Hold memory and
+/* How far ahead of its fill a table filled in order has its pages faulted in, and grows, in
+ * items: the next ALLOT_PAGES_LEAD_ITEMS inserts (at most a quarter of the table; none while the
+ * table is small enough for malloc). Items, not bytes: each hold takes one item of every such
+ * table, so the same time ahead is 1.9 MiB of the holds' slab (120-byte records) and 256 KiB of
+ * the expiry heap (16-byte entries). 16384 holds take 25-35 ms at the closed-loop peaks measured
+ * here, time enough for the page warmer to fault in the next huge page; with half that much of
+ * the slab the loop faulted some in itself (more faults in every run at that peak), and 4 MiB of
+ * every table kept its next page resident a page early (docs/benchmarks.md, "Hold memory and
  * the lead"). */
-#define ALLOT_PAGES_LEAD_BYTES (2u * 1024 * 1024)
+#define ALLOT_PAGES_LEAD_ITEMS 16384u
+
+static inline size_t allot_pages_lead_bytes(size_t item_bytes)
+{
+    return (size_t)ALLOT_PAGES_LEAD_ITEMS * item_bytes;
+}
 
 typedef struct allot_pages_hooks {
     void (*fresh_cb)(void *ctx, void *at, size_t bytes);  /* nobody has touched it yet */
@@ -58,26 +65,26 @@ static inline size_t allot_pages_lead_items(size_t capacity, size_t item_bytes)
 {
     if (capacity * item_bytes < ALLOT_PAGES_HUGE_BYTES)
         return 0;
-    size_t lead = ALLOT_PAGES_LEAD_BYTES / item_bytes;
-    return lead < capacity / 4 ? lead : capacity / 4;
+    return ALLOT_PAGES_LEAD_ITEMS < capacity / 4 ? ALLOT_PAGES_LEAD_ITEMS : capacity / 4;
 }
 
 /* A table filled in order (allot_pages_resize's blocks) reports its fill: when the fill comes
- * within ALLOT_PAGES_LEAD_BYTES of a new huge page, that huge page (inside the block) is reported
- * fresh, so a window ahead of the fill is faulted in, not the whole capacity. A growth by resize
- * reports the first ALLOT_PAGES_LEAD_BYTES after the old size. */
-void allot_pages_fill_crossed(void *block, size_t bytes, size_t filled_bytes);
-static inline void allot_pages_filled(void *block, size_t bytes, size_t filled_before,
-                                      size_t filled_after)
+ * within lead_bytes (allot_pages_lead_bytes of its items) of a new huge page, that huge page
+ * (inside the block) is reported fresh, so a window ahead of the fill is faulted in, not the
+ * whole capacity. */
+void allot_pages_fill_crossed(void *block, size_t bytes, size_t lead_bytes, size_t filled_bytes);
+static inline void allot_pages_filled(void *block, size_t bytes, size_t lead_bytes,
+                                      size_t filled_before, size_t filled_after)
 {
-    if (bytes >= ALLOT_PAGES_HUGE_BYTES &&
-        (filled_before + ALLOT_PAGES_LEAD_BYTES) / ALLOT_PAGES_HUGE_BYTES !=
-            (filled_after + ALLOT_PAGES_LEAD_BYTES) / ALLOT_PAGES_HUGE_BYTES)
-        allot_pages_fill_crossed(block, bytes, filled_after);
+    const size_t huge = ALLOT_PAGES_HUGE_BYTES;
+    if (bytes >= huge && (filled_before + lead_bytes) / huge != (filled_after + lead_bytes) / huge)
+        allot_pages_fill_crossed(block, bytes, lead_bytes, filled_after);
 }
 
 void *allot_pages_alloc(size_t bytes);
-void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes);
+/* A growth reports the first lead_bytes after the old size fresh (0: nothing; the fill reports
+ * the rest as it gets there). */
+void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes, size_t lead_bytes);
 void allot_pages_free(void *block, size_t bytes);
 
 #endif

@@ -47,8 +47,9 @@ int allot_heap_reserve(allot_heap_t *heap, uint32_t extra)
         capacity *= 2;
     if (capacity > UINT32_MAX)
         return needed <= heap->capacity ? 0 : ALLOT_ENOMEM;
-    allot_heap_entry_t *entries = allot_pages_resize(
-        heap->entries, (size_t)heap->capacity * sizeof(*entries), capacity * sizeof(*entries));
+    allot_heap_entry_t *entries =
+        allot_pages_resize(heap->entries, (size_t)heap->capacity * sizeof(*entries),
+                           capacity * sizeof(*entries), allot_pages_lead_bytes(sizeof(*entries)));
     if (entries == NULL)
         return needed <= heap->capacity ? 0 : ALLOT_ENOMEM;
     heap->entries = entries;
@@ -132,6 +133,7 @@ int allot_heap_push(allot_heap_t *heap, uint32_t item)
     heap->count++;
     if (heap->count > heap->count_high) { /* entries fill in order: keep the window ahead */
         allot_pages_filled(heap->entries, (size_t)heap->capacity * sizeof(*heap->entries),
+                           allot_pages_lead_bytes(sizeof(*heap->entries)),
                            (size_t)heap->count_high * sizeof(*heap->entries),
                            (size_t)heap->count * sizeof(*heap->entries));
         heap->count_high = heap->count;

@@ -93,7 +93,7 @@ static void *pages_remap(void *block, size_t old_mapped, size_t new_mapped)
     return p; /* the mapping keeps its MADV_HUGEPAGE */
 }
 
-void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes)
+void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes, size_t lead_bytes)
 {
     if (block == NULL)
         return allot_pages_alloc(new_bytes);
@@ -106,8 +106,7 @@ void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes)
             /* from the base page the old size ends in (its huge page may be untouched yet), a
              * lead's worth: the fill reports the rest as it gets there (allot_pages_filled) */
             size_t from = old_bytes & ~(size_t)(PAGES_BASE_BYTES - 1);
-            size_t to = from + ALLOT_PAGES_LEAD_BYTES < new_mapped ? from + ALLOT_PAGES_LEAD_BYTES
-                                                                   : new_mapped;
+            size_t to = from + lead_bytes < new_mapped ? from + lead_bytes : new_mapped;
             pages_fresh(p + from, to - from);
         }
         return p;
@@ -122,10 +121,10 @@ void *allot_pages_resize(void *block, size_t old_bytes, size_t new_bytes)
     return p;
 }
 
-void allot_pages_fill_crossed(void *block, size_t bytes, size_t filled_bytes)
+void allot_pages_fill_crossed(void *block, size_t bytes, size_t lead_bytes, size_t filled_bytes)
 {
     size_t mapped = pages_round(bytes);
-    size_t at = (filled_bytes + ALLOT_PAGES_LEAD_BYTES) & ~(size_t)(ALLOT_PAGES_HUGE_BYTES - 1);
+    size_t at = (filled_bytes + lead_bytes) & ~(size_t)(ALLOT_PAGES_HUGE_BYTES - 1);
     if (at < mapped)
         pages_fresh((char *)block + at, ALLOT_PAGES_HUGE_BYTES);
 }

@@ -138,8 +138,9 @@ int reservation_slot_reserve(allot_state_t *state)
                 state->reservation_slots == state->reservation_capacity;
     if (full || (lead > 0 && state->reservation_slots + lead >= state->reservation_capacity)) {
         uint32_t capacity = state->reservation_capacity ? state->reservation_capacity * 2 : 64;
-        allot_reservation_t *r = allot_pages_resize(
-            state->reservations, state->reservation_capacity * sizeof(*r), capacity * sizeof(*r));
+        allot_reservation_t *r =
+            allot_pages_resize(state->reservations, state->reservation_capacity * sizeof(*r),
+                               capacity * sizeof(*r), allot_pages_lead_bytes(sizeof(*r)));
         if (r == NULL && full)
             return ALLOT_ENOMEM;
         if (r != NULL) {
@@ -170,6 +171,7 @@ uint32_t reservation_slot_take_hashed(allot_state_t *state, allot_str_t id, uint
         slot = state->reservation_slots++;
         allot_pages_filled(state->reservations,
                            (size_t)state->reservation_capacity * sizeof(allot_reservation_t),
+                           allot_pages_lead_bytes(sizeof(allot_reservation_t)),
                            (size_t)slot * sizeof(allot_reservation_t),
                            (size_t)(slot + 1) * sizeof(allot_reservation_t));
     }

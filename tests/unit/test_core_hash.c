@@ -336,7 +336,7 @@ Test(pages, blocks_keep_their_bytes_as_they_grow_and_shrink_across_the_huge_page
     unsigned char *block = NULL;
     size_t bytes = 0;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-        unsigned char *moved = allot_pages_resize(block, bytes, sizes[k]);
+        unsigned char *moved = allot_pages_resize(block, bytes, sizes[k], 0);
         cr_assert_not_null(moved, "size %zu", sizes[k]);
         size_t kept = bytes < sizes[k] ? bytes : sizes[k];
         for (size_t i = 0; i < kept; i += 997)
@@ -407,21 +407,24 @@ Test(pages, mappings_report_their_fresh_part_and_are_retired_before_they_move_or
     cr_assert_not_null(block);
     report_assert(0, 'f', block, 3 * huge); /* whole huge pages */
     block[3 * huge - 101] = 1;
-    char *grown = allot_pages_resize(block, 3 * huge - 100, 9 * huge + 4100);
+    const size_t lead = huge / 2; /* part of a page: the fill's report below must round it */
+    char *grown = allot_pages_resize(block, 3 * huge - 100, 9 * huge + 4100, lead);
     cr_assert_not_null(grown);
     report_assert(1, 'r', block, 3 * huge); /* before the move */
     /* from the base page the old size ends in (its huge page may not be faulted yet), a lead */
-    report_assert(2, 'f', grown + 3 * huge - 4096, ALLOT_PAGES_LEAD_BYTES);
+    report_assert(2, 'f', grown + 3 * huge - 4096, lead);
     cr_assert_eq(grown[3 * huge - 101], 1);
-    char *same = allot_pages_resize(grown, 9 * huge + 4100, 9 * huge + 8000);
+    char *same = allot_pages_resize(grown, 9 * huge + 4100, 9 * huge + 8000, lead);
     cr_assert_eq(same, grown);
     cr_assert_eq(report_count, 3, "no new pages, nothing reported");
     /* the fill coming within a lead of a huge page reports that page, inside the block only */
-    const size_t lead = ALLOT_PAGES_LEAD_BYTES, bytes = 9 * huge + 8000; /* mapped: 10 pages */
-    allot_pages_filled(grown, bytes, 6 * huge - lead - 8, 6 * huge - lead + 112);
+    const size_t bytes = 9 * huge + 8000;                                 /* mapped: 10 pages */
+    allot_pages_filled(grown, bytes, lead, 5 * huge - 8, 5 * huge + 112); /* entering a page */
+    cr_assert_eq(report_count, 3, "the next page is not within the lead yet");
+    allot_pages_filled(grown, bytes, lead, 6 * huge - lead - 8, 6 * huge - lead + 112);
     report_assert(3, 'f', grown + 6 * huge, huge);
-    allot_pages_filled(grown, bytes, 6 * huge - lead + 112, 6 * huge - lead + 232);
-    allot_pages_filled(grown, bytes, 10 * huge - lead - 8, 10 * huge - lead + 112);
+    allot_pages_filled(grown, bytes, lead, 6 * huge - lead + 112, 6 * huge - lead + 232);
+    allot_pages_filled(grown, bytes, lead, 10 * huge - lead - 8, 10 * huge - lead + 112);
     cr_assert_eq(report_count, 4,
                  "no page newly within the lead, or a page past the block: nothing");
     allot_pages_free(grown, bytes);

@@ -351,7 +351,7 @@ static void index_position_set(void *ctx, uint32_t item, uint32_t position)
 Test(heap, a_heap_in_huge_pages_grows_a_lead_before_it_is_full)
 {
     /* Pushes fill the entries in order: once they are a mapping of huge pages the heap grows
-     * while ALLOT_PAGES_LEAD_BYTES of entries are still free, so the next pages can be faulted in
+     * while ALLOT_PAGES_LEAD_ITEMS entries are still free, so the next pages can be faulted in
      * off the loop before pushes reach them (before: only when full). A reserve for what fits
      * needs no growth below that. */
     allot_heap_t h;

@@ -210,7 +210,7 @@ Test(reserve, holds_read_the_same_after_the_slab_grows_under_them, .init = two_w
 Test(reserve, a_slab_in_huge_pages_grows_a_lead_before_it_is_full, .init = two_warehouses)
 {
     /* New records fill the slab in order: once it is a mapping of huge pages it grows while
-     * ALLOT_PAGES_LEAD_BYTES of records are still free, so the next pages can be faulted in off
+     * ALLOT_PAGES_LEAD_ITEMS records are still free, so the next pages can be faulted in off
      * the loop before the fill reaches them (before: only when full). */
     fx_stock(st, "A", "W1", 1000000, 0);
     allot_line_input_t lines[] = {{S("A"), 1}};
