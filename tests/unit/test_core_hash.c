@@ -407,7 +407,9 @@ Test(pages, mappings_report_their_fresh_part_and_are_retired_before_they_move_or
     cr_assert_not_null(block);
     report_assert(0, 'f', block, 3 * huge); /* whole huge pages */
     block[3 * huge - 101] = 1;
-    const size_t lead = huge / 2; /* part of a page: the fill's report below must round it */
+    /* a lead of part of a page: a page is reported when the fill comes within the lead of it,
+     * not when the fill enters the page before it */
+    const size_t lead = huge / 2;
     char *grown = allot_pages_resize(block, 3 * huge - 100, 9 * huge + 4100, lead);
     cr_assert_not_null(grown);
     report_assert(1, 'r', block, 3 * huge); /* before the move */
