@@ -146,6 +146,12 @@ static void on_checkpoint_slice(uv_idle_t *idle)
         uv_idle_stop(idle);
 }
 
+/* A checkpoint is being serialized, waits for the writer, or is being written. */
+static bool checkpoint_in_flight(const server_checkpoint_t *cp)
+{
+    return cp->building != NULL || cp->pending != NULL || checkpoint_writer_busy(cp->writer);
+}
+
 /* Begin a checkpoint of what changed (or of everything after a failure) as of the WAL's last
  * LSN; it is serialized in slices (or remember the request while one is running). */
 static void checkpoint_start(server_t *server, const char *reason)
@@ -153,7 +159,7 @@ static void checkpoint_start(server_t *server, const char *reason)
     server_checkpoint_t *cp = &server->checkpoint;
     if (cp->writer == NULL || cp->shutdown_phase == 2)
         return;
-    if (cp->building != NULL || cp->pending != NULL || checkpoint_writer_busy(cp->writer)) {
+    if (checkpoint_in_flight(cp)) {
         cp->requested = true;
         return;
     }
@@ -192,8 +198,7 @@ static void checkpoint_start(server_t *server, const char *reason)
 int checkpoint_driver_begin(server_t *server, const char *reason, uint64_t *lsn)
 {
     server_checkpoint_t *cp = &server->checkpoint;
-    if (cp->writer == NULL || cp->shutdown_phase != 0 || cp->building != NULL ||
-        cp->pending != NULL || checkpoint_writer_busy(cp->writer))
+    if (cp->writer == NULL || cp->shutdown_phase != 0 || checkpoint_in_flight(cp))
         return ALLOT_EOVERLOADED;
     checkpoint_start(server, reason);
     if (cp->building == NULL && cp->pending == NULL)
@@ -213,8 +218,7 @@ static void orders_evict(server_t *server)
     int refused;
     if (cp->archive == NULL || cp->writer == NULL || cp->shutdown_phase != 0 ||
         server->consensus != NULL || /* a group keeps its orders in memory (operations.md) */
-        cp->building != NULL || cp->pending != NULL || cp->full_needed ||
-        checkpoint_writer_busy(cp->writer) || checkpoint_writer_kept(cp->writer) > 0 ||
+        checkpoint_in_flight(cp) || cp->full_needed || checkpoint_writer_kept(cp->writer) > 0 ||
         !server_writes_allowed(server, &refused))
         return;
     uint32_t evicted =
@@ -290,11 +294,10 @@ void checkpoint_driver_done_cb(checkpoint_writer_t *writer, int status, uint64_t
 /* No checkpoint running and the dirty count as it was SERVER_CHECKPOINT_SPARES_IDLE_MS ago: keep
  * only the spare chunks what is dirty will fill (none when nothing is), as no larger checkpoint
  * is in sight. */
-static void spares_fit_when_idle(server_t *server, size_t dirty)
+static void spares_fit_when_idle(server_t *server, size_t dirty, bool in_flight)
 {
     server_checkpoint_t *cp = &server->checkpoint;
-    bool still = dirty == cp->dirty_at_tick && cp->building == NULL && cp->pending == NULL &&
-                 !checkpoint_writer_busy(cp->writer);
+    bool still = dirty == cp->dirty_at_tick && !in_flight;
     cp->dirty_at_tick = dirty;
     cp->dirty_still_ticks = still ? cp->dirty_still_ticks + 1 : 0;
     if (cp->dirty_still_ticks == SERVER_CHECKPOINT_SPARES_IDLE_MS / SERVER_HOUSEKEEPING_PERIOD_MS)
@@ -307,14 +310,14 @@ void checkpoint_driver_tick(server_t *server)
     if (cp->writer == NULL)
         return;
     size_t dirty = allot_state_dirty_count(server->state);
-    spares_fit_when_idle(server, dirty);
+    bool in_flight = checkpoint_in_flight(cp);
+    spares_fit_when_idle(server, dirty, in_flight);
     /* the chunks the next checkpoint will fill, faulted in off the loop before it starts; not
      * while one is in flight: its chunks come back to the spares when it commits, and chunks
      * reserved meanwhile would add to its memory at its peak */
-    if (cp->building == NULL && cp->pending == NULL && !checkpoint_writer_busy(cp->writer))
+    if (!in_flight)
         checkpoint_writer_spares_reserve(cp->writer, dirty);
-    if (cp->requested && cp->building == NULL && cp->pending == NULL &&
-        !checkpoint_writer_busy(cp->writer)) {
+    if (cp->requested && !in_flight) {
         checkpoint_start(server, "requested"); /* came while one was running that then failed */
         return;
     }
@@ -329,9 +332,7 @@ void checkpoint_driver_tick(server_t *server)
      * size of one checkpoint (its batch is held in memory) and what a crash leaves to replay. */
     bool by_dirty = config->checkpoint_dirty_max > 0 && dirty >= config->checkpoint_dirty_max;
     /* the next checkpoint due while one is in flight: the writer stops stepping aside */
-    checkpoint_writer_set_behind(cp->writer, (by_time || by_bytes || by_dirty) &&
-                                                 (cp->building != NULL || cp->pending != NULL ||
-                                                  checkpoint_writer_busy(cp->writer)));
+    checkpoint_writer_set_behind(cp->writer, (by_time || by_bytes || by_dirty) && in_flight);
     if (!by_time && !by_bytes && !by_dirty)
         return;
     if (checkpoint_due(server)) {
