@@ -55,16 +55,17 @@
  *    active segment: a window is filled only while it starts at most zero_lead_bytes beyond the
  *    writer's end in the active segment (with segments of different sizes, beyond as far from
  *    the spare's end as the active segment is from full; the reaper looks again every
- *    WAL_ZERO_PACE_POLL_MS, and serves a truncation asked for meanwhile first). A segment's zeros
- * then go out over its life, not in the half second after each rollover. The fill uses the space
- * the allocation already took (no new ENOSPC; the same disk usage) and is never waited for by a
- * record: a spare is ready for the loop once allocated, as before. When the writer needs the spare
- * before its fill is done, it stops the fill (waiting for at most the window in progress), takes it
- * (counted in segments_unzeroed) and the reaper fills the rest of it above the writer, as it does
- * for the segment wal_open begins or reopens: whole windows above the end of the writer's next
- * write, which waits only when its write reaches the window being filled (one window at most).
- * Windows whose blocks are already written (FIEMAP) are skipped, so a restart fills nothing twice.
- * A fill that fails (zero_fill_failures) leaves the segment as allocated. A crash mid-fill leaves
+ *    WAL_ZERO_PACE_POLL_MS, and serves a truncation asked for meanwhile first). A segment's
+ *    zeros then go out over its life, not in the half second after each rollover. The fill
+ *    uses the space the allocation already took (no new ENOSPC; the same disk usage) and is
+ *    never waited for by a record: a spare is ready for the loop once allocated, as before.
+ *    When the writer needs the spare before its fill is done, it stops the fill (waiting for at
+ *    most the window in progress), takes it (counted in segments_unzeroed) and the reaper fills
+ *    the rest of it above the writer, as it does for the segment wal_open begins or reopens:
+ *    whole windows above the end of the writer's next write, which waits only when its write
+ *    reaches the window being filled (one window at most). Windows whose blocks are already
+ *    written (FIEMAP) are skipped, so a restart fills nothing twice. A fill that fails
+ *    (zero_fill_failures) leaves the segment as allocated. A crash mid-fill leaves
  *    zeros or unwritten blocks, which both read as zeros: replay's torn-tail rules
  *    (persist/wal_read.h) see no difference.
  *  - Durability: durable_cb(wal, lsn, ctx) runs on the loop thread each time durable_lsn
