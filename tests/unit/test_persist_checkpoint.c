@@ -9,7 +9,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -17,6 +16,7 @@
 
 #include "test_core_fixture.h"
 #include "test_persist_store_fixture.h"
+#include "test_resident_pages.h"
 
 #include "core/errors.h"
 #include "core/pages.h"
@@ -1688,19 +1688,6 @@ Test(checkpoint, a_batchs_large_chunks_are_memory_the_kernel_may_back_with_huge_
     checkpoint_batch_free(batch);
 }
 
-/* Pages of [at, at + bytes) in memory. */
-static size_t resident_pages(void *at, size_t bytes)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = bytes / page, resident = 0;
-    unsigned char *vec = malloc(pages);
-    cr_assert_not_null(vec);
-    cr_assert_eq(mincore(at, bytes, vec), 0, "mincore: %s", strerror(errno));
-    for (size_t i = 0; i < pages; i++)
-        resident += vec[i] & 1;
-    free(vec);
-    return resident;
-}
-
 Test(checkpoint, the_loop_reserves_untouched_chunks_for_what_is_dirty_and_the_next_batch_fills_them)
 {
     store_open(512ull << 20);
@@ -1723,7 +1710,7 @@ Test(checkpoint, the_loop_reserves_untouched_chunks_for_what_is_dirty_and_the_ne
     cr_assert_eq(fresh_count, chunks);
     for (size_t i = 0; i < chunks; i++) {
         cr_assert_eq(fresh_bytes[i], CHECKPOINT_BATCH_CHUNK_BYTES_MAX);
-        cr_assert_eq(resident_pages(fresh_at[i], fresh_bytes[i]), 0, "block %zu", i);
+        cr_assert_eq(test_resident_pages(fresh_at[i], fresh_bytes[i]), 0, "block %zu", i);
     }
     /* Asked again for as much: nothing more. Asked for more than the bound: a few chunks per
      * call, up to the bound and no further. */

@@ -6,23 +6,12 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "test_resident_pages.h"
+
 #include "core/pages.h"
 #include "persist/pages_warm.h"
 
 #define MIB (1024u * 1024u)
-
-/* Resident 4 KiB pages of [at, at + bytes). */
-static size_t resident_pages(const void *at, size_t bytes)
-{
-    static unsigned char vec[(256u * MIB) / 4096];
-    size_t pages = bytes / 4096;
-    cr_assert_leq(pages, sizeof(vec));
-    cr_assert_eq(mincore((void *)at, bytes, vec), 0);
-    size_t resident = 0;
-    for (size_t i = 0; i < pages; i++)
-        resident += vec[i] & 1;
-    return resident;
-}
 
 /* Until the warmer has nothing queued or in flight (a guard of minutes, not a timing). */
 static pages_warm_stats_t warm_idle_wait(pages_warm_t *warm)
@@ -43,7 +32,7 @@ Test(pages_warm, fresh_table_pages_are_resident_before_anything_writes_them)
     /* without the warmer a new mapping has no page until it is written (the old way) */
     unsigned char *cold = allot_pages_alloc(8 * MIB);
     cr_assert_not_null(cold);
-    cr_assert_eq(resident_pages(cold, 8 * MIB), 0);
+    cr_assert_eq(test_resident_pages(cold, 8 * MIB), 0);
     allot_pages_free(cold, 8 * MIB);
 
     pages_warm_t *warm = pages_warm_start();
@@ -53,7 +42,8 @@ Test(pages_warm, fresh_table_pages_are_resident_before_anything_writes_them)
     pages_warm_stats_t stats = warm_idle_wait(warm);
     if (stats.bytes_warmed == 0 && stats.ranges_dropped > 0)
         cr_skip_test("no MADV_POPULATE_WRITE in this kernel");
-    cr_assert_eq(resident_pages(block, 8 * MIB), 8 * MIB / 4096, "all faulted in, none written");
+    cr_assert_eq(test_resident_pages(block, 8 * MIB), 8 * MIB / 4096,
+                 "all faulted in, none written");
     cr_assert_geq(stats.bytes_warmed, 8 * MIB);
     for (size_t i = 0; i < 8 * MIB; i += 4096)
         cr_assert_eq(block[i], 0, "still zeroed at %zu", i);
@@ -64,13 +54,13 @@ Test(pages_warm, fresh_table_pages_are_resident_before_anything_writes_them)
     unsigned char *grown = allot_pages_resize(block, 8 * MIB, 24 * MIB, lead);
     cr_assert_not_null(grown);
     stats = warm_idle_wait(warm);
-    cr_assert_eq(resident_pages(grown, 24 * MIB), (8 * MIB + lead) / 4096);
+    cr_assert_eq(test_resident_pages(grown, 24 * MIB), (8 * MIB + lead) / 4096);
     cr_assert_eq(grown[5], 7);
     size_t next = 12 * MIB; /* a huge page above the growth's first lead */
     allot_pages_filled(grown, 24 * MIB, lead, next - lead - 16, next - lead);
     stats = warm_idle_wait(warm);
-    cr_assert_eq(resident_pages(grown + next, 2 * MIB), 2 * MIB / 4096);
-    cr_assert_eq(resident_pages(grown + next + 2 * MIB, 24 * MIB - next - 2 * MIB), 0,
+    cr_assert_eq(test_resident_pages(grown + next, 2 * MIB), 2 * MIB / 4096);
+    cr_assert_eq(test_resident_pages(grown + next + 2 * MIB, 24 * MIB - next - 2 * MIB), 0,
                  "nothing beyond the window");
     cr_assert_geq(stats.bytes_warmed, 8 * MIB + lead + 2 * MIB);
     cr_assert_eq(stats.ranges_dropped, 0);
@@ -99,7 +89,7 @@ Test(pages_warm, a_range_unmapped_before_its_turn_is_never_populated_at_its_old_
     }
     warm_idle_wait(warm);
     for (int i = 1; i < 4; i++)
-        cr_assert_eq(resident_pages(other[i], 64 * MIB), 0, "mapping %d was populated", i);
+        cr_assert_eq(test_resident_pages(other[i], 64 * MIB), 0, "mapping %d was populated", i);
     for (int i = 1; i < 4; i++)
         munmap(other[i], 64 * MIB);
     allot_pages_free(blocks[0], 64 * MIB);
@@ -117,7 +107,7 @@ Test(pages_warm, stops_at_once_with_ranges_queued_and_removes_its_hooks)
     allot_pages_free(b, 128 * MIB);
     unsigned char *c = allot_pages_alloc(8 * MIB);
     cr_assert_not_null(c);
-    cr_assert_eq(resident_pages(c, 8 * MIB), 0, "no hooks: nothing warms it");
+    cr_assert_eq(test_resident_pages(c, 8 * MIB), 0, "no hooks: nothing warms it");
     allot_pages_free(c, 8 * MIB);
     pages_warm_stop(NULL);
 }
